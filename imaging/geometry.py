@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from imaging.errors import MMReasonError
+
 Box = tuple[float, float, float, float]
 
 
-class GeometryError(ValueError):
+class GeometryError(MMReasonError, ValueError):
     """A coordinate or box cannot be mapped (outside the view, degenerate, wrong tile)."""
 
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from imaging.errors import MMReasonError
+
 ORIENTATION = "LPS"
 MODALITIES = ("CT", "MR", "XR", "PT", "US", "OT")
 
 
-class VolumeError(ValueError):
+class VolumeError(MMReasonError, ValueError):
     """A volume's arrays or geometry are inconsistent."""
 
 

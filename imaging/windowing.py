@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imaging.errors import MMReasonError
 
-class WindowError(ValueError):
+
+class WindowError(MMReasonError, ValueError):
     """Unknown window preset or invalid window."""
 
 

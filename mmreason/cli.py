@@ -1,0 +1,47 @@
+"""`mmreason` command line: a thin dispatcher over `mmreason.commands.*` modules.
+
+Each command module defines ``register(subparsers)`` which adds its parser and sets
+``func=run`` (``run(args) -> int``). Errors a user can fix (`MMReasonError`) print one line on
+stderr and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from imaging.errors import MMReasonError
+
+#: command modules under mmreason.commands, in the order shown by --help
+COMMANDS = ("inspect", "segment", "measure", "infer", "bench", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmreason", description="Grounded reasoning over medical images.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mmreason.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"mmreason.commands.{name}":
+                continue  # command not built in this version
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MMReasonError as exc:
+        print(f"mmreason {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmreason: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
