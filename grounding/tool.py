@@ -149,6 +149,8 @@ class Tool:
         params = []
         for pname, p in self.parameters.get("properties", {}).items():
             ann = _PY_TYPES.get(p.get("type", "string"), Any)
+            if ann is list and "type" in p.get("items", {}):  # keep item types: list[float] -> items
+                ann = list[_PY_TYPES.get(p["items"]["type"], Any)]  # type: ignore[misc]
             default = inspect.Parameter.empty if pname in required else None
             if default is None:
                 ann = ann | None  # type: ignore[operator]

@@ -170,7 +170,10 @@ class ViewGeometry:
                 continue
             start = math.ceil(lo[axis] - 1e-6)
             stop = math.floor(hi[axis] + 1e-6) + 1
-            out.append(slice(max(start, 0), max(stop, start + 1)))
+            if stop <= start:  # no voxel centre inside (a box in a zoomed crop): the voxel holding it
+                start = math.floor((lo[axis] + hi[axis]) / 2 + 0.5)
+                stop = start + 1
+            out.append(slice(max(start, 0), max(stop, 1)))
         return tuple(out)  # type: ignore[return-value]
 
     def box_to_mm(self, box: Box) -> dict[str, list[float]]:

@@ -1,0 +1,57 @@
+"""The synthetic grounded benchmark (`benchmarks.synthetic`), read back from ``synthetic.json``.
+
+Layout: ``synthetic.json`` plus the ``studies/`` folder it refers to (paths relative to the
+folder of ``synthetic.json``). For the registered task, a missing set is generated on first use
+(`prepare`: 200 cases, seed 0, in the task's data folder, about a minute); make other sets with
+``mmreason bench --make-synthetic DIR --n N --seed S`` and point the task at them with
+``--data synthetic=DIR``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mmreason.case import Case
+
+from benchmarks.datasets.common import DatasetError, read_json
+
+ANNOTATION = "synthetic.json"
+DEFAULT_N, DEFAULT_SEED = 200, 0
+
+
+def prepare(root: Path) -> None:
+    """Generate the default set in ``root`` when it has no ``synthetic.json``."""
+    if (root / ANNOTATION).exists():
+        return
+    from benchmarks.synthetic import make_synthetic
+
+    print(f"synthetic: generating {DEFAULT_N} cases (seed {DEFAULT_SEED}) in {root} ...", file=sys.stderr)
+    make_synthetic(root, n=DEFAULT_N, seed=DEFAULT_SEED)
+
+
+def annotation_files(root: Path, split: str) -> list[Path]:
+    path = root / ANNOTATION
+    if not path.exists():
+        raise DatasetError(f"no {ANNOTATION} in {root}; run mmreason bench --make-synthetic {root}")
+    return [path]
+
+
+def load(root: Path, split: str = "test", task: str = "synthetic") -> list[Case]:
+    path = annotation_files(root, split)[0]
+    doc = read_json(path)
+    if doc.get("format") != "mmreason-synthetic":
+        raise DatasetError(f"{path} is not a synthetic benchmark file (format {doc.get('format')!r})")
+    base = path.parent
+    cases = []
+    for row in doc["cases"]:
+        cases.append(Case(
+            id=row["id"], task=task, images=[str(base / p) for p in row["images"]], question=row["question"],
+            answer=row["answer"], answer_type=row["answer_type"], options=row.get("options"), unit=row.get("unit"),
+            tolerance=row.get("tolerance"),
+            subgroups={"family": row["family"], "kind": row["kind"], "answer_type": row["answer_type"],
+                       "n_images": str(len(row["images"]))},
+            boxes=row.get("boxes", []), masks={k: str(base / p) for k, p in row.get("masks", {}).items()},
+            reference_steps=row.get("reference_steps", []), native=row,
+        ))
+    return cases

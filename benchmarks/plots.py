@@ -1,0 +1,74 @@
+"""PNG plots of a run's results (matplotlib, Agg backend: no display needed).
+
+* ``accuracy_<task>.png``: accuracy per subgroup value with Wilson 95% interval error bars, one
+  panel per subgroup key (overall accuracy as a dashed line);
+* ``steps_<task>.png``: the step metrics that are proportions (values in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+
+#: subgroups with more values than this are plotted by their most frequent values only
+MAX_BARS = 20
+
+
+def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | None:
+    panels = [(k, g) for k, g in summary["subgroups"].items() if g]
+    if not panels:
+        panels = [("answer_type", summary["by_answer_type"])]
+    if not panels[0][1]:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.2 + sum(0.3 * min(len(g), MAX_BARS) + 0.6 for _, g in panels)),
+                             squeeze=False)
+    overall = summary["accuracy"]["value"]
+    for ax, (key, groups) in zip(axes[:, 0], panels):
+        items = sorted(groups.items(), key=lambda kv: -kv[1]["n"])[:MAX_BARS]
+        names = [f"{v or '(none)'} (n={p['n']})" for v, p in items]
+        values = [p["value"] for _, p in items]
+        err = [[p["value"] - p["low"] for _, p in items], [p["high"] - p["value"] for _, p in items]]
+        ax.barh(range(len(items)), values, xerr=err, color="#4c72b0", ecolor="black", capsize=3)
+        ax.set_yticks(range(len(items)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.axvline(overall, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"{task}: accuracy by {key} (Wilson 95% CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _steps_plot(task: str, metrics: dict[str, Any], path: Path) -> Path | None:
+    items = [(k, float(v)) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0]
+    if not items:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 1 + 0.3 * len(items)))
+    ax.barh(range(len(items)), [v for _, v in items], color="#55a868")
+    ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{task}: step metrics", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_plots(results: dict[str, Any], folder: Path) -> list[Path]:
+    """Write the plots of every task in ``results`` into ``folder``; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, summary in results["tasks"].items():
+        if summary["n"]:
+            written.append(_accuracy_plot(task, summary, folder / f"accuracy_{task}.png"))
+        if summary.get("step_metrics"):
+            written.append(_steps_plot(task, summary["step_metrics"], folder / f"steps_{task}.png"))
+    return [p for p in written if p is not None]

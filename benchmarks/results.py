@@ -1,0 +1,172 @@
+"""From samples files to ``results.json``, ``results.md`` and plots; paired comparison of two runs.
+
+Metrics per task (all from the samples file, so a rescore reproduces them exactly):
+
+* ``accuracy``: share of cases scored correct (`benchmarks.scoring`), with a Wilson 95% interval;
+* ``by_answer_type``: the same per answer type;
+* ``open_recall>=0.5``: for open questions, the share whose token recall reaches
+  `OPEN_RECALL_THRESHOLD` (named with its threshold, never mixed into ``accuracy``), and
+  ``open_mean_recall``;
+* ``parse_status``: how many responses each parsing rule read (``unparsed`` counts as wrong);
+* ``subgroups``: accuracy with intervals per value of each of the task's subgroup keys;
+* ``throughput``: cases, seconds and samples/s of the last session that ran inference;
+* ``step_metrics``: `mmreason.verifiers.step_metrics` on the traces and verdicts, when the run
+  has ``steps_<task>.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from mmreason.trace import Trace
+
+from benchmarks.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
+from benchmarks.stats import compare_paired, wilson_interval
+
+RECALL_METRIC = f"open_recall>={OPEN_RECALL_THRESHOLD:g}"
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from benchmarks.runner import _dedup, read_jsonl_tolerant
+
+    return _dedup(read_jsonl_tolerant(path))
+
+
+def summarize_task(rows: list[dict[str, Any]], subgroup_keys: list[str] | None = None) -> dict[str, Any]:
+    """Metrics of one task's sample rows (see the module docstring)."""
+    correct = [bool(r["correct"]) for r in rows]
+    out: dict[str, Any] = {"n": len(rows), "accuracy": wilson_interval(sum(correct), len(rows)).to_dict()}
+    by_type: dict[str, list[bool]] = defaultdict(list)
+    for r, c in zip(rows, correct):
+        by_type[r["answer_type"]].append(c)
+    out["by_answer_type"] = {t: wilson_interval(sum(v), len(v)).to_dict() for t, v in sorted(by_type.items())}
+    recalls = [r["recall"] for r in rows if r["answer_type"] == "open" and r.get("recall") is not None]
+    if by_type.get("open"):
+        opened = len(by_type["open"])
+        hits = sum(x >= OPEN_RECALL_THRESHOLD for x in recalls)
+        out[RECALL_METRIC] = wilson_interval(hits, opened).to_dict()
+        out["open_mean_recall"] = sum(recalls) / opened
+    counts = Counter(r["parse_status"] for r in rows)
+    out["parse_status"] = {s: counts.get(s, 0) for s in PARSE_STATUSES}
+    out["errors"] = sum(1 for r in rows if r.get("error"))
+    keys = subgroup_keys if subgroup_keys is not None else sorted({k for r in rows for k in r.get("subgroups", {})})
+    subgroups: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for r, c in zip(rows, correct):
+            if key in r.get("subgroups", {}):
+                groups[str(r["subgroups"][key])].append(c)
+        subgroups[key] = {v: wilson_interval(sum(g), len(g)).to_dict() for v, g in sorted(groups.items())}
+    out["subgroups"] = subgroups
+    out["mean_tool_calls"] = sum(r.get("tool_calls", 0) for r in rows) / len(rows) if rows else 0.0
+    out["mean_latency_s"] = sum(r.get("latency_s", 0.0) for r in rows) / len(rows) if rows else 0.0
+    return out
+
+
+def task_step_metrics(run_dir: Path, task: str, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`mmreason.verifiers.step_metrics` for a task whose run has verdicts, else None."""
+    steps_path = run_dir / f"steps_{task}.jsonl"
+    if not steps_path.exists():
+        return None
+    try:
+        from mmreason import verifiers
+        from mmreason.verifiers import StepVerdict
+    except ImportError:
+        return None
+    from benchmarks.runner import case_from_row, read_jsonl_tolerant
+
+    verdicts_by_id = {r["id"]: r["verdicts"] for r in read_jsonl_tolerant(steps_path)}
+    kept = [r for r in rows if r["id"] in verdicts_by_id]
+    if not kept:
+        return None
+    cases = [case_from_row(r) for r in kept]
+    traces = [Trace.load(run_dir / r["trace"]) for r in kept]
+    verdicts = [[StepVerdict.from_dict(v) for v in verdicts_by_id[r["id"]]] for r in kept]
+    return verifiers.step_metrics(cases, traces, verdicts)
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | None = None,
+                  rescored: bool = False) -> dict[str, Any]:
+    """Summarise every task's samples into ``results.json``, ``results.md`` and plots."""
+    from benchmarks import plots
+    from benchmarks.tasks import REGISTRY
+
+    run_dir = Path(run_dir)
+    previous = read_results(run_dir).get("tasks", {})
+    doc: dict[str, Any] = {"run_dir": str(run_dir), "rescored": rescored, "tasks": {}}
+    for task in tasks:
+        rows = _rows(run_dir / f"samples_{task}.jsonl")
+        spec = REGISTRY.get(task)
+        summary = summarize_task(rows, list(spec.subgroup_keys) if spec else None)
+        tp = (throughput or {}).get(task)
+        if not tp or not tp.get("samples"):  # nothing ran this session: keep the last measured figure
+            tp = previous.get(task, {}).get("throughput") or tp
+        if tp and tp.get("samples"):
+            tp = {**tp, "samples_per_s": round(tp["samples"] / tp["seconds"], 4) if tp["seconds"] else None}
+        summary["throughput"] = tp
+        summary["step_metrics"] = task_step_metrics(run_dir, task, rows)
+        doc["tasks"][task] = summary
+    (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    (run_dir / "results.md").write_text(markdown(doc))
+    doc["plots"] = [str(p) for p in plots.write_plots(doc, run_dir / "plots")]
+    (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return doc
+
+
+def _pct(p: dict[str, Any]) -> str:
+    if not p["n"]:
+        return "n/a"
+    return f"{100 * p['value']:.1f} [{100 * p['low']:.1f}, {100 * p['high']:.1f}]"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """A results table per task: overall, by answer type, by subgroup; step metrics when present."""
+    lines = ["# Results", "", "Accuracy in % with Wilson 95% intervals.", "",
+             f"| task | n | accuracy | {RECALL_METRIC} | unparsed | samples/s |", "|---|---|---|---|---|---|"]
+    for task, s in doc["tasks"].items():
+        recall = _pct(s[RECALL_METRIC]) if RECALL_METRIC in s else "-"
+        sps = (s.get("throughput") or {}).get("samples_per_s")
+        lines.append(f"| {task} | {s['n']} | {_pct(s['accuracy'])} | {recall} | {s['parse_status']['unparsed']} | "
+                     f"{sps if sps is not None else '-'} |")
+    for task, s in doc["tasks"].items():
+        lines += ["", f"## {task}", "", "| group | value | n | accuracy |", "|---|---|---|---|"]
+        for t, p in s["by_answer_type"].items():
+            lines.append(f"| answer_type | {t} | {p['n']} | {_pct(p)} |")
+        for key, groups in s["subgroups"].items():
+            if key == "answer_type":
+                continue
+            for value, p in groups.items():
+                lines.append(f"| {key} | {value or '(none)'} | {p['n']} | {_pct(p)} |")
+        if s.get("step_metrics"):
+            lines += ["", "| step metric | value |", "|---|---|"]
+            for k, v in s["step_metrics"].items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    lines.append(f"| {k} | {v:.4g} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boot: int = 10000,
+                 seed: int = 0) -> dict[str, Any]:
+    """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored."""
+    out: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
+    names = tasks or sorted(p.stem[len("samples_"):] for p in Path(run_a).glob("samples_*.jsonl"))
+    for task in names:
+        a = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_a) / f"samples_{task}.jsonl")}
+        b = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_b) / f"samples_{task}.jsonl")}
+        common = sorted(set(a) & set(b))
+        if not common:
+            print(f"compare: no common cases for task {task}", file=sys.stderr)
+            continue
+        out["tasks"][task] = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
+                                            seed=seed).to_dict() | {"only_a": len(set(a) - set(b)),
+                                                                    "only_b": len(set(b) - set(a))}
+    return out

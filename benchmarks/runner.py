@@ -1,0 +1,434 @@
+"""Run tasks with any backend, resumably, and write everything a reader needs to trust the numbers.
+
+A run folder (``--out runs/NAME``) holds:
+
+* ``config.json``: backend, model, options, seed, package versions, git commit, per-task dataset
+  folder, annotation sha256 (and whether it matched the pinned one), prompt template hashes;
+* ``samples_<task>.jsonl``: one line per case, appended, flushed and fsynced as soon as the case
+  is done: prompt, images, raw response, parsed answer, parse status, correctness, latency,
+  tokens (when the backend reports them), trace path, and the case itself (for `rescore`);
+* ``traces/<task>/<id>.json``: the whole episode (images stripped unless ``trace_images``);
+* ``steps_<task>.jsonl``: verifier verdicts per case (with ``--verifiers``);
+* ``results.json`` / ``results.md``: metrics with Wilson intervals, subgroups, throughput, step
+  metrics; ``plots/*.png``.
+
+Every case starts from a fresh context: `mmreason.loop.run_episode` builds a new tool context,
+evidence board and conversation per call and the runner passes nothing from one case to the
+next. Resume: an interrupted run is started again with the same ``--out``; ids already in the
+samples file are skipped and a truncated last line (a kill mid-write) is cut off first, so no case
+is repeated or lost. The trace and the verdicts of a case are written before its sample line, so
+a sample line always points to complete files.
+
+Backends: ``rules``, ``hf``, ``openai`` (`mmreason.backends.get_backend`) or ``module:attr``,
+any importable callable returning an object with the backend interface (``name``, ``model_id``,
+``native_tools``, ``generate``, ``model_image_size``); it is called with the backend options
+(``model``, ``base_url`` when given). This is how custom and test backends plug in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from imaging.errors import MMReasonError
+from mmreason.case import Case
+from mmreason.trace import Trace
+
+from benchmarks import results as results_mod
+from benchmarks.scoring import score_response
+from benchmarks.tasks import LoadedTask, load_task
+
+SAMPLES = "samples_{task}.jsonl"
+STEPS = "steps_{task}.jsonl"
+
+
+class RunError(MMReasonError):
+    """The run cannot start or continue as configured."""
+
+
+@dataclass
+class BenchConfig:
+    """Everything that defines a benchmark run (recorded in ``config.json``).
+
+    Attributes:
+        tasks: registered task names.
+        out: the run folder (created; reused to resume).
+        backend: ``rules``, ``hf``, ``openai`` or ``module:attr`` (see the module docstring).
+        model / base_url: passed to the backend when given.
+        limit: evaluate only the first ``limit`` cases of each task (loader order).
+        batch_size: episodes advanced together through the loop's batched `run_episodes`.
+        concurrency: batches in flight at once (threads; for the openai backend).
+        verifiers: verifier kinds to run on each trace (``rule``, ``prm``); empty for none.
+        seed: base seed; case ``i`` gets a seed derived from (seed, task, case id).
+        max_turns: model turns per episode.
+        split: overrides each task's default split.
+        data: ``task -> folder`` overrides of the data locations.
+        trace_images: keep rendered images (base64 PNG) in the saved traces.
+        progress: show a tqdm bar on stderr.
+        backend_options: extra keyword arguments for the backend factory.
+        verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
+    """
+
+    tasks: list[str]
+    out: Path
+    backend: str = "rules"
+    model: str | None = None
+    base_url: str | None = None
+    limit: int | None = None
+    batch_size: int = 1
+    concurrency: int = 1
+    verifiers: list[str] = field(default_factory=list)
+    seed: int = 0
+    max_turns: int = 8
+    split: str | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    trace_images: bool = False
+    progress: bool = True
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    verifier_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise RunError("--batch-size and --concurrency must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise RunError("--limit must be at least 1")
+
+
+def make_backend(name: str, model: str | None = None, base_url: str | None = None, **options: Any) -> Any:
+    """A backend by registered name or ``module:attr`` import path (see the module docstring)."""
+    kwargs = {k: v for k, v in {"model": model, "base_url": base_url, **options}.items() if v is not None}
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise RunError(f"cannot import backend '{name}' ({exc}); give module:attr of an importable callable") from None
+        return factory(**kwargs)
+    from mmreason.backends import get_backend
+
+    return get_backend(name, **kwargs)
+
+
+def case_seed(seed: int, task: str, case_id: str) -> int:
+    """A per-case seed that does not depend on order, batching or resume."""
+    return int(hashlib.sha256(f"{seed}:{task}:{case_id}".encode()).hexdigest()[:8], 16)
+
+
+def safe_name(case_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
+
+
+# --------------------------------------------------------------------------- samples files
+
+def read_jsonl_tolerant(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; a truncated or corrupt last line is ignored (and cut off if ``repair``)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    rows, good_end = [], 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # the last line of a killed write
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+        good_end += len(line)
+    if repair and good_end < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good_end)
+    return rows
+
+
+class JsonlAppender:
+    """Append-only JSONL writer: every line is flushed and fsynced before `write` returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = path.open("a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (bytes, bytearray)):
+        return f"<{len(obj)} bytes>"
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- provenance
+
+def git_commit() -> str | None:
+    """``git rev-parse HEAD`` of the source tree, None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("mmreason", "torch", "transformers", "numpy", "datasets"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def task_provenance(loaded: LoadedTask) -> dict[str, Any]:
+    spec = loaded.spec
+    return {
+        "data_dir": str(loaded.root), "split": spec.split, "n_cases": len(loaded.cases),
+        "annotation_files": loaded.files, "sha256": loaded.sha256, "sha256_pinned": spec.sha256,
+        "checksum_ok": loaded.checksum_ok, "hf_id": spec.hf_id, "hf_revision": spec.hf_revision,
+        "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts,
+    }
+
+
+# --------------------------------------------------------------------------- one sample
+
+def last_assistant_text(trace: Trace) -> str:
+    return next((t.text for t in reversed(trace.turns) if t.role == "assistant"), "")
+
+
+def sample_row(case: Case, prompt: str, trace: Trace, latency: float, batch_size: int, trace_path: str,
+               seed: int) -> dict[str, Any]:
+    """The samples-file line of one finished case."""
+    response = last_assistant_text(trace)
+    score = score_response(response, case)
+    case_dict = {k: v for k, v in case.to_dict().items() if k != "native"}
+    usage = trace.meta.get("usage") if isinstance(trace.meta.get("usage"), dict) else None
+    return {
+        "id": case.id, "task": case.task, "prompt": prompt, "images": case.images,
+        "reference": case.answer, "answer_type": case.answer_type, "subgroups": case.subgroups,
+        "response": response, "loop_answer": trace.answer, "loop_status": trace.status,
+        **score.to_dict(),
+        "latency_s": round(latency, 4), "batch_size": batch_size, "timings": trace.timings,
+        "tokens": usage, "turns": sum(t.role == "assistant" for t in trace.turns),
+        "tool_calls": len(trace.tool_calls()), "trace": trace_path, "seed": seed,
+        "error": trace.meta.get("error"), "case": case_dict,
+    }
+
+
+def case_from_row(row: dict[str, Any]) -> Case:
+    return Case.from_dict(dict(row["case"]))
+
+
+# --------------------------------------------------------------------------- the run
+
+@dataclass
+class Verifiers:
+    """The verifier functions of `mmreason.verifiers` with the kinds and PRM a run asked for."""
+
+    module: Any
+    kinds: list[str]
+    prm: Any = None
+
+    def __call__(self, case: Case, trace: Trace) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in self.module.verify(case, trace, kinds=self.kinds, prm=self.prm)]
+
+
+def load_verifiers(kinds: list[str], options: dict[str, Any] | None = None) -> Verifiers | None:
+    """`Verifiers` for ``kinds`` (None when empty); ``prm`` needs ``options["prm_model"]``."""
+    if not kinds:
+        return None
+    try:
+        module = importlib.import_module("mmreason.verifiers")
+    except ImportError as exc:
+        raise RunError(f"--verifiers needs mmreason.verifiers, which cannot be imported ({exc})") from None
+    prm = None
+    if "prm" in kinds:
+        path = (options or {}).get("prm_model")
+        if not path:
+            raise RunError("--verifiers prm needs a process reward model: add --prm-model DIR_OR_HUB_ID")
+        prm = module.PRMScorer.from_pretrained(path)
+    return Verifiers(module, list(kinds), prm)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: Verifiers | None,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    """Evaluate the pending cases of one task; returns this session's throughput figures."""
+    from mmreason.loop import EpisodeRequest, LoopConfig, run_episodes
+
+    task = loaded.spec.name
+    cases = loaded.cases[: config.limit] if config.limit else loaded.cases
+    samples_path = config.out / SAMPLES.format(task=task)
+    done = {r["id"] for r in read_jsonl_tolerant(samples_path, repair=True)}
+    if verifiers is not None:
+        read_jsonl_tolerant(config.out / STEPS.format(task=task), repair=True)
+    pending = [c for c in cases if c.id not in done]
+    log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
+    if not pending:
+        return {"samples": 0, "seconds": 0.0}
+    loop_config = LoopConfig(max_turns=config.max_turns)
+    options_in_prompt = loaded.spec.options_in_question
+    trace_dir = config.out / "traces" / task
+    trace_dir.mkdir(parents=True, exist_ok=True)
+
+    def run_chunk(chunk: list[Case]) -> tuple[list[Case], list[Trace], float]:
+        t0 = time.perf_counter()
+        requests = [EpisodeRequest(inputs=c.images, question=loaded.spec.format_prompt(c),
+                                   options=None if options_in_prompt else c.options) for c in chunk]
+        # batch 1: each case has its own seed; a batch is seeded once, by its first case
+        seed = case_seed(config.seed, task, chunk[0].id)
+        traces = run_episodes(requests, backend, config=loop_config, seed=seed)
+        return chunk, traces, time.perf_counter() - t0
+
+    samples = JsonlAppender(samples_path)
+    steps = JsonlAppender(config.out / STEPS.format(task=task)) if verifiers is not None else None
+    bar = _progress(len(pending), task, config.progress)
+    t_start = time.perf_counter()
+    n_done = 0
+    try:
+        chunks = list(_chunks(pending, config.batch_size))
+        if config.concurrency > 1:
+            pool = ThreadPoolExecutor(max_workers=config.concurrency)
+            finished = pool.map(run_chunk, chunks)
+        else:
+            pool, finished = None, map(run_chunk, chunks)
+        try:
+            for chunk, traces, seconds in finished:
+                for case, trace in zip(chunk, traces, strict=True):
+                    rel = f"traces/{task}/{safe_name(case.id)}.json"
+                    trace.meta["case_id"], trace.meta["task"] = case.id, task
+                    trace.save(config.out / rel, with_images=config.trace_images)
+                    if steps is not None:
+                        steps.write({"id": case.id, "verdicts": verifiers(case, trace)})
+                    samples.write(sample_row(case, loaded.spec.format_prompt(case), trace, seconds / len(chunk),
+                                             len(chunk), rel, case_seed(config.seed, task, chunk[0].id)))
+                    n_done += 1
+                    bar.update(1)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+        samples.close()
+        if steps is not None:
+            steps.close()
+    seconds = time.perf_counter() - t_start
+    return {"samples": n_done, "seconds": round(seconds, 4)}
+
+
+def _progress(total: int, task: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=task, unit="case", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) -> dict[str, Any]:
+    """Write ``config.json`` (merging the provenance of earlier sessions of the same run)."""
+    path = config.out / "config.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    doc = {
+        **record,
+        "backend_name": getattr(backend, "name", config.backend),
+        "model_id": getattr(backend, "model_id", config.model),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "tasks_provenance": {**previous.get("tasks_provenance", {}), **provenance},
+        "sessions": previous.get("sessions", []) + [{"started": time.strftime("%Y-%m-%dT%H:%M:%S")}],
+    }
+    mismatched = [t for t, p in doc["tasks_provenance"].items() if p.get("checksum_ok") is False]
+    doc["checksum_mismatch"] = mismatched
+    if previous and (previous.get("backend"), previous.get("model"), previous.get("seed")) != (
+            config.backend, config.model, config.seed):
+        raise RunError(f"{config.out} holds a run with backend={previous.get('backend')} model={previous.get('model')} "
+                       f"seed={previous.get('seed')}; resume with the same settings or use another --out")
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return doc
+
+
+def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every task of ``config`` (resuming what is done), then score and report. Returns results."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    config.out.mkdir(parents=True, exist_ok=True)
+    loaded = {name: load_task(name, config.data, config.split) for name in config.tasks}
+    backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
+    verifiers = load_verifiers(config.verifiers, config.verifier_options)
+    write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)
+    throughput = {name: run_task(config, lt, backend, verifiers, log) for name, lt in loaded.items()}
+    return results_mod.write_results(config.out, config.tasks, throughput=throughput)
+
+
+def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_options: dict[str, Any] | None = None,
+            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Re-score a finished (or interrupted) run from its samples files, without inference.
+
+    Parsing and scoring are redone with the current scorer and the samples files are rewritten
+    atomically. With ``verifier_kinds``, the verifiers are run again on the saved traces.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    run_dir = Path(run_dir)
+    files = sorted(run_dir.glob("samples_*.jsonl"))
+    if not files:
+        raise RunError(f"no samples_*.jsonl in {run_dir}; is it a run folder made by mmreason bench?")
+    verifiers = load_verifiers(verifier_kinds or [], verifier_options)
+    tasks = []
+    for path in files:
+        task = path.stem[len("samples_"):]
+        tasks.append(task)
+        rows = _dedup(read_jsonl_tolerant(path))
+        changed = 0
+        new_rows = []
+        verdict_rows = []
+        for row in rows:
+            case = case_from_row(row)
+            score = score_response(row["response"], case).to_dict()
+            changed += score["correct"] != row.get("correct")
+            new_rows.append({**row, **score})
+            if verifiers is not None:
+                trace = Trace.load(run_dir / row["trace"])
+                verdict_rows.append({"id": row["id"], "verdicts": verifiers(case, trace)})
+        _rewrite_jsonl(path, new_rows)
+        if verifiers is not None:
+            _rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
+        log(f"{task}: rescored {len(rows)} samples, {changed} changed correctness")
+    previous = results_mod.read_results(run_dir)
+    throughput = {t: previous.get("tasks", {}).get(t, {}).get("throughput") for t in tasks}
+    return results_mod.write_results(run_dir, tasks, throughput=throughput, rescored=True)
+
+
+def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        seen.setdefault(row["id"], row)
+    return list(seen.values())
+
+
+def _rewrite_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)

@@ -1,0 +1,216 @@
+"""Strict, transparent scoring of a model's final response against a `Case`'s reference answer.
+
+Parsing (`parse_response`) tries, in this order, and records which rule matched:
+
+1. ``answer_tag``: the last ``<answer>...</answer>`` (an unclosed last tag runs to the end);
+2. ``boxed``: the last ``\\boxed{...}`` (nested braces allowed);
+3. ``answer_prefix``: the last line of the form ``Answer: X`` / ``Final answer: X``;
+4. ``option_text``: the whole response equals (after normalisation) one option's text; for closed
+   questions the implicit options are ``yes`` and ``no``;
+5. otherwise ``unparsed``: the sample is scored incorrect. Nothing is guessed: no first-letter
+   heuristics, no fuzzy option matching.
+
+Scoring by answer type (`score`):
+
+* ``closed``: a yes/no reference is compared with the first word of the normalised prediction
+  (``yes``/``no``); any other closed reference (``CT or MRI?``) by normalised exact match.
+* ``open``: normalised exact match is the primary ``correct``; token recall (share of reference
+  tokens present in the prediction) is reported as ``recall`` and ``recall>=0.5`` is its own
+  metric (`OPEN_RECALL_THRESHOLD`).
+* ``choice``: the extracted text must name one option letter (``B``, ``(B)``, ``B. text``) or equal
+  one option's text exactly (normalised); anything else is incorrect with ``option=None``.
+* ``numeric``: the first number in the extracted text, converted to the reference unit when the
+  prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, %), compared with relative tolerance
+  ``case.tolerance`` (default `DEFAULT_REL_TOLERANCE`).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mmreason.case import Case
+
+PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "option_text", "unparsed")
+OPEN_RECALL_THRESHOLD = 0.5
+DEFAULT_REL_TOLERANCE = 0.05
+LETTERS = string.ascii_uppercase
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(.+?)\s*$",
+                            re.IGNORECASE | re.MULTILINE)
+_LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+_ARTICLES = {"a", "an", "the"}
+_PUNCT = re.compile(r"[^\w\s.%-]|(?<!\d)\.|\.(?!\d)|(?<![\w])-|-(?![\w])")
+
+#: conversion factors to a base unit per dimension (length mm, area mm2, volume mm3)
+_UNITS: dict[str, tuple[str, float]] = {
+    "mm": ("length", 1.0), "cm": ("length", 10.0), "m": ("length", 1000.0),
+    "mm2": ("area", 1.0), "cm2": ("area", 100.0),
+    "mm3": ("volume", 1.0), "cm3": ("volume", 1000.0), "ml": ("volume", 1000.0), "cc": ("volume", 1000.0),
+    "l": ("volume", 1e6), "%": ("percent", 1.0), "percent": ("percent", 1.0),
+}
+_UNIT_AFTER_NUMBER = re.compile(r"^\s*(mm\^?[23]|cm\^?[23]|mm²|mm³|cm²|cm³|ml|cc|mm|cm|%|percent|m|l)\b|^\s*%",
+                                re.IGNORECASE)
+
+
+@dataclass
+class ParsedResponse:
+    """The answer text extracted from a response and the rule that extracted it."""
+
+    text: str | None
+    status: str
+
+
+@dataclass
+class Score:
+    """How one sample scored.
+
+    Attributes:
+        correct: the primary metric (exact match for open questions).
+        parsed: the extracted answer text (None when unparsed).
+        parse_status: one of `PARSE_STATUSES`.
+        option: the option letter the prediction names (choice questions), else None.
+        recall: token recall against the reference (open questions), else None.
+        value: the numeric value in the reference unit (numeric questions), else None.
+    """
+
+    correct: bool
+    parsed: str | None
+    parse_status: str
+    option: str | None = None
+    recall: float | None = None
+    value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, drop punctuation (keeping decimal points, %, inner hyphens) and articles."""
+    text = _PUNCT.sub(" ", text.lower())
+    return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 1, start + len("\\boxed{")
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j]
+    return None  # unbalanced: not a boxed answer
+
+
+def parse_response(response: str, options: list[str] | None = None, answer_type: str = "open") -> ParsedResponse:
+    """Extract the answer text from a raw model response; see the module docstring for the order."""
+    tags = _ANSWER_TAG.findall(response)
+    if tags and tags[-1].strip():
+        return ParsedResponse(tags[-1].strip(), "answer_tag")
+    boxed = _last_boxed(response)
+    if boxed is not None and boxed.strip():
+        return ParsedResponse(boxed.strip(), "boxed")
+    prefixed = _ANSWER_PREFIX.findall(response)
+    if prefixed:
+        return ParsedResponse(prefixed[-1].strip(), "answer_prefix")
+    candidates = list(options or []) + (["yes", "no"] if answer_type == "closed" else [])
+    whole = normalize(response)
+    for option in candidates:
+        if whole and whole == normalize(option):
+            return ParsedResponse(option, "option_text")
+    return ParsedResponse(None, "unparsed")
+
+
+def option_letter(text: str, options: list[str]) -> str | None:
+    """The option letter that ``text`` names, or None: a letter in range or an option's exact text."""
+    normalized = normalize(text)
+    for i, option in enumerate(options):
+        if normalized and normalized == normalize(option):
+            return LETTERS[i]
+    m = _LETTER.match(text.strip())
+    if m:
+        letter, rest = m.group(1).upper(), m.group(2).strip()
+        idx = LETTERS.index(letter)
+        # "B. text" must agree with option B's text when text is given, else it is ambiguous
+        if idx < len(options) and (not rest or normalize(rest) == normalize(options[idx])):
+            return letter
+    return None
+
+
+def token_recall(prediction: str, reference: str) -> float:
+    """Share of the reference's normalised tokens that occur in the prediction (0 if no tokens)."""
+    ref = normalize(reference).split()
+    if not ref:
+        return 0.0
+    pred = set(normalize(prediction).split())
+    return sum(t in pred for t in ref) / len(ref)
+
+
+def _unit_key(unit: str) -> str:
+    return unit.lower().replace("^", "").replace("²", "2").replace("³", "3").strip()
+
+
+def parse_quantity(text: str) -> tuple[float, str | None] | None:
+    """The first number in ``text`` and the unit written right after it (normalised key or None)."""
+    m = _NUMBER.search(text.replace(",", ""))
+    if not m:
+        return None
+    rest = text.replace(",", "")[m.end():]
+    u = _UNIT_AFTER_NUMBER.match(rest)
+    unit = _unit_key(u.group(0)) if u else None
+    return float(m.group(0)), unit
+
+
+def convert(value: float, unit: str | None, target: str | None) -> float | None:
+    """``value`` in ``unit`` expressed in ``target``; None when the dimensions differ."""
+    if unit is None or target is None or _unit_key(target) not in _UNITS or unit not in _UNITS:
+        return value
+    dim_from, f_from = _UNITS[unit]
+    dim_to, f_to = _UNITS[_unit_key(target)]
+    if dim_from != dim_to:
+        return None
+    return value * f_from / f_to
+
+
+def numeric_match(value: float, reference: float, rel_tolerance: float) -> bool:
+    """``|value - reference| <= rel_tolerance * |reference|`` (absolute ``rel_tolerance`` if ref is 0)."""
+    bound = rel_tolerance * abs(reference) if reference != 0 else rel_tolerance
+    return abs(value - reference) <= bound + 1e-12
+
+
+def score_response(response: str, case: Case) -> Score:
+    """Parse and score one raw response against ``case`` (see the module docstring)."""
+    parsed = parse_response(response, case.options, case.answer_type)
+    if parsed.text is None:
+        return Score(False, None, parsed.status)
+    return score_parsed(parsed, case)
+
+
+def score_parsed(parsed: ParsedResponse, case: Case) -> Score:
+    text = parsed.text or ""
+    kind = case.answer_type
+    if kind == "choice":
+        letter = option_letter(text, case.options or [])
+        return Score(letter is not None and letter == case.answer.strip().upper(), text, parsed.status, option=letter)
+    if kind == "numeric":
+        qty = parse_quantity(text)
+        ref = parse_quantity(case.answer)
+        if qty is None or ref is None:
+            return Score(False, text, parsed.status)
+        ref_unit = case.unit or ref[1]
+        value = convert(qty[0], qty[1], ref_unit)
+        ref_value = convert(ref[0], ref[1], ref_unit)
+        tol = case.tolerance if case.tolerance is not None else DEFAULT_REL_TOLERANCE
+        ok = value is not None and ref_value is not None and numeric_match(value, ref_value, tol)
+        return Score(ok, text, parsed.status, value=value)
+    pred, ref = normalize(text), normalize(case.answer)
+    if kind == "closed" and ref in ("yes", "no"):
+        first = pred.split()[0] if pred else ""
+        return Score(first == ref, text, parsed.status)
+    recall = token_recall(text, case.answer) if kind == "open" else None
+    return Score(bool(pred) and pred == ref, text, parsed.status, recall=recall)

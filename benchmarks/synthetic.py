@@ -1,0 +1,320 @@
+"""The synthetic grounded benchmark: phantom studies whose every answer and step is checkable.
+
+`make_synthetic(folder, n, seed)` writes ``n`` questions about phantom studies
+(`imaging.phantoms`), deterministically from ``seed``: the same (n, seed) gives byte-identical
+files, and the first k cases of a larger set equal the set made with ``n = k``. Studies cycle
+through six kinds; each study asks one to three questions (questions about one study are still
+separate cases, each answered from a fresh context):
+
+==============  =========================================  ============================================
+study kind      images (volume names)                      questions (answer type)
+==============  =========================================  ============================================
+chest_ct        ``ct``                                     nodule present? (closed); which lung
+                                                           (choice); diameter in mm (numeric)
+abdomen_ct      ``ct``                                     liver lesion present? (closed); lesion
+                                                           volume in mL (numeric); spleen volume (numeric)
+followup        ``prior``, ``current`` (chest CT)          did the nodule grow? (closed); diameter
+                                                           change in mm (numeric, signed)
+brain_mr        ``t1``, ``t2``, ``flair`` in seeded order  which sequence shows the lesion brightest
+                                                           (choice); lesion side (choice)
+chest_xray      ``xr``                                     cardiothoracic ratio (numeric)
+ct_xray         ``ct``, ``xr`` (the CT's projection)       cardiothoracic ratio on the radiograph (numeric)
+==============  =========================================  ============================================
+
+Files: ``studies/<study>/<volume>.nii.gz`` (CT rounded to integer HU and stored as int16),
+ground-truth masks ``studies/<study>/labels/<label>.nii.gz`` on the first image's grid, and
+``synthetic.json``: ``{"format": "mmreason-synthetic", "version", "seed", "n", "spacing",
+"cases": [...]}`` where each case has ``id``, ``study``, ``kind``, ``family``, ``images``
+(relative paths), ``question``, ``answer``, ``answer_type``, ``options``, ``unit``,
+``tolerance`` (relative), ``boxes`` (voxel bounds, half-open, per image), ``masks`` (label ->
+relative path), ``reference_steps`` (``{"tool", "arguments", "volume", "expect"}``, ``expect``
+in the vocabulary of `mmreason.verifiers.metrics`: ``nonempty``, ``laterality`` or a measurement
+name such as ``longest_diameter_mm`` / ``volume_ml``; ``volume`` names the image the step is
+about) and ``truth`` (the phantom's ground truth for the question). `benchmarks.datasets.synthetic` reads it back.
+
+Numeric tolerances are relative: 10% for volumes of organs, 25% for lesion volumes, and for
+lengths one in-plane voxel (2 mm) relative to the true value (at least 10%), the resolution a
+voxel-based measurement can reach. The cardiothoracic ratio has 10%.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from imaging.phantoms import NoduleSpec, Phantom, abdomen_ct, brain_mr, chest_ct, chest_xray, followup_pair
+from imaging.volume import Volume
+
+FORMAT = "mmreason-synthetic"
+VERSION = 1
+KINDS = ("chest_ct", "abdomen_ct", "followup", "brain_mr", "chest_xray", "ct_xray")
+#: voxel spacing (z, y, x) mm of the CT/MR studies; X-rays use 1 mm pixels
+SPACING = (3.0, 2.0, 2.0)
+MR_SPACING = (3.0, 2.0, 2.0)
+SEQUENCES = ("T1", "T2", "FLAIR")
+
+
+@dataclass
+class Study:
+    """One written study: its folder (relative), image paths (relative) and masks on image 0."""
+
+    name: str
+    kind: str
+    images: list[str]
+    masks: dict[str, str]
+
+
+def _bounds(mask: np.ndarray) -> tuple[list[int], list[int]] | None:
+    """Half-open voxel bounds (z, y, x) of a boolean mask, None when empty."""
+    idx = np.nonzero(mask)
+    if not idx[0].size:
+        return None
+    return [int(i.min()) for i in idx], [int(i.max()) + 1 for i in idx]
+
+
+def _box(label: str, image: int, mask: np.ndarray) -> list[dict[str, Any]]:
+    b = _bounds(mask)
+    return [] if b is None else [{"label": label, "image": image, "zyx_min": b[0], "zyx_max": b[1]}]
+
+
+def _length_tolerance(value_mm: float, spacing_x: float) -> float:
+    """One in-plane voxel relative to the true length, at least 10%."""
+    return round(max(0.10, spacing_x / max(abs(value_mm), 1e-6)), 3)
+
+
+def _as_stored(volume: Volume) -> Volume:
+    """Intensities rounded to integers (HU for CT, which the writer then stores as int16; MR and
+    X-ray are on a 0..1000 scale): the files shrink by half or more, far below the noise level."""
+    return Volume(np.round(volume.data), volume.spacing, volume.affine, volume.modality, dict(volume.metadata),
+                  volume.name)
+
+
+class _Writer:
+    """Writes the studies under ``root/studies`` with NIfTI through `imaging.writers`."""
+
+    def __init__(self, root: Path) -> None:
+        from imaging import writers
+
+        self.root = root
+        self.writers = writers
+
+    def study(self, name: str, kind: str, volumes: dict[str, Volume], labels: dict[str, np.ndarray],
+              reference: Volume) -> Study:
+        folder = self.root / "studies" / name
+        (folder / "labels").mkdir(parents=True, exist_ok=True)
+        images = []
+        for key, vol in volumes.items():
+            path = folder / f"{key}.nii.gz"
+            self.writers.write_nifti(_as_stored(vol), path)
+            images.append(path.relative_to(self.root).as_posix())
+        masks = {}
+        for label, mask in labels.items():
+            path = folder / "labels" / f"{label}.nii.gz"
+            self.writers.write_nifti(Volume(mask.astype(np.float32), reference.spacing, reference.affine,
+                                            reference.modality, name=label), path)
+            masks[label] = path.relative_to(self.root).as_posix()
+        return Study(name, kind, images, masks)
+
+
+def _case(study: Study, family: str, question: str, answer: str, answer_type: str, *,
+          options: list[str] | None = None, unit: str | None = None, tolerance: float | None = None,
+          boxes: list[dict[str, Any]] | None = None, masks: list[str] | None = None,
+          steps: list[dict[str, Any]] | None = None, truth: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "study": study.name, "kind": study.kind, "family": family, "images": list(study.images),
+        "question": question, "answer": answer, "answer_type": answer_type, "options": options,
+        "unit": unit, "tolerance": tolerance, "boxes": boxes or [],
+        "masks": {k: study.masks[k] for k in (masks or []) if k in study.masks},
+        "reference_steps": steps or [], "truth": truth or {},
+    }
+
+
+def _step(tool: str, arguments: dict[str, Any], expect: dict[str, Any], volume: str = "0") -> dict[str, Any]:
+    return {"tool": tool, "arguments": arguments, "volume": volume, "expect": expect}
+
+
+def _letter(options: list[str], value: str) -> str:
+    return chr(ord("A") + options.index(value))
+
+
+# ----------------------------------------------------------------------------- study kinds
+
+def _chest_ct(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    present = rng.random() >= 0.3
+    diameter = float(np.round(rng.uniform(6.0, 16.0) * 2) / 2)
+    side = str(rng.choice(["right", "left"]))
+    ph = chest_ct(seed=pseed, spacing=SPACING, nodules=[NoduleSpec(diameter_mm=diameter, side=side)] if present else [])
+    labels = {"lungs": ph.labels["lungs"]} | ({"nodule": ph.labels["nodule_1"]} if present else {})
+    st = w.study(name, "chest_ct", ph.volumes, labels, ph.volume)
+    nod = ph.truth["nodules"][0] if present else None
+    seg = _step("segment", {"target": "nodule"}, {"nonempty": present} | ({"laterality": side} if present else {}))
+    boxes = _box("nodule", 0, ph.labels["nodule_1"]) if present else []
+    cases = [_case(st, "nodule_presence", "Is there a lung nodule on this chest CT?", "yes" if present else "no",
+                   "closed", boxes=boxes, masks=["nodule"], steps=[seg], truth={"nodule": nod})]
+    if present:
+        options = ["right lung", "left lung"]
+        cases.append(_case(st, "nodule_side", "In which lung is the nodule?", _letter(options, f"{side} lung"),
+                           "choice", options=options, boxes=boxes, masks=["nodule"], steps=[seg],
+                           truth={"side": side, "nodule": nod}))
+        tol = _length_tolerance(nod["diameter_mm"], SPACING[2])
+        measure = _step("measure", {}, {"longest_diameter_mm": nod["diameter_mm"]})
+        cases.append(_case(st, "nodule_size", "What is the diameter of the lung nodule in mm?",
+                           f"{nod['diameter_mm']:g} mm", "numeric", unit="mm", tolerance=tol, boxes=boxes,
+                           masks=["nodule"], steps=[seg, measure], truth={"nodule": nod}))
+    return cases
+
+
+def _abdomen_ct(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    present = rng.random() >= 0.3
+    diameter = float(np.round(rng.uniform(14.0, 30.0))) if present else 0.0
+    ph = abdomen_ct(seed=pseed, spacing=SPACING, lesion_diameter_mm=diameter)
+    labels = {"liver": ph.labels["liver"], "spleen": ph.labels["spleen"]}
+    if present:
+        labels["liver_lesion"] = ph.labels["liver_lesion"]
+    st = w.study(name, "abdomen_ct", ph.volumes, labels, ph.volume)
+    lesion = ph.truth["liver_lesion"]
+    boxes = _box("liver_lesion", 0, ph.labels["liver_lesion"]) if present else []
+    seg = _step("segment", {"target": "lesion"}, {"nonempty": present})
+    cases = [_case(st, "liver_lesion_presence", "Is there a focal lesion in the liver on this abdominal CT?",
+                   "yes" if present else "no", "closed", boxes=boxes, masks=["liver_lesion", "liver"], steps=[seg],
+                   truth={"liver_lesion": lesion})]
+    if present:
+        ml = lesion["volume_mm3_voxels"] / 1000.0
+        cases.append(_case(st, "lesion_volume", "What is the volume of the liver lesion in mL?", f"{ml:.2f} mL",
+                           "numeric", unit="mL", tolerance=0.25, boxes=boxes, masks=["liver_lesion"],
+                           steps=[seg, _step("measure", {}, {"volume_ml": round(ml, 2)})],
+                           truth={"liver_lesion": lesion}))
+    spleen_ml = ph.truth["spleen_volume_ml"]
+    cases.append(_case(st, "organ_volume", "What is the volume of the spleen in mL?", f"{spleen_ml:.1f} mL", "numeric",
+                       unit="mL", tolerance=0.10, boxes=_box("spleen", 0, ph.labels["spleen"]), masks=["spleen"],
+                       steps=[_step("segment", {"target": "spleen"}, {"nonempty": True}),
+                              _step("measure", {}, {"volume_ml": spleen_ml})],
+                       truth={"spleen_volume_ml": spleen_ml}))
+    return cases
+
+
+def _followup(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    d0 = float(np.round(rng.uniform(6.0, 12.0) * 2) / 2)
+    grew = rng.random() < 0.6
+    change = float(np.round(rng.uniform(4.0, 8.0) * 2) / 2)
+    d1 = d0 + change if grew else max(4.0, d0 - change)
+    side = str(rng.choice(["right", "left"]))
+    prior, current = followup_pair(seed=pseed, diameter_mm=(d0, d1), spacing=SPACING, side=side)
+    st = w.study(name, "followup", {"prior": prior.volume, "current": current.volume},
+                 {"nodule_prior": prior.labels["nodule_1"]}, prior.volume)
+    boxes = _box("nodule", 0, prior.labels["nodule_1"]) + _box("nodule", 1, current.labels["nodule_1"])
+    growth = round(d1 - d0, 3)
+    steps = [_step("segment", {"target": "nodule"}, {"nonempty": True, "laterality": side}, volume="0"),
+             _step("measure", {}, {"longest_diameter_mm": d0}, volume="0"),
+             _step("segment", {"target": "nodule"}, {"nonempty": True, "laterality": side}, volume="1"),
+             _step("measure", {}, {"longest_diameter_mm": d1}, volume="1")]
+    truth = {"prior_diameter_mm": d0, "current_diameter_mm": d1, "growth_mm": growth,
+             "growth_pct": current.truth["growth_pct"], "side": side}
+    intro = "Volume 0 is the prior chest CT and volume 1 the current one."
+    tol = _length_tolerance(growth, SPACING[2])
+    return [
+        _case(st, "growth", f"{intro} Did the lung nodule grow between the prior and the current scan?",
+              "yes" if grew else "no", "closed", boxes=boxes, masks=["nodule_prior"], steps=steps, truth=truth),
+        _case(st, "growth_mm", f"{intro} By how many mm did the nodule diameter change from the prior to the "
+              "current scan (negative if it shrank)?", f"{growth:g} mm", "numeric", unit="mm", tolerance=tol,
+              boxes=boxes, masks=["nodule_prior"], steps=steps, truth=truth),
+    ]
+
+
+def _brain_mr(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    diameter = float(np.round(rng.uniform(8.0, 18.0)))
+    ph = brain_mr(seed=pseed, spacing=MR_SPACING, lesion_diameter_mm=diameter)
+    order = [str(k) for k in rng.permutation(list(ph.volumes))]
+    volumes = {k: ph.volumes[k] for k in order}
+    lesion, brain = ph.labels["lesion"], ph.labels["brain"] & ~ph.labels["lesion"]
+    contrast = {k: float(v.data[lesion].mean() / v.data[brain].mean()) for k, v in ph.volumes.items()}
+    st = w.study(name, "brain_mr", volumes, {"lesion": lesion}, ph.volume)
+    boxes = [b for i in range(len(order)) for b in _box("lesion", i, lesion)]
+    truth = {"lesion": ph.truth["lesion"], "contrast_to_brain": {k: round(c, 3) for k, c in contrast.items()},
+             "volume_order": order}
+    cases = []
+    ranked = sorted(contrast, key=contrast.get, reverse=True)
+    if contrast[ranked[0]] >= 1.05 * contrast[ranked[1]]:  # ask only when one sequence clearly wins
+        best = {"t1": "T1", "t2": "T2", "flair": "FLAIR"}[ranked[0]]
+        steps = [_step("segment", {"target": "lesion"}, {"nonempty": True}, volume=str(i)) for i in range(len(order))]
+        cases.append(_case(st, "mr_sequence", "This brain MR has T1, T2 and FLAIR sequences (see the volume names). "
+                           "On which sequence is the lesion brightest relative to the brain?",
+                           _letter(list(SEQUENCES), best), "choice", options=list(SEQUENCES), boxes=boxes,
+                           masks=["lesion"], steps=steps, truth=truth))
+    side = ph.truth["lesion"]["side"]
+    options = ["right", "left"]
+    cases.append(_case(st, "mr_lesion_side", "On which side of the brain (the patient's) is the lesion?",
+                       _letter(options, side), "choice", options=options, boxes=boxes, masks=["lesion"],
+                       steps=[_step("segment", {"target": "lesion"}, {"nonempty": True, "laterality": side})],
+                       truth=truth))
+    return cases
+
+
+def _ctr_case(st: Study, ph: Phantom, image: int, question: str, family: str) -> dict[str, Any]:
+    ctr = float(ph.truth["ctr"])
+    # the widths are spans between structures, not measurements of one mask: no expected value
+    steps = [_step("segment", {"target": "lungs"}, {"nonempty": True}, volume=str(image)),
+             _step("measure", {}, {}, volume=str(image)), _step("measure", {}, {}, volume=str(image))]
+    return _case(st, family, question, f"{ctr:.3f}", "numeric", unit="ratio", tolerance=0.10,
+                 boxes=_box("heart", image, ph.labels["heart"]) + _box("thorax", image, ph.labels["thorax"]),
+                 masks=["heart", "thorax"] if image == 0 else ["heart_ct"], steps=steps,
+                 truth={k: ph.truth[k] for k in ("heart_width_mm", "thorax_width_mm", "ctr")})
+
+
+def _chest_xray(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    ph = chest_xray(seed=pseed)
+    st = w.study(name, "chest_xray", ph.volumes, {"heart": ph.labels["heart"], "thorax": ph.labels["thorax"]}, ph.volume)
+    return [_ctr_case(st, ph, 0, "What is the cardiothoracic ratio on this chest radiograph?", "ctr")]
+
+
+def _ct_xray(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
+    ct = chest_ct(seed=pseed, spacing=SPACING, nodules=[])
+    xr = chest_xray(seed=pseed)
+    st = w.study(name, "ct_xray", {"ct": ct.volume, "xr": xr.volume}, {"heart_ct": ct.labels["heart"]}, ct.volume)
+    return [_ctr_case(st, xr, 1, "Volume 0 is a chest CT and volume 1 a radiograph projected from it. "
+                      "What is the cardiothoracic ratio on the radiograph?", "ctr_from_ct")]
+
+
+BUILDERS: dict[str, Callable[[_Writer, str, np.random.Generator, int], list[dict[str, Any]]]] = {
+    "chest_ct": _chest_ct, "abdomen_ct": _abdomen_ct, "followup": _followup, "brain_mr": _brain_mr,
+    "chest_xray": _chest_xray, "ct_xray": _ct_xray,
+}
+
+
+def make_synthetic(folder: Path, n: int = 200, seed: int = 0, progress: bool = False) -> Path:
+    """Write ``n`` synthetic cases under ``folder``; returns the path of ``synthetic.json``.
+
+    Study ``j`` is of kind ``KINDS[j % 6]`` and draws its parameters from
+    ``numpy.random.default_rng([seed, j])``, so sets are prefixes of each other.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(folder)
+    cases: list[dict[str, Any]] = []
+    j = 0
+    while len(cases) < n:
+        kind = KINDS[j % len(KINDS)]
+        rng = np.random.default_rng([seed, j])
+        pseed = int(rng.integers(0, 2**31 - 1))
+        for case in BUILDERS[kind](writer, f"s{j:04d}_{kind}", rng, pseed):
+            if len(cases) < n:
+                cases.append({"id": f"syn-{len(cases):04d}"} | case)
+        j += 1
+        if progress:
+            print(f"synthetic: {len(cases)}/{n} cases ({j} studies)", file=sys.stderr, end="\r")
+    if progress:
+        print(file=sys.stderr)
+    doc = {"format": FORMAT, "version": VERSION, "seed": seed, "n": n, "spacing": list(SPACING),
+           "mr_spacing": list(MR_SPACING), "kinds": list(KINDS), "cases": cases}
+    path = folder / "synthetic.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    tmp.replace(path)  # written last: a folder with synthetic.json is complete
+    return path

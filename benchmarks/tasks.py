@@ -1,0 +1,211 @@
+"""The task registry: what each benchmark is, where its files live, how to ask and how to score.
+
+A task is declarative (`TaskSpec`): a name, the loader module of its dataset family, the split,
+the local data folder and the public Hugging Face id + revision for users with network, the
+expected sha256 of its annotation files where they are fixed, a prompt template per answer type,
+and the subgroup keys accuracy is reported by. Scoring is `benchmarks.scoring.score_response`
+for every task (the answer type of each case picks the rule), so no task can drift silently.
+
+Data folders: ``--data TASK=DIR`` on the command line, else ``$MMREASON_DATA/<task>``, else
+``~/.cache/mmreason/data/<task>``. The ``synthetic`` task is generated there on first use.
+
+Checksums: the sha256 of the annotation files is always computed and recorded in the run's
+``config.json``; when a task pins ``sha256`` and the local files differ, a loud warning is
+printed and the mismatch is recorded (the numbers are then not comparable with published ones).
+The public datasets are not pinned here: this build had no access to the files, and a hash
+typed from memory would be worse than none. Pin them with ``TaskSpec.sha256`` once verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imaging.errors import MMReasonError
+from mmreason.case import Case
+
+from benchmarks.datasets.common import sha256_files
+
+#: default prompt templates per answer type (``{question}`` and ``{unit}`` are filled). The loop
+#: itself lists the options of a choice question (``A. text`` lines) and asks for the letter, and
+#: its system prompt asks for ``<answer>...</answer>``; templates add only what the type needs.
+DEFAULT_PROMPTS: dict[str, str] = {
+    "closed": "{question}\nAnswer yes or no, or with the word or short phrase asked for.",
+    "open": "{question}\nAnswer with a single word or a short phrase.",
+    "choice": "{question}",
+    "numeric": "{question}\nAnswer with a number and its unit ({unit}).",
+}
+#: for datasets whose question text already lists the options (MedXpertQA): the loop is given no
+#: options (so they are not listed twice) and the template asks for the letter
+OPTIONS_IN_QUESTION: dict[str, str] = DEFAULT_PROMPTS | {
+    "choice": "{question}\nAnswer with the letter of the correct option.",
+}
+#: the synthetic questions say what they need; the question text is sent as is
+AS_IS: dict[str, str] = {k: "{question}" for k in DEFAULT_PROMPTS}
+
+
+class TaskError(MMReasonError):
+    """Unknown task or unusable task data."""
+
+
+class ChecksumWarning(UserWarning):
+    """The local annotation files differ from the pinned release."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One registered benchmark task.
+
+    Attributes:
+        name: the task name used on the command line (``vqa_rad``).
+        family: module under ``benchmarks.datasets`` that loads it.
+        title: a human-readable name with its reference.
+        split: the split evaluated by default.
+        answer_types: answer types its cases use (for ``--list``).
+        subgroup_keys: `Case.subgroups` keys accuracy is reported by.
+        hf_id / hf_revision: the public dataset for users with network (None if not on the hub).
+        sha256: expected sha256 of the annotation files (see `benchmarks.datasets.common.sha256_files`),
+            None when not pinned.
+        prompts: prompt template per answer type.
+        loader_options: extra keyword arguments of the loader (``language="en"`` for SLAKE).
+        options_in_question: the question text already lists the options; they are then not
+            passed to the loop (the scorer still uses them).
+    """
+
+    name: str
+    family: str
+    title: str
+    split: str
+    answer_types: tuple[str, ...]
+    subgroup_keys: tuple[str, ...]
+    hf_id: str | None = None
+    hf_revision: str | None = None
+    sha256: str | None = None
+    prompts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
+    loader_options: dict[str, Any] = field(default_factory=dict)
+    options_in_question: bool = False
+
+    @property
+    def module(self) -> Any:
+        return importlib.import_module(f"benchmarks.datasets.{self.family}")
+
+    def prompt_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.prompts, sort_keys=True).encode()).hexdigest()[:16]
+
+    def format_prompt(self, case: Case) -> str:
+        """The question text sent to the model for ``case``."""
+        template = self.prompts.get(case.answer_type, DEFAULT_PROMPTS[case.answer_type])
+        return template.format(question=case.question, unit=case.unit or "")
+
+
+def data_dir(task: str, overrides: dict[str, str] | None = None) -> Path:
+    """The local data folder of ``task`` (see the module docstring for the order)."""
+    if overrides and task in overrides:
+        return Path(overrides[task]).expanduser()
+    if os.environ.get("MMREASON_DATA"):
+        return Path(os.environ["MMREASON_DATA"]).expanduser() / task
+    return Path.home() / ".cache" / "mmreason" / "data" / task
+
+
+REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    if spec.name in REGISTRY:
+        raise TaskError(f"task '{spec.name}' is already registered")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    TaskSpec("vqa_rad", "vqa_rad", "VQA-RAD (Lau et al. 2018), OSF release JSON", "test", ("closed", "open"),
+             ("answer_type", "question_type", "organ"), hf_id="flaviagiammarino/vqa-rad", hf_revision="main"),
+    TaskSpec("slake", "slake", "SLAKE (Liu et al. 2021), English subset", "test", ("closed", "open"),
+             ("answer_type", "modality", "location", "content_type"), hf_id="BoKelvin/SLAKE", hf_revision="main",
+             loader_options={"language": "en"}),
+    TaskSpec("pathvqa", "pathvqa", "PathVQA (He et al. 2020), HF parquet", "test", ("closed", "open"),
+             ("answer_type",), hf_id="flaviagiammarino/path-vqa", hf_revision="main"),
+    TaskSpec("pmc_vqa", "pmc_vqa", "PMC-VQA (Zhang et al. 2023), test_clean.csv", "test", ("choice",),
+             ("answer_type",), hf_id="xmcmic/PMC-VQA", hf_revision="main"),
+    TaskSpec("omnimedvqa", "omnimedvqa", "OmniMedVQA (Hu et al. 2024), open-access QA json", "test", ("choice",),
+             ("modality", "question_type", "dataset"), hf_id="foreverbeliever/OmniMedVQA", hf_revision="main"),
+    TaskSpec("medxpertqa_mm", "medxpertqa", "MedXpertQA MM (Zuo et al. 2025), jsonl", "test", ("choice",),
+             ("medical_task", "body_system", "question_type"), hf_id="TsinghuaC3I/MedXpertQA",
+             hf_revision="main", prompts=dict(OPTIONS_IN_QUESTION), options_in_question=True),
+    TaskSpec("mmmu_med", "mmmu", "MMMU medical subjects (Yue et al. 2024), validation", "validation",
+             ("choice", "open"), ("subject", "subfield", "img_type"), hf_id="MMMU/MMMU", hf_revision="main"),
+    TaskSpec("medframeqa", "medframeqa", "MedFrameQA (Yu et al. 2025), 2-5 images per question", "test",
+             ("choice",), ("system", "organ", "modality", "n_images"), hf_id="SuhaoYu1020/MedFrameQA",
+             hf_revision="main"),
+    TaskSpec("synthetic", "synthetic", "Synthetic grounded phantoms (mmreason), seed 0, 200 cases", "test",
+             ("closed", "choice", "numeric"), ("family", "answer_type", "n_images"), prompts=dict(AS_IS)),
+):
+    register(_spec)
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in REGISTRY:
+        raise TaskError(f"unknown task '{name}'; registered tasks: {', '.join(REGISTRY)} (see mmreason bench --list)")
+    return REGISTRY[name]
+
+
+@dataclass
+class LoadedTask:
+    """A task's cases with the provenance a run records."""
+
+    spec: TaskSpec
+    root: Path
+    cases: list[Case]
+    sha256: str
+    files: list[str]
+    checksum_ok: bool | None  # None when no checksum is pinned
+
+
+def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None) -> LoadedTask:
+    """Load every case of task ``name`` from its data folder, verifying the annotation checksum."""
+    spec = get_task(name)
+    root = data_dir(name, overrides)
+    split = split or spec.split
+    module = spec.module
+    if hasattr(module, "prepare"):  # tasks that can build their own data (synthetic)
+        module.prepare(root)
+    if not root.exists():
+        raise TaskError(f"no data for task '{name}' at {root}; download it ({spec.hf_id or spec.title}) "
+                        f"and put it there, set MMREASON_DATA, or pass --data {name}=DIR")
+    files = module.annotation_files(root, split, **_annotation_kwargs(module, spec))
+    digest = sha256_files(files)
+    ok = None if spec.sha256 is None else digest == spec.sha256
+    if ok is False:
+        message = (f"CHECKSUM MISMATCH for task '{name}': {root} has sha256 {digest}, the registry pins "
+                   f"{spec.sha256}. Scores will not be comparable with published figures.")
+        warnings.warn(message, ChecksumWarning, stacklevel=2)
+        print(f"WARNING: {message}", file=sys.stderr)
+    cases = module.load(root, split, task=name, **spec.loader_options)
+    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok)
+
+
+def _annotation_kwargs(module: Any, spec: TaskSpec) -> dict[str, Any]:
+    """Loader options that also select annotation files (OmniMedVQA access, MMMU subjects)."""
+    import inspect
+
+    params = inspect.signature(module.annotation_files).parameters
+    return {k: v for k, v in spec.loader_options.items() if k in params}
+
+
+def local_count(name: str, overrides: dict[str, str] | None = None) -> int | None:
+    """Number of cases present locally, or None when the data is missing or unreadable."""
+    spec = get_task(name)
+    root = data_dir(name, overrides)
+    if not root.exists():
+        return None
+    try:
+        return len(spec.module.load(root, spec.split, task=name, **spec.loader_options))
+    except MMReasonError:
+        return None

@@ -1,0 +1,320 @@
+"""Measurements of a region (a boolean mask on a volume's grid), in millimetres and HU.
+
+Plain functions on arrays so the ``measure`` tool, the verifiers and the rules planner share one
+definition of every number. Conventions:
+
+* Masks are boolean ``(z, y, x)`` arrays on the volume's grid (canonical LPS, see
+  `imaging.volume`). A region is **2-D** when it lies on one plane (``plane_axis`` = the voxel axis
+  normal to that plane, e.g. 0 for an axial slice or a 2-D X-ray) and **3-D** otherwise.
+* Sizes come from voxel counts times the voxel size; diameters come from the sub-voxel boundary
+  (the 0.5 iso-contour between inside and outside voxel centres) mapped through the affine, so
+  they are in mm whatever the spacing, and agree between isotropic and anisotropic grids within
+  sampling error.
+* Laterality is the patient's side (LPS: world ``x`` grows towards the patient's left) of the
+  region's centroid relative to the body midline; see `body_midline_x_mm`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from imaging.errors import MMReasonError
+from imaging.volume import Volume
+
+#: centroids closer than this to the midline (mm) are called "midline"
+MIDLINE_TOLERANCE_MM = 5.0
+#: a region with at least this fraction of its voxels on each side of the midline is "midline"
+BILATERAL_FRACTION = 0.25
+#: HU above which a CT voxel counts as body when finding the midline (air is -1000, fat -100)
+BODY_HU_THRESHOLD = -500.0
+#: the largest above-threshold region counts as the body only if it fills this share of the slice
+MIN_BODY_FRACTION = 0.1
+PLANE_NAMES = {0: "axial", 1: "coronal", 2: "sagittal"}
+
+
+class MeasurementError(MMReasonError, ValueError):
+    """A region cannot be measured (empty, or not on the volume's grid)."""
+
+
+def check_mask(mask: np.ndarray, volume: Volume) -> np.ndarray:
+    """Return ``mask`` as bool, checking it is on ``volume``'s grid and not empty."""
+    mask = np.asarray(mask)
+    if mask.shape != volume.shape:
+        raise MeasurementError(
+            f"mask shape {tuple(mask.shape)} does not match the volume grid {volume.shape} (z, y, x)"
+        )
+    mask = mask.astype(bool, copy=False)
+    if not mask.any():
+        raise MeasurementError("the region is empty: there is nothing to measure")
+    return mask
+
+
+def axis_lengths_mm(affine: np.ndarray) -> np.ndarray:
+    """Length in mm of one step along each voxel axis (z, y, x), read from the affine."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def volume_mm3(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Volume of a 3-D mask in mm^3 (voxel count times voxel volume; spacing is (z, y, x) mm)."""
+    return float(np.count_nonzero(mask) * np.prod(spacing))
+
+
+def area_mm2(mask2d: np.ndarray, pixel_spacing: tuple[float, float]) -> float:
+    """Area of a 2-D mask in mm^2; ``pixel_spacing`` is (rows, columns) in mm."""
+    return float(np.count_nonzero(mask2d) * pixel_spacing[0] * pixel_spacing[1])
+
+
+def boundary_points_mm(mask2d: np.ndarray, row_vec_mm: np.ndarray, col_vec_mm: np.ndarray) -> np.ndarray:
+    """Sub-pixel boundary points of a 2-D mask as in-plane mm coordinates (N, 3).
+
+    The boundary is the 0.5 iso-contour of the mask (halfway between inside and outside pixel
+    centres). ``row_vec_mm`` and ``col_vec_mm`` are the mm displacements of one row / one column
+    step (columns of the affine), so non-square pixels and oblique planes are handled.
+    """
+    from skimage.measure import find_contours
+
+    rows, cols = np.nonzero(mask2d)
+    r0, c0 = rows.min(), cols.min()
+    # crop to the region plus a one-pixel frame so the contour closes and the cost scales with it
+    sub = np.pad(mask2d[r0 : rows.max() + 1, c0 : cols.max() + 1], 1).astype(np.float32)
+    contours = find_contours(sub, 0.5)
+    pts = np.concatenate(contours) if contours else np.empty((0, 2))
+    if len(pts) == 0:
+        pts = np.column_stack([rows - r0 + 1.0, cols - c0 + 1.0])
+    pts = pts + [r0 - 1, c0 - 1]
+    return pts[:, :1] * row_vec_mm + pts[:, 1:] * col_vec_mm
+
+
+def diameters_mm(points_mm: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Longest diameter of a planar point set and its perpendicular extent, in mm.
+
+    The longest diameter is the largest distance between two points of the convex hull; the
+    perpendicular is the extent of the points along the in-plane direction orthogonal to it.
+
+    Returns:
+        ``(longest, perpendicular, endpoints)`` with ``endpoints`` the two points (2, 3) in mm.
+    """
+    pts = np.unique(np.asarray(points_mm, dtype=np.float64), axis=0)
+    if len(pts) < 2:
+        return 0.0, 0.0, np.vstack([pts, pts])[:2]
+    hull_pts = _hull_points(pts)
+    d = np.linalg.norm(hull_pts[:, None, :] - hull_pts[None, :, :], axis=-1)
+    i, j = np.unravel_index(np.argmax(d), d.shape)
+    longest = float(d[i, j])
+    axis = (hull_pts[j] - hull_pts[i]) / max(longest, 1e-12)
+    centred = pts - pts.mean(axis=0)
+    # the plane's normal is the smallest principal direction of the points
+    normal = np.linalg.svd(centred, full_matrices=False)[2][-1]
+    perp = np.cross(normal, axis)
+    proj = pts @ perp
+    return longest, float(proj.max() - proj.min()), np.vstack([hull_pts[i], hull_pts[j]])
+
+
+def _hull_points(pts: np.ndarray) -> np.ndarray:
+    """Vertices of the 2-D convex hull of coplanar 3-D points (all points if degenerate)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    centred = pts - pts.mean(axis=0)
+    basis = np.linalg.svd(centred, full_matrices=False)[2][:2]
+    try:
+        return pts[ConvexHull(centred @ basis.T).vertices]
+    except (QhullError, ValueError):  # collinear or too few points: every point is extreme
+        return pts
+
+
+def intensity_stats(values: np.ndarray) -> dict[str, float]:
+    """Mean, standard deviation, minimum and maximum of the finite values."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+
+
+def centroid_voxel(mask: np.ndarray) -> np.ndarray:
+    """Mean voxel index (z, y, x) of the mask."""
+    return np.array([float(np.mean(idx)) for idx in np.nonzero(mask)])
+
+
+def body_midline_x_mm(volume: Volume, z_index: int) -> tuple[float, str]:
+    """World x (mm, LPS) of the patient's midline, and how it was found.
+
+    For CT: the centre of the left-right extent of the largest connected region above
+    `BODY_HU_THRESHOLD` on axial slice ``z_index`` (the body; the table and air are excluded),
+    if it fills at least `MIN_BODY_FRACTION` of the slice. Otherwise (other modalities, or no
+    body found): the centre of the volume in world x.
+
+    Returns:
+        ``(x_mm, source)`` with source ``"body"`` or ``"volume_center"``.
+    """
+    nz, ny, nx = volume.shape
+    if volume.modality == "CT":
+        body = volume.data[int(np.clip(z_index, 0, nz - 1))] > BODY_HU_THRESHOLD
+        labels, n = ndimage.label(body)
+        if n:
+            sizes = np.bincount(labels.ravel())[1:]
+            cols = np.nonzero((labels == 1 + int(np.argmax(sizes))).any(axis=0))[0]
+            if sizes.max() >= MIN_BODY_FRACTION * body.size:
+                x_mid = (cols.min() + cols.max()) / 2.0
+                return float(volume.voxel_to_world([[z_index, (ny - 1) / 2, x_mid]])[0, 0]), "body"
+    centre = [(nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2]
+    return float(volume.voxel_to_world([centre])[0, 0]), "volume_center"
+
+
+def laterality(
+    mask: np.ndarray, volume: Volume, midline_x_mm: float, centroid_x_mm: float
+) -> tuple[str, float]:
+    """Patient side of a region: ``"left"``, ``"right"`` or ``"midline"``.
+
+    ``midline`` when the centroid is within `MIDLINE_TOLERANCE_MM` of the midline or at least
+    `BILATERAL_FRACTION` of the region lies on each side (it straddles the midline).
+
+    Returns:
+        ``(side, fraction_left)`` with ``fraction_left`` the share of voxels left of the midline.
+    """
+    # world x of each voxel column; on canonical grids x depends on the column index only
+    x_of_col = volume.voxel_to_world(
+        np.column_stack([np.zeros(volume.shape[2]), np.zeros(volume.shape[2]), np.arange(volume.shape[2])])
+    )[:, 0]
+    per_col = np.count_nonzero(mask, axis=(0, 1))
+    fraction_left = float(per_col[x_of_col > midline_x_mm].sum() / max(per_col.sum(), 1))
+    dx = centroid_x_mm - midline_x_mm
+    if abs(dx) <= MIDLINE_TOLERANCE_MM or min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
+        return "midline", fraction_left
+    return ("left" if dx > 0 else "right"), fraction_left
+
+
+@dataclass
+class RegionMeasurements:
+    """Everything `measure_region` computes about one region.
+
+    Sizes are in mm, mm^2, mm^3 and mL; intensities in ``intensity_unit`` (``HU`` for CT,
+    ``a.u.`` otherwise); ``centroid_mm`` is LPS (x, y, z); ``spacing_mm`` is the (z, y, x)
+    voxel size used.
+    """
+
+    dims: int
+    voxels: int
+    spacing_mm: tuple[float, float, float]
+    area_mm2: float | None
+    volume_mm3: float | None
+    longest_diameter_mm: float
+    perpendicular_diameter_mm: float
+    diameter_plane: str
+    diameter_slice: int
+    diameter_endpoints_mm: list[list[float]]
+    intensity: dict[str, float]
+    intensity_unit: str
+    centroid_mm: tuple[float, float, float]
+    centroid_voxel: tuple[float, float, float]
+    laterality: str
+    fraction_left: float
+    midline_x_mm: float
+    midline_source: str
+    extent_voxels: list[list[int]] = field(default_factory=list)
+
+    @property
+    def volume_ml(self) -> float | None:
+        return None if self.volume_mm3 is None else self.volume_mm3 / 1000.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-native record (tuples become lists) including ``volume_ml``."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        d["volume_ml"] = self.volume_ml
+        return d
+
+    def numbers(self) -> dict[str, tuple[float, str]]:
+        """Named values with units, in the order they are reported."""
+        out: dict[str, tuple[float, str]] = {}
+        if self.dims == 2:
+            out["area_mm2"] = (self.area_mm2 or 0.0, "mm2")
+        else:
+            out["volume_mm3"] = (self.volume_mm3 or 0.0, "mm3")
+            out["volume_ml"] = (self.volume_ml or 0.0, "mL")
+        out["longest_diameter_mm"] = (self.longest_diameter_mm, "mm")
+        out["perpendicular_diameter_mm"] = (self.perpendicular_diameter_mm, "mm")
+        for k in ("mean", "std", "min", "max"):
+            out[f"{k}_intensity"] = (self.intensity[k], self.intensity_unit)
+        for k, v in zip("xyz", self.centroid_mm):
+            out[f"centroid_{k}_mm"] = (v, "mm")
+        return out
+
+    def summary(self) -> str:
+        """One or two sentences for a model or a terminal."""
+        size = (f"area {self.area_mm2:.1f} mm2" if self.dims == 2
+                else f"volume {self.volume_mm3:.1f} mm3 ({self.volume_ml:.2f} mL)")
+        i = self.intensity
+        x, y, z = self.centroid_mm
+        sz, sy, sx = self.spacing_mm
+        return (
+            f"{size}; longest {self.diameter_plane} diameter {self.longest_diameter_mm:.1f} mm x "
+            f"{self.perpendicular_diameter_mm:.1f} mm perpendicular (slice {self.diameter_slice}); "
+            f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
+            f"(range {i['min']:.0f}..{i['max']:.0f}); centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; "
+            f"{_side_text(self.laterality)}; spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x)."
+        )
+
+
+def _side_text(side: str) -> str:
+    return "at the midline" if side == "midline" else f"on the patient's {side}"
+
+
+def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = None) -> RegionMeasurements:
+    """Measure a region of ``volume``.
+
+    Args:
+        volume: the volume the mask lies on (its spacing/affine give the mm).
+        mask: boolean (z, y, x) mask on ``volume``'s grid.
+        plane_axis: the voxel axis normal to the plane of a 2-D region (0 = axial; a 2-D image
+            is always axial). ``None`` measures a 3-D region. For 3-D regions the diameters are
+            taken on the axial slice of largest area.
+
+    Raises:
+        MeasurementError: the mask is empty or not on the volume's grid.
+    """
+    mask = check_mask(mask, volume)
+    if volume.is_2d:
+        plane_axis = 0
+    dims = 3 if plane_axis is None else 2
+    axis = 0 if plane_axis is None else plane_axis
+    steps = axis_lengths_mm(volume.affine)
+    in_plane = [a for a in range(3) if a != axis]
+    per_slice = np.count_nonzero(mask, axis=tuple(in_plane))
+    k = int(np.argmax(per_slice))
+    plane_mask = np.take(mask, k, axis=axis)
+    cols = np.asarray(volume.affine)[:3, :3]
+    pts = boundary_points_mm(plane_mask, cols[:, in_plane[0]], cols[:, in_plane[1]])
+    longest, perp, ends = diameters_mm(pts)
+    # endpoints are relative to the slice's origin; shift to patient coordinates
+    offset = volume.voxel_to_world([[k if a == axis else 0.0 for a in range(3)]])[0]
+    cz = centroid_voxel(mask)
+    centroid = volume.voxel_to_world([cz])[0]
+    midline, source = body_midline_x_mm(volume, int(round(cz[0])))
+    side, frac_left = laterality(mask, volume, midline, float(centroid[0]))
+    extent = [[int(idx.min()), int(idx.max()) + 1] for idx in np.nonzero(mask)]
+    voxels = int(np.count_nonzero(mask))
+    return RegionMeasurements(
+        dims=dims,
+        voxels=voxels,
+        spacing_mm=tuple(float(s) for s in volume.spacing),  # type: ignore[arg-type]
+        area_mm2=area_mm2(mask, (steps[in_plane[0]], steps[in_plane[1]])) if dims == 2 else None,
+        volume_mm3=volume_mm3(mask, tuple(steps)) if dims == 3 else None,  # type: ignore[arg-type]
+        longest_diameter_mm=longest,
+        perpendicular_diameter_mm=perp,
+        diameter_plane=PLANE_NAMES[axis],
+        diameter_slice=k,
+        diameter_endpoints_mm=(ends + offset).round(3).tolist(),
+        intensity=intensity_stats(volume.data[mask]),
+        intensity_unit="HU" if volume.modality == "CT" else "a.u.",
+        centroid_mm=tuple(float(v) for v in centroid),  # type: ignore[arg-type]
+        centroid_voxel=tuple(float(v) for v in cz),  # type: ignore[arg-type]
+        laterality=side,
+        fraction_left=frac_left,
+        midline_x_mm=midline,
+        midline_source=source,
+        extent_voxels=extent,
+    )

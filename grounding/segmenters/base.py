@@ -1,0 +1,192 @@
+"""The segmenter interface: `Prompt`, `Segmenter`, the target vocabulary and `get_segmenter`.
+
+Every segmenter takes a `Volume` (canonical LPS, see `imaging.volume`) and a target name and/or
+a `Prompt`, and returns a boolean mask with the volume's shape. Target names are shared by all
+backends so that a model sees one vocabulary: `TARGETS` are the structures the default
+(classical, weight-free) segmenter knows; model-based segmenters may know more (e.g.
+`ORGAN_TARGETS` through TotalSegmentator) and list them in their own ``targets``.
+
+Left and right are always the **patient's**: world ``x`` (LPS) grows towards the patient's left.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from imaging.errors import MMReasonError
+from imaging.volume import Volume
+
+
+class SegmentationError(MMReasonError, ValueError):
+    """A structure cannot be segmented; the message says what would work instead."""
+
+
+#: canonical targets of every default segmenter, with the one-line description shown to models
+TARGETS: dict[str, str] = {
+    "body": "the patient's body outline (skin and everything inside it; no table, no outside air)",
+    "lungs": "both lungs (air-filled parenchyma, with the nodules and vessels inside; no trachea)",
+    "lung_left": "the patient's left lung",
+    "lung_right": "the patient's right lung",
+    "airways": "trachea and main bronchi (air inside the body but outside the lungs)",
+    "bone": "bone (CT voxels of at least 200 HU inside the body)",
+    "lesion": "focal lesion candidates: lung nodules on CT, a lesion inside a prompted box, "
+    "hyperintense lesions on MR",
+    "nodule": "lung nodule candidates (compact soft-tissue blobs inside the lungs)",
+}
+
+#: organs that only model-based segmenters (TotalSegmentator) provide
+ORGAN_TARGETS: dict[str, str] = {
+    "liver": "the liver",
+    "spleen": "the spleen",
+    "kidney_left": "the patient's left kidney",
+    "kidney_right": "the patient's right kidney",
+    "heart": "the heart",
+    "aorta": "the aorta",
+}
+
+#: alias (normalised: lower case, words joined by "_") -> canonical name
+ALIASES: dict[str, str] = {
+    "lung": "lungs",
+    "both_lungs": "lungs",
+    "left_lung": "lung_left",
+    "lung_l": "lung_left",
+    "right_lung": "lung_right",
+    "lung_r": "lung_right",
+    "airway": "airways",
+    "trachea": "airways",
+    "bronchi": "airways",
+    "bones": "bone",
+    "skeleton": "bone",
+    "patient": "body",
+    "body_outline": "body",
+    "lesions": "lesion",
+    "tumor": "lesion",
+    "tumour": "lesion",
+    "mass": "lesion",
+    "nodules": "nodule",
+    "lung_nodule": "nodule",
+    "lung_nodules": "nodule",
+    "left_kidney": "kidney_left",
+    "right_kidney": "kidney_right",
+}
+
+#: backend names accepted by `get_segmenter`
+SEGMENTERS = ("classical", "sam", "medsam", "totalsegmentator")
+
+
+def normalize_target(name: str) -> str:
+    """``"Left lung"``, ``"left-lung"``, ``"right_lung"`` -> canonical form (``lung_left`` ...)."""
+    key = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    return ALIASES.get(key, key)
+
+
+def resolve_target(name: str | None, known: tuple[str, ...]) -> str:
+    """The canonical name of ``name`` if it is one of ``known``.
+
+    Raises:
+        SegmentationError: no target, or an unknown one; the message lists ``known``.
+    """
+    if not name:
+        raise SegmentationError(f"give a target to segment; known targets: {', '.join(known)}")
+    canonical = normalize_target(name)
+    if canonical not in known:
+        raise SegmentationError(f"unknown target '{name}'; known targets: {', '.join(known)}")
+    return canonical
+
+
+@dataclass
+class Prompt:
+    """Where to look, in voxel indices of the volume being segmented.
+
+    Attributes:
+        box_zyx: a voxel region (z, y, x) slices, e.g. from a box drawn on a view; one slice
+            thick along ``plane_axis`` for a box on a 2-D slice view.
+        point_zyx: a voxel position (z, y, x), continuous indices.
+        plane_axis: the voxel axis the view is a slice along (0 axial, 1 coronal, 2 sagittal)
+            when the prompt comes from a 2-D slice view.
+    """
+
+    box_zyx: tuple[slice, slice, slice] | None = None
+    point_zyx: tuple[float, float, float] | None = None
+    plane_axis: int | None = None
+
+    def region(self, shape: tuple[int, ...]) -> tuple[slice, slice, slice] | None:
+        """``box_zyx`` clipped to ``shape``.
+
+        Raises:
+            SegmentationError: the box lies entirely outside the volume.
+        """
+        if self.box_zyx is None:
+            return None
+        out = []
+        for s, n in zip(self.box_zyx, shape):
+            start, stop, _ = s.indices(n)
+            if stop <= start:
+                raise SegmentationError(
+                    f"the prompt box {self.box_zyx} lies outside the volume of shape {tuple(shape)}; "
+                    "draw the box inside the image"
+                )
+            out.append(slice(start, stop))
+        return tuple(out)  # type: ignore[return-value]
+
+    def point_index(self, shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+        """``point_zyx`` rounded to the nearest voxel and clipped to ``shape``."""
+        if self.point_zyx is None:
+            return None
+        return tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(self.point_zyx, shape))  # type: ignore[return-value]
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """A segmentation backend.
+
+    Attributes:
+        name: the backend name (``classical``, ``sam``, ``medsam``, ``totalsegmentator``).
+        targets: canonical target names it knows (aliases are resolved by `resolve_target`).
+    """
+
+    name: str
+    targets: tuple[str, ...]
+
+    def segment(self, volume: Volume, target: str | None = None, prompt: Prompt | None = None) -> np.ndarray:
+        """A boolean mask of ``volume.shape``; raises `SegmentationError` when it cannot."""
+
+
+def get_segmenter(name: str = "classical", **options: Any) -> Segmenter:
+    """Build a segmenter backend by name.
+
+    Args:
+        name: ``classical`` (no weights), ``sam`` / ``medsam`` (need ``checkpoint=<path>``,
+            optional ``model_type``, ``device``, ``config``), ``totalsegmentator`` (optional
+            ``fast``, ``device``, ``task``).
+        **options: passed to the backend's constructor.
+
+    Raises:
+        SegmentationError: unknown backend, or a backend that cannot start (missing package or
+            checkpoint); the message says how to fix it.
+    """
+    key = name.strip().lower().replace("-", "").replace("_", "")
+    if key == "classical":
+        from grounding.segmenters.classical import ClassicalSegmenter
+
+        return ClassicalSegmenter(**options)
+    if key in ("sam", "medsam"):
+        from grounding.segmenters.sam import SamSegmenter
+
+        if not options.get("checkpoint"):
+            raise SegmentationError(
+                f"the {key} segmenter needs checkpoint=<path to a .pth file>; "
+                "use the classical segmenter when no weights are available"
+            )
+        if key == "medsam":
+            options.setdefault("medsam", True)
+        return SamSegmenter(**options)
+    if key == "totalsegmentator":
+        from grounding.segmenters.totalseg import TotalSegmentatorSegmenter
+
+        return TotalSegmentatorSegmenter(**options)
+    raise SegmentationError(f"unknown segmenter '{name}'; choose one of {', '.join(SEGMENTERS)}")

@@ -1,0 +1,367 @@
+"""Classical CT analysis of the body, outside air, airways and the left and right lungs.
+
+Everything that needs connectivity runs on a coarse copy of the volume (block-centre samples,
+about `COARSE_MM` per voxel) and the result is brought back to full resolution by deciding only
+the voxels near each coarse boundary with the full-resolution HU threshold. The pipeline:
+
+1. **body**: voxels above `HU_BODY`; an in-plane opening of radius `TABLE_OPENING_MM` cuts the
+   thin table and blankets off, the largest 3-D component is the patient, and the opening is
+   undone within that component.
+2. **outside air**: per slice, background connected to the image border. Where the body itself
+   touches a border line (field of view cutting the patient), the border is sealed between the
+   body's first and last voxel on that line, so a lung cut by the field of view is not taken for
+   outside air. The body mask is everything that is not outside air.
+3. **airways**: per slice, compact air components of tracheal size near the midline are linked
+   across slices; the longest vertical chain is the trachea, then it is followed downwards,
+   slice by slice, through components that overlap it and stay smaller than `AIRWAY_MAX_AREA_MM2`
+   (main bronchi) until they open into the lung.
+4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. When the
+   largest one lies on both sides of the midline (lungs touching at the anterior/posterior
+   junction) it is eroded until it falls apart into two comparable cores, which are grown back
+   by a watershed on HU restricted to the original component. Left and right are assigned by
+   world ``x`` (LPS: +x is the patient's left). Holes are filled slice by slice in each lung, so
+   nodules and vessels are inside the lung masks.
+
+Assumptions and limits: CT in Hounsfield units; consolidated or collapsed lung (denser than
+`HU_AIR`) is not lung; a nodule touching the pleura is only partly inside the lung mask; the
+midline is the trachea's centroid when found, else the body's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from grounding.segmenters.base import SegmentationError
+from grounding.segmenters.morphology import (
+    CONN6,
+    CONN26,
+    PLANAR4,
+    CoarseGrid,
+    component_sizes,
+    ellipsoid,
+    fill_holes_slicewise,
+    largest_component,
+)
+from imaging.volume import Volume
+
+#: CT voxels above this (HU) are body; air is about -1000, fat -100
+HU_BODY = -500.0
+#: lung and airway air lies below this (HU); aerated lung is about -850
+HU_AIR = -400.0
+#: bone lies at or above this (HU)
+HU_BONE = 200.0
+#: coarse voxel size (mm) for connectivity analysis
+COARSE_MM = 2.5
+#: radius (mm) of the in-plane opening that separates the table from the body
+TABLE_OPENING_MM = 4.0
+#: a trachea cross-section lies between these areas (mm2): adults are 150-500 mm2
+TRACHEA_AREA_MM2 = (25.0, 800.0)
+#: a trachea centroid lies within this fraction of the body width from the midline (or 15 mm)
+TRACHEA_MIDLINE_FRACTION = 0.12
+#: followed airway components must stay below this area (mm2); larger ones are lung
+AIRWAY_MAX_AREA_MM2 = 1200.0
+#: lungs are "touching" when the largest air component has this fraction on each side
+MERGED_SIDE_FRACTION = 0.2
+
+LEFT, RIGHT, AIRWAY = 1, 2, 3
+LABEL_NAMES = {LEFT: "lung_left", RIGHT: "lung_right", AIRWAY: "airways"}
+
+
+@dataclass
+class ChestLabels:
+    """The coarse analysis of one CT volume.
+
+    Attributes:
+        grid: the coarse grid the masks below live on.
+        body: coarse boolean body mask (filled; no table, no outside air).
+        labels: coarse uint8 labels: 0 none, `LEFT`, `RIGHT`, `AIRWAY`.
+        midline_x_mm: world x (LPS mm) of the midline used for laterality.
+    """
+
+    grid: CoarseGrid
+    body: np.ndarray
+    labels: np.ndarray
+    midline_x_mm: float
+    _full: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def full_labels(self, data: np.ndarray) -> np.ndarray:
+        """Full-resolution uint8 labels (`LEFT`, `RIGHT`, `AIRWAY`), computed once."""
+        if "labels" not in self._full:
+            self._full["labels"] = refine_labels(self.labels, self.grid, lambda: data < HU_AIR, ~self.body)
+        return self._full["labels"]
+
+    def full_body(self, data: np.ndarray) -> np.ndarray:
+        """Full-resolution boolean body mask, computed once."""
+        if "body" not in self._full:
+            self._full["body"] = refine_labels(
+                self.body.astype(np.uint8), self.grid, lambda: data > HU_BODY, None
+            ).astype(bool)
+        return self._full["body"]
+
+
+def require_ct(volume: Volume, target: str) -> None:
+    """Raise unless ``volume`` is CT (the thresholds here are Hounsfield units)."""
+    if volume.modality != "CT":
+        raise SegmentationError(
+            f"classical '{target}' segmentation uses Hounsfield-unit thresholds and needs CT, got "
+            f"{volume.modality}; use a model-based segmenter (sam, medsam) or a box prompt"
+        )
+
+
+def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
+    """Body, airways and lungs of a CT volume on a coarse grid (see the module docstring).
+
+    Raises:
+        SegmentationError: the volume is not CT, or holds no body or no air inside the body.
+    """
+    require_ct(volume, "lungs")
+    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm)
+    spacing = grid.coarse_spacing(volume.spacing)
+    coarse = grid.sample(volume.data)
+
+    def world_x(zyx: np.ndarray) -> np.ndarray:
+        return volume.voxel_to_world(grid.to_fine(zyx))[:, 0]
+
+    body = ~outside_air(body_core(coarse, spacing))
+    inside_air = (coarse < HU_AIR) & body
+    superior_step = 1 if volume.affine[2, 0] >= 0 else -1
+    airway, trachea = find_airways(inside_air, body, spacing, superior_step)
+    if trachea.any():
+        midline = float(world_x(np.argwhere(trachea).mean(axis=0, keepdims=True))[0])
+    else:
+        midline = float(world_x(np.argwhere(body).mean(axis=0, keepdims=True))[0])
+    labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
+    labels[airway & (labels == 0)] = AIRWAY
+    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline)
+
+
+def body_core(coarse: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The patient's dense tissue: largest component after a table-cutting in-plane opening."""
+    dense = coarse > HU_BODY
+    if not dense.any():
+        raise SegmentationError("no body found: no CT voxel above -500 HU; is this CT in Hounsfield units?")
+    se = ellipsoid(TABLE_OPENING_MM, spacing, planar=True)
+    if se.size == 1:
+        return largest_component(dense)
+    opened = ndimage.binary_opening(dense, se)
+    core = largest_component(opened if opened.any() else dense)
+    return ndimage.binary_dilation(core, se) & dense
+
+
+def _span(lines: np.ndarray) -> np.ndarray:
+    """Along the last axis: True from the first to the last True of each line."""
+    forward = np.maximum.accumulate(lines, axis=-1)
+    backward = np.maximum.accumulate(lines[..., ::-1], axis=-1)[..., ::-1]
+    return forward & backward
+
+
+def outside_air(body: np.ndarray) -> np.ndarray:
+    """Per slice, the background connected to the image border where the body does not touch it."""
+    nz, ny, nx = body.shape
+    blocked = np.zeros((nz, ny + 2, nx + 2), dtype=bool)
+    blocked[:, 1:-1, 1:-1] = body
+    blocked[:, 0, 1:-1] = _span(body[:, 0, :])
+    blocked[:, -1, 1:-1] = _span(body[:, -1, :])
+    blocked[:, 1:-1, 0] = _span(body[:, :, 0])
+    blocked[:, 1:-1, -1] = _span(body[:, :, -1])
+    labels, n = ndimage.label(~blocked, structure=PLANAR4)
+    is_open = np.zeros(n + 1, dtype=bool)
+    for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        is_open[edge] = True
+    is_open[0] = False
+    return is_open[labels[:, 1:-1, 1:-1]]
+
+
+def find_airways(
+    inside_air: np.ndarray, body: np.ndarray, spacing: tuple[float, float, float], superior_step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trachea and main bronchi on the coarse grid: ``(airways, trachea)`` boolean masks."""
+    empty = np.zeros(inside_air.shape, dtype=bool)
+    labels, n = ndimage.label(inside_air, structure=PLANAR4)
+    if n == 0:
+        return empty, empty
+    pixel_mm2 = spacing[1] * spacing[2]
+    area = component_sizes(labels, n) * pixel_mm2
+    coords = np.nonzero(labels)
+    zz, xx = coords[0], coords[2]
+    owner = labels[coords]
+    cx = np.bincount(owner, weights=xx, minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
+    # per-slice midline and width of the body, in x voxels
+    cols = body.any(axis=1)
+    has_body = cols.any(axis=1)
+    first = np.argmax(cols, axis=1)
+    last = cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1)
+    centre, width = (first + last) / 2.0, (last - first + 1).astype(float)
+
+    candidate = np.zeros(n + 1, dtype=bool)
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None or not (TRACHEA_AREA_MM2[0] <= area[label] <= TRACHEA_AREA_MM2[1]):
+            continue
+        z = obj[0].start
+        if not has_body[z]:
+            continue
+        tolerance = max(15.0 / spacing[2], TRACHEA_MIDLINE_FRACTION * width[z])
+        h_mm = (obj[1].stop - obj[1].start) * spacing[1]
+        w_mm = (obj[2].stop - obj[2].start) * spacing[2]
+        round_enough = max(h_mm, w_mm) <= 2.5 * min(h_mm, w_mm) and area[label] >= 0.4 * h_mm * w_mm
+        candidate[label] = round_enough and abs(cx[label] - centre[z]) <= tolerance
+    if not candidate.any():
+        return empty, empty
+
+    chain_labels, chain_of = ndimage.label(candidate[labels], structure=CONN26)
+    pairs = np.unique(np.column_stack([chain_labels[coords], zz])[candidate[owner]], axis=0)
+    spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
+    spans[0] = 0
+    best = int(np.argmax(spans))
+    if spans[best] < min(2, inside_air.shape[0]):
+        return empty, empty
+    trachea = chain_labels == best
+
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[np.unique(labels[trachea])] = True
+    max_area = min(max(1.5 * area[keep].max(), 300.0), AIRWAY_MAX_AREA_MM2)
+    z_slices = np.flatnonzero(trachea.any(axis=(1, 2)))
+    z = int(z_slices.min() if superior_step > 0 else z_slices.max())
+    previous = trachea[z]
+    while 0 <= z - superior_step < inside_air.shape[0]:
+        z -= superior_step
+        touching = np.unique(labels[z][previous])
+        touching = touching[(touching > 0) & (area[touching] <= max_area)]
+        if touching.size == 0:
+            break
+        keep[touching] = True
+        previous = np.isin(labels[z], touching)
+    keep[0] = False
+    return keep[labels], trachea
+
+
+def find_lungs(
+    inside_air: np.ndarray,
+    airway: np.ndarray,
+    coarse: np.ndarray,
+    world_x,
+    midline_x_mm: float,
+    is_2d: bool,
+) -> np.ndarray:
+    """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice)."""
+    candidates = inside_air & ~ndimage.binary_dilation(airway, CONN6) if airway.any() else inside_air
+    labels, n = ndimage.label(candidates, structure=CONN6)
+    if n == 0:
+        raise SegmentationError(
+            "no air-filled lung found inside the body (no voxel below -400 HU); "
+            "is the chest in the field of view?"
+        )
+    sizes = component_sizes(labels, n)
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    largest = labels == order[0]
+    left_fraction = float((world_x(np.argwhere(largest)) > midline_x_mm).mean())
+
+    parts: list[np.ndarray] = []
+    if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION:
+        parts = split_touching(largest, coarse)
+    if len(parts) < 2:
+        # one lung per side: the largest component on each side (2-D: every sizeable piece)
+        parts, sides = [], set()
+        for label in order[: min(n, 12)]:
+            if sizes[label] < 0.05 * sizes[order[0]]:
+                break
+            piece = labels == label
+            side = _side(piece, world_x, midline_x_mm)
+            if is_2d or side not in sides:
+                parts.append(piece)
+                sides.add(side)
+
+    out = np.zeros(inside_air.shape, dtype=np.uint8)
+    centroids = [float(world_x(np.argwhere(p).mean(axis=0, keepdims=True))[0]) for p in parts]
+    if len(parts) == 2 and not is_2d:
+        sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
+    else:
+        sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
+    for part, side in zip(parts, sides_of):
+        out[part] = side
+    for side in (LEFT, RIGHT):
+        _fill_label_holes(out, side)
+    return out
+
+
+def _side(mask: np.ndarray, world_x, midline_x_mm: float) -> int:
+    return LEFT if float(world_x(np.argwhere(mask).mean(axis=0, keepdims=True))[0]) > midline_x_mm else RIGHT
+
+
+def _fill_label_holes(labels: np.ndarray, value: int) -> None:
+    mask = labels == value
+    if not mask.any():
+        return
+    bbox = ndimage.find_objects(mask.astype(np.uint8))[0]
+    crop = labels[bbox]
+    filled = fill_holes_slicewise(crop == value)
+    crop[filled & (crop == 0)] = value
+
+
+def split_touching(mask: np.ndarray, coarse: np.ndarray, max_erosions: int = 12) -> list[np.ndarray]:
+    """Split two touching lungs: erode until two comparable cores, then watershed on HU.
+
+    Returns the two parts (full-shape masks), or ``[mask]`` when erosion never separates them.
+    """
+    from skimage.segmentation import watershed
+
+    bbox = ndimage.find_objects(mask.astype(np.uint8))[0]
+    region = mask[bbox]
+    core = region
+    markers = None
+    for _ in range(max_erosions):
+        core = ndimage.binary_erosion(core, CONN6, border_value=1)
+        labels, n = ndimage.label(core, structure=CONN6)
+        if n == 0:
+            break
+        if n >= 2:
+            sizes = component_sizes(labels, n)
+            sizes[0] = 0
+            first, second = np.argsort(sizes)[::-1][:2]
+            if sizes[second] >= 0.1 * sizes[first]:
+                markers = (labels == first).astype(np.int32) + 2 * (labels == second)
+                break
+    if markers is None:
+        return [mask]
+    grown = watershed(coarse[bbox], markers, mask=region)
+    parts = []
+    for value in (1, 2):
+        part = np.zeros(mask.shape, dtype=bool)
+        part[bbox] = grown == value
+        parts.append(part)
+    return parts
+
+
+def refine_labels(labels: np.ndarray, grid: CoarseGrid, band_keep, exclude: np.ndarray | None) -> np.ndarray:
+    """Bring coarse labels to full resolution, deciding boundary voxels at full resolution.
+
+    Each label's coarse interior (one face-connected erosion; the image border does not erode)
+    is kept whole; its boundary band (one dilation minus the interior, not in ``exclude`` or
+    another label) keeps the fine voxels where ``band_keep()`` (a full-resolution boolean array,
+    computed only when needed) is True.
+    """
+    if grid.is_identity:
+        return labels.copy()
+    code = np.zeros(labels.shape, dtype=np.uint8)
+    interiors = []
+    for value in np.unique(labels[labels > 0]):
+        mask = labels == value
+        inner = ndimage.binary_erosion(mask, CONN6, border_value=1)
+        band = ndimage.binary_dilation(mask, CONN6) & ~inner & ((labels == 0) | mask) & (code == 0)
+        if exclude is not None:
+            band &= ~exclude
+        code[band] = 2 * value - 1
+        interiors.append((inner, value))
+    for inner, value in interiors:
+        code[inner] = 2 * value
+    full = grid.upsample(code)
+    reject = (full & 1).astype(bool)
+    reject &= ~band_keep()
+    full += 1
+    full >>= 1
+    full[reject] = 0
+    return full

@@ -1,0 +1,198 @@
+"""The classical segmenter: HU thresholds, connected components and morphology; no weights.
+
+Targets (`TARGETS`): ``body``, ``lungs``, ``lung_left``, ``lung_right``, ``airways``, ``bone``
+need CT in Hounsfield units (see `grounding.segmenters.chest` for the method and its limits);
+``lesion`` / ``nodule`` give lung nodule candidates on CT, the lesion inside a prompt box on any
+modality, and hyperintense lesions on MR (see `grounding.segmenters.lesions`).
+
+Prompts: a box restricts the result to that voxel region, for every target; a point keeps the
+connected component containing the point (or the nearest one). With a prompt and no target the
+segmenter returns the region inside the box (or around the point) that differs from its
+surroundings. Candidate targets (``lesion``, ``nodule``) return an empty mask when nothing is
+found; a prompted lesion search that finds nothing raises `SegmentationError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grounding.segmenters.base import TARGETS, Prompt, SegmentationError, resolve_target
+from grounding.segmenters.chest import (
+    AIRWAY,
+    COARSE_MM,
+    HU_BONE,
+    LEFT,
+    RIGHT,
+    ChestLabels,
+    analyze_chest,
+    require_ct,
+)
+from grounding.segmenters.lesions import box_lesion, lung_nodules, mr_hyperintense_lesion
+from grounding.segmenters.morphology import nearest_component
+from imaging.volume import Volume
+
+#: half size (mm) of the search window around a point prompt given without a box
+POINT_WINDOW_MM = 20.0
+#: a box counts as "on the lungs" when at least this fraction of it is lung
+LUNG_BOX_FRACTION = 0.5
+
+
+class ClassicalSegmenter:
+    """Weight-free segmentation of CT structures and lesion candidates.
+
+    Args:
+        coarse_mm: voxel size (mm) of the coarse grid used for connectivity analysis (default
+            2.5); smaller is slower and follows thinner structures.
+
+    The analysis of the last volume is cached (keyed on the array's identity, geometry and a
+    sample of its values), so asking for ``lung_left`` then ``lung_right`` costs one analysis.
+    """
+
+    name = "classical"
+    targets: tuple[str, ...] = tuple(TARGETS)
+
+    def __init__(self, coarse_mm: float = COARSE_MM) -> None:
+        if coarse_mm <= 0:
+            raise SegmentationError(f"coarse_mm must be positive, got {coarse_mm}")
+        self.coarse_mm = float(coarse_mm)
+        self._cache: tuple[tuple, ChestLabels] | None = None
+
+    def segment(self, volume: Volume, target: str | None = None, prompt: Prompt | None = None) -> np.ndarray:
+        """A boolean mask of ``volume.shape`` for ``target`` and/or ``prompt``.
+
+        Raises:
+            SegmentationError: unknown target (the message lists the known ones), a CT-only
+                target on another modality, or nothing found where a prompt pointed.
+        """
+        prompt = prompt or Prompt()
+        region = prompt.region(volume.shape)
+        point = prompt.point_index(volume.shape)
+        if target is None:
+            if region is None and point is None:
+                raise SegmentationError(
+                    f"give a target or a box/point prompt; known targets: {', '.join(self.targets)}"
+                )
+            return box_lesion(
+                volume.data, region or self._point_window(volume, point, prompt.plane_axis), point,
+                volume.spacing, volume.modality == "CT",
+            )
+        name = resolve_target(target, self.targets)
+        if name in ("lesion", "nodule"):
+            return self._lesion(volume, name, region, point, prompt.plane_axis)
+        require_ct(volume, name)
+        return _restrict(self._structure(volume, name), region, point, volume.spacing)
+
+    def analysis(self, volume: Volume) -> ChestLabels:
+        """The (cached) coarse chest analysis of a CT volume."""
+        data = volume.data
+        key = (
+            id(data), data.shape, volume.spacing, volume.affine.tobytes(), self.coarse_mm,
+            float(data[:: max(1, data.shape[0] // 7), :: 29, :: 31].sum()),
+        )
+        if self._cache is None or self._cache[0] != key:
+            self._cache = None  # drop the old full-resolution masks before computing new ones
+            self._cache = (key, analyze_chest(volume, self.coarse_mm))
+        return self._cache[1]
+
+    def _structure(self, volume: Volume, name: str) -> np.ndarray:
+        chest = self.analysis(volume)
+        if name == "body":
+            return chest.full_body(volume.data).copy()
+        if name == "bone":
+            return (volume.data >= HU_BONE) & chest.full_body(volume.data)
+        labels = chest.full_labels(volume.data)
+        if name == "lungs":
+            return (labels == LEFT) | (labels == RIGHT)
+        return labels == {"lung_left": LEFT, "lung_right": RIGHT, "airways": AIRWAY}[name]
+
+    def _lungs_or_none(self, volume: Volume) -> np.ndarray | None:
+        try:
+            labels = self.analysis(volume).full_labels(volume.data)
+        except SegmentationError:
+            return None
+        return (labels == LEFT) | (labels == RIGHT)
+
+    def _lesion(
+        self,
+        volume: Volume,
+        name: str,
+        region: tuple[slice, slice, slice] | None,
+        point: tuple[int, int, int] | None,
+        plane_axis: int | None,
+    ) -> np.ndarray:
+        if volume.modality == "MR" and name == "lesion":
+            return self._mr_lesion(volume, region, point)
+        if volume.modality != "CT":
+            if region is None and point is None or name == "nodule":
+                raise SegmentationError(
+                    f"'{name}' candidates without a prompt need CT (lung nodules) or MR (bright lesions), "
+                    f"got {volume.modality}; draw a box around the lesion"
+                )
+            return box_lesion(
+                volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, False
+            )
+        lungs = self._lungs_or_none(volume)
+        on_lungs = lungs is not None and (name == "nodule" or _mostly_in(lungs, region, point))
+        if name == "nodule" and lungs is None:
+            raise SegmentationError("no lungs found, so no lung nodules; use target 'lesion' with a box prompt")
+        if on_lungs or (region is None and point is None):
+            if lungs is None:
+                raise SegmentationError(
+                    "found no lungs to search for nodules; draw a box around the lesion to segment it"
+                )
+            return _restrict(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
+        return box_lesion(
+            volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, True
+        )
+
+    def _mr_lesion(
+        self, volume: Volume, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None
+    ) -> np.ndarray:
+        search = np.ones(volume.shape, dtype=bool)
+        if region is not None:
+            search[:] = False
+            search[region] = True
+        labels, kept = mr_hyperintense_lesion(volume.data, volume.spacing, search)
+        if not kept:
+            return np.zeros(volume.shape, dtype=bool)
+        if point is not None:
+            return nearest_component(np.isin(labels, kept), point, volume.spacing)
+        sizes = np.bincount(labels.ravel())
+        return labels == max(kept, key=lambda label: sizes[label])
+
+    @staticmethod
+    def _point_window(
+        volume: Volume, point: tuple[int, int, int] | None, plane_axis: int | None
+    ) -> tuple[slice, slice, slice]:
+        """A box of +-`POINT_WINDOW_MM` around ``point`` (one slice thick along ``plane_axis``)."""
+        assert point is not None
+        out = []
+        for axis, (p, n, sp) in enumerate(zip(point, volume.shape, volume.spacing)):
+            half = 0 if axis == plane_axis else int(round(POINT_WINDOW_MM / sp))
+            out.append(slice(max(p - half, 0), min(p + half + 1, n)))
+        return tuple(out)  # type: ignore[return-value]
+
+
+def _mostly_in(mask: np.ndarray, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None) -> bool:
+    """Whether a prompt lies on ``mask``: the point inside it, or most of the box."""
+    if point is not None and mask[point]:
+        return True
+    if region is None:
+        return False
+    return float(mask[region].mean()) >= LUNG_BOX_FRACTION
+
+
+def _restrict(
+    mask: np.ndarray,
+    region: tuple[slice, slice, slice] | None,
+    point: tuple[int, int, int] | None,
+    spacing: tuple[float, float, float],
+) -> np.ndarray:
+    """Apply prompts to a structure mask: clip to the box, keep the component at the point."""
+    if region is not None:
+        clipped = np.zeros(mask.shape, dtype=bool)
+        clipped[region] = mask[region]
+        mask = clipped
+    if point is not None:
+        mask = nearest_component(mask, point, spacing)
+    return mask

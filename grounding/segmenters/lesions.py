@@ -1,0 +1,228 @@
+"""Classical lesion candidates: lung nodules on CT, a lesion in a prompted box, bright MR lesions.
+
+* **Lung nodules (CT)**: voxels of at least `HU_AIR` (-400 HU, i.e. not aerated lung) inside
+  the hole-filled lung masks, split into 26-connected components; a component is a candidate
+  when its volume lies between `NODULE_MIN_MM3` and a sphere of `NODULE_MAX_DIAMETER_MM`, it is
+  compact (`MIN_SPHERICITY`: volume over the volume of the sphere spanning its largest bounding
+  box extent; vessels are long and fail it) and it does not touch the lung surface (vessel
+  stumps at the hilum do; so, as a known limit, do juxtapleural nodules).
+* **Lesion in a box (any modality)**: the box is compared with its surroundings. The reference
+  is the median and MAD (x1.4826) of a ring around the box (the box grown by half its size, at
+  least 5 voxels, in the view's plane), after a 3x3 in-plane median filter against noise; on CT
+  only soft-tissue values (`TISSUE_HU`) count, so fat and air around an organ do not. Voxels in
+  the box deviating by more than `BOX_K` robust SDs form the lesion; the polarity (darker or
+  brighter than the organ) is the one holding the prompt point, else the one covering more of
+  the box's central half; the component at the point (or nearest the box centre) is returned,
+  holes filled slice by slice.
+* **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
+  minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
+  `MR_K` MAD are candidates, and the largest compact component is the lesion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from grounding.segmenters.base import SegmentationError
+from grounding.segmenters.chest import HU_AIR
+from grounding.segmenters.morphology import (
+    CONN6,
+    CONN26,
+    CoarseGrid,
+    component_sizes,
+    ellipsoid,
+    fill_holes_slicewise,
+    largest_component,
+    nearest_component,
+)
+
+#: smallest candidate: a (3 mm)^3 cube
+NODULE_MIN_MM3 = 27.0
+#: largest candidate: a sphere of this diameter (larger focal lesions are masses)
+NODULE_MAX_DIAMETER_MM = 30.0
+#: volume / volume of the sphere whose diameter is the largest bounding-box extent
+MIN_SPHERICITY = 0.25
+#: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
+ISOLATION_MM = 3.0
+#: deviation, in robust SDs, from the reference that marks a lesion in a box
+BOX_K = 3.0
+#: CT values counted as organ tissue for the box reference (HU): excludes fat, air, bone
+TISSUE_HU = (-50.0, 400.0)
+#: floor of the robust SD (HU on CT; fraction of the value range otherwise)
+MAD_FLOOR_HU = 5.0
+MAD_FLOOR_FRACTION = 0.002
+#: deviation above the brain's median, in robust SDs, of a hyperintense MR lesion
+MR_K = 3.0
+#: thickness (mm) of scalp and skull removed from the head to approximate the brain
+HEAD_MARGIN_MM = 10.0
+
+
+def compact_components(
+    mask: np.ndarray,
+    spacing: tuple[float, float, float],
+    forbidden: np.ndarray | None = None,
+    max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
+) -> tuple[np.ndarray, list[int]]:
+    """26-connected components of ``mask`` that look like blobs: ``(labels, kept label ids)``.
+
+    Sizes are in mm (``spacing`` z, y, x). On a single-slice mask the same rules apply to areas
+    (circle instead of sphere). Components touching ``forbidden`` are dropped.
+    """
+    labels, n = ndimage.label(mask, structure=CONN26)
+    if n == 0:
+        return labels, []
+    planar = mask.shape[0] == 1
+    sizes = component_sizes(labels, n)
+    touching = np.zeros(n + 1, dtype=bool)
+    if forbidden is not None:
+        touching[np.unique(labels[forbidden])] = True
+    unit = spacing[1] * spacing[2] if planar else float(np.prod(spacing))
+    if planar:
+        min_size, max_size = NODULE_MIN_MM3 ** (2 / 3), math.pi / 4 * max_diameter_mm**2
+    else:
+        min_size, max_size = NODULE_MIN_MM3, math.pi / 6 * max_diameter_mm**3
+    near = _neighbourhood(spacing, planar)
+    reach = [r // 2 for r in near.shape]
+    kept = []
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        size = sizes[label] * unit
+        if obj is None or touching[label] or not (min_size <= size <= max_size):
+            continue
+        extent = max((sl.stop - sl.start) * sp for axis, (sl, sp) in enumerate(zip(obj, spacing)) if axis or not planar)
+        reference = math.pi / 4 * extent**2 if planar else math.pi / 6 * extent**3
+        if size / reference < MIN_SPHERICITY:
+            continue
+        window = tuple(
+            slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape)
+        )
+        local = labels[window]
+        around = ndimage.binary_dilation(local == label, near)
+        if not np.any(around & (local != label) & (local > 0)):
+            kept.append(label)
+    return labels, kept
+
+
+def _neighbourhood(spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
+    """`ISOLATION_MM` in-plane; in the adjacent slices wider by half a slice thickness, since a
+    vessel crossing thick slices at 45 degrees moves by the thickness from one slice to the next."""
+    inplane = ellipsoid(ISOLATION_MM, spacing, planar=True)
+    if planar:
+        return inplane
+    depth = max(1, int(ISOLATION_MM / spacing[0] + 1e-6))
+    wide = ellipsoid(ISOLATION_MM + 0.5 * spacing[0], spacing, planar=True)
+    out = np.repeat(wide, 2 * depth + 1, axis=0)
+    pad = [(s - i) // 2 for s, i in zip(wide.shape[1:], inplane.shape[1:])]
+    out[depth] = False
+    out[depth, pad[0] : pad[0] + inplane.shape[1], pad[1] : pad[1] + inplane.shape[2]] = inplane[0]
+    return out
+
+
+def lung_nodules(data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Union of the nodule candidates inside the (hole-filled) ``lungs`` mask."""
+    out = np.zeros(data.shape, dtype=bool)
+    if not lungs.any():
+        return out
+    bbox = ndimage.find_objects(lungs.astype(np.uint8))[0]
+    lung = lungs[bbox]
+    surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
+    labels, kept = compact_components((data[bbox] >= HU_AIR) & lung, spacing, forbidden=surface)
+    if kept:
+        lut = np.zeros(labels.max() + 1, dtype=bool)
+        lut[kept] = True
+        out[bbox] = lut[labels]
+    return out
+
+
+def _robust_stats(values: np.ndarray, floor: float) -> tuple[float, float]:
+    med = float(np.median(values))
+    mad = 1.4826 * float(np.median(np.abs(values - med)))
+    return med, max(mad, floor)
+
+
+def box_lesion(
+    data: np.ndarray,
+    region: tuple[slice, slice, slice],
+    point: tuple[int, int, int] | None,
+    spacing: tuple[float, float, float],
+    is_ct: bool,
+    k: float = BOX_K,
+) -> np.ndarray:
+    """The region inside ``region`` that differs from its surroundings (see the module docstring).
+
+    Raises:
+        SegmentationError: nothing in the box differs by more than ``k`` robust SDs.
+    """
+    sizes = [sl.stop - sl.start for sl in region]
+    thin = [n == 1 for n in sizes]
+    outer = tuple(
+        sl if is_thin else slice(max(sl.start - max(5, n // 2), 0), min(sl.stop + max(5, n // 2), full))
+        for sl, n, is_thin, full in zip(region, sizes, thin, data.shape)
+    )
+    patch = data[outer]
+    filt = [1 if is_thin or m < 3 else 3 for is_thin, m in zip(thin, patch.shape)]
+    if not thin[0] and sizes[0] > 1 and spacing[0] > 2 * min(spacing[1:]):
+        filt[0] = 1  # thick slices: smooth in-plane only
+    smooth = ndimage.median_filter(patch, size=filt) if max(filt) > 1 else patch
+    inner = tuple(slice(sl.start - o.start, sl.stop - o.start) for sl, o in zip(region, outer))
+    ring = np.ones(patch.shape, dtype=bool)
+    ring[inner] = False
+    tissue = (smooth > TISSUE_HU[0]) & (smooth < TISSUE_HU[1]) if is_ct else np.ones(patch.shape, dtype=bool)
+    reference = smooth[ring & tissue]
+    if reference.size < 30:
+        reference = smooth[inner][tissue[inner]]
+    if reference.size == 0:
+        raise SegmentationError("the prompt box holds no soft tissue to compare with; draw it on an organ")
+    floor = MAD_FLOOR_HU if is_ct else MAD_FLOOR_FRACTION * float(np.ptp(patch) or 1.0)
+    med, mad = _robust_stats(reference, floor)
+    values = smooth[inner]
+    deviation = (values - med) / mad
+    darker = deviation < -k
+    if is_ct:
+        darker &= values > TISSUE_HU[0]  # fat and air next to an organ are not a lesion
+    brighter = deviation > k
+    local_point = None if point is None else tuple(p - sl.start for p, sl in zip(point, region))
+    inside = local_point is not None and all(0 <= p < n for p, n in zip(local_point, sizes))
+    if inside:
+        chosen = darker if darker[local_point] or not brighter[local_point] else brighter
+    else:
+        core = tuple(slice(n // 4, max(n - n // 4, n // 4 + 1)) for n in sizes)
+        chosen = darker if darker[core].sum() >= brighter[core].sum() else brighter
+    if not chosen.any():
+        raise SegmentationError(
+            f"nothing in the prompt box differs from its surroundings by more than {k:g} robust SDs "
+            f"(reference {med:.0f} +- {mad:.0f}); draw the box tightly around a visible lesion"
+        )
+    seed = local_point if inside else tuple(n // 2 for n in sizes)
+    picked = fill_holes_slicewise(nearest_component(chosen, seed, spacing, structure=CONN6))  # type: ignore[arg-type]
+    out = np.zeros(data.shape, dtype=bool)
+    out[region] = picked
+    return out
+
+
+def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The head (filled Otsu foreground) minus a `HEAD_MARGIN_MM` shell: about the brain."""
+    from skimage.filters import threshold_otsu
+
+    grid = CoarseGrid.for_spacing(data.shape, spacing, 2.0)
+    coarse = grid.sample(data)
+    head = largest_component(fill_holes_slicewise(coarse > threshold_otsu(coarse)))
+    if not head.any():
+        raise SegmentationError("no head found in the image (empty foreground)")
+    depth = ndimage.distance_transform_edt(head, sampling=grid.coarse_spacing(spacing))
+    inner = depth > HEAD_MARGIN_MM
+    if not inner.any():
+        inner = head
+    return grid.upsample(inner) if not grid.is_identity else inner
+
+
+def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray, k: float = MR_K) -> tuple[np.ndarray, list[int]]:
+    """Compact components brighter than the brain's median + ``k`` MAD within ``search``."""
+    brain = brain_region(data, spacing)
+    values = data[brain]
+    if values.size > 1_000_000:
+        values = values[:: values.size // 1_000_000]
+    med, mad = _robust_stats(values, MAD_FLOOR_FRACTION * float(np.ptp(values) or 1.0))
+    return compact_components((data > med + k * mad) & brain & search, spacing)

@@ -1,0 +1,299 @@
+"""``segment``: a mask of a named structure or of a prompted region, with an overlay view.
+
+The segmenter backend is the context's (``context.segmenter``, options in
+``context.options["segmenter_options"]``). Boxes and points drawn on a view are mapped into voxel
+prompts through the view's geometry; on a projection (MIP) a box covers every depth. Masks are
+cached per (volume, segmenter, target, prompt, mode) in ``context.cache``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from grounding.evidence import Evidence, Measurement
+from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality
+from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
+from grounding.tool import Tool, ToolContext, ToolError
+from grounding.tools.regions import (
+    BBOX_SCHEMA,
+    POINT_SCHEMA,
+    VIEW_ID_SCHEMA,
+    fmt_slices,
+    resolve_box,
+    resolve_point,
+    view_slice_index,
+)
+from imaging.geometry import ViewGeometry
+from imaging.views import PLANES, View, plane_geometry, render, sample_plane
+from imaging.volume import Volume
+from imaging.windowing import PRESETS
+
+MODES = ("3d", "2d")
+#: overlay colour (RGB) and opacity of the mask fill; the outline is drawn opaque
+OVERLAY_RGB = (255, 48, 48)
+OVERLAY_ALPHA = 0.4
+
+
+def _description(targets: dict[str, str]) -> str:
+    listed = "; ".join(f"{k}: {v}" for k, v in targets.items())
+    return (
+        "Segment a structure and get its mask, size, extent and side, plus an overlay image "
+        "(the mask in red). Name a target, or prompt with a box (bbox_2d) or a point (point_2d) "
+        "drawn on a view (view_id), or both. mode '3d' segments the whole volume (default for CT/MR); "
+        "'2d' segments only the slice shown in view_id (2-D images are always 2d). The result's "
+        f"evidence id can be passed to measure. Targets: {listed}."
+    )
+
+
+def _parameters(targets: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "target": {"type": "string", "enum": list(targets),
+                       "description": "Structure to segment (see the list above)."},
+            "view_id": {**VIEW_ID_SCHEMA,
+                        "description": "View the box or point is drawn on (and, for mode '2d', the slice)."},
+            "bbox_2d": {**BBOX_SCHEMA, "description": "Optional box prompt around the object: "
+                        + BBOX_SCHEMA["description"]},
+            "point_2d": {**POINT_SCHEMA, "description": "Optional point prompt on the object: "
+                         + POINT_SCHEMA["description"]},
+            "mode": {"type": "string", "enum": list(MODES),
+                     "description": "'3d' (whole volume) or '2d' (the slice of view_id only)."},
+        },
+        "required": [],
+        "additionalProperties": False,
+    }
+
+
+def run_segment(
+    context: ToolContext,
+    target: str | None = None,
+    view_id: str | None = None,
+    bbox_2d: list[float] | None = None,
+    point_2d: list[float] | None = None,
+    mode: str | None = None,
+    known_targets: tuple[str, ...] = tuple(TARGETS),
+) -> Evidence:
+    """Segment ``target`` and/or the prompted region; see `_description` for the contract.
+
+    ``known_targets`` (bound by `segment_tool`) only words the error for a call without either.
+    """
+    if target is None and bbox_2d is None and point_2d is None:
+        raise ToolError(f"give a target (one of: {', '.join(known_targets)}) or a view_id with a bbox_2d or "
+                        f"point_2d prompt")
+    if (bbox_2d is not None or point_2d is not None) and view_id is None:
+        raise ToolError("bbox_2d and point_2d are pixels of a view: also give the view_id they were drawn on")
+    prompt_geom: ViewGeometry | None = None
+    box_zyx = point_zyx = None
+    notes = ""
+    if bbox_2d is not None:
+        region = resolve_box(context, view_id, bbox_2d)  # type: ignore[arg-type]
+        volume_id, vol, prompt_geom, box_zyx = region.volume_id, region.volume, region.geometry, region.voxels
+        notes += region.clamp_note(bbox_2d)
+    if point_2d is not None:
+        _, volume_id, vol, geom, point = resolve_point(context, view_id, point_2d)  # type: ignore[arg-type]
+        prompt_geom = prompt_geom or geom
+        point_zyx = tuple(float(v) for v in point)
+    if prompt_geom is None:
+        if view_id is not None:
+            view = context.get_view(view_id)
+            volume_id, vol = context.volume_of(view)
+            if isinstance(view.geometry, ViewGeometry):
+                prompt_geom = view.geometry
+        else:
+            volume_id, vol = context.get_volume()
+    mode = "2d" if vol.is_2d else (mode or "3d")
+    plane = _plane_of(vol, mode, prompt_geom, view_id)
+    if mode == "3d":
+        axis_info = view_slice_index(prompt_geom) if prompt_geom is not None else None
+        prompt = Prompt(box_zyx=box_zyx, point_zyx=point_zyx, plane_axis=axis_info[0] if axis_info else None)
+    else:
+        prompt = _prompt_in_plane(box_zyx, point_zyx, plane)
+    has_prompt = box_zyx is not None or point_zyx is not None
+    mask, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane)
+    return _evidence(context, volume_id, vol, mask, target, mode, plane, prompt if has_prompt else None,
+                     view_id, cached, notes)
+
+
+def _plane_of(vol: Volume, mode: str, geom: ViewGeometry | None, view_id: str | None) -> tuple[int, int] | None:
+    """(normal axis, slice index) segmented in 2d mode; None in 3d mode."""
+    if vol.is_2d:
+        return 0, 0
+    if mode == "3d":
+        return None
+    if geom is None:
+        raise ToolError("mode '2d' segments the slice of a view: give the view_id of a slice view "
+                        "(for a montage, draw a bbox_2d or point_2d inside one panel)")
+    plane = view_slice_index(geom)
+    if plane is None:
+        raise ToolError(f"view {view_id} is a projection, not a slice, so mode '2d' has no slice to segment; "
+                        f"use mode '3d' or view a slice first")
+    return plane
+
+
+def _prompt_in_plane(box_zyx: tuple[slice, ...] | None, point_zyx: tuple[float, ...] | None,
+                     plane: tuple[int, int] | None) -> Prompt:
+    """Re-index a prompt on the full volume into the single-slice volume of `_plane_volume`."""
+    axis = plane[0] if plane else 0
+    keep = [a for a in range(3) if a != axis]
+    box = (slice(0, 1), box_zyx[keep[0]], box_zyx[keep[1]]) if box_zyx is not None else None
+    point = (0.0, point_zyx[keep[0]], point_zyx[keep[1]]) if point_zyx is not None else None
+    return Prompt(box_zyx=box, point_zyx=point, plane_axis=0)
+
+
+def _plane_volume(vol: Volume, axis: int, k: int) -> Volume:
+    """Slice ``k`` along ``axis`` as a one-slice volume (1, a, b), keeping its mm geometry.
+
+    The remaining two axes keep their order; the affine maps the new indices to the same
+    patient coordinates as the original voxels.
+    """
+    keep = [a for a in range(3) if a != axis]
+    a = vol.affine
+    affine = np.eye(4)
+    affine[:3, 0], affine[:3, 1], affine[:3, 2] = a[:3, axis], a[:3, keep[0]], a[:3, keep[1]]
+    affine[:3, 3] = a[:3, 3] + k * a[:3, axis]
+    spacing = (vol.spacing[axis], vol.spacing[keep[0]], vol.spacing[keep[1]])
+    return Volume(data=np.take(vol.data, k, axis=axis)[None], spacing=spacing, affine=affine,
+                  modality=vol.modality, metadata=vol.metadata, name=vol.name)
+
+
+def segmenter_for(context: ToolContext) -> Segmenter:
+    """The context's segmenter backend, built once per episode (model weights load once).
+
+    Raises:
+        SegmentationError: the backend cannot start (unknown name, missing package or checkpoint).
+    """
+    options = dict(context.options.get("segmenter_options", {}))
+    key = f"segmenter|{context.segmenter}|{sorted(options.items())!r}"
+    if key not in context.cache:
+        context.cache[key] = get_segmenter(context.segmenter, **options)
+    return context.cache[key]
+
+
+def _segment_cached(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
+                    prompt: Prompt | None, mode: str, plane: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
+    key = f"segment|{context.segmenter}|{volume_id}|{target}|{mode}|{plane}|{_prompt_key(prompt)}"
+    if key in context.cache:
+        return context.cache[key], True
+    try:
+        segmenter = segmenter_for(context)
+        if plane is None:
+            mask = np.asarray(segmenter.segment(vol, target=target, prompt=prompt), dtype=bool)
+        elif vol.is_2d:
+            mask = np.asarray(segmenter.segment(vol, target=target, prompt=prompt), dtype=bool)
+        else:
+            axis, k = plane
+            sub = np.asarray(segmenter.segment(_plane_volume(vol, axis, k), target=target, prompt=prompt),
+                             dtype=bool)
+            mask = np.zeros(vol.shape, dtype=bool)
+            index: list[Any] = [slice(None)] * 3
+            index[axis] = k
+            mask[tuple(index)] = sub.reshape(mask[tuple(index)].shape)
+    except SegmentationError as exc:
+        raise ToolError(str(exc)) from None
+    if mask.shape != vol.shape:
+        raise ToolError(f"segmenter '{context.segmenter}' returned a mask of shape {mask.shape} for a volume "
+                        f"of shape {vol.shape}; this is a bug in the segmenter")
+    context.cache[key] = mask
+    return mask, False
+
+
+def _prompt_key(prompt: Prompt | None) -> str:
+    if prompt is None:
+        return "none"
+    box = None if prompt.box_zyx is None else [(s.start, s.stop) for s in prompt.box_zyx]
+    point = None if prompt.point_zyx is None else [round(v, 2) for v in prompt.point_zyx]
+    return f"{box}|{point}|{prompt.plane_axis}"
+
+
+def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarray, target: str | None,
+              mode: str, plane: tuple[int, int] | None, prompt: Prompt | None, view_id: str | None,
+              cached: bool, notes: str) -> Evidence:
+    what = f"'{target}'" if target else "the prompted object"
+    if prompt is not None and target:
+        what += " in the prompted region"
+    where = "" if plane is None or vol.is_2d else f" on {PLANES[plane[0]]} slice {plane[1]}"
+    data: dict[str, Any] = {"target": target, "mode": mode, "segmenter": context.segmenter,
+                            "volume": volume_id, "cached": cached,
+                            "plane_axis": None if plane is None else plane[0],
+                            "slice_index": None if plane is None else plane[1],
+                            "prompt": _prompt_dict(prompt)}
+    voxels = int(np.count_nonzero(mask))
+    data["voxels"] = voxels
+    ev = Evidence(id="", tool="segment", arguments={}, text="", mask=mask, mask_volume=volume_id, data=data)
+    if voxels == 0:
+        ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {context.segmenter} segmenter): the mask "
+                   f"is empty. Try another target, a box around the object, or a different slice.{notes}")
+        return ev
+    bbox = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+    n_components = ndimage.label(mask[bbox])[1]
+    spacing = np.asarray(vol.spacing)
+    extent_mm = [float((s.stop - s.start) * spacing[a]) for a, s in enumerate(bbox)]  # z, y, x
+    cz = centroid_voxel(mask)
+    centroid = vol.voxel_to_world([cz])[0]
+    midline, _ = body_midline_x_mm(vol, int(round(cz[0])))
+    side, _ = laterality(mask, vol, midline, float(centroid[0]))
+    if mode == "3d":
+        vol_mm3 = voxels * vol.voxel_volume_mm3
+        ev.measurements = {"volume_mm3": Measurement(vol_mm3, "mm3"), "volume_ml": Measurement(vol_mm3 / 1000, "mL")}
+        size = f"{vol_mm3 / 1000:.2f} mL ({vol_mm3:.0f} mm3)"
+        dims = f"{extent_mm[2]:.1f} x {extent_mm[1]:.1f} x {extent_mm[0]:.1f} mm (x, y, z)"
+    else:
+        keep = [a for a in range(3) if a != plane[0]]  # type: ignore[index]
+        area = voxels * float(spacing[keep[0]] * spacing[keep[1]])
+        ev.measurements = {"area_mm2": Measurement(area, "mm2")}
+        size = f"{area:.1f} mm2"
+        dims = " x ".join(f"{extent_mm[a]:.1f}" for a in reversed(keep)) + " mm"
+    overlay = _overlay(vol, mask, plane, context.views.get(view_id or ""), volume_id, what)
+    overlay_id = context.add_view(overlay)
+    ev.views = [overlay]
+    data.update({"bbox_voxels": [[s.start, s.stop] for s in bbox], "extent_mm_zyx": extent_mm,
+                 "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
+                 "centroid_mm": [round(float(v), 3) for v in centroid]})
+    side_text = "at the midline" if side == "midline" else f"on the patient's {side}"
+    ev.text = (f"Segmented {what}{where} ({mode.upper()}, {context.segmenter} segmenter): {size}, "
+               f"{n_components} connected component(s), extent {dims}, voxels {fmt_slices(bbox)}; "
+               f"{side_text}. Overlay {overlay_id}: {overlay.description}.{notes}")
+    return ev
+
+
+def _prompt_dict(prompt: Prompt | None) -> dict[str, Any] | None:
+    if prompt is None:
+        return None
+    return {"box_zyx": None if prompt.box_zyx is None else [[s.start, s.stop] for s in prompt.box_zyx],
+            "point_zyx": None if prompt.point_zyx is None else [float(v) for v in prompt.point_zyx],
+            "plane_axis": prompt.plane_axis}
+
+
+def _overlay(vol: Volume, mask: np.ndarray, plane: tuple[int, int] | None, view: View | None,
+             volume_id: str, what: str) -> View:
+    """The mask in colour over a full slice: the segmented slice (2d) or the axial slice of largest area."""
+    if plane is None:
+        axis, k = 0, int(np.argmax(np.count_nonzero(mask, axis=(1, 2))))
+    else:
+        axis, k = plane
+    geom = plane_geometry(vol, PLANES[axis], k, volume_id=volume_id)
+    window = view.window if view is not None and view.window in PRESETS else "auto"
+    base = render(vol, geom, window, plane=PLANES[axis])
+    inside = sample_plane(mask.astype(np.float32), geom) >= 0.5
+    outline = inside & ~ndimage.binary_erosion(inside)
+    rgb = np.asarray(base.image.convert("RGB"), dtype=np.float32)
+    rgb[inside] = (1 - OVERLAY_ALPHA) * rgb[inside] + OVERLAY_ALPHA * np.asarray(OVERLAY_RGB, dtype=np.float32)
+    rgb[outline] = OVERLAY_RGB
+    base.image = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    n = vol.shape[axis] - 1
+    slice_text = "the 2-D image" if vol.is_2d else f"{PLANES[axis]} slice {k}/{n}"
+    base.description = f"{what} in red on {slice_text}, {window} window"
+    return base
+
+
+def segment_tool(targets: dict[str, str] | None = None) -> Tool:
+    """The ``segment`` tool; ``targets`` (name -> description) defaults to the segmenters' `TARGETS`."""
+    targets = dict(TARGETS if targets is None else targets)
+    return Tool(name="segment", description=_description(targets), parameters=_parameters(targets),
+                fn=partial(run_segment, known_targets=tuple(targets)))

@@ -1,0 +1,116 @@
+"""Image loaders: every supported file or folder becomes one canonical `imaging.volume.Volume`.
+
+Formats: NIfTI (.nii, .nii.gz) through nibabel; DICOM (a series folder, or one file: CT/MR
+slice, CR/DX X-ray, one frame of a multi-frame object) through pydicom, compressed syntaxes through
+the pylibjpeg plugins (``pip install 'mmreason[dicom-codecs]'``); PNG/JPEG/TIFF/BMP through Pillow.
+
+The result is always float32 ``(z, y, x)`` in the canonical LPS orientation (see
+`imaging.volume`), spacing in mm, the index -> LPS mm affine, a modality, allow-listed technical
+metadata (never patient identifiers, see `imaging.io.metadata`) and a de-identified ``name``
+(the file stem, or the folder name for a series).
+
+Every failure a user can fix raises a subclass of `imaging.io.errors.LoadError` (itself an
+`MMReasonError`) whose message names the option or action that fixes it.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from imaging.io.build import LoadOptions
+from imaging.io.dicom import SeriesInfo, is_dicom_file, load_dicom_file, load_dicom_series
+from imaging.io.dicom import list_series as _list_series
+from imaging.io.errors import InputNotFoundError, LoadError, NoDicomError, UnsupportedFormatError
+from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
+from imaging.io.nifti import load_nifti
+from imaging.io.raster import RASTER_SUFFIXES, load_raster
+from imaging.volume import Volume
+
+__all__ = [
+    "DEFAULT_MAX_VOXELS", "NONFINITE_POLICIES", "LoadError", "LoadOptions", "SeriesInfo", "detect_format",
+    "list_series", "load",
+]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+
+
+def detect_format(path: Path) -> str:
+    """``dicom-folder``, ``nifti``, ``dicom`` or ``raster`` for an existing path (by extension, then content)."""
+    if path.is_dir():
+        return "dicom-folder"
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(RASTER_SUFFIXES):
+        return "raster"
+    if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
+        return "dicom"
+    supported = ", ".join(NIFTI_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES)
+    raise UnsupportedFormatError(f"{path.name}: unsupported file type; mmreason reads {supported}, DICOM files "
+                                 "with the DICM preamble, and folders of DICOM files")
+
+
+def _existing(path: str | PathLike[str]) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such file or folder; check the path")
+    return p
+
+
+def load(
+    path: str | PathLike[str],
+    *,
+    frame: int | None = None,
+    series: int | str | None = None,
+    modality: str | None = None,
+    color: bool = False,
+    spacing: tuple[float, float] | None = None,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
+    nonfinite: str = "error",
+    allow_uneven: bool = False,
+) -> Volume:
+    """Load an image file or DICOM folder as a canonical `Volume`.
+
+    Args:
+        path: a .nii/.nii.gz, .dcm (or any file with the DICM preamble), .png/.jpg/.tif/.bmp file,
+            or a folder of DICOM files (searched recursively).
+        frame: index of the frame to read from a 4-D NIfTI, a multi-frame DICOM or a multi-page
+            TIFF (required there when it has more than one frame; 0 is accepted for 3-D inputs).
+        series: which series of a DICOM folder holding several: its index in `list_series` order
+            or its SeriesInstanceUID (required when the folder holds more than one).
+        modality: ``CT``, ``MR``, ``XR``, ``PT``, ``US`` or ``OT``; overrides the DICOM tag and the
+            heuristic described in `imaging.io.metadata`.
+        color: keep colour images as an RGB uint8 copy in `Volume.color` (``data`` is always the
+            luminance).
+        spacing: ``(row_mm, col_mm)`` pixel size for inputs that lack one (PNG/JPEG/TIFF, DICOM
+            without PixelSpacing/ImagerPixelSpacing); default 1.0 mm, recorded as unknown.
+        max_voxels: refuse inputs whose header announces more voxels (checked before reading);
+            default `DEFAULT_MAX_VOXELS` (1.5e9).
+        nonfinite: NaN/inf voxels: ``error`` (default), ``zero`` or ``min`` (smallest finite value).
+        allow_uneven: resample a DICOM series with uneven slice spacing (e.g. a missing slice)
+            onto a regular grid instead of raising `UnevenSlicesError`.
+
+    Raises:
+        LoadError: a specific subclass (see `imaging.io.errors`) whose message says what to do.
+    """
+    p = _existing(path)
+    options = LoadOptions(frame=frame, series=series, modality=modality, color=color, spacing=spacing,
+                          max_voxels=max_voxels, nonfinite=nonfinite, allow_uneven=allow_uneven)
+    kind = detect_format(p)
+    if kind == "dicom-folder":
+        return load_dicom_series(p, options)
+    if kind == "nifti":
+        return load_nifti(p, options)
+    if kind == "raster":
+        return load_raster(p, options)
+    return load_dicom_file(p, options)
+
+
+def list_series(path: str | PathLike[str]) -> list[SeriesInfo]:
+    """The image series of a DICOM folder (index, SeriesInstanceUID, description, modality, slices)."""
+    p = _existing(path)
+    if not p.is_dir():
+        raise NoDicomError(f"{p.name}: list_series needs a folder of DICOM files, not a file")
+    return _list_series(p)

@@ -1,0 +1,93 @@
+"""Loader options and the last step every loader shares: float32 voxels -> `Volume`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imaging.io.errors import InvalidOptionError
+from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, handle_nonfinite
+from imaging.io.metadata import check_modality, resolve_modality
+from imaging.io.orientation import as_float32, axis_codes, obliquity_degrees
+from imaging.volume import Volume
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """The keyword options of `imaging.io.load` (see its docstring for their meaning)."""
+
+    frame: int | None = None
+    series: int | str | None = None
+    modality: str | None = None
+    color: bool = False
+    spacing: tuple[float, float] | None = None
+    max_voxels: int = DEFAULT_MAX_VOXELS
+    nonfinite: str = "error"
+    allow_uneven: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modality", check_modality(self.modality))
+        if self.nonfinite not in NONFINITE_POLICIES:
+            raise InvalidOptionError(
+                f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}"
+            )
+        if self.frame is not None and int(self.frame) < 0:
+            raise InvalidOptionError(f"frame must be a non-negative index, got {self.frame}")
+        if self.spacing is not None:
+            sp = tuple(float(s) for s in self.spacing)
+            if len(sp) != 2 or min(sp) <= 0 or not all(np.isfinite(sp)):
+                raise InvalidOptionError(f"spacing must be two positive mm values (row, column), got {self.spacing}")
+            object.__setattr__(self, "spacing", sp)
+        if int(self.max_voxels) <= 0:
+            raise InvalidOptionError(f"max_voxels must be positive, got {self.max_voxels}")
+
+
+def build_volume(
+    view: np.ndarray,
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+    options: LoadOptions,
+    *,
+    source: str,
+    name: str,
+    metadata: dict[str, Any],
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    dicom_modality: str | None = None,
+    modality_note: str | None = None,
+    color: np.ndarray | None = None,
+    data_is_float32: bool = False,
+    is_color: bool = False,
+) -> Volume:
+    """Convert a canonical ``view`` to float32 (one copy), apply the NaN policy, decide the modality.
+
+    Args:
+        view: canonical (z, y, x) voxels, any real dtype (possibly a strided view).
+        affine, spacing: canonical geometry (index -> LPS mm; (z, y, x) mm).
+        slope, intercept: linear rescale applied during the float32 conversion.
+        dicom_modality, modality_note: inputs of `imaging.io.metadata.resolve_modality`.
+        color: optional canonical (z, y, x, 3) uint8 copy kept when ``options.color``.
+        data_is_float32: ``view`` is already a fresh C-contiguous float32 array the loader owns.
+        is_color: the input was a colour image (even if collapsed to luminance); feeds the heuristic.
+    """
+    if data_is_float32 and view.dtype == np.float32 and view.flags.c_contiguous and slope == 1.0 and intercept == 0.0:
+        data = view
+    else:
+        data = as_float32(view, slope, intercept)
+    # integer sources cannot hold NaN/inf (and a finite rescale keeps them finite): skip the scan
+    replaced = handle_nonfinite(data, options.nonfinite, source) if view.dtype.kind == "f" else 0
+    modality, rule = resolve_modality(
+        options.modality, dicom_modality, modality_note, data, is_color=is_color or color is not None
+    )
+    meta = dict(metadata)
+    meta["modality_source"] = rule
+    meta["orientation_codes"] = axis_codes(affine)
+    meta["obliquity_deg"] = round(obliquity_degrees(affine), 3)
+    if replaced:
+        meta["nonfinite_replaced"] = {"count": replaced, "policy": options.nonfinite}
+    if color is not None:
+        color = np.ascontiguousarray(color, dtype=np.uint8)
+    return Volume(data=data, spacing=spacing, affine=affine, modality=modality, metadata=meta, name=name,
+                  color=color)

@@ -1,0 +1,516 @@
+"""DICOM through pydicom: a single image file (CT/MR slice, CR/DX X-ray, multi-frame with
+``frame=``) or a folder holding one or more series.
+
+Series are grouped by SeriesInstanceUID. Slices are ordered by ImagePositionPatient projected on
+the slice normal (the cross product of the two ImageOrientationPatient direction cosines), and
+the slice spacing comes from those positions, never from SliceThickness. The affine is built from
+ImagePositionPatient, ImageOrientationPatient and PixelSpacing (a gantry tilt gives a sheared
+affine, kept exact), then the array is reoriented to the canonical (z, y, x) = (S, P, L) layout.
+
+Irregular series: slices that share a position, lie off a line, or whose spacing deviates from
+the median by more than `SLICE_GAP_TOLERANCE` raise a specific error that lists the gaps. With
+``allow_uneven=True`` an uneven (e.g. one missing slice) series is linearly resampled onto a
+regular grid at the median spacing, and ``metadata["uneven_slices"]`` records the original gaps.
+
+Not supported: enhanced multi-frame CT/MR as a 3-D volume (pick one frame with ``frame=``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
+
+from imaging.io.build import LoadOptions, build_volume
+from imaging.io.errors import (
+    CorruptFileError,
+    DecodeError,
+    FrameSelectionError,
+    InconsistentSeriesError,
+    MissingCodecError,
+    MultipleSeriesError,
+    NoDicomError,
+    NonImageDicomError,
+    SeriesNotFoundError,
+    UnevenSlicesError,
+    UnsupportedFormatError,
+)
+from imaging.io.limits import check_shape
+from imaging.io.metadata import dicom_metadata
+from imaging.io.orientation import to_canonical
+from imaging.volume import Volume, axis_aligned_affine
+
+CODECS_HINT = "pip install 'mmreason[dicom-codecs]'"
+
+#: a slice step may deviate from the median step by this fraction (plus 0.01 mm) before the series
+#: counts as uneven; one missing slice doubles a step, float noise in positions is ~1e-4 mm
+SLICE_GAP_TOLERANCE = 0.1
+#: slice origins may lie this far (mm) off the line through the first and last slice
+COLLINEAR_TOLERANCE_MM = 0.1
+
+#: DICOM Modality values of objects that are not images, with a human-readable name
+NON_IMAGE_MODALITIES = {
+    "SEG": "a segmentation (SEG)",
+    "RTSTRUCT": "an RT structure set (RTSTRUCT)",
+    "RTPLAN": "an RT plan (RTPLAN)",
+    "RTDOSE": "an RT dose grid (RTDOSE)",
+    "RTRECORD": "an RT treatment record (RTRECORD)",
+    "RTIMAGE": None,  # portal images are images
+    "SR": "a structured report (SR)",
+    "KO": "a key object selection (KO)",
+    "PR": "a presentation state (PR)",
+    "REG": "a spatial registration (REG)",
+    "DOC": "an encapsulated document (DOC)",
+    "ECG": "a waveform (ECG)",
+}
+#: words in SOP Class names of non-image objects (used when Modality is absent or generic)
+NON_IMAGE_SOP_WORDS = ("Segmentation", "RT Structure", "RT Plan", "RT Ion Plan", "RT Dose", "SR Storage",
+                       "Waveform", "Presentation State", "Key Object", "Encapsulated", "Registration",
+                       "Raw Data", "Media Storage Directory")
+_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One image series found in a folder (the listing `list_series` returns).
+
+    Attributes:
+        index: position in the listing (sorted by SeriesNumber, then UID); ``series=index`` picks it.
+        uid: SeriesInstanceUID; ``series=uid`` picks it.
+        description: SeriesDescription ("" if absent).
+        modality: the DICOM Modality tag.
+        n_slices: number of image files in the series.
+        size: (rows, columns) of its first image.
+    """
+
+    index: int
+    uid: str
+    description: str
+    modality: str
+    n_slices: int
+    size: tuple[int, int]
+    files: tuple[Path, ...] = field(repr=False, compare=False, default=())
+
+    def summary(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("files")
+        out["size"] = list(self.size)
+        return out
+
+    def label(self) -> str:
+        desc = f" '{self.description}'" if self.description else ""
+        return f"[{self.index}] uid={self.uid}{desc}, {self.n_slices} slice(s), {self.modality or '?'}"
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when ``path`` starts with the DICOM preamble (128 bytes then ``DICM``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def non_image_kind(ds: Dataset, has_pixels: bool | None = None) -> str | None:
+    """A description of what ``ds`` is when it is not an image, else None.
+
+    Args:
+        has_pixels: whether pixel data are present (None: the header was read without pixels,
+            so judge by Rows/Columns instead).
+    """
+    modality = str(ds.get("Modality", "") or "").upper()
+    sop = ds.get("SOPClassUID", None)
+    sop_name = str(getattr(sop, "name", sop or ""))
+    if NON_IMAGE_MODALITIES.get(modality):
+        return f"{NON_IMAGE_MODALITIES[modality]} object ({sop_name or 'unknown SOP class'})"
+    for word in NON_IMAGE_SOP_WORDS:
+        if word in sop_name:
+            return f"a non-image object ({sop_name}, Modality {modality or 'absent'})"
+    pixels = has_pixels if has_pixels is not None else ("Rows" in ds and "Columns" in ds)
+    if not pixels:
+        return f"a DICOM object without pixel data ({sop_name or 'unknown SOP class'}, Modality {modality or 'absent'})"
+    return None
+
+
+def _read(path: Path, *, header_only: bool) -> Dataset:
+    """Read one file; files without the DICM preamble (old exports) are read with ``force=True``."""
+    source = path.name
+    try:
+        try:
+            return pydicom.dcmread(str(path), stop_before_pixels=header_only)
+        except InvalidDicomError:
+            ds = pydicom.dcmread(str(path), stop_before_pixels=header_only, force=True)
+    except (EOFError, OSError, ValueError, KeyError) as exc:
+        raise CorruptFileError(f"{source}: the DICOM file is truncated or damaged ({exc}); re-export it") from exc
+    if "SOPClassUID" not in ds and "Modality" not in ds:
+        raise UnsupportedFormatError(f"{source}: not a DICOM file (no DICM preamble and no SOP class or modality); "
+                                     "check the path and the file type")
+    return ds
+
+
+# -- folders and series ---------------------------------------------------------------------
+
+def _candidate_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
+    """Group the DICOM image files under ``folder`` (recursively) by series.
+
+    Returns ``(series, skipped)`` where ``skipped`` counts the non-image DICOM objects by kind.
+    Files without the DICM preamble are ignored unless they are named ``*.dcm``.
+    """
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    skipped: dict[str, int] = {}
+    for path in _candidate_files(folder):
+        preamble = is_dicom_file(path)
+        if not preamble and path.suffix.lower() != ".dcm":
+            continue
+        try:
+            ds = _read(path, header_only=True)
+        except (UnsupportedFormatError, CorruptFileError):
+            if preamble:
+                skipped["unreadable DICOM file"] = skipped.get("unreadable DICOM file", 0) + 1
+            continue
+        kind = non_image_kind(ds)
+        if kind is not None:
+            skipped[kind] = skipped.get(kind, 0) + 1
+            continue
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or "no-series-uid"), []).append((path, ds))
+
+    def order(item: tuple[str, list[tuple[Path, Dataset]]]) -> tuple[int, str]:
+        number = item[1][0][1].get("SeriesNumber", None)
+        return (int(number) if number not in (None, "") else 1 << 30, item[0])
+
+    series = []
+    for i, (uid, members) in enumerate(sorted(groups.items(), key=order)):
+        first = members[0][1]
+        series.append(SeriesInfo(
+            index=i, uid=uid, description=str(first.get("SeriesDescription", "") or ""),
+            modality=str(first.get("Modality", "") or ""), n_slices=len(members),
+            size=(int(first.get("Rows", 0) or 0), int(first.get("Columns", 0) or 0)),
+            files=tuple(p for p, _ in members),
+        ))
+    return series, skipped
+
+
+def _no_image_error(folder: Path, skipped: dict[str, int]) -> Exception:
+    if skipped:
+        kinds = "; ".join(f"{n} x {k}" for k, n in skipped.items())
+        return NonImageDicomError(f"{folder.name}: the folder holds no DICOM images, only {kinds}; "
+                                  "point to the image series (CT/MR/X-ray) instead")
+    return NoDicomError(f"{folder.name}: no DICOM files found (files need the DICM preamble or a .dcm name); "
+                        "point to a folder holding a DICOM series, or to a .nii/.nii.gz, .dcm, .png, .jpg or .tif file")
+
+
+def list_series(folder: Path) -> list[SeriesInfo]:
+    """The image series in a DICOM folder; raises if it holds none."""
+    series, skipped = scan_folder(folder)
+    if not series:
+        raise _no_image_error(folder, skipped)
+    return series
+
+
+def select_series(series: list[SeriesInfo], choice: int | str | None, source: str) -> SeriesInfo:
+    """Pick a series by index or SeriesInstanceUID; a single series needs no choice."""
+    if choice is None:
+        if len(series) == 1:
+            return series[0]
+        listing = "; ".join(s.label() for s in series)
+        raise MultipleSeriesError(f"{source}: the folder holds {len(series)} series; pick one with "
+                                  f"series=INDEX or series=UID (CLI: --series): {listing}")
+    by_uid = {s.uid: s for s in series}
+    if isinstance(choice, str) and choice in by_uid:
+        return by_uid[choice]
+    if isinstance(choice, int) or (isinstance(choice, str) and choice.isdigit()):
+        k = int(choice)
+        if 0 <= k < len(series):
+            return series[k]
+    listing = "; ".join(s.label() for s in series)
+    raise SeriesNotFoundError(f"{source}: series={choice!r} matches no index or UID; the series are: {listing}")
+
+
+# -- pixels ---------------------------------------------------------------------------------
+
+def _decode(ds: Dataset, frame: int | None, source: str) -> np.ndarray:
+    """Decode the pixel data (one frame if ``frame`` is given) with pydicom's plugins."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID", None) if meta is not None else None
+    if syntax is not None and syntax.is_compressed:
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError as exc:
+            raise UnsupportedFormatError(f"{source}: pixel data compressed as {syntax.name}, which pydicom cannot "
+                                         "decode; convert the file to an uncompressed transfer syntax") from exc
+        if not decoder.is_available:
+            raise MissingCodecError(f"{source}: pixel data are compressed as {syntax.name} and no decoder plugin "
+                                    f"is installed; run {CODECS_HINT}")
+    try:
+        if frame is not None:
+            ds.pixel_array_options(index=frame)
+        return ds.pixel_array
+    except (RuntimeError, ValueError, NotImplementedError, AttributeError) as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:400]
+        if "less than expected" in reason or "truncated" in reason.lower():
+            raise CorruptFileError(f"{source}: the pixel data are shorter than the header says ({reason}); the "
+                                   "file is truncated, re-export it") from exc
+        name = syntax.name if syntax is not None else "an unknown transfer syntax"
+        raise DecodeError(f"{source}: pixel data ({name}) could not be decoded ({reason}); make sure the codecs "
+                          f"are installed ({CODECS_HINT}) or convert the file to an uncompressed syntax") from exc
+
+
+def _frames(ds: Dataset) -> int:
+    return int(ds.get("NumberOfFrames", 1) or 1)
+
+
+def _pixels(ds: Dataset, options: LoadOptions, source: str) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Decode one image -> (float 2-D values after the modality LUT, optional RGB uint8, notes)."""
+    frames = _frames(ds)
+    frame = options.frame
+    if frames > 1 and frame is None:
+        raise FrameSelectionError(f"{source}: multi-frame DICOM with {frames} frames; pick one with "
+                                  f"frame=0..{frames - 1} (CLI: --frame N)")
+    if frame is not None and frame >= frames:
+        raise FrameSelectionError(f"{source}: frame={frame} is out of range; the file has {frames} frame(s)")
+    arr = _decode(ds, frame if frames > 1 else None, source)
+    notes: dict[str, Any] = {}
+    if frame is not None and frames > 1:
+        notes["frame"] = frame
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    color = None
+    if photometric == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        rgb = arr.astype(np.float32)
+        if arr.dtype != np.uint8:  # 16-bit palettes and RGB -> 8-bit for the colour copy
+            rgb *= 255.0 / max(float(rgb.max()), 1.0)
+        values = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        notes["color_collapsed_to_luminance"] = not options.color
+        if options.color:
+            color = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+        return values, color, notes
+    values = apply_modality_lut(arr, ds).astype(np.float32, copy=False)
+    if photometric == "MONOCHROME1":
+        values = (float(values.min()) + float(values.max())) - values
+        notes["inverted_from"] = "MONOCHROME1"
+    return values, None, notes
+
+
+# -- geometry -------------------------------------------------------------------------------
+
+def _pixel_spacing(ds: Dataset, options: LoadOptions) -> tuple[float, float, str]:
+    """(row spacing, column spacing) in mm and the tag they came from."""
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(tag, None)
+        if value is not None and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+            return float(value[0]), float(value[1]), tag
+    if options.spacing is not None:
+        return options.spacing[0], options.spacing[1], "argument"
+    return 1.0, 1.0, "unknown (1.0 mm assumed)"
+
+
+def _plane(ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(row direction, column direction, normal) unit vectors from ImageOrientationPatient."""
+    iop = ds.get("ImageOrientationPatient", None)
+    if iop is None or len(iop) != 6:
+        return None
+    r = np.array([float(v) for v in iop[:3]])
+    c = np.array([float(v) for v in iop[3:]])
+    if np.linalg.norm(r) < 1e-6 or np.linalg.norm(c) < 1e-6:
+        return None
+    r, c = r / np.linalg.norm(r), c / np.linalg.norm(c)
+    n = np.cross(r, c)
+    if np.linalg.norm(n) < 1e-6:
+        return None
+    return r, c, n / np.linalg.norm(n)
+
+
+def _affine(origin: np.ndarray, step: np.ndarray, r: np.ndarray, c: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Index (slice, row, column) -> LPS mm."""
+    affine = np.eye(4)
+    affine[:3, 0] = step
+    affine[:3, 1] = c * dy  # moving down a row follows the column direction cosine
+    affine[:3, 2] = r * dx  # moving right along a row follows the row direction cosine
+    affine[:3, 3] = origin
+    return affine
+
+
+# -- loaders --------------------------------------------------------------------------------
+
+def load_dicom_file(path: Path, options: LoadOptions, name: str | None = None) -> Volume:
+    """One DICOM image file (see `imaging.io.load`): a CT/MR slice, an X-ray, or one frame."""
+    source = path.name
+    ds = _read(path, header_only=False)
+    kind = non_image_kind(ds, has_pixels=any(t in ds for t in _PIXEL_TAGS))
+    if kind is not None:
+        raise NonImageDicomError(f"{source}: this is {kind}, not an image; load the image series it refers to")
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    check_shape((1, rows, cols), options.max_voxels, source)
+    values, color, notes = _pixels(ds, options, source)
+    dy, dx, spacing_tag = _pixel_spacing(ds, options)
+    plane = _plane(ds)
+    ipp = ds.get("ImagePositionPatient", None)
+    metadata = {"format": "DICOM", **dicom_metadata(ds), **notes, "pixel_spacing_source": spacing_tag}
+    if plane is not None and ipp is not None and len(ipp) == 3:
+        r, c, n = plane
+        thickness = abs(float(ds.get("SpacingBetweenSlices", 0) or ds.get("SliceThickness", 0) or 0)) or 1.0
+        affine = _affine(np.array([float(v) for v in ipp]), n * thickness, r, c, dy, dx)
+        metadata["geometry_source"] = "ImagePositionPatient/ImageOrientationPatient"
+        metadata["slice_spacing_source"] = "single slice: SpacingBetweenSlices or SliceThickness (else 1.0 mm)"
+        view, affine, spacing, color = to_canonical(
+            values[None], affine, (thickness, dy, dx), source, None if color is None else color[None]
+        )
+    else:
+        # projection images (CR/DX) have no patient-space plane: keep the pixel layout as stored
+        metadata["geometry_source"] = "pixel grid only (no ImagePositionPatient/ImageOrientationPatient)"
+        view, spacing = values[None], (1.0, dy, dx)
+        affine = axis_aligned_affine(spacing)
+        color = color[None] if color is not None else None
+    return build_volume(view, affine, spacing, options, source=source, name=name or path.stem,
+                        metadata=metadata, dicom_modality=ds.get("Modality", None), color=color)
+
+
+def _slice_geometry(
+    datasets: list[Dataset], files: list[Path], source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Check one series' slices agree; return (order, positions along normal, origins, r, c, n)."""
+    first = datasets[0]
+    size = (first.get("Rows"), first.get("Columns"))
+    plane = _plane(first)
+    if plane is None or any(ds.get("ImagePositionPatient", None) is None for ds in datasets):
+        raise InconsistentSeriesError(
+            f"{source}: {len(datasets)} images lack ImagePositionPatient/ImageOrientationPatient, so they cannot be "
+            "stacked into a 3-D volume; load one file at a time"
+        )
+    r, c, n = plane
+    for ds, path in zip(datasets, files):
+        if (ds.get("Rows"), ds.get("Columns")) != size:
+            raise InconsistentSeriesError(f"{source}: {path.name} is {ds.get('Rows')}x{ds.get('Columns')} but the "
+                                          f"series is {size[0]}x{size[1]}; remove the odd file or split the series")
+        other = _plane(ds)
+        if other is None or np.abs(np.concatenate(other[:2]) - np.concatenate([r, c])).max() > 1e-3:
+            raise InconsistentSeriesError(f"{source}: {path.name} has a different ImageOrientationPatient; the series "
+                                          "mixes planes (e.g. a localizer); remove those files or load single files")
+    origins = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    positions = origins @ n
+    order = np.argsort(positions, kind="stable")
+    return order, positions[order], origins[order], r, c, n
+
+
+def _check_spacing(positions: np.ndarray, origins: np.ndarray, source: str, allow_uneven: bool) -> dict[str, Any]:
+    """Validate slice positions (mm along the normal); return notes on gaps allowed by ``allow_uneven``."""
+    steps = np.diff(positions)
+    dup = np.flatnonzero(steps < 1e-3)
+    if dup.size:
+        where = ", ".join(f"{positions[i]:.2f}" for i in dup[:5])
+        raise InconsistentSeriesError(
+            f"{source}: {dup.size} pair(s) of slices share a position (at {where} mm along the "
+            "normal); the series mixes acquisitions (echoes, phases or repeats), split them into separate folders"
+        )
+    span = positions[-1] - positions[0]
+    if len(positions) > 2:
+        along = (positions - positions[0]) / span
+        predicted = origins[0] + along[:, None] * (origins[-1] - origins[0])
+        off = float(np.linalg.norm(origins - predicted, axis=1).max())
+        if off > COLLINEAR_TOLERANCE_MM:
+            raise InconsistentSeriesError(f"{source}: slice origins lie up to {off:.2f} mm off a straight line; the "
+                                          "series is not one regular stack (mixed stacks?), split it")
+    if steps.size == 0:
+        return {}
+    median = float(np.median(steps))
+    bad = np.flatnonzero(np.abs(steps - median) > SLICE_GAP_TOLERANCE * median + 0.01)
+    if bad.size == 0:
+        return {}
+    gaps = [{"from_mm": round(float(positions[i]), 3), "to_mm": round(float(positions[i + 1]), 3),
+             "gap_mm": round(float(steps[i]), 3)} for i in bad]
+    if not allow_uneven:
+        shown = "; ".join(
+            f"{g['gap_mm']:.2f} mm between {g['from_mm']:.2f} and {g['to_mm']:.2f} mm"
+            + (f" (about {round(g['gap_mm'] / median) - 1} missing slice(s))" if g["gap_mm"] > 1.5 * median else "")
+            for g in gaps[:5]
+        )
+        more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
+        raise UnevenSlicesError(
+            f"{source}: uneven slice spacing (expected {median:.3f} mm): {shown}{more}; check for missing files, or "
+            f"pass allow_uneven=True (CLI: --allow-uneven) to resample onto a regular {median:.3f} mm grid"
+        )
+    return {"expected_mm": round(median, 4), "gaps": gaps, "resampled_to_mm": round(median, 4)}
+
+
+def _resample_slices(stack: np.ndarray, positions: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of ``stack`` (n, rows, cols) from ``positions`` to a regular grid."""
+    count = int(round((positions[-1] - positions[0]) / step)) + 1
+    targets = positions[0] + step * np.arange(count)
+    out = np.empty((count,) + stack.shape[1:], dtype=np.float32)
+    upper = np.clip(np.searchsorted(positions, targets, side="right"), 1, len(positions) - 1)
+    for k, (t, hi) in enumerate(zip(targets, upper)):
+        lo = hi - 1
+        w = np.float32(np.clip((t - positions[lo]) / (positions[hi] - positions[lo]), 0.0, 1.0))
+        out[k] = stack[lo] * (1 - w) + stack[hi] * w
+    return out, targets
+
+
+def load_dicom_series(folder: Path, options: LoadOptions) -> Volume:
+    """A DICOM folder -> one canonical 3-D `Volume` (see the module docstring and `imaging.io.load`)."""
+    source = folder.name or str(folder)
+    series, skipped = scan_folder(folder)
+    if not series:
+        raise _no_image_error(folder, skipped)
+    chosen = select_series(series, options.series, source)
+    if chosen.n_slices == 1:
+        volume = load_dicom_file(chosen.files[0], options, name=source)
+        if len(series) > 1:
+            volume.metadata["series_index"] = chosen.index
+        return volume
+    if options.frame is not None:
+        raise FrameSelectionError(f"{source}: frame= applies to a single multi-frame file or a 4-D NIfTI, not to "
+                                  "a series of single-frame files; drop it")
+    headers = [_read(p, header_only=True) for p in chosen.files]
+    check_shape((chosen.n_slices,) + chosen.size, options.max_voxels, source)
+    order, positions, origins, r, c, n = _slice_geometry(headers, list(chosen.files), source)
+    uneven = _check_spacing(positions, origins, source, options.allow_uneven)
+    dy, dx, spacing_tag = _pixel_spacing(headers[0], options)
+    stack = np.empty((chosen.n_slices,) + chosen.size, dtype=np.float32)
+    slopes = set()
+    for k, i in enumerate(order):
+        ds = _read(chosen.files[i], header_only=False)
+        values, _, _ = _pixels(ds, LoadOptions(), chosen.files[i].name)
+        if values.shape != chosen.size:
+            raise InconsistentSeriesError(f"{source}: {chosen.files[i].name} decodes to {values.shape}, expected "
+                                          f"{chosen.size}; the series mixes image types")
+        stack[k] = values
+        slopes.add((float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)))
+    first = headers[order[0]]
+    if uneven:
+        stack, positions = _resample_slices(stack, positions, uneven["expected_mm"])
+    span_vector = origins[-1] - origins[0]
+    step = span_vector / (positions[-1] - positions[0]) * float(np.median(np.diff(positions)))
+    slice_spacing = float(abs(step @ n))
+    affine = _affine(origins[0], step, r, c, dy, dx)
+    view, affine, spacing, _ = to_canonical(stack, affine, (slice_spacing, dy, dx), source)
+    metadata: dict[str, Any] = {
+        "format": "DICOM series",
+        **dicom_metadata(first),
+        "n_files": chosen.n_slices,
+        "slice_positions_mm": [round(float(positions[0]), 3), round(float(positions[-1]), 3)],
+        "slice_spacing_source": "ImagePositionPatient",
+        "pixel_spacing_source": spacing_tag,
+        "geometry_source": "ImagePositionPatient/ImageOrientationPatient",
+    }
+    if len(slopes) > 1:
+        metadata["rescale_varies_per_slice"] = True
+    if uneven:
+        metadata["uneven_slices"] = uneven
+    if skipped:
+        metadata["ignored_objects"] = dict(skipped)
+    if len(series) > 1:
+        metadata["series_index"] = chosen.index
+    return build_volume(view, affine, spacing, options, source=source, name=source, metadata=metadata,
+                        dicom_modality=first.get("Modality", None), data_is_float32=True)

@@ -1,0 +1,110 @@
+"""NIfTI-1/2 (.nii, .nii.gz; 2-D, 3-D and 4-D with ``frame=``) through nibabel.
+
+NIfTI world coordinates are RAS+; they become LPS+ by negating the x and y rows of the affine,
+then the array is reoriented (views only) to the canonical (z, y, x) = (S, P, L) layout.
+Integer data are read unscaled and scaled once during the single float32 conversion.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.arrayproxy import is_proxy
+from nibabel.filebasedimages import ImageFileError
+
+from imaging.io.build import LoadOptions, build_volume
+from imaging.io.errors import CorruptFileError, FrameSelectionError, UnsupportedFormatError
+from imaging.io.limits import check_shape
+from imaging.io.orientation import RAS_TO_LPS, to_canonical
+from imaging.volume import Volume
+
+#: errors nibabel/gzip/numpy raise on short or damaged files
+_READ_ERRORS = (EOFError, OSError, zlib.error, ValueError, ImageFileError)
+
+#: prefix of the NIfTI ``descrip`` note written by `imaging.writers.write_nifti`
+MODALITY_NOTE = "modality="
+
+
+def nifti_stem(path: Path) -> str:
+    """``scan.nii.gz`` -> ``scan``."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _select_shape(shape: tuple[int, ...], frame: int | None, source: str) -> tuple[tuple[int, int, int], int | None]:
+    """The 3-D shape that will be read and the 4th-axis frame index to read (None: no 4th axis)."""
+    if len(shape) < 2:
+        raise UnsupportedFormatError(f"{source}: a {len(shape)}-D NIfTI is not an image; expected 2-D, 3-D or 4-D")
+    if len(shape) > 4 and any(n != 1 for n in shape[4:]):
+        raise UnsupportedFormatError(f"{source}: {len(shape)}-D NIfTI (shape {shape}) is not supported; "
+                                     "split it into 3-D or 4-D files first")
+    spatial = tuple(shape[:3]) + (1,) * (3 - min(3, len(shape)))
+    frames = shape[3] if len(shape) >= 4 else 1
+    if len(shape) >= 4 and frames > 1:
+        if frame is None:
+            raise FrameSelectionError(
+                f"{source}: 4-D NIfTI with {frames} frames (shape {shape}); pick one with frame=0..{frames - 1} "
+                "(CLI: --frame N)"
+            )
+    if frame is not None and frame >= frames:
+        what = f"{frames} frames" if len(shape) >= 4 else "a single frame (3-D)"
+        raise FrameSelectionError(f"{source}: frame={frame} is out of range; the file has {what}")
+    return spatial, (frame or 0) if len(shape) >= 4 else None  # type: ignore[return-value]
+
+
+def load_nifti(path: Path, options: LoadOptions) -> Volume:
+    """Read a NIfTI file into a canonical `Volume` (see `imaging.io.load` for ``options``)."""
+    source = path.name
+    try:
+        img = nib.load(str(path))
+    except _READ_ERRORS as exc:
+        raise CorruptFileError(f"{source}: cannot read the NIfTI header ({exc}); the file is truncated or not "
+                               "NIfTI, re-export or re-download it") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise UnsupportedFormatError(f"{source}: nibabel read it as {type(img).__name__}, not NIfTI")
+    spatial, frame = _select_shape(tuple(int(n) for n in img.shape), options.frame, source)
+    check_shape(spatial, options.max_voxels, source)
+    proxy = img.dataobj
+    slope, intercept = 1.0, 0.0
+    try:
+        if frame is None and is_proxy(proxy):
+            raw = np.asanyarray(proxy.get_unscaled())
+            slope, intercept = float(proxy.slope), float(proxy.inter)
+        else:
+            index = (Ellipsis,) if frame is None else (slice(None),) * 3 + (frame,)
+            raw = np.asanyarray(proxy[index])
+    except _READ_ERRORS as exc:
+        raise CorruptFileError(f"{source}: the voxel data are truncated or damaged ({exc}); re-export or "
+                               "re-download the file") from exc
+    if raw.dtype.kind not in "biuf":
+        raise UnsupportedFormatError(f"{source}: NIfTI data type {raw.dtype} (complex or RGB) is not supported; "
+                                     "convert it to a scalar image first")
+    raw = raw.reshape(spatial)  # 2-D and trailing singleton axes -> 3-D (a view)
+    lps = RAS_TO_LPS @ img.affine
+    zooms = np.linalg.norm(lps[:3, :3], axis=0)
+    view, affine, spacing, _ = to_canonical(raw, lps, tuple(zooms), source)
+    descrip = img.header.get("descrip")
+    text = bytes(np.asarray(descrip).tobytes()).split(b"\0")[0].decode("latin-1") if descrip is not None else ""
+    note = text[len(MODALITY_NOTE):].strip().upper() if text.startswith(MODALITY_NOTE) else None
+    header = img.header
+    metadata = {
+        "format": "NIfTI-2" if isinstance(img, nib.Nifti2Image) else "NIfTI-1",
+        "source_shape": list(img.shape),
+        "source_orientation": "".join(nib.aff2axcodes(img.affine)) + " (RAS world)",
+        "stored_dtype": str(raw.dtype),
+        "scl_slope": slope,
+        "scl_inter": intercept,
+        "sform_code": int(header["sform_code"]),
+        "qform_code": int(header["qform_code"]),
+        "spacing_source": "affine column norms",
+    }
+    if frame is not None:
+        metadata["frame"] = frame
+    return build_volume(view, affine, spacing, options, source=source, name=nifti_stem(path), metadata=metadata,
+                        slope=slope, intercept=intercept, modality_note=note)

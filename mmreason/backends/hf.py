@@ -1,0 +1,409 @@
+"""The ``hf`` backend: any transformers image-text-to-text checkpoint, batched, on CPU or GPU.
+
+Loads a hub id or a local directory with ``AutoProcessor`` and ``AutoModelForImageTextToText``
+(falling back to ``AutoModelForMultimodalLM`` and ``AutoModelForCausalLM`` for checkpoints that
+register only those), renders conversations with the checkpoint's own chat template and
+generates with left padding.
+
+Qwen-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, and derivatives such as Lingshu): images are
+prepared with ``qwen_vl_utils.process_vision_info`` under the processor's pixel budget
+(``min_pixels``/``max_pixels``), so ``model_image_size`` is exactly the frame the processor
+resizes to and the loop can map the model's absolute pixel boxes back to the view. Other
+families get the processor's own image handling and an identity ``model_image_size``.
+
+Tool messages: when the chat template renders tools itself *and* renders images inside
+``role: tool`` messages (Qwen3-VL does), tool messages go to the template unchanged. Otherwise
+(e.g. Qwen2.5-VL, whose template knows no tools and would print an off-distribution
+``<|im_start|>tool`` turn) they become user turns wrapped in ``<tool_response>`` tags, keeping
+their images, which is how Qwen's tool-aware templates render them anyway. Force either with
+``tool_messages="tool"`` or ``"user"``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from mmreason.backends.base import (
+    DEFAULT_STOP,
+    BackendError,
+    Generation,
+    conversation_images,
+    cut_at_stop,
+    tool_messages_as_user,
+)
+
+TOOL_MESSAGE_MODES = ("auto", "tool", "user")
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "mmreason_probe_tool",
+        "description": "probe",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+
+
+def _looks_like_path(model: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a directory."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep in model.replace("/", "")
+
+
+def _inserted_text(short: str, long: str) -> str:
+    """What was inserted into ``short`` to make ``long`` (common prefix and suffix removed)."""
+    start = len(os.path.commonprefix([short, long]))
+    end = len(os.path.commonprefix([short[start:][::-1], long[start:][::-1]]))
+    return long[start : len(long) - end]
+
+
+def _resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+    resolved = getattr(torch, dtype, None)
+    if not isinstance(resolved, torch.dtype):
+        raise BackendError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return device, resolved
+
+
+class HFBackend:
+    """Generate with a transformers vision-language model.
+
+    Args:
+        model: hub id (``Qwen/Qwen2.5-VL-3B-Instruct``) or checkpoint directory.
+        device: ``"auto"`` (cuda when available, else cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+        dtype: ``"auto"`` (bfloat16 on cuda, float32 on cpu) or a torch dtype name.
+        min_pixels, max_pixels: per-image pixel budget of Qwen-VL processors (pixels after
+            resize); None keeps the checkpoint's ``preprocessor_config``.
+        batch_size: conversations per forward batch; a call with more is split.
+        tool_messages: ``"auto"``, ``"tool"`` (always pass ``role: tool`` to the template) or
+            ``"user"`` (always rewrite as ``<tool_response>`` user turns); see the module doc.
+        top_p, top_k: nucleus / top-k filtering when sampling (temperature > 0); the defaults
+            (1.0, 0) sample from the full tempered distribution, overriding the checkpoint's
+            ``generation_config`` so ``temperature`` means the same on every model.
+        trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        batch_size: int = 8,
+        tool_messages: str = "auto",
+        top_p: float = 1.0,
+        top_k: int = 0,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise BackendError(f"batch_size must be at least 1, got {batch_size}")
+        if tool_messages not in TOOL_MESSAGE_MODES:
+            raise BackendError(f"tool_messages must be one of {TOOL_MESSAGE_MODES}, got {tool_messages!r}")
+        self.model_id = str(model)
+        self.batch_size = batch_size
+        self.top_p, self.top_k = top_p, top_k
+        self.device, self.dtype = _resolve_device_dtype(device, dtype)
+        self._lock = threading.Lock()
+        self.processor = self._load_processor(trust_remote_code, min_pixels, max_pixels)
+        self.model = self._load_model(trust_remote_code)
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._qwen = self._qwen_geometry()
+        self.native_tools = self._template_renders_tools()
+        if tool_messages == "auto":
+            tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
+        self.tool_messages = tool_messages
+        self._end_ids = self._end_token_ids()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _source(self) -> str:
+        path = Path(self.model_id).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise BackendError(
+                    f"{path} has no config.json, so it is not a transformers checkpoint; point "
+                    "--model at the directory written by save_pretrained (or a hub id)"
+                )
+            return str(path)
+        if path.exists() or _looks_like_path(self.model_id):
+            raise BackendError(
+                f"model directory {self.model_id!r} does not exist; pass an existing checkpoint "
+                "directory or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct. For a weight-free "
+                "smoke test, build a tiny model with `python -m mmreason.tiny_models DIR`"
+            )
+        return self.model_id
+
+    def _hub_error(self, what: str, error: Exception) -> BackendError:
+        return BackendError(
+            f"could not load the {what} of {self.model_id!r}: {error}. Check the hub id, or "
+            "download it first (`hf download ID --local-dir DIR`) and pass the directory; "
+            "offline runs need HF_HUB_OFFLINE=1 and a cached or local checkpoint"
+        )
+
+    def _load_processor(self, trust_remote_code: bool, min_pixels: int | None, max_pixels: int | None):
+        from transformers import AutoProcessor
+
+        try:
+            processor = AutoProcessor.from_pretrained(self._source(), trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as error:
+            raise self._hub_error("processor", error) from error
+        if min_pixels is None and max_pixels is None:
+            return processor
+        image_processor = getattr(processor, "image_processor", None)
+        size = getattr(image_processor, "size", None)
+        if getattr(image_processor, "merge_size", None) is None or size is None:
+            raise BackendError(
+                f"min_pixels/max_pixels apply to Qwen-VL processors; {type(processor).__name__} "
+                "has its own image size settings, so drop these options"
+            )
+        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+        budget = {
+            "shortest_edge": min_pixels or get("shortest_edge"),
+            "longest_edge": max_pixels or get("longest_edge"),
+        }
+        if budget["shortest_edge"] > budget["longest_edge"]:
+            raise BackendError(f"min_pixels ({budget['shortest_edge']}) exceeds max_pixels ({budget['longest_edge']})")
+        # Qwen processors read their pixel budget from `size` (min_pixels/max_pixels are deprecated).
+        image_processor.size = budget if isinstance(size, dict) else type(size)(**budget)
+        return processor
+
+    def _load_model(self, trust_remote_code: bool):
+        import transformers
+
+        source = self._source()
+        last_error: Exception | None = None
+        for auto in ("AutoModelForImageTextToText", "AutoModelForMultimodalLM", "AutoModelForCausalLM"):
+            loader = getattr(transformers, auto, None)
+            if loader is None:
+                continue
+            try:
+                model = loader.from_pretrained(source, dtype=self.dtype, trust_remote_code=trust_remote_code)
+            except ValueError as error:  # this auto class does not know the config type
+                last_error = error
+                continue
+            except OSError as error:
+                raise self._hub_error("weights", error) from error
+            return model.to(self.device).eval()
+        raise BackendError(
+            f"{self.model_id!r} is not an image-text-to-text model transformers can load "
+            f"({last_error}); use a vision-language checkpoint or pass trust_remote_code"
+        )
+
+    def _qwen_geometry(self) -> dict[str, int] | None:
+        """Patch factor and pixel budget of a Qwen-VL image processor; None for other families."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        patch = getattr(image_processor, "patch_size", None)
+        merge = getattr(image_processor, "merge_size", None)
+        size = getattr(image_processor, "size", None)
+        if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
+            return None
+        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+        min_pixels, max_pixels = get("shortest_edge"), get("longest_edge")
+        if not (min_pixels and max_pixels):
+            return None
+        return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
+
+    def _end_token_ids(self) -> set[int]:
+        ids = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(eos if isinstance(eos, list) else [eos])
+        return {i for i in ids if i is not None}
+
+    # -- chat template ---------------------------------------------------------------------
+
+    def render(self, conversation: list[dict], tools: list[dict] | None = None) -> str:
+        """The prompt text the model sees, generation prompt included (images as placeholders)."""
+        if self.tool_messages == "user":
+            conversation = tool_messages_as_user(conversation)
+        try:
+            return self.processor.apply_chat_template(
+                conversation, tools=tools, add_generation_prompt=True, tokenize=False
+            )
+        except Exception as error:  # jinja errors from arbitrary checkpoint templates
+            raise BackendError(
+                f"the chat template of {self.model_id!r} could not render the conversation: {error}"
+            ) from error
+
+    def _raw_render(self, conversation: list[dict], tools: list[dict] | None = None) -> str | None:
+        try:
+            return self.processor.apply_chat_template(
+                conversation, tools=tools, add_generation_prompt=True, tokenize=False
+            )
+        except Exception:  # a template that rejects the probe simply lacks that feature
+            return None
+
+    def _template_renders_tools(self) -> bool:
+        text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
+        return text is not None and "mmreason_probe_tool" in text
+
+    def _template_renders_tool_images(self) -> bool:
+        from PIL import Image
+
+        image = {"type": "image", "image": Image.new("RGB", (32, 32))}
+        text = {"type": "text", "text": "probe"}
+        user_without = self._raw_render([{"role": "user", "content": [text]}])
+        user_with = self._raw_render([{"role": "user", "content": [image, text]}])
+        if not user_with or not user_without:
+            return False
+        marker = _inserted_text(user_without, user_with)
+
+        def tool_turn(parts: list[dict]) -> str | None:
+            return self._raw_render(
+                [
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "call"}]},
+                    {"role": "tool", "content": parts},
+                ]
+            )
+
+        tool_without, tool_with = tool_turn([text]), tool_turn([text, image])
+        if not marker or tool_with is None or tool_without is None:
+            return False
+        return tool_with.count(marker) > tool_without.count(marker)
+
+    # -- images ----------------------------------------------------------------------------
+
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the processor resizes an image to; identity for non-Qwen models.
+
+        For Qwen-VL this is ``qwen_vl_utils.smart_resize`` with the factor patch_size *
+        merge_size and the processor's pixel budget, the same call that prepares the images.
+        """
+        if self._qwen is None:
+            return width, height
+        from qwen_vl_utils import smart_resize
+
+        g = self._qwen
+        h, w = smart_resize(height, width, factor=g["factor"], min_pixels=g["min_pixels"], max_pixels=g["max_pixels"])
+        return w, h
+
+    def _images(self, conversations: list[list[dict]]) -> list[Any]:
+        images = [image for conversation in conversations for image in conversation_images(conversation)]
+        if self._qwen is None:
+            return [image.convert("RGB") for image in images]
+        from qwen_vl_utils import process_vision_info
+
+        g = self._qwen
+        budget = {"min_pixels": g["min_pixels"], "max_pixels": g["max_pixels"]}
+        elements = [{"role": "user", "content": [{"type": "image", "image": im, **budget} for im in images]}]
+        resized, _ = process_vision_info(elements, image_patch_size=g["patch"])
+        return resized or []
+
+    def prepare_inputs(self, conversations: list[list[dict]], tools: list[dict] | None = None):
+        """The processor's batch (left-padded ``input_ids``, ``pixel_values``, ``image_grid_thw``
+        for Qwen-VL ...) on the backend's device, exactly as ``generate`` feeds the model."""
+        texts = [self.render(conversation, tools) for conversation in conversations]
+        images = self._images(conversations)
+        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        return inputs.to(self.device)
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        *,
+        tools: list[dict] | None = None,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = DEFAULT_STOP,
+    ) -> list[str]:
+        """One completion per conversation; see ``mmreason.backends.base.Backend``."""
+        generations = self.generate_detailed(
+            conversations, tools=tools, max_new_tokens=max_new_tokens,
+            temperature=temperature, seed=seed, stop=stop,
+        )
+        return [g.text for g in generations]
+
+    def generate_detailed(
+        self,
+        conversations: list[list[dict]],
+        *,
+        tools: list[dict] | None = None,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = DEFAULT_STOP,
+    ) -> list[Generation]:
+        """Like ``generate`` but with finish reasons and token counts.
+
+        ``seed`` seeds torch (and python/numpy) once per call, so the same call with the same
+        ``batch_size`` gives the same output. Calls are serialised: one model, one thread.
+        """
+        from transformers import set_seed
+
+        with self._lock:
+            if seed is not None:
+                set_seed(seed)
+            out: list[Generation] = []
+            for start in range(0, len(conversations), self.batch_size):
+                batch = conversations[start : start + self.batch_size]
+                out.extend(self._generate_batch(batch, tools, max_new_tokens, temperature, stop))
+            return out
+
+    def _generate_batch(
+        self,
+        conversations: list[list[dict]],
+        tools: list[dict] | None,
+        max_new_tokens: int,
+        temperature: float,
+        stop: tuple[str, ...],
+    ) -> list[Generation]:
+        import torch
+
+        inputs = self.prepare_inputs(conversations, tools)
+        sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": self.top_p, "top_k": self.top_k}
+        stop_strings = [s for s in stop if s]
+        with torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=stop_strings or None,
+                tokenizer=self.tokenizer if stop_strings else None,
+                **sampling,
+            )
+        prompt_length = inputs["input_ids"].shape[1]
+        prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
+        return [
+            self.decode(row[prompt_length:].tolist(), stop, max_new_tokens, prompt_tokens[i])
+            for i, row in enumerate(output)
+        ]
+
+    def decode(
+        self, ids: list[int], stop: tuple[str, ...] = DEFAULT_STOP, max_new_tokens: int | None = None,
+        prompt_tokens: int | None = None,
+    ) -> Generation:
+        """Turn generated token ids into a completion.
+
+        Decodes with ``skip_special_tokens=False`` so added markup such as ``<tool_call>`` (a
+        special token in some Qwen tokenizers) survives, ends the text at the first end-of-turn
+        or pad token, and cuts it right after the first stop string. ``max_new_tokens`` tells
+        a length cut-off from a natural end.
+        """
+        ended = next((i for i, t in enumerate(ids) if t in self._end_ids), None)
+        kept = ids if ended is None else ids[:ended]
+        text, stop_string = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=False), stop)
+        # Stop strings end a row inside generate, so the kept tokens are the completion.
+        budget_left = max_new_tokens is None or len(ids) < max_new_tokens
+        finished = stop_string is not None or ended is not None or budget_left
+        reason = "stop" if finished else "length"
+        completion = len(kept) + (ended is not None and stop_string is None)
+        return Generation(text, reason, stop_string, prompt_tokens, completion)
+

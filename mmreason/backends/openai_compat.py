@@ -1,0 +1,340 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server (vLLM, SGLang, hosted APIs).
+
+Plain HTTP with the standard library (no client package). Per conversation one
+``POST {base_url}/chat/completions`` request; the conversations of a call run concurrently
+(``concurrency`` threads) and come back in order.
+
+How conversations are sent:
+- images become base64 PNG data URLs in ``image_url`` content parts, at their original size:
+  the server-side processor resizes them. ``model_image_size`` is therefore the identity unless
+  ``image_resize`` names the served model's resize rule (``"qwen2_5_vl"``/``"qwen"``: 28 px
+  factor, 3136..12845056 pixels; ``"qwen3_vl"``: 32 px factor, 65536..16777216 pixels; override
+  with ``min_pixels``/``max_pixels`` to match the server's ``--mm-processor-kwargs``);
+- ``role: tool`` messages become user turns wrapped in ``<tool_response>`` tags with their
+  images, because OpenAI-style APIs accept images only in user messages and require tool
+  messages to answer structured ``tool_calls``, which raw-text tool calls do not have;
+- ``tools=`` is passed through when given. ``native_tools`` (default False) tells the loop
+  whether to rely on that (servers started with a tool parser, hosted APIs) or to write the tool
+  list into the system prompt itself, which works with every server.
+
+How replies come back: OpenAI servers strip the stop string that ended generation. It is put
+back when the server says which one it was (vLLM's ``stop_reason``), or, without that, when
+``finish_reason == "stop"`` and the text has an unclosed opening tag matching a ``</tag>`` stop
+string (``<tool_call>`` without ``</tool_call>``). Structured ``tool_calls`` in the reply are
+rendered back into ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` text, so the loop
+parses one format whatever the server does.
+
+Errors: 429, 408, 5xx, connection errors and timeouts are retried ``max_retries`` times with
+exponential backoff (``backoff`` * 2**attempt seconds plus jitter, or the server's Retry-After);
+then, and for any other HTTP error, a ``BackendError`` says what to check.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from mmreason.backends.base import (
+    DEFAULT_STOP,
+    BackendError,
+    Generation,
+    content_parts,
+    cut_at_stop,
+    is_image_part,
+    tool_messages_as_user,
+)
+
+# Pixel budgets of the published preprocessor configs: (factor, min_pixels, max_pixels).
+IMAGE_RESIZE_RULES: dict[str, tuple[int, int, int]] = {
+    "qwen2_5_vl": (28, 4 * 28 * 28, 16384 * 28 * 28),
+    "qwen": (28, 4 * 28 * 28, 16384 * 28 * 28),
+    "qwen3_vl": (32, 64 * 32 * 32, 16384 * 32 * 32),
+}
+_RETRY_STATUS = {408, 409, 429}
+_MAX_RETRY_AFTER = 60.0
+
+
+def image_data_url(image: Any) -> str:
+    """A PIL image as a ``data:image/png;base64,...`` URL (lossless, so the server sees our pixels)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _text_of(content: Any) -> str:
+    return "".join(part.get("text", "") for part in content_parts(content) if not is_image_part(part))
+
+
+def to_openai_messages(conversation: list[dict]) -> list[dict]:
+    """Chat-format conversation -> OpenAI ``messages`` (images as data URLs, tool turns as user)."""
+    messages = []
+    for message in tool_messages_as_user(conversation):
+        role = message["role"]
+        if role in ("system", "assistant"):
+            messages.append({"role": role, "content": _text_of(message.get("content"))})
+            continue
+        parts = []
+        for part in content_parts(message.get("content")):
+            if is_image_part(part) and "image" in part:
+                parts.append({"type": "image_url", "image_url": {"url": image_data_url(part["image"])}})
+            elif is_image_part(part):
+                parts.append({"type": "image_url", "image_url": part["image_url"]})
+            else:
+                parts.append({"type": "text", "text": part.get("text", "")})
+        messages.append({"role": role, "content": parts})
+    return messages
+
+
+def _tool_calls_as_text(tool_calls: list[dict]) -> str:
+    blocks = []
+    for call in tool_calls:
+        function = call.get("function", call)
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                pass  # keep the server's string; the loop's parser reports it as malformed
+        payload = json.dumps({"name": function.get("name"), "arguments": arguments}, ensure_ascii=False)
+        blocks.append(f"<tool_call>\n{payload}\n</tool_call>")
+    return "\n".join(blocks)
+
+
+def restore_stop(text: str, finish_reason: str | None, stop_reason: Any, stop: tuple[str, ...]) -> str:
+    """Put back the stop string the server stripped (see the module doc for the rule)."""
+    if finish_reason != "stop":
+        return text
+    if isinstance(stop_reason, str):
+        return text + stop_reason if stop_reason in stop and not text.endswith(stop_reason) else text
+    for s in stop:
+        if s.startswith("</") and s.endswith(">"):
+            opening = "<" + s[2:]
+            if text.count(opening) > text.count(s):
+                return text + s
+    return text
+
+
+class OpenAIBackend:
+    """Generate through an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Args:
+        model: the served model name; None asks the server (``GET /models``) and takes the first.
+        base_url: API root including ``/v1``; default a local vLLM/SGLang server.
+        api_key_env: environment variable holding the API key; unset is fine for local servers.
+        timeout: seconds to wait for one response before retrying.
+        max_retries: retries after the first attempt on 429/408/5xx/connection errors/timeouts.
+        concurrency: requests in flight at once within one ``generate`` call.
+        backoff: first retry delay in seconds, doubled each retry.
+        image_resize: None, ``"qwen"``/``"qwen2_5_vl"`` or ``"qwen3_vl"``: the resize rule of the
+            served model, used only by ``model_image_size``.
+        min_pixels, max_pixels: override the pixel budget of ``image_resize``.
+        native_tools: whether the server renders ``tools=`` (see the module doc).
+        extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        base_url: str = "http://localhost:8000/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        concurrency: int = 8,
+        backoff: float = 1.0,
+        image_resize: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        native_tools: bool = False,
+        extra_body: dict | None = None,
+    ) -> None:
+        if image_resize is not None and image_resize not in IMAGE_RESIZE_RULES:
+            raise BackendError(
+                f"image_resize must be one of {', '.join(IMAGE_RESIZE_RULES)} or None, got {image_resize!r}"
+            )
+        if concurrency < 1 or max_retries < 0 or timeout <= 0:
+            raise BackendError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.concurrency = concurrency
+        self.backoff = backoff
+        self.native_tools = native_tools
+        self.extra_body = dict(extra_body or {})
+        self._resize: tuple[int, int, int] | None = None
+        if image_resize is not None:
+            factor, low, high = IMAGE_RESIZE_RULES[image_resize]
+            self._resize = (factor, min_pixels or low, max_pixels or high)
+        self._model = model
+
+    @property
+    def model_id(self) -> str:
+        if self._model is None:
+            models = self._request("GET", "/models").get("data") or []
+            if not models:
+                raise BackendError(f"{self.base_url}/models lists no model; pass model= explicitly")
+            self._model = str(models[0]["id"])
+        return self._model
+
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) after the server's resize when ``image_resize`` is set, else unchanged."""
+        if self._resize is None:
+            return width, height
+        from qwen_vl_utils import smart_resize
+
+        factor, low, high = self._resize
+        h, w = smart_resize(height, width, factor=factor, min_pixels=low, max_pixels=high)
+        return w, h
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _http_error(self, url: str, error: urllib.error.HTTPError) -> BackendError:
+        body = error.read().decode("utf-8", "replace")[:500]
+        hint = {
+            401: f"the server rejected the API key: set {self.api_key_env}",
+            403: f"the API key in {self.api_key_env} is not allowed to use this model",
+            404: "check base_url (it should end in /v1) and the model name (GET /models lists them)",
+        }.get(error.code, "see the server's message")
+        return BackendError(f"{url} answered HTTP {error.code}: {body}; {hint}")
+
+    def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
+        """One JSON request with retries; returns the decoded body."""
+        url = self.base_url + path
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            delay = self.backoff * 2**attempt + random.uniform(0, self.backoff)
+            request = urllib.request.Request(url, data=data, method=method, headers=self._headers())
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(response.read().decode("utf-8"))
+            except urllib.error.HTTPError as error:
+                if error.code not in _RETRY_STATUS and error.code < 500:
+                    raise self._http_error(url, error) from error
+                retry_after = error.headers.get("Retry-After", "") if error.headers else ""
+                if retry_after.replace(".", "", 1).isdigit():
+                    delay = min(float(retry_after), _MAX_RETRY_AFTER)
+                last = f"HTTP {error.code}: {error.read().decode('utf-8', 'replace')[:200]}"
+            except json.JSONDecodeError as error:
+                raise BackendError(f"{url} did not return JSON ({error}); is base_url an OpenAI API?") from error
+            except (OSError, http.client.HTTPException) as error:
+                reason = getattr(error, "reason", error)
+                if isinstance(reason, TimeoutError):
+                    last = (
+                        f"no response within {self.timeout:g} s; raise timeout=, lower max_new_tokens "
+                        "or check the server's load"
+                    )
+                else:
+                    last = (
+                        f"could not connect ({reason}); is the server running at {self.base_url}? "
+                        "Start one with `vllm serve MODEL` or `python -m mmreason.backends.serve --model DIR`"
+                    )
+            if attempt < self.max_retries:
+                time.sleep(delay)
+        raise BackendError(f"{method} {url} failed after {self.max_retries + 1} attempt(s): {last}")
+
+    # -- generation ------------------------------------------------------------------------
+
+    def _payload(
+        self, conversation: list[dict], tools: list[dict] | None, max_new_tokens: int,
+        temperature: float, seed: int | None, stop: tuple[str, ...],
+    ) -> dict:
+        payload: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": to_openai_messages(conversation),
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            payload["stop"] = list(stop)
+        if seed is not None:
+            payload["seed"] = seed
+        if tools:
+            payload["tools"] = [t if "function" in t else {"type": "function", "function": t} for t in tools]
+        payload.update(self.extra_body)
+        return payload
+
+    def _complete(self, payload: dict, stop: tuple[str, ...]) -> Generation:
+        body = self._request("POST", "/chat/completions", payload)
+        try:
+            choice = body["choices"][0]
+        except (KeyError, IndexError, TypeError) as error:
+            raise BackendError(f"the server's reply has no choices: {str(body)[:300]}") from error
+        message = choice.get("message") or {}
+        text = message.get("content") or ""
+        finish_reason = choice.get("finish_reason")
+        if message.get("tool_calls"):
+            text = (text + "\n" if text else "") + _tool_calls_as_text(message["tool_calls"])
+            finish_reason = "stop"
+        else:
+            text = restore_stop(text, finish_reason, choice.get("stop_reason"), stop)
+        text, stop_string = cut_at_stop(text, stop)
+        usage = body.get("usage") or {}
+        return Generation(
+            text,
+            "length" if finish_reason == "length" else "stop",
+            stop_string,
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+        )
+
+    def generate_detailed(
+        self,
+        conversations: list[list[dict]],
+        *,
+        tools: list[dict] | None = None,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = DEFAULT_STOP,
+    ) -> list[Generation]:
+        """Like ``generate`` but with finish reasons and the server's token counts.
+
+        With a ``seed``, conversation ``i`` is sent with ``seed + i``: reproducible, yet repeated
+        prompts in one batch (GRPO groups) still sample differently.
+        """
+        stop = tuple(s for s in stop if s)
+        payloads = [
+            self._payload(c, tools, max_new_tokens, temperature, None if seed is None else seed + i, stop)
+            for i, c in enumerate(conversations)
+        ]
+        if len(payloads) <= 1 or self.concurrency == 1:
+            return [self._complete(p, stop) for p in payloads]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(payloads))) as pool:
+            return list(pool.map(lambda p: self._complete(p, stop), payloads))
+
+    def generate(
+        self,
+        conversations: list[list[dict]],
+        *,
+        tools: list[dict] | None = None,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = DEFAULT_STOP,
+    ) -> list[str]:
+        """One completion per conversation; see ``mmreason.backends.base.Backend``."""
+        generations = self.generate_detailed(
+            conversations, tools=tools, max_new_tokens=max_new_tokens,
+            temperature=temperature, seed=seed, stop=stop,
+        )
+        return [g.text for g in generations]

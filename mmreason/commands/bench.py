@@ -1,0 +1,154 @@
+"""`mmreason bench`: evaluate a backend on registered tasks, list tasks, make or rescore runs.
+
+Examples::
+
+    mmreason bench --list
+    mmreason bench --tasks synthetic --backend rules --limit 200
+    mmreason bench --tasks vqa_rad,slake --backend openai --model Qwen/Qwen2.5-VL-7B-Instruct \\
+        --base-url http://localhost:8000/v1 --concurrency 16 --out runs/qwen7b
+    mmreason bench --rescore runs/qwen7b
+    mmreason bench --compare runs/direct runs/tools
+    mmreason bench --make-synthetic data/synthetic --n 200 --seed 0
+
+Re-running the same command (same ``--out``) resumes an interrupted run. ``--backend`` also takes
+``module:attr``, an importable backend factory (see `benchmarks.runner`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from imaging.errors import MMReasonError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="evaluate a backend on medical VQA benchmarks",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_argument_group("what to do (default: run --tasks)")
+    what.add_argument("--list", action="store_true", help="list the registered tasks and exit")
+    what.add_argument("--rescore", metavar="RUN_DIR", help="re-score a run from its samples, without inference")
+    what.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"),
+                      help="paired comparison of two runs (exact McNemar, bootstrap CI of B - A)")
+    what.add_argument("--make-synthetic", metavar="DIR", help="write the synthetic grounded benchmark to DIR")
+    p.add_argument("--tasks", default="", help="comma-separated task names (see --list)")
+    p.add_argument("--backend", default="rules", help="rules, hf, openai, or module:attr of a backend factory")
+    p.add_argument("--model", help="hub id, local checkpoint directory or served model name")
+    p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
+    p.add_argument("--limit", type=int, help="only the first N cases of each task")
+    p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
+    p.add_argument("--concurrency", type=int, default=1, help="batches in flight at once (openai backend)")
+    p.add_argument("--out", help="run folder (default runs/<backend>[-<model>]-<tasks>); reuse it to resume")
+    p.add_argument("--verifiers", default="", help="comma-separated verifier kinds to run per step (rule,prm)")
+    p.add_argument("--prm-model", help="process reward model checkpoint for --verifiers prm")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--max-turns", type=int, default=8, help="model turns per episode (default 8)")
+    p.add_argument("--split", help="evaluate this split instead of each task's default")
+    p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
+                   help="data folder of a task (repeatable); default $MMREASON_DATA/<task> or ~/.cache/mmreason/data/<task>")
+    p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
+    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _data_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        task, sep, folder = item.partition("=")
+        if not sep or not task or not folder:
+            raise MMReasonError(f"--data expects TASK=DIR, got '{item}'")
+        out[task.strip()] = folder.strip()
+    return out
+
+
+def _list_tasks(data: dict[str, str], as_json: bool) -> int:
+    from benchmarks.tasks import REGISTRY, data_dir, local_count
+
+    rows = []
+    for name, spec in REGISTRY.items():
+        rows.append({"name": name, "n_local": local_count(name, data), "data_dir": str(data_dir(name, data)),
+                     "hf": f"{spec.hf_id}@{spec.hf_revision}" if spec.hf_id else None,
+                     "answer_types": list(spec.answer_types), "split": spec.split, "title": spec.title})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'task':<15} {'n':>7}  {'answer types':<22} source")
+    for r in rows:
+        n = str(r["n_local"]) if r["n_local"] is not None else "-"
+        print(f"{r['name']:<15} {n:>7}  {','.join(r['answer_types']):<22} {r['data_dir']}"
+              + (f"  (hf: {r['hf']})" if r["hf"] else "") + f"  [{r['split']}] {r['title']}")
+    return 0
+
+
+def _print_results(results: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results, indent=1, default=str))
+        return
+    for task, s in results["tasks"].items():
+        acc = s["accuracy"]
+        line = (f"{task}: n={s['n']} accuracy={100 * acc['value']:.1f}% "
+                f"[{100 * acc['low']:.1f}, {100 * acc['high']:.1f}] unparsed={s['parse_status']['unparsed']}")
+        sps = (s.get("throughput") or {}).get("samples_per_s")
+        if sps:
+            line += f" samples/s={sps:.3g}"
+        print(line)
+    if results.get("run_dir"):
+        print(f"results: {Path(results['run_dir']) / 'results.md'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks import runner
+
+    data = _data_overrides(args.data)
+    kinds = _split_list(args.verifiers)
+    verifier_options = {"prm_model": args.prm_model} if args.prm_model else {}
+    if args.list:
+        return _list_tasks(data, args.json)
+    if args.make_synthetic:
+        from benchmarks.synthetic import make_synthetic
+
+        path = make_synthetic(Path(args.make_synthetic), n=args.n, seed=args.seed,
+                              progress=not args.no_progress)
+        print(path)
+        return 0
+    if args.compare:
+        from benchmarks.results import compare_runs
+
+        doc = compare_runs(Path(args.compare[0]), Path(args.compare[1]), _split_list(args.tasks) or None,
+                           seed=args.seed)
+        if args.json:
+            print(json.dumps(doc, indent=1))
+        for task, c in doc["tasks"].items():
+            print(f"{task}: n={c['n']} A={100 * c['acc_a']:.1f}% B={100 * c['acc_b']:.1f}% "
+                  f"B-A={100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}] "
+                  f"McNemar p={c['mcnemar_p']:.4g} (b={c['b']}, c={c['c']})")
+        return 0
+    if args.rescore:
+        results = runner.rescore(Path(args.rescore), kinds, verifier_options)
+        _print_results(results, args.json)
+        return 0
+    tasks = _split_list(args.tasks)
+    if not tasks:
+        raise MMReasonError("give --tasks (comma-separated; see mmreason bench --list), or --list/--rescore/--compare")
+    out = args.out or _default_out(args.backend, args.model, tasks)
+    config = runner.BenchConfig(
+        tasks=tasks, out=Path(out), backend=args.backend, model=args.model, base_url=args.base_url,
+        limit=args.limit, batch_size=args.batch_size, concurrency=args.concurrency, verifiers=kinds,
+        seed=args.seed, max_turns=args.max_turns, split=args.split, data=data, trace_images=args.trace_images,
+        progress=not args.no_progress, verifier_options=verifier_options,
+    )
+    _print_results(runner.run(config), args.json)
+    return 0
+
+
+def _default_out(backend: str, model: str | None, tasks: list[str]) -> str:
+    parts = [backend] + ([Path(model).name] if model else []) + ["+".join(tasks)]
+    return str(Path("runs") / re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts)))

@@ -1,0 +1,90 @@
+"""``mmreason inspect PATH``: what a loader makes of a file or DICOM folder.
+
+Prints the shape, spacing, orientation, modality, value range and allow-listed metadata of the
+loaded `Volume`, and for a DICOM folder the series it holds. A folder with several series and no
+``--series`` lists them and exits 0 (nothing is loaded). ``--json`` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imaging.io import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, SeriesInfo, list_series, load
+from imaging.volume import MODALITIES, Volume
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("inspect", help="show what mmreason loads from an image file or DICOM folder",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a .nii/.nii.gz, .dcm, .png/.jpg/.tif file or a folder of DICOM files")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--series", default=None, help="series index or SeriesInstanceUID (DICOM folders)")
+    p.add_argument("--frame", type=int, default=None, help="frame of a 4-D NIfTI or multi-frame file")
+    p.add_argument("--modality", default=None, choices=MODALITIES, help="override the detected modality")
+    p.add_argument("--max-voxels", type=int, default=DEFAULT_MAX_VOXELS,
+                   help=f"refuse larger images (default {DEFAULT_MAX_VOXELS:.2g})")
+    p.add_argument("--nonfinite", default="error", choices=NONFINITE_POLICIES, help="NaN/inf voxels policy")
+    p.add_argument("--allow-uneven", action="store_true",
+                   help="resample a DICOM series with uneven slice spacing instead of failing")
+    p.set_defaults(func=run)
+
+
+def describe(volume: Volume) -> dict[str, Any]:
+    """The JSON-friendly description printed by the command (geometry, values, metadata)."""
+    out = volume.summary()
+    out["orientation_codes_zyx"] = volume.metadata.get("orientation_codes", "")
+    out["origin_lps_mm"] = [round(float(v), 4) for v in volume.affine[:3, 3]]
+    out["affine_zyx_to_lps"] = np.round(volume.affine, 6).tolist()
+    out["metadata"] = volume.metadata
+    return out
+
+
+def _series_lines(series: list[SeriesInfo], chosen: int | None) -> list[str]:
+    return [("* " if s.index == chosen else "  ") + s.label() + f", {s.size[0]}x{s.size[1]}" for s in series]
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    series = list_series(path) if path.is_dir() else None
+    if series is not None and len(series) > 1 and args.series is None:
+        hint = "several series: choose one with --series INDEX or --series UID"
+        if args.json:
+            listing = [s.summary() for s in series]
+            print(json.dumps({"path": path.name, "series": listing, "volume": None, "hint": hint}))
+        else:
+            print(f"{path.name}: {hint}")
+            print("\n".join(_series_lines(series, None)))
+        return 0
+    volume = load(path, series=args.series, frame=args.frame, modality=args.modality, max_voxels=args.max_voxels,
+                  nonfinite=args.nonfinite, allow_uneven=args.allow_uneven)
+    info = describe(volume)
+    chosen = volume.metadata.get("series_index", 0) if series else None
+    if args.json:
+        print(json.dumps({"path": path.name, "series": [s.summary() for s in series] if series else None,
+                          "volume": info}))
+        return 0
+    sz, sy, sx = volume.spacing
+    lines = [
+        f"{path.name}: {volume.metadata.get('format', '?')}",
+        f"  name          {volume.name}",
+        f"  shape (z,y,x) {' x '.join(str(n) for n in volume.shape)}",
+        f"  spacing mm    {sz:.4g} x {sy:.4g} x {sx:.4g} (z, y, x)",
+        f"  orientation   canonical LPS; voxel axes z,y,x point {info['orientation_codes_zyx']}, "
+        f"obliquity {volume.metadata.get('obliquity_deg', 0.0)} deg",
+        f"  origin LPS mm {info['origin_lps_mm']}",
+        f"  modality      {volume.modality} ({volume.metadata.get('modality_source', '?')})",
+        f"  value range   {info['value_range']}",
+    ]
+    if series:
+        lines.append("  series:")
+        lines += ["    " + line for line in _series_lines(series, chosen)]
+    skip = {"orientation_codes", "obliquity_deg", "modality_source", "format"}
+    lines.append("  metadata:")
+    lines += [f"    {k}: {v}" for k, v in volume.metadata.items() if k not in skip]
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,99 @@
+"""``mmreason segment PATH --target NAME``: segment a structure, summarise it, optionally save the mask.
+
+Runs the same ``segment`` and ``measure`` tools a model calls (`grounding.tools`), on the image
+loaded by `imaging.io.load`. The mask is written as NIfTI on the image's own grid, so
+``mmreason measure PATH --mask OUT`` reads it back voxel for voxel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grounding.segmenters import ORGAN_TARGETS, SEGMENTERS, TARGETS, resolve_target
+from grounding.tool import ToolContext
+from grounding.tools import default_registry
+from grounding.tools.segment import segmenter_for
+from imaging.volume import Volume
+
+ALL_TARGETS = {**TARGETS, **ORGAN_TARGETS}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("segment", help="segment a structure in an image and summarise it",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("path", help="image file (.nii/.nii.gz, .dcm, .png ...) or DICOM series folder")
+    p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule")
+    p.add_argument("--out", help="write the mask here as NIfTI (.nii or .nii.gz)")
+    p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
+    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
+                   help="segmentation backend (default: classical, needs no weights)")
+    p.add_argument("--checkpoint", help="model checkpoint for the sam/medsam segmenters (.pth)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from imaging.io import load
+
+    volume = load(args.path)
+    record = segment_and_measure(volume, args.target, args.segmenter,
+                                 {"checkpoint": args.checkpoint} if args.checkpoint else {})
+    if args.out:
+        write_mask(record.pop("_mask"), volume, args.out)
+        record["out"] = str(args.out)
+    record.pop("_mask", None)
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(record["segment"])
+        if record.get("measure"):
+            print(record["measure"])
+        if args.out:
+            print(f"Mask written to {args.out}")
+    return 0
+
+
+def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical",
+                        segmenter_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the ``segment`` tool (3-D, or 2-D for a 2-D image) and ``measure`` its mask.
+
+    ``target`` may be any name or alias the chosen segmenter knows (e.g. ``left lung``).
+
+    Returns:
+        A JSON-ready record (``segment`` and ``measure`` texts, ``measurements``, ``laterality``,
+        ``centroid_mm``) plus the boolean mask under ``_mask``. An empty mask is reported, not
+        measured.
+
+    Raises:
+        SegmentationError: unknown backend or target (the message lists the known ones).
+    """
+    context = ToolContext(volumes={"0": volume}, segmenter=segmenter,
+                          options={"segmenter_options": segmenter_options or {}})
+    known = segmenter_for(context).targets
+    target = resolve_target(target, tuple(known))
+    registry = default_registry({t: ALL_TARGETS.get(t, t) for t in known})
+    seg = registry.run(context, "segment", {"target": target})
+    record: dict[str, Any] = {"image": volume.name, "modality": volume.modality, "target": target,
+                              "segmenter": segmenter, "shape_zyx": list(volume.shape),
+                              "spacing_mm_zyx": list(volume.spacing), "segment": seg.text,
+                              "voxels": int(seg.data["voxels"]), "measure": None, "measurements": {},
+                              "_mask": seg.mask}
+    if seg.data["voxels"]:
+        meas = registry.run(context, "measure", {"evidence_id": seg.id})
+        record["measure"] = meas.text
+        record["measurements"] = {k: m.to_dict() for k, m in meas.measurements.items()}
+        record["laterality"] = meas.data["laterality"]
+        record["centroid_mm"] = list(meas.data["centroid_mm"])
+    return record
+
+
+def write_mask(mask: np.ndarray, volume: Volume, path: str | Path) -> Path:
+    """Write a boolean (z, y, x) mask on ``volume``'s grid as NIfTI (1 inside, 0 outside)."""
+    from imaging.writers import write_nifti
+
+    return write_nifti(Volume(data=mask.astype(np.float32), spacing=volume.spacing, affine=volume.affine,
+                              modality="OT", name=f"{volume.name}_mask"), path)

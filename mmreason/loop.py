@@ -1,0 +1,408 @@
+"""The reasoning loop: initial views, model turns, tool execution, until an answer or the turn bound.
+
+One episode::
+
+    system   instructions + answer format (+ the tool list when the chat template does not take tools=)
+    user     "Image 1 (768x768), view V1: ..." <image> ... "Question: ..."
+    assistant  text with <tool_call>...</tool_call>        (backend.generate)
+    tool     "[E1] ..." + returned images, one message per call
+    ...
+    assistant  <answer>... [E2]</answer>
+
+**Initial views** (the documented, bounded rule of `initial_views`): a 2-D image is shown as
+itself; a 3-D volume as an axial montage of 9 evenly spaced key slices and its central coronal
+slice. CT uses the lung window when at least `LUNG_FRACTION` of the body is aerated lung
+(-950..-500 HU), otherwise soft tissue; other modalities use the automatic window. Montages of
+all volumes come first, then the coronal slices, at most ``max_initial_images`` in all; volumes
+left without an image are still listed so the model can call ``view`` on them.
+
+**Coordinates.** Each image's frame as the model sees it is ``backend.model_image_size(w, h)``
+and is recorded in the trace (`ImageRef`). A ``bbox_2d``/``point_2d`` argument is in that frame
+for the view named by ``view_id``: the loop clamps the box to the image, enlarges it to at least
+``min_box_px`` (one vision patch) per side with a note to the model, and scales it to the view's
+pixels before calling the tool. `ToolCall.arguments` keeps what the model wrote; the evidence
+keeps the arguments the tool ran with (view pixels).
+
+**Tool results** go back as ``role: tool`` messages (text + returned images). Parse errors,
+unknown tools and `MMReasonError` raised by a tool come back the same way, as ``Error: ...``, so
+the model can correct itself. A call identical to an earlier one (same tool, same arguments) is
+answered from the evidence board ("same call as E3") and not re-run. At most ``max_images``
+images stay in context; the oldest crops go first (see `ImageLedger.enforce`).
+
+**Ending.** ``answered`` (an ``<answer>`` tag, or after ``format_retries`` reminders the untagged
+text, flagged ``meta["answer_untagged"]``), ``abstained`` (the answer says it cannot answer),
+``max_turns`` (the bound was reached) or ``error`` (a tool failed with an unexpected exception;
+``meta["error"]`` holds it). Any other exception (a backend failing) propagates.
+
+**Trace.** Besides the turns and the evidence board, ``trace.meta["views"]`` holds the initial
+views (`view_to_dict`, with geometry and image) so every view id a box may name is in the trace.
+Timings: ``imaging`` (loading + initial views), ``tools``, ``model`` (generation; in a batch
+each episode is charged its share of the batch's time) and ``total``, in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from grounding.evidence import Evidence, view_to_dict
+from grounding.tool import ToolContext, ToolError, ToolRegistry
+from imaging.errors import MMReasonError
+from imaging.views import View, montage_view, slice_view
+from imaging.volume import Volume
+from mmreason import prompts
+from mmreason.messages import (
+    ImageLedger,
+    Message,
+    map_box_to_view,
+    map_point_to_view,
+    message,
+    result_text,
+    text_part,
+    view_parts,
+)
+from mmreason.parsing import ParsedCall, parse_answer, parse_tool_calls, strip_think
+from mmreason.trace import ToolCall, Trace, Turn
+
+#: CT is shown in the lung window when at least this fraction of body voxels is aerated lung
+LUNG_FRACTION = 0.05
+LUNG_HU = (-950.0, -500.0)
+#: phrases that make an answer an abstention
+_ABSTAIN = re.compile(r"\b(cannot|can't|can ?not|unable to)\s+(answer|determine|tell)\b", re.IGNORECASE)
+
+
+class LoopError(MMReasonError, ValueError):
+    """The episode cannot start (no inputs, bad configuration)."""
+
+
+@dataclass
+class LoopConfig:
+    """Settings of the reasoning loop.
+
+    Attributes:
+        max_turns: model turns per episode (each ``generate`` call is one turn).
+        max_images: images kept in the conversation; older crops are dropped first.
+        max_initial_images: images in the first user turn (see `initial_views`).
+        montage_count: slices in the initial axial montage of a 3-D volume.
+        min_box_px: the smallest box side in the model's frame (one vision patch: 28 px for
+            Qwen2.5-VL, whose 14 px patches are merged 2x2).
+        max_new_tokens, temperature, stop: generation settings passed to the backend.
+        format_retries: reminders sent when a turn has neither a tool call nor an answer; after
+            them the untagged text is taken as the answer.
+        segmenter: the segmenter the ``segment`` tool uses (``classical``, ``sam``, ...).
+        tool_options: per-episode tool options (``ToolContext.options``, e.g. a SAM checkpoint).
+    """
+
+    max_turns: int = 8
+    max_images: int = 12
+    max_initial_images: int = 4
+    montage_count: int = 9
+    min_box_px: int = 28
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ("</tool_call>", "</answer>")
+    format_retries: int = 1
+    segmenter: str = "classical"
+    tool_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise LoopError(f"max_turns must be at least 1, got {self.max_turns}")
+        if self.max_images < 1 or self.max_initial_images < 1:
+            raise LoopError("max_images and max_initial_images must be at least 1")
+
+
+@dataclass
+class EpisodeRequest:
+    """One question about one or more images/studies (paths or loaded volumes), for `run_episodes`."""
+
+    inputs: Sequence[str | Path | Volume]
+    question: str
+    options: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def load_inputs(inputs: Sequence[str | Path | Volume]) -> dict[str, Volume]:
+    """Volumes keyed ``"0"``, ``"1"``, ... in input order; paths are read with `imaging.io.load`."""
+    if not inputs:
+        raise LoopError("no input image: give at least one image or study")
+    volumes: dict[str, Volume] = {}
+    for i, item in enumerate(inputs):
+        if isinstance(item, Volume):
+            volumes[str(i)] = item
+        else:
+            from imaging.io import load
+
+            volumes[str(i)] = load(item)
+    return volumes
+
+
+def ct_window(volume: Volume) -> str:
+    """``lung`` for CT with aerated lung (see `LUNG_FRACTION`), else ``soft_tissue``; ``auto`` otherwise."""
+    if volume.modality != "CT":
+        return "auto"
+    sample = volume.data[:: max(1, volume.shape[0] // 32), ::4, ::4]
+    body = np.count_nonzero(sample > LUNG_HU[0])
+    lung = np.count_nonzero((sample > LUNG_HU[0]) & (sample < LUNG_HU[1]))
+    return "lung" if body and lung / body >= LUNG_FRACTION else "soft_tissue"
+
+
+def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count: int = 9) -> list[View]:
+    """The views of the first user turn, by the rule in the module docstring (unregistered)."""
+    first: list[View] = []
+    second: list[View] = []
+    for vid, vol in volumes.items():
+        label = f"volume {vid} ({vol.modality}"
+        if vol.is_2d:
+            view = slice_view(vol, "axial", 0, "auto", volume_id=vid)
+            view.description = f"{label} image), the whole 2-D image, auto window"
+            first.append(view)
+            continue
+        window = ct_window(vol)
+        montage = montage_view(vol, "axial", count=montage_count, window=window, volume_id=vid)
+        montage.description = f"{label}), {montage.description}, {window} window"
+        first.append(montage)
+        coronal = slice_view(vol, "coronal", None, window, volume_id=vid)
+        coronal.description = f"{label}), {coronal.description}"
+        second.append(coronal)
+    return (first + second)[:max_images]
+
+
+def study_text(volumes: dict[str, Volume]) -> str:
+    """One line per volume: id, name, modality, grid and spacing (no identifiers)."""
+    lines = ["Study (volumes in the order given; for a follow-up, the prior comes first):"]
+    for vid, vol in volumes.items():
+        nz, ny, nx = vol.shape
+        sz, sy, sx = vol.spacing
+        grid = f"2-D {nx}x{ny} px, {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
+            f"3-D {nx}x{ny}x{nz} voxels (x, y, z), spacing {sx:.2f}x{sy:.2f}x{sz:.2f} mm")
+        lines.append(f"- volume {vid}: '{vol.name}', {vol.modality}, {grid}")
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("mmreason", "torch", "transformers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+class Episode:
+    """The state of one episode; `run_episodes` advances several of them one turn at a time."""
+
+    def __init__(self, request: EpisodeRequest, backend: Any, registry: ToolRegistry, config: LoopConfig,
+                 seed: int | None) -> None:
+        t0 = time.perf_counter()
+        self.config, self.registry, self.backend = config, registry, backend
+        self.options = request.options
+        self.specs = registry.specs()
+        volumes = load_inputs(request.inputs)
+        self.context = ToolContext(volumes=volumes, segmenter=config.segmenter, options=dict(config.tool_options))
+        views = initial_views(volumes, config.max_initial_images, config.montage_count)
+        for view in views:
+            self.context.add_view(view)
+        self.trace = Trace(question=request.question, options=request.options,
+                           inputs=[v.summary() for v in volumes.values()], backend=backend.name,
+                           model=getattr(backend, "model_id", ""), seed=seed, versions=versions(),
+                           meta=dict(request.meta))
+        self.trace.meta["views"] = [view_to_dict(v) for v in views]
+        self.ledger = ImageLedger(frame=backend.model_image_size, max_images=config.max_images)
+        self.seen: dict[str, str] = {}
+        self.retries_left = config.format_retries
+        self.turns = 0
+        self.timings = {"imaging": 0.0, "tools": 0.0, "model": 0.0}
+
+        system = prompts.system_prompt(self.specs, backend.native_tools)
+        self.conversation: list[Message] = [message("system", [text_part(system)])]
+        self.trace.turns.append(Turn(role="system", text=system))
+        parts, refs = view_parts(views, self.ledger, message_index=1, first_part=1, initial=True)
+        question = prompts.question_text(request.question, request.options)
+        parts = [text_part(study_text(volumes) + "\n")] + parts + [text_part(question)]
+        self.conversation.append(message("user", parts))
+        self.trace.turns.append(Turn(role="user", text=_text_of(parts), images=refs))
+        self.timings["imaging"] = time.perf_counter() - t0
+        self._t0 = t0
+
+    @property
+    def done(self) -> bool:
+        return self.trace.status != "running"
+
+    def step(self, text: str, model_seconds: float) -> None:
+        """Take one model turn: record it, run its tool calls or read its answer."""
+        self.turns += 1
+        self.timings["model"] += model_seconds
+        calls = parse_tool_calls(text, self.specs)
+        self.conversation.append(message("assistant", [text_part(text)]))
+        turn = Turn(role="assistant", text=text, seconds=model_seconds)
+        self.trace.turns.append(turn)
+        if calls:
+            first_tool_message = len(self.conversation)
+            for parsed in calls:
+                if self.done:
+                    break
+                self._run_call(parsed, turn)
+            dropped = self.ledger.enforce(self.conversation, keep_from_message=first_tool_message)
+            if dropped:
+                self.trace.meta.setdefault("dropped_images", []).extend(dropped)
+        else:
+            self._read_answer(text)
+        if not self.done and self.turns >= self.config.max_turns:
+            self._finish("max_turns")
+
+    def _read_answer(self, text: str) -> None:
+        answer = parse_answer(text, self.options)
+        if answer is None:
+            if self.retries_left > 0:
+                self.retries_left -= 1
+                self.conversation.append(message("user", [text_part(prompts.FORMAT_REMINDER)]))
+                self.trace.turns.append(Turn(role="user", text=prompts.FORMAT_REMINDER))
+                return
+            self.trace.meta["answer_untagged"] = True
+            plain = strip_think(text).strip()
+            answer = parse_answer(f"<answer>{plain}</answer>", self.options)
+        assert answer is not None
+        self.trace.answer, self.trace.answer_option, self.trace.cited_evidence = (
+            answer.text, answer.option, answer.cited)
+        self._finish("abstained" if _ABSTAIN.search(answer.text) else "answered")
+
+    def _run_call(self, parsed: ParsedCall, turn: Turn) -> None:
+        t0 = time.perf_counter()
+        call = ToolCall(name=parsed.name, arguments=parsed.arguments, raw=parsed.raw)
+        turn.tool_calls.append(call)
+        key = parsed.name + json.dumps(parsed.arguments, sort_keys=True, default=str)
+        images: list[View] = []
+        ev: Evidence | None = None
+        try:
+            if parsed.error:
+                raise ToolError(parsed.error)
+            tool = self.registry.get(parsed.name)
+            if key in self.seen:
+                ev = self.context.find(self.seen[key])
+                assert ev is not None
+                call.cached, call.evidence_id = True, ev.id
+                text = (f"Same call as {ev.id}: the result is repeated from the evidence board, not re-run "
+                        f"(its images are shown above).\n" + result_text(ev))
+            else:
+                arguments, note = self._to_view_pixels(tool.validate(dict(parsed.arguments)))
+                ev = tool.run(self.context, **arguments)
+                for view in ev.views:
+                    if not view.view_id or self.context.views.get(view.view_id) is not view:
+                        self.context.add_view(view)
+                call.evidence_id = ev.id
+                self.seen[key] = ev.id
+                text, images = result_text(ev, note), ev.views
+        except MMReasonError as exc:
+            call.error = str(exc)
+            text = f"Error: {exc}"
+        except Exception as exc:  # a bug in a tool: end this episode, keep the others of a batch going
+            call.error = f"{type(exc).__name__}: {exc}"
+            text = f"Error: the tool failed ({call.error})"
+            self.trace.meta["error"] = traceback.format_exc(limit=6)
+            self._finish("error")
+        index = len(self.conversation)
+        parts = [text_part(text + ("\n" if images else ""))]
+        image_parts, refs = view_parts(images, self.ledger, index, len(parts), initial=False)
+        self.conversation.append({"role": "tool", "name": parsed.name or "unknown", "content": parts + image_parts})
+        seconds = time.perf_counter() - t0
+        self.timings["tools"] += seconds
+        self.trace.turns.append(Turn(role="tool", text=_text_of(parts + image_parts),
+                                     evidence_ids=[ev.id] if ev is not None else [], images=refs, seconds=seconds))
+
+    def _to_view_pixels(self, arguments: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Map ``bbox_2d``/``point_2d`` from the model's frame of ``view_id`` to the view's pixels."""
+        view_id = arguments.get("view_id")
+        if not isinstance(view_id, str) or view_id not in self.ledger.model_sizes or view_id not in self.context.views:
+            return arguments, ""  # the tool reports unknown views itself
+        model_size = self.ledger.model_sizes[view_id]
+        view_size = self.context.views[view_id].size
+        note = ""
+        out = dict(arguments)
+        label = f"view {view_id}"
+        if "bbox_2d" in out:
+            out["bbox_2d"], note = map_box_to_view(out["bbox_2d"], model_size, view_size, self.config.min_box_px, label)
+        if "point_2d" in out:
+            out["point_2d"] = map_point_to_view(out["point_2d"], model_size, view_size)
+        return out, note
+
+    def _finish(self, status: str) -> None:
+        self.trace.status = status
+        self.trace.evidence = list(self.context.evidence)
+        self.trace.timings = {k: round(v, 4) for k, v in self.timings.items()}
+        self.trace.timings["total"] = round(time.perf_counter() - self._t0, 4)
+
+
+def run_episodes(requests: Sequence[EpisodeRequest], backend: Any, *, config: LoopConfig | None = None,
+                 registry: ToolRegistry | None = None, seed: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[Trace]:
+    """Run several episodes together: each turn, one ``backend.generate`` call on every active one.
+
+    Args:
+        requests: the questions and their inputs.
+        backend: any `mmreason.backends` backend (``generate``, ``model_image_size``, ``native_tools``).
+        config: loop settings (`LoopConfig` defaults when None).
+        registry: the tools (``grounding.tools.default_registry()`` when None).
+        seed: sampling seed; turn ``t`` of the batch is generated with ``seed + t``.
+        progress: called with a one-line message after each turn (e.g. print to stderr).
+
+    Returns:
+        one finished `Trace` per request, in order.
+    """
+    config = config or LoopConfig()
+    if registry is None:
+        from grounding.tools import default_registry
+
+        registry = default_registry()
+    episodes = [Episode(r, backend, registry, config, seed) for r in requests]
+    tools = registry.specs() if backend.native_tools else None
+    turn = 0
+    while active := [e for e in episodes if not e.done]:
+        t0 = time.perf_counter()
+        texts = backend.generate([e.conversation for e in active], tools=tools,
+                                 max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                                 seed=None if seed is None else seed + turn, stop=config.stop)
+        share = (time.perf_counter() - t0) / len(active)
+        for episode, text in zip(active, texts, strict=True):
+            episode.step(text, share)
+        turn += 1
+        if progress:
+            calls = sum(len(e.trace.turns[-1].tool_calls) for e in active if e.trace.turns[-1].role == "assistant")
+            progress(f"turn {turn}: {len(active)} active, {sum(e.done for e in episodes)}/{len(episodes)} done"
+                     + (f", last tool calls {calls}" if calls else ""))
+    return [e.trace for e in episodes]
+
+
+def run_episode(images_or_volumes: Sequence[str | Path | Volume] | str | Path | Volume, question: str,
+                backend: Any, *, options: list[str] | None = None, max_turns: int | None = None,
+                registry: ToolRegistry | None = None, seed: int | None = None, config: LoopConfig | None = None,
+                progress: Callable[[str], None] | None = None) -> Trace:
+    """Answer ``question`` about one study (one or more images/volumes) with ``backend``.
+
+    Args:
+        images_or_volumes: paths (any format `imaging.io.load` reads) or `Volume`s; several are
+            shown as volumes ``0``, ``1``, ... (prior first for a follow-up).
+        question: the question text; options: multiple-choice option texts (letters A, B, ...).
+        max_turns: overrides ``config.max_turns`` (default 8).
+        registry, seed, config, progress: as in `run_episodes`.
+    """
+    if isinstance(images_or_volumes, (str, Path, Volume)):
+        images_or_volumes = [images_or_volumes]
+    config = config or LoopConfig()
+    if max_turns is not None:
+        config = LoopConfig(**{**config.__dict__, "max_turns": max_turns})
+    request = EpisodeRequest(inputs=list(images_or_volumes), question=question, options=options)
+    return run_episodes([request], backend, config=config, registry=registry, seed=seed, progress=progress)[0]
+
+
+def _text_of(parts: list[dict[str, Any]]) -> str:
+    return "".join(p["text"] if p.get("type") == "text" else "<image>" for p in parts)

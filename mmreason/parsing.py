@@ -1,0 +1,322 @@
+"""Reading a model turn: tool calls and the final answer.
+
+Two tool-call syntaxes are understood, whichever the model emits:
+
+* Hermes / Qwen2.5-VL / Qwen3-VL JSON::
+
+    <tool_call>{"name": "crop", "arguments": {"view_id": "V1", "bbox_2d": [10, 20, 90, 120]}}</tool_call>
+
+* Qwen3.5 / Qwen3-Coder function-parameter XML::
+
+    <tool_call><function=crop><parameter=view_id>V1</parameter>...</function></tool_call>
+
+A well-formed turn is parsed by transformers' response parser (``parse_response`` with the
+response templates below; with ``tools=`` it casts XML parameter text through each tool's JSON
+Schema). When that parser raises or misses a call (malformed JSON, a call inside ``<think>``, a
+closing tag cut off because generation stopped on it), a lenient hand-written parser reads each
+``<tool_call>`` block on its own: it repairs trailing commas, single quotes, Python literals and
+unclosed braces, and turns what it cannot repair into a call with an ``error`` (the loop shows
+that error to the model) instead of dropping it.
+
+Calls inside ``<think>...</think>`` are used only when the turn has no call outside it (a model
+that keeps its call in the reasoning block still gets the tool run; one that drafts a call while
+thinking and then makes it does not get it run twice).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers.utils.chat_parsing import parse_response
+
+#: transformers response template for the Hermes/Qwen JSON tool-call form (model output only).
+HERMES_TEMPLATE: dict[str, Any] = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
+        "tool_calls": {
+            "open_pattern": r"\s*<tool_call>",
+            "close_pattern": r"</tool_call>\s*",
+            "repeats": True,
+            "content": "json",
+            "transform": {"type": "function", "function": "{content}"},
+        },
+        "content": {"close_pattern": r"\s*(?:<\|im_end\|>|<\|endoftext\|>)", "content": "text"},
+    },
+}
+
+#: transformers response template for the Qwen3.5 function/parameter XML form.
+XML_TEMPLATE: dict[str, Any] = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
+        "tool_calls": {
+            "open_pattern": r"\s*<tool_call>\s*<function=(?P<name>[^>\n]+)>",
+            "close_pattern": r"</function>\s*</tool_call>\s*",
+            "repeats": True,
+            "content": "xml-inline",
+            "content_args": {"tag_pattern": r"<parameter=(?P<key>[^>\n]+)>\s*(?P<value>.*?)\s*</parameter>"},
+            "transform": {"type": "function", "function": {"name": "{name}", "arguments": "{content}"}},
+        },
+        "content": {"close_pattern": r"\s*(?:<\|im_end\|>|<\|endoftext\|>)", "content": "text"},
+    },
+}
+
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|$)", re.DOTALL)
+_FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|$)", re.DOTALL)
+_PARAMETER = re.compile(r"<parameter=([^>\n]+)>(.*?)(?:</parameter>|(?=<parameter=)|(?=</function>)|$)", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+_EVIDENCE_ID = re.compile(r"\bE(\d+)\b")
+_LETTER_PATTERNS = (
+    re.compile(r"^\(?([A-Z])(?:\)|[.:]|$)"),  # "B", "(B)", "B.", "B) text", "B: text"
+    re.compile(r"\b(?i:option|answer|choice)(?:\s+is)?\s*:?\s*\(?([A-Z])\b"),  # "the answer is B"
+)
+
+
+@dataclass
+class ParsedCall:
+    """One tool call read from a model turn.
+
+    Attributes:
+        name: the tool name ("" when it could not be read).
+        arguments: the arguments as a dict (empty when they could not be read).
+        raw: the text of the call as the model wrote it.
+        error: why the call could not be read (shown to the model), None when it parsed.
+        in_think: the call was written inside ``<think>...</think>``.
+    """
+
+    name: str
+    arguments: dict[str, Any]
+    raw: str = ""
+    error: str | None = None
+    in_think: bool = False
+
+
+@dataclass
+class ParsedAnswer:
+    """The final answer of a turn: its text, option letter (multiple choice) and cited evidence."""
+
+    text: str
+    option: str | None = None
+    cited: list[str] = field(default_factory=list)
+    closed: bool = True
+
+
+def strip_think(text: str) -> str:
+    """The turn without its ``<think>...</think>`` blocks (an unclosed block runs to the end)."""
+    return _THINK.sub("", text)
+
+
+def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[ParsedCall]:
+    """All tool calls of one model turn, in order.
+
+    Args:
+        text: the generated text of one assistant turn (model output only, no prompt).
+        tools: function specs (``{"type": "function", "function": {...}}``) used to cast XML
+            parameter values to the types their JSON Schema declares.
+    """
+    if "<tool_call>" not in text and "<function=" not in text:
+        return []
+    strict = _parse_strict(text, tools)
+    if strict is not None:
+        return strict
+    return _parse_lenient(text, tools)
+
+
+def _parse_strict(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedCall] | None:
+    """transformers' parser on a well-formed turn; None when the turn needs the lenient path."""
+    outside = strip_think(text)
+    n_open = outside.count("<tool_call>")
+    if n_open == 0 or n_open != outside.count("</tool_call>"):
+        return None
+    xml = "<function=" in outside
+    try:
+        message = parse_response(text, XML_TEMPLATE if xml else HERMES_TEMPLATE, prefix="", tools=tools)
+    except (ValueError, KeyError, TypeError):
+        return None
+    calls = []
+    for item in message.get("tool_calls") or []:
+        fn = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            return None
+        name = fn["name"].strip()
+        args = fn.get("arguments", fn.get("parameters", {}))
+        if not isinstance(args, dict):
+            return None
+        if xml:  # values the schema did not cast are still text
+            args = args | _cast_xml_arguments(name, {k: v for k, v in args.items() if isinstance(v, str)}, tools)
+        calls.append(ParsedCall(name=name, arguments=args))
+    if len(calls) != n_open:
+        return None
+    for call, m in zip(calls, _CALL_BLOCK.finditer(outside)):
+        call.raw = m.group(0)
+    return calls
+
+
+def _parse_lenient(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedCall]:
+    think_spans = [m.span() for m in _THINK.finditer(text)]
+    calls = []
+    blocks = list(_CALL_BLOCK.finditer(text))
+    if not blocks and "<function=" in text:  # a bare XML call without the <tool_call> wrapper
+        blocks = list(re.finditer(r"(<function=.*?(?:</function>|$))", text, re.DOTALL))
+    for m in blocks:
+        in_think = any(a <= m.start() < b for a, b in think_spans)
+        call = _parse_block(m.group(1), tools)
+        call.raw, call.in_think = m.group(0), in_think
+        calls.append(call)
+    outside = [c for c in calls if not c.in_think]
+    return outside or calls
+
+
+def _parse_block(body: str, tools: list[dict[str, Any]] | None) -> ParsedCall:
+    body = body.strip()
+    fn = _FUNCTION.search(body)
+    if fn:
+        name = fn.group(1).strip()
+        args = {k.strip(): v.strip() for k, v in _PARAMETER.findall(fn.group(2))}
+        return ParsedCall(name=name, arguments=_cast_xml_arguments(name, args, tools))
+    body = re.sub(r"^```(?:json)?|```$", "", body).strip()
+    obj = _loads_lenient(body)
+    if not isinstance(obj, dict):
+        return ParsedCall(name="", arguments={}, error=(
+            'could not read the tool call as JSON; write <tool_call>{"name": "<tool>", '
+            '"arguments": {...}}</tool_call> with double-quoted keys'))
+    if isinstance(obj.get("function"), dict):  # OpenAI-style {"type": "function", "function": {...}}
+        obj = obj["function"]
+    name = obj.get("name")
+    args = obj.get("arguments", obj.get("parameters", {}))
+    if isinstance(args, str):
+        args = _loads_lenient(args) if args.strip() else {}
+    if not isinstance(name, str) or not name.strip():
+        return ParsedCall(name="", arguments={}, error='the tool call has no "name"; add "name": "<tool>"')
+    if not isinstance(args, dict):
+        return ParsedCall(name=name.strip(), arguments={},
+                          error='"arguments" must be a JSON object such as {"view_id": "V1"}')
+    return ParsedCall(name=name.strip(), arguments=args)
+
+
+def _loads_lenient(text: str) -> Any:
+    """JSON, or the nearest thing to it a model writes: None when nothing can be read."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    text = text[start:]
+    candidates = [text, _close_brackets(text)]
+    for cand in candidates:
+        for attempt in (cand, re.sub(r",\s*([}\]])", r"\1", cand)):
+            try:
+                return json.loads(attempt)
+            except json.JSONDecodeError as exc:
+                if exc.msg == "Extra data":  # a valid object followed by trailing text
+                    return json.loads(attempt[: exc.pos])
+            try:  # single quotes, True/False/None, trailing commas
+                pyish = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", attempt)))
+                value = ast.literal_eval(pyish)
+                if isinstance(value, dict):
+                    return value
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                pass
+    return None
+
+
+def _close_brackets(text: str) -> str:
+    """Append the closing brackets a truncated JSON object is missing (strings respected)."""
+    stack: list[str] = []
+    in_str: str | None = None
+    escape = False
+    end = len(text)
+    for i, ch in enumerate(text):
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == in_str:
+                in_str = None
+            continue
+        if ch in "\"'":
+            in_str = ch
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+            if not stack:
+                end = i + 1
+                break
+    text = text[:end].rstrip()
+    if in_str:
+        text += in_str
+    return text + "".join(reversed(stack))
+
+
+def _cast_xml_arguments(name: str, args: dict[str, str], tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """XML parameter values are text: cast them with the tool's schema, or as JSON when unknown."""
+    props: dict[str, Any] = {}
+    for spec in tools or []:
+        fn = spec.get("function", spec)
+        if fn.get("name") == name:
+            props = fn.get("parameters", {}).get("properties", {})
+    out: dict[str, Any] = {}
+    for key, raw in args.items():
+        declared = props.get(key, {}).get("type")
+        if declared == "string":
+            out[key] = raw
+            continue
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            literal = _loads_lenient("{\"v\": " + raw + "}") if declared in ("array", "object") else None
+            out[key] = literal["v"] if isinstance(literal, dict) and "v" in literal else raw
+    return out
+
+
+def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | None:
+    """The final ``<answer>...</answer>`` of a turn, or None when the turn has none.
+
+    The last answer block outside ``<think>`` wins; an unclosed block (generation stopped on
+    ``</answer>``) runs to the end of the text. For multiple choice (``options`` given) the
+    option letter is read from the answer ("B", "(B)", "B. text", "the answer is B") or, failing
+    that, matched from an option's text quoted in the answer.
+    """
+    outside = strip_think(text)
+    blocks = list(_ANSWER.finditer(outside))
+    if not blocks:
+        return None
+    last = blocks[-1]
+    answer = last.group(1).strip()
+    return ParsedAnswer(text=answer, option=read_option(answer, options) if options else None,
+                        cited=cited_evidence(answer), closed=last.group(0).endswith("</answer>"))
+
+
+def read_option(answer: str, options: list[str]) -> str | None:
+    """The option letter (``A``, ``B``...) an answer picks among ``options``, or None."""
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+    bare = re.sub(r"\[?\bE\d+\b\]?", "", answer).strip()
+    for pattern in _LETTER_PATTERNS:
+        m = pattern.search(bare)
+        if m and m.group(1).upper() in letters:
+            return m.group(1).upper()
+    lowered = bare.lower()
+    hits = [letter for letter, opt in zip(letters, options) if opt.strip() and opt.strip().lower() in lowered]
+    if len(hits) == 1:
+        return hits[0]
+    exact = [letter for letter, opt in zip(letters, options) if opt.strip().lower() == lowered.rstrip(".")]
+    return exact[0] if exact else None
+
+
+def cited_evidence(text: str) -> list[str]:
+    """Evidence ids cited in ``text`` ("[E2]", "E2", "(E1, E3)"), in order of first mention."""
+    seen: list[str] = []
+    for m in _EVIDENCE_ID.finditer(text):
+        eid = f"E{int(m.group(1))}"
+        if eid not in seen:
+            seen.append(eid)
+    return seen

@@ -1,0 +1,69 @@
+"""The system prompt: role, coordinate conventions, answer format and (when needed) the tool list.
+
+When a backend's chat template renders tools itself (``backend.native_tools``: Qwen2.5-VL's
+Hermes template, Qwen3-VL, Qwen3.5 ...), the tool specs go to ``generate(tools=...)`` and the
+system prompt carries only the instructions. Otherwise the tool list is written into the system
+prompt in the Hermes form those models were trained on: one JSON function spec per line inside
+``<tools></tools>``, calls as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+INSTRUCTIONS = """\
+You are a radiology assistant. You answer questions about medical images (CT, MRI, X-ray) by \
+looking at them with tools and grounding every claim in the evidence the tools return.
+
+Images. Each image is introduced as "Image N (WxH), view Vk: description". Give boxes \
+(bbox_2d = [x1, y1, x2, y2]) and points (point_2d = [x, y]) in absolute pixels of that WxH image, \
+with x to the right and y down, and name the view with view_id. In a montage, draw a box inside a \
+single panel. Axial and coronal images follow the radiological convention: the patient's right is \
+on the image's left.
+
+Evidence. Every tool result has an evidence id (E1, E2, ...), a short text and sometimes new \
+images (views). Measurements are in millimetres (mm, mm2, mL) and Hounsfield units (HU) for CT.
+
+Work step by step: call one or more tools, read their results, then give the final answer as
+<answer>your answer, citing the evidence ids it rests on, e.g. [E2]</answer>
+For a multiple-choice question, begin the answer with the option letter, e.g. <answer>B [E2]</answer>. \
+If the images cannot answer the question, say so inside the answer tags."""
+
+TOOLS_HEADER = """\
+# Tools
+
+You may call one or more functions. Their signatures are given as JSON inside <tools></tools>:
+<tools>"""
+
+TOOLS_FOOTER = """\
+</tools>
+
+To call a function, write its name and a JSON object of arguments inside <tool_call></tool_call> tags:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call>"""
+
+FORMAT_REMINDER = (
+    "Your last message had neither a tool call nor a final answer. Call a tool with "
+    '<tool_call>{"name": ..., "arguments": {...}}</tool_call> or answer with <answer>...</answer>.'
+)
+
+
+def render_tools(specs: list[dict[str, Any]]) -> str:
+    """The Hermes-form tool block for a system prompt (one compact JSON spec per line)."""
+    lines = [TOOLS_HEADER] + [json.dumps(s, ensure_ascii=False) for s in specs] + [TOOLS_FOOTER]
+    return "\n".join(lines)
+
+
+def system_prompt(specs: list[dict[str, Any]], native_tools: bool) -> str:
+    """The system prompt text: instructions, plus the tool list unless the template renders it."""
+    return INSTRUCTIONS if native_tools else f"{INSTRUCTIONS}\n\n{render_tools(specs)}"
+
+
+def question_text(question: str, options: list[str] | None = None) -> str:
+    """The question as shown to the model; options are listed as ``A. text`` lines."""
+    if not options:
+        return f"Question: {question}"
+    listed = "\n".join(f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options))
+    return f"Question: {question}\nOptions:\n{listed}\nAnswer with the option letter."

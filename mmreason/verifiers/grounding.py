@@ -1,0 +1,370 @@
+"""Grounding checks: boxes, points and sides stated in a step against evidence and ground truth.
+
+Claims read from prose (text and answer steps):
+
+* a box ``[x1, y1, x2, y2]`` (pixel edges, as ``bbox_2d``) on the view named in its sentence
+  ("Image 3", "V2") or else on the first view of the evidence the step cites. When the model was
+  shown that view resized (``ImageRef.model_size``) the box is read in the frame the model saw.
+* a point ``point (x, y)`` / ``point_2d [x, y]`` in the same frames;
+* a side: a sentence naming exactly one of left/right, not negated, not about the image's own
+  left/right (which is the patient's right on radiological views).
+
+References:
+
+* cited evidence: a box must overlap a cited mask with IoU >= ``iou_threshold`` (bounding box of
+  the mask on the claimed slice) or, for evidence with a box but no mask (a crop), have its centre
+  inside that box; a point must fall inside the mask or box; a side must equal the evidence's
+  laterality (`evidence_laterality`).
+* ground truth (``Case.boxes`` on the same image, ``Case.masks`` on image 0): checked only when
+  the sentence is about the finding (it names a word of the ground-truth label or a finding word
+  such as nodule/lesion/mass), so "the left lung spans [...]" is not scored against a nodule box.
+  The best IoU is reported on the verdict (``iou``) for the benchmark's mean grounding IoU.
+
+IoU of a box drawn on a slice is computed in that slice's plane, and is zero when the slice
+misses the reference along the slice normal; on a projection (MIP) the projected axis is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from grounding.evidence import Evidence
+from imaging.geometry import GeometryError, MontageGeometry
+from mmreason.parsing import cited_evidence
+from mmreason.verifiers.context import VerifyContext, evidence_laterality, side_words, view_volume
+from mmreason.verifiers.steps import Step
+from mmreason.verifiers.verdicts import Check
+
+Ranges = list[list[int]]  # [[z0, z1], [y0, y1], [x0, x1]], half-open voxel index ranges
+
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_BOX = re.compile(rf"\[\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*\]")
+_POINT = re.compile(rf"\bpoint(?:_2d)?\b[^\[\(\n]{{0,20}}[\[\(]\s*{_NUM}\s*,\s*{_NUM}\s*[\]\)]", re.IGNORECASE)
+_IMAGE_REF = re.compile(r"\bImage\s+(\d+)\b", re.IGNORECASE)
+_VIEW_REF = re.compile(r"\b(V\d+)\b")
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_NEGATION = re.compile(r"\b(no|not|without|absent|neither|nor|free of)\b", re.IGNORECASE)
+_IMAGE_SIDE = re.compile(r"\b(image|screen|viewer|picture)\b", re.IGNORECASE)
+_FINDING = re.compile(r"\b(nodules?|lesions?|mass(es)?|tumou?rs?|findings?|abnormalit\w*|opacit\w*|metasta\w*)\b",
+                      re.IGNORECASE)
+
+
+@dataclass
+class Region:
+    """A claimed box in voxels: its ranges, the slice normal (None: 3-D) and whether projected."""
+
+    ranges: Ranges
+    axis: int | None
+    projection: bool
+    volume: str
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text) if s and s.strip()]
+
+
+def check_grounding(ctx: VerifyContext, step: Step) -> list[Check]:
+    if step.kind == "tool_call":
+        return _tool_box_vs_truth(ctx, step)
+    checks: list[Check] = []
+    for sentence in sentences(step.text):
+        cited = [ctx.evidence[i] for i in (cited_evidence(sentence) or step.cited) if i in ctx.evidence]
+        about_finding = _about_finding(ctx, sentence)
+        for m in _BOX.finditer(sentence):
+            checks += _box_claim(ctx, step, sentence, [float(v) for v in m.groups()], cited, about_finding)
+        for m in _POINT.finditer(sentence):
+            checks += _point_claim(ctx, step, sentence, [float(v) for v in m.groups()], cited, about_finding)
+        if step.kind == "text":  # the answer's side is checked by the consistency verifier
+            checks += _side_claim(ctx, sentence, cited)
+    return checks
+
+
+# -- boxes --------------------------------------------------------------------------------------
+def _box_claim(ctx: VerifyContext, step: Step, sentence: str, box: list[float], cited: list[Evidence],
+               about_finding: bool) -> list[Check]:
+    shown = f"box {[round(v, 1) for v in box]}"
+    view_id = _view_for(ctx, sentence, step, cited)
+    if view_id is None:
+        return [Check("unverifiable", f"{shown}: no view named or cited to read it on")]
+    try:
+        region = claimed_region(ctx, view_id, box)
+    except GeometryError as exc:
+        return [Check("incorrect", f"{shown} on {view_id}: {exc}", "box_mismatch")]
+    if region is None:
+        return [Check("unverifiable", f"{shown} on projection {view_id}: the projected depth is unknown")]
+    thr = ctx.config.iou_threshold
+    checks = []
+    for ev in cited:
+        if ctx.volume_of(ev) not in (None, region.volume):
+            continue
+        if ev.mask is not None and ev.mask.any():
+            iou = region_iou(region, mask_ranges(ev.mask, region))
+            ok = iou >= thr
+            checks.append(Check("correct" if ok else "incorrect",
+                                f"{shown} vs mask of {ev.id}: IoU {iou:.2f} ({'>=' if ok else '<'} {thr})",
+                                None if ok else "box_mismatch", [ev.id]))
+        elif ev.box and ev.box.get("voxels"):
+            inside = _contains(ev.box["voxels"], _centre(region.ranges), region)
+            checks.append(Check("correct" if inside else "incorrect",
+                                f"{shown} {'lies' if inside else 'does not lie'} inside the box of {ev.id}",
+                                None if inside else "box_mismatch", [ev.id]))
+    if about_finding:
+        truth = _truth_regions(ctx, region)
+        if truth:
+            label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
+            ok = iou >= thr
+            checks.append(Check("correct" if ok else "incorrect",
+                                f"{shown} vs ground truth '{label}': IoU {iou:.2f} ({'>=' if ok else '<'} {thr})",
+                                None if ok else "box_mismatch", iou=iou))
+    return checks or [Check("unverifiable", f"{shown}: no cited mask/box or ground truth to compare with")]
+
+
+def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region | None:
+    """Map a box the model wrote on ``view_id`` to voxel ranges (None: projection, depth unknown).
+
+    Raises:
+        GeometryError: the box is degenerate or lies outside the view.
+    """
+    view = ctx.views[view_id]
+    x1, y1, x2, y2 = box
+    if view_id in ctx.frames:
+        (w, h), (mw, mh) = ctx.frames[view_id]
+        sx, sy = w / mw, h / mh
+        x1, y1, x2, y2 = x1 * sx, y1 * sy, x2 * sx, y2 * sy
+    geom = view.geometry
+    local = (x1, y1, x2, y2)
+    if isinstance(geom, MontageGeometry):
+        tile, local = geom.tile_for_box(geom_clamp(geom, local))
+        geom = tile.geometry
+    depth = None
+    if geom.projection_axis is not None:
+        depth = _depth(ctx, geom.volume, geom.projection_axis)
+        if depth is None:
+            return None
+    slices = geom.box_to_voxel_slices(local, depth=depth)
+    return Region([[s.start, s.stop] for s in slices], geom.normal_axis(), geom.projection_axis is not None,
+                  geom.volume)
+
+
+def geom_clamp(geom: MontageGeometry, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0 or x1 >= geom.width or y1 >= geom.height:
+        raise GeometryError(f"box {list(box)} is degenerate or outside the {geom.width}x{geom.height} montage")
+    return max(x1, 0.0), max(y1, 0.0), min(x2, float(geom.width)), min(y2, float(geom.height))
+
+
+def _depth(ctx: VerifyContext, volume: str, axis: int) -> int | None:
+    for ev in ctx.trace.evidence:
+        if ev.mask is not None and ctx.volume_of(ev) in (None, volume):
+            return int(ev.mask.shape[axis])
+    masks = ctx.gt_masks() if ctx.image_index(volume) == 0 else {}
+    return next((int(m.shape[axis]) for m in masks.values()), None)
+
+
+def region_iou(region: Region, ref: Ranges | None) -> float:
+    """IoU of a claimed region with reference ranges, in the claim's plane (module docstring)."""
+    if ref is None:
+        return 0.0
+    a = region.ranges
+    axes = [0, 1, 2]
+    if region.axis is not None:
+        k = region.axis
+        if not region.projection and min(a[k][1], ref[k][1]) <= max(a[k][0], ref[k][0]):
+            return 0.0
+        axes.remove(k)
+    inter = np.prod([max(0, min(a[i][1], ref[i][1]) - max(a[i][0], ref[i][0])) for i in axes])
+    size_a = np.prod([a[i][1] - a[i][0] for i in axes])
+    size_b = np.prod([ref[i][1] - ref[i][0] for i in axes])
+    union = size_a + size_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def mask_ranges(mask: np.ndarray, region: Region | None = None) -> Ranges | None:
+    """Bounding ranges of a mask; on a slice claim, of the mask's part on the claimed slices."""
+    if region is not None and region.axis is not None and not region.projection:
+        k = region.axis
+        lo, hi = region.ranges[k]
+        sub = np.zeros_like(mask)
+        index = [slice(None)] * 3
+        index[k] = slice(lo, hi)
+        sub[tuple(index)] = mask[tuple(index)]
+        mask = sub
+    idx = np.nonzero(mask)
+    if not idx[0].size:
+        return None
+    return [[int(i.min()), int(i.max()) + 1] for i in idx]
+
+
+def _centre(ranges: Ranges) -> list[float]:
+    return [(lo + hi - 1) / 2 for lo, hi in ranges]
+
+
+def _contains(ranges: Ranges, zyx: list[float], region: Region | None = None) -> bool:
+    skip = region.axis if region is not None and region.projection else None
+    return all(lo - 0.5 <= v <= hi - 0.5 for k, ((lo, hi), v) in enumerate(zip(ranges, zyx)) if k != skip)
+
+
+def _truth_regions(ctx: VerifyContext, region: Region) -> list[tuple[str, Ranges]]:
+    image = ctx.image_index(region.volume)
+    out = [(str(b.get("label", "box")), [[int(lo), int(hi)] for lo, hi in zip(b["zyx_min"], b["zyx_max"])])
+           for b in ctx.gt_boxes(image)]
+    if image == 0:
+        for label, mask in ctx.gt_masks().items():
+            ranges = mask_ranges(mask, region)
+            if ranges is not None:
+                out.append((label, ranges))
+    return out
+
+
+def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
+    """A box tool call (crop/segment/measure with ``bbox_2d``) against ground truth: records the IoU.
+
+    Only an IoU is reported here (a crop with a margin or a look at another structure is not an
+    error by itself); the call's label comes from its execution.
+    """
+    call = step.tool_call
+    ev = ctx.evidence.get(call.evidence_id or "") if call else None
+    if ev is None or not ev.box or not ev.box.get("voxels") or ev.error:
+        return []
+    view = ctx.views.get(ev.box.get("view_id", ""))
+    volume = view_volume(view) if view is not None else ctx.volume_of(ev)
+    axis = view.geometry.normal_axis() if view is not None and not isinstance(view.geometry, MontageGeometry) else None
+    projection = view is not None and getattr(view.geometry, "projection_axis", None) is not None
+    region = Region([list(map(int, r)) for r in ev.box["voxels"]], axis, projection, volume or "0")
+    truth = _truth_regions(ctx, region)
+    if not truth:
+        return []
+    label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
+    return [Check("unverifiable", f"box of {ev.id} vs ground truth '{label}': IoU {iou:.2f}", None, [ev.id], iou=iou)]
+
+
+# -- points -------------------------------------------------------------------------------------
+def _point_claim(ctx: VerifyContext, step: Step, sentence: str, point: list[float], cited: list[Evidence],
+                 about_finding: bool) -> list[Check]:
+    shown = f"point {[round(v, 1) for v in point]}"
+    view_id = _view_for(ctx, sentence, step, cited)
+    if view_id is None:
+        return [Check("unverifiable", f"{shown}: no view named or cited to read it on")]
+    x, y = point
+    if view_id in ctx.frames:
+        (w, h), (mw, mh) = ctx.frames[view_id]
+        x, y = x * w / mw, y * h / mh
+    geom = ctx.views[view_id].geometry
+    try:
+        if isinstance(geom, MontageGeometry):
+            tile, _ = geom.tile_for_box((x, y, x, y))
+            geom, x, y = tile.geometry, x - tile.x0, y - tile.y0
+        geom.validate_box((x - 1e-3, y - 1e-3, x + 1e-3, y + 1e-3))
+    except GeometryError as exc:
+        return [Check("incorrect", f"{shown} on {view_id}: {exc}", "point_outside")]
+    zyx = geom.pixel_to_voxel([[x - 0.5, y - 0.5]])[0]  # points share the edge frame of boxes
+    probe = Region([[int(np.floor(v + 0.5))] * 2 for v in zyx], geom.projection_axis, geom.projection_axis is not None,
+                   geom.volume)
+    checks = []
+    for ev in cited:
+        if ctx.volume_of(ev) not in (None, geom.volume):
+            continue
+        if ev.mask is not None:
+            inside = _in_mask(ev.mask, zyx, probe)
+        elif ev.box and ev.box.get("voxels"):
+            inside = _contains(ev.box["voxels"], list(zyx), probe)
+        else:
+            continue
+        checks.append(Check("correct" if inside else "incorrect",
+                            f"{shown} {'inside' if inside else 'outside'} the region of {ev.id}",
+                            None if inside else "point_outside", [ev.id]))
+    if about_finding:
+        image = ctx.image_index(geom.volume)
+        hits = [_contains([[int(lo), int(hi)] for lo, hi in zip(b["zyx_min"], b["zyx_max"])], list(zyx), probe)
+                for b in ctx.gt_boxes(image)]
+        if image == 0:
+            hits += [_in_mask(m, zyx, probe) for m in ctx.gt_masks().values()]
+        if hits:
+            ok = any(hits)
+            checks.append(Check("correct" if ok else "incorrect",
+                                f"{shown} {'inside' if ok else 'outside'} the ground-truth region",
+                                None if ok else "point_outside"))
+    return checks or [Check("unverifiable", f"{shown}: no cited region or ground truth to compare with")]
+
+
+def _in_mask(mask: np.ndarray, zyx: np.ndarray, probe: Region) -> bool:
+    idx = [int(np.clip(np.floor(v + 0.5), 0, n - 1)) for v, n in zip(zyx, mask.shape)]
+    if probe.projection and probe.axis is not None:
+        index: list = list(idx)
+        index[probe.axis] = slice(None)
+        return bool(mask[tuple(index)].any())
+    return bool(mask[tuple(idx)])
+
+
+# -- sides --------------------------------------------------------------------------------------
+def _side_claim(ctx: VerifyContext, sentence: str, cited: list[Evidence]) -> list[Check]:
+    sides = side_words(sentence)
+    if len(sides) != 1 or _NEGATION.search(sentence) or _IMAGE_SIDE.search(sentence):
+        return []
+    side = sides.pop()
+    checks = []
+    for ev in cited:
+        actual = evidence_laterality(ev)
+        if actual is None:
+            continue
+        ok = actual == side
+        checks.append(Check("correct" if ok else "incorrect",
+                            f"states {side}; {ev.id} measured {actual}", None if ok else "laterality", [ev.id]))
+    for label, truth_side in _truth_sides(ctx):
+        if _mentions_label(sentence, label):
+            ok = truth_side == side
+            checks.append(Check("correct" if ok else "incorrect",
+                                f"states {side}; ground-truth '{label}' is {truth_side}",
+                                None if ok else "laterality"))
+    return checks
+
+
+def _truth_sides(ctx: VerifyContext) -> list[tuple[str, str]]:
+    """(label, side) of ground-truth boxes that carry a side (``laterality`` key or in the label)."""
+    if ctx.case is None:
+        return []
+    out = []
+    for b in ctx.case.boxes:
+        label = str(b.get("label", ""))
+        named = side_words(label)
+        side = b.get("laterality") or (named.pop() if len(named) == 1 else None)
+        if side in ("left", "right", "midline"):
+            out.append((label, side))
+    return out
+
+
+#: words of a ground-truth label that name where it is, not what it is ("left lung nodule" -> nodule)
+_PLACE_WORDS = {"left", "right", "lung", "lungs", "lobe", "upper", "lower", "middle", "prior", "current"}
+
+
+def _label_words(label: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+", label.lower()) if len(w) >= 4 and w not in _PLACE_WORDS]
+
+
+def _mentions_label(sentence: str, label: str) -> bool:
+    low = sentence.lower()
+    return any(re.search(rf"\b{w}", low) for w in _label_words(label))
+
+
+def _about_finding(ctx: VerifyContext, sentence: str) -> bool:
+    if _FINDING.search(sentence):
+        return True
+    labels = [str(b.get("label", "")) for b in (ctx.case.boxes if ctx.case else [])] + list(ctx.case.masks if ctx.case else [])
+    return any(_mentions_label(sentence, lab) for lab in labels)
+
+
+def _view_for(ctx: VerifyContext, sentence: str, step: Step, cited: list[Evidence]) -> str | None:
+    for text in (sentence, step.text):
+        m = _IMAGE_REF.search(text)
+        if m and int(m.group(1)) in ctx.images and ctx.images[int(m.group(1))] in ctx.views:
+            return ctx.images[int(m.group(1))]
+        m = _VIEW_REF.search(text)
+        if m and m.group(1) in ctx.views:
+            return m.group(1)
+    for ev in cited:
+        if ev.views and ev.views[0].view_id in ctx.views:
+            return ev.views[0].view_id
+    return None

@@ -1,0 +1,147 @@
+"""Measurement checks: numbers with units stated in a step against the measured evidence.
+
+Claims read from prose: ``12.3 mm``, ``1.2 cm``, ``12 x 8 mm`` (both values), ``450 mm2``,
+``4.1 mL`` / ``4100 mm3`` / ``4.1 cm3`` / ``4.1 cc``, ``-650 HU``, ``35%``, ``CTR 0.52`` /
+``cardiothoracic ratio of 52%``; for a numeric question (``Case.answer_type == "numeric"``) a
+bare number in the answer takes the case's unit. Numbers describing acquisition or display
+(spacing, slice thickness, window, level, margin, threshold ...) are not claims.
+
+Each claim is converted to a base unit per dimension (mm, mm2, mm3, HU, percent, ratio) and
+compared with every measured value of that dimension in the evidence the step cites (all
+evidence seen so far when it cites none), plus the values derived from pairs of the same
+measurement on different evidence (absolute difference, and percentage change relative to either
+one), so "grew by 2.1 mm (+18%)" is checkable. Centroid coordinates are positions, not sizes, and
+are never matched. Tolerances come from `VerifierConfig.tolerances`. A claim is correct when any
+candidate is within tolerance, incorrect when candidates of its dimension exist but none is,
+and unverifiable when the evidence has no value of its dimension.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import combinations
+
+from grounding.evidence import Evidence
+from mmreason.verifiers.context import VerifyContext
+from mmreason.verifiers.steps import Step
+from mmreason.verifiers.verdicts import Check
+
+#: unit -> (dimension, factor to the dimension's base unit)
+UNITS: dict[str, tuple[str, float]] = {
+    "mm": ("length", 1.0), "cm": ("length", 10.0),
+    "mm2": ("area", 1.0), "cm2": ("area", 100.0),
+    "mm3": ("volume", 1.0), "cm3": ("volume", 1000.0), "cc": ("volume", 1000.0), "ml": ("volume", 1000.0),
+    "hu": ("intensity", 1.0), "%": ("percent", 1.0), "ratio": ("ratio", 1.0),
+}
+BASE_UNIT = {"length": "mm", "area": "mm2", "volume": "mm3", "intensity": "HU", "percent": "%", "ratio": ""}
+
+_NUM = r"(?<![\w.])(-?\d+(?:\.\d+)?)"
+_UNIT = r"(mm(?:\^?[23]|[²³])?|cm(?:\^?[23]|[²³])?|mL|ml|cc|HU|%)(?![A-Za-z0-9])"
+_QUANTITY = re.compile(rf"{_NUM}\s*{_UNIT}")
+_DIMENSIONS = re.compile(rf"{_NUM}\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z0-9])")
+_CTR = re.compile(r"\b(?:CTR|cardio-?thoracic ratio)\b[^0-9\n]{0,25}?(\d*\.\d+|\d+)\s*(%?)", re.IGNORECASE)
+_NOT_A_CLAIM = re.compile(r"\b(spacing|thickness|window|level|margin|threshold|resolution|interval|increment|"
+                          r"kernel|zoom|padding)\b", re.IGNORECASE)
+_POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
+
+
+@dataclass
+class Quantity:
+    """A value in its dimension's base unit, with where it came from."""
+
+    dimension: str
+    value: float
+    source: str
+
+
+def normalise_unit(unit: str) -> tuple[str, float] | None:
+    """``(dimension, factor)`` of a unit as written ("mm³", "cm^2", "mL", "HU", "%"), or None."""
+    u = unit.strip().lower().replace("^", "").replace("²", "2").replace("³", "3")
+    return UNITS.get(u)
+
+
+def stated_quantities(text: str, default_unit: str | None = None) -> list[Quantity]:
+    """The measurement claims in ``text`` (see the module docstring)."""
+    out: list[Quantity] = []
+    taken: list[tuple[int, int]] = []
+
+    def keep(start: int, end: int) -> bool:
+        prefix = text[max(0, start - 30):start]
+        prefix = re.split(r"[.;\n]", prefix)[-1]  # only the same sentence
+        if _NOT_A_CLAIM.search(prefix) or any(a < end and start < b for a, b in taken):
+            return False
+        taken.append((start, end))
+        return True
+
+    for m in _CTR.finditer(text):
+        value = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
+        if keep(m.start(), m.end()):
+            out.append(Quantity("ratio", value, m.group(0).strip()))
+    for m in _DIMENSIONS.finditer(text):
+        dim, factor = UNITS[m.group(3)]
+        if keep(m.start(), m.end()):
+            out += [Quantity(dim, float(m.group(i)) * factor, m.group(0)) for i in (1, 2)]
+    for m in _QUANTITY.finditer(text):
+        unit = normalise_unit(m.group(2))
+        if unit is not None and keep(m.start(), m.end()):
+            out.append(Quantity(unit[0], float(m.group(1)) * unit[1], m.group(0)))
+    if not out and default_unit and normalise_unit(default_unit):
+        m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*", re.sub(r"\[?\bE\d+\b\]?", "", text))
+        if m:
+            dim, factor = normalise_unit(default_unit)  # type: ignore[misc]
+            out.append(Quantity(dim, float(m.group(1)) * factor, f"{m.group(1)} {default_unit}"))
+    return out
+
+
+def measured_quantities(evidence: list[Evidence]) -> list[Quantity]:
+    """Every measured size/intensity/ratio of ``evidence`` in base units, plus pairwise changes."""
+    direct: list[tuple[str, Evidence, Quantity]] = []
+    for ev in evidence:
+        if ev.error:
+            continue
+        for name, m in ev.measurements.items():
+            unit = normalise_unit(m.unit)
+            if unit is None or any(p in name.lower() for p in _POSITION_NAMES):
+                continue
+            direct.append((name, ev, Quantity(unit[0], float(m.value) * unit[1], f"{ev.id} {name} {m}")))
+    out = [q for _, _, q in direct]
+    for (na, ea, qa), (nb, eb, qb) in combinations(direct, 2):
+        if na != nb or ea is eb or qa.dimension not in ("length", "area", "volume"):
+            continue
+        diff = abs(qb.value - qa.value)
+        out.append(Quantity(qa.dimension, diff, f"|{eb.id} - {ea.id}| {na} = {diff:.4g} {BASE_UNIT[qa.dimension]}"))
+        for ref in (qa.value, qb.value):
+            if ref > 0:
+                pct = 100.0 * diff / ref
+                out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%"))
+    return out
+
+
+def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
+    if step.kind == "tool_call":
+        return []
+    default_unit = None
+    if step.kind == "answer" and ctx.case is not None and ctx.case.answer_type == "numeric":
+        default_unit = ctx.case.unit
+    claims = stated_quantities(step.text, default_unit)
+    if not claims:
+        return []
+    evidence = ctx.cited_or_available(step)
+    measured = measured_quantities(evidence)
+    ids = [e.id for e in evidence]
+    checks = []
+    for claim in claims:
+        tol = ctx.config.tolerances[claim.dimension]
+        candidates = [q for q in measured if q.dimension == claim.dimension]
+        if not candidates:
+            checks.append(Check("unverifiable", f"'{claim.source}': no measured {claim.dimension} in the evidence"))
+            continue
+        match = next((q for q in candidates if tol.accepts(claim.value, q.value)), None)
+        if match is not None:
+            checks.append(Check("correct", f"'{claim.source}' matches {match.source}", None, ids))
+        else:
+            shown = ", ".join(q.source for q in candidates[:4])
+            checks.append(Check("incorrect", f"'{claim.source}' does not match the measured {shown}",
+                                "measurement_mismatch", ids))
+    return checks

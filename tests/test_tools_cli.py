@@ -1,0 +1,80 @@
+"""``mmreason segment`` and ``mmreason measure`` on files written to a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from _tools_helpers import small_xray
+from imaging.io import load
+from imaging.phantoms import NoduleSpec, chest_ct
+from imaging.writers import write_nifti
+from mmreason.cli import main
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    ph = chest_ct(seed=2, nodules=[NoduleSpec(diameter_mm=12.0, side="left")])
+    path = tmp_path_factory.mktemp("cli") / "chest.nii.gz"
+    write_nifti(ph.volume, path)
+    return path, ph
+
+
+def test_segment_writes_mask_that_measure_reads_back(ct_file, tmp_path, capsys):
+    path, ph = ct_file
+    out = tmp_path / "lung_left.nii.gz"
+    assert main(["segment", str(path), "--target", "left lung", "--out", str(out), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["target"] == "lung_left" and record["segmenter"] == "classical"
+    assert record["laterality"] == "left" and record["out"] == str(out)
+    assert record["measurements"]["volume_ml"]["unit"] == "mL"
+    mask = load(out).data > 0.5
+    assert mask.shape == ph.volume.shape and int(mask.sum()) == record["voxels"]
+    truth = ph.labels["lung_left"]
+    assert 2 * np.count_nonzero(mask & truth) / (mask.sum() + truth.sum()) > 0.95
+
+    assert main(["measure", str(path), "--mask", str(out), "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["voxels"] == record["voxels"]
+    for name, m in record["measurements"].items():
+        assert measured["measurements"][name]["value"] == pytest.approx(m["value"], rel=1e-5), name
+    assert measured["spacing_mm_zyx"] == list(ph.volume.spacing)
+
+    assert main(["measure", str(path), "--mask", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("chest (CT), ") and "on the patient's left" in text and "mL" in text
+
+
+def test_segment_summary_text(ct_file, capsys):
+    path, _ = ct_file
+    assert main(["segment", str(path), "--target", "nodule"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0].startswith("Segmented 'nodule' (3D, classical segmenter)")
+    assert text[1].startswith("Measured E1 (nodule): volume") and "on the patient's left" in text[1]
+
+
+def test_measure_rejects_mask_on_another_grid(ct_file, tmp_path, capsys):
+    path, ph = ct_file
+    other = chest_ct(seed=2, spacing=(3.0, 2.5, 2.5))
+    bad = tmp_path / "other.nii.gz"
+    write_nifti(other.volume, bad)
+    assert main(["measure", str(path), "--mask", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "error: the mask is not on the image's grid" in err and "resample the mask" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
+    path, _ = ct_file
+    assert main(["segment", str(path), "--target", "spleen"]) == 2
+    assert "unknown target 'spleen'" in capsys.readouterr().err
+    xr, _ = small_xray()
+    xr_path = tmp_path / "xr.nii.gz"
+    write_nifti(xr, xr_path)
+    assert main(["segment", str(xr_path), "--target", "lungs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmreason segment: error:") and "needs CT" in err
+    assert main(["measure", str(path), "--mask", str(tmp_path / "missing.nii.gz")]) == 2
+    assert "no such file" in capsys.readouterr().err
