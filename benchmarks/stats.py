@@ -41,7 +41,8 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> Proportion:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Proportion(k, n, p, max(0.0, centre - half), min(1.0, centre + half), level)
+    # clamp: rounding can put the bound a hair on the wrong side of p at k = 0 or k = n
+    return Proportion(k, n, p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), level)
 
 
 @dataclass

@@ -40,17 +40,36 @@ class MeasurementError(MMReasonError, ValueError):
     """A region cannot be measured (empty, or not on the volume's grid)."""
 
 
-def check_mask(mask: np.ndarray, volume: Volume) -> np.ndarray:
-    """Return ``mask`` as bool, checking it is on ``volume``'s grid and not empty."""
+def check_mask(mask: np.ndarray, volume: Volume) -> tuple[np.ndarray, tuple[slice, slice, slice]]:
+    """Return ``mask`` as bool and its bounding box, checking it is on ``volume``'s grid and not empty."""
     mask = np.asarray(mask)
     if mask.shape != volume.shape:
         raise MeasurementError(
             f"mask shape {tuple(mask.shape)} does not match the volume grid {volume.shape} (z, y, x)"
         )
     mask = mask.astype(bool, copy=False)
-    if not mask.any():
+    bbox = mask_bbox(mask)
+    if bbox is None:
         raise MeasurementError("the region is empty: there is nothing to measure")
-    return mask
+    return mask, bbox
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Tight index slices (z, y, x) around the true voxels of ``mask``; None when it is empty.
+
+    Each axis is searched only inside the range already found for the previous ones, so a
+    small region in a large volume costs about one pass over the array.
+    """
+    out: list[slice] = []
+    sub = mask
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(sub.any(axis=others))
+        if hits.size == 0:
+            return None
+        out.append(slice(int(hits[0]), int(hits[-1]) + 1))
+        sub = mask[tuple(out) + (slice(None),) * (2 - axis)]
+    return tuple(out)  # type: ignore[return-value]
 
 
 def axis_lengths_mm(affine: np.ndarray) -> np.ndarray:
@@ -135,9 +154,11 @@ def intensity_stats(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
 
 
-def centroid_voxel(mask: np.ndarray) -> np.ndarray:
-    """Mean voxel index (z, y, x) of the mask."""
-    return np.array([float(np.mean(idx)) for idx in np.nonzero(mask)])
+def centroid_voxel(mask: np.ndarray, bbox: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+    """Mean voxel index (z, y, x) of the mask (``bbox``: its `mask_bbox`, to skip the empty rest)."""
+    bbox = bbox or (slice(None),) * 3  # type: ignore[assignment]
+    offset = [s.start or 0 for s in bbox]  # type: ignore[union-attr]
+    return np.array([float(np.mean(idx)) + o for idx, o in zip(np.nonzero(mask[bbox]), offset)])
 
 
 def body_midline_x_mm(volume: Volume, z_index: int) -> tuple[float, str]:
@@ -166,21 +187,24 @@ def body_midline_x_mm(volume: Volume, z_index: int) -> tuple[float, str]:
 
 
 def laterality(
-    mask: np.ndarray, volume: Volume, midline_x_mm: float, centroid_x_mm: float
+    mask: np.ndarray, volume: Volume, midline_x_mm: float, centroid_x_mm: float,
+    bbox: tuple[slice, slice, slice] | None = None,
 ) -> tuple[str, float]:
     """Patient side of a region: ``"left"``, ``"right"`` or ``"midline"``.
 
     ``midline`` when the centroid is within `MIDLINE_TOLERANCE_MM` of the midline or at least
     `BILATERAL_FRACTION` of the region lies on each side (it straddles the midline).
 
+    ``bbox`` (the mask's `mask_bbox`) only saves time.
+
     Returns:
         ``(side, fraction_left)`` with ``fraction_left`` the share of voxels left of the midline.
     """
+    bbox = bbox or (slice(None),) * 3  # type: ignore[assignment]
+    cols = np.arange(volume.shape[2])[bbox[2]]  # type: ignore[index]
     # world x of each voxel column; on canonical grids x depends on the column index only
-    x_of_col = volume.voxel_to_world(
-        np.column_stack([np.zeros(volume.shape[2]), np.zeros(volume.shape[2]), np.arange(volume.shape[2])])
-    )[:, 0]
-    per_col = np.count_nonzero(mask, axis=(0, 1))
+    x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
+    per_col = np.count_nonzero(mask[bbox], axis=(0, 1))
     fraction_left = float(per_col[x_of_col > midline_x_mm].sum() / max(per_col.sum(), 1))
     dx = centroid_x_mm - midline_x_mm
     if abs(dx) <= MIDLINE_TOLERANCE_MM or min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
@@ -276,39 +300,42 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
     Raises:
         MeasurementError: the mask is empty or not on the volume's grid.
     """
-    mask = check_mask(mask, volume)
+    mask, bbox = check_mask(mask, volume)
     if volume.is_2d:
         plane_axis = 0
     dims = 3 if plane_axis is None else 2
     axis = 0 if plane_axis is None else plane_axis
     steps = axis_lengths_mm(volume.affine)
     in_plane = [a for a in range(3) if a != axis]
-    per_slice = np.count_nonzero(mask, axis=tuple(in_plane))
-    k = int(np.argmax(per_slice))
-    plane_mask = np.take(mask, k, axis=axis)
+    sub = mask[bbox]  # everything below works inside the bounding box
+    k = int(np.argmax(np.count_nonzero(sub, axis=tuple(in_plane)))) + bbox[axis].start
+    plane_index: list[Any] = list(bbox)
+    plane_index[axis] = k
+    plane_mask = mask[tuple(plane_index)]
     cols = np.asarray(volume.affine)[:3, :3]
     pts = boundary_points_mm(plane_mask, cols[:, in_plane[0]], cols[:, in_plane[1]])
     longest, perp, ends = diameters_mm(pts)
-    # endpoints are relative to the slice's origin; shift to patient coordinates
-    offset = volume.voxel_to_world([[k if a == axis else 0.0 for a in range(3)]])[0]
-    cz = centroid_voxel(mask)
+    # endpoints are relative to the plane crop's first voxel; shift to patient coordinates
+    corner = [float(k) if a == axis else float(bbox[a].start) for a in range(3)]
+    offset = volume.voxel_to_world([corner])[0]
+    cz = centroid_voxel(mask, bbox)
     centroid = volume.voxel_to_world([cz])[0]
     midline, source = body_midline_x_mm(volume, int(round(cz[0])))
-    side, frac_left = laterality(mask, volume, midline, float(centroid[0]))
-    extent = [[int(idx.min()), int(idx.max()) + 1] for idx in np.nonzero(mask)]
-    voxels = int(np.count_nonzero(mask))
+    side, frac_left = laterality(mask, volume, midline, float(centroid[0]), bbox)
+    extent = [[s.start, s.stop] for s in bbox]
+    voxels = int(np.count_nonzero(sub))
     return RegionMeasurements(
         dims=dims,
         voxels=voxels,
         spacing_mm=tuple(float(s) for s in volume.spacing),  # type: ignore[arg-type]
-        area_mm2=area_mm2(mask, (steps[in_plane[0]], steps[in_plane[1]])) if dims == 2 else None,
-        volume_mm3=volume_mm3(mask, tuple(steps)) if dims == 3 else None,  # type: ignore[arg-type]
+        area_mm2=area_mm2(sub, (steps[in_plane[0]], steps[in_plane[1]])) if dims == 2 else None,
+        volume_mm3=volume_mm3(sub, tuple(steps)) if dims == 3 else None,  # type: ignore[arg-type]
         longest_diameter_mm=longest,
         perpendicular_diameter_mm=perp,
         diameter_plane=PLANE_NAMES[axis],
         diameter_slice=k,
         diameter_endpoints_mm=(ends + offset).round(3).tolist(),
-        intensity=intensity_stats(volume.data[mask]),
+        intensity=intensity_stats(volume.data[bbox][sub]),
         intensity_unit="HU" if volume.modality == "CT" else "a.u.",
         centroid_mm=tuple(float(v) for v in centroid),  # type: ignore[arg-type]
         centroid_voxel=tuple(float(v) for v in cz),  # type: ignore[arg-type]

@@ -153,6 +153,7 @@ def test_abdomen_organs_and_lesion():
     assert t["volume_mm3_voxels"] == pytest.approx(t["volume_mm3"], rel=0.1)
     assert truth["liver_volume_ml"] == pytest.approx(lab["liver"].sum() * vol.voxel_volume_mm3 / 1000, abs=0.01)
     assert 1000 < truth["liver_volume_ml"] < 3000
+    assert json.loads(json.dumps(truth)) == truth
 
 
 def test_brain_sequences_contrast():
@@ -171,6 +172,7 @@ def test_brain_sequences_contrast():
     for v in ph.volumes.values():
         assert v.data.min() >= 0 and v.data.max() < 1200
     assert 1000 < ph.truth["brain_volume_ml"] < 1800
+    assert json.loads(json.dumps(ph.truth)) == ph.truth
 
 
 def test_chest_xray_widths_and_orientation():
@@ -194,6 +196,7 @@ def test_chest_xray_widths_and_orientation():
     lung_only = (lab["lung_right"][0] | lab["lung_left"][0]) & ~lab["heart"][0]
     assert img[lab["heart"][0]].mean() > img[lung_only].mean() + 100, "heart bright, lungs dark"
     assert not (lab["heart"][0] & ~lab["thorax"][0]).any()
+    assert json.loads(json.dumps(truth)) == truth
 
 
 def test_followup_growth():
@@ -239,6 +242,9 @@ def test_committed_example_matches_generator():
     truth = json.loads(truth_path.read_text())
     fresh = chest_ct(EXAMPLE_SEED, CHEST_SPACING, [NODULE], noise_hu=CHEST_NOISE_HU)
     assert truth == json.loads(json.dumps(fresh.truth)), "regenerate with python -m imaging.phantoms.make_examples"
+    from imaging.io import load
+
+    assert np.array_equal(load(ct_path).data, fresh.volume.data)
     nod = truth["nodules"][0]
     assert nod["side"] == "right" and nod["diameter_mm"] == 12.0
     assert (EXAMPLES / "chest_xray.png").stat().st_size < 300_000

@@ -67,7 +67,7 @@ def nodule_trace(claims: str, answer: str = "<answer>Yes, a nodule in the right 
         Turn("assistant", claims + "\n\n" + answer),
     ]
     return Trace(question=question, turns=turns, evidence=[_view_evidence(), segment or _segment_evidence()],
-                 answer="Yes", cited_evidence=["E2"], status="answered", inputs=[{"id": "0"}])
+                 answer="Yes", cited_evidence=["E2"], status="answered")
 
 
 def case_with(**kw) -> Case:
@@ -100,6 +100,7 @@ def test_correct_trace_gets_correct_verdicts():
     assert v[0].label == "unverifiable" and v[0].score == 0.5
     assert v[1].label == "correct" and v[1].verifier == "tool"
     assert v[2].label == "correct" and v[2].iou == pytest.approx(1.0)
+    assert v[3].label == "correct" and v[3].iou == pytest.approx(1.0)  # segmentation vs ground truth
     assert v[4].label == "correct", v[4].reason
     assert v[5].label == "correct", v[5].reason
     assert v[6].label == "correct", v[6].reason
@@ -271,8 +272,7 @@ def _growth_trace(answer: str, claims: str = "Compared [E1, E2].") -> Trace:
              Turn("tool", "E1, E2", evidence_ids=["E1", "E2"]),
              Turn("assistant", f"{claims}\n\n{answer}")]
     return Trace(question="Has the nodule grown since the prior study?", turns=turns,
-                 evidence=[seg("E1", "prior", 500.0, 10.0), seg("E2", "current", 800.0, 12.0)],
-                 inputs=[{"id": "prior"}, {"id": "current"}])
+                 evidence=[seg("E1", "prior", 500.0, 10.0), seg("E2", "current", 800.0, 12.0)])
 
 
 @pytest.mark.parametrize("answer, label", [

@@ -71,7 +71,8 @@ def test_step_metrics_of_a_run():
     assert m["samples"] == 2 and m["steps"] == 12
     assert m["labels"] == {"correct": 9, "incorrect": 1, "unverifiable": 2}
     assert m["first_error"]["accuracy"] == 1.0 and m["first_error"]["f1"] == 1.0
-    assert m["grounding_iou"] == {"boxes": 2, "mean": pytest.approx(1.0)}
+    # per trace: the box claimed in prose (step 2) and the nodule segmentation (step 3)
+    assert m["grounding_iou"] == {"regions": 4, "mean": pytest.approx(1.0)}
     assert m["tool_calls_per_case"] == 2.0
     assert m["reasoning_impact"]["impact"] == 1.0
     assert m["reference_steps"]["cases"] == 0 and m["reference_steps"]["f1"] is None

@@ -349,15 +349,21 @@ def refine_labels(labels: np.ndarray, grid: CoarseGrid, band_keep, exclude: np.n
     code = np.zeros(labels.shape, dtype=np.uint8)
     interiors = []
     for value in np.unique(labels[labels > 0]):
-        mask = labels == value
+        # work in the label's bounding box grown by one voxel: the band reaches one voxel out
+        bbox = tuple(
+            slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
+            for sl, n in zip(ndimage.find_objects((labels == value).astype(np.uint8))[0], labels.shape)
+        )
+        local, local_code = labels[bbox], code[bbox]
+        mask = local == value
         inner = ndimage.binary_erosion(mask, CONN6, border_value=1)
-        band = ndimage.binary_dilation(mask, CONN6) & ~inner & ((labels == 0) | mask) & (code == 0)
+        band = ndimage.binary_dilation(mask, CONN6) & ~inner & ((local == 0) | mask) & (local_code == 0)
         if exclude is not None:
-            band &= ~exclude
-        code[band] = 2 * value - 1
-        interiors.append((inner, value))
-    for inner, value in interiors:
-        code[inner] = 2 * value
+            band &= ~exclude[bbox]
+        local_code[band] = 2 * value - 1
+        interiors.append((bbox, inner, value))
+    for bbox, inner, value in interiors:
+        code[bbox][inner] = 2 * value
     full = grid.upsample(code)
     reject = (full & 1).astype(bool)
     reject &= ~band_keep()

@@ -16,7 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from grounding.evidence import Evidence, Measurement
-from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality
+from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality, mask_bbox
 from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import (
@@ -230,14 +230,14 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {context.segmenter} segmenter): the mask "
                    f"is empty. Try another target, a box around the object, or a different slice.{notes}")
         return ev
-    bbox = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+    bbox = mask_bbox(mask)
     n_components = ndimage.label(mask[bbox])[1]
     spacing = np.asarray(vol.spacing)
     extent_mm = [float((s.stop - s.start) * spacing[a]) for a, s in enumerate(bbox)]  # z, y, x
-    cz = centroid_voxel(mask)
+    cz = centroid_voxel(mask, bbox)
     centroid = vol.voxel_to_world([cz])[0]
     midline, _ = body_midline_x_mm(vol, int(round(cz[0])))
-    side, _ = laterality(mask, vol, midline, float(centroid[0]))
+    side, _ = laterality(mask, vol, midline, float(centroid[0]), bbox)
     if mode == "3d":
         vol_mm3 = voxels * vol.voxel_volume_mm3
         ev.measurements = {"volume_mm3": Measurement(vol_mm3, "mm3"), "volume_ml": Measurement(vol_mm3 / 1000, "mL")}

@@ -47,7 +47,7 @@ def followup_pair(
     d0, d1 = (float(d) for d in diameter_mm)
     if d0 <= 0 or d1 <= 0:
         raise PhantomError(f"diameter_mm must be two positive diameters (prior, current), got {diameter_mm}")
-    (site, _, _), = resolve_nodules(seed, [NoduleSpec(diameter_mm=max(d0, d1), side=side)], vessel_tree(seed))
+    site = resolve_nodules(seed, [NoduleSpec(diameter_mm=max(d0, d1), side=side)], vessel_tree(seed))[0][0]
     prior = chest_ct(seed, spacing, [NoduleSpec(site.center, d0, side)], noise_hu)
     current = chest_ct(
         seed, spacing, [NoduleSpec(site.center, d1, side)], noise_hu, patient_shift_mm=shift_mm,

@@ -56,8 +56,8 @@ class Ellipsoid:
     def bounds(self) -> tuple[XYZ, XYZ]:
         cx, cy, cz = self.center
         rx, ry, rz = self.radii
-        r = max(rx, ry) if self.angle_deg else None
-        ex, ey = (r, r) if r else (rx, ry)
+        # a rotated ellipse fits in the circle of its larger semi-axis
+        ex, ey = (max(rx, ry),) * 2 if self.angle_deg else (rx, ry)
         return (cx - ex, cy - ey, cz - rz), (cx + ex, cy + ey, cz + rz)
 
     def level(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -213,8 +213,8 @@ class Grid:
                 f"spacing {spacing} gives {shape} = {math.prod(shape):,} voxels over a {fov_mm} mm field "
                 f"of view; use a coarser spacing (at most {MAX_VOXELS:,} voxels)"
             )
-        zyx_origin = [-(n - 1) / 2.0 * s for n, s in zip(shape, spacing)]
-        return cls(shape=shape, spacing=spacing, origin=(zyx_origin[2], zyx_origin[1], zyx_origin[0]))  # type: ignore[arg-type]
+        oz, oy, ox = (-(n - 1) / 2.0 * s for n, s in zip(shape, spacing))
+        return cls(shape=shape, spacing=spacing, origin=(ox, oy, oz))  # type: ignore[arg-type]
 
     @property
     def x(self) -> np.ndarray:
@@ -254,8 +254,9 @@ class Grid:
         slices = []
         for a in range(3):
             w = 2 - a
-            start = math.ceil((lo[w] - self.origin[w]) / self.spacing[a] - 1e-9) if math.isfinite(lo[w]) else 0
-            stop = math.floor((hi[w] - self.origin[w]) / self.spacing[a] + 1e-9) + 1 if math.isfinite(hi[w]) else self.shape[a]
+            o, s = self.origin[w], self.spacing[a]
+            start = math.ceil((lo[w] - o) / s - 1e-9) if math.isfinite(lo[w]) else 0
+            stop = math.floor((hi[w] - o) / s + 1e-9) + 1 if math.isfinite(hi[w]) else self.shape[a]
             start, stop = max(start, 0), min(stop, self.shape[a])
             if stop <= start:
                 return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from grounding.evidence import Evidence
+from grounding.evidence import Evidence, view_from_dict
 from imaging.views import View
 from mmreason.case import Case
 from mmreason.trace import Trace
@@ -79,7 +79,10 @@ class VerifyContext:
     def __post_init__(self) -> None:
         self.evidence: dict[str, Evidence] = self.trace.evidence_by_id()
         self.producer: dict[str, int] = {eid: s.index for s in self.steps for eid in s.produced}
-        self.views: dict[str, View] = {v.view_id: v for e in self.trace.evidence for v in e.views if v.view_id}
+        # the loop's initial views (shown with the question) are kept in meta, tool views on evidence
+        initial = [view_from_dict(d) for d in self.trace.meta.get("views", [])]
+        self.views: dict[str, View] = {v.view_id: v for v in initial + [v for e in self.trace.evidence for v in e.views]
+                                       if v.view_id}
         # view id -> (view size, size the model saw): boxes written by the model are in the latter
         self.frames: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
         self.images: dict[int, str] = {}
@@ -109,26 +112,21 @@ class VerifyContext:
         return view_volume(view) if view is not None else None
 
     def time_rank(self, volume_id: str) -> int | None:
-        """Order of a volume in time: its position in ``trace.inputs`` (the loop lists studies
-        oldest first), else a known name (prior < current), else a numeric id."""
-        for i, inp in enumerate(self.trace.inputs):
-            if str(inp.get("id", inp.get("volume", ""))) == volume_id:
-                return i
+        """Order of a volume in time: the loop numbers studies ``"0"``, ``"1"``... in input order
+        (give the prior first); named volumes order as prior/baseline before current/follow-up."""
+        if volume_id.isdigit():
+            return int(volume_id)
         name = volume_id.lower()
         if name in _TIME_NAMES:
             return 0 if _TIME_NAMES.index(name) < 4 else 1
-        return int(volume_id) if volume_id.isdigit() else None
+        return None
 
     # -- ground truth ----------------------------------------------------------------------------
     def image_index(self, volume_id: str | None) -> int | None:
-        """The case image a volume id refers to (``"0"`` -> 0, an input's id -> its position)."""
-        if volume_id is None:
-            return 0 if self.case is not None and len(self.case.images) == 1 else None
-        if volume_id.isdigit():
+        """The case image a volume id refers to (``"0"`` -> ``Case.images[0]``); a single-image
+        case maps every volume to image 0."""
+        if volume_id is not None and volume_id.isdigit():
             return int(volume_id)
-        for i, inp in enumerate(self.trace.inputs):
-            if str(inp.get("id", "")) == volume_id:
-                return i
         return 0 if self.case is not None and len(self.case.images) == 1 else None
 
     def gt_boxes(self, image: int | None) -> list[dict[str, Any]]:

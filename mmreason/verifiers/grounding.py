@@ -220,25 +220,40 @@ def _truth_regions(ctx: VerifyContext, region: Region) -> list[tuple[str, Ranges
 
 
 def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
-    """A box tool call (crop/segment/measure with ``bbox_2d``) against ground truth: records the IoU.
+    """What a tool call localised against ground truth: records the IoU, never fails the step.
 
-    Only an IoU is reported here (a crop with a margin or a look at another structure is not an
-    error by itself); the call's label comes from its execution.
+    The region is the call's box (crop, measure of a box) or, for a segmentation of a finding
+    (nodule, lesion, mass, or a box/point prompt), the mask's bounding box (in its plane for a
+    2-D segmentation). A crop with a margin or a look at another structure is not an error by
+    itself, so the label comes from the call's execution; the IoU feeds the mean grounding IoU.
     """
     call = step.tool_call
     ev = ctx.evidence.get(call.evidence_id or "") if call else None
-    if ev is None or not ev.box or not ev.box.get("voxels") or ev.error:
+    if ev is None or ev.error:
         return []
-    view = ctx.views.get(ev.box.get("view_id", ""))
-    volume = view_volume(view) if view is not None else ctx.volume_of(ev)
-    axis = view.geometry.normal_axis() if view is not None and not isinstance(view.geometry, MontageGeometry) else None
-    projection = view is not None and getattr(view.geometry, "projection_axis", None) is not None
-    region = Region([list(map(int, r)) for r in ev.box["voxels"]], axis, projection, volume or "0")
+    if ev.box and ev.box.get("voxels"):
+        view = ctx.views.get(ev.box.get("view_id", ""))
+        geom = view.geometry if view is not None and not isinstance(view.geometry, MontageGeometry) else None
+        region = Region([list(map(int, r)) for r in ev.box["voxels"]], geom.normal_axis() if geom else None,
+                        geom is not None and geom.projection_axis is not None,
+                        view_volume(view) if view is not None else ctx.volume_of(ev) or "0")
+    elif ev.tool == "segment" and ev.mask is not None and ev.mask.any() and _finding_prompt(ev):
+        axis = ev.data.get("plane_axis") if ev.data.get("mode") == "2d" else None
+        region = Region(mask_ranges(ev.mask) or [], axis, False, ctx.volume_of(ev) or "0")
+    else:
+        return []
     truth = _truth_regions(ctx, region)
     if not truth:
         return []
     label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
-    return [Check("unverifiable", f"box of {ev.id} vs ground truth '{label}': IoU {iou:.2f}", None, [ev.id], iou=iou)]
+    return [Check("unverifiable", f"region of {ev.id} vs ground truth '{label}': IoU {iou:.2f}", None, [ev.id],
+                  iou=iou)]
+
+
+def _finding_prompt(ev: Evidence) -> bool:
+    target = str(ev.arguments.get("target", ev.data.get("target", "")))
+    return bool(_FINDING.search(target)) or "candidate" in target or any(
+        k in ev.arguments for k in ("bbox_2d", "point_2d"))
 
 
 # -- points -------------------------------------------------------------------------------------

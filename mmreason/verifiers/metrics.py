@@ -187,7 +187,7 @@ def step_metrics(cases: Sequence[Case], traces: Sequence[Trace], verdicts: Seque
         "labels": {k: labels.get(k, 0) for k in ("correct", "incorrect", "unverifiable")},
         "reference_steps": reference_step_scores(cases, traces, config),
         "first_error": first_error_scores(predicted, reference) if predicted else None,
-        "grounding_iou": {"boxes": len(ious), "mean": sum(ious) / len(ious) if ious else None},
+        "grounding_iou": {"regions": len(ious), "mean": sum(ious) / len(ious) if ious else None},
         "tool_calls_per_case": sum(len(t.tool_calls()) for t in traces) / len(traces) if traces else None,
         "reasoning_impact": (reasoning_impact(with_tools_correct, direct_correct)
                              if with_tools_correct is not None and direct_correct is not None else None),
