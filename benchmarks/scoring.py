@@ -10,6 +10,9 @@ Parsing (`parse_response`) tries, in this order, and records which rule matched:
 5. otherwise ``unparsed``: the sample is scored incorrect. Nothing is guessed: no first-letter
    heuristics, no fuzzy option matching.
 
+Evidence citations in the extracted text (``[E2]``, ``(E1, E3)``), which mmreason's answer format
+asks for, are removed before scoring.
+
 Scoring by answer type (`score`):
 
 * ``closed``: a yes/no reference is compared with the first word of the normalised prediction
@@ -44,6 +47,7 @@ _ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]
 _LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _ARTICLES = {"a", "an", "the"}
+_CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
 _PUNCT = re.compile(r"[^\w\s.%-]|(?<!\d)\.|\.(?!\d)|(?<![\w])-|-(?![\w])")
 
 #: conversion factors to a base unit per dimension (length mm, area mm2, volume mm3)
@@ -95,6 +99,11 @@ def normalize(text: str) -> str:
     return " ".join(w for w in text.split() if w not in _ARTICLES)
 
 
+def strip_citations(text: str) -> str:
+    """``text`` without evidence citations such as ``[E2]`` or ``(E1, E3)``, stripped."""
+    return _CITATION.sub("", text).strip()
+
+
 def _last_boxed(text: str) -> str | None:
     start = text.rfind("\\boxed{")
     if start < 0:
@@ -109,15 +118,15 @@ def _last_boxed(text: str) -> str | None:
 
 def parse_response(response: str, options: list[str] | None = None, answer_type: str = "open") -> ParsedResponse:
     """Extract the answer text from a raw model response; see the module docstring for the order."""
-    tags = _ANSWER_TAG.findall(response)
-    if tags and tags[-1].strip():
-        return ParsedResponse(tags[-1].strip(), "answer_tag")
+    tags = [strip_citations(t) for t in _ANSWER_TAG.findall(response)]
+    if tags and tags[-1]:
+        return ParsedResponse(tags[-1], "answer_tag")
     boxed = _last_boxed(response)
-    if boxed is not None and boxed.strip():
-        return ParsedResponse(boxed.strip(), "boxed")
-    prefixed = _ANSWER_PREFIX.findall(response)
-    if prefixed:
-        return ParsedResponse(prefixed[-1].strip(), "answer_prefix")
+    if boxed is not None and strip_citations(boxed):
+        return ParsedResponse(strip_citations(boxed), "boxed")
+    prefixed = [strip_citations(p) for p in _ANSWER_PREFIX.findall(response)]
+    if prefixed and prefixed[-1]:
+        return ParsedResponse(prefixed[-1], "answer_prefix")
     candidates = list(options or []) + (["yes", "no"] if answer_type == "closed" else [])
     whole = normalize(response)
     for option in candidates:

@@ -8,6 +8,7 @@ cached per (volume, segmenter, target, prompt, mode) in ``context.cache``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -280,7 +281,10 @@ def _overlay(vol: Volume, mask: np.ndarray, plane: tuple[int, int] | None, view:
     geom = plane_geometry(vol, PLANES[axis], k, volume_id=volume_id)
     window = view.window if view is not None and view.window in PRESETS else "auto"
     base = render(vol, geom, window, plane=PLANES[axis])
-    inside = sample_plane(mask.astype(np.float32), geom) >= 0.5
+    # sample only the one slice the overlay shows (a float copy of a whole CT mask is large)
+    origin = list(geom.origin)
+    origin[axis] = 0.0
+    inside = sample_plane(np.take(mask, [k], axis=axis).astype(np.float32), replace(geom, origin=tuple(origin))) >= 0.5
     outline = inside & ~ndimage.binary_erosion(inside)
     rgb = np.asarray(base.image.convert("RGB"), dtype=np.float32)
     rgb[inside] = (1 - OVERLAY_ALPHA) * rgb[inside] + OVERLAY_ALPHA * np.asarray(OVERLAY_RGB, dtype=np.float32)

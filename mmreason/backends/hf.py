@@ -58,6 +58,11 @@ def _inserted_text(short: str, long: str) -> str:
     return long[start : len(long) - end]
 
 
+def _size_field(size: Any, key: str) -> Any:
+    """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
+    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+
+
 def _resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
     import torch
 
@@ -169,10 +174,9 @@ class HFBackend:
                 f"min_pixels/max_pixels apply to Qwen-VL processors; {type(processor).__name__} "
                 "has its own image size settings, so drop these options"
             )
-        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
         budget = {
-            "shortest_edge": min_pixels or get("shortest_edge"),
-            "longest_edge": max_pixels or get("longest_edge"),
+            "shortest_edge": min_pixels or _size_field(size, "shortest_edge"),
+            "longest_edge": max_pixels or _size_field(size, "longest_edge"),
         }
         if budget["shortest_edge"] > budget["longest_edge"]:
             raise BackendError(f"min_pixels ({budget['shortest_edge']}) exceeds max_pixels ({budget['longest_edge']})")
@@ -210,8 +214,7 @@ class HFBackend:
         size = getattr(image_processor, "size", None)
         if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
             return None
-        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
-        min_pixels, max_pixels = get("shortest_edge"), get("longest_edge")
+        min_pixels, max_pixels = _size_field(size, "shortest_edge"), _size_field(size, "longest_edge")
         if not (min_pixels and max_pixels):
             return None
         return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
@@ -291,15 +294,21 @@ class HFBackend:
         return w, h
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
-        images = [image for conversation in conversations for image in conversation_images(conversation)]
+        """Images in template order: a flat list of resized images for Qwen-VL, else one list of
+        RGB images per conversation (the nesting generic processors expect for batches)."""
         if self._qwen is None:
-            return [image.convert("RGB") for image in images]
+            nested = [[image.convert("RGB") for image in conversation_images(c)] for c in conversations]
+            return nested if any(nested) else []
         from qwen_vl_utils import process_vision_info
 
+        images = [image for conversation in conversations for image in conversation_images(conversation)]
         g = self._qwen
         budget = {"min_pixels": g["min_pixels"], "max_pixels": g["max_pixels"]}
         elements = [{"role": "user", "content": [{"type": "image", "image": im, **budget} for im in images]}]
-        resized, _ = process_vision_info(elements, image_patch_size=g["patch"])
+        try:
+            resized, _ = process_vision_info(elements, image_patch_size=g["patch"])
+        except ValueError as error:  # e.g. aspect ratio beyond 200:1
+            raise BackendError(f"cannot prepare an image for {self.model_id!r}: {error}") from error
         return resized or []
 
     def prepare_inputs(self, conversations: list[list[dict]], tools: list[dict] | None = None):

@@ -6,8 +6,8 @@
 * Any step citing an id that no evidence has, or evidence produced only by a later step, is an
   ``unknown_evidence`` error; citing failed evidence is a ``tool_error``.
 * The trace must have exactly one closed ``<answer>`` block (outside ``<think>``); for multiple
-  choice the answer must name an option. Violations are ``format`` errors on the answer step, or
-  on the last step when there is no answer at all.
+  choice the answer must name an option (unless the model abstained). Violations are ``format``
+  errors on the answer step, or on the last step when there is no answer at all.
 """
 
 from __future__ import annotations
@@ -74,6 +74,6 @@ def _answer_block(ctx: VerifyContext, step: Step) -> list[Check]:
         return [Check("incorrect", f"{opened} <answer> blocks; give exactly one", "format")]
     if closed < opened:
         return [Check("incorrect", "the <answer> block is not closed", "format")]
-    if ctx.trace.options and read_option(step.text, ctx.trace.options) is None:
+    if ctx.trace.options and ctx.trace.status != "abstained" and read_option(step.text, ctx.trace.options) is None:
         return [Check("incorrect", "the answer names none of the options", "format")]
     return []

@@ -224,8 +224,9 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
 
     The region is the call's box (crop, measure of a box) or, for a segmentation of a finding
     (nodule, lesion, mass, or a box/point prompt), the mask's bounding box (in its plane for a
-    2-D segmentation). A crop with a margin or a look at another structure is not an error by
-    itself, so the label comes from the call's execution; the IoU feeds the mean grounding IoU.
+    2-D segmentation); an empty segmentation where the ground truth has a region scores IoU 0.
+    A crop with a margin or a look at another structure is not an error by itself, so the label
+    comes from the call's execution; the IoU feeds the mean grounding IoU.
     """
     call = step.tool_call
     ev = ctx.evidence.get(call.evidence_id or "") if call else None
@@ -237,14 +238,17 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
         region = Region([list(map(int, r)) for r in ev.box["voxels"]], geom.normal_axis() if geom else None,
                         geom is not None and geom.projection_axis is not None,
                         view_volume(view) if view is not None else ctx.volume_of(ev) or "0")
-    elif ev.tool == "segment" and ev.mask is not None and ev.mask.any() and _finding_prompt(ev):
+    elif ev.tool == "segment" and ev.mask is not None and _finding_prompt(ev):
         axis = ev.data.get("plane_axis") if ev.data.get("mode") == "2d" else None
-        region = Region(mask_ranges(ev.mask) or [], axis, False, ctx.volume_of(ev) or "0")
+        region = Region(mask_ranges(ev.mask) or [[0, 0]] * 3, axis, False, ctx.volume_of(ev) or "0")
     else:
         return []
     truth = _truth_regions(ctx, region)
     if not truth:
         return []
+    if not any(hi > lo for lo, hi in region.ranges):  # an empty segmentation of a finding that exists
+        return [Check("unverifiable", f"{ev.id} segmented nothing where the ground truth has "
+                      f"'{truth[0][0]}': IoU 0.00", None, [ev.id], iou=0.0)]
     label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
     return [Check("unverifiable", f"region of {ev.id} vs ground truth '{label}': IoU {iou:.2f}", None, [ev.id],
                   iou=iou)]

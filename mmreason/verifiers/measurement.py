@@ -40,7 +40,9 @@ _NUM = r"(?<![\w.])(-?\d+(?:\.\d+)?)"
 _UNIT = r"(mm(?:\^?[23]|[²³])?|cm(?:\^?[23]|[²³])?|mL|ml|cc|HU|%)(?![A-Za-z0-9])"
 _QUANTITY = re.compile(rf"{_NUM}\s*{_UNIT}")
 _DIMENSIONS = re.compile(rf"{_NUM}\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z0-9])")
-_CTR = re.compile(r"\b(?:CTR|cardio-?thoracic ratio)\b[^0-9\n]{0,25}?(\d*\.\d+|\d+)\s*(%?)", re.IGNORECASE)
+_CTR = re.compile(r"\b(?:CTR|cardio-?thoracic ratio)\b(?:\s*\(CTR\))?[\s:=~≈]*"
+                  r"(?:(?:is|of|was|equals|approximately|about|roughly|measures|measured at|at)\s+)*"
+                  r"(\d*\.\d+|\d+)\s*(%?)(?![\w-])", re.IGNORECASE)
 _NOT_A_CLAIM = re.compile(r"\b(spacing|thickness|window|level|margin|threshold|resolution|interval|increment|"
                           r"kernel|zoom|padding)\b", re.IGNORECASE)
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")

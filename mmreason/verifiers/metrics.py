@@ -6,7 +6,8 @@ sample) and return plain dicts, ready for ``results.json``.
 **Matching a predicted tool call to a reference step** (``Case.reference_steps`` entries
 ``{"tool": ..., "arguments": {...}, "expect": {...}}``), greedy and one-to-one, in reference order:
 
-* the tool name must be equal;
+* the tool name must be equal, and the volume (``"volume"`` of the reference step, e.g. ``"1"``
+  for the current study of a follow-up) must be the one the call's evidence is on;
 * every reference argument must agree, except the arguments that depend on what the model was
   shown (`LOCATION_ARGUMENTS`: view ids, boxes, points, slice positions, window, margin).
   Strings agree case-insensitively, numbers within 1e-6 relative, lists element-wise;
@@ -79,10 +80,19 @@ def _expect_ok(key: str, want: Any, ev: Evidence | None, config: VerifierConfig)
     return False
 
 
+def _volume_of(ev: Evidence) -> str | None:
+    for v in (ev.mask_volume, ev.data.get("volume"), ev.arguments.get("volume")):
+        if v is not None:
+            return str(v)
+    return None
+
+
 def step_matches(call: ToolCall, ev: Evidence | None, reference: dict[str, Any],
                  config: VerifierConfig | None = None) -> bool:
     """Whether a predicted call (and its evidence) matches one reference step (module docstring)."""
     if call.name != reference.get("tool"):
+        return False
+    if "volume" in reference and (ev is None or str(reference["volume"]) != _volume_of(ev)):
         return False
     for key, want in reference.get("arguments", {}).items():
         if key not in LOCATION_ARGUMENTS and not _same(call.arguments.get(key), want):

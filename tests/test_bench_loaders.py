@@ -1,0 +1,185 @@
+"""Every dataset loader reads a fixture written in its dataset's native schema."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from _bench_helpers import materialize
+from benchmarks import tasks
+from benchmarks.datasets import common, medframeqa, medxpertqa, mmmu, omnimedvqa, pathvqa, pmc_vqa, slake, vqa_rad
+from benchmarks.datasets.common import DatasetError
+
+
+def _images_readable(cases) -> None:
+    for case in cases:
+        for path in case.images:
+            with Image.open(path) as im:
+                assert im.size[0] > 0
+
+
+def test_vqa_rad_test_split_and_fields(tmp_path):
+    root = materialize("vqa_rad", tmp_path)
+    cases = vqa_rad.load(root, "test")
+    assert [c.id for c in cases] == ["3", "4"]  # phrase_type test_* only
+    open_case, closed_case = cases
+    assert (open_case.answer, open_case.answer_type) == ("Left lung", "open")
+    assert (closed_case.answer, closed_case.answer_type) == ("yes", "closed")
+    assert open_case.subgroups == {"answer_type": "open", "question_type": "POS", "organ": "CHEST"}
+    assert open_case.native["image_case_url"].startswith("https://medpix")
+    assert open_case.images[0].endswith("VQA_RAD Image Folder/synpic29265.jpg")
+    assert len(vqa_rad.load(root, "train")) == 2 and len(vqa_rad.load(root, "all")) == 4
+    _images_readable(cases)
+
+
+def test_slake_english_subset_by_default(tmp_path):
+    root = materialize("slake", tmp_path)
+    cases = slake.load(root, "test")
+    assert [c.id for c in cases] == ["0", "3", "11"]  # qid 7 is Chinese
+    assert [c.answer_type for c in cases] == ["open", "closed", "closed"]
+    assert cases[0].subgroups["modality"] == "MRI" and cases[2].subgroups["location"] == "Lung"
+    assert len(slake.load(root, "test", language="zh")) == 1
+    assert len(slake.load(root, "test", language="all")) == 4
+    assert cases[0].native["triple"] == ["vhead", "_", "_"]
+    _images_readable(cases)
+    with pytest.raises(DatasetError, match="splits"):
+        slake.annotation_files(root, "dev")
+
+
+def test_pathvqa_parquet_closed_open(tmp_path):
+    root = materialize("pathvqa", tmp_path)
+    cases = pathvqa.load(root, "test")
+    assert [c.id for c in cases] == ["test_0", "test_1", "test_2"]
+    assert [c.answer_type for c in cases] == ["closed", "open", "closed"]
+    assert "image" not in cases[0].native and cases[1].native["answer"] == "granulomas"
+    _images_readable(cases)
+    # a second load reuses the stored images instead of writing new ones
+    assert pathvqa.load(root, "test")[0].images == cases[0].images
+
+
+def test_pathvqa_from_saved_hf_dataset(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from _bench_helpers import png_bytes
+
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": png_bytes(1), "path": None}, {"bytes": png_bytes(2), "path": None}],
+         "question": ["is this normal?", "what is shown?"], "answer": ["no", "fibrosis"]},
+        features=datasets.Features({"image": datasets.Image(), "question": datasets.Value("string"),
+                                    "answer": datasets.Value("string")}))
+    datasets.DatasetDict({"test": ds}).save_to_disk(str(tmp_path / "pv"))
+    cases = pathvqa.load(tmp_path / "pv", "test")
+    assert [(c.answer, c.answer_type) for c in cases] == [("no", "closed"), ("fibrosis", "open")]
+    _images_readable(cases)
+    assert pathvqa.annotation_files(tmp_path / "pv", "test")  # arrow shards are checksummed
+
+
+def test_pmc_vqa_choices_without_prefix(tmp_path):
+    root = materialize("pmc_vqa", tmp_path)
+    cases = pmc_vqa.load(root, "test")
+    assert len(cases) == 2
+    assert cases[0].options == ["Diffuse uptake pattern", "Focal uptake pattern", "No uptake pattern",
+                                "Cannot determine from the information given"]
+    assert (cases[0].answer, cases[1].answer, cases[1].options[2]) == ("B", "C", "CT")
+    assert cases[1].question == "What imaging modality was used, CT or MRI?"
+    _images_readable(cases)
+
+
+def test_omnimedvqa_gt_answer_to_letter(tmp_path):
+    root = materialize("omnimedvqa", tmp_path)
+    cases = omnimedvqa.load(root, "test")
+    assert [c.id for c in cases] == ["Chest CT Scan_0001", "Chest CT Scan_0002"]
+    assert (cases[0].answer, cases[0].options[1]) == ("B", "Adenocarcinoma")
+    assert cases[1].options == ["MR", "CT"] and cases[1].answer == "B"
+    # the row that spells the field "modality" is read too
+    assert cases[1].subgroups["modality"] == "CT(Computed Tomography)"
+    assert cases[0].subgroups["question_type"] == "Disease Diagnosis"
+    _images_readable(cases)
+
+
+def test_medxpertqa_multi_image(tmp_path):
+    root = materialize("medxpertqa_mm", tmp_path)
+    cases = medxpertqa.load(root, "test")
+    assert [len(c.images) for c in cases] == [1, 2]
+    assert cases[0].options[1] == "Pleural effusion" and cases[0].answer == "B"
+    assert cases[1].subgroups == {"answer_type": "choice", "medical_task": "Treatment", "body_system": "Skeletal",
+                                  "question_type": "Understanding"}
+    _images_readable(cases)
+    # options are already in the question: the task sends none to the loop and says so
+    spec = tasks.get_task("medxpertqa_mm")
+    assert spec.options_in_question and "letter" in spec.format_prompt(cases[0])
+
+
+def test_mmmu_subjects_choice_and_open(tmp_path):
+    root = materialize("mmmu_med", tmp_path)
+    cases = mmmu.load(root, "validation")
+    by_id = {c.id: c for c in cases}
+    mc = by_id["validation_Clinical_Medicine_1"]
+    assert (mc.answer_type, mc.answer, mc.options, len(mc.images)) == ("choice", "D", ["Pneumonia", "Edema", "Normal",
+                                                                                       "Effusion"], 2)
+    assert mc.subgroups["subject"] == "Clinical_Medicine" and mc.subgroups["img_type"] == "CT Scans"
+    op = by_id["validation_Pharmacy_3"]
+    assert (op.answer_type, op.answer, op.options, len(op.images)) == ("open", "180", None, 1)
+    _images_readable(cases)
+    with pytest.raises(DatasetError, match="not public"):
+        mmmu.load(root, "test")
+
+
+def test_medframeqa_letters_and_frame_counts(tmp_path):
+    root = materialize("medframeqa", tmp_path)
+    cases = medframeqa.load(root, "test")
+    assert [len(c.images) for c in cases] == [2, 3]
+    assert cases[0].answer == "B"
+    assert cases[1].answer == "C"  # the answer given as option text "FLAIR" maps to its letter
+    assert cases[1].subgroups["n_images"] == "3" and cases[1].subgroups["organ"] == "Brain"
+    assert "image" not in cases[0].native and cases[0].native["video_id"] == "abc123"
+    _images_readable(cases)
+
+
+def test_medframeqa_rejects_unmatched_answer(tmp_path):
+    with pytest.raises(DatasetError, match="neither an option letter"):
+        medframeqa._answer_letter("Z-ray", ["a", "b"], "q1")
+
+
+def test_missing_files_name_what_to_do(tmp_path):
+    with pytest.raises(DatasetError, match="--data TASK=DIR"):
+        vqa_rad.load(tmp_path, "test")
+    with pytest.raises(tasks.TaskError, match="MMREASON_DATA"):
+        tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "nowhere")})
+    with pytest.raises(tasks.TaskError, match="unknown task 'vqa-rad'"):
+        tasks.get_task("vqa-rad")
+
+
+def test_registry_checksum_recorded_and_mismatch_warns(tmp_path, monkeypatch):
+    root = materialize("vqa_rad", tmp_path)
+    loaded = tasks.load_task("vqa_rad", {"vqa_rad": str(root)})
+    assert loaded.sha256 == common.sha256_files([root / "VQA_RAD Dataset Public.json"]) and loaded.checksum_ok is None
+    spec = tasks.get_task("vqa_rad")
+    pinned = tasks.TaskSpec(**{**spec.__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(tasks.REGISTRY, "vqa_rad", pinned)
+    with pytest.warns(tasks.ChecksumWarning, match="CHECKSUM MISMATCH"):
+        loaded = tasks.load_task("vqa_rad", {"vqa_rad": str(root)})
+    assert loaded.checksum_ok is False and len(loaded.cases) == 2
+    monkeypatch.setitem(tasks.REGISTRY, "vqa_rad", tasks.TaskSpec(**{**spec.__dict__, "sha256": loaded.sha256}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tasks.load_task("vqa_rad", {"vqa_rad": str(root)}).checksum_ok is True
+
+
+def test_data_dir_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMREASON_DATA", str(tmp_path))
+    assert tasks.data_dir("slake") == tmp_path / "slake"
+    assert tasks.data_dir("slake", {"slake": "/x/y"}) == Path("/x/y")
+    monkeypatch.delenv("MMREASON_DATA")
+    assert tasks.data_dir("slake") == Path.home() / ".cache" / "mmreason" / "data" / "slake"
+
+
+def test_every_registered_task_has_a_loader_and_prompts():
+    for name, spec in tasks.REGISTRY.items():
+        module = spec.module
+        assert callable(module.load) and callable(module.annotation_files), name
+        assert set(spec.answer_types) <= set(spec.prompts), name
+    assert json.dumps({n: s.prompt_hash() for n, s in tasks.REGISTRY.items()})
