@@ -19,6 +19,10 @@ samples file are skipped and a truncated last line (a kill mid-write) is cut off
 is repeated or lost. The trace and the verdicts of a case are written before its sample line, so
 a sample line always points to complete files.
 
+Errors: a case whose input cannot be read is recorded as a sample with ``error`` set (scored
+incorrect, counted in ``errors``); a `BackendError` (server down, model missing) stops the run,
+which resumes where it stopped once the backend is back.
+
 Backends: ``rules``, ``hf``, ``openai`` (`mmreason.backends.get_backend`) or ``module:attr``,
 any importable callable returning an object with the backend interface (``name``, ``model_id``,
 ``native_tools``, ``generate``, ``model_image_size``); it is called with the backend options
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from imaging.errors import MMReasonError
+from mmreason.backends.base import BackendError
 from mmreason.case import Case
 from mmreason.trace import Trace
 
@@ -71,6 +76,7 @@ class BenchConfig:
         verifiers: verifier kinds to run on each trace (``rule``, ``prm``); empty for none.
         seed: base seed; case ``i`` gets a seed derived from (seed, task, case id).
         max_turns: model turns per episode.
+        max_new_tokens: generated tokens per model turn (the loop's default when None).
         split: overrides each task's default split.
         data: ``task -> folder`` overrides of the data locations.
         trace_images: keep rendered images (base64 PNG) in the saved traces.
@@ -90,6 +96,7 @@ class BenchConfig:
     verifiers: list[str] = field(default_factory=list)
     seed: int = 0
     max_turns: int = 8
+    max_new_tokens: int | None = None
     split: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     trace_images: bool = False
@@ -287,18 +294,27 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
     if not pending:
         return {"samples": 0, "seconds": 0.0}
-    loop_config = LoopConfig(max_turns=config.max_turns)
+    loop_config = LoopConfig(max_turns=config.max_turns, **(
+        {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
     options_in_prompt = loaded.spec.options_in_question
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 
-    def run_chunk(chunk: list[Case]) -> tuple[list[Case], list[Trace], float]:
-        t0 = time.perf_counter()
+    def episodes(chunk: list[Case]) -> list[Trace]:
         requests = [EpisodeRequest(inputs=c.images, question=loaded.spec.format_prompt(c),
                                    options=None if options_in_prompt else c.options) for c in chunk]
         # batch 1: each case has its own seed; a batch is seeded once, by its first case
-        seed = case_seed(config.seed, task, chunk[0].id)
-        traces = run_episodes(requests, backend, config=loop_config, seed=seed)
+        return run_episodes(requests, backend, config=loop_config, seed=case_seed(config.seed, task, chunk[0].id))
+
+    def run_chunk(chunk: list[Case]) -> tuple[list[Case], list[Trace], float]:
+        t0 = time.perf_counter()
+        try:
+            traces = episodes(chunk)
+        except BackendError:
+            raise  # the model is unreachable or broken: stop; the run resumes later
+        except MMReasonError:
+            # a case's input is unusable (unreadable image ...): isolate it, record it as an error
+            traces = [_episode_or_error(episodes, case) for case in chunk]
         return chunk, traces, time.perf_counter() - t0
 
     samples = JsonlAppender(samples_path)
@@ -335,6 +351,17 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
             steps.close()
     seconds = time.perf_counter() - t_start
     return {"samples": n_done, "seconds": round(seconds, 4)}
+
+
+def _episode_or_error(episodes: Callable[[list[Case]], list[Trace]], case: Case) -> Trace:
+    """The case's trace, or an ``error`` trace naming the problem (scored incorrect, counted in errors)."""
+    try:
+        return episodes([case])[0]
+    except BackendError:
+        raise
+    except MMReasonError as exc:
+        return Trace(question=case.question, options=case.options, status="error",
+                     meta={"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _progress(total: int, task: str, enabled: bool) -> Any:

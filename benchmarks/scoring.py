@@ -42,7 +42,7 @@ DEFAULT_REL_TOLERANCE = 0.05
 LETTERS = string.ascii_uppercase
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
-_ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(.+?)\s*$",
+_ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$",
                             re.IGNORECASE | re.MULTILINE)
 _LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")

@@ -376,9 +376,9 @@ def run_episodes(requests: Sequence[EpisodeRequest], backend: Any, *, config: Lo
             episode.step(text, share)
         turn += 1
         if progress:
-            calls = sum(len(e.trace.turns[-1].tool_calls) for e in active if e.trace.turns[-1].role == "assistant")
-            progress(f"turn {turn}: {len(active)} active, {sum(e.done for e in episodes)}/{len(episodes)} done"
-                     + (f", last tool calls {calls}" if calls else ""))
+            called = [c.name or "?" for e in active for c in _last_assistant(e.trace).tool_calls]
+            what = f"tool calls: {', '.join(called)}" if called else "no tool call"
+            progress(f"turn {turn}: {len(active)} active, {what}; {sum(e.done for e in episodes)}/{len(episodes)} done")
     return [e.trace for e in episodes]
 
 
@@ -402,6 +402,10 @@ def run_episode(images_or_volumes: Sequence[str | Path | Volume] | str | Path | 
         config = LoopConfig(**{**config.__dict__, "max_turns": max_turns})
     request = EpisodeRequest(inputs=list(images_or_volumes), question=question, options=options)
     return run_episodes([request], backend, config=config, registry=registry, seed=seed, progress=progress)[0]
+
+
+def _last_assistant(trace: Trace) -> Turn:
+    return next(t for t in reversed(trace.turns) if t.role == "assistant")
 
 
 def _text_of(parts: list[dict[str, Any]]) -> str:

@@ -147,12 +147,15 @@ class ScriptedBackend:
 
     name = "scripted"
     native_tools = False
+    #: every instance made in this process, newest last (tests inspect the runner's backend)
+    instances: list["ScriptedBackend"] = []
 
     def __init__(self, model: str | None = None, delay: float = 0.0, answer: str = "yes", **_: Any) -> None:
         self.model_id = model or "scripted-yes"
         self.delay = delay
         self.answer = answer
         self.calls: list[list[int]] = []
+        ScriptedBackend.instances.append(self)
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
         return width, height

@@ -156,6 +156,8 @@ def test_missing_model_dir_says_how_to_fix(tmp_path):
         get_backend("hf", model=str(tmp_path / "no-such-model"))
     with pytest.raises(BackendError, match="no config.json"):
         get_backend("hf", model=str(tmp_path))
+    with pytest.raises(BackendError, match=r"could not load the processor of 'mmreason-test/absent'.*hf download"):
+        get_backend("hf", model="mmreason-test/absent")  # offline in tests: not in the cache
     with pytest.raises(BackendError, match="bad options for the hf backend"):
         get_backend("hf", model=str(tmp_path), temperature=0.3)
     with pytest.raises(BackendError, match="unknown backend 'vllm'"):

@@ -43,7 +43,7 @@ def test_tiny_model_loads_through_from_pretrained_like_a_checkpoint(tiny_model_d
         assert len(tok(markup, add_special_tokens=False)["input_ids"]) == 1, markup
     text = 'Nodule 12 mm, -35 HU; ünïcode ✓ {"name": "crop"}'
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
-    assert backend.native_tools and backend.tool_messages == "tool"
+    assert backend.native_tools and backend.tool_messages == "tool"  # template renders tool images
 
 
 def test_chat_template_renders_tools_images_and_tool_responses(tiny_model_dir):

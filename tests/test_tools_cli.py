@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from _tools_helpers import small_xray
+
 from imaging.io import load
 from imaging.phantoms import NoduleSpec, chest_ct
 from imaging.writers import write_nifti

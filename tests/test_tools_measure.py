@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray, world_grid
 
 import grounding.tools.segment as segment_module
-from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray, world_grid
 from grounding.measurements import measure_region
 from grounding.tool import ToolError
 from grounding.tools import default_registry

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from _tools_helpers import RecordingSegmenter, context_with, small_chest
 from transformers.utils import get_json_schema
 
 import grounding.tools.segment as segment_module
-from _tools_helpers import RecordingSegmenter, context_with, small_chest
 from grounding.evidence import Evidence
 from grounding.segmenters.base import TARGETS
 from grounding.tools import default_registry
@@ -79,7 +79,8 @@ def test_evidence_json_round_trip_with_mask_and_views(monkeypatch):
     for ev in ctx.evidence:
         back = Evidence.from_dict(json.loads(json.dumps(ev.to_dict())))
         assert back.to_dict() == ev.to_dict()
-        assert (back.id, back.tool, back.arguments, back.text, back.box) == (ev.id, ev.tool, ev.arguments, ev.text, ev.box)
+        fields = ("id", "tool", "arguments", "text", "box")
+        assert [getattr(back, f) for f in fields] == [getattr(ev, f) for f in fields]
         for a, b in zip(ev.views, back.views):
             assert np.array_equal(np.asarray(a.image), np.asarray(b.image)) and a.geometry == b.geometry
     seg = Evidence.from_dict(json.loads(json.dumps(ctx.evidence[2].to_dict())))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray
 
 import grounding.tools.segment as segment_module
-from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray
 from grounding.segmenters.base import SegmentationError
 from grounding.tool import ToolError
 from grounding.tools import default_registry
@@ -206,3 +206,15 @@ def test_classical_prompts_from_a_view_on_phantom(chest_phantom):
     assert set(np.nonzero(ev.mask.any(axis=(1, 2)))[0]) == {k}
     assert dice(ev.mask[k], ph.labels["lungs"][k]) > 0.95
     assert ev.data["components"] == 2 and ev.data["laterality"] == "midline"
+
+
+def test_classical_box_prompt_on_2d_image():
+    xr, disc = small_xray()
+    reg, ctx = default_registry(), context_with(xr)
+    reg.run(ctx, "view", {})
+    ev = reg.run(ctx, "segment", {"target": "lesion", "view_id": "V1", "bbox_2d": [140, 60, 260, 180]})
+    assert ev.data["mode"] == "2d" and dice(ev.mask, disc) > 0.9
+    m = reg.run(ctx, "measure", {"evidence_id": ev.id})
+    assert m.measurements["area_mm2"].value == pytest.approx(np.pi * 20.0**2, rel=0.1)
+    assert m.measurements["longest_diameter_mm"].value == pytest.approx(40.0, abs=1.0)
+    assert m.data["laterality"] == "left"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _tools_helpers import context_with, small_chest, small_xray
 
 from grounding.tool import ToolError
 from grounding.tools import default_registry
 from imaging.geometry import MontageGeometry
-from _tools_helpers import context_with, small_chest, small_xray
 
 
 @pytest.fixture(scope="module")

@@ -342,3 +342,23 @@ def test_config_thresholds_are_used():
     loose = VerifierConfig(iou_threshold=0.3)
     v = by_step(verify(None, nodule_trace("The nodule is inside [12, 14, 18, 20] on V1 [E2]."), config=loose))
     assert v[4].label == "correct"
+
+
+def test_stated_quantities_skip_settings_and_coordinates():
+    from mmreason.verifiers.measurement import stated_quantities
+
+    text = ("With 1.25 mm slice thickness and a 10 mm margin, the nodule centred at x=-52.2, z=+73.0 mm is "
+            "12 x 8 mm, 0.4 mL, mean -101 HU, CTR of 52%; the cardiothoracic ratio is measured on a 2-D image.")
+    got = [(q.dimension, q.value) for q in stated_quantities(text)]
+    assert sorted(got) == sorted([("ratio", 0.52), ("length", 12.0), ("length", 8.0), ("volume", 400.0),
+                                  ("intensity", -101.0)])
+    assert [(q.dimension, q.value) for q in stated_quantities("4.5", default_unit="mL")] == [("volume", 4500.0)]
+
+
+def test_ratio_claim_from_two_widths():
+    heart = Evidence("E1", "measure", {}, "heart", measurements={"longest_diameter_mm": Measurement(110.0, "mm")})
+    thorax = Evidence("E2", "measure", {}, "thorax", measurements={"longest_diameter_mm": Measurement(247.0, "mm")})
+    for ctr, label in (("0.45", "correct"), ("0.60", "incorrect")):
+        trace = Trace(question="What is the cardiothoracic ratio?", evidence=[heart, thorax],
+                      turns=[Turn("assistant", f"<answer>CTR {ctr} [E1, E2]</answer>")])
+        assert verify(None, trace)[-1].label == label

@@ -28,7 +28,7 @@ from grounding.segmenters.chest import (
     require_ct,
 )
 from grounding.segmenters.lesions import box_lesion, lung_nodules, mr_hyperintense_lesion
-from grounding.segmenters.morphology import nearest_component
+from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
 from imaging.volume import Volume
 
 #: half size (mm) of the search window around a point prompt given without a box
@@ -80,7 +80,7 @@ class ClassicalSegmenter:
         if name in ("lesion", "nodule"):
             return self._lesion(volume, name, region, point, prompt.plane_axis)
         require_ct(volume, name)
-        return _restrict(self._structure(volume, name), region, point, volume.spacing)
+        return restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing)
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""
@@ -140,7 +140,7 @@ class ClassicalSegmenter:
                 raise SegmentationError(
                     "found no lungs to search for nodules; draw a box around the lesion to segment it"
                 )
-            return _restrict(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
+            return restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
         return box_lesion(
             volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, True
         )
@@ -180,19 +180,3 @@ def _mostly_in(mask: np.ndarray, region: tuple[slice, slice, slice] | None, poin
     if region is None:
         return False
     return float(mask[region].mean()) >= LUNG_BOX_FRACTION
-
-
-def _restrict(
-    mask: np.ndarray,
-    region: tuple[slice, slice, slice] | None,
-    point: tuple[int, int, int] | None,
-    spacing: tuple[float, float, float],
-) -> np.ndarray:
-    """Apply prompts to a structure mask: clip to the box, keep the component at the point."""
-    if region is not None:
-        clipped = np.zeros(mask.shape, dtype=bool)
-        clipped[region] = mask[region]
-        mask = clipped
-    if point is not None:
-        mask = nearest_component(mask, point, spacing)
-    return mask

@@ -6,14 +6,16 @@
   compact (`MIN_SPHERICITY`: volume over the volume of the sphere spanning its largest bounding
   box extent; vessels are long and fail it) and it does not touch the lung surface (vessel
   stumps at the hilum do; so, as a known limit, do juxtapleural nodules).
-* **Lesion in a box (any modality)**: the box is compared with its surroundings. The reference
-  is the median and MAD (x1.4826) of a ring around the box (the box grown by half its size, at
-  least 5 voxels, in the view's plane), after a 3x3 in-plane median filter against noise; on CT
-  only soft-tissue values (`TISSUE_HU`) count, so fat and air around an organ do not. Voxels in
-  the box deviating by more than `BOX_K` robust SDs form the lesion; the polarity (darker or
-  brighter than the organ) is the one holding the prompt point, else the one covering more of
-  the box's central half; the component at the point (or nearest the box centre) is returned,
-  holes filled slice by slice.
+* **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
+  Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
+  around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
+  only soft-tissue values (`TISSUE_HU`) count, so fat and air around an organ do not. The noise
+  SD comes from neighbour differences of the unsmoothed ring (robust to tissue mixtures), scaled
+  by the smoothing's noise gain. Voxels in the box deviating by more than `BOX_K` SDs are
+  candidates; the polarity (darker or brighter than the organ) is the one at the prompt point,
+  else the one covering more of the box's central half. The component at the point (or nearest
+  the box centre) is then cut at half the contrast between organ and lesion (a half-maximum
+  edge, so sizes do not depend on the noise), and its holes are filled slice by slice.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
   minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
   `MR_K` MAD are candidates, and the largest compact component is the lesion.
@@ -47,11 +49,11 @@ NODULE_MAX_DIAMETER_MM = 30.0
 MIN_SPHERICITY = 0.25
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
 ISOLATION_MM = 3.0
-#: deviation, in robust SDs, from the reference that marks a lesion in a box
+#: deviation, in noise SDs, from the organ level that marks a lesion in a box
 BOX_K = 3.0
 #: CT values counted as organ tissue for the box reference (HU): excludes fat, air, bone
 TISSUE_HU = (-50.0, 400.0)
-#: floor of the robust SD (HU on CT; fraction of the value range otherwise)
+#: floor of the noise SD (HU on CT; fraction of the value range otherwise)
 MAD_FLOOR_HU = 5.0
 MAD_FLOOR_FRACTION = 0.002
 #: deviation above the brain's median, in robust SDs, of a hyperintense MR lesion
@@ -142,6 +144,15 @@ def _robust_stats(values: np.ndarray, floor: float) -> tuple[float, float]:
     return med, max(mad, floor)
 
 
+def _noise_sd(patch: np.ndarray, valid: np.ndarray) -> float:
+    """Noise SD from differences of neighbours along x (insensitive to tissue mixtures)."""
+    pairs = valid[..., 1:] & valid[..., :-1]
+    diffs = (patch[..., 1:] - patch[..., :-1])[pairs]
+    if diffs.size < 10:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2.0)
+
+
 def box_lesion(
     data: np.ndarray,
     region: tuple[slice, slice, slice],
@@ -153,7 +164,7 @@ def box_lesion(
     """The region inside ``region`` that differs from its surroundings (see the module docstring).
 
     Raises:
-        SegmentationError: nothing in the box differs by more than ``k`` robust SDs.
+        SegmentationError: nothing in the box differs by more than ``k`` noise SDs.
     """
     sizes = [sl.stop - sl.start for sl in region]
     thin = [n == 1 for n in sizes]
@@ -161,28 +172,35 @@ def box_lesion(
         sl if is_thin else slice(max(sl.start - max(5, n // 2), 0), min(sl.stop + max(5, n // 2), full))
         for sl, n, is_thin, full in zip(region, sizes, thin, data.shape)
     )
-    patch = data[outer]
-    filt = [1 if is_thin or m < 3 else 3 for is_thin, m in zip(thin, patch.shape)]
-    if not thin[0] and sizes[0] > 1 and spacing[0] > 2 * min(spacing[1:]):
-        filt[0] = 1  # thick slices: smooth in-plane only
-    smooth = ndimage.median_filter(patch, size=filt) if max(filt) > 1 else patch
+    patch = data[outer].astype(np.float32)
+    # smooth within the view's plane (and across slices only when they are not thick)
+    sigma = [0.0 if is_thin or m < 3 else 1.0 for is_thin, m in zip(thin, patch.shape)]
+    if spacing[0] > 2 * min(spacing[1:]):
+        sigma[0] = 0.0
+    smooth = ndimage.gaussian_filter(patch, sigma) if max(sigma) > 0 else patch
+    impulse = np.zeros([9 if s else 1 for s in sigma], dtype=np.float32)
+    impulse[tuple(n // 2 for n in impulse.shape)] = 1.0
+    noise_gain = float(np.sqrt((ndimage.gaussian_filter(impulse, sigma) ** 2).sum())) if max(sigma) > 0 else 1.0
+
     inner = tuple(slice(sl.start - o.start, sl.stop - o.start) for sl, o in zip(region, outer))
     ring = np.ones(patch.shape, dtype=bool)
     ring[inner] = False
     tissue = (smooth > TISSUE_HU[0]) & (smooth < TISSUE_HU[1]) if is_ct else np.ones(patch.shape, dtype=bool)
-    reference = smooth[ring & tissue]
-    if reference.size < 30:
-        reference = smooth[inner][tissue[inner]]
-    if reference.size == 0:
+    reference = ring & tissue
+    if reference.sum() < 30:
+        reference = tissue.copy()
+        reference[ring] = False
+    if not reference.any():
         raise SegmentationError("the prompt box holds no soft tissue to compare with; draw it on an organ")
+    level = float(np.median(smooth[reference]))
     floor = MAD_FLOOR_HU if is_ct else MAD_FLOOR_FRACTION * float(np.ptp(patch) or 1.0)
-    med, mad = _robust_stats(reference, floor)
+    sd = max(_noise_sd(patch, reference) * noise_gain, floor)
+
     values = smooth[inner]
-    deviation = (values - med) / mad
-    darker = deviation < -k
+    darker = values < level - k * sd
     if is_ct:
         darker &= values > TISSUE_HU[0]  # fat and air next to an organ are not a lesion
-    brighter = deviation > k
+    brighter = values > level + k * sd
     local_point = None if point is None else tuple(p - sl.start for p, sl in zip(point, region))
     inside = local_point is not None and all(0 <= p < n for p, n in zip(local_point, sizes))
     if inside:
@@ -192,13 +210,17 @@ def box_lesion(
         chosen = darker if darker[core].sum() >= brighter[core].sum() else brighter
     if not chosen.any():
         raise SegmentationError(
-            f"nothing in the prompt box differs from its surroundings by more than {k:g} robust SDs "
-            f"(reference {med:.0f} +- {mad:.0f}); draw the box tightly around a visible lesion"
+            f"nothing in the prompt box differs from its surroundings ({level:.0f} +- {sd:.1f}) by more than "
+            f"{k:g} noise SDs; draw the box tightly around a visible lesion"
         )
     seed = local_point if inside else tuple(n // 2 for n in sizes)
-    picked = fill_holes_slicewise(nearest_component(chosen, seed, spacing, structure=CONN6))  # type: ignore[arg-type]
+    found = nearest_component(chosen, seed, spacing, structure=CONN6)  # type: ignore[arg-type]
+    # the edge at half the contrast between the organ and the lesion's own level
+    half = (level + float(np.median(values[found]))) / 2.0
+    edge = (values < half) if chosen is darker else (values > half)
+    picked = nearest_component(edge & chosen, seed, spacing, structure=CONN6)  # type: ignore[arg-type]
     out = np.zeros(data.shape, dtype=bool)
-    out[region] = picked
+    out[region] = fill_holes_slicewise(picked if picked.any() else found)
     return out
 
 

@@ -88,6 +88,22 @@ def nearest_component(
     return labels == labels[seed]
 
 
+def restrict_to_prompt(
+    mask: np.ndarray,
+    region: tuple[slice, slice, slice] | None,
+    point: tuple[int, int, int] | None,
+    spacing: tuple[float, float, float],
+) -> np.ndarray:
+    """Apply prompts to a structure mask: clip it to the box, keep the component at the point."""
+    if region is not None:
+        clipped = np.zeros(mask.shape, dtype=bool)
+        clipped[region] = mask[region]
+        mask = clipped
+    if point is not None:
+        mask = nearest_component(mask, point, spacing)
+    return mask
+
+
 def _nearest_voxel(mask: np.ndarray, point: tuple[int, int, int], spacing: tuple[float, float, float]) -> tuple[int, int, int]:
     sp = np.asarray(spacing)
     half = 8

@@ -48,7 +48,7 @@ _PROBE_TOOL = {
 
 def _looks_like_path(model: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else is meant as a directory."""
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep in model.replace("/", "")
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
 
 
 def _inserted_text(short: str, long: str) -> str:
@@ -152,10 +152,11 @@ class HFBackend:
         return self.model_id
 
     def _hub_error(self, what: str, error: Exception) -> BackendError:
+        reason = " ".join(str(error).split()).rstrip(".")  # one line, as the CLI prints it
         return BackendError(
-            f"could not load the {what} of {self.model_id!r}: {error}. Check the hub id, or "
+            f"could not load the {what} of {self.model_id!r}: {reason}. Check the hub id, or "
             "download it first (`hf download ID --local-dir DIR`) and pass the directory; "
-            "offline runs need HF_HUB_OFFLINE=1 and a cached or local checkpoint"
+            "without network the checkpoint must be in the Hugging Face cache or a local directory"
         )
 
     def _load_processor(self, trust_remote_code: bool, min_pixels: int | None, max_pixels: int | None):

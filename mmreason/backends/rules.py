@@ -12,7 +12,7 @@ Question families, recognised by keywords (first match wins, case-insensitive):
 family          recognised by                                            tool calls
 ==============  =======================================================  ==========================
 growth          two or more volumes and grow/change/compare/prior/...    segment + measure per volume
-ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   segment lungs, measure 2 boxes
+ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   measure 2 boxes
 lesion          nodule / mass / lesion / tumour / opacity (3-D CT)       segment nodule, measure, crop
 organ volume    volume/size/how large + an organ (lungs, liver ...)      segment organ, measure
 modality/plane  modality / what kind of image / which plane              view
@@ -23,12 +23,12 @@ Laterality questions ("which side/lung ...") about a lesion are answered by the 
 by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``). For a
 multiple-choice question the answer starts with the option letter that matches the finding.
 
-The cardiothoracic ratio uses the tools available without a heart segmenter: the lungs are
-segmented on the radiograph, and their outline is read from the red overlay the tool returns.
-The thoracic width is the widest extent of the lungs (inner rib margins); the cardiac width is the
-widest gap between the two lungs over the lower half of the lung fields, where the heart borders
-the lungs. Both spans are then measured as boxes with ``measure``, so the ratio rests on two
-evidence items in millimetres.
+The cardiothoracic ratio uses the tools available without a heart or X-ray lung segmenter (the
+classical segmenter works in HU, on CT): like a reader, the planner locates the lung fields and
+the heart borders on the radiograph it was shown (`ctr_spans`: grey-level classes, the widest row
+of the lung fields, the widest bright run between them above the diaphragm), then measures both
+spans with ``measure`` boxes, so the ratio rests on two evidence items in millimetres. On the
+chest X-ray phantom it is within 10 % of the truth.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from mmreason.backends.base import DEFAULT_STOP
 from mmreason.messages import parse_result_line
@@ -59,11 +60,10 @@ _ORGAN_SIZE = re.compile(r"\b(volume|size|how (large|big)|measure)", re.I)
 _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|imaging)|which imaging|"
                        r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
 _PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
+_YES_NO = re.compile(r"(is|are|does|do|has|have|was|were|can|could|any)\b", re.I)
 _STUDY = re.compile(r"^- volume (\w+): '(.*)', (\w+), (2-D|3-D) (\d+)x(\d+)(?:x(\d+))?", re.M)
 _CAPTION = re.compile(r"Image (\d+) \((\d+)x(\d+)\), view (V\d+): (.*)")
 _CAPTION_VOLUME = re.compile(r"^volume (\w+) \(")
-#: red overlay of the segment tool: fill blends (255, 48, 48) at 40 %, so red exceeds green by >= 80
-_OVERLAY_RED_MARGIN = 60
 
 
 @dataclass
@@ -348,7 +348,8 @@ def plan_lesion(state: State) -> Action:
     cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
     cites = [e for e in (seg.evidence_id, meas.evidence_id) if e] + [x.evidence_id for x in r[2:3] if x.evidence_id]
     hu = meas.measure("mean_intensity")
-    text = (f"Yes. There is {count} {target} {where}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
+    yes = "Yes. " if _YES_NO.match(state.question.strip()) else ""
+    text = (f"{yes}There is {count} {target} {where}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
             f"longest axial diameter {_fmt_mm(meas.measure('longest_diameter_mm'))} x "
             f"{_fmt_mm(meas.measure('perpendicular_diameter_mm'))}, volume {_fmt_volume(meas.measure('volume_mm3'))}"
             + (f", mean {hu:.0f} HU" if hu is not None else "") + f" [{', '.join(cites)}].")
@@ -460,80 +461,93 @@ def plan_modality(state: State) -> Action:
 
 
 def plan_ctr(state: State) -> Action:
-    """Cardiothoracic ratio on a radiograph from the lung overlay (see the module docstring)."""
+    """Cardiothoracic ratio on a radiograph (see the module docstring): locate, then measure two spans."""
     r = state.results
     vol = state.volumes[0]
-    if not vol.is_2d:
+    shown = state.first_view_of(vol.id)
+    if not vol.is_2d or shown is None or shown.image is None:
         return cannot(state, "the cardiothoracic ratio is measured on a 2-D chest radiograph")
-    if not r:
-        return Action("I will segment both lungs on the radiograph.", "segment", {"target": "lungs"})
     if failed := _failed(state):
         return failed
-    seg = r[0]
-    if not seg.images or seg.images[0].image is None or not seg.fact("voxels"):
-        return Action("No lung outline.", answer=f"I cannot determine the cardiothoracic ratio: the lungs were not "
-                                                 f"found [{seg.evidence_id}].")
-    spans = ctr_spans(np.asarray(seg.images[0].image.convert("RGB")))
-    if spans is None:
-        return Action("The lung outline is incomplete.",
-                      answer=f"I cannot determine the cardiothoracic ratio: two lungs are not separable on the "
-                             f"overlay [{seg.evidence_id}].")
-    (t_row, t_x0, t_x1), (c_row, c_x0, c_x1) = spans
-    overlay = seg.images[0].view_id
+    found = ctr_spans(np.asarray(shown.image.convert("L")))
+    if found is None:
+        return cannot(state, "two lung fields could not be told apart on the radiograph")
+    (t_row, t_x0, t_x1), (c_row, c_x0, c_x1) = found
+    if not r:
+        return Action(f"On {shown.view_id} the lung fields are widest on row {t_row}; I will measure that span "
+                      "(thoracic width, inner rib margins).", "measure",
+                      {"view_id": shown.view_id, "bbox_2d": [t_x0, t_row, t_x1, t_row + 1]})
     if len(r) == 1:
-        return Action(f"The widest extent of the lungs is on row {t_row}; I will measure that span (thoracic width).",
-                      "measure", {"view_id": overlay, "bbox_2d": [t_x0, t_row, t_x1, t_row + 1]})
-    if len(r) == 2:
-        return Action(f"The widest gap between the lungs in the lower half is on row {c_row}; I will measure it "
-                      "(cardiac width).", "measure", {"view_id": overlay, "bbox_2d": [c_x0, c_row, c_x1, c_row + 1]})
-    thor, card = r[1].payload.get("box_size_mm", [None])[0], r[2].payload.get("box_size_mm", [None])[0]
+        return Action(f"The heart borders are widest apart on row {c_row}; I will measure that span (cardiac width).",
+                      "measure", {"view_id": shown.view_id, "bbox_2d": [c_x0, c_row, c_x1, c_row + 1]})
+    thor, card = (x.payload.get("box_size_mm", [None])[0] for x in r[:2])
     if not thor or not card:
         return cannot(state, "the width measurements did not return box sizes")
     ratio = card / thor
     verdict = "enlarged (cardiomegaly, ratio > 0.5)" if ratio > 0.5 else "within normal limits (ratio <= 0.5)"
-    text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}] / thoracic "
-            f"width {thor:.1f} mm [{r[1].evidence_id}]; the heart size is {verdict}. Lungs [{seg.evidence_id}].")
+    text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[1].evidence_id}] / thoracic "
+            f"width {thor:.1f} mm [{r[0].evidence_id}]; the heart size is {verdict}.")
     return Action("Both widths are measured.", answer=text, option_hint={"yes": ratio > 0.5, "value": ratio})
 
 
-def ctr_spans(rgb: np.ndarray) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-    """Thoracic and cardiac spans ``(row, x_start, x_end)`` (pixel edges) from a red lung overlay.
+def ctr_spans(gray: np.ndarray, work_side: int = 360) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """Thoracic and cardiac spans ``(row, x_start, x_end)`` (pixel edges) on a PA radiograph.
 
-    Thoracic: the row where the lungs' outer extent is widest. Cardiac: over the lower half of
-    the rows where both lungs are present, the widest run of non-lung pixels between them.
+    The image is smoothed (rib stripes) and split by multi-Otsu into air, lung and soft tissue;
+    the two largest lung-grey regions inside the body are the lung fields. Thoracic span: the
+    widest row of the lung fields after an opening that removes intercostal bumps. Cardiac span:
+    over rows in the lower half where both lungs are still at least half their widest (above the
+    diaphragm domes), the widest run brighter than lung + 0.3 (soft tissue - lung) around the
+    mediastinum; its ends are the right and left heart borders. Works on a copy scaled to at most
+    ``work_side`` pixels; spans are returned in the input's pixels. None when two lungs are not found.
     """
-    lung = (rgb[..., 0].astype(int) - rgb[..., 1].astype(int)) >= _OVERLAY_RED_MARGIN
-    rows = np.flatnonzero(lung.any(axis=1))
-    if rows.size < 4:
+    from skimage.filters import threshold_multiotsu
+    from skimage.morphology import disk
+
+    scale = min(1.0, work_side / max(gray.shape))
+    small = np.asarray(ndimage.zoom(gray.astype(np.float32), scale, order=1)) if scale < 1 else gray.astype(np.float32)
+    h, w = small.shape
+    k = max(3, round(w / 40))
+    sm = ndimage.uniform_filter(small, k)
+    lo, hi = threshold_multiotsu(sm, classes=3)
+    body = ndimage.binary_erosion(ndimage.binary_fill_holes(sm > lo), structure=disk(2 * k))
+    dark = ndimage.binary_opening((sm > lo) & (sm < hi) & body, structure=disk(k))
+    lab, n = ndimage.label(dark)
+    if n < 2:
         return None
-    mid = lung.shape[1] / 2
-    best_t, best_c = None, None
-    both = []
-    for y in rows:
-        xs = np.flatnonzero(lung[y])
-        right_side, left_side = xs[xs < mid], xs[xs >= mid]  # image left = patient right
-        if right_side.size and left_side.size:
-            both.append(y)
-        width = xs.max() + 1 - xs.min()
-        if best_t is None or width > best_t[2] - best_t[1]:
-            best_t = (int(y), int(xs.min()), int(xs.max()) + 1)
-    if len(both) < 4:
+    sizes = ndimage.sum(dark, lab, range(1, n + 1))
+    a, b = (int(i) + 1 for i in np.argsort(sizes)[::-1][:2])
+    right, left = (a, b) if np.nonzero(lab == a)[1].mean() < np.nonzero(lab == b)[1].mean() else (b, a)
+    lungs = (lab == right) | (lab == left)
+    lung_level, tissue_level = float(np.median(sm[lungs])), float(np.median(sm[(sm >= hi) & body]))
+    thr = lung_level + 0.3 * (tissue_level - lung_level)
+    smooth = ndimage.binary_opening(lungs, structure=disk(2 * k))
+    rows = np.flatnonzero(smooth.any(axis=1))
+    if rows.size == 0:
         return None
-    lower = both[len(both) // 2:]
-    for y in lower:
-        xs = np.flatnonzero(lung[y])
-        gaps = np.diff(xs)
-        i = int(np.argmax(gaps))
-        if gaps[i] <= 1:
-            continue
-        x0, x1 = int(xs[i]) + 1, int(xs[i + 1])
-        if not (x0 < mid < x1 or abs((x0 + x1) / 2 - mid) < 0.25 * lung.shape[1]):
-            continue
-        if best_c is None or x1 - x0 > best_c[2] - best_c[1]:
-            best_c = (int(y), x0, x1)
-    if best_t is None or best_c is None:
+    extents = [(int(np.flatnonzero(smooth[y]).max() + 1 - np.flatnonzero(smooth[y]).min()), int(y)) for y in rows]
+    _, t_row = max(extents)
+    t_xs = np.flatnonzero(smooth[t_row])
+    rw, lw = ((lab == side) & (sm < thr) for side in (right, left))
+    rcount, lcount = rw.sum(axis=1), lw.sum(axis=1)
+    ok = np.flatnonzero((rcount >= 0.5 * rcount.max()) & (lcount >= 0.5 * lcount.max()))
+    best: tuple[int, int, int] | None = None
+    for y in ok[len(ok) // 2:]:
+        rx, lx = np.flatnonzero(lab[y] == right), np.flatnonzero(lab[y] == left)
+        x0, x1 = int(rx.min()), int(lx.max()) + 1
+        centre = (int(rx.max()) + 1 + int(lx.min())) // 2
+        dim = np.flatnonzero(sm[y, x0:x1] < thr) + x0
+        c0 = int(dim[dim < centre].max()) + 1 if (dim < centre).any() else x0
+        c1 = int(dim[dim > centre].min()) if (dim > centre).any() else x1
+        if best is None or c1 - c0 > best[2] - best[1]:
+            best = (int(y), c0, c1)
+    if best is None:
         return None
-    return best_t, best_c
+
+    def back(span: tuple[int, int, int]) -> tuple[int, int, int]:
+        return tuple(int(round(v / scale)) for v in span)  # type: ignore[return-value]
+
+    return back((t_row, int(t_xs.min()), int(t_xs.max()) + 1)), back(best)
 
 
 # -- rendering a turn -----------------------------------------------------------------------

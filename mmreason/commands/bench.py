@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="rules", help="rules, hf, openai, or module:attr of a backend factory")
     p.add_argument("--model", help="hub id, local checkpoint directory or served model name")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
+    p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra backend option, repeatable; VALUE is read as JSON when it parses "
+                        "(e.g. max_pixels=200704, dtype=bfloat16)")
     p.add_argument("--limit", type=int, help="only the first N cases of each task")
     p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
     p.add_argument("--concurrency", type=int, default=1, help="batches in flight at once (openai backend)")
@@ -45,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prm-model", help="process reward model checkpoint for --verifiers prm")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--max-turns", type=int, default=8, help="model turns per episode (default 8)")
+    p.add_argument("--max-new-tokens", type=int, help="generated tokens per model turn (default: the loop's)")
     p.add_argument("--split", help="evaluate this split instead of each task's default")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
                    help="data folder of a task (repeatable); default $MMREASON_DATA/<task> or ~/.cache/mmreason/data/<task>")
@@ -66,6 +70,19 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
         if not sep or not task or not folder:
             raise MMReasonError(f"--data expects TASK=DIR, got '{item}'")
         out[task.strip()] = folder.strip()
+    return out
+
+
+def _backend_options(items: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise MMReasonError(f"--backend-option expects KEY=VALUE, got '{item}'")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
     return out
 
 
@@ -142,8 +159,9 @@ def run(args: argparse.Namespace) -> int:
     config = runner.BenchConfig(
         tasks=tasks, out=Path(out), backend=args.backend, model=args.model, base_url=args.base_url,
         limit=args.limit, batch_size=args.batch_size, concurrency=args.concurrency, verifiers=kinds,
-        seed=args.seed, max_turns=args.max_turns, split=args.split, data=data, trace_images=args.trace_images,
-        progress=not args.no_progress, verifier_options=verifier_options,
+        seed=args.seed, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, split=args.split, data=data,
+        trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
+        backend_options=_backend_options(args.backend_option),
     )
     _print_results(runner.run(config), args.json)
     return 0

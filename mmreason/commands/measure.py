@@ -21,7 +21,8 @@ GRID_TOLERANCE_MM = 1e-3
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("measure", help="measure a mask on an image (mm, mL, HU, side)",
-                              description=__doc__.splitlines()[0])
+                              description="Measure a mask on an image: area or volume, diameters, intensity, "
+                                          "centroid and side, in mm and HU.")
     p.add_argument("path", help="image file (.nii/.nii.gz, .dcm, .png ...) or DICOM series folder")
     p.add_argument("--mask", required=True, help="mask on the same grid (e.g. from mmreason segment --out)")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")

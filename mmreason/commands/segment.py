@@ -25,7 +25,8 @@ ALL_TARGETS = {**TARGETS, **ORGAN_TARGETS}
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("segment", help="segment a structure in an image and summarise it",
-                              description=__doc__.splitlines()[0])
+                              description="Segment a structure in an image, summarise its size and side, "
+                                          "and optionally save the mask as NIfTI.")
     p.add_argument("path", help="image file (.nii/.nii.gz, .dcm, .png ...) or DICOM series folder")
     p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule")
     p.add_argument("--out", help="write the mask here as NIfTI (.nii or .nii.gz)")

@@ -222,17 +222,18 @@ def _truth_regions(ctx: VerifyContext, region: Region) -> list[tuple[str, Ranges
 def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
     """What a tool call localised against ground truth: records the IoU, never fails the step.
 
-    The region is the call's box (crop, measure of a box) or, for a segmentation of a finding
+    The region is the call's box (a measured or prompted box; crops are left out, their margin
+    makes any IoU with a small finding low by design) or, for a segmentation of a finding
     (nodule, lesion, mass, or a box/point prompt), the mask's bounding box (in its plane for a
     2-D segmentation); an empty segmentation where the ground truth has a region scores IoU 0.
-    A crop with a margin or a look at another structure is not an error by itself, so the label
-    comes from the call's execution; the IoU feeds the mean grounding IoU.
+    A look at another structure is not an error by itself, so the label comes from the call's
+    execution; the IoU feeds the mean grounding IoU.
     """
     call = step.tool_call
     ev = ctx.evidence.get(call.evidence_id or "") if call else None
     if ev is None or ev.error:
         return []
-    if ev.box and ev.box.get("voxels"):
+    if ev.tool != "crop" and ev.box and ev.box.get("voxels"):
         view = ctx.views.get(ev.box.get("view_id", ""))
         geom = view.geometry if view is not None and not isinstance(view.geometry, MontageGeometry) else None
         region = Region([list(map(int, r)) for r in ev.box["voxels"]], geom.normal_axis() if geom else None,

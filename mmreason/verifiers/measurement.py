@@ -4,13 +4,15 @@ Claims read from prose: ``12.3 mm``, ``1.2 cm``, ``12 x 8 mm`` (both values), ``
 ``4.1 mL`` / ``4100 mm3`` / ``4.1 cm3`` / ``4.1 cc``, ``-650 HU``, ``35%``, ``CTR 0.52`` /
 ``cardiothoracic ratio of 52%``; for a numeric question (``Case.answer_type == "numeric"``) a
 bare number in the answer takes the case's unit. Numbers describing acquisition or display
-(spacing, slice thickness, window, level, margin, threshold ...) are not claims.
+(spacing, slice thickness, window, level, margin, threshold ...) and coordinates
+(``z=+73.0 mm``, "centred at ...") are not claims.
 
 Each claim is converted to a base unit per dimension (mm, mm2, mm3, HU, percent, ratio) and
 compared with every measured value of that dimension in the evidence the step cites (all
 evidence seen so far when it cites none), plus the values derived from pairs of the same
-measurement on different evidence (absolute difference, and percentage change relative to either
-one), so "grew by 2.1 mm (+18%)" is checkable. Centroid coordinates are positions, not sizes, and
+measurement on different evidence (absolute difference, percentage change relative to either one,
+and the smaller-to-larger ratio), so "grew by 2.1 mm (+18%)" and "CTR 0.45 (110 mm / 247 mm)" are
+checkable. Centroid coordinates are positions, not sizes, and
 are never matched. Tolerances come from `VerifierConfig.tolerances`. A claim is correct when any
 candidate is within tolerance, incorrect when candidates of its dimension exist but none is,
 and unverifiable when the evidence has no value of its dimension.
@@ -43,8 +45,16 @@ _DIMENSIONS = re.compile(rf"{_NUM}\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z
 _CTR = re.compile(r"\b(?:CTR|cardio-?thoracic ratio)\b(?:\s*\(CTR\))?[\s:=~≈]*"
                   r"(?:(?:is|of|was|equals|approximately|about|roughly|measures|measured at|at)\s+)*"
                   r"(\d*\.\d+|\d+)\s*(%?)(?![\w-])", re.IGNORECASE)
-_NOT_A_CLAIM = re.compile(r"\b(spacing|thickness|window|level|margin|threshold|resolution|interval|increment|"
-                          r"kernel|zoom|padding)\b", re.IGNORECASE)
+#: "slice thickness 5 mm", "spacing of 0.7 mm", "window width 1500 HU": a setting just before the number
+_NOT_A_CLAIM = re.compile(r"\b(spacing|thickness|window(?: width| level)?|level|margin|threshold|resolution|"
+                          r"interval|increment|kernel|zoom|padding)\W*(?:(?:of|is|was|at|set to|equals|about|"
+                          r"approximately)\W+){0,2}$", re.IGNORECASE)
+#: "5 mm slices", "1 mm spacing", "a 10 mm margin": the number describes a setting
+_SETTING_AFTER = re.compile(r"\s*(slices?|sections?|spacing|thickness|margin|window|increments?|intervals?|"
+                            r"resolution|pixels?|kernel)\b", re.IGNORECASE)
+#: a coordinate ("z=+73.0 mm") or a position phrase just before the number: not a size
+_COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|\b(centred|centered|centroid|located|position(ed)?|coordinates?)\b.*)$",
+                         re.IGNORECASE)
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
 
 
@@ -70,8 +80,10 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
 
     def keep(start: int, end: int) -> bool:
         prefix = text[max(0, start - 30):start]
-        prefix = re.split(r"[.;\n]", prefix)[-1]  # only the same sentence
-        if _NOT_A_CLAIM.search(prefix) or any(a < end and start < b for a, b in taken):
+        prefix = re.split(r"(?<!\d)\.|\.(?!\d)|[;\n]", prefix)[-1]  # the same sentence (decimals kept)
+        suffix = text[end:end + 25]
+        if (_NOT_A_CLAIM.search(prefix) or _COORDINATE.search(prefix) or _SETTING_AFTER.match(suffix)
+                or any(a < end and start < b for a, b in taken)):
             return False
         taken.append((start, end))
         return True
@@ -117,6 +129,9 @@ def measured_quantities(evidence: list[Evidence]) -> list[Quantity]:
             if ref > 0:
                 pct = 100.0 * diff / ref
                 out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%"))
+        small, large = sorted((qa.value, qb.value))
+        if large > 0:  # e.g. cardiothoracic ratio = cardiac width / thoracic width
+            out.append(Quantity("ratio", small / large, f"{na} ratio of {ea.id} and {eb.id} {small / large:.3g}"))
     return out
 
 
@@ -139,7 +154,8 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
         if not candidates:
             checks.append(Check("unverifiable", f"'{claim.source}': no measured {claim.dimension} in the evidence"))
             continue
-        match = next((q for q in candidates if tol.accepts(claim.value, q.value)), None)
+        matches = [q for q in candidates if tol.accepts(claim.value, q.value)]
+        match = min(matches, key=lambda q: abs(q.value - claim.value)) if matches else None
         if match is not None:
             checks.append(Check("correct", f"'{claim.source}' matches {match.source}", None, ids))
         else:

@@ -1,0 +1,125 @@
+"""``mmreason infer --image PATH --question TEXT``: answer a question about a study, with evidence.
+
+Runs the reasoning loop (`mmreason.loop.run_episode`) with a backend - ``rules`` (no weights, the
+default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``openai`` (an
+OpenAI-compatible server) - and writes ``trace.json`` and ``report.html`` into ``--out``
+(default ``out/<timestamp>``). Progress goes to stderr; the answer and the report path go to
+stdout, or one JSON object with ``--json``. Exit status: 0 when the episode answered (or
+abstained, saying why), 1 when it hit ``--max-turns`` or a tool failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from imaging.errors import MMReasonError
+
+
+class InferError(MMReasonError, ValueError):
+    """Bad command-line input for ``mmreason infer``."""
+
+
+def register(subparsers: Any) -> None:
+    from grounding.segmenters import SEGMENTERS
+    from mmreason.backends import BACKENDS
+
+    p = subparsers.add_parser("infer", help="answer a question about an image or study, with grounded evidence",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--image", action="append", required=True, metavar="PATH",
+                   help="image file or DICOM folder; repeat for several (a follow-up: prior first, then current)")
+    p.add_argument("--question", required=True, help="the question, in plain text")
+    p.add_argument("--option", action="append", metavar="TEXT",
+                   help="a multiple-choice option; repeat in order (A, B, ...)")
+    p.add_argument("--backend", choices=BACKENDS, help="model backend (default: rules, or hf when --model is given)")
+    p.add_argument("--model", help="hub id or local checkpoint directory (hf), or served model name (openai)")
+    p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend), e.g. http://localhost:8000/v1")
+    p.add_argument("--max-turns", type=int, default=8, help="bound on model turns (default 8)")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per model turn (default 512)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
+    p.add_argument("--seed", type=int, help="sampling seed")
+    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
+                   help="segmentation backend of the segment tool (default: classical, no weights)")
+    p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
+    p.add_argument("--min-pixels", type=int, help="smallest image area in pixels the model sees (Qwen processors)")
+    p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
+    p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=run)
+
+
+def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The backend name and constructor options implied by the arguments."""
+    name = args.backend or ("hf" if args.model else "rules")
+    options: dict[str, Any] = {}
+    if name == "hf":
+        if not args.model:
+            raise InferError("the hf backend needs --model (a hub id or a local checkpoint directory)")
+        options["model"] = args.model
+    elif name == "openai":
+        if args.model:
+            options["model"] = args.model
+        if args.base_url:
+            options["base_url"] = args.base_url
+    elif args.model or args.base_url:
+        raise InferError("--model and --base-url need --backend hf or openai (the rules backend has no model)")
+    if name in ("hf", "openai"):
+        for key in ("min_pixels", "max_pixels"):
+            if getattr(args, key) is not None:
+                options[key] = getattr(args, key)
+    elif args.min_pixels is not None or args.max_pixels is not None:
+        raise InferError("--min-pixels/--max-pixels apply to the hf and openai backends only")
+    return name, options
+
+
+def run(args: argparse.Namespace) -> int:
+    from grounding.tools import default_registry
+    from mmreason.backends import get_backend
+    from mmreason.loop import LoopConfig, run_episode
+    from mmreason.report import summary_line, write_report
+
+    def progress(message: str) -> None:
+        print(f"[mmreason] {message}", file=sys.stderr, flush=True)
+
+    for path in args.image:
+        if not Path(path).exists():
+            raise InferError(f"image not found: {path}")
+    if not args.question.strip():
+        raise InferError("the question is empty")
+    if args.max_turns < 1:
+        raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
+    name, options = backend_options(args)
+    out = Path(args.out or Path("out") / time.strftime("%Y%m%d-%H%M%S"))
+    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    registry = default_registry(_targets(args.segmenter, segmenter_options))
+    progress(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
+    backend = get_backend(name, **options)
+    config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature, segmenter=args.segmenter,
+                        tool_options={"segmenter_options": segmenter_options})
+    progress(f"loading {len(args.image)} input(s) and asking: {args.question}")
+    trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
+                        seed=args.seed, config=config, progress=progress)
+    trace_path = trace.save(out / "trace.json")
+    report_path = write_report(trace, out / "report.html")
+    progress(f"{trace.status} in {trace.timings.get('total', 0):.1f} s; wrote {trace_path} and {report_path}")
+    if args.json:
+        print(json.dumps(summary_line(trace) | {"trace": str(trace_path), "report": str(report_path)}, indent=1))
+    else:
+        print(trace.answer if trace.answer is not None else f"(no answer: {trace.status})")
+        print(f"Report: {report_path}")
+    return 0 if trace.status in ("answered", "abstained") else 1
+
+
+def _targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
+    """Segment targets to offer the model: the classical ones, or those the chosen segmenter knows."""
+    if segmenter == "classical":
+        return None
+    from grounding.segmenters import ORGAN_TARGETS, TARGETS, get_segmenter
+
+    known = {**TARGETS, **ORGAN_TARGETS}
+    return {t: known.get(t, t) for t in get_segmenter(segmenter, **options).targets}
