@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed)
         if args.json:
             print(json.dumps(doc, indent=1))
+            return 0
         for task, c in doc["tasks"].items():
             print(f"{task}: n={c['n']} A={100 * c['acc_a']:.1f}% B={100 * c['acc_b']:.1f}% "
                   f"B-A={100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}] "

@@ -22,7 +22,7 @@ import re
 
 from grounding.evidence import Evidence
 from mmreason.parsing import cited_evidence, read_option
-from mmreason.verifiers.context import VerifyContext, evidence_laterality, side_words
+from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.measurement import normalise_unit
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
@@ -37,7 +37,6 @@ _PRESENCE_Q = re.compile(r"\b(is there|are there|any|presence|present|evidence o
                          r"does .{0,40}\b(have|show|contain))\b", re.IGNORECASE)
 _CARDIO = re.compile(r"cardiomegal|enlarged heart|heart\b.{0,12}\benlarged|cardiac enlargement|\bCTR\b|cardiothoracic",
                      re.IGNORECASE)
-_FINDING = re.compile(r"nodul|lesion|mass|tumou?r|candidate|metasta|cyst", re.IGNORECASE)
 _EMPTY_TEXT = re.compile(r"\bno\b[^.]{0,60}\b(found|detected|present)\b|\bempty\b|\b0 (components|regions|candidates)\b",
                          re.IGNORECASE)
 _SIZE_NAMES = ("volume", "diameter", "area")
@@ -165,7 +164,7 @@ def _side(ctx: VerifyContext, text: str, cited: list[Evidence], available: list[
 
 def _is_finding(ev: Evidence, ctx: VerifyContext) -> bool:
     subj = subject(ev, ctx.evidence)
-    return bool(_FINDING.search(subj)) or subj == "prompted region"
+    return bool(FINDING.search(subj)) or subj == "prompted region"
 
 
 # -- presence ------------------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def _presence(ctx: VerifyContext, text: str, available: list[Evidence]) -> list[
                 findings.append((ev.id, empty))
     for call in ctx.trace.tool_calls():  # a segmenter that found nothing may fail the call instead
         target = str(call.arguments.get("target", ""))
-        if call.name == "segment" and call.error and _FINDING.search(target) and _EMPTY_TEXT.search(call.error):
+        if call.name == "segment" and call.error and FINDING.search(target) and _EMPTY_TEXT.search(call.error):
             findings.append((f"segment {target}", True))
     if not findings:
         return []

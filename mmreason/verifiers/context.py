@@ -165,6 +165,9 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 
 _SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+#: words naming a finding (what ground-truth boxes mark), as opposed to an organ or a place
+FINDING = re.compile(r"\b(nodul\w*|lesion\w*|mass(es)?\b|tumou?r\w*|candidate\w*|metasta\w*|cyst\w*|finding\w*|"
+                     r"abnormalit\w*|opacit\w*)", re.IGNORECASE)
 
 
 def evidence_laterality(ev: Evidence) -> str | None:

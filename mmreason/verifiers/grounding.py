@@ -34,7 +34,7 @@ import numpy as np
 from grounding.evidence import Evidence
 from imaging.geometry import GeometryError, MontageGeometry
 from mmreason.parsing import cited_evidence
-from mmreason.verifiers.context import VerifyContext, evidence_laterality, side_words, view_volume
+from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words, view_volume
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
 
@@ -48,8 +48,6 @@ _VIEW_REF = re.compile(r"\b(V\d+)\b")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 _NEGATION = re.compile(r"\b(no|not|without|absent|neither|nor|free of)\b", re.IGNORECASE)
 _IMAGE_SIDE = re.compile(r"\b(image|screen|viewer|picture)\b", re.IGNORECASE)
-_FINDING = re.compile(r"\b(nodules?|lesions?|mass(es)?|tumou?rs?|findings?|abnormalit\w*|opacit\w*|metasta\w*)\b",
-                      re.IGNORECASE)
 
 
 @dataclass
@@ -137,7 +135,7 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
     geom = view.geometry
     local = (x1, y1, x2, y2)
     if isinstance(geom, MontageGeometry):
-        tile, local = geom.tile_for_box(geom_clamp(geom, local))
+        tile, local = geom.tile_for_box(_clamp_montage_box(geom, local))
         geom = tile.geometry
     depth = None
     if geom.projection_axis is not None:
@@ -149,7 +147,7 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
                   geom.volume)
 
 
-def geom_clamp(geom: MontageGeometry, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _clamp_montage_box(geom: MontageGeometry, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0 or x1 >= geom.width or y1 >= geom.height:
         raise GeometryError(f"box {list(box)} is degenerate or outside the {geom.width}x{geom.height} montage")
@@ -257,7 +255,7 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
 
 def _finding_prompt(ev: Evidence) -> bool:
     target = str(ev.arguments.get("target", ev.data.get("target", "")))
-    return bool(_FINDING.search(target)) or "candidate" in target or any(
+    return bool(FINDING.search(target)) or any(
         k in ev.arguments for k in ("bbox_2d", "point_2d"))
 
 
@@ -370,7 +368,7 @@ def _mentions_label(sentence: str, label: str) -> bool:
 
 
 def _about_finding(ctx: VerifyContext, sentence: str) -> bool:
-    if _FINDING.search(sentence):
+    if FINDING.search(sentence):
         return True
     labels = [str(b.get("label", "")) for b in (ctx.case.boxes if ctx.case else [])] + list(ctx.case.masks if ctx.case else [])
     return any(_mentions_label(sentence, lab) for lab in labels)
