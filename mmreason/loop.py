@@ -177,15 +177,23 @@ def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count
 
 
 def study_text(volumes: dict[str, Volume]) -> str:
-    """One line per volume: id, name, modality, grid and spacing (no identifiers)."""
+    """One line per volume: id, modality, grid and spacing.
+
+    File names are not shown (nor stored): a file stem may be a patient's name.
+    """
     lines = ["Study (volumes in the order given; for a follow-up, the prior comes first):"]
     for vid, vol in volumes.items():
         nz, ny, nx = vol.shape
         sz, sy, sx = vol.spacing
         grid = f"2-D {nx}x{ny} px, {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
             f"3-D {nx}x{ny}x{nz} voxels (x, y, z), spacing {sx:.2f}x{sy:.2f}x{sz:.2f} mm")
-        lines.append(f"- volume {vid}: '{vol.name}', {vol.modality}, {grid}")
+        lines.append(f"- volume {vid}: {vol.modality}, {grid}")
     return "\n".join(lines)
+
+
+def _deidentified(volume: Volume) -> dict[str, Any]:
+    """`Volume.summary` without the name (a file stem may be a patient's name)."""
+    return {k: v for k, v in volume.summary().items() if k != "name"}
 
 
 def versions() -> dict[str, str]:
@@ -213,7 +221,7 @@ class Episode:
         for view in views:
             self.context.add_view(view)
         self.trace = Trace(question=request.question, options=request.options,
-                           inputs=[v.summary() for v in volumes.values()], backend=backend.name,
+                           inputs=[_deidentified(v) for v in volumes.values()], backend=backend.name,
                            model=getattr(backend, "model_id", ""), seed=seed, versions=versions(),
                            meta=dict(request.meta))
         self.trace.meta["views"] = [view_to_dict(v) for v in views]

@@ -43,7 +43,7 @@ def test_nodule_presence_side_and_size(rules, registry, side, diameter):
     assert trace.status == "answered" and trace.answer.startswith("Yes.")
     assert f"in the {side} lung" in trace.answer
     assert _number(r"diameter ([\d.]+) mm", trace.answer) == pytest.approx(diameter, abs=2.5)  # ~1 voxel per side
-    assert _number(r"volume ([\d.]+) mm3", trace.answer) == pytest.approx(truth["volume_mm3"], rel=0.3)
+    assert _number(r"([\d.]+) mm3", trace.answer) == pytest.approx(truth["volume_mm3"], rel=0.3)
     assert _number(r"x=([+-][\d.]+)", trace.answer) == pytest.approx(truth["center_mm"][0], abs=3.0)
     assert _assistant_calls(trace) == ["segment", "measure", "crop"]
     assert trace.cited_evidence == ["E1", "E2", "E3"]
@@ -54,7 +54,7 @@ def test_nodule_presence_side_and_size(rules, registry, side, diameter):
 
 
 def test_no_nodule(rules, registry):
-    ph = chest_ct(seed=2, spacing=(6.0, 4.0, 4.0), nodules=[])
+    ph = chest_ct(seed=2, nodules=[])
     trace = run_episode(ph.volume, "Is there a lung nodule?", rules, registry=registry)
     assert trace.status == "answered" and trace.answer.startswith("No.") and trace.cited_evidence == ["E1"]
 

@@ -263,7 +263,8 @@ def test_multiple_choice_answer_must_name_an_option():
 def _growth_trace(answer: str, claims: str = "Compared [E1, E2].") -> Trace:
     def seg(eid: str, vol: str, mm3: float, diam: float) -> Evidence:
         return Evidence(eid, "segment", {"target": "nodule", "volume": vol}, "nodule", mask_volume=vol,
-                        measurements={"volume_mm3": Measurement(mm3, "mm3"), "longest_diameter_mm": Measurement(diam, "mm")},
+                        measurements={"volume_mm3": Measurement(mm3, "mm3"),
+                                      "longest_diameter_mm": Measurement(diam, "mm")},
                         data={"laterality": "left"})
     c1, c2 = _call("segment", {"target": "nodule", "volume": "prior"}, "E1"), _call(
         "segment", {"target": "nodule", "volume": "current"}, "E2")

@@ -51,7 +51,8 @@ def test_reference_step_matching():
 
 
 def test_reference_step_precision_recall():
-    case = case_with(reference_steps=[{"tool": "segment", "arguments": {"target": "nodule"}, "expect": {"volume_ml": 0.3}},
+    case = case_with(reference_steps=[{"tool": "segment", "arguments": {"target": "nodule"},
+                                       "expect": {"volume_ml": 0.3}},
                                       {"tool": "measure", "arguments": {"target": "nodule"}}])
     s = reference_step_scores([case, case_with()], [nodule_trace("ok"), nodule_trace("ok")])
     assert (s["cases"], s["matched"], s["predicted"], s["reference"]) == (1, 1, 2, 2)

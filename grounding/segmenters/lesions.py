@@ -14,7 +14,7 @@
   by the smoothing's noise gain. Voxels in the box deviating by more than `BOX_K` SDs are
   candidates; the polarity (darker or brighter than the organ) is the one at the prompt point,
   else the one covering more of the box's central half. The component at the point (or nearest
-  the box centre) is then cut at half the contrast between organ and lesion (a half-maximum
+  the box centre), if at least 3 mm across (`NODULE_MIN_MM3`), is then cut at half the contrast between organ and lesion (a half-maximum
   edge, so sizes do not depend on the noise), and its holes are filled slice by slice.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
   minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
@@ -208,13 +208,15 @@ def box_lesion(
     else:
         core = tuple(slice(n // 4, max(n - n // 4, n // 4 + 1)) for n in sizes)
         chosen = darker if darker[core].sum() >= brighter[core].sum() else brighter
-    if not chosen.any():
-        raise SegmentationError(
-            f"nothing in the prompt box differs from its surroundings ({level:.0f} +- {sd:.1f}) by more than "
-            f"{k:g} noise SDs; draw the box tightly around a visible lesion"
-        )
     seed = local_point if inside else tuple(n // 2 for n in sizes)
     found = nearest_component(chosen, seed, spacing, structure=CONN6)  # type: ignore[arg-type]
+    planar = any(thin)
+    size = found.sum() * (float(np.prod([sp for sp, t in zip(spacing, thin) if not t])) if planar else float(np.prod(spacing)))
+    if size < (NODULE_MIN_MM3 ** (2 / 3) if planar else NODULE_MIN_MM3):
+        raise SegmentationError(
+            f"nothing in the prompt box differs from its surroundings ({level:.0f} +- {sd:.1f}) by more than "
+            f"{k:g} noise SDs over at least 3 mm; draw the box tightly around a visible lesion"
+        )
     # the edge at half the contrast between the organ and the lesion's own level
     half = (level + float(np.median(values[found]))) / 2.0
     edge = (values < half) if chosen is darker else (values > half)

@@ -20,6 +20,7 @@ prompt box when one is given.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -84,13 +85,10 @@ SAM_CONFIGS: dict[str, SamConfig] = {
 }
 
 
-def _require_segment_anything():
-    try:
-        import segment_anything  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as err:
-        raise SegmentationError(f"SAM/MedSAM needs the segment-anything package: {INSTALL_HINT}") from err
-    return segment_anything
+def _require_segment_anything() -> None:
+    missing = [m for m in ("torch", "segment_anything") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SegmentationError(f"SAM/MedSAM needs {' and '.join(missing)}: {INSTALL_HINT}")
 
 
 def build_sam(config: SamConfig):

@@ -61,7 +61,7 @@ _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|
                        r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
 _PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
 _YES_NO = re.compile(r"(is|are|does|do|has|have|was|were|can|could|any)\b", re.I)
-_STUDY = re.compile(r"^- volume (\w+): '(.*)', (\w+), (2-D|3-D) (\d+)x(\d+)(?:x(\d+))?", re.M)
+_STUDY = re.compile(r"^- volume (\w+): (\w+), (2-D|3-D) (\d+)x(\d+)(?:x(\d+))?", re.M)
 _CAPTION = re.compile(r"Image (\d+) \((\d+)x(\d+)\), view (V\d+): (.*)")
 _CAPTION_VOLUME = re.compile(r"^volume (\w+) \(")
 
@@ -69,7 +69,6 @@ _CAPTION_VOLUME = re.compile(r"^volume (\w+) \(")
 @dataclass
 class VolumeInfo:
     id: str
-    name: str
     modality: str
     is_2d: bool
     shape_xyz: tuple[int, ...]
@@ -186,8 +185,8 @@ def read_state(conversation: list[dict], tools: list[dict] | None = None) -> Sta
     qm = re.search(r"Question: (.*?)(?:\nOptions:\n(.*?)\nAnswer with the option letter\.|$)", user, re.S)
     question = qm.group(1).strip() if qm else user
     options = [re.sub(r"^[A-Z]\. ", "", line) for line in qm.group(2).splitlines()] if qm and qm.group(2) else None
-    volumes = [VolumeInfo(m.group(1), m.group(2), m.group(3), m.group(4) == "2-D",
-                          tuple(int(v) for v in m.groups()[4:] if v)) for m in _STUDY.finditer(user)]
+    volumes = [VolumeInfo(m.group(1), m.group(2), m.group(3) == "2-D",
+                          tuple(int(v) for v in m.groups()[3:] if v)) for m in _STUDY.finditer(user)]
     results: list[Result] = []
     pending: list[tuple[str, dict]] = []
     for msg in conversation[2:]:

@@ -37,7 +37,8 @@ _PRESENCE_Q = re.compile(r"\b(is there|are there|any|presence|present|evidence o
                          r"does .{0,40}\b(have|show|contain))\b", re.IGNORECASE)
 _CARDIO = re.compile(r"cardiomegal|enlarged heart|heart\b.{0,12}\benlarged|cardiac enlargement|\bCTR\b|cardiothoracic",
                      re.IGNORECASE)
-_EMPTY_TEXT = re.compile(r"\bno\b[^.]{0,60}\b(found|detected|present)\b|\bempty\b|\b0 (components|regions|candidates)\b",
+_EMPTY_TEXT = re.compile(r"\bno\b[^.]{0,60}\b(found|detected|present)\b|\bempty\b|"
+                         r"\b0 (components|regions|candidates)\b",
                          re.IGNORECASE)
 _SIZE_NAMES = ("volume", "diameter", "area")
 
@@ -187,7 +188,8 @@ def _presence(ctx: VerifyContext, text: str, available: list[Evidence]) -> list[
     present = [i for i, empty in findings if not empty]
     ids = [i for i, _ in findings if i in ctx.evidence]
     if answer and not present:
-        return [Check("incorrect", f"answer says present; every finding segmentation is empty ({', '.join(i for i, _ in findings)})",
+        searched = ", ".join(i for i, _ in findings)
+        return [Check("incorrect", f"answer says present; every finding segmentation is empty ({searched})",
                       "inconsistent_answer", ids)]
     if not answer and present:
         return [Check("incorrect", f"answer says absent; {', '.join(present)} segmented a finding",

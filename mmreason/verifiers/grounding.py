@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grounding.evidence import Evidence
-from imaging.geometry import GeometryError, MontageGeometry
+from imaging.geometry import Box, GeometryError, MontageGeometry
 from mmreason.parsing import cited_evidence
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words, view_volume
 from mmreason.verifiers.steps import Step
@@ -147,7 +147,7 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
                   geom.volume)
 
 
-def _clamp_montage_box(geom: MontageGeometry, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _clamp_montage_box(geom: MontageGeometry, box: Box) -> Box:
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0 or x1 >= geom.width or y1 >= geom.height:
         raise GeometryError(f"box {list(box)} is degenerate or outside the {geom.width}x{geom.height} montage")
@@ -354,23 +354,27 @@ def _truth_sides(ctx: VerifyContext) -> list[tuple[str, str]]:
     return out
 
 
-#: words of a ground-truth label that name where it is, not what it is ("left lung nodule" -> nodule)
+#: words of a ground-truth label that say where or when, not what ("left lung nodule" -> nodule)
 _PLACE_WORDS = {"left", "right", "lung", "lungs", "lobe", "upper", "lower", "middle", "prior", "current"}
 
 
-def _label_words(label: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z]+", label.lower()) if len(w) >= 4 and w not in _PLACE_WORDS]
+def _head_noun(label: str) -> str | None:
+    """What a ground-truth label names: its last word that is not a place ("liver_lesion" -> lesion)."""
+    words = [w for w in re.findall(r"[a-z]+", label.lower()) if len(w) >= 4 and w not in _PLACE_WORDS]
+    return words[-1] if words else None
 
 
 def _mentions_label(sentence: str, label: str) -> bool:
-    low = sentence.lower()
-    return any(re.search(rf"\b{w}", low) for w in _label_words(label))
+    noun = _head_noun(label)
+    return noun is not None and re.search(rf"\b{noun}", sentence.lower()) is not None
 
 
 def _about_finding(ctx: VerifyContext, sentence: str) -> bool:
     if FINDING.search(sentence):
         return True
-    labels = [str(b.get("label", "")) for b in (ctx.case.boxes if ctx.case else [])] + list(ctx.case.masks if ctx.case else [])
+    if ctx.case is None:
+        return False
+    labels = [str(b.get("label", "")) for b in ctx.case.boxes] + list(ctx.case.masks)
     return any(_mentions_label(sentence, lab) for lab in labels)
 
 

@@ -53,8 +53,8 @@ _NOT_A_CLAIM = re.compile(r"\b(spacing|thickness|window(?: width| level)?|level|
 _SETTING_AFTER = re.compile(r"\s*(slices?|sections?|spacing|thickness|margin|window|increments?|intervals?|"
                             r"resolution|pixels?|kernel)\b", re.IGNORECASE)
 #: a coordinate ("z=+73.0 mm") or a position phrase just before the number: not a size
-_COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|\b(centred|centered|centroid|located|position(ed)?|coordinates?)\b.*)$",
-                         re.IGNORECASE)
+_COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|"
+                         r"\b(centred|centered|centroid|located|position(ed)?|coordinates?)\b.*)$", re.IGNORECASE)
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
 
 

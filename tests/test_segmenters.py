@@ -1,0 +1,349 @@
+"""Segmenters: the interface, classical accuracy on phantoms, tiny SAM/MedSAM, TotalSegmentator glue."""
+
+from __future__ import annotations
+
+import builtins
+import shutil
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from grounding.segmenters import (
+    TARGETS,
+    ClassicalSegmenter,
+    Prompt,
+    SegmentationError,
+    Segmenter,
+    get_segmenter,
+    normalize_target,
+)
+from imaging.phantoms import NoduleSpec, abdomen_ct, brain_mr, chest_ct
+from imaging.volume import Volume
+
+NODULES = [NoduleSpec(diameter_mm=10.0, side="right"), NoduleSpec(diameter_mm=8.0, side="left")]
+STRUCTURES = ("body", "lungs", "lung_left", "lung_right")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
+
+
+def centroid_world_x(volume: Volume, mask: np.ndarray) -> float:
+    return float(volume.voxel_to_world(np.argwhere(mask).mean(axis=0, keepdims=True))[0, 0])
+
+
+def with_data(volume: Volume, data: np.ndarray, affine: np.ndarray | None = None, modality: str = "CT") -> Volume:
+    return Volume(data=np.ascontiguousarray(data), spacing=volume.spacing,
+                  affine=volume.affine if affine is None else affine, modality=modality)
+
+
+@pytest.fixture(scope="module")
+def chest():
+    """3 x 2 x 2 mm chest phantom with two nodules (connectivity runs at full resolution)."""
+    return chest_ct(seed=1, spacing=(3.0, 2.0, 2.0), nodules=NODULES)
+
+
+@pytest.fixture(scope="module")
+def chest_fine():
+    """2 x 1 x 1 mm: the coarse-grid path (analysis at 2 mm, boundaries refined at 1 mm)."""
+    return chest_ct(seed=2, spacing=(2.0, 1.0, 1.0), fov_mm=(200.0, 320.0, 320.0), nodules=NODULES[:1])
+
+
+# -- interface ------------------------------------------------------------------------------
+
+def test_get_segmenter_and_protocol():
+    seg = get_segmenter()
+    assert isinstance(seg, Segmenter) and seg.name == "classical"
+    assert set(seg.targets) == set(TARGETS)
+    with pytest.raises(SegmentationError, match="classical, sam, medsam, totalsegmentator"):
+        get_segmenter("nnunet")
+    with pytest.raises(SegmentationError, match="checkpoint"):
+        get_segmenter("sam")
+
+
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [("left lung", "lung_left"), ("Right-Lung", "lung_right"), ("trachea", "airways"), ("LUNGS", "lungs"),
+     ("nodules", "nodule"), ("tumour", "lesion")],
+)
+def test_target_aliases(alias, canonical):
+    assert normalize_target(alias) == canonical
+
+
+def test_unknown_target_lists_known_targets(chest):
+    with pytest.raises(SegmentationError) as err:
+        ClassicalSegmenter().segment(chest.volume, "pancreas")
+    assert "pancreas" in str(err.value)
+    for name in TARGETS:
+        assert name in str(err.value)
+
+
+def test_prompt_box_outside_volume_is_an_error(chest):
+    prompt = Prompt(box_zyx=(slice(500, 501), slice(0, 10), slice(0, 10)))
+    with pytest.raises(SegmentationError, match="outside the volume"):
+        ClassicalSegmenter().segment(chest.volume, "lungs", prompt)
+
+
+# -- classical: CT structures --------------------------------------------------------------
+
+@pytest.mark.parametrize("fixture", ["chest", "chest_fine"])
+def test_structures_match_phantom(fixture, request):
+    phantom = request.getfixturevalue(fixture)
+    seg = ClassicalSegmenter()
+    for target in STRUCTURES:
+        mask = seg.segment(phantom.volume, target)
+        assert mask.shape == phantom.volume.shape and mask.dtype == bool
+        assert dice(mask, phantom.labels[target]) >= 0.95, target
+    airways = seg.segment(phantom.volume, "airways")
+    assert dice(airways, phantom.labels["trachea"]) >= 0.85
+    lungs = seg.segment(phantom.volume, "lungs")
+    for nodule in phantom.truth["nodules"]:  # nodules lie inside the lung masks
+        assert lungs[phantom.labels[nodule["label"]]].mean() > 0.99
+
+
+def test_left_is_patient_left(chest):
+    seg = ClassicalSegmenter()
+    left, right = seg.segment(chest.volume, "lung_left"), seg.segment(chest.volume, "lung_right")
+    assert centroid_world_x(chest.volume, left) > 0 > centroid_world_x(chest.volume, right)  # LPS +x = left
+    assert not (left & right).any()
+
+
+def test_left_right_follow_the_affine_not_the_index(chest):
+    """Mirror the array in x and flip the affine's x column: same patient, same sides."""
+    vol = chest.volume
+    affine = vol.affine.copy()
+    affine[:3, 2] *= -1
+    affine[:3, 3] = vol.voxel_to_world([[0, 0, vol.shape[2] - 1]])[0]
+    flipped = with_data(vol, vol.data[:, :, ::-1], affine)
+    seg = ClassicalSegmenter()
+    for target in ("lung_left", "lung_right"):
+        assert dice(seg.segment(flipped, target), chest.labels[target][:, :, ::-1]) >= 0.95
+
+
+def test_lungs_cut_by_the_field_of_view(chest):
+    vol = chest.volume
+    cut = 40  # 80 mm off the patient's right side: the right lung touches the image border
+    affine = vol.affine.copy()
+    affine[:3, 3] = vol.voxel_to_world([[0, 0, cut]])[0]
+    cropped = with_data(vol, vol.data[:, :, cut:], affine)
+    assert chest.labels["lung_right"][:, :, 0 : cut + 1].any()
+    seg = ClassicalSegmenter()
+    for target in STRUCTURES:
+        assert dice(seg.segment(cropped, target), chest.labels[target][:, :, cut:]) >= 0.95, target
+
+
+def test_touching_lungs_are_split(chest):
+    """An air bridge across the anterior mediastinum joins the lungs into one component."""
+    vol = chest.volume
+    nz, ny, nx = vol.shape
+    world = vol.voxel_to_world(np.argwhere(np.ones(vol.shape, dtype=bool))).reshape(nz, ny, nx, 3)
+    x, y, z = world[..., 0], world[..., 1], world[..., 2]
+    bridge = (np.abs(x) < 70) & (y > -70) & (y < -55) & (z > 0) & (z < 30) & ~chest.labels["lungs"]
+    assert ndimage.binary_dilation(bridge)[chest.labels["lung_left"]].any()
+    assert ndimage.binary_dilation(bridge)[chest.labels["lung_right"]].any()
+    data = vol.data.copy()
+    data[bridge] = -840.0
+    seg = ClassicalSegmenter()
+    joined = with_data(vol, data)
+    for target in ("lung_left", "lung_right"):
+        assert dice(seg.segment(joined, target), chest.labels[target]) >= 0.95
+
+
+def test_single_slice_ct(chest):
+    z = chest.volume.shape[0] // 2
+    vol = chest.volume
+    slice_volume = with_data(vol, vol.data[z : z + 1])
+    seg = ClassicalSegmenter()
+    for target in STRUCTURES:
+        mask = seg.segment(slice_volume, target)
+        assert mask.shape == (1,) + vol.shape[1:]
+        assert dice(mask, chest.labels[target][z : z + 1]) >= 0.95, target
+
+
+def test_anisotropic_thick_slices():
+    phantom = chest_ct(seed=1, spacing=(5.0, 0.7, 0.7), nodules=NODULES[:1])
+    seg = ClassicalSegmenter()
+    for target in STRUCTURES:
+        assert dice(seg.segment(phantom.volume, target), phantom.labels[target]) >= 0.95, target
+    nodule = phantom.truth["nodules"][0]
+    found = ndimage.label(seg.segment(phantom.volume, "nodule"), np.ones((3, 3, 3)))[0]
+    label = found[tuple(nodule["center_voxel"])]
+    assert label > 0
+    assert abs((found == label).sum() - nodule["voxels"]) <= 0.1 * nodule["voxels"]
+
+
+def test_bone_inside_body(chest):
+    seg = ClassicalSegmenter()
+    bone = seg.segment(chest.volume, "bone")
+    assert bone[chest.labels["spine"]].mean() > 0.9
+    assert not (bone & ~seg.segment(chest.volume, "body")).any()
+    assert np.all(chest.volume.data[bone] >= 200.0)
+
+
+def test_non_ct_structures_are_refused():
+    mr = brain_mr(seed=0, spacing=(6.0, 3.0, 3.0)).volumes["flair"]
+    for target in ("body", "lungs", "lung_left"):
+        with pytest.raises(SegmentationError, match="Hounsfield.*CT"):
+            ClassicalSegmenter().segment(mr, target)
+
+
+# -- classical: prompts and lesions ---------------------------------------------------------
+
+def test_box_restricts_and_point_picks_a_component(chest):
+    seg = ClassicalSegmenter()
+    vol = chest.volume
+    lungs = seg.segment(vol, "lungs")
+    z = vol.shape[0] // 2
+    box = (slice(z, z + 1), slice(40, 120), slice(10, 90))
+    boxed = seg.segment(vol, "lungs", Prompt(box_zyx=box, plane_axis=0))
+    assert np.array_equal(boxed[box], lungs[box]) and boxed.sum() == lungs[box].sum() > 0
+    left_point = tuple(int(v) for v in np.argwhere(chest.labels["lung_left"])[0])
+    picked = seg.segment(vol, "lungs", Prompt(point_zyx=left_point))
+    assert dice(picked, chest.labels["lung_left"]) >= 0.95
+
+
+def test_nodule_candidates_match_truth(chest):
+    seg = ClassicalSegmenter()
+    candidates = seg.segment(chest.volume, "nodule")
+    labels, n = ndimage.label(candidates, np.ones((3, 3, 3)))
+    assert n == len(chest.truth["nodules"])
+    for nodule in chest.truth["nodules"]:
+        label = labels[tuple(nodule["center_voxel"])]
+        assert label > 0
+        volume_mm3 = (labels == label).sum() * chest.volume.voxel_volume_mm3
+        assert volume_mm3 == pytest.approx(nodule["volume_mm3_voxels"], rel=0.10)
+    point = chest.truth["nodules"][1]["center_voxel"]
+    one = seg.segment(chest.volume, "lesion", Prompt(point_zyx=tuple(point)))
+    assert dice(one, chest.labels[chest.truth["nodules"][1]["label"]]) >= 0.8
+
+
+def test_liver_lesion_in_a_box_prompt():
+    phantom = abdomen_ct(seed=0)
+    truth = phantom.truth["liver_lesion"]
+    cz, cy, cx = truth["center_voxel"]
+    half = int(truth["diameter_mm"] / 2 / phantom.volume.spacing[1]) + 6
+    box = (slice(cz, cz + 1), slice(cy - half, cy + half), slice(cx - half, cx + half))
+    seg = ClassicalSegmenter()
+    for target in ("lesion", None):  # a prompt alone segments what stands out in the box
+        mask = seg.segment(phantom.volume, target, Prompt(box_zyx=box, plane_axis=0))
+        assert not mask[: cz].any() and not mask[cz + 1 :].any()
+        assert dice(mask[cz], phantom.labels["liver_lesion"][cz]) >= 0.85
+    whole = seg.segment(phantom.volume, "lesion", Prompt(point_zyx=(cz, cy, cx)))
+    assert dice(whole, phantom.labels["liver_lesion"]) >= 0.85
+    # a box on plain liver, well inside the organ and away from the lesion: nothing to find
+    deep = ndimage.distance_transform_edt(phantom.labels["liver"], sampling=phantom.volume.spacing) > 25
+    deep &= ndimage.distance_transform_edt(~phantom.labels["liver_lesion"], sampling=phantom.volume.spacing) > 25
+    z, y, x = np.argwhere(deep)[0]
+    with pytest.raises(SegmentationError, match="differs from its surroundings"):
+        seg.segment(phantom.volume, "lesion", Prompt(box_zyx=(slice(z, z + 1), slice(y - 4, y + 4), slice(x - 4, x + 4))))
+
+
+def test_mr_hyperintense_lesion():
+    phantom = brain_mr(seed=0)
+    seg = ClassicalSegmenter()
+    mask = seg.segment(phantom.volumes["flair"], "lesion")
+    assert dice(mask, phantom.labels["lesion"]) >= 0.8
+    with pytest.raises(SegmentationError, match="need CT"):
+        seg.segment(phantom.volumes["flair"], "nodule")
+
+
+# -- SAM / MedSAM ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from _sam_helpers import save_tiny_sam
+
+    return save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny_sam.pth")
+
+
+def test_tiny_sam_architecture_is_inferred_from_weights(tiny_checkpoint):
+    from _sam_helpers import TINY_SAM
+
+    from grounding.segmenters.sam import SamConfig, infer_config, read_state_dict
+
+    assert infer_config(read_state_dict(tiny_checkpoint)) == SamConfig.from_dict(TINY_SAM)
+
+
+def test_sam_box_prompt_on_a_slice(tiny_checkpoint, chest):
+    vol = chest.volume
+    z = vol.shape[0] // 2
+    box = (slice(z, z + 1), slice(40, 90), slice(20, 70))
+    outputs = []
+    for _ in range(2):  # loaded twice through the same path real checkpoints take
+        seg = get_segmenter("sam", checkpoint=str(tiny_checkpoint))
+        assert seg.name == "sam" and not seg.medsam
+        mask = seg.segment(vol, "lung_right", Prompt(box_zyx=box, plane_axis=0))
+        assert mask.shape == vol.shape and mask.dtype == bool
+        outside = mask.copy()
+        outside[box] = False
+        assert not outside.any()
+        outputs.append(mask)
+    assert np.array_equal(outputs[0], outputs[1])
+    point = seg.segment(vol, None, Prompt(point_zyx=(z, 60, 40), plane_axis=1))
+    assert point.shape == vol.shape and not np.delete(point, 60, axis=1).any()
+
+
+def test_medsam_is_detected_from_the_file_name(tiny_checkpoint, tmp_path, chest):
+    medsam_path = shutil.copy(tiny_checkpoint, tmp_path / "medsam_tiny.pth")
+    seg = get_segmenter("sam", checkpoint=str(medsam_path))
+    assert seg.medsam and seg.name == "medsam"
+    vol = chest.volume
+    box = (slice(10, 60), slice(50, 51), slice(20, 100))  # a coronal box
+    mask = seg.segment(vol, "lungs", Prompt(box_zyx=box, plane_axis=1))
+    outside = mask.copy()
+    outside[box] = False
+    assert mask.dtype == bool and not outside.any()
+    with pytest.raises(SegmentationError, match="box or a point"):
+        seg.segment(vol, "lungs")
+
+
+def test_sam_checkpoint_errors(tiny_checkpoint, tmp_path):
+    from grounding.segmenters.sam import load_sam
+
+    with pytest.raises(SegmentationError, match="do not fit.*model_type"):
+        load_sam(tiny_checkpoint, model_type="vit_b")
+    with pytest.raises(SegmentationError, match="not found"):
+        load_sam(tmp_path / "missing.pth")
+
+
+# -- TotalSegmentator -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("cls", "targets"),
+    [("lung_upper_lobe_left", ("lung_left", "lungs")), ("lung_middle_lobe_right", ("lung_right", "lungs")),
+     ("trachea", ("airways",)), ("vertebrae_T7", ("bone",)), ("rib_left_3", ("bone",)), ("sternum", ("bone",)),
+     ("liver", ("liver",)), ("kidney_right", ("kidney_right",)), ("heart", ("heart",)), ("esophagus", ())],
+)
+def test_totalseg_class_mapping(cls, targets):
+    from grounding.segmenters.totalseg import targets_for_class
+
+    assert targets_for_class(cls) == targets
+
+
+def test_totalseg_missing_package_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def fail(name, *args, **kwargs):
+        if name.startswith("totalsegmentator"):
+            raise ImportError(f"No module named '{name}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fail)
+    with pytest.raises(SegmentationError, match=r"pip install 'mmreason\[totalseg\]'"):
+        get_segmenter("totalsegmentator")
+
+
+def test_totalseg_missing_weights_and_nifti_round_trip(monkeypatch, tmp_path, chest):
+    from grounding.segmenters.totalseg import from_nifti, require_weights, to_nifti
+
+    monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path))
+    with pytest.raises(SegmentationError, match="totalseg_download_weights.*TOTALSEG_HOME_DIR"):
+        require_weights()
+    vol = chest.volume
+    image = to_nifti(vol)
+    ras = image.affine @ np.array([5, 7, 3, 1.0])  # NIfTI voxel (i=x, j=y, k=z)
+    lps = vol.voxel_to_world([[3, 7, 5]])[0]
+    assert np.allclose(ras[:3], [-lps[0], -lps[1], lps[2]])
+    assert np.array_equal(from_nifti(image, vol.shape), vol.data)
