@@ -334,9 +334,11 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
                 for case, trace in zip(chunk, traces, strict=True):
                     rel = f"traces/{task}/{safe_name(case.id)}.json"
                     trace.meta["case_id"], trace.meta["task"] = case.id, task
-                    trace.save(config.out / rel, with_images=config.trace_images)
                     if steps is not None:
                         steps.write({"id": case.id, "verdicts": verifiers(case, trace)})
+                    if not config.trace_images:
+                        _strip_view_images(trace)
+                    _write_trace(trace, config.out / rel, config.trace_images)
                     samples.write(sample_row(case, loaded.spec.format_prompt(case), trace, seconds / len(chunk),
                                              len(chunk), rel, case_seed(config.seed, task, chunk[0].id)))
                     n_done += 1
@@ -351,6 +353,19 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
             steps.close()
     seconds = time.perf_counter() - t_start
     return {"samples": n_done, "seconds": round(seconds, 4)}
+
+
+def _write_trace(trace: Trace, path: Path, with_images: bool) -> None:
+    """Compact trace JSON (`Trace.load` reads it). Not atomic, and need not be: the sample line
+    that refers to it is written after it, so a trace cut by a kill is rewritten on resume."""
+    path.write_text(json.dumps(trace.to_dict(with_images), separators=(",", ":"), default=_json_default))
+
+
+def _strip_view_images(trace: Trace) -> None:
+    """Drop the base64 PNGs of the initial views kept in ``trace.meta`` (geometry stays)."""
+    for view in trace.meta.get("views", []):
+        if isinstance(view, dict):
+            view.pop("image_png_b64", None)
 
 
 def _episode_or_error(episodes: Callable[[list[Case]], list[Trace]], case: Case) -> Trace:

@@ -135,3 +135,22 @@ def test_deterministic(rules, registry):
     b = run_episode(ph.volume, "How large is the nodule?", rules, registry=registry)
     assert a.answer == b.answer and [t.text for t in a.turns] == [t.text for t in b.turns]
     assert np.array_equal(a.evidence[0].mask, b.evidence[0].mask)
+
+
+def test_largest_overlay_blob_picks_the_biggest_red_region():
+    from mmreason.backends.rules import largest_overlay_blob
+
+    gray = np.full((40, 60, 3), 90, dtype=np.uint8)
+    red = (0.6 * gray + 0.4 * np.array([255, 48, 48])).astype(np.uint8)
+    img = gray.copy()
+    img[5:8, 5:8] = red[5:8, 5:8]        # small candidate
+    img[20:30, 40:50] = red[20:30, 40:50]  # the largest: centre (44.5, 24.5) -> edge frame (45, 25)
+    assert largest_overlay_blob(img) == [45.0, 25.0]
+    assert largest_overlay_blob(gray) is None
+
+
+def test_cardiothoracic_ratio_other_pixel_size(rules, registry):
+    ph = chest_xray(seed=0, pixel_spacing=2.0)
+    trace = run_episode(ph.volume, "Is there cardiomegaly? Give the CTR.", rules, registry=registry)
+    assert _number(r"ratio is ([\d.]+)", trace.answer) == pytest.approx(ph.truth["ctr"], rel=0.1)
+    assert trace.answer  # a yes/no question about the heart is answered with the ratio

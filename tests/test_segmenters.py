@@ -181,6 +181,20 @@ def test_bone_inside_body(chest):
     assert np.all(chest.volume.data[bone] >= 200.0)
 
 
+def test_real_ct_slice_without_lungs():
+    """pydicom's CT_small.dcm (a real 128x128 CT slice, no chest): body yes, lungs refused."""
+    from pydicom.data import get_testdata_file
+
+    from imaging.io import load
+
+    volume = load(get_testdata_file("CT_small.dcm"))
+    body = ClassicalSegmenter().segment(volume, "body")
+    assert body.shape == volume.shape and 0.5 < body.mean() < 0.95
+    assert np.all(volume.data[body & ~ndimage.binary_erosion(body, iterations=3)] > -1000)
+    with pytest.raises(SegmentationError, match="too little to be lung"):
+        ClassicalSegmenter().segment(volume, "lungs")
+
+
 def test_non_ct_structures_are_refused():
     mr = brain_mr(seed=0, spacing=(6.0, 3.0, 3.0)).volumes["flair"]
     for target in ("body", "lungs", "lung_left"):
@@ -218,6 +232,17 @@ def test_nodule_candidates_match_truth(chest):
     assert dice(one, chest.labels[chest.truth["nodules"][1]["label"]]) >= 0.8
 
 
+def test_box_on_a_lung_mass_that_is_no_nodule():
+    """A 34 mm mass is too big for a nodule candidate; a box on it still segments it."""
+    phantom = chest_ct(seed=3, spacing=(3.0, 2.0, 2.0), nodules=[NoduleSpec(diameter_mm=34.0, side="left")])
+    seg = ClassicalSegmenter()
+    assert not seg.segment(phantom.volume, "nodule").any()
+    cz, cy, cx = phantom.truth["nodules"][0]["center_voxel"]
+    box = (slice(cz, cz + 1), slice(cy - 12, cy + 12), slice(cx - 12, cx + 12))
+    mask = seg.segment(phantom.volume, "lesion", Prompt(box_zyx=box, plane_axis=0))
+    assert dice(mask[cz], phantom.labels["nodule_1"][cz]) >= 0.9 and mask.sum() == mask[cz].sum()
+
+
 def test_liver_lesion_in_a_box_prompt():
     phantom = abdomen_ct(seed=0)
     truth = phantom.truth["liver_lesion"]
@@ -236,7 +261,8 @@ def test_liver_lesion_in_a_box_prompt():
     deep &= ndimage.distance_transform_edt(~phantom.labels["liver_lesion"], sampling=phantom.volume.spacing) > 25
     z, y, x = np.argwhere(deep)[0]
     with pytest.raises(SegmentationError, match="differs from its surroundings"):
-        seg.segment(phantom.volume, "lesion", Prompt(box_zyx=(slice(z, z + 1), slice(y - 4, y + 4), slice(x - 4, x + 4))))
+        box = (slice(z, z + 1), slice(y - 4, y + 4), slice(x - 4, x + 4))
+        seg.segment(phantom.volume, "lesion", Prompt(box_zyx=box))
 
 
 def test_mr_hyperintense_lesion():
@@ -296,15 +322,26 @@ def test_medsam_is_detected_from_the_file_name(tiny_checkpoint, tmp_path, chest)
     assert mask.dtype == bool and not outside.any()
     with pytest.raises(SegmentationError, match="box or a point"):
         seg.segment(vol, "lungs")
+    with pytest.raises(SegmentationError, match="known targets"):
+        seg.segment(vol, "spleen", Prompt(box_zyx=box, plane_axis=1))
+    assert get_segmenter("medsam", checkpoint=str(tiny_checkpoint)).medsam
 
 
-def test_sam_checkpoint_errors(tiny_checkpoint, tmp_path):
+def test_sam_checkpoint_errors(tiny_checkpoint, tmp_path, monkeypatch):
+    import importlib.util
+
     from grounding.segmenters.sam import load_sam
 
     with pytest.raises(SegmentationError, match="do not fit.*model_type"):
         load_sam(tiny_checkpoint, model_type="vit_b")
     with pytest.raises(SegmentationError, match="not found"):
         load_sam(tmp_path / "missing.pth")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "segment_anything" else real_find_spec(name, *a)
+    )
+    with pytest.raises(SegmentationError, match=r"pip install 'mmreason\[sam\]'"):
+        load_sam(tiny_checkpoint)
 
 
 # -- TotalSegmentator -----------------------------------------------------------------------

@@ -137,7 +137,8 @@ class Prompt:
         """``point_zyx`` rounded to the nearest voxel and clipped to ``shape``."""
         if self.point_zyx is None:
             return None
-        return tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(self.point_zyx, shape))  # type: ignore[return-value]
+        index = (int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(self.point_zyx, shape))
+        return tuple(index)  # type: ignore[return-value]
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ midline is the trachea's centroid when found, else the body's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -63,11 +64,12 @@ TRACHEA_AREA_MM2 = (25.0, 800.0)
 TRACHEA_MIDLINE_FRACTION = 0.12
 #: followed airway components must stay below this area (mm2); larger ones are lung
 AIRWAY_MAX_AREA_MM2 = 1200.0
+#: lungs smaller than this fraction of the body are taken for bowel gas or noise, not lungs
+LUNG_MIN_BODY_FRACTION = 0.005
 #: lungs are "touching" when the largest air component has this fraction on each side
 MERGED_SIDE_FRACTION = 0.2
 
 LEFT, RIGHT, AIRWAY = 1, 2, 3
-LABEL_NAMES = {LEFT: "lung_left", RIGHT: "lung_right", AIRWAY: "airways"}
 
 
 @dataclass
@@ -79,12 +81,14 @@ class ChestLabels:
         body: coarse boolean body mask (filled; no table, no outside air).
         labels: coarse uint8 labels: 0 none, `LEFT`, `RIGHT`, `AIRWAY`.
         midline_x_mm: world x (LPS mm) of the midline used for laterality.
+        lung_error: why no lungs were found (``None`` when they were).
     """
 
     grid: CoarseGrid
     body: np.ndarray
     labels: np.ndarray
     midline_x_mm: float
+    lung_error: str | None = None
     _full: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def full_labels(self, data: np.ndarray) -> np.ndarray:
@@ -115,7 +119,8 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     """Body, airways and lungs of a CT volume on a coarse grid (see the module docstring).
 
     Raises:
-        SegmentationError: the volume is not CT, or holds no body or no air inside the body.
+        SegmentationError: the volume is not CT or holds no body. Missing lungs are not an
+            error here but recorded in ``lung_error``.
     """
     require_ct(volume, "lungs")
     grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm)
@@ -133,9 +138,18 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         midline = float(world_x(np.argwhere(trachea).mean(axis=0, keepdims=True))[0])
     else:
         midline = float(world_x(np.argwhere(body).mean(axis=0, keepdims=True))[0])
-    labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
+    lung_error = None
+    try:
+        labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
+        if np.count_nonzero(labels) < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body):
+            raise SegmentationError(
+                "the air inside the body is too little to be lung (under "
+                f"{LUNG_MIN_BODY_FRACTION:.1%} of the body); is the chest in the field of view?"
+            )
+    except SegmentationError as err:  # body and airways stand without lungs
+        labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
     labels[airway & (labels == 0)] = AIRWAY
-    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline)
+    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error)
 
 
 def body_core(coarse: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -242,11 +256,14 @@ def find_lungs(
     inside_air: np.ndarray,
     airway: np.ndarray,
     coarse: np.ndarray,
-    world_x,
+    world_x: Callable[[np.ndarray], np.ndarray],
     midline_x_mm: float,
     is_2d: bool,
 ) -> np.ndarray:
-    """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice)."""
+    """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
+
+    ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid.
+    """
     candidates = inside_air & ~ndimage.binary_dilation(airway, CONN6) if airway.any() else inside_air
     labels, n = ndimage.label(candidates, structure=CONN6)
     if n == 0:
@@ -288,7 +305,7 @@ def find_lungs(
     return out
 
 
-def _side(mask: np.ndarray, world_x, midline_x_mm: float) -> int:
+def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
     return LEFT if float(world_x(np.argwhere(mask).mean(axis=0, keepdims=True))[0]) > midline_x_mm else RIGHT
 
 
@@ -336,7 +353,9 @@ def split_touching(mask: np.ndarray, coarse: np.ndarray, max_erosions: int = 12)
     return parts
 
 
-def refine_labels(labels: np.ndarray, grid: CoarseGrid, band_keep, exclude: np.ndarray | None) -> np.ndarray:
+def refine_labels(
+    labels: np.ndarray, grid: CoarseGrid, band_keep: Callable[[], np.ndarray], exclude: np.ndarray | None
+) -> np.ndarray:
     """Bring coarse labels to full resolution, deciding boundary voxels at full resolution.
 
     Each label's coarse interior (one face-connected erosion; the image border does not erode)

@@ -9,7 +9,9 @@ Prompts: a box restricts the result to that voxel region, for every target; a po
 connected component containing the point (or the nearest one). With a prompt and no target the
 segmenter returns the region inside the box (or around the point) that differs from its
 surroundings. Candidate targets (``lesion``, ``nodule``) return an empty mask when nothing is
-found; a prompted lesion search that finds nothing raises `SegmentationError`.
+found; a prompt on the lungs that holds no compact nodule gives the dense lung tissue at the
+point (or nearest the box centre) within the box; a prompted lesion search elsewhere that finds
+nothing raises `SegmentationError`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from grounding.segmenters.base import TARGETS, Prompt, SegmentationError, resolv
 from grounding.segmenters.chest import (
     AIRWAY,
     COARSE_MM,
+    HU_AIR,
     HU_BONE,
     LEFT,
     RIGHT,
@@ -100,6 +103,8 @@ class ClassicalSegmenter:
             return chest.full_body(volume.data).copy()
         if name == "bone":
             return (volume.data >= HU_BONE) & chest.full_body(volume.data)
+        if name != "airways" and chest.lung_error:
+            raise SegmentationError(chest.lung_error)
         labels = chest.full_labels(volume.data)
         if name == "lungs":
             return (labels == LEFT) | (labels == RIGHT)
@@ -107,9 +112,12 @@ class ClassicalSegmenter:
 
     def _lungs_or_none(self, volume: Volume) -> np.ndarray | None:
         try:
-            labels = self.analysis(volume).full_labels(volume.data)
+            chest = self.analysis(volume)
         except SegmentationError:
             return None
+        if chest.lung_error:
+            return None
+        labels = chest.full_labels(volume.data)
         return (labels == LEFT) | (labels == RIGHT)
 
     def _lesion(
@@ -140,7 +148,14 @@ class ClassicalSegmenter:
                 raise SegmentationError(
                     "found no lungs to search for nodules; draw a box around the lesion to segment it"
                 )
-            return restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
+            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
+            if found.any() or (region is None and point is None):
+                return found
+            # the prompt shows something that is no compact nodule (a mass, a pleural lesion):
+            # the dense lung tissue at the point, or nearest the box centre, within the box
+            dense = (volume.data >= HU_AIR) & lungs
+            centre = point or tuple((s.start + s.stop - 1) // 2 for s in region)  # type: ignore[union-attr]
+            return restrict_to_prompt(dense, region, centre, volume.spacing)
         return box_lesion(
             volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, True
         )

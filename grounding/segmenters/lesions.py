@@ -14,8 +14,9 @@
   by the smoothing's noise gain. Voxels in the box deviating by more than `BOX_K` SDs are
   candidates; the polarity (darker or brighter than the organ) is the one at the prompt point,
   else the one covering more of the box's central half. The component at the point (or nearest
-  the box centre), if at least 3 mm across (`NODULE_MIN_MM3`), is then cut at half the contrast between organ and lesion (a half-maximum
-  edge, so sizes do not depend on the noise), and its holes are filled slice by slice.
+  the box centre), if at least 3 mm across (`NODULE_MIN_MM3`), is then cut at half the contrast
+  between organ and lesion (a half-maximum edge, so sizes do not depend on the noise), and its
+  holes are filled slice by slice.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
   minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
   `MR_K` MAD are candidates, and the largest compact component is the lesion.
@@ -211,7 +212,8 @@ def box_lesion(
     seed = local_point if inside else tuple(n // 2 for n in sizes)
     found = nearest_component(chosen, seed, spacing, structure=CONN6)  # type: ignore[arg-type]
     planar = any(thin)
-    size = found.sum() * (float(np.prod([sp for sp, t in zip(spacing, thin) if not t])) if planar else float(np.prod(spacing)))
+    unit = np.prod([sp for sp, t in zip(spacing, thin) if not t]) if planar else np.prod(spacing)
+    size = float(found.sum() * unit)
     if size < (NODULE_MIN_MM3 ** (2 / 3) if planar else NODULE_MIN_MM3):
         raise SegmentationError(
             f"nothing in the prompt box differs from its surroundings ({level:.0f} +- {sd:.1f}) by more than "
@@ -242,7 +244,9 @@ def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
     return grid.upsample(inner) if not grid.is_identity else inner
 
 
-def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray, k: float = MR_K) -> tuple[np.ndarray, list[int]]:
+def mr_hyperintense_lesion(
+    data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray, k: float = MR_K
+) -> tuple[np.ndarray, list[int]]:
     """Compact components brighter than the brain's median + ``k`` MAD within ``search``."""
     brain = brain_region(data, spacing)
     values = data[brain]

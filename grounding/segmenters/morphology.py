@@ -7,7 +7,6 @@ slice (z-extent zero), which is also what keeps them meaningful on single-slice 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +31,6 @@ def ellipsoid(radius_mm: float, spacing: tuple[float, float, float], planar: boo
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     level = sum((g / r) ** 2 if r else np.zeros_like(g, dtype=float) for g, r in zip(grids, radii))
     return np.asarray(level <= 1.0)
-
-
-def cross(ndim_z: bool = True) -> np.ndarray:
-    """The face-connected 3x3x3 cross, or its in-plane part when ``ndim_z`` is False."""
-    return CONN6 if ndim_z else PLANAR4
 
 
 def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
@@ -104,7 +98,9 @@ def restrict_to_prompt(
     return mask
 
 
-def _nearest_voxel(mask: np.ndarray, point: tuple[int, int, int], spacing: tuple[float, float, float]) -> tuple[int, int, int]:
+def _nearest_voxel(
+    mask: np.ndarray, point: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> tuple[int, int, int]:
     sp = np.asarray(spacing)
     half = 8
     while True:
@@ -147,10 +143,6 @@ class CoarseGrid:
     def is_identity(self) -> bool:
         return self.strides == (1, 1, 1)
 
-    @property
-    def coarse_shape(self) -> tuple[int, int, int]:
-        return tuple(len(range(s // 2, n, s)) for n, s in zip(self.shape, self.strides))  # type: ignore[return-value]
-
     def coarse_spacing(self, spacing: tuple[float, float, float]) -> tuple[float, float, float]:
         return tuple(sp * s for sp, s in zip(spacing, self.strides))  # type: ignore[return-value]
 
@@ -173,10 +165,3 @@ class CoarseGrid:
             repeats[-1] = n - (count - 1) * s
             out = np.repeat(out, repeats, axis=axis)
         return out
-
-    def to_coarse_slices(self, region: tuple[slice, slice, slice]) -> tuple[slice, slice, slice]:
-        """The coarse voxels whose blocks overlap a fine region."""
-        out = []
-        for sl, s, c in zip(region, self.strides, self.coarse_shape):
-            out.append(slice(min(sl.start // s, c - 1), min(math.ceil(sl.stop / s), c)))
-        return tuple(out)  # type: ignore[return-value]

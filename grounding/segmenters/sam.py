@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from grounding.segmenters.base import TARGETS, Prompt, SegmentationError, normalize_target
+from grounding.segmenters.base import TARGETS, Prompt, SegmentationError, normalize_target, resolve_target
 from imaging.volume import Volume
 from imaging.windowing import CT_PRESETS, apply_window, resolve_window
 
@@ -334,6 +334,8 @@ class SamSegmenter:
         Raises:
             SegmentationError: no prompt, or a prompt outside the volume.
         """
+        if target is not None:
+            resolve_target(target, self.targets)
         if prompt is None or (prompt.box_zyx is None and prompt.point_zyx is None):
             raise SegmentationError(
                 f"the {self.name} segmenter segments what a prompt shows: give a box or a point "
@@ -411,7 +413,9 @@ class SamSegmenter:
             self._image_key = key
         scale = np.array([size / width, size / height] * 2)
         with torch.no_grad():
-            boxes = None if box is None else torch.as_tensor(box * scale, dtype=torch.float32, device=self.device)[None, None]
+            boxes = None
+            if box is not None:
+                boxes = torch.as_tensor(box * scale, dtype=torch.float32, device=self.device)[None, None]
             points = None
             if coords is not None:
                 points = (

@@ -59,7 +59,7 @@ def weights_dir() -> Path:
     """Where TotalSegmentator looks for its weights (same rules as its own ``config``)."""
     if "TOTALSEG_WEIGHTS_PATH" in os.environ:
         return Path(os.environ["TOTALSEG_WEIGHTS_PATH"])
-    home = Path(os.environ["TOTALSEG_HOME_DIR"]) if "TOTALSEG_HOME_DIR" in os.environ else Path.home() / ".totalsegmentator"
+    home = Path(os.environ.get("TOTALSEG_HOME_DIR", Path.home() / ".totalsegmentator"))
     return home / "nnunet" / "results"
 
 
@@ -80,7 +80,9 @@ def _import_api() -> tuple[Callable[..., Any], dict[str, dict[int, str]]]:
         from totalsegmentator.map_to_binary import class_map
         from totalsegmentator.python_api import totalsegmentator
     except ImportError as err:
-        raise SegmentationError(f"the totalsegmentator segmenter needs the TotalSegmentator package: {INSTALL_HINT}") from err
+        raise SegmentationError(
+            f"the totalsegmentator segmenter needs the TotalSegmentator package: {INSTALL_HINT}"
+        ) from err
     return totalsegmentator, class_map
 
 

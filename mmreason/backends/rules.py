@@ -13,11 +13,13 @@ family          recognised by                                            tool ca
 ==============  =======================================================  ==========================
 growth          two or more volumes and grow/change/compare/prior/...    segment + measure per volume
 ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   measure 2 boxes
-lesion          nodule / mass / lesion / tumour / opacity (3-D CT)       segment nodule, measure, crop
+lesion          nodule / mass / lesion / tumour / opacity (3-D CT)       segment, (select), measure, crop
 organ volume    volume/size/how large + an organ (lungs, liver ...)      segment organ, measure
 modality/plane  modality / what kind of image / which plane              view
 ==============  =======================================================  ==========================
 
+When the segmenter returns several candidates, the planner points (``point_2d``) at the
+largest red region of the overlay image and segments again, which keeps that one component.
 Laterality questions ("which side/lung ...") about a lesion are answered by the lesion family
 (the side comes from ``measure``). Any other question gets an answer saying it cannot be answered
 by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``). For a
@@ -319,41 +321,70 @@ def _lesion_target(state: State, question: str) -> str:
 
 
 def plan_lesion(state: State) -> Action:
-    """Segment lesion candidates (3-D) -> measure -> zoomed crop -> answer with side and size."""
+    """Segment candidates (3-D); if several, point at the largest on the overlay; measure; crop; answer."""
     r = state.results
     target = _lesion_target(state, state.question)
     if not r:
         return Action(f"I will segment {target} candidates in the whole CT volume.", "segment", {"target": target})
     if failed := _failed(state):
         return failed
-    seg = r[0]
-    if not seg.fact("voxels"):
+    seg_all = r[0]
+    if not seg_all.fact("voxels"):
         return Action("The segmenter found no candidate.",
-                      answer=f"No. No {target} was found in the lungs by the {seg.fact('segmenter')} segmenter "
-                             f"[{seg.evidence_id}].", option_hint={"yes": False})
-    if len(r) == 1:
-        return Action(f"A candidate was found ({seg.fact('components')} component(s)); I will measure it.",
-                      "measure", {"evidence_id": seg.evidence_id})
-    meas = r[1]
-    if len(r) == 2 and seg.images and seg.fact("bbox_voxels"):
-        box = _overlay_box(state, seg)
+                      answer=f"No. No {target} was found in the lungs by the {seg_all.fact('segmenter')} segmenter "
+                             f"[{seg_all.evidence_id}].", option_hint={"yes": False})
+    n = seg_all.fact("components") or 1
+    focus, rest = seg_all, r[1:]
+    if n > 1:
+        if rest and rest[0].name == "segment":
+            focus, rest = rest[0], rest[1:]
+        elif not rest and seg_all.images and seg_all.images[0].image is not None:
+            point = largest_overlay_blob(np.asarray(seg_all.images[0].image.convert("RGB")))
+            if point is not None:
+                return Action(f"{n} candidates were found; I will select the largest one, at {point} on the "
+                              f"overlay {seg_all.images[0].view_id}.", "segment",
+                              {"target": target, "view_id": seg_all.images[0].view_id, "point_2d": point})
+    if not rest:
+        return Action(f"I will measure {focus.evidence_id}.", "measure", {"evidence_id": focus.evidence_id})
+    meas = rest[0]
+    if len(rest) == 1 and focus.images and focus.fact("bbox_voxels"):
+        box = _overlay_box(state, focus)
         if box is not None:
             return Action("I will zoom into the candidate on the overlay to show it.", "crop",
-                          {"view_id": seg.images[0].view_id, "bbox_2d": box})
-    side = meas.fact("laterality") or seg.fact("laterality")
+                          {"view_id": focus.images[0].view_id, "bbox_2d": box})
+    side = meas.fact("laterality") or focus.fact("laterality")
     where = "at the midline" if side == "midline" else f"in the {side} lung"
-    n = seg.fact("components") or 1
-    count = "one" if n == 1 else f"{n} candidate regions, measured together:"
     cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
-    cites = [e for e in (seg.evidence_id, meas.evidence_id) if e] + [x.evidence_id for x in r[2:3] if x.evidence_id]
+    cites = [x.evidence_id for x in r if x.evidence_id]
     hu = meas.measure("mean_intensity")
     yes = "Yes. " if _YES_NO.match(state.question.strip()) else ""
-    text = (f"{yes}There is {count} {target} {where}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
+    if focus is seg_all and n > 1:
+        found = f"{n} candidate regions were found, measured together: they lie {where}"
+    elif n > 1:
+        found = f"{n} candidate regions were found [{seg_all.evidence_id}]; the largest, the {target}, is {where}"
+    else:
+        found = f"There is one {target} {where}"
+    text = (f"{yes}{found}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
             f"longest axial diameter {_fmt_mm(meas.measure('longest_diameter_mm'))} x "
             f"{_fmt_mm(meas.measure('perpendicular_diameter_mm'))}, volume {_fmt_volume(meas.measure('volume_mm3'))}"
             + (f", mean {hu:.0f} HU" if hu is not None else "") + f" [{', '.join(cites)}].")
     return Action("The measurements give the side, position and size.", answer=text,
                   option_hint={"yes": True, "side": side, "value": meas.measure("longest_diameter_mm")})
+
+
+def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
+    """Centre ``[x, y]`` (pixel edge frame) of the largest red region of a segment overlay image.
+
+    The segment tool paints the mask red (fill blends (255, 48, 48) at 40 %, outline opaque), so
+    red exceeds green by more than 80 inside the mask and by much less elsewhere.
+    """
+    red = (rgb[..., 0].astype(np.int16) - rgb[..., 1].astype(np.int16)) >= 60
+    labels, n = ndimage.label(red)
+    if n == 0:
+        return None
+    sizes = ndimage.sum(red, labels, range(1, n + 1))
+    ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    return [round(float(xs.mean()) + 0.5, 1), round(float(ys.mean()) + 0.5, 1)]
 
 
 def _overlay_box(state: State, seg: Result) -> list[float] | None:
@@ -468,10 +499,11 @@ def plan_ctr(state: State) -> Action:
         return cannot(state, "the cardiothoracic ratio is measured on a 2-D chest radiograph")
     if failed := _failed(state):
         return failed
-    found = ctr_spans(np.asarray(shown.image.convert("L")))
-    if found is None:
-        return cannot(state, "two lung fields could not be told apart on the radiograph")
-    (t_row, t_x0, t_x1), (c_row, c_x0, c_x1) = found
+    if len(r) < 2:  # the spans are located once per measuring turn, from the image shown
+        found = ctr_spans(np.asarray(shown.image.convert("L")))
+        if found is None:
+            return cannot(state, "two lung fields could not be told apart on the radiograph")
+        (t_row, t_x0, t_x1), (c_row, c_x0, c_x1) = found
     if not r:
         return Action(f"On {shown.view_id} the lung fields are widest on row {t_row}; I will measure that span "
                       "(thoracic width, inner rib margins).", "measure",

@@ -1,0 +1,74 @@
+"""``mmreason infer`` end to end: the README command on a phantom, JSON output, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imaging.phantoms import NoduleSpec, chest_ct
+from mmreason.cli import main
+from mmreason.trace import Trace
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("example")
+    ph = chest_ct(seed=1, nodules=[NoduleSpec(diameter_mm=12.0, side="right")])
+    ph.save(folder)
+    return folder / "ct.nii.gz", ph.truth["nodules"][0]
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.skipif(not (EXAMPLES / "chest_ct.nii.gz").exists(), reason="bundled example not present")
+def test_readme_command_prints_a_grounded_answer(tmp_path):
+    path = EXAMPLES / "chest_ct.nii.gz"
+    truth = json.loads((EXAMPLES / "chest_ct_truth.json").read_text())["nodules"][0]
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "mmreason", "infer", "--image", str(path), "--question",
+                           "Is there a lung nodule? Where is it and how large?", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer, report = proc.stdout.strip().splitlines()
+    assert answer.startswith("Yes.") and f"in the {truth['side']} lung" in answer and "[E1, E2, E3" in answer
+    x_mm = float(re.search(r"x=([+-][\d.]+)", answer).group(1))
+    diameter = float(re.search(r"diameter ([\d.]+) mm", answer).group(1))
+    assert x_mm == pytest.approx(truth["center_mm"][0], abs=3.0)
+    assert diameter == pytest.approx(truth["diameter_mm"], abs=2.5)
+    assert report == f"Report: {out / 'report.html'}"
+    assert "[mmreason] turn 1" in proc.stderr and "answered" in proc.stderr
+    trace = Trace.load(out / "trace.json")
+    assert trace.status == "answered" and trace.backend == "rules" and trace.evidence[0].mask.any()
+
+
+def test_json_output(example, tmp_path, capsys):
+    path, truth = example
+    code = main(["infer", "--image", str(path), "--question", "How large is the nodule?", "--out", str(tmp_path),
+                 "--json", "--seed", "5"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "answered" and record["backend"] == "rules" and record["cited_evidence"]
+    diam = record["evidence"][1]["measurements"]["longest_diameter_mm"]
+    assert diam["unit"] == "mm" and diam["value"] == pytest.approx(truth["diameter_mm"], abs=2.5)
+    assert record["report"].endswith("report.html") and record["trace"].endswith("trace.json")
+    assert Trace.load(record["trace"]).seed == 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--image", "/nonexistent/scan.nii.gz", "--question", "q"], "image not found"),
+    (["--question", "  ", "--image", "{path}"], "the question is empty"),
+    (["--image", "{path}", "--question", "q", "--max-turns", "0"], "--max-turns must be at least 1"),
+    (["--image", "{path}", "--question", "q", "--backend", "hf"], "needs --model"),
+    (["--image", "{path}", "--question", "q", "--base-url", "http://x"], "need --backend hf or openai"),
+])
+def test_bad_input_exits_non_zero_with_one_line(example, capsys, argv, message):
+    path, _ = example
+    code = main(["infer"] + [a.replace("{path}", str(path)) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1

@@ -1,0 +1,70 @@
+"""What every run does with its output directory: resolved config, log file, metrics, resume.
+
+Layout of ``training.output_dir``::
+
+    resolved_config.yaml   the config with every default filled in
+    train.log              the run's log (mmreason, transformers and TRL loggers)
+    metrics.jsonl          one JSON line per logging step (loss, rewards, tool-call rates ...)
+    checkpoint-<step>/     Trainer checkpoints; a rerun resumes from the last one
+    final/                 the trained model and processor (a plain from_pretrained checkpoint)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from train.config import RunConfig
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def prepare_output_dir(cfg: RunConfig) -> Path:
+    """Create the output dir, write the resolved config and send the run's logs to ``train.log``."""
+    out = cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "resolved_config.yaml")
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    for name in ("train", "transformers", "trl"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (out / "train.log").resolve()
+                   for h in logger.handlers):
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return out
+
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest complete ``checkpoint-<step>`` folder of a run, or None for a fresh run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+class MetricsCallback(TrainerCallback):
+    """Appends every logged dict (loss, learning rate, rewards, tool rates ...) to ``metrics.jsonl``
+    with the step and epoch, so learning curves and tool-use collapse can be read after the run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs or not state.is_world_process_zero:
+            return
+        row = {"step": state.global_step, "epoch": state.epoch}
+        row |= {k: v for k, v in logs.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` (empty when the file does not exist)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
