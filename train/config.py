@@ -157,7 +157,7 @@ class RunConfig:
 SECTIONS: dict[str, type] = {"model": ModelConfig, "lora": LoraSection, "data": DataConfig, "env": EnvConfig,
                              "rewards": RewardWeights}
 #: training keys mmreason sets itself (a config must not override them)
-RESERVED_TRAINING_KEYS = ("reward_weights", "remove_unused_columns")
+RESERVED_TRAINING_KEYS = ("reward_weights", "remove_unused_columns", "assistant_only_loss", "dataset_kwargs")
 
 
 def trl_config_class(kind: str) -> type:
@@ -233,7 +233,7 @@ def validate(cfg: RunConfig) -> None:
     for key in cfg.training:
         if key in RESERVED_TRAINING_KEYS:
             raise ConfigError(f"{where}: training.{key} is set by mmreason (reward weights go in the 'rewards' "
-                              f"section); remove it")
+                              f"section; SFT masks non-assistant tokens itself); remove it")
         if key not in known:
             raise ConfigError(f"{where}: unknown key training.{key}{_did_you_mean(key, known)}; it must be an "
                               f"argument of trl.{trl_cls.__name__}")

@@ -1,0 +1,97 @@
+"""SFT cold start: teach the model the tool-calling format from rules demonstrations (TRL ``SFTTrainer``).
+
+Without a cold start, tool use collapses under RL (the policy never finds a valid call to
+reinforce), so GRPO starts from this run's ``final/`` checkpoint. Steps:
+
+1. load the processor and the training cases (`train.data.load_cases`);
+2. run the ``rules`` backend on the cases through the reasoning loop, in the image frame of the
+   model being trained, keeping correct episodes (`train.data.demonstrations`), plus any trace
+   files of ``data.traces``; a summary goes to ``demonstrations.json``;
+3. train with `trl.SFTTrainer` on the conversations, loss on assistant tokens only
+   (`train.data.AssistantOnlyCollator`, tools rendered by the chat template exactly as TRL renders
+   the GRPO environment's tools), optionally with LoRA;
+4. save ``final/`` (merged when LoRA). Rerunning with the same output dir resumes from the last
+   checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from train.config import RunConfig
+
+log = logging.getLogger("train.sft")
+
+#: SFTConfig values mmreason uses unless the config's training section sets them
+SFT_DEFAULTS: dict[str, Any] = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps",
+                                "save_steps": 50, "max_length": None, "gradient_checkpointing": False}
+
+
+def loop_config(cfg: RunConfig) -> Any:
+    from mmreason.loop import LoopConfig
+
+    return LoopConfig(max_turns=cfg.env.max_turns, max_images=cfg.env.max_images,
+                      max_initial_images=cfg.env.max_initial_images, max_new_tokens=cfg.env.max_new_tokens,
+                      segmenter=cfg.env.segmenter, tool_options=dict(cfg.env.tool_options))
+
+
+def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
+    """Demonstrations and user traces of ``cfg`` as an SFT dataset; writes ``demonstrations.json``."""
+    from grounding.tools import default_registry
+    from mmreason.backends.rules import RulesBackend
+
+    from train.data import demonstrations, load_cases, read_traces, sft_dataset
+    from train.env import FramedBackend, processor_frame
+
+    traces = []
+    summary: dict[str, Any] = {}
+    if cfg.data.demonstrations:
+        cases = load_cases(cfg.data, "train")
+        backend = FramedBackend(processor_frame(processor), inner=RulesBackend())
+        kept, demo = demonstrations(cases, backend, default_registry(), loop_config(cfg), cfg.data.only_correct)
+        traces += kept
+        summary["demonstrations"] = dataclasses.asdict(demo)
+        log.info("demonstrations: %d of %d episodes kept (%s)", demo.kept, demo.episodes, demo.dropped)
+    if cfg.data.traces:
+        extra = read_traces(cfg.data.traces)
+        traces += extra
+        summary["user_traces"] = len(extra)
+    (out / "demonstrations.json").write_text(json.dumps(summary, indent=1))
+    return sft_dataset(traces)
+
+
+def run_sft(cfg: RunConfig) -> Path:
+    """Run SFT as configured; returns the ``final/`` checkpoint directory."""
+    from grounding.tools import default_registry
+    from trl import SFTConfig, SFTTrainer
+
+    from train.data import AssistantOnlyCollator
+    from train.env import tool_schemas
+    from train.model import load_model, load_processor, peft_config, save_final
+    from train.run import MetricsCallback, last_checkpoint, prepare_output_dir
+
+    out = prepare_output_dir(cfg)
+    processor = load_processor(cfg.model)
+    dataset = build_sft_dataset(cfg, processor, out)
+    log.info("SFT on %d conversations", len(dataset))
+    args = SFTConfig(**(SFT_DEFAULTS | cfg.training), remove_unused_columns=False,
+                     dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = SFTTrainer(
+        model=load_model(cfg.model),
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        data_collator=AssistantOnlyCollator(processor, tool_schemas(default_registry())),
+        peft_config=peft_config(cfg.lora),
+        callbacks=[MetricsCallback(out / "metrics.jsonl")],
+    )
+    resume = last_checkpoint(out)
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    return save_final(trainer.model, processor, out / "final", merge_lora=cfg.lora.merge_on_save)
