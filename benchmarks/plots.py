@@ -25,8 +25,8 @@ def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | Non
         panels = [("answer_type", summary["by_answer_type"])]
     if not panels[0][1]:
         return None
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 1.2 + sum(0.3 * min(len(g), MAX_BARS) + 0.6 for _, g in panels)),
-                             squeeze=False)
+    height = 1.2 + sum(0.3 * min(len(g), MAX_BARS) + 0.6 for _, g in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, height), squeeze=False)
     overall = summary["accuracy"]["value"]
     for ax, (key, groups) in zip(axes[:, 0], panels):
         items = sorted(groups.items(), key=lambda kv: -kv[1]["n"])[:MAX_BARS]
@@ -46,8 +46,9 @@ def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | Non
 
 
 def _steps_plot(task: str, metrics: dict[str, Any], path: Path) -> Path | None:
-    items = [(k, float(v)) for k, v in metrics.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= float(v) <= 1.0]
+    from benchmarks.results import flat_metrics
+
+    items = [(k, v) for k, v in flat_metrics(metrics).items() if 0.0 <= v <= 1.0 and not k.endswith("samples")]
     if not items:
         return None
     fig, ax = plt.subplots(figsize=(7, 1 + 0.3 * len(items)))

@@ -122,6 +122,18 @@ def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | 
     return doc
 
 
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric entries of nested metric dicts as ``{"reference_steps.f1": 0.49, ...}``."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flat_metrics(value, name + ".")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
 def _pct(p: dict[str, Any]) -> str:
     if not p["n"]:
         return "n/a"
@@ -148,9 +160,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 lines.append(f"| {key} | {value or '(none)'} | {p['n']} | {_pct(p)} |")
         if s.get("step_metrics"):
             lines += ["", "| step metric | value |", "|---|---|"]
-            for k, v in s["step_metrics"].items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    lines.append(f"| {k} | {v:.4g} |")
+            for k, v in flat_metrics(s["step_metrics"]).items():
+                lines.append(f"| {k} | {v:.4g} |")
     return "\n".join(lines) + "\n"
 
 

@@ -120,7 +120,8 @@ def make_backend(name: str, model: str | None = None, base_url: str | None = Non
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise RunError(f"cannot import backend '{name}' ({exc}); give module:attr of an importable callable") from None
+            raise RunError(f"cannot import backend '{name}' ({exc}); "
+                           f"give module:attr of an importable callable") from None
         return factory(**kwargs)
     from mmreason.backends import get_backend
 

@@ -20,9 +20,12 @@ Scoring by answer type (`score`):
 * ``open``: normalised exact match is the primary ``correct``; token recall (share of reference
   tokens present in the prediction) is reported as ``recall`` and ``recall>=0.5`` is its own
   metric (`OPEN_RECALL_THRESHOLD`).
-* ``choice``: the extracted text must name one option letter (``B``, ``(B)``, ``B. text``) or equal
-  one option's text exactly (normalised); anything else is incorrect with ``option=None``.
-* ``numeric``: the first number in the extracted text, converted to the reference unit when the
+* ``choice``: the extracted text must equal one option's text exactly (normalised) or begin with
+  an option letter (``B``, ``(B)``, ``B. text``, ``B: text``); a letter followed by the exact text
+  of a different option contradicts itself and names nothing. Anything else is incorrect with
+  ``option=None``.
+* ``numeric``: the first number in the extracted text (so an answer should lead with its value),
+  converted to the reference unit when the
   prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, %), compared with relative tolerance
   ``case.tolerance`` (default `DEFAULT_REL_TOLERANCE`).
 """
@@ -143,10 +146,11 @@ def option_letter(text: str, options: list[str]) -> str | None:
             return LETTERS[i]
     m = _LETTER.match(text.strip())
     if m:
-        letter, rest = m.group(1).upper(), m.group(2).strip()
+        letter, rest = m.group(1).upper(), normalize(m.group(2))
         idx = LETTERS.index(letter)
-        # "B. text" must agree with option B's text when text is given, else it is ambiguous
-        if idx < len(options) and (not rest or normalize(rest) == normalize(options[idx])):
+        # "B. <explanation>" names B, but "B. <the exact text of another option>" contradicts itself
+        others = {normalize(o) for i, o in enumerate(options) if i != idx}
+        if idx < len(options) and not (rest and rest in others):
             return letter
     return None
 

@@ -268,7 +268,8 @@ def _ctr_case(st: Study, ph: Phantom, image: int, question: str, family: str) ->
 
 def _chest_xray(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:
     ph = chest_xray(seed=pseed)
-    st = w.study(name, "chest_xray", ph.volumes, {"heart": ph.labels["heart"], "thorax": ph.labels["thorax"]}, ph.volume)
+    labels = {"heart": ph.labels["heart"], "thorax": ph.labels["thorax"]}
+    st = w.study(name, "chest_xray", ph.volumes, labels, ph.volume)
     return [_ctr_case(st, ph, 0, "What is the cardiothoracic ratio on this chest radiograph?", "ctr")]
 
 

@@ -47,8 +47,13 @@ DEFAULT_PROMPTS: dict[str, str] = {
 OPTIONS_IN_QUESTION: dict[str, str] = DEFAULT_PROMPTS | {
     "choice": "{question}\nAnswer with the letter of the correct option.",
 }
-#: the synthetic questions say what they need; the question text is sent as is
-AS_IS: dict[str, str] = {k: "{question}" for k in DEFAULT_PROMPTS}
+#: the synthetic questions: short format instructions that lead with the value
+SYNTHETIC_PROMPTS: dict[str, str] = {
+    "closed": "{question} Answer yes or no first.",
+    "open": "{question}",
+    "choice": "{question}",
+    "numeric": "{question} Give the number first, with its unit ({unit}).",
+}
 
 
 class TaskError(MMReasonError):
@@ -145,7 +150,7 @@ for _spec in (
              ("choice",), ("system", "organ", "modality", "n_images"), hf_id="SuhaoYu1020/MedFrameQA",
              hf_revision="main"),
     TaskSpec("synthetic", "synthetic", "Synthetic grounded phantoms (mmreason), seed 0, 200 cases", "test",
-             ("closed", "choice", "numeric"), ("family", "answer_type", "n_images"), prompts=dict(AS_IS)),
+             ("closed", "choice", "numeric"), ("family", "answer_type", "n_images"), prompts=dict(SYNTHETIC_PROMPTS)),
 ):
     register(_spec)
 

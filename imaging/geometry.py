@@ -34,6 +34,64 @@ def _vec(v: Any) -> tuple[float, float, float]:
     return tuple(float(a) for a in v)  # type: ignore[return-value]
 
 
+# -- boxes in an image frame (no geometry needed) ---------------------------------------------
+def parse_box(box: Any, name: str = "box") -> Box:
+    """``box`` as four finite floats ``(x1, y1, x2, y2)``.
+
+    Raises:
+        GeometryError: not four numbers, or a NaN/inf among them; the message calls it ``name``.
+    """
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise GeometryError(f"{name} must be four numbers [x1, y1, x2, y2], got {box!r}") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise GeometryError(f"{name} {box!r} has non-finite values")
+    return x1, y1, x2, y2
+
+
+def check_box_in_image(box: Any, width: int, height: int, *, name: str = "box", image: str = "the image") -> Box:
+    """`parse_box`, then require positive area and overlap with a ``width`` x ``height`` px image.
+
+    The box (edges, pixels) may extend past the image; `clamp_box_to_image` cuts it to it.
+
+    Raises:
+        GeometryError: the message names the box ``name`` and the image ``image`` (e.g. ``"bbox_2d"``
+            on ``"view V2"``) and gives the valid range, so a model can correct its call.
+    """
+    x1, y1, x2, y2 = parse_box(box, name)
+    if x2 <= x1 or y2 <= y1:
+        raise GeometryError(f"{name} {list(box)} has zero or negative area: need x2 > x1 and y2 > y1, in pixels "
+                            f"of {image} ({width}x{height})")
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise GeometryError(f"{name} {list(box)} lies outside {image}, which is {width}x{height} px: x must be "
+                            f"within 0..{width} and y within 0..{height}")
+    return x1, y1, x2, y2
+
+
+def clamp_box_to_image(box: Box, width: float, height: float) -> Box:
+    """The part of an edge box inside the image ``[0, width] x [0, height]`` (pixels)."""
+    x1, y1, x2, y2 = box
+    return max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+
+
+def rescale_box(box: Box, from_size: tuple[int, int], to_size: tuple[int, int]) -> Box:
+    """An edge box on an image of ``from_size`` (width, height) px, on the same image resized to ``to_size``.
+
+    Edges scale exactly (edge 0 stays 0, edge ``width`` becomes the new width), as when a model's
+    processor resizes a view: see `ViewGeometry.scaled` for the matching pixel -> voxel map.
+    """
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    x1, y1, x2, y2 = box
+    return x1 * sx, y1 * sy, x2 * sx, y2 * sy
+
+
+def rescale_point(point: tuple[float, float], from_size: tuple[int, int], to_size: tuple[int, int]) -> tuple[float, float]:
+    """A point in the edge frame of boxes (``[x, y]``, pixel i spans [i, i + 1)) after a resize, as `rescale_box`."""
+    x, y = point
+    return x * to_size[0] / from_size[0], y * to_size[1] / from_size[1]
+
+
 @dataclass(frozen=True)
 class ViewGeometry:
     """Affine map from view pixels (x = column, y = row) to voxel (z, y, x) and to LPS mm.
@@ -123,25 +181,11 @@ class ViewGeometry:
     # -- boxes -----------------------------------------------------------------------------
     def validate_box(self, box: Any) -> Box:
         """Check a box ``[x1, y1, x2, y2]`` (edges) lies in the view and has area; return floats."""
-        try:
-            x1, y1, x2, y2 = (float(v) for v in box)
-        except (TypeError, ValueError):
-            raise GeometryError(f"a box must be four numbers [x1, y1, x2, y2], got {box!r}") from None
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-            raise GeometryError(f"box {box!r} has non-finite values")
-        if x2 <= x1 or y2 <= y1:
-            raise GeometryError(
-                f"box {[x1, y1, x2, y2]} has zero or negative area: need x2 > x1 and y2 > y1"
-            )
-        if x2 <= 0 or y2 <= 0 or x1 >= self.width or y1 >= self.height:
-            raise GeometryError(
-                f"box {[x1, y1, x2, y2]} lies outside the {self.width}x{self.height} image"
-            )
-        return x1, y1, x2, y2
+        return check_box_in_image(box, self.width, self.height)
 
     def clamp_box(self, box: Box) -> Box:
-        x1, y1, x2, y2 = self.validate_box(box)
-        return max(x1, 0.0), max(y1, 0.0), min(x2, float(self.width)), min(y2, float(self.height))
+        """`validate_box`, then cut the box to the view."""
+        return clamp_box_to_image(self.validate_box(box), self.width, self.height)
 
     def box_corners_voxel(self, box: Box) -> np.ndarray:
         """The four corners of an edge box as continuous voxel coordinates (4, 3)."""

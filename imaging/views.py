@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imaging.geometry import GeometryError, MontageGeometry, Tile, ViewGeometry
+from imaging.geometry import GeometryError, MontageGeometry, Tile, ViewGeometry, clamp_box_to_image
 from imaging.volume import Volume
 from imaging.windowing import Window, apply_window, resolve_window
 
@@ -275,8 +275,7 @@ def crop_view(
         geom = tile.geometry
     x1, y1, x2, y2 = geom.validate_box(box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-    x1, y1 = max(0.0, x1 - mx), max(0.0, y1 - my)
-    x2, y2 = min(float(geom.width), x2 + mx), min(float(geom.height), y2 + my)
+    x1, y1, x2, y2 = clamp_box_to_image((x1 - mx, y1 - my, x2 + mx, y2 + my), geom.width, geom.height)
     # square output pixels in mm: choose the scale from the box's extent in mm
     psx, psy = geom.pixel_spacing_mm
     w_mm, h_mm = (x2 - x1) * psx, (y2 - y1) * psy

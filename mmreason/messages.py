@@ -14,12 +14,12 @@ first) when the number in context passes a bound.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from grounding.evidence import Evidence
 from grounding.tool import ToolError
+from imaging.geometry import GeometryError, check_box_in_image, clamp_box_to_image, rescale_box, rescale_point
 from imaging.views import View
 from mmreason.trace import ImageRef
 
@@ -129,20 +129,12 @@ def map_box_to_view(box: Any, model_size: tuple[int, int], view_size: tuple[int,
     """
     mw, mh = model_size
     try:
-        x1, y1, x2, y2 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ToolError(f"bbox_2d must be four numbers [x1, y1, x2, y2], got {box!r}") from None
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        raise ToolError(f"bbox_2d {box!r} has non-finite values")
-    if x2 <= x1 or y2 <= y1:
-        raise ToolError(f"bbox_2d {list(box)} has zero or negative area: need x2 > x1 and y2 > y1, in pixels "
-                        f"of {image_label} ({mw}x{mh})")
-    if x2 <= 0 or y2 <= 0 or x1 >= mw or y1 >= mh:
-        raise ToolError(f"bbox_2d {list(box)} lies outside {image_label}, which is {mw}x{mh} px: x must be "
-                        f"within 0..{mw} and y within 0..{mh}")
+        requested = check_box_in_image(box, mw, mh, name="bbox_2d", image=image_label)
+    except GeometryError as exc:
+        raise ToolError(str(exc)) from None
     notes = []
-    c = [max(x1, 0.0), max(y1, 0.0), min(x2, float(mw)), min(y2, float(mh))]
-    if c != [x1, y1, x2, y2]:
+    c = list(clamp_box_to_image(requested, mw, mh))
+    if c != list(requested):
         notes.append(f"bbox_2d {list(box)} was clamped to the {mw}x{mh} image: {_fmt(c)}")
     grown = list(c)
     for lo, hi, side in ((0, 2, mw), (1, 3, mh)):
@@ -153,8 +145,7 @@ def map_box_to_view(box: Any, model_size: tuple[int, int], view_size: tuple[int,
             grown[lo], grown[hi] = a, a + need
     if grown != c:
         notes.append(f"bbox_2d was enlarged to {_fmt(grown)}, at least {min_px} px (one vision patch) per side")
-    sx, sy = view_size[0] / mw, view_size[1] / mh
-    mapped = [grown[0] * sx, grown[1] * sy, grown[2] * sx, grown[3] * sy]
+    mapped = rescale_box(tuple(grown), model_size, view_size)  # type: ignore[arg-type]
     return [round(v, 2) for v in mapped], "; ".join(notes)
 
 
@@ -164,7 +155,7 @@ def map_point_to_view(point: Any, model_size: tuple[int, int], view_size: tuple[
         x, y = (float(v) for v in point)
     except (TypeError, ValueError):
         return point
-    return [round(x * view_size[0] / model_size[0], 2), round(y * view_size[1] / model_size[1], 2)]
+    return [round(v, 2) for v in rescale_point((x, y), model_size, view_size)]
 
 
 def _fmt(box: list[float]) -> str:

@@ -93,8 +93,8 @@ def test_resume_skips_done_and_repairs_a_truncated_line(tmp_path):
 def test_kill_and_resume_a_real_run(tmp_path):
     root = vqa_rad_many(tmp_path, 12)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "mmreason.cli", "bench", "--tasks", "vqa_rad", "--backend", "_bench_helpers:SlowBackend",
-           "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "mmreason.cli", "bench", "--tasks", "vqa_rad",
+           "--backend", "_bench_helpers:SlowBackend", "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     samples = out / "samples_vqa_rad.jsonl"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

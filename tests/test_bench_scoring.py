@@ -47,7 +47,8 @@ def test_closed_questions_have_implicit_yes_no_options():
     ("<answer>b</answer>", True, "B"),
     ("<answer>Left lung</answer>", True, "B"),
     ("<answer>A</answer>", False, "A"),
-    ("<answer>B. Cardiomegaly</answer>", False, None),  # letter and text disagree: no guess
+    ("<answer>B. There is a mass in the left lung [E1]</answer>", True, "B"),
+    ("<answer>B. Cardiomegaly</answer>", False, None),  # letter and another option's text disagree
     ("<answer>D</answer>", False, None),  # out of range
     ("<answer>The left lung, I think</answer>", False, None),  # no fuzzy matching
     ("B", False, None),  # a bare letter is not an option's text: unparsed

@@ -96,6 +96,11 @@ class DataConfig:
 class EnvConfig:
     """The tool environment: the same registry and loop rules as inference."""
 
+    tools: list[str] = _help("Tools offered to the model, a subset of the registry's view, crop, segment, measure "
+                             "(empty: all). Fewer tools make shorter prompts, which matters for tiny CPU runs.",
+                             factory=list)
+    segment_targets: list[str] = _help("Named targets of the segment tool (empty: all of the segmenters' targets).",
+                                       factory=list)
     segmenter: str = _help("Segmenter behind the segment tool (classical needs no weights).", "classical")
     tool_options: dict[str, Any] = _help("Per-episode tool options (ToolContext.options), e.g. max_side.",
                                          factory=dict)

@@ -31,6 +31,8 @@ from mmreason.case import Case
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig, load_inputs
 from mmreason.trace import Trace
 
+from train.config import ConfigError, EnvConfig
+
 #: the text of a tool call handed to the loop (the Hermes form the loop parses)
 CALL_TEMPLATE = "<tool_call>\n{}\n</tool_call>"
 
@@ -101,6 +103,27 @@ class VolumeCache:
                 self._items.popitem(last=False)
         self._items.move_to_end(key)
         return list(self._items[key].values())
+
+
+def build_registry(env: EnvConfig) -> ToolRegistry:
+    """The tools of a run: `grounding.tools.default_registry` restricted to ``env.tools`` and
+    ``env.segment_targets`` (the same tool definitions as inference, only fewer of them).
+
+    Raises:
+        ConfigError: an unknown tool or segment target.
+    """
+    from grounding.segmenters import TARGETS
+    from grounding.tools import default_registry
+
+    unknown = [t for t in env.segment_targets if t not in TARGETS]
+    if unknown:
+        raise ConfigError(f"env.segment_targets: unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
+    targets = {k: TARGETS[k] for k in env.segment_targets} if env.segment_targets else None
+    full = default_registry(targets)
+    unknown = [t for t in env.tools if t not in full]
+    if unknown:
+        raise ConfigError(f"env.tools: unknown tool(s) {unknown}; known: {', '.join(full.names())}")
+    return ToolRegistry([full.get(name) for name in env.tools]) if env.tools else full
 
 
 def start_episode(case: Case, backend: FramedBackend, registry: ToolRegistry, config: LoopConfig,

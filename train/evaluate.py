@@ -71,16 +71,15 @@ def evaluate(cfg: RunConfig, checkpoint: str | Path, out: str | Path | None = No
     Returns ``{"checkpoint", "summary", "cases": [per-case rows]}``; with ``out`` the same is
     written as JSON and the traces next to it (``<out stem>_traces/``).
     """
-    from grounding.tools import default_registry
     from mmreason.backends.hf import HFBackend
     from mmreason.loop import EpisodeRequest, run_episodes
 
     from train.data import load_cases
-    from train.env import VolumeCache, tool_schemas
+    from train.env import VolumeCache, build_registry, tool_schemas
     from train.rewards import assess
     from train.sft import loop_config
 
-    registry = default_registry()
+    registry = build_registry(cfg.env)
     inner = HFBackend(str(checkpoint), device="auto", dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels,
                       max_pixels=cfg.model.max_pixels, batch_size=batch_size)
     backend = TrainingToolsBackend(inner, tool_schemas(registry))

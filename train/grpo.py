@@ -51,11 +51,10 @@ def ensure_response_parser(processor: Any) -> None:
 
 def run_grpo(cfg: RunConfig) -> Path:
     """Run GRPO as configured; returns the ``final/`` checkpoint directory."""
-    from grounding.tools import default_registry
     from trl import GRPOConfig, GRPOTrainer
 
     from train.data import grpo_dataset, load_cases
-    from train.env import FramedBackend, VolumeCache, environment_factory, processor_frame
+    from train.env import FramedBackend, VolumeCache, build_registry, environment_factory, processor_frame
     from train.model import load_model, load_processor, peft_config, save_final
     from train.rewards import REWARD_FUNCS
     from train.run import MetricsCallback, last_checkpoint, prepare_output_dir
@@ -64,7 +63,7 @@ def run_grpo(cfg: RunConfig) -> Path:
     out = prepare_output_dir(cfg)
     processor = load_processor(cfg.model)
     ensure_response_parser(processor)
-    registry = default_registry()
+    registry = build_registry(cfg.env)
     backend = FramedBackend(processor_frame(processor), model_id=cfg.model.name_or_path)
     config = loop_config(cfg)
     config.max_turns = 64  # rollouts are bounded by TRL's max_tool_calling_iterations, not by the loop

@@ -41,18 +41,17 @@ def loop_config(cfg: RunConfig) -> Any:
 
 def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
     """Demonstrations and user traces of ``cfg`` as an SFT dataset; writes ``demonstrations.json``."""
-    from grounding.tools import default_registry
     from mmreason.backends.rules import RulesBackend
 
     from train.data import demonstrations, load_cases, read_traces, sft_dataset
-    from train.env import FramedBackend, processor_frame
+    from train.env import FramedBackend, build_registry, processor_frame
 
     traces = []
     summary: dict[str, Any] = {}
     if cfg.data.demonstrations:
         cases = load_cases(cfg.data, "train")
         backend = FramedBackend(processor_frame(processor), inner=RulesBackend())
-        kept, demo = demonstrations(cases, backend, default_registry(), loop_config(cfg), cfg.data.only_correct)
+        kept, demo = demonstrations(cases, backend, build_registry(cfg.env), loop_config(cfg), cfg.data.only_correct)
         traces += kept
         summary["demonstrations"] = dataclasses.asdict(demo)
         log.info("demonstrations: %d of %d episodes kept (%s)", demo.kept, demo.episodes, demo.dropped)
@@ -66,11 +65,10 @@ def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
 
 def run_sft(cfg: RunConfig) -> Path:
     """Run SFT as configured; returns the ``final/`` checkpoint directory."""
-    from grounding.tools import default_registry
     from trl import SFTConfig, SFTTrainer
 
     from train.data import AssistantOnlyCollator
-    from train.env import tool_schemas
+    from train.env import build_registry, tool_schemas
     from train.model import load_model, load_processor, peft_config, save_final
     from train.run import MetricsCallback, last_checkpoint, prepare_output_dir
 
@@ -85,7 +83,7 @@ def run_sft(cfg: RunConfig) -> Path:
         args=args,
         train_dataset=dataset,
         processing_class=processor,
-        data_collator=AssistantOnlyCollator(processor, tool_schemas(default_registry())),
+        data_collator=AssistantOnlyCollator(processor, tool_schemas(build_registry(cfg.env))),
         peft_config=peft_config(cfg.lora),
         callbacks=[MetricsCallback(out / "metrics.jsonl")],
     )

@@ -50,3 +50,22 @@ def build_trainable_tiny(out_dir: str | Path, arch: str = "qwen2_5_vl", hidden_s
     model.generation_config = generation
     model.save_pretrained(out)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m train.tiny",
+                                     description="Write a tiny Qwen-VL that can be trained on a CPU (no download).")
+    parser.add_argument("out_dir", type=Path, help="directory to write the checkpoint to")
+    parser.add_argument("--arch", choices=("qwen2_5_vl", "qwen3_vl"), default="qwen2_5_vl")
+    parser.add_argument("--hidden-size", type=int, default=128, help="text hidden size (default 128)")
+    parser.add_argument("--layers", type=int, default=2, help="text decoder layers (default 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(build_trainable_tiny(args.out_dir, args.arch, args.hidden_size, args.layers, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

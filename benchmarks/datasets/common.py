@@ -138,7 +138,8 @@ def _image_suffix(data: bytes) -> str:
         fmt = (Image.open(io.BytesIO(data)).format or "PNG").lower()
     except Exception:  # noqa: BLE001 - undecodable bytes are reported when the image is used
         return ".bin"
-    return {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "bmp": ".bmp", "gif": ".gif", "webp": ".webp"}.get(fmt, ".png")
+    suffixes = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "bmp": ".bmp", "gif": ".gif", "webp": ".webp"}
+    return suffixes.get(fmt, ".png")
 
 
 class ImageStore:

@@ -50,7 +50,8 @@ def load(root: Path, split: str = "validation", task: str = "mmmu_med",
             native = {k: v for k, v in row.items() if not k.startswith("image_")}
             cases.append(Case(
                 id=str(row["id"]), task=task, images=images, question=row["question"],
-                answer=str(row["answer"]), answer_type=kind, options=[str(o) for o in options] if kind == "choice" else None,
+                answer=str(row["answer"]), answer_type=kind,
+                options=[str(o) for o in options] if kind == "choice" else None,
                 subgroups={"answer_type": kind, "subject": subject, "subfield": str(row.get("subfield", "")),
                            "img_type": str(img_types[0]) if img_types else ""},
                 native=native,

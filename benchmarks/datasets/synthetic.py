@@ -2,7 +2,7 @@
 
 Layout: ``synthetic.json`` plus the ``studies/`` folder it refers to (paths relative to the
 folder of ``synthetic.json``). For the registered task, a missing set is generated on first use
-(`prepare`: 200 cases, seed 0, in the task's data folder, about a minute); make other sets with
+(`prepare`: 200 cases, seed 0, in the task's data folder: about a minute and 300 MB); make other sets with
 ``mmreason bench --make-synthetic DIR --n N --seed S`` and point the task at them with
 ``--data synthetic=DIR``.
 """

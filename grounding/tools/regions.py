@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from grounding.tool import ToolContext, ToolError
-from imaging.geometry import GeometryError, MontageGeometry, ViewGeometry
+from imaging.geometry import GeometryError, MontageGeometry, ViewGeometry, check_box_in_image, clamp_box_to_image
 from imaging.views import View
 from imaging.volume import Volume
 
@@ -69,14 +69,11 @@ def resolve_box(context: ToolContext, view_id: str, bbox: Any) -> BoxRegion:
     w, h = view.size
     geom = view.geometry
     try:
-        x1, y1, x2, y2 = _box_floats(bbox)
-        if x2 <= x1 or y2 <= y1:
-            raise ToolError(f"bbox_2d {list(bbox)} has zero or negative area on {view_id}: give "
-                            f"[x1, y1, x2, y2] with x2 > x1 and y2 > y1, in pixels of the {w}x{h} image")
-        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
-            raise ToolError(f"bbox_2d {list(bbox)} lies outside {view_id}, which is {w}x{h} px: "
-                            f"x must be within 0..{w} and y within 0..{h}")
-        pixels = (max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h)))
+        requested = check_box_in_image(bbox, w, h, name="bbox_2d", image=view_id)
+    except GeometryError as exc:
+        raise ToolError(str(exc)) from None
+    pixels = clamp_box_to_image(requested, w, h)
+    try:
         if isinstance(geom, MontageGeometry):
             tile, local = geom.tile_for_box(pixels)
             geom = tile.geometry
@@ -85,7 +82,7 @@ def resolve_box(context: ToolContext, view_id: str, bbox: Any) -> BoxRegion:
         voxels = geom.box_to_voxel_slices(local, depth=_depth(geom, volume))
     except GeometryError as exc:
         raise ToolError(f"{exc} (view {view_id})") from None
-    clamped = pixels != (x1, y1, x2, y2)
+    clamped = pixels != requested
     return BoxRegion(view, volume_id, volume, geom, pixels, local, clamped, voxels)
 
 
@@ -136,16 +133,6 @@ def region_mask(shape: tuple[int, int, int], voxels: tuple[slice, slice, slice])
     mask = np.zeros(shape, dtype=bool)
     mask[voxels] = True
     return mask
-
-
-def _box_floats(bbox: Any) -> tuple[float, float, float, float]:
-    try:
-        x1, y1, x2, y2 = (float(v) for v in bbox)
-    except (TypeError, ValueError):
-        raise ToolError(f"bbox_2d must be four numbers [x1, y1, x2, y2], got {bbox!r}") from None
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        raise ToolError(f"bbox_2d {bbox!r} has non-finite values")
-    return x1, y1, x2, y2
 
 
 def _depth(geom: ViewGeometry, volume: Volume) -> int | None:

@@ -16,6 +16,7 @@ Conversations follow the transformers chat format::
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,6 +98,45 @@ class Backend(Protocol):
         ...
 
 
+class DetailedBackend(ABC):
+    """Base class of backends that report finish reasons and token counts (``hf``, ``openai``).
+
+    A subclass implements `_generate`; ``generate`` (the `Backend` method) and
+    ``generate_detailed`` are built on it, so every such backend reads its options the same way.
+    """
+
+    def generate(self, conversations: list[list[dict]], **options: Any) -> list[str]:
+        """One completion per conversation, cut right after the first stop string.
+
+        ``options`` are those of `generate_detailed` (the `Backend.generate` keywords).
+        """
+        return [g.text for g in self.generate_detailed(conversations, **options)]
+
+    def generate_detailed(
+        self,
+        conversations: list[list[dict]],
+        *,
+        tools: list[dict] | None = None,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        stop: tuple[str, ...] = DEFAULT_STOP,
+    ) -> list[Generation]:
+        """Like ``generate`` but with finish reasons and token counts.
+
+        Defaults as in `GenerationConfig`; how ``seed`` applies to a batch is said by each backend.
+        Empty stop strings are dropped.
+        """
+        config = GenerationConfig(max_new_tokens, temperature, seed, tuple(s for s in stop if s))
+        return self._generate(conversations, tools, config)
+
+    @abstractmethod
+    def _generate(
+        self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
+    ) -> list[Generation]:
+        """One `Generation` per conversation, in order."""
+
+
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:
     """Cut ``text`` right after the earliest occurrence of any stop string.
 
@@ -114,6 +154,18 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:
         return text, None
     i, s = best
     return text[: i + len(s)], s
+
+
+def qwen_resized_size(width: int, height: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) in pixels a Qwen-VL processor resizes a ``width`` x ``height`` image to.
+
+    ``qwen_vl_utils.smart_resize``: both sides become multiples of ``factor`` pixels and the area
+    stays within ``min_pixels``..``max_pixels``, keeping the aspect ratio as closely as it can.
+    """
+    from qwen_vl_utils import smart_resize
+
+    h, w = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    return w, h
 
 
 def content_parts(content: Any) -> list[dict]:

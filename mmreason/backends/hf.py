@@ -29,9 +29,12 @@ from typing import Any
 from mmreason.backends.base import (
     DEFAULT_STOP,
     BackendError,
+    DetailedBackend,
     Generation,
+    GenerationConfig,
     conversation_images,
     cut_at_stop,
+    qwen_resized_size,
     tool_messages_as_user,
 )
 
@@ -76,7 +79,7 @@ def _resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
     return device, resolved
 
 
-class HFBackend:
+class HFBackend(DetailedBackend):
     """Generate with a transformers vision-language model.
 
     Args:
@@ -233,19 +236,19 @@ class HFBackend:
         if self.tool_messages == "user":
             conversation = tool_messages_as_user(conversation)
         try:
-            return self.processor.apply_chat_template(
-                conversation, tools=tools, add_generation_prompt=True, tokenize=False
-            )
+            return self._apply_template(conversation, tools)
         except Exception as error:  # jinja errors from arbitrary checkpoint templates
             raise BackendError(
                 f"the chat template of {self.model_id!r} could not render the conversation: {error}"
             ) from error
 
+    def _apply_template(self, conversation: list[dict], tools: list[dict] | None) -> str:
+        return self.processor.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
+
     def _raw_render(self, conversation: list[dict], tools: list[dict] | None = None) -> str | None:
+        """The template's rendering as is (no tool-message rewrite), None when it raises."""
         try:
-            return self.processor.apply_chat_template(
-                conversation, tools=tools, add_generation_prompt=True, tokenize=False
-            )
+            return self._apply_template(conversation, tools)
         except Exception:  # a template that rejects the probe simply lacks that feature
             return None
 
@@ -288,11 +291,8 @@ class HFBackend:
         """
         if self._qwen is None:
             return width, height
-        from qwen_vl_utils import smart_resize
-
         g = self._qwen
-        h, w = smart_resize(height, width, factor=g["factor"], min_pixels=g["min_pixels"], max_pixels=g["max_pixels"])
-        return w, h
+        return qwen_resized_size(width, height, g["factor"], g["min_pixels"], g["max_pixels"])
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
         """Images in template order: a flat list of resized images for Qwen-VL, else one list of
@@ -322,68 +322,38 @@ class HFBackend:
 
     # -- generation ------------------------------------------------------------------------
 
-    def generate(
-        self,
-        conversations: list[list[dict]],
-        *,
-        tools: list[dict] | None = None,
-        max_new_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: tuple[str, ...] = DEFAULT_STOP,
-    ) -> list[str]:
-        """One completion per conversation; see ``mmreason.backends.base.Backend``."""
-        generations = self.generate_detailed(
-            conversations, tools=tools, max_new_tokens=max_new_tokens,
-            temperature=temperature, seed=seed, stop=stop,
-        )
-        return [g.text for g in generations]
-
-    def generate_detailed(
-        self,
-        conversations: list[list[dict]],
-        *,
-        tools: list[dict] | None = None,
-        max_new_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: tuple[str, ...] = DEFAULT_STOP,
+    def _generate(
+        self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
     ) -> list[Generation]:
-        """Like ``generate`` but with finish reasons and token counts.
+        """Generate in batches of ``batch_size``.
 
-        ``seed`` seeds torch (and python/numpy) once per call, so the same call with the same
-        ``batch_size`` gives the same output. Calls are serialised: one model, one thread.
+        ``config.seed`` seeds torch (and python/numpy) once per call, so the same call with the
+        same ``batch_size`` gives the same output. Calls are serialised: one model, one thread.
         """
         from transformers import set_seed
 
         with self._lock:
-            if seed is not None:
-                set_seed(seed)
+            if config.seed is not None:
+                set_seed(config.seed)
             out: list[Generation] = []
             for start in range(0, len(conversations), self.batch_size):
-                batch = conversations[start : start + self.batch_size]
-                out.extend(self._generate_batch(batch, tools, max_new_tokens, temperature, stop))
+                out.extend(self._generate_batch(conversations[start : start + self.batch_size], tools, config))
             return out
 
     def _generate_batch(
-        self,
-        conversations: list[list[dict]],
-        tools: list[dict] | None,
-        max_new_tokens: int,
-        temperature: float,
-        stop: tuple[str, ...],
+        self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
     ) -> list[Generation]:
         import torch
 
         inputs = self.prepare_inputs(conversations, tools)
         sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": self.top_p, "top_k": self.top_k}
-        stop_strings = [s for s in stop if s]
+        if config.temperature > 0:
+            sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
+        stop_strings = list(config.stop)
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=stop_strings or None,
                 tokenizer=self.tokenizer if stop_strings else None,
@@ -392,7 +362,7 @@ class HFBackend:
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
         return [
-            self.decode(row[prompt_length:].tolist(), stop, max_new_tokens, prompt_tokens[i])
+            self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i])
             for i, row in enumerate(output)
         ]
 

@@ -44,12 +44,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from mmreason.backends.base import (
-    DEFAULT_STOP,
     BackendError,
+    DetailedBackend,
     Generation,
+    GenerationConfig,
     content_parts,
     cut_at_stop,
     is_image_part,
+    qwen_resized_size,
     tool_messages_as_user,
 )
 
@@ -123,7 +125,7 @@ def restore_stop(text: str, finish_reason: str | None, stop_reason: Any, stop: t
     return text
 
 
-class OpenAIBackend:
+class OpenAIBackend(DetailedBackend):
     """Generate through an OpenAI-compatible ``/chat/completions`` endpoint.
 
     Args:
@@ -192,11 +194,7 @@ class OpenAIBackend:
         """(width, height) after the server's resize when ``image_resize`` is set, else unchanged."""
         if self._resize is None:
             return width, height
-        from qwen_vl_utils import smart_resize
-
-        factor, low, high = self._resize
-        h, w = smart_resize(height, width, factor=factor, min_pixels=low, max_pixels=high)
-        return w, h
+        return qwen_resized_size(width, height, *self._resize)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -255,17 +253,16 @@ class OpenAIBackend:
     # -- generation ------------------------------------------------------------------------
 
     def _payload(
-        self, conversation: list[dict], tools: list[dict] | None, max_new_tokens: int,
-        temperature: float, seed: int | None, stop: tuple[str, ...],
+        self, conversation: list[dict], tools: list[dict] | None, config: GenerationConfig, seed: int | None
     ) -> dict:
         payload: dict[str, Any] = {
             "model": self.model_id,
             "messages": to_openai_messages(conversation),
-            "max_tokens": max_new_tokens,
-            "temperature": temperature,
+            "max_tokens": config.max_new_tokens,
+            "temperature": config.temperature,
         }
-        if stop:
-            payload["stop"] = list(stop)
+        if config.stop:
+            payload["stop"] = list(config.stop)
         if seed is not None:
             payload["seed"] = seed
         if tools:
@@ -297,44 +294,19 @@ class OpenAIBackend:
             usage.get("completion_tokens"),
         )
 
-    def generate_detailed(
-        self,
-        conversations: list[list[dict]],
-        *,
-        tools: list[dict] | None = None,
-        max_new_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: tuple[str, ...] = DEFAULT_STOP,
+    def _generate(
+        self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
     ) -> list[Generation]:
-        """Like ``generate`` but with finish reasons and the server's token counts.
+        """One request per conversation, ``concurrency`` at a time.
 
-        With a ``seed``, conversation ``i`` is sent with ``seed + i``: reproducible, yet repeated
-        prompts in one batch (GRPO groups) still sample differently.
+        With a ``config.seed``, conversation ``i`` is sent with ``seed + i``: reproducible, yet
+        repeated prompts in one batch (GRPO groups) still sample differently.
         """
-        stop = tuple(s for s in stop if s)
+        seed = config.seed
         payloads = [
-            self._payload(c, tools, max_new_tokens, temperature, None if seed is None else seed + i, stop)
-            for i, c in enumerate(conversations)
+            self._payload(c, tools, config, None if seed is None else seed + i) for i, c in enumerate(conversations)
         ]
         if len(payloads) <= 1 or self.concurrency == 1:
-            return [self._complete(p, stop) for p in payloads]
+            return [self._complete(p, config.stop) for p in payloads]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(payloads))) as pool:
-            return list(pool.map(lambda p: self._complete(p, stop), payloads))
-
-    def generate(
-        self,
-        conversations: list[list[dict]],
-        *,
-        tools: list[dict] | None = None,
-        max_new_tokens: int = 512,
-        temperature: float = 0.0,
-        seed: int | None = None,
-        stop: tuple[str, ...] = DEFAULT_STOP,
-    ) -> list[str]:
-        """One completion per conversation; see ``mmreason.backends.base.Backend``."""
-        generations = self.generate_detailed(
-            conversations, tools=tools, max_new_tokens=max_new_tokens,
-            temperature=temperature, seed=seed, stop=stop,
-        )
-        return [g.text for g in generations]
+            return list(pool.map(lambda p: self._complete(p, config.stop), payloads))

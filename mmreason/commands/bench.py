@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, help="generated tokens per model turn (default: the loop's)")
     p.add_argument("--split", help="evaluate this split instead of each task's default")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
-                   help="data folder of a task (repeatable); default $MMREASON_DATA/<task> or ~/.cache/mmreason/data/<task>")
+                   help="data folder of a task (repeatable); default $MMREASON_DATA/<task> "
+                        "or ~/.cache/mmreason/data/<task>")
     p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")

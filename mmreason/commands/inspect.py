@@ -14,23 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from imaging.io import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, SeriesInfo, list_series, load
-from imaging.volume import MODALITIES, Volume
+from imaging.io import SeriesInfo, list_series
+from imaging.volume import Volume
+from mmreason.commands.image_args import add_image_arguments, load_image
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("inspect", help="show what mmreason loads from an image file or DICOM folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", help="a .nii/.nii.gz, .dcm, .png/.jpg/.tif file or a folder of DICOM files")
+    add_image_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--series", default=None, help="series index or SeriesInstanceUID (DICOM folders)")
-    p.add_argument("--frame", type=int, default=None, help="frame of a 4-D NIfTI or multi-frame file")
-    p.add_argument("--modality", default=None, choices=MODALITIES, help="override the detected modality")
-    p.add_argument("--max-voxels", type=int, default=DEFAULT_MAX_VOXELS,
-                   help=f"refuse larger images (default {DEFAULT_MAX_VOXELS:.2g})")
-    p.add_argument("--nonfinite", default="error", choices=NONFINITE_POLICIES, help="NaN/inf voxels policy")
-    p.add_argument("--allow-uneven", action="store_true",
-                   help="resample a DICOM series with uneven slice spacing instead of failing")
     p.set_defaults(func=run)
 
 
@@ -60,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path.name}: {hint}")
             print("\n".join(_series_lines(series, None)))
         return 0
-    volume = load(path, series=args.series, frame=args.frame, modality=args.modality, max_voxels=args.max_voxels,
-                  nonfinite=args.nonfinite, allow_uneven=args.allow_uneven)
+    volume = load_image(args)
     info = describe(volume)
     chosen = volume.metadata.get("series_index", 0) if series else None
     if args.json:

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 
 from grounding.measurements import MeasurementError, measure_region
+from imaging.io import load
 from imaging.volume import Volume
+from mmreason.commands.image_args import add_image_arguments, load_image
 
 #: largest difference (mm) between the two affines still treated as the same grid
 GRID_TOLERANCE_MM = 1e-3
@@ -23,16 +25,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("measure", help="measure a mask on an image (mm, mL, HU, side)",
                               description="Measure a mask on an image: area or volume, diameters, intensity, "
                                           "centroid and side, in mm and HU.")
-    p.add_argument("path", help="image file (.nii/.nii.gz, .dcm, .png ...) or DICOM series folder")
+    add_image_arguments(p)
     p.add_argument("--mask", required=True, help="mask on the same grid (e.g. from mmreason segment --out)")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from imaging.io import load
-
-    volume = load(args.path)
+    volume = load_image(args)
     record = measure_mask(volume, mask_on_grid(volume, load(args.mask)))
     if args.json:
         print(json.dumps(record, indent=2))

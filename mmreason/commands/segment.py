@@ -19,6 +19,7 @@ from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from grounding.tools.segment import segmenter_for
 from imaging.volume import Volume
+from mmreason.commands.image_args import add_image_arguments, load_image
 
 ALL_TARGETS = {**TARGETS, **ORGAN_TARGETS}
 
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("segment", help="segment a structure in an image and summarise it",
                               description="Segment a structure in an image, summarise its size and side, "
                                           "and optionally save the mask as NIfTI.")
-    p.add_argument("path", help="image file (.nii/.nii.gz, .dcm, .png ...) or DICOM series folder")
+    add_image_arguments(p)
     p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule")
     p.add_argument("--out", help="write the mask here as NIfTI (.nii or .nii.gz)")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
@@ -38,9 +39,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imaging.io import load
-
-    volume = load(args.path)
+    volume = load_image(args)
     record = segment_and_measure(volume, args.target, args.segmenter,
                                  {"checkpoint": args.checkpoint} if args.checkpoint else {})
     if args.out:

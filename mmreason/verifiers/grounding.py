@@ -32,7 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from grounding.evidence import Evidence
-from imaging.geometry import Box, GeometryError, MontageGeometry
+from imaging.geometry import (
+    Box,
+    GeometryError,
+    MontageGeometry,
+    check_box_in_image,
+    clamp_box_to_image,
+    rescale_box,
+    rescale_point,
+)
 from mmreason.parsing import cited_evidence
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words, view_volume
 from mmreason.verifiers.steps import Step
@@ -86,7 +94,7 @@ def _box_claim(ctx: VerifyContext, step: Step, sentence: str, box: list[float], 
     shown = f"box {[round(v, 1) for v in box]}"
     view_id = _view_for(ctx, sentence, step, cited)
     if view_id is None:
-        return [Check("unverifiable", f"{shown}: no view named or cited to read it on")]
+        return [_no_view(shown)]
     try:
         region = claimed_region(ctx, view_id, box)
     except GeometryError as exc:
@@ -112,7 +120,7 @@ def _box_claim(ctx: VerifyContext, step: Step, sentence: str, box: list[float], 
     if about_finding:
         truth = _truth_regions(ctx, region)
         if truth:
-            label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
+            label, iou = _best_truth(region, truth)
             ok = iou >= thr
             checks.append(Check("correct" if ok else "incorrect",
                                 f"{shown} vs ground truth '{label}': IoU {iou:.2f} ({'>=' if ok else '<'} {thr})",
@@ -127,15 +135,14 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
         GeometryError: the box is degenerate or lies outside the view.
     """
     view = ctx.views[view_id]
-    x1, y1, x2, y2 = box
+    local: Box = tuple(box)  # type: ignore[assignment]
     if view_id in ctx.frames:
-        (w, h), (mw, mh) = ctx.frames[view_id]
-        sx, sy = w / mw, h / mh
-        x1, y1, x2, y2 = x1 * sx, y1 * sy, x2 * sx, y2 * sy
+        view_size, model_size = ctx.frames[view_id]
+        local = rescale_box(local, model_size, view_size)
     geom = view.geometry
-    local = (x1, y1, x2, y2)
     if isinstance(geom, MontageGeometry):
-        tile, local = geom.tile_for_box(_clamp_montage_box(geom, local))
+        whole = check_box_in_image(local, geom.width, geom.height, image="the montage")
+        tile, local = geom.tile_for_box(clamp_box_to_image(whole, geom.width, geom.height))
         geom = tile.geometry
     depth = None
     if geom.projection_axis is not None:
@@ -145,13 +152,6 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
     slices = geom.box_to_voxel_slices(local, depth=depth)
     return Region([[s.start, s.stop] for s in slices], geom.normal_axis(), geom.projection_axis is not None,
                   geom.volume)
-
-
-def _clamp_montage_box(geom: MontageGeometry, box: Box) -> Box:
-    x1, y1, x2, y2 = box
-    if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0 or x1 >= geom.width or y1 >= geom.height:
-        raise GeometryError(f"box {list(box)} is degenerate or outside the {geom.width}x{geom.height} montage")
-    return max(x1, 0.0), max(y1, 0.0), min(x2, float(geom.width)), min(y2, float(geom.height))
 
 
 def _depth(ctx: VerifyContext, volume: str, axis: int) -> int | None:
@@ -217,6 +217,11 @@ def _truth_regions(ctx: VerifyContext, region: Region) -> list[tuple[str, Ranges
     return out
 
 
+def _best_truth(region: Region, truth: list[tuple[str, Ranges]]) -> tuple[str, float]:
+    """The ground-truth label the region overlaps most, and that IoU."""
+    return max(((label, region_iou(region, ranges)) for label, ranges in truth), key=lambda t: t[1])
+
+
 def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
     """What a tool call localised against ground truth: records the IoU, never fails the step.
 
@@ -248,7 +253,7 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
     if not any(hi > lo for lo, hi in region.ranges):  # an empty segmentation of a finding that exists
         return [Check("unverifiable", f"{ev.id} segmented nothing where the ground truth has "
                       f"'{truth[0][0]}': IoU 0.00", None, [ev.id], iou=0.0)]
-    label, iou = max(((lab, region_iou(region, r)) for lab, r in truth), key=lambda t: t[1])
+    label, iou = _best_truth(region, truth)
     return [Check("unverifiable", f"region of {ev.id} vs ground truth '{label}': IoU {iou:.2f}", None, [ev.id],
                   iou=iou)]
 
@@ -265,11 +270,11 @@ def _point_claim(ctx: VerifyContext, step: Step, sentence: str, point: list[floa
     shown = f"point {[round(v, 1) for v in point]}"
     view_id = _view_for(ctx, sentence, step, cited)
     if view_id is None:
-        return [Check("unverifiable", f"{shown}: no view named or cited to read it on")]
+        return [_no_view(shown)]
     x, y = point
     if view_id in ctx.frames:
-        (w, h), (mw, mh) = ctx.frames[view_id]
-        x, y = x * w / mw, y * h / mh
+        view_size, model_size = ctx.frames[view_id]
+        x, y = rescale_point((x, y), model_size, view_size)
     geom = ctx.views[view_id].geometry
     try:
         if isinstance(geom, MontageGeometry):
@@ -376,6 +381,10 @@ def _about_finding(ctx: VerifyContext, sentence: str) -> bool:
         return False
     labels = [str(b.get("label", "")) for b in ctx.case.boxes] + list(ctx.case.masks)
     return any(_mentions_label(sentence, lab) for lab in labels)
+
+
+def _no_view(shown: str) -> Check:
+    return Check("unverifiable", f"{shown}: no view named or cited to read it on")
 
 
 def _view_for(ctx: VerifyContext, sentence: str, step: Step, cited: list[Evidence]) -> str | None:
