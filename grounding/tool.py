@@ -73,9 +73,8 @@ class ToolContext:
         return str(volume_id), self.volumes[str(volume_id)]
 
     def volume_of(self, view: View) -> tuple[str, Volume]:
-        geom = view.geometry
-        vid = geom.tiles[0].geometry.volume if hasattr(geom, "tiles") else geom.volume
-        return self.get_volume(vid)
+        """The (id, `Volume`) that ``view`` was rendered from."""
+        return self.get_volume(view.geometry.volume)
 
     def find(self, evidence_id: str) -> Evidence | None:
         return next((e for e in self.evidence if e.id == evidence_id), None)

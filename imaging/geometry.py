@@ -164,6 +164,7 @@ class ViewGeometry:
         return sol.T
 
     def voxel_to_mm(self, zyx: Any) -> np.ndarray:
+        """Continuous voxel (z, y, x) (N, 3) -> LPS patient mm (x, y, z) (N, 3) through ``affine``."""
         pts = np.atleast_2d(np.asarray(zyx, dtype=np.float64))
         a = np.asarray(self.affine)
         return pts @ a[:3, :3].T + a[:3, 3]
@@ -173,6 +174,7 @@ class ViewGeometry:
         return self.voxel_to_mm(self.pixel_to_voxel(xy))
 
     def mm_to_pixel(self, xyz: Any) -> np.ndarray:
+        """LPS patient mm (x, y, z) (N, 3) -> pixel centre coordinates (N, 2), as `voxel_to_pixel`."""
         a = np.asarray(self.affine)
         pts = np.atleast_2d(np.asarray(xyz, dtype=np.float64))
         zyx = np.linalg.solve(a[:3, :3], (pts - a[:3, 3]).T).T
@@ -307,6 +309,11 @@ class MontageGeometry:
     width: int
     height: int
 
+    @property
+    def volume(self) -> str:
+        """The id of the volume shown (every tile of a montage shows the same volume)."""
+        return self.tiles[0].geometry.volume
+
     def tile_for_box(self, box: Box) -> tuple[Tile, Box]:
         """The tile that wholly holds ``box`` and the box in that tile's own pixels."""
         x1, y1, x2, y2 = box
@@ -320,6 +327,7 @@ class MontageGeometry:
         )
 
     def pixel_to_voxel(self, xy: Any) -> np.ndarray:
+        """Montage pixel centre coordinates (N, 2) -> continuous voxel (z, y, x) (N, 3) of their tiles."""
         pts = np.atleast_2d(np.asarray(xy, dtype=np.float64))
         out = []
         for x, y in pts:
@@ -342,4 +350,5 @@ class MontageGeometry:
 
 
 def geometry_from_dict(d: dict[str, Any]) -> ViewGeometry | MontageGeometry:
+    """The geometry a ``to_dict`` wrote: a `MontageGeometry` when marked ``montage``, else a `ViewGeometry`."""
     return MontageGeometry.from_dict(d) if d.get("montage") else ViewGeometry.from_dict(d)

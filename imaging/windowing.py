@@ -22,10 +22,12 @@ class Window:
 
     @property
     def low(self) -> float:
+        """Value (HU for CT) mapped to 0."""
         return self.level - self.width / 2
 
     @property
     def high(self) -> float:
+        """Value (HU for CT) mapped to 255."""
         return self.level + self.width / 2
 
 

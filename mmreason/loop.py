@@ -59,6 +59,7 @@ from imaging.errors import MMReasonError
 from imaging.views import View, montage_view, slice_view
 from imaging.volume import Volume
 from mmreason import prompts
+from mmreason.backends.base import DEFAULT_STOP
 from mmreason.messages import (
     ImageLedger,
     Message,
@@ -108,7 +109,7 @@ class LoopConfig:
     min_box_px: int = 28
     max_new_tokens: int = 512
     temperature: float = 0.0
-    stop: tuple[str, ...] = ("</tool_call>", "</answer>")
+    stop: tuple[str, ...] = DEFAULT_STOP
     format_retries: int = 1
     segmenter: str = "classical"
     tool_options: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +198,7 @@ def _deidentified(volume: Volume) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
+    """Installed versions of mmreason, torch and transformers, recorded in every trace."""
     out = {}
     for pkg in ("mmreason", "torch", "transformers"):
         try:

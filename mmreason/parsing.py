@@ -66,12 +66,15 @@ XML_TEMPLATE: dict[str, Any] = _qwen_response_template({
     "transform": {"type": "function", "function": {"name": "{name}", "arguments": "{content}"}},
 })
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+#: a ``<think>`` block; an unclosed one runs to the end of the text
+THINK_BLOCK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 _CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|$)", re.DOTALL)
 _FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|$)", re.DOTALL)
 _PARAMETER = re.compile(r"<parameter=([^>\n]+)>(.*?)(?:</parameter>|(?=<parameter=)|(?=</function>)|$)", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+#: an ``<answer>`` block (group 1: its text); an unclosed one runs to the end of the text
+ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 _EVIDENCE_ID = re.compile(r"\bE(\d+)\b")
+_CITATION = re.compile(r"\[?\bE\d+\b\]?")
 _LETTER_PATTERNS = (
     re.compile(r"^\(?([A-Z])(?:\)|[.:]|$)"),  # "B", "(B)", "B.", "B) text", "B: text"
     re.compile(r"\b(?i:option|answer|choice)(?:\s+is)?\s*:?\s*\(?([A-Z])\b"),  # "the answer is B"
@@ -109,7 +112,7 @@ class ParsedAnswer:
 
 def strip_think(text: str) -> str:
     """The turn without its ``<think>...</think>`` blocks (an unclosed block runs to the end)."""
-    return _THINK.sub("", text)
+    return THINK_BLOCK.sub("", text)
 
 
 def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> list[ParsedCall]:
@@ -159,7 +162,7 @@ def _parse_strict(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedC
 
 
 def _parse_lenient(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedCall]:
-    think_spans = [m.span() for m in _THINK.finditer(text)]
+    think_spans = [m.span() for m in THINK_BLOCK.finditer(text)]
     calls = []
     blocks = list(_CALL_BLOCK.finditer(text))
     if not blocks and "<function=" in text:  # a bare XML call without the <tool_call> wrapper
@@ -285,7 +288,7 @@ def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | 
     that, matched from an option's text quoted in the answer.
     """
     outside = strip_think(text)
-    blocks = list(_ANSWER.finditer(outside))
+    blocks = list(ANSWER_BLOCK.finditer(outside))
     if not blocks:
         return None
     last = blocks[-1]
@@ -297,7 +300,7 @@ def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | 
 def read_option(answer: str, options: list[str]) -> str | None:
     """The option letter (``A``, ``B``...) an answer picks among ``options``, or None."""
     letters = [chr(ord("A") + i) for i in range(len(options))]
-    bare = re.sub(r"\[?\bE\d+\b\]?", "", answer).strip()
+    bare = strip_citations(answer).strip()
     for pattern in _LETTER_PATTERNS:
         m = pattern.search(bare)
         if m and m.group(1).upper() in letters:
@@ -308,6 +311,11 @@ def read_option(answer: str, options: list[str]) -> str | None:
         return hits[0]
     exact = [letter for letter, opt in zip(letters, options) if opt.strip().lower() == lowered.rstrip(".")]
     return exact[0] if exact else None
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without its evidence citations ("E2", "[E2]"), so they do not read as content."""
+    return _CITATION.sub("", text)
 
 
 def cited_evidence(text: str) -> list[str]:

@@ -95,8 +95,7 @@ def _views_by_id(trace: Trace) -> dict[str, View]:
 def evidence_figures(ev: Evidence, trace: Trace, views: dict[str, View]) -> list[str]:
     """Figures for one evidence item: its own images, and its mask or box drawn on the views it refers to."""
     figs = [_img(v.image, f"{ev.id} · {v.view_id}: {v.description}") for v in ev.views]
-    volume_of = {vid: (v.geometry.tiles[0].geometry.volume if isinstance(v.geometry, MontageGeometry)
-                       else v.geometry.volume) for vid, v in views.items()}
+    volume_of = {vid: v.geometry.volume for vid, v in views.items()}
     if ev.mask is not None and ev.mask.any():
         # the mask on the first view shown of its volume (the initial montage or slice)
         target = next((vid for vid in views if volume_of[vid] == (ev.mask_volume or "0")

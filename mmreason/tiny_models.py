@@ -17,7 +17,14 @@ import argparse
 import json
 from pathlib import Path
 
+from imaging.errors import MMReasonError
+
 ARCHS = ("qwen2_5_vl", "qwen3_vl")
+
+
+class TinyModelError(MMReasonError, ValueError):
+    """A tiny checkpoint cannot be built as asked (unknown arch)."""
+
 
 # The Qwen special tokens in their published order; ids follow the trained vocabulary.
 SPECIAL_TOKENS = (
@@ -197,21 +204,17 @@ def _model_config(arch: str, vocab_size: int, token_ids: dict[str, int]):
         out_hidden_size=text["hidden_size"],
     )
     if arch == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLConfig
+        from transformers import Qwen2_5_VLConfig as config_class
 
         vision.update(fullatt_block_indexes=[0], window_size=112)
-        return Qwen2_5_VLConfig(
-            text_config={**text, "rope_parameters": rope},
-            vision_config=vision,
-            tie_word_embeddings=False,
-            **ids,
-        )
-    from transformers import Qwen3VLConfig
+    else:
+        from transformers import Qwen3VLConfig as config_class
 
-    vision.update(deepstack_visual_indexes=[0], num_position_embeddings=256)
-    rope["mrope_interleaved"] = True
-    return Qwen3VLConfig(
-        text_config={**text, "head_dim": 16, "rope_parameters": rope},
+        vision.update(deepstack_visual_indexes=[0], num_position_embeddings=256)
+        rope["mrope_interleaved"] = True
+        text["head_dim"] = 16
+    return config_class(
+        text_config={**text, "rope_parameters": rope},
         vision_config=vision,
         tie_word_embeddings=False,
         **ids,
@@ -227,19 +230,16 @@ def _processor(arch: str, tokenizer):
         patch_size=_PATCH[arch], merge_size=_MERGE, temporal_patch_size=2, **pixels
     )
     if arch == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
+        from transformers import Qwen2_5_VLProcessor as processor_class
+        from transformers import Qwen2VLVideoProcessor
 
         video = Qwen2VLVideoProcessor(patch_size=_PATCH[arch], merge_size=_MERGE, **pixels)
-        return Qwen2_5_VLProcessor(
-            image_processor=image_processor,
-            tokenizer=tokenizer,
-            video_processor=video,
-            chat_template=CHAT_TEMPLATE,
-        )
-    from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
+    else:
+        from transformers import Qwen3VLProcessor as processor_class
+        from transformers import Qwen3VLVideoProcessor
 
-    video = Qwen3VLVideoProcessor(patch_size=_PATCH[arch], merge_size=_MERGE)
-    return Qwen3VLProcessor(
+        video = Qwen3VLVideoProcessor(patch_size=_PATCH[arch], merge_size=_MERGE)
+    return processor_class(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video,
@@ -260,7 +260,7 @@ def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int 
         ``out_dir`` as a ``Path``; load it with ``get_backend("hf", model=str(out_dir))``.
     """
     if arch not in ARCHS:
-        raise ValueError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise TinyModelError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
 

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from scipy.ndimage import map_coordinates
 
-from imaging.geometry import GeometryError, ViewGeometry, geometry_from_dict
+from imaging.geometry import (
+    GeometryError,
+    ViewGeometry,
+    check_box_in_image,
+    clamp_box_to_image,
+    geometry_from_dict,
+    rescale_box,
+    rescale_point,
+)
 from imaging.views import (
     PLANES,
     crop_view,
@@ -221,6 +229,7 @@ def test_montage_tiles_map_through_their_own_slice():
     view = montage_view(vol, "axial", indices=[3, 9, 12], tile_side=64)
     mg = view.geometry
     assert [t.geometry.origin[0] for t in mg.tiles] == [3.0, 9.0, 12.0]
+    assert mg.volume == "0" and montage_view(vol, "axial", indices=[3], volume_id="1").geometry.volume == "1"
     tile = mg.tiles[1]
     g = tile.geometry
     box = (tile.x0 + 2, tile.y0 + 3, tile.x0 + 10, tile.y0 + 12)
@@ -274,6 +283,36 @@ def test_scaled_views_keep_the_map():
     resized = full.scaled(full.width * 2, full.height * 2)
     assert np.allclose(resized.pixel_to_voxel([[-0.5, -0.5]]), full.pixel_to_voxel([[-0.5, -0.5]]))
     assert np.allclose(resized.pixel_to_voxel([[1.5, 1.5]]), full.pixel_to_voxel([[0.5, 0.5]]))
+
+
+def test_boxes_rescaled_to_a_model_frame_round_trip_and_match_the_scaled_geometry():
+    vol = marker_volume()
+    full = plane_geometry(vol, "axial", 9)
+    view = (full.width, full.height)
+    model = (full.width * 3 // 2 + 1, full.height * 2 // 3 + 1)  # resized unevenly, as a processor may
+    seen = full.scaled(*model)
+    box = (0.1 * model[0], 0.25 * model[1], 0.8 * model[0], 0.6 * model[1])
+    on_view = rescale_box(box, model, view)
+    assert np.allclose(rescale_box(on_view, view, model), box)
+    assert rescale_box((0, 0, *model), model, view) == (0.0, 0.0, *map(float, view))
+    # the box the model drew on the resized image covers the same voxels as the rescaled box on the view
+    assert np.allclose(seen.box_corners_voxel(box), full.box_corners_voxel(on_view))
+    point = (0.37 * model[0], 0.71 * model[1])
+    px, py = rescale_point(point, model, view)
+    assert np.allclose(rescale_point((px, py), view, model), point)
+    assert np.allclose(seen.pixel_to_voxel([[point[0] - 0.5, point[1] - 0.5]]), full.pixel_to_voxel([[px - 0.5, py - 0.5]]))
+
+
+def test_box_checks_name_the_box_and_the_image_and_give_the_valid_range():
+    assert check_box_in_image([-5, 2, 12, 40], 10, 20) == (-5.0, 2.0, 12.0, 40.0)
+    assert clamp_box_to_image((-5.0, 2.0, 12.0, 40.0), 10, 20) == (0.0, 2.0, 10.0, 20.0)
+    with pytest.raises(GeometryError, match=r"bbox_2d \[11, 0, 15, 5\] lies outside view V2, which is 10x20 px: "
+                                            r"x must be within 0\.\.10 and y within 0\.\.20"):
+        check_box_in_image([11, 0, 15, 5], 10, 20, name="bbox_2d", image="view V2")
+    with pytest.raises(GeometryError, match=r"bbox_2d \[4, 4, 4, 9\] has zero or negative area.*of view V2 \(10x20\)"):
+        check_box_in_image([4, 4, 4, 9], 10, 20, name="bbox_2d", image="view V2")
+    with pytest.raises(GeometryError, match="bbox_2d must be four numbers"):
+        check_box_in_image("1,2,3,4", 10, 20, name="bbox_2d")
 
 
 def test_box_smaller_than_a_voxel_in_a_zoomed_crop_selects_the_voxel_holding_it():

@@ -10,6 +10,7 @@ from _tools_helpers import small_xray
 
 from imaging.io import load
 from imaging.phantoms import NoduleSpec, chest_ct
+from imaging.volume import Volume
 from imaging.writers import write_nifti
 from mmreason.cli import main
 
@@ -78,3 +79,19 @@ def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
     assert err.startswith("mmreason segment: error:") and "needs CT" in err
     assert main(["measure", str(path), "--mask", str(tmp_path / "missing.nii.gz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_measure_takes_the_loader_options_its_errors_name(tmp_path, capsys):
+    from tests._io_helpers import nibabel_file
+
+    four_d = nibabel_file("example4d.nii.gz")
+    frame = load(four_d, frame=1)
+    mask_path = tmp_path / "bright.nii.gz"
+    bright = (frame.data > np.percentile(frame.data, 90)).astype(np.float32)
+    write_nifti(Volume(data=bright, spacing=frame.spacing, affine=frame.affine, modality="OT", name="bright"), mask_path)
+    assert main(["measure", str(four_d), "--mask", str(mask_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--frame" in err and len(err.strip().splitlines()) == 1
+    assert main(["measure", str(four_d), "--frame", "1", "--mask", str(mask_path), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["voxels"] == int((load(mask_path).data > 0.5).sum()) > 0

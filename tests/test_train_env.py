@@ -70,10 +70,19 @@ def test_trace_of_a_rollout_and_reset_starts_fresh(cases):
     assert env.episode.context.evidence == [] and env._outcome is None
 
 
-def test_rollout_without_answer_is_closed_as_max_turns(cases):
+def test_untagged_final_turn_and_tool_budget_spent(cases):
+    from train.rewards import outcome_of
+
     env = make_env(cases["syn-0000"])
     completion = rollout(env, [("segment", {"target": "nodule"})], "thinking about it")
-    assert env._trace(completion).status == "max_turns"
+    trace = env._trace(completion)  # the loop takes untagged text as the answer, and flags it
+    assert trace.status == "answered" and trace.meta["answer_untagged"] is True
+    assert outcome_of(env, completion).answered is False
+    env = make_env(cases["syn-0000"])
+    completion = rollout(env, [("segment", {"target": "nodule"})], "")[:-1]
+    completion.append({"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "segment", "arguments": {"target": "lungs"}}}]})
+    assert env._trace(completion).status == "max_turns"  # TRL's iteration bound ended the rollout
 
 
 def test_registry_subset_and_errors():

@@ -270,7 +270,7 @@ def _check_type(value: Any, hint: Any, where: str, help_text: str) -> Any:
     """``value`` if it fits ``hint`` (ints are accepted for floats); raises `ConfigError` otherwise."""
     if _fits(value, hint):
         return float(value) if hint is float and isinstance(value, int) else value
-    want = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    want = str(hint).replace("typing.", "") if typing.get_origin(hint) else getattr(hint, "__name__", str(hint))
     raise ConfigError(f"{where} must be {want}, got {value!r} ({type(value).__name__}). {help_text}".strip())
 
 

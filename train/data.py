@@ -126,9 +126,17 @@ def read_traces(patterns: Sequence[str]) -> list[Trace]:
             raise DataError(f"no trace files match {pattern!r}")
         for path in paths:
             try:
-                traces.append(Trace.load(path))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raw = json.loads(Path(path).read_text())
+                views = raw.get("meta", {}).get("views", []) + [v for e in raw.get("evidence", [])
+                                                                 for v in e.get("views", [])]
+                trace = Trace.from_dict(raw)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise DataError(f"cannot read trace {path}: {exc}") from None
+            if any("image_png_b64" not in v for v in views):
+                # Evidence.from_dict would stand in blank images: training on them would teach nonsense
+                raise DataError(f"trace {path} was saved without images; save traces with images "
+                                f"(Trace.save(path, with_images=True), mmreason bench --trace-images)")
+            traces.append(trace)
     return traces
 
 

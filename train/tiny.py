@@ -42,6 +42,9 @@ def build_trainable_tiny(out_dir: str | Path, arch: str = "qwen2_5_vl", hidden_s
         text.num_attention_heads, text.head_dim = hidden_size // 16, 16
         config.vision_config.out_hidden_size = hidden_size
     text.num_hidden_layers = num_layers
+    # the smoke-test checkpoints use a wide init (0.5) so random outputs vary; a model meant to learn
+    # starts from the usual 0.02, or its first hundred steps only undo huge random logits
+    text.initializer_range = config.vision_config.initializer_range = 0.02
     if getattr(text, "layer_types", None) is not None:
         text.layer_types = [text.layer_types[0]] * num_layers
     generation = GenerationConfig.from_pretrained(out)

@@ -3,8 +3,8 @@
 Every segmenter takes a `Volume` (canonical LPS, see `imaging.volume`) and a target name and/or
 a `Prompt`, and returns a boolean mask with the volume's shape. Target names are shared by all
 backends so that a model sees one vocabulary: `TARGETS` are the structures the default
-(classical, weight-free) segmenter knows; model-based segmenters may know more (e.g.
-`ORGAN_TARGETS` through TotalSegmentator) and list them in their own ``targets``.
+(classical, weight-free) segmenter knows; model-based segmenters may know more (e.g. the
+``aorta`` of `ORGAN_TARGETS` through TotalSegmentator) and list them in their own ``targets``.
 
 Left and right are always the **patient's**: world ``x`` (LPS) grows towards the patient's left.
 """
@@ -28,23 +28,33 @@ class SegmentationError(MMReasonError, ValueError):
 #: canonical targets of every default segmenter, with the one-line description shown to models
 TARGETS: dict[str, str] = {
     "body": "the patient's body outline (skin and everything inside it; no table, no outside air)",
-    "lungs": "both lungs (air-filled parenchyma, with the nodules and vessels inside; no trachea)",
+    "lungs": "both lungs (CT: air-filled parenchyma, with the nodules and vessels inside, no trachea; "
+    "chest radiograph: the visible lung fields)",
     "lung_left": "the patient's left lung",
     "lung_right": "the patient's right lung",
     "airways": "trachea and main bronchi (air inside the body but outside the lungs)",
     "bone": "bone (CT voxels of at least 200 HU inside the body)",
-    "lesion": "focal lesion candidates: lung nodules on CT, a lesion inside a prompted box, "
-    "hyperintense lesions on MR",
+    "lesion": "focal lesion candidates: lung nodules on CT, a lesion inside a prompted box or inside an "
+    "organ given with 'within', hyperintense lesions on MR",
     "nodule": "lung nodule candidates (compact soft-tissue blobs inside the lungs)",
+    "heart": "the heart; on a chest radiograph the cardiac silhouette between the lungs (its width is the "
+    "cardiac diameter of the cardiothoracic ratio)",
+    "thorax": "chest radiograph: the thoracic cavity between the inner rib margins, lung apex to base (its "
+    "width is the thoracic diameter of the cardiothoracic ratio)",
+    "liver": "the liver (abdominal CT)",
+    "spleen": "the spleen (abdominal CT)",
+    "kidney_left": "the patient's left kidney (abdominal CT)",
+    "kidney_right": "the patient's right kidney (abdominal CT)",
 }
 
-#: organs that only model-based segmenters (TotalSegmentator) provide
+#: organ targets named as TotalSegmentator names its classes (one class each); the classical
+#: segmenter knows all but ``aorta`` (heuristics on CT, the heart only on radiographs)
 ORGAN_TARGETS: dict[str, str] = {
-    "liver": "the liver",
-    "spleen": "the spleen",
-    "kidney_left": "the patient's left kidney",
-    "kidney_right": "the patient's right kidney",
-    "heart": "the heart",
+    "liver": TARGETS["liver"],
+    "spleen": TARGETS["spleen"],
+    "kidney_left": TARGETS["kidney_left"],
+    "kidney_right": TARGETS["kidney_right"],
+    "heart": TARGETS["heart"],
     "aorta": "the aorta",
 }
 
@@ -72,6 +82,11 @@ ALIASES: dict[str, str] = {
     "lung_nodules": "nodule",
     "left_kidney": "kidney_left",
     "right_kidney": "kidney_right",
+    "kidney_l": "kidney_left",
+    "kidney_r": "kidney_right",
+    "cardiac_silhouette": "heart",
+    "thoracic_cavity": "thorax",
+    "chest": "thorax",
 }
 
 #: backend names accepted by `get_segmenter`
@@ -108,11 +123,14 @@ class Prompt:
         point_zyx: a voxel position (z, y, x), continuous indices.
         plane_axis: the voxel axis the view is a slice along (0 axial, 1 coronal, 2 sagittal)
             when the prompt comes from a 2-D slice view.
+        within: a boolean mask of the volume's shape to search inside, e.g. an organ from an
+            earlier segmentation ("a lesion within the liver"); results never leave it.
     """
 
     box_zyx: tuple[slice, slice, slice] | None = None
     point_zyx: tuple[float, float, float] | None = None
     plane_axis: int | None = None
+    within: np.ndarray | None = None
 
     def region(self, shape: tuple[int, ...]) -> tuple[slice, slice, slice] | None:
         """``box_zyx`` clipped to ``shape``.
@@ -139,6 +157,24 @@ class Prompt:
             return None
         index = (int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(self.point_zyx, shape))
         return tuple(index)  # type: ignore[return-value]
+
+    def within_mask(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``within`` as a boolean array, checked against ``shape``.
+
+        Raises:
+            SegmentationError: the mask is on another grid, or empty.
+        """
+        if self.within is None:
+            return None
+        mask = np.asarray(self.within, dtype=bool)
+        if mask.shape != tuple(shape):
+            raise SegmentationError(
+                f"the 'within' mask has shape {mask.shape} but the volume has {tuple(shape)}; "
+                "use a mask segmented on the same image"
+            )
+        if not mask.any():
+            raise SegmentationError("the 'within' mask is empty: there is nowhere to search")
+        return mask
 
 
 @runtime_checkable

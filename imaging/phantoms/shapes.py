@@ -218,14 +218,17 @@ class Grid:
 
     @property
     def x(self) -> np.ndarray:
+        """LPS x in mm (towards patient Left) of the voxel centres along voxel axis x."""
         return self._axes[2]
 
     @property
     def y(self) -> np.ndarray:
+        """LPS y in mm (towards Posterior) of the voxel centres along voxel axis y."""
         return self._axes[1]
 
     @property
     def z(self) -> np.ndarray:
+        """LPS z in mm (towards Superior) of the voxel centres along voxel axis z."""
         return self._axes[0]
 
     @property

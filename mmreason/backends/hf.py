@@ -95,6 +95,9 @@ class HFBackend(DetailedBackend):
             (1.0, 0) sample from the full tempered distribution, overriding the checkpoint's
             ``generation_config`` so ``temperature`` means the same on every model.
         trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
+
+    A ``seed`` given to ``generate`` seeds torch once per call: the same call with the same
+    ``batch_size`` gives the same output. Calls are serialised (one model, one thread).
     """
 
     name = "hf"

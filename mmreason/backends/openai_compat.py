@@ -141,6 +141,9 @@ class OpenAIBackend(DetailedBackend):
         min_pixels, max_pixels: override the pixel budget of ``image_resize``.
         native_tools: whether the server renders ``tools=`` (see the module doc).
         extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
+
+    A ``seed`` given to ``generate`` is sent as ``seed + i`` with conversation ``i``:
+    reproducible, yet repeated prompts in one batch (GRPO groups) still sample differently.
     """
 
     name = "openai"

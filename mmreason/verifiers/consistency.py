@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from grounding.evidence import Evidence
-from mmreason.parsing import cited_evidence, read_option
+from mmreason.parsing import cited_evidence, read_option, strip_citations
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.measurement import normalise_unit
 from mmreason.verifiers.steps import Step
@@ -59,7 +59,7 @@ def check_consistency(ctx: VerifyContext, step: Step) -> list[Check]:
 
 def polarity(text: str) -> bool | None:
     """True for an affirmative answer, False for a negative one, None when it is neither."""
-    t = re.sub(r"\[?\bE\d+\b\]?", "", text).strip().lower()
+    t = strip_citations(text).strip().lower()
     if re.match(r"^\W*(yes|present|positive|true)\b", t):
         return True
     if re.match(r"^\W*(no|absent|negative|none|false)\b", t):

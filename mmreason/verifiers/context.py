@@ -109,7 +109,7 @@ class VerifyContext:
                 return str(v)
         view_id = (ev.box or {}).get("view_id") or ev.arguments.get("view_id")
         view = self.views.get(view_id) if view_id else (ev.views[0] if ev.views else None)
-        return view_volume(view) if view is not None else None
+        return view.geometry.volume if view is not None else None
 
     def time_rank(self, volume_id: str) -> int | None:
         """Order of a volume in time: the loop numbers studies ``"0"``, ``"1"``... in input order
@@ -146,11 +146,6 @@ class VerifyContext:
             for label, path in (self.case.masks if self.case else {}).items():
                 self._gt_masks[label] = load_mask(path)
         return self._gt_masks
-
-
-def view_volume(view: View) -> str:
-    geom = view.geometry
-    return geom.tiles[0].geometry.volume if hasattr(geom, "tiles") else geom.volume  # type: ignore[union-attr]
 
 
 def load_mask(path: str | Path) -> np.ndarray:

@@ -42,7 +42,7 @@ from imaging.geometry import (
     rescale_point,
 )
 from mmreason.parsing import cited_evidence
-from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words, view_volume
+from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
 
@@ -79,22 +79,28 @@ def check_grounding(ctx: VerifyContext, step: Step) -> list[Check]:
     for sentence in sentences(step.text):
         cited = [ctx.evidence[i] for i in (cited_evidence(sentence) or step.cited) if i in ctx.evidence]
         about_finding = _about_finding(ctx, sentence)
-        for m in _BOX.finditer(sentence):
-            checks += _box_claim(ctx, step, sentence, [float(v) for v in m.groups()], cited, about_finding)
-        for m in _POINT.finditer(sentence):
-            checks += _point_claim(ctx, step, sentence, [float(v) for v in m.groups()], cited, about_finding)
+        for kind, pattern in (("box", _BOX), ("point", _POINT)):
+            for m in pattern.finditer(sentence):
+                checks += _claim(ctx, step, sentence, kind, [float(v) for v in m.groups()], cited, about_finding)
         if step.kind == "text":  # the answer's side is checked by the consistency verifier
             checks += _side_claim(ctx, sentence, cited)
     return checks
 
 
-# -- boxes --------------------------------------------------------------------------------------
-def _box_claim(ctx: VerifyContext, step: Step, sentence: str, box: list[float], cited: list[Evidence],
-               about_finding: bool) -> list[Check]:
-    shown = f"box {[round(v, 1) for v in box]}"
+def _claim(ctx: VerifyContext, step: Step, sentence: str, kind: str, values: list[float], cited: list[Evidence],
+           about_finding: bool) -> list[Check]:
+    """Check a ``box`` or ``point`` claim on the view its sentence names (or the cited evidence shows)."""
+    shown = f"{kind} {[round(v, 1) for v in values]}"
     view_id = _view_for(ctx, sentence, step, cited)
     if view_id is None:
-        return [_no_view(shown)]
+        return [Check("unverifiable", f"{shown}: no view named or cited to read it on")]
+    check = _box_claim if kind == "box" else _point_claim
+    return check(ctx, view_id, shown, values, cited, about_finding)
+
+
+# -- boxes --------------------------------------------------------------------------------------
+def _box_claim(ctx: VerifyContext, view_id: str, shown: str, box: list[float], cited: list[Evidence],
+               about_finding: bool) -> list[Check]:
     try:
         region = claimed_region(ctx, view_id, box)
     except GeometryError as exc:
@@ -241,7 +247,7 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
         geom = view.geometry if view is not None and not isinstance(view.geometry, MontageGeometry) else None
         region = Region([list(map(int, r)) for r in ev.box["voxels"]], geom.normal_axis() if geom else None,
                         geom is not None and geom.projection_axis is not None,
-                        view_volume(view) if view is not None else ctx.volume_of(ev) or "0")
+                        view.geometry.volume if view is not None else ctx.volume_of(ev) or "0")
     elif ev.tool == "segment" and ev.mask is not None and _finding_prompt(ev):
         axis = ev.data.get("plane_axis") if ev.data.get("mode") == "2d" else None
         region = Region(mask_ranges(ev.mask) or [[0, 0]] * 3, axis, False, ctx.volume_of(ev) or "0")
@@ -265,12 +271,8 @@ def _finding_prompt(ev: Evidence) -> bool:
 
 
 # -- points -------------------------------------------------------------------------------------
-def _point_claim(ctx: VerifyContext, step: Step, sentence: str, point: list[float], cited: list[Evidence],
+def _point_claim(ctx: VerifyContext, view_id: str, shown: str, point: list[float], cited: list[Evidence],
                  about_finding: bool) -> list[Check]:
-    shown = f"point {[round(v, 1) for v in point]}"
-    view_id = _view_for(ctx, sentence, step, cited)
-    if view_id is None:
-        return [_no_view(shown)]
     x, y = point
     if view_id in ctx.frames:
         view_size, model_size = ctx.frames[view_id]
@@ -381,10 +383,6 @@ def _about_finding(ctx: VerifyContext, sentence: str) -> bool:
         return False
     labels = [str(b.get("label", "")) for b in ctx.case.boxes] + list(ctx.case.masks)
     return any(_mentions_label(sentence, lab) for lab in labels)
-
-
-def _no_view(shown: str) -> Check:
-    return Check("unverifiable", f"{shown}: no view named or cited to read it on")
 
 
 def _view_for(ctx: VerifyContext, sentence: str, step: Step, cited: list[Evidence]) -> str | None:

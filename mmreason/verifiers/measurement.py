@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from grounding.evidence import Evidence
+from mmreason.parsing import strip_citations
 from mmreason.verifiers.context import VerifyContext
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
@@ -101,7 +102,7 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
         if unit is not None and keep(m.start(), m.end()):
             out.append(Quantity(unit[0], float(m.group(1)) * unit[1], m.group(0)))
     if not out and default_unit and normalise_unit(default_unit):
-        m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*", re.sub(r"\[?\bE\d+\b\]?", "", text))
+        m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
         if m:
             dim, factor = normalise_unit(default_unit)  # type: ignore[misc]
             out.append(Quantity(dim, float(m.group(1)) * factor, f"{m.group(1)} {default_unit}"))

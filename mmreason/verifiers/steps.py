@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from grounding.evidence import Evidence
-from mmreason.parsing import cited_evidence
+from mmreason.parsing import ANSWER_BLOCK, THINK_BLOCK, cited_evidence
 from mmreason.trace import ToolCall, Trace
 
 STEP_KINDS = ("text", "tool_call", "answer")
 
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 _CALL_BLOCK = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _THINK_TAG = re.compile(r"</?think>")
-_THINK_BLOCK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
@@ -80,8 +78,8 @@ def split_steps(trace: Trace) -> list[Step]:
             pieces.append((pos, pos + len(call.raw), "tool_call", call))
             cursor = pos + len(call.raw)
         # an <answer> drafted inside <think> is prose, as for the loop's parser
-        think = [m.span() for m in _THINK_BLOCK.finditer(text)]
-        for m in _ANSWER_BLOCK.finditer(text):
+        think = [m.span() for m in THINK_BLOCK.finditer(text)]
+        for m in ANSWER_BLOCK.finditer(text):
             if not any(a <= m.start() < b for a, b, _, _ in pieces) and not any(a <= m.start() < b for a, b in think):
                 pieces.append((m.start(), m.end(), "answer", m.group(1).strip()))
         pieces.sort(key=lambda p: p[0])
