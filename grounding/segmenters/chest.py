@@ -45,6 +45,7 @@ from grounding.segmenters.morphology import (
     ellipsoid,
     fill_holes_slicewise,
     largest_component,
+    span_last_axis,
 )
 from imaging.volume import Volume
 
@@ -165,22 +166,15 @@ def body_core(coarse: np.ndarray, spacing: tuple[float, float, float]) -> np.nda
     return ndimage.binary_dilation(core, se) & dense
 
 
-def _span(lines: np.ndarray) -> np.ndarray:
-    """Along the last axis: True from the first to the last True of each line."""
-    forward = np.maximum.accumulate(lines, axis=-1)
-    backward = np.maximum.accumulate(lines[..., ::-1], axis=-1)[..., ::-1]
-    return forward & backward
-
-
 def outside_air(body: np.ndarray) -> np.ndarray:
     """Per slice, the background connected to the image border where the body does not touch it."""
     nz, ny, nx = body.shape
     blocked = np.zeros((nz, ny + 2, nx + 2), dtype=bool)
     blocked[:, 1:-1, 1:-1] = body
-    blocked[:, 0, 1:-1] = _span(body[:, 0, :])
-    blocked[:, -1, 1:-1] = _span(body[:, -1, :])
-    blocked[:, 1:-1, 0] = _span(body[:, :, 0])
-    blocked[:, 1:-1, -1] = _span(body[:, :, -1])
+    blocked[:, 0, 1:-1] = span_last_axis(body[:, 0, :])
+    blocked[:, -1, 1:-1] = span_last_axis(body[:, -1, :])
+    blocked[:, 1:-1, 0] = span_last_axis(body[:, :, 0])
+    blocked[:, 1:-1, -1] = span_last_axis(body[:, :, -1])
     labels, n = ndimage.label(~blocked, structure=PLANAR4)
     is_open = np.zeros(n + 1, dtype=bool)
     for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):

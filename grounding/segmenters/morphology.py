@@ -51,6 +51,13 @@ def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
     return mask | ~border[labels]
 
 
+def span_last_axis(lines: np.ndarray) -> np.ndarray:
+    """Along the last axis: True from the first to the last True of each line (filled spans)."""
+    forward = np.maximum.accumulate(lines, axis=-1)
+    backward = np.maximum.accumulate(lines[..., ::-1], axis=-1)[..., ::-1]
+    return forward & backward
+
+
 def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
     """Voxel count of each label 0..n (index 0 is the background)."""
     return np.bincount(labels.ravel(), minlength=n + 1)

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters.base import SegmentationError
-from grounding.segmenters.morphology import CoarseGrid, component_sizes
+from grounding.segmenters.morphology import CoarseGrid, component_sizes, span_last_axis
 from imaging.volume import Volume
 
 #: working pixel size (mm) of the analysis
@@ -125,15 +125,15 @@ def analyze_radiograph(volume: Volume, work_mm: float = WORK_MM) -> RadiographLa
     body = _body(smooth)
     sides = _lung_fields(norm, smooth, body, spacing)
     columns = np.arange(norm.shape[1])
-    world_x = volume.voxel_to_world(np.column_stack([np.zeros_like(columns), np.zeros_like(columns),
-                                                     grid.to_fine(np.column_stack([columns] * 3))[:, 2]]))[:, 0]
+    zeros = np.zeros_like(columns)
+    world_x = volume.voxel_to_world(grid.to_fine(np.column_stack([zeros, zeros, columns])))[:, 0]
     first, second = sides
     # the patient's left has the larger world x (LPS), whatever the display orientation
     x_first = float(world_x[np.nonzero(first)[1]].mean())
     x_second = float(world_x[np.nonzero(second)[1]].mean())
     left, right = (first, second) if x_first > x_second else (second, first)
     heart = _cardiac_silhouette(first, second, spacing)
-    thorax = _row_span(first | second)
+    thorax = span_last_axis(first | second)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
@@ -217,10 +217,3 @@ def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) ->
     """Row of the mask's extreme point towards the feet (row + 1) and ``medial`` (column sign)."""
     rows, cols = np.nonzero(mask)
     return int(rows[np.argmax(rows * spacing[0] + medial * cols * spacing[1])])
-
-
-def _row_span(mask: np.ndarray) -> np.ndarray:
-    """Per row, True from the first to the last True column."""
-    forward = np.maximum.accumulate(mask, axis=1)
-    backward = np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
-    return forward & backward
