@@ -157,13 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-cases", type=int, default=96, help="synthetic training cases (seed 0)")
     p.add_argument("--heldout-cases", type=int, default=96, help="synthetic held-out cases (seed 1)")
     p.add_argument("--eval-limit", type=int, default=16, help="held-out cases evaluated")
-    p.add_argument("--sft-steps", type=int, default=120)
-    p.add_argument("--grpo-steps", type=int, default=16)
+    p.add_argument("--sft-steps", type=int, default=200)
+    p.add_argument("--grpo-steps", type=int, default=12)
+    p.add_argument("--grpo-temperature", type=float, default=0.5,
+                   help="rollout sampling temperature: a tiny model samples invalid calls at 1.0")
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3, help="SFT learning rate")
     p.add_argument("--grpo-lr", type=float, default=2e-4)
     p.add_argument("--grpo-batch", type=int, default=4, help="rollouts per GRPO step (4 generations per prompt)")
-    p.add_argument("--min-demos", type=int, default=2, help="a family is evaluated when it has this many demos")
+    p.add_argument("--min-demos", type=int, default=4, help="a family is evaluated when it has this many demos")
     args = p.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -217,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": {**common["model"], "name_or_path": str(out / "sft" / "final")},
         "data": {"task": "synthetic", "data_dir": str(train_dir), "families": families, "start": 0},
         "training": cpu | {"output_dir": str(out / "grpo"), "max_steps": args.grpo_steps,
-                           "per_device_train_batch_size": args.grpo_batch, "num_generations": 4, "learning_rate": args.grpo_lr,
-                           "max_completion_length": 384, "max_tool_calling_iterations": 4, "temperature": 1.0,
+                           "per_device_train_batch_size": args.grpo_batch, "num_generations": 4,
+                           "learning_rate": args.grpo_lr, "max_completion_length": 384,
+                           "max_tool_calling_iterations": 4, "temperature": args.grpo_temperature,
                            "beta": 0.0, "save_steps": 8},
     })
     if not (out / "grpo" / "final" / "config.json").exists():

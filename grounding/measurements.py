@@ -10,6 +10,9 @@ definition of every number. Conventions:
   (the 0.5 iso-contour between inside and outside voxel centres) mapped through the affine, so
   they are in mm whatever the spacing, and agree between isotropic and anisotropic grids within
   sampling error.
+* ``width_mm`` is the region's left-right extent (along the x voxel axis, the patient's
+  right-left on canonical grids): ``(last column - first column + 1) * column step``, the
+  horizontal width a reader measures on a radiograph (cardiac and thoracic diameters).
 * Laterality is the patient's side (LPS: world ``x`` grows towards the patient's left) of the
   region's centroid relative to the body midline; see `body_midline_x_mm`.
 """
@@ -218,7 +221,7 @@ class RegionMeasurements:
 
     Sizes are in mm, mm^2, mm^3 and mL; intensities in ``intensity_unit`` (``HU`` for CT,
     ``a.u.`` otherwise); ``centroid_mm`` is LPS (x, y, z); ``spacing_mm`` is the (z, y, x)
-    voxel size used.
+    voxel size used; ``width_mm`` is the left-right extent (see the module docstring).
     """
 
     dims: int
@@ -240,6 +243,7 @@ class RegionMeasurements:
     midline_x_mm: float
     midline_source: str
     extent_voxels: list[list[int]] = field(default_factory=list)
+    width_mm: float = 0.0
 
     @property
     def volume_ml(self) -> float | None:
@@ -261,6 +265,7 @@ class RegionMeasurements:
             out["volume_ml"] = (self.volume_ml or 0.0, "mL")
         out["longest_diameter_mm"] = (self.longest_diameter_mm, "mm")
         out["perpendicular_diameter_mm"] = (self.perpendicular_diameter_mm, "mm")
+        out["width_mm"] = (self.width_mm, "mm")
         for k in ("mean", "std", "min", "max"):
             out[f"{k}_intensity"] = (self.intensity[k], self.intensity_unit)
         for k, v in zip("xyz", self.centroid_mm):
@@ -277,6 +282,7 @@ class RegionMeasurements:
         return (
             f"{size}; longest {self.diameter_plane} diameter {self.longest_diameter_mm:.1f} mm x "
             f"{self.perpendicular_diameter_mm:.1f} mm perpendicular (slice {self.diameter_slice}); "
+            f"left-right width {self.width_mm:.1f} mm; "
             f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
             f"(range {i['min']:.0f}..{i['max']:.0f}); centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; "
             f"{_side_text(self.laterality)}; spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x)."
@@ -344,4 +350,5 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
         midline_x_mm=midline,
         midline_source=source,
         extent_voxels=extent,
+        width_mm=float((bbox[2].stop - bbox[2].start) * steps[2]),
     )

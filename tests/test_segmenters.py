@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,11 +197,14 @@ def test_real_ct_slice_without_lungs():
         ClassicalSegmenter().segment(volume, "lungs")
 
 
-def test_non_ct_structures_are_refused():
+def test_non_ct_structures_are_refused(chest):
     mr = brain_mr(seed=0, spacing=(6.0, 3.0, 3.0)).volumes["flair"]
-    for target in ("body", "lungs", "lung_left"):
+    for target in ("body", "lungs", "lung_left", "liver"):
         with pytest.raises(SegmentationError, match="Hounsfield.*CT"):
             ClassicalSegmenter().segment(mr, target)
+    for target in ("heart", "thorax"):  # classical cardiac silhouette and thorax: radiographs only
+        with pytest.raises(SegmentationError, match="chest radiographs.*totalsegmentator"):
+            ClassicalSegmenter().segment(chest.volume, target)
 
 
 # -- classical: prompts and lesions ---------------------------------------------------------
@@ -230,6 +235,47 @@ def test_nodule_candidates_match_truth(chest):
     point = chest.truth["nodules"][1]["center_voxel"]
     one = seg.segment(chest.volume, "lesion", Prompt(point_zyx=tuple(point)))
     assert dice(one, chest.labels[chest.truth["nodules"][1]["label"]]) >= 0.8
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chest_ct.nii.gz"
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="bundled example not present")
+def test_thick_slices_give_the_nodule_and_no_vessel_pieces():
+    """5 mm slices: vessel pieces crossing one slice were candidates; only the 12 mm nodule remains."""
+    from imaging.io import load
+
+    volume = load(EXAMPLE)
+    truth = json.loads(EXAMPLE.with_name("chest_ct_truth.json").read_text())["nodules"][0]
+    labels, n = ndimage.label(ClassicalSegmenter().segment(volume, "nodule"), np.ones((3, 3, 3)))
+    assert n == 1 and labels[tuple(truth["center_voxel"])] == 1
+    assert (labels == 1).sum() * volume.voxel_volume_mm3 == pytest.approx(truth["volume_mm3"], rel=0.1)
+
+
+@pytest.mark.parametrize("spacing", [(3.0, 2.0, 2.0), (2.0, 1.0, 1.0), (1.0, 1.0, 1.0)])
+def test_small_nodules_survive_the_vessel_filters(spacing):
+    """5 mm nodules on 1-3 mm slices are kept; nothing else is called a nodule."""
+    phantom = chest_ct(seed=1, spacing=spacing, fov_mm=(160.0, 320.0, 320.0),
+                       nodules=[NoduleSpec(diameter_mm=5.0, side="right"), NoduleSpec(diameter_mm=5.0, side="left")])
+    labels, n = ndimage.label(ClassicalSegmenter().segment(phantom.volume, "nodule"), np.ones((3, 3, 3)))
+    assert n == 2
+    for nodule in phantom.truth["nodules"]:
+        assert labels[phantom.labels[nodule["label"]]].any()
+
+
+def test_plausible_nodule_rejects_streaks_and_thin_blobs():
+    from grounding.segmenters.lesions import plausible_nodule
+
+    disc = np.zeros((1, 9, 9), dtype=bool)
+    yy, xx = np.mgrid[0:9, 0:9]
+    disc[0] = (yy - 4) ** 2 + (xx - 4) ** 2 <= 9  # a 7-pixel-wide disc
+    assert plausible_nodule(np.repeat(disc, 3, axis=0), (1.0, 1.0, 1.0))
+    assert not plausible_nodule(disc, (1.0, 1.0, 1.0))  # one thin slice: a vessel crossing it
+    assert plausible_nodule(disc, (1.0, 1.0, 1.0), planar=True)  # a single-slice image has no slices to span
+    assert not plausible_nodule(disc, (5.0, 0.6, 0.6))  # 4.3 mm wide on a 5 mm slice
+    streak = np.zeros((2, 9, 9), dtype=bool)
+    streak[:, np.arange(9), np.arange(9)] = True  # an oblique vessel cut
+    assert not plausible_nodule(streak, (1.0, 1.0, 1.0))
 
 
 def test_box_on_a_lung_mass_that_is_no_nodule():
@@ -323,7 +369,7 @@ def test_medsam_is_detected_from_the_file_name(tiny_checkpoint, tmp_path, chest)
     with pytest.raises(SegmentationError, match="box or a point"):
         seg.segment(vol, "lungs")
     with pytest.raises(SegmentationError, match="known targets"):
-        seg.segment(vol, "spleen", Prompt(box_zyx=box, plane_axis=1))
+        seg.segment(vol, "pancreas", Prompt(box_zyx=box, plane_axis=1))
     assert get_segmenter("medsam", checkpoint=str(tiny_checkpoint)).medsam
 
 

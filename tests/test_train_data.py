@@ -68,7 +68,8 @@ def test_assistant_only_labels(processor, episode_trace):
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     learned = processor.tokenizer.decode([i for i, lab in zip(ids, labels) if lab != -100])
     assistant = [m["content"][0]["text"] for m in row["messages"] if m["role"] == "assistant"]
-    assert learned == "".join(a + "<|im_end|>\n" for a in assistant)  # every assistant turn, its end token, nothing else
+    # every assistant turn with its end token, and nothing else
+    assert learned == "".join(a + "<|im_end|>\n" for a in assistant)
     image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert all(lab == -100 for i, lab in zip(ids, labels) if i == image_id)
 

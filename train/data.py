@@ -239,7 +239,8 @@ class AssistantOnlyCollator:
         return self.processor.apply_chat_template(messages, tools=tools, tokenize=False,
                                                   add_generation_prompt=generation_prompt)
 
-    def spans(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[str, list[tuple[int, int]]]:
+    def spans(self, messages: list[dict[str, Any]],
+              tools: list[dict[str, Any]] | None) -> tuple[str, list[tuple[int, int]]]:
         """The rendered conversation and the character spans of its assistant turns."""
         full = self._render(messages, tools)
         spans = []

@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 from train.config import RunConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOGGERS = ("train", "transformers", "trl")
 
 
 def prepare_output_dir(cfg: RunConfig) -> Path:
@@ -31,11 +32,13 @@ def prepare_output_dir(cfg: RunConfig) -> Path:
     cfg.save(out / "resolved_config.yaml")
     handler = logging.FileHandler(out / "train.log")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    for name in ("train", "transformers", "trl"):
+    for name in LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (out / "train.log").resolve()
-                   for h in logger.handlers):
-            logger.addHandler(handler)
+        for old in [h for h in logger.handlers if getattr(h, "mmreason_run_log", False)]:
+            logger.removeHandler(old)  # a previous run in this process logs no further
+            old.close()
+        handler.mmreason_run_log = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     return out
 

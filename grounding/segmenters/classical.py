@@ -1,20 +1,28 @@
 """The classical segmenter: HU thresholds, connected components and morphology; no weights.
 
-Targets (`TARGETS`): ``body``, ``lungs``, ``lung_left``, ``lung_right``, ``airways``, ``bone``
-need CT in Hounsfield units (see `grounding.segmenters.chest` for the method and its limits);
-``lesion`` / ``nodule`` give lung nodule candidates on CT, the lesion inside a prompt box on any
-modality, and hyperintense lesions on MR (see `grounding.segmenters.lesions`).
+Targets (`TARGETS`):
+
+* CT in Hounsfield units: ``body``, ``lungs``, ``lung_left``, ``lung_right``, ``airways``,
+  ``bone`` (method and limits in `grounding.segmenters.chest`); ``liver``, ``spleen``,
+  ``kidney_left``, ``kidney_right`` (a heuristic, `grounding.segmenters.organs`).
+* 2-D chest radiographs (XR): ``lungs``, ``lung_left``, ``lung_right`` (lung fields), ``heart``
+  (cardiac silhouette), ``thorax`` (`grounding.segmenters.xray`).
+* ``lesion`` / ``nodule``: lung nodule candidates on CT, the lesion inside a prompt box on any
+  modality, a lesion inside an organ given as ``Prompt.within`` on CT, and hyperintense lesions
+  on MR (see `grounding.segmenters.lesions`).
 
 Prompts: a box restricts the result to that voxel region, for every target; a point keeps the
 connected component containing the point (or the nearest one). With a prompt and no target the
 segmenter returns the region inside the box (or around the point) that differs from its
-surroundings. Candidate targets (``lesion``, ``nodule``) return an empty mask when nothing is
+surroundings. ``Prompt.within`` (a mask) confines every result to it. Candidate targets (``lesion``, ``nodule``) return an empty mask when nothing is
 found; a prompt on the lungs that holds no compact nodule gives the dense lung tissue at the
 point (or nearest the box centre) within the box; a prompted lesion search elsewhere that finds
 nothing raises `SegmentationError`.
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,25 +38,30 @@ from grounding.segmenters.chest import (
     analyze_chest,
     require_ct,
 )
-from grounding.segmenters.lesions import box_lesion, lung_nodules, mr_hyperintense_lesion
+from grounding.segmenters.lesions import box_lesion, lung_nodules, mr_hyperintense_lesion, organ_lesion
 from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
+from grounding.segmenters.organs import ABDOMEN_TARGETS, AbdomenOrgans, find_abdominal_organs
+from grounding.segmenters.xray import RadiographLabels, analyze_radiograph, require_radiograph
 from imaging.volume import Volume
 
 #: half size (mm) of the search window around a point prompt given without a box
 POINT_WINDOW_MM = 20.0
 #: a box counts as "on the lungs" when at least this fraction of it is lung
 LUNG_BOX_FRACTION = 0.5
+#: targets found on a 2-D chest radiograph
+RADIOGRAPH_TARGETS = ("lungs", "lung_left", "lung_right", "heart", "thorax")
 
 
 class ClassicalSegmenter:
-    """Weight-free segmentation of CT structures and lesion candidates.
+    """Weight-free segmentation of CT and chest radiograph structures and lesion candidates.
 
     Args:
         coarse_mm: voxel size (mm) of the coarse grid used for connectivity analysis (default
             2.5); smaller is slower and follows thinner structures.
 
-    The analysis of the last volume is cached (keyed on the array's identity, geometry and a
-    sample of its values), so asking for ``lung_left`` then ``lung_right`` costs one analysis.
+    Each analysis (chest CT, abdominal organs, radiograph) of the last volume is cached (keyed
+    on the array's identity, geometry and a sample of its values), so asking for
+    ``lung_left`` then ``lung_right`` costs one analysis.
     """
 
     name = "classical"
@@ -58,7 +71,7 @@ class ClassicalSegmenter:
         if coarse_mm <= 0:
             raise SegmentationError(f"coarse_mm must be positive, got {coarse_mm}")
         self.coarse_mm = float(coarse_mm)
-        self._cache: tuple[tuple, ChestLabels] | None = None
+        self._cache: dict[str, tuple[tuple, Any]] = {}
 
     def segment(self, volume: Volume, target: str | None = None, prompt: Prompt | None = None) -> np.ndarray:
         """A boolean mask of ``volume.shape`` for ``target`` and/or ``prompt``.
@@ -70,34 +83,60 @@ class ClassicalSegmenter:
         prompt = prompt or Prompt()
         region = prompt.region(volume.shape)
         point = prompt.point_index(volume.shape)
+        within = prompt.within_mask(volume.shape)
         if target is None:
             if region is None and point is None:
                 raise SegmentationError(
                     f"give a target or a box/point prompt; known targets: {', '.join(self.targets)}"
                 )
-            return box_lesion(
+            mask = box_lesion(
                 volume.data, region or self._point_window(volume, point, prompt.plane_axis), point,
                 volume.spacing, volume.modality == "CT",
             )
-        name = resolve_target(target, self.targets)
-        if name in ("lesion", "nodule"):
-            return self._lesion(volume, name, region, point, prompt.plane_axis)
-        require_ct(volume, name)
-        return restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing)
+        else:
+            name = resolve_target(target, self.targets)
+            if name in ("lesion", "nodule"):
+                mask = self._lesion(volume, name, region, point, prompt.plane_axis, within)
+            elif volume.modality == "XR" and name in RADIOGRAPH_TARGETS:
+                mask = restrict_to_prompt(self._radiograph(volume, name), region, point, volume.spacing)
+            else:
+                if name in ("heart", "thorax"):
+                    require_radiograph(volume, name)
+                require_ct(volume, name)
+                mask = restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing)
+        return mask if within is None else mask & within
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""
+        return self._cached("chest", volume, lambda: analyze_chest(volume, self.coarse_mm))
+
+    def radiograph(self, volume: Volume) -> RadiographLabels:
+        """The (cached) analysis of a 2-D chest radiograph (`grounding.segmenters.xray`)."""
+        return self._cached("radiograph", volume, lambda: analyze_radiograph(volume))
+
+    def organs(self, volume: Volume) -> AbdomenOrgans:
+        """The (cached) abdominal organs of a CT volume (`grounding.segmenters.organs`)."""
+        return self._cached(
+            "organs", volume, lambda: find_abdominal_organs(volume, self.analysis(volume).full_body(volume.data))
+        )
+
+    def _cached(self, kind: str, volume: Volume, compute: Callable[[], Any]) -> Any:
         data = volume.data
         key = (
             id(data), data.shape, volume.spacing, volume.affine.tobytes(), self.coarse_mm,
             float(data[:: max(1, data.shape[0] // 7), :: 29, :: 31].sum()),
         )
-        if self._cache is None or self._cache[0] != key:
-            self._cache = None  # drop the old full-resolution masks before computing new ones
-            self._cache = (key, analyze_chest(volume, self.coarse_mm))
-        return self._cache[1]
+        if kind not in self._cache or self._cache[kind][0] != key:
+            self._cache.pop(kind, None)  # drop the old full-resolution masks before computing new ones
+            self._cache[kind] = (key, compute())
+        return self._cache[kind][1]
+
+    def _radiograph(self, volume: Volume, name: str) -> np.ndarray:
+        return self.radiograph(volume).mask(name)[None].copy()
 
     def _structure(self, volume: Volume, name: str) -> np.ndarray:
+        if name in ABDOMEN_TARGETS:
+            return self.organs(volume).mask(name).copy()
         chest = self.analysis(volume)
         if name == "body":
             return chest.full_body(volume.data).copy()
@@ -127,9 +166,12 @@ class ClassicalSegmenter:
         region: tuple[slice, slice, slice] | None,
         point: tuple[int, int, int] | None,
         plane_axis: int | None,
+        within: np.ndarray | None = None,
     ) -> np.ndarray:
         if volume.modality == "MR" and name == "lesion":
-            return self._mr_lesion(volume, region, point)
+            return self._mr_lesion(volume, region, point, within)
+        if volume.modality == "CT" and name == "lesion" and within is not None and region is None:
+            return organ_lesion(volume.data, within, volume.spacing, point)
         if volume.modality != "CT":
             if region is None and point is None or name == "nodule":
                 raise SegmentationError(
@@ -161,12 +203,14 @@ class ClassicalSegmenter:
         )
 
     def _mr_lesion(
-        self, volume: Volume, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None
+        self, volume: Volume, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None,
+        within: np.ndarray | None,
     ) -> np.ndarray:
-        search = np.ones(volume.shape, dtype=bool)
+        search = np.ones(volume.shape, dtype=bool) if within is None else within.copy()
         if region is not None:
-            search[:] = False
-            search[region] = True
+            boxed = np.zeros(volume.shape, dtype=bool)
+            boxed[region] = True
+            search &= boxed
         labels, kept = mr_hyperintense_lesion(volume.data, volume.spacing, search)
         if not kept:
             return np.zeros(volume.shape, dtype=bool)

@@ -5,7 +5,15 @@
   when its volume lies between `NODULE_MIN_MM3` and a sphere of `NODULE_MAX_DIAMETER_MM`, it is
   compact (`MIN_SPHERICITY`: volume over the volume of the sphere spanning its largest bounding
   box extent; vessels are long and fail it) and it does not touch the lung surface (vessel
-  stumps at the hilum do; so, as a known limit, do juxtapleural nodules).
+  stumps at the hilum do; so, as a known limit, do juxtapleural nodules). Then three tests in mm
+  remove vessel pieces (`plausible_nodule`): the equivalent-sphere diameter is at least
+  `NODULE_MIN_DIAMETER_MM`; the largest axial section is compact (its area is at least
+  `MIN_SECTION_COMPACTNESS` of the circle spanning its longest extent: an oblique vessel cut is
+  a thin streak); on slices of at most `THIN_SLICE_MM` the candidate spans at least two slices
+  (a nodule of 4 mm or more does), and on slices thicker than `THICK_SLICE_MM` its largest
+  section is at least as wide (equivalent diameter) as a slice is thick, since a narrower blob
+  seen on one or two thick slices cannot be told from a vessel crossing the slice. Limit: on
+  thick slices nodules not much larger than the slice thickness may be missed.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -17,6 +25,12 @@
   the box centre), if at least 3 mm across (`NODULE_MIN_MM3`), is then cut at half the contrast
   between organ and lesion (a half-maximum edge, so sizes do not depend on the noise), and its
   holes are filled slice by slice.
+* **Lesion within an organ (CT)**: given the organ's mask (e.g. the liver from ``segment``), the
+  organ level is the median of the smoothed organ at least `ORGAN_MARGIN_MM` inside its edge,
+  the noise SD is measured as for a box; voxels deviating by more than `BOX_K` SDs form
+  candidates; the largest compact one (at least `NODULE_MIN_DIAMETER_MM` across, not touching
+  the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
+  between organ and lesion and filled. No candidate gives an empty mask.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
   minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
   `MR_K` MAD are candidates, and the largest compact component is the lesion.
@@ -48,6 +62,16 @@ NODULE_MIN_MM3 = 27.0
 NODULE_MAX_DIAMETER_MM = 30.0
 #: volume / volume of the sphere whose diameter is the largest bounding-box extent
 MIN_SPHERICITY = 0.25
+#: smallest nodule: equivalent-sphere diameter (mm)
+NODULE_MIN_DIAMETER_MM = 4.0
+#: area of the largest axial section / area of the circle spanning its longest extent
+MIN_SECTION_COMPACTNESS = 0.5
+#: on slices this thin (mm) or thinner a nodule spans at least two slices
+THIN_SLICE_MM = 2.5
+#: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
+THICK_SLICE_MM = 3.0
+#: the organ reference level is taken this far (mm) inside the organ's edge
+ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
 ISOLATION_MM = 3.0
 #: deviation, in noise SDs, from the organ level that marks a lesion in a box
@@ -132,11 +156,112 @@ def lung_nodules(data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, floa
     lung = lungs[bbox]
     surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
     labels, kept = compact_components((data[bbox] >= HU_AIR) & lung, spacing, forbidden=surface)
+    objects = ndimage.find_objects(labels)
+    planar = data.shape[0] == 1
+    kept = [label for label in kept if plausible_nodule(labels[objects[label - 1]] == label, spacing, planar)]
     if kept:
         lut = np.zeros(labels.max() + 1, dtype=bool)
         lut[kept] = True
         out[bbox] = lut[labels]
     return out
+
+
+def plausible_nodule(component: np.ndarray, spacing: tuple[float, float, float], planar: bool = False) -> bool:
+    """Size, section compactness and slice-count tests of one candidate (module docstring).
+
+    ``component`` is the candidate's boolean mask cropped to its bounding box (z, y, x);
+    ``planar`` says the image is a single slice (no slice-count or thickness tests, and the size
+    test uses the equivalent circle of the area).
+    """
+    areas = np.count_nonzero(component, axis=(1, 2))
+    section = component[int(np.argmax(areas))]
+    area_mm2 = float(areas.max() * spacing[1] * spacing[2])
+    rows, cols = np.flatnonzero(section.any(axis=1)), np.flatnonzero(section.any(axis=0))
+    extent = max((rows[-1] - rows[0] + 1) * spacing[1], (cols[-1] - cols[0] + 1) * spacing[2])
+    if area_mm2 < MIN_SECTION_COMPACTNESS * math.pi / 4.0 * extent**2:
+        return False
+    if planar:
+        return 2.0 * math.sqrt(area_mm2 / math.pi) >= NODULE_MIN_DIAMETER_MM
+    volume_mm3 = float(areas.sum() * np.prod(spacing))
+    if (6.0 * volume_mm3 / math.pi) ** (1.0 / 3.0) < NODULE_MIN_DIAMETER_MM:
+        return False
+    if spacing[0] <= THIN_SLICE_MM and np.count_nonzero(areas) < 2:
+        return False
+    return not (spacing[0] > THICK_SLICE_MM and 2.0 * math.sqrt(area_mm2 / math.pi) < spacing[0])
+
+
+def organ_lesion(
+    data: np.ndarray,
+    organ: np.ndarray,
+    spacing: tuple[float, float, float],
+    point: tuple[int, int, int] | None = None,
+    k: float = BOX_K,
+) -> np.ndarray:
+    """The largest focal lesion inside ``organ`` (CT; see the module docstring); empty when none.
+
+    ``point`` (voxel index) picks the candidate nearest to it instead of the largest.
+    """
+    out = np.zeros(data.shape, dtype=bool)
+    bbox = ndimage.find_objects(organ.astype(np.uint8))[0]
+    inside = fill_holes_slicewise(organ[bbox])
+    patch = data[bbox].astype(np.float32)
+    sigma = [0.0 if n < 3 else 1.0 for n in patch.shape]
+    if spacing[0] > 2 * min(spacing[1:]):
+        sigma[0] = 0.0  # thick slices: smooth within the slice only
+    smooth = ndimage.gaussian_filter(patch, sigma)
+    impulse = np.zeros([9 if s else 1 for s in sigma], dtype=np.float32)
+    impulse[tuple(n // 2 for n in impulse.shape)] = 1.0
+    noise_gain = float(np.sqrt((ndimage.gaussian_filter(impulse, sigma) ** 2).sum()))
+    depth = ndimage.distance_transform_edt(inside, sampling=spacing)
+    reference = depth >= ORGAN_MARGIN_MM
+    if reference.sum() < 30:
+        reference = inside
+    level = float(np.median(smooth[reference]))
+    sd = max(_noise_sd(patch, reference) * noise_gain, MAD_FLOOR_HU)
+    edge = inside & ~ndimage.binary_erosion(inside, CONN6, border_value=1)
+    best: tuple[np.ndarray, bool] | None = None
+    for darker in (True, False):
+        deviant = (smooth < level - k * sd) if darker else (smooth > level + k * sd)
+        labels, n = ndimage.label(deviant & inside, structure=CONN26)
+        if n == 0:
+            continue
+        touching = np.zeros(n + 1, dtype=bool)
+        touching[np.unique(labels[edge])] = True
+        sizes = component_sizes(labels, n) * float(np.prod(spacing))
+        for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+            if obj is None or touching[label] or (6.0 * sizes[label] / math.pi) ** (1 / 3) < NODULE_MIN_DIAMETER_MM:
+                continue
+            extent = max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing))
+            if sizes[label] < MIN_SPHERICITY * math.pi / 6.0 * extent**3:
+                continue
+            candidate = labels == label
+            if best is None or _closer_or_larger(candidate, best[0], point, bbox, spacing):
+                best = (candidate, darker)
+    if best is None:
+        return out
+    found, darker = best
+    half = (level + float(np.median(smooth[found]))) / 2.0
+    cut = ((smooth < half) if darker else (smooth > half)) & inside
+    labels, _ = ndimage.label(cut, structure=CONN6)
+    picked = np.isin(labels, np.unique(labels[found & cut])[1:]) if (found & cut).any() else found
+    out[bbox] = fill_holes_slicewise(picked | found)
+    return out
+
+
+def _closer_or_larger(
+    a: np.ndarray, b: np.ndarray, point: tuple[int, int, int] | None, bbox: tuple[slice, ...],
+    spacing: tuple[float, float, float],
+) -> bool:
+    """Whether candidate ``a`` beats ``b``: nearer to ``point`` (mm) if given, else larger."""
+    if point is None:
+        return int(a.sum()) > int(b.sum())
+    local = np.asarray([p - sl.start for p, sl in zip(point, bbox)], dtype=float)
+    sp = np.asarray(spacing)
+
+    def distance(m: np.ndarray) -> float:
+        return float(np.sqrt((((np.argwhere(m) - local) * sp) ** 2).sum(axis=1)).min())
+
+    return distance(a) < distance(b)
 
 
 def _robust_stats(values: np.ndarray, floor: float) -> tuple[float, float]:

@@ -112,7 +112,8 @@ class TotalSegmentatorSegmenter:
     """
 
     name = "totalsegmentator"
-    targets: tuple[str, ...] = tuple(TARGETS) + tuple(ORGAN_TARGETS)
+    #: the CT targets and organs (``thorax``, a radiograph target, has no TotalSegmentator class)
+    targets: tuple[str, ...] = tuple(t for t in {**TARGETS, **ORGAN_TARGETS} if t != "thorax")
 
     def __init__(self, fast: bool = False, device: str = "cpu") -> None:
         self._run, self._class_map = _import_api()

@@ -91,11 +91,15 @@ class RadiographLabels:
 
 def require_radiograph(volume: Volume, target: str) -> None:
     """Raise unless ``volume`` is a single-slice X-ray image."""
-    if volume.modality != "XR" or not volume.is_2d:
+    if volume.modality != "XR":
         raise SegmentationError(
-            f"classical '{target}' segmentation works on CT and on 2-D chest radiographs (XR), got a "
-            f"{'2-D' if volume.is_2d else '3-D'} {volume.modality} image; use a model-based segmenter "
-            "or a box prompt"
+            f"classical '{target}' segmentation works on 2-D chest radiographs (XR), got {volume.modality}; "
+            "on CT a model-based segmenter (totalsegmentator) provides the heart"
+        )
+    if not volume.is_2d:
+        raise SegmentationError(
+            f"classical '{target}' segmentation needs one 2-D chest radiograph, got {volume.shape[0]} X-ray "
+            "frames; pick one frame"
         )
 
 

@@ -14,7 +14,7 @@ from imaging.volume import Volume
 
 DESCRIPTION = (
     "Measure a region in millimetres: area (2-D) or volume (3-D), the longest axial diameter and the "
-    "diameter perpendicular to it, mean/std/min/max intensity (HU for CT), centroid (patient LPS mm) "
+    "diameter perpendicular to it, the left-right width (width_mm), mean/std/min/max intensity (HU for CT), centroid (patient LPS mm) "
     "and side (patient left/right/midline). Give either evidence_id of a segment result, or view_id "
     "and bbox_2d for a box region on that view's slice."
 )

@@ -45,8 +45,9 @@ def _description(targets: dict[str, str]) -> str:
     return (
         "Segment a structure and get its mask, size, extent and side, plus an overlay image "
         "(the mask in red). Name a target, or prompt with a box (bbox_2d) or a point (point_2d) "
-        "drawn on a view (view_id), or both. mode '3d' segments the whole volume (default for CT/MR); "
-        "'2d' segments only the slice shown in view_id (2-D images are always 2d). The result's "
+        "drawn on a view (view_id), or both; 'within' (an earlier segment result's evidence id) confines the "
+        "search to that mask, e.g. a lesion within the liver. mode '3d' segments the whole volume (default for "
+        "CT/MR); '2d' segments only the slice shown in view_id (2-D images are always 2d). The result's "
         f"evidence id can be passed to measure. Targets: {listed}."
     )
 
@@ -65,6 +66,8 @@ def _parameters(targets: dict[str, str]) -> dict[str, Any]:
                          + POINT_SCHEMA["description"]},
             "mode": {"type": "string", "enum": list(MODES),
                      "description": "'3d' (whole volume) or '2d' (the slice of view_id only)."},
+            "within": {"type": "string", "description": "Optional evidence id of an earlier segment result, "
+                       "e.g. 'E1': search only inside its mask (a lesion within the liver)."},
         },
         "required": [],
         "additionalProperties": False,
@@ -78,6 +81,7 @@ def run_segment(
     bbox_2d: list[float] | None = None,
     point_2d: list[float] | None = None,
     mode: str | None = None,
+    within: str | None = None,
     known_targets: tuple[str, ...] = tuple(TARGETS),
 ) -> Evidence:
     """Segment ``target`` and/or the prompted region; see `_description` for the contract.
@@ -100,6 +104,7 @@ def run_segment(
         _, volume_id, vol, geom, point = resolve_point(context, view_id, point_2d)  # type: ignore[arg-type]
         prompt_geom = prompt_geom or geom
         point_zyx = tuple(float(v) for v in point)
+    within_ev = _within_evidence(context, within) if within is not None else None
     if prompt_geom is None:
         if view_id is not None:
             view = context.get_view(view_id)
@@ -107,7 +112,10 @@ def run_segment(
             if isinstance(view.geometry, ViewGeometry):
                 prompt_geom = view.geometry
         else:
-            volume_id, vol = context.get_volume()
+            volume_id, vol = context.get_volume(within_ev.mask_volume if within_ev is not None else None)
+    if within_ev is not None and within_ev.mask_volume != volume_id:
+        raise ToolError(f"{within} is a mask of volume {within_ev.mask_volume}, not of volume {volume_id}; "
+                        f"segment the region on the same volume first")
     mode = "2d" if vol.is_2d else (mode or "3d")
     plane = _plane_of(vol, mode, prompt_geom, view_id)
     if mode == "3d":
@@ -115,10 +123,29 @@ def run_segment(
         prompt = Prompt(box_zyx=box_zyx, point_zyx=point_zyx, plane_axis=axis_info[0] if axis_info else None)
     else:
         prompt = _prompt_in_plane(box_zyx, point_zyx, plane)
-    has_prompt = box_zyx is not None or point_zyx is not None
-    mask, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane)
+    if within_ev is not None:
+        region = within_ev.mask if plane is None or vol.is_2d else np.take(within_ev.mask, plane[1], axis=plane[0])[None]
+        prompt.within = region
+        notes += f" Searched within {within}."
+    has_prompt = box_zyx is not None or point_zyx is not None or within_ev is not None
+    mask, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane,
+                                   within)
+    if within_ev is not None:
+        mask = mask & within_ev.mask  # every backend's result stays inside the region
     return _evidence(context, volume_id, vol, mask, target, mode, plane, prompt if has_prompt else None,
                      view_id, cached, notes)
+
+
+def _within_evidence(context: ToolContext, evidence_id: str) -> Evidence:
+    """The segment evidence whose mask a search is confined to."""
+    ev = context.find(evidence_id)
+    if ev is None or ev.mask is None:
+        with_masks = [e.id for e in context.evidence if e.mask is not None]
+        raise ToolError(f"'within' must be the id of a segment result with a mask; evidence with a mask: "
+                        f"{', '.join(with_masks) or 'none yet (segment the region first)'}")
+    if not ev.mask.any():
+        raise ToolError(f"{evidence_id} found nothing (empty mask), so there is nowhere to search within")
+    return ev
 
 
 def _plane_of(vol: Volume, mode: str, geom: ViewGeometry | None, view_id: str | None) -> tuple[int, int] | None:
@@ -177,8 +204,9 @@ def segmenter_for(context: ToolContext) -> Segmenter:
 
 
 def _segment_cached(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
-                    prompt: Prompt | None, mode: str, plane: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
-    key = f"segment|{context.segmenter}|{volume_id}|{target}|{mode}|{plane}|{_prompt_key(prompt)}"
+                    prompt: Prompt | None, mode: str, plane: tuple[int, int] | None,
+                    within: str | None = None) -> tuple[np.ndarray, bool]:
+    key = f"segment|{context.segmenter}|{volume_id}|{target}|{mode}|{plane}|{_prompt_key(prompt)}|{within}"
     if key in context.cache:
         return context.cache[key], True
     try:
@@ -216,7 +244,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
               mode: str, plane: tuple[int, int] | None, prompt: Prompt | None, view_id: str | None,
               cached: bool, notes: str) -> Evidence:
     what = f"'{target}'" if target else "the prompted object"
-    if prompt is not None and target:
+    if prompt is not None and target and (prompt.box_zyx is not None or prompt.point_zyx is not None):
         what += " in the prompted region"
     where = "" if plane is None or vol.is_2d else f" on {PLANES[plane[0]]} slice {plane[1]}"
     data: dict[str, Any] = {"target": target, "mode": mode, "segmenter": context.segmenter,
@@ -268,7 +296,7 @@ def _prompt_dict(prompt: Prompt | None) -> dict[str, Any] | None:
         return None
     return {"box_zyx": None if prompt.box_zyx is None else [[s.start, s.stop] for s in prompt.box_zyx],
             "point_zyx": None if prompt.point_zyx is None else [float(v) for v in prompt.point_zyx],
-            "plane_axis": prompt.plane_axis}
+            "plane_axis": prompt.plane_axis, "within": prompt.within is not None}
 
 
 def _overlay(vol: Volume, mask: np.ndarray, plane: tuple[int, int] | None, view: View | None,

@@ -17,12 +17,26 @@ Tool messages: when the chat template renders tools itself *and* renders images 
 ``<|im_start|>tool`` turn) they become user turns wrapped in ``<tool_response>`` tags, keeping
 their images, which is how Qwen's tool-aware templates render them anyway. Force either with
 ``tool_messages="tool"`` or ``"user"``.
+
+Prefix cache: every conversation of the loop starts with the same system prompt and tool list
+(thousands of tokens), which a plain batched ``generate`` prefills again for every row, every
+batch and every turn, with a padding mask that sends attention down its slow path. Qwen-VL
+checkpoints therefore keep the key/value cache of the longest text-only prefix the rows share
+(computed once, batch 1, no padding) and prefill only the rest: the batch is laid out as
+``[shared prefix][left padding][own suffix]``, which the attention mask and Qwen's 3-D positions
+handle like ordinary left padding. Greedy outputs are those of a full prefill; turn it off with
+``prefix_cache=False``. Other families, and transformers older than `PREFIX_CACHE_TRANSFORMERS`
+(not verified there), always prefill in full.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
 import threading
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +53,10 @@ from mmreason.backends.base import (
 )
 
 TOOL_MESSAGE_MODES = ("auto", "tool", "user")
+#: a shared prompt prefix shorter than this (tokens) is prefilled with the rest, not cached
+MIN_PREFIX_TOKENS = 32
+#: the transformers version whose Qwen-VL generation from a prefix cache was checked token for token
+PREFIX_CACHE_TRANSFORMERS = (5, 24)
 _PROBE_TOOL = {
     "type": "function",
     "function": {
@@ -64,6 +82,27 @@ def _inserted_text(short: str, long: str) -> str:
 def _size_field(size: Any, key: str) -> Any:
     """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
     return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+
+
+@dataclass
+class _Prefix:
+    """The key/value cache (batch 1) of the prompt tokens ``ids``."""
+
+    ids: list[int]
+    cache: Any
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def _transformers_at_least(version: tuple[int, int]) -> bool:
+    try:
+        found = tuple(int(p) for p in metadata.version("transformers").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    return found >= version
 
 
 def _resolve_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
@@ -95,6 +134,8 @@ class HFBackend(DetailedBackend):
             (1.0, 0) sample from the full tempered distribution, overriding the checkpoint's
             ``generation_config`` so ``temperature`` means the same on every model.
         trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
+        prefix_cache: reuse the key/value cache of the prompt prefix all rows share (see the
+            module doc); True by default, effective for Qwen-VL checkpoints only.
 
     A ``seed`` given to ``generate`` seeds torch once per call: the same call with the same
     ``batch_size`` gives the same output. Calls are serialised (one model, one thread).
@@ -115,6 +156,7 @@ class HFBackend(DetailedBackend):
         top_p: float = 1.0,
         top_k: int = 0,
         trust_remote_code: bool = False,
+        prefix_cache: bool = True,
     ) -> None:
         if batch_size < 1:
             raise BackendError(f"batch_size must be at least 1, got {batch_size}")
@@ -137,6 +179,16 @@ class HFBackend(DetailedBackend):
             tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
         self.tool_messages = tool_messages
         self._end_ids = self._end_token_ids()
+        self._prefix: _Prefix | None = None
+        # Qwen-VL keeps the 3-D position offsets of the last call in `rope_deltas`; a prefix
+        # cache must clear them, so only models that expose them use one.
+        self._positions_owner = getattr(self.model, "model", None)
+        self.prefix_cache = bool(
+            prefix_cache and self._qwen is not None and hasattr(self._positions_owner, "rope_deltas")
+            and _transformers_at_least(PREFIX_CACHE_TRANSFORMERS)
+        )
+        forward = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -354,8 +406,12 @@ class HFBackend(DetailedBackend):
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
         stop_strings = list(config.stop)
         with torch.inference_mode():
+            cached: dict[str, Any] = {}
+            if self.prefix_cache:
+                inputs, cached = self._reuse_prefix(inputs)
             output = self.model.generate(
                 **inputs,
+                **cached,
                 max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=stop_strings or None,
@@ -368,6 +424,75 @@ class HFBackend(DetailedBackend):
             self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i])
             for i, row in enumerate(output)
         ]
+
+    # -- prefix cache ----------------------------------------------------------------------
+
+    def _reuse_prefix(self, inputs: Any) -> tuple[Any, dict[str, Any]]:
+        """``inputs`` laid out as [shared prefix][left padding][own suffix], and the ``generate``
+        keyword holding a batch copy of the prefix's cache (``{}`` when no prefix is worth it).
+
+        The prefix is text only (it ends before the first image or video token) and leaves every
+        row at least one token to prefill. A stored prefix is reused when all rows start with
+        it, cut down to what the rows share otherwise; only what no stored prefix covers is run.
+        """
+        import torch
+
+        mask = inputs["attention_mask"].bool()
+        ids = inputs["input_ids"]
+        kinds = inputs.get("mm_token_type_ids")
+        rows = [ids[i][mask[i]].tolist() for i in range(ids.shape[0])]
+        limit = min(len(r) for r in rows) - 1
+        if kinds is not None:
+            media = [(kinds[i][mask[i]] != 0).nonzero() for i in range(ids.shape[0])]
+            limit = min([limit] + [int(m[0]) for m in media if len(m)])
+        shared = rows[0][:max(limit, 0)]
+        for row in rows[1:]:
+            shared = shared[: _common_length(shared, row)]
+        stored = self._prefix
+        length = 0 if stored is None else _common_length(stored.ids, shared)
+        if stored is not None and length >= MIN_PREFIX_TOKENS:
+            if length < len(stored.ids):
+                stored.cache.crop(length - len(stored.ids))  # negative: tokens to drop
+                stored.ids = stored.ids[:length]
+        elif len(shared) >= MIN_PREFIX_TOKENS:
+            stored = self._prefix = _Prefix(shared, self._prefill(shared))
+            length = len(shared)
+        else:
+            return inputs, {}
+
+        batch = len(rows)
+        width = length + max(len(r) - length for r in rows)
+        pad = self.tokenizer.pad_token_id
+        laid = {
+            "input_ids": torch.full((batch, width), pad, dtype=ids.dtype, device=ids.device),
+            "attention_mask": inputs["attention_mask"].new_zeros((batch, width)),
+        }
+        if kinds is not None:
+            laid["mm_token_type_ids"] = kinds.new_zeros((batch, width))
+        for i, row in enumerate(rows):
+            start = width - (len(row) - length)
+            laid["input_ids"][i, :length] = ids[i][mask[i]][:length]
+            laid["input_ids"][i, start:] = ids[i][mask[i]][length:]
+            laid["attention_mask"][i, :length] = 1
+            laid["attention_mask"][i, start:] = 1
+            if kinds is not None:
+                laid["mm_token_type_ids"][i, start:] = kinds[i][mask[i]][length:]
+        inputs = dict(inputs) | laid
+        cache = copy.deepcopy(stored.cache)
+        cache.batch_repeat_interleave(batch)
+        self._positions_owner.rope_deltas = None  # offsets of an earlier call, not of this batch
+        return inputs, {self._cache_kwarg: cache}
+
+    def _prefill(self, ids: list[int]) -> Any:
+        """The key/value cache of the text tokens ``ids`` (batch 1, no padding)."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        self._positions_owner.rope_deltas = None
+        self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1,
+                   **{self._cache_kwarg: cache})
+        return cache
 
     def decode(
         self, ids: list[int], stop: tuple[str, ...] = DEFAULT_STOP, max_new_tokens: int | None = None,

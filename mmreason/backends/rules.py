@@ -12,9 +12,13 @@ Question families, recognised by keywords (first match wins, case-insensitive):
 family          recognised by                                            tool calls
 ==============  =======================================================  ==========================
 growth          two or more volumes and grow/change/compare/prior/...    segment + measure per volume
-ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   measure 2 boxes
-lesion          nodule / mass / lesion / tumour / opacity (3-D CT)       segment, (select), measure, crop
-organ volume    volume/size/how large + an organ (lungs, liver ...)      segment organ, measure
+ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   segment lungs, measure,
+                                                                         segment heart, measure
+organ lesion    lesion/mass/... + liver, spleen or kidney (3-D CT)       segment organ, segment
+                                                                         lesion within it, measure, crop
+lesion          nodule / mass / lesion / tumour / opacity (3-D CT, MR)   segment, (select), measure, crop
+organ volume    volume/size/how large + an organ (lungs, liver ...)      segment organ, measure (each
+                                                                         kidney for "kidneys")
 modality/plane  modality / what kind of image / which plane              view
 ==============  =======================================================  ==========================
 
@@ -25,12 +29,10 @@ Laterality questions ("which side/lung ...") about a lesion are answered by the 
 by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``). For a
 multiple-choice question the answer starts with the option letter that matches the finding.
 
-The cardiothoracic ratio uses the tools available without a heart or X-ray lung segmenter (the
-classical segmenter works in HU, on CT): like a reader, the planner locates the lung fields and
-the heart borders on the radiograph it was shown (`ctr_spans`: grey-level classes, the widest row
-of the lung fields, the widest bright run between them above the diaphragm), then measures both
-spans with ``measure`` boxes, so the ratio rests on two evidence items in millimetres. On the
-chest X-ray phantom it is within 10 % of the truth.
+The cardiothoracic ratio rests on two segmentations of the radiograph: the lung fields, whose
+left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter between the inner
+rib margins, and the cardiac silhouette, whose width is the cardiac diameter; the ratio is
+computed from those two evidence items in millimetres.
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ from mmreason.backends.base import DEFAULT_STOP
 from mmreason.messages import parse_result_line
 from mmreason.parsing import parse_tool_calls
 
-#: organ words -> canonical segment targets (checked against the segment tool's target list)
-ORGANS: dict[str, str] = {
-    "left lung": "lung_left", "right lung": "lung_right", "lungs": "lungs", "lung": "lungs",
-    "liver": "liver", "spleen": "spleen", "left kidney": "kidney_left", "right kidney": "kidney_right",
-    "heart": "heart", "aorta": "aorta", "airway": "airways", "trachea": "airways", "bone": "bone",
-    "body": "body",
+#: organ words -> canonical segment targets (checked against the segment tool's target list);
+#: longer phrases come first ("left kidney" before "kidney")
+ORGANS: dict[str, tuple[str, ...]] = {
+    "left lung": ("lung_left",), "right lung": ("lung_right",), "lungs": ("lungs",), "lung": ("lungs",),
+    "liver": ("liver",), "spleen": ("spleen",), "left kidney": ("kidney_left",),
+    "right kidney": ("kidney_right",), "kidney": ("kidney_left", "kidney_right"), "heart": ("heart",),
+    "aorta": ("aorta",), "airway": ("airways",), "trachea": ("airways",), "bone": ("bone",), "body": ("body",),
 }
+#: organs searched for a focal lesion by segmenting the organ, then a lesion within it
+LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
 _GROWTH = re.compile(r"\b(grow|grew|growth|change[sd]?|compar|prior|previous|interval|progress|follow.?up|"
                      r"increase|decrease|shrink|shrunk|stable)", re.I)
 _CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|enlarged heart|size of the heart", re.I)
@@ -269,12 +274,15 @@ def plan(state: State) -> Action:
         return plan_growth(state)
     if _CTR.search(q):
         return plan_ctr(state)
+    organs = _organ_in(q)
     if _LESION.search(q):
-        return plan_lesion(state) if three_d and three_d[0].modality == "CT" else cannot(
-            state, "lesion questions are answered on 3-D CT only")
-    organ = _organ_in(q)
-    if organ and _ORGAN_SIZE.search(q):
-        return plan_organ(state, organ)
+        modality = three_d[0].modality if three_d else None
+        if modality == "CT" and organs and organs[0] in LESION_ORGANS:
+            return plan_organ_lesion(state, organs[0])
+        return plan_lesion(state) if modality in ("CT", "MR") else cannot(
+            state, "lesion questions are answered on 3-D CT and MR only")
+    if organs and _ORGAN_SIZE.search(q):
+        return plan_organ(state, organs)
     if _MODALITY.search(q) or _PLANE.search(q):
         return plan_modality(state)
     return cannot(state, "it is not one of the question types the rules backend handles (lung nodule or "
@@ -297,11 +305,11 @@ def _failed(state: State) -> Action | None:
     return None
 
 
-def _organ_in(question: str) -> str | None:
+def _organ_in(question: str) -> tuple[str, ...] | None:
     q = question.lower()
-    for word, target in ORGANS.items():  # longer phrases ("left lung") come before "lung"
+    for word, targets in ORGANS.items():  # longer phrases ("left lung") come before "lung"
         if re.search(rf"\b{word}s?\b", q):
-            return target
+            return targets
     return None
 
 
@@ -320,18 +328,25 @@ def _lesion_target(state: State, question: str) -> str:
     return word if not state.targets or word in state.targets else "lesion"
 
 
+def _is_mr(state: State) -> bool:
+    return next((v.modality for v in state.volumes if not v.is_2d), None) == "MR"
+
+
 def plan_lesion(state: State) -> Action:
     """Segment candidates (3-D); if several, point at the largest on the overlay; measure; crop; answer."""
     r = state.results
     target = _lesion_target(state, state.question)
+    mr = _is_mr(state)
+    kind = "MR" if mr else "CT"
     if not r:
-        return Action(f"I will segment {target} candidates in the whole CT volume.", "segment", {"target": target})
+        return Action(f"I will segment {target} candidates in the whole {kind} volume.", "segment", {"target": target})
     if failed := _failed(state):
         return failed
     seg_all = r[0]
     if not seg_all.fact("voxels"):
+        region = "the brain" if mr else "the lungs"
         return Action("The segmenter found no candidate.",
-                      answer=f"No. No {target} was found in the lungs by the {seg_all.fact('segmenter')} segmenter "
+                      answer=f"No. No {target} was found in {region} by the {seg_all.fact('segmenter')} segmenter "
                              f"[{seg_all.evidence_id}].", option_hint={"yes": False})
     n = seg_all.fact("components") or 1
     focus, rest = seg_all, r[1:]
@@ -353,23 +368,60 @@ def plan_lesion(state: State) -> Action:
             return Action("I will zoom into the candidate on the overlay to show it.", "crop",
                           {"view_id": focus.images[0].view_id, "bbox_2d": box})
     side = meas.fact("laterality") or focus.fact("laterality")
-    where = "at the midline" if side == "midline" else f"in the {side} lung"
-    cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
-    cites = [x.evidence_id for x in r if x.evidence_id]
-    hu = meas.measure("mean_intensity")
-    yes = "Yes. " if _YES_NO.match(state.question.strip()) else ""
+    where = "at the midline" if side == "midline" else f"in the {side} {'hemisphere' if mr else 'lung'}"
     if focus is seg_all and n > 1:
         found = f"{n} candidate regions were found, measured together: they lie {where}"
     elif n > 1:
         found = f"{n} candidate regions were found [{seg_all.evidence_id}]; the largest, the {target}, is {where}"
     else:
         found = f"There is one {target} {where}"
+    return _lesion_answer(state, found, meas, side)
+
+
+def _lesion_answer(state: State, found: str, meas: Result, side: str | None) -> Action:
+    """The answer about a measured lesion: position, diameters, volume, mean intensity, citations."""
+    cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
+    cites = [x.evidence_id for x in state.results if x.evidence_id]
+    mean = meas.measure("mean_intensity")
+    unit = "HU" if meas.payload.get("measurements", {}).get("mean_intensity", [0, "HU"])[1] == "HU" else "a.u."
+    yes = "Yes. " if _YES_NO.match(state.question.strip()) else ""
     text = (f"{yes}{found}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
             f"longest axial diameter {_fmt_mm(meas.measure('longest_diameter_mm'))} x "
             f"{_fmt_mm(meas.measure('perpendicular_diameter_mm'))}, volume {_fmt_volume(meas.measure('volume_mm3'))}"
-            + (f", mean {hu:.0f} HU" if hu is not None else "") + f" [{', '.join(cites)}].")
+            + (f", mean {mean:.0f} {unit}" if mean is not None else "") + f" [{', '.join(cites)}].")
     return Action("The measurements give the side, position and size.", answer=text,
                   option_hint={"yes": True, "side": side, "value": meas.measure("longest_diameter_mm")})
+
+
+def plan_organ_lesion(state: State, organ: str) -> Action:
+    """Segment the organ, then a lesion within it; measure it, show it, answer."""
+    r = state.results
+    name = _organ_name(organ)
+    if state.targets and organ not in state.targets:
+        return cannot(state, f"the segment tool has no '{organ}' target with this segmenter")
+    if not r:
+        return Action(f"I will segment the {name} first, to search it for a lesion.", "segment", {"target": organ})
+    if failed := _failed(state):
+        return failed
+    if not r[0].fact("voxels"):
+        return Action("The organ mask is empty.", answer=f"I cannot answer: the {name} was not found [{r[0].evidence_id}].")
+    if len(r) == 1:
+        return Action(f"I will segment a focal lesion within the {name} ({r[0].evidence_id}).", "segment",
+                      {"target": "lesion", "within": r[0].evidence_id})
+    seg = r[1]
+    if not seg.fact("voxels"):
+        return Action("Nothing in the organ differs from it.",
+                      answer=f"No. No focal lesion was found in the {name} [{r[0].evidence_id}, {seg.evidence_id}].",
+                      option_hint={"yes": False})
+    if len(r) == 2:
+        return Action(f"I will measure the lesion ({seg.evidence_id}).", "measure", {"evidence_id": seg.evidence_id})
+    meas = r[2]
+    if len(r) == 3 and seg.images and seg.fact("bbox_voxels"):
+        box = _overlay_box(state, seg)
+        if box is not None:
+            return Action("I will zoom into the lesion on the overlay to show it.", "crop",
+                          {"view_id": seg.images[0].view_id, "bbox_2d": box})
+    return _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"))
 
 
 def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
@@ -441,30 +493,47 @@ def plan_growth(state: State) -> Action:
                   option_hint={"yes": trend == "grew", "trend": trend, "value": dd})
 
 
-def plan_organ(state: State, organ: str) -> Action:
+def plan_organ(state: State, organs: tuple[str, ...]) -> Action:
+    """Segment and measure each organ (both kidneys for "kidneys"); report volumes and their sum."""
     r = state.results
-    if state.targets and organ not in state.targets:
-        return cannot(state, f"the segment tool has no '{organ}' target with this segmenter (targets: "
+    missing = [o for o in organs if state.targets and o not in state.targets]
+    if missing:
+        return cannot(state, f"the segment tool has no '{missing[0]}' target with this segmenter (targets: "
                              f"{', '.join(state.targets)}); an organ segmenter such as --segmenter "
                              f"totalsegmentator provides it")
-    if not r:
-        return Action(f"I will segment the {organ.replace('_', ' ')} in 3-D.", "segment", {"target": organ})
     if failed := _failed(state):
         return failed
-    seg = r[0]
-    if not seg.fact("voxels"):
-        return Action("The mask is empty.", answer=f"I cannot determine it: the {organ.replace('_', ' ')} was not "
-                                                   f"found [{seg.evidence_id}].")
-    if len(r) == 1:
+    step = len(r)
+    if step < 2 * len(organs):
+        organ = organs[step // 2]
+        if step % 2 == 0:
+            return Action(f"I will segment the {_organ_name(organ)} in 3-D.", "segment", {"target": organ})
+        seg = r[step - 1]
+        if not seg.fact("voxels"):
+            return Action("The mask is empty.", answer=f"I cannot determine it: the {_organ_name(organ)} was not "
+                                                       f"found [{seg.evidence_id}].")
         return Action("I will measure the mask.", "measure", {"evidence_id": seg.evidence_id})
-    meas = r[1]
-    name = organ.replace("_", " ").replace("lung left", "left lung").replace("lung right", "right lung")
-    vol_ml = meas.measure("volume_ml")
-    size = (f"volume {vol_ml:.1f} mL ({meas.measure('volume_mm3'):.0f} mm3)" if vol_ml is not None
-            else f"area {meas.measure('area_mm2'):.0f} mm2")
-    text = (f"The {name} {size}; longest axial diameter {_fmt_mm(meas.measure('longest_diameter_mm'))} "
-            f"[{seg.evidence_id}, {meas.evidence_id}].")
-    return Action("The measurement answers the question.", answer=text, option_hint={"value": vol_ml})
+    parts, total = [], 0.0
+    for k, organ in enumerate(organs):
+        seg, meas = r[2 * k], r[2 * k + 1]
+        vol_ml = meas.measure("volume_ml")
+        size = (f"volume {vol_ml:.1f} mL ({meas.measure('volume_mm3'):.0f} mm3)" if vol_ml is not None
+                else f"area {meas.measure('area_mm2'):.0f} mm2")
+        total += vol_ml or 0.0
+        parts.append(f"the {_organ_name(organ)} {size}; longest axial diameter "
+                     f"{_fmt_mm(meas.measure('longest_diameter_mm'))} [{seg.evidence_id}, {meas.evidence_id}]")
+    text = "; ".join(parts)
+    text = text[0].upper() + text[1:] + (f"; together {total:.1f} mL." if len(organs) > 1 else ".")
+    value = total if len(organs) > 1 else r[1].measure("volume_ml")
+    return Action("The measurements answer the question.", answer=text, option_hint={"value": value})
+
+
+def _organ_name(target: str) -> str:
+    """``kidney_left`` -> ``left kidney``; ``liver`` -> ``liver``."""
+    if target.endswith(("_left", "_right")):
+        organ, side = target.rsplit("_", 1)
+        return f"{side} {organ}"
+    return target.replace("_", " ")
 
 
 def plan_modality(state: State) -> Action:
@@ -490,95 +559,41 @@ def plan_modality(state: State) -> Action:
                   option_hint={"words": [modality_word, vol.modality.lower(), "axial" if not vol.is_2d else "pa"]})
 
 
+#: the two segmentations of the cardiothoracic ratio: target, what its width measures
+CTR_STEPS = (("lungs", "thoracic width: the lung fields' outer margins, at the inner rib margins"),
+             ("heart", "cardiac width: the cardiac silhouette's right and left borders"))
+
+
 def plan_ctr(state: State) -> Action:
-    """Cardiothoracic ratio on a radiograph (see the module docstring): locate, then measure two spans."""
+    """Cardiothoracic ratio on a radiograph: segment lungs and heart, measure both widths, divide."""
     r = state.results
     vol = state.volumes[0]
-    shown = state.first_view_of(vol.id)
-    if not vol.is_2d or shown is None or shown.image is None:
+    if not vol.is_2d:
         return cannot(state, "the cardiothoracic ratio is measured on a 2-D chest radiograph")
+    missing = [t for t, _ in CTR_STEPS if state.targets and t not in state.targets]
+    if missing:
+        return cannot(state, f"the segment tool has no '{missing[0]}' target with this segmenter")
     if failed := _failed(state):
         return failed
-    if len(r) < 2:  # the spans are located once per measuring turn, from the image shown
-        found = ctr_spans(np.asarray(shown.image.convert("L")))
-        if found is None:
-            return cannot(state, "two lung fields could not be told apart on the radiograph")
-        (t_row, t_x0, t_x1), (c_row, c_x0, c_x1) = found
-    if not r:
-        return Action(f"On {shown.view_id} the lung fields are widest on row {t_row}; I will measure that span "
-                      "(thoracic width, inner rib margins).", "measure",
-                      {"view_id": shown.view_id, "bbox_2d": [t_x0, t_row, t_x1, t_row + 1]})
-    if len(r) == 1:
-        return Action(f"The heart borders are widest apart on row {c_row}; I will measure that span (cardiac width).",
-                      "measure", {"view_id": shown.view_id, "bbox_2d": [c_x0, c_row, c_x1, c_row + 1]})
-    thor, card = (x.payload.get("box_size_mm", [None])[0] for x in r[:2])
+    step = len(r)
+    if step < 2 * len(CTR_STEPS):
+        target, what = CTR_STEPS[step // 2]
+        if step % 2 == 0:
+            return Action(f"I will segment the {target} on the radiograph ({what}).", "segment", {"target": target})
+        seg = r[step - 1]
+        if not seg.fact("voxels"):
+            return Action("The mask is empty.", answer=f"I cannot answer: no {target} was found [{seg.evidence_id}].")
+        return Action(f"I will measure the left-right width of {seg.evidence_id}.", "measure",
+                      {"evidence_id": seg.evidence_id})
+    thor, card = r[1].measure("width_mm"), r[3].measure("width_mm")
     if not thor or not card:
-        return cannot(state, "the width measurements did not return box sizes")
+        return cannot(state, "the measurements did not return left-right widths")
     ratio = card / thor
     verdict = "enlarged (cardiomegaly, ratio > 0.5)" if ratio > 0.5 else "within normal limits (ratio <= 0.5)"
-    text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[1].evidence_id}] / thoracic "
-            f"width {thor:.1f} mm [{r[0].evidence_id}]; the heart size is {verdict}.")
+    text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}, "
+            f"{r[3].evidence_id}] / thoracic width {thor:.1f} mm [{r[0].evidence_id}, {r[1].evidence_id}]; "
+            f"the heart size is {verdict}.")
     return Action("Both widths are measured.", answer=text, option_hint={"yes": ratio > 0.5, "value": ratio})
-
-
-def ctr_spans(gray: np.ndarray, work_side: int = 360) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-    """Thoracic and cardiac spans ``(row, x_start, x_end)`` (pixel edges) on a PA radiograph.
-
-    The image is smoothed (rib stripes) and split by multi-Otsu into air, lung and soft tissue;
-    the two largest lung-grey regions inside the body are the lung fields. Thoracic span: the
-    widest row of the lung fields after an opening that removes intercostal bumps. Cardiac span:
-    over rows in the lower half where both lungs are still at least half their widest (above the
-    diaphragm domes), the widest run brighter than lung + 0.3 (soft tissue - lung) around the
-    mediastinum; its ends are the right and left heart borders. Works on a copy scaled to at most
-    ``work_side`` pixels; spans are returned in the input's pixels. None when two lungs are not found.
-    """
-    from skimage.filters import threshold_multiotsu
-    from skimage.morphology import disk
-
-    scale = min(1.0, work_side / max(gray.shape))
-    small = np.asarray(ndimage.zoom(gray.astype(np.float32), scale, order=1)) if scale < 1 else gray.astype(np.float32)
-    h, w = small.shape
-    k = max(3, round(w / 40))
-    sm = ndimage.uniform_filter(small, k)
-    lo, hi = threshold_multiotsu(sm, classes=3)
-    body = ndimage.binary_erosion(ndimage.binary_fill_holes(sm > lo), structure=disk(2 * k))
-    dark = ndimage.binary_opening((sm > lo) & (sm < hi) & body, structure=disk(k))
-    lab, n = ndimage.label(dark)
-    if n < 2:
-        return None
-    sizes = ndimage.sum(dark, lab, range(1, n + 1))
-    a, b = (int(i) + 1 for i in np.argsort(sizes)[::-1][:2])
-    right, left = (a, b) if np.nonzero(lab == a)[1].mean() < np.nonzero(lab == b)[1].mean() else (b, a)
-    lungs = (lab == right) | (lab == left)
-    lung_level, tissue_level = float(np.median(sm[lungs])), float(np.median(sm[(sm >= hi) & body]))
-    thr = lung_level + 0.3 * (tissue_level - lung_level)
-    smooth = ndimage.binary_opening(lungs, structure=disk(2 * k))
-    rows = np.flatnonzero(smooth.any(axis=1))
-    if rows.size == 0:
-        return None
-    extents = [(int(np.flatnonzero(smooth[y]).max() + 1 - np.flatnonzero(smooth[y]).min()), int(y)) for y in rows]
-    _, t_row = max(extents)
-    t_xs = np.flatnonzero(smooth[t_row])
-    rw, lw = ((lab == side) & (sm < thr) for side in (right, left))
-    rcount, lcount = rw.sum(axis=1), lw.sum(axis=1)
-    ok = np.flatnonzero((rcount >= 0.5 * rcount.max()) & (lcount >= 0.5 * lcount.max()))
-    best: tuple[int, int, int] | None = None
-    for y in ok[len(ok) // 2:]:
-        rx, lx = np.flatnonzero(lab[y] == right), np.flatnonzero(lab[y] == left)
-        x0, x1 = int(rx.min()), int(lx.max()) + 1
-        centre = (int(rx.max()) + 1 + int(lx.min())) // 2
-        dim = np.flatnonzero(sm[y, x0:x1] < thr) + x0
-        c0 = int(dim[dim < centre].max()) + 1 if (dim < centre).any() else x0
-        c1 = int(dim[dim > centre].min()) if (dim > centre).any() else x1
-        if best is None or c1 - c0 > best[2] - best[1]:
-            best = (int(y), c0, c1)
-    if best is None:
-        return None
-
-    def back(span: tuple[int, int, int]) -> tuple[int, int, int]:
-        return tuple(int(round(v / scale)) for v in span)  # type: ignore[return-value]
-
-    return back((t_row, int(t_xs.min()), int(t_xs.max()) + 1)), back(best)
 
 
 # -- rendering a turn -----------------------------------------------------------------------

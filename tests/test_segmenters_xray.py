@@ -1,0 +1,85 @@
+"""Classical chest radiograph targets: lung fields, cardiac silhouette, thorax; widths in mm and sides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grounding.measurements import measure_region
+from grounding.segmenters import ClassicalSegmenter, SegmentationError
+from imaging.phantoms import chest_xray
+from imaging.volume import Volume
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
+
+
+def world_x(volume: Volume, mask: np.ndarray) -> float:
+    return float(volume.voxel_to_world(np.argwhere(mask).mean(axis=0, keepdims=True))[0, 0])
+
+
+@pytest.fixture(scope="module", params=[1.0, 2.0], ids=["1mm", "2mm"])
+def radiograph(request):
+    phantom = chest_xray(seed=0, pixel_spacing=request.param)
+    seg = ClassicalSegmenter()
+    masks = {t: seg.segment(phantom.volume, t) for t in ("lungs", "lung_left", "lung_right", "heart", "thorax")}
+    return phantom, masks
+
+
+def test_widths_and_ratio_match_truth(radiograph):
+    phantom, masks = radiograph
+    truth = phantom.truth
+    heart = measure_region(phantom.volume, masks["heart"]).width_mm
+    thorax = measure_region(phantom.volume, masks["thorax"]).width_mm
+    assert heart == pytest.approx(truth["heart_width_mm"], rel=0.05)
+    assert thorax == pytest.approx(truth["thorax_width_mm"], rel=0.05)
+    assert heart / thorax == pytest.approx(truth["ctr"], abs=0.03)
+    # the lung fields' outer margins are the thoracic width
+    assert measure_region(phantom.volume, masks["lungs"]).width_mm == pytest.approx(thorax)
+
+
+def test_lung_fields_match_the_visible_lungs(radiograph):
+    """The phantom's lung labels are projections of the 3-D lungs; the part behind the heart is
+    not a lung field on a radiograph, so the fields are compared with the labels minus the heart."""
+    phantom, masks = radiograph
+    labels = phantom.labels
+    visible = (labels["lung_left"] | labels["lung_right"]) & ~labels["heart"]
+    assert dice(masks["lungs"], visible) >= 0.88
+    assert dice(masks["lungs"], labels["lung_left"] | labels["lung_right"]) >= 0.8
+    for side in ("lung_left", "lung_right"):
+        assert dice(masks[side], labels[side] & ~labels["heart"]) >= 0.85, side
+    assert np.array_equal(masks["lungs"], masks["lung_left"] | masks["lung_right"])
+    assert not (masks["lung_left"] & masks["lung_right"]).any()
+    assert dice(masks["heart"], labels["heart"]) >= 0.75
+    assert dice(masks["thorax"], labels["thorax"]) >= 0.85
+
+
+def test_sides_follow_the_affine(radiograph):
+    """LPS +x is the patient's left: on a PA film the left lung is on the image right; mirroring
+    the image together with the affine's x column changes nothing for the patient."""
+    phantom, masks = radiograph
+    vol = phantom.volume
+    assert world_x(vol, masks["lung_left"]) > world_x(vol, masks["lung_right"])
+    assert np.flatnonzero(masks["lung_left"][0].any(axis=0)).mean() > vol.shape[2] / 2
+    affine = vol.affine.copy()
+    affine[:3, 2] *= -1
+    affine[:3, 3] = vol.voxel_to_world([[0, 0, vol.shape[2] - 1]])[0]
+    mirrored = Volume(data=np.ascontiguousarray(vol.data[:, :, ::-1]), spacing=vol.spacing, affine=affine,
+                      modality="XR")
+    seg = ClassicalSegmenter()
+    for side in ("lung_left", "lung_right"):
+        assert dice(seg.segment(mirrored, side), masks[side][:, :, ::-1]) >= 0.98, side
+
+
+def test_non_radiographs_and_blank_images_are_refused():
+    flat = Volume.from_array(np.full((120, 100), 100.0, np.float32), spacing=(1.0, 1.0, 1.0), modality="XR")
+    with pytest.raises(SegmentationError, match="blank"):
+        ClassicalSegmenter().segment(flat, "lungs")
+    disc = flat.data.copy()
+    yy, xx = np.mgrid[0:120, 0:100]
+    disc[0][(yy - 60) ** 2 + (xx - 50) ** 2 <= 400] = 900.0
+    with pytest.raises(SegmentationError, match="two lung fields"):
+        ClassicalSegmenter().segment(Volume.from_array(disc[0], modality="XR"), "heart")
+    with pytest.raises(SegmentationError, match="needs CT"):
+        ClassicalSegmenter().segment(chest_xray(seed=0, pixel_spacing=2.0).volume, "body")
