@@ -49,3 +49,18 @@ def test_organs_missing_from_the_field_of_view():
         ClassicalSegmenter().segment(phantom.volume, "spleen")
     with pytest.raises(SegmentationError, match="no left kidney found"):
         ClassicalSegmenter().segment(phantom.volume, "kidney_left")
+
+
+def test_segment_tool_within_argument():
+    """``within`` names an earlier segment result; the search (and the mask) stay inside it."""
+    from grounding.tool import ToolContext, ToolError
+    from grounding.tools import default_registry
+
+    phantom = abdomen_ct(seed=0)
+    registry, context = default_registry(), ToolContext(volumes={"0": phantom.volume})
+    with pytest.raises(ToolError, match="'within' must be the id of a segment result"):
+        registry.run(context, "segment", {"target": "lesion", "within": "E9"})
+    liver = registry.run(context, "segment", {"target": "liver"})
+    lesion = registry.run(context, "segment", {"target": "lesion", "within": liver.id})
+    assert lesion.mask.any() and not (lesion.mask & ~liver.mask).any()
+    assert dice(lesion.mask, phantom.labels["liver_lesion"]) >= 0.7 and "Searched within E1" in lesion.text

@@ -69,7 +69,7 @@ def test_measure_rejects_mask_on_another_grid(ct_file, tmp_path, capsys):
 
 def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
     path, _ = ct_file
-    assert main(["segment", str(path), "--target", "spleen"]) == 2
+    assert main(["segment", str(path), "--target", "pancreas"]) == 2
     assert "unknown target 'spleen'" in capsys.readouterr().err
     xr, _ = small_xray()
     xr_path = tmp_path / "xr.nii.gz"

@@ -14,10 +14,10 @@ Targets (`TARGETS`):
 Prompts: a box restricts the result to that voxel region, for every target; a point keeps the
 connected component containing the point (or the nearest one). With a prompt and no target the
 segmenter returns the region inside the box (or around the point) that differs from its
-surroundings. ``Prompt.within`` (a mask) confines every result to it. Candidate targets (``lesion``, ``nodule``) return an empty mask when nothing is
-found; a prompt on the lungs that holds no compact nodule gives the dense lung tissue at the
-point (or nearest the box centre) within the box; a prompted lesion search elsewhere that finds
-nothing raises `SegmentationError`.
+surroundings. ``Prompt.within`` (a mask) confines every result to it. Candidate targets
+(``lesion``, ``nodule``) return an empty mask when nothing is found; a prompt on the lungs that
+holds no compact nodule gives the dense lung tissue at the point (or nearest the box centre)
+within the box; a prompted lesion search elsewhere that finds nothing raises `SegmentationError`.
 """
 
 from __future__ import annotations

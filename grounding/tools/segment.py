@@ -124,8 +124,8 @@ def run_segment(
     else:
         prompt = _prompt_in_plane(box_zyx, point_zyx, plane)
     if within_ev is not None:
-        region = within_ev.mask if plane is None or vol.is_2d else np.take(within_ev.mask, plane[1], axis=plane[0])[None]
-        prompt.within = region
+        in_plane = plane is not None and not vol.is_2d
+        prompt.within = np.take(within_ev.mask, plane[1], axis=plane[0])[None] if in_plane else within_ev.mask
         notes += f" Searched within {within}."
     has_prompt = box_zyx is not None or point_zyx is not None or within_ev is not None
     mask, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane,

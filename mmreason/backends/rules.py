@@ -404,7 +404,8 @@ def plan_organ_lesion(state: State, organ: str) -> Action:
     if failed := _failed(state):
         return failed
     if not r[0].fact("voxels"):
-        return Action("The organ mask is empty.", answer=f"I cannot answer: the {name} was not found [{r[0].evidence_id}].")
+        return Action("The organ mask is empty.",
+                      answer=f"I cannot answer: the {name} was not found [{r[0].evidence_id}].")
     if len(r) == 1:
         return Action(f"I will segment a focal lesion within the {name} ({r[0].evidence_id}).", "segment",
                       {"target": "lesion", "within": r[0].evidence_id})
