@@ -70,7 +70,7 @@ def test_measure_rejects_mask_on_another_grid(ct_file, tmp_path, capsys):
 def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
     path, _ = ct_file
     assert main(["segment", str(path), "--target", "pancreas"]) == 2
-    assert "unknown target 'spleen'" in capsys.readouterr().err
+    assert "unknown target 'pancreas'" in capsys.readouterr().err
     xr, _ = small_xray()
     xr_path = tmp_path / "xr.nii.gz"
     write_nifti(xr, xr_path)
