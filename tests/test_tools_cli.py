@@ -76,7 +76,7 @@ def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
     write_nifti(xr, xr_path)
     assert main(["segment", str(xr_path), "--target", "lungs"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mmreason segment: error:") and "needs CT" in err
+    assert err.startswith("mmreason segment: error:") and "two lung fields" in err
     assert main(["measure", str(path), "--mask", str(tmp_path / "missing.nii.gz")]) == 2
     assert "no such file" in capsys.readouterr().err
 
