@@ -38,6 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 #: tools of the tiny run: ``view`` is left out (no synthetic family needs it) to keep prompts short
 TINY_TOOLS = ["crop", "segment", "measure"]
+#: segment targets the synthetic families use (nodules, liver lesions, lungs, liver, spleen)
+TINY_TARGETS = ["nodule", "lesion", "lungs", "liver", "spleen"]
 
 
 def sh(args: list[str], log: Path) -> None:
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     mark("model and data")
 
     common = {"model": {"dtype": "float32"},
-              "env": {"tools": TINY_TOOLS, "max_turns": 5, "max_new_tokens": 160}}
+              "env": {"tools": TINY_TOOLS, "segment_targets": TINY_TARGETS, "max_turns": 5, "max_new_tokens": 160}}
     cpu = {"bf16": False, "use_cpu": True, "seed": 0, "report_to": "none", "logging_steps": 1,
            "save_total_limit": 1}
     sft_cfg = write_yaml(out / "sft.yaml", common | {
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"task": "synthetic", "data_dir": str(train_dir), "families": families, "start": 0},
         "training": cpu | {"output_dir": str(out / "grpo"), "max_steps": args.grpo_steps,
                            "per_device_train_batch_size": args.grpo_batch, "num_generations": 4,
-                           "learning_rate": args.grpo_lr, "max_completion_length": 384,
+                           "learning_rate": args.grpo_lr, "max_completion_length": 2048,
                            "max_tool_calling_iterations": 4, "temperature": args.grpo_temperature,
                            "beta": 0.0, "save_steps": 8},
     })

@@ -16,8 +16,11 @@ abdomen_ct      ``ct``                                     liver lesion present?
 followup        ``prior``, ``current`` (chest CT)          did the nodule grow? (closed); diameter
                                                            change in mm (numeric, signed)
 brain_mr        ``t1``, ``t2``, ``flair`` in seeded order  which sequence shows the lesion brightest
-                                                           (choice); lesion side (choice)
-chest_xray      ``xr``                                     cardiothoracic ratio (numeric)
+                (the questions name the order)             (choice); lesion side (choice, asked only
+                                                           when the lesion is clear of the midline)
+chest_xray      ``xr``                                     cardiothoracic ratio (numeric); cardiomegaly
+                                                           (closed, asked when the ratio is at least
+                                                           `CTR_MARGIN` from 0.5)
 ct_xray         ``ct``, ``xr`` (the CT's projection)       cardiothoracic ratio on the radiograph (numeric)
 ==============  =========================================  ============================================
 
@@ -35,6 +38,12 @@ about) and ``truth`` (the phantom's ground truth for the question). `benchmarks.
 Numeric tolerances are relative: 10% for volumes of organs, 25% for lesion volumes, and for
 lengths one in-plane voxel (2 mm) relative to the true value (at least 10%), the resolution a
 voxel-based measurement can reach. The cardiothoracic ratio has 10%.
+
+The phantoms vary the patient with the seed (heart, spleen, liver and kidney sizes; see
+`imaging.phantoms`), so no answer is the same for every study of a kind. Version 2 (this one):
+organ sizes vary, the MR questions name the sequence of each volume, the MR side question is
+asked only when the lesion lies in one hemisphere, and chest radiographs also ask about
+cardiomegaly.
 """
 
 from __future__ import annotations
@@ -51,12 +60,16 @@ from imaging.phantoms import NoduleSpec, Phantom, abdomen_ct, brain_mr, chest_ct
 from imaging.volume import Volume
 
 FORMAT = "mmreason-synthetic"
-VERSION = 1
+VERSION = 2
 KINDS = ("chest_ct", "abdomen_ct", "followup", "brain_mr", "chest_xray", "ct_xray")
 #: voxel spacing (z, y, x) mm of the CT/MR studies; X-rays use 1 mm pixels
 SPACING = (3.0, 2.0, 2.0)
 MR_SPACING = (3.0, 2.0, 2.0)
+#: cardiomegaly (CTR > 0.5) is asked only when the true ratio is at least this far from 0.5
+CTR_MARGIN = 0.02
 SEQUENCES = ("T1", "T2", "FLAIR")
+#: phantom volume names -> the sequence names the questions use
+SEQUENCE_NAMES = {"t1": "T1", "t2": "T2", "flair": "FLAIR"}
 
 
 @dataclass
@@ -237,21 +250,24 @@ def _brain_mr(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> li
     boxes = [b for i in range(len(order)) for b in _box("lesion", i, lesion)]
     truth = {"lesion": ph.truth["lesion"], "contrast_to_brain": {k: round(c, 3) for k, c in contrast.items()},
              "volume_order": order}
+    names = [SEQUENCE_NAMES[k] for k in order]
+    intro = f"Volume 0 is the {names[0]}, volume 1 the {names[1]} and volume 2 the {names[2]} sequence of one brain MR."
     cases = []
     ranked = sorted(contrast, key=contrast.get, reverse=True)
     if contrast[ranked[0]] >= 1.05 * contrast[ranked[1]]:  # ask only when one sequence clearly wins
-        best = {"t1": "T1", "t2": "T2", "flair": "FLAIR"}[ranked[0]]
+        best = SEQUENCE_NAMES[ranked[0]]
         steps = [_step("segment", {"target": "lesion"}, {"nonempty": True}, volume=str(i)) for i in range(len(order))]
-        cases.append(_case(st, "mr_sequence", "This brain MR has T1, T2 and FLAIR sequences (see the volume names). "
-                           "On which sequence is the lesion brightest relative to the brain?",
-                           _letter(list(SEQUENCES), best), "choice", options=list(SEQUENCES), boxes=boxes,
+        cases.append(_case(st, "mr_sequence", f"{intro} On which sequence is the lesion brightest relative to the "
+                           "brain?", _letter(list(SEQUENCES), best), "choice", options=list(SEQUENCES), boxes=boxes,
                            masks=["lesion"], steps=steps, truth=truth))
-    side = ph.truth["lesion"]["side"]
-    options = ["right", "left"]
-    cases.append(_case(st, "mr_lesion_side", "On which side of the brain (the patient's) is the lesion?",
-                       _letter(options, side), "choice", options=options, boxes=boxes, masks=["lesion"],
-                       steps=[_step("segment", {"target": "lesion"}, {"nonempty": True, "laterality": side})],
-                       truth=truth))
+    side, center_x = ph.truth["lesion"]["side"], ph.truth["lesion"]["center_mm"][0]
+    # ask the side only when the whole lesion lies in one hemisphere (one in-plane voxel clear of the midline)
+    if abs(center_x) >= diameter / 2 + MR_SPACING[2]:
+        options = ["right", "left"]
+        cases.append(_case(st, "mr_lesion_side", f"{intro} On which side of the brain (the patient's) is the lesion?",
+                           _letter(options, side), "choice", options=options, boxes=boxes, masks=["lesion"],
+                           steps=[_step("segment", {"target": "lesion"}, {"nonempty": True, "laterality": side})],
+                           truth=truth))
     return cases
 
 
@@ -270,7 +286,14 @@ def _chest_xray(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> 
     ph = chest_xray(seed=pseed)
     labels = {"heart": ph.labels["heart"], "thorax": ph.labels["thorax"]}
     st = w.study(name, "chest_xray", ph.volumes, labels, ph.volume)
-    return [_ctr_case(st, ph, 0, "What is the cardiothoracic ratio on this chest radiograph?", "ctr")]
+    cases = [_ctr_case(st, ph, 0, "What is the cardiothoracic ratio on this chest radiograph?", "ctr")]
+    ctr = float(ph.truth["ctr"])
+    if abs(ctr - 0.5) >= CTR_MARGIN:
+        case = _ctr_case(st, ph, 0, "Is there cardiomegaly (a cardiothoracic ratio above 0.5) on this chest "
+                         "radiograph?", "cardiomegaly")
+        cases.append(case | {"answer": "yes" if ctr > 0.5 else "no", "answer_type": "closed", "unit": None,
+                             "tolerance": None})
+    return cases
 
 
 def _ct_xray(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> list[dict[str, Any]]:

@@ -37,7 +37,10 @@ text, flagged ``meta["answer_untagged"]``), ``abstained`` (the answer says it ca
 **Trace.** Besides the turns and the evidence board, ``trace.meta["views"]`` holds the initial
 views (`view_to_dict`, with geometry and image) so every view id a box may name is in the trace.
 Timings: ``imaging`` (loading + initial views), ``tools``, ``model`` (generation; in a batch
-each episode is charged its share of the batch's time) and ``total``, in seconds.
+each episode is charged its share of the batch's time) and ``total``, in seconds. Backends that
+count tokens (``generate_detailed``: ``hf``, ``openai``) give each assistant `Turn` its
+``prompt_tokens``/``completion_tokens``, and ``trace.meta["usage"]`` their sums over the episode
+(``prompt_tokens``, ``completion_tokens``, ``total_tokens``; a prompt is counted once per turn).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from imaging.errors import MMReasonError
 from imaging.views import View, montage_view, slice_view
 from imaging.volume import Volume
 from mmreason import prompts
-from mmreason.backends.base import DEFAULT_STOP
+from mmreason.backends.base import DEFAULT_STOP, Generation
 from mmreason.messages import (
     ImageLedger,
     Message,
@@ -248,13 +251,19 @@ class Episode:
     def done(self) -> bool:
         return self.trace.status != "running"
 
-    def step(self, text: str, model_seconds: float) -> None:
-        """Take one model turn: record it, run its tool calls or read its answer."""
+    def step(self, text: str, model_seconds: float, generation: Generation | None = None) -> None:
+        """Take one model turn: record it, run its tool calls or read its answer.
+
+        ``generation`` (from a ``generate_detailed`` backend) supplies the turn's token counts.
+        """
         self.turns += 1
         self.timings["model"] += model_seconds
         calls = parse_tool_calls(text, self.specs)
         self.conversation.append(message("assistant", [text_part(text)]))
         turn = Turn(role="assistant", text=text, seconds=model_seconds)
+        if generation is not None:
+            turn.prompt_tokens, turn.completion_tokens = generation.prompt_tokens, generation.completion_tokens
+            self._count_usage(turn)
         self.trace.turns.append(turn)
         if calls:
             first_tool_message = len(self.conversation)
@@ -269,6 +278,14 @@ class Episode:
             self._read_answer(text)
         if not self.done and self.turns >= self.config.max_turns:
             self._finish("max_turns")
+
+    def _count_usage(self, turn: Turn) -> None:
+        if turn.prompt_tokens is None or turn.completion_tokens is None:
+            return
+        usage = self.trace.meta.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        usage["prompt_tokens"] += turn.prompt_tokens
+        usage["completion_tokens"] += turn.completion_tokens
+        usage["total_tokens"] += turn.prompt_tokens + turn.completion_tokens
 
     def _read_answer(self, text: str) -> None:
         answer = parse_answer(text, self.options)
@@ -376,14 +393,22 @@ def run_episodes(requests: Sequence[EpisodeRequest], backend: Any, *, config: Lo
     episodes = [Episode(r, backend, registry, config, seed) for r in requests]
     tools = registry.specs() if backend.native_tools else None
     turn = 0
+    detailed = getattr(backend, "generate_detailed", None)
     while active := [e for e in episodes if not e.done]:
         t0 = time.perf_counter()
-        texts = backend.generate([e.conversation for e in active], tools=tools,
-                                 max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                 seed=None if seed is None else seed + turn, stop=config.stop)
+        options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                       seed=None if seed is None else seed + turn, stop=config.stop)
+        conversations = [e.conversation for e in active]
+        generations: list[Generation] | list[None]
+        if detailed is not None:
+            generations = detailed(conversations, **options)
+            texts = [g.text for g in generations]
+        else:
+            texts = backend.generate(conversations, **options)
+            generations = [None] * len(texts)
         share = (time.perf_counter() - t0) / len(active)
-        for episode, text in zip(active, texts, strict=True):
-            episode.step(text, share)
+        for episode, text, generation in zip(active, texts, generations, strict=True):
+            episode.step(text, share, generation)
         turn += 1
         if progress:
             called = [c.name or "?" for e in active for c in _last_assistant(e.trace).tool_calls]

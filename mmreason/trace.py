@@ -43,7 +43,11 @@ class ImageRef:
 
 @dataclass
 class Turn:
-    """One message of the episode: ``system``, ``user``, ``assistant`` or ``tool``."""
+    """One message of the episode: ``system``, ``user``, ``assistant`` or ``tool``.
+
+    ``prompt_tokens``/``completion_tokens`` (assistant turns, when the backend counts tokens):
+    the whole prompt the model read for this turn, images included, and the tokens it wrote.
+    """
 
     role: str
     text: str
@@ -51,6 +55,8 @@ class Turn:
     evidence_ids: list[str] = field(default_factory=list)
     images: list[ImageRef] = field(default_factory=list)
     seconds: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass

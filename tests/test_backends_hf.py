@@ -162,3 +162,26 @@ def test_missing_model_dir_says_how_to_fix(tmp_path):
         get_backend("hf", model=str(tmp_path), temperature=0.3)
     with pytest.raises(BackendError, match="unknown backend 'vllm'"):
         get_backend("vllm")
+
+
+def test_prefix_cache_gives_the_tokens_of_a_full_prefill(tiny_model_dir):
+    """The shared system prompt is prefilled once and reused across batches and turns; the
+    greedy tokens are exactly those of prefilling every row in full."""
+    system = {"role": "system", "content": [{"type": "text", "text": "You are a radiologist. " * 20}]}
+    convs = [[system, *c[1:]] for c in conversations(3)]
+    follow_up = convs[1] + [{"role": "assistant", "content": [{"type": "text", "text": "left"}]},
+                            {"role": "user", "content": [{"type": "text", "text": "Sure?"}]}]
+    calls = [convs, convs[:1], [follow_up, convs[2]]]
+    for arch in ARCHS:
+        cached = get_backend("hf", model=str(tiny_model_dir(arch)), batch_size=4)
+        full = get_backend("hf", model=str(tiny_model_dir(arch)), batch_size=4, prefix_cache=False)
+        assert cached.prefix_cache and not full.prefix_cache
+        for batch in calls:
+            got = cached.generate_detailed(batch, max_new_tokens=10, stop=())
+            want = full.generate_detailed(batch, max_new_tokens=10, stop=())
+            assert [g.text for g in got] == [g.text for g in want]
+            # the prompt counts are the full prompts, cached part included
+            assert [g.prompt_tokens for g in got] == [g.prompt_tokens for g in want]
+        # what is kept is the system turn and the start of the user turn, nothing of an image
+        kept = cached.tokenizer.decode(cached._prefix.ids)
+        assert kept.count("You are a radiologist.") == 20 and "<|image_pad|>" not in kept

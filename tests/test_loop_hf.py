@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -32,6 +33,15 @@ def test_tiny_model_episode_terminates_with_bounded_turns(tiny_model_dir, volume
         # every image has the processor's frame recorded: multiples of the merged patch size
         refs = [r for t in trace.turns for r in t.images]
         assert refs and all(w % 28 == 0 or w % 32 == 0 for w, _ in (r.model_size for r in refs))
+        # token counts of every model turn reach the trace, and their sums reach meta["usage"]
+        turns = [t for t in trace.turns if t.role == "assistant"]
+        assert all(t.prompt_tokens > 100 and 1 <= t.completion_tokens <= 24 for t in turns)
+        usage = trace.meta["usage"]
+        assert usage["prompt_tokens"] == sum(t.prompt_tokens for t in turns)
+        assert usage["completion_tokens"] == sum(t.completion_tokens for t in turns)
+        assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+        # a later turn reads the earlier one's prompt, its answer and the tool results
+        assert all(b.prompt_tokens > a.prompt_tokens + a.completion_tokens for a, b in zip(turns, turns[1:]))
         json.dumps(trace.to_dict(with_images=False))
     # same seed, same texts: the episode is reproducible
     again = run_episodes(reqs[:1], backend, config=config, registry=default_registry(), seed=0)[0]
@@ -41,16 +51,16 @@ def test_tiny_model_episode_terminates_with_bounded_turns(tiny_model_dir, volume
 def test_tiny_model_errors_are_fed_back(tiny_model_dir, volume, monkeypatch):  # noqa: F811
     """A model whose calls fail sees the error in a tool message on its next turn."""
     backend = get_backend("hf", model=str(tiny_model_dir("qwen2_5_vl")), max_pixels=128 * 128)
-    real = backend.generate
+    real = backend.generate_detailed
     seen = []
+    bad = '<tool_call>{"name": "crop", "arguments": {"view_id": "V7", "bbox_2d": [0, 0, 9, 9]}}</tool_call>'
 
-    def generate(conversations, **kw):
-        texts = real(conversations, **kw)  # the real model runs; its output is replaced by a bad call
+    def generate_detailed(conversations, **kw):
+        generations = real(conversations, **kw)  # the real model runs; its output is replaced by a bad call
         seen.append(conversations[0][-1])
-        return ['<tool_call>{"name": "crop", "arguments": {"view_id": "V7", "bbox_2d": [0, 0, 9, 9]}}</tool_call>'
-                for _ in texts]
+        return [dataclasses.replace(g, text=bad) for g in generations]
 
-    monkeypatch.setattr(backend, "generate", generate)
+    monkeypatch.setattr(backend, "generate_detailed", generate_detailed)
     trace = run_episodes([EpisodeRequest([volume], "q")], backend,
                          config=LoopConfig(max_turns=2, max_new_tokens=4, max_initial_images=1),
                          registry=default_registry())[0]

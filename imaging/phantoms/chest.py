@@ -56,6 +56,9 @@ SPINE = Spine(body_y=40.0)
 TABLE_TOP_Y = 109.0  # 4 mm below the body's posterior surface (y = 105)
 
 HEART = Ellipsoid((18.0, -38.0, -35.0), (60.0, 50.0, 48.0), angle_deg=-30.0)
+#: range of the seeded heart size factor: the heart's left-right and craniocaudal size is `HEART`'s
+#: times the factor, so the cardiothoracic ratio (0.483 at 1) spans about 0.42-0.57
+HEART_SCALE_RANGE = (0.88, 1.18)
 AORTA = (
     Cylinder((20.0, 22.0), (12.0, 12.0), z_range=(-math.inf, 60.0)),  # descending
     Cylinder((8.0, -40.0), (14.0, 14.0), z_range=(-10.0, 60.0)),  # ascending
@@ -85,11 +88,33 @@ def mediastinal_half_gap(y: np.ndarray) -> np.ndarray:
     return 2.0 + 18.0 * np.clip((y + 55.0) / 30.0, 0.0, 1.0)
 
 
-def lung_shape(side: str) -> Implicit:
-    """The ``side`` lung (pleural space, vessels included, airways excluded)."""
+def seeded_heart_scale(seed: int) -> float:
+    """The heart size factor of patient ``seed``, uniform in `HEART_SCALE_RANGE` (3 decimals)."""
+    return round(float(np.random.default_rng([seed, 5]).uniform(*HEART_SCALE_RANGE)), 3)
+
+
+def heart_shape(scale: float = 1.0, margin_mm: float = 0.0) -> Ellipsoid | Implicit:
+    """The heart grown by ``margin_mm``, its left-right and craniocaudal size times ``scale``
+    about its centre (an enlarged heart widens; its anterior-posterior depth stays)."""
+    base = HEART.grown(margin_mm) if margin_mm else HEART
+    if scale == 1.0:
+        return base
+    cx, _, cz = HEART.center
+
+    def fn(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return base.contains(cx + (x - cx) / scale, y, cz + (z - cz) / scale)
+
+    (x0, y0, z0), (x1, y1, z1) = base.bounds()
+    return Implicit(fn, (cx + (x0 - cx) * scale, y0, cz + (z0 - cz) * scale),
+                    (cx + (x1 - cx) * scale, y1, cz + (z1 - cz) * scale))
+
+
+def lung_shape(side: str, heart_scale: float = 1.0) -> Implicit:
+    """The ``side`` lung (pleural space, vessels included, airways excluded) beside a heart of
+    size factor ``heart_scale``."""
     ell = LUNG_ELLIPSOID[side]
     sign = -1.0 if side == "right" else 1.0
-    heart, spine = HEART.grown(4.0), SPINE.outline
+    heart, spine = heart_shape(heart_scale, 4.0), SPINE.outline
     aorta = [a.grown(3.0) for a in AORTA]
     trachea = TRACHEA_WALL.grown(2.0)
 
@@ -144,12 +169,12 @@ def random_nodules(seed: int, count: int = 1) -> list[NoduleSpec]:
     ]
 
 
-def vessel_tree(seed: int) -> list[Capsule]:
+def vessel_tree(seed: int, heart_scale: float = 1.0) -> list[Capsule]:
     """Seeded pulmonary vessels: from each hilum a thick trunk then a thin branch into the lung."""
     rng = np.random.default_rng([seed, 0])
     vessels: list[Capsule] = []
     for side in SIDES:
-        lung = lung_shape(side)
+        lung = lung_shape(side, heart_scale)
         hilum = np.asarray(HILUM[side])
         for _ in range(VESSELS_PER_LUNG):
             end = np.asarray(place_ball(rng, lung, 0.0, 10.0))
@@ -159,8 +184,10 @@ def vessel_tree(seed: int) -> list[Capsule]:
     return vessels
 
 
-def resolve_nodules(seed: int, specs: list[NoduleSpec], vessels: list[Capsule]) -> list[tuple[Ball, str, float]]:
-    """Turn specs into balls (anatomy frame): validate given centres, place the others."""
+def resolve_nodules(seed: int, specs: list[NoduleSpec], vessels: list[Capsule],
+                    heart_scale: float = 1.0) -> list[tuple[Ball, str, float]]:
+    """Turn specs into balls (anatomy frame): validate given centres, place the others (in lungs
+    beside a heart of size factor ``heart_scale``)."""
     rng = np.random.default_rng([seed, 1])
     placed: list[tuple[Ball, str, float]] = []
     for n, spec in enumerate(specs, start=1):
@@ -176,7 +203,7 @@ def resolve_nodules(seed: int, specs: list[NoduleSpec], vessels: list[Capsule]) 
                     f"nodule {n}: center_mm x={center[0]:g} mm is in the patient's {side} half but side="
                     f"'{spec.side}'; negative x is the patient's right"
                 )
-            if not lung_shape(side).contains(*(np.array([v]) for v in center))[0]:
+            if not lung_shape(side, heart_scale).contains(*(np.array([v]) for v in center))[0]:
                 raise PhantomError(
                     f"nodule {n}: center_mm {list(center)} is not inside the {side} lung; omit center_mm "
                     "to place it automatically"
@@ -186,7 +213,7 @@ def resolve_nodules(seed: int, specs: list[NoduleSpec], vessels: list[Capsule]) 
             r = spec.diameter_mm / 2.0
             keep_out = [v.grown(r + 3.0) for v in vessels] + [b.grown(r + 3.0) for b in BRONCHI_WALL.values()]
             keep_out += [b.grown(r + 5.0) for b, _, _ in placed]
-            center = place_ball(rng, lung_shape(side), spec.diameter_mm, 4.0, keep_out)
+            center = place_ball(rng, lung_shape(side, heart_scale), spec.diameter_mm, 4.0, keep_out)
         placed.append((Ball(center, float(spec.diameter_mm)), side, float(spec.hu)))  # type: ignore[arg-type]
     return placed
 
@@ -201,8 +228,12 @@ def build_chest(
     table: bool = True,
     patient_shift_mm: XYZ = (0.0, 0.0, 0.0),
     noise_seed: int | None = None,
+    heart_scale: float | None = None,
 ) -> ChestBuild:
     """`chest_ct` plus its noise-free HU and thoracic-cavity mask (see `chest_ct`)."""
+    heart_scale = seeded_heart_scale(seed) if heart_scale is None else float(heart_scale)
+    if not 0.5 <= heart_scale <= 1.5:
+        raise PhantomError(f"heart_scale must be between 0.5 and 1.5 (1 = the reference heart), got {heart_scale}")
     grid = Grid.centred(fov_mm, spacing)
     shift = tuple(float(v) for v in patient_shift_mm)
     if shift[1] > TABLE_TOP_Y - 105.0:
@@ -210,8 +241,8 @@ def build_chest(
     # anatomy is evaluated on a grid moved against the shift, so the patient appears moved by it
     ag = replace(grid, origin=tuple(o - s for o, s in zip(grid.origin, shift)))
     specs = random_nodules(seed) if nodules is None else list(nodules)
-    tree = vessel_tree(seed) if vessels else []
-    balls = resolve_nodules(seed, specs, tree)
+    tree = vessel_tree(seed, heart_scale) if vessels else []
+    balls = resolve_nodules(seed, specs, tree, heart_scale)
 
     hu = np.full(grid.shape, HU_AIR, dtype=np.float32)
     if table:
@@ -230,14 +261,14 @@ def build_chest(
     hu[cavity] = HU_MEDIASTINUM
     _paint_upper_abdomen(ag, hu, cavity)
     spine = SPINE.paint(ag, hu)
-    ag.paint(hu, HEART.grown(3.0), HU_FAT)  # pericardial fat outlines the heart
-    heart = ag.mask(HEART)
+    ag.paint(hu, heart_shape(heart_scale, 3.0), HU_FAT)  # pericardial fat outlines the heart
+    heart = ag.mask(heart_shape(heart_scale))
     hu[heart] = HU_BLOOD
     for part in AORTA:
         ag.paint(hu, part, HU_BLOOD)
     ag.paint(hu, TRACHEA_WALL, HU_MUSCLE)
 
-    lungs = {side: ag.mask(lung_shape(side)) for side in SIDES}
+    lungs = {side: ag.mask(lung_shape(side, heart_scale)) for side in SIDES}
     gradient = np.clip((ag.y + 90.0) / 165.0, 0.0, 1.0)[None, :, None]
     lung_hu = np.broadcast_to(HU_LUNG_ANTERIOR + (HU_LUNG_POSTERIOR - HU_LUNG_ANTERIOR) * gradient, hu.shape)
     for mask in lungs.values():
@@ -281,6 +312,7 @@ def build_chest(
         **grid_truth(grid, fov_mm),
         "patient_shift_mm": list(shift),
         "noise_hu": noise_hu,
+        "heart_scale": heart_scale,
         "nodules": nodule_truth,
         "lung_volume_ml": round(float(labels["lungs"].sum()) * vox_ml, 2),
         "lung_left_volume_ml": round(float(lungs["left"].sum()) * vox_ml, 2),
@@ -312,6 +344,7 @@ def chest_ct(
     table: bool = True,
     patient_shift_mm: XYZ = (0.0, 0.0, 0.0),
     noise_seed: int | None = None,
+    heart_scale: float | None = None,
 ) -> Phantom:
     """A non-contrast chest CT with known lungs, airways, heart, spine and nodules.
 
@@ -329,13 +362,16 @@ def chest_ct(
         patient_shift_mm: moves the patient (not the table) by (x, y, z) mm, e.g. for a follow-up
             scan positioned slightly differently; truth positions include the shift.
         noise_seed: seed of the noise only (default ``seed``).
+        heart_scale: the heart's left-right and craniocaudal size relative to the reference heart
+            (0.5-1.5); ``None`` draws it from ``seed`` in `HEART_SCALE_RANGE`, so patients differ.
 
     Returns:
         a `Phantom` with volume ``ct`` (HU), labels ``body``, ``lung_left``, ``lung_right``,
         ``lungs``, ``trachea`` (airway lumen), ``heart``, ``spine`` (bone), ``nodule_<n>``, and
         truth keys ``nodules`` (``label``, ``center_mm`` LPS x, y, z, ``center_voxel`` z, y, x,
         ``diameter_mm``, ``volume_mm3`` analytic, ``volume_mm3_voxels``, ``side``, ``hu``),
-        ``spacing``, ``shape``, ``lung_volume_ml`` (voxel count based), ``structures``
+        ``spacing``, ``shape``, ``heart_scale``, ``lung_volume_ml`` (voxel count based), ``structures``
         (per label voxels, volume_ml, centroid_mm).
     """
-    return build_chest(seed, spacing, nodules, noise_hu, fov_mm, vessels, table, patient_shift_mm, noise_seed).phantom
+    return build_chest(seed, spacing, nodules, noise_hu, fov_mm, vessels, table, patient_shift_mm, noise_seed,
+                       heart_scale).phantom

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from imaging.phantoms.chest import NoduleSpec, chest_ct, resolve_nodules, vessel_tree
+from imaging.phantoms.chest import NoduleSpec, chest_ct, resolve_nodules, seeded_heart_scale, vessel_tree
 from imaging.phantoms.phantom import Phantom
 from imaging.phantoms.shapes import XYZ, PhantomError
 
@@ -47,7 +47,9 @@ def followup_pair(
     d0, d1 = (float(d) for d in diameter_mm)
     if d0 <= 0 or d1 <= 0:
         raise PhantomError(f"diameter_mm must be two positive diameters (prior, current), got {diameter_mm}")
-    site = resolve_nodules(seed, [NoduleSpec(diameter_mm=max(d0, d1), side=side)], vessel_tree(seed))[0][0]
+    heart = seeded_heart_scale(seed)  # the patient's heart, as chest_ct draws it
+    site = resolve_nodules(seed, [NoduleSpec(diameter_mm=max(d0, d1), side=side)], vessel_tree(seed, heart),
+                           heart)[0][0]
     prior = chest_ct(seed, spacing, [NoduleSpec(site.center, d0, side)], noise_hu)
     current = chest_ct(
         seed, spacing, [NoduleSpec(site.center, d1, side)], noise_hu, patient_shift_mm=shift_mm,

@@ -41,6 +41,7 @@ def chest_xray(
     nodules: list[NoduleSpec] | None = None,
     noise: float = 5.0,
     blur_mm: float = 0.7,
+    heart_scale: float | None = None,
 ) -> Phantom:
     """A PA chest radiograph with known heart and thoracic widths.
 
@@ -51,19 +52,20 @@ def chest_xray(
         nodules: nodules to project (default none; see `chest_ct`).
         noise: standard deviation of additive Gaussian noise on the 0..1000 scale.
         blur_mm: detector blur (Gaussian sigma in mm).
+        heart_scale: the heart's size factor (see `chest_ct`); ``None`` draws it from ``seed``.
 
     Returns:
         a `Phantom` with volume ``xr`` (shape ``(1, H, W)``), 2-D labels ``heart``, ``thorax``
         (lungs and the thoracic cavity between lung apex and base), ``lung_left``,
         ``lung_right`` and ``nodule_<n>``, each of shape ``(1, H, W)``; truth keys
-        ``heart_width_mm``, ``thorax_width_mm``, ``ctr`` (their ratio), ``pixel_spacing``,
+        ``heart_width_mm``, ``thorax_width_mm``, ``ctr`` (their ratio), ``heart_scale``, ``pixel_spacing``,
         ``nodules`` (with ``center_voxel`` ``[0, row, column]`` in the image).
     """
     if not pixel_spacing > 0:
         raise PhantomError(f"pixel_spacing must be a positive number of mm, got {pixel_spacing}")
     build = build_chest(
         seed, spacing=(pixel_spacing, DEPTH_STEP_MM, pixel_spacing), nodules=nodules or [], noise_hu=0.0,
-        fov_mm=XRAY_FOV_MM, table=False,
+        fov_mm=XRAY_FOV_MM, table=False, heart_scale=heart_scale,
     )
     ct = build.phantom
     mu = np.clip(MU_WATER_PER_MM * (1.0 + build.hu_clean / 1000.0), 0.0, None)
@@ -118,6 +120,7 @@ def chest_xray(
         "heart_width_mm": round(heart_w, 2),
         "thorax_width_mm": round(thorax_w, 2),
         "ctr": round(heart_w / thorax_w, 4),
+        "heart_scale": ct.truth["heart_scale"],
         "nodules": nodule_truth,
     }
     return Phantom({"xr": volume}, labels, truth, "chest_xray")

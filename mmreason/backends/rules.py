@@ -3,8 +3,8 @@
 It reads only what a model would read: the system prompt (the tool list), the user turn (the
 study lines, the image captions, the question) and the ``role: tool`` messages (their text, the
 ``Result: {...}`` JSON line written by `mmreason.messages.result_text`, and their images). Each
-call to `generate` returns the next turn - a ``<tool_call>`` or an ``<answer>`` - so its traces
-have exactly the format of model traces and can serve as SFT demonstrations.
+call to `generate` returns the next turn - one or more ``<tool_call>`` blocks or an ``<answer>``
+- so its traces have exactly the format of model traces and can serve as SFT demonstrations.
 
 Question families, recognised by keywords (first match wins, case-insensitive):
 
@@ -12,8 +12,14 @@ Question families, recognised by keywords (first match wins, case-insensitive):
 family          recognised by                                            tool calls
 ==============  =======================================================  ==========================
 growth          two or more volumes and grow/change/compare/prior/...    segment + measure per volume
-ctr             cardiothoracic / CTR / cardiomegaly / heart size (2-D)   segment lungs, measure,
-                                                                         segment heart, measure
+                                                                         (a nodule not found on the
+                                                                         current study is looked for
+                                                                         where it was: view, box)
+ctr             cardiothoracic / CTR / cardiomegaly / heart size         segment lungs, measure,
+                (on the first 2-D volume, e.g. a radiograph beside a CT) segment heart, measure
+sequence        which sequence ... brightest / hyperintense (MR)         segment the lesion; per
+                                                                         sequence view its slice,
+                                                                         measure lesion and brain
 organ lesion    lesion/mass/... + liver, spleen or kidney (3-D CT)       segment organ, segment
                                                                          lesion within it, measure, crop
 lesion          nodule / mass / lesion / tumour / opacity (3-D CT, MR)   segment, (select), measure, crop
@@ -22,17 +28,32 @@ organ volume    volume/size/how large + an organ (lungs, liver ...)      segment
 modality/plane  modality / what kind of image / which plane              view
 ==============  =======================================================  ==========================
 
-When the segmenter returns several candidates, the planner points (``point_2d``) at the
-largest red region of the overlay image and segments again, which keeps that one component.
-Laterality questions ("which side/lung ...") about a lesion are answered by the lesion family
-(the side comes from ``measure``). Any other question gets an answer saying it cannot be answered
-by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``). For a
-multiple-choice question the answer starts with the option letter that matches the finding.
+The final turn explains the finding in prose, with evidence citations, and then gives the answer
+in ``<answer>...</answer>`` in the form the question asks for (`short_answer`): ``yes``/``no``
+first for a closed question, the option letter and text for a multiple-choice one, the number
+with its unit for a numeric one (in the unit the question names: "in mL", "(mm)"), followed by
+the cited evidence ids, e.g. ``<answer>12.9 mm [E1, E2]</answer>``; a question that asks several
+things ("Is there a nodule? Where is it and how large?") gets each part, separated by
+semicolons. `mmreason.parsing` reads the cited ids from the answer tag.
+
+On MR studies with several sequences the lesion is searched on the FLAIR, then the T2, then the
+others, as the question names them ("volume 1 is the FLAIR"); the next one is tried when a
+search finds nothing. When the segmenter returns several candidates, the planner points
+(``point_2d``) at the largest red region of the overlay image and segments again, which keeps that
+one component. Laterality questions ("which side/lung ...") about a lesion are answered by the
+lesion family (the side comes from ``measure``; a region at the midline is given the side most of
+it lies on when options force a side). Any other question gets an answer saying it cannot be
+answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``).
 
 The cardiothoracic ratio rests on two segmentations of the radiograph: the lung fields, whose
 left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter between the inner
 rib margins, and the cardiac silhouette, whose width is the cardiac diameter; the ratio is
 computed from those two evidence items in millimetres.
+
+The sequence comparison measures, on the axial slice through the lesion's centre of each
+sequence, the mean intensity of a box inside the lesion and of a box over the brain around it
+(the lesion's box grown to `BRAIN_BOX_SCALE` times its size, within the image); the sequence with
+the highest ratio is the one on which the lesion is brightest relative to the brain.
 """
 
 from __future__ import annotations
@@ -59,18 +80,194 @@ ORGANS: dict[str, tuple[str, ...]] = {
 }
 #: organs searched for a focal lesion by segmenting the organ, then a lesion within it
 LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
+#: MR sequences in the order a hyperintense lesion is searched on (others come after, T1 last)
+SEQUENCE_PREFERENCE = ("FLAIR", "T2")
+#: the brain box of the sequence comparison is the lesion's box grown to this many times its size
+BRAIN_BOX_SCALE = 4.0
+#: a change of at least this many mm, or `GROWTH_PCT` per cent, of the longest diameter is growth
+GROWTH_MM, GROWTH_PCT = 1.0, 10.0
+#: the cardiothoracic ratio above which the heart is enlarged
+CTR_ENLARGED = 0.5
+
 _GROWTH = re.compile(r"\b(grow|grew|growth|change[sd]?|compar|prior|previous|interval|progress|follow.?up|"
                      r"increase|decrease|shrink|shrunk|stable)", re.I)
 _CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|enlarged heart|size of the heart", re.I)
 _LESION = re.compile(r"\b(nodules?|mass(es)?|lesions?|tumou?rs?|opacit(y|ies)|metastas[ie]s)\b", re.I)
+_SEQUENCE_Q = re.compile(r"\bsequence\b.*\b(bright\w*|hyperintens\w*|conspicuous|signal)|"
+                         r"\b(bright\w*|hyperintens\w*|conspicuous)\b.*\bsequence\b", re.I | re.S)
 _ORGAN_SIZE = re.compile(r"\b(volume|size|how (large|big)|measure)", re.I)
 _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|imaging)|which imaging|"
                        r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
 _PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
-_YES_NO = re.compile(r"(is|are|does|do|has|have|was|were|can|could|any)\b", re.I)
 _STUDY = re.compile(r"^- volume (\w+): (\w+), (2-D|3-D) (\d+)x(\d+)(?:x(\d+))?", re.M)
 _CAPTION = re.compile(r"Image (\d+) \((\d+)x(\d+)\), view (V\d+): (.*)")
 _CAPTION_VOLUME = re.compile(r"^volume (\w+) \(")
+#: "volume 1 is the FLAIR", "volume 0: T2", "volume 2 the T1 sequence"
+_NAMED_SEQUENCE = re.compile(r"\bvolume (\w+)\s*(?:is|:|=)?\s*(?:the |an? )?(t1|t2|flair)\b", re.I)
+
+# -- what a question asks (read from its interrogative sentences and answer instructions) -----------
+_AUXILIARY = re.compile(r"^\W*(is|are|does|do|did|has|have|had|was|were|can|could|any|should|will|would)\b", re.I)
+_ASK_YES_NO = re.compile(r"\banswer (with )?yes or no\b", re.I)
+_ASK_SIDE = re.compile(r"\b(which|what) (side|lung|hemisphere|kidney|lobe)\b|\bwhere\b|\bleft or right\b|"
+                       r"\bright or left\b|\bside\b|\blateral", re.I)
+_ASK_SIZE = re.compile(r"\b(how (large|big)|size|diameter|measure\w*|dimension\w*)\b", re.I)
+_ASK_VOLUME = re.compile(r"\bvolume\b", re.I)
+_ASK_AMOUNT = re.compile(r"\b(how (many|much)|by what|what is the (change|difference|growth)|"
+                         r"change in|difference in)\b", re.I)
+_ASK_PERCENT = re.compile(r"%|\bper ?cent", re.I)
+_ASK_WHICH = re.compile(r"\b(which|what)\b", re.I)
+#: a unit the question asks for: "in mL", "in mm", "unit (mL)"
+_ASK_UNIT = re.compile(r"(?:\bin|\bunits?\s*\(?|\bunits? of)\s*(ml|millilit(?:er|re)s?|cm3|cm³|cc|mm3|mm³|"
+                       r"cubic millimet(?:er|re)s?|mm|millimet(?:er|re)s?|cm|centimet(?:er|re)s?)(?![\w³])", re.I)
+_UNIT_KEYS = {"ml": "mL", "cc": "mL", "cm3": "mL", "cm³": "mL", "mm3": "mm3", "mm³": "mm3", "mm": "mm", "cm": "cm"}
+#: a yes/no question about growth asks about this trend
+_ASKED_TREND = (("shrank", re.compile(r"shr[iu]nk|shrank|decreas|smaller|regress|reduc", re.I)),
+                ("is stable", re.compile(r"stable|unchanged|same size", re.I)),
+                ("changed", re.compile(r"\bchang", re.I)),
+                ("grew", re.compile(r"gr[eo]w|increas|larger|bigger|enlarg|progress", re.I)))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks for, which decides the form of the short answer."""
+
+    yes_no: bool = False
+    which: bool = False
+    side: bool = False
+    size: bool = False
+    volume: bool = False
+    amount: bool = False
+    percent: bool = False
+    unit: str | None = None
+    trend: str = "grew"
+
+    @classmethod
+    def of(cls, question: str) -> "Asked":
+        """Read ``question``: its sentences ending in ``?`` (the whole text when none does) say
+        what is asked, answer instructions ("Answer yes or no") and units anywhere in it count."""
+        sentences = [s.strip() for s in re.findall(r"[^.?!]*\?", question)] or [question]
+        asked = " ".join(sentences)
+        unit = next((_unit_key(m.group(1)) for m in _ASK_UNIT.finditer(question)), None)
+        trend = next((t for t, rx in _ASKED_TREND if rx.search(asked)), "grew")
+        return cls(yes_no=any(_AUXILIARY.match(s) for s in sentences) or bool(_ASK_YES_NO.search(question)),
+                   which=bool(_ASK_WHICH.search(asked)), side=bool(_ASK_SIDE.search(asked)),
+                   size=bool(_ASK_SIZE.search(asked)), volume=bool(_ASK_VOLUME.search(asked)),
+                   amount=bool(_ASK_AMOUNT.search(asked)), percent=bool(_ASK_PERCENT.search(asked)),
+                   unit=unit, trend=trend)
+
+
+def _unit_key(word: str) -> str:
+    w = word.lower()
+    if w.startswith(("millilit", "cubic centi")):
+        return "mL"
+    if w.startswith("cubic millimet"):
+        return "mm3"
+    if w.startswith("millimet"):
+        return "mm"
+    if w.startswith("centimet"):
+        return "cm"
+    return _UNIT_KEYS.get(w, w)
+
+
+@dataclass
+class Finding:
+    """What the tools established, from which the short answer and the option are chosen.
+
+    Attributes:
+        cites: evidence ids the answer rests on.
+        present: whether the asked finding is there (None when the question is not about presence).
+        none_text: set when nothing was found: what to say ("no nodule was found").
+        site: what ``side`` qualifies ("lung", "hemisphere"; "" for a bare side).
+        side: ``left``, ``right`` or ``midline``; ``leaning`` the side most of a midline region is on.
+        diameter_mm: longest axial diameter; volume_mm3: volume (organs summed).
+        trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
+        ratio: the cardiothoracic ratio.
+        label: a word answer (a sequence or modality name); words: words an option may contain.
+    """
+
+    cites: list[str]
+    present: bool | None = None
+    none_text: str = ""
+    site: str = ""
+    side: str | None = None
+    leaning: str | None = None
+    diameter_mm: float | None = None
+    volume_mm3: float | None = None
+    trend: str | None = None
+    change_mm: float | None = None
+    change_pct: float | None = None
+    ratio: float | None = None
+    label: str | None = None
+    words: list[str] = field(default_factory=list)
+
+    def hint(self) -> dict[str, Any]:
+        """The `choose_option` hint of this finding."""
+        hint: dict[str, Any] = {"words": self.words}
+        if self.present is not None:
+            hint["yes"] = self.present
+        side = self.leaning if self.side == "midline" else self.side
+        if side:
+            hint["side"] = side
+        if self.trend:
+            hint["trend"] = self.trend
+        value = next((v for v in (self.change_mm, self.ratio, self.diameter_mm,
+                                  None if self.volume_mm3 is None else self.volume_mm3 / 1000) if v is not None), None)
+        if value is not None:
+            hint["value"] = value
+        return hint
+
+
+def fmt_length(mm: float, unit: str | None = None) -> str:
+    """A length in the asked unit (``cm``), else in mm."""
+    return f"{mm / 10:.2f} cm" if unit == "cm" else f"{mm:.1f} mm"
+
+
+def fmt_volume(mm3: float, unit: str | None = None) -> str:
+    """A volume in the asked unit (``mL`` or ``mm3``); else mL from 1 mL up, mm3 below."""
+    unit = unit if unit in ("mL", "mm3") else ("mL" if mm3 >= 1000 else "mm3")
+    if unit == "mm3":
+        return f"{mm3:.0f} mm3"
+    ml = mm3 / 1000
+    return f"{ml:.1f} mL" if ml >= 100 else f"{ml:.2f} mL" if ml >= 1 else f"{ml:.3f} mL"
+
+
+def short_answer(question: str, finding: Finding) -> str:
+    """The answer in the form ``question`` asks for, without citations (see the module docstring)."""
+    q = Asked.of(question)
+    parts: list[str] = []
+    if q.yes_no and finding.present is not None:
+        parts.append(("Yes" if finding.present else "No")
+                     + (f", it {finding.trend}" if finding.trend else ""))
+    if finding.none_text:  # nothing was found: there is nothing else to describe
+        return parts[0] if parts else finding.none_text[:1].upper() + finding.none_text[1:]
+    if finding.label and (q.which or not parts):
+        parts.append(finding.label)
+    if q.side and finding.side:
+        parts.append(f"{finding.side} {finding.site}".strip() if finding.side != "midline" else "midline")
+    if finding.ratio is not None:
+        parts.append(f"CTR {finding.ratio:.2f}" if parts else f"{finding.ratio:.2f}")
+    number = _asked_number(q, finding)
+    if number:
+        parts.append(number)
+    if not parts:  # nothing specific asked ("Tell me about the nodule"): the finding in brief
+        parts = [p for p in ("Yes" if finding.present else "",
+                             f"{finding.side} {finding.site}".strip() if finding.side else "",
+                             _asked_number(Asked(size=True, volume=finding.diameter_mm is None, amount=True), finding))
+                 if p]
+    return "; ".join(parts)
+
+
+def _asked_number(q: Asked, f: Finding) -> str:
+    if f.trend is not None and (q.amount or q.percent or q.size):
+        if q.percent and f.change_pct is not None:
+            return f"{f.change_pct:+.0f}%"
+        if f.change_mm is not None and (q.amount or q.size):
+            return f"{f.change_mm:+.1f} mm" if q.unit != "cm" else f"{f.change_mm / 10:+.2f} cm"
+    if f.volume_mm3 is not None and (q.volume or q.unit in ("mL", "mm3") or (q.size and f.diameter_mm is None)):
+        return fmt_volume(f.volume_mm3, q.unit)
+    if f.diameter_mm is not None and (q.size or q.unit in ("mm", "cm")):
+        return fmt_length(f.diameter_mm, q.unit)
+    return ""
 
 
 @dataclass
@@ -133,16 +330,31 @@ class State:
     def first_view_of(self, volume_id: str) -> Shown | None:
         return next((s for s in self.shown if s.volume == volume_id), None)
 
+    def cites(self) -> list[str]:
+        """Every evidence id produced so far."""
+        return [x.evidence_id for x in self.results if x.evidence_id]
+
 
 @dataclass
 class Action:
-    """The next turn: a tool call (``tool`` set) or a final answer."""
+    """The next turn: tool calls (``calls``), or a final answer.
+
+    A final answer has ``answer`` (the explanation, or the whole text of an abstention) and,
+    when the tools established something, ``finding``; `decide` then sets ``tag``, the text of
+    the ``<answer>`` tag.
+    """
 
     thought: str
     tool: str | None = None
     arguments: dict[str, Any] = field(default_factory=dict)
     answer: str = ""
-    option_hint: dict[str, Any] = field(default_factory=dict)
+    finding: Finding | None = None
+    tag: str = ""
+    more_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        return ([(self.tool, self.arguments)] if self.tool else []) + self.more_calls
 
 
 class RulesBackend:
@@ -222,12 +434,19 @@ def _segment_targets(system: str, tools: list[dict] | None) -> list[str]:
 
 # -- planning -------------------------------------------------------------------------------
 def decide(state: State) -> Action:
-    """The next action; a multiple-choice answer is prefixed with the matching option letter."""
+    """The next action; a final answer with a finding gets its ``tag`` (short answer + citations)."""
     action = plan(state)
-    if action.tool is None and state.options:
-        letter = choose_option(state.options, action.option_hint)
+    if action.tool is not None or action.finding is None:
+        action.tag = action.answer
+        return action
+    finding = action.finding
+    tag = short_answer(state.question, finding)
+    if state.options:
+        letter = choose_option(state.options, finding.hint())
         if letter:
-            action.answer = f"{letter}. {action.answer}"
+            tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
+    cites = list(dict.fromkeys(finding.cites))
+    action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
     return action
 
 
@@ -257,7 +476,7 @@ def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
         if found := pick(lambda o: o == ("yes" if hint["yes"] else "no")):
             return found
     if hint.get("words"):
-        if found := pick(lambda o: any(re.search(rf"\b{re.escape(w)}\b", o) for w in hint["words"])):
+        if found := pick(lambda o: any(re.search(rf"\b{re.escape(w.lower())}\b", o) for w in hint["words"])):
             return found
     if hint.get("value") is not None:
         numbers = [re.search(r"-?\d+(?:\.\d+)?", o) for o in norm]
@@ -274,9 +493,11 @@ def plan(state: State) -> Action:
         return plan_growth(state)
     if _CTR.search(q):
         return plan_ctr(state)
+    modality = three_d[0].modality if three_d else None
+    if _SEQUENCE_Q.search(q) and modality == "MR":
+        return plan_sequence(state)
     organs = _organ_in(q)
     if _LESION.search(q):
-        modality = three_d[0].modality if three_d else None
         if modality == "CT" and organs and organs[0] in LESION_ORGANS:
             return plan_organ_lesion(state, organs[0])
         return plan_lesion(state) if modality in ("CT", "MR") else cannot(
@@ -287,7 +508,7 @@ def plan(state: State) -> Action:
         return plan_modality(state)
     return cannot(state, "it is not one of the question types the rules backend handles (lung nodule or "
                          "lesion presence, side and size; organ volume; lesion growth between two studies; "
-                         "cardiothoracic ratio; modality and plane)")
+                         "cardiothoracic ratio; the MR sequence a lesion is brightest on; modality and plane)")
 
 
 def cannot(state: State, why: str) -> Action:
@@ -297,11 +518,11 @@ def cannot(state: State, why: str) -> Action:
 
 
 def _failed(state: State) -> Action | None:
-    """An answer explaining the last error, when the last tool call failed."""
-    last = state.results[-1] if state.results else None
-    if last is not None and last.error:
-        return Action(thought="The last tool call failed, so the question cannot be answered reliably.",
-                      answer=f"I cannot answer: the {last.name} step failed ({last.error}).")
+    """An answer explaining the last error, when a tool call of the last turn failed."""
+    failed = next((x for x in reversed(state.results) if x.error), None)
+    if failed is not None:
+        return Action(thought="A tool call failed, so the question cannot be answered reliably.",
+                      answer=f"I cannot answer: the {failed.name} step failed ({failed.error}).")
     return None
 
 
@@ -332,22 +553,71 @@ def _is_mr(state: State) -> bool:
     return next((v.modality for v in state.volumes if not v.is_2d), None) == "MR"
 
 
-def plan_lesion(state: State) -> Action:
-    """Segment candidates (3-D); if several, point at the largest on the overlay; measure; crop; answer."""
+def sequence_names(state: State) -> dict[str, str]:
+    """Volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them."""
+    ids = {v.id for v in state.volumes}
+    return {m.group(1): m.group(2).upper() for m in _NAMED_SEQUENCE.finditer(state.question) if m.group(1) in ids}
+
+
+def search_order(state: State) -> list[VolumeInfo]:
+    """The 3-D volumes a lesion is searched on, in order: one for CT, every MR sequence for MR
+    (FLAIR, then T2, then the unnamed ones, T1 last: the sequences a lesion is brightest on first)."""
+    three_d = [v for v in state.volumes if not v.is_2d]
+    if not _is_mr(state) or len(three_d) < 2:
+        return three_d[:1]
+    names = sequence_names(state)
+    rank = {name: i for i, name in enumerate(SEQUENCE_PREFERENCE)}
+    return sorted(three_d, key=lambda v: rank.get(names.get(v.id, ""),
+                                                  len(rank) + (1 if names.get(v.id) == "T1" else 0)))
+
+
+def _on(state: State, volume: VolumeInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+    """``arguments`` with the ``view_id`` that selects ``volume``, when the study has several."""
+    shown = state.first_view_of(volume.id)
+    return arguments | {"view_id": shown.view_id} if len(state.volumes) > 1 and shown else arguments
+
+
+def _searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
+    """Run the unprompted lesion search over ``order`` until one finds something.
+
+    Returns ``(n, action)``: ``n`` leading results are empty searches, and ``action`` is the next
+    search (or None when a search found something or every volume was searched).
+    """
     r = state.results
     target = _lesion_target(state, state.question)
+    n = 0
+    while n < len(r) and n + 1 < len(order) and r[n].name == "segment" and not r[n].error and not r[n].fact("voxels"):
+        n += 1
+    if n == len(r) and n < len(order):
+        where = f" on volume {order[n].id}" + (f" ({sequence_names(state)[order[n].id]})"
+                                               if order[n].id in sequence_names(state) else "")
+        first = "Nothing was found there; I will search the next sequence" if n else "I will segment"
+        kind = "MR" if _is_mr(state) else "CT"
+        return n, Action(f"{first}{where if len(order) > 1 else ''}: {target} candidates in the whole {kind} "
+                         f"volume.", "segment", _on(state, order[n], {"target": target}))
+    return n, None
+
+
+def plan_lesion(state: State) -> Action:
+    """Segment candidates (3-D); if several, point at the largest on the overlay; measure; crop; answer."""
+    target = _lesion_target(state, state.question)
     mr = _is_mr(state)
-    kind = "MR" if mr else "CT"
-    if not r:
-        return Action(f"I will segment {target} candidates in the whole {kind} volume.", "segment", {"target": target})
+    order = search_order(state)
+    empty, search = _searches(state, order)
+    if search is not None:
+        return search
     if failed := _failed(state):
         return failed
+    r = state.results[empty:]
     seg_all = r[0]
+    site = "hemisphere" if mr else "lung"
     if not seg_all.fact("voxels"):
         region = "the brain" if mr else "the lungs"
+        cites = state.cites()
         return Action("The segmenter found no candidate.",
-                      answer=f"No. No {target} was found in {region} by the {seg_all.fact('segmenter')} segmenter "
-                             f"[{seg_all.evidence_id}].", option_hint={"yes": False})
+                      answer=f"No {target} was found in {region} by the {seg_all.fact('segmenter')} segmenter "
+                             f"[{', '.join(cites)}].",
+                      finding=Finding(cites, present=False, none_text=f"no {target} was found", site=site))
     n = seg_all.fact("components") or 1
     focus, rest = seg_all, r[1:]
     if n > 1:
@@ -368,29 +638,32 @@ def plan_lesion(state: State) -> Action:
             return Action("I will zoom into the candidate on the overlay to show it.", "crop",
                           {"view_id": focus.images[0].view_id, "bbox_2d": box})
     side = meas.fact("laterality") or focus.fact("laterality")
-    where = "at the midline" if side == "midline" else f"in the {side} {'hemisphere' if mr else 'lung'}"
+    where = "at the midline" if side == "midline" else f"in the {side} {site}"
     if focus is seg_all and n > 1:
         found = f"{n} candidate regions were found, measured together: they lie {where}"
     elif n > 1:
         found = f"{n} candidate regions were found [{seg_all.evidence_id}]; the largest, the {target}, is {where}"
     else:
         found = f"There is one {target} {where}"
-    return _lesion_answer(state, found, meas, side)
+    return _lesion_answer(state, found, meas, side, site)
 
 
-def _lesion_answer(state: State, found: str, meas: Result, side: str | None) -> Action:
+def _lesion_answer(state: State, found: str, meas: Result, side: str | None, site: str) -> Action:
     """The answer about a measured lesion: position, diameters, volume, mean intensity, citations."""
     cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
-    cites = [x.evidence_id for x in state.results if x.evidence_id]
+    cites = state.cites()
     mean = meas.measure("mean_intensity")
     unit = "HU" if meas.payload.get("measurements", {}).get("mean_intensity", [0, "HU"])[1] == "HU" else "a.u."
-    yes = "Yes. " if _YES_NO.match(state.question.strip()) else ""
-    text = (f"{yes}{found}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
+    text = (f"{found}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
             f"longest axial diameter {_fmt_mm(meas.measure('longest_diameter_mm'))} x "
             f"{_fmt_mm(meas.measure('perpendicular_diameter_mm'))}, volume {_fmt_volume(meas.measure('volume_mm3'))}"
             + (f", mean {mean:.0f} {unit}" if mean is not None else "") + f" [{', '.join(cites)}].")
+    fraction_left = meas.fact("fraction_left")
+    leaning = None if fraction_left is None else ("left" if fraction_left > 0.5 else "right")
     return Action("The measurements give the side, position and size.", answer=text,
-                  option_hint={"yes": True, "side": side, "value": meas.measure("longest_diameter_mm")})
+                  finding=Finding(cites, present=True, site=site, side=side, leaning=leaning,
+                                  diameter_mm=meas.measure("longest_diameter_mm"),
+                                  volume_mm3=meas.measure("volume_mm3")))
 
 
 def plan_organ_lesion(state: State, organ: str) -> Action:
@@ -411,9 +684,10 @@ def plan_organ_lesion(state: State, organ: str) -> Action:
                       {"target": "lesion", "within": r[0].evidence_id})
     seg = r[1]
     if not seg.fact("voxels"):
+        cites = state.cites()
         return Action("Nothing in the organ differs from it.",
-                      answer=f"No. No focal lesion was found in the {name} [{r[0].evidence_id}, {seg.evidence_id}].",
-                      option_hint={"yes": False})
+                      answer=f"No focal lesion was found in the {name} [{', '.join(cites)}].",
+                      finding=Finding(cites, present=False, none_text=f"no focal lesion was found in the {name}"))
     if len(r) == 2:
         return Action(f"I will measure the lesion ({seg.evidence_id}).", "measure", {"evidence_id": seg.evidence_id})
     meas = r[2]
@@ -422,7 +696,9 @@ def plan_organ_lesion(state: State, organ: str) -> Action:
         if box is not None:
             return Action("I will zoom into the lesion on the overlay to show it.", "crop",
                           {"view_id": seg.images[0].view_id, "bbox_2d": box})
-    return _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"))
+    action = _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"), "")
+    action.finding.side = None  # type: ignore[union-attr]  # the organ says where it is
+    return action
 
 
 def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
@@ -440,22 +716,34 @@ def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
     return [round(float(xs.mean()) + 0.5, 1), round(float(ys.mean()) + 0.5, 1)]
 
 
+def _voxel_box(vol: VolumeInfo, size: tuple[int, int], bbox_voxels: list[list[int]], scale: float,
+               min_pad: float = 8.0) -> list[float]:
+    """A box (pixels of an axial image of ``size`` showing ``vol``) around voxel bounds (z, y, x),
+    padded on each side by ``scale`` times the region's size (at least ``min_pad`` pixels)."""
+    (_, _), (y0, y1), (x0, x1) = bbox_voxels
+    w, h = size
+    sx, sy = w / vol.shape_xyz[0], h / vol.shape_xyz[1]
+    pad_x, pad_y = max(min_pad, scale * (x1 - x0) * sx), max(min_pad, scale * (y1 - y0) * sy)
+    return [round(max(0.0, x0 * sx - pad_x), 1), round(max(0.0, y0 * sy - pad_y), 1),
+            round(min(float(w), x1 * sx + pad_x), 1), round(min(float(h), y1 * sy + pad_y), 1)]
+
+
 def _overlay_box(state: State, seg: Result) -> list[float] | None:
     """Box (overlay pixels) around the segmented region, with a margin, on the axial overlay."""
     vol = next((v for v in state.volumes if v.id == str(seg.fact("volume"))), None)
     if vol is None or vol.is_2d:
         return None
-    (_, _), (y0, y1), (x0, x1) = seg.fact("bbox_voxels")
-    w, h = seg.images[0].size
-    nx, ny = vol.shape_xyz[0], vol.shape_xyz[1]
-    sx, sy = w / nx, h / ny
-    pad_x, pad_y = max(8.0, (x1 - x0) * sx), max(8.0, (y1 - y0) * sy)
-    return [round(max(0.0, x0 * sx - pad_x), 1), round(max(0.0, y0 * sy - pad_y), 1),
-            round(min(float(w), x1 * sx + pad_x), 1), round(min(float(h), y1 * sy + pad_y), 1)]
+    return _voxel_box(vol, seg.images[0].size, seg.fact("bbox_voxels"), 1.0)
 
 
 def plan_growth(state: State) -> Action:
-    """Segment and measure the lesion on the first two volumes (prior, current); report the change."""
+    """Segment and measure the lesion on the first two volumes (prior, current); report the change.
+
+    When the unprompted search finds nothing on the current study but found the lesion on the
+    prior, the current study is looked at where the lesion was: an axial view through the prior
+    lesion's centre, then a segmentation inside a box around the prior lesion's position (the
+    studies share a grid), as a reader compares the same location.
+    """
     r = state.results
     target = _lesion_target(state, state.question)
     vols = state.volumes[:2]
@@ -474,24 +762,51 @@ def plan_growth(state: State) -> Action:
                                  f"[{r[0].evidence_id}].")
         return Action(f"I will segment the {target} on the {when} study, volume {vol.id}.", "segment",
                       {"target": target, "view_id": shown.view_id})
-    if step in (1, 3):
-        seg = r[step - 1]
-        if not seg.fact("voxels"):
-            return Action("Nothing was found on this study.",
+    if step == 3 and not r[2].fact("voxels"):
+        centre = r[1].fact("centroid_voxel")
+        if vols[0].shape_xyz != vols[1].shape_xyz or not centre:
+            return Action("Nothing was found on the current study.",
                           answer=f"I cannot determine the change: no {target} was found on volume "
-                                 f"{seg.fact('volume')} [{seg.evidence_id}].")
+                                 f"{vols[1].id} [{r[2].evidence_id}].")
+        z = int(round(centre[0]))
+        return Action(f"No {target} was found by the search of the current study [{r[2].evidence_id}]; I will look "
+                      f"at the slice where it was on the prior study (axial slice {z}).", "view",
+                      {"volume": vols[1].id, "plane": "axial", "index": z})
+    if step == 4 and r[2].fact("voxels") is not None and not r[2].fact("voxels"):
+        view = r[3].images[0] if r[3].images else None
+        if view is None:
+            return cannot(state, "the view of the current study came back without an image")
+        _, cy, cx = r[1].fact("centroid_voxel")
+        sx, sy = view.size[0] / vols[1].shape_xyz[0], view.size[1] / vols[1].shape_xyz[1]
+        point = [round((cx + 0.5) * sx, 1), round((cy + 0.5) * sy, 1)]
+        return Action(f"I will segment the {target} at its prior position, {point} on {view.view_id}.",
+                      "segment", {"target": target, "view_id": view.view_id, "point_2d": point})
+    segs = [x for x in r if x.name == "segment"]
+    measures = [x for x in r if x.name == "measure"]
+    if len(measures) < len(segs) and len(measures) < 2:
+        seg = segs[-1]
+        if not seg.fact("voxels"):
+            return Action("Nothing was found on the current study.",
+                          answer=f"I cannot determine the change: no {target} was found on volume "
+                                 f"{vols[1].id} where it was on the prior study [{', '.join(state.cites())}].")
         return Action(f"I will measure it ({seg.evidence_id}).", "measure", {"evidence_id": seg.evidence_id})
-    d0, d1 = r[1].measure("longest_diameter_mm"), r[3].measure("longest_diameter_mm")
-    v0, v1 = r[1].measure("volume_mm3"), r[3].measure("volume_mm3")
+    m0, m1 = measures[0], measures[1]
+    d0, d1 = m0.measure("longest_diameter_mm"), m1.measure("longest_diameter_mm")
+    v0, v1 = m0.measure("volume_mm3"), m1.measure("volume_mm3")
     dd, pct = d1 - d0, 100.0 * (d1 - d0) / d0 if d0 else float("nan")
     vpct = 100.0 * (v1 - v0) / v0 if v0 else float("nan")
-    trend = "grew" if dd >= 1.0 or pct >= 10 else ("shrank" if dd <= -1.0 or pct <= -10 else "is stable")
-    side = r[3].fact("laterality")
-    text = (f"The {target} ({'in the ' + side + ' lung' if side in ('left', 'right') and target == 'nodule' else side}) "
-            f"{trend}: longest axial diameter {d0:.1f} mm -> {d1:.1f} mm ({dd:+.1f} mm, {pct:+.0f}%); volume "
-            f"{v0:.0f} -> {v1:.0f} mm3 ({vpct:+.0f}%) [{r[1].evidence_id}, {r[3].evidence_id}].")
+    trend = ("grew" if dd >= GROWTH_MM or pct >= GROWTH_PCT
+             else "shrank" if dd <= -GROWTH_MM or pct <= -GROWTH_PCT else "is stable")
+    side = m1.fact("laterality")
+    cites = [m0.evidence_id, m1.evidence_id]
+    where = f" (in the {side} lung)" if side in ("left", "right") and target == "nodule" else ""
+    text = (f"The {target}{where} {trend}: longest axial diameter {d0:.1f} mm [{m0.evidence_id}] -> {d1:.1f} mm "
+            f"[{m1.evidence_id}] ({dd:+.1f} mm, {pct:+.0f}%); volume {v0:.0f} -> {v1:.0f} mm3 ({vpct:+.0f}%).")
+    asked = Asked.of(state.question).trend
+    yes = trend != "is stable" if asked == "changed" else trend == asked
     return Action("Both time points are measured.", answer=text,
-                  option_hint={"yes": trend == "grew", "trend": trend, "value": dd})
+                  finding=Finding([c for c in cites if c], present=yes, trend=trend, change_mm=dd, change_pct=pct,
+                                  side=side, site="lung" if target == "nodule" else ""))
 
 
 def plan_organ(state: State, organs: tuple[str, ...]) -> Action:
@@ -520,13 +835,14 @@ def plan_organ(state: State, organs: tuple[str, ...]) -> Action:
         vol_ml = meas.measure("volume_ml")
         size = (f"volume {vol_ml:.1f} mL ({meas.measure('volume_mm3'):.0f} mm3)" if vol_ml is not None
                 else f"area {meas.measure('area_mm2'):.0f} mm2")
-        total += vol_ml or 0.0
+        total += meas.measure("volume_mm3") or 0.0
         parts.append(f"the {_organ_name(organ)} {size}; longest axial diameter "
                      f"{_fmt_mm(meas.measure('longest_diameter_mm'))} [{seg.evidence_id}, {meas.evidence_id}]")
     text = "; ".join(parts)
-    text = text[0].upper() + text[1:] + (f"; together {total:.1f} mL." if len(organs) > 1 else ".")
-    value = total if len(organs) > 1 else r[1].measure("volume_ml")
-    return Action("The measurements answer the question.", answer=text, option_hint={"value": value})
+    text = text[0].upper() + text[1:] + (f"; together {total / 1000:.1f} mL." if len(organs) > 1 else ".")
+    single = r[1].measure("longest_diameter_mm") if len(organs) == 1 else None
+    return Action("The measurements answer the question.", answer=text,
+                  finding=Finding(state.cites(), volume_mm3=total if total else None, diameter_mm=single))
 
 
 def _organ_name(target: str) -> str:
@@ -556,8 +872,68 @@ def plan_modality(state: State) -> Action:
         kind = "3-D volume"
     text = f"This is {what}, {kind}; plane: {plane} [{r[0].evidence_id}]."
     modality_word = {"CT": "ct", "MR": "mri", "XR": "x-ray"}.get(vol.modality, vol.modality.lower())
+    plane_word = "axial" if not vol.is_2d else "frontal"
+    asks_plane = bool(_PLANE.search(state.question)) and not _MODALITY.search(state.question)
+    label = f"{plane_word} plane" if asks_plane else what[what.index(" ") + 1:]
     return Action("The study header and the view give modality and plane.", answer=text,
-                  option_hint={"words": [modality_word, vol.modality.lower(), "axial" if not vol.is_2d else "pa"]})
+                  finding=Finding([r[0].evidence_id] if r[0].evidence_id else [], label=label,
+                                  present=vol.modality.lower() in state.question.lower() or None,
+                                  words=[modality_word, vol.modality.lower(), "axial" if not vol.is_2d else "pa"]))
+
+
+def plan_sequence(state: State) -> Action:
+    """Which MR sequence shows the lesion brightest relative to the brain (see the module docstring).
+
+    Segment the lesion (FLAIR first); view the axial slice through its centre on every sequence
+    (one turn, one call per sequence); on each view measure a box inside the lesion and a box over
+    the brain around it (one turn); answer the sequence with the highest lesion-to-brain ratio.
+    """
+    order = search_order(state)
+    empty, search = _searches(state, order)
+    if search is not None:
+        return search
+    if failed := _failed(state):
+        return failed
+    r = state.results[empty:]
+    seg = r[0]
+    if not seg.fact("voxels"):
+        return Action("No sequence shows a lesion.",
+                      answer=f"I cannot answer: no lesion was found on any sequence [{', '.join(state.cites())}].")
+    (z0, z1), (y0, y1), (x0, x1) = seg.fact("bbox_voxels")
+    z, names = (z0 + z1 - 1) // 2, sequence_names(state)
+    mr = [v for v in state.volumes if not v.is_2d]
+    views = r[1:1 + len(mr)]
+    if not views:
+        return Action(f"The lesion [{seg.evidence_id}] is centred near axial slice {z}; I will view that slice on "
+                      f"each sequence.", "view", {"volume": mr[0].id, "plane": "axial", "index": z},
+                      more_calls=[("view", {"volume": v.id, "plane": "axial", "index": z}) for v in mr[1:]])
+    boxes = r[1 + len(mr):]
+    if not boxes:
+        calls = []
+        for view in views:
+            shown = view.images[0]
+            vol = next(v for v in mr if v.id == str(view.arguments.get("volume")))
+            core = [[z0, z1], [y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4], [x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4]]
+            calls.append(("measure", {"view_id": shown.view_id, "bbox_2d": _voxel_box(vol, shown.size, core, 0.0, 0.0)}))
+            calls.append(("measure", {"view_id": shown.view_id,
+                                      "bbox_2d": _voxel_box(vol, shown.size, seg.fact("bbox_voxels"),
+                                                            (BRAIN_BOX_SCALE - 1) / 2, 0.0)}))
+        return Action("On each sequence I will measure the mean intensity inside the lesion and over the brain "
+                      "around it.", calls[0][0], calls[0][1], more_calls=calls[1:])
+    ratios, lines = {}, []
+    for k, view in enumerate(views):
+        lesion, brain = boxes[2 * k], boxes[2 * k + 1]
+        vid = str(view.arguments.get("volume"))
+        name = names.get(vid, f"volume {vid}")
+        ratio = (lesion.measure("mean_intensity") or 0.0) / max(brain.measure("mean_intensity") or 0.0, 1e-6)
+        ratios[name] = ratio
+        lines.append(f"{name}: lesion {lesion.measure('mean_intensity'):.0f} / brain "
+                     f"{brain.measure('mean_intensity'):.0f} = {ratio:.2f} [{lesion.evidence_id}, {brain.evidence_id}]")
+    best = max(ratios, key=ratios.get)  # type: ignore[arg-type]
+    text = (f"Mean intensity of the lesion [{seg.evidence_id}] relative to the brain around it on the axial slice "
+            f"{z}: " + "; ".join(lines) + f". The lesion is brightest relative to the brain on {best}.")
+    return Action("Every sequence is measured.", answer=text,
+                  finding=Finding(state.cites(), label=best, words=[best]))
 
 
 #: the two segmentations of the cardiothoracic ratio: target, what its width measures
@@ -568,8 +944,8 @@ CTR_STEPS = (("lungs", "thoracic width: the lung fields' outer margins, at the i
 def plan_ctr(state: State) -> Action:
     """Cardiothoracic ratio on a radiograph: segment lungs and heart, measure both widths, divide."""
     r = state.results
-    vol = state.volumes[0]
-    if not vol.is_2d:
+    vol = next((v for v in state.volumes if v.is_2d), None)
+    if vol is None:
         return cannot(state, "the cardiothoracic ratio is measured on a 2-D chest radiograph")
     missing = [t for t, _ in CTR_STEPS if state.targets and t not in state.targets]
     if missing:
@@ -580,7 +956,9 @@ def plan_ctr(state: State) -> Action:
     if step < 2 * len(CTR_STEPS):
         target, what = CTR_STEPS[step // 2]
         if step % 2 == 0:
-            return Action(f"I will segment the {target} on the radiograph ({what}).", "segment", {"target": target})
+            on = f" (volume {vol.id})" if len(state.volumes) > 1 else ""
+            return Action(f"I will segment the {target} on the radiograph{on} ({what}).", "segment",
+                          _on(state, vol, {"target": target}))
         seg = r[step - 1]
         if not seg.fact("voxels"):
             return Action("The mask is empty.", answer=f"I cannot answer: no {target} was found [{seg.evidence_id}].")
@@ -590,16 +968,24 @@ def plan_ctr(state: State) -> Action:
     if not thor or not card:
         return cannot(state, "the measurements did not return left-right widths")
     ratio = card / thor
-    verdict = "enlarged (cardiomegaly, ratio > 0.5)" if ratio > 0.5 else "within normal limits (ratio <= 0.5)"
+    enlarged = ratio > CTR_ENLARGED
+    verdict = (f"enlarged (cardiomegaly, ratio > {CTR_ENLARGED})" if enlarged
+               else f"within normal limits (ratio <= {CTR_ENLARGED})")
     text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}, "
             f"{r[3].evidence_id}] / thoracic width {thor:.1f} mm [{r[0].evidence_id}, {r[1].evidence_id}]; "
             f"the heart size is {verdict}.")
-    return Action("Both widths are measured.", answer=text, option_hint={"yes": ratio > 0.5, "value": ratio})
+    cites = [r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id]
+    return Action("Both widths are measured.", answer=text,
+                  finding=Finding([c for c in cites if c], present=enlarged, ratio=ratio))
 
 
 # -- rendering a turn -----------------------------------------------------------------------
 def render(action: Action) -> str:
-    if action.tool:
-        call = json.dumps({"name": action.tool, "arguments": action.arguments})
-        return f"{action.thought}\n<tool_call>\n{call}\n</tool_call>"
-    return f"{action.thought}\n<answer>{action.answer}</answer>"
+    """A turn as a model writes it: the thought and the calls, or the explanation and the answer tag."""
+    if action.calls:
+        blocks = "\n".join(f"<tool_call>\n{json.dumps({'name': n, 'arguments': a})}\n</tool_call>"
+                           for n, a in action.calls)
+        return f"{action.thought}\n{blocks}"
+    if action.finding is None:  # an abstention: the explanation is the answer
+        return f"{action.thought}\n<answer>{action.tag or action.answer}</answer>"
+    return f"{action.answer}\n<answer>{action.tag}</answer>"
