@@ -4,6 +4,7 @@ and an end-to-end run with the rules backend and the rule verifiers."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from benchmarks import runner
 from benchmarks.datasets import synthetic as loader
 from benchmarks.scoring import parse_quantity, score_response
-from benchmarks.synthetic import KINDS, make_synthetic
+from benchmarks.synthetic import CTR_MARGIN, KINDS, MR_SPACING, make_synthetic
 from imaging.io import load
 
 
@@ -90,3 +91,21 @@ def test_rules_backend_end_to_end_with_verifiers(synthetic_set, tmp_path):
     assert metrics["samples"] == 4 and metrics["reference_steps"]["reference"] > 0
     assert (tmp_path / "run" / "plots" / "steps_synthetic.png").exists()
     assert "step metric" in (tmp_path / "run" / "results.md").read_text()
+
+
+def test_mr_questions_name_each_sequence_and_closed_cardiomegaly(synthetic_set):
+    cases = loader.load(synthetic_set)
+    mr = [c for c in cases if c.subgroups["kind"] == "brain_mr"]
+    assert mr
+    for c in mr:
+        # "Volume 0 is the T2, volume 1 the FLAIR and volume 2 the T1 sequence": the file names agree
+        named = re.findall(r"volume (\d) (?:is )?the (T1|T2|FLAIR)", c.question, re.IGNORECASE)
+        assert [(str(i), load(p).name.upper()) for i, p in enumerate(c.images)] == named
+        if c.subgroups["family"] == "mr_lesion_side":  # asked only when the lesion is in one hemisphere
+            lesion = c.native["truth"]["lesion"]
+            assert abs(lesion["center_mm"][0]) >= lesion["diameter_mm"] / 2 + MR_SPACING[2]
+    for c in cases:
+        if c.subgroups["family"] == "cardiomegaly":
+            ctr = c.native["truth"]["ctr"]
+            assert c.answer_type == "closed" and c.answer == ("yes" if ctr > 0.5 else "no")
+            assert abs(ctr - 0.5) >= CTR_MARGIN

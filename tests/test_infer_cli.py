@@ -35,13 +35,15 @@ def test_readme_command_prints_a_grounded_answer(tmp_path):
                            "Is there a lung nodule? Where is it and how large?", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    answer, report = proc.stdout.strip().splitlines()
+    why, answer, report = proc.stdout.strip().splitlines()
     # exactly one candidate (the vessel pieces on the 5 mm slices are filtered out), so no selection step
-    assert answer.startswith(f"Yes. There is one nodule in the {truth['side']} lung") and "[E1, E2, E3]." in answer
-    x_mm = float(re.search(r"x=([+-][\d.]+)", answer).group(1))
-    diameter = float(re.search(r"diameter ([\d.]+) mm", answer).group(1))
+    assert why.startswith(f"There is one nodule in the {truth['side']} lung") and why.endswith("[E1, E2, E3].")
+    x_mm = float(re.search(r"x=([+-][\d.]+)", why).group(1))
+    diameter = float(re.search(r"diameter ([\d.]+) mm", why).group(1))
     assert x_mm == pytest.approx(truth["center_mm"][0], abs=3.0)
     assert diameter == pytest.approx(truth["diameter_mm"], abs=2.5)
+    # the short answer: presence, side and size, as asked, with the evidence ids
+    assert answer == f"Answer: Yes; {truth['side']} lung; {diameter:.1f} mm [E1, E2, E3]"
     assert report == f"Report: {out / 'report.html'}"
     assert "[mmreason] turn 1" in proc.stderr and "answered" in proc.stderr
     trace = Trace.load(out / "trace.json")
@@ -55,6 +57,7 @@ def test_json_output(example, tmp_path, capsys):
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["status"] == "answered" and record["backend"] == "rules" and record["cited_evidence"]
+    assert re.fullmatch(r"[\d.]+ mm \[E1, E2(, E3)?\]", record["answer"]) and "longest axial" in record["explanation"]
     diam = record["evidence"][1]["measurements"]["longest_diameter_mm"]
     assert diam["unit"] == "mm" and diam["value"] == pytest.approx(truth["diameter_mm"], abs=2.5)
     assert record["report"].endswith("report.html") and record["trace"].endswith("trace.json")

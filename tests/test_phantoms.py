@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from imaging.phantoms import (
     NoduleSpec,
+    OrganScales,
     PhantomError,
     abdomen_ct,
     brain_mr,
@@ -19,7 +20,7 @@ from imaging.phantoms import (
     chest_xray,
     followup_pair,
 )
-from imaging.phantoms.make_examples import CHEST_NOISE_HU, CHEST_SPACING, EXAMPLE_SEED, NODULE
+from imaging.phantoms.make_examples import CHEST_NOISE_HU, CHEST_SPACING, EXAMPLE_HEART_SCALE, EXAMPLE_SEED, NODULE
 from imaging.phantoms.xray import mask_width_mm
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -240,7 +241,7 @@ def test_committed_example_matches_generator():
     ct_path, truth_path = EXAMPLES / "chest_ct.nii.gz", EXAMPLES / "chest_ct_truth.json"
     assert ct_path.stat().st_size < 2.5e6
     truth = json.loads(truth_path.read_text())
-    fresh = chest_ct(EXAMPLE_SEED, CHEST_SPACING, [NODULE], noise_hu=CHEST_NOISE_HU)
+    fresh = chest_ct(EXAMPLE_SEED, CHEST_SPACING, [NODULE], noise_hu=CHEST_NOISE_HU, heart_scale=EXAMPLE_HEART_SCALE)
     assert truth == json.loads(json.dumps(fresh.truth)), "regenerate with python -m imaging.phantoms.make_examples"
     from imaging.io import load
 
@@ -248,3 +249,38 @@ def test_committed_example_matches_generator():
     nod = truth["nodules"][0]
     assert nod["side"] == "right" and nod["diameter_mm"] == 12.0
     assert (EXAMPLES / "chest_xray.png").stat().st_size < 300_000
+
+
+def test_organ_sizes_vary_with_the_seed_and_truth_stays_exact():
+    # heart: the radiograph's cardiothoracic ratio follows the seeded heart size, both sides of 0.5
+    xrays = [chest_xray(seed=s, pixel_spacing=2.0) for s in range(6)]
+    ctrs = [x.truth["ctr"] for x in xrays]
+    assert min(ctrs) < 0.47 and max(ctrs) > 0.51 and all(0.40 < c < 0.60 for c in ctrs)
+    for x in xrays:
+        t = x.truth
+        assert t["heart_width_mm"] == mask_width_mm(x.labels["heart"][0], 2.0)
+        assert t["ctr"] == pytest.approx(t["heart_width_mm"] / t["thorax_width_mm"], abs=1e-4)
+        assert t["ctr"] == pytest.approx(0.4833 * t["heart_scale"], abs=0.02)
+    # the CT of the same seed has the same heart; the reference heart is still there on request
+    ct = chest_ct(seed=3, spacing=(6.0, 4.0, 4.0), nodules=[])
+    assert ct.truth["heart_scale"] == xrays[3].truth["heart_scale"]
+    assert chest_ct(seed=3, spacing=(6.0, 4.0, 4.0), nodules=[], heart_scale=1.0).truth["heart_scale"] == 1.0
+    assert not (ct.labels["heart"] & ct.labels["lungs"]).any()
+    # abdomen: spleen (and liver, kidneys) sizes differ between patients; volumes are the label counts
+    abdomens = [abdomen_ct(seed=s, spacing=(6.0, 4.0, 4.0), lesion_diameter_mm=0.0) for s in range(4)]
+    spleens = [a.truth["spleen_volume_ml"] for a in abdomens]
+    assert max(spleens) > 1.2 * min(spleens) and all(120 < v < 600 for v in spleens)
+    for a in abdomens:
+        vox_ml = a.volume.voxel_volume_mm3 / 1000
+        assert a.truth["spleen_volume_ml"] == pytest.approx(a.labels["spleen"].sum() * vox_ml, abs=0.01)
+        assert set(a.truth["organ_scales"]) == {"liver", "spleen", "kidneys"}
+    ref = abdomen_ct(seed=0, spacing=(6.0, 4.0, 4.0), lesion_diameter_mm=0.0, organ_scales=OrganScales())
+    big = abdomen_ct(seed=0, spacing=(6.0, 4.0, 4.0), lesion_diameter_mm=0.0, organ_scales=OrganScales(spleen=1.2))
+    assert big.truth["spleen_volume_ml"] > 1.5 * ref.truth["spleen_volume_ml"]
+    # the spleen grows downwards: its top stays
+    top = lambda m: np.flatnonzero(m.any(axis=(1, 2))).max()  # noqa: E731
+    assert top(big.labels["spleen"]) == top(ref.labels["spleen"])
+    with pytest.raises(PhantomError, match="between 0.5 and 1.5"):
+        OrganScales(spleen=2.0)
+    with pytest.raises(PhantomError, match="heart_scale"):
+        chest_ct(seed=0, spacing=(6.0, 4.0, 4.0), heart_scale=0.1)

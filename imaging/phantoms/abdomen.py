@@ -11,10 +11,12 @@ visceral fat -90, bowel 30 with some gas, subcutaneous fat -100, muscle 40, spin
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from imaging.phantoms.phantom import Phantom, ball_truth, grid_truth, side_of, structures_truth
-from imaging.phantoms.shapes import Ball, Capsule, Cylinder, Ellipsoid, Grid, Implicit, place_ball
+from imaging.phantoms.shapes import Ball, Capsule, Cylinder, Ellipsoid, Grid, Implicit, PhantomError, place_ball
 from imaging.phantoms.torso import HU_AIR, HU_FAT, HU_MUSCLE, HU_TABLE, Spine, add_noise, table_shape
 
 ABDOMEN_FOV_MM = (200.0, 360.0, 360.0)
@@ -38,28 +40,70 @@ IVC = Cylinder((-24.0, 28.0), (13.0, 11.0))
 PSOAS = (Cylinder((-38.0, 60.0), (15.0, 18.0), z_range=(-np.inf, 20.0)),
          Cylinder((38.0, 60.0), (15.0, 18.0), z_range=(-np.inf, 20.0)))
 BOWEL_LOOPS = 14
+#: ranges of the seeded organ size factors (`OrganScales`); 1 is the reference organ (spleen
+#: 272 mL, liver about 1.9 L at the default spacing)
+ORGAN_SCALE_RANGE: dict[str, tuple[float, float]] = {"liver": (0.9, 1.1), "spleen": (0.85, 1.25),
+                                                     "kidneys": (0.9, 1.1)}
 
 
-def liver_shape() -> Implicit:
+@dataclass(frozen=True)
+class OrganScales:
+    """Size factors of the abdominal organs: each organ's semi-axes are the reference's times the
+    factor. The liver and kidneys grow about their centres; the spleen hangs from the left
+    diaphragm, so it grows downwards (its top stays where it is)."""
+
+    liver: float = 1.0
+    spleen: float = 1.0
+    kidneys: float = 1.0
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "OrganScales":
+        """Factors of patient ``seed``, uniform in `ORGAN_SCALE_RANGE` (3 decimals)."""
+        rng = np.random.default_rng([seed, 5])
+        return cls(**{k: round(float(rng.uniform(*r)), 3) for k, r in ORGAN_SCALE_RANGE.items()})
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not 0.5 <= value <= 1.5:
+                raise PhantomError(f"organ scale {name} must be between 0.5 and 1.5 (1 = reference), got {value}")
+
+
+def _scaled(ell: Ellipsoid, factor: float, top_fixed: bool = False) -> Ellipsoid:
+    """``ell`` with its semi-axes times ``factor``; ``top_fixed`` keeps its superior end in place."""
+    cx, cy, cz = ell.center
+    rz = ell.radii[2]
+    center = (cx, cy, cz + rz - rz * factor) if top_fixed else ell.center
+    return Ellipsoid(center, tuple(r * factor for r in ell.radii), ell.angle_deg)  # type: ignore[arg-type]
+
+
+def kidney_shapes(scales: OrganScales = OrganScales()) -> dict[str, Ellipsoid]:
+    return {side: _scaled(k, scales.kidneys) for side, k in KIDNEYS.items()}
+
+
+def liver_shape(scales: OrganScales = OrganScales()) -> Implicit:
     """The liver: an ellipsoid confined to the peritoneal cavity, off the midline-left, clear of
     the right kidney, the IVC and the spine."""
-    kidney, spine, ivc = KIDNEYS["right"].grown(3.0), SPINE.outline, IVC.grown(2.0)
+    liver = _scaled(LIVER_ELLIPSOID, scales.liver)
+    kidney, spine, ivc = kidney_shapes(scales)["right"].grown(3.0), SPINE.outline, IVC.grown(2.0)
 
     def fn(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        inside = LIVER_ELLIPSOID.contains(x, y, z) & PERITONEUM.contains(x, y, z) & (x < 35.0 - 0.3 * y)
+        inside = liver.contains(x, y, z) & PERITONEUM.contains(x, y, z) & (x < 35.0 - 0.3 * y)
         return inside & ~kidney.contains(x, y, z) & ~spine.contains(x, y, z) & ~ivc.contains(x, y, z)
 
-    lo, hi = LIVER_ELLIPSOID.bounds()
+    lo, hi = liver.bounds()
     return Implicit(fn, lo, hi)
 
 
-def spleen_shape() -> Implicit:
-    kidney = KIDNEYS["left"].grown(3.0)
+def spleen_shape(scales: OrganScales = OrganScales()) -> Implicit:
+    spleen = _scaled(SPLEEN, scales.spleen, top_fixed=True)
+    # fat planes separate it from the left kidney and (retroperitoneal fat, wider) the left psoas
+    kidney, psoas = kidney_shapes(scales)["left"].grown(3.0), PSOAS[1].grown(8.0)
 
     def fn(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return SPLEEN.contains(x, y, z) & MUSCLE.contains(x, y, z) & ~kidney.contains(x, y, z)
+        inside = spleen.contains(x, y, z) & MUSCLE.contains(x, y, z)
+        return inside & ~kidney.contains(x, y, z) & ~psoas.contains(x, y, z)
 
-    lo, hi = SPLEEN.bounds()
+    lo, hi = spleen.bounds()
     return Implicit(fn, lo, hi)
 
 
@@ -71,6 +115,7 @@ def abdomen_ct(
     noise_hu: float = 15.0,
     fov_mm: tuple[float, float, float] = ABDOMEN_FOV_MM,
     table: bool = True,
+    organ_scales: OrganScales | None = None,
 ) -> Phantom:
     """A non-contrast abdomen CT with a known liver lesion.
 
@@ -83,14 +128,17 @@ def abdomen_ct(
         noise_hu: standard deviation of the Gaussian noise in HU.
         fov_mm: field of view (z, y, x) mm centred on the world origin (default 200 x 360 x 360).
         table: add the CT table.
+        organ_scales: sizes of liver, spleen and kidneys (`OrganScales`); ``None`` draws them from
+            ``seed`` in `ORGAN_SCALE_RANGE`, so patients differ.
 
     Returns:
         a `Phantom` with volume ``ct`` and labels ``body``, ``liver`` (lesion included),
         ``liver_lesion``, ``spleen``, ``kidney_left``, ``kidney_right``, ``spine`` (bone); truth
         keys ``liver_lesion`` (as a chest nodule: ``center_mm``, ``center_voxel``,
         ``diameter_mm``, ``volume_mm3``, ``volume_mm3_voxels``, ``side``; ``None`` without a
-        lesion), ``liver_volume_ml``, ``spleen_volume_ml``, ``structures``.
+        lesion), ``liver_volume_ml``, ``spleen_volume_ml``, ``organ_scales``, ``structures``.
     """
+    scales = OrganScales.from_seed(seed) if organ_scales is None else organ_scales
     grid = Grid.centred(fov_mm, spacing)
     rng = np.random.default_rng([seed, 0])
     hu = np.full(grid.shape, HU_AIR, dtype=np.float32)
@@ -109,12 +157,12 @@ def abdomen_ct(
     spine = SPINE.paint(grid, hu)
     grid.paint(hu, AORTA, HU_BLOOD)
     grid.paint(hu, IVC, HU_IVC)
-    liver_region = liver_shape()
+    liver_region = liver_shape(scales)
     liver = grid.mask(liver_region)
     hu[liver] = HU_LIVER
-    spleen = grid.mask(spleen_shape())
+    spleen = grid.mask(spleen_shape(scales))
     hu[spleen] = HU_SPLEEN
-    kidneys = {side: grid.mask(k) for side, k in KIDNEYS.items()}
+    kidneys = {side: grid.mask(k) for side, k in kidney_shapes(scales).items()}
     for mask in kidneys.values():
         hu[mask] = HU_KIDNEY
 
@@ -148,6 +196,7 @@ def abdomen_ct(
         "liver_lesion": lesion_truth,
         "liver_volume_ml": round(float(liver.sum()) * vox_ml, 2),
         "spleen_volume_ml": round(float(spleen.sum()) * vox_ml, 2),
+        "organ_scales": asdict(scales),
         "structures": structures_truth(labels, grid),
     }
     volume = grid.to_volume(hu, "CT", "abdomen_ct")

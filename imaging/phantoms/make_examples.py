@@ -20,6 +20,8 @@ EXAMPLE_SEED = 0
 CHEST_SPACING = (5.0, 1.6, 1.6)
 CHEST_NOISE_HU = 10.0
 NODULE = NoduleSpec(diameter_mm=12.0, side="right")
+#: the examples show the reference heart (cardiothoracic ratio 0.48), whatever the seed draws
+EXAMPLE_HEART_SCALE = 1.0
 
 
 def make_examples(out: Path) -> list[Path]:
@@ -27,8 +29,8 @@ def make_examples(out: Path) -> list[Path]:
     from imaging.writers import write_nifti, write_png
 
     out.mkdir(parents=True, exist_ok=True)
-    ct = chest_ct(EXAMPLE_SEED, CHEST_SPACING, [NODULE], noise_hu=CHEST_NOISE_HU)
-    xr = chest_xray(EXAMPLE_SEED)
+    ct = chest_ct(EXAMPLE_SEED, CHEST_SPACING, [NODULE], noise_hu=CHEST_NOISE_HU, heart_scale=EXAMPLE_HEART_SCALE)
+    xr = chest_xray(EXAMPLE_SEED, heart_scale=EXAMPLE_HEART_SCALE)
     paths = [
         write_nifti(ct.volume, out / "chest_ct.nii.gz"),
         write_png(xr.volume, out / "chest_xray.png"),

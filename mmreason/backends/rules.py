@@ -50,10 +50,11 @@ left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter 
 rib margins, and the cardiac silhouette, whose width is the cardiac diameter; the ratio is
 computed from those two evidence items in millimetres.
 
-The sequence comparison measures, on the axial slice through the lesion's centre of each
-sequence, the mean intensity of a box inside the lesion and of a box over the brain around it
-(the lesion's box grown to `BRAIN_BOX_SCALE` times its size, within the image); the sequence with
-the highest ratio is the one on which the lesion is brightest relative to the brain.
+The sequence comparison segments the hyperintense lesion on every sequence (a sequence where
+none is found does not show it bright) and divides its mean intensity by that of the whole axial
+slice through it (a box over the image: head and background; the dark background air scales
+every sequence's ratio alike, so the ranking is that against the head); the sequence with the
+highest ratio is the one on which the lesion is brightest relative to the brain.
 """
 
 from __future__ import annotations
@@ -82,8 +83,6 @@ ORGANS: dict[str, tuple[str, ...]] = {
 LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
 #: MR sequences in the order a hyperintense lesion is searched on (others come after, T1 last)
 SEQUENCE_PREFERENCE = ("FLAIR", "T2")
-#: the brain box of the sequence comparison is the lesion's box grown to this many times its size
-BRAIN_BOX_SCALE = 4.0
 #: a change of at least this many mm, or `GROWTH_PCT` per cent, of the longest diameter is growth
 GROWTH_MM, GROWTH_PCT = 1.0, 10.0
 #: the cardiothoracic ratio above which the heart is enlarged
@@ -111,6 +110,7 @@ _ASK_YES_NO = re.compile(r"\banswer (with )?yes or no\b", re.I)
 _ASK_SIDE = re.compile(r"\b(which|what) (side|lung|hemisphere|kidney|lobe)\b|\bwhere\b|\bleft or right\b|"
                        r"\bright or left\b|\bside\b|\blateral", re.I)
 _ASK_SIZE = re.compile(r"\b(how (large|big)|size|diameter|measure\w*|dimension\w*)\b", re.I)
+_ASK_DIAMETER = re.compile(r"\b(diameter|how (long|wide)|length|width)\b", re.I)
 _ASK_VOLUME = re.compile(r"\bvolume\b", re.I)
 _ASK_AMOUNT = re.compile(r"\b(how (many|much)|by what|what is the (change|difference|growth)|"
                          r"change in|difference in)\b", re.I)
@@ -135,6 +135,7 @@ class Asked:
     which: bool = False
     side: bool = False
     size: bool = False
+    diameter: bool = False
     volume: bool = False
     amount: bool = False
     percent: bool = False
@@ -148,10 +149,13 @@ class Asked:
         sentences = [s.strip() for s in re.findall(r"[^.?!]*\?", question)] or [question]
         asked = " ".join(sentences)
         unit = next((_unit_key(m.group(1)) for m in _ASK_UNIT.finditer(question)), None)
-        trend = next((t for t, rx in _ASKED_TREND if rx.search(asked)), "grew")
-        return cls(yes_no=any(_AUXILIARY.match(s) for s in sentences) or bool(_ASK_YES_NO.search(question)),
+        closed = [s for s in sentences if _AUXILIARY.match(s)]
+        # the trend a yes/no question asks about comes from that question ("Did it grow? By how much?")
+        trend = next((t for t, rx in _ASKED_TREND if rx.search(closed[0] if closed else asked)), "grew")
+        return cls(yes_no=bool(closed) or bool(_ASK_YES_NO.search(question)),
                    which=bool(_ASK_WHICH.search(asked)), side=bool(_ASK_SIDE.search(asked)),
-                   size=bool(_ASK_SIZE.search(asked)), volume=bool(_ASK_VOLUME.search(asked)),
+                   size=bool(_ASK_SIZE.search(asked)), diameter=bool(_ASK_DIAMETER.search(asked)),
+                   volume=bool(_ASK_VOLUME.search(asked)),
                    amount=bool(_ASK_AMOUNT.search(asked)), percent=bool(_ASK_PERCENT.search(asked)),
                    unit=unit, trend=trend)
 
@@ -179,7 +183,8 @@ class Finding:
         none_text: set when nothing was found: what to say ("no nodule was found").
         site: what ``side`` qualifies ("lung", "hemisphere"; "" for a bare side).
         side: ``left``, ``right`` or ``midline``; ``leaning`` the side most of a midline region is on.
-        diameter_mm: longest axial diameter; volume_mm3: volume (organs summed).
+        diameter_mm: longest axial diameter; volume_mm3: volume (organs summed); size_is_volume:
+            "how large" asks for the volume (organs) rather than the diameter (lesions).
         trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
         ratio: the cardiothoracic ratio.
         label: a word answer (a sequence or modality name); words: words an option may contain.
@@ -193,6 +198,7 @@ class Finding:
     leaning: str | None = None
     diameter_mm: float | None = None
     volume_mm3: float | None = None
+    size_is_volume: bool = False
     trend: str | None = None
     change_mm: float | None = None
     change_pct: float | None = None
@@ -263,9 +269,12 @@ def _asked_number(q: Asked, f: Finding) -> str:
             return f"{f.change_pct:+.0f}%"
         if f.change_mm is not None and (q.amount or q.size):
             return f"{f.change_mm:+.1f} mm" if q.unit != "cm" else f"{f.change_mm / 10:+.2f} cm"
-    if f.volume_mm3 is not None and (q.volume or q.unit in ("mL", "mm3") or (q.size and f.diameter_mm is None)):
+    if f.diameter_mm is not None and (q.diameter or q.unit in ("mm", "cm")):
+        return fmt_length(f.diameter_mm, q.unit)
+    if f.volume_mm3 is not None and (q.volume or q.unit in ("mL", "mm3")
+                                     or (q.size and (f.size_is_volume or f.diameter_mm is None))):
         return fmt_volume(f.volume_mm3, q.unit)
-    if f.diameter_mm is not None and (q.size or q.unit in ("mm", "cm")):
+    if f.diameter_mm is not None and q.size:
         return fmt_length(f.diameter_mm, q.unit)
     return ""
 
@@ -842,7 +851,8 @@ def plan_organ(state: State, organs: tuple[str, ...]) -> Action:
     text = text[0].upper() + text[1:] + (f"; together {total / 1000:.1f} mL." if len(organs) > 1 else ".")
     single = r[1].measure("longest_diameter_mm") if len(organs) == 1 else None
     return Action("The measurements answer the question.", answer=text,
-                  finding=Finding(state.cites(), volume_mm3=total if total else None, diameter_mm=single))
+                  finding=Finding(state.cites(), volume_mm3=total if total else None, diameter_mm=single,
+                                  size_is_volume=True))
 
 
 def _organ_name(target: str) -> str:
@@ -884,56 +894,57 @@ def plan_modality(state: State) -> Action:
 def plan_sequence(state: State) -> Action:
     """Which MR sequence shows the lesion brightest relative to the brain (see the module docstring).
 
-    Segment the lesion (FLAIR first); view the axial slice through its centre on every sequence
-    (one turn, one call per sequence); on each view measure a box inside the lesion and a box over
-    the brain around it (one turn); answer the sequence with the highest lesion-to-brain ratio.
+    One turn segments the hyperintense lesion on every sequence; one views, on each sequence where
+    it was found, the axial slice through its centre; one measures each lesion and the whole slice;
+    the answer is the sequence with the highest lesion-to-slice ratio.
     """
-    order = search_order(state)
-    empty, search = _searches(state, order)
-    if search is not None:
-        return search
+    r = state.results
+    mr = [v for v in state.volumes if not v.is_2d]
+    names = sequence_names(state)
+    if not r:
+        calls = [("segment", _on(state, v, {"target": "lesion"})) for v in mr]
+        return Action("I will segment the hyperintense lesion on every sequence.", calls[0][0], calls[0][1],
+                      more_calls=calls[1:])
     if failed := _failed(state):
         return failed
-    r = state.results[empty:]
-    seg = r[0]
-    if not seg.fact("voxels"):
-        return Action("No sequence shows a lesion.",
-                      answer=f"I cannot answer: no lesion was found on any sequence [{', '.join(state.cites())}].")
-    (z0, z1), (y0, y1), (x0, x1) = seg.fact("bbox_voxels")
-    z, names = (z0 + z1 - 1) // 2, sequence_names(state)
-    mr = [v for v in state.volumes if not v.is_2d]
-    views = r[1:1 + len(mr)]
+    segs = r[:len(mr)]
+    found = [(v, seg) for v, seg in zip(mr, segs) if seg.fact("voxels")]
+    if not found:
+        return Action("No sequence shows a hyperintense lesion.",
+                      answer=f"No hyperintense lesion was found on any sequence [{', '.join(state.cites())}].",
+                      finding=Finding(state.cites(), present=False, none_text="no hyperintense lesion was found"))
+    views = r[len(mr):len(mr) + len(found)]
     if not views:
-        return Action(f"The lesion [{seg.evidence_id}] is centred near axial slice {z}; I will view that slice on "
-                      f"each sequence.", "view", {"volume": mr[0].id, "plane": "axial", "index": z},
-                      more_calls=[("view", {"volume": v.id, "plane": "axial", "index": z}) for v in mr[1:]])
-    boxes = r[1 + len(mr):]
-    if not boxes:
         calls = []
-        for view in views:
+        for v, seg in found:
+            (z0, z1), _, _ = seg.fact("bbox_voxels")
+            calls.append(("view", {"volume": v.id, "plane": "axial", "index": (z0 + z1 - 1) // 2}))
+        return Action("I will view the axial slice through the lesion on each sequence where it was found.",
+                      calls[0][0], calls[0][1], more_calls=calls[1:])
+    measures = r[len(mr) + len(found):]
+    if not measures:
+        calls = []
+        for (_, seg), view in zip(found, views):
             shown = view.images[0]
-            vol = next(v for v in mr if v.id == str(view.arguments.get("volume")))
-            core = [[z0, z1], [y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4], [x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4]]
-            calls.append(("measure", {"view_id": shown.view_id, "bbox_2d": _voxel_box(vol, shown.size, core, 0.0, 0.0)}))
+            calls.append(("measure", {"evidence_id": seg.evidence_id}))
             calls.append(("measure", {"view_id": shown.view_id,
-                                      "bbox_2d": _voxel_box(vol, shown.size, seg.fact("bbox_voxels"),
-                                                            (BRAIN_BOX_SCALE - 1) / 2, 0.0)}))
-        return Action("On each sequence I will measure the mean intensity inside the lesion and over the brain "
-                      "around it.", calls[0][0], calls[0][1], more_calls=calls[1:])
+                                      "bbox_2d": [0.0, 0.0, float(shown.size[0]), float(shown.size[1])]}))
+        return Action("I will measure the mean intensity of each lesion and of the whole slice through it.",
+                      calls[0][0], calls[0][1], more_calls=calls[1:])
     ratios, lines = {}, []
-    for k, view in enumerate(views):
-        lesion, brain = boxes[2 * k], boxes[2 * k + 1]
-        vid = str(view.arguments.get("volume"))
-        name = names.get(vid, f"volume {vid}")
-        ratio = (lesion.measure("mean_intensity") or 0.0) / max(brain.measure("mean_intensity") or 0.0, 1e-6)
+    for k, (v, seg) in enumerate(found):
+        lesion, whole = measures[2 * k], measures[2 * k + 1]
+        name = names.get(v.id, f"volume {v.id}")
+        ratio = (lesion.measure("mean_intensity") or 0.0) / max(whole.measure("mean_intensity") or 0.0, 1e-6)
         ratios[name] = ratio
-        lines.append(f"{name}: lesion {lesion.measure('mean_intensity'):.0f} / brain "
-                     f"{brain.measure('mean_intensity'):.0f} = {ratio:.2f} [{lesion.evidence_id}, {brain.evidence_id}]")
+        lines.append(f"{name}: lesion {lesion.measure('mean_intensity'):.0f} / slice "
+                     f"{whole.measure('mean_intensity'):.0f} = {ratio:.2f} [{lesion.evidence_id}, {whole.evidence_id}]")
+    missing = [names.get(v.id, f"volume {v.id}") for v, seg in zip(mr, segs) if not seg.fact("voxels")]
     best = max(ratios, key=ratios.get)  # type: ignore[arg-type]
-    text = (f"Mean intensity of the lesion [{seg.evidence_id}] relative to the brain around it on the axial slice "
-            f"{z}: " + "; ".join(lines) + f". The lesion is brightest relative to the brain on {best}.")
-    return Action("Every sequence is measured.", answer=text,
-                  finding=Finding(state.cites(), label=best, words=[best]))
+    text = ("Mean intensity of the lesion relative to the whole axial slice through it: " + "; ".join(lines)
+            + (f"; not hyperintense on {', '.join(missing)}" if missing else "")
+            + f". The lesion is brightest relative to the brain on {best}.")
+    return Action("Every sequence is measured.", answer=text, finding=Finding(state.cites(), label=best, words=[best]))
 
 
 #: the two segmentations of the cardiothoracic ratio: target, what its width measures

@@ -3,8 +3,9 @@
 Runs the reasoning loop (`mmreason.loop.run_episode`) with a backend - ``rules`` (no weights, the
 default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``openai`` (an
 OpenAI-compatible server) - and writes ``trace.json`` and ``report.html`` into ``--out``
-(default ``out/<timestamp>``). Progress goes to stderr; the answer and the report path go to
-stdout, or one JSON object with ``--json``. Exit status: 0 when the episode answered (or
+(default ``out/<timestamp>``). Progress goes to stderr; to stdout go the explanation the model gave
+before its answer tag (where and how large, with evidence ids), the answer (``Answer: ...``, the
+text of the ``<answer>`` tag) and the report path, or one JSON object with ``--json``. Exit status: 0 when the episode answered (or
 abstained, saying why), 1 when it hit ``--max-turns`` or a tool failed, 2 on bad input.
 """
 
@@ -107,12 +108,29 @@ def run(args: argparse.Namespace) -> int:
     trace_path = trace.save(out / "trace.json")
     report_path = write_report(trace, out / "report.html")
     progress(f"{trace.status} in {trace.timings.get('total', 0):.1f} s; wrote {trace_path} and {report_path}")
+    why = explanation(trace)
     if args.json:
-        print(json.dumps(summary_line(trace) | {"trace": str(trace_path), "report": str(report_path)}, indent=1))
+        print(json.dumps(summary_line(trace) | {"explanation": why, "trace": str(trace_path),
+                                                 "report": str(report_path)}, indent=1))
     else:
-        print(trace.answer if trace.answer is not None else f"(no answer: {trace.status})")
+        if why:
+            print(why)
+        print(f"Answer: {trace.answer}" if trace.answer is not None else f"(no answer: {trace.status})")
         print(f"Report: {report_path}")
     return 0 if trace.status in ("answered", "abstained") else 1
+
+
+def explanation(trace: Any) -> str:
+    """The prose of the final assistant turn before its ``<answer>`` tag (``<think>`` blocks
+    dropped), "" when it has none: the answer tag holds only the short answer."""
+    from mmreason.parsing import ANSWER_BLOCK, strip_think
+
+    last = next((t for t in reversed(trace.turns) if t.role == "assistant"), None)
+    if last is None or trace.answer is None:
+        return ""
+    text = strip_think(last.text)
+    blocks = list(ANSWER_BLOCK.finditer(text))
+    return text[: blocks[-1].start()].strip() if blocks else ""
 
 
 def _targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
