@@ -7,9 +7,10 @@ so this script needs nothing from ``train`` but its command line):
 
 1. build a tiny Qwen2.5-VL (``python -m train.tiny``: hidden 128, 2 layers, random weights);
 2. write a training synthetic set (seed 0) and a held-out set (seed 1: other phantoms);
-3. ``mmreason train sft``: demonstrations by the rules backend on the training cases (only correct
-   episodes kept), loss on assistant tokens;
-4. the held-out evaluation uses the families the rules expert demonstrated (what SFT can teach);
+3. ``mmreason train sft``: demonstrations by the rules backend on the training cases of those
+   families (only correct episodes kept), loss on assistant tokens;
+4. the held-out evaluation uses the chosen families (``--families``; default the two presence
+   questions, yes/no, chance 0.5) that the rules expert demonstrated at least ``--min-demos`` times;
 5. ``mmreason train eval`` on the base model and the SFT checkpoint;
 6. ``mmreason train grpo`` from the SFT checkpoint on the training prompts of those families;
 7. ``mmreason train eval`` on the GRPO checkpoint;
@@ -156,7 +157,7 @@ def table(evals: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/learn_tiny"))
-    p.add_argument("--train-cases", type=int, default=96, help="synthetic training cases (seed 0)")
+    p.add_argument("--train-cases", type=int, default=192, help="synthetic training cases (seed 0)")
     p.add_argument("--heldout-cases", type=int, default=96, help="synthetic held-out cases (seed 1)")
     p.add_argument("--eval-limit", type=int, default=16, help="held-out cases evaluated")
     p.add_argument("--sft-steps", type=int, default=200)
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=2e-3, help="SFT learning rate")
     p.add_argument("--grpo-lr", type=float, default=2e-4)
     p.add_argument("--grpo-batch", type=int, default=4, help="rollouts per GRPO step (4 generations per prompt)")
+    p.add_argument("--families", default="nodule_presence,liver_lesion_presence",
+                   help="comma-separated synthetic families to train and evaluate on ('' for all)")
     p.add_argument("--min-demos", type=int, default=4, help="a family is evaluated when it has this many demos")
     args = p.parse_args(argv)
     out = args.out.resolve()
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
            "save_total_limit": 1}
     sft_cfg = write_yaml(out / "sft.yaml", common | {
         "model": {**common["model"], "name_or_path": str(model)},
-        "data": {"task": "synthetic", "data_dir": str(train_dir), "start": 0},
+        "data": {"task": "synthetic", "data_dir": str(train_dir), "start": 0,
+                 "families": [f for f in args.families.split(",") if f]},
         "training": cpu | {"output_dir": str(out / "sft"), "max_steps": args.sft_steps,
                            "per_device_train_batch_size": 1, "learning_rate": args.lr,
                            "lr_scheduler_type": "cosine", "warmup_steps": 10, "save_steps": 40},

@@ -266,7 +266,7 @@ def test_organ_sizes_vary_with_the_seed_and_truth_stays_exact():
     assert ct.truth["heart_scale"] == xrays[3].truth["heart_scale"]
     assert chest_ct(seed=3, spacing=(6.0, 4.0, 4.0), nodules=[], heart_scale=1.0).truth["heart_scale"] == 1.0
     assert not (ct.labels["heart"] & ct.labels["lungs"]).any()
-    # abdomen: spleen (and liver, kidneys) sizes differ between patients; volumes are the label counts
+    # abdomen: spleen (and kidney) sizes differ between patients; volumes are the label counts
     abdomens = [abdomen_ct(seed=s, spacing=(6.0, 4.0, 4.0), lesion_diameter_mm=0.0) for s in range(4)]
     spleens = [a.truth["spleen_volume_ml"] for a in abdomens]
     assert max(spleens) > 1.2 * min(spleens) and all(120 < v < 600 for v in spleens)

@@ -63,6 +63,14 @@ def test_nodule_presence_side_and_size(rules, registry, side, diameter):
             assert parse_tool_calls(turn.text)[0].name == turn.tool_calls[0].name
 
 
+def test_a_yes_no_question_naming_a_side(rules, registry):
+    ph = chest_ct(seed=1, spacing=(6.0, 4.0, 4.0), nodules=[NoduleSpec(diameter_mm=16.0, side="left")])
+    trace = run_episode(ph.volume, "Is the nodule in the right lung?", rules, registry=registry)
+    assert trace.answer.startswith("No [E1")
+    trace = run_episode(ph.volume, "Is the nodule in the left lung?", rules, registry=registry)
+    assert trace.answer.startswith("Yes [E1")
+
+
 def test_no_nodule(rules, registry):
     ph = chest_ct(seed=2, nodules=[])
     trace = run_episode(ph.volume, "Is there a lung nodule?", rules, registry=registry)

@@ -37,11 +37,22 @@ def annotation_files(root: Path, split: str) -> list[Path]:
     return [path]
 
 
+def base_folder(path: Path) -> Path:
+    """The folder of a ``synthetic.json``."""
+    return path.parent
+
+
 def load(root: Path, split: str = "test", task: str = "synthetic") -> list[Case]:
     path = annotation_files(root, split)[0]
     doc = read_json(path)
     if doc.get("format") != "mmreason-synthetic":
         raise DatasetError(f"{path} is not a synthetic benchmark file (format {doc.get('format')!r})")
+    from benchmarks.synthetic import VERSION
+
+    if doc.get("version") != VERSION:
+        raise DatasetError(f"{path} is synthetic benchmark version {doc.get('version')}, this mmreason makes version "
+                           f"{VERSION}; regenerate it with mmreason bench --make-synthetic {base_folder(path)} "
+                           f"--n {doc.get('n', DEFAULT_N)} --seed {doc.get('seed', DEFAULT_SEED)}")
     base = path.parent
     cases = []
     for row in doc["cases"]:

@@ -41,9 +41,9 @@ PSOAS = (Cylinder((-38.0, 60.0), (15.0, 18.0), z_range=(-np.inf, 20.0)),
          Cylinder((38.0, 60.0), (15.0, 18.0), z_range=(-np.inf, 20.0)))
 BOWEL_LOOPS = 14
 #: ranges of the seeded organ size factors (`OrganScales`); 1 is the reference organ (spleen
-#: 272 mL, liver about 1.9 L at the default spacing)
-ORGAN_SCALE_RANGE: dict[str, tuple[float, float]] = {"liver": (0.9, 1.1), "spleen": (0.85, 1.25),
-                                                     "kidneys": (0.9, 1.1)}
+#: 272 mL at the default spacing). The liver keeps its reference size unless one is given: its
+#: shape decides where the seeded liver lesion goes, and lesions of the existing seeds stay put.
+ORGAN_SCALE_RANGE: dict[str, tuple[float, float]] = {"spleen": (0.85, 1.25), "kidneys": (0.9, 1.1)}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class OrganScales:
 
     @classmethod
     def from_seed(cls, seed: int) -> "OrganScales":
-        """Factors of patient ``seed``, uniform in `ORGAN_SCALE_RANGE` (3 decimals)."""
+        """Factors of patient ``seed``, uniform in `ORGAN_SCALE_RANGE` (3 decimals); the liver's is 1."""
         rng = np.random.default_rng([seed, 5])
         return cls(**{k: round(float(rng.uniform(*r)), 3) for k, r in ORGAN_SCALE_RANGE.items()})
 

@@ -56,8 +56,8 @@ SPINE = Spine(body_y=40.0)
 TABLE_TOP_Y = 109.0  # 4 mm below the body's posterior surface (y = 105)
 
 HEART = Ellipsoid((18.0, -38.0, -35.0), (60.0, 50.0, 48.0), angle_deg=-30.0)
-#: range of the seeded heart size factor: the heart's left-right and craniocaudal size is `HEART`'s
-#: times the factor, so the cardiothoracic ratio (0.483 at 1) spans about 0.42-0.57
+#: range of the seeded heart size factor: the heart's left-right size is `HEART`'s times the
+#: factor, so the cardiothoracic ratio (0.483 at 1) spans about 0.42-0.57
 HEART_SCALE_RANGE = (0.88, 1.18)
 AORTA = (
     Cylinder((20.0, 22.0), (12.0, 12.0), z_range=(-math.inf, 60.0)),  # descending
@@ -94,19 +94,18 @@ def seeded_heart_scale(seed: int) -> float:
 
 
 def heart_shape(scale: float = 1.0, margin_mm: float = 0.0) -> Ellipsoid | Implicit:
-    """The heart grown by ``margin_mm``, its left-right and craniocaudal size times ``scale``
-    about its centre (an enlarged heart widens; its anterior-posterior depth stays)."""
+    """The heart grown by ``margin_mm``, its left-right size times ``scale`` about its centre (an
+    enlarged heart widens the cardiac silhouette; it stays on the diaphragm and behind the sternum)."""
     base = HEART.grown(margin_mm) if margin_mm else HEART
     if scale == 1.0:
         return base
-    cx, _, cz = HEART.center
+    cx = HEART.center[0]
 
     def fn(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return base.contains(cx + (x - cx) / scale, y, cz + (z - cz) / scale)
+        return base.contains(cx + (x - cx) / scale, y, z)
 
     (x0, y0, z0), (x1, y1, z1) = base.bounds()
-    return Implicit(fn, (cx + (x0 - cx) * scale, y0, cz + (z0 - cz) * scale),
-                    (cx + (x1 - cx) * scale, y1, cz + (z1 - cz) * scale))
+    return Implicit(fn, (cx + (x0 - cx) * scale, y0, z0), (cx + (x1 - cx) * scale, y1, z1))
 
 
 def lung_shape(side: str, heart_scale: float = 1.0) -> Implicit:
@@ -362,7 +361,7 @@ def chest_ct(
         patient_shift_mm: moves the patient (not the table) by (x, y, z) mm, e.g. for a follow-up
             scan positioned slightly differently; truth positions include the shift.
         noise_seed: seed of the noise only (default ``seed``).
-        heart_scale: the heart's left-right and craniocaudal size relative to the reference heart
+        heart_scale: the heart's left-right size (the cardiac diameter) relative to the reference heart
             (0.5-1.5); ``None`` draws it from ``seed`` in `HEART_SCALE_RANGE`, so patients differ.
 
     Returns:

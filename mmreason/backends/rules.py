@@ -141,6 +141,7 @@ class Asked:
     percent: bool = False
     unit: str | None = None
     trend: str = "grew"
+    named_side: str | None = None
 
     @classmethod
     def of(cls, question: str) -> "Asked":
@@ -152,7 +153,9 @@ class Asked:
         closed = [s for s in sentences if _AUXILIARY.match(s)]
         # the trend a yes/no question asks about comes from that question ("Did it grow? By how much?")
         trend = next((t for t, rx in _ASKED_TREND if rx.search(closed[0] if closed else asked)), "grew")
+        sides = set(re.findall(r"\b(left|right)\b", closed[0].lower())) if closed else set()
         return cls(yes_no=bool(closed) or bool(_ASK_YES_NO.search(question)),
+                   named_side=sides.pop() if len(sides) == 1 else None,
                    which=bool(_ASK_WHICH.search(asked)), side=bool(_ASK_SIDE.search(asked)),
                    size=bool(_ASK_SIZE.search(asked)), diameter=bool(_ASK_DIAMETER.search(asked)),
                    volume=bool(_ASK_VOLUME.search(asked)),
@@ -242,7 +245,10 @@ def short_answer(question: str, finding: Finding) -> str:
     q = Asked.of(question)
     parts: list[str] = []
     if q.yes_no and finding.present is not None:
-        parts.append(("Yes" if finding.present else "No")
+        # "Is the nodule in the left lung?" is about the side, not only about presence
+        side = finding.leaning if finding.side == "midline" else finding.side
+        yes = finding.present and (q.named_side is None or side is None or side == q.named_side)
+        parts.append(("Yes" if yes else "No")
                      + (f", it {finding.trend}" if finding.trend else ""))
     if finding.none_text:  # nothing was found: there is nothing else to describe
         return parts[0] if parts else finding.none_text[:1].upper() + finding.none_text[1:]

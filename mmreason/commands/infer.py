@@ -5,8 +5,9 @@ default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``o
 OpenAI-compatible server) - and writes ``trace.json`` and ``report.html`` into ``--out``
 (default ``out/<timestamp>``). Progress goes to stderr; to stdout go the explanation the model gave
 before its answer tag (where and how large, with evidence ids), the answer (``Answer: ...``, the
-text of the ``<answer>`` tag) and the report path, or one JSON object with ``--json``. Exit status: 0 when the episode answered (or
-abstained, saying why), 1 when it hit ``--max-turns`` or a tool failed, 2 on bad input.
+text of the ``<answer>`` tag) and the report path, or one JSON object with ``--json``. Exit
+status: 0 when the episode answered (or abstained, saying why), 1 when it hit ``--max-turns`` or
+a tool failed, 2 on bad input.
 """
 
 from __future__ import annotations
