@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import runner
 from benchmarks.datasets import synthetic as loader
+from benchmarks.datasets.common import DatasetError
 from benchmarks.scoring import parse_quantity, score_response
 from benchmarks.synthetic import CTR_MARGIN, KINDS, MR_SPACING, make_synthetic
 from imaging.io import load
@@ -109,3 +110,10 @@ def test_mr_questions_name_each_sequence_and_closed_cardiomegaly(synthetic_set):
             ctr = c.native["truth"]["ctr"]
             assert c.answer_type == "closed" and c.answer == ("yes" if ctr > 0.5 else "no")
             assert abs(ctr - 0.5) >= CTR_MARGIN
+
+
+def test_a_set_of_an_older_version_says_how_to_regenerate(synthetic_set, tmp_path):
+    doc = json.loads((synthetic_set / "synthetic.json").read_text())
+    (tmp_path / "synthetic.json").write_text(json.dumps(doc | {"version": 1}))
+    with pytest.raises(DatasetError, match="version 1.*regenerate it with mmreason bench --make-synthetic"):
+        loader.load(tmp_path)

@@ -4,7 +4,8 @@ Layout: ``synthetic.json`` plus the ``studies/`` folder it refers to (paths rela
 folder of ``synthetic.json``). For the registered task, a missing set is generated on first use
 (`prepare`: 200 cases, seed 0, in the task's data folder: about a minute and 300 MB); make other sets with
 ``mmreason bench --make-synthetic DIR --n N --seed S`` and point the task at them with
-``--data synthetic=DIR``.
+``--data synthetic=DIR``. A set made by another version of `benchmarks.synthetic` (other phantoms or
+questions) is refused with the command that regenerates it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,6 @@ def annotation_files(root: Path, split: str) -> list[Path]:
     return [path]
 
 
-def base_folder(path: Path) -> Path:
-    """The folder of a ``synthetic.json``."""
-    return path.parent
-
-
 def load(root: Path, split: str = "test", task: str = "synthetic") -> list[Case]:
     path = annotation_files(root, split)[0]
     doc = read_json(path)
@@ -51,7 +47,7 @@ def load(root: Path, split: str = "test", task: str = "synthetic") -> list[Case]
 
     if doc.get("version") != VERSION:
         raise DatasetError(f"{path} is synthetic benchmark version {doc.get('version')}, this mmreason makes version "
-                           f"{VERSION}; regenerate it with mmreason bench --make-synthetic {base_folder(path)} "
+                           f"{VERSION}; regenerate it with mmreason bench --make-synthetic {path.parent} "
                            f"--n {doc.get('n', DEFAULT_N)} --seed {doc.get('seed', DEFAULT_SEED)}")
     base = path.parent
     cases = []
