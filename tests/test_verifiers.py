@@ -303,6 +303,41 @@ def test_change_claims_are_measured_from_pairs():
     assert v[-2].label == "incorrect"
 
 
+@pytest.mark.parametrize("claims, shrink, label", [
+    ("It grew by +2.0 mm (+60%) [E1, E2].", False, "correct"),        # 10 -> 12 mm, 500 -> 800 mm3
+    ("The diameter changed by 2 mm, volume by 300 mm3 [E1, E2].", False, "correct"),  # unsigned: magnitude
+    ("Longest diameter 10 -> 12 mm (-2.0 mm) [E1, E2].", False, "incorrect"),  # right size, wrong sign
+    ("Volume change -60% [E1, E2].", False, "incorrect"),
+    ("Longest diameter 12 -> 10 mm (-2.0 mm, -37.5% by volume) [E1, E2].", True, "correct"),
+    ("It shrank by \u22122 mm [E1, E2].", True, "correct"),             # Unicode minus
+    ("It shrank by 2 mm (38%) [E1, E2].", True, "correct"),
+    ("Change +2 mm [E1, E2].", True, "incorrect"),
+    ("Change +300 mm3 [E1, E2].", True, "incorrect"),
+])
+def test_signed_change_claims_follow_time_order(claims, shrink, label):
+    trace = _growth_trace("<answer>See above [E1, E2]</answer>", claims)
+    if shrink:
+        trace.evidence[0].mask_volume, trace.evidence[1].mask_volume = "current", "prior"
+    v = verify(None, trace)
+    assert v[-2].label == label, v[-2].reason
+    if label == "incorrect":
+        assert v[-2].error_type == "measurement_mismatch"
+
+
+def test_signed_change_of_measure_evidence_and_unknown_order():
+    # a "measure" result names its study only in data["volume"], as the measure tool writes it
+    def measured(eid: str, vol: str, diam: float) -> Evidence:
+        return Evidence(eid, "measure", {"evidence_id": "E0"}, "nodule", data={"volume": vol},
+                        measurements={"longest_diameter_mm": Measurement(diam, "mm")})
+
+    for vols, claim, label in ((("0", "1"), "-4.9 mm", "correct"), (("0", "1"), "+4.9 mm", "incorrect"),
+                               (("1", "0"), "+4.9 mm", "correct"), (("a", "b"), "+4.9 mm", "correct"),
+                               (("a", "b"), "-4.9 mm", "correct"), (("a", "b"), "-3.0 mm", "incorrect")):
+        trace = Trace(question="Did it grow?", evidence=[measured("E1", vols[0], 8.9), measured("E2", vols[1], 4.0)],
+                      turns=[Turn("assistant", f"8.9 mm -> 4.0 mm ({claim}) [E1, E2].\n\n<answer>no [E1, E2]</answer>")])
+        assert verify(None, trace)[-2].label == label, (vols, claim)
+
+
 @pytest.mark.parametrize("answer, ctr, label", [
     ("Yes, cardiomegaly [E1]", 0.56, "correct"),
     ("No cardiomegaly; the heart is normal [E1]", 0.56, "incorrect"),

@@ -32,8 +32,14 @@
   the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
   between organ and lesion and filled. No candidate gives an empty mask.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
-  minus a `HEAD_MARGIN_MM` shell (scalp and skull); voxels brighter than the brain's median +
-  `MR_K` MAD are candidates, and the largest compact component is the lesion.
+  minus a `HEAD_MARGIN_MM` shell (scalp and skull). Voxels brighter than the brain's brightest
+  normal tissue (its `MR_NORMAL_PERCENTILE`, grey matter on FLAIR) by `MR_K` noise SDs (from
+  neighbour differences, as for a box) are candidates; a threshold from the brain's median and
+  MAD would fall inside grey matter (the MAD mixes grey and white matter, and the bias field
+  brightens one side), scattering noise specks that hide the lesion from the isolation test and
+  become false positives. Each compact component is grown, by up to `MR_EDGE_VOXELS`, to half the
+  contrast between the brain's median and its own level; the largest is the lesion. Limit: a
+  lesion load above 100 - `MR_NORMAL_PERCENTILE` percent of the brain raises the reference.
 """
 
 from __future__ import annotations
@@ -81,8 +87,13 @@ TISSUE_HU = (-50.0, 400.0)
 #: floor of the noise SD (HU on CT; fraction of the value range otherwise)
 MAD_FLOOR_HU = 5.0
 MAD_FLOOR_FRACTION = 0.002
-#: deviation above the brain's median, in robust SDs, of a hyperintense MR lesion
+#: deviation, in noise SDs, above the brain's brightest normal tissue of a hyperintense MR lesion
 MR_K = 3.0
+#: percentile of the brain's values taken as its brightest normal tissue (grey matter on FLAIR,
+#: bias field included); lesions must cover less than 100 - this percent of the brain
+MR_NORMAL_PERCENTILE = 98.0
+#: how far (voxels) a hyperintense MR lesion's core is grown to its half-contrast edge
+MR_EDGE_VOXELS = 2
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 
@@ -372,10 +383,27 @@ def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
 def mr_hyperintense_lesion(
     data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray, k: float = MR_K
 ) -> tuple[np.ndarray, list[int]]:
-    """Compact components brighter than the brain's median + ``k`` MAD within ``search``."""
+    """Compact components brighter than the brain's brightest normal tissue within ``search``.
+
+    Candidates exceed the `MR_NORMAL_PERCENTILE` of the brain by ``k`` noise SDs; each kept
+    component is then extended to the half-contrast edge between the brain's median and its own
+    median (see the module docstring). Returns ``(labels, kept label ids)`` like `compact_components`.
+    """
     brain = brain_region(data, spacing)
     values = data[brain]
     if values.size > 1_000_000:
         values = values[:: values.size // 1_000_000]
-    med, mad = _robust_stats(values, MAD_FLOOR_FRACTION * float(np.ptp(values) or 1.0))
-    return compact_components((data > med + k * mad) & brain & search, spacing)
+    floor = MAD_FLOOR_FRACTION * float(np.ptp(values) or 1.0)
+    # the spread of the brain's values mixes grey and white matter; only the noise SD (from
+    # neighbour differences) says how far above the brightest normal tissue a lesion must be
+    noise = max(_noise_sd(data, brain), floor)
+    normal = float(np.percentile(values, MR_NORMAL_PERCENTILE))
+    background = float(np.median(values))
+    allowed = brain & search
+    labels, kept = compact_components((data > normal + k * noise) & allowed, spacing)
+    for label in kept:
+        core = labels == label
+        half = (background + float(np.median(data[core]))) / 2.0
+        rim = ndimage.binary_dilation(core, CONN6, iterations=MR_EDGE_VOXELS) & allowed & (labels == 0)
+        labels[rim & (data > half)] = label
+    return labels, kept

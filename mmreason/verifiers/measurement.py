@@ -10,10 +10,18 @@ bare number in the answer takes the case's unit. Numbers describing acquisition 
 Each claim is converted to a base unit per dimension (mm, mm2, mm3, HU, percent, ratio) and
 compared with every measured value of that dimension in the evidence the step cites (all
 evidence seen so far when it cites none), plus the values derived from pairs of the same
-measurement on different evidence (absolute difference, percentage change relative to either one,
-and the smaller-to-larger ratio), so "grew by 2.1 mm (+18%)" and "CTR 0.45 (110 mm / 247 mm)" are
-checkable. Centroid coordinates are positions, not sizes, and
-are never matched. Tolerances come from `VerifierConfig.tolerances`. A claim is correct when any
+measurement on different evidence, so "grew by 2.1 mm (+18%)" and "CTR 0.45 (110 mm / 247 mm)" are
+checkable:
+
+* an unsigned claim ("grew by 2.1 mm", "18%") is compared with the absolute difference and the
+  unsigned percentage change relative to either value;
+* a signed claim ("-4.9 mm", "+18%") is compared with the signed change current - prior (and
+  100 * (current - prior) / prior), the earlier and later study told apart by the time rank of
+  each evidence item's volume; so "-4.9 mm" for a measured growth of 4.9 mm is a mismatch. When
+  the two items' order in time is unknown, either sign is accepted;
+* both are compared with the smaller-to-larger ratio and with the measured values themselves.
+
+Centroid coordinates are positions, not sizes, and are never matched. Tolerances come from `VerifierConfig.tolerances`. A claim is correct when any
 candidate is within tolerance, incorrect when candidates of its dimension exist but none is,
 and unverifiable when the evidence has no value of its dimension.
 """
@@ -21,8 +29,10 @@ and unverifiable when the evidence has no value of its dimension.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Literal
 
 from grounding.evidence import Evidence
 from mmreason.parsing import strip_citations
@@ -39,7 +49,8 @@ UNITS: dict[str, tuple[str, float]] = {
 }
 BASE_UNIT = {"length": "mm", "area": "mm2", "volume": "mm3", "intensity": "HU", "percent": "%", "ratio": ""}
 
-_NUM = r"(?<![\w.])(-?\d+(?:\.\d+)?)"
+#: an optional sign: "-4.9 mm" (also the Unicode minus) or "+18%" states a signed change
+_NUM = r"(?<![\w.])([-+\u2212]?\d+(?:\.\d+)?)"
 _UNIT = r"(mm(?:\^?[23]|[²³])?|cm(?:\^?[23]|[²³])?|mL|ml|cc|HU|%)(?![A-Za-z0-9])"
 _QUANTITY = re.compile(rf"{_NUM}\s*{_UNIT}")
 _DIMENSIONS = re.compile(rf"{_NUM}\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z0-9])")
@@ -59,13 +70,29 @@ _COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|"
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
 
 
+#: what a quantity is: a value as measured or stated, a signed change (current - prior), or the
+#: magnitude of a change (absolute difference, unsigned percentage)
+Kind = Literal["value", "change", "magnitude"]
+
+
 @dataclass
 class Quantity:
-    """A value in its dimension's base unit, with where it came from."""
+    """A value in its dimension's base unit, with where it came from.
+
+    For a stated claim ``signed`` tells whether it was written with a sign ("-4.9 mm", "+18%").
+    """
 
     dimension: str
     value: float
     source: str
+    kind: Kind = "value"
+    signed: bool = False
+
+
+def _number(text: str) -> tuple[float, bool]:
+    """The value of a number as written and whether it carries an explicit sign."""
+    text = text.replace("\u2212", "-")
+    return float(text), text[0] in "+-"
 
 
 def normalise_unit(unit: str) -> tuple[str, float] | None:
@@ -96,21 +123,32 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
     for m in _DIMENSIONS.finditer(text):
         dim, factor = UNITS[m.group(3)]
         if keep(m.start(), m.end()):
-            out += [Quantity(dim, float(m.group(i)) * factor, m.group(0)) for i in (1, 2)]
+            out += [Quantity(dim, _number(m.group(i))[0] * factor, m.group(0), signed=_number(m.group(i))[1])
+                    for i in (1, 2)]
     for m in _QUANTITY.finditer(text):
         unit = normalise_unit(m.group(2))
         if unit is not None and keep(m.start(), m.end()):
-            out.append(Quantity(unit[0], float(m.group(1)) * unit[1], m.group(0)))
+            value, signed = _number(m.group(1))
+            out.append(Quantity(unit[0], value * unit[1], m.group(0), signed=signed))
     if not out and default_unit and normalise_unit(default_unit):
-        m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
+        m = re.fullmatch(r"\s*([-+\u2212]?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
         if m:
             dim, factor = normalise_unit(default_unit)  # type: ignore[misc]
-            out.append(Quantity(dim, float(m.group(1)) * factor, f"{m.group(1)} {default_unit}"))
+            value, signed = _number(m.group(1))
+            out.append(Quantity(dim, value * factor, f"{m.group(1)} {default_unit}", signed=signed))
     return out
 
 
-def measured_quantities(evidence: list[Evidence]) -> list[Quantity]:
-    """Every measured size/intensity/ratio of ``evidence`` in base units, plus pairwise changes."""
+def measured_quantities(evidence: list[Evidence],
+                        time_rank: Callable[[Evidence], int | None] | None = None) -> list[Quantity]:
+    """Every measured size/intensity/ratio of ``evidence`` in base units, plus pairwise changes.
+
+    Args:
+        evidence: the evidence items whose measurements are candidates.
+        time_rank: order in time of the study an item is about (smaller is earlier), or None when
+            unknown; it decides which of a pair is the prior for signed changes. Without it (or
+            when the two ranks are equal or unknown) a signed change is offered with both signs.
+    """
     direct: list[tuple[str, Evidence, Quantity]] = []
     for ev in evidence:
         if ev.error:
@@ -124,12 +162,25 @@ def measured_quantities(evidence: list[Evidence]) -> list[Quantity]:
     for (na, ea, qa), (nb, eb, qb) in combinations(direct, 2):
         if na != nb or ea is eb or qa.dimension not in ("length", "area", "volume"):
             continue
+        unit = BASE_UNIT[qa.dimension]
         diff = abs(qb.value - qa.value)
-        out.append(Quantity(qa.dimension, diff, f"|{eb.id} - {ea.id}| {na} = {diff:.4g} {BASE_UNIT[qa.dimension]}"))
+        out.append(Quantity(qa.dimension, diff, f"|{eb.id} - {ea.id}| {na} = {diff:.4g} {unit}", "magnitude"))
         for ref in (qa.value, qb.value):
             if ref > 0:
                 pct = 100.0 * diff / ref
-                out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%"))
+                out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%", "magnitude"))
+        ra, rb = (time_rank(ea), time_rank(eb)) if time_rank is not None else (None, None)
+        forward, backward = ((ea, qa), (eb, qb)), ((eb, qb), (ea, qa))
+        if ra is None or rb is None or ra == rb:
+            pairs = [forward, backward]  # which is the prior is unknown: accept either sign
+        else:
+            pairs = [forward if ra < rb else backward]
+        for (e0, q0), (e1, q1) in pairs:
+            change = q1.value - q0.value
+            out.append(Quantity(qa.dimension, change, f"{na} {e0.id} -> {e1.id} {change:+.4g} {unit}", "change"))
+            if q0.value > 0:
+                pct = 100.0 * change / q0.value
+                out.append(Quantity("percent", pct, f"{na} change {e0.id}->{e1.id} {pct:+.3g}%", "change"))
         small, large = sorted((qa.value, qb.value))
         if large > 0:  # e.g. cardiothoracic ratio = cardiac width / thoracic width
             out.append(Quantity("ratio", small / large, f"{na} ratio of {ea.id} and {eb.id} {small / large:.3g}"))
@@ -146,12 +197,14 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
     if not claims:
         return []
     evidence = ctx.cited_or_available(step)
-    measured = measured_quantities(evidence)
+    measured = measured_quantities(evidence, lambda ev: _time_rank(ctx, ev))
     ids = [e.id for e in evidence]
     checks = []
     for claim in claims:
         tol = ctx.config.tolerances[claim.dimension]
-        candidates = [q for q in measured if q.dimension == claim.dimension]
+        # a signed claim states a change (current - prior), an unsigned one its magnitude
+        wrong_kind = "magnitude" if claim.signed else "change"
+        candidates = [q for q in measured if q.dimension == claim.dimension and q.kind != wrong_kind]
         if not candidates:
             checks.append(Check("unverifiable", f"'{claim.source}': no measured {claim.dimension} in the evidence"))
             continue
@@ -164,3 +217,8 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
             checks.append(Check("incorrect", f"'{claim.source}' does not match the measured {shown}",
                                 "measurement_mismatch", ids))
     return checks
+
+
+def _time_rank(ctx: VerifyContext, ev: Evidence) -> int | None:
+    volume = ctx.volume_of(ev)
+    return ctx.time_rank(volume) if volume is not None else None
