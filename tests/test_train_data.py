@@ -16,6 +16,7 @@ from train.data import (
     grpo_dataset,
     read_traces,
     sft_dataset,
+    short_demonstration,
     trace_messages,
 )
 from train.env import FramedBackend, processor_frame, tool_schemas
@@ -45,6 +46,26 @@ def test_trace_messages_roles_and_images(episode_trace):
     assert inline is False  # native tools: the template lists them
     assert "<tool_call>" in messages[2]["content"][0]["text"]
     assert messages[-1]["content"][0]["text"].endswith("<answer>A [E2]</answer>")
+
+
+def test_short_demonstration_ends_at_the_finding(episode_trace, cases):
+    short = short_demonstration(episode_trace)
+    assert [t.role for t in short.turns] == ["system", "user", "assistant", "tool", "assistant"]
+    assert short.turns[2].tool_calls[0].name == "segment"  # the measure call that followed is dropped
+    # the answer cited E2 (the dropped measurement): it now cites the finding still shown, E1
+    assert short.turns[-1].text == "<answer>A [E1]</answer>"
+    assert len(episode_trace.turns) == 7  # the original trace is left as it was
+    messages, images, _ = trace_messages(short)
+    assert len(images) == 3 and messages[-1]["content"][0]["text"] == "<answer>A [E1]</answer>"
+    # kept citations survive, elaborating-only episodes keep their calls, no answer: unchanged
+    env = make_env(cases["syn-0021"])
+    both = env._trace(rollout(env, [("segment", {"target": "nodule"}), ("measure", {"evidence_id": "E1"})],
+                              "One nodule, 8 mm.\n<answer>Yes [E1, E2]</answer>"))
+    assert short_demonstration(both).turns[-1].text == "<answer>Yes [E1]</answer>"
+    env = make_env(cases["syn-0021"])
+    measured = env._trace(rollout(env, [("segment", {"target": "nodule"}), ("measure", {"evidence_id": "E1"})],
+                                  "no tag here"))
+    assert short_demonstration(measured) is measured
 
 
 def test_read_traces_refuses_traces_without_images(episode_trace, tmp_path):

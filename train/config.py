@@ -86,6 +86,10 @@ class DataConfig:
     families: list[str] = _help("Only cases whose subgroup 'family' is listed (empty: all).", factory=list)
     demonstrations: bool = _help("SFT: generate demonstrations with the rules backend on the cases.", True)
     only_correct: bool = _help("SFT: keep only demonstrations whose answer scores correct.", True)
+    short_demos: bool = _help("SFT: cut each rules demonstration after its last finding call (dropping the "
+                              "measure/crop calls that follow) and end it with the bare <answer> tag, no explanation "
+                              "(train.data.short_demonstration). For tiny models, which garble long "
+                              "explanations; real runs keep full demonstrations.", False)
     traces: list[str] = _help("SFT: extra trace JSON files or globs (any mmreason Trace) to train on.", factory=list)
     eval_start: int | None = _help("First held-out case for `mmreason train eval` (None: right after the "
                                    "training cases).", None)

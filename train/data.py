@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import glob
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +30,7 @@ from imaging.errors import MMReasonError
 from mmreason.case import Case
 from mmreason.loop import LoopConfig, run_episodes
 from mmreason.prompts import TOOLS_HEADER
-from mmreason.trace import Trace
+from mmreason.trace import Trace, Turn
 
 from train.config import DataConfig
 from train.env import FramedBackend, VolumeCache, start_episode
@@ -111,6 +112,48 @@ def demonstrations(cases: Sequence[Case], backend: FramedBackend, registry: Tool
             family = case.subgroups.get("family", case.answer_type)
             families[family] = families.get(family, 0) + 1
     return kept, DemoSummary(len(cases), len(kept), dropped, families)
+
+
+#: tools whose calls only elaborate on a finding already in hand (sizes, zoomed views); a short
+#: demonstration drops those that follow the last finding call
+ELABORATING_TOOLS = ("measure", "crop", "view")
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_CITED = re.compile(r"\s*\[([^\]]*)\]\s*$")
+
+
+def short_demonstration(trace: Trace) -> Trace:
+    """``trace`` cut to the calls its answer needs, ending in the bare ``<answer>`` tag.
+
+    For tiny-model runs (``data.short_demos``): the rules backend follows a finding with measure and
+    crop calls and ends with a long, number-heavy explanation, which a tiny model garbles. Here the
+    episode ends right after the tool result of its last non-elaborating call (e.g. ``segment``
+    for the presence questions, whose result already says found / nothing found), and the final
+    assistant turn is only the answer tag, citing the evidence ids still in the trace (e.g.
+    ``<answer>Yes [E1]</answer>``). A trace whose calls are all elaborating keeps its calls; one
+    without an answer tag is returned unchanged.
+    """
+    final = _last_assistant(trace)
+    match = _ANSWER.search(final)
+    if not match:
+        return trace
+    tag = match.group(1).strip()
+    cited_match = _CITED.search(tag)
+    answer = tag[:cited_match.start()].strip() if cited_match else tag
+    cited = [c.strip() for c in cited_match.group(1).split(",") if c.strip()] if cited_match else []
+    last_answer = max(i for i, t in enumerate(trace.turns) if t.role == "assistant")
+    finding = [i for i, t in enumerate(trace.turns[:last_answer])
+               if t.role == "assistant" and any(c.name not in ELABORATING_TOOLS for c in t.tool_calls)]
+    end = last_answer
+    if finding:
+        end = finding[-1] + 1
+        while end < last_answer and trace.turns[end].role == "tool":
+            end += 1
+    turns = trace.turns[:end]
+    kept_ids = [e for t in turns if t.role == "tool" for e in t.evidence_ids]
+    # an answer must cite evidence the conversation shows; failing that, the last finding
+    cites = [c for c in cited if c in kept_ids] or kept_ids[-1:]
+    text = f"<answer>{answer} [{', '.join(cites)}]</answer>" if cites else f"<answer>{answer}</answer>"
+    return replace(trace, turns=[*turns, Turn(role="assistant", text=text)])
 
 
 def _last_assistant(trace: Trace) -> str:

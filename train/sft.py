@@ -43,7 +43,7 @@ def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
     """Demonstrations and user traces of ``cfg`` as an SFT dataset; writes ``demonstrations.json``."""
     from mmreason.backends.rules import RulesBackend
 
-    from train.data import demonstrations, load_cases, read_traces, sft_dataset
+    from train.data import demonstrations, load_cases, read_traces, sft_dataset, short_demonstration
     from train.env import FramedBackend, build_registry, processor_frame
 
     traces = []
@@ -52,6 +52,8 @@ def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
         cases = load_cases(cfg.data, "train")
         backend = FramedBackend(processor_frame(processor), inner=RulesBackend())
         kept, demo = demonstrations(cases, backend, build_registry(cfg.env), loop_config(cfg), cfg.data.only_correct)
+        if cfg.data.short_demos:
+            kept = [short_demonstration(t) for t in kept]
         traces += kept
         summary["demonstrations"] = dataclasses.asdict(demo)
         log.info("demonstrations: %d of %d episodes kept (%s)", demo.kept, demo.episodes, demo.dropped)
