@@ -18,7 +18,9 @@ so this script needs nothing from ``train`` but its command line):
 6. ``mmreason train grpo`` from the SFT checkpoint on the training prompts of those families, with
    at most ``--grpo-tool-iterations`` rounds of calls (the short demonstrations need 1-2) so
    rollouts reach an answer, sampled at ``--grpo-temperature`` so a group's rewards differ;
-7. ``mmreason train eval`` on the GRPO checkpoint;
+7. ``mmreason train eval`` on the GRPO checkpoint; then the SFT and GRPO checkpoints again with
+   sampling at the rollout temperature (``--eval-samples`` episodes per case): GRPO optimises the
+   sampled policy, and once SFT saturates greedy accuracy only a sampled evaluation can show it;
 8. ``results.json``, ``results.md`` and PNG plots (SFT loss, GRPO rewards and tool-call rate per
    step, before/after bars) in ``--out``.
 
@@ -74,11 +76,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
-def evaluate(name: str, checkpoint: Path, config: Path, out: Path, log: Path) -> dict[str, Any]:
+def evaluate(name: str, checkpoint: Path, config: Path, out: Path, log: Path, temperature: float = 0.0,
+             samples: int = 1) -> dict[str, Any]:
     result = out / f"eval_{name}.json"
     if not result.exists():
-        sh(mmreason("train", "eval", "--config", str(config), "--checkpoint", str(checkpoint), "--out", str(result)),
-           log)
+        sh(mmreason("train", "eval", "--config", str(config), "--checkpoint", str(checkpoint), "--out", str(result),
+                    "--temperature", str(temperature), "--samples", str(samples)), log)
     return with_majority(json.loads(result.read_text()))
 
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-limit", type=int, default=64,
                    help="held-out cases evaluated (enough that both answers of a yes/no family occur)")
     p.add_argument("--sft-steps", type=int, default=200)
-    p.add_argument("--grpo-steps", type=int, default=12)
+    p.add_argument("--grpo-steps", type=int, default=24)
     p.add_argument("--grpo-temperature", type=float, default=0.8,
                    help="rollout sampling temperature: high enough that a group's rollouts differ in reward")
     p.add_argument("--grpo-tool-iterations", type=int, default=2,
@@ -192,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--families", default="nodule_presence,liver_lesion_presence",
                    help="comma-separated synthetic families to train and evaluate on ('' for all)")
     p.add_argument("--min-demos", type=int, default=4, help="a family is evaluated when it has this many demos")
+    p.add_argument("--eval-samples", type=int, default=4,
+                   help="sampled episodes per held-out case for the sft/grpo evaluation at the rollout "
+                        "temperature (0: greedy evaluation only)")
     args = p.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -257,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     mark("grpo")
     evals["grpo"] = evaluate("grpo", out / "grpo" / "final", eval_cfg, out, log)
     mark("eval grpo")
+    if args.eval_samples:
+        # GRPO optimises the sampled policy; a greedy evaluation at the SFT ceiling cannot show that.
+        for name in ("sft", "grpo"):
+            evals[f"{name} T={args.grpo_temperature:g}"] = evaluate(
+                f"{name}_sampled", out / name / "final", eval_cfg, out, log,
+                temperature=args.grpo_temperature, samples=args.eval_samples)
+        mark("sampled eval sft + grpo")
     pngs = plots(out, evals)
     results = {"families": families, "demonstrations": demos, "held_out": evals, "timings_s": timings,
                "total_s": round(time.perf_counter() - t0, 1), "plots": [p.name for p in pngs],

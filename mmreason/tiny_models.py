@@ -137,8 +137,21 @@ _MERGE = 2
 _MIN_TOKENS, _MAX_TOKENS = 4, 64
 
 
-def _train_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE trained on the tiny corpus, wrapped as the real ``Qwen2Tokenizer``."""
+def _prompt_corpus() -> list[str]:
+    """The loop's own fixed prompt text: instructions, tool schemas and the format reminder.
+
+    Trained on, so a tiny model spends about as many tokens on a prompt as a real Qwen tokenizer
+    (3-4 characters per token) rather than nearly one per byte: long prompts would otherwise
+    make attention, not batching or tools, dominate every figure measured with it.
+    """
+    from grounding.tools import default_registry
+    from mmreason.prompts import FORMAT_REMINDER, INSTRUCTIONS, render_tools
+
+    return [INSTRUCTIONS, render_tools(default_registry().specs()), FORMAT_REMINDER]
+
+
+def _train_tokenizer(vocab_size: int = 2048):
+    """A byte-level BPE trained on the tiny corpus and the prompt text, as the real ``Qwen2Tokenizer``."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -150,7 +163,7 @@ def _train_tokenizer(vocab_size: int = 512):
         special_tokens=["<|endoftext|>"],
         show_progress=False,
     )
-    bpe.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    bpe.train_from_iterator((list(_CORPUS) + _prompt_corpus()) * 4, trainer=trainer)
     spec = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
     tokenizer = Qwen2Tokenizer(

@@ -97,3 +97,29 @@ def test_grpo_runs_tool_rollouts(sft_run, synthetic_dir, tmp_path, monkeypatch):
         assert r["rewards/tool_economy_reward/mean"] == 0.0
     assert turns.count(1) >= 2  # generation resumed after the tool results
     assert (run / "checkpoint-2" / "trainer_state.json").exists() and (run / "final" / "config.json").exists()
+
+
+def test_eval_greedy_and_sampled(sft_run, tmp_path, capsys):
+    config = yaml.safe_load((sft_run / "sft.yaml").read_text())
+    config["data"] |= {"eval_start": 2, "eval_limit": 1}
+    config["env"] |= {"max_turns": 2, "max_new_tokens": 16}
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(config))
+    checkpoint = str(sft_run / "run" / "final")
+    common = ["train", "eval", "--config", str(tmp_path / "eval.yaml"), "--kind", "sft", "--checkpoint", checkpoint]
+
+    assert main([*common, "--out", str(tmp_path / "greedy.json")]) == 0
+    greedy = json.loads((tmp_path / "greedy.json").read_text())
+    assert greedy["temperature"] == 0.0 and greedy["summary"]["cases"] == 1
+    assert sorted(p.name for p in (tmp_path / "greedy_traces").iterdir()) == sorted(
+        f"{r['case_id']}.json" for r in greedy["cases"])
+
+    assert main([*common, "--out", str(tmp_path / "sampled.json"), "--temperature", "1.0", "--samples", "3"]) == 0
+    sampled = json.loads((tmp_path / "sampled.json").read_text())
+    assert sampled["samples"] == 3 and sampled["summary"]["cases"] == 3
+    assert {r["case_id"] for r in sampled["cases"]} == {greedy["cases"][0]["case_id"]}
+    assert len(list((tmp_path / "sampled_traces").iterdir())) == 3
+    capsys.readouterr()
+
+    # several samples of a greedy policy are refused with the fix, on one line
+    assert main([*common, "--samples", "2"]) == 2
+    assert "pass a temperature above 0" in capsys.readouterr().err

@@ -9,10 +9,12 @@ produces the GRPO reward, so held-out figures and the training signal cannot dri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from imaging.errors import MMReasonError
 from train.config import RunConfig
 
 
@@ -64,12 +66,20 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class EvaluationError(MMReasonError, ValueError):
+    """The evaluation settings contradict each other (e.g. several samples of a greedy policy)."""
+
+
 def evaluate(cfg: RunConfig, checkpoint: str | Path, out: str | Path | None = None, seed: int = 0,
-             batch_size: int = 8) -> dict[str, Any]:
+             batch_size: int = 8, temperature: float = 0.0, samples: int = 1) -> dict[str, Any]:
     """Run the held-out cases of ``cfg.data`` with ``checkpoint``; returns (and writes) the results.
 
-    Returns ``{"checkpoint", "summary", "cases": [per-case rows]}``; with ``out`` the same is
-    written as JSON and the traces next to it (``<out stem>_traces/``).
+    ``temperature`` 0 decodes greedily (the deployed policy); above 0 each case is answered
+    ``samples`` times by sampling, which scores the stochastic policy GRPO optimises (its rollouts
+    sample at ``training.temperature``), so an RL gain that greedy decoding hides is visible.
+
+    Returns ``{"checkpoint", "temperature", "samples", "summary", "cases": [per-episode rows]}``;
+    with ``out`` the same is written as JSON and the traces next to it (``<out stem>_traces/``).
     """
     from mmreason.backends.hf import HFBackend
     from mmreason.loop import EpisodeRequest, run_episodes
@@ -79,15 +89,19 @@ def evaluate(cfg: RunConfig, checkpoint: str | Path, out: str | Path | None = No
     from train.rewards import assess
     from train.sft import loop_config
 
+    if samples < 1 or (samples > 1 and temperature <= 0):
+        raise EvaluationError(f"samples={samples} at temperature={temperature}: greedy decoding gives one "
+                              "answer per case; pass a temperature above 0 to draw several samples")
     registry = build_registry(cfg.env)
     inner = HFBackend(str(checkpoint), device="auto", dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels,
                       max_pixels=cfg.model.max_pixels, batch_size=batch_size)
     backend = TrainingToolsBackend(inner, tool_schemas(registry))
-    cases = load_cases(cfg.data, "eval")
+    cases = [c for c in load_cases(cfg.data, "eval") for _ in range(samples)]
     volumes = VolumeCache()
     requests = [EpisodeRequest(inputs=volumes.get(c.images), question=c.question, options=c.options,
                                meta={"case_id": c.id}) for c in cases]
-    traces = run_episodes(requests, backend, config=loop_config(cfg), registry=registry, seed=seed)
+    config = dataclasses.replace(loop_config(cfg), temperature=temperature)
+    traces = run_episodes(requests, backend, config=config, registry=registry, seed=seed)
     weights = cfg.rewards.as_list()
     rows = []
     for case, trace in zip(cases, traces, strict=True):
@@ -95,12 +109,14 @@ def evaluate(cfg: RunConfig, checkpoint: str | Path, out: str | Path | None = No
         rows.append({"case_id": case.id, "family": case.subgroups.get("family"), "status": trace.status,
                      "answer": trace.answer, "reference": case.answer, "chance": chance_accuracy(case),
                      "reward": o.total(weights), **o.to_dict()})
-    result = {"checkpoint": str(checkpoint), "summary": summarize(rows), "cases": rows}
+    result = {"checkpoint": str(checkpoint), "temperature": temperature, "samples": samples,
+              "summary": summarize(rows), "cases": rows}
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
         folder = out.with_name(out.stem + "_traces")
-        for case, trace in zip(cases, traces, strict=True):
-            trace.save(folder / f"{case.id}.json", with_images=False)
+        for i, (case, trace) in enumerate(zip(cases, traces, strict=True)):
+            name = case.id if samples == 1 else f"{case.id}_s{i % samples}"
+            trace.save(folder / f"{name}.json", with_images=False)
     return result

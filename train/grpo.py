@@ -55,9 +55,9 @@ def run_grpo(cfg: RunConfig) -> Path:
 
     from train.data import grpo_dataset, load_cases
     from train.env import FramedBackend, VolumeCache, build_registry, environment_factory, processor_frame
-    from train.model import load_model, load_processor, peft_config, save_final
+    from train.model import load_model, load_processor, peft_config
     from train.rewards import REWARD_FUNCS
-    from train.run import MetricsCallback, last_checkpoint, prepare_output_dir
+    from train.run import MetricsCallback, prepare_output_dir, train_and_save
     from train.sft import loop_config
 
     out = prepare_output_dir(cfg)
@@ -82,9 +82,4 @@ def run_grpo(cfg: RunConfig) -> Path:
         environment_factory=environment_factory(registry, backend, config, volumes),
         callbacks=[MetricsCallback(out / "metrics.jsonl")],
     )
-    resume = last_checkpoint(out)
-    if resume:
-        log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    return save_final(trainer.model, processor, out / "final", merge_lora=cfg.lora.merge_on_save)
+    return train_and_save(trainer, processor, out, merge_lora=cfg.lora.merge_on_save)

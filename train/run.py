@@ -23,6 +23,7 @@ from train.config import RunConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOGGERS = ("train", "transformers", "trl")
+log = logging.getLogger("train.run")
 
 
 def prepare_output_dir(cfg: RunConfig) -> Path:
@@ -48,6 +49,19 @@ def last_checkpoint(out: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def train_and_save(trainer: Any, processor: Any, out: Path, merge_lora: bool) -> Path:
+    """Train ``trainer`` (resuming from the newest checkpoint in ``out``), save its state, and write
+    the final model to ``out/final`` (see `train.model.save_final`); returns that directory."""
+    from train.model import save_final
+
+    resume = last_checkpoint(out)
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    return save_final(trainer.model, processor, out / "final", merge_lora=merge_lora)
 
 
 class MetricsCallback(TrainerCallback):

@@ -71,8 +71,8 @@ def run_sft(cfg: RunConfig) -> Path:
 
     from train.data import AssistantOnlyCollator
     from train.env import build_registry, tool_schemas
-    from train.model import load_model, load_processor, peft_config, save_final
-    from train.run import MetricsCallback, last_checkpoint, prepare_output_dir
+    from train.model import load_model, load_processor, peft_config
+    from train.run import MetricsCallback, prepare_output_dir, train_and_save
 
     out = prepare_output_dir(cfg)
     processor = load_processor(cfg.model)
@@ -89,9 +89,4 @@ def run_sft(cfg: RunConfig) -> Path:
         peft_config=peft_config(cfg.lora),
         callbacks=[MetricsCallback(out / "metrics.jsonl")],
     )
-    resume = last_checkpoint(out)
-    if resume:
-        log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    return save_final(trainer.model, processor, out / "final", merge_lora=cfg.lora.merge_on_save)
+    return train_and_save(trainer, processor, out, merge_lora=cfg.lora.merge_on_save)

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint", required=True, help="checkpoint directory (e.g. RUN/final)")
     e.add_argument("--out", help="write results JSON here (traces next to it)")
     e.add_argument("--kind", choices=("sft", "grpo"), default="grpo", help="how to read the config (default grpo)")
+    e.add_argument("--temperature", type=float, default=0.0,
+                   help="0 (default): greedy decoding; above 0: sample, as GRPO rollouts do")
+    e.add_argument("--samples", type=int, default=1, help="episodes per case (needs --temperature > 0)")
     e.add_argument("--json", action="store_true", help="print the whole result as JSON")
     e.set_defaults(func=run)
 
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         from train.evaluate import evaluate
 
         cfg = load_config(args.config, args.kind, output_dir="unused-by-eval")
-        result = evaluate(cfg, args.checkpoint, args.out)
+        result = evaluate(cfg, args.checkpoint, args.out, temperature=args.temperature, samples=args.samples)
         print(json.dumps(result if args.json else result["summary"], indent=1))
         return 0
     cfg = load_config(args.config, args.stage, output_dir=args.output_dir)
