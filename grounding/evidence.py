@@ -51,7 +51,9 @@ def rle_to_mask(d: dict[str, Any]) -> np.ndarray:
 
 def image_to_b64(image: Image.Image) -> str:
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    # zlib level 1: four times faster than the default 6 for ~15% more bytes, and every
+    # episode encodes its views
+    image.save(buf, format="PNG", compress_level=1)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 

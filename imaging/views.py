@@ -241,10 +241,12 @@ def montage_view(
     rows = math.ceil(len(geoms) / cols)
     tw, th = max(g.width for g in geoms), max(g.height for g in geoms)
     canvas = Image.new("L" if volume.color is None else "RGB", (cols * tw, rows * th))
+    # one window for every panel: an auto (percentile) window is a pass over the whole volume
+    win = window if volume.color is not None else resolve_window(window, volume.modality, volume.data)
     tiles = []
     for n, g in enumerate(geoms):
         x0, y0 = (n % cols) * tw, (n // cols) * th
-        canvas.paste(render(volume, g, window).image, (x0, y0))
+        canvas.paste(render(volume, g, win).image, (x0, y0))
         tiles.append(Tile(x0, y0, g))
     geom = MontageGeometry(tiles=tuple(tiles), width=cols * tw, height=rows * th)
     desc = f"montage of {len(indices)} {plane} slices {indices} (row by row, left to right)"

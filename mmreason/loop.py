@@ -45,6 +45,7 @@ count tokens (``generate_detailed``: ``hf``, ``openai``) give each assistant `Tu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -200,15 +201,21 @@ def _deidentified(volume: Volume) -> dict[str, Any]:
     return {k: v for k, v in volume.summary().items() if k != "name"}
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of mmreason, torch and transformers, recorded in every trace."""
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # reading package metadata costs milliseconds, and every episode records it
     out = {}
     for pkg in ("mmreason", "torch", "transformers"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
-    return out
+    return tuple(out.items())
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of mmreason, torch and transformers, recorded in every trace."""
+    return dict(_installed_versions())
 
 
 class Episode:
