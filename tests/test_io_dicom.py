@@ -130,6 +130,23 @@ def test_series_with_a_missing_slice_is_detected_then_resampled(tmp_path):
     assert fixed.metadata["uneven_slices"]["gaps"][0]["gap_mm"] == pytest.approx(5.0)
 
 
+def test_resampled_series_keeps_the_median_step_when_the_span_is_not_a_multiple(tmp_path):
+    # slices at 0, 2.5, ..., 15 mm along the normal, the last moved to 16 mm: the regular grid ends
+    # at 15 mm, and its step must stay 2.5 mm (not the acquired span over the grid's span)
+    vol = ct_phantom(shape=(7, 6, 5))
+    paths = write_dicom_series(vol, tmp_path / "s")
+    last = pydicom.dcmread(str(paths[-1]))
+    position = [float(v) for v in last.ImagePositionPatient]
+    last.ImagePositionPatient = [position[0], position[1], position[2] + 1.0]
+    last.save_as(str(paths[-1]))
+    fixed = load(tmp_path / "s", allow_uneven=True)
+    assert fixed.shape == vol.shape
+    assert fixed.spacing[0] == pytest.approx(2.5)
+    np.testing.assert_allclose(fixed.affine, vol.affine, atol=1e-5)
+    # the last grid slice (15 mm) lies 1 mm before the moved slice (16 mm), 2.5 mm after slice 5
+    np.testing.assert_allclose(fixed.data[6], vol.data[5] + (vol.data[6] - vol.data[5]) * 2.5 / 3.5, atol=1e-3)
+
+
 def test_float_mr_series_rescale_rounding(tmp_path):
     vol = ct_phantom()
     vol.modality = "MR"

@@ -488,10 +488,12 @@ def load_dicom_series(folder: Path, options: LoadOptions) -> Volume:
         stack[k] = values
         slopes.add((float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)))
     first = headers[order[0]]
+    # the slice direction per mm along the normal, from the acquired span (a resampled grid need
+    # not end on the last acquired slice, so its own span would give the wrong step)
+    direction = (origins[-1] - origins[0]) / (positions[-1] - positions[0])
     if uneven:
         stack, positions = _resample_slices(stack, positions, uneven["expected_mm"])
-    span_vector = origins[-1] - origins[0]
-    step = span_vector / (positions[-1] - positions[0]) * float(np.median(np.diff(positions)))
+    step = direction * float(np.median(np.diff(positions)))
     slice_spacing = float(abs(step @ n))
     affine = _affine(origins[0], step, r, c, dy, dx)
     view, affine, spacing, _ = to_canonical(stack, affine, (slice_spacing, dy, dx), source)
