@@ -80,16 +80,6 @@ def axis_lengths_mm(affine: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
 
 
-def volume_mm3(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
-    """Volume of a 3-D mask in mm^3 (voxel count times voxel volume; spacing is (z, y, x) mm)."""
-    return float(np.count_nonzero(mask) * np.prod(spacing))
-
-
-def area_mm2(mask2d: np.ndarray, pixel_spacing: tuple[float, float]) -> float:
-    """Area of a 2-D mask in mm^2; ``pixel_spacing`` is (rows, columns) in mm."""
-    return float(np.count_nonzero(mask2d) * pixel_spacing[0] * pixel_spacing[1])
-
-
 def boundary_points_mm(mask2d: np.ndarray, row_vec_mm: np.ndarray, col_vec_mm: np.ndarray) -> np.ndarray:
     """Sub-pixel boundary points of a 2-D mask as in-plane mm coordinates (N, 3).
 
@@ -334,8 +324,8 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
         dims=dims,
         voxels=voxels,
         spacing_mm=tuple(float(s) for s in volume.spacing),  # type: ignore[arg-type]
-        area_mm2=area_mm2(sub, (steps[in_plane[0]], steps[in_plane[1]])) if dims == 2 else None,
-        volume_mm3=volume_mm3(sub, tuple(steps)) if dims == 3 else None,  # type: ignore[arg-type]
+        area_mm2=voxels * volume.pixel_area_mm2(axis) if dims == 2 else None,
+        volume_mm3=voxels * volume.voxel_volume_mm3 if dims == 3 else None,
         longest_diameter_mm=longest,
         perpendicular_diameter_mm=perp,
         diameter_plane=PLANE_NAMES[axis],

@@ -93,7 +93,17 @@ class Volume:
 
     @property
     def voxel_volume_mm3(self) -> float:
-        return float(np.prod(self.spacing))
+        """Volume of one voxel in mm^3, from the affine.
+
+        ``|det|`` rather than the product of ``spacing``: on a sheared grid (gantry tilt) the
+        column lengths of the affine overstate the voxel by 1/cos(tilt).
+        """
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    def pixel_area_mm2(self, plane_axis: int = 0) -> float:
+        """Area in mm^2 of one voxel face in the plane normal to voxel axis ``plane_axis`` (0 = axial)."""
+        a, b = [i for i in range(3) if i != plane_axis]
+        return float(np.linalg.norm(np.cross(self.affine[:3, a], self.affine[:3, b])))
 
     def voxel_to_world(self, zyx: np.ndarray) -> np.ndarray:
         """Continuous ``(z, y, x)`` indices (N, 3) -> LPS mm ``(x, y, z)`` (N, 3)."""

@@ -147,3 +147,23 @@ def test_coronal_plane_region():
     assert m.diameter_plane == "coronal" and m.diameter_slice == k
     assert m.area_mm2 == pytest.approx(math.pi * 10**2, rel=0.08)
     assert m.longest_diameter_mm == pytest.approx(20.0, abs=2.0)
+
+
+def test_volume_and_area_on_a_sheared_grid_use_the_true_voxel_size():
+    # a gantry-tilted grid: slices 2.0 mm apart along z, each shifted 1.0 mm in y (26.6 degrees);
+    # the slice column is 2.24 mm long but a voxel holds 2 x 1 x 1 mm3
+    affine = np.eye(4)
+    affine[:3, 0] = [0.0, 1.0, 2.0]
+    affine[:3, 1] = [0.0, 1.0, 0.0]
+    affine[:3, 2] = [1.0, 0.0, 0.0]
+    vol = Volume(data=np.zeros((20, 20, 20), np.float32), spacing=(2.0, 1.0, 1.0), affine=affine, modality="CT")
+    mask = np.zeros(vol.shape, bool)
+    mask[5:15, 5:15, 5:15] = True
+    assert measure_region(vol, mask).volume_mm3 == pytest.approx(1000 * 2.0)
+    axial = np.zeros_like(mask)
+    axial[7, 5:15, 5:15] = True
+    assert measure_region(vol, axial, plane_axis=0).area_mm2 == pytest.approx(100 * 1.0)
+    # the plane of voxel axes z and x is tilted: its faces are (0, 1, 2) x (1, 0, 0) parallelograms
+    tilted = np.zeros_like(mask)
+    tilted[5:15, 7, 5:15] = True
+    assert measure_region(vol, tilted, plane_axis=1).area_mm2 == pytest.approx(100 * math.sqrt(5.0))

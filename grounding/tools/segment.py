@@ -274,7 +274,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         dims = f"{extent_mm[2]:.1f} x {extent_mm[1]:.1f} x {extent_mm[0]:.1f} mm (x, y, z)"
     else:
         keep = [a for a in range(3) if a != plane[0]]  # type: ignore[index]
-        area = voxels * float(spacing[keep[0]] * spacing[keep[1]])
+        area = voxels * vol.pixel_area_mm2(plane[0])  # type: ignore[index]
         ev.measurements = {"area_mm2": Measurement(area, "mm2")}
         size = f"{area:.1f} mm2"
         dims = " x ".join(f"{extent_mm[a]:.1f}" for a in reversed(keep)) + " mm"
