@@ -216,7 +216,13 @@ def test_box_restricts_and_point_picks_a_component(chest):
     z = vol.shape[0] // 2
     box = (slice(z, z + 1), slice(40, 120), slice(10, 90))
     boxed = seg.segment(vol, "lungs", Prompt(box_zyx=box, plane_axis=0))
-    assert np.array_equal(boxed[box], lungs[box]) and boxed.sum() == lungs[box].sum() > 0
+    # a box drawn on one slice of a 3-D volume searches the slab as deep as the box is wide
+    half = int(np.ceil(80 * vol.spacing[2] / vol.spacing[0]))
+    slab = (slice(max(z - half, 0), z + 1 + half), box[1], box[2])
+    assert np.array_equal(boxed[box], lungs[box]) and lungs[box].sum() > 0
+    assert not (boxed & ~lungs).any() and boxed[slab].sum() == boxed.sum() > lungs[box].sum()
+    flat = seg.segment(vol, "lungs", Prompt(box_zyx=box))  # a 3-D box (no view plane) clips as given
+    assert np.array_equal(flat[box], lungs[box]) and flat.sum() == lungs[box].sum()
     left_point = tuple(int(v) for v in np.argwhere(chest.labels["lung_left"])[0])
     picked = seg.segment(vol, "lungs", Prompt(point_zyx=left_point))
     assert dice(picked, chest.labels["lung_left"]) >= 0.95
@@ -286,7 +292,9 @@ def test_box_on_a_lung_mass_that_is_no_nodule():
     cz, cy, cx = phantom.truth["nodules"][0]["center_voxel"]
     box = (slice(cz, cz + 1), slice(cy - 12, cy + 12), slice(cx - 12, cx + 12))
     mask = seg.segment(phantom.volume, "lesion", Prompt(box_zyx=box, plane_axis=0))
-    assert dice(mask[cz], phantom.labels["nodule_1"][cz]) >= 0.9 and mask.sum() == mask[cz].sum()
+    assert dice(mask[cz], phantom.labels["nodule_1"][cz]) >= 0.9
+    # drawn on one slice, the box asks for the whole mass in 3-D
+    assert dice(mask, phantom.labels["nodule_1"]) >= 0.85 and mask.sum() > 3 * mask[cz].sum()
 
 
 def test_liver_lesion_in_a_box_prompt():
@@ -298,8 +306,10 @@ def test_liver_lesion_in_a_box_prompt():
     seg = ClassicalSegmenter()
     for target in ("lesion", None):  # a prompt alone segments what stands out in the box
         mask = seg.segment(phantom.volume, target, Prompt(box_zyx=box, plane_axis=0))
-        assert not mask[: cz].any() and not mask[cz + 1 :].any()
         assert dice(mask[cz], phantom.labels["liver_lesion"][cz]) >= 0.85
+        assert dice(mask, phantom.labels["liver_lesion"]) >= 0.85  # the whole lesion, not one slice
+        flat = seg.segment(phantom.volume, target, Prompt(box_zyx=box))  # a 3-D box one slice thick
+        assert not flat[: cz].any() and not flat[cz + 1 :].any()
     whole = seg.segment(phantom.volume, "lesion", Prompt(point_zyx=(cz, cy, cx)))
     assert dice(whole, phantom.labels["liver_lesion"]) >= 0.85
     # a box on plain liver, well inside the organ and away from the lesion: nothing to find

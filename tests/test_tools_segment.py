@@ -218,3 +218,38 @@ def test_classical_box_prompt_on_2d_image():
     assert m.measurements["area_mm2"].value == pytest.approx(np.pi * 20.0**2, rel=0.1)
     assert m.measurements["longest_diameter_mm"].value == pytest.approx(40.0, abs=1.0)
     assert m.data["laterality"] == "left"
+
+
+@pytest.mark.parametrize("target", ["nodule", "lesion", None])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_classical_3d_box_prompt_on_one_slice_segments_the_whole_nodule(chest_phantom, target, offset):
+    # a box drawn on one axial slice (the nodule's centre or the next) asks for the 3-D object
+    # it shows: the whole nodule, not the one slice the box was drawn on
+    ph = chest_phantom
+    truth = ph.truth["nodules"][0]
+    k, y, x = truth["center_voxel"]
+    reg, ctx = default_registry(), context_with(ph.volume)
+    reg.run(ctx, "view", {"index": k + offset, "window": "lung"})  # 1 px = 1 voxel (2 mm)
+    args = {"view_id": "V1", "bbox_2d": [x - 6, y - 6, x + 8, y + 8], **({"target": target} if target else {})}
+    ev = reg.run(ctx, "segment", args)
+    nodule = ph.labels[truth["label"]]
+    assert ev.data["mode"] == "3d" and dice(ev.mask, nodule) > 0.95
+    assert len(np.unique(np.nonzero(ev.mask)[0])) == len(np.unique(np.nonzero(nodule)[0]))
+    volume = reg.run(ctx, "measure", {"evidence_id": ev.id}).measurements["volume_mm3"].value
+    assert abs(volume - truth["volume_mm3"]) / truth["volume_mm3"] < 0.1
+
+
+def test_classical_3d_box_prompt_on_a_liver_lesion_slice():
+    from imaging.phantoms import abdomen_ct
+
+    ph = abdomen_ct(seed=2)
+    lesion = ph.labels[[name for name in ph.labels if "lesion" in name][0]]
+    slices = np.nonzero(lesion.any(axis=(1, 2)))[0]
+    k = int(slices[len(slices) // 2]) + 1
+    ys, xs = np.nonzero(lesion[k])
+    reg, ctx = default_registry(), context_with(ph.volume)
+    reg.run(ctx, "view", {"index": k})
+    box = [int(xs.min()) - 3, int(ys.min()) - 3, int(xs.max()) + 4, int(ys.max()) + 4]
+    ev = reg.run(ctx, "segment", {"target": "lesion", "view_id": "V1", "bbox_2d": box})
+    assert dice(ev.mask, lesion) > 0.9
+    assert set(np.nonzero(ev.mask.any(axis=(1, 2)))[0]) >= set(slices[1:-1].tolist())

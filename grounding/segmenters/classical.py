@@ -81,29 +81,30 @@ class ClassicalSegmenter:
                 target on another modality, or nothing found where a prompt pointed.
         """
         prompt = prompt or Prompt()
-        region = prompt.region(volume.shape)
+        drawn = prompt.region(volume.shape)
+        region = self._slab(volume, drawn, prompt.plane_axis)
         point = prompt.point_index(volume.shape)
         within = prompt.within_mask(volume.shape)
-        if target is None:
-            if region is None and point is None:
-                raise SegmentationError(
-                    f"give a target or a box/point prompt; known targets: {', '.join(self.targets)}"
-                )
+        if target is None and region is None and point is None:
+            raise SegmentationError(f"give a target or a box/point prompt; known targets: {', '.join(self.targets)}")
+        if target is None and volume.modality == "CT":
+            # a bare prompt on CT asks for the lesion it shows: a nodule in the lung, else a focal lesion
+            mask = self._lesion(volume, "lesion", region, point, within, drawn)
+        elif target is None:
             mask = box_lesion(
-                volume.data, region or self._point_window(volume, point, prompt.plane_axis), point,
-                volume.spacing, volume.modality == "CT",
+                volume.data, region or self._point_window(volume, point), point, volume.spacing, False
             )
         else:
             name = resolve_target(target, self.targets)
             if name in ("lesion", "nodule"):
-                mask = self._lesion(volume, name, region, point, prompt.plane_axis, within)
+                mask = self._lesion(volume, name, region, point, within, drawn)
             elif volume.modality == "XR" and name in RADIOGRAPH_TARGETS:
                 mask = restrict_to_prompt(self._radiograph(volume, name), region, point, volume.spacing)
             else:
                 if name in ("heart", "thorax"):
                     require_radiograph(volume, name)
                 require_ct(volume, name)
-                mask = restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing)
+                mask = restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing, drawn)
         return mask if within is None else mask & within
 
     def analysis(self, volume: Volume) -> ChestLabels:
@@ -165,8 +166,8 @@ class ClassicalSegmenter:
         name: str,
         region: tuple[slice, slice, slice] | None,
         point: tuple[int, int, int] | None,
-        plane_axis: int | None,
         within: np.ndarray | None = None,
+        drawn: tuple[slice, slice, slice] | None = None,
     ) -> np.ndarray:
         if volume.modality == "MR" and name == "lesion":
             return self._mr_lesion(volume, region, point, within)
@@ -179,10 +180,10 @@ class ClassicalSegmenter:
                     f"got {volume.modality}; draw a box around the lesion"
                 )
             return box_lesion(
-                volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, False
+                volume.data, region or self._point_window(volume, point), point, volume.spacing, False
             )
         lungs = self._lungs_or_none(volume)
-        on_lungs = lungs is not None and (name == "nodule" or _mostly_in(lungs, region, point))
+        on_lungs = lungs is not None and (name == "nodule" or _mostly_in(lungs, drawn, point))
         if name == "nodule" and lungs is None:
             raise SegmentationError("no lungs found, so no lung nodules; use target 'lesion' with a box prompt")
         if on_lungs or (region is None and point is None):
@@ -190,16 +191,17 @@ class ClassicalSegmenter:
                 raise SegmentationError(
                     "found no lungs to search for nodules; draw a box around the lesion to segment it"
                 )
-            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing)
+            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing,
+                                       drawn)
             if found.any() or (region is None and point is None):
                 return found
             # the prompt shows something that is no compact nodule (a mass, a pleural lesion):
             # the dense lung tissue at the point, or nearest the box centre, within the box
             dense = (volume.data >= HU_AIR) & lungs
-            centre = point or tuple((s.start + s.stop - 1) // 2 for s in region)  # type: ignore[union-attr]
+            centre = point or tuple((s.start + s.stop - 1) // 2 for s in drawn)  # type: ignore[union-attr]
             return restrict_to_prompt(dense, region, centre, volume.spacing)
         return box_lesion(
-            volume.data, region or self._point_window(volume, point, plane_axis), point, volume.spacing, True
+            volume.data, region or self._point_window(volume, point), point, volume.spacing, True
         )
 
     def _mr_lesion(
@@ -220,14 +222,36 @@ class ClassicalSegmenter:
         return labels == max(kept, key=lambda label: sizes[label])
 
     @staticmethod
+    def _slab(
+        volume: Volume, region: tuple[slice, slice, slice] | None, plane_axis: int | None
+    ) -> tuple[slice, slice, slice] | None:
+        """The 3-D search region of a box drawn on one slice of a 3-D volume.
+
+        The box is one slice thick along ``plane_axis``; a 3-D search extends it by the box's
+        larger in-plane size (mm) on each side of that slice, so an object boxed on any of its
+        slices, not only its widest, lies inside whole. Other boxes are returned unchanged.
+        """
+        if region is None or plane_axis is None or volume.is_2d:
+            return region
+        axis_slice = region[plane_axis]
+        if axis_slice.stop - axis_slice.start != 1:
+            return region
+        width_mm = max((s.stop - s.start) * volume.spacing[a] for a, s in enumerate(region) if a != plane_axis)
+        half = int(np.ceil(width_mm / volume.spacing[plane_axis]))
+        out = list(region)
+        out[plane_axis] = slice(max(axis_slice.start - half, 0),
+                                min(axis_slice.stop + half, volume.shape[plane_axis]))
+        return tuple(out)  # type: ignore[return-value]
+
+    @staticmethod
     def _point_window(
-        volume: Volume, point: tuple[int, int, int] | None, plane_axis: int | None
+        volume: Volume, point: tuple[int, int, int] | None
     ) -> tuple[slice, slice, slice]:
-        """A box of +-`POINT_WINDOW_MM` around ``point`` (one slice thick along ``plane_axis``)."""
+        """A box of +-`POINT_WINDOW_MM` around ``point``, clipped to the volume (one slice in 2-D)."""
         assert point is not None
         out = []
-        for axis, (p, n, sp) in enumerate(zip(point, volume.shape, volume.spacing)):
-            half = 0 if axis == plane_axis else int(round(POINT_WINDOW_MM / sp))
+        for p, n, sp in zip(point, volume.shape, volume.spacing):
+            half = int(round(POINT_WINDOW_MM / sp))
             out.append(slice(max(p - half, 0), min(p + half + 1, n)))
         return tuple(out)  # type: ignore[return-value]
 

@@ -94,12 +94,22 @@ def restrict_to_prompt(
     region: tuple[slice, slice, slice] | None,
     point: tuple[int, int, int] | None,
     spacing: tuple[float, float, float],
+    drawn: tuple[slice, slice, slice] | None = None,
 ) -> np.ndarray:
-    """Apply prompts to a structure mask: clip it to the box, keep the component at the point."""
+    """Apply prompts to a structure mask: clip it to the box, keep the component at the point.
+
+    ``drawn``, the box as drawn on a slice when ``region`` is the 3-D slab searched around it,
+    keeps only the parts of the clipped mask that the drawn box cuts.
+    """
     if region is not None:
         clipped = np.zeros(mask.shape, dtype=bool)
         clipped[region] = mask[region]
         mask = clipped
+        if drawn is not None and drawn != region:
+            labels, _ = ndimage.label(mask[region], structure=CONN26)
+            inner = tuple(slice(d.start - r.start, d.stop - r.start) for d, r in zip(drawn, region))
+            hit = np.unique(labels[inner])
+            mask[region] = np.isin(labels, hit[hit > 0])
     if point is not None:
         mask = nearest_component(mask, point, spacing)
     return mask
