@@ -255,7 +255,7 @@ def write_dicom_image(
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.InstanceNumber = 1
     ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.PatientOrientation = ""
+    ds.PatientOrientation = ["L", "F"]  # canonical display: columns to the left, rows to the feet
     setattr(ds, spacing_tag, _ds([volume.spacing[1], volume.spacing[2]]))
     ds.RescaleSlope = _ds(slope)
     ds.RescaleIntercept = _ds(intercept)

@@ -233,6 +233,24 @@ def test_xray_round_trip(tmp_path, photometric, tag):
     assert back.metadata.get("inverted_from") == ("MONOCHROME1" if photometric == "MONOCHROME1" else None)
 
 
+@pytest.mark.parametrize("orientation, flipped", [(["L", "F"], ()), (["R", "F"], (1,)), (["R", "H"], (0, 1)),
+                                                  (None, ())])
+def test_xray_patient_orientation_puts_the_patients_left_at_plus_x(tmp_path, orientation, flipped):
+    data = np.zeros((1, 30, 20), np.float32)
+    data[0, 5, 15] = 1000.0  # towards the top right of the stored pixels
+    path = write_dicom_image(Volume.from_array(data, spacing=(1.0, 0.2, 0.2), modality="XR"), tmp_path / "cxr.dcm")
+    ds = pydicom.dcmread(str(path))
+    if orientation is None:
+        del ds.PatientOrientation
+    else:
+        ds.PatientOrientation = orientation
+    ds.save_as(str(path))
+    back = load(path)
+    np.testing.assert_array_equal(back.data, np.flip(data, tuple(a + 1 for a in flipped)))
+    note = back.metadata["display_orientation"]
+    assert ("assumed" in note) if orientation is None else (("flipped" in note) == bool(flipped))
+
+
 def test_writers_refuse_wrong_inputs(tmp_path):
     with pytest.raises(WriteError):
         write_dicom_image(ct_phantom(), tmp_path / "x.dcm")

@@ -368,13 +368,43 @@ def load_dicom_file(path: Path, options: LoadOptions, name: str | None = None) -
             values[None], affine, (thickness, dy, dx), source, None if color is None else color[None]
         )
     else:
-        # projection images (CR/DX) have no patient-space plane: keep the pixel layout as stored
+        # projection images (CR/DX) have no patient-space plane: PatientOrientation, where given,
+        # says where the rows and columns point; columns go to x (the patient's left) and rows down
         metadata["geometry_source"] = "pixel grid only (no ImagePositionPatient/ImageOrientationPatient)"
-        view, spacing = values[None], (1.0, dy, dx)
+        flips, metadata["display_orientation"] = _projection_flips(ds.get("PatientOrientation", None))
+        values = np.flip(values, flips) if flips else values
+        color = np.flip(color, flips) if color is not None and flips else color
+        view, spacing = np.ascontiguousarray(values)[None], (1.0, dy, dx)
         affine = axis_aligned_affine(spacing)
-        color = color[None] if color is not None else None
+        color = np.ascontiguousarray(color)[None] if color is not None else None
     return build_volume(view, affine, spacing, options, source=source, name=name or path.stem,
                         metadata=metadata, dicom_modality=ds.get("Modality", None), color=color)
+
+
+def _projection_flips(orientation: Any) -> tuple[tuple[int, ...], str]:
+    """Array axes (0 rows, 1 columns) of a projection image to flip so that columns run towards
+    the patient's left and rows towards the feet, from DICOM PatientOrientation; and a note.
+
+    PatientOrientation holds the direction of the row (along increasing column index) and of the
+    column (increasing row index), e.g. ``['L', 'F']`` for a PA chest shown the standard way.
+    Without it the standard display is assumed. A lateral projection (rows along A/P) keeps its
+    layout: its x is anterior/posterior, so left/right laterality does not apply to it.
+    """
+    values = [str(v).upper() for v in (orientation or [])]
+    if len(values) != 2 or not all(values):
+        return (), "assumed: columns towards the patient's left, rows towards the feet (no PatientOrientation)"
+    row, column = values
+    flips: list[int] = []
+    if column[0] == "H":
+        flips.append(0)
+    if row[0] == "R":
+        flips.append(1)
+    note = f"PatientOrientation {row}\\{column}"
+    if row[0] in "AP":
+        note += " (lateral projection: x runs anterior/posterior, left/right laterality does not apply)"
+    elif flips:
+        note += f" (flipped {' and '.join('rows' if a == 0 else 'columns' for a in flips)} to the standard display)"
+    return tuple(flips), note
 
 
 def _slice_geometry(
