@@ -101,6 +101,7 @@ def test_crop_on_montage_panel_and_on_mip(chest_ctx):
     ev = reg.run(ctx, "crop", {"view_id": "V2", "bbox_2d": [tile.x0 + 10, tile.y0 + 20, tile.x0 + 50, tile.y0 + 60],
                                "margin": 0})
     assert ev.box["voxels"] == [[k, k + 1], [20, 60], [10, 50]]
+    assert ev.data["shown_pixels"] == pytest.approx([tile.x0 + 10, tile.y0 + 20, tile.x0 + 50, tile.y0 + 60])
     with pytest.raises(ToolError, match="single montage panel"):
         reg.run(ctx, "crop", {"view_id": "V2", "bbox_2d": [100, 100, 200, 150]})
     reg.run(ctx, "view", {"plane": "coronal", "mode": "mip"})

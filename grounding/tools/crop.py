@@ -34,10 +34,12 @@ def run_crop(context: ToolContext, view_id: str, bbox_2d: list[float], margin: f
     """Crop ``bbox_2d`` (edges, pixels of ``view_id``) plus ``margin``; register the zoomed view."""
     region = resolve_box(context, view_id, bbox_2d)
     crop = crop_view(region.volume, region.view, region.pixels, margin=margin)
-    # where the crop (with its margin) lies in the parent's panel, mapped back exactly
+    # where the crop (with its margin) lies in the parent view, mapped back exactly: through the
+    # panel's geometry, then shifted by the panel's place in a montage
     cg, pg = crop.geometry, region.geometry
     corners = cg.pixel_to_voxel([[-0.5, -0.5], [cg.width - 0.5, cg.height - 0.5]])  # type: ignore[union-attr]
     shown = np.sort(pg.voxel_to_pixel(corners) + 0.5, axis=0).ravel(order="F")[[0, 2, 1, 3]]
+    shown += np.tile(np.subtract(region.pixels[:2], region.local[:2]), 2)
     new_id = context.add_view(crop)
     x1, y1, x2, y2 = (round(v, 1) for v in region.pixels)
     size_w, size_h = region.geometry.box_to_mm(region.local)["size_mm"]
