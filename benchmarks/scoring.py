@@ -20,10 +20,11 @@ Scoring by answer type (`score`):
 * ``open``: normalised exact match is the primary ``correct``; token recall (share of reference
   tokens present in the prediction) is reported as ``recall`` and ``recall>=0.5`` is its own
   metric (`OPEN_RECALL_THRESHOLD`).
-* ``choice``: the extracted text must equal one option's text exactly (normalised) or begin with
-  an option letter (``B``, ``(B)``, ``B. text``, ``B: text``); a letter followed by the exact text
-  of a different option contradicts itself and names nothing. Anything else is incorrect with
-  ``option=None``.
+* ``choice``: the option the extracted text names by `mmreason.parsing.read_option`, the rule
+  the loop and the verifiers use too: a leading letter (``B``, ``(B)``, ``B. text``, ``B: text``,
+  ``A left lung``), an explicit ``the answer is B``, or exactly one option's text (normalised); a
+  letter followed by the exact text of a different option contradicts itself and names nothing.
+  Anything else is incorrect with ``option=None``.
 * ``numeric``: the first number in the extracted text (so an answer should lead with its value),
   converted to the reference unit when the
   prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, %), compared with relative tolerance
@@ -33,25 +34,22 @@ Scoring by answer type (`score`):
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mmreason.case import Case
+from mmreason.parsing import normalize_answer as normalize
+from mmreason.parsing import read_option
 
 PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "option_text", "unparsed")
 OPEN_RECALL_THRESHOLD = 0.5
 DEFAULT_REL_TOLERANCE = 0.05
-LETTERS = string.ascii_uppercase
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$",
                             re.IGNORECASE | re.MULTILINE)
-_LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-_ARTICLES = {"a", "an", "the"}
 _CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
-_PUNCT = re.compile(r"[^\w\s.%-]|(?<!\d)\.|\.(?!\d)|(?<![\w])-|-(?![\w])")
 
 #: conversion factors to a base unit per dimension (length mm, area mm2, volume mm3)
 _UNITS: dict[str, tuple[str, float]] = {
@@ -96,12 +94,6 @@ class Score:
         return asdict(self)
 
 
-def normalize(text: str) -> str:
-    """Lower-case, drop punctuation (keeping decimal points, %, inner hyphens) and articles."""
-    text = _PUNCT.sub(" ", text.lower())
-    return " ".join(w for w in text.split() if w not in _ARTICLES)
-
-
 def strip_citations(text: str) -> str:
     """``text`` without evidence citations such as ``[E2]`` or ``(E1, E3)``, stripped."""
     return _CITATION.sub("", text).strip()
@@ -136,23 +128,6 @@ def parse_response(response: str, options: list[str] | None = None, answer_type:
         if whole and whole == normalize(option):
             return ParsedResponse(option, "option_text")
     return ParsedResponse(None, "unparsed")
-
-
-def option_letter(text: str, options: list[str]) -> str | None:
-    """The option letter that ``text`` names, or None: a letter in range or an option's exact text."""
-    normalized = normalize(text)
-    for i, option in enumerate(options):
-        if normalized and normalized == normalize(option):
-            return LETTERS[i]
-    m = _LETTER.match(text.strip())
-    if m:
-        letter, rest = m.group(1).upper(), normalize(m.group(2))
-        idx = LETTERS.index(letter)
-        # "B. <explanation>" names B, but "B. <the exact text of another option>" contradicts itself
-        others = {normalize(o) for i, o in enumerate(options) if i != idx}
-        if idx < len(options) and not (rest and rest in others):
-            return letter
-    return None
 
 
 def token_recall(prediction: str, reference: str) -> float:
@@ -208,7 +183,7 @@ def score_parsed(parsed: ParsedResponse, case: Case) -> Score:
     text = parsed.text or ""
     kind = case.answer_type
     if kind == "choice":
-        letter = option_letter(text, case.options or [])
+        letter = read_option(text, case.options or [])
         return Score(letter is not None and letter == case.answer.strip().upper(), text, parsed.status, option=letter)
     if kind == "numeric":
         qty = parse_quantity(text)

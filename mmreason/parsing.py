@@ -75,10 +75,14 @@ _PARAMETER = re.compile(r"<parameter=([^>\n]+)>(.*?)(?:</parameter>|(?=<paramete
 ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 _EVIDENCE_ID = re.compile(r"\bE(\d+)\b")
 _CITATION = re.compile(r"\[?\bE\d+\b\]?")
-_LETTER_PATTERNS = (
-    re.compile(r"^\(?([A-Z])(?:\)|[.:]|$)"),  # "B", "(B)", "B.", "B) text", "B: text"
-    re.compile(r"\b(?i:option|answer|choice)(?:\s+is)?\s*:?\s*\(?([A-Z])\b"),  # "the answer is B"
-)
+#: "B", "(B)", "B.", "B) text", "B: text" (group 2: the rest)
+_LEADING_LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
+#: "A left lung": a bare capital letter and a space before the rest (group 2)
+_LEADING_WORD = re.compile(r"^([A-Z])\s+(.+)$", re.DOTALL)
+#: "the answer is B", "Option: A", "choice (C)"
+_NAMED_LETTER = re.compile(r"\b(?i:option|answer|choice)(?:\s+is)?\s*:?\s*\(?([A-Z])\b")
+_ARTICLES = {"a", "an", "the"}
+_PUNCT = re.compile(r"[^\w\s.%-]|(?<!\d)\.|\.(?!\d)|(?<![\w])-|-(?![\w])")
 
 
 @dataclass
@@ -297,20 +301,38 @@ def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | 
                         cited=cited_evidence(answer), closed=last.group(0).endswith("</answer>"))
 
 
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation (keeping decimal points, %, inner hyphens) and articles."""
+    text = _PUNCT.sub(" ", text.lower())
+    return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
 def read_option(answer: str, options: list[str]) -> str | None:
-    """The option letter (``A``, ``B``...) an answer picks among ``options``, or None."""
-    letters = [chr(ord("A") + i) for i in range(len(options))]
+    """The option letter (``A``, ``B``...) an answer names among ``options``, or None.
+
+    One rule for the loop, the verifiers and the benchmark scorer, in this order: a leading letter
+    ("B", "(B)", "B.", "B) text", "B: text"); a leading bare letter before an option's text ("A left
+    lung"); an explicit "option/answer/choice (is) B"; the whole answer equal to one option's text
+    (normalised). A letter followed by the text of another option contradicts itself and names
+    nothing, and nothing is guessed from partial text.
+    """
     bare = strip_citations(answer).strip()
-    for pattern in _LETTER_PATTERNS:
-        m = pattern.search(bare)
-        if m and m.group(1).upper() in letters:
-            return m.group(1).upper()
-    lowered = bare.lower()
-    hits = [letter for letter, opt in zip(letters, options) if opt.strip() and opt.strip().lower() in lowered]
-    if len(hits) == 1:
-        return hits[0]
-    exact = [letter for letter, opt in zip(letters, options) if opt.strip().lower() == lowered.rstrip(".")]
-    return exact[0] if exact else None
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+    texts = [normalize_answer(o) for o in options]
+    m = _LEADING_LETTER.match(bare)
+    if m is None:
+        word = _LEADING_WORD.match(bare)
+        if word and word.group(1).upper() in letters and normalize_answer(word.group(2)) in texts:
+            m = word
+    if m is not None and m.group(1).upper() in letters:
+        index = letters.index(m.group(1).upper())
+        rest = normalize_answer(m.group(2))
+        return None if rest and rest != texts[index] and rest in texts else letters[index]
+    m = _NAMED_LETTER.search(bare)
+    if m and m.group(1).upper() in letters:
+        return m.group(1).upper()
+    whole = normalize_answer(bare)
+    return letters[texts.index(whole)] if whole and whole in texts else None
 
 
 def strip_citations(text: str) -> str:

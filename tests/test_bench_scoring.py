@@ -52,6 +52,10 @@ def test_closed_questions_have_implicit_yes_no_options():
     ("<answer>D</answer>", False, None),  # out of range
     ("<answer>The left lung, I think</answer>", False, None),  # no fuzzy matching
     ("B", False, None),  # a bare letter is not an option's text: unparsed
+    ("<answer>A. Cardiomegaly</answer>", False, None),  # "A" is a letter here, not an article
+    ("<answer>A Cardiomegaly</answer>", False, None),
+    ("<answer>A. Left lung</answer>", False, None),  # not "a left lung": letter A with the text of B
+    ("<answer>The answer is B [E1]</answer>", True, "B"),
 ])
 def test_choice_scoring(response, correct, option):
     score = score_response(response, _case("B", "choice", options=OPTIONS))

@@ -108,7 +108,10 @@ def test_answer_tag_citations_and_unclosed():
 
 @pytest.mark.parametrize("answer, letter", [
     ("B", "B"), ("(C)", "C"), ("B. Right lung", "B"), ("D) none", "D"), ("The answer is C [E2]", "C"),
-    ("Option: A", "A"), ("right lung", "B"), ("A nodule in the left lung", "A"), ("Z", None), ("a nodule", None),
+    ("Option: A", "A"), ("right lung", "B"), ("Z", None), ("a nodule", None),
+    # nothing is guessed from partial text, and a letter with another option's text names nothing
+    ("A nodule in the left lung", None), ("A. right lung", None), ("A right lung", None), ("A left lung", "A"),
+    ("B right lung", "B"), ("(A) both lungs", None), ("a left lung", "A"),
 ])
 def test_option_letters(answer, letter):
     assert read_option(answer, ["left lung", "right lung", "both lungs", "neither"]) == letter
