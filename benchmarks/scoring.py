@@ -1,6 +1,7 @@
 """Strict, transparent scoring of a model's final response against a `Case`'s reference answer.
 
-Parsing (`parse_response`) tries, in this order, and records which rule matched:
+Parsing (`parse_response`) drops ``<think>`` blocks, then tries, in this order, and records which
+rule matched:
 
 1. ``answer_tag``: the last ``<answer>...</answer>`` (an unclosed last tag runs to the end);
 2. ``boxed``: the last ``\\boxed{...}`` (nested braces allowed);
@@ -39,7 +40,7 @@ from typing import Any
 
 from mmreason.case import Case
 from mmreason.parsing import normalize_answer as normalize
-from mmreason.parsing import read_option
+from mmreason.parsing import read_option, strip_think
 
 PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "option_text", "unparsed")
 OPEN_RECALL_THRESHOLD = 0.5
@@ -112,7 +113,11 @@ def _last_boxed(text: str) -> str | None:
 
 
 def parse_response(response: str, options: list[str] | None = None, answer_type: str = "open") -> ParsedResponse:
-    """Extract the answer text from a raw model response; see the module docstring for the order."""
+    """Extract the answer text from a raw model response; see the module docstring for the order.
+
+    ``<think>...</think>`` blocks are removed first: a draft answer inside them is not the answer.
+    """
+    response = strip_think(response)
     tags = [strip_citations(t) for t in _ANSWER_TAG.findall(response)]
     if tags and tags[-1]:
         return ParsedResponse(tags[-1], "answer_tag")

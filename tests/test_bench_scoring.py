@@ -35,6 +35,12 @@ def test_parse_order_and_status(response, text, status):
     assert (parsed.text, parsed.status) == (text, status)
 
 
+def test_a_draft_answer_inside_think_is_not_the_answer():
+    assert parse_response("<think>\nAnswer: B\n</think>\nnot sure").status == "unparsed"
+    parsed = parse_response("<think>maybe <answer>A</answer></think><answer>B</answer>")
+    assert (parsed.text, parsed.status) == ("B", "answer_tag")
+
+
 def test_closed_questions_have_implicit_yes_no_options():
     assert parse_response("Yes.", None, "closed").status == "option_text"
     assert parse_response("Yes.", None, "open").status == "unparsed"
