@@ -402,12 +402,32 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     }
     mismatched = [t for t, p in doc["tasks_provenance"].items() if p.get("checksum_ok") is False]
     doc["checksum_mismatch"] = mismatched
-    if previous and (previous.get("backend"), previous.get("model"), previous.get("seed")) != (
-            config.backend, config.model, config.seed):
-        raise RunError(f"{config.out} holds a run with backend={previous.get('backend')} model={previous.get('model')} "
-                       f"seed={previous.get('seed')}; resume with the same settings or use another --out")
+    if previous:
+        changed = _changed_settings(previous, record, provenance)
+        if changed:
+            raise RunError(f"{config.out} holds a run made with other settings ({'; '.join(changed)}); its samples "
+                           "would mix with this run's. Resume with the same settings or use another --out")
+    doc["sessions"][-1].update(limit=config.limit, batch_size=config.batch_size, concurrency=config.concurrency)
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     return doc
+
+
+#: run settings that change what a sample is: a resumed run must keep them
+RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options")
+#: per-task provenance that must match on resume (same files, same prompts)
+TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash")
+
+
+def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
+    """``name: old -> new`` for every sample-defining setting that differs from the earlier session."""
+    changed = [f"{k}: {previous.get(k)!r} -> {record.get(k)!r}" for k in RUN_SETTINGS
+               if k in previous and previous.get(k) != record.get(k)]
+    for task, now in provenance.items():
+        before = previous.get("tasks_provenance", {}).get(task)
+        if before:
+            changed += [f"{task} {k}: {before.get(k)!r} -> {now.get(k)!r}" for k in TASK_SETTINGS
+                        if before.get(k) != now.get(k)]
+    return changed
 
 
 def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:

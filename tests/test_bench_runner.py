@@ -86,8 +86,15 @@ def test_resume_skips_done_and_repairs_a_truncated_line(tmp_path):
     ids = [r["id"] for r in _rows(samples)]  # every line parses
     assert sorted(ids) == [str(100 + i) for i in range(6)] and len(ids) == len(set(ids))
     assert ScriptedBackend.instances[-1].calls == [[2]] * 3  # only the three missing cases ran
-    with pytest.raises(runner.RunError, match="resume with the same settings"):
+    with pytest.raises(runner.RunError, match=r"seed: 0 -> 5.*Resume with the same settings"):
         runner.run(_config(tmp_path, root, seed=5), log=lambda m: None)
+    with pytest.raises(runner.RunError, match=r"max_turns: 8 -> 3"):
+        runner.run(_config(tmp_path, root, max_turns=3), log=lambda m: None)
+    annotations = next(root.glob("*.json"))
+    annotations.write_text(annotations.read_text().replace('"yes"', '"Yes"', 1))  # the data changed
+    with pytest.raises(runner.RunError, match=r"vqa_rad sha256"):
+        runner.run(_config(tmp_path, root), log=lambda m: None)
+    assert len(_rows(samples)) == 6  # nothing written by the refused sessions
 
 
 def test_kill_and_resume_a_real_run(tmp_path):
