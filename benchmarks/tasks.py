@@ -193,6 +193,12 @@ def load_task(name: str, overrides: dict[str, str] | None = None, split: str | N
         warnings.warn(message, ChecksumWarning, stacklevel=2)
         print(f"WARNING: {message}", file=sys.stderr)
     cases = module.load(root, split, task=name, **spec.loader_options)
+    # ids key resume and results: a repeated id would be skipped or dropped without a word
+    seen: set[str] = set()
+    repeated = sorted({c.id for c in cases if c.id in seen or seen.add(c.id)})
+    if repeated:
+        raise TaskError(f"task '{name}' at {root} has {len(repeated)} repeated case id(s) ({', '.join(repeated[:5])}); "
+                        "every case needs its own id: fix the annotation file")
     return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok)
 
 

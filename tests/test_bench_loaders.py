@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from _bench_helpers import materialize
+from _bench_helpers import materialize, vqa_rad_many
 from benchmarks import tasks
 from benchmarks.datasets import common, medframeqa, medxpertqa, mmmu, omnimedvqa, pathvqa, pmc_vqa, slake, vqa_rad
 from benchmarks.datasets.common import DatasetError
@@ -183,3 +183,13 @@ def test_every_registered_task_has_a_loader_and_prompts():
         assert callable(module.load) and callable(module.annotation_files), name
         assert set(spec.answer_types) <= set(spec.prompts), name
     assert json.dumps({n: s.prompt_hash() for n, s in tasks.REGISTRY.items()})
+
+
+def test_repeated_case_ids_are_refused(tmp_path):
+    root = vqa_rad_many(tmp_path, 4)
+    annotations = root / "VQA_RAD Dataset Public.json"
+    rows = json.loads(annotations.read_text())
+    rows[3]["qid"] = rows[1]["qid"]
+    annotations.write_text(json.dumps(rows))
+    with pytest.raises(tasks.TaskError, match=r"1 repeated case id\(s\) \(101\)"):
+        tasks.load_task("vqa_rad", {"vqa_rad": str(root)})
