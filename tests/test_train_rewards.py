@@ -45,7 +45,20 @@ def test_malformed_tool_call_and_no_answer(cases):
     assert r["format"] == 0.0
     assert r["accuracy"] == 0.0
     assert r["tool_economy"] == -1.0
-    assert r["grounding"] is None  # nothing was localised: not counted
+    assert r["grounding"] == 0.0  # the case has a ground-truth region and nothing localised it
+
+
+def test_uncited_calls_earn_no_evidence_reward(cases):
+    env = make_env(cases["syn-0020"])
+    padded = rollout(env, [("view", {"index": 3}), ("view", {"index": 5}), ("view", {"index": 7})], "<answer>yes</answer>")
+    r = rewards(env, padded)
+    assert r["accuracy"] == 1.0 and r["evidence"] == 0.0 and r["grounding"] == 0.0
+    env = make_env(cases["syn-0020"])
+    grounded = rollout(env, [("segment", {"target": "nodule"})], "<answer>yes [E1]</answer>")
+    env2 = make_env(cases["syn-0020"])
+    more = rollout(env2, [("segment", {"target": "nodule"}), ("view", {"index": 3}), ("view", {"index": 5})],
+                   "<answer>yes [E1]</answer>")
+    assert rewards(env, grounded)["evidence"] == rewards(env2, more)["evidence"] > 0.5
 
 
 def test_repeated_and_failing_calls_are_penalised(cases):

@@ -15,11 +15,14 @@ format           0 .. 1     half for one closed ``<answer>`` block in the final 
                             times the share of well-formed tool calls (known tool, arguments
                             valid against its schema; 1 when no call was attempted)
 grounding        0 .. 1     best IoU with the ground truth of a region a tool call produced
-                            (the grounding verifier's ``iou``), only when the answer is correct
-                            and cites evidence the rule verifiers do not contradict; None
-                            (not counted) when the case has no ground-truth region
-evidence         0 .. 1     share of the trace's steps the rule verifiers mark ``correct``,
-                            only when the answer is correct
+                            (the grounding verifier's ``iou``; 0 when none was localised),
+                            only when the answer is correct and cites evidence the rule
+                            verifiers do not contradict; None (not counted) when the case has
+                            no ground-truth region
+evidence         0 .. 1     share of the steps the answer rests on (the answer and the calls
+                            that produced the evidence it cites) that the rule verifiers mark
+                            ``correct`` and none marks ``incorrect``; only when the answer is
+                            correct and cites evidence (uncited calls neither add nor dilute)
 tool_economy     -1 .. 0    minus the share of tool calls that failed or repeated an earlier
                             call (a penalty: it applies whether or not the answer is correct)
 ===============  =========  ==================================================================
@@ -54,9 +57,11 @@ class Outcome:
         answered: the trace ends with a closed ``<answer>`` block.
         calls / valid_calls / failed_calls / repeated_calls: tool calls attempted, well formed,
             failed (an ``Error:`` result) and answered from the board as repeats.
-        iou: best ground-truth IoU of a region a tool call produced (None: nothing to compare).
+        iou: best ground-truth IoU of a region a tool call produced (0 when none was, None
+            when the case has no ground-truth region).
         supported: the answer cites evidence and no rule verifier marks the answer step incorrect.
-        steps / correct_steps: steps of the trace and those the rule verifiers mark correct.
+        steps / correct_steps: the steps the answer rests on (its own and those that produced
+            the evidence it cites; none when it cites nothing) and those verified correct.
     """
 
     correct: bool
@@ -128,13 +133,18 @@ def assess(case: Case, trace: Trace, registry: ToolRegistry,
     steps = split_steps(trace)
     kinds = {s.index: s.kind for s in steps}
     ious = [v.iou for v in verdicts if v.iou is not None and kinds.get(v.step) == "tool_call"]
+    has_truth = bool(case.boxes or case.masks)
     answer_bad = any(v.label == "incorrect" for v in verdicts if kinds.get(v.step) == "answer")
     evidence = trace.evidence_by_id()
     cited = [e for e in (parsed.cited if parsed else []) if e in evidence and not evidence[e].error]
+    resting = [s.index for s in steps if s.kind == "answer" or set(s.produced) & set(cited)] if cited else []
+    labels: dict[int, set[str]] = {}
+    for v in verdicts:
+        labels.setdefault(v.step, set()).add(v.label)
+    verified = sum("correct" in labels.get(i, ()) and "incorrect" not in labels.get(i, ()) for i in resting)
     return Outcome(correct=correct, answered=answered, calls=len(calls), valid_calls=valid, failed_calls=failed,
-                   repeated_calls=repeated, iou=max(ious) if ious else None,
-                   supported=bool(cited) and not answer_bad, steps=len(steps),
-                   correct_steps=sum(v.label == "correct" for v in verdicts))
+                   repeated_calls=repeated, iou=max(ious) if ious else (0.0 if has_truth else None),
+                   supported=bool(cited) and not answer_bad, steps=len(resting), correct_steps=verified)
 
 
 def _well_formed(name: str, arguments: dict[str, Any], raw: str, registry: ToolRegistry) -> bool:
