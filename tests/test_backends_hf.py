@@ -72,7 +72,15 @@ def test_model_image_size_is_the_frame_the_processor_produces(backend, size):
                                          {"type": "text", "text": "?"}]}]
     patch = backend.processor.image_processor.patch_size
     _, grid_h, grid_w = backend.prepare_inputs([conv])["image_grid_thw"][0].tolist()
-    assert backend.model_image_size(width, height) == (grid_w * patch, grid_h * patch)
+    # Qwen3-VL writes boxes in relative 0..1000 coordinates, Qwen2.5-VL in pixels of the resized image
+    relative = backend.model.config.model_type == "qwen3_vl"
+    assert backend.relative_boxes == relative
+    assert backend.model_image_size(width, height) == ((1000, 1000) if relative else (grid_w * patch, grid_h * patch))
+    backend.relative_boxes = False  # the resized pixel frame, as box_format="absolute" gives it
+    try:
+        assert backend.model_image_size(width, height) == (grid_w * patch, grid_h * patch)
+    finally:
+        backend.relative_boxes = relative
     # The processor's own resize of the raw image agrees (no double resize in our path).
     raw = backend.processor(text=["<|vision_start|><|image_pad|><|vision_end|>"],
                             images=[random_image(width, height)], return_tensors="pt")

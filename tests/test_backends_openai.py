@@ -249,7 +249,12 @@ def test_model_image_size_identity_unless_a_resize_rule_is_named():
     assert get_backend("openai", model="m").model_image_size(1000, 700) == (1000, 700)
     qwen = get_backend("openai", model="m", image_resize="qwen")
     assert qwen.model_image_size(1000, 700) == tuple(reversed(smart_resize(700, 1000, 28, 3136, 12845056)))
-    qwen3 = get_backend("openai", model="m", image_resize="qwen3_vl", max_pixels=256 * 32 * 32)
+    # Qwen3-VL writes boxes in relative 0..1000 coordinates, whatever the resize
+    assert get_backend("openai", model="m", image_resize="qwen3_vl").model_image_size(4000, 3000) == (1000, 1000)
+    qwen3 = get_backend("openai", model="m", image_resize="qwen3_vl", max_pixels=256 * 32 * 32, box_format="absolute")
     assert qwen3.model_image_size(4000, 3000) == tuple(reversed(smart_resize(3000, 4000, 32, 65536, 262144)))
+    assert get_backend("openai", model="m", box_format="relative").model_image_size(640, 480) == (1000, 1000)
+    with pytest.raises(BackendError, match="box_format must be one of"):
+        get_backend("openai", model="m", box_format="normalised")
     with pytest.raises(BackendError, match="image_resize must be one of"):
         get_backend("openai", model="m", image_resize="llava")

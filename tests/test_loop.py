@@ -94,6 +94,22 @@ def test_every_tool_boxes_mapped_from_the_model_frame(chest, registry):
     assert any('"measurements"' in t for t in tool_texts(backend.seen[0]))
 
 
+class RelativeBackend(ScriptedBackend):
+    """A model that writes boxes in relative 0..1000 coordinates (Qwen3-VL)."""
+
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        return 1000, 1000
+
+
+def test_relative_boxes_map_to_the_same_view_region(chest, registry):
+    backend = RelativeBackend([call("crop", view_id="V2", bbox_2d=[250, 100, 750, 600]), "<answer>ok [E1]</answer>"])
+    trace = run_episode(chest, "Zoom in", backend, registry=registry)
+    crop = trace.evidence[0]
+    w, h = next(r.size for t in trace.turns for r in t.images if r.view_id == "V2")
+    assert crop.arguments["bbox_2d"] == pytest.approx([0.25 * w, 0.1 * h, 0.75 * w, 0.6 * h], abs=0.01)
+    assert "Image 2 (1000x1000), view V2" in trace.turns[1].text
+
+
 def test_errors_are_fed_back_and_the_model_recovers(chest, registry):
     script = [
         '<tool_call>{"name": "crop", "arguments": {"view_id": "V1", </tool_call>'   # unreadable JSON

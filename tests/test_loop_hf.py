@@ -30,9 +30,14 @@ def test_tiny_model_episode_terminates_with_bounded_turns(tiny_model_dir, volume
         assert trace.status in ("answered", "abstained", "max_turns")
         assert sum(t.role == "assistant" for t in trace.turns) <= 3
         assert trace.backend == "hf" and trace.model == str(tiny_model_dir(arch))
-        # every image has the processor's frame recorded: multiples of the merged patch size
+        # every image has the frame of the model's boxes recorded: the processor's resize (multiples
+        # of the merged patch) for Qwen2.5-VL, the relative 0..1000 square for Qwen3-VL
         refs = [r for t in trace.turns for r in t.images]
-        assert refs and all(w % 28 == 0 or w % 32 == 0 for w, _ in (r.model_size for r in refs))
+        frames = [r.model_size for r in refs]
+        if arch == "qwen3_vl":
+            assert refs and all(f == (1000, 1000) for f in frames)
+        else:
+            assert refs and all(w % 28 == 0 and h % 28 == 0 for w, h in frames)
         # token counts of every model turn reach the trace, and their sums reach meta["usage"]
         turns = [t for t in trace.turns if t.role == "assistant"]
         assert all(t.prompt_tokens > 100 and 1 <= t.completion_tokens <= 24 for t in turns)

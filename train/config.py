@@ -55,6 +55,9 @@ class ModelConfig:
                                    "None keeps the checkpoint's.", None)
     attn_implementation: str | None = _help("sdpa, eager or flash_attention_2; None lets transformers choose.", None)
     trust_remote_code: bool = _help("Pass trust_remote_code to from_pretrained.", False)
+    box_format: str = _help("Box coordinates the model writes: auto (relative 0-1000 for Qwen2-VL, Qwen3-VL and "
+                            "Qwen3.5 by config.model_type, else pixels of the resized image), absolute or relative.",
+                            "auto")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from grounding.tool import ToolRegistry
 from imaging.volume import Volume
+from mmreason.backends.base import box_frame
 from mmreason.case import Case
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig, load_inputs
 from mmreason.trace import Trace
@@ -37,13 +38,17 @@ from train.config import ConfigError, EnvConfig
 CALL_TEMPLATE = "<tool_call>\n{}\n</tool_call>"
 
 
-def processor_frame(processor: Any) -> Callable[[int, int], tuple[int, int]]:
-    """``(width, height) -> (width, height)`` of an image as the processor resizes it.
+def processor_frame(processor: Any, relative: bool = False) -> Callable[[int, int], tuple[int, int]]:
+    """``(width, height) -> (width, height)`` of the frame the model's boxes are in.
 
-    For Qwen-VL processors (``patch_size``, ``merge_size`` and a ``size`` pixel budget) this is
-    ``qwen_vl_utils.smart_resize``, the frame in which the model reads and writes pixel boxes
-    (the same rule as `mmreason.backends.hf.HFBackend.model_image_size`); identity otherwise.
+    With ``relative`` (models writing 0..1000 coordinates: `train.model.relative_boxes`) the
+    frame is ``(1000, 1000)`` for every image. Otherwise, for Qwen-VL processors (``patch_size``,
+    ``merge_size`` and a ``size`` pixel budget), the image as ``qwen_vl_utils.smart_resize``
+    resizes it, in which the model reads and writes pixel boxes (the same rule as
+    `mmreason.backends.hf.HFBackend.model_image_size`); identity otherwise.
     """
+    if relative:
+        return lambda width, height: box_frame((width, height), True)
     image_processor = getattr(processor, "image_processor", None)
     patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
     size = getattr(image_processor, "size", None)

@@ -94,7 +94,7 @@ def evaluate(cfg: RunConfig, checkpoint: str | Path, out: str | Path | None = No
                               "answer per case; pass a temperature above 0 to draw several samples")
     registry = build_registry(cfg.env)
     inner = HFBackend(str(checkpoint), device="auto", dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels,
-                      max_pixels=cfg.model.max_pixels, batch_size=batch_size)
+                      max_pixels=cfg.model.max_pixels, batch_size=batch_size, box_format=cfg.model.box_format)
     backend = TrainingToolsBackend(inner, tool_schemas(registry))
     cases = [c for c in load_cases(cfg.data, "eval") for _ in range(samples)]
     volumes = VolumeCache()

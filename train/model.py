@@ -48,6 +48,21 @@ def load_processor(model: ModelConfig) -> Any:
     return processor
 
 
+def relative_boxes(model: ModelConfig) -> bool:
+    """Whether the model writes boxes in relative 0..1000 coordinates (``model.box_format``)."""
+    from transformers import AutoConfig
+
+    from mmreason.backends.base import uses_relative_boxes
+
+    if model.box_format != "auto":
+        return uses_relative_boxes(model.box_format, None)
+    try:
+        config = AutoConfig.from_pretrained(model.name_or_path, trust_remote_code=model.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the config of {model.name_or_path!r}: {exc}") from None
+    return uses_relative_boxes("auto", getattr(config, "model_type", None))
+
+
 def load_model(model: ModelConfig) -> Any:
     """The image-text-to-text model of the checkpoint, in the configured dtype."""
     from transformers import AutoModelForImageTextToText

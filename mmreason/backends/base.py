@@ -91,9 +91,11 @@ class Backend(Protocol):
         ...
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """The (width, height) in pixels the model sees an image of this size in.
+        """The frame the model sees an image of this size in and writes its boxes in.
 
-        Boxes the model writes are in this frame; identity when the backend cannot know it.
+        The image's pixels after the processor's resize (Qwen2.5-VL), or ``(1000, 1000)`` for
+        models that write relative coordinates (Qwen2-VL, Qwen3-VL, Qwen3.5: `box_frame`);
+        identity when the backend cannot know it.
         """
         ...
 
@@ -166,6 +168,32 @@ def qwen_resized_size(width: int, height: int, factor: int, min_pixels: int, max
 
     h, w = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     return w, h
+
+
+#: the coordinate range of models that write boxes relative to the image, not in its pixels
+RELATIVE_BOX_SCALE = 1000
+#: model types (``config.model_type``) trained on boxes in 0..1000 relative coordinates; Qwen2.5-VL
+#: and the rest write absolute pixels of the image after the processor's resize
+RELATIVE_BOX_MODEL_TYPES = frozenset({"qwen2_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"})
+BOX_FORMATS = ("auto", "absolute", "relative")
+
+
+def uses_relative_boxes(box_format: str, model_type: str | None) -> bool:
+    """Whether boxes are in 0..`RELATIVE_BOX_SCALE` coordinates: ``box_format`` (``auto``: by model type).
+
+    Raises:
+        BackendError: ``box_format`` is not one of `BOX_FORMATS`.
+    """
+    if box_format not in BOX_FORMATS:
+        raise BackendError(f"box_format must be one of {', '.join(BOX_FORMATS)}, got {box_format!r}")
+    if box_format == "auto":
+        return (model_type or "") in RELATIVE_BOX_MODEL_TYPES
+    return box_format == "relative"
+
+
+def box_frame(pixel_frame: tuple[int, int], relative: bool) -> tuple[int, int]:
+    """The frame a model's boxes are in: the resized image's pixels, or the relative square."""
+    return (RELATIVE_BOX_SCALE, RELATIVE_BOX_SCALE) if relative else pixel_frame
 
 
 def content_parts(content: Any) -> list[dict]:

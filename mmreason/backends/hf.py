@@ -48,7 +48,9 @@ from mmreason.backends.base import (
     GenerationConfig,
     conversation_images,
     cut_at_stop,
+    box_frame,
     qwen_resized_size,
+    uses_relative_boxes,
     tool_messages_as_user,
 )
 
@@ -136,6 +138,9 @@ class HFBackend(DetailedBackend):
         trust_remote_code: passed to ``from_pretrained`` for checkpoints with custom code.
         prefix_cache: reuse the key/value cache of the prompt prefix all rows share (see the
             module doc); True by default, effective for Qwen-VL checkpoints only.
+        box_format: ``"auto"`` (by ``config.model_type``: relative 0..1000 boxes for Qwen2-VL,
+            Qwen3-VL and Qwen3.5, absolute resized-image pixels otherwise), ``"absolute"`` or
+            ``"relative"``; decides the frame of `model_image_size`.
 
     A ``seed`` given to ``generate`` seeds torch once per call: the same call with the same
     ``batch_size`` gives the same output. Calls are serialised (one model, one thread).
@@ -157,6 +162,7 @@ class HFBackend(DetailedBackend):
         top_k: int = 0,
         trust_remote_code: bool = False,
         prefix_cache: bool = True,
+        box_format: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise BackendError(f"batch_size must be at least 1, got {batch_size}")
@@ -174,6 +180,7 @@ class HFBackend(DetailedBackend):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._qwen = self._qwen_geometry()
+        self.relative_boxes = uses_relative_boxes(box_format, getattr(self.model.config, "model_type", None))
         self.native_tools = self._template_renders_tools()
         if tool_messages == "auto":
             tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
@@ -339,15 +346,17 @@ class HFBackend(DetailedBackend):
     # -- images ----------------------------------------------------------------------------
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) the processor resizes an image to; identity for non-Qwen models.
+        """The frame of the model's boxes: ``(1000, 1000)`` for relative-coordinate models, else
+        (width, height) the processor resizes an image to (identity for non-Qwen models).
 
-        For Qwen-VL this is ``qwen_vl_utils.smart_resize`` with the factor patch_size *
+        For Qwen-VL the resize is ``qwen_vl_utils.smart_resize`` with the factor patch_size *
         merge_size and the processor's pixel budget, the same call that prepares the images.
         """
         if self._qwen is None:
-            return width, height
+            return box_frame((width, height), self.relative_boxes)
         g = self._qwen
-        return qwen_resized_size(width, height, g["factor"], g["min_pixels"], g["max_pixels"])
+        return box_frame(qwen_resized_size(width, height, g["factor"], g["min_pixels"], g["max_pixels"]),
+                         self.relative_boxes)
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
         """Images in template order: a flat list of resized images for Qwen-VL, else one list of

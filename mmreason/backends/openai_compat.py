@@ -51,7 +51,9 @@ from mmreason.backends.base import (
     content_parts,
     cut_at_stop,
     is_image_part,
+    box_frame,
     qwen_resized_size,
+    uses_relative_boxes,
     tool_messages_as_user,
 )
 
@@ -137,7 +139,11 @@ class OpenAIBackend(DetailedBackend):
         concurrency: requests in flight at once within one ``generate`` call.
         backoff: first retry delay in seconds, doubled each retry.
         image_resize: None, ``"qwen"``/``"qwen2_5_vl"`` or ``"qwen3_vl"``: the resize rule of the
-            served model, used only by ``model_image_size``.
+            served model, used only by ``model_image_size``. Without it a Qwen2.5-VL's pixel
+            boxes are taken in the image as sent, which is wrong once the server resizes it.
+        box_format: ``"auto"`` (relative 0..1000 boxes when ``image_resize`` is ``"qwen3_vl"``,
+            absolute pixels otherwise), ``"absolute"`` or ``"relative"`` (Qwen2-VL, Qwen3-VL,
+            Qwen3.5 served under any rule).
         min_pixels, max_pixels: override the pixel budget of ``image_resize``.
         native_tools: whether the server renders ``tools=`` (see the module doc).
         extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
@@ -163,6 +169,7 @@ class OpenAIBackend(DetailedBackend):
         max_pixels: int | None = None,
         native_tools: bool = False,
         extra_body: dict | None = None,
+        box_format: str = "auto",
     ) -> None:
         if image_resize is not None and image_resize not in IMAGE_RESIZE_RULES:
             raise BackendError(
@@ -183,6 +190,7 @@ class OpenAIBackend(DetailedBackend):
             factor, low, high = IMAGE_RESIZE_RULES[image_resize]
             self._resize = (factor, min_pixels or low, max_pixels or high)
         self._model = model
+        self.relative_boxes = uses_relative_boxes(box_format, "qwen3_vl" if image_resize == "qwen3_vl" else None)
 
     @property
     def model_id(self) -> str:
@@ -194,10 +202,11 @@ class OpenAIBackend(DetailedBackend):
         return self._model
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) after the server's resize when ``image_resize`` is set, else unchanged."""
+        """The frame of the model's boxes: ``(1000, 1000)`` for relative boxes, else (width,
+        height) after the server's resize when ``image_resize`` is set, else unchanged."""
         if self._resize is None:
-            return width, height
-        return qwen_resized_size(width, height, *self._resize)
+            return box_frame((width, height), self.relative_boxes)
+        return box_frame(qwen_resized_size(width, height, *self._resize), self.relative_boxes)
 
     # -- HTTP ------------------------------------------------------------------------------
 

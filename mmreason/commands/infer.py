@@ -49,6 +49,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
     p.add_argument("--min-pixels", type=int, help="smallest image area in pixels the model sees (Qwen processors)")
     p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
+    p.add_argument("--box-format", choices=("auto", "absolute", "relative"),
+                   help="the model's box coordinates: pixels of the resized image (Qwen2.5-VL) or relative 0-1000 "
+                        "(Qwen2-VL, Qwen3-VL, Qwen3.5); default auto: from the model type (hf) or --image-resize (openai)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -70,11 +73,11 @@ def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     elif args.model or args.base_url:
         raise InferError("--model and --base-url need --backend hf or openai (the rules backend has no model)")
     if name in ("hf", "openai"):
-        for key in ("min_pixels", "max_pixels"):
-            if getattr(args, key) is not None:
+        for key in ("min_pixels", "max_pixels", "box_format"):
+            if getattr(args, key, None) is not None:
                 options[key] = getattr(args, key)
-    elif args.min_pixels is not None or args.max_pixels is not None:
-        raise InferError("--min-pixels/--max-pixels apply to the hf and openai backends only")
+    elif args.min_pixels is not None or args.max_pixels is not None or getattr(args, "box_format", None):
+        raise InferError("--min-pixels/--max-pixels/--box-format apply to the hf and openai backends only")
     return name, options
 
 
