@@ -167,8 +167,13 @@ def markdown(doc: dict[str, Any]) -> str:
 
 def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boot: int = 10000,
                  seed: int = 0) -> dict[str, Any]:
-    """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored."""
+    """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored.
+
+    When one run answered directly (``bench --no-tools``) and the other with tools, each task
+    also gets ``reasoning_impact``: accuracy with tools minus direct, on the same cases.
+    """
     out: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
+    tools_a, tools_b = (_run_config(r).get("tools", True) for r in (run_a, run_b))
     names = tasks or sorted(p.stem[len("samples_"):] for p in Path(run_a).glob("samples_*.jsonl"))
     for task in names:
         a = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_a) / f"samples_{task}.jsonl")}
@@ -177,7 +182,14 @@ def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boo
         if not common:
             print(f"compare: no common cases for task {task}", file=sys.stderr)
             continue
-        out["tasks"][task] = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
-                                            seed=seed).to_dict() | {"only_a": len(set(a) - set(b)),
-                                                                    "only_b": len(set(b) - set(a))}
+        doc = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
+                             seed=seed).to_dict() | {"only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))}
+        if tools_a != tools_b:
+            doc["reasoning_impact"] = doc["acc_a"] - doc["acc_b"] if tools_a else doc["acc_b"] - doc["acc_a"]
+        out["tasks"][task] = doc
     return out
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}

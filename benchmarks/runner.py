@@ -80,6 +80,8 @@ class BenchConfig:
         split: overrides each task's default split.
         data: ``task -> folder`` overrides of the data locations.
         trace_images: keep rendered images (base64 PNG) in the saved traces.
+        tools: offer the grounding tools; False is a direct-answer run (the same images and
+            question, no tools), the baseline of the impact of reasoning (``--compare``).
         progress: show a tqdm bar on stderr.
         backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
@@ -100,6 +102,7 @@ class BenchConfig:
     split: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     trace_images: bool = False
+    tools: bool = True
     progress: bool = True
     backend_options: dict[str, Any] = field(default_factory=dict)
     verifier_options: dict[str, Any] = field(default_factory=dict)
@@ -283,6 +286,8 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: Verifiers | None,
              log: Callable[[str], None]) -> dict[str, Any]:
     """Evaluate the pending cases of one task; returns this session's throughput figures."""
+    from grounding.tool import ToolRegistry
+    from grounding.tools import default_registry
     from mmreason.loop import EpisodeRequest, LoopConfig, run_episodes
 
     task = loaded.spec.name
@@ -298,6 +303,7 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     loop_config = LoopConfig(max_turns=config.max_turns, **(
         {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
     options_in_prompt = loaded.spec.options_in_question
+    registry = default_registry() if config.tools else ToolRegistry([])
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 
@@ -305,7 +311,8 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
         requests = [EpisodeRequest(inputs=c.images, question=loaded.spec.format_prompt(c),
                                    options=None if options_in_prompt else c.options) for c in chunk]
         # batch 1: each case has its own seed; a batch is seeded once, by its first case
-        return run_episodes(requests, backend, config=loop_config, seed=case_seed(config.seed, task, chunk[0].id))
+        return run_episodes(requests, backend, config=loop_config, registry=registry,
+                            seed=case_seed(config.seed, task, chunk[0].id))
 
     def run_chunk(chunk: list[Case]) -> tuple[list[Case], list[Trace], float]:
         t0 = time.perf_counter()
@@ -413,7 +420,8 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
 
 
 #: run settings that change what a sample is: a resumed run must keep them
-RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options")
+RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
+                "tools")
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash")
 

@@ -30,6 +30,18 @@ Work step by step: call one or more tools, read their results, then give the fin
 For a multiple-choice question, begin the answer with the option letter, e.g. <answer>B [E2]</answer>. \
 If the images cannot answer the question, say so inside the answer tags."""
 
+DIRECT_INSTRUCTIONS = """\
+You are a radiology assistant. You answer questions about medical images (CT, MRI, X-ray) by \
+looking at them. No tools are available: answer directly from the images.
+
+Images. Each image is introduced as "Image N (WxH), view Vk: description". Axial and coronal images \
+follow the radiological convention: the patient's right is on the image's left.
+
+Give the final answer as
+<answer>your answer</answer>
+For a multiple-choice question, begin the answer with the option letter, e.g. <answer>B</answer>. \
+If the images cannot answer the question, say so inside the answer tags."""
+
 TOOLS_HEADER = """\
 # Tools
 
@@ -57,7 +69,13 @@ def render_tools(specs: list[dict[str, Any]]) -> str:
 
 
 def system_prompt(specs: list[dict[str, Any]], native_tools: bool) -> str:
-    """The system prompt text: instructions, plus the tool list unless the template renders it."""
+    """The system prompt text: instructions, plus the tool list unless the template renders it.
+
+    With no tools (a direct-answer run, the baseline of the impact of reasoning) the instructions
+    ask for a direct answer.
+    """
+    if not specs:
+        return DIRECT_INSTRUCTIONS
     return INSTRUCTIONS if native_tools else f"{INSTRUCTIONS}\n\n{render_tools(specs)}"
 
 

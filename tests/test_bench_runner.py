@@ -150,6 +150,23 @@ def test_compare_two_runs(tmp_path):
     # "yes" gets the three closed questions right, "no" gets none
     assert (c["n"], c["acc_a"], c["acc_b"], c["b"], c["c"]) == (6, 0.5, 0.0, 3, 0)
     assert c["mcnemar_p"] == pytest.approx(0.25) and c["diff_high"] <= 0
+    assert "reasoning_impact" not in c  # both runs had tools
+
+
+def test_direct_answer_run_has_no_tools_and_gives_the_impact_of_reasoning(tmp_path):
+    root = vqa_rad_many(tmp_path, 4)
+    runner.run(_config(tmp_path, root, "direct", tools=False, backend_options={"answer": "no"}), log=lambda m: None)
+    trace = Trace.load(tmp_path / "direct" / _rows(tmp_path / "direct" / "samples_vqa_rad.jsonl")[0]["trace"])
+    system = trace.turns[0].text
+    assert "No tools are available" in system and "<tools>" not in system
+    runner.run(_config(tmp_path, root, "tools"), log=lambda m: None)
+    assert "<tools>" in Trace.load(tmp_path / "tools" / _rows(tmp_path / "tools" / "samples_vqa_rad.jsonl")[0]
+                                   ["trace"]).turns[0].text
+    for a, b in (("tools", "direct"), ("direct", "tools")):
+        c = compare_runs(tmp_path / a, tmp_path / b, n_boot=200)["tasks"]["vqa_rad"]
+        assert c["reasoning_impact"] == pytest.approx(0.5)  # the "yes" run with tools minus the direct "no" run
+    with pytest.raises(runner.RunError, match=r"tools: False -> True"):
+        runner.run(_config(tmp_path, root, "direct"), log=lambda m: None)
 
 
 def test_cli_list_and_errors(tmp_path, capsys, monkeypatch):

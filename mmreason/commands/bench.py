@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="data folder of a task (repeatable); default $MMREASON_DATA/<task> "
                         "or ~/.cache/mmreason/data/<task>")
     p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
+    p.add_argument("--no-tools", action="store_true",
+                   help="direct answering without tools: the baseline for the impact of reasoning (see --compare)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
@@ -149,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{task}: n={c['n']} A={100 * c['acc_a']:.1f}% B={100 * c['acc_b']:.1f}% "
                   f"B-A={100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}] "
                   f"McNemar p={c['mcnemar_p']:.4g} (b={c['b']}, c={c['c']})")
+            if "reasoning_impact" in c:
+                print(f"{task}: impact of reasoning (with tools - direct) {100 * c['reasoning_impact']:+.1f} points")
         return 0
     if args.rescore:
         results = runner.rescore(Path(args.rescore), kinds, verifier_options)
@@ -163,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit, batch_size=args.batch_size, concurrency=args.concurrency, verifiers=kinds,
         seed=args.seed, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, split=args.split, data=data,
         trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
-        backend_options=_backend_options(args.backend_option),
+        backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
     )
     _print_results(runner.run(config), args.json)
     return 0
