@@ -36,6 +36,8 @@ BILATERAL_FRACTION = 0.25
 BODY_HU_THRESHOLD = -500.0
 #: the largest above-threshold region counts as the body only if it fills this share of the slice
 MIN_BODY_FRACTION = 0.1
+#: MR voxels above this share of the slice's 99th percentile are the patient, not background
+MR_FOREGROUND_FRACTION = 0.1
 PLANE_NAMES = {0: "axial", 1: "coronal", 2: "sagittal"}
 
 
@@ -159,15 +161,25 @@ def body_midline_x_mm(volume: Volume, z_index: int) -> tuple[float, str]:
 
     For CT: the centre of the left-right extent of the largest connected region above
     `BODY_HU_THRESHOLD` on axial slice ``z_index`` (the body; the table and air are excluded),
-    if it fills at least `MIN_BODY_FRACTION` of the slice. Otherwise (other modalities, or no
-    body found): the centre of the volume in world x.
+    if it fills at least `MIN_BODY_FRACTION` of the slice. For MR the same with the threshold
+    `MR_FOREGROUND_FRACTION` of the slice's 99th percentile (the head or body against the dark
+    background), so an off-centre patient keeps the sides right near the midline. Otherwise
+    (radiographs, or no body found): the centre of the volume in world x.
 
     Returns:
         ``(x_mm, source)`` with source ``"body"`` or ``"volume_center"``.
     """
     nz, ny, nx = volume.shape
+    z_index = int(np.clip(z_index, 0, nz - 1))
+    plane = volume.data[z_index]
+    body = None
     if volume.modality == "CT":
-        body = volume.data[int(np.clip(z_index, 0, nz - 1))] > BODY_HU_THRESHOLD
+        body = plane > BODY_HU_THRESHOLD
+    elif volume.modality == "MR" and not volume.is_2d:
+        finite = plane[np.isfinite(plane)]
+        top = float(np.percentile(finite, 99)) if finite.size else 0.0
+        body = plane > MR_FOREGROUND_FRACTION * top if top > 0 else None
+    if body is not None:
         labels, n = ndimage.label(body)
         if n:
             sizes = np.bincount(labels.ravel())[1:]

@@ -88,8 +88,12 @@ def test_midline_uses_body_not_volume_centre():
     vol.data[:] = np.roll(vol.data, 10, axis=2)
     x, source = body_midline_x_mm(vol, vol.shape[0] // 2)
     assert source == "body" and x == pytest.approx(10.0, abs=1.0)
-    mr = Volume(data=vol.data, spacing=vol.spacing, affine=vol.affine, modality="MR")
-    x, source = body_midline_x_mm(mr, 0)
+    # MR: the head or body against the dark background, whatever the intensity scale
+    mr = Volume(data=(vol.data + 1000.0) * 0.3, spacing=vol.spacing, affine=vol.affine, modality="MR")
+    x, source = body_midline_x_mm(mr, vol.shape[0] // 2)
+    assert source == "body" and x == pytest.approx(10.0, abs=1.0)
+    empty = Volume(data=np.zeros_like(vol.data), spacing=vol.spacing, affine=vol.affine, modality="MR")
+    x, source = body_midline_x_mm(empty, 0)
     assert source == "volume_center" and x == pytest.approx(0.0, abs=1e-6)
 
 
