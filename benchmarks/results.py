@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mmreason.trace import Trace
+from mmreason.verifiers.metrics import reasoning_impact
 
 from benchmarks.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
 from benchmarks.stats import compare_paired, wilson_interval
@@ -185,7 +186,9 @@ def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boo
         doc = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
                              seed=seed).to_dict() | {"only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))}
         if tools_a != tools_b:
-            doc["reasoning_impact"] = doc["acc_a"] - doc["acc_b"] if tools_a else doc["acc_b"] - doc["acc_a"]
+            with_tools, direct = (a, b) if tools_a else (b, a)
+            doc["reasoning_impact"] = reasoning_impact({i: with_tools[i] for i in common},
+                                                       {i: direct[i] for i in common})["impact"]
         out["tasks"][task] = doc
     return out
 
