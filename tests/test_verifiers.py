@@ -398,3 +398,15 @@ def test_ratio_claim_from_two_widths():
         trace = Trace(question="What is the cardiothoracic ratio?", evidence=[heart, thorax],
                       turns=[Turn("assistant", f"<answer>CTR {ctr} [E1, E2]</answer>")])
         assert verify(None, trace)[-1].label == label
+
+
+@pytest.mark.parametrize("claims, label, error", [
+    ("It grew: 10 mm [E1] -> 12 mm [E2].", "correct", None),
+    ("It shrank: 10 mm [E1] -> 12 mm [E2].", "incorrect", "inconsistent_answer"),  # prose states a change too
+    ("It grew: 12 mm [E1] -> 12 mm [E2].", "incorrect", "measurement_mismatch"),  # 12 mm is E2's, not E1's
+    ("It grew: 10 mm (E1, E2) -> 12 mm.", "correct", None),
+])
+def test_prose_change_and_numbers_bound_to_their_citation(claims, label, error):
+    v = verify(None, _growth_trace("<answer>It grew [E1, E2]</answer>", claims))
+    assert v[-2].label == label, v[-2].reason
+    assert v[-2].error_type == error

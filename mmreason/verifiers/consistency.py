@@ -1,7 +1,7 @@
 """Answer-evidence consistency: the final answer against what the tools measured.
 
 Four checks on the answer step, each applied only when the answer makes that kind of claim and
-the evidence can decide it:
+the evidence can decide it (the change check also on prose steps that cite their measurements):
 
 * change over time: "grew"/"increased"/"larger" vs "shrank"/"decreased"/"smaller" vs
   "stable"/"unchanged"/"did not grow", against the relative change of the same measurement
@@ -44,6 +44,11 @@ _SIZE_NAMES = ("volume", "diameter", "area")
 
 
 def check_consistency(ctx: VerifyContext, step: Step) -> list[Check]:
+    if step.kind == "text":
+        # a paragraph that states a change and cites the measurements it rests on is checked too
+        # ("shrank: 8.9 mm [E2] -> 4.0 mm [E6]"), against those measurements only
+        cited = [ctx.evidence[i] for i in step.cited if i in ctx.evidence and not ctx.evidence[i].error]
+        return _change(ctx, step.text, cited, []) if cited else []
     if step.kind != "answer":
         return []
     cited_ids = list(dict.fromkeys(step.cited + ctx.trace.cited_evidence))
@@ -123,7 +128,7 @@ def _change(ctx: VerifyContext, text: str, cited: list[Evidence], available: lis
     claim = claimed_change(text)
     if claim is None:
         return []
-    found = measured_change(ctx, cited) or measured_change(ctx, available)
+    found = measured_change(ctx, cited) or (measured_change(ctx, available) if available else None)
     if found is None:
         return []
     rel, how = found

@@ -21,6 +21,10 @@ checkable:
   the two items' order in time is unknown, either sign is accepted;
 * both are compared with the smaller-to-larger ratio and with the measured values themselves.
 
+A claim written right before a citation ("8.9 mm [E2] -> 4.0 mm [E6]") is bound to it: it is
+compared with the quantities of the evidence it names (falling back to all cited evidence when
+those have none of its dimension), so a number cannot pass by matching another study's value.
+
 Centroid coordinates are positions, not sizes, and are never matched. Tolerances come from `VerifierConfig.tolerances`. A claim is correct when any
 candidate is within tolerance, incorrect when candidates of its dimension exist but none is,
 and unverifiable when the evidence has no value of its dimension.
@@ -68,6 +72,8 @@ _SETTING_AFTER = re.compile(r"\s*(slices?|sections?|spacing|thickness|margin|win
 _COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|"
                          r"\b(centred|centered|centroid|located|position(ed)?|coordinates?)\b.*)$", re.IGNORECASE)
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
+#: a citation right after a stated quantity: "8.9 mm [E2]", "126.0 mm (E3, E4)"
+_BOUND_CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
 
 
 #: what a quantity is: a value as measured or stated, a signed change (current - prior), or the
@@ -87,6 +93,8 @@ class Quantity:
     source: str
     kind: Kind = "value"
     signed: bool = False
+    #: evidence ids: for a claim, those cited right after it; for a measured value, where it came from
+    evidence: tuple[str, ...] = ()
 
 
 def _number(text: str) -> tuple[float, bool]:
@@ -129,7 +137,9 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
         unit = normalise_unit(m.group(2))
         if unit is not None and keep(m.start(), m.end()):
             value, signed = _number(m.group(1))
-            out.append(Quantity(unit[0], value * unit[1], m.group(0), signed=signed))
+            bound = _BOUND_CITATION.match(text, m.end())
+            cites = tuple(f"E{int(i)}" for i in re.findall(r"E(\d+)", bound.group(0))) if bound else ()
+            out.append(Quantity(unit[0], value * unit[1], m.group(0), signed=signed, evidence=cites))
     if not out and default_unit and normalise_unit(default_unit):
         m = re.fullmatch(r"\s*([-+\u2212]?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
         if m:
@@ -157,18 +167,22 @@ def measured_quantities(evidence: list[Evidence],
             unit = normalise_unit(m.unit)
             if unit is None or any(p in name.lower() for p in _POSITION_NAMES):
                 continue
-            direct.append((name, ev, Quantity(unit[0], float(m.value) * unit[1], f"{ev.id} {name} {m}")))
+            direct.append((name, ev, Quantity(unit[0], float(m.value) * unit[1], f"{ev.id} {name} {m}",
+                                              evidence=(ev.id,))))
     out = [q for _, _, q in direct]
     for (na, ea, qa), (nb, eb, qb) in combinations(direct, 2):
         if na != nb or ea is eb or qa.dimension not in ("length", "area", "volume"):
             continue
         unit = BASE_UNIT[qa.dimension]
         diff = abs(qb.value - qa.value)
-        out.append(Quantity(qa.dimension, diff, f"|{eb.id} - {ea.id}| {na} = {diff:.4g} {unit}", "magnitude"))
+        pair = (ea.id, eb.id)
+        out.append(Quantity(qa.dimension, diff, f"|{eb.id} - {ea.id}| {na} = {diff:.4g} {unit}", "magnitude",
+                            evidence=pair))
         for ref in (qa.value, qb.value):
             if ref > 0:
                 pct = 100.0 * diff / ref
-                out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%", "magnitude"))
+                out.append(Quantity("percent", pct, f"{na} change {ea.id}->{eb.id} {pct:.3g}%", "magnitude",
+                                    evidence=pair))
         ra, rb = (time_rank(ea), time_rank(eb)) if time_rank is not None else (None, None)
         forward, backward = ((ea, qa), (eb, qb)), ((eb, qb), (ea, qa))
         if ra is None or rb is None or ra == rb:
@@ -177,13 +191,16 @@ def measured_quantities(evidence: list[Evidence],
             pairs = [forward if ra < rb else backward]
         for (e0, q0), (e1, q1) in pairs:
             change = q1.value - q0.value
-            out.append(Quantity(qa.dimension, change, f"{na} {e0.id} -> {e1.id} {change:+.4g} {unit}", "change"))
+            out.append(Quantity(qa.dimension, change, f"{na} {e0.id} -> {e1.id} {change:+.4g} {unit}", "change",
+                                evidence=pair))
             if q0.value > 0:
                 pct = 100.0 * change / q0.value
-                out.append(Quantity("percent", pct, f"{na} change {e0.id}->{e1.id} {pct:+.3g}%", "change"))
+                out.append(Quantity("percent", pct, f"{na} change {e0.id}->{e1.id} {pct:+.3g}%", "change",
+                                    evidence=pair))
         small, large = sorted((qa.value, qb.value))
         if large > 0:  # e.g. cardiothoracic ratio = cardiac width / thoracic width
-            out.append(Quantity("ratio", small / large, f"{na} ratio of {ea.id} and {eb.id} {small / large:.3g}"))
+            out.append(Quantity("ratio", small / large, f"{na} ratio of {ea.id} and {eb.id} {small / large:.3g}",
+                                evidence=pair))
     return out
 
 
@@ -205,6 +222,8 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
         # a signed claim states a change (current - prior), an unsigned one its magnitude
         wrong_kind = "magnitude" if claim.signed else "change"
         candidates = [q for q in measured if q.dimension == claim.dimension and q.kind != wrong_kind]
+        bound = [q for q in candidates if set(q.evidence) & set(claim.evidence)]
+        candidates = bound or candidates
         if not candidates:
             checks.append(Check("unverifiable", f"'{claim.source}': no measured {claim.dimension} in the evidence"))
             continue
