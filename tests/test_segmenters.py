@@ -457,3 +457,23 @@ def test_totalseg_missing_weights_and_nifti_round_trip(monkeypatch, tmp_path, ch
     lps = vol.voxel_to_world([[3, 7, 5]])[0]
     assert np.allclose(ras[:3], [-lps[0], -lps[1], lps[2]])
     assert np.array_equal(from_nifti(image, vol.shape), vol.data)
+
+
+def test_sam_sees_coronal_slices_of_thick_ct_with_square_pixels():
+    from grounding.segmenters.sam import render_slice
+
+    data = np.full((8, 20, 30), -1000.0, np.float32)
+    data[2, 9, 12] = 1000.0  # one bright voxel on coronal slice y=9, 5 mm slices, 1 mm pixels
+    vol = Volume.from_array(data, spacing=(5.0, 1.0, 1.0), modality="CT")
+    image = render_slice(vol, 1, 9, "bone")
+    assert image.rgb.shape[:2] == (40, 30) and image.scale == (5.0, 1.0)  # 8 slices x 5 mm -> 40 rows
+    x, y = image.to_pixel(2, 12)  # voxel (z=2, x=12), superior up
+    gray = image.rgb[..., 0].astype(float)
+    assert gray[int(round(y)), int(round(x))] == gray.max()
+    x0, y0, x1, y1 = image.box_to_pixels(slice(2, 3), slice(12, 13))
+    assert (x0, x1) == (12, 12) and y1 - y0 == 4 and y0 <= y <= y1
+    # a mask drawn on the image comes back to the voxel grid of the slice
+    mask = np.zeros(image.rgb.shape[:2], bool)
+    mask[int(y0):int(y1) + 1, int(x0):int(x1) + 1] = True
+    back = image.to_slab(mask)
+    assert back.shape == (8, 30) and np.argwhere(back).tolist() == [[2, 12]]

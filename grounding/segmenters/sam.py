@@ -8,8 +8,10 @@ an explicit ``config``, or inferred from the tensor shapes), build the model wit
 modules the registry uses, and ``load_state_dict(strict=True)``. Reading with ``map_location``
 keeps GPU-saved checkpoints loadable on CPU-only machines, which the registry's builder does not.
 
-The slice shown to the model is the voxel grid of the prompted slice (no resampling), rows
-flipped on coronal and sagittal slices so that superior is up, windowed to uint8 RGB: CT with the
+The slice shown to the model is the prompted slice resampled to square pixels at its finer
+in-plane spacing (a coronal slice of 5 mm CT would otherwise reach SAM squashed several times;
+the mask comes back to the voxel grid by area averaging), rows flipped on coronal and sagittal
+slices so that superior is up, windowed to uint8 RGB: CT with the
 lung window for lung/airway/nodule targets, bone for bone, soft tissue otherwise; other
 modalities with the percentile window of `imaging.windowing`. SAM runs through ``SamPredictor``
 (the best of three masks for a lone point); MedSAM follows its published inference: resize to the
@@ -257,16 +259,42 @@ def load_sam(
 
 @dataclass(frozen=True)
 class SliceImage:
-    """One prompted slice as the model sees it, and the way back to voxels."""
+    """One prompted slice as the model sees it, and the way back to voxels.
+
+    ``scale`` is (rows, columns) image pixels per voxel, ``voxel_shape`` the slice's voxel grid.
+    """
 
     axis: int
     index: int
     rgb: np.ndarray  # (H, W, 3) uint8
     flip_rows: bool
+    scale: tuple[float, float] = (1.0, 1.0)
+    voxel_shape: tuple[int, int] = (0, 0)
+
+    def to_pixel(self, row: float, col: float) -> tuple[float, float]:
+        """Voxel (row, column) of the slice, at the voxel's centre -> image (x, y) pixel centre."""
+        sr, sc = self.scale
+        y = (row + 0.5) * sr - 0.5
+        return (col + 0.5) * sc - 0.5, (self.rgb.shape[0] - 1 - y) if self.flip_rows else y
+
+    def box_to_pixels(self, rows: slice, cols: slice) -> np.ndarray:
+        """A voxel box of the slice -> the image box [x0, y0, x1, y1] covering its voxels."""
+        sr, sc = self.scale
+        x0, x1 = cols.start * sc, cols.stop * sc - 1
+        y0, y1 = rows.start * sr, rows.stop * sr - 1
+        if self.flip_rows:
+            height = self.rgb.shape[0]
+            y0, y1 = height - 1 - y1, height - 1 - y0
+        return np.array([x0, y0, x1, y1], dtype=np.float64)
 
     def to_slab(self, mask2d: np.ndarray) -> np.ndarray:
-        """A (H, W) image mask -> the voxel slab of this slice (as indexed by ``take(axis)``)."""
-        return mask2d[::-1] if self.flip_rows else mask2d
+        """An image mask -> the voxel slab of this slice (as indexed by ``take(axis)``)."""
+        mask = mask2d[::-1] if self.flip_rows else mask2d
+        if mask.shape != self.voxel_shape and all(self.voxel_shape):
+            from skimage.transform import resize
+
+            mask = resize(mask.astype(np.float32), self.voxel_shape, order=1, anti_aliasing=True) >= 0.5
+        return mask
 
 
 def _slice_axis(prompt: Prompt, shape: tuple[int, int, int]) -> int:
@@ -282,8 +310,17 @@ def _slice_axis(prompt: Prompt, shape: tuple[int, int, int]) -> int:
 
 
 def render_slice(volume: Volume, axis: int, index: int, target: str | None) -> SliceImage:
-    """Window one voxel slice to uint8 RGB (see the module docstring for the windows)."""
+    """Window one slice to uint8 RGB with square pixels (see the module docstring)."""
     plane = np.take(volume.data, index, axis=axis)
+    voxel_shape = plane.shape
+    row_mm, col_mm = (volume.spacing[a] for a in range(3) if a != axis)
+    fine = min(row_mm, col_mm)
+    shape = (max(1, round(plane.shape[0] * row_mm / fine)), max(1, round(plane.shape[1] * col_mm / fine)))
+    if shape != plane.shape:
+        from skimage.transform import resize
+
+        plane = resize(plane, shape, order=1, preserve_range=True, anti_aliasing=False)
+    scale = (shape[0] / voxel_shape[0], shape[1] / voxel_shape[1])
     flip = axis != 0
     if flip:
         plane = plane[::-1]
@@ -293,7 +330,8 @@ def render_slice(volume: Volume, axis: int, index: int, target: str | None) -> S
     else:
         window = resolve_window("auto", volume.modality, plane)
     gray = apply_window(plane, window)
-    return SliceImage(axis=axis, index=index, rgb=np.repeat(gray[..., None], 3, axis=2), flip_rows=flip)
+    return SliceImage(axis=axis, index=index, rgb=np.repeat(gray[..., None], 3, axis=2), flip_rows=flip,
+                      scale=scale, voxel_shape=voxel_shape)
 
 
 class SamSegmenter:
@@ -350,20 +388,13 @@ class SamSegmenter:
         else:
             index = point[axis]  # type: ignore[index]
         image = render_slice(volume, axis, index, target)
-        height = image.rgb.shape[0]
         in_plane = [a for a in range(3) if a != axis]  # (row axis, column axis) of the slice
-
-        def to_pixel(row: float, col: float) -> tuple[float, float]:
-            return col, (height - 1 - row) if image.flip_rows else row
-
         box = None
         if region is not None:
-            r, c = region[in_plane[0]], region[in_plane[1]]
-            (x0, y0), (x1, y1) = to_pixel(r.start, c.start), to_pixel(r.stop - 1, c.stop - 1)
-            box = np.array([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], dtype=np.float64)
+            box = image.box_to_pixels(region[in_plane[0]], region[in_plane[1]])
         coords = labels = None
         if point is not None:
-            coords = np.array([to_pixel(point[in_plane[0]], point[in_plane[1]])], dtype=np.float64)
+            coords = np.array([image.to_pixel(point[in_plane[0]], point[in_plane[1]])], dtype=np.float64)
             labels = np.ones(1, dtype=np.int64)
         mask2d = self._predict_medsam(image, box, coords, labels) if self.medsam else self._predict_sam(
             image, box, coords, labels
