@@ -59,13 +59,15 @@ def make_env(case: Case, frame: Callable[[int, int], tuple[int, int]] = lambda w
     return env
 
 
-def rollout(env: Any, calls: list[tuple[str, dict[str, Any]]], final: str) -> list[dict[str, Any]]:
+def rollout(env: Any, calls: list[tuple[str, dict[str, Any]]], final: str,
+            prose: list[str] | None = None) -> list[dict[str, Any]]:
     """Run ``calls`` through ``env``'s tool methods and return the completion messages TRL would
-    hand to the rewards (assistant turns with structured tool calls, tool results, final turn)."""
+    hand to the rewards (assistant turns with structured tool calls, tool results, final turn);
+    ``prose[i]`` is the text the model wrote with call ``i``."""
     completion: list[dict[str, Any]] = []
-    for name, arguments in calls:
+    for i, (name, arguments) in enumerate(calls):
         result = getattr(env, name)(**arguments)
-        completion.append({"role": "assistant", "content": "",
+        completion.append({"role": "assistant", "content": (prose or [""] * len(calls))[i],
                            "tool_calls": [{"type": "function", "function": {"name": name, "arguments": arguments}}]})
         completion.append({"role": "tool", "name": name, "content": result})
     completion.append({"role": "assistant", "content": final})

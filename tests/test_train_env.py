@@ -70,6 +70,23 @@ def test_trace_of_a_rollout_and_reset_starts_fresh(cases):
     assert env.episode.context.evidence == [] and env._outcome is None
 
 
+def test_the_models_prose_with_its_calls_reaches_the_verifiers(cases):
+    from mmreason.verifiers import split_steps, verify
+
+    env = make_env(cases["syn-0020"])
+    completion = rollout(env, [("segment", {"target": "nodule"}), ("measure", {"evidence_id": "E1"})],
+                         "<answer>yes [E1]</answer>",
+                         prose=["I will look for a nodule.", "There is a nodule in the left lung [E1]."])
+    trace = env._trace(completion)
+    texts = [s.text for s in split_steps(trace) if s.kind == "text"]
+    assert texts == ["I will look for a nodule.", "There is a nodule in the left lung [E1]."]
+    assert [s.kind for s in split_steps(trace)] == ["text", "tool_call", "text", "tool_call", "answer"]
+    measured = trace.evidence_by_id()["E1"].data["laterality"]
+    side = [v for v in verify(env.case, trace) if v.step == 2]  # the prose claim is checked against E1
+    assert side and side[0].label == ("correct" if measured == "left" else "incorrect"), side[0].reason
+    assert env._trace(completion).turns == trace.turns  # merged once
+
+
 def test_untagged_final_turn_and_tool_budget_spent(cases):
     from train.rewards import outcome_of
 

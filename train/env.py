@@ -189,6 +189,9 @@ class GroundingEnv:
         episode = self.episode
         if episode is None:
             raise RuntimeError("the environment was not reset")
+        if not episode.trace.meta.get("rollout_prose"):
+            _merge_prose(episode.trace, completion or [])
+            episode.trace.meta["rollout_prose"] = True
         final = _final_assistant(completion or [])
         if final is not None and not episode.done:
             episode.retries_left = 0  # no reminder turn: the rollout is over
@@ -199,6 +202,32 @@ class GroundingEnv:
         return episode.trace
 
 
+def _merge_prose(trace: Trace, completion: list[dict[str, Any]]) -> None:
+    """Put the model's own words back before the calls they came with.
+
+    TRL hands each structured tool call to the environment alone, so the episode records a bare
+    ``<tool_call>`` turn per call; the prose the model wrote with them (its reasoning, claims the
+    verifiers check) is in the completion's assistant messages. Message ``j`` with ``k`` calls
+    matches the next ``k`` call turns of the episode, in order.
+    """
+    call_turns = iter([t for t in trace.turns if t.role == "assistant" and t.tool_calls])
+    for message in completion:
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not calls:
+            continue
+        group = [t for _, t in zip(calls, call_turns)]
+        prose = _message_text(message).strip()
+        if group and prose:
+            group[0].text = f"{prose}\n\n{group[0].text}"
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
+
+
 def _final_assistant(completion: list[dict[str, Any]]) -> str | None:
     """Text of the last assistant message when no tool was run from it (None otherwise)."""
     for message in reversed(completion):
@@ -207,10 +236,7 @@ def _final_assistant(completion: list[dict[str, Any]]) -> str | None:
         if message.get("role") == "assistant":
             if message.get("tool_calls"):
                 return None
-            content = message.get("content")
-            if isinstance(content, list):
-                return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return content or ""
+            return _message_text(message)
     return None
 
 
