@@ -192,7 +192,8 @@ def test_503_is_retried_with_backoff_then_succeeds(http_server):
     url = http_server(_handler([503, 503, 500], seen, _reply("left lung")))
     client = get_backend("openai", base_url=url, model="m", max_retries=3, backoff=0.01)
     assert client.generate([[{"role": "user", "content": "q"}]], seed=7) == ["left lung"]
-    assert len(seen) == 4 and seen[0]["seed"] == 7 and seen[0]["stop"] == ["</tool_call>", "</answer>"]
+    assert len(seen) == 4 and isinstance(seen[0]["seed"], int) and seen[0]["stop"] == ["</tool_call>", "</answer>"]
+    assert len({r["seed"] for r in seen}) == 1  # retries resend the same request
 
     seen.clear()
     url = http_server(_handler([503] * 5, seen, _reply("x")))
@@ -258,3 +259,20 @@ def test_model_image_size_identity_unless_a_resize_rule_is_named():
         get_backend("openai", model="m", box_format="normalised")
     with pytest.raises(BackendError, match="image_resize must be one of"):
         get_backend("openai", model="m", image_resize="llava")
+
+
+def test_request_seeds_follow_the_conversation_not_its_place_in_the_batch(http_server):
+    seen: list[dict] = []
+    url = http_server(_handler([], seen, _reply("ok")))
+    client = get_backend("openai", base_url=url, model="m", concurrency=1)
+    a, b = [{"role": "user", "content": "case a"}], [{"role": "user", "content": "case b"}]
+    client.generate([b], seed=3)
+    alone = seen[-1]["seed"]
+    seen.clear()
+    client.generate([a, b, b], seed=3)
+    seeds = [r["seed"] for r in seen]
+    assert seeds[1] == alone  # the same case samples the same in any batch
+    assert len(set(seeds)) == 3  # a repeated prompt (a GRPO group) still gets its own seed
+    seen.clear()
+    client.generate([a], seed=4)
+    assert seen[-1]["seed"] != seeds[0]

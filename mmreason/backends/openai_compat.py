@@ -40,6 +40,7 @@ import random
 import time
 import urllib.error
 import urllib.request
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -127,6 +128,12 @@ def restore_stop(text: str, finish_reason: str | None, stop_reason: Any, stop: t
     return text
 
 
+def conversation_seed(seed: int, content_key: int, repeat: int) -> int:
+    """The request seed of a conversation: the run's seed, its content's checksum and how many
+    identical conversations came before it in the same call, folded into 31 bits."""
+    return (seed * 1_000_003 + content_key + repeat * 7919) % 2**31
+
+
 class OpenAIBackend(DetailedBackend):
     """Generate through an OpenAI-compatible ``/chat/completions`` endpoint.
 
@@ -148,8 +155,9 @@ class OpenAIBackend(DetailedBackend):
         native_tools: whether the server renders ``tools=`` (see the module doc).
         extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
 
-    A ``seed`` given to ``generate`` is sent as ``seed + i`` with conversation ``i``:
-    reproducible, yet repeated prompts in one batch (GRPO groups) still sample differently.
+    A ``seed`` given to ``generate`` is sent per request as `conversation_seed` of the seed and
+    the conversation: reproducible whatever the batching, yet repeated prompts in one batch (GRPO
+    groups) still sample differently.
     """
 
     name = "openai"
@@ -311,13 +319,17 @@ class OpenAIBackend(DetailedBackend):
     ) -> list[Generation]:
         """One request per conversation, ``concurrency`` at a time.
 
-        With a ``config.seed``, conversation ``i`` is sent with ``seed + i``: reproducible, yet
-        repeated prompts in one batch (GRPO groups) still sample differently.
+        With a ``config.seed``, each request's seed is derived from the seed and the conversation
+        itself (`conversation_seed`), so a case samples the same whatever batch it runs in or
+        whether a run was resumed, while repeated prompts in one batch (GRPO groups) still differ.
         """
-        seed = config.seed
-        payloads = [
-            self._payload(c, tools, config, None if seed is None else seed + i) for i, c in enumerate(conversations)
-        ]
+        payloads = [self._payload(c, tools, config, None) for c in conversations]
+        if config.seed is not None:
+            seen: dict[int, int] = {}
+            for payload in payloads:
+                key = zlib.crc32(json.dumps(payload["messages"], sort_keys=True).encode())
+                payload["seed"] = conversation_seed(config.seed, key, seen.get(key, 0))
+                seen[key] = seen.get(key, 0) + 1
         if len(payloads) <= 1 or self.concurrency == 1:
             return [self._complete(p, config.stop) for p in payloads]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(payloads))) as pool:
