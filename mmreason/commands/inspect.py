@@ -61,13 +61,19 @@ def run(args: argparse.Namespace) -> int:
                           "volume": info}))
         return 0
     sz, sy, sx = volume.spacing
+    if volume.is_2d and str(volume.metadata.get("geometry_source", "")).startswith("pixel grid"):
+        # a projection or photo has no patient-space plane: only its display layout is known
+        orientation = (f"2-D image in display order, columns towards the patient's left, rows downwards; "
+                       f"{volume.metadata.get('display_orientation', 'no patient geometry')}")
+    else:
+        orientation = (f"canonical LPS; voxel axes z,y,x point {info['orientation_codes_zyx']}, "
+                       f"obliquity {volume.metadata.get('obliquity_deg', 0.0)} deg")
     lines = [
         f"{path.name}: {volume.metadata.get('format', '?')}",
         f"  name          {volume.name}",
         f"  shape (z,y,x) {' x '.join(str(n) for n in volume.shape)}",
         f"  spacing mm    {sz:.4g} x {sy:.4g} x {sx:.4g} (z, y, x)",
-        f"  orientation   canonical LPS; voxel axes z,y,x point {info['orientation_codes_zyx']}, "
-        f"obliquity {volume.metadata.get('obliquity_deg', 0.0)} deg",
+        f"  orientation   {orientation}",
         f"  origin LPS mm {info['origin_lps_mm']}",
         f"  modality      {volume.modality} ({volume.metadata.get('modality_source', '?')})",
         f"  value range   {info['value_range']}",
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if series:
         lines.append("  series:")
         lines += ["    " + line for line in _series_lines(series, chosen)]
-    skip = {"orientation_codes", "obliquity_deg", "modality_source", "format"}
+    skip = {"orientation_codes", "obliquity_deg", "modality_source", "format", "display_orientation"}
     lines.append("  metadata:")
     lines += [f"    {k}: {v}" for k, v in volume.metadata.items() if k not in skip]
     print("\n".join(lines))
