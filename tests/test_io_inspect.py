@@ -78,3 +78,12 @@ def test_inspect_subprocess(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mmreason", "inspect", str(tmp_path / "missing.nii")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_inspect_a_photo_states_its_display_layout(capsys):
+    from pathlib import Path
+
+    png = Path(__file__).resolve().parents[1] / "examples" / "chest_xray.png"
+    assert main(["inspect", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert "2-D image in display order, columns towards the patient's left" in text and "SPL" not in text
