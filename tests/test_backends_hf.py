@@ -193,3 +193,15 @@ def test_prefix_cache_gives_the_tokens_of_a_full_prefill(tiny_model_dir):
         # what is kept is the system turn and the start of the user turn, nothing of an image
         kept = cached.tokenizer.decode(cached._prefix.ids)
         assert kept.count("You are a radiologist.") == 20 and "<|image_pad|>" not in kept
+
+
+def test_image_tokens_written_by_the_model_do_not_break_the_next_turn(backend):
+    # a sampling model can emit <|image_pad|>; fed back, the processor would count an extra image
+    conv = conversations(1)[0] + [
+        {"role": "assistant", "content": [{"type": "text", "text": "look <|image_pad|><|vision_start|> here"}]},
+        {"role": "user", "content": [{"type": "text", "text": "and now?"}]},
+    ]
+    assert "<|image_pad|><|vision_start|> here" not in backend.render(conv)
+    inputs = backend.prepare_inputs([conv])
+    assert inputs["image_grid_thw"].shape[0] == 1
+    assert len(backend.generate([conv], max_new_tokens=4, stop=())) == 1

@@ -32,8 +32,10 @@ handle like ordinary left padding. Greedy outputs are those of a full prefill; t
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import os
+import re
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -295,6 +297,7 @@ class HFBackend(DetailedBackend):
 
     def render(self, conversation: list[dict], tools: list[dict] | None = None) -> str:
         """The prompt text the model sees, generation prompt included (images as placeholders)."""
+        conversation = self._without_vision_tokens(conversation)
         if self.tool_messages == "user":
             conversation = tool_messages_as_user(conversation)
         try:
@@ -342,6 +345,36 @@ class HFBackend(DetailedBackend):
         if not marker or tool_with is None or tool_without is None:
             return False
         return tool_with.count(marker) > tool_without.count(marker)
+
+    def _without_vision_tokens(self, conversation: list[dict]) -> list[dict]:
+        """Assistant turns with the processor's image/video placeholder tokens removed.
+
+        A model may write ``<|image_pad|>`` itself (a sampling tiny or fine-tuned model does);
+        fed back, the processor would count it as an image and refuse the whole batch.
+        """
+        tokens = self._vision_tokens
+        if not tokens or not any(m.get("role") == "assistant" for m in conversation):
+            return conversation
+        pattern = re.compile("|".join(re.escape(t) for t in tokens))
+
+        def clean(content: Any) -> Any:
+            if isinstance(content, str):
+                return pattern.sub("", content)
+            if isinstance(content, list):
+                return [{**p, "text": pattern.sub("", p["text"])} if isinstance(p.get("text"), str) else p
+                        for p in content]
+            return content
+
+        return [{**m, "content": clean(m.get("content"))} if m.get("role") == "assistant" else m
+                for m in conversation]
+
+    @functools.cached_property
+    def _vision_tokens(self) -> tuple[str, ...]:
+        names = ("image_token", "video_token", "vision_start_token", "vision_end_token")
+        found = {getattr(obj, n, None) for obj in (self.processor, self.tokenizer) for n in names}
+        found |= {"<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"} & set(
+            getattr(self.tokenizer, "all_special_tokens", []) or [])
+        return tuple(sorted(t for t in found if isinstance(t, str) and t))
 
     # -- images ----------------------------------------------------------------------------
 
