@@ -107,18 +107,20 @@ def evaluate(pairs: list[tuple[Case, Trace]]) -> dict[str, Any]:
 
 def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
     """The correctly answered (case, trace) pairs of a ``mmreason bench`` run folder."""
+    from benchmarks.runner import case_from_row, read_jsonl_tolerant
+
     pairs = []
     for samples in sorted(run_dir.glob("samples_*.jsonl")):
-        for line in samples.read_text().splitlines():
-            row = json.loads(line)
+        for row in read_jsonl_tolerant(samples):
             if row.get("correct") and row.get("trace"):
                 path = Path(row["trace"])
-                pairs.append((Case.from_dict(dict(row["case"])), Trace.load(path if path.is_absolute() else run_dir / path)))
+                pairs.append((case_from_row(row), Trace.load(path if path.is_absolute() else run_dir / path)))
     return pairs
 
 
 def traces_of_rules(n: int, data: Path | None) -> list[tuple[Case, Trace]]:
     """Run the rules backend on the first ``n`` synthetic cases; keep the correct ones."""
+    from benchmarks.runner import last_assistant_text
     from benchmarks.scoring import score_response
     from benchmarks.tasks import load_task
     from mmreason.backends.rules import RulesBackend
@@ -130,8 +132,7 @@ def traces_of_rules(n: int, data: Path | None) -> list[tuple[Case, Trace]]:
         question = loaded.spec.format_prompt(case)
         options = None if loaded.spec.options_in_question else case.options
         trace = run_episode(case.images, question, RulesBackend(), options=options)
-        final = next((t.text for t in reversed(trace.turns) if t.role == "assistant"), "")
-        if score_response(final, case).correct:
+        if score_response(last_assistant_text(trace), case).correct:
             pairs.append((case, trace))
     return pairs
 

@@ -352,10 +352,9 @@ class HFBackend(DetailedBackend):
         A model may write ``<|image_pad|>`` itself (a sampling tiny or fine-tuned model does);
         fed back, the processor would count it as an image and refuse the whole batch.
         """
-        tokens = self._vision_tokens
-        if not tokens or not any(m.get("role") == "assistant" for m in conversation):
+        pattern = self._vision_token_pattern
+        if pattern is None or not any(m.get("role") == "assistant" for m in conversation):
             return conversation
-        pattern = re.compile("|".join(re.escape(t) for t in tokens))
 
         def clean(content: Any) -> Any:
             if isinstance(content, str):
@@ -369,12 +368,14 @@ class HFBackend(DetailedBackend):
                 for m in conversation]
 
     @functools.cached_property
-    def _vision_tokens(self) -> tuple[str, ...]:
+    def _vision_token_pattern(self) -> re.Pattern[str] | None:
+        """One regex of the processor's image/video placeholder tokens (None when it has none)."""
         names = ("image_token", "video_token", "vision_start_token", "vision_end_token")
         found = {getattr(obj, n, None) for obj in (self.processor, self.tokenizer) for n in names}
         found |= {"<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"} & set(
             getattr(self.tokenizer, "all_special_tokens", []) or [])
-        return tuple(sorted(t for t in found if isinstance(t, str) and t))
+        tokens = sorted(t for t in found if isinstance(t, str) and t)
+        return re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
 
     # -- images ----------------------------------------------------------------------------
 

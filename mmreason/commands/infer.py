@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imaging.errors import MMReasonError
+from mmreason.backends.base import BOX_FORMATS
 
 
 class InferError(MMReasonError, ValueError):
@@ -49,9 +50,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
     p.add_argument("--min-pixels", type=int, help="smallest image area in pixels the model sees (Qwen processors)")
     p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
-    p.add_argument("--box-format", choices=("auto", "absolute", "relative"),
+    p.add_argument("--box-format", choices=BOX_FORMATS,
                    help="the model's box coordinates: pixels of the resized image (Qwen2.5-VL) or relative 0-1000 "
-                        "(Qwen2-VL, Qwen3-VL, Qwen3.5); default auto: from the model type (hf) or --image-resize (openai)")
+                        "(Qwen2-VL, Qwen3-VL, Qwen3.5); default auto: from the model type (hf), absolute (openai)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)

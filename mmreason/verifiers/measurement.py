@@ -39,7 +39,7 @@ from itertools import combinations
 from typing import Literal
 
 from grounding.evidence import Evidence
-from mmreason.parsing import strip_citations
+from mmreason.parsing import cited_evidence, strip_citations
 from mmreason.verifiers.context import VerifyContext
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
@@ -138,7 +138,7 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
         if unit is not None and keep(m.start(), m.end()):
             value, signed = _number(m.group(1))
             bound = _BOUND_CITATION.match(text, m.end())
-            cites = tuple(f"E{int(i)}" for i in re.findall(r"E(\d+)", bound.group(0))) if bound else ()
+            cites = tuple(cited_evidence(bound.group(0))) if bound else ()
             out.append(Quantity(unit[0], value * unit[1], m.group(0), signed=signed, evidence=cites))
     if not out and default_unit and normalise_unit(default_unit):
         m = re.fullmatch(r"\s*([-+\u2212]?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
