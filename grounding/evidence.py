@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from imaging.geometry import geometry_from_dict
+from grounding.quality import Quality
 from imaging.views import View
 
 
@@ -96,6 +97,7 @@ class Evidence:
             "voxels": [[z0, z1], [y0, y1], [x0, x1]] (half-open), "mm": {...}}``.
         measurements: named numbers with units.
         error: set when the call failed; ``text`` then holds the message shown to the model.
+        quality: how far it can be trusted (`grounding.quality.Quality`): level and reasons.
     """
 
     id: str
@@ -109,6 +111,7 @@ class Evidence:
     measurements: dict[str, Measurement] = field(default_factory=dict)
     error: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    quality: Quality = field(default_factory=Quality)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +130,7 @@ class Evidence:
             "measurements": {k: m.to_dict() for k, m in self.measurements.items()},
             "error": self.error,
             "data": self.data,
+            "quality": self.quality.to_dict(),
         }
 
     @classmethod
@@ -143,4 +147,5 @@ class Evidence:
             measurements={k: Measurement(**m) for k, m in d.get("measurements", {}).items()},
             error=d.get("error"),
             data=d.get("data", {}),
+            quality=Quality.from_dict(d.get("quality")),
         )

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from imaging.errors import MMReasonError
+from imaging.provenance import Fact, fact_sources
 
 ORIENTATION = "LPS"
 MODALITIES = ("CT", "MR", "XR", "PT", "US", "OT")
@@ -92,6 +93,22 @@ class Volume:
         return ORIENTATION
 
     @property
+    def facts(self) -> dict[str, Fact]:
+        """Modality, spacing and orientation, each with its source (see `imaging.provenance`).
+
+        A volume built from an array (phantoms, tests) has the ``caller`` source for every fact
+        the loaders' notes in ``metadata`` do not classify.
+        """
+        sources = fact_sources(self.metadata)
+        values = {"modality": self.modality, "spacing": self.spacing, "orientation": ORIENTATION}
+        return {name: Fact(name, value, *sources.get(name, ("caller", "")))
+                for name, value in values.items()}
+
+    def assumed_facts(self) -> list[Fact]:
+        """The facts that were guessed or defaulted (empty when every fact has a real source)."""
+        return [f for f in self.facts.values() if f.assumed]
+
+    @property
     def voxel_volume_mm3(self) -> float:
         """Volume of one voxel in mm^3, from the affine.
 
@@ -125,6 +142,7 @@ class Volume:
             "modality": self.modality,
             "value_range": [float(finite.min()), float(finite.max())] if finite.size else None,
             "is_2d": self.is_2d,
+            "facts": {name: f.to_dict() for name, f in self.facts.items()},
         }
 
 

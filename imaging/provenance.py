@@ -1,0 +1,99 @@
+"""Where a volume's modality, spacing and orientation came from, and whether they were assumed.
+
+A loader knows which header field, DICOM tag or guess gave each of these facts; everything
+downstream (tool messages, the model's prompt, the trace, the report, evidence quality) needs to
+know too, because a millimetre figure computed from an assumed 1.0 mm spacing, a side read from an
+assumed orientation, or a CT threshold applied to a volume only guessed to be CT, must not be stated
+as certain.
+
+Sources:
+
+* ``argument``: the user gave it (an option); trusted, the user takes responsibility;
+* ``header``: a NIfTI header field (sform/qform, pixdim) or a note our writer left there;
+* ``dicom``: a DICOM tag (Modality, PixelSpacing, ImagePositionPatient/ImageOrientationPatient,
+  PatientOrientation);
+* ``caller``: a program built the volume from an array and its geometry (phantoms, tests);
+* ``heuristic``: guessed from the voxel values (assumed);
+* ``default``: nothing said it, a default was taken (assumed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FACT_NAMES = ("modality", "spacing", "orientation")
+SOURCES = ("argument", "header", "dicom", "caller", "heuristic", "default")
+ASSUMED_SOURCES = frozenset({"heuristic", "default"})
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact about a volume with where it came from."""
+
+    name: str
+    value: Any
+    source: str
+    detail: str = ""
+
+    @property
+    def assumed(self) -> bool:
+        """True when nothing in the file or from the user said it (a guess or a default)."""
+        return self.source in ASSUMED_SOURCES
+
+    def describe(self) -> str:
+        """``spacing 1.0 x 1.0 mm ASSUMED (no PixelSpacing tag)`` style text for prompts and reports."""
+        value = self.value
+        if isinstance(value, (tuple, list)):
+            value = " x ".join(f"{float(v):.3g}" for v in value) + " mm"
+        flag = " ASSUMED" if self.assumed else ""
+        how = f"{self.source}: {self.detail}" if self.detail else self.source
+        return f"{self.name} {value}{flag} ({how})"
+
+    def to_dict(self) -> dict[str, Any]:
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {"value": value, "source": self.source, "detail": self.detail, "assumed": self.assumed}
+
+
+def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """(source, detail) of each fact from the notes every loader writes into ``metadata``.
+
+    One function reads the loaders' notes so that no loader can forget to classify a fact:
+    a volume whose notes say nothing keeps the ``caller`` source (it was built from an array).
+    """
+    out: dict[str, tuple[str, str]] = {}
+    rule = metadata.get("modality_source")
+    if rule is not None:
+        out["modality"] = {
+            "argument": ("argument", "modality option"),
+            "dicom": ("dicom", "Modality tag"),
+            "file note": ("header", "modality note in the NIfTI descrip"),
+        }.get(rule, ("heuristic", "guessed from the voxel values; give --modality to state it"))
+    pixel = str(metadata.get("pixel_spacing_source", ""))
+    if pixel.startswith("unknown"):
+        out["spacing"] = ("default", "no pixel spacing in the file, 1.0 mm assumed; give --pixel-spacing")
+    elif pixel == "argument":
+        out["spacing"] = ("argument", "pixel spacing option")
+    elif pixel:
+        out["spacing"] = ("dicom", f"{pixel} tag")
+    elif metadata.get("spacing_source"):
+        out["spacing"] = ("header", str(metadata["spacing_source"]))
+    if "sform_code" in metadata or "qform_code" in metadata:
+        if int(metadata.get("sform_code", 0)) > 0:
+            out["orientation"] = ("header", f"NIfTI sform (code {int(metadata['sform_code'])})")
+        elif int(metadata.get("qform_code", 0)) > 0:
+            out["orientation"] = ("header", f"NIfTI qform (code {int(metadata['qform_code'])})")
+        else:
+            out["orientation"] = ("default", "NIfTI sform and qform codes are 0: the axes' directions are unknown, "
+                                             "left/right cannot be trusted; give --assume-orientation to accept them")
+    elif str(metadata.get("geometry_source", "")).startswith("ImagePositionPatient"):
+        out["orientation"] = ("dicom", "ImageOrientationPatient")
+    elif "display_orientation" in metadata:
+        note = str(metadata["display_orientation"])
+        out["orientation"] = ("default", note) if note.startswith("assumed") else ("dicom", note)
+    elif str(metadata.get("geometry_source", "")).startswith("pixel grid"):
+        out["orientation"] = ("default", "image file without patient axes: the standard display is assumed "
+                                         "(patient's left on the image right)")
+    if metadata.get("orientation_argument"):
+        out["orientation"] = ("argument", f"--assume-orientation {metadata['orientation_argument']}")
+    return out
