@@ -67,6 +67,9 @@ TRACHEA_MIDLINE_FRACTION = 0.12
 AIRWAY_MAX_AREA_MM2 = 1200.0
 #: lungs smaller than this fraction of the body are taken for bowel gas or noise, not lungs
 LUNG_MIN_BODY_FRACTION = 0.005
+#: and at least this large (mm3 in 3-D, mm2 on a single slice): air pockets between the body and
+#: a head rest or blanket are not lungs
+LUNG_MIN_SIZE = {False: 20_000.0, True: 400.0}
 #: lungs are "touching" when the largest air component has this fraction on each side
 MERGED_SIDE_FRACTION = 0.2
 
@@ -97,6 +100,25 @@ class ChestLabels:
         if "labels" not in self._full:
             self._full["labels"] = refine_labels(self.labels, self.grid, lambda: data < HU_AIR, ~self.body)
         return self._full["labels"]
+
+    def pleural_pockets(self, data: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+        """Full-resolution concavities of the lung surface: each lung's in-plane closing (on the
+        coarse grid, one lung at a time so the mediastinum between them is never bridged) minus
+        the lungs, inside the body. Nodules sitting on the pleura lie there. Computed once."""
+        if "pockets" not in self._full:
+            se = ellipsoid(radius_mm, self.grid.coarse_spacing(spacing), planar=True)
+            pad = max(se.shape) // 2 + 1
+            closed = np.zeros(self.labels.shape, dtype=bool)
+            for side in (LEFT, RIGHT):
+                lung = self.labels == side
+                if lung.any():
+                    padded = np.pad(lung, ((0, 0), (pad, pad), (pad, pad)))
+                    closed |= ndimage.binary_closing(padded, se)[:, pad:-pad, pad:-pad]
+            coarse = closed & self.body & ~np.isin(self.labels, (LEFT, RIGHT, AIRWAY))
+            labels = self.full_labels(data)
+            full = self.grid.upsample(coarse) if not self.grid.is_identity else coarse
+            self._full["pockets"] = full & (labels == 0)
+        return self._full["pockets"]
 
     def full_body(self, data: np.ndarray) -> np.ndarray:
         """Full-resolution boolean body mask, computed once."""
@@ -131,7 +153,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     def world_x(zyx: np.ndarray) -> np.ndarray:
         return volume.voxel_to_world(grid.to_fine(zyx))[:, 0]
 
-    body = ~outside_air(body_core(coarse, spacing))
+    body = body_core(grid.any_above(volume.data, HU_BODY), spacing)
     inside_air = (coarse < HU_AIR) & body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
     airway, trachea = find_airways(inside_air, body, spacing, superior_step)
@@ -142,7 +164,9 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     lung_error = None
     try:
         labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
-        if np.count_nonzero(labels) < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body):
+        found = np.count_nonzero(labels)
+        unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
+        if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
             raise SegmentationError(
                 "the air inside the body is too little to be lung (under "
                 f"{LUNG_MIN_BODY_FRACTION:.1%} of the body); is the chest in the field of view?"
@@ -153,17 +177,24 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error)
 
 
-def body_core(coarse: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """The patient's dense tissue: largest component after a table-cutting in-plane opening."""
-    dense = coarse > HU_BODY
+def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The patient: everything enclosed by dense tissue, without the table.
+
+    ``dense`` marks coarse voxels holding any tissue above `HU_BODY` (a block maximum, so a chest
+    wall thinner than a coarse voxel still closes the body). The enclosed region is filled first
+    (outside air is background reached from the border), and only then is the table cut off by an
+    in-plane opening: opening the dense tissue itself would also cut a thin lateral chest wall,
+    letting the lung behind it count as outside air.
+    """
     if not dense.any():
         raise SegmentationError("no body found: no CT voxel above -500 HU; is this CT in Hounsfield units?")
+    filled = ~outside_air(dense)
     se = ellipsoid(TABLE_OPENING_MM, spacing, planar=True)
     if se.size == 1:
-        return largest_component(dense)
-    opened = ndimage.binary_opening(dense, se)
-    core = largest_component(opened if opened.any() else dense)
-    return ndimage.binary_dilation(core, se) & dense
+        return largest_component(filled)
+    opened = ndimage.binary_opening(filled, se)
+    core = largest_component(opened if opened.any() else filled)
+    return ndimage.binary_dilation(core, se) & filled
 
 
 def outside_air(body: np.ndarray) -> np.ndarray:

@@ -38,7 +38,15 @@ from grounding.segmenters.chest import (
     analyze_chest,
     require_ct,
 )
-from grounding.segmenters.lesions import box_lesion, lung_nodules, mr_hyperintense_lesion, organ_lesion
+from grounding.segmenters.lesions import (
+    MASS_MAX_DIAMETER_MM,
+    NODULE_MAX_DIAMETER_MM,
+    PLEURA_POCKET_MM,
+    box_lesion,
+    lung_nodules,
+    mr_hyperintense_lesion,
+    organ_lesion,
+)
 from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
 from grounding.segmenters.organs import ABDOMEN_TARGETS, AbdomenOrgans, find_abdominal_organs
 from grounding.segmenters.xray import RadiographLabels, analyze_radiograph, require_radiograph
@@ -106,6 +114,16 @@ class ClassicalSegmenter:
                 require_ct(volume, name)
                 mask = restrict_to_prompt(self._structure(volume, name), region, point, volume.spacing, drawn)
         return mask if within is None else mask & within
+
+    @staticmethod
+    def search_description(target: str | None, prompt: Prompt | None) -> str | None:
+        """What an unprompted search for ``target`` covers, for the evidence of a negative finding."""
+        if prompt is not None or target not in ("nodule", "lesion"):
+            return None
+        largest = NODULE_MAX_DIAMETER_MM if target == "nodule" else MASS_MAX_DIAMETER_MM
+        return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the outer "
+                f"pleura, every slice (lesions on the mediastinal side, consolidations and ground-glass opacities "
+                f"are not searched); MR: compact lesions brighter than the brain's brightest normal tissue")
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""
@@ -191,8 +209,10 @@ class ClassicalSegmenter:
                 raise SegmentationError(
                     "found no lungs to search for nodules; draw a box around the lesion to segment it"
                 )
-            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing), region, point, volume.spacing,
-                                       drawn)
+            pockets = self.analysis(volume).pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
+            largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
+            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing, pockets, largest), region,
+                                       point, volume.spacing, drawn)
             if found.any() or (region is None and point is None):
                 return found
             # the prompt shows something that is no compact nodule (a mass, a pleural lesion):

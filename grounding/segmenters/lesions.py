@@ -66,6 +66,12 @@ from grounding.segmenters.morphology import (
 NODULE_MIN_MM3 = 27.0
 #: largest candidate: a sphere of this diameter (larger focal lesions are masses)
 NODULE_MAX_DIAMETER_MM = 30.0
+#: largest lung lesion searched: a sphere of this diameter (above 30 mm a nodule is a mass)
+MASS_MAX_DIAMETER_MM = 100.0
+#: a candidate touching the outer lung surface may have at most this share of its voxels on it
+MAX_WALL_CONTACT = 0.3
+#: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
+PLEURA_POCKET_MM = 16.0
 #: volume / volume of the sphere whose diameter is the largest bounding-box extent
 MIN_SPHERICITY = 0.25
 #: smallest nodule: equivalent-sphere diameter (mm)
@@ -76,6 +82,9 @@ MIN_SECTION_COMPACTNESS = 0.5
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
 THICK_SLICE_MM = 3.0
+#: on thick slices the largest section must be at least this wide (mm, equivalent diameter): a
+#: 6 mm nodule centred between two 5 mm slices shows sections of about 3 mm on each
+THICK_SECTION_MM = 3.0
 #: the organ reference level is taken this far (mm) inside the organ's edge
 ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
@@ -103,11 +112,14 @@ def compact_components(
     spacing: tuple[float, float, float],
     forbidden: np.ndarray | None = None,
     max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
+    wall: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """26-connected components of ``mask`` that look like blobs: ``(labels, kept label ids)``.
 
     Sizes are in mm (``spacing`` z, y, x). On a single-slice mask the same rules apply to areas
-    (circle instead of sphere). Components touching ``forbidden`` are dropped.
+    (circle instead of sphere). Components touching ``forbidden`` are dropped; components touching
+    ``wall`` are dropped when more than `MAX_WALL_CONTACT` of their voxels lie on it (a nodule
+    sitting on the pleura touches it with its base only; a band of pleural tissue lies along it).
     """
     labels, n = ndimage.label(mask, structure=CONN26)
     if n == 0:
@@ -117,6 +129,9 @@ def compact_components(
     touching = np.zeros(n + 1, dtype=bool)
     if forbidden is not None:
         touching[np.unique(labels[forbidden])] = True
+    if wall is not None:
+        contact = np.bincount(labels[wall], minlength=n + 1)
+        touching |= contact > MAX_WALL_CONTACT * sizes
     unit = spacing[1] * spacing[2] if planar else float(np.prod(spacing))
     if planar:
         min_size, max_size = NODULE_MIN_MM3 ** (2 / 3), math.pi / 4 * max_diameter_mm**2
@@ -129,7 +144,8 @@ def compact_components(
         size = sizes[label] * unit
         if obj is None or touching[label] or not (min_size <= size <= max_size):
             continue
-        extent = max((sl.stop - sl.start) * sp for axis, (sl, sp) in enumerate(zip(obj, spacing)) if axis or not planar)
+        extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing))
+                     if axis or not planar)
         reference = math.pi / 4 * extent**2 if planar else math.pi / 6 * extent**3
         if size / reference < MIN_SPHERICITY:
             continue
@@ -141,6 +157,18 @@ def compact_components(
         if not np.any(around & (local != label) & (local > 0)):
             kept.append(label)
     return labels, kept
+
+
+def _extent_mm(count: int, spacing_mm: float, across_slices: bool) -> float:
+    """Extent (mm) of ``count`` voxels along an axis.
+
+    Across thick slices a blob's extent is the distance between its first and last slice centres
+    (at least one slice): partial volume lights up a slice that the blob only grazes, so counting
+    whole slices would make a 10 mm nodule on three 5 mm slices 15 mm tall and fail the shape test.
+    """
+    if across_slices and spacing_mm > THIN_SLICE_MM:
+        return max(count - 1, 1) * spacing_mm
+    return count * spacing_mm
 
 
 def _neighbourhood(spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
@@ -158,15 +186,28 @@ def _neighbourhood(spacing: tuple[float, float, float], planar: bool) -> np.ndar
     return out
 
 
-def lung_nodules(data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Union of the nodule candidates inside the (hole-filled) ``lungs`` mask."""
+def lung_nodules(
+    data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, float, float], pockets: np.ndarray | None = None,
+    max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
+) -> np.ndarray:
+    """Union of the nodule (or, with ``max_diameter_mm`` up to `MASS_MAX_DIAMETER_MM`, mass)
+    candidates inside the (hole-filled) ``lungs`` mask.
+
+    ``pockets``: the concavities of the lung surface (a closing of each lung minus the lung),
+    where nodules sitting on the pleura lie. Candidates may touch the lung's outer surface (the
+    pleura away from the mediastinum) with a small share of their voxels; the medial surface,
+    where vessels leave the lung at the hilum, stays forbidden.
+    """
     out = np.zeros(data.shape, dtype=bool)
     if not lungs.any():
         return out
-    bbox = ndimage.find_objects(lungs.astype(np.uint8))[0]
-    lung = lungs[bbox]
+    search = lungs if pockets is None else lungs | pockets
+    bbox = ndimage.find_objects(search.astype(np.uint8))[0]
+    lung = search[bbox]
     surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
-    labels, kept = compact_components((data[bbox] >= HU_AIR) & lung, spacing, forbidden=surface)
+    medial = _medial(surface)
+    labels, kept = compact_components((data[bbox] >= HU_AIR) & lung, spacing, forbidden=surface & medial,
+                                      max_diameter_mm=max_diameter_mm, wall=surface & ~medial)
     objects = ndimage.find_objects(labels)
     planar = data.shape[0] == 1
     kept = [label for label in kept if plausible_nodule(labels[objects[label - 1]] == label, spacing, planar)]
@@ -174,6 +215,23 @@ def lung_nodules(data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, floa
         lut = np.zeros(labels.max() + 1, dtype=bool)
         lut[kept] = True
         out[bbox] = lut[labels]
+    return out
+
+
+def _medial(surface: np.ndarray) -> np.ndarray:
+    """The part of a lung surface towards the mediastinum: columns between the lungs' midline and
+    each lung's own centre column (the lungs lie either side of the crop's central column)."""
+    cols = np.arange(surface.shape[2])
+    mid = (surface.shape[2] - 1) / 2.0
+    per_col = np.count_nonzero(surface, axis=(0, 1))
+    out = np.zeros(surface.shape, dtype=bool)
+    for side in (cols < mid, cols >= mid):
+        weights = per_col * side
+        if weights.sum() == 0:
+            continue
+        centre = float((cols * weights).sum() / weights.sum())
+        between = side & (np.abs(cols - mid) < abs(centre - mid))
+        out[..., between] = surface[..., between]
     return out
 
 
@@ -198,7 +256,10 @@ def plausible_nodule(component: np.ndarray, spacing: tuple[float, float, float],
         return False
     if spacing[0] <= THIN_SLICE_MM and np.count_nonzero(areas) < 2:
         return False
-    return not (spacing[0] > THICK_SLICE_MM and 2.0 * math.sqrt(area_mm2 / math.pi) < spacing[0])
+    # one thick slice only: a vessel crossing it looks the same unless the blob is as wide as the
+    # slice is thick; on two or more slices the blob's own height vouches for it
+    needed = spacing[0] if np.count_nonzero(areas) < 2 else THICK_SECTION_MM
+    return not (spacing[0] > THICK_SLICE_MM and 2.0 * math.sqrt(area_mm2 / math.pi) < needed)
 
 
 def organ_lesion(

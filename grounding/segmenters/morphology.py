@@ -167,6 +167,18 @@ class CoarseGrid:
         """The coarse copy of a fine array (block-centre samples, contiguous)."""
         return np.ascontiguousarray(data[tuple(slice(s // 2, None, s) for s in self.strides)])
 
+    def any_above(self, data: np.ndarray, threshold: float) -> np.ndarray:
+        """Coarse mask of the blocks holding any fine voxel above ``threshold``.
+
+        A block maximum rather than the centre sample: a structure thinner than a block (a thin
+        chest wall) is kept wherever it passes.
+        """
+        out = data > threshold
+        for axis, s in enumerate(self.strides):
+            if s > 1:
+                out = np.logical_or.reduceat(out, np.arange(0, out.shape[axis], s), axis=axis)
+        return np.ascontiguousarray(out)
+
     def to_fine(self, zyx: np.ndarray) -> np.ndarray:
         """Coarse (continuous) indices -> fine indices of the block centres."""
         return np.asarray(zyx, dtype=np.float64) * self.strides + np.array(self.strides) // 2

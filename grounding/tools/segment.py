@@ -18,6 +18,15 @@ from scipy import ndimage
 
 from grounding.evidence import Evidence, Measurement
 from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality, mask_bbox
+from grounding.plausibility import (
+    CT_TARGETS,
+    fact_quality,
+    lung_pair_quality,
+    negative_quality,
+    structure_quality,
+    touches_field_edge,
+)
+from grounding.quality import Quality
 from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import (
@@ -256,8 +265,12 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     data["voxels"] = voxels
     ev = Evidence(id="", tool="segment", arguments={}, text="", mask=mask, mask_volume=volume_id, data=data)
     if voxels == 0:
+        searched = _searched(context, volume_id, vol, target, prompt)
+        data["searched"] = searched
+        ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
         ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {context.segmenter} segmenter): the mask "
-                   f"is empty. Try another target, a box around the object, or a different slice.{notes}")
+                   f"is empty. Searched: {searched['what']}. Try another target, a box around the object, or a "
+                   f"different slice.{notes} {ev.quality.describe().capitalize()}.")
         return ev
     bbox = mask_bbox(mask)
     n_components = ndimage.label(mask[bbox])[1]
@@ -285,10 +298,73 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
                  "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
     side_text = "at the midline" if side == "midline" else f"on the patient's {side}"
+    ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt)
+    if "orientation assumed" in " ".join(ev.quality.reasons):
+        side_text += " (side not trusted: orientation assumed)"
     ev.text = (f"Segmented {what}{where} ({mode.upper()}, {context.segmenter} segmenter): {size}, "
                f"{n_components} connected component(s), extent {dims}, voxels {fmt_slices(bbox)}; "
-               f"{side_text}. Overlay {overlay_id}: {overlay.description}.{notes}")
+               f"{side_text}. Overlay {overlay_id}: {overlay.description}.{notes} "
+               f"{ev.quality.describe().capitalize()}.")
     return ev
+
+
+def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | None, mask: np.ndarray,
+            bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None) -> Quality:
+    """The quality of a non-empty segmentation (see `grounding.plausibility`)."""
+    is_ct_target = target in CT_TARGETS and context.segmenter == "classical" and vol.modality == "CT"
+    q = fact_quality(vol, uses_side=True, uses_hu=is_ct_target)
+    whole = mode == "3d" and prompt is None and target is not None
+    sub = mask[bbox]
+    step = max(1, int(round((sub.size / 2_000_000) ** (1 / 3))))  # sampled mean: lungs are large
+    values = vol.data[bbox][::step, ::step, ::step][sub[::step, ::step, ::step]]
+    mean_hu = float(values.mean()) if values.size else None
+    volume_ml = float(np.count_nonzero(sub)) * vol.voxel_volume_mm3 / 1000.0 if mode == "3d" else None
+    cut = touches_field_edge(mask, bbox, vol) if whole else []
+    q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
+                              mean_hu=mean_hu, cut_at=cut, whole_target=whole))
+    if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
+        other = _other_lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+        if other is not None:
+            right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
+            q.merge(lung_pair_quality(right, left))
+    return q
+
+
+def _other_lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
+    """Volume (mL) of the other lung from the same segmenter (cached), None when it cannot say."""
+    try:
+        mask, _ = _segment_cached(context, volume_id, vol, target, None, "3d", None)
+    except ToolError:
+        return None
+    return float(np.count_nonzero(mask)) * vol.voxel_volume_mm3 / 1000.0
+
+
+def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
+              prompt: Prompt | None) -> dict[str, Any]:
+    """What an empty search covered, and the quality of the region it searched (lung mask)."""
+    segmenter = segmenter_for(context)
+    what = getattr(segmenter, "search_description", lambda t, p: None)(target, prompt)
+    out: dict[str, Any] = {"what": what or f"'{target}' over the whole volume" if prompt is None
+                           else what or f"'{target}' inside the prompt"}
+    if target in ("nodule", "lesion") and prompt is None and vol.modality == "CT":
+        lungs = {}
+        for side in ("lung_right", "lung_left"):
+            try:
+                mask, _ = _segment_cached(context, volume_id, vol, side, None, "3d", None)
+            except ToolError:
+                continue
+            lungs[side] = float(np.count_nonzero(mask)) * vol.voxel_volume_mm3 / 1000.0
+        if len(lungs) == 2:
+            region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
+            total = sum(lungs.values())
+            region.merge(structure_quality(vol, "lungs", volume_ml=total, side=None, mean_hu=None, cut_at=[],
+                                           whole_target=True))
+            out["lung_mask_ml"] = {k: round(v, 1) for k, v in lungs.items()}
+            out["what"] += f" (lung mask {total:.0f} mL: right {lungs['lung_right']:.0f}, left {lungs['lung_left']:.0f})"
+            out["region_quality"] = region
+        else:
+            out["region_quality"] = Quality("doubtful", ["no lung mask was found to search in"])
+    return out
 
 
 def _prompt_dict(prompt: Prompt | None) -> dict[str, Any] | None:

@@ -1,0 +1,178 @@
+"""Quality assessments of segmentations and measurements (see `grounding.quality`).
+
+A classical segmenter tuned on some scans can return confident wrong masks on others (half a lung
+lost at a thin chest wall, a liver found in part). These checks compare each result with what
+anatomy allows, with the scan's own facts and with its companion structures, so that the evidence
+says when it may be wrong:
+
+* **assumed facts**: a spacing the file did not give makes every mm figure a guess; an assumed
+  orientation makes every side a guess; a modality guessed from the values makes HU thresholds a
+  guess (`imaging.provenance`).
+* **normative adult volumes** (`NORMAL_ML`, CT at full inspiration for the lungs): outside the range
+  is ``doubtful``; below `FAR_BELOW` of its lower end or above `FAR_ABOVE` of its upper end is
+  ``implausible``. A mask cut by the field of view (touching the first or last slice, or the image
+  border) is a lower bound: too small is then only ``doubtful``.
+* **expected side**: liver and the right kidney/lung on the patient's right, spleen and the left
+  kidney/lung on the left; the wrong side is ``implausible``.
+* **HU consistency** (CT, `EXPECTED_HU`): a mean outside the tissue's range is ``implausible``.
+* **companions**: the right/left lung volume ratio (normal about 1.1; `LUNG_RATIO` doubtful
+  outside, `LUNG_RATIO_FAR` implausible outside), since losing part of one lung shows there first.
+* **cardiothoracic ratio** outside `CTR_RANGE` is ``implausible`` (heart or thorax mis-found).
+
+The ranges are the ones radiology uses for adults; children, resections and situs inversus fall
+outside them, which is why a level is a caveat for the reader, not a verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from grounding.quality import Quality
+from imaging.volume import Volume
+
+#: adult volumes in mL (whole organ). Lungs: CT at inspiration; liver 1.0-2.6 L; spleen up to
+#: 500 mL before splenomegaly; kidneys 90-300 mL each.
+NORMAL_ML: dict[str, tuple[float, float]] = {
+    "lungs": (2200.0, 9000.0),
+    "lung_left": (900.0, 4200.0),
+    "lung_right": (1100.0, 4800.0),
+    "liver": (900.0, 2800.0),
+    "spleen": (60.0, 600.0),
+    "kidney_left": (80.0, 320.0),
+    "kidney_right": (80.0, 320.0),
+}
+#: a volume under this share of the lower bound, or over this multiple of the upper, is implausible
+FAR_BELOW = 0.4
+FAR_ABOVE = 2.5
+#: side each lateral structure must lie on
+EXPECTED_SIDE: dict[str, str] = {
+    "liver": "right", "spleen": "left", "kidney_left": "left", "kidney_right": "right",
+    "lung_left": "left", "lung_right": "right",
+}
+#: plausible mean HU per target on CT (plain to enhanced; fatty liver down to -30 HU)
+EXPECTED_HU: dict[str, tuple[float, float]] = {
+    "lungs": (-1000.0, -450.0), "lung_left": (-1000.0, -450.0), "lung_right": (-1000.0, -450.0),
+    "liver": (-40.0, 220.0), "spleen": (0.0, 230.0), "kidney_left": (0.0, 350.0), "kidney_right": (0.0, 350.0),
+    "nodule": (-450.0, 1200.0), "lesion": (-150.0, 1200.0), "bone": (150.0, 3000.0), "airways": (-1024.0, -500.0),
+}
+#: right/left lung volume ratio: normal about 1.1
+LUNG_RATIO = (0.65, 1.8)
+LUNG_RATIO_FAR = (0.45, 2.6)
+#: cardiothoracic ratios outside this range mean a mis-found heart or thorax
+CTR_RANGE = (0.25, 0.85)
+#: targets whose HU thresholds assume CT
+CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
+#: targets that name a side (their answer is a side)
+LATERAL_TARGETS = frozenset(t for t in EXPECTED_SIDE if t.endswith(("_left", "_right")))
+
+
+def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = False,
+                 uses_hu: bool = False) -> Quality:
+    """Caveats from the volume's assumed facts, for a result that depends on them."""
+    q = Quality(checks=["facts"])
+    facts = volume.facts
+    if uses_mm and facts["spacing"].assumed:
+        q.flag("doubtful", "pixel spacing assumed (not in the file): mm and mL figures are not calibrated")
+    if uses_side and facts["orientation"].assumed and not volume.is_2d:
+        q.flag("doubtful", "orientation assumed (no trusted header): left and right may be swapped")
+    if uses_hu and facts["modality"].assumed:
+        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values: thresholds may not apply")
+    return q
+
+
+def touches_field_edge(mask: np.ndarray, bbox: tuple[slice, slice, slice], volume: Volume) -> list[str]:
+    """Where a mask reaches the edge of the scanned field (``first slice``, ``image border`` ...)."""
+    where = []
+    nz, ny, nx = mask.shape
+    if not volume.is_2d:
+        if bbox[0].start == 0:
+            where.append("first slice")
+        if bbox[0].stop == nz:
+            where.append("last slice")
+    if bbox[1].start == 0 or bbox[1].stop == ny or bbox[2].start == 0 or bbox[2].stop == nx:
+        where.append("image border")
+    return where
+
+
+def structure_quality(
+    volume: Volume,
+    target: str | None,
+    *,
+    volume_ml: float | None,
+    side: str | None,
+    mean_hu: float | None,
+    cut_at: list[str],
+    whole_target: bool,
+) -> Quality:
+    """Plausibility of one segmented structure (see the module docstring).
+
+    ``whole_target``: the mask is meant to be the whole named structure (a 3-D segmentation by
+    name, not a prompted piece or a single slice), so its volume can be held against the range.
+    """
+    q = Quality(checks=["volume range", "side", "HU"])
+    if target is None:
+        return q
+    if cut_at:
+        q.flag("doubtful", f"reaches the {' and '.join(cut_at)} of the scan: the structure may be cut off, "
+                           f"its size is a lower bound")
+    if whole_target and volume_ml is not None and target in NORMAL_ML:
+        lo, hi = NORMAL_ML[target]
+        name = target.replace("_", " ")
+        if volume_ml < lo:
+            far = volume_ml < FAR_BELOW * lo and not cut_at
+            q.flag("implausible" if far else "doubtful",
+                   f"{name} volume {volume_ml:.0f} mL is {'far ' if far else ''}below the adult range "
+                   f"{lo:.0f}-{hi:.0f} mL; the segmentation is probably incomplete")
+        elif volume_ml > hi:
+            far = volume_ml > FAR_ABOVE * hi
+            q.flag("implausible" if far else "doubtful",
+                   f"{name} volume {volume_ml:.0f} mL is {'far ' if far else ''}above the adult range "
+                   f"{lo:.0f}-{hi:.0f} mL; the mask probably includes neighbouring tissue")
+    expected = EXPECTED_SIDE.get(target)
+    if expected and side in ("left", "right") and side != expected and not volume.is_2d:
+        q.flag("implausible", f"{target.replace('_', ' ')} found on the patient's {side}, expected {expected}")
+    if mean_hu is not None and volume.modality == "CT" and target in EXPECTED_HU:
+        lo, hi = EXPECTED_HU[target]
+        if not lo <= mean_hu <= hi:
+            q.flag("implausible", f"mean {mean_hu:.0f} HU is not {target.replace('_', ' ')} tissue "
+                                  f"(expected {lo:.0f} to {hi:.0f} HU)")
+    return q
+
+
+def lung_pair_quality(right_ml: float, left_ml: float) -> Quality:
+    """Right/left lung volume ratio check (see the module docstring)."""
+    q = Quality(checks=["lung ratio"])
+    if left_ml <= 0 or right_ml <= 0:
+        q.flag("implausible", "only one lung was found")
+        return q
+    ratio = right_ml / left_ml
+    if not LUNG_RATIO_FAR[0] <= ratio <= LUNG_RATIO_FAR[1]:
+        q.flag("implausible", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is far "
+                              f"from the normal 1.1: part of one lung is probably missing from the mask")
+    elif not LUNG_RATIO[0] <= ratio <= LUNG_RATIO[1]:
+        q.flag("doubtful", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is "
+                           f"unusual (normal about 1.1)")
+    return q
+
+
+def ctr_quality(ratio: float) -> Quality:
+    q = Quality(checks=["cardiothoracic ratio range"])
+    if not CTR_RANGE[0] <= ratio <= CTR_RANGE[1]:
+        q.flag("implausible", f"cardiothoracic ratio {ratio:.2f} is outside {CTR_RANGE[0]}-{CTR_RANGE[1]}: "
+                              f"the heart or the thorax was probably mis-found")
+    return q
+
+
+def negative_quality(volume: Volume, searched: dict[str, Any], region_quality: Quality | None) -> Quality:
+    """How sure an empty search is: it can be no better than the region it searched."""
+    q = fact_quality(volume, uses_hu=True)
+    q.checks.append("search region")
+    if region_quality is not None and not region_quality.trusted:
+        level = "doubtful"
+        for reason in region_quality.reasons:
+            q.flag(level, f"the searched region is itself {region_quality.level}: {reason}")
+    if searched.get("limits"):
+        q.checks.append(f"not searched: {searched['limits']}")
+    return q
