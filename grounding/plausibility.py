@@ -169,10 +169,9 @@ def negative_quality(volume: Volume, searched: dict[str, Any], region_quality: Q
     """How sure an empty search is: it can be no better than the region it searched."""
     q = fact_quality(volume, uses_hu=True)
     q.checks.append("search region")
-    if region_quality is not None and not region_quality.trusted:
-        level = "doubtful"
+    if region_quality is not None and region_quality.level == "implausible":
         for reason in region_quality.reasons:
-            q.flag(level, f"the searched region is itself {region_quality.level}: {reason}")
+            q.flag("doubtful", f"the searched region is itself implausible: {reason}")
     if searched.get("limits"):
         q.checks.append(f"not searched: {searched['limits']}")
     return q

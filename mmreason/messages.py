@@ -178,6 +178,8 @@ def result_text(ev: Evidence, note: str = "") -> str:
         payload["measurements"] = {k: [round(float(m.value), 3), m.unit] for k, m in ev.measurements.items()}
     if ev.box and isinstance(ev.box.get("mm"), dict) and "size_mm" in ev.box["mm"]:
         payload["box_size_mm"] = ev.box["mm"]["size_mm"]
+    if ev.quality.level != "ok" or ev.quality.reasons:
+        payload["quality"] = {"level": ev.quality.level, "reasons": ev.quality.reasons}
     facts = {k: v for k, v in ev.data.items() if _is_small(v)}
     if facts:
         payload["data"] = facts

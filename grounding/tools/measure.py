@@ -8,6 +8,7 @@ import numpy as np
 
 from grounding.evidence import Evidence, Measurement
 from grounding.measurements import MeasurementError, RegionMeasurements, measure_region
+from grounding.plausibility import fact_quality
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import BBOX_SCHEMA, VIEW_ID_SCHEMA, region_mask, resolve_box
 from imaging.volume import Volume
@@ -56,8 +57,16 @@ def run_measure(context: ToolContext, evidence_id: str | None = None, view_id: s
         result = measure_region(volume, mask, plane_axis)
     except MeasurementError as exc:
         raise ToolError(f"{exc} ({what})") from None
-    return Evidence(id="", tool="measure", arguments={}, text=f"Measured {what}: {result.summary()}",
-                    box=box, measurements=measurements_of(result),
+    quality = fact_quality(volume, uses_side=True)
+    source = context.find(evidence_id) if evidence_id is not None else None
+    if source is not None:
+        for reason in source.quality.reasons:
+            quality.flag(source.quality.level, reason)
+    text = f"Measured {what}: {result.summary()}"
+    if "orientation assumed" in " ".join(quality.reasons):
+        text += " The side is not trusted: the orientation was assumed."
+    return Evidence(id="", tool="measure", arguments={}, text=f"{text} {quality.describe().capitalize()}.",
+                    box=box, measurements=measurements_of(result), quality=quality,
                     data={**result.as_dict(), "volume": volume_id, "source": evidence_id or view_id})
 
 

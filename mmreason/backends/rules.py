@@ -462,6 +462,49 @@ def decide(state: State) -> Action:
             tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     cites = list(dict.fromkeys(finding.cites))
     action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
+    return hedge(state, action, tag)
+
+
+def hedge(state: State, action: Action, tag: str) -> Action:
+    """Qualify an answer by the quality of the evidence it rests on (`grounding.quality`).
+
+    Only the caveats that bear on what the answer states count: an assumed spacing on a mm or mL
+    figure, an assumed orientation on a side. An ``implausible`` piece of evidence, or a doubtful
+    empty search (a "no" is only as good as the region searched: an implausible lung mask makes
+    "no nodule" doubtful), turns the answer into a reasoned refusal; a ``doubtful`` one keeps the
+    answer and says why it is uncertain.
+    """
+    finding = action.finding
+    assert finding is not None
+    level, reasons, empty_doubted = "ok", [], False
+    cited = set(finding.cites)
+    states_size = bool(re.search(r"\d\s*(mm|cm|ml|mm2|mm3)\b", tag, re.I))
+    states_side = bool(re.search(r"\b(left|right)\b", tag, re.I))
+    for result in state.results:
+        quality = result.payload.get("quality")
+        if result.evidence_id not in cited or not quality:
+            continue
+        for reason in quality.get("reasons", []):
+            if ("spacing assumed" in reason and not states_size) or ("orientation assumed" in reason
+                                                                     and not states_side):
+                continue
+            if reason not in reasons:
+                reasons.append(reason)
+                level = max(level, quality.get("level", "ok"), key=("ok", "doubtful", "implausible").index)
+                empty_doubted |= result.name == "segment" and result.fact("voxels") == 0
+    if not reasons:
+        return action
+    caveat = "; ".join(reasons)
+    if level == "implausible" or (finding.present is False and empty_doubted):
+        what = finding.none_text or f"the tools gave \"{tag}\""
+        action.answer = (f"I cannot answer reliably: {what}, but the evidence is {level}: {caveat} "
+                         f"[{', '.join(dict.fromkeys(finding.cites))}]. What the tools measured: {action.answer}")
+        action.thought = "The evidence this answer rests on is not plausible enough to state it as fact."
+        action.tag = f"I cannot answer reliably: {reasons[0]} [{', '.join(dict.fromkeys(finding.cites))}]"
+        action.finding = None
+        return action
+    action.answer += f" Caveat: {caveat}."
+    action.tag += f" (uncertain: {reasons[0]})"
     return action
 
 
@@ -1004,5 +1047,6 @@ def render(action: Action) -> str:
                            for n, a in action.calls)
         return f"{action.thought}\n{blocks}"
     if action.finding is None:  # an abstention: the explanation is the answer
-        return f"{action.thought}\n<answer>{action.tag or action.answer}</answer>"
+        prose = f"{action.answer}\n" if action.tag and action.tag != action.answer else ""
+        return f"{action.thought}\n{prose}<answer>{action.tag or action.answer}</answer>"
     return f"{action.answer}\n<answer>{action.tag}</answer>"

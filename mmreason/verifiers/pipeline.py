@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from mmreason.case import Case
 from mmreason.trace import Trace
 from mmreason.verifiers.consistency import check_consistency
+from mmreason.verifiers.evidence_quality import check_evidence_quality
 from mmreason.verifiers.context import VerifierConfig, VerifyContext
 from mmreason.verifiers.format import check_format
 from mmreason.verifiers.grounding import check_grounding
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 #: the verifier families `verify` can run
 KINDS = ("rule", "prm")
-RULE_CHECKS = (check_format, check_grounding, check_measurements, check_consistency)
+RULE_CHECKS = (check_format, check_grounding, check_measurements, check_consistency, check_evidence_quality)
 
 
 def verify(case: Case | None, trace: Trace, *, kinds: tuple[str, ...] | list[str] = ("rule",),
@@ -30,8 +31,8 @@ def verify(case: Case | None, trace: Trace, *, kinds: tuple[str, ...] | list[str
         case: the case the trace answers; its ground-truth boxes/masks add grounding checks
             (None: check against the evidence only).
         trace: the episode to check.
-        kinds: verifier families: ``rule`` (format, grounding, measurement and answer-evidence
-            consistency; tool-call steps judged by their execution carry ``verifier="tool"``)
+        kinds: verifier families: ``rule`` (format, grounding, measurement, answer-evidence
+            consistency and the evidence's own quality; tool-call steps judged by their execution carry ``verifier="tool"``)
             and ``prm`` (a process reward model, needs ``prm``).
         prm: the scorer used for ``prm``.
         config: thresholds of the rule verifiers (`VerifierConfig` defaults).

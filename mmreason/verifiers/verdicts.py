@@ -4,6 +4,7 @@ A verifier family looks at a step through several small checks (`Check`); `combi
 checks of one family into the step's single verdict:
 
 * ``incorrect`` when any check failed (the first failing check names the ``error_type``);
+* ``unverifiable`` when a check caps the step (it rests on evidence with assumed facts);
 * ``correct`` when at least one check passed and none failed;
 * ``unverifiable`` when nothing in the step could be checked.
 
@@ -26,7 +27,7 @@ LABELS = ("correct", "incorrect", "unverifiable")
 VERIFIER_KINDS = ("rule", "tool", "prm", "judge")
 #: error types the rule verifiers emit
 ERROR_TYPES = ("format", "unknown_evidence", "tool_error", "box_mismatch", "point_outside", "laterality",
-               "measurement_mismatch", "inconsistent_answer", "prm_low_score")
+               "measurement_mismatch", "inconsistent_answer", "prm_low_score", "implausible_evidence")
 LABEL_SCORES = {"correct": 1.0, "incorrect": 0.0, "unverifiable": 0.5}
 
 
@@ -92,6 +93,8 @@ class Check:
     evidence_ids: list[str] = field(default_factory=list)
     verifier: str = "rule"
     iou: float | None = None
+    #: an ``unverifiable`` check that caps the verdict: the step cannot be ``correct``
+    caps: bool = False
 
 
 def combine(step: int, checks: list[Check]) -> StepVerdict:
@@ -104,6 +107,10 @@ def combine(step: int, checks: list[Check]) -> StepVerdict:
     if failed:
         return StepVerdict(step, "incorrect", LABEL_SCORES["incorrect"], failed[0].error_type, failed[0].verifier,
                            ids, "; ".join(c.reason for c in failed), iou)
+    capped = [c for c in checks if c.caps]
+    if capped:
+        return StepVerdict(step, "unverifiable", LABEL_SCORES["unverifiable"], None, "rule", ids,
+                           "; ".join(c.reason for c in capped), iou)
     if passed:
         return StepVerdict(step, "correct", LABEL_SCORES["correct"], None, passed[0].verifier, ids,
                            "; ".join(c.reason for c in passed), iou)
