@@ -11,7 +11,8 @@ says when it may be wrong:
 * **normative adult volumes** (`NORMAL_ML`, CT at full inspiration for the lungs): outside the range
   is ``doubtful``; below `FAR_BELOW` of its lower end or above `FAR_ABOVE` of its upper end is
   ``implausible``. A mask cut by the field of view (touching the first or last slice, or the image
-  border) is a lower bound: too small is then only ``doubtful``.
+  border) is a lower bound: too small is then only ``doubtful``; so are small lungs, whose volume
+  varies with inspiration and coverage (a lung partly lost shows in the pair ratio instead).
 * **expected side**: liver and the right kidney/lung on the patient's right, spleen and the left
   kidney/lung on the left; the wrong side is ``implausible``.
 * **HU consistency** (CT, `EXPECTED_HU`): a mean outside the tissue's range is ``implausible``.
@@ -121,7 +122,8 @@ def structure_quality(
         lo, hi = NORMAL_ML[target]
         name = target.replace("_", " ")
         if volume_ml < lo:
-            far = volume_ml < FAR_BELOW * lo and not cut_at
+            # lungs vary with inspiration and coverage; a lung partly lost shows in the pair ratio
+            far = volume_ml < FAR_BELOW * lo and not cut_at and not target.startswith("lung")
             q.flag("implausible" if far else "doubtful",
                    f"{name} volume {volume_ml:.0f} mL is {'far ' if far else ''}below the adult range "
                    f"{lo:.0f}-{hi:.0f} mL; the segmentation is probably incomplete")

@@ -28,18 +28,23 @@ class Quality:
             raise ValueError(f"quality level must be one of {', '.join(LEVELS)}, got {self.level!r}")
 
     def flag(self, level: str, reason: str) -> None:
-        """Lower the level to ``level`` (never raises it) and record why."""
+        """Lower the level to ``level`` (never raises it) and record why; a reason that lowers it
+        goes first, so ``reasons[0]`` always explains the level."""
+        if level == "ok" or reason in self.reasons:
+            return
         if LEVELS.index(level) > LEVELS.index(self.level):
             self.level = level
-        if level != "ok" and reason not in self.reasons:
+            self.reasons.insert(0, reason)
+        else:
             self.reasons.append(reason)
 
     def merge(self, other: "Quality") -> None:
-        for reason in other.reasons:
-            self.flag(other.level, reason)
-        self.checks.extend(c for c in other.checks if c not in self.checks)
         if LEVELS.index(other.level) > LEVELS.index(self.level):
             self.level = other.level
+            self.reasons = other.reasons + [r for r in self.reasons if r not in other.reasons]
+        else:
+            self.reasons += [r for r in other.reasons if r not in self.reasons]
+        self.checks.extend(c for c in other.checks if c not in self.checks)
 
     @property
     def trusted(self) -> bool:

@@ -465,6 +465,9 @@ def decide(state: State) -> Action:
     return hedge(state, action, tag)
 
 
+_LEVELS = ("ok", "doubtful", "implausible")
+
+
 def hedge(state: State, action: Action, tag: str) -> Action:
     """Qualify an answer by the quality of the evidence it rests on (`grounding.quality`).
 
@@ -489,8 +492,10 @@ def hedge(state: State, action: Action, tag: str) -> Action:
                                                                      and not states_side):
                 continue
             if reason not in reasons:
-                reasons.append(reason)
-                level = max(level, quality.get("level", "ok"), key=("ok", "doubtful", "implausible").index)
+                # the worst evidence's reasons first: they are the ones the answer tag names
+                worse = _LEVELS.index(quality.get("level", "ok")) > _LEVELS.index(level)
+                reasons.insert(0, reason) if worse else reasons.append(reason)
+                level = max(level, quality.get("level", "ok"), key=_LEVELS.index)
                 empty_doubted |= result.name == "segment" and result.fact("voxels") == 0
     if not reasons:
         return action
@@ -603,7 +608,11 @@ def _fmt_volume(mm3: float | None) -> str:
 
 
 def _lesion_target(state: State, question: str) -> str:
-    word = "nodule" if re.search(r"nodul|lung|pulmonary", question, re.I) else "lesion"
+    """``nodule`` (4-30 mm) for a question about nodules only; ``lesion`` (masses up to 100 mm
+    too) when it names a mass, tumour or lesion, so "nodule or mass" finds a 5 cm tumour."""
+    asks_nodule = re.search(r"nodul|lung|pulmonary", question, re.I)
+    word = "nodule" if asks_nodule and not re.search(r"\b(mass|tumou?r|lesion|cancer|neoplasm)", question, re.I) \
+        else "lesion"
     return word if not state.targets or word in state.targets else "lesion"
 
 
