@@ -50,13 +50,16 @@ from mmreason.backends.base import (
     GenerationConfig,
     conversation_images,
     cut_at_stop,
-    box_frame,
-    qwen_resized_size,
-    uses_relative_boxes,
+    processor_box_frame,
+    qwen_geometry,
+    size_field,
+    template_ready,
     tool_messages_as_user,
+    uses_relative_boxes,
 )
 
 TOOL_MESSAGE_MODES = ("auto", "tool", "user")
+THINKING_MODES = ("auto", "on", "off")
 #: a shared prompt prefix shorter than this (tokens) is prefilled with the rest, not cached
 MIN_PREFIX_TOKENS = 32
 #: the transformers version whose Qwen-VL generation from a prefix cache was checked token for token
@@ -81,11 +84,6 @@ def _inserted_text(short: str, long: str) -> str:
     start = len(os.path.commonprefix([short, long]))
     end = len(os.path.commonprefix([short[start:][::-1], long[start:][::-1]]))
     return long[start : len(long) - end]
-
-
-def _size_field(size: Any, key: str) -> Any:
-    """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
-    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
 
 
 @dataclass
@@ -141,8 +139,20 @@ class HFBackend(DetailedBackend):
         prefix_cache: reuse the key/value cache of the prompt prefix all rows share (see the
             module doc); True by default, effective for Qwen-VL checkpoints only.
         box_format: ``"auto"`` (by ``config.model_type``: relative 0..1000 boxes for Qwen2-VL,
-            Qwen3-VL and Qwen3.5, absolute resized-image pixels otherwise), ``"absolute"`` or
-            ``"relative"``; decides the frame of `model_image_size`.
+            Qwen3-VL, Qwen3.5 and InternVL, absolute pixels of the processor's image otherwise),
+            ``"absolute"`` or ``"relative"``; decides the frame of `model_image_size`.
+        thinking: ``"auto"`` (what the chat template does by default), ``"on"`` or ``"off"``
+            (``enable_thinking`` passed to the template; ``"off"`` raises a `BackendError` when
+            the template cannot turn thinking off).
+        thinking_tokens: new tokens granted on top of ``max_new_tokens`` when the generation
+            prompt opens a ``<think>`` block (Qwen3.5, Qwen3 thinking models), so reasoning does
+            not use up the budget of the tool call or answer that follows it.
+
+    Family behaviour read from the checkpoint itself (see docs/models.md): the box frame from the
+    processor (`processor_box_frame`), ``tool_call_format`` (``"json"`` Hermes, or ``"xml"`` when
+    the template teaches Qwen3.5's ``<function=...><parameter=...>`` form), ``opens_thinking``.
+    Prompts are tokenised with ``add_special_tokens=False``: the chat template writes the special
+    tokens it wants (Gemma's writes ``<bos>``), as ``apply_chat_template(tokenize=True)`` does.
 
     A ``seed`` given to ``generate`` seeds torch once per call: the same call with the same
     ``batch_size`` gives the same output. Calls are serialised (one model, one thread).
@@ -165,12 +175,19 @@ class HFBackend(DetailedBackend):
         trust_remote_code: bool = False,
         prefix_cache: bool = True,
         box_format: str = "auto",
+        thinking: str = "auto",
+        thinking_tokens: int = 1024,
     ) -> None:
         if batch_size < 1:
             raise BackendError(f"batch_size must be at least 1, got {batch_size}")
         if tool_messages not in TOOL_MESSAGE_MODES:
             raise BackendError(f"tool_messages must be one of {TOOL_MESSAGE_MODES}, got {tool_messages!r}")
+        if thinking not in THINKING_MODES:
+            raise BackendError(f"thinking must be one of {', '.join(THINKING_MODES)}, got {thinking!r}")
+        if thinking_tokens < 0:
+            raise BackendError(f"thinking_tokens must be 0 or more, got {thinking_tokens}")
         self.model_id = str(model)
+        self.thinking, self.thinking_tokens = thinking, thinking_tokens
         self.batch_size = batch_size
         self.top_p, self.top_k = top_p, top_k
         self.device, self.dtype = _resolve_device_dtype(device, dtype)
@@ -181,9 +198,13 @@ class HFBackend(DetailedBackend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._qwen = self._qwen_geometry()
+        self._qwen = qwen_geometry(getattr(self.processor, "image_processor", None))
         self.relative_boxes = uses_relative_boxes(box_format, getattr(self.model.config, "model_type", None))
+        self._frame = processor_box_frame(self.processor, self.relative_boxes)
         self.native_tools = self._template_renders_tools()
+        self.tool_call_format = self._template_tool_call_format()
+        self.think_opening = self._template_think_opening()
+        self.opens_thinking = bool(self.think_opening)
         if tool_messages == "auto":
             tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
         self.tool_messages = tool_messages
@@ -243,8 +264,8 @@ class HFBackend(DetailedBackend):
                 "has its own image size settings, so drop these options"
             )
         budget = {
-            "shortest_edge": min_pixels or _size_field(size, "shortest_edge"),
-            "longest_edge": max_pixels or _size_field(size, "longest_edge"),
+            "shortest_edge": min_pixels or size_field(size, "shortest_edge"),
+            "longest_edge": max_pixels or size_field(size, "longest_edge"),
         }
         if budget["shortest_edge"] > budget["longest_edge"]:
             raise BackendError(f"min_pixels ({budget['shortest_edge']}) exceeds max_pixels ({budget['longest_edge']})")
@@ -274,19 +295,6 @@ class HFBackend(DetailedBackend):
             f"({last_error}); use a vision-language checkpoint or pass trust_remote_code"
         )
 
-    def _qwen_geometry(self) -> dict[str, int] | None:
-        """Patch factor and pixel budget of a Qwen-VL image processor; None for other families."""
-        image_processor = getattr(self.processor, "image_processor", None)
-        patch = getattr(image_processor, "patch_size", None)
-        merge = getattr(image_processor, "merge_size", None)
-        size = getattr(image_processor, "size", None)
-        if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
-            return None
-        min_pixels, max_pixels = _size_field(size, "shortest_edge"), _size_field(size, "longest_edge")
-        if not (min_pixels and max_pixels):
-            return None
-        return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
-
     def _end_token_ids(self) -> set[int]:
         ids = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
         eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -307,8 +315,13 @@ class HFBackend(DetailedBackend):
                 f"the chat template of {self.model_id!r} could not render the conversation: {error}"
             ) from error
 
-    def _apply_template(self, conversation: list[dict], tools: list[dict] | None) -> str:
-        return self.processor.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
+    def _apply_template(self, conversation: list[dict], tools: list[dict] | None,
+                        thinking: str | None = None) -> str:
+        options = {}
+        if (thinking or self.thinking) != "auto":
+            options["enable_thinking"] = (thinking or self.thinking) == "on"
+        return self.processor.apply_chat_template(template_ready(conversation), tools=tools, add_generation_prompt=True,
+                                                  tokenize=False, **options)
 
     def _raw_render(self, conversation: list[dict], tools: list[dict] | None = None) -> str | None:
         """The template's rendering as is (no tool-message rewrite), None when it raises."""
@@ -320,6 +333,34 @@ class HFBackend(DetailedBackend):
     def _template_renders_tools(self) -> bool:
         text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
         return text is not None and "mmreason_probe_tool" in text
+
+    def _template_tool_call_format(self) -> str:
+        """``"xml"`` when the template teaches Qwen3.5's ``<function=name><parameter=key>`` calls
+        with its tool list, else ``"json"`` (Hermes; also what our own tool prompt teaches)."""
+        if not self.native_tools:
+            return "json"
+        text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
+        return "xml" if text and "<function=" in text else "json"
+
+    def _template_think_opening(self) -> str:
+        """The ``<think>`` opening the generation prompt ends with ("" when it opens none).
+
+        Raises:
+            BackendError: ``thinking="off"`` but the template opens a thinking block anyway.
+        """
+        probe = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+        try:
+            text = self._apply_template(probe, None)
+        except Exception:  # the render error is reported, with its cause, on the first real call
+            return ""
+        start = text.rfind("<think>")
+        opening = text[start:] if start >= 0 and "</think>" not in text[start:] else ""
+        if opening and self.thinking == "off":
+            raise BackendError(
+                f"the chat template of {self.model_id!r} opens a <think> block even with "
+                "enable_thinking=False; use thinking='auto' and budget it with thinking_tokens"
+            )
+        return opening
 
     def _template_renders_tool_images(self) -> bool:
         from PIL import Image
@@ -380,17 +421,12 @@ class HFBackend(DetailedBackend):
     # -- images ----------------------------------------------------------------------------
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """The frame of the model's boxes: ``(1000, 1000)`` for relative-coordinate models, else
-        (width, height) the processor resizes an image to (identity for non-Qwen models).
-
-        For Qwen-VL the resize is ``qwen_vl_utils.smart_resize`` with the factor patch_size *
-        merge_size and the processor's pixel budget, the same call that prepares the images.
+        """The frame of the model's boxes, read from the processor (`processor_box_frame`):
+        ``(1000, 1000)`` for relative-coordinate models (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL),
+        the smart-resized image for Qwen2.5-VL and Lingshu (the same call that prepares the
+        images), the fixed square of Gemma 3 / MedGemma (896x896), identity otherwise.
         """
-        if self._qwen is None:
-            return box_frame((width, height), self.relative_boxes)
-        g = self._qwen
-        return box_frame(qwen_resized_size(width, height, g["factor"], g["min_pixels"], g["max_pixels"]),
-                         self.relative_boxes)
+        return self._frame(width, height)
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
         """Images in template order: a flat list of resized images for Qwen-VL, else one list of
@@ -415,7 +451,9 @@ class HFBackend(DetailedBackend):
         for Qwen-VL ...) on the backend's device, exactly as ``generate`` feeds the model."""
         texts = [self.render(conversation, tools) for conversation in conversations]
         images = self._images(conversations)
-        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        # The template already wrote the special tokens it wants (Gemma's writes <bos>).
+        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt",
+                                add_special_tokens=False)
         return inputs.to(self.device)
 
     # -- generation ------------------------------------------------------------------------
@@ -448,6 +486,7 @@ class HFBackend(DetailedBackend):
         if config.temperature > 0:
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
         stop_strings = list(config.stop)
+        budget = config.max_new_tokens + (self.thinking_tokens if self.opens_thinking else 0)
         with torch.inference_mode():
             cached: dict[str, Any] = {}
             if self.prefix_cache:
@@ -455,7 +494,7 @@ class HFBackend(DetailedBackend):
             output = self.model.generate(
                 **inputs,
                 **cached,
-                max_new_tokens=config.max_new_tokens,
+                max_new_tokens=budget,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=stop_strings or None,
                 tokenizer=self.tokenizer if stop_strings else None,
@@ -463,10 +502,8 @@ class HFBackend(DetailedBackend):
             )
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
-        return [
-            self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i])
-            for i, row in enumerate(output)
-        ]
+        return [self.decode(row[prompt_length:].tolist(), config.stop, budget, prompt_tokens[i])
+                for i, row in enumerate(output)]
 
     # -- prefix cache ----------------------------------------------------------------------
 
@@ -546,11 +583,14 @@ class HFBackend(DetailedBackend):
         Decodes with ``skip_special_tokens=False`` so added markup such as ``<tool_call>`` (a
         special token in some Qwen tokenizers) survives, ends the text at the first end-of-turn
         or pad token, and cuts it right after the first stop string. ``max_new_tokens`` tells
-        a length cut-off from a natural end.
+        a length cut-off from a natural end. When the generation prompt opened a ``<think>``
+        block, the completion starts with that opening, so the turn reads (and is fed back to
+        the template) as the model's whole reply: reasoning, then call or answer.
         """
         ended = next((i for i, t in enumerate(ids) if t in self._end_ids), None)
         kept = ids if ended is None else ids[:ended]
-        text, stop_string = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=False), stop)
+        text, stop_string = cut_at_stop(self.think_opening + self.tokenizer.decode(kept, skip_special_tokens=False),
+                                        stop)
         # Stop strings end a row inside generate, so the kept tokens are the completion.
         budget_left = max_new_tokens is None or len(ids) < max_new_tokens
         finished = stop_string is not None or ended is not None or budget_left
