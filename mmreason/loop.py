@@ -303,8 +303,9 @@ class Episode:
         if answer is None:
             if self.retries_left > 0:
                 self.retries_left -= 1
-                self.conversation.append(message("user", [text_part(prompts.FORMAT_REMINDER)]))
-                self.trace.turns.append(Turn(role="user", text=prompts.FORMAT_REMINDER))
+                reminder = prompts.format_reminder(getattr(self.backend, "tool_call_format", "json"))
+                self.conversation.append(message("user", [text_part(reminder)]))
+                self.trace.turns.append(Turn(role="user", text=reminder))
                 return
             self.trace.meta["answer_untagged"] = True
             plain = strip_think(text).strip()

@@ -71,6 +71,10 @@ class Backend(Protocol):
         model_id: the checkpoint directory, hub id or served model name.
         native_tools: True when the model's chat template renders ``tools=`` itself; otherwise
             the loop writes the tool list into the system prompt.
+
+    A backend may also say ``tool_call_format`` (``"json"`` Hermes calls, the default when
+    absent, or ``"xml"``: Qwen3.5's ``<function=...><parameter=...>`` calls its template teaches);
+    the loop's format reminder uses it. The parser reads both forms whatever it says.
     """
 
     name: str

@@ -215,7 +215,7 @@ class HFBackend(DetailedBackend):
         self._positions_owner = getattr(self.model, "model", None)
         self.prefix_cache = bool(
             prefix_cache and self._qwen is not None and hasattr(self._positions_owner, "rope_deltas")
-            and _transformers_at_least(PREFIX_CACHE_TRANSFORMERS)
+            and _transformers_at_least(PREFIX_CACHE_TRANSFORMERS) and self._cache_can_be_shared()
         )
         forward = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
@@ -294,6 +294,14 @@ class HFBackend(DetailedBackend):
             f"{self.model_id!r} is not an image-text-to-text model transformers can load "
             f"({last_error}); use a vision-language checkpoint or pass trust_remote_code"
         )
+
+    def _cache_can_be_shared(self) -> bool:
+        """Whether every layer's cache can be cut back and copied across a batch; the recurrent
+        state of linear-attention layers (Qwen3.5's Gated DeltaNet) cannot."""
+        from transformers import DynamicCache
+
+        layers = DynamicCache(config=self.model.config).layers
+        return all(hasattr(layer, "crop") and hasattr(layer, "batch_repeat_interleave") for layer in layers)
 
     def _end_token_ids(self) -> set[int]:
         ids = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
