@@ -94,6 +94,12 @@ class _Prefix:
     cache: Any
 
 
+def think_opening(prompt: str) -> str:
+    """The ``<think>`` opening a rendered prompt ends with (e.g. ``"<think>\n"``), or ""."""
+    start = prompt.rfind("<think>")
+    return prompt[start:] if start >= 0 and not prompt[start + len("<think>"):].strip() else ""
+
+
 def _common_length(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     return next((i for i in range(n) if a[i] != b[i]), n)
@@ -203,8 +209,7 @@ class HFBackend(DetailedBackend):
         self._frame = processor_box_frame(self.processor, self.relative_boxes)
         self.native_tools = self._template_renders_tools()
         self.tool_call_format = self._template_tool_call_format()
-        self.think_opening = self._template_think_opening()
-        self.opens_thinking = bool(self.think_opening)
+        self.opens_thinking = self._template_opens_thinking()
         if tool_messages == "auto":
             tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
         self.tool_messages = tool_messages
@@ -350,25 +355,23 @@ class HFBackend(DetailedBackend):
         text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
         return "xml" if text and "<function=" in text else "json"
 
-    def _template_think_opening(self) -> str:
-        """The ``<think>`` opening the generation prompt ends with ("" when it opens none).
+    def _template_opens_thinking(self) -> bool:
+        """Whether the generation prompt of a plain user turn opens a ``<think>`` block.
 
         Raises:
             BackendError: ``thinking="off"`` but the template opens a thinking block anyway.
         """
         probe = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
         try:
-            text = self._apply_template(probe, None)
+            opens = bool(think_opening(self._apply_template(probe, None)))
         except Exception:  # the render error is reported, with its cause, on the first real call
-            return ""
-        start = text.rfind("<think>")
-        opening = text[start:] if start >= 0 and "</think>" not in text[start:] else ""
-        if opening and self.thinking == "off":
+            return False
+        if opens and self.thinking == "off":
             raise BackendError(
                 f"the chat template of {self.model_id!r} opens a <think> block even with "
                 "enable_thinking=False; use thinking='auto' and budget it with thinking_tokens"
             )
-        return opening
+        return opens
 
     def _template_renders_tool_images(self) -> bool:
         from PIL import Image
@@ -457,7 +460,9 @@ class HFBackend(DetailedBackend):
     def prepare_inputs(self, conversations: list[list[dict]], tools: list[dict] | None = None):
         """The processor's batch (left-padded ``input_ids``, ``pixel_values``, ``image_grid_thw``
         for Qwen-VL ...) on the backend's device, exactly as ``generate`` feeds the model."""
-        texts = [self.render(conversation, tools) for conversation in conversations]
+        return self._encode([self.render(conversation, tools) for conversation in conversations], conversations)
+
+    def _encode(self, texts: list[str], conversations: list[list[dict]]):
         images = self._images(conversations)
         # The template already wrote the special tokens it wants (Gemma's writes <bos>).
         inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt",
@@ -489,12 +494,15 @@ class HFBackend(DetailedBackend):
     ) -> list[Generation]:
         import torch
 
-        inputs = self.prepare_inputs(conversations, tools)
+        texts = [self.render(conversation, tools) for conversation in conversations]
+        inputs = self._encode(texts, conversations)
+        # A template may open <think> for some prompts only (e.g. not when tools are given).
+        openings = [think_opening(text) for text in texts]
         sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if config.temperature > 0:
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
         stop_strings = list(config.stop)
-        budget = config.max_new_tokens + (self.thinking_tokens if self.opens_thinking else 0)
+        budget = config.max_new_tokens + (self.thinking_tokens if any(openings) else 0)
         with torch.inference_mode():
             cached: dict[str, Any] = {}
             if self.prefix_cache:
@@ -510,7 +518,7 @@ class HFBackend(DetailedBackend):
             )
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
-        return [self.decode(row[prompt_length:].tolist(), config.stop, budget, prompt_tokens[i])
+        return [self.decode(row[prompt_length:].tolist(), config.stop, budget, prompt_tokens[i], openings[i])
                 for i, row in enumerate(output)]
 
     # -- prefix cache ----------------------------------------------------------------------
@@ -584,20 +592,20 @@ class HFBackend(DetailedBackend):
 
     def decode(
         self, ids: list[int], stop: tuple[str, ...] = DEFAULT_STOP, max_new_tokens: int | None = None,
-        prompt_tokens: int | None = None,
+        prompt_tokens: int | None = None, opening: str = "",
     ) -> Generation:
         """Turn generated token ids into a completion.
 
         Decodes with ``skip_special_tokens=False`` so added markup such as ``<tool_call>`` (a
         special token in some Qwen tokenizers) survives, ends the text at the first end-of-turn
         or pad token, and cuts it right after the first stop string. ``max_new_tokens`` tells
-        a length cut-off from a natural end. When the generation prompt opened a ``<think>``
-        block, the completion starts with that opening, so the turn reads (and is fed back to
-        the template) as the model's whole reply: reasoning, then call or answer.
+        a length cut-off from a natural end. ``opening`` is the ``<think>`` block the generation
+        prompt opened (`think_opening`): the completion starts with it, so the turn reads (and is
+        fed back to the template) as the model's whole reply: reasoning, then call or answer.
         """
         ended = next((i for i, t in enumerate(ids) if t in self._end_ids), None)
         kept = ids if ended is None else ids[:ended]
-        text, stop_string = cut_at_stop(self.think_opening + self.tokenizer.decode(kept, skip_special_tokens=False),
+        text, stop_string = cut_at_stop(opening + self.tokenizer.decode(kept, skip_special_tokens=False),
                                         stop)
         # Stop strings end a row inside generate, so the kept tokens are the completion.
         budget_left = max_new_tokens is None or len(ids) < max_new_tokens
