@@ -25,6 +25,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmreason.tiny_models import (
+    RENDER_MACRO,
+    SPECIAL_TOKENS,
+    TOOL_TURNS_AND_PROMPT,
+    TinyModelError,
+    build_tiny_qwen_vl,
+    processor,
+    train_bpe,
+    train_tokenizer,
+)
+
 FAMILIES = ("gemma3", "internvl", "qwen3_5", "lingshu")
 
 GEMMA3_TEMPLATE = r"""{{ bos_token }}
@@ -71,14 +82,7 @@ INTERNVL_TEMPLATE = r"""{%- if messages[0].role == 'system' -%}
 {%- endfor -%}
 {%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' }}{%- endif -%}"""
 
-QWEN3_5_TEMPLATE = r"""{%- macro render(content) -%}
-{%- if content is string -%}{{ content }}
-{%- else -%}{%- for part in content -%}
-{%- if part.type == 'image' or 'image' in part -%}<|vision_start|><|image_pad|><|vision_end|>
-{%- elif 'text' in part -%}{{ part.text }}
-{%- endif -%}{%- endfor -%}{%- endif -%}
-{%- endmacro -%}
-{%- if tools -%}
+QWEN3_5_TEMPLATE = RENDER_MACRO + r"""{%- if tools -%}
 <|im_start|>system
 # Tools
 
@@ -112,14 +116,7 @@ value_1
 {% elif message.role == 'assistant' -%}
 <|im_start|>assistant
 {{ render(message.content) }}<|im_end|>
-{% elif message.role == 'tool' -%}
-{%- if loop.first or messages[loop.index0 - 1].role != 'tool' -%}<|im_start|>user{%- endif -%}
-{{ '\n<tool_response>\n' }}{{ render(message.content) }}{{ '\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1].role != 'tool' -%}<|im_end|>{{ '\n' }}{%- endif -%}
-{%- endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt -%}<|im_start|>assistant
-{% if enable_thinking is defined and enable_thinking is false %}<think>
+""" + TOOL_TURNS_AND_PROMPT + r"""{% if enable_thinking is defined and enable_thinking is false %}<think>
 
 </think>
 
@@ -154,7 +151,6 @@ def _gemma_tokenizer():
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    from mmreason.tiny_models import train_bpe
 
     bpe = train_bpe(GEMMA_SPECIAL_TOKENS)
     bos = bpe.token_to_id("<bos>")
@@ -201,7 +197,6 @@ def _build_internvl(out: Path) -> None:
     from transformers import GenerationConfig, GotOcr2ImageProcessor, InternVLConfig
     from transformers import InternVLForConditionalGeneration, InternVLProcessor, InternVLVideoProcessor
 
-    from mmreason.tiny_models import train_tokenizer
 
     tokenizer = train_tokenizer(extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
                                                       "context_image_token": "<IMG_CONTEXT>",
@@ -233,7 +228,6 @@ def _build_qwen3_5(out: Path) -> None:
     import torch
     from transformers import GenerationConfig, Qwen3_5Config, Qwen3_5ForConditionalGeneration
 
-    from mmreason.tiny_models import SPECIAL_TOKENS, processor, train_tokenizer
 
     tokenizer = train_tokenizer()
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
@@ -264,7 +258,6 @@ def build_tiny_family(out_dir: str | Path, family: str, seed: int = 0) -> Path:
     """Build and save a tiny random checkpoint of ``family`` (one of `FAMILIES`) in ``out_dir``."""
     import torch
 
-    from mmreason.tiny_models import TinyModelError, build_tiny_qwen_vl
 
     if family not in FAMILIES:
         raise TinyModelError(f"unknown tiny family {family!r}; choose one of {', '.join(FAMILIES)}")

@@ -69,9 +69,9 @@ _CORPUS = (
     "Is there a fracture? yes no. Which side? left right. What organ is abnormal?",
 )
 
-# Hermes/Qwen tool format. Consecutive tool messages share one user turn, as in Qwen2.5/Qwen3;
-# images anywhere (including in tool results) become <|vision_start|><|image_pad|><|vision_end|>.
-CHAT_TEMPLATE = r"""{%- macro render(content) -%}
+#: the Qwen-style ``render(content)`` macro: text parts as text, images (anywhere, tool results
+#: included) as ``<|vision_start|><|image_pad|><|vision_end|>``
+RENDER_MACRO = r"""{%- macro render(content) -%}
 {%- if content is string -%}{{ content }}
 {%- else -%}{%- for part in content -%}
 {%- if part.type == 'image' or 'image' in part or 'image_url' in part -%}<|vision_start|><|image_pad|><|vision_end|>
@@ -80,7 +80,21 @@ CHAT_TEMPLATE = r"""{%- macro render(content) -%}
 {%- endif -%}
 {%- endfor -%}{%- endif -%}
 {%- endmacro -%}
-{%- if tools -%}
+"""
+#: tool results as ``<tool_response>`` blocks of one user turn (consecutive ones share it), then
+#: the opening of the generation prompt
+TOOL_TURNS_AND_PROMPT = r"""{% elif message.role == 'tool' -%}
+{%- if loop.first or messages[loop.index0 - 1].role != 'tool' -%}<|im_start|>user{%- endif -%}
+{{ '\n<tool_response>\n' }}{{ render(message.content) }}{{ '\n</tool_response>' }}
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' -%}<|im_end|>{{ '\n' }}{%- endif -%}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}<|im_start|>assistant
+"""
+
+# Hermes/Qwen tool format. Consecutive tool messages share one user turn, as in Qwen2.5/Qwen3;
+# images anywhere (including in tool results) become <|vision_start|><|image_pad|><|vision_end|>.
+CHAT_TEMPLATE = RENDER_MACRO + r"""{%- if tools -%}
 <|im_start|>system
 {% if messages[0].role == 'system' %}{{ render(messages[0].content) }}
 
@@ -121,14 +135,7 @@ For each function call, return a json object with function name and arguments wi
 </tool_call>
 {%- endfor -%}
 <|im_end|>
-{% elif message.role == 'tool' -%}
-{%- if loop.first or messages[loop.index0 - 1].role != 'tool' -%}<|im_start|>user{%- endif -%}
-{{ '\n<tool_response>\n' }}{{ render(message.content) }}{{ '\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1].role != 'tool' -%}<|im_end|>{{ '\n' }}{%- endif -%}
-{%- endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt -%}<|im_start|>assistant
-{% endif -%}"""
+""" + TOOL_TURNS_AND_PROMPT + r"""{% endif -%}"""
 
 # Per-architecture geometry kept from the real models so image resizing matches them exactly.
 _PATCH = {"qwen2_5_vl": 14, "qwen3_vl": 16}

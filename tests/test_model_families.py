@@ -201,8 +201,8 @@ def test_thinking_off_is_refused_where_the_template_cannot_turn_it_off(tiny_mode
     path = tmp_path / "always-thinks"
     shutil.copytree(tiny_model_dir("qwen3_vl"), path)
     processor = AutoProcessor.from_pretrained(path)
-    processor.chat_template = processor.chat_template.replace(
-        "{%- if add_generation_prompt -%}<|im_start|>assistant\n", "{%- if add_generation_prompt -%}<|im_start|>assistant\n<think>\n")
+    prompt = "{%- if add_generation_prompt -%}<|im_start|>assistant\n"
+    processor.chat_template = processor.chat_template.replace(prompt, prompt + "<think>\n")
     processor.save_pretrained(path)
     assert HFBackend(str(path), device="cpu").opens_thinking
     with pytest.raises(BackendError, match="enable_thinking=False"):
