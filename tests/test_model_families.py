@@ -183,8 +183,16 @@ def test_qwen3_5_thinking_gets_its_own_budget(backend_of, tiny_model_dir):  # no
     conversation = [{"role": "user", "content": [{"type": "text", "text": "Is there a fracture?"}]}]
     assert backend.opens_thinking and backend.render(conversation).endswith("<|im_start|>assistant\n<think>\n")
     out = backend.generate_detailed([conversation], max_new_tokens=3, stop=())[0]
-    assert out.text.startswith("<think>\n")  # the reply reads as reasoning, then the rest
-    assert out.finish_reason == "length" and out.completion_tokens == 3 + backend.thinking_tokens
+    # reasoning ran out of its 4 tokens: the block is closed and the reply gets its own 3
+    reasoning, reply = out.text.split("\n</think>\n\n")
+    assert reasoning.startswith("<think>\n") and "</think>" not in reasoning
+    assert len(backend.tokenizer(reasoning[len("<think>\n"):], add_special_tokens=False)["input_ids"]) <= 5
+    assert out.finish_reason == "length" and out.completion_tokens == backend.thinking_tokens + 3
+    # the reply is what the model writes after the closed block
+    closed = backend.render(conversation) + reasoning[len("<think>\n"):] + "\n</think>\n\n"
+    inputs = backend._encode([closed], [conversation])
+    again = backend.model.generate(**inputs, max_new_tokens=3, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    assert reply == backend.tokenizer.decode(again.tolist(), skip_special_tokens=False)
 
     off = HFBackend(str(tiny_model_dir("qwen3_5")), device="cpu", thinking="off")
     assert not off.opens_thinking

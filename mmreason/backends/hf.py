@@ -18,6 +18,13 @@ Tool messages: when the chat template renders tools itself *and* renders images 
 their images, which is how Qwen's tool-aware templates render them anyway. Force either with
 ``tool_messages="tool"`` or ``"user"``.
 
+Thinking: when a rendered prompt ends inside ``<think>`` (Qwen3.5; ``thinking="off"`` asks the
+template for ``enable_thinking=False`` instead), generation runs in two steps: reasoning, with
+``</think>`` as an extra stop string and ``thinking_tokens`` new tokens; then, unless a call or an
+answer already ended the turn, the block is closed (``</think>`` added when the budget ran out)
+and the reply continues with ``max_new_tokens`` of its own. The completion starts with the
+prompt's ``<think>`` opening, so the turn reads as the model's whole reply.
+
 Prefix cache: every conversation of the loop starts with the same system prompt and tool list
 (thousands of tokens), which a plain batched ``generate`` prefills again for every row, every
 batch and every turn, with a padding mask that sends attention down its slow path. Qwen-VL
@@ -37,7 +44,7 @@ import inspect
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,6 +67,7 @@ from mmreason.backends.base import (
 
 TOOL_MESSAGE_MODES = ("auto", "tool", "user")
 THINKING_MODES = ("auto", "on", "off")
+THINK_END = "</think>"
 #: a shared prompt prefix shorter than this (tokens) is prefilled with the rest, not cached
 MIN_PREFIX_TOKENS = 32
 #: the transformers version whose Qwen-VL generation from a prefix cache was checked token for token
@@ -150,9 +158,10 @@ class HFBackend(DetailedBackend):
         thinking: ``"auto"`` (what the chat template does by default), ``"on"`` or ``"off"``
             (``enable_thinking`` passed to the template; ``"off"`` raises a `BackendError` when
             the template cannot turn thinking off).
-        thinking_tokens: new tokens granted on top of ``max_new_tokens`` when the generation
-            prompt opens a ``<think>`` block (Qwen3.5, Qwen3 thinking models), so reasoning does
-            not use up the budget of the tool call or answer that follows it.
+        thinking_tokens: the reasoning budget when the generation prompt opens a ``<think>``
+            block (Qwen3.5, Qwen3 thinking models): reasoning gets up to this many new tokens;
+            then (or when it closes ``</think>`` itself) the block is closed and the reply goes on
+            with its own ``max_new_tokens`` for the tool call or answer. 0: no separate budget.
 
     Family behaviour read from the checkpoint itself (see docs/models.md): the box frame from the
     processor (`processor_box_frame`), ``tool_call_format`` (``"json"`` Hermes, or ``"xml"`` when
@@ -492,17 +501,36 @@ class HFBackend(DetailedBackend):
     def _generate_batch(
         self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
     ) -> list[Generation]:
-        import torch
-
+        """One batch; prompts that open ``<think>`` get a thinking budget (the module doc)."""
         texts = [self.render(conversation, tools) for conversation in conversations]
-        inputs = self._encode(texts, conversations)
         # A template may open <think> for some prompts only (e.g. not when tools are given).
         openings = [think_opening(text) for text in texts]
+        if not (self.thinking_tokens and all(openings)):
+            return self._complete(texts, conversations, config, openings)
+        thinking = replace(config, max_new_tokens=self.thinking_tokens, stop=config.stop + (THINK_END,))
+        out = self._complete(texts, conversations, thinking, openings)
+        # Reasoning that ended or ran out of budget is closed, and the reply goes on from there.
+        going_on = [i for i, g in enumerate(out) if g.stop_string == THINK_END or g.finish_reason == "length"]
+        if not going_on:
+            return out
+        closed = {i: out[i].text + ("\n\n" if out[i].stop_string == THINK_END else "\n</think>\n\n") for i in going_on}
+        replies = self._complete([texts[i] + closed[i][len(openings[i]):] for i in going_on],
+                                 [conversations[i] for i in going_on], config, [""] * len(going_on))
+        for i, reply in zip(going_on, replies):
+            out[i] = Generation(closed[i] + reply.text, reply.finish_reason, reply.stop_string, out[i].prompt_tokens,
+                                (out[i].completion_tokens or 0) + (reply.completion_tokens or 0))
+        return out
+
+    def _complete(self, texts: list[str], conversations: list[list[dict]], config: GenerationConfig,
+                  openings: list[str]) -> list[Generation]:
+        """Generate from the rendered prompts ``texts`` (with the images of ``conversations``)."""
+        import torch
+
+        inputs = self._encode(texts, conversations)
         sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if config.temperature > 0:
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
         stop_strings = list(config.stop)
-        budget = config.max_new_tokens + (self.thinking_tokens if any(openings) else 0)
         with torch.inference_mode():
             cached: dict[str, Any] = {}
             if self.prefix_cache:
@@ -510,7 +538,7 @@ class HFBackend(DetailedBackend):
             output = self.model.generate(
                 **inputs,
                 **cached,
-                max_new_tokens=budget,
+                max_new_tokens=config.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stop_strings=stop_strings or None,
                 tokenizer=self.tokenizer if stop_strings else None,
@@ -518,7 +546,8 @@ class HFBackend(DetailedBackend):
             )
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
-        return [self.decode(row[prompt_length:].tolist(), config.stop, budget, prompt_tokens[i], openings[i])
+        return [self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i],
+                            openings[i])
                 for i, row in enumerate(output)]
 
     # -- prefix cache ----------------------------------------------------------------------
