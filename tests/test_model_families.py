@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import functools
 import re
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 from _tiny_model_helpers import tiny_model_dir  # noqa: F401 (fixture)
 from qwen_vl_utils import smart_resize
+from transformers import AutoProcessor
 
 from grounding.tools import default_registry
 from imaging.phantoms.xray import chest_xray
 from mmreason import prompts
 from mmreason.backends import BackendError
+from mmreason.backends.base import processor_box_frame
 from mmreason.backends.hf import HFBackend
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig
 from mmreason.tiny_families import GEMMA_IMAGE_SIZE
@@ -151,8 +154,6 @@ def test_internvl_text_only_turns_render_as_strings(backend_of):
 
 
 def test_internvl_tiles_each_image(backend_of):
-    from mmreason.backends.base import processor_box_frame
-
     backend = backend_of("internvl")
     width, height = 1000, 450
     image = Image.fromarray(np.zeros((height, width, 3), dtype=np.uint8))
@@ -202,10 +203,6 @@ def test_qwen3_5_thinking_gets_its_own_budget(backend_of, tiny_model_dir):  # no
 
 
 def test_thinking_off_is_refused_where_the_template_cannot_turn_it_off(tiny_model_dir, tmp_path):  # noqa: F811
-    import shutil
-
-    from transformers import AutoProcessor
-
     path = tmp_path / "always-thinks"
     shutil.copytree(tiny_model_dir("qwen3_vl"), path)
     processor = AutoProcessor.from_pretrained(path)
