@@ -18,10 +18,11 @@ left without an image are still listed so the model can call ``view`` on them.
 
 **Coordinates.** Each image's frame as the model sees it is ``backend.model_image_size(w, h)``
 and is recorded in the trace (`ImageRef`): the image's pixels after the processor's resize for
-models that write absolute pixel boxes (Qwen2.5-VL), the square ``1000x1000`` for models that
-write relative 0..1000 coordinates (Qwen2-VL, Qwen3-VL, Qwen3.5), so the caption tells such a
-model the frame it was trained on and its boxes map back by the same scaling. A ``bbox_2d``/``point_2d`` argument is in that frame
-for the view named by ``view_id``: the loop clamps the box to the image, enlarges it to at least
+models that write absolute pixel boxes (Qwen2.5-VL and Lingshu: smart resize; Gemma 3 / MedGemma:
+the fixed 896x896 square), the square ``1000x1000`` for models that write relative 0..1000
+coordinates (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL), so the caption tells the model the frame it
+was trained on and its boxes map back by the same scaling (docs/models.md). A
+``bbox_2d``/``point_2d`` argument is in that frame for the view named by ``view_id``: the loop clamps the box to the image, enlarges it to at least
 ``min_box_px`` (one vision patch) per side with a note to the model, and scales it to the view's
 pixels before calling the tool. `ToolCall.arguments` keeps what the model wrote; the evidence
 keeps the arguments the tool ran with (view pixels).
@@ -104,7 +105,8 @@ class LoopConfig:
             Qwen2.5-VL, whose 14 px patches are merged 2x2; in a relative 1000x1000 frame the
             same number is a share of the image side, 2.8%).
         max_new_tokens, temperature, stop: generation settings passed to the backend.
-        format_retries: reminders sent when a turn has neither a tool call nor an answer; after
+        format_retries: reminders sent when a turn has neither a tool call nor an answer (in the
+            call syntax of ``backend.tool_call_format``, `prompts.format_reminder`); after
             them the untagged text is taken as the answer.
         segmenter: the segmenter the ``segment`` tool uses (``classical``, ``sam``, ...).
         tool_options: per-episode tool options (``ToolContext.options``, e.g. a SAM checkpoint).
@@ -303,8 +305,9 @@ class Episode:
         if answer is None:
             if self.retries_left > 0:
                 self.retries_left -= 1
-                self.conversation.append(message("user", [text_part(prompts.FORMAT_REMINDER)]))
-                self.trace.turns.append(Turn(role="user", text=prompts.FORMAT_REMINDER))
+                reminder = prompts.format_reminder(getattr(self.backend, "tool_call_format", "json"))
+                self.conversation.append(message("user", [text_part(reminder)]))
+                self.trace.turns.append(Turn(role="user", text=reminder))
                 return
             self.trace.meta["answer_untagged"] = True
             plain = strip_think(text).strip()

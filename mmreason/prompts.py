@@ -60,6 +60,19 @@ FORMAT_REMINDER = (
     "Your last message had neither a tool call nor a final answer. Call a tool with "
     '<tool_call>{"name": ..., "arguments": {...}}</tool_call> or answer with <answer>...</answer>.'
 )
+#: the reminder for models whose chat template teaches Qwen3.5's function/parameter XML calls
+XML_FORMAT_REMINDER = (
+    "Your last message had neither a tool call nor a final answer. Call a tool with "
+    "<tool_call>\n<function=NAME>\n<parameter=ARGUMENT>\nvalue\n</parameter>\n</function>\n</tool_call> "
+    "or answer with <answer>...</answer>."
+)
+TOOL_CALL_FORMATS = ("json", "xml")
+
+
+def format_reminder(tool_call_format: str = "json") -> str:
+    """The reminder sent after a turn with neither a call nor an answer, in the call syntax the
+    model was taught: ``"json"`` (Hermes) or ``"xml"`` (the Qwen3.5 template's own form)."""
+    return XML_FORMAT_REMINDER if tool_call_format == "xml" else FORMAT_REMINDER
 
 
 def render_tools(specs: list[dict[str, Any]]) -> str:

@@ -69,9 +69,9 @@ _CORPUS = (
     "Is there a fracture? yes no. Which side? left right. What organ is abnormal?",
 )
 
-# Hermes/Qwen tool format. Consecutive tool messages share one user turn, as in Qwen2.5/Qwen3;
-# images anywhere (including in tool results) become <|vision_start|><|image_pad|><|vision_end|>.
-CHAT_TEMPLATE = r"""{%- macro render(content) -%}
+#: the Qwen-style ``render(content)`` macro: text parts as text, images (anywhere, tool results
+#: included) as ``<|vision_start|><|image_pad|><|vision_end|>``
+RENDER_MACRO = r"""{%- macro render(content) -%}
 {%- if content is string -%}{{ content }}
 {%- else -%}{%- for part in content -%}
 {%- if part.type == 'image' or 'image' in part or 'image_url' in part -%}<|vision_start|><|image_pad|><|vision_end|>
@@ -80,7 +80,21 @@ CHAT_TEMPLATE = r"""{%- macro render(content) -%}
 {%- endif -%}
 {%- endfor -%}{%- endif -%}
 {%- endmacro -%}
-{%- if tools -%}
+"""
+#: tool results as ``<tool_response>`` blocks of one user turn (consecutive ones share it), then
+#: the opening of the generation prompt
+TOOL_TURNS_AND_PROMPT = r"""{% elif message.role == 'tool' -%}
+{%- if loop.first or messages[loop.index0 - 1].role != 'tool' -%}<|im_start|>user{%- endif -%}
+{{ '\n<tool_response>\n' }}{{ render(message.content) }}{{ '\n</tool_response>' }}
+{%- if loop.last or messages[loop.index0 + 1].role != 'tool' -%}<|im_end|>{{ '\n' }}{%- endif -%}
+{%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}<|im_start|>assistant
+"""
+
+# Hermes/Qwen tool format. Consecutive tool messages share one user turn, as in Qwen2.5/Qwen3;
+# images anywhere (including in tool results) become <|vision_start|><|image_pad|><|vision_end|>.
+CHAT_TEMPLATE = RENDER_MACRO + r"""{%- if tools -%}
 <|im_start|>system
 {% if messages[0].role == 'system' %}{{ render(messages[0].content) }}
 
@@ -121,14 +135,7 @@ For each function call, return a json object with function name and arguments wi
 </tool_call>
 {%- endfor -%}
 <|im_end|>
-{% elif message.role == 'tool' -%}
-{%- if loop.first or messages[loop.index0 - 1].role != 'tool' -%}<|im_start|>user{%- endif -%}
-{{ '\n<tool_response>\n' }}{{ render(message.content) }}{{ '\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1].role != 'tool' -%}<|im_end|>{{ '\n' }}{%- endif -%}
-{%- endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt -%}<|im_start|>assistant
-{% endif -%}"""
+""" + TOOL_TURNS_AND_PROMPT + r"""{% endif -%}"""
 
 # Per-architecture geometry kept from the real models so image resizing matches them exactly.
 _PATCH = {"qwen2_5_vl": 14, "qwen3_vl": 16}
@@ -150,21 +157,32 @@ def _prompt_corpus() -> list[str]:
     return [INSTRUCTIONS, render_tools(default_registry().specs()), FORMAT_REMINDER]
 
 
-def _train_tokenizer(vocab_size: int = 2048):
-    """A byte-level BPE trained on the tiny corpus and the prompt text, as the real ``Qwen2Tokenizer``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
+def train_bpe(special_tokens: tuple[str, ...] | list[str], vocab_size: int = 2048):
+    """A byte-level BPE (``tokenizers.Tokenizer``) trained on the tiny corpus and the prompt text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
+        special_tokens=list(special_tokens),
         show_progress=False,
     )
     bpe.train_from_iterator((list(_CORPUS) + _prompt_corpus()) * 4, trainer=trainer)
-    spec = json.loads(bpe.to_str())["model"]
+    return bpe
+
+
+def train_tokenizer(vocab_size: int = 2048, extra_special_tokens: dict[str, str] | None = None):
+    """A byte-level BPE trained on the tiny corpus and the prompt text, as the real ``Qwen2Tokenizer``.
+
+    ``extra_special_tokens`` (name -> token, e.g. InternVL's ``context_image_token``) are added as
+    special tokens and exposed as attributes, as the family's processor reads them.
+    """
+    from transformers import Qwen2Tokenizer
+
+    spec = json.loads(train_bpe(["<|endoftext|>"], vocab_size).to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
     tokenizer = Qwen2Tokenizer(
         vocab=spec["vocab"],
@@ -173,8 +191,10 @@ def _train_tokenizer(vocab_size: int = 2048):
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         model_max_length=32768,
+        extra_special_tokens=extra_special_tokens or {},
     )
-    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
+    extra = [t for t in (extra_special_tokens or {}).values() if t not in SPECIAL_TOKENS]
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS) + extra})
     tokenizer.add_tokens(list(MARKUP_TOKENS), special_tokens=False)
     tokenizer.padding_side = "left"
     return tokenizer
@@ -234,7 +254,8 @@ def _model_config(arch: str, vocab_size: int, token_ids: dict[str, int]):
     )
 
 
-def _processor(arch: str, tokenizer):
+def processor(arch: str, tokenizer, chat_template: str = CHAT_TEMPLATE):
+    """The real Qwen-VL processor of ``arch`` with the tiny pixel budget and ``chat_template``."""
     from transformers import Qwen2VLImageProcessor
 
     factor = _PATCH[arch] * _MERGE
@@ -256,11 +277,12 @@ def _processor(arch: str, tokenizer):
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
 
 
-def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int = 0) -> Path:
+def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int = 0,
+                       chat_template: str = CHAT_TEMPLATE) -> Path:
     """Build and save a tiny random Qwen-VL checkpoint.
 
     Args:
@@ -268,6 +290,7 @@ def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int 
         arch: ``"qwen2_5_vl"`` (patch 14, merge 2: 28 px factor) or ``"qwen3_vl"`` (patch 16,
             merge 2: 32 px factor).
         seed: seed for the random weights; the same seed gives the same checkpoint.
+        chat_template: the template saved with the processor (the Hermes/Qwen one by default).
 
     Returns:
         ``out_dir`` as a ``Path``; load it with ``get_backend("hf", model=str(out_dir))``.
@@ -279,7 +302,7 @@ def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer()
+    tokenizer = train_tokenizer()
     token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = _model_config(arch, len(tokenizer), token_ids)
     torch.manual_seed(seed)
@@ -291,7 +314,7 @@ def build_tiny_qwen_vl(out_dir: str | Path, arch: str = "qwen2_5_vl", seed: int 
         do_sample=False,
     )
     model.save_pretrained(out)
-    _processor(arch, tokenizer).save_pretrained(out)
+    processor(arch, tokenizer, chat_template).save_pretrained(out)
     return out
 
 
@@ -301,10 +324,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Write a tiny random Qwen-VL checkpoint for smoke tests (no download).",
     )
     parser.add_argument("out_dir", type=Path, help="directory to write the checkpoint to")
-    parser.add_argument("--arch", choices=ARCHS, default="qwen2_5_vl")
+    from mmreason.tiny_families import FAMILIES, build_tiny_family
+
+    parser.add_argument("--arch", choices=ARCHS + FAMILIES, default="qwen2_5_vl",
+                        help="architecture; gemma3, internvl, qwen3_5 and lingshu: see mmreason.tiny_families")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     args = parser.parse_args(argv)
-    path = build_tiny_qwen_vl(args.out_dir, arch=args.arch, seed=args.seed)
+    if args.arch in FAMILIES:
+        path = build_tiny_family(args.out_dir, args.arch, seed=args.seed)
+    else:
+        path = build_tiny_qwen_vl(args.out_dir, arch=args.arch, seed=args.seed)
     print(path)
     return 0
 

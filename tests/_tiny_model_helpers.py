@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from mmreason.tiny_families import FAMILIES, build_tiny_family
 from mmreason.tiny_models import ARCHS, build_tiny_qwen_vl
 
 _BUILT: dict[str, Path] = {}
@@ -28,13 +29,16 @@ _BUILT: dict[str, Path] = {}
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """A function ``arch -> Path`` of a tiny checkpoint (``"qwen2_5_vl"`` or ``"qwen3_vl"``)."""
+    """A function ``arch -> Path`` of a tiny checkpoint: ``"qwen2_5_vl"``, ``"qwen3_vl"`` or a
+    family of `mmreason.tiny_families` (``"gemma3"``, ``"internvl"``, ``"qwen3_5"``, ``"lingshu"``)."""
 
     def get(arch: str = "qwen2_5_vl") -> Path:
-        if arch not in ARCHS:
-            raise ValueError(f"unknown tiny arch {arch!r}; choose one of {ARCHS}")
+        if arch not in ARCHS + FAMILIES:
+            raise ValueError(f"unknown tiny arch {arch!r}; choose one of {ARCHS + FAMILIES}")
         if arch not in _BUILT:
-            _BUILT[arch] = build_tiny_qwen_vl(tmp_path_factory.mktemp(f"tiny_{arch}"), arch=arch, seed=0)
+            out = tmp_path_factory.mktemp(f"tiny_{arch}")
+            _BUILT[arch] = (build_tiny_qwen_vl(out, arch=arch, seed=0) if arch in ARCHS
+                            else build_tiny_family(out, arch, seed=0))
         return _BUILT[arch]
 
     return get

@@ -1,7 +1,10 @@
 """Shared backend helpers: stop-string cutting and tool-turn rewriting."""
 
+from types import SimpleNamespace
+
 from mmreason.backends import Backend, cut_at_stop, get_backend
-from mmreason.backends.base import conversation_images, tool_messages_as_user
+from mmreason.backends.base import conversation_images, processor_box_frame, template_ready, tool_messages_as_user
+from mmreason.backends.hf import think_opening
 
 
 def test_cut_keeps_the_earliest_stop_string():
@@ -33,3 +36,34 @@ def test_openai_backend_satisfies_the_protocol():
     backend = get_backend("openai", model="served-model", base_url="http://127.0.0.1:9/v1")
     assert isinstance(backend, Backend)
     assert (backend.name, backend.model_id, backend.native_tools) == ("openai", "served-model", False)
+
+
+def test_template_ready_merges_text_and_passes_text_only_turns_as_strings():
+    image = {"type": "image", "image": object()}
+    conversation = [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Study: 5.00 mm\n"},
+                                     {"type": "text", "text": "Image 1 (896x896), view V1\n"}, image,
+                                     {"type": "text", "text": "\n"}, {"type": "text", "text": "Question: q"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<answer>a</answer>"}]},
+    ]
+    system, user, assistant = template_ready(conversation)
+    assert system["content"] == "Be brief." and assistant["content"] == "<answer>a</answer>"
+    assert user["content"] == [{"type": "text", "text": "Study: 5.00 mm\nImage 1 (896x896), view V1\n"}, image,
+                               {"type": "text", "text": "\nQuestion: q"}]
+    assert conversation[1]["content"][0]["text"] == "Study: 5.00 mm\n"  # the input is left as it was
+
+
+def test_processor_box_frame_reads_fixed_size_and_falls_back_to_identity():
+    gemma = SimpleNamespace(image_processor=SimpleNamespace(do_resize=True, size={"height": 896, "width": 896}))
+    assert processor_box_frame(gemma, relative=False)(636, 420) == (896, 896)
+    assert processor_box_frame(gemma, relative=True)(636, 420) == (1000, 1000)
+    unknown = SimpleNamespace(image_processor=SimpleNamespace(do_resize=False, size={"height": 896, "width": 896}))
+    assert processor_box_frame(unknown, relative=False)(636, 420) == (636, 420)
+
+
+def test_think_opening_is_only_the_end_of_the_prompt():
+    assert think_opening("<|im_start|>assistant\n<think>\n") == "<think>\n"
+    assert think_opening("<|im_start|>assistant\n<think>\n\n</think>\n\n") == ""
+    # an unclosed block in an earlier turn is not the generation prompt's
+    assert think_opening("<think>\ncut off<|im_end|>\n<|im_start|>assistant\n") == ""

@@ -257,6 +257,8 @@ def test_model_image_size_identity_unless_a_resize_rule_is_named():
     assert get_backend("openai", model="m", box_format="relative").model_image_size(640, 480) == (1000, 1000)
     with pytest.raises(BackendError, match="box_format must be one of"):
         get_backend("openai", model="m", box_format="normalised")
+    assert get_backend("openai", model="m", image_resize="gemma3").model_image_size(636, 420) == (896, 896)
+    assert get_backend("openai", model="m", image_resize="internvl").model_image_size(636, 420) == (1000, 1000)
     with pytest.raises(BackendError, match="image_resize must be one of"):
         get_backend("openai", model="m", image_resize="llava")
 

@@ -70,9 +70,22 @@ def test_json_output(example, tmp_path, capsys):
     (["--image", "{path}", "--question", "q", "--max-turns", "0"], "--max-turns must be at least 1"),
     (["--image", "{path}", "--question", "q", "--backend", "hf"], "needs --model"),
     (["--image", "{path}", "--question", "q", "--base-url", "http://x"], "need --backend hf or openai"),
+    (["--image", "{path}", "--question", "q", "--thinking", "off"], "apply to the hf backend only"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(example, capsys, argv, message):
     path, _ = example
     code = main(["infer"] + [a.replace("{path}", str(path)) for a in argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_thinking_options_reach_the_hf_backend():
+    import argparse
+
+    from mmreason.commands.infer import backend_options, register
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    register(sub)
+    args = sub.choices["infer"].parse_args(["--image", "x.png", "--question", "q", "--model", "m",
+                                            "--thinking", "off", "--thinking-tokens", "256"])
+    assert backend_options(args) == ("hf", {"model": "m", "thinking": "off", "thinking_tokens": 256})

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from grounding.tool import ToolRegistry
 from imaging.volume import Volume
-from mmreason.backends.base import box_frame
+from mmreason.backends.base import processor_box_frame
 from mmreason.case import Case
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig, load_inputs
 from mmreason.trace import Trace
@@ -41,28 +41,11 @@ CALL_TEMPLATE = "<tool_call>\n{}\n</tool_call>"
 def processor_frame(processor: Any, relative: bool = False) -> Callable[[int, int], tuple[int, int]]:
     """``(width, height) -> (width, height)`` of the frame the model's boxes are in.
 
-    With ``relative`` (models writing 0..1000 coordinates: `train.model.relative_boxes`) the
-    frame is ``(1000, 1000)`` for every image. Otherwise, for Qwen-VL processors (``patch_size``,
-    ``merge_size`` and a ``size`` pixel budget), the image as ``qwen_vl_utils.smart_resize``
-    resizes it, in which the model reads and writes pixel boxes (the same rule as
-    `mmreason.backends.hf.HFBackend.model_image_size`); identity otherwise.
+    ``relative``: the model writes 0..1000 coordinates (`train.model.relative_boxes`). The rule is
+    `mmreason.backends.base.processor_box_frame`, the one `HFBackend.model_image_size` uses:
+    relative square, Qwen-VL smart resize, InternVL tile canvas, Gemma 3's fixed square.
     """
-    if relative:
-        return lambda width, height: box_frame((width, height), True)
-    image_processor = getattr(processor, "image_processor", None)
-    patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
-    size = getattr(image_processor, "size", None)
-    get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-    lo, hi = (get("shortest_edge"), get("longest_edge")) if size is not None else (None, None)
-    if not (isinstance(patch, int) and isinstance(merge, int) and lo and hi):
-        return lambda width, height: (width, height)
-    from qwen_vl_utils import smart_resize
-
-    def frame(width: int, height: int) -> tuple[int, int]:
-        h, w = smart_resize(height, width, factor=patch * merge, min_pixels=lo, max_pixels=hi)
-        return w, h
-
-    return frame
+    return processor_box_frame(processor, relative)
 
 
 class FramedBackend:

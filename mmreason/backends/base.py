@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from imaging.errors import MMReasonError
 
@@ -71,6 +71,10 @@ class Backend(Protocol):
         model_id: the checkpoint directory, hub id or served model name.
         native_tools: True when the model's chat template renders ``tools=`` itself; otherwise
             the loop writes the tool list into the system prompt.
+
+    A backend may also say ``tool_call_format`` (``"json"`` Hermes calls, the default when
+    absent, or ``"xml"``: Qwen3.5's ``<function=...><parameter=...>`` calls its template teaches);
+    the loop's format reminder uses it. The parser reads both forms whatever it says.
     """
 
     name: str
@@ -172,9 +176,10 @@ def qwen_resized_size(width: int, height: int, factor: int, min_pixels: int, max
 
 #: the coordinate range of models that write boxes relative to the image, not in its pixels
 RELATIVE_BOX_SCALE = 1000
-#: model types (``config.model_type``) trained on boxes in 0..1000 relative coordinates; Qwen2.5-VL
-#: and the rest write absolute pixels of the image after the processor's resize
-RELATIVE_BOX_MODEL_TYPES = frozenset({"qwen2_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"})
+#: model types (``config.model_type``) trained on boxes in 0..1000 relative coordinates (InternVL
+#: writes ``<box>[[x1, y1, x2, y2]]</box>`` in 0..1000); Qwen2.5-VL and the rest write absolute
+#: pixels of the image after the processor's resize
+RELATIVE_BOX_MODEL_TYPES = frozenset({"qwen2_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "internvl"})
 BOX_FORMATS = ("auto", "absolute", "relative")
 
 
@@ -194,6 +199,63 @@ def uses_relative_boxes(box_format: str, model_type: str | None) -> bool:
 def box_frame(pixel_frame: tuple[int, int], relative: bool) -> tuple[int, int]:
     """The frame a model's boxes are in: the resized image's pixels, or the relative square."""
     return (RELATIVE_BOX_SCALE, RELATIVE_BOX_SCALE) if relative else pixel_frame
+
+
+def size_field(size: Any, key: str) -> Any:
+    """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
+    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+
+
+def qwen_geometry(image_processor: Any) -> dict[str, int] | None:
+    """Patch factor and pixel budget of a Qwen-VL image processor; None for other families."""
+    patch = getattr(image_processor, "patch_size", None)
+    merge = getattr(image_processor, "merge_size", None)
+    size = getattr(image_processor, "size", None)
+    if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
+        return None
+    min_pixels, max_pixels = size_field(size, "shortest_edge"), size_field(size, "longest_edge")
+    if not (min_pixels and max_pixels):
+        return None
+    return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
+
+
+def processor_box_frame(processor: Any, relative: bool) -> Callable[[int, int], tuple[int, int]]:
+    """``(width, height) -> (width, height)`` of the frame a model writes its boxes in, read from
+    its processor (the rule `HFBackend.model_image_size` and training share).
+
+    - ``relative`` (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL: `uses_relative_boxes`): ``(1000, 1000)``
+      for every image, whatever the processor does to it.
+    - Qwen-VL processors (``patch_size``, ``merge_size`` and a ``size`` pixel budget; Qwen2.5-VL,
+      Lingshu): the image as ``qwen_vl_utils.smart_resize`` resizes it.
+    - Tiling processors (``crop_to_patches``: InternVL's GotOcr2) with absolute boxes forced: the
+      canvas of whole tiles the image is resized to before it is cut (``get_optimal_tiled_canvas``).
+    - Fixed-size processors (``do_resize`` to ``size = {height, width}``: Gemma 3 / MedGemma's
+      SigLIP at 896x896, whatever the aspect ratio): that size.
+    - Anything else: the image's own size (identity).
+    """
+    if relative:
+        return lambda width, height: box_frame((width, height), True)
+    image_processor = getattr(processor, "image_processor", None)
+    qwen = qwen_geometry(image_processor)
+    if qwen is not None:
+        return lambda width, height: qwen_resized_size(width, height, qwen["factor"], qwen["min_pixels"],
+                                                       qwen["max_pixels"])
+    size = getattr(image_processor, "size", None)
+    fixed = (size_field(size, "width"), size_field(size, "height")) if size is not None else (None, None)
+    if not (getattr(image_processor, "do_resize", False) and all(isinstance(v, int) for v in fixed)):
+        return lambda width, height: (width, height)
+    tile_w, tile_h = fixed
+    if getattr(image_processor, "crop_to_patches", False):
+        from transformers.models.got_ocr2.image_processing_got_ocr2 import get_optimal_tiled_canvas
+
+        lo, hi = image_processor.min_patches, image_processor.max_patches
+
+        def tiled(width: int, height: int) -> tuple[int, int]:
+            columns, rows = get_optimal_tiled_canvas((height, width), (tile_h, tile_w), lo, hi)
+            return columns * tile_w, rows * tile_h
+
+        return tiled
+    return lambda width, height: (tile_w, tile_h)
 
 
 def content_parts(content: Any) -> list[dict]:
@@ -217,6 +279,31 @@ def conversation_images(conversation: list[dict]) -> list[Any]:
         for part in content_parts(message.get("content"))
         if is_image_part(part) and "image" in part
     ]
+
+
+def template_ready(conversation: list[dict]) -> list[dict]:
+    """The conversation as chat templates of every family read it right.
+
+    - Adjacent text parts merge into one, so a template that trims each part (Gemma 3's
+      ``| trim``) keeps the newlines between a study line and an image caption instead of gluing
+      them ("... 5.00 mmImage 1").
+    - A message with text only gets its content as a plain string: templates written for text
+      models (InternVL3-hf's system and assistant turns, Qwen2.5's ``'...' + message['content']``)
+      concatenate it with strings and fail on a list.
+    """
+    out = []
+    for message in conversation:
+        parts: list[dict] = []
+        for part in content_parts(message.get("content")):
+            if part.get("type") == "text" and parts and parts[-1].get("type") == "text":
+                parts[-1] = {**parts[-1], "text": parts[-1]["text"] + part["text"]}
+            else:
+                parts.append(part)
+        if "content" in message and all(p.get("type") == "text" for p in parts):
+            out.append({**message, "content": "".join(p["text"] for p in parts)})
+        else:
+            out.append({**message, "content": parts} if "content" in message else message)
+    return out
 
 
 def tool_messages_as_user(conversation: list[dict]) -> list[dict]:

@@ -18,6 +18,13 @@ Tool messages: when the chat template renders tools itself *and* renders images 
 their images, which is how Qwen's tool-aware templates render them anyway. Force either with
 ``tool_messages="tool"`` or ``"user"``.
 
+Thinking: when a rendered prompt ends inside ``<think>`` (Qwen3.5; ``thinking="off"`` asks the
+template for ``enable_thinking=False`` instead), generation runs in two steps: reasoning, with
+``</think>`` as an extra stop string and ``thinking_tokens`` new tokens; then, unless a call or an
+answer already ended the turn, the block is closed (``</think>`` added when the budget ran out)
+and the reply continues with ``max_new_tokens`` of its own. The completion starts with the
+prompt's ``<think>`` opening, so the turn reads as the model's whole reply.
+
 Prefix cache: every conversation of the loop starts with the same system prompt and tool list
 (thousands of tokens), which a plain batched ``generate`` prefills again for every row, every
 batch and every turn, with a padding mask that sends attention down its slow path. Qwen-VL
@@ -37,7 +44,7 @@ import inspect
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,13 +57,17 @@ from mmreason.backends.base import (
     GenerationConfig,
     conversation_images,
     cut_at_stop,
-    box_frame,
-    qwen_resized_size,
-    uses_relative_boxes,
+    processor_box_frame,
+    qwen_geometry,
+    size_field,
+    template_ready,
     tool_messages_as_user,
+    uses_relative_boxes,
 )
 
 TOOL_MESSAGE_MODES = ("auto", "tool", "user")
+THINKING_MODES = ("auto", "on", "off")
+THINK_END = "</think>"
 #: a shared prompt prefix shorter than this (tokens) is prefilled with the rest, not cached
 MIN_PREFIX_TOKENS = 32
 #: the transformers version whose Qwen-VL generation from a prefix cache was checked token for token
@@ -83,17 +94,18 @@ def _inserted_text(short: str, long: str) -> str:
     return long[start : len(long) - end]
 
 
-def _size_field(size: Any, key: str) -> Any:
-    """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
-    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
-
-
 @dataclass
 class _Prefix:
     """The key/value cache (batch 1) of the prompt tokens ``ids``."""
 
     ids: list[int]
     cache: Any
+
+
+def think_opening(prompt: str) -> str:
+    """The ``<think>`` opening a rendered prompt ends with (e.g. ``"<think>\n"``), or ""."""
+    start = prompt.rfind("<think>")
+    return prompt[start:] if start >= 0 and not prompt[start + len("<think>"):].strip() else ""
 
 
 def _common_length(a: list[int], b: list[int]) -> int:
@@ -141,8 +153,21 @@ class HFBackend(DetailedBackend):
         prefix_cache: reuse the key/value cache of the prompt prefix all rows share (see the
             module doc); True by default, effective for Qwen-VL checkpoints only.
         box_format: ``"auto"`` (by ``config.model_type``: relative 0..1000 boxes for Qwen2-VL,
-            Qwen3-VL and Qwen3.5, absolute resized-image pixels otherwise), ``"absolute"`` or
-            ``"relative"``; decides the frame of `model_image_size`.
+            Qwen3-VL, Qwen3.5 and InternVL, absolute pixels of the processor's image otherwise),
+            ``"absolute"`` or ``"relative"``; decides the frame of `model_image_size`.
+        thinking: ``"auto"`` (what the chat template does by default), ``"on"`` or ``"off"``
+            (``enable_thinking`` passed to the template; ``"off"`` raises a `BackendError` when
+            the template cannot turn thinking off).
+        thinking_tokens: the reasoning budget when the generation prompt opens a ``<think>``
+            block (Qwen3.5, Qwen3 thinking models): reasoning gets up to this many new tokens;
+            then (or when it closes ``</think>`` itself) the block is closed and the reply goes on
+            with its own ``max_new_tokens`` for the tool call or answer. 0: no separate budget.
+
+    Family behaviour read from the checkpoint itself (see docs/models.md): the box frame from the
+    processor (`processor_box_frame`), ``tool_call_format`` (``"json"`` Hermes, or ``"xml"`` when
+    the template teaches Qwen3.5's ``<function=...><parameter=...>`` form), ``opens_thinking``.
+    Prompts are tokenised with ``add_special_tokens=False``: the chat template writes the special
+    tokens it wants (Gemma's writes ``<bos>``), as ``apply_chat_template(tokenize=True)`` does.
 
     A ``seed`` given to ``generate`` seeds torch once per call: the same call with the same
     ``batch_size`` gives the same output. Calls are serialised (one model, one thread).
@@ -165,12 +190,19 @@ class HFBackend(DetailedBackend):
         trust_remote_code: bool = False,
         prefix_cache: bool = True,
         box_format: str = "auto",
+        thinking: str = "auto",
+        thinking_tokens: int = 1024,
     ) -> None:
         if batch_size < 1:
             raise BackendError(f"batch_size must be at least 1, got {batch_size}")
         if tool_messages not in TOOL_MESSAGE_MODES:
             raise BackendError(f"tool_messages must be one of {TOOL_MESSAGE_MODES}, got {tool_messages!r}")
+        if thinking not in THINKING_MODES:
+            raise BackendError(f"thinking must be one of {', '.join(THINKING_MODES)}, got {thinking!r}")
+        if thinking_tokens < 0:
+            raise BackendError(f"thinking_tokens must be 0 or more, got {thinking_tokens}")
         self.model_id = str(model)
+        self.thinking, self.thinking_tokens = thinking, thinking_tokens
         self.batch_size = batch_size
         self.top_p, self.top_k = top_p, top_k
         self.device, self.dtype = _resolve_device_dtype(device, dtype)
@@ -181,9 +213,12 @@ class HFBackend(DetailedBackend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._qwen = self._qwen_geometry()
+        self._qwen = qwen_geometry(getattr(self.processor, "image_processor", None))
         self.relative_boxes = uses_relative_boxes(box_format, getattr(self.model.config, "model_type", None))
+        self._frame = processor_box_frame(self.processor, self.relative_boxes)
         self.native_tools = self._template_renders_tools()
+        self.tool_call_format = self._template_tool_call_format()
+        self.opens_thinking = self._template_opens_thinking()
         if tool_messages == "auto":
             tool_messages = "tool" if self.native_tools and self._template_renders_tool_images() else "user"
         self.tool_messages = tool_messages
@@ -194,7 +229,7 @@ class HFBackend(DetailedBackend):
         self._positions_owner = getattr(self.model, "model", None)
         self.prefix_cache = bool(
             prefix_cache and self._qwen is not None and hasattr(self._positions_owner, "rope_deltas")
-            and _transformers_at_least(PREFIX_CACHE_TRANSFORMERS)
+            and _transformers_at_least(PREFIX_CACHE_TRANSFORMERS) and self._cache_can_be_shared()
         )
         forward = inspect.signature(self.model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in forward else "past_key_values"
@@ -243,8 +278,8 @@ class HFBackend(DetailedBackend):
                 "has its own image size settings, so drop these options"
             )
         budget = {
-            "shortest_edge": min_pixels or _size_field(size, "shortest_edge"),
-            "longest_edge": max_pixels or _size_field(size, "longest_edge"),
+            "shortest_edge": min_pixels or size_field(size, "shortest_edge"),
+            "longest_edge": max_pixels or size_field(size, "longest_edge"),
         }
         if budget["shortest_edge"] > budget["longest_edge"]:
             raise BackendError(f"min_pixels ({budget['shortest_edge']}) exceeds max_pixels ({budget['longest_edge']})")
@@ -274,18 +309,13 @@ class HFBackend(DetailedBackend):
             f"({last_error}); use a vision-language checkpoint or pass trust_remote_code"
         )
 
-    def _qwen_geometry(self) -> dict[str, int] | None:
-        """Patch factor and pixel budget of a Qwen-VL image processor; None for other families."""
-        image_processor = getattr(self.processor, "image_processor", None)
-        patch = getattr(image_processor, "patch_size", None)
-        merge = getattr(image_processor, "merge_size", None)
-        size = getattr(image_processor, "size", None)
-        if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
-            return None
-        min_pixels, max_pixels = _size_field(size, "shortest_edge"), _size_field(size, "longest_edge")
-        if not (min_pixels and max_pixels):
-            return None
-        return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
+    def _cache_can_be_shared(self) -> bool:
+        """Whether every layer's cache can be cut back and copied across a batch; the recurrent
+        state of linear-attention layers (Qwen3.5's Gated DeltaNet) cannot."""
+        from transformers import DynamicCache
+
+        layers = DynamicCache(config=self.model.config).layers
+        return all(hasattr(layer, "crop") and hasattr(layer, "batch_repeat_interleave") for layer in layers)
 
     def _end_token_ids(self) -> set[int]:
         ids = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
@@ -307,8 +337,13 @@ class HFBackend(DetailedBackend):
                 f"the chat template of {self.model_id!r} could not render the conversation: {error}"
             ) from error
 
-    def _apply_template(self, conversation: list[dict], tools: list[dict] | None) -> str:
-        return self.processor.apply_chat_template(conversation, tools=tools, add_generation_prompt=True, tokenize=False)
+    def _apply_template(self, conversation: list[dict], tools: list[dict] | None,
+                        thinking: str | None = None) -> str:
+        options = {}
+        if (thinking or self.thinking) != "auto":
+            options["enable_thinking"] = (thinking or self.thinking) == "on"
+        return self.processor.apply_chat_template(template_ready(conversation), tools=tools, add_generation_prompt=True,
+                                                  tokenize=False, **options)
 
     def _raw_render(self, conversation: list[dict], tools: list[dict] | None = None) -> str | None:
         """The template's rendering as is (no tool-message rewrite), None when it raises."""
@@ -320,6 +355,32 @@ class HFBackend(DetailedBackend):
     def _template_renders_tools(self) -> bool:
         text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
         return text is not None and "mmreason_probe_tool" in text
+
+    def _template_tool_call_format(self) -> str:
+        """``"xml"`` when the template teaches Qwen3.5's ``<function=name><parameter=key>`` calls
+        with its tool list, else ``"json"`` (Hermes; also what our own tool prompt teaches)."""
+        if not self.native_tools:
+            return "json"
+        text = self._raw_render([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], [_PROBE_TOOL])
+        return "xml" if text and "<function=" in text else "json"
+
+    def _template_opens_thinking(self) -> bool:
+        """Whether the generation prompt of a plain user turn opens a ``<think>`` block.
+
+        Raises:
+            BackendError: ``thinking="off"`` but the template opens a thinking block anyway.
+        """
+        probe = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+        try:
+            opens = bool(think_opening(self._apply_template(probe, None)))
+        except Exception:  # the render error is reported, with its cause, on the first real call
+            return False
+        if opens and self.thinking == "off":
+            raise BackendError(
+                f"the chat template of {self.model_id!r} opens a <think> block even with "
+                "enable_thinking=False; use thinking='auto' and budget it with thinking_tokens"
+            )
+        return opens
 
     def _template_renders_tool_images(self) -> bool:
         from PIL import Image
@@ -380,17 +441,12 @@ class HFBackend(DetailedBackend):
     # -- images ----------------------------------------------------------------------------
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """The frame of the model's boxes: ``(1000, 1000)`` for relative-coordinate models, else
-        (width, height) the processor resizes an image to (identity for non-Qwen models).
-
-        For Qwen-VL the resize is ``qwen_vl_utils.smart_resize`` with the factor patch_size *
-        merge_size and the processor's pixel budget, the same call that prepares the images.
+        """The frame of the model's boxes, read from the processor (`processor_box_frame`):
+        ``(1000, 1000)`` for relative-coordinate models (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL),
+        the smart-resized image for Qwen2.5-VL and Lingshu (the same call that prepares the
+        images), the fixed square of Gemma 3 / MedGemma (896x896), identity otherwise.
         """
-        if self._qwen is None:
-            return box_frame((width, height), self.relative_boxes)
-        g = self._qwen
-        return box_frame(qwen_resized_size(width, height, g["factor"], g["min_pixels"], g["max_pixels"]),
-                         self.relative_boxes)
+        return self._frame(width, height)
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
         """Images in template order: a flat list of resized images for Qwen-VL, else one list of
@@ -413,9 +469,13 @@ class HFBackend(DetailedBackend):
     def prepare_inputs(self, conversations: list[list[dict]], tools: list[dict] | None = None):
         """The processor's batch (left-padded ``input_ids``, ``pixel_values``, ``image_grid_thw``
         for Qwen-VL ...) on the backend's device, exactly as ``generate`` feeds the model."""
-        texts = [self.render(conversation, tools) for conversation in conversations]
+        return self._encode([self.render(conversation, tools) for conversation in conversations], conversations)
+
+    def _encode(self, texts: list[str], conversations: list[list[dict]]):
         images = self._images(conversations)
-        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        # The template already wrote the special tokens it wants (Gemma's writes <bos>).
+        inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt",
+                                add_special_tokens=False)
         return inputs.to(self.device)
 
     # -- generation ------------------------------------------------------------------------
@@ -441,9 +501,32 @@ class HFBackend(DetailedBackend):
     def _generate_batch(
         self, conversations: list[list[dict]], tools: list[dict] | None, config: GenerationConfig
     ) -> list[Generation]:
+        """One batch; prompts that open ``<think>`` get a thinking budget (the module doc)."""
+        texts = [self.render(conversation, tools) for conversation in conversations]
+        # A template may open <think> for some prompts only (e.g. not when tools are given).
+        openings = [think_opening(text) for text in texts]
+        if not (self.thinking_tokens and all(openings)):
+            return self._complete(texts, conversations, config, openings)
+        thinking = replace(config, max_new_tokens=self.thinking_tokens, stop=config.stop + (THINK_END,))
+        out = self._complete(texts, conversations, thinking, openings)
+        # Reasoning that ended or ran out of budget is closed, and the reply goes on from there.
+        going_on = [i for i, g in enumerate(out) if g.stop_string == THINK_END or g.finish_reason == "length"]
+        if not going_on:
+            return out
+        closed = {i: out[i].text + ("\n\n" if out[i].stop_string == THINK_END else "\n</think>\n\n") for i in going_on}
+        replies = self._complete([texts[i] + closed[i][len(openings[i]):] for i in going_on],
+                                 [conversations[i] for i in going_on], config, [""] * len(going_on))
+        for i, reply in zip(going_on, replies):
+            out[i] = Generation(closed[i] + reply.text, reply.finish_reason, reply.stop_string, out[i].prompt_tokens,
+                                (out[i].completion_tokens or 0) + (reply.completion_tokens or 0))
+        return out
+
+    def _complete(self, texts: list[str], conversations: list[list[dict]], config: GenerationConfig,
+                  openings: list[str]) -> list[Generation]:
+        """Generate from the rendered prompts ``texts`` (with the images of ``conversations``)."""
         import torch
 
-        inputs = self.prepare_inputs(conversations, tools)
+        inputs = self._encode(texts, conversations)
         sampling: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if config.temperature > 0:
             sampling = {"do_sample": True, "temperature": config.temperature, "top_p": self.top_p, "top_k": self.top_k}
@@ -463,10 +546,9 @@ class HFBackend(DetailedBackend):
             )
         prompt_length = inputs["input_ids"].shape[1]
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1)]
-        return [
-            self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i])
-            for i, row in enumerate(output)
-        ]
+        return [self.decode(row[prompt_length:].tolist(), config.stop, config.max_new_tokens, prompt_tokens[i],
+                            openings[i])
+                for i, row in enumerate(output)]
 
     # -- prefix cache ----------------------------------------------------------------------
 
@@ -539,18 +621,21 @@ class HFBackend(DetailedBackend):
 
     def decode(
         self, ids: list[int], stop: tuple[str, ...] = DEFAULT_STOP, max_new_tokens: int | None = None,
-        prompt_tokens: int | None = None,
+        prompt_tokens: int | None = None, opening: str = "",
     ) -> Generation:
         """Turn generated token ids into a completion.
 
         Decodes with ``skip_special_tokens=False`` so added markup such as ``<tool_call>`` (a
         special token in some Qwen tokenizers) survives, ends the text at the first end-of-turn
         or pad token, and cuts it right after the first stop string. ``max_new_tokens`` tells
-        a length cut-off from a natural end.
+        a length cut-off from a natural end. ``opening`` is the ``<think>`` block the generation
+        prompt opened (`think_opening`): the completion starts with it, so the turn reads (and is
+        fed back to the template) as the model's whole reply: reasoning, then call or answer.
         """
         ended = next((i for i, t in enumerate(ids) if t in self._end_ids), None)
         kept = ids if ended is None else ids[:ended]
-        text, stop_string = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=False), stop)
+        text, stop_string = cut_at_stop(opening + self.tokenizer.decode(kept, skip_special_tokens=False),
+                                        stop)
         # Stop strings end a row inside generate, so the kept tokens are the completion.
         budget_left = max_new_tokens is None or len(ids) < max_new_tokens
         finished = stop_string is not None or ended is not None or budget_left

@@ -64,6 +64,12 @@ IMAGE_RESIZE_RULES: dict[str, tuple[int, int, int]] = {
     "qwen": (28, 4 * 28 * 28, 16384 * 28 * 28),
     "qwen3_vl": (32, 64 * 32 * 32, 16384 * 32 * 32),
 }
+#: served families whose processor resizes every image to one size (width, height): Gemma 3 /
+#: MedGemma's SigLIP square
+FIXED_IMAGE_SIZES: dict[str, tuple[int, int]] = {"gemma3": (896, 896)}
+#: served families that write relative 0..1000 boxes whatever the resize (InternVL's tiles)
+RELATIVE_FAMILIES = ("internvl",)
+IMAGE_RESIZE_CHOICES = tuple(IMAGE_RESIZE_RULES) + tuple(FIXED_IMAGE_SIZES) + RELATIVE_FAMILIES
 _RETRY_STATUS = {408, 409, 429}
 _MAX_RETRY_AFTER = 60.0
 
@@ -145,12 +151,13 @@ class OpenAIBackend(DetailedBackend):
         max_retries: retries after the first attempt on 429/408/5xx/connection errors/timeouts.
         concurrency: requests in flight at once within one ``generate`` call.
         backoff: first retry delay in seconds, doubled each retry.
-        image_resize: None, ``"qwen"``/``"qwen2_5_vl"`` or ``"qwen3_vl"``: the resize rule of the
-            served model, used only by ``model_image_size``. Without it a Qwen2.5-VL's pixel
-            boxes are taken in the image as sent, which is wrong once the server resizes it.
-        box_format: ``"auto"`` (relative 0..1000 boxes when ``image_resize`` is ``"qwen3_vl"``,
-            absolute pixels otherwise), ``"absolute"`` or ``"relative"`` (Qwen2-VL, Qwen3-VL,
-            Qwen3.5 served under any rule).
+        image_resize: None, ``"qwen"``/``"qwen2_5_vl"``, ``"qwen3_vl"``, ``"gemma3"`` (a fixed
+            896x896 square) or ``"internvl"`` (relative boxes): the image rule of the served
+            model, used only by ``model_image_size``. Without it a Qwen2.5-VL's pixel boxes are
+            taken in the image as sent, which is wrong once the server resizes it.
+        box_format: ``"auto"`` (relative 0..1000 boxes when ``image_resize`` is ``"qwen3_vl"`` or
+            ``"internvl"``, absolute pixels otherwise), ``"absolute"`` or ``"relative"`` (Qwen2-VL,
+            Qwen3-VL, Qwen3.5 served under any rule).
         min_pixels, max_pixels: override the pixel budget of ``image_resize``.
         native_tools: whether the server renders ``tools=`` (see the module doc).
         extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
@@ -179,9 +186,9 @@ class OpenAIBackend(DetailedBackend):
         extra_body: dict | None = None,
         box_format: str = "auto",
     ) -> None:
-        if image_resize is not None and image_resize not in IMAGE_RESIZE_RULES:
+        if image_resize is not None and image_resize not in IMAGE_RESIZE_CHOICES:
             raise BackendError(
-                f"image_resize must be one of {', '.join(IMAGE_RESIZE_RULES)} or None, got {image_resize!r}"
+                f"image_resize must be one of {', '.join(IMAGE_RESIZE_CHOICES)} or None, got {image_resize!r}"
             )
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise BackendError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
@@ -194,11 +201,12 @@ class OpenAIBackend(DetailedBackend):
         self.native_tools = native_tools
         self.extra_body = dict(extra_body or {})
         self._resize: tuple[int, int, int] | None = None
-        if image_resize is not None:
+        if image_resize in IMAGE_RESIZE_RULES:
             factor, low, high = IMAGE_RESIZE_RULES[image_resize]
             self._resize = (factor, min_pixels or low, max_pixels or high)
+        self._fixed = FIXED_IMAGE_SIZES.get(image_resize or "")
         self._model = model
-        self.relative_boxes = uses_relative_boxes(box_format, "qwen3_vl" if image_resize == "qwen3_vl" else None)
+        self.relative_boxes = uses_relative_boxes(box_format, image_resize)
 
     @property
     def model_id(self) -> str:
@@ -212,6 +220,8 @@ class OpenAIBackend(DetailedBackend):
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
         """The frame of the model's boxes: ``(1000, 1000)`` for relative boxes, else (width,
         height) after the server's resize when ``image_resize`` is set, else unchanged."""
+        if self._fixed is not None:
+            return box_frame(self._fixed, self.relative_boxes)
         if self._resize is None:
             return box_frame((width, height), self.relative_boxes)
         return box_frame(qwen_resized_size(width, height, *self._resize), self.relative_boxes)

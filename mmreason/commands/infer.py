@@ -21,6 +21,7 @@ from typing import Any
 
 from imaging.errors import MMReasonError
 from mmreason.backends.base import BOX_FORMATS
+from mmreason.backends.hf import THINKING_MODES
 
 
 class InferError(MMReasonError, ValueError):
@@ -52,7 +53,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
     p.add_argument("--box-format", choices=BOX_FORMATS,
                    help="the model's box coordinates: pixels of the resized image (Qwen2.5-VL) or relative 0-1000 "
-                        "(Qwen2-VL, Qwen3-VL, Qwen3.5); default auto: from the model type (hf), absolute (openai)")
+                        "(Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL); default auto: from the model type (hf), absolute "
+                        "(openai)")
+    p.add_argument("--thinking", choices=THINKING_MODES,
+                   help="hf: reasoning of thinking templates (Qwen3.5): auto (the template's default), on, or off "
+                        "(enable_thinking=False)")
+    p.add_argument("--thinking-tokens", type=int,
+                   help="hf: tokens granted on top of --max-new-tokens when the prompt opens <think> (default 1024)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -79,6 +86,12 @@ def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 options[key] = getattr(args, key)
     elif args.min_pixels is not None or args.max_pixels is not None or getattr(args, "box_format", None):
         raise InferError("--min-pixels/--max-pixels/--box-format apply to the hf and openai backends only")
+    for key in ("thinking", "thinking_tokens"):
+        if getattr(args, key, None) is None:
+            continue
+        if name != "hf":
+            raise InferError("--thinking/--thinking-tokens apply to the hf backend only (a server sets its own)")
+        options[key] = getattr(args, key)
     return name, options
 
 
