@@ -238,8 +238,7 @@ class ClassicalSegmenter:
             return np.zeros(volume.shape, dtype=bool)
         if point is not None:
             return nearest_component(np.isin(labels, kept), point, volume.spacing)
-        sizes = np.bincount(labels.ravel())
-        return labels == max(kept, key=lambda label: sizes[label])
+        return np.isin(labels, kept)
 
     @staticmethod
     def _slab(

@@ -38,8 +38,10 @@
   MAD would fall inside grey matter (the MAD mixes grey and white matter, and the bias field
   brightens one side), scattering noise specks that hide the lesion from the isolation test and
   become false positives. Each compact component is grown, by up to `MR_EDGE_VOXELS`, to half the
-  contrast between the brain's median and its own level; the largest is the lesion. Limit: a
-  lesion load above 100 - `MR_NORMAL_PERCENTILE` percent of the brain raises the reference.
+  contrast between the brain's median and its own level; all of them are returned (the lesion
+  load; a point prompt picks one). A lesion load above 100 - `MR_NORMAL_PERCENTILE` percent of the
+  brain would lift that percentile into the lesions, so the reference is capped at the
+  `MR_UPPER_PERCENTILE` plus its distance from the brain's median.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ MR_K = 3.0
 #: percentile of the brain's values taken as its brightest normal tissue (grey matter on FLAIR,
 #: bias field included); lesions must cover less than 100 - this percent of the brain
 MR_NORMAL_PERCENTILE = 98.0
+#: ... capped at this percentile plus its distance from the median (lesion loads of up to about
+#: 100 - this percent of the brain leave it in normal tissue)
+MR_UPPER_PERCENTILE = 90.0
 #: how far (voxels) a hyperintense MR lesion's core is grown to its half-contrast edge
 MR_EDGE_VOXELS = 2
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
@@ -458,10 +463,14 @@ def mr_hyperintense_lesion(
     # the spread of the brain's values mixes grey and white matter; only the noise SD (from
     # neighbour differences) says how far above the brightest normal tissue a lesion must be
     noise = max(_noise_sd(data, brain), floor)
-    normal = float(np.percentile(values, MR_NORMAL_PERCENTILE))
-    background = float(np.median(values))
+    background, upper, top = (float(v) for v in np.percentile(values, [50.0, MR_UPPER_PERCENTILE,
+                                                                          MR_NORMAL_PERCENTILE]))
+    # a large lesion load (MS: tens of mL) lifts the top percentile into the lesions themselves;
+    # the upper brain (grey matter) plus its own distance from the median caps it
+    normal = min(top, upper + (upper - background))
     allowed = brain & search
-    labels, kept = compact_components((data > normal + k * noise) & allowed, spacing)
+    labels, kept = compact_components((data > normal + k * noise) & allowed, spacing,
+                                      max_diameter_mm=MASS_MAX_DIAMETER_MM)
     for label in kept:
         core = labels == label
         half = (background + float(np.median(data[core]))) / 2.0

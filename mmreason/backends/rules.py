@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from grounding.plausibility import ctr_quality
 from mmreason.backends.base import DEFAULT_STOP
 from mmreason.messages import parse_result_line
 from mmreason.parsing import parse_tool_calls
@@ -94,6 +95,8 @@ _CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|enlarged he
 _LESION = re.compile(r"\b(nodules?|mass(es)?|lesions?|tumou?rs?|opacit(y|ies)|metastas[ie]s)\b", re.I)
 _SEQUENCE_Q = re.compile(r"\bsequence\b.*\b(bright\w*|hyperintens\w*|conspicuous|signal)|"
                          r"\b(bright\w*|hyperintens\w*|conspicuous)\b.*\bsequence\b", re.I | re.S)
+#: questions about every lesion together (MS lesion load): the candidates are measured as one
+_BURDEN = re.compile(r"\b(burden|load|total|all (the )?lesions|lesions?'? (combined|together))\b", re.I)
 _ORGAN_SIZE = re.compile(r"\b(volume|size|how (large|big)|measure)", re.I)
 _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|imaging)|which imaging|"
                        r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
@@ -687,7 +690,7 @@ def plan_lesion(state: State) -> Action:
                       finding=Finding(cites, present=False, none_text=f"no {target} was found", site=site))
     n = seg_all.fact("components") or 1
     focus, rest = seg_all, r[1:]
-    if n > 1:
+    if n > 1 and not _BURDEN.search(state.question):
         if rest and rest[0].name == "segment":
             focus, rest = rest[0], rest[1:]
         elif not rest and seg_all.images and seg_all.images[0].image is not None:
@@ -1037,6 +1040,12 @@ def plan_ctr(state: State) -> Action:
     if not thor or not card:
         return cannot(state, "the measurements did not return left-right widths")
     ratio = card / thor
+    quality = ctr_quality(ratio)
+    if not quality.trusted:
+        cites = [c for c in (r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id) if c]
+        return Action("The measured ratio is not anatomically plausible.",
+                      answer=f"I cannot answer reliably: {quality.reasons[0]} (cardiac width {card:.1f} mm / "
+                             f"thoracic width {thor:.1f} mm) [{', '.join(cites)}].")
     enlarged = ratio > CTR_ENLARGED
     verdict = (f"enlarged (cardiomegaly, ratio > {CTR_ENLARGED})" if enlarged
                else f"within normal limits (ratio <= {CTR_ENLARGED})")
