@@ -8,6 +8,12 @@ script makes erroneous copies with one known wrong step and asks the rule verifi
 * ``side``: the side stated in the explanation is swapped (``right`` <-> ``left``);
 * ``direction``: a stated change is reversed (``grew`` <-> ``shrank``).
 
+The evidence itself is perturbed too (``--evidence N``): N cases are answered again while the
+tools return wrong evidence (`EVIDENCE_PERTURBATIONS`: a mask cut in half, a missed lesion, a
+wrong assumed spacing), so the trace is consistent with its evidence and only the evidence checks
+(quality levels, the case's truth) can catch it; each wrong answer is counted as declined or
+hedged, flagged by the verifiers, or confidently wrong.
+
 The reference first error of a copy is the index of the altered step (`split_steps`); of the
 untouched trace it is -1. Each trace is verified with ``verify(case, trace)`` and scored with
 `mmreason.verifiers.metrics.first_error_scores`: accuracy on erroneous traces (the first step
@@ -27,6 +33,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mmreason.case import Case
 from mmreason.trace import Trace
@@ -105,6 +113,95 @@ def evaluate(pairs: list[tuple[Case, Trace]]) -> dict[str, Any]:
     }
 
 
+#: perturbations of the evidence itself: the tools return wrong evidence and the trace is
+#: consistent with it, so only checks of the evidence (its quality, the case's truth) can catch it
+EVIDENCE_PERTURBATIONS = ("mask_cut", "missed_lesion", "wrong_spacing")
+_STRUCTURES = ("lungs", "lung_left", "lung_right", "liver", "spleen", "kidney_left", "kidney_right", "nodule",
+               "lesion", "heart")
+
+
+class _Perturbed:
+    """A segmenter returning wrong masks: the upper half cut off (``mask_cut``) or no lesion."""
+
+    name = "classical"
+
+    def __init__(self, kind: str) -> None:
+        from grounding.segmenters.classical import ClassicalSegmenter
+
+        self.kind, self.inner = kind, ClassicalSegmenter()
+        self.targets = self.inner.targets
+
+    def segment(self, volume: Any, target: str | None = None, prompt: Any = None) -> Any:
+        mask = self.inner.segment(volume, target, prompt)
+        if self.kind == "missed_lesion" and target in ("nodule", "lesion"):
+            return mask & False
+        if self.kind == "mask_cut" and target in _STRUCTURES and mask.any():
+            axis = 1 if mask.shape[0] == 1 else 0
+            cut = mask.copy()
+            hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+            middle = (hits[0] + hits[-1] + 1) // 2
+            index = [slice(None)] * 3
+            index[axis] = slice(middle, None)
+            cut[tuple(index)] = False
+            return cut
+        return mask
+
+
+def _wrong_spacing(volume: Any) -> Any:
+    """The volume with a pixel spacing nothing in the file gave (1.6 x the true one, assumed)."""
+    from imaging.volume import Volume
+
+    sz, sy, sx = volume.spacing
+    affine = volume.affine.copy()
+    affine[:3, 1:] *= 1.6
+    metadata = dict(volume.metadata, pixel_spacing_source="unknown (1.0 mm assumed)")
+    return Volume(data=volume.data, spacing=(sz, sy * 1.6, sx * 1.6), affine=affine, modality=volume.modality,
+                  metadata=metadata, name=volume.name)
+
+
+def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = EVIDENCE_PERTURBATIONS
+                      ) -> dict[str, Any]:
+    """Re-run the rules backend with wrong evidence and count how each wrong answer ends:
+    declined or hedged by the planner, flagged by the verifiers (a step `incorrect`, or the answer
+    step not `correct`), or confidently wrong (stated as fact and every check passed)."""
+    from unittest import mock
+
+    from benchmarks.runner import last_assistant_text
+    from benchmarks.scoring import score_response
+    from imaging.io import load
+    from mmreason.backends.rules import RulesBackend
+    from mmreason.loop import run_episode
+
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        counts = {"cases": 0, "answer_changed_to_wrong": 0, "declined_or_hedged": 0, "flagged_by_verifiers": 0,
+                  "confidently_wrong": 0}
+        for case, clean in pairs:
+            volumes = [load(p) if not hasattr(p, "data") else p for p in case.images]
+            if kind == "wrong_spacing":
+                volumes = [_wrong_spacing(v) for v in volumes]
+            # the segment tool builds its segmenter by name; the perturbed one stands in for it
+            with mock.patch("grounding.tools.segment.get_segmenter",
+                            lambda name, **kw: _Perturbed(kind)):
+                trace = run_episode(volumes, clean.question, RulesBackend(), options=clean.options)
+            counts["cases"] += 1
+            if score_response(last_assistant_text(trace), case).correct:
+                continue
+            counts["answer_changed_to_wrong"] += 1
+            answer = trace.answer or ""
+            if trace.status == "abstained" or "uncertain" in answer:
+                counts["declined_or_hedged"] += 1
+                continue
+            verdicts = verify(case, trace)
+            answer_steps = [v for v, st in zip(verdicts, split_steps(trace)) if st.kind == "answer"]
+            if any(v.label == "incorrect" for v in verdicts) or any(v.label != "correct" for v in answer_steps):
+                counts["flagged_by_verifiers"] += 1
+            else:
+                counts["confidently_wrong"] += 1
+        out[kind] = counts
+    return out
+
+
 def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
     """The correctly answered (case, trace) pairs of a ``mmreason bench`` run folder."""
     from benchmarks.runner import case_from_row, read_jsonl_tolerant
@@ -143,12 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=60, help="cases of the synthetic benchmark to run (without --run)")
     p.add_argument("--data", type=Path, help="synthetic benchmark folder (default: the task's data folder)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--evidence", type=int, default=30, metavar="N",
+                   help="also re-run N of those cases with wrong evidence (a mask cut in half, a missed lesion, "
+                        "a wrong spacing); 0 skips it")
     args = p.parse_args(argv)
     pairs = traces_of_run(args.run) if args.run else traces_of_rules(args.n, args.data)
     if not pairs:
         print("no correctly answered traces to perturb", file=sys.stderr)
         return 1
     doc = {"clean_traces": len(pairs)} | evaluate(pairs)
+    if args.evidence:
+        doc["evidence_perturbations"] = evaluate_evidence(pairs[: args.evidence])
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
@@ -159,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     for kind, d in doc["perturbations"].items():
         print(f"  {kind:9s} {d['traces']:4d} copies: altered step flagged {d['altered_step_flagged']:.3f}, "
               f"first error exact {d['first_error_exact']:.3f}")
+    for kind, d in doc.get("evidence_perturbations", {}).items():
+        print(f"  evidence {kind:14s} {d['cases']:3d} cases, {d['answer_changed_to_wrong']:3d} answers made wrong: "
+              f"{d['declined_or_hedged']} declined/hedged, {d['flagged_by_verifiers']} flagged by the verifiers, "
+              f"{d['confidently_wrong']} confidently wrong")
     return 0
 
 

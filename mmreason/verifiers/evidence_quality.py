@@ -7,7 +7,13 @@ itself, through the quality assessment every piece of evidence carries (`groundi
   on the right) and states it as fact is ``incorrect`` (error type ``implausible_evidence``);
 * a step that rests on evidence whose spacing, orientation or modality was assumed is at best
   ``unverifiable``: its millimetres or sides cannot be checked against anything real;
-* a step that says so itself ("cannot answer reliably", "uncertain", "caveat") is not faulted.
+* a step that says so itself ("cannot answer reliably", "uncertain", "caveat") is not faulted;
+* an empty lesion search that a step rests on, where the case's ground truth holds a lesion, is
+  a missed finding (``incorrect``, error type ``missed_finding``).
+
+The recorded level is checked again from the trace (`reassess`): the volumes against the same
+normative ranges, and the study's recorded facts for an assumed spacing, so an edited or foreign
+trace is held to the same standard.
 
 A step rests on the evidence it cites; an answer also on what the trace's answer cites; a tool
 call on the evidence it produced.
@@ -16,7 +22,11 @@ call on the evidence it produced.
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from grounding.evidence import Evidence
+from grounding.plausibility import NORMAL_ML, structure_quality
+from grounding.quality import Quality
 from mmreason.verifiers.context import VerifyContext
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
@@ -30,18 +40,89 @@ def check_evidence_quality(ctx: VerifyContext, step: Step) -> list[Check]:
     if step.kind == "answer":
         ids += ctx.trace.cited_evidence
     rests_on = [ctx.evidence[i] for i in dict.fromkeys(ids) if i in ctx.evidence and not ctx.evidence[i].error]
-    flagged = [e for e in rests_on if not e.quality.trusted]
-    if not flagged or (step.kind != "tool_call" and _HEDGED.search(step.text)):
+    if step.kind != "tool_call" and _HEDGED.search(step.text):
         return []
-    implausible = [e for e in flagged if e.quality.level == "implausible"]
+    checks = _missed_findings(ctx, rests_on)
+    flagged = [(e, q) for e in rests_on if not (q := reassess(ctx, e)).trusted]
+    if checks or not flagged:
+        return checks
+    implausible = [(e, q) for e, q in flagged if q.level == "implausible"]
     if implausible and step.kind != "tool_call":
-        ev = implausible[0]
-        return [Check("incorrect", f"rests on implausible evidence {ev.id}: {ev.quality.reasons[0]}",
-                      "implausible_evidence", [e.id for e in implausible])]
-    reasons = [(e.id, r) for e in flagged for r in e.quality.reasons
-               if e.quality.level == "implausible" or "assumed" in r or "guessed" in r]
+        ev, q = implausible[0]
+        return [Check("incorrect", f"rests on implausible evidence {ev.id}: {q.reasons[0]}",
+                      "implausible_evidence", [e.id for e, _ in implausible])]
+    reasons = [(e.id, r) for e, q in flagged for r in q.reasons
+               if q.level == "implausible" or "assumed" in r or "guessed" in r]
     if not reasons:
         return []
     eid, reason = reasons[0]
     return [Check("unverifiable", f"rests on {eid}, whose quality is not ok: {reason}", None,
                   list(dict.fromkeys(i for i, _ in reasons)), caps=True)]
+
+
+def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
+    """The evidence's recorded quality, checked again from what the trace holds.
+
+    A recorded level can be missing (traces of other tools) or stale (an edited trace); the
+    numbers themselves are checked against the same ranges, and the study's facts as the trace
+    recorded them say whether its spacing or orientation were assumed.
+    """
+    q = Quality(ev.quality.level, list(ev.quality.reasons), list(ev.quality.checks))
+    facts = _facts(ctx, ev)
+    if ev.measurements and facts.get("spacing", {}).get("assumed"):
+        q.flag("doubtful", "pixel spacing assumed (not in the file): mm and mL figures are not calibrated")
+    target = ev.data.get("target") or _source_target(ctx, ev)
+    volume = ev.measurements.get("volume_ml")
+    whole = ev.tool in ("segment", "measure") and not (ev.data.get("prompt") or _source_prompt(ctx, ev))
+    if target in NORMAL_ML and volume is not None and whole:
+        cut = ["field-of-view edge"] if any("cut off" in r for r in ev.quality.reasons) else []
+        q.merge(structure_quality(_Study(facts), target, volume_ml=volume.value, side=ev.data.get("laterality"),
+                                  mean_hu=None, cut_at=cut, whole_target=True))
+    return q
+
+
+def _missed_findings(ctx: VerifyContext, rests_on: list[Evidence]) -> list[Check]:
+    """An empty lesion search where the case's ground truth holds a lesion: a missed finding."""
+    truth = [label for label, mask in ctx.gt_masks().items() if _FINDING_LABEL.search(label) and mask.any()] \
+        if ctx.case is not None and ctx.case.masks else []
+    missed = [e for e in rests_on if e.tool == "segment" and e.data.get("target") in ("nodule", "lesion")
+              and e.data.get("voxels") == 0 and not e.data.get("prompt")]
+    if not truth or not missed:
+        return []
+    return [Check("incorrect", f"{missed[0].id} found no {missed[0].data.get('target')}, but the case holds "
+                               f"{truth[0]}", "missed_finding", [missed[0].id])]
+
+
+_FINDING_LABEL = re.compile(r"nodule|lesion|mass|tumou?r", re.IGNORECASE)
+
+
+class _Study:
+    """The little of a `Volume` that `structure_quality` reads, from the trace's recorded facts."""
+
+    modality = "CT"
+    is_2d = False
+
+    def __init__(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+
+
+def _facts(ctx: VerifyContext, ev: Evidence) -> dict[str, Any]:
+    volume_id = ctx.volume_of(ev)
+    index = int(volume_id) if volume_id is not None and volume_id.isdigit() else 0
+    inputs = ctx.trace.inputs
+    return inputs[index].get("facts", {}) if index < len(inputs) else {}
+
+
+def _source(ctx: VerifyContext, ev: Evidence) -> Evidence | None:
+    source = ev.data.get("source")
+    return ctx.evidence.get(source) if ev.tool == "measure" and isinstance(source, str) else None
+
+
+def _source_target(ctx: VerifyContext, ev: Evidence) -> str | None:
+    source = _source(ctx, ev)
+    return source.data.get("target") if source is not None else None
+
+
+def _source_prompt(ctx: VerifyContext, ev: Evidence) -> Any:
+    source = _source(ctx, ev)
+    return source.data.get("prompt") if source is not None else ev.tool == "measure"

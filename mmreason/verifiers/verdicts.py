@@ -27,7 +27,7 @@ LABELS = ("correct", "incorrect", "unverifiable")
 VERIFIER_KINDS = ("rule", "tool", "prm", "judge")
 #: error types the rule verifiers emit
 ERROR_TYPES = ("format", "unknown_evidence", "tool_error", "box_mismatch", "point_outside", "laterality",
-               "measurement_mismatch", "inconsistent_answer", "prm_low_score", "implausible_evidence")
+               "measurement_mismatch", "inconsistent_answer", "prm_low_score", "implausible_evidence", "missed_finding")
 LABEL_SCORES = {"correct": 1.0, "incorrect": 0.0, "unverifiable": 0.5}
 
 
