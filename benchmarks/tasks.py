@@ -173,14 +173,18 @@ class LoadedTask:
     checksum_ok: bool | None  # None when no checksum is pinned
 
 
-def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None) -> LoadedTask:
-    """Load every case of task ``name`` from its data folder, verifying the annotation checksum."""
+def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None,
+              limit: int | None = None, progress: bool = True) -> LoadedTask:
+    """Load every case of task ``name`` from its data folder, verifying the annotation checksum.
+
+    ``limit`` tells a task that builds its own data (synthetic) how many cases the run needs.
+    """
     spec = get_task(name)
     root = data_dir(name, overrides)
     split = split or spec.split
     module = spec.module
     if hasattr(module, "prepare"):  # tasks that can build their own data (synthetic)
-        module.prepare(root)
+        module.prepare(root, limit=limit, progress=progress)
     if not root.exists():
         raise TaskError(f"no data for task '{name}' at {root}; download it ({spec.hf_id or spec.title}) "
                         f"and put it there, set MMREASON_DATA, or pass --data {name}=DIR")
