@@ -80,13 +80,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     "mm3": ("volume", 1.0), "cm3": ("volume", 1000.0), "ml": ("volume", 1000.0), "cc": ("volume", 1000.0),
     "l": ("volume", 1e6), "%": ("percent", 1.0), "percent": ("percent", 1.0),
 }
-_UNIT_AFTER_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+|best\s+)?answer\s+(?:is|would\s+be)\s*[:：]?\s*",
-                        re.IGNORECASE)
-#: "The answer is" / "Answer:" at the start of an extracted answer
-_LEADING_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the\s+)?(?:final\s+|correct\s+)?answer(?:\s+is|\s*[:：])(?:\*\*)?\s*",
-                             re.IGNORECASE)
-_SENTENCE_END = re.compile(r"\n|(?<!\d)\.(?=\s|$)|\.(?!\d)")
-_NUMBER = re.compile(r"^\s*(mm\^?[23]|cm\^?[23]|mm²|mm³|cm²|cm³|ml|cc|mm|cm|%|percent|m|l)\b|^\s*%",
+_UNIT_AFTER_NUMBER = re.compile(r"^\s*(mm\^?[23]|cm\^?[23]|mm²|mm³|cm²|cm³|ml|cc|mm|cm|%|percent|m|l)\b|^\s*%",
                                 re.IGNORECASE)
 
 
