@@ -128,7 +128,7 @@ def test_rescore_without_inference(tmp_path):
     samples = tmp_path / "run" / "samples_vqa_rad.jsonl"
     rows = _rows(samples)
     for r in rows:  # as if the model had written its answer differently
-        r["response"] = "Answer: Left lung" if r["id"] == "3" else "no tags at all, and too long to be a short answer"
+        r["response"] = "Answer: Left lung" if r["id"] == "3" else "it wrote a long reply without any tags at all"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     n_backends = len(ScriptedBackend.instances)
     results = runner.rescore(tmp_path / "run", log=lambda m: None)
