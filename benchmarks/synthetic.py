@@ -55,6 +55,7 @@ cardiomegaly.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,8 @@ class Tolerance:
     reason: str = ""
 
     def for_value(self, value: float) -> float:
-        return round(max(self.relative, self.absolute / max(abs(value), 1e-6)), 4)
+        # rounded up: a rounded-down relative tolerance would shrink the absolute bound below its reason
+        return math.ceil(max(self.relative, self.absolute / max(abs(value), 1e-6)) * 1e4) / 1e4
 
 
 #: numeric tolerance per question family (see the module docstring)

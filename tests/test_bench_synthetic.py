@@ -117,3 +117,18 @@ def test_a_set_of_an_older_version_says_how_to_regenerate(synthetic_set, tmp_pat
     (tmp_path / "synthetic.json").write_text(json.dumps(doc | {"version": 1}))
     with pytest.raises(DatasetError, match="version 1.*regenerate it with mmreason bench --make-synthetic"):
         loader.load(tmp_path)
+
+
+def test_tolerances_are_tight_per_family_with_a_reason():
+    from benchmarks.scoring import numeric_match
+    from benchmarks.synthetic import CTR_MARGIN, TOLERANCES
+
+    assert all(t.reason for t in TOLERANCES.values())
+    growth = TOLERANCES["growth_mm"]
+    assert not numeric_match(-3.0, -4.2, growth.for_value(-4.2))  # issue 17: this used to pass
+    assert not numeric_match(-4.2, -3.0, growth.for_value(-3.0))
+    assert numeric_match(-3.5, -4.2, growth.for_value(-4.2))
+    ctr = TOLERANCES["ctr"]
+    assert numeric_match(0.45 + CTR_MARGIN, 0.45, ctr.for_value(0.45))  # the bound is not rounded below the margin
+    assert not numeric_match(0.45 + 1.5 * CTR_MARGIN, 0.45, ctr.for_value(0.45))
+    assert not numeric_match(1.2, 1.0, TOLERANCES["lesion_volume"].for_value(1.0))  # 20% off a lesion volume
