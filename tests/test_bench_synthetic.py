@@ -132,3 +132,16 @@ def test_tolerances_are_tight_per_family_with_a_reason():
     assert numeric_match(0.45 + CTR_MARGIN, 0.45, ctr.for_value(0.45))  # the bound is not rounded below the margin
     assert not numeric_match(0.45 + 1.5 * CTR_MARGIN, 0.45, ctr.for_value(0.45))
     assert not numeric_match(1.2, 1.0, TOLERANCES["lesion_volume"].for_value(1.0))  # 20% off a lesion volume
+
+
+def test_prepare_makes_only_the_cases_a_limited_run_needs(tmp_path):
+    loader.prepare(tmp_path, limit=2, progress=False)
+    assert json.loads((tmp_path / "synthetic.json").read_text())["n"] == 2
+    loader.prepare(tmp_path, limit=1, progress=False)  # enough already: untouched
+    assert json.loads((tmp_path / "synthetic.json").read_text())["n"] == 2
+    loader.prepare(tmp_path, limit=3, progress=False)  # a longer run extends the prefix
+    assert len(loader.load(tmp_path)) == 3
+    own = tmp_path / "own"
+    make_synthetic(own, n=1, seed=5)
+    loader.prepare(own, limit=3, progress=False)  # another seed is the user's set: never rewritten
+    assert json.loads((own / "synthetic.json").read_text())["n"] == 1
