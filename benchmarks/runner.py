@@ -86,6 +86,7 @@ class BenchConfig:
         backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
         protocol: the scoring protocol of ``correct`` (`benchmarks.protocols`; default ``ours``).
+        data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
         judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
             protocols that need one; empty for none.
     """
@@ -111,6 +112,7 @@ class BenchConfig:
     verifier_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = DEFAULT_PROTOCOL
     judge: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -219,7 +221,7 @@ def task_provenance(loaded: LoadedTask) -> dict[str, Any]:
         "data_dir": str(loaded.root), "split": spec.split, "n_cases": len(loaded.cases),
         "annotation_files": loaded.files, "sha256": loaded.sha256, "sha256_pinned": spec.sha256,
         "checksum_ok": loaded.checksum_ok, "hf_id": spec.hf_id, "hf_revision": spec.hf_revision,
-        "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts,
+        "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts, "loader_options": loaded.options,
     }
 
 
@@ -453,7 +455,7 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
 RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
                 "tools", "protocol")
 #: per-task provenance that must match on resume (same files, same prompts)
-TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash")
+TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
 
 def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
@@ -497,8 +499,8 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
         raise ProtocolError(f"protocol '{config.protocol}' does not cover {', '.join(uncovered)}; run them under "
                             "--protocol ours and rescore with --rescore RUN --protocol P for the tasks P covers")
     config.out.mkdir(parents=True, exist_ok=True)
-    loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress)
-              for name in config.tasks}
+    loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
+                              options=config.data_options) for name in config.tasks}
     backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)

@@ -31,7 +31,7 @@ from typing import Any
 from imaging.errors import MMReasonError
 from mmreason.case import Case
 
-from benchmarks.datasets.common import sha256_files
+from benchmarks.datasets.common import DatasetError, sha256_files
 
 #: default prompt templates per answer type (``{question}`` and ``{unit}`` are filled). The loop
 #: itself lists the options of a choice question (``A. text`` lines) and asks for the letter, and
@@ -171,24 +171,43 @@ class LoadedTask:
     sha256: str
     files: list[str]
     checksum_ok: bool | None  # None when no checksum is pinned
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def loader_options(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The task's loader options with the command line's ``--data-option TASK.KEY=VALUE`` applied."""
+    import inspect
+
+    spec = get_task(name)
+    given = (overrides or {}).get(name, {})
+    accepted = [p for p in inspect.signature(spec.module.load).parameters if p not in ("root", "split", "task")]
+    unknown = [k for k in given if k not in accepted]
+    if unknown:
+        raise TaskError(f"task '{name}' has no data option {', '.join(unknown)}; it accepts "
+                        f"{', '.join(accepted) or 'none'}")
+    return {**spec.loader_options, **given}
 
 
 def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None,
-              limit: int | None = None, progress: bool = True) -> LoadedTask:
+              limit: int | None = None, progress: bool = True,
+              options: dict[str, dict[str, Any]] | None = None) -> LoadedTask:
     """Load every case of task ``name`` from its data folder, verifying the annotation checksum.
 
-    ``limit`` tells a task that builds its own data (synthetic) how many cases the run needs.
+    ``limit`` tells a task that builds its own data (synthetic) how many cases the run needs;
+    ``options`` are per-task loader options from the command line (``{"slake": {"language": "zh"}}``).
     """
     spec = get_task(name)
+    options = loader_options(name, options)
     root = data_dir(name, overrides)
     split = split or spec.split
     module = spec.module
     if hasattr(module, "prepare"):  # tasks that can build their own data (synthetic)
         module.prepare(root, limit=limit, progress=progress)
     if not root.exists():
-        raise TaskError(f"no data for task '{name}' at {root}; download it ({spec.hf_id or spec.title}) "
-                        f"and put it there, set MMREASON_DATA, or pass --data {name}=DIR")
-    files = module.annotation_files(root, split, **_annotation_kwargs(module, spec))
+        layout = getattr(module, "LAYOUT", None) or spec.hf_id or spec.title
+        raise TaskError(f"no data for task '{name}' at {root}; put {layout} there, set MMREASON_DATA, "
+                        f"or pass --data {name}=DIR")
+    files = module.annotation_files(root, split, **_annotation_kwargs(module, options))
     digest = sha256_files(files)
     ok = None if spec.sha256 is None else digest == spec.sha256
     if ok is False:
@@ -196,22 +215,25 @@ def load_task(name: str, overrides: dict[str, str] | None = None, split: str | N
                    f"{spec.sha256}. Scores will not be comparable with published figures.")
         warnings.warn(message, ChecksumWarning, stacklevel=2)
         print(f"WARNING: {message}", file=sys.stderr)
-    cases = module.load(root, split, task=name, **spec.loader_options)
+    cases = module.load(root, split, task=name, **options)
+    if not cases:
+        raise DatasetError(f"task '{name}' has no cases in split '{split}' at {root} ({', '.join(map(str, files))}); "
+                           "the annotation file is empty or holds only a header: re-download it")
     # ids key resume and results: a repeated id would be skipped or dropped without a word
     seen: set[str] = set()
     repeated = sorted({c.id for c in cases if c.id in seen or seen.add(c.id)})
     if repeated:
         raise TaskError(f"task '{name}' at {root} has {len(repeated)} repeated case id(s) ({', '.join(repeated[:5])}); "
                         "every case needs its own id: fix the annotation file")
-    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok)
+    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok, options)
 
 
-def _annotation_kwargs(module: Any, spec: TaskSpec) -> dict[str, Any]:
+def _annotation_kwargs(module: Any, options: dict[str, Any]) -> dict[str, Any]:
     """Loader options that also select annotation files (OmniMedVQA access, MMMU subjects)."""
     import inspect
 
     params = inspect.signature(module.annotation_files).parameters
-    return {k: v for k, v in spec.loader_options.items() if k in params}
+    return {k: v for k, v in options.items() if k in params}
 
 
 def local_count(name: str, overrides: dict[str, str] | None = None) -> int | None:

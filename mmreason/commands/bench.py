@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
                    help="data folder of a task (repeatable); default $MMREASON_DATA/<task> "
                         "or ~/.cache/mmreason/data/<task>")
+    p.add_argument("--data-option", action="append", default=[], metavar="TASK.KEY=VALUE",
+                   help="loader option of a task (repeatable), e.g. slake.language=zh (en, zh, all), "
+                        "omnimedvqa.access=all; VALUE is read as JSON when it parses")
     p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
     p.add_argument("--no-tools", action="store_true",
                    help="direct answering without tools: the baseline for the impact of reasoning (see --compare)")
@@ -83,6 +86,17 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
         if not sep or not task or not folder:
             raise MMReasonError(f"--data expects TASK=DIR, got '{item}'")
         out[task.strip()] = folder.strip()
+    return out
+
+
+def _data_options(items: list[str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        task, dot, name = key.partition(".")
+        if not sep or not dot or not task.strip() or not name.strip():
+            raise MMReasonError(f"--data-option expects TASK.KEY=VALUE (e.g. slake.language=zh), got '{item}'")
+        out.setdefault(task.strip(), {}).update(_backend_options([f"{name.strip()}={value}"]))
     return out
 
 
@@ -194,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
         backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
+        data_options=_data_options(args.data_option),
     )
     _print_results(runner.run(config), args.json)
     return 0
