@@ -86,6 +86,7 @@ class BenchConfig:
         backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
         protocol: the scoring protocol of ``correct`` (`benchmarks.protocols`; default ``ours``).
+        download: fetch a task missing locally from its hub id at the pinned revision.
         data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
         judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
             protocols that need one; empty for none.
@@ -113,6 +114,7 @@ class BenchConfig:
     protocol: str = DEFAULT_PROTOCOL
     judge: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    download: bool = False
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -222,6 +224,7 @@ def task_provenance(loaded: LoadedTask) -> dict[str, Any]:
         "annotation_files": loaded.files, "sha256": loaded.sha256, "sha256_pinned": spec.sha256,
         "checksum_ok": loaded.checksum_ok, "hf_id": spec.hf_id, "hf_revision": spec.hf_revision,
         "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts, "loader_options": loaded.options,
+        "hf_snapshot": loaded.hf_snapshot,
     }
 
 
@@ -500,7 +503,7 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
                             "--protocol ours and rescore with --rescore RUN --protocol P for the tasks P covers")
     config.out.mkdir(parents=True, exist_ok=True)
     loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
-                              options=config.data_options) for name in config.tasks}
+                              options=config.data_options, download=config.download) for name in config.tasks}
     backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)

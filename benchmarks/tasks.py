@@ -7,7 +7,12 @@ and the subgroup keys accuracy is reported by. Scoring is `benchmarks.scoring.sc
 for every task (the answer type of each case picks the rule), so no task can drift silently.
 
 Data folders: ``--data TASK=DIR`` on the command line, else ``$MMREASON_DATA/<task>``, else
-``~/.cache/mmreason/data/<task>``. The ``synthetic`` task is generated there on first use.
+``~/.cache/mmreason/data/<task>``. The ``synthetic`` task is generated there on first use. When
+that folder does not exist, the task's hub dataset at its pinned revision is used from the
+Hugging Face cache if it is there (`hub_snapshot`, never touching the network); ``bench
+--download`` fetches it into that cache with ``huggingface_hub.snapshot_download`` on a machine
+with network. Offline (``HF_HUB_OFFLINE=1``) nothing is fetched and nothing waits on retries: the
+error says where to put the files. A run records the snapshot's commit with the checksums.
 
 Checksums: the sha256 of the annotation files is always computed and recorded in the run's
 ``config.json``; when a task pins ``sha256`` and the local files differ, a loud warning is
@@ -110,6 +115,45 @@ class TaskSpec:
         return template.format(question=case.question, unit=case.unit or "")
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else huggingface_hub's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_snapshot(spec: "TaskSpec", download: bool = False) -> Path | None:
+    """The task's hub dataset at its pinned revision as a local folder, or None when unavailable.
+
+    Without ``download`` (or when offline) only the local cache is read; with it, a missing
+    snapshot is fetched with ``huggingface_hub.snapshot_download``.
+    """
+    if not spec.hf_id:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:
+        return None
+    local_only = not download or hub_offline()
+    try:
+        return Path(snapshot_download(spec.hf_id, repo_type="dataset", revision=spec.hf_revision,
+                                      cache_dir=hub_cache_dir(), local_files_only=local_only))
+    except LocalEntryNotFoundError:
+        return None
+    except OSError as exc:  # network errors while downloading
+        raise TaskError(f"could not download {spec.hf_id}@{spec.hf_revision} ({exc}); download it by hand "
+                        f"and pass --data {spec.name}=DIR") from None
+
+
 def data_dir(task: str, overrides: dict[str, str] | None = None) -> Path:
     """The local data folder of ``task`` (see the module docstring for the order)."""
     if overrides and task in overrides:
@@ -172,6 +216,7 @@ class LoadedTask:
     files: list[str]
     checksum_ok: bool | None  # None when no checksum is pinned
     options: dict[str, Any] = field(default_factory=dict)
+    hf_snapshot: str | None = None  # the hub commit the data came from, when read from the hub cache
 
 
 def loader_options(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -190,11 +235,12 @@ def loader_options(name: str, overrides: dict[str, dict[str, Any]] | None = None
 
 def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None,
               limit: int | None = None, progress: bool = True,
-              options: dict[str, dict[str, Any]] | None = None) -> LoadedTask:
+              options: dict[str, dict[str, Any]] | None = None, download: bool = False) -> LoadedTask:
     """Load every case of task ``name`` from its data folder, verifying the annotation checksum.
 
     ``limit`` tells a task that builds its own data (synthetic) how many cases the run needs;
-    ``options`` are per-task loader options from the command line (``{"slake": {"language": "zh"}}``).
+    ``options`` are per-task loader options from the command line (``{"slake": {"language": "zh"}}``);
+    ``download`` fetches a missing task from the hub (see the module docstring).
     """
     spec = get_task(name)
     options = loader_options(name, options)
@@ -203,10 +249,12 @@ def load_task(name: str, overrides: dict[str, str] | None = None, split: str | N
     module = spec.module
     if hasattr(module, "prepare"):  # tasks that can build their own data (synthetic)
         module.prepare(root, limit=limit, progress=progress)
+    snapshot = None
     if not root.exists():
-        layout = getattr(module, "LAYOUT", None) or spec.hf_id or spec.title
-        raise TaskError(f"no data for task '{name}' at {root}; put {layout} there, set MMREASON_DATA, "
-                        f"or pass --data {name}=DIR")
+        snapshot = hub_snapshot(spec, download=download)
+        if snapshot is None:
+            raise TaskError(_missing_data_message(spec, module, root))
+        root = snapshot
     files = module.annotation_files(root, split, **_annotation_kwargs(module, options))
     digest = sha256_files(files)
     ok = None if spec.sha256 is None else digest == spec.sha256
@@ -225,7 +273,21 @@ def load_task(name: str, overrides: dict[str, str] | None = None, split: str | N
     if repeated:
         raise TaskError(f"task '{name}' at {root} has {len(repeated)} repeated case id(s) ({', '.join(repeated[:5])}); "
                         "every case needs its own id: fix the annotation file")
-    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok, options)
+    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok, options,
+                      snapshot.name if snapshot is not None else None)
+
+
+def _missing_data_message(spec: TaskSpec, module: Any, root: Path) -> str:
+    layout = getattr(module, "LAYOUT", None) or spec.title
+    message = f"no data for task '{spec.name}' at {root}; put {layout} there, set MMREASON_DATA, or pass --data {spec.name}=DIR"
+    if spec.hf_id:
+        cache = hub_cache_dir() / f"datasets--{spec.hf_id.replace('/', '--')}"
+        if hub_offline():
+            message += (f". Offline (HF_HUB_OFFLINE=1): nothing was fetched; a hub snapshot of {spec.hf_id}@"
+                        f"{spec.hf_revision} in {cache} is used when present")
+        else:
+            message += f", or add --download to fetch {spec.hf_id}@{spec.hf_revision} into {cache}"
+    return message
 
 
 def _annotation_kwargs(module: Any, options: dict[str, Any]) -> dict[str, Any]:

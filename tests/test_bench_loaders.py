@@ -296,3 +296,35 @@ def test_slake_language_from_the_command_line(tmp_path):
         tasks.load_task("slake", {"slake": str(root)}, options={"slake": {"lang": "zh"}})
     with pytest.raises(DatasetError, match="language must be"):
         tasks.load_task("slake", {"slake": str(root)}, options={"slake": {"language": "fr"}})
+
+
+def _fake_hub_cache(tmp_path: Path, repo: str, files_from: Path) -> tuple[Path, str]:
+    """A Hugging Face hub cache holding ``repo`` at ``main`` with the files of ``files_from``."""
+    import shutil
+
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = cache / f"datasets--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    shutil.copytree(files_from, folder / "snapshots" / commit)
+    return cache, commit
+
+
+def test_offline_uses_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch):
+    import time
+
+    root = materialize("vqa_rad_hub", tmp_path)
+    cache, commit = _fake_hub_cache(tmp_path, "flaviagiammarino/vqa-rad", root)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "not-here")})
+    assert len(loaded.cases) == 4 and loaded.hf_snapshot == commit
+    # not cached, offline: a clear message at once, no network retries
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    t0 = time.perf_counter()
+    with pytest.raises(tasks.TaskError, match="HF_HUB_OFFLINE=1") as missing:
+        tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "not-here")}, download=True)
+    assert time.perf_counter() - t0 < 5
+    assert "datasets--flaviagiammarino--vqa-rad" in str(missing.value)
+    assert str(tmp_path / "not-here") in str(missing.value)

@@ -66,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-option", action="append", default=[], metavar="TASK.KEY=VALUE",
                    help="loader option of a task (repeatable), e.g. slake.language=zh (en, zh, all), "
                         "omnimedvqa.access=all; VALUE is read as JSON when it parses")
+    p.add_argument("--download", action="store_true",
+                   help="fetch a task missing locally from its hub id at the pinned revision (huggingface_hub); "
+                        "offline (HF_HUB_OFFLINE=1) only the hub cache is used")
     p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
     p.add_argument("--no-tools", action="store_true",
                    help="direct answering without tools: the baseline for the impact of reasoning (see --compare)")
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
         backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
-        data_options=_data_options(args.data_option),
+        data_options=_data_options(args.data_option), download=args.download,
     )
     _print_results(runner.run(config), args.json)
     return 0
