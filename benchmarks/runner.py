@@ -5,12 +5,16 @@ A run folder (``--out runs/NAME``) holds:
 * ``config.json``: backend, model, options, seed, package versions, git commit, per-task dataset
   folder, annotation sha256 (and whether it matched the pinned one), prompt template hashes;
 * ``samples_<task>.jsonl``: one line per case, appended, flushed and fsynced as soon as the case
-  is done: prompt, images, raw response, parsed answer, parse status, correctness, latency,
-  tokens (when the backend reports them), trace path, and the case itself (for `rescore`);
+  is done: prompt, images, raw response, parsed answer, the extraction rule that read it
+  (``parse_status``), correctness under the run's protocol and ``scores`` under every protocol
+  applied so far, latency, tokens (when the backend reports them), trace path, the case itself
+  (for `rescore`), and lmms-eval's per-sample keys (``doc_hash``, ``prompt_hash``, ``target``,
+  ``target_hash``, ``timestamp``);
 * ``traces/<task>/<id>.json``: the whole episode (images stripped unless ``trace_images``);
 * ``steps_<task>.jsonl``: verifier verdicts per case (with ``--verifiers``);
 * ``results.json`` / ``results.md``: metrics with Wilson intervals, subgroups, throughput, step
-  metrics; ``plots/*.png``.
+  metrics, every protocol side by side, and lmms-eval's ``results`` keyed by task and
+  ``"metric,filter"`` (`benchmarks.results`); ``plots/*.png``.
 
 Every case starts from a fresh context: `mmreason.loop.run_episode` builds a new tool context,
 evidence board and conversation per call and the runner passes nothing from one case to the
@@ -255,6 +259,7 @@ def sample_row(case: Case, prompt: str, trace: Trace, latency: float, batch_size
     usage = trace.meta.get("usage") if isinstance(trace.meta.get("usage"), dict) else None
     return {
         "id": case.id, "task": case.task, "doc_hash": doc_hash(case), "timestamp": _now(),
+        "prompt_hash": _sha256(prompt), "target": case.answer, "target_hash": _sha256(case.answer),
         "prompt": prompt, "images": case.images,
         "reference": case.answer, "answer_type": case.answer_type, "subgroups": case.subgroups,
         "response": response, "loop_answer": trace.answer, "loop_status": trace.status,
@@ -271,6 +276,10 @@ def doc_hash(case: Case) -> str:
     doc = {"id": case.id, "question": case.question, "options": case.options, "answer": case.answer,
            "answer_type": case.answer_type, "images": [Path(i).name for i in case.images]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _now() -> str:

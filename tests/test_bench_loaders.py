@@ -328,3 +328,22 @@ def test_offline_uses_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch
     assert time.perf_counter() - t0 < 5
     assert "datasets--flaviagiammarino--vqa-rad" in str(missing.value)
     assert str(tmp_path / "not-here") in str(missing.value)
+
+
+def test_mmmu_list_columns_decoded_and_omnimedvqa_spaces(tmp_path):
+    from _bench_helpers import _image_struct, _write_parquet
+
+    root = tmp_path / "mmmu"
+    row = {"id": "validation_Pharmacy_1", "question": "<image 1> Which drug?", "options": ["Aspirin", "Heparin"],
+           "explanation": "", "image_1": _image_struct(1), "img_type": ["Diagrams"], "answer": "B ",
+           "topic_difficulty": "Easy", "question_type": "Multiple-Choice ", "subfield": "Pharmacology"}
+    _write_parquet([row], root / "Pharmacy" / "validation-00000-of-00001.parquet")
+    case = mmmu.load(root, "validation")[0]
+    assert (case.answer_type, case.options, case.answer, case.subgroups["img_type"]) == \
+        ("choice", ["Aspirin", "Heparin"], "B", "Diagrams")
+    omni = materialize("omnimedvqa", tmp_path)
+    path = next((omni / "QA_information" / "Open-access").glob("*.json"))
+    rows = json.loads(path.read_text())
+    rows[0]["gt_answer"] += " "
+    path.write_text(json.dumps(rows))
+    assert omnimedvqa.load(omni, "test")[0].answer == "B"
