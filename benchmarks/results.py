@@ -205,7 +205,8 @@ def _pct(p: dict[str, Any]) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     """A results table per task: overall, by answer type, by subgroup; step metrics when present."""
-    lines = ["# Results", "", "Accuracy in % with Wilson 95% intervals.", "",
+    lines = ["# Results", "", f"Accuracy in % with Wilson 95% intervals, scored with protocol `{doc.get('protocol', 'ours')}` "
+             "(benchmarks/protocols).", "",
              f"| task | n | accuracy | {RECALL_METRIC} | unparsed | samples/s |", "|---|---|---|---|---|---|"]
     for task, s in doc["tasks"].items():
         recall = _pct(s[RECALL_METRIC]) if RECALL_METRIC in s else "-"
