@@ -251,7 +251,11 @@ def score_protocols(response: str, case: Case, protocols: list[str], judge: Judg
 
 def sample_row(case: Case, prompt: str, trace: Trace, latency: float, batch_size: int, trace_path: str,
                seed: int, protocol: str = DEFAULT_PROTOCOL, judge: Judge | None = None) -> dict[str, Any]:
-    """The samples-file line of one finished case (its score under ``protocol`` at the top level)."""
+    """The samples-file line of one finished case (its score under ``protocol`` at the top level).
+
+    A case the protocol leaves out (MMMU open questions under VLMEvalKit) is ``not_scored`` and
+    counts as incorrect in the main table; the per-protocol table leaves it out of ``n``.
+    """
     response = last_assistant_text(trace)
     scores = score_protocols(response, case, [protocol], judge)
     primary = scores.get(protocol) or {"correct": False, "parsed": None, "parse_status": "not_scored"}
