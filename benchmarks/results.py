@@ -11,13 +11,23 @@ Metrics per task (all from the samples file, so a rescore reproduces them exactl
 * ``subgroups``: accuracy with intervals per value of each of the task's subgroup keys;
 * ``throughput``: cases, seconds and samples/s of the last session that ran inference;
 * ``step_metrics``: `mmreason.verifiers.step_metrics` on the traces and verdicts, when the run
-  has ``steps_<task>.jsonl``.
+  has ``steps_<task>.jsonl``;
+* ``protocols``: the same predictions under every scoring protocol the samples were scored with
+  (`benchmarks.protocols`; ``bench --rescore RUN --protocol P`` adds one): accuracy, closed/open
+  by that protocol's own split rule, token F1 of open answers where it reports one, and how many
+  options it guessed or an LLM judged.
+
+``results.json`` also carries the lmms-eval layout under ``results``: per task a flat dict keyed
+``"<metric>,<filter>"`` (``"accuracy,ours"``, ``"accuracy,medevalkit"``, ``"accuracy_stderr,ours"``
+...; the filter is the protocol, the answer extraction lmms-eval calls a filter), with ``alias``,
+next to ``n-samples``, ``config`` and ``date``. Sample lines carry ``doc_hash`` and ``timestamp``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,9 @@ from mmreason.verifiers.metrics import reasoning_impact
 
 from benchmarks.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
 from benchmarks.stats import compare_paired, wilson_interval
+
+#: protocols in the order results.md shows them
+PROTOCOL_ORDER = ("ours", "strict", "lmms-eval", "medevalkit", "medevalkit-judge", "vlmevalkit", "vlmevalkit-judge")
 
 RECALL_METRIC = f"open_recall>={OPEN_RECALL_THRESHOLD:g}"
 
@@ -52,7 +65,8 @@ def summarize_task(rows: list[dict[str, Any]], subgroup_keys: list[str] | None =
         out[RECALL_METRIC] = wilson_interval(hits, opened).to_dict()
         out["open_mean_recall"] = sum(recalls) / opened
     counts = Counter(r["parse_status"] for r in rows)
-    out["parse_status"] = {s: counts.get(s, 0) for s in PARSE_STATUSES}
+    out["parse_status"] = {s: counts.get(s, 0) for s in PARSE_STATUSES} | \
+        {s: n for s, n in counts.items() if s not in PARSE_STATUSES}
     out["errors"] = sum(1 for r in rows if r.get("error"))
     keys = subgroup_keys if subgroup_keys is not None else sorted({k for r in rows for k in r.get("subgroups", {})})
     subgroups: dict[str, dict[str, Any]] = {}
@@ -65,6 +79,47 @@ def summarize_task(rows: list[dict[str, Any]], subgroup_keys: list[str] | None =
     out["subgroups"] = subgroups
     out["mean_tool_calls"] = sum(r.get("tool_calls", 0) for r in rows) / len(rows) if rows else 0.0
     out["mean_latency_s"] = sum(r.get("latency_s", 0.0) for r in rows) / len(rows) if rows else 0.0
+    out["protocols"] = summarize_protocols(rows)
+    return out
+
+
+def summarize_protocols(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per protocol found in the rows' ``scores``: accuracy, closed/open by its own split, guesses, judge use."""
+    names = sorted({p for r in rows for p in (r.get("scores") or {})},
+                   key=lambda p: (PROTOCOL_ORDER.index(p) if p in PROTOCOL_ORDER else len(PROTOCOL_ORDER), p))
+    out: dict[str, Any] = {}
+    for name in names:
+        scored = [(r, r["scores"][name]) for r in rows if (r.get("scores") or {}).get(name) is not None]
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for r, sc in scored:
+            groups[sc.get("group") or r["answer_type"]].append(bool(sc["correct"]))
+        f1 = [sc["metrics"]["f1"] for _, sc in scored if (sc.get("metrics") or {}).get("f1") is not None]
+        out[name] = {
+            "n": len(scored), "not_scored": len(rows) - len(scored),
+            "accuracy": wilson_interval(sum(bool(sc["correct"]) for _, sc in scored), len(scored)).to_dict(),
+            "groups": {g: wilson_interval(sum(v), len(v)).to_dict() for g, v in sorted(groups.items())},
+            "open_token_f1": sum(f1) / len(f1) if f1 else None,
+            "guessed": sum(bool(sc.get("guessed")) for _, sc in scored),
+            "judged": sum(bool(sc.get("judged")) for _, sc in scored),
+            "rules": dict(Counter(sc["parse_status"] for _, sc in scored)),
+        }
+    return out
+
+
+def lmms_eval_results(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Task metrics keyed ``"<metric>,<protocol>"`` as lmms-eval writes them (see the module docstring)."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, s in doc["tasks"].items():
+        entry: dict[str, Any] = {"alias": task}
+        for name, p in s.get("protocols", {}).items():
+            acc = p["accuracy"]
+            entry[f"accuracy,{name}"] = acc["value"]
+            entry[f"accuracy_stderr,{name}"] = (acc["value"] * (1 - acc["value"]) / acc["n"]) ** 0.5 if acc["n"] else None
+            for group, g in p["groups"].items():
+                entry[f"{group}_accuracy,{name}"] = g["value"]
+            if p["open_token_f1"] is not None:
+                entry[f"open_token_f1,{name}"] = p["open_token_f1"]
+        out[task] = entry
     return out
 
 
@@ -116,6 +171,13 @@ def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | 
         summary["throughput"] = tp
         summary["step_metrics"] = task_step_metrics(run_dir, task, rows)
         doc["tasks"][task] = summary
+    config = _run_config(run_dir)
+    doc["protocol"] = config.get("protocol") or "ours"
+    doc["results"] = lmms_eval_results(doc)
+    doc["n-samples"] = {t: {"original": s["n"], "effective": s["n"]} for t, s in doc["tasks"].items()}
+    doc["config"] = {k: config.get(k) for k in ("backend", "model", "backend_options", "seed", "protocol", "tools")}
+    doc["date"] = time.time()
+    doc["git_hash"] = config.get("git_commit")
     (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (run_dir / "results.md").write_text(markdown(doc))
     doc["plots"] = [str(p) for p in plots.write_plots(doc, run_dir / "plots")]
@@ -143,13 +205,15 @@ def _pct(p: dict[str, Any]) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     """A results table per task: overall, by answer type, by subgroup; step metrics when present."""
-    lines = ["# Results", "", "Accuracy in % with Wilson 95% intervals.", "",
+    lines = ["# Results", "", f"Accuracy in % with Wilson 95% intervals, scored with protocol `{doc.get('protocol', 'ours')}` "
+             "(benchmarks/protocols).", "",
              f"| task | n | accuracy | {RECALL_METRIC} | unparsed | samples/s |", "|---|---|---|---|---|---|"]
     for task, s in doc["tasks"].items():
         recall = _pct(s[RECALL_METRIC]) if RECALL_METRIC in s else "-"
         sps = (s.get("throughput") or {}).get("samples_per_s")
         lines.append(f"| {task} | {s['n']} | {_pct(s['accuracy'])} | {recall} | {s['parse_status']['unparsed']} | "
                      f"{sps if sps is not None else '-'} |")
+    lines += protocols_markdown(doc)
     for task, s in doc["tasks"].items():
         lines += ["", f"## {task}", "", "| group | value | n | accuracy |", "|---|---|---|---|"]
         for t, p in s["by_answer_type"].items():
@@ -166,14 +230,44 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _group_cell(p: dict[str, Any] | None) -> str:
+    return "-" if p is None else f"{_pct(p)} (n={p['n']})"
+
+
+def protocols_markdown(doc: dict[str, Any]) -> list[str]:
+    """The side-by-side table: every task under every protocol its samples were scored with."""
+    rows = [(task, name, p) for task, s in doc["tasks"].items() for name, p in s.get("protocols", {}).items()]
+    if not rows:
+        return []
+    lines = ["", "## The same predictions under each scoring protocol", "",
+             "Closed/open follow each protocol's own split rule (MedEvalKit: closed = a yes/no reference on "
+             "VQA-RAD and PathVQA). guessed: options picked without being read; judged: scores decided by an LLM "
+             "judge. See benchmarks/protocols.", "",
+             "| task | protocol | n | accuracy | closed | open | open token F1 | guessed | judged |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for task, name, p in rows:
+        closed, opened = (_group_cell(p["groups"].get(g)) for g in ("closed", "open"))
+        f1 = "-" if p["open_token_f1"] is None else f"{p['open_token_f1']:.3f}"
+        judge = " (judge)" if p["judged"] else ""
+        lines.append(f"| {task} | {name}{judge} | {p['n']} | {_pct(p['accuracy'])} | {closed} | {opened} | {f1} | "
+                     f"{p['guessed']} | {p['judged']} |")
+    return lines
+
+
 def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boot: int = 10000,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, out: Path | None = None) -> dict[str, Any]:
     """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored.
 
     When one run answered directly (``bench --no-tools``) and the other with tools, each task
-    also gets ``reasoning_impact``: accuracy with tools minus direct, on the same cases.
+    also gets ``reasoning_impact``: accuracy with tools minus direct, on the same cases. Both
+    folders must be run folders (`benchmarks.runner.check_run_dir` raises otherwise); the
+    comparison is written to ``out`` (default: ``run_b``) as ``compare.json`` and ``compare.md``.
     """
-    out: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
+    from benchmarks.runner import RunError, check_run_dir
+
+    check_run_dir(Path(run_a))
+    check_run_dir(Path(run_b))
+    doc: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}, "skipped": {}}
     tools_a, tools_b = (_run_config(r).get("tools", True) for r in (run_a, run_b))
     names = tasks or sorted(p.stem[len("samples_"):] for p in Path(run_a).glob("samples_*.jsonl"))
     for task in names:
@@ -181,16 +275,41 @@ def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boo
         b = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_b) / f"samples_{task}.jsonl")}
         common = sorted(set(a) & set(b))
         if not common:
+            doc["skipped"][task] = f"no common cases ({len(a)} in A, {len(b)} in B)"
             print(f"compare: no common cases for task {task}", file=sys.stderr)
             continue
-        doc = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
-                             seed=seed).to_dict() | {"only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))}
+        task_doc = compare_paired([a[i] for i in common], [b[i] for i in common], n_boot=n_boot,
+                                  seed=seed).to_dict() | {"only_a": len(set(a) - set(b)), "only_b": len(set(b) - set(a))}
         if tools_a != tools_b:
             with_tools, direct = (a, b) if tools_a else (b, a)
-            doc["reasoning_impact"] = reasoning_impact({i: with_tools[i] for i in common},
-                                                       {i: direct[i] for i in common})["impact"]
-        out["tasks"][task] = doc
-    return out
+            task_doc["reasoning_impact"] = reasoning_impact({i: with_tools[i] for i in common},
+                                                            {i: direct[i] for i in common})["impact"]
+        doc["tasks"][task] = task_doc
+    if not doc["tasks"]:
+        raise RunError(f"{run_a} and {run_b} have no task with cases in common ({'; '.join(doc['skipped'].values())}"
+                       ") ; compare two runs of the same tasks")
+    folder = Path(out) if out else Path(run_b)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compare.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (folder / "compare.md").write_text(compare_markdown(doc))
+    doc["files"] = [str(folder / "compare.json"), str(folder / "compare.md")]
+    return doc
+
+
+def compare_markdown(doc: dict[str, Any]) -> str:
+    lines = ["# Paired comparison", "", f"A: `{doc['run_a']}`  B: `{doc['run_b']}`", "",
+             "Exact McNemar test on the discordant pairs (b: A right and B wrong, c: the reverse); paired "
+             "bootstrap 95% interval of B - A in points.", "",
+             "| task | n | A | B | B - A [95% CI] | McNemar p | b | c | impact of reasoning |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for task, c in doc["tasks"].items():
+        impact = f"{100 * c['reasoning_impact']:+.1f}" if "reasoning_impact" in c else "-"
+        lines.append(f"| {task} | {c['n']} | {100 * c['acc_a']:.1f} | {100 * c['acc_b']:.1f} | "
+                     f"{100 * c['diff']:+.1f} [{100 * c['diff_low']:+.1f}, {100 * c['diff_high']:+.1f}] | "
+                     f"{c['mcnemar_p']:.4g} | {c['b']} | {c['c']} | {impact} |")
+    for task, why in doc.get("skipped", {}).items():
+        lines.append(f"| {task} | skipped: {why} | | | | | | | |")
+    return "\n".join(lines) + "\n"
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:

@@ -5,12 +5,16 @@ A run folder (``--out runs/NAME``) holds:
 * ``config.json``: backend, model, options, seed, package versions, git commit, per-task dataset
   folder, annotation sha256 (and whether it matched the pinned one), prompt template hashes;
 * ``samples_<task>.jsonl``: one line per case, appended, flushed and fsynced as soon as the case
-  is done: prompt, images, raw response, parsed answer, parse status, correctness, latency,
-  tokens (when the backend reports them), trace path, and the case itself (for `rescore`);
+  is done: prompt, images, raw response, parsed answer, the extraction rule that read it
+  (``parse_status``), correctness under the run's protocol and ``scores`` under every protocol
+  applied so far, latency, tokens (when the backend reports them), trace path, the case itself
+  (for `rescore`), and lmms-eval's per-sample keys (``doc_hash``, ``prompt_hash``, ``target``,
+  ``target_hash``, ``timestamp``);
 * ``traces/<task>/<id>.json``: the whole episode (images stripped unless ``trace_images``);
 * ``steps_<task>.jsonl``: verifier verdicts per case (with ``--verifiers``);
 * ``results.json`` / ``results.md``: metrics with Wilson intervals, subgroups, throughput, step
-  metrics; ``plots/*.png``.
+  metrics, every protocol side by side, and lmms-eval's ``results`` keyed by task and
+  ``"metric,filter"`` (`benchmarks.results`); ``plots/*.png``.
 
 Every case starts from a fresh context: `mmreason.loop.run_episode` builds a new tool context,
 evidence board and conversation per call and the runner passes nothing from one case to the
@@ -50,7 +54,7 @@ from mmreason.case import Case
 from mmreason.trace import Trace
 
 from benchmarks import results as results_mod
-from benchmarks.scoring import score_response
+from benchmarks.protocols import DEFAULT_PROTOCOL, Judge, ProtocolError, get_protocol
 from benchmarks.tasks import LoadedTask, load_task
 
 SAMPLES = "samples_{task}.jsonl"
@@ -85,6 +89,11 @@ class BenchConfig:
         progress: show a tqdm bar on stderr.
         backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
+        protocol: the scoring protocol of ``correct`` (`benchmarks.protocols`; default ``ours``).
+        download: fetch a task missing locally from its hub id at the pinned revision.
+        data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
+        judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
+            protocols that need one; empty for none.
     """
 
     tasks: list[str]
@@ -106,6 +115,10 @@ class BenchConfig:
     progress: bool = True
     backend_options: dict[str, Any] = field(default_factory=dict)
     verifier_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = DEFAULT_PROTOCOL
+    judge: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    download: bool = False
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -214,7 +227,8 @@ def task_provenance(loaded: LoadedTask) -> dict[str, Any]:
         "data_dir": str(loaded.root), "split": spec.split, "n_cases": len(loaded.cases),
         "annotation_files": loaded.files, "sha256": loaded.sha256, "sha256_pinned": spec.sha256,
         "checksum_ok": loaded.checksum_ok, "hf_id": spec.hf_id, "hf_revision": spec.hf_revision,
-        "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts,
+        "prompt_hash": spec.prompt_hash(), "prompts": spec.prompts, "loader_options": loaded.options,
+        "hf_snapshot": loaded.hf_snapshot,
     }
 
 
@@ -224,23 +238,56 @@ def last_assistant_text(trace: Trace) -> str:
     return next((t.text for t in reversed(trace.turns) if t.role == "assistant"), "")
 
 
+def score_protocols(response: str, case: Case, protocols: list[str], judge: Judge | None = None) -> dict[str, Any]:
+    """``{protocol: score dict}`` for each of ``protocols`` covering the case's task (None: case outside it)."""
+    out: dict[str, Any] = {}
+    for name in protocols:
+        protocol = get_protocol(name)
+        if protocol.covers(case.task):
+            score = protocol.score(response, case, judge)
+            out[name] = None if score is None else score.to_dict()
+    return out
+
+
 def sample_row(case: Case, prompt: str, trace: Trace, latency: float, batch_size: int, trace_path: str,
-               seed: int) -> dict[str, Any]:
-    """The samples-file line of one finished case."""
+               seed: int, protocol: str = DEFAULT_PROTOCOL, judge: Judge | None = None) -> dict[str, Any]:
+    """The samples-file line of one finished case (its score under ``protocol`` at the top level).
+
+    A case the protocol leaves out (MMMU open questions under VLMEvalKit) is ``not_scored`` and
+    counts as incorrect in the main table; the per-protocol table leaves it out of ``n``.
+    """
     response = last_assistant_text(trace)
-    score = score_response(response, case)
+    scores = score_protocols(response, case, [protocol], judge)
+    primary = scores.get(protocol) or {"correct": False, "parsed": None, "parse_status": "not_scored"}
     case_dict = {k: v for k, v in case.to_dict().items() if k != "native"}
     usage = trace.meta.get("usage") if isinstance(trace.meta.get("usage"), dict) else None
     return {
-        "id": case.id, "task": case.task, "prompt": prompt, "images": case.images,
+        "id": case.id, "task": case.task, "doc_hash": doc_hash(case), "timestamp": _now(),
+        "prompt_hash": _sha256(prompt), "target": case.answer, "target_hash": _sha256(case.answer),
+        "prompt": prompt, "images": case.images,
         "reference": case.answer, "answer_type": case.answer_type, "subgroups": case.subgroups,
         "response": response, "loop_answer": trace.answer, "loop_status": trace.status,
-        **score.to_dict(),
+        **primary, "protocol": protocol, "scores": scores,
         "latency_s": round(latency, 4), "batch_size": batch_size, "timings": trace.timings,
         "tokens": usage, "turns": sum(t.role == "assistant" for t in trace.turns),
         "tool_calls": len(trace.tool_calls()), "trace": trace_path, "seed": seed,
         "error": trace.meta.get("error"), "case": case_dict,
     }
+
+
+def doc_hash(case: Case) -> str:
+    """sha256 of the case as scored (question, options, answer, images), as lmms-eval's ``doc_hash``."""
+    doc = {"id": case.id, "question": case.question, "options": case.options, "answer": case.answer,
+           "answer_type": case.answer_type, "images": [Path(i).name for i in case.images]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def case_from_row(row: dict[str, Any]) -> Case:
@@ -284,7 +331,7 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: Verifiers | None,
-             log: Callable[[str], None]) -> dict[str, Any]:
+             log: Callable[[str], None], judge: Judge | None = None) -> dict[str, Any]:
     """Evaluate the pending cases of one task; returns this session's throughput figures."""
     from grounding.tool import ToolRegistry
     from grounding.tools import default_registry
@@ -348,7 +395,8 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
                         _strip_view_images(trace)
                     _write_trace(trace, config.out / rel, config.trace_images)
                     samples.write(sample_row(case, loaded.spec.format_prompt(case), trace, seconds / len(chunk),
-                                             len(chunk), rel, case_seed(config.seed, task, chunk[0].id)))
+                                             len(chunk), rel, case_seed(config.seed, task, chunk[0].id),
+                                             config.protocol, judge))
                     n_done += 1
                     bar.update(1)
         finally:
@@ -421,9 +469,9 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
 
 #: run settings that change what a sample is: a resumed run must keep them
 RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
-                "tools")
+                "tools", "protocol")
 #: per-task provenance that must match on resume (same files, same prompts)
-TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash")
+TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
 
 def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
@@ -438,51 +486,103 @@ def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenan
     return changed
 
 
+def make_judge(options: dict[str, Any]) -> Judge | None:
+    """The LLM judge of ``--judge-backend`` (None when no judge backend is given)."""
+    if not options.get("backend"):
+        return None
+    return Judge(make_backend(options["backend"], options.get("model"), options.get("base_url")))
+
+
+def check_protocols(protocols: list[str], tasks: list[str], judge: Judge | None) -> None:
+    """Refuse, before any inference, a protocol that is unknown, lacks its judge or covers none of the tasks."""
+    for name in protocols:
+        protocol = get_protocol(name)
+        if protocol.needs_judge and judge is None:
+            raise ProtocolError(f"protocol '{name}' needs an LLM judge: add --judge-backend (e.g. openai) "
+                                "with --judge-model and --judge-base-url")
+        if not any(protocol.covers(t) for t in tasks):
+            raise ProtocolError(f"protocol '{name}' covers none of {', '.join(tasks)} "
+                                f"(it covers: {', '.join(protocol.tasks)})")
+
+
 def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every task of ``config`` (resuming what is done), then score and report. Returns results."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    judge = make_judge(config.judge)
+    check_protocols([config.protocol], config.tasks, judge)
+    uncovered = [t for t in config.tasks if not get_protocol(config.protocol).covers(t)]
+    if uncovered:
+        raise ProtocolError(f"protocol '{config.protocol}' does not cover {', '.join(uncovered)}; run them under "
+                            "--protocol ours and rescore with --rescore RUN --protocol P for the tasks P covers")
     config.out.mkdir(parents=True, exist_ok=True)
-    loaded = {name: load_task(name, config.data, config.split) for name in config.tasks}
+    loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
+                              options=config.data_options, download=config.download) for name in config.tasks}
     backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)
-    throughput = {name: run_task(config, lt, backend, verifiers, log) for name, lt in loaded.items()}
+    throughput = {name: run_task(config, lt, backend, verifiers, log, judge) for name, lt in loaded.items()}
     return results_mod.write_results(config.out, config.tasks, throughput=throughput)
 
 
+def check_run_dir(run_dir: Path) -> list[Path]:
+    """The samples files of a run folder; a `RunError` naming the problem when it is not one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} does not exist; give the --out folder of a finished mmreason bench run")
+    files = sorted(run_dir.glob("samples_*.jsonl"))
+    if not files or not (run_dir / "config.json").exists():
+        raise RunError(f"{run_dir} is not an mmreason bench run folder (it needs config.json and "
+                       "samples_<task>.jsonl); give the --out folder of a run")
+    return files
+
+
+def run_protocol(run_dir: Path) -> str:
+    """The protocol a run scores ``correct`` with (``ours`` for runs made before protocols)."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    return config.get("protocol") or DEFAULT_PROTOCOL
+
+
 def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_options: dict[str, Any] | None = None,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+            log: Callable[[str], None] | None = None, protocols: list[str] | None = None,
+            judge: Judge | None = None) -> dict[str, Any]:
     """Re-score a finished (or interrupted) run from its samples files, without inference.
 
-    Parsing and scoring are redone with the current scorer and the samples files are rewritten
-    atomically. With ``verifier_kinds``, the verifiers are run again on the saved traces.
+    The run's own protocol is always redone with the current code (it sets ``correct``); each of
+    ``protocols`` adds or replaces that protocol's scores under ``scores`` in every sample, for
+    the tasks it covers, so `results.md` shows them side by side. Protocols scored earlier and
+    not named are kept as they were (a judged score is not redone without its judge). The
+    samples files are rewritten atomically. With ``verifier_kinds``, the verifiers are run again
+    on the saved traces.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     run_dir = Path(run_dir)
-    files = sorted(run_dir.glob("samples_*.jsonl"))
-    if not files:
-        raise RunError(f"no samples_*.jsonl in {run_dir}; is it a run folder made by mmreason bench?")
+    files = check_run_dir(run_dir)
+    primary = run_protocol(run_dir)
+    names = list(dict.fromkeys([primary, *(protocols or [])]))
+    tasks = [path.stem[len("samples_"):] for path in files]
+    check_protocols(names, tasks, judge)
     verifiers = load_verifiers(verifier_kinds or [], verifier_options)
-    tasks = []
-    for path in files:
-        task = path.stem[len("samples_"):]
-        tasks.append(task)
+    for path, task in zip(files, tasks):
         rows = _dedup(read_jsonl_tolerant(path))
         changed = 0
         new_rows = []
         verdict_rows = []
         for row in rows:
             case = case_from_row(row)
-            score = score_response(row["response"], case).to_dict()
-            changed += score["correct"] != row.get("correct")
-            new_rows.append({**row, **score})
+            scores = {**(row.get("scores") or {}), **score_protocols(row["response"], case, names, judge)}
+            top = scores.get(primary) or {"correct": False, "parsed": None, "parse_status": "not_scored"}
+            changed += top["correct"] != row.get("correct")
+            new_rows.append({**row, **top, "protocol": primary, "scores": scores,
+                             "doc_hash": row.get("doc_hash") or doc_hash(case)})
             if verifiers is not None:
                 trace = Trace.load(run_dir / row["trace"])
                 verdict_rows.append({"id": row["id"], "verdicts": verifiers(case, trace)})
         _rewrite_jsonl(path, new_rows)
         if verifiers is not None:
             _rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
-        log(f"{task}: rescored {len(rows)} samples, {changed} changed correctness")
+        covered = [n for n in names if get_protocol(n).covers(task)]
+        log(f"{task}: rescored {len(rows)} samples under {', '.join(covered)}; {changed} changed correctness "
+            f"under {primary}")
     previous = results_mod.read_results(run_dir)
     throughput = {t: previous.get("tasks", {}).get(t, {}).get("throughput") for t in tasks}
     return results_mod.write_results(run_dir, tasks, throughput=throughput, rescored=True)

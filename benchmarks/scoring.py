@@ -1,18 +1,26 @@
-"""Strict, transparent scoring of a model's final response against a `Case`'s reference answer.
+"""Our scoring protocol (``ours``): transparent answer extraction and scoring against a `Case`.
 
-Parsing (`parse_response`) drops ``<think>`` blocks, then tries, in this order, and records which
-rule matched:
+Parsing (`parse_response`) drops ``<think>`` blocks, then tries these rules in order and records
+which one read the answer (``parse_status``):
 
 1. ``answer_tag``: the last ``<answer>...</answer>`` (an unclosed last tag runs to the end);
 2. ``boxed``: the last ``\\boxed{...}`` (nested braces allowed);
 3. ``answer_prefix``: the last line of the form ``Answer: X`` / ``Final answer: X``;
-4. ``option_text``: the whole response equals (after normalisation) one option's text; for closed
+4. ``answer_is``: the last "the (final/correct) answer is X", up to the end of its sentence;
+5. ``option_text``: the whole response equals (after normalisation) one option's text; for closed
    questions the implicit options are ``yes`` and ``no``;
-5. otherwise ``unparsed``: the sample is scored incorrect. Nothing is guessed: no first-letter
-   heuristics, no fuzzy option matching.
+6. ``short_answer``: the whole response is one line of at most `SHORT_ANSWER_WORDS` words (a bare
+   letter, "Left lung.", "12 mm"): models asked for a short answer write exactly that;
+7. ``yes_no_sentence``: a closed question whose response starts with "Yes" or "No" ("No, the
+   lungs are clear.");
+8. otherwise ``unparsed``: the sample is scored incorrect.
 
-Evidence citations in the extracted text (``[E2]``, ``(E1, E3)``), which mmreason's answer format
-asks for, are removed before scoring.
+Rules 6 and 7 read untagged answers; ``strict=True`` (the protocol ``strict``) stops after rule 5.
+Nothing is guessed in either mode: no first-letter heuristics, no fuzzy option matching, no
+random option. The text a rule extracts is unwrapped once more: a leading "The answer is" /
+"Answer:" and a ``\\boxed{}`` inside a tag are removed, so ``<answer>The answer is yes.</answer>``
+reads ``yes``. Evidence citations (``[E2]``, ``(E1, E3)``), which mmreason's answer format asks
+for, are removed before scoring.
 
 Scoring by answer type (`score`):
 
@@ -20,9 +28,10 @@ Scoring by answer type (`score`):
   (``yes``/``no``); any other closed reference (``CT or MRI?``) by normalised exact match.
 * ``open``: normalised exact match is the primary ``correct``; token recall (share of reference
   tokens present in the prediction) is reported as ``recall`` and ``recall>=0.5`` is its own
-  metric (`OPEN_RECALL_THRESHOLD`).
+  metric (`OPEN_RECALL_THRESHOLD`); token precision/recall/F1 are in ``metrics``.
 * ``choice``: the option the extracted text names by `mmreason.parsing.read_option`, the rule
-  the loop and the verifiers use too: a leading letter (``B``, ``(B)``, ``B. text``, ``B: text``,
+  the loop and the verifiers use too: the exact text of one option ("A non-enhanced tumor" is
+  that option, not the letter A), a leading letter (``B``, ``(B)``, ``B. text``, ``B: text``,
   ``A left lung``), an explicit ``the answer is B``, or exactly one option's text (normalised); a
   letter followed by the exact text of a different option contradicts itself and names nothing.
   Anything else is incorrect with ``option=None``.
@@ -30,25 +39,37 @@ Scoring by answer type (`score`):
   converted to the reference unit when the
   prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, %), compared with relative tolerance
   ``case.tolerance`` (default `DEFAULT_REL_TOLERANCE`).
+
+The closed/open groups of our reports are the dataset's own answer types. The peers' protocols
+(`benchmarks.protocols`) re-implement other rules; this module is ours.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mmreason.case import Case
 from mmreason.parsing import normalize_answer as normalize
 from mmreason.parsing import read_option, strip_think
 
-PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "option_text", "unparsed")
+PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "answer_is", "option_text", "short_answer",
+                  "yes_no_sentence", "unparsed")
+#: the longest untagged response read whole as the answer (rule ``short_answer``)
+SHORT_ANSWER_WORDS = 6
 OPEN_RECALL_THRESHOLD = 0.5
 DEFAULT_REL_TOLERANCE = 0.05
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$",
                             re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+|best\s+)?answer\s+(?:is|would\s+be)\s*[:：]?\s*",
+                        re.IGNORECASE)
+#: "The answer is" / "Answer:" at the start of an extracted answer
+_LEADING_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the\s+)?(?:final\s+|correct\s+)?answer(?:\s+is|\s*[:：])(?:\*\*)?\s*",
+                             re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\n|(?<!\d)\.(?=\s|$)|\.(?!\d)")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 _CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
 
@@ -78,10 +99,15 @@ class Score:
     Attributes:
         correct: the primary metric (exact match for open questions).
         parsed: the extracted answer text (None when unparsed).
-        parse_status: one of `PARSE_STATUSES`.
+        parse_status: the rule that read the answer: one of `PARSE_STATUSES` for ours, the
+            peer's own rule names for the peers' protocols (`benchmarks.protocols`).
         option: the option letter the prediction names (choice questions), else None.
         recall: token recall against the reference (open questions), else None.
         value: the numeric value in the reference unit (numeric questions), else None.
+        group: the closed/open group the protocol reports this case in (None: the answer type).
+        metrics: further per-sample metrics of the protocol (token precision/recall/F1 ...).
+        guessed: the protocol picked an option although none could be read (the peers do).
+        judged: correctness came from an LLM judge.
     """
 
     correct: bool
@@ -90,6 +116,10 @@ class Score:
     option: str | None = None
     recall: float | None = None
     value: float | None = None
+    group: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    guessed: bool = False
+    judged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,26 +142,58 @@ def _last_boxed(text: str) -> str | None:
     return None  # unbalanced: not a boxed answer
 
 
-def parse_response(response: str, options: list[str] | None = None, answer_type: str = "open") -> ParsedResponse:
+def _answer_is(text: str) -> str | None:
+    """The X of the last "the answer is X" in ``text``, up to the end of its sentence."""
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end():]
+    end = _SENTENCE_END.search(rest)
+    return rest[: end.start()] if end else rest
+
+
+def unwrap(text: str) -> str:
+    """An extracted answer without a leading "The answer is" / "Answer:" or a wrapping ``\\boxed{}``."""
+    text = strip_citations(text)
+    boxed = _last_boxed(text)
+    if boxed is not None and boxed.strip():
+        text = boxed
+    return _LEADING_ANSWER.sub("", text).strip()
+
+
+def parse_response(response: str, options: list[str] | None = None, answer_type: str = "open",
+                   strict: bool = False) -> ParsedResponse:
     """Extract the answer text from a raw model response; see the module docstring for the order.
 
     ``<think>...</think>`` blocks are removed first: a draft answer inside them is not the answer.
+    ``strict`` keeps only the rules that need no untagged reading (1 to 5).
     """
     response = strip_think(response)
-    tags = [strip_citations(t) for t in _ANSWER_TAG.findall(response)]
+    tags = [unwrap(t) for t in _ANSWER_TAG.findall(response)]
     if tags and tags[-1]:
         return ParsedResponse(tags[-1], "answer_tag")
     boxed = _last_boxed(response)
-    if boxed is not None and strip_citations(boxed):
-        return ParsedResponse(strip_citations(boxed), "boxed")
-    prefixed = [strip_citations(p) for p in _ANSWER_PREFIX.findall(response)]
+    if boxed is not None and unwrap(boxed):
+        return ParsedResponse(unwrap(boxed), "boxed")
+    prefixed = [unwrap(p) for p in _ANSWER_PREFIX.findall(response)]
     if prefixed and prefixed[-1]:
         return ParsedResponse(prefixed[-1], "answer_prefix")
+    stated = _answer_is(response)
+    if stated is not None and unwrap(stated):
+        return ParsedResponse(unwrap(stated), "answer_is")
     candidates = list(options or []) + (["yes", "no"] if answer_type == "closed" else [])
     whole = normalize(response)
     for option in candidates:
         if whole and whole == normalize(option):
             return ParsedResponse(option, "option_text")
+    if strict:
+        return ParsedResponse(None, "unparsed")
+    bare = strip_citations(response).strip()
+    if bare and "\n" not in bare and len(bare.split()) <= SHORT_ANSWER_WORDS:
+        return ParsedResponse(bare.rstrip(".").strip(), "short_answer")
+    first = whole.split()[0] if whole else ""
+    if answer_type == "closed" and first in ("yes", "no"):
+        return ParsedResponse(first, "yes_no_sentence")
     return ParsedResponse(None, "unparsed")
 
 
@@ -176,9 +238,19 @@ def numeric_match(value: float, reference: float, rel_tolerance: float) -> bool:
     return abs(value - reference) <= bound + 1e-12
 
 
-def score_response(response: str, case: Case) -> Score:
+def token_prf(prediction: str, reference: str) -> dict[str, float]:
+    """Token precision, recall and F1 of the normalised prediction against the reference (sets of tokens)."""
+    pred, ref = set(normalize(prediction).split()), set(normalize(reference).split())
+    common = len(pred & ref)
+    if not pred or not ref or not common:
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    p, r = common / len(pred), common / len(ref)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r)}
+
+
+def score_response(response: str, case: Case, strict: bool = False) -> Score:
     """Parse and score one raw response against ``case`` (see the module docstring)."""
-    parsed = parse_response(response, case.options, case.answer_type)
+    parsed = parse_response(response, case.options, case.answer_type, strict=strict)
     if parsed.text is None:
         return Score(False, None, parsed.status)
     return score_parsed(parsed, case)
@@ -205,5 +277,8 @@ def score_parsed(parsed: ParsedResponse, case: Case) -> Score:
     if kind == "closed" and ref in ("yes", "no"):
         first = pred.split()[0] if pred else ""
         return Score(first == ref, text, parsed.status)
-    recall = token_recall(text, case.answer) if kind == "open" else None
-    return Score(bool(pred) and pred == ref, text, parsed.status, recall=recall)
+    if kind == "open":
+        prf = token_prf(text, case.answer)
+        return Score(bool(pred) and pred == ref, text, parsed.status, recall=token_recall(text, case.answer),
+                     metrics=prf)
+    return Score(bool(pred) and pred == ref, text, parsed.status)

@@ -35,9 +35,15 @@ in the vocabulary of `mmreason.verifiers.metrics`: ``nonempty``, ``laterality`` 
 name such as ``longest_diameter_mm`` / ``volume_ml``; ``volume`` names the image the step is
 about) and ``truth`` (the phantom's ground truth for the question). `benchmarks.datasets.synthetic` reads it back.
 
-Numeric tolerances are relative: 10% for volumes of organs, 25% for lesion volumes, and for
-lengths one in-plane voxel (2 mm) relative to the true value (at least 10%), the resolution a
-voxel-based measurement can reach. The cardiothoracic ratio has 10%.
+Numeric tolerances are stored relative (``case.tolerance``) but chosen per question family, each
+for a stated reason (`TOLERANCES`): a nodule diameter within one in-plane voxel (the resolution of
+a voxel-based measurement); a diameter change within 1 mm, below the 1.5 mm Lung-RADS threshold for
+real growth, so an answer within tolerance never turns a stable nodule into a growing one; a
+lesion volume within 15% (5% in diameter) and a spleen volume within 10%; a cardiothoracic ratio
+within `CTR_MARGIN` (0.02) absolute, so a ratio within tolerance gives the same cardiomegaly answer
+as the reference for every case where that question is asked. Version 3 tightened them (version
+2 allowed 25% on lesion volumes, 10% on the ratio and one voxel on a diameter change, which let
+a change of -3 mm pass against -4.2 mm).
 
 The phantoms vary the patient with the seed (heart, spleen, liver and kidney sizes; see
 `imaging.phantoms`), so no answer is the same for every study of a kind. Version 2 (this one):
@@ -49,6 +55,7 @@ cardiomegaly.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +67,7 @@ from imaging.phantoms import NoduleSpec, Phantom, abdomen_ct, brain_mr, chest_ct
 from imaging.volume import Volume
 
 FORMAT = "mmreason-synthetic"
-VERSION = 2
+VERSION = 3
 KINDS = ("chest_ct", "abdomen_ct", "followup", "brain_mr", "chest_xray", "ct_xray")
 #: voxel spacing (z, y, x) mm of the CT/MR studies; X-rays use 1 mm pixels
 SPACING = (3.0, 2.0, 2.0)
@@ -95,9 +102,36 @@ def _box(label: str, image: int, mask: np.ndarray) -> list[dict[str, Any]]:
     return [] if b is None else [{"label": label, "image": image, "zyx_min": b[0], "zyx_max": b[1]}]
 
 
-def _length_tolerance(value_mm: float, spacing_x: float) -> float:
-    """One in-plane voxel relative to the true length, at least 10%."""
-    return round(max(0.10, spacing_x / max(abs(value_mm), 1e-6)), 3)
+@dataclass(frozen=True)
+class Tolerance:
+    """The allowed error of one numeric question family and why it is that large.
+
+    ``absolute`` (in the answer's unit) is turned into the relative tolerance a `Case` stores by
+    dividing by the true value; ``relative`` is used as is; the larger of the two applies.
+    """
+
+    absolute: float = 0.0
+    relative: float = 0.0
+    reason: str = ""
+
+    def for_value(self, value: float) -> float:
+        # rounded up: a rounded-down relative tolerance would shrink the absolute bound below its reason
+        return math.ceil(max(self.relative, self.absolute / max(abs(value), 1e-6)) * 1e4) / 1e4
+
+
+#: numeric tolerance per question family (see the module docstring)
+TOLERANCES: dict[str, Tolerance] = {
+    "nodule_size": Tolerance(absolute=SPACING[2], reason="a diameter read off a voxel mask is exact to one "
+                             "in-plane voxel at best"),
+    "growth_mm": Tolerance(absolute=1.0, reason="below the 1.5 mm Lung-RADS threshold of real growth: an answer "
+                           "within tolerance cannot turn a stable nodule into a growing one or back"),
+    "lesion_volume": Tolerance(relative=0.15, reason="15% in volume is 5% in diameter, finer than the 25% "
+                               "volume change that counts as progression in volumetry"),
+    "organ_volume": Tolerance(relative=0.10, reason="the inter-observer spread of manual spleen volumetry"),
+    "ctr": Tolerance(absolute=CTR_MARGIN, reason="equal to CTR_MARGIN: a ratio within tolerance gives the "
+                     "reference's cardiomegaly answer wherever that question is asked"),
+}
+TOLERANCES["ctr_from_ct"] = TOLERANCES["ctr"]
 
 
 def _as_stored(volume: Volume) -> Volume:
@@ -174,7 +208,7 @@ def _chest_ct(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> li
         cases.append(_case(st, "nodule_side", "In which lung is the nodule?", _letter(options, f"{side} lung"),
                            "choice", options=options, boxes=boxes, masks=["nodule"], steps=[seg],
                            truth={"side": side, "nodule": nod}))
-        tol = _length_tolerance(nod["diameter_mm"], SPACING[2])
+        tol = TOLERANCES["nodule_size"].for_value(nod["diameter_mm"])
         measure = _step("measure", {}, {"longest_diameter_mm": nod["diameter_mm"]})
         cases.append(_case(st, "nodule_size", "What is the diameter of the lung nodule in mm?",
                            f"{nod['diameter_mm']:g} mm", "numeric", unit="mm", tolerance=tol, boxes=boxes,
@@ -199,12 +233,12 @@ def _abdomen_ct(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> 
     if present:
         ml = lesion["volume_mm3_voxels"] / 1000.0
         cases.append(_case(st, "lesion_volume", "What is the volume of the liver lesion in mL?", f"{ml:.2f} mL",
-                           "numeric", unit="mL", tolerance=0.25, boxes=boxes, masks=["liver_lesion"],
+                           "numeric", unit="mL", tolerance=TOLERANCES["lesion_volume"].relative, boxes=boxes, masks=["liver_lesion"],
                            steps=[seg, _step("measure", {}, {"volume_ml": round(ml, 2)})],
                            truth={"liver_lesion": lesion}))
     spleen_ml = ph.truth["spleen_volume_ml"]
     cases.append(_case(st, "organ_volume", "What is the volume of the spleen in mL?", f"{spleen_ml:.1f} mL", "numeric",
-                       unit="mL", tolerance=0.10, boxes=_box("spleen", 0, ph.labels["spleen"]), masks=["spleen"],
+                       unit="mL", tolerance=TOLERANCES["organ_volume"].relative, boxes=_box("spleen", 0, ph.labels["spleen"]), masks=["spleen"],
                        steps=[_step("segment", {"target": "spleen"}, {"nonempty": True}),
                               _step("measure", {}, {"volume_ml": spleen_ml})],
                        truth={"spleen_volume_ml": spleen_ml}))
@@ -229,7 +263,7 @@ def _followup(w: _Writer, name: str, rng: np.random.Generator, pseed: int) -> li
     truth = {"prior_diameter_mm": d0, "current_diameter_mm": d1, "growth_mm": growth,
              "growth_pct": current.truth["growth_pct"], "side": side}
     intro = "Volume 0 is the prior chest CT and volume 1 the current one."
-    tol = _length_tolerance(growth, SPACING[2])
+    tol = TOLERANCES["growth_mm"].for_value(growth)
     return [
         _case(st, "growth", f"{intro} Did the lung nodule grow between the prior and the current scan?",
               "yes" if grew else "no", "closed", boxes=boxes, masks=["nodule_prior"], steps=steps, truth=truth),
@@ -276,7 +310,8 @@ def _ctr_case(st: Study, ph: Phantom, image: int, question: str, family: str) ->
     # the widths are spans between structures, not measurements of one mask: no expected value
     steps = [_step("segment", {"target": "lungs"}, {"nonempty": True}, volume=str(image)),
              _step("measure", {}, {}, volume=str(image)), _step("measure", {}, {}, volume=str(image))]
-    return _case(st, family, question, f"{ctr:.3f}", "numeric", unit="ratio", tolerance=0.10,
+    return _case(st, family, question, f"{ctr:.3f}", "numeric", unit="ratio",
+                 tolerance=TOLERANCES[family].for_value(ctr) if family in TOLERANCES else None,
                  boxes=_box("heart", image, ph.labels["heart"]) + _box("thorax", image, ph.labels["thorax"]),
                  masks=["heart", "thorax"] if image == 0 else ["heart_ct"], steps=steps,
                  truth={k: ph.truth[k] for k in ("heart_width_mm", "thorax_width_mm", "ctr")})

@@ -7,7 +7,12 @@ and the subgroup keys accuracy is reported by. Scoring is `benchmarks.scoring.sc
 for every task (the answer type of each case picks the rule), so no task can drift silently.
 
 Data folders: ``--data TASK=DIR`` on the command line, else ``$MMREASON_DATA/<task>``, else
-``~/.cache/mmreason/data/<task>``. The ``synthetic`` task is generated there on first use.
+``~/.cache/mmreason/data/<task>``. The ``synthetic`` task is generated there on first use. When
+that folder does not exist, the task's hub dataset at its pinned revision is used from the
+Hugging Face cache if it is there (`hub_snapshot`, never touching the network); ``bench
+--download`` fetches it into that cache with ``huggingface_hub.snapshot_download`` on a machine
+with network. Offline (``HF_HUB_OFFLINE=1``) nothing is fetched and nothing waits on retries: the
+error says where to put the files. A run records the snapshot's commit with the checksums.
 
 Checksums: the sha256 of the annotation files is always computed and recorded in the run's
 ``config.json``; when a task pins ``sha256`` and the local files differ, a loud warning is
@@ -31,7 +36,7 @@ from typing import Any
 from imaging.errors import MMReasonError
 from mmreason.case import Case
 
-from benchmarks.datasets.common import sha256_files
+from benchmarks.datasets.common import DatasetError, sha256_files
 
 #: default prompt templates per answer type (``{question}`` and ``{unit}`` are filled). The loop
 #: itself lists the options of a choice question (``A. text`` lines) and asks for the letter, and
@@ -110,6 +115,45 @@ class TaskSpec:
         return template.format(question=case.question, unit=case.unit or "")
 
 
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else huggingface_hub's default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_snapshot(spec: "TaskSpec", download: bool = False) -> Path | None:
+    """The task's hub dataset at its pinned revision as a local folder, or None when unavailable.
+
+    Without ``download`` (or when offline) only the local cache is read; with it, a missing
+    snapshot is fetched with ``huggingface_hub.snapshot_download``.
+    """
+    if not spec.hf_id:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:
+        return None
+    local_only = not download or hub_offline()
+    try:
+        return Path(snapshot_download(spec.hf_id, repo_type="dataset", revision=spec.hf_revision,
+                                      cache_dir=hub_cache_dir(), local_files_only=local_only))
+    except LocalEntryNotFoundError:
+        return None
+    except OSError as exc:  # network errors while downloading
+        raise TaskError(f"could not download {spec.hf_id}@{spec.hf_revision} ({exc}); download it by hand "
+                        f"and pass --data {spec.name}=DIR") from None
+
+
 def data_dir(task: str, overrides: dict[str, str] | None = None) -> Path:
     """The local data folder of ``task`` (see the module docstring for the order)."""
     if overrides and task in overrides:
@@ -171,20 +215,47 @@ class LoadedTask:
     sha256: str
     files: list[str]
     checksum_ok: bool | None  # None when no checksum is pinned
+    options: dict[str, Any] = field(default_factory=dict)
+    hf_snapshot: str | None = None  # the hub commit the data came from, when read from the hub cache
 
 
-def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None) -> LoadedTask:
-    """Load every case of task ``name`` from its data folder, verifying the annotation checksum."""
+def loader_options(name: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The task's loader options with the command line's ``--data-option TASK.KEY=VALUE`` applied."""
+    import inspect
+
     spec = get_task(name)
+    given = (overrides or {}).get(name, {})
+    accepted = [p for p in inspect.signature(spec.module.load).parameters if p not in ("root", "split", "task")]
+    unknown = [k for k in given if k not in accepted]
+    if unknown:
+        raise TaskError(f"task '{name}' has no data option {', '.join(unknown)}; it accepts "
+                        f"{', '.join(accepted) or 'none'}")
+    return {**spec.loader_options, **given}
+
+
+def load_task(name: str, overrides: dict[str, str] | None = None, split: str | None = None,
+              limit: int | None = None, progress: bool = True,
+              options: dict[str, dict[str, Any]] | None = None, download: bool = False) -> LoadedTask:
+    """Load every case of task ``name`` from its data folder, verifying the annotation checksum.
+
+    ``limit`` tells a task that builds its own data (synthetic) how many cases the run needs;
+    ``options`` are per-task loader options from the command line (``{"slake": {"language": "zh"}}``);
+    ``download`` fetches a missing task from the hub (see the module docstring).
+    """
+    spec = get_task(name)
+    options = loader_options(name, options)
     root = data_dir(name, overrides)
     split = split or spec.split
     module = spec.module
     if hasattr(module, "prepare"):  # tasks that can build their own data (synthetic)
-        module.prepare(root)
+        module.prepare(root, limit=limit, progress=progress)
+    snapshot = None
     if not root.exists():
-        raise TaskError(f"no data for task '{name}' at {root}; download it ({spec.hf_id or spec.title}) "
-                        f"and put it there, set MMREASON_DATA, or pass --data {name}=DIR")
-    files = module.annotation_files(root, split, **_annotation_kwargs(module, spec))
+        snapshot = hub_snapshot(spec, download=download)
+        if snapshot is None:
+            raise TaskError(_missing_data_message(spec, module, root))
+        root = snapshot
+    files = module.annotation_files(root, split, **_annotation_kwargs(module, options))
     digest = sha256_files(files)
     ok = None if spec.sha256 is None else digest == spec.sha256
     if ok is False:
@@ -192,22 +263,39 @@ def load_task(name: str, overrides: dict[str, str] | None = None, split: str | N
                    f"{spec.sha256}. Scores will not be comparable with published figures.")
         warnings.warn(message, ChecksumWarning, stacklevel=2)
         print(f"WARNING: {message}", file=sys.stderr)
-    cases = module.load(root, split, task=name, **spec.loader_options)
+    cases = module.load(root, split, task=name, **options)
+    if not cases:
+        raise DatasetError(f"task '{name}' has no cases in split '{split}' at {root} ({', '.join(map(str, files))}); "
+                           "the annotation file is empty or holds only a header: re-download it")
     # ids key resume and results: a repeated id would be skipped or dropped without a word
     seen: set[str] = set()
     repeated = sorted({c.id for c in cases if c.id in seen or seen.add(c.id)})
     if repeated:
         raise TaskError(f"task '{name}' at {root} has {len(repeated)} repeated case id(s) ({', '.join(repeated[:5])}); "
                         "every case needs its own id: fix the annotation file")
-    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok)
+    return LoadedTask(spec, root, cases, digest, [str(f) for f in files], ok, options,
+                      snapshot.name if snapshot is not None else None)
 
 
-def _annotation_kwargs(module: Any, spec: TaskSpec) -> dict[str, Any]:
+def _missing_data_message(spec: TaskSpec, module: Any, root: Path) -> str:
+    layout = getattr(module, "LAYOUT", None) or spec.title
+    message = f"no data for task '{spec.name}' at {root}; put {layout} there, set MMREASON_DATA, or pass --data {spec.name}=DIR"
+    if spec.hf_id:
+        cache = hub_cache_dir() / f"datasets--{spec.hf_id.replace('/', '--')}"
+        if hub_offline():
+            message += (f". Offline (HF_HUB_OFFLINE=1): nothing was fetched; a hub snapshot of {spec.hf_id}@"
+                        f"{spec.hf_revision} in {cache} is used when present")
+        else:
+            message += f", or add --download to fetch {spec.hf_id}@{spec.hf_revision} into {cache}"
+    return message
+
+
+def _annotation_kwargs(module: Any, options: dict[str, Any]) -> dict[str, Any]:
     """Loader options that also select annotation files (OmniMedVQA access, MMMU subjects)."""
     import inspect
 
     params = inspect.signature(module.annotation_files).parameters
-    return {k: v for k, v in spec.loader_options.items() if k in params}
+    return {k: v for k, v in options.items() if k in params}
 
 
 def local_count(name: str, overrides: dict[str, str] | None = None) -> int | None:

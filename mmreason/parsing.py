@@ -310,14 +310,19 @@ def normalize_answer(text: str) -> str:
 def read_option(answer: str, options: list[str]) -> str | None:
     """The option letter (``A``, ``B``...) an answer names among ``options``, or None.
 
-    One rule for the loop, the verifiers and the benchmark scorer, in this order: a leading letter
-    ("B", "(B)", "B.", "B) text", "B: text"); a leading bare letter before an option's text ("A left
-    lung"); an explicit "option/answer/choice (is) B"; the whole answer equal to one option's text
-    (normalised). A letter followed by the text of another option contradicts itself and names
-    nothing, and nothing is guessed from partial text.
+    One rule for the loop, the verifiers and the benchmark scorer, in this order: the answer written
+    exactly as one option (case, spacing and a final full stop aside: so "A non-enhanced tumor" is
+    that option, not the letter A); a leading letter ("B", "(B)", "B.", "B) text", "B: text"); a
+    leading bare letter before an option's text ("A left lung"); an explicit "option/answer/choice
+    (is) B"; the whole answer equal to one option's text (normalised). A letter followed by the
+    text of another option contradicts itself and names nothing, and nothing is guessed from
+    partial text.
     """
     bare = strip_citations(answer).strip()
     letters = [chr(ord("A") + i) for i in range(len(options))]
+    verbatim = [_verbatim(o) for o in options]
+    if _verbatim(bare) in verbatim and verbatim.count(_verbatim(bare)) == 1:
+        return letters[verbatim.index(_verbatim(bare))]
     texts = [normalize_answer(o) for o in options]
     m = _LEADING_LETTER.match(bare)
     if m is None:
@@ -333,6 +338,11 @@ def read_option(answer: str, options: list[str]) -> str | None:
         return m.group(1).upper()
     whole = normalize_answer(bare)
     return letters[texts.index(whole)] if whole and whole in texts else None
+
+
+def _verbatim(text: str) -> str:
+    """An option as written, up to case, runs of spaces and a final full stop."""
+    return " ".join(text.lower().split()).rstrip(".").strip()
 
 
 def strip_citations(text: str) -> str:

@@ -59,6 +59,15 @@ def _image_names(name: str, root: Path) -> list[Path]:
     if name == "medxpertqa_mm":
         rows = [json.loads(line) for line in (root / "MM" / "test.jsonl").read_text().splitlines() if line.strip()]
         return [root / "images" / n for r in rows for n in r["images"]]
+    if name == "medxpertqa_eval":  # the official eval reads images/<image_path> from its eval/ folder
+        path = root / "eval" / "data" / "medxpertqa" / "input" / "medxpertqa_mm_input.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [root / "eval" / "images" / i["image_path"] for r in rows for i in r["images"]]
+    if name == "pmc_vqa_test2":
+        import csv
+
+        with (root / "test_2.csv").open() as f:
+            return [root / "figures" / r["Figure_path"] for r in csv.DictReader(f)]
     raise KeyError(name)
 
 
@@ -78,7 +87,7 @@ def _parquet_dataset(name: str, root: Path) -> None:
     spec = json.loads((root / "rows.json").read_text())
     split = spec["split"]
     seed = 0
-    if name == "pathvqa":
+    if name in ("pathvqa", "vqa_rad_hub"):
         rows = []
         for r in spec["rows"]:
             seed += 1

@@ -29,7 +29,7 @@ def test_vqa_rad_test_split_and_fields(tmp_path):
     open_case, closed_case = cases
     assert (open_case.answer, open_case.answer_type) == ("Left lung", "open")
     assert (closed_case.answer, closed_case.answer_type) == ("yes", "closed")
-    assert open_case.subgroups == {"answer_type": "open", "question_type": "POS", "organ": "CHEST"}
+    assert open_case.subgroups == {"answer_type": "open", "question_type": "POS", "organ": "CHEST", "layout": "osf"}
     assert open_case.native["image_case_url"].startswith("https://medpix")
     assert open_case.images[0].endswith("VQA_RAD Image Folder/synpic29265.jpg")
     assert len(vqa_rad.load(root, "train")) == 2 and len(vqa_rad.load(root, "all")) == 4
@@ -145,10 +145,12 @@ def test_medframeqa_rejects_unmatched_answer(tmp_path):
 
 
 def test_missing_files_name_what_to_do(tmp_path):
-    with pytest.raises(DatasetError, match="--data TASK=DIR"):
+    with pytest.raises(DatasetError, match="--data vqa_rad=DIR"):
         vqa_rad.load(tmp_path, "test")
-    with pytest.raises(tasks.TaskError, match="MMREASON_DATA"):
+    with pytest.raises(tasks.TaskError, match="MMREASON_DATA") as missing:
         tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "nowhere")})
+    # the message names layouts the loader reads (the hub parquet is one: test_vqa_rad_hub_parquet_layout)
+    assert "VQA_RAD Dataset Public.json" in str(missing.value) and "data/test-*.parquet" in str(missing.value)
     with pytest.raises(tasks.TaskError, match="unknown task 'vqa-rad'"):
         tasks.get_task("vqa-rad")
 
@@ -193,3 +195,155 @@ def test_repeated_case_ids_are_refused(tmp_path):
     annotations.write_text(json.dumps(rows))
     with pytest.raises(tasks.TaskError, match=r"1 repeated case id\(s\) \(101\)"):
         tasks.load_task("vqa_rad", {"vqa_rad": str(root)})
+
+
+# ---------------------------------------------------------------- issue 17: the published layouts
+
+
+def test_medxpertqa_official_eval_input_layout(tmp_path):
+    root = materialize("medxpertqa_eval", tmp_path)
+    cases = medxpertqa.load(root, "test")
+    assert [c.id for c in cases] == ["MM-0", "MM-1"]
+    assert cases[0].answer == "E" and cases[0].options[4] == "A non-enhanced tumor"
+    assert len(cases[1].images) == 2 and cases[1].images[0].endswith("eval/images/MM-1-a.jpeg")
+    _images_readable(cases)
+    # the two layouts give the same kind of case
+    hf = medxpertqa.load(materialize("medxpertqa_mm", tmp_path), "test")[1]
+    assert (hf.answer, hf.options[:2], len(hf.images)) == ("A", ["Growth", "Regression"], 2)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("options", "A) x B) y", "options must be"),
+    ("label", ["A", "B"], "label must be"),
+    ("images", [{"path": "x.png"}], "images must be"),
+    ("question", None, "missing field"),
+])
+def test_medxpertqa_bad_rows_are_dataset_errors_not_type_errors(tmp_path, field, value, message):
+    root = materialize("medxpertqa_eval", tmp_path)
+    path = next(root.rglob("medxpertqa_mm_input.jsonl"))
+    row = json.loads(path.read_text().splitlines()[0])
+    if value is None:
+        del row[field]
+    else:
+        row[field] = value
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DatasetError, match=message):
+        medxpertqa.load(root, "test")
+
+
+def test_enum_fields_tolerate_case_and_whitespace_and_integer_answers(tmp_path):
+    root = materialize("vqa_rad", tmp_path)
+    path = root / "VQA_RAD Dataset Public.json"
+    rows = json.loads(path.read_text())
+    rows[3]["answer_type"], rows[3]["phrase_type"] = "CLOSED ", " test_para"
+    rows[2]["answer"], rows[2]["qid"] = 2, "q-3"
+    path.write_text(json.dumps(rows))
+    cases = {c.id: c for c in vqa_rad.load(root, "test")}
+    assert cases["4"].answer_type == "closed"
+    assert (cases["q-3"].answer, cases["q-3"].answer_type) == ("2", "open")
+    slake_root = materialize("slake", tmp_path)
+    rows = json.loads((slake_root / "test.json").read_text())
+    for r in rows:
+        r["q_lang"], r["answer_type"] = f" {r['q_lang'].upper()} ", r["answer_type"].lower() + " "
+    (slake_root / "test.json").write_text(json.dumps(rows))
+    assert [c.answer_type for c in slake.load(slake_root, "test")] == ["open", "closed", "closed"]
+
+
+@pytest.mark.parametrize("content", ["", "index,Figure_path,Caption,Question,Choice A,Choice B,Choice C,Choice D,"
+                                         "Answer,split\n"])
+def test_empty_or_header_only_files_are_dataset_errors(tmp_path, content):
+    root = tmp_path / "pmc"
+    root.mkdir()
+    (root / "test_2.csv").write_text(content)
+    with pytest.raises(DatasetError):
+        pmc_vqa.load(root, "test_2")
+    slake_root = tmp_path / "slake"
+    slake_root.mkdir()
+    (slake_root / "test.json").write_text("[]")
+    with pytest.raises(DatasetError, match="no cases"):
+        tasks.load_task("slake", {"slake": str(slake_root)})
+
+
+def test_vqa_rad_hub_parquet_layout(tmp_path):
+    root = materialize("vqa_rad_hub", tmp_path)
+    cases = vqa_rad.load(root, "test")
+    assert [c.id for c in cases] == ["test_0", "test_1", "test_2", "test_3"]
+    # no answer_type in the hub copy: closed means a yes/no answer
+    assert [c.answer_type for c in cases] == ["closed", "closed", "open", "open"]
+    assert cases[3].answer == "2" and cases[0].subgroups["layout"] == "hub"
+    _images_readable(cases)
+    loaded = tasks.load_task("vqa_rad", {"vqa_rad": str(root)})
+    assert len(loaded.cases) == 4 and loaded.files[0].endswith(".parquet")
+
+
+def test_pmc_vqa_test_2_layout(tmp_path):
+    root = materialize("pmc_vqa_test2", tmp_path)
+    cases = pmc_vqa.load(root, "test_2")
+    assert [c.id for c in cases] == ["test_2_0", "test_2_1"]
+    assert cases[0].options == ["CT", "MRI", "PET", "Ultrasound"] and cases[0].answer == "A"
+    assert cases[1].options[0] == "A non-enhanced tumor"
+    _images_readable(cases)
+
+
+def test_slake_language_from_the_command_line(tmp_path):
+    from mmreason.commands.bench import _data_options
+
+    root = materialize("slake", tmp_path)
+    options = _data_options(["slake.language=zh"])
+    loaded = tasks.load_task("slake", {"slake": str(root)}, options=options)
+    assert [c.id for c in loaded.cases] == ["7"] and loaded.options == {"language": "zh"}
+    with pytest.raises(tasks.TaskError, match="no data option"):
+        tasks.load_task("slake", {"slake": str(root)}, options={"slake": {"lang": "zh"}})
+    with pytest.raises(DatasetError, match="language must be"):
+        tasks.load_task("slake", {"slake": str(root)}, options={"slake": {"language": "fr"}})
+
+
+def _fake_hub_cache(tmp_path: Path, repo: str, files_from: Path) -> tuple[Path, str]:
+    """A Hugging Face hub cache holding ``repo`` at ``main`` with the files of ``files_from``."""
+    import shutil
+
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = cache / f"datasets--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    shutil.copytree(files_from, folder / "snapshots" / commit)
+    return cache, commit
+
+
+def test_offline_uses_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch):
+    import time
+
+    root = materialize("vqa_rad_hub", tmp_path)
+    cache, commit = _fake_hub_cache(tmp_path, "flaviagiammarino/vqa-rad", root)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "not-here")})
+    assert len(loaded.cases) == 4 and loaded.hf_snapshot == commit
+    # not cached, offline: a clear message at once, no network retries
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    t0 = time.perf_counter()
+    with pytest.raises(tasks.TaskError, match="HF_HUB_OFFLINE=1") as missing:
+        tasks.load_task("vqa_rad", {"vqa_rad": str(tmp_path / "not-here")}, download=True)
+    assert time.perf_counter() - t0 < 5
+    assert "datasets--flaviagiammarino--vqa-rad" in str(missing.value)
+    assert str(tmp_path / "not-here") in str(missing.value)
+
+
+def test_mmmu_list_columns_decoded_and_omnimedvqa_spaces(tmp_path):
+    from _bench_helpers import _image_struct, _write_parquet
+
+    root = tmp_path / "mmmu"
+    row = {"id": "validation_Pharmacy_1", "question": "<image 1> Which drug?", "options": ["Aspirin", "Heparin"],
+           "explanation": "", "image_1": _image_struct(1), "img_type": ["Diagrams"], "answer": "B ",
+           "topic_difficulty": "Easy", "question_type": "Multiple-Choice ", "subfield": "Pharmacology"}
+    _write_parquet([row], root / "Pharmacy" / "validation-00000-of-00001.parquet")
+    case = mmmu.load(root, "validation")[0]
+    assert (case.answer_type, case.options, case.answer, case.subgroups["img_type"]) == \
+        ("choice", ["Aspirin", "Heparin"], "B", "Diagrams")
+    omni = materialize("omnimedvqa", tmp_path)
+    path = next((omni / "QA_information" / "Open-access").glob("*.json"))
+    rows = json.loads(path.read_text())
+    rows[0]["gt_answer"] += " "
+    path.write_text(json.dumps(rows))
+    assert omnimedvqa.load(omni, "test")[0].answer == "B"

@@ -128,7 +128,7 @@ def test_rescore_without_inference(tmp_path):
     samples = tmp_path / "run" / "samples_vqa_rad.jsonl"
     rows = _rows(samples)
     for r in rows:  # as if the model had written its answer differently
-        r["response"] = "Answer: Left lung" if r["id"] == "3" else "no tags at all"
+        r["response"] = "Answer: Left lung" if r["id"] == "3" else "it wrote a long reply without any tags at all"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     n_backends = len(ScriptedBackend.instances)
     results = runner.rescore(tmp_path / "run", log=lambda m: None)
@@ -151,6 +151,9 @@ def test_compare_two_runs(tmp_path):
     assert (c["n"], c["acc_a"], c["acc_b"], c["b"], c["c"]) == (6, 0.5, 0.0, 3, 0)
     assert c["mcnemar_p"] == pytest.approx(0.25) and c["diff_high"] <= 0
     assert "reasoning_impact" not in c  # both runs had tools
+    # written beside run B as well as returned
+    assert json.loads((tmp_path / "no" / "compare.json").read_text())["tasks"]["vqa_rad"]["b"] == 3
+    assert "| vqa_rad | 6 | 50.0 | 0.0 |" in (tmp_path / "no" / "compare.md").read_text()
 
 
 def test_direct_answer_run_has_no_tools_and_gives_the_impact_of_reasoning(tmp_path):

@@ -31,19 +31,20 @@ OPTIONS = ["Pneumothorax", "Left lung", "Cardiomegaly"]
     ("\\boxed{unbalanced", None, "unparsed"),
 ])
 def test_parse_order_and_status(response, text, status):
-    parsed = parse_response(response, OPTIONS, "choice")
+    parsed = parse_response(response, OPTIONS, "choice", strict=True)
     assert (parsed.text, parsed.status) == (text, status)
 
 
 def test_a_draft_answer_inside_think_is_not_the_answer():
-    assert parse_response("<think>\nAnswer: B\n</think>\nnot sure").status == "unparsed"
+    assert parse_response("<think>\nAnswer: B\n</think>\nnot sure", strict=True).status == "unparsed"
+    assert parse_response("<think>\nAnswer: B\n</think>\nnot sure").text == "not sure"
     parsed = parse_response("<think>maybe <answer>A</answer></think><answer>B</answer>")
     assert (parsed.text, parsed.status) == ("B", "answer_tag")
 
 
 def test_closed_questions_have_implicit_yes_no_options():
     assert parse_response("Yes.", None, "closed").status == "option_text"
-    assert parse_response("Yes.", None, "open").status == "unparsed"
+    assert parse_response("Yes.", None, "open", strict=True).status == "unparsed"
 
 
 @pytest.mark.parametrize("response, correct, option", [
@@ -57,7 +58,7 @@ def test_closed_questions_have_implicit_yes_no_options():
     ("<answer>B. Cardiomegaly</answer>", False, None),  # letter and another option's text disagree
     ("<answer>D</answer>", False, None),  # out of range
     ("<answer>The left lung, I think</answer>", False, None),  # no fuzzy matching
-    ("B", False, None),  # a bare letter is not an option's text: unparsed
+    ("B", True, "B"),  # a bare letter: the short-answer rule reads it
     ("<answer>A. Cardiomegaly</answer>", False, None),  # "A" is a letter here, not an article
     ("<answer>A Cardiomegaly</answer>", False, None),
     ("<answer>A. Left lung</answer>", False, None),  # not "a left lung": letter A with the text of B
@@ -73,7 +74,7 @@ def test_closed_yes_no_and_other_closed():
     assert not score_response("<answer>No</answer>", _case("yes", "closed")).correct
     assert not score_response("<answer>yesterday</answer>", _case("yes", "closed")).correct
     assert score_response("<answer>the lung</answer>", _case("Lung", "closed")).correct
-    unparsed = score_response("maybe", _case("yes", "closed"))
+    unparsed = score_response("maybe", _case("yes", "closed"), strict=True)
     assert (unparsed.correct, unparsed.parse_status, unparsed.parsed) == (False, "unparsed", None)
 
 

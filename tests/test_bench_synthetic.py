@@ -117,3 +117,31 @@ def test_a_set_of_an_older_version_says_how_to_regenerate(synthetic_set, tmp_pat
     (tmp_path / "synthetic.json").write_text(json.dumps(doc | {"version": 1}))
     with pytest.raises(DatasetError, match="version 1.*regenerate it with mmreason bench --make-synthetic"):
         loader.load(tmp_path)
+
+
+def test_tolerances_are_tight_per_family_with_a_reason():
+    from benchmarks.scoring import numeric_match
+    from benchmarks.synthetic import CTR_MARGIN, TOLERANCES
+
+    assert all(t.reason for t in TOLERANCES.values())
+    growth = TOLERANCES["growth_mm"]
+    assert not numeric_match(-3.0, -4.2, growth.for_value(-4.2))  # issue 17: this used to pass
+    assert not numeric_match(-4.2, -3.0, growth.for_value(-3.0))
+    assert numeric_match(-3.5, -4.2, growth.for_value(-4.2))
+    ctr = TOLERANCES["ctr"]
+    assert numeric_match(0.45 + CTR_MARGIN, 0.45, ctr.for_value(0.45))  # the bound is not rounded below the margin
+    assert not numeric_match(0.45 + 1.5 * CTR_MARGIN, 0.45, ctr.for_value(0.45))
+    assert not numeric_match(1.2, 1.0, TOLERANCES["lesion_volume"].for_value(1.0))  # 20% off a lesion volume
+
+
+def test_prepare_makes_only_the_cases_a_limited_run_needs(tmp_path):
+    loader.prepare(tmp_path, limit=2, progress=False)
+    assert json.loads((tmp_path / "synthetic.json").read_text())["n"] == 2
+    loader.prepare(tmp_path, limit=1, progress=False)  # enough already: untouched
+    assert json.loads((tmp_path / "synthetic.json").read_text())["n"] == 2
+    loader.prepare(tmp_path, limit=3, progress=False)  # a longer run extends the prefix
+    assert len(loader.load(tmp_path)) == 3
+    own = tmp_path / "own"
+    make_synthetic(own, n=1, seed=5)
+    loader.prepare(own, limit=3, progress=False)  # another seed is the user's set: never rewritten
+    assert json.loads((own / "synthetic.json").read_text())["n"] == 1

@@ -184,6 +184,11 @@ class ImageStore:
         return str(path)
 
 
+def enum(value: Any) -> str:
+    """An enum field as published files write it, compared without case or surrounding space ("CLOSED " -> "closed")."""
+    return "" if value is None else str(value).strip().lower()
+
+
 def yes_no_type(answer: str) -> str:
     """``closed`` for a yes/no reference answer, else ``open`` (PathVQA's published split)."""
     return "closed" if answer.strip().lower() in ("yes", "no") else "open"

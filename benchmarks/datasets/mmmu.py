@@ -17,10 +17,22 @@ from pathlib import Path
 
 from mmreason.case import Case
 
-from benchmarks.datasets.common import DatasetError, ImageStore, annotation_files_hf, hf_rows
+from benchmarks.datasets.common import DatasetError, ImageStore, annotation_files_hf, enum, hf_rows
 
 SUBJECTS = ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine", "Pharmacy",
             "Public_Health")
+
+
+def _as_list(value: object) -> list:
+    """A list column as the hub parquet writes it (a Python list in a string) or as a decoded copy holds it."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise DatasetError(f"MMMU list column {value[:60]!r} is not a Python list") from None
+    return list(value)
 
 
 def annotation_files(root: Path, split: str, subjects: tuple[str, ...] = SUBJECTS) -> list[Path]:
@@ -41,16 +53,15 @@ def load(root: Path, split: str = "validation", task: str = "mmmu_med",
         if not annotation_files_hf(root, split, subject):
             continue
         for row in hf_rows(root, split, subject):
-            options = ast.literal_eval(row["options"]) if row.get("options") else []
-            kind = "choice" if row.get("question_type") == "multiple-choice" and options else "open"
+            options = _as_list(row.get("options"))
+            kind = "choice" if enum(row.get("question_type")) == "multiple-choice" and options else "open"
             images = [store.put(row[f"image_{k}"], f"{row['id']}_{k}") for k in range(1, 8)
                       if row.get(f"image_{k}") is not None]
-            img_type = row.get("img_type") or "[]"
-            img_types = ast.literal_eval(img_type) if isinstance(img_type, str) else list(img_type)
+            img_types = _as_list(row.get("img_type"))
             native = {k: v for k, v in row.items() if not k.startswith("image_")}
             cases.append(Case(
                 id=str(row["id"]), task=task, images=images, question=row["question"],
-                answer=str(row["answer"]), answer_type=kind,
+                answer=str(row["answer"]).strip(), answer_type=kind,
                 options=[str(o) for o in options] if kind == "choice" else None,
                 subgroups={"answer_type": kind, "subject": subject, "subfield": str(row.get("subfield", "")),
                            "img_type": str(img_types[0]) if img_types else ""},

@@ -45,11 +45,11 @@ def load(root: Path, split: str = "test", task: str = "omnimedvqa", access: str 
     cases = []
     for path in annotation_files(root, split, access):
         for row in read_json(path):
-            options = [str(row[f"option_{c}"]) for c in "ABCDEFGH" if row.get(f"option_{c}") not in (None, "")]
-            gt = str(row["gt_answer"])
+            options = [str(row[f"option_{c}"]).strip() for c in "ABCDEFGH" if row.get(f"option_{c}") not in (None, "")]
+            gt = str(row["gt_answer"]).strip()
             if gt not in options:
                 raise DatasetError(f"{path.name} question {row['question_id']}: gt_answer is not among the options")
-            image = base / row["image_path"]
+            image = base / str(row["image_path"]).strip()
             if not image.exists():
                 raise DatasetError(f"image {row['image_path']} of question {row['question_id']} not found under {base}")
             cases.append(Case(

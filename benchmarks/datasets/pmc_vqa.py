@@ -1,14 +1,17 @@
 """PMC-VQA (Zhang et al., 2023), from the release CSV files.
 
-Layout under the data folder::
+Layouts under the data folder::
 
-    test_clean.csv (default, the cleaned test set) or test.csv / train.csv
+    test_clean.csv (split ``test``, the cleaned test set), test.csv (``test_full``), train.csv
         columns: Figure_path, Question, Answer, Choice A, Choice B, Choice C, Choice D, Answer_label
-        (choices are written "A:text"; the prefix is removed)
+    test_2.csv (split ``test_2``, the file MedEvalKit and other kits evaluate)
+        columns: index, Figure_path, Caption, Question, Choice A .. Choice D, Answer (the letter), split
     images/<Figure_path>   (or figures/)
 
-Splits: ``test`` (test_clean.csv), ``test_full`` (test.csv), ``train``. Rows have no id: the id
-is ``<split>_<row number>``.
+Choices are written "A:text" in the release; the prefix is removed. The reference letter is
+``Answer_label`` (or ``Answer`` in test_2.csv; an answer written as an option's text is mapped to
+its letter). Rows have no id in the first layout: the id is ``<split>_<row number>``; test_2.csv
+ids are ``test_2_<index>``. A file with a header and no rows is a `DatasetError`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from mmreason.case import Case
 
 from benchmarks.datasets.common import DatasetError, find_file, find_image
 
-SPLITS = {"test": "test_clean.csv", "test_full": "test.csv", "train": "train.csv"}
+SPLITS = {"test": "test_clean.csv", "test_full": "test.csv", "train": "train.csv", "test_2": "test_2.csv"}
 _PREFIX = re.compile(r"^\s*[A-D]\s*[:.)]\s*")
+REQUIRED = ("Figure_path", "Question", "Choice A", "Choice B")
 
 
 def annotation_files(root: Path, split: str) -> list[Path]:
@@ -31,21 +35,37 @@ def annotation_files(root: Path, split: str) -> list[Path]:
     return [find_file(root, [SPLITS[split], f"*/{SPLITS[split]}"], f"PMC-VQA {SPLITS[split]}")]
 
 
+def _label(row: dict[str, str], options: list[str]) -> str:
+    raw = (row.get("Answer_label") or row.get("Answer") or "").strip()
+    letters = "ABCD"[:len(options)]
+    if len(raw) == 1 and raw.upper() in letters:
+        return raw.upper()
+    text = _PREFIX.sub("", raw).strip()
+    return letters[options.index(text)] if text in options else ""
+
+
 def load(root: Path, split: str = "test", task: str = "pmc_vqa") -> list[Case]:
     path = annotation_files(root, split)[0]
     cases = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for i, row in enumerate(csv.DictReader(f)):
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED if c not in [h.strip() for h in reader.fieldnames or []]]
+        if missing:
+            raise DatasetError(f"{path} is not a PMC-VQA CSV (no column {', '.join(missing)})")
+        for i, row in enumerate(reader):
             row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
             options = [_PREFIX.sub("", row[f"Choice {c}"]).strip() for c in "ABCD" if row.get(f"Choice {c}")]
-            label = row["Answer_label"].strip().upper()
-            if label not in "ABCD"[:len(options)] or not label:
-                raise DatasetError(f"{path} row {i + 2}: Answer_label '{label}' is not one of the choices")
-            case_id = f"{split}_{i}"
+            label = _label(row, options)
+            if not label:
+                raise DatasetError(f"{path} row {i + 2}: the answer '{row.get('Answer_label') or row.get('Answer')}' "
+                                   "is not one of the choices")
+            case_id = f"test_2_{row['index'].strip()}" if split == "test_2" and row.get("index") else f"{split}_{i}"
             cases.append(Case(
                 id=case_id, task=task,
-                images=[str(find_image(path.parent, row["Figure_path"], ["images", "figures", "."]))],
+                images=[str(find_image(path.parent, row["Figure_path"].strip(), ["images", "figures", "."]))],
                 question=row["Question"].strip(), answer=label, answer_type="choice", options=options,
                 subgroups={"answer_type": "choice"}, native=row,
             ))
+    if not cases:
+        raise DatasetError(f"{path} has a header and no rows; re-download PMC-VQA's {path.name}")
     return cases

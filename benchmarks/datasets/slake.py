@@ -8,7 +8,8 @@ Layout under the data folder (``Slake1.0/`` prefix optional)::
     imgs/<img_name>                          e.g. imgs/xmlab1/source.jpg
 
 ``language="en"`` (default) keeps the English questions, as most papers report; ``"zh"`` or
-``"all"`` select the others.
+``"all"`` select the others (on the command line: ``--data-option slake.language=zh``). Enum
+fields (answer_type, q_lang) are read without case or surrounding space.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from mmreason.case import Case
 
-from benchmarks.datasets.common import DatasetError, find_file, find_image, read_json
+from benchmarks.datasets.common import DatasetError, enum, find_file, find_image, read_json
+
+LANGUAGES = ("en", "zh", "all")
 
 SPLITS = {"train": "train.json", "validate": "validate.json", "validation": "validate.json", "test": "test.json"}
 
@@ -30,18 +33,21 @@ def annotation_files(root: Path, split: str) -> list[Path]:
 
 
 def load(root: Path, split: str = "test", task: str = "slake", language: str = "en") -> list[Case]:
+    language = enum(language)
+    if language not in LANGUAGES:
+        raise DatasetError(f"SLAKE language must be one of {', '.join(LANGUAGES)}, not '{language}'")
     path = annotation_files(root, split)[0]
     cases = []
     for row in read_json(path):
-        if language != "all" and row.get("q_lang") != language:
+        if language != "all" and enum(row.get("q_lang")) != language:
             continue
-        answer_type = "closed" if str(row["answer_type"]).upper() == "CLOSED" else "open"
+        answer_type = "closed" if enum(row.get("answer_type")) == "closed" else "open"
         cases.append(Case(
             id=str(row["qid"]), task=task,
-            images=[str(find_image(path.parent, row["img_name"], ["imgs", "."]))],
-            question=row["question"], answer=str(row["answer"]), answer_type=answer_type,
+            images=[str(find_image(path.parent, str(row["img_name"]).strip(), ["imgs", "."]))],
+            question=str(row["question"]), answer=str(row["answer"]).strip(), answer_type=answer_type,
             subgroups={"answer_type": answer_type, "modality": str(row.get("modality", "")),
-                       "location": str(row.get("location", "")),
+                       "location": str(row.get("location", "")).strip(), "language": enum(row.get("q_lang")),
                        "content_type": str(row.get("content_type", ""))},
             native=row,
         ))

@@ -2,7 +2,8 @@
 
 Layout: ``synthetic.json`` plus the ``studies/`` folder it refers to (paths relative to the
 folder of ``synthetic.json``). For the registered task, a missing set is generated on first use
-(`prepare`: 200 cases, seed 0, in the task's data folder: about a minute and 300 MB); make other sets with
+(`prepare`: seed 0 in the task's data folder, only as many cases as the run needs: ``--limit 10``
+makes 10, a full run 200, about 300 MB and a few minutes, with progress); make other sets with
 ``mmreason bench --make-synthetic DIR --n N --seed S`` and point the task at them with
 ``--data synthetic=DIR``. A set made by another version of `benchmarks.synthetic` (other phantoms or
 questions) is refused with the command that regenerates it.
@@ -21,14 +22,22 @@ ANNOTATION = "synthetic.json"
 DEFAULT_N, DEFAULT_SEED = 200, 0
 
 
-def prepare(root: Path) -> None:
-    """Generate the default set in ``root`` when it has no ``synthetic.json``."""
-    if (root / ANNOTATION).exists():
-        return
+def prepare(root: Path, limit: int | None = None, progress: bool = True) -> None:
+    """Generate the default set in ``root`` when it is missing or has fewer than the cases needed.
+
+    ``limit`` cases are needed (all `DEFAULT_N` when None). A set with another seed is the user's
+    own and is never rewritten; a smaller default set is extended (sets are prefixes of each other).
+    """
+    needed = min(limit, DEFAULT_N) if limit else DEFAULT_N
+    path = root / ANNOTATION
+    if path.exists():
+        doc = read_json(path)
+        if doc.get("seed") != DEFAULT_SEED or int(doc.get("n", 0)) >= needed:
+            return
     from benchmarks.synthetic import make_synthetic
 
-    print(f"synthetic: generating {DEFAULT_N} cases (seed {DEFAULT_SEED}) in {root} ...", file=sys.stderr)
-    make_synthetic(root, n=DEFAULT_N, seed=DEFAULT_SEED)
+    print(f"synthetic: generating {needed} cases (seed {DEFAULT_SEED}) in {root} ...", file=sys.stderr)
+    make_synthetic(root, n=needed, seed=DEFAULT_SEED, progress=progress)
 
 
 def annotation_files(root: Path, split: str) -> list[Path]:

@@ -6,8 +6,10 @@ Examples::
     mmreason bench --tasks synthetic --backend rules --limit 200
     mmreason bench --tasks vqa_rad,slake --backend openai --model Qwen/Qwen2.5-VL-7B-Instruct \\
         --base-url http://localhost:8000/v1 --concurrency 16 --out runs/qwen7b
-    mmreason bench --rescore runs/qwen7b
-    mmreason bench --compare runs/direct runs/tools
+    mmreason bench --rescore runs/qwen7b --protocol medevalkit,lmms-eval,vlmevalkit
+    mmreason bench --rescore runs/qwen7b --protocol medevalkit-judge --judge-backend openai \\
+        --judge-model gpt-4.1 --judge-base-url https://api.openai.com/v1
+    mmreason bench --compare runs/direct runs/tools      # also writes compare.json and compare.md
     mmreason bench --make-synthetic data/synthetic --n 200 --seed 0
 
 Re-running the same command (same ``--out``) resumes an interrupted run. ``--backend`` also takes
@@ -34,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="paired comparison of two runs (exact McNemar, bootstrap CI of B - A)")
     what.add_argument("--make-synthetic", metavar="DIR", help="write the synthetic grounded benchmark to DIR")
     p.add_argument("--tasks", default="", help="comma-separated task names (see --list)")
+    p.add_argument("--protocol", default="",
+                   help="scoring protocol (see --list): for a run, the one that sets `correct` (default ours); "
+                        "with --rescore, comma-separated protocols to add side by side")
+    p.add_argument("--judge-backend", help="backend of the LLM judge for the *-judge protocols (rules, hf, openai, "
+                                           "module:attr)")
+    p.add_argument("--judge-model", help="the judge's model (hub id, local directory or served name)")
+    p.add_argument("--judge-base-url", help="the judge's OpenAI-compatible server URL")
     p.add_argument("--backend", default="rules", help="rules, hf, openai, or module:attr of a backend factory")
     p.add_argument("--model", help="hub id, local checkpoint directory or served model name")
     p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
@@ -43,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N cases of each task")
     p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
     p.add_argument("--concurrency", type=int, default=1, help="batches in flight at once (openai backend)")
-    p.add_argument("--out", help="run folder (default runs/<backend>[-<model>]-<tasks>); reuse it to resume")
+    p.add_argument("--out", help="run folder (default runs/<backend>[-<model>]-<tasks>); reuse it to resume; "
+                                 "with --compare, the folder of compare.json/.md (default RUN_B)")
     p.add_argument("--verifiers", default="", help="comma-separated verifier kinds to run per step (rule,prm)")
     p.add_argument("--prm-model", help="process reward model checkpoint for --verifiers prm")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -53,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
                    help="data folder of a task (repeatable); default $MMREASON_DATA/<task> "
                         "or ~/.cache/mmreason/data/<task>")
+    p.add_argument("--data-option", action="append", default=[], metavar="TASK.KEY=VALUE",
+                   help="loader option of a task (repeatable), e.g. slake.language=zh (en, zh, all), "
+                        "omnimedvqa.access=all; VALUE is read as JSON when it parses")
+    p.add_argument("--download", action="store_true",
+                   help="fetch a task missing locally from its hub id at the pinned revision (huggingface_hub); "
+                        "offline (HF_HUB_OFFLINE=1) only the hub cache is used")
     p.add_argument("--trace-images", action="store_true", help="keep rendered images inside saved traces")
     p.add_argument("--no-tools", action="store_true",
                    help="direct answering without tools: the baseline for the impact of reasoning (see --compare)")
@@ -76,6 +92,17 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _data_options(items: list[str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        task, dot, name = key.partition(".")
+        if not sep or not dot or not task.strip() or not name.strip():
+            raise MMReasonError(f"--data-option expects TASK.KEY=VALUE (e.g. slake.language=zh), got '{item}'")
+        out.setdefault(task.strip(), {}).update(_backend_options([f"{name.strip()}={value}"]))
+    return out
+
+
 def _backend_options(items: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for item in items:
@@ -90,21 +117,29 @@ def _backend_options(items: list[str]) -> dict[str, object]:
 
 
 def _list_tasks(data: dict[str, str], as_json: bool) -> int:
+    from benchmarks.protocols import PROTOCOLS
     from benchmarks.tasks import REGISTRY, data_dir, local_count
 
     rows = []
     for name, spec in REGISTRY.items():
         rows.append({"name": name, "n_local": local_count(name, data), "data_dir": str(data_dir(name, data)),
                      "hf": f"{spec.hf_id}@{spec.hf_revision}" if spec.hf_id else None,
-                     "answer_types": list(spec.answer_types), "split": spec.split, "title": spec.title})
+                     "answer_types": list(spec.answer_types), "split": spec.split, "title": spec.title,
+                     "protocols": [p for p, proto in PROTOCOLS.items() if proto.covers(name)]})
+    protocols = [{"name": p.name, "judge": p.needs_judge, "tasks": p.tasks, "title": p.title, "source": p.source}
+                 for p in PROTOCOLS.values()]
     if as_json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"tasks": rows, "protocols": protocols}, indent=1))
         return 0
     print(f"{'task':<15} {'n':>7}  {'answer types':<22} source")
     for r in rows:
         n = str(r["n_local"]) if r["n_local"] is not None else "-"
         print(f"{r['name']:<15} {n:>7}  {','.join(r['answer_types']):<22} {r['data_dir']}"
               + (f"  (hf: {r['hf']})" if r["hf"] else "") + f"  [{r['split']}] {r['title']}")
+    print(f"\n{'protocol':<17} {'judge':<6} {'tasks':<40} rules")
+    for p in protocols:
+        tasks = "all" if p["tasks"] == ["*"] else ",".join(t for t in p["tasks"] if t != "*")
+        print(f"{p['name']:<17} {'yes' if p['judge'] else 'no':<6} {tasks:<40} {p['title']}")
     return 0
 
 
@@ -120,6 +155,10 @@ def _print_results(results: dict, as_json: bool) -> None:
         if sps:
             line += f" samples/s={sps:.3g}"
         print(line)
+        for name, p in s.get("protocols", {}).items():
+            groups = " ".join(f"{g}={100 * v['value']:.1f}% (n={v['n']})" for g, v in p["groups"].items())
+            print(f"  {name}{' (judge)' if p['judged'] else ''}: accuracy={100 * p['accuracy']['value']:.1f}% "
+                  f"n={p['n']} {groups} guessed={p['guessed']}")
     if results.get("run_dir"):
         print(f"results: {Path(results['run_dir']) / 'results.md'}")
 
@@ -139,11 +178,12 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.no_progress)
         print(path)
         return 0
+    judge_options = {"backend": args.judge_backend, "model": args.judge_model, "base_url": args.judge_base_url}
     if args.compare:
         from benchmarks.results import compare_runs
 
         doc = compare_runs(Path(args.compare[0]), Path(args.compare[1]), _split_list(args.tasks) or None,
-                           seed=args.seed)
+                           seed=args.seed, out=Path(args.out) if args.out else None)
         if args.json:
             print(json.dumps(doc, indent=1))
             return 0
@@ -153,9 +193,11 @@ def run(args: argparse.Namespace) -> int:
                   f"McNemar p={c['mcnemar_p']:.4g} (b={c['b']}, c={c['c']})")
             if "reasoning_impact" in c:
                 print(f"{task}: impact of reasoning (with tools - direct) {100 * c['reasoning_impact']:+.1f} points")
+        print(f"written: {', '.join(doc['files'])}")
         return 0
     if args.rescore:
-        results = runner.rescore(Path(args.rescore), kinds, verifier_options)
+        results = runner.rescore(Path(args.rescore), kinds, verifier_options, protocols=_split_list(args.protocol),
+                                 judge=runner.make_judge(judge_options))
         _print_results(results, args.json)
         return 0
     tasks = _split_list(args.tasks)
@@ -168,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, split=args.split, data=data,
         trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
         backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
+        protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
+        data_options=_data_options(args.data_option), download=args.download,
     )
     _print_results(runner.run(config), args.json)
     return 0
