@@ -11,8 +11,8 @@ One episode::
 
 **Initial views** (the documented, bounded rule of `initial_views`): a 2-D image is shown as
 itself; a 3-D volume as an axial montage of 9 evenly spaced key slices and its central coronal
-slice. CT uses the lung window when at least `LUNG_FRACTION` of the body is aerated lung
-(-950..-500 HU), otherwise soft tissue; other modalities use the automatic window. Montages of
+slice. CT uses the lung window when at least `imaging.windowing.LUNG_FRACTION` of the body is aerated
+lung (-950..-500 HU), otherwise soft tissue; other modalities use the automatic window. Montages of
 all volumes come first, then the coronal slices, at most ``max_initial_images`` in all; volumes
 left without an image are still listed so the model can call ``view`` on them.
 
@@ -65,6 +65,7 @@ from grounding.evidence import Evidence, view_to_dict
 from grounding.tool import ToolContext, ToolError, ToolRegistry
 from imaging.errors import MMReasonError
 from imaging.views import View, montage_view, slice_view
+from imaging.windowing import display_window
 from imaging.volume import Volume
 from mmreason import prompts
 from mmreason.backends.base import DEFAULT_STOP, Generation
@@ -81,9 +82,6 @@ from mmreason.messages import (
 from mmreason.parsing import ParsedCall, parse_answer, parse_tool_calls, strip_think
 from mmreason.trace import ToolCall, Trace, Turn
 
-#: CT is shown in the lung window when at least this fraction of body voxels is aerated lung
-LUNG_FRACTION = 0.05
-LUNG_HU = (-950.0, -500.0)
 #: phrases that make an answer an abstention
 _ABSTAIN = re.compile(r"\b(cannot|can't|can ?not|unable to)\s+(answer|determine|tell)\b", re.IGNORECASE)
 
@@ -156,16 +154,6 @@ def load_inputs(inputs: Sequence[str | Path | Volume]) -> dict[str, Volume]:
     return volumes
 
 
-def ct_window(volume: Volume) -> str:
-    """``lung`` for CT with aerated lung (see `LUNG_FRACTION`), else ``soft_tissue``; ``auto`` otherwise."""
-    if volume.modality != "CT":
-        return "auto"
-    sample = volume.data[:: max(1, volume.shape[0] // 32), ::4, ::4]
-    body = np.count_nonzero(sample > LUNG_HU[0])
-    lung = np.count_nonzero((sample > LUNG_HU[0]) & (sample < LUNG_HU[1]))
-    return "lung" if body and lung / body >= LUNG_FRACTION else "soft_tissue"
-
-
 def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count: int = 9) -> list[View]:
     """The views of the first user turn, by the rule in the module docstring (unregistered)."""
     first: list[View] = []
@@ -177,7 +165,7 @@ def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count
             view.description = f"{label} image), the whole 2-D image, auto window"
             first.append(view)
             continue
-        window = ct_window(vol)
+        window = display_window(vol.modality, vol.data)
         montage = montage_view(vol, "axial", count=montage_count, window=window, volume_id=vid)
         montage.description = f"{label}), {montage.description}, {window} window"
         first.append(montage)
@@ -196,8 +184,9 @@ def study_text(volumes: dict[str, Volume]) -> str:
     for vid, vol in volumes.items():
         nz, ny, nx = vol.shape
         sz, sy, sx = vol.spacing
-        grid = f"2-D {nx}x{ny} px, {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
-            f"3-D {nx}x{ny}x{nz} voxels (x, y, z), spacing {sx:.2f}x{sy:.2f}x{sz:.2f} mm")
+        # the same (z, y, x) order as the trace, the report and `mmreason inspect`
+        grid = f"2-D image {nx}x{ny} px (width x height), {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
+            f"3-D {nz}x{ny}x{nx} voxels (z, y, x), spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)")
         lines.append(f"- volume {vid}: {vol.modality}, {grid}")
     return "\n".join(lines)
 
