@@ -57,7 +57,7 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -396,28 +396,58 @@ def run_episodes(requests: Sequence[EpisodeRequest], backend: Any, *, config: Lo
     episodes = [Episode(r, backend, registry, config, seed) for r in requests]
     tools = registry.specs() if backend.native_tools else None
     turn = 0
-    detailed = getattr(backend, "generate_detailed", None)
     while active := [e for e in episodes if not e.done]:
-        t0 = time.perf_counter()
-        options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                       seed=None if seed is None else seed + turn, stop=config.stop)
-        conversations = [e.conversation for e in active]
-        generations: list[Generation] | list[None]
-        if detailed is not None:
-            generations = detailed(conversations, **options)
-            texts = [g.text for g in generations]
-        else:
-            texts = backend.generate(conversations, **options)
-            generations = [None] * len(texts)
-        share = (time.perf_counter() - t0) / len(active)
-        for episode, text, generation in zip(active, texts, generations, strict=True):
-            episode.step(text, share, generation)
+        _model_turn(active, backend, config, tools, None if seed is None else seed + turn)
         turn += 1
         if progress:
             called = [c.name or "?" for e in active for c in _last_assistant(e.trace).tool_calls]
             what = f"tool calls: {', '.join(called)}" if called else "no tool call"
             progress(f"turn {turn}: {len(active)} active, {what}; {sum(e.done for e in episodes)}/{len(episodes)} done")
     return [e.trace for e in episodes]
+
+
+def stream_episode(request: EpisodeRequest, backend: Any, *, config: LoopConfig | None = None,
+                   registry: ToolRegistry | None = None, seed: int | None = None) -> Iterator[Trace]:
+    """One episode, yielding its trace once the study is shown and again after every model turn
+    (with the tool results of that turn and the evidence so far), for a live view (the web app).
+
+    The last trace yielded is finished (its ``status`` is no longer ``running``), as `run_episode`'s.
+    """
+    config = config or LoopConfig()
+    if registry is None:
+        from grounding.tools import default_registry
+
+        registry = default_registry()
+    episode = Episode(request, backend, registry, config, seed)
+    tools = registry.specs() if backend.native_tools else None
+    yield episode.trace
+    turn = 0
+    while not episode.done:
+        _model_turn([episode], backend, config, tools, None if seed is None else seed + turn)
+        turn += 1
+        if not episode.done:
+            episode.trace.evidence = list(episode.context.evidence)
+        yield episode.trace
+
+
+def _model_turn(active: list[Episode], backend: Any, config: LoopConfig, tools: list[dict] | None,
+                seed: int | None) -> None:
+    """One ``generate`` call over the active episodes, then one step of each."""
+    t0 = time.perf_counter()
+    options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                   seed=seed, stop=config.stop)
+    conversations = [e.conversation for e in active]
+    generations: list[Generation] | list[None]
+    detailed = getattr(backend, "generate_detailed", None)
+    if detailed is not None:
+        generations = detailed(conversations, **options)
+        texts = [g.text for g in generations]
+    else:
+        texts = backend.generate(conversations, **options)
+        generations = [None] * len(texts)
+    share = (time.perf_counter() - t0) / len(active)
+    for episode, text, generation in zip(active, texts, generations, strict=True):
+        episode.step(text, share, generation)
 
 
 def run_episode(images_or_volumes: Sequence[str | Path | Volume] | str | Path | Volume, question: str,

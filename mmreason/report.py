@@ -18,9 +18,13 @@ from grounding.evidence import image_to_b64
 from mmreason import render
 from mmreason.trace import Trace
 
-_CSS = """
+_PAGE_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#1d2330}
 h1{font-size:20px;margin:0 0 8px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+"""
+#: the style of the report's parts, also used by the web app around the same HTML
+CSS = """
+.qa h1{font-size:20px;margin:0 0 8px}
 .qa{background:#f4f7fb;border:1px solid #d5deeb;border-radius:8px;padding:14px 18px}
 .answer{font-size:17px;margin-top:8px}
 .badge{display:inline-block;padding:1px 9px;border-radius:10px;font-size:12px;margin-left:6px;vertical-align:middle}
@@ -40,7 +44,7 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;paddi
 th{background:#f0f3f8} .num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
-def _figure(fig: render.Figure) -> str:
+def figure_html(fig: render.Figure) -> str:
     cap = html.escape(fig.caption)
     return (f'<figure><img alt="{cap}" title="click to enlarge" onclick="this.classList.toggle(\'big\')" '
             f'src="data:image/png;base64,{image_to_b64(fig.image)}"><figcaption>{cap}</figcaption></figure>')
@@ -108,6 +112,18 @@ def measurements_html(trace: Trace) -> str:
             + body + "</table>")
 
 
+def evidence_list_html(trace: Trace) -> str:
+    """Every evidence with its tool, its quality level and reasons, and its short result."""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(ev.id)}</td><td>{esc(ev.tool)}</td><td>{_badge(ev.quality.level)} "
+        f"{esc('; '.join(ev.quality.reasons))}</td><td>{esc(render.tool_text(ev.text)[:300])}</td></tr>"
+        for ev in trace.evidence)
+    if not rows:
+        return "<p>No evidence yet.</p>"
+    return "<table><tr><th>evidence</th><th>tool</th><th>quality</th><th>result</th></tr>" + rows + "</table>"
+
+
 def _quality_html(ev: Any) -> str:
     q = ev.quality
     reasons = f": {html.escape('; '.join(q.reasons))}" if q.reasons else ""
@@ -136,13 +152,13 @@ def steps_html(trace: Trace) -> str:
             parts.append(f"<div class='verdict'>{_badge(v['label'])} <b>{esc(what)}</b> — "
                          f"{esc(v.get('reason') or '')}</div>")
         if turn.role == "user":
-            parts += [_figure(render.view_figure(trace, views[ref.view_id], f"Image {ref.index} · {ref.view_id}: "
+            parts += [figure_html(render.view_figure(trace, views[ref.view_id], f"Image {ref.index} · {ref.view_id}: "
                                                  f"{views[ref.view_id].description}"))
                       for ref in turn.images if ref.view_id in views]
         for eid in turn.evidence_ids:
             if eid in evidence:
                 parts.append(_quality_html(evidence[eid]))
-                parts += [_figure(f) for f in render.evidence_figures(evidence[eid], trace, views)]
+                parts += [figure_html(f) for f in render.evidence_figures(evidence[eid], trace, views)]
         parts.append("</div>")
     return "\n".join(parts)
 
@@ -161,9 +177,9 @@ def render_html(trace: Trace) -> str:
                f"{sum(v['label'] == 'unverifiable' for v in verdicts)} unverifiable steps (shown next to each step).</p>")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mmreason report</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_PAGE_CSS}{CSS}</style></head><body>",
         header_html(trace), warnings_html(trace),
-        _figure(ctr) if ctr is not None else "",
+        figure_html(ctr) if ctr is not None else "",
         "<h2>Inputs</h2>", inputs_html(trace),
         "<h2>Measurements</h2>", measurements_html(trace),
         "<h2>Reasoning, step by step</h2>", checked, steps_html(trace),

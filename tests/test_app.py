@@ -1,0 +1,131 @@
+"""The web app driven as a person would: over its API with gradio_client, and in headless Chromium.
+
+The app runs on 127.0.0.1 in this process. The browser test uses the system Chromium (Debian's
+``chromium``, installed by .ci/run) through Playwright's ``executable_path``; it skips only when
+neither is installed and ``MMREASON_REQUIRE_BROWSER`` is unset (.ci/run sets it, so CI fails instead).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from mmreason.app import AppError, load_study, parse_spacing, study_inputs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "chest_ct.nii.gz"
+XRAY = ROOT / "examples" / "chest_xray.png"
+QUESTION = "Is there a lung nodule? Where is it and how large?"  # README's question
+SCREENSHOT = ROOT / "docs" / "app.png"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from mmreason.app import launch
+
+    demo = launch(port=_free_port(), prevent_thread_lock=True, quiet=True)
+    assert demo.server_name == "127.0.0.1"  # this machine only, unless the user says otherwise
+    yield demo.local_url
+    demo.close()
+
+
+def test_pixel_spacing_field_reaches_the_loader():
+    assert parse_spacing("") is None and parse_spacing("0.5") == (0.5, 0.5) and parse_spacing("0.5, 0.6") == (0.5, 0.6)
+    with pytest.raises(AppError, match="pixel spacing"):
+        parse_spacing("half a mm")
+    assumed = load_study([str(XRAY)]).volumes["0"]
+    given = load_study([str(XRAY)], "0.5").volumes["0"]
+    assert assumed.facts["spacing"].assumed and not given.facts["spacing"].assumed
+    assert given.spacing[1:] == (0.5, 0.5)
+
+
+def test_zip_is_extracted_inside_the_session_folder(tmp_path):
+    import zipfile
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../escape.dcm", b"x")
+    with pytest.raises(AppError, match="unsafe path"):
+        study_inputs([str(bad)], tmp_path / "session")
+
+
+def test_ask_over_the_api_and_sessions_are_isolated(app_url):
+    client = Client(app_url, verbose=False)
+    opened = client.predict([handle_file(str(EXAMPLE))], "", api_name="/open")
+    assert "48x212x212 voxels (z, y, x)" in opened[0]
+    answer, steps, evidence, files = client.predict(QUESTION, "rules", "", "", "classical", 8, 512, "rule",
+                                                    api_name="/ask")
+    assert "badge answered" in answer and "right lung" in answer
+    assert "seed None" not in answer and "Result: {" not in steps
+    assert "class='verdict'" in steps and "<img" in steps  # verdicts beside steps, annotated images
+    assert "0.87 mL" in evidence and "badge ok" in evidence
+    names = sorted(Path(f).name for f in files)
+    assert names == ["report.html", "trace.json"]
+    # a second user (a new session) has no study: it cannot see the first one's
+    other = Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="open a study first"):
+        other.predict(QUESTION, "rules", "", "", "classical", 8, 512, "rule", api_name="/ask")
+
+
+def _require_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ModuleNotFoundError:
+        playwright_missing = True
+    else:
+        playwright_missing = False
+    if CHROMIUM is None or playwright_missing:
+        what = "chromium" if CHROMIUM is None else "playwright"
+        if os.environ.get("MMREASON_REQUIRE_BROWSER"):
+            pytest.fail(f"{what} is not installed; .ci/run installs it (apt-get install chromium; pip install -e '.[test]')")
+        pytest.skip(f"{what} is not installed")
+
+
+def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url):
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.goto(app_url)
+            page.locator("input[type=file]").first.set_input_files(str(EXAMPLE))
+            page.get_by_text("chest_ct.nii.gz").first.wait_for(timeout=30_000)  # the upload finished
+            page.get_by_role("button", name="Open study").click()
+            page.get_by_text("48x212x212 voxels").first.wait_for(timeout=30_000)
+            page.locator("#viewer img").first.wait_for(timeout=30_000)
+            page.locator("#question textarea").fill(QUESTION)
+            page.locator("#ask").click()
+            page.locator("#answer .badge.answered").wait_for(timeout=60_000)
+            assert "right lung" in page.locator("#answer .answer").inner_text()
+            overlay = page.locator("#steps img[alt*='in red']").first
+            overlay.scroll_into_view_if_needed()
+            shot = np.asarray(Image.open(io.BytesIO(overlay.screenshot())).convert("RGB")).astype(int)
+            red = (shot[..., 0] > 200) & (shot[..., 1] < 90) & (shot[..., 2] < 90)
+            assert red.sum() > 20, "the segment overlay shows no red mask"
+            page.evaluate("window.scrollTo(0, 0)")
+            full = Image.open(io.BytesIO(page.screenshot()))
+        finally:
+            browser.close()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    small = full.convert("RGB").resize((full.width * 2 // 3, full.height * 2 // 3), Image.LANCZOS)
+    small.quantize(128).save(SCREENSHOT, optimize=True)  # small enough to commit for the README
+    assert SCREENSHOT.stat().st_size < 400_000
