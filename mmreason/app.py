@@ -244,8 +244,6 @@ def build_app() -> Any:
     from imaging.windowing import CT_PRESETS
 
     windows = ["auto", *CT_PRESETS, CUSTOM_WINDOW]
-    zoom_js = ("element.addEventListener('click', (e) => { if (e.target.tagName === 'IMG') "
-               "e.target.classList.toggle('big'); });")
 
     with gr.Blocks(title="mmreason") as demo:
         state = gr.State(None)
@@ -281,11 +279,11 @@ def build_app() -> Any:
                         max_turns = gr.Number(8, precision=0, label="Max turns")
                         max_new_tokens = gr.Number(512, precision=0, label="Max new tokens per turn")
                         verifiers = gr.Radio(["rule", "none"], value="rule", label="Verifiers")
-                answer = gr.HTML(elem_id="answer", js_on_load=zoom_js)
+                answer = gr.HTML(elem_id="answer")
                 with gr.Tab("Reasoning"):
-                    steps = gr.HTML(elem_id="steps", js_on_load=zoom_js)
+                    steps = gr.HTML(elem_id="steps")
                 with gr.Tab("Evidence"):
-                    evidence = gr.HTML(elem_id="evidence", js_on_load=zoom_js)
+                    evidence = gr.HTML(elem_id="evidence")
                 downloads = gr.File(label="trace.json and report.html", file_count="multiple", interactive=False)
 
         def on_open(paths: list[str] | None, spacing_text: str) -> tuple:

@@ -22,6 +22,7 @@ level with its reasons; each step's verifier verdict with its reason.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ def human_value(value: float, unit: str) -> str:
         return f"{v:.0f} HU"
     if unit in ("ratio", ""):
         return f"{v:.2f}"
+    if unit == "a.u.":
+        return f"{v:.1f} a.u."
     if unit == "%":
         return f"{v:.1f} %"
     return f"{v:.3g} {unit}"
@@ -270,7 +273,11 @@ def step_verdicts(trace: Trace) -> dict[int, list[tuple[str, dict[str, Any]]]]:
         if 0 <= v["step"] < len(steps):
             step = steps[v["step"]]
             label = step.tool_call.name if step.tool_call is not None else step.kind
-            snippet = " ".join(step.text.split())
+            if step.tool_call is not None:
+                args = ", ".join(f"{k}={json.dumps(a)}" for k, a in step.tool_call.arguments.items())
+                label, snippet = "tool call", f"{step.tool_call.name}({args})"
+            else:
+                snippet = " ".join(step.text.split())
             out.setdefault(step.turn, []).append((f"{label}: {snippet[:80]}" + ("..." if len(snippet) > 80 else ""), v))
     return out
 

@@ -56,6 +56,26 @@ def test_pixel_spacing_field_reaches_the_loader():
     assert given.spacing[1:] == (0.5, 0.5)
 
 
+def test_dicom_zip_loose_files_and_prior_current(tmp_path):
+    import zipfile
+
+    from imaging.phantoms import chest_ct
+    from imaging.writers import write_dicom_series
+
+    files = write_dicom_series(chest_ct(seed=1, spacing=(8.0, 4.0, 4.0)).volume, tmp_path / "series")
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in files:
+            z.write(f, f"study/{f.name}")
+    zipped = load_study([str(archive)])
+    loose = load_study([str(f) for f in files])  # a series chosen file by file is one study
+    assert zipped.volumes["0"].shape == loose.volumes["0"].shape == (len(files),) + zipped.volumes["0"].shape[1:]
+    assert load_study([str(files[0])]).volumes["0"].is_2d  # one slice on its own
+    both = load_study([str(archive), str(EXAMPLE)])  # prior first, then current
+    assert list(both.volumes) == ["0", "1"] and both.volumes["1"].shape == (48, 212, 212)
+    assert zipped.folder != loose.folder  # every study in a folder of its own
+
+
 def test_zip_is_extracted_inside_the_session_folder(tmp_path):
     import zipfile
 
@@ -98,6 +118,21 @@ def _require_browser():
         pytest.skip(f"{what} is not installed")
 
 
+def _upload(page, path: Path, attempts: int = 3) -> None:
+    """Choose ``path`` in the study's file input and wait until the upload shows; a page still
+    mounting on a loaded machine can miss the first choice, so it is made again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(attempts):
+        page.locator("input[type=file]").first.set_input_files(str(path))
+        try:
+            page.get_by_text(path.name).first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+
+
 def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url):
     _require_browser()
     from playwright.sync_api import sync_playwright
@@ -107,8 +142,8 @@ def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1250})
             page.goto(app_url)
-            page.locator("input[type=file]").first.set_input_files(str(EXAMPLE))
-            page.get_by_text("chest_ct.nii.gz").first.wait_for(timeout=30_000)  # the upload finished
+            page.get_by_role("button", name="Open study").wait_for(timeout=30_000)
+            _upload(page, EXAMPLE)
             page.get_by_role("button", name="Open study").click()
             page.get_by_text("48x212x212 voxels").first.wait_for(timeout=30_000)
             page.locator("#viewer img").first.wait_for(timeout=30_000)
