@@ -76,6 +76,25 @@ def test_dicom_zip_loose_files_and_prior_current(tmp_path):
     assert zipped.folder != loose.folder  # every study in a folder of its own
 
 
+def test_ask_streams_turn_by_turn_and_saves_the_files():
+    from mmreason.app import Ask, ask
+
+    study = load_study([str(EXAMPLE)])
+    seen = []  # what each update showed when it came (the trace object is the same one, growing)
+    for trace, finished in ask(study, Ask(QUESTION)):
+        seen.append((trace.status, len(trace.evidence), sum(t.role == "assistant" for t in trace.turns), finished))
+    # the study first, then one update per model turn with the evidence so far, then the finished trace
+    assert seen[0] == ("running", 0, 0, False)
+    assert [s[2] for s in seen[:-1]] == list(range(len(seen) - 1)) and len(seen) >= 4
+    assert [s[1] for s in seen[:-1]] == sorted(s[1] for s in seen[:-1]) and seen[-2][1] >= 2
+    assert finished and trace.status == "answered" and trace.meta["verdicts"]
+    assert all(Path(f).is_file() and Path(f).is_relative_to(study.folder) for f in trace.meta["files"])
+    with pytest.raises(AppError, match="needs a model"):
+        next(ask(study, Ask(QUESTION, backend="hf")))
+    with pytest.raises(AppError, match="open a study first"):
+        next(ask(None, Ask(QUESTION)))
+
+
 def test_zip_is_extracted_inside_the_session_folder(tmp_path):
     import zipfile
 
