@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "chest_ct.nii.gz"
 XRAY = ROOT / "examples" / "chest_xray.png"
 QUESTION = "Is there a lung nodule? Where is it and how large?"  # README's question
-SCREENSHOT = ROOT / "docs" / "app.png"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -95,6 +94,22 @@ def test_ask_streams_turn_by_turn_and_saves_the_files():
         next(ask(None, Ask(QUESTION)))
 
 
+def test_viewer_scrolls_planes_with_presets_and_level_width():
+    from mmreason.app import CUSTOM_WINDOW, slice_image
+
+    study = load_study([str(EXAMPLE)])
+    lung = np.asarray(slice_image(study, "0", "axial", 28, "lung", 0, 0).convert("L"), dtype=float)
+    soft = np.asarray(slice_image(study, "0", "axial", 28, "soft_tissue", 0, 0).convert("L"), dtype=float)
+    mine = np.asarray(slice_image(study, "0", "axial", 28, CUSTOM_WINDOW, -600, 1500).convert("L"), dtype=float)
+    assert max(lung.shape) == 512 and np.abs(lung - mine).mean() < 1.0  # level/width -600/1500 is the lung preset
+    assert lung.mean() > soft.mean() + 10  # soft tissue shows the lungs black
+    # coronal: 212 columns of 1.6 mm by 48 slices of 5 mm, square pixels, enlarged; past the end: the last slice
+    assert slice_image(study, "0", "coronal", 999, "lung", 0, 0).size == (512, 362)
+    xray = load_study([str(XRAY)])
+    assert slice_image(xray, "0", "coronal", 5, "auto", 0, 0).size == slice_image(xray, "0", "axial", 0, "auto", 0, 0).size
+    assert slice_image(None, "0", "axial", 0, "auto", 0, 0) is None
+
+
 def test_zip_is_extracted_inside_the_session_folder(tmp_path):
     import zipfile
 
@@ -152,7 +167,7 @@ def _upload(page, path: Path, attempts: int = 3) -> None:
                 raise
 
 
-def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url):
+def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url, tmp_path):
     _require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -179,7 +194,9 @@ def test_browser_uploads_asks_and_sees_answer_and_overlay(app_url):
             full = Image.open(io.BytesIO(page.screenshot()))
         finally:
             browser.close()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    # README's docs/app.png is this picture: MMREASON_APP_SCREENSHOT=docs/app.png writes it there
+    target = Path(os.environ.get("MMREASON_APP_SCREENSHOT") or tmp_path / "app.png")
+    target.parent.mkdir(parents=True, exist_ok=True)
     small = full.convert("RGB").resize((full.width * 2 // 3, full.height * 2 // 3), Image.LANCZOS)
-    small.quantize(128).save(SCREENSHOT, optimize=True)  # small enough to commit for the README
-    assert SCREENSHOT.stat().st_size < 400_000
+    small.quantize(128).save(target, optimize=True)  # small enough to commit
+    assert target.stat().st_size < 400_000 and len(set(small.getdata())) > 50
