@@ -423,20 +423,21 @@ def calipers_of(ev: Evidence, view: View) -> list[Caliper]:
     """The longest diameter, its perpendicular length and the left-right width of a ``measure``
     evidence as calipers on ``view`` (only when their endpoints lie on the view's plane)."""
     out = []
-    g = base_geometry(view.geometry)
-    if isinstance(view.geometry, MontageGeometry):
-        return out
+    panels = ([(t.x0, t.y0, t.geometry) for t in view.geometry.tiles] if isinstance(view.geometry, MontageGeometry)
+              else [(0, 0, view.geometry)])
     for key, label, color in (("diameter_endpoints_mm", "longest_diameter_mm", CALIPER_RGB),
                               ("width_endpoints_mm", "width_mm", THORAX_RGB)):
         ends = ev.data.get(key)
         if not ends or len(ends) != 2 or label not in ev.measurements:
             continue
-        px = g.mm_to_pixel(np.asarray(ends, dtype=np.float64))
-        # on the plane? (the voxel of the first end maps back to the same mm)
-        back = g.pixel_to_mm(px)
-        if np.abs(back - np.asarray(ends)).max() > max(g.spacing) * 0.75:
-            continue
-        out.append(Caliper(tuple(px[0]), tuple(px[1]), human_value(ev.measurements[label].value, "mm"), color))
+        ends = np.asarray(ends, dtype=np.float64)
+        for x0, y0, g in panels:  # the panel whose plane holds the ends (a montage: at most one)
+            px = g.mm_to_pixel(ends)
+            if np.abs(g.pixel_to_mm(px) - ends).max() <= max(g.spacing) * 0.75:
+                px = px + [x0, y0]
+                out.append(Caliper(tuple(px[0]), tuple(px[1]), human_value(ev.measurements[label].value, "mm"),
+                                   color))
+                break
     return out
 
 

@@ -175,3 +175,23 @@ def test_overlay_window_and_prompt_grid_match_the_rest(trace):
     shown = {d["window"] for d in trace.meta["views"]}
     assert shown == {"lung"} and overlay.window == "lung"
     assert re.search(r"3-D \d+x\d+x\d+ voxels \(z, y, x\)", trace.turns[1].text)
+
+
+def test_calipers_land_on_the_plane_of_the_measurement(phantom):
+    from grounding.evidence import Evidence
+    from grounding.tools.measure import measurements_of
+    from grounding.measurements import measure_region
+
+    vol = phantom.volume
+    result = measure_region(vol, phantom.labels["nodule_1"])
+    ev = Evidence("E2", "measure", {}, "", measurements=measurements_of(result), data=result.as_dict())
+    k = result.diameter_slice
+    single = render.calipers_of(ev, slice_view(vol, "axial", k))
+    assert [c.label for c in single] == [f"{result.longest_diameter_mm:.1f} mm", f"{result.width_mm:.1f} mm"]
+    (x1, y1), (x2, y2) = single[0].p1, single[0].p2
+    assert np.hypot(x2 - x1, y2 - y1) * vol.spacing[2] == pytest.approx(result.longest_diameter_mm, rel=0.02)
+    assert render.calipers_of(ev, slice_view(vol, "axial", k + 5)) == []  # another plane: nothing to draw
+    montage = montage_view(vol, "axial", indices=[k - 6, k, k + 6])
+    on_montage = render.calipers_of(ev, montage)
+    tile = montage.geometry.tiles[1]  # the panel of slice k, offset in the montage
+    assert len(on_montage) == 2 and tile.x0 <= on_montage[0].p1[0] < tile.x0 + tile.geometry.width
