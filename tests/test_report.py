@@ -115,6 +115,7 @@ def test_report_content(trace, tmp_path):
     assert measurements.count(">volume<") == 1 and " mL<" in measurements and "mm3" not in measurements
     assert "longest diameter" in measurements and "badge ok" in measurements
     assert re.search(r"<td class='num'>\d+\.\d mm x \d+\.\d mm perpendicular", measurements)
+    assert not re.search(r"\d\.\d{5,}", " ".join(t.text for t in trace.turns))  # what the model read, too
     assert "E1 quality" in text_only  # each evidence's quality level beside it
     assert "calipers on V3" in text_only  # the measured diameters drawn on the overlay they measure
     assert "Assumed, not read from the file" not in text_only  # a phantom's geometry is given
