@@ -224,14 +224,10 @@ def ask(study: Study | None, settings: Ask) -> Iterator[tuple[Any, bool]]:
 
 def _panels(trace: Any) -> tuple[str, str, str]:
     """(answer, reasoning, evidence) HTML of a trace, by the report's renderer."""
-    from mmreason import render, report
+    from mmreason import report
 
-    head = report.header_html(trace) + report.warnings_html(trace)
-    ctr = render.ctr_figure(trace, render.views_by_id(trace))
-    if ctr is not None:
-        head += report.figure_html(ctr)
     evidence = report.measurements_html(trace) + report.evidence_list_html(trace)
-    return head, report.steps_html(trace), evidence
+    return report.summary_html(trace), report.steps_html(trace), evidence
 
 
 def build_app() -> Any:

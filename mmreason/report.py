@@ -87,6 +87,13 @@ def warnings_html(trace: Trace) -> str:
             + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul></div>")
 
 
+def summary_html(trace: Trace) -> str:
+    """The top of the report and of the app: question and answer, assumed-fact warnings, and the
+    cardiothoracic ratio's calipers when one was measured."""
+    ctr = render.ctr_figure(trace, render.views_by_id(trace))
+    return header_html(trace) + warnings_html(trace) + (figure_html(ctr) if ctr is not None else "")
+
+
 def inputs_html(trace: Trace) -> str:
     rows = []
     for i, s in enumerate(trace.inputs):  # no name, no metadata: de-identified by construction
@@ -166,7 +173,6 @@ def steps_html(trace: Trace) -> str:
 def render_html(trace: Trace) -> str:
     """The report as one HTML string (see the module docstring)."""
     esc = html.escape
-    ctr = render.ctr_figure(trace, render.views_by_id(trace))
     timings = "".join(f"<tr><td>{esc(k)}</td><td class='num'>{v:.2f}</td></tr>" for k, v in trace.timings.items())
     versions = ", ".join(f"{esc(k)} {esc(v)}" for k, v in trace.versions.items())
     verdicts = trace.meta.get("verdicts")
@@ -178,8 +184,7 @@ def render_html(trace: Trace) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>mmreason report</title>",
         f"<style>{_PAGE_CSS}{CSS}</style></head><body>",
-        header_html(trace), warnings_html(trace),
-        figure_html(ctr) if ctr is not None else "",
+        summary_html(trace),
         "<h2>Inputs</h2>", inputs_html(trace),
         "<h2>Measurements</h2>", measurements_html(trace),
         "<h2>Reasoning, step by step</h2>", checked, steps_html(trace),
