@@ -59,8 +59,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
-
 from grounding.evidence import Evidence, view_to_dict
 from grounding.tool import ToolContext, ToolError, ToolRegistry
 from imaging.errors import MMReasonError
