@@ -233,14 +233,17 @@ class Cardiothoracic:
         return self.heart_mm / self.thorax_mm
 
     @property
+    def reasons(self) -> list[str]:
+        """The two widths' reasons, but an assumed pixel spacing: two widths along the same image
+        axis scale together, so their ratio does not depend on it."""
+        return [r for r in dict.fromkeys(self.heart.quality.reasons + self.thorax.quality.reasons)
+                if "spacing" not in r]
+
+    @property
     def level(self) -> str:
         from grounding.quality import worst
 
-        return worst([self.heart.quality.level, self.thorax.quality.level])
-
-    @property
-    def reasons(self) -> list[str]:
-        return list(dict.fromkeys(self.heart.quality.reasons + self.thorax.quality.reasons))
+        return worst([self.heart.quality.level, self.thorax.quality.level]) if self.reasons else "ok"
 
 
 def cardiothoracic(trace: Trace) -> Cardiothoracic | None:

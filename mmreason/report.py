@@ -111,10 +111,11 @@ def measurements_html(trace: Trace) -> str:
     if not rows:
         return "<p>No measurements.</p>"
     esc = html.escape
-    body = "".join(
+    body = "".join(  # an evidence's reasons once, on its first row
         f"<tr><td>{esc(r.evidence)}</td><td>{esc(r.what)}</td><td>{esc(r.quantity)}</td>"
-        f"<td class='num'>{esc(r.value)}</td><td>{_badge(r.level)} {esc('; '.join(r.reasons))}</td></tr>"
-        for r in rows)
+        f"<td class='num'>{esc(r.value)}</td><td>{_badge(r.level)} "
+        f"{esc('; '.join(r.reasons)) if i == 0 or rows[i - 1].evidence != r.evidence else ''}</td></tr>"
+        for i, r in enumerate(rows))
     return ("<table><tr><th>evidence</th><th>of</th><th>quantity</th><th>value</th><th>quality</th></tr>"
             + body + "</table>")
 

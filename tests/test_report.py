@@ -156,6 +156,9 @@ def test_radiograph_report_warns_draws_ctr_and_speaks_2d():
     # the ratio is a measurement with its calipers, not only prose
     ctr = render.cardiothoracic(trace)
     assert ctr is not None and "cardiothoracic ratio" in text_only and f"{ctr.ratio:.2f} (" in text_only
+    # the widths rest on the assumed spacing; their ratio does not (both scale with it)
+    assert any("spacing" in r for r in ctr.heart.quality.reasons) and ctr.heart.quality.level != "ok"
+    assert not any("spacing" in r for r in ctr.reasons)
     figure = render.ctr_figure(trace, render.views_by_id(trace))
     rgb = np.asarray(figure.image).astype(int)
     yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 180) & (rgb[..., 2] < 120)
