@@ -224,6 +224,10 @@ class RegionMeasurements:
     Sizes are in mm, mm^2, mm^3 and mL; intensities in ``intensity_unit`` (``HU`` for CT,
     ``a.u.`` otherwise); ``centroid_mm`` is LPS (x, y, z); ``spacing_mm`` is the (z, y, x)
     voxel size used; ``width_mm`` is the left-right extent (see the module docstring).
+    ``diameter_endpoints_mm`` and ``width_endpoints_mm`` are the two ends (LPS mm) of the longest
+    diameter and of the left-right width (outer column edges, on the row through the region's
+    centroid, in the plane of the diameters), so a report draws the calipers of the numbers it
+    shows. ``image_2d``: the region lies on a 2-D image (no slices, no axial plane to speak of).
     """
 
     dims: int
@@ -246,6 +250,8 @@ class RegionMeasurements:
     midline_source: str
     extent_voxels: list[list[int]] = field(default_factory=list)
     width_mm: float = 0.0
+    width_endpoints_mm: list[list[float]] = field(default_factory=list)
+    image_2d: bool = False
 
     @property
     def volume_ml(self) -> float | None:
@@ -275,24 +281,41 @@ class RegionMeasurements:
         return out
 
     def summary(self) -> str:
-        """One or two sentences for a model or a terminal."""
+        """One or two sentences for a model or a terminal; a 2-D image is described as an image
+        (no axial plane, slice or LPS axes)."""
         size = (f"area {self.area_mm2:.1f} mm2" if self.dims == 2
                 else f"volume {self.volume_mm3:.1f} mm3 ({self.volume_ml:.2f} mL)")
         i = self.intensity
         x, y, z = self.centroid_mm
         sz, sy, sx = self.spacing_mm
+        side = side_text(self.laterality, self.fraction_left)
+        intensity = (f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
+                     f"(range {i['min']:.0f}..{i['max']:.0f})")
+        if self.image_2d:
+            _, row, col = self.centroid_voxel
+            return (
+                f"{size}; longest diameter {self.longest_diameter_mm:.1f} mm x "
+                f"{self.perpendicular_diameter_mm:.1f} mm perpendicular; left-right width {self.width_mm:.1f} mm; "
+                f"{intensity}; centre at column {col:.0f}, row {row:.0f} of the image; {side}; "
+                f"pixel spacing {sy:g} x {sx:g} mm (rows, columns)."
+            )
         return (
             f"{size}; longest {self.diameter_plane} diameter {self.longest_diameter_mm:.1f} mm x "
             f"{self.perpendicular_diameter_mm:.1f} mm perpendicular (slice {self.diameter_slice}); "
             f"left-right width {self.width_mm:.1f} mm; "
-            f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
-            f"(range {i['min']:.0f}..{i['max']:.0f}); centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; "
-            f"{_side_text(self.laterality)}; spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x)."
+            f"{intensity}; centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; "
+            f"{side}; spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x)."
         )
 
 
-def _side_text(side: str) -> str:
-    return "at the midline" if side == "midline" else f"on the patient's {side}"
+def side_text(side: str, fraction_left: float | None = None) -> str:
+    """Words for a laterality: a region with a good share on each side (both lungs) is on both
+    sides, not "at the midline"."""
+    if side != "midline":
+        return f"on the patient's {side}"
+    if fraction_left is not None and min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
+        return "on both sides of the midline"
+    return "at the midline"
 
 
 def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = None) -> RegionMeasurements:
@@ -331,6 +354,9 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
     midline, source = body_midline_x_mm(volume, int(round(cz[0])))
     side, frac_left = laterality(mask, volume, midline, float(centroid[0]), bbox)
     extent = [[s.start, s.stop] for s in bbox]
+    row = int(np.clip(round(cz[in_plane[0]]), bbox[in_plane[0]].start, bbox[in_plane[0]].stop - 1))
+    width_ends = [[float(k) if a == axis else float(row) if a == in_plane[0] else edge for a in range(3)]
+                  for edge in (bbox[2].start - 0.5, bbox[2].stop - 0.5)] if 2 in in_plane else []
     voxels = int(np.count_nonzero(sub))
     return RegionMeasurements(
         dims=dims,
@@ -353,4 +379,6 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
         midline_source=source,
         extent_voxels=extent,
         width_mm=float((bbox[2].stop - bbox[2].start) * steps[2]),
+        width_endpoints_mm=volume.voxel_to_world(width_ends).round(3).tolist() if width_ends else [],
+        image_2d=volume.is_2d,
     )

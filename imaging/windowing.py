@@ -48,6 +48,10 @@ XR_PERCENTILES = (0.5, 99.5)
 
 PRESETS = tuple(CT_PRESETS) + ("auto",)
 
+#: CT is shown in the lung window when at least this fraction of body voxels is aerated lung
+LUNG_FRACTION = 0.05
+LUNG_HU = (-950.0, -500.0)
+
 
 def percentile_window(data: np.ndarray, low_pct: float, high_pct: float) -> Window:
     """A window spanning the given percentiles of the finite values (robust to outliers)."""
@@ -77,6 +81,21 @@ def resolve_window(preset: str | Window | None, modality: str, data: np.ndarray)
         return CT_PRESETS["soft_tissue"]
     pcts = MR_PERCENTILES if modality == "MR" else XR_PERCENTILES
     return percentile_window(data, *pcts)
+
+
+def display_window(modality: str, data: np.ndarray) -> str:
+    """The preset a study is first shown in: ``lung`` for CT with aerated lung (at least
+    `LUNG_FRACTION` of body voxels in `LUNG_HU`), else ``soft_tissue``; ``auto`` for other modalities.
+
+    Every view of a study (initial views, overlays, the app's viewer) starts from this one
+    window, so a mask overlay never shows the lungs black beside lung-window views.
+    """
+    if modality != "CT":
+        return "auto"
+    sample = data[:: max(1, data.shape[0] // 32), ::4, ::4]
+    body = np.count_nonzero(sample > LUNG_HU[0])
+    lung = np.count_nonzero((sample > LUNG_HU[0]) & (sample < LUNG_HU[1]))
+    return "lung" if body and lung / body >= LUNG_FRACTION else "soft_tissue"
 
 
 def apply_window(data: np.ndarray, window: Window) -> np.ndarray:

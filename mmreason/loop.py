@@ -11,8 +11,8 @@ One episode::
 
 **Initial views** (the documented, bounded rule of `initial_views`): a 2-D image is shown as
 itself; a 3-D volume as an axial montage of 9 evenly spaced key slices and its central coronal
-slice. CT uses the lung window when at least `LUNG_FRACTION` of the body is aerated lung
-(-950..-500 HU), otherwise soft tissue; other modalities use the automatic window. Montages of
+slice. CT uses the lung window when at least `imaging.windowing.LUNG_FRACTION` of the body is aerated
+lung (-950..-500 HU), otherwise soft tissue; other modalities use the automatic window. Montages of
 all volumes come first, then the coronal slices, at most ``max_initial_images`` in all; volumes
 left without an image are still listed so the model can call ``view`` on them.
 
@@ -57,14 +57,13 @@ import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from typing import Any, Callable, Iterator, Sequence
 
 from grounding.evidence import Evidence, view_to_dict
 from grounding.tool import ToolContext, ToolError, ToolRegistry
 from imaging.errors import MMReasonError
 from imaging.views import View, montage_view, slice_view
+from imaging.windowing import display_window
 from imaging.volume import Volume
 from mmreason import prompts
 from mmreason.backends.base import DEFAULT_STOP, Generation
@@ -81,9 +80,6 @@ from mmreason.messages import (
 from mmreason.parsing import ParsedCall, parse_answer, parse_tool_calls, strip_think
 from mmreason.trace import ToolCall, Trace, Turn
 
-#: CT is shown in the lung window when at least this fraction of body voxels is aerated lung
-LUNG_FRACTION = 0.05
-LUNG_HU = (-950.0, -500.0)
 #: phrases that make an answer an abstention
 _ABSTAIN = re.compile(r"\b(cannot|can't|can ?not|unable to)\s+(answer|determine|tell)\b", re.IGNORECASE)
 
@@ -156,16 +152,6 @@ def load_inputs(inputs: Sequence[str | Path | Volume]) -> dict[str, Volume]:
     return volumes
 
 
-def ct_window(volume: Volume) -> str:
-    """``lung`` for CT with aerated lung (see `LUNG_FRACTION`), else ``soft_tissue``; ``auto`` otherwise."""
-    if volume.modality != "CT":
-        return "auto"
-    sample = volume.data[:: max(1, volume.shape[0] // 32), ::4, ::4]
-    body = np.count_nonzero(sample > LUNG_HU[0])
-    lung = np.count_nonzero((sample > LUNG_HU[0]) & (sample < LUNG_HU[1]))
-    return "lung" if body and lung / body >= LUNG_FRACTION else "soft_tissue"
-
-
 def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count: int = 9) -> list[View]:
     """The views of the first user turn, by the rule in the module docstring (unregistered)."""
     first: list[View] = []
@@ -177,7 +163,7 @@ def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count
             view.description = f"{label} image), the whole 2-D image, auto window"
             first.append(view)
             continue
-        window = ct_window(vol)
+        window = display_window(vol.modality, vol.data)
         montage = montage_view(vol, "axial", count=montage_count, window=window, volume_id=vid)
         montage.description = f"{label}), {montage.description}, {window} window"
         first.append(montage)
@@ -196,8 +182,9 @@ def study_text(volumes: dict[str, Volume]) -> str:
     for vid, vol in volumes.items():
         nz, ny, nx = vol.shape
         sz, sy, sx = vol.spacing
-        grid = f"2-D {nx}x{ny} px, {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
-            f"3-D {nx}x{ny}x{nz} voxels (x, y, z), spacing {sx:.2f}x{sy:.2f}x{sz:.2f} mm")
+        # the same (z, y, x) order as the trace, the report and `mmreason inspect`
+        grid = f"2-D image {nx}x{ny} px (width x height), {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
+            f"3-D {nz}x{ny}x{nx} voxels (z, y, x), spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)")
         lines.append(f"- volume {vid}: {vol.modality}, {grid}")
     return "\n".join(lines)
 
@@ -407,28 +394,58 @@ def run_episodes(requests: Sequence[EpisodeRequest], backend: Any, *, config: Lo
     episodes = [Episode(r, backend, registry, config, seed) for r in requests]
     tools = registry.specs() if backend.native_tools else None
     turn = 0
-    detailed = getattr(backend, "generate_detailed", None)
     while active := [e for e in episodes if not e.done]:
-        t0 = time.perf_counter()
-        options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                       seed=None if seed is None else seed + turn, stop=config.stop)
-        conversations = [e.conversation for e in active]
-        generations: list[Generation] | list[None]
-        if detailed is not None:
-            generations = detailed(conversations, **options)
-            texts = [g.text for g in generations]
-        else:
-            texts = backend.generate(conversations, **options)
-            generations = [None] * len(texts)
-        share = (time.perf_counter() - t0) / len(active)
-        for episode, text, generation in zip(active, texts, generations, strict=True):
-            episode.step(text, share, generation)
+        _model_turn(active, backend, config, tools, None if seed is None else seed + turn)
         turn += 1
         if progress:
             called = [c.name or "?" for e in active for c in _last_assistant(e.trace).tool_calls]
             what = f"tool calls: {', '.join(called)}" if called else "no tool call"
             progress(f"turn {turn}: {len(active)} active, {what}; {sum(e.done for e in episodes)}/{len(episodes)} done")
     return [e.trace for e in episodes]
+
+
+def stream_episode(request: EpisodeRequest, backend: Any, *, config: LoopConfig | None = None,
+                   registry: ToolRegistry | None = None, seed: int | None = None) -> Iterator[Trace]:
+    """One episode, yielding its trace once the study is shown and again after every model turn
+    (with the tool results of that turn and the evidence so far), for a live view (the web app).
+
+    The last trace yielded is finished (its ``status`` is no longer ``running``), as `run_episode`'s.
+    """
+    config = config or LoopConfig()
+    if registry is None:
+        from grounding.tools import default_registry
+
+        registry = default_registry()
+    episode = Episode(request, backend, registry, config, seed)
+    tools = registry.specs() if backend.native_tools else None
+    yield episode.trace
+    turn = 0
+    while not episode.done:
+        _model_turn([episode], backend, config, tools, None if seed is None else seed + turn)
+        turn += 1
+        if not episode.done:
+            episode.trace.evidence = list(episode.context.evidence)
+        yield episode.trace
+
+
+def _model_turn(active: list[Episode], backend: Any, config: LoopConfig, tools: list[dict] | None,
+                seed: int | None) -> None:
+    """One ``generate`` call over the active episodes, then one step of each."""
+    t0 = time.perf_counter()
+    options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                   seed=seed, stop=config.stop)
+    conversations = [e.conversation for e in active]
+    generations: list[Generation] | list[None]
+    detailed = getattr(backend, "generate_detailed", None)
+    if detailed is not None:
+        generations = detailed(conversations, **options)
+        texts = [g.text for g in generations]
+    else:
+        texts = backend.generate(conversations, **options)
+        generations = [None] * len(texts)
+    share = (time.perf_counter() - t0) / len(active)
+    for episode, text, generation in zip(active, texts, generations, strict=True):
+        episode.step(text, share, generation)
 
 
 def run_episode(images_or_volumes: Sequence[str | Path | Volume] | str | Path | Volume, question: str,

@@ -180,12 +180,21 @@ def result_text(ev: Evidence, note: str = "") -> str:
         payload["box_size_mm"] = ev.box["mm"]["size_mm"]
     if ev.quality.level != "ok" or ev.quality.reasons:
         payload["quality"] = {"level": ev.quality.level, "reasons": ev.quality.reasons}
-    facts = {k: v for k, v in ev.data.items() if _is_small(v)}
+    facts = {k: _rounded(v) for k, v in ev.data.items() if _is_small(v)}
     if facts:
         payload["data"] = facts
     if len(payload) > 1:
         lines.append("Result: " + json.dumps(payload, separators=(", ", ": ")))
     return "\n".join(lines)
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 3 decimals (an mm figure of 11.200000166893005 is 11.2), in lists too."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
 
 
 def _is_small(value: Any, depth: int = 0) -> bool:

@@ -61,7 +61,21 @@ def test_json_output(example, tmp_path, capsys):
     diam = record["evidence"][1]["measurements"]["longest_diameter_mm"]
     assert diam["unit"] == "mm" and diam["value"] == pytest.approx(truth["diameter_mm"], abs=2.5)
     assert record["report"].endswith("report.html") and record["trace"].endswith("trace.json")
-    assert Trace.load(record["trace"]).seed == 5
+    trace = Trace.load(record["trace"])
+    assert trace.seed == 5
+    # the rule verifiers ran by default; their verdicts sit beside the steps in the report
+    assert trace.meta["verdicts"] and {v["label"] for v in trace.meta["verdicts"]} <= {"correct", "unverifiable"}
+    report = Path(record["report"]).read_text()
+    assert report.count("class='verdict'") == len(trace.meta["verdicts"]) and "seed 5" in report
+
+
+def test_verifiers_none_skips_them(example, tmp_path, capsys):
+    path, _ = example
+    assert main(["infer", "--image", str(path), "--question", "How large is the nodule?", "--out", str(tmp_path),
+                 "--json", "--verifiers", "none"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert "verdicts" not in Trace.load(record["trace"]).meta
+    assert "class='verdict'" not in Path(record["report"]).read_text()
 
 
 @pytest.mark.parametrize("argv, message", [

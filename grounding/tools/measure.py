@@ -14,8 +14,8 @@ from grounding.tools.regions import BBOX_SCHEMA, VIEW_ID_SCHEMA, region_mask, re
 from imaging.volume import Volume
 
 DESCRIPTION = (
-    "Measure a region in millimetres: area (2-D) or volume (3-D), the longest axial diameter and the "
-    "diameter perpendicular to it, the left-right width (width_mm), mean/std/min/max intensity (HU for CT), centroid (patient LPS mm) "
+    "Measure a region in millimetres: area (2-D) or volume (3-D), the longest diameter (of a 3-D region: on "
+    "its axial slice of largest area) and the diameter perpendicular to it, the left-right width (width_mm), mean/std/min/max intensity (HU for CT), centroid (patient LPS mm) "
     "and side (patient left/right/midline). Give either evidence_id of a segment result, or view_id "
     "and bbox_2d for a box region on that view's slice."
 )

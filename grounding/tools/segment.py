@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from grounding.evidence import Evidence, Measurement
-from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality, mask_bbox
+from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality, mask_bbox, side_text
 from grounding.plausibility import (
     CT_TARGETS,
     fact_quality,
@@ -41,7 +41,7 @@ from grounding.tools.regions import (
 from imaging.geometry import ViewGeometry
 from imaging.views import PLANES, View, plane_geometry, render, sample_plane
 from imaging.volume import Volume
-from imaging.windowing import PRESETS
+from imaging.windowing import PRESETS, display_window
 
 MODES = ("3d", "2d")
 #: overlay colour (RGB) and opacity of the mask fill; the outline is drawn opaque
@@ -279,7 +279,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     cz = centroid_voxel(mask, bbox)
     centroid = vol.voxel_to_world([cz])[0]
     midline, _ = body_midline_x_mm(vol, int(round(cz[0])))
-    side, _ = laterality(mask, vol, midline, float(centroid[0]), bbox)
+    side, fraction_left = laterality(mask, vol, midline, float(centroid[0]), bbox)
     if mode == "3d":
         vol_mm3 = voxels * vol.voxel_volume_mm3
         ev.measurements = {"volume_mm3": Measurement(vol_mm3, "mm3"), "volume_ml": Measurement(vol_mm3 / 1000, "mL")}
@@ -297,13 +297,15 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     data.update({"bbox_voxels": [[s.start, s.stop] for s in bbox], "extent_mm_zyx": extent_mm,
                  "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
-    side_text = "at the midline" if side == "midline" else f"on the patient's {side}"
+    side_words = side_text(side, fraction_left)
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt)
     if "orientation assumed" in " ".join(ev.quality.reasons):
-        side_text += " (side not trusted: orientation assumed)"
+        side_words += " (side not trusted: orientation assumed)"
+    where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
+                if vol.is_2d else f"voxels {fmt_slices(bbox)}")
     ev.text = (f"Segmented {what}{where} ({mode.upper()}, {context.segmenter} segmenter): {size}, "
-               f"{n_components} connected component(s), extent {dims}, voxels {fmt_slices(bbox)}; "
-               f"{side_text}. Overlay {overlay_id}: {overlay.description}.{notes} "
+               f"{n_components} connected component(s), extent {dims}, {where_px}; "
+               f"{side_words}. Overlay {overlay_id}: {overlay.description}.{notes} "
                f"{ev.quality.describe().capitalize()}.")
     return ev
 
@@ -383,7 +385,9 @@ def _overlay(vol: Volume, mask: np.ndarray, plane: tuple[int, int] | None, view:
     else:
         axis, k = plane
     geom = plane_geometry(vol, PLANES[axis], k, volume_id=volume_id)
-    window = view.window if view is not None and view.window in PRESETS else "auto"
+    # the window of the view the call named, else the study's own: an overlay beside
+    # lung-window views must not switch to soft tissue and turn the lungs black
+    window = view.window if view is not None and view.window in PRESETS else display_window(vol.modality, vol.data)
     base = render(vol, geom, window, plane=PLANES[axis])
     # sample only the one slice the overlay shows (a float copy of a whole CT mask is large)
     origin = list(geom.origin)

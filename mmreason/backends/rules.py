@@ -101,7 +101,8 @@ _ORGAN_SIZE = re.compile(r"\b(volume|size|how (large|big)|measure)", re.I)
 _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|imaging)|which imaging|"
                        r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
 _PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
-_STUDY = re.compile(r"^- volume (\w+): (\w+), (2-D|3-D) (\d+)x(\d+)(?:x(\d+))?", re.M)
+#: a study line of the prompt: 2-D images give width x height, 3-D volumes z x y x x
+_STUDY = re.compile(r"^- volume (\w+): (\w+), (2-D|3-D)(?: image)? (\d+)x(\d+)(?:x(\d+))?", re.M)
 _CAPTION = re.compile(r"Image (\d+) \((\d+)x(\d+)\), view (V\d+): (.*)")
 _CAPTION_VOLUME = re.compile(r"^volume (\w+) \(")
 #: "volume 1 is the FLAIR", "volume 0: T2", "volume 2 the T1 sequence"
@@ -422,8 +423,11 @@ def read_state(conversation: list[dict], tools: list[dict] | None = None) -> Sta
     qm = re.search(r"Question: (.*?)(?:\nOptions:\n(.*?)\nAnswer with the option letter\.|$)", user, re.S)
     question = qm.group(1).strip() if qm else user
     options = [re.sub(r"^[A-Z]\. ", "", line) for line in qm.group(2).splitlines()] if qm and qm.group(2) else None
-    volumes = [VolumeInfo(m.group(1), m.group(2), m.group(3) == "2-D",
-                          tuple(int(v) for v in m.groups()[3:] if v)) for m in _STUDY.finditer(user)]
+    volumes = []
+    for m in _STUDY.finditer(user):
+        dims = tuple(int(v) for v in m.groups()[3:] if v)
+        volumes.append(VolumeInfo(m.group(1), m.group(2), m.group(3) == "2-D",
+                                  dims if m.group(3) == "2-D" else dims[::-1]))
     results: list[Result] = []
     pending: list[tuple[str, dict]] = []
     for msg in conversation[2:]:

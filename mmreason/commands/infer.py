@@ -2,7 +2,8 @@
 
 Runs the reasoning loop (`mmreason.loop.run_episode`) with a backend - ``rules`` (no weights, the
 default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``openai`` (an
-OpenAI-compatible server) - and writes ``trace.json`` and ``report.html`` into ``--out``
+OpenAI-compatible server) - and checks every step with the rule verifiers (``--verifiers none`` skips
+them), and writes ``trace.json`` and ``report.html`` (verdicts beside their steps) into ``--out``
 (default ``out/<timestamp>``). Progress goes to stderr; to stdout go the explanation the model gave
 before its answer tag (where and how large, with evidence ids), the answer (``Answer: ...``, the
 text of the ``<answer>`` tag) and the report path, or one JSON object with ``--json``. Exit
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
                         "(enable_thinking=False)")
     p.add_argument("--thinking-tokens", type=int,
                    help="hf: tokens granted on top of --max-new-tokens when the prompt opens <think> (default 1024)")
+    p.add_argument("--verifiers", choices=("rule", "none"), default="rule",
+                   help="check every step with the rule verifiers (format, grounding, measurement, answer-evidence "
+                        "consistency) and show the verdicts in the report (default rule; none skips)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     name, options = backend_options(args)
     out = Path(args.out or Path("out") / time.strftime("%Y%m%d-%H%M%S"))
     segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-    registry = default_registry(_targets(args.segmenter, segmenter_options))
+    registry = default_registry(segment_targets(args.segmenter, segmenter_options))
     progress(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
     backend = get_backend(name, **options)
     config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
@@ -123,6 +127,13 @@ def run(args: argparse.Namespace) -> int:
     progress(f"loading {len(args.image)} input(s) and asking: {args.question}")
     trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
                         seed=args.seed, config=config, progress=progress)
+    if args.verifiers == "rule":
+        from mmreason.verifiers.pipeline import attach_verdicts
+
+        verdicts = attach_verdicts(trace)
+        bad = [v for v in verdicts if v.label == "incorrect"]
+        progress(f"verified {len(verdicts)} steps: {len(bad)} incorrect"
+                 + "".join(f"; step {v.step}: {v.reason}" for v in bad))
     trace_path = trace.save(out / "trace.json")
     report_path = write_report(trace, out / "report.html")
     progress(f"{trace.status} in {trace.timings.get('total', 0):.1f} s; wrote {trace_path} and {report_path}")
@@ -151,7 +162,7 @@ def explanation(trace: Any) -> str:
     return text[: blocks[-1].start()].strip() if blocks else ""
 
 
-def _targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
+def segment_targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
     """Segment targets to offer the model: the classical ones, or those the chosen segmenter knows."""
     if segmenter == "classical":
         return None

@@ -57,3 +57,11 @@ def verify(case: Case | None, trace: Trace, *, kinds: tuple[str, ...] | list[str
     if "prm" in kinds:
         by_kind["prm"] = prm.verify_steps(trace, steps)  # type: ignore[union-attr]
     return [by_kind[k][i] for i in range(len(steps)) for k in kinds]
+
+
+def attach_verdicts(trace: Trace, kinds: tuple[str, ...] | list[str] = ("rule",)) -> list[StepVerdict]:
+    """`verify` a trace without a case and keep the verdicts in ``trace.meta["verdicts"]`` (dicts),
+    where the report and the web app show each one next to its step. Returns the verdicts."""
+    verdicts = verify(None, trace, kinds=kinds)
+    trace.meta["verdicts"] = [v.to_dict() for v in verdicts]
+    return verdicts

@@ -1,0 +1,352 @@
+"""``mmreason app``: a Gradio web app to open a study, scroll it, ask a question and watch the
+grounded reasoning arrive turn by turn.
+
+The page: open one or more studies (NIfTI, a zipped DICOM folder, DICOM files of one series, a
+single DICOM, PNG/JPEG; several studies are volumes 0, 1, ... in the order given, prior first),
+with an optional pixel spacing for inputs that lack one; scroll slices of the axial, coronal and
+sagittal planes with window presets or a level/width of one's own; choose the backend (``rules``
+needs no weights; ``hf`` a checkpoint; ``openai`` a server URL), the segmenter, the limits and the
+verifiers; ask. The answer, the reasoning (the model's text, each tool call and result, each image
+with its overlay, boxes and calipers, the verifier's verdict next to each step) and the evidence
+table with quality levels are drawn by `mmreason.render`, the renderer of ``report.html``; when
+the episode ends, ``trace.json`` and ``report.html`` can be downloaded.
+
+Each browser session keeps its own study in a `gr.State` and writes into its own temporary
+folder: a second user never sees the first one's study. The server binds to 127.0.0.1 unless told
+otherwise; ``share`` (a public gradio.live link) is the user's explicit choice.
+
+Gradio is an optional dependency (``pip install 'mmreason[app]'``), imported when the app is built.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from imaging.errors import MMReasonError
+from imaging.volume import Volume
+
+#: window choices in the viewer: the CT presets, auto, and a level/width of one's own
+CUSTOM_WINDOW = "custom (level/width)"
+PLANES = ("axial", "coronal", "sagittal")
+BACKEND_CHOICES = ("rules", "hf", "openai")
+APP_TITLE = "mmreason: grounded reasoning over CT, MRI and X-ray"
+
+
+class AppError(MMReasonError, ValueError):
+    """Bad input in the web app (no study, unreadable spacing, missing model ...)."""
+
+
+@dataclass
+class Study:
+    """One session's opened study: its volumes ``"0"``, ``"1"``, ... and its private folder."""
+
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mmreason-app-")))
+
+
+def parse_spacing(text: str | None) -> tuple[float, float] | None:
+    """``"0.7"`` or ``"0.7, 0.6"`` (row, column mm) -> a pixel spacing; blank -> None."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        values = [float(v) for v in re.split(r"[,\sx]+", str(text).strip()) if v]
+    except ValueError:
+        raise AppError(f"pixel spacing must be one or two numbers in mm (row, column), got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) <= 0:
+        raise AppError(f"pixel spacing must be one or two positive numbers in mm (row, column), got {text!r}")
+    return values[0], values[1]
+
+
+def study_inputs(paths: list[str], folder: Path) -> list[Path]:
+    """The inputs to load from uploaded files, in order: a zip is extracted (a DICOM folder),
+    loose DICOM files together form one series, every other file is a study of its own."""
+    out: list[Path] = []
+    loose_dicom: list[Path] = []
+    for i, name in enumerate(paths):
+        path = Path(name)
+        if path.suffix.lower() == ".zip":
+            target = folder / f"upload{i}"
+            with zipfile.ZipFile(path) as z:
+                for member in z.namelist():  # never write outside the session folder
+                    if Path(member).is_absolute() or ".." in Path(member).parts:
+                        raise AppError(f"{path.name}: the zip holds an unsafe path {member!r}")
+                z.extractall(target)
+            out.append(target)
+        elif path.suffix.lower() in (".dcm", ".dicom", ".ima") or _is_dicom(path):
+            loose_dicom.append(path)
+        else:
+            out.append(path)
+    if len(loose_dicom) == 1:
+        out.append(loose_dicom[0])
+    elif loose_dicom:
+        series = folder / "dicom_series"
+        series.mkdir(exist_ok=True)
+        for j, path in enumerate(loose_dicom):
+            shutil.copy(path, series / f"{j:05d}.dcm")
+        out.append(series)
+    return out
+
+
+def _is_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def load_study(paths: list[str], spacing_text: str | None = None) -> Study:
+    """A new `Study` from uploaded files (see `study_inputs`), with the pixel spacing, if given,
+    applied to inputs that lack one (`imaging.io.load` ``spacing``)."""
+    from imaging.io import load
+
+    if not paths:
+        raise AppError("open a study first: a NIfTI, a zipped DICOM folder, DICOM files or a PNG/JPEG")
+    spacing = parse_spacing(spacing_text)
+    study = Study()
+    for i, path in enumerate(study_inputs(paths, study.folder)):
+        study.volumes[str(i)] = load(path, spacing=spacing)
+    return study
+
+
+def study_markdown(study: Study) -> str:
+    """The opened study in a few lines, with a warning for every assumed fact."""
+    from mmreason import render
+
+    lines = []
+    for vid, vol in study.volumes.items():
+        summary = vol.summary()
+        lines.append(f"- **volume {vid}**: {render.input_line(summary)}")
+        for fact in vol.assumed_facts():
+            lines.append(f"  - ⚠ {fact.describe()}")
+    return "\n".join(lines)
+
+
+def slice_image(study: Study | None, volume_id: str, plane: str, index: float, window: str,
+                level: float, width: float) -> Any:
+    """The annotated slice the viewer shows (None without a study)."""
+    from imaging.views import slice_view
+    from imaging.windowing import Window
+    from mmreason import render
+
+    if study is None or volume_id not in study.volumes:
+        return None
+    vol = study.volumes[volume_id]
+    if vol.is_2d:
+        plane, index = "axial", 0
+    axis = PLANES.index(plane)
+    index = min(max(int(index), 0), vol.shape[axis] - 1)
+    win = Window(float(level), max(float(width), 1e-3)) if window == CUSTOM_WINDOW else window
+    view = slice_view(vol, plane, index, win, volume_id=volume_id)
+    facts = vol.facts
+    return render.annotate(view, is_2d=vol.is_2d, spacing_assumed=facts["spacing"].assumed,
+                           orientation_assumed=facts["orientation"].assumed)
+
+
+_BACKENDS: dict[tuple, Any] = {}
+
+
+def get_backend(name: str, model: str | None, base_url: str | None) -> Any:
+    """A backend, built once per (name, model, URL) in this process (weights are not per user)."""
+    from mmreason.backends import get_backend as build
+
+    options: dict[str, Any] = {}
+    if name == "hf":
+        if not model:
+            raise AppError("the hf backend needs a model: a hub id or a local checkpoint directory")
+        options["model"] = model
+    elif name == "openai":
+        if model:
+            options["model"] = model
+        if base_url:
+            options["base_url"] = base_url
+    key = (name, tuple(sorted(options.items())))
+    if key not in _BACKENDS:
+        _BACKENDS[key] = build(name, **options)
+    return _BACKENDS[key]
+
+
+@dataclass
+class Ask:
+    """The settings of one question, as chosen on the page."""
+
+    question: str
+    backend: str = "rules"
+    model: str = ""
+    base_url: str = ""
+    segmenter: str = "classical"
+    max_turns: int = 8
+    max_new_tokens: int = 512
+    verifiers: str = "rule"
+
+
+def ask(study: Study | None, settings: Ask) -> Iterator[tuple[Any, bool]]:
+    """Run one episode on the session's study, yielding ``(trace, finished)`` after every turn;
+    the finished trace carries its verdicts (unless verifiers are ``none``) and is saved with its
+    report in a new folder of the session's own."""
+    from grounding.tools import default_registry
+    from mmreason.commands.infer import segment_targets
+    from mmreason.loop import EpisodeRequest, LoopConfig, stream_episode
+    from mmreason.report import write_report
+
+    if study is None or not study.volumes:
+        raise AppError("open a study first (the Study panel), then ask")
+    if not settings.question.strip():
+        raise AppError("the question is empty")
+    backend = get_backend(settings.backend, settings.model or None, settings.base_url or None)
+    config = LoopConfig(max_turns=int(settings.max_turns), max_new_tokens=int(settings.max_new_tokens),
+                        segmenter=settings.segmenter)
+    registry = default_registry(segment_targets(settings.segmenter, {}))
+    request = EpisodeRequest(list(study.volumes.values()), settings.question)
+    trace = None
+    for trace in stream_episode(request, backend, config=config, registry=registry):
+        if trace.status == "running":
+            yield trace, False
+    assert trace is not None
+    if settings.verifiers == "rule":
+        from mmreason.verifiers.pipeline import attach_verdicts
+
+        attach_verdicts(trace)
+    out = Path(tempfile.mkdtemp(prefix="answer-", dir=study.folder))
+    trace.save(out / "trace.json")
+    write_report(trace, out / "report.html")
+    trace.meta["files"] = [str(out / "trace.json"), str(out / "report.html")]
+    yield trace, True
+
+
+def _panels(trace: Any) -> tuple[str, str, str]:
+    """(answer, reasoning, evidence) HTML of a trace, by the report's renderer."""
+    from mmreason import report
+
+    evidence = report.measurements_html(trace) + report.evidence_list_html(trace)
+    return report.summary_html(trace), report.steps_html(trace), evidence
+
+
+def build_app() -> Any:
+    """The Gradio Blocks of the app (not launched)."""
+    try:
+        import gradio as gr
+    except ModuleNotFoundError:
+        raise AppError("the web app needs Gradio: pip install 'mmreason[app]'") from None
+    from grounding.segmenters import SEGMENTERS
+    from imaging.windowing import CT_PRESETS
+
+    windows = ["auto", *CT_PRESETS, CUSTOM_WINDOW]
+
+    with gr.Blocks(title="mmreason") as demo:
+        state = gr.State(None)
+        gr.Markdown(f"## {APP_TITLE}")
+        with gr.Row():
+            with gr.Column(scale=2):
+                files = gr.File(label="Study: NIfTI, zipped DICOM folder, DICOM files, PNG/JPEG (several: prior first)",
+                                file_count="multiple", type="filepath")
+                spacing = gr.Textbox(label="Pixel spacing (mm, row[, column]) for inputs without one",
+                                     placeholder="e.g. 0.7 (blank: from the file)")
+                open_btn = gr.Button("Open study")
+                study_md = gr.Markdown("No study open.")
+                with gr.Row():
+                    volume = gr.Dropdown(["0"], value="0", label="Volume")
+                    plane = gr.Radio(list(PLANES), value="axial", label="Plane")
+                index = gr.Slider(0, 1, value=0, step=1, label="Slice")
+                with gr.Row():
+                    window = gr.Dropdown(windows, value="auto", label="Window")
+                    level = gr.Number(40, label="Level")
+                    width = gr.Number(400, label="Width")
+                viewer = gr.Image(label="Viewer", type="pil", interactive=False, elem_id="viewer")
+            with gr.Column(scale=3):
+                question = gr.Textbox(label="Question", placeholder="Is there a lung nodule? Where is it and how large?",
+                                      elem_id="question")
+                ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
+                with gr.Accordion("Model, tools and limits", open=False):
+                    with gr.Row():
+                        backend = gr.Dropdown(list(BACKEND_CHOICES), value="rules", label="Backend")
+                        model = gr.Textbox(label="Model (hf: hub id or folder; openai: served name)")
+                        base_url = gr.Textbox(label="Server URL (openai)", placeholder="http://localhost:8000/v1")
+                    with gr.Row():
+                        segmenter = gr.Dropdown(list(SEGMENTERS), value="classical", label="Segmenter")
+                        max_turns = gr.Number(8, precision=0, label="Max turns")
+                        max_new_tokens = gr.Number(512, precision=0, label="Max new tokens per turn")
+                        verifiers = gr.Radio(["rule", "none"], value="rule", label="Verifiers")
+                answer = gr.HTML(elem_id="answer")
+                with gr.Tab("Reasoning"):
+                    steps = gr.HTML(elem_id="steps")
+                with gr.Tab("Evidence"):
+                    evidence = gr.HTML(elem_id="evidence")
+                downloads = gr.File(label="trace.json and report.html", file_count="multiple", interactive=False)
+
+        def on_open(paths: list[str] | None, spacing_text: str) -> tuple:
+            try:
+                study = load_study(list(paths or []), spacing_text)
+            except MMReasonError as exc:
+                raise gr.Error(str(exc)) from None
+            vol = study.volumes["0"]
+            return (study, study_markdown(study), gr.update(choices=list(study.volumes), value="0"),
+                    *_viewer_controls(vol))
+
+        def _viewer_controls(vol: Volume) -> tuple:
+            from imaging.windowing import display_window
+
+            plane_update = gr.update(value="axial", interactive=not vol.is_2d)
+            n = vol.shape[0]
+            return (plane_update, gr.update(minimum=0, maximum=max(n - 1, 1), value=n // 2, interactive=n > 1),
+                    display_window(vol.modality, vol.data))
+
+        def on_volume(study: Study | None, vid: str) -> tuple:
+            if study is None or vid not in study.volumes:
+                return gr.update(), gr.update(), gr.update()
+            return _viewer_controls(study.volumes[vid])
+
+        def on_plane(study: Study | None, vid: str, p: str) -> Any:
+            if study is None or vid not in study.volumes:
+                return gr.update()
+            n = study.volumes[vid].shape[PLANES.index(p)]
+            return gr.update(minimum=0, maximum=max(n - 1, 1), value=n // 2, interactive=n > 1)
+
+        def on_window(w: str) -> tuple:
+            preset = CT_PRESETS.get(w)
+            return (preset.level, preset.width) if preset else (gr.update(), gr.update())
+
+        def on_ask(study: Study | None, q: str, b: str, m: str, url: str, seg: str, turns: float, tokens: float,
+                   verify: str) -> Iterator[tuple]:
+            settings = Ask(q, b, m, url, seg, int(turns or 8), int(tokens or 512), verify)
+            try:
+                for trace, finished in ask(study, settings):
+                    yield (*_panels(trace), trace.meta.get("files") if finished else None)
+            except MMReasonError as exc:
+                raise gr.Error(str(exc)) from None
+
+        view_inputs = [state, volume, plane, index, window, level, width]
+        hidden: dict[str, Any] = {"api_visibility": "private"}
+        opened = open_btn.click(on_open, [files, spacing],
+                                [state, study_md, volume, plane, index, window], api_name="open")
+        opened.then(slice_image, view_inputs, viewer, api_name="slice")
+        volume.change(on_volume, [state, volume], [plane, index, window], **hidden).then(
+            slice_image, view_inputs, viewer, **hidden)
+        plane.change(on_plane, [state, volume, plane], index, **hidden).then(slice_image, view_inputs, viewer, **hidden)
+        window.change(on_window, window, [level, width], **hidden).then(slice_image, view_inputs, viewer, **hidden)
+        index.release(slice_image, view_inputs, viewer, **hidden)
+        level.submit(slice_image, view_inputs, viewer, **hidden)
+        width.submit(slice_image, view_inputs, viewer, **hidden)
+        ask_inputs = [state, question, backend, model, base_url, segmenter, max_turns, max_new_tokens, verifiers]
+        ask_btn.click(on_ask, ask_inputs, [answer, steps, evidence, downloads], api_name="ask")
+        question.submit(on_ask, ask_inputs, [answer, steps, evidence, downloads], **hidden)
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs: Any) -> Any:
+    """Build and launch the app on ``host`` (default this machine only) and return the running
+    Blocks (``.local_url``; ``.close()`` stops it). Blocks unless ``prevent_thread_lock=True``."""
+    from mmreason.report import CSS
+
+    demo = build_app()
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(server_name=host, server_port=port, share=share, css=CSS, **kwargs)
+    return demo
