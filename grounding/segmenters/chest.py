@@ -106,14 +106,9 @@ class ChestLabels:
         coarse grid, one lung at a time so the mediastinum between them is never bridged) minus
         the lungs, inside the body. Nodules sitting on the pleura lie there. Computed once."""
         if "pockets" not in self._full:
-            se = ellipsoid(radius_mm, self.grid.coarse_spacing(spacing), planar=True)
-            pad = max(se.shape) // 2 + 1
             closed = np.zeros(self.labels.shape, dtype=bool)
             for side in (LEFT, RIGHT):
-                lung = self.labels == side
-                if lung.any():
-                    padded = np.pad(lung, ((0, 0), (pad, pad), (pad, pad)))
-                    closed |= ndimage.binary_closing(padded, se)[:, pad:-pad, pad:-pad]
+                closed |= planar_closing(self.labels == side, radius_mm, self.grid.coarse_spacing(spacing))
             coarse = closed & self.body & ~np.isin(self.labels, (LEFT, RIGHT, AIRWAY))
             labels = self.full_labels(data)
             full = self.grid.upsample(coarse) if not self.grid.is_identity else coarse
@@ -127,6 +122,24 @@ class ChestLabels:
                 self.body.astype(np.uint8), self.grid, lambda: data > HU_BODY, None
             ).astype(bool)
         return self._full["body"]
+
+
+def planar_closing(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """In-plane closing of ``mask`` by a disc of ``radius_mm``, through two distance transforms in
+    the mask's bounding box (a large structuring element would cost seconds). The slice axis is
+    given a spacing no disc can cross, so each slice is closed on its own."""
+    out = np.zeros(mask.shape, dtype=bool)
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    if not found:
+        return out
+    pad = [0] + [int(np.ceil(radius_mm / s)) + 1 for s in spacing[1:]]
+    box = found[0]
+    local = np.pad(mask[box], [(p, p) for p in pad])
+    sampling = (10.0 * radius_mm + 1.0, spacing[1], spacing[2])
+    grown = ndimage.distance_transform_edt(~local, sampling=sampling) <= radius_mm
+    closed = ndimage.distance_transform_edt(grown, sampling=sampling) > radius_mm
+    out[box] = closed[:, pad[1]:closed.shape[1] - pad[1], pad[2]:closed.shape[2] - pad[2]] | mask[box]
+    return out
 
 
 def require_ct(volume: Volume, target: str) -> None:
