@@ -84,7 +84,7 @@ KIDNEY_TOP_HU = 600.0
 OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
 #: a core is the part of a candidate at least this deep (mm); basins reach this far beyond it
 CORE_MM = {"liver": 10.0, "spleen": 7.0, "kidney": 7.0}
-REACH_MM = {"liver": 14.0, "spleen": 10.0, "kidney": 10.0}
+REACH_MM = {"liver": 14.0, "spleen": 18.0, "kidney": 12.0}
 #: cores of the liver's component within this HU of the liver's core join the liver
 SAME_ORGAN_HU = 12.0
 #: organ-zone geometry (mm)
@@ -312,11 +312,11 @@ def _grow(
     in_band = (hu >= band[0]) & (hu <= band[1]) & allowed
     grown = chosen | (ndimage.binary_dilation(chosen, ellipsoid(OPENING_MM[organ], spacing)) & in_band)
     grown = ndimage.binary_propagation(chosen, mask=grown, structure=CONN6)
-    # the band's edge lies about 1.2 SMOOTH_MM inside the organ's: take back that rim where the
-    # lightly smoothed HU is above fat
+    # towards fat the band's edge lies about 1.2 SMOOTH_MM inside the organ's: take back that rim,
+    # darker than the band (partial volume with fat) but above fat in the lightly smoothed HU
     reach = max(RIM_MM, max(spacing[1:]) * 1.01)
     rim = ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True))
-    grown |= rim & allowed & (hu_edge > edge) & (hu <= band[1])
+    grown |= rim & allowed & (hu_edge > edge) & (hu < band[0])
     return fill_holes_slicewise(grown) & allowed
 
 
