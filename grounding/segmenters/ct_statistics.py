@@ -102,13 +102,14 @@ class ScanStatistics:
 
 
 def smoothed_coarse_hu(volume: Volume, grid: CoarseGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Block-mean HU on ``grid``, Gaussian-smoothed by `SMOOTH_MM` (noise of 15 HU drops to a few HU)
-    and, for deciding edges, by `EDGE_SMOOTH_MM` (blurs edges less)."""
+    """Block-mean HU on ``grid``, Gaussian-smoothed in-plane by `SMOOTH_MM` (noise of 15 HU drops to a
+    few HU) and, for deciding edges, by `EDGE_SMOOTH_MM` (blurs edges less)."""
     coarse = grid.mean(volume.data)
     spacing = grid.coarse_spacing(volume.spacing)
 
     def smooth(mm: float) -> np.ndarray:
-        return ndimage.gaussian_filter(coarse, [mm / s if mm / s >= 0.3 else 0.0 for s in spacing])
+        # in-plane only: across thick slices the lung or air above an organ's top would darken it
+        return ndimage.gaussian_filter(coarse, [0.0] + [mm / s if mm / s >= 0.3 else 0.0 for s in spacing[1:]])
 
     return smooth(SMOOTH_MM), smooth(EDGE_SMOOTH_MM)
 

@@ -51,7 +51,7 @@ from scipy import ndimage
 from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.chest import LEFT, RIGHT, ChestLabels, refine_labels
 from grounding.segmenters.ct_statistics import (
-    SMOOTH_MM,
+    EDGE_SMOOTH_MM,
     BodyFrame,
     ScanStatistics,
     aorta_hu,
@@ -95,8 +95,10 @@ KIDNEY_FRONT_MM = 45.0
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
 LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
-#: how far (mm) the band's mask is grown back to the organ's edge (1.5 SMOOTH_MM)
-RIM_MM = 1.5 * SMOOTH_MM
+#: how far (mm) the band's mask (on the lightly smoothed HU) is grown back to the organ's edge
+RIM_MM = 2.0 * EDGE_SMOOTH_MM
+#: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
+ENCLOSED_FRACTION = 0.6
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -126,7 +128,7 @@ class AbdomenOrgans:
         return self.masks[target]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Candidate:
     """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size."""
 
@@ -264,31 +266,48 @@ def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: tuple[np.ndarray, np.ndarray],
     voxel_ml: float,
 ) -> np.ndarray | None:
-    """The chosen basins of ``target`` (module docstring, step 3), or None."""
-    big = [c for c in candidates if c.mask.sum() * voxel_ml >= MIN_CORE_ML[target.split("_")[0]]]
+    """The chosen basins of ``target`` (module docstring, step 3), or None.
+
+    The largest core where the organ belongs, joined by the basins of similar HU that touch it
+    (the organ cut by the watershed at a constriction or by noise) and do not lie where another
+    organ belongs.
+    """
+    organ = target.split("_")[0]
     lowest_z = float(frame.z.min())
     if target == "liver":
-        right = [c for c in big if c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)]
-        if not right:
-            return None
-        main = max(right, key=lambda c: c.core_voxels)
-        mask = main.mask.copy()
-        for c in candidates:
-            if c is main or abs(c.hu - main.hu) > SAME_ORGAN_HU:
-                continue
-            touching = (ndimage.binary_dilation(c.mask, CONN6) & main.mask).any()
-            if touching and not _elsewhere(c, frame, lungs, main.centroid[2]):
-                mask |= c.mask
-        return mask
-    if target == "spleen":
-        fits = [c for c in big if c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM
-                and c.centroid[1] >= frame.centre_y - 20.0 and not _back_muscle(c, frame)
-                and not _thoracic(c, frame, lungs, lowest_z)]
+        def fits(c: _Candidate) -> bool:
+            return c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+    elif target == "spleen":
+        def fits(c: _Candidate) -> bool:
+            return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
+                    and not _back_muscle(c, frame) and not _thoracic(c, frame, lungs, lowest_z))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
-        fits = [c for c in big if KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
-                and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM]
-    return max(fits, key=lambda c: c.core_voxels).mask if fits else None
+
+        def fits(c: _Candidate) -> bool:
+            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
+                    and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM)
+    big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
+    if not big:
+        return None
+    main = max(big, key=lambda c: c.core_voxels)
+
+    def joins(c: _Candidate) -> bool:
+        if c is main or abs(c.hu - main.hu) > SAME_ORGAN_HU:
+            return False
+        return not _elsewhere(c, frame, lungs, main.centroid[2]) if organ == "liver" else fits(c)
+
+    pending = [c for c in candidates if joins(c)]
+    mask = main.mask.copy()
+    while pending:
+        near = ndimage.binary_dilation(mask, CONN6)
+        touching = [c for c in pending if (c.mask & near).any()]
+        if not touching:
+            break
+        for c in touching:
+            mask |= c.mask
+            pending.remove(c)
+    return mask
 
 
 def _back_muscle(c: _Candidate, frame: BodyFrame) -> bool:
@@ -308,16 +327,46 @@ def _grow(
     chosen: np.ndarray, hu: np.ndarray, hu_edge: np.ndarray, allowed: np.ndarray, band: tuple[float, float],
     edge: float, organ: str, spacing: tuple[float, float, float],
 ) -> np.ndarray:
-    """Undo the opening within the band, take back the edge blurred by the smoothing, fill holes (step 4)."""
-    in_band = (hu >= band[0]) & (hu <= band[1]) & allowed
+    """Undo the opening within the band, take back the edge blurred by the smoothing, add the
+    hypodense regions the organ encloses, fill holes (step 4). Works in the organ's bounding box."""
+    full_shape = chosen.shape
+    margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM) / s)) + 2 for s in spacing]
+    box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
+                for sl, m, n in zip(ndimage.find_objects(chosen.astype(np.uint8))[0], margin, chosen.shape))
+    chosen, hu, hu_edge, allowed = chosen[box], hu[box], hu_edge[box], allowed[box]
+    # the lower bound on the lightly smoothed HU: the heavily smoothed one gives the seams between
+    # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
+    in_band = (hu_edge >= band[0]) & (hu <= band[1]) & allowed
     grown = chosen | (ndimage.binary_dilation(chosen, ellipsoid(OPENING_MM[organ], spacing)) & in_band)
     grown = ndimage.binary_propagation(chosen, mask=grown, structure=CONN6)
-    # towards fat the band's edge lies about 1.2 SMOOTH_MM inside the organ's: take back that rim,
-    # darker than the band (partial volume with fat) but above fat in the lightly smoothed HU
+    # towards fat the band's edge lies about 1.2 EDGE_SMOOTH_MM inside the organ's: take back that
+    # rim, darker than the band (partial volume with fat) but above fat
+    darker = allowed & (hu_edge > edge) & (hu < band[0])
     reach = max(RIM_MM, max(spacing[1:]) * 1.01)
-    rim = ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True))
-    grown |= rim & allowed & (hu_edge > edge) & (hu < band[0])
-    return fill_holes_slicewise(grown) & allowed
+    grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & darker
+    grown = _add_enclosed(grown, darker & ~grown)
+    out = np.zeros(full_shape, dtype=bool)
+    out[box] = fill_holes_slicewise(grown) & allowed
+    return out
+
+
+def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
+    """``organ`` plus the components of ``darker`` (hypodense, above fat) that it mostly encloses:
+    at least `ENCLOSED_FRACTION` of their outer surface on the organ (a lesion at the liver's edge;
+    not the bowel, vessels or muscle that merely touch it)."""
+    labels, n = ndimage.label(darker, structure=CONN6)
+    if n == 0:
+        return organ
+    touching = np.unique(labels[ndimage.binary_dilation(organ, CONN6) & darker])
+    out = organ.copy()
+    boxes = ndimage.find_objects(labels)
+    for index in touching[touching > 0]:
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[index - 1])
+        part = labels[box] == index
+        ring = ndimage.binary_dilation(part, CONN6) & ~part
+        if np.count_nonzero(ring & organ[box]) >= ENCLOSED_FRACTION * np.count_nonzero(ring):
+            out[box] |= part
+    return out
 
 
 def _not_found(target: str, band: tuple[float, float], phase: str, organ: str) -> str:
