@@ -95,8 +95,9 @@ KIDNEY_FRONT_MM = 45.0
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
 LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
-#: how far (mm) the band's mask (on the lightly smoothed HU) is grown back to the organ's edge
-RIM_MM = 2.0 * EDGE_SMOOTH_MM
+#: how far (mm) the band's mask (on the lightly smoothed HU) is grown back to the organ's edge: the
+#: band's lower bound lies 1-3 EDGE_SMOOTH_MM inside it (more when the band hugs the organ's HU)
+RIM_MM = {"liver": 3.0 * EDGE_SMOOTH_MM, "spleen": 3.0 * EDGE_SMOOTH_MM, "kidney": 2.0 * EDGE_SMOOTH_MM}
 #: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
 ENCLOSED_FRACTION = 0.6
 #: smallest core (mL) taken for each organ: less is a fragment of something else
@@ -173,7 +174,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
-            grown = _grow(chosen, hu, hu_edge, allowed & ~taken, band, edge, organ, frame.spacing)
+            # candidates keep a voxel away from organs found before; the grown organ may touch them
+            grown = _grow(chosen, hu, hu_edge, body & ~taken & ~frame.spine, band, edge, organ, frame.spacing)
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not (c.mask & grown).any()]
@@ -330,7 +332,7 @@ def _grow(
     """Undo the opening within the band, take back the edge blurred by the smoothing, add the
     hypodense regions the organ encloses, fill holes (step 4). Works in the organ's bounding box."""
     full_shape = chosen.shape
-    margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM) / s)) + 2 for s in spacing]
+    margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM[organ]) / s)) + 2 for s in spacing]
     box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
                 for sl, m, n in zip(ndimage.find_objects(chosen.astype(np.uint8))[0], margin, chosen.shape))
     chosen, hu, hu_edge, allowed = chosen[box], hu[box], hu_edge[box], allowed[box]
@@ -342,7 +344,7 @@ def _grow(
     # towards fat the band's edge lies about 1.2 EDGE_SMOOTH_MM inside the organ's: take back that
     # rim, darker than the band (partial volume with fat) but above fat
     darker = allowed & (hu_edge > edge) & (hu < band[0])
-    reach = max(RIM_MM, max(spacing[1:]) * 1.01)
+    reach = max(RIM_MM[organ], max(spacing[1:]) * 1.01)
     grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & darker
     grown = _add_enclosed(grown, darker & ~grown)
     out = np.zeros(full_shape, dtype=bool)
