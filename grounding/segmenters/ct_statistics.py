@@ -57,9 +57,9 @@ class BodyFrame:
     Attributes:
         x, y, z: world coordinates of every coarse voxel (float32 arrays of the coarse shape).
         spacing: coarse voxel size (z, y, x) mm.
-        mid_x: the midline (world x).
+        mid_x: the midline (world x): the spine's centroid, else the body's.
         centre_y: the body's centroid (world y).
-        spine_x: the spine's centroid (world x); the midline when no spine was found.
+        spine_x: the spine's centroid (world x); the body's when no spine was found.
         spine_front_y: the vertebral bodies' anterior edge (world y, median over slices); a
             quarter of the body depth behind its centre when no spine was found.
         spine_front_by_slice: per coarse slice, the anterior edge (NaN where the spine is absent).
@@ -114,8 +114,12 @@ def smoothed_coarse_hu(volume: Volume, grid: CoarseGrid) -> tuple[np.ndarray, np
     return smooth(SMOOTH_MM), smooth(EDGE_SMOOTH_MM)
 
 
-def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarray, mid_x: float) -> BodyFrame:
-    """World coordinates, midline, spine and depth below the skin on the coarse grid."""
+def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarray) -> BodyFrame:
+    """World coordinates, midline, spine and depth below the skin on the coarse grid.
+
+    The midline is the spine's centroid (x), else the body's: below the chest the spine marks it
+    better than any air (a "trachea" found in an abdominal scan may be bowel gas).
+    """
     spacing = grid.coarse_spacing(volume.spacing)
     # fine indices of the block centres along each axis (as `CoarseGrid.to_fine`)
     index = np.meshgrid(*(np.arange(n) * st + st // 2 for n, st in zip(hu.shape, grid.strides)),
@@ -124,9 +128,13 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
     x, y, z = (np.asarray(a[r, 0] * index[0] + a[r, 1] * index[1] + a[r, 2] * index[2] + a[r, 3], np.float32)
                for r in range(3))
     x, y, z = (np.broadcast_to(c, hu.shape) for c in (x, y, z))
-    centre_y = float(y[body].mean())
-    depth = ndimage.distance_transform_edt(body, sampling=(1e6, spacing[1], spacing[2])).astype(np.float32)
-    bone = (hu >= SPINE_HU) & body & (np.abs(x - mid_x) <= SPINE_MIDLINE_MM) & (y >= centre_y - 10.0)
+    centre_y, body_x = float(y[body].mean()), float(x[body].mean())
+    # chamfer distance within each slice (a planar structure), in mm of the mean in-plane spacing
+    planar = np.zeros((3, 3, 3), dtype=bool)
+    planar[1] = True
+    steps = ndimage.distance_transform_cdt(np.pad(body, ((0, 0), (1, 1), (1, 1))), metric=planar)[:, 1:-1, 1:-1]
+    depth = steps.astype(np.float32) * float(np.mean(spacing[1:]))
+    bone = (hu >= SPINE_HU) & body & (np.abs(x - body_x) <= SPINE_MIDLINE_MM) & (y >= centre_y - 10.0)
     labels, n = ndimage.label(bone, structure=CONN26)
     front_by_slice = np.full(hu.shape[0], np.nan, dtype=np.float64)
     if n:
@@ -140,8 +148,8 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
     else:
         spine = np.zeros(hu.shape, dtype=bool)
         extent = y[body]
-        spine_x, front = mid_x, centre_y + 0.25 * float(extent.max() - extent.min())
-    return BodyFrame(x=x, y=y, z=z, spacing=spacing, mid_x=mid_x, centre_y=centre_y, spine_x=spine_x,
+        spine_x, front = body_x, centre_y + 0.25 * float(extent.max() - extent.min())
+    return BodyFrame(x=x, y=y, z=z, spacing=spacing, mid_x=spine_x, centre_y=centre_y, spine_x=spine_x,
                      spine_front_y=front, spine_front_by_slice=front_by_slice, depth=depth, spine=spine)
 
 

@@ -144,31 +144,29 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
 
     Args:
         volume: CT in HU, canonical LPS.
-        chest: the coarse chest analysis of the same volume (body, lungs, midline).
+        chest: the coarse chest analysis of the same volume (its grid, body and lungs).
     """
     grid, body = chest.grid, chest.body
     hu, hu_edge = smoothed_coarse_hu(volume, grid)
-    frame = body_frame(volume, grid, hu, body, chest.midline_x_mm)
+    frame = body_frame(volume, grid, hu, body)
     lungs = (chest.labels == LEFT, chest.labels == RIGHT)
     edge = fat_edge(hu, body)
-    liver_zone = body & (frame.x <= frame.mid_x - LIVER_ZONE_MM["lateral"]) & (frame.y <= frame.spine_front_y)
-    liver_zone &= frame.depth >= LIVER_ZONE_MM["depth"]
-    liver_mode = histogram_mode(hu[liver_zone], (0.0, 250.0))
+    zones = _zones(frame, body)
+    liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
     aorta = aorta_hu(hu, body, frame)
     phase, source = contrast_phase(aorta, liver_mode)
     stats = ScanStatistics(fat_edge_hu=edge, aorta_hu=aorta, liver_hu=liver_mode, phase=phase, phase_source=source)
     out = AbdomenOrgans(statistics=stats)
     voxel_ml = float(np.prod(frame.spacing)) / 1000.0
-    zones = _zones(frame, body)
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
     for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
-        band = _band(organ, phase, hu, zones[organ] & body & ~taken)
+        band = _band(organ, phase, hu, zones[organ] & ~taken)
         out.bands[organ] = band
         allowed = body & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
         # enhanced kidneys: a bright cortex around a darker medulla, solid once its holes are filled
         fill = organ == "kidney" and phase != "non-contrast"
-        candidates = _candidates(hu, allowed, band, organ, frame, fill)
+        candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml)
             if chosen is None:
@@ -187,7 +185,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
 
 
 def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
-    """Where each organ's mode is read (coarse masks)."""
+    """Where each organ is expected (coarse masks): its mode is read there, its component reaches there."""
     dx_spine = np.abs(frame.x - frame.spine_x)
     liver = (frame.x <= frame.mid_x - LIVER_ZONE_MM["lateral"]) & (frame.y <= frame.spine_front_y)
     liver &= frame.depth >= LIVER_ZONE_MM["depth"]
@@ -196,7 +194,7 @@ def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
     kidney = (dx_spine >= KIDNEY_ZONE_MM[0]) & (dx_spine <= KIDNEY_ZONE_MM[1])
     kidney &= (frame.y >= frame.spine_front_y - KIDNEY_FRONT_MM) & (frame.y <= frame.spine_front_y + 40.0)
     kidney &= frame.depth >= 15.0
-    return {"liver": liver, "spleen": spleen, "kidney": kidney}
+    return {"liver": liver & body, "spleen": spleen & body, "kidney": kidney & body}
 
 
 def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[float, float]:
@@ -212,9 +210,11 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[flo
 
 
 def _candidates(
-    hu: np.ndarray, allowed: np.ndarray, band: tuple[float, float], organ: str, frame: BodyFrame, fill: bool
+    hu: np.ndarray, allowed: np.ndarray, band: tuple[float, float], organ: str, frame: BodyFrame, fill: bool,
+    zone: np.ndarray,
 ) -> list[_Candidate]:
-    """The basins of the opened in-band components (module docstring, steps 1-2)."""
+    """The basins of the opened in-band components that reach into the organ's ``zone`` (module
+    docstring, steps 1-2)."""
     from skimage.segmentation import watershed
 
     spacing = frame.spacing
@@ -233,6 +233,8 @@ def _candidates(
         # field-of-view cut) is not, so an organ cut by the field of view keeps its depth
         box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, hu.shape))
         component = labels[box] == index
+        if not (component & zone[box]).any():
+            continue
         depth = ndimage.distance_transform_edt(component, sampling=spacing)
         cores, k = ndimage.label(depth >= CORE_MM[organ], structure=CONN6)
         if k == 0:
