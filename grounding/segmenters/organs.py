@@ -23,9 +23,12 @@ kidneys before the spleen, whose zone they share):
      `SAME_ORGAN_HU` of its HU join it unless they lie where the spleen or a kidney belongs, or
      are thoracic (the heart: above the liver's core, between the two lungs);
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
-     centre, not thoracic;
+     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
-     further forward than `KIDNEY_FRONT_MM` of its anterior edge);
+     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice
+     less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
+     `KIDNEY_MAX_SIMILAR_SHELL` of the shell around it of its own HU (not a piece cut out of a
+     uniform region by the band);
 
 4. the chosen basins are grown back through the opening within the band, by one coarse voxel
    into partial-volume voxels above the fat edge, and holes are filled slice by slice (a lesion
@@ -52,6 +55,7 @@ from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.chest import LEFT, RIGHT, ChestLabels, refine_labels
 from grounding.segmenters.ct_statistics import (
     EDGE_SMOOTH_MM,
+    SPINE_HU,
     BodyFrame,
     ScanStatistics,
     aorta_hu,
@@ -85,12 +89,22 @@ OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
 #: a core is the part of a candidate at least this deep (mm); basins reach this far beyond it
 CORE_MM = {"liver": 10.0, "spleen": 7.0, "kidney": 7.0}
 REACH_MM = {"liver": 14.0, "spleen": 18.0, "kidney": 12.0}
+#: the spleen's and kidneys' cores lie at least this deep (mm) below the skin (the body wall's
+#: muscles lie shallower)
+ORGAN_MIN_DEPTH_MM = 25.0
+#: HU within which the shell around a candidate counts as the same tissue, and the largest fraction
+#: of such a shell a kidney may have
+SIMILAR_HU = 10.0
+KIDNEY_MAX_SIMILAR_SHELL = 0.7
 #: cores of the liver's component within this HU of the liver's core join the liver
 SAME_ORGAN_HU = 12.0
 #: organ-zone geometry (mm)
 SPLEEN_LATERAL_MM = 40.0
 KIDNEY_ZONE_MM = (40.0, 130.0)
 KIDNEY_FRONT_MM = 45.0
+#: a kidney's centre lies in a slice where lung is less than this fraction of the body (the
+#: posterior lung recesses reach down to the upper poles, not to the hilum)
+KIDNEY_MAX_LUNG_FRACTION = 0.1
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
@@ -129,14 +143,34 @@ class AbdomenOrgans:
         return self.masks[target]
 
 
+@dataclass
+class _Lungs:
+    """The coarse lung masks and, per slice, the fraction of the body that is lung."""
+
+    left: np.ndarray
+    right: np.ndarray
+    fraction: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray, body: np.ndarray) -> "_Lungs":
+        left, right = labels == LEFT, labels == RIGHT
+        area = np.maximum(body.sum(axis=(1, 2)), 1)
+        return cls(left, right, (left | right).sum(axis=(1, 2)) / area)
+
+
 @dataclass(eq=False)
 class _Candidate:
-    """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size."""
+    """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size, and
+    the fraction of the shell around it within `SIMILAR_HU` of its HU (a piece cut out of a larger
+    uniform region by the band's threshold is surrounded by similar tissue, an organ mostly by fat
+    or by tissue of another HU)."""
 
     mask: np.ndarray
     centroid: tuple[float, float, float]
     hu: float
     core_voxels: int
+    similar_shell: float
+    depth_mm: float
 
 
 def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
@@ -149,7 +183,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     grid, body = chest.grid, chest.body
     hu, hu_edge = smoothed_coarse_hu(volume, grid)
     frame = body_frame(volume, grid, hu, body)
-    lungs = (chest.labels == LEFT, chest.labels == RIGHT)
+    lungs = _Lungs.of(chest.labels, body)
     edge = fat_edge(hu, body)
     zones = _zones(frame, body)
     liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
@@ -172,8 +206,10 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
-            # candidates keep a voxel away from organs found before; the grown organ may touch them
-            grown = _grow(chosen, hu, hu_edge, body & ~taken & ~frame.spine, band, edge, organ, frame.spacing)
+            # candidates keep a voxel away from organs found before and from the spine (blurred by the
+            # smoothing); the grown organ may touch them and the spine's bone
+            bone = frame.spine & (hu_edge >= SPINE_HU)
+            grown = _grow(chosen, hu, hu_edge, body & ~taken & ~bone, band, edge, organ, frame.spacing)
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not (c.mask & grown).any()]
@@ -248,26 +284,35 @@ def _candidates(
             core = cores == c
             mask = np.zeros(hu.shape, dtype=bool)
             mask[box] = (basins == c) & near
-            zyx = np.argwhere(core).mean(axis=0) + [s.start for s in box]
-            centroid = tuple(float(a[tuple(np.round(zyx).astype(int))]) for a in (frame.x, frame.y, frame.z))
-            out.append(_Candidate(mask, centroid, float(np.median(hu[box][core])), int(core_sizes[c])))
+            zyx = tuple(np.round(np.argwhere(core).mean(axis=0) + [s.start for s in box]).astype(int))
+            centroid = tuple(float(a[zyx]) for a in (frame.x, frame.y, frame.z))
+            level = float(np.median(hu[box][core]))
+            local = mask[box]
+            shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
+            similar = float(np.mean(np.abs(hu[box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
+            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx])))
     out.sort(key=lambda c: -int(c.mask.sum()))
     return out
 
 
-def _thoracic(c: _Candidate, frame: BodyFrame, lungs: tuple[np.ndarray, np.ndarray], above_z: float) -> bool:
+def _slice_of(c: _Candidate, frame: BodyFrame) -> int:
+    """The coarse slice of a core's centroid."""
+    return int(np.argmin(np.abs(frame.z[:, 0, 0] - c.centroid[2])))
+
+
+def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
     """Whether a core lies in the chest: above ``above_z`` with lung on both sides of it in its slice."""
     if c.centroid[2] <= above_z:
         return False
-    k = int(np.argmin(np.abs(frame.z[:, 0, 0] - c.centroid[2]))) if frame.z.ndim == 3 else 0
-    left, right = lungs[0][k], lungs[1][k]
+    k = _slice_of(c, frame)
+    left, right = lungs.left[k], lungs.right[k]
     if not (left.any() and right.any()):
         return False
     return float(frame.x[k][right].mean()) < c.centroid[0] < float(frame.x[k][left].mean())
 
 
 def _choose(
-    target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: tuple[np.ndarray, np.ndarray],
+    target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
     voxel_ml: float,
 ) -> np.ndarray | None:
     """The chosen basins of ``target`` (module docstring, step 3), or None.
@@ -284,13 +329,16 @@ def _choose(
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
             return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
-                    and not _back_muscle(c, frame) and not _thoracic(c, frame, lungs, lowest_z))
+                    and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
+                    and not _thoracic(c, frame, lungs, lowest_z))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
         def fits(c: _Candidate) -> bool:
             return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
-                    and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM)
+                    and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
+                    and lungs.fraction[_slice_of(c, frame)] < KIDNEY_MAX_LUNG_FRACTION
+                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL)
     big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
         return None
@@ -319,7 +367,7 @@ def _back_muscle(c: _Candidate, frame: BodyFrame) -> bool:
     return c.centroid[1] >= frame.spine_front_y + BACK_MUSCLE_MM and abs(c.centroid[0] - frame.spine_x) <= 70.0
 
 
-def _elsewhere(c: _Candidate, frame: BodyFrame, lungs: tuple[np.ndarray, np.ndarray], liver_z: float) -> bool:
+def _elsewhere(c: _Candidate, frame: BodyFrame, lungs: _Lungs, liver_z: float) -> bool:
     """Whether a core of the liver's component lies where the spleen, a kidney or the heart belongs."""
     x, y, _ = c.centroid
     spleen = x >= frame.mid_x + SPLEEN_LATERAL_MM and y >= frame.centre_y - 20.0
@@ -341,14 +389,18 @@ def _grow(
     # the lower bound on the lightly smoothed HU: the heavily smoothed one gives the seams between
     # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
     in_band = (hu_edge >= band[0]) & (hu <= band[1]) & allowed
-    grown = chosen | (ndimage.binary_dilation(chosen, ellipsoid(OPENING_MM[organ], spacing)) & in_band)
-    grown = ndimage.binary_propagation(chosen, mask=grown, structure=CONN6)
+    ball = ellipsoid(OPENING_MM[organ], spacing)
+    grown = ndimage.binary_propagation(chosen, mask=chosen | (ndimage.binary_dilation(chosen, ball) & in_band),
+                                       structure=CONN6)
     # towards fat the band's edge lies about 1.2 EDGE_SMOOTH_MM inside the organ's: take back that
     # rim, darker than the band (partial volume with fat) but above fat
     darker = allowed & (hu_edge > edge) & (hu < band[0])
+    lesions = _add_enclosed(grown, darker & ~grown) & ~grown
+    if lesions.any():
+        # organ tissue beyond an enclosed lesion, darkened by the smoothing, joins with it
+        grown |= lesions | (ndimage.binary_dilation(lesions, ball) & in_band)
     reach = max(RIM_MM[organ], max(spacing[1:]) * 1.01)
     grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & darker
-    grown = _add_enclosed(grown, darker & ~grown)
     out = np.zeros(full_shape, dtype=bool)
     out[box] = fill_holes_slicewise(grown) & allowed
     return out
