@@ -81,6 +81,8 @@ HALF_WIDTH_HU: dict[str, dict[str, float]] = {
     "arterial": {"liver": 18.0, "spleen": 45.0, "kidney": 0.0},
     "portal-venous": {"liver": 25.0, "spleen": 25.0, "kidney": 0.0},
 }
+#: enhanced kidneys: their band starts no lower than this below the top of the liver's band
+KIDNEY_ABOVE_LIVER_GAP_HU = 10.0
 #: enhanced kidneys: the band reaches this far below the mode (medulla) and up to `KIDNEY_TOP_HU`
 KIDNEY_BELOW_HU = 60.0
 KIDNEY_TOP_HU = 600.0
@@ -196,6 +198,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     taken = np.zeros(hu.shape, dtype=bool)
     for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
         band = _band(organ, phase, hu, zones[organ] & ~taken)
+        if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
+            # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
+            band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
         out.bands[organ] = band
         allowed = body & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
         # enhanced kidneys: a bright cortex around a darker medulla, solid once its holes are filled
