@@ -4,10 +4,12 @@ HU bands come from the scan itself (`grounding.segmenters.ct_statistics`): the f
 threshold (Otsu inside the body), the contrast phase (aorta in front of the spine, liver HU) and,
 per organ, the mode of the smoothed HU where that organ is expected within the phase's broad
 prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU` (kidneys once enhanced:
-everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla). All work is on the coarse
-grid of the chest analysis (about 2.5 mm; block means), so a 512 x 512 x 100 CT takes well
-under a second; the result is brought to full resolution by deciding the voxels at each organ's
-coarse boundary with the full-resolution fat/soft-tissue threshold.
+everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
+the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`). All work is on the coarse grid of the chest
+analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
+take well under a second of CPU after the chest analysis; the result is brought to full
+resolution by deciding the voxels at each organ's coarse boundary with the full-resolution
+fat/soft-tissue threshold.
 
 Per organ, in the order liver, kidneys, spleen (each excluding the ones found before; the
 kidneys before the spleen, whose zone they share):
@@ -16,29 +18,35 @@ kidneys before the spleen, whose zone they share):
 2. each component is split at its constrictions: **cores** (voxels at least `CORE_MM` inside
    it) seed a watershed on the distance map, each core's basin, limited to `REACH_MM` beyond the
    core, is one candidate (thin structures with no core, such as the abdominal wall, drop out);
-3. candidates are chosen by where their core lies (`ZONES`, world LPS mm relative to the
-   midline, the body's centre, the spine and the lungs):
+3. candidates are chosen by where their core lies (`_zones`, world LPS mm relative to the
+   midline (the spine), the body's centre, the spine and the lungs); the chosen one is joined by
+   the touching candidates within `SAME_ORGAN_HU` of its HU that do not lie where another organ
+   belongs (an organ cut at a constriction or by noise):
 
-   * liver: the largest core on the patient's right; the other cores of its component within
-     `SAME_ORGAN_HU` of its HU join it unless they lie where the spleen or a kidney belongs, or
-     are thoracic (the heart: above the liver's core, between the two lungs);
+   * liver: the largest core on the patient's right, not thoracic (the heart: above the
+     liver's core, between the two lungs); joining cores must not lie where the spleen, a
+     kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
      centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
-     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice
-     less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
+     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
+     below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
      `KIDNEY_MAX_SIMILAR_SHELL` of the shell around it of its own HU (not a piece cut out of a
      uniform region by the band);
 
-4. the chosen basins are grown back through the opening within the band, by one coarse voxel
-   into partial-volume voxels above the fat edge, and holes are filled slice by slice (a lesion
-   or the vessels inside the liver are part of the liver).
+4. the chosen basins are grown back through the opening within the band (lower bound on the
+   lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
+   their surface join it with the organ tissue beyond them (a lesion at the liver's edge), a rim
+   of `RIM_MM` of partial volume with fat is taken back, and holes are filled slice by slice
+   (vessels inside the liver are part of the liver).
 
 Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
 cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
 `PRIOR_HU`'s floor, a spleen or liver far from its usual side (situs inversus, massive
 splenomegaly crossing the midline), organs touching broadly at the same HU without a
-constriction (merged, or split where the watershed puts it), kidney cysts and hydronephrosis
+constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
+kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
+15 HU (the liver leaks into the wall), kidney cysts and hydronephrosis
 (holes only filled slice by slice), and the pancreas and bowel wall, which enhance like the liver
 and may join it where they touch. Raises `SegmentationError` when no candidate fits (e.g. a chest
 CT without the abdomen); the message says what was searched.
