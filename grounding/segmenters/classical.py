@@ -136,7 +136,7 @@ class ClassicalSegmenter:
     def organs(self, volume: Volume) -> AbdomenOrgans:
         """The (cached) abdominal organs of a CT volume (`grounding.segmenters.organs`)."""
         return self._cached(
-            "organs", volume, lambda: find_abdominal_organs(volume, self.analysis(volume).full_body(volume.data))
+            "organs", volume, lambda: find_abdominal_organs(volume, self.analysis(volume))
         )
 
     def _cached(self, kind: str, volume: Volume, compute: Callable[[], Any]) -> Any:

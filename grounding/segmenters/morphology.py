@@ -179,6 +179,20 @@ class CoarseGrid:
                 out = _block_any(out, axis, self.strides[axis])
         return np.ascontiguousarray(out)
 
+    def mean(self, data: np.ndarray) -> np.ndarray:
+        """The coarse copy of a fine array as block means (float32): less noise than `sample`."""
+        out = np.asarray(data, dtype=np.float32)
+        for axis, s in enumerate(self.strides):
+            if s == 1:
+                continue
+            count = len(range(s // 2, self.shape[axis], s))
+            starts = np.arange(count) * s
+            sizes = np.diff(np.append(starts, self.shape[axis])).astype(np.float32)
+            shape = [1, 1, 1]
+            shape[axis] = count
+            out = np.add.reduceat(out, starts, axis=axis) / sizes.reshape(shape)
+        return np.ascontiguousarray(out)
+
     def to_fine(self, zyx: np.ndarray) -> np.ndarray:
         """Coarse (continuous) indices -> fine indices of the block centres."""
         return np.asarray(zyx, dtype=np.float64) * self.strides + np.array(self.strides) // 2

@@ -1,28 +1,55 @@
 """Classical abdominal organs on CT: liver, spleen, left and right kidney. A heuristic.
 
-The method uses attenuation and position only, so it suits non-contrast CT of a normal-looking
-abdomen (and the `imaging.phantoms.abdomen_ct` phantom); on real scans, contrast phases,
-fatty liver, cysts, splenomegaly or organs touching at similar HU defeat it. For real data the
-TotalSegmentator adapter (``get_segmenter("totalsegmentator")``) is the recommended path.
+HU bands come from the scan itself (`grounding.segmenters.ct_statistics`): the fat/soft-tissue
+threshold (Otsu inside the body), the contrast phase (aorta in front of the spine, liver HU) and,
+per organ, the mode of the smoothed HU where that organ is expected within the phase's broad
+prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU` (kidneys once enhanced:
+everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
+the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`). All work is on the coarse grid of the chest
+analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
+take well under a second of CPU after the chest analysis; the result is brought to full
+resolution by deciding the voxels at each organ's coarse boundary with the full-resolution
+fat/soft-tissue threshold.
 
-1. The CT is smoothed (Gaussian, `SMOOTH_MM`: noise of 15 HU drops to about 4 HU).
-2. Each organ's **core** is the smoothed voxels of the body (`grounding.segmenters.chest`) in
-   the organ's HU band (`ORGAN_HU`), opened with a ball of `OPENING_MM` to cut thin bridges to
-   neighbours of similar HU, then one connected component chosen by position in world mm (LPS;
-   the midline is the body's centre in x), and at least `MIN_CORE_ML` in volume:
+Per organ, in the order liver, kidneys, spleen (each excluding the ones found before; the
+kidneys before the spleen, whose zone they share):
 
-   * liver: the largest component whose centroid is on the patient's right;
-   * spleen (liver excluded): the largest on the patient's left, at least `LATERAL_MM` from
-     the midline and posterior to the body's centre;
-   * kidneys (liver and spleen excluded): on each side the largest component posterior to the
-     body's centre and at least `KIDNEY_LATERAL_MM` from the midline (beside the spine).
+1. the body voxels in the organ's band, opened with a ball of `OPENING_MM` (cuts thin bridges);
+2. each component is split at its constrictions: **cores** (voxels at least `CORE_MM` inside
+   it) seed a watershed on the distance map, each core's basin, limited to `REACH_MM` beyond the
+   core, is one candidate (thin structures with no core, such as the abdominal wall, drop out);
+3. candidates are chosen by where their core lies (`_zones`, world LPS mm relative to the
+   midline (the spine), the body's centre, the spine and the lungs); the chosen one is joined by
+   the touching candidates within `SAME_ORGAN_HU` of its HU that do not lie where another organ
+   belongs (an organ cut at a constriction or by noise):
 
-3. The core is **grown** back by up to `GROW_MM` into body voxels whose smoothed HU lies
-   between `FAT_EDGE_HU` (halfway from fat to soft tissue: the organ-fat edge) and the top of the
-   organ's band, not into organs found before; holes are filled slice by slice, so a lesion
-   inside the liver is part of the liver.
+   * liver: the largest core on the patient's right, not thoracic (the heart: above the
+     liver's core, between the two lungs); joining cores must not lie where the spleen, a
+     kidney or the heart belongs;
+   * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
+     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
+   * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
+     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
+     below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
+     `KIDNEY_MAX_SIMILAR_SHELL` of the shell around it of its own HU (not a piece cut out of a
+     uniform region by the band);
 
-Raises `SegmentationError` when no component fits (e.g. a chest CT without the abdomen).
+4. the chosen basins are grown back through the opening within the band (lower bound on the
+   lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
+   their surface join it with the organ tissue beyond them (a lesion at the liver's edge), a rim
+   of `RIM_MM` of partial volume with fat is taken back, and holes are filled slice by slice
+   (vessels inside the liver are part of the liver).
+
+Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
+cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
+`PRIOR_HU`'s floor, a spleen or liver far from its usual side (situs inversus, massive
+splenomegaly crossing the midline), organs touching broadly at the same HU without a
+constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
+kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
+15 HU (the liver leaks into the wall), kidney cysts and hydronephrosis
+(holes only filled slice by slice), and the pancreas and bowel wall, which enhance like the liver
+and may join it where they touch. Raises `SegmentationError` when no candidate fits (e.g. a chest
+CT without the abdomen); the message says what was searched.
 """
 
 from __future__ import annotations
@@ -33,32 +60,72 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters.base import SegmentationError
-from grounding.segmenters.morphology import component_sizes, ellipsoid, fill_holes_slicewise
+from grounding.segmenters.chest import LEFT, RIGHT, ChestLabels, refine_labels
+from grounding.segmenters.ct_statistics import (
+    EDGE_SMOOTH_MM,
+    SPINE_HU,
+    BodyFrame,
+    ScanStatistics,
+    aorta_hu,
+    body_frame,
+    contrast_phase,
+    fat_edge,
+    histogram_mode,
+    smoothed_coarse_hu,
+)
+from grounding.segmenters.morphology import CONN6, component_sizes, ellipsoid, fill_holes_slicewise
 from imaging.volume import Volume
 
-#: smoothed-HU band of each organ's core (non-contrast CT)
-ORGAN_HU: dict[str, tuple[float, float]] = {
-    "liver": (50.0, 90.0),
-    "spleen": (43.0, 57.0),
-    "kidney": (25.0, 38.0),
+#: broad HU band of each organ per contrast phase (smoothed HU); the scan's own mode within it
+#: centres the band actually used
+PRIOR_HU: dict[str, dict[str, tuple[float, float]]] = {
+    "non-contrast": {"liver": (38.0, 85.0), "spleen": (34.0, 62.0), "kidney": (15.0, 42.0)},
+    "arterial": {"liver": (45.0, 120.0), "spleen": (75.0, 220.0), "kidney": (120.0, 450.0)},
+    "portal-venous": {"liver": (70.0, 180.0), "spleen": (75.0, 200.0), "kidney": (110.0, 450.0)},
 }
-#: Gaussian smoothing (mm) before thresholding
-SMOOTH_MM = 2.0
-#: radius (mm) of the opening that separates a core from touching tissue of similar HU
-OPENING_MM = 3.0
-#: how far (mm) a core is grown back to the organ's edge
-GROW_MM = 4.0
-#: smoothed HU halfway between fat (-90) and soft tissue (+40): the edge of an organ in fat
-FAT_EDGE_HU = -25.0
-#: the spleen's centroid lies at least this far (mm) left of the midline
-LATERAL_MM = 40.0
-#: a kidney's centroid lies at least this far (mm) from the midline (the spine is between them)
-KIDNEY_LATERAL_MM = 20.0
-#: components examined per organ, largest first
-CANDIDATES = 8
-#: smallest core (mL) taken for each organ: less is a fragment of something else, or an organ
-#: at the edge of the field of view too small to measure
-MIN_CORE_ML: dict[str, float] = {"liver": 100.0, "spleen": 20.0, "kidney": 20.0}
+#: half width (HU) of each organ's band about its mode, per phase (arterial spleen is mottled)
+HALF_WIDTH_HU: dict[str, dict[str, float]] = {
+    "non-contrast": {"liver": 15.0, "spleen": 10.0, "kidney": 9.0},
+    "arterial": {"liver": 18.0, "spleen": 45.0, "kidney": 0.0},
+    "portal-venous": {"liver": 25.0, "spleen": 25.0, "kidney": 0.0},
+}
+#: enhanced kidneys: their band starts no lower than this below the top of the liver's band
+KIDNEY_ABOVE_LIVER_GAP_HU = 10.0
+#: enhanced kidneys: the band reaches this far below the mode (medulla) and up to `KIDNEY_TOP_HU`
+KIDNEY_BELOW_HU = 60.0
+KIDNEY_TOP_HU = 600.0
+#: radius (mm) of the opening that cuts thin bridges to neighbours of similar HU
+OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
+#: a core is the part of a candidate at least this deep (mm); basins reach this far beyond it
+CORE_MM = {"liver": 10.0, "spleen": 7.0, "kidney": 7.0}
+REACH_MM = {"liver": 14.0, "spleen": 18.0, "kidney": 12.0}
+#: the spleen's and kidneys' cores lie at least this deep (mm) below the skin (the body wall's
+#: muscles lie shallower)
+ORGAN_MIN_DEPTH_MM = 25.0
+#: HU within which the shell around a candidate counts as the same tissue, and the largest fraction
+#: of such a shell a kidney may have
+SIMILAR_HU = 10.0
+KIDNEY_MAX_SIMILAR_SHELL = 0.7
+#: cores of the liver's component within this HU of the liver's core join the liver
+SAME_ORGAN_HU = 12.0
+#: organ-zone geometry (mm)
+SPLEEN_LATERAL_MM = 40.0
+KIDNEY_ZONE_MM = (40.0, 130.0)
+KIDNEY_FRONT_MM = 45.0
+#: a kidney's centre lies in a slice where lung is less than this fraction of the body (the
+#: posterior lung recesses reach down to the upper poles, not to the hilum)
+KIDNEY_MAX_LUNG_FRACTION = 0.1
+#: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
+BACK_MUSCLE_MM = 25.0
+#: the liver's mode is read this far (mm) right of the midline and below the skin
+LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
+#: how far (mm) the band's mask (on the lightly smoothed HU) is grown back to the organ's edge: the
+#: band's lower bound lies 1-3 EDGE_SMOOTH_MM inside it (more when the band hugs the organ's HU)
+RIM_MM = {"liver": 3.0 * EDGE_SMOOTH_MM, "spleen": 3.0 * EDGE_SMOOTH_MM, "kidney": 2.0 * EDGE_SMOOTH_MM}
+#: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
+ENCLOSED_FRACTION = 0.6
+#: smallest core (mL) taken for each organ: less is a fragment of something else
+MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
 ABDOMEN_TARGETS = ("liver", "spleen", "kidney_left", "kidney_right")
 
@@ -70,10 +137,14 @@ class AbdomenOrgans:
     Attributes:
         masks: target name -> mask.
         errors: target name -> why it was not found.
+        statistics: the scan's HU landmarks and estimated contrast phase.
+        bands: organ ("liver", "spleen", "kidney") -> the smoothed-HU band used.
     """
 
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    statistics: ScanStatistics | None = None
+    bands: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def mask(self, target: str) -> np.ndarray:
         """The mask of ``target``; raises `SegmentationError` with the reason when it was not found."""
@@ -82,59 +153,296 @@ class AbdomenOrgans:
         return self.masks[target]
 
 
-def find_abdominal_organs(volume: Volume, body: np.ndarray) -> AbdomenOrgans:
+@dataclass
+class _Lungs:
+    """The coarse lung masks and, per slice, the fraction of the body that is lung."""
+
+    left: np.ndarray
+    right: np.ndarray
+    fraction: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray, body: np.ndarray) -> "_Lungs":
+        left, right = labels == LEFT, labels == RIGHT
+        area = np.maximum(body.sum(axis=(1, 2)), 1)
+        return cls(left, right, (left | right).sum(axis=(1, 2)) / area)
+
+
+@dataclass(eq=False)
+class _Candidate:
+    """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size, and
+    the fraction of the shell around it within `SIMILAR_HU` of its HU (a piece cut out of a larger
+    uniform region by the band's threshold is surrounded by similar tissue, an organ mostly by fat
+    or by tissue of another HU)."""
+
+    mask: np.ndarray
+    centroid: tuple[float, float, float]
+    hu: float
+    core_voxels: int
+    similar_shell: float
+    depth_mm: float
+
+
+def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     """Liver, spleen and kidneys of a CT volume (see the module docstring).
 
     Args:
         volume: CT in HU, canonical LPS.
-        body: the body mask on the volume's grid.
+        chest: the coarse chest analysis of the same volume (its grid, body and lungs).
     """
-    spacing = volume.spacing
-    smooth = ndimage.gaussian_filter(volume.data.astype(np.float32), [SMOOTH_MM / s for s in spacing])
-    mid_x, mid_y, _ = volume.voxel_to_world([ndimage.center_of_mass(body)])[0]
-    where = {
-        "liver": lambda x, y: x < mid_x,
-        "spleen": lambda x, y: x > mid_x + LATERAL_MM and y > mid_y,
-        "kidney_left": lambda x, y: x > mid_x + KIDNEY_LATERAL_MM and y > mid_y,
-        "kidney_right": lambda x, y: x < mid_x - KIDNEY_LATERAL_MM and y > mid_y,
-    }
-    out = AbdomenOrgans()
-    taken = np.zeros(volume.shape, dtype=bool)
-    for band, targets in (("liver", ("liver",)), ("spleen", ("spleen",)), ("kidney", ("kidney_left", "kidney_right"))):
-        low, high = ORGAN_HU[band]
-        cores = _cores(volume, smooth, body & ~ndimage.binary_dilation(taken), (low, high), MIN_CORE_ML[band])
+    grid, body = chest.grid, chest.body
+    hu, hu_edge = smoothed_coarse_hu(volume, grid)
+    frame = body_frame(volume, grid, hu, body)
+    lungs = _Lungs.of(chest.labels, body)
+    edge = fat_edge(hu, body)
+    zones = _zones(frame, body)
+    liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
+    aorta = aorta_hu(hu, body, frame)
+    phase, source = contrast_phase(aorta, liver_mode)
+    stats = ScanStatistics(fat_edge_hu=edge, aorta_hu=aorta, liver_hu=liver_mode, phase=phase, phase_source=source)
+    out = AbdomenOrgans(statistics=stats)
+    voxel_ml = float(np.prod(frame.spacing)) / 1000.0
+    coarse = np.zeros(hu.shape, dtype=np.uint8)
+    taken = np.zeros(hu.shape, dtype=bool)
+    for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
+        band = _band(organ, phase, hu, zones[organ] & ~taken)
+        if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
+            # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
+            band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
+        out.bands[organ] = band
+        allowed = body & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
+        # enhanced kidneys: a bright cortex around a darker medulla, solid once its holes are filled
+        fill = organ == "kidney" and phase != "non-contrast"
+        candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            core = next((mask for mask, (x, y, _) in cores if where[target](x, y)), None)
-            if core is None:
-                name = " ".join(reversed(target.split("_")))  # kidney_left -> left kidney
-                out.errors[target] = (
-                    f"no {name} found: no soft-tissue component of {low:g} to {high:g} HU and "
-                    f"at least {MIN_CORE_ML[band]:g} mL where it should lie; is the upper abdomen in the field of "
-                    "view? (the classical organ "
-                    "segmenter is a heuristic; use --segmenter totalsegmentator on real scans)"
-                )
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml)
+            if chosen is None:
+                out.errors[target] = _not_found(target, band, phase, organ)
                 continue
-            near = ndimage.distance_transform_edt(~core, sampling=spacing) <= GROW_MM
-            grown = core | (near & body & ~taken & (smooth > FAT_EDGE_HU) & (smooth <= high))
-            out.masks[target] = fill_holes_slicewise(grown) & ~taken
-            taken |= out.masks[target]
+            # candidates keep a voxel away from organs found before and from the spine (blurred by the
+            # smoothing); the grown organ may touch them and the spine's bone
+            bone = frame.spine & (hu_edge >= SPINE_HU)
+            grown = _grow(chosen, hu, hu_edge, body & ~taken & ~bone, band, edge, organ, frame.spacing)
+            coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
+            taken |= grown
+            candidates = [c for c in candidates if not (c.mask & grown).any()]
+    full = refine_labels(coarse, grid, lambda: volume.data > edge, ~body)
+    for value, target in enumerate(ABDOMEN_TARGETS, start=1):
+        if target not in out.errors:
+            out.masks[target] = full == value
     return out
 
 
-def _cores(
-    volume: Volume, smooth: np.ndarray, allowed: np.ndarray, band: tuple[float, float], min_ml: float
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Opened components of ``band`` within ``allowed`` of at least ``min_ml``, largest first, with
-    their centroids (LPS mm)."""
-    inside = (smooth >= band[0]) & (smooth <= band[1]) & allowed
-    inside = ndimage.binary_opening(inside, ellipsoid(OPENING_MM, volume.spacing))
-    labels, n = ndimage.label(inside)
+def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
+    """Where each organ is expected (coarse masks): its mode is read there, its component reaches there."""
+    dx_spine = np.abs(frame.x - frame.spine_x)
+    liver = (frame.x <= frame.mid_x - LIVER_ZONE_MM["lateral"]) & (frame.y <= frame.spine_front_y)
+    liver &= frame.depth >= LIVER_ZONE_MM["depth"]
+    spleen = (frame.x >= frame.mid_x + SPLEEN_LATERAL_MM) & (frame.y >= frame.centre_y - 20.0)
+    spleen &= frame.depth >= 15.0
+    kidney = (dx_spine >= KIDNEY_ZONE_MM[0]) & (dx_spine <= KIDNEY_ZONE_MM[1])
+    kidney &= (frame.y >= frame.spine_front_y - KIDNEY_FRONT_MM) & (frame.y <= frame.spine_front_y + 40.0)
+    kidney &= frame.depth >= 15.0
+    return {"liver": liver & body, "spleen": spleen & body, "kidney": kidney & body}
+
+
+def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[float, float]:
+    """The organ's smoothed-HU band: the phase prior, centred on the scan's mode in the organ's zone."""
+    low, high = PRIOR_HU[phase][organ]
+    mode = histogram_mode(hu[zone], (low, high))
+    if mode is None:
+        return low, high
+    if organ == "kidney" and phase != "non-contrast":
+        return max(low, mode - KIDNEY_BELOW_HU), KIDNEY_TOP_HU
+    half = HALF_WIDTH_HU[phase][organ]
+    return max(low, mode - half), min(high, mode + half)
+
+
+def _candidates(
+    hu: np.ndarray, allowed: np.ndarray, band: tuple[float, float], organ: str, frame: BodyFrame, fill: bool,
+    zone: np.ndarray,
+) -> list[_Candidate]:
+    """The basins of the opened in-band components that reach into the organ's ``zone`` (module
+    docstring, steps 1-2)."""
+    from skimage.segmentation import watershed
+
+    spacing = frame.spacing
+    inside = (hu >= band[0]) & (hu <= band[1]) & allowed
+    if fill:
+        inside = fill_holes_slicewise(inside) & allowed
+    inside = ndimage.binary_opening(inside, ellipsoid(OPENING_MM[organ], spacing))
+    labels, n = ndimage.label(inside, structure=CONN6)
     sizes = component_sizes(labels, n)
-    sizes[0] = 0
-    out = []
-    for label in np.argsort(sizes)[::-1][:CANDIDATES]:
-        if sizes[label] * volume.voxel_volume_mm3 < 1000.0 * min_ml:
-            break
-        mask = labels == label
-        out.append((mask, volume.voxel_to_world(np.argwhere(mask).mean(axis=0, keepdims=True))[0]))
+    min_voxels = 1000.0 * MIN_CORE_ML[organ] / float(np.prod(spacing))
+    out: list[_Candidate] = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or sizes[index] < min_voxels:
+            continue
+        # one voxel of margin: the component's own edge is background, the volume's edge (a
+        # field-of-view cut) is not, so an organ cut by the field of view keeps its depth
+        box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, hu.shape))
+        component = labels[box] == index
+        if not (component & zone[box]).any():
+            continue
+        depth = ndimage.distance_transform_edt(component, sampling=spacing)
+        cores, k = ndimage.label(depth >= CORE_MM[organ], structure=CONN6)
+        if k == 0:
+            continue
+        basins = watershed(-depth, cores, mask=component) if k > 1 else cores.copy()
+        if k == 1:
+            basins[component] = 1
+        near = ndimage.distance_transform_edt(cores == 0, sampling=spacing) <= REACH_MM[organ]
+        core_sizes = component_sizes(cores, k)
+        for c in range(1, k + 1):
+            core = cores == c
+            mask = np.zeros(hu.shape, dtype=bool)
+            mask[box] = (basins == c) & near
+            zyx = tuple(np.round(np.argwhere(core).mean(axis=0) + [s.start for s in box]).astype(int))
+            centroid = tuple(float(a[zyx]) for a in (frame.x, frame.y, frame.z))
+            level = float(np.median(hu[box][core]))
+            local = mask[box]
+            shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
+            similar = float(np.mean(np.abs(hu[box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
+            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx])))
+    out.sort(key=lambda c: -int(c.mask.sum()))
     return out
+
+
+def _slice_of(c: _Candidate, frame: BodyFrame) -> int:
+    """The coarse slice of a core's centroid."""
+    return int(np.argmin(np.abs(frame.z[:, 0, 0] - c.centroid[2])))
+
+
+def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
+    """Whether a core lies in the chest: above ``above_z`` with lung on both sides of it in its slice."""
+    if c.centroid[2] <= above_z:
+        return False
+    k = _slice_of(c, frame)
+    left, right = lungs.left[k], lungs.right[k]
+    if not (left.any() and right.any()):
+        return False
+    return float(frame.x[k][right].mean()) < c.centroid[0] < float(frame.x[k][left].mean())
+
+
+def _choose(
+    target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
+    voxel_ml: float,
+) -> np.ndarray | None:
+    """The chosen basins of ``target`` (module docstring, step 3), or None.
+
+    The largest core where the organ belongs, joined by the basins of similar HU that touch it
+    (the organ cut by the watershed at a constriction or by noise) and do not lie where another
+    organ belongs.
+    """
+    organ = target.split("_")[0]
+    lowest_z = float(frame.z.min())
+    if target == "liver":
+        def fits(c: _Candidate) -> bool:
+            return c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+    elif target == "spleen":
+        def fits(c: _Candidate) -> bool:
+            return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
+                    and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
+                    and not _thoracic(c, frame, lungs, lowest_z))
+    else:
+        side = 1.0 if target == "kidney_left" else -1.0
+
+        def fits(c: _Candidate) -> bool:
+            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
+                    and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
+                    and lungs.fraction[_slice_of(c, frame)] < KIDNEY_MAX_LUNG_FRACTION
+                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL)
+    big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
+    if not big:
+        return None
+    main = max(big, key=lambda c: c.core_voxels)
+
+    def joins(c: _Candidate) -> bool:
+        if c is main or abs(c.hu - main.hu) > SAME_ORGAN_HU:
+            return False
+        return not _elsewhere(c, frame, lungs, main.centroid[2]) if organ == "liver" else fits(c)
+
+    pending = [c for c in candidates if joins(c)]
+    mask = main.mask.copy()
+    while pending:
+        near = ndimage.binary_dilation(mask, CONN6)
+        touching = [c for c in pending if (c.mask & near).any()]
+        if not touching:
+            break
+        for c in touching:
+            mask |= c.mask
+            pending.remove(c)
+    return mask
+
+
+def _back_muscle(c: _Candidate, frame: BodyFrame) -> bool:
+    """Whether a core lies behind the vertebral bodies beside the spine (the paraspinal muscles)."""
+    return c.centroid[1] >= frame.spine_front_y + BACK_MUSCLE_MM and abs(c.centroid[0] - frame.spine_x) <= 70.0
+
+
+def _elsewhere(c: _Candidate, frame: BodyFrame, lungs: _Lungs, liver_z: float) -> bool:
+    """Whether a core of the liver's component lies where the spleen, a kidney or the heart belongs."""
+    x, y, _ = c.centroid
+    spleen = x >= frame.mid_x + SPLEEN_LATERAL_MM and y >= frame.centre_y - 20.0
+    kidney = abs(x - frame.spine_x) >= KIDNEY_ZONE_MM[0] and y >= frame.spine_front_y - 10.0
+    return spleen or kidney or _thoracic(c, frame, lungs, liver_z)
+
+
+def _grow(
+    chosen: np.ndarray, hu: np.ndarray, hu_edge: np.ndarray, allowed: np.ndarray, band: tuple[float, float],
+    edge: float, organ: str, spacing: tuple[float, float, float],
+) -> np.ndarray:
+    """Undo the opening within the band, take back the edge blurred by the smoothing, add the
+    hypodense regions the organ encloses, fill holes (step 4). Works in the organ's bounding box."""
+    full_shape = chosen.shape
+    margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM[organ]) / s)) + 2 for s in spacing]
+    box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
+                for sl, m, n in zip(ndimage.find_objects(chosen.astype(np.uint8))[0], margin, chosen.shape))
+    chosen, hu, hu_edge, allowed = chosen[box], hu[box], hu_edge[box], allowed[box]
+    # the lower bound on the lightly smoothed HU: the heavily smoothed one gives the seams between
+    # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
+    in_band = (hu_edge >= band[0]) & (hu <= band[1]) & allowed
+    ball = ellipsoid(OPENING_MM[organ], spacing)
+    grown = ndimage.binary_propagation(chosen, mask=chosen | (ndimage.binary_dilation(chosen, ball) & in_band),
+                                       structure=CONN6)
+    # towards fat the band's edge lies about 1.2 EDGE_SMOOTH_MM inside the organ's: take back that
+    # rim, darker than the band (partial volume with fat) but above fat
+    darker = allowed & (hu_edge > edge) & (hu < band[0])
+    lesions = _add_enclosed(grown, darker & ~grown) & ~grown
+    if lesions.any():
+        # organ tissue beyond an enclosed lesion, darkened by the smoothing, joins with it
+        grown |= lesions | (ndimage.binary_dilation(lesions, ball) & in_band)
+    reach = max(RIM_MM[organ], max(spacing[1:]) * 1.01)
+    grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & darker
+    out = np.zeros(full_shape, dtype=bool)
+    out[box] = fill_holes_slicewise(grown) & allowed
+    return out
+
+
+def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
+    """``organ`` plus the components of ``darker`` (hypodense, above fat) that it mostly encloses:
+    at least `ENCLOSED_FRACTION` of their outer surface on the organ (a lesion at the liver's edge;
+    not the bowel, vessels or muscle that merely touch it)."""
+    labels, n = ndimage.label(darker, structure=CONN6)
+    if n == 0:
+        return organ
+    touching = np.unique(labels[ndimage.binary_dilation(organ, CONN6) & darker])
+    out = organ.copy()
+    boxes = ndimage.find_objects(labels)
+    for index in touching[touching > 0]:
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[index - 1])
+        part = labels[box] == index
+        ring = ndimage.binary_dilation(part, CONN6) & ~part
+        if np.count_nonzero(ring & organ[box]) >= ENCLOSED_FRACTION * np.count_nonzero(ring):
+            out[box] |= part
+    return out
+
+
+def _not_found(target: str, band: tuple[float, float], phase: str, organ: str) -> str:
+    name = " ".join(reversed(target.split("_")))  # kidney_left -> left kidney
+    return (
+        f"no {name} found: searched for a soft-tissue component of {band[0]:.0f} to {band[1]:.0f} HU "
+        f"(estimated phase {phase}) and at least {MIN_CORE_ML[organ]:g} mL where it should lie; is the upper "
+        "abdomen in the field of view? (the classical organ segmenter is a heuristic; use --segmenter "
+        "totalsegmentator on real scans)"
+    )

@@ -57,7 +57,12 @@ def _description(targets: dict[str, str]) -> str:
         "drawn on a view (view_id), or both; 'within' (an earlier segment result's evidence id) confines the "
         "search to that mask, e.g. a lesion within the liver. mode '3d' segments the whole volume (default for "
         "CT/MR); '2d' segments only the slice shown in view_id (2-D images are always 2d). The result's "
-        f"evidence id can be passed to measure. Targets: {listed}."
+        "evidence id can be passed to measure. The classical segmenter's liver, spleen and kidneys on CT are a "
+        "heuristic: HU bands read from the scan (fat edge, contrast phase from the aorta and liver) and position "
+        "relative to body, spine and lungs; it handles plain, arterial and portal-venous CT, partial coverage "
+        "and any slice thickness, but not fatty liver, situs inversus, organs far from their usual place or "
+        "touching at the same HU without a constriction (pancreas and bowel may join the liver); an organ it "
+        f"does not find is an error, not an absence. Targets: {listed}."
     )
 
 

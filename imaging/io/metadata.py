@@ -10,11 +10,20 @@ Modality (first rule that applies):
 2. the DICOM ``Modality`` tag, mapped by `DICOM_MODALITY_MAP` (CR/DX/MG/RF/XA/IO/PX -> ``XR``;
    NM and anything unknown -> ``OT``);
 3. a ``modality=...`` note written by `imaging.writers.write_nifti` in the NIfTI ``descrip``;
-4. the heuristic `guess_modality`: ``CT`` when the values look like Hounsfield units (no value
-   below -3100, i.e. at most the -3024/-2048 padding scanners write outside the field of view, and
-   at least 1 % of voxels at or below -900 HU, i.e. air, which every body CT contains and MR, PET
-   and X-ray never reach); otherwise ``XR`` for a single grayscale 2-D image, ``OT`` for a colour
+4. the heuristic `guess_modality`: ``CT`` when the values carry the signature of Hounsfield units
+   (`looks_like_ct`); otherwise ``XR`` for a single grayscale 2-D image, ``OT`` for a colour
    image, and ``MR`` for any other 3-D volume (NIfTI volumes that are not CT are mostly MR).
+
+The CT signature, on the values left after dropping a constant padding fill (the -2048, -3024
+or -32768 scanners and converters write outside the reconstruction circle): almost nothing
+below `CT_MIN_HU` (HU end at -1024, with noise), and either an **air** peak (at least
+`CT_AIR_FRACTION` of the values within `CT_AIR_BAND`: outside air, lungs, bowel gas) or a **fat**
+peak next to **soft tissue** (at least `CT_FAT_FRACTION` within `CT_FAT_BAND` and
+`CT_SOFT_FRACTION` within `CT_SOFT_BAND`, the fat denser per HU than the trough `CT_TROUGH_BAND`
+between them: a field of view inside the body). MR magnitude images
+and radiographs are non-negative (arbitrary units), so they show neither; z-scored MR never reaches
+-100, and subtraction and phase images, spread about 0 and far below -1100, fail the trough and
+the floor.
 
 ``metadata["modality_source"]`` records which rule decided.
 """
@@ -72,11 +81,21 @@ DICOM_MODALITY_MAP: dict[str, str] = {
     "CR": "XR", "DX": "XR", "MG": "XR", "RF": "XR", "XA": "XR", "IO": "XR", "PX": "XR", "XR": "XR",
 }
 
-#: Heuristic thresholds (HU) of `guess_modality`.
-CT_AIR_HU = -900.0
-CT_MIN_HU = -3100.0
-CT_AIR_FRACTION = 0.01
-
+#: Heuristic thresholds (HU) of `guess_modality` (see the module docstring).
+CT_MIN_HU = -1100.0
+CT_BELOW_MIN_FRACTION = 0.01
+CT_AIR_BAND = (-1100.0, -850.0)
+CT_AIR_FRACTION = 0.002
+CT_FAT_BAND = (-150.0, -50.0)
+CT_FAT_FRACTION = 0.02
+CT_SOFT_BAND = (0.0, 100.0)
+CT_SOFT_FRACTION = 0.05
+#: between fat and soft tissue CT has a trough (partial volume only); a fat "peak" must be denser
+#: per HU than this band (a subtraction or phase image, symmetric about 0, is densest here)
+CT_TROUGH_BAND = (-45.0, -15.0)
+#: a padding fill is one value at the minimum, below `CT_MIN_HU` (-1024 is air, clipped), held by at
+#: least this fraction of the values
+CT_PADDING_FRACTION = 0.001
 
 def _plain(value: Any) -> Any:
     """A pydicom value (DSfloat, IS, MultiValue, str) as plain JSON-friendly Python."""
@@ -133,14 +152,27 @@ def _sample(data: np.ndarray, target: int = 1_000_000) -> np.ndarray:
 
 
 def looks_like_ct(data: np.ndarray) -> bool:
-    """True when the values look like Hounsfield units (see the module docstring)."""
+    """True when the values carry the signature of Hounsfield units (see the module docstring)."""
     sample = _sample(data)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return False
-    if float(sample.min()) < CT_MIN_HU:
+    low = float(sample.min())
+    if low < CT_MIN_HU and np.mean(sample == low) >= CT_PADDING_FRACTION:
+        sample = sample[sample != low]  # the fill outside the reconstruction circle
+        if sample.size == 0:
+            return False
+
+    def fraction(band: tuple[float, float]) -> float:
+        return float(np.mean((sample >= band[0]) & (sample <= band[1])))
+
+    if float(np.mean(sample < CT_MIN_HU)) > CT_BELOW_MIN_FRACTION:
         return False
-    return float(np.mean(sample <= CT_AIR_HU)) >= CT_AIR_FRACTION
+    if fraction(CT_AIR_BAND) >= CT_AIR_FRACTION:
+        return True
+    fat = fraction(CT_FAT_BAND)
+    fat_is_peak = fat / np.ptp(CT_FAT_BAND) > fraction(CT_TROUGH_BAND) / np.ptp(CT_TROUGH_BAND)
+    return fat >= CT_FAT_FRACTION and fat_is_peak and fraction(CT_SOFT_BAND) >= CT_SOFT_FRACTION
 
 
 def guess_modality(data: np.ndarray, *, is_color: bool = False) -> str:
