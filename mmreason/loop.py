@@ -174,7 +174,8 @@ def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count
 
 
 def study_text(volumes: dict[str, Volume]) -> str:
-    """One line per volume: id, modality, grid and spacing.
+    """One line per volume: id, modality, grid and spacing, and which of those facts were guessed
+    or assumed rather than read from the file (the model must not state them as certain).
 
     File names are not shown (nor stored): a file stem may be a patient's name.
     """
@@ -185,7 +186,10 @@ def study_text(volumes: dict[str, Volume]) -> str:
         # the same (z, y, x) order as the trace, the report and `mmreason inspect`
         grid = f"2-D image {nx}x{ny} px (width x height), {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
             f"3-D {nz}x{ny}x{nx} voxels (z, y, x), spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)")
-        lines.append(f"- volume {vid}: {vol.modality}, {grid}")
+        assumed = [f"{f.name} {'guessed' if f.source == 'heuristic' else 'assumed'} ({f.detail})"
+                   for f in vol.assumed_facts()]
+        lines.append(f"- volume {vid}: {vol.modality}, {grid}" + (f"; NOT from the file: {'; '.join(assumed)}"
+                                                                   if assumed else ""))
     return "\n".join(lines)
 
 
