@@ -96,13 +96,34 @@ def missing_or_changed(entry: dict[str, Any], data: Path) -> str | None:
 
 # -- segmentation -------------------------------------------------------------------------------
 
-def label_mask(labels: list[Volume], spec: dict[str, Any]) -> np.ndarray:
-    """The reference mask of one structure: ``values`` listed in label file ``label`` (index), or
-    voxels at or above ``min_value`` (anti-aliased 8-bit masks)."""
-    data = labels[int(spec.get("label", 0))].data
-    if "values" in spec:
-        return np.isin(np.rint(data), spec["values"])
-    return data >= float(spec.get("min_value", 0.5))
+def label_on_grid(volume: Volume, label: Volume, ref: dict[str, Any]) -> np.ndarray:
+    """The label's values on the image's voxel grid.
+
+    A label file must lie on the image's grid, except a 2-D label marked ``resize_to_image``
+    (the same field of view at another resolution, e.g. the SCR masks at half the JSRT
+    resolution), which is resampled by nearest neighbour.
+    """
+    from mmreason.commands.measure import mask_on_grid
+
+    if not ref.get("resize_to_image"):
+        mask_on_grid(volume, label)  # raises when the label is not on the image's grid
+        return label.data
+    if not (volume.is_2d and label.is_2d):
+        raise ManifestError(f"{ref['file']}: resize_to_image is for 2-D images only")
+    rows = np.arange(volume.shape[1]) * label.shape[1] // volume.shape[1]
+    cols = np.arange(volume.shape[2]) * label.shape[2] // volume.shape[2]
+    return label.data[:, rows][:, :, cols]
+
+
+def label_mask(labels: list[np.ndarray], spec: dict[str, Any]) -> np.ndarray:
+    """The reference mask of one structure: ``values`` listed in label file(s) ``label`` (an index
+    or a list of indices, united), or voxels at or above ``min_value`` (anti-aliased 8-bit masks)."""
+    indices = spec.get("label", 0)
+    mask = np.zeros(labels[0].shape, dtype=bool)
+    for index in indices if isinstance(indices, list) else [indices]:
+        data = labels[int(index)]
+        mask |= np.isin(np.rint(data), spec["values"]) if "values" in spec else data >= float(spec.get("min_value", 0.5))
+    return mask
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,7 +138,7 @@ def size_of(mask: np.ndarray, volume: Volume) -> tuple[float, str]:
     return float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0, "mL"
 
 
-def segment_structures(entry: dict[str, Any], volume: Volume, labels: list[Volume], segmenter: Any) -> list[dict]:
+def segment_structures(entry: dict[str, Any], volume: Volume, labels: list[np.ndarray], segmenter: Any) -> list[dict]:
     from grounding.segmenters import SegmentationError
 
     rows = []
@@ -241,14 +262,11 @@ def judge(trace: Any, expected: dict[str, Any]) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------------------------
 
 def run_entry(entry: dict[str, Any], data: Path, out: Path, segmenter: Any) -> dict[str, Any]:
-    from mmreason.commands.measure import mask_on_grid
     from mmreason.report import write_report
 
     image = data / entry["image"]["file"]
     volume = load(image)
-    labels = [load(data / ref["file"]) for ref in entry.get("labels", [])]
-    for label in labels:
-        mask_on_grid(volume, label)  # raises when a label is not on the image's grid
+    labels = [label_on_grid(volume, load(data / ref["file"]), ref) for ref in entry.get("labels", [])]
     result: dict[str, Any] = {"id": entry["id"], "kind": entry["kind"], "modality": volume.modality,
                               "facts": {k: f.describe() for k, f in volume.facts.items()},
                               "segmentation": segment_structures(entry, volume, labels, segmenter), "questions": []}

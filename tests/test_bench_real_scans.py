@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from benchmarks.real_scans import check_answer, judge, main, sha256_of
+from benchmarks.real_scans import check_answer, judge, label_mask, label_on_grid, main, sha256_of
 from grounding.evidence import Evidence
 from grounding.quality import Quality
 from imaging.phantoms import NoduleSpec, chest_ct
+from imaging.volume import Volume
 from mmreason.trace import Trace
 
 
@@ -94,3 +96,17 @@ def test_answer_parsing_units_sides_and_ratios():
                                  "ok   heart enlarged: expected False, answered False"]
     ok, checks = check_answer("Yes; midline", "", {"side": "right"})
     assert not ok and checks == ["FAIL side: expected right, answered midline"]
+
+
+def test_half_resolution_2d_labels_are_resampled_and_label_lists_united():
+    image = Volume(data=np.zeros((1, 4, 6), np.float32), spacing=(1.0, 1.0, 1.0), affine=np.eye(4), modality="XR")
+    half = Volume(data=np.array([[[255, 0, 0], [0, 0, 255]]], np.float32), spacing=(1.0, 2.0, 2.0),
+                  affine=np.diag([1.0, 2.0, 2.0, 1.0]), modality="XR")
+    resized = label_on_grid(image, half, {"file": "m.png", "resize_to_image": True})
+    np.testing.assert_array_equal(resized[0], np.kron(half.data[0], np.ones((2, 2))))
+    with pytest.raises(Exception, match="not on the image's grid"):
+        label_on_grid(image, half, {"file": "m.png"})
+    other = np.zeros((1, 4, 6), np.float32)
+    other[0, 0, 5] = 255
+    united = label_mask([resized, other], {"label": [0, 1], "min_value": 128})
+    assert united.sum() == 9 and united[0, 0, 5]
