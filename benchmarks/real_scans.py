@@ -83,14 +83,20 @@ def _files(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def missing_or_changed(entry: dict[str, Any], data: Path) -> str | None:
-    """Why ``entry`` cannot run (a file absent or not the one the manifest names), or None."""
+    """Why ``entry`` cannot run (a file absent or not the one the manifest names), or None.
+
+    A reference with ``files`` (``[{"name", "sha256"}, ...]``) is a folder (a DICOM series) whose
+    listed files are each checked.
+    """
     for ref in _files(entry):
-        path = data / ref["file"]
         where = f"{ref.get('repo', '?')}@{str(ref.get('commit', '?'))[:10]}:{ref.get('path', '?')}"
-        if not path.exists():
-            return f"{path} is missing (copy it from {where})"
-        if ref.get("sha256") and sha256_of(path) != ref["sha256"]:
-            return f"{path} does not match its sha256 (expected the file at {where})"
+        members = [(data / ref["file"] / f["name"], f.get("sha256")) for f in ref["files"]] if "files" in ref else \
+            [(data / ref["file"], ref.get("sha256"))]
+        for path, digest in members:
+            if not path.exists():
+                return f"{path} is missing (copy it from {where})"
+            if digest and sha256_of(path) != digest:
+                return f"{path} does not match its sha256 (expected the file at {where})"
     return None
 
 

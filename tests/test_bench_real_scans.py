@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.real_scans import check_answer, judge, label_mask, label_on_grid, main, sha256_of
+from benchmarks.real_scans import check_answer, judge, label_mask, label_on_grid, main, missing_or_changed, sha256_of
 from grounding.evidence import Evidence
 from grounding.quality import Quality
 from imaging.phantoms import NoduleSpec, chest_ct
@@ -110,3 +110,16 @@ def test_half_resolution_2d_labels_are_resampled_and_label_lists_united():
     other[0, 0, 5] = 255
     united = label_mask([resized, other], {"label": [0, 1], "min_value": 128})
     assert united.sum() == 9 and united[0, 0, 5]
+
+
+def test_folder_references_check_every_listed_file(tmp_path):
+    (tmp_path / "series").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "series" / name).write_bytes(name.encode())
+    files = [{"name": n, "sha256": sha256_of(tmp_path / "series" / n)} for n in ("a.dcm", "b.dcm")]
+    entry = {"id": "series", "image": {"file": "series", "repo": "r/r", "commit": "c", "path": "p", "files": files}}
+    assert missing_or_changed(entry, tmp_path) is None
+    (tmp_path / "series" / "b.dcm").write_bytes(b"changed")
+    assert "b.dcm does not match its sha256" in missing_or_changed(entry, tmp_path)
+    (tmp_path / "series" / "a.dcm").unlink()
+    assert "a.dcm is missing" in missing_or_changed(entry, tmp_path)
