@@ -128,7 +128,10 @@ def label_mask(labels: list[np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     mask = np.zeros(labels[0].shape, dtype=bool)
     for index in indices if isinstance(indices, list) else [indices]:
         data = labels[int(index)]
-        mask |= np.isin(np.rint(data), spec["values"]) if "values" in spec else data >= float(spec.get("min_value", 0.5))
+        if "values" in spec:
+            mask |= np.isin(np.rint(data), spec["values"])
+        else:
+            mask |= data >= float(spec.get("min_value", 0.5))
     return mask
 
 
@@ -182,7 +185,8 @@ def _first(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return next(iter(pattern.finditer(text)), None)
 
 
-def _check_number(name: str, expected: float, found: float | None, tolerance: float, relative: bool) -> tuple[bool, str]:
+def _check_number(name: str, expected: float, found: float | None, tolerance: float,
+                  relative: bool) -> tuple[bool, str]:
     if found is None:
         return False, f"{name}: expected {expected:g}, the answer gives none"
     error = (found - expected) / expected if relative else found - expected
@@ -336,7 +340,8 @@ def _median_abs(values: list[float | None]) -> float | None:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"# Real scans: segmenter `{results['segmenter']}`, questions through `mmreason infer` (rules)", ""]
-    lines += ["| scan | kind | target | reference | found | volume error | Dice | s |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| scan | kind | target | reference | found | volume error | Dice | s |",
+              "|---|---|---|---|---|---|---|---|"]
     for e in results["entries"]:
         for r in e["segmentation"]:
             found = "error: " + r["error"][:60] if "error" in r else f"{r['found']:g} {r['unit']}"
@@ -367,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest JSON (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=Path("data/real"), help="folder holding the files (default: "
                                                                             "%(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("out/real_scans"), help="results folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("out/real_scans"),
+                        help="results folder (default: %(default)s)")
     parser.add_argument("--segmenter", default="classical", choices=SEGMENTERS, help="segmenter to score")
     parser.add_argument("--json", action="store_true", help="print the results JSON instead of the tables")
     args = parser.parse_args(argv)

@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.real_scans import check_answer, judge, label_mask, label_on_grid, main, missing_or_changed, sha256_of
+from benchmarks.real_scans import (
+    check_answer,
+    judge,
+    label_mask,
+    label_on_grid,
+    main,
+    missing_or_changed,
+    sha256_of,
+)
 from grounding.evidence import Evidence
 from grounding.quality import Quality
 from imaging.phantoms import NoduleSpec, chest_ct
@@ -54,7 +62,8 @@ def test_segmentation_is_scored_against_the_labels(run):
 def test_questions_are_answered_as_infer_does_and_judged(run):
     results, out = run
     [first] = results["entries"][0]["questions"]
-    assert first["verdict"] == "right" and len(first["checks"]) == 3 and all(c.startswith("ok") for c in first["checks"])
+    assert first["verdict"] == "right" and len(first["checks"]) == 3
+    assert all(c.startswith("ok") for c in first["checks"])
     assert (out / "traces" / "phantom_chest-q1" / "trace.json").exists()
     assert Trace.load(out / "traces" / "phantom_chest-q1" / "trace.json").answer == first["answer"]
     assert results["totals"]["questions"] == {"n": 1, "right": 1, "hedged": 0, "wrong": 0}
