@@ -261,8 +261,8 @@ def judge(trace: Any, expected: dict[str, Any]) -> dict[str, Any]:
 
     answer = trace.answer or ""
     explanation = explanation_of(trace)
-    right, checks = check_answer(answer, explanation, expected)
-    right = right and trace.status == "answered"  # a declined answer is never right, whatever it contains
+    # a declined answer is never right; its message is not searched for figures
+    right, checks = check_answer(answer, explanation, expected) if trace.status == "answered" else (False, [])
     signals = hedge_signals(trace, answer, explanation)
     verdict = "right" if right else ("hedged" if signals else "wrong")
     return {"verdict": verdict, "checks": checks, "hedge_signals": signals, "answer": trace.answer,
