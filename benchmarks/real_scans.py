@@ -15,8 +15,10 @@ line), it
 * asks each question exactly as ``mmreason infer --image IMAGE --question Q`` does (the ``infer``
   parser and `mmreason.commands.infer.episode`, rules backend by default) and judges the answer:
   ``right`` (every part the expectation names - finding, side, size, ratio - within tolerance),
-  ``hedged`` (not right, but the episode declined or said it was unsure: doubting wording, or cited
-  evidence whose quality is not ``ok``) or ``wrong`` (not right and stated as fact).
+  ``hedged`` (not right, but the episode declined or its answer says it is unsure) or ``wrong``
+  (not right and stated as fact); cited evidence whose quality is below ``ok`` is listed with each
+  answer, and a wrong answer whose evidence was flagged is counted apart (the doubt was known but
+  not passed on).
 
 Prints one table per part and the totals; writes ``results.json``, ``results.md`` and each
 question's ``trace.json``/``report.html`` into ``--out``.
@@ -240,23 +242,31 @@ def _yes_no(text: str) -> bool | None:
 
 
 def hedge_signals(trace: Any, answer: str, explanation: str) -> list[str]:
-    """What in the episode says the answer may be wrong: a declined answer, doubting words, or
-    cited evidence (all evidence when none is cited) whose quality is below ``ok``."""
+    """What the reader of the answer is told about doubt: a declined answer or doubting words."""
     signals = []
     if trace.status != "answered":
         signals.append(f"status {trace.status}")
     words = sorted({m.group(1).lower() for m in _HEDGE.finditer(f"{answer} {explanation}")})
     if words:
         signals.append("wording: " + ", ".join(words))
-    cited = set(trace.cited_evidence)
-    for ev in trace.evidence:
-        if (not cited or ev.id in cited) and ev.quality.level != "ok":
-            signals.append(f"{ev.id} {ev.quality.level}: {'; '.join(ev.quality.reasons)}")
     return signals
 
 
+def evidence_flags(trace: Any) -> list[str]:
+    """Cited evidence (all evidence when none is cited) whose quality is below ``ok``, with why."""
+    cited = set(trace.cited_evidence)
+    return [f"{ev.id} {ev.quality.level}: {'; '.join(ev.quality.reasons)}" for ev in trace.evidence
+            if (not cited or ev.id in cited) and ev.quality.level != "ok"]
+
+
 def judge(trace: Any, expected: dict[str, Any]) -> dict[str, Any]:
-    """``verdict`` (right / hedged / wrong), the checks made and the hedging signals found."""
+    """``verdict``, the checks made, the hedging signals and the evidence quality flags.
+
+    ``right``: every part of ``expected`` met. ``hedged``: not right, but the episode declined or
+    its answer says it is unsure (the planner turns evidence quality into such wording).
+    ``wrong``: not right and stated as fact - also when evidence in the trace is flagged but the
+    answer does not pass the doubt on (``evidence_flags`` lists those flags).
+    """
     from mmreason.commands.infer import explanation as explanation_of
 
     answer = trace.answer or ""
@@ -265,8 +275,8 @@ def judge(trace: Any, expected: dict[str, Any]) -> dict[str, Any]:
     right, checks = check_answer(answer, explanation, expected) if trace.status == "answered" else (False, [])
     signals = hedge_signals(trace, answer, explanation)
     verdict = "right" if right else ("hedged" if signals else "wrong")
-    return {"verdict": verdict, "checks": checks, "hedge_signals": signals, "answer": trace.answer,
-            "explanation": explanation, "status": trace.status}
+    return {"verdict": verdict, "checks": checks, "hedge_signals": signals, "evidence_flags": evidence_flags(trace),
+            "answer": trace.answer, "explanation": explanation, "status": trace.status}
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -326,6 +336,7 @@ def totals(results: dict[str, Any]) -> dict[str, Any]:
                                "failed": sum("error" in r for r in rows)}
                          for key, rows in sorted(by_target.items())},
         "questions": {"n": len(questions), **{v: sum(q["verdict"] == v for q in questions) for v in VERDICTS}},
+        "wrong_with_flagged_evidence": sum(q["verdict"] == "wrong" and bool(q["evidence_flags"]) for q in questions),
         "questions_by_kind": {kind: dict(Counter(q["verdict"] for q in questions if q["kind"] == kind))
                               for kind in sorted({q["kind"] for q in questions})},
     }
@@ -351,11 +362,15 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| scan | question | answer | verdict | why |", "|---|---|---|---|---|"]
     for e in results["entries"]:
         for q in e["questions"]:
-            why = "; ".join([c for c in q["checks"] if c.startswith("FAIL")] + q["hedge_signals"]) or "all checks ok"
+            flags = [f"evidence flagged but not passed on ({len(q['evidence_flags'])}): {q['evidence_flags'][0]}"] \
+                if q["verdict"] == "wrong" and q["evidence_flags"] else []
+            why = "; ".join([c for c in q["checks"] if c.startswith("FAIL")] + q["hedge_signals"] + flags) \
+                or "all checks ok"
             lines.append(f"| {q['id']} | {q['question']} | {q['answer']} | **{q['verdict']}** | {why} |")
     t = results["totals"]
     lines += ["", f"Scans run {t['scans_run']}, skipped {t['scans_skipped']}. Questions {t['questions']['n']}: "
-              + ", ".join(f"{v} {t['questions'][v]}" for v in VERDICTS) + "."]
+              + ", ".join(f"{v} {t['questions'][v]}" for v in VERDICTS)
+              + f" (wrong although evidence in the trace was flagged: {t['wrong_with_flagged_evidence']})."]
     for key, s in t["segmentation"].items():
         lines.append(f"- {key}: n={s['n']}, Dice mean {s['dice_mean']:.3f} (min {s['dice_min']:.3f}), median |volume "
                      f"error| {s['abs_volume_error_median'] if s['abs_volume_error_median'] is not None else 'n/a'}, "

@@ -67,6 +67,7 @@ def test_questions_are_answered_as_infer_does_and_judged(run):
     assert (out / "traces" / "phantom_chest-q1" / "trace.json").exists()
     assert Trace.load(out / "traces" / "phantom_chest-q1" / "trace.json").answer == first["answer"]
     assert results["totals"]["questions"] == {"n": 1, "right": 1, "hedged": 0, "wrong": 0}
+    assert results["totals"]["wrong_with_flagged_evidence"] == 0
 
 
 def test_missing_and_changed_files_are_skipped_with_the_reason(run, capsys):
@@ -89,8 +90,11 @@ def test_wrong_answers_with_doubt_are_hedged_and_declines_are_never_right():
     expected = {"finding": "present", "volume_ml": 10.0}
     assert judge(_trace("Yes; 10.5 mL"), expected)["verdict"] == "right"
     assert judge(_trace("Yes; 3 mL"), expected)["verdict"] == "wrong"
-    doubtful = judge(_trace("Yes; 3 mL", quality=Quality("doubtful", ["spacing assumed"])), expected)
-    assert doubtful["verdict"] == "hedged" and doubtful["hedge_signals"] == ["E1 doubtful: spacing assumed"]
+    # the doubt the evidence carries counts only when the answer passes it on
+    flagged = judge(_trace("Yes; 3 mL", quality=Quality("doubtful", ["spacing assumed"])), expected)
+    assert flagged["verdict"] == "wrong" and flagged["evidence_flags"] == ["E1 doubtful: spacing assumed"]
+    passed_on = judge(_trace("Yes; 3 mL (uncertain: no spacing)", quality=Quality("doubtful", ["x"])), expected)
+    assert passed_on["verdict"] == "hedged" and passed_on["hedge_signals"] == ["wording: uncertain"]
     assert judge(_trace("Possibly a lesion, 3 mL"), expected)["verdict"] == "hedged"
     declined = judge(_trace("I cannot answer: 10 mL would be a guess", status="abstained"), expected)
     assert declined["verdict"] == "hedged" and "status abstained" in declined["hedge_signals"]
