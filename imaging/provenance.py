@@ -9,7 +9,9 @@ as certain.
 Sources:
 
 * ``argument``: the user gave it (an option); trusted, the user takes responsibility;
-* ``header``: a NIfTI header field (sform/qform, pixdim) or a note our writer left there;
+* ``header``: a NIfTI header field (sform/qform, pixdim) or a note our writer left there; the
+  spacing, direction and origin of a NRRD, MetaImage or MGH header (a header that states no
+  directions gives an assumed orientation instead);
 * ``dicom``: a DICOM tag (Modality, PixelSpacing, ImagePositionPatient/ImageOrientationPatient,
   PatientOrientation);
 * ``caller``: a program built the volume from an array and its geometry (phantoms, tests);
@@ -25,6 +27,9 @@ from typing import Any
 FACT_NAMES = ("modality", "spacing", "orientation")
 SOURCES = ("argument", "header", "dicom", "caller", "heuristic", "default")
 ASSUMED_SOURCES = frozenset({"heuristic", "default"})
+
+#: ``geometry_source`` notes of loaders whose header states spacing, direction and origin
+HEADER_GEOMETRY = ("NRRD header", "MetaImage header", "MGH header")
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
         out["modality"] = {
             "argument": ("argument", "modality option"),
             "dicom": ("dicom", "Modality tag"),
-            "file note": ("header", "modality note in the NIfTI descrip"),
+            "file note": ("header", "modality note in the file header (NIfTI descrip, MetaImage Modality)"),
         }.get(rule, ("heuristic", "guessed from the voxel values; give --modality to state it"))
     pixel = str(metadata.get("pixel_spacing_source", ""))
     if pixel.startswith("unknown"):
@@ -88,6 +93,11 @@ def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
                                              "left/right cannot be trusted; give --assume-orientation to accept them")
     elif str(metadata.get("geometry_source", "")).startswith("ImagePositionPatient"):
         out["orientation"] = ("dicom", "ImageOrientationPatient")
+    elif str(metadata.get("geometry_source", "")).startswith(HEADER_GEOMETRY):
+        out["orientation"] = ("header", str(metadata["geometry_source"]))
+    elif str(metadata.get("geometry_source", "")).startswith("assumed"):
+        out["orientation"] = ("default", str(metadata["geometry_source"]) + "; left/right cannot be trusted, give "
+                                                                             "--assume-orientation to accept them")
     elif "display_orientation" in metadata:
         note = str(metadata["display_orientation"])
         out["orientation"] = ("default", note) if note.startswith("assumed") else ("dicom", note)

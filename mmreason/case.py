@@ -14,7 +14,7 @@ class Case:
 
     Attributes:
         id: unique within its task; task: the registered task name.
-        images: paths of the images/studies (NIfTI, DICOM file or folder, PNG/JPEG ...).
+        images: paths of the images/studies (NIfTI, NRRD, MetaImage, MGZ, DICOM file or folder, PNG/JPEG ...).
         question: the question text as the dataset gives it.
         options: option texts for multiple choice (letters A, B, ... follow this order).
         answer: the reference answer (for ``choice`` the option letter).

@@ -23,9 +23,9 @@ def test_missing_path(tmp_path):
 
 
 def test_unsupported_extension(tmp_path):
-    (tmp_path / "scan.mha").write_bytes(b"ObjectType = Image\n")
-    with pytest.raises(UnsupportedFormatError, match=r"\.nii\.gz"):
-        load(tmp_path / "scan.mha")
+    (tmp_path / "scan.vtk").write_bytes(b"# vtk DataFile Version 3.0\n")
+    with pytest.raises(UnsupportedFormatError, match=r"\.nii\.gz, .*\.nrrd.*\.mha.*\.mgz"):
+        load(tmp_path / "scan.vtk")
 
 
 def test_dicom_detected_by_content_without_extension(tmp_path):

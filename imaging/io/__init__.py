@@ -1,6 +1,7 @@
 """Image loaders: every supported file or folder becomes one canonical `imaging.volume.Volume`.
 
-Formats: NIfTI (.nii, .nii.gz) through nibabel; DICOM (a series folder, or one file: CT/MR
+Formats: NIfTI (.nii, .nii.gz) and FreeSurfer MGH/MGZ through nibabel; NRRD (.nrrd, .nhdr) and
+MetaImage (.mha, .mhd) through SimpleITK; DICOM (a series folder, or one file: CT/MR
 slice, CR/DX X-ray, one frame of a multi-frame object) through pydicom, compressed syntaxes through
 the pylibjpeg plugins (``pip install 'mmreason[dicom-codecs]'``); PNG/JPEG/TIFF/BMP through Pillow.
 
@@ -22,7 +23,9 @@ from imaging.io.build import LoadOptions
 from imaging.io.dicom import SeriesInfo, is_dicom_file, load_dicom_file, load_dicom_series
 from imaging.io.dicom import list_series as _list_series
 from imaging.io.errors import InputNotFoundError, LoadError, NoDicomError, UnsupportedFormatError
+from imaging.io.itk import ITK_SUFFIXES, load_itk
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
+from imaging.io.mgh import MGH_SUFFIXES, load_mgh
 from imaging.io.nifti import load_nifti
 from imaging.io.raster import RASTER_SUFFIXES, load_raster
 from imaging.volume import Volume
@@ -37,17 +40,22 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def detect_format(path: Path) -> str:
-    """``dicom-folder``, ``nifti``, ``dicom`` or ``raster`` for an existing path (by extension, then content)."""
+    """``dicom-folder``, ``nifti``, ``itk`` (NRRD, MetaImage), ``mgh``, ``dicom`` or ``raster`` for an existing
+    path (by extension, then content)."""
     if path.is_dir():
         return "dicom-folder"
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"
+    if name.endswith(ITK_SUFFIXES):
+        return "itk"
+    if name.endswith(MGH_SUFFIXES):
+        return "mgh"
     if name.endswith(RASTER_SUFFIXES):
         return "raster"
     if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
         return "dicom"
-    supported = ", ".join(NIFTI_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES)
+    supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES)
     raise UnsupportedFormatError(f"{path.name}: unsupported file type; mmreason reads {supported}, DICOM files "
                                  "with the DICM preamble, and folders of DICOM files")
 
@@ -74,10 +82,11 @@ def load(
     """Load an image file or DICOM folder as a canonical `Volume`.
 
     Args:
-        path: a .nii/.nii.gz, .dcm (or any file with the DICM preamble), .png/.jpg/.tif/.bmp file,
-            or a folder of DICOM files (searched recursively).
-        frame: index of the frame to read from a 4-D NIfTI, a multi-frame DICOM or a multi-page
-            TIFF (required there when it has more than one frame; 0 is accepted for 3-D inputs).
+        path: a .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, .mgz/.mgh, .dcm (or any file with the DICM
+            preamble), .png/.jpg/.tif/.bmp file, or a folder of DICOM files (searched recursively).
+        frame: index of the frame to read from a 4-D NIfTI/NRRD/MetaImage/MGH, a vector NRRD or
+            MetaImage (one component), a multi-frame DICOM or a multi-page TIFF (required there when
+            it has more than one frame; 0 is accepted for 3-D inputs).
         series: which series of a DICOM folder holding several: its index in `list_series` order
             or its SeriesInstanceUID (required when the folder holds more than one).
         modality: ``CT``, ``MR``, ``XR``, ``PT``, ``US`` or ``OT``; overrides the DICOM tag and the
@@ -103,6 +112,10 @@ def load(
         return load_dicom_series(p, options)
     if kind == "nifti":
         return load_nifti(p, options)
+    if kind == "itk":
+        return load_itk(p, options)
+    if kind == "mgh":
+        return load_mgh(p, options)
     if kind == "raster":
         return load_raster(p, options)
     return load_dicom_file(p, options)

@@ -22,7 +22,7 @@ from imaging.io.orientation import RAS_TO_LPS, to_canonical
 from imaging.volume import Volume
 
 #: errors nibabel/gzip/numpy raise on short or damaged files
-_READ_ERRORS = (EOFError, OSError, zlib.error, ValueError, ImageFileError)
+READ_ERRORS = (EOFError, OSError, zlib.error, ValueError, ImageFileError)
 
 #: prefix of the NIfTI ``descrip`` note written by `imaging.writers.write_nifti`
 MODALITY_NOTE = "modality="
@@ -37,19 +37,20 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
-def _select_shape(shape: tuple[int, ...], frame: int | None, source: str) -> tuple[tuple[int, int, int], int | None]:
+def select_shape(shape: tuple[int, ...], frame: int | None, source: str,
+                 kind: str = "NIfTI") -> tuple[tuple[int, int, int], int | None]:
     """The 3-D shape that will be read and the 4th-axis frame index to read (None: no 4th axis)."""
     if len(shape) < 2:
-        raise UnsupportedFormatError(f"{source}: a {len(shape)}-D NIfTI is not an image; expected 2-D, 3-D or 4-D")
+        raise UnsupportedFormatError(f"{source}: a {len(shape)}-D {kind} is not an image; expected 2-D, 3-D or 4-D")
     if len(shape) > 4 and any(n != 1 for n in shape[4:]):
-        raise UnsupportedFormatError(f"{source}: {len(shape)}-D NIfTI (shape {shape}) is not supported; "
+        raise UnsupportedFormatError(f"{source}: {len(shape)}-D {kind} (shape {shape}) is not supported; "
                                      "split it into 3-D or 4-D files first")
     spatial = tuple(shape[:3]) + (1,) * (3 - min(3, len(shape)))
     frames = shape[3] if len(shape) >= 4 else 1
     if len(shape) >= 4 and frames > 1:
         if frame is None:
             raise FrameSelectionError(
-                f"{source}: 4-D NIfTI with {frames} frames (shape {shape}); pick one with frame=0..{frames - 1} "
+                f"{source}: 4-D {kind} with {frames} frames (shape {shape}); pick one with frame=0..{frames - 1} "
                 "(CLI: --frame N)"
             )
     if frame is not None and frame >= frames:
@@ -63,12 +64,12 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
     source = path.name
     try:
         img = nib.load(str(path))
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise CorruptFileError(f"{source}: cannot read the NIfTI header ({exc}); the file is truncated or not "
                                "NIfTI, re-export or re-download it") from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise UnsupportedFormatError(f"{source}: nibabel read it as {type(img).__name__}, not NIfTI")
-    spatial, frame = _select_shape(tuple(int(n) for n in img.shape), options.frame, source)
+    spatial, frame = select_shape(tuple(int(n) for n in img.shape), options.frame, source)
     check_shape(spatial, options.max_voxels, source)
     proxy = img.dataobj
     slope, intercept = 1.0, 0.0
@@ -79,7 +80,7 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
         else:
             index = (Ellipsis,) if frame is None else (slice(None),) * 3 + (frame,)
             raw = np.asanyarray(proxy[index])
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise CorruptFileError(f"{source}: the voxel data are truncated or damaged ({exc}); re-export or "
                                "re-download the file") from exc
     if raw.dtype.kind not in "biuf":

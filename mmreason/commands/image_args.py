@@ -14,7 +14,7 @@ from imaging.volume import MODALITIES, Volume
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the positional ``path`` and the loader options (defaults as in `imaging.io.load`)."""
-    parser.add_argument("path", help="a .nii/.nii.gz, .dcm, .png/.jpg/.tif file or a folder of DICOM files")
+    parser.add_argument("path", help="a .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, .mgz/.mgh, .dcm, .png/.jpg/.tif file or a folder of DICOM files")
     loading = parser.add_argument_group("image loading")
     loading.add_argument("--series", default=None, help="series index or SeriesInstanceUID (DICOM folders)")
     loading.add_argument("--frame", type=int, default=None, help="frame of a 4-D NIfTI or multi-frame file")

@@ -18,7 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from imaging.errors import MMReasonError
 from mmreason.backends.base import BOX_FORMATS
@@ -100,40 +100,13 @@ def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding.tools import default_registry
-    from mmreason.backends import get_backend
-    from mmreason.loop import LoopConfig, run_episode
     from mmreason.report import summary_line, write_report
 
     def progress(message: str) -> None:
         print(f"[mmreason] {message}", file=sys.stderr, flush=True)
 
-    for path in args.image:
-        if not Path(path).exists():
-            raise InferError(f"image not found: {path}")
-    if not args.question.strip():
-        raise InferError("the question is empty")
-    if args.max_turns < 1:
-        raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
-    name, options = backend_options(args)
+    trace = episode(args, progress)
     out = Path(args.out or Path("out") / time.strftime("%Y%m%d-%H%M%S"))
-    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-    registry = default_registry(segment_targets(args.segmenter, segmenter_options))
-    progress(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
-    backend = get_backend(name, **options)
-    config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, segmenter=args.segmenter,
-                        tool_options={"segmenter_options": segmenter_options})
-    progress(f"loading {len(args.image)} input(s) and asking: {args.question}")
-    trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
-                        seed=args.seed, config=config, progress=progress)
-    if args.verifiers == "rule":
-        from mmreason.verifiers.pipeline import attach_verdicts
-
-        verdicts = attach_verdicts(trace)
-        bad = [v for v in verdicts if v.label == "incorrect"]
-        progress(f"verified {len(verdicts)} steps: {len(bad)} incorrect"
-                 + "".join(f"; step {v.step}: {v.reason}" for v in bad))
     trace_path = trace.save(out / "trace.json")
     report_path = write_report(trace, out / "report.html")
     progress(f"{trace.status} in {trace.timings.get('total', 0):.1f} s; wrote {trace_path} and {report_path}")
@@ -147,6 +120,46 @@ def run(args: argparse.Namespace) -> int:
         print(f"Answer: {trace.answer}" if trace.answer is not None else f"(no answer: {trace.status})")
         print(f"Report: {report_path}")
     return 0 if trace.status in ("answered", "abstained") else 1
+
+
+def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = None) -> Any:
+    """The `mmreason.trace.Trace` of the episode the parsed ``infer`` arguments ask for, its steps
+    checked by the verifiers ``--verifiers`` names (nothing is written).
+
+    Other programs that must answer exactly as ``mmreason infer`` does (``benchmarks.real_scans``)
+    parse an ``infer`` command line and call this.
+    """
+    from grounding.tools import default_registry
+    from mmreason.backends import get_backend
+    from mmreason.loop import LoopConfig, run_episode
+
+    say = progress or (lambda message: None)
+    for path in args.image:
+        if not Path(path).exists():
+            raise InferError(f"image not found: {path}")
+    if not args.question.strip():
+        raise InferError("the question is empty")
+    if args.max_turns < 1:
+        raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
+    name, options = backend_options(args)
+    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    registry = default_registry(segment_targets(args.segmenter, segmenter_options))
+    say(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
+    backend = get_backend(name, **options)
+    config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature, segmenter=args.segmenter,
+                        tool_options={"segmenter_options": segmenter_options})
+    say(f"loading {len(args.image)} input(s) and asking: {args.question}")
+    trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
+                        seed=args.seed, config=config, progress=progress)
+    if args.verifiers == "rule":
+        from mmreason.verifiers.pipeline import attach_verdicts
+
+        verdicts = attach_verdicts(trace)
+        bad = [v for v in verdicts if v.label == "incorrect"]
+        say(f"verified {len(verdicts)} steps: {len(bad)} incorrect"
+            + "".join(f"; step {v.step}: {v.reason}" for v in bad))
+    return trace
 
 
 def explanation(trace: Any) -> str:

@@ -1,0 +1,138 @@
+"""``python -m benchmarks.real_scans`` on a manifest built here from a phantom: scores, verdicts, skips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.real_scans import (
+    check_answer,
+    judge,
+    label_mask,
+    label_on_grid,
+    main,
+    missing_or_changed,
+    sha256_of,
+)
+from grounding.evidence import Evidence
+from grounding.quality import Quality
+from imaging.phantoms import NoduleSpec, chest_ct
+from imaging.volume import Volume
+from mmreason.trace import Trace
+
+
+def _ref(folder, name):
+    return {"file": name, "repo": "example/phantoms", "path": name, "commit": "0" * 40,
+            "sha256": sha256_of(folder / name), "licence": "made in the test"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    phantom = chest_ct(seed=1, nodules=[NoduleSpec(diameter_mm=12.0, side="right")])
+    phantom.save(data)
+    nodule = phantom.truth["nodules"][0]
+    entry = {
+        "id": "phantom_chest", "kind": "ct_chest",
+        "image": _ref(data, "ct.nii.gz"),
+        "labels": [_ref(data, "labels/lungs.nii.gz"), _ref(data, "labels/nodule_1.nii.gz")],
+        "segment": [{"target": "lungs", "label": 0, "values": [1]}, {"target": "nodule", "label": 1, "min_value": 0.5}],
+        "questions": [{"question": "Is there a lung nodule? Where is it and how large?",
+                       "expected": {"finding": "present", "side": nodule["side"], "diameter_mm": 12.0}}],
+    }
+    missing = {**entry, "id": "not_downloaded", "image": {**entry["image"], "file": "absent.nii.gz"}}
+    changed = {**entry, "id": "changed", "labels": [{**entry["labels"][0], "sha256": "f" * 64}]}
+    manifest = tmp_path_factory.mktemp("manifest") / "manifest.json"
+    manifest.write_text(json.dumps({"scans": [entry, missing, changed]}))
+    out = tmp_path_factory.mktemp("out")
+    assert main(["--manifest", str(manifest), "--data", str(data), "--out", str(out)]) == 0
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_segmentation_is_scored_against_the_labels(run):
+    results, _ = run
+    rows = {r["target"]: r for r in results["entries"][0]["segmentation"]}
+    assert rows["lungs"]["dice"] > 0.9 and abs(rows["lungs"]["volume_error"]) < 0.1 and rows["lungs"]["unit"] == "mL"
+    assert rows["nodule"]["dice"] > 0.5
+    assert results["totals"]["segmentation"]["ct_chest:lungs"]["n"] == 1
+
+
+def test_questions_are_answered_as_infer_does_and_judged(run):
+    results, out = run
+    [first] = results["entries"][0]["questions"]
+    assert first["verdict"] == "right" and len(first["checks"]) == 3
+    assert all(c.startswith("ok") for c in first["checks"])
+    assert (out / "traces" / "phantom_chest-q1" / "trace.json").exists()
+    assert Trace.load(out / "traces" / "phantom_chest-q1" / "trace.json").answer == first["answer"]
+    assert results["totals"]["questions"] == {"n": 1, "right": 1, "hedged": 0, "wrong": 0}
+    assert results["totals"]["wrong_with_flagged_evidence"] == 0
+
+
+def test_missing_and_changed_files_are_skipped_with_the_reason(run, capsys):
+    results, out = run
+    reasons = {s["id"]: s["reason"] for s in results["skipped"]}
+    assert "absent.nii.gz is missing (copy it from example/phantoms@0000000000:ct.nii.gz)" in reasons["not_downloaded"]
+    assert "does not match its sha256" in reasons["changed"]
+    assert results["totals"]["scans_run"] == 1 and results["totals"]["scans_skipped"] == 2
+    markdown = (out / "results.md").read_text()
+    assert "skipped not_downloaded" in markdown and "| phantom_chest | ct_chest | lungs |" in markdown
+
+
+def _trace(answer, status="answered", quality=None):
+    trace = Trace(question="q", answer=answer, status=status, cited_evidence=["E1"])
+    trace.evidence.append(Evidence(id="E1", tool="measure", arguments={}, text="", quality=quality or Quality()))
+    return trace
+
+
+def test_wrong_answers_with_doubt_are_hedged_and_declines_are_never_right():
+    expected = {"finding": "present", "volume_ml": 10.0}
+    assert judge(_trace("Yes; 10.5 mL"), expected)["verdict"] == "right"
+    assert judge(_trace("Yes; 3 mL"), expected)["verdict"] == "wrong"
+    # the doubt the evidence carries counts only when the answer passes it on
+    flagged = judge(_trace("Yes; 3 mL", quality=Quality("doubtful", ["spacing assumed"])), expected)
+    assert flagged["verdict"] == "wrong" and flagged["evidence_flags"] == ["E1 doubtful: spacing assumed"]
+    passed_on = judge(_trace("Yes; 3 mL (uncertain: no spacing)", quality=Quality("doubtful", ["x"])), expected)
+    assert passed_on["verdict"] == "hedged" and passed_on["hedge_signals"] == ["wording: uncertain"]
+    assert judge(_trace("Possibly a lesion, 3 mL"), expected)["verdict"] == "hedged"
+    declined = judge(_trace("I cannot answer: 10 mL would be a guess", status="abstained"), expected)
+    assert declined["verdict"] == "hedged" and "status abstained" in declined["hedge_signals"]
+
+
+def test_answer_parsing_units_sides_and_ratios():
+    ok, _ = check_answer("Yes; left; 2.1 cm; 4500 mm3", "", {"finding": "present", "side": "left",
+                                                             "diameter_mm": 20.0, "volume_ml": 4.4})
+    assert ok
+    ok, checks = check_answer("No; CTR 0.41", "", {"enlarged": False, "ctr": 0.47})
+    assert not ok and checks == ["FAIL CTR: expected 0.47, answered 0.41 (-0.060, tolerance 0.05)",
+                                 "ok   heart enlarged: expected False, answered False"]
+    ok, checks = check_answer("Yes; midline", "", {"side": "right"})
+    assert not ok and checks == ["FAIL side: expected right, answered midline"]
+
+
+def test_half_resolution_2d_labels_are_resampled_and_label_lists_united():
+    image = Volume(data=np.zeros((1, 4, 6), np.float32), spacing=(1.0, 1.0, 1.0), affine=np.eye(4), modality="XR")
+    half = Volume(data=np.array([[[255, 0, 0], [0, 0, 255]]], np.float32), spacing=(1.0, 2.0, 2.0),
+                  affine=np.diag([1.0, 2.0, 2.0, 1.0]), modality="XR")
+    resized = label_on_grid(image, half, {"file": "m.png", "resize_to_image": True})
+    np.testing.assert_array_equal(resized[0], np.kron(half.data[0], np.ones((2, 2))))
+    with pytest.raises(Exception, match="not on the image's grid"):
+        label_on_grid(image, half, {"file": "m.png"})
+    other = np.zeros((1, 4, 6), np.float32)
+    other[0, 0, 5] = 255
+    united = label_mask([resized, other], {"label": [0, 1], "min_value": 128})
+    assert united.sum() == 9 and united[0, 0, 5]
+
+
+def test_folder_references_check_every_listed_file(tmp_path):
+    (tmp_path / "series").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "series" / name).write_bytes(name.encode())
+    files = [{"name": n, "sha256": sha256_of(tmp_path / "series" / n)} for n in ("a.dcm", "b.dcm")]
+    entry = {"id": "series", "image": {"file": "series", "repo": "r/r", "commit": "c", "path": "p", "files": files}}
+    assert missing_or_changed(entry, tmp_path) is None
+    (tmp_path / "series" / "b.dcm").write_bytes(b"changed")
+    assert "b.dcm does not match its sha256" in missing_or_changed(entry, tmp_path)
+    (tmp_path / "series" / "a.dcm").unlink()
+    assert "a.dcm is missing" in missing_or_changed(entry, tmp_path)
