@@ -19,6 +19,8 @@ says when it may be wrong:
 * **companions**: the right/left lung volume ratio (normal about 1.1; `LUNG_RATIO` doubtful
   outside, `LUNG_RATIO_FAR` implausible outside), since losing part of one lung shows there first.
 * **cardiothoracic ratio** outside `CTR_RANGE` is ``implausible`` (heart or thorax mis-found).
+* **radiograph shapes** (`radiograph_quality`): lung fields reaching the image's side edge, two
+  fields of very different size, a flat-band cardiac silhouette are ``implausible``.
 
 The ranges are the ones radiology uses for adults; children, resections and situs inversus fall
 outside them, which is why a level is a caveat for the reader, not a verdict.
@@ -29,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from grounding.quality import Quality
 from imaging.volume import Volume
@@ -63,6 +66,10 @@ LUNG_RATIO = (0.65, 1.8)
 LUNG_RATIO_FAR = (0.45, 2.6)
 #: cardiothoracic ratios outside this range mean a mis-found heart or thorax
 CTR_RANGE = (0.25, 0.85)
+#: on a radiograph the smaller lung field holds at least this share of the larger one's area
+XR_FIELD_BALANCE = 0.35
+#: a cardiac silhouette is at least this tall for its width (normal hearts: 0.7-1.1)
+HEART_MIN_ASPECT = 0.45
 #: targets whose HU thresholds assume CT
 CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
 #: targets that name a side (their answer is a side)
@@ -156,6 +163,37 @@ def lung_pair_quality(right_ml: float, left_ml: float) -> Quality:
     elif not LUNG_RATIO[0] <= ratio <= LUNG_RATIO[1]:
         q.flag("doubtful", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is "
                            f"unusual (normal about 1.1)")
+    return q
+
+
+def radiograph_quality(target: str | None, mask: np.ndarray) -> Quality:
+    """Shape checks of the lung fields and the cardiac silhouette on a frontal chest radiograph.
+
+    Lung fields that reach the image's side edge are dark air outside the body, not lung; two
+    fields of very different size mean one was lost or merged; a cardiac silhouette much wider
+    than tall is a band between wrong fields, not a heart.
+    """
+    q = Quality(checks=["radiograph shape"])
+    plane = mask[0] if mask.ndim == 3 else mask
+    if target in ("lungs", "lung_left", "lung_right"):
+        cols = np.flatnonzero(plane.any(axis=0))
+        if cols.size and (cols[0] == 0 or cols[-1] == plane.shape[1] - 1):
+            q.flag("implausible", "a lung field reaches the side edge of the image: it is probably air outside "
+                                  "the body, not lung")
+        if target == "lungs":
+            labels, n = ndimage.label(plane)
+            sizes = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+            if n < 2:
+                q.flag("implausible", "only one lung field was found")
+            elif sizes[1] < XR_FIELD_BALANCE * sizes[0]:
+                q.flag("implausible", f"the two lung fields differ in area {sizes[0] / sizes[1]:.1f}-fold: one was "
+                                      f"probably lost or merged with the background")
+    if target == "heart" and plane.any():
+        rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+        height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        if height < HEART_MIN_ASPECT * width:
+            q.flag("implausible", f"the cardiac silhouette is a flat band ({height} x {width} px, height x width), "
+                                  f"not a heart: the lung fields around it are probably wrong")
     return q
 
 

@@ -23,6 +23,7 @@ from grounding.plausibility import (
     fact_quality,
     lung_pair_quality,
     negative_quality,
+    radiograph_quality,
     structure_quality,
     touches_field_edge,
 )
@@ -329,6 +330,8 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     cut = touches_field_edge(mask, bbox, vol) if whole else []
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
+    if vol.is_2d and vol.modality == "XR" and prompt is None:
+        q.merge(radiograph_quality(target, mask))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
         other = _other_lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other is not None:
