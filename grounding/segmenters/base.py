@@ -58,6 +58,19 @@ ORGAN_TARGETS: dict[str, str] = {
     "aorta": "the aorta",
 }
 
+#: finer anatomy only model segmenters know (TotalSegmentator class names, or groups of them)
+MODEL_TARGETS: dict[str, str] = {
+    "lung_upper_lobe_left": "the upper lobe of the patient's left lung",
+    "lung_lower_lobe_left": "the lower lobe of the patient's left lung",
+    "lung_upper_lobe_right": "the upper lobe of the patient's right lung",
+    "lung_middle_lobe_right": "the middle lobe of the patient's right lung",
+    "lung_lower_lobe_right": "the lower lobe of the patient's right lung",
+    "vertebrae": "the vertebrae (every vertebral level in the field of view, with the sacrum)",
+}
+
+#: every target name any segmenter knows -> the one-line description shown to models
+TARGET_DESCRIPTIONS: dict[str, str] = {**TARGETS, **ORGAN_TARGETS, **MODEL_TARGETS}
+
 #: alias (normalised: lower case, words joined by "_") -> canonical name
 ALIASES: dict[str, str] = {
     "lung": "lungs",
@@ -87,6 +100,13 @@ ALIASES: dict[str, str] = {
     "cardiac_silhouette": "heart",
     "thoracic_cavity": "thorax",
     "chest": "thorax",
+    "spine": "vertebrae",
+    "vertebra": "vertebrae",
+    "left_upper_lobe": "lung_upper_lobe_left",
+    "left_lower_lobe": "lung_lower_lobe_left",
+    "right_upper_lobe": "lung_upper_lobe_right",
+    "right_middle_lobe": "lung_middle_lobe_right",
+    "right_lower_lobe": "lung_lower_lobe_right",
 }
 
 #: backend names accepted by `get_segmenter`
