@@ -94,6 +94,8 @@ class BenchConfig:
         data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
         judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
             protocols that need one; empty for none.
+        segmenter: the segment tool's segmenter (`grounding.segmenters.spec.SegmenterSpec` as a dict;
+            empty: classical).
     """
 
     tasks: list[str]
@@ -112,6 +114,7 @@ class BenchConfig:
     data: dict[str, str] = field(default_factory=dict)
     trace_images: bool = False
     tools: bool = True
+    segmenter: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     backend_options: dict[str, Any] = field(default_factory=dict)
     verifier_options: dict[str, Any] = field(default_factory=dict)
@@ -334,6 +337,7 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
              log: Callable[[str], None], judge: Judge | None = None) -> dict[str, Any]:
     """Evaluate the pending cases of one task; returns this session's throughput figures."""
     from grounding.tool import ToolRegistry
+    from grounding.segmenters.spec import SegmenterSpec
     from grounding.tools import default_registry
     from mmreason.loop import EpisodeRequest, LoopConfig, run_episodes
 
@@ -347,10 +351,11 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
     if not pending:
         return {"samples": 0, "seconds": 0.0}
-    loop_config = LoopConfig(max_turns=config.max_turns, **(
+    spec = SegmenterSpec.from_dict(config.segmenter)
+    loop_config = LoopConfig(max_turns=config.max_turns, segmenter=spec.name, tool_options=spec.tool_options(), **(
         {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
     options_in_prompt = loaded.spec.options_in_question
-    registry = default_registry() if config.tools else ToolRegistry([])
+    registry = default_registry(spec.targets()) if config.tools else ToolRegistry([])
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 

@@ -2,4 +2,5 @@ import sys
 
 from mmreason.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned worker processes (nnU-Net's) re-import the main module
+    sys.exit(main())

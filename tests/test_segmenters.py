@@ -58,9 +58,9 @@ def test_get_segmenter_and_protocol():
     seg = get_segmenter()
     assert isinstance(seg, Segmenter) and seg.name == "classical"
     assert set(seg.targets) == set(TARGETS)
-    with pytest.raises(SegmentationError, match="classical, sam, medsam, totalsegmentator"):
+    with pytest.raises(SegmentationError, match="auto, classical, totalseg, monai, sam, medsam"):
         get_segmenter("nnunet")
-    with pytest.raises(SegmentationError, match="checkpoint"):
+    with pytest.raises(SegmentationError, match="needs weights"):
         get_segmenter("sam")
 
 
@@ -421,8 +421,9 @@ def test_sam_checkpoint_errors(tiny_checkpoint, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("cls", "targets"),
-    [("lung_upper_lobe_left", ("lung_left", "lungs")), ("lung_middle_lobe_right", ("lung_right", "lungs")),
-     ("trachea", ("airways",)), ("vertebrae_T7", ("bone",)), ("rib_left_3", ("bone",)), ("sternum", ("bone",)),
+    [("lung_upper_lobe_left", ("lung_upper_lobe_left", "lung_left", "lungs")),
+     ("lung_middle_lobe_right", ("lung_middle_lobe_right", "lung_right", "lungs")),
+     ("trachea", ("airways",)), ("vertebrae_T7", ("vertebrae", "bone")), ("rib_left_3", ("bone",)), ("sternum", ("bone",)),
      ("liver", ("liver",)), ("kidney_right", ("kidney_right",)), ("heart", ("heart",)), ("esophagus", ())],
 )
 def test_totalseg_class_mapping(cls, targets):
@@ -445,18 +446,18 @@ def test_totalseg_missing_package_says_how_to_install(monkeypatch):
 
 
 def test_totalseg_missing_weights_and_nifti_round_trip(monkeypatch, tmp_path, chest):
-    from grounding.segmenters.totalseg import from_nifti, require_weights, to_nifti
+    from grounding.segmenters.volume_io import labels_from_nifti, to_nifti
 
     monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
     monkeypatch.setenv("TOTALSEG_HOME_DIR", str(tmp_path))
     with pytest.raises(SegmentationError, match="totalseg_download_weights.*TOTALSEG_HOME_DIR"):
-        require_weights()
+        get_segmenter("totalseg")
     vol = chest.volume
     image = to_nifti(vol)
     ras = image.affine @ np.array([5, 7, 3, 1.0])  # NIfTI voxel (i=x, j=y, k=z)
     lps = vol.voxel_to_world([[3, 7, 5]])[0]
     assert np.allclose(ras[:3], [-lps[0], -lps[1], lps[2]])
-    assert np.array_equal(from_nifti(image, vol.shape), vol.data)
+    assert np.array_equal(labels_from_nifti(np.asarray(image.dataobj), vol.shape, "test"), np.rint(vol.data))
 
 
 def test_sam_sees_coronal_slices_of_thick_ct_with_square_pixels():

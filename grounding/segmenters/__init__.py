@@ -4,15 +4,20 @@
 >>> seg = get_segmenter("classical")
 >>> mask = seg.segment(volume, "lung_left")          # doctest: +SKIP
 
-Backends: ``classical`` (no weights; `ClassicalSegmenter`), ``sam`` / ``medsam`` (a
-segment-anything checkpoint; `grounding.segmenters.sam`), ``totalsegmentator`` (optional
-package; `grounding.segmenters.totalseg`). Heavy backends are imported only when requested.
+Backends (`SEGMENTERS`): ``classical`` (no weights; `ClassicalSegmenter`), ``totalseg``
+(TotalSegmentator; `grounding.segmenters.totalseg`), ``monai`` (a MONAI bundle;
+`grounding.segmenters.monai_bundle`), ``sam`` / ``medsam`` (a segment-anything checkpoint;
+`grounding.segmenters.sam`) and ``auto`` (per request the best one with weights;
+`grounding.segmenters.auto`). Heavy backends are imported only when requested; `SegmenterSpec`
+(`grounding.segmenters.spec`) is the run-spec form of the choice.
 """
 
 from grounding.segmenters.base import (
     ALIASES,
+    MODEL_TARGETS,
     ORGAN_TARGETS,
     SEGMENTERS,
+    TARGET_DESCRIPTIONS,
     TARGETS,
     Prompt,
     SegmentationError,
@@ -25,8 +30,10 @@ from grounding.segmenters.classical import ClassicalSegmenter
 
 __all__ = [
     "ALIASES",
+    "MODEL_TARGETS",
     "ORGAN_TARGETS",
     "SEGMENTERS",
+    "TARGET_DESCRIPTIONS",
     "TARGETS",
     "ClassicalSegmenter",
     "Prompt",

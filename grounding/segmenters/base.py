@@ -109,8 +109,10 @@ ALIASES: dict[str, str] = {
     "right_lower_lobe": "lung_lower_lobe_right",
 }
 
-#: backend names accepted by `get_segmenter`
-SEGMENTERS = ("classical", "sam", "medsam", "totalsegmentator")
+#: backend names accepted by `get_segmenter` (``totalsegmentator`` is also read as ``totalseg``)
+SEGMENTERS = ("auto", "classical", "totalseg", "monai", "sam", "medsam")
+#: options every model adapter may be given (`get_segmenter` passes each adapter those it takes)
+MODEL_OPTIONS = ("device", "half", "sw_batch_size", "sw_overlap", "fast")
 
 
 def normalize_target(name: str) -> str:
@@ -202,7 +204,7 @@ class Segmenter(Protocol):
     """A segmentation backend.
 
     Attributes:
-        name: the backend name (``classical``, ``sam``, ``medsam``, ``totalsegmentator``).
+        name: the backend name (one of `SEGMENTERS`).
         targets: canonical target names it knows (aliases are resolved by `resolve_target`).
     """
 
@@ -213,37 +215,75 @@ class Segmenter(Protocol):
         """A boolean mask of ``volume.shape``; raises `SegmentationError` when it cannot."""
 
 
+def _single_path(weights: Any, name: str) -> str | None:
+    if weights is None or isinstance(weights, (str, bytes)) or hasattr(weights, "__fspath__"):
+        return weights
+    paths = list(weights)
+    if len(paths) > 1:
+        raise SegmentationError(f"the {name} segmenter takes one weights path, got {len(paths)}; "
+                                "use --segmenter auto to choose among several")
+    return paths[0] if paths else None
+
+
 def get_segmenter(name: str = "classical", **options: Any) -> Segmenter:
     """Build a segmenter backend by name.
 
     Args:
-        name: ``classical`` (no weights), ``sam`` / ``medsam`` (need ``checkpoint=<path>``,
-            optional ``model_type``, ``device``, ``config``), ``totalsegmentator`` (optional
-            ``fast``, ``device``, ``task``).
-        **options: passed to the backend's constructor.
+        name: one of `SEGMENTERS`: ``classical`` (no weights); ``totalseg`` (``weights``: a
+            TotalSegmentator home or results folder, default its own places; ``fast``);
+            ``monai`` (``weights`` or ``bundle``: a bundle folder; ``half``, ``sw_batch_size``,
+            ``sw_overlap``); ``sam`` / ``medsam`` (``weights`` or ``checkpoint``: a .pth file;
+            ``model_type``, ``config``); ``auto`` (``weights``: any number of the above, and
+            ``cross_check``). Every model adapter takes ``device`` (``auto``: GPU when present).
+        **options: the options above; each backend takes those that apply to it (`MODEL_OPTIONS`
+            are ignored by backends that have no use for them, so one option set serves ``auto``).
 
     Raises:
         SegmentationError: unknown backend, or a backend that cannot start (missing package or
-            checkpoint); the message says how to fix it.
+            weights); the message says how to fix it.
     """
     key = name.strip().lower().replace("-", "").replace("_", "")
+    key = "totalseg" if key == "totalsegmentator" else key
+    generic = {k: options.pop(k) for k in MODEL_OPTIONS if k in options and options[k] is not None}
+    for k in MODEL_OPTIONS:
+        options.pop(k, None)
+    weights = options.pop("weights", None)
     if key == "classical":
         from grounding.segmenters.classical import ClassicalSegmenter
 
         return ClassicalSegmenter(**options)
+    if key == "auto":
+        from grounding.segmenters.auto import AutoSegmenter
+
+        paths = [] if weights is None else [weights] if isinstance(weights, (str, bytes)) or hasattr(
+            weights, "__fspath__") else list(weights)
+        if options.get("checkpoint"):
+            paths.append(options.pop("checkpoint"))
+        return AutoSegmenter(weights=paths, **options, **generic)
     if key in ("sam", "medsam"):
+        from grounding.segmenters.device import resolve_device
         from grounding.segmenters.sam import SamSegmenter
 
-        if not options.get("checkpoint"):
+        checkpoint = options.pop("checkpoint", None) or _single_path(weights, key)
+        if not checkpoint:
             raise SegmentationError(
-                f"the {key} segmenter needs checkpoint=<path to a .pth file>; "
+                f"the {key} segmenter needs weights: --weights <path to a SAM/MedSAM .pth file>; "
                 "use the classical segmenter when no weights are available"
             )
         if key == "medsam":
             options.setdefault("medsam", True)
-        return SamSegmenter(**options)
-    if key == "totalsegmentator":
+        return SamSegmenter(checkpoint, device=resolve_device(generic.get("device", "auto")), **options)
+    if key == "totalseg":
         from grounding.segmenters.totalseg import TotalSegmentatorSegmenter
 
-        return TotalSegmentatorSegmenter(**options)
+        return TotalSegmentatorSegmenter(weights=_single_path(weights, key), fast=generic.get("fast"),
+                                         device=generic.get("device", "auto"), **options)
+    if key == "monai":
+        from grounding.segmenters.monai_bundle import MonaiBundleSegmenter
+
+        bundle = options.pop("bundle", None) or _single_path(weights, key)
+        if not bundle:
+            raise SegmentationError("the monai segmenter needs --weights <a MONAI bundle folder>; download one with "
+                                    "`python -m monai.bundle download NAME --bundle_dir DIR` on a machine with internet")
+        return MonaiBundleSegmenter(bundle, **{k: v for k, v in generic.items() if k != "fast"}, **options)
     raise SegmentationError(f"unknown segmenter '{name}'; choose one of {', '.join(SEGMENTERS)}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,8 @@ class MonaiBundleSegmenter:
         self.channels = channel_names(self.metadata)
         self.target_ids = bundle_targets(self.channels)
         self.targets: tuple[str, ...] = tuple(t for t in KNOWN if t in self.target_ids)
+        if (self.bundle / "scripts").is_dir() and str(self.bundle) not in sys.path:
+            sys.path.insert(0, str(self.bundle))  # "$import scripts" in a bundle's config, as `monai.bundle run` does
         try:
             self.network = parser.get_parsed_content("network_def")
             self.preprocessing = parser.get_parsed_content("preprocessing")

@@ -8,7 +8,7 @@ cached per (volume, segmenter, target, prompt, mode) in ``context.cache``.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -29,6 +29,7 @@ from grounding.plausibility import (
 )
 from grounding.quality import Quality
 from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
+from grounding.segmenters.agreement import assess_agreement
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import (
     BBOX_SCHEMA,
@@ -143,12 +144,15 @@ def run_segment(
         prompt.within = np.take(within_ev.mask, plane[1], axis=plane[0])[None] if in_plane else within_ev.mask
         notes += f" Searched within {within}."
     has_prompt = box_zyx is not None or point_zyx is not None or within_ev is not None
-    mask, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane,
-                                   within)
+    result, cached = _segment_cached(context, volume_id, vol, target, prompt if has_prompt else None, mode, plane,
+                                     within)
+    mask = result.mask
     if within_ev is not None:
         mask = mask & within_ev.mask  # every backend's result stays inside the region
+    if result.second is not None and within_ev is not None:
+        result = replace(result, second=(result.second[0], result.second[1] & within_ev.mask))
     return _evidence(context, volume_id, vol, mask, target, mode, plane, prompt if has_prompt else None,
-                     view_id, cached, notes)
+                     view_id, cached, notes, result)
 
 
 def _within_evidence(context: ToolContext, evidence_id: str) -> Evidence:
@@ -218,33 +222,52 @@ def segmenter_for(context: ToolContext) -> Segmenter:
     return context.cache[key]
 
 
+@dataclass
+class SegmentResult:
+    """A mask and who made it: ``segmenter`` (for ``auto``, the one it chose, with ``reason``) and,
+    when a second segmenter segmented the same request, its name and mask (``second``)."""
+
+    mask: np.ndarray
+    segmenter: str
+    reason: str | None = None
+    second: tuple[str, np.ndarray] | None = None
+
+
+def _on_grid(sub: np.ndarray, vol: Volume, plane: tuple[int, int] | None) -> np.ndarray:
+    """A segmenter's mask of the segmented (sub-)volume placed on the whole volume's grid."""
+    sub = np.asarray(sub, dtype=bool)
+    if plane is None or vol.is_2d:
+        return sub
+    axis, k = plane
+    mask = np.zeros(vol.shape, dtype=bool)
+    index: list[Any] = [slice(None)] * 3
+    index[axis] = k
+    mask[tuple(index)] = sub.reshape(mask[tuple(index)].shape)
+    return mask
+
+
 def _segment_cached(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
                     prompt: Prompt | None, mode: str, plane: tuple[int, int] | None,
-                    within: str | None = None) -> tuple[np.ndarray, bool]:
+                    within: str | None = None) -> tuple[SegmentResult, bool]:
     key = f"segment|{context.segmenter}|{volume_id}|{target}|{mode}|{plane}|{_prompt_key(prompt)}|{within}"
     if key in context.cache:
         return context.cache[key], True
     try:
         segmenter = segmenter_for(context)
-        if plane is None:
-            mask = np.asarray(segmenter.segment(vol, target=target, prompt=prompt), dtype=bool)
-        elif vol.is_2d:
-            mask = np.asarray(segmenter.segment(vol, target=target, prompt=prompt), dtype=bool)
-        else:
-            axis, k = plane
-            sub = np.asarray(segmenter.segment(_plane_volume(vol, axis, k), target=target, prompt=prompt),
-                             dtype=bool)
-            mask = np.zeros(vol.shape, dtype=bool)
-            index: list[Any] = [slice(None)] * 3
-            index[axis] = k
-            mask[tuple(index)] = sub.reshape(mask[tuple(index)].shape)
+        source = vol if plane is None or vol.is_2d else _plane_volume(vol, *plane)
+        mask = _on_grid(segmenter.segment(source, target=target, prompt=prompt), vol, plane)
     except SegmentationError as exc:
         raise ToolError(str(exc)) from None
     if mask.shape != vol.shape:
         raise ToolError(f"segmenter '{context.segmenter}' returned a mask of shape {mask.shape} for a volume "
                         f"of shape {vol.shape}; this is a bug in the segmenter")
-    context.cache[key] = mask
-    return mask, False
+    choice = getattr(segmenter, "last_choice", None)
+    second = getattr(segmenter, "last_cross_check", None)
+    result = SegmentResult(mask=mask, segmenter=choice.segmenter if choice else segmenter.name,
+                           reason=choice.reason if choice else None,
+                           second=(second[0], _on_grid(second[1], vol, plane)) if second else None)
+    context.cache[key] = result
+    return result, False
 
 
 def _prompt_key(prompt: Prompt | None) -> str:
@@ -257,16 +280,21 @@ def _prompt_key(prompt: Prompt | None) -> str:
 
 def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarray, target: str | None,
               mode: str, plane: tuple[int, int] | None, prompt: Prompt | None, view_id: str | None,
-              cached: bool, notes: str) -> Evidence:
+              cached: bool, notes: str, result: SegmentResult) -> Evidence:
     what = f"'{target}'" if target else "the prompted object"
     if prompt is not None and target and (prompt.box_zyx is not None or prompt.point_zyx is not None):
         what += " in the prompted region"
     where = "" if plane is None or vol.is_2d else f" on {PLANES[plane[0]]} slice {plane[1]}"
-    data: dict[str, Any] = {"target": target, "mode": mode, "segmenter": context.segmenter,
-                            "volume": volume_id, "cached": cached,
+    used = result.segmenter
+    data: dict[str, Any] = {"target": target, "mode": mode, "segmenter": used, "volume": volume_id, "cached": cached,
                             "plane_axis": None if plane is None else plane[0],
                             "slice_index": None if plane is None else plane[1],
                             "prompt": _prompt_dict(prompt)}
+    if used != context.segmenter:
+        data["segmenter_requested"] = context.segmenter
+    if result.reason:
+        data["segmenter_reason"] = result.reason
+        notes = f" Segmenter: {used}, chosen by {context.segmenter} because {result.reason}.{notes}"
     voxels = int(np.count_nonzero(mask))
     data["voxels"] = voxels
     ev = Evidence(id="", tool="segment", arguments={}, text="", mask=mask, mask_volume=volume_id, data=data)
@@ -274,7 +302,8 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
-        ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {context.segmenter} segmenter): the mask "
+        notes += _cross_check(ev, vol, result)
+        ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {used} segmenter): the mask "
                    f"is empty. Searched: {searched['what']}. Try another target, a box around the object, or a "
                    f"different slice.{notes} {ev.quality.describe().capitalize()}.")
         return ev
@@ -307,9 +336,10 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt)
     if "orientation assumed" in " ".join(ev.quality.reasons):
         side_words += " (side not trusted: orientation assumed)"
+    notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
                 if vol.is_2d else f"voxels {fmt_slices(bbox)}")
-    ev.text = (f"Segmented {what}{where} ({mode.upper()}, {context.segmenter} segmenter): {size}, "
+    ev.text = (f"Segmented {what}{where} ({mode.upper()}, {used} segmenter): {size}, "
                f"{n_components} connected component(s), extent {dims}, {where_px}; "
                f"{side_words}. Overlay {overlay_id}: {overlay.description}.{notes} "
                f"{ev.quality.describe().capitalize()}.")
@@ -375,6 +405,16 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
         else:
             out["region_quality"] = Quality("doubtful", ["no lung mask was found to search in"])
     return out
+
+
+def _cross_check(ev: Evidence, vol: Volume, result: SegmentResult) -> str:
+    """Agreement with a second segmenter's mask into ``ev`` (data and quality); the sentence for its text."""
+    if result.second is None:
+        return ""
+    other, other_mask = result.second
+    record = assess_agreement(ev, other_mask, other, vol.voxel_volume_mm3)
+    ratio = "n/a" if record["volume_ratio"] is None else f"{record['volume_ratio']:.2f}"
+    return f" Cross-check with the {other} segmenter: Dice {record['dice']:.2f}, volume ratio {ratio}."
 
 
 def _prompt_dict(prompt: Prompt | None) -> dict[str, Any] | None:

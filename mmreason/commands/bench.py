@@ -27,6 +27,8 @@ from imaging.errors import MMReasonError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from mmreason.commands.segmenter_args import add_segmenter_arguments
+
     p = subparsers.add_parser("bench", help="evaluate a backend on medical VQA benchmarks",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to do (default: run --tasks)")
@@ -75,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    add_segmenter_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -165,6 +168,7 @@ def _print_results(results: dict, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks import runner
+    from mmreason.commands.segmenter_args import segmenter_spec
 
     data = _data_overrides(args.data)
     kinds = _split_list(args.verifiers)
@@ -212,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
         data_options=_data_options(args.data_option), download=args.download,
+        segmenter=segmenter_spec(args).to_dict(),
     )
     _print_results(runner.run(config), args.json)
     return 0

@@ -30,8 +30,8 @@ class InferError(MMReasonError, ValueError):
 
 
 def register(subparsers: Any) -> None:
-    from grounding.segmenters import SEGMENTERS
     from mmreason.backends import BACKENDS
+    from mmreason.commands.segmenter_args import add_segmenter_arguments
 
     p = subparsers.add_parser("infer", help="answer a question about an image or study, with grounded evidence",
                               description=__doc__.splitlines()[0])
@@ -47,9 +47,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per model turn (default 512)")
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
-    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
-                   help="segmentation backend of the segment tool (default: classical, no weights)")
-    p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
     p.add_argument("--min-pixels", type=int, help="smallest image area in pixels the model sees (Qwen processors)")
     p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
     p.add_argument("--box-format", choices=BOX_FORMATS,
@@ -66,6 +63,7 @@ def register(subparsers: Any) -> None:
                         "consistency) and show the verdicts in the report (default rule; none skips)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_segmenter_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -131,6 +129,7 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
     """
     from grounding.tools import default_registry
     from mmreason.backends import get_backend
+    from mmreason.commands.segmenter_args import segmenter_spec
     from mmreason.loop import LoopConfig, run_episode
 
     say = progress or (lambda message: None)
@@ -142,13 +141,12 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
     if args.max_turns < 1:
         raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
     name, options = backend_options(args)
-    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-    registry = default_registry(segment_targets(args.segmenter, segmenter_options))
+    spec = segmenter_spec(args)
+    registry = default_registry(spec.targets())
     say(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
     backend = get_backend(name, **options)
     config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, segmenter=args.segmenter,
-                        tool_options={"segmenter_options": segmenter_options})
+                        temperature=args.temperature, segmenter=spec.name, tool_options=spec.tool_options())
     say(f"loading {len(args.image)} input(s) and asking: {args.question}")
     trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
                         seed=args.seed, config=config, progress=progress)
@@ -176,10 +174,8 @@ def explanation(trace: Any) -> str:
 
 
 def segment_targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
-    """Segment targets to offer the model: the classical ones, or those the chosen segmenter knows."""
-    if segmenter == "classical":
-        return None
-    from grounding.segmenters import ORGAN_TARGETS, TARGETS, get_segmenter
+    """Segment targets to offer the model for a segmenter name and its `get_segmenter` options
+    (None: the classical defaults); `SegmenterSpec.targets` does the same for a whole spec."""
+    from grounding.segmenters.spec import offered_targets
 
-    known = {**TARGETS, **ORGAN_TARGETS}
-    return {t: known.get(t, t) for t in get_segmenter(segmenter, **options).targets}
+    return offered_targets(segmenter, options)

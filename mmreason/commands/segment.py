@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from grounding.segmenters import ORGAN_TARGETS, SEGMENTERS, TARGETS, resolve_target
+from grounding.segmenters import TARGET_DESCRIPTIONS, resolve_target
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from grounding.tools.segment import segmenter_for
 from imaging.volume import Volume
 from mmreason.commands.image_args import add_image_arguments, load_image
-
-ALL_TARGETS = {**TARGETS, **ORGAN_TARGETS}
+from mmreason.commands.segmenter_args import add_segmenter_arguments, segmenter_spec
 
 
 def register(subparsers: Any) -> None:
@@ -29,19 +28,18 @@ def register(subparsers: Any) -> None:
                               description="Segment a structure in an image, summarise its size and side, "
                                           "and optionally save the mask as NIfTI.")
     add_image_arguments(p)
-    p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule")
+    p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule; with a model "
+                                                          "segmenter also liver, spleen, aorta, vertebrae, lung lobes ...")
     p.add_argument("--out", help="write the mask here as NIfTI (.nii or .nii.gz)")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
-    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
-                   help="segmentation backend (default: classical, needs no weights)")
-    p.add_argument("--checkpoint", help="model checkpoint for the sam/medsam segmenters (.pth)")
+    add_segmenter_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     volume = load_image(args)
-    record = segment_and_measure(volume, args.target, args.segmenter,
-                                 {"checkpoint": args.checkpoint} if args.checkpoint else {})
+    spec = segmenter_spec(args)
+    record = segment_and_measure(volume, args.target, spec.name, spec.options())
     if args.out:
         write_mask(record.pop("_mask"), volume, args.out)
         record["out"] = str(args.out)
@@ -75,13 +73,16 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
                           options={"segmenter_options": segmenter_options or {}})
     known = segmenter_for(context).targets
     target = resolve_target(target, tuple(known))
-    registry = default_registry({t: ALL_TARGETS.get(t, t) for t in known})
+    registry = default_registry({t: TARGET_DESCRIPTIONS.get(t, t) for t in known})
     seg = registry.run(context, "segment", {"target": target})
     record: dict[str, Any] = {"image": volume.name, "modality": volume.modality, "target": target,
-                              "segmenter": segmenter, "shape_zyx": list(volume.shape),
+                              "segmenter": seg.data.get("segmenter", segmenter), "shape_zyx": list(volume.shape),
                               "spacing_mm_zyx": list(volume.spacing), "segment": seg.text,
                               "voxels": int(seg.data["voxels"]), "measure": None, "measurements": {},
-                              "_mask": seg.mask}
+                              "quality": seg.quality.to_dict(), "_mask": seg.mask}
+    for key in ("segmenter_requested", "segmenter_reason", "agreement"):
+        if key in seg.data:
+            record[key] = seg.data[key]
     if seg.data["voxels"]:
         meas = registry.run(context, "measure", {"evidence_id": seg.id})
         record["measure"] = meas.text
