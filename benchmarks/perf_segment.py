@@ -12,6 +12,15 @@ runs in a fresh subprocess so peak memory is that of segmentation alone:
 * ``rss_growth_mb``: growth of the process's peak resident memory during segmentation.
 
 Usage: ``python -m benchmarks.perf_segment [--slices 300] [--repeats 1] [--json out.json]``
+
+``--adapters`` instead times every model adapter beside the classical segmenter on a small chest
+CT (the phantom at ``--spacing`` mm, default 5: 48 x 68 x 68 voxels), on the CPU, with the tiny
+random checkpoints of `grounding.segmenters.tiny` in their real on-disk layouts: ``load_s`` builds
+the segmenter (reads the weights), ``first_s`` is the first target (TotalSegmentator: its whole
+pipeline, nnU-Net worker processes included; a label-map bundle: one pass for every class),
+``next_s`` a second target of the same volume (label maps are cached; VISTA3D and SAM run again).
+Tiny networks make these a cost floor: the pre- and post-processing, resampling, tiling and
+process overheads every real checkpoint pays before its own compute.
 """
 
 from __future__ import annotations
@@ -87,13 +96,64 @@ def measure(slices: int) -> dict:
     }
 
 
+def measure_adapters(spacing: float = 5.0) -> list[dict]:
+    """CPU seconds of each segmenter on the chest phantom at ``spacing`` mm (see the module docstring)."""
+    import tempfile
+    from pathlib import Path
+
+    from grounding.segmenters import Prompt, get_segmenter
+    from grounding.segmenters.tiny import build_tiny_bundle, build_tiny_totalseg, save_tiny_sam
+    from imaging.phantoms import chest_ct
+
+    volume = chest_ct(seed=0, spacing=(spacing,) * 3, vessels=False).volume
+    z, y, x = volume.shape
+    box = Prompt(box_zyx=(slice(z // 2, z // 2 + 1), slice(y // 4, y // 2), slice(x // 4, x // 2)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="perf_segment_") as tmp:
+        root = Path(tmp)
+        runs = [
+            ("classical", {}, ("lungs", None), ("bone", None)),
+            ("totalseg", {"weights": str(build_tiny_totalseg(root / "totalseg"))}, ("lungs", None), ("liver", None)),
+            ("monai", {"weights": str(build_tiny_bundle(root / "labelmap"))}, ("liver", None), ("spleen", None)),
+            ("monai", {"weights": str(build_tiny_bundle(root / "vista", kind="vista"))}, ("liver", None),
+             ("spleen", None)),
+            ("sam", {"weights": str(save_tiny_sam(root / "sam_tiny.pth"))}, (None, box), (None, box)),
+            ("medsam", {"weights": str(save_tiny_sam(root / "medsam_tiny.pth"))}, (None, box), (None, box)),
+        ]
+        for name, options, first, second in runs:
+            t0 = time.perf_counter()
+            segmenter = get_segmenter(name, device="cpu", **options)
+            t1 = time.perf_counter()
+            segmenter.segment(volume, first[0], first[1])
+            t2 = time.perf_counter()
+            segmenter.segment(volume, second[0], second[1])
+            t3 = time.perf_counter()
+            label = name if name != "monai" else f"monai ({'vista' if segmenter.promptable else 'label map'})"
+            rows.append({"segmenter": label, "shape_zyx": list(volume.shape), "load_s": round(t1 - t0, 3),
+                         "first_s": round(t2 - t1, 3), "next_s": round(t3 - t2, 3)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapters", action="store_true",
+                        help="time the model adapters (tiny checkpoints) beside the classical segmenter")
+    parser.add_argument("--spacing", type=float, default=5.0, help="--adapters: phantom spacing in mm (default 5)")
     parser.add_argument("--slices", type=int, default=300, help="number of 0.8 mm slices (default 300)")
     parser.add_argument("--repeats", type=int, default=1, help="fresh-process repetitions (default 1)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.adapters:
+        rows = measure_adapters(args.spacing)
+        print(f"{'segmenter':<20} {'shape (z, y, x)':<16} {'load s':>8} {'first s':>8} {'next s':>8}")
+        for r in rows:
+            print(f"{r['segmenter']:<20} {str(tuple(r['shape_zyx'])):<16} {r['load_s']:>8.2f} {r['first_s']:>8.2f} "
+                  f"{r['next_s']:>8.2f}")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return 0
     if args.child:
         print(json.dumps(measure(args.slices)))
         return 0
