@@ -333,7 +333,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
                  "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
     side_words = side_text(side, fraction_left)
-    ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt)
+    ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
     if "orientation assumed" in " ".join(ev.quality.reasons):
         side_words += " (side not trusted: orientation assumed)"
     notes += _cross_check(ev, vol, result)
@@ -347,9 +347,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
 
 
 def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | None, mask: np.ndarray,
-            bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None) -> Quality:
-    """The quality of a non-empty segmentation (see `grounding.plausibility`)."""
-    is_ct_target = target in CT_TARGETS and context.segmenter == "classical" and vol.modality == "CT"
+            bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None, used: str) -> Quality:
+    """The quality of a non-empty segmentation by segmenter ``used`` (see `grounding.plausibility`)."""
+    is_ct_target = target in CT_TARGETS and used == "classical" and vol.modality == "CT"
     q = fact_quality(vol, uses_side=True, uses_hu=is_ct_target)
     whole = mode == "3d" and prompt is None and target is not None
     sub = mask[bbox]
@@ -373,10 +373,10 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
 def _other_lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
     """Volume (mL) of the other lung from the same segmenter (cached), None when it cannot say."""
     try:
-        mask, _ = _segment_cached(context, volume_id, vol, target, None, "3d", None)
+        result, _ = _segment_cached(context, volume_id, vol, target, None, "3d", None)
     except ToolError:
         return None
-    return float(np.count_nonzero(mask)) * vol.voxel_volume_mm3 / 1000.0
+    return float(np.count_nonzero(result.mask)) * vol.voxel_volume_mm3 / 1000.0
 
 
 def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
@@ -390,10 +390,10 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
         lungs = {}
         for side in ("lung_right", "lung_left"):
             try:
-                mask, _ = _segment_cached(context, volume_id, vol, side, None, "3d", None)
+                result, _ = _segment_cached(context, volume_id, vol, side, None, "3d", None)
             except ToolError:
                 continue
-            lungs[side] = float(np.count_nonzero(mask)) * vol.voxel_volume_mm3 / 1000.0
+            lungs[side] = float(np.count_nonzero(result.mask)) * vol.voxel_volume_mm3 / 1000.0
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())
