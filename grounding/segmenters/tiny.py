@@ -179,7 +179,8 @@ def build_tiny_totalseg(home: str | Path, task: str = "total", fast: bool = True
         _write_nnunet_model(results / name / f"{trainer}__nnUNetPlans__{config['model']}", name, labels, trainer,
                             spacing, patch, favour, seed + k)
     (home / "config.json").write_text(json.dumps({"totalseg_id": "totalseg_tiny", "send_usage_stats": False,
-                                                  "prediction_counter": 0}, indent=1))
+                                                  "statistics_disclaimer_shown": True, "prediction_counter": 0},
+                                                 indent=1))
     return home
 
 

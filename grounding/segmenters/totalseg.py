@@ -146,7 +146,7 @@ def _weights_env(results: Path) -> Iterator[None]:
         config = home / "config.json"
         if not config.exists():
             config.write_text(json.dumps({"totalseg_id": "totalseg_mmreason", "send_usage_stats": False,
-                                          "prediction_counter": 0}, indent=4))
+                                          "statistics_disclaimer_shown": True, "prediction_counter": 0}, indent=4))
     try:
         yield
     finally:
