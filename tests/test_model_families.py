@@ -187,7 +187,9 @@ def test_qwen3_5_thinking_gets_its_own_budget(backend_of, tiny_model_dir):  # no
     # reasoning ran out of its 4 tokens: the block is closed and the reply gets its own 3
     reasoning, reply = out.text.split("\n</think>\n\n")
     assert reasoning.startswith("<think>\n") and "</think>" not in reasoning
-    assert len(backend.tokenizer(reasoning[len("<think>\n"):], add_special_tokens=False)["input_ids"]) <= 5
+    # decoded byte-level tokens can re-tokenise into a few more pieces; the exact budget is the
+    # completion count below
+    assert len(backend.tokenizer(reasoning[len("<think>\n"):], add_special_tokens=False)["input_ids"]) <= 8
     assert out.finish_reason == "length" and out.completion_tokens == backend.thinking_tokens + 3
     # the reply is what the model writes after the closed block
     closed = backend.render(conversation) + reasoning[len("<think>\n"):] + "\n</think>\n\n"

@@ -8,8 +8,8 @@ itself, through the quality assessment every piece of evidence carries (`groundi
 * a step that rests on evidence whose spacing, orientation or modality was assumed is at best
   ``unverifiable``: its millimetres or sides cannot be checked against anything real;
 * a step that says so itself ("cannot answer reliably", "uncertain", "caveat") is not faulted;
-* an empty lesion search that a step rests on, where the case's ground truth holds a lesion, is
-  a missed finding (``incorrect``, error type ``missed_finding``).
+* an empty lesion search that a step rests on, where the (single-image) case's ground truth holds
+  a lesion, is a missed finding (``incorrect``, error type ``missed_finding``).
 
 The recorded level is checked again from the trace (`reassess`): the volumes against the same
 normative ranges, and the study's recorded facts for an assumed spacing, so an edited or foreign
@@ -83,8 +83,11 @@ def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
 
 def _missed_findings(ctx: VerifyContext, rests_on: list[Evidence]) -> list[Check]:
     """An empty lesion search where the case's ground truth holds a lesion: a missed finding."""
+    # only single-image cases: a follow-up's masks (prior, current) share one grid, so a mask
+    # cannot say which study it belongs to
+    single = ctx.case is not None and bool(ctx.case.masks) and len(ctx.case.images) == 1
     truth = [label for label, mask in ctx.gt_masks().items() if _FINDING_LABEL.search(label) and mask.any()] \
-        if ctx.case is not None and ctx.case.masks else []
+        if single else []
     missed = [e for e in rests_on if e.tool == "segment" and e.data.get("target") in ("nodule", "lesion")
               and e.data.get("voxels") == 0 and not e.data.get("prompt")]
     if not truth or not missed:
