@@ -1,0 +1,123 @@
+"""Command line: ``python -m benchmarks.stress [--split heldout] [--n 20] [--out DIR] [--seeds 3,7]``.
+
+Prints the figures (Dice and volume error per structure, nodule sensitivity by diameter x slice
+thickness, false positives per scan, verdicts by evidence quality, time, and the issue's goals
+with PASS/MISS) and, with ``--out``, writes ``stress.json`` (per-case rows and the summary) and
+``stress.md`` (the printed tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.stress import SPLITS, split_seeds
+from benchmarks.stress.evaluate import (
+    STRUCTURES,
+    VERDICTS,
+    WRONG_DICE,
+    WRONG_VOLUME,
+    evaluate_case,
+    goals,
+    summarize,
+    worst_failures,
+)
+from benchmarks.stress.render import GenerateOptions
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_rows: list[dict[str, Any]],
+                    failures: list[dict[str, Any]]) -> str:
+    """The figures as markdown tables (what the command prints)."""
+    lines = [f"# Stress benchmark: {split} split, {summary['cases']} cases (seeds {seeds[0]}-{seeds[-1]})", "",
+             f"Wrong = Dice < {WRONG_DICE} or |volume error| > {WRONG_VOLUME:.0%} (or found where absent); "
+             "nodules: a miss or a false positive in the scan. Verdicts: right / flagged (wrong, quality "
+             "doubtful or implausible) / declined (tool refused) / confident (wrong, quality ok).", "",
+             "| structure | present | Dice median | Dice p5 | abs vol err median | abs vol err p95 | "
+             "vol err median (signed) | right | flagged | declined | confident |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in STRUCTURES:
+        s = summary["structures"][name]
+        v = s["verdicts"]
+        lines.append(f"| {name} | {s['n_present']} | {_f(s['dice_median'])} | {_f(s['dice_p5'])} | "
+                     f"{_f(s['abs_volume_error_median'])} | {_f(s['abs_volume_error_p95'])} | "
+                     f"{_f(s['volume_error_median'])} | " + " | ".join(str(v[k]) for k in VERDICTS) + " |")
+    nod = summary["nodules"]
+    v = nod["verdicts"]
+    lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS) + " |")
+    lines += ["", f"Nodules: {nod['total']} in {summary['cases']} scans; sensitivity for >= 6 mm "
+              f"{_f(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
+              f"{_f(nod['false_positives_per_scan'], 2)}.", "", "| diameter | slices | detected / total |", "|---|---|---|"]
+    for key, cell in nod["by_bin"].items():
+        dbin, tbin = key.split(" | ")
+        lines.append(f"| {dbin} | {tbin} | {cell['detected']} / {cell['total']} |")
+    t = summary["seconds_median"]
+    lines += ["", f"Time per case (median): generate {_f(t['generate'], 1)} s, load {_f(t['load'], 1)} s, "
+              f"segment (all targets) {_f(t['segment'], 1)} s; total {summary['seconds_total']} s. Loader "
+              f"round-trip failures: {summary['loader_roundtrip_failures']}; loaded as non-CT: "
+              f"{summary['modality_not_ct']}.", "", "| goal (held-out) | value | target | status |", "|---|---|---|---|"]
+    lines += [f"| {g['goal']} | {_f(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
+    if failures:
+        lines += ["", "Worst failures:", "", "| case | structure | verdict | quality | what went wrong |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {f['case']} | {f['structure']} | {f['verdict']} | {f['level']} | {f['why']} |" for f in failures]
+    return "\n".join(lines) + "\n"
+
+
+def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None,
+        options: GenerateOptions | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate the cases and return ``{"rows", "summary", "goals", "failures", "markdown"}``."""
+    seeds = seeds if seeds is not None else split_seeds(split, n)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="stress_") as tmp:
+        for i, seed in enumerate(seeds, 1):
+            row = evaluate_case(seed, Path(tmp), options)
+            rows.append(row)
+            if progress:
+                bad = [r["structure"] for r in row["structures"] if r["verdict"] != "right"]
+                if row["nodule_detection"]["verdict"] != "right":
+                    bad.append("nodule")
+                print(f"[{i}/{len(seeds)}] seed {seed}: {row['case']['thickness_mm']:g} mm, "
+                      f"{row['seconds']['segment']:.1f} s segment; wrong: {', '.join(bad) or 'none'}",
+                      file=sys.stderr, flush=True)
+    summary = summarize(rows)
+    goal_rows = goals(summary)
+    failures = worst_failures(rows)
+    markdown = report_markdown(split, seeds, summary, goal_rows, failures)
+    result = {"split": split, "seeds": seeds, "rows": rows, "summary": summary, "goals": goal_rows,
+              "failures": failures, "markdown": markdown}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "stress.json").write_text(json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=1))
+        (out / "stress.md").write_text(markdown)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stress", description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=SPLITS, default="heldout",
+                        help="tuning (seeds 0-99, for development) or heldout (seeds 1000+, for reporting)")
+    parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
+    parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
+    parser.add_argument("--max-voxels", type=int, default=GenerateOptions.max_voxels,
+                        help="voxel budget per case (default %(default)s; see benchmarks.stress.render)")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    try:
+        result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels))
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(result["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
