@@ -57,6 +57,7 @@ TISSUE_HU: dict[int, tuple[float, float]] = {
 
 #: structures scored by the benchmark -> the labels that make up their truth
 TRUTH_LABELS: dict[str, tuple[int, ...]] = {
+    "body": tuple(label for label in range(DIAPHRAGM + 1) if label not in (AIR, TABLE_SHELL, TABLE_FOAM)),
     "lung_left": (LUNG_LEFT, VESSEL_LEFT),
     "lung_right": (LUNG_RIGHT, VESSEL_RIGHT),
     "liver": (LIVER,),
@@ -336,11 +337,11 @@ def _nodules(rng: np.random.Generator, lungs: dict[str, Region], vessels: list[t
     count = int(rng.choice([0, 1, 1, 2, 2, 3, 4]))
     if count == 0:
         return []
-    step = 2.0
+    step = 3.0
     grids = {}
     for name, lung in lungs.items():
-        x0, x1, y0, y1, _, _ = lung.bbox()
-        xs = np.arange(-a_chest, a_chest, step)
+        x0, x1, _, _, _, _ = lung.bbox()
+        xs = np.arange(max(x0, -a_chest), min(x1, a_chest), step)
         ys = np.arange(cavity_y[0], cavity_y[1], step)
         zs = np.arange(-80.0, apex, step)
         inside = lung.inside(xs[None, None, :], ys[None, :, None], zs[:, None, None])

@@ -36,7 +36,7 @@ from grounding.tools import default_registry
 from imaging.io import load
 
 #: structures scored for Dice and volume, in report order
-STRUCTURES = ("lungs", "lung_left", "lung_right", "liver", "spleen", "kidney_left", "kidney_right")
+STRUCTURES = ("body", "lungs", "lung_left", "lung_right", "liver", "spleen", "kidney_left", "kidney_right")
 WRONG_DICE = 0.8
 WRONG_VOLUME = 0.2
 #: structures with less truth than this (mL) count as absent

@@ -311,6 +311,10 @@ def generate_case(seed: int, options: GenerateOptions | None = None) -> Generate
     rng = np.random.default_rng(seed)
     anatomy = draw_anatomy(rng)
     geometry = draw_geometry(rng, anatomy, options)
+    # only nodules whose centre the scan holds are truth (a z window or the field of view may cut others)
+    lo = np.asarray(geometry.origin) - 0.5 * np.asarray(geometry.spacing[::-1])
+    hi = lo + np.asarray(geometry.shape[::-1]) * np.asarray(geometry.spacing[::-1])
+    anatomy.nodules = [n for n in anatomy.nodules if np.all((np.asarray(n.centre) >= lo) & (np.asarray(n.centre) < hi))]
     hu, truth = render(anatomy, geometry)
     scan = scanner(hu, geometry, rng)
     return GeneratedCase(seed, scan, geometry, truth, anatomy.nodules, anatomy.params)

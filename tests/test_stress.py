@@ -1,0 +1,135 @@
+"""The stress benchmark: its generator's own invariants, the loader round trip of every layout, and
+an end-to-end run on two small held-out-style cases (structure of the figures, not accuracy)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from benchmarks.stress import HELDOUT_START, split_seeds
+from benchmarks.stress.__main__ import main, run
+from benchmarks.stress.evaluate import STRUCTURES, VERDICTS, dice, score_structure
+from benchmarks.stress.render import LAYOUTS, GenerateOptions, generate_case, write_case
+from imaging.io import load
+
+#: coarse, short cases so the test stays fast; the anatomy draw is the held-out one
+SMALL = GenerateOptions(max_voxels=1_000_000, min_inplane_mm=4.0, max_inplane_mm=4.0, thicknesses=(5.0,))
+SEEDS = (HELDOUT_START, HELDOUT_START + 4)  # the second holds a 23 mm nodule
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [generate_case(seed, SMALL) for seed in SEEDS]
+
+
+def test_seed_splits_are_disjoint():
+    assert split_seeds("tuning", 3) == [0, 1, 2]
+    assert split_seeds("heldout", 2) == [1000, 1001]
+    assert not set(split_seeds("tuning", 100)) & set(split_seeds("heldout", 100))
+    with pytest.raises(ValueError, match="at most"):
+        split_seeds("tuning", 101)
+
+
+def test_cases_are_deterministic_and_differ_by_seed(cases):
+    again = generate_case(SEEDS[0], SMALL)
+    assert np.array_equal(again.hu, cases[0].hu)
+    assert again.describe() == cases[0].describe()
+    assert cases[0].describe()["torso_half_width_mm"] != cases[1].describe()["torso_half_width_mm"]
+
+
+def test_truth_masks_lie_inside_the_body_and_do_not_overlap(cases):
+    for case in cases:
+        body = case.truth["body"]
+        organs = [n for n in case.truth if n not in ("body", "nodules")]
+        for name in organs:
+            assert not (case.truth[name] & ~body).any(), name
+        total = sum(case.truth[n].astype(int) for n in organs)
+        assert total.max() <= 1
+        assert case.truth["lung_left"].any() and case.truth["lung_right"].any()
+        # patient left is +x (LPS): the left lung's centroid lies at larger x than the right's
+        left_x = np.argwhere(case.truth["lung_left"])[:, 2].mean()
+        right_x = np.argwhere(case.truth["lung_right"])[:, 2].mean()
+        assert left_x > right_x
+        # lungs are air, the body is not outside air
+        assert np.median(case.hu[case.truth["lung_left"]]) < -600
+        assert case.hu.dtype == np.int16
+
+
+def test_nodule_truth_matches_the_drawn_diameters(cases):
+    checked = 0
+    for case in cases:
+        g = case.geometry
+        xs, ys, zs = g.axes()
+        for k, nodule in enumerate(case.nodules, start=1):
+            assert 4.0 <= nodule.diameter_mm <= 30.0
+            voxels = np.argwhere(case.truth["nodules"] == k)
+            if not len(voxels):  # smaller than half a slice everywhere
+                assert nodule.diameter_mm < 2 * g.thickness_mm
+                continue
+            world = np.stack([xs[voxels[:, 2]], ys[voxels[:, 1]], zs[voxels[:, 0]]], axis=1)
+            dist = np.linalg.norm(world - np.asarray(nodule.centre), axis=1)
+            assert dist.max() <= nodule.diameter_mm / 2 + np.linalg.norm(g.spacing) / 2
+            in_plane = max(np.ptp(world[:, 0]), np.ptp(world[:, 1])) + g.inplane_mm
+            assert abs(in_plane - nodule.diameter_mm) <= 2 * g.inplane_mm + 0.5
+            checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_round_trips_through_the_loader(cases, tmp_path, layout):
+    case = cases[0]
+    case = replace(case, geometry=replace(case.geometry, layout=layout,
+                                          oblique_deg=(12.0, 3.0) if layout == "oblique" else (0.0, 0.0)))
+    path = write_case(case, tmp_path / f"{layout}.nii")
+    volume = load(path)
+    assert volume.modality == "CT"  # recognised by its values: the file carries no modality note
+    assert volume.shape == case.hu.shape
+    assert np.array_equal(volume.data, case.hu.astype(np.float32))
+    assert np.allclose(volume.spacing, case.geometry.spacing)
+    assert np.allclose(volume.affine, case.geometry.affine(), atol=1e-4)
+
+
+def test_scoring_defines_wrong_and_confidently_wrong():
+    truth = np.zeros((4, 10, 10), bool)
+    truth[1:3, 2:8, 2:8] = True
+    assert dice(truth, truth) == 1.0
+    right = score_structure("liver", truth, truth.copy(), "ok", [], "", 1.0, 0.0)
+    assert right.verdict == "right" and right.volume_error == 0.0
+    half = truth.copy()
+    half[2] = False
+    assert score_structure("liver", truth, half, "ok", [], "", 1.0, 0.0).verdict == "confident"
+    assert score_structure("liver", truth, half, "doubtful", ["small"], "", 1.0, 0.0).verdict == "flagged"
+    assert score_structure("liver", truth, None, "error", [], "not found", 1.0, 0.0).verdict == "declined"
+    absent = score_structure("spleen", np.zeros_like(truth), truth, "ok", [], "", 1.0, 0.0)
+    assert absent.verdict == "confident" and "absent" in absent.why
+
+
+def test_benchmark_runs_end_to_end(tmp_path, capsys):
+    result = run("heldout", 2, tmp_path, seeds=list(SEEDS), options=SMALL, progress=False)
+    data = json.loads((tmp_path / "stress.json").read_text())
+    assert data["seeds"] == list(SEEDS) and len(data["rows"]) == 2
+    row = data["rows"][0]
+    assert [r["structure"] for r in row["structures"]] == list(STRUCTURES)
+    assert row["loader_roundtrip"] is True and row["modality"] == "CT"
+    for r in row["structures"]:
+        assert r["verdict"] in VERDICTS and r["level"] in ("ok", "doubtful", "implausible", "error")
+    assert set(row["seconds"]) == {"generate", "load", "segment"}
+    summary = data["summary"]
+    assert set(summary["structures"]) == set(STRUCTURES)
+    for s in summary["structures"].values():
+        assert sum(s["verdicts"].values()) == 2
+    assert summary["nodules"]["total"] == sum(len(r["nodule_detection"]["nodules"]) for r in data["rows"])
+    assert len(data["goals"]) == 9 and {g["status"] for g in data["goals"]} <= {"PASS", "MISS"}
+    markdown = (tmp_path / "stress.md").read_text()
+    assert markdown == result["markdown"]
+    for text in ("| lungs |", "| liver |", "| nodule (per scan) |", "lungs Dice p5", "false positives per scan"):
+        assert text in markdown
+
+
+def test_cli_rejects_an_oversized_tuning_split(capsys):
+    with pytest.raises(SystemExit):
+        main(["--split", "tuning", "--n", "500"])
+    assert "at most" in capsys.readouterr().err
