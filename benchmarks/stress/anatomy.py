@@ -11,12 +11,15 @@ Ranges (adult; sources: standard anatomy and CT texts; values drawn uniformly un
   abdomen up to 15 % wider / 25 % deeper; subcutaneous fat 3-40 mm; the lateral chest wall
   (skin to pleura) 3-6 mm in a quarter of patients, else 6-22 mm, anterior 10-35 mm, posterior 30-60 mm; arms up (out of the field) or
   down beside the chest (0-25 mm from it, touching at 0); a table under the body (80 %).
-* lungs: both together 3.2-6.8 L (about 1.5-3.5 L each), apex 170-260 mm above the dome,
+* lungs: filling the thoracic cavity from the domes to an apex 170-260 mm above the right dome
+  (about 1.6-4.3 L each; not drawn to a target volume, they follow the torso),
   right dome 10-25 mm higher than the left; dome, apex and wall outlines from smooth random fields;
   lungs touching anteriorly (anterior junction gap 0.2 mm) in 45 % of patients; trachea 8-12 mm in
   radius, 1-4 mm from the right lung, main bronchi to the hila; 8-14 vessels of 1.5-4.5 mm per lung.
 * organs: liver 1.2-2.2 L under the right dome; spleen 100-350 mL, left and posterior; kidneys
-  120-200 mL each, the right 5-20 mm lower; heart, aorta (radius 10-15 mm), spine and ribs.
+  120-200 mL each, the right 5-20 mm lower (painted organs come out up to about 25 % smaller where
+  the stomach, a kidney or the aorta takes their place); heart, aorta (radius 10-15 mm), spine and
+  ribs; the abdomen between them a smooth random mixture of bowel (20-45 HU), fat and some bowel gas.
 * nodules: 0-4 per patient, 4-30 mm (log-uniform), solid (in the lung), juxtapleural (centre
   0.3-0.7 radii from the chest wall) or juxtavascular (touching a vessel).
 * contrast phase: non-contrast, portal venous or arterial, with organ HU as in `PHASES`.
@@ -101,6 +104,7 @@ class Anatomy:
     params: dict[str, Any]
     extent: tuple[float, float, float, float, float, float]  # x0, x1, y0, y1, z0, z1 of the patient
     abdomen_field: Field
+    bowel_gas_level: float  # abdomen_field above this is bowel gas
     lung_gradient_hu: float
     truth_labels: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
@@ -258,10 +262,10 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     cav_mid_y = 0.5 * (cav_front + cav_back)
     liver_ml = p["liver_target_ml"] = _u(rng, 1200, 2200)
     liver = _organ(rng, liver_ml, (-0.45 * a_chest, cav_mid_y - 0.1 * b_chest, -65.0), (1.0, 0.85, 0.75),
-                   [lambda x, y, z: z < dome_r(x, y) - 4.0, lambda x, y, z: x < 50.0])
+                   [lambda x, y, z: z < dome_r(x, y) - 4.0, lambda x, y, z: x < 50.0, cavity.inside])
     spleen_ml = p["spleen_target_ml"] = _u(rng, 100, 350)
     spleen = _organ(rng, spleen_ml, (0.62 * a_chest, cav_mid_y + 0.45 * b_chest, dome_left - 55.0),
-                    (0.8, 0.5, 1.0), [lambda x, y, z: z < dome_l(x, y) - 4.0, lambda x, y, z: x > 0])
+                    (0.8, 0.5, 1.0), [lambda x, y, z: z < dome_l(x, y) - 4.0, lambda x, y, z: x > 0, cavity.inside])
     stomach = Ellipsoid((0.3 * a_chest, cav_front + 50.0, dome_left - 50.0), (45.0, 35.0, 40.0), Field.random(rng, 40.0),
                         4.0, [lambda x, y, z: z < dome_l(x, y) - 4.0])
     gas_level = stomach.centre[2] + _u(rng, 0, 40)
@@ -296,7 +300,7 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     half_width = max(a_abd, a_chest) + arm_extent
     extent = (-half_width, half_width, -max(b_abd, b_chest) - 20.0, back + 40.0 if table else back, z_bottom, z_top)
     return Anatomy(layers=layers, hu=hu, nodules=nodules, params=p, extent=extent,
-                   abdomen_field=Field.random(rng, 25.0), lung_gradient_hu=_u(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
+                   abdomen_field=Field.random(rng, 25.0), bowel_gas_level=_u(rng, 1.4, 2.6), lung_gradient_hu=_u(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
 
 
 def _dome(rng: np.random.Generator, side: int, a_chest: float, b_chest: float, z0: float):

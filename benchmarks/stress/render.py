@@ -251,12 +251,14 @@ def _range(axis: np.ndarray, lo: float, hi: float) -> slice | None:
 
 def _texture(anatomy: Anatomy, labels: np.ndarray, values: np.ndarray, xs: np.ndarray, ys: np.ndarray,
              zs: np.ndarray, y_front: float) -> None:
-    """Bowel-and-fat mixture in the abdomen; denser dependent (posterior) lung."""
+    """Bowel, fat and bowel gas mixed in the abdomen; denser dependent (posterior) lung."""
     abd = labels == ABDOMEN
     if abd.any():
         k, j, i = np.nonzero(abd)
-        fat = anatomy.abdomen_field(xs[i], ys[j], zs[k]) < -0.3
+        mix = anatomy.abdomen_field(xs[i], ys[j], zs[k])
+        fat, gas = mix < -0.3, mix > anatomy.bowel_gas_level
         values[k[fat], j[fat], i[fat]] = anatomy.hu[FAT]
+        values[k[gas], j[gas], i[gas]] = anatomy.hu[AIRWAY]
     lung = (labels == LUNG_LEFT) | (labels == LUNG_RIGHT)
     if lung.any():
         gradient = anatomy.lung_gradient_hu * np.clip((ys - y_front) / 250.0, 0, 1).astype(np.float32)
