@@ -28,6 +28,7 @@ from scipy import ndimage
 from benchmarks.stress.anatomy import (
     ABDOMEN,
     AIR,
+    AIRWAY,
     FAT,
     LUNG_LEFT,
     LUNG_RIGHT,
