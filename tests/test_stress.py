@@ -107,7 +107,7 @@ def test_scoring_defines_wrong_and_confidently_wrong():
     assert absent.verdict == "confident" and "absent" in absent.why
 
 
-def test_benchmark_runs_end_to_end(tmp_path, capsys):
+def test_benchmark_runs_end_to_end(tmp_path):
     result = run("heldout", 2, tmp_path, seeds=list(SEEDS), options=SMALL, progress=False)
     data = json.loads((tmp_path / "stress.json").read_text())
     assert data["seeds"] == list(SEEDS) and len(data["rows"]) == 2

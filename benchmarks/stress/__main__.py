@@ -54,7 +54,8 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS) + " |")
     lines += ["", f"Nodules: {nod['total']} in {summary['cases']} scans; sensitivity for >= 6 mm "
               f"{_f(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
-              f"{_f(nod['false_positives_per_scan'], 2)}.", "", "| diameter | slices | detected / total |", "|---|---|---|"]
+              f"{_f(nod['false_positives_per_scan'], 2)}.", "",
+              "| diameter | slices | detected / total |", "|---|---|---|"]
     for key, cell in nod["by_bin"].items():
         dbin, tbin = key.split(" | ")
         lines.append(f"| {dbin} | {tbin} | {cell['detected']} / {cell['total']} |")
@@ -62,7 +63,8 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     lines += ["", f"Time per case (median): generate {_f(t['generate'], 1)} s, load {_f(t['load'], 1)} s, "
               f"segment (all targets) {_f(t['segment'], 1)} s; total {summary['seconds_total']} s. Loader "
               f"round-trip failures: {summary['loader_roundtrip_failures']}; loaded as non-CT: "
-              f"{summary['modality_not_ct']}.", "", "| goal (held-out) | value | target | status |", "|---|---|---|---|"]
+              f"{summary['modality_not_ct']}.", "",
+              "| goal (held-out) | value | target | status |", "|---|---|---|---|"]
     lines += [f"| {g['goal']} | {_f(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
     if failures:
         lines += ["", "Worst failures:", "", "| case | structure | verdict | quality | what went wrong |",

@@ -9,11 +9,12 @@ Ranges (adult; sources: standard anatomy and CT texts; values drawn uniformly un
 
 * torso: superellipse section, half-width 135-185 mm, half-depth 90-130 mm, exponent 2-3,
   abdomen up to 15 % wider / 25 % deeper; subcutaneous fat 3-40 mm; the lateral chest wall
-  (skin to pleura) 3-6 mm in a quarter of patients, else 6-22 mm, anterior 10-35 mm, posterior 30-60 mm; arms up (out of the field) or
-  down beside the chest (0-25 mm from it, touching at 0); a table under the body (80 %).
+  (skin to pleura) 3-6 mm in a quarter of patients, else 6-22 mm, anterior 10-35 mm, posterior
+  30-60 mm; arms up (out of the field) or down beside the chest (half of them touching it, the
+  others 0-25 mm away); a table under the body (80 %).
 * lungs: filling the thoracic cavity from the domes to an apex 170-260 mm above the right dome
-  (about 1.6-4.3 L each; not drawn to a target volume, they follow the torso),
-  right dome 10-25 mm higher than the left; dome, apex and wall outlines from smooth random fields;
+  (about 1.6-4.3 L each: not drawn to a target volume, they follow the torso); the right dome
+  10-25 mm higher than the left; dome, apex and wall outlines from smooth random fields;
   lungs touching anteriorly (anterior junction gap 0.2 mm) in 45 % of patients; trachea 8-12 mm in
   radius, 1-4 mm from the right lung, main bronchi to the hila; 8-14 vessels of 1.5-4.5 mm per lung.
 * organs: liver 1.2-2.2 L under the right dome; spleen 100-350 mL, left and posterior; kidneys
@@ -202,7 +203,8 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
                 c, s = np.cos(theta), np.sin(theta)
                 scale = (abs(c) ** n + abs(s) ** n) ** (-1.0 / n)
                 pts.append((side * aa * s * scale, cy_ + bb * c * scale, float(zz)))
-            layers += [Layer(BONE, Capsule(p0, p1, rib_r), over=(FAT, MUSCLE, MEDIASTINUM)) for p0, p1 in zip(pts, pts[1:])]
+            layers += [Layer(BONE, Capsule(p0, p1, rib_r), over=(FAT, MUSCLE, MEDIASTINUM))
+                       for p0, p1 in zip(pts, pts[1:])]
     # -- mediastinum -----------------------------------------------------------------------------
     cav_front = float(cavity.section(np.array(60.0))[1] - cavity.section(np.array(60.0))[3])
     heart = Ellipsoid((_u(rng, 15, 40), cav_front + _u(rng, 45, 65), _u(rng, 40, 60)),
@@ -266,7 +268,8 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     spleen_ml = p["spleen_target_ml"] = _u(rng, 100, 350)
     spleen = _organ(rng, spleen_ml, (0.62 * a_chest, cav_mid_y + 0.45 * b_chest, dome_left - 55.0),
                     (0.8, 0.5, 1.0), [lambda x, y, z: z < dome_l(x, y) - 4.0, lambda x, y, z: x > 0, cavity.inside])
-    stomach = Ellipsoid((0.3 * a_chest, cav_front + 50.0, dome_left - 50.0), (45.0, 35.0, 40.0), Field.random(rng, 40.0),
+    stomach = Ellipsoid((0.3 * a_chest, cav_front + 50.0, dome_left - 50.0), (45.0, 35.0, 40.0),
+                        Field.random(rng, 40.0),
                         4.0, [lambda x, y, z: z < dome_l(x, y) - 4.0])
     gas_level = stomach.centre[2] + _u(rng, 0, 40)
     layers += [Layer(STOMACH, stomach, over=abd),
@@ -300,7 +303,8 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     half_width = max(a_abd, a_chest) + arm_extent
     extent = (-half_width, half_width, -max(b_abd, b_chest) - 20.0, back + 40.0 if table else back, z_bottom, z_top)
     return Anatomy(layers=layers, hu=hu, nodules=nodules, params=p, extent=extent,
-                   abdomen_field=Field.random(rng, 25.0), bowel_gas_level=_u(rng, 1.4, 2.6), lung_gradient_hu=_u(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
+                   abdomen_field=Field.random(rng, 25.0), bowel_gas_level=_u(rng, 1.4, 2.6),
+                   lung_gradient_hu=_u(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
 
 
 def _dome(rng: np.random.Generator, side: int, a_chest: float, b_chest: float, z0: float):

@@ -141,7 +141,8 @@ def draw_geometry(rng: np.random.Generator, anatomy: Anatomy, options: GenerateO
         return (fov_x / sp) * ((y_hi - y_lo) / sp) * (zr / thickness)
 
     if voxels(inplane, top - bottom) > options.max_voxels:
-        inplane = min(options.max_inplane_mm, max(inplane, float(np.sqrt(voxels(1.0, top - bottom) / options.max_voxels))))
+        needed = float(np.sqrt(voxels(1.0, top - bottom) / options.max_voxels))
+        inplane = min(options.max_inplane_mm, max(inplane, needed))
     if voxels(inplane, top - bottom) > options.max_voxels:
         z_range = options.max_voxels / voxels(inplane, 1.0)
         if rng.random() < 0.5:  # a chest window
