@@ -267,8 +267,11 @@ def _texture(anatomy: Anatomy, labels: np.ndarray, values: np.ndarray, xs: np.nd
         values += np.where(lung, gradient[None, :, None], 0).astype(np.float32)
 
 
-def scanner(hu: np.ndarray, geometry: Geometry, rng: np.random.Generator) -> np.ndarray:
-    """Point spread, noise, optional streaks and circular-FOV padding; int16 HU."""
+def scanner(hu: np.ndarray, geometry: Geometry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Point spread, noise, optional streaks and circular-FOV padding.
+
+    Returns the int16 HU and the in-plane mask outside the reconstruction circle (None without one).
+    """
     p = geometry.params
     fwhm = float(rng.uniform(0.9, 1.4))
     sigma_px = fwhm / 2.355 / geometry.inplane_mm
@@ -287,7 +290,8 @@ def scanner(hu: np.ndarray, geometry: Geometry, rng: np.random.Generator) -> np.
         outside = (yy - ny / 2) ** 2 + (xx - nx / 2) ** 2 > radius**2
         pad = p["padding_hu"] = float(rng.choice(PADDING_HU))
         out[:, outside] = pad
-    return np.clip(np.round(out), -3024, 3071).astype(np.int16)
+        return np.clip(np.round(out), -3024, 3071).astype(np.int16), outside
+    return np.clip(np.round(out), -3024, 3071).astype(np.int16), None
 
 
 def _streaks(image: np.ndarray, geometry: Geometry, rng: np.random.Generator) -> dict[str, Any]:
@@ -320,7 +324,10 @@ def generate_case(seed: int, options: GenerateOptions | None = None) -> Generate
     hi = lo + np.asarray(geometry.shape[::-1]) * np.asarray(geometry.spacing[::-1])
     anatomy.nodules = [n for n in anatomy.nodules if np.all((np.asarray(n.centre) >= lo) & (np.asarray(n.centre) < hi))]
     hu, truth = render(anatomy, geometry)
-    scan = scanner(hu, geometry, rng)
+    scan, outside = scanner(hu, geometry, rng)
+    if outside is not None:  # nothing was reconstructed there, so there is nothing to find
+        for mask in truth.values():
+            mask[:, outside] = 0
     return GeneratedCase(seed, scan, geometry, truth, anatomy.nodules, anatomy.params)
 
 
