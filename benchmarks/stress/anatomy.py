@@ -135,12 +135,13 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     wall_front, wall_back = _u(rng, 10, 35), _u(rng, 30, 60)
     fat_lat = min(fat, 0.4 * wall_lat)
 
-    def column(sx: float = 0.0, sf: float = 0.0, sb: float = 0.0) -> SuperEllipseColumn:
-        return SuperEllipseColumn(zero, cy, a, b, n, z_bottom, z_top, sx, sf, sb, body_field, 4.0)
+    def column(sx: float = 0.0, sf: float = 0.0, sb: float = 0.0, depth: float = 0.0) -> SuperEllipseColumn:
+        return SuperEllipseColumn(zero, cy, a, b, n, z_bottom, z_top, sx, sf, sb, body_field, 4.0,
+                                  body if depth else None, depth)
 
     body = column()
-    muscle = column(fat_lat, min(fat, 0.6 * wall_front), min(fat, 0.5 * wall_back))
-    cavity = column(wall_lat, wall_front, wall_back)
+    muscle = column(fat_lat, min(fat, 0.6 * wall_front), min(fat, 0.5 * wall_back), fat_lat)
+    cavity = column(wall_lat, wall_front, wall_back, wall_lat)
     p.update(torso_half_width_mm=a_chest, torso_half_depth_mm=b_chest, wall_front_mm=wall_front,
              wall_back_mm=wall_back, cavity_half_width_mm=max(a_abd, a_chest) - wall_lat + 4.0)
     layers: list[Layer] = []
@@ -168,9 +169,9 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
             inner = SuperEllipseColumn(arm.cx, arm.cy, arm.a, arm.b, 2.0, -60.0, z_top, min(fat, 12.0),
                                        min(fat, 12.0), min(fat, 12.0))
             layers.append(Layer(MUSCLE, inner))
-            bone_c = (cx, float(arm.cy(np.array(0.0))), 0.0)
-            layers.append(Layer(BONE, Capsule((bone_c[0], bone_c[1], -60.0), (bone_c[0], bone_c[1], z_top), 12.0)))
-            layers.append(Layer(MARROW, Capsule((bone_c[0], bone_c[1], -60.0), (bone_c[0], bone_c[1], z_top), 8.0)))
+            bx, by = cx, float(arm.cy(np.array(0.0)))
+            layers.append(Layer(BONE, Capsule((bx, by, -48.0), (bx, by, z_top), 12.0)))
+            layers.append(Layer(MARROW, Capsule((bx, by, -48.0), (bx, by, z_top), 8.0)))
         arm_extent = gap + 2 * ra
     # -- body wall, cavity ----------------------------------------------------------------------
     dome_r = _dome(rng, -1, a_chest, b_chest, 0.0)

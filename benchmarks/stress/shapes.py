@@ -59,6 +59,10 @@ class Field:
 def power(u: np.ndarray, n: float) -> np.ndarray:
     """``|u| ** n`` for the exponents `SuperEllipseColumn` uses, without a general float power."""
     u = np.abs(u)
+    if n == 1.0:
+        return u
+    if n == 1.5:
+        return u * np.sqrt(u)
     if n == 2.0:
         return u * u
     if n == 2.5:
@@ -87,8 +91,11 @@ class SuperEllipseColumn:
     """A column along z whose axial section is ``|dx/a|^n + |dy/b|^n <= 1``.
 
     ``a``, ``b``, ``cx`` and ``cy`` are profiles in z; ``shrink_x`` and ``shrink_y`` (mm) make an
-    inner column (a muscle shell, the thoracic cavity) that follows the same outline; ``field``
-    moves the outline by up to ``amp_mm`` (a smooth, patient-specific bumpiness).
+    inner column (a muscle shell, the thoracic cavity) that follows the same outline; ``bumps``
+    (a `Field`) moves the outline by up to ``amp_mm`` (a smooth, patient-specific bumpiness). An
+    inner column shrunk unevenly can reach its outer one where the outline turns (a superellipse
+    shrunk along its axes is no parallel curve); ``within`` and ``min_depth_mm`` keep it at least
+    that deep inside ``within`` everywhere (a chest wall never thinner than drawn).
     """
 
     cx: Profile
@@ -103,6 +110,8 @@ class SuperEllipseColumn:
     shrink_y_back: float = 0.0
     bumps: Field | None = None
     amp_mm: float = 0.0
+    within: "SuperEllipseColumn | None" = None
+    min_depth_mm: float = 0.0
 
     def section(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(cx, cy, a, b) at each z after the shrink."""
@@ -118,13 +127,27 @@ class SuperEllipseColumn:
         return (float((cx - a).min() - m), float((cx + a).max() + m), float((cy - b).min() - m),
                 float((cy + b).max() + m), self.z0, self.z1)
 
-    def inside(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    def _outline(self, x: np.ndarray, y: np.ndarray, z: np.ndarray):
         cx, cy, a, b = self.section(z)
         if self.bumps is not None and self.amp_mm:
             bump = self.amp_mm * self.bumps(x, y, z)
             a, b = a + bump, b + bump
-        r = power((x - cx) / a, self.n) + power((y - cy) / b, self.n)
-        return (r <= 1.0) & (z >= self.z0) & (z <= self.z1)
+        return (x - cx) / a, (y - cy) / b, a, b
+
+    def inside(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        u, v, _, _ = self._outline(x, y, z)
+        out = (power(u, self.n) + power(v, self.n) <= 1.0) & (z >= self.z0) & (z <= self.z1)
+        if self.within is not None and self.min_depth_mm > 0:
+            out &= self.within.depth(x, y, z) >= self.min_depth_mm
+        return out
+
+    def depth(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Approximate distance (mm) inside the outline: (1 - r) / |grad r| of the normalised radius r."""
+        u, v, a, b = self._outline(x, y, z)
+        n = self.n
+        r = (power(u, n) + power(v, n)) ** (1.0 / n)
+        grad = np.maximum(r, 1e-6) ** (1.0 - n) * np.sqrt((power(u, n - 1) / a) ** 2 + (power(v, n - 1) / b) ** 2)
+        return (1.0 - r) / np.maximum(grad, 1e-9)
 
 
 @dataclass
