@@ -10,7 +10,8 @@ Geometry (`draw_geometry`): slice thickness 0.5-5 mm (contiguous slices), in-pla
 0.5-1 mm, a field of view that may cut the body wall or the arms at its sides (never the thoracic
 cavity: it keeps 5-25 mm beyond it on each side), and a voxel budget
 (`GenerateOptions.max_voxels`): when a draw exceeds it the in-plane spacing is coarsened up to
-1 mm, then the z range is cut to a window around the chest or the upper abdomen (a targeted scan).
+1 mm, then the z range is cut to a window centred on the mid chest or on the lung bases with the
+liver and spleen (a targeted scan; thin-slice cases are therefore shorter than a whole chest).
 The file layout on disk is LPS, RAS, LAS or an oblique (5-20 degree) rotation of one of them.
 """
 
@@ -145,12 +146,13 @@ def draw_geometry(rng: np.random.Generator, anatomy: Anatomy, options: GenerateO
         inplane = min(options.max_inplane_mm, max(inplane, needed))
     if voxels(inplane, top - bottom) > options.max_voxels:
         z_range = options.max_voxels / voxels(inplane, 1.0)
-        if rng.random() < 0.5:  # a chest window
-            bottom = max(bottom, top - z_range)
-            geometry_params["z_window"] = "chest"
-        else:  # a lower chest and upper abdomen window
-            top = min(top, bottom + z_range)
-            geometry_params["z_window"] = "upper_abdomen"
+        # a window on the mid chest (around the carina and hila) or on the lung bases with the
+        # liver and spleen (the diaphragm domes are at z 0 to -25 mm)
+        chest = rng.random() < 0.5
+        centre = 0.45 * p["lung_apex_mm"] if chest else -40.0
+        lo = float(np.clip(centre - z_range / 2, bottom, top - z_range))
+        bottom, top = lo, lo + z_range
+        geometry_params["z_window"] = "chest" if chest else "lung_bases_upper_abdomen"
     nx = int(round(fov_x / inplane))
     ny = int(round((y_hi - y_lo) / inplane))
     nz = max(int(round((top - bottom) / thickness)), 1)
