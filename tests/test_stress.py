@@ -105,6 +105,8 @@ def test_scoring_defines_wrong_and_confidently_wrong():
     assert score_structure("liver", truth, None, "error", [], "not found", 1.0, 0.0).verdict == "declined"
     absent = score_structure("spleen", np.zeros_like(truth), truth, "ok", [], "", 1.0, 0.0)
     assert absent.verdict == "confident" and "absent" in absent.why
+    crashed = score_structure("liver", truth, None, "crash", [], "ValueError: shapes", 1.0, 0.0)
+    assert crashed.verdict == "crashed" and "crashed: ValueError" in crashed.why
 
 
 def test_benchmark_runs_end_to_end(tmp_path):
@@ -115,7 +117,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
     assert [r["structure"] for r in row["structures"]] == list(STRUCTURES)
     assert row["loader_roundtrip"] is True and row["modality"] == "CT"
     for r in row["structures"]:
-        assert r["verdict"] in VERDICTS and r["level"] in ("ok", "doubtful", "implausible", "error")
+        assert r["verdict"] in VERDICTS and r["level"] in ("ok", "doubtful", "implausible", "error", "crash")
     assert set(row["seconds"]) == {"generate", "load", "segment"}
     summary = data["summary"]
     assert set(summary["structures"]) == set(STRUCTURES)

@@ -39,10 +39,11 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     lines = [f"# Stress benchmark: {split} split, {summary['cases']} cases (seeds {seeds[0]}-{seeds[-1]})", "",
              f"Wrong = Dice < {WRONG_DICE} or |volume error| > {WRONG_VOLUME:.0%} (or found where absent); "
              "nodules: a miss or a false positive in the scan. Verdicts: right / flagged (wrong, quality "
-             "doubtful or implausible) / declined (tool refused) / confident (wrong, quality ok).", "",
+             "doubtful or implausible) / declined (tool refused) / confident (wrong, quality ok) / crashed "
+             "(the tool raised an unexpected exception).", "",
              "| structure | present | Dice median | Dice p5 | abs vol err median | abs vol err p95 | "
-             "vol err median (signed) | right | flagged | declined | confident |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "vol err median (signed) | right | flagged | declined | confident | crashed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STRUCTURES:
         s = summary["structures"][name]
         v = s["verdicts"]
@@ -112,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-voxels", type=int, default=GenerateOptions.max_voxels,
                         help="voxel budget per case (default %(default)s; see benchmarks.stress.render)")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     try:
-        result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels))
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else split_seeds(args.split, args.n)
     except ValueError as exc:
         parser.error(str(exc))
+    result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels))
     print(result["markdown"])
     return 0
 

@@ -14,7 +14,8 @@ Definitions:
   false positive.
 * A result's **verdict**: ``right``; ``flagged`` (wrong, and the evidence's quality level is
   doubtful or implausible); ``declined`` (the tool refused, with its reason, where the structure
-  is present); ``confident`` (wrong with quality level ``ok``: a confidently wrong answer).
+  is present); ``confident`` (wrong with quality level ``ok``: a confidently wrong answer);
+  ``crashed`` (the tool raised something other than a `ToolError`: a bug, which ends an episode).
 * A truth nodule is **detected** when a predicted component overlaps its truth mask or has its
   centroid within its radius + `NODULE_MATCH_MM` of its centre; a predicted component that
   matches no truth nodule is a **false positive**.
@@ -45,7 +46,7 @@ NODULE_MATCH_MM = 3.0
 #: nodule diameter bins (mm, lower edges inclusive) and slice thickness bins (mm, upper edges inclusive)
 DIAMETER_BINS = ((4.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 30.01))
 THICKNESS_BINS = ((0.0, 1.25), (1.25, 2.5), (2.5, 5.0))
-VERDICTS = ("right", "flagged", "declined", "confident")
+VERDICTS = ("right", "flagged", "declined", "confident", "crashed")
 
 
 @dataclass
@@ -57,7 +58,7 @@ class StructureResult:
     predicted_ml: float | None
     dice: float | None
     volume_error: float | None
-    level: str  # ok | doubtful | implausible | error
+    level: str  # ok | doubtful | implausible | error (refused) | crash
     verdict: str
     why: str = ""
     reasons: list[str] = field(default_factory=list)
@@ -76,6 +77,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _verdict(wrong: bool, level: str) -> str:
+    if level == "crash":
+        return "crashed"
     if not wrong:
         return "right"
     if level == "error":
@@ -84,11 +87,13 @@ def _verdict(wrong: bool, level: str) -> str:
 
 
 def _segment(context: ToolContext, target: str) -> tuple[np.ndarray | None, str, list[str], str]:
-    """(mask or None, quality level or ``error``, reasons, error text)."""
+    """(mask or None, quality level, ``error`` (refused) or ``crash``, reasons, error text)."""
     try:
         ev = default_registry().run(context, "segment", {"target": target})
     except ToolError as exc:
         return None, "error", [], str(exc)
+    except Exception as exc:  # a segmenter bug: record it and go on with the other structures
+        return None, "crash", [], f"{type(exc).__name__}: {exc}"
     return ev.mask, ev.quality.level, list(ev.quality.reasons), ""
 
 
@@ -98,7 +103,7 @@ def score_structure(structure: str, truth: np.ndarray, mask: np.ndarray | None, 
     present = truth_ml >= MIN_TRUTH_ML
     if mask is None:
         wrong = present
-        why = f"refused: {error}" if present else ""
+        why = f"crashed: {error}" if level == "crash" else f"refused: {error}" if present else ""
         return StructureResult(structure, truth_ml, None, None, None, level, _verdict(wrong, level), why, reasons,
                                seconds)
     predicted_ml = float(mask.sum()) * voxel_ml
@@ -147,7 +152,7 @@ def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reas
     if false_positives:
         why.append(f"{false_positives} false positive(s)")
     if mask is None and error:
-        why.append(f"refused: {error}")
+        why.append(f"{'crashed' if level == 'crash' else 'refused'}: {error}")
     return {"nodules": [{**n.to_dict(), "detected": f} for n, f in zip(case.nodules, found)],
             "false_positives": false_positives, "level": level, "reasons": reasons,
             "verdict": _verdict(wrong, level),
@@ -275,6 +280,6 @@ def worst_failures(rows: list[dict[str, Any]], limit: int = 15) -> list[dict[str
         if nd["verdict"] != "right":
             failures.append({"case": where, "structure": "nodule", "verdict": nd["verdict"], "why": nd["why"],
                              "level": nd["level"], "dice": None})
-    order = {"confident": 0, "flagged": 1, "declined": 2}
+    order = {"confident": 0, "crashed": 1, "flagged": 2, "declined": 3}
     failures.sort(key=lambda f: (order[f["verdict"]], f["dice"] if f["dice"] is not None else 0.5))
     return failures[:limit]
