@@ -1,10 +1,13 @@
 """Render a drawn `Anatomy` as a CT scan with a scanner's geometry, blur, noise and artefacts.
 
-Partial volume: labels are painted on sub-slices about 1 mm apart (as many per slice as its
-thickness needs), HU are composed there and averaged into each slice, so a 6 mm nodule on 5 mm
-slices is the faint, one-or-two-slice blob a scanner makes. In-plane, a Gaussian point spread
-function (FWHM 0.9-1.4 mm) blurs the edges before noise is added. A truth mask holds the voxels
-more than half covered by its structure.
+Partial volume: labels are painted on sub-slices at most `SUBSLICE_MM` apart (as many per slice
+as its thickness needs), HU are composed there and averaged into each slice; nodules (spheres) are
+blended in with their exact fraction of each slice, so a 6 mm nodule on 5 mm slices is the faint,
+one-or-two-slice blob a scanner makes. In-plane, a Gaussian point spread function (FWHM 0.9-1.4 mm)
+blurs the edges, then noise (SD 5-40 HU, grain about a pixel wide), streaks from a dense point in
+30 % of scans, and a circular reconstruction field padded with -1024, -2048 or -3024 HU in 35 %.
+A truth mask holds the voxels more than half covered by its structure (none outside the circle).
+The NIfTI carries no modality note: the loader must recognise CT from its values.
 
 Geometry (`draw_geometry`): slice thickness 0.5-5 mm (contiguous slices), in-plane spacing
 0.5-1 mm, a field of view that may cut the body wall or the arms at its sides (never the thoracic
@@ -12,7 +15,8 @@ cavity: it keeps 5-25 mm beyond it on each side), and a voxel budget
 (`GenerateOptions.max_voxels`): when a draw exceeds it the in-plane spacing is coarsened up to
 1 mm, then the z range is cut to a window centred on the mid chest or on the lung bases with the
 liver and spleen (a targeted scan; thin-slice cases are therefore shorter than a whole chest).
-The file layout on disk is LPS, RAS, LAS or an oblique (5-20 degree) rotation of one of them.
+The file layout on disk is LPS, RAS or LAS, or oblique: the LPS layout with its affine rotated
+5-20 degrees about x (a gantry-tilt-like plane) and up to 5 degrees about z.
 """
 
 from __future__ import annotations
