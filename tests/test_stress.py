@@ -102,7 +102,8 @@ def test_scoring_defines_wrong_and_confidently_wrong():
     half[2] = False
     assert score_structure("liver", truth, half, "ok", [], "", 1.0, 0.0).verdict == "confident"
     assert score_structure("liver", truth, half, "doubtful", ["small"], "", 1.0, 0.0).verdict == "flagged"
-    assert score_structure("liver", truth, None, "error", [], "not found", 1.0, 0.0).verdict == "declined"
+    declined = score_structure("liver", truth, None, "error", [], "not found", 1.0, 0.0)
+    assert declined.verdict == "declined" and (declined.dice, declined.volume_error) == (0.0, -1.0)
     absent = score_structure("spleen", np.zeros_like(truth), truth, "ok", [], "", 1.0, 0.0)
     assert absent.verdict == "confident" and "absent" in absent.why
     crashed = score_structure("liver", truth, None, "crash", [], "ValueError: shapes", 1.0, 0.0)

@@ -8,7 +8,8 @@ Definitions:
 
 * Dice and volume error (predicted / true volume - 1) against the truth on the scan's grid, for
   structures whose truth holds at least `MIN_TRUTH_ML` (an organ the field of view cuts is scored on
-  the part inside it).
+  the part inside it). A present structure the tool refused or crashed on counts as Dice 0 and
+  volume error -100 %, so a goal cannot pass by refusing.
 * **wrong**: Dice below `WRONG_DICE`, or a volume error beyond `WRONG_VOLUME` either way, or
   something found where the structure is absent; for nodules, a scan with a missed nodule or a
   false positive.
@@ -104,7 +105,9 @@ def score_structure(structure: str, truth: np.ndarray, mask: np.ndarray | None, 
     if mask is None:
         wrong = present
         why = f"crashed: {error}" if level == "crash" else f"refused: {error}" if present else ""
-        return StructureResult(structure, truth_ml, None, None, None, level, _verdict(wrong, level), why, reasons,
+        # a present structure nobody segmented counts as Dice 0 and -100 % in the figures and goals
+        dice_, err = (0.0, -1.0) if present else (None, None)
+        return StructureResult(structure, truth_ml, None, dice_, err, level, _verdict(wrong, level), why, reasons,
                                seconds)
     predicted_ml = float(mask.sum()) * voxel_ml
     if not present:
