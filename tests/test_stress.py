@@ -86,6 +86,10 @@ def test_every_layout_round_trips_through_the_loader(cases, tmp_path, layout):
     path = write_case(case, tmp_path / f"{layout}.nii")
     volume = load(path)
     assert volume.modality == "CT"  # recognised by its values: the file carries no modality note
+    assert volume.metadata.get("modality_source") != "header"
+    declared = load(write_case(case, tmp_path / f"{layout}_ct.nii", declare_ct=True))
+    assert declared.modality == "CT" and declared.metadata.get("modality_source") != volume.metadata.get(
+        "modality_source")
     assert volume.shape == case.hu.shape
     assert np.array_equal(volume.data, case.hu.astype(np.float32))
     assert np.allclose(volume.spacing, case.geometry.spacing)

@@ -42,17 +42,19 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
              "doubtful or implausible) / declined (tool refused) / confident (wrong, quality ok) / crashed "
              "(the tool raised an unexpected exception).", "",
              "| structure | present | Dice median | Dice p5 | abs vol err median | abs vol err p95 | "
-             "vol err median (signed) | right | flagged | declined | confident | crashed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "vol err median (signed) | right | flagged | declined | confident | crashed | right but flagged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STRUCTURES:
         s = summary["structures"][name]
         v = s["verdicts"]
         lines.append(f"| {name} | {s['n_present']} | {_f(s['dice_median'])} | {_f(s['dice_p5'])} | "
                      f"{_f(s['abs_volume_error_median'])} | {_f(s['abs_volume_error_p95'])} | "
-                     f"{_f(s['volume_error_median'])} | " + " | ".join(str(v[k]) for k in VERDICTS) + " |")
+                     f"{_f(s['volume_error_median'])} | " + " | ".join(str(v[k]) for k in VERDICTS)
+                     + f" | {s['right_but_flagged']} |")
     nod = summary["nodules"]
     v = nod["verdicts"]
-    lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS) + " |")
+    lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS)
+                 + f" | {nod['right_but_flagged']} |")
     lines += ["", f"Nodules: {nod['total']} in {summary['cases']} scans; sensitivity for >= 6 mm "
               f"{_f(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
               f"{_f(nod['false_positives_per_scan'], 2)}.", "",
@@ -75,13 +77,13 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
 
 
 def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None,
-        options: GenerateOptions | None = None, progress: bool = True) -> dict[str, Any]:
+        options: GenerateOptions | None = None, progress: bool = True, declare_ct: bool = False) -> dict[str, Any]:
     """Evaluate the cases and return ``{"rows", "summary", "goals", "failures", "markdown"}``."""
     seeds = seeds if seeds is not None else split_seeds(split, n)
     rows = []
     with tempfile.TemporaryDirectory(prefix="stress_") as tmp:
         for i, seed in enumerate(seeds, 1):
-            row = evaluate_case(seed, Path(tmp), options)
+            row = evaluate_case(seed, Path(tmp), options, declare_ct)
             rows.append(row)
             if progress:
                 bad = [r["structure"] for r in row["structures"] if r["verdict"] != "right"]
@@ -112,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
     parser.add_argument("--max-voxels", type=int, default=GenerateOptions.max_voxels,
                         help="voxel budget per case (default %(default)s; see benchmarks.stress.render)")
+    parser.add_argument("--declare-ct", action="store_true",
+                        help="write modality=CT in each NIfTI header (default: the loader must recognise CT by its "
+                        "values, and evidence quality notes the guess)")
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else split_seeds(args.split, args.n)
     except ValueError as exc:
         parser.error(str(exc))
-    result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels))
+    result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels),
+                 declare_ct=args.declare_ct)
     print(result["markdown"])
     return 0
 

@@ -162,12 +162,13 @@ def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reas
             "why": "; ".join(why), "seconds": round(seconds, 3)}
 
 
-def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = None) -> dict[str, Any]:
-    """Generate, write, load and segment one case; its row of the report."""
+def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = None,
+                  declare_ct: bool = False) -> dict[str, Any]:
+    """Generate, write (``declare_ct``: see `write_case`), load and segment one case; its row."""
     t0 = time.perf_counter()
     case = generate_case(seed, options)
     t_generate = time.perf_counter() - t0
-    path = write_case(case, workdir / f"stress_{seed}.nii")
+    path = write_case(case, workdir / f"stress_{seed}.nii", declare_ct)
     t1 = time.perf_counter()
     volume = load(path)
     t_load = time.perf_counter() - t1
@@ -214,6 +215,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "abs_volume_error_p95": _pct([abs(e) for e in errors], 95),
             "volume_error_median": _pct(errors, 50),
             "verdicts": {v: sum(r["verdict"] == v for r in res) for v in VERDICTS},
+            # false alarms: right results whose quality is not ok
+            "right_but_flagged": sum(r["verdict"] == "right" and r["level"] != "ok" for r in res),
         }
     thickness = [row["case"]["thickness_mm"] for row in rows]
     bins: dict[str, dict[str, int]] = {}
@@ -228,6 +231,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     big = [n for row in rows for n in row["nodule_detection"]["nodules"] if n["diameter_mm"] >= 6.0]
     fps = [row["nodule_detection"]["false_positives"] for row in rows]
     nodule_verdicts = {v: sum(row["nodule_detection"]["verdict"] == v for row in rows) for v in VERDICTS}
+    nodule_false_alarms = sum(row["nodule_detection"]["verdict"] == "right" and row["nodule_detection"]["level"] != "ok"
+                              for row in rows)
     seconds = {k: [row["seconds"][k] for row in rows] for k in ("generate", "load", "segment")}
     return {
         "cases": len(rows),
@@ -239,6 +244,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "n_6mm_plus": len(big),
             "false_positives_per_scan": round(float(np.mean(fps)), 3) if fps else None,
             "verdicts": nodule_verdicts,
+            "right_but_flagged": nodule_false_alarms,
         },
         "loader_roundtrip_failures": sum(not row["loader_roundtrip"] for row in rows),
         "modality_not_ct": sum(row["modality"] != "CT" for row in rows),

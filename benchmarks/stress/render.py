@@ -7,7 +7,8 @@ one-or-two-slice blob a scanner makes. In-plane, a Gaussian point spread functio
 blurs the edges, then noise (SD 5-40 HU, grain about a pixel wide), streaks from a dense point in
 30 % of scans, and a circular reconstruction field padded with -1024, -2048 or -3024 HU in 35 %.
 A truth mask holds the voxels more than half covered by its structure (none outside the circle).
-The NIfTI carries no modality note: the loader must recognise CT from its values.
+The NIfTI carries no modality note unless asked (`write_case`): the loader must recognise CT
+from its values.
 
 Geometry (`draw_geometry`): slice thickness 0.5-5 mm (contiguous slices), in-plane spacing
 0.5-1 mm, a field of view that may cut the body wall or the arms at its sides (never the thoracic
@@ -43,6 +44,7 @@ from benchmarks.stress.anatomy import (
     Nodule,
     draw_anatomy,
 )
+from imaging.io.nifti import MODALITY_NOTE
 from imaging.volume import axis_aligned_affine
 
 #: thicknesses (mm) drawn for slices, as scanners reconstruct them
@@ -337,8 +339,11 @@ def generate_case(seed: int, options: GenerateOptions | None = None) -> Generate
     return GeneratedCase(seed, scan, geometry, truth, anatomy.nodules, anatomy.params)
 
 
-def write_case(case: GeneratedCase, path: str | Path) -> Path:
+def write_case(case: GeneratedCase, path: str | Path, declare_ct: bool = False) -> Path:
     """Write the scan as NIfTI in the case's layout; `imaging.io.load` must give back ``case.hu``.
+
+    ``declare_ct`` writes the ``modality=CT`` note of `imaging.writers.write_nifti` into
+    ``descrip`` (a header fact); without it the loader has to recognise CT from the values.
 
     The canonical (z, y, x) LPS array is transposed to (x, y, z) and reoriented to the layout's
     axis codes (RAS world: ``LPS`` stores i -> patient left, ``RAS`` i -> right, ``LAS`` i -> left
@@ -358,5 +363,7 @@ def write_case(case: GeneratedCase, path: str | Path) -> Path:
     img.header.set_xyzt_units("mm")
     img.set_sform(affine, code="scanner")
     img.set_qform(affine, code="scanner")
+    if declare_ct:
+        img.header["descrip"] = f"{MODALITY_NOTE}CT".encode()
     nib.save(img, str(out))
     return out
