@@ -70,6 +70,8 @@ CTR_RANGE = (0.25, 0.85)
 XR_FIELD_BALANCE = 0.35
 #: a cardiac silhouette is at least this tall for its width (normal hearts: 0.7-1.1)
 HEART_MIN_ASPECT = 0.45
+#: a mask is cut by the field of view where its section on the edge is this share of its largest
+CUT_FRACTION = 0.25
 #: targets whose HU thresholds assume CT
 CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
 #: targets that name a side (their answer is a side)
@@ -86,21 +88,35 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
     if uses_side and facts["orientation"].assumed and not volume.is_2d:
         q.flag("doubtful", "orientation assumed (no trusted header): left and right may be swapped")
     if uses_hu and facts["modality"].assumed:
-        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values: thresholds may not apply")
+        # CT is recognised by its value signature (air and fat peaks in Hounsfield units), which is
+        # what the thresholds need; the guess is noted, not held against every result
+        q.checks.append(f"modality {volume.modality} guessed from the voxel values")
     return q
 
 
 def touches_field_edge(mask: np.ndarray, bbox: tuple[slice, slice, slice], volume: Volume) -> list[str]:
-    """Where a mask reaches the edge of the scanned field (``first slice``, ``image border`` ...)."""
+    """Where a mask is cut by the edge of the scanned field (``first slice``, ``image border`` ...).
+
+    Grazing the edge (an organ's tip on the last slice, a few border pixels) loses little; a cut
+    is where the mask's section on the edge is at least `CUT_FRACTION` of its largest section.
+    """
     where = []
     nz, ny, nx = mask.shape
+    sub = mask[bbox]
     if not volume.is_2d:
-        if bbox[0].start == 0:
+        areas = np.count_nonzero(sub, axis=(1, 2))
+        largest = max(int(areas.max()), 1)
+        if bbox[0].start == 0 and areas[0] >= CUT_FRACTION * largest:
             where.append("first slice")
-        if bbox[0].stop == nz:
+        if bbox[0].stop == nz and areas[-1] >= CUT_FRACTION * largest:
             where.append("last slice")
-    if bbox[1].start == 0 or bbox[1].stop == ny or bbox[2].start == 0 or bbox[2].stop == nx:
-        where.append("image border")
+    for axis, n in ((1, ny), (2, nx)):
+        sections = np.count_nonzero(sub, axis=tuple(a for a in range(3) if a != axis))
+        extent = max(int(np.count_nonzero(sub.any(axis=axis))), 1)  # voxels of the widest face
+        edges = ([0] if bbox[axis].start == 0 else []) + ([-1] if bbox[axis].stop == n else [])
+        if any(sections[e] >= CUT_FRACTION * extent for e in edges):
+            where.append("image border")
+            break
     return where
 
 

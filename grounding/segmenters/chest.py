@@ -18,7 +18,8 @@ the voxels near each coarse boundary with the full-resolution HU threshold. The 
 4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. When the
    largest one lies on both sides of the midline (lungs touching at the anterior/posterior
    junction) it is eroded until it falls apart into two comparable cores, which are grown back
-   by a watershed on HU restricted to the original component. Left and right are assigned by
+   by a watershed on HU restricted to the original component; when erosion never separates
+   them, the component is cut at the midline. Left and right are assigned by
    world ``x`` (LPS: +x is the patient's left). Holes are filled slice by slice in each lung, so
    nodules and vessels are inside the lung masks.
 
@@ -318,6 +319,13 @@ def find_lungs(
     parts: list[np.ndarray] = []
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION:
         parts = split_touching(largest, coarse)
+        if len(parts) < 2:
+            # erosion never separated them (a wide junction): cut at the midline rather than call
+            # both lungs one side
+            on_left = np.zeros(largest.shape, dtype=bool)
+            points = np.argwhere(largest)
+            on_left[tuple(points[world_x(points) > midline_x_mm].T)] = True
+            parts = [on_left, largest & ~on_left]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()

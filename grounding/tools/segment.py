@@ -302,6 +302,11 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
+        if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
+            other = _other_lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+            if other:  # one lung without the other: the split, not the patient, is at fault
+                ev.quality.merge(lung_pair_quality(0.0, other) if target == "lung_right"
+                                 else lung_pair_quality(other, 0.0))
         notes += _cross_check(ev, vol, result)
         ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {used} segmenter): the mask "
                    f"is empty. Searched: {searched['what']}. Try another target, a box around the object, or a "
