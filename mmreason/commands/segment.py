@@ -19,7 +19,7 @@ from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from grounding.tools.segment import segmenter_for
 from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image
+from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
 
 ALL_TARGETS = {**TARGETS, **ORGAN_TARGETS}
 
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     volume = load_image(args)
     record = segment_and_measure(volume, args.target, args.segmenter,
                                  {"checkpoint": args.checkpoint} if args.checkpoint else {})
+    record["image"] = shown_name(args, volume.name)
     if args.out:
         write_mask(record.pop("_mask"), volume, args.out)
         record["out"] = str(args.out)
