@@ -615,9 +615,17 @@ def sweep(only: str = "", log: Callable[[str], None] = lambda m: None) -> list[O
                 continue
             folder = Path(tmp) / entry.name
             folder.mkdir()
-            path = entry.make(folder)
+            try:
+                path = entry.make(folder)
+            except Exception as exc:  # building the input ran our own code (loaders, segmenters): a crash counts
+                path, broken = folder, f"building the input crashed: {type(exc).__name__}: {exc}"
+            else:
+                broken = ""
             for i, run in enumerate(entry.runs):
-                o = run_one(entry, run, folder, path, i)
+                if broken:
+                    o = Outcome(entry.name, run.args, -1, "", broken, folder, 0.0, "traceback", broken)
+                else:
+                    o = run_one(entry, run, folder, path, i)
                 log(f"{o.outcome:<16} {entry.name}: mmreason {' '.join(run.args)} ({o.seconds:.1f} s)"
                     + (f"\n                 {o.detail}" if o.outcome not in ("clear error", "right result") else ""))
                 outcomes.append(o)
