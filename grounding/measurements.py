@@ -315,7 +315,7 @@ class RegionMeasurements:
         i = self.intensity
         x, y, z = self.centroid_mm
         sz, sy, sx = self.spacing_mm
-        side = side_text(self.laterality, self.fraction_left)
+        side = side_text(self.laterality, self.fraction_left, self.side_withheld)
         intensity = (f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
                      f"(range {i['min']:.0f}..{i['max']:.0f})")
         if self.image_2d:

@@ -166,7 +166,7 @@ def test_assumed_spacing_is_said_in_prompt_and_measurements(tmp_path):
     assert "pixel spacing assumed" in seg.text and "spacing 6 x 1 x 1 mm ASSUMED" in meas.text
     given = load(tmp_path / "s", spacing=(4.0, 4.0))
     assert given.spacing == (6.0, 4.0, 4.0) and given.facts["spacing"].source == "argument"
-    assert "spacing 4.00x4.00x6.00 mm" in study_text({"0": given}) and "ASSUMED" not in study_text({"0": given})
+    assert "spacing 6.00x4.00x4.00 mm" in study_text({"0": given}) and "ASSUMED" not in study_text({"0": given})
 
 
 def test_cli_pixel_spacing_and_assume_orientation(chest_nii, tmp_path, capsys):
