@@ -21,7 +21,8 @@ evidence board and conversation per call and the runner passes nothing from one 
 next. Resume: an interrupted run is started again with the same ``--out``; ids already in the
 samples file are skipped and a truncated last line (a kill mid-write) is cut off first, so no case
 is repeated or lost. The trace and the verdicts of a case are written before its sample line, so
-a sample line always points to complete files.
+a sample line always points to complete files; verdicts of a case without a sample line (a kill
+between the two writes) are dropped on resume, so the case's rerun does not duplicate them.
 
 Errors: a case whose input cannot be read is recorded as a sample with ``error`` set (scored
 incorrect, counted in ``errors``); a `BackendError` (server down, model missing) stops the run,
@@ -96,6 +97,8 @@ class BenchConfig:
             protocols that need one; empty for none.
         segmenter: the segment tool's segmenter (`grounding.segmenters.spec.SegmenterSpec` as a dict;
             empty: classical).
+        limits: `mmreason.loop.LoopConfig` work limits (``max_tool_calls``, ``max_echo_chars``,
+            ``max_prompt_chars``, ``max_seconds``); the loop's defaults for those not given.
     """
 
     tasks: list[str]
@@ -122,6 +125,7 @@ class BenchConfig:
     judge: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     download: bool = False
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -346,13 +350,14 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     samples_path = config.out / SAMPLES.format(task=task)
     done = {r["id"] for r in read_jsonl_tolerant(samples_path, repair=True)}
     if verifiers is not None:
-        read_jsonl_tolerant(config.out / STEPS.format(task=task), repair=True)
+        _keep_steps_of(config.out / STEPS.format(task=task), done)
     pending = [c for c in cases if c.id not in done]
     log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
     if not pending:
         return {"samples": 0, "seconds": 0.0}
     spec = SegmenterSpec.from_dict(config.segmenter)
-    loop_config = LoopConfig(max_turns=config.max_turns, segmenter=spec.name, tool_options=spec.tool_options(), **(
+    loop_config = LoopConfig(max_turns=config.max_turns, segmenter=spec.name, tool_options=spec.tool_options(),
+                             **config.limits, **(
         {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
     options_in_prompt = loaded.spec.options_in_question
     registry = default_registry(spec.targets()) if config.tools else ToolRegistry([])
@@ -416,6 +421,19 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     return {"samples": n_done, "seconds": round(seconds, 4)}
 
 
+def _keep_steps_of(path: Path, done: set[str]) -> None:
+    """Cut the steps file to one line per case in the samples file.
+
+    A case's steps line is written before its sample line (so a sample line always points to
+    complete files); a kill between the two leaves a steps line whose case runs again on resume,
+    which would add a second line for it.
+    """
+    rows = read_jsonl_tolerant(path, repair=True)
+    kept = [r for r in _dedup(rows) if r.get("id") in done]
+    if len(kept) != len(rows):
+        _rewrite_jsonl(path, kept)
+
+
 def _write_trace(trace: Trace, path: Path, with_images: bool) -> None:
     """Compact trace JSON (`Trace.load` reads it). Not atomic, and need not be: the sample line
     that refers to it is written after it, so a trace cut by a kill is rewritten on resume."""
@@ -474,7 +492,7 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
 
 #: run settings that change what a sample is: a resumed run must keep them
 RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
-                "tools", "protocol")
+                "tools", "protocol", "limits")
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 

@@ -14,7 +14,10 @@ definition of every number. Conventions:
   right-left on canonical grids): ``(last column - first column + 1) * column step``, the
   horizontal width a reader measures on a radiograph (cardiac and thoracic diameters).
 * Laterality is the patient's side (LPS: world ``x`` grows towards the patient's left) of the
-  region's centroid relative to the body midline; see `body_midline_x_mm`.
+  region's centroid relative to the body midline; see `body_midline_x_mm`. It is stated only when
+  the volume's orientation came from the file, DICOM geometry, the caller or the user
+  (``--assume-orientation``); from an assumed orientation the side is ``unknown`` and
+  `side_withheld` says why.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ MIN_BODY_FRACTION = 0.1
 #: MR voxels above this share of the slice's 99th percentile are the patient, not background
 MR_FOREGROUND_FRACTION = 0.1
 PLANE_NAMES = {0: "axial", 1: "coronal", 2: "sagittal"}
+#: name endings of targets that are one side of the patient (lung_left, kidney_right ...)
+SIDED_SUFFIXES = ("_left", "_right")
 
 
 class MeasurementError(MMReasonError, ValueError):
@@ -191,6 +196,24 @@ def body_midline_x_mm(volume: Volume, z_index: int) -> tuple[float, str]:
     return float(volume.voxel_to_world([centre])[0, 0]), "volume_center"
 
 
+def spacing_note(volume: Volume) -> str:
+    """The `imaging.provenance.Fact.describe` text of an assumed spacing ("" when the file states it)."""
+    fact = volume.facts["spacing"]
+    return fact.describe() if fact.assumed else ""
+
+
+def side_withheld(volume: Volume) -> str:
+    """Why the patient's left and right cannot be read from ``volume`` ("" when they can).
+
+    A side read from an assumed orientation (see `imaging.provenance`) is a guess that looks like a
+    finding: a right-lung nodule reported in the left lung. Such volumes get no side at all.
+    """
+    fact = volume.facts["orientation"]
+    if not fact.assumed:
+        return ""
+    return f"left/right not stated because the orientation is assumed ({fact.detail})"
+
+
 def laterality(
     mask: np.ndarray, volume: Volume, midline_x_mm: float, centroid_x_mm: float,
     bbox: tuple[slice, slice, slice] | None = None,
@@ -228,6 +251,8 @@ class RegionMeasurements:
     diameter and of the left-right width (outer column edges, on the row through the region's
     centroid, in the plane of the diameters), so a report draws the calipers of the numbers it
     shows. ``image_2d``: the region lies on a 2-D image (no slices, no axial plane to speak of).
+    ``laterality`` is ``unknown`` and ``fraction_left`` None when ``side_withheld`` says why;
+    ``spacing_note`` says when the spacing was assumed.
     """
 
     dims: int
@@ -245,13 +270,15 @@ class RegionMeasurements:
     centroid_mm: tuple[float, float, float]
     centroid_voxel: tuple[float, float, float]
     laterality: str
-    fraction_left: float
+    fraction_left: float | None
     midline_x_mm: float
     midline_source: str
     extent_voxels: list[list[int]] = field(default_factory=list)
     width_mm: float = 0.0
     width_endpoints_mm: list[list[float]] = field(default_factory=list)
     image_2d: bool = False
+    side_withheld: str = ""
+    spacing_note: str = ""
 
     @property
     def volume_ml(self) -> float | None:
@@ -288,7 +315,7 @@ class RegionMeasurements:
         i = self.intensity
         x, y, z = self.centroid_mm
         sz, sy, sx = self.spacing_mm
-        side = side_text(self.laterality, self.fraction_left)
+        side = side_text(self.laterality, self.fraction_left, self.side_withheld)
         intensity = (f"intensity mean {i['mean']:.1f} +/- {i['std']:.1f} {self.intensity_unit} "
                      f"(range {i['min']:.0f}..{i['max']:.0f})")
         if self.image_2d:
@@ -303,14 +330,17 @@ class RegionMeasurements:
             f"{size}; longest {self.diameter_plane} diameter {self.longest_diameter_mm:.1f} mm x "
             f"{self.perpendicular_diameter_mm:.1f} mm perpendicular (slice {self.diameter_slice}); "
             f"left-right width {self.width_mm:.1f} mm; "
-            f"{intensity}; centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; "
-            f"{side}; spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x)."
+            f"{intensity}; centroid (x={x:+.1f}, y={y:+.1f}, z={z:+.1f}) mm LPS; {side}; "
+            + (f"{self.spacing_note}: every size above rests on it." if self.spacing_note
+               else f"spacing {sz:g} x {sy:g} x {sx:g} mm (z, y, x).")
         )
 
 
-def side_text(side: str, fraction_left: float | None = None) -> str:
+def side_text(side: str, fraction_left: float | None = None, withheld: str = "") -> str:
     """Words for a laterality: a region with a good share on each side (both lungs) is on both
-    sides, not "at the midline"."""
+    sides, not "at the midline"; ``withheld`` (see `side_withheld`) replaces any side."""
+    if withheld:
+        return withheld
     if side != "midline":
         return f"on the patient's {side}"
     if fraction_left is not None and min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
@@ -353,6 +383,9 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
     centroid = volume.voxel_to_world([cz])[0]
     midline, source = body_midline_x_mm(volume, int(round(cz[0])))
     side, frac_left = laterality(mask, volume, midline, float(centroid[0]), bbox)
+    withheld = side_withheld(volume)
+    if withheld:
+        side, frac_left = "unknown", None
     extent = [[s.start, s.stop] for s in bbox]
     row = int(np.clip(round(cz[in_plane[0]]), bbox[in_plane[0]].start, bbox[in_plane[0]].stop - 1))
     width_ends = [[float(k) if a == axis else float(row) if a == in_plane[0] else edge for a in range(3)]
@@ -381,4 +414,6 @@ def measure_region(volume: Volume, mask: np.ndarray, plane_axis: int | None = No
         width_mm=float((bbox[2].stop - bbox[2].start) * steps[2]),
         width_endpoints_mm=volume.voxel_to_world(width_ends).round(3).tolist() if width_ends else [],
         image_2d=volume.is_2d,
+        side_withheld=withheld,
+        spacing_note=spacing_note(volume),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -97,8 +98,12 @@ class Tool:
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
             allowed = ", ".join(self.parameters.get("properties", {}))
-            raise ToolError(f"bad arguments for '{self.name}' at {where}: {exc.message}. "
+            raise ToolError(f"bad arguments for '{self.name}' at {where}: {clip(exc.message)}. "
                             f"Parameters: {allowed}") from None
+        where = _nonfinite_at(arguments)
+        if where is not None:
+            raise ToolError(f"bad arguments for '{self.name}' at {where}: NaN and Infinity are not numbers a tool "
+                            "can use; give a finite value")
         return arguments
 
     def run(self, context: ToolContext, **arguments: Any) -> Evidence:
@@ -159,6 +164,36 @@ class Tool:
         call.__name__ = call.__qualname__ = self.name
         call.__doc__ = self.docstring()
         return call
+
+
+#: longest piece of a model's argument quoted back in an error message
+ECHO_CHARS = 200
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out (error messages quote
+    the model's arguments, which can be megabytes)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters not shown]"
+
+
+def _nonfinite_at(value: Any, path: str = "arguments") -> str | None:
+    """The path of the first NaN or infinite number in ``value`` (JSON allows them, jsonschema
+    accepts them as numbers, and a tool would fail on them with an unhelpful error)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nonfinite_at(item, f"{path}/{key}" if path != "arguments" else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,

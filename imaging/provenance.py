@@ -104,6 +104,8 @@ def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
     elif str(metadata.get("geometry_source", "")).startswith("pixel grid"):
         out["orientation"] = ("default", "image file without patient axes: the standard display is assumed "
                                          "(patient's left on the image right)")
+    if metadata.get("orientation_doubt"):  # a loader found the header's axes ambiguous (e.g. negative pixdim)
+        out["orientation"] = ("default", str(metadata["orientation_doubt"]))
     if metadata.get("orientation_argument"):
         out["orientation"] = ("argument", f"--assume-orientation {metadata['orientation_argument']}")
     return out

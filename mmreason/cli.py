@@ -2,7 +2,8 @@
 
 Each command module defines ``register(subparsers)`` which adds its parser and sets
 ``func=run`` (``run(args) -> int``). Errors a user can fix (`MMReasonError`) print one line on
-stderr and exit 2; no traceback.
+stderr and exit 2; no traceback; the input's file and folder names in it are hidden unless
+``--show-paths`` (they often hold a patient's name).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MMReasonError as exc:
-        print(f"mmreason {args.command}: error: {exc}", file=sys.stderr)
+        from mmreason.commands.image_args import hide_input_names
+
+        message = " ".join(str(exc).split("\n"))  # one line, whatever a library put in it
+        print(f"mmreason {args.command}: error: {hide_input_names(message, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmreason: interrupted", file=sys.stderr)

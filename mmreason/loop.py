@@ -33,10 +33,16 @@ the model can correct itself. A call identical to an earlier one (same tool, sam
 answered from the evidence board ("same call as E3") and not re-run. At most ``max_images``
 images stay in context; the oldest crops go first (see `ImageLedger.enforce`).
 
+**Limits** (`LoopConfig`, with sane defaults): at most ``max_tool_calls`` calls of one turn are run
+(the model is told which were skipped); an error message quotes at most ``max_echo_chars`` of what
+the model wrote; an episode whose conversation text would exceed ``max_prompt_chars``, or that has
+run ``max_seconds`` of wall time, ends with status ``limit`` and ``meta["limit"]`` saying which.
+
 **Ending.** ``answered`` (an ``<answer>`` tag, or after ``format_retries`` reminders the untagged
 text, flagged ``meta["answer_untagged"]``), ``abstained`` (the answer says it cannot answer),
-``max_turns`` (the bound was reached) or ``error`` (a tool failed with an unexpected exception;
-``meta["error"]`` holds it). Any other exception (a backend failing) propagates.
+``max_turns`` (the bound was reached), ``limit`` (see above) or ``error`` (a tool or the reading of
+a turn failed with an unexpected exception; ``meta["error"]`` holds it, the other episodes of a
+batch go on). An exception of the backend itself propagates.
 
 **Trace.** Besides the turns and the evidence board, ``trace.meta["views"]`` holds the initial
 views (`view_to_dict`, with geometry and image) so every view id a box may name is in the trace.
@@ -60,7 +66,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from grounding.evidence import Evidence, view_to_dict
-from grounding.tool import ToolContext, ToolError, ToolRegistry
+from grounding.tool import ToolContext, ToolError, ToolRegistry, clip
 from imaging.errors import MMReasonError
 from imaging.views import View, montage_view, slice_view
 from imaging.windowing import display_window
@@ -80,6 +86,13 @@ from mmreason.messages import (
 from mmreason.parsing import ParsedCall, parse_answer, parse_tool_calls, strip_think
 from mmreason.trace import ToolCall, Trace, Turn
 
+#: default limits of `LoopConfig` (see the module docstring): 8 calls a turn is more than any
+#: planner needs; 2,000 characters show any real argument; 400,000 characters of text is ~100k
+#: tokens, beyond the context of the models we run; 10 minutes is 10x the slowest episode measured
+DEFAULT_MAX_TOOL_CALLS = 8
+DEFAULT_MAX_ECHO_CHARS = 2000
+DEFAULT_MAX_PROMPT_CHARS = 400_000
+DEFAULT_MAX_SECONDS = 600.0
 #: phrases that make an answer an abstention
 _ABSTAIN = re.compile(r"\b(cannot|can't|can ?not|unable to)\s+(answer|determine|tell)\b", re.IGNORECASE)
 
@@ -106,6 +119,10 @@ class LoopConfig:
             them the untagged text is taken as the answer.
         segmenter: the segmenter the ``segment`` tool uses (``classical``, ``sam``, ...).
         tool_options: per-episode tool options (``ToolContext.options``, e.g. a SAM checkpoint).
+        max_tool_calls: tool calls run per model turn; further calls of the turn are skipped.
+        max_echo_chars: characters of a malformed call or argument quoted back in an error.
+        max_prompt_chars: characters of conversation text an episode may reach (images not counted).
+        max_seconds: wall time since the episode started (loading, tools and generation).
     """
 
     max_turns: int = 8
@@ -119,10 +136,16 @@ class LoopConfig:
     format_retries: int = 1
     segmenter: str = "classical"
     tool_options: dict[str, Any] = field(default_factory=dict)
+    max_tool_calls: int = DEFAULT_MAX_TOOL_CALLS
+    max_echo_chars: int = DEFAULT_MAX_ECHO_CHARS
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    max_seconds: float = DEFAULT_MAX_SECONDS
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
             raise LoopError(f"max_turns must be at least 1, got {self.max_turns}")
+        if min(self.max_tool_calls, self.max_echo_chars, self.max_prompt_chars) < 1 or not self.max_seconds > 0:
+            raise LoopError("max_tool_calls, max_echo_chars, max_prompt_chars and max_seconds must be positive")
         if self.max_images < 1 or self.max_initial_images < 1:
             raise LoopError("max_images and max_initial_images must be at least 1")
 
@@ -177,17 +200,20 @@ def study_text(volumes: dict[str, Volume]) -> str:
     """One line per volume: id, modality, grid and spacing, and which of those facts were guessed
     or assumed rather than read from the file (the model must not state them as certain).
 
-    File names are not shown (nor stored): a file stem may be a patient's name.
+    File names are not shown (nor stored): a file stem may be a patient's name. An assumed spacing
+    is not stated as a fact: the line gives `imaging.provenance.Fact.describe` instead.
     """
     lines = ["Study (volumes in the order given; for a follow-up, the prior comes first):"]
     for vid, vol in volumes.items():
         nz, ny, nx = vol.shape
         sz, sy, sx = vol.spacing
-        # the same (z, y, x) order as the trace, the report and `mmreason inspect`
-        grid = f"2-D image {nx}x{ny} px (width x height), {sx:.2f}x{sy:.2f} mm/px" if vol.is_2d else (
-            f"3-D {nz}x{ny}x{nx} voxels (z, y, x), spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)")
-        assumed = [f"{f.name} {'guessed' if f.source == 'heuristic' else 'assumed'} ({f.detail})"
-                   for f in vol.assumed_facts()]
+        # the same (z, y, x) order as the trace, the report and `mmreason inspect`; an assumed
+        # spacing is not given as a number, only as the assumption it is
+        known = not vol.facts["spacing"].assumed
+        grid = (f"2-D image {nx}x{ny} px (width x height)" + (f", {sx:.2f}x{sy:.2f} mm/px" if known else "")
+                if vol.is_2d else f"3-D {nz}x{ny}x{nx} voxels (z, y, x)"
+                + (f", spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)" if known else ""))
+        assumed = [f"{f.describe()}" for f in vol.assumed_facts()]
         lines.append(f"- volume {vid}: {vol.modality}, {grid}" + (f"; NOT from the file: {'; '.join(assumed)}"
                                                                    if assumed else ""))
     return "\n".join(lines)
@@ -271,10 +297,13 @@ class Episode:
         self.trace.turns.append(turn)
         if calls:
             first_tool_message = len(self.conversation)
-            for parsed in calls:
+            limit = self.config.max_tool_calls
+            for parsed in calls[:limit]:
                 if self.done:
                     break
                 self._run_call(parsed, turn)
+            if len(calls) > limit and not self.done:
+                self._skip_calls(calls[limit:], turn)
             dropped = self.ledger.enforce(self.conversation, keep_from_message=first_tool_message)
             if dropped:
                 self.trace.meta.setdefault("dropped_images", []).extend(dropped)
@@ -282,6 +311,47 @@ class Episode:
             self._read_answer(text)
         if not self.done and self.turns >= self.config.max_turns:
             self._finish("max_turns")
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        """End the episode (status ``limit``) when its text or its wall time passed the bound."""
+        if self.done:
+            return
+        chars = self.prompt_chars()
+        elapsed = time.perf_counter() - self._t0
+        if chars > self.config.max_prompt_chars:
+            why = (f"the conversation reached {chars} characters, above max_prompt_chars="
+                   f"{self.config.max_prompt_chars} (CLI: --max-prompt-chars)")
+        elif elapsed > self.config.max_seconds:
+            why = (f"the episode ran {elapsed:.0f} s, above max_seconds={self.config.max_seconds:g} "
+                   "(CLI: --max-seconds)")
+        else:
+            return
+        self.trace.meta["limit"] = why
+        self._finish("limit")
+
+    def prompt_chars(self) -> int:
+        """Characters of text in the conversation (what the next turn's prompt holds, images aside)."""
+        return sum(len(p.get("text", "")) for m in self.conversation for p in m["content"]
+                   if isinstance(p, dict))
+
+    def fail(self, exc: BaseException) -> None:
+        """End the episode with status ``error`` after an unexpected exception outside the tools."""
+        self.trace.meta["error"] = "".join(traceback.format_exception(exc, limit=6))
+        self._finish("error")
+
+    def _skip_calls(self, skipped: list[ParsedCall], turn: Turn) -> None:
+        """One tool message for the calls past ``max_tool_calls``: not run, and the model is told."""
+        names = ", ".join(c.name or "?" for c in skipped[:20]) + (" ..." if len(skipped) > 20 else "")
+        text = (f"Error: only {self.config.max_tool_calls} tool calls are run per turn; {len(skipped)} more "
+                f"({names}) were not run. Make the calls you still need in your next turn.")
+        for parsed in skipped:
+            turn.tool_calls.append(ToolCall(name=parsed.name, arguments={}, raw=clip(parsed.raw, self.config.max_echo_chars),
+                                            error="not run: max_tool_calls per turn reached"))
+        self.trace.meta.setdefault("skipped_calls", 0)
+        self.trace.meta["skipped_calls"] += len(skipped)
+        self.conversation.append({"role": "tool", "name": "limit", "content": [text_part(text)]})
+        self.trace.turns.append(Turn(role="tool", text=text))
 
     def _count_usage(self, turn: Turn) -> None:
         if turn.prompt_tokens is None or turn.completion_tokens is None:
@@ -310,7 +380,8 @@ class Episode:
 
     def _run_call(self, parsed: ParsedCall, turn: Turn) -> None:
         t0 = time.perf_counter()
-        call = ToolCall(name=parsed.name, arguments=parsed.arguments, raw=parsed.raw)
+        echo = self.config.max_echo_chars
+        call = ToolCall(name=parsed.name, arguments=parsed.arguments, raw=clip(parsed.raw, echo))
         turn.tool_calls.append(call)
         key = parsed.name + json.dumps(parsed.arguments, sort_keys=True, default=str)
         images: list[View] = []
@@ -335,10 +406,10 @@ class Episode:
                 self.seen[key] = ev.id
                 text, images = result_text(ev, note), ev.views
         except MMReasonError as exc:
-            call.error = str(exc)
-            text = f"Error: {exc}"
+            call.error = clip(str(exc), echo)
+            text = f"Error: {call.error}"
         except Exception as exc:  # a bug in a tool: end this episode, keep the others of a batch going
-            call.error = f"{type(exc).__name__}: {exc}"
+            call.error = clip(f"{type(exc).__name__}: {exc}", echo)
             text = f"Error: the tool failed ({call.error})"
             self.trace.meta["error"] = traceback.format_exc(limit=6)
             self._finish("error")
@@ -449,7 +520,10 @@ def _model_turn(active: list[Episode], backend: Any, config: LoopConfig, tools: 
         generations = [None] * len(texts)
     share = (time.perf_counter() - t0) / len(active)
     for episode, text, generation in zip(active, texts, generations, strict=True):
-        episode.step(text, share, generation)
+        try:
+            episode.step(text, share, generation)
+        except Exception as exc:  # reading this turn failed: end this episode, keep the batch going
+            episode.fail(exc)
 
 
 def run_episode(images_or_volumes: Sequence[str | Path | Volume] | str | Path | Volume, question: str,

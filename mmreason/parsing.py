@@ -129,10 +129,17 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None = None) -> li
     """
     if "<tool_call>" not in text and "<function=" not in text:
         return []
-    strict = _parse_strict(text, tools)
-    if strict is not None:
-        return strict
-    return _parse_lenient(text, tools)
+    try:
+        strict = _parse_strict(text, tools)
+        if strict is not None:
+            return strict
+        return _parse_lenient(text, tools)
+    except RecursionError:
+        # Python's JSON and literal parsers recurse once per bracket: ~1000 nested brackets in
+        # a 2 KB call exhaust the stack. The call is unreadable, which the model is told.
+        return [ParsedCall(name="", arguments={}, raw=text, error=(
+            "the tool call nests brackets too deeply to be read; write the arguments as a flat JSON object "
+            'such as {"view_id": "V1", "bbox_2d": [10, 20, 90, 120]}'))]
 
 
 def _parse_strict(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedCall] | None:

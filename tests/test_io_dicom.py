@@ -160,15 +160,22 @@ def test_float_mr_series_rescale_rounding(tmp_path):
 
 def test_several_series_listed_and_selected(tmp_path):
     a, b = ct_phantom(seed=1), ct_phantom(shape=(4, 10, 12), seed=2)
-    write_dicom_series(a, tmp_path / "study" / "a", series_description="first")
-    write_dicom_series(b, tmp_path / "study" / "b", series_description="second")
+    write_dicom_series(a, tmp_path / "study" / "a", series_description="Doe^Jane Chest Axial 5mm")
+    write_dicom_series(b, tmp_path / "study" / "b", series_description="MRN-88231 Lung Kernel")
     series = list_series(tmp_path / "study")
-    assert sorted((s.description, s.n_slices, s.modality) for s in series) == [("first", 6, "CT"), ("second", 4, "CT")]
-    with pytest.raises(MultipleSeriesError, match=r"2 series.*series=INDEX.*first.*6 slice"):
+    # only the technical words of a description survive; the UID is shown as a salted token
+    assert sorted((s.description, s.n_slices, s.modality) for s in series) == [
+        ("Chest Axial 5mm", 6, "CT"), ("Lung Kernel", 4, "CT")]
+    with pytest.raises(MultipleSeriesError, match=r"2 series.*series=INDEX.*Chest Axial 5mm.*6 slice") as info:
         load(tmp_path / "study")
+    assert all(s.uid not in str(info.value) and s.token in str(info.value) for s in series)
+    assert "Doe" not in str(info.value) and "88231" not in str(info.value)
+    assert all(s.summary()["uid"] == s.token and s.token.startswith("uid-") for s in series)
     by_uid = load(tmp_path / "study", series=series[0].uid)
+    by_token = load(tmp_path / "study", series=series[0].token)
     by_index = load(tmp_path / "study", series=str(series[0].index))
     np.testing.assert_array_equal(by_uid.data, by_index.data)
+    np.testing.assert_array_equal(by_token.data, by_index.data)
     with pytest.raises(SeriesNotFoundError):
         load(tmp_path / "study", series="1.2.3")
 

@@ -51,13 +51,13 @@ def test_inspect_every_format(tmp_path, capsys):
 
 
 def test_inspect_lists_several_series_then_loads_the_chosen_one(tmp_path, capsys):
-    write_dicom_series(ct_phantom(seed=1), tmp_path / "a", series_description="alpha")
-    write_dicom_series(ct_phantom(shape=(3, 10, 12), seed=2), tmp_path / "b", series_description="beta")
+    write_dicom_series(ct_phantom(seed=1), tmp_path / "a", series_description="chest")
+    write_dicom_series(ct_phantom(shape=(3, 10, 12), seed=2), tmp_path / "b", series_description="abdomen")
     assert main(["inspect", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "--series" in text and "'alpha'" in text and "'beta'" in text
+    assert "--series" in text and "'chest'" in text and "'abdomen'" in text
     listing = _json(capsys, [str(tmp_path)])
-    beta = next(s for s in listing["series"] if s["description"] == "beta")
+    beta = next(s for s in listing["series"] if s["description"] == "abdomen")
     chosen = _json(capsys, [str(tmp_path), "--series", beta["uid"]])
     assert chosen["volume"]["shape_zyx"] == [3, 10, 12]
 

@@ -45,7 +45,9 @@ def test_segment_writes_mask_that_measure_reads_back(ct_file, tmp_path, capsys):
 
     assert main(["measure", str(path), "--mask", str(out)]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("chest (CT), ") and "on the patient's left" in text and "mL" in text
+    assert text.startswith("input (CT), ") and "on the patient's left" in text and "mL" in text
+    assert main(["measure", str(path), "--mask", str(out), "--show-paths"]) == 0
+    assert capsys.readouterr().out.startswith("chest (CT), ")  # the file's stem, only when asked
 
 
 def test_segment_summary_text(ct_file, capsys):

@@ -17,7 +17,15 @@ from PIL import Image
 from scipy import ndimage
 
 from grounding.evidence import Evidence, Measurement
-from grounding.measurements import body_midline_x_mm, centroid_voxel, laterality, mask_bbox, side_text
+from grounding.measurements import (
+    SIDED_SUFFIXES,
+    body_midline_x_mm,
+    centroid_voxel,
+    laterality,
+    mask_bbox,
+    side_text,
+    side_withheld,
+)
 from grounding.plausibility import (
     CT_TARGETS,
     fact_quality,
@@ -132,6 +140,9 @@ def run_segment(
     if within_ev is not None and within_ev.mask_volume != volume_id:
         raise ToolError(f"{within} is a mask of volume {within_ev.mask_volume}, not of volume {volume_id}; "
                         f"segment the region on the same volume first")
+    if target is not None and target.endswith(SIDED_SUFFIXES) and side_withheld(vol):
+        raise ToolError(f"cannot segment '{target}': {side_withheld(vol)}. Segment the structure without a side "
+                        f"(e.g. 'lungs') instead; its side will not be stated either")
     mode = "2d" if vol.is_2d else (mode or "3d")
     plane = _plane_of(vol, mode, prompt_geom, view_id)
     if mode == "3d":
@@ -320,6 +331,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     centroid = vol.voxel_to_world([cz])[0]
     midline, _ = body_midline_x_mm(vol, int(round(cz[0])))
     side, fraction_left = laterality(mask, vol, midline, float(centroid[0]), bbox)
+    withheld = side_withheld(vol)
+    if withheld:
+        side, fraction_left = "unknown", None
     if mode == "3d":
         vol_mm3 = voxels * vol.voxel_volume_mm3
         ev.measurements = {"volume_mm3": Measurement(vol_mm3, "mm3"), "volume_ml": Measurement(vol_mm3 / 1000, "mL")}
@@ -337,10 +351,8 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     data.update({"bbox_voxels": [[s.start, s.stop] for s in bbox], "extent_mm_zyx": extent_mm,
                  "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
-    side_words = side_text(side, fraction_left)
+    side_words = side_text(side, fraction_left, withheld)
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
-    if "orientation assumed" in " ".join(ev.quality.reasons):
-        side_words += " (side not trusted: orientation assumed)"
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
                 if vol.is_2d else f"voxels {fmt_slices(bbox)}")

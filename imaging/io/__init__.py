@@ -22,7 +22,7 @@ from pathlib import Path
 from imaging.io.build import LoadOptions
 from imaging.io.dicom import SeriesInfo, is_dicom_file, load_dicom_file, load_dicom_series
 from imaging.io.dicom import list_series as _list_series
-from imaging.io.errors import InputNotFoundError, LoadError, NoDicomError, UnsupportedFormatError
+from imaging.io.errors import InputNotFoundError, LoadError, NoDicomError, UnreadableFileError, UnsupportedFormatError
 from imaging.io.itk import ITK_SUFFIXES, load_itk
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
 from imaging.io.mgh import MGH_SUFFIXES, load_mgh
@@ -64,7 +64,26 @@ def _existing(path: str | PathLike[str]) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such file or folder; check the path")
+    check_readable(p)
     return p
+
+
+def check_readable(path: Path) -> None:
+    """Raise `UnreadableFileError` when ``path`` (a file, or a folder's listing) cannot be read.
+
+    Opening is the only reliable test (``os.access`` ignores ACLs and root), and it tells a
+    permission problem apart from a damaged file before any loader blames the content.
+    """
+    what = "folder" if path.is_dir() else "file"
+    try:
+        if path.is_dir():
+            next(iter(path.iterdir()), None)
+        else:
+            with open(path, "rb") as fh:
+                fh.read(1)
+    except PermissionError:
+        raise UnreadableFileError(f"{path.name}: permission denied, this user may not read the {what}; fix its "
+                                  f"permissions (e.g. chmod u+r) or run as a user who can read it") from None
 
 
 def load(
@@ -78,6 +97,7 @@ def load(
     max_voxels: int = DEFAULT_MAX_VOXELS,
     nonfinite: str = "error",
     allow_uneven: bool = False,
+    assume_orientation: bool = False,
 ) -> Volume:
     """Load an image file or DICOM folder as a canonical `Volume`.
 
@@ -88,7 +108,8 @@ def load(
             MetaImage (one component), a multi-frame DICOM or a multi-page TIFF (required there when
             it has more than one frame; 0 is accepted for 3-D inputs).
         series: which series of a DICOM folder holding several: its index in `list_series` order
-            or its SeriesInstanceUID (required when the folder holds more than one).
+            its SeriesInstanceUID, or the short token listings show for it (required when the folder
+            holds more than one).
         modality: ``CT``, ``MR``, ``XR``, ``PT``, ``US`` or ``OT``; overrides the DICOM tag and the
             heuristic described in `imaging.io.metadata`.
         color: keep colour images as an RGB uint8 copy in `Volume.color` (``data`` is always the
@@ -100,13 +121,17 @@ def load(
         nonfinite: NaN/inf voxels: ``error`` (default), ``zero`` or ``min`` (smallest finite value).
         allow_uneven: resample a DICOM series with uneven slice spacing (e.g. a missing slice)
             onto a regular grid instead of raising `UnevenSlicesError`.
+        assume_orientation: accept an orientation the file does not state (NIfTI with sform and
+            qform codes 0, images without patient axes): the caller takes responsibility, so
+            left/right is reported from it (recorded as ``metadata["orientation_argument"]``).
 
     Raises:
         LoadError: a specific subclass (see `imaging.io.errors`) whose message says what to do.
     """
     p = _existing(path)
     options = LoadOptions(frame=frame, series=series, modality=modality, color=color, spacing=spacing,
-                          max_voxels=max_voxels, nonfinite=nonfinite, allow_uneven=allow_uneven)
+                          max_voxels=max_voxels, nonfinite=nonfinite, allow_uneven=allow_uneven,
+                          assume_orientation=assume_orientation)
     kind = detect_format(p)
     if kind == "dicom-folder":
         return load_dicom_series(p, options)
@@ -122,7 +147,7 @@ def load(
 
 
 def list_series(path: str | PathLike[str]) -> list[SeriesInfo]:
-    """The image series of a DICOM folder (index, SeriesInstanceUID, description, modality, slices)."""
+    """The image series of a DICOM folder (index, UID, technical description, modality, slices)."""
     p = _existing(path)
     if not p.is_dir():
         raise NoDicomError(f"{p.name}: list_series needs a folder of DICOM files, not a file")

@@ -11,6 +11,7 @@ from imaging.io.errors import InvalidOptionError
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, handle_nonfinite
 from imaging.io.metadata import check_modality, resolve_modality
 from imaging.io.orientation import as_float32, axis_codes, obliquity_degrees
+from imaging.provenance import ASSUMED_SOURCES, fact_sources
 from imaging.volume import Volume
 
 
@@ -26,6 +27,7 @@ class LoadOptions:
     max_voxels: int = DEFAULT_MAX_VOXELS
     nonfinite: str = "error"
     allow_uneven: bool = False
+    assume_orientation: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", check_modality(self.modality))
@@ -85,6 +87,9 @@ def build_volume(
     meta["modality_source"] = rule
     meta["orientation_codes"] = axis_codes(affine)
     meta["obliquity_deg"] = round(obliquity_degrees(affine), 3)
+    if options.assume_orientation and fact_sources(meta).get("orientation", ("caller",))[0] in ASSUMED_SOURCES:
+        # the user takes responsibility for the guessed axes; a header or DICOM orientation needs no consent
+        meta["orientation_argument"] = f"(accepted the assumed orientation, voxel axes z, y, x -> {meta['orientation_codes']})"
     if replaced:
         meta["nonfinite_replaced"] = {"count": replaced, "policy": options.nonfinite}
     if color is not None:

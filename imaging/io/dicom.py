@@ -17,6 +17,9 @@ Not supported: enhanced multi-frame CT/MR as a 3-D volume (pick one frame with `
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +42,12 @@ from imaging.io.errors import (
     NonImageDicomError,
     SeriesNotFoundError,
     UnevenSlicesError,
+    UnreadableFileError,
     UnsupportedFormatError,
+    cause,
 )
 from imaging.io.limits import check_shape
-from imaging.io.metadata import dicom_metadata
+from imaging.io.metadata import dicom_metadata, technical_words, uid_token
 from imaging.io.orientation import to_canonical
 from imaging.volume import Volume, axis_aligned_affine
 
@@ -74,6 +79,8 @@ NON_IMAGE_SOP_WORDS = ("Segmentation", "RT Structure", "RT Plan", "RT Ion Plan",
                        "Waveform", "Presentation State", "Key Object", "Encapsulated", "Registration",
                        "Raw Data", "Media Storage Directory")
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+#: the `scan_folder` skip count of files this user may not open
+UNREADABLE = "file(s) not readable (permission denied)"
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,9 @@ class SeriesInfo:
 
     Attributes:
         index: position in the listing (sorted by SeriesNumber, then UID); ``series=index`` picks it.
-        uid: SeriesInstanceUID; ``series=uid`` picks it.
-        description: SeriesDescription ("" if absent).
+        uid: SeriesInstanceUID; ``series=uid`` or ``series=`` its `token` picks it. Never output:
+            listings and messages show the token.
+        description: the technical words of SeriesDescription (`technical_words`; "" if none).
         modality: the DICOM Modality tag.
         n_slices: number of image files in the series.
         size: (rows, columns) of its first image.
@@ -97,24 +105,34 @@ class SeriesInfo:
     size: tuple[int, int]
     files: tuple[Path, ...] = field(repr=False, compare=False, default=())
 
+    @property
+    def token(self) -> str:
+        """The UID as a short salted hash (`imaging.io.metadata.uid_token`), safe to print."""
+        return uid_token(self.uid)
+
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("files")
+        out["uid"] = self.token
         out["size"] = list(self.size)
         return out
 
     def label(self) -> str:
         desc = f" '{self.description}'" if self.description else ""
-        return f"[{self.index}] uid={self.uid}{desc}, {self.n_slices} slice(s), {self.modality or '?'}"
+        return f"[{self.index}] {self.token}{desc}, {self.n_slices} slice(s), {self.modality or '?'}"
 
 
 def is_dicom_file(path: Path) -> bool:
     """True when ``path`` starts with the DICOM preamble (128 bytes then ``DICM``)."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
+        return _has_preamble(path)
     except OSError:
         return False
+
+
+def _has_preamble(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(132)
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
@@ -139,16 +157,26 @@ def non_image_kind(ds: Dataset, has_pixels: bool | None = None) -> str | None:
     return None
 
 
+@contextmanager
+def _pydicom_quiet() -> Iterator[None]:
+    """pydicom warns on stderr about oddities it has already worked around (excess padding, a value
+    that does not fit its VR); what it cannot work around it raises, and that is reported."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def _read(path: Path, *, header_only: bool) -> Dataset:
     """Read one file; files without the DICM preamble (old exports) are read with ``force=True``."""
     source = path.name
     try:
-        try:
-            return pydicom.dcmread(str(path), stop_before_pixels=header_only)
-        except InvalidDicomError:
-            ds = pydicom.dcmread(str(path), stop_before_pixels=header_only, force=True)
+        with _pydicom_quiet():
+            try:
+                return pydicom.dcmread(str(path), stop_before_pixels=header_only)
+            except InvalidDicomError:
+                ds = pydicom.dcmread(str(path), stop_before_pixels=header_only, force=True)
     except (EOFError, OSError, ValueError, KeyError) as exc:
-        raise CorruptFileError(f"{source}: the DICOM file is truncated or damaged ({exc}); re-export it") from exc
+        raise CorruptFileError(f"{source}: the DICOM file is truncated or damaged ({cause(exc)}); re-export it") from exc
     if "SOPClassUID" not in ds and "Modality" not in ds:
         raise UnsupportedFormatError(f"{source}: not a DICOM file (no DICM preamble and no SOP class or modality); "
                                      "check the path and the file type")
@@ -170,7 +198,13 @@ def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     skipped: dict[str, int] = {}
     for path in _candidate_files(folder):
-        preamble = is_dicom_file(path)
+        try:
+            preamble = _has_preamble(path)
+        except PermissionError:
+            skipped[UNREADABLE] = skipped.get(UNREADABLE, 0) + 1
+            continue
+        except OSError:
+            preamble = False
         if not preamble and path.suffix.lower() != ".dcm":
             continue
         try:
@@ -193,7 +227,7 @@ def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
     for i, (uid, members) in enumerate(sorted(groups.items(), key=order)):
         first = members[0][1]
         series.append(SeriesInfo(
-            index=i, uid=uid, description=str(first.get("SeriesDescription", "") or ""),
+            index=i, uid=uid, description=technical_words(first.get("SeriesDescription", "")),
             modality=str(first.get("Modality", "") or ""), n_slices=len(members),
             size=(int(first.get("Rows", 0) or 0), int(first.get("Columns", 0) or 0)),
             files=tuple(p for p, _ in members),
@@ -202,6 +236,10 @@ def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
 
 
 def _no_image_error(folder: Path, skipped: dict[str, int]) -> Exception:
+    if skipped.get(UNREADABLE):
+        return UnreadableFileError(f"{folder.name}: {skipped[UNREADABLE]} file(s) could not be opened (permission "
+                                   "denied) and no readable DICOM image was found; fix the files' permissions "
+                                   "(e.g. chmod -R u+r) or run as a user who can read them")
     if skipped:
         kinds = "; ".join(f"{n} x {k}" for k, n in skipped.items())
         return NonImageDicomError(f"{folder.name}: the folder holds no DICOM images, only {kinds}; "
@@ -225,8 +263,8 @@ def select_series(series: list[SeriesInfo], choice: int | str | None, source: st
             return series[0]
         listing = "; ".join(s.label() for s in series)
         raise MultipleSeriesError(f"{source}: the folder holds {len(series)} series; pick one with "
-                                  f"series=INDEX or series=UID (CLI: --series): {listing}")
-    by_uid = {s.uid: s for s in series}
+                                  f"series=INDEX or series=TOKEN (CLI: --series): {listing}")
+    by_uid = {s.uid: s for s in series} | {s.token: s for s in series}
     if isinstance(choice, str) and choice in by_uid:
         return by_uid[choice]
     if isinstance(choice, int) or (isinstance(choice, str) and choice.isdigit()):
@@ -252,12 +290,16 @@ def _decode(ds: Dataset, frame: int | None, source: str) -> np.ndarray:
         if not decoder.is_available:
             raise MissingCodecError(f"{source}: pixel data are compressed as {syntax.name} and no decoder plugin "
                                     f"is installed; run {CODECS_HINT}")
+    if not any(ds.get(tag, None) for tag in _PIXEL_TAGS):
+        raise CorruptFileError(f"{source}: the pixel data element is empty; the file is truncated or was written "
+                               "without pixels, re-export it")
     try:
-        if frame is not None:
-            ds.pixel_array_options(index=frame)
-        return ds.pixel_array
-    except (RuntimeError, ValueError, NotImplementedError, AttributeError) as exc:
-        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:400]
+        with _pydicom_quiet():
+            if frame is not None:
+                ds.pixel_array_options(index=frame)
+            return ds.pixel_array
+    except (RuntimeError, ValueError, NotImplementedError, AttributeError, TypeError) as exc:
+        reason = cause(exc, 400)
         if "less than expected" in reason or "truncated" in reason.lower():
             raise CorruptFileError(f"{source}: the pixel data are shorter than the header says ({reason}); the "
                                    "file is truncated, re-export it") from exc
@@ -286,7 +328,11 @@ def _pixels(ds: Dataset, options: LoadOptions, source: str) -> tuple[np.ndarray,
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     color = None
     if photometric == "PALETTE COLOR":
-        arr = apply_color_lut(arr, ds)
+        try:
+            arr = apply_color_lut(arr, ds)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise CorruptFileError(f"{source}: a PALETTE COLOR image without a usable colour lookup table "
+                                   f"({cause(exc)}); re-export it") from exc
     if arr.ndim == 3 and arr.shape[-1] == 3:
         rgb = arr.astype(np.float32)
         if arr.dtype != np.uint8:  # 16-bit palettes and RGB -> 8-bit for the colour copy
@@ -296,6 +342,10 @@ def _pixels(ds: Dataset, options: LoadOptions, source: str) -> tuple[np.ndarray,
         if options.color:
             color = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
         return values, color, notes
+    rescale = [ds.get(tag, None) for tag in ("RescaleSlope", "RescaleIntercept")]
+    if not all(v in (None, "") or np.isfinite(float(v)) for v in rescale):
+        raise CorruptFileError(f"{source}: RescaleSlope/RescaleIntercept {rescale} are not finite numbers, so no "
+                               "pixel value can be computed; fix the tags or re-export the file")
     values = apply_modality_lut(arr, ds).astype(np.float32, copy=False)
     if photometric == "MONOCHROME1":
         values = (float(values.min()) + float(values.max())) - values
@@ -305,11 +355,24 @@ def _pixels(ds: Dataset, options: LoadOptions, source: str) -> tuple[np.ndarray,
 
 # -- geometry -------------------------------------------------------------------------------
 
+def _floats(value: Any, n: int) -> np.ndarray | None:
+    """A DICOM multi-value as ``n`` finite floats; None when absent, of another length or not finite."""
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    try:
+        out = np.array([float(v) for v in items], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return out if out.shape == (n,) and np.all(np.isfinite(out)) else None
+
+
 def _pixel_spacing(ds: Dataset, options: LoadOptions) -> tuple[float, float, str]:
-    """(row spacing, column spacing) in mm and the tag they came from."""
+    """(row spacing, column spacing) in mm and the tag they came from (a tag that is not two
+    positive finite numbers counts as absent)."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(tag, None)
-        if value is not None and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+        value = _floats(ds.get(tag, None), 2)
+        if value is not None and value.min() > 0:
             return float(value[0]), float(value[1]), tag
     if options.spacing is not None:
         return options.spacing[0], options.spacing[1], "argument"
@@ -318,11 +381,10 @@ def _pixel_spacing(ds: Dataset, options: LoadOptions) -> tuple[float, float, str
 
 def _plane(ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(row direction, column direction, normal) unit vectors from ImageOrientationPatient."""
-    iop = ds.get("ImageOrientationPatient", None)
-    if iop is None or len(iop) != 6:
+    iop = _floats(ds.get("ImageOrientationPatient", None), 6)
+    if iop is None:
         return None
-    r = np.array([float(v) for v in iop[:3]])
-    c = np.array([float(v) for v in iop[3:]])
+    r, c = iop[:3], iop[3:]
     if np.linalg.norm(r) < 1e-6 or np.linalg.norm(c) < 1e-6:
         return None
     r, c = r / np.linalg.norm(r), c / np.linalg.norm(c)
@@ -356,12 +418,13 @@ def load_dicom_file(path: Path, options: LoadOptions, name: str | None = None) -
     values, color, notes = _pixels(ds, options, source)
     dy, dx, spacing_tag = _pixel_spacing(ds, options)
     plane = _plane(ds)
-    ipp = ds.get("ImagePositionPatient", None)
+    ipp = _floats(ds.get("ImagePositionPatient", None), 3)
     metadata = {"format": "DICOM", **dicom_metadata(ds), **notes, "pixel_spacing_source": spacing_tag}
-    if plane is not None and ipp is not None and len(ipp) == 3:
+    if plane is not None and ipp is not None:
         r, c, n = plane
-        thickness = abs(float(ds.get("SpacingBetweenSlices", 0) or ds.get("SliceThickness", 0) or 0)) or 1.0
-        affine = _affine(np.array([float(v) for v in ipp]), n * thickness, r, c, dy, dx)
+        stated = _floats(ds.get("SpacingBetweenSlices", None) or ds.get("SliceThickness", None), 1)
+        thickness = abs(float(stated[0])) if stated is not None and stated[0] != 0 else 1.0
+        affine = _affine(ipp, n * thickness, r, c, dy, dx)
         metadata["geometry_source"] = "ImagePositionPatient/ImageOrientationPatient"
         metadata["slice_spacing_source"] = "single slice: SpacingBetweenSlices or SliceThickness (else 1.0 mm)"
         view, affine, spacing, color = to_canonical(
@@ -414,7 +477,7 @@ def _slice_geometry(
     first = datasets[0]
     size = (first.get("Rows"), first.get("Columns"))
     plane = _plane(first)
-    if plane is None or any(ds.get("ImagePositionPatient", None) is None for ds in datasets):
+    if plane is None or any(_floats(ds.get("ImagePositionPatient", None), 3) is None for ds in datasets):
         raise InconsistentSeriesError(
             f"{source}: {len(datasets)} images lack ImagePositionPatient/ImageOrientationPatient, so they cannot be "
             "stacked into a 3-D volume; load one file at a time"
@@ -428,7 +491,7 @@ def _slice_geometry(
         if other is None or np.abs(np.concatenate(other[:2]) - np.concatenate([r, c])).max() > 1e-3:
             raise InconsistentSeriesError(f"{source}: {path.name} has a different ImageOrientationPatient; the series "
                                           "mixes planes (e.g. a localizer); remove those files or load single files")
-    origins = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    origins = np.array([_floats(ds.ImagePositionPatient, 3) for ds in datasets])
     positions = origins @ n
     order = np.argsort(positions, kind="stable")
     return order, positions[order], origins[order], r, c, n

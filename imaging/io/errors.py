@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from imaging.errors import MMReasonError
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:'\"()]+){2,}")
+
+
+def cause(exc: BaseException, limit: int = 300) -> str:
+    """A library's exception message for our own messages: one line, at most ``limit`` characters,
+    file paths replaced by ``<file>`` (a path may hold a patient's name; ours name the file anyway)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return _PATH.sub("<file>", text)[:limit]
 
 
 class LoadError(MMReasonError):
@@ -15,6 +26,10 @@ class InputNotFoundError(LoadError, FileNotFoundError):
 
 class UnsupportedFormatError(LoadError, ValueError):
     """The file type (extension or content) is not one the loaders read."""
+
+
+class UnreadableFileError(LoadError, PermissionError):
+    """The file or folder exists but this user may not read it (permission denied)."""
 
 
 class CorruptFileError(LoadError, ValueError):

@@ -3,6 +3,9 @@
 Only the DICOM keywords in `DICOM_ALLOWED_TAGS` are copied. Patient, study, institution,
 operator, date/time and UID attributes are never read into a `Volume`, a log line or an error
 message: the allow-list is the de-identification rule (a deny-list would leak new tags).
+Free-text tags (`FREE_TEXT_TAGS`: SeriesDescription, ContrastBolusAgent) are typed by people and
+often hold a name or a record number, so only their known technical words survive
+(`technical_words`). A SeriesInstanceUID is shown only as a short salted hash (`uid_token`).
 
 Modality (first rule that applies):
 
@@ -30,7 +33,13 @@ the floor.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import secrets
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +84,31 @@ DICOM_ALLOWED_TAGS: tuple[str, ...] = (
     "WindowWidth",
 )
 
+#: allow-listed tags typed by people: reduced to `TECHNICAL_WORDS` by `technical_words`
+FREE_TEXT_TAGS = ("SeriesDescription", "ContrastBolusAgent")
+
+#: words a series description or contrast agent may keep (lower case): anatomy, planes, sequences,
+#: kernels, contrast phases. Anything else (names, record numbers, dates, site words) is dropped.
+TECHNICAL_WORDS = frozenset("""
+ct mr mri cta mra pet xr cr dx us scout topogram localizer localiser survey
+head brain neck chest thorax lung lungs abdomen abdo abd pelvis spine cervical thoracic lumbar liver kidney
+kidneys renal heart cardiac cardio coronary aorta knee hip shoulder ankle wrist hand foot breast sinus
+orbit orbits iac temporal whole body wb extremity face maxillofacial
+axial ax coronal cor sagittal sag oblique transverse tra 2d 3d mpr mip minip vr recon reformat reformats
+t1 t2 t1w t2w pd pdw flair stir dwi adc dti swi gre se tse fse epi bold mprage space cube vibe dixon haste
+trufi fiesta ssfp perfusion diffusion tof pc cine lge fat water sat fs nfs inphase opphase in out phase
+pre post contrast gad gd iv oral non nc noncon plain native arterial venous portal delayed late early
+equilibrium washin washout bolus tracking
+lung bone soft tissue std standard sharp smooth mediastinum mediastinal window kernel br b c detail
+thin thick slice slices mm iso hr hrct low dose ld high res resolution routine helical spiral
+pa ap lat lateral left right bilateral lt rt frontal portable upright supine prone erect decubitus
+iodine iodinated gadolinium barium omnipaque visipaque iohexol iopamidol gadobutrol gadoterate
+primovist eovist dotarem gadovist magnevist multihance prohance
+with without and of w wo w/o w/ w/wo c+ c- +c -c
+""".split())
+_NUMBER_WORD = re.compile(r"^\d{1,2}(?:[.,]\d{1,2})?(?:mm|cm|ml|s)?$")
+_TOKEN = re.compile(r"[^\s^]+")
+
 #: DICOM Modality -> `Volume.modality`.
 DICOM_MODALITY_MAP: dict[str, str] = {
     "CT": "CT", "MR": "MR", "PT": "PT", "US": "US", "OT": "OT",
@@ -110,11 +144,47 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def technical_words(text: Any) -> str:
+    """The words of a free-text tag found in `TECHNICAL_WORDS` (and short numbers such as slice
+    thicknesses), in order, joined by spaces: ``"Doe^Jane PHI-12345 chest"`` -> ``"chest"``."""
+    kept = []
+    for token in _TOKEN.findall(str(text or "")):
+        word = token.strip(".,;:()[]")
+        if word.lower() in TECHNICAL_WORDS or _NUMBER_WORD.match(word.lower()):
+            kept.append(word)
+    return " ".join(kept)
+
+
+@cache
+def _uid_salt() -> bytes:
+    """The salt of `uid_token`: ``$MMREASON_UID_SALT``, else a random salt kept in the user's cache
+    (stable tokens, so ``--series TOKEN`` works across runs), else one per process."""
+    env = os.environ.get("MMREASON_UID_SALT")
+    if env:
+        return env.encode()
+    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmreason" / "uid_salt"
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(16))
+        return path.read_text().strip().encode()
+    except OSError:
+        return secrets.token_bytes(16)
+
+
+def uid_token(uid: str) -> str:
+    """A DICOM UID as a short salted hash (``uid-3f9a1c2b``): tells series apart, never reveals the UID."""
+    return "uid-" + hashlib.sha256(_uid_salt() + str(uid).encode()).hexdigest()[:8]
+
+
 def dicom_metadata(ds: Any) -> dict[str, Any]:
-    """The allow-listed technical attributes of a pydicom dataset (absent or empty ones skipped)."""
+    """The allow-listed technical attributes of a pydicom dataset (absent or empty ones skipped;
+    free-text tags reduced to their technical words)."""
     out: dict[str, Any] = {}
     for keyword in DICOM_ALLOWED_TAGS:
         value = _plain(ds.get(keyword, None))
+        if keyword in FREE_TEXT_TAGS and value is not None:
+            value = technical_words(" ".join(map(str, value)) if isinstance(value, list) else value)
         if value not in (None, "", []):
             out[keyword] = value
     sop = ds.get("SOPClassUID", None)

@@ -39,6 +39,10 @@ def to_canonical(
     Returns:
         ``(view, canonical_affine, canonical_spacing, color_view)``; views are transposed/flipped.
     """
+    if not np.all(np.isfinite(affine)):
+        raise CorruptFileError(f"{source}: the image geometry (position, orientation or spacing in the header) "
+                               "holds NaN or infinite values, so voxels cannot be placed in patient space; fix "
+                               "the header or re-export the file")
     ornt = io_orientation(affine)
     if np.isnan(ornt).any():
         raise CorruptFileError(

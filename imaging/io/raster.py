@@ -10,13 +10,14 @@ size is unknown in these formats: 1.0 mm unless ``spacing=(row_mm, col_mm)`` is 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from imaging.io.build import LoadOptions, build_volume
-from imaging.io.errors import CorruptFileError, FrameSelectionError, ImageTooLargeError
+from imaging.io.errors import CorruptFileError, FrameSelectionError, ImageTooLargeError, cause
 from imaging.io.limits import check_shape
 from imaging.volume import Volume, axis_aligned_affine
 
@@ -38,9 +39,16 @@ def load_raster(path: Path, options: LoadOptions) -> Volume:
     """Read a PNG/JPEG/TIFF/BMP file into a one-slice `Volume` (see `imaging.io.load`)."""
     source = path.name
     try:
-        im = Image.open(path)
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS; our own `check_shape` below decides on size
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{source}: the header announces an image too large to decode safely ({cause(exc)}); "
+                                 "if it is genuine, downsample it first or raise PIL.Image.MAX_IMAGE_PIXELS "
+                                 "in Python before loading") from exc
     except (UnidentifiedImageError, OSError) as exc:
-        raise CorruptFileError(f"{source}: Pillow cannot identify the image ({exc}); the file is damaged or "
+        raise CorruptFileError(f"{source}: Pillow cannot identify the image ({cause(exc)}); the file is damaged or "
                                "not the format its extension says") from exc
     with im:
         frames = int(getattr(im, "n_frames", 1))
@@ -52,14 +60,16 @@ def load_raster(path: Path, options: LoadOptions) -> Volume:
         width, height = im.size
         check_shape((1, height, width), options.max_voxels, source)
         try:
-            if options.frame:
-                im.seek(options.frame)
-            arr = _pixels(im)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                if options.frame:
+                    im.seek(options.frame)
+                arr = _pixels(im)
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(f"{source}: Pillow refuses a {width}x{height} image as a possible "
                                      "decompression bomb; raise PIL.Image.MAX_IMAGE_PIXELS if it is genuine") from exc
         except (OSError, SyntaxError, ValueError) as exc:
-            raise CorruptFileError(f"{source}: the image data are truncated or damaged ({exc}); re-export it") from exc
+            raise CorruptFileError(f"{source}: the image data are truncated or damaged ({cause(exc)}); re-export it") from exc
         fmt, mode = im.format or path.suffix.lstrip(".").upper(), im.mode
     color = None
     is_color = arr.ndim == 3 and not (

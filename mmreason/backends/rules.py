@@ -711,8 +711,9 @@ def plan_lesion(state: State) -> Action:
         if box is not None:
             return Action("I will zoom into the candidate on the overlay to show it.", "crop",
                           {"view_id": focus.images[0].view_id, "bbox_2d": box})
-    side = meas.fact("laterality") or focus.fact("laterality")
-    where = "at the midline" if side == "midline" else f"in the {side} {site}"
+    side = _stated_side(meas.fact("laterality")) or _stated_side(focus.fact("laterality"))
+    where = ("at the midline" if side == "midline" else f"in the {side} {site}" if side
+             else f"in the {site} (its side is not stated: the image orientation is assumed)")
     if focus is seg_all and n > 1:
         found = f"{n} candidate regions were found, measured together: they lie {where}"
     elif n > 1:
@@ -720,6 +721,11 @@ def plan_lesion(state: State) -> Action:
     else:
         found = f"There is one {target} {where}"
     return _lesion_answer(state, found, meas, side, site)
+
+
+def _stated_side(side: Any) -> str | None:
+    """A side the tools stated (``unknown``, from an assumed orientation, is none)."""
+    return side if side in ("left", "right", "midline") else None
 
 
 def _lesion_answer(state: State, found: str, meas: Result, side: str | None, site: str) -> Action:

@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 
 from imaging.errors import MMReasonError
+from mmreason.commands.infer import add_limit_arguments, limit_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
     add_segmenter_arguments(p)
+    add_limit_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -217,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
         data_options=_data_options(args.data_option), download=args.download,
         segmenter=segmenter_spec(args).to_dict(),
+        limits=limit_options(args),
     )
     _print_results(runner.run(config), args.json)
     return 0

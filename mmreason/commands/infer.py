@@ -23,6 +23,7 @@ from typing import Any, Callable
 from imaging.errors import MMReasonError
 from mmreason.backends.base import BOX_FORMATS
 from mmreason.backends.hf import THINKING_MODES
+from mmreason.commands.image_args import add_trust_arguments, load_options
 
 
 class InferError(MMReasonError, ValueError):
@@ -62,9 +63,32 @@ def register(subparsers: Any) -> None:
                    help="check every step with the rule verifiers (format, grounding, measurement, answer-evidence "
                         "consistency) and show the verdicts in the report (default rule; none skips)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
+    add_trust_arguments(p.add_argument_group("image loading"))
+    add_limit_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_segmenter_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's work limits (`mmreason.loop.LoopConfig`), defaults shown in ``--help``."""
+    from mmreason import loop
+
+    limits = parser.add_argument_group("limits (a hit limit is reported, never a crash)")
+    limits.add_argument("--max-tool-calls", type=int, default=loop.DEFAULT_MAX_TOOL_CALLS,
+                        help=f"tool calls run per model turn (default {loop.DEFAULT_MAX_TOOL_CALLS})")
+    limits.add_argument("--max-echo-chars", type=int, default=loop.DEFAULT_MAX_ECHO_CHARS,
+                        help=f"characters of a bad call quoted back to the model (default {loop.DEFAULT_MAX_ECHO_CHARS})")
+    limits.add_argument("--max-prompt-chars", type=int, default=loop.DEFAULT_MAX_PROMPT_CHARS,
+                        help=f"conversation text an episode may reach (default {loop.DEFAULT_MAX_PROMPT_CHARS})")
+    limits.add_argument("--max-seconds", type=float, default=loop.DEFAULT_MAX_SECONDS,
+                        help=f"wall time of one episode (default {loop.DEFAULT_MAX_SECONDS:g} s)")
+
+
+def limit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`LoopConfig` keywords of `add_limit_arguments`."""
+    return {"max_tool_calls": args.max_tool_calls, "max_echo_chars": args.max_echo_chars,
+            "max_prompt_chars": args.max_prompt_chars, "max_seconds": args.max_seconds}
 
 
 def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -128,6 +152,7 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
     parse an ``infer`` command line and call this.
     """
     from grounding.tools import default_registry
+    from imaging.io import load
     from mmreason.backends import get_backend
     from mmreason.commands.segmenter_args import segmenter_spec
     from mmreason.loop import LoopConfig, run_episode
@@ -146,9 +171,11 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
     say(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
     backend = get_backend(name, **options)
     config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, segmenter=spec.name, tool_options=spec.tool_options())
+                        temperature=args.temperature, segmenter=spec.name, tool_options=spec.tool_options(),
+                        **limit_options(args))
     say(f"loading {len(args.image)} input(s) and asking: {args.question}")
-    trace = run_episode(args.image, args.question, backend, options=args.option, registry=registry,
+    volumes = [load(path, **load_options(args)) for path in args.image]  # type: ignore[arg-type]
+    trace = run_episode(volumes, args.question, backend, options=args.option, registry=registry,
                         seed=args.seed, config=config, progress=progress)
     if args.verifiers == "rule":
         from mmreason.verifiers.pipeline import attach_verdicts

@@ -3,6 +3,8 @@
 Prints the shape, spacing, orientation, modality, value range and allow-listed metadata of the
 loaded `Volume`, and for a DICOM folder the series it holds. A folder with several series and no
 ``--series`` lists them and exits 0 (nothing is loaded). ``--json`` prints one JSON object.
+File and folder names are shown only with ``--show-paths`` (they often hold a patient's name);
+series UIDs only as short salted tokens, which ``--series`` accepts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from imaging.io import SeriesInfo, list_series
 from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image
+from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,21 +45,23 @@ def _series_lines(series: list[SeriesInfo], chosen: int | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
+    label = shown_name(args)
     series = list_series(path) if path.is_dir() else None
     if series is not None and len(series) > 1 and args.series is None:
-        hint = "several series: choose one with --series INDEX or --series UID"
+        hint = "several series: choose one with --series INDEX or --series TOKEN"
         if args.json:
             listing = [s.summary() for s in series]
-            print(json.dumps({"path": path.name, "series": listing, "volume": None, "hint": hint}))
+            print(json.dumps({"path": label, "series": listing, "volume": None, "hint": hint}))
         else:
-            print(f"{path.name}: {hint}")
+            print(f"{label}: {hint}")
             print("\n".join(_series_lines(series, None)))
         return 0
     volume = load_image(args)
     info = describe(volume)
+    info["name"] = shown_name(args, volume.name)
     chosen = volume.metadata.get("series_index", 0) if series else None
     if args.json:
-        print(json.dumps({"path": path.name, "series": [s.summary() for s in series] if series else None,
+        print(json.dumps({"path": label, "series": [s.summary() for s in series] if series else None,
                           "volume": info}))
         return 0
     sz, sy, sx = volume.spacing
@@ -69,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         orientation = (f"canonical LPS; voxel axes z,y,x point {info['orientation_codes_zyx']}, "
                        f"obliquity {volume.metadata.get('obliquity_deg', 0.0)} deg")
     lines = [
-        f"{path.name}: {volume.metadata.get('format', '?')}",
-        f"  name          {volume.name}",
+        f"{label}: {volume.metadata.get('format', '?')}",
+        f"  name          {info['name']}",
         f"  shape (z,y,x) {' x '.join(str(n) for n in volume.shape)}",
         f"  spacing mm    {sz:.4g} x {sy:.4g} x {sx:.4g} (z, y, x)",
         f"  orientation   {orientation}",
@@ -78,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         f"  modality      {volume.modality} ({volume.metadata.get('modality_source', '?')})",
         f"  value range   {info['value_range']}",
     ]
+    lines += [f"  assumed       {fact.describe()}" for fact in volume.assumed_facts()]
     if series:
         lines.append("  series:")
         lines += ["    " + line for line in _series_lines(series, chosen)]

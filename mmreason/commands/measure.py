@@ -15,7 +15,7 @@ import numpy as np
 from grounding.measurements import MeasurementError, measure_region
 from imaging.io import load
 from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image
+from mmreason.commands.image_args import add_image_arguments, load_image, load_options, shown_name
 
 #: largest difference (mm) between the two affines still treated as the same grid
 GRID_TOLERANCE_MM = 1e-3
@@ -33,11 +33,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     volume = load_image(args)
-    record = measure_mask(volume, mask_on_grid(volume, load(args.mask)))
+    record = measure_mask(volume, mask_on_grid(volume, load(args.mask, **load_options(args))))
+    record["image"] = shown_name(args, volume.name)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(f"{volume.name} ({volume.modality}), {record['voxels']} mask voxels: {record['summary']}")
+        print(f"{record['image']} ({volume.modality}), {record['voxels']} mask voxels: {record['summary']}")
     return 0
 
 

@@ -19,7 +19,7 @@ from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from grounding.tools.segment import segmenter_for
 from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image
+from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
 from mmreason.commands.segmenter_args import add_segmenter_arguments, segmenter_spec
 
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     volume = load_image(args)
     spec = segmenter_spec(args)
     record = segment_and_measure(volume, args.target, spec.name, spec.options())
+    record["image"] = shown_name(args, volume.name)
     if args.out:
         write_mask(record.pop("_mask"), volume, args.out)
         record["out"] = str(args.out)
