@@ -23,8 +23,9 @@ Requests:
 - Ignored, as metadata: ``user``, ``metadata``, ``store``, ``service_tier``,
   ``parallel_tool_calls`` (all the calls a turn makes are returned).
 
-Replies: the stop string that ended generation is stripped from ``content`` and named in
-``stop_reason`` (as vLLM does). With ``tools=`` and a turn whose ``<tool_call>`` blocks parse
+Replies: a stop string the request gave that ended generation is stripped from ``content`` and
+named in ``stop_reason`` (as vLLM does). Without ``stop``, the turn ends at the loop's own stop
+strings (``</tool_call>``, ``</answer>``) and they stay in the text, so a turn reads whole. With ``tools=`` and a turn whose ``<tool_call>`` blocks parse
 (`mmreason.parsing.parse_tool_calls`), they come back as structured ``tool_calls``, ``content``
 holds the text before them (None when empty) and ``finish_reason`` is ``"tool_calls"``.
 
@@ -49,6 +50,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from imaging.errors import MMReasonError
@@ -198,9 +200,11 @@ def _generate(backend: Backend, conversation: list[dict], request: dict) -> Gene
         raise RequestError(f"bad sampling parameter: {error}") from None
     detailed = getattr(backend, "generate_detailed", None)
     if detailed is not None:
-        return detailed([conversation], **options)[0]
-    text, stop_string = cut_at_stop(backend.generate([conversation], **options)[0], stop)
-    return Generation(text, "stop", stop_string)
+        generation = detailed([conversation], **options)[0]
+    else:
+        text, stop_string = cut_at_stop(backend.generate([conversation], **options)[0], stop)
+        generation = Generation(text, "stop", stop_string)
+    return generation if "stop" in request else replace(generation, stop_string=None)
 
 
 def reply_message(generation: Generation, tools: list[dict] | None) -> tuple[dict, str]:
