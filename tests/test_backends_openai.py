@@ -269,3 +269,26 @@ def test_request_seeds_follow_the_conversation_not_its_place_in_the_batch(http_s
     seen.clear()
     client.generate([a], seed=4)
     assert seen[-1]["seed"] != seeds[0]
+
+
+def test_requests_spread_over_endpoints_and_fail_over_without_using_retries(http_server):
+    seen_a: list[dict] = []
+    seen_b: list[dict] = []
+    url_a = http_server(_handler([], seen_a, _reply("a")))
+    url_b = http_server(_handler([], seen_b, _reply("b")))
+    client = get_backend("openai", base_url=[url_a, url_b], model="m", concurrency=4)
+    assert sorted(client.generate([[{"role": "user", "content": f"q{i}"}] for i in range(8)])) == ["a"] * 4 + ["b"] * 4
+    broken: list[dict] = []
+    url_down = http_server(_handler([503] * 10, broken, _reply("x")))
+    client = get_backend("openai", base_url=[url_down, url_b], model="m", max_retries=0, cooldown=60, concurrency=1)
+    assert client.generate([[{"role": "user", "content": "q"}]] * 3) == ["b"] * 3
+    assert len(broken) == 1  # tried once, then passed over for the cooldown
+
+
+def test_pixel_limits_that_would_change_nothing_are_refused():
+    with pytest.raises(BackendError, match="no Qwen image_resize rule is named"):
+        get_backend("openai", model="m", max_pixels=1003520)
+    with pytest.raises(BackendError, match="the boxes are relative"):
+        get_backend("openai", model="m", image_resize="qwen3_vl", max_pixels=1003520)
+    qwen = get_backend("openai", model="m", image_resize="qwen2_5_vl", max_pixels=256 * 28 * 28)
+    assert qwen.model_image_size(1000, 700) == tuple(reversed(smart_resize(700, 1000, 28, 3136, 256 * 28 * 28)))
