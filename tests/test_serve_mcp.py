@@ -57,7 +57,7 @@ def _check(got: dict) -> None:
     opened = got["opened"]
     assert not opened.is_error
     head = _texts(opened)[0]
-    assert head.startswith("Opened study S1.") and "CT, 3-D 170x170x80 voxels" in head and "ct.nii" not in head
+    assert head.startswith("Opened study S1.") and "CT, 3-D 80x170x170 voxels (z, y, x)" in head and "ct.nii" not in head
     images = _images(opened)
     assert len(images) == 2 and all(i.size[0] > 50 for i in images)  # axial montage and coronal slice
     captions = [t for t in _texts(opened) if t.startswith("View ")]
