@@ -14,19 +14,29 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from grounding.segmenters import SEGMENTERS
+
     p = subparsers.add_parser("mcp", help="serve the grounding tools over the Model Context Protocol",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                    help="stdio (default) or streamable HTTP")
     p.add_argument("--host", default="127.0.0.1", help="http: address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="http: port (default 8765; 0 picks a free one)")
+    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
+                   help="segmentation backend of the segment tool (default: classical, no weights)")
+    p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmreason.serving.mcp_server import build_server, http_app, run_stdio
+    from grounding.tools import default_registry
+    from mmreason.commands.infer import segment_targets
+    from mmreason.serving.mcp_server import Studies, build_server, http_app, run_stdio
 
-    server = build_server()
+    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    studies = Studies(default_registry(segment_targets(args.segmenter, segmenter_options)), args.segmenter,
+                      {"segmenter_options": segmenter_options})
+    server = build_server(studies)
     if args.transport == "stdio":
         run_stdio(server)
         return 0

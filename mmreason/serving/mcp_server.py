@@ -62,9 +62,15 @@ class Part:
 
 @dataclass
 class Studies:
-    """The open studies, one `ToolContext` each, and the tools that work on them (thread-safe)."""
+    """The open studies, one `ToolContext` each, and the tools that work on them (thread-safe).
+
+    ``segmenter`` and ``tool_options`` (e.g. ``{"segmenter_options": {"checkpoint": PATH}}``) go into
+    every study's context, as `mmreason.loop.LoopConfig` puts them into an episode's.
+    """
 
     registry: Any = None
+    segmenter: str = "classical"
+    tool_options: dict[str, Any] = field(default_factory=dict)
     contexts: dict[str, Any] = field(default_factory=dict)
     current: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,7 +100,7 @@ class Studies:
 
         series_arg: int | str | None = int(series) if series is not None and series.isdigit() else series
         volume = load(path, modality=modality, series=series_arg, frame=frame)
-        context = ToolContext(volumes={"0": volume})
+        context = ToolContext(volumes={"0": volume}, segmenter=self.segmenter, options=dict(self.tool_options))
         views = initial_views(context.volumes)
         with self._lock:
             study_id = f"S{len(self.contexts) + 1}"
