@@ -14,7 +14,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from grounding.segmenters import SEGMENTERS
+    from mmreason.commands.segmenter_args import add_segmenter_arguments
 
     p = subparsers.add_parser("mcp", help="serve the grounding tools over the Model Context Protocol",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,20 +22,17 @@ def register(subparsers: Any) -> None:
                    help="stdio (default) or streamable HTTP")
     p.add_argument("--host", default="127.0.0.1", help="http: address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="http: port (default 8765; 0 picks a free one)")
-    p.add_argument("--segmenter", default="classical", choices=SEGMENTERS,
-                   help="segmentation backend of the segment tool (default: classical, no weights)")
-    p.add_argument("--checkpoint", help="segmenter checkpoint (.pth) for sam/medsam")
+    add_segmenter_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from grounding.tools import default_registry
-    from mmreason.commands.infer import segment_targets
+    from mmreason.commands.segmenter_args import segmenter_spec
     from mmreason.serving.mcp_server import Studies, build_server, http_app, run_stdio
 
-    segmenter_options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
-    studies = Studies(default_registry(segment_targets(args.segmenter, segmenter_options)), args.segmenter,
-                      {"segmenter_options": segmenter_options})
+    spec = segmenter_spec(args)
+    studies = Studies(default_registry(spec.targets()), spec.name, spec.tool_options())
     server = build_server(studies)
     if args.transport == "stdio":
         run_stdio(server)

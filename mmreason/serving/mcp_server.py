@@ -64,8 +64,8 @@ class Part:
 class Studies:
     """The open studies, one `ToolContext` each, and the tools that work on them (thread-safe).
 
-    ``segmenter`` and ``tool_options`` (e.g. ``{"segmenter_options": {"checkpoint": PATH}}``) go into
-    every study's context, as `mmreason.loop.LoopConfig` puts them into an episode's.
+    ``segmenter`` and ``tool_options`` (`grounding.segmenters.spec.SegmenterSpec.tool_options`) go
+    into every study's context, as `mmreason.loop.LoopConfig` puts them into an episode's.
     """
 
     registry: Any = None
