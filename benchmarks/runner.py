@@ -74,7 +74,10 @@ class BenchConfig:
         tasks: registered task names.
         out: the run folder (created; reused to resume).
         backend: ``rules``, ``hf``, ``openai`` or ``module:attr`` (see the module docstring).
-        model / base_url: passed to the backend when given.
+        model / base_url: passed to the backend when given. ``base_url`` may be a list of
+            OpenAI-compatible servers of the same model: the ``openai`` backend spreads the requests
+            over them and fails over when one is lost (`mmreason.backends.openai_compat`). The list
+            may change between sessions of a run (a lost server left out); the served model may not.
         limit: evaluate only the first ``limit`` cases of each task (loader order).
         batch_size: episodes advanced together through the loop's batched `run_episodes`.
         concurrency: batches in flight at once (threads; for the openai backend).
@@ -105,7 +108,7 @@ class BenchConfig:
     out: Path
     backend: str = "rules"
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     limit: int | None = None
     batch_size: int = 1
     concurrency: int = 1
@@ -135,19 +138,12 @@ class BenchConfig:
             raise RunError("--limit must be at least 1")
 
 
-def make_backend(name: str, model: str | None = None, base_url: str | None = None, **options: Any) -> Any:
-    """A backend by registered name or ``module:attr`` import path (see the module docstring)."""
-    kwargs = {k: v for k, v in {"model": model, "base_url": base_url, **options}.items() if v is not None}
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise RunError(f"cannot import backend '{name}' ({exc}); "
-                           f"give module:attr of an importable callable") from None
-        return factory(**kwargs)
+def make_backend(name: str, model: str | None = None, base_url: str | list[str] | None = None,
+                 **options: Any) -> Any:
+    """A backend by registered name or ``module:attr`` import path (`mmreason.backends.get_backend`)."""
     from mmreason.backends import get_backend
 
+    kwargs = {k: v for k, v in {"model": model, "base_url": base_url, **options}.items() if v is not None}
     return get_backend(name, **kwargs)
 
 
@@ -482,6 +478,8 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     doc["checksum_mismatch"] = mismatched
     if previous:
         changed = _changed_settings(previous, record, provenance)
+        if previous.get("model_id") not in (None, doc["model_id"]):
+            changed.append(f"served model: {previous['model_id']!r} -> {doc['model_id']!r}")
         if changed:
             raise RunError(f"{config.out} holds a run made with other settings ({'; '.join(changed)}); its samples "
                            "would mix with this run's. Resume with the same settings or use another --out")
@@ -490,8 +488,9 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     return doc
 
 
-#: run settings that change what a sample is: a resumed run must keep them
-RUN_SETTINGS = ("backend", "model", "base_url", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
+#: run settings that change what a sample is: a resumed run must keep them (not ``base_url``: the
+#: servers may change between sessions, e.g. a lost one left out, as long as the model is the same)
+RUN_SETTINGS = ("backend", "model", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
                 "tools", "protocol", "limits")
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")

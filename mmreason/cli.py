@@ -16,7 +16,7 @@ import sys
 from imaging.errors import MMReasonError
 
 #: command modules under mmreason.commands, in the order shown by --help
-COMMANDS = ("inspect", "segment", "measure", "infer", "app", "bench", "train")
+COMMANDS = ("inspect", "segment", "measure", "infer", "app", "bench", "train", "serve", "mcp")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
-"""The ``openai`` backend against real local HTTP servers: the tiny model behind ``serve.py``,
-and small test-only servers for retries, timeouts and structured tool calls."""
+"""The ``openai`` backend against real local HTTP servers: the tiny model behind ``mmreason serve``'s
+app, and small test-only servers for retries, timeouts, failover and structured tool calls."""
 
 import base64
 import io
@@ -17,19 +17,15 @@ from qwen_vl_utils import smart_resize
 
 from mmreason.backends import BackendError, Generation, get_backend
 from mmreason.backends.openai_compat import restore_stop, to_openai_messages
-from mmreason.backends.serve import completion_response, make_server
+from mmreason.serving.openai_server import ServerThread, build_app, completion_response
 
 
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
-    """The tiny Qwen2.5-VL behind serve.py on a free port; yields (hf backend, base_url)."""
+    """The tiny Qwen2.5-VL behind the serve app on a free port; yields (hf backend, base_url)."""
     hf = get_backend("hf", model=str(tiny_model_dir("qwen2_5_vl")))
-    server, thread = make_server(hf, "127.0.0.1", 0)
-    host, port = server.server_address[:2]
-    yield hf, f"http://{host}:{port}/v1"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with ServerThread(build_app(hf)) as server:
+        yield hf, server.base_url
 
 
 @pytest.fixture
@@ -146,17 +142,12 @@ class _Slow:
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_requests_of_a_batch_run_concurrently_and_keep_their_order(concurrency):
     slow = _Slow(0.25)
-    server, thread = make_server(slow)
-    try:
-        client = get_backend("openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-                             model="slow-echo", concurrency=concurrency)
+    with ServerThread(build_app(slow)) as server:
+        client = get_backend("openai", base_url=server.base_url, model="slow-echo", concurrency=concurrency)
         convs = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
         start = time.perf_counter()
         assert client.generate(convs) == ["q0", "q1", "q2", "q3"]
         elapsed = time.perf_counter() - start
-    finally:
-        server.shutdown()
-        server.server_close()
     assert slow.peak == concurrency
     assert elapsed < 0.8 if concurrency == 4 else elapsed >= 1.0
 
@@ -223,7 +214,7 @@ def test_unreachable_server_says_how_to_start_one():
     with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
         port = closed.server_address[1]
     client = get_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=0)
-    with pytest.raises(BackendError, match="could not connect.*mmreason.backends.serve"):
+    with pytest.raises(BackendError, match="could not connect.*mmreason serve --model"):
         client.generate([[{"role": "user", "content": "q"}]])
 
 
@@ -278,3 +269,30 @@ def test_request_seeds_follow_the_conversation_not_its_place_in_the_batch(http_s
     seen.clear()
     client.generate([a], seed=4)
     assert seen[-1]["seed"] != seeds[0]
+
+
+def test_requests_spread_over_endpoints_and_fail_over_without_using_retries(http_server):
+    seen_a: list[dict] = []
+    seen_b: list[dict] = []
+    url_a = http_server(_handler([], seen_a, _reply("a")))
+    url_b = http_server(_handler([], seen_b, _reply("b")))
+    client = get_backend("openai", base_url=[url_a, url_b], model="m", concurrency=1)
+    # one at a time, every endpoint idle: ties go round in turn
+    assert client.generate([[{"role": "user", "content": f"q{i}"}] for i in range(6)]) == ["a", "b"] * 3
+    client = get_backend("openai", base_url=[url_a, url_b], model="m", concurrency=4)
+    replies = client.generate([[{"role": "user", "content": f"q{i}"}] for i in range(8)])
+    assert len(replies) == 8 and {"a", "b"} <= set(replies)  # in flight at once: both endpoints used
+    broken: list[dict] = []
+    url_down = http_server(_handler([503] * 10, broken, _reply("x")))
+    client = get_backend("openai", base_url=[url_down, url_b], model="m", max_retries=0, cooldown=60, concurrency=1)
+    assert client.generate([[{"role": "user", "content": "q"}]] * 3) == ["b"] * 3
+    assert len(broken) == 1  # tried once, then passed over for the cooldown
+
+
+def test_pixel_limits_that_would_change_nothing_are_refused():
+    with pytest.raises(BackendError, match="no Qwen image_resize rule is named"):
+        get_backend("openai", model="m", max_pixels=1003520)
+    with pytest.raises(BackendError, match="the boxes are relative"):
+        get_backend("openai", model="m", image_resize="qwen3_vl", max_pixels=1003520)
+    qwen = get_backend("openai", model="m", image_resize="qwen2_5_vl", max_pixels=256 * 28 * 28)
+    assert qwen.model_image_size(1000, 700) == tuple(reversed(smart_resize(700, 1000, 28, 3136, 256 * 28 * 28)))

@@ -83,8 +83,8 @@ def test_verifiers_none_skips_them(example, tmp_path, capsys):
     (["--question", "  ", "--image", "{path}"], "the question is empty"),
     (["--image", "{path}", "--question", "q", "--max-turns", "0"], "--max-turns must be at least 1"),
     (["--image", "{path}", "--question", "q", "--backend", "hf"], "needs --model"),
-    (["--image", "{path}", "--question", "q", "--base-url", "http://x"], "need --backend hf or openai"),
-    (["--image", "{path}", "--question", "q", "--thinking", "off"], "apply to the hf backend only"),
+    (["--image", "{path}", "--question", "q", "--base-url", "http://x"], "--base-url needs --backend openai"),
+    (["--image", "{path}", "--question", "q", "--thinking", "off"], "--thinking needs --backend hf"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(example, capsys, argv, message):
     path, _ = example
@@ -96,10 +96,11 @@ def test_bad_input_exits_non_zero_with_one_line(example, capsys, argv, message):
 def test_thinking_options_reach_the_hf_backend():
     import argparse
 
-    from mmreason.commands.infer import backend_options, register
+    from mmreason.commands.backend_args import backend_from_args
+    from mmreason.commands.infer import register
 
     sub = argparse.ArgumentParser().add_subparsers()
     register(sub)
     args = sub.choices["infer"].parse_args(["--image", "x.png", "--question", "q", "--model", "m",
                                             "--thinking", "off", "--thinking-tokens", "256"])
-    assert backend_options(args) == ("hf", {"model": "m", "thinking": "off", "thinking_tokens": 256})
+    assert backend_from_args(args) == ("hf", {"model": "m", "thinking": "off", "thinking_tokens": 256})

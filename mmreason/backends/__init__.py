@@ -10,6 +10,7 @@ neither torch models nor a server.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 from mmreason.backends.base import (
@@ -30,9 +31,19 @@ def get_backend(name: str, **options) -> Backend:
     Args:
         name: ``"hf"`` (options of ``HFBackend``: model, device, dtype, min_pixels, max_pixels,
             batch_size, ...), ``"openai"`` (options of ``OpenAIBackend``: model, base_url,
-            api_key_env, timeout, max_retries, concurrency, ...) or ``"rules"``.
+            api_key_env, timeout, max_retries, concurrency, ...), ``"rules"``, or ``"module:attr"``:
+            an importable callable returning an object with the `Backend` interface (custom and
+            test backends plug in this way), called with ``options``.
         **options: passed to the backend's constructor; unknown ones raise ``BackendError``.
     """
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise BackendError(f"cannot import backend '{name}' ({exc}); "
+                               f"give module:attr of an importable callable") from None
+        return factory(**options)
     if name == "hf":
         from mmreason.backends.hf import HFBackend as cls
     elif name == "openai":
@@ -40,7 +51,7 @@ def get_backend(name: str, **options) -> Backend:
     elif name == "rules":
         from mmreason.backends.rules import RulesBackend as cls
     else:
-        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or module:attr")
     try:
         inspect.signature(cls).bind(**options)
     except TypeError as error:

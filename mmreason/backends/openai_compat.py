@@ -24,6 +24,13 @@ string (``<tool_call>`` without ``</tool_call>``). Structured ``tool_calls`` in 
 rendered back into ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` text, so the loop
 parses one format whatever the server does.
 
+Several endpoints: ``base_url`` may be a list of servers serving the same model (data-parallel
+replicas, e.g. one vLLM per GPU). Each request goes to the live endpoint with the fewest requests
+in flight. An endpoint that refuses connections or answers 5xx is set aside for ``cooldown``
+seconds and the request is sent again, at once, to another live endpoint (this failover does not
+use up a retry); only when every endpoint is down do the retries wait and count. A request is
+answered exactly once, so a benchmark loses and duplicates no sample when an endpoint dies.
+
 Errors: 429, 408, 5xx, connection errors and timeouts are retried ``max_retries`` times with
 exponential backoff (``backoff`` * 2**attempt seconds plus jitter, or the server's Retry-After);
 then, and for any other HTTP error, a ``BackendError`` says what to check.
@@ -37,11 +44,13 @@ import io
 import json
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 from mmreason.backends.base import (
@@ -105,7 +114,8 @@ def to_openai_messages(conversation: list[dict]) -> list[dict]:
     return messages
 
 
-def _tool_calls_as_text(tool_calls: list[dict]) -> str:
+def tool_calls_as_text(tool_calls: list[dict]) -> str:
+    """OpenAI ``tool_calls`` -> Hermes ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` blocks."""
     blocks = []
     for call in tool_calls:
         function = call.get("function", call)
@@ -145,7 +155,8 @@ class OpenAIBackend(DetailedBackend):
 
     Args:
         model: the served model name; None asks the server (``GET /models``) and takes the first.
-        base_url: API root including ``/v1``; default a local vLLM/SGLang server.
+        base_url: API root including ``/v1``; default a local vLLM/SGLang server. A list spreads
+            the requests over several servers of the same model (see the module doc).
         api_key_env: environment variable holding the API key; unset is fine for local servers.
         timeout: seconds to wait for one response before retrying.
         max_retries: retries after the first attempt on 429/408/5xx/connection errors/timeouts.
@@ -158,7 +169,11 @@ class OpenAIBackend(DetailedBackend):
         box_format: ``"auto"`` (relative 0..1000 boxes when ``image_resize`` is ``"qwen3_vl"`` or
             ``"internvl"``, absolute pixels otherwise), ``"absolute"`` or ``"relative"`` (Qwen2-VL,
             Qwen3-VL, Qwen3.5 served under any rule).
-        min_pixels, max_pixels: override the pixel budget of ``image_resize``.
+        min_pixels, max_pixels: override the pixel budget of ``image_resize`` (a Qwen rule; give the
+            server the same limits with ``--mm-processor-kwargs``). They change the frame boxes
+            are read in, so they are refused where they would change nothing: without a Qwen
+            ``image_resize``, or with relative boxes.
+        cooldown: seconds an endpoint that failed is passed over while others are live.
         native_tools: whether the server renders ``tools=`` (see the module doc).
         extra_body: extra JSON fields merged into every request (e.g. ``{"top_p": 0.9}``).
 
@@ -173,7 +188,7 @@ class OpenAIBackend(DetailedBackend):
         self,
         model: str | None = None,
         *,
-        base_url: str = "http://localhost:8000/v1",
+        base_url: str | Sequence[str] = "http://localhost:8000/v1",
         api_key_env: str = "OPENAI_API_KEY",
         timeout: float = 120.0,
         max_retries: int = 3,
@@ -185,6 +200,7 @@ class OpenAIBackend(DetailedBackend):
         native_tools: bool = False,
         extra_body: dict | None = None,
         box_format: str = "auto",
+        cooldown: float = 5.0,
     ) -> None:
         if image_resize is not None and image_resize not in IMAGE_RESIZE_CHOICES:
             raise BackendError(
@@ -192,7 +208,16 @@ class OpenAIBackend(DetailedBackend):
             )
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise BackendError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise BackendError("base_url is empty; give at least one server URL ending in /v1")
+        self.endpoints = [u.rstrip("/") for u in urls]
+        self.base_url = self.endpoints[0]
+        self.cooldown = cooldown
+        self._in_flight = [0] * len(self.endpoints)
+        self._down_until = [0.0] * len(self.endpoints)
+        self._turn = 0
+        self._lock = threading.Lock()
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.max_retries = max_retries
@@ -207,6 +232,14 @@ class OpenAIBackend(DetailedBackend):
         self._fixed = FIXED_IMAGE_SIZES.get(image_resize or "")
         self._model = model
         self.relative_boxes = uses_relative_boxes(box_format, image_resize)
+        if (min_pixels is not None or max_pixels is not None) and (self._resize is None or self.relative_boxes):
+            why = ("the boxes are relative (0..1000), whatever the resize" if self._resize is not None else
+                   "no Qwen image_resize rule is named, so the frame is the image as sent")
+            raise BackendError(
+                f"min_pixels/max_pixels would change nothing here: {why}. For a Qwen2.5-VL server give "
+                "image_resize='qwen2_5_vl' (or 'qwen3_vl' with box_format='absolute') and start the server "
+                "with the same limits (vllm serve --mm-processor-kwargs); otherwise drop them"
+            )
 
     @property
     def model_id(self) -> str:
@@ -244,18 +277,49 @@ class OpenAIBackend(DetailedBackend):
         }.get(error.code, "see the server's message")
         return BackendError(f"{url} answered HTTP {error.code}: {body}; {hint}")
 
+    def _pick(self, avoid: set[int]) -> int:
+        """The live endpoint with the fewest requests in flight (ties in turn), or, when all are
+        down, the one that comes back first; ``avoid`` (failed for this request) only if nothing
+        else is left."""
+        with self._lock:
+            now = time.monotonic()
+            order = [(i + self._turn) % len(self.endpoints) for i in range(len(self.endpoints))]
+            self._turn += 1
+            live = [i for i in order if self._down_until[i] <= now and i not in avoid]
+            pool = live or [i for i in order if i not in avoid] or order
+            choice = min(pool, key=lambda i: (self._down_until[i] > now, self._in_flight[i], self._down_until[i]))
+            self._in_flight[choice] += 1
+            return choice
+
+    def _release(self, index: int, failed: bool) -> None:
+        with self._lock:
+            self._in_flight[index] -= 1
+            self._down_until[index] = time.monotonic() + self.cooldown if failed else 0.0
+
+    def _live_others(self, failed: set[int]) -> bool:
+        now = time.monotonic()
+        return any(i not in failed and self._down_until[i] <= now for i in range(len(self.endpoints)))
+
     def _request(self, method: str, path: str, payload: dict | None = None) -> dict:
-        """One JSON request with retries; returns the decoded body."""
-        url = self.base_url + path
+        """One JSON request with failover and retries; returns the decoded body."""
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         last = ""
-        for attempt in range(self.max_retries + 1):
+        failed: set[int] = set()
+        attempt = 0
+        while True:
             delay = self.backoff * 2**attempt + random.uniform(0, self.backoff)
+            index = self._pick(failed)
+            base = self.endpoints[index]
+            url = base + path
             request = urllib.request.Request(url, data=data, method=method, headers=self._headers())
+            endpoint_failed = True
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    body = response.read()
+                endpoint_failed = False
+                return json.loads(body.decode("utf-8"))
             except urllib.error.HTTPError as error:
+                endpoint_failed = error.code >= 500
                 if error.code not in _RETRY_STATUS and error.code < 500:
                     raise self._http_error(url, error) from error
                 retry_after = error.headers.get("Retry-After", "") if error.headers else ""
@@ -273,12 +337,21 @@ class OpenAIBackend(DetailedBackend):
                     )
                 else:
                     last = (
-                        f"could not connect ({reason}); is the server running at {self.base_url}? "
-                        "Start one with `vllm serve MODEL` or `python -m mmreason.backends.serve --model DIR`"
+                        f"could not connect to {base} ({reason}); is the server running? Start one with "
+                        "`vllm serve MODEL` or `mmreason serve --model DIR`"
                     )
-            if attempt < self.max_retries:
-                time.sleep(delay)
-        raise BackendError(f"{method} {url} failed after {self.max_retries + 1} attempt(s): {last}")
+            finally:
+                self._release(index, endpoint_failed)
+            if endpoint_failed:
+                failed.add(index)
+                if self._live_others(failed):
+                    continue  # fail over at once; the retry budget is for when nothing else is up
+            if attempt >= self.max_retries:
+                break
+            attempt += 1
+            time.sleep(delay)
+        where = self.base_url if len(self.endpoints) == 1 else f"{len(self.endpoints)} endpoints"
+        raise BackendError(f"{method} {path} on {where} failed after {self.max_retries + 1} attempt(s): {last}")
 
     # -- generation ------------------------------------------------------------------------
 
@@ -310,7 +383,7 @@ class OpenAIBackend(DetailedBackend):
         text = message.get("content") or ""
         finish_reason = choice.get("finish_reason")
         if message.get("tool_calls"):
-            text = (text + "\n" if text else "") + _tool_calls_as_text(message["tool_calls"])
+            text = (text + "\n" if text else "") + tool_calls_as_text(message["tool_calls"])
             finish_reason = "stop"
         else:
             text = restore_stop(text, finish_reason, choice.get("stop_reason"), stop)

@@ -5,7 +5,8 @@ Examples::
     mmreason bench --list
     mmreason bench --tasks synthetic --backend rules --limit 200
     mmreason bench --tasks vqa_rad,slake --backend openai --model Qwen/Qwen2.5-VL-7B-Instruct \\
-        --base-url http://localhost:8000/v1 --concurrency 16 --out runs/qwen7b
+        --base-url http://gpu0:8000/v1 --base-url http://gpu1:8000/v1 --image-resize qwen2_5_vl \\
+        --concurrency 16 --out runs/qwen7b
     mmreason bench --rescore runs/qwen7b --protocol medevalkit,lmms-eval,vlmevalkit
     mmreason bench --rescore runs/qwen7b --protocol medevalkit-judge --judge-backend openai \\
         --judge-model gpt-4.1 --judge-base-url https://api.openai.com/v1
@@ -13,7 +14,9 @@ Examples::
     mmreason bench --make-synthetic data/synthetic --n 200 --seed 0
 
 Re-running the same command (same ``--out``) resumes an interrupted run. ``--backend`` also takes
-``module:attr``, an importable backend factory (see `benchmarks.runner`).
+``module:attr``, an importable backend factory (see `benchmarks.runner`). With several
+``--base-url``, requests go to the least busy live server and move to another when one is lost; a
+run whose every server is gone stops and resumes later, with the same or other servers.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import re
 from pathlib import Path
 
 from imaging.errors import MMReasonError
+from mmreason.commands.backend_args import add_backend_arguments, backend_from_args, parse_key_values
 from mmreason.commands.infer import add_limit_arguments, limit_options
 
 
@@ -46,15 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "module:attr)")
     p.add_argument("--judge-model", help="the judge's model (hub id, local directory or served name)")
     p.add_argument("--judge-base-url", help="the judge's OpenAI-compatible server URL")
-    p.add_argument("--backend", default="rules", help="rules, hf, openai, or module:attr of a backend factory")
-    p.add_argument("--model", help="hub id, local checkpoint directory or served model name")
-    p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend)")
-    p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra backend option, repeatable; VALUE is read as JSON when it parses "
-                        "(e.g. max_pixels=200704, dtype=bfloat16)")
+    add_backend_arguments(p)
     p.add_argument("--limit", type=int, help="only the first N cases of each task")
     p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
-    p.add_argument("--concurrency", type=int, default=1, help="batches in flight at once (openai backend)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="batches in flight at once (openai backend: requests in flight over all --base-url)")
     p.add_argument("--out", help="run folder (default runs/<backend>[-<model>]-<tasks>); reuse it to resume; "
                                  "with --compare, the folder of compare.json/.md (default RUN_B)")
     p.add_argument("--verifiers", default="", help="comma-separated verifier kinds to run per step (rule,prm)")
@@ -104,20 +104,7 @@ def _data_options(items: list[str]) -> dict[str, dict[str, object]]:
         task, dot, name = key.partition(".")
         if not sep or not dot or not task.strip() or not name.strip():
             raise MMReasonError(f"--data-option expects TASK.KEY=VALUE (e.g. slake.language=zh), got '{item}'")
-        out.setdefault(task.strip(), {}).update(_backend_options([f"{name.strip()}={value}"]))
-    return out
-
-
-def _backend_options(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise MMReasonError(f"--backend-option expects KEY=VALUE, got '{item}'")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
+        out.setdefault(task.strip(), {}).update(parse_key_values([f"{name.strip()}={value}"]))
     return out
 
 
@@ -209,13 +196,15 @@ def run(args: argparse.Namespace) -> int:
     tasks = _split_list(args.tasks)
     if not tasks:
         raise MMReasonError("give --tasks (comma-separated; see mmreason bench --list), or --list/--rescore/--compare")
-    out = args.out or _default_out(args.backend, args.model, tasks)
+    name, options = backend_from_args(args)
+    model, base_url = options.pop("model", None), options.pop("base_url", None)
+    out = args.out or _default_out(name, model, tasks)
     config = runner.BenchConfig(
-        tasks=tasks, out=Path(out), backend=args.backend, model=args.model, base_url=args.base_url,
+        tasks=tasks, out=Path(out), backend=name, model=model, base_url=base_url,
         limit=args.limit, batch_size=args.batch_size, concurrency=args.concurrency, verifiers=kinds,
         seed=args.seed, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, split=args.split, data=data,
         trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
-        backend_options=_backend_options(args.backend_option), tools=not args.no_tools,
+        backend_options=options, tools=not args.no_tools,
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
         data_options=_data_options(args.data_option), download=args.download,
         segmenter=segmenter_spec(args).to_dict(),

@@ -2,7 +2,8 @@
 
 Runs the reasoning loop (`mmreason.loop.run_episode`) with a backend - ``rules`` (no weights, the
 default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``openai`` (an
-OpenAI-compatible server) - and checks every step with the rule verifiers (``--verifiers none`` skips
+OpenAI-compatible server), with the backend options ``bench`` and ``serve`` share
+(`mmreason.commands.backend_args`) - and checks every step with the rule verifiers (``--verifiers none`` skips
 them), and writes ``trace.json`` and ``report.html`` (verdicts beside their steps) into ``--out``
 (default ``out/<timestamp>``). Progress goes to stderr; to stdout go the explanation the model gave
 before its answer tag (where and how large, with evidence ids), the answer (``Answer: ...``, the
@@ -21,8 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imaging.errors import MMReasonError
-from mmreason.backends.base import BOX_FORMATS
-from mmreason.backends.hf import THINKING_MODES
+from mmreason.commands.backend_args import add_backend_arguments, backend_from_args
 from mmreason.commands.image_args import add_trust_arguments, load_options
 
 
@@ -31,7 +31,6 @@ class InferError(MMReasonError, ValueError):
 
 
 def register(subparsers: Any) -> None:
-    from mmreason.backends import BACKENDS
     from mmreason.commands.segmenter_args import add_segmenter_arguments
 
     p = subparsers.add_parser("infer", help="answer a question about an image or study, with grounded evidence",
@@ -41,24 +40,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--question", required=True, help="the question, in plain text")
     p.add_argument("--option", action="append", metavar="TEXT",
                    help="a multiple-choice option; repeat in order (A, B, ...)")
-    p.add_argument("--backend", choices=BACKENDS, help="model backend (default: rules, or hf when --model is given)")
-    p.add_argument("--model", help="hub id or local checkpoint directory (hf), or served model name (openai)")
-    p.add_argument("--base-url", help="OpenAI-compatible server URL (openai backend), e.g. http://localhost:8000/v1")
+    add_backend_arguments(p)
     p.add_argument("--max-turns", type=int, default=8, help="bound on model turns (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per model turn (default 512)")
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
-    p.add_argument("--min-pixels", type=int, help="smallest image area in pixels the model sees (Qwen processors)")
-    p.add_argument("--max-pixels", type=int, help="largest image area in pixels the model sees (Qwen processors)")
-    p.add_argument("--box-format", choices=BOX_FORMATS,
-                   help="the model's box coordinates: pixels of the resized image (Qwen2.5-VL) or relative 0-1000 "
-                        "(Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL); default auto: from the model type (hf), absolute "
-                        "(openai)")
-    p.add_argument("--thinking", choices=THINKING_MODES,
-                   help="hf: reasoning of thinking templates (Qwen3.5): auto (the template's default), on, or off "
-                        "(enable_thinking=False)")
-    p.add_argument("--thinking-tokens", type=int,
-                   help="hf: tokens granted on top of --max-new-tokens when the prompt opens <think> (default 1024)")
     p.add_argument("--verifiers", choices=("rule", "none"), default="rule",
                    help="check every step with the rule verifiers (format, grounding, measurement, answer-evidence "
                         "consistency) and show the verdicts in the report (default rule; none skips)")
@@ -89,36 +75,6 @@ def limit_options(args: argparse.Namespace) -> dict[str, Any]:
     """`LoopConfig` keywords of `add_limit_arguments`."""
     return {"max_tool_calls": args.max_tool_calls, "max_echo_chars": args.max_echo_chars,
             "max_prompt_chars": args.max_prompt_chars, "max_seconds": args.max_seconds}
-
-
-def backend_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """The backend name and constructor options implied by the arguments."""
-    name = args.backend or ("hf" if args.model else "rules")
-    options: dict[str, Any] = {}
-    if name == "hf":
-        if not args.model:
-            raise InferError("the hf backend needs --model (a hub id or a local checkpoint directory)")
-        options["model"] = args.model
-    elif name == "openai":
-        if args.model:
-            options["model"] = args.model
-        if args.base_url:
-            options["base_url"] = args.base_url
-    elif args.model or args.base_url:
-        raise InferError("--model and --base-url need --backend hf or openai (the rules backend has no model)")
-    if name in ("hf", "openai"):
-        for key in ("min_pixels", "max_pixels", "box_format"):
-            if getattr(args, key, None) is not None:
-                options[key] = getattr(args, key)
-    elif args.min_pixels is not None or args.max_pixels is not None or getattr(args, "box_format", None):
-        raise InferError("--min-pixels/--max-pixels/--box-format apply to the hf and openai backends only")
-    for key in ("thinking", "thinking_tokens"):
-        if getattr(args, key, None) is None:
-            continue
-        if name != "hf":
-            raise InferError("--thinking/--thinking-tokens apply to the hf backend only (a server sets its own)")
-        options[key] = getattr(args, key)
-    return name, options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,7 +121,7 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
         raise InferError("the question is empty")
     if args.max_turns < 1:
         raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
-    name, options = backend_options(args)
+    name, options = backend_from_args(args)
     spec = segmenter_spec(args)
     registry = default_registry(spec.targets())
     say(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
