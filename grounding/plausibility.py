@@ -68,8 +68,9 @@ LUNG_RATIO_FAR = (0.45, 2.6)
 CTR_RANGE = (0.25, 0.85)
 #: on a radiograph the smaller lung field holds at least this share of the larger one's area
 XR_FIELD_BALANCE = 0.35
-#: a cardiac silhouette is at least this tall for its width (normal hearts: 0.7-1.1)
-HEART_MIN_ASPECT = 0.45
+#: the cardiac silhouette (from the lungs' mid-height down, so flatter than the heart: 0.45-0.7 on
+#: radiographs it reads right) is at least this tall for its width; a band between wrong fields is flatter
+HEART_MIN_ASPECT = 0.4
 #: a mask is cut by the field of view where its section on the edge is this share of its largest
 CUT_FRACTION = 0.25
 #: targets whose HU thresholds assume CT

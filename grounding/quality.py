@@ -51,10 +51,10 @@ class Quality:
         return self.level == "ok"
 
     def describe(self) -> str:
-        """``quality: doubtful (spacing assumed; ...)`` for tool messages."""
+        """``Quality: doubtful (spacing assumed; ...)`` for tool messages."""
         if not self.reasons:
-            return f"quality: {self.level}"
-        return f"quality: {self.level} ({'; '.join(self.reasons)})"
+            return f"Quality: {self.level}"
+        return f"Quality: {self.level} ({'; '.join(self.reasons)})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "reasons": list(self.reasons), "checks": list(self.checks)}

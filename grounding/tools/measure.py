@@ -65,7 +65,7 @@ def run_measure(context: ToolContext, evidence_id: str | None = None, view_id: s
     text = f"Measured {what}: {result.summary()}"
     if "orientation assumed" in " ".join(quality.reasons):
         text += " The side is not trusted: the orientation was assumed."
-    return Evidence(id="", tool="measure", arguments={}, text=f"{text} {quality.describe().capitalize()}.",
+    return Evidence(id="", tool="measure", arguments={}, text=f"{text} {quality.describe()}.",
                     box=box, measurements=measurements_of(result), quality=quality,
                     data={**result.as_dict(), "volume": volume_id, "source": evidence_id or view_id})
 

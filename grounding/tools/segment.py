@@ -321,7 +321,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         notes += _cross_check(ev, vol, result)
         ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {used} segmenter): the mask "
                    f"is empty. Searched: {searched['what']}. Try another target, a box around the object, or a "
-                   f"different slice.{notes} {ev.quality.describe().capitalize()}.")
+                   f"different slice.{notes} {ev.quality.describe()}.")
         return ev
     bbox = mask_bbox(mask)
     n_components = ndimage.label(mask[bbox])[1]
@@ -359,7 +359,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     ev.text = (f"Segmented {what}{where} ({mode.upper()}, {used} segmenter): {size}, "
                f"{n_components} connected component(s), extent {dims}, {where_px}; "
                f"{side_words}. Overlay {overlay_id}: {overlay.description}.{notes} "
-               f"{ev.quality.describe().capitalize()}.")
+               f"{ev.quality.describe()}.")
     return ev
 
 
