@@ -194,12 +194,15 @@ def _tool_texts(trace: Trace) -> list[str]:
 
 
 def test_nested_brackets_and_nan_arguments_go_back_to_the_model(small):
-    for script, said in (("nested_brackets", "too deeply"), ("unclosed_brackets", "Error"),
+    # whether the JSON reader or the schema check stops the nesting depends on the stack depth the
+    # parser starts at; either way the model is told, and the episode goes on
+    for script, said in (("nested_brackets", ("too deeply", "bad arguments")), ("unclosed_brackets", "Error"),
                          ("nan_arguments", "NaN and Infinity"), ("nan_margin", "NaN and Infinity"),
                          ("inf_position", "NaN and Infinity")):
         trace = run_episode(small, "q", ReplayBackend([MODEL_OUTPUTS[script], "<answer>yes</answer>"]))
         assert trace.status == "answered", (script, trace.meta.get("error"))
-        assert said in _tool_texts(trace)[0]
+        text = _tool_texts(trace)[0]
+        assert any(word in text for word in ((said,) if isinstance(said, str) else said)), (script, text[:200])
 
 
 def test_tool_calls_per_turn_are_capped(small):
