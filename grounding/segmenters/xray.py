@@ -21,9 +21,7 @@ and the masks are brought back to the input's pixels by nearest-block upsampling
 5. **heart**: between the lungs, from the lungs' mid-height down to the higher of the two
    cardiophrenic angles (each lung's extreme point towards feet-and-midline), the row-wise span
    between the medial lung edges; rows where the span is at least `HEART_MIN_FRACTION` of its
-   widest are the cardiac silhouette (the narrower upper mediastinum is not), followed upwards
-   above mid-height while it stays that wide, so the mask's top is the upper cardiac border rather
-   than a cut at mid-height; filled.
+   widest are the cardiac silhouette (the narrower upper mediastinum is not), filled.
 6. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base.
 
@@ -208,15 +206,6 @@ def _cardiac_silhouette(
     if not spans:
         raise SegmentationError("no cardiac silhouette between the lung fields in the lower chest")
     widest = max(stop - start for start, stop in spans.values())
-    # the upper cardiac border lies above the lungs' mid-height: follow the silhouette up until it
-    # narrows into the upper mediastinum, so the mask's top is the heart's, not a cut at mid-height
-    r = int(min(spans)) - 1
-    while r >= 0 and image_left[r].any() and image_right[r].any():
-        start, stop = int(np.flatnonzero(image_left[r])[-1]) + 1, int(np.flatnonzero(image_right[r])[0])
-        if stop - start < HEART_MIN_FRACTION * widest:
-            break
-        spans[r] = (start, stop)
-        r -= 1
     for r, (start, stop) in spans.items():
         if stop - start >= HEART_MIN_FRACTION * widest:
             heart[r, start:stop] = True
