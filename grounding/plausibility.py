@@ -89,9 +89,14 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
     if uses_side and facts["orientation"].assumed and not volume.is_2d:
         q.flag("doubtful", "orientation assumed (no trusted header): left and right may be swapped")
     if uses_hu and facts["modality"].assumed:
-        # CT is recognised by its value signature (air and fat peaks in Hounsfield units), which is
-        # what the thresholds need; the guess is noted, not held against every result
-        q.checks.append(f"modality {volume.modality} guessed from the voxel values")
+        if volume.modality == "CT":
+            # CT is recognised by its value signature (air and fat peaks in Hounsfield units), which
+            # is what the thresholds need; the guess is noted, not held against every result
+            q.checks.append("modality CT guessed from the voxel values")
+        else:
+            # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
+            q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the sequence is "
+                               f"unknown): the search may not apply; give --modality")
     return q
 
 
