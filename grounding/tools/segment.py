@@ -314,7 +314,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
         if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
-            other = _other_lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+            other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
             if other:  # one lung without the other: the split, not the patient, is at fault
                 ev.quality.merge(lung_pair_quality(0.0, other) if target == "lung_right"
                                  else lung_pair_quality(other, 0.0))
@@ -380,15 +380,15 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
-        other = _other_lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+        other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other is not None:
             right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
             q.merge(lung_pair_quality(right, left))
     return q
 
 
-def _other_lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
-    """Volume (mL) of the other lung from the same segmenter (cached), None when it cannot say."""
+def _lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
+    """Volume (mL) of one lung from the same segmenter (cached), None when it cannot say."""
     try:
         result, _ = _segment_cached(context, volume_id, vol, target, None, "3d", None)
     except ToolError:
@@ -401,16 +401,11 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
     """What an empty search covered, and the quality of the region it searched (lung mask)."""
     segmenter = segmenter_for(context)
     what = getattr(segmenter, "search_description", lambda t, p: None)(target, prompt)
-    out: dict[str, Any] = {"what": what or f"'{target}' over the whole volume" if prompt is None
-                           else what or f"'{target}' inside the prompt"}
+    out: dict[str, Any] = {"what": what or (f"'{target}' over the whole volume" if prompt is None
+                                            else f"'{target}' inside the prompt")}
     if target in ("nodule", "lesion") and prompt is None and vol.modality == "CT":
-        lungs = {}
-        for side in ("lung_right", "lung_left"):
-            try:
-                result, _ = _segment_cached(context, volume_id, vol, side, None, "3d", None)
-            except ToolError:
-                continue
-            lungs[side] = float(np.count_nonzero(result.mask)) * vol.voxel_volume_mm3 / 1000.0
+        found = {side: _lung_ml(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
+        lungs = {side: ml for side, ml in found.items() if ml is not None}
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())

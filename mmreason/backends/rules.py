@@ -68,6 +68,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.plausibility import ctr_quality
+from grounding.quality import worst
 from mmreason.backends.base import DEFAULT_STOP
 from mmreason.messages import parse_result_line
 from mmreason.parsing import parse_tool_calls
@@ -472,9 +473,6 @@ def decide(state: State) -> Action:
     return hedge(state, action, tag)
 
 
-_LEVELS = ("ok", "doubtful", "implausible")
-
-
 def hedge(state: State, action: Action, tag: str) -> Action:
     """Qualify an answer by the quality of the evidence it rests on (`grounding.quality`).
 
@@ -500,9 +498,9 @@ def hedge(state: State, action: Action, tag: str) -> Action:
                 continue
             if reason not in reasons:
                 # the worst evidence's reasons first: they are the ones the answer tag names
-                worse = _LEVELS.index(quality.get("level", "ok")) > _LEVELS.index(level)
-                reasons.insert(0, reason) if worse else reasons.append(reason)
-                level = max(level, quality.get("level", "ok"), key=_LEVELS.index)
+                worse = worst([level, quality.get("level", "ok")])
+                reasons.insert(0, reason) if worse != level else reasons.append(reason)
+                level = worse
                 empty_doubted |= result.name == "segment" and result.fact("voxels") == 0
     if not reasons:
         return action

@@ -22,6 +22,7 @@ call on the evidence it produced.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from grounding.evidence import Evidence
@@ -68,7 +69,8 @@ def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
     recorded them say whether its spacing or orientation were assumed.
     """
     q = Quality(ev.quality.level, list(ev.quality.reasons), list(ev.quality.checks))
-    facts = _facts(ctx, ev)
+    study = _study(ctx, ev)
+    facts = study.get("facts", {})
     if ev.measurements and facts.get("spacing", {}).get("assumed"):
         q.flag("doubtful", "pixel spacing assumed (not in the file): mm and mL figures are not calibrated")
     target = ev.data.get("target") or _source_target(ctx, ev)
@@ -76,8 +78,10 @@ def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
     whole = ev.tool in ("segment", "measure") and not (ev.data.get("prompt") or _source_prompt(ctx, ev))
     if target in NORMAL_ML and volume is not None and whole:
         cut = ["field-of-view edge"] if any("cut off" in r for r in ev.quality.reasons) else []
-        q.merge(structure_quality(_Study(facts), target, volume_ml=volume.value, side=ev.data.get("laterality"),
-                                  mean_hu=None, cut_at=cut, whole_target=True))
+        # `structure_quality` reads only the modality and dimensionality of the volume
+        recorded = SimpleNamespace(modality=study.get("modality", "CT"), is_2d=bool(study.get("is_2d")))
+        q.merge(structure_quality(recorded, target, volume_ml=volume.value,  # type: ignore[arg-type]
+                                  side=ev.data.get("laterality"), mean_hu=None, cut_at=cut, whole_target=True))
     return q
 
 
@@ -99,21 +103,12 @@ def _missed_findings(ctx: VerifyContext, rests_on: list[Evidence]) -> list[Check
 _FINDING_LABEL = re.compile(r"nodule|lesion|mass|tumou?r", re.IGNORECASE)
 
 
-class _Study:
-    """The little of a `Volume` that `structure_quality` reads, from the trace's recorded facts."""
-
-    modality = "CT"
-    is_2d = False
-
-    def __init__(self, facts: dict[str, Any]) -> None:
-        self.facts = facts
-
-
-def _facts(ctx: VerifyContext, ev: Evidence) -> dict[str, Any]:
+def _study(ctx: VerifyContext, ev: Evidence) -> dict[str, Any]:
+    """The trace's record of the volume an evidence item is about (`Volume.summary`, with facts)."""
     volume_id = ctx.volume_of(ev)
     index = int(volume_id) if volume_id is not None and volume_id.isdigit() else 0
     inputs = ctx.trace.inputs
-    return inputs[index].get("facts", {}) if index < len(inputs) else {}
+    return inputs[index] if index < len(inputs) else {}
 
 
 def _source(ctx: VerifyContext, ev: Evidence) -> Evidence | None:
