@@ -42,17 +42,14 @@ import numpy as np
 
 from imaging.io import load
 from imaging.volume import Volume
+from mmreason.quantities import quantities_in
 
 DEFAULT_MANIFEST = Path(__file__).with_name("real_scans.json")
 VERDICTS = ("right", "hedged", "wrong")
 #: default tolerances: relative for volumes and diameters, absolute for the cardiothoracic ratio
 TOLERANCES = {"volume_ml": 0.30, "diameter_mm": 0.30, "ctr": 0.05}
 
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_VOLUME = re.compile(_NUMBER + r"\s*(ml|cm3|cm³|cc|mm3|mm³|l)\b", re.I)
-_LENGTH = re.compile(_NUMBER + r"\s*(mm|cm)(?![3³\w])", re.I)
 _RATIO = re.compile(r"(?<![\d.])((?:0|1)\.\d+)(?!\s*(?:ml|mm|cm|%|\d))", re.I)
-_VOLUME_SCALE = {"ml": 1.0, "cm3": 1.0, "cm³": 1.0, "cc": 1.0, "mm3": 1e-3, "mm³": 1e-3, "l": 1000.0}
 _NEGATIVE = re.compile(r"^\W*no\b|\bno\b[\w\s-]{0,40}\b(was|were|is|are) (found|seen|detected|identified)|"
                        r"\bnot (found|seen|detected|identified)\b|\bnone\b", re.I)
 _ENLARGED = re.compile(r"^\W*yes\b|\b(is enlarged|cardiomegaly)\b", re.I)
@@ -187,6 +184,11 @@ def _first(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return next(iter(pattern.finditer(text)), None)
 
 
+def _first_quantity(dimension: str, *texts: str) -> float | None:
+    """The first stated quantity of ``dimension`` (in its base unit) in the first text that has one."""
+    return next((value for text in texts for value, _, _ in quantities_in(text, dimension)), None)
+
+
 def _check_number(name: str, expected: float, found: float | None, tolerance: float,
                   relative: bool) -> tuple[bool, str]:
     if found is None:
@@ -213,12 +215,11 @@ def check_answer(answer: str, explanation: str, expected: dict[str, Any]) -> tup
         side = "bilateral" if side == "both" else side
         checks.append((side == expected["side"], f"side: expected {expected['side']}, answered {side}"))
     if "volume_ml" in expected:
-        m = _first(_VOLUME, answer) or _first(_VOLUME, explanation)
-        found = float(m.group(1)) * _VOLUME_SCALE[m.group(2).lower()] if m else None
+        found = _first_quantity("volume", answer, explanation)
+        found = None if found is None else found / 1000.0  # mm3 -> mL
         checks.append(_check_number("volume mL", expected["volume_ml"], found, tolerance["volume_ml"], True))
     if "diameter_mm" in expected:
-        m = _first(_LENGTH, answer) or _first(_LENGTH, explanation)
-        found = float(m.group(1)) * (10.0 if m.group(2).lower() == "cm" else 1.0) if m else None
+        found = _first_quantity("length", answer, explanation)
         checks.append(_check_number("diameter mm", expected["diameter_mm"], found, tolerance["diameter_mm"], True))
     if "ctr" in expected:
         m = _first(_RATIO, answer) or _first(_RATIO, explanation)

@@ -37,7 +37,8 @@ Scoring by answer type (`score`):
   Anything else is incorrect with ``option=None``.
 * ``numeric``: the first number in the extracted text (so an answer should lead with its value),
   converted to the reference unit when the
-  prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, %), compared with relative tolerance
+  prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, HU, %: `mmreason.quantities`, the
+  reader the measurement verifier uses, so a score and a verdict read the same value), compared with relative tolerance
   ``case.tolerance`` (default `DEFAULT_REL_TOLERANCE`).
 
 The closed/open groups of our reports are the dataset's own answer types. The peers' protocols
@@ -52,7 +53,8 @@ from typing import Any
 
 from mmreason.case import Case
 from mmreason.parsing import normalize_answer as normalize
-from mmreason.parsing import read_option, strip_think
+from mmreason.parsing import last_answer_block, read_option, strip_think
+from mmreason.quantities import convert, parse_quantity, strip_citations
 
 PARSE_STATUSES = ("answer_tag", "boxed", "answer_prefix", "answer_is", "option_text", "short_answer",
                   "yes_no_sentence", "unparsed")
@@ -61,7 +63,6 @@ SHORT_ANSWER_WORDS = 6
 OPEN_RECALL_THRESHOLD = 0.5
 DEFAULT_REL_TOLERANCE = 0.05
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:final\s+)?answer(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*$",
                             re.IGNORECASE | re.MULTILINE)
 _ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+|best\s+)?answer\s+(?:is|would\s+be)\s*[:：]?\s*",
@@ -70,20 +71,6 @@ _ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+|best\s+)?answer\s+
 _LEADING_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the\s+)?(?:final\s+|correct\s+)?answer(?:\s+is|\s*[:：])(?:\*\*)?\s*",
                              re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\n|(?<!\d)\.(?=\s|$)|\.(?!\d)")
-_NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-_CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
-
-#: conversion factors to a base unit per dimension (length mm, area mm2, volume mm3)
-_UNITS: dict[str, tuple[str, float]] = {
-    "mm": ("length", 1.0), "cm": ("length", 10.0), "m": ("length", 1000.0),
-    "mm2": ("area", 1.0), "cm2": ("area", 100.0),
-    "mm3": ("volume", 1.0), "cm3": ("volume", 1000.0), "ml": ("volume", 1000.0), "cc": ("volume", 1000.0),
-    "l": ("volume", 1e6), "%": ("percent", 1.0), "percent": ("percent", 1.0),
-}
-_UNIT_AFTER_NUMBER = re.compile(r"^\s*(mm\^?[23]|cm\^?[23]|mm²|mm³|cm²|cm³|ml|cc|mm|cm|%|percent|m|l)\b|^\s*%",
-                                re.IGNORECASE)
-
-
 @dataclass
 class ParsedResponse:
     """The answer text extracted from a response and the rule that extracted it."""
@@ -125,11 +112,6 @@ class Score:
         return asdict(self)
 
 
-def strip_citations(text: str) -> str:
-    """``text`` without evidence citations such as ``[E2]`` or ``(E1, E3)``, stripped."""
-    return _CITATION.sub("", text).strip()
-
-
 def _last_boxed(text: str) -> str | None:
     start = text.rfind("\\boxed{")
     if start < 0:
@@ -168,10 +150,10 @@ def parse_response(response: str, options: list[str] | None = None, answer_type:
     ``<think>...</think>`` blocks are removed first: a draft answer inside them is not the answer.
     ``strict`` keeps only the rules that need no untagged reading (1 to 5).
     """
+    tag = last_answer_block(response)
+    if tag is not None and unwrap(tag.group(1)):
+        return ParsedResponse(unwrap(tag.group(1)), "answer_tag")
     response = strip_think(response)
-    tags = [unwrap(t) for t in _ANSWER_TAG.findall(response)]
-    if tags and tags[-1]:
-        return ParsedResponse(tags[-1], "answer_tag")
     boxed = _last_boxed(response)
     if boxed is not None and unwrap(boxed):
         return ParsedResponse(unwrap(boxed), "boxed")
@@ -204,32 +186,6 @@ def token_recall(prediction: str, reference: str) -> float:
         return 0.0
     pred = set(normalize(prediction).split())
     return sum(t in pred for t in ref) / len(ref)
-
-
-def _unit_key(unit: str) -> str:
-    return unit.lower().replace("^", "").replace("²", "2").replace("³", "3").strip()
-
-
-def parse_quantity(text: str) -> tuple[float, str | None] | None:
-    """The first number in ``text`` and the unit written right after it (normalised key or None)."""
-    m = _NUMBER.search(text.replace(",", ""))
-    if not m:
-        return None
-    rest = text.replace(",", "")[m.end():]
-    u = _UNIT_AFTER_NUMBER.match(rest)
-    unit = _unit_key(u.group(0)) if u else None
-    return float(m.group(0)), unit
-
-
-def convert(value: float, unit: str | None, target: str | None) -> float | None:
-    """``value`` in ``unit`` expressed in ``target``; None when the dimensions differ."""
-    if unit is None or target is None or _unit_key(target) not in _UNITS or unit not in _UNITS:
-        return value
-    dim_from, f_from = _UNITS[unit]
-    dim_to, f_to = _UNITS[_unit_key(target)]
-    if dim_from != dim_to:
-        return None
-    return value * f_from / f_to
 
 
 def numeric_match(value: float, reference: float, rel_tolerance: float) -> bool:

@@ -33,6 +33,8 @@ from typing import Any
 
 from transformers.utils.chat_parsing import parse_response
 
+from mmreason.quantities import cited_evidence, strip_citations
+
 
 def _qwen_response_template(tool_calls: dict[str, Any]) -> dict[str, Any]:
     """A transformers response template for a Qwen assistant turn whose tool calls match ``tool_calls``."""
@@ -72,9 +74,7 @@ _CALL_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|$)", 
 _FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|$)", re.DOTALL)
 _PARAMETER = re.compile(r"<parameter=([^>\n]+)>(.*?)(?:</parameter>|(?=<parameter=)|(?=</function>)|$)", re.DOTALL)
 #: an ``<answer>`` block (group 1: its text); an unclosed one runs to the end of the text
-ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
-_EVIDENCE_ID = re.compile(r"\bE(\d+)\b")
-_CITATION = re.compile(r"\[?\bE\d+\b\]?")
+ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 #: "B", "(B)", "B.", "B) text", "B: text" (group 2: the rest)
 _LEADING_LETTER = re.compile(r"^\(?([A-Za-z])\s*(?:\)|\.|:|$)\s*(.*)$", re.DOTALL)
 #: "A left lung": a bare capital letter and a space before the rest (group 2)
@@ -290,6 +290,13 @@ def _cast_xml_arguments(name: str, args: dict[str, str], tools: list[dict[str, A
     return out
 
 
+def last_answer_block(text: str) -> re.Match | None:
+    """The last ``<answer>...</answer>`` block outside ``<think>`` (an unclosed one runs to the end
+    of the text), or None: the answer of a turn for the loop and the first rule of the scorer."""
+    blocks = list(ANSWER_BLOCK.finditer(strip_think(text)))
+    return blocks[-1] if blocks else None
+
+
 def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | None:
     """The final ``<answer>...</answer>`` of a turn, or None when the turn has none.
 
@@ -298,11 +305,9 @@ def parse_answer(text: str, options: list[str] | None = None) -> ParsedAnswer | 
     option letter is read from the answer ("B", "(B)", "B. text", "the answer is B") or, failing
     that, matched from an option's text quoted in the answer.
     """
-    outside = strip_think(text)
-    blocks = list(ANSWER_BLOCK.finditer(outside))
-    if not blocks:
+    last = last_answer_block(text)
+    if last is None:
         return None
-    last = blocks[-1]
     answer = last.group(1).strip()
     return ParsedAnswer(text=answer, option=read_option(answer, options) if options else None,
                         cited=cited_evidence(answer), closed=last.group(0).endswith("</answer>"))
@@ -350,18 +355,3 @@ def read_option(answer: str, options: list[str]) -> str | None:
 def _verbatim(text: str) -> str:
     """An option as written, up to case, runs of spaces and a final full stop."""
     return " ".join(text.lower().split()).rstrip(".").strip()
-
-
-def strip_citations(text: str) -> str:
-    """``text`` without its evidence citations ("E2", "[E2]"), so they do not read as content."""
-    return _CITATION.sub("", text)
-
-
-def cited_evidence(text: str) -> list[str]:
-    """Evidence ids cited in ``text`` ("[E2]", "E2", "(E1, E3)"), in order of first mention."""
-    seen: list[str] = []
-    for m in _EVIDENCE_ID.finditer(text):
-        eid = f"E{int(m.group(1))}"
-        if eid not in seen:
-            seen.append(eid)
-    return seen

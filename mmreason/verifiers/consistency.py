@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 
 from grounding.evidence import Evidence
-from mmreason.parsing import cited_evidence, read_option, strip_citations
+from mmreason.parsing import read_option
+from mmreason.quantities import cited_evidence, dimension_of, strip_citations
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
-from mmreason.verifiers.measurement import normalise_unit
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
 
@@ -112,7 +112,7 @@ def measured_change(ctx: VerifyContext, evidence: list[Evidence]) -> tuple[float
             if rank is None:
                 continue
             for name, m in ev.measurements.items():
-                unit = normalise_unit(m.unit)
+                unit = dimension_of(m.unit)
                 if size in name.lower() and unit is not None and "perpendicular" not in name.lower():
                     key = (subject(ev, ctx.evidence), name)
                     series.setdefault(key, []).append((rank, ev, m.value * unit[1]))

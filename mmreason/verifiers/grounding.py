@@ -41,7 +41,7 @@ from imaging.geometry import (
     rescale_box,
     rescale_point,
 )
-from mmreason.parsing import cited_evidence
+from mmreason.quantities import cited_evidence
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check

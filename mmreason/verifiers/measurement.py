@@ -1,8 +1,9 @@
 """Measurement checks: numbers with units stated in a step against the measured evidence.
 
-Claims read from prose: ``12.3 mm``, ``1.2 cm``, ``12 x 8 mm`` (both values), ``450 mm2``,
-``4.1 mL`` / ``4100 mm3`` / ``4.1 cm3`` / ``4.1 cc``, ``-650 HU``, ``35%``, ``CTR 0.52`` /
-``cardiothoracic ratio of 52%``; for a numeric question (``Case.answer_type == "numeric"``) a
+Claims read from prose: any number with a unit `mmreason.quantities` reads (``12.3 mm``,
+``1.2 cm``, ``450 mm2``, ``4.1 mL`` / ``4100 mm3`` / ``4.1 cc`` / ``0.0041 L``, ``-650 HU``,
+``35%``, spelled-out names), ``12 x 8 mm`` (both values), ``CTR 0.52`` / ``cardiothoracic ratio
+of 52%``; for a numeric question (``Case.answer_type == "numeric"``) a
 bare number in the answer takes the case's unit. Numbers describing acquisition or display
 (spacing, slice thickness, window, level, margin, threshold ...) and coordinates
 (``z=+73.0 mm``, "centred at ...") are not claims.
@@ -39,25 +40,22 @@ from itertools import combinations
 from typing import Literal
 
 from grounding.evidence import Evidence
-from mmreason.parsing import cited_evidence, strip_citations
+from mmreason.quantities import (
+    BASE_UNIT,
+    CITATION,
+    NUMBER,
+    QUANTITY,
+    UNITS,
+    cited_evidence,
+    dimension_of,
+    strip_citations,
+    to_float,
+)
 from mmreason.verifiers.context import VerifyContext
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
 
-#: unit -> (dimension, factor to the dimension's base unit)
-UNITS: dict[str, tuple[str, float]] = {
-    "mm": ("length", 1.0), "cm": ("length", 10.0),
-    "mm2": ("area", 1.0), "cm2": ("area", 100.0),
-    "mm3": ("volume", 1.0), "cm3": ("volume", 1000.0), "cc": ("volume", 1000.0), "ml": ("volume", 1000.0),
-    "hu": ("intensity", 1.0), "%": ("percent", 1.0), "ratio": ("ratio", 1.0),
-}
-BASE_UNIT = {"length": "mm", "area": "mm2", "volume": "mm3", "intensity": "HU", "percent": "%", "ratio": ""}
-
-#: an optional sign: "-4.9 mm" (also the Unicode minus) or "+18%" states a signed change
-_NUM = r"(?<![\w.])([-+\u2212]?\d+(?:\.\d+)?)"
-_UNIT = r"(mm(?:\^?[23]|[²³])?|cm(?:\^?[23]|[²³])?|mL|ml|cc|HU|%)(?![A-Za-z0-9])"
-_QUANTITY = re.compile(rf"{_NUM}\s*{_UNIT}")
-_DIMENSIONS = re.compile(rf"{_NUM}\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z0-9])")
+_DIMENSIONS = re.compile(rf"({NUMBER})\s*[x×]\s*(\d+(?:\.\d+)?)\s*(mm|cm)(?![A-Za-z0-9])")
 _CTR = re.compile(r"\b(?:CTR|cardio-?thoracic ratio)\b(?:\s*\(CTR\))?[\s:=~≈]*"
                   r"(?:(?:is|of|was|equals|approximately|about|roughly|measures|measured at|at)\s+)*"
                   r"(\d*\.\d+|\d+)\s*(%?)(?![\w-])", re.IGNORECASE)
@@ -73,7 +71,7 @@ _COORDINATE = re.compile(r"(\b[xyz]\s*[=:]\s*\+?|"
                          r"\b(centred|centered|centroid|located|position(ed)?|coordinates?)\b.*)$", re.IGNORECASE)
 _POSITION_NAMES = ("centroid", "spacing", "position", "origin", "midline", "slice", "endpoint")
 #: a citation right after a stated quantity: "8.9 mm [E2]", "126.0 mm (E3, E4)"
-_BOUND_CITATION = re.compile(r"\s*[\[(]\s*E\d+(?:\s*[,;]\s*E\d+)*\s*[\])]")
+_BOUND_CITATION = re.compile(CITATION)
 
 
 #: what a quantity is: a value as measured or stated, a signed change (current - prior), or the
@@ -95,18 +93,6 @@ class Quantity:
     signed: bool = False
     #: evidence ids: for a claim, those cited right after it; for a measured value, where it came from
     evidence: tuple[str, ...] = ()
-
-
-def _number(text: str) -> tuple[float, bool]:
-    """The value of a number as written and whether it carries an explicit sign."""
-    text = text.replace("\u2212", "-")
-    return float(text), text[0] in "+-"
-
-
-def normalise_unit(unit: str) -> tuple[str, float] | None:
-    """``(dimension, factor)`` of a unit as written ("mm³", "cm^2", "mL", "HU", "%"), or None."""
-    u = unit.strip().lower().replace("^", "").replace("²", "2").replace("³", "3")
-    return UNITS.get(u)
 
 
 def stated_quantities(text: str, default_unit: str | None = None) -> list[Quantity]:
@@ -131,20 +117,20 @@ def stated_quantities(text: str, default_unit: str | None = None) -> list[Quanti
     for m in _DIMENSIONS.finditer(text):
         dim, factor = UNITS[m.group(3)]
         if keep(m.start(), m.end()):
-            out += [Quantity(dim, _number(m.group(i))[0] * factor, m.group(0), signed=_number(m.group(i))[1])
+            out += [Quantity(dim, to_float(m.group(i))[0] * factor, m.group(0), signed=to_float(m.group(i))[1])
                     for i in (1, 2)]
-    for m in _QUANTITY.finditer(text):
-        unit = normalise_unit(m.group(2))
+    for m in QUANTITY.finditer(text):
+        unit = dimension_of(m.group(2))
         if unit is not None and keep(m.start(), m.end()):
-            value, signed = _number(m.group(1))
+            value, signed = to_float(m.group(1))
             bound = _BOUND_CITATION.match(text, m.end())
             cites = tuple(cited_evidence(bound.group(0))) if bound else ()
             out.append(Quantity(unit[0], value * unit[1], m.group(0), signed=signed, evidence=cites))
-    if not out and default_unit and normalise_unit(default_unit):
-        m = re.fullmatch(r"\s*([-+\u2212]?\d+(?:\.\d+)?)\s*\.?\s*", strip_citations(text))
+    if not out and default_unit and dimension_of(default_unit):
+        m = re.fullmatch(rf"\s*({NUMBER})\s*\.?\s*", strip_citations(text))
         if m:
-            dim, factor = normalise_unit(default_unit)  # type: ignore[misc]
-            value, signed = _number(m.group(1))
+            dim, factor = dimension_of(default_unit)  # type: ignore[misc]
+            value, signed = to_float(m.group(1))
             out.append(Quantity(dim, value * factor, f"{m.group(1)} {default_unit}", signed=signed))
     return out
 
@@ -164,7 +150,7 @@ def measured_quantities(evidence: list[Evidence],
         if ev.error:
             continue
         for name, m in ev.measurements.items():
-            unit = normalise_unit(m.unit)
+            unit = dimension_of(m.unit)
             if unit is None or any(p in name.lower() for p in _POSITION_NAMES):
                 continue
             direct.append((name, ev, Quantity(unit[0], float(m.value) * unit[1], f"{ev.id} {name} {m}",

@@ -35,9 +35,9 @@ from typing import Any
 
 from grounding.evidence import Evidence
 from mmreason.case import Case
+from mmreason.quantities import dimension_of
 from mmreason.trace import ToolCall, Trace
 from mmreason.verifiers.context import Tolerance, VerifierConfig, evidence_laterality
-from mmreason.verifiers.measurement import normalise_unit
 from mmreason.verifiers.verdicts import StepVerdict
 
 #: reference arguments that depend on the model's own views and are not compared
@@ -67,7 +67,7 @@ def _expect_ok(key: str, want: Any, ev: Evidence | None, config: VerifierConfig)
     if key in ev.measurements:
         m = ev.measurements[key]
         value, unit = (want.get("value"), want.get("unit", m.unit)) if isinstance(want, dict) else (want, m.unit)
-        got, have = normalise_unit(m.unit), normalise_unit(unit)
+        got, have = dimension_of(m.unit), dimension_of(unit)
         if got is None or have is None or got[0] != have[0]:
             return _same(float(m.value), float(value)) if unit == m.unit else False
         tol = config.tolerances.get(got[0], Tolerance(relative=0.10))

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from grounding.evidence import Evidence
-from mmreason.parsing import ANSWER_BLOCK, THINK_BLOCK, cited_evidence
+from mmreason.parsing import ANSWER_BLOCK, THINK_BLOCK
+from mmreason.quantities import cited_evidence
 from mmreason.trace import ToolCall, Trace
 
 STEP_KINDS = ("text", "tool_call", "answer")
