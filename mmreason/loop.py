@@ -72,6 +72,7 @@ from imaging.views import View, montage_view, slice_view
 from imaging.windowing import display_window
 from imaging.volume import Volume
 from mmreason import prompts
+from mmreason.prompts import study_text
 from mmreason.backends.base import DEFAULT_STOP, Generation
 from mmreason.messages import (
     ImageLedger,
@@ -196,29 +197,6 @@ def initial_views(volumes: dict[str, Volume], max_images: int = 4, montage_count
     return (first + second)[:max_images]
 
 
-def study_text(volumes: dict[str, Volume]) -> str:
-    """One line per volume: id, modality, grid and spacing, and which of those facts were guessed
-    or assumed rather than read from the file (the model must not state them as certain).
-
-    File names are not shown (nor stored): a file stem may be a patient's name. An assumed spacing
-    is not stated as a fact: the line gives `imaging.provenance.Fact.describe` instead.
-    """
-    lines = ["Study (volumes in the order given; for a follow-up, the prior comes first):"]
-    for vid, vol in volumes.items():
-        nz, ny, nx = vol.shape
-        sz, sy, sx = vol.spacing
-        # the same (z, y, x) order as the trace, the report and `mmreason inspect`; an assumed
-        # spacing is not given as a number, only as the assumption it is
-        known = not vol.facts["spacing"].assumed
-        grid = (f"2-D image {nx}x{ny} px (width x height)" + (f", {sx:.2f}x{sy:.2f} mm/px" if known else "")
-                if vol.is_2d else f"3-D {nz}x{ny}x{nx} voxels (z, y, x)"
-                + (f", spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)" if known else ""))
-        assumed = [f"{f.describe()}" for f in vol.assumed_facts()]
-        lines.append(f"- volume {vid}: {vol.modality}, {grid}" + (f"; NOT from the file: {'; '.join(assumed)}"
-                                                                   if assumed else ""))
-    return "\n".join(lines)
-
-
 def _deidentified(volume: Volume) -> dict[str, Any]:
     """`Volume.summary` without the name (a file stem may be a patient's name)."""
     return {k: v for k, v in volume.summary().items() if k != "name"}
@@ -239,6 +217,36 @@ def _installed_versions() -> tuple[tuple[str, str], ...]:
 def versions() -> dict[str, str]:
     """Installed versions of mmreason, torch and transformers, recorded in every trace."""
     return dict(_installed_versions())
+
+
+@dataclass
+class EpisodeState:
+    """What an episode holds so far, as the objects the loop keeps rather than the prose the model
+    reads: the input of backends that plan from it (a backend with ``reads_state = True`` gets one
+    per conversation as ``generate(..., states=...)``; the ``rules`` planner).
+
+    Attributes:
+        question, options: as asked (options are the texts of the lettered choices).
+        volumes: the studies by volume id (``"0"``, ``"1"``, ... in input order).
+        specs: the tool specs (JSON Schema) the model is offered.
+        trace: the turns so far: each assistant turn's `ToolCall`s, each message's `ImageRef`s
+            (the frame the model saw each image in).
+        views: every view shown so far, by view id.
+        evidence: the evidence board so far.
+        dropped_images: running indices of images removed from the conversation (`ImageLedger`).
+    """
+
+    question: str
+    options: list[str] | None
+    volumes: dict[str, Volume]
+    specs: list[dict[str, Any]]
+    trace: Trace
+    views: dict[str, View]
+    evidence: list[Evidence]
+    dropped_images: frozenset[int] = frozenset()
+
+    def find(self, evidence_id: str | None) -> Evidence | None:
+        return next((ev for ev in self.evidence if ev.id == evidence_id), None)
 
 
 class Episode:
@@ -280,6 +288,13 @@ class Episode:
     @property
     def done(self) -> bool:
         return self.trace.status != "running"
+
+    def state(self) -> EpisodeState:
+        """The episode so far as objects (see `EpisodeState`)."""
+        return EpisodeState(question=self.trace.question, options=self.options, volumes=self.context.volumes,
+                            specs=self.specs, trace=self.trace, views=self.context.views,
+                            evidence=list(self.context.evidence),
+                            dropped_images=frozenset(self.trace.meta.get("dropped_images", ())))
 
     def step(self, text: str, model_seconds: float, generation: Generation | None = None) -> None:
         """Take one model turn: record it, run its tool calls or read its answer.
@@ -510,6 +525,8 @@ def _model_turn(active: list[Episode], backend: Any, config: LoopConfig, tools: 
     options = dict(tools=tools, max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                    seed=seed, stop=config.stop)
     conversations = [e.conversation for e in active]
+    if getattr(backend, "reads_state", False):
+        options["states"] = [e.state() for e in active]
     generations: list[Generation] | list[None]
     detailed = getattr(backend, "generate_detailed", None)
     if detailed is not None:

@@ -21,6 +21,7 @@ from grounding.evidence import Evidence
 from grounding.tool import ToolError
 from imaging.geometry import GeometryError, check_box_in_image, clamp_box_to_image, rescale_box, rescale_point
 from imaging.views import View
+from mmreason import prompts
 from mmreason.trace import ImageRef
 
 Message = dict[str, Any]
@@ -36,7 +37,7 @@ def message(role: str, parts: list[dict[str, Any]]) -> Message:
 
 def caption(index: int, model_size: tuple[int, int], view: View) -> str:
     w, h = model_size
-    return f"Image {index} ({w}x{h}), view {view.view_id}: {view.description}"
+    return prompts.CAPTION.format(index=index, width=w, height=h, view_id=view.view_id, description=view.description)
 
 
 @dataclass
@@ -173,6 +174,14 @@ def result_text(ev: Evidence, note: str = "") -> str:
     lines = [f"[{ev.id}] {ev.text}"]
     if note:
         lines.append(f"Note: {note}.")
+    payload = result_payload(ev)
+    if len(payload) > 1:
+        lines.append("Result: " + json.dumps(payload, separators=(", ", ": ")))
+    return "\n".join(lines)
+
+
+def result_payload(ev: Evidence) -> dict[str, Any]:
+    """The machine-readable part of a tool result (`result_text`'s ``Result:`` line) as a dict."""
     payload: dict[str, Any] = {"evidence_id": ev.id}
     if ev.measurements:
         payload["measurements"] = {k: [round(float(m.value), 3), m.unit] for k, m in ev.measurements.items()}
@@ -183,9 +192,7 @@ def result_text(ev: Evidence, note: str = "") -> str:
     facts = {k: _rounded(v) for k, v in ev.data.items() if _is_small(v)}
     if facts:
         payload["data"] = facts
-    if len(payload) > 1:
-        lines.append("Result: " + json.dumps(payload, separators=(", ", ": ")))
-    return "\n".join(lines)
+    return payload
 
 
 def _rounded(value: Any) -> Any:

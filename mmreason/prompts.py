@@ -1,4 +1,8 @@
-"""The system prompt: role, coordinate conventions, answer format and (when needed) the tool list.
+"""The text the model reads around the images: the system prompt (role, coordinate conventions,
+answer format and, when needed, the tool list), the study lines, the image captions and the question.
+
+The wording lives here as templates, in one place; no code reads it back (the ``rules`` planner
+plans from the loop's objects, `mmreason.loop.EpisodeState`), so it can be reworded freely.
 
 When a backend's chat template renders tools itself (``backend.native_tools``: Qwen2.5-VL's
 Hermes template, Qwen3-VL, Qwen3.5 ...), the tool specs go to ``generate(tools=...)`` and the
@@ -10,7 +14,10 @@ prompt in the Hermes form those models were trained on: one JSON function spec p
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imaging.volume import Volume
 
 INSTRUCTIONS = """\
 You are a radiology assistant. You answer questions about medical images (CT, MRI, X-ray) by \
@@ -41,6 +48,20 @@ Give the final answer as
 <answer>your answer</answer>
 For a multiple-choice question, begin the answer with the option letter, e.g. <answer>B</answer>. \
 If the images cannot answer the question, say so inside the answer tags."""
+
+#: the caption introducing each image (`mmreason.messages.caption`); INSTRUCTIONS describe this form
+CAPTION = "Image {index} ({width}x{height}), view {view_id}: {description}"
+#: the study lines of the first user turn (`study_text`)
+STUDY_HEADER = "Study (volumes in the order given; for a follow-up, the prior comes first):"
+STUDY_LINE = "- volume {volume_id}: {modality}, {grid}{assumed}"
+STUDY_2D = "2-D image {nx}x{ny} px (width x height)"
+STUDY_2D_SPACING = ", {sx:.2f}x{sy:.2f} mm/px"
+STUDY_3D = "3-D {nz}x{ny}x{nx} voxels (z, y, x)"
+STUDY_3D_SPACING = ", spacing {sz:.2f}x{sy:.2f}x{sx:.2f} mm (z, y, x)"
+STUDY_ASSUMED = "; NOT from the file: {facts}"
+#: the question, and the question with lettered options
+QUESTION = "Question: {question}"
+QUESTION_WITH_OPTIONS = "Question: {question}\nOptions:\n{options}\nAnswer with the option letter."
 
 TOOLS_HEADER = """\
 # Tools
@@ -95,6 +116,31 @@ def system_prompt(specs: list[dict[str, Any]], native_tools: bool) -> str:
 def question_text(question: str, options: list[str] | None = None) -> str:
     """The question as shown to the model; options are listed as ``A. text`` lines."""
     if not options:
-        return f"Question: {question}"
+        return QUESTION.format(question=question)
     listed = "\n".join(f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options))
-    return f"Question: {question}\nOptions:\n{listed}\nAnswer with the option letter."
+    return QUESTION_WITH_OPTIONS.format(question=question, options=listed)
+
+
+def study_text(volumes: dict[str, Volume]) -> str:
+    """One line per volume: id, modality, grid and spacing, and which of those facts were guessed
+    or assumed rather than read from the file (the model must not state them as certain).
+
+    File names are not shown (nor stored): a file stem may be a patient's name. An assumed spacing
+    is not stated as a fact: the line gives `imaging.provenance.Fact.describe` instead.
+    """
+    lines = [STUDY_HEADER]
+    for vid, vol in volumes.items():
+        nz, ny, nx = vol.shape
+        sz, sy, sx = vol.spacing
+        # the same (z, y, x) order as the trace, the report and `mmreason inspect`; an assumed
+        # spacing is not given as a number, only as the assumption it is
+        known = not vol.facts["spacing"].assumed
+        if vol.is_2d:
+            grid = STUDY_2D.format(nx=nx, ny=ny) + (STUDY_2D_SPACING.format(sx=sx, sy=sy) if known else "")
+        else:
+            grid = STUDY_3D.format(nz=nz, ny=ny, nx=nx) + (STUDY_3D_SPACING.format(sz=sz, sy=sy, sx=sx)
+                                                            if known else "")
+        assumed = [f.describe() for f in vol.assumed_facts()]
+        lines.append(STUDY_LINE.format(volume_id=vid, modality=vol.modality, grid=grid,
+                                       assumed=STUDY_ASSUMED.format(facts="; ".join(assumed)) if assumed else ""))
+    return "\n".join(lines)

@@ -66,6 +66,11 @@ class FramedBackend:
         self.name = getattr(inner, "name", "trl")
         self.model_id = model_id or getattr(inner, "model_id", "")
 
+    @property
+    def reads_state(self) -> bool:
+        """Whether the inner backend plans from the loop's objects (`mmreason.loop.EpisodeState`)."""
+        return bool(getattr(self.inner, "reads_state", False))
+
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
         return self.frame(width, height)
 

@@ -1,0 +1,110 @@
+"""`RulesBackend`: a deterministic planner that answers by calling the tools. No weights.
+
+It plans from what the loop holds as objects (`mmreason.loop.EpisodeState`: the volumes, the
+views shown and the frame each was shown in, each tool call and its evidence, the tool specs), so
+rewording a prompt changes nothing it does; it knows what a model is shown (the evidence's
+numbers are those of the tool message's ``Result:`` line, `mmreason.messages.result_payload`).
+A conversation that comes without the loop (the served backend) is read from its text instead
+(`transcript`). Each call to `generate` returns the next turn - one or more ``<tool_call>``
+blocks or an ``<answer>`` - so its traces have exactly the format of model traces and can serve
+as SFT demonstrations.
+
+The package: `state` (what the planner knows), `transcript` (the same from a conversation's
+text), `question` (the family cues and what a question asks), `planner` (the table of families,
+`FAMILIES`, and the next turn), one module per family (`lesion`, `growth`, `organ`, `sequence`,
+`ctr`, `modality`), `answer` (short answer, option, hedge) and `turn` (an action and its text).
+
+Question families, recognised by keywords (first match wins, case-insensitive; `planner.FAMILIES`):
+
+==============  =======================================================  ==========================
+family          recognised by                                            tool calls
+==============  =======================================================  ==========================
+growth          two or more volumes and grow/change/compare/prior/...    segment + measure per volume
+                                                                         (a nodule not found on the
+                                                                         current study is looked for
+                                                                         where it was: view, box)
+ctr             cardiothoracic / CTR / cardiomegaly / heart size         segment lungs, measure,
+                (on the first 2-D volume, e.g. a radiograph beside a CT) segment heart, measure
+sequence        which sequence ... brightest / hyperintense (MR)         segment the lesion; per
+                                                                         sequence view its slice,
+                                                                         measure lesion and brain
+organ lesion    lesion/mass/... + liver, spleen or kidney (3-D CT)       segment organ, segment
+                                                                         lesion within it, measure, crop
+lesion          nodule / mass / lesion / tumour / opacity (3-D CT, MR)   segment, (select), measure, crop
+organ volume    volume/size/how large + an organ (lungs, liver ...)      segment organ, measure (each
+                                                                         kidney for "kidneys")
+modality/plane  modality / what kind of image / which plane              view
+==============  =======================================================  ==========================
+
+The final turn explains the finding in prose, with evidence citations, and then gives the answer
+in ``<answer>...</answer>`` in the form the question asks for (`short_answer`): ``yes``/``no``
+first for a closed question, the option letter and text for a multiple-choice one, the number
+with its unit for a numeric one (in the unit the question names: "in mL", "(mm)"), followed by
+the cited evidence ids, e.g. ``<answer>12.9 mm [E1, E2]</answer>``; a question that asks several
+things ("Is there a nodule? Where is it and how large?") gets each part, separated by
+semicolons. `mmreason.parsing` reads the cited ids from the answer tag.
+
+On MR studies with several sequences the lesion is searched on the FLAIR, then the T2, then the
+others, as the question names them ("volume 1 is the FLAIR"); the next one is tried when a
+search finds nothing. When the segmenter returns several candidates, the planner points
+(``point_2d``) at the largest red region of the overlay image and segments again, which keeps that
+one component. Laterality questions ("which side/lung ...") about a lesion are answered by the
+lesion family (the side comes from ``measure``; a region at the midline is given the side most of
+it lies on when options force a side). Any other question gets an answer saying it cannot be
+answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``).
+
+The cardiothoracic ratio rests on two segmentations of the radiograph: the lung fields, whose
+left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter between the inner
+rib margins, and the cardiac silhouette, whose width is the cardiac diameter; the ratio is
+computed from those two evidence items in millimetres.
+
+The sequence comparison segments the hyperintense lesion on every sequence (a sequence where
+none is found does not show it bright) and divides its mean intensity by that of the whole axial
+slice through it (a box over the image: head and background; the dark background air scales
+every sequence's ratio alike, so the ranking is that against the head); the sequence with the
+highest ratio is the one on which the lesion is brightest relative to the brain.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mmreason.backends.base import DEFAULT_STOP
+from mmreason.backends.rules.answer import choose_option
+from mmreason.backends.rules.lesion import largest_overlay_blob
+from mmreason.backends.rules.planner import decide
+from mmreason.backends.rules.state import from_episode
+from mmreason.backends.rules.transcript import from_conversation
+from mmreason.backends.rules.turn import render
+
+if TYPE_CHECKING:
+    from mmreason.loop import EpisodeState
+
+__all__ = ["RulesBackend", "choose_option", "largest_overlay_blob"]
+
+
+class RulesBackend:
+    """Deterministic planner (see the package docstring); a `Backend` with an identity image frame."""
+
+    name = "rules"
+    native_tools = False
+    #: the loop passes each conversation's `EpisodeState` (``generate(states=...)``)
+    reads_state = True
+
+    def __init__(self, model_id: str = "mmreason-rules-v1", **_: Any) -> None:
+        self.model_id = model_id
+
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        return width, height
+
+    def generate(self, conversations: list[list[dict]], *, tools: list[dict] | None = None,
+                 max_new_tokens: int = 512, temperature: float = 0.0, seed: int | None = None,
+                 stop: tuple[str, ...] = DEFAULT_STOP, states: list[EpisodeState] | None = None) -> list[str]:
+        """The next turn of each conversation (sampling settings do not apply: it is deterministic).
+
+        ``states``: the loop's objects of each conversation, planned from when given; without them
+        (a served request) the conversation's text is read.
+        """
+        if states is not None:
+            return [render(decide(from_episode(state))) for state in states]
+        return [render(decide(from_conversation(conv, tools))) for conv in conversations]

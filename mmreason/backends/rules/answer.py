@@ -1,0 +1,158 @@
+"""The short answer in the form a question asks for, the option that matches a finding, and the
+hedge an answer gets from the quality of the evidence it rests on."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from grounding.quality import worst
+from mmreason.backends.rules.question import Asked
+from mmreason.backends.rules.state import State
+from mmreason.backends.rules.turn import Action, Finding
+from mmreason.quantities import UNITS, parse_quantity, quantities_in
+
+#: dimensions of a stated size: an assumed spacing bears on an answer that states one
+_SIZE_DIMENSIONS = ("length", "area", "volume")
+
+
+def fmt_length(mm: float, unit: str | None = None) -> str:
+    """A length in the asked unit (``cm``), else in mm."""
+    return f"{mm / 10:.2f} cm" if unit == "cm" else f"{mm:.1f} mm"
+
+
+def fmt_volume(mm3: float, unit: str | None = None) -> str:
+    """A volume in the asked unit (``mL`` or ``mm3``); else mL from 1 mL up, mm3 below."""
+    unit = unit if unit in ("mL", "mm3") else ("mL" if mm3 >= 1000 else "mm3")
+    if unit == "mm3":
+        return f"{mm3:.0f} mm3"
+    ml = mm3 / 1000
+    return f"{ml:.1f} mL" if ml >= 100 else f"{ml:.2f} mL" if ml >= 1 else f"{ml:.3f} mL"
+
+
+def short_answer(q: Asked, finding: Finding) -> str:
+    """The answer in the form the question asks for (``q``), without citations (see the package
+    docstring): yes/no first for a closed question, then the label, side, ratio and number asked."""
+    parts: list[str] = []
+    if q.yes_no and finding.present is not None:
+        # "Is the nodule in the left lung?" is about the side, not only about presence
+        side = finding.leaning if finding.side == "midline" else finding.side
+        yes = finding.present and (q.named_side is None or side is None or side == q.named_side)
+        parts.append(("Yes" if yes else "No")
+                     + (f", it {finding.trend}" if finding.trend else ""))
+    if finding.none_text:  # nothing was found: there is nothing else to describe
+        return parts[0] if parts else finding.none_text[:1].upper() + finding.none_text[1:]
+    if finding.label and (q.which or not parts):
+        parts.append(finding.label)
+    if q.side and finding.side:
+        parts.append(f"{finding.side} {finding.site}".strip() if finding.side != "midline" else "midline")
+    if finding.ratio is not None:
+        parts.append(f"CTR {finding.ratio:.2f}" if parts else f"{finding.ratio:.2f}")
+    number = asked_number(q, finding)
+    if number:
+        parts.append(number)
+    if not parts:  # nothing specific asked ("Tell me about the nodule"): the finding in brief
+        parts = [p for p in ("Yes" if finding.present else "",
+                             f"{finding.side} {finding.site}".strip() if finding.side else "",
+                             asked_number(Asked(size=True, volume=finding.diameter_mm is None, amount=True), finding))
+                 if p]
+    return "; ".join(parts)
+
+
+def asked_number(q: Asked, f: Finding) -> str:
+    if f.trend is not None and (q.amount or q.percent or q.size):
+        if q.percent and f.change_pct is not None:
+            return f"{f.change_pct:+.0f}%"
+        if f.change_mm is not None and (q.amount or q.size):
+            return f"{f.change_mm:+.1f} mm" if q.unit != "cm" else f"{f.change_mm / 10:+.2f} cm"
+    if f.diameter_mm is not None and (q.diameter or q.unit in ("mm", "cm")):
+        return fmt_length(f.diameter_mm, q.unit)
+    if f.volume_mm3 is not None and (q.volume or q.unit in ("mL", "mm3")
+                                     or (q.size and (f.size_is_volume or f.diameter_mm is None))):
+        return fmt_volume(f.volume_mm3, q.unit)
+    if f.diameter_mm is not None and q.size:
+        return fmt_length(f.diameter_mm, q.unit)
+    return ""
+
+
+
+def hedge(state: State, action: Action, tag: str) -> Action:
+    """Qualify an answer by the quality of the evidence it rests on (`grounding.quality`).
+
+    Only the caveats that bear on what the answer states count: an assumed spacing on a mm or mL
+    figure, an assumed orientation on a side. An ``implausible`` piece of evidence, or a doubtful
+    empty search (a "no" is only as good as the region searched: an implausible lung mask makes
+    "no nodule" doubtful), turns the answer into a reasoned refusal; a ``doubtful`` one keeps the
+    answer and says why it is uncertain.
+    """
+    finding = action.finding
+    assert finding is not None
+    level, reasons, empty_doubted = "ok", [], False
+    cited = set(finding.cites)
+    states_size = any(UNITS[unit][0] in _SIZE_DIMENSIONS for _, unit, _ in quantities_in(tag))
+    states_side = bool(re.search(r"\b(left|right)\b", tag, re.I))
+    for result in state.results:
+        quality = result.payload.get("quality")
+        if result.evidence_id not in cited or not quality:
+            continue
+        for reason in quality.get("reasons", []):
+            if ("spacing assumed" in reason and not states_size) or ("orientation assumed" in reason
+                                                                     and not states_side):
+                continue
+            if reason not in reasons:
+                # the worst evidence's reasons first: they are the ones the answer tag names
+                worse = worst([level, quality.get("level", "ok")])
+                reasons.insert(0, reason) if worse != level else reasons.append(reason)
+                level = worse
+                empty_doubted |= result.name == "segment" and result.fact("voxels") == 0
+    if not reasons:
+        return action
+    caveat = "; ".join(reasons)
+    if level == "implausible" or (finding.present is False and empty_doubted):
+        what = finding.none_text or f"the tools gave \"{tag}\""
+        action.answer = (f"I cannot answer reliably: {what}, but the evidence is {level}: {caveat} "
+                         f"[{', '.join(dict.fromkeys(finding.cites))}]. What the tools measured: {action.answer}")
+        action.thought = "The evidence this answer rests on is not plausible enough to state it as fact."
+        action.tag = f"I cannot answer reliably: {reasons[0]} [{', '.join(dict.fromkeys(finding.cites))}]"
+        action.finding = None
+        return action
+    action.answer += f" Caveat: {caveat}."
+    action.tag += f" (uncertain: {reasons[0]})"
+    return action
+
+
+def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
+    """The letter of the option that matches the finding (``hint``), or None when none does.
+
+    ``hint`` keys: ``yes`` (bool, for yes/no options), ``side`` (left/right), ``trend``
+    (grew/shrank/is stable), ``words`` (any of them in the option), ``value`` (the nearest number).
+    """
+    norm = [re.sub(r"[^a-z0-9.\- ]", "", o.lower()).strip() for o in options]
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+
+    def pick(pred: Any) -> str | None:
+        hits = [letter for letter, o in zip(letters, norm) if pred(o)]
+        return hits[0] if len(hits) == 1 else None
+
+    if "side" in hint and hint["side"] in ("left", "right"):
+        other = "left" if hint["side"] == "right" else "right"
+        if found := pick(lambda o: hint["side"] in o and other not in o):
+            return found
+    if "trend" in hint:
+        words = {"grew": ("grow", "grew", "increase", "larger", "progress"),
+                 "shrank": ("shr", "decrease", "smaller", "regress"), "is stable": ("stable", "unchanged", "no change")}
+        if found := pick(lambda o: any(w in o for w in words[hint["trend"]])):
+            return found
+    if "yes" in hint:
+        if found := pick(lambda o: o == ("yes" if hint["yes"] else "no")):
+            return found
+    if hint.get("words"):
+        if found := pick(lambda o: any(re.search(rf"\b{re.escape(w.lower())}\b", o) for w in hint["words"])):
+            return found
+    if hint.get("value") is not None:
+        numbers = [parse_quantity(o) for o in norm]
+        if all(numbers):
+            dist = [abs(n[0] - float(hint["value"])) for n in numbers]  # type: ignore[index]
+            return letters[dist.index(min(dist))]
+    return None
+

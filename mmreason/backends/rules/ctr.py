@@ -1,0 +1,61 @@
+"""The cardiothoracic-ratio family: lungs and heart segmented on a radiograph, their widths divided."""
+
+from __future__ import annotations
+
+from grounding.plausibility import ctr_quality
+from mmreason.backends.rules.common import cannot, failed, on_volume
+from mmreason.backends.rules.state import State
+from mmreason.backends.rules.turn import Action, Finding
+
+#: the cardiothoracic ratio above which the heart is enlarged
+CTR_ENLARGED = 0.5
+
+
+#: the two segmentations of the cardiothoracic ratio: target, what its width measures
+CTR_STEPS = (("lungs", "thoracic width: the lung fields' outer margins, at the inner rib margins"),
+             ("heart", "cardiac width: the cardiac silhouette's right and left borders"))
+
+
+def plan_ctr(state: State) -> Action:
+    """Cardiothoracic ratio on a radiograph: segment lungs and heart, measure both widths, divide."""
+    r = state.results
+    vol = next((v for v in state.volumes if v.is_2d), None)
+    if vol is None:
+        return cannot("the cardiothoracic ratio is measured on a 2-D chest radiograph")
+    missing = [t for t, _ in CTR_STEPS if state.targets and t not in state.targets]
+    if missing:
+        return cannot(f"the segment tool has no '{missing[0]}' target with this segmenter")
+    if stop := failed(state):
+        return stop
+    step = len(r)
+    if step < 2 * len(CTR_STEPS):
+        target, what = CTR_STEPS[step // 2]
+        if step % 2 == 0:
+            on = f" (volume {vol.id})" if len(state.volumes) > 1 else ""
+            return Action(f"I will segment the {target} on the radiograph{on} ({what}).", "segment",
+                          on_volume(state, vol, {"target": target}))
+        seg = r[step - 1]
+        if not seg.fact("voxels"):
+            return Action("The mask is empty.", answer=f"I cannot answer: no {target} was found [{seg.evidence_id}].")
+        return Action(f"I will measure the left-right width of {seg.evidence_id}.", "measure",
+                      {"evidence_id": seg.evidence_id})
+    thor, card = r[1].measure("width_mm"), r[3].measure("width_mm")
+    if not thor or not card:
+        return cannot("the measurements did not return left-right widths")
+    ratio = card / thor
+    quality = ctr_quality(ratio)
+    if not quality.trusted:
+        cites = [c for c in (r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id) if c]
+        return Action("The measured ratio is not anatomically plausible.",
+                      answer=f"I cannot answer reliably: {quality.reasons[0]} (cardiac width {card:.1f} mm / "
+                             f"thoracic width {thor:.1f} mm) [{', '.join(cites)}].")
+    enlarged = ratio > CTR_ENLARGED
+    verdict = (f"enlarged (cardiomegaly, ratio > {CTR_ENLARGED})" if enlarged
+               else f"within normal limits (ratio <= {CTR_ENLARGED})")
+    text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}, "
+            f"{r[3].evidence_id}] / thoracic width {thor:.1f} mm [{r[0].evidence_id}, {r[1].evidence_id}]; "
+            f"the heart size is {verdict}.")
+    cites = [r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id]
+    return Action("Both widths are measured.", answer=text,
+                  finding=Finding([c for c in cites if c], present=enlarged, ratio=ratio))
+

@@ -1,0 +1,196 @@
+"""The lesion families: a focal lesion in 3-D CT or MR (presence, side, size), and a lesion within
+an abdominal organ (the organ first, then a lesion within it).
+
+When the segmenter returns several candidates, the planner points (``point_2d``) at the largest
+red region of the overlay image and segments again, which keeps that one component.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from mmreason.backends.rules.common import (
+    cannot,
+    failed,
+    fmt_mm,
+    fmt_mm3,
+    is_mr,
+    lesion_target,
+    on_volume,
+    organ_name,
+    search_order,
+)
+from mmreason.backends.rules.state import Result, State, VolumeInfo
+from mmreason.backends.rules.turn import Action, Finding
+
+#: organs searched for a focal lesion by segmenting the organ, then a lesion within it
+LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
+
+
+def _searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
+    """Run the unprompted lesion search over ``order`` until one finds something.
+
+    Returns ``(n, action)``: ``n`` leading results are empty searches, and ``action`` is the next
+    search (or None when a search found something or every volume was searched).
+    """
+    r = state.results
+    target = lesion_target(state)
+    n = 0
+    while n < len(r) and n + 1 < len(order) and r[n].name == "segment" and not r[n].error and not r[n].fact("voxels"):
+        n += 1
+    if n == len(r) and n < len(order):
+        where = f" on volume {order[n].id}" + (f" ({state.sequence_names()[order[n].id]})"
+                                               if order[n].id in state.sequence_names() else "")
+        first = "Nothing was found there; I will search the next sequence" if n else "I will segment"
+        kind = "MR" if is_mr(state) else "CT"
+        return n, Action(f"{first}{where if len(order) > 1 else ''}: {target} candidates in the whole {kind} "
+                         f"volume.", "segment", on_volume(state, order[n], {"target": target}))
+    return n, None
+
+
+def plan_lesion(state: State) -> Action:
+    """Segment candidates (3-D); if several, point at the largest on the overlay; measure; crop; answer."""
+    target = lesion_target(state)
+    mr = is_mr(state)
+    order = search_order(state)
+    empty, search = _searches(state, order)
+    if search is not None:
+        return search
+    if stop := failed(state):
+        return stop
+    r = state.results[empty:]
+    seg_all = r[0]
+    site = "hemisphere" if mr else "lung"
+    if not seg_all.fact("voxels"):
+        region = "the brain" if mr else "the lungs"
+        cites = state.cites()
+        return Action("The segmenter found no candidate.",
+                      answer=f"No {target} was found in {region} by the {seg_all.fact('segmenter')} segmenter "
+                             f"[{', '.join(cites)}].",
+                      finding=Finding(cites, present=False, none_text=f"no {target} was found", site=site))
+    n = seg_all.fact("components") or 1
+    focus, rest = seg_all, r[1:]
+    if n > 1 and not state.q.burden:
+        if rest and rest[0].name == "segment":
+            focus, rest = rest[0], rest[1:]
+        elif not rest and seg_all.images and seg_all.images[0].image is not None:
+            point = largest_overlay_blob(np.asarray(seg_all.images[0].image.convert("RGB")))
+            if point is not None:
+                return Action(f"{n} candidates were found; I will select the largest one, at {point} on the "
+                              f"overlay {seg_all.images[0].view_id}.", "segment",
+                              {"target": target, "view_id": seg_all.images[0].view_id, "point_2d": point})
+    if not rest:
+        return Action(f"I will measure {focus.evidence_id}.", "measure", {"evidence_id": focus.evidence_id})
+    meas = rest[0]
+    if len(rest) == 1 and focus.images and focus.fact("bbox_voxels"):
+        box = _overlay_box(state, focus)
+        if box is not None:
+            return Action("I will zoom into the candidate on the overlay to show it.", "crop",
+                          {"view_id": focus.images[0].view_id, "bbox_2d": box})
+    side = _stated_side(meas.fact("laterality")) or _stated_side(focus.fact("laterality"))
+    where = ("at the midline" if side == "midline" else f"in the {side} {site}" if side
+             else f"in the {site} (its side is not stated: the image orientation is assumed)")
+    if focus is seg_all and n > 1:
+        found = f"{n} candidate regions were found, measured together: they lie {where}"
+    elif n > 1:
+        found = f"{n} candidate regions were found [{seg_all.evidence_id}]; the largest, the {target}, is {where}"
+    else:
+        found = f"There is one {target} {where}"
+    return _lesion_answer(state, found, meas, side, site)
+
+
+def _stated_side(side: Any) -> str | None:
+    """A side the tools stated (``unknown``, from an assumed orientation, is none)."""
+    return side if side in ("left", "right", "midline") else None
+
+
+def _lesion_answer(state: State, found: str, meas: Result, side: str | None, site: str) -> Action:
+    """The answer about a measured lesion: position, diameters, volume, mean intensity, citations."""
+    cx, cy, cz = (meas.measure(f"centroid_{a}_mm") for a in "xyz")
+    cites = state.cites()
+    mean = meas.measure("mean_intensity")
+    unit = "HU" if meas.payload.get("measurements", {}).get("mean_intensity", [0, "HU"])[1] == "HU" else "a.u."
+    text = (f"{found}, centred at x={cx:+.1f}, y={cy:+.1f}, z={cz:+.1f} mm (LPS); "
+            f"longest axial diameter {fmt_mm(meas.measure('longest_diameter_mm'))} x "
+            f"{fmt_mm(meas.measure('perpendicular_diameter_mm'))}, volume {fmt_mm3(meas.measure('volume_mm3'))}"
+            + (f", mean {mean:.0f} {unit}" if mean is not None else "") + f" [{', '.join(cites)}].")
+    fraction_left = meas.fact("fraction_left")
+    leaning = None if fraction_left is None else ("left" if fraction_left > 0.5 else "right")
+    return Action("The measurements give the side, position and size.", answer=text,
+                  finding=Finding(cites, present=True, site=site, side=side, leaning=leaning,
+                                  diameter_mm=meas.measure("longest_diameter_mm"),
+                                  volume_mm3=meas.measure("volume_mm3")))
+
+
+def plan_organ_lesion(state: State, organ: str) -> Action:
+    """Segment the organ, then a lesion within it; measure it, show it, answer."""
+    r = state.results
+    name = organ_name(organ)
+    if state.targets and organ not in state.targets:
+        return cannot(f"the segment tool has no '{organ}' target with this segmenter")
+    if not r:
+        return Action(f"I will segment the {name} first, to search it for a lesion.", "segment", {"target": organ})
+    if stop := failed(state):
+        return stop
+    if not r[0].fact("voxels"):
+        return Action("The organ mask is empty.",
+                      answer=f"I cannot answer: the {name} was not found [{r[0].evidence_id}].")
+    if len(r) == 1:
+        return Action(f"I will segment a focal lesion within the {name} ({r[0].evidence_id}).", "segment",
+                      {"target": "lesion", "within": r[0].evidence_id})
+    seg = r[1]
+    if not seg.fact("voxels"):
+        cites = state.cites()
+        return Action("Nothing in the organ differs from it.",
+                      answer=f"No focal lesion was found in the {name} [{', '.join(cites)}].",
+                      finding=Finding(cites, present=False, none_text=f"no focal lesion was found in the {name}"))
+    if len(r) == 2:
+        return Action(f"I will measure the lesion ({seg.evidence_id}).", "measure", {"evidence_id": seg.evidence_id})
+    meas = r[2]
+    if len(r) == 3 and seg.images and seg.fact("bbox_voxels"):
+        box = _overlay_box(state, seg)
+        if box is not None:
+            return Action("I will zoom into the lesion on the overlay to show it.", "crop",
+                          {"view_id": seg.images[0].view_id, "bbox_2d": box})
+    action = _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"), "")
+    action.finding.side = None  # type: ignore[union-attr]  # the organ says where it is
+    return action
+
+
+def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
+    """Centre ``[x, y]`` (pixel edge frame) of the largest red region of a segment overlay image.
+
+    The segment tool paints the mask red (fill blends (255, 48, 48) at 40 %, outline opaque), so
+    red exceeds green by more than 80 inside the mask and by much less elsewhere.
+    """
+    red = (rgb[..., 0].astype(np.int16) - rgb[..., 1].astype(np.int16)) >= 60
+    labels, n = ndimage.label(red)
+    if n == 0:
+        return None
+    sizes = ndimage.sum(red, labels, range(1, n + 1))
+    ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
+    return [round(float(xs.mean()) + 0.5, 1), round(float(ys.mean()) + 0.5, 1)]
+
+
+def _voxel_box(vol: VolumeInfo, size: tuple[int, int], bbox_voxels: list[list[int]], scale: float,
+               min_pad: float = 8.0) -> list[float]:
+    """A box (pixels of an axial image of ``size`` showing ``vol``) around voxel bounds (z, y, x),
+    padded on each side by ``scale`` times the region's size (at least ``min_pad`` pixels)."""
+    (_, _), (y0, y1), (x0, x1) = bbox_voxels
+    w, h = size
+    sx, sy = w / vol.shape_xyz[0], h / vol.shape_xyz[1]
+    pad_x, pad_y = max(min_pad, scale * (x1 - x0) * sx), max(min_pad, scale * (y1 - y0) * sy)
+    return [round(max(0.0, x0 * sx - pad_x), 1), round(max(0.0, y0 * sy - pad_y), 1),
+            round(min(float(w), x1 * sx + pad_x), 1), round(min(float(h), y1 * sy + pad_y), 1)]
+
+
+def _overlay_box(state: State, seg: Result) -> list[float] | None:
+    """Box (overlay pixels) around the segmented region, with a margin, on the axial overlay."""
+    vol = next((v for v in state.volumes if v.id == str(seg.fact("volume"))), None)
+    if vol is None or vol.is_2d:
+        return None
+    return _voxel_box(vol, seg.images[0].size, seg.fact("bbox_voxels"), 1.0)
+

@@ -1,0 +1,36 @@
+"""The modality/plane family: one view, and the study's modality and plane."""
+
+from __future__ import annotations
+
+from mmreason.backends.rules.common import failed
+from mmreason.backends.rules.state import State
+from mmreason.backends.rules.turn import Action, Finding
+
+
+def plan_modality(state: State) -> Action:
+    r = state.results
+    vol = state.volumes[0]
+    if not r:
+        args = {} if not vol.is_2d else {"plane": "axial", "mode": "slice"}
+        return Action("I will open the image to check its type and plane.", "view", args)
+    if stop := failed(state):
+        return stop
+    names = {"CT": "a CT scan", "MR": "an MRI", "XR": "an X-ray (radiograph)", "US": "an ultrasound image",
+             "PT": "a PET scan"}
+    what = names.get(vol.modality, f"a {vol.modality} image")
+    if vol.is_2d:
+        plane = "a frontal (coronal-plane) projection" if vol.modality == "XR" else "a single 2-D image"
+        kind = "2-D"
+    else:
+        plane = "axial (the volume is shown in axial, coronal and sagittal planes)"
+        kind = "3-D volume"
+    text = f"This is {what}, {kind}; plane: {plane} [{r[0].evidence_id}]."
+    modality_word = {"CT": "ct", "MR": "mri", "XR": "x-ray"}.get(vol.modality, vol.modality.lower())
+    plane_word = "axial" if not vol.is_2d else "frontal"
+    asks_plane = state.q.plane and not state.q.modality
+    label = f"{plane_word} plane" if asks_plane else what[what.index(" ") + 1:]
+    return Action("The study header and the view give modality and plane.", answer=text,
+                  finding=Finding([r[0].evidence_id] if r[0].evidence_id else [], label=label,
+                                  present=vol.modality.lower() in state.question.lower() or None,
+                                  words=[modality_word, vol.modality.lower(), "axial" if not vol.is_2d else "pa"]))
+

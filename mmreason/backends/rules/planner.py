@@ -1,0 +1,81 @@
+"""The question families, in the order they are tried, and the next turn of an episode.
+
+Each family is a row of `FAMILIES`: a name, the cues that recognise it (a `Question` and the
+study: `State`) and its planner. The first row whose test passes plans the turn; a question no
+row recognises gets a reasoned refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mmreason.backends.rules.answer import choose_option, hedge, short_answer
+from mmreason.backends.rules.common import cannot
+from mmreason.backends.rules.ctr import plan_ctr
+from mmreason.backends.rules.growth import plan_growth
+from mmreason.backends.rules.lesion import LESION_ORGANS, plan_lesion, plan_organ_lesion
+from mmreason.backends.rules.modality import plan_modality
+from mmreason.backends.rules.organ import plan_organ
+from mmreason.backends.rules.sequence import plan_sequence
+from mmreason.backends.rules.state import State
+from mmreason.backends.rules.turn import Action
+
+
+@dataclass(frozen=True)
+class Family:
+    """A question family: ``recognises(state)`` decides whether ``plan(state)`` plans its turns."""
+
+    name: str
+    recognises: Callable[[State], bool]
+    plan: Callable[[State], Action]
+
+
+def _organ_lesion(state: State) -> bool:
+    organs = state.q.organs
+    return state.q.lesion and state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS  # type: ignore[index]
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("growth", lambda s: len(s.volumes) >= 2 and s.q.growth, plan_growth),
+    Family("ctr", lambda s: s.q.ctr, plan_ctr),
+    Family("sequence", lambda s: s.q.sequence and s.modality() == "MR", plan_sequence),
+    Family("organ lesion", _organ_lesion, lambda s: plan_organ_lesion(s, s.q.organs[0])),  # type: ignore[index]
+    Family("lesion", lambda s: s.q.lesion and s.modality() in ("CT", "MR"), plan_lesion),
+    Family("lesion elsewhere", lambda s: s.q.lesion,
+           lambda s: cannot("lesion questions are answered on 3-D CT and MR only")),
+    Family("organ volume", lambda s: bool(s.q.organs) and s.q.organ_size,
+           lambda s: plan_organ(s, s.q.organs)),  # type: ignore[arg-type]
+    Family("modality/plane", lambda s: s.q.modality or s.q.plane, plan_modality),
+)
+#: what a question no family recognises is told
+UNKNOWN = ("it is not one of the question types the rules backend handles (lung nodule or lesion presence, side "
+           "and size; organ volume; lesion growth between two studies; cardiothoracic ratio; the MR sequence a "
+           "lesion is brightest on; modality and plane)")
+
+
+def family_of(state: State) -> Family | None:
+    """The first family of `FAMILIES` that recognises the question, or None."""
+    return next((f for f in FAMILIES if f.recognises(state)), None)
+
+
+def plan(state: State) -> Action:
+    family = family_of(state)
+    return family.plan(state) if family is not None else cannot(UNKNOWN)
+
+
+def decide(state: State) -> Action:
+    """The next action; a final answer with a finding gets its ``tag`` (short answer + citations)."""
+    action = plan(state)
+    if action.tool is not None or action.finding is None:
+        action.tag = action.answer
+        return action
+    finding = action.finding
+    tag = short_answer(state.q.asked, finding)
+    if state.options:
+        letter = choose_option(state.options, finding.hint())
+        if letter:
+            tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
+    cites = list(dict.fromkeys(finding.cites))
+    action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
+    return hedge(state, action, tag)

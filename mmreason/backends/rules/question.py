@@ -1,0 +1,148 @@
+"""What a question is about (its family's cues) and what it asks for (the form of the short answer).
+
+Read from the question text alone, case-insensitively: the study it is about comes from the
+loop's objects (`mmreason.backends.rules.state`), never from the wording of the prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from mmreason.quantities import UNIT, unit_key
+
+#: organ words -> canonical segment targets (checked against the segment tool's target list);
+#: longer phrases come first ("left kidney" before "kidney")
+ORGANS: dict[str, tuple[str, ...]] = {
+    "left lung": ("lung_left",), "right lung": ("lung_right",), "lungs": ("lungs",), "lung": ("lungs",),
+    "liver": ("liver",), "spleen": ("spleen",), "left kidney": ("kidney_left",),
+    "right kidney": ("kidney_right",), "kidney": ("kidney_left", "kidney_right"), "heart": ("heart",),
+    "aorta": ("aorta",), "airway": ("airways",), "trachea": ("airways",), "bone": ("bone",), "body": ("body",),
+}
+
+_GROWTH = re.compile(r"\b(grow|grew|growth|change[sd]?|compar|prior|previous|interval|progress|follow.?up|"
+                     r"increase|decrease|shrink|shrunk|stable)", re.I)
+_CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|enlarged heart|size of the heart", re.I)
+_LESION = re.compile(r"\b(nodules?|mass(es)?|lesions?|tumou?rs?|opacit(y|ies)|metastas[ie]s)\b", re.I)
+_SEQUENCE_Q = re.compile(r"\bsequence\b.*\b(bright\w*|hyperintens\w*|conspicuous|signal)|"
+                         r"\b(bright\w*|hyperintens\w*|conspicuous)\b.*\bsequence\b", re.I | re.S)
+#: questions about every lesion together (MS lesion load): the candidates are measured as one
+_BURDEN = re.compile(r"\b(burden|load|total|all (the )?lesions|lesions?'? (combined|together))\b", re.I)
+_ORGAN_SIZE = re.compile(r"\b(volume|size|how (large|big)|measure)", re.I)
+_MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|imaging)|which imaging|"
+                       r"imaging technique|is this (an? )?(ct|mri|mr|x-?ray|radiograph))", re.I)
+_PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
+#: "volume 1 is the FLAIR", "volume 0: T2", "volume 2 the T1 sequence"
+_NAMED_SEQUENCE = re.compile(r"\bvolume (\w+)\s*(?:is|:|=)?\s*(?:the |an? )?(t1|t2|flair)\b", re.I)
+_NODULE_ONLY = re.compile(r"nodul|lung|pulmonary", re.I)
+_NOT_NODULE = re.compile(r"\b(mass|tumou?r|lesion|cancer|neoplasm)", re.I)
+
+# -- what a question asks (read from its interrogative sentences and answer instructions) -----------
+_AUXILIARY = re.compile(r"^\W*(is|are|does|do|did|has|have|had|was|were|can|could|any|should|will|would)\b", re.I)
+_ASK_YES_NO = re.compile(r"\banswer (with )?yes or no\b", re.I)
+_ASK_SIDE = re.compile(r"\b(which|what) (side|lung|hemisphere|kidney|lobe)\b|\bwhere\b|\bleft or right\b|"
+                       r"\bright or left\b|\bside\b|\blateral", re.I)
+_ASK_SIZE = re.compile(r"\b(how (large|big)|size|diameter|measure\w*|dimension\w*)\b", re.I)
+_ASK_DIAMETER = re.compile(r"\b(diameter|how (long|wide)|length|width)\b", re.I)
+_ASK_VOLUME = re.compile(r"\bvolume\b", re.I)
+_ASK_AMOUNT = re.compile(r"\b(how (many|much)|by what|what is the (change|difference|growth)|"
+                         r"change in|difference in)\b", re.I)
+_ASK_PERCENT = re.compile(r"%|\bper ?cent", re.I)
+_ASK_WHICH = re.compile(r"\b(which|what)\b", re.I)
+#: a unit the question asks for: "in mL", "in mm", "unit (mL)", "in cubic millimetres"
+_ASK_UNIT = re.compile(rf"(?:\bin|\bunits?\s*\(?|\bunits? of)\s*({UNIT})(?![\w²³])", re.I)
+#: the unit an asked unit is answered in: lengths in mm or cm, volumes in mL or mm3
+_ANSWER_UNIT = {"mm": "mm", "cm": "cm", "ml": "mL", "cc": "mL", "cm3": "mL", "mm3": "mm3"}
+#: a yes/no question about growth asks about this trend
+_ASKED_TREND = (("shrank", re.compile(r"shr[iu]nk|shrank|decreas|smaller|regress|reduc", re.I)),
+                ("is stable", re.compile(r"stable|unchanged|same size", re.I)),
+                ("changed", re.compile(r"\bchang", re.I)),
+                ("grew", re.compile(r"gr[eo]w|increas|larger|bigger|enlarg|progress", re.I)))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks for, which decides the form of the short answer."""
+
+    yes_no: bool = False
+    which: bool = False
+    side: bool = False
+    size: bool = False
+    diameter: bool = False
+    volume: bool = False
+    amount: bool = False
+    percent: bool = False
+    unit: str | None = None
+    trend: str = "grew"
+    named_side: str | None = None
+
+    @classmethod
+    def of(cls, question: str) -> "Asked":
+        """Read ``question``: its sentences ending in ``?`` (the whole text when none does) say
+        what is asked, answer instructions ("Answer yes or no") and units anywhere in it count."""
+        sentences = [s.strip() for s in re.findall(r"[^.?!]*\?", question)] or [question]
+        asked = " ".join(sentences)
+        unit = next((u for m in _ASK_UNIT.finditer(question) if (u := _ANSWER_UNIT.get(unit_key(m.group(1)) or ""))),
+                    None)
+        closed = [s for s in sentences if _AUXILIARY.match(s)]
+        # the trend a yes/no question asks about comes from that question ("Did it grow? By how much?")
+        trend = next((t for t, rx in _ASKED_TREND if rx.search(closed[0] if closed else asked)), "grew")
+        sides = set(re.findall(r"\b(left|right)\b", closed[0].lower())) if closed else set()
+        return cls(yes_no=bool(closed) or bool(_ASK_YES_NO.search(question)),
+                   named_side=sides.pop() if len(sides) == 1 else None,
+                   which=bool(_ASK_WHICH.search(asked)), side=bool(_ASK_SIDE.search(asked)),
+                   size=bool(_ASK_SIZE.search(asked)), diameter=bool(_ASK_DIAMETER.search(asked)),
+                   volume=bool(_ASK_VOLUME.search(asked)),
+                   amount=bool(_ASK_AMOUNT.search(asked)), percent=bool(_ASK_PERCENT.search(asked)),
+                   unit=unit, trend=trend)
+
+
+@dataclass(frozen=True)
+class Question:
+    """The cues of a question that choose its family (`mmreason.backends.rules.planner.FAMILIES`)
+    and steer its planner.
+
+    Attributes:
+        text: the question as asked.
+        growth, ctr, sequence, lesion, organ_size, modality, plane: the family cues (see the
+            package docstring's table).
+        burden: it asks about every lesion together (lesion load): candidates are measured as one.
+        organs: the segment targets of the first organ it names (None when it names none).
+        nodule: it asks about lung nodules only (a 4-30 mm search), not a mass or tumour.
+        sequences: volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them.
+        asked: what it asks for (`Asked`).
+    """
+
+    text: str
+    growth: bool = False
+    ctr: bool = False
+    sequence: bool = False
+    lesion: bool = False
+    burden: bool = False
+    organ_size: bool = False
+    modality: bool = False
+    plane: bool = False
+    organs: tuple[str, ...] | None = None
+    nodule: bool = False
+    sequences: dict[str, str] = field(default_factory=dict)
+    asked: Asked = field(default_factory=Asked)
+
+    @classmethod
+    def of(cls, text: str) -> "Question":
+        return cls(text=text, growth=bool(_GROWTH.search(text)), ctr=bool(_CTR.search(text)),
+                   sequence=bool(_SEQUENCE_Q.search(text)), lesion=bool(_LESION.search(text)),
+                   burden=bool(_BURDEN.search(text)), organ_size=bool(_ORGAN_SIZE.search(text)),
+                   modality=bool(_MODALITY.search(text)), plane=bool(_PLANE.search(text)),
+                   organs=organ_in(text),
+                   nodule=bool(_NODULE_ONLY.search(text)) and not _NOT_NODULE.search(text),
+                   sequences={m.group(1): m.group(2).upper() for m in _NAMED_SEQUENCE.finditer(text)},
+                   asked=Asked.of(text))
+
+
+def organ_in(question: str) -> tuple[str, ...] | None:
+    """The segment targets of the first organ ``question`` names (longer phrases first)."""
+    q = question.lower()
+    for word, targets in ORGANS.items():  # longer phrases ("left lung") come before "lung"
+        if re.search(rf"\b{word}s?\b", q):
+            return targets
+    return None

@@ -1,0 +1,97 @@
+"""A planner's next turn (`Action`), what the tools established (`Finding`), and the turn as text.
+
+`render` writes a turn exactly as a model would: a thought and ``<tool_call>`` blocks, or the
+explanation and the ``<answer>`` tag, so the rules backend's traces serve as SFT demonstrations.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Finding:
+    """What the tools established, from which the short answer and the option are chosen.
+
+    Attributes:
+        cites: evidence ids the answer rests on.
+        present: whether the asked finding is there (None when the question is not about presence).
+        none_text: set when nothing was found: what to say ("no nodule was found").
+        site: what ``side`` qualifies ("lung", "hemisphere"; "" for a bare side).
+        side: ``left``, ``right`` or ``midline``; ``leaning`` the side most of a midline region is on.
+        diameter_mm: longest axial diameter; volume_mm3: volume (organs summed); size_is_volume:
+            "how large" asks for the volume (organs) rather than the diameter (lesions).
+        trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
+        ratio: the cardiothoracic ratio.
+        label: a word answer (a sequence or modality name); words: words an option may contain.
+    """
+
+    cites: list[str]
+    present: bool | None = None
+    none_text: str = ""
+    site: str = ""
+    side: str | None = None
+    leaning: str | None = None
+    diameter_mm: float | None = None
+    volume_mm3: float | None = None
+    size_is_volume: bool = False
+    trend: str | None = None
+    change_mm: float | None = None
+    change_pct: float | None = None
+    ratio: float | None = None
+    label: str | None = None
+    words: list[str] = field(default_factory=list)
+
+    def hint(self) -> dict[str, Any]:
+        """The `choose_option` hint of this finding."""
+        hint: dict[str, Any] = {"words": self.words}
+        if self.present is not None:
+            hint["yes"] = self.present
+        side = self.leaning if self.side == "midline" else self.side
+        if side:
+            hint["side"] = side
+        if self.trend:
+            hint["trend"] = self.trend
+        value = next((v for v in (self.change_mm, self.ratio, self.diameter_mm,
+                                  None if self.volume_mm3 is None else self.volume_mm3 / 1000) if v is not None), None)
+        if value is not None:
+            hint["value"] = value
+        return hint
+
+
+
+@dataclass
+class Action:
+    """The next turn: tool calls (``calls``), or a final answer.
+
+    A final answer has ``answer`` (the explanation, or the whole text of an abstention) and,
+    when the tools established something, ``finding``; `decide` then sets ``tag``, the text of
+    the ``<answer>`` tag.
+    """
+
+    thought: str
+    tool: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    answer: str = ""
+    finding: Finding | None = None
+    tag: str = ""
+    more_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        return ([(self.tool, self.arguments)] if self.tool else []) + self.more_calls
+
+
+def render(action: Action) -> str:
+    """A turn as a model writes it: the thought and the calls, or the explanation and the answer tag."""
+    if action.calls:
+        blocks = "\n".join(f"<tool_call>\n{json.dumps({'name': n, 'arguments': a})}\n</tool_call>"
+                           for n, a in action.calls)
+        return f"{action.thought}\n{blocks}"
+    if action.finding is None:  # an abstention: the explanation is the answer
+        prose = f"{action.answer}\n" if action.tag and action.tag != action.answer else ""
+        return f"{action.thought}\n{prose}<answer>{action.tag or action.answer}</answer>"
+    return f"{action.answer}\n<answer>{action.tag}</answer>"
+

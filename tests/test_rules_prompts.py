@@ -1,0 +1,112 @@
+"""The rules backend plans from the loop's objects: rewording the prompt changes none of its answers.
+
+The study lines, image captions, question lines and instructions are reworded (the templates of
+`mmreason.prompts`); the bundled example and phantom cases of the synthetic benchmark's families
+get the same tool calls and the same answer as with the original wording. A conversation served
+without the loop (`mmreason serve`) is read from its text, by patterns built from the same
+templates: it gets the same answers too, in either wording.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grounding.tools import default_registry
+from imaging.phantoms import NoduleSpec, brain_mr, chest_ct, chest_xray, followup_pair
+from mmreason import prompts
+from mmreason.backends.rules import RulesBackend
+from mmreason.loop import run_episode
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chest_ct.nii.gz"
+
+REWORDED = {
+    "INSTRUCTIONS": "You help radiologists. Use the tools; cite evidence ids; answer in <answer></answer>.",
+    "CAPTION": "[picture #{index}: {width} by {height} px; {view_id}] {description}",
+    "STUDY_HEADER": "The examination consists of:",
+    "STUDY_LINE": "* series {volume_id} ({modality}): {grid}{assumed}",
+    "STUDY_2D": "a {nx} by {ny} pixel picture",
+    "STUDY_3D": "a stack of {nz} slices of {ny} by {nx}",
+    "QUESTION": "The clinician asks: {question}",
+    "QUESTION_WITH_OPTIONS": "The clinician asks: {question}\nChoices:\n{options}\nReply with a letter.",
+}
+
+
+class ServedRules:
+    """The rules backend as a served request reaches it: the conversation's text, no loop objects."""
+
+    name = "rules"
+    native_tools = False
+    reads_state = False
+
+    def __init__(self) -> None:
+        self.inner = RulesBackend()
+
+    def model_image_size(self, width: int, height: int) -> tuple[int, int]:
+        return width, height
+
+    def generate(self, conversations, **kwargs):
+        return self.inner.generate(conversations, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry()
+
+
+def _ct():
+    return chest_ct(seed=1, spacing=(6.0, 4.0, 4.0), nodules=[NoduleSpec(diameter_mm=16.0, side="left")]).volume
+
+
+def _followup():
+    prior, current = followup_pair(seed=1, diameter_mm=(9.0, 4.0), spacing=(3.0, 2.0, 2.0))
+    return [prior.volume, current.volume]
+
+
+def _mr():
+    ph = brain_mr(seed=1, spacing=(3.0, 2.0, 2.0), lesion_diameter_mm=14.0)
+    return [ph.volumes[k] for k in ("t1", "flair", "t2")]
+
+
+CASES = {
+    "bundled example": (lambda: EXAMPLE, "Is there a lung nodule? Where is it and how large?", None),
+    "laterality choice": (_ct, "Which lung contains the nodule?", ["Right lung", "Left lung"]),
+    "ctr": (lambda: chest_xray(seed=0).volume, "What is the cardiothoracic ratio?", None),
+    # a follow-up whose current search misses the nodule: views, then a point on the view
+    "growth": (_followup, "Did the nodule grow? By how many mm did it change?", None),
+    "sequence": (_mr, "Volume 0 is the T1, volume 1 the FLAIR and volume 2 the T2 sequence of one brain MR. "
+                      "On which sequence is the lesion brightest relative to the brain?", ["T1", "T2", "FLAIR"]),
+}
+
+
+def _outcome(trace) -> tuple:
+    return trace.status, trace.answer, [(c.name, c.arguments) for c in trace.tool_calls()]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rewording_the_prompt_changes_no_answer(case, registry, monkeypatch):
+    make, question, options = CASES[case]
+    volume = make()
+    original = run_episode(volume, question, RulesBackend(), options=options, registry=registry)
+    assert original.status == "answered", original.answer
+    for name, text in REWORDED.items():
+        monkeypatch.setattr(prompts, name, text)
+    reworded = run_episode(volume, question, RulesBackend(), options=options, registry=registry)
+    assert "picture #1" in reworded.turns[1].text and "Image 1" not in reworded.turns[1].text
+    assert _outcome(reworded) == _outcome(original)
+
+
+@pytest.mark.parametrize("case", ["bundled example", "laterality choice", "ctr"])
+@pytest.mark.parametrize("reword", [False, True])
+def test_a_served_conversation_is_read_from_its_text_alike(case, reword, registry, monkeypatch):
+    """Without the loop's objects the conversation's text is read, by patterns built from the
+    templates the prompt was written with, so a served request gets the loop's answers."""
+    make, question, options = CASES[case]
+    volume = make()
+    original = run_episode(volume, question, RulesBackend(), options=options, registry=registry)
+    if reword:
+        for name, text in REWORDED.items():
+            monkeypatch.setattr(prompts, name, text)
+    served = run_episode(volume, question, ServedRules(), options=options, registry=registry)
+    assert _outcome(served) == _outcome(original)
