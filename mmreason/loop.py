@@ -27,6 +27,11 @@ was trained on and its boxes map back by the same scaling (docs/models.md). A
 pixels before calling the tool. `ToolCall.arguments` keeps what the model wrote; the evidence
 keeps the arguments the tool ran with (view pixels).
 
+**Backends that plan from objects** (``backend.reads_state``: the ``rules`` planner) also get
+each conversation's `EpisodeState` (``generate(..., states=[...])``): the volumes, views, tool
+calls and evidence the prose of the conversation describes, so the prompt's wording
+(`mmreason.prompts`) is free to change.
+
 **Tool results** go back as ``role: tool`` messages (text + returned images). Parse errors,
 unknown tools and `MMReasonError` raised by a tool come back the same way, as ``Error: ...``, so
 the model can correct itself. A call identical to an earlier one (same tool, same arguments) is

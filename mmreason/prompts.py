@@ -1,8 +1,10 @@
 """The text the model reads around the images: the system prompt (role, coordinate conventions,
 answer format and, when needed, the tool list), the study lines, the image captions and the question.
 
-The wording lives here as templates, in one place; no code reads it back (the ``rules`` planner
-plans from the loop's objects, `mmreason.loop.EpisodeState`), so it can be reworded freely.
+The wording lives here as templates, in one place, and can be reworded freely: the ``rules``
+planner plans from the loop's objects (`mmreason.loop.EpisodeState`), not from this text; only a
+conversation served without the loop is read back, by patterns built from these templates
+(`mmreason.backends.rules.transcript`).
 
 When a backend's chat template renders tools itself (``backend.native_tools``: Qwen2.5-VL's
 Hermes template, Qwen3-VL, Qwen3.5 ...), the tool specs go to ``generate(tools=...)`` and the

@@ -85,11 +85,8 @@ def plan_lesion(state: State) -> Action:
     if not rest:
         return Action(f"I will measure {focus.evidence_id}.", "measure", {"evidence_id": focus.evidence_id})
     meas = rest[0]
-    if len(rest) == 1 and focus.images and focus.fact("bbox_voxels"):
-        box = _overlay_box(state, focus)
-        if box is not None:
-            return Action("I will zoom into the candidate on the overlay to show it.", "crop",
-                          {"view_id": focus.images[0].view_id, "bbox_2d": box})
+    if len(rest) == 1 and (zoom := _zoom(state, focus, "candidate")):
+        return zoom
     side = _stated_side(meas.fact("laterality")) or _stated_side(focus.fact("laterality"))
     where = ("at the midline" if side == "midline" else f"in the {side} {site}" if side
              else f"in the {site} (its side is not stated: the image orientation is assumed)")
@@ -150,11 +147,8 @@ def plan_organ_lesion(state: State, organ: str) -> Action:
     if len(r) == 2:
         return Action(f"I will measure the lesion ({seg.evidence_id}).", "measure", {"evidence_id": seg.evidence_id})
     meas = r[2]
-    if len(r) == 3 and seg.images and seg.fact("bbox_voxels"):
-        box = _overlay_box(state, seg)
-        if box is not None:
-            return Action("I will zoom into the lesion on the overlay to show it.", "crop",
-                          {"view_id": seg.images[0].view_id, "bbox_2d": box})
+    if len(r) == 3 and (zoom := _zoom(state, seg, "lesion")):
+        return zoom
     action = _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"), "")
     action.finding.side = None  # type: ignore[union-attr]  # the organ says where it is
     return action
@@ -185,6 +179,15 @@ def _voxel_box(vol: VolumeInfo, size: tuple[int, int], bbox_voxels: list[list[in
     pad_x, pad_y = max(min_pad, scale * (x1 - x0) * sx), max(min_pad, scale * (y1 - y0) * sy)
     return [round(max(0.0, x0 * sx - pad_x), 1), round(max(0.0, y0 * sy - pad_y), 1),
             round(min(float(w), x1 * sx + pad_x), 1), round(min(float(h), y1 * sy + pad_y), 1)]
+
+
+def _zoom(state: State, seg: Result, what: str) -> Action | None:
+    """A crop of the overlay of ``seg`` around the segmented region (None when there is no 3-D overlay)."""
+    box = _overlay_box(state, seg) if seg.images and seg.fact("bbox_voxels") else None
+    if box is None:
+        return None
+    return Action(f"I will zoom into the {what} on the overlay to show it.", "crop",
+                  {"view_id": seg.images[0].view_id, "bbox_2d": box})
 
 
 def _overlay_box(state: State, seg: Result) -> list[float] | None:
