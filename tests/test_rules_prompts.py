@@ -17,6 +17,8 @@ from grounding.tools import default_registry
 from imaging.phantoms import NoduleSpec, brain_mr, chest_ct, chest_xray, followup_pair
 from mmreason import prompts
 from mmreason.backends.rules import RulesBackend
+from mmreason.backends.rules.planner import family_of
+from mmreason.backends.rules.state import State, VolumeInfo
 from mmreason.loop import run_episode
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chest_ct.nii.gz"
@@ -110,3 +112,22 @@ def test_a_served_conversation_is_read_from_its_text_alike(case, reword, registr
             monkeypatch.setattr(prompts, name, text)
     served = run_episode(volume, question, ServedRules(), options=options, registry=registry)
     assert _outcome(served) == _outcome(original)
+
+
+@pytest.mark.parametrize("question, study, family", [
+    ("Has the nodule grown since the prior scan?", [("CT", False), ("CT", False)], "growth"),
+    ("Has the nodule grown since the prior scan?", [("CT", False)], "lesion"),
+    ("Is the heart enlarged (cardiomegaly)?", [("XR", True)], "ctr"),
+    ("On which sequence is the lesion brightest?", [("MR", False), ("MR", False)], "sequence"),
+    ("Is there a lesion in the liver?", [("CT", False)], "organ lesion"),
+    ("Is there a lesion in the liver?", [("MR", False)], "lesion"),
+    ("Is there a nodule?", [("XR", True)], "lesion elsewhere"),
+    ("What is the volume of the left kidney?", [("CT", False)], "organ volume"),
+    ("Which imaging modality is this?", [("CT", False)], "modality/plane"),
+    ("What is 2 + 2?", [("CT", False)], None),
+])
+def test_the_family_table_chooses_by_question_and_study(question, study, family):
+    volumes = [VolumeInfo(str(i), modality, two_d, (8, 8) if two_d else (8, 8, 8))
+               for i, (modality, two_d) in enumerate(study)]
+    chosen = family_of(State(question, None, volumes, [], []))
+    assert (chosen.name if chosen else None) == family

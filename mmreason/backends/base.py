@@ -74,7 +74,10 @@ class Backend(Protocol):
 
     A backend may also say ``tool_call_format`` (``"json"`` Hermes calls, the default when
     absent, or ``"xml"``: Qwen3.5's ``<function=...><parameter=...>`` calls its template teaches);
-    the loop's format reminder uses it. The parser reads both forms whatever it says.
+    the loop's format reminder uses it. The parser reads both forms whatever it says. A backend
+    that plans from the loop's objects rather than the conversation's text says ``reads_state =
+    True`` and gets ``generate(..., states=[mmreason.loop.EpisodeState, ...])`` (the ``rules``
+    planner); the others never receive ``states``.
     """
 
     name: str

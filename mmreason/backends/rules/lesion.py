@@ -122,8 +122,9 @@ def _lesion_answer(state: State, found: str, meas: Result, side: str | None, sit
                                   volume_mm3=meas.measure("volume_mm3")))
 
 
-def plan_organ_lesion(state: State, organ: str) -> Action:
-    """Segment the organ, then a lesion within it; measure it, show it, answer."""
+def plan_organ_lesion(state: State) -> Action:
+    """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
+    organ = (state.q.organs or ("",))[0]
     r = state.results
     name = organ_name(organ)
     if state.targets and organ not in state.targets:

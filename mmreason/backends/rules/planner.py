@@ -32,20 +32,19 @@ class Family:
 
 
 def _organ_lesion(state: State) -> bool:
-    organs = state.q.organs
-    return state.q.lesion and state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS  # type: ignore[index]
+    organs = state.q.organs or ()
+    return state.q.lesion and state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS
 
 
 FAMILIES: tuple[Family, ...] = (
     Family("growth", lambda s: len(s.volumes) >= 2 and s.q.growth, plan_growth),
     Family("ctr", lambda s: s.q.ctr, plan_ctr),
     Family("sequence", lambda s: s.q.sequence and s.modality() == "MR", plan_sequence),
-    Family("organ lesion", _organ_lesion, lambda s: plan_organ_lesion(s, s.q.organs[0])),  # type: ignore[index]
+    Family("organ lesion", _organ_lesion, plan_organ_lesion),
     Family("lesion", lambda s: s.q.lesion and s.modality() in ("CT", "MR"), plan_lesion),
     Family("lesion elsewhere", lambda s: s.q.lesion,
            lambda s: cannot("lesion questions are answered on 3-D CT and MR only")),
-    Family("organ volume", lambda s: bool(s.q.organs) and s.q.organ_size,
-           lambda s: plan_organ(s, s.q.organs)),  # type: ignore[arg-type]
+    Family("organ volume", lambda s: bool(s.q.organs) and s.q.organ_size, plan_organ),
     Family("modality/plane", lambda s: s.q.modality or s.q.plane, plan_modality),
 )
 #: what a question no family recognises is told
