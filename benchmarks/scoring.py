@@ -36,10 +36,10 @@ Scoring by answer type (`score`):
   letter followed by the exact text of a different option contradicts itself and names nothing.
   Anything else is incorrect with ``option=None``.
 * ``numeric``: the first number in the extracted text (so an answer should lead with its value),
-  converted to the reference unit when the
-  prediction states a unit (mm/cm/m, mm2/cm2, mm3/cm3/mL/L, HU, %: `mmreason.quantities`, the
-  reader the measurement verifier uses, so a score and a verdict read the same value), compared with relative tolerance
-  ``case.tolerance`` (default `DEFAULT_REL_TOLERANCE`).
+  converted to the reference unit when the prediction states a unit (mm/cm/m, mm2/cm2,
+  mm3/cm3/mL/L, HU, %), compared with relative tolerance ``case.tolerance`` (default
+  `DEFAULT_REL_TOLERANCE`). Numbers and units are read by `mmreason.quantities`, the reader of
+  the measurement verifier, so a score and a verdict read the same value.
 
 The closed/open groups of our reports are the dataset's own answer types. The peers' protocols
 (`benchmarks.protocols`) re-implement other rules; this module is ours.
@@ -71,6 +71,8 @@ _ANSWER_IS = re.compile(r"\b(?:the\s+)?(?:final\s+|correct\s+|best\s+)?answer\s+
 _LEADING_ANSWER = re.compile(r"^\s*(?:\*\*)?(?:the\s+)?(?:final\s+|correct\s+)?answer(?:\s+is|\s*[:：])(?:\*\*)?\s*",
                              re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\n|(?<!\d)\.(?=\s|$)|\.(?!\d)")
+
+
 @dataclass
 class ParsedResponse:
     """The answer text extracted from a response and the rule that extracted it."""
