@@ -89,7 +89,10 @@ class BenchConfig:
         data: ``task -> folder`` overrides of the data locations.
         trace_images: keep rendered images (base64 PNG) in the saved traces.
         tools: offer the grounding tools; False is a direct-answer run (the same images and
-            question, no tools), the baseline of the impact of reasoning (``--compare``).
+            question, no tools), the baseline of the impact of reasoning (``--compare``). The
+            tool modes of 3-D VQA benchmarks (DeepTumorVQA) are: vision only = ``tools=False``;
+            predicted = tools with any segmenter; oracle = tools with the ``reference`` segmenter,
+            which answers ``segment`` with each case's reference masks (`Case.masks`).
         progress: show a tqdm bar on stderr.
         backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
@@ -360,9 +363,17 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 
+    oracle = config.tools and spec.name == "reference"
+    if oracle and not any(c.masks for c in cases):
+        raise RunError(f"--segmenter reference answers segment with each case's reference masks, and the cases of "
+                       f"'{task}' have none; use it on a task with masks (deeptumorvqa, synthetic) or pick a segmenter")
+
     def episodes(chunk: list[Case]) -> list[Trace]:
+        # oracle mode: each case's own reference masks answer segment (`grounding.segmenters.reference`)
         requests = [EpisodeRequest(inputs=c.images, question=loaded.spec.format_prompt(c),
-                                   options=None if options_in_prompt else c.options) for c in chunk]
+                                   options=None if options_in_prompt else c.options,
+                                   tool_options={"segmenter_options": {**spec.options(), "masks": c.masks}}
+                                   if oracle else {}) for c in chunk]
         # batch 1: each case has its own seed; a batch is seeded once, by its first case
         return run_episodes(requests, backend, config=loop_config, registry=registry,
                             seed=case_seed(config.seed, task, chunk[0].id))

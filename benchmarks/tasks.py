@@ -52,6 +52,14 @@ DEFAULT_PROMPTS: dict[str, str] = {
 OPTIONS_IN_QUESTION: dict[str, str] = DEFAULT_PROMPTS | {
     "choice": "{question}\nAnswer with the letter of the correct option.",
 }
+#: DeepTumorVQA's own answer-format lines (its ``data/prompt.py``): a letter for its mc format, a bare
+#: number, yes/no or a short phrase for freeform (its question text already lists the options)
+DEEPTUMORVQA_PROMPTS: dict[str, str] = {
+    "choice": "{question}\nAnswer with ONLY the single letter (A, B, C, or D).",
+    "numeric": "{question}\nAnswer with a single number (no units, no extra words).",
+    "closed": "{question}\nAnswer with 'yes' or 'no'.",
+    "open": "{question}\nAnswer with the most appropriate short phrase.",
+}
 #: the synthetic questions: short format instructions that lead with the value
 SYNTHETIC_PROMPTS: dict[str, str] = {
     "closed": "{question} Answer yes or no first.",
@@ -193,6 +201,18 @@ for _spec in (
     TaskSpec("medframeqa", "medframeqa", "MedFrameQA (Yu et al. 2025), 2-5 images per question", "test",
              ("choice",), ("system", "organ", "modality", "n_images"), hf_id="SuhaoYu1020/MedFrameQA",
              hf_revision="main"),
+    # 3-D CT VQA: run with tools (--segmenter X: predicted; --segmenter reference: oracle, needs the
+    # cases' reference masks) or without (--no-tools: vision only); see benchmarks/datasets/deeptumorvqa.py
+    TaskSpec("deeptumorvqa", "deeptumorvqa", "DeepTumorVQA (Chen et al. 2025), 3-D abdominal CT, benchmark split",
+             "test", ("choice", "numeric", "closed", "open"), ("question_type", "question_subtype", "organ",
+                                                               "answer_type"),
+             prompts=dict(DEEPTUMORVQA_PROMPTS), options_in_question=True),
+    TaskSpec("m3d_vqa_closed", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, closed (4 choices)", "test",
+             ("choice",), ("question_type",), loader_options={"mode": "closed"}),
+    TaskSpec("m3d_vqa_open", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, open", "test", ("open",),
+             ("question_type",), loader_options={"mode": "open"}),
+    TaskSpec("3d_rad", "rad3d", "3D-RAD (Gai et al. 2025), 3-D chest CT, six tasks", "test", ("choice", "open"),
+             ("task", "subtask", "answer_type")),
     TaskSpec("synthetic", "synthetic", "Synthetic grounded phantoms (mmreason), seed 0, 200 cases", "test",
              ("closed", "choice", "numeric"), ("family", "answer_type", "n_images"), prompts=dict(SYNTHETIC_PROMPTS)),
 ):

@@ -75,7 +75,9 @@ def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
             "file note": ("header", "modality note in the file header (NIfTI descrip, MetaImage Modality)"),
         }.get(rule, ("heuristic", "guessed from the voxel values; give --modality to state it"))
     pixel = str(metadata.get("pixel_spacing_source", ""))
-    if pixel.startswith("unknown"):
+    if metadata.get("spacing_assumed"):  # a format that states no spacing at all (.npy)
+        out["spacing"] = ("default", str(metadata["spacing_assumed"]))
+    elif pixel.startswith("unknown"):
         out["spacing"] = ("default", "no pixel spacing in the file, 1.0 mm assumed; give --pixel-spacing")
     elif pixel == "argument":
         out["spacing"] = ("argument", "pixel spacing option")

@@ -164,6 +164,8 @@ class EpisodeRequest:
     question: str
     options: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: tool options of this episode only, over `LoopConfig.tool_options` (a case's reference masks)
+    tool_options: dict[str, Any] = field(default_factory=dict)
 
 
 def load_inputs(inputs: Sequence[str | Path | Volume]) -> dict[str, Volume]:
@@ -264,7 +266,8 @@ class Episode:
         self.options = request.options
         self.specs = registry.specs()
         volumes = load_inputs(request.inputs)
-        self.context = ToolContext(volumes=volumes, segmenter=config.segmenter, options=dict(config.tool_options))
+        self.context = ToolContext(volumes=volumes, segmenter=config.segmenter,
+                                   options={**config.tool_options, **request.tool_options})
         views = initial_views(volumes, config.max_initial_images, config.montage_count)
         for view in views:
             self.context.add_view(view)

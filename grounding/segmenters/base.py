@@ -110,7 +110,7 @@ ALIASES: dict[str, str] = {
 }
 
 #: backend names accepted by `get_segmenter` (``totalsegmentator`` is also read as ``totalseg``)
-SEGMENTERS = ("auto", "classical", "totalseg", "monai", "sam", "medsam")
+SEGMENTERS = ("auto", "classical", "totalseg", "monai", "sam", "medsam", "reference")
 #: options every model adapter may be given (`get_segmenter` passes each adapter those it takes)
 MODEL_OPTIONS = ("device", "half", "sw_batch_size", "sw_overlap", "fast")
 
@@ -234,7 +234,8 @@ def get_segmenter(name: str = "classical", **options: Any) -> Segmenter:
             ``monai`` (``weights`` or ``bundle``: a bundle folder; ``half``, ``sw_batch_size``,
             ``sw_overlap``); ``sam`` / ``medsam`` (``weights`` or ``checkpoint``: a .pth file;
             ``model_type``, ``config``); ``auto`` (``weights``: any number of the above, and
-            ``cross_check``). Every model adapter takes ``device`` (``auto``: GPU when present).
+            ``cross_check``); ``reference`` (``masks``: ``{target: path}`` of a case's reference
+            masks, or ``weights``: a folder of ``<target>.nii.gz``; the oracle of benchmarks). Every model adapter takes ``device`` (``auto``: GPU when present).
         **options: the options above; each backend takes those that apply to it (`MODEL_OPTIONS`
             are ignored by backends that have no use for them, so one option set serves ``auto``).
 
@@ -252,6 +253,10 @@ def get_segmenter(name: str = "classical", **options: Any) -> Segmenter:
         from grounding.segmenters.classical import ClassicalSegmenter
 
         return ClassicalSegmenter(**options)
+    if key == "reference":
+        from grounding.segmenters.reference import ReferenceSegmenter
+
+        return ReferenceSegmenter(weights=_single_path(weights, key), **options)
     if key == "auto":
         from grounding.segmenters.auto import AutoSegmenter
 

@@ -27,6 +27,7 @@ from imaging.io.itk import ITK_SUFFIXES, load_itk
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
 from imaging.io.mgh import MGH_SUFFIXES, load_mgh
 from imaging.io.nifti import load_nifti
+from imaging.io.npy import NPY_SUFFIXES, load_npy
 from imaging.io.raster import RASTER_SUFFIXES, load_raster
 from imaging.volume import Volume
 
@@ -40,7 +41,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def detect_format(path: Path) -> str:
-    """``dicom-folder``, ``nifti``, ``itk`` (NRRD, MetaImage), ``mgh``, ``dicom`` or ``raster`` for an existing
+    """``dicom-folder``, ``nifti``, ``itk`` (NRRD, MetaImage), ``mgh``, ``dicom``, ``raster`` or ``npy`` for an existing
     path (by extension, then content)."""
     if path.is_dir():
         return "dicom-folder"
@@ -53,9 +54,11 @@ def detect_format(path: Path) -> str:
         return "mgh"
     if name.endswith(RASTER_SUFFIXES):
         return "raster"
+    if name.endswith(NPY_SUFFIXES):
+        return "npy"
     if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
         return "dicom"
-    supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES)
+    supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES + NPY_SUFFIXES)
     raise UnsupportedFormatError(f"{path.name}: unsupported file type; mmreason reads {supported}, DICOM files "
                                  "with the DICM preamble, and folders of DICOM files")
 
@@ -103,7 +106,7 @@ def load(
 
     Args:
         path: a .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, .mgz/.mgh, .dcm (or any file with the DICM
-            preamble), .png/.jpg/.tif/.bmp file, or a folder of DICOM files (searched recursively).
+            preamble), .png/.jpg/.tif/.bmp, .npy file, or a folder of DICOM files (searched recursively).
         frame: index of the frame to read from a 4-D NIfTI/NRRD/MetaImage/MGH, a vector NRRD or
             MetaImage (one component), a multi-frame DICOM or a multi-page TIFF (required there when
             it has more than one frame; 0 is accepted for 3-D inputs).
@@ -143,6 +146,8 @@ def load(
         return load_mgh(p, options)
     if kind == "raster":
         return load_raster(p, options)
+    if kind == "npy":
+        return load_npy(p, options)
     return load_dicom_file(p, options)
 
 

@@ -12,7 +12,8 @@ from grounding.segmenters.spec import SegmenterSpec
 HELP = (
     "segmentation backend of the segment tool: auto (per target, the best one whose weights are present, "
     "saying which and why; classical when none), classical (no weights; the offline default), totalseg "
-    "(TotalSegmentator), monai (a MONAI bundle, e.g. wholeBody_ct_segmentation or VISTA3D), sam, medsam"
+    "(TotalSegmentator), monai (a MONAI bundle, e.g. wholeBody_ct_segmentation or VISTA3D), sam, medsam, "
+    "reference (the oracle: a benchmark case's reference masks, or --weights <folder of <target>.nii.gz>)"
 )
 
 
