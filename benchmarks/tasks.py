@@ -52,10 +52,10 @@ DEFAULT_PROMPTS: dict[str, str] = {
 OPTIONS_IN_QUESTION: dict[str, str] = DEFAULT_PROMPTS | {
     "choice": "{question}\nAnswer with the letter of the correct option.",
 }
-#: DeepTumorVQA's own answer-format lines (its ``data/prompt.py``): a letter for its mc format, a bare
-#: number, yes/no or a short phrase for freeform (its question text already lists the options)
+#: DeepTumorVQA's own answer-format lines for freeform (its ``data/prompt.py``): a bare number, yes/no
+#: or a short phrase; for its mc format the loop lists the options and asks for the letter
 DEEPTUMORVQA_PROMPTS: dict[str, str] = {
-    "choice": "{question}\nAnswer with ONLY the single letter (A, B, C, or D).",
+    "choice": "{question}",
     "numeric": "{question}\nAnswer with a single number (no units, no extra words).",
     "closed": "{question}\nAnswer with 'yes' or 'no'.",
     "open": "{question}\nAnswer with the most appropriate short phrase.",
@@ -206,7 +206,7 @@ for _spec in (
     TaskSpec("deeptumorvqa", "deeptumorvqa", "DeepTumorVQA (Chen et al. 2025), 3-D abdominal CT, benchmark split",
              "test", ("choice", "numeric", "closed", "open"), ("question_type", "question_subtype", "organ",
                                                                "answer_type"),
-             prompts=dict(DEEPTUMORVQA_PROMPTS), options_in_question=True),
+             prompts=dict(DEEPTUMORVQA_PROMPTS)),
     TaskSpec("m3d_vqa_closed", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, closed (4 choices)", "test",
              ("choice",), ("question_type",), loader_options={"mode": "closed"}),
     TaskSpec("m3d_vqa_open", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, open", "test", ("open",),

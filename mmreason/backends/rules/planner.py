@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmreason.backends.rules.answer import choose_option, hedge, short_answer
+from mmreason.backends.rules.answer import asked_number, choose_option, hedge, short_answer
+from mmreason.quantities import parse_quantity
 from mmreason.backends.rules.common import cannot
 from mmreason.backends.rules.ctr import plan_ctr
 from mmreason.backends.rules.growth import plan_growth
@@ -66,13 +67,22 @@ def plan(state: State) -> Action:
 def decide(state: State) -> Action:
     """The next action; a final answer with a finding gets its ``tag`` (short answer + citations)."""
     action = plan(state)
+    if action.tool is not None and not state.tools_offered:
+        # a direct-answer run (vision only): calling a tool that is not there would be an error turn
+        action = cannot("this run offers no tools (direct answering) and the rules backend reads images only "
+                        "through its tools")
     if action.tool is not None or action.finding is None:
         action.tag = action.answer
         return action
     finding = action.finding
     tag = short_answer(state.q.asked, finding)
     if state.options:
-        letter = choose_option(state.options, finding.hint())
+        hint = finding.hint()
+        # the number the question asks for (a volume, not the diameter the finding also holds)
+        asked = parse_quantity(asked_number(state.q.asked, finding))
+        if asked is not None:
+            hint["value"] = asked[0]
+        letter = choose_option(state.options, hint)
         if letter:
             tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     cites = list(dict.fromkeys(finding.cites))

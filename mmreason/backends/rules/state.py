@@ -75,6 +75,8 @@ class State:
     shown: list[Shown]
     results: list[Result]
     targets: list[str] = field(default_factory=list)
+    #: False in a direct-answer run (vision only): no tool may be called
+    tools_offered: bool = True
 
     @cached_property
     def q(self) -> Question:
@@ -127,7 +129,8 @@ def from_episode(episode: EpisodeState) -> State:
             results.append(Result(call.name, call.arguments, call.error,
                                   result_payload(evidence) if evidence is not None else {},
                                   _shown(episode, turn.images)))
-    return State(episode.question.strip(), episode.options, volumes, shown, results, segment_targets(episode.specs))
+    return State(episode.question.strip(), episode.options, volumes, shown, results, segment_targets(episode.specs),
+                 tools_offered=bool(episode.specs))
 
 
 def _shape_xyz(shape: tuple[int, ...], is_2d: bool) -> tuple[int, ...]:

@@ -102,5 +102,6 @@ def from_conversation(conversation: list[dict], tools: list[dict] | None = None)
             name, args = pending.pop(0) if pending else (msg.get("name", ""), {})
             error = text[len(_ERROR):] if text.startswith(_ERROR) else None
             results.append(Result(name, args, error, parse_result_line(text) or {}, _shown_in(parts)))
-    return State(question, options, _volumes(user), _shown_in(user_parts), results,
-                 segment_targets(_tool_specs(system, tools)))
+    specs = _tool_specs(system, tools)
+    return State(question, options, _volumes(user), _shown_in(user_parts), results, segment_targets(specs),
+                 tools_offered=bool(specs))
