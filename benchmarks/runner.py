@@ -364,9 +364,6 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     trace_dir.mkdir(parents=True, exist_ok=True)
 
     oracle = config.tools and spec.name == "reference"
-    if oracle and not any(c.masks for c in cases):
-        raise RunError(f"--segmenter reference answers segment with each case's reference masks, and the cases of "
-                       f"'{task}' have none; use it on a task with masks (deeptumorvqa, synthetic) or pick a segmenter")
 
     def episodes(chunk: list[Case]) -> list[Trace]:
         # oracle mode: each case's own reference masks answer segment (`grounding.segmenters.reference`)
@@ -550,11 +547,25 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
     config.out.mkdir(parents=True, exist_ok=True)
     loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
                               options=config.data_options, download=config.download) for name in config.tasks}
+    check_oracle(config, loaded)
     backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)
     throughput = {name: run_task(config, lt, backend, verifiers, log, judge) for name, lt in loaded.items()}
     return results_mod.write_results(config.out, config.tasks, throughput=throughput)
+
+
+def check_oracle(config: BenchConfig, loaded: dict[str, LoadedTask]) -> None:
+    """Refuse, before anything is written, the oracle tool mode on a task whose cases have no reference masks."""
+    from grounding.segmenters.spec import SegmenterSpec
+
+    if not config.tools or SegmenterSpec.from_dict(config.segmenter).name != "reference":
+        return
+    for name, lt in loaded.items():
+        if not any(c.masks for c in lt.cases):
+            raise RunError(f"--segmenter reference (the oracle tool mode) answers segment with each case's reference "
+                           f"masks, and the cases of '{name}' have none; use it on a task with masks (deeptumorvqa "
+                           "with its AbdomenAtlas segmentations, synthetic) or choose another segmenter")
 
 
 def check_run_dir(run_dir: Path) -> list[Path]:
