@@ -194,7 +194,7 @@ def test_deeptumorvqa_loads_the_release_layout(tmp_path):
 
 
 def test_deeptumorvqa_missing_files_say_what_to_download(tmp_path):
-    with pytest.raises(runner.MMReasonError, match="test_qa.json"):
+    with pytest.raises(DatasetError, match="test_qa.json"):
         load_task("deeptumorvqa", {"deeptumorvqa": str(tmp_path)}, progress=False)
     root, _ = deeptumorvqa_root(tmp_path)
     (root / "benchmark" / "ct" / "BDMAP_00000001" / "ct.nii.gz").unlink()

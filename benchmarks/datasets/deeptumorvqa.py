@@ -113,7 +113,7 @@ def answer_type(subtype: str) -> str:
     return "numeric" if key in NUMERIC_SUBTYPES else "closed" if key in BINARY_SUBTYPES else "open"
 
 
-def load(root: Path, split: str = "test", task: str = "deeptumorvqa", format: str = "mc",  # noqa: A002
+def load(root: Path, split: str = "test", task: str = "deeptumorvqa", format: str = "mc",
          masks: str | None = None) -> list[Case]:
     """The benchmark questions as cases (see the module docstring for ``format`` and ``masks``)."""
     fmt = enum(format)
@@ -152,7 +152,8 @@ def load(root: Path, split: str = "test", task: str = "deeptumorvqa", format: st
                 raise DatasetError(f"{path} question {row['qid']}: correct_option '{answer}' is not one of its "
                                    f"{len(options)} options")
         else:
-            question, options, answer, kind = str(row["question"]), None, str(row["answer"]).strip(), answer_type(subtype)
+            question, options, kind = str(row["question"]), None, answer_type(subtype)
+            answer = str(row["answer"]).strip()
         reference = mask_files((mask_root or base / "ct") / image_id / "segmentations")
         cases.append(Case(
             id=str(row["qid"]), task=task, images=[str(ct.resolve())], question=question, answer=answer,

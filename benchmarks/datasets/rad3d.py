@@ -106,7 +106,8 @@ def load(root: Path, split: str = "test", task: str = "3d_rad", paths: str | Non
                 elif kind == "open":
                     options, answer, answer_type = None, str(row["Answer"]).strip(), "open"
                 else:
-                    raise DatasetError(f"{path}:{i + 2}: QuestionType '{row['QuestionType']}' is neither Open nor Close")
+                    raise DatasetError(f"{path}:{i + 2}: QuestionType '{row['QuestionType']}' is neither Open "
+                                       "nor Close")
                 cases.append(Case(
                     id=f"{path.parent.name}/{subtask}/{i}", task=task, images=[str(volume.resolve())],
                     question=str(row["Question"]).strip(), answer=answer, answer_type=answer_type, options=options,

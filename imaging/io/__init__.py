@@ -58,7 +58,8 @@ def detect_format(path: Path) -> str:
         return "npy"
     if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
         return "dicom"
-    supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES + NPY_SUFFIXES)
+    supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES
+                          + NPY_SUFFIXES)
     raise UnsupportedFormatError(f"{path.name}: unsupported file type; mmreason reads {supported}, DICOM files "
                                  "with the DICM preamble, and folders of DICOM files")
 

@@ -46,7 +46,8 @@ def _array(path: Path) -> np.ndarray:
                                    "refused because unpickling can run code") from None
         raise CorruptFileError(f"{path.name}: not a readable .npy array ({cause(exc)}); re-export it") from None
     except (OSError, EOFError) as exc:
-        raise CorruptFileError(f"{path.name}: the .npy file is truncated or damaged ({cause(exc)}); re-download it") from None
+        raise CorruptFileError(f"{path.name}: the .npy file is truncated or damaged ({cause(exc)}); "
+                               "re-download it") from None
 
 
 def load_npy(path: Path, options: LoadOptions) -> Volume:
