@@ -39,7 +39,8 @@ from benchmarks.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
 from benchmarks.stats import compare_paired, wilson_interval
 
 #: protocols in the order results.md shows them
-PROTOCOL_ORDER = ("ours", "strict", "lmms-eval", "medevalkit", "medevalkit-judge", "vlmevalkit", "vlmevalkit-judge")
+PROTOCOL_ORDER = ("ours", "strict", "lmms-eval", "medevalkit", "medevalkit-judge", "vlmevalkit", "vlmevalkit-judge",
+                  "deeptumorvqa")
 
 RECALL_METRIC = f"open_recall>={OPEN_RECALL_THRESHOLD:g}"
 
@@ -252,6 +253,12 @@ def protocols_markdown(doc: dict[str, Any]) -> list[str]:
         judge = " (judge)" if p["judged"] else ""
         lines.append(f"| {task} | {name}{judge} | {p['n']} | {_pct(p['accuracy'])} | {closed} | {opened} | {f1} | "
                      f"{p['guessed']} | {p['judged']} |")
+    # a protocol that reports by its own groups (DeepTumorVQA's stages) gets them listed under the table
+    for task, name, p in rows:
+        own = {g: v for g, v in p["groups"].items() if g not in ("closed", "open", "choice", "numeric")}
+        if own:
+            lines.append(f"\n{task} under {name}, by its groups: "
+                         + "; ".join(f"{g} {_group_cell(v)}" for g, v in own.items()))
     return lines
 
 

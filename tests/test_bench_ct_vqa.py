@@ -339,3 +339,39 @@ def test_3d_rad_runs_with_and_without_tools(tmp_path):
     groups = tools["tasks"]["3d_rad"]["subgroups"]["task"]
     assert {g: v["n"] for g, v in groups.items()} == {"Existence_Detection": 2, "Medical_Computation": 1,
                                                       "Static_Temporal_Diagnosis": 1}
+
+
+# --------------------------------------------------------------------------- DeepTumorVQA's own scoring
+
+def test_deeptumorvqa_protocol_rules():
+    from benchmarks.protocols import get_protocol
+    from mmreason.case import Case
+
+    protocol = get_protocol("deeptumorvqa")
+    mc = Case(id="q", task="deeptumorvqa", images=[], question="?", answer="A", answer_type="choice",
+              options=["Normal", "Mild", "Moderate", "Severe"], subgroups={"question_type": "medical reasoning"})
+    assert protocol.score("<think>B is tempting</think>A", mc).correct
+    # the peer reads the first standalone A-D: a refusal that contains the article "a" picks option A
+    refusal = protocol.score("I cannot answer this question: run a vision-language model.", mc)
+    assert refusal.correct and refusal.option == "A" and refusal.group == "medical reasoning"
+    assert not get_protocol("ours").score("I cannot answer this question: run a vision-language model.", mc).correct
+    number = Case(id="n", task="deeptumorvqa", images=[], question="?", answer="2150.4", answer_type="numeric",
+                  subgroups={"question_type": "measurement"})
+    close = protocol.score("About 2000 cm3", number)
+    assert close.correct and close.metrics["mra"] == pytest.approx(1 - 150.4 / 2150.4)
+    far = protocol.score("2500", number)
+    assert not far.correct and far.metrics["tol_20"] == 1.0 and far.metrics["tol_10"] == 0.0
+    binary = Case(id="b", task="deeptumorvqa", images=[], question="?", answer="Yes", answer_type="closed")
+    assert protocol.score("Yes, there is one lesion.", binary).correct
+    assert not protocol.score("There is no lesion.", binary).correct
+
+
+def test_deeptumorvqa_rescore_groups_by_stage(tmp_path):
+    root, _ = deeptumorvqa_root(tmp_path)
+    _run(tmp_path, "deeptumorvqa", root, "vision", tools=False)
+    doc = runner.rescore(tmp_path / "vision", protocols=["deeptumorvqa"], log=lambda _: None)
+    peer = doc["tasks"]["deeptumorvqa"]["protocols"]["deeptumorvqa"]
+    assert set(peer["groups"]) == {"recognition", "measurement", "visual reasoning", "medical reasoning"}
+    # every answer is a refusal: ours scores none, the peer's letter rule credits those that read as its answer
+    assert doc["tasks"]["deeptumorvqa"]["accuracy"]["k"] == 0 and peer["accuracy"]["k"] > 0
+    assert "by its groups: measurement" in (tmp_path / "vision" / "results.md").read_text()

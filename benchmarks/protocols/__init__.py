@@ -22,6 +22,8 @@ protocol                rules                                                   
                         (exact_matching: unmatched is wrong)
 ``vlmevalkit-judge``    the same with an LLM matching unmatched answers to an option (a       yes
                         random option after three failures) and judging PathVQA
+``deeptumorvqa``        `benchmarks.protocols.deeptumorvqa`: DeepTumorVQA's letter, number,   no
+                        yes/no and text rules, each case grouped by its stage
 ======================  ===================================================================  =====
 
 Each peer covers only the datasets it ships; `Protocol.covers` says which, and a case a protocol
@@ -121,14 +123,14 @@ def _strict(response: str, case: Case, judge: Judge | None) -> Score:
 
 
 def _registry() -> dict[str, Protocol]:
-    from benchmarks.protocols import lmms_eval, medevalkit, vlmevalkit
+    from benchmarks.protocols import deeptumorvqa, lmms_eval, medevalkit, vlmevalkit
 
     protocols = [
         Protocol("ours", "mmreason: extraction cascade (tags, boxed, Answer:, the answer is, short answer, "
                  "yes/no sentence), no guessing", {"*": _ours}),
         Protocol("strict", "mmreason, strict extraction (tags, boxed, Answer:, the answer is, option text)",
                  {"*": _strict}),
-        *lmms_eval.PROTOCOLS, *medevalkit.PROTOCOLS, *vlmevalkit.PROTOCOLS,
+        *lmms_eval.PROTOCOLS, *medevalkit.PROTOCOLS, *vlmevalkit.PROTOCOLS, *deeptumorvqa.PROTOCOLS,
     ]
     return {p.name: p for p in protocols}
 
