@@ -202,6 +202,23 @@ def test_deeptumorvqa_missing_files_say_what_to_download(tmp_path):
         load_task("deeptumorvqa", {"deeptumorvqa": str(root)}, progress=False)
 
 
+def test_deeptumorvqa_flat_jsonl_and_masks_elsewhere(tmp_path):
+    root, _ = deeptumorvqa_root(tmp_path)
+    bench = root / "benchmark"
+    records = json.loads((bench / "test_qa.json").read_text())["questions"]
+    (bench / "test_qa.json").unlink()
+    (bench / "test_qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    atlas = tmp_path / "AbdomenAtlas3.0Mini" / "BDMAP_00000001"
+    (bench / "ct" / "BDMAP_00000001" / "segmentations").rename(tmp_path / "moved")
+    atlas.mkdir(parents=True)
+    (tmp_path / "moved").rename(atlas / "segmentations")
+    plain = load_task("deeptumorvqa", {"deeptumorvqa": str(root)}, progress=False).cases
+    assert [c.id for c in plain] == [q["qid"] for q in QUESTIONS] and all(not c.masks for c in plain)
+    cases = load_task("deeptumorvqa", {"deeptumorvqa": str(root)}, progress=False,
+                      options={"deeptumorvqa": {"masks": str(atlas.parent)}}).cases
+    assert sorted(cases[0].masks) == ["liver", "liver_lesion", "spleen"]
+
+
 def test_reference_segmenter_returns_the_reference_masks(tmp_path):
     root, _ = deeptumorvqa_root(tmp_path)
     case_dir = root / "benchmark" / "ct" / "BDMAP_00000001"
@@ -287,6 +304,19 @@ def test_npy_volume_spacing_is_an_assumed_fact(tmp_path):
     from grounding.plausibility import fact_quality
 
     assert "spacing assumed" in " ".join(fact_quality(volume).reasons)
+
+
+def test_npy_arrays_that_are_not_one_volume_are_refused(tmp_path):
+    from imaging.io.errors import CorruptFileError, FrameSelectionError
+
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CorruptFileError, match="Python objects"):
+        load(tmp_path / "objects.npy")
+    np.save(tmp_path / "channels.npy", np.zeros((3, 4, 8, 8), dtype=np.float32))
+    with pytest.raises(FrameSelectionError, match="one channel of one volume"):
+        load(tmp_path / "channels.npy")
+    np.save(tmp_path / "slice.npy", np.ones((8, 8), dtype=np.uint8))
+    assert load(tmp_path / "slice.npy").shape == (1, 8, 8)
 
 
 def test_m3d_vqa_runs_with_and_without_tools(tmp_path):
