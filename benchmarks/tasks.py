@@ -95,6 +95,8 @@ class TaskSpec:
         loader_options: extra keyword arguments of the loader (``language="en"`` for SLAKE).
         options_in_question: the question text already lists the options; they are then not
             passed to the loop (the scorer still uses them).
+        data_name: the data folder's name when several tasks read the same files (default: the
+            task name).
     """
 
     name: str
@@ -109,6 +111,7 @@ class TaskSpec:
     prompts: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PROMPTS))
     loader_options: dict[str, Any] = field(default_factory=dict)
     options_in_question: bool = False
+    data_name: str | None = None
 
     @property
     def module(self) -> Any:
@@ -163,12 +166,19 @@ def hub_snapshot(spec: "TaskSpec", download: bool = False) -> Path | None:
 
 
 def data_dir(task: str, overrides: dict[str, str] | None = None) -> Path:
-    """The local data folder of ``task`` (see the module docstring for the order)."""
-    if overrides and task in overrides:
-        return Path(overrides[task]).expanduser()
+    """The local data folder of ``task`` (see the module docstring for the order).
+
+    Tasks that read the same files (``m3d_vqa_closed`` and ``m3d_vqa_open``) share the folder named
+    by their ``data_name``, and ``--data m3d_vqa=DIR`` sets it for both.
+    """
+    spec = REGISTRY.get(task)
+    folder = spec.data_name if spec is not None and spec.data_name else task
+    for key in (task, folder):
+        if overrides and key in overrides:
+            return Path(overrides[key]).expanduser()
     if os.environ.get("MMREASON_DATA"):
-        return Path(os.environ["MMREASON_DATA"]).expanduser() / task
-    return Path.home() / ".cache" / "mmreason" / "data" / task
+        return Path(os.environ["MMREASON_DATA"]).expanduser() / folder
+    return Path.home() / ".cache" / "mmreason" / "data" / folder
 
 
 REGISTRY: dict[str, TaskSpec] = {}
@@ -208,9 +218,9 @@ for _spec in (
                                                                "answer_type"),
              prompts=dict(DEEPTUMORVQA_PROMPTS)),
     TaskSpec("m3d_vqa_closed", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, closed (4 choices)", "test",
-             ("choice",), ("question_type",), loader_options={"mode": "closed"}),
+             ("choice",), ("question_type",), loader_options={"mode": "closed"}, data_name="m3d_vqa"),
     TaskSpec("m3d_vqa_open", "m3d_vqa", "M3D-VQA (Bai et al. 2024), 3-D CT, open", "test", ("open",),
-             ("question_type",), loader_options={"mode": "open"}),
+             ("question_type",), loader_options={"mode": "open"}, data_name="m3d_vqa"),
     TaskSpec("3d_rad", "rad3d", "3D-RAD (Gai et al. 2025), 3-D chest CT, six tasks", "test", ("choice", "open"),
              ("task", "subtask", "answer_type")),
     TaskSpec("synthetic", "synthetic", "Synthetic grounded phantoms (mmreason), seed 0, 200 cases", "test",

@@ -282,8 +282,9 @@ def test_oracle_mode_needs_masks(tmp_path):
 
 def test_m3d_vqa_closed_and_open_from_the_csv(tmp_path):
     root = m3d_root(tmp_path)
-    closed = load_task("m3d_vqa_closed", {"m3d_vqa_closed": str(root)}, progress=False).cases
-    opened = load_task("m3d_vqa_open", {"m3d_vqa_open": str(root)}, progress=False).cases
+    # both tasks read the same files: --data m3d_vqa=DIR serves both
+    closed = load_task("m3d_vqa_closed", {"m3d_vqa": str(root)}, progress=False).cases
+    opened = load_task("m3d_vqa_open", {"m3d_vqa": str(root)}, progress=False).cases
     assert [c.answer for c in closed] == ["A", "B", "C"] and closed[0].options == ["Axial", "Coronal", "Sagittal",
                                                                                   "Oblique"]
     assert [c.answer for c in opened] == ["Axial", "Mass", "Right"] and opened[0].answer_type == "open"
