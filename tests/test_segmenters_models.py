@@ -286,4 +286,4 @@ def test_segment_help_lists_the_segmenters(capsys):
         main(["segment", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "{auto,classical,totalseg,monai,sam,medsam}" in out and "--weights PATH" in out
+    assert "{auto,classical,totalseg,monai,sam,medsam,reference}" in out and "--weights PATH" in out
