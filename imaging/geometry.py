@@ -255,6 +255,14 @@ class ViewGeometry:
         """Geometry of this whole view resized (e.g. by a model's processor) to a new size."""
         return self.crop((0.0, 0.0, float(self.width), float(self.height)), out_width, out_height)
 
+    def panels(self) -> tuple["Tile", ...]:
+        """The panels of the image: this view alone, at offset (0, 0) (a montage has several)."""
+        return (Tile(0, 0, self),)
+
+    def tile_for_box(self, box: Box) -> tuple["Tile", Box]:
+        """The panel holding ``box`` and the box in its pixels: this view and the box itself."""
+        return Tile(0, 0, self), box
+
     def normal_axis(self) -> int | None:
         """The voxel axis along which the view is a single slice, if axis-aligned."""
         if self.projection_axis is not None:
@@ -313,6 +321,9 @@ class MontageGeometry:
     def volume(self) -> str:
         """The id of the volume shown (every tile of a montage shows the same volume)."""
         return self.tiles[0].geometry.volume
+
+    def panels(self) -> tuple[Tile, ...]:
+        return self.tiles
 
     def tile_for_box(self, box: Box) -> tuple[Tile, Box]:
         """The tile that wholly holds ``box`` and the box in that tile's own pixels."""

@@ -458,7 +458,7 @@ class Episode:
         if "bbox_2d" in out:
             out["bbox_2d"], note = map_box_to_view(out["bbox_2d"], model_size, view_size, self.config.min_box_px, label)
         if "point_2d" in out:
-            out["point_2d"] = map_point_to_view(out["point_2d"], model_size, view_size)
+            out["point_2d"] = map_point_to_view(out["point_2d"], model_size, view_size, label)
         return out, note
 
     def _finish(self, status: str) -> None:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from grounding.evidence import Evidence
-from grounding.tool import ToolError
-from imaging.geometry import GeometryError, check_box_in_image, clamp_box_to_image, rescale_box, rescale_point
+from imaging.locate import frame_box_to_view, frame_point_to_view
 from imaging.views import View
 from mmreason import prompts
 from mmreason.trace import ImageRef
@@ -123,46 +122,33 @@ def map_box_to_view(box: Any, model_size: tuple[int, int], view_size: tuple[int,
     """A box in the model's frame -> the same box in view pixels, plus a note for the model.
 
     The box is clamped to the image and, if narrower or shorter than ``min_px`` (one vision
-    patch) in the model frame, enlarged about its centre to ``min_px`` (or the whole image side).
+    patch) in the model frame, enlarged about its centre to ``min_px`` (or the whole image side):
+    `imaging.locate.frame_box_to_view`.
 
     Raises:
-        ToolError: the box is not four finite numbers, has no area, or lies outside the image.
+        GeometryError: the box is not four finite numbers, has no area, or lies outside the image.
     """
+    framed = frame_box_to_view(box, view_size, model_size, min_side=min_px, image=image_label)
     mw, mh = model_size
-    try:
-        requested = check_box_in_image(box, mw, mh, name="bbox_2d", image=image_label)
-    except GeometryError as exc:
-        raise ToolError(str(exc)) from None
     notes = []
-    c = list(clamp_box_to_image(requested, mw, mh))
-    if c != list(requested):
-        notes.append(f"bbox_2d {list(box)} was clamped to the {mw}x{mh} image: {_fmt(c)}")
-    grown = list(c)
-    for lo, hi, side in ((0, 2, mw), (1, 3, mh)):
-        need = min(float(min_px), float(side))
-        if grown[hi] - grown[lo] < need:
-            centre = (grown[lo] + grown[hi]) / 2
-            a = min(max(centre - need / 2, 0.0), side - need)
-            grown[lo], grown[hi] = a, a + need
-    if grown != c:
-        notes.append(f"bbox_2d was enlarged to {_fmt(grown)}, at least {min_px} px (one vision patch) per side")
-    mapped = rescale_box(tuple(grown), model_size, view_size)  # type: ignore[arg-type]
-    return [round(v, 2) for v in mapped], "; ".join(notes)
+    if framed.was_clamped:
+        notes.append(f"bbox_2d {list(box)} was clamped to the {mw}x{mh} image: {_fmt(framed.clamped)}")
+    if framed.was_enlarged:
+        notes.append(f"bbox_2d was enlarged to {_fmt(framed.framed)}, at least {min_px} px (one vision patch) per side")
+    return [round(v, 2) for v in framed.pixels], "; ".join(notes)
 
 
-def map_point_to_view(point: Any, model_size: tuple[int, int], view_size: tuple[int, int]) -> Any:
-    """A point [x, y] in the model's frame -> view pixels (left as is when not two numbers)."""
-    try:
-        x, y = (float(v) for v in point)
-    except (TypeError, ValueError):
-        return point
-    return [round(v, 2) for v in rescale_point((x, y), model_size, view_size)]
+def map_point_to_view(point: Any, model_size: tuple[int, int], view_size: tuple[int, int],
+                      image_label: str) -> list[float]:
+    """A point [x, y] in the model's frame -> view pixels (`imaging.locate.frame_point_to_view`).
+
+    Raises:
+        GeometryError: the point is not two finite numbers or lies outside the image.
+    """
+    return [round(v, 2) for v in frame_point_to_view(point, view_size, model_size, image=image_label)]
 
 
-def _fmt(box: list[float]) -> str:
-    return "[" + ", ".join(f"{v:g}" for v in (round(b, 1) for b in box)) + "]"
-
-
+def _fmt(box: Any) -> str:
 def result_text(ev: Evidence, note: str = "") -> str:
     """What the model reads for a tool result: ``[E3] text``, notes, then a JSON line of numbers.
 

@@ -9,6 +9,7 @@ import numpy as np
 from grounding.evidence import Evidence
 from grounding.tool import Tool, ToolContext
 from grounding.tools.regions import BBOX_SCHEMA, VIEW_ID_SCHEMA, fmt_slices, resolve_box
+from imaging.locate import map_box
 from imaging.views import crop_view
 
 DESCRIPTION = (
@@ -37,9 +38,8 @@ def run_crop(context: ToolContext, view_id: str, bbox_2d: list[float], margin: f
     # where the crop (with its margin) lies in the parent view, mapped back exactly: through the
     # panel's geometry, then shifted by the panel's place in a montage
     cg, pg = crop.geometry, region.geometry
-    corners = cg.pixel_to_voxel([[-0.5, -0.5], [cg.width - 0.5, cg.height - 0.5]])  # type: ignore[union-attr]
-    shown = np.sort(pg.voxel_to_pixel(corners) + 0.5, axis=0).ravel(order="F")[[0, 2, 1, 3]]
-    shown += np.tile(np.subtract(region.pixels[:2], region.local[:2]), 2)
+    x0, y0 = region.located.offset
+    shown = np.add(map_box((0.0, 0.0, cg.width, cg.height), cg, pg), (x0, y0, x0, y0))  # type: ignore[arg-type]
     new_id = context.add_view(crop)
     x1, y1, x2, y2 = (round(v, 1) for v in region.pixels)
     size_w, size_h = region.geometry.box_to_mm(region.local)["size_mm"]

@@ -32,21 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from grounding.evidence import Evidence
-from imaging.geometry import (
-    Box,
-    GeometryError,
-    MontageGeometry,
-    check_box_in_image,
-    clamp_box_to_image,
-    rescale_box,
-    rescale_point,
-)
+from imaging.geometry import GeometryError
+from imaging.locate import Ranges, locate_box, locate_point, ranges_hold, voxel_index
 from mmreason.quantities import cited_evidence
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
-
-Ranges = list[list[int]]  # [[z0, z1], [y0, y1], [x0, x1]], half-open voxel index ranges
 
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _BOX = re.compile(rf"\[\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*\]")
@@ -135,37 +126,29 @@ def _box_claim(ctx: VerifyContext, view_id: str, shown: str, box: list[float], c
 
 
 def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region | None:
-    """Map a box the model wrote on ``view_id`` to voxel ranges (None: projection, depth unknown).
+    """Map a box the model wrote on ``view_id`` (in the frame it saw the view in) to voxel ranges
+    (`imaging.locate.locate_box`; None: a projection whose depth is unknown).
 
     Raises:
         GeometryError: the box is degenerate or lies outside the view.
     """
     view = ctx.views[view_id]
-    local: Box = tuple(box)  # type: ignore[assignment]
-    if view_id in ctx.frames:
-        view_size, model_size = ctx.frames[view_id]
-        local = rescale_box(local, model_size, view_size)
-    geom = view.geometry
-    if isinstance(geom, MontageGeometry):
-        whole = check_box_in_image(local, geom.width, geom.height, image="the montage")
-        tile, local = geom.tile_for_box(clamp_box_to_image(whole, geom.width, geom.height))
-        geom = tile.geometry
-    depth = None
-    if geom.projection_axis is not None:
-        depth = _depth(ctx, geom.volume, geom.projection_axis)
-        if depth is None:
-            return None
-    slices = geom.box_to_voxel_slices(local, depth=depth)
-    return Region([[s.start, s.stop] for s in slices], geom.normal_axis(), geom.projection_axis is not None,
-                  geom.volume)
+    frame = ctx.frames[view_id][1] if view_id in ctx.frames else None
+    located = locate_box(view.geometry, box, frame_size=frame, shape=_shape(ctx, view.geometry.volume),
+                         name="box", image=view_id)
+    if located.ranges is None:
+        return None
+    geom = located.geometry
+    return Region(located.ranges, geom.normal_axis(), geom.projection_axis is not None, geom.volume)
 
 
-def _depth(ctx: VerifyContext, volume: str, axis: int) -> int | None:
+def _shape(ctx: VerifyContext, volume: str) -> tuple[int, ...] | None:
+    """The (z, y, x) grid of ``volume``, from a mask of the trace or of the ground truth on it."""
     for ev in ctx.trace.evidence:
         if ev.mask is not None and ctx.volume_of(ev) in (None, volume):
-            return int(ev.mask.shape[axis])
+            return ev.mask.shape
     masks = ctx.gt_masks() if ctx.image_index(volume) == 0 else {}
-    return next((int(m.shape[axis]) for m in masks.values()), None)
+    return next((m.shape for m in masks.values()), None)
 
 
 def region_iou(region: Region, ref: Ranges | None) -> float:
@@ -207,8 +190,7 @@ def _centre(ranges: Ranges) -> list[float]:
 
 
 def _contains(ranges: Ranges, zyx: list[float], region: Region | None = None) -> bool:
-    skip = region.axis if region is not None and region.projection else None
-    return all(lo - 0.5 <= v <= hi - 0.5 for k, ((lo, hi), v) in enumerate(zip(ranges, zyx)) if k != skip)
+    return ranges_hold(ranges, zyx, region.axis if region is not None and region.projection else None)
 
 
 def _truth_regions(ctx: VerifyContext, region: Region) -> list[tuple[str, Ranges]]:
@@ -244,10 +226,11 @@ def _tool_box_vs_truth(ctx: VerifyContext, step: Step) -> list[Check]:
         return []
     if ev.tool != "crop" and ev.box and ev.box.get("voxels"):
         view = ctx.views.get(ev.box.get("view_id", ""))
-        geom = view.geometry if view is not None and not isinstance(view.geometry, MontageGeometry) else None
+        # every panel of a montage shows the same plane
+        geom = view.geometry.panels()[0].geometry if view is not None else None
         region = Region([list(map(int, r)) for r in ev.box["voxels"]], geom.normal_axis() if geom else None,
                         geom is not None and geom.projection_axis is not None,
-                        view.geometry.volume if view is not None else ctx.volume_of(ev) or "0")
+                        geom.volume if geom is not None else ctx.volume_of(ev) or "0")
     elif ev.tool == "segment" and ev.mask is not None and _finding_prompt(ev):
         axis = ev.data.get("plane_axis") if ev.data.get("mode") == "2d" else None
         region = Region(mask_ranges(ev.mask) or [[0, 0]] * 3, axis, False, ctx.volume_of(ev) or "0")
@@ -273,20 +256,13 @@ def _finding_prompt(ev: Evidence) -> bool:
 # -- points -------------------------------------------------------------------------------------
 def _point_claim(ctx: VerifyContext, view_id: str, shown: str, point: list[float], cited: list[Evidence],
                  about_finding: bool) -> list[Check]:
-    x, y = point
-    if view_id in ctx.frames:
-        view_size, model_size = ctx.frames[view_id]
-        x, y = rescale_point((x, y), model_size, view_size)
-    geom = ctx.views[view_id].geometry
+    frame = ctx.frames[view_id][1] if view_id in ctx.frames else None
     try:
-        if isinstance(geom, MontageGeometry):
-            tile, _ = geom.tile_for_box((x, y, x, y))
-            geom, x, y = tile.geometry, x - tile.x0, y - tile.y0
-        geom.validate_box((x - 1e-3, y - 1e-3, x + 1e-3, y + 1e-3))
+        located = locate_point(ctx.views[view_id].geometry, point, frame_size=frame, name="point", image=view_id)
     except GeometryError as exc:
         return [Check("incorrect", f"{shown} on {view_id}: {exc}", "point_outside")]
-    zyx = geom.pixel_to_voxel([[x - 0.5, y - 0.5]])[0]  # points share the edge frame of boxes
-    probe = Region([[int(np.floor(v + 0.5))] * 2 for v in zyx], geom.projection_axis, geom.projection_axis is not None,
+    geom, zyx = located.geometry, located.voxel
+    probe = Region([[i, i] for i in located.index()], geom.projection_axis, geom.projection_axis is not None,
                    geom.volume)
     checks = []
     for ev in cited:
@@ -316,7 +292,7 @@ def _point_claim(ctx: VerifyContext, view_id: str, shown: str, point: list[float
 
 
 def _in_mask(mask: np.ndarray, zyx: np.ndarray, probe: Region) -> bool:
-    idx = [int(np.clip(np.floor(v + 0.5), 0, n - 1)) for v, n in zip(zyx, mask.shape)]
+    idx = [min(max(voxel_index(v), 0), n - 1) for v, n in zip(zyx, mask.shape)]
     if probe.projection and probe.axis is not None:
         index: list = list(idx)
         index[probe.axis] = slice(None)
