@@ -149,6 +149,9 @@ def map_point_to_view(point: Any, model_size: tuple[int, int], view_size: tuple[
 
 
 def _fmt(box: Any) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in (round(b, 1) for b in box)) + "]"
+
+
 def result_text(ev: Evidence, note: str = "") -> str:
     """What the model reads for a tool result: ``[E3] text``, notes, then a JSON line of numbers.
 

@@ -355,3 +355,37 @@ def read_option(answer: str, options: list[str]) -> str | None:
 def _verbatim(text: str) -> str:
     """An option as written, up to case, runs of spaces and a final full stop."""
     return " ".join(text.lower().split()).rstrip(".").strip()
+
+
+# -- boxes and points written in prose ------------------------------------------------------------
+#: a bracketed list in a sentence: "[12, 14, 18, 20]"
+_BRACKETS = re.compile(r"\[[^\[\]\n]*\]")
+#: a point in a sentence: "point (15, 17)", "point_2d [15, 17]" (group 1: the numbers)
+_POINT = re.compile(r"\bpoint(?:_2d)?\b[^\[\(\n]{0,20}[\[\(]([^\[\]\(\)\n]*)[\]\)]", re.IGNORECASE)
+
+
+def _json_numbers(text: str, count: int) -> list[float] | None:
+    """The ``count`` numbers of a JSON list, read as tool-call arguments are read; None otherwise."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(values, list) or len(values) != count:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return [float(v) for v in values]
+
+
+def find_boxes(text: str) -> list[list[float]]:
+    """The boxes ``[x1, y1, x2, y2]`` written in ``text``, in order.
+
+    A box in prose is read exactly as a ``bbox_2d`` in a tool call (a JSON list of four numbers),
+    so the two cannot disagree; where it lies is then worked out by `imaging.locate` for both.
+    """
+    return [v for m in _BRACKETS.finditer(text) if (v := _json_numbers(m.group(0), 4)) is not None]
+
+
+def find_points(text: str) -> list[list[float]]:
+    """The points ``point (x, y)`` / ``point_2d [x, y]`` written in ``text``, read as `find_boxes` reads boxes."""
+    return [v for m in _POINT.finditer(text) if (v := _json_numbers(f"[{m.group(1)}]", 2)) is not None]

@@ -34,7 +34,8 @@ from PIL import Image, ImageDraw
 
 from grounding.evidence import Evidence, view_from_dict
 from imaging.geometry import MontageGeometry, ViewGeometry
-from imaging.views import View, sample_plane
+from imaging.locate import mask_coverage
+from imaging.views import View
 from mmreason.trace import Trace
 
 #: the longest side (px) a view is enlarged to for display
@@ -296,28 +297,9 @@ class Caliper:
     color: tuple[int, int, int] = CALIPER_RGB
 
 
-def mask_on_view(mask: np.ndarray, geometry: ViewGeometry | MontageGeometry) -> np.ndarray:
-    """The (H, W) boolean footprint of a voxel mask in a view's pixels, through its geometry.
-
-    Each pixel centre is mapped to its voxel; the pixel is inside when the (linearly sampled)
-    mask there is at least 0.5. A projection shows the mask's projection along its axis.
-    """
-    return _mask_coverage(mask, geometry) >= 0.5
-
-
-def _mask_coverage(mask: np.ndarray, geometry: ViewGeometry | MontageGeometry) -> np.ndarray:
-    if isinstance(geometry, MontageGeometry):
-        out = np.zeros((geometry.height, geometry.width), dtype=np.float32)
-        for tile in geometry.tiles:
-            g = tile.geometry
-            out[tile.y0:tile.y0 + g.height, tile.x0:tile.x0 + g.width] = _mask_coverage(mask, g)
-        return out
-    return sample_plane(mask.astype(np.float32), geometry)
-
-
 def base_geometry(geometry: ViewGeometry | MontageGeometry) -> ViewGeometry:
     """The geometry whose orientation and pixel size a whole image shares (a montage's first panel)."""
-    return geometry.tiles[0].geometry if isinstance(geometry, MontageGeometry) else geometry
+    return geometry.panels()[0].geometry
 
 
 def orientation_markers(geometry: ViewGeometry | MontageGeometry, is_2d: bool) -> dict[str, str]:
@@ -367,7 +349,7 @@ def annotate(view: View, *, is_2d: bool, mask: np.ndarray | None = None, boxes: 
     lw = max(1, round(W / 300))
     texts: list[tuple[str, tuple[float, float], str, tuple[int, int, int], float]] = []
     if mask is not None and mask.any():
-        cover = _mask_coverage(mask, view.geometry)
+        cover = mask_coverage(mask, view.geometry)
         if cover.shape == (h, w) and cover.max() >= 0.5:
             big = cv2.resize(cover, (W, H), interpolation=cv2.INTER_LINEAR) >= 0.5
             fill = out.astype(np.float32)
@@ -426,8 +408,7 @@ def calipers_of(ev: Evidence, view: View) -> list[Caliper]:
     """The longest diameter, its perpendicular length and the left-right width of a ``measure``
     evidence as calipers on ``view`` (only when their endpoints lie on the view's plane)."""
     out = []
-    panels = ([(t.x0, t.y0, t.geometry) for t in view.geometry.tiles] if isinstance(view.geometry, MontageGeometry)
-              else [(0, 0, view.geometry)])
+    panels = [(t.x0, t.y0, t.geometry) for t in view.geometry.panels()]
     for key, label, color in (("diameter_endpoints_mm", "longest_diameter_mm", CALIPER_RGB),
                               ("width_endpoints_mm", "width_mm", THORAX_RGB)):
         ends = ev.data.get(key)
@@ -496,7 +477,7 @@ def ctr_figure(trace: Trace, views: dict[str, View]) -> Figure | None:
     if ctr is None:
         return None
     vid = str(ctr.heart.data.get("volume", "0"))
-    view = next((v for v in views.values() if v.geometry.volume == vid and not isinstance(v.geometry, MontageGeometry)
+    view = next((v for v in views.values() if v.geometry.volume == vid and len(v.geometry.panels()) == 1
                  and v.plane in ("axial", "")), None)
     if view is None:
         return None

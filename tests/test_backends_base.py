@@ -2,8 +2,9 @@
 
 from types import SimpleNamespace
 
+from imaging.locate import ModelFrame
 from mmreason.backends import Backend, cut_at_stop, get_backend
-from mmreason.backends.base import conversation_images, processor_box_frame, template_ready, tool_messages_as_user
+from mmreason.backends.base import conversation_images, template_ready, tool_messages_as_user
 from mmreason.backends.hf import think_opening
 
 
@@ -56,10 +57,10 @@ def test_template_ready_merges_text_and_passes_text_only_turns_as_strings():
 
 def test_processor_box_frame_reads_fixed_size_and_falls_back_to_identity():
     gemma = SimpleNamespace(image_processor=SimpleNamespace(do_resize=True, size={"height": 896, "width": 896}))
-    assert processor_box_frame(gemma, relative=False)(636, 420) == (896, 896)
-    assert processor_box_frame(gemma, relative=True)(636, 420) == (1000, 1000)
+    assert ModelFrame.from_processor(gemma, relative=False)(636, 420) == (896, 896)
+    assert ModelFrame.from_processor(gemma, relative=True)(636, 420) == (1000, 1000)
     unknown = SimpleNamespace(image_processor=SimpleNamespace(do_resize=False, size={"height": 896, "width": 896}))
-    assert processor_box_frame(unknown, relative=False)(636, 420) == (636, 420)
+    assert ModelFrame.from_processor(unknown, relative=False)(636, 420) == (636, 420)
 
 
 def test_think_opening_is_only_the_end_of_the_prompt():

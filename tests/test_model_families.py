@@ -16,10 +16,10 @@ from qwen_vl_utils import smart_resize
 from transformers import AutoProcessor
 
 from grounding.tools import default_registry
+from imaging.locate import ModelFrame
 from imaging.phantoms.xray import chest_xray
 from mmreason import prompts
 from mmreason.backends import BackendError
-from mmreason.backends.base import processor_box_frame
 from mmreason.backends.hf import HFBackend
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig
 from mmreason.tiny_families import GEMMA_IMAGE_SIZE
@@ -160,7 +160,7 @@ def test_internvl_tiles_each_image(backend_of):
     conversation = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "?"}]}]
     pixels = backend.prepare_inputs([conversation])["pixel_values"]
     # with absolute boxes forced, the frame is the canvas of whole 448 px tiles the image is cut from
-    canvas = processor_box_frame(backend.processor, relative=False)(width, height)
+    canvas = ModelFrame.from_processor(backend.processor, relative=False)(width, height)
     assert canvas == (896, 448)
     assert pixels.shape[0] == 2 + 1 and pixels.shape[-2:] == (448, 448)  # two tiles and the thumbnail
     assert backend.model_image_size(width, height) == (1000, 1000)  # InternVL's own convention

@@ -16,12 +16,13 @@ import pytest
 from PIL import Image
 
 from grounding.tools import default_registry
+from imaging.locate import mask_footprint as mask_on_view
 from imaging.phantoms import NoduleSpec, chest_ct
 from imaging.views import montage_view, slice_view
 from mmreason.backends.rules import RulesBackend
 from mmreason.loop import run_episode
 from mmreason import render
-from mmreason.render import annotate, mask_on_view, orientation_markers, scale_bar_mm
+from mmreason.render import annotate, orientation_markers, scale_bar_mm
 from mmreason.report import render_html, write_report
 from mmreason.trace import Trace
 

@@ -8,6 +8,7 @@ import pytest
 
 from _train_helpers import cases, make_env, rollout, synthetic_dir, trainable_model  # noqa: F401 (fixtures)
 from grounding.tools import default_registry
+from imaging.locate import ModelFrame
 from mmreason.loop import LoopConfig
 from train.data import (
     AssistantOnlyCollator,
@@ -19,7 +20,7 @@ from train.data import (
     short_demonstration,
     trace_messages,
 )
-from train.env import FramedBackend, processor_frame, tool_schemas
+from train.env import FramedBackend, tool_schemas
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_fill_images_counts(episode_trace):
 
 def test_grpo_dataset_columns_and_prompt(cases, processor):
     chosen = [cases["syn-0000"], cases["syn-0021"]]
-    backend = FramedBackend(processor_frame(processor))
+    backend = FramedBackend(ModelFrame.from_processor(processor))
     ds = grpo_dataset(chosen, backend, default_registry(), LoopConfig())
     assert set(ds.column_names) >= {"prompt", "images", "case_id", "answer", "answer_type", "boxes", "masks",
                                     "reference_steps", "case"}

@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 from grounding.tool import ToolRegistry
 from imaging.volume import Volume
-from mmreason.backends.base import processor_box_frame
 from mmreason.case import Case
 from mmreason.loop import Episode, EpisodeRequest, LoopConfig, load_inputs
 from mmreason.trace import Trace
@@ -36,16 +35,6 @@ from train.config import ConfigError, EnvConfig
 
 #: the text of a tool call handed to the loop (the Hermes form the loop parses)
 CALL_TEMPLATE = "<tool_call>\n{}\n</tool_call>"
-
-
-def processor_frame(processor: Any, relative: bool = False) -> Callable[[int, int], tuple[int, int]]:
-    """``(width, height) -> (width, height)`` of the frame the model's boxes are in.
-
-    ``relative``: the model writes 0..1000 coordinates (`train.model.relative_boxes`). The rule is
-    `mmreason.backends.base.processor_box_frame`, the one `HFBackend.model_image_size` uses:
-    relative square, Qwen-VL smart resize, InternVL tile canvas, Gemma 3's fixed square.
-    """
-    return processor_box_frame(processor, relative)
 
 
 class FramedBackend:

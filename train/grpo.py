@@ -54,8 +54,8 @@ def run_grpo(cfg: RunConfig) -> Path:
     from trl import GRPOConfig, GRPOTrainer
 
     from train.data import grpo_dataset, load_cases
-    from train.env import FramedBackend, VolumeCache, build_registry, environment_factory, processor_frame
-    from train.model import load_model, load_processor, peft_config, relative_boxes
+    from train.env import FramedBackend, VolumeCache, build_registry, environment_factory
+    from train.model import load_model, load_processor, model_frame, peft_config
     from train.rewards import REWARD_FUNCS
     from train.run import MetricsCallback, prepare_output_dir, train_and_save
     from train.sft import loop_config
@@ -64,7 +64,7 @@ def run_grpo(cfg: RunConfig) -> Path:
     processor = load_processor(cfg.model)
     ensure_response_parser(processor)
     registry = build_registry(cfg.env)
-    backend = FramedBackend(processor_frame(processor, relative_boxes(cfg.model)), model_id=cfg.model.name_or_path)
+    backend = FramedBackend(model_frame(cfg.model, processor), model_id=cfg.model.name_or_path)
     config = loop_config(cfg)
     config.max_turns = 64  # rollouts are bounded by TRL's max_tool_calling_iterations, not by the loop
     volumes = VolumeCache()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from imaging.errors import MMReasonError
+from imaging.locate import ModelFrame
 
 from train.config import LoraSection, ModelConfig
 
@@ -61,6 +62,12 @@ def relative_boxes(model: ModelConfig) -> bool:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config of {model.name_or_path!r}: {exc}") from None
     return uses_relative_boxes("auto", getattr(config, "model_type", None))
+
+
+def model_frame(model: ModelConfig, processor: Any) -> ModelFrame:
+    """The frame the model of a run sees its images in and writes its boxes in (the one
+    `HFBackend.model_image_size` reads from the same checkpoint)."""
+    return ModelFrame.from_processor(processor, relative_boxes(model))
 
 
 def load_model(model: ModelConfig) -> Any:

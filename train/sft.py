@@ -44,14 +44,14 @@ def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
     from mmreason.backends.rules import RulesBackend
 
     from train.data import demonstrations, load_cases, read_traces, sft_dataset, short_demonstration
-    from train.env import FramedBackend, build_registry, processor_frame
-    from train.model import relative_boxes
+    from train.env import FramedBackend, build_registry
+    from train.model import model_frame
 
     traces = []
     summary: dict[str, Any] = {}
     if cfg.data.demonstrations:
         cases = load_cases(cfg.data, "train")
-        backend = FramedBackend(processor_frame(processor, relative_boxes(cfg.model)), inner=RulesBackend())
+        backend = FramedBackend(model_frame(cfg.model, processor), inner=RulesBackend())
         kept, demo = demonstrations(cases, backend, build_registry(cfg.env), loop_config(cfg), cfg.data.only_correct)
         if cfg.data.short_demos:
             kept = [short_demonstration(t) for t in kept]

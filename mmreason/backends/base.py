@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from imaging.errors import MMReasonError
 
@@ -101,7 +101,7 @@ class Backend(Protocol):
         """The frame the model sees an image of this size in and writes its boxes in.
 
         The image's pixels after the processor's resize (Qwen2.5-VL), or ``(1000, 1000)`` for
-        models that write relative coordinates (Qwen2-VL, Qwen3-VL, Qwen3.5: `box_frame`);
+        models that write relative coordinates (Qwen2-VL, Qwen3-VL, Qwen3.5): an `imaging.locate.ModelFrame`;
         identity when the backend cannot know it.
         """
         ...
@@ -165,20 +165,6 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:
     return text[: i + len(s)], s
 
 
-def qwen_resized_size(width: int, height: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """(width, height) in pixels a Qwen-VL processor resizes a ``width`` x ``height`` image to.
-
-    ``qwen_vl_utils.smart_resize``: both sides become multiples of ``factor`` pixels and the area
-    stays within ``min_pixels``..``max_pixels``, keeping the aspect ratio as closely as it can.
-    """
-    from qwen_vl_utils import smart_resize
-
-    h, w = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    return w, h
-
-
-#: the coordinate range of models that write boxes relative to the image, not in its pixels
-RELATIVE_BOX_SCALE = 1000
 #: model types (``config.model_type``) trained on boxes in 0..1000 relative coordinates (InternVL
 #: writes ``<box>[[x1, y1, x2, y2]]</box>`` in 0..1000); Qwen2.5-VL and the rest write absolute
 #: pixels of the image after the processor's resize
@@ -187,7 +173,7 @@ BOX_FORMATS = ("auto", "absolute", "relative")
 
 
 def uses_relative_boxes(box_format: str, model_type: str | None) -> bool:
-    """Whether boxes are in 0..`RELATIVE_BOX_SCALE` coordinates: ``box_format`` (``auto``: by model type).
+    """Whether boxes are in 0..`imaging.locate.RELATIVE_SCALE` coordinates: ``box_format`` (``auto``: by model type).
 
     Raises:
         BackendError: ``box_format`` is not one of `BOX_FORMATS`.
@@ -197,68 +183,6 @@ def uses_relative_boxes(box_format: str, model_type: str | None) -> bool:
     if box_format == "auto":
         return (model_type or "") in RELATIVE_BOX_MODEL_TYPES
     return box_format == "relative"
-
-
-def box_frame(pixel_frame: tuple[int, int], relative: bool) -> tuple[int, int]:
-    """The frame a model's boxes are in: the resized image's pixels, or the relative square."""
-    return (RELATIVE_BOX_SCALE, RELATIVE_BOX_SCALE) if relative else pixel_frame
-
-
-def size_field(size: Any, key: str) -> Any:
-    """A field of an image processor's ``size`` (a dict, or a ``SizeDict`` in transformers 5)."""
-    return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
-
-
-def qwen_geometry(image_processor: Any) -> dict[str, int] | None:
-    """Patch factor and pixel budget of a Qwen-VL image processor; None for other families."""
-    patch = getattr(image_processor, "patch_size", None)
-    merge = getattr(image_processor, "merge_size", None)
-    size = getattr(image_processor, "size", None)
-    if not (isinstance(patch, int) and isinstance(merge, int) and size is not None):
-        return None
-    min_pixels, max_pixels = size_field(size, "shortest_edge"), size_field(size, "longest_edge")
-    if not (min_pixels and max_pixels):
-        return None
-    return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
-
-
-def processor_box_frame(processor: Any, relative: bool) -> Callable[[int, int], tuple[int, int]]:
-    """``(width, height) -> (width, height)`` of the frame a model writes its boxes in, read from
-    its processor (the rule `HFBackend.model_image_size` and training share).
-
-    - ``relative`` (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL: `uses_relative_boxes`): ``(1000, 1000)``
-      for every image, whatever the processor does to it.
-    - Qwen-VL processors (``patch_size``, ``merge_size`` and a ``size`` pixel budget; Qwen2.5-VL,
-      Lingshu): the image as ``qwen_vl_utils.smart_resize`` resizes it.
-    - Tiling processors (``crop_to_patches``: InternVL's GotOcr2) with absolute boxes forced: the
-      canvas of whole tiles the image is resized to before it is cut (``get_optimal_tiled_canvas``).
-    - Fixed-size processors (``do_resize`` to ``size = {height, width}``: Gemma 3 / MedGemma's
-      SigLIP at 896x896, whatever the aspect ratio): that size.
-    - Anything else: the image's own size (identity).
-    """
-    if relative:
-        return lambda width, height: box_frame((width, height), True)
-    image_processor = getattr(processor, "image_processor", None)
-    qwen = qwen_geometry(image_processor)
-    if qwen is not None:
-        return lambda width, height: qwen_resized_size(width, height, qwen["factor"], qwen["min_pixels"],
-                                                       qwen["max_pixels"])
-    size = getattr(image_processor, "size", None)
-    fixed = (size_field(size, "width"), size_field(size, "height")) if size is not None else (None, None)
-    if not (getattr(image_processor, "do_resize", False) and all(isinstance(v, int) for v in fixed)):
-        return lambda width, height: (width, height)
-    tile_w, tile_h = fixed
-    if getattr(image_processor, "crop_to_patches", False):
-        from transformers.models.got_ocr2.image_processing_got_ocr2 import get_optimal_tiled_canvas
-
-        lo, hi = image_processor.min_patches, image_processor.max_patches
-
-        def tiled(width: int, height: int) -> tuple[int, int]:
-            columns, rows = get_optimal_tiled_canvas((height, width), (tile_h, tile_w), lo, hi)
-            return columns * tile_w, rows * tile_h
-
-        return tiled
-    return lambda width, height: (tile_w, tile_h)
 
 
 def content_parts(content: Any) -> list[dict]:

@@ -49,6 +49,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from imaging.locate import ModelFrame, qwen_geometry, size_field
 from mmreason.backends.base import (
     DEFAULT_STOP,
     BackendError,
@@ -57,9 +58,6 @@ from mmreason.backends.base import (
     GenerationConfig,
     conversation_images,
     cut_at_stop,
-    processor_box_frame,
-    qwen_geometry,
-    size_field,
     template_ready,
     tool_messages_as_user,
     uses_relative_boxes,
@@ -164,8 +162,9 @@ class HFBackend(DetailedBackend):
             with its own ``max_new_tokens`` for the tool call or answer. 0: no separate budget.
 
     Family behaviour read from the checkpoint itself (see docs/models.md): the box frame from the
-    processor (`processor_box_frame`), ``tool_call_format`` (``"json"`` Hermes, or ``"xml"`` when
-    the template teaches Qwen3.5's ``<function=...><parameter=...>`` form), ``opens_thinking``.
+    processor (`imaging.locate.ModelFrame.from_processor`), ``tool_call_format`` (``"json"``
+    Hermes, or ``"xml"`` when the template teaches Qwen3.5's ``<function=...><parameter=...>``
+    form), ``opens_thinking``.
     Prompts are tokenised with ``add_special_tokens=False``: the chat template writes the special
     tokens it wants (Gemma's writes ``<bos>``), as ``apply_chat_template(tokenize=True)`` does.
 
@@ -215,7 +214,7 @@ class HFBackend(DetailedBackend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._qwen = qwen_geometry(getattr(self.processor, "image_processor", None))
         self.relative_boxes = uses_relative_boxes(box_format, getattr(self.model.config, "model_type", None))
-        self._frame = processor_box_frame(self.processor, self.relative_boxes)
+        self.frame = ModelFrame.from_processor(self.processor, self.relative_boxes)
         self.native_tools = self._template_renders_tools()
         self.tool_call_format = self._template_tool_call_format()
         self.opens_thinking = self._template_opens_thinking()
@@ -441,12 +440,12 @@ class HFBackend(DetailedBackend):
     # -- images ----------------------------------------------------------------------------
 
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
-        """The frame of the model's boxes, read from the processor (`processor_box_frame`):
+        """The frame of the model's boxes, read from the processor (`ModelFrame.from_processor`):
         ``(1000, 1000)`` for relative-coordinate models (Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL),
         the smart-resized image for Qwen2.5-VL and Lingshu (the same call that prepares the
         images), the fixed square of Gemma 3 / MedGemma (896x896), identity otherwise.
         """
-        return self._frame(width, height)
+        return self.frame(width, height)
 
     def _images(self, conversations: list[list[dict]]) -> list[Any]:
         """Images in template order: a flat list of resized images for Qwen-VL, else one list of

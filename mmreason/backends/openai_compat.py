@@ -53,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from typing import Any
 
+from imaging.locate import RESIZE_RULES, ModelFrame
 from mmreason.backends.base import (
     BackendError,
     DetailedBackend,
@@ -61,24 +62,13 @@ from mmreason.backends.base import (
     content_parts,
     cut_at_stop,
     is_image_part,
-    box_frame,
-    qwen_resized_size,
     uses_relative_boxes,
     tool_messages_as_user,
 )
 
-# Pixel budgets of the published preprocessor configs: (factor, min_pixels, max_pixels).
-IMAGE_RESIZE_RULES: dict[str, tuple[int, int, int]] = {
-    "qwen2_5_vl": (28, 4 * 28 * 28, 16384 * 28 * 28),
-    "qwen": (28, 4 * 28 * 28, 16384 * 28 * 28),
-    "qwen3_vl": (32, 64 * 32 * 32, 16384 * 32 * 32),
-}
-#: served families whose processor resizes every image to one size (width, height): Gemma 3 /
-#: MedGemma's SigLIP square
-FIXED_IMAGE_SIZES: dict[str, tuple[int, int]] = {"gemma3": (896, 896)}
-#: served families that write relative 0..1000 boxes whatever the resize (InternVL's tiles)
-RELATIVE_FAMILIES = ("internvl",)
-IMAGE_RESIZE_CHOICES = tuple(IMAGE_RESIZE_RULES) + tuple(FIXED_IMAGE_SIZES) + RELATIVE_FAMILIES
+#: the served families' image rules (`imaging.locate.RESIZE_RULES`); InternVL sends its images as
+#: they are and writes relative 0..1000 boxes
+IMAGE_RESIZE_CHOICES = tuple(RESIZE_RULES) + ("internvl",)
 _RETRY_STATUS = {408, 409, 429}
 _MAX_RETRY_AFTER = 60.0
 
@@ -225,15 +215,12 @@ class OpenAIBackend(DetailedBackend):
         self.backoff = backoff
         self.native_tools = native_tools
         self.extra_body = dict(extra_body or {})
-        self._resize: tuple[int, int, int] | None = None
-        if image_resize in IMAGE_RESIZE_RULES:
-            factor, low, high = IMAGE_RESIZE_RULES[image_resize]
-            self._resize = (factor, min_pixels or low, max_pixels or high)
-        self._fixed = FIXED_IMAGE_SIZES.get(image_resize or "")
         self._model = model
         self.relative_boxes = uses_relative_boxes(box_format, image_resize)
-        if (min_pixels is not None or max_pixels is not None) and (self._resize is None or self.relative_boxes):
-            why = ("the boxes are relative (0..1000), whatever the resize" if self._resize is not None else
+        self.frame = ModelFrame.from_resize_rule(image_resize, self.relative_boxes, min_pixels, max_pixels)
+        qwen_rule = image_resize in RESIZE_RULES and RESIZE_RULES[image_resize].rule == "qwen"
+        if (min_pixels is not None or max_pixels is not None) and (not qwen_rule or self.relative_boxes):
+            why = ("the boxes are relative (0..1000), whatever the resize" if qwen_rule else
                    "no Qwen image_resize rule is named, so the frame is the image as sent")
             raise BackendError(
                 f"min_pixels/max_pixels would change nothing here: {why}. For a Qwen2.5-VL server give "
@@ -253,11 +240,7 @@ class OpenAIBackend(DetailedBackend):
     def model_image_size(self, width: int, height: int) -> tuple[int, int]:
         """The frame of the model's boxes: ``(1000, 1000)`` for relative boxes, else (width,
         height) after the server's resize when ``image_resize`` is set, else unchanged."""
-        if self._fixed is not None:
-            return box_frame(self._fixed, self.relative_boxes)
-        if self._resize is None:
-            return box_frame((width, height), self.relative_boxes)
-        return box_frame(qwen_resized_size(width, height, *self._resize), self.relative_boxes)
+        return self.frame(width, height)
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -34,14 +34,12 @@ import numpy as np
 from grounding.evidence import Evidence
 from imaging.geometry import GeometryError
 from imaging.locate import Ranges, locate_box, locate_point, ranges_hold, voxel_index
+from mmreason.parsing import find_boxes, find_points
 from mmreason.quantities import cited_evidence
 from mmreason.verifiers.context import FINDING, VerifyContext, evidence_laterality, side_words
 from mmreason.verifiers.steps import Step
 from mmreason.verifiers.verdicts import Check
 
-_NUM = r"(-?\d+(?:\.\d+)?)"
-_BOX = re.compile(rf"\[\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*\]")
-_POINT = re.compile(rf"\bpoint(?:_2d)?\b[^\[\(\n]{{0,20}}[\[\(]\s*{_NUM}\s*,\s*{_NUM}\s*[\]\)]", re.IGNORECASE)
 _IMAGE_REF = re.compile(r"\bImage\s+(\d+)\b", re.IGNORECASE)
 _VIEW_REF = re.compile(r"\b(V\d+)\b")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
@@ -70,9 +68,9 @@ def check_grounding(ctx: VerifyContext, step: Step) -> list[Check]:
     for sentence in sentences(step.text):
         cited = [ctx.evidence[i] for i in (cited_evidence(sentence) or step.cited) if i in ctx.evidence]
         about_finding = _about_finding(ctx, sentence)
-        for kind, pattern in (("box", _BOX), ("point", _POINT)):
-            for m in pattern.finditer(sentence):
-                checks += _claim(ctx, step, sentence, kind, [float(v) for v in m.groups()], cited, about_finding)
+        for kind, claims in (("box", find_boxes(sentence)), ("point", find_points(sentence))):
+            for values in claims:
+                checks += _claim(ctx, step, sentence, kind, values, cited, about_finding)
         if step.kind == "text":  # the answer's side is checked by the consistency verifier
             checks += _side_claim(ctx, sentence, cited)
     return checks

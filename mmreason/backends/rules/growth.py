@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from imaging.geometry import rescale_point
+from imaging.locate import centre_to_edge
 from mmreason.backends.rules.common import cannot, failed, lesion_target
 from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action, Finding
@@ -51,8 +53,8 @@ def plan_growth(state: State) -> Action:
         if view is None:
             return cannot("the view of the current study came back without an image")
         _, cy, cx = r[1].fact("centroid_voxel")
-        sx, sy = view.size[0] / vols[1].shape_xyz[0], view.size[1] / vols[1].shape_xyz[1]
-        point = [round((cx + 0.5) * sx, 1), round((cy + 0.5) * sy, 1)]
+        edge = (centre_to_edge(cx), centre_to_edge(cy))
+        point = [round(v, 1) for v in rescale_point(edge, vols[1].shape_xyz[:2], view.size)]
         return Action(f"I will segment the {target} at its prior position, {point} on {view.view_id}.",
                       "segment", {"target": target, "view_id": view.view_id, "point_2d": point})
     segs = [x for x in r if x.name == "segment"]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from imaging.locate import centre_to_edge
 from mmreason.backends.rules.common import (
     cannot,
     failed,
@@ -167,7 +168,7 @@ def largest_overlay_blob(rgb: np.ndarray) -> list[float] | None:
         return None
     sizes = ndimage.sum(red, labels, range(1, n + 1))
     ys, xs = np.nonzero(labels == int(np.argmax(sizes)) + 1)
-    return [round(float(xs.mean()) + 0.5, 1), round(float(ys.mean()) + 0.5, 1)]
+    return [round(centre_to_edge(float(xs.mean())), 1), round(centre_to_edge(float(ys.mean())), 1)]
 
 
 def _voxel_box(vol: VolumeInfo, size: tuple[int, int], bbox_voxels: list[list[int]], scale: float,
