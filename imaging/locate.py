@@ -110,6 +110,21 @@ def qwen_geometry(image_processor: Any) -> dict[str, int] | None:
     return {"patch": patch, "factor": patch * merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
 
 
+def set_pixel_budget(image_processor: Any, min_pixels: int | None, max_pixels: int | None) -> dict[str, int] | None:
+    """Give a Qwen-VL image processor the pixel budget ``min_pixels``..``max_pixels`` (None keeps
+    its own bound), which decides its resize and so the model's frame; returns the budget set, or
+    None (nothing changed) for processors without one.
+    """
+    size = getattr(image_processor, "size", None)
+    if getattr(image_processor, "merge_size", None) is None or size is None:
+        return None
+    budget = {"shortest_edge": min_pixels or size_field(size, "shortest_edge"),
+              "longest_edge": max_pixels or size_field(size, "longest_edge")}
+    # Qwen processors read their pixel budget from `size` (min_pixels/max_pixels are deprecated)
+    image_processor.size = budget if isinstance(size, dict) else type(size)(**budget)
+    return budget
+
+
 @dataclass(frozen=True)
 class ModelFrame:
     """The frame a model sees an image in and writes its boxes and points in.

@@ -271,10 +271,8 @@ def crop_view(
     re-sampled from the volume, not up-scaled from the parent image, and magnified at most
     ``max_zoom`` times the finest voxel spacing.
     """
-    geom = parent.geometry
-    if isinstance(geom, MontageGeometry):
-        tile, box = geom.tile_for_box(box)
-        geom = tile.geometry
+    tile, box = parent.geometry.tile_for_box(box)
+    geom = tile.geometry
     x1, y1, x2, y2 = geom.validate_box(box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     x1, y1, x2, y2 = clamp_box_to_image((x1 - mx, y1 - my, x2 + mx, y2 + my), geom.width, geom.height)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from imaging.errors import MMReasonError
-from imaging.locate import ModelFrame
+from imaging.locate import ModelFrame, set_pixel_budget
 
 from train.config import LoraSection, ModelConfig
 
@@ -33,15 +33,9 @@ def load_processor(model: ModelConfig) -> Any:
         raise ModelLoadError(f"cannot load the processor of {model.name_or_path!r}: {exc}. Give a checkpoint "
                              f"directory or a hub id (offline runs need a local or cached checkpoint)") from None
     if model.min_pixels is not None or model.max_pixels is not None:
-        image_processor = getattr(processor, "image_processor", None)
-        size = getattr(image_processor, "size", None)
-        if size is None or getattr(image_processor, "merge_size", None) is None:
+        if set_pixel_budget(getattr(processor, "image_processor", None), model.min_pixels, model.max_pixels) is None:
             raise ModelLoadError(f"model.min_pixels/max_pixels apply to Qwen-VL processors, not "
                                  f"{type(processor).__name__}; remove them")
-        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k))
-        budget = {"shortest_edge": model.min_pixels or get("shortest_edge"),
-                  "longest_edge": model.max_pixels or get("longest_edge")}
-        image_processor.size = budget if isinstance(size, dict) else type(size)(**budget)
     tokenizer = getattr(processor, "tokenizer", processor)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:

@@ -133,8 +133,9 @@ def run_segment(
         if view_id is not None:
             view = context.get_view(view_id)
             volume_id, vol = context.volume_of(view)
-            if isinstance(view.geometry, ViewGeometry):
-                prompt_geom = view.geometry
+            panels = view.geometry.panels()
+            if len(panels) == 1:  # a montage's panel is known only from a prompt drawn in it
+                prompt_geom = panels[0].geometry
         else:
             volume_id, vol = context.get_volume(within_ev.mask_volume if within_ev is not None else None)
     if within_ev is not None and within_ev.mask_volume != volume_id:

@@ -49,7 +49,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from imaging.locate import ModelFrame, qwen_geometry, size_field
+from imaging.locate import ModelFrame, qwen_geometry, set_pixel_budget
 from mmreason.backends.base import (
     DEFAULT_STOP,
     BackendError,
@@ -269,21 +269,14 @@ class HFBackend(DetailedBackend):
             raise self._hub_error("processor", error) from error
         if min_pixels is None and max_pixels is None:
             return processor
-        image_processor = getattr(processor, "image_processor", None)
-        size = getattr(image_processor, "size", None)
-        if getattr(image_processor, "merge_size", None) is None or size is None:
+        budget = set_pixel_budget(getattr(processor, "image_processor", None), min_pixels, max_pixels)
+        if budget is None:
             raise BackendError(
                 f"min_pixels/max_pixels apply to Qwen-VL processors; {type(processor).__name__} "
                 "has its own image size settings, so drop these options"
             )
-        budget = {
-            "shortest_edge": min_pixels or size_field(size, "shortest_edge"),
-            "longest_edge": max_pixels or size_field(size, "longest_edge"),
-        }
         if budget["shortest_edge"] > budget["longest_edge"]:
             raise BackendError(f"min_pixels ({budget['shortest_edge']}) exceeds max_pixels ({budget['longest_edge']})")
-        # Qwen processors read their pixel budget from `size` (min_pixels/max_pixels are deprecated).
-        image_processor.size = budget if isinstance(size, dict) else type(size)(**budget)
         return processor
 
     def _load_model(self, trust_remote_code: bool):
