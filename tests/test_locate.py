@@ -81,13 +81,21 @@ FRAMES = {
 }
 
 
-@pytest.mark.parametrize("frame_name", sorted(FRAMES))
-@pytest.mark.parametrize("kind", ["axial", "coronal", "sagittal", "montage", "mip", "crop"])
-def test_point_in_a_model_frame_finds_the_marker_voxel_and_mm(kind, frame_name):
+VIEW_KINDS = ["axial", "coronal", "sagittal", "montage", "mip", "crop"]
+
+
+@pytest.fixture(params=[(k, f) for k in VIEW_KINDS for f in sorted(FRAMES)], ids=lambda p: f"{p[0]}-{p[1]}")
+def seen(request):
+    """(volume, a view of each kind, the frame a model of each family sees it in, where it shows the marker)."""
+    kind, frame_name = request.param
     vol, all_views = marker_views()
     view = all_views[kind]
-    frame = FRAMES[frame_name](*view.size)
-    point = rescale_point(tuple(marker_point(view, vol)), view.size, frame)
+    return vol, view, FRAMES[frame_name](*view.size), marker_point(view, vol)
+
+
+def test_point_in_a_model_frame_finds_the_marker_voxel_and_mm(seen):
+    vol, view, frame, marker = seen
+    point = rescale_point(tuple(marker), view.size, frame)
     located = locate_point(view.geometry, point, frame_size=frame)
     zyx = located.on_volume(vol.data)  # on the MIP: the depth of the maximum the pixel shows
     assert np.allclose(zyx, MARKER, atol=1e-6)
@@ -97,13 +105,8 @@ def test_point_in_a_model_frame_finds_the_marker_voxel_and_mm(kind, frame_name):
     assert np.allclose(rescale_point(tuple(back), view.size, frame), point, atol=1e-6)
 
 
-@pytest.mark.parametrize("frame_name", sorted(FRAMES))
-@pytest.mark.parametrize("kind", ["axial", "coronal", "sagittal", "montage", "mip", "crop"])
-def test_box_in_a_model_frame_holds_the_marker_in_voxels_and_mm(kind, frame_name):
-    vol, all_views = marker_views()
-    view = all_views[kind]
-    frame = FRAMES[frame_name](*view.size)
-    x, y = marker_point(view, vol)
+def test_box_in_a_model_frame_holds_the_marker_in_voxels_and_mm(seen):
+    vol, view, frame, (x, y) = seen
     on_view = (x - 1.5, y - 1.5, x + 1.5, y + 1.5)
     located = locate_box(view.geometry, rescale_box(on_view, view.size, frame), frame_size=frame, shape=vol.shape)
     assert np.allclose(located.pixels, on_view, atol=1e-6)
@@ -112,7 +115,7 @@ def test_box_in_a_model_frame_holds_the_marker_in_voxels_and_mm(kind, frame_name
     lo, hi = np.asarray(mm["min_mm"]), np.asarray(mm["max_mm"])
     shown = [w for w in range(3) if [2, 1, 0][w] != located.geometry.projection_axis]  # a MIP has no depth in mm
     assert np.all(lo[shown] <= want[shown] + 1e-3) and np.all(want[shown] <= hi[shown] + 1e-3)
-    if kind == "mip":  # the projected axis is spanned whole, and only when its depth is known
+    if view.plane == "projection":  # the projected axis is spanned whole, and only when its depth is known
         axis = located.geometry.projection_axis
         assert located.ranges[axis] == [0, SHAPE[axis]]
         assert locate_box(view.geometry, on_view).voxels is None
