@@ -11,6 +11,9 @@ Conventions (all transforms in the project go through this module):
   so axis-aligned slices, spacing-corrected resampling, flips and crops of crops compose exactly.
   A maximum-intensity projection records the ``projection_axis`` whose coordinate the pixel does
   not determine.
+
+Locating what a model writes on a view (its frame, clamping, montage panels, projection depth)
+builds on this map in `imaging.locate`.
 """
 
 from __future__ import annotations
