@@ -78,7 +78,8 @@ def test_model_image_size_is_the_frame_the_processor_produces(backend, size):
     assert backend.relative_boxes == relative
     assert backend.model_image_size(width, height) == ((1000, 1000) if relative else (grid_w * patch, grid_h * patch))
     # the resized pixel frame, as box_format="absolute" gives it
-    assert ModelFrame.from_processor(backend.processor, relative=False)(width, height) == (grid_w * patch, grid_h * patch)
+    frame = ModelFrame.from_processor(backend.processor, relative=False)
+    assert frame(width, height) == (grid_w * patch, grid_h * patch)
     # The processor's own resize of the raw image agrees (no double resize in our path).
     raw = backend.processor(text=["<|vision_start|><|image_pad|><|vision_end|>"],
                             images=[random_image(width, height)], return_tensors="pt")

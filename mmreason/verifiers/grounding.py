@@ -130,9 +130,10 @@ def claimed_region(ctx: VerifyContext, view_id: str, box: list[float]) -> Region
     Raises:
         GeometryError: the box is degenerate or lies outside the view.
     """
-    view = ctx.views[view_id]
+    geometry = ctx.views[view_id].geometry
     frame = ctx.frames[view_id][1] if view_id in ctx.frames else None
-    located = locate_box(view.geometry, box, frame_size=frame, shape=_shape(ctx, view.geometry.volume),
+    projected = geometry.panels()[0].geometry.projection_axis is not None  # only a projection needs the depth
+    located = locate_box(geometry, box, frame_size=frame, shape=_shape(ctx, geometry.volume) if projected else None,
                          name="box", image=view_id)
     if located.ranges is None:
         return None
