@@ -148,6 +148,12 @@ class ModelFrame:
     min_tiles: int = 0
     max_tiles: int = 0
 
+    RULES = ("identity", "relative", "qwen", "fixed", "tiles")
+
+    def __post_init__(self) -> None:
+        if self.rule not in self.RULES:
+            raise GeometryError(f"unknown model frame rule {self.rule!r}; choose one of {', '.join(self.RULES)}")
+
     def __call__(self, width: int, height: int) -> Size:
         if self.rule == "relative":
             return RELATIVE_SCALE, RELATIVE_SCALE

@@ -216,6 +216,8 @@ def test_model_frame_from_each_family_processor():
     w, h = tiles(1000, 500)
     assert tiles.rule == "tiles" and w % 448 == 0 and h % 448 == 0 and w > h
     assert ModelFrame.from_processor(SimpleNamespace())(636, 420) == (636, 420)
+    with pytest.raises(GeometryError, match="unknown model frame rule 'square'"):
+        ModelFrame("square")
 
 
 def test_model_frame_from_a_served_resize_rule():
