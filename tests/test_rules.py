@@ -295,3 +295,18 @@ def test_mr_sequences_named_in_the_question(rules, registry):
     views = calls.count("view")
     assert calls == ["segment"] * 3 + ["view"] * views + ["measure"] * 2 * views and 1 <= views <= 2, calls
     assert not trace.evidence[0].mask.any()  # T1 (volume 0): the lesion is dark there
+
+
+@pytest.mark.parametrize("frame", [None, (1000, 1000)])
+def test_the_largest_candidate_is_pointed_at_in_the_models_frame(rules, registry, frame):
+    # SFT demonstrations run the planner in the trained model's frame: the point read off the
+    # overlay image must be rescaled to that frame or it lands beside the nodule.
+    from train.env import FramedBackend
+
+    ph = chest_ct(seed=1, nodules=[NoduleSpec(diameter_mm=16.0, side="left"), NoduleSpec(diameter_mm=8.0, side="right")])
+    backend = FramedBackend((lambda w, h: frame) if frame else (lambda w, h: (w, h)), inner=rules)
+    trace = run_episode(ph.volume, "Is there a lung nodule? Where is it and how large?", backend, registry=registry)
+    points = [c.arguments["point_2d"] for c in trace.tool_calls() if "point_2d" in c.arguments]
+    assert points, _assistant_calls(trace)
+    assert "left lung" in trace.answer, trace.answer
+    assert _number(r"([\d.]+) mm", trace.answer) == pytest.approx(16.0, abs=2.5)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from imaging.geometry import rescale_point
 from imaging.locate import centre_to_edge
 from mmreason.backends.rules.common import (
     cannot,
@@ -78,11 +79,14 @@ def plan_lesion(state: State) -> Action:
         if rest and rest[0].name == "segment":
             focus, rest = rest[0], rest[1:]
         elif not rest and seg_all.images and seg_all.images[0].image is not None:
-            point = largest_overlay_blob(np.asarray(seg_all.images[0].image.convert("RGB")))
+            shown = seg_all.images[0]
+            point = largest_overlay_blob(np.asarray(shown.image.convert("RGB")))
             if point is not None:
+                # The overlay is read at its own pixel size; the tool expects the model's frame.
+                point = [round(v, 1) for v in rescale_point(point, shown.image.size, shown.size)]
                 return Action(f"{n} candidates were found; I will select the largest one, at {point} on the "
-                              f"overlay {seg_all.images[0].view_id}.", "segment",
-                              {"target": target, "view_id": seg_all.images[0].view_id, "point_2d": point})
+                              f"overlay {shown.view_id}.", "segment",
+                              {"target": target, "view_id": shown.view_id, "point_2d": point})
     if not rest:
         return Action(f"I will measure {focus.evidence_id}.", "measure", {"evidence_id": focus.evidence_id})
     meas = rest[0]
