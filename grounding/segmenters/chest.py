@@ -248,10 +248,11 @@ def find_airways(
         return empty, empty
     pixel_mm2 = spacing[1] * spacing[2]
     area = component_sizes(labels, n) * pixel_mm2
-    coords = np.nonzero(labels)
-    zz, xx = coords[0], coords[2]
-    owner = labels[coords]
-    cx = np.bincount(owner, weights=xx, minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
+    sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
+    sized[0] = False
+    # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
+    coords = np.nonzero(sized[labels])
+    cx = np.bincount(labels[coords], weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
     # per-slice midline and width of the body, in x voxels
     cols = body.any(axis=1)
     has_body = cols.any(axis=1)
@@ -260,7 +261,6 @@ def find_airways(
     centre, width = (first + last) / 2.0, (last - first + 1).astype(float)
 
     candidate = np.zeros(n + 1, dtype=bool)
-    sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     for label, obj in enumerate(bounding_boxes(labels, n, keep=sized), start=1):
         if obj is None or not (TRACHEA_AREA_MM2[0] <= area[label] <= TRACHEA_AREA_MM2[1]):
             continue
@@ -275,8 +275,10 @@ def find_airways(
     if not candidate.any():
         return empty, empty
 
-    chain_labels, chain_of = label_components(candidate[labels], CONN26)
-    pairs = np.unique(np.column_stack([chain_labels[coords], zz])[candidate[owner]], axis=0)
+    in_chain = candidate[labels]
+    chain_labels, chain_of = label_components(in_chain, CONN26)
+    coords = np.nonzero(in_chain)
+    pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
     spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
     spans[0] = 0
     best = int(np.argmax(spans))

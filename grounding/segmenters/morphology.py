@@ -174,9 +174,18 @@ def span_last_axis(lines: np.ndarray) -> np.ndarray:
     return forward & backward
 
 
+#: `component_sizes` counts this many voxels at a time: `np.bincount` converts its input to int64,
+#: which for a whole volume's labels would be a temporary of twice a float32 volume
+COUNT_CHUNK = 1 << 20
+
+
 def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
     """Voxel count of each label 0..n (index 0 is the background)."""
-    return np.bincount(labels.ravel(), minlength=n + 1)
+    flat = labels.reshape(-1)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for start in range(0, flat.size, COUNT_CHUNK):
+        sizes += np.bincount(flat[start:start + COUNT_CHUNK], minlength=n + 1)
+    return sizes
 
 
 def largest_component(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.ndarray:
