@@ -602,9 +602,9 @@ def _rescale(ds: Dataset) -> tuple[float, float]:
     return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
 
 
-def _native_layout(ds: Dataset) -> tuple[np.dtype, int, tuple[float, float]] | None:
-    """(stored dtype, unused high bits, (slope, intercept)) when the slice can be read straight from
-    the file (uncompressed little endian, one grey frame, a plain rescale); None otherwise."""
+def _native_layout(ds: Dataset) -> tuple[np.dtype, int, tuple[float, float], bool] | None:
+    """(stored dtype, unused high bits, (slope, intercept), MONOCHROME1) when the slice can be read
+    straight from the file (uncompressed little endian, one grey frame, a plain rescale); else None."""
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID", None) if meta is not None else None
     if syntax not in _NATIVE_SYNTAXES or "ModalityLUTSequence" in ds or _frames(ds) != 1:
@@ -623,15 +623,16 @@ def _native_layout(ds: Dataset) -> tuple[np.dtype, int, tuple[float, float]] | N
         rescale = (float(values[0]), float(values[1]))
     else:
         rescale = (1.0, 0.0)
-    return np.dtype(f"<{'iu'[1 - signed]}{bits // 8}"), bits - stored, rescale
+    inverted = ds.get("PhotometricInterpretation", "") == "MONOCHROME1"
+    return np.dtype(f"<{'iu'[1 - signed]}{bits // 8}"), bits - stored, rescale, inverted
 
 
 def _read_native(
-    fh: BinaryIO, out: np.ndarray, layout: tuple[np.dtype, int, tuple[float, float]], implicit_vr: bool
+    fh: BinaryIO, out: np.ndarray, layout: tuple[np.dtype, int, tuple[float, float], bool], implicit_vr: bool
 ) -> bool:
     """Read the pixel data element at ``fh``'s position into ``out`` (rows, cols) float32 after the
     rescale; False (nothing written) when the element is not what the header promised."""
-    dtype, unused_bits, (slope, intercept) = layout
+    dtype, unused_bits, (slope, intercept), _ = layout
     head = fh.read(12)
     if head[:4] != _PIXEL_DATA_TAG:
         return False
@@ -664,15 +665,39 @@ def _read_native(
     return True
 
 
-def _read_slice(path: Path, header: Dataset, offset: int, out: np.ndarray, source: str) -> None:
+#: the elements `_native_layout` reads; files whose raw values of these agree share one layout
+_LAYOUT_TAGS = (0x00280002, 0x00280004, 0x00280008, 0x00280100, 0x00280101, 0x00280103, 0x00281052, 0x00281053,
+                0x00283000)
+
+
+def _layout_key(ds: Dataset) -> tuple:
+    """The raw (unconverted) values `_native_layout` depends on: converting every file's values
+    costs more than reading its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    key: list[Any] = [meta.get("TransferSyntaxUID", None) if meta is not None else None]
+    for tag in _LAYOUT_TAGS:
+        element = ds.get_item(tag)
+        value = None if element is None else element.value
+        key.append(value if isinstance(value, (bytes, str, int, float, type(None))) else repr(value))
+    return tuple(key)
+
+
+def _read_slice(
+    path: Path, header: Dataset, offset: int, out: np.ndarray, source: str,
+    layouts: dict[tuple, tuple[np.dtype, int, tuple[float, float], bool] | None],
+) -> None:
     """Decode one series file into ``out`` (rows, cols): straight from the file when it is stored
     plainly, else through pydicom's decoders on the header plus the pixel element read at
-    ``offset`` (or a full read when the element is not there, e.g. a deflated file)."""
-    layout = _native_layout(header)
+    ``offset`` (or a full read when the element is not there, e.g. a deflated file). ``layouts``
+    caches `_native_layout` by `_layout_key` across the files of a series."""
+    key = _layout_key(header)
+    if key not in layouts:
+        layouts[key] = _native_layout(header)
+    layout = layouts[key]
     with open(path, "rb") as fh:
         fh.seek(offset)
         if layout is not None and _read_native(fh, out, layout, bool(header.original_encoding[0])):
-            if header.get("PhotometricInterpretation", "") == "MONOCHROME1":
+            if layout[3]:
                 out[...] = (float(out.min()) + float(out.max())) - out
             return
         fh.seek(offset)
@@ -703,10 +728,11 @@ def _read_stack(series: SeriesInfo, order: np.ndarray, source: str) -> np.ndarra
     """The series' slices in ``order`` as one float32 (n, rows, cols) array, each file read once
     from its pixel data offset (files are decoded in parallel threads for larger series)."""
     stack = np.empty((series.n_slices,) + series.size, dtype=np.float32)
+    layouts: dict[tuple, tuple[np.dtype, int, tuple[float, float], bool] | None] = {}
 
     def read(k: int) -> None:
         i = int(order[k])
-        _read_slice(series.files[i], series.headers[i], series.pixel_offsets[i], stack[k], source)
+        _read_slice(series.files[i], series.headers[i], series.pixel_offsets[i], stack[k], source, layouts)
 
     workers = min(os.cpu_count() or 1, 8) if series.n_slices >= PARALLEL_MIN_FILES else 1
     if workers <= 1:
