@@ -185,6 +185,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         midline = float(world_x(centroid(trachea)[None])[0])
     else:
         midline = float(world_x(centroid(body)[None])[0])
+    del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     try:
         labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
@@ -275,7 +276,11 @@ def find_airways(
     if not candidate.any():
         return empty, empty
 
+    # the chains are labelled within the candidates' bounding box (the same numbering as on the
+    # whole grid, at a fraction of its memory)
     in_chain = candidate[labels]
+    box = ndimage.find_objects(in_chain.view(np.uint8))[0]
+    in_chain = in_chain[box]
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
     pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
@@ -284,7 +289,8 @@ def find_airways(
     best = int(np.argmax(spans))
     if spans[best] < min(2, inside_air.shape[0]):
         return empty, empty
-    trachea = chain_labels == best
+    trachea = empty.copy()
+    trachea[box] = chain_labels == best
 
     keep = np.zeros(n + 1, dtype=bool)
     keep[np.unique(labels[trachea])] = True
@@ -318,6 +324,7 @@ def find_lungs(
     """
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
     labels, n = label_components(candidates, CONN6)
+    del candidates
     if n == 0:
         raise SegmentationError(
             "no air-filled lung found inside the body (no voxel below -400 HU); "
@@ -327,8 +334,9 @@ def find_lungs(
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
     largest = labels == order[0]
-    left_side = linear_above(largest.shape, world_x, midline_x_mm)
-    left_fraction = np.count_nonzero(largest & left_side) / np.count_nonzero(largest)
+    largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
+    largest_left &= largest  # ...and in the largest component
+    left_fraction = np.count_nonzero(largest_left) / np.count_nonzero(largest)
 
     parts: list[np.ndarray] = []
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION:
@@ -336,8 +344,7 @@ def find_lungs(
         if len(parts) < 2:
             # erosion never separated them (a wide junction): cut at the midline rather than call
             # both lungs one side
-            on_left = largest & left_side
-            parts = [on_left, largest & ~on_left]
+            parts = [largest_left, largest & ~largest_left]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()
@@ -350,6 +357,7 @@ def find_lungs(
                 parts.append(piece)
                 sides.add(side)
 
+    del labels, largest, largest_left  # about 1.5x the volume on a full-resolution grid, not needed below
     out = np.zeros(inside_air.shape, dtype=np.uint8)
     centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) == 2 and not is_2d:
@@ -358,6 +366,7 @@ def find_lungs(
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
     for part, side in zip(parts, sides_of):
         out[part] = side
+    del parts
     for side in (LEFT, RIGHT):
         _fill_label_holes(out, side)
     return out
