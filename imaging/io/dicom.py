@@ -12,6 +12,11 @@ the median by more than `SLICE_GAP_TOLERANCE` raise a specific error that lists 
 ``allow_uneven=True`` an uneven (e.g. one missing slice) series is linearly resampled onto a
 regular grid at the median spacing, and ``metadata["uneven_slices"]`` records the original gaps.
 
+Reading a series touches each file twice and parses it once: the folder scan reads every header
+up to the pixel data (``stop_before_pixels``) and keeps it with the pixel data's byte offset; the
+pixels are then read from that offset, straight into the float32 stack for uncompressed
+little-endian slices, through pydicom's decoders otherwise, by a thread pool for larger series.
+
 Not supported: enhanced multi-frame CT/MR as a 3-D volume (pick one frame with ``frame=``).
 """
 
