@@ -73,3 +73,30 @@ def write_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         if summary.get("step_metrics"):
             written.append(_steps_plot(task, summary["step_metrics"], folder / f"steps_{task}.png"))
     return [p for p in written if p is not None]
+
+
+def scaling_plot(points: dict[str, list[tuple[int, float, float, float]]], path: Path, title: str) -> Path:
+    """Time against voxel count, one line per contender, on log-log axes.
+
+    ``points`` maps a contender to ``(voxels, median s, min s, max s)`` tuples; the error bars span
+    each figure's min to max over its repeats.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, rows in points.items():
+        rows = sorted(rows)
+        x = [r[0] for r in rows]
+        y = [r[1] for r in rows]
+        err = [[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("voxels")
+    ax.set_ylabel("seconds (median, min-max bars)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", linewidth=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -264,3 +264,54 @@ def test_writers_refuse_wrong_inputs(tmp_path):
     xr = Volume.from_array(np.zeros((4, 4)), modality="XR")
     with pytest.raises(WriteError, match="write_dicom_image"):
         write_dicom_series(xr, tmp_path / "s")
+
+
+def _expected_slices(folder) -> np.ndarray:
+    """What pydicom itself makes of each file (full read, modality LUT), in slice order."""
+    from pydicom.pixels import apply_modality_lut
+
+    datasets = [pydicom.dcmread(str(p)) for p in folder.iterdir()]
+    datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    out = []
+    for ds in datasets:
+        values = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+        if ds.PhotometricInterpretation == "MONOCHROME1":
+            values = (float(values.min()) + float(values.max())) - values
+        out.append(values)
+    return np.stack(out)
+
+
+def test_series_slices_stored_every_way_decode_as_pydicom_does(tmp_path):
+    # 20 slices (enough for the thread pool): plain ones read straight from the file, and one each
+    # implicit VR, RLE, deflated, 12 bits stored in 16 with junk high bits, MONOCHROME1, a
+    # fractional rescale: every one must equal pydicom's own decoding of that file
+    vol = ct_phantom(shape=(20, 10, 12))
+    paths = write_dicom_series(vol, tmp_path / "s", rescale=(1.0, -1024.0), shuffle=True)
+    edits = {
+        1: lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian),
+        2: lambda ds: ds.compress(pydicom.uid.RLELossless),
+        3: lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", pydicom.uid.DeflatedExplicitVRLittleEndian),
+        5: lambda ds: (setattr(ds, "BitsStored", 12), setattr(ds, "HighBit", 11),
+                       setattr(ds, "PixelData", (ds.pixel_array.view(np.uint16) | 0xA000).tobytes())),
+        7: lambda ds: setattr(ds, "PhotometricInterpretation", "MONOCHROME1"),
+        9: lambda ds: (setattr(ds, "RescaleSlope", 0.5), setattr(ds, "RescaleIntercept", -1024.25)),
+    }
+    for k, edit in edits.items():
+        ds = pydicom.dcmread(str(paths[k]))
+        edit(ds)
+        ds.save_as(str(paths[k]), enforce_file_format=True)
+    back = load(tmp_path / "s")
+    np.testing.assert_array_equal(back.data, _expected_slices(tmp_path / "s"))
+    assert back.metadata["rescale_varies_per_slice"] is True
+
+
+def test_series_parses_each_file_once(tmp_path, monkeypatch):
+    import imaging.io.dicom as dicom
+
+    paths = write_dicom_series(ct_phantom(shape=(20, 10, 12)), tmp_path / "s", shuffle=True)
+    calls = []
+    real = dicom.pydicom.dcmread
+    monkeypatch.setattr(dicom.pydicom, "dcmread", lambda *a, **k: calls.append(k) or real(*a, **k))
+    back = load(tmp_path / "s")
+    assert len(calls) == len(paths) and all(k["stop_before_pixels"] for k in calls)
+    np.testing.assert_array_equal(back.data, _expected_slices(tmp_path / "s"))

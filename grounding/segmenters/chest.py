@@ -42,10 +42,16 @@ from grounding.segmenters.morphology import (
     CONN26,
     PLANAR4,
     CoarseGrid,
+    bounding_boxes,
+    centroid,
     component_sizes,
+    dilate,
     ellipsoid,
+    erode,
     fill_holes_slicewise,
+    label_components,
     largest_component,
+    linear_above,
     span_last_axis,
 )
 from imaging.volume import Volume
@@ -164,17 +170,22 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     spacing = grid.coarse_spacing(volume.spacing)
     coarse = grid.sample(volume.data)
 
+    # world x of coarse indices through the affine's x row alone (`world_x` runs on every lung voxel)
+    x_row = volume.affine[0, :3] * np.array(grid.strides)
+    x_origin = float(volume.affine[0, :3] @ (np.array(grid.strides) // 2) + volume.affine[0, 3])
+
     def world_x(zyx: np.ndarray) -> np.ndarray:
-        return volume.voxel_to_world(grid.to_fine(zyx))[:, 0]
+        return np.asarray(zyx) @ x_row + x_origin
 
     body = body_core(grid.any_above(volume.data, HU_BODY), spacing)
     inside_air = (coarse < HU_AIR) & body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
     airway, trachea = find_airways(inside_air, body, spacing, superior_step)
     if trachea.any():
-        midline = float(world_x(np.argwhere(trachea).mean(axis=0, keepdims=True))[0])
+        midline = float(world_x(centroid(trachea)[None])[0])
     else:
-        midline = float(world_x(np.argwhere(body).mean(axis=0, keepdims=True))[0])
+        midline = float(world_x(centroid(body)[None])[0])
+    del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     try:
         labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
@@ -206,9 +217,9 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     se = ellipsoid(TABLE_OPENING_MM, spacing, planar=True)
     if se.size == 1:
         return largest_component(filled)
-    opened = ndimage.binary_opening(filled, se)
+    opened = dilate(erode(filled, se), se)
     core = largest_component(opened if opened.any() else filled)
-    return ndimage.binary_dilation(core, se) & filled
+    return dilate(core, se) & filled
 
 
 def outside_air(body: np.ndarray) -> np.ndarray:
@@ -238,10 +249,11 @@ def find_airways(
         return empty, empty
     pixel_mm2 = spacing[1] * spacing[2]
     area = component_sizes(labels, n) * pixel_mm2
-    coords = np.nonzero(labels)
-    zz, xx = coords[0], coords[2]
-    owner = labels[coords]
-    cx = np.bincount(owner, weights=xx, minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
+    sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
+    sized[0] = False
+    # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
+    coords = np.nonzero(sized[labels])
+    cx = np.bincount(labels[coords], weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
     # per-slice midline and width of the body, in x voxels
     cols = body.any(axis=1)
     has_body = cols.any(axis=1)
@@ -250,7 +262,7 @@ def find_airways(
     centre, width = (first + last) / 2.0, (last - first + 1).astype(float)
 
     candidate = np.zeros(n + 1, dtype=bool)
-    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+    for label, obj in enumerate(bounding_boxes(labels, n, keep=sized), start=1):
         if obj is None or not (TRACHEA_AREA_MM2[0] <= area[label] <= TRACHEA_AREA_MM2[1]):
             continue
         z = obj[0].start
@@ -264,14 +276,21 @@ def find_airways(
     if not candidate.any():
         return empty, empty
 
-    chain_labels, chain_of = ndimage.label(candidate[labels], structure=CONN26)
-    pairs = np.unique(np.column_stack([chain_labels[coords], zz])[candidate[owner]], axis=0)
+    # the chains are labelled within the candidates' bounding box (the same numbering as on the
+    # whole grid, at a fraction of its memory)
+    in_chain = candidate[labels]
+    box = ndimage.find_objects(in_chain.view(np.uint8))[0]
+    in_chain = in_chain[box]
+    chain_labels, chain_of = label_components(in_chain, CONN26)
+    coords = np.nonzero(in_chain)
+    pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
     spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
     spans[0] = 0
     best = int(np.argmax(spans))
     if spans[best] < min(2, inside_air.shape[0]):
         return empty, empty
-    trachea = chain_labels == best
+    trachea = empty.copy()
+    trachea[box] = chain_labels == best
 
     keep = np.zeros(n + 1, dtype=bool)
     keep[np.unique(labels[trachea])] = True
@@ -303,8 +322,9 @@ def find_lungs(
 
     ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid.
     """
-    candidates = inside_air & ~ndimage.binary_dilation(airway, CONN6) if airway.any() else inside_air
-    labels, n = ndimage.label(candidates, structure=CONN6)
+    candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
+    labels, n = label_components(candidates, CONN6)
+    del candidates
     if n == 0:
         raise SegmentationError(
             "no air-filled lung found inside the body (no voxel below -400 HU); "
@@ -314,7 +334,9 @@ def find_lungs(
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
     largest = labels == order[0]
-    left_fraction = float((world_x(np.argwhere(largest)) > midline_x_mm).mean())
+    largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
+    largest_left &= largest  # ...and in the largest component
+    left_fraction = np.count_nonzero(largest_left) / np.count_nonzero(largest)
 
     parts: list[np.ndarray] = []
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION:
@@ -322,10 +344,7 @@ def find_lungs(
         if len(parts) < 2:
             # erosion never separated them (a wide junction): cut at the midline rather than call
             # both lungs one side
-            on_left = np.zeros(largest.shape, dtype=bool)
-            points = np.argwhere(largest)
-            on_left[tuple(points[world_x(points) > midline_x_mm].T)] = True
-            parts = [on_left, largest & ~on_left]
+            parts = [largest_left, largest & ~largest_left]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()
@@ -338,21 +357,23 @@ def find_lungs(
                 parts.append(piece)
                 sides.add(side)
 
+    del labels, largest, largest_left  # about 1.5x the volume on a full-resolution grid, not needed below
     out = np.zeros(inside_air.shape, dtype=np.uint8)
-    centroids = [float(world_x(np.argwhere(p).mean(axis=0, keepdims=True))[0]) for p in parts]
+    centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) == 2 and not is_2d:
         sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
     else:
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
     for part, side in zip(parts, sides_of):
         out[part] = side
+    del parts
     for side in (LEFT, RIGHT):
         _fill_label_holes(out, side)
     return out
 
 
 def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
-    return LEFT if float(world_x(np.argwhere(mask).mean(axis=0, keepdims=True))[0]) > midline_x_mm else RIGHT
+    return LEFT if float(world_x(centroid(mask)[None])[0]) > midline_x_mm else RIGHT
 
 
 def _fill_label_holes(labels: np.ndarray, value: int) -> None:
@@ -377,8 +398,8 @@ def split_touching(mask: np.ndarray, coarse: np.ndarray, max_erosions: int = 12)
     core = region
     markers = None
     for _ in range(max_erosions):
-        core = ndimage.binary_erosion(core, CONN6, border_value=1)
-        labels, n = ndimage.label(core, structure=CONN6)
+        core = erode(core, CONN6, border_value=True)
+        labels, n = label_components(core, CONN6)
         if n == 0:
             break
         if n >= 2:
@@ -421,8 +442,8 @@ def refine_labels(
         )
         local, local_code = labels[bbox], code[bbox]
         mask = local == value
-        inner = ndimage.binary_erosion(mask, CONN6, border_value=1)
-        band = ndimage.binary_dilation(mask, CONN6) & ~inner & ((local == 0) | mask) & (local_code == 0)
+        inner = erode(mask, CONN6, border_value=True)
+        band = dilate(mask, CONN6) & ~inner & ((local == 0) | mask) & (local_code == 0)
         if exclude is not None:
             band &= ~exclude[bbox]
         local_code[band] = 2 * value - 1
@@ -434,5 +455,5 @@ def refine_labels(
     reject &= ~band_keep()
     full += 1
     full >>= 1
-    full[reject] = 0
+    np.putmask(full, reject, 0)
     return full

@@ -3,12 +3,19 @@
 Radii are in millimetres and turned into voxel radii with the volume's spacing, so the same
 operation means the same anatomy on 0.6 mm and 5 mm grids. "Planar" operations act within each
 slice (z-extent zero), which is also what keeps them meaningful on single-slice (2-D) inputs.
+
+Speed: `label_components` uses connected-components-3d (cc3d) for face- and corner-connected 3-D labelling
+(several times faster than `scipy.ndimage.label`, same numbering); `erode` and `dilate` combine
+shifted views of the mask, one pass per structuring-element offset, instead of scipy's
+per-voxel loop (7-20x faster for the small elements used here, same results).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
 from scipy import ndimage
 
@@ -19,6 +26,115 @@ CONN26 = ndimage.generate_binary_structure(3, 3)
 #: 4-connectivity within each slice: labelling with it labels every slice separately
 PLANAR4 = np.zeros((3, 3, 3), dtype=bool)
 PLANAR4[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def label_components(mask: np.ndarray, structure: np.ndarray = CONN6) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask: ``(labels, n)`` numbered as `scipy.ndimage.label`
+    numbers them (scan order), through cc3d where the connectivity is 3-D faces or corners."""
+    if mask.ndim == 3 and structure.shape == (3, 3, 3):
+        for connectivity, known in ((6, CONN6), (26, CONN26)):
+            if np.array_equal(structure, known):
+                labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
+                return labels, int(n)
+    labels, n = ndimage.label(mask, structure=structure)
+    return labels, int(n)
+
+
+def bounding_boxes(
+    labels: np.ndarray, n: int, keep: np.ndarray | None = None
+) -> list[tuple[slice, ...] | None]:
+    """`scipy.ndimage.find_objects` of labels 1..n, vectorised; None for a label that is absent or
+    not selected by ``keep`` (booleans indexed by label). find_objects spends about 10 us per label,
+    which on the thousands of small air pockets of a noisy scan outweighs the analysis itself."""
+    if keep is not None:
+        keep = keep.copy()
+        keep[0] = False
+    coords = np.nonzero(labels if keep is None else keep[labels])
+    owner = labels[coords]
+    order = np.argsort(owner, kind="stable")
+    owner = owner[order]
+    starts = np.flatnonzero(np.diff(owner, prepend=0))
+    present = owner[starts]
+    boxes: list[tuple[slice, ...] | None] = [None] * n
+    if present.size == 0:
+        return boxes
+    lows = zip(*(np.minimum.reduceat(c[order], starts).tolist() for c in coords))
+    highs = zip(*((np.maximum.reduceat(c[order], starts) + 1).tolist() for c in coords))
+    for value, lo, hi in zip(present.tolist(), lows, highs):
+        boxes[value - 1] = tuple(map(slice, lo, hi))
+    return boxes
+
+
+def centroid(mask: np.ndarray) -> np.ndarray:
+    """Mean (z, y, x) index of a non-empty mask, from its three axis profiles (``np.argwhere`` would
+    hold 24 bytes per voxel of the mask)."""
+    n = np.count_nonzero(mask)
+    axes = range(mask.ndim)
+    return np.array([
+        float(np.count_nonzero(mask, axis=tuple(a for a in axes if a != k)) @ np.arange(mask.shape[k])) / n
+        for k in axes
+    ])
+
+
+def linear_above(shape: tuple[int, int, int], f: Callable[[np.ndarray], np.ndarray], threshold: float) -> np.ndarray:
+    """Boolean (z, y, x) array of the voxels where ``f``, a linear function of (N, 3) indices such as
+    a world coordinate, exceeds ``threshold``; built slice by slice from ``f``'s coefficients, so
+    no per-voxel coordinate list is made."""
+    base = float(f(np.zeros((1, 3)))[0])
+    dz, dy, dx = (float(f(np.eye(3)[k][None])[0]) - base for k in range(3))
+    plane = np.arange(shape[1])[:, None] * dy + np.arange(shape[2])[None, :] * dx
+    out = np.empty(shape, dtype=bool)
+    for k in range(shape[0]):
+        np.greater(plane, threshold - base - k * dz, out=out[k])
+    return out
+
+
+def _shifted(offset: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], list]:
+    """Slices pairing each voxel ``x`` (destination) with ``x + offset`` (source) where both lie in
+    the grid, and per axis the destination slice whose source falls outside it."""
+    dst, src, outside = [], [], []
+    for axis, (o, n) in enumerate(zip(offset, shape)):
+        o = int(o)
+        if o >= 0:
+            dst.append(slice(0, max(n - o, 0)))
+            src.append(slice(min(o, n), n))
+            outside.append((axis, slice(max(n - o, 0), n)))
+        else:
+            dst.append(slice(min(-o, n), n))
+            src.append(slice(0, max(n + o, 0)))
+            outside.append((axis, slice(0, min(-o, n))))
+    return tuple(dst), tuple(src), outside
+
+
+def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = False) -> np.ndarray:
+    """`scipy.ndimage.binary_erosion` by a symmetric structuring element, as shifted ANDs.
+
+    ``border_value``: what lies beyond the array (True: the border does not erode).
+    """
+    out = np.array(mask, dtype=bool, copy=True)
+    centre = np.array(structure.shape) // 2
+    for offset in np.argwhere(structure) - centre:
+        if not offset.any():
+            continue
+        dst, src, outside = _shifted(offset, mask.shape)
+        out[dst] &= mask[src]
+        if not border_value:
+            for axis, band in outside:
+                index = [slice(None)] * mask.ndim
+                index[axis] = band
+                out[tuple(index)] = False
+    return out
+
+
+def dilate(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.ndarray:
+    """`scipy.ndimage.binary_dilation` by a symmetric structuring element, as shifted ORs."""
+    out = np.array(mask, dtype=bool, copy=True)
+    centre = np.array(structure.shape) // 2
+    for offset in np.argwhere(structure) - centre:
+        if offset.any():
+            dst, src, _ = _shifted(offset, mask.shape)
+            out[dst] |= mask[src]
+    return out
 
 
 def ellipsoid(radius_mm: float, spacing: tuple[float, float, float], planar: bool = False) -> np.ndarray:
@@ -58,14 +174,23 @@ def span_last_axis(lines: np.ndarray) -> np.ndarray:
     return forward & backward
 
 
+#: `component_sizes` counts this many voxels at a time: `np.bincount` converts its input to int64,
+#: which for a whole volume's labels would be a temporary of twice a float32 volume
+COUNT_CHUNK = 1 << 20
+
+
 def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
     """Voxel count of each label 0..n (index 0 is the background)."""
-    return np.bincount(labels.ravel(), minlength=n + 1)
+    flat = labels.reshape(-1)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for start in range(0, flat.size, COUNT_CHUNK):
+        sizes += np.bincount(flat[start:start + COUNT_CHUNK], minlength=n + 1)
+    return sizes
 
 
 def largest_component(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.ndarray:
     """The largest connected component of ``mask`` (empty in, empty out)."""
-    labels, n = ndimage.label(mask, structure=structure)
+    labels, n = label_components(mask, structure)
     if n <= 1:
         return labels > 0
     sizes = component_sizes(labels, n)
@@ -85,7 +210,7 @@ def nearest_component(
     if not mask.any():
         return np.zeros(mask.shape, dtype=bool)
     seed = point if mask[point] else _nearest_voxel(mask, point, spacing)
-    labels, _ = ndimage.label(mask, structure=structure)
+    labels, _ = label_components(mask, structure)
     return labels == labels[seed]
 
 
@@ -106,7 +231,7 @@ def restrict_to_prompt(
         clipped[region] = mask[region]
         mask = clipped
         if drawn is not None and drawn != region:
-            labels, _ = ndimage.label(mask[region], structure=CONN26)
+            labels, _ = label_components(mask[region], CONN26)
             inner = tuple(slice(d.start - r.start, d.stop - r.start) for d, r in zip(drawn, region))
             hit = np.unique(labels[inner])
             mask[region] = np.isin(labels, hit[hit > 0])
@@ -198,9 +323,13 @@ class CoarseGrid:
         return np.asarray(zyx, dtype=np.float64) * self.strides + np.array(self.strides) // 2
 
     def upsample(self, coarse: np.ndarray) -> np.ndarray:
-        """Nearest-block upsampling of a coarse array to the fine shape."""
+        """Nearest-block upsampling of a coarse array to the fine shape.
+
+        The last axis first, while the array is small: repeating along it copies single elements,
+        along the first axes whole rows or slices.
+        """
         out = coarse
-        for axis, (n, s) in enumerate(zip(self.shape, self.strides)):
+        for axis, (n, s) in reversed(list(enumerate(zip(self.shape, self.strides)))):
             if s == 1:
                 continue
             count = coarse.shape[axis]

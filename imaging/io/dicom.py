@@ -12,23 +12,34 @@ the median by more than `SLICE_GAP_TOLERANCE` raise a specific error that lists 
 ``allow_uneven=True`` an uneven (e.g. one missing slice) series is linearly resampled onto a
 regular grid at the median spacing, and ``metadata["uneven_slices"]`` records the original gaps.
 
+Reading a series touches each file twice and parses it once: the folder scan reads every header
+up to the pixel data (``stop_before_pixels``) and keeps it with the pixel data's byte offset; the
+pixels are then read from that offset, straight into the float32 stack for uncompressed
+little-endian slices, through pydicom's decoders otherwise, by a thread pool for larger series.
+
 Not supported: enhanced multi-frame CT/MR as a 3-D volume (pick one frame with ``frame=``).
 """
 
 from __future__ import annotations
 
+import os
+import struct
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import (
@@ -104,6 +115,10 @@ class SeriesInfo:
     n_slices: int
     size: tuple[int, int]
     files: tuple[Path, ...] = field(repr=False, compare=False, default=())
+    #: each file's header (read up to the pixel data) and the byte offset of its pixel data element,
+    #: so that loading the series reads every file only once more, for its pixels
+    headers: tuple[Dataset, ...] = field(repr=False, compare=False, default=())
+    pixel_offsets: tuple[int, ...] = field(repr=False, compare=False, default=())
 
     @property
     def token(self) -> str:
@@ -111,8 +126,7 @@ class SeriesInfo:
         return uid_token(self.uid)
 
     def summary(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("files")
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         out["uid"] = self.token
         out["size"] = list(self.size)
         return out
@@ -125,15 +139,10 @@ class SeriesInfo:
 def is_dicom_file(path: Path) -> bool:
     """True when ``path`` starts with the DICOM preamble (128 bytes then ``DICM``)."""
     try:
-        return _has_preamble(path)
+        with open(path, "rb") as fh:
+            return _preamble_in(fh)
     except OSError:
         return False
-
-
-def _has_preamble(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def non_image_kind(ds: Dataset, has_pixels: bool | None = None) -> str | None:
@@ -157,25 +166,58 @@ def non_image_kind(ds: Dataset, has_pixels: bool | None = None) -> str | None:
     return None
 
 
+_quiet_lock = threading.Lock()
+_quiet_state: dict[str, Any] = {"depth": 0, "context": None}
+
+
 @contextmanager
 def _pydicom_quiet() -> Iterator[None]:
     """pydicom warns on stderr about oddities it has already worked around (excess padding, a value
-    that does not fit its VR); what it cannot work around it raises, and that is reported."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    that does not fit its VR); what it cannot work around it raises, and that is reported.
+
+    Safe across the threads that decode a series: `warnings.catch_warnings` saves and restores the
+    process-wide filters, so overlapping uses from several threads would leave the filter behind;
+    here the first entrant installs it and the last to leave restores the filters.
+    """
+    with _quiet_lock:
+        if _quiet_state["depth"] == 0:
+            context = warnings.catch_warnings()
+            context.__enter__()
+            warnings.simplefilter("ignore", UserWarning)
+            _quiet_state["context"] = context
+        _quiet_state["depth"] += 1
+    try:
         yield
+    finally:
+        with _quiet_lock:
+            _quiet_state["depth"] -= 1
+            if _quiet_state["depth"] == 0:
+                _quiet_state.pop("context").__exit__(None, None, None)
 
 
 def _read(path: Path, *, header_only: bool) -> Dataset:
     """Read one file; files without the DICM preamble (old exports) are read with ``force=True``."""
-    source = path.name
+    try:
+        with open(path, "rb") as fh:
+            return _parse(fh, path.name, header_only=header_only, preamble=_preamble_in(fh))
+    except OSError as exc:
+        raise CorruptFileError(f"{path.name}: the DICOM file is truncated or damaged ({cause(exc)}); "
+                               "re-export it") from exc
+
+
+def _preamble_in(fh: BinaryIO) -> bool:
+    head = fh.read(132)
+    fh.seek(0)
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _parse(fh: BinaryIO, source: str, *, header_only: bool, preamble: bool) -> Dataset:
+    """Parse an open file from its start; ``header_only`` stops before the pixel data and leaves
+    ``fh`` at the pixel data element, so the pixels can be read later without parsing again."""
     try:
         with _pydicom_quiet():
-            try:
-                return pydicom.dcmread(str(path), stop_before_pixels=header_only)
-            except InvalidDicomError:
-                ds = pydicom.dcmread(str(path), stop_before_pixels=header_only, force=True)
-    except (EOFError, OSError, ValueError, KeyError) as exc:
+            ds = pydicom.dcmread(fh, stop_before_pixels=header_only, force=not preamble)
+    except (EOFError, OSError, ValueError, KeyError, InvalidDicomError) as exc:
         raise CorruptFileError(f"{source}: the DICOM file is truncated or damaged ({cause(exc)}); re-export it") from exc
     if "SOPClassUID" not in ds and "Modality" not in ds:
         raise UnsupportedFormatError(f"{source}: not a DICOM file (no DICM preamble and no SOP class or modality); "
@@ -195,31 +237,33 @@ def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
     Returns ``(series, skipped)`` where ``skipped`` counts the non-image DICOM objects by kind.
     Files without the DICM preamble are ignored unless they are named ``*.dcm``.
     """
-    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    groups: dict[str, list[tuple[Path, Dataset, int]]] = {}
     skipped: dict[str, int] = {}
     for path in _candidate_files(folder):
         try:
-            preamble = _has_preamble(path)
+            with open(path, "rb") as fh:
+                preamble = _preamble_in(fh)
+                if not preamble and path.suffix.lower() != ".dcm":
+                    continue
+                try:
+                    ds = _parse(fh, path.name, header_only=True, preamble=preamble)
+                except (UnsupportedFormatError, CorruptFileError):
+                    if preamble:
+                        skipped["unreadable DICOM file"] = skipped.get("unreadable DICOM file", 0) + 1
+                    continue
+                offset = fh.tell()
         except PermissionError:
             skipped[UNREADABLE] = skipped.get(UNREADABLE, 0) + 1
             continue
         except OSError:
-            preamble = False
-        if not preamble and path.suffix.lower() != ".dcm":
-            continue
-        try:
-            ds = _read(path, header_only=True)
-        except (UnsupportedFormatError, CorruptFileError):
-            if preamble:
-                skipped["unreadable DICOM file"] = skipped.get("unreadable DICOM file", 0) + 1
             continue
         kind = non_image_kind(ds)
         if kind is not None:
             skipped[kind] = skipped.get(kind, 0) + 1
             continue
-        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or "no-series-uid"), []).append((path, ds))
+        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or "no-series-uid"), []).append((path, ds, offset))
 
-    def order(item: tuple[str, list[tuple[Path, Dataset]]]) -> tuple[int, str]:
+    def order(item: tuple[str, list[tuple[Path, Dataset, int]]]) -> tuple[int, str]:
         number = item[1][0][1].get("SeriesNumber", None)
         return (int(number) if number not in (None, "") else 1 << 30, item[0])
 
@@ -230,7 +274,8 @@ def scan_folder(folder: Path) -> tuple[list[SeriesInfo], dict[str, int]]:
             index=i, uid=uid, description=technical_words(first.get("SeriesDescription", "")),
             modality=str(first.get("Modality", "") or ""), n_slices=len(members),
             size=(int(first.get("Rows", 0) or 0), int(first.get("Columns", 0) or 0)),
-            files=tuple(p for p, _ in members),
+            files=tuple(p for p, _, _ in members), headers=tuple(ds for _, ds, _ in members),
+            pixel_offsets=tuple(offset for _, _, offset in members),
         ))
     return series, skipped
 
@@ -550,6 +595,164 @@ def _resample_slices(stack: np.ndarray, positions: np.ndarray, step: float) -> t
     return out, targets
 
 
+#: transfer syntaxes whose pixel data lie in the file as a plain little-endian array
+_NATIVE_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+_PIXEL_DATA_TAG = struct.pack("<HH", 0x7FE0, 0x0010)
+#: series with at least this many files are read by a thread pool (the reads, numpy's conversions
+#: and the codecs release the GIL; header parsing does not, and is done before)
+PARALLEL_MIN_FILES = 16
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def _native_layout(ds: Dataset) -> tuple[np.dtype, int, tuple[float, float], bool] | None:
+    """(stored dtype, unused high bits, (slope, intercept), MONOCHROME1) when the slice can be read
+    straight from the file (uncompressed little endian, one grey frame, a plain rescale); else None."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID", None) if meta is not None else None
+    if syntax not in _NATIVE_SYNTAXES or "ModalityLUTSequence" in ds or _frames(ds) != 1:
+        return None
+    if ds.get("SamplesPerPixel", 1) != 1 or ds.get("PhotometricInterpretation", "") not in ("MONOCHROME1",
+                                                                                            "MONOCHROME2"):
+        return None
+    bits, stored, signed = (ds.get(t, None) for t in ("BitsAllocated", "BitsStored", "PixelRepresentation"))
+    if bits not in (8, 16, 32) or signed not in (0, 1) or not isinstance(stored, int) or not 0 < stored <= bits:
+        return None
+    values = [ds.get(t, None) for t in ("RescaleSlope", "RescaleIntercept")]
+    if any(v is not None for v in values):
+        # pydicom's modality LUT applies a rescale only when both tags hold a value
+        if any(v in (None, "") for v in values) or not all(np.isfinite(float(v)) for v in values):
+            return None
+        rescale = (float(values[0]), float(values[1]))
+    else:
+        rescale = (1.0, 0.0)
+    inverted = ds.get("PhotometricInterpretation", "") == "MONOCHROME1"
+    return np.dtype(f"<{'iu'[1 - signed]}{bits // 8}"), bits - stored, rescale, inverted
+
+
+def _read_native(
+    fh: BinaryIO, out: np.ndarray, layout: tuple[np.dtype, int, tuple[float, float], bool], implicit_vr: bool
+) -> bool:
+    """Read the pixel data element at ``fh``'s position into ``out`` (rows, cols) float32 after the
+    rescale; False (nothing written) when the element is not what the header promised."""
+    dtype, unused_bits, (slope, intercept), _ = layout
+    head = fh.read(12)
+    if head[:4] != _PIXEL_DATA_TAG:
+        return False
+    if implicit_vr:  # tag, 4-byte length
+        length = struct.unpack("<I", head[4:8])[0]
+        fh.seek(-4, 1)
+    elif head[4:6] in (b"OW", b"OB", b"UN"):  # tag, VR, 2 reserved bytes, 4-byte length
+        length = struct.unpack("<I", head[8:12])[0]
+    else:
+        return False
+    count = out.size
+    if length == 0xFFFFFFFF or length < count * dtype.itemsize:
+        return False
+    raw = np.fromfile(fh, dtype=dtype, count=count)
+    if raw.size < count:
+        return False
+    raw = raw.reshape(out.shape)
+    if unused_bits:  # as pydicom does: drop the bits above BitsStored, extending the sign
+        np.left_shift(raw, unused_bits, out=raw)
+        np.right_shift(raw, unused_bits, out=raw)
+    if (slope, intercept) == (1.0, 0.0):
+        out[...] = raw
+    elif dtype.itemsize <= 2 and slope.is_integer() and intercept.is_integer() and abs(slope) <= 256 \
+            and abs(intercept) <= 2**15:
+        # integer results below 2**24: float32 arithmetic is exact, as pydicom's float64 would be
+        np.multiply(raw, np.float32(slope), out=out)
+        out += np.float32(intercept)
+    else:
+        out[...] = raw * slope + intercept
+    return True
+
+
+#: the elements `_native_layout` reads; files whose raw values of these agree share one layout
+_LAYOUT_TAGS = (0x00280002, 0x00280004, 0x00280008, 0x00280100, 0x00280101, 0x00280103, 0x00281052, 0x00281053,
+                0x00283000)
+
+
+def _layout_key(ds: Dataset) -> tuple:
+    """The raw (unconverted) values `_native_layout` depends on: converting every file's values
+    costs more than reading its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    key: list[Any] = [meta.get("TransferSyntaxUID", None) if meta is not None else None]
+    for tag in _LAYOUT_TAGS:
+        element = ds.get_item(tag)
+        value = None if element is None else element.value
+        key.append(value if isinstance(value, (bytes, str, int, float, type(None))) else repr(value))
+    return tuple(key)
+
+
+def _read_slice(
+    path: Path, header: Dataset, offset: int, out: np.ndarray, source: str,
+    layouts: dict[tuple, tuple[np.dtype, int, tuple[float, float], bool] | None],
+) -> None:
+    """Decode one series file into ``out`` (rows, cols): straight from the file when it is stored
+    plainly, else through pydicom's decoders on the header plus the pixel element read at
+    ``offset`` (or a full read when the element is not there, e.g. a deflated file). ``layouts``
+    caches `_native_layout` by `_layout_key` across the files of a series."""
+    key = _layout_key(header)
+    if key not in layouts:
+        layouts[key] = _native_layout(header)
+    layout = layouts[key]
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        if layout is not None and _read_native(fh, out, layout, bool(header.original_encoding[0])):
+            if layout[3]:
+                out[...] = (float(out.min()) + float(out.max())) - out
+            return
+        fh.seek(offset)
+        try:
+            with _pydicom_quiet():
+                pixels = read_dataset(fh, *header.original_encoding)
+        except (EOFError, OSError, ValueError, KeyError):
+            pixels = Dataset()
+    tags = [t for t in pixels.keys() if t in (0x7FE00008, 0x7FE00009, 0x7FE00010)]
+    ds = header
+    if tags:
+        for tag in tags:
+            header[tag] = pixels.get_item(tag)
+    else:
+        ds = _read(path, header_only=False)
+    try:
+        values, _, _ = _pixels(ds, LoadOptions(), path.name)
+    finally:
+        for tag in tags:  # deleting the element also drops pydicom's cached array
+            del header[tag]
+    if values.shape != out.shape:
+        raise InconsistentSeriesError(f"{source}: {path.name} decodes to {values.shape}, expected "
+                                      f"{out.shape}; the series mixes image types")
+    out[...] = values
+
+
+def _read_stack(series: SeriesInfo, order: np.ndarray, source: str) -> np.ndarray:
+    """The series' slices in ``order`` as one float32 (n, rows, cols) array, each file read once
+    from its pixel data offset (files are decoded in parallel threads for larger series)."""
+    stack = np.empty((series.n_slices,) + series.size, dtype=np.float32)
+    layouts: dict[tuple, tuple[np.dtype, int, tuple[float, float], bool] | None] = {}
+
+    def read(k: int) -> None:
+        i = int(order[k])
+        _read_slice(series.files[i], series.headers[i], series.pixel_offsets[i], stack[k], source, layouts)
+
+    workers = min(os.cpu_count() or 1, 8) if series.n_slices >= PARALLEL_MIN_FILES else 1
+    if workers <= 1:
+        for k in range(series.n_slices):
+            read(k)
+        return stack
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dicom")
+    try:
+        for _ in pool.map(read, range(series.n_slices)):
+            pass
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return stack
+
+
 def load_dicom_series(folder: Path, options: LoadOptions) -> Volume:
     """A DICOM folder -> one canonical 3-D `Volume` (see the module docstring and `imaging.io.load`)."""
     source = folder.name or str(folder)
@@ -565,21 +768,13 @@ def load_dicom_series(folder: Path, options: LoadOptions) -> Volume:
     if options.frame is not None:
         raise FrameSelectionError(f"{source}: frame= applies to a single multi-frame file or a 4-D NIfTI, not to "
                                   "a series of single-frame files; drop it")
-    headers = [_read(p, header_only=True) for p in chosen.files]
+    headers = list(chosen.headers)
     check_shape((chosen.n_slices,) + chosen.size, options.max_voxels, source)
     order, positions, origins, r, c, n = _slice_geometry(headers, list(chosen.files), source)
     uneven = _check_spacing(positions, origins, source, options.allow_uneven)
     dy, dx, spacing_tag = _pixel_spacing(headers[0], options)
-    stack = np.empty((chosen.n_slices,) + chosen.size, dtype=np.float32)
-    slopes = set()
-    for k, i in enumerate(order):
-        ds = _read(chosen.files[i], header_only=False)
-        values, _, _ = _pixels(ds, LoadOptions(), chosen.files[i].name)
-        if values.shape != chosen.size:
-            raise InconsistentSeriesError(f"{source}: {chosen.files[i].name} decodes to {values.shape}, expected "
-                                          f"{chosen.size}; the series mixes image types")
-        stack[k] = values
-        slopes.add((float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)))
+    stack = _read_stack(chosen, order, source)
+    slopes = {_rescale(ds) for ds in headers}
     first = headers[order[0]]
     # the slice direction per mm along the normal, from the acquired span (a resampled grid need
     # not end on the last acquired slice, so its own span would give the wrong step)

@@ -1,0 +1,104 @@
+"""The speed mechanics of the classical segmenters give the same answers as the scipy calls they
+replace, and the perf scripts' timing, plotting and peer pipelines work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from grounding.segmenters import morphology
+from grounding.segmenters.morphology import (
+    CONN6,
+    CONN26,
+    PLANAR4,
+    CoarseGrid,
+    bounding_boxes,
+    centroid,
+    component_sizes,
+    dilate,
+    ellipsoid,
+    erode,
+    label_components,
+    linear_above,
+)
+
+SHAPES = [(7, 9, 8), (1, 6, 5), (2, 2, 3), (12, 13, 11)]
+ELEMENTS = [CONN6, CONN26, PLANAR4, ellipsoid(3.0, (1.0, 1.0, 1.0), planar=True), ellipsoid(2.0, (1.0, 1.0, 1.0))]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("fill", [0.2, 0.7])
+def test_erode_dilate_and_label_match_scipy(shape, fill):
+    mask = np.random.default_rng(sum(shape)).random(shape) < fill
+    for element in ELEMENTS:
+        for border in (False, True):
+            np.testing.assert_array_equal(erode(mask, element, border),
+                                          ndimage.binary_erosion(mask, element, border_value=int(border)))
+        np.testing.assert_array_equal(dilate(mask, element), ndimage.binary_dilation(mask, element))
+    for structure in (CONN6, CONN26, PLANAR4):
+        labels, n = label_components(mask, structure)
+        expected, m = ndimage.label(mask, structure)
+        assert n == m
+        np.testing.assert_array_equal(labels, expected)  # same numbering, so ties break the same way
+
+
+def test_bounding_boxes_centroid_and_sizes_match_their_slow_forms(monkeypatch):
+    mask = np.random.default_rng(3).random((9, 14, 12)) < 0.35
+    labels, n = ndimage.label(mask, PLANAR4)
+    assert bounding_boxes(labels, n) == ndimage.find_objects(labels)
+    keep = np.arange(n + 1) % 3 == 0
+    boxes = bounding_boxes(labels, n, keep=keep)
+    assert all((box == ref) if keep[i + 1] else box is None
+               for i, (box, ref) in enumerate(zip(boxes, ndimage.find_objects(labels))))
+    np.testing.assert_allclose(centroid(mask), np.argwhere(mask).mean(axis=0))
+    monkeypatch.setattr(morphology, "COUNT_CHUNK", 100)  # several chunks
+    np.testing.assert_array_equal(component_sizes(labels, n), np.bincount(labels.ravel(), minlength=n + 1))
+
+
+def test_linear_above_is_the_voxelwise_comparison():
+    shape = (6, 7, 9)
+    row = np.array([0.31, -0.23, 0.97])
+
+    def world_x(zyx: np.ndarray) -> np.ndarray:
+        return np.asarray(zyx) @ row + 4.9
+
+    points = np.argwhere(np.ones(shape, dtype=bool))
+    values = world_x(points)
+    threshold = 8.123  # no voxel lies exactly on it
+    assert np.abs(values - threshold).min() > 1e-6
+    np.testing.assert_array_equal(linear_above(shape, world_x, threshold).ravel(), values > threshold)
+
+
+def test_upsample_inverts_the_block_layout():
+    grid = CoarseGrid((7, 10, 11), (2, 3, 4))
+    fine = np.arange(7 * 10 * 11).reshape(7, 10, 11)
+    coarse = grid.sample(fine)
+    up = grid.upsample(coarse)
+    # fine voxel i of an axis belongs to block i // stride, the last block absorbing the remainder
+    owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(grid.shape, grid.strides, coarse.shape)]
+    np.testing.assert_array_equal(up, coarse[np.ix_(*owners)])
+
+
+def test_round_robin_timing_and_scaling_plot(tmp_path):
+    from benchmarks.plots import scaling_plot
+    from benchmarks.timing import ratio_line, time_round_robin
+
+    calls: list[str] = []
+    timings = time_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3)
+    assert calls == ["a", "b"] * 4  # a warm-up each, then interleaved
+    assert len(timings["a"].seconds) == 3 and timings["a"].low <= timings["a"].median <= timings["a"].high
+    assert ratio_line(timings, "a", "b").startswith("a / b: ")
+    path = scaling_plot({"a": [(10, 1.0, 0.9, 1.1), (100, 2.0, 1.8, 2.4)]}, tmp_path / "p" / "s.png", "t")
+    assert path.exists() and path.stat().st_size > 1000
+
+
+def test_peer_lung_pipelines_find_both_lungs():
+    from benchmarks.perf_segment import cc3d_lungs, classical_lungs, dice, scipy_lungs
+    from imaging.phantoms import chest_ct
+
+    phantom = chest_ct(seed=0, spacing=(6.0, 6.0, 6.0), vessels=False)
+    for run in (classical_lungs, cc3d_lungs, scipy_lungs):
+        left, right = run(phantom.volume)
+        assert dice(left, phantom.labels["lung_left"]) > 0.9, run.__name__
+        assert dice(right, phantom.labels["lung_right"]) > 0.9, run.__name__
