@@ -32,7 +32,10 @@ def test_widths_and_ratio_match_truth(radiograph):
     truth = phantom.truth
     heart = measure_region(phantom.volume, masks["heart"]).width_mm
     thorax = measure_region(phantom.volume, masks["thorax"]).width_mm
-    assert heart == pytest.approx(truth["heart_width_mm"], rel=0.05)
+    # the silhouette's visible edge lies within a pixel or two of the projected heart's outermost
+    # voxel; at 2 mm pixels that is up to 6 mm of a 116 mm heart
+    assert heart == pytest.approx(truth["heart_width_mm"], abs=max(0.05 * truth["heart_width_mm"],
+                                                                   3 * phantom.volume.spacing[2]))
     assert thorax == pytest.approx(truth["thorax_width_mm"], rel=0.05)
     assert heart / thorax == pytest.approx(truth["ctr"], abs=0.03)
     # the lung fields' outer margins are the thoracic width
@@ -83,3 +86,42 @@ def test_non_radiographs_and_blank_images_are_refused():
         ClassicalSegmenter().segment(Volume.from_array(disc[0], modality="XR"), "heart")
     with pytest.raises(SegmentationError, match="needs CT"):
         ClassicalSegmenter().segment(chest_xray(seed=0, pixel_spacing=2.0).volume, "body")
+
+
+def _top_is_rounded(heart: np.ndarray) -> None:
+    """The silhouette's upper border is rounded: its top rows are much narrower than its widest row,
+    and its width grows downwards from the top instead of starting at full width (a flat cut)."""
+    plane = heart[0] if heart.ndim == 3 else heart
+    rows = np.flatnonzero(plane.any(axis=1))
+    widths = np.array([np.ptp(np.flatnonzero(plane[r])) + 1 for r in rows])
+    widest = widths.max()
+    assert widths[0] <= 0.6 * widest, (widths[0], widest)
+    # a tenth of the height below the top, still clearly narrower than the widest row
+    assert widths[max(1, len(widths) // 10)] <= 0.9 * widest, widths[: len(widths) // 5]
+
+
+def test_heart_top_is_rounded_on_the_phantom(radiograph):
+    _, masks = radiograph
+    _top_is_rounded(masks["heart"])
+
+
+def test_heart_top_is_rounded_on_a_constructed_film():
+    """Two dark lung fields whose medial edges stay far apart up to their mid-height (a flat cut
+    there would span the full gap) around a round heart: the silhouette follows the heart's edge."""
+    rows, cols = np.mgrid[0:300, 0:300]
+    image = np.full((300, 300), 800.0, np.float32)
+    lung = ((rows - 150) / 110.0) ** 2 + ((cols - 75) / 50.0) ** 2 <= 1
+    image[lung | lung[:, ::-1]] = 200.0
+    heart = ((rows - 205) / 45.0) ** 2 + ((cols - 150) / 60.0) ** 2 <= 1
+    image[heart & (lung | lung[:, ::-1])] = 600.0  # the heart overlaps the lungs' medial parts
+    image = ndimage_blur(image)
+    vol = Volume.from_array(image, spacing=(1.0, 1.0, 1.0), modality="XR")
+    found = ClassicalSegmenter().segment(vol, "heart")
+    _top_is_rounded(found)
+    assert dice(found[0], heart & ~(lung | lung[:, ::-1]) | heart) >= 0.6
+
+
+def ndimage_blur(image: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(image, 1.5)

@@ -3,31 +3,39 @@
 Works on a 2-D volume (one slice) whose rows run from head to feet, as radiographs are stored
 and shown; left and right come from the affine (world ``x``, LPS: +x is the patient's left), so
 a PA film with the patient's right on the image left and a mirrored film both come out right.
-The analysis runs on a copy with pixels of about `WORK_MM` (anti-aliased block-centre samples)
-and the masks are brought back to the input's pixels by nearest-block upsampling.
+The analysis runs on a copy of about `WORK_PIXELS` pixels along its longer side (anti-aliased
+block-centre samples, `CoarseGrid`) and the masks are brought back to the input's pixels by
+nearest-block upsampling, so the geometry maps back exactly; a 2048 x 2048 film takes about a
+second instead of 10-45. Millimetre parameters apply at the file's pixel spacing; without one
+(PNG, DICOM without PixelSpacing) the longer side is taken to span `NOMINAL_FIELD_MM` (a chest
+film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel film 2 m wide.
 
 1. **normalise**: intensities mapped to 0..1 between the 1st and 99th percentile (robust to
    burnt-in labels and collimator edges), then smoothed (Gaussian, `SMOOTH_MM`).
-2. **body**: everything except the dark background connected to the image border (below
-   `BACKGROUND_LEVEL`); an image filled by the patient is all body.
-3. **lung seeds**: the lung/tissue threshold is Otsu's within the body. Dark pixels deeper than
-   `LUNG_CORE_MM` inside the dark region are lung cores; thin dark bands (the soft tissue along
-   the body edge, intercostal gaps) never are. The two largest cores are the two lungs.
-4. **lung fields**: a marker watershed on the gradient magnitude (Gaussian, `EDGE_SIGMA_MM`)
-   grows the cores to the steepest surrounding edge: the inner rib margins, the diaphragm domes
-   and the heart borders (a projected organ's silhouette is its steepest edge). Markers of
-   "not lung" are tissue brighter than the threshold (deeper than `TISSUE_MARGIN_MM`), the
-   background, and a `SKIN_BAND_MM` band inside the body edge. Holes are filled.
-5. **heart**: between the lungs, from the lungs' mid-height down to the higher of the two
-   cardiophrenic angles (each lung's extreme point towards feet-and-midline), the row-wise span
-   between the medial lung edges; rows where the span is at least `HEART_MIN_FRACTION` of its
-   widest are the cardiac silhouette (the narrower upper mediastinum is not), filled.
-6. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
+2. **lung basins**: grey-level hole filling (morphological reconstruction from the image border)
+   gives each pixel the lowest rim it must cross to reach the border. Air outside the body, the
+   dark gap between arm and chest, collimator shadows and the trachea reach the border (depth
+   0); the lungs are walled in by the chest wall, clavicles, mediastinum and diaphragm, so they
+   are basins. The two basins holding the most depth x area are the lungs; their parts deeper
+   than `CORE_FRACTION` of the basin's depth are the cores.
+3. **lung fields**: a marker watershed on the gradient magnitude (Gaussian, `EDGE_SIGMA_MM`)
+   grows the cores at most `GROW_MM` to the steepest edge: the inner rib margins, the diaphragm
+   domes and the heart borders (the lower lung zones lie under more soft tissue and are brighter
+   than the basins' rims, which is why the cores are grown). Holes are filled.
+4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
+   hila), down to each lung's cardiophrenic angle (its extreme point towards feet-and-midline).
+   An ellipse fitted to them in mm (the heart's own rounded outline) shapes the silhouette above
+   its centre - the upper border is rounded, never a flat cut across the lungs' mid-height - and
+   below it the row-wise span between the medial lung edges (rows at least `HEART_MIN_FRACTION`
+   as wide as the widest: the heart, not the narrower upper mediastinum) is kept, so the width is
+   the measured one. Columns are bounded by the outermost border points, rows by the lungs'
+   lowest point (the diaphragm); lung pixels are never heart.
+5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base.
 
 Limits: the lung fields are what a reader sees: lung hidden behind the heart or below the
-diaphragm domes is not in them. Widths are biased by about +1 pixel of `WORK_MM` per edge
-(the steepest edge of a blurred silhouette lies just outside it). Consolidation, effusion or a
+diaphragm domes is not in them, and a lower lung zone as bright as the heart can be lost (the
+heart is then too narrow). Widths are quantised to the working pixel. Consolidation, effusion or a
 large mass that erases a lung field, lateral views, and rotated or AP supine films can defeat
 it; a `SegmentationError` says so when two lung fields are not found.
 """
@@ -43,25 +51,25 @@ from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.morphology import CoarseGrid, component_sizes, span_last_axis
 from imaging.volume import Volume
 
-#: working pixel size (mm) of the analysis
-WORK_MM = 1.0
+#: the working copy has about this many pixels along its longer side (block-centre samples)
+WORK_PIXELS = 512
+#: when the file gives no pixel spacing, the longer side is taken to span this many mm (analysis only)
+NOMINAL_FIELD_MM = 400.0
 #: intensity percentiles mapped to 0 and 1
 PERCENTILES = (1.0, 99.0)
-#: Gaussian smoothing (mm) before thresholding: rib stripes and noise
+#: Gaussian smoothing (mm) before the basins are found: rib stripes and noise
 SMOOTH_MM = 3.0
-#: Gaussian scale (mm) of the gradient the lung fields are grown on
-EDGE_SIGMA_MM = 1.0
-#: normalised intensity below which border-connected pixels are background (outside the body)
-BACKGROUND_LEVEL = 0.1
-#: dark pixels this deep (mm) inside the dark region seed the lungs
-LUNG_CORE_MM = 12.0
-#: bright pixels this deep (mm) inside the bright region are "not lung" markers
-TISSUE_MARGIN_MM = 2.0
-#: a band this wide (mm) inside the body edge is "not lung" (skin and subcutaneous tissue)
-SKIN_BAND_MM = 10.0
+#: Gaussian scale (mm) of the gradient the lung fields are grown on (coarse enough to blur rib edges)
+EDGE_SIGMA_MM = 2.0
+#: a basin is at least this far (normalised intensity) below the rim that walls it in
+BASIN_DEPTH = 0.02
+#: a lung core is the part of its basin deeper than this share of the basin's (95th percentile) depth
+CORE_FRACTION = 0.1
+#: lung fields grow at most this far (mm) beyond their cores
+GROW_MM = 30.0
 #: rows whose silhouette span is at least this fraction of the widest are heart
 HEART_MIN_FRACTION = 0.5
-#: the smaller lung core must be at least this fraction of the larger
+#: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
 RIGHT, LEFT = 1, 2
@@ -103,22 +111,24 @@ def require_radiograph(volume: Volume, target: str) -> None:
         )
 
 
-def analyze_radiograph(volume: Volume, work_mm: float = WORK_MM) -> RadiographLabels:
+def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> RadiographLabels:
     """Lung fields, cardiac silhouette and thorax of a frontal chest radiograph (module docstring).
 
     Args:
         volume: a 2-D XR volume (shape ``(1, rows, columns)``), rows from head to feet.
-        work_mm: pixel size (mm) of the working copy (default `WORK_MM`).
+        work_pixels: about this many pixels along the longer side of the working copy (default
+            `WORK_PIXELS`; never more than the input's).
 
     Raises:
         SegmentationError: not a 2-D radiograph, or two lung fields not found.
     """
     require_radiograph(volume, "lungs")
-    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, work_mm)
-    spacing = grid.coarse_spacing(volume.spacing)[1:]
+    stride = max(1, max(volume.shape[1:]) // work_pixels)
+    grid = CoarseGrid(volume.shape, (1, stride, stride))
+    spacing = _analysis_spacing(volume, grid)
     image = volume.data[0].astype(np.float32)
     if not grid.is_identity:  # anti-alias before taking block centres
-        image = ndimage.gaussian_filter(image, [s / 2.0 for s in grid.strides[1:]])
+        image = ndimage.gaussian_filter(image, stride / 2.0)
     image = grid.sample(image[None])[0]
     lo, hi = np.percentile(image, PERCENTILES)
     if hi <= lo:
@@ -126,8 +136,7 @@ def analyze_radiograph(volume: Volume, work_mm: float = WORK_MM) -> RadiographLa
     norm = np.clip((image - lo) / (hi - lo), 0.0, 1.0)
     smooth = ndimage.gaussian_filter(norm, [SMOOTH_MM / s for s in spacing])
 
-    body = _body(smooth)
-    sides = _lung_fields(norm, smooth, body, spacing)
+    sides = _lung_fields(norm, smooth, spacing)
     columns = np.arange(norm.shape[1])
     zeros = np.zeros_like(columns)
     world_x = volume.voxel_to_world(grid.to_fine(np.column_stack([zeros, zeros, columns])))[:, 0]
@@ -145,41 +154,48 @@ def analyze_radiograph(volume: Volume, work_mm: float = WORK_MM) -> RadiographLa
     return RadiographLabels(lung_left=full(left), lung_right=full(right), heart=full(heart), thorax=full(thorax))
 
 
-def _body(smooth: np.ndarray) -> np.ndarray:
-    """Everything but the dark background connected to the image border."""
-    labels, _ = ndimage.label(smooth < BACKGROUND_LEVEL)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    outside = np.isin(labels, border[border > 0])
-    body = ndimage.binary_fill_holes(~outside)
-    if not body.any():
-        raise SegmentationError("no body found on the radiograph (the image is all background)")
-    return body
+def _analysis_spacing(volume: Volume, grid: CoarseGrid) -> tuple[float, float]:
+    """Pixel size (mm) of the working copy that the analysis' mm parameters are applied at.
+
+    The file's spacing when it gave one; otherwise (a PNG, a DICOM without PixelSpacing) the
+    assumed 1.0 mm says nothing of the anatomy's size in pixels, and a chest radiograph's field
+    is the chest by design (a 35 x 43 cm detector), so the longer side is taken to span
+    `NOMINAL_FIELD_MM`. Only the analysis' scale uses it: measurements keep the volume's spacing
+    (and its "assumed" flag).
+    """
+    coarse = grid.coarse_spacing(volume.spacing)[1:]
+    if not volume.facts["spacing"].assumed:
+        return coarse
+    size = NOMINAL_FIELD_MM / max(volume.shape[1:]) * grid.strides[1]
+    return size, size
 
 
-def _lung_fields(
-    norm: np.ndarray, smooth: np.ndarray, body: np.ndarray, spacing: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The two lung fields (image-left one first) by a marker watershed on the gradient."""
-    from skimage.filters import threshold_otsu
+def _lung_fields(norm: np.ndarray, smooth: np.ndarray, spacing: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The two lung fields (image-left one first): dark basins enclosed by brighter tissue, grown
+    to the steepest edge around them (module docstring, 2-3)."""
+    from skimage.morphology import reconstruction
     from skimage.segmentation import watershed
 
-    threshold = float(threshold_otsu(smooth[body]))
-    dark = (smooth < threshold) & body
-    core_labels, n = ndimage.label(ndimage.distance_transform_edt(dark, sampling=spacing) >= LUNG_CORE_MM)
-    sizes = component_sizes(core_labels, n)
-    sizes[0] = 0
-    order = np.argsort(sizes)[::-1]
-    if n < 2 or sizes[order[1]] < LUNG_CORE_BALANCE * sizes[order[0]]:
+    # grey-level hole filling: each pixel rises to the lowest rim it must cross to reach the image
+    # border; air outside the body reaches the border (depth 0), a lung is walled in by the chest
+    seed = np.full_like(smooth, smooth.max())
+    for edge in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        seed[edge] = smooth[edge]
+    depth = reconstruction(seed, smooth, method="erosion") - smooth
+    basins, n = ndimage.label(depth > BASIN_DEPTH)
+    held = ndimage.sum(depth, basins, np.arange(1, n + 1)) if n else np.zeros(0)
+    order = np.argsort(held)[::-1] + 1
+    if n < 2 or held[order[1] - 1] < LUNG_CORE_BALANCE * held[order[0] - 1]:
         raise SegmentationError(
-            "two lung fields were not found on the radiograph (need two dark regions at least "
-            f"{2 * LUNG_CORE_MM:g} mm wide inside the body); is this a frontal (PA/AP) chest radiograph?"
+            "two lung fields were not found on the radiograph (need two dark regions walled in by "
+            "brighter tissue); is this a frontal (PA/AP) chest radiograph?"
         )
-    bright = smooth >= threshold
     markers = np.zeros(norm.shape, dtype=np.int32)
-    markers[bright & (ndimage.distance_transform_edt(bright, sampling=spacing) >= TISSUE_MARGIN_MM)] = 3
-    markers[ndimage.distance_transform_edt(body, sampling=spacing) <= SKIN_BAND_MM] = 3
-    markers[core_labels == order[0]] = 1
-    markers[core_labels == order[1]] = 2
+    for value, label in ((1, order[0]), (2, order[1])):
+        basin = basins == label
+        deep = depth > CORE_FRACTION * np.percentile(depth[basin], 95)
+        markers[ndimage.binary_fill_holes(basin & deep)] = value
+    markers[ndimage.distance_transform_edt(markers == 0, sampling=spacing) > GROW_MM] = 3
     edges = ndimage.gaussian_gradient_magnitude(norm, [EDGE_SIGMA_MM / s for s in spacing])
     grown = watershed(edges, markers)
     fields = [ndimage.binary_fill_holes(grown == value) for value in (1, 2)]
@@ -190,13 +206,42 @@ def _lung_fields(
 def _cardiac_silhouette(
     image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float]
 ) -> np.ndarray:
-    """Row-wise span between the medial lung edges over the cardiac rows (module docstring, 5)."""
-    both = np.flatnonzero(image_left.any(axis=1) & image_right.any(axis=1))
-    rows = np.flatnonzero((image_left | image_right).any(axis=1))
+    """The cardiac silhouette: the span between the lungs' medial edges below the ellipse fitted to
+    the heart borders' centre, the ellipse above it (module docstring, 5)."""
+    lungs = image_left | image_right
+    rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
-    # cardiophrenic angles: each lung's extreme point towards the feet and the midline (mm)
+    band = _cardiac_band(image_left, image_right, spacing, mid)
+    ellipse, (first, last) = _heart_ellipse(image_left, image_right, spacing, mid)
+    cols = np.flatnonzero(band.any(axis=0))
+    if ellipse is not None:
+        centre_row = int(np.flatnonzero(ellipse.any(axis=1)).mean())
+        band[:centre_row] = False
+        heart = band | ellipse
+    else:  # too few border points for a fit: the span alone
+        heart = band
+    # the width a reader measures: between the outermost heart border points
+    heart[:, : min(cols[0], first)] = False
+    heart[:, max(cols[-1], last) + 1:] = False
+    # the heart rests on the diaphragm, which lies no lower than the lung fields' lowest point
+    heart[rows[-1] + 1:] = False
+    heart &= ~lungs
+    labels, n = ndimage.label(heart)
+    if n > 1:
+        sizes = component_sizes(labels, n)
+        sizes[0] = 0
+        heart = labels == int(np.argmax(sizes))
+    return ndimage.binary_fill_holes(heart)
+
+
+def _cardiac_band(
+    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
+) -> np.ndarray:
+    """Row-wise span between the medial lung edges, from ``mid`` down to the higher cardiophrenic
+    angle, on the rows at least `HEART_MIN_FRACTION` as wide as the widest (the heart, not the
+    narrower upper mediastinum)."""
+    both = np.flatnonzero(image_left.any(axis=1) & image_right.any(axis=1))
     bottom = min(_extreme_row(image_left, spacing, +1), _extreme_row(image_right, spacing, -1))
-    heart = np.zeros(image_left.shape, dtype=bool)
     spans = {}
     for r in both[(both >= mid) & (both <= bottom)]:
         start = int(np.flatnonzero(image_left[r])[-1]) + 1
@@ -206,15 +251,43 @@ def _cardiac_silhouette(
     if not spans:
         raise SegmentationError("no cardiac silhouette between the lung fields in the lower chest")
     widest = max(stop - start for start, stop in spans.values())
+    band = np.zeros(image_left.shape, dtype=bool)
     for r, (start, stop) in spans.items():
         if stop - start >= HEART_MIN_FRACTION * widest:
-            heart[r, start:stop] = True
-    labels, n = ndimage.label(heart)
-    if n > 1:
-        sizes = component_sizes(labels, n)
-        sizes[0] = 0
-        heart = labels == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(heart)
+            band[r, start:stop] = True
+    return band
+
+
+def _heart_ellipse(
+    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
+) -> tuple[np.ndarray | None, tuple[int, int]]:
+    """The ellipse fitted (in mm) to the heart border points (each lung's medial edge from ``mid``
+    down to its cardiophrenic angle; None when the fit fails or does not lie between the borders),
+    and the first and last heart column the points bound."""
+    from skimage.draw import ellipse as ellipse_pixels
+    from skimage.measure import EllipseModel
+
+    points = []  # (row, column) on the pixel edge between lung and heart
+    for mask, medial in ((image_left, +1), (image_right, -1)):
+        for r in range(int(np.ceil(mid)), _extreme_row(mask, spacing, medial) + 1):
+            cols = np.flatnonzero(mask[r])
+            if cols.size:
+                points.append((r, cols[-1] + 0.5 if medial > 0 else cols[0] - 0.5))
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    bounds = (int(np.ceil(pts[:, 1].min())), int(np.floor(pts[:, 1].max()))) if len(pts) else (0, -1)
+    if len(pts) < 6:
+        return None, bounds
+    model = EllipseModel.from_estimate(pts[:, ::-1] * np.array(spacing[::-1]))  # (x, y) in mm
+    if not model:
+        return None, bounds
+    (xc, yc), (a, b), theta = model.center, model.axis_lengths, model.theta
+    if not pts[:, 1].min() < xc / spacing[1] < pts[:, 1].max():
+        return None, bounds
+    mask = np.zeros(image_left.shape, dtype=bool)
+    rr, cc = ellipse_pixels(yc / spacing[0], xc / spacing[1], b / spacing[0], a / spacing[1],
+                            shape=mask.shape, rotation=-theta)
+    mask[rr, cc] = True
+    return (mask if mask.any() else None), bounds
 
 
 def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) -> int:
