@@ -18,7 +18,8 @@ says when it may be wrong:
 * **HU consistency** (CT, `EXPECTED_HU`): a mean outside the tissue's range is ``implausible``.
 * **companions**: the right/left lung volume ratio (normal about 1.1; `LUNG_RATIO` doubtful
   outside, `LUNG_RATIO_FAR` implausible outside), since losing part of one lung shows there first.
-* **cardiothoracic ratio** outside `CTR_RANGE` is ``implausible`` (heart or thorax mis-found).
+* **cardiothoracic ratio** outside `CTR_RANGE` is ``implausible`` (heart or thorax mis-found); below
+  `CTR_DOUBTFUL_BELOW` it is ``doubtful`` (a heart border probably missed).
 * **radiograph shapes** (`radiograph_quality`): lung fields reaching the image's side edge, two
   fields of very different size, a flat-band cardiac silhouette are ``implausible``.
 
@@ -66,6 +67,9 @@ LUNG_RATIO = (0.65, 1.8)
 LUNG_RATIO_FAR = (0.45, 2.6)
 #: cardiothoracic ratios outside this range mean a mis-found heart or thorax
 CTR_RANGE = (0.25, 0.85)
+#: below this the ratio is doubtful: adult ratios are about 0.45 +- 0.05, so under 0.30 the heart
+#: mask has more likely lost a border (a lower lung zone as bright as the heart) than the heart is small
+CTR_DOUBTFUL_BELOW = 0.30
 #: on a radiograph the smaller lung field holds at least this share of the larger one's area
 XR_FIELD_BALANCE = 0.35
 #: the cardiac silhouette (from the lungs' mid-height down, so flatter than the heart: 0.45-0.7 on
@@ -224,6 +228,9 @@ def ctr_quality(ratio: float) -> Quality:
     if not CTR_RANGE[0] <= ratio <= CTR_RANGE[1]:
         q.flag("implausible", f"cardiothoracic ratio {ratio:.2f} is outside {CTR_RANGE[0]}-{CTR_RANGE[1]}: "
                               f"the heart or the thorax was probably mis-found")
+    elif ratio < CTR_DOUBTFUL_BELOW:
+        q.flag("doubtful", f"cardiothoracic ratio {ratio:.2f} is below {CTR_DOUBTFUL_BELOW} (adults: about "
+                           f"0.45): the heart's borders may have been missed")
     return q
 
 

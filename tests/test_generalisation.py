@@ -195,6 +195,8 @@ def test_quality_levels_of_structures():
     assert lung_pair_quality(54.0, 150.0).level == "implausible"
     assert lung_pair_quality(1500.0, 1350.0).level == "ok"
     assert ctr_quality(0.95).level == "implausible" and ctr_quality(0.55).level == "ok"
+    # a ratio far under the adult range means a heart border was probably missed: doubtful, so hedged
+    assert ctr_quality(0.28).level == "doubtful" and ctr_quality(0.34).level == "ok"
     q = Quality()
     q.flag("doubtful", "a")
     q.flag("ok", "b")
