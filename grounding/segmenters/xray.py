@@ -21,15 +21,18 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
 3. **lung fields**: a marker watershed on the gradient magnitude (Gaussian, `EDGE_SIGMA_MM`)
    grows the cores at most `GROW_MM` to the steepest edge: the inner rib margins, the diaphragm
    domes and the heart borders (the lower lung zones lie under more soft tissue and are brighter
-   than the basins' rims, which is why the cores are grown). Holes are filled.
+   than the basins' rims, which is why the cores are grown). Between the two cores, tissue brighter
+   than halfway from the lungs to what lies beyond `GROW_MM` (`TISSUE_MARGIN_MM` deep) is "not
+   lung", so a heart that overlaps a lung field's medial part stops it at the heart's own edge
+   (only there: laterally the lower zones are as bright). Holes are filled.
 4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
    hila), down to each lung's cardiophrenic angle (its extreme point towards feet-and-midline).
    An ellipse fitted to them in mm (the heart's own rounded outline) shapes the silhouette above
    its centre - the upper border is rounded, never a flat cut across the lungs' mid-height - and
    below it the row-wise span between the medial lung edges (rows at least `HEART_MIN_FRACTION`
    as wide as the widest: the heart, not the narrower upper mediastinum) is kept, so the width is
-   the measured one. Columns are bounded by the outermost border points, rows by the lungs'
-   lowest point (the diaphragm); lung pixels are never heart.
+   the measured one. Columns are bounded by that span (where both lungs bound the heart), rows
+   by the lungs' lowest point (the diaphragm); lung pixels are never heart.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base.
 
@@ -65,6 +68,8 @@ EDGE_SIGMA_MM = 2.0
 BASIN_DEPTH = 0.02
 #: a lung core is the part of its basin deeper than this share of the basin's (95th percentile) depth
 CORE_FRACTION = 0.1
+#: bright pixels this deep (mm) inside the bright region are "not lung" markers
+TISSUE_MARGIN_MM = 2.0
 #: lung fields grow at most this far (mm) beyond their cores
 GROW_MM = 30.0
 #: rows whose silhouette span is at least this fraction of the widest are heart
@@ -195,7 +200,13 @@ def _lung_fields(norm: np.ndarray, smooth: np.ndarray, spacing: tuple[float, flo
         basin = basins == label
         deep = depth > CORE_FRACTION * np.percentile(depth[basin], 95)
         markers[ndimage.binary_fill_holes(basin & deep)] = value
-    markers[ndimage.distance_transform_edt(markers == 0, sampling=spacing) > GROW_MM] = 3
+    far = ndimage.distance_transform_edt(markers == 0, sampling=spacing) > GROW_MM
+    # between the two lungs, tissue brighter than halfway from the lungs to what lies beyond their
+    # reach is mediastinum or heart: a heart overlapping a lung field stops it at its own edge.
+    # Only there: the lower lung zones, under more soft tissue, are as bright laterally
+    level = (np.median(smooth[markers > 0]) + np.median(smooth[far])) / 2.0
+    bright = (smooth >= level) & _between(markers == 1, markers == 2)
+    markers[far | (bright & (ndimage.distance_transform_edt(bright, sampling=spacing) >= TISSUE_MARGIN_MM))] = 3
     edges = ndimage.gaussian_gradient_magnitude(norm, [EDGE_SIGMA_MM / s for s in spacing])
     grown = watershed(edges, markers)
     fields = [ndimage.binary_fill_holes(grown == value) for value in (1, 2)]
@@ -203,16 +214,27 @@ def _lung_fields(norm: np.ndarray, smooth: np.ndarray, spacing: tuple[float, flo
     return fields[0], fields[1]
 
 
+def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the pixels strictly between masks ``a`` and ``b`` (in either order) on rows holding both."""
+    out = np.zeros(a.shape, dtype=bool)
+    cols = np.arange(a.shape[1])
+    for r in np.flatnonzero(a.any(axis=1) & b.any(axis=1)):
+        ca, cb = np.flatnonzero(a[r]), np.flatnonzero(b[r])
+        lo, hi = (ca[-1], cb[0]) if ca.mean() < cb.mean() else (cb[-1], ca[0])
+        out[r] = (cols > lo) & (cols < hi)
+    return out
+
+
 def _cardiac_silhouette(
     image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float]
 ) -> np.ndarray:
     """The cardiac silhouette: the span between the lungs' medial edges below the ellipse fitted to
-    the heart borders' centre, the ellipse above it (module docstring, 5)."""
+    the heart borders' centre, the ellipse above it (module docstring, 4)."""
     lungs = image_left | image_right
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
     band = _cardiac_band(image_left, image_right, spacing, mid)
-    ellipse, (first, last) = _heart_ellipse(image_left, image_right, spacing, mid)
+    ellipse = _heart_ellipse(image_left, image_right, spacing, mid)
     cols = np.flatnonzero(band.any(axis=0))
     if ellipse is not None:
         centre_row = int(np.flatnonzero(ellipse.any(axis=1)).mean())
@@ -220,9 +242,9 @@ def _cardiac_silhouette(
         heart = band | ellipse
     else:  # too few border points for a fit: the span alone
         heart = band
-    # the width a reader measures: between the outermost heart border points
-    heart[:, : min(cols[0], first)] = False
-    heart[:, max(cols[-1], last) + 1:] = False
+    # the width a reader measures: the span where both lungs bound the heart
+    heart[:, : cols[0]] = False
+    heart[:, cols[-1] + 1:] = False
     # the heart rests on the diaphragm, which lies no lower than the lung fields' lowest point
     heart[rows[-1] + 1:] = False
     heart &= ~lungs
@@ -260,10 +282,9 @@ def _cardiac_band(
 
 def _heart_ellipse(
     image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
-) -> tuple[np.ndarray | None, tuple[int, int]]:
-    """The ellipse fitted (in mm) to the heart border points (each lung's medial edge from ``mid``
-    down to its cardiophrenic angle; None when the fit fails or does not lie between the borders),
-    and the first and last heart column the points bound."""
+) -> np.ndarray | None:
+    """The ellipse fitted (in mm) to the heart border points: each lung's medial edge from ``mid``
+    down to its cardiophrenic angle. None when the fit fails or does not lie between the borders."""
     from skimage.draw import ellipse as ellipse_pixels
     from skimage.measure import EllipseModel
 
@@ -274,20 +295,19 @@ def _heart_ellipse(
             if cols.size:
                 points.append((r, cols[-1] + 0.5 if medial > 0 else cols[0] - 0.5))
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    bounds = (int(np.ceil(pts[:, 1].min())), int(np.floor(pts[:, 1].max()))) if len(pts) else (0, -1)
     if len(pts) < 6:
-        return None, bounds
+        return None
     model = EllipseModel.from_estimate(pts[:, ::-1] * np.array(spacing[::-1]))  # (x, y) in mm
     if not model:
-        return None, bounds
+        return None
     (xc, yc), (a, b), theta = model.center, model.axis_lengths, model.theta
     if not pts[:, 1].min() < xc / spacing[1] < pts[:, 1].max():
-        return None, bounds
+        return None
     mask = np.zeros(image_left.shape, dtype=bool)
     rr, cc = ellipse_pixels(yc / spacing[0], xc / spacing[1], b / spacing[0], a / spacing[1],
                             shape=mask.shape, rotation=-theta)
     mask[rr, cc] = True
-    return (mask if mask.any() else None), bounds
+    return mask if mask.any() else None
 
 
 def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) -> int:

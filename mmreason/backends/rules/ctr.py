@@ -9,6 +9,9 @@ from mmreason.backends.rules.turn import Action, Finding
 
 #: the cardiothoracic ratio above which the heart is enlarged
 CTR_ENLARGED = 0.5
+#: a classical ratio this close to `CTR_ENLARGED` cannot decide enlarged or not: its typical error on
+#: real films (benchmarks.real_scans, JSRT with expert masks) is about this large
+CTR_MARGIN = 0.05
 
 
 #: the two segmentations of the cardiothoracic ratio: target, what its width measures
@@ -44,7 +47,7 @@ def plan_ctr(state: State) -> Action:
         return cannot("the measurements did not return left-right widths")
     ratio = card / thor
     quality = ctr_quality(ratio)
-    if not quality.trusted:
+    if quality.level == "implausible":
         cites = [c for c in (r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id) if c]
         return Action("The measured ratio is not anatomically plausible.",
                       answer=f"I cannot answer reliably: {quality.reasons[0]} (cardiac width {card:.1f} mm / "
@@ -55,7 +58,11 @@ def plan_ctr(state: State) -> Action:
     text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}, "
             f"{r[3].evidence_id}] / thoracic width {thor:.1f} mm [{r[0].evidence_id}, {r[1].evidence_id}]; "
             f"the heart size is {verdict}.")
+    # a doubtful ratio, or a yes/no within the measurement's error of the cut-off, is said with a caveat
+    caveats = list(quality.reasons)
+    if state.q.asked.yes_no and abs(ratio - CTR_ENLARGED) < CTR_MARGIN:
+        caveats.append(f"the ratio is within {CTR_MARGIN} of the {CTR_ENLARGED} cut-off, about the classical "
+                       f"measurement's error, so enlarged or not is borderline")
     cites = [r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id]
     return Action("Both widths are measured.", answer=text,
-                  finding=Finding([c for c in cites if c], present=enlarged, ratio=ratio))
-
+                  finding=Finding([c for c in cites if c], present=enlarged, ratio=ratio, caveat="; ".join(caveats)))

@@ -87,4 +87,7 @@ def decide(state: State) -> Action:
             tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     cites = list(dict.fromkeys(finding.cites))
     action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
+    if finding.caveat:
+        action.tag += f" (uncertain: {finding.caveat})"
+        action.answer += f" Caveat: {finding.caveat}."
     return hedge(state, action, tag)

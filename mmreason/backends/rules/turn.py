@@ -26,6 +26,8 @@ class Finding:
         trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
         ratio: the cardiothoracic ratio.
         label: a word answer (a sequence or modality name); words: words an option may contain.
+        caveat: why the short answer is uncertain although no evidence was flagged (a ratio near
+            a cut-off), shown with it.
     """
 
     cites: list[str]
@@ -43,6 +45,7 @@ class Finding:
     ratio: float | None = None
     label: str | None = None
     words: list[str] = field(default_factory=list)
+    caveat: str = ""
 
     def hint(self) -> dict[str, Any]:
         """The `choose_option` hint of this finding."""
