@@ -21,7 +21,8 @@ says when it may be wrong:
 * **cardiothoracic ratio** outside `CTR_RANGE` is ``implausible`` (heart or thorax mis-found); below
   `CTR_DOUBTFUL_BELOW` it is ``doubtful`` (a heart border probably missed).
 * **radiograph shapes** (`radiograph_quality`): lung fields reaching the image's side edge, two
-  fields of very different size, a flat-band cardiac silhouette are ``implausible``.
+  fields of very different size, a flat-band cardiac silhouette are ``implausible``; lung fields
+  whose lower borders are faint (no diaphragm under them, `XR_DIAPHRAGM_CONTRAST`) are ``doubtful``.
 
 The ranges are the ones radiology uses for adults; children, resections and situs inversus fall
 outside them, which is why a level is a caveat for the reader, not a verdict.
@@ -75,6 +76,13 @@ XR_FIELD_BALANCE = 0.35
 #: the cardiac silhouette (from the lungs' mid-height down, so flatter than the heart: 0.45-0.7 on
 #: radiographs it reads right) is at least this tall for its width; a band between wrong fields is flatter
 HEART_MIN_ASPECT = 0.4
+#: the diaphragm under a lung field is a strong edge (abdomen against aerated lung): the median rise
+#: from just above to just below a field's lower border, as a share of the film's 1-99 percentile
+#: range, is at least this for one of the two fields; fainter borders mean the field ends inside lung
+#: (lower zones under soft tissue lost), so the lung area and a heart width between the fields are short
+XR_DIAPHRAGM_CONTRAST = 0.15
+#: the rise is measured over this share of the image height above and below the border
+XR_BORDER_BAND = 0.03
 #: a mask is cut by the field of view where its section on the edge is this share of its largest
 CUT_FRACTION = 0.25
 #: targets whose HU thresholds assume CT
@@ -192,12 +200,14 @@ def lung_pair_quality(right_ml: float, left_ml: float) -> Quality:
     return q
 
 
-def radiograph_quality(target: str | None, mask: np.ndarray) -> Quality:
+def radiograph_quality(target: str | None, mask: np.ndarray, image: np.ndarray | None = None) -> Quality:
     """Shape checks of the lung fields and the cardiac silhouette on a frontal chest radiograph.
 
     Lung fields that reach the image's side edge are dark air outside the body, not lung; two
     fields of very different size mean one was lost or merged; a cardiac silhouette much wider
-    than tall is a band between wrong fields, not a heart.
+    than tall is a band between wrong fields, not a heart. With the ``image`` (same shape as the
+    mask), lung fields none of whose lower borders shows the diaphragm's edge have probably lost
+    their lower zones.
     """
     q = Quality(checks=["radiograph shape"])
     plane = mask[0] if mask.ndim == 3 else mask
@@ -214,6 +224,12 @@ def radiograph_quality(target: str | None, mask: np.ndarray) -> Quality:
             elif sizes[1] < XR_FIELD_BALANCE * sizes[0]:
                 q.flag("implausible", f"the two lung fields differ in area {sizes[0] / sizes[1]:.1f}-fold: one was "
                                       f"probably lost or merged with the background")
+        if image is not None and plane.any():
+            contrast = lower_border_contrast(plane, image[0] if image.ndim == 3 else image)
+            if contrast < XR_DIAPHRAGM_CONTRAST:
+                q.flag("doubtful", f"the lung fields' lower borders are faint (rise {contrast:.2f} of the film's "
+                                   f"range, a diaphragm gives over {XR_DIAPHRAGM_CONTRAST}): their lower zones may "
+                                   f"be lost, so lung area and a heart width measured between them may be short")
     if target == "heart" and plane.any():
         rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
@@ -221,6 +237,27 @@ def radiograph_quality(target: str | None, mask: np.ndarray) -> Quality:
             q.flag("implausible", f"the cardiac silhouette is a flat band ({height} x {width} px, height x width), "
                                   f"not a heart: the lung fields around it are probably wrong")
     return q
+
+
+def lower_border_contrast(plane: np.ndarray, image: np.ndarray) -> float:
+    """The strongest (over the two largest fields) median rise of intensity across a lung field's
+    lower border, in units of the film's 1-99 percentile range (see `XR_DIAPHRAGM_CONTRAST`)."""
+    lo, hi = np.percentile(image[:: max(1, image.shape[0] // 512), :: max(1, image.shape[1] // 512)], (1, 99))
+    scale = max(float(hi - lo), 1e-6)
+    band = max(2, int(round(XR_BORDER_BAND * plane.shape[0])))
+    labels, n = ndimage.label(plane)
+    largest = np.argsort(np.bincount(labels.ravel())[1:])[::-1][:2] + 1
+    best = 0.0
+    for label in largest:
+        field = labels == label
+        cols = np.flatnonzero(field.any(axis=0))
+        bottoms = field.shape[0] - 1 - np.argmax(field[::-1, cols], axis=0)  # lowest row per column
+        keep = bottoms + band < field.shape[0]
+        rises = [image[b + 1:b + band + 1, c].mean() - image[b - band + 1:b + 1, c].mean()
+                 for b, c in zip(bottoms[keep], cols[keep]) if b >= band]
+        if rises:
+            best = max(best, float(np.median(rises)) / scale)
+    return best
 
 
 def ctr_quality(ratio: float) -> Quality:

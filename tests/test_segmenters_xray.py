@@ -125,3 +125,25 @@ def ndimage_blur(image: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     return ndimage.gaussian_filter(image, 1.5)
+
+
+def test_faint_lower_lung_borders_make_the_fields_doubtful():
+    """A lung field ending on the diaphragm has a strong edge below it; one that ends inside lung
+    (lower zones under soft tissue lost) has a faint one, and the fields are then doubtful."""
+    from grounding.plausibility import radiograph_quality
+
+    rows = np.arange(200)[:, None] * np.ones((1, 200))
+    fields = np.zeros((200, 200), bool)
+    fields[40:140, 30:90] = fields[40:140, 110:170] = True
+    sharp = np.where(fields, 200.0, 800.0)
+    sharp[140:, :] = 900.0  # the abdomen under the diaphragm
+    # the same fields, but the lung goes on below them, brightening only slowly (lower zones lost)
+    faint = np.where(fields, 200.0, 800.0)
+    below = (rows >= 140) & (rows < 190) & np.isin(np.arange(200), np.r_[30:90, 110:170])[None]
+    faint[below] = (200.0 + 6.0 * (rows - 140))[below]
+    ok = radiograph_quality("lungs", fields[None], sharp[None].astype(np.float32))
+    assert ok.level == "ok", ok.reasons
+    doubtful = radiograph_quality("lungs", fields[None], faint[None].astype(np.float32))
+    assert doubtful.level == "doubtful" and "lower borders are faint" in doubtful.reasons[0]
+    # without the image only the shape checks run
+    assert radiograph_quality("lungs", fields[None]).level == "ok"

@@ -379,7 +379,7 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
-        q.merge(radiograph_quality(target, mask))
+        q.merge(radiograph_quality(target, mask, vol.data))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
         other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other is not None:
