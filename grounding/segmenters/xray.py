@@ -204,7 +204,8 @@ def _lung_fields(norm: np.ndarray, smooth: np.ndarray, spacing: tuple[float, flo
     # between the two lungs, tissue brighter than halfway from the lungs to what lies beyond their
     # reach is mediastinum or heart: a heart overlapping a lung field stops it at its own edge.
     # Only there: the lower lung zones, under more soft tissue, are as bright laterally
-    level = (np.median(smooth[markers > 0]) + np.median(smooth[far])) / 2.0
+    beyond = smooth[far] if far.any() else smooth[markers == 0]  # a film hardly larger than the lungs
+    level = (np.median(smooth[markers > 0]) + np.median(beyond)) / 2.0 if beyond.size else np.inf
     bright = (smooth >= level) & _between(markers == 1, markers == 2)
     markers[far | (bright & (ndimage.distance_transform_edt(bright, sampling=spacing) >= TISSUE_MARGIN_MM))] = 3
     edges = ndimage.gaussian_gradient_magnitude(norm, [EDGE_SIGMA_MM / s for s in spacing])
