@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from grounding.segmenters.morphology import CONN26, CoarseGrid, component_sizes
+from grounding.segmenters.morphology import CONN26, CoarseGrid, component_sizes, ellipsoid
 from imaging.volume import Volume
 
 #: Gaussian smoothing (mm) of the coarse block means, for bands and cores, and for edges
@@ -38,6 +38,8 @@ FAT_EDGE_LIMITS = (-70.0, -10.0)
 SPINE_HU = 180.0
 #: the spine lies within this distance (mm) of the midline
 SPINE_MIDLINE_MM = 40.0
+#: erosion (mm, in-plane) that parts the spine from an enhanced aorta touching it
+SPINE_SPLIT_MM = 4.0
 #: aorta search window relative to the spine: x from its centre, y in front of its anterior edge (mm)
 AORTA_WINDOW_MM = {"x": (-15.0, 45.0), "y": (8.0, 50.0)}
 #: width (mm) of the disk averaged to read the aorta's HU (an adult aorta is 15-30 mm wide)
@@ -135,12 +137,16 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
     steps = ndimage.distance_transform_cdt(np.pad(body, ((0, 0), (1, 1), (1, 1))), metric=planar)[:, 1:-1, 1:-1]
     depth = steps.astype(np.float32) * float(np.mean(spacing[1:]))
     bone = (hu >= SPINE_HU) & body & (np.abs(x - body_x) <= SPINE_MIDLINE_MM) & (y >= centre_y - 10.0)
-    labels, n = ndimage.label(bone, structure=CONN26)
+    # an enhanced aorta (arterial blood is as bright as vertebral bone) lies a few mm in front of
+    # the vertebral bodies and merges with them on the smoothed coarse grid: the spine is the
+    # largest component once eroded by `SPINE_SPLIT_MM`, grown back within the bone
+    ball = ellipsoid(SPINE_SPLIT_MM, spacing, planar=True)
+    labels, n = ndimage.label(ndimage.binary_erosion(bone, ball), structure=CONN26)
     front_by_slice = np.full(hu.shape[0], np.nan, dtype=np.float64)
     if n:
         sizes = component_sizes(labels, n)
         sizes[0] = 0
-        spine = np.asarray(labels == int(np.argmax(sizes)))
+        spine = ndimage.binary_dilation(labels == int(np.argmax(sizes)), ball) & bone
         spine_x = float(x[spine].mean())
         ys = np.where(spine, y, np.inf).reshape(hu.shape[0], -1).min(axis=1)
         front_by_slice[np.isfinite(ys)] = ys[np.isfinite(ys)]

@@ -110,6 +110,10 @@ MR_UPPER_PERCENTILE = 90.0
 MR_EDGE_VOXELS = 2
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
+#: ... and of the partial-volume edge removed from a skull-stripped brain
+STRIPPED_MARGIN_MM = 2.0
+#: a background (outside the head) holding one exact value in at least this fraction is masked
+STRIPPED_BACKGROUND_FRACTION = 0.9
 
 
 def compact_components(
@@ -430,8 +434,22 @@ def box_lesion(
     return out
 
 
+def skull_stripped(data: np.ndarray, head: np.ndarray) -> bool:
+    """Whether the image outside ``head`` (a foreground mask of the same shape) is masked: at
+    least `STRIPPED_BACKGROUND_FRACTION` of it holds one exact value. A skull-stripped brain sits in
+    such a background; air around a head holds noise."""
+    outside = data[~ndimage.binary_dilation(head, CONN6, iterations=2)]
+    if outside.size < 100:
+        return False
+    outside = outside[:: max(1, outside.size // 1_000_000)]
+    _, counts = np.unique(outside, return_counts=True)
+    return bool(counts.max() >= STRIPPED_BACKGROUND_FRACTION * outside.size)
+
+
 def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """The head (filled Otsu foreground) minus a `HEAD_MARGIN_MM` shell: about the brain."""
+    """The head (filled Otsu foreground) minus a `HEAD_MARGIN_MM` shell (scalp and skull): about
+    the brain. A skull-stripped brain (`skull_stripped`) loses only `STRIPPED_MARGIN_MM` (its
+    partial-volume edge): the full margin would take away a third of it, with the lesions there."""
     from skimage.filters import threshold_otsu
 
     grid = CoarseGrid.for_spacing(data.shape, spacing, 2.0)
@@ -439,8 +457,9 @@ def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
     head = largest_component(fill_holes_slicewise(coarse > threshold_otsu(coarse)))
     if not head.any():
         raise SegmentationError("no head found in the image (empty foreground)")
+    margin = STRIPPED_MARGIN_MM if skull_stripped(coarse, head) else HEAD_MARGIN_MM
     depth = ndimage.distance_transform_edt(head, sampling=grid.coarse_spacing(spacing))
-    inner = depth > HEAD_MARGIN_MM
+    inner = depth > margin
     if not inner.any():
         inner = head
     return grid.upsample(inner) if not grid.is_identity else inner

@@ -226,7 +226,10 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not (c.mask & grown).any()]
-    full = refine_labels(coarse, grid, lambda: volume.data > edge, ~body)
+    # only each organ's own boundary voxels are decided at full resolution: `_grow` already took
+    # back its partial-volume rim, and the coarse voxels beyond it hold the neighbours (bowel,
+    # muscle, diaphragm) that are above the fat edge too (they added about 10 % to the liver)
+    full = refine_labels(coarse, grid, lambda: volume.data > edge, coarse == 0)
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
@@ -314,14 +317,16 @@ def _slice_of(c: _Candidate, frame: BodyFrame) -> int:
 
 
 def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
-    """Whether a core lies in the chest: above ``above_z`` with lung on both sides of it in its slice."""
+    """Whether a core lies in the chest (the heart): above ``above_z``, between the lungs' medial
+    edges in its slice. Not between their centroids: at the bases each lung's posterior recess
+    wraps around the liver or the spleen laterally, which would put those organs "between" them."""
     if c.centroid[2] <= above_z:
         return False
     k = _slice_of(c, frame)
     left, right = lungs.left[k], lungs.right[k]
     if not (left.any() and right.any()):
         return False
-    return float(frame.x[k][right].mean()) < c.centroid[0] < float(frame.x[k][left].mean())
+    return float(frame.x[k][right].max()) < c.centroid[0] < float(frame.x[k][left].min())
 
 
 def _choose(

@@ -367,8 +367,10 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
 def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | None, mask: np.ndarray,
             bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None, used: str) -> Quality:
     """The quality of a non-empty segmentation by segmenter ``used`` (see `grounding.plausibility`)."""
-    is_ct_target = target in CT_TARGETS and used == "classical" and vol.modality == "CT"
-    q = fact_quality(vol, uses_side=True, uses_hu=is_ct_target)
+    # the classical search reads values as the modality says: HU bands on CT, a hyperintense
+    # lesion (FLAIR/T2) otherwise, so a guessed modality (sequence unknown) is held against both
+    by_values = used == "classical" and (target in CT_TARGETS and vol.modality == "CT" or target == "lesion")
+    q = fact_quality(vol, uses_side=True, uses_hu=by_values)
     whole = mode == "3d" and prompt is None and target is not None
     sub = mask[bbox]
     step = max(1, int(round((sub.size / 2_000_000) ** (1 / 3))))  # sampled mean: lungs are large
