@@ -1,8 +1,6 @@
 """Failure classes of the classical organ and MR lesion search, each reproduced by a construction in
 the test: a liver and a spleen with the lungs' basal recesses wrapped around them (both were refused
-as "thoracic"), an enhanced spleen touching the left kidney, an arterial aorta touching the spine
-(the scan was read as plain, so the enhanced spleen was searched at plain HU), a liver cut by the
-field of view, a skull-stripped FLAIR (a 10 mm scalp margin took the outer brain and its lesions
+as "thoracic"), an enhanced spleen touching the left kidney, a liver cut by the field of view, a skull-stripped FLAIR (a 10 mm scalp margin took the outer brain and its lesions
 away) and a lesion found on an MR whose modality was guessed (stated as fact)."""
 
 from __future__ import annotations
@@ -108,28 +106,6 @@ def test_enhanced_spleen_touching_the_left_kidney():
     organs = ClassicalSegmenter().organs(case.volume)
     assert dice(organs.mask("spleen"), spleen) >= 0.8
     assert dice(organs.mask("kidney_left"), kidney) >= 0.8
-
-
-def test_arterial_aorta_touching_the_spine_is_read_as_enhanced():
-    """Arterial blood (300 HU) is as bright as vertebral bone; an aorta touching the vertebral body
-    joined the spine's component, the aorta window moved in front of it and read 30 HU: the scan
-    was taken for plain and the enhanced spleen searched at plain HU."""
-    case = synthetic_abdomen(3, "arterial")
-    data = case.volume.data
-    x, y, z = _world(case.volume)
-    bone = data > 200
-    mid = bone.shape[0] // 2
-    spine_cols = np.argwhere(bone[mid])
-    front = float(y[0, spine_cols[:, 0].min(), 0])
-    spine_x = float(np.median(x[0, 0, spine_cols[:, 1]]))
-    # move the aorta to touch the vertebral body's front (it was about 10 mm away)
-    aorta = (data > 250) & (np.abs(x - spine_x - 16) < 40) & (y < front) & (y > front - 60) & (data < 500)
-    data[aorta] = -90.0
-    new = ((x - spine_x - 14) ** 2 + (y - (front - 11)) ** 2 <= 12 ** 2) & np.ones(data.shape, bool)
-    data[new & (data < 200)] = 320.0
-    organs = ClassicalSegmenter().organs(case.volume)
-    assert organs.statistics.phase == "arterial", organs.statistics.describe()
-    assert dice(organs.mask("spleen"), case.labels["spleen"] & ~new) >= 0.75
 
 
 def skull_stripped_flair(seed: int = 0) -> tuple[Volume, np.ndarray]:

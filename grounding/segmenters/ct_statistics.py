@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from grounding.segmenters.morphology import CONN26, CoarseGrid, component_sizes, ellipsoid
+from grounding.segmenters.morphology import CONN26, CoarseGrid, component_sizes
 from imaging.volume import Volume
 
 #: Gaussian smoothing (mm) of the coarse block means, for bands and cores, and for edges
@@ -38,10 +38,6 @@ FAT_EDGE_LIMITS = (-70.0, -10.0)
 SPINE_HU = 180.0
 #: the spine lies within this distance (mm) of the midline
 SPINE_MIDLINE_MM = 40.0
-#: erosion (mm, in-plane) that parts the spine from an enhanced aorta touching it
-SPINE_SPLIT_MM = 4.0
-#: pieces of a slice's bone at least this fraction of its largest may be the vertebra
-SPINE_PIECE_FRACTION = 0.3
 #: aorta search window relative to the spine: x from its centre, y in front of its anterior edge (mm)
 AORTA_WINDOW_MM = {"x": (-15.0, 45.0), "y": (8.0, 50.0)}
 #: width (mm) of the disk averaged to read the aorta's HU (an adult aorta is 15-30 mm wide)
@@ -139,22 +135,12 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
     steps = ndimage.distance_transform_cdt(np.pad(body, ((0, 0), (1, 1), (1, 1))), metric=planar)[:, 1:-1, 1:-1]
     depth = steps.astype(np.float32) * float(np.mean(spacing[1:]))
     bone = (hu >= SPINE_HU) & body & (np.abs(x - body_x) <= SPINE_MIDLINE_MM) & (y >= centre_y - 10.0)
-    # enhanced blood is as bright as vertebral bone: an arterial aorta lies a few mm in front of the
-    # vertebral bodies and merges with them on the smoothed coarse grid, and the heart is larger
-    # than the spine. In each slice the bone is eroded by `SPINE_SPLIT_MM` (parting them); the
-    # spine is the most posterior of its sizeable pieces, grown back within the bone
-    ball = ellipsoid(SPINE_SPLIT_MM, spacing, planar=True)[0]
-    spine = np.zeros(hu.shape, dtype=bool)
-    for k in np.flatnonzero(bone.any(axis=(1, 2))):
-        labels, n = ndimage.label(ndimage.binary_erosion(bone[k], ball))
-        if n == 0:
-            continue
-        sizes = component_sizes(labels, n)[1:]
-        pieces = np.flatnonzero(sizes >= SPINE_PIECE_FRACTION * sizes.max()) + 1
-        back = pieces[int(np.argmax(ndimage.mean(y[k], labels, pieces)))]
-        spine[k] = ndimage.binary_dilation(labels == back, ball) & bone[k]
+    labels, n = ndimage.label(bone, structure=CONN26)
     front_by_slice = np.full(hu.shape[0], np.nan, dtype=np.float64)
-    if spine.any():
+    if n:
+        sizes = component_sizes(labels, n)
+        sizes[0] = 0
+        spine = np.asarray(labels == int(np.argmax(sizes)))
         spine_x = float(x[spine].mean())
         ys = np.where(spine, y, np.inf).reshape(hu.shape[0], -1).min(axis=1)
         front_by_slice[np.isfinite(ys)] = ys[np.isfinite(ys)]

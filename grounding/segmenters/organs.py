@@ -115,6 +115,8 @@ KIDNEY_FRONT_MM = 45.0
 #: a kidney's centre lies in a slice where lung is less than this fraction of the body (the
 #: posterior lung recesses reach down to the upper poles, not to the hilum)
 KIDNEY_MAX_LUNG_FRACTION = 0.1
+#: a core is in the chest (the heart) only in a slice where lung is at least this fraction of the body
+THORACIC_LUNG_FRACTION = 0.1
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
@@ -258,7 +260,13 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[flo
     if organ == "kidney" and phase != "non-contrast":
         return max(low, mode - KIDNEY_BELOW_HU), KIDNEY_TOP_HU
     half = HALF_WIDTH_HU[phase][organ]
-    return max(low, mode - half), min(high, mode + half)
+    if organ == "kidney":
+        # plain kidneys lie within 10-15 HU of the spleen beside them: the prior keeps them apart
+        return max(low, mode - half), min(high, mode + half)
+    # for liver and spleen the prior bounds where the mode is looked for, not the band around it:
+    # an organ whose mode lies near the prior's edge (a plain spleen at 35 HU) would lose the half
+    # of it beyond
+    return mode - half, mode + half
 
 
 def _candidates(
@@ -324,7 +332,8 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
         return False
     k = _slice_of(c, frame)
     left, right = lungs.left[k], lungs.right[k]
-    if not (left.any() and right.any()):
+    # a few voxels of "lung" (the recesses' tips, bowel gas below the chest) make no chest
+    if lungs.fraction[k] < THORACIC_LUNG_FRACTION or not (left.any() and right.any()):
         return False
     return float(frame.x[k][right].max()) < c.centroid[0] < float(frame.x[k][left].min())
 
