@@ -70,7 +70,8 @@ def test_liver_cut_by_the_field_of_view():
     """A targeted scan of 40 mm through the upper liver, with the body's right side cut by the
     field of view: the liver is found as far as it is seen."""
     full = synthetic_abdomen(4, "portal-venous", spacing=(2.0, 1.5, 1.5), z_range_mm=(-60.0, -20.0))
-    cut = 45  # columns of the patient's right (low x on LPS) outside the field of view
+    # the field of view begins 15 mm inside the liver's right edge (low x on LPS)
+    cut = int(np.flatnonzero(full.labels["liver"].any(axis=(0, 1)))[0]) + 10
     data = full.volume.data[:, :, cut:].copy()
     affine = full.volume.affine.copy()
     affine[0, 3] += cut * affine[0, 2]

@@ -32,7 +32,8 @@
   the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
   between organ and lesion and filled. No candidate gives an empty mask.
 * **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
-  minus a `HEAD_MARGIN_MM` shell (scalp and skull). Voxels brighter than the brain's brightest
+  minus a `HEAD_MARGIN_MM` shell (scalp and skull), or minus `STRIPPED_MARGIN_MM` when the image
+  is skull-stripped (its background is one exact value, `skull_stripped`). Voxels brighter than the brain's brightest
   normal tissue (its `MR_NORMAL_PERCENTILE`, grey matter on FLAIR) by `MR_K` noise SDs (from
   neighbour differences, as for a box) are candidates; a threshold from the brain's median and
   MAD would fall inside grey matter (the MAD mixes grey and white matter, and the bias field

@@ -3,13 +3,14 @@
 HU bands come from the scan itself (`grounding.segmenters.ct_statistics`): the fat/soft-tissue
 threshold (Otsu inside the body), the contrast phase (aorta in front of the spine, liver HU) and,
 per organ, the mode of the smoothed HU where that organ is expected within the phase's broad
-prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU` (kidneys once enhanced:
+prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, not clipped to the prior
+for liver and spleen (plain kidneys: clipped, as the spleen beside them is 10-15 HU brighter; once enhanced:
 everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
 the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`). All work is on the coarse grid of the chest
 analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
 take well under a second of CPU after the chest analysis; the result is brought to full
-resolution by deciding the voxels at each organ's coarse boundary with the full-resolution
-fat/soft-tissue threshold.
+resolution by deciding the voxels of each organ's coarse boundary layer (inside it: the coarse
+voxels beyond hold neighbouring soft tissue) with the full-resolution fat/soft-tissue threshold.
 
 Per organ, in the order liver, kidneys, spleen (each excluding the ones found before; the
 kidneys before the spleen, whose zone they share):
@@ -24,7 +25,9 @@ kidneys before the spleen, whose zone they share):
    belongs (an organ cut at a constriction or by noise):
 
    * liver: the largest core on the patient's right, not thoracic (the heart: above the
-     liver's core, between the two lungs); joining cores must not lie where the spleen, a
+     liver's core, between the two lungs' medial edges in a slice at least
+     `THORACIC_LUNG_FRACTION` lung; the basal recesses wrap around liver and spleen laterally,
+     so the lungs' centroids would put those organs "between" them); joining cores must not lie where the spleen, a
      kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
      centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
@@ -46,7 +49,10 @@ cut by the field of view is measured as far as it is seen. Known limits: a fatty
 splenomegaly crossing the midline), organs touching broadly at the same HU without a
 constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
 kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
-15 HU (the liver leaks into the wall), kidney cysts and hydronephrosis
+15 HU (the liver leaks into the wall), an arterial aorta touching the vertebral bodies (it joins
+the spine's component, the aorta is read in front of it and the scan taken for plain: the enhanced
+spleen is then searched at plain HU), a plain spleen and kidney of close HU where one of them is
+outside the field of view (the other takes its place), kidney cysts and hydronephrosis
 (holes only filled slice by slice), and the pancreas and bowel wall, which enhance like the liver
 and may join it where they touch. Raises `SegmentationError` when no candidate fits (e.g. a chest
 CT without the abdomen); the message says what was searched.
