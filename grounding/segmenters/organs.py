@@ -3,8 +3,8 @@
 HU bands come from the scan itself (`grounding.segmenters.ct_statistics`): the fat/soft-tissue
 threshold (Otsu inside the body), the contrast phase (aorta in front of the spine, liver HU) and,
 per organ, the mode of the smoothed HU where that organ is expected within the phase's broad
-prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, not clipped to the prior
-for liver and spleen (plain kidneys: clipped, as the spleen beside them is 10-15 HU brighter; once enhanced:
+prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, clipped to the prior
+except for the liver (kidneys once enhanced:
 everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
 the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`). All work is on the coarse grid of the chest
 analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
@@ -266,13 +266,13 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[flo
     if organ == "kidney" and phase != "non-contrast":
         return max(low, mode - KIDNEY_BELOW_HU), KIDNEY_TOP_HU
     half = HALF_WIDTH_HU[phase][organ]
-    if organ == "kidney":
-        # plain kidneys lie within 10-15 HU of the spleen beside them: the prior keeps them apart
-        return max(low, mode - half), min(high, mode + half)
-    # for liver and spleen the prior bounds where the mode is looked for, not the band around it:
-    # an organ whose mode lies near the prior's edge (a plain spleen at 35 HU) would lose the half
-    # of it beyond
-    return mode - half, mode + half
+    if organ == "liver":
+        # the liver, large and first, is surely there: the prior bounds where its mode is looked
+        # for, not the band around it (a plain liver at 47 HU lost its part below 38 HU)
+        return mode - half, mode + half
+    # spleen and kidneys: a mode at the prior's edge may be no organ at all (chest wall muscle on
+    # a chest CT); plain kidneys lie within 10-15 HU of the spleen beside them
+    return max(low, mode - half), min(high, mode + half)
 
 
 def _candidates(
