@@ -10,16 +10,19 @@ the voxels near each coarse boundary with the full-resolution HU threshold. The 
 2. **outside air**: per slice, background connected to the image border. Where the body itself
    touches a border line (field of view cutting the patient), the border is sealed between the
    body's first and last voxel on that line, so a lung cut by the field of view is not taken for
-   outside air. The body mask is everything that is not outside air.
+   outside air; only tissue that survives the table opening seals, so the foam of a table running
+   off the image's sides stays outside. The body mask is everything that is not outside air.
 3. **airways**: per slice, compact air components of tracheal size near the midline are linked
-   across slices; the longest vertical chain is the trachea, then it is followed downwards,
-   slice by slice, through components that overlap it and stay smaller than `AIRWAY_MAX_AREA_MM2`
-   (main bronchi) until they open into the lung.
+   across slices; the longest vertical chain (at least `TRACHEA_MIN_LENGTH_MM`) centred above the
+   lungs' centre that does not open into a lung above and has lungs on both sides is the trachea
+   (`_is_trachea`), then it is followed downwards, slice by slice, through components that
+   overlap it and stay smaller than `AIRWAY_MAX_AREA_MM2` (main bronchi) until they open into
+   the lung.
 4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. When the
    largest one lies on both sides of the midline (lungs touching at the anterior/posterior
-   junction) it is eroded until it falls apart into two comparable cores, which are grown back
-   by a watershed on HU restricted to the original component; when erosion never separates
-   them, the component is cut at the midline. Left and right are assigned by
+   junction) and no second lung-sized component lies on the other side, it is split by a
+   watershed grown from its parts well left and right of the midline towards it (`split_touching`).
+   Left and right are assigned by
    world ``x`` (LPS: +x is the patient's left). Holes are filled slice by slice in each lung, so
    nodules and vessels are inside the lung masks.
 
@@ -70,6 +73,9 @@ TABLE_OPENING_MM = 4.0
 TRACHEA_AREA_MM2 = (25.0, 800.0)
 #: a trachea centroid lies within this fraction of the body width from the midline (or 15 mm)
 TRACHEA_MIDLINE_FRACTION = 0.12
+#: a trachea is followed over at least this length (mm) or the scan's height: a shorter chain is
+#: a main bronchus entering the field of view, too far from the midline to stand for it
+TRACHEA_MIN_LENGTH_MM = 20.0
 #: followed airway components must stay below this area (mm2); larger ones are lung
 AIRWAY_MAX_AREA_MM2 = 1200.0
 #: lungs smaller than this fraction of the body are taken for bowel gas or noise, not lungs
@@ -79,6 +85,12 @@ LUNG_MIN_BODY_FRACTION = 0.005
 LUNG_MIN_SIZE = {False: 20_000.0, True: 400.0}
 #: lungs are "touching" when the largest air component has this fraction on each side
 MERGED_SIDE_FRACTION = 0.2
+#: ... unless another component of at least this fraction of its size lies on the other side
+PAIRED_SIZE_FRACTION = 0.25
+#: touching lungs are split from markers this far (mm) either side of the midline
+SPLIT_MARKER_MM = 20.0
+#: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
+SPLIT_HU_PER_MM = 10.0
 
 LEFT, RIGHT, AIRWAY = 1, 2, 3
 
@@ -181,14 +193,15 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     inside_air = (coarse < HU_AIR) & body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
     airway, trachea = find_airways(inside_air, body, spacing, superior_step)
-    if trachea.any():
+    from_trachea = bool(trachea.any())
+    if from_trachea:
         midline = float(world_x(centroid(trachea)[None])[0])
     else:
         midline = float(world_x(centroid(body)[None])[0])
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     try:
-        labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d)
+        labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d, from_trachea)
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -213,24 +226,31 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     """
     if not dense.any():
         raise SegmentationError("no body found: no CT voxel above -500 HU; is this CT in Hounsfield units?")
-    filled = ~outside_air(dense)
     se = ellipsoid(TABLE_OPENING_MM, spacing, planar=True)
     if se.size == 1:
-        return largest_component(filled)
+        return largest_component(~outside_air(dense))
+    # a table running off the image's sides has thin shells around its foam: only tissue that
+    # survives the opening (a patient cut by the field of view) seals the image border
+    filled = ~outside_air(dense, dilate(erode(dense, se), se))
     opened = dilate(erode(filled, se), se)
     core = largest_component(opened if opened.any() else filled)
     return dilate(core, se) & filled
 
 
-def outside_air(body: np.ndarray) -> np.ndarray:
-    """Per slice, the background connected to the image border where the body does not touch it."""
+def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
+    """Per slice, the background connected to the image border where the body does not touch it.
+
+    Each border line is sealed between the first and last voxel of ``seal`` (default ``body``)
+    on it, so the inside of a body cut by the field of view is not taken for outside air.
+    """
+    seal = body if seal is None else seal
     nz, ny, nx = body.shape
     blocked = np.zeros((nz, ny + 2, nx + 2), dtype=bool)
     blocked[:, 1:-1, 1:-1] = body
-    blocked[:, 0, 1:-1] = span_last_axis(body[:, 0, :])
-    blocked[:, -1, 1:-1] = span_last_axis(body[:, -1, :])
-    blocked[:, 1:-1, 0] = span_last_axis(body[:, :, 0])
-    blocked[:, 1:-1, -1] = span_last_axis(body[:, :, -1])
+    blocked[:, 0, 1:-1] = span_last_axis(seal[:, 0, :])
+    blocked[:, -1, 1:-1] = span_last_axis(seal[:, -1, :])
+    blocked[:, 1:-1, 0] = span_last_axis(seal[:, :, 0])
+    blocked[:, 1:-1, -1] = span_last_axis(seal[:, :, -1])
     labels, n = ndimage.label(~blocked, structure=PLANAR4)
     is_open = np.zeros(n + 1, dtype=bool)
     for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
@@ -286,8 +306,18 @@ def find_airways(
     pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
     spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
     spans[0] = 0
-    best = int(np.argmax(spans))
-    if spans[best] < min(2, inside_air.shape[0]):
+    objects = [None if obj is None else tuple(slice(sl.start + b.start, sl.stop + b.start) for sl, b in zip(obj, box))
+               for obj in ndimage.find_objects(chain_labels)]
+    shortest = min(max(2, int(np.ceil(TRACHEA_MIN_LENGTH_MM / spacing[0]))), inside_air.shape[0])
+    lung_sized = area > AIRWAY_MAX_AREA_MM2
+    lung_sized[0] = False  # label 0 is everything that is not air
+    profile = np.count_nonzero(lung_sized[labels], axis=(1, 2))
+    lung_z = float(profile @ np.arange(profile.size) / max(int(profile.sum()), 1))
+    # the longest chain that passes the trachea tests
+    best = next((int(chain) for chain in np.argsort(spans)[::-1] if spans[chain] >= shortest and _is_trachea(
+        chain_labels[tuple(slice(sl.start - b.start, sl.stop - b.start) for sl, b in zip(objects[chain - 1], box))]
+        == chain, objects[chain - 1], labels, lung_sized, pixel_mm2, superior_step, lung_z)), 0)
+    if best == 0:
         return empty, empty
     trachea = empty.copy()
     trachea[box] = chain_labels == best
@@ -310,6 +340,33 @@ def find_airways(
     return keep[labels], trachea
 
 
+def _is_trachea(chain: np.ndarray, obj: tuple[slice, ...], labels: np.ndarray, lung_sized: np.ndarray,
+                pixel_mm2: float, superior_step: int, lung_z: float) -> bool:
+    """Whether a vertical chain of compact air sections (``chain``: its mask in the box ``obj`` of
+    the planar ``labels``; ``lung_sized`` marks the labels larger than an airway) is the trachea
+    rather than a lung tip, a recess of a lung base or bowel gas.
+
+    The trachea runs up out of the lungs: its centre lies above the centre ``lung_z`` (slice
+    index) of the lung-sized air, at its superior end it does not open into a lung-sized section
+    (a lung base cut by the dome or a wedge beside the heart does), and on at least one of its
+    slices lung-sized air lies on both sides of it (bowel gas under the diaphragm has none).
+    """
+    z_local = np.flatnonzero(chain.any(axis=(1, 2)))
+    if (obj[0].start + float(z_local.mean()) - lung_z) * superior_step < 0:
+        return False
+    top = int(z_local.max() if superior_step > 0 else z_local.min())
+    above = obj[0].start + top + superior_step
+    if 0 <= above < labels.shape[0] and np.any(lung_sized[labels[above][obj[1:]][chain[top]]]):
+        return False
+    x = int(round(float(np.mean(np.nonzero(chain)[2])))) + obj[2].start
+    for k in z_local:
+        big = lung_sized[labels[obj[0].start + k]]
+        left, right = np.count_nonzero(big[:, :x]) * pixel_mm2, np.count_nonzero(big[:, x + 1:]) * pixel_mm2
+        if min(left, right) >= AIRWAY_MAX_AREA_MM2:
+            return True
+    return False
+
+
 def find_lungs(
     inside_air: np.ndarray,
     airway: np.ndarray,
@@ -317,11 +374,15 @@ def find_lungs(
     world_x: Callable[[np.ndarray], np.ndarray],
     midline_x_mm: float,
     is_2d: bool,
+    midline_from_trachea: bool = True,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
-    ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid.
+    ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid. A
+    midline not from the trachea (the body's centre, pulled aside by an arm or a field-of-view
+    cut) is replaced, for splitting touching lungs, by the middle of their joint extent.
     """
+
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
     labels, n = label_components(candidates, CONN6)
     del candidates
@@ -337,14 +398,16 @@ def find_lungs(
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
     largest_left &= largest  # ...and in the largest component
     left_fraction = np.count_nonzero(largest_left) / np.count_nonzero(largest)
+    x_largest = float(world_x(centroid(largest)[None])[0])
+    # a second lung-sized component on the far side of the largest one's centre: the lungs are
+    # apart, and the largest straddles the midline only because the midline is off
+    paired = n > 1 and sizes[order[1]] >= PAIRED_SIZE_FRACTION * sizes[order[0]] and (
+        (_side(labels == order[1], world_x, midline_x_mm) == LEFT) != (x_largest > midline_x_mm))
 
     parts: list[np.ndarray] = []
-    if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION:
-        parts = split_touching(largest, coarse)
-        if len(parts) < 2:
-            # erosion never separated them (a wide junction): cut at the midline rather than call
-            # both lungs one side
-            parts = [largest_left, largest & ~largest_left]
+    if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
+        centre = midline_x_mm if midline_from_trachea else _middle_x(largest, world_x)
+        parts = split_touching(largest, coarse, world_x, centre)
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()
@@ -376,6 +439,13 @@ def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline
     return LEFT if float(world_x(centroid(mask)[None])[0]) > midline_x_mm else RIGHT
 
 
+def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> float:
+    """World x (mm) halfway between the 1st and 99th percentile of ``mask``'s x (every second
+    voxel along each axis: the coordinate list of a pair of lungs is large)."""
+    points = np.argwhere(mask[::2, ::2, ::2]) * 2
+    return float(np.mean(np.percentile(world_x(points), [1.0, 99.0])))
+
+
 def _fill_label_holes(labels: np.ndarray, value: int) -> None:
     mask = labels == value
     if not mask.any():
@@ -386,32 +456,38 @@ def _fill_label_holes(labels: np.ndarray, value: int) -> None:
     crop[filled & (crop == 0)] = value
 
 
-def split_touching(mask: np.ndarray, coarse: np.ndarray, max_erosions: int = 12) -> list[np.ndarray]:
-    """Split two touching lungs: erode until two comparable cores, then watershed on HU.
+def split_touching(
+    mask: np.ndarray, coarse: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float
+) -> list[np.ndarray]:
+    """Split two touching lungs by a watershed grown from their lateral parts towards the midline.
 
-    Returns the two parts (full-shape masks), or ``[mask]`` when erosion never separates them.
+    The markers are the parts of ``mask`` more than `SPLIT_MARKER_MM` either side of the midline
+    (each lung's lateral bulk); the flooding runs from far to near the midline (HU divided by
+    `SPLIT_HU_PER_MM` is added, so a visible pleural septum still holds the boundary), so the two floods meet
+    at the midline wherever the lungs touch (an anterior or posterior junction line too thin to
+    see) and follow each lung's own connectivity elsewhere: a lung reaching across the midline
+    without touching the other keeps its part there. Erosion into two cores, the older way,
+    separates lungs touching along a long junction at the wrong place and needs many passes.
+
+    Returns the two parts (full-shape masks), or ``[mask]`` when one side has no marker.
     """
     from skimage.segmentation import watershed
 
     bbox = ndimage.find_objects(mask.astype(np.uint8))[0]
     region = mask[bbox]
-    core = region
-    markers = None
-    for _ in range(max_erosions):
-        core = erode(core, CONN6, border_value=True)
-        labels, n = label_components(core, CONN6)
-        if n == 0:
-            break
-        if n >= 2:
-            sizes = component_sizes(labels, n)
-            sizes[0] = 0
-            first, second = np.argsort(sizes)[::-1][:2]
-            if sizes[second] >= 0.1 * sizes[first]:
-                markers = (labels == first).astype(np.int32) + 2 * (labels == second)
-                break
-    if markers is None:
+    offset = np.array([sl.start for sl in bbox], dtype=float)
+    # world x is linear in the indices: built from its coefficients, not a per-voxel coordinate list
+    base = float(world_x(offset[None])[0])
+    step = [float(world_x((offset + np.eye(3)[k])[None])[0]) - base for k in range(3)]
+    distance = (base - midline_x_mm + step[0] * np.arange(region.shape[0], dtype=np.float32)[:, None, None]
+                + step[1] * np.arange(region.shape[1], dtype=np.float32)[None, :, None]
+                + step[2] * np.arange(region.shape[2], dtype=np.float32)[None, None, :]).astype(np.float32)
+    markers = ((distance > SPLIT_MARKER_MM) & region).astype(np.int32)
+    markers[(distance < -SPLIT_MARKER_MM) & region] = 2
+    if not ((markers == 1).any() and (markers == 2).any()):
         return [mask]
-    grown = watershed(coarse[bbox], markers, mask=region)
+    elevation = coarse[bbox] / np.float32(SPLIT_HU_PER_MM) - np.abs(distance)
+    grown = watershed(elevation, markers, mask=region)
     parts = []
     for value in (1, 2):
         part = np.zeros(mask.shape, dtype=bool)

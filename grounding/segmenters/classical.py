@@ -42,6 +42,7 @@ from grounding.segmenters.lesions import (
     MASS_MAX_DIAMETER_MM,
     NODULE_MAX_DIAMETER_MM,
     PLEURA_POCKET_MM,
+    THICK_SLICE_MM,
     box_lesion,
     lung_nodules,
     mr_hyperintense_lesion,
@@ -124,6 +125,17 @@ class ClassicalSegmenter:
         return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the outer "
                 f"pleura, every slice (lesions on the mediastinal side, consolidations and ground-glass opacities "
                 f"are not searched); MR: compact lesions brighter than the brain's brightest normal tissue")
+
+    @staticmethod
+    def search_weakness(volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
+        """Why an unprompted lesion search of ``volume`` may miss one, or None: on CT slices thicker
+        than `THICK_SLICE_MM` nodules touching a vessel are not searched."""
+        if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
+            return None
+        if volume.spacing[0] <= THICK_SLICE_MM:
+            return None
+        return (f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a vessel "
+                f"are not searched: one may have been missed")
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""

@@ -14,6 +14,12 @@
   section is at least as wide (equivalent diameter) as a slice is thick, since a narrower blob
   seen on one or two thick slices cannot be told from a vessel crossing the slice. Limit: on
   thick slices nodules not much larger than the slice thickness may be missed.
+  Nodules touching a vessel are one component with the vessel tree and fail these tests; on
+  slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
+  `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
+  `DETACH_MAX_ARMS` vessel branches is a nodule (`_detached_nodules`). On thicker slices the
+  partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
+  are not searched there and the search says so (`ClassicalSegmenter.search_weakness`).
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -75,6 +81,19 @@ MASS_MAX_DIAMETER_MM = 100.0
 MAX_WALL_CONTACT = 0.3
 #: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
 PLEURA_POCKET_MM = 16.0
+#: radii (mm) of the balls whose openings detach nodules from the vessels they touch
+DETACH_RADII_MM = (2.5, 3.5, 5.0, 7.0)
+#: a detached piece's volume over the sphere spanning its largest extent (stricter than
+#: `MIN_SPHERICITY`: what survives an opening is a ball or a stub of a thick vessel)
+DETACHED_MIN_SPHERICITY = 0.45
+#: an opening ball must be at least this many in-plane voxels in radius
+DETACH_MIN_VOXELS = 2.5
+#: what the opening removed around a detached piece may fall into at most this many pieces
+DETACH_MAX_ARMS = 2
+#: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
+DETACHED_MAX_HU = 150.0
+#: a removed piece counts when it reaches this far (mm) from the detached one
+ARM_REACH_MM = 3.0
 #: volume / volume of the sphere whose diameter is the largest bounding-box extent
 MIN_SPHERICITY = 0.25
 #: smallest nodule: equivalent-sphere diameter (mm)
@@ -216,16 +235,119 @@ def lung_nodules(
     lung = search[bbox]
     surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
     medial = _medial(surface)
-    labels, kept = compact_components((data[bbox] >= HU_AIR) & lung, spacing, forbidden=surface & medial,
-                                      max_diameter_mm=max_diameter_mm, wall=surface & ~medial)
-    objects = ndimage.find_objects(labels)
+    dense = (data[bbox] >= HU_AIR) & lung
+    forbidden, wall = surface & medial, surface & ~medial
+    labels, kept = compact_components(dense, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     planar = data.shape[0] == 1
-    kept = [label for label in kept if plausible_nodule(labels[objects[label - 1]] == label, spacing, planar)]
-    if kept:
-        lut = np.zeros(labels.max() + 1, dtype=bool)
-        lut[kept] = True
-        out[bbox] = lut[labels]
+    found = _plausible(labels, kept, spacing, planar)
+    # nodules attached to vessels: what remains of the rejected dense structures once everything
+    # thinner than a ball of each radius is opened away
+    rejected = (labels > 0) & ~found
+    # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
+    # every size after an opening (false positives at junctions): attached nodules are not searched
+    if not planar and spacing[0] <= THICK_SLICE_MM and rejected.any():
+        found |= _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+    out[bbox] = found
     return out
+
+
+def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
+    """The union of the ``kept`` components of ``labels`` that pass `plausible_nodule`."""
+    objects = ndimage.find_objects(labels)
+    kept = [label for label in kept if plausible_nodule(labels[objects[label - 1]] == label, spacing, planar)]
+    lut = np.zeros(labels.max() + 1, dtype=bool)
+    lut[kept] = True
+    return lut[labels]
+
+
+def _detached_nodules(
+    mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
+    wall: np.ndarray, max_diameter_mm: float,
+) -> np.ndarray:
+    """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole.
+
+    ``mask`` is opened by balls of each of `DETACH_RADII_MM` (through distance transforms in mm, so
+    thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
+    the radius exceeds the vessel's, the vessel does not. A surviving piece is a nodule when it
+    passes the tests of an isolated one (`compact_components`, `plausible_nodule`) and what the
+    opening removed around it falls into at most
+    `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
+    where vessels converge, has more). Its median must stay below `DETACHED_MAX_HU`: brighter is a
+    contrast-filled vessel (so a calcified nodule on a vessel is missed).
+    """
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
+    local = mask[box]
+    depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
+    depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
+    values = data[box]
+    near = _neighbourhood(spacing, False)
+    out = np.zeros(local.shape, dtype=bool)
+    for radius in DETACH_RADII_MM:
+        if radius < DETACH_MIN_VOXELS * max(spacing[1:]):
+            continue  # a ball a voxel or two across is any junction of vessels on a coarse grid
+        core = depth > radius
+        if not core.any():
+            break
+        cores, _ = ndimage.label(core, structure=CONN26)
+        grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+        for label, obj in enumerate(ndimage.find_objects(cores), start=1):
+            # a core longer than the largest nodule is a vessel's axis (the ball's is a small blob)
+            if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
+                continue
+            window = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
+                           for sl, g, n in zip(obj, grow, local.shape))
+            opened = ndimage.distance_transform_edt(~core[window], sampling=spacing) <= radius
+            opened &= local[window]
+            parts, _ = ndimage.label(opened, structure=CONN26)
+            piece = parts == parts[tuple(np.argwhere(cores[window] == label)[0])]
+            # as for an isolated nodule, nothing else that survived the opening lies close by
+            others = opened & ~piece
+            if others.any() and (ndimage.binary_dilation(piece, near) & others).any():
+                continue
+            if _is_detached_nodule(piece, local[window] & ~opened, values[window], spacing,
+                                   forbidden[box][window], wall[box][window], max_diameter_mm):
+                out[window] |= piece
+    full = np.zeros(mask.shape, dtype=bool)
+    full[box] = out
+    return full
+
+
+def _is_detached_nodule(
+    piece: np.ndarray, residue: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float],
+    forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+) -> bool:
+    """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window)."""
+    _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
+    if not kept:
+        return False
+    obj = ndimage.find_objects(piece.astype(np.uint8))[0]
+    # a vessel crossing one thick slice obliquely smears into a blob of that slice alone
+    if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
+        return False
+    # the thick stub of a tapering vessel survives the opening too, but is no ball
+    extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing)))
+    if np.count_nonzero(piece) * float(np.prod(spacing)) < DETACHED_MIN_SPHERICITY * math.pi / 6 * extent**3:
+        return False
+    if float(np.median(values[piece])) > DETACHED_MAX_HU:
+        return False
+    return _arms(piece, residue, spacing) <= DETACH_MAX_ARMS
+
+
+def _arms(piece: np.ndarray, residue: np.ndarray, spacing: tuple[float, float, float]) -> int:
+    """How many branches of ``residue`` leave ``piece``: the pieces of the residue that touch it,
+    counted where they cross the shell `ARM_REACH_MM` to twice that away from it (slivers of its
+    own rough surface do not reach the shell; branches joined in the haze right around it are
+    apart there)."""
+    reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
+    obj = ndimage.find_objects(piece.astype(np.uint8))[0]
+    window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
+    near, _ = ndimage.label(residue[window], structure=CONN26)
+    attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
+    distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
+    ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
+    _, n = ndimage.label(ring & residue[window], structure=CONN26)
+    return int(n)
 
 
 def _medial(surface: np.ndarray) -> np.ndarray:

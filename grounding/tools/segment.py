@@ -314,6 +314,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
+        _flag_weak_search(ev.quality, context, vol, target, prompt)
         if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
             other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
             if other:  # one lung without the other: the split, not the patient, is at fault
@@ -354,6 +355,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
     side_words = side_text(side, fraction_left, withheld)
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
+    _flag_weak_search(ev.quality, context, vol, target, prompt)
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
                 if vol.is_2d else f"voxels {fmt_slices(bbox)}")
@@ -388,6 +390,15 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
             right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
             q.merge(lung_pair_quality(right, left))
     return q
+
+
+def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, target: str | None,
+                      prompt: Prompt | None) -> None:
+    """A search its segmenter says is weak on this volume (e.g. thick slices) is at best doubtful,
+    found something or not: what it did not search may hold another lesion."""
+    weak = getattr(segmenter_for(context), "search_weakness", lambda v, t, p: None)(vol, target, prompt)
+    if weak:
+        quality.flag("doubtful", weak)
 
 
 def _lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
