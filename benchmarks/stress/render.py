@@ -54,6 +54,8 @@ LAYOUTS = ("LPS", "RAS", "LAS", "oblique")
 PADDING_HU = (-1024.0, -2048.0, -3024.0)
 #: labels are painted on sub-slices at most this far apart (mm) and averaged into each slice
 SUBSLICE_MM = 1.25
+#: a nodule the scan shows less of than a sphere this wide (mm) is not truth (see `_drop_hidden_nodules`)
+MIN_SHOWN_MM = 4.0
 
 
 @dataclass
@@ -169,11 +171,13 @@ def draw_geometry(rng: np.random.Generator, anatomy: Anatomy, options: GenerateO
     return Geometry(thickness, inplane, origin, (nz, ny, nx), layout, oblique, geometry_params)
 
 
-def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(HU before blur and noise as float32, truth masks) on the geometry's grid.
+def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, np.ndarray], list[float]]:
+    """(HU before blur and noise as float32, truth masks, each nodule's painted volume in mm3).
 
-    Truth masks are those of `Anatomy.truth_labels` plus ``nodules`` (int8: k + 1 where nodule k
-    covers more than half of the voxel).
+    Truth masks are those of `Anatomy.truth_labels` plus ``nodules`` (int8: k + 1 where the painted
+    part of nodule k covers more than half of the voxel). A nodule is painted into lung only, so
+    one placed where a later layer (mediastinum, chest wall) covers the lung is partly or wholly
+    invisible: its painted volume says how much of it the scan shows.
     """
     xs, ys, zs = geometry.axes()
     nz = len(zs)
@@ -192,6 +196,7 @@ def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, 
         members[name][list(labels_of)] = 1.0
     y_front = anatomy.extent[2]
     chunk = max(1, 48 // sub)
+    painted = [0.0] * len(anatomy.nodules)
     for k0 in range(0, nz, chunk):
         k1 = min(nz, k0 + chunk)
         zsub = (zs[k0:k1, None] + offsets[None, :]).ravel()
@@ -204,14 +209,15 @@ def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, 
             truth[name][k0:k1] = members[name][labels].reshape(shape).mean(axis=1) > 0.5
         lung_fraction = members["lung"][labels].reshape(shape).mean(axis=1)
         for k, nodule in enumerate(anatomy.nodules):
-            _add_nodule(nodule, k + 1, hu[k0:k1], truth["nodules"][k0:k1], lung_fraction,
-                        anatomy.hu[LUNG_LEFT], xs, ys, zs[k0:k1], geometry.thickness_mm)
-    return hu, truth
+            painted[k] += _add_nodule(nodule, k + 1, hu[k0:k1], truth["nodules"][k0:k1], lung_fraction,
+                                      anatomy.hu[LUNG_LEFT], xs, ys, zs[k0:k1], geometry.thickness_mm)
+    return hu, truth, painted
 
 
 def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, lung_fraction: np.ndarray,
-                lung_hu: float, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, thickness: float) -> None:
-    """Blend a spherical nodule into the lung part of a slab, with its exact fraction of each slice.
+                lung_hu: float, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, thickness: float) -> float:
+    """Blend a spherical nodule into the lung part of a slab, with its exact fraction of each slice;
+    return the volume painted (mm3).
 
     At in-plane distance rho from the centre the sphere spans z in [cz - h, cz + h],
     h = sqrt(r^2 - rho^2); a slice covers [z - t/2, z + t/2]; the overlap over t is the fraction.
@@ -220,7 +226,7 @@ def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, l
     ix, iy = _range(xs, cx - r, cx + r), _range(ys, cy - r, cy + r)
     iz = np.flatnonzero((zs + thickness / 2 >= cz - r) & (zs - thickness / 2 <= cz + r))
     if ix is None or iy is None or not len(iz):
-        return
+        return 0.0
     zsel = slice(iz[0], iz[-1] + 1)
     rho2 = (xs[ix][None, None, :] - cx) ** 2 + (ys[iy][None, :, None] - cy) ** 2
     h = np.sqrt(np.maximum(r * r - rho2, 0.0))
@@ -228,8 +234,10 @@ def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, l
     overlap = np.minimum(z + thickness / 2, cz + h) - np.maximum(z - thickness / 2, cz - h)
     fraction = (np.clip(overlap, 0.0, None) / thickness).astype(np.float32)
     region = (zsel, iy, ix)
-    hu[region] += fraction * lung_fraction[region] * np.float32(nodule.hu - lung_hu)
-    truth[region][fraction > 0.5] = index
+    shown = fraction * lung_fraction[region]
+    hu[region] += shown * np.float32(nodule.hu - lung_hu)
+    truth[region][shown > 0.5] = index
+    return float(shown.sum()) * abs(xs[1] - xs[0]) * abs(ys[1] - ys[0]) * thickness
 
 
 def paint(anatomy: Anatomy, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray) -> np.ndarray:
@@ -331,7 +339,8 @@ def generate_case(seed: int, options: GenerateOptions | None = None) -> Generate
     lo = np.asarray(geometry.origin) - 0.5 * np.asarray(geometry.spacing[::-1])
     hi = lo + np.asarray(geometry.shape[::-1]) * np.asarray(geometry.spacing[::-1])
     anatomy.nodules = [n for n in anatomy.nodules if np.all((np.asarray(n.centre) >= lo) & (np.asarray(n.centre) < hi))]
-    hu, truth = render(anatomy, geometry)
+    hu, truth, painted = render(anatomy, geometry)
+    _drop_hidden_nodules(anatomy, truth["nodules"], painted)
     scan, outside = scanner(hu, geometry, rng)
     if outside is not None:  # nothing was reconstructed there, so there is nothing to find
         for mask in truth.values():
@@ -367,3 +376,15 @@ def write_case(case: GeneratedCase, path: str | Path, declare_ct: bool = False) 
         img.header["descrip"] = f"{MODALITY_NOTE}CT".encode()
     nib.save(img, str(out))
     return out
+
+
+def _drop_hidden_nodules(anatomy: Anatomy, labels: np.ndarray, painted: list[float]) -> None:
+    """Keep as truth only nodules the scan shows at least ``MIN_SHOWN_MM`` across (painted volume as
+    a sphere's); renumber the label map to match. A nodule drawn under mediastinum or chest wall is
+    not in the image, so counting it as missed would charge the segmenter for the generator."""
+    keep = [k for k, v in enumerate(painted) if (6.0 * v / np.pi) ** (1 / 3) >= MIN_SHOWN_MM]
+    lut = np.zeros(len(painted) + 1, dtype=labels.dtype)
+    for new, k in enumerate(keep, start=1):
+        lut[k + 1] = new
+    labels[...] = lut[labels]
+    anatomy.nodules = [anatomy.nodules[k] for k in keep]
