@@ -37,14 +37,13 @@ any importable callable returning an object with the backend interface (``name``
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -52,6 +51,7 @@ from typing import Any, Callable, Iterable
 from imaging.errors import MMReasonError
 from mmreason.backends.base import BackendError
 from mmreason.case import Case
+from mmreason.run_spec import RunSpec
 from mmreason.trace import Trace
 
 from benchmarks import results as results_mod
@@ -73,65 +73,49 @@ class BenchConfig:
     Attributes:
         tasks: registered task names.
         out: the run folder (created; reused to resume).
-        backend: ``rules``, ``hf``, ``openai`` or ``module:attr`` (see the module docstring).
-        model / base_url: passed to the backend when given. ``base_url`` may be a list of
-            OpenAI-compatible servers of the same model: the ``openai`` backend spreads the requests
-            over them and fails over when one is lost (`mmreason.backends.openai_compat`). The list
-            may change between sessions of a run (a lost server left out); the served model may not.
+        run: how episodes run (`mmreason.run_spec.RunSpec`, the same specification as ``infer`` and
+            ``train``): the backend and its options (``rules``, ``hf``, ``openai`` or ``module:attr``,
+            see the module docstring; several ``base_url`` of the openai backend spread the requests
+            and fail over, and may change between sessions of a run while the served model may not),
+            the segmenter, the loop's settings and limits (``max_turns``, ``temperature``, image
+            budget ...), the tools (``tools.enabled`` False is a direct-answer run, the baseline of
+            the impact of reasoning, ``--compare``) and the base seed (None: 0; case ``i`` gets a
+            seed derived from (seed, task, case id)).
         limit: evaluate only the first ``limit`` cases of each task (loader order).
         batch_size: episodes advanced together through the loop's batched `run_episodes`.
         concurrency: batches in flight at once (threads; for the openai backend).
         verifiers: verifier kinds to run on each trace (``rule``, ``prm``); empty for none.
-        seed: base seed; case ``i`` gets a seed derived from (seed, task, case id).
-        max_turns: model turns per episode.
-        max_new_tokens: generated tokens per model turn (the loop's default when None).
         split: overrides each task's default split.
         data: ``task -> folder`` overrides of the data locations.
         trace_images: keep rendered images (base64 PNG) in the saved traces.
-        tools: offer the grounding tools; False is a direct-answer run (the same images and
-            question, no tools), the baseline of the impact of reasoning (``--compare``). The
-            tool modes of 3-D VQA benchmarks (DeepTumorVQA) are: vision only = ``tools=False``;
-            predicted = tools with any segmenter; oracle = tools with the ``reference`` segmenter,
+        The tool modes of 3-D VQA benchmarks (DeepTumorVQA): vision only = ``run.tools.enabled``
+            False; predicted = tools with any segmenter; oracle = tools with the ``reference`` segmenter,
             which answers ``segment`` with each case's reference masks (`Case.masks`).
         progress: show a tqdm bar on stderr.
-        backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
         protocol: the scoring protocol of ``correct`` (`benchmarks.protocols`; default ``ours``).
         download: fetch a task missing locally from its hub id at the pinned revision.
         data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
         judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
             protocols that need one; empty for none.
-        segmenter: the segment tool's segmenter (`grounding.segmenters.spec.SegmenterSpec` as a dict;
-            empty: classical).
-        limits: `mmreason.loop.LoopConfig` work limits (``max_tool_calls``, ``max_echo_chars``,
-            ``max_prompt_chars``, ``max_seconds``); the loop's defaults for those not given.
     """
 
     tasks: list[str]
     out: Path
-    backend: str = "rules"
-    model: str | None = None
-    base_url: str | list[str] | None = None
+    run: RunSpec = field(default_factory=RunSpec)
     limit: int | None = None
     batch_size: int = 1
     concurrency: int = 1
     verifiers: list[str] = field(default_factory=list)
-    seed: int = 0
-    max_turns: int = 8
-    max_new_tokens: int | None = None
     split: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     trace_images: bool = False
-    tools: bool = True
-    segmenter: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
-    backend_options: dict[str, Any] = field(default_factory=dict)
     verifier_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = DEFAULT_PROTOCOL
     judge: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     download: bool = False
-    limits: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -139,6 +123,16 @@ class BenchConfig:
             raise RunError("--batch-size and --concurrency must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise RunError("--limit must be at least 1")
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed or 0
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record of ``config.json``: the run's own settings, then the run specification's sections."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
+        own = {k: (str(v) if isinstance(v, Path) else v) for k, v in own.items()}
+        return {**own, **self.run.to_dict(), "seed": self.seed}
 
 
 def make_backend(name: str, model: str | None = None, base_url: str | list[str] | None = None,
@@ -318,10 +312,8 @@ def load_verifiers(kinds: list[str], options: dict[str, Any] | None = None) -> V
     """`Verifiers` for ``kinds`` (None when empty); ``prm`` needs ``options["prm_model"]``."""
     if not kinds:
         return None
-    try:
-        module = importlib.import_module("mmreason.verifiers")
-    except ImportError as exc:
-        raise RunError(f"--verifiers needs mmreason.verifiers, which cannot be imported ({exc})") from None
+    from mmreason import verifiers as module
+
     prm = None
     if "prm" in kinds:
         path = (options or {}).get("prm_model")
@@ -339,10 +331,7 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: Verifiers | None,
              log: Callable[[str], None], judge: Judge | None = None) -> dict[str, Any]:
     """Evaluate the pending cases of one task; returns this session's throughput figures."""
-    from grounding.tool import ToolRegistry
-    from grounding.segmenters.spec import SegmenterSpec
-    from grounding.tools import default_registry
-    from mmreason.loop import EpisodeRequest, LoopConfig, run_episodes
+    from mmreason.loop import EpisodeRequest, run_episodes
 
     task = loaded.spec.name
     cases = loaded.cases[: config.limit] if config.limit else loaded.cases
@@ -354,16 +343,14 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
     if not pending:
         return {"samples": 0, "seconds": 0.0}
-    spec = SegmenterSpec.from_dict(config.segmenter)
-    loop_config = LoopConfig(max_turns=config.max_turns, segmenter=spec.name, tool_options=spec.tool_options(),
-                             **config.limits, **(
-        {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
+    loop_config = config.run.loop_config()
     options_in_prompt = loaded.spec.options_in_question
-    registry = default_registry(spec.targets()) if config.tools else ToolRegistry([])
+    registry = config.run.registry()
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 
-    oracle = config.tools and spec.name == "reference"
+    spec = config.run.segmenter
+    oracle = config.run.tools.enabled and spec.name == "reference"
 
     def episodes(chunk: list[Case]) -> list[Trace]:
         # oracle mode: each case's own reference masks answer segment (`grounding.segmenters.reference`)
@@ -472,11 +459,11 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     """Write ``config.json`` (merging the provenance of earlier sessions of the same run)."""
     path = config.out / "config.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    record = config.record()
     doc = {
         **record,
-        "backend_name": getattr(backend, "name", config.backend),
-        "model_id": getattr(backend, "model_id", config.model),
+        "backend_name": getattr(backend, "name", config.run.backend.name),
+        "model_id": getattr(backend, "model_id", config.run.backend.model),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "tasks_provenance": {**previous.get("tasks_provenance", {}), **provenance},
@@ -496,18 +483,23 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     return doc
 
 
-#: run settings that change what a sample is: a resumed run must keep them (not ``base_url``: the
-#: servers may change between sessions, e.g. a lost one left out, as long as the model is the same)
-RUN_SETTINGS = ("backend", "model", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
-                "tools", "protocol", "limits")
+#: run settings that change what a sample is: a resumed run must keep them (not the backend's
+#: ``base_url``: the servers may change between sessions, e.g. a lost one left out, as long as the
+#: model is the same)
+RUN_SETTINGS = ("backend", "seed", "loop", "tools", "split", "protocol")
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
 
 def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
     """``name: old -> new`` for every sample-defining setting that differs from the earlier session."""
-    changed = [f"{k}: {previous.get(k)!r} -> {record.get(k)!r}" for k in RUN_SETTINGS
-               if k in previous and previous.get(k) != record.get(k)]
+    def setting(doc: dict[str, Any], key: str) -> Any:
+        value = doc.get(key)
+        return {k: v for k, v in value.items() if k != "base_url"} if key == "backend" and isinstance(value, dict) \
+            else value
+
+    changed = [f"{k}: {setting(previous, k)!r} -> {setting(record, k)!r}" for k in RUN_SETTINGS
+               if k in previous and setting(previous, k) != setting(record, k)]
     for task, now in provenance.items():
         before = previous.get("tasks_provenance", {}).get(task)
         if before:
@@ -548,7 +540,7 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
     loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
                               options=config.data_options, download=config.download) for name in config.tasks}
     check_oracle(config, loaded)
-    backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
+    backend = config.run.build_backend()
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)
     throughput = {name: run_task(config, lt, backend, verifiers, log, judge) for name, lt in loaded.items()}
@@ -557,9 +549,7 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
 
 def check_oracle(config: BenchConfig, loaded: dict[str, LoadedTask]) -> None:
     """Refuse, before anything is written, the oracle tool mode on a task whose cases have no reference masks."""
-    from grounding.segmenters.spec import SegmenterSpec
-
-    if not config.tools or SegmenterSpec.from_dict(config.segmenter).name != "reference":
+    if not config.run.tools.enabled or config.run.segmenter.name != "reference":
         return
     for name, lt in loaded.items():
         if not any(c.masks for c in lt.cases):

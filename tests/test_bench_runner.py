@@ -16,6 +16,7 @@ from _bench_helpers import TESTS_DIR, ScriptedBackend, materialize, vqa_rad_many
 from benchmarks import runner
 from benchmarks.results import compare_runs
 from mmreason.cli import main
+from mmreason.run_spec import BackendSpec, RunSpec
 from mmreason.trace import Trace
 
 BACKEND = "_bench_helpers:ScriptedBackend"
@@ -26,8 +27,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _config(tmp_path: Path, root: Path, out: str = "run", **kw) -> runner.BenchConfig:
-    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, backend=BACKEND, data={"vqa_rad": str(root)},
-                              progress=False, **kw)
+    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, run=RunSpec(backend=BackendSpec(BACKEND)),
+                              data={"vqa_rad": str(root)}, progress=False, **kw)
 
 
 def test_run_writes_every_output(tmp_path):

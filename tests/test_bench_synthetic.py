@@ -15,6 +15,7 @@ from benchmarks.datasets.common import DatasetError
 from benchmarks.scoring import parse_quantity, score_response
 from benchmarks.synthetic import CTR_MARGIN, KINDS, MR_SPACING, make_synthetic
 from imaging.io import load
+from mmreason.run_spec import RunSpec
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_ground_truth_agrees_with_the_images(synthetic_set):
 
 
 def test_rules_backend_end_to_end_with_verifiers(synthetic_set, tmp_path):
-    config = runner.BenchConfig(tasks=["synthetic"], out=tmp_path / "run", backend="rules", limit=4,
+    config = runner.BenchConfig(tasks=["synthetic"], out=tmp_path / "run", run=RunSpec(), limit=4,
                                 verifiers=["rule"], data={"synthetic": str(synthetic_set)}, progress=False)
     results = runner.run(config, log=lambda m: None)
     task = results["tasks"]["synthetic"]

@@ -32,11 +32,8 @@ SFT_DEFAULTS: dict[str, Any] = {"report_to": "none", "logging_steps": 1, "save_s
 
 
 def loop_config(cfg: RunConfig) -> Any:
-    from mmreason.loop import LoopConfig
-
-    return LoopConfig(max_turns=cfg.env.max_turns, max_images=cfg.env.max_images,
-                      max_initial_images=cfg.env.max_initial_images, max_new_tokens=cfg.env.max_new_tokens,
-                      segmenter=cfg.env.segmenter, tool_options=dict(cfg.env.tool_options))
+    """The loop settings of the run's ``env`` section (`train.config.EnvConfig.run_spec`)."""
+    return cfg.env.run_spec().loop_config()
 
 
 def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:

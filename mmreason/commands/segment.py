@@ -12,19 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from grounding.segmenters import TARGET_DESCRIPTIONS, resolve_target
-from grounding.tool import ToolContext
-from grounding.tools import default_registry
-from grounding.tools.segment import segmenter_for
-from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
-from mmreason.commands.segmenter_args import add_segmenter_arguments, segmenter_spec
+from mmreason.commands.run_args import add_image_arguments, add_segmenter_arguments, load_image, segmenter_spec, shown_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from imaging.volume import Volume
+
+SUMMARY = "segment a structure in an image and summarise it"
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("segment", help="segment a structure in an image and summarise it",
+    p = subparsers.add_parser("segment", help=SUMMARY,
                               description="Segment a structure in an image, summarise its size and side, "
                                           "and optionally save the mask as NIfTI.")
     add_image_arguments(p)
@@ -70,6 +71,11 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
     Raises:
         SegmentationError: unknown backend or target (the message lists the known ones).
     """
+    from grounding.segmenters import TARGET_DESCRIPTIONS, resolve_target
+    from grounding.tool import ToolContext
+    from grounding.tools import default_registry
+    from grounding.tools.segment import segmenter_for
+
     context = ToolContext(volumes={"0": volume}, segmenter=segmenter,
                           options={"segmenter_options": segmenter_options or {}})
     known = segmenter_for(context).targets
@@ -95,6 +101,9 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
 
 def write_mask(mask: np.ndarray, volume: Volume, path: str | Path) -> Path:
     """Write a boolean (z, y, x) mask on ``volume``'s grid as NIfTI (1 inside, 0 outside)."""
+    import numpy as np
+
+    from imaging.volume import Volume
     from imaging.writers import write_nifti
 
     return write_nifti(Volume(data=mask.astype(np.float32), spacing=volume.spacing, affine=volume.affine,
