@@ -176,8 +176,7 @@ def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | 
     doc["protocol"] = config.get("protocol") or "ours"
     doc["results"] = lmms_eval_results(doc)
     doc["n-samples"] = {t: {"original": s["n"], "effective": s["n"]} for t, s in doc["tasks"].items()}
-    doc["config"] = {k: config.get(k) for k in ("backend", "model", "backend_options", "seed", "protocol", "tools",
-                                                "segmenter")}
+    doc["config"] = {k: config.get(k) for k in ("backend", "segmenter", "loop", "seed", "protocol", "tools")}
     doc["date"] = time.time()
     doc["git_hash"] = config.get("git_commit")
     (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
@@ -262,6 +261,12 @@ def protocols_markdown(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tools_offered(config: dict[str, Any]) -> bool:
+    """Whether a run offered tools: its run spec's ``tools.enabled`` (a plain flag in older runs)."""
+    tools = config.get("tools", True)
+    return bool(tools.get("enabled", True)) if isinstance(tools, dict) else bool(tools)
+
+
 def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boot: int = 10000,
                  seed: int = 0, out: Path | None = None) -> dict[str, Any]:
     """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored.
@@ -276,7 +281,7 @@ def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boo
     check_run_dir(Path(run_a))
     check_run_dir(Path(run_b))
     doc: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}, "skipped": {}}
-    tools_a, tools_b = (_run_config(r).get("tools", True) for r in (run_a, run_b))
+    tools_a, tools_b = (_tools_offered(_run_config(r)) for r in (run_a, run_b))
     names = tasks or sorted(p.stem[len("samples_"):] for p in Path(run_a).glob("samples_*.jsonl"))
     for task in names:
         a = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_a) / f"samples_{task}.jsonl")}

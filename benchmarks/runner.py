@@ -493,13 +493,17 @@ TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
 def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
     """``name: old -> new`` for every sample-defining setting that differs from the earlier session."""
-    def setting(doc: dict[str, Any], key: str) -> Any:
-        value = doc.get(key)
-        return {k: v for k, v in value.items() if k != "base_url"} if key == "backend" and isinstance(value, dict) \
-            else value
-
-    changed = [f"{k}: {setting(previous, k)!r} -> {setting(record, k)!r}" for k in RUN_SETTINGS
-               if k in previous and setting(previous, k) != setting(record, k)]
+    changed = []
+    for key in RUN_SETTINGS:
+        if key not in previous:
+            continue
+        old, new = previous.get(key), record.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):  # a section of the run spec: name the keys
+            for sub in sorted(set(old) | set(new)):
+                if sub != "base_url" and old.get(sub) != new.get(sub):
+                    changed.append(f"{key if sub == 'name' else sub}: {old.get(sub)!r} -> {new.get(sub)!r}")
+        elif old != new:
+            changed.append(f"{key}: {old!r} -> {new!r}")
     for task, now in provenance.items():
         before = previous.get("tasks_provenance", {}).get(task)
         if before:

@@ -16,7 +16,8 @@ from _bench_helpers import TESTS_DIR, ScriptedBackend, materialize, vqa_rad_many
 from benchmarks import runner
 from benchmarks.results import compare_runs
 from mmreason.cli import main
-from mmreason.run_spec import BackendSpec, RunSpec
+from mmreason.loop import LoopConfig
+from mmreason.run_spec import BackendSpec, RunSpec, ToolRecipe
 from mmreason.trace import Trace
 
 BACKEND = "_bench_helpers:ScriptedBackend"
@@ -26,9 +27,12 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _config(tmp_path: Path, root: Path, out: str = "run", **kw) -> runner.BenchConfig:
-    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, run=RunSpec(backend=BackendSpec(BACKEND)),
-                              data={"vqa_rad": str(root)}, progress=False, **kw)
+def _config(tmp_path: Path, root: Path, out: str = "run", seed: int | None = None, max_turns: int = 8,
+            backend_options: dict | None = None, tools: bool = True, **kw) -> runner.BenchConfig:
+    run = RunSpec(backend=BackendSpec(BACKEND, options=backend_options or {}), loop=LoopConfig(max_turns=max_turns),
+                  tools=ToolRecipe(enabled=tools), seed=seed)
+    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, run=run, data={"vqa_rad": str(root)},
+                              progress=False, **kw)
 
 
 def test_run_writes_every_output(tmp_path):

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from mmreason.commands import plain
 
 SUMMARY = "web app: open a study, scroll it, ask a question, watch the reasoning"
 
@@ -19,7 +20,7 @@ SUMMARY = "web app: open a study, scroll it, ask a question, watch the reasoning
 def register(subparsers: Any) -> None:
     from mmreason.commands import run_args
 
-    p = subparsers.add_parser("app", help=SUMMARY, description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("app", help=SUMMARY, description=plain(__doc__.splitlines()[0]))
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, help="port (default: Gradio's, 7860 or the next free one)")

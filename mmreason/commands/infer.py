@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imaging.errors import MMReasonError
+from mmreason.commands import plain
 
 SUMMARY = "answer a question about an image or study, with grounded evidence"
 
@@ -33,7 +34,7 @@ class InferError(MMReasonError, ValueError):
 def register(subparsers: Any) -> None:
     from mmreason.commands import run_args
 
-    p = subparsers.add_parser("infer", help=SUMMARY, description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("infer", help=SUMMARY, description=plain(__doc__.splitlines()[0]))
     p.add_argument("--image", action="append", required=True, metavar="PATH",
                    help="image file or DICOM folder; repeat for several (a follow-up: prior first, then current); "
                         "the image loading options apply to each")

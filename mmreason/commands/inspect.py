@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmreason.commands import plain
 from mmreason.commands.run_args import add_image_arguments, load_image, shown_name
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ SUMMARY = "show what mmreason loads from an image file or DICOM folder"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("inspect", help=SUMMARY,
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_image_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Any
 
+from mmreason.commands import plain
 
 SUMMARY = "serve the grounding tools over the Model Context Protocol"
 
@@ -20,7 +21,7 @@ def register(subparsers: Any) -> None:
     from mmreason.commands.run_args import add_config_argument, add_segmenter_arguments
 
     p = subparsers.add_parser("mcp", help=SUMMARY,
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                    help="stdio (default) or streamable HTTP")
     p.add_argument("--host", default="127.0.0.1", help="http: address to listen on (default 127.0.0.1)")

@@ -18,6 +18,8 @@ import argparse
 import sys
 from typing import Any
 
+from mmreason.commands import plain
+
 SUMMARY = "serve a backend through an OpenAI-compatible HTTP API"
 
 
@@ -25,7 +27,7 @@ def register(subparsers: Any) -> None:
     from mmreason.commands.run_args import add_backend_arguments, add_config_argument
 
     p = subparsers.add_parser("serve", help=SUMMARY,
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_argument(p)
     add_backend_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
