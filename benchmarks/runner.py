@@ -487,6 +487,9 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
 #: ``base_url``: the servers may change between sessions, e.g. a lost one left out, as long as the
 #: model is the same)
 RUN_SETTINGS = ("backend", "seed", "loop", "tools", "split", "protocol")
+#: how a changed key of a run-spec section is named in the refusal (else by the key alone)
+SETTING_LABELS = {("backend", "name"): "backend", ("backend", "options"): "backend_options",
+                  ("tools", "enabled"): "tools", ("tools", "names"): "tools.names"}
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
@@ -501,7 +504,8 @@ def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenan
         if isinstance(old, dict) and isinstance(new, dict):  # a section of the run spec: name the keys
             for sub in sorted(set(old) | set(new)):
                 if sub != "base_url" and old.get(sub) != new.get(sub):
-                    changed.append(f"{key if sub == 'name' else sub}: {old.get(sub)!r} -> {new.get(sub)!r}")
+                    label = SETTING_LABELS.get((key, sub), sub)
+                    changed.append(f"{label}: {old.get(sub)!r} -> {new.get(sub)!r}")
         elif old != new:
             changed.append(f"{key}: {old!r} -> {new!r}")
     for task, now in provenance.items():
