@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from _bench_helpers import TESTS_DIR, vqa_rad_many
+from tests.helpers.bench import REPO_DIR, vqa_rad_many
 from benchmarks import runner
 from mmreason.backends import BackendError
 from mmreason.run_spec import BackendSpec, RunSpec
 
 
 def _serve() -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "mmreason", "serve", "--backend", "_bench_helpers:SlowBackend",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "mmreason", "serve", "--backend", "tests.helpers.bench:SlowBackend",
                                 "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     assert " at http://127.0.0.1:" in line, process.stderr.read()

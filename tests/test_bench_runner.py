@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _bench_helpers import TESTS_DIR, ScriptedBackend, materialize, vqa_rad_many
+from tests.helpers.bench import REPO_DIR, ScriptedBackend, materialize, vqa_rad_many
 from benchmarks import runner
 from benchmarks.results import compare_runs
 from mmreason.cli import main
@@ -20,7 +20,7 @@ from mmreason.loop import LoopConfig
 from mmreason.run_spec import BackendSpec, RunSpec, ToolRecipe
 from mmreason.trace import Trace
 
-BACKEND = "_bench_helpers:ScriptedBackend"
+BACKEND = "tests.helpers.bench:ScriptedBackend"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -106,8 +106,8 @@ def test_kill_and_resume_a_real_run(tmp_path):
     root = vqa_rad_many(tmp_path, 12)
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "mmreason.cli", "bench", "--tasks", "vqa_rad",
-           "--backend", "_bench_helpers:SlowBackend", "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+           "--backend", "tests.helpers.bench:SlowBackend", "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), os.environ.get("PYTHONPATH", "")])}
     samples = out / "samples_vqa_rad.jsonl"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
