@@ -14,7 +14,7 @@ Examples::
     mmreason bench --make-synthetic data/synthetic --n 200 --seed 0
 
 Re-running the same command (same ``--out``) resumes an interrupted run. ``--backend`` also takes
-``module:attr``, an importable backend factory (see `benchmarks.runner`). The backend, segmenter,
+``module:attr``, an importable backend factory (see `benchmarks.core.runner`). The backend, segmenter,
 loop and tool options are those of ``mmreason infer`` (``--config FILE`` sets them from a file). With several
 ``--base-url``, requests go to the least busy live server and move to another when one is lost; a
 run whose every server is gone stops and resumes later, with the same or other servers.
@@ -113,7 +113,7 @@ def _data_options(items: list[str]) -> dict[str, dict[str, object]]:
 
 def _list_tasks(data: dict[str, str], as_json: bool) -> int:
     from benchmarks.protocols import PROTOCOLS
-    from benchmarks.tasks import REGISTRY, data_dir, local_count
+    from benchmarks.core.tasks import REGISTRY, data_dir, local_count
 
     rows = []
     for name, spec in REGISTRY.items():
@@ -159,7 +159,7 @@ def _print_results(results: dict, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks import runner
+    from benchmarks.core import runner
     from mmreason.commands.run_args import run_spec_from_args
 
     data = _data_overrides(args.data)
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list_tasks(data, args.json)
     if args.make_synthetic:
-        from benchmarks.synthetic import make_synthetic
+        from benchmarks.core.synthetic import make_synthetic
 
         path = make_synthetic(Path(args.make_synthetic), n=args.n, seed=args.seed or 0,
                               progress=not args.no_progress)
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     judge_options = {"backend": args.judge_backend, "model": args.judge_model, "base_url": args.judge_base_url}
     if args.compare:
-        from benchmarks.results import compare_runs
+        from benchmarks.core.results import compare_runs
 
         doc = compare_runs(Path(args.compare[0]), Path(args.compare[1]), _split_list(args.tasks) or None,
                            seed=args.seed or 0, out=Path(args.out) if args.out else None)

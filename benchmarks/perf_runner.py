@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.datasets.synthetic import ANNOTATION
-from benchmarks.synthetic import make_synthetic
+from benchmarks.core.synthetic import make_synthetic
 from mmreason.loop import LoopConfig
 from mmreason.run_spec import BackendSpec, RunSpec
 

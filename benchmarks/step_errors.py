@@ -164,8 +164,8 @@ def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = 
     """Re-run the rules backend with wrong evidence and count how each wrong answer ends:
     declined or hedged by the planner, flagged by the verifiers (a step `incorrect`, or the answer
     step not `correct`), or confidently wrong (stated as fact and every check passed)."""
-    from benchmarks.runner import last_assistant_text
-    from benchmarks.scoring import score_response
+    from benchmarks.core.runner import last_assistant_text
+    from benchmarks.core.scoring import score_response
     from imaging.io import load
     from mmreason.backends.rules import RulesBackend
     from mmreason.loop import run_episode
@@ -201,7 +201,7 @@ def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = 
 
 def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
     """The correctly answered (case, trace) pairs of a ``mmreason bench`` run folder."""
-    from benchmarks.runner import case_from_row, read_jsonl_tolerant
+    from benchmarks.core.run_folder import case_from_row, read_jsonl_tolerant
 
     pairs = []
     for samples in sorted(run_dir.glob("samples_*.jsonl")):
@@ -214,9 +214,9 @@ def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
 
 def traces_of_rules(n: int, data: Path | None) -> list[tuple[Case, Trace]]:
     """Run the rules backend on the first ``n`` synthetic cases; keep the correct ones."""
-    from benchmarks.runner import last_assistant_text
-    from benchmarks.scoring import score_response
-    from benchmarks.tasks import load_task
+    from benchmarks.core.runner import last_assistant_text
+    from benchmarks.core.scoring import score_response
+    from benchmarks.core.tasks import load_task
     from mmreason.backends.rules import RulesBackend
     from mmreason.loop import run_episode
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.bench import REPO_DIR, vqa_rad_many
-from benchmarks import runner
+from benchmarks.core import runner
 from mmreason.backends import BackendError
 from mmreason.run_spec import BackendSpec, RunSpec
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.bench import materialize, vqa_rad_many
-from benchmarks import tasks
+from benchmarks.core import tasks
 from benchmarks.datasets import common, medframeqa, medxpertqa, mmmu, omnimedvqa, pathvqa, pmc_vqa, slake, vqa_rad
 from benchmarks.datasets.common import DatasetError
 

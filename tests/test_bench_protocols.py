@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers.bench import materialize
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.protocols import PROTOCOLS, ProtocolError, get_protocol
 from benchmarks.protocols.lmms_eval import slake_normalize
 from benchmarks.protocols.vlmevalkit import can_infer

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.bench import REPO_DIR, ScriptedBackend, materialize, vqa_rad_many
-from benchmarks import runner
-from benchmarks.results import compare_runs
+from benchmarks.core import runner
+from benchmarks.core.results import compare_runs
 from mmreason.cli import main
 from mmreason.loop import LoopConfig
 from mmreason.run_spec import BackendSpec, RunSpec, ToolRecipe

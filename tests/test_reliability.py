@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.bad_inputs import MODEL_OUTPUTS, ReplayBackend, vqa_rad_folder, patch_nifti, write_nifti_chest
 from grounding.tool import ToolContext, ToolError
 from grounding.tools import default_registry

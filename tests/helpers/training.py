@@ -1,7 +1,7 @@
 """Session fixtures of the training tests (a trainable tiny model, a small synthetic set; registered
 by ``tests/conftest.py``) and helpers building an env and a rollout.
 
-The synthetic set has the first 23 cases of seed 0 (`benchmarks.synthetic` sets are prefixes of
+The synthetic set has the first 23 cases of seed 0 (`benchmarks.core.synthetic` sets are prefixes of
 each other), which include chest CTs without a nodule (``syn-0000``, ``syn-0010``) and one with a
 right-lung nodule (``syn-0020`` presence, ``syn-0021`` side, ``syn-0022`` size).
 """
@@ -21,7 +21,7 @@ N_CASES = 23
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from benchmarks.synthetic import make_synthetic
+    from benchmarks.core.synthetic import make_synthetic
 
     folder = tmp_path_factory.mktemp("train_synthetic")
     make_synthetic(folder, n=N_CASES, seed=0)

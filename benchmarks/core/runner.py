@@ -14,7 +14,7 @@ A run folder (``--out runs/NAME``) holds:
 * ``steps_<task>.jsonl``: verifier verdicts per case (with ``--verifiers``);
 * ``results.json`` / ``results.md``: metrics with Wilson intervals, subgroups, throughput, step
   metrics, every protocol side by side, and lmms-eval's ``results`` keyed by task and
-  ``"metric,filter"`` (`benchmarks.results`); ``plots/*.png``.
+  ``"metric,filter"`` (`benchmarks.core.results`); ``plots/*.png``.
 
 Every case starts from a fresh context: `mmreason.loop.run_episode` builds a new tool context,
 evidence board and conversation per call and the runner passes nothing from one case to the
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -54,17 +53,26 @@ from mmreason.case import Case
 from mmreason.run_spec import RunSpec
 from mmreason.trace import Trace
 
-from benchmarks import results as results_mod
+from benchmarks.core import results as results_mod
+from benchmarks.core.run_folder import (
+    SAMPLES,
+    STEPS,
+    JsonlAppender,
+    RunError,
+    case_from_row,
+    check_run_dir,
+    dedup,
+    json_default,
+    read_jsonl_tolerant,
+    rewrite_jsonl,
+    run_protocol,
+)
+from benchmarks.core.tasks import LoadedTask, load_task
 from benchmarks.protocols import DEFAULT_PROTOCOL, Judge, ProtocolError, get_protocol
-from benchmarks.tasks import LoadedTask, load_task
 
-SAMPLES = "samples_{task}.jsonl"
-STEPS = "steps_{task}.jsonl"
-
-
-class RunError(MMReasonError):
-    """The run cannot start or continue as configured."""
-
+#: what the runner's users import from it (the run-folder functions live in `run_folder`)
+__all__ = ["SAMPLES", "STEPS", "BenchConfig", "RunError", "case_from_row", "check_run_dir", "read_jsonl_tolerant",
+           "rescore", "run", "run_protocol"]
 
 @dataclass
 class BenchConfig:
@@ -151,52 +159,6 @@ def case_seed(seed: int, task: str, case_id: str) -> int:
 
 def safe_name(case_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
-
-
-# --------------------------------------------------------------------------- samples files
-
-def read_jsonl_tolerant(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a truncated or corrupt last line is ignored (and cut off if ``repair``)."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    rows, good_end = [], 0
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break  # the last line of a killed write
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-        good_end += len(line)
-    if repair and good_end < len(data):
-        with path.open("r+b") as f:
-            f.truncate(good_end)
-    return rows
-
-
-class JsonlAppender:
-    """Append-only JSONL writer: every line is flushed and fsynced before `write` returns."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (bytes, bytearray)):
-        return f"<{len(obj)} bytes>"
-    return str(obj)
 
 
 # --------------------------------------------------------------------------- provenance
@@ -288,10 +250,6 @@ def _sha256(text: str) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def case_from_row(row: dict[str, Any]) -> Case:
-    return Case.from_dict(dict(row["case"]))
 
 
 # --------------------------------------------------------------------------- the run
@@ -420,15 +378,15 @@ def _keep_steps_of(path: Path, done: set[str]) -> None:
     which would add a second line for it.
     """
     rows = read_jsonl_tolerant(path, repair=True)
-    kept = [r for r in _dedup(rows) if r.get("id") in done]
+    kept = [r for r in dedup(rows) if r.get("id") in done]
     if len(kept) != len(rows):
-        _rewrite_jsonl(path, kept)
+        rewrite_jsonl(path, kept)
 
 
 def _write_trace(trace: Trace, path: Path, with_images: bool) -> None:
     """Compact trace JSON (`Trace.load` reads it). Not atomic, and need not be: the sample line
     that refers to it is written after it, so a trace cut by a kill is rewritten on resume."""
-    path.write_text(json.dumps(trace.to_dict(with_images), separators=(",", ":"), default=_json_default))
+    path.write_text(json.dumps(trace.to_dict(with_images), separators=(",", ":"), default=json_default))
 
 
 def _strip_view_images(trace: Trace) -> None:
@@ -566,24 +524,6 @@ def check_oracle(config: BenchConfig, loaded: dict[str, LoadedTask]) -> None:
                            "with its AbdomenAtlas segmentations, synthetic) or choose another segmenter")
 
 
-def check_run_dir(run_dir: Path) -> list[Path]:
-    """The samples files of a run folder; a `RunError` naming the problem when it is not one."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir} does not exist; give the --out folder of a finished mmreason bench run")
-    files = sorted(run_dir.glob("samples_*.jsonl"))
-    if not files or not (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} is not an mmreason bench run folder (it needs config.json and "
-                       "samples_<task>.jsonl); give the --out folder of a run")
-    return files
-
-
-def run_protocol(run_dir: Path) -> str:
-    """The protocol a run scores ``correct`` with (``ours`` for runs made before protocols)."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    return config.get("protocol") or DEFAULT_PROTOCOL
-
-
 def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_options: dict[str, Any] | None = None,
             log: Callable[[str], None] | None = None, protocols: list[str] | None = None,
             judge: Judge | None = None) -> dict[str, Any]:
@@ -605,7 +545,7 @@ def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_opt
     check_protocols(names, tasks, judge)
     verifiers = load_verifiers(verifier_kinds or [], verifier_options)
     for path, task in zip(files, tasks):
-        rows = _dedup(read_jsonl_tolerant(path))
+        rows = dedup(read_jsonl_tolerant(path))
         changed = 0
         new_rows = []
         verdict_rows = []
@@ -619,29 +559,12 @@ def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_opt
             if verifiers is not None:
                 trace = Trace.load(run_dir / row["trace"])
                 verdict_rows.append({"id": row["id"], "verdicts": verifiers(case, trace)})
-        _rewrite_jsonl(path, new_rows)
+        rewrite_jsonl(path, new_rows)
         if verifiers is not None:
-            _rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
+            rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
         covered = [n for n in names if get_protocol(n).covers(task)]
         log(f"{task}: rescored {len(rows)} samples under {', '.join(covered)}; {changed} changed correctness "
             f"under {primary}")
     previous = results_mod.read_results(run_dir)
     throughput = {t: previous.get("tasks", {}).get(t, {}).get("throughput") for t in tasks}
     return results_mod.write_results(run_dir, tasks, throughput=throughput, rescored=True)
-
-
-def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        seen.setdefault(row["id"], row)
-    return list(seen.values())
-
-
-def _rewrite_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
