@@ -5,8 +5,9 @@ its parser and sets ``func=run`` (``run(args) -> int``). The built-in commands l
 `mmreason.commands`; commands of the distribution's other packages (``bench`` in `benchmarks.cli`,
 ``train`` in `train.cli`) and of other installed packages are found through the
 ``mmreason.commands`` entry point group, so `mmreason` never imports the packages built on it.
-Only the command being run registers its options (and imports what they need); ``--help``
-imports the command modules, which are light, for their summaries.
+Only the command being run is imported and registers its options (a built-in one without
+scanning the entry points); ``--help`` imports the command modules, which are light, for their
+summaries.
 
 Errors a user can fix (`MMReasonError`) print one line on stderr and exit 2; no traceback; the
 input's file and folder names in it are hidden unless ``--show-paths`` (they often hold a
@@ -61,8 +62,9 @@ class _Version(argparse.Action):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with ``command``, only that command's options are registered (the others are
-    listed by their summary), else every command's."""
+    """The parser. ``command`` None: every command registers its options (for programs that parse
+    command lines); a command's name: only that command is there (a built-in one needs no
+    entry-point scan); "": every command listed by its summary, none registered (``--help``)."""
     parser = argparse.ArgumentParser(
         prog="mmreason", description="Grounded reasoning over medical images.",
         epilog="Run 'mmreason COMMAND --help' for a command's options. Commands of other installed packages "
@@ -70,7 +72,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                "one is missing from a source checkout).")
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, target in commands().items():
+    found = {command: f"mmreason.commands.{command}"} if command in BUILTIN else commands()
+    for name, target in found.items():
+        if command and name != command:
+            continue
         module: ModuleType = importlib.import_module(target)
         if command is None or name == command:
             module.register(sub)
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
     # only the command being run registers its options; none for --help, --version or a mistyped name
-    args = build_parser(command if command in commands() else "").parse_args(argv)
+    known = command in BUILTIN or command in commands()
+    args = build_parser(command if known else "").parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except MMReasonError as exc:
