@@ -52,8 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "module:attr)")
     p.add_argument("--judge-model", help="the judge's model (hub id, local directory or served name)")
     p.add_argument("--judge-base-url", help="the judge's OpenAI-compatible server URL")
-    run_args.add_config_argument(p)
-    run_args.add_backend_arguments(p)
     p.add_argument("--limit", type=int, help="only the first N cases of each task")
     p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
     p.add_argument("--concurrency", type=int, default=1,
@@ -79,8 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
-    run_args.add_loop_arguments(p)
-    run_args.add_segmenter_arguments(p)
+    run_args.add_run_arguments(p, loader=False)  # each task's loader reads its own images
     p.set_defaults(func=run)
 
 

@@ -286,7 +286,7 @@ def test_pmc_vqa_test_2_layout(tmp_path):
 
 
 def test_slake_language_from_the_command_line(tmp_path):
-    from mmreason.commands.bench import _data_options
+    from benchmarks.cli import _data_options
 
     root = materialize("slake", tmp_path)
     options = _data_options(["slake.language=zh"])

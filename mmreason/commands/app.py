@@ -25,10 +25,7 @@ def register(subparsers: Any) -> None:
                    help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int, help="port (default: Gradio's, 7860 or the next free one)")
     p.add_argument("--share", action="store_true", help="also publish a public gradio.live link (off by default)")
-    run_args.add_config_argument(p)
-    run_args.add_backend_arguments(p)
-    run_args.add_loop_arguments(p)
-    run_args.add_segmenter_arguments(p)
+    run_args.add_run_arguments(p, loader=False)  # the page's own upload panel reads the study
     p.set_defaults(func=run)
 
 

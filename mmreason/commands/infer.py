@@ -47,11 +47,7 @@ def register(subparsers: Any) -> None:
                         "consistency) and show the verdicts in the report (default rule; none skips)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    run_args.add_config_argument(p)
-    run_args.add_backend_arguments(p)
-    run_args.add_loop_arguments(p)
-    run_args.add_loader_arguments(p)
-    run_args.add_segmenter_arguments(p)
+    run_args.add_run_arguments(p)
     p.set_defaults(func=run)
 
 

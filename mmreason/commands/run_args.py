@@ -23,7 +23,7 @@ from typing import Any
 from mmreason.run_spec import BackendOptionError, BackendSpec, RunSpec
 
 __all__ = ["BackendOptionError", "add_backend_arguments", "add_config_argument", "add_image_arguments",
-           "add_loader_arguments", "add_loop_arguments", "add_segmenter_arguments", "backend_from_args",
+           "add_loader_arguments", "add_loop_arguments", "add_run_arguments", "add_segmenter_arguments", "backend_from_args",
            "hide_input_names", "load_image", "loader_options", "parse_key_values", "run_spec_from_args", "segmenter_spec",
            "shown_name"]
 
@@ -37,6 +37,17 @@ SEGMENTER_HELP = (
     "(TotalSegmentator), monai (a MONAI bundle, e.g. wholeBody_ct_segmentation or VISTA3D), sam, medsam, "
     "reference (the oracle: a benchmark case's reference masks, or --weights <folder of <target>.nii.gz>)"
 )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, loader: bool = True) -> None:
+    """Every option of a `RunSpec`: ``--config``, the backend, the loop, (``loader``) the image
+    loading options and the segmenter, each in its own help group."""
+    add_config_argument(parser)
+    add_backend_arguments(parser)
+    add_loop_arguments(parser)
+    if loader:
+        add_loader_arguments(parser)
+    add_segmenter_arguments(parser)
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
