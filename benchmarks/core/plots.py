@@ -98,6 +98,7 @@ def scaling_plot(points: dict[str, list[tuple[int, float, float, float]]], path:
     ``points`` maps a contender to ``(voxels, median s, min s, max s)`` tuples; the error bars span
     each figure's min to max over its repeats.
     """
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, rows in points.items():
         rows = sorted(rows)
