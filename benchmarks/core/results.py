@@ -170,7 +170,8 @@ def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | 
     doc["protocol"] = config.get("protocol") or "ours"
     doc["results"] = lmms_eval_results(doc)
     doc["n-samples"] = {t: {"original": s["n"], "effective": s["n"]} for t, s in doc["tasks"].items()}
-    doc["config"] = {k: config.get(k) for k in ("backend", "segmenter", "loop", "seed", "protocol", "tools")}
+    doc["config"] = {k: config.get(k) for k in ("backend", "segmenter", "loop", "seed", "protocol")}
+    doc["config"]["tools"] = _tools_offered(config)  # the tool mode: with tools or direct answers
     doc["date"] = time.time()
     doc["git_hash"] = config.get("git_commit")
     (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
