@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     model = out / "model"
     if not (model / "config.json").exists():
         sh([sys.executable, "-m", "train.tiny", str(model), "--hidden-size", str(args.hidden_size)], log)
-    from benchmarks.synthetic import make_synthetic
+    from benchmarks.core.synthetic import make_synthetic
 
     train_dir, heldout_dir = out / "synthetic_train", out / "synthetic_heldout"
     for folder, n, seed in ((train_dir, args.train_cases, 0), (heldout_dir, args.heldout_cases, 1)):

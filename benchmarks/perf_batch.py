@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmarks.synthetic import make_synthetic
-from benchmarks.tasks import load_task
+from benchmarks.core.synthetic import make_synthetic
+from benchmarks.core.tasks import load_task
 from grounding.tools import default_registry
 from mmreason.backends import get_backend
 from mmreason.backends.base import Generation

@@ -2,7 +2,7 @@
 
 For each size (``--nifti-shapes``, ``--dicom-shapes``) a CT-like file or series is written to a
 temporary folder, then in the same run each contender loads it ``--repeats`` times, round-robin
-(`benchmarks.timing`: medians with min-max spread), each producing a float32 array:
+(`benchmarks.core.timing`: medians with min-max spread), each producing a float32 array:
 
 * NIfTI (int16 ``.nii.gz``): ``mmreason`` (`imaging.io.load`: canonical LPS float32, plus the three
   central views the tools render first), ``nibabel`` (``get_fdata(dtype=float32)``), ``SimpleITK``
@@ -40,7 +40,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from benchmarks.timing import ratio_line, time_round_robin
+from benchmarks.core.timing import ratio_line, time_round_robin
 
 #: in-plane 0.7 mm, 1.0 mm slices; voxel axes point Left, Anterior, Superior (LAS, as dcm2niix writes)
 AFFINE_RAS = np.array([[-0.7, 0, 0, 180.0], [0, 0.7, 0, -180.0], [0, 0, 1.0, -150.0], [0, 0, 0, 1]])
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     points[kind][name].append((voxels, row["median_s"], row["min_s"], row["max_s"]))
                 figures[kind].append({"shape": list(shape), "volume_mb": result["volume_mb"], "contenders": result["rows"]})
     if args.plot:
-        from benchmarks.plots import scaling_plot
+        from benchmarks.core.plots import scaling_plot
 
         for kind, title in (("nifti", "NIfTI int16 .nii.gz -> float32"), ("dicom", "DICOM series -> float32")):
             if any(points[kind].values()):

@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.datasets.synthetic import ANNOTATION
-from benchmarks.synthetic import make_synthetic
+from benchmarks.core.synthetic import make_synthetic
+from mmreason.loop import LoopConfig
+from mmreason.run_spec import BackendSpec, RunSpec
 
 
 class InstantBackend:
@@ -51,8 +53,8 @@ def _samples(out: Path) -> list[dict[str, Any]]:
 
 def runner_overhead(data: Path, work: Path, n: int) -> dict[str, Any]:
     out = work / "instant"
-    config = runner.BenchConfig(tasks=["synthetic"], out=out, backend="benchmarks.perf_runner:InstantBackend",
-                                limit=n, data={"synthetic": str(data)}, progress=False)
+    config = runner.BenchConfig(tasks=["synthetic"], out=out, run=RunSpec(backend=BackendSpec(
+        "benchmarks.perf_runner:InstantBackend")), limit=n, data={"synthetic": str(data)}, progress=False)
     t0 = time.perf_counter()
     results = runner.run(config, log=lambda m: None)
     wall = time.perf_counter() - t0
@@ -79,10 +81,10 @@ def hf_throughput(data: Path, work: Path, limit: int, batch_sizes: list[int], ma
     out: dict[str, Any] = {"cases": limit, "max_new_tokens": max_new_tokens, "max_pixels": max_pixels,
                            "max_turns": 1}
     for bs in batch_sizes:
-        config = runner.BenchConfig(
-            tasks=["synthetic"], out=work / f"hf_b{bs}", backend="hf", model=str(model_dir), limit=limit,
-            batch_size=bs, max_turns=1, max_new_tokens=max_new_tokens, data={"synthetic": str(data)},
-            progress=False, backend_options={"batch_size": bs, "max_pixels": max_pixels})
+        run = RunSpec(backend=BackendSpec("hf", model=str(model_dir), max_pixels=max_pixels, options={"batch_size": bs}),
+                      loop=LoopConfig(max_turns=1, max_new_tokens=max_new_tokens))
+        config = runner.BenchConfig(tasks=["synthetic"], out=work / f"hf_b{bs}", run=run, limit=limit, batch_size=bs,
+                                    data={"synthetic": str(data)}, progress=False)
         results = runner.run(config, log=lambda m: None)
         tp = results["tasks"]["synthetic"]["throughput"]
         rows = _samples(work / f"hf_b{bs}")

@@ -1,6 +1,6 @@
 """Speed and memory of classical lung segmentation beside two peer pipelines, at three sizes.
 
-Contenders, each timed ``--repeats`` times round-robin in one process (`benchmarks.timing`; medians
+Contenders, each timed ``--repeats`` times round-robin in one process (`benchmarks.core.timing`; medians
 with min-max spread), on chest phantoms (`imaging.phantoms.chest_ct`, one 10 mm nodule) with the
 same field of view at three resolutions:
 
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import Timing, ratio_line, time_round_robin, traced_peak
+from benchmarks.core.timing import Timing, ratio_line, time_round_robin, traced_peak
 
 TARGET_MEMORY_RATIO = 3.0
 #: the three sizes: name -> (phantom spacing mm, in-plane upsampling factor)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {ratio_line(timings, 'classical', 'cc3d')}; {ratio_line(timings, 'classical', 'scipy')}", flush=True)
         results.append(r)
     if args.plot:
-        from benchmarks.plots import scaling_plot
+        from benchmarks.core.plots import scaling_plot
 
         path = scaling_plot(points, args.plot / "segment_scaling.png",
                             f"lungs: time against voxels (median of {args.repeats}, min-max bars)")

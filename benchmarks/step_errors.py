@@ -164,13 +164,12 @@ def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = 
     """Re-run the rules backend with wrong evidence and count how each wrong answer ends:
     declined or hedged by the planner, flagged by the verifiers (a step `incorrect`, or the answer
     step not `correct`), or confidently wrong (stated as fact and every check passed)."""
-    from unittest import mock
-
-    from benchmarks.runner import last_assistant_text
-    from benchmarks.scoring import score_response
+    from benchmarks.core.runner import last_assistant_text
+    from benchmarks.core.scoring import score_response
     from imaging.io import load
     from mmreason.backends.rules import RulesBackend
     from mmreason.loop import run_episode
+    from mmreason.run_spec import RunSpec
 
     out: dict[str, Any] = {}
     for kind in kinds:
@@ -180,10 +179,8 @@ def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = 
             volumes = [load(p) if not hasattr(p, "data") else p for p in case.images]
             if kind == "wrong_spacing":
                 volumes = [_wrong_spacing(v) for v in volumes]
-            # the segment tool builds its segmenter by name; the perturbed one stands in for it
-            with mock.patch("grounding.tools.segment.get_segmenter",
-                            lambda name, **kw: _Perturbed(kind)):
-                trace = run_episode(volumes, clean.question, RulesBackend(), options=clean.options)
+            config = RunSpec(segmenter_instance=_Perturbed(kind)).loop_config()
+            trace = run_episode(volumes, clean.question, RulesBackend(), options=clean.options, config=config)
             counts["cases"] += 1
             if score_response(last_assistant_text(trace), case).correct:
                 continue
@@ -204,7 +201,7 @@ def evaluate_evidence(pairs: list[tuple[Case, Trace]], kinds: tuple[str, ...] = 
 
 def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
     """The correctly answered (case, trace) pairs of a ``mmreason bench`` run folder."""
-    from benchmarks.runner import case_from_row, read_jsonl_tolerant
+    from benchmarks.core.run_folder import case_from_row, read_jsonl_tolerant
 
     pairs = []
     for samples in sorted(run_dir.glob("samples_*.jsonl")):
@@ -217,9 +214,9 @@ def traces_of_run(run_dir: Path) -> list[tuple[Case, Trace]]:
 
 def traces_of_rules(n: int, data: Path | None) -> list[tuple[Case, Trace]]:
     """Run the rules backend on the first ``n`` synthetic cases; keep the correct ones."""
-    from benchmarks.runner import last_assistant_text
-    from benchmarks.scoring import score_response
-    from benchmarks.tasks import load_task
+    from benchmarks.core.runner import last_assistant_text
+    from benchmarks.core.scoring import score_response
+    from benchmarks.core.tasks import load_task
     from mmreason.backends.rules import RulesBackend
     from mmreason.loop import run_episode
 

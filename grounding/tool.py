@@ -38,6 +38,8 @@ class ToolContext:
         evidence: the evidence board, in order (ids ``E1``, ``E2``...).
         segmenter: the segmenter backend name used by ``segment`` (``classical`` by default).
         options: per-episode tool options (e.g. SAM checkpoint path).
+        segmenter_instance: a ready segmenter ``segment`` uses instead of building ``segmenter``
+            by name (a perturbed or custom one given by a program).
     """
 
     volumes: dict[str, Volume]
@@ -46,6 +48,7 @@ class ToolContext:
     segmenter: str = "classical"
     options: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    segmenter_instance: Any = None
 
     def add_view(self, view: View) -> str:
         view.view_id = f"V{len(self.views) + 1}"

@@ -20,6 +20,8 @@ Gradio is an optional dependency (``pip install 'mmreason[app]'``), imported whe
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import tempfile
@@ -30,6 +32,7 @@ from typing import Any, Iterator
 
 from imaging.errors import MMReasonError
 from imaging.volume import Volume
+from mmreason.run_spec import BackendSpec, RunSpec
 
 #: window choices in the viewer: the CT presets, auto, and a level/width of one's own
 CUSTOM_WINDOW = "custom (level/width)"
@@ -151,32 +154,21 @@ def slice_image(study: Study | None, volume_id: str, plane: str, index: float, w
                            orientation_assumed=facts["orientation"].assumed)
 
 
-_BACKENDS: dict[tuple, Any] = {}
+_BACKENDS: dict[str, Any] = {}
 
 
-def get_backend(name: str, model: str | None, base_url: str | None) -> Any:
-    """A backend, built once per (name, model, URL) in this process (weights are not per user)."""
-    from mmreason.backends import get_backend as build
-
-    options: dict[str, Any] = {}
-    if name == "hf":
-        if not model:
-            raise AppError("the hf backend needs a model: a hub id or a local checkpoint directory")
-        options["model"] = model
-    elif name == "openai":
-        if model:
-            options["model"] = model
-        if base_url:
-            options["base_url"] = base_url
-    key = (name, tuple(sorted(options.items())))
+def get_backend(spec: BackendSpec) -> Any:
+    """The backend of ``spec``, built once per resolved options in this process (weights are not per user)."""
+    name, options = spec.resolve()
+    key = json.dumps([name, options], sort_keys=True, default=str)
     if key not in _BACKENDS:
-        _BACKENDS[key] = build(name, **options)
+        _BACKENDS[key] = spec.build()
     return _BACKENDS[key]
 
 
 @dataclass
 class Ask:
-    """The settings of one question, as chosen on the page."""
+    """The settings of one question, as chosen on the page (over the `RunSpec` the app started with)."""
 
     question: str
     backend: str = "rules"
@@ -187,27 +179,39 @@ class Ask:
     max_new_tokens: int = 512
     verifiers: str = "rule"
 
+    def run_spec(self, base: RunSpec | None = None) -> RunSpec:
+        """``base`` (the app's ``--config`` and options) with this page's choices over it."""
+        base = base or RunSpec()
+        same_backend = self.backend == (base.backend.name or "rules")
+        backend = dataclasses.replace(base.backend if same_backend else BackendSpec(), name=self.backend,
+                                      model=self.model or (base.backend.model if same_backend else None),
+                                      base_url=[self.base_url] if self.base_url and self.backend == "openai"
+                                      else (base.backend.base_url if same_backend else []))
+        if backend.name == "hf" and not backend.model:
+            raise AppError("the hf backend needs a model: a hub id or a local checkpoint directory")
+        segmenter = base.segmenter if self.segmenter == base.segmenter.name else type(base.segmenter)(name=self.segmenter)
+        loop = dataclasses.replace(base.loop, max_turns=int(self.max_turns), max_new_tokens=int(self.max_new_tokens))
+        return dataclasses.replace(base, backend=backend, segmenter=segmenter, loop=loop)
 
-def ask(study: Study | None, settings: Ask) -> Iterator[tuple[Any, bool]]:
+
+def ask(study: Study | None, settings: Ask, base: RunSpec | None = None) -> Iterator[tuple[Any, bool]]:
     """Run one episode on the session's study, yielding ``(trace, finished)`` after every turn;
     the finished trace carries its verdicts (unless verifiers are ``none``) and is saved with its
-    report in a new folder of the session's own."""
-    from grounding.tools import default_registry
-    from mmreason.commands.infer import segment_targets
-    from mmreason.loop import EpisodeRequest, LoopConfig, stream_episode
+    report in a new folder of the session's own. ``base``: the run settings the app started with."""
+    from mmreason.loop import EpisodeRequest, stream_episode
     from mmreason.report import write_report
 
     if study is None or not study.volumes:
         raise AppError("open a study first (the Study panel), then ask")
     if not settings.question.strip():
         raise AppError("the question is empty")
-    backend = get_backend(settings.backend, settings.model or None, settings.base_url or None)
-    config = LoopConfig(max_turns=int(settings.max_turns), max_new_tokens=int(settings.max_new_tokens),
-                        segmenter=settings.segmenter)
-    registry = default_registry(segment_targets(settings.segmenter, {}))
+    spec = settings.run_spec(base)
+    backend = get_backend(spec.backend)
+    config = spec.loop_config()
+    registry = spec.registry()
     request = EpisodeRequest(list(study.volumes.values()), settings.question)
     trace = None
-    for trace in stream_episode(request, backend, config=config, registry=registry):
+    for trace in stream_episode(request, backend, config=config, registry=registry, seed=spec.seed):
         if trace.status == "running":
             yield trace, False
     assert trace is not None
@@ -230,8 +234,9 @@ def _panels(trace: Any) -> tuple[str, str, str]:
     return report.summary_html(trace), report.steps_html(trace), evidence
 
 
-def build_app() -> Any:
-    """The Gradio Blocks of the app (not launched)."""
+def build_app(base: RunSpec | None = None) -> Any:
+    """The Gradio Blocks of the app (not launched); ``base``: the run settings its controls start
+    from and every question runs with (``mmreason app --config FILE`` ...)."""
     try:
         import gradio as gr
     except ModuleNotFoundError:
@@ -240,6 +245,8 @@ def build_app() -> Any:
     from imaging.windowing import CT_PRESETS
 
     windows = ["auto", *CT_PRESETS, CUSTOM_WINDOW]
+    base = base or RunSpec()
+    start_backend = base.backend.name or ("hf" if base.backend.model else "rules")
 
     with gr.Blocks(title="mmreason") as demo:
         state = gr.State(None)
@@ -267,13 +274,14 @@ def build_app() -> Any:
                 ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
                 with gr.Accordion("Model, tools and limits", open=False):
                     with gr.Row():
-                        backend = gr.Dropdown(list(BACKEND_CHOICES), value="rules", label="Backend")
-                        model = gr.Textbox(label="Model (hf: hub id or folder; openai: served name)")
-                        base_url = gr.Textbox(label="Server URL (openai)", placeholder="http://localhost:8000/v1")
+                        backend = gr.Dropdown(list(BACKEND_CHOICES), value=start_backend, label="Backend")
+                        model = gr.Textbox(base.backend.model or "", label="Model (hf: hub id or folder; openai: served name)")
+                        base_url = gr.Textbox(base.backend.base_url[0] if base.backend.base_url else "",
+                                              label="Server URL (openai)", placeholder="http://localhost:8000/v1")
                     with gr.Row():
-                        segmenter = gr.Dropdown(list(SEGMENTERS), value="classical", label="Segmenter")
-                        max_turns = gr.Number(8, precision=0, label="Max turns")
-                        max_new_tokens = gr.Number(512, precision=0, label="Max new tokens per turn")
+                        segmenter = gr.Dropdown(list(SEGMENTERS), value=base.segmenter.name, label="Segmenter")
+                        max_turns = gr.Number(base.loop.max_turns, precision=0, label="Max turns")
+                        max_new_tokens = gr.Number(base.loop.max_new_tokens, precision=0, label="Max new tokens per turn")
                         verifiers = gr.Radio(["rule", "none"], value="rule", label="Verifiers")
                 answer = gr.HTML(elem_id="answer")
                 with gr.Tab("Reasoning"):
@@ -316,9 +324,10 @@ def build_app() -> Any:
 
         def on_ask(study: Study | None, q: str, b: str, m: str, url: str, seg: str, turns: float, tokens: float,
                    verify: str) -> Iterator[tuple]:
-            settings = Ask(q, b, m, url, seg, int(turns or 8), int(tokens or 512), verify)
+            settings = Ask(q, b, m, url, seg, int(turns or base.loop.max_turns),
+                           int(tokens or base.loop.max_new_tokens), verify)
             try:
-                for trace, finished in ask(study, settings):
+                for trace, finished in ask(study, settings, base):
                     yield (*_panels(trace), trace.meta.get("files") if finished else None)
             except MMReasonError as exc:
                 raise gr.Error(str(exc)) from None
@@ -341,12 +350,14 @@ def build_app() -> Any:
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kwargs: Any) -> Any:
+def launch(host: str = "127.0.0.1", port: int | None = None, share: bool = False, run: RunSpec | None = None,
+           **kwargs: Any) -> Any:
     """Build and launch the app on ``host`` (default this machine only) and return the running
-    Blocks (``.local_url``; ``.close()`` stops it). Blocks unless ``prevent_thread_lock=True``."""
+    Blocks (``.local_url``; ``.close()`` stops it). Blocks unless ``prevent_thread_lock=True``.
+    ``run``: the run settings (backend, segmenter, loop, tools) questions start from."""
     from mmreason.report import CSS
 
-    demo = build_app()
+    demo = build_app(run)
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name=host, server_port=port, share=share, css=CSS, **kwargs)
     return demo

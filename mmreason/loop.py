@@ -129,6 +129,8 @@ class LoopConfig:
         max_echo_chars: characters of a malformed call or argument quoted back in an error.
         max_prompt_chars: characters of conversation text an episode may reach (images not counted).
         max_seconds: wall time since the episode started (loading, tools and generation).
+        segmenter_instance: a ready segmenter the ``segment`` tool uses instead of building
+            ``segmenter`` by name (`mmreason.run_spec.RunSpec.segmenter_instance`).
     """
 
     max_turns: int = 8
@@ -146,6 +148,7 @@ class LoopConfig:
     max_echo_chars: int = DEFAULT_MAX_ECHO_CHARS
     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
     max_seconds: float = DEFAULT_MAX_SECONDS
+    segmenter_instance: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
@@ -267,7 +270,8 @@ class Episode:
         self.specs = registry.specs()
         volumes = load_inputs(request.inputs)
         self.context = ToolContext(volumes=volumes, segmenter=config.segmenter,
-                                   options={**config.tool_options, **request.tool_options})
+                                   options={**config.tool_options, **request.tool_options},
+                                   segmenter_instance=config.segmenter_instance)
         views = initial_views(volumes, config.max_initial_images, config.montage_count)
         for view in views:
             self.context.add_view(view)

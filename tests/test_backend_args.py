@@ -5,7 +5,8 @@ import argparse
 import pytest
 
 from mmreason.cli import main
-from mmreason.commands.backend_args import BackendOptionError, add_backend_arguments, backend_from_args, backend_spec
+from mmreason.commands.run_args import add_backend_arguments, backend_from_args
+from mmreason.run_spec import BackendOptionError, backend_spec
 
 
 def _args(*argv: str) -> argparse.Namespace:

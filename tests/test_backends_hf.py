@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 import torch
-from _tiny_model_helpers import random_image, tiny_model_dir  # noqa: F401 (fixture)
+from tests.helpers.tiny_models import random_image
 from qwen_vl_utils import smart_resize
 
 from imaging.locate import ModelFrame

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from _tiny_model_helpers import random_image, tiny_model_dir  # noqa: F401 (fixture)
+from tests.helpers.tiny_models import random_image
 from PIL import Image
 from qwen_vl_utils import smart_resize
 

@@ -16,11 +16,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmarks import runner
+from benchmarks.core import runner
+from benchmarks.core.tasks import load_task
 from benchmarks.datasets.common import DatasetError
-from benchmarks.tasks import load_task
 from grounding.segmenters import SegmentationError, get_segmenter
+from grounding.segmenters.spec import SegmenterSpec
 from imaging.io import load
+from mmreason.run_spec import RunSpec, ToolRecipe
 from mmreason.trace import Trace
 
 SPACING_ZYX = (10.0, 8.0, 8.0)
@@ -162,9 +164,11 @@ def rad3d_root(tmp_path: Path) -> Path:
     return root
 
 
-def _run(tmp_path: Path, task: str, root: Path, out: str, **kw) -> tuple[dict, list[dict]]:
-    config = runner.BenchConfig(tasks=[task], out=tmp_path / out, backend="rules", data={task: str(root)},
-                                progress=False, **kw)
+def _run(tmp_path: Path, task: str, root: Path, out: str, segmenter: dict | None = None, tools: bool = True,
+         **kw) -> tuple[dict, list[dict]]:
+    run = RunSpec(segmenter=SegmenterSpec.from_dict(segmenter), tools=ToolRecipe(enabled=tools))
+    config = runner.BenchConfig(tasks=[task], out=tmp_path / out, run=run, data={task: str(root)}, progress=False,
+                                **kw)
     results = runner.run(config, log=lambda _: None)
     rows = [json.loads(line) for line in (config.out / f"samples_{task}.jsonl").read_text().splitlines()]
     return results, rows

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from _bench_helpers import TESTS_DIR, vqa_rad_many
-from benchmarks import runner
+from tests.helpers.bench import REPO_DIR, vqa_rad_many
+from benchmarks.core import runner
 from mmreason.backends import BackendError
+from mmreason.run_spec import BackendSpec, RunSpec
 
 
 def _serve() -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "mmreason", "serve", "--backend", "_bench_helpers:SlowBackend",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "mmreason", "serve", "--backend", "tests.helpers.bench:SlowBackend",
                                 "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     assert " at http://127.0.0.1:" in line, process.stderr.read()
@@ -43,9 +44,10 @@ def _ids(path: Path) -> list[str]:
 
 
 def _config(tmp_path: Path, root: Path, urls: list[str], out: str = "run") -> runner.BenchConfig:
-    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, backend="openai", model="scripted-yes",
-                              base_url=urls, data={"vqa_rad": str(root)}, concurrency=4, progress=False,
-                              backend_options={"backoff": 0.01, "cooldown": 60, "max_retries": 1})
+    backend = BackendSpec("openai", model="scripted-yes", base_url=urls,
+                          options={"backoff": 0.01, "cooldown": 60, "max_retries": 1})
+    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, run=RunSpec(backend=backend),
+                              data={"vqa_rad": str(root)}, concurrency=4, progress=False)
 
 
 def test_a_lost_endpoint_loses_and_duplicates_no_sample(tmp_path, servers):

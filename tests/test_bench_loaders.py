@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from _bench_helpers import materialize, vqa_rad_many
-from benchmarks import tasks
+from tests.helpers.bench import materialize, vqa_rad_many
+from benchmarks.core import tasks
 from benchmarks.datasets import common, medframeqa, medxpertqa, mmmu, omnimedvqa, pathvqa, pmc_vqa, slake, vqa_rad
 from benchmarks.datasets.common import DatasetError
 
@@ -63,7 +63,7 @@ def test_pathvqa_parquet_closed_open(tmp_path):
 
 def test_pathvqa_from_saved_hf_dataset(tmp_path):
     datasets = pytest.importorskip("datasets")
-    from _bench_helpers import png_bytes
+    from tests.helpers.bench import png_bytes
 
     ds = datasets.Dataset.from_dict(
         {"image": [{"bytes": png_bytes(1), "path": None}, {"bytes": png_bytes(2), "path": None}],
@@ -286,7 +286,7 @@ def test_pmc_vqa_test_2_layout(tmp_path):
 
 
 def test_slake_language_from_the_command_line(tmp_path):
-    from mmreason.commands.bench import _data_options
+    from benchmarks.cli import _data_options
 
     root = materialize("slake", tmp_path)
     options = _data_options(["slake.language=zh"])
@@ -331,7 +331,7 @@ def test_offline_uses_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch
 
 
 def test_mmmu_list_columns_decoded_and_omnimedvqa_spaces(tmp_path):
-    from _bench_helpers import _image_struct, _write_parquet
+    from tests.helpers.bench import _image_struct, _write_parquet
 
     root = tmp_path / "mmmu"
     row = {"id": "validation_Pharmacy_1", "question": "<image 1> Which drug?", "options": ["Aspirin", "Heparin"],

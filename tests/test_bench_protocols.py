@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from _bench_helpers import materialize
-from benchmarks import runner
+from tests.helpers.bench import materialize
+from benchmarks.core import runner
 from benchmarks.protocols import PROTOCOLS, ProtocolError, get_protocol
 from benchmarks.protocols.lmms_eval import slake_normalize
 from benchmarks.protocols.vlmevalkit import can_infer
 from mmreason.case import Case
 from mmreason.cli import main
+from mmreason.run_spec import BackendSpec, RunSpec
 
 OPTIONS = ["Pneumothorax", "Left lung", "A non-enhanced tumor"]
 
@@ -162,7 +163,7 @@ def test_every_protocol_names_its_tasks_and_covers_them():
 def test_rescore_a_finished_run_under_several_protocols(tmp_path, capsys):
     root = materialize("vqa_rad", tmp_path)
     out = tmp_path / "run"
-    runner.run(runner.BenchConfig(tasks=["vqa_rad"], out=out, backend="_bench_helpers:ScriptedBackend",
+    runner.run(runner.BenchConfig(tasks=["vqa_rad"], out=out, run=RunSpec(backend=BackendSpec("tests.helpers.bench:ScriptedBackend")),
                                   data={"vqa_rad": str(root)}, progress=False), log=lambda m: None)
     samples = out / "samples_vqa_rad.jsonl"
     rows = [json.loads(line) for line in samples.read_text().splitlines()]

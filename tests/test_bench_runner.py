@@ -12,21 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from _bench_helpers import TESTS_DIR, ScriptedBackend, materialize, vqa_rad_many
-from benchmarks import runner
-from benchmarks.results import compare_runs
+from tests.helpers.bench import REPO_DIR, ScriptedBackend, materialize, vqa_rad_many
+from benchmarks.core import runner
+from benchmarks.core.results import compare_runs
 from mmreason.cli import main
+from mmreason.loop import LoopConfig
+from mmreason.run_spec import BackendSpec, RunSpec, ToolRecipe
 from mmreason.trace import Trace
 
-BACKEND = "_bench_helpers:ScriptedBackend"
+BACKEND = "tests.helpers.bench:ScriptedBackend"
 
 
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _config(tmp_path: Path, root: Path, out: str = "run", **kw) -> runner.BenchConfig:
-    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, backend=BACKEND, data={"vqa_rad": str(root)},
+def _config(tmp_path: Path, root: Path, out: str = "run", seed: int | None = None, max_turns: int = 8,
+            backend_options: dict | None = None, tools: bool = True, **kw) -> runner.BenchConfig:
+    run = RunSpec(backend=BackendSpec(BACKEND, options=backend_options or {}), loop=LoopConfig(max_turns=max_turns),
+                  tools=ToolRecipe(enabled=tools), seed=seed)
+    return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / out, run=run, data={"vqa_rad": str(root)},
                               progress=False, **kw)
 
 
@@ -101,8 +106,8 @@ def test_kill_and_resume_a_real_run(tmp_path):
     root = vqa_rad_many(tmp_path, 12)
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "mmreason.cli", "bench", "--tasks", "vqa_rad",
-           "--backend", "_bench_helpers:SlowBackend", "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+           "--backend", "tests.helpers.bench:SlowBackend", "--data", f"vqa_rad={root}", "--out", str(out), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), os.environ.get("PYTHONPATH", "")])}
     samples = out / "samples_vqa_rad.jsonl"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from benchmarks.scoring import normalize, parse_quantity, parse_response, score_response, token_recall
-from benchmarks.stats import compare_paired, mcnemar_exact, paired_bootstrap, wilson_interval
+from benchmarks.core.scoring import normalize, parse_quantity, parse_response, score_response, token_recall
+from benchmarks.core.stats import compare_paired, mcnemar_exact, paired_bootstrap, wilson_interval
 from mmreason.case import Case
 
 

@@ -9,12 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.datasets import synthetic as loader
 from benchmarks.datasets.common import DatasetError
-from benchmarks.scoring import parse_quantity, score_response
-from benchmarks.synthetic import CTR_MARGIN, KINDS, MR_SPACING, make_synthetic
+from benchmarks.core.scoring import parse_quantity, score_response
+from benchmarks.core.synthetic import CTR_MARGIN, KINDS, MR_SPACING, make_synthetic
 from imaging.io import load
+from mmreason.run_spec import RunSpec
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_ground_truth_agrees_with_the_images(synthetic_set):
 
 
 def test_rules_backend_end_to_end_with_verifiers(synthetic_set, tmp_path):
-    config = runner.BenchConfig(tasks=["synthetic"], out=tmp_path / "run", backend="rules", limit=4,
+    config = runner.BenchConfig(tasks=["synthetic"], out=tmp_path / "run", run=RunSpec(), limit=4,
                                 verifiers=["rule"], data={"synthetic": str(synthetic_set)}, progress=False)
     results = runner.run(config, log=lambda m: None)
     task = results["tasks"]["synthetic"]
@@ -120,8 +121,8 @@ def test_a_set_of_an_older_version_says_how_to_regenerate(synthetic_set, tmp_pat
 
 
 def test_tolerances_are_tight_per_family_with_a_reason():
-    from benchmarks.scoring import numeric_match
-    from benchmarks.synthetic import CTR_MARGIN, TOLERANCES
+    from benchmarks.core.scoring import numeric_match
+    from benchmarks.core.synthetic import CTR_MARGIN, TOLERANCES
 
     assert all(t.reason for t in TOLERANCES.values())
     growth = TOLERANCES["growth_mm"]

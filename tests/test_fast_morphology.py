@@ -81,8 +81,8 @@ def test_upsample_inverts_the_block_layout():
 
 
 def test_round_robin_timing_and_scaling_plot(tmp_path):
-    from benchmarks.plots import scaling_plot
-    from benchmarks.timing import ratio_line, time_round_robin
+    from benchmarks.core.plots import scaling_plot
+    from benchmarks.core.timing import ratio_line, time_round_robin
 
     calls: list[str] = []
     timings = time_round_robin({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3)

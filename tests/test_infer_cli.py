@@ -96,7 +96,7 @@ def test_bad_input_exits_non_zero_with_one_line(example, capsys, argv, message):
 def test_thinking_options_reach_the_hf_backend():
     import argparse
 
-    from mmreason.commands.backend_args import backend_from_args
+    from mmreason.commands.run_args import backend_from_args
     from mmreason.commands.infer import register
 
     sub = argparse.ArgumentParser().add_subparsers()

@@ -24,7 +24,7 @@ from imaging.io.errors import (
 )
 from imaging.volume import Volume
 from imaging.writers import WriteError, write_dicom_image, write_dicom_series
-from tests._io_helpers import ct_phantom, oblique_affine, pydicom_dir, pydicom_file
+from tests.helpers.io import ct_phantom, oblique_affine, pydicom_dir, pydicom_file
 
 IDENTIFYING = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber", "InstitutionName",
                "StudyDate", "StudyInstanceUID", "SOPInstanceUID", "ReferringPhysicianName")

@@ -8,7 +8,7 @@ from imaging.errors import MMReasonError
 from imaging.io import detect_format, load
 from imaging.io import errors as io_errors
 from imaging.io.errors import InputNotFoundError, NoDicomError, UnsupportedFormatError
-from tests._io_helpers import pydicom_file
+from tests.helpers.io import pydicom_file
 
 
 def test_every_loader_error_is_an_mmreason_error():

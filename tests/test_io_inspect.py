@@ -11,7 +11,7 @@ import pytest
 
 from imaging.writers import write_dicom_series, write_nifti
 from mmreason.cli import main
-from tests._io_helpers import ct_phantom, nibabel_file, pydicom_file
+from tests.helpers.io import ct_phantom, nibabel_file, pydicom_file
 
 
 def _json(capsys, argv):

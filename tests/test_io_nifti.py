@@ -18,7 +18,7 @@ from imaging.io.errors import (
 )
 from imaging.io.orientation import RAS_TO_LPS
 from imaging.writers import write_nifti
-from tests._io_helpers import ct_phantom, nibabel_file, oblique_affine
+from tests.helpers.io import ct_phantom, nibabel_file, oblique_affine
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 

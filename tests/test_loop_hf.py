@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from _tiny_model_helpers import tiny_model_dir  # noqa: F401 (fixture)
 
 from grounding.tools import default_registry
 from imaging.phantoms import chest_ct

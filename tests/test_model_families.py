@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from _tiny_model_helpers import tiny_model_dir  # noqa: F401 (fixture)
 from qwen_vl_utils import smart_resize
 from transformers import AutoProcessor
 

@@ -1,4 +1,4 @@
-"""The classical organ segmenter on an independent synthetic abdomen (`tests._abdomen_helpers`), not
+"""The classical organ segmenter on an independent synthetic abdomen (`tests.helpers.abdomen`), not
 the project's phantoms: plain, arterial and portal-venous CT, 20 slices of 5 mm (partial
 coverage), thin slices, another matrix size. Reproduces the reported failures: an enhanced liver
 found only in part (255 of 700 mL), an enhanced spleen "not found" by a phantom HU band."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grounding.segmenters import ClassicalSegmenter
-from tests._abdomen_helpers import synthetic_abdomen
+from tests.helpers.abdomen import synthetic_abdomen
 
 ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _prm_helpers import SEPARATOR, build_tiny_prm
+from tests.helpers.prm import SEPARATOR, build_tiny_prm
 from mmreason.verifiers import PRMConfig, PRMError, PRMScorer, split_steps, verify
 
 from test_verifiers import nodule_trace

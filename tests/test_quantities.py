@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.scoring import score_response
+from benchmarks.core.scoring import score_response
 from mmreason.case import Case
 from mmreason.quantities import (
     BASE_UNIT,

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from benchmarks import runner
+from benchmarks.core import runner
 from benchmarks.bad_inputs import MODEL_OUTPUTS, ReplayBackend, vqa_rad_folder, patch_nifti, write_nifti_chest
 from grounding.tool import ToolContext, ToolError
 from grounding.tools import default_registry
@@ -25,6 +25,7 @@ from imaging.volume import Volume
 from imaging.writers import write_dicom_series
 from mmreason.cli import main
 from mmreason.loop import LoopConfig, run_episode, study_text
+from mmreason.run_spec import BackendSpec, RunSpec
 from mmreason.trace import Trace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -265,9 +266,10 @@ class _ByQuestion(ReplayBackend):
 
 def test_bench_records_broken_model_output_and_goes_on(tmp_path):
     data = vqa_rad_folder(tmp_path / "vqa", 2)
-    config = runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / "run", backend="benchmarks.bad_inputs:ScriptBackend",
-                                data={"vqa_rad": str(data)}, progress=False, max_turns=3,
-                                backend_options={"script": "nested_brackets"})
+    run = RunSpec(backend=BackendSpec("benchmarks.bad_inputs:ScriptBackend", options={"script": "nested_brackets"}),
+                  loop=LoopConfig(max_turns=3))
+    config = runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / "run", run=run, data={"vqa_rad": str(data)},
+                                progress=False)
     results = runner.run(config, log=lambda m: None)
     rows = [json.loads(x) for x in (tmp_path / "run" / "samples_vqa_rad.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["loop_status"] == "answered" for r in rows)
@@ -278,9 +280,9 @@ def test_resume_after_a_kill_between_steps_and_sample_duplicates_nothing(tmp_pat
     data = vqa_rad_folder(tmp_path / "vqa", 3)
 
     def config(limit: int | None) -> runner.BenchConfig:
-        return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / "run", backend="benchmarks.bad_inputs:ScriptBackend",
-                                  data={"vqa_rad": str(data)}, progress=False, verifiers=["rule"], limit=limit,
-                                  backend_options={"script": "nan_arguments"})
+        run = RunSpec(backend=BackendSpec("benchmarks.bad_inputs:ScriptBackend", options={"script": "nan_arguments"}))
+        return runner.BenchConfig(tasks=["vqa_rad"], out=tmp_path / "run", run=run, data={"vqa_rad": str(data)},
+                                  progress=False, verifiers=["rule"], limit=limit)
 
     runner.run(config(2), log=lambda m: None)
     steps = tmp_path / "run" / "steps_vqa_rad.jsonl"

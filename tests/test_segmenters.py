@@ -351,13 +351,13 @@ def test_mr_lesion_absent_gives_empty_mask():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from _sam_helpers import save_tiny_sam
+    from grounding.segmenters.tiny import save_tiny_sam
 
     return save_tiny_sam(tmp_path_factory.mktemp("sam") / "tiny_sam.pth")
 
 
 def test_tiny_sam_architecture_is_inferred_from_weights(tiny_checkpoint):
-    from _sam_helpers import TINY_SAM
+    from grounding.segmenters.tiny import TINY_SAM
 
     from grounding.segmenters.sam import SamConfig, infer_config, read_state_dict
 

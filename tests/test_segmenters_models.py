@@ -262,7 +262,7 @@ def test_device_and_out_of_memory_errors():
 
 def test_segmenter_spec_and_command_line():
     from mmreason.cli import build_parser
-    from mmreason.commands.segmenter_args import segmenter_spec
+    from mmreason.commands.run_args import segmenter_spec
 
     args = build_parser().parse_args(["infer", "--image", "ct.nii.gz", "--question", "q", "--segmenter", "monai",
                                       "--weights", "bundle", "--sw-overlap", "0.5", "--segmenter-device", "cpu"])

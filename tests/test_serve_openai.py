@@ -11,7 +11,7 @@ import sys
 
 import openai
 import pytest
-from _tiny_model_helpers import random_image, tiny_model_dir  # noqa: F401 (fixture)
+from tests.helpers.tiny_models import random_image
 
 from mmreason.backends import get_backend
 from mmreason.serving.openai_server import ServerThread, build_app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from _train_helpers import cases, synthetic_dir  # noqa: F401 (fixtures)
 from benchmarks.step_errors import evaluate, perturb
 from mmreason.backends.rules import RulesBackend
 from mmreason.loop import run_episode

@@ -3,7 +3,7 @@
 import hashlib
 
 import pytest
-from _tiny_model_helpers import random_image, tiny_model_dir  # noqa: F401 (fixture)
+from tests.helpers.tiny_models import random_image
 
 from mmreason import tiny_models
 from mmreason.backends import get_backend

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _tools_helpers import small_xray
+from tests.helpers.tools import small_xray
 
 from imaging.io import load
 from imaging.phantoms import NoduleSpec, chest_ct
@@ -84,7 +84,7 @@ def test_cli_errors_are_one_line(ct_file, tmp_path, capsys):
 
 
 def test_measure_takes_the_loader_options_its_errors_name(tmp_path, capsys):
-    from tests._io_helpers import nibabel_file
+    from tests.helpers.io import nibabel_file
 
     four_d = nibabel_file("example4d.nii.gz")
     frame = load(four_d, frame=1)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray, world_grid
+from tests.helpers.tools import RecordingSegmenter, context_with, small_chest, small_xray, world_grid
 
 import grounding.tools.segment as segment_module
 from grounding.measurements import measure_region

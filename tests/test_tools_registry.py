@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from _tools_helpers import RecordingSegmenter, context_with, small_chest
+from tests.helpers.tools import RecordingSegmenter, context_with, small_chest
 from transformers.utils import get_json_schema
 
 import grounding.tools.segment as segment_module

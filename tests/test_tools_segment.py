@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tools_helpers import RecordingSegmenter, context_with, small_chest, small_xray
+from tests.helpers.tools import RecordingSegmenter, context_with, small_chest, small_xray
 
 import grounding.tools.segment as segment_module
 from grounding.segmenters.base import SegmentationError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tools_helpers import context_with, small_chest, small_xray
+from tests.helpers.tools import context_with, small_chest, small_xray
 
 from grounding.tool import ToolError
 from grounding.tools import default_registry

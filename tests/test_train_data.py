@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from _train_helpers import cases, make_env, rollout, synthetic_dir, trainable_model  # noqa: F401 (fixtures)
+from tests.helpers.training import make_env, rollout
 from grounding.tools import default_registry
 from imaging.locate import ModelFrame
 from mmreason.loop import LoopConfig

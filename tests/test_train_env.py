@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from _train_helpers import cases, make_env, rollout, synthetic_dir  # noqa: F401 (fixtures)
+from tests.helpers.training import make_env, rollout
 from grounding.tools import default_registry
 from train.config import ConfigError, EnvConfig
 from train.env import build_registry, tool_schemas

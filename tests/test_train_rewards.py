@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from _train_helpers import cases, make_env, rollout, synthetic_dir  # noqa: F401 (fixtures)
+from tests.helpers.training import make_env, rollout
 from train.rewards import REWARD_FUNCS, REWARD_NAMES, Outcome, accuracy_reward, outcome_of
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from _train_helpers import synthetic_dir, trainable_model  # noqa: F401 (fixtures)
 from mmreason.cli import main
 
 CPU = {"bf16": False, "use_cpu": True, "seed": 0, "logging_steps": 1, "report_to": "none"}

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from imaging.errors import MMReasonError
+from mmreason.run_spec import RunSpec
 
 KINDS = ("sft", "grpo")
 
@@ -117,6 +118,23 @@ class EnvConfig:
     max_images: int = _help("Images kept in an episode's context.", 12)
     max_initial_images: int = _help("Images in the first user turn.", 4)
 
+    def run_spec(self) -> RunSpec:
+        """The run specification of these settings (`mmreason.run_spec.RunSpec`, as ``infer`` and
+        ``bench`` use): segmenter, loop settings and the tool registry recipe.
+
+        Raises:
+            ConfigError: an unknown key in ``tool_options``' segmenter part, or a bad loop setting.
+        """
+        try:
+            return RunSpec.from_dict({
+                "segmenter": {"name": self.segmenter},
+                "loop": {"max_turns": self.max_turns, "max_new_tokens": self.max_new_tokens,
+                         "max_images": self.max_images, "max_initial_images": self.max_initial_images,
+                         "tool_options": dict(self.tool_options)},
+                "tools": {"names": list(self.tools), "segment_targets": list(self.segment_targets)}}, source="env")
+        except MMReasonError as exc:
+            raise ConfigError(str(exc)) from None
+
 
 @dataclass
 class RewardWeights:
@@ -188,7 +206,7 @@ def load_config(path: str | Path, kind: str, output_dir: str | Path | None = Non
     Args:
         path: the YAML file.
         kind: ``sft`` or ``grpo``; a ``rewards`` section is only allowed for ``grpo``.
-        output_dir: overrides ``training.output_dir`` (the ``--output-dir`` option).
+        output_dir: overrides ``training.output_dir`` (the ``--out`` option).
 
     Raises:
         ConfigError: unreadable file, unknown key, wrong type, missing model or output directory.
@@ -239,7 +257,7 @@ def validate(cfg: RunConfig) -> None:
     if cfg.env.max_turns < 1:
         raise ConfigError(f"{where}: env.max_turns must be at least 1, got {cfg.env.max_turns}")
     if not cfg.training.get("output_dir"):
-        raise ConfigError(f"{where}: training.output_dir is missing; set it or pass --output-dir DIR")
+        raise ConfigError(f"{where}: training.output_dir is missing; set it or pass --out DIR (--output-dir, the older spelling, still works)")
     trl_cls = trl_config_class(cfg.kind)
     known = [f.name for f in dataclasses.fields(trl_cls)]
     for key in cfg.training:

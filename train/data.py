@@ -47,11 +47,11 @@ def load_cases(data: DataConfig, split: str = "train") -> list[Case]:
     Training cases are ``[start, start + limit)`` after the family filter; held-out cases are
     ``[eval_start, eval_start + eval_limit)``, by default right after the training cases.
     """
-    from benchmarks.tasks import load_task
+    from benchmarks.core.tasks import load_task
 
     overrides = {data.task: data.data_dir} if data.data_dir else None
     if data.task == "synthetic" and data.data_dir and not (Path(data.data_dir) / "synthetic.json").exists():
-        from benchmarks.synthetic import make_synthetic
+        from benchmarks.core.synthetic import make_synthetic
 
         make_synthetic(Path(data.data_dir), n=data.synthetic_n, seed=data.synthetic_seed)
     cases = load_task(data.task, overrides).cases
@@ -87,7 +87,7 @@ def demonstrations(cases: Sequence[Case], backend: FramedBackend, registry: Tool
     Returns the kept traces (each with ``meta["case_id"]``) and a summary. With ``only_correct``
     an episode is kept only when it answered and its answer scores correct.
     """
-    from benchmarks.scoring import score_response
+    from benchmarks.core.scoring import score_response
     from mmreason.loop import EpisodeRequest
 
     volumes = VolumeCache()

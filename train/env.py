@@ -88,24 +88,18 @@ class VolumeCache:
 
 
 def build_registry(env: EnvConfig) -> ToolRegistry:
-    """The tools of a run: `grounding.tools.default_registry` restricted to ``env.tools`` and
-    ``env.segment_targets`` (the same tool definitions as inference, only fewer of them).
+    """The tools of a run: the registry recipe of ``env.run_spec()`` (`mmreason.run_spec.ToolRecipe`,
+    the same tool definitions as inference, restricted to ``env.tools`` and ``env.segment_targets``).
 
     Raises:
         ConfigError: an unknown tool or segment target.
     """
-    from grounding.segmenters import TARGETS
-    from grounding.tools import default_registry
+    from mmreason.run_spec import RunSpecError
 
-    unknown = [t for t in env.segment_targets if t not in TARGETS]
-    if unknown:
-        raise ConfigError(f"env.segment_targets: unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
-    targets = {k: TARGETS[k] for k in env.segment_targets} if env.segment_targets else None
-    full = default_registry(targets)
-    unknown = [t for t in env.tools if t not in full]
-    if unknown:
-        raise ConfigError(f"env.tools: unknown tool(s) {unknown}; known: {', '.join(full.names())}")
-    return ToolRegistry([full.get(name) for name in env.tools]) if env.tools else full
+    try:
+        return env.run_spec().registry()
+    except RunSpecError as exc:
+        raise ConfigError(f"env: {exc}") from None
 
 
 def start_episode(case: Case, backend: FramedBackend, registry: ToolRegistry, config: LoopConfig,

@@ -15,13 +15,10 @@ Generation: ``use_vllm: true`` with ``vllm_mode: server`` (``trl vllm-serve`` on
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from train.config import RunConfig
-
-log = logging.getLogger("train.grpo")
 
 #: GRPOConfig values mmreason uses unless the config's training section sets them
 GRPO_DEFAULTS: dict[str, Any] = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps",
@@ -57,10 +54,11 @@ def run_grpo(cfg: RunConfig) -> Path:
     from train.env import FramedBackend, VolumeCache, build_registry, environment_factory
     from train.model import load_model, load_processor, model_frame, peft_config
     from train.rewards import REWARD_FUNCS
-    from train.run import MetricsCallback, prepare_output_dir, train_and_save
+    from train.run import MetricsCallback, phase, prepare_output_dir, train_and_save
     from train.sft import loop_config
 
     out = prepare_output_dir(cfg)
+    phase(f"loading the processor of {cfg.model.name_or_path}")
     processor = load_processor(cfg.model)
     ensure_response_parser(processor)
     registry = build_registry(cfg.env)
@@ -69,7 +67,7 @@ def run_grpo(cfg: RunConfig) -> Path:
     config.max_turns = 64  # rollouts are bounded by TRL's max_tool_calling_iterations, not by the loop
     volumes = VolumeCache()
     dataset = grpo_dataset(load_cases(cfg.data, "train"), backend, registry, config, volumes)
-    log.info("GRPO on %d prompts", len(dataset))
+    phase(f"GRPO on {len(dataset)} prompts; loading the model")
     args = GRPOConfig(**(GRPO_DEFAULTS | cfg.training), reward_weights=cfg.rewards.as_list(),
                       remove_unused_columns=False)
     trainer = GRPOTrainer(

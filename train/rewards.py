@@ -9,7 +9,7 @@ and every function reads one component:
 ===============  =========  ==================================================================
 reward           range      value
 ===============  =========  ==================================================================
-accuracy         0 / 1      the final answer scored by `benchmarks.scoring.score_response`
+accuracy         0 / 1      the final answer scored by `benchmarks.core.scoring.score_response`
                             (the benchmark's rule for the case's answer type)
 format           0 .. 1     half for one closed ``<answer>`` block in the final turn, half
                             times the share of well-formed tool calls (known tool, arguments
@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-from benchmarks.scoring import score_response
+from benchmarks.core.scoring import score_response
 from grounding.tool import ToolError, ToolRegistry
 from mmreason.case import Case
 from mmreason.parsing import parse_answer, parse_tool_calls, strip_think

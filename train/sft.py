@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from train.config import RunConfig
-
-log = logging.getLogger("train.sft")
 
 #: SFTConfig values mmreason uses unless the config's training section sets them
 SFT_DEFAULTS: dict[str, Any] = {"report_to": "none", "logging_steps": 1, "save_strategy": "steps",
@@ -32,11 +29,8 @@ SFT_DEFAULTS: dict[str, Any] = {"report_to": "none", "logging_steps": 1, "save_s
 
 
 def loop_config(cfg: RunConfig) -> Any:
-    from mmreason.loop import LoopConfig
-
-    return LoopConfig(max_turns=cfg.env.max_turns, max_images=cfg.env.max_images,
-                      max_initial_images=cfg.env.max_initial_images, max_new_tokens=cfg.env.max_new_tokens,
-                      segmenter=cfg.env.segmenter, tool_options=dict(cfg.env.tool_options))
+    """The loop settings of the run's ``env`` section (`train.config.EnvConfig.run_spec`)."""
+    return cfg.env.run_spec().loop_config()
 
 
 def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
@@ -46,18 +40,20 @@ def build_sft_dataset(cfg: RunConfig, processor: Any, out: Path) -> Any:
     from train.data import demonstrations, load_cases, read_traces, sft_dataset, short_demonstration
     from train.env import FramedBackend, build_registry
     from train.model import model_frame
+    from train.run import phase
 
     traces = []
     summary: dict[str, Any] = {}
     if cfg.data.demonstrations:
         cases = load_cases(cfg.data, "train")
+        phase(f"writing rules demonstrations on {len(cases)} cases")
         backend = FramedBackend(model_frame(cfg.model, processor), inner=RulesBackend())
         kept, demo = demonstrations(cases, backend, build_registry(cfg.env), loop_config(cfg), cfg.data.only_correct)
         if cfg.data.short_demos:
             kept = [short_demonstration(t) for t in kept]
         traces += kept
         summary["demonstrations"] = dataclasses.asdict(demo)
-        log.info("demonstrations: %d of %d episodes kept (%s)", demo.kept, demo.episodes, demo.dropped)
+        phase(f"demonstrations: {demo.kept} of {demo.episodes} episodes kept ({demo.dropped})")
     if cfg.data.traces:
         extra = read_traces(cfg.data.traces)
         traces += extra
@@ -73,12 +69,13 @@ def run_sft(cfg: RunConfig) -> Path:
     from train.data import AssistantOnlyCollator
     from train.env import build_registry, tool_schemas
     from train.model import load_model, load_processor, peft_config
-    from train.run import MetricsCallback, prepare_output_dir, train_and_save
+    from train.run import MetricsCallback, phase, prepare_output_dir, train_and_save
 
     out = prepare_output_dir(cfg)
+    phase(f"loading the processor of {cfg.model.name_or_path}")
     processor = load_processor(cfg.model)
     dataset = build_sft_dataset(cfg, processor, out)
-    log.info("SFT on %d conversations", len(dataset))
+    phase(f"SFT on {len(dataset)} conversations; loading the model")
     args = SFTConfig(**(SFT_DEFAULTS | cfg.training), remove_unused_columns=False,
                      dataset_kwargs={"skip_prepare_dataset": True})
     trainer = SFTTrainer(

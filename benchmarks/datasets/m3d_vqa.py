@@ -19,7 +19,7 @@ from: it is kept out of the question (it holds the answer).
 Scoring differs from the official script on purpose: M3D counts a closed answer correct when
 ``"<letter>."`` occurs anywhere in the output, and scores open answers by BLEU-1, ROUGE-1,
 METEOR and BERTScore; here the protocol's extraction cascade reads the letter, and open answers
-get our open-answer rule and token recall (`benchmarks.scoring`).
+get our open-answer rule and token recall (`benchmarks.core.scoring`).
 
 The volumes carry no spacing, orientation or HU: `imaging.io.npy` reads them with 1 mm assumed,
 and every measurement on them says so.

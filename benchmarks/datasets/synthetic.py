@@ -1,11 +1,11 @@
-"""The synthetic grounded benchmark (`benchmarks.synthetic`), read back from ``synthetic.json``.
+"""The synthetic grounded benchmark (`benchmarks.core.synthetic`), read back from ``synthetic.json``.
 
 Layout: ``synthetic.json`` plus the ``studies/`` folder it refers to (paths relative to the
 folder of ``synthetic.json``). For the registered task, a missing set is generated on first use
 (`prepare`: seed 0 in the task's data folder, only as many cases as the run needs: ``--limit 10``
 makes 10, a full run 200, about 300 MB and a few minutes, with progress); make other sets with
 ``mmreason bench --make-synthetic DIR --n N --seed S`` and point the task at them with
-``--data synthetic=DIR``. A set made by another version of `benchmarks.synthetic` (other phantoms or
+``--data synthetic=DIR``. A set made by another version of `benchmarks.core.synthetic` (other phantoms or
 questions) is refused with the command that regenerates it.
 """
 
@@ -34,7 +34,7 @@ def prepare(root: Path, limit: int | None = None, progress: bool = True) -> None
         doc = read_json(path)
         if doc.get("seed") != DEFAULT_SEED or int(doc.get("n", 0)) >= needed:
             return
-    from benchmarks.synthetic import make_synthetic
+    from benchmarks.core.synthetic import make_synthetic
 
     print(f"synthetic: generating {needed} cases (seed {DEFAULT_SEED}) in {root} ...", file=sys.stderr)
     make_synthetic(root, n=needed, seed=DEFAULT_SEED, progress=progress)
@@ -52,7 +52,7 @@ def load(root: Path, split: str = "test", task: str = "synthetic") -> list[Case]
     doc = read_json(path)
     if doc.get("format") != "mmreason-synthetic":
         raise DatasetError(f"{path} is not a synthetic benchmark file (format {doc.get('format')!r})")
-    from benchmarks.synthetic import VERSION
+    from benchmarks.core.synthetic import VERSION
 
     if doc.get("version") != VERSION:
         raise DatasetError(f"{path} is synthetic benchmark version {doc.get('version')}, this mmreason makes version "

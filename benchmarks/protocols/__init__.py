@@ -9,7 +9,7 @@ side by side (``bench --rescore RUN --protocol medevalkit,lmms-eval``).
 ======================  ===================================================================  =====
 protocol                rules                                                                judge
 ======================  ===================================================================  =====
-``ours``                `benchmarks.scoring`: the extraction cascade, no guessing            no
+``ours``                `benchmarks.core.scoring`: the extraction cascade, no guessing            no
 ``strict``              ours with tags, ``\\boxed{}``, "Answer:", "the answer is" and        no
                         option text only (no untagged short answers)
 ``lmms-eval``           `benchmarks.protocols.lmms_eval`: SLAKE normalised exact match,      no
@@ -42,7 +42,7 @@ from typing import Any, Callable
 from imaging.errors import MMReasonError
 from mmreason.case import Case
 
-from benchmarks.scoring import Score, score_response
+from benchmarks.core.scoring import Score, score_response
 
 
 class ProtocolError(MMReasonError):

@@ -24,7 +24,7 @@ import re
 from mmreason.case import Case
 
 from benchmarks.protocols import Judge, Protocol
-from benchmarks.scoring import Score
+from benchmarks.core.scoring import Score
 
 _THINK = re.compile(r"<think>.*?</think>", re.S)
 _THINK_OPEN = re.compile(r"<think>.*$", re.S)

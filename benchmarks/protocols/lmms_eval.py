@@ -28,7 +28,7 @@ import string
 from mmreason.case import Case
 
 from benchmarks.protocols import Judge, Protocol, letters, seeded_choice
-from benchmarks.scoring import Score
+from benchmarks.core.scoring import Score
 
 _YES = {"yes", "yeah", "yep", "true", "是", "是的", "有", "包含", "可以", "能", "会", "正常"}
 _NO = {"no", "nope", "false", "否", "不是", "没有", "无", "不包含", "不能", "不会", "不可以", "不正常", "异常"}

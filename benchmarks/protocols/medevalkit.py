@@ -38,7 +38,7 @@ import difflib
 from mmreason.case import Case
 
 from benchmarks.protocols import Judge, Protocol, letters
-from benchmarks.scoring import Score
+from benchmarks.core.scoring import Score
 
 _PATTERNS = ("**answer**:", "**answer**", "*answer*:", "**answer:**", "answer is", "answer:", "答案:",
              "final answer", "final answer is")

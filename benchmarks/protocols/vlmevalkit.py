@@ -28,7 +28,7 @@ import re
 from mmreason.case import Case
 
 from benchmarks.protocols import Judge, Protocol, letters, seeded_choice
-from benchmarks.scoring import Score
+from benchmarks.core.scoring import Score
 
 _REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
              "I'm sorry, but without the image provided", "Cannot determine the answer")

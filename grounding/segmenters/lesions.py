@@ -468,12 +468,6 @@ def _closer_or_larger(
     return distance(a) < distance(b)
 
 
-def _robust_stats(values: np.ndarray, floor: float) -> tuple[float, float]:
-    med = float(np.median(values))
-    mad = 1.4826 * float(np.median(np.abs(values - med)))
-    return med, max(mad, floor)
-
-
 def _noise_sd(patch: np.ndarray, valid: np.ndarray) -> float:
     """Noise SD from differences of neighbours along x (insensitive to tissue mixtures)."""
     pairs = valid[..., 1:] & valid[..., :-1]

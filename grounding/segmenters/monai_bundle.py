@@ -136,9 +136,13 @@ class MonaiBundleSegmenter:
     def __init__(self, bundle: str | Path, device: str = "auto", half: bool = True, sw_batch_size: int | None = None,
                  sw_overlap: float | None = None, config_file: str | Path = INFERENCE_CONFIG) -> None:
         import torch
-        from monai.bundle import ConfigParser
-        from monai.networks.nets import VISTA3D
-        from monai.transforms import Compose, Invertd, SaveImaged
+
+        try:
+            from monai.bundle import ConfigParser
+            from monai.networks.nets import VISTA3D
+            from monai.transforms import Compose, Invertd, SaveImaged
+        except ModuleNotFoundError:
+            raise SegmentationError("the monai segmenter needs MONAI: pip install 'mmreason[monai]'") from None
 
         self.bundle = Path(bundle).expanduser()
         if not is_bundle(self.bundle):

@@ -227,6 +227,8 @@ def segmenter_for(context: ToolContext) -> Segmenter:
     Raises:
         SegmentationError: the backend cannot start (unknown name, missing package or checkpoint).
     """
+    if context.segmenter_instance is not None:
+        return context.segmenter_instance
     options = dict(context.options.get("segmenter_options", {}))
     key = f"segmenter|{context.segmenter}|{sorted(options.items())!r}"
     if key not in context.cache:

@@ -301,14 +301,23 @@ def list_series(folder: Path) -> list[SeriesInfo]:
     return series
 
 
+#: series named in an error about a folder's series (more are counted, and ``inspect`` lists them all)
+LISTED_SERIES = 4
+
+
+def _series_listing(series: list[SeriesInfo]) -> str:
+    shown = "; ".join(s.label() for s in series[:LISTED_SERIES])
+    rest = len(series) - LISTED_SERIES
+    return shown + (f"; and {rest} more (mmreason inspect FOLDER lists them all)" if rest > 0 else "")
+
+
 def select_series(series: list[SeriesInfo], choice: int | str | None, source: str) -> SeriesInfo:
     """Pick a series by index or SeriesInstanceUID; a single series needs no choice."""
     if choice is None:
         if len(series) == 1:
             return series[0]
-        listing = "; ".join(s.label() for s in series)
         raise MultipleSeriesError(f"{source}: the folder holds {len(series)} series; pick one with "
-                                  f"series=INDEX or series=TOKEN (CLI: --series): {listing}")
+                                  f"series=INDEX or series=TOKEN (CLI: --series): {_series_listing(series)}")
     by_uid = {s.uid: s for s in series} | {s.token: s for s in series}
     if isinstance(choice, str) and choice in by_uid:
         return by_uid[choice]
@@ -316,8 +325,8 @@ def select_series(series: list[SeriesInfo], choice: int | str | None, source: st
         k = int(choice)
         if 0 <= k < len(series):
             return series[k]
-    listing = "; ".join(s.label() for s in series)
-    raise SeriesNotFoundError(f"{source}: series={choice!r} matches no index or UID; the series are: {listing}")
+    raise SeriesNotFoundError(f"{source}: series={choice!r} matches no index or UID; the series are: "
+                              f"{_series_listing(series)}")
 
 
 # -- pixels ---------------------------------------------------------------------------------

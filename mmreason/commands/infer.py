@@ -2,8 +2,8 @@
 
 Runs the reasoning loop (`mmreason.loop.run_episode`) with a backend - ``rules`` (no weights, the
 default when no ``--model`` is given), ``hf`` (a transformers checkpoint) or ``openai`` (an
-OpenAI-compatible server), with the backend options ``bench`` and ``serve`` share
-(`mmreason.commands.backend_args`) - and checks every step with the rule verifiers (``--verifiers none`` skips
+OpenAI-compatible server), with the run options ``bench`` and ``train`` share
+(`mmreason.run_spec.RunSpec`, ``--config FILE``) - and checks every step with the rule verifiers (``--verifiers none`` skips
 them), and writes ``trace.json`` and ``report.html`` (verdicts beside their steps) into ``--out``
 (default ``out/<timestamp>``). Progress goes to stderr; to stdout go the explanation the model gave
 before its answer tag (where and how large, with evidence ids), the answer (``Answer: ...``, the
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from imaging.errors import MMReasonError
-from mmreason.commands.backend_args import add_backend_arguments, backend_from_args
-from mmreason.commands.image_args import add_trust_arguments, load_options
+from mmreason.commands import plain
+
+SUMMARY = "answer a question about an image or study, with grounded evidence"
 
 
 class InferError(MMReasonError, ValueError):
@@ -31,50 +32,23 @@ class InferError(MMReasonError, ValueError):
 
 
 def register(subparsers: Any) -> None:
-    from mmreason.commands.segmenter_args import add_segmenter_arguments
+    from mmreason.commands import run_args
 
-    p = subparsers.add_parser("infer", help="answer a question about an image or study, with grounded evidence",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("infer", help=SUMMARY, description=plain(__doc__.splitlines()[0]))
     p.add_argument("--image", action="append", required=True, metavar="PATH",
-                   help="image file or DICOM folder; repeat for several (a follow-up: prior first, then current)")
+                   help="image file or DICOM folder; repeat for several (a follow-up: prior first, then current); "
+                        "the image loading options apply to each")
     p.add_argument("--question", required=True, help="the question, in plain text")
     p.add_argument("--option", action="append", metavar="TEXT",
                    help="a multiple-choice option; repeat in order (A, B, ...)")
-    add_backend_arguments(p)
-    p.add_argument("--max-turns", type=int, default=8, help="bound on model turns (default 8)")
-    p.add_argument("--max-new-tokens", type=int, default=512, help="tokens per model turn (default 512)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)")
     p.add_argument("--seed", type=int, help="sampling seed")
     p.add_argument("--verifiers", choices=("rule", "none"), default="rule",
                    help="check every step with the rule verifiers (format, grounding, measurement, answer-evidence "
                         "consistency) and show the verdicts in the report (default rule; none skips)")
     p.add_argument("--out", help="output folder for trace.json and report.html (default out/<timestamp>)")
-    add_trust_arguments(p.add_argument_group("image loading"))
-    add_limit_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    add_segmenter_arguments(p)
+    run_args.add_run_arguments(p)
     p.set_defaults(func=run)
-
-
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The loop's work limits (`mmreason.loop.LoopConfig`), defaults shown in ``--help``."""
-    from mmreason import loop
-
-    limits = parser.add_argument_group("limits (a hit limit is reported, never a crash)")
-    limits.add_argument("--max-tool-calls", type=int, default=loop.DEFAULT_MAX_TOOL_CALLS,
-                        help=f"tool calls run per model turn (default {loop.DEFAULT_MAX_TOOL_CALLS})")
-    limits.add_argument("--max-echo-chars", type=int, default=loop.DEFAULT_MAX_ECHO_CHARS,
-                        help=f"characters of a bad call quoted back to the model (default {loop.DEFAULT_MAX_ECHO_CHARS})")
-    limits.add_argument("--max-prompt-chars", type=int, default=loop.DEFAULT_MAX_PROMPT_CHARS,
-                        help=f"conversation text an episode may reach (default {loop.DEFAULT_MAX_PROMPT_CHARS})")
-    limits.add_argument("--max-seconds", type=float, default=loop.DEFAULT_MAX_SECONDS,
-                        help=f"wall time of one episode (default {loop.DEFAULT_MAX_SECONDS:g} s)")
-
-
-def limit_options(args: argparse.Namespace) -> dict[str, Any]:
-    """`LoopConfig` keywords of `add_limit_arguments`."""
-    return {"max_tool_calls": args.max_tool_calls, "max_echo_chars": args.max_echo_chars,
-            "max_prompt_chars": args.max_prompt_chars, "max_seconds": args.max_seconds}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,11 +81,8 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
     Other programs that must answer exactly as ``mmreason infer`` does (``benchmarks.real_scans``)
     parse an ``infer`` command line and call this.
     """
-    from grounding.tools import default_registry
-    from imaging.io import load
-    from mmreason.backends import get_backend
-    from mmreason.commands.segmenter_args import segmenter_spec
-    from mmreason.loop import LoopConfig, run_episode
+    from mmreason.commands.run_args import run_spec_from_args
+    from mmreason.loop import run_episode
 
     say = progress or (lambda message: None)
     for path in args.image:
@@ -119,20 +90,18 @@ def episode(args: argparse.Namespace, progress: Callable[[str], None] | None = N
             raise InferError(f"image not found: {path}")
     if not args.question.strip():
         raise InferError("the question is empty")
-    if args.max_turns < 1:
+    if args.max_turns is not None and args.max_turns < 1:
         raise InferError(f"--max-turns must be at least 1, got {args.max_turns}")
-    name, options = backend_from_args(args)
-    spec = segmenter_spec(args)
-    registry = default_registry(spec.targets())
+    spec = run_spec_from_args(args)
+    name, options = spec.backend.resolve()
+    registry = spec.registry()
     say(f"backend {name}" + (f", model {options['model']}" if "model" in options else ""))
-    backend = get_backend(name, **options)
-    config = LoopConfig(max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, segmenter=spec.name, tool_options=spec.tool_options(),
-                        **limit_options(args))
+    backend = spec.build_backend()
+    config = spec.loop_config()
     say(f"loading {len(args.image)} input(s) and asking: {args.question}")
-    volumes = [load(path, **load_options(args)) for path in args.image]  # type: ignore[arg-type]
+    volumes = [spec.load(path) for path in args.image]
     trace = run_episode(volumes, args.question, backend, options=args.option, registry=registry,
-                        seed=args.seed, config=config, progress=progress)
+                        seed=spec.seed, config=config, progress=progress)
     if args.verifiers == "rule":
         from mmreason.verifiers.pipeline import attach_verdicts
 
@@ -154,11 +123,3 @@ def explanation(trace: Any) -> str:
     text = strip_think(last.text)
     blocks = list(ANSWER_BLOCK.finditer(text))
     return text[: blocks[-1].start()].strip() if blocks else ""
-
-
-def segment_targets(segmenter: str, options: dict[str, Any]) -> dict[str, str] | None:
-    """Segment targets to offer the model for a segmenter name and its `get_segmenter` options
-    (None: the classical defaults); `SegmenterSpec.targets` does the same for a whole spec."""
-    from grounding.segmenters.spec import offered_targets
-
-    return offered_targets(segmenter, options)

@@ -12,18 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from mmreason.commands import plain
+from mmreason.commands.run_args import add_image_arguments, load_image, shown_name
 
-from imaging.io import SeriesInfo, list_series
-from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
+if TYPE_CHECKING:
+    from imaging.io import SeriesInfo
+    from imaging.volume import Volume
+
+SUMMARY = "show what mmreason loads from an image file or DICOM folder"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("inspect", help="show what mmreason loads from an image file or DICOM folder",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("inspect", help=SUMMARY,
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_image_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
@@ -31,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def describe(volume: Volume) -> dict[str, Any]:
     """The JSON-friendly description printed by the command (geometry, values, metadata)."""
+    import numpy as np
+
     out = volume.summary()
     out["orientation_codes_zyx"] = volume.metadata.get("orientation_codes", "")
     out["origin_lps_mm"] = [round(float(v), 4) for v in volume.affine[:3, 3]]
@@ -44,6 +49,8 @@ def _series_lines(series: list[SeriesInfo], chosen: int | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imaging.io import list_series
+
     path = Path(args.path)
     label = shown_name(args)
     series = list_series(path) if path.is_dir() else None

@@ -12,27 +12,31 @@ import argparse
 import sys
 from typing import Any
 
+from mmreason.commands import plain
+
+SUMMARY = "serve the grounding tools over the Model Context Protocol"
+
 
 def register(subparsers: Any) -> None:
-    from mmreason.commands.segmenter_args import add_segmenter_arguments
+    from mmreason.commands.run_args import add_config_argument, add_segmenter_arguments
 
-    p = subparsers.add_parser("mcp", help="serve the grounding tools over the Model Context Protocol",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("mcp", help=SUMMARY,
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                    help="stdio (default) or streamable HTTP")
     p.add_argument("--host", default="127.0.0.1", help="http: address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="http: port (default 8765; 0 picks a free one)")
+    add_config_argument(p)
     add_segmenter_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from grounding.tools import default_registry
-    from mmreason.commands.segmenter_args import segmenter_spec
+    from mmreason.commands.run_args import run_spec_from_args
     from mmreason.serving.mcp_server import Studies, build_server, http_app, run_stdio
 
-    spec = segmenter_spec(args)
-    studies = Studies(default_registry(spec.targets()), spec.name, spec.tool_options())
+    spec = run_spec_from_args(args)
+    studies = Studies(spec.registry(), spec.segmenter.name, spec.segmenter.tool_options())
     server = build_server(studies)
     if args.transport == "stdio":
         run_stdio(server)

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from mmreason.commands.run_args import add_image_arguments, load_image, loader_options, shown_name
 
-from grounding.measurements import MeasurementError, measure_region
-from imaging.io import load
-from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image, load_options, shown_name
+if TYPE_CHECKING:
+    import numpy as np
+
+    from imaging.volume import Volume
+
+SUMMARY = "measure a mask on an image (mm, mL, HU, side)"
 
 #: largest difference (mm) between the two affines still treated as the same grid
 GRID_TOLERANCE_MM = 1e-3
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("measure", help="measure a mask on an image (mm, mL, HU, side)",
+    p = subparsers.add_parser("measure", help=SUMMARY,
                               description="Measure a mask on an image: area or volume, diameters, intensity, "
                                           "centroid and side, in mm and HU.")
     add_image_arguments(p)
@@ -32,8 +34,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imaging.io import load
+
     volume = load_image(args)
-    record = measure_mask(volume, mask_on_grid(volume, load(args.mask, **load_options(args))))
+    # the mask shares the image's stated facts, not its series/frame choice
+    facts = {k: v for k, v in loader_options(args).items() if k in ("spacing", "assume_orientation")}
+    record = measure_mask(volume, mask_on_grid(volume, load(args.mask, **facts)))
     record["image"] = shown_name(args, volume.name)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -48,6 +54,9 @@ def mask_on_grid(volume: Volume, mask_volume: Volume) -> np.ndarray:
     Raises:
         MeasurementError: shapes or affines differ; the message gives both grids.
     """
+    import numpy as np
+
+    from grounding.measurements import MeasurementError
     same = mask_volume.shape == volume.shape and np.allclose(
         mask_volume.affine, volume.affine, atol=GRID_TOLERANCE_MM)
     if not same:
@@ -63,6 +72,8 @@ def mask_on_grid(volume: Volume, mask_volume: Volume) -> np.ndarray:
 
 def measure_mask(volume: Volume, mask: np.ndarray) -> dict[str, Any]:
     """Measure ``mask`` on ``volume`` (2-D for a 2-D image, else 3-D) as a JSON-ready record."""
+    from grounding.measurements import measure_region
+
     result = measure_region(volume, mask)
     return {"image": volume.name, "modality": volume.modality, "voxels": result.voxels,
             "measurements": {k: {"value": v, "unit": u} for k, (v, u) in result.numbers().items()},

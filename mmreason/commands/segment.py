@@ -1,7 +1,7 @@
 """``mmreason segment PATH --target NAME``: segment a structure, summarise it, optionally save the mask.
 
 Runs the same ``segment`` and ``measure`` tools a model calls (`grounding.tools`), on the image
-loaded by `imaging.io.load`. The mask is written as NIfTI on the image's own grid, so
+loaded by `imaging.io.load`; ``--overlay PNG`` saves the overlay image the summary describes. The mask is written as NIfTI on the image's own grid, so
 ``mmreason measure PATH --mask OUT`` reads it back voxel for voxel.
 """
 
@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from grounding.segmenters import TARGET_DESCRIPTIONS, resolve_target
-from grounding.tool import ToolContext
-from grounding.tools import default_registry
-from grounding.tools.segment import segmenter_for
-from imaging.volume import Volume
-from mmreason.commands.image_args import add_image_arguments, load_image, shown_name
-from mmreason.commands.segmenter_args import add_segmenter_arguments, segmenter_spec
+from mmreason.commands.run_args import add_image_arguments, add_segmenter_arguments, load_image, segmenter_spec, shown_name
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from imaging.volume import Volume
+
+SUMMARY = "segment a structure in an image and summarise it"
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("segment", help="segment a structure in an image and summarise it",
+    p = subparsers.add_parser("segment", help=SUMMARY,
                               description="Segment a structure in an image, summarise its size and side, "
                                           "and optionally save the mask as NIfTI.")
     add_image_arguments(p)
     p.add_argument("--target", required=True, help="structure to segment, e.g. lungs, lung_left, body, bone, nodule; with a model "
                                                           "segmenter also liver, spleen, aorta, vertebrae, lung lobes ...")
     p.add_argument("--out", help="write the mask here as NIfTI (.nii or .nii.gz)")
+    p.add_argument("--overlay", metavar="PNG", help="write the overlay image (the mask in red on the slice the "
+                                                    "summary names) here as PNG")
     p.add_argument("--json", action="store_true", help="print a JSON record instead of a summary")
     add_segmenter_arguments(p)
     p.set_defaults(func=run)
@@ -45,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         write_mask(record.pop("_mask"), volume, args.out)
         record["out"] = str(args.out)
     record.pop("_mask", None)
+    overlay = record.pop("_overlay", None)
+    if args.overlay and overlay is not None:
+        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
+        overlay.save(args.overlay)
+        record["overlay"] = str(args.overlay)
+    # the tool's text names its overlay view for a model that sees it; here it exists only when saved
+    record["segment"] = re.sub(r"Overlay V\d+:", "Overlay:", record["segment"]) if record.get("overlay") else \
+        re.sub(r" ?Overlay V\d+:[^.]*\.", "", record["segment"])
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -53,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
             print(record["measure"])
         if args.out:
             print(f"Mask written to {args.out}")
+        if record.get("overlay"):
+            print(f"Overlay written to {record['overlay']}")
     return 0
 
 
@@ -70,6 +84,11 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
     Raises:
         SegmentationError: unknown backend or target (the message lists the known ones).
     """
+    from grounding.segmenters import TARGET_DESCRIPTIONS, resolve_target
+    from grounding.tool import ToolContext
+    from grounding.tools import default_registry
+    from grounding.tools.segment import segmenter_for
+
     context = ToolContext(volumes={"0": volume}, segmenter=segmenter,
                           options={"segmenter_options": segmenter_options or {}})
     known = segmenter_for(context).targets
@@ -80,7 +99,8 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
                               "segmenter": seg.data.get("segmenter", segmenter), "shape_zyx": list(volume.shape),
                               "spacing_mm_zyx": list(volume.spacing), "segment": seg.text,
                               "voxels": int(seg.data["voxels"]), "measure": None, "measurements": {},
-                              "quality": seg.quality.to_dict(), "_mask": seg.mask}
+                              "quality": seg.quality.to_dict(), "_mask": seg.mask,
+                              "_overlay": seg.views[0].image if seg.views else None}
     for key in ("segmenter_requested", "segmenter_reason", "agreement"):
         if key in seg.data:
             record[key] = seg.data[key]
@@ -95,6 +115,9 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
 
 def write_mask(mask: np.ndarray, volume: Volume, path: str | Path) -> Path:
     """Write a boolean (z, y, x) mask on ``volume``'s grid as NIfTI (1 inside, 0 outside)."""
+    import numpy as np
+
+    from imaging.volume import Volume
     from imaging.writers import write_nifti
 
     return write_nifti(Volume(data=mask.astype(np.float32), spacing=volume.spacing, affine=volume.affine,

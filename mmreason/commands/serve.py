@@ -18,12 +18,17 @@ import argparse
 import sys
 from typing import Any
 
-from mmreason.commands.backend_args import BackendOptionError, add_backend_arguments, backend_from_args
+from mmreason.commands import plain
+
+SUMMARY = "serve a backend through an OpenAI-compatible HTTP API"
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("serve", help="serve a backend through an OpenAI-compatible HTTP API",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from mmreason.commands.run_args import add_backend_arguments, add_config_argument
+
+    p = subparsers.add_parser("serve", help=SUMMARY,
+                              description=plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_argument(p)
     add_backend_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -32,14 +37,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmreason.backends import get_backend
+    from mmreason.commands.run_args import BackendOptionError, run_spec_from_args
     from mmreason.serving.openai_server import bind, build_app, serve
 
-    name, options = backend_from_args(args)
+    spec = run_spec_from_args(args)
+    name, _ = spec.backend.resolve()
     if name == "openai":
         raise BackendOptionError("serving the openai backend would only proxy another server; "
                                  "serve a checkpoint (--model DIR) or --backend rules")
-    backend = get_backend(name, **options)
+    backend = spec.build_backend()
     app = build_app({args.served_model_name or backend.model_id: backend})
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]

@@ -2,7 +2,7 @@
 
 Metrics per task (all from the samples file, so a rescore reproduces them exactly):
 
-* ``accuracy``: share of cases scored correct (`benchmarks.scoring`), with a Wilson 95% interval;
+* ``accuracy``: share of cases scored correct (`benchmarks.core.scoring`), with a Wilson 95% interval;
 * ``by_answer_type``: the same per answer type;
 * ``open_recall>=0.5``: for open questions, the share whose token recall reaches
   `OPEN_RECALL_THRESHOLD` (named with its threshold, never mixed into ``accuracy``), and
@@ -35,8 +35,11 @@ from typing import Any
 from mmreason.trace import Trace
 from mmreason.verifiers.metrics import reasoning_impact
 
-from benchmarks.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
-from benchmarks.stats import compare_paired, wilson_interval
+from benchmarks.core.plots import flat_metrics, write_plots
+from benchmarks.core.run_folder import RunError, case_from_row, check_run_dir, dedup, read_jsonl_tolerant
+from benchmarks.core.scoring import OPEN_RECALL_THRESHOLD, PARSE_STATUSES
+from benchmarks.core.stats import compare_paired, wilson_interval
+from benchmarks.core.tasks import REGISTRY
 
 #: protocols in the order results.md shows them
 PROTOCOL_ORDER = ("ours", "strict", "lmms-eval", "medevalkit", "medevalkit-judge", "vlmevalkit", "vlmevalkit-judge",
@@ -46,9 +49,7 @@ RECALL_METRIC = f"open_recall>={OPEN_RECALL_THRESHOLD:g}"
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    from benchmarks.runner import _dedup, read_jsonl_tolerant
-
-    return _dedup(read_jsonl_tolerant(path))
+    return dedup(read_jsonl_tolerant(path))
 
 
 def summarize_task(rows: list[dict[str, Any]], subgroup_keys: list[str] | None = None) -> dict[str, Any]:
@@ -129,12 +130,8 @@ def task_step_metrics(run_dir: Path, task: str, rows: list[dict[str, Any]]) -> d
     steps_path = run_dir / f"steps_{task}.jsonl"
     if not steps_path.exists():
         return None
-    try:
-        from mmreason import verifiers
-        from mmreason.verifiers import StepVerdict
-    except ImportError:
-        return None
-    from benchmarks.runner import case_from_row, read_jsonl_tolerant
+    from mmreason import verifiers
+    from mmreason.verifiers import StepVerdict
 
     verdicts_by_id = {r["id"]: r["verdicts"] for r in read_jsonl_tolerant(steps_path)}
     kept = [r for r in rows if r["id"] in verdicts_by_id]
@@ -154,9 +151,6 @@ def read_results(run_dir: Path) -> dict[str, Any]:
 def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | None = None,
                   rescored: bool = False) -> dict[str, Any]:
     """Summarise every task's samples into ``results.json``, ``results.md`` and plots."""
-    from benchmarks import plots
-    from benchmarks.tasks import REGISTRY
-
     run_dir = Path(run_dir)
     previous = read_results(run_dir).get("tasks", {})
     doc: dict[str, Any] = {"run_dir": str(run_dir), "rescored": rescored, "tasks": {}}
@@ -176,27 +170,15 @@ def write_results(run_dir: Path, tasks: list[str], throughput: dict[str, Any] | 
     doc["protocol"] = config.get("protocol") or "ours"
     doc["results"] = lmms_eval_results(doc)
     doc["n-samples"] = {t: {"original": s["n"], "effective": s["n"]} for t, s in doc["tasks"].items()}
-    doc["config"] = {k: config.get(k) for k in ("backend", "model", "backend_options", "seed", "protocol", "tools",
-                                                "segmenter")}
+    doc["config"] = {k: config.get(k) for k in ("backend", "segmenter", "loop", "seed", "protocol")}
+    doc["config"]["tools"] = _tools_offered(config)  # the tool mode: with tools or direct answers
     doc["date"] = time.time()
     doc["git_hash"] = config.get("git_commit")
     (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     (run_dir / "results.md").write_text(markdown(doc))
-    doc["plots"] = [str(p) for p in plots.write_plots(doc, run_dir / "plots")]
+    doc["plots"] = [str(p) for p in write_plots(doc, run_dir / "plots")]
     (run_dir / "results.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     return doc
-
-
-def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric entries of nested metric dicts as ``{"reference_steps.f1": 0.49, ...}``."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= flat_metrics(value, name + ".")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
 
 
 def _pct(p: dict[str, Any]) -> str:
@@ -262,21 +244,25 @@ def protocols_markdown(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tools_offered(config: dict[str, Any]) -> bool:
+    """Whether a run offered tools: its run spec's ``tools.enabled`` (a plain flag in older runs)."""
+    tools = config.get("tools", True)
+    return bool(tools.get("enabled", True)) if isinstance(tools, dict) else bool(tools)
+
+
 def compare_runs(run_a: Path, run_b: Path, tasks: list[str] | None = None, n_boot: int = 10000,
                  seed: int = 0, out: Path | None = None) -> dict[str, Any]:
     """Paired comparison (exact McNemar, bootstrap CI of B - A) on the cases both runs scored.
 
     When one run answered directly (``bench --no-tools``) and the other with tools, each task
     also gets ``reasoning_impact``: accuracy with tools minus direct, on the same cases. Both
-    folders must be run folders (`benchmarks.runner.check_run_dir` raises otherwise); the
+    folders must be run folders (`benchmarks.core.run_folder.check_run_dir` raises otherwise); the
     comparison is written to ``out`` (default: ``run_b``) as ``compare.json`` and ``compare.md``.
     """
-    from benchmarks.runner import RunError, check_run_dir
-
     check_run_dir(Path(run_a))
     check_run_dir(Path(run_b))
     doc: dict[str, Any] = {"run_a": str(run_a), "run_b": str(run_b), "tasks": {}, "skipped": {}}
-    tools_a, tools_b = (_run_config(r).get("tools", True) for r in (run_a, run_b))
+    tools_a, tools_b = (_tools_offered(_run_config(r)) for r in (run_a, run_b))
     names = tasks or sorted(p.stem[len("samples_"):] for p in Path(run_a).glob("samples_*.jsonl"))
     for task in names:
         a = {r["id"]: bool(r["correct"]) for r in _rows(Path(run_a) / f"samples_{task}.jsonl")}

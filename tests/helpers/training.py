@@ -1,6 +1,7 @@
-"""Session fixtures of the training tests: a trainable tiny model, a small synthetic set, an env.
+"""Session fixtures of the training tests (a trainable tiny model, a small synthetic set; registered
+by ``tests/conftest.py``) and helpers building an env and a rollout.
 
-The synthetic set has the first 23 cases of seed 0 (`benchmarks.synthetic` sets are prefixes of
+The synthetic set has the first 23 cases of seed 0 (`benchmarks.core.synthetic` sets are prefixes of
 each other), which include chest CTs without a nodule (``syn-0000``, ``syn-0010``) and one with a
 right-lung nodule (``syn-0020`` presence, ``syn-0021`` side, ``syn-0022`` size).
 """
@@ -15,19 +16,16 @@ import pytest
 
 from mmreason.case import Case
 
-_CACHE: dict[str, Any] = {}
 N_CASES = 23
 
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if "synthetic" not in _CACHE:
-        from benchmarks.synthetic import make_synthetic
+    from benchmarks.core.synthetic import make_synthetic
 
-        folder = tmp_path_factory.mktemp("train_synthetic")
-        make_synthetic(folder, n=N_CASES, seed=0)
-        _CACHE["synthetic"] = folder
-    return _CACHE["synthetic"]
+    folder = tmp_path_factory.mktemp("train_synthetic")
+    make_synthetic(folder, n=N_CASES, seed=0)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +38,9 @@ def cases(synthetic_dir: Path) -> dict[str, Case]:
 @pytest.fixture(scope="session")
 def trainable_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Qwen2.5-VL (hidden 64, 2 layers) with room for the ~5000-token tool prompts."""
-    if "model" not in _CACHE:
-        from train.tiny import build_trainable_tiny
+    from train.tiny import build_trainable_tiny
 
-        _CACHE["model"] = build_trainable_tiny(tmp_path_factory.mktemp("train_tiny"), hidden_size=64)
-    return _CACHE["model"]
+    return build_trainable_tiny(tmp_path_factory.mktemp("train_tiny"), hidden_size=64)
 
 
 def make_env(case: Case, frame: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)) -> Any:

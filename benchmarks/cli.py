@@ -1,4 +1,4 @@
-"""`mmreason bench`: evaluate a backend on registered tasks, list tasks, make or rescore runs.
+"""``mmreason bench``: evaluate a backend on registered tasks, list tasks, make or rescore runs.
 
 Examples::
 
@@ -14,7 +14,8 @@ Examples::
     mmreason bench --make-synthetic data/synthetic --n 200 --seed 0
 
 Re-running the same command (same ``--out``) resumes an interrupted run. ``--backend`` also takes
-``module:attr``, an importable backend factory (see `benchmarks.runner`). With several
+``module:attr``, an importable backend factory (see `benchmarks.core.runner`). The backend, segmenter,
+loop and tool options are those of ``mmreason infer`` (``--config FILE`` sets them from a file). With several
 ``--base-url``, requests go to the least busy live server and move to another when one is lost; a
 run whose every server is gone stops and resumes later, with the same or other servers.
 """
@@ -27,15 +28,16 @@ import re
 from pathlib import Path
 
 from imaging.errors import MMReasonError
-from mmreason.commands.backend_args import add_backend_arguments, backend_from_args, parse_key_values
-from mmreason.commands.infer import add_limit_arguments, limit_options
+from mmreason.commands import plain
+
+SUMMARY = "evaluate a backend on medical VQA benchmarks"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from mmreason.commands.segmenter_args import add_segmenter_arguments
+    from mmreason.commands import run_args
 
-    p = subparsers.add_parser("bench", help="evaluate a backend on medical VQA benchmarks",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser("bench", help=SUMMARY, description=plain(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_argument_group("what to do (default: run --tasks)")
     what.add_argument("--list", action="store_true", help="list the registered tasks and exit")
     what.add_argument("--rescore", metavar="RUN_DIR", help="re-score a run from its samples, without inference")
@@ -50,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "module:attr)")
     p.add_argument("--judge-model", help="the judge's model (hub id, local directory or served name)")
     p.add_argument("--judge-base-url", help="the judge's OpenAI-compatible server URL")
-    add_backend_arguments(p)
     p.add_argument("--limit", type=int, help="only the first N cases of each task")
     p.add_argument("--batch-size", type=int, default=1, help="episodes batched per generate call (default 1)")
     p.add_argument("--concurrency", type=int, default=1,
@@ -59,9 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  "with --compare, the folder of compare.json/.md (default RUN_B)")
     p.add_argument("--verifiers", default="", help="comma-separated verifier kinds to run per step (rule,prm)")
     p.add_argument("--prm-model", help="process reward model checkpoint for --verifiers prm")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--max-turns", type=int, default=8, help="model turns per episode (default 8)")
-    p.add_argument("--max-new-tokens", type=int, help="generated tokens per model turn (default: the loop's)")
+    p.add_argument("--seed", type=int, help="base seed (default 0)")
     p.add_argument("--split", help="evaluate this split instead of each task's default")
     p.add_argument("--data", action="append", default=[], metavar="TASK=DIR",
                    help="data folder of a task (repeatable); default $MMREASON_DATA/<task> "
@@ -78,8 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--n", type=int, default=200, help="cases for --make-synthetic (default 200)")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
-    add_segmenter_arguments(p)
-    add_limit_arguments(p)
+    run_args.add_run_arguments(p, loader=False)  # each task's loader reads its own images
     p.set_defaults(func=run)
 
 
@@ -98,19 +96,21 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
 
 
 def _data_options(items: list[str]) -> dict[str, dict[str, object]]:
+    from mmreason.commands import run_args
+
     out: dict[str, dict[str, object]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         task, dot, name = key.partition(".")
         if not sep or not dot or not task.strip() or not name.strip():
             raise MMReasonError(f"--data-option expects TASK.KEY=VALUE (e.g. slake.language=zh), got '{item}'")
-        out.setdefault(task.strip(), {}).update(parse_key_values([f"{name.strip()}={value}"]))
+        out.setdefault(task.strip(), {}).update(run_args.parse_key_values([f"{name.strip()}={value}"]))
     return out
 
 
 def _list_tasks(data: dict[str, str], as_json: bool) -> int:
     from benchmarks.protocols import PROTOCOLS
-    from benchmarks.tasks import REGISTRY, data_dir, local_count
+    from benchmarks.core.tasks import REGISTRY, data_dir, local_count
 
     rows = []
     for name, spec in REGISTRY.items():
@@ -156,8 +156,8 @@ def _print_results(results: dict, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks import runner
-    from mmreason.commands.segmenter_args import segmenter_spec
+    from benchmarks.core import runner
+    from mmreason.commands.run_args import run_spec_from_args
 
     data = _data_overrides(args.data)
     kinds = _split_list(args.verifiers)
@@ -165,18 +165,18 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list_tasks(data, args.json)
     if args.make_synthetic:
-        from benchmarks.synthetic import make_synthetic
+        from benchmarks.core.synthetic import make_synthetic
 
-        path = make_synthetic(Path(args.make_synthetic), n=args.n, seed=args.seed,
+        path = make_synthetic(Path(args.make_synthetic), n=args.n, seed=args.seed or 0,
                               progress=not args.no_progress)
         print(path)
         return 0
     judge_options = {"backend": args.judge_backend, "model": args.judge_model, "base_url": args.judge_base_url}
     if args.compare:
-        from benchmarks.results import compare_runs
+        from benchmarks.core.results import compare_runs
 
         doc = compare_runs(Path(args.compare[0]), Path(args.compare[1]), _split_list(args.tasks) or None,
-                           seed=args.seed, out=Path(args.out) if args.out else None)
+                           seed=args.seed or 0, out=Path(args.out) if args.out else None)
         if args.json:
             print(json.dumps(doc, indent=1))
             return 0
@@ -196,19 +196,15 @@ def run(args: argparse.Namespace) -> int:
     tasks = _split_list(args.tasks)
     if not tasks:
         raise MMReasonError("give --tasks (comma-separated; see mmreason bench --list), or --list/--rescore/--compare")
-    name, options = backend_from_args(args)
-    model, base_url = options.pop("model", None), options.pop("base_url", None)
-    out = args.out or _default_out(name, model, tasks)
+    spec = run_spec_from_args(args)
+    name, options = spec.backend.resolve()  # refuses an unknown backend or options it would ignore, before any work
+    out = args.out or _default_out(name, options.get("model"), tasks)
     config = runner.BenchConfig(
-        tasks=tasks, out=Path(out), backend=name, model=model, base_url=base_url,
-        limit=args.limit, batch_size=args.batch_size, concurrency=args.concurrency, verifiers=kinds,
-        seed=args.seed, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens, split=args.split, data=data,
-        trace_images=args.trace_images, progress=not args.no_progress, verifier_options=verifier_options,
-        backend_options=options, tools=not args.no_tools,
+        tasks=tasks, out=Path(out), run=spec, limit=args.limit, batch_size=args.batch_size,
+        concurrency=args.concurrency, verifiers=kinds, split=args.split, data=data, trace_images=args.trace_images,
+        progress=not args.no_progress, verifier_options=verifier_options,
         protocol=args.protocol or "ours", judge={k: v for k, v in judge_options.items() if v},
         data_options=_data_options(args.data_option), download=args.download,
-        segmenter=segmenter_spec(args).to_dict(),
-        limits=limit_options(args),
     )
     _print_results(runner.run(config), args.json)
     return 0

@@ -14,7 +14,7 @@ A run folder (``--out runs/NAME``) holds:
 * ``steps_<task>.jsonl``: verifier verdicts per case (with ``--verifiers``);
 * ``results.json`` / ``results.md``: metrics with Wilson intervals, subgroups, throughput, step
   metrics, every protocol side by side, and lmms-eval's ``results`` keyed by task and
-  ``"metric,filter"`` (`benchmarks.results`); ``plots/*.png``.
+  ``"metric,filter"`` (`benchmarks.core.results`); ``plots/*.png``.
 
 Every case starts from a fresh context: `mmreason.loop.run_episode` builds a new tool context,
 evidence board and conversation per call and the runner passes nothing from one case to the
@@ -37,14 +37,12 @@ any importable callable returning an object with the backend interface (``name``
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -52,19 +50,29 @@ from typing import Any, Callable, Iterable
 from imaging.errors import MMReasonError
 from mmreason.backends.base import BackendError
 from mmreason.case import Case
+from mmreason.run_spec import RunSpec
 from mmreason.trace import Trace
 
-from benchmarks import results as results_mod
+from benchmarks.core import results as results_mod
+from benchmarks.core.run_folder import (
+    SAMPLES,
+    STEPS,
+    JsonlAppender,
+    RunError,
+    case_from_row,
+    check_run_dir,
+    dedup,
+    json_default,
+    read_jsonl_tolerant,
+    rewrite_jsonl,
+    run_protocol,
+)
+from benchmarks.core.tasks import LoadedTask, load_task
 from benchmarks.protocols import DEFAULT_PROTOCOL, Judge, ProtocolError, get_protocol
-from benchmarks.tasks import LoadedTask, load_task
 
-SAMPLES = "samples_{task}.jsonl"
-STEPS = "steps_{task}.jsonl"
-
-
-class RunError(MMReasonError):
-    """The run cannot start or continue as configured."""
-
+#: what the runner's users import from it (the run-folder functions live in `run_folder`)
+__all__ = ["SAMPLES", "STEPS", "BenchConfig", "RunError", "case_from_row", "check_run_dir", "read_jsonl_tolerant",
+           "rescore", "run", "run_protocol"]
 
 @dataclass
 class BenchConfig:
@@ -73,65 +81,49 @@ class BenchConfig:
     Attributes:
         tasks: registered task names.
         out: the run folder (created; reused to resume).
-        backend: ``rules``, ``hf``, ``openai`` or ``module:attr`` (see the module docstring).
-        model / base_url: passed to the backend when given. ``base_url`` may be a list of
-            OpenAI-compatible servers of the same model: the ``openai`` backend spreads the requests
-            over them and fails over when one is lost (`mmreason.backends.openai_compat`). The list
-            may change between sessions of a run (a lost server left out); the served model may not.
+        run: how episodes run (`mmreason.run_spec.RunSpec`, the same specification as ``infer`` and
+            ``train``): the backend and its options (``rules``, ``hf``, ``openai`` or ``module:attr``,
+            see the module docstring; several ``base_url`` of the openai backend spread the requests
+            and fail over, and may change between sessions of a run while the served model may not),
+            the segmenter, the loop's settings and limits (``max_turns``, ``temperature``, image
+            budget ...), the tools (``tools.enabled`` False is a direct-answer run, the baseline of
+            the impact of reasoning, ``--compare``) and the base seed (None: 0; case ``i`` gets a
+            seed derived from (seed, task, case id)).
         limit: evaluate only the first ``limit`` cases of each task (loader order).
         batch_size: episodes advanced together through the loop's batched `run_episodes`.
         concurrency: batches in flight at once (threads; for the openai backend).
         verifiers: verifier kinds to run on each trace (``rule``, ``prm``); empty for none.
-        seed: base seed; case ``i`` gets a seed derived from (seed, task, case id).
-        max_turns: model turns per episode.
-        max_new_tokens: generated tokens per model turn (the loop's default when None).
         split: overrides each task's default split.
         data: ``task -> folder`` overrides of the data locations.
         trace_images: keep rendered images (base64 PNG) in the saved traces.
-        tools: offer the grounding tools; False is a direct-answer run (the same images and
-            question, no tools), the baseline of the impact of reasoning (``--compare``). The
-            tool modes of 3-D VQA benchmarks (DeepTumorVQA) are: vision only = ``tools=False``;
-            predicted = tools with any segmenter; oracle = tools with the ``reference`` segmenter,
+        The tool modes of 3-D VQA benchmarks (DeepTumorVQA): vision only = ``run.tools.enabled``
+            False; predicted = tools with any segmenter; oracle = tools with the ``reference`` segmenter,
             which answers ``segment`` with each case's reference masks (`Case.masks`).
         progress: show a tqdm bar on stderr.
-        backend_options: extra keyword arguments for the backend factory.
         verifier_options: extra keyword arguments for the verifiers (e.g. a PRM checkpoint).
         protocol: the scoring protocol of ``correct`` (`benchmarks.protocols`; default ``ours``).
         download: fetch a task missing locally from its hub id at the pinned revision.
         data_options: per-task loader options (``{"slake": {"language": "zh"}}``; ``--data-option``).
         judge: backend options of the LLM judge (``backend``, ``model``, ``base_url``) for the
             protocols that need one; empty for none.
-        segmenter: the segment tool's segmenter (`grounding.segmenters.spec.SegmenterSpec` as a dict;
-            empty: classical).
-        limits: `mmreason.loop.LoopConfig` work limits (``max_tool_calls``, ``max_echo_chars``,
-            ``max_prompt_chars``, ``max_seconds``); the loop's defaults for those not given.
     """
 
     tasks: list[str]
     out: Path
-    backend: str = "rules"
-    model: str | None = None
-    base_url: str | list[str] | None = None
+    run: RunSpec = field(default_factory=RunSpec)
     limit: int | None = None
     batch_size: int = 1
     concurrency: int = 1
     verifiers: list[str] = field(default_factory=list)
-    seed: int = 0
-    max_turns: int = 8
-    max_new_tokens: int | None = None
     split: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     trace_images: bool = False
-    tools: bool = True
-    segmenter: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
-    backend_options: dict[str, Any] = field(default_factory=dict)
     verifier_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = DEFAULT_PROTOCOL
     judge: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     download: bool = False
-    limits: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -139,6 +131,16 @@ class BenchConfig:
             raise RunError("--batch-size and --concurrency must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise RunError("--limit must be at least 1")
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed or 0
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record of ``config.json``: the run's own settings, then the run specification's sections."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
+        own = {k: (str(v) if isinstance(v, Path) else v) for k, v in own.items()}
+        return {**own, **self.run.to_dict(), "seed": self.seed}
 
 
 def make_backend(name: str, model: str | None = None, base_url: str | list[str] | None = None,
@@ -157,52 +159,6 @@ def case_seed(seed: int, task: str, case_id: str) -> int:
 
 def safe_name(case_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
-
-
-# --------------------------------------------------------------------------- samples files
-
-def read_jsonl_tolerant(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a truncated or corrupt last line is ignored (and cut off if ``repair``)."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    rows, good_end = [], 0
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break  # the last line of a killed write
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-        good_end += len(line)
-    if repair and good_end < len(data):
-        with path.open("r+b") as f:
-            f.truncate(good_end)
-    return rows
-
-
-class JsonlAppender:
-    """Append-only JSONL writer: every line is flushed and fsynced before `write` returns."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, (bytes, bytearray)):
-        return f"<{len(obj)} bytes>"
-    return str(obj)
 
 
 # --------------------------------------------------------------------------- provenance
@@ -296,10 +252,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def case_from_row(row: dict[str, Any]) -> Case:
-    return Case.from_dict(dict(row["case"]))
-
-
 # --------------------------------------------------------------------------- the run
 
 @dataclass
@@ -318,10 +270,8 @@ def load_verifiers(kinds: list[str], options: dict[str, Any] | None = None) -> V
     """`Verifiers` for ``kinds`` (None when empty); ``prm`` needs ``options["prm_model"]``."""
     if not kinds:
         return None
-    try:
-        module = importlib.import_module("mmreason.verifiers")
-    except ImportError as exc:
-        raise RunError(f"--verifiers needs mmreason.verifiers, which cannot be imported ({exc})") from None
+    from mmreason import verifiers as module
+
     prm = None
     if "prm" in kinds:
         path = (options or {}).get("prm_model")
@@ -339,10 +289,7 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: Verifiers | None,
              log: Callable[[str], None], judge: Judge | None = None) -> dict[str, Any]:
     """Evaluate the pending cases of one task; returns this session's throughput figures."""
-    from grounding.tool import ToolRegistry
-    from grounding.segmenters.spec import SegmenterSpec
-    from grounding.tools import default_registry
-    from mmreason.loop import EpisodeRequest, LoopConfig, run_episodes
+    from mmreason.loop import EpisodeRequest, run_episodes
 
     task = loaded.spec.name
     cases = loaded.cases[: config.limit] if config.limit else loaded.cases
@@ -354,16 +301,14 @@ def run_task(config: BenchConfig, loaded: LoadedTask, backend: Any, verifiers: V
     log(f"{task}: {len(cases)} cases, {len(done & {c.id for c in cases})} already done, {len(pending)} to run")
     if not pending:
         return {"samples": 0, "seconds": 0.0}
-    spec = SegmenterSpec.from_dict(config.segmenter)
-    loop_config = LoopConfig(max_turns=config.max_turns, segmenter=spec.name, tool_options=spec.tool_options(),
-                             **config.limits, **(
-        {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}))
+    loop_config = config.run.loop_config()
     options_in_prompt = loaded.spec.options_in_question
-    registry = default_registry(spec.targets()) if config.tools else ToolRegistry([])
+    registry = config.run.registry()
     trace_dir = config.out / "traces" / task
     trace_dir.mkdir(parents=True, exist_ok=True)
 
-    oracle = config.tools and spec.name == "reference"
+    spec = config.run.segmenter
+    oracle = config.run.tools.enabled and spec.name == "reference"
 
     def episodes(chunk: list[Case]) -> list[Trace]:
         # oracle mode: each case's own reference masks answer segment (`grounding.segmenters.reference`)
@@ -433,15 +378,15 @@ def _keep_steps_of(path: Path, done: set[str]) -> None:
     which would add a second line for it.
     """
     rows = read_jsonl_tolerant(path, repair=True)
-    kept = [r for r in _dedup(rows) if r.get("id") in done]
+    kept = [r for r in dedup(rows) if r.get("id") in done]
     if len(kept) != len(rows):
-        _rewrite_jsonl(path, kept)
+        rewrite_jsonl(path, kept)
 
 
 def _write_trace(trace: Trace, path: Path, with_images: bool) -> None:
     """Compact trace JSON (`Trace.load` reads it). Not atomic, and need not be: the sample line
     that refers to it is written after it, so a trace cut by a kill is rewritten on resume."""
-    path.write_text(json.dumps(trace.to_dict(with_images), separators=(",", ":"), default=_json_default))
+    path.write_text(json.dumps(trace.to_dict(with_images), separators=(",", ":"), default=json_default))
 
 
 def _strip_view_images(trace: Trace) -> None:
@@ -472,11 +417,11 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     """Write ``config.json`` (merging the provenance of earlier sessions of the same run)."""
     path = config.out / "config.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    record = config.record()
     doc = {
         **record,
-        "backend_name": getattr(backend, "name", config.backend),
-        "model_id": getattr(backend, "model_id", config.model),
+        "backend_name": getattr(backend, "name", config.run.backend.name),
+        "model_id": getattr(backend, "model_id", config.run.backend.model),
         "versions": package_versions(),
         "git_commit": git_commit(),
         "tasks_provenance": {**previous.get("tasks_provenance", {}), **provenance},
@@ -496,18 +441,31 @@ def write_config(config: BenchConfig, provenance: dict[str, Any], backend: Any) 
     return doc
 
 
-#: run settings that change what a sample is: a resumed run must keep them (not ``base_url``: the
-#: servers may change between sessions, e.g. a lost one left out, as long as the model is the same)
-RUN_SETTINGS = ("backend", "model", "seed", "max_turns", "max_new_tokens", "split", "backend_options",
-                "tools", "protocol", "limits")
+#: run settings that change what a sample is: a resumed run must keep them (not the backend's
+#: ``base_url``: the servers may change between sessions, e.g. a lost one left out, as long as the
+#: model is the same)
+RUN_SETTINGS = ("backend", "seed", "loop", "tools", "split", "protocol")
+#: how a changed key of a run-spec section is named in the refusal (else by the key alone)
+SETTING_LABELS = {("backend", "name"): "backend", ("backend", "options"): "backend_options",
+                  ("tools", "enabled"): "tools", ("tools", "names"): "tools.names"}
 #: per-task provenance that must match on resume (same files, same prompts)
 TASK_SETTINGS = ("data_dir", "split", "sha256", "prompt_hash", "loader_options")
 
 
 def _changed_settings(previous: dict[str, Any], record: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
     """``name: old -> new`` for every sample-defining setting that differs from the earlier session."""
-    changed = [f"{k}: {previous.get(k)!r} -> {record.get(k)!r}" for k in RUN_SETTINGS
-               if k in previous and previous.get(k) != record.get(k)]
+    changed = []
+    for key in RUN_SETTINGS:
+        if key not in previous:
+            continue
+        old, new = previous.get(key), record.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):  # a section of the run spec: name the keys
+            for sub in sorted(set(old) | set(new)):
+                if sub != "base_url" and old.get(sub) != new.get(sub):
+                    label = SETTING_LABELS.get((key, sub), sub)
+                    changed.append(f"{label}: {old.get(sub)!r} -> {new.get(sub)!r}")
+        elif old != new:
+            changed.append(f"{key}: {old!r} -> {new!r}")
     for task, now in provenance.items():
         before = previous.get("tasks_provenance", {}).get(task)
         if before:
@@ -548,7 +506,7 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
     loaded = {name: load_task(name, config.data, config.split, limit=config.limit, progress=config.progress,
                               options=config.data_options, download=config.download) for name in config.tasks}
     check_oracle(config, loaded)
-    backend = make_backend(config.backend, config.model, config.base_url, **config.backend_options)
+    backend = config.run.build_backend()
     verifiers = load_verifiers(config.verifiers, config.verifier_options)
     write_config(config, {name: task_provenance(lt) for name, lt in loaded.items()}, backend)
     throughput = {name: run_task(config, lt, backend, verifiers, log, judge) for name, lt in loaded.items()}
@@ -557,33 +515,13 @@ def run(config: BenchConfig, log: Callable[[str], None] | None = None) -> dict[s
 
 def check_oracle(config: BenchConfig, loaded: dict[str, LoadedTask]) -> None:
     """Refuse, before anything is written, the oracle tool mode on a task whose cases have no reference masks."""
-    from grounding.segmenters.spec import SegmenterSpec
-
-    if not config.tools or SegmenterSpec.from_dict(config.segmenter).name != "reference":
+    if not config.run.tools.enabled or config.run.segmenter.name != "reference":
         return
     for name, lt in loaded.items():
         if not any(c.masks for c in lt.cases):
             raise RunError(f"--segmenter reference (the oracle tool mode) answers segment with each case's reference "
                            f"masks, and the cases of '{name}' have none; use it on a task with masks (deeptumorvqa "
                            "with its AbdomenAtlas segmentations, synthetic) or choose another segmenter")
-
-
-def check_run_dir(run_dir: Path) -> list[Path]:
-    """The samples files of a run folder; a `RunError` naming the problem when it is not one."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir} does not exist; give the --out folder of a finished mmreason bench run")
-    files = sorted(run_dir.glob("samples_*.jsonl"))
-    if not files or not (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} is not an mmreason bench run folder (it needs config.json and "
-                       "samples_<task>.jsonl); give the --out folder of a run")
-    return files
-
-
-def run_protocol(run_dir: Path) -> str:
-    """The protocol a run scores ``correct`` with (``ours`` for runs made before protocols)."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    return config.get("protocol") or DEFAULT_PROTOCOL
 
 
 def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_options: dict[str, Any] | None = None,
@@ -607,7 +545,7 @@ def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_opt
     check_protocols(names, tasks, judge)
     verifiers = load_verifiers(verifier_kinds or [], verifier_options)
     for path, task in zip(files, tasks):
-        rows = _dedup(read_jsonl_tolerant(path))
+        rows = dedup(read_jsonl_tolerant(path))
         changed = 0
         new_rows = []
         verdict_rows = []
@@ -621,29 +559,12 @@ def rescore(run_dir: Path, verifier_kinds: list[str] | None = None, verifier_opt
             if verifiers is not None:
                 trace = Trace.load(run_dir / row["trace"])
                 verdict_rows.append({"id": row["id"], "verdicts": verifiers(case, trace)})
-        _rewrite_jsonl(path, new_rows)
+        rewrite_jsonl(path, new_rows)
         if verifiers is not None:
-            _rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
+            rewrite_jsonl(run_dir / STEPS.format(task=task), verdict_rows)
         covered = [n for n in names if get_protocol(n).covers(task)]
         log(f"{task}: rescored {len(rows)} samples under {', '.join(covered)}; {changed} changed correctness "
             f"under {primary}")
     previous = results_mod.read_results(run_dir)
     throughput = {t: previous.get("tasks", {}).get(t, {}).get("throughput") for t in tasks}
     return results_mod.write_results(run_dir, tasks, throughput=throughput, rescored=True)
-
-
-def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        seen.setdefault(row["id"], row)
-    return list(seen.values())
-
-
-def _rewrite_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)

@@ -6,7 +6,8 @@ the annotations point (or, for datasets published as parquet, writes the parquet
 ``rows.json`` with the images embedded as ``{"bytes", "path"}`` structs, as the hub stores them).
 
 The backends follow the `mmreason.backends.base.Backend` interface and are loaded by the runner
-through ``--backend _bench_helpers:ScriptedBackend`` (with ``tests/`` on ``PYTHONPATH``).
+through ``--backend tests.helpers.bench:ScriptedBackend`` (with the repository root, `REPO_DIR`, on
+``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bench"
-TESTS_DIR = Path(__file__).parent
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "bench"
+#: the repository root: on ``PYTHONPATH``, runner subprocesses import ``tests.helpers.bench`` backends
+REPO_DIR = Path(__file__).resolve().parents[2]
 
 
 def png_bytes(seed: int, size: int = 24) -> bytes:

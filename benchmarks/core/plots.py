@@ -10,13 +10,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-
 #: subgroups with more values than this are plotted by their most frequent values only
 MAX_BARS = 20
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (imported when a plot is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric entries of nested metric dicts as ``{"reference_steps.f1": 0.49, ...}``."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flat_metrics(value, name + ".")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
 
 
 def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | None:
@@ -26,6 +43,7 @@ def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | Non
     if not panels[0][1]:
         return None
     height = 1.2 + sum(0.3 * min(len(g), MAX_BARS) + 0.6 for _, g in panels)
+    plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(7, height), squeeze=False)
     overall = summary["accuracy"]["value"]
     for ax, (key, groups) in zip(axes[:, 0], panels):
@@ -46,11 +64,10 @@ def _accuracy_plot(task: str, summary: dict[str, Any], path: Path) -> Path | Non
 
 
 def _steps_plot(task: str, metrics: dict[str, Any], path: Path) -> Path | None:
-    from benchmarks.results import flat_metrics
-
     items = [(k, v) for k, v in flat_metrics(metrics).items() if 0.0 <= v <= 1.0 and not k.endswith("samples")]
     if not items:
         return None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 1 + 0.3 * len(items)))
     ax.barh(range(len(items)), [v for _, v in items], color="#55a868")
     ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
@@ -81,6 +98,7 @@ def scaling_plot(points: dict[str, list[tuple[int, float, float, float]]], path:
     ``points`` maps a contender to ``(voxels, median s, min s, max s)`` tuples; the error bars span
     each figure's min to max over its repeats.
     """
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, rows in points.items():
         rows = sorted(rows)

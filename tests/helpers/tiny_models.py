@@ -2,15 +2,13 @@
 
 Usage in a test module::
 
-    from _tiny_model_helpers import random_image, tiny_model_dir  # noqa: F401 (fixture)
+    from tests.helpers.tiny_models import random_image
 
     def test_something(tiny_model_dir):
         path = tiny_model_dir("qwen3_vl")      # built once per session, then reused
 
-Each arch is built once per pytest process into the session's temporary directory and cached
-here at module level: a fixture imported into several test modules gets one definition per
-module, so the cache (not pytest's fixture scope) is what makes the loop, benchmark and training
-tests share the same two checkpoints.
+The fixture is registered once for the whole suite (``pytest_plugins`` in ``tests/conftest.py``),
+so each arch is built once per pytest process into the session's temporary directory.
 """
 
 from __future__ import annotations
@@ -24,22 +22,21 @@ import pytest
 from mmreason.tiny_families import FAMILIES, build_tiny_family
 from mmreason.tiny_models import ARCHS, build_tiny_qwen_vl
 
-_BUILT: dict[str, Path] = {}
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """A function ``arch -> Path`` of a tiny checkpoint: ``"qwen2_5_vl"``, ``"qwen3_vl"`` or a
     family of `mmreason.tiny_families` (``"gemma3"``, ``"internvl"``, ``"qwen3_5"``, ``"lingshu"``)."""
 
+    built: dict[str, Path] = {}
+
     def get(arch: str = "qwen2_5_vl") -> Path:
         if arch not in ARCHS + FAMILIES:
             raise ValueError(f"unknown tiny arch {arch!r}; choose one of {ARCHS + FAMILIES}")
-        if arch not in _BUILT:
+        if arch not in built:
             out = tmp_path_factory.mktemp(f"tiny_{arch}")
-            _BUILT[arch] = (build_tiny_qwen_vl(out, arch=arch, seed=0) if arch in ARCHS
-                            else build_tiny_family(out, arch, seed=0))
-        return _BUILT[arch]
+            built[arch] = (build_tiny_qwen_vl(out, arch=arch, seed=0) if arch in ARCHS
+                           else build_tiny_family(out, arch, seed=0))
+        return built[arch]
 
     return get
 

@@ -3,7 +3,7 @@
 A task is declarative (`TaskSpec`): a name, the loader module of its dataset family, the split,
 the local data folder and the public Hugging Face id + revision for users with network, the
 expected sha256 of its annotation files where they are fixed, a prompt template per answer type,
-and the subgroup keys accuracy is reported by. Scoring is `benchmarks.scoring.score_response`
+and the subgroup keys accuracy is reported by. Scoring is `benchmarks.core.scoring.score_response`
 for every task (the answer type of each case picks the rule), so no task can drift silently.
 
 Data folders: ``--data TASK=DIR`` on the command line, else ``$MMREASON_DATA/<task>``, else
