@@ -31,8 +31,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from transformers.utils.chat_parsing import parse_response
-
 from mmreason.quantities import cited_evidence, strip_citations
 
 
@@ -149,6 +147,9 @@ def _parse_strict(text: str, tools: list[dict[str, Any]] | None) -> list[ParsedC
     if n_open == 0 or n_open != outside.count("</tool_call>"):
         return None
     xml = "<function=" in outside
+    # imported here: transformers costs a second at start-up and commands like `infer --help` never parse
+    from transformers.utils.chat_parsing import parse_response
+
     try:
         message = parse_response(text, XML_TEMPLATE if xml else HERMES_TEMPLATE, prefix="", tools=tools)
     except (ValueError, KeyError, TypeError):

@@ -31,7 +31,8 @@ def test_importing_the_cli_and_listing_the_commands_imports_nothing_heavy():
     assert _imported_after("import mmreason.cli as c; c.build_parser('')") == ["benchmarks", "train"]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["inspect", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["inspect", "--help"], ["infer", "--help"],
+                                  ["bench", "--help"], ["train", "--help"]])
 def test_help_and_version_import_no_model_package(argv):
     code = f"import sys, mmreason.cli as c\ntry:\n    c.main({argv!r})\nexcept SystemExit:\n    pass"
     imported = _imported_after(code)
