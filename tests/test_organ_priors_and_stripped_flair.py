@@ -13,7 +13,7 @@ from grounding.segmenters import ClassicalSegmenter
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from imaging.volume import Volume
-from tests._abdomen_helpers import synthetic_abdomen
+from tests.helpers.abdomen import synthetic_abdomen
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
