@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from grounding.evidence import Evidence, Measurement
+from grounding.quality import Quality
 from imaging.views import slice_view
 from imaging.volume import Volume
 from mmreason.case import Case
@@ -130,6 +131,19 @@ def test_acquisition_numbers_and_centroids_are_not_claims():
     # 14.5 mm equals only the centroid coordinate, which is a position, not a size -> mismatch
     v = by_step(verify(None, nodule_trace("The nodule measures 17 mm [E2].")))
     assert v[4].label == "incorrect"
+
+
+def test_a_caveat_quoting_the_tools_quality_reason_is_not_a_claim():
+    # the tool's own doubt carries its settings' numbers; the step repeating it claims none of them
+    seg = _segment_evidence()
+    seg.quality = Quality("doubtful", ["on 5 mm slices (thicker than 3 mm) nodules touching a vessel are not "
+                                       "searched: one may have been missed"])
+    caveat = f"Caveat: {seg.quality.reasons[0]}."
+    v = by_step(verify(None, nodule_trace(f"The nodule measures 14 mm [E2]. {caveat}", segment=seg)))
+    assert v[4].label == "correct", v[4].reason
+    # a wrong size beside the caveat is still read and still wrong
+    v = by_step(verify(None, nodule_trace(f"The nodule measures 3 mm [E2]. {caveat}", segment=seg)))
+    assert v[4].label == "incorrect" and "'3 mm'" in v[4].reason
 
 
 def test_wrong_laterality_in_text_and_answer():

@@ -196,7 +196,7 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
     default_unit = None
     if step.kind == "answer" and ctx.case is not None and ctx.case.answer_type == "numeric":
         default_unit = ctx.case.unit
-    claims = stated_quantities(step.text, default_unit)
+    claims = stated_quantities(_without_quoted_caveats(step.text, ctx.available(step)), default_unit)
     if not claims:
         return []
     evidence = ctx.cited_or_available(step)
@@ -222,6 +222,15 @@ def check_measurements(ctx: VerifyContext, step: Step) -> list[Check]:
             checks.append(Check("incorrect", f"'{claim.source}' does not match the measured {shown}",
                                 "measurement_mismatch", ids))
     return checks
+
+
+def _without_quoted_caveats(text: str, evidence: list[Evidence]) -> str:
+    """``text`` with the evidence's own quality reasons blanked out: a caveat repeats why a tool
+    doubts itself ("on 5 mm slices (thicker than 3 mm) ..."), and its numbers are the tool's
+    settings, not the step's claims."""
+    for reason in {r for ev in evidence for r in ev.quality.reasons if len(r) > 12}:
+        text = text.replace(reason, " " * len(reason))
+    return text
 
 
 def _time_rank(ctx: VerifyContext, ev: Evidence) -> int | None:
