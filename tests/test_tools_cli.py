@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -55,7 +56,8 @@ def test_segment_summary_text(ct_file, capsys):
     assert main(["segment", str(path), "--target", "nodule"]) == 0
     text = capsys.readouterr().out.splitlines()
     assert text[0].startswith("Segmented 'nodule' (3D, classical segmenter)")
-    assert text[1].startswith("Measured E1 (nodule): volume") and "on the patient's left" in text[1]
+    assert text[1].startswith("Measured nodule: volume") and "on the patient's left" in text[1]
+    assert not re.search(r"\bE\d+\b", "\n".join(text))  # evidence ids mean nothing outside an episode
 
 
 def test_measure_rejects_mask_on_another_grid(ct_file, tmp_path, capsys):

@@ -106,7 +106,8 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
             record[key] = seg.data[key]
     if seg.data["voxels"]:
         meas = registry.run(context, "measure", {"evidence_id": seg.id})
-        record["measure"] = meas.text
+        # standalone output: no evidence ids, which only mean something inside an episode
+        record["measure"] = f"Measured {target}: {meas.text.partition(': ')[2]}"
         record["measurements"] = {k: m.to_dict() for k, m in meas.measurements.items()}
         record["laterality"] = meas.data["laterality"]
         record["centroid_mm"] = list(meas.data["centroid_mm"])
