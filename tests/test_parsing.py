@@ -2,7 +2,6 @@
 
 import pytest
 
-from mmreason import parsing
 from mmreason.parsing import cited_evidence, parse_answer, parse_tool_calls, read_option
 
 TOOLS = [{"type": "function", "function": {"name": "crop", "parameters": {"type": "object", "properties": {
@@ -11,9 +10,11 @@ TOOLS = [{"type": "function", "function": {"name": "crop", "parameters": {"type"
 
 
 def test_hermes_json_call_with_leading_text_uses_transformers(monkeypatch):
+    from transformers.utils import chat_parsing
+
     seen = []
-    real = parsing.parse_response
-    monkeypatch.setattr(parsing, "parse_response", lambda *a, **k: seen.append(1) or real(*a, **k))
+    real = chat_parsing.parse_response
+    monkeypatch.setattr(chat_parsing, "parse_response", lambda *a, **k: seen.append(1) or real(*a, **k))
     text = 'Let me zoom.\n<tool_call>\n{"name": "crop", "arguments": {"view_id": "V1", "bbox_2d": [1, 2, 30, 40]}}\n</tool_call>'
     [call] = parse_tool_calls(text)
     assert seen, "the well-formed turn should go through transformers' parse_response"
