@@ -94,6 +94,9 @@ DETACH_MAX_ARMS = 2
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
 ARM_REACH_MM = 3.0
+#: a detached piece's inscribed radius must exceed its branches' by this factor: a ball sitting
+#: on a vessel is wider than the vessel, a bead that an opening leaves on a thick vessel is not
+DETACHED_MIN_WIDENING = 1.3
 #: volume / volume of the sphere whose diameter is the largest bounding-box extent
 MIN_SPHERICITY = 0.25
 #: smallest nodule: equivalent-sphere diameter (mm)
@@ -305,7 +308,7 @@ def _detached_nodules(
             others = opened & ~piece
             if others.any() and (ndimage.binary_dilation(piece, near) & others).any():
                 continue
-            if _is_detached_nodule(piece, local[window] & ~opened, values[window], spacing,
+            if _is_detached_nodule(piece, local[window] & ~opened, values[window], depth[window], spacing,
                                    forbidden[box][window], wall[box][window], max_diameter_mm):
                 out[window] |= piece
     full = np.zeros(mask.shape, dtype=bool)
@@ -314,10 +317,11 @@ def _detached_nodules(
 
 
 def _is_detached_nodule(
-    piece: np.ndarray, residue: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float],
-    forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+    piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
+    spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
 ) -> bool:
-    """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window)."""
+    """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
+    ``depth``: each voxel's distance, mm, to the outside of the dense structure)."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return False
@@ -331,14 +335,17 @@ def _is_detached_nodule(
         return False
     if float(np.median(values[piece])) > DETACHED_MAX_HU:
         return False
-    return _arms(piece, residue, spacing) <= DETACH_MAX_ARMS
+    arms, arm_depth = _arms(piece, residue, depth, spacing)
+    return arms <= DETACH_MAX_ARMS and float(depth[piece].max()) >= DETACHED_MIN_WIDENING * arm_depth
 
 
-def _arms(piece: np.ndarray, residue: np.ndarray, spacing: tuple[float, float, float]) -> int:
-    """How many branches of ``residue`` leave ``piece``: the pieces of the residue that touch it,
-    counted where they cross the shell `ARM_REACH_MM` to twice that away from it (slivers of its
-    own rough surface do not reach the shell; branches joined in the haze right around it are
-    apart there)."""
+def _arms(
+    piece: np.ndarray, residue: np.ndarray, depth: np.ndarray, spacing: tuple[float, float, float],
+) -> tuple[int, float]:
+    """How many branches of ``residue`` leave ``piece``, and their largest inscribed radius (mm,
+    from ``depth``): the pieces of the residue that touch it, taken where they cross the shell
+    `ARM_REACH_MM` to twice that away from it (slivers of its own rough surface do not reach the
+    shell; branches joined in the haze right around it are apart there)."""
     reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
     obj = ndimage.find_objects(piece.astype(np.uint8))[0]
     window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
@@ -346,8 +353,9 @@ def _arms(piece: np.ndarray, residue: np.ndarray, spacing: tuple[float, float, f
     attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
     distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
     ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
-    _, n = ndimage.label(ring & residue[window], structure=CONN26)
-    return int(n)
+    ring &= residue[window]
+    _, n = ndimage.label(ring, structure=CONN26)
+    return int(n), float(depth[window][ring].max()) if n else 0.0
 
 
 def _medial(surface: np.ndarray) -> np.ndarray:
