@@ -123,7 +123,8 @@ class ChestLabels:
     def pleural_pockets(self, data: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
         """Full-resolution concavities of the lung surface: each lung's in-plane closing (on the
         coarse grid, one lung at a time so the mediastinum between them is never bridged) minus
-        the lungs, inside the body. Nodules sitting on the pleura lie there. Computed once."""
+        the lungs, inside the body, plus the dense fine voxels of the lungs' own coarse edge band
+        but its outer layer. Nodules sitting on the pleura or on a vessel lie there. Computed once."""
         if "pockets" not in self._full:
             closed = np.zeros(self.labels.shape, dtype=bool)
             for side in (LEFT, RIGHT):

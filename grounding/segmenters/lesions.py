@@ -17,7 +17,9 @@
   Nodules touching a vessel are one component with the vessel tree and fail these tests; on
   slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
   `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
-  `DETACH_MAX_ARMS` vessel branches is a nodule (`_detached_nodules`). On thicker slices the
+  `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
+  that the opening leaves along a thick vessel are not), is a nodule (`_detached_nodules`). Known
+  limit: a nodule beside a vessel nearly as thick as itself fails that test and is missed. On thicker slices the
   partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
   are not searched there and the search says so (`ClassicalSegmenter.search_weakness`).
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
