@@ -19,8 +19,8 @@
   `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
   `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
   that the opening leaves along a thick vessel are not), is a nodule (`_detached_nodules`). Known
-  limit: a nodule beside a vessel nearly as thick as itself fails that test and is missed. On thicker slices the
-  partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
+  limit: a nodule beside a vessel nearly as thick as itself fails that test and is missed. On
+  thicker slices the partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
   are not searched there and the search says so (`ClassicalSegmenter.search_weakness`).
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
