@@ -40,6 +40,9 @@ from grounding.segmenters.chest import (
 )
 from grounding.segmenters.lesions import (
     MASS_MAX_DIAMETER_MM,
+    MR_MIN_LESION_MM3,
+    MR_SURFACE_MM,
+    MRLesions,
     NODULE_MAX_DIAMETER_MM,
     PLEURA_POCKET_MM,
     THICK_SLICE_MM,
@@ -124,12 +127,16 @@ class ClassicalSegmenter:
         largest = NODULE_MAX_DIAMETER_MM if target == "nodule" else MASS_MAX_DIAMETER_MM
         return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the outer "
                 f"pleura, every slice (lesions on the mediastinal side, consolidations and ground-glass opacities "
-                f"are not searched); MR: compact lesions brighter than the brain's brightest normal tissue")
+                f"are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
+                f"white and grey matter (levels from the brain's own histogram), with cores at least "
+                f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
-    @staticmethod
-    def search_weakness(volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
-        """Why an unprompted lesion search of ``volume`` may miss one, or None: on CT slices thicker
-        than `THICK_SLICE_MM` nodules touching a vessel are not searched."""
+    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
+        """Why an unprompted lesion search of ``volume`` may be wrong, or None: on CT slices thicker
+        than `THICK_SLICE_MM` nodules touching a vessel are not searched; on MR the lesions found
+        may be normal tissue (`MRLesions.doubt`)."""
+        if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
+            return self.mr_lesions(volume).doubt()
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return None
         if volume.spacing[0] <= THICK_SLICE_MM:
@@ -240,17 +247,25 @@ class ClassicalSegmenter:
         self, volume: Volume, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None,
         within: np.ndarray | None,
     ) -> np.ndarray:
-        search = np.ones(volume.shape, dtype=bool) if within is None else within.copy()
-        if region is not None:
-            boxed = np.zeros(volume.shape, dtype=bool)
-            boxed[region] = True
-            search &= boxed
-        labels, kept = mr_hyperintense_lesion(volume.data, volume.spacing, search)
-        if not kept:
+        if within is None and region is None:
+            found = self.mr_lesions(volume)
+        else:
+            search = np.ones(volume.shape, dtype=bool) if within is None else within.copy()
+            if region is not None:
+                boxed = np.zeros(volume.shape, dtype=bool)
+                boxed[region] = True
+                search &= boxed
+            found = mr_hyperintense_lesion(volume.data, volume.spacing, search)
+        if not found.kept:
             return np.zeros(volume.shape, dtype=bool)
         if point is not None:
-            return nearest_component(np.isin(labels, kept), point, volume.spacing)
-        return np.isin(labels, kept)
+            return nearest_component(np.isin(found.labels, found.kept), point, volume.spacing)
+        return np.isin(found.labels, found.kept)
+
+    def mr_lesions(self, volume: Volume) -> MRLesions:
+        """The (cached) hyperintense lesions of a brain MR, searched over the whole brain."""
+        return self._cached("mr_lesions", volume, lambda: mr_hyperintense_lesion(
+            volume.data, volume.spacing, np.ones(volume.shape, dtype=bool)))
 
     @staticmethod
     def _slab(

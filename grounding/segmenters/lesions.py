@@ -56,6 +56,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -123,16 +124,28 @@ TISSUE_HU = (-50.0, 400.0)
 #: floor of the noise SD (HU on CT; fraction of the value range otherwise)
 MAD_FLOOR_HU = 5.0
 MAD_FLOOR_FRACTION = 0.002
-#: deviation, in noise SDs, above the brain's brightest normal tissue of a hyperintense MR lesion
-MR_K = 3.0
-#: percentile of the brain's values taken as its brightest normal tissue (grey matter on FLAIR,
-#: bias field included); lesions must cover less than 100 - this percent of the brain
-MR_NORMAL_PERCENTILE = 98.0
-#: ... capped at this percentile plus its distance from the median (lesion loads of up to about
-#: 100 - this percent of the brain leave it in normal tissue)
-MR_UPPER_PERCENTILE = 90.0
-#: how far (voxels) a hyperintense MR lesion's core is grown to its half-contrast edge
-MR_EDGE_VOXELS = 2
+#: hyperintense MR lesion cores lie this many SDs of the normal-appearing white matter above its
+#: level, and as many of grey matter above its level (`BrainTissue`)
+MR_SEED_WM_K = 4.0
+MR_SEED_GM_K = 4.0
+#: a core's lesion extends over connected voxels at least this many SDs above white matter, and
+#: above grey matter (and at least half way from white matter to the core's median); the grey
+#: matter figure keeps the share of grey matter above it (2 %) far below what would connect up
+MR_GROW_WM_K = 2.75
+MR_GROW_GM_K = 2.0
+#: lesion cores must lie this far (mm) inside the brain region's edge: the brain's surface and
+#: its cortical ribbon are as bright as small lesions on FLAIR
+MR_SURFACE_MM = 3.0
+#: smallest hyperintense MR lesion kept (mm^3)
+MR_MIN_LESION_MM3 = 10.0
+#: Gaussian smoothing (mm) before the thresholds: single-voxel noise peaks do not seed lesions
+MR_SMOOTH_MM = 0.7
+#: found lesions whose median lies fewer than this many spreads above grey matter are doubtful:
+#: cortex and physiologically bright grey matter (hippocampus) reach that level
+MR_MIN_GM_CONTRAST = 2.0
+#: found lesions covering more than this share of the brain region are doubtful (MS lesion loads
+#: rarely pass 5 %)
+MR_MAX_BURDEN_FRACTION = 0.10
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 #: ... and of the partial-volume edge removed from a skull-stripped brain
@@ -573,10 +586,11 @@ def skull_stripped(data: np.ndarray, head: np.ndarray) -> bool:
     return bool(counts.max() >= STRIPPED_BACKGROUND_FRACTION * outside.size)
 
 
-def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+def brain_region(data: np.ndarray, spacing: tuple[float, float, float], inset_mm: float = 0.0) -> np.ndarray:
     """The head (filled Otsu foreground) minus a `HEAD_MARGIN_MM` shell (scalp and skull): about
     the brain. A skull-stripped brain (`skull_stripped`) loses only `STRIPPED_MARGIN_MM` (its
-    partial-volume edge): the full margin would take away a third of it, with the lesions there."""
+    partial-volume edge): the full margin would take away a third of it, with the lesions there.
+    ``inset_mm`` takes that much more off (the brain's surface)."""
     from skimage.filters import threshold_otsu
 
     grid = CoarseGrid.for_spacing(data.shape, spacing, 2.0)
@@ -586,40 +600,131 @@ def brain_region(data: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
         raise SegmentationError("no head found in the image (empty foreground)")
     margin = STRIPPED_MARGIN_MM if skull_stripped(coarse, head) else HEAD_MARGIN_MM
     depth = ndimage.distance_transform_edt(head, sampling=grid.coarse_spacing(spacing))
-    inner = depth > margin
+    inner = depth > margin + inset_mm
     if not inner.any():
         inner = head
     return grid.upsample(inner) if not grid.is_identity else inner
 
 
-def mr_hyperintense_lesion(
-    data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray, k: float = MR_K
-) -> tuple[np.ndarray, list[int]]:
-    """Compact components brighter than the brain's brightest normal tissue within ``search``.
+@dataclass(frozen=True)
+class BrainTissue:
+    """Intensity levels of a brain MR (the scan's own units) read from its histogram.
 
-    Candidates exceed the `MR_NORMAL_PERCENTILE` of the brain by ``k`` noise SDs; each kept
-    component is then extended to the half-contrast edge between the brain's median and its own
-    median (see the module docstring). Returns ``(labels, kept label ids)`` like `compact_components`.
+    ``white`` is the dominant tissue mode (normal-appearing white matter on FLAIR) and ``spread``
+    its SD, from the half-width of the mode's lower flank (the upper flank holds grey matter and
+    lesions). What the histogram holds above a mirror image of that lower flank is the brighter
+    normal tissue (grey matter on FLAIR; lesions are too few to move its mode): ``grey`` is its
+    mode and ``grey_spread`` the SD from its upper flank. On real FLAIR grey matter is a shoulder
+    about one spread above white matter; on a phantom it may be a separate peak.
     """
-    brain = brain_region(data, spacing)
-    values = data[brain]
+
+    white: float
+    spread: float
+    grey: float
+    grey_spread: float
+
+    @property
+    def seed_level(self) -> float:
+        return max(self.white + MR_SEED_WM_K * self.spread, self.grey + MR_SEED_GM_K * self.grey_spread)
+
+    @property
+    def grow_level(self) -> float:
+        return max(self.white + MR_GROW_WM_K * self.spread, self.grey + MR_GROW_GM_K * self.grey_spread)
+
+    def grey_contrast(self, value: float) -> float:
+        """How far ``value`` lies above grey matter, in the larger of the two spreads."""
+        return (value - self.grey) / max(self.spread, self.grey_spread)
+
+
+def _mode_and_flank(counts: np.ndarray, centres: np.ndarray, step: int) -> tuple[float, float]:
+    """The mode of a histogram and the SD implied by the half width at half maximum of its flank
+    on the side ``step`` (-1 lower, +1 upper); the flank is at least one bin wide."""
+    smooth = ndimage.gaussian_filter1d(counts.astype(float), 2.0)
+    peak = int(np.argmax(smooth))
+    flank = peak
+    while 0 < flank < len(smooth) - 1 and smooth[flank] > smooth[peak] / 2.0:
+        flank += step
+    width = max(abs(float(centres[flank] - centres[peak])), float(centres[1] - centres[0]))
+    return float(centres[peak]), width / 1.1774  # half width at half maximum of a normal: 1.1774 SD
+
+
+def brain_tissue(values: np.ndarray) -> BrainTissue:
+    """`BrainTissue` of the brain's (smoothed) voxel values; a sample of a million is plenty."""
     if values.size > 1_000_000:
         values = values[:: values.size // 1_000_000]
-    floor = MAD_FLOOR_FRACTION * float(np.ptp(values) or 1.0)
-    # the spread of the brain's values mixes grey and white matter; only the noise SD (from
-    # neighbour differences) says how far above the brightest normal tissue a lesion must be
-    noise = max(_noise_sd(data, brain), floor)
-    background, upper, top = (float(v) for v in np.percentile(values, [50.0, MR_UPPER_PERCENTILE,
-                                                                          MR_NORMAL_PERCENTILE]))
-    # a large lesion load (MS: tens of mL) lifts the top percentile into the lesions themselves;
-    # the upper brain (grey matter) plus its own distance from the median caps it
-    normal = min(top, upper + (upper - background))
+    lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.9]))
+    if hi <= lo:
+        raise SegmentationError("the brain region holds one value: no tissue contrast to search for lesions")
+    counts, edges = np.histogram(values, bins=200, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    white, spread = _mode_and_flank(counts, centres, -1)
+    mirrored, _ = np.histogram(2.0 * white - values[values < white], bins=edges)
+    excess = np.clip(counts - mirrored, 0, None) * (centres > white)
+    if not excess.any():
+        return BrainTissue(white, spread, white, spread)
+    return BrainTissue(white, spread, *_mode_and_flank(excess, centres, +1))
+
+
+@dataclass
+class MRLesions:
+    """What `mr_hyperintense_lesion` found: component ``labels`` (the ``kept`` ones are lesions), the
+    `BrainTissue` levels and the brain region's size, which say how far the result can be trusted."""
+
+    labels: np.ndarray
+    kept: list[int]
+    tissue: BrainTissue
+    brain_voxels: int
+    lesion_median: float | None
+
+    def doubt(self) -> str | None:
+        """Why the lesions found may be normal tissue, or None: too little brighter than grey
+        matter (`MR_MIN_GM_CONTRAST`), or more than `MR_MAX_BURDEN_FRACTION` of the brain (not a
+        FLAIR/T2, or the region holds scalp)."""
+        if not self.kept or self.lesion_median is None:
+            return None
+        reasons = []
+        contrast = self.tissue.grey_contrast(self.lesion_median)
+        if contrast < MR_MIN_GM_CONTRAST:
+            reasons.append(f"the lesions found are only {contrast:.1f} SDs brighter than grey matter (cortex and "
+                           f"normal grey matter reach that level)")
+        share = float(np.isin(self.labels, self.kept).sum()) / max(self.brain_voxels, 1)
+        if share > MR_MAX_BURDEN_FRACTION:
+            reasons.append(f"the lesions found cover {share:.0%} of the brain region (the image may not be a FLAIR "
+                           f"or T2, or the region holds scalp)")
+        return "; ".join(reasons) or None
+
+
+def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray) -> MRLesions:
+    """Hyperintense lesions (FLAIR/T2) within ``search``.
+
+    After a `MR_SMOOTH_MM` Gaussian, cores exceed `BrainTissue.seed_level` at least
+    `MR_SURFACE_MM` inside the brain region; each lesion is the connected set of voxels above
+    `BrainTissue.grow_level` and above half way from white matter to its core's median (a
+    half-maximum edge for a bright lesion) holding a core, kept from `MR_MIN_LESION_MM3`.
+    """
+    brain = brain_region(data, spacing)
+    smoothed = ndimage.gaussian_filter(data.astype(np.float32, copy=False),
+                                       [MR_SMOOTH_MM / s for s in spacing])
+    tissue = brain_tissue(smoothed[brain])
     allowed = brain & search
-    labels, kept = compact_components((data > normal + k * noise) & allowed, spacing,
-                                      max_diameter_mm=MASS_MAX_DIAMETER_MM)
-    for label in kept:
-        core = labels == label
-        half = (background + float(np.median(data[core]))) / 2.0
-        rim = ndimage.binary_dilation(core, CONN6, iterations=MR_EDGE_VOXELS) & allowed & (labels == 0)
-        labels[rim & (data > half)] = label
-    return labels, kept
+    seeds = (smoothed > tissue.seed_level) & allowed & brain_region(data, spacing, MR_SURFACE_MM)
+    labels, n = ndimage.label((smoothed > tissue.grow_level) & allowed, structure=CONN26)
+    out = np.zeros(labels.shape, dtype=np.int32)
+    min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
+    kept: list[int] = []
+    seeded = np.zeros(n + 1, dtype=bool)
+    seeded[np.unique(labels[seeds])] = True
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None or not seeded[label]:
+            continue
+        region = labels[obj] == label
+        core = region & seeds[obj]
+        edge = (tissue.white + float(np.median(smoothed[obj][core]))) / 2.0
+        parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
+        lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
+        if lesion.sum() >= min_voxels:
+            kept.append(label)
+            out[obj][lesion] = label
+    found = out > 0
+    median = float(np.median(smoothed[found])) if found.any() else None
+    return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median)
