@@ -132,7 +132,7 @@ MR_SEED_GM_K = 4.0
 #: above grey matter (and at least half way from white matter to the core's median); the grey
 #: matter figure keeps the share of grey matter above it (2 %) far below what would connect up
 MR_GROW_WM_K = 2.75
-MR_GROW_GM_K = 2.0
+MR_GROW_GM_K = 1.0
 #: lesion cores must lie this far (mm) inside the brain region's edge: the brain's surface and
 #: its cortical ribbon are as bright as small lesions on FLAIR
 MR_SURFACE_MM = 3.0
@@ -613,9 +613,9 @@ class BrainTissue:
     ``white`` is the dominant tissue mode (normal-appearing white matter on FLAIR) and ``spread``
     its SD, from the half-width of the mode's lower flank (the upper flank holds grey matter and
     lesions). What the histogram holds above a mirror image of that lower flank is the brighter
-    normal tissue (grey matter on FLAIR; lesions are too few to move its mode): ``grey`` is its
-    mode and ``grey_spread`` the SD from its upper flank. On real FLAIR grey matter is a shoulder
-    about one spread above white matter; on a phantom it may be a separate peak.
+    normal tissue (grey matter on FLAIR; lesions are too few to move it): ``grey`` is its median
+    and ``grey_spread`` the SD implied by its upper decile. On real FLAIR grey matter is a
+    shoulder about one spread above white matter; on a phantom it may be a separate peak.
     """
 
     white: float
@@ -636,15 +636,15 @@ class BrainTissue:
         return (value - self.grey) / max(self.spread, self.grey_spread)
 
 
-def _mode_and_flank(counts: np.ndarray, centres: np.ndarray, step: int) -> tuple[float, float]:
-    """The mode of a histogram and the SD implied by the half width at half maximum of its flank
-    on the side ``step`` (-1 lower, +1 upper); the flank is at least one bin wide."""
+def _mode_and_lower_flank(counts: np.ndarray, centres: np.ndarray) -> tuple[float, float]:
+    """The mode of a histogram and the SD implied by the half width at half maximum of its lower
+    flank (at least one bin)."""
     smooth = ndimage.gaussian_filter1d(counts.astype(float), 2.0)
     peak = int(np.argmax(smooth))
     flank = peak
-    while 0 < flank < len(smooth) - 1 and smooth[flank] > smooth[peak] / 2.0:
-        flank += step
-    width = max(abs(float(centres[flank] - centres[peak])), float(centres[1] - centres[0]))
+    while flank > 0 and smooth[flank] > smooth[peak] / 2.0:
+        flank -= 1
+    width = max(float(centres[peak] - centres[flank]), float(centres[1] - centres[0]))
     return float(centres[peak]), width / 1.1774  # half width at half maximum of a normal: 1.1774 SD
 
 
@@ -657,12 +657,16 @@ def brain_tissue(values: np.ndarray) -> BrainTissue:
         raise SegmentationError("the brain region holds one value: no tissue contrast to search for lesions")
     counts, edges = np.histogram(values, bins=200, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2.0
-    white, spread = _mode_and_flank(counts, centres, -1)
+    white, spread = _mode_and_lower_flank(counts, centres)
     mirrored, _ = np.histogram(2.0 * white - values[values < white], bins=edges)
     excess = np.clip(counts - mirrored, 0, None) * (centres > white)
     if not excess.any():
         return BrainTissue(white, spread, white, spread)
-    return BrainTissue(white, spread, *_mode_and_flank(excess, centres, +1))
+    # the excess is a broad shoulder (real FLAIR) or a peak with a partial-volume ramp below it
+    # (phantoms): its median and upper decile are steadier than its mode
+    total = np.cumsum(excess)
+    grey, upper = (float(centres[np.searchsorted(total, total[-1] * q)]) for q in (0.5, 0.9))
+    return BrainTissue(white, spread, grey, max((upper - grey) / 1.2816, float(edges[1] - edges[0])))
 
 
 @dataclass
