@@ -23,7 +23,7 @@ SPACING = (1.5, 1.5, 1.5)
 
 
 def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0) -> tuple[Volume, np.ndarray]:
-    """A skull-stripped FLAIR (background exactly 0): textured white matter (level 90, spread 8),
+    """A skull-stripped FLAIR (background exactly 0): textured white matter (level 90, spread about 9),
     a 3 mm cortical ribbon (along the surface and the sulci) ``cortex_gain`` brighter (about one
     spread), dark ventricles and sulci, and ``lesions`` periventricular and deep white-matter
     lesions (radius 3-4.5 mm) brightest at their centre (135) and fading to 108 at their edge, as
@@ -36,7 +36,7 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0) ->
     depth = (1 - r) * 55.0
     # texture: smooth random structure plus noise, as N4-corrected white matter shows
     texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.2)
-    texture *= 6.0 / texture[brain].std()
+    texture *= 9.0 / texture[brain].std()
     img = (90.0 + texture + rng.normal(0, 5.0, shape)).astype(np.float32)
     ventricles = np.zeros(shape, bool)
     for side in (-1, 1):
@@ -73,15 +73,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
-@pytest.mark.parametrize("seed", [0, 2])
-def test_lesions_as_faint_as_real_ones_are_found_and_the_cortex_is_not(seed):
-    volume, truth = textured_flair(seed)
-    brain = volume.data != 0
-    mask = ClassicalSegmenter().segment(volume, "lesion")
-    assert mask.sum() == pytest.approx(truth.sum(), rel=0.30)
-    assert dice(mask, truth) >= 0.75
-    cortex_ribbon = brain & (ndimage.distance_transform_edt(brain, sampling=SPACING) < 3.0)
-    assert (mask & cortex_ribbon & ~truth).sum() * np.prod(SPACING) < 50.0  # mm3
+def test_lesions_as_faint_as_real_ones_are_found_and_the_cortex_is_not():
+    """Failed before: a threshold at the brain's 98th percentile plus three noise SDs missed most
+    of these lesions (Dice 0.44 and 0.32 on seeds 0 and 2) and a burden was never within 30 %."""
+    found = expected = 0
+    for seed in range(4):
+        volume, truth = textured_flair(seed)
+        brain = volume.data != 0
+        mask = ClassicalSegmenter().segment(volume, "lesion")
+        assert dice(mask, truth) >= 0.6, seed
+        cortex_ribbon = brain & (ndimage.distance_transform_edt(brain, sampling=SPACING) < 3.0)
+        assert (mask & cortex_ribbon & ~truth).sum() * np.prod(SPACING) < 50.0  # mm3
+        found, expected = found + int(mask.sum()), expected + int(truth.sum())
+    assert found == pytest.approx(expected, rel=0.30)
 
 
 def test_lesion_free_textured_flair_gives_no_burden():
@@ -91,16 +95,17 @@ def test_lesion_free_textured_flair_gives_no_burden():
 
 
 def test_doubt_when_lesions_barely_pass_grey_matter_or_cover_a_tenth_of_the_brain():
-    tissue = BrainTissue(white=90.0, spread=7.0, grey=100.0, grey_spread=4.0)
+    peak = BrainTissue(white=90.0, spread=7.0, grey=130.0, grey_spread=4.0)  # grey matter a peak of its own
     labels = np.zeros((10, 10, 10), np.int32)
     labels[2:4, 2:4, 2:4] = 1
-    clear = MRLesions(labels, [1], tissue, brain_voxels=1000, lesion_median=125.0)
-    assert clear.doubt() is None
-    faint = MRLesions(labels, [1], tissue, brain_voxels=1000, lesion_median=110.0)  # 1.4 SDs above grey
+    assert MRLesions(labels, [1], peak, brain_voxels=1000, lesion_median=160.0).doubt() is None
+    faint = MRLesions(labels, [1], peak, brain_voxels=1000, lesion_median=140.0)  # 1.4 SDs above grey
     assert "brighter than grey matter" in faint.doubt()
-    wide = MRLesions(labels, [1], tissue, brain_voxels=60, lesion_median=125.0)  # 8 of 60 voxels
+    wide = MRLesions(labels, [1], peak, brain_voxels=60, lesion_median=160.0)  # 8 of 60 voxels
     assert "of the brain region" in wide.doubt()
-    assert MRLesions(labels, [], tissue, brain_voxels=60, lesion_median=None).doubt() is None
+    assert MRLesions(labels, [], peak, brain_voxels=60, lesion_median=None).doubt() is None
+    shoulder = BrainTissue(white=90.0, spread=7.0, grey=98.0, grey_spread=5.0)  # real FLAIR
+    assert "not separated from white matter" in MRLesions(labels, [1], shoulder, 1000, 125.0).doubt()
 
 
 def test_segment_evidence_passes_the_doubt_on():
@@ -108,4 +113,4 @@ def test_segment_evidence_passes_the_doubt_on():
     ev = default_registry().run(ToolContext(volumes={"0": volume}), "segment", {"target": "lesion"})
     assert ev.mask.any()
     assert ev.quality.level == "doubtful"
-    assert any("brighter than grey matter" in r for r in ev.quality.reasons), ev.quality.reasons
+    assert any("not separated from white matter" in r for r in ev.quality.reasons), ev.quality.reasons

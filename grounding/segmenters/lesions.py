@@ -125,19 +125,27 @@ TISSUE_HU = (-50.0, 400.0)
 MAD_FLOOR_HU = 5.0
 MAD_FLOOR_FRACTION = 0.002
 #: hyperintense MR lesion cores lie this many SDs of the normal-appearing white matter above its
-#: level, and as many of grey matter above its level (`BrainTissue`)
+#: level, and, where grey matter is a peak of its own, as many of grey matter above its level
+#: (`BrainTissue`)
 MR_SEED_WM_K = 4.0
 MR_SEED_GM_K = 4.0
-#: a core's lesion extends over connected voxels at least this many SDs above white matter, and
-#: above grey matter (and at least half way from white matter to the core's median); the grey
-#: matter figure keeps the share of grey matter above it (2 %) far below what would connect up
-MR_GROW_WM_K = 2.75
+#: a core's lesion extends over connected voxels at least this many SDs above white matter (and
+#: above grey matter where it is a peak, and at least half way from white matter to the core's
+#: median)
+MR_GROW_WM_K = 2.25
 MR_GROW_GM_K = 1.0
+#: grey matter this many white-matter SDs above white matter is a peak of its own (phantoms,
+#: some T2); on real FLAIR it is a shoulder about one SD above
+MR_GREY_PEAK_K = 3.0
 #: lesion cores must lie this far (mm) inside the brain region's edge: the brain's surface and
 #: its cortical ribbon are as bright as small lesions on FLAIR
 MR_SURFACE_MM = 3.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
+#: a lesion's volume over the sphere spanning its largest extent: bright grey matter found at
+#: lesion level (hippocampus, choroid plexus, cortex along a sulcus) is a thin sprawling band; a
+#: confluent periventricular cap (30 x 15 x 10 mm) is about 0.17
+MR_MIN_SPHERICITY = 0.12
 #: Gaussian smoothing (mm) before the thresholds: single-voxel noise peaks do not seed lesions
 MR_SMOOTH_MM = 0.7
 #: found lesions whose median lies fewer than this many spreads above grey matter are doubtful:
@@ -624,12 +632,20 @@ class BrainTissue:
     grey_spread: float
 
     @property
+    def grey_peak(self) -> bool:
+        """Whether grey matter is a peak of its own (`MR_GREY_PEAK_K` spreads above white matter),
+        not a shoulder of white matter whose level is too noisy to set thresholds by."""
+        return self.grey - self.white > MR_GREY_PEAK_K * self.spread
+
+    @property
     def seed_level(self) -> float:
-        return max(self.white + MR_SEED_WM_K * self.spread, self.grey + MR_SEED_GM_K * self.grey_spread)
+        level = self.white + MR_SEED_WM_K * self.spread
+        return max(level, self.grey + MR_SEED_GM_K * self.grey_spread) if self.grey_peak else level
 
     @property
     def grow_level(self) -> float:
-        return max(self.white + MR_GROW_WM_K * self.spread, self.grey + MR_GROW_GM_K * self.grey_spread)
+        level = self.white + MR_GROW_WM_K * self.spread
+        return max(level, self.grey + MR_GROW_GM_K * self.grey_spread) if self.grey_peak else level
 
     def grey_contrast(self, value: float) -> float:
         """How far ``value`` lies above grey matter, in the larger of the two spreads."""
@@ -681,14 +697,18 @@ class MRLesions:
     lesion_median: float | None
 
     def doubt(self) -> str | None:
-        """Why the lesions found may be normal tissue, or None: too little brighter than grey
-        matter (`MR_MIN_GM_CONTRAST`), or more than `MR_MAX_BURDEN_FRACTION` of the brain (not a
-        FLAIR/T2, or the region holds scalp)."""
+        """Why the lesions found may be normal tissue or their burden off, or None: grey matter
+        is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
+        brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
+        the brain (not a FLAIR/T2, or the region holds scalp)."""
         if not self.kept or self.lesion_median is None:
             return None
         reasons = []
-        contrast = self.tissue.grey_contrast(self.lesion_median)
-        if contrast < MR_MIN_GM_CONTRAST:
+        if not self.tissue.grey_peak:
+            reasons.append("grey matter is not separated from white matter by intensity on this scan: bright grey "
+                           "matter (cortex, hippocampus) may be counted and faint lesion edges missed, so the burden "
+                           "is approximate")
+        elif (contrast := self.tissue.grey_contrast(self.lesion_median)) < MR_MIN_GM_CONTRAST:
             reasons.append(f"the lesions found are only {contrast:.1f} SDs brighter than grey matter (cortex and "
                            f"normal grey matter reach that level)")
         share = float(np.isin(self.labels, self.kept).sum()) / max(self.brain_voxels, 1)
@@ -696,6 +716,14 @@ class MRLesions:
             reasons.append(f"the lesions found cover {share:.0%} of the brain region (the image may not be a FLAIR "
                            f"or T2, or the region holds scalp)")
         return "; ".join(reasons) or None
+
+
+def _sphericity(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Volume of ``mask`` over the sphere spanning its largest extent (mm, `_extent_mm`)."""
+    where = np.nonzero(mask)
+    extent = max(_extent_mm(int(w.max() - w.min()) + 1, sp, axis == 0)
+                 for axis, (w, sp) in enumerate(zip(where, spacing)))
+    return float(where[0].size) * float(np.prod(spacing)) / (math.pi / 6.0 * extent**3)
 
 
 def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray) -> MRLesions:
@@ -726,7 +754,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         edge = (tissue.white + float(np.median(smoothed[obj][core]))) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
-        if lesion.sum() >= min_voxels:
+        if lesion.sum() >= min_voxels and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY:
             kept.append(label)
             out[obj][lesion] = label
     found = out > 0
