@@ -22,12 +22,15 @@ from imaging.volume import Volume
 SPACING = (1.5, 1.5, 1.5)
 
 
-def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0) -> tuple[Volume, np.ndarray]:
+def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
+                   caps: bool = False) -> tuple[Volume, np.ndarray]:
     """A skull-stripped FLAIR (background exactly 0): textured white matter (level 90, spread about 9),
     a 3 mm cortical ribbon (along the surface and the sulci) ``cortex_gain`` brighter (about one
     spread), dark ventricles and sulci, and ``lesions`` periventricular and deep white-matter
     lesions (radius 3-4.5 mm) brightest at their centre (135) and fading to 108 at their edge, as
-    real ones do (the truth is their half-maximum contour, at 112.5)."""
+    real ones do (the truth is their half-maximum contour, at 112.5). ``caps`` adds confluent
+    periventricular lesions: a band about 8 mm thick along each ventricle's lateral wall, 40 mm long,
+    with the same profile across its thickness (not compact, but thick)."""
     rng = np.random.default_rng(seed)
     shape = (80, 100, 84)
     z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * 1.5
@@ -63,6 +66,13 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0) ->
         inner = ((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)[ball] / rad**2
         img[ball] = 90.0 + 45.0 * (1.0 - 0.6 * inner) + rng.normal(0, 5.0, int(ball.sum()))
         truth |= ball & (((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / rad**2 <= 0.83)  # half maximum
+    if caps:
+        for side in (-1, 1):
+            # distance (mm) from the ventricle's lateral wall, outwards, along a 40 mm stretch
+            across = (np.abs(x - side * 10) - 6.0) / 8.0
+            band = (across >= 0) & (across <= 1) & (np.abs(y) <= 20) & (np.abs(z - 6) <= 9) & ~ventricles
+            img[band] = 90.0 + 45.0 * (1.0 - 0.6 * (2 * across[band] - 1) ** 2) + rng.normal(0, 5.0, int(band.sum()))
+            truth |= band & ((2 * across - 1) ** 2 <= 0.83)
     img[~brain] = 0.0
     volume = Volume.from_array(img, spacing=SPACING, origin=(0.0, 0.0, 0.0), modality="MR",
                                metadata={"modality_source": "dicom"})
@@ -88,6 +98,15 @@ def test_lesions_as_faint_as_real_ones_are_found_and_the_cortex_is_not():
     assert found == pytest.approx(expected, rel=0.30)
 
 
+def test_confluent_periventricular_lesions_are_kept_whole():
+    """Thick confluent bands along the ventricles sprawl (not compact) but are lesions; a large
+    load must not be taken for grey matter either (which would lift the thresholds above it)."""
+    volume, truth = textured_flair(seed=1, caps=True)
+    mask = ClassicalSegmenter().segment(volume, "lesion")
+    assert mask.sum() == pytest.approx(truth.sum(), rel=0.30)
+    assert dice(mask, truth) >= 0.8
+
+
 def test_lesion_free_textured_flair_gives_no_burden():
     volume, _ = textured_flair(seed=1, lesions=0)
     mask = ClassicalSegmenter().segment(volume, "lesion")
@@ -95,7 +114,7 @@ def test_lesion_free_textured_flair_gives_no_burden():
 
 
 def test_doubt_when_lesions_barely_pass_grey_matter_or_cover_a_tenth_of_the_brain():
-    peak = BrainTissue(white=90.0, spread=7.0, grey=130.0, grey_spread=4.0)  # grey matter a peak of its own
+    peak = BrainTissue(white=90.0, spread=7.0, grey=130.0, grey_spread=4.0, grey_share=0.4)  # a peak of its own
     labels = np.zeros((10, 10, 10), np.int32)
     labels[2:4, 2:4, 2:4] = 1
     assert MRLesions(labels, [1], peak, brain_voxels=1000, lesion_median=160.0).doubt() is None
@@ -104,7 +123,7 @@ def test_doubt_when_lesions_barely_pass_grey_matter_or_cover_a_tenth_of_the_brai
     wide = MRLesions(labels, [1], peak, brain_voxels=60, lesion_median=160.0)  # 8 of 60 voxels
     assert "of the brain region" in wide.doubt()
     assert MRLesions(labels, [], peak, brain_voxels=60, lesion_median=None).doubt() is None
-    shoulder = BrainTissue(white=90.0, spread=7.0, grey=98.0, grey_spread=5.0)  # real FLAIR
+    shoulder = BrainTissue(white=90.0, spread=7.0, grey=98.0, grey_spread=5.0, grey_share=0.09)  # real FLAIR
     assert "not separated from white matter" in MRLesions(labels, [1], shoulder, 1000, 125.0).doubt()
 
 

@@ -142,10 +142,12 @@ MR_GREY_PEAK_K = 3.0
 MR_SURFACE_MM = 3.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
-#: a lesion's volume over the sphere spanning its largest extent: bright grey matter found at
-#: lesion level (hippocampus, choroid plexus, cortex along a sulcus) is a thin sprawling band; a
-#: confluent periventricular cap (30 x 15 x 10 mm) is about 0.17
+#: a lesion is compact (its volume over the sphere spanning its largest extent at least this) or
+#: thick (it holds a ball of `MR_THICK_MM` radius): bright grey matter found at lesion level
+#: (hippocampus, choroid plexus, cortex along a sulcus) is a thin sprawling band, confluent
+#: periventricular lesions sprawl but are thick
 MR_MIN_SPHERICITY = 0.12
+MR_THICK_MM = 3.0
 #: Gaussian smoothing (mm) before the thresholds: single-voxel noise peaks do not seed lesions
 MR_SMOOTH_MM = 0.7
 #: found lesions whose median lies fewer than this many spreads above grey matter are doubtful:
@@ -622,20 +624,25 @@ class BrainTissue:
     its SD, from the half-width of the mode's lower flank (the upper flank holds grey matter and
     lesions). What the histogram holds above a mirror image of that lower flank is the brighter
     normal tissue (grey matter on FLAIR; lesions are too few to move it): ``grey`` is its median
-    and ``grey_spread`` the SD implied by its upper decile. On real FLAIR grey matter is a
-    shoulder about one spread above white matter; on a phantom it may be a separate peak.
+    and ``grey_spread`` the SD implied by its upper decile, ``grey_share`` its share of the brain.
+    On real FLAIR grey matter is a shoulder about one spread above white matter; on a phantom it
+    may be a separate peak.
     """
 
     white: float
     spread: float
     grey: float
     grey_spread: float
+    grey_share: float
 
     @property
     def grey_peak(self) -> bool:
         """Whether grey matter is a peak of its own (`MR_GREY_PEAK_K` spreads above white matter),
-        not a shoulder of white matter whose level is too noisy to set thresholds by."""
-        return self.grey - self.white > MR_GREY_PEAK_K * self.spread
+        not a shoulder of white matter whose level is too noisy to set thresholds by; and not a
+        lesion load: what lies above white matter must fill more than `MR_MAX_BURDEN_FRACTION` of
+        the brain (grey matter is about half of it)."""
+        return (self.grey - self.white > MR_GREY_PEAK_K * self.spread
+                and self.grey_share > MR_MAX_BURDEN_FRACTION)
 
     @property
     def seed_level(self) -> float:
@@ -677,12 +684,13 @@ def brain_tissue(values: np.ndarray) -> BrainTissue:
     mirrored, _ = np.histogram(2.0 * white - values[values < white], bins=edges)
     excess = np.clip(counts - mirrored, 0, None) * (centres > white)
     if not excess.any():
-        return BrainTissue(white, spread, white, spread)
+        return BrainTissue(white, spread, white, spread, 0.0)
     # the excess is a broad shoulder (real FLAIR) or a peak with a partial-volume ramp below it
     # (phantoms): its median and upper decile are steadier than its mode
     total = np.cumsum(excess)
     grey, upper = (float(centres[np.searchsorted(total, total[-1] * q)]) for q in (0.5, 0.9))
-    return BrainTissue(white, spread, grey, max((upper - grey) / 1.2816, float(edges[1] - edges[0])))
+    share = float(total[-1]) / float(counts.sum())
+    return BrainTissue(white, spread, grey, max((upper - grey) / 1.2816, float(edges[1] - edges[0])), share)
 
 
 @dataclass
@@ -726,6 +734,11 @@ def _sphericity(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
     return float(where[0].size) * float(np.prod(spacing)) / (math.pi / 6.0 * extent**3)
 
 
+def _inscribed_radius(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Radius (mm) of the largest ball inside ``mask``."""
+    return float(ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing).max())
+
+
 def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray) -> MRLesions:
     """Hyperintense lesions (FLAIR/T2) within ``search``.
 
@@ -754,7 +767,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         edge = (tissue.white + float(np.median(smoothed[obj][core]))) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
-        if lesion.sum() >= min_voxels and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY:
+        if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
+                                           or _inscribed_radius(lesion, spacing) >= MR_THICK_MM):
             kept.append(label)
             out[obj][lesion] = label
     found = out > 0
