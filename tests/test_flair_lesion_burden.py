@@ -124,7 +124,7 @@ def test_doubt_when_lesions_barely_pass_grey_matter_or_cover_a_tenth_of_the_brai
     assert "of the brain region" in wide.doubt()
     assert MRLesions(labels, [], peak, brain_voxels=60, lesion_median=None).doubt() is None
     shoulder = BrainTissue(white=90.0, spread=7.0, grey=98.0, grey_spread=5.0, grey_share=0.09)  # real FLAIR
-    assert "not separated from white matter" in MRLesions(labels, [1], shoulder, 1000, 125.0).doubt()
+    assert "no separate grey-matter peak" in MRLesions(labels, [1], shoulder, 1000, 125.0).doubt()
 
 
 def test_segment_evidence_passes_the_doubt_on():
@@ -132,4 +132,4 @@ def test_segment_evidence_passes_the_doubt_on():
     ev = default_registry().run(ToolContext(volumes={"0": volume}), "segment", {"target": "lesion"})
     assert ev.mask.any()
     assert ev.quality.level == "doubtful"
-    assert any("not separated from white matter" in r for r in ev.quality.reasons), ev.quality.reasons
+    assert any("no separate grey-matter peak" in r for r in ev.quality.reasons), ev.quality.reasons

@@ -713,9 +713,9 @@ class MRLesions:
             return None
         reasons = []
         if not self.tissue.grey_peak:
-            reasons.append("grey matter is not separated from white matter by intensity on this scan: bright grey "
-                           "matter (cortex, hippocampus) may be counted and faint lesion edges missed, so the burden "
-                           "is approximate")
+            reasons.append("no separate grey-matter peak in this scan's histogram (on real FLAIR grey matter is "
+                           "about as bright as faint lesion edges): bright grey matter (cortex, hippocampus) may be "
+                           "counted and faint lesion edges missed, so the burden is approximate")
         elif (contrast := self.tissue.grey_contrast(self.lesion_median)) < MR_MIN_GM_CONTRAST:
             reasons.append(f"the lesions found are only {contrast:.1f} SDs brighter than grey matter (cortex and "
                            f"normal grey matter reach that level)")
@@ -745,7 +745,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     After a `MR_SMOOTH_MM` Gaussian, cores exceed `BrainTissue.seed_level` at least
     `MR_SURFACE_MM` inside the brain region; each lesion is the connected set of voxels above
     `BrainTissue.grow_level` and above half way from white matter to its core's median (a
-    half-maximum edge for a bright lesion) holding a core, kept from `MR_MIN_LESION_MM3`.
+    half-maximum edge for a bright lesion) holding a core, kept from `MR_MIN_LESION_MM3` when
+    compact or thick (`MR_MIN_SPHERICITY`, `MR_THICK_MM`) and not cut by the field of view.
     """
     brain = brain_region(data, spacing)
     smoothed = ndimage.gaussian_filter(data.astype(np.float32, copy=False),
@@ -760,7 +761,9 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[seeds])] = True
     for label, obj in enumerate(ndimage.find_objects(labels), start=1):
-        if obj is None or not seeded[label]:
+        # a component on the field of view's edge is cut anatomy (neck, scalp) in the head region
+        if obj is None or not seeded[label] or any(sl.start == 0 or sl.stop == n_ for sl, n_ in
+                                                   zip(obj, labels.shape) if n_ > 1):
             continue
         region = labels[obj] == label
         core = region & seeds[obj]

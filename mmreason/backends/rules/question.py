@@ -44,7 +44,8 @@ _ASK_SIDE = re.compile(r"\b(which|what) (side|lung|hemisphere|kidney|lobe)\b|\bw
                        r"\bright or left\b|\bside\b|\blateral", re.I)
 _ASK_SIZE = re.compile(r"\b(how (large|big)|size|diameter|measure\w*|dimension\w*)\b", re.I)
 _ASK_DIAMETER = re.compile(r"\b(diameter|how (long|wide)|length|width)\b", re.I)
-_ASK_VOLUME = re.compile(r"\bvolume\b", re.I)
+#: a lesion burden (load) is a total volume
+_ASK_VOLUME = re.compile(r"\b(volume|burden|lesion load)\b", re.I)
 _ASK_AMOUNT = re.compile(r"\b(how (many|much)|by what|what is the (change|difference|growth)|"
                          r"change in|difference in)\b", re.I)
 _ASK_PERCENT = re.compile(r"%|\bper ?cent", re.I)
