@@ -29,8 +29,9 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
     spread), dark ventricles and sulci, and ``lesions`` periventricular and deep white-matter
     lesions (radius 3-4.5 mm) brightest at their centre (135) and fading to 108 at their edge, as
     real ones do (the truth is their half-maximum contour, at 112.5). ``caps`` adds confluent
-    periventricular lesions: a band about 8 mm thick along each ventricle's lateral wall, 40 mm long,
-    with the same profile across its thickness (not compact, but thick)."""
+    periventricular lesions: bands 8 mm thick along the ventricles' walls (lateral, and across the
+    midline between them), 40 mm long, with that profile across their thickness (not compact, but
+    thick)."""
     rng = np.random.default_rng(seed)
     shape = (80, 100, 84)
     z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * 1.5
@@ -47,7 +48,8 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
     img[ventricles] = 25.0 + rng.normal(0, 5.0, int(ventricles.sum()))
     sulci = brain & (depth < 6.0) & (np.abs(np.sin(x / 7.0) * np.sin(y / 9.0)) > 0.93)
     img[sulci] = 30.0
-    cortex = brain & ~sulci & ((depth < 3.0) | (depth < 9.0) & (ndimage.distance_transform_edt(~sulci, sampling=SPACING) < 3.0))
+    beside_sulci = ndimage.distance_transform_edt(~sulci, sampling=SPACING) < 3.0
+    cortex = brain & ~sulci & ((depth < 3.0) | (depth < 9.0) & beside_sulci)
     img[cortex] += cortex_gain
     truth = np.zeros(shape, bool)
     centres: list[np.ndarray] = []
@@ -68,7 +70,7 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
         truth |= ball & (((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / rad**2 <= 0.83)  # half maximum
     if caps:
         for side in (-1, 1):
-            # distance (mm) from the ventricle's lateral wall, outwards, along a 40 mm stretch
+            # distance from the ventricle's wall, outwards, over its 8 mm thickness, along a 40 mm stretch
             across = (np.abs(x - side * 10) - 6.0) / 8.0
             band = (across >= 0) & (across <= 1) & (np.abs(y) <= 20) & (np.abs(z - 6) <= 9) & ~ventricles
             img[band] = 90.0 + 45.0 * (1.0 - 0.6 * (2 * across[band] - 1) ** 2) + rng.normal(0, 5.0, int(band.sum()))

@@ -39,18 +39,25 @@
   candidates; the largest compact one (at least `NODULE_MIN_DIAMETER_MM` across, not touching
   the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
   between organ and lesion and filled. No candidate gives an empty mask.
-* **Hyperintense MR lesion**: the head is the filled Otsu foreground; the brain is the head
-  minus a `HEAD_MARGIN_MM` shell (scalp and skull), or minus `STRIPPED_MARGIN_MM` when the image
-  is skull-stripped (its background is one exact value, `skull_stripped`). Voxels brighter than the brain's brightest
-  normal tissue (its `MR_NORMAL_PERCENTILE`, grey matter on FLAIR) by `MR_K` noise SDs (from
-  neighbour differences, as for a box) are candidates; a threshold from the brain's median and
-  MAD would fall inside grey matter (the MAD mixes grey and white matter, and the bias field
-  brightens one side), scattering noise specks that hide the lesion from the isolation test and
-  become false positives. Each compact component is grown, by up to `MR_EDGE_VOXELS`, to half the
-  contrast between the brain's median and its own level; all of them are returned (the lesion
-  load; a point prompt picks one). A lesion load above 100 - `MR_NORMAL_PERCENTILE` percent of the
-  brain would lift that percentile into the lesions, so the reference is capped at the
-  `MR_UPPER_PERCENTILE` plus its distance from the brain's median.
+* **Hyperintense MR lesions** (FLAIR/T2): the brain is the head (filled Otsu foreground) minus a
+  `HEAD_MARGIN_MM` shell (scalp and skull), or minus `STRIPPED_MARGIN_MM` when the image is
+  skull-stripped (its background is one exact value, `skull_stripped`). After a `MR_SMOOTH_MM`
+  Gaussian, the brain's histogram gives its levels (`brain_tissue`): white matter is the dominant
+  mode, its SD the half width of the mode's lower flank (the upper one holds grey matter and
+  lesions); what lies above a mirror image of that flank is grey matter. On real FLAIR grey matter
+  is a shoulder about one SD above white matter, as bright as faint lesion edges and too noisy to
+  threshold by; on phantoms (and some T2) it is a peak of its own (`BrainTissue.grey_peak`), and
+  lesions must then clear it too. Brain percentiles do not work: small lesions sit at the brain's
+  98th-99th percentile, level with the bright tail of the cortex. Lesion cores exceed
+  `MR_SEED_WM_K` SDs above white matter at least `MR_SURFACE_MM` inside the brain's edge (the
+  surface and cortical ribbon); a lesion is the connected set of voxels above `MR_GROW_WM_K` SDs
+  (and half way from white matter to its core's median, a half-maximum edge) holding cores. It is
+  kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
+  grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
+  sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
+  field of view is anatomy (neck, scalp), not a lesion. All lesions are returned (the lesion load;
+  a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`). Limits: faint edges
+  of large lesions are missed, bright grey matter blobs can be counted.
 """
 
 from __future__ import annotations
