@@ -129,9 +129,11 @@ def test_doubt_when_lesions_barely_pass_grey_matter_or_cover_a_tenth_of_the_brai
     assert "no separate grey-matter peak" in MRLesions(labels, [1], shoulder, 1000, 125.0).doubt()
 
 
-def test_segment_evidence_passes_the_doubt_on():
+@pytest.mark.parametrize("segmenter", ["classical", "auto"])
+def test_segment_evidence_passes_the_doubt_on(segmenter):
     volume, _ = textured_flair(seed=0)
-    ev = default_registry().run(ToolContext(volumes={"0": volume}), "segment", {"target": "lesion"})
+    context = ToolContext(volumes={"0": volume}, segmenter=segmenter)
+    ev = default_registry().run(context, "segment", {"target": "lesion"})
     assert ev.mask.any()
     assert ev.quality.level == "doubtful"
     assert any("no separate grey-matter peak" in r for r in ev.quality.reasons), ev.quality.reasons

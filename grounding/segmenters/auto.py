@@ -178,3 +178,9 @@ class AutoSegmenter:
                     self.last_cross_check = None
             return mask
         raise SegmentationError("; ".join(failures))  # unreachable: classical is always last
+
+    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
+        """The classical search's doubt (`ClassicalSegmenter.search_weakness`) when it made the last mask."""
+        if self.last_choice is None or self.last_choice.segmenter != self.classical.name:
+            return None
+        return self.classical.search_weakness(volume, target, prompt)
