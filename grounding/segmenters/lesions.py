@@ -768,9 +768,10 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[seeds])] = True
     for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None or not seeded[label]:
+            continue
         # a component on the field of view's edge is cut anatomy (neck, scalp) in the head region
-        if obj is None or not seeded[label] or any(sl.start == 0 or sl.stop == n_ for sl, n_ in
-                                                   zip(obj, labels.shape) if n_ > 1):
+        if any(sl.start == 0 or sl.stop == size for sl, size in zip(obj, labels.shape) if size > 1):
             continue
         region = labels[obj] == label
         core = region & seeds[obj]
