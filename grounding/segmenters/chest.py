@@ -43,8 +43,9 @@ from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
-    PLANAR4,
     CoarseGrid,
+    border_connected,
+    bounding_box,
     bounding_boxes,
     centroid,
     component_sizes,
@@ -53,6 +54,7 @@ from grounding.segmenters.morphology import (
     erode,
     fill_holes_slicewise,
     label_components,
+    label_planar,
     largest_component,
     linear_above,
     span_last_axis,
@@ -158,11 +160,10 @@ def planar_closing(mask: np.ndarray, radius_mm: float, spacing: tuple[float, flo
     the mask's bounding box (a large structuring element would cost seconds). The slice axis is
     given a spacing no disc can cross, so each slice is closed on its own."""
     out = np.zeros(mask.shape, dtype=bool)
-    found = ndimage.find_objects(mask.astype(np.uint8))
-    if not found:
+    box = bounding_box(mask)
+    if box is None:
         return out
     pad = [0] + [int(np.ceil(radius_mm / s)) + 1 for s in spacing[1:]]
-    box = found[0]
     local = np.pad(mask[box], [(p, p) for p in pad])
     sampling = (10.0 * radius_mm + 1.0, spacing[1], spacing[2])
     grown = ndimage.distance_transform_edt(~local, sampling=sampling) <= radius_mm
@@ -255,18 +256,12 @@ def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
     """
     seal = body if seal is None else seal
     nz, ny, nx = body.shape
-    blocked = np.zeros((nz, ny + 2, nx + 2), dtype=bool)
-    blocked[:, 1:-1, 1:-1] = body
-    blocked[:, 0, 1:-1] = span_last_axis(seal[:, 0, :])
-    blocked[:, -1, 1:-1] = span_last_axis(seal[:, -1, :])
-    blocked[:, 1:-1, 0] = span_last_axis(seal[:, :, 0])
-    blocked[:, 1:-1, -1] = span_last_axis(seal[:, :, -1])
-    labels, n = ndimage.label(~blocked, structure=PLANAR4)
-    is_open = np.zeros(n + 1, dtype=bool)
-    for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
-        is_open[edge] = True
-    is_open[0] = False
-    return is_open[labels[:, 1:-1, 1:-1]]
+    frame = np.ones((nz, ny + 2, nx + 2), dtype=bool)
+    frame[:, 0, 1:-1] = ~span_last_axis(seal[:, 0, :])
+    frame[:, -1, 1:-1] = ~span_last_axis(seal[:, -1, :])
+    frame[:, 1:-1, 0] = ~span_last_axis(seal[:, :, 0])
+    frame[:, 1:-1, -1] = ~span_last_axis(seal[:, :, -1])
+    return border_connected(~body, frame)
 
 
 def find_airways(
@@ -274,7 +269,7 @@ def find_airways(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trachea and main bronchi on the coarse grid: ``(airways, trachea)`` boolean masks."""
     empty = np.zeros(inside_air.shape, dtype=bool)
-    labels, n = ndimage.label(inside_air, structure=PLANAR4)
+    labels, n = label_planar(inside_air)
     if n == 0:
         return empty, empty
     pixel_mm2 = spacing[1] * spacing[2]
@@ -309,7 +304,7 @@ def find_airways(
     # the chains are labelled within the candidates' bounding box (the same numbering as on the
     # whole grid, at a fraction of its memory)
     in_chain = candidate[labels]
-    box = ndimage.find_objects(in_chain.view(np.uint8))[0]
+    box = bounding_box(in_chain)
     in_chain = in_chain[box]
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
@@ -460,7 +455,7 @@ def _fill_label_holes(labels: np.ndarray, value: int) -> None:
     mask = labels == value
     if not mask.any():
         return
-    bbox = ndimage.find_objects(mask.astype(np.uint8))[0]
+    bbox = bounding_box(mask)
     crop = labels[bbox]
     filled = fill_holes_slicewise(crop == value)
     crop[filled & (crop == 0)] = value
@@ -483,7 +478,7 @@ def split_touching(
     """
     from skimage.segmentation import watershed
 
-    bbox = ndimage.find_objects(mask.astype(np.uint8))[0]
+    bbox = bounding_box(mask)
     region = mask[bbox]
     offset = np.array([sl.start for sl in bbox], dtype=float)
     # world x is linear in the indices: built from its coefficients, not a per-voxel coordinate list
@@ -524,7 +519,7 @@ def refine_labels(
         # work in the label's bounding box grown by one voxel: the band reaches one voxel out
         bbox = tuple(
             slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-            for sl, n in zip(ndimage.find_objects((labels == value).astype(np.uint8))[0], labels.shape)
+            for sl, n in zip(bounding_box(labels == value), labels.shape)
         )
         local, local_code = labels[bbox], code[bbox]
         mask = local == value
