@@ -46,7 +46,6 @@ from grounding.segmenters.morphology import (
     CoarseGrid,
     border_connected,
     bounding_box,
-    bounding_boxes,
     centroid,
     component_sizes,
     dilate,
@@ -58,6 +57,7 @@ from grounding.segmenters.morphology import (
     largest_component,
     linear_above,
     span_last_axis,
+    voxel_boxes,
 )
 from imaging.volume import Volume
 
@@ -267,28 +267,48 @@ def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
 def find_airways(
     inside_air: np.ndarray, body: np.ndarray, spacing: tuple[float, float, float], superior_step: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Trachea and main bronchi on the coarse grid: ``(airways, trachea)`` boolean masks."""
-    empty = np.zeros(inside_air.shape, dtype=bool)
+    """Trachea and main bronchi on the coarse grid: ``(airways, trachea)`` boolean masks.
+
+    The work runs in the bounding box of ``inside_air`` (lungs and airways are a fraction of the
+    field of view), and the planar labels are looked up per voxel only where the few
+    tracheal-sized pockets lie: on a small grid each whole-grid pass costs as much as a labelling.
+    """
+    airways, trachea = np.zeros(inside_air.shape, dtype=bool), np.zeros(inside_air.shape, dtype=bool)
+    box = bounding_box(inside_air)
+    if box is None:
+        return airways, trachea
+    # per-slice midline and width of the body, in x voxels of the box
+    cols = body[box[0]].any(axis=1)
+    has_body = cols.any(axis=1)
+    first = np.argmax(cols, axis=1)
+    last = cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1)
+    centre, width = (first + last) / 2.0 - box[2].start, (last - first + 1).astype(float)
+    found = _find_airways(inside_air[box], has_body, centre, width, spacing, superior_step)
+    if found is not None:
+        airways[box], trachea[box] = found
+    return airways, trachea
+
+
+def _find_airways(
+    inside_air: np.ndarray, has_body: np.ndarray, centre: np.ndarray, width: np.ndarray,
+    spacing: tuple[float, float, float], superior_step: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """`find_airways` in the box of the inside air, given the body's per-slice presence, centre
+    (x index in the box) and width; None when no trachea is found."""
     labels, n = label_planar(inside_air)
-    if n == 0:
-        return empty, empty
     pixel_mm2 = spacing[1] * spacing[2]
     area = component_sizes(labels, n) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
     # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
     coords = np.nonzero(sized[labels])
-    cx = np.bincount(labels[coords], weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
-    # per-slice midline and width of the body, in x voxels
-    cols = body.any(axis=1)
-    has_body = cols.any(axis=1)
-    first = np.argmax(cols, axis=1)
-    last = cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1)
-    centre, width = (first + last) / 2.0, (last - first + 1).astype(float)
+    owner = labels[coords]
+    cx = np.bincount(owner, weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
+    boxes = voxel_boxes(owner, coords, n)
 
     candidate = np.zeros(n + 1, dtype=bool)
-    for label, obj in enumerate(bounding_boxes(labels, n, keep=sized), start=1):
-        if obj is None or not (TRACHEA_AREA_MM2[0] <= area[label] <= TRACHEA_AREA_MM2[1]):
+    for label, obj in enumerate(boxes, start=1):
+        if obj is None:
             continue
         z = obj[0].start
         if not has_body[z]:
@@ -299,13 +319,15 @@ def find_airways(
         round_enough = max(h_mm, w_mm) <= 2.5 * min(h_mm, w_mm) and area[label] >= 0.4 * h_mm * w_mm
         candidate[label] = round_enough and abs(cx[label] - centre[z]) <= tolerance
     if not candidate.any():
-        return empty, empty
+        return None
 
-    # the chains are labelled within the candidates' bounding box (the same numbering as on the
-    # whole grid, at a fraction of its memory)
-    in_chain = candidate[labels]
-    box = bounding_box(in_chain)
-    in_chain = in_chain[box]
+    # the chains are labelled within the candidates' bounding box (the same numbering as in the
+    # whole box, at a fraction of its memory)
+    picked = candidate[owner]
+    chain_coords = tuple(c[picked] for c in coords)
+    box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in chain_coords)
+    in_chain = np.zeros(tuple(sl.stop - sl.start for sl in box), dtype=bool)
+    in_chain[tuple(c - sl.start for c, sl in zip(chain_coords, box))] = True
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
     pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
@@ -316,19 +338,21 @@ def find_airways(
     shortest = min(max(2, int(np.ceil(TRACHEA_MIN_LENGTH_MM / spacing[0]))), inside_air.shape[0])
     lung_sized = area > AIRWAY_MAX_AREA_MM2
     lung_sized[0] = False  # label 0 is everything that is not air
-    profile = np.count_nonzero(lung_sized[labels], axis=(1, 2))
+    # planar labels number the slices in turn: a label's slice is the first whose last label reaches it
+    slice_of = np.searchsorted(np.maximum.accumulate(labels.max(axis=(1, 2))), np.arange(n + 1))
+    profile = np.bincount(slice_of[lung_sized], weights=area[lung_sized] / pixel_mm2, minlength=labels.shape[0])
     lung_z = float(profile @ np.arange(profile.size) / max(int(profile.sum()), 1))
     # the longest chain that passes the trachea tests
     best = next((int(chain) for chain in np.argsort(spans)[::-1] if spans[chain] >= shortest and _is_trachea(
         chain_labels[tuple(slice(sl.start - b.start, sl.stop - b.start) for sl, b in zip(objects[chain - 1], box))]
         == chain, objects[chain - 1], labels, lung_sized, pixel_mm2, superior_step, lung_z)), 0)
     if best == 0:
-        return empty, empty
-    trachea = empty.copy()
+        return None
+    trachea = np.zeros(inside_air.shape, dtype=bool)
     trachea[box] = chain_labels == best
 
     keep = np.zeros(n + 1, dtype=bool)
-    keep[np.unique(labels[trachea])] = True
+    keep[np.unique(labels[box][trachea[box]])] = True
     max_area = min(max(1.5 * area[keep].max(), 300.0), AIRWAY_MAX_AREA_MM2)
     z_slices = np.flatnonzero(trachea.any(axis=(1, 2)))
     z = int(z_slices.min() if superior_step > 0 else z_slices.max())
@@ -342,7 +366,11 @@ def find_airways(
         keep[touching] = True
         previous = np.isin(labels[z], touching)
     keep[0] = False
-    return keep[labels], trachea
+    kept_slices = slice_of[keep]
+    airways = np.zeros(inside_air.shape, dtype=bool)
+    span = slice(int(kept_slices.min()), int(kept_slices.max()) + 1)
+    airways[span] = keep[labels[span]]
+    return airways, trachea
 
 
 def _is_trachea(chain: np.ndarray, obj: tuple[slice, ...], labels: np.ndarray, lung_sized: np.ndarray,

@@ -105,17 +105,22 @@ def bounding_boxes(
         keep = keep.copy()
         keep[0] = False
     coords = np.nonzero(labels if keep is None else keep[labels])
-    owner = labels[coords]
+    return voxel_boxes(labels[coords], coords, n)
+
+
+def voxel_boxes(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> list[tuple[slice, ...] | None]:
+    """Bounding boxes of labels 1..n from the coordinates of some of their voxels (``owner``: the
+    label of each, ``coords``: their indices as `np.nonzero` gives them); None for a label with
+    none there."""
     order = np.argsort(owner, kind="stable")
     owner = owner[order]
     starts = np.flatnonzero(np.diff(owner, prepend=0))
-    present = owner[starts]
     boxes: list[tuple[slice, ...] | None] = [None] * n
-    if present.size == 0:
+    if starts.size == 0:
         return boxes
     lows = zip(*(np.minimum.reduceat(c[order], starts).tolist() for c in coords))
     highs = zip(*((np.maximum.reduceat(c[order], starts) + 1).tolist() for c in coords))
-    for value, lo, hi in zip(present.tolist(), lows, highs):
+    for value, lo, hi in zip(owner[starts].tolist(), lows, highs):
         boxes[value - 1] = tuple(map(slice, lo, hi))
     return boxes
 
