@@ -196,9 +196,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     # world x of coarse indices through the affine's x row alone (`world_x` runs on every lung voxel)
     x_row = volume.affine[0, :3] * np.array(grid.strides)
     x_origin = float(volume.affine[0, :3] @ (np.array(grid.strides) // 2) + volume.affine[0, 3])
-
-    def world_x(zyx: np.ndarray) -> np.ndarray:
-        return np.asarray(zyx) @ x_row + x_origin
+    world_x = _linear(x_row, x_origin)
 
     body = body_core(grid.any_above(volume.data, HU_BODY), spacing)
     inside_air = (coarse < HU_AIR) & body
@@ -211,8 +209,15 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         midline = float(world_x(centroid(body)[None])[0])
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
+    # the lungs lie in the inside air's bounding box: on a small grid the passes over the whole
+    # field of view would cost more than the analysis (one voxel wider for the airways' dilation,
+    # from even indices as `_middle_x` samples every second voxel)
+    box = _grown_box(inside_air, margin=1, align=2)
+    start = np.array([sl.start for sl in box])
+    labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
-        labels = find_lungs(inside_air, airway, coarse, world_x, midline, volume.is_2d, from_trachea)
+        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], _linear(x_row, x_origin + float(start @ x_row)),
+                                 midline, volume.is_2d, from_trachea)
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -224,6 +229,21 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
     labels[airway & (labels == 0)] = AIRWAY
     return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error)
+
+
+def _linear(row: np.ndarray, offset: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The linear function ``zyx @ row + offset`` of (N, 3) indices (a world coordinate)."""
+    return lambda zyx: np.asarray(zyx) @ row + offset
+
+
+def _grown_box(mask: np.ndarray, margin: int, align: int = 1) -> tuple[slice, ...]:
+    """``mask``'s bounding box grown by ``margin`` voxels within the array, starting at multiples
+    of ``align`` (all of the array when the mask is empty)."""
+    box = bounding_box(mask)
+    if box is None:
+        return tuple(slice(0, n) for n in mask.shape)
+    starts = [max(sl.start - margin, 0) for sl in box]
+    return tuple(slice(a - a % align, min(sl.stop + margin, n)) for a, sl, n in zip(starts, box, mask.shape))
 
 
 def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
