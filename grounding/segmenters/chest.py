@@ -119,7 +119,7 @@ class ChestLabels:
     def full_labels(self, data: np.ndarray) -> np.ndarray:
         """Full-resolution uint8 labels (`LEFT`, `RIGHT`, `AIRWAY`), computed once."""
         if "labels" not in self._full:
-            self._full["labels"] = refine_labels(self.labels, self.grid, lambda: data < HU_AIR, ~self.body)
+            self._full["labels"] = refine_labels(self.labels, self.grid, lambda box: data[box] < HU_AIR, ~self.body)
         return self._full["labels"]
 
     def pleural_pockets(self, data: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -150,7 +150,7 @@ class ChestLabels:
         """Full-resolution boolean body mask, computed once."""
         if "body" not in self._full:
             self._full["body"] = refine_labels(
-                self.body.astype(np.uint8), self.grid, lambda: data > HU_BODY, None
+                self.body.astype(np.uint8), self.grid, lambda box: data[box] > HU_BODY, None
             ).astype(bool)
         return self._full["body"]
 
@@ -550,21 +550,30 @@ def split_touching(
 
 
 def refine_labels(
-    labels: np.ndarray, grid: CoarseGrid, band_keep: Callable[[], np.ndarray], exclude: np.ndarray | None
+    labels: np.ndarray, grid: CoarseGrid, band_keep: Callable[[tuple[slice, ...]], np.ndarray],
+    exclude: np.ndarray | None
 ) -> np.ndarray:
     """Bring coarse labels to full resolution, deciding boundary voxels at full resolution.
 
     Each label's coarse interior (one face-connected erosion; the image border does not erode)
     is kept whole; its boundary band (one dilation minus the interior, not in ``exclude`` or
-    another label) keeps the fine voxels where ``band_keep()`` (a full-resolution boolean array,
-    computed only when needed) is True.
+    another label) keeps the fine voxels where ``band_keep(box)`` (a full-resolution boolean
+    array of the fine voxels in ``box``) is True. Only the labels' bounding box is brought to
+    full resolution (lungs and airways fill a fraction of the field of view).
     """
     if grid.is_identity:
         return labels.copy()
+    full = np.zeros(grid.shape, dtype=np.uint8)
+    box = bounding_box(labels > 0)
+    if box is None:
+        return full
+    # the band reaches one voxel out
+    box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
+    labels = labels[box]
     code = np.zeros(labels.shape, dtype=np.uint8)
     interiors = []
     for value in np.unique(labels[labels > 0]):
-        # work in the label's bounding box grown by one voxel: the band reaches one voxel out
+        # work in the label's bounding box grown by one voxel
         bbox = tuple(
             slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
             for sl, n in zip(bounding_box(labels == value), labels.shape)
@@ -574,15 +583,18 @@ def refine_labels(
         inner = erode(mask, CONN6, border_value=True)
         band = dilate(mask, CONN6) & ~inner & ((local == 0) | mask) & (local_code == 0)
         if exclude is not None:
-            band &= ~exclude[bbox]
+            band &= ~exclude[box][bbox]
         local_code[band] = 2 * value - 1
         interiors.append((bbox, inner, value))
     for bbox, inner, value in interiors:
         code[bbox][inner] = 2 * value
-    full = grid.upsample(code)
-    reject = (full & 1).astype(bool)
-    reject &= ~band_keep()
-    full += 1
-    full >>= 1
-    np.putmask(full, reject, 0)
+    fine_box = grid.fine_box(box)
+    part = grid.upsample(code, box)
+    keep = np.bitwise_and(part, 1).view(bool)  # the band's voxels...
+    np.greater(keep, band_keep(fine_box), out=keep)  # ...the fine threshold rejects
+    np.logical_not(keep, out=keep)
+    part += 1
+    part >>= 1
+    np.multiply(part, keep, out=part)
+    full[fine_box] = part
     return full

@@ -390,19 +390,31 @@ class CoarseGrid:
         """Coarse (continuous) indices -> fine indices of the block centres."""
         return np.asarray(zyx, dtype=np.float64) * self.strides + np.array(self.strides) // 2
 
-    def upsample(self, coarse: np.ndarray) -> np.ndarray:
-        """Nearest-block upsampling of a coarse array to the fine shape.
+    def fine_box(self, box: tuple[slice, ...]) -> tuple[slice, ...]:
+        """The fine voxels of the coarse box ``box`` (slices with explicit starts and stops; the
+        last block along an axis absorbs the remainder)."""
+        out = []
+        for sl, n, s in zip(box, self.shape, self.strides):
+            count = len(range(s // 2, n, s))
+            out.append(slice(sl.start * s, n if sl.stop >= count else sl.stop * s))
+        return tuple(out)
+
+    def upsample(self, coarse: np.ndarray, box: tuple[slice, ...] | None = None) -> np.ndarray:
+        """Nearest-block upsampling of a coarse array to the fine shape, or of the coarse box
+        ``box`` (``coarse`` is then that box's part) to `fine_box`.
 
         The last axis first, while the array is small: repeating along it copies single elements,
         along the first axes whole rows or slices.
         """
+        box = box or tuple(slice(0, c) for c in coarse.shape)
         out = coarse
-        for axis, (n, s) in reversed(list(enumerate(zip(self.shape, self.strides)))):
+        for axis in reversed(range(coarse.ndim)):
+            s, n, sl = self.strides[axis], self.shape[axis], box[axis]
             if s == 1:
                 continue
-            count = coarse.shape[axis]
-            repeats = np.full(count, s)
-            repeats[-1] = n - (count - 1) * s
+            repeats = np.full(coarse.shape[axis], s)
+            if sl.stop >= len(range(s // 2, n, s)):  # the box holds the last block
+                repeats[-1] = n - (sl.stop - 1) * s
             out = np.repeat(out, repeats, axis=axis)
         return out
 

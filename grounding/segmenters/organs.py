@@ -237,7 +237,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # only each organ's own boundary voxels are decided at full resolution: `_grow` already took
     # back its partial-volume rim, and the coarse voxels beyond it hold the neighbours (bowel,
     # muscle, diaphragm) that are above the fat edge too (they added about 10 % to the liver)
-    full = refine_labels(coarse, grid, lambda: volume.data > edge, coarse == 0)
+    full = refine_labels(coarse, grid, lambda box: volume.data[box] > edge, coarse == 0)
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
