@@ -257,15 +257,22 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     """
     if not dense.any():
         raise SegmentationError("no body found: no CT voxel above -500 HU; is this CT in Hounsfield units?")
+    # the work runs in the dense tissue's box with a margin of one background voxel: beyond it all
+    # is outside air, which the margin reaches as it reaches the border (no seal, no tissue there)
+    box = _grown_box(dense, margin=1)
+    body = np.zeros(dense.shape, dtype=bool)
+    dense = dense[box]
     se = ellipsoid(TABLE_OPENING_MM, spacing, planar=True)
     if se.size == 1:
-        return largest_component(~outside_air(dense))
+        body[box] = largest_component(~outside_air(dense))
+        return body
     # a table running off the image's sides has thin shells around its foam: only tissue that
     # survives the opening (a patient cut by the field of view) seals the image border
     filled = ~outside_air(dense, dilate(erode(dense, se), se))
     opened = dilate(erode(filled, se), se)
     core = largest_component(opened if opened.any() else filled)
-    return dilate(core, se) & filled
+    body[box] = dilate(core, se) & filled
+    return body
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
