@@ -9,7 +9,9 @@ Backends (`SEGMENTERS`): ``classical`` (no weights; `ClassicalSegmenter`), ``tot
 `grounding.segmenters.monai_bundle`), ``sam`` / ``medsam`` (a segment-anything checkpoint;
 `grounding.segmenters.sam`) and ``auto`` (per request the best one with weights;
 `grounding.segmenters.auto`). Heavy backends are imported only when requested; `SegmenterSpec`
-(`grounding.segmenters.spec`) is the run-spec form of the choice.
+(`grounding.segmenters.spec`) is the run-spec form of the choice. `ClassicalSegmenter` too is
+imported on first use (it needs scipy), so reading the registry to register command-line options
+costs no import of scipy.
 """
 
 from grounding.segmenters.base import (
@@ -26,7 +28,6 @@ from grounding.segmenters.base import (
     normalize_target,
     resolve_target,
 )
-from grounding.segmenters.classical import ClassicalSegmenter
 
 __all__ = [
     "ALIASES",
@@ -43,3 +44,11 @@ __all__ = [
     "normalize_target",
     "resolve_target",
 ]
+
+
+def __getattr__(name: str):
+    if name == "ClassicalSegmenter":
+        from grounding.segmenters.classical import ClassicalSegmenter
+
+        return ClassicalSegmenter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
