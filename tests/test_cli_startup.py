@@ -29,6 +29,8 @@ def test_importing_the_cli_and_listing_the_commands_imports_nothing_heavy():
     # the parser of --help: every command module is imported for its summary, none registers options
     # (bench and train come from benchmarks.cli and train.cli, light modules, read for their summaries)
     assert _imported_after("import mmreason.cli as c; c.build_parser('')") == ["benchmarks", "train"]
+    # the segmenter registry (read for --segmenter's choices) does not bring the classical one's scipy
+    assert "scipy" not in _imported_after("from grounding.segmenters import SEGMENTERS")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["inspect", "--help"], ["infer", "--help"],

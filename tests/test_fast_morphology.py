@@ -13,14 +13,17 @@ from grounding.segmenters.morphology import (
     CONN26,
     PLANAR4,
     CoarseGrid,
-    bounding_boxes,
+    border_connected,
+    bounding_box,
     centroid,
     component_sizes,
     dilate,
     ellipsoid,
     erode,
+    fill_holes_slicewise,
     label_components,
     linear_above,
+    voxel_boxes,
 )
 
 SHAPES = [(7, 9, 8), (1, 6, 5), (2, 2, 3), (12, 13, 11)]
@@ -46,14 +49,42 @@ def test_erode_dilate_and_label_match_scipy(shape, fill):
 def test_bounding_boxes_centroid_and_sizes_match_their_slow_forms(monkeypatch):
     mask = np.random.default_rng(3).random((9, 14, 12)) < 0.35
     labels, n = ndimage.label(mask, PLANAR4)
-    assert bounding_boxes(labels, n) == ndimage.find_objects(labels)
+    coords = np.nonzero(labels)
+    assert voxel_boxes(labels[coords], coords, n) == ndimage.find_objects(labels)
     keep = np.arange(n + 1) % 3 == 0
-    boxes = bounding_boxes(labels, n, keep=keep)
+    coords = np.nonzero(keep[labels])
+    boxes = voxel_boxes(labels[coords], coords, n)
     assert all((box == ref) if keep[i + 1] else box is None
                for i, (box, ref) in enumerate(zip(boxes, ndimage.find_objects(labels))))
+    for part in (mask, labels == 5, np.zeros_like(mask)):
+        assert bounding_box(part) == (ndimage.find_objects(part.astype(np.uint8)) or [None])[0]
     np.testing.assert_allclose(centroid(mask), np.argwhere(mask).mean(axis=0))
+    few, k = ndimage.label(mask[:2, :4, :4], CONN6)  # the one-comparison-per-label count
+    assert 1 < k <= morphology.FEW_LABELS
+    np.testing.assert_array_equal(component_sizes(few, k), np.bincount(few.ravel(), minlength=k + 1))
     monkeypatch.setattr(morphology, "COUNT_CHUNK", 100)  # several chunks
     np.testing.assert_array_equal(component_sizes(labels, n), np.bincount(labels.ravel(), minlength=n + 1))
+    planar, m = label_components(mask, PLANAR4)  # a view into the stacked slices' labels
+    np.testing.assert_array_equal(component_sizes(planar, m), np.bincount(labels.ravel(), minlength=n + 1))
+
+
+@pytest.mark.parametrize("fill", [0.3, 0.6, 0.85])
+def test_border_floods_match_scipy_labelling(fill):
+    rng = np.random.default_rng(int(fill * 100))
+    for shape in SHAPES:
+        background = rng.random(shape) < fill
+        np.testing.assert_array_equal(
+            fill_holes_slicewise(~background), np.stack([ndimage.binary_fill_holes(p) for p in ~background]))
+        # a frame closed in places: background reaches the border only through its open voxels
+        frame = rng.random((shape[0], shape[1] + 2, shape[2] + 2)) < 0.6
+        padded = frame.copy()
+        padded[:, 1:-1, 1:-1] = background
+        labels, _ = ndimage.label(padded, PLANAR4)
+        rim = np.zeros(labels.max() + 1, dtype=bool)
+        for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+            rim[edge] = True
+        rim[0] = False
+        np.testing.assert_array_equal(border_connected(background, frame), rim[labels[:, 1:-1, 1:-1]])
 
 
 def test_linear_above_is_the_voxelwise_comparison():
@@ -78,6 +109,8 @@ def test_upsample_inverts_the_block_layout():
     # fine voxel i of an axis belongs to block i // stride, the last block absorbing the remainder
     owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(grid.shape, grid.strides, coarse.shape)]
     np.testing.assert_array_equal(up, coarse[np.ix_(*owners)])
+    for box in [(slice(1, 3), slice(0, 2), slice(2, 3)), (slice(0, 3), slice(2, 3), slice(1, 3))]:
+        np.testing.assert_array_equal(grid.upsample(coarse[box], box), up[grid.fine_box(box)])
 
 
 def test_round_robin_timing_and_scaling_plot(tmp_path):

@@ -95,23 +95,11 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def bounding_boxes(
-    labels: np.ndarray, n: int, keep: np.ndarray | None = None
-) -> list[tuple[slice, ...] | None]:
-    """`scipy.ndimage.find_objects` of labels 1..n, vectorised; None for a label that is absent or
-    not selected by ``keep`` (booleans indexed by label). find_objects spends about 10 us per label,
-    which on the thousands of small air pockets of a noisy scan outweighs the analysis itself."""
-    if keep is not None:
-        keep = keep.copy()
-        keep[0] = False
-    coords = np.nonzero(labels if keep is None else keep[labels])
-    return voxel_boxes(labels[coords], coords, n)
-
-
 def voxel_boxes(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> list[tuple[slice, ...] | None]:
     """Bounding boxes of labels 1..n from the coordinates of some of their voxels (``owner``: the
     label of each, ``coords``: their indices as `np.nonzero` gives them); None for a label with
-    none there."""
+    none there. Vectorised: `scipy.ndimage.find_objects` spends about 10 us per label, which on the
+    thousands of small air pockets of a noisy scan outweighs the analysis itself."""
     order = np.argsort(owner, kind="stable")
     owner = owner[order]
     starts = np.flatnonzero(np.diff(owner, prepend=0))
