@@ -2,7 +2,10 @@
 
 Everything that needs connectivity runs on a coarse copy of the volume (block-centre samples,
 about `COARSE_MM` per voxel) and the result is brought back to full resolution by deciding only
-the voxels near each coarse boundary with the full-resolution HU threshold. The pipeline:
+the voxels near each coarse boundary with the full-resolution HU threshold. Each step works in
+the bounding box of what it looks at (the body in the dense tissue's box, airways and lungs in
+the inside air's, the refinement in the labels'), with cc3d labelling slices and volumes alike:
+on a small grid a pass over the whole field of view costs as much as the analysis. The pipeline:
 
 1. **body**: voxels above `HU_BODY`; an in-plane opening of radius `TABLE_OPENING_MM` cuts the
    thin table and blankets off, the largest 3-D component is the patient, and the opening is
