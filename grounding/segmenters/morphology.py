@@ -69,11 +69,11 @@ def border_connected(background: np.ndarray, frame: np.ndarray | None = None) ->
     open frame voxel and everything reaching one is a single component, the image's first.
     """
     nz, ny, nx = background.shape
-    tall = np.ones((nz, ny + 3, nx + 4), dtype=bool)
+    flat = np.ones((nz * (ny + 3) + 1, nx + 4), dtype=bool)  # a last link row closes the last slice
+    tall = flat[:-1].reshape(nz, ny + 3, nx + 4)
     if frame is not None:
         tall[:, 1:, 1:-1] = frame
     tall[:, 2:-1, 2:-2] = background
-    flat = np.concatenate([tall.reshape(nz * (ny + 3), nx + 4), np.ones((1, nx + 4), dtype=bool)])
     labels = cc3d.connected_components(flat, connectivity=4)
     return labels[:-1].reshape(nz, ny + 3, nx + 4)[:, 2:-1, 2:-2] == labels[0, 0]
 
