@@ -327,19 +327,23 @@ def _find_airways(
     (x index in the box) and width; None when no trachea is found."""
     labels, n = label_planar(inside_air)
     pixel_mm2 = spacing[1] * spacing[2]
-    area = component_sizes(labels, n) * pixel_mm2
+    # the labels of the air voxels alone, in scan order: counted and sifted without the rest
+    where = np.flatnonzero(inside_air)
+    owner = labels[inside_air]
+    area = np.bincount(owner, minlength=n + 1) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
     # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
-    coords = np.nonzero(sized[labels])
-    owner = labels[coords]
+    picked = sized[owner]
+    coords = np.unravel_index(where[picked], inside_air.shape)
+    owner = owner[picked]
+    del where, picked
     cx = np.bincount(owner, weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
     boxes = voxel_boxes(owner, coords, n)
 
     candidate = np.zeros(n + 1, dtype=bool)
-    for label, obj in enumerate(boxes, start=1):
-        if obj is None:
-            continue
+    for label in np.flatnonzero(sized).tolist():
+        obj = boxes[label - 1]
         z = obj[0].start
         if not has_body[z]:
             continue
