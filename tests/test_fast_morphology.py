@@ -135,3 +135,14 @@ def test_peer_lung_pipelines_find_both_lungs():
         left, right = run(phantom.volume)
         assert dice(left, phantom.labels["lung_left"]) > 0.9, run.__name__
         assert dice(right, phantom.labels["lung_right"]) > 0.9, run.__name__
+
+
+@pytest.mark.parametrize("shape, strides", [((5, 12, 16), (1, 2, 4)), ((4, 9, 10), (2, 3, 2)), ((3, 7, 13), (1, 2, 3)),
+                                            ((2, 8, 24), (2, 4, 8))])
+def test_block_maximum_matches_the_blockwise_or(shape, strides):
+    grid = CoarseGrid(shape, strides)
+    data = np.random.default_rng(sum(shape)).random(shape)
+    expected = np.zeros(grid.sample(data).shape, dtype=bool)
+    owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(shape, strides, expected.shape)]
+    np.logical_or.at(expected, np.ix_(*owners), data > 0.9)
+    np.testing.assert_array_equal(grid.any_above(data, 0.9), expected)
