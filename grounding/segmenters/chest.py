@@ -216,11 +216,10 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     # field of view would cost more than the analysis (one voxel wider for the airways' dilation,
     # from even indices as `_middle_x` samples every second voxel)
     box = _grown_box(inside_air, margin=1, align=2)
-    start = np.array([sl.start for sl in box])
+    box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
-        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], _linear(x_row, x_origin + float(start @ x_row)),
-                                 midline, volume.is_2d, from_trachea)
+        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d, from_trachea)
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
