@@ -18,26 +18,40 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from imaging.io.build import LoadOptions
-from imaging.io.dicom import SeriesInfo, is_dicom_file, load_dicom_file, load_dicom_series
-from imaging.io.dicom import list_series as _list_series
 from imaging.io.errors import InputNotFoundError, LoadError, NoDicomError, UnreadableFileError, UnsupportedFormatError
-from imaging.io.itk import ITK_SUFFIXES, load_itk
+from imaging.io.formats import (
+    DICOM_SUFFIXES,
+    ITK_SUFFIXES,
+    MGH_SUFFIXES,
+    NIFTI_SUFFIXES,
+    NPY_SUFFIXES,
+    RASTER_SUFFIXES,
+)
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
-from imaging.io.mgh import MGH_SUFFIXES, load_mgh
-from imaging.io.nifti import load_nifti
-from imaging.io.npy import NPY_SUFFIXES, load_npy
-from imaging.io.raster import RASTER_SUFFIXES, load_raster
-from imaging.volume import Volume
+
+if TYPE_CHECKING:
+    from imaging.io.build import LoadOptions
+    from imaging.io.dicom import SeriesInfo
+    from imaging.volume import Volume
 
 __all__ = [
     "DEFAULT_MAX_VOXELS", "NONFINITE_POLICIES", "LoadError", "LoadOptions", "SeriesInfo", "detect_format",
     "list_series", "load",
 ]
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+# The loaders (nibabel, pydicom, SimpleITK, Pillow) are imported on first use: a command that only
+# registers loader options (``infer --help``) should not pay for them.
+_LAZY = {"LoadOptions": "imaging.io.build", "SeriesInfo": "imaging.io.dicom"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detect_format(path: Path) -> str:
@@ -56,6 +70,8 @@ def detect_format(path: Path) -> str:
         return "raster"
     if name.endswith(NPY_SUFFIXES):
         return "npy"
+    from imaging.io.dicom import is_dicom_file
+
     if name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
         return "dicom"
     supported = ", ".join(NIFTI_SUFFIXES + ITK_SUFFIXES + MGH_SUFFIXES + DICOM_SUFFIXES + RASTER_SUFFIXES
@@ -132,6 +148,9 @@ def load(
     Raises:
         LoadError: a specific subclass (see `imaging.io.errors`) whose message says what to do.
     """
+    from imaging.io.build import LoadOptions
+    from imaging.io.dicom import load_dicom_file, load_dicom_series
+
     p = _existing(path)
     options = LoadOptions(frame=frame, series=series, modality=modality, color=color, spacing=spacing,
                           max_voxels=max_voxels, nonfinite=nonfinite, allow_uneven=allow_uneven,
@@ -140,14 +159,24 @@ def load(
     if kind == "dicom-folder":
         return load_dicom_series(p, options)
     if kind == "nifti":
+        from imaging.io.nifti import load_nifti
+
         return load_nifti(p, options)
     if kind == "itk":
+        from imaging.io.itk import load_itk
+
         return load_itk(p, options)
     if kind == "mgh":
+        from imaging.io.mgh import load_mgh
+
         return load_mgh(p, options)
     if kind == "raster":
+        from imaging.io.raster import load_raster
+
         return load_raster(p, options)
     if kind == "npy":
+        from imaging.io.npy import load_npy
+
         return load_npy(p, options)
     return load_dicom_file(p, options)
 
@@ -157,4 +186,6 @@ def list_series(path: str | PathLike[str]) -> list[SeriesInfo]:
     p = _existing(path)
     if not p.is_dir():
         raise NoDicomError(f"{p.name}: list_series needs a folder of DICOM files, not a file")
-    return _list_series(p)
+    from imaging.io.dicom import list_series as dicom_series
+
+    return dicom_series(p)

@@ -21,13 +21,11 @@ import numpy as np
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, FrameSelectionError, UnsupportedFormatError
+from imaging.io.formats import NRRD_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.io.orientation import axis_codes, to_canonical
 from imaging.volume import Volume
 
-NRRD_SUFFIXES = (".nrrd", ".nhdr")
-METAIMAGE_SUFFIXES = (".mha", ".mhd")
-ITK_SUFFIXES = NRRD_SUFFIXES + METAIMAGE_SUFFIXES
 
 #: how much of a file is read to find its text header (NRRD and MetaImage headers are short)
 _HEADER_BYTES = 65536

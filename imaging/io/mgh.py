@@ -16,12 +16,12 @@ from nibabel.freesurfer.mghformat import MGHImage
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, UnsupportedFormatError
+from imaging.io.formats import MGH_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.io.nifti import READ_ERRORS, select_shape
 from imaging.io.orientation import RAS_TO_LPS, to_canonical
 from imaging.volume import Volume
 
-MGH_SUFFIXES = (".mgz", ".mgh")
 
 
 def load_mgh(path: Path, options: LoadOptions) -> Volume:

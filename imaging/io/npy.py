@@ -29,10 +29,10 @@ import numpy as np
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, EmptyImageError, FrameSelectionError, cause
+from imaging.io.formats import NPY_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.volume import Volume, axis_aligned_affine
 
-NPY_SUFFIXES = (".npy",)
 #: the slice spacing taken for every .npy volume (nothing in the file states one)
 ASSUMED_MM = 1.0
 

@@ -18,10 +18,10 @@ from PIL import Image, UnidentifiedImageError
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, FrameSelectionError, ImageTooLargeError, cause
+from imaging.io.formats import RASTER_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.volume import Volume, axis_aligned_affine
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
