@@ -30,9 +30,23 @@ from mmreason.backends.rules.turn import Action, Finding
 
 #: organs searched for a focal lesion by segmenting the organ, then a lesion within it
 LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
+#: how the region each lesion search covers may be named (word stems): the unprompted search covers
+#: the lungs on CT and the brain on MR; the organ search its organ ("on this abdominal CT" too)
+LUNG_SITES = ("lung", "pulmonary", "chest", "thora")
+BRAIN_SITES = ("brain", "cerebr", "hemisphere", "head")
+ORGAN_SITES = {"liver": ("liver", "hepatic"), "spleen": ("spleen", "splenic"), "kidney_left": ("kidney", "renal"),
+               "kidney_right": ("kidney", "renal")}
 
 
-def _searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
+def searched_region(state: State) -> tuple[str, tuple[str, ...]]:
+    """The region the lesion search of this question covers: its name and the word stems naming it."""
+    organs = state.q.organs or ()
+    if state.modality() == "CT" and organs and organs[0] in LESION_ORGANS:
+        return f"the {organ_name(organs[0])}", ORGAN_SITES[organs[0]] + ("abdom",)
+    return ("the brain (MR)", BRAIN_SITES) if is_mr(state) else ("the lungs (CT)", LUNG_SITES)
+
+
+def searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
     """Run the unprompted lesion search over ``order`` until one finds something.
 
     Returns ``(n, action)``: ``n`` leading results are empty searches, and ``action`` is the next
@@ -58,7 +72,7 @@ def plan_lesion(state: State) -> Action:
     target = lesion_target(state)
     mr = is_mr(state)
     order = search_order(state)
-    empty, search = _searches(state, order)
+    empty, search = searches(state, order)
     if search is not None:
         return search
     if stop := failed(state):
@@ -129,9 +143,13 @@ def _lesion_answer(state: State, found: str, meas: Result, side: str | None, sit
 
 def plan_organ_lesion(state: State) -> Action:
     """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
-    organ = (state.q.organs or ("",))[0]
+    organs = state.q.organs or ("",)
+    organ = organs[0]
     r = state.results
     name = organ_name(organ)
+    if len(organs) > 1:
+        return cannot(f"a lesion is searched within one organ at a time; ask about the {organ_name(organs[0])} or "
+                      f"the {organ_name(organs[1])}")
     if state.targets and organ not in state.targets:
         return cannot(f"the segment tool has no '{organ}' target with this segmenter")
     if not r:
