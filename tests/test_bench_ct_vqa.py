@@ -257,6 +257,9 @@ def test_deeptumorvqa_three_tool_modes_end_to_end(tmp_path):
     lesion_search = _segments(tmp_path / "oracle", oracle_rows[1])
     assert [e["data"]["voxels"] for e in lesion_search] == [int(masks["liver"].sum()), int(masks["liver_lesion"].sum())]
     assert oracle_rows[1]["correct"]
+    # lesion counting is answered by the count of the search's components (it had picked the option
+    # nearest the lesion's diameter, "D. 3")
+    assert oracle_rows[3]["correct"] and oracle_rows[3]["parsed"].startswith("B. 1"), oracle_rows[3]["response"]
 
     # predicted: our own segmenter answers segment (never the reference masks)
     used = {e["data"].get("segmenter") for r in predicted_rows for e in _segments(tmp_path / "predicted", r)}

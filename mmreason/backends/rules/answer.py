@@ -136,7 +136,7 @@ def option_hint(q: Asked, finding: Finding) -> dict[str, Any]:
     if finding.present is not None and q.yes_no:
         hint["yes"] = finding.present
     side = finding.leaning if finding.side == "midline" else finding.side
-    if side and (q.side or q.which):
+    if side and q.side:
         hint["side"] = side
     if finding.trend:
         hint["trend"] = finding.trend

@@ -20,11 +20,11 @@ from mmreason.backends.rules.turn import Action, Finding
 def plan_count(state: State) -> Action:
     """Search the region for lesions (within the organ the question names, if any); count them."""
     organs = state.q.organs or ()
-    if re.search(r"\b(left|right)\b", state.question, re.I) and not (organs and organs[0].endswith(("_left",
-                                                                                                    "_right"))):
+    in_organ = state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS
+    if re.search(r"\b(left|right)\b", state.question, re.I) and not in_organ:  # a kidney names its side
         return cannot("the lesion search counts the candidates of both sides together; the count of one side "
                       "is not measured")
-    if state.modality() == "CT" and organs and organs[0] in LESION_ORGANS:
+    if in_organ:
         return _count_in_organ(state, organs[0])
     empty, search = searches(state, search_order(state))
     if search is not None:

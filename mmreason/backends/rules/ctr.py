@@ -44,6 +44,9 @@ def plan_ctr(state: State) -> Action:
     vol = next((v for v in state.volumes if v.is_2d), None)
     if vol is None:
         return cannot("the cardiothoracic ratio is measured on a 2-D chest radiograph")
+    asked = asked_cut(state.question)
+    if asked is None:
+        return cannot("the question names several ratios to compare with")
     missing = [t for t, _ in CTR_STEPS if state.targets and t not in state.targets]
     if missing:
         return cannot(f"the segment tool has no '{missing[0]}' target with this segmenter")
@@ -72,9 +75,6 @@ def plan_ctr(state: State) -> Action:
                       answer=f"I cannot answer reliably: {quality.reasons[0]} (cardiac width {card:.1f} mm / "
                              f"thoracic width {thor:.1f} mm) [{', '.join(cites)}].")
     enlarged = ratio > CTR_ENLARGED
-    asked = asked_cut(state.question)
-    if asked is None:
-        return cannot("the question names several ratios to compare with")
     cut, below, normal = asked
     present = (ratio < cut if below else ratio > cut) != normal
     verdict = (f"enlarged (cardiomegaly, ratio > {CTR_ENLARGED})" if enlarged

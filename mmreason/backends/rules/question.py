@@ -122,7 +122,8 @@ class Asked:
     def of(cls, question: str) -> "Asked":
         """Read ``question``: its sentences ending in ``?`` (the whole text when none does) say
         what is asked, answer instructions ("Answer yes or no") and units anywhere in it count."""
-        sentences = [s.strip() for s in re.findall(r"[^.?!]*\?", question)] or [question]
+        # a decimal point ("above 0.6?") does not end a sentence
+        sentences = [s.strip() for s in re.findall(r"(?:[^.?!]|\.(?=\d))*\?", question)] or [question]
         asked = " ".join(sentences)
         unit = next((u for m in _ASK_UNIT.finditer(question) if (u := _ANSWER_UNIT.get(unit_key(m.group(1)) or ""))),
                     None)
