@@ -243,3 +243,18 @@ def test_a_yes_no_about_the_ratio_answers_what_it_asks(question, ratio, expected
                _measure("E4", width_mm=heart)]
     action = decide(_state(question, XR, results))
     assert action.tag.startswith(f"{expected}; CTR {ratio:.2f}"), action.tag
+
+
+def test_yes_no_or_side_options_say_what_is_asked():
+    """Options that are only yes/no, or only sides, are answered by presence or side even when the
+    wording has no auxiliary ("Lung nodule present?")."""
+    assert decide(_nodule("Lung nodule present?", ["Yes", "No"])).tag == "A. Yes [E1, E2]"
+    assert decide(_nodule("Nodule location?", ["Right lung", "Left lung", "Both lungs"])).tag == "B. Left lung [E1, E2]"
+
+
+def test_the_plane_of_a_volume_with_an_assumed_orientation_is_not_stated():
+    npy = [VolumeInfo("0", "CT", False, (16, 16, 8), orientation_assumed=True)]
+    action = decide(_state("In which plane is this image taken?", npy, options=["Axial", "Coronal", "Sagittal"]))
+    assert action.tool is None and "orientation is assumed" in action.answer
+    header = decide(_state("In which plane is this image taken?", CT))
+    assert header.tool == "view"

@@ -128,15 +128,21 @@ def hedge(state: State, action: Action, tag: str) -> Action:
     return action
 
 
-def option_hint(q: Asked, finding: Finding) -> dict[str, Any]:
-    """The `choose_option` hint of ``finding`` for a question asking ``q``: only what the question
-    asks for may pick an option (a lesion's diameter never picks a count, its side never picks an
-    answer to a size question)."""
+#: an option that is only a side ("left lung", "right", "both sides"), with no number to match as well
+_SIDE_OPTION = re.compile(r"^(the )?(left|right|both|bilateral|neither|none)\b[^0-9]*$")
+
+
+def option_hint(q: Asked, finding: Finding, options: list[str]) -> dict[str, Any]:
+    """The `choose_option` hint of ``finding`` for a question asking ``q`` with ``options``: only
+    what the question asks for may pick an option (a lesion's diameter never picks a count, its
+    side never picks an answer to a size question). Options that are all yes/no, or all name a
+    side, say what is asked as well as the wording does."""
     hint: dict[str, Any] = {"words": finding.words}
-    if finding.present is not None and q.yes_no:
+    lowered = [o.strip().lower().rstrip(".") for o in options]
+    if finding.present is not None and (q.yes_no or set(lowered) <= {"yes", "no"}):
         hint["yes"] = finding.present
     side = finding.leaning if finding.side == "midline" else finding.side
-    if side and q.side:
+    if side and (q.side or all(_SIDE_OPTION.match(o) for o in lowered)):
         hint["side"] = side
     if finding.trend:
         hint["trend"] = finding.trend

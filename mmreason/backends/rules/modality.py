@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mmreason.backends.rules.common import failed
+from mmreason.backends.rules.common import cannot, failed
 from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action, Finding
 
@@ -17,6 +17,9 @@ _NAMED = {"CT": re.compile(r"\bct\b|computed tomograph", re.I), "MR": re.compile
 def plan_modality(state: State) -> Action:
     r = state.results
     vol = state.volumes[0]
+    if state.q.plane and not state.q.modality and not vol.is_2d and vol.orientation_assumed:
+        return cannot("the volume's orientation is assumed (no trusted header), so the plane its slices were "
+                      "taken in is not known")
     if not r:
         args = {} if not vol.is_2d else {"plane": "axial", "mode": "slice"}
         return Action("I will open the image to check its type and plane.", "view", args)

@@ -114,7 +114,7 @@ def decide(state: State) -> Action:
     tag = short_answer(state.q.asked, finding)
     cites = list(dict.fromkeys(finding.cites))
     if state.options:
-        letter = choose_option(state.options, option_hint(state.q.asked, finding))
+        letter = choose_option(state.options, option_hint(state.q.asked, finding, state.options))
         if letter is None:  # picking the nearest anyway would be a guess stated as fact
             listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options))
             return Action("The finding matches none of the options.",
