@@ -258,3 +258,15 @@ def test_the_plane_of_a_volume_with_an_assumed_orientation_is_not_stated():
     assert action.tool is None and "orientation is assumed" in action.answer
     header = decide(_state("In which plane is this image taken?", CT))
     assert header.tool == "view"
+
+
+def test_several_lesions_in_an_organ_are_not_called_one():
+    """The organ search's components were measured together and called "one lesion"."""
+    results = [_segment("E1", 2000, target="liver"), _segment("E2", 96, components=3),
+               _measure("E3", longest_diameter_mm=60.0, perpendicular_diameter_mm=20.0, volume_mm3=9000.0,
+                        centroid_x_mm=0.0, centroid_y_mm=0.0, centroid_z_mm=0.0)]
+    size = decide(_state("How large is the liver lesion?", results=results))
+    assert size.answer.startswith("3 candidate lesions were found in the liver, measured together")
+    assert size.tag.endswith("(uncertain: the 3 candidates are measured together, not one lesion alone)")
+    presence = decide(_state("Is there a lesion in the liver?", results=results))
+    assert presence.tag == "Yes [E1, E2, E3]"

@@ -173,8 +173,16 @@ def plan_organ_lesion(state: State) -> Action:
     meas = r[2]
     if len(r) == 3 and (zoom := _zoom(state, seg, "lesion")):
         return zoom
-    action = _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"), "")
-    action.finding.side = None  # type: ignore[union-attr]  # the organ says where it is
+    n = seg.fact("components") or 1
+    found = f"There is one lesion in the {name}" if n == 1 else \
+        f"{n} candidate lesions were found in the {name}, measured together"
+    action = _lesion_answer(state, found, meas, meas.fact("laterality"), "")
+    finding = action.finding
+    assert finding is not None
+    finding.side = None  # the organ says where it is
+    asked = state.q.asked
+    if n > 1 and not state.q.burden and (asked.size or asked.diameter or asked.volume or asked.unit):
+        finding.caveat = f"the {n} candidates are measured together, not one lesion alone"
     return action
 
 
