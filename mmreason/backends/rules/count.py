@@ -12,7 +12,7 @@ import re
 
 from grounding.quality import worst
 from mmreason.backends.rules.common import cannot, failed, lesion_target, organ_name, search_order
-from mmreason.backends.rules.lesion import LESION_ORGANS, searches
+from mmreason.backends.rules.lesion import LESION_ORGANS, organ_search, searches
 from mmreason.backends.rules.state import Result, State
 from mmreason.backends.rules.turn import Action, Finding
 
@@ -37,22 +37,9 @@ def plan_count(state: State) -> Action:
 
 
 def _count_in_organ(state: State, organ: str) -> Action:
-    r = state.results
-    name = organ_name(organ)
-    if state.targets and organ not in state.targets:
-        return cannot(f"the segment tool has no '{organ}' target with this segmenter")
-    if not r:
-        return Action(f"I will segment the {name} first, to count the lesions within it.", "segment",
-                      {"target": organ})
-    if stop := failed(state):
-        return stop
-    if not r[0].fact("voxels"):
-        return Action("The organ mask is empty.",
-                      answer=f"I cannot answer: the {name} was not found [{r[0].evidence_id}].")
-    if len(r) == 1:
-        return Action(f"I will segment the focal lesions within the {name} ({r[0].evidence_id}).", "segment",
-                      {"target": "lesion", "within": r[0].evidence_id})
-    return _count_answer(state, r[1], r[:2], f"focal lesions in the {name}")
+    if search := organ_search(state, "to count the lesions within it"):
+        return search
+    return _count_answer(state, state.results[1], state.results[:2], f"focal lesions in the {organ_name(organ)}")
 
 
 def _count_answer(state: State, seg: Result, searched: list[Result], what: str) -> Action:

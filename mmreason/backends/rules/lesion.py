@@ -141,19 +141,19 @@ def _lesion_answer(state: State, found: str, meas: Result, side: str | None, sit
                                   volume_mm3=meas.measure("volume_mm3")))
 
 
-def plan_organ_lesion(state: State) -> Action:
-    """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
+def organ_search(state: State, why: str) -> Action | None:
+    """The first two steps of a lesion search within the organ the question names: segment the organ
+    (``why`` says what for), then the lesions within it; None once both results are in."""
     organs = state.q.organs or ("",)
-    organ = organs[0]
-    r = state.results
+    organ, r = organs[0], state.results
     name = organ_name(organ)
     if len(organs) > 1:
-        return cannot(f"a lesion is searched within one organ at a time; ask about the {organ_name(organs[0])} or "
+        return cannot(f"a lesion is searched within one organ at a time; ask about the {name} or "
                       f"the {organ_name(organs[1])}")
     if state.targets and organ not in state.targets:
         return cannot(f"the segment tool has no '{organ}' target with this segmenter")
     if not r:
-        return Action(f"I will segment the {name} first, to search it for a lesion.", "segment", {"target": organ})
+        return Action(f"I will segment the {name} first, {why}.", "segment", {"target": organ})
     if stop := failed(state):
         return stop
     if not r[0].fact("voxels"):
@@ -162,6 +162,15 @@ def plan_organ_lesion(state: State) -> Action:
     if len(r) == 1:
         return Action(f"I will segment a focal lesion within the {name} ({r[0].evidence_id}).", "segment",
                       {"target": "lesion", "within": r[0].evidence_id})
+    return None
+
+
+def plan_organ_lesion(state: State) -> Action:
+    """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
+    if search := organ_search(state, "to search it for a lesion"):
+        return search
+    r = state.results
+    name = organ_name((state.q.organs or ("",))[0])
     seg = r[1]
     if not seg.fact("voxels"):
         cites = state.cites()
