@@ -43,7 +43,9 @@ def searched_region(state: State) -> tuple[str, tuple[str, ...]]:
     organs = state.q.organs or ()
     if state.modality() == "CT" and organs and organs[0] in LESION_ORGANS:
         return f"the {organ_name(organs[0])}", ORGAN_SITES[organs[0]] + ("abdom",)
-    return ("the brain (MR)", BRAIN_SITES) if is_mr(state) else ("the lungs (CT)", LUNG_SITES)
+    guessed = any(v.modality_assumed for v in state.three_d()[:1])
+    modality = f"{state.modality()}, a modality guessed from the image values" if guessed else state.modality()
+    return (f"the brain ({modality})", BRAIN_SITES) if is_mr(state) else (f"the lungs ({modality})", LUNG_SITES)
 
 
 def searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
