@@ -69,12 +69,13 @@ BEYOND: dict[str, tuple[re.Pattern[str], str]] = {
     "distance": (re.compile(r"\b(distance|how far|closest|nearest|adjacent|abut\w*|invad\w*|invasion|touch\w*|"
                             r"near|extend\w*|spread\w*)\b", re.I), "a distance or a relation between structures"),
 }
-#: sites a lesion may be asked about; each lesion family searches some of them (`SITE_WORDS`)
+#: sites a lesion may be asked about; each lesion search covers some of them (`lesion.searched_region`)
 _SITE = re.compile(r"\b(pancrea\w*|bladder|prostat\w*|adrenal\w*|gall ?bladder|stomach|gastric|bowel|colon\w*|"
                    r"rect(um|al)|intestin\w*|duoden\w*|o?esophag\w*|thyroid|breasts?|bones?|osseous|spin(e|al)|"
                    r"vertebra\w*|ribs?|pelvi[sc]|uter\w*|ovar\w*|lymph\w*|nodes?|mediastin\w*|pleura|pleural|"
-                   r"heart|cardiac|aort\w*|trachea\w*|airways?|muscles?|skin|liver|hepatic|spleen|splenic|kidneys?|renal|brain|"
-                   r"cerebr\w*|hemispheres?|lungs?|pulmonary|chest|thora\w*|abdom\w*|head|neck)\b", re.I)
+                   r"heart|cardiac|aort\w*|trachea\w*|airways?|muscles?|skin|liver|hepatic|spleen|splenic|"
+                   r"kidneys?|renal|brain|cerebr\w*|hemispheres?|lungs?|pulmonary|chest|thora\w*|abdom\w*|head|"
+                   r"neck)\b", re.I)
 _NODULE_ONLY = re.compile(r"nodul|lung|pulmonary", re.I)
 _NOT_NODULE = re.compile(r"\b(mass|tumou?r|lesion|cancer|neoplasm)", re.I)
 
