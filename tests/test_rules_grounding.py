@@ -51,6 +51,7 @@ PROBES = [
     ("What is the diameter of the largest nodule?", CT, "segment nodule"),
     ("Is the nodule calcified?", CT, r"what a lesion is or looks like \(\"calcified\"\)"),
     ("Is the nodule solid or ground glass?", CT, "what a lesion is or looks like"),
+    ("Is the nodule round with smooth margins?", CT, r"what a lesion is or looks like \(\"round\"\)"),
     ("What is the most likely diagnosis of the lung mass?", CT, "what a lesion is or looks like"),
     ("Which lobe contains the nodule?", CT, r"a lobe, segment or part of an organ \(\"lobe\"\)"),
     ("Is the nodule larger than 10 mm?", CT, r"a comparison .*\(\"larger than\"\)"),

@@ -58,6 +58,7 @@ BEYOND: dict[str, tuple[re.Pattern[str], str]] = {
                    "a comparison between structures or with a threshold"),
     "normal": (re.compile(r"\b(ab)?normal\w*", re.I), "whether a structure is normal"),
     "character": (re.compile(r"\b(benign|malignan\w*|diagnos\w*|calcif\w*|spicul\w*|margins?|borders?|shape|"
+                             r"round|oval|irregular|smooth|lobulated|well.?defined|ill.?defined|"
                              r"texture|cystic|cysts?|solid|sub-?solid|ground.?glass|cavit\w*|necro\w*|"
                              r"stage|grade|grading|classif\w*|characteri[sz]\w*|appearance|morpholog\w*|"
                              r"(type|kind|sort) of (lesion|nodule|mass|tumou?r|abnormality)|"
