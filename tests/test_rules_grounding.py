@@ -101,6 +101,11 @@ PROBES = [
     ("What imaging modality is this?", CT, "view"),
     ("Is this an MRI?", CT, "view"),
     ("Is this a CT of the abdomen?", CT, "asks about the abdomen, and the modality/plane search covers the image"),
+    # benchmark instructions appended to a question ask for nothing beyond it
+    ("What is the cardiothoracic ratio?\nAnswer with a single word or a short phrase.", XR, "segment lungs"),
+    ("What is the diameter of the nodule in mm?\nAnswer with a single number (no units, no extra words).", CT,
+     "segment nodule"),
+    ("Is there a single nodule?", CT, "segment nodule"),
     # nothing the backend handles
     ("Is there a pleural effusion?", CT, "not one of the question types"),
 ]

@@ -39,7 +39,7 @@ _NAMED_SEQUENCE = re.compile(r"\bvolume (\w+)\s*(?:is|:|=)?\s*(?:the |an? )?(t1|
 #: counting questions: how many lesions, their number, one or several
 _COUNT = re.compile(r"\bhow many\b(?!\s+(mm|cm|ml|millimet\w*|centimet\w*|cc|hu|per ?cent|%|voxels?|slices?)\b)|"
                     r"\bnumber of\b|\bcount\b|\bmultiple\b|\bseveral\b|\bmore than one\b|\bsolitary\b|"
-                    r"\bsingle\b|\bonly one\b", re.I)
+                    r"\bsingle (\w+ )?(lesion|nodule|mass|tumou?r)|\bonly one\b", re.I)
 _COUNT_MANY = re.compile(r"\bmultiple\b|\bseveral\b|\bmore than one\b", re.I)
 _COUNT_ONE = re.compile(r"\bsolitary\b|\bsingle\b|\bonly one\b", re.I)
 #: what a question may ask beyond what the tools measure (presence, side, size, volume, the ratio,
@@ -124,8 +124,7 @@ class Asked:
     def of(cls, question: str) -> "Asked":
         """Read ``question``: its sentences ending in ``?`` (the whole text when none does) say
         what is asked, answer instructions ("Answer yes or no") and units anywhere in it count."""
-        # a decimal point ("above 0.6?") does not end a sentence
-        sentences = [s.strip() for s in re.findall(r"(?:[^.?!]|\.(?=\d))*\?", question)] or [question]
+        sentences = questions_in(question)
         asked = " ".join(sentences)
         unit = next((u for m in _ASK_UNIT.finditer(question) if (u := _ANSWER_UNIT.get(unit_key(m.group(1)) or ""))),
                     None)
@@ -181,16 +180,25 @@ class Question:
 
     @classmethod
     def of(cls, text: str) -> "Question":
+        # what is asked beyond the families, and where, is read from the questions themselves: an
+        # appended instruction ("Answer with a single word") asks for no count
+        asked = " ".join(questions_in(text))
         return cls(text=text, growth=bool(_GROWTH.search(text)), ctr=bool(_CTR.search(text)),
                    sequence=bool(_SEQUENCE_Q.search(text)), lesion=bool(_LESION.search(text)),
                    burden=bool(_BURDEN.search(text)), organ_size=bool(_ORGAN_SIZE.search(text)),
                    modality=bool(_MODALITY.search(text)), plane=bool(_PLANE.search(text)),
                    organs=organ_in(text),
                    nodule=bool(_NODULE_ONLY.search(text)) and not _NOT_NODULE.search(text),
-                   count=count_form(text), beyond=tuple(k for k, (rx, _) in BEYOND.items() if rx.search(text)),
-                   sites=tuple(dict.fromkeys(m.group(0).lower() for m in _SITE.finditer(text))),
+                   count=count_form(asked), beyond=tuple(k for k, (rx, _) in BEYOND.items() if rx.search(asked)),
+                   sites=tuple(dict.fromkeys(m.group(0).lower() for m in _SITE.finditer(asked))),
                    sequences={m.group(1): m.group(2).upper() for m in _NAMED_SEQUENCE.finditer(text)},
                    asked=Asked.of(text))
+
+
+def questions_in(text: str) -> list[str]:
+    """The sentences of ``text`` that end in ``?`` (the whole text when none does); a decimal point
+    ("above 0.6?") does not end a sentence."""
+    return [s.strip() for s in re.findall(r"(?:[^.?!]|\.(?=\d))*\?", text)] or [text]
 
 
 def organ_in(question: str) -> tuple[str, ...] | None:
