@@ -91,6 +91,8 @@ class Evidence:
         id: stable id on the board (``E1``, ``E2``, ...).
         tool: tool name; arguments: the arguments as called.
         text: the short result shown to the model.
+        summary: the same result for a reader outside the episode: no evidence or view ids (the
+            ``segment`` and ``measure`` commands print it; empty when a tool gives none).
         views: images fed back to the model, each with geometry.
         mask: boolean mask (z, y, x) on volume ``mask_volume`` (None if no mask).
         box: the box the call was about: ``{"view_id", "pixels": [x1, y1, x2, y2],
@@ -104,6 +106,7 @@ class Evidence:
     tool: str
     arguments: dict[str, Any]
     text: str
+    summary: str = ""
     views: list[View] = field(default_factory=list)
     mask: np.ndarray | None = None
     mask_volume: str | None = None
@@ -123,6 +126,7 @@ class Evidence:
             "tool": self.tool,
             "arguments": self.arguments,
             "text": self.text,
+            "summary": self.summary,
             "views": [view_to_dict(v, with_images) for v in self.views],
             "mask": mask_to_rle(self.mask) if self.mask is not None else None,
             "mask_volume": self.mask_volume,
@@ -140,6 +144,7 @@ class Evidence:
             tool=d["tool"],
             arguments=d.get("arguments", {}),
             text=d.get("text", ""),
+            summary=d.get("summary", ""),
             views=[view_from_dict(v) for v in d.get("views", [])],
             mask=rle_to_mask(d["mask"]) if d.get("mask") else None,
             mask_volume=d.get("mask_volume"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -63,6 +64,21 @@ def test_measure_segment_evidence_sphere():
     direct = measure_region(vol, seg.mask)
     assert m["volume_mm3"].value == direct.volume_mm3
     assert m["longest_diameter_mm"].value == direct.longest_diameter_mm
+
+
+@pytest.mark.usefixtures("backend")
+def test_measure_and_segment_evidence_carry_a_summary_without_episode_ids():
+    """Standalone callers (``mmreason segment``) print ``summary``; they used to cut the tool's
+    text at its first ": " and strip the overlay's view id with a pattern."""
+    from grounding.evidence import Evidence
+
+    ev, seg, _ = segment_and_measure((5.0, 0.7, 0.7))
+    assert ev.text == f"Measured E1 (lesion): {ev.summary}" and ev.summary.startswith("volume ")
+    assert seg.summary.startswith("Segmented 'lesion' (3D,") and "connected component(s)" in seg.summary
+    assert re.search(r"Overlay V\d+:", seg.text) and "Overlay" not in seg.summary
+    for text in (ev.summary, seg.summary):
+        assert not re.search(r"\b[EV]\d+\b", text), text
+    assert Evidence.from_dict(ev.to_dict(False)).summary == ev.summary
 
 
 @pytest.mark.usefixtures("backend")

@@ -62,10 +62,11 @@ def run_measure(context: ToolContext, evidence_id: str | None = None, view_id: s
     if source is not None:
         for reason in source.quality.reasons:
             quality.flag(source.quality.level, reason)
-    text = f"Measured {what}: {result.summary()}"
+    summary = result.summary()
     if "orientation assumed" in " ".join(quality.reasons):
-        text += " The side is not trusted: the orientation was assumed."
-    return Evidence(id="", tool="measure", arguments={}, text=f"{text} {quality.describe()}.",
+        summary += " The side is not trusted: the orientation was assumed."
+    summary += f" {quality.describe()}."
+    return Evidence(id="", tool="measure", arguments={}, text=f"Measured {what}: {summary}", summary=summary,
                     box=box, measurements=measurements_of(result), quality=quality,
                     data={**result.as_dict(), "volume": volume_id, "source": evidence_id or view_id})
 

@@ -323,9 +323,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
                 ev.quality.merge(lung_pair_quality(0.0, other) if target == "lung_right"
                                  else lung_pair_quality(other, 0.0))
         notes += _cross_check(ev, vol, result)
-        ev.text = (f"Nothing found for {what}{where} ({mode.upper()}, {used} segmenter): the mask "
-                   f"is empty. Searched: {searched['what']}. Try another target, a box around the object, or a "
-                   f"different slice.{notes} {ev.quality.describe()}.")
+        ev.text = ev.summary = (f"Nothing found for {what}{where} ({mode.upper()}, {used} segmenter): the mask "
+                                f"is empty. Searched: {searched['what']}. Try another target, a box around the "
+                                f"object, or a different slice.{notes} {ev.quality.describe()}.")
         return ev
     bbox = mask_bbox(mask)
     n_components = ndimage.label(mask[bbox])[1]
@@ -361,10 +361,12 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
                 if vol.is_2d else f"voxels {fmt_slices(bbox)}")
-    ev.text = (f"Segmented {what}{where} ({mode.upper()}, {used} segmenter): {size}, "
-               f"{n_components} connected component(s), extent {dims}, {where_px}; "
-               f"{side_words}. Overlay {overlay_id}: {overlay.description}.{notes} "
-               f"{ev.quality.describe()}.")
+    found = (f"Segmented {what}{where} ({mode.upper()}, {used} segmenter): {size}, "
+             f"{n_components} connected component(s), extent {dims}, {where_px}; {side_words}.")
+    after = f"{notes} {ev.quality.describe()}."
+    # the overlay's view id means something only inside the episode: the summary leaves it out
+    ev.text = f"{found} Overlay {overlay_id}: {overlay.description}.{after}"
+    ev.summary = found + after
     return ev
 
 

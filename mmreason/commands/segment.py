@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     overlay = record.pop("_overlay", None)
     if args.overlay and overlay is not None:
         Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
-        overlay.save(args.overlay)
+        overlay.image.save(args.overlay)
         record["overlay"] = str(args.overlay)
-    # the tool's text names its overlay view for a model that sees it; here it exists only when saved
-    record["segment"] = re.sub(r"Overlay V\d+:", "Overlay:", record["segment"]) if record.get("overlay") else \
-        re.sub(r" ?Overlay V\d+:[^.]*\.", "", record["segment"])
+    # the overlay exists here only when saved: the tool's summary leaves it out, the description says what it shows
+    if record.get("overlay"):
+        record["segment"] += f" Overlay: {overlay.description}."
     if args.json:
         print(json.dumps(record, indent=2))
     else:
@@ -77,9 +76,9 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
     ``target`` may be any name or alias the chosen segmenter knows (e.g. ``left lung``).
 
     Returns:
-        A JSON-ready record (``segment`` and ``measure`` texts, ``measurements``, ``laterality``,
-        ``centroid_mm``) plus the boolean mask under ``_mask``. An empty mask is reported, not
-        measured.
+        A JSON-ready record (``segment`` and ``measure`` summaries without evidence or view ids,
+        ``measurements``, ``laterality``, ``centroid_mm``) plus the boolean mask under ``_mask`` and
+        the overlay `View` under ``_overlay``. An empty mask is reported, not measured.
 
     Raises:
         SegmentationError: unknown backend or target (the message lists the known ones).
@@ -97,17 +96,17 @@ def segment_and_measure(volume: Volume, target: str, segmenter: str = "classical
     seg = registry.run(context, "segment", {"target": target})
     record: dict[str, Any] = {"image": volume.name, "modality": volume.modality, "target": target,
                               "segmenter": seg.data.get("segmenter", segmenter), "shape_zyx": list(volume.shape),
-                              "spacing_mm_zyx": list(volume.spacing), "segment": seg.text,
+                              "spacing_mm_zyx": list(volume.spacing), "segment": seg.summary,
                               "voxels": int(seg.data["voxels"]), "measure": None, "measurements": {},
                               "quality": seg.quality.to_dict(), "_mask": seg.mask,
-                              "_overlay": seg.views[0].image if seg.views else None}
+                              "_overlay": seg.views[0] if seg.views else None}
     for key in ("segmenter_requested", "segmenter_reason", "agreement"):
         if key in seg.data:
             record[key] = seg.data[key]
     if seg.data["voxels"]:
         meas = registry.run(context, "measure", {"evidence_id": seg.id})
         # standalone output: no evidence ids, which only mean something inside an episode
-        record["measure"] = f"Measured {target}: {meas.text.partition(': ')[2]}"
+        record["measure"] = f"Measured {target}: {meas.summary}"
         record["measurements"] = {k: m.to_dict() for k, m in meas.measurements.items()}
         record["laterality"] = meas.data["laterality"]
         record["centroid_mm"] = list(meas.data["centroid_mm"])

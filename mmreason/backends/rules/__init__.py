@@ -11,8 +11,8 @@ as SFT demonstrations.
 
 The package: `state` (what the planner knows), `transcript` (the same from a conversation's
 text), `question` (the family cues and what a question asks), `planner` (the table of families,
-`FAMILIES`, and the next turn), one module per family (`lesion`, `growth`, `organ`, `sequence`,
-`ctr`, `modality`), `answer` (short answer, option, hedge) and `turn` (an action and its text).
+`FAMILIES`, and the next turn), one module per family (`lesion`, `count`, `growth`, `organ`,
+`sequence`, `ctr`, `modality`), `answer` (short answer, option, hedge) and `turn` (an action and its text).
 
 Question families, recognised by keywords (first match wins, case-insensitive; `planner.FAMILIES`):
 
@@ -28,6 +28,9 @@ ctr             cardiothoracic / CTR / cardiomegaly / heart size         segment
 sequence        which sequence ... brightest / hyperintense (MR)         segment the lesion; per
                                                                          sequence view its slice,
                                                                          measure lesion and brain
+count           how many / number of / multiple / solitary + a lesion    the lesion search (within the
+                word (3-D CT, MR)                                        organ named); its connected
+                                                                         components are the count
 organ lesion    lesion/mass/... + liver, spleen or kidney (3-D CT)       segment organ, segment
                                                                          lesion within it, measure, crop
 lesion          nodule / mass / lesion / tumour / opacity (3-D CT, MR)   segment, (select), measure, crop
@@ -51,7 +54,16 @@ search finds nothing. When the segmenter returns several candidates, the planner
 one component. Laterality questions ("which side/lung ...") about a lesion are answered by the
 lesion family (the side comes from ``measure``; a region at the midline is given the side most of
 it lies on when options force a side). Any other question gets an answer saying it cannot be
-answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``).
+answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``);
+so does a question its family cannot ground: one asking what the tools do not measure (an
+attenuation, a comparison, a lobe, what a lesion is; `question.BEYOND`) or about a site its search
+does not cover ("a lesion in the pancreas" is not answered by the lung search).
+
+A multiple-choice question is answered with the option that states what the question asks for
+(`answer.option_hint`): a count picks only the option with that number ("at least N", from a
+doubtful search, only the one option it implies), a measured number only the nearest option of
+the same dimension and within `answer.OPTION_TOLERANCE`, a side only when the side is asked. A
+finding that matches no option is declined with what the tools found, never the nearest guess.
 
 The cardiothoracic ratio rests on two segmentations of the radiograph: the lung fields, whose
 left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter between the inner

@@ -10,7 +10,7 @@ from grounding.quality import worst
 from mmreason.backends.rules.question import Asked
 from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action, Finding
-from mmreason.quantities import UNITS, parse_quantity, quantities_in
+from mmreason.quantities import UNITS, convert, parse_quantity, quantities_in
 
 #: dimensions of a stated size: an assumed spacing bears on an answer that states one
 _SIZE_DIMENSIONS = ("length", "area", "volume")
@@ -48,6 +48,8 @@ def short_answer(q: Asked, finding: Finding) -> str:
         parts.append(f"{finding.side} {finding.site}".strip() if finding.side != "midline" else "midline")
     if finding.ratio is not None:
         parts.append(f"CTR {finding.ratio:.2f}" if parts else f"{finding.ratio:.2f}")
+    if finding.count is not None and not q.yes_no:
+        parts.append(count_text(finding))
     number = asked_number(q, finding)
     if number:
         parts.append(number)
@@ -57,6 +59,11 @@ def short_answer(q: Asked, finding: Finding) -> str:
                              asked_number(Asked(size=True, volume=finding.diameter_mm is None, amount=True), finding))
                  if p]
     return "; ".join(parts)
+
+
+def count_text(f: Finding) -> str:
+    """``2``, or ``at least 2`` when the search that counted was doubtful."""
+    return f"at least {f.count}" if f.count_at_least else str(f.count)
 
 
 def asked_number(q: Asked, f: Finding) -> str:
@@ -121,11 +128,49 @@ def hedge(state: State, action: Action, tag: str) -> Action:
     return action
 
 
+#: an option that is only a side ("left lung", "right", "both sides"), with no number to match as well
+_SIDE_OPTION = re.compile(r"^(the )?(left|right|both|bilateral|neither|none)\b[^0-9]*$")
+
+
+def option_hint(q: Asked, finding: Finding, options: list[str]) -> dict[str, Any]:
+    """The `choose_option` hint of ``finding`` for a question asking ``q`` with ``options``: only
+    what the question asks for may pick an option (a lesion's diameter never picks a count, its
+    side never picks an answer to a size question). Options that are all yes/no, or all name a
+    side, say what is asked as well as the wording does."""
+    hint: dict[str, Any] = {"words": finding.words}
+    lowered = [o.strip().lower().rstrip(".") for o in options]
+    if finding.present is not None and (q.yes_no or set(lowered) <= {"yes", "no"}):
+        hint["yes"] = finding.present
+    side = finding.leaning if finding.side == "midline" else finding.side
+    if side and (q.side or all(_SIDE_OPTION.match(o) for o in lowered)):
+        hint["side"] = side
+    if finding.trend:
+        hint["trend"] = finding.trend
+    if finding.count is not None:
+        hint["count"], hint["at_least"] = finding.count, finding.count_at_least
+    elif (asked := parse_quantity(asked_number(q, finding))) is not None:
+        hint["value"], hint["unit"] = asked
+    elif finding.ratio is not None:
+        hint["value"] = finding.ratio
+    return hint
+
+
+#: a measured number picks the nearest numeric option only when within this fraction of the larger of
+#: the two (or of the smallest gap between options, for figures near zero): a figure far from every
+#: option means the measurement or the options are about something else, and the nearest is a guess
+OPTION_TOLERANCE = 0.25
+_NUMBER_WORDS = {w: i for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                                             "nine", "ten"))} | {"none": 0, "no": 0, "single": 1}
+
+
 def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
     """The letter of the option that matches the finding (``hint``), or None when none does.
 
-    ``hint`` keys: ``yes`` (bool, for yes/no options), ``side`` (left/right), ``trend``
-    (grew/shrank/is stable), ``words`` (any of them in the option), ``value`` (the nearest number).
+    ``hint`` keys (`option_hint`): ``yes`` (bool, for yes/no options), ``side`` (left/right),
+    ``trend`` (grew/shrank/is stable), ``words`` (any of them in the option), ``count`` with
+    ``at_least`` (the option stating that number; for ``at_least`` the one option not below it),
+    ``value`` with ``unit`` (the nearest number of the same dimension, when close: see
+    `OPTION_TOLERANCE`; options without a unit are read in ``unit``).
     """
     norm = [re.sub(r"[^a-z0-9.\- ]", "", o.lower()).strip() for o in options]
     letters = [chr(ord("A") + i) for i in range(len(options))]
@@ -149,10 +194,39 @@ def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
     if hint.get("words"):
         if found := pick(lambda o: any(re.search(rf"\b{re.escape(w.lower())}\b", o) for w in hint["words"])):
             return found
+    if hint.get("count") is not None:
+        counts = [_option_count(o) for o in norm]
+        if None in counts:
+            return None
+        n = hint["count"]
+        return pick(lambda o: _option_count(o) >= n if hint.get("at_least") else _option_count(o) == n)
     if hint.get("value") is not None:
-        numbers = [parse_quantity(o) for o in norm]
-        if all(numbers):
-            dist = [abs(n[0] - float(hint["value"])) for n in numbers]  # type: ignore[index]
-            return letters[dist.index(min(dist))]
+        return _nearest_option(options, letters, float(hint["value"]), hint.get("unit"))
     return None
 
+
+def _option_count(option: str) -> int | None:
+    """The whole number an option states (``3``, ``three``, ``3 lesions``), None otherwise."""
+    word = option.split()[0] if option.split() else ""
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
+    number = parse_quantity(option)
+    return int(number[0]) if number is not None and number[0] == int(number[0]) and number[0] >= 0 else None
+
+
+def _nearest_option(options: list[str], letters: list[str], value: float, unit: str | None) -> str | None:
+    """The option whose number (in ``unit``) is nearest ``value``, when close enough (`OPTION_TOLERANCE`)."""
+    values = []
+    for option in options:
+        number = parse_quantity(option)
+        if number is None:
+            return None
+        converted = convert(number[0], number[1], unit) if number[1] and unit else number[0]
+        if converted is None:  # another dimension: a length option for a volume
+            return None
+        values.append(converted)
+    dist = [abs(v - value) for v in values]
+    best = dist.index(min(dist))
+    distinct = sorted(set(values))
+    gap = min((b - a for a, b in zip(distinct, distinct[1:])), default=0.0)
+    return letters[best] if dist[best] <= OPTION_TOLERANCE * max(abs(value), abs(values[best]), gap) else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from grounding.plausibility import ctr_quality
 from mmreason.backends.rules.common import cannot, failed, on_volume
 from mmreason.backends.rules.state import State
@@ -19,12 +21,32 @@ CTR_STEPS = (("lungs", "thoracic width: the lung fields' outer margins, at the i
              ("heart", "cardiac width: the cardiac silhouette's right and left borders"))
 
 
+#: a ratio a question compares with ("above 0.55", "greater than 60%")
+_CUT = re.compile(r"(?<![\d.])(0?\.\d+)(?![\d.])|(?<![\d.])(\d{2}(?:\.\d+)?)\s*(?:%|per ?cent)", re.I)
+_BELOW = re.compile(r"\b(less|lower|smaller|below|under|at most)\b", re.I)
+_NORMAL = re.compile(r"(?<!ab)\bnormal", re.I)
+
+
+def asked_cut(question: str) -> tuple[float, bool, bool] | None:
+    """What a yes/no question about the ratio asks: (cut-off, asks whether the ratio is below it,
+    asks whether the heart is normal); the cut-off is `CTR_ENLARGED` unless the question names
+    one. None when it names several."""
+    cuts = {float(a) if a else float(b) / 100 for a, b in _CUT.findall(question)}
+    if len(cuts) > 1:
+        return None
+    below = bool(_BELOW.search(question))
+    return (cuts.pop() if cuts else CTR_ENLARGED), below, bool(_NORMAL.search(question)) and not below
+
+
 def plan_ctr(state: State) -> Action:
     """Cardiothoracic ratio on a radiograph: segment lungs and heart, measure both widths, divide."""
     r = state.results
     vol = next((v for v in state.volumes if v.is_2d), None)
     if vol is None:
         return cannot("the cardiothoracic ratio is measured on a 2-D chest radiograph")
+    asked = asked_cut(state.question)
+    if asked is None:
+        return cannot("the question names several ratios to compare with")
     missing = [t for t, _ in CTR_STEPS if state.targets and t not in state.targets]
     if missing:
         return cannot(f"the segment tool has no '{missing[0]}' target with this segmenter")
@@ -53,6 +75,8 @@ def plan_ctr(state: State) -> Action:
                       answer=f"I cannot answer reliably: {quality.reasons[0]} (cardiac width {card:.1f} mm / "
                              f"thoracic width {thor:.1f} mm) [{', '.join(cites)}].")
     enlarged = ratio > CTR_ENLARGED
+    cut, below, normal = asked
+    present = (ratio < cut if below else ratio > cut) != normal
     verdict = (f"enlarged (cardiomegaly, ratio > {CTR_ENLARGED})" if enlarged
                else f"within normal limits (ratio <= {CTR_ENLARGED})")
     text = (f"The cardiothoracic ratio is {ratio:.2f}: cardiac width {card:.1f} mm [{r[2].evidence_id}, "
@@ -60,9 +84,9 @@ def plan_ctr(state: State) -> Action:
             f"the heart size is {verdict}.")
     # a doubtful ratio, or a yes/no within the measurement's error of the cut-off, is said with a caveat
     caveats = list(quality.reasons)
-    if state.q.asked.yes_no and abs(ratio - CTR_ENLARGED) < CTR_MARGIN:
-        caveats.append(f"the ratio is within {CTR_MARGIN} of the {CTR_ENLARGED} cut-off, about the classical "
-                       f"measurement's error, so enlarged or not is borderline")
+    if state.q.asked.yes_no and abs(ratio - cut) < CTR_MARGIN:
+        caveats.append(f"the ratio is within {CTR_MARGIN} of the {cut:g} cut-off, about the classical "
+                       f"measurement's error, so the answer is borderline")
     cites = [r[2].evidence_id, r[3].evidence_id, r[0].evidence_id, r[1].evidence_id]
     return Action("Both widths are measured.", answer=text,
-                  finding=Finding([c for c in cites if c], present=enlarged, ratio=ratio, caveat="; ".join(caveats)))
+                  finding=Finding([c for c in cites if c], present=present, ratio=ratio, caveat="; ".join(caveats)))

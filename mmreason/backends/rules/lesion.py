@@ -30,9 +30,25 @@ from mmreason.backends.rules.turn import Action, Finding
 
 #: organs searched for a focal lesion by segmenting the organ, then a lesion within it
 LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
+#: how the region each lesion search covers may be named (word stems): the unprompted search covers
+#: the lungs on CT and the brain on MR; the organ search its organ ("on this abdominal CT" too)
+LUNG_SITES = ("lung", "pulmonary", "chest", "thora")
+BRAIN_SITES = ("brain", "cerebr", "hemisphere", "head")
+ORGAN_SITES = {"liver": ("liver", "hepatic"), "spleen": ("spleen", "splenic"), "kidney_left": ("kidney", "renal"),
+               "kidney_right": ("kidney", "renal")}
 
 
-def _searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
+def searched_region(state: State) -> tuple[str, tuple[str, ...]]:
+    """The region the lesion search of this question covers: its name and the word stems naming it."""
+    organs = state.q.organs or ()
+    if state.modality() == "CT" and organs and organs[0] in LESION_ORGANS:
+        return f"the {organ_name(organs[0])}", ORGAN_SITES[organs[0]] + ("abdom",)
+    guessed = any(v.modality_assumed for v in state.three_d()[:1])
+    modality = f"{state.modality()}, a modality guessed from the image values" if guessed else state.modality()
+    return (f"the brain ({modality})", BRAIN_SITES) if is_mr(state) else (f"the lungs ({modality})", LUNG_SITES)
+
+
+def searches(state: State, order: list[VolumeInfo]) -> tuple[int, Action | None]:
     """Run the unprompted lesion search over ``order`` until one finds something.
 
     Returns ``(n, action)``: ``n`` leading results are empty searches, and ``action`` is the next
@@ -58,7 +74,7 @@ def plan_lesion(state: State) -> Action:
     target = lesion_target(state)
     mr = is_mr(state)
     order = search_order(state)
-    empty, search = _searches(state, order)
+    empty, search = searches(state, order)
     if search is not None:
         return search
     if stop := failed(state):
@@ -127,15 +143,19 @@ def _lesion_answer(state: State, found: str, meas: Result, side: str | None, sit
                                   volume_mm3=meas.measure("volume_mm3")))
 
 
-def plan_organ_lesion(state: State) -> Action:
-    """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
-    organ = (state.q.organs or ("",))[0]
-    r = state.results
+def organ_search(state: State, why: str) -> Action | None:
+    """The first two steps of a lesion search within the organ the question names: segment the organ
+    (``why`` says what for), then the lesions within it; None once both results are in."""
+    organs = state.q.organs or ("",)
+    organ, r = organs[0], state.results
     name = organ_name(organ)
+    if len(organs) > 1:
+        return cannot(f"a lesion is searched within one organ at a time; ask about the {name} or "
+                      f"the {organ_name(organs[1])}")
     if state.targets and organ not in state.targets:
         return cannot(f"the segment tool has no '{organ}' target with this segmenter")
     if not r:
-        return Action(f"I will segment the {name} first, to search it for a lesion.", "segment", {"target": organ})
+        return Action(f"I will segment the {name} first, {why}.", "segment", {"target": organ})
     if stop := failed(state):
         return stop
     if not r[0].fact("voxels"):
@@ -144,6 +164,15 @@ def plan_organ_lesion(state: State) -> Action:
     if len(r) == 1:
         return Action(f"I will segment a focal lesion within the {name} ({r[0].evidence_id}).", "segment",
                       {"target": "lesion", "within": r[0].evidence_id})
+    return None
+
+
+def plan_organ_lesion(state: State) -> Action:
+    """Segment the organ the question names, then a lesion within it; measure it, show it, answer."""
+    if search := organ_search(state, "to search it for a lesion"):
+        return search
+    r = state.results
+    name = organ_name((state.q.organs or ("",))[0])
     seg = r[1]
     if not seg.fact("voxels"):
         cites = state.cites()
@@ -155,8 +184,16 @@ def plan_organ_lesion(state: State) -> Action:
     meas = r[2]
     if len(r) == 3 and (zoom := _zoom(state, seg, "lesion")):
         return zoom
-    action = _lesion_answer(state, f"There is one lesion in the {name}", meas, meas.fact("laterality"), "")
-    action.finding.side = None  # type: ignore[union-attr]  # the organ says where it is
+    n = seg.fact("components") or 1
+    found = f"There is one lesion in the {name}" if n == 1 else \
+        f"{n} candidate lesions were found in the {name}, measured together"
+    action = _lesion_answer(state, found, meas, meas.fact("laterality"), "")
+    finding = action.finding
+    assert finding is not None
+    finding.side = None  # the organ says where it is
+    asked = state.q.asked
+    if n > 1 and not state.q.burden and (asked.size or asked.diameter or asked.volume or asked.unit):
+        finding.caveat = f"the {n} candidates are measured together, not one lesion alone"
     return action
 
 

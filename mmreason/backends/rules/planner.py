@@ -1,8 +1,11 @@
 """The question families, in the order they are tried, and the next turn of an episode.
 
 Each family is a row of `FAMILIES`: a name, the cues that recognise it (a `Question` and the
-study: `State`) and its planner. The first row whose test passes plans the turn; a question no
-row recognises gets a reasoned refusal.
+study: `State`), its planner, what it answers beyond presence, side and size (``supports``) and
+the region its search covers (``sites``). The first row whose test passes plans the turn. A
+question no row recognises, one that asks what its family does not answer (a count, an
+attenuation, a comparison, a lobe ... `question.BEYOND`), or one about a site its search does not
+cover gets a reasoned refusal: the planner never answers a question it cannot ground.
 """
 
 from __future__ import annotations
@@ -10,26 +13,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmreason.backends.rules.answer import asked_number, choose_option, hedge, short_answer
-from mmreason.quantities import parse_quantity
+from mmreason.backends.rules.answer import choose_option, hedge, option_hint, short_answer
 from mmreason.backends.rules.common import cannot
+from mmreason.backends.rules.count import plan_count
 from mmreason.backends.rules.ctr import plan_ctr
 from mmreason.backends.rules.growth import plan_growth
-from mmreason.backends.rules.lesion import LESION_ORGANS, plan_lesion, plan_organ_lesion
+from mmreason.backends.rules.lesion import LESION_ORGANS, plan_lesion, plan_organ_lesion, searched_region
 from mmreason.backends.rules.modality import plan_modality
 from mmreason.backends.rules.organ import plan_organ
 from mmreason.backends.rules.sequence import plan_sequence
+from mmreason.backends.rules.question import BEYOND
 from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action
 
 
 @dataclass(frozen=True)
 class Family:
-    """A question family: ``recognises(state)`` decides whether ``plan(state)`` plans its turns."""
+    """A question family: ``recognises(state)`` decides whether ``plan(state)`` plans its turns.
+
+    ``supports``: the keys of `question.BEYOND` it answers (others are declined); ``sites``: the
+    region its search covers, named and as the word stems naming it (None: it searches no region).
+    """
 
     name: str
     recognises: Callable[[State], bool]
     plan: Callable[[State], Action]
+    supports: frozenset[str] = frozenset()
+    sites: Callable[[State], tuple[str, tuple[str, ...]]] | None = None
 
 
 def _organ_lesion(state: State) -> bool:
@@ -38,20 +48,27 @@ def _organ_lesion(state: State) -> bool:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("growth", lambda s: len(s.volumes) >= 2 and s.q.growth, plan_growth),
-    Family("ctr", lambda s: s.q.ctr, plan_ctr),
-    Family("sequence", lambda s: s.q.sequence and s.modality() == "MR", plan_sequence),
-    Family("organ lesion", _organ_lesion, plan_organ_lesion),
-    Family("lesion", lambda s: s.q.lesion and s.modality() in ("CT", "MR"), plan_lesion),
+    Family("growth", lambda s: len(s.volumes) >= 2 and s.q.growth, plan_growth, frozenset({"comparison"}),
+           searched_region),
+    Family("ctr", lambda s: s.q.ctr, plan_ctr, frozenset({"comparison", "normal"})),
+    Family("sequence", lambda s: s.q.sequence and s.modality() == "MR", plan_sequence,
+           frozenset({"bright", "intensity", "comparison"}), searched_region),
+    Family("count", lambda s: s.q.count is not None and s.q.lesion and s.modality() in ("CT", "MR"), plan_count,
+           frozenset({"count", "bright"}), searched_region),
+    Family("organ lesion", _organ_lesion, plan_organ_lesion, frozenset({"bright"}), searched_region),
+    Family("lesion", lambda s: s.q.lesion and s.modality() in ("CT", "MR"), plan_lesion, frozenset({"bright"}),
+           searched_region),
     Family("lesion elsewhere", lambda s: s.q.lesion,
            lambda s: cannot("lesion questions are answered on 3-D CT and MR only")),
     Family("organ volume", lambda s: bool(s.q.organs) and s.q.organ_size, plan_organ),
-    Family("modality/plane", lambda s: s.q.modality or s.q.plane, plan_modality),
+    # the header gives the modality, not the body region: "Is this a CT of the abdomen?" is not answered
+    Family("modality/plane", lambda s: s.q.modality or s.q.plane, plan_modality,
+           sites=lambda s: ("the image type, not the body region", ())),
 )
 #: what a question no family recognises is told
-UNKNOWN = ("it is not one of the question types the rules backend handles (lung nodule or lesion presence, side "
-           "and size; organ volume; lesion growth between two studies; cardiothoracic ratio; the MR sequence a "
-           "lesion is brightest on; modality and plane)")
+UNKNOWN = ("it is not one of the question types the rules backend handles (lung nodule or lesion presence, side, "
+           "size and count; organ volume; lesion growth between two studies; cardiothoracic ratio; the MR sequence "
+           "a lesion is brightest on; modality and plane)")
 
 
 def family_of(state: State) -> Family | None:
@@ -61,7 +78,26 @@ def family_of(state: State) -> Family | None:
 
 def plan(state: State) -> Action:
     family = family_of(state)
-    return family.plan(state) if family is not None else cannot(UNKNOWN)
+    if family is None:
+        return cannot(UNKNOWN)
+    return ungrounded(state, family) or family.plan(state)
+
+
+def ungrounded(state: State, family: Family) -> Action | None:
+    """A refusal when the question asks what ``family`` does not answer, or about a site its search
+    does not cover (None when it can be grounded)."""
+    for key in state.q.beyond:
+        if key not in family.supports:
+            pattern, what = BEYOND[key]
+            word = pattern.search(state.question).group(0)  # type: ignore[union-attr]
+            return cannot(f"it asks for {what} (\"{word}\"), which the tools of the {family.name} question type do "
+                          f"not measure")
+    if family.sites is not None:
+        region, stems = family.sites(state)
+        outside = next((site for site in state.q.sites if not site.startswith(stems)), None)
+        if outside is not None:
+            return cannot(f"it asks about the {outside}, and the {family.name} search covers {region} only")
+    return None
 
 
 def decide(state: State) -> Action:
@@ -76,16 +112,16 @@ def decide(state: State) -> Action:
         return action
     finding = action.finding
     tag = short_answer(state.q.asked, finding)
-    if state.options:
-        hint = finding.hint()
-        # the number the question asks for (a volume, not the diameter the finding also holds)
-        asked = parse_quantity(asked_number(state.q.asked, finding))
-        if asked is not None:
-            hint["value"] = asked[0]
-        letter = choose_option(state.options, hint)
-        if letter:
-            tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     cites = list(dict.fromkeys(finding.cites))
+    if state.options:
+        letter = choose_option(state.options, option_hint(state.q.asked, finding, state.options))
+        if letter is None:  # picking the nearest anyway would be a guess stated as fact
+            listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options))
+            return Action("The finding matches none of the options.",
+                          answer=f"I cannot answer this multiple-choice question: the tools found \"{tag}\" "
+                                 f"[{', '.join(cites)}], which matches none of the options ({listed}). "
+                                 f"{action.answer}")
+        tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
     if finding.caveat:
         action.tag += f" (uncertain: {finding.caveat})"

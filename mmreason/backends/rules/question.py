@@ -18,6 +18,8 @@ ORGANS: dict[str, tuple[str, ...]] = {
     "liver": ("liver",), "spleen": ("spleen",), "left kidney": ("kidney_left",),
     "right kidney": ("kidney_right",), "kidney": ("kidney_left", "kidney_right"), "heart": ("heart",),
     "aorta": ("aorta",), "airway": ("airways",), "trachea": ("airways",), "bone": ("bone",), "body": ("body",),
+    # adjectives name the organ as well: a "hepatic lesion" is searched in the liver, not the lungs
+    "pulmonary": ("lungs",), "hepatic": ("liver",), "splenic": ("spleen",), "renal": ("kidney_left", "kidney_right"),
 }
 
 _GROWTH = re.compile(r"\b(grow|grew|growth|change[sd]?|compar|prior|previous|interval|progress|follow.?up|"
@@ -34,6 +36,47 @@ _MODALITY = re.compile(r"\b(modality|what (kind|type|sort) of (image|scan|study|
 _PLANE = re.compile(r"\b(plane|orientation|axial|coronal|sagittal|view)\b", re.I)
 #: "volume 1 is the FLAIR", "volume 0: T2", "volume 2 the T1 sequence"
 _NAMED_SEQUENCE = re.compile(r"\bvolume (\w+)\s*(?:is|:|=)?\s*(?:the |an? )?(t1|t2|flair)\b", re.I)
+#: counting questions: how many lesions, their number, one or several
+_COUNT = re.compile(r"\bhow many\b(?!\s+(mm|cm|ml|millimet\w*|centimet\w*|cc|hu|per ?cent|%|voxels?|slices?)\b)|"
+                    r"\bnumber of\b|\bcount\b|\bmultiple\b|\bseveral\b|\bmore than one\b|\bsolitary\b|"
+                    r"\bsingle (\w+ )?(lesion|nodule|mass|tumou?r)|\bonly one\b", re.I)
+_COUNT_MANY = re.compile(r"\bmultiple\b|\bseveral\b|\bmore than one\b", re.I)
+_COUNT_ONE = re.compile(r"\bsolitary\b|\bsingle\b|\bonly one\b", re.I)
+#: what a question may ask beyond what the tools measure (presence, side, size, volume, the ratio,
+#: the trend): name -> (cue, what it is in words); a family answers one only if it ``supports`` it
+BEYOND: dict[str, tuple[re.Pattern[str], str]] = {
+    "count": (_COUNT, "a count"),
+    # the MR lesion search looks for a hyperintense lesion: "bright" is its own criterion, other
+    # intensity words (attenuation, enhancement, hypodense ...) ask what no tool answer states
+    "bright": (re.compile(r"\b(hyperintens\w*|bright\w*)", re.I), "how bright a structure is"),
+    "intensity": (re.compile(r"\b(attenuat\w*|densit\w*|\w*dense|hounsfield|hu|intensit\w*|signal|hypointens\w*|"
+                             r"isointens\w*|enhanc\w*|dark\w*|echogenic\w*|fluid|fat|water|air-?filled)\b", re.I),
+                  "the attenuation or signal of a structure"),
+    "comparison": (re.compile(r"\b(larger|bigger|smaller|greater|higher|lower|longer|shorter|wider|more|less|fewer)"
+                              r"\s+than\b(?!\s+one\b)|\bcompared? (to|with)\b|\bversus\b|\bvs\b|"
+                              r"\b(same|equal) (size|volume)\b|\b(larger|bigger|smaller|smallest)\b", re.I),
+                   "a comparison between structures or with a threshold"),
+    "normal": (re.compile(r"\b(ab)?normal\w*", re.I), "whether a structure is normal"),
+    "character": (re.compile(r"\b(benign|malignan\w*|diagnos\w*|calcif\w*|spicul\w*|margins?|borders?|shape|"
+                             r"round|oval|irregular|smooth|lobulated|well.?defined|ill.?defined|"
+                             r"texture|cystic|cysts?|solid|sub-?solid|ground.?glass|cavit\w*|necro\w*|"
+                             r"stage|grade|grading|classif\w*|characteri[sz]\w*|appearance|morpholog\w*|"
+                             r"(type|kind|sort) of (lesion|nodule|mass|tumou?r|abnormality)|"
+                             r"what (abnormality|finding|lesion|pathology)|most likely)\b", re.I),
+                  "what a lesion is or looks like"),
+    "lobe": (re.compile(r"\b(lobes?|lobar|segmental|couinaud|(upper|lower|middle) (zone|pole|lung|field)s?|apex|"
+                        r"apical|bas(e|al)|hilum|hilar|anterior|posterior|superior|inferior|medial|central|"
+                        r"peripher\w*)\b", re.I), "a lobe, segment or part of an organ"),
+    "distance": (re.compile(r"\b(distance|how far|closest|nearest|adjacent|abut\w*|invad\w*|invasion|touch\w*|"
+                            r"near|extend\w*|spread\w*)\b", re.I), "a distance or a relation between structures"),
+}
+#: sites a lesion may be asked about; each lesion search covers some of them (`lesion.searched_region`)
+_SITE = re.compile(r"\b(pancrea\w*|bladder|prostat\w*|adrenal\w*|gall ?bladder|stomach|gastric|bowel|colon\w*|"
+                   r"rect(um|al)|intestin\w*|duoden\w*|o?esophag\w*|thyroid|breasts?|bones?|osseous|spin(e|al)|"
+                   r"vertebra\w*|ribs?|pelvi[sc]|uter\w*|ovar\w*|lymph\w*|nodes?|mediastin\w*|pleura|pleural|"
+                   r"heart|cardiac|aort\w*|trachea\w*|airways?|muscles?|skin|liver|hepatic|spleen|splenic|"
+                   r"kidneys?|renal|brain|cerebr\w*|hemispheres?|lungs?|pulmonary|chest|thora\w*|abdom\w*|head|"
+                   r"neck)\b", re.I)
 _NODULE_ONLY = re.compile(r"nodul|lung|pulmonary", re.I)
 _NOT_NODULE = re.compile(r"\b(mass|tumou?r|lesion|cancer|neoplasm)", re.I)
 
@@ -81,7 +124,7 @@ class Asked:
     def of(cls, question: str) -> "Asked":
         """Read ``question``: its sentences ending in ``?`` (the whole text when none does) say
         what is asked, answer instructions ("Answer yes or no") and units anywhere in it count."""
-        sentences = [s.strip() for s in re.findall(r"[^.?!]*\?", question)] or [question]
+        sentences = questions_in(question)
         asked = " ".join(sentences)
         unit = next((u for m in _ASK_UNIT.finditer(question) if (u := _ANSWER_UNIT.get(unit_key(m.group(1)) or ""))),
                     None)
@@ -110,6 +153,10 @@ class Question:
         burden: it asks about every lesion together (lesion load): candidates are measured as one.
         organs: the segment targets of the first organ it names (None when it names none).
         nodule: it asks about lung nodules only (a 4-30 mm search), not a mass or tumour.
+        count: it asks how many lesions there are: ``"number"`` (how many), ``"many"`` (several?),
+            ``"one"`` (a single one?), or None.
+        beyond: what it asks beyond presence, side, size and volume (keys of `BEYOND`).
+        sites: the anatomical sites it names, lower case ("liver", "pancreas", "chest").
         sequences: volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them.
         asked: what it asks for (`Asked`).
     """
@@ -125,19 +172,33 @@ class Question:
     plane: bool = False
     organs: tuple[str, ...] | None = None
     nodule: bool = False
+    count: str | None = None
+    beyond: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
     sequences: dict[str, str] = field(default_factory=dict)
     asked: Asked = field(default_factory=Asked)
 
     @classmethod
     def of(cls, text: str) -> "Question":
+        # what is asked beyond the families, and where, is read from the questions themselves: an
+        # appended instruction ("Answer with a single word") asks for no count
+        asked = " ".join(questions_in(text))
         return cls(text=text, growth=bool(_GROWTH.search(text)), ctr=bool(_CTR.search(text)),
                    sequence=bool(_SEQUENCE_Q.search(text)), lesion=bool(_LESION.search(text)),
                    burden=bool(_BURDEN.search(text)), organ_size=bool(_ORGAN_SIZE.search(text)),
                    modality=bool(_MODALITY.search(text)), plane=bool(_PLANE.search(text)),
                    organs=organ_in(text),
                    nodule=bool(_NODULE_ONLY.search(text)) and not _NOT_NODULE.search(text),
+                   count=count_form(asked), beyond=tuple(k for k, (rx, _) in BEYOND.items() if rx.search(asked)),
+                   sites=tuple(dict.fromkeys(m.group(0).lower() for m in _SITE.finditer(asked))),
                    sequences={m.group(1): m.group(2).upper() for m in _NAMED_SEQUENCE.finditer(text)},
                    asked=Asked.of(text))
+
+
+def questions_in(text: str) -> list[str]:
+    """The sentences of ``text`` that end in ``?`` (the whole text when none does); a decimal point
+    ("above 0.6?") does not end a sentence."""
+    return [s.strip() for s in re.findall(r"(?:[^.?!]|\.(?=\d))*\?", text)] or [text]
 
 
 def organ_in(question: str) -> tuple[str, ...] | None:
@@ -147,3 +208,11 @@ def organ_in(question: str) -> tuple[str, ...] | None:
         if re.search(rf"\b{word}s?\b", q):
             return targets
     return None
+
+
+def count_form(question: str) -> str | None:
+    """How ``question`` asks about the number of lesions: ``"many"`` (several?), ``"one"`` (a
+    solitary one?), ``"number"`` (how many), or None when it does not."""
+    if not _COUNT.search(question):
+        return None
+    return "many" if _COUNT_MANY.search(question) else "one" if _COUNT_ONE.search(question) else "number"

@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class VolumeInfo:
-    """A study as the planner needs it: id, modality, 2-D or not, and its grid as (x, y[, z])."""
+    """A study as the planner needs it: id, modality, 2-D or not, its grid as (x, y[, z]), and
+    whether its orientation (no trusted header: the plane shown is not known to be the patient's)
+    and its modality (guessed from the values) were assumed."""
 
     id: str
     modality: str
     is_2d: bool
     shape_xyz: tuple[int, ...]
+    orientation_assumed: bool = False
+    modality_assumed: bool = False
 
 
 @dataclass
@@ -114,7 +118,8 @@ def segment_targets(specs: list[dict[str, Any]]) -> list[str]:
 
 def from_episode(episode: EpisodeState) -> State:
     """The planner's `State` of an episode, from the loop's objects."""
-    volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d))
+    volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d),
+                          (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed)
                for vid, vol in episode.volumes.items()]
     turns = episode.trace.turns
     shown = _shown(episode, turns[1].images) if len(turns) > 1 else []

@@ -25,6 +25,8 @@ class Finding:
             "how large" asks for the volume (organs) rather than the diameter (lesions).
         trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
         ratio: the cardiothoracic ratio.
+        count: the number of lesions found; count_at_least: the search was doubtful, so there may
+            be more ("at least 2").
         label: a word answer (a sequence or modality name); words: words an option may contain.
         caveat: why the short answer is uncertain although no evidence was flagged (a ratio near
             a cut-off), shown with it.
@@ -43,26 +45,11 @@ class Finding:
     change_mm: float | None = None
     change_pct: float | None = None
     ratio: float | None = None
+    count: int | None = None
+    count_at_least: bool = False
     label: str | None = None
     words: list[str] = field(default_factory=list)
     caveat: str = ""
-
-    def hint(self) -> dict[str, Any]:
-        """The `choose_option` hint of this finding."""
-        hint: dict[str, Any] = {"words": self.words}
-        if self.present is not None:
-            hint["yes"] = self.present
-        side = self.leaning if self.side == "midline" else self.side
-        if side:
-            hint["side"] = side
-        if self.trend:
-            hint["trend"] = self.trend
-        value = next((v for v in (self.change_mm, self.ratio, self.diameter_mm,
-                                  None if self.volume_mm3 is None else self.volume_mm3 / 1000) if v is not None), None)
-        if value is not None:
-            hint["value"] = value
-        return hint
-
 
 
 @dataclass
