@@ -245,9 +245,11 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{100,}")
 
 def identifiers_in(text: str) -> list[str]:
     """The `IDENTIFIER_STRINGS` found in ``text``; embedded images (long base64 runs, where any
-    short string turns up by chance) are left out."""
+    short string turns up by chance) are left out, and an all-digit identifier counts only where
+    no other digit touches it (a timing such as 0.0123456 s holds "12345" by chance)."""
     text = _BASE64_RUN.sub("", text)
-    return [s for s in IDENTIFIER_STRINGS if s in text]
+    return [s for s in IDENTIFIER_STRINGS
+            if (re.search(rf"(?<!\d){s}(?!\d)", text) if s.isdigit() else s in text)]
 
 
 def _no_identifiers(o: Outcome) -> str:
