@@ -180,3 +180,66 @@ def test_a_large_film_is_analysed_at_reduced_resolution_and_mapped_back(tmp_path
     ratio = measure_region(film, seg.segment(film, "heart")).width_mm / measure_region(
         film, seg.segment(film, "thorax")).width_mm
     assert ratio == pytest.approx(truth["ctr"], abs=0.03)
+
+
+def _oblique_heart_film() -> tuple[Volume, float]:
+    """An enlarged heart whose left border runs obliquely down and out to the left lung's base (as
+    on real films of cardiomegaly): the left lung's corner towards feet-and-midline lies high on
+    that border, so the silhouette ends there. Returns the film and the heart's true ratio."""
+    rows, cols = np.mgrid[0:320, 0:300]
+    image = np.full((320, 300), 800.0, np.float32)
+    right = ((rows - 160) / 120.0) ** 2 + ((cols - 80) / 55.0) ** 2 <= 1
+    left = ((rows - 160) / 120.0) ** 2 + ((cols - 220) / 55.0) ** 2 <= 1
+    border = 165 + (rows - 190) * 0.95
+    heart = (rows >= 150) & (cols < np.where(rows >= 190, border, 165)) & (cols > 110)
+    heart &= ((rows - 220) / 110.0) ** 2 + ((cols - 150) / 200.0) ** 2 <= 1
+    image[(right | left) & ~heart] = 200.0
+    image[285:] = 900.0  # the abdomen under the diaphragm
+    thorax = np.ptp(np.flatnonzero((right | left).any(axis=0))) + 1
+    true_ratio = (np.ptp(np.flatnonzero(heart[:285].any(axis=0))) + 1) / thorax
+    return Volume.from_array(ndimage_blur(image), spacing=(1.0, 1.0, 1.0), modality="XR"), float(true_ratio)
+
+
+def test_an_oblique_left_heart_border_below_the_silhouette_is_a_caveat():
+    """The silhouette of an enlarged heart with an oblique left border ends high (ratio well under
+    the truth, which used to be stated as fact); the medial contour followed on down reaches
+    further out, and the heart's segmentation says so: its evidence is doubtful, with the ratio
+    the longer border would give, and the planner's answer passes the doubt on."""
+    import re
+
+    from grounding.segmenters.xray import analyze_radiograph
+    from grounding.tools import default_registry
+    from mmreason.backends import get_backend
+    from mmreason.loop import run_episode
+
+    film, true_ratio = _oblique_heart_film()
+    assert true_ratio > 0.55
+    labels = analyze_radiograph(film)
+    found = (np.ptp(np.flatnonzero(labels.heart.any(axis=0))) + 1) / (
+        np.ptp(np.flatnonzero(labels.thorax.any(axis=0))) + 1)
+    assert found < true_ratio - 0.1  # the silhouette alone is short
+    [caveat] = labels.caveats
+    assert "heart's left border could not be told from the left hemidiaphragm" in caveat
+    longer = float(re.search(r"ratio (\d\.\d+) instead of", caveat).group(1))
+    assert abs(longer - true_ratio) < abs(found - true_ratio)
+    assert ClassicalSegmenter().search_weakness(film, "heart", None) == caveat
+    trace = run_episode(film, "What is the cardiothoracic ratio? Is the heart enlarged?", get_backend("rules"),
+                        registry=default_registry())
+    heart = next(ev for ev in trace.evidence if ev.tool == "segment" and ev.arguments.get("target") == "heart")
+    assert heart.quality.level == "doubtful" and caveat in heart.quality.reasons
+    assert "uncertain" in trace.answer and "could not be told from the left hemidiaphragm" in trace.answer
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_heart_border_caveat_where_the_silhouette_is_right(seed):
+    """The phantom's silhouette measures the true ratio (within 0.03) and its left lung's recess
+    below the heart is short: no caveat, so the check is not raised on every film."""
+    from grounding.segmenters.xray import analyze_radiograph
+
+    assert analyze_radiograph(chest_xray(seed=seed, pixel_spacing=2.0).volume).caveats == []
+    rows, cols = np.mgrid[0:300, 0:300]
+    image = np.full((300, 300), 800.0, np.float32)
+    lung = ((rows - 150) / 110.0) ** 2 + ((cols - 75) / 50.0) ** 2 <= 1
+    heart = ((rows - 205) / 45.0) ** 2 + ((cols - 150) / 60.0) ** 2 <= 1
+    image[(lung | lung[:, ::-1]) & ~heart] = 200.0
+    assert analyze_radiograph(Volume.from_array(ndimage_blur(image), modality="XR")).caveats == []

@@ -45,7 +45,7 @@ it; a `SegmentationError` says so when two lung fields are not found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -74,6 +74,20 @@ TISSUE_MARGIN_MM = 2.0
 GROW_MM = 30.0
 #: rows whose silhouette span is at least this fraction of the widest are heart
 HEART_MIN_FRACTION = 0.5
+#: the left heart border is followed at most this far (mm) below the right cardiophrenic angle: the
+#: left hemidiaphragm lies about 1-3 cm lower than the right, its lateral recess lower still
+LEFT_DOME_BELOW_MM = 25.0
+#: a heart border runs at most this many mm sideways per mm down (60 degrees from vertical, an enlarged
+#: heart's oblique left border included); a flatter stretch of the medial contour is a lower border
+HEART_BORDER_MAX_RUN = 1.73
+#: the contour's run is measured over this height (mm): rib and vessel notches are shorter
+BORDER_SLOPE_MM = 6.0
+#: the left heart border followed further down reaching this share of the thoracic width beyond the
+#: silhouette is a caveat: about the classical ratio's error (`mmreason.backends.rules.ctr.CTR_MARGIN`)
+HEART_BORDER_AMBIGUITY = 0.05
+#: a medial contour beyond the silhouette shorter (mm, top to bottom) than this is the costophrenic
+#: recess' tip, not a heart border
+RECESS_MM = 20.0
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
@@ -88,12 +102,15 @@ class RadiographLabels:
         lung_left, lung_right: the patient's left and right lung fields.
         heart: the cardiac silhouette.
         thorax: the thoracic cavity (row-wise span of the lung fields).
+        caveats: why a measurement on these masks may be wrong (e.g. the heart's left border
+            could not be told from the diaphragm), for the evidence's quality.
     """
 
     lung_left: np.ndarray
     lung_right: np.ndarray
     heart: np.ndarray
     thorax: np.ndarray
+    caveats: list[str] = field(default_factory=list)
 
     def mask(self, target: str) -> np.ndarray:
         """The 2-D mask of a canonical target (``lungs``, ``lung_left``, ``lung_right``, ``heart``, ``thorax``)."""
@@ -152,11 +169,13 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     left, right = (first, second) if x_first > x_second else (second, first)
     heart = _cardiac_silhouette(first, second, spacing)
     thorax = span_last_axis(first | second)
+    caveats = _heart_border_caveats(heart, thorax, right, left, spacing)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
 
-    return RadiographLabels(lung_left=full(left), lung_right=full(right), heart=full(heart), thorax=full(thorax))
+    return RadiographLabels(lung_left=full(left), lung_right=full(right), heart=full(heart), thorax=full(thorax),
+                            caveats=caveats)
 
 
 def _analysis_spacing(volume: Volume, grid: CoarseGrid) -> tuple[float, float]:
@@ -309,6 +328,53 @@ def _heart_ellipse(
                             shape=mask.shape, rotation=-theta)
     mask[rr, cc] = True
     return mask if mask.any() else None
+
+
+def _heart_border_caveats(
+    heart: np.ndarray, thorax: np.ndarray, right: np.ndarray, left: np.ndarray, spacing: tuple[float, float]
+) -> list[str]:
+    """Why the silhouette's width may be short: its left border ends at the left lung's corner
+    towards feet-and-midline, but an enlarged heart's oblique left border and the left
+    hemidiaphragm's contour below it look alike on the medial contour. Followed on down (to the
+    field's lowest row, at most `LEFT_DOME_BELOW_MM` below the right cardiophrenic angle, skipping
+    stretches flatter than `HEART_BORDER_MAX_RUN`), the border may reach further out; when that is
+    more than `HEART_BORDER_AMBIGUITY` of the thoracic width over at least `RECESS_MM` of height,
+    the ratio may be too low by as much.
+    """
+    cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
+    if not heart.any() or cols_right.size == 0 or cols_left.size == 0:
+        return []
+    medial = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction from the right lung to the left
+    rows = np.flatnonzero(left.any(axis=1))
+    mid = (min(rows[0], np.flatnonzero(right.any(axis=1))[0]) + rows[-1]) / 2.0
+    bottom = min(int(rows[-1]), _extreme_row(right, spacing, medial) + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
+    rows = rows[(rows >= mid) & (rows <= bottom)]
+    if rows.size < 3:
+        return []
+    # the left lung's medial edge, as a distance (pixels) outwards from the midline
+    out = np.array([medial * float(np.flatnonzero(left[r])[0] if medial > 0 else np.flatnonzero(left[r])[-1] + 1)
+                    for r in rows])
+    half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
+    lo = np.clip(np.arange(rows.size) - half, 0, rows.size - 1)
+    hi = np.clip(np.arange(rows.size) + half, 0, rows.size - 1)
+    run = np.abs(out[hi] - out[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
+    steep = run <= HEART_BORDER_MAX_RUN
+    if not steep.any():
+        return []
+    heart_cols = np.flatnonzero(heart.any(axis=0))
+    heart_out = medial * float(heart_cols[-1] + 1 if medial > 0 else heart_cols[0])
+    beyond = steep & (out > heart_out)
+    # the costophrenic recess' tip below the heart is short; a heart border goes on for longer
+    if not beyond.any() or (rows[beyond][-1] - rows[beyond][0] + 1) * spacing[0] < RECESS_MM:
+        return []
+    beyond_mm = (out[beyond].max() - heart_out) * spacing[1]
+    thorax_mm = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1) * spacing[1]
+    heart_mm = float(heart_cols.size) * spacing[1]
+    if beyond_mm <= HEART_BORDER_AMBIGUITY * thorax_mm:
+        return []
+    return [f"the heart's left border could not be told from the left hemidiaphragm: followed on down the left "
+            f"lung field's medial contour it reaches a further {beyond_mm / thorax_mm:.2f} of the thoracic width out, which would make the "
+            f"cardiothoracic ratio {(heart_mm + beyond_mm) / thorax_mm:.2f} instead of {heart_mm / thorax_mm:.2f}"]
 
 
 def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) -> int:
