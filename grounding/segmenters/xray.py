@@ -88,6 +88,10 @@ HEART_BORDER_AMBIGUITY = 0.05
 #: a medial contour beyond the silhouette shorter (mm, top to bottom) than this is the costophrenic
 #: recess' tip, not a heart border
 RECESS_MM = 20.0
+#: the lateral recess' edge is followed while it rises at least this share of the field's lateral edge
+RECESS_EDGE_FRACTION = 0.3
+#: and for at most this far (mm) below the field
+RECESS_MAX_MM = 60.0
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
@@ -167,8 +171,11 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     x_first = float(world_x[np.nonzero(first)[1]].mean())
     x_second = float(world_x[np.nonzero(second)[1]].mean())
     left, right = (first, second) if x_first > x_second else (second, first)
-    heart = _cardiac_silhouette(first, second, spacing)
-    thorax = span_last_axis(first | second)
+    edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
+                                      EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
+    heart = _cardiac_silhouette(right, left, spacing, edges)
+    margins = _lateral_recess(first, edges, spacing) | _lateral_recess(second, edges, spacing)
+    thorax = span_last_axis(first | second | margins)
     caveats = _heart_border_caveats(heart, thorax, right, left, spacing)
 
     def full(mask: np.ndarray) -> np.ndarray:
@@ -246,15 +253,17 @@ def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cardiac_silhouette(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float]
+    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], column_rise: np.ndarray
 ) -> np.ndarray:
-    """The cardiac silhouette: the span between the lungs' medial edges below the ellipse fitted to
-    the heart borders' centre, the ellipse above it (module docstring, 4)."""
-    lungs = image_left | image_right
+    """The cardiac silhouette between the patient's ``right`` and ``left`` lung fields: the span
+    between their medial edges below the ellipse fitted to the heart borders' centre, the ellipse
+    above it (module docstring, 4)."""
+    lungs = right | left
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
-    band = _cardiac_band(image_left, image_right, spacing, mid)
-    ellipse = _heart_ellipse(image_left, image_right, spacing, mid)
+    borders = _heart_borders(right, left, spacing, mid, column_rise)
+    band = _cardiac_band(borders, lungs.shape)
+    ellipse = _heart_ellipse(borders, spacing, lungs.shape)
     cols = np.flatnonzero(band.any(axis=0))
     if ellipse is not None:
         centre_row = int(np.flatnonzero(ellipse.any(axis=1)).mean())
@@ -262,7 +271,7 @@ def _cardiac_silhouette(
         heart = band | ellipse
     else:  # too few border points for a fit: the span alone
         heart = band
-    # the width a reader measures: the span where both lungs bound the heart
+    # the width a reader measures: the span the two heart borders bound
     heart[:, : cols[0]] = False
     heart[:, cols[-1] + 1:] = False
     # the heart rests on the diaphragm, which lies no lower than the lung fields' lowest point
@@ -276,24 +285,79 @@ def _cardiac_silhouette(
     return ndimage.binary_fill_holes(heart)
 
 
-def _cardiac_band(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
-) -> np.ndarray:
-    """Row-wise span between the medial lung edges, from ``mid`` down to the higher cardiophrenic
-    angle, on the rows at least `HEART_MIN_FRACTION` as wide as the widest (the heart, not the
-    narrower upper mediastinum)."""
-    both = np.flatnonzero(image_left.any(axis=1) & image_right.any(axis=1))
-    bottom = min(_extreme_row(image_left, spacing, +1), _extreme_row(image_right, spacing, -1))
+def _heart_borders(
+    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], mid: float, column_rise: np.ndarray
+) -> list[dict[int, float]]:
+    """Per lung field (right, left), row -> column of the pixel edge between it and the heart: its
+    medial edge from ``mid`` down to where the heart meets the diaphragm.
+
+    On the right the heart border is steep and meets the flat dome in a corner, the lung's extreme
+    point towards feet-and-midline. On the left the border of an enlarged heart runs obliquely down
+    to the lung's lowest point, so that corner is ill-defined; there the border is followed down to
+    the field's lowest row, but no further than `LEFT_DOME_BELOW_MM` below the right corner, so the
+    lateral costophrenic recess (which reaches lower) is not taken for heart. On both sides, rows
+    where the contour runs flatter than `HEART_BORDER_MAX_RUN` are the field's lower border (the
+    diaphragm, or the edge of a lost faint lower zone) and are left out. Where the left field ends
+    above that limit (a lower zone under soft tissue lost), the heart's own edge (brighter towards
+    the midline, ``column_rise`` the derivative along columns) is followed on down (`_follow_edge`).
+    """
+    cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
+    medial_right = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction to the midline
+    right_bottom = _extreme_row(right, spacing, medial_right)
+    left_bottom = min(int(np.flatnonzero(left.any(axis=1))[-1]),
+                      right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
+    half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
+    borders = []
+    for mask, medial, bottom in ((right, medial_right, right_bottom), (left, -medial_right, left_bottom)):
+        rows = np.arange(int(np.ceil(mid)), bottom + 1)
+        rows = rows[mask[rows].any(axis=1)]
+        if rows.size == 0:
+            borders.append({})
+            continue
+        edge = np.array([np.flatnonzero(mask[r])[-1] + 1.0 if medial > 0 else float(np.flatnonzero(mask[r])[0])
+                         for r in rows])
+        # the contour's run across rows: a flat stretch is the field's lower border, not the heart's
+        lo, hi = np.clip(np.arange(rows.size) - half, 0, rows.size - 1), np.clip(np.arange(rows.size) + half, 0,
+                                                                                 rows.size - 1)
+        run = np.abs(edge[hi] - edge[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
+        steep = run <= HEART_BORDER_MAX_RUN
+        if medial != medial_right:
+            # a flat stretch followed by a contour shorter than `RECESS_MM`: the lower border, the
+            # costophrenic recess' tip beyond it is not heart (an oblique heart border goes on longer)
+            flat, _ = ndimage.label(~steep)
+            for run in ndimage.find_objects(flat):
+                start, stop = run[0].start, run[0].stop
+                if start and (rows[-1] - rows[stop - 1]) * spacing[0] < RECESS_MM:
+                    steep[start:] = False
+                    break
+        border = {int(r): float(c) for r, c in zip(rows[steep], edge[steep])}
+        if medial != medial_right and border:
+            rise = medial * column_rise
+            end = max(border)
+            strength = float(np.median([rise[r, int(min(c, rise.shape[1] - 1))] for r, c in border.items()]))
+            limit = right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0]))
+            border.update(_follow_edge(rise, end, int(border[end]), limit, RECESS_EDGE_FRACTION * strength))
+        borders.append(border)
+    return borders
+
+
+def _cardiac_band(borders: list[dict[int, float]], shape: tuple[int, int]) -> np.ndarray:
+    """Row-wise span between the two heart borders, on the rows at least `HEART_MIN_FRACTION` as
+    wide as the widest (the heart, not the narrower upper mediastinum). Below the end of the
+    shorter border its last column is kept, so the other border is followed down to its own end."""
     spans = {}
-    for r in both[(both >= mid) & (both <= bottom)]:
-        start = int(np.flatnonzero(image_left[r])[-1]) + 1
-        stop = int(np.flatnonzero(image_right[r])[0])
-        if stop > start:
-            spans[int(r)] = (start, stop)
+    last: list[float | None] = [None, None]
+    for r in range(min(min(b, default=shape[0]) for b in borders), max(max(b, default=-1) for b in borders) + 1):
+        for side, border in enumerate(borders):
+            last[side] = border.get(r, last[side])
+        if None not in last:
+            start, stop = int(min(last)), int(max(last))
+            if stop > start:
+                spans[r] = (start, stop)
     if not spans:
         raise SegmentationError("no cardiac silhouette between the lung fields in the lower chest")
     widest = max(stop - start for start, stop in spans.values())
-    band = np.zeros(image_left.shape, dtype=bool)
+    band = np.zeros(shape, dtype=bool)
     for r, (start, stop) in spans.items():
         if stop - start >= HEART_MIN_FRACTION * widest:
             band[r, start:stop] = True
@@ -301,20 +365,15 @@ def _cardiac_band(
 
 
 def _heart_ellipse(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
+    borders: list[dict[int, float]], spacing: tuple[float, float], shape: tuple[int, int]
 ) -> np.ndarray | None:
-    """The ellipse fitted (in mm) to the heart border points: each lung's medial edge from ``mid``
-    down to its cardiophrenic angle. None when the fit fails or does not lie between the borders."""
+    """The ellipse fitted (in mm) to the heart border points. None when the fit fails or does not
+    lie between the borders."""
     from skimage.draw import ellipse as ellipse_pixels
     from skimage.measure import EllipseModel
 
-    points = []  # (row, column) on the pixel edge between lung and heart
-    for mask, medial in ((image_left, +1), (image_right, -1)):
-        for r in range(int(np.ceil(mid)), _extreme_row(mask, spacing, medial) + 1):
-            cols = np.flatnonzero(mask[r])
-            if cols.size:
-                points.append((r, cols[-1] + 0.5 if medial > 0 else cols[0] - 0.5))
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    # (row, column) on the pixel edge between lung and heart
+    pts = np.asarray([(r, c - 0.5) for border in borders for r, c in border.items()], dtype=float).reshape(-1, 2)
     if len(pts) < 6:
         return None
     model = EllipseModel.from_estimate(pts[:, ::-1] * np.array(spacing[::-1]))  # (x, y) in mm
@@ -323,7 +382,7 @@ def _heart_ellipse(
     (xc, yc), (a, b), theta = model.center, model.axis_lengths, model.theta
     if not pts[:, 1].min() < xc / spacing[1] < pts[:, 1].max():
         return None
-    mask = np.zeros(image_left.shape, dtype=bool)
+    mask = np.zeros(shape, dtype=bool)
     rr, cc = ellipse_pixels(yc / spacing[0], xc / spacing[1], b / spacing[0], a / spacing[1],
                             shape=mask.shape, rotation=-theta)
     mask[rr, cc] = True
@@ -375,6 +434,49 @@ def _heart_border_caveats(
     return [f"the heart's left border could not be told from the left hemidiaphragm: followed on down the left "
             f"lung field's medial contour it reaches a further {beyond_mm / thorax_mm:.2f} of the thoracic width out, which would make the "
             f"cardiothoracic ratio {(heart_mm + beyond_mm) / thorax_mm:.2f} instead of {heart_mm / thorax_mm:.2f}"]
+
+
+def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """The inner rib margin below a lung field's widest row, followed down into the lateral
+    costophrenic recess (module docstring, 5); a mask of the traced edge pixels.
+
+    The recess lies behind the dome and under the most soft tissue, so it is brighter than the field
+    and the watershed seldom reaches it (the field's lateral contour curves in above it), but its
+    lateral edge (lung darker than the chest wall outside it) goes on. From the field's most lateral
+    edge pixel, each next row takes the column within a pixel whose intensity rises most steeply
+    outwards (``column_rise``: the derivative along columns, sign flipped here for a field on the
+    image's left), while that rise stays at least `RECESS_EDGE_FRACTION` of the field's own lateral
+    edge in its lower half, for at most `RECESS_MAX_MM`; below the recess the edge is gone.
+    """
+    out = np.zeros(field.shape, dtype=bool)
+    rows = np.flatnonzero(field.any(axis=1))
+    outward = 1 if np.nonzero(field)[1].mean() > field.shape[1] / 2 else -1
+    rise = outward * column_rise
+    lateral = np.array([np.flatnonzero(field[r])[-1] if outward > 0 else np.flatnonzero(field[r])[0] for r in rows])
+    lower = rows >= (rows[0] + rows[-1]) / 2.0
+    strength = float(np.median(rise[rows[lower], lateral[lower]]))
+    if strength <= 0:
+        return out
+    widest = int(np.argmax(outward * lateral))
+    traced = _follow_edge(rise, int(rows[widest]), int(lateral[widest]),
+                          int(rows[widest]) + int(RECESS_MAX_MM / spacing[0]), RECESS_EDGE_FRACTION * strength)
+    for r, c in traced.items():
+        out[r, c] = True
+    return out
+
+
+def _follow_edge(rise: np.ndarray, row: int, col: int, last_row: int, floor: float) -> dict[int, int]:
+    """An edge followed down from (``row``, ``col``): each next row (to ``last_row`` at most) takes
+    the column within a pixel of the last where ``rise`` is largest, while that stays above ``floor``;
+    row -> column of the pixels taken."""
+    out = {}
+    for r in range(row + 1, min(rise.shape[0] - 1, last_row) + 1):
+        window = np.arange(max(col - 1, 0), min(col + 2, rise.shape[1]))
+        best = int(window[np.argmax(rise[r, window])])
+        if rise[r, best] < floor:
+            break
+        out[r] = col = best
+    return out
 
 
 def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) -> int:
