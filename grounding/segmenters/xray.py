@@ -82,8 +82,8 @@ LEFT_DOME_BELOW_MM = 25.0
 HEART_BORDER_MAX_RUN = 1.73
 #: the contour's run is measured over this height (mm): rib and vessel notches are shorter
 BORDER_SLOPE_MM = 6.0
-#: the left heart border followed further down reaching this share of the thoracic width beyond the
-#: silhouette is a caveat: about the classical ratio's error (`mmreason.backends.rules.ctr.CTR_MARGIN`)
+#: a silhouette this share of the thoracic width wider for following the left border below the left
+#: field's corner is a caveat: about the classical ratio's error (`mmreason.backends.rules.ctr.CTR_MARGIN`)
 HEART_BORDER_AMBIGUITY = 0.05
 #: a medial contour beyond the silhouette shorter (mm, top to bottom) than this is the costophrenic
 #: recess' tip, not a heart border
@@ -173,10 +173,10 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     left, right = (first, second) if x_first > x_second else (second, first)
     edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
                                       EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
-    heart = _cardiac_silhouette(right, left, spacing, edges)
+    heart, borders = _cardiac_silhouette(right, left, spacing, edges)
     margins = _lateral_recess(first, edges, spacing) | _lateral_recess(second, edges, spacing)
     thorax = span_last_axis(first | second | margins)
-    caveats = _heart_border_caveats(heart, thorax, right, left, spacing)
+    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
@@ -254,10 +254,10 @@ def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _cardiac_silhouette(
     right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], column_rise: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[dict[int, float]]]:
     """The cardiac silhouette between the patient's ``right`` and ``left`` lung fields: the span
     between their medial edges below the ellipse fitted to the heart borders' centre, the ellipse
-    above it (module docstring, 4)."""
+    above it (module docstring, 4); and the two borders (`_heart_borders`)."""
     lungs = right | left
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
@@ -282,7 +282,7 @@ def _cardiac_silhouette(
         sizes = component_sizes(labels, n)
         sizes[0] = 0
         heart = labels == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(heart)
+    return ndimage.binary_fill_holes(heart), borders
 
 
 def _heart_borders(
@@ -390,50 +390,30 @@ def _heart_ellipse(
 
 
 def _heart_border_caveats(
-    heart: np.ndarray, thorax: np.ndarray, right: np.ndarray, left: np.ndarray, spacing: tuple[float, float]
+    borders: list[dict[int, float]], left: np.ndarray, heart: np.ndarray, thorax: np.ndarray,
+    spacing: tuple[float, float]
 ) -> list[str]:
-    """Why the silhouette's width may be short: its left border ends at the left lung's corner
-    towards feet-and-midline, but an enlarged heart's oblique left border and the left
-    hemidiaphragm's contour below it look alike on the medial contour. Followed on down (to the
-    field's lowest row, at most `LEFT_DOME_BELOW_MM` below the right cardiophrenic angle, skipping
-    stretches flatter than `HEART_BORDER_MAX_RUN`), the border may reach further out; when that is
-    more than `HEART_BORDER_AMBIGUITY` of the thoracic width over at least `RECESS_MM` of height,
-    the ratio may be too low by as much.
+    """Why the silhouette's width may be too large: its left border was followed below the left
+    field's corner towards feet-and-midline (`_heart_borders`). An enlarged heart's oblique left
+    border goes on there, but so does the left hemidiaphragm under a normal heart, and the field's
+    contour alone cannot tell them apart; when ending the border at the corner would narrow the
+    silhouette by more than `HEART_BORDER_AMBIGUITY` of the thoracic width, the evidence says so.
     """
-    cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
-    if not heart.any() or cols_right.size == 0 or cols_left.size == 0:
+    right_border, left_border = borders
+    if not right_border or not left_border:
         return []
-    medial = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction from the right lung to the left
-    rows = np.flatnonzero(left.any(axis=1))
-    mid = (min(rows[0], np.flatnonzero(right.any(axis=1))[0]) + rows[-1]) / 2.0
-    bottom = min(int(rows[-1]), _extreme_row(right, spacing, medial) + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
-    rows = rows[(rows >= mid) & (rows <= bottom)]
-    if rows.size < 3:
+    outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
+    corner = _extreme_row(left, spacing, -outward)
+    out = {r: outward * c for r, c in left_border.items()}
+    above = [c for r, c in out.items() if r <= corner]
+    thorax_width = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1)
+    narrower = (max(out.values()) - max(above, default=min(out.values()))) / thorax_width
+    if narrower <= HEART_BORDER_AMBIGUITY:
         return []
-    # the left lung's medial edge, as a distance (pixels) outwards from the midline
-    out = np.array([medial * float(np.flatnonzero(left[r])[0] if medial > 0 else np.flatnonzero(left[r])[-1] + 1)
-                    for r in rows])
-    half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
-    lo = np.clip(np.arange(rows.size) - half, 0, rows.size - 1)
-    hi = np.clip(np.arange(rows.size) + half, 0, rows.size - 1)
-    run = np.abs(out[hi] - out[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
-    steep = run <= HEART_BORDER_MAX_RUN
-    if not steep.any():
-        return []
-    heart_cols = np.flatnonzero(heart.any(axis=0))
-    heart_out = medial * float(heart_cols[-1] + 1 if medial > 0 else heart_cols[0])
-    beyond = steep & (out > heart_out)
-    # the costophrenic recess' tip below the heart is short; a heart border goes on for longer
-    if not beyond.any() or (rows[beyond][-1] - rows[beyond][0] + 1) * spacing[0] < RECESS_MM:
-        return []
-    beyond_mm = (out[beyond].max() - heart_out) * spacing[1]
-    thorax_mm = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1) * spacing[1]
-    heart_mm = float(heart_cols.size) * spacing[1]
-    if beyond_mm <= HEART_BORDER_AMBIGUITY * thorax_mm:
-        return []
-    return [f"the heart's left border could not be told from the left hemidiaphragm: followed on down the left "
-            f"lung field's medial contour it reaches a further {beyond_mm / thorax_mm:.2f} of the thoracic width out, which would make the "
-            f"cardiothoracic ratio {(heart_mm + beyond_mm) / thorax_mm:.2f} instead of {heart_mm / thorax_mm:.2f}"]
+    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax_width
+    return [f"the heart's left border was followed below the left lung field's lower inner corner (an enlarged "
+            f"heart's oblique border goes on there, but so does the left hemidiaphragm under a normal heart): if "
+            f"it ends at the corner, the cardiothoracic ratio is {ratio - narrower:.2f} instead of {ratio:.2f}"]
 
 
 def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
