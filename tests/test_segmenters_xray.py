@@ -237,3 +237,30 @@ def test_no_heart_border_caveat_where_the_silhouette_is_right(seed):
     heart = ((rows - 205) / 45.0) ** 2 + ((cols - 150) / 60.0) ** 2 <= 1
     image[(lung | lung[:, ::-1]) & ~heart] = 200.0
     assert analyze_radiograph(Volume.from_array(ndimage_blur(image), modality="XR")).caveats == []
+
+
+def test_the_lateral_rib_margin_is_followed_down_a_faint_costophrenic_recess():
+    """A lung field that ends above its brighter recess (its lateral contour curving in: the lower
+    zone under soft tissue lost) used to give the thoracic width at its own widest row; the rib
+    margin, still an edge between the darker recess and the chest wall, is followed down to the
+    base, where the thorax is widest."""
+    from scipy import ndimage
+
+    from grounding.segmenters.xray import _lateral_recess
+
+    rows, cols = np.mgrid[0:320, 0:300]
+    margin = 40.0 - (rows - 100) * 0.15  # the inner rib margin widens towards the base
+    lung = (rows >= 60) & (rows < 280) & (cols >= margin) & (cols < 130)
+    image = np.full((320, 300), 0.8, np.float32)
+    image[lung] = np.where(rows < 240, 0.2, 0.6)[lung]  # the recess behind the dome is brighter
+    field = lung & (rows < 240) & ~((rows > 225) & (cols < margin + (rows - 225) * 1.5))
+    rise = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(ndimage.gaussian_filter(image, 1.5), 2.0, axis=0),
+                                     2.0, axis=1, order=1)
+    traced = _lateral_recess(field, rise, (1.0, 1.0))
+    lowest = np.flatnonzero(traced.any(axis=1))[-1]
+    assert lowest >= 265  # down to the base, not stopping at the field
+    assert abs(np.flatnonzero(traced[lowest])[0] - margin[lowest, 0]) <= 2
+    outermost = np.flatnonzero((field | traced).any(axis=0))[0]
+    assert outermost <= np.flatnonzero(field.any(axis=0))[0] - 6  # 8 px wider: the base, not the field
+    # below the lung there is no edge to follow
+    assert not traced[285:].any()
