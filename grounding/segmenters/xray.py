@@ -26,21 +26,34 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    lung", so a heart that overlaps a lung field's medial part stops it at the heart's own edge
    (only there: laterally the lower zones are as bright). Holes are filled.
 4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
-   hila), down to each lung's cardiophrenic angle (its extreme point towards feet-and-midline).
-   An ellipse fitted to them in mm (the heart's own rounded outline) shapes the silhouette above
-   its centre - the upper border is rounded, never a flat cut across the lungs' mid-height - and
-   below it the row-wise span between the medial lung edges (rows at least `HEART_MIN_FRACTION`
-   as wide as the widest: the heart, not the narrower upper mediastinum) is kept, so the width is
-   the measured one. Columns are bounded by that span (where both lungs bound the heart), rows
-   by the lungs' lowest point (the diaphragm); lung pixels are never heart.
+   hila). On the right the border ends at the lung's cardiophrenic angle (its extreme point
+   towards feet-and-midline: a steep border meets a flat dome in a corner). On the left an
+   enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
+   medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
+   right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
+   border) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
+   the field ends early (a lower zone under soft tissue lost), the heart's own edge is followed on
+   down (`_follow_edge`). An ellipse fitted to the borders in mm (the heart's own rounded outline)
+   shapes the silhouette above its centre - the upper border is rounded, never a flat cut across
+   the lungs' mid-height - and below it the row-wise span between the two borders (rows at least
+   `HEART_MIN_FRACTION` as wide as the widest: the heart, not the narrower upper mediastinum) is
+   kept, so the width is the measured one. Columns are bounded by that span, rows by the lungs'
+   lowest point (the diaphragm); lung pixels are never heart. Following the left border below the
+   left field's corner is the one call the contour cannot settle (an oblique enlarged heart and
+   the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
+   `HEART_BORDER_AMBIGUITY` of the thoracic width, `RadiographLabels.caveats` says so, with the
+   ratio ending at the corner would give.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
-   thoracic cavity between the inner rib margins, lung apex to base.
+   thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
+   recesses, behind the domes and under the most soft tissue, are often not in the fields, but
+   their rib margins are still edges: each is followed down from its field's widest row
+   (`_lateral_recess`), since the thorax is widest at the bases.
 
 Limits: the lung fields are what a reader sees: lung hidden behind the heart or below the
 diaphragm domes is not in them, and a lower lung zone as bright as the heart can be lost (the
-heart is then too narrow). Widths are quantised to the working pixel. Consolidation, effusion or a
-large mass that erases a lung field, lateral views, and rotated or AP supine films can defeat
-it; a `SegmentationError` says so when two lung fields are not found.
+heart's edge is then followed, less surely). Widths are quantised to the working pixel.
+Consolidation, effusion or a large mass that erases a lung field, lateral views, and rotated or
+AP supine films can defeat it; a `SegmentationError` says so when two lung fields are not found.
 """
 
 from __future__ import annotations
