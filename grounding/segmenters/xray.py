@@ -47,7 +47,8 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
    recesses, behind the domes and under the most soft tissue, are often not in the fields, but
    their rib margins are still edges: each is followed down from its field's widest row
-   (`_lateral_recess`), since the thorax is widest at the bases.
+   (`_lateral_recess`), since the thorax is widest at the bases, and the field takes in the
+   recess up to it (`_with_recess`), so the lung fields' outer margins are the thoracic width.
 
 Limits: the lung fields are what a reader sees: lung hidden behind the heart or below the
 diaphragm domes is not in them, and a lower lung zone as bright as the heart can be lost (the
@@ -187,8 +188,9 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
                                       EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
     heart, borders = _cardiac_silhouette(right, left, spacing, edges)
-    margins = _lateral_recess(first, edges, spacing) | _lateral_recess(second, edges, spacing)
-    thorax = span_last_axis(first | second | margins)
+    # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
+    left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
+    thorax = span_last_axis(left | right)
     caveats = _heart_border_caveats(borders, left, heart, thorax, spacing)
 
     def full(mask: np.ndarray) -> np.ndarray:
@@ -455,6 +457,27 @@ def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[f
                           int(rows[widest]) + int(RECESS_MAX_MM / spacing[0]), RECESS_EDGE_FRACTION * strength)
     for r, c in traced.items():
         out[r, c] = True
+    return out
+
+
+def _with_recess(field: np.ndarray, margin: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """``field`` widened to its traced rib ``margin`` (`_lateral_recess`): on the field's rows up to
+    the margin, below it a wedge between the margin and the dome, taken to rise at 45 degrees
+    towards the midline from the recess' tip (the dome itself is not visible there)."""
+    out = field.copy()
+    rows = np.flatnonzero(margin.any(axis=1))
+    if rows.size == 0:
+        return out
+    outward = 1 if np.nonzero(field)[1].mean() > field.shape[1] / 2 else -1
+    for r in rows:
+        col = int(np.flatnonzero(margin[r])[0])
+        cols = np.flatnonzero(field[r])
+        if cols.size:
+            inner = int(cols[-1] if outward > 0 else cols[0])
+        else:
+            inner = col - outward * int((rows[-1] - r) * spacing[0] / spacing[1])
+        lo, hi = sorted((col, inner))
+        out[r, lo:hi + 1] = True
     return out
 
 
