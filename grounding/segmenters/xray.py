@@ -463,12 +463,16 @@ def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[f
 def _with_recess(field: np.ndarray, margin: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """``field`` widened to its traced rib ``margin`` (`_lateral_recess`): on the field's rows up to
     the margin, below it a wedge between the margin and the dome, taken to rise at 45 degrees
-    towards the midline from the recess' tip (the dome itself is not visible there)."""
+    towards the midline from the recess' tip (the dome itself is not visible there), no further in
+    than the field's own lowest row reaches."""
     out = field.copy()
     rows = np.flatnonzero(margin.any(axis=1))
     if rows.size == 0:
         return out
     outward = 1 if np.nonzero(field)[1].mean() > field.shape[1] / 2 else -1
+    # the wedge never reaches past the field's medial edge on its lowest row (nor the midline)
+    base = np.flatnonzero(field[np.flatnonzero(field.any(axis=1))[-1]])
+    medial_limit = int(base[0] if outward > 0 else base[-1])
     for r in rows:
         col = int(np.flatnonzero(margin[r])[0])
         cols = np.flatnonzero(field[r])
@@ -476,6 +480,7 @@ def _with_recess(field: np.ndarray, margin: np.ndarray, spacing: tuple[float, fl
             inner = int(cols[-1] if outward > 0 else cols[0])
         else:
             inner = col - outward * int((rows[-1] - r) * spacing[0] / spacing[1])
+            inner = max(inner, medial_limit) if outward > 0 else min(inner, medial_limit)
         lo, hi = sorted((col, inner))
         out[r, lo:hi + 1] = True
     return out
