@@ -20,10 +20,14 @@ line), it
   answer, and a wrong answer whose evidence was flagged is counted apart (the doubt was known but
   not passed on).
 
+Entries may name a ``group`` (default ``tuning``): a ``held-out`` group holds scans that no
+threshold was set on, and the totals are printed for every scan and per group, so a figure on the
+held-out group is not flattered by tuning. ``--group``/``--kind`` run a subset.
+
 Prints one table per part and the totals; writes ``results.json``, ``results.md`` and each
 question's ``trace.json``/``report.html`` into ``--out``.
 
-Run: ``python -m benchmarks.real_scans [--manifest PATH] [--data data/real] [--out DIR]``.
+Run: ``python -m benchmarks.real_scans [--manifest PATH] [--data data/real] [--out DIR] [--group G] [--kind K]``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from mmreason.quantities import quantities_in
 
 DEFAULT_MANIFEST = Path(__file__).with_name("real_scans.json")
 VERDICTS = ("right", "hedged", "wrong")
+#: the group of an entry that names none: scans the segmenters' thresholds may have been set on
+DEFAULT_GROUP = "tuning"
 #: default tolerances: relative for volumes and diameters, absolute for the cardiothoracic ratio
 TOLERANCES = {"volume_ml": 0.30, "diameter_mm": 0.30, "ctr": 0.05}
 
@@ -276,8 +282,12 @@ def judge(trace: Any, expected: dict[str, Any]) -> dict[str, Any]:
     right, checks = check_answer(answer, explanation, expected) if trace.status == "answered" else (False, [])
     signals = hedge_signals(trace, answer, explanation)
     verdict = "right" if right else ("hedged" if signals else "wrong")
-    return {"verdict": verdict, "checks": checks, "hedge_signals": signals, "evidence_flags": evidence_flags(trace),
-            "answer": trace.answer, "explanation": explanation, "status": trace.status}
+    row = {"verdict": verdict, "checks": checks, "hedge_signals": signals, "evidence_flags": evidence_flags(trace),
+           "answer": trace.answer, "explanation": explanation, "status": trace.status}
+    if "ctr" in expected and trace.status == "answered":
+        m = _first(_RATIO, answer) or _first(_RATIO, explanation)
+        row["ctr_error"] = None if m is None else round(float(m.group(1)) - expected["ctr"], 3)
+    return row
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -288,7 +298,8 @@ def run_entry(entry: dict[str, Any], data: Path, out: Path, segmenter: Any) -> d
     image = data / entry["image"]["file"]
     volume = load(image)
     labels = [label_on_grid(volume, load(data / ref["file"]), ref) for ref in entry.get("labels", [])]
-    result: dict[str, Any] = {"id": entry["id"], "kind": entry["kind"], "modality": volume.modality,
+    result: dict[str, Any] = {"id": entry["id"], "kind": entry["kind"], "group": group_of(entry),
+                              "modality": volume.modality,
                               "facts": {k: f.describe() for k, f in volume.facts.items()},
                               "segmentation": segment_structures(entry, volume, labels, segmenter), "questions": []}
     for n, item in enumerate(entry.get("questions", []), start=1):
@@ -304,28 +315,41 @@ def run_entry(entry: dict[str, Any], data: Path, out: Path, segmenter: Any) -> d
     return result
 
 
+def group_of(entry: dict[str, Any]) -> str:
+    return str(entry.get("group", DEFAULT_GROUP))
+
+
 def run(manifest: dict[str, Any], data: Path, out: Path, segmenter_name: str = "classical",
-        say: Any = print) -> dict[str, Any]:
-    """Run every runnable entry of ``manifest``; the results (also written to ``out``)."""
+        say: Any = print, group: str | None = None, kind: str | None = None) -> dict[str, Any]:
+    """Run every runnable entry of ``manifest`` (only ``group``'s / ``kind``'s when given); the
+    results (also written to ``out``)."""
     from grounding.segmenters import get_segmenter
 
     segmenter = get_segmenter(segmenter_name)
     results: dict[str, Any] = {"segmenter": segmenter_name, "data": str(data), "entries": [], "skipped": []}
     for entry in manifest.get("scans", []):
+        if (group and group_of(entry) != group) or (kind and entry.get("kind") != kind):
+            continue
         reason = missing_or_changed(entry, data)
         if reason is not None:
             say(f"SKIP {entry['id']}: {reason}")
-            results["skipped"].append({"id": entry["id"], "reason": reason})
+            results["skipped"].append({"id": entry["id"], "group": group_of(entry), "reason": reason})
             continue
         say(f"RUN  {entry['id']} ({entry['kind']})")
         results["entries"].append(run_entry(entry, data, out, segmenter))
     results["totals"] = totals(results)
+    groups = sorted({e["group"] for e in results["entries"]} | {s["group"] for s in results["skipped"]})
+    if len(groups) > 1:
+        results["totals_by_group"] = {
+            g: totals({"entries": [e for e in results["entries"] if e["group"] == g],
+                       "skipped": [s for s in results["skipped"] if s["group"] == g]}) for g in groups}
     return results
 
 
 def totals(results: dict[str, Any]) -> dict[str, Any]:
     seg = [r for e in results["entries"] for r in e["segmentation"]]
     questions = [q for e in results["entries"] for q in e["questions"]]
+    ctr_errors = [abs(q["ctr_error"]) for q in questions if q.get("ctr_error") is not None]
     by_target: dict[str, list[dict]] = {}
     for row in seg:
         by_target.setdefault(f"{row['kind']}:{row['target']}", []).append(row)
@@ -340,6 +364,10 @@ def totals(results: dict[str, Any]) -> dict[str, Any]:
         "wrong_with_flagged_evidence": sum(q["verdict"] == "wrong" and bool(q["evidence_flags"]) for q in questions),
         "questions_by_kind": {kind: dict(Counter(q["verdict"] for q in questions if q["kind"] == kind))
                               for kind in sorted({q["kind"] for q in questions})},
+        "ctr": {"n": sum("ctr" in q["expected"] for q in questions), "answered": len(ctr_errors),
+                "within_tolerance": sum(e <= TOLERANCES["ctr"] + 1e-9 for e in ctr_errors),
+                "abs_error_median": round(float(np.median(ctr_errors)), 3) if ctr_errors else None,
+                "abs_error_max": round(float(max(ctr_errors)), 3) if ctr_errors else None},
     }
 
 
@@ -368,17 +396,28 @@ def markdown(results: dict[str, Any]) -> str:
             why = "; ".join([c for c in q["checks"] if c.startswith("FAIL")] + q["hedge_signals"] + flags) \
                 or "all checks ok"
             lines.append(f"| {q['id']} | {q['question']} | {q['answer']} | **{q['verdict']}** | {why} |")
-    t = results["totals"]
-    lines += ["", f"Scans run {t['scans_run']}, skipped {t['scans_skipped']}. Questions {t['questions']['n']}: "
-              + ", ".join(f"{v} {t['questions'][v]}" for v in VERDICTS)
-              + f" (wrong although evidence in the trace was flagged: {t['wrong_with_flagged_evidence']})."]
+    lines += ["", *_total_lines("All scans", results["totals"])]
+    for group, t in results.get("totals_by_group", {}).items():
+        lines += ["", *_total_lines(f"Group `{group}`", t)]
+    for s in results["skipped"]:
+        lines.append(f"- skipped {s['id']}: {s['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def _total_lines(title: str, t: dict[str, Any]) -> list[str]:
+    lines = [f"{title}: scans run {t['scans_run']}, skipped {t['scans_skipped']}. Questions {t['questions']['n']}: "
+             + ", ".join(f"{v} {t['questions'][v]}" for v in VERDICTS)
+             + f" (wrong although evidence in the trace was flagged: {t['wrong_with_flagged_evidence']})."]
     for key, s in t["segmentation"].items():
         lines.append(f"- {key}: n={s['n']}, Dice mean {s['dice_mean']:.3f} (min {s['dice_min']:.3f}), median |volume "
                      f"error| {s['abs_volume_error_median'] if s['abs_volume_error_median'] is not None else 'n/a'}, "
                      f"failed {s['failed']}")
-    for s in results["skipped"]:
-        lines.append(f"- skipped {s['id']}: {s['reason']}")
-    return "\n".join(lines) + "\n"
+    c = t["ctr"]
+    if c["n"]:
+        lines.append(f"- cardiothoracic ratio: {c['n']} with a reference, {c['answered']} answered with a ratio, "
+                     f"{c['within_tolerance']} within {TOLERANCES['ctr']}; |error| median {c['abs_error_median']}, "
+                     f"max {c['abs_error_max']}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -391,11 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/real_scans"),
                         help="results folder (default: %(default)s)")
     parser.add_argument("--segmenter", default="classical", choices=SEGMENTERS, help="segmenter to score")
+    parser.add_argument("--group", help="run only the entries of this group (e.g. tuning, held-out)")
+    parser.add_argument("--kind", help="run only the entries of this kind (e.g. xray_chest)")
     parser.add_argument("--json", action="store_true", help="print the results JSON instead of the tables")
     args = parser.parse_args(argv)
     manifest = json.loads(args.manifest.read_text())
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
-    results = run(manifest, args.data, args.out, args.segmenter, say=say)
+    results = run(manifest, args.data, args.out, args.segmenter, say=say, group=args.group, kind=args.kind)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)

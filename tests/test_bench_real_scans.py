@@ -42,7 +42,8 @@ def run(tmp_path_factory):
         "questions": [{"question": "Is there a lung nodule? Where is it and how large?",
                        "expected": {"finding": "present", "side": nodule["side"], "diameter_mm": 12.0}}],
     }
-    missing = {**entry, "id": "not_downloaded", "image": {**entry["image"], "file": "absent.nii.gz"}}
+    missing = {**entry, "id": "not_downloaded", "group": "held-out",
+               "image": {**entry["image"], "file": "absent.nii.gz"}}
     changed = {**entry, "id": "changed", "labels": [{**entry["labels"][0], "sha256": "f" * 64}]}
     manifest = tmp_path_factory.mktemp("manifest") / "manifest.json"
     manifest.write_text(json.dumps({"scans": [entry, missing, changed]}))
@@ -78,6 +79,11 @@ def test_missing_and_changed_files_are_skipped_with_the_reason(run, capsys):
     assert results["totals"]["scans_run"] == 1 and results["totals"]["scans_skipped"] == 2
     markdown = (out / "results.md").read_text()
     assert "skipped not_downloaded" in markdown and "| phantom_chest | ct_chest | lungs |" in markdown
+    # figures per group: the held-out group is reported apart from the scans thresholds were set on
+    by_group = results["totals_by_group"]
+    assert by_group["held-out"]["scans_skipped"] == 1 and by_group["held-out"]["scans_run"] == 0
+    assert by_group["tuning"]["scans_run"] == 1 and by_group["tuning"]["questions"]["right"] == 1
+    assert "Group `held-out`: scans run 0, skipped 1" in markdown
 
 
 def _trace(answer, status="answered", quality=None):

@@ -180,3 +180,97 @@ def test_a_large_film_is_analysed_at_reduced_resolution_and_mapped_back(tmp_path
     ratio = measure_region(film, seg.segment(film, "heart")).width_mm / measure_region(
         film, seg.segment(film, "thorax")).width_mm
     assert ratio == pytest.approx(truth["ctr"], abs=0.03)
+
+
+def _oblique_heart_film() -> tuple[Volume, float]:
+    from grounding.segmenters.morphology import span_last_axis
+
+    """An enlarged heart whose left border runs obliquely down and out to the left lung's base (as
+    on real films of cardiomegaly): the left lung's corner towards feet-and-midline lies high on
+    that border, so the silhouette ends there. Returns the film and the heart's true ratio."""
+    rows, cols = np.mgrid[0:320, 0:300]
+    image = np.full((320, 300), 800.0, np.float32)
+    right = ((rows - 160) / 120.0) ** 2 + ((cols - 80) / 55.0) ** 2 <= 1
+    left = ((rows - 160) / 120.0) ** 2 + ((cols - 220) / 55.0) ** 2 <= 1
+    border = 190 + (rows - 170) * 1.1
+    heart = (rows >= 130) & (cols < np.where(rows >= 170, border, 190)) & (cols > 110)
+    heart &= ((rows - 200) / 110.0) ** 2 + ((cols - 150) / 200.0) ** 2 <= 1
+    heart &= span_last_axis(right | left)  # inside the thoracic cavity
+    image[(right | left) & ~heart] = 200.0
+    image[285:] = 900.0  # the abdomen under the diaphragm
+    thorax = np.ptp(np.flatnonzero((right | left).any(axis=0))) + 1
+    true_ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax
+    return Volume.from_array(ndimage_blur(image), spacing=(1.0, 1.0, 1.0), modality="XR"), float(true_ratio)
+
+
+def test_an_enlarged_heart_with_an_oblique_left_border_is_measured_to_its_end():
+    """The left lung's corner towards feet-and-midline lies high on an oblique left heart border;
+    the silhouette used to end there (ratio 0.4 for a true 0.6, stated as a normal heart). The
+    border is now followed down the left field's medial contour to the base, and the answer is
+    cardiomegaly, with the caveat that the contour cannot tell it from the hemidiaphragm."""
+    import re
+
+    from grounding.segmenters.xray import analyze_radiograph
+    from grounding.tools import default_registry
+    from mmreason.backends import get_backend
+    from mmreason.loop import run_episode
+
+    film, true_ratio = _oblique_heart_film()
+    assert true_ratio > 0.58
+    labels = analyze_radiograph(film)
+    found = (np.ptp(np.flatnonzero(labels.heart.any(axis=0))) + 1) / (
+        np.ptp(np.flatnonzero(labels.thorax.any(axis=0))) + 1)
+    assert found == pytest.approx(true_ratio, abs=0.05)
+    # the contour alone cannot tell this border from a hemidiaphragm under a normal heart: the
+    # evidence says so, with the ratio ending at the lung's corner would give
+    [caveat] = labels.caveats
+    assert "followed below the left lung field's lower inner corner" in caveat
+    assert float(re.search(r"ratio is (\d\.\d+) instead of", caveat).group(1)) < found - 0.1
+    assert ClassicalSegmenter().search_weakness(film, "heart", None) == caveat
+    trace = run_episode(film, "What is the cardiothoracic ratio? Is the heart enlarged?", get_backend("rules"),
+                        registry=default_registry())
+    assert trace.answer.startswith("Yes") and "uncertain" in trace.answer, trace.answer
+    heart = next(ev for ev in trace.evidence if ev.tool == "segment" and ev.arguments.get("target") == "heart")
+    assert heart.quality.level == "doubtful" and caveat in heart.quality.reasons
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_heart_border_caveat_where_the_silhouette_is_right(seed):
+    """The phantom's silhouette measures the true ratio (within 0.03) and its left lung's recess
+    below the heart is short: no caveat, so the check is not raised on every film."""
+    from grounding.segmenters.xray import analyze_radiograph
+
+    assert analyze_radiograph(chest_xray(seed=seed, pixel_spacing=2.0).volume).caveats == []
+    rows, cols = np.mgrid[0:300, 0:300]
+    image = np.full((300, 300), 800.0, np.float32)
+    lung = ((rows - 150) / 110.0) ** 2 + ((cols - 75) / 50.0) ** 2 <= 1
+    heart = ((rows - 205) / 45.0) ** 2 + ((cols - 150) / 60.0) ** 2 <= 1
+    image[(lung | lung[:, ::-1]) & ~heart] = 200.0
+    assert analyze_radiograph(Volume.from_array(ndimage_blur(image), modality="XR")).caveats == []
+
+
+def test_the_lateral_rib_margin_is_followed_down_a_faint_costophrenic_recess():
+    """A lung field that ends above its brighter recess (its lateral contour curving in: the lower
+    zone under soft tissue lost) used to give the thoracic width at its own widest row; the rib
+    margin, still an edge between the darker recess and the chest wall, is followed down to the
+    base, where the thorax is widest."""
+    from scipy import ndimage
+
+    from grounding.segmenters.xray import _lateral_recess
+
+    rows, cols = np.mgrid[0:320, 0:300]
+    margin = 40.0 - (rows - 100) * 0.15  # the inner rib margin widens towards the base
+    lung = (rows >= 60) & (rows < 280) & (cols >= margin) & (cols < 130)
+    image = np.full((320, 300), 0.8, np.float32)
+    image[lung] = np.where(rows < 240, 0.2, 0.6)[lung]  # the recess behind the dome is brighter
+    field = lung & (rows < 240) & ~((rows > 225) & (cols < margin + (rows - 225) * 1.5))
+    rise = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(ndimage.gaussian_filter(image, 1.5), 2.0, axis=0),
+                                     2.0, axis=1, order=1)
+    traced = _lateral_recess(field, rise, (1.0, 1.0))
+    lowest = np.flatnonzero(traced.any(axis=1))[-1]
+    assert lowest >= 265  # down to the base, not stopping at the field
+    assert abs(np.flatnonzero(traced[lowest])[0] - margin[lowest, 0]) <= 2
+    outermost = np.flatnonzero((field | traced).any(axis=0))[0]
+    assert outermost <= np.flatnonzero(field.any(axis=0))[0] - 6  # 8 px wider: the base, not the field
+    # below the lung there is no edge to follow
+    assert not traced[285:].any()

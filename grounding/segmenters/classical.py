@@ -132,11 +132,14 @@ class ClassicalSegmenter:
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
     def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
-        """Why an unprompted lesion search of ``volume`` may be wrong, or None: on CT slices thicker
-        than `THICK_SLICE_MM` nodules touching a vessel are not searched; on MR the lesions found
-        may be normal tissue (`MRLesions.doubt`)."""
+        """Why an unprompted search of ``volume`` may be wrong, or None: on CT slices thicker than
+        `THICK_SLICE_MM` nodules touching a vessel are not searched; on MR the lesions found may be
+        normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the heart
+        (`RadiographLabels.caveats`)."""
         if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
             return self.mr_lesions(volume).doubt()
+        if prompt is None and target == "heart" and volume.modality == "XR" and volume.is_2d:
+            return "; ".join(self.radiograph(volume).caveats) or None
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return None
         if volume.spacing[0] <= THICK_SLICE_MM:

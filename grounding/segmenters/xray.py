@@ -26,26 +26,40 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    lung", so a heart that overlaps a lung field's medial part stops it at the heart's own edge
    (only there: laterally the lower zones are as bright). Holes are filled.
 4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
-   hila), down to each lung's cardiophrenic angle (its extreme point towards feet-and-midline).
-   An ellipse fitted to them in mm (the heart's own rounded outline) shapes the silhouette above
-   its centre - the upper border is rounded, never a flat cut across the lungs' mid-height - and
-   below it the row-wise span between the medial lung edges (rows at least `HEART_MIN_FRACTION`
-   as wide as the widest: the heart, not the narrower upper mediastinum) is kept, so the width is
-   the measured one. Columns are bounded by that span (where both lungs bound the heart), rows
-   by the lungs' lowest point (the diaphragm); lung pixels are never heart.
+   hila). On the right the border ends at the lung's cardiophrenic angle (its extreme point
+   towards feet-and-midline: a steep border meets a flat dome in a corner). On the left an
+   enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
+   medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
+   right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
+   border) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
+   the field ends early (a lower zone under soft tissue lost), the heart's own edge is followed on
+   down (`_follow_edge`). An ellipse fitted to the borders in mm (the heart's own rounded outline)
+   shapes the silhouette above its centre - the upper border is rounded, never a flat cut across
+   the lungs' mid-height - and below it the row-wise span between the two borders (rows at least
+   `HEART_MIN_FRACTION` as wide as the widest: the heart, not the narrower upper mediastinum) is
+   kept, so the width is the measured one. Columns are bounded by that span, rows by the lungs'
+   lowest point (the diaphragm); lung pixels are never heart. Following the left border below the
+   left field's corner is the one call the contour cannot settle (an oblique enlarged heart and
+   the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
+   `HEART_BORDER_AMBIGUITY` of the thoracic width, `RadiographLabels.caveats` says so, with the
+   ratio ending at the corner would give.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
-   thoracic cavity between the inner rib margins, lung apex to base.
+   thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
+   recesses, behind the domes and under the most soft tissue, are often not in the fields, but
+   their rib margins are still edges: each is followed down from its field's widest row
+   (`_lateral_recess`), since the thorax is widest at the bases, and the field takes in the
+   recess up to it (`_with_recess`), so the lung fields' outer margins are the thoracic width.
 
 Limits: the lung fields are what a reader sees: lung hidden behind the heart or below the
 diaphragm domes is not in them, and a lower lung zone as bright as the heart can be lost (the
-heart is then too narrow). Widths are quantised to the working pixel. Consolidation, effusion or a
-large mass that erases a lung field, lateral views, and rotated or AP supine films can defeat
-it; a `SegmentationError` says so when two lung fields are not found.
+heart's edge is then followed, less surely). Widths are quantised to the working pixel.
+Consolidation, effusion or a large mass that erases a lung field, lateral views, and rotated or
+AP supine films can defeat it; a `SegmentationError` says so when two lung fields are not found.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -74,6 +88,24 @@ TISSUE_MARGIN_MM = 2.0
 GROW_MM = 30.0
 #: rows whose silhouette span is at least this fraction of the widest are heart
 HEART_MIN_FRACTION = 0.5
+#: the left heart border is followed at most this far (mm) below the right cardiophrenic angle: the
+#: left hemidiaphragm lies about 1-3 cm lower than the right, its lateral recess lower still
+LEFT_DOME_BELOW_MM = 25.0
+#: a heart border runs at most this many mm sideways per mm down (60 degrees from vertical, an enlarged
+#: heart's oblique left border included); a flatter stretch of the medial contour is a lower border
+HEART_BORDER_MAX_RUN = 1.73
+#: the contour's run is measured over this height (mm): rib and vessel notches are shorter
+BORDER_SLOPE_MM = 6.0
+#: a silhouette this share of the thoracic width wider for following the left border below the left
+#: field's corner is a caveat: about the classical ratio's error (`mmreason.backends.rules.ctr.CTR_MARGIN`)
+HEART_BORDER_AMBIGUITY = 0.05
+#: a medial contour beyond the silhouette shorter (mm, top to bottom) than this is the costophrenic
+#: recess' tip, not a heart border
+RECESS_MM = 20.0
+#: the lateral recess' edge is followed while it rises at least this share of the field's lateral edge
+RECESS_EDGE_FRACTION = 0.3
+#: and for at most this far (mm) below the field
+RECESS_MAX_MM = 60.0
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
@@ -88,12 +120,15 @@ class RadiographLabels:
         lung_left, lung_right: the patient's left and right lung fields.
         heart: the cardiac silhouette.
         thorax: the thoracic cavity (row-wise span of the lung fields).
+        caveats: why a measurement on these masks may be wrong (e.g. the heart's left border
+            could not be told from the diaphragm), for the evidence's quality.
     """
 
     lung_left: np.ndarray
     lung_right: np.ndarray
     heart: np.ndarray
     thorax: np.ndarray
+    caveats: list[str] = field(default_factory=list)
 
     def mask(self, target: str) -> np.ndarray:
         """The 2-D mask of a canonical target (``lungs``, ``lung_left``, ``lung_right``, ``heart``, ``thorax``)."""
@@ -150,13 +185,19 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     x_first = float(world_x[np.nonzero(first)[1]].mean())
     x_second = float(world_x[np.nonzero(second)[1]].mean())
     left, right = (first, second) if x_first > x_second else (second, first)
-    heart = _cardiac_silhouette(first, second, spacing)
-    thorax = span_last_axis(first | second)
+    edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
+                                      EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
+    heart, borders = _cardiac_silhouette(right, left, spacing, edges)
+    # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
+    left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
+    thorax = span_last_axis(left | right)
+    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
 
-    return RadiographLabels(lung_left=full(left), lung_right=full(right), heart=full(heart), thorax=full(thorax))
+    return RadiographLabels(lung_left=full(left), lung_right=full(right), heart=full(heart), thorax=full(thorax),
+                            caveats=caveats)
 
 
 def _analysis_spacing(volume: Volume, grid: CoarseGrid) -> tuple[float, float]:
@@ -227,15 +268,17 @@ def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cardiac_silhouette(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float]
-) -> np.ndarray:
-    """The cardiac silhouette: the span between the lungs' medial edges below the ellipse fitted to
-    the heart borders' centre, the ellipse above it (module docstring, 4)."""
-    lungs = image_left | image_right
+    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], column_rise: np.ndarray
+) -> tuple[np.ndarray, list[dict[int, float]]]:
+    """The cardiac silhouette between the patient's ``right`` and ``left`` lung fields: the span
+    between their medial edges below the ellipse fitted to the heart borders' centre, the ellipse
+    above it (module docstring, 4); and the two borders (`_heart_borders`)."""
+    lungs = right | left
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
-    band = _cardiac_band(image_left, image_right, spacing, mid)
-    ellipse = _heart_ellipse(image_left, image_right, spacing, mid)
+    borders = _heart_borders(right, left, spacing, mid, column_rise)
+    band = _cardiac_band(borders, lungs.shape)
+    ellipse = _heart_ellipse(borders, spacing, lungs.shape)
     cols = np.flatnonzero(band.any(axis=0))
     if ellipse is not None:
         centre_row = int(np.flatnonzero(ellipse.any(axis=1)).mean())
@@ -243,7 +286,7 @@ def _cardiac_silhouette(
         heart = band | ellipse
     else:  # too few border points for a fit: the span alone
         heart = band
-    # the width a reader measures: the span where both lungs bound the heart
+    # the width a reader measures: the span the two heart borders bound
     heart[:, : cols[0]] = False
     heart[:, cols[-1] + 1:] = False
     # the heart rests on the diaphragm, which lies no lower than the lung fields' lowest point
@@ -254,27 +297,82 @@ def _cardiac_silhouette(
         sizes = component_sizes(labels, n)
         sizes[0] = 0
         heart = labels == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(heart)
+    return ndimage.binary_fill_holes(heart), borders
 
 
-def _cardiac_band(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
-) -> np.ndarray:
-    """Row-wise span between the medial lung edges, from ``mid`` down to the higher cardiophrenic
-    angle, on the rows at least `HEART_MIN_FRACTION` as wide as the widest (the heart, not the
-    narrower upper mediastinum)."""
-    both = np.flatnonzero(image_left.any(axis=1) & image_right.any(axis=1))
-    bottom = min(_extreme_row(image_left, spacing, +1), _extreme_row(image_right, spacing, -1))
+def _heart_borders(
+    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], mid: float, column_rise: np.ndarray
+) -> list[dict[int, float]]:
+    """Per lung field (right, left), row -> column of the pixel edge between it and the heart: its
+    medial edge from ``mid`` down to where the heart meets the diaphragm.
+
+    On the right the heart border is steep and meets the flat dome in a corner, the lung's extreme
+    point towards feet-and-midline. On the left the border of an enlarged heart runs obliquely down
+    to the lung's lowest point, so that corner is ill-defined; there the border is followed down to
+    the field's lowest row, but no further than `LEFT_DOME_BELOW_MM` below the right corner, so the
+    lateral costophrenic recess (which reaches lower) is not taken for heart. On both sides, rows
+    where the contour runs flatter than `HEART_BORDER_MAX_RUN` are the field's lower border (the
+    diaphragm, or the edge of a lost faint lower zone) and are left out. Where the left field ends
+    above that limit (a lower zone under soft tissue lost), the heart's own edge (brighter towards
+    the midline, ``column_rise`` the derivative along columns) is followed on down (`_follow_edge`).
+    """
+    cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
+    medial_right = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction to the midline
+    right_bottom = _extreme_row(right, spacing, medial_right)
+    left_bottom = min(int(np.flatnonzero(left.any(axis=1))[-1]),
+                      right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
+    half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
+    borders = []
+    for mask, medial, bottom in ((right, medial_right, right_bottom), (left, -medial_right, left_bottom)):
+        rows = np.arange(int(np.ceil(mid)), bottom + 1)
+        rows = rows[mask[rows].any(axis=1)]
+        if rows.size == 0:
+            borders.append({})
+            continue
+        edge = np.array([np.flatnonzero(mask[r])[-1] + 1.0 if medial > 0 else float(np.flatnonzero(mask[r])[0])
+                         for r in rows])
+        # the contour's run across rows: a flat stretch is the field's lower border, not the heart's
+        lo, hi = np.clip(np.arange(rows.size) - half, 0, rows.size - 1), np.clip(np.arange(rows.size) + half, 0,
+                                                                                 rows.size - 1)
+        run = np.abs(edge[hi] - edge[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
+        steep = run <= HEART_BORDER_MAX_RUN
+        if medial != medial_right:
+            # a flat stretch followed by a contour shorter than `RECESS_MM`: the lower border, the
+            # costophrenic recess' tip beyond it is not heart (an oblique heart border goes on longer)
+            flat, _ = ndimage.label(~steep)
+            for run in ndimage.find_objects(flat):
+                start, stop = run[0].start, run[0].stop
+                if start and (rows[-1] - rows[stop - 1]) * spacing[0] < RECESS_MM:
+                    steep[start:] = False
+                    break
+        border = {int(r): float(c) for r, c in zip(rows[steep], edge[steep])}
+        if medial != medial_right and border:
+            rise = medial * column_rise
+            end = max(border)
+            strength = float(np.median([rise[r, int(min(c, rise.shape[1] - 1))] for r, c in border.items()]))
+            limit = right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0]))
+            border.update(_follow_edge(rise, end, int(border[end]), limit, RECESS_EDGE_FRACTION * strength))
+        borders.append(border)
+    return borders
+
+
+def _cardiac_band(borders: list[dict[int, float]], shape: tuple[int, int]) -> np.ndarray:
+    """Row-wise span between the two heart borders, on the rows at least `HEART_MIN_FRACTION` as
+    wide as the widest (the heart, not the narrower upper mediastinum). Below the end of the
+    shorter border its last column is kept, so the other border is followed down to its own end."""
     spans = {}
-    for r in both[(both >= mid) & (both <= bottom)]:
-        start = int(np.flatnonzero(image_left[r])[-1]) + 1
-        stop = int(np.flatnonzero(image_right[r])[0])
-        if stop > start:
-            spans[int(r)] = (start, stop)
+    last: list[float | None] = [None, None]
+    for r in range(min(min(b, default=shape[0]) for b in borders), max(max(b, default=-1) for b in borders) + 1):
+        for side, border in enumerate(borders):
+            last[side] = border.get(r, last[side])
+        if None not in last:
+            start, stop = int(min(last)), int(max(last))
+            if stop > start:
+                spans[r] = (start, stop)
     if not spans:
         raise SegmentationError("no cardiac silhouette between the lung fields in the lower chest")
     widest = max(stop - start for start, stop in spans.values())
-    band = np.zeros(image_left.shape, dtype=bool)
+    band = np.zeros(shape, dtype=bool)
     for r, (start, stop) in spans.items():
         if stop - start >= HEART_MIN_FRACTION * widest:
             band[r, start:stop] = True
@@ -282,20 +380,15 @@ def _cardiac_band(
 
 
 def _heart_ellipse(
-    image_left: np.ndarray, image_right: np.ndarray, spacing: tuple[float, float], mid: float
+    borders: list[dict[int, float]], spacing: tuple[float, float], shape: tuple[int, int]
 ) -> np.ndarray | None:
-    """The ellipse fitted (in mm) to the heart border points: each lung's medial edge from ``mid``
-    down to its cardiophrenic angle. None when the fit fails or does not lie between the borders."""
+    """The ellipse fitted (in mm) to the heart border points. None when the fit fails or does not
+    lie between the borders."""
     from skimage.draw import ellipse as ellipse_pixels
     from skimage.measure import EllipseModel
 
-    points = []  # (row, column) on the pixel edge between lung and heart
-    for mask, medial in ((image_left, +1), (image_right, -1)):
-        for r in range(int(np.ceil(mid)), _extreme_row(mask, spacing, medial) + 1):
-            cols = np.flatnonzero(mask[r])
-            if cols.size:
-                points.append((r, cols[-1] + 0.5 if medial > 0 else cols[0] - 0.5))
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    # (row, column) on the pixel edge between lung and heart
+    pts = np.asarray([(r, c - 0.5) for border in borders for r, c in border.items()], dtype=float).reshape(-1, 2)
     if len(pts) < 6:
         return None
     model = EllipseModel.from_estimate(pts[:, ::-1] * np.array(spacing[::-1]))  # (x, y) in mm
@@ -304,11 +397,107 @@ def _heart_ellipse(
     (xc, yc), (a, b), theta = model.center, model.axis_lengths, model.theta
     if not pts[:, 1].min() < xc / spacing[1] < pts[:, 1].max():
         return None
-    mask = np.zeros(image_left.shape, dtype=bool)
+    mask = np.zeros(shape, dtype=bool)
     rr, cc = ellipse_pixels(yc / spacing[0], xc / spacing[1], b / spacing[0], a / spacing[1],
                             shape=mask.shape, rotation=-theta)
     mask[rr, cc] = True
     return mask if mask.any() else None
+
+
+def _heart_border_caveats(
+    borders: list[dict[int, float]], left: np.ndarray, heart: np.ndarray, thorax: np.ndarray,
+    spacing: tuple[float, float]
+) -> list[str]:
+    """Why the silhouette's width may be too large: its left border was followed below the left
+    field's corner towards feet-and-midline (`_heart_borders`). An enlarged heart's oblique left
+    border goes on there, but so does the left hemidiaphragm under a normal heart, and the field's
+    contour alone cannot tell them apart; when ending the border at the corner would narrow the
+    silhouette by more than `HEART_BORDER_AMBIGUITY` of the thoracic width, the evidence says so.
+    """
+    right_border, left_border = borders
+    if not right_border or not left_border:
+        return []
+    outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
+    corner = _extreme_row(left, spacing, -outward)
+    out = {r: outward * c for r, c in left_border.items()}
+    above = [c for r, c in out.items() if r <= corner]
+    thorax_width = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1)
+    narrower = (max(out.values()) - max(above, default=min(out.values()))) / thorax_width
+    if narrower <= HEART_BORDER_AMBIGUITY:
+        return []
+    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax_width
+    return [f"the heart's left border was followed below the left lung field's lower inner corner (an enlarged "
+            f"heart's oblique border goes on there, but so does the left hemidiaphragm under a normal heart): if "
+            f"it ends at the corner, the cardiothoracic ratio is {ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """The inner rib margin below a lung field's widest row, followed down into the lateral
+    costophrenic recess (module docstring, 5); a mask of the traced edge pixels.
+
+    The recess lies behind the dome and under the most soft tissue, so it is brighter than the field
+    and the watershed seldom reaches it (the field's lateral contour curves in above it), but its
+    lateral edge (lung darker than the chest wall outside it) goes on. From the field's most lateral
+    edge pixel, each next row takes the column within a pixel whose intensity rises most steeply
+    outwards (``column_rise``: the derivative along columns, sign flipped here for a field on the
+    image's left), while that rise stays at least `RECESS_EDGE_FRACTION` of the field's own lateral
+    edge in its lower half, for at most `RECESS_MAX_MM`; below the recess the edge is gone.
+    """
+    out = np.zeros(field.shape, dtype=bool)
+    rows = np.flatnonzero(field.any(axis=1))
+    outward = 1 if np.nonzero(field)[1].mean() > field.shape[1] / 2 else -1
+    rise = outward * column_rise
+    lateral = np.array([np.flatnonzero(field[r])[-1] if outward > 0 else np.flatnonzero(field[r])[0] for r in rows])
+    lower = rows >= (rows[0] + rows[-1]) / 2.0
+    strength = float(np.median(rise[rows[lower], lateral[lower]]))
+    if strength <= 0:
+        return out
+    widest = int(np.argmax(outward * lateral))
+    traced = _follow_edge(rise, int(rows[widest]), int(lateral[widest]),
+                          int(rows[widest]) + int(RECESS_MAX_MM / spacing[0]), RECESS_EDGE_FRACTION * strength)
+    for r, c in traced.items():
+        out[r, c] = True
+    return out
+
+
+def _with_recess(field: np.ndarray, margin: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
+    """``field`` widened to its traced rib ``margin`` (`_lateral_recess`): on the field's rows up to
+    the margin, below it a wedge between the margin and the dome, taken to rise at 45 degrees
+    towards the midline from the recess' tip (the dome itself is not visible there), no further in
+    than the field's own lowest row reaches."""
+    out = field.copy()
+    rows = np.flatnonzero(margin.any(axis=1))
+    if rows.size == 0:
+        return out
+    outward = 1 if np.nonzero(field)[1].mean() > field.shape[1] / 2 else -1
+    # the wedge never reaches past the field's medial edge on its lowest row (nor the midline)
+    base = np.flatnonzero(field[np.flatnonzero(field.any(axis=1))[-1]])
+    medial_limit = int(base[0] if outward > 0 else base[-1])
+    for r in rows:
+        col = int(np.flatnonzero(margin[r])[0])
+        cols = np.flatnonzero(field[r])
+        if cols.size:
+            inner = int(cols[-1] if outward > 0 else cols[0])
+        else:
+            inner = col - outward * int((rows[-1] - r) * spacing[0] / spacing[1])
+            inner = max(inner, medial_limit) if outward > 0 else min(inner, medial_limit)
+        lo, hi = sorted((col, inner))
+        out[r, lo:hi + 1] = True
+    return out
+
+
+def _follow_edge(rise: np.ndarray, row: int, col: int, last_row: int, floor: float) -> dict[int, int]:
+    """An edge followed down from (``row``, ``col``): each next row (to ``last_row`` at most) takes
+    the column within a pixel of the last where ``rise`` is largest, while that stays above ``floor``;
+    row -> column of the pixels taken."""
+    out = {}
+    for r in range(row + 1, min(rise.shape[0] - 1, last_row) + 1):
+        window = np.arange(max(col - 1, 0), min(col + 2, rise.shape[1]))
+        best = int(window[np.argmax(rise[r, window])])
+        if rise[r, best] < floor:
+            break
+        out[r] = col = best
+    return out
 
 
 def _extreme_row(mask: np.ndarray, spacing: tuple[float, float], medial: int) -> int:
