@@ -312,3 +312,12 @@ def test_the_largest_candidate_is_pointed_at_in_the_models_frame(rules, registry
     assert points, _assistant_calls(trace)
     assert "left lung" in trace.answer, trace.answer
     assert _number(r"([\d.]+) mm", trace.answer) == pytest.approx(16.0, abs=2.5)
+
+
+def test_two_caveats_share_one_uncertain_clause():
+    from mmreason.backends.rules.answer import uncertain
+
+    # a borderline ratio on doubtful heart evidence had printed "(uncertain: ...) (uncertain: ...)"
+    tag = uncertain(uncertain("Yes; CTR 0.52 [E1]", "within 0.05 of the 0.5 cut-off"), "faint lower lung borders")
+    assert tag == "Yes; CTR 0.52 [E1] (uncertain: within 0.05 of the 0.5 cut-off; faint lower lung borders)"
+    assert uncertain("No nodule [E1]", "thick slices") == "No nodule [E1] (uncertain: thick slices)"

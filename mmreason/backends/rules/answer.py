@@ -124,8 +124,15 @@ def hedge(state: State, action: Action, tag: str) -> Action:
         action.finding = None
         return action
     action.answer += f" Caveat: {caveat}."
-    action.tag += f" (uncertain: {reasons[0]})"
+    action.tag = uncertain(action.tag, reasons[0])
     return action
+
+
+def uncertain(tag: str, reason: str) -> str:
+    """``tag`` with ``reason`` in its one "(uncertain: ...)" clause (added, or joined to the one there)."""
+    if tag.endswith(")") and " (uncertain: " in tag:
+        return f"{tag[:-1]}; {reason})"
+    return f"{tag} (uncertain: {reason})"
 
 
 #: an option that is only a side ("left lung", "right", "both sides"), with no number to match as well

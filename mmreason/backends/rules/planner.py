@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmreason.backends.rules.answer import choose_option, hedge, option_hint, short_answer
+from mmreason.backends.rules.answer import choose_option, hedge, option_hint, short_answer, uncertain
 from mmreason.backends.rules.common import cannot
 from mmreason.backends.rules.count import plan_count
 from mmreason.backends.rules.ctr import plan_ctr
@@ -124,6 +124,6 @@ def decide(state: State) -> Action:
         tag = f"{letter}. {state.options[ord(letter) - ord('A')]}"
     action.tag = tag + (f" [{', '.join(cites)}]" if cites else "")
     if finding.caveat:
-        action.tag += f" (uncertain: {finding.caveat})"
+        action.tag = uncertain(action.tag, finding.caveat)
         action.answer += f" Caveat: {finding.caveat}."
     return hedge(state, action, tag)
