@@ -18,10 +18,16 @@
   slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
   `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
   `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
-  that the opening leaves along a thick vessel are not), is a nodule (`_detached_nodules`). Known
-  limit: a nodule beside a vessel nearly as thick as itself fails that test and is missed. On
-  thicker slices the partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
-  are not searched there and the search says so (`ClassicalSegmenter.search_weakness`).
+  that the opening leaves along a thick vessel are not, unless the branches are contrast-filled,
+  `ENHANCED_ARMS_HU` brighter than the piece), is a nodule (`_detached_nodules`). Known limit: on
+  a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
+  missed. On thicker slices the partial-volume haze of vessels leaves ball-like pieces at every
+  junction, so attached nodules are not searched there. Components on the scan's first or last
+  slice are not counted either (a vessel the scan range cuts ends there in a round stump).
+  The search says when it may be wrong (`NoduleSearch.doubts`, read by
+  `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
+  found by detaching it from a vessel, a borderline piece on a vessel left out, a compact
+  candidate cut by the scan range left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
