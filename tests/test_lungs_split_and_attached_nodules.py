@@ -10,7 +10,9 @@ thick slices carry the partial volume a scanner gives. Each test pins one class:
 * lungs touching at the junction were split through one lung (and a lung tip was taken for the
   trachea, moving the midline into a lung);
 * a nodule touching a vessel was one component with the vessel tree and dropped as too large
-  (found now on slices up to 3 mm, nodules of 10 mm and more on a 2.5 mm vessel).
+  (found now on slices up to 3 mm, nodules of 10 mm and more on a 2.5 mm vessel);
+* a vessel cut by the scan range ended on the last slice in a round stump, reported as a nodule;
+* a nodule found only by cutting it from its vessel was reported with quality ok.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from imaging.volume import Volume
 def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touching: bool = True,
           trachea: bool = True, table: bool = True, nodule_mm: float = 0.0, vessel_mm: float = 2.5,
           noise: float = 15.0, seed: int = 0, supersample: int = 5, vessel: bool | None = None,
-          pleural_mm: float = 0.0) -> tuple[Volume, dict[str, np.ndarray]]:
+          pleural_mm: float = 0.0, stump_mm: float = 0.0) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS chest CT (HU) and its truth masks (``lung_left``, ``lung_right``, ``nodule``).
 
     ``vessel`` (default: with a nodule) draws the vessel of radius ``vessel_mm``; ``pleural_mm`` a
     nodule of that diameter on the lateral pleura of the right lung (its centre a third of its
-    radius inside the lung, the part in the wall not drawn)."""
+    radius inside the lung, the part in the wall not drawn); ``stump_mm`` the last 6 mm of a vessel of that radius in the right lung, running up
+    through the scan's last slice (the scan range cuts it)."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # world x: + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy - 15.0  # world y: + is posterior
@@ -69,6 +72,8 @@ def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touc
                 along = np.clip(pts @ axis, 0, np.linalg.norm(v1 - v0))
                 radial = np.linalg.norm(pts - along[..., None] * axis, axis=-1)
                 h[(radial <= vessel_mm) & lungs["lung_left"]] = 40.0
+            if stump_mm and z > nz * dz - 6.0:
+                h[((xx + 50) ** 2 + (yy + 10) ** 2 <= stump_mm**2) & lungs["lung_right"]] = 40.0
             if pleural_mm:
                 centre = (-45.0 - 40.0 * (1.0 - 0.003) + pleural_mm / 6, -2.0, 1.1 * centre_z)
                 ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (z - centre[2]) ** 2 <= (pleural_mm / 2) ** 2
@@ -157,3 +162,31 @@ def test_a_nodule_on_the_pleura_is_found():
     labels, n = ndimage.label(found, np.ones((3, 3, 3)))
     assert n == 1, f"{n} components"
     assert (found & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+
+
+def _nodule_evidence(volume: Volume):
+    from grounding.tool import ToolContext
+    from grounding.tools import default_registry
+
+    return default_registry().run(ToolContext(volumes={"0": volume}), "segment", {"target": "nodule"})
+
+
+def test_a_vessel_cut_by_the_scan_range_is_no_nodule_but_makes_the_search_doubtful():
+    """A vessel running up through the scan's last slice ends there in a round stump, compact and
+    isolated: it was reported as a nodule. It is left out now, and the evidence says a nodule on
+    the first or last slice could not be told from a cut vessel."""
+    volume, _ = build(dz=1.5, nz=40, touching=False, trachea=False, stump_mm=2.5, supersample=2)
+    ev = _nodule_evidence(volume)
+    assert ev.mask is not None and not ev.mask.any()
+    assert ev.quality.level == "doubtful"
+    assert any("scan range" in reason for reason in ev.quality.reasons)
+
+
+def test_a_nodule_detached_from_a_vessel_is_doubtful():
+    """A nodule found only by cutting it from the vessel it touches may be a vessel junction, and
+    its size depends on the opening: the evidence must not present it as certain."""
+    volume, truth = build(dz=2.5, nz=40, touching=False, nodule_mm=10.0, seed=10, supersample=3)
+    ev = _nodule_evidence(volume)
+    assert (ev.mask & truth["nodule"]).any()
+    assert ev.quality.level == "doubtful"
+    assert any("cut from it by an opening" in reason for reason in ev.quality.reasons)

@@ -226,7 +226,7 @@ def test_an_enlarged_heart_with_an_oblique_left_border_is_measured_to_its_end():
     [caveat] = labels.caveats
     assert "followed below the left lung field's lower inner corner" in caveat
     assert float(re.search(r"ratio is (\d\.\d+) instead of", caveat).group(1)) < found - 0.1
-    assert ClassicalSegmenter().search_weakness(film, "heart", None) == caveat
+    assert ClassicalSegmenter().search_weakness(film, "heart", None) == [caveat]
     trace = run_episode(film, "What is the cardiothoracic ratio? Is the heart enlarged?", get_backend("rules"),
                         registry=default_registry())
     assert trace.answer.startswith("Yes") and "uncertain" in trace.answer, trace.answer

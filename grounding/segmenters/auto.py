@@ -179,8 +179,8 @@ class AutoSegmenter:
             return mask
         raise SegmentationError("; ".join(failures))  # unreachable: classical is always last
 
-    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
-        """The classical search's doubt (`ClassicalSegmenter.search_weakness`) when it made the last mask."""
+    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
+        """The classical search's doubts (`ClassicalSegmenter.search_weakness`) when it made the last mask."""
         if self.last_choice is None or self.last_choice.segmenter != self.classical.name:
-            return None
+            return []
         return self.classical.search_weakness(volume, target, prompt)

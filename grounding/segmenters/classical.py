@@ -46,6 +46,7 @@ from grounding.segmenters.lesions import (
     NODULE_MAX_DIAMETER_MM,
     PLEURA_POCKET_MM,
     THICK_SLICE_MM,
+    NoduleSearch,
     box_lesion,
     lung_nodules,
     mr_hyperintense_lesion,
@@ -131,21 +132,37 @@ class ClassicalSegmenter:
                 f"white and grey matter (levels from the brain's own histogram), with cores at least "
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
-    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> str | None:
-        """Why an unprompted search of ``volume`` may be wrong, or None: on CT slices thicker than
-        `THICK_SLICE_MM` nodules touching a vessel are not searched; on MR the lesions found may be
-        normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the heart
-        (`RadiographLabels.caveats`)."""
+    def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
+        """Why an unprompted search of ``volume`` may be wrong: on CT slices thicker than
+        `THICK_SLICE_MM` nodules touching a vessel are not searched, and the lung search's own
+        doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
+        may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
+        heart (`RadiographLabels.caveats`)."""
         if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
-            return self.mr_lesions(volume).doubt()
+            doubt = self.mr_lesions(volume).doubt()
+            return [doubt] if doubt else []
         if prompt is None and target == "heart" and volume.modality == "XR" and volume.is_2d:
-            return "; ".join(self.radiograph(volume).caveats) or None
+            return list(self.radiograph(volume).caveats)
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
-            return None
-        if volume.spacing[0] <= THICK_SLICE_MM:
-            return None
-        return (f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a vessel "
-                f"are not searched: one may have been missed")
+            return []
+        out = []
+        if volume.spacing[0] > THICK_SLICE_MM:
+            out.append(f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a "
+                       f"vessel are not searched: one may have been missed")
+        search = self._cache.get(f"search_{target}")
+        if search is not None and search[0] == self._key(volume):
+            out.extend(search[1].doubts)
+        return out
+
+    def nodule_search(self, volume: Volume, name: str, lungs: np.ndarray) -> NoduleSearch:
+        """The (cached) unprompted lung search of a CT volume for ``name`` (``nodule``: up to
+        `NODULE_MAX_DIAMETER_MM`; ``lesion``: masses up to `MASS_MAX_DIAMETER_MM` as well)."""
+        def search() -> NoduleSearch:
+            pockets = self.analysis(volume).pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
+            largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
+            return lung_nodules(volume.data, lungs, volume.spacing, pockets, largest)
+
+        return self._cached(f"search_{name}", volume, search)
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""
@@ -161,12 +178,16 @@ class ClassicalSegmenter:
             "organs", volume, lambda: find_abdominal_organs(volume, self.analysis(volume))
         )
 
-    def _cached(self, kind: str, volume: Volume, compute: Callable[[], Any]) -> Any:
+    def _key(self, volume: Volume) -> tuple:
+        """What identifies a volume for the cache (its array, geometry and a sample of its values)."""
         data = volume.data
-        key = (
+        return (
             id(data), data.shape, volume.spacing, volume.affine.tobytes(), self.coarse_mm,
             float(data[:: max(1, data.shape[0] // 7), :: 29, :: 31].sum()),
         )
+
+    def _cached(self, kind: str, volume: Volume, compute: Callable[[], Any]) -> Any:
+        key = self._key(volume)
         if kind not in self._cache or self._cache[kind][0] != key:
             self._cache.pop(kind, None)  # drop the old full-resolution masks before computing new ones
             self._cache[kind] = (key, compute())
@@ -231,10 +252,8 @@ class ClassicalSegmenter:
                 raise SegmentationError(
                     "found no lungs to search for nodules; draw a box around the lesion to segment it"
                 )
-            pockets = self.analysis(volume).pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
-            largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
-            found = restrict_to_prompt(lung_nodules(volume.data, lungs, volume.spacing, pockets, largest), region,
-                                       point, volume.spacing, drawn)
+            found = restrict_to_prompt(self.nodule_search(volume, name, lungs).mask, region, point, volume.spacing,
+                                       drawn)
             if found.any() or (region is None and point is None):
                 return found
             # the prompt shows something that is no compact nodule (a mass, a pleural lesion):

@@ -18,10 +18,16 @@
   slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
   `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
   `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
-  that the opening leaves along a thick vessel are not), is a nodule (`_detached_nodules`). Known
-  limit: a nodule beside a vessel nearly as thick as itself fails that test and is missed. On
-  thicker slices the partial-volume haze of vessels leaves ball-like pieces at every junction, so attached nodules
-  are not searched there and the search says so (`ClassicalSegmenter.search_weakness`).
+  that the opening leaves along a thick vessel are not, unless the branches are contrast-filled,
+  `ENHANCED_ARMS_HU` brighter than the piece), is a nodule (`_detached_nodules`). Known limit: on
+  a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
+  missed. On thicker slices the partial-volume haze of vessels leaves ball-like pieces at every
+  junction, so attached nodules are not searched there. Components on the scan's first or last
+  slice are not counted either (a vessel the scan range cuts ends there in a round stump).
+  The search says when it may be wrong (`NoduleSearch.doubts`, read by
+  `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
+  found by detaching it from a vessel, a borderline piece on a vessel left out, a compact
+  candidate cut by the scan range left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -63,7 +69,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -107,6 +113,12 @@ ARM_REACH_MM = 3.0
 #: a detached piece's inscribed radius must exceed its branches' by this factor: a ball sitting
 #: on a vessel is wider than the vessel, a bead that an opening leaves on a thick vessel is not
 DETACHED_MIN_WIDENING = 1.3
+#: ... unless its branches are brighter than it by this much (median HU): contrast-filled vessels
+#: tell a nodule from a bead of the vessel, however thick the vessel is
+ENHANCED_ARMS_HU = 100.0
+#: a detached piece failing the widening test only, by less than this factor of it, is borderline:
+#: the search says it may have missed a nodule there
+BORDERLINE_WIDENING = 0.8
 #: volume / volume of the sphere whose diameter is the largest bounding-box extent
 MIN_SPHERICITY = 0.25
 #: smallest nodule: equivalent-sphere diameter (mm)
@@ -250,56 +262,86 @@ def _neighbourhood(spacing: tuple[float, float, float], planar: bool) -> np.ndar
     return out
 
 
+@dataclass
+class NoduleSearch:
+    """A lung nodule search: the union of what it found, and why it may be wrong (``doubts``,
+    short sentences for the evidence's quality: what it found or rejected that it cannot vouch for)."""
+
+    mask: np.ndarray
+    doubts: list[str] = field(default_factory=list)
+
+
 def lung_nodules(
     data: np.ndarray, lungs: np.ndarray, spacing: tuple[float, float, float], pockets: np.ndarray | None = None,
     max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
-) -> np.ndarray:
-    """Union of the nodule (or, with ``max_diameter_mm`` up to `MASS_MAX_DIAMETER_MM`, mass)
-    candidates inside the (hole-filled) ``lungs`` mask.
+) -> NoduleSearch:
+    """The nodule (or, with ``max_diameter_mm`` up to `MASS_MAX_DIAMETER_MM`, mass) candidates
+    inside the (hole-filled) ``lungs`` mask.
 
     ``pockets``: the concavities of the lung surface (a closing of each lung minus the lung),
     where nodules sitting on the pleura lie. Candidates may touch the lung's outer surface (the
     pleura away from the mediastinum) with a small share of their voxels; the medial surface,
-    where vessels leave the lung at the hilum, stays forbidden.
+    where vessels leave the lung at the hilum, stays forbidden. So does the scan's first and last
+    slice: a vessel the scan range cuts ends there in a round stump, which cannot be told from a
+    nodule; a compact candidate there is left out and the search says so.
     """
     out = np.zeros(data.shape, dtype=bool)
     if not lungs.any():
-        return out
+        return NoduleSearch(out)
     search = lungs if pockets is None else lungs | pockets
     bbox = ndimage.find_objects(search.astype(np.uint8))[0]
     lung = search[bbox]
     surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
     medial = _medial(surface)
     dense = (data[bbox] >= HU_AIR) & lung
+    planar = data.shape[0] == 1
+    cut = np.zeros(lung.shape, dtype=bool)
+    if not planar:
+        cut[0], cut[-1] = bbox[0].start == 0, bbox[0].stop == data.shape[0]
     forbidden, wall = surface & medial, surface & ~medial
     labels, kept = compact_components(dense, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
-    planar = data.shape[0] == 1
-    found = _plausible(labels, kept, spacing, planar)
+    doubts = []
+    passed = _plausible(labels, kept, spacing, planar)
+    stumps = np.unique(labels[cut & dense])
+    if passed[stumps].any():
+        doubts.append("a compact dense structure on the scan's first or last slice was not counted: the scan "
+                      "range cuts it, so a nodule there cannot be told from a cut vessel")
+    passed[stumps] = False
+    found = passed[labels]
     # nodules attached to vessels: what remains of the rejected dense structures once everything
     # thinner than a ball of each radius is opened away
     rejected = (labels > 0) & ~found
     # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
     # every size after an opening (false positives at junctions): attached nodules are not searched
     if not planar and spacing[0] <= THICK_SLICE_MM and rejected.any():
-        found |= _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+        detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden | cut, wall, max_diameter_mm)
+        found |= detached
+        if detached.any():
+            doubts.append("a nodule found touches a vessel and was cut from it by an opening: it may be a vessel "
+                          "junction, and its size is less certain")
+        if borderline:
+            doubts.append(f"{borderline} round piece(s) on a vessel nearly as wide as itself not counted as a "
+                          f"nodule: one may have been missed")
     out[bbox] = found
-    return out
+    return NoduleSearch(out, doubts)
 
 
 def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
-    """The union of the ``kept`` components of ``labels`` that pass `plausible_nodule`."""
+    """Which label ids of ``labels`` (a boolean table; 0, the background, is False) are ``kept``
+    components that pass `plausible_nodule`."""
     objects = ndimage.find_objects(labels)
     kept = [label for label in kept if plausible_nodule(labels[objects[label - 1]] == label, spacing, planar)]
-    lut = np.zeros(labels.max() + 1, dtype=bool)
-    lut[kept] = True
-    return lut[labels]
+    table = np.zeros(labels.max() + 1, dtype=bool)
+    table[kept] = True
+    return table
 
 
 def _detached_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
     wall: np.ndarray, max_diameter_mm: float,
-) -> np.ndarray:
-    """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole.
+) -> tuple[np.ndarray, int]:
+    """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole,
+    and how many borderline pieces (`_detached_verdict`) were left out.
 
     ``mask`` is opened by balls of each of `DETACH_RADII_MM` (through distance transforms in mm, so
     thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
@@ -318,6 +360,7 @@ def _detached_nodules(
     values = data[box]
     near = _neighbourhood(spacing, False)
     out = np.zeros(local.shape, dtype=bool)
+    borderline = np.zeros(local.shape, dtype=bool)
     for radius in DETACH_RADII_MM:
         if radius < DETACH_MIN_VOXELS * max(spacing[1:]):
             continue  # a ball a voxel or two across is any junction of vessels on a coarse grid
@@ -340,44 +383,58 @@ def _detached_nodules(
             others = opened & ~piece
             if others.any() and (ndimage.binary_dilation(piece, near) & others).any():
                 continue
-            if _is_detached_nodule(piece, local[window] & ~opened, values[window], depth[window], spacing,
-                                   forbidden[box][window], wall[box][window], max_diameter_mm):
+            verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
+                                        forbidden[box][window], wall[box][window], max_diameter_mm)
+            if verdict == "nodule":
                 out[window] |= piece
+            elif verdict == "borderline":
+                borderline[window] |= piece
     full = np.zeros(mask.shape, dtype=bool)
     full[box] = out
-    return full
+    # a borderline piece that some other radius detached as a nodule is no doubt
+    doubtful = borderline & ~ndimage.binary_dilation(out, CONN26)
+    return full, int(ndimage.label(doubtful, structure=CONN26)[1])
 
 
-def _is_detached_nodule(
+def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
-) -> bool:
+) -> str | None:
     """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
-    ``depth``: each voxel's distance, mm, to the outside of the dense structure)."""
+    ``depth``: each voxel's distance, mm, to the outside of the dense structure): ``nodule``,
+    ``borderline`` (a round soft-tissue piece failing only the widening test, by less than
+    `BORDERLINE_WIDENING` of it) or None."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
-        return False
+        return None
     obj = ndimage.find_objects(piece.astype(np.uint8))[0]
     # a vessel crossing one thick slice obliquely smears into a blob of that slice alone
     if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
-        return False
+        return None
     # the thick stub of a tapering vessel survives the opening too, but is no ball
     extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing)))
     if np.count_nonzero(piece) * float(np.prod(spacing)) < DETACHED_MIN_SPHERICITY * math.pi / 6 * extent**3:
-        return False
-    if float(np.median(values[piece])) > DETACHED_MAX_HU:
-        return False
-    arms, arm_depth = _arms(piece, residue, depth, spacing)
-    return arms <= DETACH_MAX_ARMS and float(depth[piece].max()) >= DETACHED_MIN_WIDENING * arm_depth
+        return None
+    level = float(np.median(values[piece]))
+    if level > DETACHED_MAX_HU:
+        return None
+    arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
+    if arms > DETACH_MAX_ARMS:
+        return None
+    widening = float(depth[piece].max()) / max(arm_depth, 1e-6)
+    if widening >= DETACHED_MIN_WIDENING or arm_hu - level >= ENHANCED_ARMS_HU:
+        return "nodule"
+    return "borderline" if widening >= BORDERLINE_WIDENING * DETACHED_MIN_WIDENING else None
 
 
 def _arms(
-    piece: np.ndarray, residue: np.ndarray, depth: np.ndarray, spacing: tuple[float, float, float],
-) -> tuple[int, float]:
-    """How many branches of ``residue`` leave ``piece``, and their largest inscribed radius (mm,
-    from ``depth``): the pieces of the residue that touch it, taken where they cross the shell
-    `ARM_REACH_MM` to twice that away from it (slivers of its own rough surface do not reach the
-    shell; branches joined in the haze right around it are apart there)."""
+    piece: np.ndarray, residue: np.ndarray, depth: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float],
+) -> tuple[int, float, float]:
+    """How many branches of ``residue`` leave ``piece``, their largest inscribed radius (mm, from
+    ``depth``) and their median value (HU, from ``values``; -inf without branches): the pieces
+    of the residue that touch it, taken where they cross the shell `ARM_REACH_MM` to twice that
+    away from it (slivers of its own rough surface do not reach the shell; branches joined in the
+    haze right around it are apart there)."""
     reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
     obj = ndimage.find_objects(piece.astype(np.uint8))[0]
     window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
@@ -387,7 +444,9 @@ def _arms(
     ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
     ring &= residue[window]
     _, n = ndimage.label(ring, structure=CONN26)
-    return int(n), float(depth[window][ring].max()) if n else 0.0
+    if not n:
+        return 0, 0.0, -math.inf
+    return int(n), float(depth[window][ring].max()), float(np.median(values[window][ring]))
 
 
 def _medial(surface: np.ndarray) -> np.ndarray:

@@ -398,10 +398,10 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
 
 def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, target: str | None,
                       prompt: Prompt | None) -> None:
-    """A search its segmenter says is weak on this volume (e.g. thick slices) is at best doubtful,
-    found something or not: what it did not search may hold another lesion."""
-    weak = getattr(segmenter_for(context), "search_weakness", lambda v, t, p: None)(vol, target, prompt)
-    if weak:
+    """A search its segmenter says is weak on this volume (e.g. thick slices, or a nodule it found
+    or rejected on a borderline test) is at best doubtful, found something or not: what it did not
+    search may hold another lesion, and what it found may be a vessel."""
+    for weak in getattr(segmenter_for(context), "search_weakness", lambda v, t, p: [])(vol, target, prompt):
         quality.flag("doubtful", weak)
 
 
