@@ -190,3 +190,17 @@ def test_a_nodule_detached_from_a_vessel_is_doubtful():
     assert (ev.mask & truth["nodule"]).any()
     assert ev.quality.level == "doubtful"
     assert any("cut from it by an opening" in reason for reason in ev.quality.reasons)
+
+
+def test_a_nodule_on_a_vessel_cut_by_the_scan_range_makes_the_search_doubtful():
+    """The scan's last slice cuts a nodule sitting on a vessel: the piece the openings cut from the
+    vessel there cannot be told from the vessel's own stump, so it is left out, and the search
+    must say so as it does for an isolated stump (it had been dropped without a word)."""
+    volume, truth = build(dz=2.5, nz=40, touching=False, nodule_mm=10.0, seed=10, supersample=3)
+    top = 21  # the nodule's centre slice becomes the last one
+    cropped = Volume.from_array(volume.data[:top].copy(), spacing=volume.spacing, modality="CT",
+                                metadata={"modality_source": "dicom"})
+    ev = _nodule_evidence(cropped)
+    assert truth["nodule"][:top].sum() > 200 and not ev.mask.any()
+    assert ev.quality.level == "doubtful"
+    assert any("scan range" in reason for reason in ev.quality.reasons)

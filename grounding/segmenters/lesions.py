@@ -303,9 +303,10 @@ def lung_nodules(
     doubts = []
     passed = _plausible(labels, kept, spacing, planar)
     stumps = np.unique(labels[cut & dense])
+    cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
+                 "it, so a nodule there cannot be told from a cut vessel")
     if passed[stumps].any():
-        doubts.append("a compact dense structure on the scan's first or last slice was not counted: the scan "
-                      "range cuts it, so a nodule there cannot be told from a cut vessel")
+        doubts.append(cut_doubt)
     passed[stumps] = False
     found = passed[labels]
     # nodules attached to vessels: what remains of the rejected dense structures once everything
@@ -314,7 +315,14 @@ def lung_nodules(
     # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
     # every size after an opening (false positives at junctions): attached nodules are not searched
     if not planar and spacing[0] <= THICK_SLICE_MM and rejected.any():
-        detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden | cut, wall, max_diameter_mm)
+        detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+        # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
+        pieces, _ = ndimage.label(detached, structure=CONN26)
+        at_edge = np.unique(pieces[cut & detached])
+        if at_edge.size:
+            detached &= ~np.isin(pieces, at_edge)
+            if cut_doubt not in doubts:
+                doubts.append(cut_doubt)
         found |= detached
         if detached.any():
             doubts.append("a nodule found touches a vessel and was cut from it by an opening: it may be a vessel "
