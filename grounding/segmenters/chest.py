@@ -96,6 +96,19 @@ PAIRED_SIZE_FRACTION = 0.25
 SPLIT_MARKER_MM = 20.0
 #: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
 SPLIT_HU_PER_MM = 10.0
+#: an air component whose interior median lies within this many HU of the scan's own outside air is
+#: gas (bowel, stomach, a pneumothorax): aerated lung, even emphysematous, is at least about 80 HU
+#: denser through its vessels and septa (healthy about -850 HU, severe emphysema about -920)
+GAS_MARGIN_HU = 50.0
+#: the scan's outside air is the median of the coarse voxels outside the body below this (HU; the
+#: foam of a table is denser); with fewer than `AIR_MIN_VOXELS` of them air is taken as -1000 HU
+AIR_REFERENCE_BELOW_HU = -900.0
+AIR_MIN_VOXELS = 50
+#: a lung's slice-by-slice hole opening onto more than this much tissue (mm2) through the slice above
+#: or below is the abdomen under a diaphragm dome the lung base wraps around, and stays unfilled; a
+#: vessel crossing the slices opens onto its own section (a 20 mm vessel is about 310 mm2), and a
+#: nodule enclosed by lung onto none
+HOLE_OPEN_MM2 = 400.0
 
 LEFT, RIGHT, AIRWAY = 1, 2, 3
 
@@ -219,7 +232,9 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
-        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d, from_trachea)
+        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
+                                 from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
+                                 pixel_mm2=spacing[1] * spacing[2])
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -275,6 +290,13 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     core = largest_component(opened if opened.any() else filled)
     body[box] = dilate(core, se) & filled
     return body
+
+
+def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
+    """The scan's own air value (HU): the median of the coarse voxels outside ``body`` below
+    `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air."""
+    air = coarse[~body & (coarse < AIR_REFERENCE_BELOW_HU)]
+    return float(np.median(air)) if air.size >= AIR_MIN_VOXELS else -1000.0
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
@@ -441,12 +463,16 @@ def find_lungs(
     midline_x_mm: float,
     is_2d: bool,
     midline_from_trachea: bool = True,
+    gas_below_hu: float = -1000.0 + GAS_MARGIN_HU,
+    pixel_mm2: float = COARSE_MM**2,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
     ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid. A
     midline not from the trachea (the body's centre, pulled aside by an arm or a field-of-view
-    cut) is replaced, for splitting touching lungs, by the middle of their joint extent.
+    cut) is replaced, for splitting touching lungs, by the middle of their joint extent. Air
+    components whose interior median is below ``gas_below_hu`` are gas, not lung (`_is_gas`):
+    on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases.
     """
 
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
@@ -459,6 +485,20 @@ def find_lungs(
         )
     sizes = component_sizes(labels, n)
     sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    boxes, kept = ndimage.find_objects(labels), 0
+    for label in order[:n]:  # the 12 largest that are not gas are all `find_lungs` looks at
+        if kept == 12 or sizes[label] == 0:
+            break
+        if _is_gas(labels[boxes[label - 1]] == label, coarse[boxes[label - 1]], gas_below_hu):
+            sizes[label] = 0
+        else:
+            kept += 1
+    if not sizes.any():
+        raise SegmentationError(
+            "the air inside the body is gas (bowel, stomach) without the texture of lung "
+            "parenchyma; is the chest in the field of view?"
+        )
     order = np.argsort(sizes)[::-1]
     largest = labels == order[0]
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
@@ -497,8 +537,16 @@ def find_lungs(
         out[part] = side
     del parts
     for side in (LEFT, RIGHT):
-        _fill_label_holes(out, side)
+        _fill_label_holes(out, side, pixel_mm2)
     return out
+
+
+def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
+    """Whether an air component (``mask`` and its HU ``hu``, one bounding box) is gas, not lung:
+    the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
+    would pull a gas pocket towards lung values) is below ``gas_below_hu``."""
+    interior = erode(mask, PLANAR4)
+    return float(np.median(hu[interior if interior.any() else mask])) < gas_below_hu
 
 
 def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
@@ -512,14 +560,30 @@ def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> 
     return float(np.mean(np.percentile(world_x(points), [1.0, 99.0])))
 
 
-def _fill_label_holes(labels: np.ndarray, value: int) -> None:
+def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
+    """Fill the slice-by-slice holes of lung ``value`` in ``labels`` (in place), but not the holes
+    that open, through the slice above or below, onto more than `HOLE_OPEN_MM2` of tissue outside
+    the lung: those are a diaphragm dome the lung base wraps around (the abdomen under it), not a
+    vessel or nodule enclosed by lung. ``pixel_mm2`` is the area of one in-plane voxel."""
     mask = labels == value
     if not mask.any():
         return
     bbox = bounding_box(mask)
-    crop = labels[bbox]
-    filled = fill_holes_slicewise(crop == value)
-    crop[filled & (crop == 0)] = value
+    # one slice beyond the lung's either way, where the scan has it: a hole in the lung's first or
+    # last slice opens onto what lies there (beyond the scan nothing is known)
+    z = slice(max(bbox[0].start - 1, 0), min(bbox[0].stop + 1, labels.shape[0]))
+    crop = labels[z, bbox[1], bbox[2]]
+    lung = crop == value
+    holes = fill_holes_slicewise(lung) & (crop == 0)
+    if not holes.any():
+        return
+    pieces, n = label_components(holes, CONN6)
+    outside = np.pad(~(lung | holes), ((1, 1), (0, 0), (0, 0)), constant_values=False)
+    contact = np.bincount(pieces[outside[:-2] & holes], minlength=n + 1)
+    contact += np.bincount(pieces[outside[2:] & holes], minlength=n + 1)
+    opens = contact * pixel_mm2 > HOLE_OPEN_MM2
+    opens[0] = True
+    crop[~opens[pieces]] = value
 
 
 def split_touching(
