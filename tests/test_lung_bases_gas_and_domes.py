@@ -21,11 +21,13 @@ from grounding.segmenters.classical import ClassicalSegmenter
 from imaging.volume import Volume
 
 
-def build(*, gas_ml: float = 0.0, above_mm: float = 40.0, below_mm: float = 110.0, dz: float = 2.5,
+def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, above_mm: float = 40.0, below_mm: float = 110.0, dz: float = 2.5,
           dxy: float = 1.25, n: int = 256, noise: float = 15.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS CT (HU) from ``below_mm`` under the right dome's top to ``above_mm`` over
     it, and its truth masks (``lung_left``, ``lung_right``, ``gas``, ``abdomen``: the tissue under
-    the domes). ``gas_ml`` draws a bowel loop of about that volume under the left dome."""
+    the domes). ``gas_ml`` draws a bowel loop of about that volume under the left dome, its top at
+    ``gas_top_mm`` (the dome's top is at -5 mm, about -9 mm over the loop: higher, the loop touches
+    the lung base through a gap in the diaphragm)."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy  # + is posterior
@@ -46,8 +48,8 @@ def build(*, gas_ml: float = 0.0, above_mm: float = 40.0, below_mm: float = 110.
         hu[truth[side]] = -850.0
     if gas_ml:
         r = (gas_ml * 1000.0 * 3.0 / (4.0 * np.pi) / (1.2 * 0.8)) ** (1.0 / 3.0)
-        loop = ((xx - 60.0) / (1.2 * r)) ** 2 + ((yy + 10.0) / (0.8 * r)) ** 2 + ((zz + 25.0 + r) / r) ** 2 <= 1
-        truth["gas"] = loop & body & (xx > 0) & (zz < -25.0)
+        loop = ((xx - 60.0) / (1.2 * r)) ** 2 + ((yy + 10.0) / (0.8 * r)) ** 2 + ((zz - gas_top_mm + r) / r) ** 2 <= 1
+        truth["gas"] = loop & body & (xx > 0) & ~truth["lung_left"]
         hu[truth["gas"]] = -1000.0
     hu += rng.normal(0.0, noise, hu.shape).astype(np.float32)
     volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], y[0], z[0]), modality="CT",
@@ -68,6 +70,15 @@ def test_bowel_gas_under_a_lung_base_is_not_lung():
     assert not ((left | right) & truth["gas"]).any()
     assert dice(left, truth["lung_left"]) >= 0.9
     assert dice(right, truth["lung_right"]) >= 0.9
+
+
+def test_gas_touching_a_lung_base_through_the_diaphragm_is_cut_off():
+    """The loop's top reaches the lung base: lung and gas are one air component."""
+    volume, truth = build(gas_ml=300.0, gas_top_mm=-7.0, above_mm=30.0)
+    seg = ClassicalSegmenter()
+    left = seg.segment(volume, "lung_left")
+    assert np.count_nonzero(left & truth["gas"]) < 0.1 * np.count_nonzero(truth["gas"])
+    assert abs(np.count_nonzero(left) / np.count_nonzero(truth["lung_left"]) - 1.0) < 0.05
 
 
 def test_bowel_gas_alone_is_not_taken_for_lungs():

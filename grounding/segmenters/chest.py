@@ -104,6 +104,13 @@ GAS_MARGIN_HU = 50.0
 #: foam of a table is denser); with fewer than `AIR_MIN_VOXELS` of them air is taken as -1000 HU
 AIR_REFERENCE_BELOW_HU = -900.0
 AIR_MIN_VOXELS = 50
+#: gas joined to a lung is cut off when it forms a pocket of at least this volume (mL) whose outer
+#: shell is less than this fraction lung (a bulla lies within lung; stomach gas behind a thin
+#: diaphragm touches it only through a narrow leak)
+GAS_POCKET_MIN_ML = 5.0
+GAS_POCKET_LUNG_SHELL = 0.25
+#: ... its shell taken beyond a rim of this many coarse voxels (the partial volume of its wall)
+GAS_POCKET_RIM = 2
 #: a lung's slice-by-slice hole opening onto more than this much tissue (mm2) through the slice above
 #: or below is the abdomen under a diaphragm dome the lung base wraps around, and stays unfilled; a
 #: vessel crossing the slices opens onto its own section (a 20 mm vessel is about 310 mm2), and a
@@ -234,7 +241,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     try:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
-                                 pixel_mm2=spacing[1] * spacing[2])
+                                 spacing=spacing)
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -464,7 +471,7 @@ def find_lungs(
     is_2d: bool,
     midline_from_trachea: bool = True,
     gas_below_hu: float = -1000.0 + GAS_MARGIN_HU,
-    pixel_mm2: float = COARSE_MM**2,
+    spacing: tuple[float, float, float] = (COARSE_MM, COARSE_MM, COARSE_MM),
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
@@ -472,7 +479,9 @@ def find_lungs(
     midline not from the trachea (the body's centre, pulled aside by an arm or a field-of-view
     cut) is replaced, for splitting touching lungs, by the middle of their joint extent. Air
     components whose interior median is below ``gas_below_hu`` are gas, not lung (`_is_gas`):
-    on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases.
+    on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases;
+    gas joined to a lung through a thin diaphragm is cut off (`_drop_gas_pockets`). ``spacing``
+    is the coarse grid's (mm).
     """
 
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
@@ -537,8 +546,40 @@ def find_lungs(
         out[part] = side
     del parts
     for side in (LEFT, RIGHT):
-        _fill_label_holes(out, side, pixel_mm2)
+        _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
+        _fill_label_holes(out, side, spacing[1] * spacing[2])
     return out
+
+
+def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
+                      voxel_mm3: float) -> None:
+    """Remove from lung ``value`` of ``labels`` (in place) the pockets of gas it merely touches:
+    regions of at least `GAS_POCKET_MIN_ML` whose locally averaged HU (3-voxel mean) is below
+    ``gas_below_hu`` and whose outer shell, beyond a rim of `GAS_POCKET_RIM` voxels, is less than
+    `GAS_POCKET_LUNG_SHELL` lung (stomach or
+    bowel gas behind a diaphragm too thin to keep them apart, a pneumothorax, an airway that was
+    not tracked). A bulla or emphysematous region is gas too but lies within lung."""
+    mask = labels == value
+    if not mask.any():
+        return
+    bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
+                 for sl, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], mask.shape))
+    lung = mask[bbox]
+    gas = lung & (ndimage.uniform_filter(coarse[bbox], 3) < gas_below_hu)
+    pockets, n = label_components(gas, CONN6)
+    if n == 0:
+        return
+    sizes = component_sizes(pockets, n)
+    crop = labels[bbox]
+    for label in np.flatnonzero(sizes * voxel_mm3 >= GAS_POCKET_MIN_ML * 1000.0):
+        if label == 0:
+            continue
+        pocket = pockets == label
+        for _ in range(GAS_POCKET_RIM):  # the pocket's own partial-volume rim is air, not lung
+            pocket |= dilate(pocket, CONN6) & lung
+        shell = dilate(pocket, CONN6) & ~pocket
+        if np.count_nonzero(shell & lung) < GAS_POCKET_LUNG_SHELL * np.count_nonzero(shell):
+            crop[pocket] = 0
 
 
 def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
