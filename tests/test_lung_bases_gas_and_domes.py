@@ -9,7 +9,9 @@ outside the body. Each test pins one class:
 * on a scan of the upper abdomen the bowel holds more air than a lung base: the largest air
   component on the left was taken for the left lung (a real abdominal CT: Dice 0.43, +83 %);
 * a lung base wrapping around the top of a dome encloses it on axial slices, and the slice-by-slice
-  hole filling put the abdomen under the dome into the lung.
+  hole filling put the abdomen under the dome into the lung;
+* a thin slab of the lung bases cuts a lung into pieces (in front of and behind a dome), and only
+  the largest piece on each side was kept.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from grounding.segmenters.classical import ClassicalSegmenter
 from imaging.volume import Volume
 
 
-def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, above_mm: float = 40.0, below_mm: float = 110.0, dz: float = 2.5,
-          dxy: float = 1.25, n: int = 256, noise: float = 15.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
+def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False, above_mm: float = 40.0,
+          below_mm: float = 110.0, dz: float = 2.5, dxy: float = 1.25, n: int = 256, noise: float = 15.0,
+          seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS CT (HU) from ``below_mm`` under the right dome's top to ``above_mm`` over
     it, and its truth masks (``lung_left``, ``lung_right``, ``gas``, ``abdomen``: the tissue under
     the domes). ``gas_ml`` draws a bowel loop of about that volume under the left dome, its top at
     ``gas_top_mm`` (the dome's top is at -5 mm, about -9 mm over the loop: higher, the loop touches
-    the lung base through a gap in the diaphragm)."""
+    the lung base through a gap in the diaphragm). ``ridge`` makes the right dome a ridge running
+    from side to side, 10 mm behind the lung's centre: under its top the right lung base is two
+    pieces, in front of the ridge and behind it."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy  # + is posterior
@@ -43,6 +48,8 @@ def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, above_mm: float = 4
         # a dome whose top lies inside the lung's outline: on the slices just under its top the lung
         # surrounds it (curvature radius 80 mm: 19 mm lower at the lung's lateral edge)
         dome = top - ((xx - cx) ** 2 + (yy - 10.0) ** 2) / 160.0
+        if ridge and side == "lung_right":
+            dome = top - (yy - 10.0) ** 2 / 160.0
         truth[side] = cavity & (zz > dome)
         truth["abdomen"] |= cavity & (zz <= dome)
         hu[truth[side]] = -850.0
@@ -97,6 +104,13 @@ def test_the_abdomen_under_a_dome_is_not_filled_into_the_lung():
         assert np.count_nonzero(mask & truth["abdomen"]) < 0.02 * np.count_nonzero(truth[side])
         assert abs(np.count_nonzero(mask) / np.count_nonzero(truth[side]) - 1.0) < 0.05
         assert dice(mask, truth[side]) >= 0.95
+
+
+def test_a_lung_base_in_two_pieces_keeps_both():
+    volume, truth = build(ridge=True, above_mm=-8.0)
+    right = ClassicalSegmenter().segment(volume, "lung_right")
+    assert dice(right, truth["lung_right"]) >= 0.9
+    assert abs(np.count_nonzero(right) / np.count_nonzero(truth["lung_right"]) - 1.0) < 0.05
 
 
 def test_an_enclosed_nodule_is_still_filled_into_the_lung():

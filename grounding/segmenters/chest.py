@@ -92,6 +92,9 @@ LUNG_MIN_SIZE = {False: 20_000.0, True: 400.0}
 MERGED_SIDE_FRACTION = 0.2
 #: ... unless another component of at least this fraction of its size lies on the other side
 PAIRED_SIZE_FRACTION = 0.25
+#: lung pieces (each lung's largest, and further pieces of it) hold at least this fraction of the
+#: largest air component
+LUNG_PIECE_FRACTION = 0.05
 #: touching lungs are split from markers this far (mm) either side of the midline
 SPLIT_MARKER_MM = 20.0
 #: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
@@ -241,7 +244,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     try:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
-                                 spacing=spacing)
+                                 spacing=spacing, superior_step=superior_step)
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -472,6 +475,7 @@ def find_lungs(
     midline_from_trachea: bool = True,
     gas_below_hu: float = -1000.0 + GAS_MARGIN_HU,
     spacing: tuple[float, float, float] = (COARSE_MM, COARSE_MM, COARSE_MM),
+    superior_step: int = 1,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
@@ -481,7 +485,8 @@ def find_lungs(
     components whose interior median is below ``gas_below_hu`` are gas, not lung (`_is_gas`):
     on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases;
     gas joined to a lung through a thin diaphragm is cut off (`_drop_gas_pockets`). ``spacing``
-    is the coarse grid's (mm).
+    is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head.
+    Further sizeable pieces of a lung join it (`_add_lung_pieces`).
     """
 
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
@@ -520,6 +525,7 @@ def find_lungs(
         (_side(labels == order[1], world_x, midline_x_mm) == LEFT) != (x_largest > midline_x_mm))
 
     parts: list[np.ndarray] = []
+    used = {int(order[0])}
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
         centre = midline_x_mm if midline_from_trachea else _middle_x(largest, world_x)
         parts = split_touching(largest, coarse, world_x, centre)
@@ -527,21 +533,26 @@ def find_lungs(
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()
         for label in order[: min(n, 12)]:
-            if sizes[label] < 0.05 * sizes[order[0]]:
+            if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
             piece = labels == label
             side = _side(piece, world_x, midline_x_mm)
             if is_2d or side not in sides:
                 parts.append(piece)
                 sides.add(side)
+                used.add(int(label))
 
-    del labels, largest, largest_left  # about 1.5x the volume on a full-resolution grid, not needed below
-    out = np.zeros(inside_air.shape, dtype=np.uint8)
+    del largest, largest_left  # about the volume on a full-resolution grid, not needed below
     centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) == 2 and not is_2d:
         sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
     else:
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
+    if not is_2d:
+        _add_lung_pieces(parts, sides_of, labels, sizes, order[: min(n, 12)], used, world_x, midline_x_mm,
+                         superior_step)
+    del labels
+    out = np.zeros(inside_air.shape, dtype=np.uint8)
     for part, side in zip(parts, sides_of):
         out[part] = side
     del parts
@@ -549,6 +560,30 @@ def find_lungs(
         _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
         _fill_label_holes(out, side, spacing[1] * spacing[2])
     return out
+
+
+def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.ndarray, sizes: np.ndarray,
+                     candidates: np.ndarray, used: set[int], world_x: Callable[[np.ndarray], np.ndarray],
+                     midline_x_mm: float, superior_step: int) -> None:
+    """Join to ``parts`` (in place; their sides ``sides_of``) the further pieces of a lung: components
+    of ``labels`` among ``candidates`` (largest first; not ``used``, not gas: size 0) of at least
+    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it reaches up
+    into the upper half of that part's height. A thin slab of the lung bases cuts a lung's recesses
+    into separate pieces; gas in bowel hangs below the lungs (and is no candidate anyway)."""
+    for label in candidates:
+        if sizes[label] < LUNG_PIECE_FRACTION * sizes[candidates[0]]:
+            break
+        if int(label) in used:
+            continue
+        piece = labels == label
+        side = _side(piece, world_x, midline_x_mm)
+        if side not in sides_of:
+            continue
+        k = sides_of.index(side)
+        z_piece = np.flatnonzero(piece.any(axis=(1, 2))) * superior_step
+        z_part = np.flatnonzero(parts[k].any(axis=(1, 2))) * superior_step
+        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0:
+            parts[k] |= piece
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
