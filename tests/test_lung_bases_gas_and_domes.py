@@ -23,7 +23,8 @@ from grounding.segmenters.classical import ClassicalSegmenter
 from imaging.volume import Volume
 
 
-def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False, above_mm: float = 40.0,
+def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False, skin_air: bool = False,
+          above_mm: float = 40.0,
           below_mm: float = 110.0, dz: float = 2.5, dxy: float = 1.25, n: int = 256, noise: float = 15.0,
           seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS CT (HU) from ``below_mm`` under the right dome's top to ``above_mm`` over
@@ -32,7 +33,8 @@ def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False
     ``gas_top_mm`` (the dome's top is at -5 mm, about -9 mm over the loop: higher, the loop touches
     the lung base through a gap in the diaphragm). ``ridge`` makes the right dome a ridge running
     from side to side, 10 mm behind the lung's centre: under its top the right lung base is two
-    pieces, in front of the ridge and behind it."""
+    pieces, in front of the ridge and behind it. ``skin_air`` traps a 5 mm sheet of air (-700 HU)
+    under the skin of the right front (``skin_air`` truth): air under clothing or a skin fold."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy  # + is posterior
@@ -58,6 +60,10 @@ def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False
         loop = ((xx - 60.0) / (1.2 * r)) ** 2 + ((yy + 10.0) / (0.8 * r)) ** 2 + ((zz - gas_top_mm + r) / r) ** 2 <= 1
         truth["gas"] = loop & body & (xx > 0) & ~truth["lung_left"]
         hu[truth["gas"]] = -1000.0
+    if skin_air:
+        shell = ((xx / 148.5) ** 2 + (yy / 108.5) ** 2 <= 1) & ((xx / 143.5) ** 2 + (yy / 103.5) ** 2 > 1)
+        truth["skin_air"] = shell & (yy < -60.0) & (xx < -10.0)
+        hu[truth["skin_air"]] = -700.0
     hu += rng.normal(0.0, noise, hu.shape).astype(np.float32)
     volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], y[0], z[0]), modality="CT",
                                metadata={"modality_source": "dicom"})
@@ -111,6 +117,16 @@ def test_a_lung_base_in_two_pieces_keeps_both():
     right = ClassicalSegmenter().segment(volume, "lung_right")
     assert dice(right, truth["lung_right"]) >= 0.9
     assert abs(np.count_nonzero(right) / np.count_nonzero(truth["lung_right"]) - 1.0) < 0.05
+
+
+def test_air_under_the_skin_is_not_a_lung():
+    """The sheet is larger than either piece of the right lung base."""
+    volume, truth = build(ridge=True, skin_air=True, above_mm=-8.0)
+    assert truth["skin_air"].sum() > 0.2 * truth["lung_right"].sum()
+    right = ClassicalSegmenter().segment(volume, "lung_right")
+    # where the sheet passes within a few mm of the lung, the lung's edge may take a few of its voxels
+    assert np.count_nonzero(right & truth["skin_air"]) < 0.01 * np.count_nonzero(truth["skin_air"])
+    assert dice(right, truth["lung_right"]) >= 0.9
 
 
 def test_an_enclosed_nodule_is_still_filled_into_the_lung():

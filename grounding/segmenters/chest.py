@@ -95,6 +95,9 @@ PAIRED_SIZE_FRACTION = 0.25
 #: lung pieces (each lung's largest, and further pieces of it) hold at least this fraction of the
 #: largest air component
 LUNG_PIECE_FRACTION = 0.05
+#: a lung (or a piece of one) lies, by its median voxel, at least this deep (mm) inside the body: the
+#: chest wall (skin, fat, muscle, ribs) is thicker; air trapped under clothing or in a skin fold is not
+LUNG_MIN_DEPTH_MM = 12.0
 #: touching lungs are split from markers this far (mm) either side of the midline
 SPLIT_MARKER_MM = 20.0
 #: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
@@ -236,15 +239,16 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     # the lungs lie in the inside air's bounding box: on a small grid the passes over the whole
-    # field of view would cost more than the analysis (one voxel wider for the airways' dilation,
-    # from even indices as `_middle_x` samples every second voxel)
-    box = _grown_box(inside_air, margin=1, align=2)
+    # field of view would cost more than the analysis (one voxel wider for the airways' dilation and
+    # `LUNG_MIN_DEPTH_MM` for the depth of air under the skin, from even indices as `_middle_x`
+    # samples every second voxel)
+    box = _grown_box(inside_air, margin=1 + int(np.ceil(LUNG_MIN_DEPTH_MM / min(spacing))), align=2)
     box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
-                                 spacing=spacing, superior_step=superior_step)
+                                 spacing=spacing, superior_step=superior_step, body=body[box])
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -476,6 +480,7 @@ def find_lungs(
     gas_below_hu: float = -1000.0 + GAS_MARGIN_HU,
     spacing: tuple[float, float, float] = (COARSE_MM, COARSE_MM, COARSE_MM),
     superior_step: int = 1,
+    body: np.ndarray | None = None,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
@@ -485,7 +490,8 @@ def find_lungs(
     components whose interior median is below ``gas_below_hu`` are gas, not lung (`_is_gas`):
     on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases;
     gas joined to a lung through a thin diaphragm is cut off (`_drop_gas_pockets`). ``spacing``
-    is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head.
+    is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head;
+    ``body`` the body mask: a lung lies at least `LUNG_MIN_DEPTH_MM` inside it (`_deep_enough`).
     Further sizeable pieces of a lung join it (`_add_lung_pieces`).
     """
 
@@ -537,7 +543,7 @@ def find_lungs(
                 break
             piece = labels == label
             side = _side(piece, world_x, midline_x_mm)
-            if is_2d or side not in sides:
+            if is_2d or side not in sides and _deep_enough(piece, body, spacing):
                 parts.append(piece)
                 sides.add(side)
                 used.add(int(label))
@@ -550,7 +556,7 @@ def find_lungs(
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
     if not is_2d:
         _add_lung_pieces(parts, sides_of, labels, sizes, order[: min(n, 12)], used, world_x, midline_x_mm,
-                         superior_step)
+                         superior_step, body, spacing)
     del labels
     out = np.zeros(inside_air.shape, dtype=np.uint8)
     for part, side in zip(parts, sides_of):
@@ -564,12 +570,15 @@ def find_lungs(
 
 def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.ndarray, sizes: np.ndarray,
                      candidates: np.ndarray, used: set[int], world_x: Callable[[np.ndarray], np.ndarray],
-                     midline_x_mm: float, superior_step: int) -> None:
+                     midline_x_mm: float, superior_step: int, body: np.ndarray | None,
+                     spacing: tuple[float, float, float]) -> None:
     """Join to ``parts`` (in place; their sides ``sides_of``) the further pieces of a lung: components
     of ``labels`` among ``candidates`` (largest first; not ``used``, not gas: size 0) of at least
-    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it reaches up
-    into the upper half of that part's height. A thin slab of the lung bases cuts a lung's recesses
-    into separate pieces; gas in bowel hangs below the lungs (and is no candidate anyway)."""
+    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it
+    reaches up into the upper half of that part's height and lies deep enough inside ``body``
+    (`_deep_enough`). A thin slab of the lung bases cuts a lung's recesses into separate pieces; gas
+    in bowel hangs below the lungs (and is no candidate anyway), and air trapped under clothing or
+    a skin fold lies at the body's surface, outside the chest wall."""
     for label in candidates:
         if sizes[label] < LUNG_PIECE_FRACTION * sizes[candidates[0]]:
             break
@@ -582,8 +591,23 @@ def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.nd
         k = sides_of.index(side)
         z_piece = np.flatnonzero(piece.any(axis=(1, 2))) * superior_step
         z_part = np.flatnonzero(parts[k].any(axis=(1, 2))) * superior_step
-        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0:
+        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0 and _deep_enough(piece, body, spacing):
             parts[k] |= piece
+
+
+def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
+    """Whether ``mask``'s median voxel lies at least `LUNG_MIN_DEPTH_MM` inside ``body`` (always, without
+    a body), measured in ``mask``'s bounding box grown by that much."""
+    if body is None:
+        return True
+    grow = [int(np.ceil(LUNG_MIN_DEPTH_MM / s)) + 1 for s in spacing]
+    box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
+                for sl, g, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], grow, mask.shape))
+    inside = body[box]
+    if inside.all():
+        return True
+    depth = ndimage.distance_transform_edt(inside, sampling=spacing)
+    return float(np.median(depth[mask[box]])) >= LUNG_MIN_DEPTH_MM
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
