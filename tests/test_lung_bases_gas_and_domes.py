@@ -142,3 +142,29 @@ def test_an_enclosed_nodule_is_still_filled_into_the_lung():
                                 metadata={"modality_source": "dicom"})
     mask = ClassicalSegmenter().segment(nodular, "lung_right")
     assert mask[ball].mean() > 0.95
+
+
+def test_lungs_touching_over_a_wide_junction_make_the_split_doubtful():
+    """Two narrow lungs meeting over their whole height and depth without a septum: where the
+    junction lies is a guess, and the lung evidence says so; lungs apart are not doubted."""
+    from grounding.tool import ToolContext
+    from grounding.tools import default_registry
+
+    n, dxy, dz = 160, 1.25, 2.5
+    x = (np.arange(n) - n / 2 + 0.5) * dxy
+    yy, xx = np.meshgrid(x, x, indexing="ij")
+    evidence = {}
+    for gap in (0.0, 8.0):
+        plane = np.where((xx / 95.0) ** 2 + (yy / 75.0) ** 2 <= 1, 40.0, -1000.0).astype(np.float32)
+        plane[(np.abs(xx) >= gap / 2) & (np.abs(xx) < 30.0) & (np.abs(yy) < 45.0)] = -850.0
+        hu = np.repeat(plane[None], 40, axis=0) + np.random.default_rng(0).normal(0, 10, (40, n, n)).astype(np.float32)
+        volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], x[0], 0.0), modality="CT",
+                                   metadata={"modality_source": "dicom"})
+        context = ToolContext(volumes={"0": volume})
+        evidence[gap] = [default_registry().run(context, "segment", {"target": side})
+                         for side in ("lung_left", "lung_right")]
+    for ev in evidence[0.0]:
+        assert ev.quality.level in ("doubtful", "implausible")
+        assert any("touch over" in reason for reason in ev.quality.reasons)
+    for ev in evidence[8.0]:
+        assert not any("touch over" in reason for reason in ev.quality.reasons)

@@ -102,6 +102,11 @@ LUNG_MIN_DEPTH_MM = 12.0
 SPLIT_MARKER_MM = 20.0
 #: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
 SPLIT_HU_PER_MM = 10.0
+#: where split lungs touch with no septum to see, the junction may lie this far (mm) from where the
+#: split put it (the midline); the split is doubtful when that much of the contact could move this
+#: fraction of the smaller lung to the other side
+SPLIT_OFFSET_MM = 8.0
+SPLIT_DOUBT_FRACTION = 0.2
 #: an air component whose interior median lies within this many HU of the scan's own outside air is
 #: gas (bowel, stomach, a pneumothorax): aerated lung, even emphysematous, is at least about 80 HU
 #: denser through its vessels and septa (healthy about -850 HU, severe emphysema about -920)
@@ -136,6 +141,8 @@ class ChestLabels:
         labels: coarse uint8 labels: 0 none, `LEFT`, `RIGHT`, `AIRWAY`.
         midline_x_mm: world x (LPS mm) of the midline used for laterality.
         lung_error: why no lungs were found (``None`` when they were).
+        split_doubt: why the boundary between the left and right lung may be wrong (``None``
+            when the lungs do not touch or touch over too little to matter; see `split_doubt`).
     """
 
     grid: CoarseGrid
@@ -143,6 +150,7 @@ class ChestLabels:
     labels: np.ndarray
     midline_x_mm: float
     lung_error: str | None = None
+    split_doubt: str | None = None
     _full: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def full_labels(self, data: np.ndarray) -> np.ndarray:
@@ -258,8 +266,39 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             )
     except SegmentationError as err:  # body and airways stand without lungs
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
+    doubt = split_doubt(labels, spacing) if not volume.is_2d else None
     labels[airway & (labels == 0)] = AIRWAY
-    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error)
+    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error,
+                       split_doubt=doubt)
+
+
+def split_doubt(labels: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
+    """Why the left/right boundary of coarse lung ``labels`` may be wrong, or None.
+
+    Lungs that are separate components never touch; split ones touch where no septum shows, and
+    there the boundary was put near the midline. If the true junction lies `SPLIT_OFFSET_MM` away,
+    the contact area times that distance moves to the wrong lung; at `SPLIT_DOUBT_FRACTION` of the
+    smaller lung or more the split is doubtful.
+    """
+    left, right = labels == LEFT, labels == RIGHT
+    contact_mm2 = 0.0
+    for axis in (1, 2):
+        ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        faces = np.count_nonzero(left[tuple(ahead)] & right[tuple(behind)])
+        faces += np.count_nonzero(right[tuple(ahead)] & left[tuple(behind)])
+        contact_mm2 += faces * spacing[0] * spacing[3 - axis]
+    if contact_mm2 == 0.0:
+        return None
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    smaller_ml = min(np.count_nonzero(left), np.count_nonzero(right)) * voxel_ml
+    at_stake_ml = contact_mm2 * SPLIT_OFFSET_MM / 1000.0
+    if at_stake_ml < SPLIT_DOUBT_FRACTION * smaller_ml:
+        return None
+    return (f"the left and right lungs touch over {contact_mm2 / 100.0:.0f} cm2 with no pleural septum to see; "
+            f"the boundary there was placed near the midline, and a junction {SPLIT_OFFSET_MM:.0f} mm away would "
+            f"move about {at_stake_ml:.0f} mL ({at_stake_ml / max(smaller_ml, 1e-6):.0%} of the smaller lung) "
+            f"to the other side")
 
 
 def _linear(row: np.ndarray, offset: float) -> Callable[[np.ndarray], np.ndarray]:

@@ -135,11 +135,14 @@ class ClassicalSegmenter:
         """Why an unprompted search of ``volume`` may be wrong, or None: on CT slices thicker than
         `THICK_SLICE_MM` nodules touching a vessel are not searched; on MR the lesions found may be
         normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the heart
-        (`RadiographLabels.caveats`)."""
+        (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the lungs
+        touch (`grounding.segmenters.chest.split_doubt`)."""
         if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
             return self.mr_lesions(volume).doubt()
         if prompt is None and target == "heart" and volume.modality == "XR" and volume.is_2d:
             return "; ".join(self.radiograph(volume).caveats) or None
+        if prompt is None and target in ("lung_left", "lung_right") and volume.modality == "CT":
+            return self.analysis(volume).split_doubt
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return None
         if volume.spacing[0] <= THICK_SLICE_MM:
