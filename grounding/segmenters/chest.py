@@ -21,17 +21,31 @@ on a small grid a pass over the whole field of view costs as much as the analysi
    (`_is_trachea`), then it is followed downwards, slice by slice, through components that
    overlap it and stay smaller than `AIRWAY_MAX_AREA_MM2` (main bronchi) until they open into
    the lung.
-4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. When the
+4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. Components
+   whose interior median lies within `GAS_MARGIN_HU` of the scan's own outside air are gas (bowel,
+   stomach: lung is denser through its vessels and septa) and no candidates (`_is_gas`). When the
    largest one lies on both sides of the midline (lungs touching at the anterior/posterior
    junction) and no second lung-sized component lies on the other side, it is split by a
-   watershed grown from its parts well left and right of the midline towards it (`split_touching`).
-   Left and right are assigned by
-   world ``x`` (LPS: +x is the patient's left). Holes are filled slice by slice in each lung, so
-   nodules and vessels are inside the lung masks.
+   watershed grown from its parts well left and right of the midline towards it (`split_touching`);
+   else each side's largest component lying deeper than the chest wall (`LUNG_MIN_DEPTH_MM`: air
+   under clothing or in a skin fold is not lung) is its lung. Further pieces of a lung (a thin
+   slab of the lung bases cuts its recesses apart) join it (`_add_lung_pieces`). Left and right
+   are assigned by world ``x`` (LPS: +x is the patient's left). Gas pockets a lung merely touches
+   (stomach gas behind a thin diaphragm) are cut off (`_drop_gas_pockets`). Holes are filled slice
+   by slice in each lung, so nodules and vessels are inside the lung masks, except holes opening
+   onto the tissue beyond the lung through the slice above or below (`HOLE_OPEN_MM2`): the dome
+   of the diaphragm a lung base wraps around, with the abdomen under it (`_fill_label_holes`).
+5. **split doubt**: where split lungs touch, no septum shows where the junction lies; when the
+   contact area times `SPLIT_OFFSET_MM` reaches `SPLIT_DOUBT_FRACTION` of the smaller lung,
+   `ChestLabels.split_doubt` says so and the lung evidence is doubtful (`split_doubt`).
 
 Assumptions and limits: CT in Hounsfield units; consolidated or collapsed lung (denser than
 `HU_AIR`) is not lung; a nodule touching the pleura is only partly inside the lung mask; the
-midline is the trachea's centroid when found, else the body's.
+midline is the trachea's centroid when found, else the body's, so touching lungs whose junction
+lies off the midline are split there, by up to the junction's offset (the split doubt says when
+that matters); gas inside a lung (a large bulla, a pneumothorax) is cut off when less than a
+quarter of its shell is lung, and a very emphysematous lung (median within 50 HU of air) would be
+taken for gas.
 """
 
 from __future__ import annotations
