@@ -11,7 +11,10 @@ outside the body. Each test pins one class:
 * a lung base wrapping around the top of a dome encloses it on axial slices, and the slice-by-slice
   hole filling put the abdomen under the dome into the lung;
 * a thin slab of the lung bases cuts a lung into pieces (in front of and behind a dome), and only
-  the largest piece on each side was kept.
+  the largest piece on each side was kept; air under the skin was taken for a lung;
+* a small lung base touching a large one (a sixth of their air) was not split off;
+* lungs touching over a wide junction with no septum were split without saying that the boundary
+  is a guess.
 """
 
 from __future__ import annotations
@@ -144,22 +147,32 @@ def test_an_enclosed_nodule_is_still_filled_into_the_lung():
     assert mask[ball].mean() > 0.95
 
 
+def touching_lungs(gap_mm: float = 0.0, left_mm: tuple[float, float] = (30.0, 90.0),
+                   right_mm: tuple[float, float] = (30.0, 90.0)) -> tuple[Volume, dict[str, np.ndarray]]:
+    """Two box-shaped lungs either side of the midline, ``gap_mm`` apart (0: touching with no septum),
+    ``left_mm`` and ``right_mm`` wide and deep, over 40 slices of 2.5 mm."""
+    n, dxy, dz = 160, 1.25, 2.5
+    x = (np.arange(n) - n / 2 + 0.5) * dxy
+    yy, xx = np.meshgrid(x, x, indexing="ij")
+    plane = np.where((xx / 95.0) ** 2 + (yy / 75.0) ** 2 <= 1, 40.0, -1000.0).astype(np.float32)
+    left = (xx >= gap_mm / 2) & (xx < left_mm[0]) & (np.abs(yy) < left_mm[1] / 2)
+    right = (xx <= -gap_mm / 2) & (xx > -right_mm[0]) & (np.abs(yy) < right_mm[1] / 2)
+    plane[left | right] = -850.0
+    hu = np.repeat(plane[None], 40, axis=0) + np.random.default_rng(0).normal(0, 10, (40, n, n)).astype(np.float32)
+    volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], x[0], 0.0), modality="CT",
+                               metadata={"modality_source": "dicom"})
+    return volume, {"lung_left": np.repeat(left[None], 40, axis=0), "lung_right": np.repeat(right[None], 40, axis=0)}
+
+
 def test_lungs_touching_over_a_wide_junction_make_the_split_doubtful():
     """Two narrow lungs meeting over their whole height and depth without a septum: where the
     junction lies is a guess, and the lung evidence says so; lungs apart are not doubted."""
     from grounding.tool import ToolContext
     from grounding.tools import default_registry
 
-    n, dxy, dz = 160, 1.25, 2.5
-    x = (np.arange(n) - n / 2 + 0.5) * dxy
-    yy, xx = np.meshgrid(x, x, indexing="ij")
     evidence = {}
     for gap in (0.0, 8.0):
-        plane = np.where((xx / 95.0) ** 2 + (yy / 75.0) ** 2 <= 1, 40.0, -1000.0).astype(np.float32)
-        plane[(np.abs(xx) >= gap / 2) & (np.abs(xx) < 30.0) & (np.abs(yy) < 45.0)] = -850.0
-        hu = np.repeat(plane[None], 40, axis=0) + np.random.default_rng(0).normal(0, 10, (40, n, n)).astype(np.float32)
-        volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], x[0], 0.0), modality="CT",
-                                   metadata={"modality_source": "dicom"})
+        volume, _ = touching_lungs(gap)
         context = ToolContext(volumes={"0": volume})
         evidence[gap] = [default_registry().run(context, "segment", {"target": side})
                          for side in ("lung_left", "lung_right")]
@@ -168,3 +181,13 @@ def test_lungs_touching_over_a_wide_junction_make_the_split_doubtful():
         assert any("touch over" in reason for reason in ev.quality.reasons)
     for ev in evidence[8.0]:
         assert not any("touch over" in reason for reason in ev.quality.reasons)
+
+
+def test_a_small_lung_touching_a_large_one_is_split_off():
+    """The right lung (a lung base cut by the field of view) holds a sixth of the air they form
+    together: still two lungs, not one left lung reaching across the midline."""
+    volume, truth = touching_lungs(left_mm=(60.0, 80.0), right_mm=(60.0, 16.0))
+    assert truth["lung_right"].sum() < 0.2 * (truth["lung_left"].sum() + truth["lung_right"].sum())
+    seg = ClassicalSegmenter()
+    assert dice(seg.segment(volume, "lung_right"), truth["lung_right"]) >= 0.9
+    assert dice(seg.segment(volume, "lung_left"), truth["lung_left"]) >= 0.9

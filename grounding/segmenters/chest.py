@@ -102,8 +102,9 @@ LUNG_MIN_BODY_FRACTION = 0.005
 #: and at least this large (mm3 in 3-D, mm2 on a single slice): air pockets between the body and
 #: a head rest or blanket are not lungs
 LUNG_MIN_SIZE = {False: 20_000.0, True: 400.0}
-#: lungs are "touching" when the largest air component has this fraction on each side
-MERGED_SIDE_FRACTION = 0.2
+#: lungs are "touching" when the largest air component has this fraction on each side (a lung base
+#: cut by the field of view may hold a sixth of their air)
+MERGED_SIDE_FRACTION = 0.1
 #: ... unless another component of at least this fraction of its size lies on the other side
 PAIRED_SIZE_FRACTION = 0.25
 #: lung pieces (each lung's largest, and further pieces of it) hold at least this fraction of the
