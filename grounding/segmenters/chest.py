@@ -60,6 +60,7 @@ from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
+    PLANAR4,
     CoarseGrid,
     border_connected,
     bounding_box,
