@@ -21,17 +21,31 @@ on a small grid a pass over the whole field of view costs as much as the analysi
    (`_is_trachea`), then it is followed downwards, slice by slice, through components that
    overlap it and stay smaller than `AIRWAY_MAX_AREA_MM2` (main bronchi) until they open into
    the lung.
-4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. When the
+4. **lungs**: air below `HU_AIR` inside the body minus the airways; 3-D components. Components
+   whose interior median lies within `GAS_MARGIN_HU` of the scan's own outside air are gas (bowel,
+   stomach: lung is denser through its vessels and septa) and no candidates (`_is_gas`). When the
    largest one lies on both sides of the midline (lungs touching at the anterior/posterior
    junction) and no second lung-sized component lies on the other side, it is split by a
-   watershed grown from its parts well left and right of the midline towards it (`split_touching`).
-   Left and right are assigned by
-   world ``x`` (LPS: +x is the patient's left). Holes are filled slice by slice in each lung, so
-   nodules and vessels are inside the lung masks.
+   watershed grown from its parts well left and right of the midline towards it (`split_touching`);
+   else each side's largest component lying deeper than the chest wall (`LUNG_MIN_DEPTH_MM`: air
+   under clothing or in a skin fold is not lung) is its lung. Further pieces of a lung (a thin
+   slab of the lung bases cuts its recesses apart) join it (`_add_lung_pieces`). Left and right
+   are assigned by world ``x`` (LPS: +x is the patient's left). Gas pockets a lung merely touches
+   (stomach gas behind a thin diaphragm) are cut off (`_drop_gas_pockets`). Holes are filled slice
+   by slice in each lung, so nodules and vessels are inside the lung masks, except holes opening
+   onto the tissue beyond the lung through the slice above or below (`HOLE_OPEN_MM2`): the dome
+   of the diaphragm a lung base wraps around, with the abdomen under it (`_fill_label_holes`).
+5. **split doubt**: where split lungs touch, no septum shows where the junction lies; when the
+   contact area times `SPLIT_OFFSET_MM` reaches `SPLIT_DOUBT_FRACTION` of the smaller lung,
+   `ChestLabels.split_doubt` says so and the lung evidence is doubtful (`split_doubt`).
 
 Assumptions and limits: CT in Hounsfield units; consolidated or collapsed lung (denser than
 `HU_AIR`) is not lung; a nodule touching the pleura is only partly inside the lung mask; the
-midline is the trachea's centroid when found, else the body's.
+midline is the trachea's centroid when found, else the body's, so touching lungs whose junction
+lies off the midline are split there, by up to the junction's offset (the split doubt says when
+that matters); gas inside a lung (a large bulla, a pneumothorax) is cut off when less than a
+quarter of its shell is lung, and a very emphysematous lung (median within 50 HU of air) would be
+taken for gas.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
+    PLANAR4,
     CoarseGrid,
     border_connected,
     bounding_box,
@@ -88,14 +103,46 @@ LUNG_MIN_BODY_FRACTION = 0.005
 #: and at least this large (mm3 in 3-D, mm2 on a single slice): air pockets between the body and
 #: a head rest or blanket are not lungs
 LUNG_MIN_SIZE = {False: 20_000.0, True: 400.0}
-#: lungs are "touching" when the largest air component has this fraction on each side
-MERGED_SIDE_FRACTION = 0.2
+#: lungs are "touching" when the largest air component has this fraction on each side (a lung base
+#: cut by the field of view may hold a sixth of their air)
+MERGED_SIDE_FRACTION = 0.1
 #: ... unless another component of at least this fraction of its size lies on the other side
 PAIRED_SIZE_FRACTION = 0.25
+#: lung pieces (each lung's largest, and further pieces of it) hold at least this fraction of the
+#: largest air component
+LUNG_PIECE_FRACTION = 0.05
+#: a lung (or a piece of one) lies, by its median voxel, at least this deep (mm) inside the body: the
+#: chest wall (skin, fat, muscle, ribs) is thicker; air trapped under clothing or in a skin fold is not
+LUNG_MIN_DEPTH_MM = 12.0
 #: touching lungs are split from markers this far (mm) either side of the midline
 SPLIT_MARKER_MM = 20.0
 #: ... flooding towards the midline, where 100 HU of pleural septum weigh as much as this many mm
 SPLIT_HU_PER_MM = 10.0
+#: where split lungs touch with no septum to see, the junction may lie this far (mm) from where the
+#: split put it (the midline); the split is doubtful when that much of the contact could move this
+#: fraction of the smaller lung to the other side
+SPLIT_OFFSET_MM = 8.0
+SPLIT_DOUBT_FRACTION = 0.2
+#: an air component whose interior median lies within this many HU of the scan's own outside air is
+#: gas (bowel, stomach, a pneumothorax): aerated lung, even emphysematous, is at least about 80 HU
+#: denser through its vessels and septa (healthy about -850 HU, severe emphysema about -920)
+GAS_MARGIN_HU = 50.0
+#: the scan's outside air is the median of the coarse voxels outside the body below this (HU; the
+#: foam of a table is denser); with fewer than `AIR_MIN_VOXELS` of them air is taken as -1000 HU
+AIR_REFERENCE_BELOW_HU = -900.0
+AIR_MIN_VOXELS = 50
+#: gas joined to a lung is cut off when it forms a pocket of at least this volume (mL) whose outer
+#: shell is less than this fraction lung (a bulla lies within lung; stomach gas behind a thin
+#: diaphragm touches it only through a narrow leak)
+GAS_POCKET_MIN_ML = 5.0
+GAS_POCKET_LUNG_SHELL = 0.25
+#: ... its shell taken beyond a rim of this many coarse voxels (the partial volume of its wall)
+GAS_POCKET_RIM = 2
+#: a lung's slice-by-slice hole opening onto more than this much tissue (mm2) through the slice above
+#: or below is the abdomen under a diaphragm dome the lung base wraps around, and stays unfilled; a
+#: vessel crossing the slices opens onto its own section (a 20 mm vessel is about 310 mm2), and a
+#: nodule enclosed by lung onto none
+HOLE_OPEN_MM2 = 400.0
 
 LEFT, RIGHT, AIRWAY = 1, 2, 3
 
@@ -110,6 +157,8 @@ class ChestLabels:
         labels: coarse uint8 labels: 0 none, `LEFT`, `RIGHT`, `AIRWAY`.
         midline_x_mm: world x (LPS mm) of the midline used for laterality.
         lung_error: why no lungs were found (``None`` when they were).
+        split_doubt: why the boundary between the left and right lung may be wrong (``None``
+            when the lungs do not touch or touch over too little to matter; see `split_doubt`).
     """
 
     grid: CoarseGrid
@@ -117,6 +166,7 @@ class ChestLabels:
     labels: np.ndarray
     midline_x_mm: float
     lung_error: str | None = None
+    split_doubt: str | None = None
     _full: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def full_labels(self, data: np.ndarray) -> np.ndarray:
@@ -213,13 +263,16 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     # the lungs lie in the inside air's bounding box: on a small grid the passes over the whole
-    # field of view would cost more than the analysis (one voxel wider for the airways' dilation,
-    # from even indices as `_middle_x` samples every second voxel)
-    box = _grown_box(inside_air, margin=1, align=2)
+    # field of view would cost more than the analysis (one voxel wider for the airways' dilation and
+    # `LUNG_MIN_DEPTH_MM` for the depth of air under the skin, from even indices as `_middle_x`
+    # samples every second voxel)
+    box = _grown_box(inside_air, margin=1 + int(np.ceil(LUNG_MIN_DEPTH_MM / min(spacing))), align=2)
     box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
-        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d, from_trachea)
+        labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
+                                 from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
+                                 spacing=spacing, superior_step=superior_step, body=body[box])
         found = np.count_nonzero(labels)
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -229,8 +282,39 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             )
     except SegmentationError as err:  # body and airways stand without lungs
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
+    doubt = split_doubt(labels, spacing) if not volume.is_2d else None
     labels[airway & (labels == 0)] = AIRWAY
-    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error)
+    return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error,
+                       split_doubt=doubt)
+
+
+def split_doubt(labels: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
+    """Why the left/right boundary of coarse lung ``labels`` may be wrong, or None.
+
+    Lungs that are separate components never touch; split ones touch where no septum shows, and
+    there the boundary was put near the midline. If the true junction lies `SPLIT_OFFSET_MM` away,
+    the contact area times that distance moves to the wrong lung; at `SPLIT_DOUBT_FRACTION` of the
+    smaller lung or more the split is doubtful.
+    """
+    left, right = labels == LEFT, labels == RIGHT
+    contact_mm2 = 0.0
+    for axis in (1, 2):
+        ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        faces = np.count_nonzero(left[tuple(ahead)] & right[tuple(behind)])
+        faces += np.count_nonzero(right[tuple(ahead)] & left[tuple(behind)])
+        contact_mm2 += faces * spacing[0] * spacing[3 - axis]
+    if contact_mm2 == 0.0:
+        return None
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    smaller_ml = min(np.count_nonzero(left), np.count_nonzero(right)) * voxel_ml
+    at_stake_ml = contact_mm2 * SPLIT_OFFSET_MM / 1000.0
+    if at_stake_ml < SPLIT_DOUBT_FRACTION * smaller_ml:
+        return None
+    return (f"the left and right lungs touch over {contact_mm2 / 100.0:.0f} cm2 with no pleural septum to see; "
+            f"the boundary there was placed near the midline, and a junction {SPLIT_OFFSET_MM:.0f} mm away would "
+            f"move about {at_stake_ml:.0f} mL ({at_stake_ml / max(smaller_ml, 1e-6):.0%} of the smaller lung) "
+            f"to the other side")
 
 
 def _linear(row: np.ndarray, offset: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -275,6 +359,13 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     core = largest_component(opened if opened.any() else filled)
     body[box] = dilate(core, se) & filled
     return body
+
+
+def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
+    """The scan's own air value (HU): the median of the coarse voxels outside ``body`` below
+    `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air."""
+    air = coarse[~body & (coarse < AIR_REFERENCE_BELOW_HU)]
+    return float(np.median(air)) if air.size >= AIR_MIN_VOXELS else -1000.0
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
@@ -441,12 +532,22 @@ def find_lungs(
     midline_x_mm: float,
     is_2d: bool,
     midline_from_trachea: bool = True,
+    gas_below_hu: float = -1000.0 + GAS_MARGIN_HU,
+    spacing: tuple[float, float, float] = (COARSE_MM, COARSE_MM, COARSE_MM),
+    superior_step: int = 1,
+    body: np.ndarray | None = None,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
     ``world_x`` maps coarse (N, 3) indices to world x (LPS mm); ``coarse`` is the HU grid. A
     midline not from the trachea (the body's centre, pulled aside by an arm or a field-of-view
-    cut) is replaced, for splitting touching lungs, by the middle of their joint extent.
+    cut) is replaced, for splitting touching lungs, by the middle of their joint extent. Air
+    components whose interior median is below ``gas_below_hu`` are gas, not lung (`_is_gas`):
+    on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases;
+    gas joined to a lung through a thin diaphragm is cut off (`_drop_gas_pockets`). ``spacing``
+    is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head;
+    ``body`` the body mask: a lung lies at least `LUNG_MIN_DEPTH_MM` inside it (`_deep_enough`).
+    Further sizeable pieces of a lung join it (`_add_lung_pieces`).
     """
 
     candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
@@ -460,6 +561,20 @@ def find_lungs(
     sizes = component_sizes(labels, n)
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
+    boxes, kept = ndimage.find_objects(labels), 0
+    for label in order[:n]:  # the 12 largest that are not gas are all `find_lungs` looks at
+        if kept == 12 or sizes[label] == 0:
+            break
+        if _is_gas(labels[boxes[label - 1]] == label, coarse[boxes[label - 1]], gas_below_hu):
+            sizes[label] = 0
+        else:
+            kept += 1
+    if not sizes.any():
+        raise SegmentationError(
+            "the air inside the body is gas (bowel, stomach) without the texture of lung "
+            "parenchyma; is the chest in the field of view?"
+        )
+    order = np.argsort(sizes)[::-1]
     largest = labels == order[0]
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
     largest_left &= largest  # ...and in the largest component
@@ -471,6 +586,7 @@ def find_lungs(
         (_side(labels == order[1], world_x, midline_x_mm) == LEFT) != (x_largest > midline_x_mm))
 
     parts: list[np.ndarray] = []
+    used = {int(order[0])}
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
         centre = midline_x_mm if midline_from_trachea else _middle_x(largest, world_x)
         parts = split_touching(largest, coarse, world_x, centre)
@@ -478,27 +594,118 @@ def find_lungs(
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
         parts, sides = [], set()
         for label in order[: min(n, 12)]:
-            if sizes[label] < 0.05 * sizes[order[0]]:
+            if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
             piece = labels == label
             side = _side(piece, world_x, midline_x_mm)
-            if is_2d or side not in sides:
+            if is_2d or side not in sides and _deep_enough(piece, body, spacing):
                 parts.append(piece)
                 sides.add(side)
+                used.add(int(label))
 
-    del labels, largest, largest_left  # about 1.5x the volume on a full-resolution grid, not needed below
-    out = np.zeros(inside_air.shape, dtype=np.uint8)
+    del largest, largest_left  # about the volume on a full-resolution grid, not needed below
     centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) == 2 and not is_2d:
         sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
     else:
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
+    if not is_2d:
+        _add_lung_pieces(parts, sides_of, labels, sizes, order[: min(n, 12)], used, world_x, midline_x_mm,
+                         superior_step, body, spacing)
+    del labels
+    out = np.zeros(inside_air.shape, dtype=np.uint8)
     for part, side in zip(parts, sides_of):
         out[part] = side
     del parts
     for side in (LEFT, RIGHT):
-        _fill_label_holes(out, side)
+        _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
+        _fill_label_holes(out, side, spacing[1] * spacing[2])
     return out
+
+
+def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.ndarray, sizes: np.ndarray,
+                     candidates: np.ndarray, used: set[int], world_x: Callable[[np.ndarray], np.ndarray],
+                     midline_x_mm: float, superior_step: int, body: np.ndarray | None,
+                     spacing: tuple[float, float, float]) -> None:
+    """Join to ``parts`` (in place; their sides ``sides_of``) the further pieces of a lung: components
+    of ``labels`` among ``candidates`` (largest first; not ``used``, not gas: size 0) of at least
+    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it
+    reaches up into the upper half of that part's height and lies deep enough inside ``body``
+    (`_deep_enough`). A thin slab of the lung bases cuts a lung's recesses into separate pieces; gas
+    in bowel hangs below the lungs (and is no candidate anyway), and air trapped under clothing or
+    a skin fold lies at the body's surface, outside the chest wall."""
+    for label in candidates:
+        if sizes[label] < LUNG_PIECE_FRACTION * sizes[candidates[0]]:
+            break
+        if int(label) in used:
+            continue
+        piece = labels == label
+        side = _side(piece, world_x, midline_x_mm)
+        if side not in sides_of:
+            continue
+        k = sides_of.index(side)
+        z_piece = np.flatnonzero(piece.any(axis=(1, 2))) * superior_step
+        z_part = np.flatnonzero(parts[k].any(axis=(1, 2))) * superior_step
+        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0 and _deep_enough(piece, body, spacing):
+            parts[k] |= piece
+
+
+def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
+    """Whether ``mask``'s median voxel lies at least `LUNG_MIN_DEPTH_MM` inside ``body`` (always, without
+    a body), measured in ``mask``'s bounding box grown by that much."""
+    if body is None:
+        return True
+    grow = [int(np.ceil(LUNG_MIN_DEPTH_MM / s)) + 1 for s in spacing]
+    box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
+                for sl, g, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], grow, mask.shape))
+    inside = body[box]
+    if inside.all():
+        return True
+    # on every second voxel along each axis: a few mm of error do not matter against the chest wall,
+    # and a lung's box is most of the grid
+    step = 2 if min(inside.shape) > 4 else 1
+    depth = ndimage.distance_transform_edt(inside[::step, ::step, ::step], sampling=[step * s for s in spacing])
+    sample = mask[box][::step, ::step, ::step]
+    return float(np.median(depth[sample])) >= LUNG_MIN_DEPTH_MM if sample.any() else True
+
+
+def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
+                      voxel_mm3: float) -> None:
+    """Remove from lung ``value`` of ``labels`` (in place) the pockets of gas it merely touches:
+    regions of at least `GAS_POCKET_MIN_ML` whose locally averaged HU (3-voxel mean) is below
+    ``gas_below_hu`` and whose outer shell, beyond a rim of `GAS_POCKET_RIM` voxels, is less than
+    `GAS_POCKET_LUNG_SHELL` lung (stomach or
+    bowel gas behind a diaphragm too thin to keep them apart, a pneumothorax, an airway that was
+    not tracked). A bulla or emphysematous region is gas too but lies within lung."""
+    mask = labels == value
+    if not mask.any():
+        return
+    bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
+                 for sl, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], mask.shape))
+    lung = mask[bbox]
+    gas = lung & (ndimage.uniform_filter(coarse[bbox], 3) < gas_below_hu)
+    pockets, n = label_components(gas, CONN6)
+    if n == 0:
+        return
+    sizes = component_sizes(pockets, n)
+    crop = labels[bbox]
+    for label in np.flatnonzero(sizes * voxel_mm3 >= GAS_POCKET_MIN_ML * 1000.0):
+        if label == 0:
+            continue
+        pocket = pockets == label
+        for _ in range(GAS_POCKET_RIM):  # the pocket's own partial-volume rim is air, not lung
+            pocket |= dilate(pocket, CONN6) & lung
+        shell = dilate(pocket, CONN6) & ~pocket
+        if np.count_nonzero(shell & lung) < GAS_POCKET_LUNG_SHELL * np.count_nonzero(shell):
+            crop[pocket] = 0
+
+
+def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
+    """Whether an air component (``mask`` and its HU ``hu``, one bounding box) is gas, not lung:
+    the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
+    would pull a gas pocket towards lung values) is below ``gas_below_hu``."""
+    interior = erode(mask, PLANAR4)
+    return float(np.median(hu[interior if interior.any() else mask])) < gas_below_hu
 
 
 def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
@@ -512,14 +719,30 @@ def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> 
     return float(np.mean(np.percentile(world_x(points), [1.0, 99.0])))
 
 
-def _fill_label_holes(labels: np.ndarray, value: int) -> None:
+def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
+    """Fill the slice-by-slice holes of lung ``value`` in ``labels`` (in place), but not the holes
+    that open, through the slice above or below, onto more than `HOLE_OPEN_MM2` of tissue outside
+    the lung: those are a diaphragm dome the lung base wraps around (the abdomen under it), not a
+    vessel or nodule enclosed by lung. ``pixel_mm2`` is the area of one in-plane voxel."""
     mask = labels == value
     if not mask.any():
         return
     bbox = bounding_box(mask)
-    crop = labels[bbox]
-    filled = fill_holes_slicewise(crop == value)
-    crop[filled & (crop == 0)] = value
+    # one slice beyond the lung's either way, where the scan has it: a hole in the lung's first or
+    # last slice opens onto what lies there (beyond the scan nothing is known)
+    z = slice(max(bbox[0].start - 1, 0), min(bbox[0].stop + 1, labels.shape[0]))
+    crop = labels[z, bbox[1], bbox[2]]
+    lung = crop == value
+    holes = fill_holes_slicewise(lung) & (crop == 0)
+    if not holes.any():
+        return
+    pieces, n = label_components(holes, CONN6)
+    outside = np.pad(~(lung | holes), ((1, 1), (0, 0), (0, 0)), constant_values=False)
+    contact = np.bincount(pieces[outside[:-2] & holes], minlength=n + 1)
+    contact += np.bincount(pieces[outside[2:] & holes], minlength=n + 1)
+    opens = contact * pixel_mm2 > HOLE_OPEN_MM2
+    opens[0] = True
+    crop[~opens[pieces]] = value
 
 
 def split_touching(

@@ -137,12 +137,16 @@ class ClassicalSegmenter:
         `THICK_SLICE_MM` nodules touching a vessel are not searched, and the lung search's own
         doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
-        heart (`RadiographLabels.caveats`)."""
+        heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
+        lungs touch (`grounding.segmenters.chest.split_doubt`)."""
         if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
             doubt = self.mr_lesions(volume).doubt()
             return [doubt] if doubt else []
         if prompt is None and target == "heart" and volume.modality == "XR" and volume.is_2d:
             return list(self.radiograph(volume).caveats)
+        if prompt is None and target in ("lung_left", "lung_right") and volume.modality == "CT":
+            doubt = self.analysis(volume).split_doubt
+            return [doubt] if doubt else []
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return []
         out = []
