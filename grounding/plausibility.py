@@ -184,19 +184,26 @@ def structure_quality(
     return q
 
 
-def lung_pair_quality(right_ml: float, left_ml: float) -> Quality:
-    """Right/left lung volume ratio check (see the module docstring)."""
+def lung_pair_quality(right_ml: float, left_ml: float, cut: bool = False) -> Quality:
+    """Right/left lung volume ratio check (see the module docstring).
+
+    ``cut``: the scan range cuts the lungs (a scan of the lung bases), so the ratio compares the
+    parts shown, which differ with the heights of the two domes: an unusual ratio is then only
+    doubtful.
+    """
     q = Quality(checks=["lung ratio"])
     if left_ml <= 0 or right_ml <= 0:
         q.flag("implausible", "only one lung was found")
         return q
     ratio = right_ml / left_ml
+    shown = "; the scan range cuts the lungs, so only the parts shown are compared" if cut else ""
     if not LUNG_RATIO_FAR[0] <= ratio <= LUNG_RATIO_FAR[1]:
-        q.flag("implausible", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is far "
-                              f"from the normal 1.1: part of one lung is probably missing from the mask")
+        q.flag("doubtful" if cut else "implausible",
+               f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is far from the normal "
+               f"1.1: part of one lung is probably missing from the mask{shown}")
     elif not LUNG_RATIO[0] <= ratio <= LUNG_RATIO[1]:
         q.flag("doubtful", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is "
-                           f"unusual (normal about 1.1)")
+                           f"unusual (normal about 1.1){shown}")
     return q
 
 

@@ -19,6 +19,7 @@ from grounding.tools import default_registry
 from imaging.volume import Volume
 from mmreason.backends.rules import RulesBackend
 from mmreason.loop import run_episode
+from test_lung_bases_gas_and_domes import build as build_bases
 
 
 def build_chest(*, n: int = 320, dxy: float = 0.7, dz: float = 5.0, nz: int = 24, wall_mm: float = 3.0,
@@ -194,6 +195,9 @@ def test_quality_levels_of_structures():
                              whole_target=True).level == "ok"
     assert lung_pair_quality(54.0, 150.0).level == "implausible"
     assert lung_pair_quality(1500.0, 1350.0).level == "ok"
+    # a scan of the lung bases shows a right base under its higher dome smaller than the left: the
+    # ratio of the parts shown is no contradiction (right lungs were declined on such scans)
+    assert lung_pair_quality(66.0, 260.0, cut=True).level == "doubtful"
     assert ctr_quality(0.95).level == "implausible" and ctr_quality(0.55).level == "ok"
     # a ratio far under the adult range means a heart border was probably missed: doubtful, so hedged
     assert ctr_quality(0.28).level == "doubtful" and ctr_quality(0.34).level == "ok"
@@ -266,3 +270,40 @@ def test_coarse_block_maximum_keeps_thin_structures(shape, strides):
     zz, yy, xx = np.nonzero(data > 2.5)
     want[index[0][zz], index[1][yy], index[2][xx]] = True
     assert np.array_equal(got, want)
+
+
+class GivenLungs:
+    """A segmenter returning given lung masks (the tool's own checks are under test)."""
+
+    name = "classical"
+    targets = ClassicalSegmenter.targets
+
+    def __init__(self, masks):
+        self.masks = masks
+
+    def segment(self, volume, target=None, prompt=None):
+        return self.masks[target]
+
+
+@pytest.mark.parametrize("lost", ["lateral part", "lower part"])
+def test_lung_bases_cut_by_the_scan_range_are_compared_by_their_lower_ends(lost):
+    """A scan of the lung bases: an unusual right/left ratio of the parts shown follows from the
+    domes' heights while both lungs end low together (doubtful: right lungs were declined on such
+    scans); a lung ending far above the other has lost its lower part (implausible, declined)."""
+    from grounding.tool import ToolContext
+
+    volume, truth = build_bases(above_mm=0.0)  # the lungs reach the last slice
+    z = volume.affine[2, 3] + volume.spacing[0] * np.arange(volume.shape[0])
+    right = truth["lung_right"].copy()
+    if lost == "lateral part":
+        x = volume.affine[0, 3] + volume.spacing[2] * np.arange(volume.shape[2])
+        right &= (x > -55.0)[None, None, :]
+    else:
+        right &= (z > -10.0)[:, None, None]
+    assert right.sum() < 0.45 * truth["lung_left"].sum()
+    ctx = ToolContext(volumes={"0": volume})
+    ctx.cache[f"segmenter|classical|{sorted({}.items())!r}"] = GivenLungs({"lung_right": right,
+                                                                           "lung_left": truth["lung_left"]})
+    ev = default_registry().run(ctx, "segment", {"target": "lung_right"})
+    assert any("ratio" in r for r in ev.quality.reasons)
+    assert ev.quality.level == ("doubtful" if lost == "lateral part" else "implausible")

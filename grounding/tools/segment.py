@@ -57,6 +57,8 @@ MODES = ("3d", "2d")
 #: overlay colour (RGB) and opacity of the mask fill; the outline is drawn opaque
 OVERLAY_RGB = (255, 48, 48)
 OVERLAY_ALPHA = 0.4
+#: how far apart the lower ends of two whole lungs may lie: the right dome sits 1-3 cm above the left
+DOME_HEIGHT_MM = 40.0
 
 
 def _description(targets: dict[str, str]) -> str:
@@ -389,11 +391,29 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
-        other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+        other_target = "lung_right" if target == "lung_left" else "lung_left"
+        other = _lung_ml(context, volume_id, vol, other_target)
         if other is not None:
             right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
-            q.merge(lung_pair_quality(right, left))
+            q.merge(lung_pair_quality(right, left, cut=_bases_shown(context, volume_id, vol, mask, other_target, cut)))
     return q
+
+
+def _bases_shown(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarray, other_target: str,
+                 cut: list[str]) -> bool:
+    """Whether the scan range cuts a lung pair whose lower ends lie within `DOME_HEIGHT_MM` of
+    each other: then the parts shown differ by the heights of the two domes, not by a lost piece
+    (a lung whose lower part was lost ends far above the other)."""
+    if not any(c.endswith("slice") for c in cut):
+        return False
+    try:
+        result, _ = _segment_cached(context, volume_id, vol, other_target, None, "3d", None)
+    except ToolError:
+        return False
+    ends = [np.flatnonzero(m.any(axis=(1, 2))) for m in (mask, result.mask)]
+    if any(e.size == 0 for e in ends):
+        return False
+    return abs(int(ends[0][0]) - int(ends[1][0])) * vol.spacing[0] <= DOME_HEIGHT_MM
 
 
 def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, target: str | None,
