@@ -234,10 +234,39 @@ def laterality(
     x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
     per_col = np.count_nonzero(mask[bbox], axis=(0, 1))
     fraction_left = float(per_col[x_of_col > midline_x_mm].sum() / max(per_col.sum(), 1))
-    dx = centroid_x_mm - midline_x_mm
+    return _side(centroid_x_mm - midline_x_mm, fraction_left), fraction_left
+
+
+def _side(dx: float, fraction_left: float) -> str:
+    """The side of a region whose centroid is ``dx`` mm left of the midline (see `laterality`)."""
     if abs(dx) <= MIDLINE_TOLERANCE_MM or min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
-        return "midline", fraction_left
-    return ("left" if dx > 0 else "right"), fraction_left
+        return "midline"
+    return "left" if dx > 0 else "right"
+
+
+def component_sides(mask: np.ndarray, volume: Volume, midline_x_mm: float,
+                    bbox: tuple[slice, slice, slice] | None = None) -> list[tuple[str, int]]:
+    """The side (as `laterality` reads it) and voxel count of each connected component of ``mask``
+    (default 6-connectivity, as the segment tool counts them), largest first: several lesions have
+    a side each, and the side of their combined centroid is none of them (bilateral lesions read
+    "midline").
+
+    ``bbox`` (the mask's `mask_bbox`) only saves time.
+    """
+    bbox = bbox or tuple(slice(0, n) for n in mask.shape)  # type: ignore[assignment]
+    sub = mask[bbox]
+    labels, n = ndimage.label(sub)
+    if n == 0:
+        return []
+    index = np.arange(1, n + 1)
+    sizes = ndimage.sum_labels(sub, labels, index)
+    starts = np.asarray([s.start for s in bbox], dtype=np.float64)  # type: ignore[union-attr]
+    centroid_x = volume.voxel_to_world(np.asarray(ndimage.center_of_mass(sub, labels, index)) + starts)[:, 0]
+    cols = np.arange(volume.shape[2])[bbox[2]]  # type: ignore[index]
+    x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
+    left = ndimage.sum_labels(np.broadcast_to(x_of_col > midline_x_mm, sub.shape), labels, index)
+    sides = [_side(float(cx) - midline_x_mm, float(lv / size)) for cx, lv, size in zip(centroid_x, left, sizes)]
+    return [(sides[i], int(sizes[i])) for i in np.argsort(-sizes, kind="stable")]
 
 
 @dataclass
