@@ -254,19 +254,18 @@ def component_sides(mask: np.ndarray, volume: Volume, midline_x_mm: float,
     ``bbox`` (the mask's `mask_bbox`) only saves time.
     """
     bbox = bbox or tuple(slice(0, n) for n in mask.shape)  # type: ignore[assignment]
-    sub = mask[bbox]
-    labels, n = ndimage.label(sub)
-    if n == 0:
-        return []
-    index = np.arange(1, n + 1)
-    sizes = ndimage.sum_labels(sub, labels, index)
-    starts = np.asarray([s.start for s in bbox], dtype=np.float64)  # type: ignore[union-attr]
-    centroid_x = volume.voxel_to_world(np.asarray(ndimage.center_of_mass(sub, labels, index)) + starts)[:, 0]
+    labels, _ = ndimage.label(mask[bbox])
     cols = np.arange(volume.shape[2])[bbox[2]]  # type: ignore[index]
     x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
-    left = ndimage.sum_labels(np.broadcast_to(x_of_col > midline_x_mm, sub.shape), labels, index)
-    sides = [_side(float(cx) - midline_x_mm, float(lv / size)) for cx, lv, size in zip(centroid_x, left, sizes)]
-    return [(sides[i], int(sizes[i])) for i in np.argsort(-sizes, kind="stable")]
+    out = []
+    # each component within its own box: a lesion search over a whole brain finds dozens of small ones
+    for i, own in enumerate(ndimage.find_objects(labels), start=1):
+        voxels = np.argwhere(labels[own] == i) + [s.start for s in own]
+        centroid = voxels.mean(axis=0) + [s.start for s in bbox]  # type: ignore[union-attr]
+        fraction_left = float(np.mean(x_of_col[voxels[:, 2]] > midline_x_mm))
+        side = _side(float(volume.voxel_to_world([centroid])[0][0]) - midline_x_mm, fraction_left)
+        out.append((side, len(voxels)))
+    return sorted(out, key=lambda c: -c[1])
 
 
 @dataclass

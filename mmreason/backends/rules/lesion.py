@@ -151,16 +151,16 @@ def _pick_largest(state: State, seg: Result, target: str, n: int, viewed: list[S
     shown first); when none does, the axial slice through that voxel is viewed first. Without
     (a served conversation): the largest red region of the overlay image.
     """
-    if seg.mask is not None:
-        vol = next(v for v in state.volumes if v.id == str(seg.fact("volume")))
-        bounds = seg.fact("bbox_voxels") or [[0, n] for n in seg.mask.shape]
+    vol = next((v for v in state.volumes if v.id == str(seg.fact("volume"))), None)
+    if seg.mask is not None and vol is not None:
+        bounds = seg.fact("bbox_voxels") or [[0, size] for size in seg.mask.shape]
         labels, count = ndimage.label(seg.mask[tuple(slice(a, b) for a, b in bounds)])
         sizes = np.bincount(labels.ravel())[1:]
-        voxels = np.argwhere(labels == int(np.argmax(sizes)) + 1) + [a for a, _ in bounds]
+        voxels = (np.argwhere(labels == int(np.argmax(sizes)) + 1) + [a for a, _ in bounds]).astype(np.float64)
         views = [s for s in viewed + seg.images[:1] + state.shown if s.geometry is not None and s.volume == vol.id]
         spacing = np.asarray(_first_panel(views[0].geometry).spacing) if views else np.ones(3)
-        by_distance = voxels.astype(np.float64)[np.argsort(np.linalg.norm((voxels - voxels.mean(axis=0)) * spacing, axis=1),
-                                        kind="stable")]
+        from_centroid_mm = np.linalg.norm((voxels - voxels.mean(axis=0)) * spacing, axis=1)
+        by_distance = voxels[np.argsort(from_centroid_mm, kind="stable")]
         ml = f"{sizes.max() * vol.voxel_mm3 / 1000:.2f} mL"
         for shown in views:
             points = voxels_on_view(shown.geometry, by_distance, frame_size=shown.size)
