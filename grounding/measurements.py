@@ -234,10 +234,38 @@ def laterality(
     x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
     per_col = np.count_nonzero(mask[bbox], axis=(0, 1))
     fraction_left = float(per_col[x_of_col > midline_x_mm].sum() / max(per_col.sum(), 1))
-    dx = centroid_x_mm - midline_x_mm
+    return _side(centroid_x_mm - midline_x_mm, fraction_left), fraction_left
+
+
+def _side(dx: float, fraction_left: float) -> str:
+    """The side of a region whose centroid is ``dx`` mm left of the midline (see `laterality`)."""
     if abs(dx) <= MIDLINE_TOLERANCE_MM or min(fraction_left, 1 - fraction_left) >= BILATERAL_FRACTION:
-        return "midline", fraction_left
-    return ("left" if dx > 0 else "right"), fraction_left
+        return "midline"
+    return "left" if dx > 0 else "right"
+
+
+def component_sides(mask: np.ndarray, volume: Volume, midline_x_mm: float,
+                    bbox: tuple[slice, slice, slice] | None = None) -> list[tuple[str, int]]:
+    """The side (as `laterality` reads it) and voxel count of each connected component of ``mask``
+    (default 6-connectivity, as the segment tool counts them), largest first: several lesions have
+    a side each, and the side of their combined centroid is none of them (bilateral lesions read
+    "midline").
+
+    ``bbox`` (the mask's `mask_bbox`) only saves time.
+    """
+    bbox = bbox or tuple(slice(0, n) for n in mask.shape)  # type: ignore[assignment]
+    labels, _ = ndimage.label(mask[bbox])
+    cols = np.arange(volume.shape[2])[bbox[2]]  # type: ignore[index]
+    x_of_col = volume.voxel_to_world(np.column_stack([np.zeros(cols.size), np.zeros(cols.size), cols]))[:, 0]
+    out = []
+    # each component within its own box: a lesion search over a whole brain finds dozens of small ones
+    for i, own in enumerate(ndimage.find_objects(labels), start=1):
+        voxels = np.argwhere(labels[own] == i) + [s.start for s in own]
+        centroid = voxels.mean(axis=0) + [s.start for s in bbox]  # type: ignore[union-attr]
+        fraction_left = float(np.mean(x_of_col[voxels[:, 2]] > midline_x_mm))
+        side = _side(float(volume.voxel_to_world([centroid])[0][0]) - midline_x_mm, fraction_left)
+        out.append((side, len(voxels)))
+    return sorted(out, key=lambda c: -c[1])
 
 
 @dataclass

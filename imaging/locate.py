@@ -20,8 +20,9 @@ answer:
    maximum the pixel shows (`LocatedPoint.on_volume`).
 5. **Voxels and mm** through the panel's `ViewGeometry`.
 
-The other way, `mask_footprint` is a voxel mask's footprint on a view and `map_box` a box's
-extent on another view of the same volume.
+The other way, `voxels_on_view` is where a view shows voxels (the point a model would write),
+`mask_footprint` a voxel mask's footprint on a view and `map_box` a box's extent on another view
+of the same volume.
 """
 
 from __future__ import annotations
@@ -430,6 +431,28 @@ def map_box(box: Box, source: ViewGeometry, target: ViewGeometry) -> Box:
     pixels = target.voxel_to_pixel(source.box_corners_voxel(box))
     lo, hi = centre_to_edge(pixels.min(axis=0)), centre_to_edge(pixels.max(axis=0))
     return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def voxels_on_view(geometry: Geometry, zyx: Any, *, frame_size: Size | None = None) -> np.ndarray:
+    """Where a view shows each continuous voxel of ``zyx`` (N, 3): the points ``[x, y]`` (edge
+    frame, in ``frame_size``; default the view's pixels) a model would write to name it, (N, 2), the
+    inverse of `locate_point`. NaN where the view does not show the voxel: more than half a voxel
+    off a slice's plane (another slice), or off the image; on a montage, the first panel showing it.
+    """
+    pts = np.atleast_2d(np.asarray(zyx, dtype=np.float64))
+    out = np.full((len(pts), 2), np.nan)
+    for tile in geometry.panels():
+        g = tile.geometry
+        pixel = g.voxel_to_pixel(pts)
+        off_plane = g.pixel_to_voxel(pixel) - pts
+        if g.projection_axis is not None:  # a projection shows every depth
+            off_plane[:, g.projection_axis] = 0.0
+        edge = centre_to_edge(pixel)
+        shown = ((np.abs(off_plane).max(axis=1) <= HALF_PIXEL) & (edge >= 0).all(axis=1)
+                 & (edge[:, 0] <= g.width) & (edge[:, 1] <= g.height) & np.isnan(out[:, 0]))
+        out[shown] = edge[shown] + (tile.x0, tile.y0)
+    view_size = (geometry.width, geometry.height)
+    return np.column_stack(rescale_point((out[:, 0], out[:, 1]), view_size, frame_size or view_size))
 
 
 def mask_coverage(mask: np.ndarray, geometry: Geometry) -> np.ndarray:

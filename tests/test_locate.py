@@ -29,6 +29,7 @@ from imaging.locate import (
     mask_footprint,
     ranges_hold,
     voxel_index,
+    voxels_on_view,
 )
 from imaging.views import PLANES, crop_view, montage_view, projection_view, slice_view
 from imaging.volume import Volume
@@ -237,3 +238,28 @@ def test_every_frame_maps_a_point_back_to_the_same_voxel(rule):
     frame = (ModelFrame.relative() if rule == "relative" else RESIZE_RULES[rule])(*view.size)
     point = rescale_point(tuple(marker_point(view, vol)), view.size, frame)
     assert np.allclose(locate_point(view.geometry, point, frame_size=frame).voxel, MARKER, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", VIEW_KINDS)
+@pytest.mark.parametrize("oblique", [False, True])
+def test_voxels_on_view_is_the_inverse_of_locate_point(kind, oblique):
+    # the rules planner names a voxel of a mask's component on a view through this: the point must
+    # land on that voxel through the road a model's point takes, in the model's frame
+    vol, views = marker_views(oblique)
+    geometry, frame = views[kind].geometry, (1000, 1000)
+    point = voxels_on_view(geometry, [MARKER], frame_size=frame)[0]
+    np.testing.assert_allclose(point, rescale_point(marker_point(views[kind], vol), (geometry.width,
+                                                                                     geometry.height), frame))
+    located = locate_point(geometry, point, frame_size=frame)
+    shown_axes = [a for a in range(3) if a != located.projection_axis]  # a projection has no depth
+    assert [located.index()[a] for a in shown_axes] == [MARKER[a] for a in shown_axes]
+
+
+def test_voxels_on_view_is_nan_where_the_view_does_not_show_the_voxel():
+    vol, views = marker_views()
+    off_slice = (MARKER[0] + 1, MARKER[1], MARKER[2])  # the next axial slice
+    beside = (MARKER[0], MARKER[1], MARKER[2] + 20)   # outside the crop around the marker
+    assert np.isnan(voxels_on_view(views["axial"].geometry, [off_slice])).all()
+    assert np.isnan(voxels_on_view(views["crop"].geometry, [beside])).all()
+    assert np.isfinite(voxels_on_view(views["montage"].geometry, [(5, 3, 3)])).all()  # panel of slice 5
+    assert np.isfinite(voxels_on_view(views["mip"].geometry, [off_slice])).all()  # a projection shows every depth

@@ -10,7 +10,9 @@ import pytest
 from grounding.measurements import (
     MeasurementError,
     body_midline_x_mm,
+    component_sides,
     diameters_mm,
+    laterality,
     measure_region,
 )
 from imaging.volume import Volume
@@ -171,3 +173,15 @@ def test_volume_and_area_on_a_sheared_grid_use_the_true_voxel_size():
     tilted = np.zeros_like(mask)
     tilted[5:15, 7, 5:15] = True
     assert measure_region(vol, tilted, plane_axis=1).area_mm2 == pytest.approx(100 * math.sqrt(5.0))
+
+
+def test_component_sides_gives_each_lesion_its_side_largest_first():
+    vol = Volume.from_array(np.zeros((10, 20, 40), dtype=np.float32), spacing=(2.0, 1.0, 1.0),
+                            origin=(-20.0, 0.0, 0.0), modality="MR")  # x (mm) = column - 20: midline at column 20
+    mask = np.zeros(vol.shape, dtype=bool)
+    mask[2:6, 5:10, 2:8] = True     # right (x < 0), 120 voxels
+    mask[2:4, 12:15, 30:34] = True  # left, 24 voxels
+    mask[7:9, 5:9, 17:23] = True    # across the midline, 48 voxels
+    assert component_sides(mask, vol, 0.0) == [("right", 120), ("midline", 48), ("left", 24)]
+    # the combined region reads as one side only: what the per-component sides are for
+    assert laterality(mask, vol, 0.0, float(vol.voxel_to_world([np.argwhere(mask).mean(axis=0)])[0][0]))[0] == "right"

@@ -321,3 +321,18 @@ def test_two_caveats_share_one_uncertain_clause():
     tag = uncertain(uncertain("Yes; CTR 0.52 [E1]", "within 0.05 of the 0.5 cut-off"), "faint lower lung borders")
     assert tag == "Yes; CTR 0.52 [E1] (uncertain: within 0.05 of the 0.5 cut-off; faint lower lung borders)"
     assert uncertain("No nodule [E1]", "thick slices") == "No nodule [E1] (uncertain: thick slices)"
+
+
+def test_nodules_in_both_lungs_are_answered_as_both(rules, registry):
+    # the side of the largest (or of the combined centroid) is not the answer when both lungs hold one
+    ph = chest_ct(seed=1, spacing=(3.0, 3.0, 3.0), nodules=[NoduleSpec(diameter_mm=14.0, side="left"),
+                                                            NoduleSpec(diameter_mm=12.0, side="right")])
+    trace = run_episode(ph.volume, "Is there a lung nodule? Where is it and how large?", rules, registry=registry)
+    search = trace.evidence[0].data
+    assert (search["components_left"], search["components_right"]) == (1, 1), search
+    assert "on both sides (1 in the left lung, 1 in the right" in _explanation(trace), _explanation(trace)
+    assert trace.answer.startswith("Yes; both sides (largest: left lung); "), trace.answer
+    assert _number(r"; ([\d.]+) mm \[", trace.answer) == pytest.approx(14.0, abs=3.0)
+    trace = run_episode(ph.volume, "Which lung contains the nodule?", rules, registry=registry,
+                        options=["left lung", "right lung", "both lungs"])
+    assert trace.answer_option == "C", trace.answer

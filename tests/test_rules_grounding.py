@@ -276,3 +276,119 @@ def test_several_lesions_in_an_organ_are_not_called_one():
     assert size.tag.endswith("(uncertain: the 3 candidates are measured together, not one lesion alone)")
     presence = decide(_state("Is there a lesion in the liver?", results=results))
     assert presence.tag == "Yes [E1, E2, E3]"
+
+
+# --------------------------------------------------------------------------- which candidate, which side
+
+def _candidates(sphere_z: tuple[int, int]):
+    """A 3-D lesion (left, 6 x 10 x 10 voxels, z ``sphere_z``) and a thin wide false find (right, one
+    slice of 16 x 16 voxels at z 10, a third of the lesion's volume but larger on its own slice): the
+    volume, its mask, and the segment overlay on axial slice 10 with the mask painted red."""
+    import numpy as np
+    from PIL import Image
+
+    from imaging.views import plane_geometry
+    from imaging.volume import Volume
+
+    zyx_to_lps = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [2, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    vol = Volume(data=np.zeros((20, 64, 64), dtype=np.float32), spacing=(2.0, 1.0, 1.0), affine=zyx_to_lps,
+                 modality="MR")
+    mask = np.zeros(vol.shape, dtype=bool)
+    mask[sphere_z[0]:sphere_z[1], 27:37, 42:52] = True  # array x grows to the patient's left (LPS)
+    mask[10, 24:40, 8:24] = True
+    geometry = plane_geometry(vol, "axial", 10)
+    rgb = np.full((geometry.height, geometry.width, 3), 90, dtype=np.uint8)
+    rgb[mask[10]] = (255, 48, 48)  # the segment tool's red; this grid shows voxels 1:1
+    overlay = Shown("V2", (2 * geometry.width, 2 * geometry.height), "0", Image.fromarray(rgb), geometry)
+    return vol, mask, overlay
+
+
+def _seg_with_mask(mask, overlay) -> Result:
+    from grounding.measurements import mask_bbox
+
+    bbox = mask_bbox(mask)
+    return Result("segment", {"target": "lesion"}, None,
+                  {"evidence_id": "E1", "data": {"voxels": int(mask.sum()), "components": 2, "volume": "0",
+                                                 "bbox_voxels": [[s.start, s.stop] for s in bbox]}},
+                  [overlay], mask)
+
+
+def test_the_largest_candidate_in_3d_is_pointed_at_not_the_largest_on_the_overlay():
+    # a brain tumour (6.9 mL) was answered on the wrong side: a 4 mL false find looked larger on the
+    # overlay slice. The choice is the mask's largest 3-D component, pointed at in the model's frame.
+    from imaging.locate import locate_point
+
+    vol, mask, overlay = _candidates((7, 13))  # the lesion crosses the overlay slice, smaller there
+    mr = [VolumeInfo("0", "MR", False, (64, 64, 20), voxel_mm3=2.0)]
+    action = decide(_state("Is there a lesion? Which side?", mr, [_seg_with_mask(mask, overlay)]))
+    assert action.tool == "segment" and action.arguments["view_id"] == "V2", action
+    located = locate_point(overlay.geometry, action.arguments["point_2d"], frame_size=overlay.size)
+    z, y, x = located.index()
+    assert mask[z, y, x] and x >= 42, (action.arguments, located.index())  # inside the 3-D lesion
+    assert "1.20 mL" in action.thought  # 600 voxels of 2 mm3
+    # a served conversation has no mask: the overlay image is all there is to go by
+    served = _seg_with_mask(mask, overlay)
+    served.mask = None
+    point = decide(_state("Is there a lesion? Which side?", mr, [served])).arguments["point_2d"]
+    assert locate_point(overlay.geometry, point, frame_size=overlay.size).index()[2] < 24
+
+
+def test_the_largest_candidate_off_the_overlay_slice_is_viewed_first():
+    from imaging.locate import locate_point
+    from imaging.views import plane_geometry
+
+    vol, mask, overlay = _candidates((2, 8))  # the lesion does not reach the overlay slice
+    mr = [VolumeInfo("0", "MR", False, (64, 64, 20), voxel_mm3=2.0)]
+    seg = _seg_with_mask(mask, overlay)
+    action = decide(_state("Is there a lesion? Which side?", mr, [seg]))
+    assert action.tool == "view" and action.arguments["plane"] == "axial", action
+    assert 2 <= action.arguments["index"] < 8
+    view = Shown("V3", (128, 128), "0", None, plane_geometry(vol, "axial", action.arguments["index"]))
+    viewed = Result("view", action.arguments, None, {"evidence_id": "E2"}, [view])
+    action = decide(_state("Is there a lesion? Which side?", mr, [seg, viewed]))
+    assert action.tool == "segment" and action.arguments["view_id"] == "V3", action
+    z, y, x = locate_point(view.geometry, action.arguments["point_2d"], frame_size=view.size).index()
+    assert mask[z, y, x] and x >= 42
+
+
+def _bilateral(components_left: int, components_right: int, right_mm3: float, laterality: str) -> Result:
+    return _segment("E1", 900, components=components_left + components_right, target="lesion",
+                    laterality=laterality, components_left=components_left, components_right=components_right,
+                    components_midline=0, largest_left_mm3=400.0, largest_right_mm3=right_mm3)
+
+
+def _measured_right(eid: str) -> Result:
+    result = _measure(eid, longest_diameter_mm=9.0, perpendicular_diameter_mm=8.0, volume_mm3=500.0,
+                      centroid_x_mm=-30.0, centroid_y_mm=0.0, centroid_z_mm=0.0)
+    result.payload["data"] = {"laterality": "right", "fraction_left": 0.0}
+    return result
+
+
+@pytest.mark.parametrize("volumes, site", [(MR, "hemisphere"), (CT, "lung")])
+def test_lesions_on_both_sides_are_not_given_one_side(volumes, site):
+    # bilateral MS lesions were answered "right hemisphere" from the side of the measured (or the
+    # combined) centroid; a fully bilateral load would have read "midline"
+    word = "lesion" if site == "hemisphere" else "nodule"
+    seg = _bilateral(2, 3, 500.0, "right")
+    picked = _segment("E2", 250, target=word, laterality="right")
+    results = [seg, picked, _measured_right("E3")]
+    action = decide(_state(f"Is there a {word}? Which side is it on?", volumes, results))
+    assert f"on both sides (2 in the left {site}, 3 in the right" in action.answer, action.answer
+    assert f"the largest, the {word}, is in the right {site}" in action.answer
+    assert action.tag.startswith(f"Yes; both sides (largest: right {site})"), action.tag
+    # a yes/no naming a side: there are lesions on that side even though the largest is on the other
+    assert decide(_state(f"Is the {word} in the left {site}?", volumes, results)).tag.startswith("Yes")
+    options = decide(_state(f"Which side is the {word} on?", volumes, results, options=["left", "right", "both"]))
+    assert options.tag.startswith("C. both"), options.tag
+    # measured together (a load): their combined centroid is not their side
+    load = decide(_state(f"What is the total {word} burden and on which side?", volumes,
+                         [_bilateral(2, 3, 500.0, "midline"), _measured_right("E2")]))
+    assert "they lie on both sides" in load.answer and "midline" not in load.tag, load.tag
+
+
+def test_a_few_voxels_on_the_other_side_do_not_make_a_lesion_bilateral():
+    seg = _bilateral(1, 1, 10.0, "right")  # 10 mm3 against 400: a false find, not a second lesion
+    seg.payload["data"]["largest_right_mm3"], seg.payload["data"]["largest_left_mm3"] = 400.0, 10.0
+    action = decide(_state("Is there a lesion? Which side is it on?", MR,
+                           [seg, _segment("E2", 250, laterality="right"), _measured_right("E3")]))
+    assert action.tag.startswith("Yes; right hemisphere"), action.tag

@@ -21,6 +21,7 @@ from grounding.measurements import (
     SIDED_SUFFIXES,
     body_midline_x_mm,
     centroid_voxel,
+    component_sides,
     laterality,
     mask_bbox,
     side_text,
@@ -340,6 +341,13 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     withheld = side_withheld(vol)
     if withheld:
         side, fraction_left = "unknown", None
+    elif n_components > 1:  # each lesion has its side; their combined centroid may lie on none of them
+        sides = component_sides(mask, vol, midline, bbox)
+        for s in ("left", "right", "midline"):
+            data[f"components_{s}"] = sum(1 for side, _ in sides if side == s)
+        for s in ("left", "right"):  # how much lies on each side: a few voxels there are not a lesion there
+            data[f"largest_{s}_mm3"] = round(max((n for side, n in sides if side == s), default=0)
+                                             * vol.voxel_volume_mm3, 1)
     if mode == "3d":
         vol_mm3 = voxels * vol.voxel_volume_mm3
         ev.measurements = {"volume_mm3": Measurement(vol_mm3, "mm3"), "volume_ml": Measurement(vol_mm3 / 1000, "mL")}
@@ -358,6 +366,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
                  "components": int(n_components), "laterality": side, "overlay_view_id": overlay_id,
                  "centroid_mm": [round(float(v), 3) for v in centroid]})
     side_words = side_text(side, fraction_left, withheld)
+    if data.get("components_left") and data.get("components_right"):
+        side_words += (f" (its components lie on both sides: {data['components_left']} left, "
+                       f"{data['components_right']} right, {data['components_midline']} at the midline)")
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
     _flag_weak_search(ev.quality, context, vol, target, prompt)
     notes += _cross_check(ev, vol, result)

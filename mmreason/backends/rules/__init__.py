@@ -50,10 +50,14 @@ semicolons. `mmreason.parsing` reads the cited ids from the answer tag.
 On MR studies with several sequences the lesion is searched on the FLAIR, then the T2, then the
 others, as the question names them ("volume 1 is the FLAIR"); the next one is tried when a
 search finds nothing. When the segmenter returns several candidates, the planner points
-(``point_2d``) at the largest red region of the overlay image and segments again, which keeps that
-one component. Laterality questions ("which side/lung ...") about a lesion are answered by the
-lesion family (the side comes from ``measure``; a region at the midline is given the side most of
-it lies on when options force a side). Any other question gets an answer saying it cannot be
+(``point_2d``) at the largest 3-D component of the segment's mask by volume, on a view showing it
+(`imaging.locate.voxels_on_view`; an axial slice through it is viewed first when no image shown
+does), and segments again, which keeps that one component; a served conversation, which has no
+mask, points at the largest red region of the overlay image. Laterality questions ("which
+side/lung ...") about a lesion are answered by the lesion family (the side comes from ``measure``;
+a region at the midline is given the side most of it lies on when options force a side;
+candidates on both sides, each side holding one of at least `lesion.SIDE_SHARE` of the largest,
+are answered "both sides", naming the side of the measured one). Any other question gets an answer saying it cannot be
 answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``);
 so does a question its family cannot ground: one asking what the tools do not measure (an
 attenuation, a comparison, a lobe, what a lesion is; `question.BEYOND`) or about a site its search

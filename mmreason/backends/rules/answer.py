@@ -37,7 +37,8 @@ def short_answer(q: Asked, finding: Finding) -> str:
     if q.yes_no and finding.present is not None:
         # "Is the nodule in the left lung?" is about the side, not only about presence
         side = finding.leaning if finding.side == "midline" else finding.side
-        yes = finding.present and (q.named_side is None or side is None or side == q.named_side)
+        # lesions on both sides: there is one on the side named
+        yes = finding.present and (q.named_side is None or side in (None, "bilateral", q.named_side))
         parts.append(("Yes" if yes else "No")
                      + (f", it {finding.trend}" if finding.trend else ""))
     if finding.none_text:  # nothing was found: there is nothing else to describe
@@ -45,7 +46,7 @@ def short_answer(q: Asked, finding: Finding) -> str:
     if finding.label and (q.which or not parts):
         parts.append(finding.label)
     if q.side and finding.side:
-        parts.append(f"{finding.side} {finding.site}".strip() if finding.side != "midline" else "midline")
+        parts.append(side_words(finding))
     if finding.ratio is not None:
         parts.append(f"CTR {finding.ratio:.2f}" if parts else f"{finding.ratio:.2f}")
     if finding.count is not None and not q.yes_no:
@@ -55,10 +56,17 @@ def short_answer(q: Asked, finding: Finding) -> str:
         parts.append(number)
     if not parts:  # nothing specific asked ("Tell me about the nodule"): the finding in brief
         parts = [p for p in ("Yes" if finding.present else "",
-                             f"{finding.side} {finding.site}".strip() if finding.side else "",
+                             side_words(finding) if finding.side else "",
                              asked_number(Asked(size=True, volume=finding.diameter_mm is None, amount=True), finding))
                  if p]
     return "; ".join(parts)
+
+
+def side_words(f: Finding) -> str:
+    """``left lung``, ``midline``, or for lesions on both sides ``both sides (largest: left lung)``."""
+    if f.side == "bilateral":
+        return "both sides" + (f" (largest: {f.leaning} {f.site})".replace(" )", ")") if f.leaning else "")
+    return "midline" if f.side == "midline" else f"{f.side} {f.site}".strip()
 
 
 def count_text(f: Finding) -> str:
@@ -173,7 +181,8 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(("zero", "one", "two", "three", "fou
 def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
     """The letter of the option that matches the finding (``hint``), or None when none does.
 
-    ``hint`` keys (`option_hint`): ``yes`` (bool, for yes/no options), ``side`` (left/right),
+    ``hint`` keys (`option_hint`): ``yes`` (bool, for yes/no options), ``side`` (left/right; for
+    ``bilateral`` the option saying both sides or bilateral),
     ``trend`` (grew/shrank/is stable), ``words`` (any of them in the option), ``count`` with
     ``at_least`` (the option stating that number; for ``at_least`` the one option not below it),
     ``value`` with ``unit`` (the nearest number of the same dimension, when close: see
@@ -186,6 +195,8 @@ def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
         hits = [letter for letter, o in zip(letters, norm) if pred(o)]
         return hits[0] if len(hits) == 1 else None
 
+    if hint.get("side") == "bilateral" and (found := pick(lambda o: "both" in o or "bilateral" in o)):
+        return found
     if "side" in hint and hint["side"] in ("left", "right"):
         other = "left" if hint["side"] == "right" else "right"
         if found := pick(lambda o: hint["side"] in o and other not in o):

@@ -2,7 +2,11 @@
 an abdominal organ (the organ first, then a lesion within it).
 
 When the segmenter returns several candidates, the planner points (``point_2d``) at the largest
-red region of the overlay image and segments again, which keeps that one component.
+one and segments again, which keeps that one component. The largest is the largest 3-D connected
+component of the segment's mask by volume (mm^3), pointed at where a shown view (the overlay, else
+an axial slice viewed for it) shows its voxel nearest its centroid, through `imaging.locate`; only a
+served conversation, which has no mask, falls back to the largest red region of the overlay image.
+Candidates on both sides are reported as bilateral, never as the side of their combined centroid.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from imaging.geometry import rescale_point
-from imaging.locate import centre_to_edge
+from imaging.locate import centre_to_edge, voxels_on_view
 from mmreason.backends.rules.common import (
     cannot,
     failed,
@@ -25,11 +29,15 @@ from mmreason.backends.rules.common import (
     organ_name,
     search_order,
 )
-from mmreason.backends.rules.state import Result, State, VolumeInfo
+from mmreason.backends.rules.state import Result, Shown, State, VolumeInfo
 from mmreason.backends.rules.turn import Action, Finding
 
 #: organs searched for a focal lesion by segmenting the organ, then a lesion within it
 LESION_ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
+#: the share of the largest candidate on one side that the largest on the other must reach for the
+#: candidates to be called bilateral (MS lesions and metastases differ in size several-fold; a
+#: phantom's false finds next to a solitary nodule are a few % of it)
+SIDE_SHARE = 0.1
 #: how the region each lesion search covers may be named (word stems): the unprompted search covers
 #: the lungs on CT and the brain on MR; the organ search its organ ("on this abdominal CT" too)
 LUNG_SITES = ("lung", "pulmonary", "chest", "thora")
@@ -92,17 +100,13 @@ def plan_lesion(state: State) -> Action:
     n = seg_all.fact("components") or 1
     focus, rest = seg_all, r[1:]
     if n > 1 and not state.q.burden:
+        viewed = rest[0].images[:1] if rest and rest[0].name == "view" else []
+        if viewed:  # the slice through the largest candidate, viewed to point at it
+            rest = rest[1:]
         if rest and rest[0].name == "segment":
             focus, rest = rest[0], rest[1:]
-        elif not rest and seg_all.images and seg_all.images[0].image is not None:
-            shown = seg_all.images[0]
-            point = largest_overlay_blob(np.asarray(shown.image.convert("RGB")))
-            if point is not None:
-                # The overlay is read at its own pixel size; the tool expects the model's frame.
-                point = [round(v, 1) for v in rescale_point(point, shown.image.size, shown.size)]
-                return Action(f"{n} candidates were found; I will select the largest one, at {point} on the "
-                              f"overlay {shown.view_id}.", "segment",
-                              {"target": target, "view_id": shown.view_id, "point_2d": point})
+        elif not rest and (pick := _pick_largest(state, seg_all, target, n, viewed)):
+            return pick
     if not rest:
         return Action(f"I will measure {focus.evidence_id}.", "measure", {"evidence_id": focus.evidence_id})
     meas = rest[0]
@@ -111,13 +115,82 @@ def plan_lesion(state: State) -> Action:
     side = _stated_side(meas.fact("laterality")) or _stated_side(focus.fact("laterality"))
     where = ("at the midline" if side == "midline" else f"in the {side} {site}" if side
              else f"in the {site} (its side is not stated: the image orientation is assumed)")
+    both = _both_sides(seg_all, n, site)
     if focus is seg_all and n > 1:
-        found = f"{n} candidate regions were found, measured together: they lie {where}"
+        found = f"{n} candidate regions were found, measured together: they lie {both or where}"
     elif n > 1:
-        found = f"{n} candidate regions were found [{seg_all.evidence_id}]; the largest, the {target}, is {where}"
+        found = (f"{n} candidate regions were found [{seg_all.evidence_id}]"
+                 + (f", {both}" if both else "") + f"; the largest, the {target}, is {where}")
     else:
         found = f"There is one {target} {where}"
-    return _lesion_answer(state, found, meas, side, site)
+    action = _lesion_answer(state, found, meas, side, site)
+    if both and action.finding is not None:
+        # a side question gets both sides: the measured one's side (or the combined centroid's) is not the answer
+        action.finding.side = "bilateral"
+        action.finding.leaning = side if focus is not seg_all and side in ("left", "right") else None
+    return action
+
+
+def _both_sides(seg: Result, n: int, site: str) -> str:
+    """Where ``seg``'s ``n`` candidates lie when they count on both sides ("on both sides (2 in the
+    left lung, 1 in the right, 0 at the midline)"), else "". A side counts when its largest
+    candidate is at least `SIDE_SHARE` of the largest on the other: a few voxels across the
+    midline do not make a solitary lesion bilateral."""
+    left, right = (int(seg.fact(f"components_{s}") or 0) for s in ("left", "right"))
+    sizes = [float(seg.fact(f"largest_{s}_mm3") or 0.0) for s in ("left", "right")]
+    if not (left and right) or min(sizes) < SIDE_SHARE * max(sizes):
+        return ""
+    return f"on both sides ({left} in the left {site}, {right} in the right, {n - left - right} at the midline)"
+
+
+def _pick_largest(state: State, seg: Result, target: str, n: int, viewed: list[Shown]) -> Action | None:
+    """Point at the largest of ``seg``'s ``n`` candidates, to segment it alone (None: no way to point).
+
+    With the mask: the largest 3-D component by volume, at its voxel nearest its centroid (in mm)
+    on the first view showing it (a view of its slice ``viewed`` for it, the overlay, the images
+    shown first); when none does, the axial slice through that voxel is viewed first. Without
+    (a served conversation): the largest red region of the overlay image.
+    """
+    vol = next((v for v in state.volumes if v.id == str(seg.fact("volume"))), None)
+    if seg.mask is not None and vol is not None:
+        bounds = seg.fact("bbox_voxels") or [[0, size] for size in seg.mask.shape]
+        labels, count = ndimage.label(seg.mask[tuple(slice(a, b) for a, b in bounds)])
+        sizes = np.bincount(labels.ravel())[1:]
+        voxels = (np.argwhere(labels == int(np.argmax(sizes)) + 1) + [a for a, _ in bounds]).astype(np.float64)
+        views = [s for s in viewed + seg.images[:1] + state.shown if s.geometry is not None and s.volume == vol.id]
+        spacing = np.asarray(_first_panel(views[0].geometry).spacing) if views else np.ones(3)
+        from_centroid_mm = np.linalg.norm((voxels - voxels.mean(axis=0)) * spacing, axis=1)
+        by_distance = voxels[np.argsort(from_centroid_mm, kind="stable")]
+        ml = f"{sizes.max() * vol.voxel_mm3 / 1000:.2f} mL"
+        for shown in views:
+            points = voxels_on_view(shown.geometry, by_distance, frame_size=shown.size)
+            on_view = np.flatnonzero(np.isfinite(points[:, 0]))
+            if on_view.size:
+                point = [round(float(v), 1) for v in points[on_view[0]]]
+                return Action(f"{count} candidates were found; I will select the largest in 3-D ({ml}), at "
+                              f"{point} on {shown.view_id}.", "segment",
+                              {"target": target, "view_id": shown.view_id, "point_2d": point})
+        if viewed:  # the viewed slice does not show it either: nothing left to point on
+            return None
+        index = int(round(by_distance[0][0]))
+        return Action(f"{count} candidates were found; the largest in 3-D ({ml}) is not on the images shown, so "
+                      f"I will view the axial slice {index} through it.", "view",
+                      {"plane": "axial", "index": index} | ({"volume": vol.id} if len(state.volumes) > 1 else {}))
+    shown = seg.images[0] if seg.images else None
+    if shown is None or shown.image is None:
+        return None
+    point = largest_overlay_blob(np.asarray(shown.image.convert("RGB")))
+    if point is None:
+        return None
+    # The overlay is read at its own pixel size; the tool expects the model's frame.
+    point = [round(v, 1) for v in rescale_point(point, shown.image.size, shown.size)]
+    return Action(f"{n} candidates were found; I will select the largest on the overlay, at {point} on "
+                  f"{shown.view_id}.", "segment", {"target": target, "view_id": shown.view_id, "point_2d": point})
+
+
+def _first_panel(geometry: Any) -> Any:
+    """The geometry of a view's first panel (the view itself unless a montage): its voxel spacing."""
+    return geometry.panels()[0].geometry
 
 
 def _stated_side(side: Any) -> str | None:

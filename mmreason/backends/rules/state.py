@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class VolumeInfo:
-    """A study as the planner needs it: id, modality, 2-D or not, its grid as (x, y[, z]), and
+    """A study as the planner needs it: id, modality, 2-D or not, its grid as (x, y[, z]),
     whether its orientation (no trusted header: the plane shown is not known to be the patient's)
-    and its modality (guessed from the values) were assumed."""
+    and its modality (guessed from the values) were assumed, and the volume of one voxel in mm^3."""
 
     id: str
     modality: str
@@ -35,27 +35,32 @@ class VolumeInfo:
     shape_xyz: tuple[int, ...]
     orientation_assumed: bool = False
     modality_assumed: bool = False
+    voxel_mm3: float = 1.0
 
 
 @dataclass
 class Shown:
-    """An image shown to the model: its view, its size in the model's frame, the volume it shows."""
+    """An image shown to the model: its view, its size in the model's frame, the volume it shows,
+    the image itself and its geometry (`imaging.geometry`; None in a served conversation)."""
 
     view_id: str
     size: tuple[int, int]
     volume: str | None
     image: Any = None
+    geometry: Any = None
 
 
 @dataclass
 class Result:
-    """One tool call of an earlier turn and what came back."""
+    """One tool call of an earlier turn and what came back: the payload a model reads, the images,
+    and a segment's boolean (z, y, x) mask (None in a served conversation, which has only text)."""
 
     name: str
     arguments: dict[str, Any]
     error: str | None
     payload: dict[str, Any]
     images: list[Shown]
+    mask: Any = None
 
     @property
     def evidence_id(self) -> str | None:
@@ -119,7 +124,8 @@ def segment_targets(specs: list[dict[str, Any]]) -> list[str]:
 def from_episode(episode: EpisodeState) -> State:
     """The planner's `State` of an episode, from the loop's objects."""
     volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d),
-                          (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed)
+                          (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed,
+                          float(vol.voxel_volume_mm3))
                for vid, vol in episode.volumes.items()]
     turns = episode.trace.turns
     shown = _shown(episode, turns[1].images) if len(turns) > 1 else []
@@ -133,7 +139,7 @@ def from_episode(episode: EpisodeState) -> State:
             evidence = None if call.error else episode.find(call.evidence_id)
             results.append(Result(call.name, call.arguments, call.error,
                                   result_payload(evidence) if evidence is not None else {},
-                                  _shown(episode, turn.images)))
+                                  _shown(episode, turn.images), None if evidence is None else evidence.mask))
     return State(episode.question.strip(), episode.options, volumes, shown, results, segment_targets(episode.specs),
                  tools_offered=bool(episode.specs))
 
@@ -151,5 +157,6 @@ def _shown(episode: EpisodeState, refs: list[ImageRef]) -> list[Shown]:
         if view is None:
             continue
         image = None if ref.index in episode.dropped_images else view.image
-        out.append(Shown(ref.view_id, tuple(ref.model_size), view.geometry.volume, image))  # type: ignore[arg-type]
+        out.append(Shown(ref.view_id, tuple(ref.model_size), view.geometry.volume, image,  # type: ignore[arg-type]
+                         view.geometry))
     return out

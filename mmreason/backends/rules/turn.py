@@ -20,7 +20,8 @@ class Finding:
         present: whether the asked finding is there (None when the question is not about presence).
         none_text: set when nothing was found: what to say ("no nodule was found").
         site: what ``side`` qualifies ("lung", "hemisphere"; "" for a bare side).
-        side: ``left``, ``right`` or ``midline``; ``leaning`` the side most of a midline region is on.
+        side: ``left``, ``right``, ``midline`` or ``bilateral`` (several lesions, on both sides);
+            ``leaning`` the side most of a midline region is on, or the measured one of bilateral ones.
         diameter_mm: longest axial diameter; volume_mm3: volume (organs summed); size_is_volume:
             "how large" asks for the volume (organs) rather than the diameter (lesions).
         trend: ``grew``, ``shrank`` or ``is stable`` (follow-up); change_mm, change_pct: its size.
