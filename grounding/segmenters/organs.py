@@ -95,6 +95,12 @@ HALF_WIDTH_HU: dict[str, dict[str, float]] = {
     "arterial": {"liver": 18.0, "spleen": 45.0, "kidney": 0.0},
     "portal-venous": {"liver": 25.0, "spleen": 25.0, "kidney": 0.0},
 }
+#: the spleen's mode lies within (below, above) HU of the liver's, per phase: a little darker on plain
+#: CT (a fatty liver can be darker still), about the same in the portal-venous phase, brighter and
+#: mottled in the arterial phase
+SPLEEN_FROM_LIVER_HU: dict[str, tuple[float, float]] = {
+    "non-contrast": (-30.0, 5.0), "arterial": (-5.0, 90.0), "portal-venous": (-25.0, 35.0),
+}
 #: enhanced kidneys: their band starts no lower than this below the top of the liver's band
 KIDNEY_ABOVE_LIVER_GAP_HU = 10.0
 #: enhanced kidneys: the band reaches this far below the mode (medulla) and up to `KIDNEY_TOP_HU`
@@ -213,7 +219,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
     for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
-        band = _band(organ, phase, hu, zones[organ] & ~taken)
+        liver = out.bands.get("liver")
+        liver_top = float(frame.z[coarse == 1].max()) if (coarse == 1).any() else None
+        zone = zones[organ] & ~taken
+        if liver_top is not None:
+            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not spleen or kidney
+        band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
             band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
@@ -223,7 +234,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml)
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver_top)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -257,10 +268,18 @@ def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
     return {"liver": liver & body, "spleen": spleen & body, "kidney": kidney & body}
 
 
-def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[float, float]:
-    """The organ's smoothed-HU band: the phase prior, centred on the scan's mode in the organ's zone."""
+def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: float | None = None,
+          ) -> tuple[float, float]:
+    """The organ's smoothed-HU band: the phase prior, centred on the scan's mode in the organ's zone.
+    The spleen's mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's (``liver_hu``): the
+    left kidney in its zone, brighter once enhanced, or the body wall's muscle on plain CT can
+    outnumber it there."""
     low, high = PRIOR_HU[phase][organ]
-    mode = histogram_mode(hu[zone], (low, high))
+    search = (low, high)
+    if organ == "spleen" and liver_hu is not None:
+        below, above = SPLEEN_FROM_LIVER_HU[phase]
+        search = (max(low, liver_hu + below), min(high, liver_hu + above))
+    mode = histogram_mode(hu[zone], search) if search[0] < search[1] else None
     if mode is None:
         return low, high
     if organ == "kidney" and phase != "non-contrast":
@@ -346,9 +365,10 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float,
+    voxel_ml: float, liver_top: float | None = None,
 ) -> np.ndarray | None:
-    """The chosen basins of ``target`` (module docstring, step 3), or None.
+    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver_top``: the
+    found liver's highest world z (the spleen's core lies below it).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -363,7 +383,11 @@ def _choose(
         def fits(c: _Candidate) -> bool:
             return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
-                    and not _thoracic(c, frame, lungs, lowest_z))
+                    and not _thoracic(c, frame, lungs, lowest_z)
+                    # the heart beside a left lung wrapping behind it is not "between" the lungs'
+                    # medial edges; it lies above the liver's dome (the lungs' recesses reach far
+                    # down around the spleen: no lung fraction tells them apart)
+                    and (liver_top is None or c.centroid[2] < liver_top))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
