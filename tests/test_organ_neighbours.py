@@ -28,3 +28,21 @@ def test_arterial_aorta_touching_the_spine_is_read_as_arterial():
     organs = ClassicalSegmenter().organs(case.volume)
     assert organs.statistics.phase == "arterial"
     assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
+
+
+def test_heart_with_lung_behind_it_is_not_the_spleen():
+    """Plain CT reaching up into the chest, the heart (45 HU, spleen-like) lying left and back with
+    the left lung wrapped around and behind it: the lung's medial edge lies behind the heart, so it
+    was not "between the lungs", and its core, larger than the spleen's, was taken for the spleen."""
+    case = synthetic_abdomen(1, "non-contrast", z_range_mm=(-95.0, 75.0))
+    data = case.volume.data
+    x, y, z = _world(case.volume)
+    body = ndimage.binary_fill_holes(data > -500.0, structure=np.ones((1, 3, 3), bool))
+    cavity = body & ((data > -95.0) | (data < -500.0))  # organs, muscle and lungs: not the fat
+    centre = (60.0, 5.0, 45.0)
+    r = ((x - centre[0]) / 45.0) ** 2 + ((y - centre[1]) / 35.0) ** 2 + ((z - centre[2]) / 30.0) ** 2
+    lung = (r <= 2.2) & cavity & (z > 15.0) & (data < 150.0)
+    data[lung] = -850.0
+    data[(r <= 1.0) & lung] = 45.0
+    organs = ClassicalSegmenter().organs(case.volume)
+    assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
