@@ -1,6 +1,8 @@
 """Failure classes of the classical abdominal organs where one structure takes another's place, each
 reproduced by a construction in the test: an arterial aorta pressed against the vertebral body (it
-joined the spine's bone, the aorta was read in front of it and the scan taken for plain)."""
+joined the spine's bone, the aorta was read in front of it and the scan taken for plain), a heart
+taken for the spleen, a neighbour cut by an organ's working box taken as a lesion it encloses, and
+a plain spleen whose kidney is out of view (stated without doubt)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.tool import ToolContext
+from grounding.tools import default_registry
 from tests.helpers.abdomen import synthetic_abdomen
 from tests.test_organ_priors_and_stripped_flair import _world, dice
 
@@ -46,3 +50,35 @@ def test_heart_with_lung_behind_it_is_not_the_spleen():
     data[(r <= 1.0) & lung] = 45.0
     organs = ClassicalSegmenter().organs(case.volume)
     assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
+
+
+def test_region_reaching_the_crop_edge_is_not_enclosed():
+    """`_add_enclosed` works in the organ's box: a neighbour cut by the box's edge had most of what
+    was left of its surface on the organ and joined it as an "enclosed lesion" (an arterial left
+    kidney took the spleen beside it, +330 %); a lesion inside the organ still joins."""
+    from grounding.segmenters.organs import _add_enclosed
+
+    organ = np.zeros((6, 20, 20), dtype=bool)
+    organ[:, 2:18, 2:12] = True
+    lesion = np.zeros_like(organ)
+    lesion[2:4, 8:11, 5:8] = True
+    organ &= ~lesion
+    neighbour = np.zeros_like(organ)
+    neighbour[:, :, 12:] = True  # beside the organ, running on beyond the crop
+    out = _add_enclosed(organ, lesion | neighbour)
+    assert (out & lesion).sum() == lesion.sum()
+    assert not (out & neighbour).any()
+
+
+def test_plain_spleen_without_its_kidney_is_doubtful():
+    """Plain CT with the left kidney out of view (painted over as fat): the spleen and kidney
+    bands overlap, so what was found as the spleen may be the kidney; the evidence says so."""
+    case = synthetic_abdomen(0, "non-contrast")
+    case.volume.data[case.labels["kidney_left"]] = -90.0
+    context = ToolContext(volumes={"0": case.volume})
+    ev = default_registry().run(context, "segment", {"target": "spleen"})
+    assert ev.quality.level == "doubtful"
+    assert any("no left kidney was found" in r for r in ev.quality.reasons)
+    # the right kidney has no such neighbour: its doubts are only the usual ones
+    right = default_registry().run(context, "segment", {"target": "kidney_right"})
+    assert not any("spleen" in r for r in right.quality.reasons)

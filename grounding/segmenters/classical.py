@@ -168,6 +168,19 @@ class ClassicalSegmenter:
 
         return self._cached(f"search_{name}", volume, search)
 
+    def result_doubts(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
+        """Why an unprompted organ mask of ``volume`` may be a neighbour instead (the spleen and the
+        left kidney on plain CT, `grounding.segmenters.organs`); empty for other targets."""
+        if prompt is not None or target is None or volume.modality != "CT" or volume.is_2d:
+            return []
+        try:
+            name = resolve_target(target, self.targets)
+        except SegmentationError:
+            return []
+        if name not in ABDOMEN_TARGETS:
+            return []
+        return list(self.organs(volume).doubts.get(name, []))
+
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""
         return self._cached("chest", volume, lambda: analyze_chest(volume, self.coarse_mm))

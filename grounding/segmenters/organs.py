@@ -138,6 +138,8 @@ LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
 RIM_MM = {"liver": 3.0 * EDGE_SMOOTH_MM, "spleen": 3.0 * EDGE_SMOOTH_MM, "kidney": 2.0 * EDGE_SMOOTH_MM}
 #: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
 ENCLOSED_FRACTION = 0.6
+#: spleen and left kidney touching over more than this fraction of the smaller one's surface
+CONTACT_FRACTION = 0.15
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -153,12 +155,14 @@ class AbdomenOrgans:
         errors: target name -> why it was not found.
         statistics: the scan's HU landmarks and estimated contrast phase.
         bands: organ ("liver", "spleen", "kidney") -> the smoothed-HU band used.
+        doubts: target name -> why the organ found may be a neighbour (`_neighbour_doubts`).
     """
 
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     statistics: ScanStatistics | None = None
     bands: dict[str, tuple[float, float]] = field(default_factory=dict)
+    doubts: dict[str, list[str]] = field(default_factory=dict)
 
     def mask(self, target: str) -> np.ndarray:
         """The mask of ``target``; raises `SegmentationError` with the reason when it was not found."""
@@ -252,6 +256,45 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
+    out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands)
+    return out
+
+
+def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
+                      bands: dict[str, tuple[float, float]]) -> dict[str, list[str]]:
+    """Why the spleen or the left kidney found may be the other one (coarse labels of all organs).
+
+    On plain CT their bands overlap (spleen about 40-50 HU, kidney 30-40 HU, both beside bowel and
+    muscle), so only position tells them apart: each is doubtful when the other was not found (it
+    may have taken the other's place, or be the other one with its neighbour out of view), and when
+    they touch over more than `CONTACT_FRACTION` of the smaller one's surface (their boundary is a
+    guess; also once enhanced where their bands meet); in any phase when the spleen's centre lies
+    below the left kidney's (swapped)."""
+    spleen = coarse == 1 + ABDOMEN_TARGETS.index("spleen")
+    kidney = coarse == 1 + ABDOMEN_TARGETS.index("kidney_left")
+    out: dict[str, list[str]] = {}
+
+    def add(reason: str, *targets: str) -> None:
+        for target in targets:
+            out.setdefault(target, []).append(reason)
+
+    if spleen.any() and kidney.any():
+        if float(frame.z[spleen].mean()) < float(frame.z[kidney].mean()):
+            add("the spleen's centre lies below the left kidney's: the two may be swapped", "spleen", "kidney_left")
+        # enhanced, they are told apart by HU unless the bands meet (a mottled arterial spleen)
+        if phase == "non-contrast" or bands["kidney"][0] <= bands["spleen"][1]:
+            smaller = spleen if spleen.sum() < kidney.sum() else kidney
+            other = kidney if smaller is spleen else spleen
+            surface = smaller & ~ndimage.binary_erosion(smaller, CONN6)
+            contact = float(np.count_nonzero(surface & ndimage.binary_dilation(other, CONN6, iterations=2)))
+            if contact > CONTACT_FRACTION * np.count_nonzero(surface):
+                add(f"the spleen and the left kidney touch over {contact / surface.sum():.0%} of the smaller one's "
+                    f"surface and their HU bands meet: the boundary between them is uncertain", "spleen", "kidney_left")
+    elif phase == "non-contrast" and (spleen.any() or kidney.any()):
+        found, missing = ("spleen", "left kidney") if spleen.any() else ("left kidney", "spleen")
+        hu = " to ".join(f"{v:.0f}" for v in bands.get("kidney", (0.0, 0.0)))
+        add(f"on plain CT the spleen and the kidneys have close HU (kidney band {hu} HU) and no {missing} was found "
+            f"beside this {found}: it may be the {missing}, or include it", "spleen" if spleen.any() else "kidney_left")
     return out
 
 
@@ -471,6 +514,15 @@ def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
     if n == 0:
         return organ
     touching = np.unique(labels[ndimage.binary_dilation(organ, CONN6) & darker])
+    # ``organ`` is cropped to its box and a margin: a region reaching the crop's edge goes on beyond it
+    # (a neighbour), however much of what is left of its surface the organ covers
+    edge = np.zeros(organ.shape, dtype=bool)
+    for axis in range(organ.ndim):
+        index = [slice(None)] * organ.ndim
+        for end in (0, -1):
+            index[axis] = end
+            edge[tuple(index)] = True
+    touching = np.setdiff1d(touching, labels[edge])
     out = organ.copy()
     boxes = ndimage.find_objects(labels)
     for index in touching[touching > 0]:
