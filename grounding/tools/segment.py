@@ -358,7 +358,6 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     side_words = side_text(side, fraction_left, withheld)
     ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
     _flag_weak_search(ev.quality, context, vol, target, prompt)
-    _flag_doubts(ev.quality, context, vol, target, prompt, used)
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
                 if vol.is_2d else f"voxels {fmt_slices(bbox)}")
@@ -404,16 +403,6 @@ def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, targe
     search may hold another lesion, and what it found may be a vessel."""
     for weak in getattr(segmenter_for(context), "search_weakness", lambda v, t, p: [])(vol, target, prompt):
         quality.flag("doubtful", weak)
-
-
-def _flag_doubts(quality: Quality, context: ToolContext, vol: Volume, target: str | None, prompt: Prompt | None,
-                 used: str) -> None:
-    """What the segmenter ``used`` itself doubts about its mask (an organ that may be its neighbour)
-    makes it doubtful; the auto segmenter's classical fallback is asked as the classical one."""
-    segmenter = segmenter_for(context)
-    segmenter = getattr(segmenter, "classical", segmenter) if used == "classical" else segmenter
-    for reason in getattr(segmenter, "result_doubts", lambda v, t, p: [])(vol, target, prompt):
-        quality.flag("doubtful", reason)
 
 
 def _lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
