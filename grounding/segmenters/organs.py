@@ -226,8 +226,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         liver = out.bands.get("liver")
         liver_top = float(frame.z[coarse == 1].max()) if (coarse == 1).any() else None
         zone = zones[organ] & ~taken
-        if liver_top is not None:
-            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not spleen or kidney
+        if organ == "spleen" and liver_top is not None:
+            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not the spleen
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
