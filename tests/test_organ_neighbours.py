@@ -2,7 +2,8 @@
 reproduced by a construction in the test: an arterial aorta pressed against the vertebral body (it
 joined the spine's bone, the aorta was read in front of it and the scan taken for plain), a heart
 taken for the spleen, a neighbour cut by an organ's working box taken as a lesion it encloses, and
-a plain spleen whose kidney is out of view (stated without doubt)."""
+a plain spleen whose kidney is out of view and a plain liver leaking into a lean body wall (both
+stated without doubt)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,20 @@ def test_plain_spleen_without_its_kidney_is_doubtful():
     # the right kidney has no such neighbour: its doubts are only the usual ones
     right = default_registry().run(context, "segment", {"target": "kidney_right"})
     assert not any("spleen" in r for r in right.quality.reasons)
+
+
+def test_plain_liver_leaking_into_a_lean_body_wall_is_doubtful():
+    """Plain CT of a lean patient: the body wall's muscle, of the liver's HU, runs from the skin to
+    the liver on the right; the liver takes the wall with it and its volume was stated as fact."""
+    case = synthetic_abdomen(0, "non-contrast")
+    data = case.volume.data
+    liver_hu = float(np.median(data[case.labels["liver"]]))
+    x, _, _ = _world(case.volume)
+    body = ndimage.binary_fill_holes(data > -500.0, structure=np.ones((1, 3, 3), bool))
+    depth = ndimage.distance_transform_edt(body, sampling=(1e3,) + case.volume.spacing[1:])
+    wall = body & (depth <= 25.0) & (x < -30.0) & (data < 150.0) & ~case.labels["liver"]
+    data[wall] = liver_hu
+    context = ToolContext(volumes={"0": case.volume})
+    ev = default_registry().run(context, "segment", {"target": "liver"})
+    assert any("body wall" in r for r in ev.quality.reasons)
+    assert ev.quality.level != "ok"

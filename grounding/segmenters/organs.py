@@ -138,6 +138,9 @@ LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
 RIM_MM = {"liver": 3.0 * EDGE_SMOOTH_MM, "spleen": 3.0 * EDGE_SMOOTH_MM, "kidney": 2.0 * EDGE_SMOOTH_MM}
 #: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
 ENCLOSED_FRACTION = 0.6
+#: a plain-CT liver with more than this fraction within this depth (mm) of the skin holds body wall
+WALL_FRACTION = 0.065
+WALL_DEPTH_MM = 15.0
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
 CONTACT_FRACTION = 0.15
 #: smallest core (mL) taken for each organ: less is a fragment of something else
@@ -155,7 +158,8 @@ class AbdomenOrgans:
         errors: target name -> why it was not found.
         statistics: the scan's HU landmarks and estimated contrast phase.
         bands: organ ("liver", "spleen", "kidney") -> the smoothed-HU band used.
-        doubts: target name -> why the organ found may be a neighbour (`_neighbour_doubts`).
+        doubts: target name -> why the organ found may be a neighbour (`_neighbour_doubts`) or
+            hold the body wall (`_wall_doubt`).
     """
 
     masks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -257,7 +261,23 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if target not in out.errors:
             out.masks[target] = full == value
     out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands)
+    wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
+    if wall:
+        out.doubts.setdefault("liver", []).append(wall)
     return out
+
+
+def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
+    """Why a plain-CT liver (coarse mask) may include the body wall, or None: more than
+    `WALL_FRACTION` of it lies within `WALL_DEPTH_MM` of the skin, where the wall's muscle is, of the
+    liver's HU on plain CT (a liver under the wall has a few percent there)."""
+    if not liver.any():
+        return None
+    shallow = float(np.mean(frame.depth[liver] < WALL_DEPTH_MM))
+    if shallow <= WALL_FRACTION:
+        return None
+    return (f"{shallow:.0%} of the liver lies within {WALL_DEPTH_MM:g} mm of the skin, where the body wall's muscle "
+            f"has the liver's HU on plain CT: the mask may include the body wall")
 
 
 def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
