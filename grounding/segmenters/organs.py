@@ -30,7 +30,10 @@ kidneys before the spleen, whose zone they share):
      so the lungs' centroids would put those organs "between" them); joining cores must not lie where the spleen, a
      kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
-     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
+     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic and
+     below the found liver's top (the heart, with the left lung wrapped behind it, is not
+     "between" the lungs); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's and
+     below the liver's top (not the enhanced heart or kidney);
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
      further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
      below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
@@ -43,16 +46,23 @@ kidneys before the spleen, whose zone they share):
    of `RIM_MM` of partial volume with fat is taken back, and holes are filled slice by slice
    (vessels inside the liver are part of the liver).
 
+5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
+   `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
+   found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
+   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall).
+
 Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
 cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
 `PRIOR_HU`'s floor, a spleen or liver far from its usual side (situs inversus, massive
 splenomegaly crossing the midline), organs touching broadly at the same HU without a
 constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
 kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
-15 HU (the liver leaks into the wall), an arterial aorta touching the vertebral bodies (it joins
-the spine's component, the aorta is read in front of it and the scan taken for plain: the enhanced
-spleen is then searched at plain HU), a plain spleen and kidney of close HU where one of them is
-outside the field of view (the other takes its place), kidney cysts and hydronephrosis
+15 HU (the liver leaks into the wall; doubtful when it reaches the skin), noisy plain CT (noise
+SD above about 25 HU: the bands of spleen, kidney, muscle and bowel, 5-15 HU apart, break up; the
+spleen is often missed or mis-found, and said to be doubtful when its kidney is not found), a
+plain spleen and kidney of close HU where one of them is outside the field of view (the other
+takes its place; doubtful), an arterial aorta merged with the spine in a slice where it is wider
+than the vertebral body, kidney cysts and hydronephrosis
 (holes only filled slice by slice), and the pancreas and bowel wall, which enhance like the liver
 and may join it where they touch. Raises `SegmentationError` when no candidate fits (e.g. a chest
 CT without the abdomen); the message says what was searched.
