@@ -138,7 +138,8 @@ class ClassicalSegmenter:
         doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
         heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
-        lungs touch (`grounding.segmenters.chest.split_doubt`)."""
+        lungs touch (`grounding.segmenters.chest.split_doubt`); on CT, why a spleen, left kidney or
+        liver found may be a neighbour (`AbdomenOrgans.doubts`)."""
         if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
             doubt = self.mr_lesions(volume).doubt()
             return [doubt] if doubt else []
@@ -147,6 +148,9 @@ class ClassicalSegmenter:
         if prompt is None and target in ("lung_left", "lung_right") and volume.modality == "CT":
             doubt = self.analysis(volume).split_doubt
             return [doubt] if doubt else []
+        organ = _known(target, ABDOMEN_TARGETS)
+        if prompt is None and organ and volume.modality == "CT" and not volume.is_2d:
+            return list(self.organs(volume).doubts.get(organ, []))
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return []
         out = []
@@ -326,6 +330,15 @@ class ClassicalSegmenter:
             half = int(round(POINT_WINDOW_MM / sp))
             out.append(slice(max(p - half, 0), min(p + half + 1, n)))
         return tuple(out)  # type: ignore[return-value]
+
+
+def _known(target: str | None, names: tuple[str, ...]) -> str | None:
+    """The canonical name of ``target`` (aliases resolved) when it is one of ``names``, else None."""
+    try:
+        name = resolve_target(target, TARGETS) if target else None
+    except SegmentationError:
+        return None
+    return name if name in names else None
 
 
 def _mostly_in(mask: np.ndarray, region: tuple[slice, slice, slice] | None, point: tuple[int, int, int] | None) -> bool:

@@ -6,7 +6,9 @@ block-mean HU smoothed by `SMOOTH_MM`, so the thresholds come from the scan, not
 * **fat edge**: Otsu's threshold of the body's values between `FAT_SOFT_RANGE` (the valley
   between the fat peak near -100 HU and soft tissue near +50 HU), clipped to `FAT_EDGE_LIMITS`.
 * **spine**: the largest bone component (>= `SPINE_HU`) near the midline in the posterior half of
-  the body; its centroid (x) and its anterior edge per slice (y) anchor the location priors.
+  the body, less an arterial aorta merged with it in front (per slice, a piece parted at a
+  constriction whose core lies in front of the vertebral body's); its centroid (x) and its
+  anterior edge per slice (y) anchor the location priors.
 * **aorta**: the brightest `AORTA_DISK_MM`-wide disk in front of the vertebral body, slightly to
   the patient's left (`AORTA_WINDOW_MM`), median over slices (unenhanced blood 35-55 HU, portal
   venous 130-200 HU, arterial 250-400 HU).
@@ -38,6 +40,13 @@ FAT_EDGE_LIMITS = (-70.0, -10.0)
 SPINE_HU = 180.0
 #: the spine lies within this distance (mm) of the midline
 SPINE_MIDLINE_MM = 40.0
+#: an enhanced aorta touching the vertebral body joins its bone component: per slice, a piece with a
+#: core at least this deep (mm) whose core lies this far (mm) in front of the vertebral body's is
+#: parted from the spine (an adult aorta is 10-15 mm in radius, a vertebral body 15-25 mm)
+VESSEL_CORE_MM = 5.0
+VESSEL_AHEAD_MM = 10.0
+#: ... and only a piece at least this thick (inscribed radius, mm): the abdominal aorta is 8-15 mm
+VESSEL_MIN_MM = 7.5
 #: aorta search window relative to the spine: x from its centre, y in front of its anterior edge (mm)
 AORTA_WINDOW_MM = {"x": (-15.0, 45.0), "y": (8.0, 50.0)}
 #: width (mm) of the disk averaged to read the aorta's HU (an adult aorta is 15-30 mm wide)
@@ -140,7 +149,7 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
     if n:
         sizes = component_sizes(labels, n)
         sizes[0] = 0
-        spine = np.asarray(labels == int(np.argmax(sizes)))
+        spine = _without_vessel_in_front(np.asarray(labels == int(np.argmax(sizes))), y, spacing)
         spine_x = float(x[spine].mean())
         ys = np.where(spine, y, np.inf).reshape(hu.shape[0], -1).min(axis=1)
         front_by_slice[np.isfinite(ys)] = ys[np.isfinite(ys)]
@@ -151,6 +160,40 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
         spine_x, front = body_x, centre_y + 0.25 * float(extent.max() - extent.min())
     return BodyFrame(x=x, y=y, z=z, spacing=spacing, mid_x=spine_x, centre_y=centre_y, spine_x=spine_x,
                      spine_front_y=front, spine_front_by_slice=front_by_slice, depth=depth, spine=spine)
+
+
+def _without_vessel_in_front(spine: np.ndarray, y: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The spine's bone component less an enhanced vessel merged with it in front (see the module
+    docstring): per slice, the component is split at its constrictions (cores at least
+    `VESSEL_CORE_MM` inside it seed a watershed on the in-plane distance map); the vertebral body is
+    the core with the largest inscribed radius, and the basins of cores at least `VESSEL_MIN_MM` in
+    inscribed radius lying more than `VESSEL_AHEAD_MM` in front of it are dropped (the aorta may
+    meet the vertebra only across slices on an oblique scan). Posterior elements lie behind the vertebral body,
+    so they are never dropped, whatever the pieces the split makes of them."""
+    from skimage.segmentation import watershed
+
+    out = spine.copy()
+    # a voxel of margin in-plane: the component's own edge is background
+    box = tuple(slice(max(s.start - (a > 0), 0), s.stop + (a > 0))
+                for a, s in enumerate(ndimage.find_objects(spine.astype(np.uint8))[0]))
+    planar = np.zeros((3, 3), dtype=bool)
+    planar[1, :] = planar[:, 1] = True
+    for k in range(box[0].start, box[0].stop):
+        piece = spine[k][box[1:]]
+        depth = ndimage.distance_transform_edt(piece, sampling=spacing[1:])
+        cores, n = ndimage.label(depth >= VESSEL_CORE_MM, structure=planar)
+        if n < 2:
+            continue
+        radius = ndimage.maximum(depth, cores, range(1, n + 1))
+        front = ndimage.mean(y[k][box[1:]], cores, range(1, n + 1))
+        body = int(np.argmax(radius))
+        # a vessel is thick and round; the thin cortical fragments of a vertebra whose cancellous
+        # body is fainter than `SPINE_HU` (seen on real CT) are not
+        ahead = [c + 1 for c in range(n) if front[c] < front[body] - VESSEL_AHEAD_MM and radius[c] >= VESSEL_MIN_MM]
+        if ahead:
+            basins = watershed(-depth, cores, mask=piece)
+            out[k][box[1:]] &= ~np.isin(basins, ahead)
+    return out
 
 
 def fat_edge(hu: np.ndarray, body: np.ndarray) -> float:

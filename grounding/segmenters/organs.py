@@ -30,7 +30,10 @@ kidneys before the spleen, whose zone they share):
      so the lungs' centroids would put those organs "between" them); joining cores must not lie where the spleen, a
      kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
-     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic;
+     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic and
+     below the found liver's top (the heart, with the left lung wrapped behind it, is not
+     "between" the lungs); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's and
+     below the liver's top (not the enhanced heart or kidney);
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
      further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
      below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
@@ -43,16 +46,23 @@ kidneys before the spleen, whose zone they share):
    of `RIM_MM` of partial volume with fat is taken back, and holes are filled slice by slice
    (vessels inside the liver are part of the liver).
 
+5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
+   `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
+   found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
+   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall).
+
 Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
 cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
 `PRIOR_HU`'s floor, a spleen or liver far from its usual side (situs inversus, massive
 splenomegaly crossing the midline), organs touching broadly at the same HU without a
 constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
 kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
-15 HU (the liver leaks into the wall), an arterial aorta touching the vertebral bodies (it joins
-the spine's component, the aorta is read in front of it and the scan taken for plain: the enhanced
-spleen is then searched at plain HU), a plain spleen and kidney of close HU where one of them is
-outside the field of view (the other takes its place), kidney cysts and hydronephrosis
+15 HU (the liver leaks into the wall; doubtful when it reaches the skin), noisy plain CT (noise
+SD above about 25 HU: the bands of spleen, kidney, muscle and bowel, 5-15 HU apart, break up; the
+spleen is often missed or mis-found, and said to be doubtful when its kidney is not found), a
+plain spleen and kidney of close HU where one of them is outside the field of view (the other
+takes its place; doubtful), an arterial aorta merged with the spine in a slice where it is wider
+than the vertebral body, kidney cysts and hydronephrosis
 (holes only filled slice by slice), and the pancreas and bowel wall, which enhance like the liver
 and may join it where they touch. Raises `SegmentationError` when no candidate fits (e.g. a chest
 CT without the abdomen); the message says what was searched.
@@ -95,6 +105,12 @@ HALF_WIDTH_HU: dict[str, dict[str, float]] = {
     "arterial": {"liver": 18.0, "spleen": 45.0, "kidney": 0.0},
     "portal-venous": {"liver": 25.0, "spleen": 25.0, "kidney": 0.0},
 }
+#: the spleen's mode lies within (below, above) HU of the liver's, per phase: a little darker on plain
+#: CT (a fatty liver can be darker still), about the same in the portal-venous phase, brighter and
+#: mottled in the arterial phase
+SPLEEN_FROM_LIVER_HU: dict[str, tuple[float, float]] = {
+    "non-contrast": (-30.0, 5.0), "arterial": (-5.0, 90.0), "portal-venous": (-25.0, 35.0),
+}
 #: enhanced kidneys: their band starts no lower than this below the top of the liver's band
 KIDNEY_ABOVE_LIVER_GAP_HU = 10.0
 #: enhanced kidneys: the band reaches this far below the mode (medulla) and up to `KIDNEY_TOP_HU`
@@ -132,6 +148,11 @@ LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
 RIM_MM = {"liver": 3.0 * EDGE_SMOOTH_MM, "spleen": 3.0 * EDGE_SMOOTH_MM, "kidney": 2.0 * EDGE_SMOOTH_MM}
 #: a hypodense region (a lesion) joins an organ that covers this fraction of its surface
 ENCLOSED_FRACTION = 0.6
+#: a plain-CT liver with more than this fraction within this depth (mm) of the skin holds body wall
+WALL_FRACTION = 0.065
+WALL_DEPTH_MM = 15.0
+#: spleen and left kidney touching over more than this fraction of the smaller one's surface
+CONTACT_FRACTION = 0.15
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -147,12 +168,15 @@ class AbdomenOrgans:
         errors: target name -> why it was not found.
         statistics: the scan's HU landmarks and estimated contrast phase.
         bands: organ ("liver", "spleen", "kidney") -> the smoothed-HU band used.
+        doubts: target name -> why the organ found may be a neighbour (`_neighbour_doubts`) or
+            hold the body wall (`_wall_doubt`).
     """
 
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     statistics: ScanStatistics | None = None
     bands: dict[str, tuple[float, float]] = field(default_factory=dict)
+    doubts: dict[str, list[str]] = field(default_factory=dict)
 
     def mask(self, target: str) -> np.ndarray:
         """The mask of ``target``; raises `SegmentationError` with the reason when it was not found."""
@@ -213,7 +237,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
     for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
-        band = _band(organ, phase, hu, zones[organ] & ~taken)
+        liver = out.bands.get("liver")
+        liver_top = float(frame.z[coarse == 1].max()) if (coarse == 1).any() else None
+        zone = zones[organ] & ~taken
+        if organ == "spleen" and liver_top is not None:
+            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not the spleen
+        band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
             band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
@@ -223,7 +252,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml)
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver_top)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -241,6 +270,61 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
+    out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands)
+    wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
+    if wall:
+        out.doubts.setdefault("liver", []).append(wall)
+    return out
+
+
+def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
+    """Why a plain-CT liver (coarse mask) may include the body wall, or None: more than
+    `WALL_FRACTION` of it lies within `WALL_DEPTH_MM` of the skin, where the wall's muscle is, of the
+    liver's HU on plain CT (a liver under the wall has a few percent there)."""
+    if not liver.any():
+        return None
+    shallow = float(np.mean(frame.depth[liver] < WALL_DEPTH_MM))
+    if shallow <= WALL_FRACTION:
+        return None
+    return (f"{shallow:.0%} of the liver lies within {WALL_DEPTH_MM:g} mm of the skin, where the body wall's muscle "
+            f"has the liver's HU on plain CT: the mask may include the body wall")
+
+
+def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
+                      bands: dict[str, tuple[float, float]]) -> dict[str, list[str]]:
+    """Why the spleen or the left kidney found may be the other one (coarse labels of all organs).
+
+    On plain CT their bands overlap (spleen about 40-50 HU, kidney 30-40 HU, both beside bowel and
+    muscle), so only position tells them apart: each is doubtful when the other was not found (it
+    may have taken the other's place, or be the other one with its neighbour out of view), and when
+    they touch over more than `CONTACT_FRACTION` of the smaller one's surface (their boundary is a
+    guess; also once enhanced where their bands meet); in any phase when the spleen's centre lies
+    below the left kidney's (swapped)."""
+    spleen = coarse == 1 + ABDOMEN_TARGETS.index("spleen")
+    kidney = coarse == 1 + ABDOMEN_TARGETS.index("kidney_left")
+    out: dict[str, list[str]] = {}
+
+    def add(reason: str, *targets: str) -> None:
+        for target in targets:
+            out.setdefault(target, []).append(reason)
+
+    if spleen.any() and kidney.any():
+        if float(frame.z[spleen].mean()) < float(frame.z[kidney].mean()):
+            add("the spleen's centre lies below the left kidney's: the two may be swapped", "spleen", "kidney_left")
+        # enhanced, they are told apart by HU unless the bands meet (a mottled arterial spleen)
+        if phase == "non-contrast" or bands["kidney"][0] <= bands["spleen"][1]:
+            smaller = spleen if spleen.sum() < kidney.sum() else kidney
+            other = kidney if smaller is spleen else spleen
+            surface = smaller & ~ndimage.binary_erosion(smaller, CONN6)
+            contact = float(np.count_nonzero(surface & ndimage.binary_dilation(other, CONN6, iterations=2)))
+            if contact > CONTACT_FRACTION * np.count_nonzero(surface):
+                add(f"the spleen and the left kidney touch over {contact / surface.sum():.0%} of the smaller one's "
+                    f"surface and their HU bands meet: the boundary between them is uncertain", "spleen", "kidney_left")
+    elif phase == "non-contrast" and (spleen.any() or kidney.any()):
+        found, missing = ("spleen", "left kidney") if spleen.any() else ("left kidney", "spleen")
+        hu = " to ".join(f"{v:.0f}" for v in bands.get("kidney", (0.0, 0.0)))
+        add(f"on plain CT the spleen and the kidneys have close HU (kidney band {hu} HU) and no {missing} was found "
+            f"beside this {found}: it may be the {missing}, or include it", "spleen" if spleen.any() else "kidney_left")
     return out
 
 
@@ -257,10 +341,18 @@ def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
     return {"liver": liver & body, "spleen": spleen & body, "kidney": kidney & body}
 
 
-def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray) -> tuple[float, float]:
-    """The organ's smoothed-HU band: the phase prior, centred on the scan's mode in the organ's zone."""
+def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: float | None = None,
+          ) -> tuple[float, float]:
+    """The organ's smoothed-HU band: the phase prior, centred on the scan's mode in the organ's zone.
+    The spleen's mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's (``liver_hu``): the
+    left kidney in its zone, brighter once enhanced, or the body wall's muscle on plain CT can
+    outnumber it there."""
     low, high = PRIOR_HU[phase][organ]
-    mode = histogram_mode(hu[zone], (low, high))
+    search = (low, high)
+    if organ == "spleen" and liver_hu is not None:
+        below, above = SPLEEN_FROM_LIVER_HU[phase]
+        search = (max(low, liver_hu + below), min(high, liver_hu + above))
+    mode = histogram_mode(hu[zone], search) if search[0] < search[1] else None
     if mode is None:
         return low, high
     if organ == "kidney" and phase != "non-contrast":
@@ -346,9 +438,10 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float,
+    voxel_ml: float, liver_top: float | None = None,
 ) -> np.ndarray | None:
-    """The chosen basins of ``target`` (module docstring, step 3), or None.
+    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver_top``: the
+    found liver's highest world z (the spleen's core lies below it).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -363,7 +456,11 @@ def _choose(
         def fits(c: _Candidate) -> bool:
             return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
-                    and not _thoracic(c, frame, lungs, lowest_z))
+                    and not _thoracic(c, frame, lungs, lowest_z)
+                    # the heart beside a left lung wrapping behind it is not "between" the lungs'
+                    # medial edges; it lies above the liver's dome (the lungs' recesses reach far
+                    # down around the spleen: no lung fraction tells them apart)
+                    and (liver_top is None or c.centroid[2] < liver_top))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
@@ -447,6 +544,15 @@ def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
     if n == 0:
         return organ
     touching = np.unique(labels[ndimage.binary_dilation(organ, CONN6) & darker])
+    # ``organ`` is cropped to its box and a margin: a region reaching the crop's edge goes on beyond it
+    # (a neighbour), however much of what is left of its surface the organ covers
+    edge = np.zeros(organ.shape, dtype=bool)
+    for axis in range(organ.ndim):
+        index = [slice(None)] * organ.ndim
+        for end in (0, -1):
+            index[axis] = end
+            edge[tuple(index)] = True
+    touching = np.setdiff1d(touching, labels[edge])
     out = organ.copy()
     boxes = ndimage.find_objects(labels)
     for index in touching[touching > 0]:

@@ -74,8 +74,10 @@ def _description(targets: dict[str, str]) -> str:
         "heuristic: HU bands read from the scan (fat edge, contrast phase from the aorta and liver) and position "
         "relative to body, spine and lungs; it handles plain, arterial and portal-venous CT, partial coverage "
         "and any slice thickness, but not fatty liver, situs inversus, organs far from their usual place or "
-        "touching at the same HU without a constriction (pancreas and bowel may join the liver); an organ it "
-        f"does not find is an error, not an absence. Targets: {listed}."
+        "touching at the same HU without a constriction (pancreas and bowel may join the liver); on plain CT "
+        "the spleen and kidneys are often mis-found (their result is doubtful where it cannot tell them "
+        "apart); an organ it does not find is an error, not an absence. "
+        f"Targets: {listed}."
     )
 
 

@@ -1,0 +1,102 @@
+"""Failure classes of the classical abdominal organs where one structure takes another's place, each
+reproduced by a construction in the test: an arterial aorta pressed against the vertebral body (it
+joined the spine's bone, the aorta was read in front of it and the scan taken for plain), a heart
+taken for the spleen, a neighbour cut by an organ's working box taken as a lesion it encloses, and
+a plain spleen whose kidney is out of view and a plain liver leaking into a lean body wall (both
+stated without doubt)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from grounding.segmenters import ClassicalSegmenter
+from grounding.tool import ToolContext
+from grounding.tools import default_registry
+from tests.helpers.abdomen import synthetic_abdomen
+from tests.test_organ_priors_and_stripped_flair import _world, dice
+
+
+def test_arterial_aorta_touching_the_spine_is_read_as_arterial():
+    """The aorta (300 HU) pressed against the vertebral body: after the coarse grid's smoothing both
+    are one bone component; the scan is still read as arterial and the enhanced spleen found."""
+    case = synthetic_abdomen(2, "arterial")
+    data = case.volume.data
+    x, y, _ = _world(case.volume)
+    cortex, _ = ndimage.label(data[data.shape[0] // 2] > 450)
+    ring = cortex == np.argmax(np.bincount(cortex.ravel())[1:]) + 1  # the vertebral body's cortex
+    xs, front = float(x[0, 0][ring.any(axis=0)].mean()), float(y[0, :, 0][ring.any(axis=1)].min())
+    kidneys = case.labels["kidney_left"] | case.labels["kidney_right"]
+    data[(data > 200) & (np.abs(x - xs) < 40) & (y < front) & (y > front - 60) & ~kidneys] = -90.0  # old aorta
+    aorta = np.broadcast_to((x - xs - 14.0) ** 2 + (y - front + 11.0) ** 2 <= 12.0**2, data.shape)
+    data[aorta & (data > -200) & (data < 450)] = 300.0
+    organs = ClassicalSegmenter().organs(case.volume)
+    assert organs.statistics.phase == "arterial"
+    assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
+
+
+def test_heart_with_lung_behind_it_is_not_the_spleen():
+    """Plain CT reaching up into the chest, the heart (45 HU, spleen-like) lying left and back with
+    the left lung wrapped around and behind it: the lung's medial edge lies behind the heart, so it
+    was not "between the lungs", and its core, larger than the spleen's, was taken for the spleen."""
+    case = synthetic_abdomen(1, "non-contrast", z_range_mm=(-95.0, 75.0))
+    data = case.volume.data
+    x, y, z = _world(case.volume)
+    body = ndimage.binary_fill_holes(data > -500.0, structure=np.ones((1, 3, 3), bool))
+    cavity = body & ((data > -95.0) | (data < -500.0))  # organs, muscle and lungs: not the fat
+    centre = (60.0, 5.0, 45.0)
+    r = ((x - centre[0]) / 45.0) ** 2 + ((y - centre[1]) / 35.0) ** 2 + ((z - centre[2]) / 30.0) ** 2
+    lung = (r <= 2.2) & cavity & (z > 15.0) & (data < 150.0)
+    data[lung] = -850.0
+    data[(r <= 1.0) & lung] = 45.0
+    organs = ClassicalSegmenter().organs(case.volume)
+    assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
+
+
+def test_region_reaching_the_crop_edge_is_not_enclosed():
+    """`_add_enclosed` works in the organ's box: a neighbour cut by the box's edge had most of what
+    was left of its surface on the organ and joined it as an "enclosed lesion" (an arterial left
+    kidney took the spleen beside it, +330 %); a lesion inside the organ still joins."""
+    from grounding.segmenters.organs import _add_enclosed
+
+    organ = np.zeros((6, 20, 20), dtype=bool)
+    organ[:, 2:18, 2:12] = True
+    lesion = np.zeros_like(organ)
+    lesion[2:4, 8:11, 5:8] = True
+    organ &= ~lesion
+    neighbour = np.zeros_like(organ)
+    neighbour[:, :, 12:] = True  # beside the organ, running on beyond the crop
+    out = _add_enclosed(organ, lesion | neighbour)
+    assert (out & lesion).sum() == lesion.sum()
+    assert not (out & neighbour).any()
+
+
+def test_plain_spleen_without_its_kidney_is_doubtful():
+    """Plain CT with the left kidney out of view (painted over as fat): the spleen and kidney
+    bands overlap, so what was found as the spleen may be the kidney; the evidence says so."""
+    case = synthetic_abdomen(0, "non-contrast")
+    case.volume.data[case.labels["kidney_left"]] = -90.0
+    context = ToolContext(volumes={"0": case.volume})
+    ev = default_registry().run(context, "segment", {"target": "spleen"})
+    assert ev.quality.level == "doubtful"
+    assert any("no left kidney was found" in r for r in ev.quality.reasons)
+    # the right kidney has no such neighbour: its doubts are only the usual ones
+    right = default_registry().run(context, "segment", {"target": "kidney_right"})
+    assert not any("spleen" in r for r in right.quality.reasons)
+
+
+def test_plain_liver_leaking_into_a_lean_body_wall_is_doubtful():
+    """Plain CT of a lean patient: the body wall's muscle, of the liver's HU, runs from the skin to
+    the liver on the right; the liver takes the wall with it and its volume was stated as fact."""
+    case = synthetic_abdomen(0, "non-contrast")
+    data = case.volume.data
+    liver_hu = float(np.median(data[case.labels["liver"]]))
+    x, _, _ = _world(case.volume)
+    body = ndimage.binary_fill_holes(data > -500.0, structure=np.ones((1, 3, 3), bool))
+    depth = ndimage.distance_transform_edt(body, sampling=(1e3,) + case.volume.spacing[1:])
+    wall = body & (depth <= 25.0) & (x < -30.0) & (data < 150.0) & ~case.labels["liver"]
+    data[wall] = liver_hu
+    context = ToolContext(volumes={"0": case.volume})
+    ev = default_registry().run(context, "segment", {"target": "liver"})
+    assert any("body wall" in r for r in ev.quality.reasons)
+    assert ev.quality.level != "ok"
