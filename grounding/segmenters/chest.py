@@ -131,6 +131,8 @@ GAS_MARGIN_HU = 50.0
 #: foam of a table is denser); with fewer than `AIR_MIN_VOXELS` of them air is taken as -1000 HU
 AIR_REFERENCE_BELOW_HU = -900.0
 AIR_MIN_VOXELS = 50
+#: at most this many outside-air voxels are sampled for the scan's air value
+AIR_SAMPLE = 200_000
 #: gas joined to a lung is cut off when it forms a pocket of at least this volume (mL) whose outer
 #: shell is less than this fraction lung (a bulla lies within lung; stomach gas behind a thin
 #: diaphragm touches it only through a narrow leak)
@@ -365,7 +367,11 @@ def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
     """The scan's own air value (HU): the median of the coarse voxels outside ``body`` below
     `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air."""
     air = coarse[~body & (coarse < AIR_REFERENCE_BELOW_HU)]
-    return float(np.median(air)) if air.size >= AIR_MIN_VOXELS else -1000.0
+    if air.size < AIR_MIN_VOXELS:
+        return -1000.0
+    # a regular sample of at most AIR_SAMPLE voxels: a large field's outside air is millions of
+    # voxels, and its median moves by well under 1 HU
+    return float(np.median(air[:: max(1, air.size // AIR_SAMPLE)]))
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
@@ -561,11 +567,18 @@ def find_lungs(
     sizes = component_sizes(labels, n)
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
-    boxes, kept = ndimage.find_objects(labels), 0
-    for label in order[:n]:  # the 12 largest that are not gas are all `find_lungs` looks at
+    kept, boxes = 0, None
+    for rank, label in enumerate(order[:n]):  # the 12 largest that are not gas are all `find_lungs` looks at
         if kept == 12 or sizes[label] == 0:
             break
-        if _is_gas(labels[boxes[label - 1]] == label, coarse[boxes[label - 1]], gas_below_hu):
+        # two lungs and an airway remnant are usually all there is to look at: their boxes from the
+        # mask's projections; beyond that (noisy scans: many small pockets) one pass for all boxes
+        if rank < 3:
+            box = bounding_box(labels == label)
+        else:
+            boxes = ndimage.find_objects(labels) if boxes is None else boxes
+            box = boxes[label - 1]
+        if _is_gas(labels[box] == label, coarse[box], gas_below_hu):
             sizes[label] = 0
         else:
             kept += 1
@@ -657,7 +670,7 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
         return True
     grow = [int(np.ceil(LUNG_MIN_DEPTH_MM / s)) + 1 for s in spacing]
     box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
-                for sl, g, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], grow, mask.shape))
+                for sl, g, n in zip(bounding_box(mask), grow, mask.shape))
     inside = body[box]
     if inside.all():
         return True
@@ -666,7 +679,10 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
     step = 2 if min(inside.shape) > 4 else 1
     depth = ndimage.distance_transform_edt(inside[::step, ::step, ::step], sampling=[step * s for s in spacing])
     sample = mask[box][::step, ::step, ::step]
-    return float(np.median(depth[sample])) >= LUNG_MIN_DEPTH_MM if sample.any() else True
+    if not sample.any():
+        return True
+    # the median is at least the depth when at least half the voxels are (a count, not a sort)
+    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= np.count_nonzero(sample)
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
@@ -681,8 +697,13 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     if not mask.any():
         return
     bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-                 for sl, n in zip(ndimage.find_objects(mask.view(np.uint8))[0], mask.shape))
+                 for sl, n in zip(bounding_box(mask), mask.shape))
     lung = mask[bbox]
+    # each voxel of a pocket has a voxel below the level among its 27 neighbours, so a pocket of
+    # the least size needs a 27th of that many such voxels: without them there is nothing to filter
+    least = GAS_POCKET_MIN_ML * 1000.0 / voxel_mm3
+    if 27 * np.count_nonzero(lung & (coarse[bbox] < gas_below_hu)) < least:
+        return
     gas = lung & (ndimage.uniform_filter(coarse[bbox], 3) < gas_below_hu)
     pockets, n = label_components(gas, CONN6)
     if n == 0:
@@ -705,7 +726,9 @@ def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
     would pull a gas pocket towards lung values) is below ``gas_below_hu``."""
     interior = erode(mask, PLANAR4)
-    return float(np.median(hu[interior if interior.any() else mask])) < gas_below_hu
+    values = hu[interior if interior.any() else mask]
+    # the median is below the level when more than half the values are (a count, not a sort)
+    return 2 * np.count_nonzero(values < gas_below_hu) > values.size
 
 
 def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
