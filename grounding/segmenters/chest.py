@@ -567,9 +567,12 @@ def find_lungs(
     sizes = component_sizes(labels, n)
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
-    kept, boxes = 0, None
-    for rank, label in enumerate(order[:n]):  # the 12 largest that are not gas are all `find_lungs` looks at
-        if kept == 12 or sizes[label] == 0:
+    kept, boxes, largest_lung = 0, None, 0
+    # the 12 largest that are not gas are all `find_lungs` looks at, and none smaller than the
+    # least fraction of the largest it uses (the many small pockets of a noisy scan are not tested)
+    least = min(LUNG_PIECE_FRACTION, PAIRED_SIZE_FRACTION)
+    for rank, label in enumerate(order[:n]):
+        if kept == 12 or sizes[label] == 0 or sizes[label] < least * largest_lung:
             break
         # two lungs and an airway remnant are usually all there is to look at: their boxes from the
         # mask's projections; beyond that (noisy scans: many small pockets) one pass for all boxes
@@ -582,6 +585,7 @@ def find_lungs(
             sizes[label] = 0
         else:
             kept += 1
+            largest_lung = max(largest_lung, int(sizes[label]))
     if not sizes.any():
         raise SegmentationError(
             "the air inside the body is gas (bowel, stomach) without the texture of lung "
