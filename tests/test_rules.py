@@ -336,3 +336,15 @@ def test_nodules_in_both_lungs_are_answered_as_both(rules, registry):
     trace = run_episode(ph.volume, "Which lung contains the nodule?", rules, registry=registry,
                         options=["left lung", "right lung", "both lungs"])
     assert trace.answer_option == "C", trace.answer
+
+
+def test_nodules_are_counted_on_the_side_asked(rules, registry):
+    # the search counts both lungs together; one side's count comes from each component's side
+    ph = chest_ct(seed=1, spacing=(3.0, 3.0, 3.0), nodules=[NoduleSpec(diameter_mm=14.0, side="left"),
+                                                            NoduleSpec(diameter_mm=12.0, side="left"),
+                                                            NoduleSpec(diameter_mm=12.0, side="right")])
+    for side, expected in (("left", "2"), ("right", "1")):
+        trace = run_episode(ph.volume, f"How many nodules are in the {side} lung?", rules, registry=registry)
+        assert trace.status == "answered", trace.answer
+        assert trace.answer.startswith(expected), trace.answer
+        assert f"candidates in the {side} lung" in _explanation(trace), _explanation(trace)

@@ -2,8 +2,10 @@
 
 The lesion search of the question's region (the lungs or the brain, or within a liver, spleen or
 kidney the question names) is run as for a lesion question, and its connected components are the
-count. The count is only as good as the search: a doubtful search (thick slices, a doubtful
-organ mask) gives "at least N", and an implausible one no count (`answer.hedge`).
+count; a question naming one side counts the components the segment tool put on that side (its
+side of each component), and is declined when a side is not known. The count is only as good as
+the search: a doubtful search (thick slices, a doubtful organ mask) gives "at least N", and an
+implausible one no count (`answer.hedge`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ def plan_count(state: State) -> Action:
     """Search the region for lesions (within the organ the question names, if any); count them."""
     organs = state.q.organs or ()
     in_organ = state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS
-    if re.search(r"\b(left|right)\b", state.question, re.I) and not in_organ:  # a kidney names its side
-        return cannot("the lesion search counts the candidates of both sides together; the count of one side "
-                      "is not measured")
+    sides = {m.lower() for m in re.findall(r"\b(left|right)\b", state.question, re.I)}
+    if len(sides) > 1 and not in_organ:
+        return cannot("it names both sides; ask for the count of one side or of both together")
     if in_organ:
         return _count_in_organ(state, organs[0])
     empty, search = searches(state, search_order(state))
@@ -33,7 +35,30 @@ def plan_count(state: State) -> Action:
         return stop
     seg = state.results[empty]
     region = "the brain" if state.modality() == "MR" else "the lungs"
-    return _count_answer(state, seg, state.results[:empty + 1], f"{lesion_target(state)} candidates in {region}")
+    if not sides:
+        return _count_answer(state, seg, state.results[:empty + 1], f"{lesion_target(state)} candidates in {region}")
+    side = sides.pop()
+    part = f"the {side} {'hemisphere' if state.modality() == 'MR' else 'lung'}"
+    counted = _count_on_side(seg, side)
+    if counted is None:
+        return cannot(f"it asks for {part}, and the side of the candidates found is not known (the "
+                      f"orientation is assumed, or a candidate lies at the midline)")
+    return _count_answer(state, seg, state.results[:empty + 1], f"{lesion_target(state)} candidates in {part}",
+                         count=counted)
+
+
+def _count_on_side(seg: Result, side: str) -> int | None:
+    """How many of ``seg``'s components lie on ``side`` (the segment tool's side of each), or None
+    when that is not known: sides withheld (orientation assumed) or a component at the midline."""
+    n = int(seg.fact("components") or 0) if seg.fact("voxels") else 0
+    if n == 0:
+        return 0
+    if n == 1:
+        where = seg.fact("laterality")
+        return None if where not in ("left", "right") else int(where == side)
+    if seg.fact("components_left") is None or seg.fact("components_midline"):
+        return None
+    return int(seg.fact(f"components_{side}"))
 
 
 def _count_in_organ(state: State, organ: str) -> Action:
@@ -42,9 +67,10 @@ def _count_in_organ(state: State, organ: str) -> Action:
     return _count_answer(state, state.results[1], state.results[:2], f"focal lesions in the {organ_name(organ)}")
 
 
-def _count_answer(state: State, seg: Result, searched: list[Result], what: str) -> Action:
-    """The count of ``seg``'s components; "at least" when any search it rests on is doubtful."""
-    n = int(seg.fact("components") or 0) if seg.fact("voxels") else 0
+def _count_answer(state: State, seg: Result, searched: list[Result], what: str, count: int | None = None) -> Action:
+    """The count of ``seg``'s components (or ``count`` of them, on one side); "at least" when any
+    search it rests on is doubtful."""
+    n = (int(seg.fact("components") or 0) if seg.fact("voxels") else 0) if count is None else count
     levels = [x.payload.get("quality", {}).get("level", "ok") for x in searched]
     at_least = worst(levels) == "doubtful" and n > 0
     cites = [x.evidence_id for x in searched if x.evidence_id]
