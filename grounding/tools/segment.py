@@ -397,36 +397,30 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     step = max(1, int(round((sub.size / 2_000_000) ** (1 / 3))))  # sampled mean: lungs are large
     values = vol.data[bbox][::step, ::step, ::step][sub[::step, ::step, ::step]]
     mean_hu = float(values.mean()) if values.size else None
-    volume_ml = float(np.count_nonzero(sub)) * vol.voxel_volume_mm3 / 1000.0 if mode == "3d" else None
+    volume_ml = _mask_ml(sub, vol) if mode == "3d" else None
     cut = touches_field_edge(mask, bbox, vol) if whole else []
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
-        other_target = "lung_right" if target == "lung_left" else "lung_left"
-        other = _lung_ml(context, volume_id, vol, other_target)
-        if other is not None:
+        other_mask = _lung_mask(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
+        if other_mask is not None:
+            other = _mask_ml(other_mask, vol)
             right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
-            q.merge(lung_pair_quality(right, left, cut=_bases_shown(context, volume_id, vol, mask, other_target, cut)))
+            bases = any(c.endswith("slice") for c in cut) and _bases_shown(mask, other_mask, vol.spacing[0])
+            q.merge(lung_pair_quality(right, left, cut=bases))
     return q
 
 
-def _bases_shown(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarray, other_target: str,
-                 cut: list[str]) -> bool:
-    """Whether the scan range cuts a lung pair whose lower ends lie within `DOME_HEIGHT_MM` of
-    each other: then the parts shown differ by the heights of the two domes, not by a lost piece
-    (a lung whose lower part was lost ends far above the other)."""
-    if not any(c.endswith("slice") for c in cut):
-        return False
-    try:
-        result, _ = _segment_cached(context, volume_id, vol, other_target, None, "3d", None)
-    except ToolError:
-        return False
-    ends = [np.flatnonzero(m.any(axis=(1, 2))) for m in (mask, result.mask)]
+def _bases_shown(mask: np.ndarray, other: np.ndarray, slice_mm: float) -> bool:
+    """Whether two lungs the scan range cuts end low within `DOME_HEIGHT_MM` of each other: then
+    the parts shown differ by the heights of the two domes, not by a lost piece (a lung whose
+    lower part was lost ends far above the other)."""
+    ends = [np.flatnonzero(m.any(axis=(1, 2))) for m in (mask, other)]
     if any(e.size == 0 for e in ends):
         return False
-    return abs(int(ends[0][0]) - int(ends[1][0])) * vol.spacing[0] <= DOME_HEIGHT_MM
+    return abs(int(ends[0][0]) - int(ends[1][0])) * slice_mm <= DOME_HEIGHT_MM
 
 
 def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, target: str | None,
@@ -438,13 +432,23 @@ def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, targe
         quality.flag("doubtful", weak)
 
 
-def _lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
-    """Volume (mL) of one lung from the same segmenter (cached), None when it cannot say."""
+def _lung_mask(context: ToolContext, volume_id: str, vol: Volume, target: str) -> np.ndarray | None:
+    """One lung's mask from the same segmenter (cached), None when it cannot say."""
     try:
         result, _ = _segment_cached(context, volume_id, vol, target, None, "3d", None)
     except ToolError:
         return None
-    return float(np.count_nonzero(result.mask)) * vol.voxel_volume_mm3 / 1000.0
+    return result.mask
+
+
+def _lung_ml(context: ToolContext, volume_id: str, vol: Volume, target: str) -> float | None:
+    """Volume (mL) of one lung from the same segmenter (cached), None when it cannot say."""
+    mask = _lung_mask(context, volume_id, vol, target)
+    return None if mask is None else _mask_ml(mask, vol)
+
+
+def _mask_ml(mask: np.ndarray, vol: Volume) -> float:
+    return float(np.count_nonzero(mask)) * vol.voxel_volume_mm3 / 1000.0
 
 
 def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | None,
