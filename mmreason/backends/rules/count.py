@@ -50,7 +50,7 @@ def plan_count(state: State) -> Action:
 def _count_on_side(seg: Result, side: str) -> int | None:
     """How many of ``seg``'s components lie on ``side`` (the segment tool's side of each), or None
     when that is not known: sides withheld (orientation assumed) or a component at the midline."""
-    n = int(seg.fact("components") or 0) if seg.fact("voxels") else 0
+    n = _components(seg)
     if n == 0:
         return 0
     if n == 1:
@@ -67,10 +67,15 @@ def _count_in_organ(state: State, organ: str) -> Action:
     return _count_answer(state, state.results[1], state.results[:2], f"focal lesions in the {organ_name(organ)}")
 
 
+def _components(seg: Result) -> int:
+    """How many connected components ``seg``'s mask holds (0 for an empty search)."""
+    return int(seg.fact("components") or 0) if seg.fact("voxels") else 0
+
+
 def _count_answer(state: State, seg: Result, searched: list[Result], what: str, count: int | None = None) -> Action:
     """The count of ``seg``'s components (or ``count`` of them, on one side); "at least" when any
     search it rests on is doubtful."""
-    n = (int(seg.fact("components") or 0) if seg.fact("voxels") else 0) if count is None else count
+    n = _components(seg) if count is None else count
     levels = [x.payload.get("quality", {}).get("level", "ok") for x in searched]
     at_least = worst(levels) == "doubtful" and n > 0
     cites = [x.evidence_id for x in searched if x.evidence_id]
