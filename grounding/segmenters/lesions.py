@@ -80,6 +80,7 @@ from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
     CoarseGrid,
+    bounding_box,
     component_sizes,
     ellipsoid,
     fill_holes_slicewise,
@@ -289,7 +290,7 @@ def lung_nodules(
     if not lungs.any():
         return NoduleSearch(out)
     search = lungs if pockets is None else lungs | pockets
-    bbox = ndimage.find_objects(search.astype(np.uint8))[0]
+    bbox = bounding_box(search)
     lung = search[bbox]
     surface = lung & ~ndimage.binary_erosion(lung, CONN6, border_value=1)
     medial = _medial(surface)
@@ -360,7 +361,7 @@ def _detached_nodules(
     where vessels converge, has more). Its median must stay below `DETACHED_MAX_HU`: brighter is a
     contrast-filled vessel (so a calcified nodule on a vessel is missed).
     """
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    box = bounding_box(mask)
     pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
     local = mask[box]
     depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
@@ -415,7 +416,7 @@ def _detached_verdict(
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return None
-    obj = ndimage.find_objects(piece.astype(np.uint8))[0]
+    obj = bounding_box(piece)
     # a vessel crossing one thick slice obliquely smears into a blob of that slice alone
     if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
         return None
@@ -444,7 +445,7 @@ def _arms(
     away from it (slivers of its own rough surface do not reach the shell; branches joined in the
     haze right around it are apart there)."""
     reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
-    obj = ndimage.find_objects(piece.astype(np.uint8))[0]
+    obj = bounding_box(piece)
     window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
     near, _ = ndimage.label(residue[window], structure=CONN26)
     attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
@@ -513,7 +514,7 @@ def organ_lesion(
     ``point`` (voxel index) picks the candidate nearest to it instead of the largest.
     """
     out = np.zeros(data.shape, dtype=bool)
-    bbox = ndimage.find_objects(organ.astype(np.uint8))[0]
+    bbox = bounding_box(organ)
     inside = fill_holes_slicewise(organ[bbox])
     patch = data[bbox].astype(np.float32)
     sigma = [0.0 if n < 3 else 1.0 for n in patch.shape]

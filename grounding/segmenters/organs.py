@@ -89,7 +89,7 @@ from grounding.segmenters.ct_statistics import (
     histogram_mode,
     smoothed_coarse_hu,
 )
-from grounding.segmenters.morphology import CONN6, component_sizes, ellipsoid, fill_holes_slicewise
+from grounding.segmenters.morphology import CONN6, bounding_box, component_sizes, ellipsoid, fill_holes_slicewise
 from imaging.volume import Volume
 
 #: broad HU band of each organ per contrast phase (smoothed HU); the scan's own mode within it
@@ -514,7 +514,7 @@ def _grow(
     full_shape = chosen.shape
     margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM[organ]) / s)) + 2 for s in spacing]
     box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
-                for sl, m, n in zip(ndimage.find_objects(chosen.astype(np.uint8))[0], margin, chosen.shape))
+                for sl, m, n in zip(bounding_box(chosen), margin, chosen.shape))
     chosen, hu, hu_edge, allowed = chosen[box], hu[box], hu_edge[box], allowed[box]
     # the lower bound on the lightly smoothed HU: the heavily smoothed one gives the seams between
     # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
