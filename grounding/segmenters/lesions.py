@@ -176,6 +176,23 @@ MR_MIN_GM_CONTRAST = 2.0
 #: found lesions covering more than this share of the brain region are doubtful (MS lesion loads
 #: rarely pass 5 %)
 MR_MAX_BURDEN_FRACTION = 0.10
+#: a lesion's faint rim (partial volume with white matter, the fading edge raters include) is
+#: grown from its confident part over connected voxels at least this many white-matter SDs above
+#: white matter (below `MR_GROW_WM_K`: grey matter reaches this level, hence the limits below) ...
+MR_RIM_WM_K = 1.5
+#: ... at most this far (mm) beyond the confident part, and at least one voxel along each axis (on
+#: thick slices the lesion's partial-volume edge is the neighbouring slice)
+MR_RIM_MM = 2.0
+#: a rim larger than this share of its lesion's confident part means the surroundings are about
+#: as bright as the rim (cortex, a periventricular cap, bright deep grey matter): its extent cannot
+#: be told, so the rim is left out and counted as uncertain
+MR_RIM_MAX_SHARE = 0.7
+#: voxels of white matter level (or brighter) touching CSF-suppressed ventricles beside a lesion
+#: are lesion and CSF averaged: CSF is darker than white matter by this many white-matter SDs
+MR_CSF_WM_K = 3.0
+#: lesions whose rims (kept or left out) add more than this share to the confident burden are
+#: doubtful: their extent, and so the burden, depends on where between the two levels the edge lies
+MR_MAX_RIM_FRACTION = 0.3
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 #: ... and of the partial-volume edge removed from a skull-stripped brain
@@ -778,12 +795,19 @@ class MRLesions:
     tissue: BrainTissue
     brain_voxels: int
     lesion_median: float | None
+    #: voxels of the ``kept`` lesions that are faint rims (between the rim and grow levels), and
+    #: voxels of rims left out because they were larger than `MR_RIM_MAX_SHARE` of their lesion
+    rim_voxels: int = 0
+    left_out_rim_voxels: int = 0
+    #: volume of one voxel (mL), to state the burden's range
+    voxel_ml: float = 0.0
 
     def doubt(self) -> str | None:
         """Why the lesions found may be normal tissue or their burden off, or None: grey matter
         is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
-        the brain (not a FLAIR/T2, or the region holds scalp)."""
+        the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
+        out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain)."""
         if not self.kept or self.lesion_median is None:
             return None
         reasons = []
@@ -798,6 +822,16 @@ class MRLesions:
         if share > MR_MAX_BURDEN_FRACTION:
             reasons.append(f"the lesions found cover {share:.0%} of the brain region (the image may not be a FLAIR "
                            f"or T2, or the region holds scalp)")
+        found = int(np.isin(self.labels, self.kept).sum())
+        confident = found - self.rim_voxels
+        faint = self.rim_voxels + self.left_out_rim_voxels
+        if faint > MR_MAX_RIM_FRACTION * max(confident, 1):
+            span = (f" (between {confident * self.voxel_ml:.2f} and {(confident + faint) * self.voxel_ml:.2f} mL)"
+                    if self.voxel_ml else "")
+            reasons.append(f"the lesions' extent is uncertain: {faint / max(confident, 1):.0%} more voxels than their "
+                           f"confident part lie between the rim and core levels around them ({self.rim_voxels} counted"
+                           f", {self.left_out_rim_voxels} left out where the surroundings are as bright), so the "
+                           f"burden depends on where the faint edge is drawn{span}")
         return "; ".join(reasons) or None
 
 
@@ -852,4 +886,39 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             out[obj][lesion] = label
     found = out > 0
     median = float(np.median(smoothed[found])) if found.any() else None
-    return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median)
+    rim, left_out = _grow_rims(out, smoothed, tissue, spacing, allowed)
+    return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
+                     float(np.prod(spacing)) / 1000.0)
+
+
+def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue,
+               spacing: tuple[float, float, float], allowed: np.ndarray) -> tuple[int, int]:
+    """Grow each lesion in ``labels`` (in place) over its faint rim: a hysteresis from the confident
+    lesion down to `MR_RIM_WM_K` white-matter SDs (or, touching CSF-suppressed ventricles,
+    `MR_CSF_WM_K` SDs darker than white matter, down to white matter level), within `MR_RIM_MM`
+    of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out. Returns the
+    rim voxels added and those left out."""
+    found = labels > 0
+    box = bounding_box(found)
+    if box is None:
+        return 0, 0
+    reach = [max(1, math.ceil(MR_RIM_MM / s)) + 1 for s in spacing]
+    box = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(box, reach, labels.shape))
+    sub, values, inside = labels[box], smoothed[box], allowed[box]
+    lesion = sub > 0
+    # one step along a thick axis counts as `MR_RIM_MM`, so the neighbouring slice is reached
+    distance, nearest = ndimage.distance_transform_edt(~lesion, sampling=[min(s, MR_RIM_MM) for s in spacing],
+                                                       return_indices=True)
+    csf = values < tissue.white - MR_CSF_WM_K * tissue.spread
+    faint = (values > tissue.white + MR_RIM_WM_K * tissue.spread) | (
+        (values > tissue.white) & ndimage.binary_dilation(csf, CONN6))
+    candidates = faint & inside & ~csf & (distance <= MR_RIM_MM + 1e-6)
+    rim = ndimage.binary_propagation(lesion, CONN26, mask=lesion | candidates) & ~lesion
+    owner = sub[tuple(index[rim] for index in nearest)]
+    sizes = np.bincount(sub[lesion], minlength=int(sub.max()) + 1)
+    rims = np.bincount(owner, minlength=sizes.size)
+    accepted = rims <= MR_RIM_MAX_SHARE * sizes
+    take = accepted[owner]
+    where = tuple(axis[take] for axis in np.nonzero(rim))
+    sub[where] = owner[take]
+    return int(take.sum()), int((~take).sum())
