@@ -180,6 +180,9 @@ MR_MAX_BURDEN_FRACTION = 0.10
 #: grown from its confident part over connected voxels at least this many white-matter SDs above
 #: white matter (below `MR_GROW_WM_K`: grey matter reaches this level, hence the limits below) ...
 MR_RIM_WM_K = 1.5
+#: ... and at least this fraction of the way from white matter to its core's median (a sharp,
+#: bright lesion's neighbours are brightened by the smoothing and the voxel grid, not by lesion)
+MR_RIM_CORE_FRACTION = 0.25
 #: ... at most this far (mm) beyond the confident part, and at least one voxel along each axis (on
 #: thick slices the lesion's partial-volume edge is the neighbouring slice)
 MR_RIM_MM = 2.0
@@ -867,6 +870,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     out = np.zeros(labels.shape, dtype=np.int32)
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
+    cores = np.zeros(n + 1)
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[seeds])] = True
     for label, obj in enumerate(ndimage.find_objects(labels), start=1):
@@ -877,7 +881,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             continue
         region = labels[obj] == label
         core = region & seeds[obj]
-        edge = (tissue.white + float(np.median(smoothed[obj][core]))) / 2.0
+        cores[label] = float(np.median(smoothed[obj][core]))
+        edge = (tissue.white + cores[label]) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
@@ -886,18 +891,19 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             out[obj][lesion] = label
     found = out > 0
     median = float(np.median(smoothed[found])) if found.any() else None
-    rim, left_out = _grow_rims(out, smoothed, tissue, spacing, allowed)
+    rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
                      float(np.prod(spacing)) / 1000.0)
 
 
-def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue,
+def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, cores: np.ndarray,
                spacing: tuple[float, float, float], allowed: np.ndarray) -> tuple[int, int]:
     """Grow each lesion in ``labels`` (in place) over its faint rim: a hysteresis from the confident
-    lesion down to `MR_RIM_WM_K` white-matter SDs (or, touching CSF-suppressed ventricles,
-    `MR_CSF_WM_K` SDs darker than white matter, down to white matter level), within `MR_RIM_MM`
-    of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out. Returns the
-    rim voxels added and those left out."""
+    lesion down to `MR_RIM_WM_K` white-matter SDs and `MR_RIM_CORE_FRACTION` of the way to its
+    core's median (``cores``, by label), and above grey matter where that is a peak of its own;
+    or, touching CSF-suppressed ventricles (`MR_CSF_WM_K`), down to white matter level; within
+    `MR_RIM_MM` of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out.
+    Returns the rim voxels added and those left out."""
     found = labels > 0
     box = bounding_box(found)
     if box is None:
@@ -909,12 +915,16 @@ def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue,
     # one step along a thick axis counts as `MR_RIM_MM`, so the neighbouring slice is reached
     distance, nearest = ndimage.distance_transform_edt(~lesion, sampling=[min(s, MR_RIM_MM) for s in spacing],
                                                        return_indices=True)
+    closest = sub[tuple(nearest)]
+    level = np.maximum(tissue.white + MR_RIM_WM_K * tissue.spread,
+                       tissue.white + MR_RIM_CORE_FRACTION * (cores - tissue.white))
+    if tissue.grey_peak:
+        level = np.maximum(level, tissue.grey)
     csf = values < tissue.white - MR_CSF_WM_K * tissue.spread
-    faint = (values > tissue.white + MR_RIM_WM_K * tissue.spread) | (
-        (values > tissue.white) & ndimage.binary_dilation(csf, CONN6))
+    faint = (values > level[closest]) | ((values > tissue.white) & ndimage.binary_dilation(csf, CONN6))
     candidates = faint & inside & ~csf & (distance <= MR_RIM_MM + 1e-6)
     rim = ndimage.binary_propagation(lesion, CONN26, mask=lesion | candidates) & ~lesion
-    owner = sub[tuple(index[rim] for index in nearest)]
+    owner = closest[rim]
     sizes = np.bincount(sub[lesion], minlength=int(sub.max()) + 1)
     rims = np.bincount(owner, minlength=sizes.size)
     accepted = rims <= MR_RIM_MAX_SHARE * sizes
