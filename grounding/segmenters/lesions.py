@@ -183,6 +183,10 @@ MR_RIM_WM_K = 1.5
 #: ... and at least this fraction of the way from white matter to its core's median (a sharp,
 #: bright lesion's neighbours are brightened by the smoothing and the voxel grid, not by lesion)
 MR_RIM_CORE_FRACTION = 0.25
+#: a lesion whose core's median is more than this many white-matter SDs above white matter stands
+#: out with a sharp edge (its half-maximum contour is its extent; below it lie voxels less than half
+#: lesion): it gets no rim. Real MS lesions on FLAIR have cores 3-6 SDs up and fade into white matter
+MR_RIM_MAX_CORE_K = 8.0
 #: ... at most this far (mm) beyond the confident part, and at least one voxel along each axis (on
 #: thick slices the lesion's partial-volume edge is the neighbouring slice)
 MR_RIM_MM = 2.0
@@ -190,8 +194,9 @@ MR_RIM_MM = 2.0
 #: as bright as the rim (cortex, a periventricular cap, bright deep grey matter): its extent cannot
 #: be told, so the rim is left out and counted as uncertain
 MR_RIM_MAX_SHARE = 0.7
-#: voxels of white matter level (or brighter) touching CSF-suppressed ventricles beside a lesion
-#: are lesion and CSF averaged: CSF is darker than white matter by this many white-matter SDs
+#: voxels touching CSF-suppressed ventricles beside a lesion are lesion and CSF averaged (at any
+#: level between them, often white matter's): CSF is darker than white matter by this many
+#: white-matter SDs
 MR_CSF_WM_K = 3.0
 #: lesions whose rims (kept or left out) add more than this share to the confident burden are
 #: doubtful: their extent, and so the burden, depends on where between the two levels the edge lies
@@ -901,8 +906,9 @@ def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, co
     """Grow each lesion in ``labels`` (in place) over its faint rim: a hysteresis from the confident
     lesion down to `MR_RIM_WM_K` white-matter SDs and `MR_RIM_CORE_FRACTION` of the way to its
     core's median (``cores``, by label), and above grey matter where that is a peak of its own;
-    or, touching CSF-suppressed ventricles (`MR_CSF_WM_K`), down to white matter level; within
-    `MR_RIM_MM` of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out.
+    or, touching CSF-suppressed ventricles (`MR_CSF_WM_K`), any voxel brighter than CSF; within
+    `MR_RIM_MM` of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out; a
+    lesion with a core brighter than `MR_RIM_MAX_CORE_K` SDs has a sharp edge and no rim.
     Returns the rim voxels added and those left out."""
     found = labels > 0
     box = bounding_box(found)
@@ -920,8 +926,9 @@ def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, co
                        tissue.white + MR_RIM_CORE_FRACTION * (cores - tissue.white))
     if tissue.grey_peak:
         level = np.maximum(level, tissue.grey)
+    level[cores > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread] = np.inf
     csf = values < tissue.white - MR_CSF_WM_K * tissue.spread
-    faint = (values > level[closest]) | ((values > tissue.white) & ndimage.binary_dilation(csf, CONN6))
+    faint = (values > level[closest]) | ndimage.binary_dilation(csf, CONN6)
     candidates = faint & inside & ~csf & (distance <= MR_RIM_MM + 1e-6)
     rim = ndimage.binary_propagation(lesion, CONN26, mask=lesion | candidates) & ~lesion
     owner = closest[rim]
