@@ -61,9 +61,18 @@
   kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
   grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
   sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
-  field of view is anatomy (neck, scalp), not a lesion. All lesions are returned (the lesion load;
-  a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`). Limits: faint edges
-  of large lesions are missed, bright grey matter blobs can be counted.
+  field of view is anatomy (neck, scalp), not a lesion. Each lesion then gets its faint rim (raters
+  draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
+  lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
+  `MR_RIM_WM_K` SDs (and `MR_RIM_CORE_FRACTION` of its core's contrast), within `MR_RIM_MM` (one
+  voxel across thick slices); a rim larger than `MR_RIM_MAX_SHARE` of its lesion means the
+  surroundings are as bright (cortex, a periventricular cap) and is left out, and lesions brighter
+  than `MR_RIM_MAX_CORE_K` SDs have a sharp edge and no rim. All lesions are returned (the lesion
+  load; a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`), among them
+  rims that are a large share of the burden, with the range the burden then spans. Limits: small
+  faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
+  be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
+  lesion joined to the cortex is dropped with it.
 """
 
 from __future__ import annotations
