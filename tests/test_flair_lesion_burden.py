@@ -247,3 +247,12 @@ def test_a_lesion_in_bright_surroundings_gets_no_rim_and_is_doubtful():
     assert result.kept and result.rim_voxels == 0 and result.left_out_rim_voxels > (result.labels > 0).sum()
     assert (result.labels > 0).sum() * np.prod(SPACING) < 1.3 * 4 / 3 * np.pi * 4.5**3
     assert "left out where the surroundings are as bright" in result.doubt()
+
+
+def test_segment_evidence_carries_the_burden_range():
+    """The rules planner hedges a burden on a doubtful evidence: the rims' reason, with the range
+    (confident part alone to every faint voxel around it), reaches the segment tool's evidence."""
+    volume, _ = rimmed_flair(seed=1)
+    ev = default_registry().run(ToolContext(volumes={"0": volume}), "segment", {"target": "lesion"})
+    assert ev.mask.any() and ev.quality.level == "doubtful"
+    assert any("extent is uncertain" in r and "between" in r for r in ev.quality.reasons), ev.quality.reasons
