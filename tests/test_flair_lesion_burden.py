@@ -22,6 +22,26 @@ from imaging.volume import Volume
 SPACING = (1.5, 1.5, 1.5)
 
 
+def textured_brain(rng: np.random.Generator, shape: tuple[int, int, int], voxel_mm: float,
+                   radii: tuple[float, float, float], grain: float, ventricle: tuple[float, ...]):
+    """Coordinates (mm from the centre), an ellipsoidal brain of ``radii`` (x, y, z) with its depth
+    below the surface, textured white matter at 90 (smooth random structure of ``grain`` voxels,
+    SD 9, plus noise of SD 5, as N4-corrected white matter shows) and two dark ventricles
+    (``ventricle``: lateral offset, then x, y, z radii and z centre, in mm)."""
+    z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * voxel_mm
+    r = np.sqrt((x / radii[0]) ** 2 + (y / radii[1]) ** 2 + (z / radii[2]) ** 2)
+    brain = r <= 1
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), grain)
+    texture *= 9.0 / texture[brain].std()
+    img = (90.0 + texture + rng.normal(0, 5.0, shape)).astype(np.float32)
+    offset, rx, ry, rz, cz = ventricle
+    ventricles = np.zeros(shape, bool)
+    for side in (-1, 1):
+        ventricles |= ((x - side * offset) / rx) ** 2 + (y / ry) ** 2 + ((z - cz) / rz) ** 2 <= 1
+    img[ventricles] = 25.0 + rng.normal(0, 5.0, int(ventricles.sum()))
+    return (z, y, x), brain, (1 - r) * min(radii), img, ventricles
+
+
 def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
                    caps: bool = False) -> tuple[Volume, np.ndarray]:
     """A skull-stripped FLAIR (background exactly 0): textured white matter (level 90, spread about 9),
@@ -34,18 +54,7 @@ def textured_flair(seed: int = 0, lesions: int = 8, cortex_gain: float = 7.0,
     thick)."""
     rng = np.random.default_rng(seed)
     shape = (80, 100, 84)
-    z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * 1.5
-    r = np.sqrt((x / 60) ** 2 + (y / 74) ** 2 + (z / 55) ** 2)
-    brain = r <= 1
-    depth = (1 - r) * 55.0
-    # texture: smooth random structure plus noise, as N4-corrected white matter shows
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.2)
-    texture *= 9.0 / texture[brain].std()
-    img = (90.0 + texture + rng.normal(0, 5.0, shape)).astype(np.float32)
-    ventricles = np.zeros(shape, bool)
-    for side in (-1, 1):
-        ventricles |= ((x - side * 10) / 6) ** 2 + (y / 26) ** 2 + ((z - 6) / 10) ** 2 <= 1
-    img[ventricles] = 25.0 + rng.normal(0, 5.0, int(ventricles.sum()))
+    (z, y, x), brain, depth, img, ventricles = textured_brain(rng, shape, 1.5, (60, 74, 55), 1.2, (10, 6, 26, 10, 6))
     sulci = brain & (depth < 6.0) & (np.abs(np.sin(x / 7.0) * np.sin(y / 9.0)) > 0.93)
     img[sulci] = 30.0
     beside_sulci = ndimage.distance_transform_edt(~sulci, sampling=SPACING) < 3.0
@@ -91,17 +100,7 @@ def rimmed_flair(seed: int = 0, slice_mm: float = 1.0, lesions: int = 5) -> tupl
     slices: partial volume across them), the truth then being voxels at least half lesion."""
     rng = np.random.default_rng(seed)
     shape = (100, 120, 104)
-    z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2)
-    r = np.sqrt((x / 48) ** 2 + (y / 57) ** 2 + (z / 46) ** 2)
-    brain = r <= 1
-    depth = (1 - r) * 46.0
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.8)
-    texture *= 9.0 / texture[brain].std()
-    img = (90.0 + texture + rng.normal(0, 5.0, shape)).astype(np.float32)
-    ventricles = np.zeros(shape, bool)
-    for side in (-1, 1):
-        ventricles |= ((x - side * 8) / 5) ** 2 + (y / 20) ** 2 + ((z - 4) / 8) ** 2 <= 1
-    img[ventricles] = 25.0 + rng.normal(0, 5.0, int(ventricles.sum()))
+    (z, y, x), brain, depth, img, ventricles = textured_brain(rng, shape, 1.0, (48, 57, 46), 1.8, (8, 5, 20, 8, 4))
     img[brain & (depth < 3.0)] += 7.0  # cortex about one spread brighter
     truth = np.zeros(shape, bool)
     centres: list[np.ndarray] = []
