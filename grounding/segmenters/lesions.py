@@ -61,9 +61,18 @@
   kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
   grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
   sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
-  field of view is anatomy (neck, scalp), not a lesion. All lesions are returned (the lesion load;
-  a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`). Limits: faint edges
-  of large lesions are missed, bright grey matter blobs can be counted.
+  field of view is anatomy (neck, scalp), not a lesion. Each lesion then gets its faint rim (raters
+  draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
+  lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
+  `MR_RIM_WM_K` SDs (and `MR_RIM_CORE_FRACTION` of its core's contrast), within `MR_RIM_MM` (one
+  voxel across thick slices); a rim larger than `MR_RIM_MAX_SHARE` of its lesion means the
+  surroundings are as bright (cortex, a periventricular cap) and is left out, and lesions brighter
+  than `MR_RIM_MAX_CORE_K` SDs have a sharp edge and no rim. All lesions are returned (the lesion
+  load; a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`), among them
+  rims that are a large share of the burden, with the range the burden then spans. Limits: small
+  faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
+  be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
+  lesion joined to the cortex is dropped with it.
 """
 
 from __future__ import annotations
@@ -176,6 +185,31 @@ MR_MIN_GM_CONTRAST = 2.0
 #: found lesions covering more than this share of the brain region are doubtful (MS lesion loads
 #: rarely pass 5 %)
 MR_MAX_BURDEN_FRACTION = 0.10
+#: a lesion's faint rim (partial volume with white matter, the fading edge raters include) is
+#: grown from its confident part over connected voxels at least this many white-matter SDs above
+#: white matter (below `MR_GROW_WM_K`: grey matter reaches this level, hence the limits below) ...
+MR_RIM_WM_K = 1.5
+#: ... and at least this fraction of the way from white matter to its core's median (a sharp,
+#: bright lesion's neighbours are brightened by the smoothing and the voxel grid, not by lesion)
+MR_RIM_CORE_FRACTION = 0.25
+#: a lesion whose core's median is more than this many white-matter SDs above white matter stands
+#: out with a sharp edge (its half-maximum contour is its extent; below it lie voxels less than half
+#: lesion): it gets no rim. Real MS lesions on FLAIR have cores 3-6 SDs up and fade into white matter
+MR_RIM_MAX_CORE_K = 8.0
+#: ... at most this far (mm) beyond the confident part, and at least one voxel along each axis (on
+#: thick slices the lesion's partial-volume edge is the neighbouring slice)
+MR_RIM_MM = 2.0
+#: a rim larger than this share of its lesion's confident part means the surroundings are about
+#: as bright as the rim (cortex, a periventricular cap, bright deep grey matter): its extent cannot
+#: be told, so the rim is left out and counted as uncertain
+MR_RIM_MAX_SHARE = 0.7
+#: voxels touching CSF-suppressed ventricles beside a lesion are lesion and CSF averaged (at any
+#: level between them, often white matter's): CSF is darker than white matter by this many
+#: white-matter SDs
+MR_CSF_WM_K = 3.0
+#: lesions whose rims (kept or left out) add more than this share to the confident burden are
+#: doubtful: their extent, and so the burden, depends on where between the two levels the edge lies
+MR_MAX_RIM_FRACTION = 0.3
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 #: ... and of the partial-volume edge removed from a skull-stripped brain
@@ -778,12 +812,19 @@ class MRLesions:
     tissue: BrainTissue
     brain_voxels: int
     lesion_median: float | None
+    #: voxels of the ``kept`` lesions that are faint rims (between the rim and grow levels), and
+    #: voxels of rims left out because they were larger than `MR_RIM_MAX_SHARE` of their lesion
+    rim_voxels: int = 0
+    left_out_rim_voxels: int = 0
+    #: volume of one voxel (mL), to state the burden's range
+    voxel_ml: float = 0.0
 
     def doubt(self) -> str | None:
         """Why the lesions found may be normal tissue or their burden off, or None: grey matter
         is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
-        the brain (not a FLAIR/T2, or the region holds scalp)."""
+        the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
+        out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain)."""
         if not self.kept or self.lesion_median is None:
             return None
         reasons = []
@@ -798,6 +839,16 @@ class MRLesions:
         if share > MR_MAX_BURDEN_FRACTION:
             reasons.append(f"the lesions found cover {share:.0%} of the brain region (the image may not be a FLAIR "
                            f"or T2, or the region holds scalp)")
+        found = int(np.isin(self.labels, self.kept).sum())
+        confident = found - self.rim_voxels
+        faint = self.rim_voxels + self.left_out_rim_voxels
+        if faint > MR_MAX_RIM_FRACTION * max(confident, 1):
+            span = (f" (between {confident * self.voxel_ml:.2f} and {(confident + faint) * self.voxel_ml:.2f} mL)"
+                    if self.voxel_ml else "")
+            reasons.append(f"the lesions' extent is uncertain: {faint / max(confident, 1):.0%} more voxels than their "
+                           f"confident part lie between the rim and core levels around them ({self.rim_voxels} counted"
+                           f", {self.left_out_rim_voxels} left out where the surroundings are as bright), so the "
+                           f"burden depends on where the faint edge is drawn{span}")
         return "; ".join(reasons) or None
 
 
@@ -833,6 +884,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     out = np.zeros(labels.shape, dtype=np.int32)
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
+    cores = np.zeros(n + 1)
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[seeds])] = True
     for label, obj in enumerate(ndimage.find_objects(labels), start=1):
@@ -843,7 +895,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             continue
         region = labels[obj] == label
         core = region & seeds[obj]
-        edge = (tissue.white + float(np.median(smoothed[obj][core]))) / 2.0
+        cores[label] = float(np.median(smoothed[obj][core]))
+        edge = (tissue.white + cores[label]) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
@@ -852,4 +905,46 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             out[obj][lesion] = label
     found = out > 0
     median = float(np.median(smoothed[found])) if found.any() else None
-    return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median)
+    rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
+    return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
+                     float(np.prod(spacing)) / 1000.0)
+
+
+def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, cores: np.ndarray,
+               spacing: tuple[float, float, float], allowed: np.ndarray) -> tuple[int, int]:
+    """Grow each lesion in ``labels`` (in place) over its faint rim: a hysteresis from the confident
+    lesion down to `MR_RIM_WM_K` white-matter SDs and `MR_RIM_CORE_FRACTION` of the way to its
+    core's median (``cores``, by label), and above grey matter where that is a peak of its own;
+    or, touching CSF-suppressed ventricles (`MR_CSF_WM_K`), any voxel brighter than CSF; within
+    `MR_RIM_MM` of it. A lesion's rim larger than `MR_RIM_MAX_SHARE` of the lesion is left out; a
+    lesion with a core brighter than `MR_RIM_MAX_CORE_K` SDs has a sharp edge and no rim.
+    Returns the rim voxels added and those left out."""
+    found = labels > 0
+    box = bounding_box(found)
+    if box is None:
+        return 0, 0
+    reach = [max(1, math.ceil(MR_RIM_MM / s)) + 1 for s in spacing]
+    box = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(box, reach, labels.shape))
+    sub, values, inside = labels[box], smoothed[box], allowed[box]
+    lesion = sub > 0
+    # one step along a thick axis counts as `MR_RIM_MM`, so the neighbouring slice is reached
+    distance, nearest = ndimage.distance_transform_edt(~lesion, sampling=[min(s, MR_RIM_MM) for s in spacing],
+                                                       return_indices=True)
+    closest = sub[tuple(nearest)]
+    level = np.maximum(tissue.white + MR_RIM_WM_K * tissue.spread,
+                       tissue.white + MR_RIM_CORE_FRACTION * (cores - tissue.white))
+    if tissue.grey_peak:
+        level = np.maximum(level, tissue.grey)
+    level[cores > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread] = np.inf
+    csf = values < tissue.white - MR_CSF_WM_K * tissue.spread
+    faint = (values > level[closest]) | ndimage.binary_dilation(csf, CONN6)
+    candidates = faint & inside & ~csf & (distance <= MR_RIM_MM + 1e-6)
+    rim = ndimage.binary_propagation(lesion, CONN26, mask=lesion | candidates) & ~lesion
+    owner = closest[rim]
+    sizes = np.bincount(sub[lesion], minlength=int(sub.max()) + 1)
+    rims = np.bincount(owner, minlength=sizes.size)
+    accepted = rims <= MR_RIM_MAX_SHARE * sizes
+    take = accepted[owner]
+    where = tuple(axis[take] for axis in np.nonzero(rim))
+    sub[where] = owner[take]
+    return int(take.sum()), int((~take).sum())
