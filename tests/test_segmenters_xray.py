@@ -274,3 +274,84 @@ def test_the_lateral_rib_margin_is_followed_down_a_faint_costophrenic_recess():
     assert outermost <= np.flatnonzero(field.any(axis=0))[0] - 6  # 8 px wider: the base, not the field
     # below the lung there is no edge to follow
     assert not traced[285:].any()
+
+
+def _film_with_a_lost_right_lower_zone(mirrored: bool = False) -> tuple[Volume, float, int]:
+    """A film whose right lung's lower medial zone beside the heart (vessels, pericardial fat) is
+    brighter than the rest of the field but still far darker than the heart: the lung field stops
+    24 px out from the right heart border. Returns the film, the true ratio and the heart's true
+    column on the right (image left on a PA film)."""
+    rows, cols = np.mgrid[0:300, 0:300]
+    image = np.full((300, 300), 800.0, np.float32)
+    lung = ((rows - 150) / 110.0) ** 2 + ((cols - 75) / 50.0) ** 2 <= 1
+    heart = ((rows - 205) / 45.0) ** 2 + ((cols - 150) / 60.0) ** 2 <= 1
+    lungs = lung | lung[:, ::-1]
+    image[lungs & ~heart] = 200.0
+    image[heart] = 1500.0
+    from scipy import ndimage
+
+    beside = ndimage.distance_transform_edt(~heart) <= 24
+    image[lung & ~heart & beside & (rows > 170)] = 760.0
+    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / (np.ptp(np.flatnonzero(lungs.any(axis=0))) + 1)
+    film = Volume.from_array(ndimage_blur(image), spacing=(1.0, 1.0, 1.0), modality="XR")
+    if mirrored:  # the patient's right on the image right: the same anatomy, x axis reversed
+        affine = film.affine.copy()
+        affine[:3, 2] *= -1
+        affine[:3, 3] = film.voxel_to_world([[0, 0, film.shape[2] - 1]])[0]
+        film = Volume(data=np.ascontiguousarray(film.data[:, :, ::-1]), spacing=film.spacing, affine=affine,
+                      modality="XR")
+    return film, float(ratio), int(np.flatnonzero(heart.any(axis=0))[0])
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["pa", "mirrored"])
+def test_the_right_heart_border_is_the_heart_edge_not_where_the_lung_field_stops(mirrored):
+    """The lung field stops short of the heart where the right lung's lower medial zone is brighter
+    than the rest of it (12 of 56 wider JSRT tuning films): the right heart border used to be that
+    field edge, 16 px out, and the ratio 0.54 for a true 0.48 (an enlarged heart stated as fact).
+    The border is moved to where the film rises halfway from the aerated lung to the heart."""
+    from grounding.segmenters.xray import analyze_radiograph
+
+    film, true_ratio, right_edge = _film_with_a_lost_right_lower_zone(mirrored)
+    labels = analyze_radiograph(film)
+    heart_cols = np.flatnonzero(labels.heart.any(axis=0))
+    thorax_cols = np.flatnonzero(labels.thorax.any(axis=0))
+    found = (np.ptp(heart_cols) + 1) / (np.ptp(thorax_cols) + 1)
+    assert found == pytest.approx(true_ratio, abs=0.02)
+    right = heart_cols[-1] if mirrored else heart_cols[0]
+    assert abs(right - (299 - right_edge if mirrored else right_edge)) <= 3
+    # the premise: on the heart's widest rows the right lung field stops well out in the lung
+    field = np.flatnonzero(labels.lung_right[205])
+    gap = field[0] - (299 - right_edge) if mirrored else right_edge - field[-1]
+    assert gap >= 10
+
+
+def test_the_left_border_below_the_right_cardiophrenic_angle_is_a_caveat():
+    """Shenzhen 0009 (read normal): the left lung field's lower zone was lost and the heart's left
+    border was followed on down the field's oblique medial contour into the lateral recess, whose
+    corner towards feet-and-midline is then at the very bottom, so the old caveat (measured below
+    that corner) saw nothing and the ratio 0.59 was stated as cardiomegaly. Below the right
+    cardiophrenic angle's height the heart's lower border is usually reached: following the border
+    further out by over 0.05 of the thorax is now a caveat, with the ratio ending there gives."""
+    import re
+
+    from grounding.segmenters.xray import _heart_border_caveats
+
+    shape = (300, 300)
+    right_border = {r: 100.0 for r in range(150, 201)}  # ends at the right cardiophrenic angle, row 200
+    left_border = {r: 200.0 + max(0, r - 150) * 60.0 / 110.0 for r in range(150, 261)}  # out to col 260
+    left = np.zeros(shape, dtype=bool)
+    for r in range(100, 261):
+        left[r, int(round(left_border.get(r, 200.0))):271] = True
+    heart = np.zeros(shape, dtype=bool)
+    heart[150:261, 100:261] = True
+    thorax = np.zeros(shape, dtype=bool)
+    thorax[100:261, 20:281] = True
+    [caveat] = _heart_border_caveats([right_border, left_border], left, heart, thorax, (1.0, 1.0))
+    assert "right cardiophrenic angle" in caveat
+    shorter, longer = map(float, re.search(r"ratio is (\d\.\d+) instead of (\d\.\d+)", caveat).groups())
+    assert longer == pytest.approx(161 / 261, abs=0.005)
+    assert shorter == pytest.approx((228 - 100) / 261, abs=0.01)  # the left border at row 200: col 227
+    # a left border that ends at the right angle's height leaves nothing to doubt
+    ending = {r: c for r, c in left_border.items() if r <= 200}
+    heart[:, 229:] = False
+    assert _heart_border_caveats([right_border, ending], left, heart, thorax, (1.0, 1.0)) == []

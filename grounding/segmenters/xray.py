@@ -119,6 +119,9 @@ LUNG_LEVEL_MM = 15.0
 HEART_EDGE_LEVEL = 0.5
 #: the right heart border moves at most this share of the span between the borders medially from the field
 HEART_EDGE_MAX_SHIFT = 0.4
+#: it moves only when that edge lies more than this far (mm) beyond the field: a rounded heart's own edge,
+#: blurred by `SMOOTH_MM`, rises to its half level within about this; further in, aerated lung lies between
+HEART_EDGE_MIN_SHIFT_MM = 10.0
 
 RIGHT, LEFT = 1, 2
 
@@ -378,11 +381,14 @@ def _aerated_edge(smooth: np.ndarray, field: np.ndarray, border: dict[int, float
     The lower medial zone of the right lung (hilar and lower-lobe vessels, pericardial fat) is
     brighter than the rest of the field and the watershed often stops short of it, so the field's
     medial edge lies out in the lung, not on the right atrium's edge; the heart and the spine behind
-    it are brighter still. Where the field does reach the heart, the first pixel beyond it is already
-    over the level and the border stays. Rows are median-filtered over `BORDER_SLOPE_MM`.
+    it are brighter still. A row's border moves only when the half level lies more than
+    `HEART_EDGE_MIN_SHIFT_MM` beyond the field: where the field reaches the heart, the heart's edge
+    rises right beyond it (at once on a sharp edge, over some mm on a rounded one) and the border
+    stays. Rows are median-filtered over `BORDER_SLOPE_MM`.
     """
     medial = 1 if np.mean(list(other.values())) > np.mean(list(border.values())) else -1
     reach = max(1, int(round(LUNG_LEVEL_MM / spacing[1])))
+    gap = int(round(HEART_EDGE_MIN_SHIFT_MM / spacing[1]))
     other_rows = np.array(sorted(other))
     moved = {}
     for r, c in border.items():
@@ -402,7 +408,8 @@ def _aerated_edge(smooth: np.ndarray, field: np.ndarray, border: dict[int, float
         col, limit = start, start + medial * int((hi - lo) * HEART_EDGE_MAX_SHIFT)
         while col != limit and smooth[r, col] < level:
             col += medial
-        moved[r] = float(col if medial > 0 else col + 1)  # the pixel edge on the lung's side
+        # a crossing close beyond the field is the heart's own rounded edge rising: the field's edge stays
+        moved[r] = float(col if medial > 0 else col + 1) if abs(col - start) > gap else c
     rows = np.array(sorted(moved))
     size = max(3, int(round(BORDER_SLOPE_MM / spacing[0]))) | 1
     cols = ndimage.median_filter(np.array([moved[r] for r in rows]), size=size, mode="nearest")
