@@ -15,6 +15,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
+def mirror(volume: Volume) -> Volume:
+    """The same film with its columns and the affine's x column reversed: the same patient, the
+    patient's right now on the image right."""
+    affine = volume.affine.copy()
+    affine[:3, 2] *= -1
+    affine[:3, 3] = volume.voxel_to_world([[0, 0, volume.shape[2] - 1]])[0]
+    return Volume(data=np.ascontiguousarray(volume.data[:, :, ::-1]), spacing=volume.spacing, affine=affine,
+                  modality="XR")
+
+
 def world_x(volume: Volume, mask: np.ndarray) -> float:
     return float(volume.voxel_to_world(np.argwhere(mask).mean(axis=0, keepdims=True))[0, 0])
 
@@ -65,11 +75,7 @@ def test_sides_follow_the_affine(radiograph):
     vol = phantom.volume
     assert world_x(vol, masks["lung_left"]) > world_x(vol, masks["lung_right"])
     assert np.flatnonzero(masks["lung_left"][0].any(axis=0)).mean() > vol.shape[2] / 2
-    affine = vol.affine.copy()
-    affine[:3, 2] *= -1
-    affine[:3, 3] = vol.voxel_to_world([[0, 0, vol.shape[2] - 1]])[0]
-    mirrored = Volume(data=np.ascontiguousarray(vol.data[:, :, ::-1]), spacing=vol.spacing, affine=affine,
-                      modality="XR")
+    mirrored = mirror(vol)
     seg = ClassicalSegmenter()
     for side in ("lung_left", "lung_right"):
         assert dice(seg.segment(mirrored, side), masks[side][:, :, ::-1]) >= 0.98, side
@@ -294,13 +300,7 @@ def _film_with_a_lost_right_lower_zone(mirrored: bool = False) -> tuple[Volume, 
     image[lung & ~heart & beside & (rows > 170)] = 760.0
     ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / (np.ptp(np.flatnonzero(lungs.any(axis=0))) + 1)
     film = Volume.from_array(ndimage_blur(image), spacing=(1.0, 1.0, 1.0), modality="XR")
-    if mirrored:  # the patient's right on the image right: the same anatomy, x axis reversed
-        affine = film.affine.copy()
-        affine[:3, 2] *= -1
-        affine[:3, 3] = film.voxel_to_world([[0, 0, film.shape[2] - 1]])[0]
-        film = Volume(data=np.ascontiguousarray(film.data[:, :, ::-1]), spacing=film.spacing, affine=affine,
-                      modality="XR")
-    return film, float(ratio), int(np.flatnonzero(heart.any(axis=0))[0])
+    return (mirror(film) if mirrored else film), float(ratio), int(np.flatnonzero(heart.any(axis=0))[0])
 
 
 @pytest.mark.parametrize("mirrored", [False, True], ids=["pa", "mirrored"])
