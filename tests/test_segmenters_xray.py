@@ -355,3 +355,22 @@ def test_the_left_border_below_the_right_cardiophrenic_angle_is_a_caveat():
     ending = {r: c for r, c in left_border.items() if r <= 200}
     heart[:, 229:] = False
     assert _heart_border_caveats([right_border, ending], left, heart, thorax, (1.0, 1.0)) == []
+
+
+def test_a_silhouette_over_aerated_lung_is_a_caveat():
+    """JPCLN023 (JSRT, wider tuning set): the dark gap between arm and chest was taken for the left
+    lung field, and the ellipse drawn between the fields covered most of the real left lung: ratio
+    0.59 for 0.45 with no caveat. 14% of that silhouette was as dark as the lung fields' median
+    (at most 1% on the other 55 films): the heart is brighter than any lung, so it is a caveat."""
+    from grounding.segmenters.xray import _aerated_heart_caveats
+
+    smooth = np.full((100, 100), 0.8, np.float32)
+    lungs = np.zeros((100, 100), dtype=bool)
+    lungs[20:80, 10:40] = lungs[20:80, 60:90] = True
+    smooth[lungs] = 0.2
+    heart = np.zeros((100, 100), dtype=bool)
+    heart[50:80, 39:61] = True  # 2 of 22 columns over lung: 9%
+    [caveat] = _aerated_heart_caveats(heart, lungs, smooth)
+    assert "as dark as the lung fields" in caveat and "9%" in caveat
+    heart[:, 39] = heart[:, 60] = False  # between the fields only
+    assert _aerated_heart_caveats(heart, lungs, smooth) == []

@@ -45,7 +45,8 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
    `HEART_BORDER_AMBIGUITY` of the thoracic width beyond where it is at that corner or at the right
    cardiophrenic angle's height (the heart's lower border lies about there), whichever is higher,
-   `RadiographLabels.caveats` says so, with the ratio ending there would give.
+   `RadiographLabels.caveats` says so, with the ratio ending there would give. A silhouette partly as
+   dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was mis-found, also a caveat.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
    recesses, behind the domes and under the most soft tissue, are often not in the fields, but
@@ -112,6 +113,8 @@ RECESS_MAX_MM = 60.0
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
+#: a silhouette more than this share of which is as dark as the lung fields' median holds lung, not heart
+HEART_AERATED_FRACTION = 0.05
 #: the right lung's level beside its medial edge is the median over this many mm of the field (per row)
 LUNG_LEVEL_MM = 15.0
 #: the right heart border is where the intensity has risen this share of the way from that lung level to
@@ -205,7 +208,8 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
     left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
     thorax = span_last_axis(left | right)
-    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing)
+    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing) + _aerated_heart_caveats(
+        heart, left | right, smooth)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
@@ -492,6 +496,20 @@ def _heart_border_caveats(
             f"cardiophrenic angle's height (an enlarged heart's oblique border goes on there, but so does the left "
             f"hemidiaphragm under a normal heart): if it ends there, the cardiothoracic ratio is "
             f"{ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _aerated_heart_caveats(heart: np.ndarray, lungs: np.ndarray, smooth: np.ndarray) -> list[str]:
+    """Why the silhouette may not be the heart: over `HEART_AERATED_FRACTION` of it is as dark as
+    the lung fields' median, i.e. it holds aerated lung. The heart is brighter than any lung; a
+    silhouette over lung means a lung field was mis-found (e.g. the dark gap between arm and chest
+    taken for one), and so are the borders drawn between the fields."""
+    if not heart.any() or not lungs.any():
+        return []
+    aerated = float(np.mean(smooth[heart] <= np.median(smooth[lungs])))
+    if aerated <= HEART_AERATED_FRACTION:
+        return []
+    return [f"{aerated:.0%} of the cardiac silhouette is as dark as the lung fields (aerated lung, not heart): a lung "
+            f"field was probably mis-found, so the heart's borders and the cardiothoracic ratio may be wrong"]
 
 
 def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
