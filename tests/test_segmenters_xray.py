@@ -374,3 +374,29 @@ def test_a_silhouette_over_aerated_lung_is_a_caveat():
     assert "as dark as the lung fields" in caveat and "9%" in caveat
     heart[:, 39] = heart[:, 60] = False  # between the fields only
     assert _aerated_heart_caveats(heart, lungs, smooth) == []
+
+
+def test_the_right_border_ends_at_the_cardiophrenic_angle_not_a_deep_lateral_recess():
+    """JPCLN093 (JSRT): under a high right dome the lateral costophrenic recess reaches far lower
+    than the cardiophrenic angle, so the field's extreme point towards feet-and-midline was the
+    recess' tip and the right heart border was followed out along the recess' steep medial edge to
+    the chest wall: ratio 0.81 for 0.49. The angle is now sought in the field's medial half."""
+    from skimage.draw import polygon
+
+    from grounding.segmenters.xray import analyze_radiograph
+
+    right, left = np.zeros((340, 300), dtype=bool), np.zeros((340, 300), dtype=bool)
+    # a flat medial dome from the angle (220, 130), then a steep recess down to (320, 45)
+    right[polygon([40, 60, 320, 245, 220, 60], [80, 35, 45, 70, 130, 125], right.shape)] = True
+    left[polygon([40, 60, 300, 290, 250, 60], [220, 265, 262, 200, 190, 185], left.shape)] = True
+    rows, cols = np.mgrid[0:340, 0:300]
+    heart = ((rows - 200) / 55.0) ** 2 + ((cols - 158) / 45.0) ** 2 <= 1
+    image = np.full((340, 300), 800.0, np.float32)
+    image[(right | left) & ~heart] = 200.0
+    image[heart] = 1000.0
+    labels = analyze_radiograph(Volume.from_array(ndimage_blur(image), modality="XR"))
+    found = np.flatnonzero(labels.heart.any(axis=0))
+    true_ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / (np.ptp(np.flatnonzero((right | left).any(0))) + 1)
+    assert found[0] >= 105  # the heart's right edge is at column 113, the recess' tip at 45
+    assert (np.ptp(found) + 1) / (np.ptp(np.flatnonzero(labels.thorax.any(axis=0))) + 1) == pytest.approx(
+        true_ratio, abs=0.04)

@@ -27,7 +27,8 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    (only there: laterally the lower zones are as bright). Holes are filled.
 4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
    hila). On the right the border ends at the lung's cardiophrenic angle (its extreme point
-   towards feet-and-midline: a steep border meets a flat dome in a corner). On the left an
+   towards feet-and-midline in the field's medial half - a deep lateral recess under a high dome
+   can reach lower: a steep border meets a flat dome in a corner). On the left an
    enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
    medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
    right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
@@ -338,7 +339,11 @@ def _heart_borders(
     """
     cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
     medial_right = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction to the midline
-    right_bottom = _extreme_row(right, spacing, medial_right)
+    # the cardiophrenic angle lies in the field's medial half: a deep lateral recess under a high dome
+    # reaches lower, and taking its tip would follow the dome out to the chest wall as heart border
+    centre = (cols_right.min() + cols_right.max()) / 2.0
+    medial_half = right & ((np.arange(right.shape[1]) - centre) * medial_right >= 0)[None, :]
+    right_bottom = _extreme_row(medial_half, spacing, medial_right)
     left_bottom = min(int(np.flatnonzero(left.any(axis=1))[-1]),
                       right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
     half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
