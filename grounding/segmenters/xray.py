@@ -27,13 +27,16 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    (only there: laterally the lower zones are as bright). Holes are filled.
 4. **heart**: the heart borders are the lungs' medial edges below the lungs' mid-height (the
    hila). On the right the border ends at the lung's cardiophrenic angle (its extreme point
-   towards feet-and-midline: a steep border meets a flat dome in a corner). On the left an
+   towards feet-and-midline in the field's medial half - a deep lateral recess under a high dome
+   can reach lower: a steep border meets a flat dome in a corner). On the left an
    enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
    medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
    right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
    border) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
    the field ends early (a lower zone under soft tissue lost), the heart's own edge is followed on
-   down (`_follow_edge`). An ellipse fitted to the borders in mm (the heart's own rounded outline)
+   down (`_follow_edge`). The right lung's lower medial zone (hilar and lower-lobe vessels) is often
+   not in the field, so the right border is moved medially to where the film rises halfway from the
+   aerated lung beside it to the heart (`_aerated_edge`). An ellipse fitted to the borders in mm (the heart's own rounded outline)
    shapes the silhouette above its centre - the upper border is rounded, never a flat cut across
    the lungs' mid-height - and below it the row-wise span between the two borders (rows at least
    `HEART_MIN_FRACTION` as wide as the widest: the heart, not the narrower upper mediastinum) is
@@ -41,8 +44,10 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    lowest point (the diaphragm); lung pixels are never heart. Following the left border below the
    left field's corner is the one call the contour cannot settle (an oblique enlarged heart and
    the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
-   `HEART_BORDER_AMBIGUITY` of the thoracic width, `RadiographLabels.caveats` says so, with the
-   ratio ending at the corner would give.
+   `HEART_BORDER_AMBIGUITY` of the thoracic width beyond where it is at that corner or at the right
+   cardiophrenic angle's height (the heart's lower border lies about there), whichever is higher,
+   `RadiographLabels.caveats` says so, with the ratio ending there would give. A silhouette partly as
+   dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was mis-found, also a caveat.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
    recesses, behind the domes and under the most soft tissue, are often not in the fields, but
@@ -108,6 +113,19 @@ RECESS_EDGE_FRACTION = 0.3
 RECESS_MAX_MM = 60.0
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
+
+#: a silhouette more than this share of which is as dark as the lung fields' median holds lung, not heart
+HEART_AERATED_FRACTION = 0.05
+#: the right lung's level beside its medial edge is the median over this many mm of the field (per row)
+LUNG_LEVEL_MM = 15.0
+#: the right heart border is where the intensity has risen this share of the way from that lung level to
+#: the heart's (the middle third of the span between the two borders): a half-maximum edge
+HEART_EDGE_LEVEL = 0.5
+#: the right heart border moves at most this share of the span between the borders medially from the field
+HEART_EDGE_MAX_SHIFT = 0.4
+#: it moves only when that edge lies more than this far (mm) beyond the field: a rounded heart's own edge,
+#: blurred by `SMOOTH_MM`, rises to its half level within about this; further in, aerated lung lies between
+HEART_EDGE_MIN_SHIFT_MM = 10.0
 
 RIGHT, LEFT = 1, 2
 
@@ -187,11 +205,12 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     left, right = (first, second) if x_first > x_second else (second, first)
     edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
                                       EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
-    heart, borders = _cardiac_silhouette(right, left, spacing, edges)
+    heart, borders = _cardiac_silhouette(right, left, spacing, edges, smooth)
     # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
     left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
     thorax = span_last_axis(left | right)
-    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing)
+    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing) + _aerated_heart_caveats(
+        heart, left | right, smooth)
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
@@ -268,7 +287,7 @@ def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cardiac_silhouette(
-    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], column_rise: np.ndarray
+    right: np.ndarray, left: np.ndarray, spacing: tuple[float, float], column_rise: np.ndarray, smooth: np.ndarray
 ) -> tuple[np.ndarray, list[dict[int, float]]]:
     """The cardiac silhouette between the patient's ``right`` and ``left`` lung fields: the span
     between their medial edges below the ellipse fitted to the heart borders' centre, the ellipse
@@ -277,6 +296,8 @@ def _cardiac_silhouette(
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
     borders = _heart_borders(right, left, spacing, mid, column_rise)
+    if borders[0] and borders[1]:
+        borders[0] = _aerated_edge(smooth, right, borders[0], borders[1], spacing)
     band = _cardiac_band(borders, lungs.shape)
     ellipse = _heart_ellipse(borders, spacing, lungs.shape)
     cols = np.flatnonzero(band.any(axis=0))
@@ -318,7 +339,11 @@ def _heart_borders(
     """
     cols_right, cols_left = np.nonzero(right)[1], np.nonzero(left)[1]
     medial_right = 1 if cols_right.mean() < cols_left.mean() else -1  # column direction to the midline
-    right_bottom = _extreme_row(right, spacing, medial_right)
+    # the cardiophrenic angle lies in the field's medial half: a deep lateral recess under a high dome
+    # reaches lower, and taking its tip would follow the dome out to the chest wall as heart border
+    centre = (cols_right.min() + cols_right.max()) / 2.0
+    medial_half = right & ((np.arange(right.shape[1]) - centre) * medial_right >= 0)[None, :]
+    right_bottom = _extreme_row(medial_half, spacing, medial_right)
     left_bottom = min(int(np.flatnonzero(left.any(axis=1))[-1]),
                       right_bottom + int(round(LEFT_DOME_BELOW_MM / spacing[0])))
     half = max(1, int(round(BORDER_SLOPE_MM / 2.0 / spacing[0])))
@@ -354,6 +379,50 @@ def _heart_borders(
             border.update(_follow_edge(rise, end, int(border[end]), limit, RECESS_EDGE_FRACTION * strength))
         borders.append(border)
     return borders
+
+
+def _aerated_edge(smooth: np.ndarray, field: np.ndarray, border: dict[int, float], other: dict[int, float],
+                  spacing: tuple[float, float]) -> dict[int, float]:
+    """The right heart ``border`` (row -> column, `_heart_borders`) moved medially to where the film
+    rises halfway from the aerated lung beside the field's medial edge to the heart
+    (`HEART_EDGE_LEVEL`), at most `HEART_EDGE_MAX_SHIFT` of the span to the ``other`` border.
+
+    The lower medial zone of the right lung (hilar and lower-lobe vessels, pericardial fat) is
+    brighter than the rest of the field and the watershed often stops short of it, so the field's
+    medial edge lies out in the lung, not on the right atrium's edge; the heart and the spine behind
+    it are brighter still. A row's border moves only when the half level lies more than
+    `HEART_EDGE_MIN_SHIFT_MM` beyond the field: where the field reaches the heart, the heart's edge
+    rises right beyond it (at once on a sharp edge, over some mm on a rounded one) and the border
+    stays. Rows are median-filtered over `BORDER_SLOPE_MM`.
+    """
+    medial = 1 if np.mean(list(other.values())) > np.mean(list(border.values())) else -1
+    reach = max(1, int(round(LUNG_LEVEL_MM / spacing[1])))
+    gap = int(round(HEART_EDGE_MIN_SHIFT_MM / spacing[1]))
+    other_rows = np.array(sorted(other))
+    moved = {}
+    for r, c in border.items():
+        start = int(c) if medial > 0 else int(c) - 1  # the first pixel beyond the lung field
+        far = int(other[int(other_rows[np.argmin(np.abs(other_rows - r))])])
+        lo, hi = sorted((start, far))
+        beside = np.arange(start - reach, start) if medial > 0 else np.arange(start + 1, start + 1 + reach)
+        beside = beside[(beside >= 0) & (beside < smooth.shape[1])]
+        beside = beside[field[r, beside]]
+        if hi - lo < 3 or beside.size == 0:
+            moved[r] = c
+            continue
+        lung = float(np.median(smooth[r, beside]))
+        third = (hi - lo) // 3
+        heart = float(np.median(smooth[r, lo + third:hi - third + 1]))
+        level = lung + HEART_EDGE_LEVEL * (heart - lung)
+        col, limit = start, start + medial * int((hi - lo) * HEART_EDGE_MAX_SHIFT)
+        while col != limit and smooth[r, col] < level:
+            col += medial
+        # a crossing close beyond the field is the heart's own rounded edge rising: the field's edge stays
+        moved[r] = float(col if medial > 0 else col + 1) if abs(col - start) > gap else c
+    rows = np.array(sorted(moved))
+    size = max(3, int(round(BORDER_SLOPE_MM / spacing[0]))) | 1
+    cols = ndimage.median_filter(np.array([moved[r] for r in rows]), size=size, mode="nearest")
+    return {int(r): float(c) for r, c in zip(rows, cols)}
 
 
 def _cardiac_band(borders: list[dict[int, float]], shape: tuple[int, int]) -> np.ndarray:
@@ -409,16 +478,18 @@ def _heart_border_caveats(
     spacing: tuple[float, float]
 ) -> list[str]:
     """Why the silhouette's width may be too large: its left border was followed below the left
-    field's corner towards feet-and-midline (`_heart_borders`). An enlarged heart's oblique left
-    border goes on there, but so does the left hemidiaphragm under a normal heart, and the field's
-    contour alone cannot tell them apart; when ending the border at the corner would narrow the
-    silhouette by more than `HEART_BORDER_AMBIGUITY` of the thoracic width, the evidence says so.
+    field's corner towards feet-and-midline (`_heart_borders`), or below the right border's end (the
+    right cardiophrenic angle: the heart's lower border lies about there), whichever is higher. An
+    enlarged heart's oblique left border goes on there, but so does the left hemidiaphragm or the
+    rib margin of a lateral recess under a normal heart, and the field's contour alone cannot tell
+    them apart; when ending the border there would narrow the silhouette by more than
+    `HEART_BORDER_AMBIGUITY` of the thoracic width, the evidence says so.
     """
     right_border, left_border = borders
     if not right_border or not left_border:
         return []
     outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
-    corner = _extreme_row(left, spacing, -outward)
+    corner = min(_extreme_row(left, spacing, -outward), max(right_border))
     out = {r: outward * c for r, c in left_border.items()}
     above = [c for r, c in out.items() if r <= corner]
     thorax_width = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1)
@@ -426,9 +497,24 @@ def _heart_border_caveats(
     if narrower <= HEART_BORDER_AMBIGUITY:
         return []
     ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax_width
-    return [f"the heart's left border was followed below the left lung field's lower inner corner (an enlarged "
-            f"heart's oblique border goes on there, but so does the left hemidiaphragm under a normal heart): if "
-            f"it ends at the corner, the cardiothoracic ratio is {ratio - narrower:.2f} instead of {ratio:.2f}"]
+    return [f"the heart's left border was followed below the left lung field's lower inner corner or the right "
+            f"cardiophrenic angle's height (an enlarged heart's oblique border goes on there, but so does the left "
+            f"hemidiaphragm under a normal heart): if it ends there, the cardiothoracic ratio is "
+            f"{ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _aerated_heart_caveats(heart: np.ndarray, lungs: np.ndarray, smooth: np.ndarray) -> list[str]:
+    """Why the silhouette may not be the heart: over `HEART_AERATED_FRACTION` of it is as dark as
+    the lung fields' median, i.e. it holds aerated lung. The heart is brighter than any lung; a
+    silhouette over lung means a lung field was mis-found (e.g. the dark gap between arm and chest
+    taken for one), and so are the borders drawn between the fields."""
+    if not heart.any() or not lungs.any():
+        return []
+    aerated = float(np.mean(smooth[heart] <= np.median(smooth[lungs])))
+    if aerated <= HEART_AERATED_FRACTION:
+        return []
+    return [f"{aerated:.0%} of the cardiac silhouette is as dark as the lung fields (aerated lung, not heart): a lung "
+            f"field was probably mis-found, so the heart's borders and the cardiothoracic ratio may be wrong"]
 
 
 def _lateral_recess(field: np.ndarray, column_rise: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
