@@ -23,7 +23,7 @@ from grounding.segmenters.morphology import (
     fill_holes_slicewise,
     label_components,
     linear_above,
-    voxel_boxes,
+    voxel_bounds,
 )
 
 SHAPES = [(7, 9, 8), (1, 6, 5), (2, 2, 3), (12, 13, 11)]
@@ -49,13 +49,16 @@ def test_erode_dilate_and_label_match_scipy(shape, fill):
 def test_bounding_boxes_centroid_and_sizes_match_their_slow_forms(monkeypatch):
     mask = np.random.default_rng(3).random((9, 14, 12)) < 0.35
     labels, n = ndimage.label(mask, PLANAR4)
+    def boxes(lo: np.ndarray, hi: np.ndarray) -> list[tuple[slice, ...]]:
+        return [tuple(map(slice, a, b)) for a, b in zip(lo[1:].tolist(), hi[1:].tolist())]
+
     coords = np.nonzero(labels)
-    assert voxel_boxes(labels[coords], coords, n) == ndimage.find_objects(labels)
+    assert boxes(*voxel_bounds(labels[coords], coords, n)) == ndimage.find_objects(labels)
     keep = np.arange(n + 1) % 3 == 0
     coords = np.nonzero(keep[labels])
-    boxes = voxel_boxes(labels[coords], coords, n)
-    assert all((box == ref) if keep[i + 1] else box is None
-               for i, (box, ref) in enumerate(zip(boxes, ndimage.find_objects(labels))))
+    lo, hi = voxel_bounds(labels[coords], coords, n)
+    assert all((box == ref) if keep[i + 1] else box == (slice(0, 0),) * 3
+               for i, (box, ref) in enumerate(zip(boxes(lo, hi), ndimage.find_objects(labels))))
     for part in (mask, labels == 5, np.zeros_like(mask)):
         assert bounding_box(part) == (ndimage.find_objects(part.astype(np.uint8)) or [None])[0]
     np.testing.assert_allclose(centroid(mask), np.argwhere(mask).mean(axis=0))

@@ -75,7 +75,7 @@ from grounding.segmenters.morphology import (
     largest_component,
     linear_above,
     span_last_axis,
-    voxel_boxes,
+    voxel_bounds,
 )
 from imaging.volume import Volume
 
@@ -87,6 +87,11 @@ HU_AIR = -400.0
 HU_BONE = 200.0
 #: coarse voxel size (mm) for connectivity analysis
 COARSE_MM = 2.5
+#: ... and at least this many fine voxels per coarse voxel: the analysis labels its grid several
+#: times, so on an input already about `COARSE_MM` coarse (where no coarse grid would be needed) it
+#: would cost several labellings of the whole volume; its in-plane pixels grow instead (the
+#: refinement still decides every boundary voxel at full resolution)
+COARSE_MIN_BLOCK = 4
 #: radius (mm) of the in-plane opening that separates the table from the body
 TABLE_OPENING_MM = 4.0
 #: a trachea cross-section lies between these areas (mm2): adults are 150-500 mm2
@@ -244,7 +249,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             error here but recorded in ``lung_error``.
     """
     require_ct(volume, "lungs")
-    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm)
+    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm, COARSE_MIN_BLOCK)
     spacing = grid.coarse_spacing(volume.spacing)
     coarse = grid.sample(volume.data)
 
@@ -435,19 +440,14 @@ def _find_airways(
     owner = owner[picked]
     del where, picked
     cx = np.bincount(owner, weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
-    boxes = voxel_boxes(owner, coords, n)
+    lo, hi = voxel_bounds(owner, coords, n)
 
-    candidate = np.zeros(n + 1, dtype=bool)
-    for label in np.flatnonzero(sized).tolist():
-        obj = boxes[label - 1]
-        z = obj[0].start
-        if not has_body[z]:
-            continue
-        tolerance = max(15.0 / spacing[2], TRACHEA_MIDLINE_FRACTION * width[z])
-        h_mm = (obj[1].stop - obj[1].start) * spacing[1]
-        w_mm = (obj[2].stop - obj[2].start) * spacing[2]
-        round_enough = max(h_mm, w_mm) <= 2.5 * min(h_mm, w_mm) and area[label] >= 0.4 * h_mm * w_mm
-        candidate[label] = round_enough and abs(cx[label] - centre[z]) <= tolerance
+    # every pocket of tracheal size at once: on a coarse grid each noise speck is one
+    z = lo[:, 0]
+    h_mm, w_mm = (hi[:, 1] - lo[:, 1]) * spacing[1], (hi[:, 2] - lo[:, 2]) * spacing[2]
+    tolerance = np.maximum(15.0 / spacing[2], TRACHEA_MIDLINE_FRACTION * width[z])
+    round_enough = (np.maximum(h_mm, w_mm) <= 2.5 * np.minimum(h_mm, w_mm)) & (area >= 0.4 * h_mm * w_mm)
+    candidate = sized & has_body[z] & round_enough & (np.abs(cx - centre[z]) <= tolerance)
     if not candidate.any():
         return None
 

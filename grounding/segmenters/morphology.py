@@ -79,38 +79,43 @@ def border_connected(background: np.ndarray, frame: np.ndarray | None = None) ->
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """``scipy.ndimage.find_objects(mask)[0]`` (None for an empty mask) from the mask's axis
-    projections, in the z range alone for the in-plane ones: find_objects visits every voxel
-    with a per-voxel loop."""
-    along_z = mask.any(axis=tuple(range(1, mask.ndim)))
+    """``scipy.ndimage.find_objects(mask)[0]`` (None for an empty mask) from the mask's projections:
+    each slice's ``any`` over its contiguous row, then the z range's slices OR-ed as bytes into one
+    plane for the in-plane ones (find_objects visits every voxel with a per-voxel loop, and numpy's
+    ``any`` over several axes is several times slower)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    along_z = mask.reshape(mask.shape[0], -1).any(axis=1)
     if not along_z.any():
         return None
     z0 = int(np.argmax(along_z))
     z1 = len(along_z) - int(np.argmax(along_z[::-1]))
-    slab = mask[z0:z1]
     box = [slice(z0, z1)]
-    for axis in range(1, mask.ndim):
-        profile = slab.any(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    if mask.ndim == 1:
+        return tuple(box)
+    plane = np.bitwise_or.reduce(mask[z0:z1].view(np.uint8), axis=0).view(bool)
+    for axis in range(plane.ndim):
+        profile = plane.any(axis=tuple(a for a in range(plane.ndim) if a != axis))
         box.append(slice(int(np.argmax(profile)), len(profile) - int(np.argmax(profile[::-1]))))
     return tuple(box)
 
 
-def voxel_boxes(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> list[tuple[slice, ...] | None]:
-    """Bounding boxes of labels 1..n from the coordinates of some of their voxels (``owner``: the
-    label of each, ``coords``: their indices as `np.nonzero` gives them); None for a label with
-    none there. Vectorised: `scipy.ndimage.find_objects` spends about 10 us per label, which on the
-    thousands of small air pockets of a noisy scan outweighs the analysis itself."""
+def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label 0..n, the lowest index and one past the highest along each axis of some of its
+    voxels (``owner``: the label of each, ``coords``: their indices as `np.nonzero` gives them):
+    two (n + 1, ndim) int64 arrays, zeros for a label with none there. Vectorised: on the
+    thousands of small air pockets of a noisy scan a per-label loop outweighs the analysis."""
+    lo = np.zeros((n + 1, len(coords)), dtype=np.int64)
+    hi = np.zeros((n + 1, len(coords)), dtype=np.int64)
     order = np.argsort(owner, kind="stable")
     owner = owner[order]
     starts = np.flatnonzero(np.diff(owner, prepend=0))
-    boxes: list[tuple[slice, ...] | None] = [None] * n
-    if starts.size == 0:
-        return boxes
-    lows = zip(*(np.minimum.reduceat(c[order], starts).tolist() for c in coords))
-    highs = zip(*((np.maximum.reduceat(c[order], starts) + 1).tolist() for c in coords))
-    for value, lo, hi in zip(owner[starts].tolist(), lows, highs):
-        boxes[value - 1] = tuple(map(slice, lo, hi))
-    return boxes
+    if starts.size:
+        present = owner[starts]
+        for axis, c in enumerate(coords):
+            c = c[order]
+            lo[present, axis] = np.minimum.reduceat(c, starts)
+            hi[present, axis] = np.maximum.reduceat(c, starts) + 1
+    return lo, hi
 
 
 def centroid(mask: np.ndarray) -> np.ndarray:
@@ -331,11 +336,17 @@ class CoarseGrid:
 
     @classmethod
     def for_spacing(
-        cls, shape: tuple[int, int, int], spacing: tuple[float, float, float], coarse_mm: float
+        cls, shape: tuple[int, int, int], spacing: tuple[float, float, float], coarse_mm: float,
+        min_block: int = 1,
     ) -> "CoarseGrid":
-        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input)."""
-        strides = tuple(max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing))
-        return cls(tuple(shape), strides)  # type: ignore[arg-type]
+        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input), and hold
+        at least ``min_block`` fine voxels each: where the input is already about that coarse, the
+        in-plane strides grow together (square pixels) until they do."""
+        strides = [max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing)]
+        while int(np.prod(strides)) < min_block and (strides[1] < shape[1] or strides[2] < shape[2]):
+            step = min(strides[1], strides[2]) + 1
+            strides[1], strides[2] = min(max(strides[1], step), shape[1]), min(max(strides[2], step), shape[2])
+        return cls(tuple(shape), tuple(strides))  # type: ignore[arg-type]
 
     @property
     def is_identity(self) -> bool:
