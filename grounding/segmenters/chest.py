@@ -592,79 +592,104 @@ def find_lungs(
             "parenchyma; is the chest in the field of view?"
         )
     order = np.argsort(sizes)[::-1]
-    largest = labels == order[0]
+    # each component's mask and world x (of its centroid), once: every test below asks again
+    masks: dict[int, np.ndarray] = {}
+    xs: dict[int, float] = {}
+
+    def component(label: int) -> np.ndarray:
+        if label not in masks:
+            masks[label] = labels == label
+        return masks[label]
+
+    def x_of(label: int) -> float:
+        if label not in xs:
+            xs[label] = float(world_x(centroid(component(label))[None])[0])
+        return xs[label]
+
+    largest = component(int(order[0]))
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
     largest_left &= largest  # ...and in the largest component
-    left_fraction = np.count_nonzero(largest_left) / np.count_nonzero(largest)
-    x_largest = float(world_x(centroid(largest)[None])[0])
+    left_fraction = np.count_nonzero(largest_left) / sizes[order[0]]
+    del largest_left
+    x_largest = x_of(int(order[0]))
     # a second lung-sized component on the far side of the largest one's centre: the lungs are
     # apart, and the largest straddles the midline only because the midline is off
     paired = n > 1 and sizes[order[1]] >= PAIRED_SIZE_FRACTION * sizes[order[0]] and (
-        (_side(labels == order[1], world_x, midline_x_mm) == LEFT) != (x_largest > midline_x_mm))
+        (x_of(int(order[1])) > midline_x_mm) != (x_largest > midline_x_mm))
 
     parts: list[np.ndarray] = []
+    centroids: list[float] = []
     used = {int(order[0])}
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
         centre = midline_x_mm if midline_from_trachea else _middle_x(largest, world_x)
         parts = split_touching(largest, coarse, world_x, centre)
+        centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
-        parts, sides = [], set()
-        for label in order[: min(n, 12)]:
+        parts, centroids, sides = [], [], set()
+        for label in order[: min(n, 12)].tolist():
             if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
-            piece = labels == label
-            side = _side(piece, world_x, midline_x_mm)
-            if is_2d or side not in sides and _deep_enough(piece, body, spacing):
-                parts.append(piece)
+            side = LEFT if x_of(label) > midline_x_mm else RIGHT
+            if is_2d or side not in sides and _deep_enough(component(label), body, spacing):
+                parts.append(component(label))
+                centroids.append(x_of(label))
                 sides.add(side)
-                used.add(int(label))
+                used.add(label)
 
-    del largest, largest_left  # about the volume on a full-resolution grid, not needed below
-    centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
+    del largest
     if len(parts) == 2 and not is_2d:
         sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
     else:
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
-    if not is_2d:
-        _add_lung_pieces(parts, sides_of, labels, sizes, order[: min(n, 12)], used, world_x, midline_x_mm,
-                         superior_step, body, spacing)
-    del labels
     out = np.zeros(inside_air.shape, dtype=np.uint8)
     for part, side in zip(parts, sides_of):
         out[part] = side
     del parts
+    if not is_2d:
+        _add_lung_pieces(out, sides_of, sizes, order[: min(n, 12)].tolist(), used, component, x_of, midline_x_mm,
+                         superior_step, body, spacing)
+    del labels, masks
     for side in (LEFT, RIGHT):
         _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
         _fill_label_holes(out, side, spacing[1] * spacing[2])
     return out
 
 
-def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.ndarray, sizes: np.ndarray,
-                     candidates: np.ndarray, used: set[int], world_x: Callable[[np.ndarray], np.ndarray],
-                     midline_x_mm: float, superior_step: int, body: np.ndarray | None,
-                     spacing: tuple[float, float, float]) -> None:
-    """Join to ``parts`` (in place; their sides ``sides_of``) the further pieces of a lung: components
-    of ``labels`` among ``candidates`` (largest first; not ``used``, not gas: size 0) of at least
-    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it
-    reaches up into the upper half of that part's height and lies deep enough inside ``body``
-    (`_deep_enough`). A thin slab of the lung bases cuts a lung's recesses into separate pieces; gas
-    in bowel hangs below the lungs (and is no candidate anyway), and air trapped under clothing or
-    a skin fold lies at the body's surface, outside the chest wall."""
+def _add_lung_pieces(out: np.ndarray, sides_of: list[int], sizes: np.ndarray, candidates: list[int], used: set[int],
+                     component: Callable[[int], np.ndarray], x_of: Callable[[int], float], midline_x_mm: float,
+                     superior_step: int, body: np.ndarray | None, spacing: tuple[float, float, float]) -> None:
+    """Join to the lungs in ``out`` (in place; the sides present ``sides_of``) the further pieces of a
+    lung: components (``component(label)``: its mask, ``x_of(label)``: its centroid's world x) among
+    ``candidates`` (largest first; not ``used``, not gas: size 0) of at least `LUNG_PIECE_FRACTION` of
+    the largest, each to the lung on its side of the midline, when it reaches up into the upper
+    half of that lung's height and lies deep enough inside ``body`` (`_deep_enough`). A thin slab
+    of the lung bases cuts a lung's recesses into separate pieces; gas in bowel hangs below the
+    lungs (and is no candidate anyway), and air trapped under clothing or a skin fold lies at the
+    body's surface, outside the chest wall."""
+    heights: dict[int, tuple[int, int]] = {}
     for label in candidates:
         if sizes[label] < LUNG_PIECE_FRACTION * sizes[candidates[0]]:
             break
-        if int(label) in used:
+        if label in used:
             continue
-        piece = labels == label
-        side = _side(piece, world_x, midline_x_mm)
+        side = LEFT if x_of(label) > midline_x_mm else RIGHT
         if side not in sides_of:
             continue
-        k = sides_of.index(side)
-        z_piece = np.flatnonzero(piece.any(axis=(1, 2))) * superior_step
-        z_part = np.flatnonzero(parts[k].any(axis=(1, 2))) * superior_step
-        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0 and _deep_enough(piece, body, spacing):
-            parts[k] |= piece
+        piece = component(label)
+        if side not in heights:
+            heights[side] = _z_extent(bounding_box(out == side), superior_step)
+        low, high = heights[side]
+        z_piece = _z_extent(bounding_box(piece), superior_step)
+        if z_piece[1] >= (low + high) / 2.0 and _deep_enough(piece, body, spacing):
+            out[piece] = side
+            heights[side] = (min(low, z_piece[0]), max(high, z_piece[1]))
+
+
+def _z_extent(box: tuple[slice, ...], superior_step: int) -> tuple[int, int]:
+    """The lowest and highest slice index of ``box`` times ``superior_step`` (towards the head)."""
+    ends = (box[0].start * superior_step, (box[0].stop - 1) * superior_step)
+    return min(ends), max(ends)
 
 
 def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
@@ -706,9 +731,11 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     # each voxel of a pocket has a voxel below the level among its 27 neighbours, so a pocket of
     # the least size needs a 27th of that many such voxels: without them there is nothing to filter
     least = GAS_POCKET_MIN_ML * 1000.0 / voxel_mm3
-    if 27 * np.count_nonzero(lung & (coarse[bbox] < gas_below_hu)) < least:
+    hu = coarse[bbox]
+    low = hu < gas_below_hu
+    if 27 * np.count_nonzero(lung & low) < least:
         return
-    gas = lung & (ndimage.uniform_filter(coarse[bbox], 3) < gas_below_hu)
+    gas = lung & _mean3_below(hu, low, gas_below_hu)
     pockets, n = label_components(gas, CONN6)
     if n == 0:
         return
@@ -725,6 +752,38 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
             crop[pocket] = 0
 
 
+def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float) -> np.ndarray:
+    """Where the 3 x 3 x 3 mean of ``hu`` (`scipy.ndimage.uniform_filter`, reflected at the edges) is
+    below ``level``, given ``low = hu < level``. Such a voxel has a low one among its 27 neighbours;
+    when those are few (aerated lung holds a few noise voxels at air values), the means are taken
+    there alone, from the 27 neighbours' values, instead of filtering the whole array."""
+    near = low.copy()
+    for axis in range(3):  # the 27-neighbourhood, one axis at a time
+        ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        grown = near.copy()
+        grown[tuple(ahead)] |= near[tuple(behind)]
+        grown[tuple(behind)] |= near[tuple(ahead)]
+        near = grown
+    where = np.nonzero(near)
+    if 9 * where[0].size >= hu.size:
+        return ndimage.uniform_filter(hu, 3) < level
+    # flat offsets of the neighbours along each axis; beyond an edge the filter reflects: the edge
+    # voxel itself
+    strides = np.cumprod((1,) + hu.shape[:0:-1])[::-1]
+    steps = [[np.clip(c + o, 0, n - 1) * stride for o in (-1, 0, 1)]
+             for c, n, stride in zip(where, hu.shape, strides)]
+    flat = np.ascontiguousarray(hu).ravel()
+    total = np.zeros(where[0].size, dtype=np.float64)
+    for z in steps[0]:
+        for y in steps[1]:
+            zy = z + y
+            for x in steps[2]:
+                total += flat[zy + x]
+    near[where] = total / 27.0 < level
+    return near
+
+
 def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     """Whether an air component (``mask`` and its HU ``hu``, one bounding box) is gas, not lung:
     the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
@@ -733,10 +792,6 @@ def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     values = hu[interior if interior.any() else mask]
     # the median is below the level when more than half the values are (a count, not a sort)
     return 2 * np.count_nonzero(values < gas_below_hu) > values.size
-
-
-def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
-    return LEFT if float(world_x(centroid(mask)[None])[0]) > midline_x_mm else RIGHT
 
 
 def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> float:

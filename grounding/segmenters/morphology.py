@@ -122,12 +122,16 @@ def centroid(mask: np.ndarray) -> np.ndarray:
     """Mean (z, y, x) index of a non-empty mask, from its axis profiles (``np.argwhere`` would hold
     24 bytes per voxel of the mask): per-slice counts, and the slices summed as bytes into one
     plane for the in-plane ones (axis-wise ``np.count_nonzero`` is several times slower)."""
-    mask = np.asarray(mask, dtype=bool)
-    per_slice = np.array([np.count_nonzero(plane) for plane in mask], dtype=np.float64)
-    n = per_slice.sum()
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    nz = mask.shape[0]
     if mask.ndim == 1:
-        return np.array([per_slice @ np.arange(mask.shape[0]) / n])
-    plane = np.add.reduce(mask.view(np.uint8), axis=0, dtype=np.int32 if mask.shape[0] < 2**31 else np.int64)
+        return np.array([np.flatnonzero(mask).mean()])
+    # counts in the narrowest integers that cannot overflow: the reduction's cost is its output's writes
+    per_slice = mask.view(np.uint8).reshape(nz, -1).sum(axis=1, dtype=np.int32 if mask[0].size < 2**31 else np.int64)
+    per_slice = per_slice.astype(np.float64)
+    n = per_slice.sum()
+    plane = np.add.reduce(mask.view(np.uint8), axis=0,
+                          dtype=np.uint16 if nz < 2**16 else np.int32 if nz < 2**31 else np.int64)
     out = [float(per_slice @ np.arange(mask.shape[0])) / n]
     for k in range(plane.ndim):
         profile = plane.sum(axis=tuple(a for a in range(plane.ndim) if a != k), dtype=np.float64)
