@@ -361,11 +361,30 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
         return body
     # a table running off the image's sides has thin shells around its foam: only tissue that
     # survives the opening (a patient cut by the field of view) seals the image border
-    filled = ~outside_air(dense, dilate(erode(dense, se), se))
+    filled = ~outside_air(dense, border_opening(dense, se))
     opened = dilate(erode(filled, se), se)
     core = largest_component(opened if opened.any() else filled)
     body[box] = dilate(core, se) & filled
     return body
+
+
+def border_opening(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``dilate(erode(mask, se), se)`` (an in-plane ``se``) on the four in-plane border lines of each
+    slice alone, False elsewhere: all `outside_air` reads of its seal. A border line's opening
+    depends only on the mask within the element's diameter of it, so each is opened in that slab."""
+    out = np.zeros(mask.shape, dtype=bool)
+    for axis in (1, 2):
+        reach = 2 * (se.shape[axis] // 2) + 1
+        if reach >= mask.shape[axis]:  # the slabs would cover the mask: open it whole
+            return dilate(erode(mask, se), se)
+        for edge, slab in ((0, slice(0, reach)), (-1, slice(mask.shape[axis] - reach, None))):
+            index = [slice(None)] * 3
+            index[axis] = slab
+            opened = dilate(erode(mask[tuple(index)], se), se)
+            index[axis], line = edge, [slice(None)] * 3
+            line[axis] = edge
+            out[tuple(index)] = opened[tuple(line)]
+    return out
 
 
 def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
@@ -736,6 +755,8 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     if 27 * np.count_nonzero(lung & low) < least:
         return
     gas = lung & _mean3_below(hu, low, gas_below_hu)
+    if np.count_nonzero(gas) < least:  # not enough gas for one pocket
+        return
     pockets, n = label_components(gas, CONN6)
     if n == 0:
         return
@@ -890,12 +911,12 @@ def refine_labels(
     labels = labels[box]
     code = np.zeros(labels.shape, dtype=np.uint8)
     interiors = []
-    for value in np.unique(labels[labels > 0]):
+    for value in range(1, int(labels.max()) + 1):
+        own = bounding_box(labels == value)
+        if own is None:
+            continue
         # work in the label's bounding box grown by one voxel
-        bbox = tuple(
-            slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-            for sl, n in zip(bounding_box(labels == value), labels.shape)
-        )
+        bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(own, labels.shape))
         local, local_code = labels[bbox], code[bbox]
         mask = local == value
         inner = erode(mask, CONN6, border_value=True)
