@@ -87,11 +87,11 @@ HU_AIR = -400.0
 HU_BONE = 200.0
 #: coarse voxel size (mm) for connectivity analysis
 COARSE_MM = 2.5
-#: ... and at least this many fine voxels per coarse voxel: the analysis labels its grid several
-#: times, so on an input already about `COARSE_MM` coarse (where no coarse grid would be needed) it
-#: would cost several labellings of the whole volume; its in-plane pixels grow instead (the
-#: refinement still decides every boundary voxel at full resolution)
-COARSE_MIN_BLOCK = 4
+#: ... and, where it costs little resolution (`CoarseGrid.for_spacing`), at least this many fine
+#: voxels per coarse voxel: the analysis passes over its grid many times, so on a grid nearly as
+#: fine as the input it would cost several full-resolution labellings (the refinement still
+#: decides every boundary voxel at full resolution)
+COARSE_MIN_BLOCK = 8
 #: radius (mm) of the in-plane opening that separates the table from the body
 TABLE_OPENING_MM = 4.0
 #: a trachea cross-section lies between these areas (mm2): adults are 150-500 mm2
