@@ -343,17 +343,22 @@ class CoarseGrid:
         cls, shape: tuple[int, int, int], spacing: tuple[float, float, float], coarse_mm: float,
         min_block: int = 1,
     ) -> "CoarseGrid":
-        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input), then, while
-        a coarse voxel holds fewer than ``min_block`` fine voxels, coarser where it costs little
-        resolution: slices are merged while the coarse slice spacing stays within 1.5 ``coarse_mm``,
-        and in-plane pixels of about ``coarse_mm`` (stride 1, no coarser) are paired (stride 2)."""
+        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input); when a
+        coarse voxel then holds fewer than ``min_block`` fine voxels, a coarser grid that costs little
+        resolution, if it reaches ``min_block``: slices merged while the coarse slice spacing stays
+        within 1.5 ``coarse_mm``, then in-plane pixels of about ``coarse_mm`` (stride 1, no coarser)
+        paired (stride 2)."""
         strides = [max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing)]
-        while (int(np.prod(strides)) < min_block and strides[0] < shape[0]
-               and (strides[0] + 1) * spacing[0] <= 1.5 * coarse_mm + 1e-6):
-            strides[0] += 1
         if int(np.prod(strides)) < min_block:
-            strides[1:] = [min(2, n) if s == 1 and mm <= coarse_mm + 1e-6 else s
-                           for s, n, mm in zip(strides[1:], shape[1:], spacing[1:])]
+            grown = list(strides)
+            while (int(np.prod(grown)) < min_block and grown[0] < shape[0]
+                   and (grown[0] + 1) * spacing[0] <= 1.5 * coarse_mm + 1e-6):
+                grown[0] += 1
+            if int(np.prod(grown)) < min_block:
+                grown[1:] = [min(2, n) if s == 1 and mm <= coarse_mm + 1e-6 else s
+                             for s, n, mm in zip(grown[1:], shape[1:], spacing[1:])]
+            if int(np.prod(grown)) >= min_block:
+                strides = grown
         return cls(tuple(shape), tuple(strides))  # type: ignore[arg-type]
 
     @property
