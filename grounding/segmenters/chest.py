@@ -575,7 +575,10 @@ def find_lungs(
     Further sizeable pieces of a lung join it (`_add_lung_pieces`).
     """
 
-    candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
+    candidates = inside_air.copy()
+    near = _grown_box(airway, margin=1) if airway.any() else None
+    if near is not None:  # the airways and the air beside them are no lung (dilated in their own box)
+        candidates[near] &= ~dilate(airway[near], CONN6)
     labels, n = label_components(candidates, CONN6)
     del candidates
     if n == 0:
