@@ -149,3 +149,33 @@ def test_block_maximum_matches_the_blockwise_or(shape, strides):
     owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(shape, strides, expected.shape)]
     np.logical_or.at(expected, np.ix_(*owners), data > 0.9)
     np.testing.assert_array_equal(grid.any_above(data, 0.9), expected)
+
+
+def test_coarse_grid_reaches_its_block_size_only_where_it_costs_little_resolution():
+    strides = lambda shape, spacing: CoarseGrid.for_spacing(shape, spacing, 2.5, min_block=8).strides  # noqa: E731
+    # the benchmark sizes: slices merged (1.6 -> 3.2 mm), and 2.5 mm pixels paired as well
+    assert strides((150, 256, 256), (1.6, 1.25, 1.25)) == (2, 2, 2)
+    assert strides((128, 128, 128), (1.875, 2.5, 2.5)) == (2, 2, 2)
+    assert strides((300, 512, 512), (0.8, 0.625, 0.625)) == (3, 4, 4)  # already 48 voxels a block
+    # thick slices are not merged beyond 1.5 x 2.5 mm, and 1 mm pixels keep their 2 mm grid
+    assert strides((60, 300, 300), (2.0, 1.0, 1.0)) == (1, 2, 2)
+    # no coarser grid when it cannot reach the block size: a 3 x 2 x 2 mm or 8 mm scan keeps its own
+    assert strides((80, 170, 170), (3.0, 2.0, 2.0)) == (1, 1, 1)
+    assert strides((30, 42, 42), (8.0, 8.0, 8.0)) == (1, 1, 1)
+    assert CoarseGrid.for_spacing((128, 128, 128), (1.875, 2.5, 2.5), 2.5).strides == (1, 1, 1)
+
+
+def test_chest_shortcuts_match_their_whole_array_forms():
+    from grounding.segmenters.chest import _mean3_below, border_opening
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shape = tuple(int(v) for v in rng.integers(1, 12, 3))
+        hu = rng.normal(-850.0, 60.0, shape).astype(np.float32)
+        hu[rng.random(shape) < rng.choice([0.0, 0.02, 0.4])] = -1000.0  # sparse and dense air
+        np.testing.assert_array_equal(_mean3_below(hu, hu < -950.0, -950.0), ndimage.uniform_filter(hu, 3) < -950.0)
+        mask = rng.random(shape) < 0.7
+        se = ellipsoid(float(rng.uniform(1.0, 8.0)), (2.5, float(rng.uniform(1.0, 3.0)), 1.5), planar=True)
+        opened, seal = dilate(erode(mask, se), se), border_opening(mask, se)
+        for line in ((slice(None), 0), (slice(None), -1), (slice(None), slice(None), 0), (slice(None), slice(None), -1)):
+            np.testing.assert_array_equal(seal[line], opened[line])
