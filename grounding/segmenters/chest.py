@@ -395,7 +395,7 @@ def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
         return -1000.0
     # a regular sample of at most AIR_SAMPLE voxels: a large field's outside air is millions of
     # voxels, and its median moves by well under 1 HU
-    return float(np.median(air[:: max(1, air.size // AIR_SAMPLE)]))
+    return float(np.median(air[:: max(1, air.size // AIR_SAMPLE)], overwrite_input=True))  # ``air`` is a copy
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
@@ -728,12 +728,21 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
     # on every second voxel along each axis: a few mm of error do not matter against the chest wall,
     # and a lung's box is most of the grid
     step = 2 if min(inside.shape) > 4 else 1
-    depth = ndimage.distance_transform_edt(inside[::step, ::step, ::step], sampling=[step * s for s in spacing])
+    inside = np.ascontiguousarray(inside[::step, ::step, ::step])
     sample = mask[box][::step, ::step, ::step]
-    if not sample.any():
+    count = np.count_nonzero(sample)
+    if count == 0:
         return True
-    # the median is at least the depth when at least half the voxels are (a count, not a sort)
-    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= np.count_nonzero(sample)
+    # the median is at least the depth when at least half the voxels are (a count, not a sort); first
+    # a cheap bound: a voxel whose surrounding box reaching `LUNG_MIN_DEPTH_MM` along each axis is all
+    # body lies at least that deep (beyond the array counts as body, as for the distance transform)
+    sampling = [step * s for s in spacing]
+    reach = [2 * (int(np.ceil(LUNG_MIN_DEPTH_MM / h - 1e-9)) - 1) + 1 for h in sampling]
+    deep = ndimage.minimum_filter(inside.view(np.uint8), size=reach, mode="constant", cval=1)
+    if 2 * np.count_nonzero(deep.view(bool)[sample]) >= count:
+        return True
+    depth = ndimage.distance_transform_edt(inside, sampling=sampling)
+    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= count
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,

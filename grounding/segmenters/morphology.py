@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cc3d
 import numpy as np
@@ -152,12 +153,13 @@ def linear_above(shape: tuple[int, int, int], f: Callable[[np.ndarray], np.ndarr
     return out
 
 
-def _shifted(offset: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], list]:
+@lru_cache(maxsize=4096)
+def _shifted(offset: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], tuple]:
     """Slices pairing each voxel ``x`` (destination) with ``x + offset`` (source) where both lie in
-    the grid, and per axis the destination slice whose source falls outside it."""
+    the grid, and per axis the destination slice whose source falls outside it. Cached: on a small
+    grid building the slices costs as much as the shifted operation itself."""
     dst, src, outside = [], [], []
     for axis, (o, n) in enumerate(zip(offset, shape)):
-        o = int(o)
         if o >= 0:
             dst.append(slice(0, max(n - o, 0)))
             src.append(slice(min(o, n), n))
@@ -166,7 +168,13 @@ def _shifted(offset: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[slice, .
             dst.append(slice(min(-o, n), n))
             src.append(slice(0, max(n + o, 0)))
             outside.append((axis, slice(0, min(-o, n))))
-    return tuple(dst), tuple(src), outside
+    return tuple(dst), tuple(src), tuple(outside)
+
+
+def _offsets(structure: np.ndarray) -> list[tuple[int, ...]]:
+    """The structuring element's offsets from its centre, but the centre itself."""
+    centre = np.array(structure.shape) // 2
+    return [tuple(o) for o in (np.argwhere(structure) - centre).tolist() if any(o)]
 
 
 def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = False) -> np.ndarray:
@@ -175,10 +183,7 @@ def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = 
     ``border_value``: what lies beyond the array (True: the border does not erode).
     """
     out = np.array(mask, dtype=bool, copy=True)
-    centre = np.array(structure.shape) // 2
-    for offset in np.argwhere(structure) - centre:
-        if not offset.any():
-            continue
+    for offset in _offsets(structure):
         dst, src, outside = _shifted(offset, mask.shape)
         out[dst] &= mask[src]
         if not border_value:
@@ -192,11 +197,9 @@ def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = 
 def dilate(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.ndarray:
     """`scipy.ndimage.binary_dilation` by a symmetric structuring element, as shifted ORs."""
     out = np.array(mask, dtype=bool, copy=True)
-    centre = np.array(structure.shape) // 2
-    for offset in np.argwhere(structure) - centre:
-        if offset.any():
-            dst, src, _ = _shifted(offset, mask.shape)
-            out[dst] |= mask[src]
+    for offset in _offsets(structure):
+        dst, src, _ = _shifted(offset, mask.shape)
+        out[dst] |= mask[src]
     return out
 
 
