@@ -209,6 +209,12 @@ def ellipsoid(radius_mm: float, spacing: tuple[float, float, float], planar: boo
     Axes whose spacing exceeds the radius get extent zero (a 5 mm slice is not eroded by a 2 mm
     ball); ``planar`` forces the z extent to zero. Always at least the centre voxel.
     """
+    return _ellipsoid(float(radius_mm), tuple(float(s) for s in spacing), bool(planar)).copy()
+
+
+@lru_cache(maxsize=256)
+def _ellipsoid(radius_mm: float, spacing: tuple[float, ...], planar: bool) -> np.ndarray:
+    """`ellipsoid`, built once per argument set (on a small grid building it costs as much as using it)."""
     radii = [0 if (planar and axis == 0) else int(radius_mm / s + 1e-6) for axis, s in enumerate(spacing)]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     level = sum((g / r) ** 2 if r else np.zeros_like(g, dtype=float) for g, r in zip(grids, radii))
