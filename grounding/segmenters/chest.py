@@ -395,7 +395,24 @@ def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
         return -1000.0
     # a regular sample of at most AIR_SAMPLE voxels: a large field's outside air is millions of
     # voxels, and its median moves by well under 1 HU
-    return float(np.median(air[:: max(1, air.size // AIR_SAMPLE)], overwrite_input=True))  # ``air`` is a copy
+    return _median(air[:: max(1, air.size // AIR_SAMPLE)])
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, its two middle values found among those between two quantiles
+    of a small regular sample when those hold them (a partial sort of a tenth of the values instead of
+    all of them), else by ``np.median`` itself."""
+    n = values.size
+    middle = [(n - 1) // 2, n // 2]
+    if n >= 4096:
+        sample = np.sort(values[::32])
+        lo, hi = sample[int(0.45 * sample.size)], sample[int(0.55 * sample.size)]
+        below = np.count_nonzero(values < lo)
+        between = values[(values >= lo) & (values <= hi)]
+        if below <= middle[0] and middle[1] < below + between.size:
+            part = np.partition(between, [k - below for k in middle])
+            return float(np.mean(part[[k - below for k in middle]]))
+    return float(np.median(values))
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:

@@ -107,15 +107,13 @@ def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> t
     thousands of small air pockets of a noisy scan a per-label loop outweighs the analysis."""
     lo = np.zeros((n + 1, len(coords)), dtype=np.int64)
     hi = np.zeros((n + 1, len(coords)), dtype=np.int64)
-    order = np.argsort(owner, kind="stable")
-    owner = owner[order]
-    starts = np.flatnonzero(np.diff(owner, prepend=0))
-    if starts.size:
-        present = owner[starts]
-        for axis, c in enumerate(coords):
-            c = c[order]
-            lo[present, axis] = np.minimum.reduceat(c, starts)
-            hi[present, axis] = np.maximum.reduceat(c, starts) + 1
+    present = np.zeros(n + 1, dtype=bool)
+    present[owner] = True
+    for axis, c in enumerate(coords):
+        low, high = np.full(n + 1, np.iinfo(np.int64).max), np.full(n + 1, -1, dtype=np.int64)
+        np.minimum.at(low, owner, c)
+        np.maximum.at(high, owner, c)
+        lo[present, axis], hi[present, axis] = low[present], high[present] + 1
     return lo, hi
 
 
@@ -425,7 +423,9 @@ class CoarseGrid:
         ``box`` (``coarse`` is then that box's part) to `fine_box`.
 
         The last axis first, while the array is small: repeating along it copies single elements,
-        along the first axes whole rows or slices.
+        along the first axes whole rows or slices. Bytes repeated 2, 4 or 8 times along the last
+        axis are one multiplication (a byte times 0x0101... is that byte repeated), as `_block_any`
+        reads such blocks.
         """
         box = box or tuple(slice(0, c) for c in coarse.shape)
         out = coarse
@@ -436,7 +436,11 @@ class CoarseGrid:
             repeats = np.full(coarse.shape[axis], s)
             if sl.stop >= len(range(s // 2, n, s)):  # the box holds the last block
                 repeats[-1] = n - (sl.stop - 1) * s
-            out = np.repeat(out, repeats, axis=axis)
+            if axis == coarse.ndim - 1 and s in (2, 4, 8) and out.itemsize == 1 and repeats[-1] == s:
+                ones = np.array(int.from_bytes(b"\x01" * s, "little"), dtype=f"u{s}")
+                out = (np.ascontiguousarray(out).view(np.uint8).astype(ones.dtype) * ones).view(out.dtype)
+            else:
+                out = np.repeat(out, repeats, axis=axis)
         return out
 
 
