@@ -1,8 +1,12 @@
 """Classical CT analysis of the body, outside air, airways and the left and right lungs.
 
 Everything that needs connectivity runs on a coarse copy of the volume (block-centre samples,
-about `COARSE_MM` per voxel) and the result is brought back to full resolution by deciding only
-the voxels near each coarse boundary with the full-resolution HU threshold. Each step works in
+about `COARSE_MM` per voxel, and at least `COARSE_MIN_BLOCK` fine voxels each where that costs
+little resolution: on an input already about that coarse the analysis would otherwise cost
+several labellings of the whole volume) and the result is brought back to full resolution by
+deciding only the voxels near each coarse boundary with the full-resolution HU threshold. Rules
+whose precondition cannot hold are skipped on a count (no gas pocket without enough air-valued
+voxels, no distance transform when a box erosion already shows the lung deep enough). Each step works in
 the bounding box of what it looks at (the body in the dense tissue's box, airways and lungs in
 the inside air's, the refinement in the labels'), with cc3d labelling slices and volumes alike:
 on a small grid a pass over the whole field of view costs as much as the analysis. The pipeline:
