@@ -787,7 +787,7 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     low = hu < gas_below_hu
     if 27 * np.count_nonzero(lung & low) < least:
         return
-    gas = lung & _mean3_below(hu, low, gas_below_hu)
+    gas = _mean3_below(hu, low, gas_below_hu, lung)
     if np.count_nonzero(gas) < least:  # not enough gas for one pocket
         return
     pockets, n = label_components(gas, CONN6)
@@ -806,11 +806,12 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
             crop[pocket] = 0
 
 
-def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float) -> np.ndarray:
-    """Where the 3 x 3 x 3 mean of ``hu`` (`scipy.ndimage.uniform_filter`, reflected at the edges) is
-    below ``level``, given ``low = hu < level``. Such a voxel has a low one among its 27 neighbours;
-    when those are few (aerated lung holds a few noise voxels at air values), the means are taken
-    there alone, from the 27 neighbours' values, instead of filtering the whole array."""
+def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float, within: np.ndarray) -> np.ndarray:
+    """The voxels of ``within`` where the 3 x 3 x 3 mean of ``hu`` (`scipy.ndimage.uniform_filter`,
+    reflected at the edges) is below ``level``, given ``low = hu < level``. Such a voxel has a low one
+    among its 27 neighbours; when those are few (aerated lung holds a few noise voxels at air values),
+    the means are taken there alone, from the 27 neighbours' values, instead of filtering the whole
+    array."""
     near = low.copy()
     for axis in range(3):  # the 27-neighbourhood, one axis at a time
         ahead, behind = [slice(None)] * 3, [slice(None)] * 3
@@ -819,9 +820,10 @@ def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float) -> np.ndarray:
         grown[tuple(ahead)] |= near[tuple(behind)]
         grown[tuple(behind)] |= near[tuple(ahead)]
         near = grown
+    near &= within
     where = np.nonzero(near)
     if 9 * where[0].size >= hu.size:
-        return ndimage.uniform_filter(hu, 3) < level
+        return within & (ndimage.uniform_filter(hu, 3) < level)
     # flat offsets of the neighbours along each axis; beyond an edge the filter reflects: the edge
     # voxel itself
     strides = np.cumprod((1,) + hu.shape[:0:-1])[::-1]
