@@ -500,8 +500,9 @@ def _find_airways(
     in_chain[tuple(c - sl.start for c, sl in zip(chain_coords, box))] = True
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
-    pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
-    spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
+    # the slices each chain spans: its distinct (chain, slice) pairs, coded as one integer each
+    pairs = np.unique(chain_labels[coords].astype(np.int64) * in_chain.shape[0] + coords[0])
+    spans = np.bincount(pairs // in_chain.shape[0], minlength=chain_of + 1)
     spans[0] = 0
     objects = [None if obj is None else tuple(slice(sl.start + b.start, sl.stop + b.start) for sl, b in zip(obj, box))
                for obj in ndimage.find_objects(chain_labels)]
