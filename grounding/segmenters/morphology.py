@@ -352,13 +352,13 @@ class CoarseGrid:
     ) -> "CoarseGrid":
         """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input); when a
         coarse voxel then holds fewer than ``min_block`` fine voxels, a coarser grid that costs little
-        resolution, if it reaches ``min_block``: slices merged while the coarse slice spacing stays
-        within 1.5 ``coarse_mm``, then in-plane pixels of about ``coarse_mm`` (stride 1, no coarser)
-        paired (stride 2)."""
+        resolution, if it reaches ``min_block``: slices thinner than the input's pixels merged while
+        the coarse slice spacing stays within 1.5 ``coarse_mm``, then in-plane pixels of about
+        ``coarse_mm`` (stride 1, no coarser) paired (stride 2)."""
         strides = [max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing)]
         if int(np.prod(strides)) < min_block:
             grown = list(strides)
-            while (int(np.prod(grown)) < min_block and grown[0] < shape[0]
+            while (int(np.prod(grown)) < min_block and grown[0] < shape[0] and spacing[0] < min(spacing[1:])
                    and (grown[0] + 1) * spacing[0] <= 1.5 * coarse_mm + 1e-6):
                 grown[0] += 1
             if int(np.prod(grown)) < min_block:
