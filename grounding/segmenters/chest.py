@@ -880,8 +880,8 @@ def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
     contact = np.bincount(pieces[outside[:-2] & holes], minlength=n + 1)
     contact += np.bincount(pieces[outside[2:] & holes], minlength=n + 1)
     opens = contact * pixel_mm2 > HOLE_OPEN_MM2
-    opens[0] = True
-    crop[~opens[pieces]] = value
+    holes[holes] = ~opens[pieces[holes]]  # the enclosed ones (looked up on the hole voxels alone)
+    crop[holes] = value
 
 
 def split_touching(
