@@ -286,7 +286,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
                                  spacing=spacing, superior_step=superior_step, body=body[box])
-        found = np.count_nonzero(labels)
+        found = np.count_nonzero(labels[box])
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
             raise SegmentationError(
@@ -295,8 +295,11 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             )
     except SegmentationError as err:  # body and airways stand without lungs
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
-    doubt = split_doubt(labels, spacing) if not volume.is_2d else None
-    labels[airway & (labels == 0)] = AIRWAY
+    doubt = split_doubt(labels[box], spacing) if not volume.is_2d else None  # the lungs lie in the box
+    airway_box = bounding_box(airway)
+    if airway_box is not None:
+        near = labels[airway_box]
+        near[airway[airway_box] & (near == 0)] = AIRWAY
     return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error,
                        split_doubt=doubt)
 
@@ -474,6 +477,11 @@ def _find_airways(
     area = np.bincount(owner, minlength=n + 1) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
+    # planar labels number the slices in turn: a label's slice is the first whose last label reaches
+    # it, and the last label up to each slice is the running maximum of the labels in scan order
+    ends = np.searchsorted(where, np.arange(1, inside_air.shape[0] + 1) * inside_air[0].size) - 1
+    last = np.where(ends >= 0, np.maximum.accumulate(owner)[np.maximum(ends, 0)], 0) if owner.size else ends * 0
+    slice_of = np.searchsorted(last, np.arange(n + 1))
     # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
     picked = sized[owner]
     coords = np.unravel_index(where[picked], inside_air.shape)
@@ -509,8 +517,6 @@ def _find_airways(
     shortest = min(max(2, int(np.ceil(TRACHEA_MIN_LENGTH_MM / spacing[0]))), inside_air.shape[0])
     lung_sized = area > AIRWAY_MAX_AREA_MM2
     lung_sized[0] = False  # label 0 is everything that is not air
-    # planar labels number the slices in turn: a label's slice is the first whose last label reaches it
-    slice_of = np.searchsorted(np.maximum.accumulate(labels.max(axis=(1, 2))), np.arange(n + 1))
     profile = np.bincount(slice_of[lung_sized], weights=area[lung_sized] / pixel_mm2, minlength=labels.shape[0])
     lung_z = float(profile @ np.arange(profile.size) / max(int(profile.sum()), 1))
     # the longest chain that passes the trachea tests
