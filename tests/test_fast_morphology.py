@@ -23,7 +23,7 @@ from grounding.segmenters.morphology import (
     fill_holes_slicewise,
     label_components,
     linear_above,
-    voxel_boxes,
+    voxel_bounds,
 )
 
 SHAPES = [(7, 9, 8), (1, 6, 5), (2, 2, 3), (12, 13, 11)]
@@ -49,13 +49,16 @@ def test_erode_dilate_and_label_match_scipy(shape, fill):
 def test_bounding_boxes_centroid_and_sizes_match_their_slow_forms(monkeypatch):
     mask = np.random.default_rng(3).random((9, 14, 12)) < 0.35
     labels, n = ndimage.label(mask, PLANAR4)
+    def boxes(lo: np.ndarray, hi: np.ndarray) -> list[tuple[slice, ...]]:
+        return [tuple(map(slice, a, b)) for a, b in zip(lo[1:].tolist(), hi[1:].tolist())]
+
     coords = np.nonzero(labels)
-    assert voxel_boxes(labels[coords], coords, n) == ndimage.find_objects(labels)
+    assert boxes(*voxel_bounds(labels[coords], coords, n)) == ndimage.find_objects(labels)
     keep = np.arange(n + 1) % 3 == 0
     coords = np.nonzero(keep[labels])
-    boxes = voxel_boxes(labels[coords], coords, n)
-    assert all((box == ref) if keep[i + 1] else box is None
-               for i, (box, ref) in enumerate(zip(boxes, ndimage.find_objects(labels))))
+    lo, hi = voxel_bounds(labels[coords], coords, n)
+    assert all((box == ref) if keep[i + 1] else box == (slice(0, 0),) * 3
+               for i, (box, ref) in enumerate(zip(boxes(lo, hi), ndimage.find_objects(labels))))
     for part in (mask, labels == 5, np.zeros_like(mask)):
         assert bounding_box(part) == (ndimage.find_objects(part.astype(np.uint8)) or [None])[0]
     np.testing.assert_allclose(centroid(mask), np.argwhere(mask).mean(axis=0))
@@ -146,3 +149,37 @@ def test_block_maximum_matches_the_blockwise_or(shape, strides):
     owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(shape, strides, expected.shape)]
     np.logical_or.at(expected, np.ix_(*owners), data > 0.9)
     np.testing.assert_array_equal(grid.any_above(data, 0.9), expected)
+
+
+def test_coarse_grid_reaches_its_block_size_only_where_it_costs_little_resolution():
+    strides = lambda shape, spacing: CoarseGrid.for_spacing(shape, spacing, 2.5, min_block=8).strides  # noqa: E731
+    # 1.875 mm slices under 2.5 mm pixels merged (3.75 mm), and the pixels paired: 8 voxels a block
+    assert strides((128, 128, 128), (1.875, 2.5, 2.5)) == (2, 2, 2)
+    assert CoarseGrid.for_spacing((128, 128, 128), (1.875, 2.5, 2.5), 2.5).strides == (1, 1, 1)
+    assert strides((300, 512, 512), (0.8, 0.625, 0.625)) == (3, 4, 4)  # already 48 voxels a block
+    # slices thicker than the pixels stay (merging 1.5 mm slices under 1 mm pixels costs nodules and
+    # kidneys on the stress cases), and 1-1.25 mm pixels keep their 2-2.5 mm grid
+    assert strides((150, 256, 256), (1.6, 1.25, 1.25)) == (1, 2, 2)
+    assert strides((100, 300, 300), (1.5, 1.0, 1.0)) == (1, 2, 2)
+    # no coarser grid when it cannot reach the block size: a 3 x 2 x 2 mm or 8 mm scan keeps its own
+    assert strides((80, 170, 170), (3.0, 2.0, 2.0)) == (1, 1, 1)
+    assert strides((30, 42, 42), (8.0, 8.0, 8.0)) == (1, 1, 1)
+
+
+def test_chest_shortcuts_match_their_whole_array_forms():
+    from grounding.segmenters.chest import _mean3_below, border_opening
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shape = tuple(int(v) for v in rng.integers(1, 12, 3))
+        hu = rng.normal(-850.0, 60.0, shape).astype(np.float32)
+        hu[rng.random(shape) < rng.choice([0.0, 0.02, 0.4])] = -1000.0  # sparse and dense air
+        within = rng.random(shape) < 0.8
+        np.testing.assert_array_equal(_mean3_below(hu, hu < -950.0, -950.0, within),
+                                      within & (ndimage.uniform_filter(hu, 3) < -950.0))
+        mask = rng.random(shape) < 0.7
+        se = ellipsoid(float(rng.uniform(1.0, 8.0)), (2.5, float(rng.uniform(1.0, 3.0)), 1.5), planar=True)
+        opened, seal = dilate(erode(mask, se), se), border_opening(mask, se)
+        every = slice(None)
+        for line in ((every, 0), (every, -1), (every, every, 0), (every, every, -1)):  # the border lines
+            np.testing.assert_array_equal(seal[line], opened[line])

@@ -1,8 +1,12 @@
 """Classical CT analysis of the body, outside air, airways and the left and right lungs.
 
 Everything that needs connectivity runs on a coarse copy of the volume (block-centre samples,
-about `COARSE_MM` per voxel) and the result is brought back to full resolution by deciding only
-the voxels near each coarse boundary with the full-resolution HU threshold. Each step works in
+about `COARSE_MM` per voxel, and at least `COARSE_MIN_BLOCK` fine voxels each where that costs
+little resolution: on an input already about that coarse the analysis would otherwise cost
+several labellings of the whole volume) and the result is brought back to full resolution by
+deciding only the voxels near each coarse boundary with the full-resolution HU threshold. Rules
+whose precondition cannot hold are skipped on a count (no gas pocket without enough air-valued
+voxels, no distance transform when a box erosion already shows the lung deep enough). Each step works in
 the bounding box of what it looks at (the body in the dense tissue's box, airways and lungs in
 the inside air's, the refinement in the labels'), with cc3d labelling slices and volumes alike:
 on a small grid a pass over the whole field of view costs as much as the analysis. The pipeline:
@@ -75,7 +79,7 @@ from grounding.segmenters.morphology import (
     largest_component,
     linear_above,
     span_last_axis,
-    voxel_boxes,
+    voxel_bounds,
 )
 from imaging.volume import Volume
 
@@ -87,6 +91,13 @@ HU_AIR = -400.0
 HU_BONE = 200.0
 #: coarse voxel size (mm) for connectivity analysis
 COARSE_MM = 2.5
+#: ... and, where it costs little resolution (`CoarseGrid.for_spacing`: slices thinner than the
+#: input's pixels, pixels already about `COARSE_MM`), at least this many fine voxels per coarse
+#: voxel: the analysis passes over its grid many times, so on a grid as fine as the input it would
+#: cost several full-resolution labellings (the refinement still decides every boundary voxel at
+#: full resolution). Merging slices thicker than the pixels (1.5 mm slices under 1 mm pixels) was
+#: measured to cost nodules and kidneys on stress cases, so those keep their grid
+COARSE_MIN_BLOCK = 8
 #: radius (mm) of the in-plane opening that separates the table from the body
 TABLE_OPENING_MM = 4.0
 #: a trachea cross-section lies between these areas (mm2): adults are 150-500 mm2
@@ -244,7 +255,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             error here but recorded in ``lung_error``.
     """
     require_ct(volume, "lungs")
-    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm)
+    grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm, COARSE_MIN_BLOCK)
     spacing = grid.coarse_spacing(volume.spacing)
     coarse = grid.sample(volume.data)
 
@@ -275,7 +286,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
                                  spacing=spacing, superior_step=superior_step, body=body[box])
-        found = np.count_nonzero(labels)
+        found = np.count_nonzero(labels[box])
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
             raise SegmentationError(
@@ -284,8 +295,11 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
             )
     except SegmentationError as err:  # body and airways stand without lungs
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
-    doubt = split_doubt(labels, spacing) if not volume.is_2d else None
-    labels[airway & (labels == 0)] = AIRWAY
+    doubt = split_doubt(labels[box], spacing) if not volume.is_2d else None  # the lungs lie in the box
+    airway_box = bounding_box(airway)
+    if airway_box is not None:
+        near = labels[airway_box]
+        near[airway[airway_box] & (near == 0)] = AIRWAY
     return ChestLabels(grid=grid, body=body, labels=labels, midline_x_mm=midline, lung_error=lung_error,
                        split_doubt=doubt)
 
@@ -356,11 +370,28 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
         return body
     # a table running off the image's sides has thin shells around its foam: only tissue that
     # survives the opening (a patient cut by the field of view) seals the image border
-    filled = ~outside_air(dense, dilate(erode(dense, se), se))
+    filled = ~outside_air(dense, border_opening(dense, se))
     opened = dilate(erode(filled, se), se)
     core = largest_component(opened if opened.any() else filled)
     body[box] = dilate(core, se) & filled
     return body
+
+
+def border_opening(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``dilate(erode(mask, se), se)`` (an in-plane ``se``) on the four in-plane border lines of each
+    slice alone, False elsewhere: all `outside_air` reads of its seal. A border line's opening
+    depends only on the mask within the element's diameter of it, so each is opened in that slab
+    (with the slab's thin axis in the middle: numpy is slow along a short last axis)."""
+    out = np.zeros(mask.shape, dtype=bool)
+    for axis in (1, 2):
+        reach = 2 * (se.shape[axis] // 2) + 1
+        if reach >= mask.shape[axis]:  # the slabs would cover the mask: open it whole
+            return dilate(erode(mask, se), se)
+        turned, element = np.swapaxes(mask, 1, axis), np.swapaxes(se, 1, axis)
+        for edge, slab in ((0, slice(0, reach)), (-1, slice(mask.shape[axis] - reach, None))):
+            opened = dilate(erode(np.ascontiguousarray(turned[:, slab]), element), element)
+            np.swapaxes(out, 1, axis)[:, edge] = opened[:, edge]
+    return out
 
 
 def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
@@ -371,7 +402,24 @@ def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
         return -1000.0
     # a regular sample of at most AIR_SAMPLE voxels: a large field's outside air is millions of
     # voxels, and its median moves by well under 1 HU
-    return float(np.median(air[:: max(1, air.size // AIR_SAMPLE)]))
+    return _median(air[:: max(1, air.size // AIR_SAMPLE)])
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, its two middle values found among those between two quantiles
+    of a small regular sample when those hold them (a partial sort of a tenth of the values instead of
+    all of them), else by ``np.median`` itself."""
+    n = values.size
+    middle = [(n - 1) // 2, n // 2]
+    if n >= 4096:
+        sample = np.sort(values[::32])
+        lo, hi = sample[int(0.45 * sample.size)], sample[int(0.55 * sample.size)]
+        below = np.count_nonzero(values < lo)
+        between = values[(values >= lo) & (values <= hi)]
+        if below <= middle[0] and middle[1] < below + between.size:
+            part = np.partition(between, [k - below for k in middle])
+            return float(np.mean(part[[k - below for k in middle]]))
+    return float(np.median(values))
 
 
 def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
@@ -404,7 +452,7 @@ def find_airways(
     if box is None:
         return airways, trachea
     # per-slice midline and width of the body, in x voxels of the box
-    cols = body[box[0]].any(axis=1)
+    cols = np.bitwise_or.reduce(body[box[0]].view(np.uint8), axis=1).view(bool)  # numpy's any along y is slow
     has_body = cols.any(axis=1)
     first = np.argmax(cols, axis=1)
     last = cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1)
@@ -429,25 +477,25 @@ def _find_airways(
     area = np.bincount(owner, minlength=n + 1) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
+    # planar labels number the slices in turn: a label's slice is the first whose last label reaches
+    # it, and the last label up to each slice is the running maximum of the labels in scan order
+    ends = np.searchsorted(where, np.arange(1, inside_air.shape[0] + 1) * inside_air[0].size) - 1
+    last = np.where(ends >= 0, np.maximum.accumulate(owner)[np.maximum(ends, 0)], 0) if owner.size else ends * 0
+    slice_of = np.searchsorted(last, np.arange(n + 1))
     # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
     picked = sized[owner]
     coords = np.unravel_index(where[picked], inside_air.shape)
     owner = owner[picked]
     del where, picked
     cx = np.bincount(owner, weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
-    boxes = voxel_boxes(owner, coords, n)
+    lo, hi = voxel_bounds(owner, coords, n)
 
-    candidate = np.zeros(n + 1, dtype=bool)
-    for label in np.flatnonzero(sized).tolist():
-        obj = boxes[label - 1]
-        z = obj[0].start
-        if not has_body[z]:
-            continue
-        tolerance = max(15.0 / spacing[2], TRACHEA_MIDLINE_FRACTION * width[z])
-        h_mm = (obj[1].stop - obj[1].start) * spacing[1]
-        w_mm = (obj[2].stop - obj[2].start) * spacing[2]
-        round_enough = max(h_mm, w_mm) <= 2.5 * min(h_mm, w_mm) and area[label] >= 0.4 * h_mm * w_mm
-        candidate[label] = round_enough and abs(cx[label] - centre[z]) <= tolerance
+    # every pocket of tracheal size at once: on a coarse grid each noise speck is one
+    z = lo[:, 0]
+    h_mm, w_mm = (hi[:, 1] - lo[:, 1]) * spacing[1], (hi[:, 2] - lo[:, 2]) * spacing[2]
+    tolerance = np.maximum(15.0 / spacing[2], TRACHEA_MIDLINE_FRACTION * width[z])
+    round_enough = (np.maximum(h_mm, w_mm) <= 2.5 * np.minimum(h_mm, w_mm)) & (area >= 0.4 * h_mm * w_mm)
+    candidate = sized & has_body[z] & round_enough & (np.abs(cx - centre[z]) <= tolerance)
     if not candidate.any():
         return None
 
@@ -460,16 +508,15 @@ def _find_airways(
     in_chain[tuple(c - sl.start for c, sl in zip(chain_coords, box))] = True
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
-    pairs = np.unique(np.column_stack([chain_labels[coords], coords[0]]), axis=0)
-    spans = np.bincount(pairs[:, 0], minlength=chain_of + 1)
+    # the slices each chain spans: its distinct (chain, slice) pairs, coded as one integer each
+    pairs = np.unique(chain_labels[coords].astype(np.int64) * in_chain.shape[0] + coords[0])
+    spans = np.bincount(pairs // in_chain.shape[0], minlength=chain_of + 1)
     spans[0] = 0
     objects = [None if obj is None else tuple(slice(sl.start + b.start, sl.stop + b.start) for sl, b in zip(obj, box))
                for obj in ndimage.find_objects(chain_labels)]
     shortest = min(max(2, int(np.ceil(TRACHEA_MIN_LENGTH_MM / spacing[0]))), inside_air.shape[0])
     lung_sized = area > AIRWAY_MAX_AREA_MM2
     lung_sized[0] = False  # label 0 is everything that is not air
-    # planar labels number the slices in turn: a label's slice is the first whose last label reaches it
-    slice_of = np.searchsorted(np.maximum.accumulate(labels.max(axis=(1, 2))), np.arange(n + 1))
     profile = np.bincount(slice_of[lung_sized], weights=area[lung_sized] / pixel_mm2, minlength=labels.shape[0])
     lung_z = float(profile @ np.arange(profile.size) / max(int(profile.sum()), 1))
     # the longest chain that passes the trachea tests
@@ -556,16 +603,18 @@ def find_lungs(
     Further sizeable pieces of a lung join it (`_add_lung_pieces`).
     """
 
-    candidates = inside_air & ~dilate(airway, CONN6) if airway.any() else inside_air
+    candidates = inside_air.copy()
+    near = _grown_box(airway, margin=1) if airway.any() else None
+    if near is not None:  # the airways and the air beside them are no lung (dilated in their own box)
+        candidates[near] &= ~dilate(airway[near], CONN6)
     labels, n = label_components(candidates, CONN6)
-    del candidates
     if n == 0:
         raise SegmentationError(
             "no air-filled lung found inside the body (no voxel below -400 HU); "
             "is the chest in the field of view?"
         )
-    sizes = component_sizes(labels, n)
-    sizes[0] = 0
+    sizes = np.bincount(labels[candidates], minlength=n + 1)  # counted on the air voxels alone
+    del candidates
     order = np.argsort(sizes)[::-1]
     kept, boxes, largest_lung = 0, None, 0
     # the 12 largest that are not gas are all `find_lungs` looks at, and none smaller than the
@@ -592,79 +641,104 @@ def find_lungs(
             "parenchyma; is the chest in the field of view?"
         )
     order = np.argsort(sizes)[::-1]
-    largest = labels == order[0]
+    # each component's mask and world x (of its centroid), once: every test below asks again
+    masks: dict[int, np.ndarray] = {}
+    xs: dict[int, float] = {}
+
+    def component(label: int) -> np.ndarray:
+        if label not in masks:
+            masks[label] = labels == label
+        return masks[label]
+
+    def x_of(label: int) -> float:
+        if label not in xs:
+            xs[label] = float(world_x(centroid(component(label))[None])[0])
+        return xs[label]
+
+    largest = component(int(order[0]))
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
     largest_left &= largest  # ...and in the largest component
-    left_fraction = np.count_nonzero(largest_left) / np.count_nonzero(largest)
-    x_largest = float(world_x(centroid(largest)[None])[0])
+    left_fraction = np.count_nonzero(largest_left) / sizes[order[0]]
+    del largest_left
+    x_largest = x_of(int(order[0]))
     # a second lung-sized component on the far side of the largest one's centre: the lungs are
     # apart, and the largest straddles the midline only because the midline is off
     paired = n > 1 and sizes[order[1]] >= PAIRED_SIZE_FRACTION * sizes[order[0]] and (
-        (_side(labels == order[1], world_x, midline_x_mm) == LEFT) != (x_largest > midline_x_mm))
+        (x_of(int(order[1])) > midline_x_mm) != (x_largest > midline_x_mm))
 
     parts: list[np.ndarray] = []
+    centroids: list[float] = []
     used = {int(order[0])}
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
         centre = midline_x_mm if midline_from_trachea else _middle_x(largest, world_x)
         parts = split_touching(largest, coarse, world_x, centre)
+        centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
-        parts, sides = [], set()
-        for label in order[: min(n, 12)]:
+        parts, centroids, sides = [], [], set()
+        for label in order[: min(n, 12)].tolist():
             if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
-            piece = labels == label
-            side = _side(piece, world_x, midline_x_mm)
-            if is_2d or side not in sides and _deep_enough(piece, body, spacing):
-                parts.append(piece)
+            side = LEFT if x_of(label) > midline_x_mm else RIGHT
+            if is_2d or side not in sides and _deep_enough(component(label), body, spacing):
+                parts.append(component(label))
+                centroids.append(x_of(label))
                 sides.add(side)
-                used.add(int(label))
+                used.add(label)
 
-    del largest, largest_left  # about the volume on a full-resolution grid, not needed below
-    centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
+    del largest
     if len(parts) == 2 and not is_2d:
         sides_of = [LEFT, RIGHT] if centroids[0] > centroids[1] else [RIGHT, LEFT]
     else:
         sides_of = [LEFT if c > midline_x_mm else RIGHT for c in centroids]
-    if not is_2d:
-        _add_lung_pieces(parts, sides_of, labels, sizes, order[: min(n, 12)], used, world_x, midline_x_mm,
-                         superior_step, body, spacing)
-    del labels
     out = np.zeros(inside_air.shape, dtype=np.uint8)
     for part, side in zip(parts, sides_of):
         out[part] = side
     del parts
+    if not is_2d:
+        _add_lung_pieces(out, sides_of, sizes, order[: min(n, 12)].tolist(), used, component, x_of, midline_x_mm,
+                         superior_step, body, spacing)
+    del labels, masks
     for side in (LEFT, RIGHT):
         _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
         _fill_label_holes(out, side, spacing[1] * spacing[2])
     return out
 
 
-def _add_lung_pieces(parts: list[np.ndarray], sides_of: list[int], labels: np.ndarray, sizes: np.ndarray,
-                     candidates: np.ndarray, used: set[int], world_x: Callable[[np.ndarray], np.ndarray],
-                     midline_x_mm: float, superior_step: int, body: np.ndarray | None,
-                     spacing: tuple[float, float, float]) -> None:
-    """Join to ``parts`` (in place; their sides ``sides_of``) the further pieces of a lung: components
-    of ``labels`` among ``candidates`` (largest first; not ``used``, not gas: size 0) of at least
-    `LUNG_PIECE_FRACTION` of the largest, each to the part on its side of the midline, when it
-    reaches up into the upper half of that part's height and lies deep enough inside ``body``
-    (`_deep_enough`). A thin slab of the lung bases cuts a lung's recesses into separate pieces; gas
-    in bowel hangs below the lungs (and is no candidate anyway), and air trapped under clothing or
-    a skin fold lies at the body's surface, outside the chest wall."""
+def _add_lung_pieces(out: np.ndarray, sides_of: list[int], sizes: np.ndarray, candidates: list[int], used: set[int],
+                     component: Callable[[int], np.ndarray], x_of: Callable[[int], float], midline_x_mm: float,
+                     superior_step: int, body: np.ndarray | None, spacing: tuple[float, float, float]) -> None:
+    """Join to the lungs in ``out`` (in place; the sides present ``sides_of``) the further pieces of a
+    lung: components (``component(label)``: its mask, ``x_of(label)``: its centroid's world x) among
+    ``candidates`` (largest first; not ``used``, not gas: size 0) of at least `LUNG_PIECE_FRACTION` of
+    the largest, each to the lung on its side of the midline, when it reaches up into the upper
+    half of that lung's height and lies deep enough inside ``body`` (`_deep_enough`). A thin slab
+    of the lung bases cuts a lung's recesses into separate pieces; gas in bowel hangs below the
+    lungs (and is no candidate anyway), and air trapped under clothing or a skin fold lies at the
+    body's surface, outside the chest wall."""
+    heights: dict[int, tuple[int, int]] = {}
     for label in candidates:
         if sizes[label] < LUNG_PIECE_FRACTION * sizes[candidates[0]]:
             break
-        if int(label) in used:
+        if label in used:
             continue
-        piece = labels == label
-        side = _side(piece, world_x, midline_x_mm)
+        side = LEFT if x_of(label) > midline_x_mm else RIGHT
         if side not in sides_of:
             continue
-        k = sides_of.index(side)
-        z_piece = np.flatnonzero(piece.any(axis=(1, 2))) * superior_step
-        z_part = np.flatnonzero(parts[k].any(axis=(1, 2))) * superior_step
-        if z_piece.max() >= (z_part.min() + z_part.max()) / 2.0 and _deep_enough(piece, body, spacing):
-            parts[k] |= piece
+        piece = component(label)
+        if side not in heights:
+            heights[side] = _z_extent(bounding_box(out == side), superior_step)
+        low, high = heights[side]
+        z_piece = _z_extent(bounding_box(piece), superior_step)
+        if z_piece[1] >= (low + high) / 2.0 and _deep_enough(piece, body, spacing):
+            out[piece] = side
+            heights[side] = (min(low, z_piece[0]), max(high, z_piece[1]))
+
+
+def _z_extent(box: tuple[slice, ...], superior_step: int) -> tuple[int, int]:
+    """The lowest and highest slice index of ``box`` times ``superior_step`` (towards the head)."""
+    ends = (box[0].start * superior_step, (box[0].stop - 1) * superior_step)
+    return min(ends), max(ends)
 
 
 def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
@@ -681,12 +755,21 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
     # on every second voxel along each axis: a few mm of error do not matter against the chest wall,
     # and a lung's box is most of the grid
     step = 2 if min(inside.shape) > 4 else 1
-    depth = ndimage.distance_transform_edt(inside[::step, ::step, ::step], sampling=[step * s for s in spacing])
+    inside = np.ascontiguousarray(inside[::step, ::step, ::step])
     sample = mask[box][::step, ::step, ::step]
-    if not sample.any():
+    count = np.count_nonzero(sample)
+    if count == 0:
         return True
-    # the median is at least the depth when at least half the voxels are (a count, not a sort)
-    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= np.count_nonzero(sample)
+    # the median is at least the depth when at least half the voxels are (a count, not a sort); first
+    # a cheap bound: a voxel whose surrounding box reaching `LUNG_MIN_DEPTH_MM` along each axis is all
+    # body lies at least that deep (beyond the array counts as body, as for the distance transform)
+    sampling = [step * s for s in spacing]
+    reach = [2 * (int(np.ceil(LUNG_MIN_DEPTH_MM / h - 1e-9)) - 1) + 1 for h in sampling]
+    deep = ndimage.minimum_filter(inside.view(np.uint8), size=reach, mode="constant", cval=1)
+    if 2 * np.count_nonzero(deep.view(bool)[sample]) >= count:
+        return True
+    depth = ndimage.distance_transform_edt(inside, sampling=sampling)
+    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= count
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
@@ -706,9 +789,13 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     # each voxel of a pocket has a voxel below the level among its 27 neighbours, so a pocket of
     # the least size needs a 27th of that many such voxels: without them there is nothing to filter
     least = GAS_POCKET_MIN_ML * 1000.0 / voxel_mm3
-    if 27 * np.count_nonzero(lung & (coarse[bbox] < gas_below_hu)) < least:
+    hu = coarse[bbox]
+    low = hu < gas_below_hu
+    if 27 * np.count_nonzero(lung & low) < least:
         return
-    gas = lung & (ndimage.uniform_filter(coarse[bbox], 3) < gas_below_hu)
+    gas = _mean3_below(hu, low, gas_below_hu, lung)
+    if np.count_nonzero(gas) < least:  # not enough gas for one pocket
+        return
     pockets, n = label_components(gas, CONN6)
     if n == 0:
         return
@@ -725,6 +812,41 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
             crop[pocket] = 0
 
 
+def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float, within: np.ndarray) -> np.ndarray:
+    """The voxels of ``within`` where the 3 x 3 x 3 mean of ``hu`` (`scipy.ndimage.uniform_filter`,
+    reflected at the edges) is below ``level``, given ``low = hu < level``. Such a voxel has a low one
+    among its 27 neighbours; when those are few (aerated lung holds a few noise voxels at air values),
+    the means are taken there alone, from the 27 neighbours' values, instead of filtering the whole
+    array."""
+    near = low.copy()
+    for axis in range(3):  # the 27-neighbourhood, one axis at a time
+        ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        grown = near.copy()
+        grown[tuple(ahead)] |= near[tuple(behind)]
+        grown[tuple(behind)] |= near[tuple(ahead)]
+        near = grown
+    near &= within
+    where = np.flatnonzero(near)  # flat indices: `np.nonzero` of a 3-D array is several times slower
+    if 9 * where.size >= hu.size:
+        return within & (ndimage.uniform_filter(hu, 3) < level)
+    # flat offsets of the neighbours along each axis; beyond an edge the filter reflects: the edge
+    # voxel itself
+    strides = np.cumprod((1,) + hu.shape[:0:-1])[::-1]
+    coords = [where // strides[0], where // strides[1] % hu.shape[1], where % hu.shape[2]]
+    steps = [[np.clip(c + o, 0, n - 1) * stride for o in (-1, 0, 1)]
+             for c, n, stride in zip(coords, hu.shape, strides)]
+    flat = np.ascontiguousarray(hu).ravel()
+    total = np.zeros(where.size, dtype=np.float64)
+    for z in steps[0]:
+        for y in steps[1]:
+            zy = z + y
+            for x in steps[2]:
+                total += flat[zy + x]
+    near.ravel()[where] = total / 27.0 < level
+    return near
+
+
 def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     """Whether an air component (``mask`` and its HU ``hu``, one bounding box) is gas, not lung:
     the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
@@ -733,10 +855,6 @@ def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     values = hu[interior if interior.any() else mask]
     # the median is below the level when more than half the values are (a count, not a sort)
     return 2 * np.count_nonzero(values < gas_below_hu) > values.size
-
-
-def _side(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float) -> int:
-    return LEFT if float(world_x(centroid(mask)[None])[0]) > midline_x_mm else RIGHT
 
 
 def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> float:
@@ -768,8 +886,8 @@ def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
     contact = np.bincount(pieces[outside[:-2] & holes], minlength=n + 1)
     contact += np.bincount(pieces[outside[2:] & holes], minlength=n + 1)
     opens = contact * pixel_mm2 > HOLE_OPEN_MM2
-    opens[0] = True
-    crop[~opens[pieces]] = value
+    holes[holes] = ~opens[pieces[holes]]  # the enclosed ones (looked up on the hole voxels alone)
+    crop[holes] = value
 
 
 def split_touching(
@@ -835,12 +953,12 @@ def refine_labels(
     labels = labels[box]
     code = np.zeros(labels.shape, dtype=np.uint8)
     interiors = []
-    for value in np.unique(labels[labels > 0]):
+    for value in range(1, int(labels.max()) + 1):
+        own = bounding_box(labels == value)
+        if own is None:
+            continue
         # work in the label's bounding box grown by one voxel
-        bbox = tuple(
-            slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-            for sl, n in zip(bounding_box(labels == value), labels.shape)
-        )
+        bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(own, labels.shape))
         local, local_code = labels[bbox], code[bbox]
         mask = local == value
         inner = erode(mask, CONN6, border_value=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cc3d
 import numpy as np
@@ -79,50 +80,57 @@ def border_connected(background: np.ndarray, frame: np.ndarray | None = None) ->
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """``scipy.ndimage.find_objects(mask)[0]`` (None for an empty mask) from the mask's axis
-    projections, in the z range alone for the in-plane ones: find_objects visits every voxel
-    with a per-voxel loop."""
-    along_z = mask.any(axis=tuple(range(1, mask.ndim)))
+    """``scipy.ndimage.find_objects(mask)[0]`` (None for an empty mask) from the mask's projections:
+    each slice's ``any`` over its contiguous row, then the z range's slices OR-ed as bytes into one
+    plane for the in-plane ones (find_objects visits every voxel with a per-voxel loop, and numpy's
+    ``any`` over several axes is several times slower)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    along_z = mask.reshape(mask.shape[0], -1).any(axis=1)
     if not along_z.any():
         return None
     z0 = int(np.argmax(along_z))
     z1 = len(along_z) - int(np.argmax(along_z[::-1]))
-    slab = mask[z0:z1]
     box = [slice(z0, z1)]
-    for axis in range(1, mask.ndim):
-        profile = slab.any(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    if mask.ndim == 1:
+        return tuple(box)
+    plane = np.bitwise_or.reduce(mask[z0:z1].view(np.uint8), axis=0).view(bool)
+    for axis in range(plane.ndim):
+        profile = plane.any(axis=tuple(a for a in range(plane.ndim) if a != axis))
         box.append(slice(int(np.argmax(profile)), len(profile) - int(np.argmax(profile[::-1]))))
     return tuple(box)
 
 
-def voxel_boxes(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> list[tuple[slice, ...] | None]:
-    """Bounding boxes of labels 1..n from the coordinates of some of their voxels (``owner``: the
-    label of each, ``coords``: their indices as `np.nonzero` gives them); None for a label with
-    none there. Vectorised: `scipy.ndimage.find_objects` spends about 10 us per label, which on the
-    thousands of small air pockets of a noisy scan outweighs the analysis itself."""
-    order = np.argsort(owner, kind="stable")
-    owner = owner[order]
-    starts = np.flatnonzero(np.diff(owner, prepend=0))
-    boxes: list[tuple[slice, ...] | None] = [None] * n
-    if starts.size == 0:
-        return boxes
-    lows = zip(*(np.minimum.reduceat(c[order], starts).tolist() for c in coords))
-    highs = zip(*((np.maximum.reduceat(c[order], starts) + 1).tolist() for c in coords))
-    for value, lo, hi in zip(owner[starts].tolist(), lows, highs):
-        boxes[value - 1] = tuple(map(slice, lo, hi))
-    return boxes
+def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label 0..n, the lowest index and one past the highest along each axis of some of its
+    voxels (``owner``: the label of each, ``coords``: their indices as `np.nonzero` gives them):
+    two (n + 1, ndim) int64 arrays, zeros for a label with none there. Vectorised: on the
+    thousands of small air pockets of a noisy scan a per-label loop outweighs the analysis."""
+    lo = np.zeros((n + 1, len(coords)), dtype=np.int64)
+    hi = np.zeros((n + 1, len(coords)), dtype=np.int64)
+    present = np.zeros(n + 1, dtype=bool)
+    present[owner] = True
+    for axis, c in enumerate(coords):
+        low, high = np.full(n + 1, np.iinfo(np.int64).max), np.full(n + 1, -1, dtype=np.int64)
+        np.minimum.at(low, owner, c)
+        np.maximum.at(high, owner, c)
+        lo[present, axis], hi[present, axis] = low[present], high[present] + 1
+    return lo, hi
 
 
 def centroid(mask: np.ndarray) -> np.ndarray:
     """Mean (z, y, x) index of a non-empty mask, from its axis profiles (``np.argwhere`` would hold
     24 bytes per voxel of the mask): per-slice counts, and the slices summed as bytes into one
     plane for the in-plane ones (axis-wise ``np.count_nonzero`` is several times slower)."""
-    mask = np.asarray(mask, dtype=bool)
-    per_slice = np.array([np.count_nonzero(plane) for plane in mask], dtype=np.float64)
-    n = per_slice.sum()
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    nz = mask.shape[0]
     if mask.ndim == 1:
-        return np.array([per_slice @ np.arange(mask.shape[0]) / n])
-    plane = np.add.reduce(mask.view(np.uint8), axis=0, dtype=np.int32 if mask.shape[0] < 2**31 else np.int64)
+        return np.array([np.flatnonzero(mask).mean()])
+    # counts in the narrowest integers that cannot overflow: the reduction's cost is its output's writes
+    per_slice = mask.view(np.uint8).reshape(nz, -1).sum(axis=1, dtype=np.int32 if mask[0].size < 2**31 else np.int64)
+    per_slice = per_slice.astype(np.float64)
+    n = per_slice.sum()
+    plane = np.add.reduce(mask.view(np.uint8), axis=0,
+                          dtype=np.uint16 if nz < 2**16 else np.int32 if nz < 2**31 else np.int64)
     out = [float(per_slice @ np.arange(mask.shape[0])) / n]
     for k in range(plane.ndim):
         profile = plane.sum(axis=tuple(a for a in range(plane.ndim) if a != k), dtype=np.float64)
@@ -143,12 +151,13 @@ def linear_above(shape: tuple[int, int, int], f: Callable[[np.ndarray], np.ndarr
     return out
 
 
-def _shifted(offset: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], list]:
+@lru_cache(maxsize=4096)
+def _shifted(offset: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...], tuple]:
     """Slices pairing each voxel ``x`` (destination) with ``x + offset`` (source) where both lie in
-    the grid, and per axis the destination slice whose source falls outside it."""
+    the grid, and per axis the destination slice whose source falls outside it. Cached: on a small
+    grid building the slices costs as much as the shifted operation itself."""
     dst, src, outside = [], [], []
     for axis, (o, n) in enumerate(zip(offset, shape)):
-        o = int(o)
         if o >= 0:
             dst.append(slice(0, max(n - o, 0)))
             src.append(slice(min(o, n), n))
@@ -157,7 +166,13 @@ def _shifted(offset: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[slice, .
             dst.append(slice(min(-o, n), n))
             src.append(slice(0, max(n + o, 0)))
             outside.append((axis, slice(0, min(-o, n))))
-    return tuple(dst), tuple(src), outside
+    return tuple(dst), tuple(src), tuple(outside)
+
+
+def _offsets(structure: np.ndarray) -> list[tuple[int, ...]]:
+    """The structuring element's offsets from its centre, but the centre itself."""
+    centre = np.array(structure.shape) // 2
+    return [tuple(o) for o in (np.argwhere(structure) - centre).tolist() if any(o)]
 
 
 def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = False) -> np.ndarray:
@@ -166,10 +181,7 @@ def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = 
     ``border_value``: what lies beyond the array (True: the border does not erode).
     """
     out = np.array(mask, dtype=bool, copy=True)
-    centre = np.array(structure.shape) // 2
-    for offset in np.argwhere(structure) - centre:
-        if not offset.any():
-            continue
+    for offset in _offsets(structure):
         dst, src, outside = _shifted(offset, mask.shape)
         out[dst] &= mask[src]
         if not border_value:
@@ -183,11 +195,9 @@ def erode(mask: np.ndarray, structure: np.ndarray = CONN6, border_value: bool = 
 def dilate(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.ndarray:
     """`scipy.ndimage.binary_dilation` by a symmetric structuring element, as shifted ORs."""
     out = np.array(mask, dtype=bool, copy=True)
-    centre = np.array(structure.shape) // 2
-    for offset in np.argwhere(structure) - centre:
-        if offset.any():
-            dst, src, _ = _shifted(offset, mask.shape)
-            out[dst] |= mask[src]
+    for offset in _offsets(structure):
+        dst, src, _ = _shifted(offset, mask.shape)
+        out[dst] |= mask[src]
     return out
 
 
@@ -197,6 +207,12 @@ def ellipsoid(radius_mm: float, spacing: tuple[float, float, float], planar: boo
     Axes whose spacing exceeds the radius get extent zero (a 5 mm slice is not eroded by a 2 mm
     ball); ``planar`` forces the z extent to zero. Always at least the centre voxel.
     """
+    return _ellipsoid(float(radius_mm), tuple(float(s) for s in spacing), bool(planar)).copy()
+
+
+@lru_cache(maxsize=256)
+def _ellipsoid(radius_mm: float, spacing: tuple[float, ...], planar: bool) -> np.ndarray:
+    """`ellipsoid`, built once per argument set (on a small grid building it costs as much as using it)."""
     radii = [0 if (planar and axis == 0) else int(radius_mm / s + 1e-6) for axis, s in enumerate(spacing)]
     grids = np.ogrid[tuple(slice(-r, r + 1) for r in radii)]
     level = sum((g / r) ** 2 if r else np.zeros_like(g, dtype=float) for g, r in zip(grids, radii))
@@ -331,11 +347,26 @@ class CoarseGrid:
 
     @classmethod
     def for_spacing(
-        cls, shape: tuple[int, int, int], spacing: tuple[float, float, float], coarse_mm: float
+        cls, shape: tuple[int, int, int], spacing: tuple[float, float, float], coarse_mm: float,
+        min_block: int = 1,
     ) -> "CoarseGrid":
-        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input)."""
-        strides = tuple(max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing))
-        return cls(tuple(shape), strides)  # type: ignore[arg-type]
+        """Strides that make coarse voxels about ``coarse_mm`` (never finer than the input); when a
+        coarse voxel then holds fewer than ``min_block`` fine voxels, a coarser grid that costs little
+        resolution, if it reaches ``min_block``: slices thinner than the input's pixels merged while
+        the coarse slice spacing stays within 1.5 ``coarse_mm``, then in-plane pixels of about
+        ``coarse_mm`` (stride 1, no coarser) paired (stride 2)."""
+        strides = [max(1, min(n, int(coarse_mm / s + 1e-6))) for n, s in zip(shape, spacing)]
+        if int(np.prod(strides)) < min_block:
+            grown = list(strides)
+            while (int(np.prod(grown)) < min_block and grown[0] < shape[0] and spacing[0] < min(spacing[1:])
+                   and (grown[0] + 1) * spacing[0] <= 1.5 * coarse_mm + 1e-6):
+                grown[0] += 1
+            if int(np.prod(grown)) < min_block:
+                grown[1:] = [min(2, n) if s == 1 and mm <= coarse_mm + 1e-6 else s
+                             for s, n, mm in zip(grown[1:], shape[1:], spacing[1:])]
+            if int(np.prod(grown)) >= min_block:
+                strides = grown
+        return cls(tuple(shape), tuple(strides))  # type: ignore[arg-type]
 
     @property
     def is_identity(self) -> bool:
@@ -392,7 +423,9 @@ class CoarseGrid:
         ``box`` (``coarse`` is then that box's part) to `fine_box`.
 
         The last axis first, while the array is small: repeating along it copies single elements,
-        along the first axes whole rows or slices.
+        along the first axes whole rows or slices. Bytes repeated 2, 4 or 8 times along the last
+        axis are one multiplication (a byte times 0x0101... is that byte repeated), as `_block_any`
+        reads such blocks.
         """
         box = box or tuple(slice(0, c) for c in coarse.shape)
         out = coarse
@@ -403,7 +436,11 @@ class CoarseGrid:
             repeats = np.full(coarse.shape[axis], s)
             if sl.stop >= len(range(s // 2, n, s)):  # the box holds the last block
                 repeats[-1] = n - (sl.stop - 1) * s
-            out = np.repeat(out, repeats, axis=axis)
+            if axis == coarse.ndim - 1 and s in (2, 4, 8) and out.itemsize == 1 and repeats[-1] == s:
+                ones = np.array(int.from_bytes(b"\x01" * s, "little"), dtype=f"u{s}")
+                out = (np.ascontiguousarray(out).view(np.uint8).astype(ones.dtype) * ones).view(out.dtype)
+            else:
+                out = np.repeat(out, repeats, axis=axis)
         return out
 
 
