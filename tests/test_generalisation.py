@@ -178,20 +178,20 @@ def test_planner_and_verifier_on_implausible_evidence(thin_wall, monkeypatch):
 
 
 def test_quality_levels_of_structures():
-    from grounding.plausibility import ctr_quality, lung_pair_quality, structure_quality
+    from grounding.plausibility import FieldCut, ctr_quality, lung_pair_quality, structure_quality
 
     volume, _ = build_chest(nz=4, n=64, dxy=4.0, lesion_mm=0.0)
-    liver = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=[],
+    liver = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=FieldCut(),
                               whole_target=True)
     assert liver.level == "implausible" and "far below the adult range" in liver.reasons[0]
-    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=["first slice"],
+    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=FieldCut(first_slice=True),
                             whole_target=True)
     assert cut.level == "doubtful"  # cut by the field of view: a lower bound, not a contradiction
-    assert structure_quality(volume, "spleen", volume_ml=200.0, side="right", mean_hu=50.0, cut_at=[],
+    assert structure_quality(volume, "spleen", volume_ml=200.0, side="right", mean_hu=50.0, cut_at=FieldCut(),
                              whole_target=True).level == "implausible"
-    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=-600.0, cut_at=[],
+    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=-600.0, cut_at=FieldCut(),
                              whole_target=True).level == "implausible"
-    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=60.0, cut_at=[],
+    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=60.0, cut_at=FieldCut(),
                              whole_target=True).level == "ok"
     assert lung_pair_quality(54.0, 150.0).level == "implausible"
     assert lung_pair_quality(1500.0, 1350.0).level == "ok"
