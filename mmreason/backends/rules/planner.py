@@ -49,7 +49,7 @@ def _threshold(state: State) -> bool:
     """A comparison of one measured structure with a value, or of two organs by size (not a count,
     nor a change between studies, which their own families answer)."""
     q = state.q
-    if q.pair is not None:
+    if q.pair is not None and not q.lesion:  # two organs; "the liver lesion larger than the spleen lesion" is not
         return True
     return q.cut is not None and (q.lesion or bool(q.organs)) and q.count is None and not q.growth
 
