@@ -11,8 +11,8 @@ Every measurement has an uncertainty of its own, and a value within it of the cu
 volumes within their summed uncertainties of each other) is answered "borderline", with the value,
 the cut-off and why, never a bare yes or no; a multiple-choice question is then declined:
 
-* a diameter (`diameter_margin`): one in-plane pixel for the edge, plus how much shorter a section
-  off the widest level is, when the slice of largest area may lie half a slice thickness from it;
+* a diameter (`diameter_margin`): one in-plane pixel for the edge, plus how much wider the lesion is
+  than the section measured when the slice of largest area lies half a slice thickness off its widest level;
 * a volume (`volume_margin`): half a voxel of the mask's surface (a sphere of the same volume);
 * a mean HU (`attenuation.hu_margin`): calibration plus two standard errors.
 """
@@ -37,14 +37,13 @@ def diameter_margin(diameter_mm: float, spacing_mm: list[float]) -> tuple[float,
     """The uncertainty (mm) of a longest axial diameter on a grid of ``spacing_mm`` (z, y, x), and why.
 
     The edge is known to one in-plane pixel; and the axial slice of largest area may lie up to half
-    a slice thickness from the widest level, where a sphere's section is shorter by
-    ``d - 2 sqrt((d/2)^2 - (t/2)^2)``.
+    a slice thickness ``t`` from the widest level: a section ``d`` long there belongs to a sphere
+    ``sqrt(d^2 + t^2)`` wide.
     """
     thickness, pixel = spacing_mm[0], max(spacing_mm[1], spacing_mm[2])
-    half = diameter_mm / 2
-    off_level = diameter_mm - 2 * math.sqrt(max(half ** 2 - (thickness / 2) ** 2, 0.0))
+    off_level = math.hypot(diameter_mm, thickness) - diameter_mm
     why = (f"on {thickness:g} mm slices the section measured may lie {thickness / 2:g} mm from the widest level "
-           f"(up to {off_level:.1f} mm shorter) and its edge is known to one {pixel:g} mm pixel")
+           f"(the lesion up to {off_level:.1f} mm wider) and its edge is known to one {pixel:g} mm pixel")
     return pixel + off_level, why
 
 
