@@ -234,3 +234,9 @@ def test_threshold_and_attenuation_through_the_tools_on_a_phantom():
     assert m, trace.answer
     assert int(m.group(1)) == round(measure.measurements["mean_intensity"].value)
     assert int(m.group(3)) == measure.data["voxels"]
+
+
+@pytest.mark.parametrize("question", ["Is the kidney volume above 150 mL?", "What is the mean HU of the kidneys?"])
+def test_two_organs_named_for_one_value_are_declined(question):
+    action = decide(_state(question))
+    assert action.tool is None and "names 2 organs (left kidney, right kidney) to measure" in action.answer

@@ -75,6 +75,7 @@ def attenuation_answer(state: State, subject: Measured) -> Action:
     cites = list(dict.fromkeys(found.finding.cites))
     text = (f"{found.answer} The mean attenuation of the {subject.name} is {mean:.1f} HU (SD {sd:.1f} HU) over the "
             f"{voxels} voxels of its mask ({spacing} mm, z, y, x) [{', '.join(cites)}].")
+    caveats = (found.finding.caveat, partial_volume(meas, subject.name))
     finding = Finding(cites, mean_hu=mean, sd_hu=sd, voxels=int(voxels), tolerance=hu_margin(meas),
-                      caveat=partial_volume(meas, subject.name))
+                      caveat="; ".join(c for c in caveats if c))
     return Action("The measurement gives the mean CT value over the mask.", answer=text, finding=finding)

@@ -54,6 +54,10 @@ def measure_subject(state: State, *, organs: tuple[str, ...] | None = None,
         action = plan_organ_lesion(state) if in_organ else plan_lesion(state)
         name = f"lesion in the {organ_name(named[0])}" if in_organ else lesion_target(state)
     else:
+        if organs is None and len(state.q.organs or ()) > 1:  # "the kidneys": one value each, not one answer
+            named = state.q.organs or ()
+            return cannot(f"it names {len(named)} organs ({', '.join(organ_name(o) for o in named)}) to measure; ask "
+                          f"about one of them")
         organs = organs or state.q.organs or ()
         if not organs:
             return cannot("it names no structure the tools segment")

@@ -105,7 +105,8 @@ def _against_cut(state: State, subject: Measured, cut: Cut) -> Action:
     measured, limit = fmt_value(cut.dimension, value, cut.unit), cut.written
     cites = list(dict.fromkeys(found.finding.cites))
     pm = fmt_value(cut.dimension, margin, cut.unit)
-    caveats = [partial_volume(meas, subject.name)] if cut.dimension == "intensity" else []
+    # the family's own caveat (several candidates measured together) stays with the comparison
+    caveats = [found.finding.caveat] + ([partial_volume(meas, subject.name)] if cut.dimension == "intensity" else [])
     relation = "above" if value > cut.value else "below"
     text = (f"{found.answer} Compared with {limit}: the {subject.name} measures {measured} [{', '.join(cites)}], "
             f"{relation} it; the measurement is uncertain by about +/-{pm} ({why}).")
