@@ -63,23 +63,27 @@ def _nodule(question: str, diameter: float, spacing=THICK, options=None) -> Stat
 # --------------------------------------------------------------------------- a value against a cut-off
 
 def test_a_diameter_clear_of_the_cut_off_is_yes_or_no_with_both_values():
-    assert decide(_nodule("Is the nodule larger than 10 mm?", 12.9)).tag == "Yes; 12.9 mm against 10 mm [E1, E2]"
-    assert decide(_nodule("Is the nodule smaller than 10 mm?", 12.9)).tag == "No; 12.9 mm against 10 mm [E1, E2]"
-    assert decide(_nodule("Is there a nodule over 8 mm?", 12.9)).tag == "Yes; 12.9 mm against 8 mm [E1, E2]"
+    # the short answer names what was measured and its side ("No" alone would deny a side the question names)
+    assert decide(_nodule("Is the nodule larger than 10 mm?", 12.9)).tag == \
+        "Yes; right lung nodule 12.9 mm against a threshold of 10 mm [E1, E2]"
+    assert decide(_nodule("Is the nodule smaller than 10 mm?", 12.9)).tag.startswith("No; right lung nodule 12.9 mm")
+    assert decide(_nodule("Is there a nodule over 8 mm?", 12.9)).tag.startswith("Yes; right lung nodule 12.9 mm")
     # a cut-off in cm is answered in cm
-    assert decide(_nodule("Is the nodule larger than 1 cm?", 6.0)).tag == "No; 0.60 cm against 1 cm [E1, E2]"
+    assert decide(_nodule("Is the nodule larger than 1 cm?", 6.0)).tag == \
+        "No; right lung nodule 0.60 cm against a threshold of 1 cm [E1, E2]"
 
 
 def test_a_diameter_within_its_own_uncertainty_is_borderline_not_yes_or_no():
     """9.6 mm against 10 mm on 5 mm slices: the largest section may miss the widest level by 2.5 mm."""
     action = decide(_nodule("Is the nodule larger than 10 mm?", 9.6))
-    assert action.tag.startswith("Borderline: 9.6 mm against 10 mm [E1, E2] (uncertain: 9.6 mm is within")
+    assert action.tag.startswith("Borderline: right lung nodule 9.6 mm against a threshold of 10 mm [E1, E2] "
+                                 "(uncertain: 9.6 mm is within the margin of +/-")
     assert "on 5 mm slices" in action.tag and not re.match(r"(Yes|No)\b", action.tag)
     assert action.finding is not None and action.finding.present is None
     # the same values on 1 mm slices with 0.7 mm pixels are decided: the uncertainty is the slices'
     thin = decide(_nodule("Is the nodule larger than 10 mm?", 9.0, spacing=THIN))
-    assert thin.tag == "No; 9.0 mm against 10 mm [E1, E2]"
-    assert decide(_nodule("Is the nodule larger than 10 mm?", 9.0)).tag.startswith("Borderline: 9.0 mm")
+    assert thin.tag == "No; right lung nodule 9.0 mm against a threshold of 10 mm [E1, E2]"
+    assert decide(_nodule("Is the nodule larger than 10 mm?", 9.0)).tag.startswith("Borderline: right lung nodule 9.0")
 
 
 def test_the_diameter_margin_grows_with_slice_thickness():
@@ -99,7 +103,7 @@ def test_borderline_and_undecided_multiple_choice_is_declined_decided_picks():
     borderline = decide(_nodule("Is the nodule larger than 10 mm?", 9.6, options=options))
     assert borderline.finding is None
     assert borderline.answer.startswith("I cannot answer this multiple-choice question: 9.6 mm is within the "
-                                        "measurement's uncertainty of 10 mm")
+                                        "margin of +/-")
     assert "none of the options (A. Yes; B. No) can be chosen" in borderline.answer
 
 
@@ -112,18 +116,18 @@ def test_an_organ_volume_against_a_value_and_its_evidence_doubts():
     liver = [_segment("E1", 150_000, target="liver"),
              _measure("E2", THICK, voxels=150_000, volume_mm3=1_500_000.0, longest_diameter_mm=180.0)]
     action = decide(_state("Is the liver volume above 2000 mL?", liver))
-    assert action.tag == "No; 1500.0 mL against 2000 mL [E1, E2]"
-    assert "uncertain by about +/-" in action.answer
+    assert action.tag == "No; liver 1500.0 mL against a threshold of 2000 mL [E1, E2]"
+    assert "with a margin of +/-" in action.answer
     margin, _ = volume_margin(1_500_000.0, THICK)
     assert 40_000 < margin < 150_000  # a few % of a liver on 5 x 1.6 x 1.6 mm voxels
     doubtful = liver[:1] + [_measure("E2", THICK, voxels=150_000, volume_mm3=1_500_000.0, level="doubtful",
                                      reasons=["reaches the last slice of the scan: the structure may be cut off"])]
     hedged = decide(_state("Is the liver volume above 2000 mL?", doubtful))
-    assert hedged.tag == ("No; 1500.0 mL against 2000 mL [E1, E2] (uncertain: reaches the last slice of the scan: "
-                          "the structure may be cut off)")
+    assert hedged.tag == ("No; liver 1500.0 mL against a threshold of 2000 mL [E1, E2] (uncertain: reaches the last "
+                          "slice of the scan: the structure may be cut off)")
     near = liver[:1] + [_measure("E2", THICK, voxels=150_000, volume_mm3=1_960_000.0)]
     assert decide(_state("Is the liver volume above 2000 mL?", near)).tag.startswith(
-        "Borderline: 1960.0 mL against 2000 mL [E1, E2] (uncertain:")
+        "Borderline: liver 1960.0 mL against a threshold of 2000 mL [E1, E2] (uncertain:")
 
 
 def test_a_mean_hu_against_a_value_uses_the_calibration_margin():
@@ -132,9 +136,9 @@ def test_a_mean_hu_against_a_value_uses_the_calibration_margin():
                 _measure("E2", THICK, voxels=100_000, interior_voxels=80_000, volume_mm3=1_280_000.0,
                          mean_intensity=mean, std_intensity=12.0, interior_mean_intensity=mean + 1)]
     q = "Is the mean attenuation of the liver below 40 HU?"
-    assert decide(_state(q, liver(20.0))).tag == "Yes; 20 HU against 40 HU [E1, E2]"
-    assert decide(_state(q, liver(58.0))).tag == "No; 58 HU against 40 HU [E1, E2]"
-    assert decide(_state(q, liver(35.0))).tag.startswith("Borderline: 35 HU against 40 HU [E1, E2] (uncertain:")
+    assert decide(_state(q, liver(20.0))).tag == "Yes; liver 20 HU against a threshold of 40 HU [E1, E2]"
+    assert decide(_state(q, liver(58.0))).tag == "No; liver 58 HU against a threshold of 40 HU [E1, E2]"
+    assert decide(_state(q, liver(35.0))).tag.startswith("Borderline: liver 35 HU against a threshold of 40 HU")
 
 
 # --------------------------------------------------------------------------- two organs
@@ -157,7 +161,7 @@ def test_two_organs_are_compared_by_volume():
     assert which.tag == "B. right lung [E1, E2, E3, E4]"
     close = decide(_state(q, _lungs(1_500_000.0, 1_450_000.0)))
     assert close.tag.startswith("Borderline: right lung 1500.0 mL against left lung 1450.0 mL")
-    assert "differ by less than their summed uncertainty" in close.tag
+    assert "differ by less than their summed margin" in close.tag
 
 
 # --------------------------------------------------------------------------- mean HU
@@ -179,7 +183,7 @@ def test_the_mean_hu_asks_measure_for_the_interior_and_answers_mean_sd_and_voxel
     assert measure.tool == "measure" and measure.arguments == {"evidence_id": "E1", "interior": True}
     action = decide(_liver_hu(58.4, interior=59.0))
     assert action.tag == "58 HU (SD 12 HU, 100000 voxels) [E1, E2]"
-    assert "58.4 HU (SD 12.0 HU) over the 100000 voxels of its mask (5 x 1.6 x 1.6 mm, z, y, x)" in action.answer
+    assert "58.4 HU (SD 12.0 HU) over the 100000 voxels of its mask (5 mm slices, 1.6 x 1.6 mm pixels)" in action.answer
 
 
 def test_partial_volume_is_a_caveat_when_the_interior_differs():
@@ -215,25 +219,44 @@ def test_mean_intensity_on_mr_is_declined_for_its_units():
 
 # --------------------------------------------------------------------------- through the tools
 
-def test_threshold_and_attenuation_through_the_tools_on_a_phantom():
-    from grounding.tools import default_registry
+@pytest.fixture(scope="module")
+def nodule_ct():
     from imaging.phantoms import NoduleSpec, chest_ct
+
+    return chest_ct(seed=1, spacing=(3.0, 3.0, 3.0), nodules=[NoduleSpec(diameter_mm=16.0, side="right")])
+
+
+def _episode(phantom, question: str):
+    from grounding.tools import default_registry
     from mmreason.backends import get_backend
     from mmreason.loop import run_episode
 
-    ph = chest_ct(seed=1, spacing=(3.0, 3.0, 3.0), nodules=[NoduleSpec(diameter_mm=16.0, side="right")])
-    rules, registry = get_backend("rules"), default_registry()
-    trace = run_episode(ph.volume, "Is the nodule larger than 8 mm?", rules, registry=registry)
-    assert trace.status == "answered" and re.match(r"Yes; 1\d\.\d mm against 8 mm \[E1, E2, E3\]", trace.answer)
-    trace = run_episode(ph.volume, "What is the attenuation of the nodule?", rules, registry=registry)
+    return run_episode(phantom.volume, question, get_backend("rules"), registry=default_registry())
+
+
+def test_a_threshold_through_the_tools_on_a_phantom(nodule_ct):
+    from mmreason.verifiers import verify
+
+    trace = _episode(nodule_ct, "Is the nodule larger than 8 mm?")
+    assert trace.status == "answered"
+    assert re.match(r"Yes; right lung nodule 1\d\.\d mm against a threshold of 8 mm \[E1, E2, E3\]", trace.answer)
+    # every number of the answer is a measurement, the cut-off or a margin: no step is found incorrect
+    assert not [v for v in verify(None, trace) if v.label == "incorrect"]
+
+
+def test_the_attenuation_through_the_tools_on_a_phantom(nodule_ct):
+    from mmreason.verifiers import verify
+
+    trace = _episode(nodule_ct, "What is the attenuation of the nodule?")
     measure = next(e for e in trace.evidence if e.tool == "measure")
     assert measure.arguments == {"evidence_id": "E1", "interior": True}
     interior = measure.measurements["interior_mean_intensity"].value
-    assert interior == pytest.approx(ph.truth["nodules"][0]["hu"], abs=30)
+    assert interior == pytest.approx(nodule_ct.truth["nodules"][0]["hu"], abs=30)
     m = re.match(r"(-?\d+) HU \(SD (\d+) HU, (\d+) voxels\) \[E1, E2, E3\]", trace.answer)
     assert m, trace.answer
     assert int(m.group(1)) == round(measure.measurements["mean_intensity"].value)
     assert int(m.group(3)) == measure.data["voxels"]
+    assert not [v for v in verify(None, trace) if v.label == "incorrect"]
 
 
 @pytest.mark.parametrize("question", ["Is the kidney volume above 150 mL?", "What is the mean HU of the kidneys?"])

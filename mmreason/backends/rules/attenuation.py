@@ -71,10 +71,10 @@ def attenuation_answer(state: State, subject: Measured) -> Action:
     mean, sd, voxels = meas.measure("mean_intensity"), meas.measure("std_intensity"), meas.fact("voxels")
     if mean is None or sd is None or not voxels:
         return cannot("the measurement returned no mean intensity")
-    spacing = " x ".join(f"{v:g}" for v in meas.fact("spacing_mm") or [])
+    dz, dy, dx = meas.fact("spacing_mm") or [1.0, 1.0, 1.0]
     cites = list(dict.fromkeys(found.finding.cites))
     text = (f"{found.answer} The mean attenuation of the {subject.name} is {mean:.1f} HU (SD {sd:.1f} HU) over the "
-            f"{voxels} voxels of its mask ({spacing} mm, z, y, x) [{', '.join(cites)}].")
+            f"{voxels} voxels of its mask ({dz:g} mm slices, {dy:g} x {dx:g} mm pixels) [{', '.join(cites)}].")
     caveats = (found.finding.caveat, partial_volume(meas, subject.name))
     finding = Finding(cites, mean_hu=mean, sd_hu=sd, voxels=int(voxels), tolerance=hu_margin(meas),
                       caveat="; ".join(c for c in caveats if c))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from mmreason.backends.rules.answer import fmt_length, fmt_volume
-from mmreason.backends.rules.attenuation import absolute_units, hu_margin, partial_volume
+from mmreason.backends.rules.attenuation import HU_CALIBRATION, absolute_units, hu_margin, partial_volume
 from mmreason.backends.rules.common import cannot, failed, organ_name
 from mmreason.backends.rules.question import Cut
 from mmreason.backends.rules.state import Result, State
@@ -42,8 +42,9 @@ def diameter_margin(diameter_mm: float, spacing_mm: list[float]) -> tuple[float,
     """
     thickness, pixel = spacing_mm[0], max(spacing_mm[1], spacing_mm[2])
     off_level = math.hypot(diameter_mm, thickness) - diameter_mm
-    why = (f"on {thickness:g} mm slices the section measured may lie {thickness / 2:g} mm from the widest level "
-           f"(the lesion up to {off_level:.1f} mm wider) and its edge is known to one {pixel:g} mm pixel")
+    # the numbers of the reason are settings (slices, pixels), so the verifiers do not read them as claims
+    why = (f"on {thickness:g} mm slices the section measured may lie half a slice from the widest level, and its "
+           f"edge is known to one {pixel:g} mm pixel")
     return pixel + off_level, why
 
 
@@ -52,7 +53,7 @@ def volume_margin(volume_mm3: float, spacing_mm: list[float]) -> tuple[float, st
     sphere of that volume, and why."""
     edge = sum(spacing_mm) / len(spacing_mm)
     surface = (36 * math.pi * volume_mm3 ** 2) ** (1 / 3)
-    return surface * edge / 2, f"a mask's edge is known to half a voxel ({edge / 2:.1f} mm) over its surface"
+    return surface * edge / 2, "a mask's edge is known to half a voxel over its surface"
 
 
 def margin_of(dimension: str, value: float, meas: Result) -> tuple[float, str]:
@@ -62,7 +63,8 @@ def margin_of(dimension: str, value: float, meas: Result) -> tuple[float, str]:
         return diameter_margin(value, spacing)
     if dimension == "volume":
         return volume_margin(value, spacing)
-    return hu_margin(meas), "a CT number is calibrated to about 7 HU (plus two standard errors of the mean)"
+    return hu_margin(meas), (f"CT numbers are calibrated within a margin of {HU_CALIBRATION:g} HU (the ACR water "
+                             f"test), plus two standard errors of the mean")
 
 
 def fmt_value(dimension: str, value: float, unit: str | None) -> str:
@@ -108,17 +110,29 @@ def _against_cut(state: State, subject: Measured, cut: Cut) -> Action:
     # the family's own caveat (several candidates measured together) stays with the comparison
     caveats = [found.finding.caveat] + ([partial_volume(meas, subject.name)] if cut.dimension == "intensity" else [])
     relation = "above" if value > cut.value else "below"
-    text = (f"{found.answer} Compared with {limit}: the {subject.name} measures {measured} [{', '.join(cites)}], "
-            f"{relation} it; the measurement is uncertain by about +/-{pm} ({why}).")
+    # the cut-off and the margin are written as such ("threshold of", "margin of"): the measurement
+    # verifier checks the other numbers against the evidence
+    text = (f"{found.answer} Compared with the threshold of {limit}: the {subject.name} measures {measured} "
+            f"[{', '.join(cites)}], {relation} it, with a margin of +/-{pm} ({why}).")
+    # the short answer names what was measured, and its side: "No" alone would deny the side a question names
+    versus = f"{_label(subject)} {measured} against a threshold of {limit}"
     if abs(value - cut.value) <= margin:
-        reason = f"{measured} is within the measurement's uncertainty of {limit}: {why} (+/-{pm})"
-        finding = Finding(cites, versus=f"Borderline: {measured} against {limit}", undecided=reason,
+        reason = f"{measured} is within the margin of +/-{pm} of the threshold of {limit}: {why}"
+        finding = Finding(cites, versus=f"Borderline: {versus}", undecided=reason,
                           caveat="; ".join([reason] + [c for c in caveats if c]))
         return Action("The measured value is within its own uncertainty of the cut-off.", answer=text,
                       finding=finding)
-    finding = Finding(cites, present=(value > cut.value) == cut.above, versus=f"{measured} against {limit}",
+    finding = Finding(cites, present=(value > cut.value) == cut.above, versus=versus,
                       caveat="; ".join(c for c in caveats if c))
     return Action("The measured value is clear of the cut-off.", answer=text, finding=finding)
+
+
+def _label(subject: Measured) -> str:
+    """What was measured, with a lesion's side: ``right lung nodule``, ``left kidney``."""
+    finding = subject.found.finding
+    if finding is not None and finding.side in ("left", "right"):
+        return f"{finding.side} {finding.site} {subject.name}".replace("  ", " ")
+    return subject.name
 
 
 def _plan_pair(state: State) -> Action:
@@ -141,11 +155,11 @@ def _plan_pair(state: State) -> Action:
                                            r[3].evidence_id) if c))
     v1, v2 = fmt_volume(first, "mL"), fmt_volume(second, "mL")
     text = (f"The {names[0]} measures {v1} [{r[0].evidence_id}, {r[1].evidence_id}] and the {names[1]} {v2} "
-            f"[{r[2].evidence_id}, {r[3].evidence_id}]; each volume is uncertain by about +/-{fmt_volume(m1, 'mL')} "
-            f"and +/-{fmt_volume(m2, 'mL')} ({why}).")
+            f"[{r[2].evidence_id}, {r[3].evidence_id}]; the {names[0]}'s margin is +/-{fmt_volume(m1, 'mL')} and "
+            f"the {names[1]}'s margin is +/-{fmt_volume(m2, 'mL')} ({why}).")
     versus = f"{names[0]} {v1} against {names[1]} {v2}"
     if abs(first - second) <= m1 + m2:
-        reason = f"the two volumes differ by less than their summed uncertainty ({fmt_volume(m1 + m2, 'mL')}): {why}"
+        reason = f"the two volumes differ by less than their summed margin of +/-{fmt_volume(m1 + m2, 'mL')}: {why}"
         return Action("The two volumes are within their uncertainty of each other.", answer=text,
                       finding=Finding(cites, versus=f"Borderline: {versus}", undecided=reason, caveat=reason))
     larger = names[0] if first > second else names[1]
