@@ -89,6 +89,7 @@ PROBES = [
     ("Is the spleen volume larger than the liver volume?", CT, "segment spleen"),
     ("Which kidney has the larger volume?", CT, "segment kidney_right"),
     ("Is the right lung larger than the left?", CT, "segment lung_right"),
+    ("Is the liver attenuation lower than the spleen?", CT, r"a comparison .*\(\"lower than\"\)"),
     ("Is the liver volume above 2000 mL?", CT, "segment liver"),
     ("Is the liver longer than 16 cm?", CT, "not the craniocaudal span"),
     ("Is the mean attenuation of the liver below 40 HU?", CT, "segment liver"),

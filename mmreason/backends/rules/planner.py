@@ -129,15 +129,14 @@ def decide(state: State) -> Action:
     finding = action.finding
     tag = short_answer(state.q.asked, finding)
     cites = list(dict.fromkeys(finding.cites))
+    listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options or []))
     if state.options and finding.undecided:  # a borderline measurement decides no option
-        listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options))
         return Action("The measurement cannot decide between the options.",
                       answer=f"I cannot answer this multiple-choice question: {finding.undecided} "
                              f"[{', '.join(cites)}], so none of the options ({listed}) can be chosen. {action.answer}")
     if state.options:
         letter = choose_option(state.options, option_hint(state.q.asked, finding, state.options))
         if letter is None:  # picking the nearest anyway would be a guess stated as fact
-            listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options))
             return Action("The finding matches none of the options.",
                           answer=f"I cannot answer this multiple-choice question: the tools found \"{tag}\" "
                                  f"[{', '.join(cites)}], which matches none of the options ({listed}). "

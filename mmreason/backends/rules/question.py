@@ -93,11 +93,11 @@ _CUT = re.compile(rf"(?:\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+than|\b(?P<o
                   rf"\s*(?:(?:a|an|the)\s+)?(?:(?:diameter|volume|size|value|mean|threshold|cut-?off)\s+(?:of\s+)?)?"
                   rf"(?P<number>{NUMBER})\s*(?P<unit>{UNIT})(?![A-Za-z0-9\u00b2\u00b3])", re.I)
 #: one structure compared with another: "the right lung larger than the left", "the liver larger than the spleen"
-_PAIR = re.compile(rf"\b(?P<word>{_MORE}|{_LESS})\b(?:\s+in\s+(?:volume|size))?\s+than\s+(?:that of\s+)?(?:the\s+)?"
+_PAIR = re.compile(r"\b(?P<word>larger|bigger|greater|smaller)\b(?:\s+in\s+(?:volume|size))?\s+than\s+(?:that of\s+)?(?:the\s+)?"
                    r"(?P<rest>.*)", re.I | re.S)
 #: which of a paired organ is larger: "Which lung is larger?", "which kidney is bigger"
-_WHICH_PAIR = re.compile(rf"\bwhich (?P<organ>lung|kidney)\b.*?\b(?P<word>{_MORE}|{_LESS}|largest|smallest|"
-                         r"biggest)\b", re.I | re.S)
+_WHICH_PAIR = re.compile(r"\bwhich (?P<organ>lung|kidney)\b.*?\b(?P<word>larger|bigger|greater|smaller|largest|"
+                         r"smallest|biggest)\b", re.I | re.S)
 _PAIRED = {"lung": ("lung_right", "lung_left"), "kidney": ("kidney_right", "kidney_left")}
 
 
@@ -143,9 +143,11 @@ def pair_in(question: str) -> Pair | None:
     "Which kidney is bigger?"), or None. An elliptical second one ("than the left") is the same
     organ on the other side."""
     asked = " ".join(questions_in(question))
+    if _ATTENUATION.search(asked):  # "the liver's attenuation lower than the spleen's" compares no sizes
+        return None
     if m := _WHICH_PAIR.search(asked):
         first, second = _PAIRED[m.group("organ").lower()]
-        return Pair(first, second, larger=not re.match(rf"{_LESS}|smallest", m.group("word"), re.I), which=True)
+        return Pair(first, second, larger=not re.match(r"smaller|smallest", m.group("word"), re.I), which=True)
     m = _PAIR.search(asked)
     if m is None or _CUT.search(asked):
         return None
@@ -159,7 +161,7 @@ def pair_in(question: str) -> Pair | None:
         second = (f"{first[0].rsplit('_', 1)[0]}_{side.group(1).lower()}",)
     if len(second) != 1 or second == first:
         return None
-    return Pair(first[0], second[0], larger=not re.match(_LESS, m.group("word"), re.I))
+    return Pair(first[0], second[0], larger=m.group("word").lower() != "smaller")
 
 
 # -- what a question asks (read from its interrogative sentences and answer instructions) -----------
