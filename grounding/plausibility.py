@@ -117,16 +117,14 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
 class FieldCut:
     """Where a mask is cut by the edge of the scanned field (`touches_field_edge`): through its
     first or last slice (the scan range), or at the in-plane image border (the field of view).
-    ``edge`` marks a cut known only as such (a recorded trace that says where no more precisely).
     False when nothing is cut."""
 
     first_slice: bool = False
     last_slice: bool = False
     image_border: bool = False
-    edge: bool = False
 
     def __bool__(self) -> bool:
-        return self.first_slice or self.last_slice or self.image_border or self.edge
+        return self.first_slice or self.last_slice or self.image_border
 
     @property
     def through_slices(self) -> bool:
@@ -136,8 +134,7 @@ class FieldCut:
     def describe(self) -> str:
         """``first slice and image border``: the edges that cut, in words ("" when none does)."""
         where = [name for name, cut in (("first slice", self.first_slice), ("last slice", self.last_slice),
-                                         ("image border", self.image_border), ("field-of-view edge", self.edge))
-                 if cut]
+                                         ("image border", self.image_border)) if cut]
         return " and ".join(where)
 
     def to_dict(self) -> dict[str, bool]:

@@ -184,8 +184,8 @@ def test_quality_levels_of_structures():
     liver = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=FieldCut(),
                               whole_target=True)
     assert liver.level == "implausible" and "far below the adult range" in liver.reasons[0]
-    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=FieldCut(first_slice=True),
-                            whole_target=True)
+    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0,
+                            cut_at=FieldCut(first_slice=True), whole_target=True)
     assert cut.level == "doubtful"  # cut by the field of view: a lower bound, not a contradiction
     assert structure_quality(volume, "spleen", volume_ml=200.0, side="right", mean_hu=50.0, cut_at=FieldCut(),
                              whole_target=True).level == "implausible"
@@ -333,7 +333,7 @@ def test_a_field_of_view_cut_is_a_structured_value_the_verifier_reads():
     ph = abdomen_ct(seed=0, lesion_diameter_mm=0.0)  # its liver reaches the last slice
     trace = run_episode(ph.volume, "What is the volume of the liver?", RulesBackend(), registry=default_registry())
     seg, meas = trace.evidence[0], trace.evidence[1]
-    assert seg.data["field_cut"] == {"first_slice": False, "last_slice": True, "image_border": False, "edge": False}
+    assert seg.data["field_cut"] == {"first_slice": False, "last_slice": True, "image_border": False}
     meas.measurements["volume_ml"].value = 255.0  # far below the adult range
     ctx = VerifyContext(trace, None, split_steps(trace))
     assert reassess(ctx, meas).level == "doubtful"  # cut by the scan range: a lower bound

@@ -29,12 +29,12 @@ from grounding.measurements import (
 )
 from grounding.plausibility import (
     CT_TARGETS,
+    FieldCut,
     fact_quality,
     lung_pair_quality,
     negative_quality,
     radiograph_quality,
     structure_quality,
-    FieldCut,
     touches_field_edge,
 )
 from grounding.quality import Quality

@@ -93,8 +93,8 @@ _CUT = re.compile(rf"(?:\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+than|\b(?P<o
                   rf"\s*(?:(?:a|an|the)\s+)?(?:(?:diameter|volume|size|value|mean|threshold|cut-?off)\s+(?:of\s+)?)?"
                   rf"(?P<number>{NUMBER})\s*(?P<unit>{UNIT})(?![A-Za-z0-9\u00b2\u00b3])", re.I)
 #: one structure compared with another: "the right lung larger than the left", "the liver larger than the spleen"
-_PAIR = re.compile(r"\b(?P<word>larger|bigger|greater|smaller)\b(?:\s+in\s+(?:volume|size))?\s+than\s+(?:that of\s+)?(?:the\s+)?"
-                   r"(?P<rest>.*)", re.I | re.S)
+_PAIR = re.compile(r"\b(?P<word>larger|bigger|greater|smaller)\b(?:\s+in\s+(?:volume|size))?\s+than\s+"
+                   r"(?:that of\s+)?(?:the\s+)?(?P<rest>.*)", re.I | re.S)
 #: which of a paired organ is larger: "Which lung is larger?", "which kidney is bigger"
 _WHICH_PAIR = re.compile(r"\bwhich (?P<organ>lung|kidney)\b.*?\b(?P<word>larger|bigger|greater|smaller|largest|"
                          r"smallest|biggest)\b", re.I | re.S)
