@@ -154,6 +154,28 @@ def intensity_stats(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
 
 
+def interior_intensity(volume: Volume, mask: np.ndarray, plane_axis: int | None = None) -> tuple[dict[str, float], int]:
+    """Intensity statistics (`intensity_stats`) of a region's interior, and its voxel count.
+
+    The interior is the region less one face-connected layer (a voxel all of whose face neighbours
+    are in the region; in its plane only for a 2-D region): the edge layer averages the region with
+    its surroundings (partial volume), which on thick slices is most of a small lesion. A region
+    too thin to have an interior gives NaN statistics and 0 voxels.
+    """
+    mask, bbox = check_mask(mask, volume)
+    if volume.is_2d:
+        plane_axis = 0
+    grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in bbox)
+    structure = ndimage.generate_binary_structure(3, 1)
+    if plane_axis is not None:  # no neighbours across the plane of a 2-D region
+        index: list[Any] = [slice(None)] * 3
+        for k in (0, 2):
+            index[plane_axis] = k
+            structure[tuple(index)] = False
+    core = ndimage.binary_erosion(mask[grown], structure=structure, border_value=0)
+    return intensity_stats(volume.data[grown][core]), int(np.count_nonzero(core))
+
+
 def centroid_voxel(mask: np.ndarray, bbox: tuple[slice, slice, slice] | None = None) -> np.ndarray:
     """Mean voxel index (z, y, x) of the mask (``bbox``: its `mask_bbox`, to skip the empty rest)."""
     bbox = bbox or (slice(None),) * 3  # type: ignore[assignment]

@@ -30,6 +30,7 @@ outside them, which is why a level is a caveat for the reader, not a verdict.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -112,30 +113,61 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
     return q
 
 
-def touches_field_edge(mask: np.ndarray, bbox: tuple[slice, slice, slice], volume: Volume) -> list[str]:
-    """Where a mask is cut by the edge of the scanned field (``first slice``, ``image border`` ...).
+@dataclass(frozen=True)
+class FieldCut:
+    """Where a mask is cut by the edge of the scanned field (`touches_field_edge`): through its
+    first or last slice (the scan range), or at the in-plane image border (the field of view).
+    False when nothing is cut."""
+
+    first_slice: bool = False
+    last_slice: bool = False
+    image_border: bool = False
+
+    def __bool__(self) -> bool:
+        return self.first_slice or self.last_slice or self.image_border
+
+    @property
+    def through_slices(self) -> bool:
+        """Cut by the scan range (its first or last slice), not only at the image border."""
+        return self.first_slice or self.last_slice
+
+    def describe(self) -> str:
+        """``first slice and image border``: the edges that cut, in words ("" when none does)."""
+        where = [name for name, cut in (("first slice", self.first_slice), ("last slice", self.last_slice),
+                                         ("image border", self.image_border)) if cut]
+        return " and ".join(where)
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "FieldCut":
+        return cls(**{k: bool(v) for k, v in (d or {}).items() if k in cls.__dataclass_fields__})
+
+
+def touches_field_edge(mask: np.ndarray, bbox: tuple[slice, slice, slice], volume: Volume) -> FieldCut:
+    """Where a mask is cut by the edge of the scanned field.
 
     Grazing the edge (an organ's tip on the last slice, a few border pixels) loses little; a cut
     is where the mask's section on the edge is at least `CUT_FRACTION` of its largest section.
     """
-    where = []
     nz, ny, nx = mask.shape
     sub = mask[bbox]
+    first = last = False
     if not volume.is_2d:
         areas = np.count_nonzero(sub, axis=(1, 2))
         largest = max(int(areas.max()), 1)
-        if bbox[0].start == 0 and areas[0] >= CUT_FRACTION * largest:
-            where.append("first slice")
-        if bbox[0].stop == nz and areas[-1] >= CUT_FRACTION * largest:
-            where.append("last slice")
+        first = bbox[0].start == 0 and bool(areas[0] >= CUT_FRACTION * largest)
+        last = bbox[0].stop == nz and bool(areas[-1] >= CUT_FRACTION * largest)
+    border = False
     for axis, n in ((1, ny), (2, nx)):
         sections = np.count_nonzero(sub, axis=tuple(a for a in range(3) if a != axis))
         extent = max(int(np.count_nonzero(sub.any(axis=axis))), 1)  # voxels of the widest face
         edges = ([0] if bbox[axis].start == 0 else []) + ([-1] if bbox[axis].stop == n else [])
         if any(sections[e] >= CUT_FRACTION * extent for e in edges):
-            where.append("image border")
+            border = True
             break
-    return where
+    return FieldCut(first_slice=first, last_slice=last, image_border=border)
 
 
 def structure_quality(
@@ -145,7 +177,7 @@ def structure_quality(
     volume_ml: float | None,
     side: str | None,
     mean_hu: float | None,
-    cut_at: list[str],
+    cut_at: FieldCut,
     whole_target: bool,
 ) -> Quality:
     """Plausibility of one segmented structure (see the module docstring).
@@ -157,7 +189,7 @@ def structure_quality(
     if target is None:
         return q
     if cut_at:
-        q.flag("doubtful", f"reaches the {' and '.join(cut_at)} of the scan: the structure may be cut off, "
+        q.flag("doubtful", f"reaches the {cut_at.describe()} of the scan: the structure may be cut off, "
                            f"its size is a lower bound")
     if whole_target and volume_ml is not None and target in NORMAL_ML:
         lo, hi = NORMAL_ML[target]

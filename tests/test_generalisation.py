@@ -178,20 +178,20 @@ def test_planner_and_verifier_on_implausible_evidence(thin_wall, monkeypatch):
 
 
 def test_quality_levels_of_structures():
-    from grounding.plausibility import ctr_quality, lung_pair_quality, structure_quality
+    from grounding.plausibility import FieldCut, ctr_quality, lung_pair_quality, structure_quality
 
     volume, _ = build_chest(nz=4, n=64, dxy=4.0, lesion_mm=0.0)
-    liver = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=[],
+    liver = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=FieldCut(),
                               whole_target=True)
     assert liver.level == "implausible" and "far below the adult range" in liver.reasons[0]
-    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0, cut_at=["first slice"],
-                            whole_target=True)
+    cut = structure_quality(volume, "liver", volume_ml=255.0, side="right", mean_hu=60.0,
+                            cut_at=FieldCut(first_slice=True), whole_target=True)
     assert cut.level == "doubtful"  # cut by the field of view: a lower bound, not a contradiction
-    assert structure_quality(volume, "spleen", volume_ml=200.0, side="right", mean_hu=50.0, cut_at=[],
+    assert structure_quality(volume, "spleen", volume_ml=200.0, side="right", mean_hu=50.0, cut_at=FieldCut(),
                              whole_target=True).level == "implausible"
-    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=-600.0, cut_at=[],
+    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=-600.0, cut_at=FieldCut(),
                              whole_target=True).level == "implausible"
-    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=60.0, cut_at=[],
+    assert structure_quality(volume, "liver", volume_ml=1500.0, side="right", mean_hu=60.0, cut_at=FieldCut(),
                              whole_target=True).level == "ok"
     assert lung_pair_quality(54.0, 150.0).level == "implausible"
     assert lung_pair_quality(1500.0, 1350.0).level == "ok"
@@ -307,3 +307,35 @@ def test_lung_bases_cut_by_the_scan_range_are_compared_by_their_lower_ends(lost)
     ev = default_registry().run(ctx, "segment", {"target": "lung_right"})
     assert any("ratio" in r for r in ev.quality.reasons)
     assert ev.quality.level == ("doubtful" if lost == "lateral part" else "implausible")
+
+
+def test_a_field_of_view_cut_is_a_structured_value_the_verifier_reads():
+    """`touches_field_edge` says which edges cut a mask (no words to match); the segment evidence
+    records it, and the evidence verifier reads that record, not the wording of a quality reason."""
+    from grounding.plausibility import FieldCut, touches_field_edge
+    from grounding.measurements import mask_bbox
+    from imaging.phantoms import abdomen_ct
+    from mmreason.verifiers.context import VerifyContext
+    from mmreason.verifiers.evidence_quality import reassess
+    from mmreason.verifiers.steps import split_steps
+
+    volume, _ = build_chest(nz=8, n=32, dxy=8.0, lesion_mm=0.0)
+    mask = np.zeros(volume.shape, bool)
+    mask[0:3, 10:20, 10:20] = True
+    cut = touches_field_edge(mask, mask_bbox(mask), volume)
+    assert cut == FieldCut(first_slice=True) and cut and cut.through_slices and cut.describe() == "first slice"
+    mask[:] = False
+    mask[3:5, 10:20, 10:20] = True
+    assert not touches_field_edge(mask, mask_bbox(mask), volume)
+    assert FieldCut.from_dict(FieldCut(last_slice=True, image_border=True).to_dict()).describe() == \
+        "last slice and image border"
+
+    ph = abdomen_ct(seed=0, lesion_diameter_mm=0.0)  # its liver reaches the last slice
+    trace = run_episode(ph.volume, "What is the volume of the liver?", RulesBackend(), registry=default_registry())
+    seg, meas = trace.evidence[0], trace.evidence[1]
+    assert seg.data["field_cut"] == {"first_slice": False, "last_slice": True, "image_border": False}
+    meas.measurements["volume_ml"].value = 255.0  # far below the adult range
+    ctx = VerifyContext(trace, None, split_steps(trace))
+    assert reassess(ctx, meas).level == "doubtful"  # cut by the scan range: a lower bound
+    del seg.data["field_cut"]
+    assert reassess(ctx, meas).level == "implausible"

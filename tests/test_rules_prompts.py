@@ -75,6 +75,8 @@ CASES = {
     "bundled example": (lambda: EXAMPLE, "Is there a lung nodule? Where is it and how large?", None),
     "laterality choice": (_ct, "Which lung contains the nodule?", ["Right lung", "Left lung"]),
     "ctr": (lambda: chest_xray(seed=0).volume, "What is the cardiothoracic ratio?", None),
+    "threshold": (_ct, "Is the nodule larger than 10 mm?", None),
+    "attenuation": (_ct, "What is the attenuation of the nodule?", None),
     # a follow-up whose current search misses the nodule: views, then a point on the view
     "growth": (_followup, "Did the nodule grow? By how many mm did it change?", None),
     "sequence": (_mr, "Volume 0 is the T1, volume 1 the FLAIR and volume 2 the T2 sequence of one brain MR. "
@@ -99,7 +101,7 @@ def test_rewording_the_prompt_changes_no_answer(case, registry, monkeypatch):
     assert _outcome(reworded) == _outcome(original)
 
 
-@pytest.mark.parametrize("case", ["bundled example", "laterality choice", "ctr"])
+@pytest.mark.parametrize("case", ["bundled example", "laterality choice", "ctr", "threshold", "attenuation"])
 @pytest.mark.parametrize("reword", [False, True])
 def test_a_served_conversation_is_read_from_its_text_alike(case, reword, registry, monkeypatch):
     """Without the loop's objects the conversation's text is read, by patterns built from the
@@ -132,6 +134,12 @@ def test_a_served_conversation_is_read_from_its_text_alike(case, reword, registr
     ("Is there a lesion in the liver?", [("MR", False)], "lesion"),
     ("Is there a nodule?", [("XR", True)], "lesion elsewhere"),
     ("What is the volume of the left kidney?", [("CT", False)], "organ volume"),
+    ("Is the left kidney volume above 150 mL?", [("CT", False)], "threshold"),
+    ("Is the right lung larger than the left?", [("CT", False)], "threshold"),
+    ("Is the nodule larger than 8 mm on the current scan than on the prior?", [("CT", False), ("CT", False)],
+     "growth"),
+    ("What is the mean attenuation of the liver?", [("CT", False)], "attenuation"),
+    ("How many nodules larger than 5 mm are there?", [("CT", False)], "count"),
     ("Which imaging modality is this?", [("CT", False)], "modality/plane"),
     ("What is 2 + 2?", [("CT", False)], None),
 ])

@@ -155,3 +155,42 @@ def test_measure_errors(args, message):
     with pytest.raises(ToolError, match=message):
         reg.run(ctx, "measure", args)
     assert len(ctx.evidence) == 2
+
+
+def test_interior_intensity_leaves_out_the_edge_layer():
+    """A 5-voxel cube whose outer layer averages 60 HU tissue with -1000 HU air (partial volume):
+    the interior (3 x 3 x 3) is the tissue alone; a region one voxel thick has no interior."""
+    from grounding.measurements import interior_intensity
+
+    vol = Volume.from_array(np.full((9, 9, 9), -1000.0, np.float32), spacing=(5.0, 1.0, 1.0), modality="CT")
+    mask = np.zeros(vol.shape, bool)
+    mask[2:7, 2:7, 2:7] = True
+    vol.data[mask] = -470.0
+    vol.data[3:6, 3:6, 3:6] = 60.0
+    stats, n = interior_intensity(vol, mask)
+    assert n == 27 and stats["mean"] == pytest.approx(60.0) and stats["std"] == pytest.approx(0.0)
+    sheet = np.zeros(vol.shape, bool)
+    sheet[4, 2:7, 2:7] = True
+    assert interior_intensity(vol, sheet)[1] == 0
+    # in the plane of a 2-D region only: the same sheet measured as an axial region has a 3 x 3 interior
+    assert interior_intensity(vol, sheet, plane_axis=0)[1] == 9
+
+
+def test_measure_reports_the_interior_when_asked():
+    vol = Volume.from_array(np.full((9, 9, 9), -1000.0, np.float32), spacing=(5.0, 1.0, 1.0), modality="CT")
+    mask = np.zeros(vol.shape, bool)
+    mask[2:7, 2:7, 2:7] = True
+    vol.data[mask] = -470.0
+    vol.data[3:6, 3:6, 3:6] = 60.0
+    reg, ctx = default_registry(), context_with(vol)
+    from grounding.evidence import Evidence
+
+    ctx.add_evidence(Evidence(id="", tool="segment", arguments={}, text="", mask=mask, mask_volume="0",
+                              data={"target": "lesion", "mode": "3d"}))
+    plain = reg.run(ctx, "measure", {"evidence_id": "E1"})
+    assert "interior_mean_intensity" not in plain.measurements and "interior_voxels" not in plain.data
+    ev = reg.run(ctx, "measure", {"evidence_id": "E1", "interior": True})
+    assert ev.measurements["interior_mean_intensity"].value == pytest.approx(60.0)
+    assert ev.measurements["interior_mean_intensity"].unit == "HU" and ev.data["interior_voxels"] == 27
+    assert ev.measurements["mean_intensity"].value < -200  # the whole mask, edge layer included
+    assert "Interior (27 voxels clear of the edge): intensity mean 60.0 +/- 0.0 HU." in ev.text

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from grounding.evidence import Evidence, Measurement
-from grounding.measurements import MeasurementError, RegionMeasurements, measure_region
+from grounding.measurements import MeasurementError, RegionMeasurements, interior_intensity, measure_region
 from grounding.plausibility import fact_quality
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import BBOX_SCHEMA, VIEW_ID_SCHEMA, region_mask, resolve_box
@@ -17,7 +17,8 @@ DESCRIPTION = (
     "Measure a region in millimetres: area (2-D) or volume (3-D), the longest diameter (of a 3-D region: on "
     "its axial slice of largest area) and the diameter perpendicular to it, the left-right width (width_mm), mean/std/min/max intensity (HU for CT), centroid (patient LPS mm) "
     "and side (patient left/right/midline). Give either evidence_id of a segment result, or view_id "
-    "and bbox_2d for a box region on that view's slice."
+    "and bbox_2d for a box region on that view's slice. interior: also the mean/std intensity of the region "
+    "without its edge layer (partial volume with the surroundings), e.g. a small lesion's attenuation."
 )
 
 PARAMETERS: dict[str, Any] = {
@@ -27,6 +28,8 @@ PARAMETERS: dict[str, Any] = {
         "view_id": VIEW_ID_SCHEMA,
         "bbox_2d": {**BBOX_SCHEMA, "description": "Box region to measure on the slice shown in view_id: "
                     + BBOX_SCHEMA["description"]},
+        "interior": {"type": "boolean", "description": "Also measure the intensity of the region's interior "
+                     "(one voxel layer eroded: free of partial volume at its edge). Default false."},
     },
     "required": [],
     "additionalProperties": False,
@@ -34,8 +37,9 @@ PARAMETERS: dict[str, Any] = {
 
 
 def run_measure(context: ToolContext, evidence_id: str | None = None, view_id: str | None = None,
-                bbox_2d: list[float] | None = None) -> Evidence:
-    """Measure the mask of ``evidence_id``, or the box ``bbox_2d`` on ``view_id``'s slice."""
+                bbox_2d: list[float] | None = None, interior: bool = False) -> Evidence:
+    """Measure the mask of ``evidence_id``, or the box ``bbox_2d`` on ``view_id``'s slice; with
+    ``interior``, also the intensity of its interior (`grounding.measurements.interior_intensity`)."""
     if evidence_id is not None and (view_id is not None or bbox_2d is not None):
         raise ToolError("give either evidence_id, or view_id with bbox_2d, not both")
     if evidence_id is not None:
@@ -63,12 +67,25 @@ def run_measure(context: ToolContext, evidence_id: str | None = None, view_id: s
         for reason in source.quality.reasons:
             quality.flag(source.quality.level, reason)
     summary = result.summary()
+    numbers = measurements_of(result)
+    extra: dict[str, Any] = {}
+    if interior:
+        stats, core = interior_intensity(volume, mask, plane_axis)
+        extra["interior_voxels"] = core
+        if core:
+            unit = result.intensity_unit
+            numbers |= {"interior_mean_intensity": Measurement(stats["mean"], unit),
+                        "interior_std_intensity": Measurement(stats["std"], unit)}
+            summary += (f" Interior ({core} voxels clear of the edge): intensity mean {stats['mean']:.1f} +/- "
+                        f"{stats['std']:.1f} {unit}.")
+        else:
+            summary += " Interior: none (no voxel of the region is clear of its edge)."
     if "orientation assumed" in " ".join(quality.reasons):
         summary += " The side is not trusted: the orientation was assumed."
     summary += f" {quality.describe()}."
     return Evidence(id="", tool="measure", arguments={}, text=f"Measured {what}: {summary}", summary=summary,
-                    box=box, measurements=measurements_of(result), quality=quality,
-                    data={**result.as_dict(), "volume": volume_id, "source": evidence_id or view_id})
+                    box=box, measurements=numbers, quality=quality,
+                    data={**result.as_dict(), **extra, "volume": volume_id, "source": evidence_id or view_id})
 
 
 def measurements_of(result: RegionMeasurements) -> dict[str, Measurement]:

@@ -29,6 +29,7 @@ from grounding.measurements import (
 )
 from grounding.plausibility import (
     CT_TARGETS,
+    FieldCut,
     fact_quality,
     lung_pair_quality,
     negative_quality,
@@ -371,7 +372,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     if data.get("components_left") and data.get("components_right"):
         side_words += (f" (its components lie on both sides: {data['components_left']} left, "
                        f"{data['components_right']} right, {data['components_midline']} at the midline)")
-    ev.quality = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
+    ev.quality, cut = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
+    if cut:
+        data["field_cut"] = cut.to_dict()
     _flag_weak_search(ev.quality, context, vol, target, prompt)
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
@@ -386,8 +389,10 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
 
 
 def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | None, mask: np.ndarray,
-            bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None, used: str) -> Quality:
-    """The quality of a non-empty segmentation by segmenter ``used`` (see `grounding.plausibility`)."""
+            bbox: tuple[slice, slice, slice], side: str, mode: str, prompt: Prompt | None,
+            used: str) -> tuple[Quality, FieldCut]:
+    """The quality of a non-empty segmentation by segmenter ``used`` (see `grounding.plausibility`), and
+    where the field of view cuts it (a whole named structure only)."""
     # the classical search reads values as the modality says: HU bands on CT, a hyperintense
     # lesion (FLAIR/T2) otherwise, so a guessed modality (sequence unknown) is held against both
     by_values = used == "classical" and (target in CT_TARGETS and vol.modality == "CT" or target == "lesion")
@@ -398,7 +403,7 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     values = vol.data[bbox][::step, ::step, ::step][sub[::step, ::step, ::step]]
     mean_hu = float(values.mean()) if values.size else None
     volume_ml = _mask_ml(sub, vol) if mode == "3d" else None
-    cut = touches_field_edge(mask, bbox, vol) if whole else []
+    cut = touches_field_edge(mask, bbox, vol) if whole else FieldCut()
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
@@ -408,9 +413,9 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
         if other_mask is not None:
             other = _mask_ml(other_mask, vol)
             right, left = (volume_ml, other) if target == "lung_right" else (other, volume_ml)
-            bases = any(c.endswith("slice") for c in cut) and _bases_shown(mask, other_mask, vol.spacing[0])
+            bases = cut.through_slices and _bases_shown(mask, other_mask, vol.spacing[0])
             q.merge(lung_pair_quality(right, left, cut=bases))
-    return q
+    return q, cut
 
 
 def _bases_shown(mask: np.ndarray, other: np.ndarray, slice_mm: float) -> bool:
@@ -464,7 +469,7 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())
-            region.merge(structure_quality(vol, "lungs", volume_ml=total, side=None, mean_hu=None, cut_at=[],
+            region.merge(structure_quality(vol, "lungs", volume_ml=total, side=None, mean_hu=None, cut_at=FieldCut(),
                                            whole_target=True))
             out["lung_mask_ml"] = {k: round(v, 1) for k, v in lungs.items()}
             out["what"] += f" (lung mask {total:.0f} mL: right {lungs['lung_right']:.0f}, left {lungs['lung_left']:.0f})"

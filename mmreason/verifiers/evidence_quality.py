@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from grounding.evidence import Evidence
-from grounding.plausibility import NORMAL_ML, structure_quality
+from grounding.plausibility import NORMAL_ML, FieldCut, structure_quality
 from grounding.quality import Quality
 from mmreason.verifiers.context import VerifyContext
 from mmreason.verifiers.steps import Step
@@ -77,7 +77,7 @@ def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
     volume = ev.measurements.get("volume_ml")
     whole = ev.tool in ("segment", "measure") and not (ev.data.get("prompt") or _source_prompt(ctx, ev))
     if target in NORMAL_ML and volume is not None and whole:
-        cut = ["field-of-view edge"] if any("cut off" in r for r in ev.quality.reasons) else []
+        cut = FieldCut.from_dict(ev.data.get("field_cut") or _source_field_cut(ctx, ev))
         # `structure_quality` reads only the modality and dimensionality of the volume
         recorded = SimpleNamespace(modality=study.get("modality", "CT"), is_2d=bool(study.get("is_2d")))
         q.merge(structure_quality(recorded, target, volume_ml=volume.value,  # type: ignore[arg-type]
@@ -119,6 +119,12 @@ def _source(ctx: VerifyContext, ev: Evidence) -> Evidence | None:
 def _source_target(ctx: VerifyContext, ev: Evidence) -> str | None:
     source = _source(ctx, ev)
     return source.data.get("target") if source is not None else None
+
+
+def _source_field_cut(ctx: VerifyContext, ev: Evidence) -> dict[str, bool] | None:
+    """Where the field of view cuts the mask a measure evidence measured (its segment's record)."""
+    source = _source(ctx, ev)
+    return source.data.get("field_cut") if source is not None else None
 
 
 def _source_prompt(ctx: VerifyContext, ev: Evidence) -> Any:

@@ -12,7 +12,8 @@ as SFT demonstrations.
 The package: `state` (what the planner knows), `transcript` (the same from a conversation's
 text), `question` (the family cues and what a question asks), `planner` (the table of families,
 `FAMILIES`, and the next turn), one module per family (`lesion`, `count`, `growth`, `organ`,
-`sequence`, `ctr`, `modality`), `answer` (short answer, option, hedge) and `turn` (an action and its text).
+`sequence`, `ctr`, `modality`, `threshold`, `attenuation`; `subject` runs the lesion or organ family's
+steps for the last two), `answer` (short answer, option, hedge) and `turn` (an action and its text).
 
 Question families, recognised by keywords (first match wins, case-insensitive; `planner.FAMILIES`):
 
@@ -28,6 +29,13 @@ ctr             cardiothoracic / CTR / cardiomegaly / heart size         segment
 sequence        which sequence ... brightest / hyperintense (MR)         segment the lesion; per
                                                                          sequence view its slice,
                                                                          measure lesion and brain
+threshold       a value to compare with ("larger than 10 mm", "over 8    as the lesion or organ family
+                mm", "above 2000 mL", "below 40 HU") + a lesion or an    (measure with its interior for
+                organ; or two organs compared by size ("the right lung   HU); both organs for a pair
+                larger than the left", "which kidney is bigger")
+attenuation     attenuation / density / HU / intensity + a lesion or an  as the lesion or organ family,
+                organ (CT only; MR and X-ray are declined: no absolute   measure with its interior
+                units)
 count           how many / number of / multiple / solitary + a lesion    the lesion search (within the
                 word (3-D CT, MR)                                        organ named); its connected
                                                                          components are the count
@@ -59,8 +67,9 @@ a region at the midline is given the side most of it lies on when options force 
 candidates on both sides, each side holding one of at least `lesion.SIDE_SHARE` of the largest,
 are answered "both sides", naming the side of the measured one). Any other question gets an answer saying it cannot be
 answered by this backend, with a pointer to ``--model`` (the loop marks the episode ``abstained``);
-so does a question its family cannot ground: one asking what the tools do not measure (an
-attenuation, a comparison, a lobe, what a lesion is; `question.BEYOND`) or about a site its search
+so does a question its family cannot ground: one asking what the tools do not measure (a tissue
+character such as hypodense or fat, a comparison outside the threshold family, a lobe, what a lesion
+is; `question.BEYOND`) or about a site its search
 does not cover ("a lesion in the pancreas" is not answered by the lung search).
 
 A multiple-choice question is answered with the option that states what the question asks for
@@ -68,6 +77,17 @@ A multiple-choice question is answered with the option that states what the ques
 doubtful search, only the one option it implies), a measured number only the nearest option of
 the same dimension and within `answer.OPTION_TOLERANCE`, a side only when the side is asked. A
 finding that matches no option is declined with what the tools found, never the nearest guess.
+
+A threshold question is answered yes or no with the measured value against the one named ("Yes;
+12.9 mm against 10 mm"): a lesion's longest axial diameter or volume, an organ's volume (an organ's
+length is declined: ``measure`` gives no craniocaudal span), a mean HU; two organs are compared by
+volume. A value within the measurement's own uncertainty of the cut-off (a diameter: one pixel plus
+how much wider the lesion may be than a section half a slice off its widest level; a volume: half a
+voxel over its surface; a mean HU: calibration plus two standard errors) is answered "Borderline:
+9.6 mm against 10 mm" with why, never a bare yes or no, and picks no multiple-choice option. The
+attenuation answer is the mean and SD in HU over the mask with its voxel count; when the mask's
+interior (its edge layer left out) differs by more than that uncertainty, partial volume is its
+caveat. Mean-HU options are picked only when exactly one lies within that uncertainty.
 
 The cardiothoracic ratio rests on two segmentations of the radiograph: the lung fields, whose
 left-right width (``measure``'s ``width_mm``) is the internal thoracic diameter between the inner

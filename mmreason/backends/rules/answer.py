@@ -41,6 +41,8 @@ def short_answer(q: Asked, finding: Finding) -> str:
         yes = finding.present and (q.named_side is None or side in (None, "bilateral", q.named_side))
         parts.append(("Yes" if yes else "No")
                      + (f", it {finding.trend}" if finding.trend else ""))
+    if finding.versus:  # the comparison the yes/no (or the borderline) rests on
+        parts.append(finding.versus)
     if finding.none_text:  # nothing was found: there is nothing else to describe
         return parts[0] if parts else finding.none_text[:1].upper() + finding.none_text[1:]
     if finding.label and (q.which or not parts):
@@ -75,6 +77,8 @@ def count_text(f: Finding) -> str:
 
 
 def asked_number(q: Asked, f: Finding) -> str:
+    if f.mean_hu is not None:
+        return f"{f.mean_hu:.0f} HU (SD {f.sd_hu:.0f} HU, {f.voxels} voxels)"
     if f.trend is not None and (q.amount or q.percent or q.size):
         if q.percent and f.change_pct is not None:
             return f"{f.change_pct:+.0f}%"
@@ -167,6 +171,8 @@ def option_hint(q: Asked, finding: Finding, options: list[str]) -> dict[str, Any
         hint["value"], hint["unit"] = asked
     elif finding.ratio is not None:
         hint["value"] = finding.ratio
+    if finding.tolerance is not None:
+        hint["tolerance"] = finding.tolerance
     return hint
 
 
@@ -186,7 +192,8 @@ def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
     ``trend`` (grew/shrank/is stable), ``words`` (any of them in the option), ``count`` with
     ``at_least`` (the option stating that number; for ``at_least`` the one option not below it),
     ``value`` with ``unit`` (the nearest number of the same dimension, when close: see
-    `OPTION_TOLERANCE`; options without a unit are read in ``unit``).
+    `OPTION_TOLERANCE`, or ``tolerance`` in ``unit`` when given; options without a unit are read
+    in ``unit``).
     """
     norm = [re.sub(r"[^a-z0-9.\- ]", "", o.lower()).strip() for o in options]
     letters = [chr(ord("A") + i) for i in range(len(options))]
@@ -219,7 +226,7 @@ def choose_option(options: list[str], hint: dict[str, Any]) -> str | None:
         n = hint["count"]
         return pick(lambda o: _option_count(o) >= n if hint.get("at_least") else _option_count(o) == n)
     if hint.get("value") is not None:
-        return _nearest_option(options, letters, float(hint["value"]), hint.get("unit"))
+        return _nearest_option(options, letters, float(hint["value"]), hint.get("unit"), hint.get("tolerance"))
     return None
 
 
@@ -232,8 +239,10 @@ def _option_count(option: str) -> int | None:
     return int(number[0]) if number is not None and number[0] == int(number[0]) and number[0] >= 0 else None
 
 
-def _nearest_option(options: list[str], letters: list[str], value: float, unit: str | None) -> str | None:
-    """The option whose number (in ``unit``) is nearest ``value``, when close enough (`OPTION_TOLERANCE`)."""
+def _nearest_option(options: list[str], letters: list[str], value: float, unit: str | None,
+                    tolerance: float | None = None) -> str | None:
+    """The option whose number (in ``unit``) is nearest ``value``, when close enough: within
+    ``tolerance`` (absolute, in ``unit``; then no other option may be) when given, else `OPTION_TOLERANCE`."""
     values = []
     for option in options:
         number = parse_quantity(option)
@@ -247,4 +256,7 @@ def _nearest_option(options: list[str], letters: list[str], value: float, unit: 
     best = dist.index(min(dist))
     distinct = sorted(set(values))
     gap = min((b - a for a, b in zip(distinct, distinct[1:])), default=0.0)
+    if tolerance is not None:  # two options within the measurement's uncertainty: choosing one would be a guess
+        within = [letter for letter, d in zip(letters, dist) if d <= tolerance]
+        return within[0] if len(within) == 1 else None
     return letters[best] if dist[best] <= OPTION_TOLERANCE * max(abs(value), abs(values[best]), gap) else None

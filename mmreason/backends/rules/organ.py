@@ -7,10 +7,10 @@ from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action, Finding
 
 
-def plan_organ(state: State) -> Action:
-    """Segment and measure each organ the question names (both kidneys for "kidneys"); report
-    volumes and their sum."""
-    organs = state.q.organs or ()
+def plan_organ(state: State, organs: tuple[str, ...] | None = None) -> Action:
+    """Segment and measure each of ``organs`` (default: the organ the question names, both kidneys
+    for "kidneys"); report volumes and their sum."""
+    organs = organs or state.q.organs or ()
     r = state.results
     missing = [o for o in organs if state.targets and o not in state.targets]
     if missing:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mmreason.backends.rules.answer import choose_option, hedge, option_hint, short_answer, uncertain
+from mmreason.backends.rules.attenuation import plan_attenuation
 from mmreason.backends.rules.common import cannot
 from mmreason.backends.rules.count import plan_count
 from mmreason.backends.rules.ctr import plan_ctr
@@ -24,6 +25,8 @@ from mmreason.backends.rules.organ import plan_organ
 from mmreason.backends.rules.sequence import plan_sequence
 from mmreason.backends.rules.question import BEYOND
 from mmreason.backends.rules.state import State
+from mmreason.backends.rules.subject import subject_sites
+from mmreason.backends.rules.threshold import plan_threshold
 from mmreason.backends.rules.turn import Action
 
 
@@ -42,6 +45,15 @@ class Family:
     sites: Callable[[State], tuple[str, tuple[str, ...]]] | None = None
 
 
+def _threshold(state: State) -> bool:
+    """A comparison of one measured structure with a value, or of two organs by size (not a count,
+    nor a change between studies, which their own families answer)."""
+    q = state.q
+    if q.pair is not None and not q.lesion:  # two organs; "the liver lesion larger than the spleen lesion" is not
+        return True
+    return q.cut is not None and (q.lesion or bool(q.organs)) and q.count is None and not q.growth
+
+
 def _organ_lesion(state: State) -> bool:
     organs = state.q.organs or ()
     return state.q.lesion and state.modality() == "CT" and bool(organs) and organs[0] in LESION_ORGANS
@@ -52,7 +64,10 @@ FAMILIES: tuple[Family, ...] = (
            searched_region),
     Family("ctr", lambda s: s.q.ctr, plan_ctr, frozenset({"comparison", "normal"})),
     Family("sequence", lambda s: s.q.sequence and s.modality() == "MR", plan_sequence,
-           frozenset({"bright", "intensity", "comparison"}), searched_region),
+           frozenset({"bright", "intensity", "attenuation", "comparison"}), searched_region),
+    Family("threshold", _threshold, plan_threshold, frozenset({"comparison", "attenuation"}), subject_sites),
+    Family("attenuation", lambda s: "attenuation" in s.q.beyond and (s.q.lesion or bool(s.q.organs))
+           and s.q.count is None, plan_attenuation, frozenset({"attenuation"}), subject_sites),
     Family("count", lambda s: s.q.count is not None and s.q.lesion and s.modality() in ("CT", "MR"), plan_count,
            frozenset({"count", "bright"}), searched_region),
     Family("organ lesion", _organ_lesion, plan_organ_lesion, frozenset({"bright"}), searched_region),
@@ -67,7 +82,8 @@ FAMILIES: tuple[Family, ...] = (
 )
 #: what a question no family recognises is told
 UNKNOWN = ("it is not one of the question types the rules backend handles (lung nodule or lesion presence, side, "
-           "size and count; organ volume; lesion growth between two studies; cardiothoracic ratio; the MR sequence "
+           "size and count; organ volume; a size or mean HU against a value, two organs' volumes; the mean HU of a "
+           "lesion or organ on CT; lesion growth between two studies; cardiothoracic ratio; the MR sequence "
            "a lesion is brightest on; modality and plane)")
 
 
@@ -113,10 +129,14 @@ def decide(state: State) -> Action:
     finding = action.finding
     tag = short_answer(state.q.asked, finding)
     cites = list(dict.fromkeys(finding.cites))
+    listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options or []))
+    if state.options and finding.undecided:  # a borderline measurement decides no option
+        return Action("The measurement cannot decide between the options.",
+                      answer=f"I cannot answer this multiple-choice question: {finding.undecided} "
+                             f"[{', '.join(cites)}], so none of the options ({listed}) can be chosen. {action.answer}")
     if state.options:
         letter = choose_option(state.options, option_hint(state.q.asked, finding, state.options))
         if letter is None:  # picking the nearest anyway would be a guess stated as fact
-            listed = "; ".join(f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(state.options))
             return Action("The finding matches none of the options.",
                           answer=f"I cannot answer this multiple-choice question: the tools found \"{tag}\" "
                                  f"[{', '.join(cites)}], which matches none of the options ({listed}). "

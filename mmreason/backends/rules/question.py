@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from mmreason.quantities import UNIT, unit_key
+from mmreason.quantities import NUMBER, UNIT, UNITS, to_float, unit_key
 
 #: organ words -> canonical segment targets (checked against the segment tool's target list);
 #: longer phrases come first ("left kidney" before "kidney")
@@ -42,16 +42,20 @@ _COUNT = re.compile(r"\bhow many\b(?!\s+(mm|cm|ml|millimet\w*|centimet\w*|cc|hu|
                     r"\bsingle (\w+ )?(lesion|nodule|mass|tumou?r)|\bonly one\b", re.I)
 _COUNT_MANY = re.compile(r"\bmultiple\b|\bseveral\b|\bmore than one\b", re.I)
 _COUNT_ONE = re.compile(r"\bsolitary\b|\bsingle\b|\bonly one\b", re.I)
+#: a mean value over a structure: its attenuation (HU) on CT, its signal (no absolute unit) on MR
+_ATTENUATION = re.compile(r"\b(attenuat\w*|densit(y|ies)|hounsfield|hu|ct (numbers?|values?)|intensit\w*|"
+                          r"signal)\b", re.I)
 #: what a question may ask beyond what the tools measure (presence, side, size, volume, the ratio,
 #: the trend): name -> (cue, what it is in words); a family answers one only if it ``supports`` it
 BEYOND: dict[str, tuple[re.Pattern[str], str]] = {
     "count": (_COUNT, "a count"),
-    # the MR lesion search looks for a hyperintense lesion: "bright" is its own criterion, other
-    # intensity words (attenuation, enhancement, hypodense ...) ask what no tool answer states
+    # the MR lesion search looks for a hyperintense lesion: "bright" is its own criterion; a mean
+    # value over a mask (HU on CT: `attenuation.plan_attenuation`) is "attenuation"; the other
+    # intensity words (enhancement, hypodense, fat ...) characterise tissue, which no tool answer states
     "bright": (re.compile(r"\b(hyperintens\w*|bright\w*)", re.I), "how bright a structure is"),
-    "intensity": (re.compile(r"\b(attenuat\w*|densit\w*|\w*dense|hounsfield|hu|intensit\w*|signal|hypointens\w*|"
-                             r"isointens\w*|enhanc\w*|dark\w*|echogenic\w*|fluid|fat|water|air-?filled)\b", re.I),
-                  "the attenuation or signal of a structure"),
+    "attenuation": (_ATTENUATION, "the attenuation or signal of a structure"),
+    "intensity": (re.compile(r"\b(\w*dense|hypointens\w*|isointens\w*|enhanc\w*|dark\w*|echogenic\w*|fluid|fat|"
+                             r"water|air-?filled)\b", re.I), "the character of a structure's attenuation or signal"),
     "comparison": (re.compile(r"\b(larger|bigger|smaller|greater|higher|lower|longer|shorter|wider|more|less|fewer)"
                               r"\s+than\b(?!\s+one\b)|\bcompared? (to|with)\b|\bversus\b|\bvs\b|"
                               r"\b(same|equal) (size|volume)\b|\b(larger|bigger|smaller|smallest)\b", re.I),
@@ -79,6 +83,86 @@ _SITE = re.compile(r"\b(pancrea\w*|bladder|prostat\w*|adrenal\w*|gall ?bladder|s
                    r"neck)\b", re.I)
 _NODULE_ONLY = re.compile(r"nodul|lung|pulmonary", re.I)
 _NOT_NODULE = re.compile(r"\b(mass|tumou?r|lesion|cancer|neoplasm)", re.I)
+
+# -- thresholds and comparisons (`mmreason.backends.rules.threshold`) ------------------------------
+_MORE = r"larger|bigger|greater|longer|wider|higher|more|heavier"
+_LESS = r"smaller|shorter|narrower|lower|less"
+#: a comparison with a value: "larger than 10 mm", "over 8 mm", "above 2000 mL", "below 40 HU", "> 1 cm"
+_CUT = re.compile(rf"(?:\b(?:(?P<more>{_MORE})|(?P<less>{_LESS}))\s+than|\b(?P<over>above|over|exceed(?:s|ing)?|"
+                  rf"in excess of|at least)|\b(?P<under>below|under|at most)|(?P<gt>>=?|\u2265)|(?P<lt><=?|\u2264))"
+                  rf"\s*(?:(?:a|an|the)\s+)?(?:(?:diameter|volume|size|value|mean|threshold|cut-?off)\s+(?:of\s+)?)?"
+                  rf"(?P<number>{NUMBER})\s*(?P<unit>{UNIT})(?![A-Za-z0-9\u00b2\u00b3])", re.I)
+#: one structure compared with another: "the right lung larger than the left", "the liver larger than the spleen"
+_PAIR = re.compile(r"\b(?P<word>larger|bigger|greater|smaller)\b(?:\s+in\s+(?:volume|size))?\s+than\s+"
+                   r"(?:that of\s+)?(?:the\s+)?(?P<rest>.*)", re.I | re.S)
+#: which of a paired organ is larger: "Which lung is larger?", "which kidney is bigger"
+_WHICH_PAIR = re.compile(r"\bwhich (?P<organ>lung|kidney)\b.*?\b(?P<word>larger|bigger|greater|smaller|largest|"
+                         r"smallest|biggest)\b", re.I | re.S)
+_PAIRED = {"lung": ("lung_right", "lung_left"), "kidney": ("kidney_right", "kidney_left")}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A value a question compares a measurement with: ``above`` it (or below), the value in its
+    dimension's base unit (mm, mm3, HU ...), the unit as written (a `UNITS` key) and the words."""
+
+    above: bool
+    value: float
+    unit: str
+    dimension: str
+    written: str
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two structures a question compares by size: whether the ``first`` is ``larger`` (or smaller)
+    than the ``second`` (segment targets); ``which``: it asks which of the two is (the answer a name)."""
+
+    first: str
+    second: str
+    larger: bool
+    which: bool = False
+
+
+def cut_in(question: str) -> Cut | None:
+    """The one value ``question`` compares a measurement with (None when it names none, or several)."""
+    cuts = []
+    for m in _CUT.finditer(" ".join(questions_in(question))):
+        key = unit_key(m.group("unit"))
+        if key is None:
+            continue
+        dimension, factor = UNITS[key]
+        above = not (m.group("less") or m.group("under") or m.group("lt"))
+        number = to_float(m.group("number"))[0]
+        cuts.append(Cut(above, number * factor, key, dimension, f"{m.group('number')} {m.group('unit')}"))
+    return cuts[0] if len(cuts) == 1 else None
+
+
+def pair_in(question: str) -> Pair | None:
+    """The two organs ``question`` compares by size ("Is the right lung larger than the left?",
+    "Which kidney is bigger?"), or None. An elliptical second one ("than the left") is the same
+    organ on the other side."""
+    asked = " ".join(questions_in(question))
+    if _ATTENUATION.search(asked):  # "the liver's attenuation lower than the spleen's" compares no sizes
+        return None
+    if m := _WHICH_PAIR.search(asked):
+        first, second = _PAIRED[m.group("organ").lower()]
+        return Pair(first, second, larger=not re.match(r"smaller|smallest", m.group("word"), re.I), which=True)
+    m = _PAIR.search(asked)
+    if m is None or _CUT.search(asked):
+        return None
+    first, second = organ_in(asked[: m.start()]), organ_in(m.group("rest"))
+    if first is None or len(first) != 1:
+        return None
+    if second is None:
+        side = re.match(r"(left|right)\b", m.group("rest"), re.I)
+        if side is None or not first[0].endswith(("_left", "_right")):
+            return None
+        second = (f"{first[0].rsplit('_', 1)[0]}_{side.group(1).lower()}",)
+    if len(second) != 1 or second == first:
+        return None
+    return Pair(first[0], second[0], larger=m.group("word").lower() != "smaller")
+
 
 # -- what a question asks (read from its interrogative sentences and answer instructions) -----------
 _AUXILIARY = re.compile(r"^\W*(is|are|does|do|did|has|have|had|was|were|can|could|any|should|will|would)\b", re.I)
@@ -159,6 +243,8 @@ class Question:
         sites: the anatomical sites it names, lower case ("liver", "pancreas", "chest").
         sequences: volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them.
         asked: what it asks for (`Asked`).
+        cut: the value it compares a measurement with ("larger than 10 mm"; `cut_in`).
+        pair: the two organs it compares by size ("the right lung larger than the left"; `pair_in`).
     """
 
     text: str
@@ -177,6 +263,8 @@ class Question:
     sites: tuple[str, ...] = ()
     sequences: dict[str, str] = field(default_factory=dict)
     asked: Asked = field(default_factory=Asked)
+    cut: Cut | None = None
+    pair: Pair | None = None
 
     @classmethod
     def of(cls, text: str) -> "Question":
@@ -192,7 +280,7 @@ class Question:
                    count=count_form(asked), beyond=tuple(k for k, (rx, _) in BEYOND.items() if rx.search(asked)),
                    sites=tuple(dict.fromkeys(m.group(0).lower() for m in _SITE.finditer(asked))),
                    sequences={m.group(1): m.group(2).upper() for m in _NAMED_SEQUENCE.finditer(text)},
-                   asked=Asked.of(text))
+                   asked=Asked.of(text), cut=cut_in(text), pair=pair_in(text))
 
 
 def questions_in(text: str) -> list[str]:

@@ -31,6 +31,12 @@ class Finding:
         label: a word answer (a sequence or modality name); words: words an option may contain.
         caveat: why the short answer is uncertain although no evidence was flagged (a ratio near
             a cut-off), shown with it.
+        versus: a measured value against the value or structure it is compared with ("12.9 mm
+            against 10 mm"), said after the yes/no; undecided: why the measurement cannot decide the
+            comparison (within its own uncertainty of the cut-off): no yes/no and no option is given.
+        mean_hu, sd_hu, voxels: mean and standard deviation of the CT values over a mask, and its voxels.
+        tolerance: how far (in the unit of the number answered) an option may lie from the measured
+            value and still be its option (None: `answer.OPTION_TOLERANCE`).
     """
 
     cites: list[str]
@@ -51,6 +57,12 @@ class Finding:
     label: str | None = None
     words: list[str] = field(default_factory=list)
     caveat: str = ""
+    versus: str = ""
+    undecided: str = ""
+    mean_hu: float | None = None
+    sd_hu: float | None = None
+    voxels: int | None = None
+    tolerance: float | None = None
 
 
 @dataclass
