@@ -139,6 +139,15 @@ KIDNEY_FRONT_MM = 45.0
 KIDNEY_MAX_LUNG_FRACTION = 0.1
 #: a core is in the chest (the heart) only in a slice where lung is at least this fraction of the body
 THORACIC_LUNG_FRACTION = 0.1
+#: a spleen's core lies no more than this (mm) below the liver's centre (the spleen lies at the
+#: level of the liver's upper half, the left kidney's centre 30-80 mm lower) and no more than this
+#: below the liver's top (the spleen's centre lies 40-90 mm below the right dome, the kidneys'
+#: 110-150 mm); without a liver, in a slice with less than this fraction of lung
+SPLEEN_BELOW_LIVER_MM = 20.0
+SPLEEN_BELOW_DOME_MM = 100.0
+SPLEEN_MAX_LUNG_FRACTION = 0.2
+#: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
+CAGE_MARGIN_MM = 25.0
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
@@ -153,6 +162,10 @@ WALL_FRACTION = 0.065
 WALL_DEPTH_MM = 15.0
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
 CONTACT_FRACTION = 0.15
+#: plain CT noisier than this (robust SD, HU, in the liver) cannot tell spleen and kidneys from their
+#: neighbours; voxels sampled to estimate it
+NOISY_PLAIN_SD_HU = 22.0
+NOISE_SAMPLE = 200_000
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -187,17 +200,52 @@ class AbdomenOrgans:
 
 @dataclass
 class _Lungs:
-    """The coarse lung masks and, per slice, the fraction of the body that is lung."""
+    """The coarse lung masks, per slice the fraction of the body that is lung, and the lungs'
+    widest extent in world x (None without lungs)."""
 
     left: np.ndarray
     right: np.ndarray
     fraction: np.ndarray
+    x_range: tuple[float, float] | None
 
     @classmethod
-    def of(cls, labels: np.ndarray, body: np.ndarray) -> "_Lungs":
+    def of(cls, labels: np.ndarray, body: np.ndarray, x: np.ndarray) -> "_Lungs":
         left, right = labels == LEFT, labels == RIGHT
         area = np.maximum(body.sum(axis=(1, 2)), 1)
-        return cls(left, right, (left | right).sum(axis=(1, 2)) / area)
+        both = left | right
+        x_range = (float(x[both].min()), float(x[both].max())) if both.any() else None
+        return cls(left, right, both.sum(axis=(1, 2)) / area, x_range)
+
+    def beside_cage(self, c: "_Candidate") -> bool:
+        """Whether a core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent:
+        an arm beside the chest (its muscle has the liver's HU), not an organ inside the ribs."""
+        if self.x_range is None:
+            return False
+        return not self.x_range[0] - CAGE_MARGIN_MM <= c.centroid[0] <= self.x_range[1] + CAGE_MARGIN_MM
+
+
+@dataclass
+class _Liver:
+    """What the found liver says about where the spleen may lie: below its top (above it is the
+    heart), its core no lower than ``spleen_floor`` (world z): `SPLEEN_BELOW_LIVER_MM` below the
+    liver's centre unless the field cuts the liver below, `SPLEEN_BELOW_DOME_MM` below its top
+    unless the field cuts it above (-inf when both are cut)."""
+
+    top: float
+    spleen_floor: float
+
+    @classmethod
+    def of(cls, liver: np.ndarray, frame: BodyFrame) -> "_Liver | None":
+        if not liver.any():
+            return None
+        z = frame.z[liver]
+        levels = frame.z.reshape(frame.z.shape[0], -1).mean(axis=1)
+        floor = -np.inf
+        if not liver[int(np.argmin(levels))].any():
+            floor = float(z.mean()) - SPLEEN_BELOW_LIVER_MM
+        if not liver[int(np.argmax(levels))].any():
+            floor = max(floor, float(z.max()) - SPLEEN_BELOW_DOME_MM)
+        return cls(float(z.max()), floor)
 
 
 @dataclass(eq=False)
@@ -225,7 +273,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     grid, body = chest.grid, chest.body
     hu, hu_edge = smoothed_coarse_hu(volume, grid)
     frame = body_frame(volume, grid, hu, body)
-    lungs = _Lungs.of(chest.labels, body)
+    lungs = _Lungs.of(chest.labels, body, frame.x)
     edge = fat_edge(hu, body)
     zones = _zones(frame, body)
     liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
@@ -238,10 +286,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     taken = np.zeros(hu.shape, dtype=bool)
     for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
         liver = out.bands.get("liver")
-        liver_top = float(frame.z[coarse == 1].max()) if (coarse == 1).any() else None
+        found_liver = _Liver.of(coarse == 1, frame)
         zone = zones[organ] & ~taken
-        if organ == "spleen" and liver_top is not None:
-            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not the spleen
+        if organ == "spleen" and found_liver is not None:
+            # above the liver's dome lies the heart; low beside the spine, the left kidney (whose
+            # HU, on plain CT, would otherwise centre the spleen's band)
+            zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
@@ -252,7 +302,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver_top)
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -274,7 +324,26 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
+    if phase == "non-contrast" and "liver" in out.masks:
+        noise = _noise_doubt(volume.data, out.masks["liver"])
+        for target in ("spleen", "kidney_left", "kidney_right"):
+            if noise and target in out.masks:
+                out.doubts.setdefault(target, []).append(noise)
     return out
+
+
+def _noise_doubt(data: np.ndarray, liver: np.ndarray) -> str | None:
+    """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the noise (robust SD
+    of the liver's voxels, a uniform organ) is above `NOISY_PLAIN_SD_HU`, where the 5-15 HU between
+    spleen, kidney, muscle and bowel is lost even after the smoothing (the bands break up)."""
+    values = data[liver]
+    values = values[:: max(1, values.size // NOISE_SAMPLE)].astype(np.float32)
+    sd = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    if sd <= NOISY_PLAIN_SD_HU:
+        return None
+    return (f"noisy plain CT (noise SD about {sd:.0f} HU in the liver): spleen, kidneys, muscle and bowel lie "
+            f"within 5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour "
+            f"or miss part of the organ")
 
 
 def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
@@ -438,10 +507,10 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float, liver_top: float | None = None,
+    voxel_ml: float, liver: _Liver | None = None,
 ) -> np.ndarray | None:
-    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver_top``: the
-    found liver's highest world z (the spleen's core lies below it).
+    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver``: where the
+    found liver puts the spleen (`_Liver`).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -451,7 +520,8 @@ def _choose(
     lowest_z = float(frame.z.min())
     if target == "liver":
         def fits(c: _Candidate) -> bool:
-            return c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+            return (c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+                    and not lungs.beside_cage(c) and not _back_muscle(c, frame))
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
             return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
@@ -460,7 +530,11 @@ def _choose(
                     # the heart beside a left lung wrapping behind it is not "between" the lungs'
                     # medial edges; it lies above the liver's dome (the lungs' recesses reach far
                     # down around the spleen: no lung fraction tells them apart)
-                    and (liver_top is None or c.centroid[2] < liver_top))
+                    and not lungs.beside_cage(c)
+                    # without a liver the upper abdomen may be out of the field: a core in the
+                    # chest (the heart, enhanced like the spleen) is not taken for it
+                    and (lungs.fraction[_slice_of(c, frame)] < SPLEEN_MAX_LUNG_FRACTION if liver is None
+                         else liver.spleen_floor <= c.centroid[2] < liver.top))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
@@ -468,7 +542,7 @@ def _choose(
             return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
                     and lungs.fraction[_slice_of(c, frame)] < KIDNEY_MAX_LUNG_FRACTION
-                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL)
+                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c))
     big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
         return None
