@@ -134,6 +134,9 @@ SAME_ORGAN_HU = 12.0
 SPLEEN_LATERAL_MM = 40.0
 KIDNEY_ZONE_MM = (40.0, 130.0)
 KIDNEY_FRONT_MM = 45.0
+#: a kidney's core lies at most this far (mm) from the spine's centre (adult kidneys' centres lie
+#: 50-90 mm from the midline; the spleen's, beside the left kidney on plain CT at a close HU, 85-120)
+KIDNEY_CORE_MAX_MM = 100.0
 #: a kidney's centre lies in a slice where lung is less than this fraction of the body (the
 #: posterior lung recesses reach down to the upper poles, not to the hilum)
 KIDNEY_MAX_LUNG_FRACTION = 0.1
@@ -145,6 +148,10 @@ THORACIC_LUNG_FRACTION = 0.1
 #: 110-150 mm); without a liver, in a slice with less than this fraction of lung
 SPLEEN_BELOW_LIVER_MM = 20.0
 SPLEEN_BELOW_DOME_MM = 100.0
+#: on plain CT, where HU does not part them, the spleen's core lies at least this far (mm) left of
+#: the midline: lateral to the left kidney's (adult spleens' centres lie 85-120 mm from the
+#: midline, kidneys' 50-80 mm); its mode is read there too
+PLAIN_SPLEEN_LATERAL_MM = 80.0
 SPLEEN_MAX_LUNG_FRACTION = 0.2
 #: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
 CAGE_MARGIN_MM = 25.0
@@ -162,7 +169,7 @@ WALL_FRACTION = 0.065
 WALL_DEPTH_MM = 15.0
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
 CONTACT_FRACTION = 0.15
-#: plain CT noisier than this (robust SD, HU, in the liver) cannot tell spleen and kidneys from their
+#: plain CT noisier than this (robust SD, HU, in the organ) cannot tell spleen and kidneys from their
 #: neighbours; voxels sampled to estimate it
 NOISY_PLAIN_SD_HU = 22.0
 NOISE_SAMPLE = 200_000
@@ -253,7 +260,8 @@ class _Candidate:
     """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size, and
     the fraction of the shell around it within `SIMILAR_HU` of its HU (a piece cut out of a larger
     uniform region by the band's threshold is surrounded by similar tissue, an organ mostly by fat
-    or by tissue of another HU)."""
+    or by tissue of another HU), its depth below the skin and the coarse slice of its centroid (not
+    found from its z: on an oblique affine a slice spans a range of z)."""
 
     mask: np.ndarray
     centroid: tuple[float, float, float]
@@ -261,6 +269,7 @@ class _Candidate:
     core_voxels: int
     similar_shell: float
     depth_mm: float
+    slice: int
 
 
 def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
@@ -284,7 +293,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     voxel_ml = float(np.prod(frame.spacing)) / 1000.0
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
-    for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
+    kidneys, spleen = ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))
+    # enhanced, the kidneys (brighter) go first: the spleen's band holds their cortex; on plain CT the
+    # bands overlap, and the spleen, placed by the liver's level (`_Liver`), goes first: the kidney's
+    # looser prior (beside the spine) also fits a spleen's medial part
+    order = (spleen, kidneys) if phase == "non-contrast" else (kidneys, spleen)
+    for organ, targets in (("liver", ("liver",)), *order):
         liver = out.bands.get("liver")
         found_liver = _Liver.of(coarse == 1, frame)
         zone = zones[organ] & ~taken
@@ -292,6 +306,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # above the liver's dome lies the heart; low beside the spine, the left kidney (whose
             # HU, on plain CT, would otherwise centre the spleen's band)
             zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
+        if organ == "spleen" and phase == "non-contrast":
+            zone &= frame.x >= frame.mid_x + PLAIN_SPLEEN_LATERAL_MM
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
@@ -302,7 +318,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver)
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver, phase == "non-contrast")
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -324,26 +340,26 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
-    if phase == "non-contrast" and "liver" in out.masks:
-        noise = _noise_doubt(volume.data, out.masks["liver"])
-        for target in ("spleen", "kidney_left", "kidney_right"):
-            if noise and target in out.masks:
-                out.doubts.setdefault(target, []).append(noise)
+    for target in ("spleen", "kidney_left", "kidney_right"):
+        noise = _noise_doubt(volume.data, out.masks[target]) if phase == "non-contrast" and target in out.masks else None
+        if noise:
+            out.doubts.setdefault(target, []).append(noise)
     return out
 
 
-def _noise_doubt(data: np.ndarray, liver: np.ndarray) -> str | None:
-    """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the noise (robust SD
-    of the liver's voxels, a uniform organ) is above `NOISY_PLAIN_SD_HU`, where the 5-15 HU between
-    spleen, kidney, muscle and bowel is lost even after the smoothing (the bands break up)."""
-    values = data[liver]
+def _noise_doubt(data: np.ndarray, organ: np.ndarray) -> str | None:
+    """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the robust SD of its
+    voxels (uniform organs on plain CT: their noise, more when the mask holds a neighbour) is above
+    `NOISY_PLAIN_SD_HU`, where the 5-15 HU between spleen, kidney, muscle and bowel is lost even
+    after the smoothing (the bands break up)."""
+    values = data[organ]
     values = values[:: max(1, values.size // NOISE_SAMPLE)].astype(np.float32)
     sd = 1.4826 * float(np.median(np.abs(values - np.median(values))))
     if sd <= NOISY_PLAIN_SD_HU:
         return None
-    return (f"noisy plain CT (noise SD about {sd:.0f} HU in the liver): spleen, kidneys, muscle and bowel lie "
-            f"within 5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour "
-            f"or miss part of the organ")
+    return (f"noisy plain CT (its voxels' SD about {sd:.0f} HU): spleen, kidneys, muscle and bowel lie within "
+            f"5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour or miss "
+            f"part of the organ")
 
 
 def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
@@ -431,6 +447,10 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
         # the liver, large and first, is surely there: the prior bounds where its mode is looked
         # for, not the band around it (a plain liver at 47 HU lost its part below 38 HU)
         return mode - half, mode + half
+    if organ == "spleen" and phase == "non-contrast" and liver_hu is not None:
+        # placed by the liver's level (`_Liver`), found before the kidneys: the band follows its own
+        # mode below the prior (a plain spleen of 35 HU beside a liver of 47 HU lost its lower half)
+        return mode - half, min(high, mode + half)
     # spleen and kidneys: a mode at the prior's edge may be no organ at all (chest wall muscle on
     # a chest CT); plain kidneys lie within 10-15 HU of the spleen beside them
     return max(low, mode - half), min(high, mode + half)
@@ -481,14 +501,10 @@ def _candidates(
             local = mask[box]
             shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
             similar = float(np.mean(np.abs(hu[box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
-            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx])))
+            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx]),
+                                  int(zyx[0])))
     out.sort(key=lambda c: -int(c.mask.sum()))
     return out
-
-
-def _slice_of(c: _Candidate, frame: BodyFrame) -> int:
-    """The coarse slice of a core's centroid."""
-    return int(np.argmin(np.abs(frame.z[:, 0, 0] - c.centroid[2])))
 
 
 def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
@@ -497,7 +513,7 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
     wraps around the liver or the spleen laterally, which would put those organs "between" them."""
     if c.centroid[2] <= above_z:
         return False
-    k = _slice_of(c, frame)
+    k = c.slice
     left, right = lungs.left[k], lungs.right[k]
     # a few voxels of "lung" (the recesses' tips, bowel gas below the chest) make no chest
     if lungs.fraction[k] < THORACIC_LUNG_FRACTION or not (left.any() and right.any()):
@@ -507,10 +523,11 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float, liver: _Liver | None = None,
+    voxel_ml: float, liver: _Liver | None = None, plain: bool = False,
 ) -> np.ndarray | None:
     """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver``: where the
-    found liver puts the spleen (`_Liver`).
+    found liver puts the spleen (`_Liver`); ``plain``: a plain CT (the spleen's core lies lateral to
+    the left kidney's, `PLAIN_SPLEEN_LATERAL_MM`).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -524,7 +541,8 @@ def _choose(
                     and not lungs.beside_cage(c) and not _back_muscle(c, frame))
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
-            return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
+            lateral = PLAIN_SPLEEN_LATERAL_MM if plain else SPLEEN_LATERAL_MM
+            return (c.centroid[0] >= frame.mid_x + lateral and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
                     and not _thoracic(c, frame, lungs, lowest_z)
                     # the heart beside a left lung wrapping behind it is not "between" the lungs'
@@ -533,15 +551,15 @@ def _choose(
                     and not lungs.beside_cage(c)
                     # without a liver the upper abdomen may be out of the field: a core in the
                     # chest (the heart, enhanced like the spleen) is not taken for it
-                    and (lungs.fraction[_slice_of(c, frame)] < SPLEEN_MAX_LUNG_FRACTION if liver is None
+                    and (lungs.fraction[c.slice] < SPLEEN_MAX_LUNG_FRACTION if liver is None
                          else liver.spleen_floor <= c.centroid[2] < liver.top))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
         def fits(c: _Candidate) -> bool:
-            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
+            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_CORE_MAX_MM
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
-                    and lungs.fraction[_slice_of(c, frame)] < KIDNEY_MAX_LUNG_FRACTION
+                    and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
                     and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c))
     big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
