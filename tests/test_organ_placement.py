@@ -98,3 +98,19 @@ def test_noisy_plain_spleen_and_kidneys_are_doubtful():
     quiet = synthetic_abdomen(3, "non-contrast", noise_hu=8.0)
     organs = ClassicalSegmenter().organs(quiet.volume)
     assert not any("noisy" in r for reasons in organs.doubts.values() for r in reasons)
+
+
+def test_enhanced_left_kidney_without_a_spleen_is_doubtful():
+    """Arterial CT with the left kidney out of view (painted over as fat): the kidneys are searched
+    first in a band holding the enhanced spleen's HU, and the spleen was stated as the left kidney
+    (a stress case: 59 mL "kidney" where there is none)."""
+    case = synthetic_abdomen(2, "arterial")
+    case.volume.data[case.labels["kidney_left"]] = -90.0
+    spleen = case.labels["spleen"]
+    case.volume.data[spleen] = 150.0 + (case.volume.data[spleen] - np.median(case.volume.data[spleen]))
+    context = ToolContext(volumes={"0": case.volume})
+    organs = ClassicalSegmenter().organs(case.volume)
+    assert "kidney_left" in organs.masks and "spleen" not in organs.masks  # the case reproduces the swap
+    ev = default_registry().run(context, "segment", {"target": "kidney_left"})
+    assert ev.quality.level != "ok"
+    assert any("it may be the spleen" in r for r in ev.quality.reasons)

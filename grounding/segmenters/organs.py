@@ -384,7 +384,8 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
     may have taken the other's place, or be the other one with its neighbour out of view), and when
     they touch over more than `CONTACT_FRACTION` of the smaller one's surface (their boundary is a
     guess; also once enhanced where their bands meet); in any phase when the spleen's centre lies
-    below the left kidney's (swapped)."""
+    below the left kidney's (swapped); enhanced, a left kidney without a spleen beside it (the
+    spleen may be what was found)."""
     spleen = coarse == 1 + ABDOMEN_TARGETS.index("spleen")
     kidney = coarse == 1 + ABDOMEN_TARGETS.index("kidney_left")
     out: dict[str, list[str]] = {}
@@ -410,6 +411,12 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
         hu = " to ".join(f"{v:.0f}" for v in bands.get("kidney", (0.0, 0.0)))
         add(f"on plain CT the spleen and the kidneys have close HU (kidney band {hu} HU) and no {missing} was found "
             f"beside this {found}: it may be the {missing}, or include it", "spleen" if spleen.any() else "kidney_left")
+    elif kidney.any():
+        # enhanced, the kidneys are searched first, in a band that holds an enhanced spleen's HU (an
+        # arterial spleen of 90-140 HU, the kidney's medulla 70-100): with no spleen left beside
+        # it, the left kidney found may be the spleen (the kidney itself out of the field)
+        add(f"no spleen was found beside this left kidney, and in the {phase} phase the spleen's HU lies in the "
+            f"kidney's band ({bands['kidney'][0]:.0f} HU and above): it may be the spleen", "kidney_left")
     return out
 
 
