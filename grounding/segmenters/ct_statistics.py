@@ -8,7 +8,9 @@ block-mean HU smoothed by `SMOOTH_MM`, so the thresholds come from the scan, not
 * **spine**: the largest bone component (>= `SPINE_HU`) near the midline in the posterior half of
   the body, less an arterial aorta merged with it in front (per slice, a piece parted at a
   constriction whose core lies in front of the vertebral body's); its centroid (x) and its
-  anterior edge per slice (y) anchor the location priors.
+  anterior edge per slice (y) anchor the location priors. World y is measured along the spine:
+  shifted per slice by the Theil-Sen slope of the spine's front against z (a patient lying at an
+  angle to the scanner's axes), so that "in front of the spine" means the same at every level.
 * **aorta**: the brightest `AORTA_DISK_MM`-wide disk in front of the vertebral body, slightly to
   the patient's left (`AORTA_WINDOW_MM`), median over slices (unenhanced blood 35-55 HU, portal
   venous 130-200 HU, arterial 250-400 HU).

@@ -12,8 +12,12 @@ take well under a second of CPU after the chest analysis; the result is brought 
 resolution by deciding the voxels of each organ's coarse boundary layer (inside it: the coarse
 voxels beyond hold neighbouring soft tissue) with the full-resolution fat/soft-tissue threshold.
 
-Per organ, in the order liver, kidneys, spleen (each excluding the ones found before; the
-kidneys before the spleen, whose zone they share):
+Per organ, in the order liver, kidneys, spleen on enhanced CT, liver, spleen, kidneys on plain CT
+(each excluding the ones found before; enhanced, the brighter kidneys go before the spleen, whose
+zone and band they share; on plain CT, where the bands overlap, the spleen, placed by the liver's
+level, goes first). Positions are in world LPS mm with y measured along the spine (shifted per
+slice so that the spine's front lies at one y: a patient lying at an angle to the scanner's axes,
+`ct_statistics.body_frame`):
 
 1. the body voxels in the organ's band, opened with a ball of `OPENING_MM` (cuts thin bridges);
 2. each component is split at its constrictions: **cores** (voxels at least `CORE_MM` inside
@@ -27,18 +31,21 @@ kidneys before the spleen, whose zone they share):
    * liver: the largest core on the patient's right, not thoracic (the heart: above the
      liver's core, between the two lungs' medial edges in a slice at least
      `THORACIC_LUNG_FRACTION` lung; the basal recesses wrap around liver and spleen laterally,
-     so the lungs' centroids would put those organs "between" them); joining cores must not lie where the spleen, a
-     kidney or the heart belongs;
-   * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
-     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic and
-     below the found liver's top (the heart, with the left lung wrapped behind it, is not
-     "between" the lungs); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's and
-     below the liver's top (not the enhanced heart or kidney);
-   * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
-     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
-     below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
-     `KIDNEY_MAX_SIMILAR_SHELL` of the shell around it of its own HU (not a piece cut out of a
-     uniform region by the band);
+     so the lungs' centroids would put those organs "between" them), not among the back muscles;
+     joining cores must not lie where the spleen, a kidney or the heart belongs;
+   * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM` (on plain CT
+     `PLAIN_SPLEEN_LATERAL_MM`: lateral to the left kidney), behind the body's centre, at least
+     `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below the found liver's
+     top (the heart, with the left lung wrapped behind it, is not "between" the lungs) and no lower
+     than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
+     left kidney); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
+     heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
+     liver's, at the spleen's levels (not the enhanced heart or kidney);
+   * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
+     `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
+     anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
+     `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most `KIDNEY_MAX_SIMILAR_SHELL` of the
+     shell around it of its own HU (not a piece cut out of a uniform region by the band);
 
 4. the chosen basins are grown back through the opening within the band (lower bound on the
    lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
@@ -49,7 +56,12 @@ kidneys before the spleen, whose zone they share):
 5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
    `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
    found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
-   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall).
+   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
+   enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
+   kidney whose voxels' robust SD is above `NOISY_PLAIN_SD_HU` (noise hides their HU differences).
+
+No organ's core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent (an arm
+beside the chest).
 
 Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
 cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
@@ -341,7 +353,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
     for target in ("spleen", "kidney_left", "kidney_right"):
-        noise = _noise_doubt(volume.data, out.masks[target]) if phase == "non-contrast" and target in out.masks else None
+        plain = phase == "non-contrast" and target in out.masks
+        noise = _noise_doubt(volume.data, out.masks[target]) if plain else None
         if noise:
             out.doubts.setdefault(target, []).append(noise)
     return out
