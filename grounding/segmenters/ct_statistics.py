@@ -8,7 +8,9 @@ block-mean HU smoothed by `SMOOTH_MM`, so the thresholds come from the scan, not
 * **spine**: the largest bone component (>= `SPINE_HU`) near the midline in the posterior half of
   the body, less an arterial aorta merged with it in front (per slice, a piece parted at a
   constriction whose core lies in front of the vertebral body's); its centroid (x) and its
-  anterior edge per slice (y) anchor the location priors.
+  anterior edge per slice (y) anchor the location priors. World y is measured along the spine:
+  shifted per slice by the Theil-Sen slope of the spine's front against z (a patient lying at an
+  angle to the scanner's axes), so that "in front of the spine" means the same at every level.
 * **aorta**: the brightest `AORTA_DISK_MM`-wide disk in front of the vertebral body, slightly to
   the patient's left (`AORTA_WINDOW_MM`), median over slices (unenhanced blood 35-55 HU, portal
   venous 130-200 HU, arterial 250-400 HU).
@@ -47,6 +49,8 @@ VESSEL_CORE_MM = 5.0
 VESSEL_AHEAD_MM = 10.0
 #: ... and only a piece at least this thick (inscribed radius, mm): the abdominal aorta is 8-15 mm
 VESSEL_MIN_MM = 7.5
+#: slope (mm of the spine's front per mm of z) below which the patient is taken to lie along z
+MIN_TILT = 0.05
 #: aorta search window relative to the spine: x from its centre, y in front of its anterior edge (mm)
 AORTA_WINDOW_MM = {"x": (-15.0, 45.0), "y": (8.0, 50.0)}
 #: width (mm) of the disk averaged to read the aorta's HU (an adult aorta is 15-30 mm wide)
@@ -153,13 +157,38 @@ def body_frame(volume: Volume, grid: CoarseGrid, hu: np.ndarray, body: np.ndarra
         spine_x = float(x[spine].mean())
         ys = np.where(spine, y, np.inf).reshape(hu.shape[0], -1).min(axis=1)
         front_by_slice[np.isfinite(ys)] = ys[np.isfinite(ys)]
+        y = _along_spine(y, z, front_by_slice, spacing)
+        front_by_slice = np.where(spine, y, np.inf).reshape(hu.shape[0], -1).min(axis=1)
+        front_by_slice[~np.isfinite(front_by_slice)] = np.nan
         front = float(np.nanmedian(front_by_slice))
+        centre_y = float(y[body].mean())
     else:
         spine = np.zeros(hu.shape, dtype=bool)
         extent = y[body]
         spine_x, front = body_x, centre_y + 0.25 * float(extent.max() - extent.min())
     return BodyFrame(x=x, y=y, z=z, spacing=spacing, mid_x=spine_x, centre_y=centre_y, spine_x=spine_x,
                      spine_front_y=front, spine_front_by_slice=front_by_slice, depth=depth, spine=spine)
+
+
+def _along_spine(y: np.ndarray, z: np.ndarray, front_by_slice: np.ndarray,
+                 spacing: tuple[float, float, float]) -> np.ndarray:
+    """World y shifted per slice so that the spine's front lies at one y: a patient lying at an
+    angle to the scanner's axes (or a tilted gantry written into the affine as a tilted patient)
+    moves every organ's y with its slice by up to z * tan(tilt), 80 mm over a 300 mm scan at 15
+    degrees, which would put a kidney "in front of" the spine read at another level. The slope is
+    the Theil-Sen fit of the spine's front against the slice's z (robust to slices where an
+    aorta or a disc moves the front); under `MIN_TILT` (a straight patient, a lordosis) y is kept."""
+    from scipy.stats import theilslopes
+
+    found = np.isfinite(front_by_slice)
+    if found.sum() < 3:
+        return y
+    zs = z.reshape(z.shape[0], -1).mean(axis=1)
+    slope, _, _, _ = theilslopes(front_by_slice[found], zs[found])
+    if not np.isfinite(slope) or abs(slope) < MIN_TILT:
+        return y
+    centre = float(np.median(zs[found]))
+    return np.asarray(y - np.float32(slope) * (z - np.float32(centre)), dtype=np.float32)
 
 
 def _without_vessel_in_front(spine: np.ndarray, y: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:

@@ -12,8 +12,12 @@ take well under a second of CPU after the chest analysis; the result is brought 
 resolution by deciding the voxels of each organ's coarse boundary layer (inside it: the coarse
 voxels beyond hold neighbouring soft tissue) with the full-resolution fat/soft-tissue threshold.
 
-Per organ, in the order liver, kidneys, spleen (each excluding the ones found before; the
-kidneys before the spleen, whose zone they share):
+Per organ, in the order liver, kidneys, spleen on enhanced CT, liver, spleen, kidneys on plain CT
+(each excluding the ones found before; enhanced, the brighter kidneys go before the spleen, whose
+zone and band they share; on plain CT, where the bands overlap, the spleen, placed by the liver's
+level, goes first). Positions are in world LPS mm with y measured along the spine (shifted per
+slice so that the spine's front lies at one y: a patient lying at an angle to the scanner's axes,
+`ct_statistics.body_frame`):
 
 1. the body voxels in the organ's band, opened with a ball of `OPENING_MM` (cuts thin bridges);
 2. each component is split at its constrictions: **cores** (voxels at least `CORE_MM` inside
@@ -27,18 +31,21 @@ kidneys before the spleen, whose zone they share):
    * liver: the largest core on the patient's right, not thoracic (the heart: above the
      liver's core, between the two lungs' medial edges in a slice at least
      `THORACIC_LUNG_FRACTION` lung; the basal recesses wrap around liver and spleen laterally,
-     so the lungs' centroids would put those organs "between" them); joining cores must not lie where the spleen, a
-     kidney or the heart belongs;
-   * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM`, behind the body's
-     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic and
-     below the found liver's top (the heart, with the left lung wrapped behind it, is not
-     "between" the lungs); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the liver's and
-     below the liver's top (not the enhanced heart or kidney);
-   * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM` from its centre, no
-     further forward than `KIDNEY_FRONT_MM` of its anterior edge, `ORGAN_MIN_DEPTH_MM` deep),
-     below the chest (in a slice less than `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most
-     `KIDNEY_MAX_SIMILAR_SHELL` of the shell around it of its own HU (not a piece cut out of a
-     uniform region by the band);
+     so the lungs' centroids would put those organs "between" them), not among the back muscles;
+     joining cores must not lie where the spleen, a kidney or the heart belongs;
+   * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM` (on plain CT
+     `PLAIN_SPLEEN_LATERAL_MM`: lateral to the left kidney), behind the body's centre, at least
+     `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below the found liver's
+     top (the heart, with the left lung wrapped behind it, is not "between" the lungs) and no lower
+     than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
+     left kidney); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
+     heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
+     liver's, at the spleen's levels (not the enhanced heart or kidney);
+   * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
+     `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
+     anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
+     `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most `KIDNEY_MAX_SIMILAR_SHELL` of the
+     shell around it of its own HU (not a piece cut out of a uniform region by the band);
 
 4. the chosen basins are grown back through the opening within the band (lower bound on the
    lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
@@ -49,7 +56,12 @@ kidneys before the spleen, whose zone they share):
 5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
    `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
    found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
-   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall).
+   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
+   enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
+   kidney whose voxels' robust SD is above `NOISY_PLAIN_SD_HU` (noise hides their HU differences).
+
+No organ's core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent (an arm
+beside the chest).
 
 Works on partial coverage (a few slices), thick or thin slices and any in-plane size; an organ
 cut by the field of view is measured as far as it is seen. Known limits: a fatty liver below
@@ -134,11 +146,27 @@ SAME_ORGAN_HU = 12.0
 SPLEEN_LATERAL_MM = 40.0
 KIDNEY_ZONE_MM = (40.0, 130.0)
 KIDNEY_FRONT_MM = 45.0
+#: a kidney's core lies at most this far (mm) from the spine's centre (adult kidneys' centres lie
+#: 50-90 mm from the midline; the spleen's, beside the left kidney on plain CT at a close HU, 85-120)
+KIDNEY_CORE_MAX_MM = 100.0
 #: a kidney's centre lies in a slice where lung is less than this fraction of the body (the
 #: posterior lung recesses reach down to the upper poles, not to the hilum)
 KIDNEY_MAX_LUNG_FRACTION = 0.1
 #: a core is in the chest (the heart) only in a slice where lung is at least this fraction of the body
 THORACIC_LUNG_FRACTION = 0.1
+#: a spleen's core lies no more than this (mm) below the liver's centre (the spleen lies at the
+#: level of the liver's upper half, the left kidney's centre 30-80 mm lower) and no more than this
+#: below the liver's top (the spleen's centre lies 40-90 mm below the right dome, the kidneys'
+#: 110-150 mm); without a liver, in a slice with less than this fraction of lung
+SPLEEN_BELOW_LIVER_MM = 20.0
+SPLEEN_BELOW_DOME_MM = 100.0
+#: on plain CT, where HU does not part them, the spleen's core lies at least this far (mm) left of
+#: the midline: lateral to the left kidney's (adult spleens' centres lie 85-120 mm from the
+#: midline, kidneys' 50-80 mm); its mode is read there too
+PLAIN_SPLEEN_LATERAL_MM = 80.0
+SPLEEN_MAX_LUNG_FRACTION = 0.2
+#: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
+CAGE_MARGIN_MM = 25.0
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
@@ -153,6 +181,10 @@ WALL_FRACTION = 0.065
 WALL_DEPTH_MM = 15.0
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
 CONTACT_FRACTION = 0.15
+#: plain CT noisier than this (robust SD, HU, in the organ) cannot tell spleen and kidneys from their
+#: neighbours; voxels sampled to estimate it
+NOISY_PLAIN_SD_HU = 22.0
+NOISE_SAMPLE = 200_000
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -187,17 +219,52 @@ class AbdomenOrgans:
 
 @dataclass
 class _Lungs:
-    """The coarse lung masks and, per slice, the fraction of the body that is lung."""
+    """The coarse lung masks, per slice the fraction of the body that is lung, and the lungs'
+    widest extent in world x (None without lungs)."""
 
     left: np.ndarray
     right: np.ndarray
     fraction: np.ndarray
+    x_range: tuple[float, float] | None
 
     @classmethod
-    def of(cls, labels: np.ndarray, body: np.ndarray) -> "_Lungs":
+    def of(cls, labels: np.ndarray, body: np.ndarray, x: np.ndarray) -> "_Lungs":
         left, right = labels == LEFT, labels == RIGHT
         area = np.maximum(body.sum(axis=(1, 2)), 1)
-        return cls(left, right, (left | right).sum(axis=(1, 2)) / area)
+        both = left | right
+        x_range = (float(x[both].min()), float(x[both].max())) if both.any() else None
+        return cls(left, right, both.sum(axis=(1, 2)) / area, x_range)
+
+    def beside_cage(self, c: "_Candidate") -> bool:
+        """Whether a core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent:
+        an arm beside the chest (its muscle has the liver's HU), not an organ inside the ribs."""
+        if self.x_range is None:
+            return False
+        return not self.x_range[0] - CAGE_MARGIN_MM <= c.centroid[0] <= self.x_range[1] + CAGE_MARGIN_MM
+
+
+@dataclass
+class _Liver:
+    """What the found liver says about where the spleen may lie: below its top (above it is the
+    heart), its core no lower than ``spleen_floor`` (world z): `SPLEEN_BELOW_LIVER_MM` below the
+    liver's centre unless the field cuts the liver below, `SPLEEN_BELOW_DOME_MM` below its top
+    unless the field cuts it above (-inf when both are cut)."""
+
+    top: float
+    spleen_floor: float
+
+    @classmethod
+    def of(cls, liver: np.ndarray, frame: BodyFrame) -> "_Liver | None":
+        if not liver.any():
+            return None
+        z = frame.z[liver]
+        levels = frame.z.reshape(frame.z.shape[0], -1).mean(axis=1)
+        floor = -np.inf
+        if not liver[int(np.argmin(levels))].any():
+            floor = float(z.mean()) - SPLEEN_BELOW_LIVER_MM
+        if not liver[int(np.argmax(levels))].any():
+            floor = max(floor, float(z.max()) - SPLEEN_BELOW_DOME_MM)
+        return cls(float(z.max()), floor)
 
 
 @dataclass(eq=False)
@@ -205,7 +272,8 @@ class _Candidate:
     """One basin: its voxels (coarse), its core's centroid (world mm) and median HU, core size, and
     the fraction of the shell around it within `SIMILAR_HU` of its HU (a piece cut out of a larger
     uniform region by the band's threshold is surrounded by similar tissue, an organ mostly by fat
-    or by tissue of another HU)."""
+    or by tissue of another HU), its depth below the skin and the coarse slice of its centroid (not
+    found from its z: on an oblique affine a slice spans a range of z)."""
 
     mask: np.ndarray
     centroid: tuple[float, float, float]
@@ -213,6 +281,7 @@ class _Candidate:
     core_voxels: int
     similar_shell: float
     depth_mm: float
+    slice: int
 
 
 def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
@@ -225,7 +294,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     grid, body = chest.grid, chest.body
     hu, hu_edge = smoothed_coarse_hu(volume, grid)
     frame = body_frame(volume, grid, hu, body)
-    lungs = _Lungs.of(chest.labels, body)
+    lungs = _Lungs.of(chest.labels, body, frame.x)
     edge = fat_edge(hu, body)
     zones = _zones(frame, body)
     liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
@@ -236,12 +305,21 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     voxel_ml = float(np.prod(frame.spacing)) / 1000.0
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
-    for organ, targets in (("liver", ("liver",)), ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))):
+    kidneys, spleen = ("kidney", ("kidney_left", "kidney_right")), ("spleen", ("spleen",))
+    # enhanced, the kidneys (brighter) go first: the spleen's band holds their cortex; on plain CT the
+    # bands overlap, and the spleen, placed by the liver's level (`_Liver`), goes first: the kidney's
+    # looser prior (beside the spine) also fits a spleen's medial part
+    order = (spleen, kidneys) if phase == "non-contrast" else (kidneys, spleen)
+    for organ, targets in (("liver", ("liver",)), *order):
         liver = out.bands.get("liver")
-        liver_top = float(frame.z[coarse == 1].max()) if (coarse == 1).any() else None
+        found_liver = _Liver.of(coarse == 1, frame)
         zone = zones[organ] & ~taken
-        if organ == "spleen" and liver_top is not None:
-            zone &= frame.z < liver_top  # above the liver's dome lies the heart, not the spleen
+        if organ == "spleen" and found_liver is not None:
+            # above the liver's dome lies the heart; low beside the spine, the left kidney (whose
+            # HU, on plain CT, would otherwise centre the spleen's band)
+            zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
+        if organ == "spleen" and phase == "non-contrast":
+            zone &= frame.x >= frame.mid_x + PLAIN_SPLEEN_LATERAL_MM
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
@@ -252,7 +330,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver_top)
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver, phase == "non-contrast")
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -274,7 +352,27 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
+    for target in ("spleen", "kidney_left", "kidney_right"):
+        plain = phase == "non-contrast" and target in out.masks
+        noise = _noise_doubt(volume.data, out.masks[target]) if plain else None
+        if noise:
+            out.doubts.setdefault(target, []).append(noise)
     return out
+
+
+def _noise_doubt(data: np.ndarray, organ: np.ndarray) -> str | None:
+    """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the robust SD of its
+    voxels (uniform organs on plain CT: their noise, more when the mask holds a neighbour) is above
+    `NOISY_PLAIN_SD_HU`, where the 5-15 HU between spleen, kidney, muscle and bowel is lost even
+    after the smoothing (the bands break up)."""
+    values = data[organ]
+    values = values[:: max(1, values.size // NOISE_SAMPLE)].astype(np.float32)
+    sd = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    if sd <= NOISY_PLAIN_SD_HU:
+        return None
+    return (f"noisy plain CT (its voxels' SD about {sd:.0f} HU): spleen, kidneys, muscle and bowel lie within "
+            f"5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour or miss "
+            f"part of the organ")
 
 
 def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
@@ -299,7 +397,8 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
     may have taken the other's place, or be the other one with its neighbour out of view), and when
     they touch over more than `CONTACT_FRACTION` of the smaller one's surface (their boundary is a
     guess; also once enhanced where their bands meet); in any phase when the spleen's centre lies
-    below the left kidney's (swapped)."""
+    below the left kidney's (swapped); enhanced, a left kidney without a spleen beside it (the
+    spleen may be what was found)."""
     spleen = coarse == 1 + ABDOMEN_TARGETS.index("spleen")
     kidney = coarse == 1 + ABDOMEN_TARGETS.index("kidney_left")
     out: dict[str, list[str]] = {}
@@ -325,6 +424,12 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
         hu = " to ".join(f"{v:.0f}" for v in bands.get("kidney", (0.0, 0.0)))
         add(f"on plain CT the spleen and the kidneys have close HU (kidney band {hu} HU) and no {missing} was found "
             f"beside this {found}: it may be the {missing}, or include it", "spleen" if spleen.any() else "kidney_left")
+    elif kidney.any():
+        # enhanced, the kidneys are searched first, in a band that holds an enhanced spleen's HU (an
+        # arterial spleen of 90-140 HU, the kidney's medulla 70-100): with no spleen left beside
+        # it, the left kidney found may be the spleen (the kidney itself out of the field)
+        add(f"no spleen was found beside this left kidney, and in the {phase} phase the spleen's HU lies in the "
+            f"kidney's band ({bands['kidney'][0]:.0f} HU and above): it may be the spleen", "kidney_left")
     return out
 
 
@@ -362,6 +467,10 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
         # the liver, large and first, is surely there: the prior bounds where its mode is looked
         # for, not the band around it (a plain liver at 47 HU lost its part below 38 HU)
         return mode - half, mode + half
+    if organ == "spleen" and phase == "non-contrast" and liver_hu is not None:
+        # placed by the liver's level (`_Liver`), found before the kidneys: the band follows its own
+        # mode below the prior (a plain spleen of 35 HU beside a liver of 47 HU lost its lower half)
+        return mode - half, min(high, mode + half)
     # spleen and kidneys: a mode at the prior's edge may be no organ at all (chest wall muscle on
     # a chest CT); plain kidneys lie within 10-15 HU of the spleen beside them
     return max(low, mode - half), min(high, mode + half)
@@ -412,14 +521,10 @@ def _candidates(
             local = mask[box]
             shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
             similar = float(np.mean(np.abs(hu[box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
-            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx])))
+            out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx]),
+                                  int(zyx[0])))
     out.sort(key=lambda c: -int(c.mask.sum()))
     return out
-
-
-def _slice_of(c: _Candidate, frame: BodyFrame) -> int:
-    """The coarse slice of a core's centroid."""
-    return int(np.argmin(np.abs(frame.z[:, 0, 0] - c.centroid[2])))
 
 
 def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
@@ -428,7 +533,7 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
     wraps around the liver or the spleen laterally, which would put those organs "between" them."""
     if c.centroid[2] <= above_z:
         return False
-    k = _slice_of(c, frame)
+    k = c.slice
     left, right = lungs.left[k], lungs.right[k]
     # a few voxels of "lung" (the recesses' tips, bowel gas below the chest) make no chest
     if lungs.fraction[k] < THORACIC_LUNG_FRACTION or not (left.any() and right.any()):
@@ -438,10 +543,11 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float, liver_top: float | None = None,
+    voxel_ml: float, liver: _Liver | None = None, plain: bool = False,
 ) -> np.ndarray | None:
-    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver_top``: the
-    found liver's highest world z (the spleen's core lies below it).
+    """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver``: where the
+    found liver puts the spleen (`_Liver`); ``plain``: a plain CT (the spleen's core lies lateral to
+    the left kidney's, `PLAIN_SPLEEN_LATERAL_MM`).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -451,24 +557,30 @@ def _choose(
     lowest_z = float(frame.z.min())
     if target == "liver":
         def fits(c: _Candidate) -> bool:
-            return c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+            return (c.centroid[0] < frame.mid_x and not _thoracic(c, frame, lungs, lowest_z)
+                    and not lungs.beside_cage(c) and not _back_muscle(c, frame))
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
-            return (c.centroid[0] >= frame.mid_x + SPLEEN_LATERAL_MM and c.centroid[1] >= frame.centre_y - 20.0
+            lateral = PLAIN_SPLEEN_LATERAL_MM if plain else SPLEEN_LATERAL_MM
+            return (c.centroid[0] >= frame.mid_x + lateral and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
                     and not _thoracic(c, frame, lungs, lowest_z)
                     # the heart beside a left lung wrapping behind it is not "between" the lungs'
                     # medial edges; it lies above the liver's dome (the lungs' recesses reach far
                     # down around the spleen: no lung fraction tells them apart)
-                    and (liver_top is None or c.centroid[2] < liver_top))
+                    and not lungs.beside_cage(c)
+                    # without a liver the upper abdomen may be out of the field: a core in the
+                    # chest (the heart, enhanced like the spleen) is not taken for it
+                    and (lungs.fraction[c.slice] < SPLEEN_MAX_LUNG_FRACTION if liver is None
+                         else liver.spleen_floor <= c.centroid[2] < liver.top))
     else:
         side = 1.0 if target == "kidney_left" else -1.0
 
         def fits(c: _Candidate) -> bool:
-            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_ZONE_MM[1]
+            return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_CORE_MAX_MM
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
-                    and lungs.fraction[_slice_of(c, frame)] < KIDNEY_MAX_LUNG_FRACTION
-                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL)
+                    and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
+                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c))
     big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
         return None
