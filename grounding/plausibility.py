@@ -24,6 +24,17 @@ says when it may be wrong:
   fields of very different size, a flat-band cardiac silhouette are ``implausible``; lung fields
   whose lower borders are faint (no diaphragm under them, `XR_DIAPHRAGM_CONTRAST`) are ``doubtful``.
 
+* **the image itself** (`image_quality`, on every view): a constant image holds nothing to see
+  (``implausible``); a modality guessed from the values other than CT (a photograph, a CT stored
+  without its rescale intercept, a synthetic image are all "MR" or "XR" by that guess) is
+  ``doubtful``, so an answer naming the modality says it is a guess.
+* **radiograph view** (`radiograph_view_quality`): the lung fields, the cardiac silhouette and the
+  cardiothoracic ratio are defined on a frontal (PA/AP) film; a lateral or oblique film (DICOM
+  ``ViewPosition``, or a ``PatientOrientation`` whose rows run anterior-posterior) is
+  ``implausible`` for them, a decubitus film ``doubtful``.
+* **field of view of a negative search**: a lung search on a scan whose range cuts the lungs
+  covers only the part shown, so "no nodule" is ``doubtful`` (`negative_quality`).
+
 The ranges are the ones radiology uses for adults; children, resections and situs inversus fall
 outside them, which is why a level is a caveat for the reader, not a verdict.
 """
@@ -86,6 +97,12 @@ XR_DIAPHRAGM_CONTRAST = 0.15
 XR_BORDER_BAND = 0.03
 #: a mask is cut by the field of view where its section on the edge is this share of its largest
 CUT_FRACTION = 0.25
+#: DICOM ViewPosition values of radiographs that are not frontal projections (lateral, oblique)
+NON_FRONTAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLO", "RLO", "LAO", "RAO", "LPO", "RPO", "OBLIQUE"})
+#: frontal films taken with the patient lying on one side: the heart and mediastinum shift
+DECUBITUS_VIEWS = frozenset({"LLD", "RLD", "DECUBITUS"})
+#: targets measured on a frontal radiograph
+FRONTAL_TARGETS = frozenset({"lungs", "lung_left", "lung_right", "heart"})
 #: targets whose HU thresholds assume CT
 CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
 #: targets that name a side (their answer is a side)
@@ -311,12 +328,74 @@ def ctr_quality(ratio: float) -> Quality:
 
 
 def negative_quality(volume: Volume, searched: dict[str, Any], region_quality: Quality | None) -> Quality:
-    """How sure an empty search is: it can be no better than the region it searched."""
+    """How sure an empty search is: it can be no better than the region it searched.
+
+    ``searched["region_cut"]`` names where the scan range cuts the searched region (the lungs
+    reaching the first or last slice): what lies beyond was not searched.
+    """
     q = fact_quality(volume, uses_hu=True)
     q.checks.append("search region")
     if region_quality is not None and region_quality.level == "implausible":
         for reason in region_quality.reasons:
             q.flag("doubtful", f"the searched region is itself implausible: {reason}")
+    if searched.get("region_cut"):
+        q.flag("doubtful", f"the scan range cuts the searched region (it reaches the {searched['region_cut']}): "
+                           f"only the part in the scan was searched")
     if searched.get("limits"):
         q.checks.append(f"not searched: {searched['limits']}")
+    return q
+
+
+def image_quality(volume: Volume) -> Quality:
+    """What a view of the whole image can be trusted for: its content and its modality (see the
+    module docstring). A CT recognised by its value signature (air and fat peaks in Hounsfield
+    units) is noted, not flagged: the signature is what the CT thresholds need."""
+    q = Quality(checks=["image content", "modality source"])
+    # loaded volumes hold finite values only (`imaging.io.limits`: NaN/inf are refused or replaced)
+    lo, hi = (float(volume.data.min()), float(volume.data.max())) if volume.data.size else (0.0, 0.0)
+    if lo == hi:
+        q.flag("implausible", f"the image is constant (every voxel is {lo:g}): it holds nothing to see")
+    fact = volume.facts["modality"]
+    if fact.assumed and volume.modality != "CT":
+        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the file does not say): "
+                           f"it may be another kind of image; give --modality")
+    elif fact.assumed:
+        q.checks.append("modality CT guessed from the voxel values")
+    return q
+
+
+def radiograph_view(volume: Volume) -> str:
+    """The projection of a radiograph: ``frontal``, ``lateral`` (lateral or oblique), ``decubitus``
+    or ``unknown``, from DICOM ViewPosition, else from PatientOrientation (rows running anterior or
+    posterior are a lateral projection's)."""
+    position = str(volume.metadata.get("ViewPosition") or "").strip().upper()
+    if position in NON_FRONTAL_VIEWS:
+        return "lateral"
+    if position in DECUBITUS_VIEWS:
+        return "decubitus"
+    if position in ("PA", "AP"):
+        return "frontal"
+    orientation = volume.metadata.get("PatientOrientation")
+    rows = str(orientation[0] if isinstance(orientation, (list, tuple)) and orientation else "").strip().upper()
+    if rows[:1] in ("A", "P"):
+        return "lateral"
+    if rows[:1] in ("L", "R"):
+        return "frontal"
+    return "unknown"
+
+
+def radiograph_view_quality(volume: Volume, target: str | None) -> Quality:
+    """A lung field, cardiac silhouette or cardiothoracic ratio read off a film that is not a
+    frontal projection (see the module docstring)."""
+    q = Quality(checks=["radiograph view"])
+    if target not in FRONTAL_TARGETS:
+        return q
+    view = radiograph_view(volume)
+    position = volume.metadata.get("ViewPosition") or f"PatientOrientation {volume.metadata.get('PatientOrientation')}"
+    if view == "lateral":
+        q.flag("implausible", f"the radiograph is not a frontal film ({position}): lung fields, heart borders and "
+                              f"the cardiothoracic ratio are defined on a PA or AP chest film")
+    elif view == "decubitus":
+        q.flag("doubtful", f"the radiograph is a decubitus film ({position}): the patient lay on one side, which "
+                           f"shifts the heart and mediastinum")
     return q

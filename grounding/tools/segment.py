@@ -34,6 +34,7 @@ from grounding.plausibility import (
     lung_pair_quality,
     negative_quality,
     radiograph_quality,
+    radiograph_view_quality,
     structure_quality,
     touches_field_edge,
 )
@@ -408,6 +409,7 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
+        q.merge(radiograph_view_quality(vol, target))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
         other_mask = _lung_mask(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other_mask is not None:
@@ -464,8 +466,12 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
     out: dict[str, Any] = {"what": what or (f"'{target}' over the whole volume" if prompt is None
                                             else f"'{target}' inside the prompt")}
     if target in ("nodule", "lesion") and prompt is None and vol.modality == "CT":
-        found = {side: _lung_ml(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
-        lungs = {side: ml for side, ml in found.items() if ml is not None}
+        masks = {side: _lung_mask(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
+        lungs = {side: _mask_ml(m, vol) for side, m in masks.items() if m is not None}
+        cut = [where for m in masks.values() if m is not None and (box := mask_bbox(m)) is not None
+               for where in touches_field_edge(m, box, vol)]
+        if cut:
+            out["region_cut"] = " and ".join(dict.fromkeys(cut))
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())
