@@ -32,6 +32,9 @@ says when it may be wrong:
   cardiothoracic ratio are defined on a frontal (PA/AP) film; a lateral or oblique film (DICOM
   ``ViewPosition``, or a ``PatientOrientation`` whose rows run anterior-posterior) is
   ``implausible`` for them, a decubitus film ``doubtful``.
+* **lung scale**: a nodule found in lungs that the scan range does not cut but that measure far
+  outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
+  (or lung mask) that is probably wrong.
 * **field of view of a negative search**: a lung search on a scan whose range cuts the lungs
   covers only the part shown, so "no nodule" is ``doubtful`` (`negative_quality`).
 
@@ -253,6 +256,19 @@ def lung_pair_quality(right_ml: float, left_ml: float, cut: bool = False) -> Qua
     elif not LUNG_RATIO[0] <= ratio <= LUNG_RATIO[1]:
         q.flag("doubtful", f"right/left lung volume ratio {ratio:.2f} ({right_ml:.0f} / {left_ml:.0f} mL) is "
                            f"unusual (normal about 1.1){shown}")
+    return q
+
+
+def lung_scale_quality(lungs_ml: float, cut_at: list[str]) -> Quality:
+    """The scale a size found in the lungs rests on: lungs that the scan range does not cut but
+    that measure far outside the adult range (under `FAR_BELOW` of its lower end, over `FAR_ABOVE`
+    of its upper) mean the spacing (or the lung mask) is off, and a nodule's millimetres with it."""
+    q = Quality(checks=["lung scale"])
+    lo, hi = NORMAL_ML["lungs"]
+    if not cut_at and not FAR_BELOW * lo <= lungs_ml <= FAR_ABOVE * hi:
+        q.flag("doubtful", f"the lungs it lies in measure {lungs_ml:.0f} mL with the scan's spacing, far from the "
+                           f"adult {lo:.0f}-{hi:.0f} mL: the spacing (or the lung mask) may be wrong, and this size "
+                           f"with it")
     return q
 
 

@@ -173,6 +173,27 @@ def test_no_nodule_on_a_scan_of_the_lung_bases_only_is_not_stated_as_fact():
     assert touches_field_edge(lungs, mask_bbox(lungs), chest) == []
 
 
+def test_a_nodule_size_on_a_spacing_far_too_small_for_the_lungs_is_doubtful():
+    """The header's spacing is half the true one (a resampled volume that kept the old header):
+    the nodule measured half its size was stated as fact; the lungs it lies in are then far
+    under the adult range, which makes the size doubtful. The true spacing keeps it ok."""
+    from imaging.phantoms import NoduleSpec, chest_ct
+
+    chest = chest_ct(seed=1, spacing=(3.0, 4.0, 4.0), nodules=[NoduleSpec(diameter_mm=16.0, side="right")]).volume
+    halved = Volume(chest.data, tuple(s / 2 for s in chest.spacing), np.diag([2.0, 2.0, 1.5, 1.0]), "CT")
+    for volume, expected in ((chest, "ok"), (halved, "doubtful")):
+        found = default_registry().run(_context(volume), "segment", {"target": "nodule"})
+        assert found.data["voxels"] > 0
+        assert found.quality.level == expected, found.quality.reasons
+    assert "the spacing (or the lung mask) may be wrong" in found.quality.reasons[0]
+
+
+def _context(volume: Volume):
+    from grounding.tool import ToolContext
+
+    return ToolContext(volumes={"0": volume})
+
+
 # -- step verifiers -----------------------------------------------------------------------------
 
 def _trace_stating(answer: str, evidence: list[Evidence], inputs: list[dict]):
