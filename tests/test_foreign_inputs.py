@@ -95,6 +95,22 @@ def test_image_quality_trusts_stated_modalities_and_the_ct_signature(tmp_path):
     assert image_quality(given).trusted
 
 
+@pytest.mark.parametrize("unit, mm_per_unit", [("meter", 1000.0), ("micron", 0.001), ("mm", 1.0), ("unknown", 1.0)])
+def test_nifti_spatial_units_are_converted_to_mm(tmp_path, unit, mm_per_unit):
+    """A header in metres (xyzt_units) was read as mm: 0.004 mm voxels, every size 1000 times off."""
+    chest = _chest()
+    affine = np.diag([-4.0 / mm_per_unit, -4.0 / mm_per_unit, 6.0 / mm_per_unit, 1.0])
+    affine[:3, 3] = [10.0 / mm_per_unit, 20.0 / mm_per_unit, -30.0 / mm_per_unit]
+    img = nib.Nifti1Image(chest.data.transpose(2, 1, 0).astype(np.int16), affine)
+    img.set_sform(affine, 1)
+    img.header.set_xyzt_units(unit)
+    nib.save(img, str(tmp_path / "units.nii.gz"))
+    volume = load(tmp_path / "units.nii.gz")
+    np.testing.assert_allclose(volume.spacing, (6.0, 4.0, 4.0), rtol=1e-5)
+    np.testing.assert_allclose(volume.voxel_to_world([[0.0, 0.0, 0.0]])[0], [-10.0, -20.0, -30.0], atol=1e-3)
+    assert ("converted to mm" in volume.facts["spacing"].detail) == (mm_per_unit != 1.0)
+
+
 # -- radiograph view ----------------------------------------------------------------------------
 
 @functools.cache
