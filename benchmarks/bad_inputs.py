@@ -533,6 +533,26 @@ def _lateral_film(folder: Path) -> Path:
     return path
 
 
+def _nifti_in_metres(folder: Path) -> Path:
+    """The chest with its header in metres (xyzt_units), as some converters write it."""
+    import nibabel as nib
+
+    vol = _chest().volume
+    sz, sy, sx = (s / 1000.0 for s in vol.spacing)
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    img = nib.Nifti1Image(vol.data.transpose(2, 1, 0).astype(np.int16), affine)
+    img.set_sform(affine, 1)
+    img.header.set_xyzt_units("meter")
+    path = folder / "metres.nii.gz"
+    nib.save(img, str(path))
+    return path
+
+
+def _spacing_in_mm(o: Outcome) -> str:
+    spacing = o.json()["volume"]["spacing_mm_zyx"]
+    return "" if np.allclose(spacing, [6.0, 4.0, 4.0], rtol=1e-4) else f"spacing {spacing} mm, expected 6 x 4 x 4 mm"
+
+
 def _answer_hedged(*words: str) -> Callable[[Outcome], str]:
     """The answer is hedged or declined and names ``words`` (the reason)."""
     def check(o: Outcome) -> str:
@@ -601,6 +621,7 @@ def catalogue() -> list[Entry]:
             _infer("What is the modality of this image?", expect="result", check=_answer_hedged("constant"))]),
         Entry("nifti_one_ct_slice", _one_ct_slice, [
             _infer("What is the volume of the lungs?", expect="result", check=_answer_hedged("2-D"))]),
+        Entry("nifti_units_metres", _nifti_in_metres, [_inspect(["--json"], expect="result", check=_spacing_in_mm)]),
         Entry("dicom_lateral_film", _lateral_film, [
             _infer("What is the cardiothoracic ratio?", expect="result", check=_answer_hedged("not a frontal film"))]),
         Entry("dicom_uneven_slices", _uneven, [
