@@ -7,7 +7,8 @@ says when it may be wrong:
 
 * **assumed facts**: a spacing the file did not give makes every mm figure a guess; an assumed
   orientation makes every side a guess; a modality guessed from the values makes HU thresholds a
-  guess (`imaging.provenance`).
+  guess (`imaging.provenance`); a modality other than CT (given or from the DICOM tag) on values
+  with the Hounsfield signature of CT makes the search for that modality doubtful.
 * **normative adult volumes** (`NORMAL_ML`, CT at full inspiration for the lungs): outside the range
   is ``doubtful``; below `FAR_BELOW` of its lower end or above `FAR_ABOVE` of its upper end is
   ``implausible``. A mask cut by the field of view (touching the first or last slice, or the image
@@ -51,6 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.quality import Quality
+from imaging.io.metadata import looks_like_ct
 from imaging.volume import Volume
 
 #: adult volumes in mL (whole organ). Lungs: CT at inspiration; liver 1.0-2.6 L; spleen up to
@@ -130,6 +132,12 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
             # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
             q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the sequence is "
                                f"unknown): the search may not apply; give --modality")
+    elif uses_hu and volume.modality != "CT" and looks_like_ct(volume.data):
+        # a stated modality the values contradict: a CT given as MR gets an MR search of a "brain"
+        stated = facts["modality"].detail or facts["modality"].source
+        q.flag("doubtful", f"the voxel values carry the Hounsfield-unit signature of CT (air near -1000, fat near "
+                           f"-100) although the modality is {volume.modality} ({stated}): the {volume.modality} "
+                           f"search may not apply")
     return q
 
 

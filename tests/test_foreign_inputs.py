@@ -111,6 +111,15 @@ def test_nifti_spatial_units_are_converted_to_mm(tmp_path, unit, mm_per_unit):
     assert ("converted to mm" in volume.facts["spacing"].detail) == (mm_per_unit != 1.0)
 
 
+def test_a_ct_given_as_mr_gets_no_confident_brain_answer(tmp_path):
+    """--modality MR on a chest CT: the MR lesion search ran on a "brain" and answered "No" as fact."""
+    volume = load(_nifti(_chest().data, (6.0, 4.0, 4.0), tmp_path / "chest.nii.gz"), modality="MR")
+    trace = _ask(volume, "Is there a lesion in the brain?")
+    search = next(e for e in trace.evidence if e.tool == "segment")
+    assert search.quality.level == "doubtful" and "signature of CT" in search.quality.reasons[0]
+    assert not trace.answer.startswith("No"), trace.answer
+
+
 # -- radiograph view ----------------------------------------------------------------------------
 
 @functools.cache
