@@ -267,7 +267,7 @@ def lung_pair_quality(right_ml: float, left_ml: float, cut: bool = False) -> Qua
     return q
 
 
-def lung_scale_quality(lungs_ml: float, cut_at: list[str]) -> Quality:
+def lung_scale_quality(lungs_ml: float, cut_at: FieldCut) -> Quality:
     """The scale a size found in the lungs rests on: lungs that the scan range does not cut but
     that measure far outside the adult range (under `FAR_BELOW` of its lower end, over `FAR_ABOVE`
     of its upper) mean the spacing (or the lung mask) is off, and a nodule's millimetres with it."""

@@ -473,7 +473,7 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
     if target in ("nodule", "lesion") and prompt is None and vol.modality == "CT":
         lungs, cut = _lung_region(context, volume_id, vol)
         if cut:
-            out["region_cut"] = " and ".join(cut)
+            out["region_cut"] = cut.describe()
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())
@@ -487,14 +487,15 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
     return out
 
 
-def _lung_region(context: ToolContext, volume_id: str, vol: Volume) -> tuple[dict[str, float], list[str]]:
+def _lung_region(context: ToolContext, volume_id: str, vol: Volume) -> tuple[dict[str, float], FieldCut]:
     """The volume (mL) of each lung the same segmenter finds (cached; a lung it cannot find is left
-    out), and where the scan's field cuts them (`touches_field_edge`)."""
+    out), and where the scan's field cuts either of them (`touches_field_edge`)."""
     masks = {side: _lung_mask(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
     lungs = {side: _mask_ml(m, vol) for side, m in masks.items() if m is not None}
-    cut = [where for m in masks.values() if m is not None and (box := mask_bbox(m)) is not None
-           for where in touches_field_edge(m, box, vol)]
-    return lungs, list(dict.fromkeys(cut))
+    cuts = [touches_field_edge(m, box, vol) for m in masks.values() if m is not None and (box := mask_bbox(m)) is not None]
+    cut = FieldCut(first_slice=any(c.first_slice for c in cuts), last_slice=any(c.last_slice for c in cuts),
+                   image_border=any(c.image_border for c in cuts))
+    return lungs, cut
 
 
 def _cross_check(ev: Evidence, vol: Volume, result: SegmentResult) -> str:
