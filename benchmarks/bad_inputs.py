@@ -480,6 +480,93 @@ def _empty_folder(folder: Path) -> Path:
     return folder / "empty"
 
 
+def _photo_png(folder: Path) -> Path:
+    """A grey photograph-like picture (no medical content): its modality is only a guess."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[:96, :128]
+    picture = 120 + 60 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    path = folder / "photo.png"
+    Image.fromarray(picture.clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _foreign_nifti(folder: Path, data_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], name: str) -> Path:
+    """A NIfTI as other tools write it: RAS affine, codes 1, no modality note."""
+    import nibabel as nib
+
+    sz, sy, sx = spacing_zyx
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    img = nib.Nifti1Image(np.asarray(data_zyx, np.float32).transpose(2, 1, 0), affine)
+    img.set_sform(affine, 1)
+    img.set_qform(affine, 1)
+    path = folder / name
+    nib.save(img, str(path))
+    return path
+
+
+def _ct_without_intercept(folder: Path) -> Path:
+    vol = _chest().volume
+    return _foreign_nifti(folder, vol.data + 1024.0, vol.spacing, "raw_values.nii.gz")
+
+
+def _constant_nifti(folder: Path) -> Path:
+    return _foreign_nifti(folder, np.full((6, 16, 16), -1000.0), (3.0, 1.0, 1.0), "constant.nii.gz")
+
+
+def _one_ct_slice(folder: Path) -> Path:
+    vol = _chest().volume
+    return _foreign_nifti(folder, vol.data[vol.shape[0] // 2][None], vol.spacing, "one_slice.nii.gz")
+
+
+def _lateral_film(folder: Path) -> Path:
+    """A frontal chest film whose header says it is a lateral view (ViewPosition LL)."""
+    import pydicom
+
+    from imaging.phantoms import chest_xray
+    from imaging.writers import write_dicom_image
+
+    path = write_dicom_image(chest_xray(seed=2, pixel_spacing=2.0).volume, folder / "lateral.dcm")
+    ds = pydicom.dcmread(path)
+    ds.ViewPosition = "LL"
+    ds.save_as(path)
+    return path
+
+
+def _nifti_in_metres(folder: Path) -> Path:
+    """The chest with its header in metres (xyzt_units), as some converters write it."""
+    import nibabel as nib
+
+    vol = _chest().volume
+    sz, sy, sx = (s / 1000.0 for s in vol.spacing)
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    img = nib.Nifti1Image(vol.data.transpose(2, 1, 0).astype(np.int16), affine)
+    img.set_sform(affine, 1)
+    img.header.set_xyzt_units("meter")
+    path = folder / "metres.nii.gz"
+    nib.save(img, str(path))
+    return path
+
+
+def _spacing_in_mm(o: Outcome) -> str:
+    spacing = o.json()["volume"]["spacing_mm_zyx"]
+    return "" if np.allclose(spacing, [6.0, 4.0, 4.0], rtol=1e-4) else f"spacing {spacing} mm, expected 6 x 4 x 4 mm"
+
+
+def _answer_hedged(*words: str) -> Callable[[Outcome], str]:
+    """The answer is hedged or declined and names ``words`` (the reason)."""
+    def check(o: Outcome) -> str:
+        answer = " ".join(re.findall(r"^Answer: .*$", o.stdout, re.MULTILINE))
+        if not answer:
+            return "no answer printed"
+        if not re.search(r"uncertain|cannot answer", answer, re.IGNORECASE):
+            return f"answer stated as fact: {answer[:200]!r}"
+        missing = [w for w in words if w not in answer]
+        return f"the answer does not say {missing}: {answer[:200]!r}" if missing else ""
+
+    return check
+
+
 NODULE_Q = "Is there a lung nodule? Which lung is it in?"
 
 
@@ -525,6 +612,18 @@ def catalogue() -> list[Entry]:
             _segment("lungs", expect="result", check=_spacing_assumed),
             _infer("How large are the lungs?", expect="result", check=_prompt_spacing_assumed),
             _segment("lungs", ["--json", "--pixel-spacing", "2", "2"], expect="result", check=_given_spacing)]),
+        Entry("png_photograph_modality", _photo_png, [
+            _infer("What is the modality of this image?", expect="result", check=_answer_hedged("guessed")),
+            _infer("Is this a CT?", expect="result", check=_answer_hedged("guessed"))]),
+        Entry("nifti_ct_without_intercept", _ct_without_intercept, [
+            _infer("Is this a CT?", expect="result", check=_answer_hedged("guessed"))]),
+        Entry("nifti_constant", _constant_nifti, [
+            _infer("What is the modality of this image?", expect="result", check=_answer_hedged("constant"))]),
+        Entry("nifti_one_ct_slice", _one_ct_slice, [
+            _infer("What is the volume of the lungs?", expect="result", check=_answer_hedged("2-D"))]),
+        Entry("nifti_units_metres", _nifti_in_metres, [_inspect(["--json"], expect="result", check=_spacing_in_mm)]),
+        Entry("dicom_lateral_film", _lateral_film, [
+            _infer("What is the cardiothoracic ratio?", expect="result", check=_answer_hedged("not a frontal film"))]),
         Entry("dicom_uneven_slices", _uneven, [
             _inspect(match="missing slice"), _inspect(["--allow-uneven"], expect="result", check=_shows("uneven_slices"))]),
         Entry("dicom_two_series_with_identifiers", _two_series, [

@@ -7,7 +7,8 @@ says when it may be wrong:
 
 * **assumed facts**: a spacing the file did not give makes every mm figure a guess; an assumed
   orientation makes every side a guess; a modality guessed from the values makes HU thresholds a
-  guess (`imaging.provenance`).
+  guess (`imaging.provenance`); a modality other than CT (given or from the DICOM tag) on values
+  with the Hounsfield signature of CT makes the search for that modality doubtful.
 * **normative adult volumes** (`NORMAL_ML`, CT at full inspiration for the lungs): outside the range
   is ``doubtful``; below `FAR_BELOW` of its lower end or above `FAR_ABOVE` of its upper end is
   ``implausible``. A mask cut by the field of view (touching the first or last slice, or the image
@@ -24,6 +25,20 @@ says when it may be wrong:
   fields of very different size, a flat-band cardiac silhouette are ``implausible``; lung fields
   whose lower borders are faint (no diaphragm under them, `XR_DIAPHRAGM_CONTRAST`) are ``doubtful``.
 
+* **the image itself** (`image_quality`, on every view): a constant image holds nothing to see
+  (``implausible``); a modality guessed from the values other than CT (a photograph, a CT stored
+  without its rescale intercept, a synthetic image are all "MR" or "XR" by that guess) is
+  ``doubtful``, so an answer naming the modality says it is a guess.
+* **radiograph view** (`radiograph_view_quality`): the lung fields, the cardiac silhouette and the
+  cardiothoracic ratio are defined on a frontal (PA/AP) film; a lateral or oblique film (DICOM
+  ``ViewPosition``, or a ``PatientOrientation`` whose rows run anterior-posterior) is
+  ``implausible`` for them, a decubitus film ``doubtful``.
+* **lung scale**: a nodule found in lungs that the scan range does not cut but that measure far
+  outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
+  (or lung mask) that is probably wrong.
+* **field of view of a negative search**: a lung search on a scan whose range cuts the lungs
+  covers only the part shown, so "no nodule" is ``doubtful`` (`negative_quality`).
+
 The ranges are the ones radiology uses for adults; children, resections and situs inversus fall
 outside them, which is why a level is a caveat for the reader, not a verdict.
 """
@@ -37,6 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.quality import Quality
+from imaging.io.metadata import looks_like_ct
 from imaging.volume import Volume
 
 #: adult volumes in mL (whole organ). Lungs: CT at inspiration; liver 1.0-2.6 L; spleen up to
@@ -86,6 +102,12 @@ XR_DIAPHRAGM_CONTRAST = 0.15
 XR_BORDER_BAND = 0.03
 #: a mask is cut by the field of view where its section on the edge is this share of its largest
 CUT_FRACTION = 0.25
+#: DICOM ViewPosition values of radiographs that are not frontal projections (lateral, oblique)
+NON_FRONTAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "LLO", "RLO", "LAO", "RAO", "LPO", "RPO", "OBLIQUE"})
+#: frontal films taken with the patient lying on one side: the heart and mediastinum shift
+DECUBITUS_VIEWS = frozenset({"LLD", "RLD", "DECUBITUS"})
+#: targets measured on a frontal radiograph
+FRONTAL_TARGETS = frozenset({"lungs", "lung_left", "lung_right", "heart"})
 #: targets whose HU thresholds assume CT
 CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
 #: targets that name a side (their answer is a side)
@@ -110,6 +132,12 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
             # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
             q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the sequence is "
                                f"unknown): the search may not apply; give --modality")
+    elif uses_hu and volume.modality != "CT" and looks_like_ct(volume.data):
+        # a stated modality the values contradict: a CT given as MR gets an MR search of a "brain"
+        stated = facts["modality"].detail or facts["modality"].source
+        q.flag("doubtful", f"the voxel values carry the Hounsfield-unit signature of CT (air near -1000, fat near "
+                           f"-100) although the modality is {volume.modality} ({stated}): the {volume.modality} "
+                           f"search may not apply")
     return q
 
 
@@ -239,6 +267,19 @@ def lung_pair_quality(right_ml: float, left_ml: float, cut: bool = False) -> Qua
     return q
 
 
+def lung_scale_quality(lungs_ml: float, cut_at: FieldCut) -> Quality:
+    """The scale a size found in the lungs rests on: lungs that the scan range does not cut but
+    that measure far outside the adult range (under `FAR_BELOW` of its lower end, over `FAR_ABOVE`
+    of its upper) mean the spacing (or the lung mask) is off, and a nodule's millimetres with it."""
+    q = Quality(checks=["lung scale"])
+    lo, hi = NORMAL_ML["lungs"]
+    if not cut_at and not FAR_BELOW * lo <= lungs_ml <= FAR_ABOVE * hi:
+        q.flag("doubtful", f"the lungs it lies in measure {lungs_ml:.0f} mL with the scan's spacing, far from the "
+                           f"adult {lo:.0f}-{hi:.0f} mL: the spacing (or the lung mask) may be wrong, and this size "
+                           f"with it")
+    return q
+
+
 def radiograph_quality(target: str | None, mask: np.ndarray, image: np.ndarray | None = None) -> Quality:
     """Shape checks of the lung fields and the cardiac silhouette on a frontal chest radiograph.
 
@@ -311,12 +352,74 @@ def ctr_quality(ratio: float) -> Quality:
 
 
 def negative_quality(volume: Volume, searched: dict[str, Any], region_quality: Quality | None) -> Quality:
-    """How sure an empty search is: it can be no better than the region it searched."""
+    """How sure an empty search is: it can be no better than the region it searched.
+
+    ``searched["region_cut"]`` names where the scan range cuts the searched region (the lungs
+    reaching the first or last slice): what lies beyond was not searched.
+    """
     q = fact_quality(volume, uses_hu=True)
     q.checks.append("search region")
     if region_quality is not None and region_quality.level == "implausible":
         for reason in region_quality.reasons:
             q.flag("doubtful", f"the searched region is itself implausible: {reason}")
+    if searched.get("region_cut"):
+        q.flag("doubtful", f"the scan range cuts the searched region (it reaches the {searched['region_cut']}): "
+                           f"only the part in the scan was searched")
     if searched.get("limits"):
         q.checks.append(f"not searched: {searched['limits']}")
+    return q
+
+
+def image_quality(volume: Volume) -> Quality:
+    """What a view of the whole image can be trusted for: its content and its modality (see the
+    module docstring). A CT recognised by its value signature (air and fat peaks in Hounsfield
+    units) is noted, not flagged: the signature is what the CT thresholds need."""
+    q = Quality(checks=["image content", "modality source"])
+    # loaded volumes hold finite values only (`imaging.io.limits`: NaN/inf are refused or replaced)
+    lo, hi = (float(volume.data.min()), float(volume.data.max())) if volume.data.size else (0.0, 0.0)
+    if lo == hi:
+        q.flag("implausible", f"the image is constant (every voxel is {lo:g}): it holds nothing to see")
+    fact = volume.facts["modality"]
+    if fact.assumed and volume.modality != "CT":
+        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the file does not say): "
+                           f"it may be another kind of image; give --modality")
+    elif fact.assumed:
+        q.checks.append("modality CT guessed from the voxel values")
+    return q
+
+
+def radiograph_view(volume: Volume) -> str:
+    """The projection of a radiograph: ``frontal``, ``lateral`` (lateral or oblique), ``decubitus``
+    or ``unknown``, from DICOM ViewPosition, else from PatientOrientation (rows running anterior or
+    posterior are a lateral projection's)."""
+    position = str(volume.metadata.get("ViewPosition") or "").strip().upper()
+    if position in NON_FRONTAL_VIEWS:
+        return "lateral"
+    if position in DECUBITUS_VIEWS:
+        return "decubitus"
+    if position in ("PA", "AP"):
+        return "frontal"
+    orientation = volume.metadata.get("PatientOrientation")
+    rows = str(orientation[0] if isinstance(orientation, (list, tuple)) and orientation else "").strip().upper()
+    if rows[:1] in ("A", "P"):
+        return "lateral"
+    if rows[:1] in ("L", "R"):
+        return "frontal"
+    return "unknown"
+
+
+def radiograph_view_quality(volume: Volume, target: str | None) -> Quality:
+    """A lung field, cardiac silhouette or cardiothoracic ratio read off a film that is not a
+    frontal projection (see the module docstring)."""
+    q = Quality(checks=["radiograph view"])
+    if target not in FRONTAL_TARGETS:
+        return q
+    view = radiograph_view(volume)
+    position = volume.metadata.get("ViewPosition") or f"PatientOrientation {volume.metadata.get('PatientOrientation')}"
+    if view == "lateral":
+        q.flag("implausible", f"the radiograph is not a frontal film ({position}): lung fields, heart borders and "
+                              f"the cardiothoracic ratio are defined on a PA or AP chest film")
+    elif view == "decubitus":
+        q.flag("doubtful", f"the radiograph is a decubitus film ({position}): the patient lay on one side, which "
+                           f"shifts the heart and mediastinum")
     return q

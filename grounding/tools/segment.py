@@ -32,8 +32,10 @@ from grounding.plausibility import (
     FieldCut,
     fact_quality,
     lung_pair_quality,
+    lung_scale_quality,
     negative_quality,
     radiograph_quality,
+    radiograph_view_quality,
     structure_quality,
     touches_field_edge,
 )
@@ -408,6 +410,11 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
                               mean_hu=mean_hu, cut_at=cut, whole_target=whole))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
+        q.merge(radiograph_view_quality(vol, target))
+    if whole and target in ("nodule", "lesion") and vol.modality == "CT" and not vol.is_2d:
+        lungs, lungs_cut = _lung_region(context, volume_id, vol)
+        if lungs:
+            q.merge(lung_scale_quality(sum(lungs.values()), lungs_cut))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
         other_mask = _lung_mask(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other_mask is not None:
@@ -464,8 +471,9 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
     out: dict[str, Any] = {"what": what or (f"'{target}' over the whole volume" if prompt is None
                                             else f"'{target}' inside the prompt")}
     if target in ("nodule", "lesion") and prompt is None and vol.modality == "CT":
-        found = {side: _lung_ml(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
-        lungs = {side: ml for side, ml in found.items() if ml is not None}
+        lungs, cut = _lung_region(context, volume_id, vol)
+        if cut:
+            out["region_cut"] = cut.describe()
         if len(lungs) == 2:
             region = lung_pair_quality(lungs["lung_right"], lungs["lung_left"])
             total = sum(lungs.values())
@@ -477,6 +485,17 @@ def _searched(context: ToolContext, volume_id: str, vol: Volume, target: str | N
         else:
             out["region_quality"] = Quality("doubtful", ["no lung mask was found to search in"])
     return out
+
+
+def _lung_region(context: ToolContext, volume_id: str, vol: Volume) -> tuple[dict[str, float], FieldCut]:
+    """The volume (mL) of each lung the same segmenter finds (cached; a lung it cannot find is left
+    out), and where the scan's field cuts either of them (`touches_field_edge`)."""
+    masks = {side: _lung_mask(context, volume_id, vol, side) for side in ("lung_right", "lung_left")}
+    lungs = {side: _mask_ml(m, vol) for side, m in masks.items() if m is not None}
+    cuts = [touches_field_edge(m, box, vol) for m in masks.values() if m is not None and (box := mask_bbox(m)) is not None]
+    cut = FieldCut(first_slice=any(c.first_slice for c in cuts), last_slice=any(c.last_slice for c in cuts),
+                   image_border=any(c.image_border for c in cuts))
+    return lungs, cut
 
 
 def _cross_check(ev: Evidence, vol: Volume, result: SegmentResult) -> str:

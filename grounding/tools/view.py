@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grounding.evidence import Evidence
+from grounding.plausibility import image_quality
 from grounding.tool import Tool, ToolContext, ToolError
 from imaging.views import (
     MAX_SIDE,
@@ -93,9 +94,12 @@ def run_view(
     detail = f"{w}x{h} px"
     if mode != "montage" or vol.is_2d:
         detail += ", " + _mm_per_px(view)
-    return Evidence(id="", tool="view", arguments={}, text=f"{view_id}: {text}, {detail}", views=[view],
+    # what a view shows is the image and its modality: a constant image or a guessed modality is said
+    quality = image_quality(vol)
+    flagged = "" if quality.trusted else f". {quality.describe()}"
+    return Evidence(id="", tool="view", arguments={}, text=f"{view_id}: {text}, {detail}{flagged}", views=[view],
                     data={"view_id": view_id, "volume": volume_id, "plane": view.plane, "mode": mode,
-                          "window": window, "size": [w, h]})
+                          "window": window, "size": [w, h]}, quality=quality)
 
 
 def _view_2d(vol: Volume, volume_id: str, plane: str, mode: str, index: int | None,

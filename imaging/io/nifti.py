@@ -1,7 +1,8 @@
 """NIfTI-1/2 (.nii, .nii.gz; 2-D, 3-D and 4-D with ``frame=``) through nibabel.
 
-NIfTI world coordinates are RAS+; they become LPS+ by negating the x and y rows of the affine,
-then the array is reoriented (views only) to the canonical (z, y, x) = (S, P, L) layout.
+NIfTI world coordinates are RAS+ in the header's spatial unit (``xyzt_units``: millimetres, or
+metres and microns, converted to mm as ITK does; unknown is read as mm); they become LPS+ by
+negating the x and y rows of the affine, then the array is reoriented (views only) to the canonical (z, y, x) = (S, P, L) layout.
 Integer data are read unscaled and scaled once during the single float32 conversion.
 """
 
@@ -29,6 +30,9 @@ from imaging.volume import Volume
 
 #: errors nibabel/gzip/numpy raise on short or damaged files
 READ_ERRORS = (EOFError, OSError, OverflowError, zlib.error, ValueError, ImageFileError, HeaderDataError)
+
+#: millimetres per spatial unit a header's ``xyzt_units`` may state other than mm (unknown is read as mm)
+MM_PER_UNIT = {"meter": 1000.0, "micron": 0.001}
 
 #: prefix of the NIfTI ``descrip`` note written by `imaging.writers.write_nifti`
 MODALITY_NOTE = "modality="
@@ -146,7 +150,10 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
         raise UnsupportedFormatError(f"{source}: NIfTI data type {raw.dtype} (complex or RGB) is not supported; "
                                      "convert it to a scalar image first")
     raw = raw.reshape(spatial)  # 2-D and trailing singleton axes -> 3-D (a view)
+    unit = str(img.header.get_xyzt_units()[0])
     lps = RAS_TO_LPS @ img.affine
+    if unit in MM_PER_UNIT:  # the header's spatial unit (xyzt_units), as ITK reads it; nibabel ignores it
+        lps = np.diag([MM_PER_UNIT[unit]] * 3 + [1.0]) @ lps
     zooms = np.linalg.norm(lps[:3, :3], axis=0)
     view, affine, spacing, _ = to_canonical(raw, lps, tuple(zooms), source)
     descrip = img.header.get("descrip")
@@ -162,7 +169,8 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
         "scl_inter": intercept,
         "sform_code": int(header["sform_code"]),
         "qform_code": int(header["qform_code"]),
-        "spacing_source": "affine column norms",
+        "spacing_source": "affine column norms" + (f" in {unit}s (xyzt_units), converted to mm"
+                                                   if unit in MM_PER_UNIT else ""),
         **notes,
     }
     if frame is not None:

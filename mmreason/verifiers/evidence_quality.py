@@ -5,14 +5,16 @@ itself, through the quality assessment every piece of evidence carries (`groundi
 
 * a step that rests on ``implausible`` evidence (a 255 mL adult liver, a lung half lost, a spleen
   on the right) and states it as fact is ``incorrect`` (error type ``implausible_evidence``);
-* a step that rests on evidence whose spacing, orientation or modality was assumed is at best
-  ``unverifiable``: its millimetres or sides cannot be checked against anything real;
+* a step that rests on ``doubtful`` evidence (an assumed spacing, orientation or modality, a
+  volume outside the adult range, a structure cut by the field of view ...) and states it as fact
+  is at best ``unverifiable``: nothing shows its figures, sides or modality right;
 * a step that says so itself ("cannot answer reliably", "uncertain", "caveat") is not faulted;
 * an empty lesion search that a step rests on, where the (single-image) case's ground truth holds
   a lesion, is a missed finding (``incorrect``, error type ``missed_finding``).
 
 The recorded level is checked again from the trace (`reassess`): the volumes against the same
-normative ranges, and the study's recorded facts for an assumed spacing, so an edited or foreign
+normative ranges, and the study's recorded facts for an assumed spacing (and, for a view, a guessed
+modality), so an edited or foreign
 trace is held to the same standard.
 
 A step rests on the evidence it cites; an answer also on what the trace's answer cites; a tool
@@ -52,8 +54,10 @@ def check_evidence_quality(ctx: VerifyContext, step: Step) -> list[Check]:
         ev, q = implausible[0]
         return [Check("incorrect", f"rests on implausible evidence {ev.id}: {q.reasons[0]}",
                       "implausible_evidence", [e.id for e, _ in implausible])]
-    reasons = [(e.id, r) for e, q in flagged for r in q.reasons
-               if q.level == "implausible" or "assumed" in r or "guessed" in r]
+    # doubtful evidence stated as fact is not wrong, but nothing shows it right either; a tool call
+    # states nothing, so only what it was given (assumed facts) or what it made implausible counts
+    reasons = [(e.id, r) for e, q in flagged for r in q.reasons if step.kind != "tool_call"
+               or q.level == "implausible" or "assumed" in r or "guessed" in r]
     if not reasons:
         return []
     eid, reason = reasons[0]
@@ -73,6 +77,10 @@ def reassess(ctx: VerifyContext, ev: Evidence) -> Quality:
     facts = study.get("facts", {})
     if ev.measurements and facts.get("spacing", {}).get("assumed"):
         q.flag("doubtful", "pixel spacing assumed (not in the file): mm and mL figures are not calibrated")
+    modality = facts.get("modality", {})
+    if ev.tool == "view" and modality.get("assumed") and modality.get("value") != "CT":
+        # a view is what a modality answer rests on; a CT is recognised by its HU signature
+        q.flag("doubtful", f"modality {modality.get('value')} guessed from the voxel values (the file does not say)")
     target = ev.data.get("target") or _source_target(ctx, ev)
     volume = ev.measurements.get("volume_ml")
     whole = ev.tool in ("segment", "measure") and not (ev.data.get("prompt") or _source_prompt(ctx, ev))
