@@ -32,7 +32,8 @@ says when it may be wrong:
 * **radiograph view** (`radiograph_view_quality`): the lung fields, the cardiac silhouette and the
   cardiothoracic ratio are defined on a frontal (PA/AP) film; a lateral or oblique film (DICOM
   ``ViewPosition``, or a ``PatientOrientation`` whose rows run anterior-posterior) is
-  ``implausible`` for them, a decubitus film ``doubtful``.
+  ``implausible`` for them, a decubitus film ``doubtful``; the heart on an AP film is ``doubtful``
+  (magnified against the PA film the 0.5 cut-off is defined on).
 * **lung scale**: a nodule found in lungs that the scan range does not cut but that measure far
   outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
   (or lung mask) that is probably wrong.
@@ -422,4 +423,9 @@ def radiograph_view_quality(volume: Volume, target: str | None) -> Quality:
     elif view == "decubitus":
         q.flag("doubtful", f"the radiograph is a decubitus film ({position}): the patient lay on one side, which "
                            f"shifts the heart and mediastinum")
+    elif target == "heart" and str(volume.metadata.get("ViewPosition") or "").strip().upper() == "AP":
+        # The 0.5 cut-off is defined on PA films: on an AP film the heart lies far from the detector
+        # and is magnified, so a ratio just above 0.5 does not mean an enlarged heart.
+        q.flag("doubtful", "the radiograph is an AP film: the heart is magnified against a PA film, so its width "
+                           "and the cardiothoracic ratio read larger (the 0.5 cut-off is defined on PA films)")
     return q

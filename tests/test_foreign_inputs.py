@@ -148,12 +148,15 @@ def _film(tmp_path: Path, **tags: object) -> Volume:
 @pytest.mark.parametrize("tags, view", [
     ({"ViewPosition": "PA"}, "frontal"), ({"ViewPosition": "LL"}, "lateral"), ({"ViewPosition": "RLO"}, "lateral"),
     ({"ViewPosition": "LLD"}, "decubitus"), ({"ViewPosition": None, "PatientOrientation": ["A", "F"]}, "lateral"),
-    ({"ViewPosition": None, "PatientOrientation": ["L", "F"]}, "frontal"),
+    ({"ViewPosition": None, "PatientOrientation": ["L", "F"]}, "frontal"), ({"ViewPosition": "AP"}, "frontal"),
 ])
 def test_radiograph_view_from_the_header(tmp_path, tags, view):
     film = _film(tmp_path, **tags)
     assert radiograph_view(film) == view
     expected = {"frontal": "ok", "lateral": "implausible", "decubitus": "doubtful"}[view]
+    if tags.get("ViewPosition") == "AP":  # the heart magnified; the lung fields are still frontal
+        expected = "doubtful"
+        assert radiograph_view_quality(film, "lungs").trusted
     assert radiograph_view_quality(film, "heart").level == expected
     assert radiograph_view_quality(film, "nodule").trusted  # only frontal-film targets
 
@@ -162,6 +165,8 @@ def test_no_cardiothoracic_ratio_from_a_lateral_film(tmp_path):
     """The same pixels answered 0.51 as fact when the header said LL; now the ratio is declined."""
     frontal = _ask(_film(tmp_path, ViewPosition="PA"), "What is the cardiothoracic ratio?")
     assert re.match(r"0\.\d\d \[", frontal.answer), frontal.answer
+    ap = _ask(_film(tmp_path, ViewPosition="AP"), "What is the cardiothoracic ratio?")
+    assert "uncertain" in ap.answer and "AP film" in ap.answer, ap.answer
     lateral = _ask(_film(tmp_path, ViewPosition="LL"), "What is the cardiothoracic ratio?")
     assert "cannot answer reliably" in lateral.answer.lower() and "not a frontal film" in lateral.answer
     assert all(e.quality.level == "implausible" for e in lateral.evidence if e.tool in ("segment", "measure"))
