@@ -268,6 +268,20 @@ def test_cardiomegaly_yes_and_no_at_another_pixel_size(rules, registry, heart_sc
     assert bool(m.group(3)) == (abs(float(m.group(2)) - 0.5) < 0.05), trace.answer
 
 
+@pytest.mark.parametrize("question, enlarged_means_yes", [
+    ("Is the heart enlarged?", True), ("Is the cardiac silhouette big?", True),
+    ("Is the heart larger than normal?", True), ("Is the heart normal in size?", False),
+])
+def test_heart_size_asked_in_plain_words_is_the_cardiothoracic_ratio(rules, registry, question, enlarged_means_yes):
+    """These were declined as "not one of the question types"; "larger than normal" is not a
+    question about normality (it had flipped the answer)."""
+    ph = chest_xray(seed=0, pixel_spacing=2.0, heart_scale=1.25)
+    assert ph.truth["ctr"] > 0.58
+    trace = run_episode(ph.volume, question, rules, registry=registry)
+    m = re.match(r"(Yes|No); CTR ([\d.]+) \[E3, E4, E1, E2\]", trace.answer)
+    assert m and m.group(1) == ("Yes" if enlarged_means_yes else "No"), trace.answer
+
+
 def test_ctr_on_the_radiograph_beside_a_ct(rules, registry):
     ct = chest_ct(seed=4, spacing=(6.0, 4.0, 4.0), nodules=[])
     xr = chest_xray(seed=4, pixel_spacing=2.0)

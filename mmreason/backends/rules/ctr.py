@@ -24,7 +24,7 @@ CTR_STEPS = (("lungs", "thoracic width: the lung fields' outer margins, at the i
 #: a ratio a question compares with ("above 0.55", "greater than 60%")
 _CUT = re.compile(r"(?<![\d.])(0?\.\d+)(?![\d.])|(?<![\d.])(\d{2}(?:\.\d+)?)\s*(?:%|per ?cent)", re.I)
 _BELOW = re.compile(r"\b(less|lower|smaller|below|under|at most)\b", re.I)
-_NORMAL = re.compile(r"(?<!ab)\bnormal", re.I)
+_NORMAL = re.compile(r"(?<!ab)(?<!than )\bnormal", re.I)
 
 
 def asked_cut(question: str) -> tuple[float, bool, bool] | None:

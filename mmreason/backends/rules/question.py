@@ -24,7 +24,10 @@ ORGANS: dict[str, tuple[str, ...]] = {
 
 _GROWTH = re.compile(r"\b(grow|grew|growth|change[sd]?|compar|prior|previous|interval|progress|follow.?up|"
                      r"increase|decrease|shrink|shrunk|stable)", re.I)
-_CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|enlarged heart|size of the heart", re.I)
+_CTR = re.compile(r"cardio.?thoracic|\bctr\b|cardiomegaly|heart size|size of the heart"
+                  r"|\b(?:enlarged|large|big|wide)\s+(?:heart|cardiac)"
+                  r"|\b(?:heart|cardiac(?:\s+(?:silhouette|shadow))?)\b[^.?]{0,20}?\b(?:enlarged|large|big|wide|normal in size)",
+                  re.I)
 _LESION = re.compile(r"\b(nodules?|mass(es)?|lesions?|tumou?rs?|opacit(y|ies)|metastas[ie]s)\b", re.I)
 _SEQUENCE_Q = re.compile(r"\bsequence\b.*\b(bright\w*|hyperintens\w*|conspicuous|signal)|"
                          r"\b(bright\w*|hyperintens\w*|conspicuous)\b.*\bsequence\b", re.I | re.S)
