@@ -158,6 +158,22 @@ def test_wrong_laterality_in_text_and_answer():
     assert v[4].label == "unverifiable"
 
 
+def test_left_out_is_not_a_side_and_components_on_both_sides_have_none():
+    """A FLAIR answer's caveat "(160 voxels left out ...)" was read as "states left", and a search
+    "on both sides of the midline (..., 27 at the midline)" as measured at the midline: two steps of
+    a right answer were labelled incorrect."""
+    v = by_step(verify(None, nodule_trace("Some voxels were left out where the surroundings are as bright [E2].")))
+    assert v[4].label != "incorrect" and "states left" not in v[4].reason
+    both = Evidence("E2", "segment", {"target": "lesion"}, "Segmented 'lesion': on both sides of the midline "
+                    "(its components lie on both sides: 75 left, 74 right, 27 at the midline)", mask=_nodule_mask(),
+                    mask_volume="0", measurements={"volume_ml": Measurement(43.9, "mL")})
+    v = by_step(verify(None, nodule_trace("175 candidates lie in the right and left hemispheres [E2].",
+                                          answer="<answer>Yes; both sides [E2]</answer>", segment=both)))
+    assert all(x.label != "incorrect" for x in v.values()), [(x.step, x.reason) for x in v.values()]
+    v = by_step(verify(None, nodule_trace("The largest lies in the left hemisphere [E2].", segment=both)))
+    assert "measured midline" not in v[4].reason
+
+
 def test_yes_no_side_question():
     q = "Is the nodule in the left lung?"
     v = by_step(verify(None, nodule_trace("Done [E2].", answer="<answer>Yes [E2]</answer>", question=q)))

@@ -159,7 +159,8 @@ def load_mask(path: str | Path) -> np.ndarray:
     return load_nifti(path, LoadOptions()).data > 0.5
 
 
-_SIDE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+# "left out", "left over", "right away": the verb and the adverb are not sides
+_SIDE = re.compile(r"\b(left|right)\b(?!\s+(?:out|over|behind|alone|unchanged|undone|away|now)\b)", re.IGNORECASE)
 #: words naming a finding (what ground-truth boxes mark), as opposed to an organ or a place
 FINDING = re.compile(r"\b(nodul\w*|lesion\w*|mass(es)?\b|tumou?r\w*|candidate\w*|metasta\w*|cyst\w*|finding\w*|"
                      r"abnormalit\w*|opacit\w*)", re.IGNORECASE)
@@ -174,6 +175,9 @@ def evidence_laterality(ev: Evidence) -> str | None:
     side = ev.data.get("laterality")
     if isinstance(side, str) and side.lower() in ("left", "right", "midline"):
         return side.lower()
+    if re.search(r"\bon both sides\b", ev.text, re.IGNORECASE):
+        # several components on both sides: "27 at the midline" among them is not the finding's side
+        return None
     m = re.search(r"patient's (left|right)\b|\b(at the midline)\b|laterality[:=]?\s*(left|right|midline)",
                   ev.text, re.IGNORECASE)
     if not m:
