@@ -28,13 +28,15 @@ from imaging.volume import Volume
 def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touching: bool = True,
           trachea: bool = True, table: bool = True, nodule_mm: float = 0.0, vessel_mm: float = 2.5,
           noise: float = 15.0, seed: int = 0, supersample: int = 5, vessel: bool | None = None,
-          pleural_mm: float = 0.0, stump_mm: float = 0.0) -> tuple[Volume, dict[str, np.ndarray]]:
+          pleural_mm: float = 0.0, stump_mm: float = 0.0, mediastinal_mm: float = 0.0,
+          ) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS chest CT (HU) and its truth masks (``lung_left``, ``lung_right``, ``nodule``).
 
     ``vessel`` (default: with a nodule) draws the vessel of radius ``vessel_mm``; ``pleural_mm`` a
     nodule of that diameter on the lateral pleura of the right lung (its centre a third of its
     radius inside the lung, the part in the wall not drawn); ``stump_mm`` the last 6 mm of a vessel of that radius in the right lung, running up
-    through the scan's last slice (the scan range cuts it)."""
+    through the scan's last slice (the scan range cuts it); ``mediastinal_mm`` a nodule of that
+    diameter on the medial (mediastinal) pleura of the left lung, drawn as the pleural one."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # world x: + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy - 15.0  # world y: + is posterior
@@ -78,6 +80,12 @@ def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touc
                 centre = (-45.0 - 40.0 * (1.0 - 0.003) + pleural_mm / 6, -2.0, 1.1 * centre_z)
                 ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (z - centre[2]) ** 2 <= (pleural_mm / 2) ** 2
                 ball &= lungs["lung_right"]
+                h[ball] = 30.0
+                counts["nodule"][k] += ball
+            if mediastinal_mm:
+                centre = (45.0 - 40.0 * taper + mediastinal_mm / 6, -2.0, 0.9 * centre_z)
+                ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (z - centre[2]) ** 2 <= (mediastinal_mm / 2) ** 2
+                ball &= lungs["lung_left"]
                 h[ball] = 30.0
                 counts["nodule"][k] += ball
             if nodule_mm:
@@ -204,3 +212,19 @@ def test_a_nodule_on_a_vessel_cut_by_the_scan_range_makes_the_search_doubtful():
     assert truth["nodule"][:top].sum() > 200 and not ev.mask.any()
     assert ev.quality.level == "doubtful"
     assert any("scan range" in reason for reason in ev.quality.reasons)
+
+
+@pytest.mark.parametrize("dz", [1.5, 4.0])
+def test_a_nodule_on_the_mediastinal_pleura_is_found_and_hedged(dz):
+    """A nodule sitting on the lung's medial surface (on the mediastinum, the heart or the aorta)
+    touches the surface where vessels leave the lung at the hilum, which was forbidden outright: it
+    was dropped and the search said "no nodule" with quality ok. A ball touching that surface with
+    a small part of itself is a candidate now, and the evidence says it may be a vessel's stump."""
+    volume, truth = build(dz=dz, nz=int(90 / dz), touching=False, trachea=False, mediastinal_mm=12.0,
+                          supersample=2)
+    ev = _nodule_evidence(volume)
+    labels, n = ndimage.label(ev.mask, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+    assert ev.quality.level == "doubtful"
+    assert any("mediastinal surface" in reason for reason in ev.quality.reasons)

@@ -105,6 +105,11 @@ NODULE_MAX_DIAMETER_MM = 30.0
 MASS_MAX_DIAMETER_MM = 100.0
 #: a candidate touching the outer lung surface may have at most this share of its voxels on it
 MAX_WALL_CONTACT = 0.3
+#: a candidate touching the mediastinal lung surface (where vessels leave the lung at the hilum) may
+#: have at most `MAX_WALL_CONTACT` of its voxels on it when it is a ball (its volume over the sphere
+#: spanning its largest extent at least this): a nodule on the mediastinal pleura (on the heart or
+#: the aorta) is; a vessel's stump, longer than wide, mostly is not
+MEDIASTINAL_MIN_SPHERICITY = 0.45
 #: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
 PLEURA_POCKET_MM = 16.0
 #: radii (mm) of the balls whose openings detach nodules from the vessels they touch
@@ -146,6 +151,8 @@ THICK_SECTION_MM = 3.0
 ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
 ISOLATION_MM = 3.0
+#: ... but for specks smaller than `NODULE_MIN_MM3` and than this share of the candidate's volume
+ISOLATION_SPECK_FRACTION = 0.05
 #: deviation, in noise SDs, from the organ level that marks a lesion in a box
 BOX_K = 3.0
 #: CT values counted as organ tissue for the box reference (HU): excludes fat, air, bone
@@ -224,13 +231,16 @@ def compact_components(
     forbidden: np.ndarray | None = None,
     max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
     wall: np.ndarray | None = None,
+    mediastinal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """26-connected components of ``mask`` that look like blobs: ``(labels, kept label ids)``.
 
     Sizes are in mm (``spacing`` z, y, x). On a single-slice mask the same rules apply to areas
     (circle instead of sphere). Components touching ``forbidden`` are dropped; components touching
     ``wall`` are dropped when more than `MAX_WALL_CONTACT` of their voxels lie on it (a nodule
-    sitting on the pleura touches it with its base only; a band of pleural tissue lies along it).
+    sitting on the pleura touches it with its base only; a band of pleural tissue lies along it);
+    components touching ``mediastinal`` are dropped unless they touch it as little and are balls
+    (`MEDIASTINAL_MIN_SPHERICITY`).
     """
     labels, n = ndimage.label(mask, structure=CONN26)
     if n == 0:
@@ -243,6 +253,11 @@ def compact_components(
     if wall is not None:
         contact = np.bincount(labels[wall], minlength=n + 1)
         touching |= contact > MAX_WALL_CONTACT * sizes
+    min_sphericity = np.full(n + 1, MIN_SPHERICITY)
+    if mediastinal is not None:
+        contact = np.bincount(labels[mediastinal], minlength=n + 1)
+        touching |= contact > MAX_WALL_CONTACT * sizes
+        min_sphericity[contact > 0] = MEDIASTINAL_MIN_SPHERICITY
     unit = spacing[1] * spacing[2] if planar else float(np.prod(spacing))
     if planar:
         min_size, max_size = NODULE_MIN_MM3 ** (2 / 3), math.pi / 4 * max_diameter_mm**2
@@ -258,14 +273,17 @@ def compact_components(
         extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing))
                      if axis or not planar)
         reference = math.pi / 4 * extent**2 if planar else math.pi / 6 * extent**3
-        if size / reference < MIN_SPHERICITY:
+        if size / reference < min_sphericity[label]:
             continue
         window = tuple(
             slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape)
         )
         local = labels[window]
         around = ndimage.binary_dilation(local == label, near)
-        if not np.any(around & (local != label) & (local > 0)):
+        # partial-volume specks of the pleura next to a nodule on it do not make it part of a structure
+        specks = sizes * unit < min(NODULE_MIN_MM3, ISOLATION_SPECK_FRACTION * size)
+        neighbours = local[around & (local != label) & (local > 0)]
+        if specks[neighbours].all():
             kept.append(label)
     return labels, kept
 
@@ -334,9 +352,13 @@ def lung_nodules(
     if not planar:
         cut[0], cut[-1] = bbox[0].start == 0, bbox[0].stop == data.shape[0]
     forbidden, wall = surface & medial, surface & ~medial
-    labels, kept = compact_components(dense, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
+    labels, kept = compact_components(dense, spacing, max_diameter_mm=max_diameter_mm, wall=wall, mediastinal=forbidden)
     doubts = []
     passed = _plausible(labels, kept, spacing, planar)
+    on_mediastinum = np.unique(labels[forbidden & dense])
+    if passed[on_mediastinum[on_mediastinum > 0]].any():
+        doubts.append("a nodule found sits on the lung's mediastinal surface, where vessels leave the lung: it may "
+                      "be a vessel's stump")
     stumps = np.unique(labels[cut & dense])
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
