@@ -110,6 +110,9 @@ MAX_WALL_CONTACT = 0.3
 #: spanning its largest extent at least this): a nodule on the mediastinal pleura (on the heart or
 #: the aorta) is; a vessel's stump, longer than wide, mostly is not
 MEDIASTINAL_MIN_SPHERICITY = 0.45
+#: a crescent on the costal pleura holding at least a sphere of this diameter (mm) is completed
+#: by its in-plane convex hull (`_pleural_completions`)
+COMPLETED_MIN_MM = 10.0
 #: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
 PLEURA_POCKET_MM = 16.0
 #: radii (mm) of the balls whose openings detach nodules from the vessels they touch
@@ -121,6 +124,12 @@ DETACHED_MIN_SPHERICITY = 0.45
 DETACH_MIN_VOXELS = 2.5
 #: what the opening removed around a detached piece may fall into at most this many pieces
 DETACH_MAX_ARMS = 2
+#: on slices thicker than `THICK_SLICE_MM`, where vessels crossing a slice obliquely blur into
+#: blobs, a detached piece must be rounder than `DETACHED_MIN_SPHERICITY` (its extent across the
+#: slices counts from the first to the last slice centre, `_extent_mm`), hold a ball as wide as two
+#: slices, and be wider than its branches by this factor (not `DETACHED_MIN_WIDENING`)
+THICK_DETACHED_MIN_SPHERICITY = 0.6
+THICK_DETACHED_MIN_WIDENING = 1.6
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
@@ -359,6 +368,8 @@ def lung_nodules(
     if passed[on_mediastinum[on_mediastinum > 0]].any():
         doubts.append("a nodule found sits on the lung's mediastinal surface, where vessels leave the lung: it may "
                       "be a vessel's stump")
+    if not planar:
+        passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
     stumps = np.unique(labels[cut & dense])
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
@@ -371,7 +382,7 @@ def lung_nodules(
     rejected = (labels > 0) & ~found
     # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
     # every size after an opening (false positives at junctions): attached nodules are not searched
-    if not planar and spacing[0] <= THICK_SLICE_MM and rejected.any():
+    if not planar and rejected.any():
         detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
@@ -389,6 +400,47 @@ def lung_nodules(
                           f"nodule: one may have been missed")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _pleural_completions(
+    labels: np.ndarray, passed: np.ndarray, wall: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float],
+    max_diameter_mm: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nodules on the costal pleura that the lung search holds only in part: ``(passed, labels)``
+    with each completed one relabelled in ``labels`` and passed.
+
+    The lung mask and its pockets may stop inside a nodule sitting on the chest wall: the part in
+    the search is a crescent, bulging into the lung and hollow towards the wall, that fails the
+    shape tests. Its in-plane convex hull, slice by slice, covers the rest of the nodule; where the
+    dense voxels of that hull form a blob passing the tests of an isolated nodule
+    (`compact_components`, `plausible_nodule`), it is one. A band of pleural tissue gains nothing
+    (its hull towards the lung holds air) and stays too thin. Only crescents of at least a sphere
+    of `COMPLETED_MIN_MM` are completed: the partial-volume rims of the diaphragm's domes and of the
+    heart, where they bulge into the lung, make small crescents whose hulls are blobs too.
+    """
+    from skimage.morphology import convex_hull_image
+
+    n = len(passed) - 1
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    sizes = component_sizes(labels, n) * float(np.prod(spacing))
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None or passed[label] or not contact[label] or sizes[label] < math.pi / 6 * COMPLETED_MIN_MM**3:
+            continue
+        if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) > max_diameter_mm:
+            continue
+        part = labels[obj] == label
+        hull = np.zeros(part.shape, dtype=bool)
+        for k, section in enumerate(part):
+            if np.count_nonzero(section) >= 3:
+                hull[k] = convex_hull_image(section)
+        whole = (hull & (data[obj] >= HU_AIR)) | part
+        if whole.sum() <= part.sum():
+            continue
+        _, kept = compact_components(whole, spacing, max_diameter_mm=max_diameter_mm)
+        if kept and plausible_nodule(whole, spacing):
+            labels[obj][whole & (labels[obj] == 0)] = label
+            passed[label] = True
+    return passed, labels
 
 
 def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
@@ -477,8 +529,14 @@ def _detached_verdict(
     if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
         return None
     # the thick stub of a tapering vessel survives the opening too, but is no ball
+    thick = spacing[0] > THICK_SLICE_MM
     extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing)))
-    if np.count_nonzero(piece) * float(np.prod(spacing)) < DETACHED_MIN_SPHERICITY * math.pi / 6 * extent**3:
+    roundness = THICK_DETACHED_MIN_SPHERICITY if thick else DETACHED_MIN_SPHERICITY
+    if np.count_nonzero(piece) * float(np.prod(spacing)) < roundness * math.pi / 6 * extent**3:
+        return None
+    radius = float(depth[piece].max())
+    # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions
+    if thick and radius < spacing[0]:
         return None
     level = float(np.median(values[piece]))
     if level > DETACHED_MAX_HU:
@@ -486,10 +544,11 @@ def _detached_verdict(
     arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
     if arms > DETACH_MAX_ARMS:
         return None
-    widening = float(depth[piece].max()) / max(arm_depth, 1e-6)
-    if widening >= DETACHED_MIN_WIDENING or arm_hu - level >= ENHANCED_ARMS_HU:
+    widening = radius / max(arm_depth, 1e-6)
+    needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
+    if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
         return "nodule"
-    return "borderline" if widening >= BORDERLINE_WIDENING * DETACHED_MIN_WIDENING else None
+    return "borderline" if widening >= BORDERLINE_WIDENING * needed else None
 
 
 def _arms(
@@ -505,7 +564,14 @@ def _arms(
     window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
     near, _ = ndimage.label(residue[window], structure=CONN26)
     attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
-    distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
+    if spacing[0] > THICK_SLICE_MM:
+        # across thick slices the ball's own caps, thinner than it, lie a slice above and below it
+        # and would count as branches: the shell is taken in-plane, around the ball's footprint
+        footprint = piece[window].any(axis=0)
+        distance = np.broadcast_to(ndimage.distance_transform_edt(~footprint, sampling=spacing[1:]),
+                                   piece[window].shape)
+    else:
+        distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
     ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
     ring &= residue[window]
     _, n = ndimage.label(ring, structure=CONN26)
