@@ -140,8 +140,9 @@ def test_nodule_touching_a_vessel(diameter):
 
 
 def test_a_nodule_search_on_thick_slices_is_not_confident():
-    """On 5 mm slices nodules touching a vessel are not searched: whatever the search returns (here
-    nothing), its quality says so instead of a confident "no nodule"."""
+    """On 5 mm slices nodules touching a vessel are found only when two slices wide and clearly wider
+    than the vessel: whatever the search returns (here nothing), its quality says so instead of a
+    confident "no nodule"."""
     from grounding.tool import ToolContext
     from grounding.tools import default_registry
 
@@ -228,3 +229,37 @@ def test_a_nodule_on_the_mediastinal_pleura_is_found_and_hedged(dz):
     assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
     assert ev.quality.level == "doubtful"
     assert any("mediastinal surface" in reason for reason in ev.quality.reasons)
+
+
+@pytest.mark.parametrize(("dz", "diameter"), [(5.0, 14.0), (4.0, 12.0)])
+def test_a_nodule_on_a_vessel_on_thick_slices_is_found(dz, diameter):
+    """On slices thicker than 3 mm nodules touching a vessel were not searched at all (the search was
+    doubtful, but a 14 mm nodule went unreported). The nodule's own caps, a slice above and below
+    it, are no branches of it: it is detached and found, and the evidence stays doubtful."""
+    volume, truth = build(dz=dz, nz=int(80 / dz), touching=False, trachea=False, nodule_mm=diameter, seed=3,
+                          supersample=int(dz))
+    ev = _nodule_evidence(volume)
+    labels, n = ndimage.label(ev.mask, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+    assert ev.mask.sum() <= 2 * truth["nodule"].sum()  # the nodule, not the vessel with it
+    assert ev.quality.level == "doubtful"
+
+
+def test_a_vessel_on_thick_slices_is_no_nodule():
+    """A 7 mm vessel crossing 5 mm slices obliquely, blurred into blobs at every slice: the search for
+    attached nodules on thick slices must not report a piece of it."""
+    volume, _ = build(dz=5.0, nz=16, touching=False, trachea=False, vessel=True, vessel_mm=3.5, seed=3,
+                      supersample=5)
+    assert not ClassicalSegmenter().segment(volume, "nodule").any()
+
+
+def test_a_large_nodule_on_the_pleura_held_in_part_by_the_search_is_completed():
+    """A 26 mm nodule on the costal pleura: the lung mask and its pockets hold only a crescent of it,
+    bulging into the lung, which failed the shape tests, and the search said "no nodule" at quality
+    ok. The crescent's in-plane hull completes it."""
+    volume, truth = build(dz=2.0, nz=45, touching=False, trachea=False, pleural_mm=26.0, seed=3, supersample=2)
+    found = ClassicalSegmenter().segment(volume, "nodule")
+    labels, n = ndimage.label(found, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (found & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()

@@ -4,8 +4,12 @@
   the hole-filled lung masks, split into 26-connected components; a component is a candidate
   when its volume lies between `NODULE_MIN_MM3` and a sphere of `NODULE_MAX_DIAMETER_MM`, it is
   compact (`MIN_SPHERICITY`: volume over the volume of the sphere spanning its largest bounding
-  box extent; vessels are long and fail it) and it does not touch the lung surface (vessel
-  stumps at the hilum do; so, as a known limit, do juxtapleural nodules). Then three tests in mm
+  box extent; vessels are long and fail it) and isolated (`ISOLATION_MM`; partial-volume specks of
+  the pleura do not count). It may touch the costal pleura with at most `MAX_WALL_CONTACT` of its
+  voxels, and the mediastinal surface, where vessel stumps leave the lung at the hilum, as little
+  and only when it is a ball (`MEDIASTINAL_MIN_SPHERICITY`; the search then says it may be a
+  stump). A large crescent on the costal pleura, all of a nodule the lung mask and its pockets
+  hold, is completed by its in-plane hull (`_pleural_completions`). Then three tests in mm
   remove vessel pieces (`plausible_nodule`): the equivalent-sphere diameter is at least
   `NODULE_MIN_DIAMETER_MM`; the largest axial section is compact (its area is at least
   `MIN_SECTION_COMPACTNESS` of the circle spanning its longest extent: an oblique vessel cut is
@@ -14,20 +18,22 @@
   section is at least as wide (equivalent diameter) as a slice is thick, since a narrower blob
   seen on one or two thick slices cannot be told from a vessel crossing the slice. Limit: on
   thick slices nodules not much larger than the slice thickness may be missed.
-  Nodules touching a vessel are one component with the vessel tree and fail these tests; on
-  slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
-  `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
-  `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
-  that the opening leaves along a thick vessel are not, unless the branches are contrast-filled,
-  `ENHANCED_ARMS_HU` brighter than the piece), is a nodule (`_detached_nodules`). Known limit: on
-  a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
-  missed. On thicker slices the partial-volume haze of vessels leaves ball-like pieces at every
-  junction, so attached nodules are not searched there. Components on the scan's first or last
+  Nodules touching a vessel are one component with the vessel tree and fail these tests; the
+  rejected structures are opened by balls of `DETACH_RADII_MM` and a surviving round, isolated,
+  soft-tissue piece with at most `DETACH_MAX_ARMS` vessel branches, wider than those branches
+  (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
+  branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
+  (`_detached_nodules`). Known limit: on a non-enhanced scan a nodule beside a vessel nearly as
+  thick as itself fails that test and is missed. On slices thicker than `THICK_SLICE_MM` the
+  partial-volume haze of vessels leaves ball-like pieces at junctions, about a slice wide: there a
+  piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
+  than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
+  its footprint (its own caps, a slice above and below, are none). Components on the scan's first or last
   slice are not counted either (a vessel the scan range cuts ends there in a round stump).
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
-  found by detaching it from a vessel, a borderline piece on a vessel left out, a compact
-  candidate cut by the scan range left out.
+  found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
+  left out, a compact candidate cut by the scan range left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -342,9 +348,9 @@ def lung_nodules(
 
     ``pockets``: the concavities of the lung surface (a closing of each lung minus the lung),
     where nodules sitting on the pleura lie. Candidates may touch the lung's outer surface (the
-    pleura away from the mediastinum) with a small share of their voxels; the medial surface,
-    where vessels leave the lung at the hilum, stays forbidden. So does the scan's first and last
-    slice: a vessel the scan range cuts ends there in a round stump, which cannot be told from a
+    pleura away from the mediastinum) with a small share of their voxels, and the medial surface,
+    where vessels leave the lung at the hilum, as little when they are balls (the search then
+    doubts them). The scan's first and last slice stay forbidden: a vessel the scan range cuts ends there in a round stump, which cannot be told from a
     nodule; a compact candidate there is left out and the search says so.
     """
     out = np.zeros(data.shape, dtype=bool)
