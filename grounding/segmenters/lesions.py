@@ -119,6 +119,11 @@ MEDIASTINAL_MIN_SPHERICITY = 0.45
 #: a crescent on the costal pleura holding at least a sphere of this diameter (mm) is completed
 #: by its in-plane convex hull (`_pleural_completions`)
 COMPLETED_MIN_MM = 10.0
+#: ... when the hull adds at least this share to the crescent (a vessel's end on the pleura gains a
+#: few voxels of the wall) and the completed blob's median is soft tissue, at least this (HU; the
+#: partial-volume rims of organs bulging into the lung are mixtures with lung)
+COMPLETED_MIN_GAIN = 0.15
+COMPLETED_MIN_HU = -100.0
 #: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
 PLEURA_POCKET_MM = 16.0
 #: radii (mm) of the balls whose openings detach nodules from the vessels they touch
@@ -420,7 +425,8 @@ def _pleural_completions(
     shape tests. Its in-plane convex hull, slice by slice, covers the rest of the nodule; where the
     dense voxels of that hull form a blob passing the tests of an isolated nodule
     (`compact_components`, `plausible_nodule`), it is one. A band of pleural tissue gains nothing
-    (its hull towards the lung holds air) and stays too thin. Only crescents of at least a sphere
+    (its hull towards the lung holds air) and stays too thin; the hull must add `COMPLETED_MIN_GAIN`
+    and the blob be soft tissue (`COMPLETED_MIN_HU`). Only crescents of at least a sphere
     of `COMPLETED_MIN_MM` are completed: the partial-volume rims of the diaphragm's domes and of the
     heart, where they bulge into the lung, make small crescents whose hulls are blobs too.
     """
@@ -440,7 +446,8 @@ def _pleural_completions(
             if np.count_nonzero(section) >= 3:
                 hull[k] = convex_hull_image(section)
         whole = (hull & (data[obj] >= HU_AIR)) | part
-        if whole.sum() <= part.sum():
+        # a vessel ending on the pleura gains a few voxels of the wall; a partial-volume rim is no soft tissue
+        if whole.sum() < (1.0 + COMPLETED_MIN_GAIN) * part.sum() or np.median(data[obj][whole]) < COMPLETED_MIN_HU:
             continue
         _, kept = compact_components(whole, spacing, max_diameter_mm=max_diameter_mm)
         if kept and plausible_nodule(whole, spacing):
