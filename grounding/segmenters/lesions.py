@@ -430,8 +430,6 @@ def _pleural_completions(
     of `COMPLETED_MIN_MM` are completed: the partial-volume rims of the diaphragm's domes and of the
     heart, where they bulge into the lung, make small crescents whose hulls are blobs too.
     """
-    from skimage.morphology import convex_hull_image
-
     n = len(passed) - 1
     contact = np.bincount(labels[wall], minlength=n + 1)
     sizes = component_sizes(labels, n) * float(np.prod(spacing))
@@ -440,6 +438,8 @@ def _pleural_completions(
             continue
         if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) > max_diameter_mm:
             continue
+        from skimage.morphology import convex_hull_image  # here: importing it costs a second
+
         part = labels[obj] == label
         hull = np.zeros(part.shape, dtype=bool)
         for k, section in enumerate(part):
