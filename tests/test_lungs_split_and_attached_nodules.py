@@ -263,3 +263,14 @@ def test_a_large_nodule_on_the_pleura_held_in_part_by_the_search_is_completed():
     labels, n = ndimage.label(found, np.ones((3, 3, 3)))
     assert n == 1, f"{n} components"
     assert (found & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+
+
+def test_a_small_nodule_lying_along_the_pleura_is_not_a_confident_no():
+    """A 6 mm nodule on the costal pleura of which the lung mask holds a thin cap: more of the cap lies
+    on the pleura than a nodule's base does, as for pleural thickening, so it is not counted; the
+    search said "no nodule" at quality ok. It must say that such a structure was left out."""
+    volume, truth = build(dz=1.5, nz=46, touching=False, trachea=False, pleural_mm=6.0, seed=3, supersample=2)
+    ev = _nodule_evidence(volume)
+    assert truth["nodule"].sum() > 50
+    assert ev.quality.level == "doubtful"
+    assert any("along the pleura" in reason for reason in ev.quality.reasons)

@@ -33,7 +33,7 @@
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
   found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
-  left out, a compact candidate cut by the scan range left out.
+  left out, a compact candidate cut by the scan range or lying along the pleura left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -381,6 +381,10 @@ def lung_nodules(
                       "be a vessel's stump")
     if not planar:
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
+    along = _along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm)
+    if along:
+        doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
+                      f"thickening, or a nodule sitting on the pleura): one may have been missed")
     stumps = np.unique(labels[cut & dense])
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
@@ -454,6 +458,25 @@ def _pleural_completions(
             labels[obj][whole & (labels[obj] == 0)] = label
             passed[label] = True
     return passed, labels
+
+
+def _along_the_pleura(
+    labels: np.ndarray, passed: np.ndarray, wall: np.ndarray, spacing: tuple[float, float, float], planar: bool,
+    max_diameter_mm: float,
+) -> int:
+    """How many components of ``labels`` not ``passed`` fail only for lying along the costal pleura
+    (more than `MAX_WALL_CONTACT` of their voxels on ``wall``): a nodule on the pleura that the lung
+    mask holds as a thin cap, or pleural thickening; the search cannot tell which."""
+    n = len(passed) - 1
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * component_sizes(labels, n)) & ~passed)
+    objects = ndimage.find_objects(labels)
+    count = 0
+    for label in heavy[heavy > 0]:
+        part = labels[objects[label - 1]] == label
+        _, kept = compact_components(part, spacing, max_diameter_mm=max_diameter_mm)
+        count += bool(kept) and plausible_nodule(part, spacing, planar)
+    return count
 
 
 def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
