@@ -381,7 +381,10 @@ def lung_nodules(
                       "be a vessel's stump")
     if not planar:
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
-    along = _along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm)
+    # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
+    # partial volume of the domes and the chest wall makes such blobs on most scans
+    along = 0 if spacing[0] > THICK_SLICE_MM else _along_the_pleura(labels, passed, wall, spacing, planar,
+                                                                      max_diameter_mm)
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
@@ -453,8 +456,7 @@ def _pleural_completions(
         # a vessel ending on the pleura gains a few voxels of the wall; a partial-volume rim is no soft tissue
         if whole.sum() < (1.0 + COMPLETED_MIN_GAIN) * part.sum() or np.median(data[obj][whole]) < COMPLETED_MIN_HU:
             continue
-        _, kept = compact_components(whole, spacing, max_diameter_mm=max_diameter_mm)
-        if kept and plausible_nodule(whole, spacing):
+        if _compact_alone(whole, spacing, False, max_diameter_mm) and plausible_nodule(whole, spacing):
             labels[obj][whole & (labels[obj] == 0)] = label
             passed[label] = True
     return passed, labels
@@ -474,9 +476,19 @@ def _along_the_pleura(
     count = 0
     for label in heavy[heavy > 0]:
         part = labels[objects[label - 1]] == label
-        _, kept = compact_components(part, spacing, max_diameter_mm=max_diameter_mm)
-        count += bool(kept) and plausible_nodule(part, spacing, planar)
+        # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's
+        section_mm = 2.0 * math.sqrt(np.count_nonzero(part, axis=(1, 2)).max() * spacing[1] * spacing[2] / math.pi)
+        count += (section_mm >= NODULE_MIN_DIAMETER_MM and _compact_alone(part, spacing, planar, max_diameter_mm)
+                  and plausible_nodule(part, spacing, planar))
     return count
+
+
+def _compact_alone(part: np.ndarray, spacing: tuple[float, float, float], planar: bool, max_diameter_mm: float) -> bool:
+    """Whether one component cropped to its box (``part``) passes `compact_components` as the only
+    structure there; a crop one slice thick of a 3-D image is no single-slice image."""
+    if not planar:
+        part = np.pad(part, ((1, 1), (0, 0), (0, 0)))
+    return bool(compact_components(part, spacing, max_diameter_mm=max_diameter_mm)[1])
 
 
 def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
