@@ -160,6 +160,9 @@ MIN_SPHERICITY = 0.25
 NODULE_MIN_DIAMETER_MM = 4.0
 #: area of the largest axial section / area of the circle spanning its longest extent
 MIN_SECTION_COMPACTNESS = 0.5
+#: a structure along the pleura makes the search doubtful when its widest section is at least
+#: `NODULE_MIN_DIAMETER_MM` and this many in-plane pixels across (`_along_the_pleura`)
+PLEURA_DOUBT_MIN_PIXELS = 3.0
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -476,9 +479,11 @@ def _along_the_pleura(
     count = 0
     for label in heavy[heavy > 0]:
         part = labels[objects[label - 1]] == label
-        # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's
+        # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's,
+        # and on a coarse grid a few pixels across (one 4 mm pixel is no 4 mm nodule)
         section_mm = 2.0 * math.sqrt(np.count_nonzero(part, axis=(1, 2)).max() * spacing[1] * spacing[2] / math.pi)
-        count += (section_mm >= NODULE_MIN_DIAMETER_MM and _compact_alone(part, spacing, planar, max_diameter_mm)
+        least = max(NODULE_MIN_DIAMETER_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
+        count += (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
                   and plausible_nodule(part, spacing, planar))
     return count
 
