@@ -28,13 +28,15 @@ from imaging.volume import Volume
 def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touching: bool = True,
           trachea: bool = True, table: bool = True, nodule_mm: float = 0.0, vessel_mm: float = 2.5,
           noise: float = 15.0, seed: int = 0, supersample: int = 5, vessel: bool | None = None,
-          pleural_mm: float = 0.0, stump_mm: float = 0.0) -> tuple[Volume, dict[str, np.ndarray]]:
+          pleural_mm: float = 0.0, stump_mm: float = 0.0, mediastinal_mm: float = 0.0,
+          ) -> tuple[Volume, dict[str, np.ndarray]]:
     """An axis-aligned LPS chest CT (HU) and its truth masks (``lung_left``, ``lung_right``, ``nodule``).
 
     ``vessel`` (default: with a nodule) draws the vessel of radius ``vessel_mm``; ``pleural_mm`` a
     nodule of that diameter on the lateral pleura of the right lung (its centre a third of its
     radius inside the lung, the part in the wall not drawn); ``stump_mm`` the last 6 mm of a vessel of that radius in the right lung, running up
-    through the scan's last slice (the scan range cuts it)."""
+    through the scan's last slice (the scan range cuts it); ``mediastinal_mm`` a nodule of that
+    diameter on the medial (mediastinal) pleura of the left lung, drawn as the pleural one."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # world x: + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy - 15.0  # world y: + is posterior
@@ -78,6 +80,12 @@ def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touc
                 centre = (-45.0 - 40.0 * (1.0 - 0.003) + pleural_mm / 6, -2.0, 1.1 * centre_z)
                 ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (z - centre[2]) ** 2 <= (pleural_mm / 2) ** 2
                 ball &= lungs["lung_right"]
+                h[ball] = 30.0
+                counts["nodule"][k] += ball
+            if mediastinal_mm:
+                centre = (45.0 - 40.0 * taper + mediastinal_mm / 6, -2.0, 0.9 * centre_z)
+                ball = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (z - centre[2]) ** 2 <= (mediastinal_mm / 2) ** 2
+                ball &= lungs["lung_left"]
                 h[ball] = 30.0
                 counts["nodule"][k] += ball
             if nodule_mm:
@@ -132,8 +140,9 @@ def test_nodule_touching_a_vessel(diameter):
 
 
 def test_a_nodule_search_on_thick_slices_is_not_confident():
-    """On 5 mm slices nodules touching a vessel are not searched: whatever the search returns (here
-    nothing), its quality says so instead of a confident "no nodule"."""
+    """On 5 mm slices nodules touching a vessel are found only when two slices wide and clearly wider
+    than the vessel: whatever the search returns (here nothing), its quality says so instead of a
+    confident "no nodule"."""
     from grounding.tool import ToolContext
     from grounding.tools import default_registry
 
@@ -204,3 +213,64 @@ def test_a_nodule_on_a_vessel_cut_by_the_scan_range_makes_the_search_doubtful():
     assert truth["nodule"][:top].sum() > 200 and not ev.mask.any()
     assert ev.quality.level == "doubtful"
     assert any("scan range" in reason for reason in ev.quality.reasons)
+
+
+@pytest.mark.parametrize("dz", [1.5, 4.0])
+def test_a_nodule_on_the_mediastinal_pleura_is_found_and_hedged(dz):
+    """A nodule sitting on the lung's medial surface (on the mediastinum, the heart or the aorta)
+    touches the surface where vessels leave the lung at the hilum, which was forbidden outright: it
+    was dropped and the search said "no nodule" with quality ok. A ball touching that surface with
+    a small part of itself is a candidate now, and the evidence says it may be a vessel's stump."""
+    volume, truth = build(dz=dz, nz=int(90 / dz), touching=False, trachea=False, mediastinal_mm=12.0,
+                          supersample=2)
+    ev = _nodule_evidence(volume)
+    labels, n = ndimage.label(ev.mask, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+    assert ev.quality.level == "doubtful"
+    assert any("mediastinal surface" in reason for reason in ev.quality.reasons)
+
+
+@pytest.mark.parametrize(("dz", "diameter"), [(5.0, 14.0), (4.0, 12.0)])
+def test_a_nodule_on_a_vessel_on_thick_slices_is_found(dz, diameter):
+    """On slices thicker than 3 mm nodules touching a vessel were not searched at all (the search was
+    doubtful, but a 14 mm nodule went unreported). The nodule's own caps, a slice above and below
+    it, are no branches of it: it is detached and found, and the evidence stays doubtful."""
+    volume, truth = build(dz=dz, nz=int(80 / dz), touching=False, trachea=False, nodule_mm=diameter, seed=3,
+                          supersample=int(dz))
+    ev = _nodule_evidence(volume)
+    labels, n = ndimage.label(ev.mask, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+    assert ev.mask.sum() <= 2 * truth["nodule"].sum()  # the nodule, not the vessel with it
+    assert ev.quality.level == "doubtful"
+
+
+def test_a_vessel_on_thick_slices_is_no_nodule():
+    """A 7 mm vessel crossing 5 mm slices obliquely, blurred into blobs at every slice: the search for
+    attached nodules on thick slices must not report a piece of it."""
+    volume, _ = build(dz=5.0, nz=16, touching=False, trachea=False, vessel=True, vessel_mm=3.5, seed=3,
+                      supersample=5)
+    assert not ClassicalSegmenter().segment(volume, "nodule").any()
+
+
+def test_a_large_nodule_on_the_pleura_held_in_part_by_the_search_is_completed():
+    """A 26 mm nodule on the costal pleura: the lung mask and its pockets hold only a crescent of it,
+    bulging into the lung, which failed the shape tests, and the search said "no nodule" at quality
+    ok. The crescent's in-plane hull completes it."""
+    volume, truth = build(dz=2.0, nz=45, touching=False, trachea=False, pleural_mm=26.0, seed=3, supersample=2)
+    found = ClassicalSegmenter().segment(volume, "nodule")
+    labels, n = ndimage.label(found, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (found & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+
+
+def test_a_small_nodule_lying_along_the_pleura_is_not_a_confident_no():
+    """A 6 mm nodule on the costal pleura of which the lung mask holds a thin cap: more of the cap lies
+    on the pleura than a nodule's base does, as for pleural thickening, so it is not counted; the
+    search said "no nodule" at quality ok. It must say that such a structure was left out."""
+    volume, truth = build(dz=1.5, nz=46, touching=False, trachea=False, pleural_mm=6.0, seed=3, supersample=2)
+    ev = _nodule_evidence(volume)
+    assert truth["nodule"].sum() > 50
+    assert ev.quality.level == "doubtful"
+    assert any("along the pleura" in reason for reason in ev.quality.reasons)

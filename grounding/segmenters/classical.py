@@ -126,15 +126,15 @@ class ClassicalSegmenter:
         if prompt is not None or target not in ("nodule", "lesion"):
             return None
         largest = NODULE_MAX_DIAMETER_MM if target == "nodule" else MASS_MAX_DIAMETER_MM
-        return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the outer "
-                f"pleura, every slice (lesions on the mediastinal side, consolidations and ground-glass opacities "
-                f"are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
+        return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the "
+                f"pleura, every slice (on the mediastinal side only round ones touching it with a small part of "
+                f"themselves; consolidations and ground-glass opacities are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
                 f"white and grey matter (levels from the brain's own histogram), with cores at least "
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
     def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
         """Why an unprompted search of ``volume`` may be wrong: on CT slices thicker than
-        `THICK_SLICE_MM` nodules touching a vessel are not searched, and the lung search's own
+        `THICK_SLICE_MM` nodules touching a vessel are found only when two slices wide, and the lung search's own
         doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
         heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
@@ -156,7 +156,8 @@ class ClassicalSegmenter:
         out = []
         if volume.spacing[0] > THICK_SLICE_MM:
             out.append(f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a "
-                       f"vessel are not searched: one may have been missed")
+                       f"vessel are found only when at least two slices ({2 * volume.spacing[0]:g} mm) wide and clearly "
+                       f"wider than the vessel: one may have been missed")
         search = self._cache.get(f"search_{target}")
         if search is not None and search[0] == self._key(volume):
             out.extend(search[1].doubts)

@@ -4,8 +4,12 @@
   the hole-filled lung masks, split into 26-connected components; a component is a candidate
   when its volume lies between `NODULE_MIN_MM3` and a sphere of `NODULE_MAX_DIAMETER_MM`, it is
   compact (`MIN_SPHERICITY`: volume over the volume of the sphere spanning its largest bounding
-  box extent; vessels are long and fail it) and it does not touch the lung surface (vessel
-  stumps at the hilum do; so, as a known limit, do juxtapleural nodules). Then three tests in mm
+  box extent; vessels are long and fail it) and isolated (`ISOLATION_MM`; partial-volume specks of
+  the pleura do not count). It may touch the costal pleura with at most `MAX_WALL_CONTACT` of its
+  voxels, and the mediastinal surface, where vessel stumps leave the lung at the hilum, as little
+  and only when it is a ball (`MEDIASTINAL_MIN_SPHERICITY`; the search then says it may be a
+  stump). A large crescent on the costal pleura, all of a nodule the lung mask and its pockets
+  hold, is completed by its in-plane hull (`_pleural_completions`). Then three tests in mm
   remove vessel pieces (`plausible_nodule`): the equivalent-sphere diameter is at least
   `NODULE_MIN_DIAMETER_MM`; the largest axial section is compact (its area is at least
   `MIN_SECTION_COMPACTNESS` of the circle spanning its longest extent: an oblique vessel cut is
@@ -14,20 +18,22 @@
   section is at least as wide (equivalent diameter) as a slice is thick, since a narrower blob
   seen on one or two thick slices cannot be told from a vessel crossing the slice. Limit: on
   thick slices nodules not much larger than the slice thickness may be missed.
-  Nodules touching a vessel are one component with the vessel tree and fail these tests; on
-  slices of at most `THICK_SLICE_MM` the rejected structures are opened by balls of
-  `DETACH_RADII_MM` and a surviving round, isolated, soft-tissue piece with at most
-  `DETACH_MAX_ARMS` vessel branches, wider than those branches (`DETACHED_MIN_WIDENING`: beads
-  that the opening leaves along a thick vessel are not, unless the branches are contrast-filled,
-  `ENHANCED_ARMS_HU` brighter than the piece), is a nodule (`_detached_nodules`). Known limit: on
-  a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
-  missed. On thicker slices the partial-volume haze of vessels leaves ball-like pieces at every
-  junction, so attached nodules are not searched there. Components on the scan's first or last
+  Nodules touching a vessel are one component with the vessel tree and fail these tests; the
+  rejected structures are opened by balls of `DETACH_RADII_MM` and a surviving round, isolated,
+  soft-tissue piece with at most `DETACH_MAX_ARMS` vessel branches, wider than those branches
+  (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
+  branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
+  (`_detached_nodules`). Known limit: on a non-enhanced scan a nodule beside a vessel nearly as
+  thick as itself fails that test and is missed. On slices thicker than `THICK_SLICE_MM` the
+  partial-volume haze of vessels leaves ball-like pieces at junctions, about a slice wide: there a
+  piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
+  than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
+  its footprint (its own caps, a slice above and below, are none). Components on the scan's first or last
   slice are not counted either (a vessel the scan range cuts ends there in a round stump).
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
-  found by detaching it from a vessel, a borderline piece on a vessel left out, a compact
-  candidate cut by the scan range left out.
+  found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
+  left out, a compact candidate cut by the scan range or lying along the pleura left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -105,6 +111,19 @@ NODULE_MAX_DIAMETER_MM = 30.0
 MASS_MAX_DIAMETER_MM = 100.0
 #: a candidate touching the outer lung surface may have at most this share of its voxels on it
 MAX_WALL_CONTACT = 0.3
+#: a candidate touching the mediastinal lung surface (where vessels leave the lung at the hilum) may
+#: have at most `MAX_WALL_CONTACT` of its voxels on it when it is a ball (its volume over the sphere
+#: spanning its largest extent at least this): a nodule on the mediastinal pleura (on the heart or
+#: the aorta) is; a vessel's stump, longer than wide, mostly is not
+MEDIASTINAL_MIN_SPHERICITY = 0.45
+#: a crescent on the costal pleura holding at least a sphere of this diameter (mm) is completed
+#: by its in-plane convex hull (`_pleural_completions`)
+COMPLETED_MIN_MM = 10.0
+#: ... when the hull adds at least this share to the crescent (a vessel's end on the pleura gains a
+#: few voxels of the wall) and the completed blob's median is soft tissue, at least this (HU; the
+#: partial-volume rims of organs bulging into the lung are mixtures with lung)
+COMPLETED_MIN_GAIN = 0.15
+COMPLETED_MIN_HU = -100.0
 #: radius (mm) of the in-plane closing whose pockets hold nodules sitting on the pleura
 PLEURA_POCKET_MM = 16.0
 #: radii (mm) of the balls whose openings detach nodules from the vessels they touch
@@ -116,6 +135,12 @@ DETACHED_MIN_SPHERICITY = 0.45
 DETACH_MIN_VOXELS = 2.5
 #: what the opening removed around a detached piece may fall into at most this many pieces
 DETACH_MAX_ARMS = 2
+#: on slices thicker than `THICK_SLICE_MM`, where vessels crossing a slice obliquely blur into
+#: blobs, a detached piece must be rounder than `DETACHED_MIN_SPHERICITY` (its extent across the
+#: slices counts from the first to the last slice centre, `_extent_mm`), hold a ball as wide as two
+#: slices, and be wider than its branches by this factor (not `DETACHED_MIN_WIDENING`)
+THICK_DETACHED_MIN_SPHERICITY = 0.6
+THICK_DETACHED_MIN_WIDENING = 1.6
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
@@ -135,6 +160,9 @@ MIN_SPHERICITY = 0.25
 NODULE_MIN_DIAMETER_MM = 4.0
 #: area of the largest axial section / area of the circle spanning its longest extent
 MIN_SECTION_COMPACTNESS = 0.5
+#: a structure along the pleura makes the search doubtful when its widest section is at least
+#: `NODULE_MIN_DIAMETER_MM` and this many in-plane pixels across (`_along_the_pleura`)
+PLEURA_DOUBT_MIN_PIXELS = 3.0
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -146,6 +174,8 @@ THICK_SECTION_MM = 3.0
 ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
 ISOLATION_MM = 3.0
+#: ... but for specks smaller than `NODULE_MIN_MM3` and than this share of the candidate's volume
+ISOLATION_SPECK_FRACTION = 0.05
 #: deviation, in noise SDs, from the organ level that marks a lesion in a box
 BOX_K = 3.0
 #: CT values counted as organ tissue for the box reference (HU): excludes fat, air, bone
@@ -224,13 +254,16 @@ def compact_components(
     forbidden: np.ndarray | None = None,
     max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
     wall: np.ndarray | None = None,
+    mediastinal: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """26-connected components of ``mask`` that look like blobs: ``(labels, kept label ids)``.
 
     Sizes are in mm (``spacing`` z, y, x). On a single-slice mask the same rules apply to areas
     (circle instead of sphere). Components touching ``forbidden`` are dropped; components touching
     ``wall`` are dropped when more than `MAX_WALL_CONTACT` of their voxels lie on it (a nodule
-    sitting on the pleura touches it with its base only; a band of pleural tissue lies along it).
+    sitting on the pleura touches it with its base only; a band of pleural tissue lies along it);
+    components touching ``mediastinal`` are dropped unless they touch it as little and are balls
+    (`MEDIASTINAL_MIN_SPHERICITY`).
     """
     labels, n = ndimage.label(mask, structure=CONN26)
     if n == 0:
@@ -243,6 +276,11 @@ def compact_components(
     if wall is not None:
         contact = np.bincount(labels[wall], minlength=n + 1)
         touching |= contact > MAX_WALL_CONTACT * sizes
+    min_sphericity = np.full(n + 1, MIN_SPHERICITY)
+    if mediastinal is not None:
+        contact = np.bincount(labels[mediastinal], minlength=n + 1)
+        touching |= contact > MAX_WALL_CONTACT * sizes
+        min_sphericity[contact > 0] = MEDIASTINAL_MIN_SPHERICITY
     unit = spacing[1] * spacing[2] if planar else float(np.prod(spacing))
     if planar:
         min_size, max_size = NODULE_MIN_MM3 ** (2 / 3), math.pi / 4 * max_diameter_mm**2
@@ -258,14 +296,17 @@ def compact_components(
         extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing))
                      if axis or not planar)
         reference = math.pi / 4 * extent**2 if planar else math.pi / 6 * extent**3
-        if size / reference < MIN_SPHERICITY:
+        if size / reference < min_sphericity[label]:
             continue
         window = tuple(
             slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape)
         )
         local = labels[window]
         around = ndimage.binary_dilation(local == label, near)
-        if not np.any(around & (local != label) & (local > 0)):
+        # partial-volume specks of the pleura next to a nodule on it do not make it part of a structure
+        specks = sizes * unit < min(NODULE_MIN_MM3, ISOLATION_SPECK_FRACTION * size)
+        neighbours = local[around & (local != label) & (local > 0)]
+        if specks[neighbours].all():
             kept.append(label)
     return labels, kept
 
@@ -315,9 +356,9 @@ def lung_nodules(
 
     ``pockets``: the concavities of the lung surface (a closing of each lung minus the lung),
     where nodules sitting on the pleura lie. Candidates may touch the lung's outer surface (the
-    pleura away from the mediastinum) with a small share of their voxels; the medial surface,
-    where vessels leave the lung at the hilum, stays forbidden. So does the scan's first and last
-    slice: a vessel the scan range cuts ends there in a round stump, which cannot be told from a
+    pleura away from the mediastinum) with a small share of their voxels, and the medial surface,
+    where vessels leave the lung at the hilum, as little when they are balls (the search then
+    doubts them). The scan's first and last slice stay forbidden: a vessel the scan range cuts ends there in a round stump, which cannot be told from a
     nodule; a compact candidate there is left out and the search says so.
     """
     out = np.zeros(data.shape, dtype=bool)
@@ -334,9 +375,22 @@ def lung_nodules(
     if not planar:
         cut[0], cut[-1] = bbox[0].start == 0, bbox[0].stop == data.shape[0]
     forbidden, wall = surface & medial, surface & ~medial
-    labels, kept = compact_components(dense, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
+    labels, kept = compact_components(dense, spacing, max_diameter_mm=max_diameter_mm, wall=wall, mediastinal=forbidden)
     doubts = []
     passed = _plausible(labels, kept, spacing, planar)
+    on_mediastinum = np.unique(labels[forbidden & dense])
+    if passed[on_mediastinum[on_mediastinum > 0]].any():
+        doubts.append("a nodule found sits on the lung's mediastinal surface, where vessels leave the lung: it may "
+                      "be a vessel's stump")
+    if not planar:
+        passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
+    # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
+    # partial volume of the domes and the chest wall makes such blobs on most scans
+    along = 0 if spacing[0] > THICK_SLICE_MM else _along_the_pleura(labels, passed, wall, spacing, planar,
+                                                                      max_diameter_mm)
+    if along:
+        doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
+                      f"thickening, or a nodule sitting on the pleura): one may have been missed")
     stumps = np.unique(labels[cut & dense])
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
@@ -349,7 +403,7 @@ def lung_nodules(
     rejected = (labels > 0) & ~found
     # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
     # every size after an opening (false positives at junctions): attached nodules are not searched
-    if not planar and spacing[0] <= THICK_SLICE_MM and rejected.any():
+    if not planar and rejected.any():
         detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
@@ -367,6 +421,79 @@ def lung_nodules(
                           f"nodule: one may have been missed")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _pleural_completions(
+    labels: np.ndarray, passed: np.ndarray, wall: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float],
+    max_diameter_mm: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nodules on the costal pleura that the lung search holds only in part: ``(passed, labels)``
+    with each completed one relabelled in ``labels`` and passed.
+
+    The lung mask and its pockets may stop inside a nodule sitting on the chest wall: the part in
+    the search is a crescent, bulging into the lung and hollow towards the wall, that fails the
+    shape tests. Its in-plane convex hull, slice by slice, covers the rest of the nodule; where the
+    dense voxels of that hull form a blob passing the tests of an isolated nodule
+    (`compact_components`, `plausible_nodule`), it is one. A band of pleural tissue gains nothing
+    (its hull towards the lung holds air) and stays too thin; the hull must add `COMPLETED_MIN_GAIN`
+    and the blob be soft tissue (`COMPLETED_MIN_HU`). Only crescents of at least a sphere
+    of `COMPLETED_MIN_MM` are completed: the partial-volume rims of the diaphragm's domes and of the
+    heart, where they bulge into the lung, make small crescents whose hulls are blobs too.
+    """
+    n = len(passed) - 1
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    sizes = component_sizes(labels, n) * float(np.prod(spacing))
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        if obj is None or passed[label] or not contact[label] or sizes[label] < math.pi / 6 * COMPLETED_MIN_MM**3:
+            continue
+        if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) > max_diameter_mm:
+            continue
+        from skimage.morphology import convex_hull_image  # here: importing it costs a second
+
+        part = labels[obj] == label
+        hull = np.zeros(part.shape, dtype=bool)
+        for k, section in enumerate(part):
+            if np.count_nonzero(section) >= 3:
+                hull[k] = convex_hull_image(section)
+        whole = (hull & (data[obj] >= HU_AIR)) | part
+        # a vessel ending on the pleura gains a few voxels of the wall; a partial-volume rim is no soft tissue
+        if whole.sum() < (1.0 + COMPLETED_MIN_GAIN) * part.sum() or np.median(data[obj][whole]) < COMPLETED_MIN_HU:
+            continue
+        if _compact_alone(whole, spacing, False, max_diameter_mm) and plausible_nodule(whole, spacing):
+            labels[obj][whole & (labels[obj] == 0)] = label
+            passed[label] = True
+    return passed, labels
+
+
+def _along_the_pleura(
+    labels: np.ndarray, passed: np.ndarray, wall: np.ndarray, spacing: tuple[float, float, float], planar: bool,
+    max_diameter_mm: float,
+) -> int:
+    """How many components of ``labels`` not ``passed`` fail only for lying along the costal pleura
+    (more than `MAX_WALL_CONTACT` of their voxels on ``wall``): a nodule on the pleura that the lung
+    mask holds as a thin cap, or pleural thickening; the search cannot tell which."""
+    n = len(passed) - 1
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * component_sizes(labels, n)) & ~passed)
+    objects = ndimage.find_objects(labels)
+    count = 0
+    for label in heavy[heavy > 0]:
+        part = labels[objects[label - 1]] == label
+        # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's,
+        # and on a coarse grid a few pixels across (one 4 mm pixel is no 4 mm nodule)
+        section_mm = 2.0 * math.sqrt(np.count_nonzero(part, axis=(1, 2)).max() * spacing[1] * spacing[2] / math.pi)
+        least = max(NODULE_MIN_DIAMETER_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
+        count += (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
+                  and plausible_nodule(part, spacing, planar))
+    return count
+
+
+def _compact_alone(part: np.ndarray, spacing: tuple[float, float, float], planar: bool, max_diameter_mm: float) -> bool:
+    """Whether one component cropped to its box (``part``) passes `compact_components` as the only
+    structure there; a crop one slice thick of a 3-D image is no single-slice image."""
+    if not planar:
+        part = np.pad(part, ((1, 1), (0, 0), (0, 0)))
+    return bool(compact_components(part, spacing, max_diameter_mm=max_diameter_mm)[1])
 
 
 def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float, float], planar: bool) -> np.ndarray:
@@ -397,6 +524,10 @@ def _detached_nodules(
     """
     box = bounding_box(mask)
     pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
+    if spacing[0] > THICK_SLICE_MM:
+        box = _deep_enough(mask, box, spacing)
+        if box is None:
+            return np.zeros(mask.shape, dtype=bool), 0
     local = mask[box]
     depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
     depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
@@ -439,6 +570,26 @@ def _detached_nodules(
     return full, int(ndimage.label(doubtful, structure=CONN26)[1])
 
 
+def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float]) -> tuple[slice, ...] | None:
+    """On thick slices a detached nodule holds a ball as wide as two slices (`_detached_verdict`):
+    the part of ``box`` (a box of ``mask``) holding the components of ``mask`` that can, with room
+    around them for the openings and branches, or None. An in-plane erosion by a diamond that fits
+    inside that ball keeps every voxel as deep, so no such component is left out; the distance
+    transforms then cover the few candidates, not every vessel tree in the lungs."""
+    local = mask[box]
+    cross = np.zeros((3, 3, 3), dtype=bool)
+    cross[1] = ndimage.generate_binary_structure(2, 1)
+    steps = int(np.ceil(spacing[0] / max(spacing[1:]))) - 1
+    deep = ndimage.binary_erosion(local, cross, iterations=steps) if steps > 0 else local
+    if not deep.any():
+        return None
+    labels, _ = ndimage.label(local, structure=CONN26)
+    inner = bounding_box(np.isin(labels, np.unique(labels[deep])))
+    margin = [int(np.ceil((max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
+    return tuple(slice(max(b.start + i.start - m, b.start), min(b.start + i.stop + m, b.stop))
+                 for b, i, m in zip(box, inner, margin))
+
+
 def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
@@ -455,8 +606,14 @@ def _detached_verdict(
     if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
         return None
     # the thick stub of a tapering vessel survives the opening too, but is no ball
+    thick = spacing[0] > THICK_SLICE_MM
     extent = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(obj, spacing)))
-    if np.count_nonzero(piece) * float(np.prod(spacing)) < DETACHED_MIN_SPHERICITY * math.pi / 6 * extent**3:
+    roundness = THICK_DETACHED_MIN_SPHERICITY if thick else DETACHED_MIN_SPHERICITY
+    if np.count_nonzero(piece) * float(np.prod(spacing)) < roundness * math.pi / 6 * extent**3:
+        return None
+    radius = float(depth[piece].max())
+    # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions
+    if thick and radius < spacing[0]:
         return None
     level = float(np.median(values[piece]))
     if level > DETACHED_MAX_HU:
@@ -464,10 +621,11 @@ def _detached_verdict(
     arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
     if arms > DETACH_MAX_ARMS:
         return None
-    widening = float(depth[piece].max()) / max(arm_depth, 1e-6)
-    if widening >= DETACHED_MIN_WIDENING or arm_hu - level >= ENHANCED_ARMS_HU:
+    widening = radius / max(arm_depth, 1e-6)
+    needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
+    if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
         return "nodule"
-    return "borderline" if widening >= BORDERLINE_WIDENING * DETACHED_MIN_WIDENING else None
+    return "borderline" if widening >= BORDERLINE_WIDENING * needed else None
 
 
 def _arms(
@@ -483,7 +641,14 @@ def _arms(
     window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
     near, _ = ndimage.label(residue[window], structure=CONN26)
     attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
-    distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
+    if spacing[0] > THICK_SLICE_MM:
+        # across thick slices the ball's own caps, thinner than it, lie a slice above and below it
+        # and would count as branches: the shell is taken in-plane, around the ball's footprint
+        footprint = piece[window].any(axis=0)
+        distance = np.broadcast_to(ndimage.distance_transform_edt(~footprint, sampling=spacing[1:]),
+                                   piece[window].shape)
+    else:
+        distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
     ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
     ring &= residue[window]
     _, n = ndimage.label(ring, structure=CONN26)
