@@ -17,6 +17,7 @@ from grounding.segmenters import ClassicalSegmenter
 from grounding.segmenters.lesions import BrainTissue, MRLesions
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
+from imaging.locate import voxels_on_view
 from imaging.volume import Volume
 
 SPACING = (1.5, 1.5, 1.5)
@@ -195,6 +196,13 @@ def test_segment_evidence_passes_the_doubt_on(segmenter):
     assert ev.mask.any()
     assert ev.quality.level == "doubtful"
     assert any("no separate grey-matter peak" in r for r in ev.quality.reasons), ev.quality.reasons
+    # one lesion picked from that search by a point keeps the doubt (it was "ok" on a real FLAIR)
+    shown = voxels_on_view(ev.views[0].geometry, np.argwhere(ev.mask))
+    point = shown[~np.isnan(shown[:, 0])][0]
+    picked = default_registry().run(context, "segment", {"target": "lesion", "view_id": ev.views[0].view_id,
+                                                         "point_2d": [float(point[0]), float(point[1])]})
+    assert 0 < picked.mask.sum() < ev.mask.sum()
+    assert picked.quality.level == "doubtful" and picked.quality.reasons == ev.quality.reasons
 
 
 @pytest.mark.parametrize("slice_mm", [1.0, 5.0])

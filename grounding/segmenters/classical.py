@@ -133,23 +133,27 @@ class ClassicalSegmenter:
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
     def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
-        """Why an unprompted search of ``volume`` may be wrong: on CT slices thicker than
+        """Why a search of ``volume`` may be wrong (a prompt that selects from it keeps its doubts,
+        except a CT nodule's: the missed-nodule caveats are about the rest of the lungs): on CT slices thicker than
         `THICK_SLICE_MM` nodules touching a vessel are found only when two slices wide, and the lung search's own
         doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
         heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
         lungs touch (`grounding.segmenters.chest.split_doubt`); on CT, why a spleen, left kidney or
         liver found may be a neighbour (`AbdomenOrgans.doubts`)."""
-        if prompt is None and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
+        # A prompt that selects from the same search (a point on the whole-brain lesions, any prompt
+        # on a named structure) keeps that search's doubts: the part picked is no surer than the whole.
+        whole_brain = prompt is None or (prompt.box_zyx is None and prompt.within is None)
+        if whole_brain and target == "lesion" and volume.modality == "MR" and not volume.is_2d:
             doubt = self.mr_lesions(volume).doubt()
             return [doubt] if doubt else []
-        if prompt is None and target == "heart" and volume.modality == "XR" and volume.is_2d:
+        if target == "heart" and volume.modality == "XR" and volume.is_2d:
             return list(self.radiograph(volume).caveats)
-        if prompt is None and target in ("lung_left", "lung_right") and volume.modality == "CT":
+        if target in ("lung_left", "lung_right") and volume.modality == "CT":
             doubt = self.analysis(volume).split_doubt
             return [doubt] if doubt else []
         organ = _known(target, ABDOMEN_TARGETS)
-        if prompt is None and organ and volume.modality == "CT" and not volume.is_2d:
+        if organ and volume.modality == "CT" and not volume.is_2d:
             return list(self.organs(volume).doubts.get(organ, []))
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return []
