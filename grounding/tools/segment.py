@@ -36,6 +36,7 @@ from grounding.plausibility import (
     negative_quality,
     radiograph_quality,
     radiograph_view_quality,
+    sequence_quality,
     structure_quality,
     touches_field_edge,
 )
@@ -324,6 +325,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
+        _check_sequence(ev.quality, context, vol, target, result.segmenter, found=False)
         _flag_weak_search(ev.quality, context, vol, target, prompt)
         if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
             other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
@@ -377,6 +379,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     ev.quality, cut = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
     if cut:
         data["field_cut"] = cut.to_dict()
+    _check_sequence(ev.quality, context, vol, target, used, found=True)
     _flag_weak_search(ev.quality, context, vol, target, prompt)
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
@@ -442,6 +445,19 @@ def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, targe
     search may hold another lesion, and what it found may be a vessel."""
     for weak in getattr(segmenter_for(context), "search_weakness", lambda v, t, p: [])(vol, target, prompt):
         quality.flag("doubtful", weak)
+
+
+def _check_sequence(quality: Quality, context: ToolContext, vol: Volume, target: str | None, used: str,
+                    found: bool) -> None:
+    """The classical MR lesion search looks for bright lesions: held against the sequence
+    (`sequence_quality`); the image's own contrast is read only when nothing names the sequence."""
+    if used != "classical" or target != "lesion" or vol.modality != "MR":
+        return
+    contrast = None
+    if vol.facts["sequence"].assumed:
+        contrast = getattr(segmenter_for(context), "mr_contrast", lambda v: None)(vol)
+    quality.merge(sequence_quality(vol, found=found, weighting=contrast.weighting if contrast else None,
+                                   contrast=contrast.describe() if contrast else ""))
 
 
 def _lung_mask(context: ToolContext, volume_id: str, vol: Volume, target: str) -> np.ndarray | None:
