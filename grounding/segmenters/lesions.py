@@ -78,7 +78,10 @@
   rims that are a large share of the burden, with the range the burden then spans. Limits: small
   faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
   be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
-  lesion joined to the cortex is dropped with it.
+  lesion joined to the cortex is dropped with it. Lesions are dark on T1: the search does not apply
+  there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
+  when nothing names it, `BrainContrast` (the outer ribbon against the deep white matter) can tell
+  a T1 from the image itself.
 """
 
 from __future__ import annotations

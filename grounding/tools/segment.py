@@ -80,7 +80,9 @@ def _description(targets: dict[str, str]) -> str:
         "and any slice thickness, but not fatty liver, situs inversus, organs far from their usual place or "
         "touching at the same HU without a constriction (pancreas and bowel may join the liver); on plain CT "
         "the spleen and kidneys are often mis-found (their result is doubtful where it cannot tell them "
-        "apart); an organ it does not find is an error, not an absence. "
+        "apart); an organ it does not find is an error, not an absence. The classical MR 'lesion' search looks for "
+        "lesions brighter than the brain (FLAIR or T2): on a T1 it does not apply, on T1 with contrast only "
+        "enhancing lesions are seen, and on a scan whose sequence is not named 'nothing found' is doubtful. "
         f"Targets: {listed}."
     )
 
