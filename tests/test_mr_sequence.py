@@ -137,3 +137,13 @@ def test_sequence_quality_levels():
     assert sequence_quality(volume(None), found=True).level == "ok"  # a find keeps its quality
     assert sequence_quality(volume(None), found=False, weighting="FLAIR/T2").level == "ok"
     assert sequence_quality(volume(None), found=True, weighting="T1").level == "doubtful"
+
+
+def test_study_line_names_the_sequence_and_the_planner_still_reads_it(phantom):
+    from mmreason.backends.rules.transcript import _volumes
+    from mmreason.prompts import study_text
+
+    text = study_text({"0": phantom.volumes["t1"], "1": _unnamed(phantom.volumes["flair"])})
+    assert "- volume 0: MR T1, 3-D" in text and "- volume 1: MR, 3-D" in text
+    assert "sequence unknown ASSUMED" in text
+    assert [(v.id, v.modality) for v in _volumes(text)] == [("0", "MR"), ("1", "MR")]

@@ -57,7 +57,8 @@ def _shown_in(parts: list[dict]) -> list[Shown]:
 
 def _volumes(user: str) -> list[VolumeInfo]:
     """The study lines: 2-D images give width x height, 3-D volumes z x y x x."""
-    line = _pattern(prompts.STUDY_LINE, volume_id=r"(\w+)", modality=r"(\w+)", grid="(.*)", assumed="")
+    # an MR's line names its sequence after the modality ("MR FLAIR"), when the files name it
+    line = _pattern(prompts.STUDY_LINE, volume_id=r"(\w+)", modality=r"(\w+)(?: \w+)?", grid="(.*)", assumed="")
     two_d = re.compile(_pattern(prompts.STUDY_2D, nx=r"(\d+)", ny=r"(\d+)"))
     three_d = re.compile(_pattern(prompts.STUDY_3D, nz=r"(\d+)", ny=r"(\d+)", nx=r"(\d+)"))
     volumes = []
