@@ -146,4 +146,11 @@ def test_study_line_names_the_sequence_and_the_planner_still_reads_it(phantom):
     text = study_text({"0": phantom.volumes["t1"], "1": _unnamed(phantom.volumes["flair"])})
     assert "- volume 0: MR T1, 3-D" in text and "- volume 1: MR, 3-D" in text
     assert "sequence unknown ASSUMED" in text
-    assert [(v.id, v.modality) for v in _volumes(text)] == [("0", "MR"), ("1", "MR")]
+    assert [(v.id, v.modality, v.sequence) for v in _volumes(text)] == [("0", "MR", "T1"), ("1", "MR", None)]
+
+
+def test_a_study_searches_the_sequence_its_files_name_flair_first(phantom, rules, registry):
+    # the question names no sequence: the files do, and the T1 (lesion dark) comes first
+    trace = run_episode([phantom.volumes["t1"], phantom.volumes["flair"]], QUESTION, rules, registry=registry)
+    assert trace.answer.startswith("Yes"), trace.answer
+    assert trace.evidence[0].mask_volume == "1"
