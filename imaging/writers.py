@@ -171,6 +171,8 @@ def write_dicom_series(
     RescaleSlope/Intercept.
 
     Args:
+        series_description: SeriesDescription; an MR volume's sequence (``metadata["sequence"]``) is
+            appended when the description does not name one, so the loader reads it back.
         rescale: ``(slope, intercept)`` with stored = round((value - intercept) / slope); default:
             ``(1, 0)`` for integral data within int16, else a slope spanning the value range.
         shuffle: write the slices under file names and InstanceNumbers in a random order (seeded
@@ -196,11 +198,12 @@ def write_dicom_series(
     nz = volume.shape[0]
     numbers = np.random.default_rng(seed).permutation(nz) if shuffle else np.arange(nz)
     paths = []
+    sequence = _sequence(volume)
+    if sequence and words_sequence(series_description) is None:  # the loader reads the sequence from it
+        series_description = f"{series_description} {sequence}"
     for k in range(nz):
         ds = _base_dataset(volume.modality, sop, study_uid, series_uid, frame_uid)
-        sequence = _sequence(volume)
-        named = sequence and words_sequence(series_description) is None
-        ds.SeriesDescription = f"{series_description} {sequence}" if named else series_description
+        ds.SeriesDescription = series_description
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
         ds.InstanceNumber = int(numbers[k]) + 1
         ds.ImagePositionPatient = _ds(list(volume.voxel_to_world([[k, 0, 0]])[0]))

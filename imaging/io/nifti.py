@@ -159,7 +159,8 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
     descrip = img.header.get("descrip")
     text = bytes(np.asarray(descrip).tobytes()).split(b"\0")[0].decode("latin-1") if descrip is not None else ""
     # our writer's note: ``modality=MR sequence=FLAIR`` (older files: the modality alone)
-    note = text[len(MODALITY_NOTE):].split()[0].upper() if text.startswith(MODALITY_NOTE) and text[len(MODALITY_NOTE):].split() else None
+    words = text[len(MODALITY_NOTE):].split() if text.startswith(MODALITY_NOTE) else []
+    note = words[0].upper() if words else None
     header = img.header
     metadata = {
         "format": "NIfTI-2" if isinstance(img, nib.Nifti2Image) else "NIfTI-1",
