@@ -37,6 +37,12 @@ says when it may be wrong:
 * **lung scale**: a nodule found in lungs that the scan range does not cut but that measure far
   outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
   (or lung mask) that is probably wrong.
+* **MR sequence** (`sequence_quality`): the classical lesion search looks for lesions brighter than
+  white and grey matter, as they are on FLAIR and T2. On a T1 (named by the files, `imaging.io.sequence`)
+  they are dark: the search is ``implausible``; on T1 with contrast only enhancing lesions are
+  bright (``doubtful``), as on any other named sequence. When nothing names the sequence, the
+  image's own grey-white contrast may say T1 (``doubtful``, found or not) or FLAIR/T2 (no caveat);
+  when it says neither, "no lesion" is ``doubtful`` and a lesion found keeps its quality.
 * **field of view of a negative search**: a lung search on a scan whose range cuts the lungs
   covers only the part shown, so "no nodule" is ``doubtful`` (`negative_quality`).
 
@@ -54,6 +60,7 @@ from scipy import ndimage
 
 from grounding.quality import Quality
 from imaging.io.metadata import looks_like_ct
+from imaging.provenance import UNKNOWN_SEQUENCE
 from imaging.volume import Volume
 
 #: adult volumes in mL (whole organ). Lungs: CT at inspiration; liver 1.0-2.6 L; spleen up to
@@ -131,14 +138,51 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
             q.checks.append("modality CT guessed from the voxel values")
         else:
             # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
-            q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the sequence is "
-                               f"unknown): the search may not apply; give --modality")
+            sequence = facts.get("sequence")
+            unnamed = " (the sequence is unknown)" if sequence is None or sequence.assumed else ""
+            q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values{unnamed}: the search may "
+                               f"not apply; give --modality")
     elif uses_hu and volume.modality != "CT" and looks_like_ct(volume.data):
         # a stated modality the values contradict: a CT given as MR gets an MR search of a "brain"
         stated = facts["modality"].detail or facts["modality"].source
         q.flag("doubtful", f"the voxel values carry the Hounsfield-unit signature of CT (air near -1000, fat near "
                            f"-100) although the modality is {volume.modality} ({stated}): the {volume.modality} "
                            f"search may not apply")
+    return q
+
+
+#: MR sequences on which the lesions the classical search looks for are brighter than brain tissue
+BRIGHT_LESION_SEQUENCES = frozenset({"FLAIR", "T2"})
+
+
+def sequence_quality(volume: Volume, *, found: bool, weighting: str | None = None,
+                     contrast: str = "") -> Quality:
+    """How far a search for bright MR lesions applies to ``volume``'s sequence (see the module
+    docstring). ``weighting`` (``"T1"``, ``"FLAIR/T2"`` or None) and ``contrast`` (its measurement in
+    words) come from the image itself, read only when nothing names the sequence; ``found``: the
+    search found a lesion."""
+    q = Quality(checks=["MR sequence"])
+    fact = volume.facts.get("sequence")
+    if fact is None or fact.value in BRIGHT_LESION_SEQUENCES:
+        return q
+    said = f"{fact.source}: {fact.detail}" if fact.detail else fact.source
+    if fact.value == "T1":
+        q.flag("implausible", f"lesions are searched as bright on FLAIR/T2; this is T1 ({said}), where most lesions "
+                              f"are dark: the search can neither find nor exclude them; ask on the FLAIR or T2")
+    elif fact.value == "T1C":
+        q.flag("doubtful", f"lesions are searched as bright on FLAIR/T2; this is T1 with contrast ({said}), where only "
+                           f"enhancing lesions are bright: non-enhancing ones are missed, enhancing vessels may be counted")
+    elif fact.value != UNKNOWN_SEQUENCE:
+        q.flag("doubtful", f"lesions are searched as bright on FLAIR/T2; this is {fact.value} ({said}): the search "
+                           f"may not apply")
+    elif weighting == "T1":
+        q.flag("doubtful", f"the sequence is not known and the image's contrast is T1-like ({contrast}): lesions are "
+                           f"searched as bright on FLAIR/T2, on T1 most are dark")
+    elif weighting is None and not found:
+        q.flag("doubtful", "the sequence is not known; the search assumes FLAIR or T2 (give a file named for its "
+                           "sequence, e.g. *_FLAIR.nii.gz)")
+    elif weighting is not None:
+        q.checks.append(f"sequence not named; the image's contrast is {weighting}-like ({contrast})")
     return q
 
 

@@ -1,4 +1,5 @@
-"""Where a volume's modality, spacing and orientation came from, and whether they were assumed.
+"""Where a volume's modality, spacing, orientation (and an MR's sequence) came from, and whether they
+were assumed.
 
 A loader knows which header field, DICOM tag or guess gave each of these facts; everything
 downstream (tool messages, the model's prompt, the trace, the report, evidence quality) needs to
@@ -14,6 +15,8 @@ Sources:
   directions gives an assumed orientation instead);
 * ``dicom``: a DICOM tag (Modality, PixelSpacing, ImagePositionPatient/ImageOrientationPatient,
   PatientOrientation);
+* ``file name``: a word of the file's name (an MR sequence: ``_FLAIR``, ``_T1w``; see
+  `imaging.io.sequence`): a naming convention, trusted like a header;
 * ``caller``: a program built the volume from an array and its geometry (phantoms, tests);
 * ``heuristic``: guessed from the voxel values (assumed);
 * ``default``: nothing said it, a default was taken (assumed).
@@ -24,8 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FACT_NAMES = ("modality", "spacing", "orientation")
-SOURCES = ("argument", "header", "dicom", "caller", "heuristic", "default")
+FACT_NAMES = ("modality", "spacing", "orientation", "sequence")
+SOURCES = ("argument", "header", "dicom", "file name", "caller", "heuristic", "default")
+#: the sequence fact of an MR volume whose files do not name it
+UNKNOWN_SEQUENCE = "unknown"
 ASSUMED_SOURCES = frozenset({"heuristic", "default"})
 
 #: ``geometry_source`` notes of loaders whose header states spacing, direction and origin
@@ -108,6 +113,10 @@ def fact_sources(metadata: dict[str, Any]) -> dict[str, tuple[str, str]]:
                                          "(patient's left on the image right)")
     if metadata.get("orientation_doubt"):  # a loader found the header's axes ambiguous (e.g. negative pixdim)
         out["orientation"] = ("default", str(metadata["orientation_doubt"]))
+    if metadata.get("sequence_source"):
+        out["sequence"] = (str(metadata["sequence_source"]), str(metadata.get("sequence_detail", "")))
+    elif "sequence" not in metadata:
+        out["sequence"] = ("default", "no sequence named by DICOM tags, NIfTI description or file name")
     if metadata.get("orientation_argument"):
         out["orientation"] = ("argument", f"--assume-orientation {metadata['orientation_argument']}")
     return out

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from imaging.errors import MMReasonError
-from imaging.provenance import Fact, fact_sources
+from imaging.provenance import UNKNOWN_SEQUENCE, Fact, fact_sources
 
 ORIENTATION = "LPS"
 MODALITIES = ("CT", "MR", "XR", "PT", "US", "OT")
@@ -94,13 +94,16 @@ class Volume:
 
     @property
     def facts(self) -> dict[str, Fact]:
-        """Modality, spacing and orientation, each with its source (see `imaging.provenance`).
+        """Modality, spacing and orientation, and an MR volume's sequence (``metadata["sequence"]``,
+        `UNKNOWN_SEQUENCE` when nothing named it), each with its source (see `imaging.provenance`).
 
         A volume built from an array (phantoms, tests) has the ``caller`` source for every fact
         the loaders' notes in ``metadata`` do not classify.
         """
         sources = fact_sources(self.metadata)
         values = {"modality": self.modality, "spacing": self.spacing, "orientation": ORIENTATION}
+        if self.modality == "MR":
+            values["sequence"] = str(self.metadata.get("sequence") or UNKNOWN_SEQUENCE)
         return {name: Fact(name, value, *sources.get(name, ("caller", "")))
                 for name, value in values.items()}
 

@@ -28,6 +28,7 @@ from pydicom.uid import (
 from imaging.errors import MMReasonError
 from imaging.io.nifti import MODALITY_NOTE
 from imaging.io.orientation import RAS_TO_LPS
+from imaging.io.sequence import SEQUENCES, words_sequence
 from imaging.views import View
 from imaging.volume import Volume
 from imaging.windowing import Window, apply_window, resolve_window
@@ -53,13 +54,20 @@ def _is_integral(data: np.ndarray) -> bool:
 
 # -- NIfTI ----------------------------------------------------------------------------------
 
+def _sequence(volume: Volume) -> str | None:
+    """An MR volume's sequence (`imaging.io.sequence.SEQUENCES`) to note in the file, or None."""
+    sequence = str(volume.metadata.get("sequence", "")).upper()
+    return sequence if volume.modality == "MR" and sequence in SEQUENCES else None
+
+
 def write_nifti(volume: Volume, path: str | PathLike[str]) -> Path:
     """Write ``volume`` as NIfTI-1 (``.nii`` or ``.nii.gz`` by the name).
 
     The array is stored in (x, y, z) order with the LPS affine converted to RAS (x and y rows
     negated), so sform/qform reproduce every voxel's position. CT with integral values inside the
     int16 range is stored as int16 (scl_slope 1, scl_inter 0); anything else as float32. The
-    modality is noted in ``descrip`` (``modality=CT``) so the loader restores it.
+    modality is noted in ``descrip`` (``modality=CT``) so the loader restores it, and so is an MR
+    volume's sequence (``modality=MR sequence=FLAIR``, from ``metadata["sequence"]``).
     """
     out = Path(path)
     if not out.name.lower().endswith((".nii", ".nii.gz")):
@@ -74,7 +82,8 @@ def write_nifti(volume: Volume, path: str | PathLike[str]) -> Path:
     img.header.set_xyzt_units("mm")
     img.set_sform(affine, code="scanner")
     img.set_qform(affine, code="scanner")
-    img.header["descrip"] = f"{MODALITY_NOTE}{volume.modality}".encode()
+    sequence = _sequence(volume)
+    img.header["descrip"] = (f"{MODALITY_NOTE}{volume.modality}" + (f" sequence={sequence}" if sequence else "")).encode()
     nib.save(img, str(out))
     return out
 
@@ -162,6 +171,8 @@ def write_dicom_series(
     RescaleSlope/Intercept.
 
     Args:
+        series_description: SeriesDescription; an MR volume's sequence (``metadata["sequence"]``) is
+            appended when the description does not name one, so the loader reads it back.
         rescale: ``(slope, intercept)`` with stored = round((value - intercept) / slope); default:
             ``(1, 0)`` for integral data within int16, else a slope spanning the value range.
         shuffle: write the slices under file names and InstanceNumbers in a random order (seeded
@@ -187,6 +198,9 @@ def write_dicom_series(
     nz = volume.shape[0]
     numbers = np.random.default_rng(seed).permutation(nz) if shuffle else np.arange(nz)
     paths = []
+    sequence = _sequence(volume)
+    if sequence and words_sequence(series_description) is None:  # the loader reads the sequence from it
+        series_description = f"{series_description} {sequence}"
     for k in range(nz):
         ds = _base_dataset(volume.modality, sop, study_uid, series_uid, frame_uid)
         ds.SeriesDescription = series_description

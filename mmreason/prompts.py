@@ -124,7 +124,8 @@ def question_text(question: str, options: list[str] | None = None) -> str:
 
 
 def study_text(volumes: dict[str, Volume]) -> str:
-    """One line per volume: id, modality, grid and spacing, and which of those facts were guessed
+    """One line per volume: id, modality (and an MR's sequence where the files name it), grid and
+    spacing, and which of those facts were guessed
     or assumed rather than read from the file (the model must not state them as certain).
 
     File names are not shown (nor stored): a file stem may be a patient's name. An assumed spacing
@@ -143,6 +144,9 @@ def study_text(volumes: dict[str, Volume]) -> str:
             grid = STUDY_3D.format(nz=nz, ny=ny, nx=nx) + (STUDY_3D_SPACING.format(sz=sz, sy=sy, sx=sx)
                                                             if known else "")
         assumed = [f.describe() for f in vol.assumed_facts()]
-        lines.append(STUDY_LINE.format(volume_id=vid, modality=vol.modality, grid=grid,
+        # an MR's sequence decides what its tissues look like (lesions bright on FLAIR, dark on T1)
+        sequence = vol.facts.get("sequence")
+        modality = f"{vol.modality} {sequence.value}" if sequence and not sequence.assumed else vol.modality
+        lines.append(STUDY_LINE.format(volume_id=vid, modality=modality, grid=grid,
                                        assumed=STUDY_ASSUMED.format(facts="; ".join(assumed)) if assumed else ""))
     return "\n".join(lines)

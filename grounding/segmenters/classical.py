@@ -42,6 +42,7 @@ from grounding.segmenters.lesions import (
     MASS_MAX_DIAMETER_MM,
     MR_MIN_LESION_MM3,
     MR_SURFACE_MM,
+    BrainContrast,
     MRLesions,
     NODULE_MAX_DIAMETER_MM,
     PLEURA_POCKET_MM,
@@ -296,6 +297,16 @@ class ClassicalSegmenter:
         if point is not None:
             return nearest_component(np.isin(found.labels, found.kept), point, volume.spacing)
         return np.isin(found.labels, found.kept)
+
+    def mr_contrast(self, volume: Volume) -> BrainContrast | None:
+        """The brain's own grey-white contrast (`lesions.BrainContrast`), which can tell a T1 from a
+        FLAIR or T2 when the files do not name the sequence; None on 2-D or non-MR images."""
+        if volume.modality != "MR" or volume.is_2d:
+            return None
+        try:
+            return self.mr_lesions(volume).contrast
+        except SegmentationError:
+            return None
 
     def mr_lesions(self, volume: Volume) -> MRLesions:
         """The (cached) hyperintense lesions of a brain MR, searched over the whole brain."""

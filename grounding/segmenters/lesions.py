@@ -78,7 +78,10 @@
   rims that are a large share of the burden, with the range the burden then spans. Limits: small
   faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
   be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
-  lesion joined to the cortex is dropped with it.
+  lesion joined to the cortex is dropped with it. Lesions are dark on T1: the search does not apply
+  there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
+  when nothing names it, `BrainContrast` (the outer ribbon against the deep white matter) can tell
+  a T1 from the image itself.
 """
 
 from __future__ import annotations
@@ -209,6 +212,18 @@ MR_MIN_SPHERICITY = 0.12
 MR_THICK_MM = 3.0
 #: Gaussian smoothing (mm) before the thresholds: single-voxel noise peaks do not seed lesions
 MR_SMOOTH_MM = 0.7
+#: `BrainContrast`: the outer ribbon is this deep (mm), the deep part starts this far inside (mm)
+MR_RIBBON_MM = 8.0
+MR_DEEP_MM = 20.0
+#: a ribbon voxel is brighter or darker than the deep part beyond this many of its robust SDs
+MR_CONTRAST_K = 1.5
+#: T1: at least this share of the ribbon darker (grey matter and CSF), and this many times the share
+#: brighter (phantom T1: 68 % and 16 %, its FLAIR 53 % and 29 %: CSF around the brain is dark on both)
+MR_T1_DARK_SHARE = 0.4
+MR_T1_DARK_RATIO = 3.0
+#: FLAIR/T2: at least this share brighter (grey matter), and at least this fraction of the share darker
+MR_BRIGHT_SHARE = 0.25
+MR_BRIGHT_RATIO = 0.5
 #: found lesions whose median lies fewer than this many spreads above grey matter are doubtful:
 #: cortex and physiologically bright grey matter (hippocampus) reach that level
 MR_MIN_GM_CONTRAST = 2.0
@@ -967,6 +982,50 @@ def brain_tissue(values: np.ndarray) -> BrainTissue:
     return BrainTissue(white, spread, grey, max((upper - grey) / 1.2816, float(edges[1] - edges[0])), share)
 
 
+@dataclass(frozen=True)
+class BrainContrast:
+    """Which way the brain's outer ribbon (cortex and sulcal CSF, within `MR_RIBBON_MM` of the brain
+    region's edge) departs from its deep part (white matter, beyond `MR_DEEP_MM`): the shares of the
+    ribbon more than `MR_CONTRAST_K` robust SDs of the deep part brighter and darker than its median.
+
+    Grey matter and CSF both darker than white matter is T1 (``weighting`` ``"T1"``); grey matter
+    (and on T2 CSF) brighter is FLAIR or T2 (``"FLAIR/T2"``). Real FLAIR has little grey-white
+    contrast, so it often says neither (None): the measure can exclude, seldom confirm, a FLAIR.
+    """
+
+    brighter: float
+    darker: float
+
+    @property
+    def weighting(self) -> str | None:
+        if self.darker >= MR_T1_DARK_SHARE and self.darker >= MR_T1_DARK_RATIO * self.brighter:
+            return "T1"
+        if self.brighter >= MR_BRIGHT_SHARE and self.brighter >= MR_BRIGHT_RATIO * self.darker:
+            return "FLAIR/T2"
+        return None
+
+    def describe(self) -> str:
+        return (f"{self.darker:.0%} of the brain's outer ribbon (cortex, sulci) is darker and {self.brighter:.0%} "
+                f"brighter than its deep white matter")
+
+
+def brain_contrast(smoothed: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float]) -> BrainContrast | None:
+    """`BrainContrast` of a (smoothed) brain MR within the ``brain`` region, on a 2 mm grid; None when
+    the region has no deep part (a 2-D image, a small field of view)."""
+    grid = CoarseGrid.for_spacing(brain.shape, spacing, 2.0)
+    region = grid.sample(brain.astype(np.float32)) > 0.5
+    values = grid.sample(smoothed)
+    depth = ndimage.distance_transform_edt(region, sampling=grid.coarse_spacing(spacing))
+    deep = values[depth >= MR_DEEP_MM]
+    ribbon = values[(depth > 0) & (depth <= MR_RIBBON_MM)]
+    if deep.size < 100 or ribbon.size < 100:
+        return None
+    level = float(np.median(deep))
+    sd = max(1.4826 * float(np.median(np.abs(deep - level))), 1e-6)
+    return BrainContrast(float(np.mean(ribbon > level + MR_CONTRAST_K * sd)),
+                         float(np.mean(ribbon < level - MR_CONTRAST_K * sd)))
+
+
 @dataclass
 class MRLesions:
     """What `mr_hyperintense_lesion` found: component ``labels`` (the ``kept`` ones are lesions), the
@@ -983,6 +1042,8 @@ class MRLesions:
     left_out_rim_voxels: int = 0
     #: volume of one voxel (mL), to state the burden's range
     voxel_ml: float = 0.0
+    #: the image's own grey-white contrast (`brain_contrast`), which says T1 or FLAIR/T2 when clear
+    contrast: BrainContrast | None = None
 
     def doubt(self) -> str | None:
         """Why the lesions found may be normal tissue or their burden off, or None: grey matter
@@ -1072,7 +1133,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     median = float(np.median(smoothed[found])) if found.any() else None
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
-                     float(np.prod(spacing)) / 1000.0)
+                     float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing))
 
 
 def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, cores: np.ndarray,

@@ -36,6 +36,7 @@ from grounding.plausibility import (
     negative_quality,
     radiograph_quality,
     radiograph_view_quality,
+    sequence_quality,
     structure_quality,
     touches_field_edge,
 )
@@ -79,7 +80,9 @@ def _description(targets: dict[str, str]) -> str:
         "and any slice thickness, but not fatty liver, situs inversus, organs far from their usual place or "
         "touching at the same HU without a constriction (pancreas and bowel may join the liver); on plain CT "
         "the spleen and kidneys are often mis-found (their result is doubtful where it cannot tell them "
-        "apart); an organ it does not find is an error, not an absence. "
+        "apart); an organ it does not find is an error, not an absence. The classical MR 'lesion' search looks for "
+        "lesions brighter than the brain (FLAIR or T2): on a T1 it does not apply, on T1 with contrast only "
+        "enhancing lesions are seen, and on a scan whose sequence is not named 'nothing found' is doubtful. "
         f"Targets: {listed}."
     )
 
@@ -324,6 +327,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
+        _check_sequence(ev.quality, context, vol, target, result.segmenter, found=False)
         _flag_weak_search(ev.quality, context, vol, target, prompt)
         if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
             other = _lung_ml(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
@@ -377,6 +381,7 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
     ev.quality, cut = _assess(context, volume_id, vol, target, mask, bbox, side, mode, prompt, used)
     if cut:
         data["field_cut"] = cut.to_dict()
+    _check_sequence(ev.quality, context, vol, target, used, found=True)
     _flag_weak_search(ev.quality, context, vol, target, prompt)
     notes += _cross_check(ev, vol, result)
     where_px = (f"rows {bbox[1].start}-{bbox[1].stop - 1}, columns {bbox[2].start}-{bbox[2].stop - 1}"
@@ -442,6 +447,19 @@ def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, targe
     search may hold another lesion, and what it found may be a vessel."""
     for weak in getattr(segmenter_for(context), "search_weakness", lambda v, t, p: [])(vol, target, prompt):
         quality.flag("doubtful", weak)
+
+
+def _check_sequence(quality: Quality, context: ToolContext, vol: Volume, target: str | None, used: str,
+                    found: bool) -> None:
+    """The classical MR lesion search looks for bright lesions: held against the sequence
+    (`sequence_quality`); the image's own contrast is read only when nothing names the sequence."""
+    if used != "classical" or target != "lesion" or vol.modality != "MR":
+        return
+    contrast = None
+    if vol.facts["sequence"].assumed:
+        contrast = getattr(segmenter_for(context), "mr_contrast", lambda v: None)(vol)
+    quality.merge(sequence_quality(vol, found=found, weighting=contrast.weighting if contrast else None,
+                                   contrast=contrast.describe() if contrast else ""))
 
 
 def _lung_mask(context: ToolContext, volume_id: str, vol: Volume, target: str) -> np.ndarray | None:

@@ -10,6 +10,7 @@ import numpy as np
 from imaging.io.errors import InvalidOptionError
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, handle_nonfinite
 from imaging.io.metadata import check_modality, resolve_modality
+from imaging.io.sequence import named_sequence
 from imaging.io.orientation import as_float32, axis_codes, obliquity_degrees
 from imaging.provenance import ASSUMED_SOURCES, fact_sources
 from imaging.volume import Volume
@@ -59,6 +60,7 @@ def build_volume(
     intercept: float = 0.0,
     dicom_modality: str | None = None,
     modality_note: str | None = None,
+    header_text: str | None = None,
     color: np.ndarray | None = None,
     data_is_float32: bool = False,
     is_color: bool = False,
@@ -70,6 +72,8 @@ def build_volume(
         affine, spacing: canonical geometry (index -> LPS mm; (z, y, x) mm).
         slope, intercept: linear rescale applied during the float32 conversion.
         dicom_modality, modality_note: inputs of `imaging.io.metadata.resolve_modality`.
+        header_text: a free-text header field (NIfTI ``descrip``) that may name the MR sequence; it
+            is read for that word only (`imaging.io.sequence.named_sequence`), never stored.
         color: optional canonical (z, y, x, 3) uint8 copy kept when ``options.color``.
         data_is_float32: ``view`` is already a fresh C-contiguous float32 array the loader owns.
         is_color: the input was a colour image (even if collapsed to luminance); feeds the heuristic.
@@ -85,6 +89,8 @@ def build_volume(
     )
     meta = dict(metadata)
     meta["modality_source"] = rule
+    if modality == "MR" and "sequence" not in meta:
+        meta.update(named_sequence(header_text, source))
     meta["orientation_codes"] = axis_codes(affine)
     meta["obliquity_deg"] = round(obliquity_degrees(affine), 3)
     if options.assume_orientation and fact_sources(meta).get("orientation", ("caller",))[0] in ASSUMED_SOURCES:

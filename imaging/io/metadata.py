@@ -5,7 +5,8 @@ operator, date/time and UID attributes are never read into a `Volume`, a log lin
 message: the allow-list is the de-identification rule (a deny-list would leak new tags).
 Free-text tags (`FREE_TEXT_TAGS`: SeriesDescription, ContrastBolusAgent) are typed by people and
 often hold a name or a record number, so only their known technical words survive
-(`technical_words`). A SeriesInstanceUID is shown only as a short salted hash (`uid_token`).
+(`technical_words`); the MR sequence they or the timing tags name is kept as its name only
+(`imaging.io.sequence`). A SeriesInstanceUID is shown only as a short salted hash (`uid_token`).
 
 Modality (first rule that applies):
 
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from imaging.io.errors import InvalidOptionError
+from imaging.io.sequence import dicom_sequence
 from imaging.volume import MODALITIES
 
 #: DICOM keywords copied into `Volume.metadata` (technical acquisition and pixel encoding only).
@@ -54,6 +56,7 @@ DICOM_ALLOWED_TAGS: tuple[str, ...] = (
     "ManufacturerModelName",
     "BodyPartExamined",
     "SeriesDescription",
+    "ProtocolName",
     "ImageType",
     "SliceThickness",
     "SpacingBetweenSlices",
@@ -85,7 +88,7 @@ DICOM_ALLOWED_TAGS: tuple[str, ...] = (
 )
 
 #: allow-listed tags typed by people: reduced to `TECHNICAL_WORDS` by `technical_words`
-FREE_TEXT_TAGS = ("SeriesDescription", "ContrastBolusAgent")
+FREE_TEXT_TAGS = ("SeriesDescription", "ProtocolName", "ContrastBolusAgent")
 
 #: words a series description or contrast agent may keep (lower case): anatomy, planes, sequences,
 #: kernels, contrast phases. Anything else (names, record numbers, dates, site words) is dropped.
@@ -187,6 +190,7 @@ def dicom_metadata(ds: Any) -> dict[str, Any]:
             value = technical_words(" ".join(map(str, value)) if isinstance(value, list) else value)
         if value not in (None, "", []):
             out[keyword] = value
+    out.update(dicom_sequence(ds))
     sop = ds.get("SOPClassUID", None)
     if sop is not None:
         out["sop_class"] = str(getattr(sop, "name", sop))

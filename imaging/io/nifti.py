@@ -158,7 +158,9 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
     view, affine, spacing, _ = to_canonical(raw, lps, tuple(zooms), source)
     descrip = img.header.get("descrip")
     text = bytes(np.asarray(descrip).tobytes()).split(b"\0")[0].decode("latin-1") if descrip is not None else ""
-    note = text[len(MODALITY_NOTE):].strip().upper() if text.startswith(MODALITY_NOTE) else None
+    # our writer's note: ``modality=MR sequence=FLAIR`` (older files: the modality alone)
+    words = text[len(MODALITY_NOTE):].split() if text.startswith(MODALITY_NOTE) else []
+    note = words[0].upper() if words else None
     header = img.header
     metadata = {
         "format": "NIfTI-2" if isinstance(img, nib.Nifti2Image) else "NIfTI-1",
@@ -176,4 +178,4 @@ def load_nifti(path: Path, options: LoadOptions) -> Volume:
     if frame is not None:
         metadata["frame"] = frame
     return build_volume(view, affine, spacing, options, source=source, name=nifti_stem(path), metadata=metadata,
-                        slope=slope, intercept=intercept, modality_note=note)
+                        slope=slope, intercept=intercept, modality_note=note, header_text=text)

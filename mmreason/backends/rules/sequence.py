@@ -60,5 +60,9 @@ def plan_sequence(state: State) -> Action:
     text = ("Mean intensity of the lesion relative to the whole axial slice through it: " + "; ".join(lines)
             + (f"; not hyperintense on {', '.join(missing)}" if missing else "")
             + f". The lesion is brightest relative to the brain on {best}.")
-    return Action("Every sequence is measured.", answer=text, finding=Finding(state.cites(), label=best, words=[best]))
+    # the comparison rests on the sequences where the lesion was found: an empty search on a T1 (whose
+    # quality says a bright-lesion search does not apply there) is what the question expects, not evidence
+    used = [seg for _, seg in found] + list(views) + list(measures)
+    cites = [x.evidence_id for x in used if x.evidence_id]
+    return Action("Every sequence is measured.", answer=text, finding=Finding(cites, label=best, words=[best]))
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 class VolumeInfo:
     """A study as the planner needs it: id, modality, 2-D or not, its grid as (x, y[, z]),
     whether its orientation (no trusted header: the plane shown is not known to be the patient's)
-    and its modality (guessed from the values) were assumed, and the volume of one voxel in mm^3."""
+    and its modality (guessed from the values) were assumed, the volume of one voxel in mm^3, and an
+    MR's sequence where the files name it (``FLAIR``, ``T2``, ``T1``, ``T1C``, ...; None otherwise)."""
 
     id: str
     modality: str
@@ -36,6 +37,7 @@ class VolumeInfo:
     orientation_assumed: bool = False
     modality_assumed: bool = False
     voxel_mm3: float = 1.0
+    sequence: str | None = None
 
 
 @dataclass
@@ -107,9 +109,11 @@ class State:
         return next((v.modality for v in self.volumes if not v.is_2d), None)
 
     def sequence_names(self) -> dict[str, str]:
-        """Volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them."""
+        """Volume id -> sequence name (``T1``, ``T2``, ``FLAIR``) as the question names them, else
+        as the files do (`VolumeInfo.sequence`)."""
         ids = {v.id for v in self.volumes}
-        return {vid: name for vid, name in self.q.sequences.items() if vid in ids}
+        named = {v.id: v.sequence for v in self.volumes if v.sequence}
+        return named | {vid: name for vid, name in self.q.sequences.items() if vid in ids}
 
 
 def segment_targets(specs: list[dict[str, Any]]) -> list[str]:
@@ -121,11 +125,17 @@ def segment_targets(specs: list[dict[str, Any]]) -> list[str]:
     return []
 
 
+def _named_sequence(facts: dict[str, Any]) -> str | None:
+    """An MR's sequence when the files (or the program that built the volume) name it."""
+    sequence = facts.get("sequence")
+    return sequence.value if sequence is not None and not sequence.assumed else None
+
+
 def from_episode(episode: EpisodeState) -> State:
     """The planner's `State` of an episode, from the loop's objects."""
     volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d),
                           (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed,
-                          float(vol.voxel_volume_mm3))
+                          float(vol.voxel_volume_mm3), _named_sequence(facts))
                for vid, vol in episode.volumes.items()]
     turns = episode.trace.turns
     shown = _shown(episode, turns[1].images) if len(turns) > 1 else []

@@ -57,16 +57,18 @@ def _shown_in(parts: list[dict]) -> list[Shown]:
 
 def _volumes(user: str) -> list[VolumeInfo]:
     """The study lines: 2-D images give width x height, 3-D volumes z x y x x."""
-    line = _pattern(prompts.STUDY_LINE, volume_id=r"(\w+)", modality=r"(\w+)", grid="(.*)", assumed="")
+    # an MR's line names its sequence after the modality ("MR FLAIR"), when the files name it
+    line = _pattern(prompts.STUDY_LINE, volume_id=r"(\w+)", modality=r"(\w+)(?: (\w+))?", grid="(.*)", assumed="")
     two_d = re.compile(_pattern(prompts.STUDY_2D, nx=r"(\d+)", ny=r"(\d+)"))
     three_d = re.compile(_pattern(prompts.STUDY_3D, nz=r"(\d+)", ny=r"(\d+)", nx=r"(\d+)"))
     volumes = []
     for m in re.finditer(f"^{line}", user, re.M):
-        if g := two_d.match(m.group(3)):
-            volumes.append(VolumeInfo(m.group(1), m.group(2), True, (int(g.group(1)), int(g.group(2)))))
-        elif g := three_d.match(m.group(3)):
+        if g := two_d.match(m.group(4)):
+            volumes.append(VolumeInfo(m.group(1), m.group(2), True, (int(g.group(1)), int(g.group(2))),
+                                      sequence=m.group(3)))
+        elif g := three_d.match(m.group(4)):
             nz, ny, nx = (int(v) for v in g.groups())
-            volumes.append(VolumeInfo(m.group(1), m.group(2), False, (nx, ny, nz)))
+            volumes.append(VolumeInfo(m.group(1), m.group(2), False, (nx, ny, nz), sequence=m.group(3)))
     return volumes
 
 
