@@ -159,13 +159,18 @@ def sequence_quality(volume: Volume, *, found: bool, weighting: str | None = Non
                      contrast: str = "") -> Quality:
     """How far a search for bright MR lesions applies to ``volume``'s sequence (see the module
     docstring). ``weighting`` (``"T1"``, ``"FLAIR/T2"`` or None) and ``contrast`` (its measurement in
-    words) come from the image itself, read only when nothing names the sequence; ``found``: the
-    search found a lesion."""
+    words) come from the image itself: they decide an unnamed sequence and are held against a named
+    FLAIR/T2; ``found``: the search found a lesion."""
     q = Quality(checks=["MR sequence"])
     fact = volume.facts.get("sequence")
-    if fact is None or fact.value in BRIGHT_LESION_SEQUENCES:
+    if fact is None:
         return q
     said = f"{fact.source}: {fact.detail}" if fact.detail else fact.source
+    if fact.value in BRIGHT_LESION_SEQUENCES:
+        if weighting == "T1":  # a mislabelled series or a wrong --sequence
+            q.flag("doubtful", f"the sequence is given as {fact.value} ({said}) but the image's contrast is T1-like "
+                               f"({contrast}): if it is T1, most lesions are dark and the bright-lesion search misses them")
+        return q
     if fact.value == "T1":
         q.flag("implausible", f"lesions are searched as bright on FLAIR/T2; this is T1 ({said}), where most lesions "
                               f"are dark: the search can neither find nor exclude them; ask on the FLAIR or T2")

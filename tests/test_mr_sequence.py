@@ -102,6 +102,22 @@ def test_stated_t1_declines_the_bright_lesion_search(phantom, tmp_path, rules, r
     assert trace.evidence[0].quality.level == "implausible"
 
 
+def test_the_user_states_the_sequence_and_a_t1_named_flair_is_caught(phantom, tmp_path, rules, registry):
+    """``--sequence`` (`load(sequence=...)`) wins over the files; a T1 given as FLAIR (a wrong option,
+    a mislabelled series) was answered "No" as fact: its own contrast now makes the search doubtful."""
+    path = write_nifti(_unnamed(phantom.volumes["t1"]), tmp_path / "scan.nii.gz")
+    stated = load(path, sequence="t1")
+    assert (stated.facts["sequence"].value, stated.facts["sequence"].source) == ("T1", "argument")
+    assert run_episode(stated, QUESTION, rules, registry=registry).evidence[0].quality.level == "implausible"
+    wrong = run_episode(load(path, sequence="FLAIR"), QUESTION, rules, registry=registry)
+    assert wrong.answer.startswith("I cannot answer reliably"), wrong.answer
+    assert "given as FLAIR (argument: sequence option) but the image's contrast is T1-like" in wrong.answer
+    flair = load(write_nifti(_unnamed(phantom.volumes["flair"]), tmp_path / "f.nii.gz"), sequence="FLAIR")
+    assert run_episode(flair, QUESTION, rules, registry=registry).evidence[0].quality.level == "ok"
+    with pytest.raises(ValueError, match="unknown MR sequence 'T7'; use one of FLAIR"):
+        load(path, sequence="T7")
+
+
 def test_unnamed_t1_is_recognised_by_its_contrast(phantom, rules, registry):
     trace = run_episode(_unnamed(phantom.volumes["t1"]), QUESTION, rules, registry=registry)
     assert trace.answer.startswith("I cannot answer reliably"), trace.answer

@@ -28,6 +28,7 @@ from grounding.measurements import (
     side_withheld,
 )
 from grounding.plausibility import (
+    BRIGHT_LESION_SEQUENCES,
     CT_TARGETS,
     FieldCut,
     fact_quality,
@@ -452,11 +453,12 @@ def _flag_weak_search(quality: Quality, context: ToolContext, vol: Volume, targe
 def _check_sequence(quality: Quality, context: ToolContext, vol: Volume, target: str | None, used: str,
                     found: bool) -> None:
     """The classical MR lesion search looks for bright lesions: held against the sequence
-    (`sequence_quality`); the image's own contrast is read only when nothing names the sequence."""
+    (`sequence_quality`) and against the image's own contrast, which decides an unnamed sequence
+    and catches a T1 named FLAIR/T2 (a mislabelled series, a wrong ``--sequence``)."""
     if used != "classical" or target != "lesion" or vol.modality != "MR":
         return
     contrast = None
-    if vol.facts["sequence"].assumed:
+    if vol.facts["sequence"].assumed or vol.facts["sequence"].value in BRIGHT_LESION_SEQUENCES:
         contrast = getattr(segmenter_for(context), "mr_contrast", lambda v: None)(vol)
     quality.merge(sequence_quality(vol, found=found, weighting=contrast.weighting if contrast else None,
                                    contrast=contrast.describe() if contrast else ""))

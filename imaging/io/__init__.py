@@ -112,6 +112,7 @@ def load(
     frame: int | None = None,
     series: int | str | None = None,
     modality: str | None = None,
+    sequence: str | None = None,
     color: bool = False,
     spacing: tuple[float, float] | None = None,
     max_voxels: int = DEFAULT_MAX_VOXELS,
@@ -132,6 +133,8 @@ def load(
             holds more than one).
         modality: ``CT``, ``MR``, ``XR``, ``PT``, ``US`` or ``OT``; overrides the DICOM tag and the
             heuristic described in `imaging.io.metadata`.
+        sequence: an MR volume's sequence (`imaging.io.sequence.SEQUENCES`: ``FLAIR``, ``T2``,
+            ``T1``, ``T1C`` ...); overrides what DICOM tags, the NIfTI description or the file name say.
         color: keep colour images as an RGB uint8 copy in `Volume.color` (``data`` is always the
             luminance).
         spacing: ``(row_mm, col_mm)`` pixel size for inputs that lack one (PNG/JPEG/TIFF, DICOM
@@ -152,7 +155,8 @@ def load(
     from imaging.io.dicom import load_dicom_file, load_dicom_series
 
     p = _existing(path)
-    options = LoadOptions(frame=frame, series=series, modality=modality, color=color, spacing=spacing,
+    options = LoadOptions(frame=frame, series=series, modality=modality, sequence=sequence, color=color,
+                          spacing=spacing,
                           max_voxels=max_voxels, nonfinite=nonfinite, allow_uneven=allow_uneven,
                           assume_orientation=assume_orientation)
     kind = detect_format(p)

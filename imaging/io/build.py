@@ -10,7 +10,7 @@ import numpy as np
 from imaging.io.errors import InvalidOptionError
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, handle_nonfinite
 from imaging.io.metadata import check_modality, resolve_modality
-from imaging.io.sequence import named_sequence
+from imaging.io.sequence import check_sequence, named_sequence, stated_sequence
 from imaging.io.orientation import as_float32, axis_codes, obliquity_degrees
 from imaging.provenance import ASSUMED_SOURCES, fact_sources
 from imaging.volume import Volume
@@ -23,6 +23,7 @@ class LoadOptions:
     frame: int | None = None
     series: int | str | None = None
     modality: str | None = None
+    sequence: str | None = None
     color: bool = False
     spacing: tuple[float, float] | None = None
     max_voxels: int = DEFAULT_MAX_VOXELS
@@ -32,6 +33,8 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", check_modality(self.modality))
+        if self.sequence is not None:
+            object.__setattr__(self, "sequence", check_sequence(self.sequence))
         if self.nonfinite not in NONFINITE_POLICIES:
             raise InvalidOptionError(
                 f"nonfinite must be one of {', '.join(NONFINITE_POLICIES)}, got {self.nonfinite!r}"
@@ -89,7 +92,9 @@ def build_volume(
     )
     meta = dict(metadata)
     meta["modality_source"] = rule
-    if modality == "MR" and "sequence" not in meta:
+    if modality == "MR" and options.sequence:
+        meta.update(stated_sequence(options.sequence))
+    elif modality == "MR" and "sequence" not in meta:
         meta.update(named_sequence(header_text, source))
     meta["orientation_codes"] = axis_codes(affine)
     meta["obliquity_deg"] = round(obliquity_degrees(affine), 3)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from imaging.io.errors import InvalidOptionError
+
 #: the sequences told apart; ``T1C`` is T1 after a contrast agent (gadolinium)
 SEQUENCES = ("FLAIR", "T2", "T1", "T1C", "PD", "DWI", "ADC", "SWI")
 #: the metadata keys a loader writes: the sequence, the rule's source and the word that said it
@@ -126,6 +128,19 @@ def named_sequence(header_text: str | None, file_name: str) -> dict[str, str]:
         return _notes(found[0], "header", f"NIfTI description word '{found[1]}'")
     found = words_sequence(file_name)
     return _notes(found[0], "file name", f"file name word '{found[1]}'") if found else {}
+
+
+def check_sequence(sequence: str) -> str:
+    """Validate a caller-given MR sequence (case-insensitive) against `SEQUENCES`."""
+    name = str(sequence).strip().upper()
+    if name not in SEQUENCES:
+        raise InvalidOptionError(f"unknown MR sequence {sequence!r}; use one of {', '.join(SEQUENCES)}")
+    return name
+
+
+def stated_sequence(sequence: str) -> dict[str, str]:
+    """`SEQUENCE_KEYS` notes for a sequence the user stated (``--sequence``): it wins over the files."""
+    return _notes(check_sequence(sequence), "argument", "sequence option")
 
 
 def _notes(sequence: str, source: str, detail: str) -> dict[str, str]:

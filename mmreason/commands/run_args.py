@@ -210,12 +210,16 @@ LOOP_FLAGS = ("max_turns", "max_new_tokens", "temperature", "max_images", "max_i
 def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
     """The `imaging.io.load` options, under the names its error messages use."""
     from imaging.io import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES
+    from imaging.io.sequence import SEQUENCES
     from imaging.volume import MODALITIES
 
     loading = parser.add_argument_group("image loading")
     loading.add_argument("--series", default=None, help="series index or token (DICOM folders holding several)")
     loading.add_argument("--frame", type=int, default=None, help="frame of a 4-D NIfTI or multi-frame file")
     loading.add_argument("--modality", default=None, choices=MODALITIES, help="override the detected modality")
+    loading.add_argument("--sequence", default=None, type=str.upper, choices=SEQUENCES,
+                         help="the MR sequence, when the files do not name it (the lesion search reads lesions as "
+                              "bright on FLAIR/T2 and declines on T1)")
     loading.add_argument("--max-voxels", type=int, help=f"refuse larger images (default {DEFAULT_MAX_VOXELS:.2g})")
     loading.add_argument("--nonfinite", choices=NONFINITE_POLICIES, help="NaN/inf voxels policy (default error)")
     loading.add_argument("--allow-uneven", action="store_true", default=None,
@@ -230,7 +234,7 @@ def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _loader(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
-    for key in ("series", "frame", "modality", "max_voxels", "nonfinite", "allow_uneven", "assume_orientation"):
+    for key in ("series", "frame", "modality", "sequence", "max_voxels", "nonfinite", "allow_uneven", "assume_orientation"):
         if getattr(args, key, None) is not None:
             out[key] = getattr(args, key)
     if getattr(args, "pixel_spacing", None):
