@@ -207,7 +207,6 @@ def _check_number(name: str, expected: float, found: float | None, tolerance: fl
 
 def check_answer(answer: str, explanation: str, expected: dict[str, Any]) -> tuple[bool, list[str]]:
     """Whether ``answer`` meets every part of ``expected``, with one line per part checked."""
-    text = f"{answer} {explanation}"
     tolerance = {**TOLERANCES, **expected.get("tolerance", {})}
     checks: list[tuple[bool, str]] = []
     if "finding" in expected:

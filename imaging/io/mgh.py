@@ -16,7 +16,6 @@ from nibabel.freesurfer.mghformat import MGHImage
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, UnsupportedFormatError
-from imaging.io.formats import MGH_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.io.nifti import READ_ERRORS, select_shape
 from imaging.io.orientation import RAS_TO_LPS, to_canonical

@@ -29,7 +29,6 @@ import numpy as np
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, EmptyImageError, FrameSelectionError, cause
-from imaging.io.formats import NPY_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.volume import Volume, axis_aligned_affine
 

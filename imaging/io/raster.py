@@ -18,7 +18,6 @@ from PIL import Image, UnidentifiedImageError
 
 from imaging.io.build import LoadOptions, build_volume
 from imaging.io.errors import CorruptFileError, FrameSelectionError, ImageTooLargeError, cause
-from imaging.io.formats import RASTER_SUFFIXES
 from imaging.io.limits import check_shape
 from imaging.volume import Volume, axis_aligned_affine
 
