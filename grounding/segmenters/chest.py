@@ -508,28 +508,35 @@ def _find_airways(
     in_chain[tuple(c - sl.start for c, sl in zip(chain_coords, box))] = True
     chain_labels, chain_of = label_components(in_chain, CONN26)
     coords = np.nonzero(in_chain)
+    chain_ids = chain_labels[coords]
     # the slices each chain spans: its distinct (chain, slice) pairs, coded as one integer each
-    pairs = np.unique(chain_labels[coords].astype(np.int64) * in_chain.shape[0] + coords[0])
+    pairs = np.unique(chain_ids.astype(np.int64) * in_chain.shape[0] + coords[0])
     spans = np.bincount(pairs // in_chain.shape[0], minlength=chain_of + 1)
     spans[0] = 0
-    objects = [None if obj is None else tuple(slice(sl.start + b.start, sl.stop + b.start) for sl, b in zip(obj, box))
-               for obj in ndimage.find_objects(chain_labels)]
     shortest = min(max(2, int(np.ceil(TRACHEA_MIN_LENGTH_MM / spacing[0]))), inside_air.shape[0])
     lung_sized = area > AIRWAY_MAX_AREA_MM2
     lung_sized[0] = False  # label 0 is everything that is not air
     profile = np.bincount(slice_of[lung_sized], weights=area[lung_sized] / pixel_mm2, minlength=labels.shape[0])
     lung_z = float(profile @ np.arange(profile.size) / max(int(profile.sum()), 1))
-    # the longest chain that passes the trachea tests
-    best = next((int(chain) for chain in np.argsort(spans)[::-1] if spans[chain] >= shortest and _is_trachea(
-        chain_labels[tuple(slice(sl.start - b.start, sl.stop - b.start) for sl, b in zip(objects[chain - 1], box))]
-        == chain, objects[chain - 1], labels, lung_sized, pixel_mm2, superior_step, lung_z)), 0)
+    # the longest chain that passes the trachea tests (each tested chain's box from its voxels: the
+    # many specks of a noisy scan would make `ndimage.find_objects` cost more than the tests)
+    best = 0
+    for chain in np.argsort(spans)[::-1].tolist():
+        if spans[chain] < shortest:
+            break
+        own = chain_ids == chain
+        local = tuple(slice(int(c[own].min()), int(c[own].max()) + 1) for c in coords)
+        obj = tuple(slice(sl.start + b.start, sl.stop + b.start) for sl, b in zip(local, box))
+        if _is_trachea(chain_labels[local] == chain, obj, labels, lung_sized, pixel_mm2, superior_step, lung_z):
+            best = chain
+            break
     if best == 0:
         return None
     trachea = np.zeros(inside_air.shape, dtype=bool)
     trachea[box] = chain_labels == best
 
     keep = np.zeros(n + 1, dtype=bool)
-    keep[np.unique(labels[box][trachea[box]])] = True
+    keep[labels[box][trachea[box]]] = True
     max_area = min(max(1.5 * area[keep].max(), 300.0), AIRWAY_MAX_AREA_MM2)
     z_slices = np.flatnonzero(trachea.any(axis=(1, 2)))
     z = int(z_slices.min() if superior_step > 0 else z_slices.max())
@@ -616,6 +623,26 @@ def find_lungs(
     sizes = np.bincount(labels[candidates], minlength=n + 1)  # counted on the air voxels alone
     del candidates
     order = np.argsort(sizes)[::-1]
+    # each component's mask, bounding box and world x (of its centroid), once: the tests below ask again
+    masks: dict[int, np.ndarray] = {}
+    own_boxes: dict[int, tuple[slice, ...]] = {}
+    xs: dict[int, float] = {}
+
+    def component(label: int) -> np.ndarray:
+        if label not in masks:
+            masks[label] = labels == label
+        return masks[label]
+
+    def box_of(label: int) -> tuple[slice, ...]:
+        if label not in own_boxes:
+            own_boxes[label] = bounding_box(component(label))
+        return own_boxes[label]
+
+    def x_of(label: int) -> float:
+        if label not in xs:
+            xs[label] = float(world_x(centroid(component(label))[None])[0])
+        return xs[label]
+
     kept, boxes, largest_lung = 0, None, 0
     # the 12 largest that are not gas are all `find_lungs` looks at, and none smaller than the
     # least fraction of the largest it uses (the many small pockets of a noisy scan are not tested)
@@ -626,11 +653,13 @@ def find_lungs(
         # two lungs and an airway remnant are usually all there is to look at: their boxes from the
         # mask's projections; beyond that (noisy scans: many small pockets) one pass for all boxes
         if rank < 3:
-            box = bounding_box(labels == label)
+            box = box_of(label)
+            own = component(label)[box]
         else:
             boxes = ndimage.find_objects(labels) if boxes is None else boxes
             box = boxes[label - 1]
-        if _is_gas(labels[box] == label, coarse[box], gas_below_hu):
+            own = labels[box] == label
+        if _is_gas(own, coarse[box], gas_below_hu):
             sizes[label] = 0
         else:
             kept += 1
@@ -641,20 +670,6 @@ def find_lungs(
             "parenchyma; is the chest in the field of view?"
         )
     order = np.argsort(sizes)[::-1]
-    # each component's mask and world x (of its centroid), once: every test below asks again
-    masks: dict[int, np.ndarray] = {}
-    xs: dict[int, float] = {}
-
-    def component(label: int) -> np.ndarray:
-        if label not in masks:
-            masks[label] = labels == label
-        return masks[label]
-
-    def x_of(label: int) -> float:
-        if label not in xs:
-            xs[label] = float(world_x(centroid(component(label))[None])[0])
-        return xs[label]
-
     largest = component(int(order[0]))
     largest_left = linear_above(largest.shape, world_x, midline_x_mm)  # left of the midline...
     largest_left &= largest  # ...and in the largest component
@@ -680,7 +695,7 @@ def find_lungs(
             if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
             side = LEFT if x_of(label) > midline_x_mm else RIGHT
-            if is_2d or side not in sides and _deep_enough(component(label), body, spacing):
+            if is_2d or side not in sides and _deep_enough(component(label), body, spacing, box_of(label)):
                 parts.append(component(label))
                 centroids.append(x_of(label))
                 sides.add(side)
@@ -741,14 +756,15 @@ def _z_extent(box: tuple[slice, ...], superior_step: int) -> tuple[int, int]:
     return min(ends), max(ends)
 
 
-def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float]) -> bool:
+def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float],
+                 own_box: tuple[slice, ...] | None = None) -> bool:
     """Whether ``mask``'s median voxel lies at least `LUNG_MIN_DEPTH_MM` inside ``body`` (always, without
-    a body), measured in ``mask``'s bounding box grown by that much."""
+    a body), measured in ``mask``'s bounding box (``own_box`` when known) grown by that much."""
     if body is None:
         return True
     grow = [int(np.ceil(LUNG_MIN_DEPTH_MM / s)) + 1 for s in spacing]
     box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
-                for sl, g, n in zip(bounding_box(mask), grow, mask.shape))
+                for sl, g, n in zip(own_box or bounding_box(mask), grow, mask.shape))
     inside = body[box]
     if inside.all():
         return True
@@ -834,8 +850,8 @@ def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float, within: np.ndarr
     # voxel itself
     strides = np.cumprod((1,) + hu.shape[:0:-1])[::-1]
     coords = [where // strides[0], where // strides[1] % hu.shape[1], where % hu.shape[2]]
-    steps = [[np.clip(c + o, 0, n - 1) * stride for o in (-1, 0, 1)]
-             for c, n, stride in zip(coords, hu.shape, strides)]
+    steps = [[np.maximum(c - 1, 0) * stride, c * stride, np.minimum(c + 1, n - 1) * stride]
+             for c, n, stride in zip(coords, hu.shape, strides)]  # `np.clip` costs several times more
     flat = np.ascontiguousarray(hu).ravel()
     total = np.zeros(where.size, dtype=np.float64)
     for z in steps[0]:
@@ -852,9 +868,10 @@ def _is_gas(mask: np.ndarray, hu: np.ndarray, gas_below_hu: float) -> bool:
     the median of its in-plane interior (its whole self when that is empty: the partial-volume rim
     would pull a gas pocket towards lung values) is below ``gas_below_hu``."""
     interior = erode(mask, PLANAR4)
-    values = hu[interior if interior.any() else mask]
-    # the median is below the level when more than half the values are (a count, not a sort)
-    return 2 * np.count_nonzero(values < gas_below_hu) > values.size
+    values = interior if interior.any() else mask
+    # the median is below the level when more than half the values are (a count, not a sort, and
+    # of a mask, not of the gathered values)
+    return 2 * np.count_nonzero(values & (hu < gas_below_hu)) > np.count_nonzero(values)
 
 
 def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> float:
@@ -882,9 +899,9 @@ def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
     if not holes.any():
         return
     pieces, n = label_components(holes, CONN6)
-    outside = np.pad(~(lung | holes), ((1, 1), (0, 0), (0, 0)), constant_values=False)
-    contact = np.bincount(pieces[outside[:-2] & holes], minlength=n + 1)
-    contact += np.bincount(pieces[outside[2:] & holes], minlength=n + 1)
+    outside = ~(lung | holes)
+    contact = np.bincount(pieces[1:][outside[:-1] & holes[1:]], minlength=n + 1)  # tissue in the slice below
+    contact += np.bincount(pieces[:-1][outside[1:] & holes[:-1]], minlength=n + 1)  # ... and above
     opens = contact * pixel_mm2 > HOLE_OPEN_MM2
     holes[holes] = ~opens[pieces[holes]]  # the enclosed ones (looked up on the hole voxels alone)
     crop[holes] = value
@@ -951,24 +968,25 @@ def refine_labels(
     # the band reaches one voxel out
     box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
     labels = labels[box]
-    code = np.zeros(labels.shape, dtype=np.uint8)
-    interiors = []
-    for value in range(1, int(labels.max()) + 1):
-        own = bounding_box(labels == value)
-        if own is None:
-            continue
-        # work in the label's bounding box grown by one voxel
-        bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(own, labels.shape))
-        local, local_code = labels[bbox], code[bbox]
-        mask = local == value
-        inner = erode(mask, CONN6, border_value=True)
-        band = dilate(mask, CONN6) & ~inner & ((local == 0) | mask) & (local_code == 0)
-        if exclude is not None:
-            band &= ~exclude[box][bbox]
-        local_code[band] = 2 * value - 1
-        interiors.append((bbox, inner, value))
-    for bbox, inner, value in interiors:
-        code[bbox][inner] = 2 * value
+    # all labels at once, from their six face neighbours (beyond the array: the same label): a voxel
+    # is interior when they all share its label, else it is its label's band; a background voxel
+    # beside labels is the band of the lowest of them (`LEFT` before `AIRWAY`)
+    inner = labels > 0
+    lowest = np.where(labels > 0, labels - 1, 255).astype(np.uint8)  # 255: no label
+    nearest = np.full(labels.shape, 255, dtype=np.uint8)
+    for axis in range(labels.ndim):
+        for dst, src in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+            here, there = [slice(None)] * labels.ndim, [slice(None)] * labels.ndim
+            here[axis], there[axis] = dst, src
+            here, there = tuple(here), tuple(there)
+            inner[here] &= labels[here] == labels[there]
+            np.minimum(nearest[here], lowest[there], out=nearest[here])
+    # codes: 2 * label inside, 2 * label - 1 on the band, 0 elsewhere
+    edge = (labels > 0) & ~inner
+    code = np.where(labels > 0, 2 * labels - edge.view(np.uint8), np.where(nearest < 255, 2 * nearest + 1, 0))
+    code = code.astype(np.uint8, copy=False)
+    if exclude is not None:
+        code[exclude[box] & ~inner] = 0
     fine_box = grid.fine_box(box)
     part = grid.upsample(code, box)
     keep = np.bitwise_and(part, 1).view(bool)  # the band's voxels...
