@@ -188,6 +188,23 @@ class ChestLabels:
             self._full["labels"] = refine_labels(self.labels, self.grid, lambda box: data[box] < HU_AIR, ~self.body)
         return self._full["labels"]
 
+    def full_mask(self, data: np.ndarray, *values: int) -> np.ndarray:
+        """A new full-resolution boolean mask of the voxels labelled one of ``values``, compared in
+        the labels' box alone (the rest of a small volume's grid costs as much as the box)."""
+        labels = self.full_labels(data)
+        out = np.zeros(labels.shape, dtype=bool)
+        box = bounding_box(self.labels > 0)
+        if box is None:
+            return out
+        # the refinement's band reaches one coarse voxel beyond the labels
+        box = self.grid.fine_box(tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
+                                       for sl, n in zip(box, self.labels.shape)))
+        local, inside = labels[box], out[box]
+        np.equal(local, values[0], out=inside)
+        for value in values[1:]:
+            inside |= local == value
+        return out
+
     def pleural_pockets(self, data: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
         """Full-resolution concavities of the lung surface: each lung's in-plane closing (on the
         coarse grid, one lung at a time so the mediastinum between them is never bridged) minus
@@ -473,7 +490,7 @@ def _find_airways(
     pixel_mm2 = spacing[1] * spacing[2]
     # the labels of the air voxels alone, in scan order: counted and sifted without the rest
     where = np.flatnonzero(inside_air)
-    owner = labels[inside_air]
+    owner = air_labels = labels[inside_air]
     area = np.bincount(owner, minlength=n + 1) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
@@ -486,7 +503,7 @@ def _find_airways(
     picked = sized[owner]
     coords = np.unravel_index(where[picked], inside_air.shape)
     owner = owner[picked]
-    del where, picked
+    del picked
     cx = np.bincount(owner, weights=coords[2], minlength=n + 1) / np.maximum(area / pixel_mm2, 1)
     lo, hi = voxel_bounds(owner, coords, n)
 
@@ -550,10 +567,8 @@ def _find_airways(
         keep[touching] = True
         previous = np.isin(labels[z], touching)
     keep[0] = False
-    kept_slices = slice_of[keep]
     airways = np.zeros(inside_air.shape, dtype=bool)
-    span = slice(int(kept_slices.min()), int(kept_slices.max()) + 1)
-    airways[span] = keep[labels[span]]
+    airways.ravel()[where[keep[air_labels]]] = True  # looked up on the air voxels alone
     return airways, trachea
 
 
@@ -971,8 +986,9 @@ def refine_labels(
     # all labels at once, from their six face neighbours (beyond the array: the same label): a voxel
     # is interior when they all share its label, else it is its label's band; a background voxel
     # beside labels is the band of the lowest of them (`LEFT` before `AIRWAY`)
-    inner = labels > 0
-    lowest = np.where(labels > 0, labels - 1, 255).astype(np.uint8)  # 255: no label
+    labelled = labels > 0
+    inner = labelled.copy()
+    lowest = labels.astype(np.uint8) - np.uint8(1)  # background wraps to 255: no label
     nearest = np.full(labels.shape, 255, dtype=np.uint8)
     for axis in range(labels.ndim):
         for dst, src in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
@@ -982,9 +998,11 @@ def refine_labels(
             inner[here] &= labels[here] == labels[there]
             np.minimum(nearest[here], lowest[there], out=nearest[here])
     # codes: 2 * label inside, 2 * label - 1 on the band, 0 elsewhere
-    edge = (labels > 0) & ~inner
-    code = np.where(labels > 0, 2 * labels - edge.view(np.uint8), np.where(nearest < 255, 2 * nearest + 1, 0))
-    code = code.astype(np.uint8, copy=False)
+    code = nearest + np.uint8(1)  # the lowest label beside, 0 for none...
+    code <<= 1
+    np.subtract(code, code > 0, out=code, casting="unsafe")  # ...as its band
+    np.copyto(code, labels.astype(np.uint8) << 1, where=labelled)
+    np.subtract(code, labelled & ~inner, out=code, casting="unsafe")
     if exclude is not None:
         code[exclude[box] & ~inner] = 0
     fine_box = grid.fine_box(box)
