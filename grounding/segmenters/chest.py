@@ -730,8 +730,8 @@ def find_lungs(
                          superior_step, body, spacing)
     del labels, masks
     for side in (LEFT, RIGHT):
-        _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
-        _fill_label_holes(out, side, spacing[1] * spacing[2])
+        own = _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
+        _fill_label_holes(out, side, spacing[1] * spacing[2], own)
     return out
 
 
@@ -804,18 +804,20 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
-                      voxel_mm3: float) -> None:
+                      voxel_mm3: float) -> tuple[slice, ...] | None:
     """Remove from lung ``value`` of ``labels`` (in place) the pockets of gas it merely touches:
     regions of at least `GAS_POCKET_MIN_ML` whose locally averaged HU (3-voxel mean) is below
     ``gas_below_hu`` and whose outer shell, beyond a rim of `GAS_POCKET_RIM` voxels, is less than
     `GAS_POCKET_LUNG_SHELL` lung (stomach or
     bowel gas behind a diaphragm too thin to keep them apart, a pneumothorax, an airway that was
-    not tracked). A bulla or emphysematous region is gas too but lies within lung."""
+    not tracked). A bulla or emphysematous region is gas too but lies within lung.
+
+    Returns the lung's bounding box when nothing was removed (for `_fill_label_holes`), else None."""
     mask = labels == value
-    if not mask.any():
-        return
-    bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-                 for sl, n in zip(bounding_box(mask), mask.shape))
+    own = bounding_box(mask)
+    if own is None:
+        return None
+    bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(own, mask.shape))
     lung = mask[bbox]
     # each voxel of a pocket has a voxel below the level among its 27 neighbours, so a pocket of
     # the least size needs a 27th of that many such voxels: without them there is nothing to filter
@@ -823,13 +825,13 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     hu = coarse[bbox]
     low = hu < gas_below_hu
     if 27 * np.count_nonzero(lung & low) < least:
-        return
+        return own
     gas = _mean3_below(hu, low, gas_below_hu, lung)
     if np.count_nonzero(gas) < least:  # not enough gas for one pocket
-        return
+        return own
     pockets, n = label_components(gas, CONN6)
     if n == 0:
-        return
+        return own
     sizes = component_sizes(pockets, n)
     crop = labels[bbox]
     for label in np.flatnonzero(sizes * voxel_mm3 >= GAS_POCKET_MIN_ML * 1000.0):
@@ -841,6 +843,8 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
         shell = dilate(pocket, CONN6) & ~pocket
         if np.count_nonzero(shell & lung) < GAS_POCKET_LUNG_SHELL * np.count_nonzero(shell):
             crop[pocket] = 0
+            own = None
+    return own
 
 
 def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float, within: np.ndarray) -> np.ndarray:
@@ -896,15 +900,15 @@ def _middle_x(mask: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray]) -> 
     return float(np.mean(np.percentile(world_x(points), [1.0, 99.0])))
 
 
-def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float) -> None:
+def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float, bbox: tuple[slice, ...] | None = None) -> None:
     """Fill the slice-by-slice holes of lung ``value`` in ``labels`` (in place), but not the holes
     that open, through the slice above or below, onto more than `HOLE_OPEN_MM2` of tissue outside
     the lung: those are a diaphragm dome the lung base wraps around (the abdomen under it), not a
-    vessel or nodule enclosed by lung. ``pixel_mm2`` is the area of one in-plane voxel."""
-    mask = labels == value
-    if not mask.any():
+    vessel or nodule enclosed by lung. ``pixel_mm2`` is the area of one in-plane voxel; ``bbox`` the
+    lung's bounding box when known."""
+    bbox = bbox or bounding_box(labels == value)
+    if bbox is None:
         return
-    bbox = bounding_box(mask)
     # one slice beyond the lung's either way, where the scan has it: a hole in the lung's first or
     # last slice opens onto what lies there (beyond the scan nothing is known)
     z = slice(max(bbox[0].start - 1, 0), min(bbox[0].stop + 1, labels.shape[0]))
@@ -970,8 +974,8 @@ def refine_labels(
 
     Each label's coarse interior (one face-connected erosion; the image border does not erode)
     is kept whole; its boundary band (one dilation minus the interior, not in ``exclude`` or
-    another label) keeps the fine voxels where ``band_keep(box)`` (a full-resolution boolean
-    array of the fine voxels in ``box``) is True. Only the labels' bounding box is brought to
+    another label) keeps the fine voxels where ``band_keep(box)`` (a new full-resolution boolean
+    array of the fine voxels in ``box``; it is overwritten) is True. Only the labels' bounding box is brought to
     full resolution (lungs and airways fill a fraction of the field of view).
     """
     if grid.is_identity:
@@ -1007,11 +1011,10 @@ def refine_labels(
         code[exclude[box] & ~inner] = 0
     fine_box = grid.fine_box(box)
     part = grid.upsample(code, box)
-    keep = np.bitwise_and(part, 1).view(bool)  # the band's voxels...
-    np.greater(keep, band_keep(fine_box), out=keep)  # ...the fine threshold rejects
-    np.logical_not(keep, out=keep)
+    band = np.bitwise_and(part, 1).view(bool)
+    keep = band_keep(fine_box)
+    np.greater_equal(keep, band, out=keep)  # off the band, or kept by the fine threshold
     part += 1
     part >>= 1
-    np.multiply(part, keep, out=part)
-    full[fine_box] = part
+    np.multiply(part, keep, out=full[fine_box])
     return full
