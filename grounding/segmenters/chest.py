@@ -55,7 +55,7 @@ taken for gas.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from scipy import ndimage
@@ -180,7 +180,7 @@ class ChestLabels:
     midline_x_mm: float
     lung_error: str | None = None
     split_doubt: str | None = None
-    _full: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _full: dict[str, Any] = field(default_factory=dict, repr=False)  # full-resolution masks, the labels' fine box
 
     def full_labels(self, data: np.ndarray) -> np.ndarray:
         """Full-resolution uint8 labels (`LEFT`, `RIGHT`, `AIRWAY`), computed once."""
@@ -193,12 +193,14 @@ class ChestLabels:
         the labels' box alone (the rest of a small volume's grid costs as much as the box)."""
         labels = self.full_labels(data)
         out = np.zeros(labels.shape, dtype=bool)
-        box = bounding_box(self.labels > 0)
+        if "box" not in self._full:
+            box = bounding_box(self.labels > 0)
+            # the refinement's band reaches one coarse voxel beyond the labels
+            self._full["box"] = box and self.grid.fine_box(tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
+                                                                for sl, n in zip(box, self.labels.shape)))
+        box = self._full["box"]
         if box is None:
             return out
-        # the refinement's band reaches one coarse voxel beyond the labels
-        box = self.grid.fine_box(tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-                                       for sl, n in zip(box, self.labels.shape)))
         local, inside = labels[box], out[box]
         np.equal(local, values[0], out=inside)
         for value in values[1:]:
@@ -474,7 +476,8 @@ def find_airways(
     first = np.argmax(cols, axis=1)
     last = cols.shape[1] - 1 - np.argmax(cols[:, ::-1], axis=1)
     centre, width = (first + last) / 2.0 - box[2].start, (last - first + 1).astype(float)
-    found = _find_airways(inside_air[box], has_body, centre, width, spacing, superior_step)
+    # contiguous: its voxels are listed, looked up and copied several times
+    found = _find_airways(np.ascontiguousarray(inside_air[box]), has_body, centre, width, spacing, superior_step)
     if found is not None:
         airways[box], trachea[box] = found
     return airways, trachea
