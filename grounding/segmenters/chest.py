@@ -921,10 +921,13 @@ def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float, bbox: tu
     holes = fill_holes_slicewise(lung) & (crop == 0)
     if not holes.any():
         return
-    pieces, n = label_components(holes, CONN6)
     outside = ~(lung | holes)
-    contact = np.bincount(pieces[1:][outside[:-1] & holes[1:]], minlength=n + 1)  # tissue in the slice below
-    contact += np.bincount(pieces[:-1][outside[1:] & holes[:-1]], minlength=n + 1)  # ... and above
+    below, above = outside[:-1] & holes[1:], outside[1:] & holes[:-1]  # tissue in the slice below, above
+    if (np.count_nonzero(below) + np.count_nonzero(above)) * pixel_mm2 <= HOLE_OPEN_MM2:
+        crop[holes] = value  # all of them together open onto too little: each is enclosed
+        return
+    pieces, n = label_components(holes, CONN6)
+    contact = np.bincount(pieces[1:][below], minlength=n + 1) + np.bincount(pieces[:-1][above], minlength=n + 1)
     opens = contact * pixel_mm2 > HOLE_OPEN_MM2
     holes[holes] = ~opens[pieces[holes]]  # the enclosed ones (looked up on the hole voxels alone)
     crop[holes] = value
