@@ -261,10 +261,21 @@ def largest_component(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.nda
     """The largest connected component of ``mask`` (empty in, empty out)."""
     labels, n = label_components(mask, structure)
     if n <= 1:
-        return labels > 0
-    sizes = component_sizes(labels, n)
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+        return np.array(mask, dtype=bool)
+    if n > FEW_LABELS:
+        sizes = component_sizes(labels, n)
+        sizes[0] = 0
+        return labels == int(np.argmax(sizes))
+    # a few labels: each one's mask once (the largest is returned as it is), the last one's size what
+    # the others leave of the mask's count
+    best, best_size, rest = None, -1, np.count_nonzero(mask)
+    for value in range(1, n):
+        own = labels == value
+        size = np.count_nonzero(own)
+        rest -= size
+        if size > best_size:
+            best, best_size = own, size
+    return labels == n if rest > best_size else best
 
 
 def nearest_component(
