@@ -286,7 +286,8 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     body = body_core(grid.any_above(volume.data, HU_BODY), spacing)
     inside_air = (coarse < HU_AIR) & body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
-    airway, trachea = find_airways(inside_air, body, spacing, superior_step)
+    air_box = bounding_box(inside_air)  # airways and lungs lie in it
+    airway, trachea = find_airways(inside_air, body, spacing, superior_step, air_box)
     from_trachea = bool(trachea.any())
     if from_trachea:
         midline = float(world_x(centroid(trachea)[None])[0])
@@ -298,7 +299,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     # field of view would cost more than the analysis (one voxel wider for the airways' dilation and
     # `LUNG_MIN_DEPTH_MM` for the depth of air under the skin, from even indices as `_middle_x`
     # samples every second voxel)
-    box = _grown_box(inside_air, margin=1 + int(np.ceil(LUNG_MIN_DEPTH_MM / min(spacing))), align=2)
+    box = _grown_box(inside_air, margin=1 + int(np.ceil(LUNG_MIN_DEPTH_MM / min(spacing))), align=2, own=air_box)
     box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
@@ -315,7 +316,9 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     except SegmentationError as err:  # body and airways stand without lungs
         labels, lung_error = np.zeros(coarse.shape, dtype=np.uint8), str(err)
     doubt = split_doubt(labels[box], spacing) if not volume.is_2d else None  # the lungs lie in the box
-    airway_box = bounding_box(airway)
+    airway_box = None if air_box is None else bounding_box(airway[air_box])
+    if airway_box is not None:
+        airway_box = tuple(slice(a.start + b.start, a.stop + b.start) for a, b in zip(airway_box, air_box))
     if airway_box is not None:
         near = labels[airway_box]
         near[airway[airway_box] & (near == 0)] = AIRWAY
@@ -357,10 +360,11 @@ def _linear(row: np.ndarray, offset: float) -> Callable[[np.ndarray], np.ndarray
     return lambda zyx: np.asarray(zyx) @ row + offset
 
 
-def _grown_box(mask: np.ndarray, margin: int, align: int = 1) -> tuple[slice, ...]:
-    """``mask``'s bounding box grown by ``margin`` voxels within the array, starting at multiples
-    of ``align`` (all of the array when the mask is empty)."""
-    box = bounding_box(mask)
+def _grown_box(mask: np.ndarray, margin: int, align: int = 1,
+               own: tuple[slice, ...] | None = None) -> tuple[slice, ...]:
+    """``mask``'s bounding box (``own`` when already known) grown by ``margin`` voxels within the
+    array, starting at multiples of ``align`` (all of the array when the mask is empty)."""
+    box = own or bounding_box(mask)
     if box is None:
         return tuple(slice(0, n) for n in mask.shape)
     starts = [max(sl.start - margin, 0) for sl in box]
@@ -459,16 +463,18 @@ def outside_air(body: np.ndarray, seal: np.ndarray | None = None) -> np.ndarray:
 
 
 def find_airways(
-    inside_air: np.ndarray, body: np.ndarray, spacing: tuple[float, float, float], superior_step: int
+    inside_air: np.ndarray, body: np.ndarray, spacing: tuple[float, float, float], superior_step: int,
+    air_box: tuple[slice, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Trachea and main bronchi on the coarse grid: ``(airways, trachea)`` boolean masks.
 
     The work runs in the bounding box of ``inside_air`` (lungs and airways are a fraction of the
     field of view), and the planar labels are looked up per voxel only where the few
     tracheal-sized pockets lie: on a small grid each whole-grid pass costs as much as a labelling.
+    ``air_box``: that box when already known.
     """
     airways, trachea = np.zeros(inside_air.shape, dtype=bool), np.zeros(inside_air.shape, dtype=bool)
-    box = bounding_box(inside_air)
+    box = air_box or bounding_box(inside_air)
     if box is None:
         return airways, trachea
     # per-slice midline and width of the body, in x voxels of the box
