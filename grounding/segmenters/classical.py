@@ -220,10 +220,9 @@ class ClassicalSegmenter:
             return (volume.data >= HU_BONE) & chest.full_body(volume.data)
         if name != "airways" and chest.lung_error:
             raise SegmentationError(chest.lung_error)
-        labels = chest.full_labels(volume.data)
         if name == "lungs":
-            return (labels == LEFT) | (labels == RIGHT)
-        return labels == {"lung_left": LEFT, "lung_right": RIGHT, "airways": AIRWAY}[name]
+            return chest.full_mask(volume.data, LEFT, RIGHT)
+        return chest.full_mask(volume.data, {"lung_left": LEFT, "lung_right": RIGHT, "airways": AIRWAY}[name])
 
     def _lungs_or_none(self, volume: Volume) -> np.ndarray | None:
         try:

@@ -85,18 +85,17 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     plane for the in-plane ones (find_objects visits every voxel with a per-voxel loop, and numpy's
     ``any`` over several axes is several times slower)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    along_z = mask.reshape(mask.shape[0], -1).any(axis=1)
-    if not along_z.any():
+    along_z = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    if along_z.size == 0:
         return None
-    z0 = int(np.argmax(along_z))
-    z1 = len(along_z) - int(np.argmax(along_z[::-1]))
+    z0, z1 = int(along_z[0]), int(along_z[-1]) + 1
     box = [slice(z0, z1)]
     if mask.ndim == 1:
         return tuple(box)
     plane = np.bitwise_or.reduce(mask[z0:z1].view(np.uint8), axis=0).view(bool)
     for axis in range(plane.ndim):
-        profile = plane.any(axis=tuple(a for a in range(plane.ndim) if a != axis))
-        box.append(slice(int(np.argmax(profile)), len(profile) - int(np.argmax(profile[::-1]))))
+        profile = np.flatnonzero(plane.any(axis=tuple(a for a in range(plane.ndim) if a != axis)))
+        box.append(slice(int(profile[0]), int(profile[-1]) + 1))
     return tuple(box)
 
 
@@ -140,15 +139,13 @@ def centroid(mask: np.ndarray) -> np.ndarray:
 
 def linear_above(shape: tuple[int, int, int], f: Callable[[np.ndarray], np.ndarray], threshold: float) -> np.ndarray:
     """Boolean (z, y, x) array of the voxels where ``f``, a linear function of (N, 3) indices such as
-    a world coordinate, exceeds ``threshold``; built slice by slice from ``f``'s coefficients, so
-    no per-voxel coordinate list is made."""
+    a world coordinate, exceeds ``threshold``; one in-plane ramp from ``f``'s coefficients compared
+    with each slice's level, so no per-voxel coordinate list is made."""
     base = float(f(np.zeros((1, 3)))[0])
     dz, dy, dx = (float(f(np.eye(3)[k][None])[0]) - base for k in range(3))
     plane = np.arange(shape[1])[:, None] * dy + np.arange(shape[2])[None, :] * dx
-    out = np.empty(shape, dtype=bool)
-    for k in range(shape[0]):
-        np.greater(plane, threshold - base - k * dz, out=out[k])
-    return out
+    levels = threshold - base - np.arange(shape[0]) * dz
+    return plane[None] > levels[:, None, None]
 
 
 @lru_cache(maxsize=4096)
@@ -264,10 +261,21 @@ def largest_component(mask: np.ndarray, structure: np.ndarray = CONN6) -> np.nda
     """The largest connected component of ``mask`` (empty in, empty out)."""
     labels, n = label_components(mask, structure)
     if n <= 1:
-        return labels > 0
-    sizes = component_sizes(labels, n)
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+        return np.array(mask, dtype=bool)
+    if n > FEW_LABELS:
+        sizes = component_sizes(labels, n)
+        sizes[0] = 0
+        return labels == int(np.argmax(sizes))
+    # a few labels: each one's mask once (the largest is returned as it is), the last one's size what
+    # the others leave of the mask's count
+    best, best_size, rest = None, -1, np.count_nonzero(mask)
+    for value in range(1, n):
+        own = labels == value
+        size = np.count_nonzero(own)
+        rest -= size
+        if size > best_size:
+            best, best_size = own, size
+    return labels == n if rest > best_size else best
 
 
 def nearest_component(
