@@ -46,6 +46,17 @@ def test_erode_dilate_and_label_match_scipy(shape, fill):
         np.testing.assert_array_equal(labels, expected)  # same numbering, so ties break the same way
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 7), (7, 1, 1), (1, 7, 1)])
+def test_lines_of_voxels_are_labelled(shape):
+    """cc3d's 26-connected pass raised "maximum length exception" on a line with three runs."""
+    mask = np.array([1, 0, 1, 1, 0, 0, 1], bool).reshape(shape)
+    for structure in (CONN6, CONN26):
+        labels, n = label_components(mask, structure)
+        expected, m = ndimage.label(mask, structure)
+        assert n == m == 3
+        np.testing.assert_array_equal(labels, expected)
+
+
 def test_bounding_boxes_centroid_and_sizes_match_their_slow_forms(monkeypatch):
     mask = np.random.default_rng(3).random((9, 14, 12)) < 0.35
     labels, n = ndimage.label(mask, PLANAR4)

@@ -43,6 +43,10 @@ def label_components(mask: np.ndarray, structure: np.ndarray = CONN6) -> tuple[n
             return label_planar(mask)
         for connectivity, known in ((6, CONN6), (26, CONN26)):
             if np.array_equal(structure, known):
+                if sorted(mask.shape)[1] == 1:
+                    # a line of voxels has no corner neighbours, and cc3d's 26-connected pass
+                    # overflows its label table on one with three or more runs
+                    connectivity = 6
                 labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
                 return labels, int(n)
     labels, n = ndimage.label(mask, structure=structure)
