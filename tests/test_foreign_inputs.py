@@ -172,6 +172,15 @@ def test_no_cardiothoracic_ratio_from_a_lateral_film(tmp_path):
     assert all(e.quality.level == "implausible" for e in lateral.evidence if e.tool in ("segment", "measure"))
 
 
+def test_the_plane_of_a_film_is_read_from_its_header(tmp_path):
+    """Every radiograph was answered "a frontal (coronal-plane) projection", a lateral film too."""
+    lateral = _ask(_film(tmp_path, ViewPosition="LL"), "In which plane is this image taken?")
+    assert lateral.answer.startswith("lateral plane"), lateral.answer
+    assert "lateral or oblique projection (ViewPosition LL)" in lateral.turns[-1].text
+    frontal = _ask(_film(tmp_path, ViewPosition="PA"), "In which plane is this image taken?")
+    assert frontal.answer.startswith("frontal plane") and "(ViewPosition PA)" in frontal.turns[-1].text
+
+
 # -- one CT slice, a scan that cuts the lungs -----------------------------------------------------
 
 def test_organ_volume_is_not_answered_from_one_ct_slice(tmp_path):

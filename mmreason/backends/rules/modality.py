@@ -28,21 +28,27 @@ def plan_modality(state: State) -> Action:
     names = {"CT": "a CT scan", "MR": "an MRI", "XR": "an X-ray (radiograph)", "US": "an ultrasound image",
              "PT": "a PET scan"}
     what = names.get(vol.modality, f"a {vol.modality} image")
+    view = vol.view
     if vol.is_2d:
-        plane = "a frontal (coronal-plane) projection" if vol.modality == "XR" else "a single 2-D image"
+        plane = {"lateral": f"a lateral or oblique projection ({vol.view_source})",
+                 "decubitus": f"a decubitus projection, the patient lying on one side ({vol.view_source})",
+                 "frontal": f"a frontal (coronal-plane) projection ({vol.view_source})",
+                 }.get(view or "", "a frontal (coronal-plane) projection, as chest films usually are: no view "
+                                   "position is recorded" if vol.modality == "XR" else "a single 2-D image")
         kind = "2-D"
     else:
         plane = "axial (the volume is shown in axial, coronal and sagittal planes)"
         kind = "3-D volume"
     text = f"This is {what}, {kind}; plane: {plane} [{r[0].evidence_id}]."
     modality_word = {"CT": "ct", "MR": "mri", "XR": "x-ray"}.get(vol.modality, vol.modality.lower())
-    plane_word = "axial" if not vol.is_2d else "frontal"
+    plane_word = "axial" if not vol.is_2d else "lateral" if view == "lateral" else "frontal"
     asks_plane = state.q.plane and not state.q.modality
     label = f"{plane_word} plane" if asks_plane else what[what.index(" ") + 1:]
     return Action("The study header and the view give modality and plane.", answer=text,
                   finding=Finding([r[0].evidence_id] if r[0].evidence_id else [], label=label,
                                   present=_is_named(state.question, vol.modality),
-                                  words=[modality_word, vol.modality.lower(), "axial" if not vol.is_2d else "pa"]))
+                                  words=[modality_word, vol.modality.lower(),
+                                         "axial" if not vol.is_2d else "lateral" if view == "lateral" else "pa"]))
 
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from grounding.plausibility import radiograph_view
 from mmreason.backends.rules.question import Question
 from mmreason.messages import result_payload
 
@@ -28,7 +29,10 @@ class VolumeInfo:
     """A study as the planner needs it: id, modality, 2-D or not, its grid as (x, y[, z]),
     whether its orientation (no trusted header: the plane shown is not known to be the patient's)
     and its modality (guessed from the values) were assumed, the volume of one voxel in mm^3, and an
-    MR's sequence where the files name it (``FLAIR``, ``T2``, ``T1``, ``T1C``, ...; None otherwise)."""
+    MR's sequence where the files name it (``FLAIR``, ``T2``, ``T1``, ``T1C``, ...; None otherwise),
+    and a radiograph's view as its header gives it (`grounding.plausibility.radiograph_view`:
+    ``frontal``, ``lateral``, ``decubitus``, ``unknown``; None when not read, e.g. from a transcript)
+    with the tag that said it."""
 
     id: str
     modality: str
@@ -38,6 +42,8 @@ class VolumeInfo:
     modality_assumed: bool = False
     voxel_mm3: float = 1.0
     sequence: str | None = None
+    view: str | None = None
+    view_source: str = ""
 
 
 @dataclass
@@ -131,11 +137,20 @@ def _named_sequence(facts: dict[str, Any]) -> str | None:
     return sequence.value if sequence is not None and not sequence.assumed else None
 
 
+def _view(vol: Any) -> tuple[str | None, str]:
+    """A radiograph's view and the header tag it was read from; (None, "") for other images."""
+    if not (vol.is_2d and vol.modality == "XR"):
+        return None, ""
+    position, orientation = vol.metadata.get("ViewPosition"), vol.metadata.get("PatientOrientation")
+    source = f"ViewPosition {position}" if position else f"PatientOrientation {orientation}" if orientation else ""
+    return radiograph_view(vol), source
+
+
 def from_episode(episode: EpisodeState) -> State:
     """The planner's `State` of an episode, from the loop's objects."""
     volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d),
                           (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed,
-                          float(vol.voxel_volume_mm3), _named_sequence(facts))
+                          float(vol.voxel_volume_mm3), _named_sequence(facts), *_view(vol))
                for vid, vol in episode.volumes.items()]
     turns = episode.trace.turns
     shown = _shown(episode, turns[1].images) if len(turns) > 1 else []
