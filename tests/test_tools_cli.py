@@ -99,3 +99,20 @@ def test_measure_takes_the_loader_options_its_errors_name(tmp_path, capsys):
     assert main(["measure", str(four_d), "--frame", "1", "--mask", str(mask_path), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["voxels"] == int((load(mask_path).data > 0.5).sum()) > 0
+
+
+def test_messages_name_only_segmenters_the_cli_accepts():
+    """An error told users to pass "--segmenter totalsegmentator", which the CLI refuses (the choice
+    is "totalseg"): every "--segmenter NAME" written in the sources must be a choice."""
+    import re
+    from pathlib import Path
+
+    from grounding.segmenters import SEGMENTERS
+
+    root = Path(__file__).resolve().parents[1]
+    named = {(path.name, m.group(1))
+             for package in ("grounding", "mmreason", "imaging")
+             for path in (root / package).rglob("*.py")
+             for m in re.finditer(r'--segmenter "?\s*f?"?\s*([a-z_]+)', path.read_text())}
+    assert named, "no --segmenter hint found: the pattern is stale"
+    assert {(f, n) for f, n in named if n not in SEGMENTERS} == set()

@@ -682,5 +682,5 @@ def _not_found(target: str, band: tuple[float, float], phase: str, organ: str) -
         f"no {name} found: searched for a soft-tissue component of {band[0]:.0f} to {band[1]:.0f} HU "
         f"(estimated phase {phase}) and at least {MIN_CORE_ML[organ]:g} mL where it should lie; is the upper "
         "abdomen in the field of view? (the classical organ segmenter is a heuristic; use --segmenter "
-        "totalsegmentator on real scans)"
+        "totalseg --weights DIR on real scans)"
     )

@@ -16,7 +16,7 @@ def plan_organ(state: State, organs: tuple[str, ...] | None = None) -> Action:
     if missing:
         return cannot(f"the segment tool has no '{missing[0]}' target with this segmenter (targets: "
                              f"{', '.join(state.targets)}); an organ segmenter such as --segmenter "
-                             f"totalsegmentator provides it")
+                             f"totalseg provides it")
     if state.volumes[0].is_2d:
         # one slice or a projection holds a section of the organ, not the organ: its area and
         # diameter are not the organ's volume or size
