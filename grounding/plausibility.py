@@ -132,16 +132,10 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
     if uses_side and facts["orientation"].assumed and not volume.is_2d:
         q.flag("doubtful", "orientation assumed (no trusted header): left and right may be swapped")
     if uses_hu and facts["modality"].assumed:
-        if volume.modality == "CT":
-            # CT is recognised by its value signature (air and fat peaks in Hounsfield units), which
-            # is what the thresholds need; the guess is noted, not held against every result
-            q.checks.append("modality CT guessed from the voxel values")
-        else:
-            # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
-            sequence = facts.get("sequence")
-            unnamed = " (the sequence is unknown)" if sequence is None or sequence.assumed else ""
-            q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values{unnamed}: the search may "
-                               f"not apply; give --modality")
+        # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
+        sequence = facts.get("sequence")
+        unnamed = " (the sequence is unknown)" if sequence is None or sequence.assumed else ""
+        _guessed_modality(q, volume, unnamed, "the search may not apply")
     elif uses_hu and volume.modality != "CT" and looks_like_ct(volume.data):
         # a stated modality the values contradict: a CT given as MR gets an MR search of a "brain"
         stated = facts["modality"].detail or facts["modality"].source
@@ -429,20 +423,27 @@ def image_quality(volume: Volume) -> Quality:
     lo, hi = (float(volume.data.min()), float(volume.data.max())) if volume.data.size else (0.0, 0.0)
     if lo == hi:
         q.flag("implausible", f"the image is constant (every voxel is {lo:g}): it holds nothing to see")
-    fact = volume.facts["modality"]
-    if fact.assumed and volume.modality != "CT":
-        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values (the file does not say): "
-                           f"it may be another kind of image; give --modality")
-    elif fact.assumed:
-        q.checks.append("modality CT guessed from the voxel values")
+    if volume.facts["modality"].assumed:
+        _guessed_modality(q, volume, " (the file does not say)", "it may be another kind of image")
     return q
+
+
+def _guessed_modality(q: Quality, volume: Volume, note: str, consequence: str) -> None:
+    """A modality guessed from the voxel values: CT is recognised by its value signature (air and
+    fat peaks in Hounsfield units), which is what its thresholds need, so that guess is noted, not
+    held against every result; any other guess is doubtful, with its ``consequence``."""
+    if volume.modality == "CT":
+        q.checks.append("modality CT guessed from the voxel values")
+    else:
+        q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values{note}: {consequence}; "
+                           f"give --modality")
 
 
 def radiograph_view(volume: Volume) -> str:
     """The projection of a radiograph: ``frontal``, ``lateral`` (lateral or oblique), ``decubitus``
     or ``unknown``, from DICOM ViewPosition, else from PatientOrientation (rows running anterior or
     posterior are a lateral projection's)."""
-    position = str(volume.metadata.get("ViewPosition") or "").strip().upper()
+    position = _view_position(volume)
     if position in NON_FRONTAL_VIEWS:
         return "lateral"
     if position in DECUBITUS_VIEWS:
@@ -458,6 +459,17 @@ def radiograph_view(volume: Volume) -> str:
     return "unknown"
 
 
+def _view_position(volume: Volume) -> str:
+    """A radiograph's DICOM ViewPosition, upper case ("" when the file gives none)."""
+    return str(volume.metadata.get("ViewPosition") or "").strip().upper()
+
+
+def radiograph_view_source(volume: Volume) -> str:
+    """The header tag `radiograph_view` read the view from, in words (``ViewPosition LL``)."""
+    position = volume.metadata.get("ViewPosition")
+    return f"ViewPosition {position}" if position else f"PatientOrientation {volume.metadata.get('PatientOrientation')}"
+
+
 def radiograph_view_quality(volume: Volume, target: str | None) -> Quality:
     """A lung field, cardiac silhouette or cardiothoracic ratio read off a film that is not a
     frontal projection (see the module docstring)."""
@@ -465,14 +477,14 @@ def radiograph_view_quality(volume: Volume, target: str | None) -> Quality:
     if target not in FRONTAL_TARGETS:
         return q
     view = radiograph_view(volume)
-    position = volume.metadata.get("ViewPosition") or f"PatientOrientation {volume.metadata.get('PatientOrientation')}"
+    position = radiograph_view_source(volume)
     if view == "lateral":
         q.flag("implausible", f"the radiograph is not a frontal film ({position}): lung fields, heart borders and "
                               f"the cardiothoracic ratio are defined on a PA or AP chest film")
     elif view == "decubitus":
         q.flag("doubtful", f"the radiograph is a decubitus film ({position}): the patient lay on one side, which "
                            f"shifts the heart and mediastinum")
-    elif target == "heart" and str(volume.metadata.get("ViewPosition") or "").strip().upper() == "AP":
+    elif target == "heart" and _view_position(volume) == "AP":
         # The 0.5 cut-off is defined on PA films: on an AP film the heart lies far from the detector
         # and is magnified, so a ratio just above 0.5 does not mean an enlarged heart.
         q.flag("doubtful", "the radiograph is an AP film: the heart is magnified against a PA film, so its width "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from grounding.plausibility import radiograph_view
+from grounding.plausibility import radiograph_view, radiograph_view_source
 from mmreason.backends.rules.question import Question
 from mmreason.messages import result_payload
 
@@ -141,9 +141,7 @@ def _view(vol: Any) -> tuple[str | None, str]:
     """A radiograph's view and the header tag it was read from; (None, "") for other images."""
     if not (vol.is_2d and vol.modality == "XR"):
         return None, ""
-    position, orientation = vol.metadata.get("ViewPosition"), vol.metadata.get("PatientOrientation")
-    source = f"ViewPosition {position}" if position else f"PatientOrientation {orientation}" if orientation else ""
-    return radiograph_view(vol), source
+    return radiograph_view(vol), radiograph_view_source(vol)
 
 
 def from_episode(episode: EpisodeState) -> State:
