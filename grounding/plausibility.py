@@ -118,8 +118,6 @@ DECUBITUS_VIEWS = frozenset({"LLD", "RLD", "DECUBITUS"})
 FRONTAL_TARGETS = frozenset({"lungs", "lung_left", "lung_right", "heart"})
 #: targets whose HU thresholds assume CT
 CT_TARGETS = frozenset(NORMAL_ML) | {"body", "bone", "airways", "nodule", "lesion", "lungs"}
-#: targets that name a side (their answer is a side)
-LATERAL_TARGETS = frozenset(t for t in EXPECTED_SIDE if t.endswith(("_left", "_right")))
 
 
 def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = False,

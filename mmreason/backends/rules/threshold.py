@@ -56,9 +56,14 @@ def volume_margin(volume_mm3: float, spacing_mm: list[float]) -> tuple[float, st
     return surface * edge / 2, "a mask's edge is known to half a voxel over its surface"
 
 
+def _spacing(meas: Result) -> list[float]:
+    """The (z, y, x) spacing in mm a ``measure`` result was taken with."""
+    return [float(v) for v in meas.fact("spacing_mm") or [1.0, 1.0, 1.0]]
+
+
 def margin_of(dimension: str, value: float, meas: Result) -> tuple[float, str]:
     """The uncertainty of ``value`` (a `MEASURED` number of ``dimension``) and why."""
-    spacing = [float(v) for v in meas.fact("spacing_mm") or [1.0, 1.0, 1.0]]
+    spacing = _spacing(meas)
     if dimension == "length":
         return diameter_margin(value, spacing)
     if dimension == "volume":
@@ -149,7 +154,7 @@ def _plan_pair(state: State) -> Action:
     if first is None or second is None:
         return cannot("the organs are compared by volume, and a 2-D image has areas only")
     names = organ_name(pair.first), organ_name(pair.second)
-    spacing = [float(v) for v in r[1].fact("spacing_mm") or [1.0, 1.0, 1.0]]
+    spacing = _spacing(r[1])
     (m1, why), (m2, _) = volume_margin(first, spacing), volume_margin(second, spacing)
     cites = list(dict.fromkeys(c for c in (r[0].evidence_id, r[1].evidence_id, r[2].evidence_id,
                                            r[3].evidence_id) if c))
