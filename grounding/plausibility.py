@@ -59,7 +59,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.quality import Quality
-from imaging.io.metadata import looks_like_ct
+from imaging.io.metadata import CT_STORED_OFFSET, looks_like_ct, shifted_ct_offset
 from imaging.provenance import UNKNOWN_SEQUENCE
 from imaging.volume import Volume
 
@@ -129,6 +129,10 @@ def fact_quality(volume: Volume, *, uses_mm: bool = True, uses_side: bool = Fals
         q.flag("doubtful", "pixel spacing assumed (not in the file): mm and mL figures are not calibrated")
     if uses_side and facts["orientation"].assumed and not volume.is_2d:
         q.flag("doubtful", "orientation assumed (no trusted header): left and right may be swapped")
+    if uses_hu and volume.metadata.get("hu_offset_assumed") is not None:
+        q.flag("doubtful", f"the file holds CT values without their rescale intercept (air near 0): "
+                           f"{volume.metadata['hu_offset_assumed']:g} (the usual one) was assumed, so HU figures may "
+                           f"be off by tens of HU")
     if uses_hu and facts["modality"].assumed:
         # "not CT" says nothing of the sequence: an MR lesion search assumes FLAIR or T2
         sequence = facts.get("sequence")
@@ -434,7 +438,16 @@ def _guessed_modality(q: Quality, volume: Volume, note: str, consequence: str) -
         q.checks.append("modality CT guessed from the voxel values")
     else:
         q.flag("doubtful", f"modality {volume.modality} guessed from the voxel values{note}: {consequence}; "
-                           f"give --modality")
+                           f"{modality_hint(volume) or 'give --modality'}")
+
+
+def modality_hint(volume: Volume) -> str:
+    """What to tell the user when the modality was guessed as something other than CT for values
+    that look like CT stored without its rescale intercept ("" otherwise)."""
+    if not volume.facts["modality"].assumed or volume.modality == "CT" or shifted_ct_offset(volume.data) is None:
+        return ""
+    return (f"the values look like CT stored without its rescale intercept (air near 0, water near "
+            f"{CT_STORED_OFFSET:g}): if it is CT, give --modality CT")
 
 
 def radiograph_view(volume: Volume) -> str:

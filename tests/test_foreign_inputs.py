@@ -76,6 +76,49 @@ def test_ct_without_its_rescale_intercept_is_not_answered_no_as_fact(tmp_path):
     assert trace.answer.startswith("No") and "uncertain" in trace.answer and "guessed" in trace.answer
 
 
+def test_a_stated_ct_without_its_rescale_intercept_is_read_in_hounsfield_units(tmp_path):
+    """``--modality CT`` on HU + 1024: no air below -400 HU, so "no lungs found" and no answer.
+    The usual intercept is assumed, and every HU-based result says so."""
+    path = _nifti(_chest().data + 1024.0, (6.0, 4.0, 4.0), tmp_path / "raw.nii.gz")
+    volume = load(path, modality="CT")
+    np.testing.assert_allclose(volume.data, _chest().data, atol=1e-3)
+    assert volume.metadata["hu_offset_assumed"] == -1024.0
+    trace = _ask(volume, "What is the volume of the lungs?")
+    search = next(e for e in trace.evidence if e.tool == "segment")
+    assert search.quality.level == "doubtful" and "rescale intercept" in " ".join(search.quality.reasons)
+    assert "mL" in trace.answer and "uncertain" in trace.answer, trace.answer
+
+
+def test_a_guessed_modality_on_shifted_ct_values_tells_the_user_the_option(tmp_path):
+    volume = load(_nifti(_chest().data + 1024.0, (6.0, 4.0, 4.0), tmp_path / "raw.nii.gz"))
+    assert volume.modality == "MR" and "hu_offset_assumed" not in volume.metadata
+    assert "give --modality CT" in " ".join(image_quality(volume).reasons)
+    trace = _ask(volume, "Is there a nodule in the lungs?")
+    assert "give --modality CT" in trace.answer, trace.answer
+
+
+def test_a_dicom_ct_series_without_its_rescale_intercept_is_read_in_hounsfield_units(tmp_path):
+    from imaging.writers import write_dicom_series
+
+    files = write_dicom_series(_chest(), tmp_path / "series")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PixelData = (ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+                        + 1024).astype(np.int16).tobytes()
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(f)
+    volume = load(tmp_path / "series")
+    assert volume.modality == "CT" and volume.metadata["hu_offset_assumed"] == -1024.0
+    assert float(np.median(volume.data[volume.data < -500])) < -900
+
+
+def test_stated_values_that_already_read_as_hu_or_mr_are_not_shifted(tmp_path):
+    ct = load(_nifti(_chest().data, (6.0, 4.0, 4.0), tmp_path / "ct.nii.gz"), modality="CT")
+    mr = load(_nifti(_chest().data + 1024.0, (6.0, 4.0, 4.0), tmp_path / "mr.nii.gz"), modality="MR")
+    assert "hu_offset_assumed" not in ct.metadata and "hu_offset_assumed" not in mr.metadata
+    np.testing.assert_allclose(mr.data, _chest().data + 1024.0, atol=1e-3)
+
+
 def test_a_constant_image_holds_nothing_to_answer(tmp_path):
     volume = load(_nifti(np.full((6, 16, 16), -1000.0), (3.0, 1.0, 1.0), tmp_path / "air.nii.gz"))
     assert image_quality(volume).level == "implausible"

@@ -9,7 +9,7 @@ import numpy as np
 
 from imaging.io.errors import InvalidOptionError
 from imaging.io.limits import DEFAULT_MAX_VOXELS, NONFINITE_POLICIES, handle_nonfinite
-from imaging.io.metadata import check_modality, resolve_modality
+from imaging.io.metadata import check_modality, resolve_modality, shifted_ct_offset
 from imaging.io.sequence import check_sequence, named_sequence, stated_sequence
 from imaging.io.orientation import as_float32, axis_codes, obliquity_degrees
 from imaging.provenance import ASSUMED_SOURCES, fact_sources
@@ -92,6 +92,12 @@ def build_volume(
     )
     meta = dict(metadata)
     meta["modality_source"] = rule
+    offset = shifted_ct_offset(data) if modality == "CT" and rule != "heuristic" else None
+    if offset is not None:
+        # a CT whose file dropped the rescale intercept (converters, anonymisers): its HU thresholds
+        # would find no air and no soft tissue; the intercept is assumed, and says so in the evidence
+        data -= np.float32(offset)
+        meta["hu_offset_assumed"] = -offset
     if modality == "MR" and options.sequence:
         meta.update(stated_sequence(options.sequence))
     elif modality == "MR" and "sequence" not in meta:

@@ -29,6 +29,12 @@ and radiographs are non-negative (arbitrary units), so they show neither; z-scor
 -100, and subtraction and phase images, spread about 0 and far below -1100, fail the trough and
 the floor.
 
+A CT stated as such (rules 1-3) whose values hold no HU signature but hold it after subtracting
+`CT_STORED_OFFSET` (a converter or anonymiser that dropped RescaleIntercept: air near 0, water near
+1024) is shifted back by the loader, which records ``metadata["hu_offset_assumed"]``; a guessed
+modality is never shifted (MR magnitudes can look the same), the evidence only tells the user to
+give ``--modality CT`` (`shifted_ct_offset`).
+
 ``metadata["modality_source"]`` records which rule decided.
 """
 
@@ -130,6 +136,9 @@ CT_SOFT_FRACTION = 0.05
 #: between fat and soft tissue CT has a trough (partial volume only); a fat "peak" must be denser
 #: per HU than this band (a subtraction or phase image, symmetric about 0, is densest here)
 CT_TROUGH_BAND = (-45.0, -15.0)
+#: the rescale intercept most CT scanners write (-1024): stored values are HU + this offset, so a
+#: file that drops the intercept holds air near 0 and water near 1024 (`shifted_ct_offset`)
+CT_STORED_OFFSET = 1024.0
 #: a padding fill is one value at the minimum, below `CT_MIN_HU` (-1024 is air, clipped), held by at
 #: least this fraction of the values
 CT_PADDING_FRACTION = 0.001
@@ -225,28 +234,49 @@ def _sample(data: np.ndarray, target: int = 1_000_000) -> np.ndarray:
     return flat[::step]
 
 
-def looks_like_ct(data: np.ndarray) -> bool:
-    """True when the values carry the signature of Hounsfield units (see the module docstring)."""
+def _without_padding(data: np.ndarray) -> np.ndarray:
+    """A finite sample of ``data`` without the constant fill scanners write outside the
+    reconstruction circle (one value at the minimum, below `CT_MIN_HU`)."""
     sample = _sample(data)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
-        return False
+        return sample
     low = float(sample.min())
     if low < CT_MIN_HU and np.mean(sample == low) >= CT_PADDING_FRACTION:
-        sample = sample[sample != low]  # the fill outside the reconstruction circle
-        if sample.size == 0:
-            return False
+        sample = sample[sample != low]
+    return sample
 
-    def fraction(band: tuple[float, float]) -> float:
-        return float(np.mean((sample >= band[0]) & (sample <= band[1])))
 
-    if float(np.mean(sample < CT_MIN_HU)) > CT_BELOW_MIN_FRACTION:
+def _fraction(sample: np.ndarray, band: tuple[float, float]) -> float:
+    return float(np.mean((sample >= band[0]) & (sample <= band[1])))
+
+
+def looks_like_ct(data: np.ndarray) -> bool:
+    """True when the values carry the signature of Hounsfield units (see the module docstring)."""
+    sample = _without_padding(data)
+    if sample.size == 0 or float(np.mean(sample < CT_MIN_HU)) > CT_BELOW_MIN_FRACTION:
         return False
-    if fraction(CT_AIR_BAND) >= CT_AIR_FRACTION:
+    if _fraction(sample, CT_AIR_BAND) >= CT_AIR_FRACTION:
         return True
-    fat = fraction(CT_FAT_BAND)
-    fat_is_peak = fat / np.ptp(CT_FAT_BAND) > fraction(CT_TROUGH_BAND) / np.ptp(CT_TROUGH_BAND)
-    return fat >= CT_FAT_FRACTION and fat_is_peak and fraction(CT_SOFT_BAND) >= CT_SOFT_FRACTION
+    fat = _fraction(sample, CT_FAT_BAND)
+    fat_is_peak = fat / np.ptp(CT_FAT_BAND) > _fraction(sample, CT_TROUGH_BAND) / np.ptp(CT_TROUGH_BAND)
+    return fat >= CT_FAT_FRACTION and fat_is_peak and _fraction(sample, CT_SOFT_BAND) >= CT_SOFT_FRACTION
+
+
+def shifted_ct_offset(data: np.ndarray) -> float | None:
+    """`CT_STORED_OFFSET` when ``data`` look like CT values stored without their rescale intercept
+    (nothing far below 0; after the shift an air peak, fat and soft tissue), else None.
+
+    MR magnitudes are non-negative with a dark background too, and some hold enough values in the
+    shifted bands by chance: a caller acts on this only when CT is stated.
+    """
+    sample = _without_padding(data)
+    # air stored as about 0 reads a little below it with noise; real HU reach -1000
+    if sample.size == 0 or float(sample.min()) < -100.0 or looks_like_ct(sample):
+        return None
+    hu = sample - CT_STORED_OFFSET
+    bands = ((CT_AIR_BAND, CT_AIR_FRACTION), (CT_FAT_BAND, CT_FAT_FRACTION), (CT_SOFT_BAND, CT_SOFT_FRACTION))
+    return CT_STORED_OFFSET if all(_fraction(hu, band) >= least for band, least in bands) else None
 
 
 def guess_modality(data: np.ndarray, *, is_color: bool = False) -> str:

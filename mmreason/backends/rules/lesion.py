@@ -51,8 +51,10 @@ def searched_region(state: State) -> tuple[str, tuple[str, ...]]:
     organs = state.q.organs or ()
     if state.modality() == "CT" and organs and organs[0] in LESION_ORGANS:
         return f"the {organ_name(organs[0])}", ORGAN_SITES[organs[0]] + ("abdom",)
-    guessed = any(v.modality_assumed for v in state.three_d()[:1])
-    modality = f"{state.modality()}, a modality guessed from the image values" if guessed else state.modality()
+    first = state.three_d()[:1]
+    guessed = any(v.modality_assumed for v in first)
+    hint = "".join(f"; {v.modality_hint}" for v in first if v.modality_hint)
+    modality = f"{state.modality()}, a modality guessed from the image values{hint}" if guessed else state.modality()
     return (f"the brain ({modality})", BRAIN_SITES) if is_mr(state) else (f"the lungs ({modality})", LUNG_SITES)
 
 

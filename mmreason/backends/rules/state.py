@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from grounding.plausibility import radiograph_view, radiograph_view_source
+from grounding.plausibility import modality_hint, radiograph_view, radiograph_view_source
 from mmreason.backends.rules.question import Question
 from mmreason.messages import result_payload
 
@@ -32,7 +32,8 @@ class VolumeInfo:
     MR's sequence where the files name it (``FLAIR``, ``T2``, ``T1``, ``T1C``, ...; None otherwise),
     and a radiograph's view as its header gives it (`grounding.plausibility.radiograph_view`:
     ``frontal``, ``lateral``, ``decubitus``, ``unknown``; None when not read, e.g. from a transcript)
-    with the tag that said it."""
+    with the tag that said it; ``modality_hint`` tells the user how to correct a guessed modality
+    (`grounding.plausibility.modality_hint`)."""
 
     id: str
     modality: str
@@ -44,6 +45,7 @@ class VolumeInfo:
     sequence: str | None = None
     view: str | None = None
     view_source: str = ""
+    modality_hint: str = ""
 
 
 @dataclass
@@ -148,7 +150,7 @@ def from_episode(episode: EpisodeState) -> State:
     """The planner's `State` of an episode, from the loop's objects."""
     volumes = [VolumeInfo(vid, vol.modality, vol.is_2d, _shape_xyz(vol.shape, vol.is_2d),
                           (facts := vol.facts)["orientation"].assumed, facts["modality"].assumed,
-                          float(vol.voxel_volume_mm3), _named_sequence(facts), *_view(vol))
+                          float(vol.voxel_volume_mm3), _named_sequence(facts), *_view(vol), modality_hint(vol))
                for vid, vol in episode.volumes.items()]
     turns = episode.trace.turns
     shown = _shown(episode, turns[1].images) if len(turns) > 1 else []
