@@ -11,7 +11,10 @@ line), it
 
 * loads the image and labels with `imaging.io.load` and segments each listed structure with the
   chosen segmenter (default ``classical``): Dice and volume error against the label (area for a
-  2-D image);
+  2-D image). A label is a label image on the image's grid, or on another grid of the same patient
+  coordinates (``resample_by_world``), or a 2-D mask at another resolution (``resize_to_image``),
+  or an RT structure set whose named contours are rasterised on the image's grid
+  (``rtstruct_rois``);
 * asks each question exactly as ``mmreason infer --image IMAGE --question Q`` does (the ``infer``
   parser and `mmreason.commands.infer.episode`, rules backend by default) and judges the answer:
   ``right`` (every part the expectation names - finding, side, size, ratio - within tolerance),
@@ -110,12 +113,25 @@ def missing_or_changed(entry: dict[str, Any], data: Path) -> str | None:
 def label_on_grid(volume: Volume, label: Volume, ref: dict[str, Any]) -> np.ndarray:
     """The label's values on the image's voxel grid.
 
-    A label file must lie on the image's grid, except a 2-D label marked ``resize_to_image``
-    (the same field of view at another resolution, e.g. the SCR masks at half the JSRT
-    resolution), which is resampled by nearest neighbour.
+    A label file must lie on the image's grid, except
+
+    * a 2-D label marked ``resize_to_image`` (the same field of view at another resolution, e.g.
+      the SCR masks at half the JSRT resolution), resampled by nearest neighbour;
+    * a 3-D label marked ``resample_by_world`` (drawn on another grid in the same patient
+      coordinates, e.g. on a co-registered finer scan of the same session), resampled by nearest
+      neighbour through both affines; label voxels outside the label's grid read 0.
     """
     from mmreason.commands.measure import mask_on_grid
 
+    if ref.get("resample_by_world"):
+        if volume.is_2d or label.is_2d:
+            raise ManifestError(f"{ref['file']}: resample_by_world is for 3-D images and labels only")
+        from scipy.ndimage import affine_transform
+
+        # image index -> patient mm -> label index, one matrix for the whole grid
+        to_label = np.linalg.solve(label.affine, volume.affine)
+        return affine_transform(label.data, to_label[:3, :3], offset=to_label[:3, 3], output_shape=volume.shape,
+                                order=0, mode="constant", cval=0.0)
     if not ref.get("resize_to_image"):
         mask_on_grid(volume, label)  # raises when the label is not on the image's grid
         return label.data
@@ -124,6 +140,53 @@ def label_on_grid(volume: Volume, label: Volume, ref: dict[str, Any]) -> np.ndar
     rows = np.arange(volume.shape[1]) * label.shape[1] // volume.shape[1]
     cols = np.arange(volume.shape[2]) * label.shape[2] // volume.shape[2]
     return label.data[:, rows][:, :, cols]
+
+
+#: how far (in slices) a contour may lie from a slice centre and still be drawn on that slice
+CONTOUR_SLICE_TOLERANCE = 0.25
+
+
+def rtstruct_on_grid(volume: Volume, path: Path, rois: dict[str, str | list[str]]) -> np.ndarray:
+    """The contours of an RT structure set rasterised on the image's grid as a label map.
+
+    ``rois`` maps a label value to the ROI name(s) drawn with it (later values overwrite earlier
+    ones where they overlap). Each closed planar contour, in DICOM patient coordinates (LPS mm),
+    must lie on one of the image's slices; the voxels whose centres fall inside it are filled, and
+    the contours of one ROI on one slice are combined even-odd, so an inner contour cuts a hole.
+    """
+    import pydicom
+    from skimage.draw import polygon
+
+    ds = pydicom.dcmread(path)
+    if ds.get("Modality") != "RTSTRUCT":
+        raise ManifestError(f"{path.name}: rtstruct_rois needs an RTSTRUCT file, this is {ds.get('Modality')!r}")
+    numbers = {str(roi.ROIName): int(roi.ROINumber) for roi in ds.StructureSetROISequence}
+    contours = {int(item.ReferencedROINumber): item.get("ContourSequence", []) for item in ds.ROIContourSequence}
+    out = np.zeros(volume.shape, dtype=np.float32)
+    for value, names in rois.items():
+        for name in [names] if isinstance(names, str) else names:
+            if name not in numbers:
+                raise ManifestError(f"{path.name}: no ROI named {name!r}; it holds {sorted(numbers)}")
+            drawn = np.zeros(volume.shape, dtype=bool)
+            for contour in contours.get(numbers[name], []):
+                zyx = volume.world_to_voxel(np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3))
+                z = int(np.rint(zyx[:, 0].mean()))
+                if np.abs(zyx[:, 0] - z).max() > CONTOUR_SLICE_TOLERANCE or not 0 <= z < volume.shape[0]:
+                    raise ManifestError(f"{path.name}: a contour of {name!r} does not lie on a slice of the image "
+                                        f"(index {zyx[:, 0].min():.2f}-{zyx[:, 0].max():.2f}); is it the image "
+                                        "the structure set references?")
+                rows, cols = polygon(zyx[:, 1], zyx[:, 2], shape=volume.shape[1:])
+                drawn[z, rows, cols] ^= True
+            out[drawn] = float(value)
+    return out
+
+
+def load_label(volume: Volume, path: Path, ref: dict[str, Any]) -> np.ndarray:
+    """The label file ``ref`` names as values on ``volume``'s grid (an image, or an RT structure set
+    with ``rtstruct_rois``)."""
+    if "rtstruct_rois" in ref:
+        return rtstruct_on_grid(volume, path, ref["rtstruct_rois"])
+    return label_on_grid(volume, load(path), ref)
 
 
 def label_mask(labels: list[np.ndarray], spec: dict[str, Any]) -> np.ndarray:
@@ -296,7 +359,7 @@ def run_entry(entry: dict[str, Any], data: Path, out: Path, segmenter: Any) -> d
 
     image = data / entry["image"]["file"]
     volume = load(image)
-    labels = [label_on_grid(volume, load(data / ref["file"]), ref) for ref in entry.get("labels", [])]
+    labels = [load_label(volume, data / ref["file"], ref) for ref in entry.get("labels", [])]
     result: dict[str, Any] = {"id": entry["id"], "kind": entry["kind"], "group": group_of(entry),
                               "modality": volume.modality,
                               "facts": {k: f.describe() for k, f in volume.facts.items()},

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from benchmarks.real_scans import (
+    ManifestError,
     check_answer,
     judge,
     label_mask,
     label_on_grid,
+    load_label,
     main,
     missing_or_changed,
     sha256_of,
@@ -142,3 +144,67 @@ def test_folder_references_check_every_listed_file(tmp_path):
     assert "b.dcm does not match its sha256" in missing_or_changed(entry, tmp_path)
     (tmp_path / "series" / "a.dcm").unlink()
     assert "a.dcm is missing" in missing_or_changed(entry, tmp_path)
+
+
+def test_labels_on_another_grid_of_the_same_patient_coordinates_are_resampled_through_the_affines():
+    # image: 4 mm slices starting at z = 0; label: 1 mm slices starting at z = -1 mm, shifted 2 mm in x
+    image = Volume.from_array(np.zeros((3, 4, 4), np.float32), spacing=(4.0, 1.0, 1.0), modality="MR")
+    label = Volume.from_array(np.zeros((12, 4, 4), np.float32), spacing=(1.0, 1.0, 1.0), origin=(2.0, 0.0, -1.0),
+                              modality="MR")
+    label.data[5, 1, 0] = 3  # patient z = 4 mm (image slice 1), x = 2 mm (image column 2)
+    on_grid = label_on_grid(image, label, {"file": "m.nii.gz", "resample_by_world": True})
+    assert on_grid.shape == image.shape and np.argwhere(on_grid).tolist() == [[1, 1, 2]] and on_grid.max() == 3
+    with pytest.raises(Exception, match="not on the image's grid"):
+        label_on_grid(image, label, {"file": "m.nii.gz"})
+
+
+def _structure_set(path, contours_by_roi):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.Modality, ds.SOPClassUID, ds.SOPInstanceUID = "RTSTRUCT", "1.2.840.10008.5.1.4.1.1.481.3", generate_uid()
+    ds.StructureSetROISequence, ds.ROIContourSequence = Sequence(), Sequence()
+    for number, (name, polygons) in enumerate(contours_by_roi.items(), start=1):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName = number, name
+        ds.StructureSetROISequence.append(roi)
+        item = Dataset()
+        item.ReferencedROINumber, item.ContourSequence = number, Sequence()
+        for points in polygons:
+            contour = Dataset()
+            contour.ContourGeometricType = "CLOSED_PLANAR"
+            contour.NumberOfContourPoints = len(points)
+            contour.ContourData = [float(c) for point in points for c in point]
+            item.ContourSequence.append(contour)
+        ds.ROIContourSequence.append(item)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_rt_structure_sets_are_rasterised_on_the_image_grid(tmp_path):
+    # 2 mm slices from z = 10 mm, 1 mm pixels from (x, y) = (20, 30) mm, all LPS
+    image = Volume.from_array(np.zeros((4, 12, 12), np.float32), spacing=(2.0, 1.0, 1.0),
+                              origin=(20.0, 30.0, 10.0), modality="CT")
+
+    def square(x0, y0, side, z):
+        return [(x0, y0, z), (x0 + side, y0, z), (x0 + side, y0 + side, z), (x0, y0 + side, z)]
+
+    # a 6 x 6 mm square on slice 1 (z = 12 mm) with a 2 x 2 mm hole, and a lung on slices 2-3
+    _structure_set(tmp_path / "rs.dcm", {"GTV-1": [square(21.5, 31.5, 6, 12.0), square(23.5, 33.5, 2, 12.0)],
+                                         "Lung L": [square(25.5, 35.5, 3, z) for z in (14.0, 16.0)]})
+    ref = {"file": "rs.dcm", "rtstruct_rois": {"1": "GTV-1", "2": ["Lung L"]}}
+    label = load_label(image, tmp_path / "rs.dcm", ref)
+    gtv, lung = label == 1, label == 2
+    assert gtv[1].sum() == 36 - 4 and gtv[[0, 2, 3]].sum() == 0  # centres 22..27 filled, 24..25 the hole
+    assert gtv[1, 2, 2] and not gtv[1, 4, 4] and not gtv[1, 1, 1]
+    assert lung[2].sum() == lung[3].sum() == 9 and lung[:2].sum() == 0
+    with pytest.raises(ManifestError, match="no ROI named 'Heart'"):
+        load_label(image, tmp_path / "rs.dcm", {"file": "rs.dcm", "rtstruct_rois": {"1": "Heart"}})
+    _structure_set(tmp_path / "off.dcm", {"GTV-1": [square(21.5, 31.5, 6, 13.0)]})  # between two slices
+    with pytest.raises(ManifestError, match="does not lie on a slice"):
+        load_label(image, tmp_path / "off.dcm", {"file": "off.dcm", "rtstruct_rois": {"1": "GTV-1"}})
