@@ -53,6 +53,7 @@ from grounding.segmenters.lesions import (
     mr_hyperintense_lesion,
     organ_lesion,
 )
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, enclosed_masses, with_masses
 from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
 from grounding.segmenters.organs import ABDOMEN_TARGETS, AbdomenOrgans, find_abdominal_organs
 from grounding.segmenters.xray import RadiographLabels, analyze_radiograph, require_radiograph
@@ -129,7 +130,9 @@ class ClassicalSegmenter:
         largest = NODULE_MAX_DIAMETER_MM if target == "nodule" else MASS_MAX_DIAMETER_MM
         return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the "
                 f"pleura, every slice (on the mediastinal side only round ones touching it with a small part of "
-                f"themselves; consolidations and ground-glass opacities are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
+                f"themselves), and masses of {MASS_MIN_DIAMETER_MM:g} mm or more the lung surrounds (not one on the "
+                f"diaphragm or growing into the mediastinum or chest wall; consolidations and ground-glass "
+                f"opacities are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
                 f"white and grey matter (levels from the brain's own histogram), with cores at least "
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
@@ -137,7 +140,7 @@ class ClassicalSegmenter:
         """Why a search of ``volume`` may be wrong (a prompt that selects from it keeps its doubts,
         except a CT nodule's: the missed-nodule caveats are about the rest of the lungs): on CT slices thicker than
         `THICK_SLICE_MM` nodules touching a vessel are found only when two slices wide, and the lung search's own
-        doubts (`lesions.NoduleSearch`) once it has run on this volume; on MR the lesions found
+        doubts (`lesions.NoduleSearch`, a mass larger than it counts first) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
         heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
         lungs touch (`grounding.segmenters.chest.split_doubt`); on CT, why a spleen, left kidney or
@@ -158,23 +161,29 @@ class ClassicalSegmenter:
             return list(self.organs(volume).doubts.get(organ, []))
         if prompt is not None or target not in ("nodule", "lesion") or volume.modality != "CT" or volume.is_2d:
             return []
-        out = []
+        search = self._cache.get(f"search_{target}")
+        search = search[1] if search is not None and search[0] == self._key(volume) else None
+        out = list(search.masses) if search is not None else []
         if volume.spacing[0] > THICK_SLICE_MM:
             out.append(f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a "
                        f"vessel are found only when at least two slices ({2 * volume.spacing[0]:g} mm) wide and clearly "
                        f"wider than the vessel: one may have been missed")
-        search = self._cache.get(f"search_{target}")
-        if search is not None and search[0] == self._key(volume):
-            out.extend(search[1].doubts)
+        if search is not None:
+            out.extend(search.doubts)
         return out
 
     def nodule_search(self, volume: Volume, name: str, lungs: np.ndarray) -> NoduleSearch:
         """The (cached) unprompted lung search of a CT volume for ``name`` (``nodule``: up to
-        `NODULE_MAX_DIAMETER_MM`; ``lesion``: masses up to `MASS_MAX_DIAMETER_MM` as well)."""
+        `NODULE_MAX_DIAMETER_MM`; ``lesion``: masses up to `MASS_MAX_DIAMETER_MM` as well), with the
+        masses the lungs enclose (`grounding.segmenters.masses`; a larger one is a doubt of a nodule search)."""
         def search() -> NoduleSearch:
-            pockets = self.analysis(volume).pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
+            chest = self.analysis(volume)
+            pockets = chest.pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
             largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
-            return lung_nodules(volume.data, lungs, volume.spacing, pockets, largest)
+            found = lung_nodules(volume.data, lungs, volume.spacing, pockets, largest)
+            labels = chest.full_labels(volume.data)
+            masses = enclosed_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+            return with_masses(found, masses, volume.spacing, largest)
 
         return self._cached(f"search_{name}", volume, search)
 
@@ -257,7 +266,9 @@ class ClassicalSegmenter:
                 volume.data, region or self._point_window(volume, point), point, volume.spacing, False
             )
         lungs = self._lungs_or_none(volume)
-        on_lungs = lungs is not None and (name == "nodule" or _mostly_in(lungs, drawn, point))
+        # a mass the lung surrounds lies outside the lung masks but in the lung search's result
+        on_lungs = lungs is not None and (name == "nodule" or _mostly_in(lungs, drawn, point)
+                                          or _mostly_in(self.nodule_search(volume, name, lungs).mask, drawn, point))
         if name == "nodule" and lungs is None:
             raise SegmentationError("no lungs found, so no lung nodules; use target 'lesion' with a box prompt")
         if on_lungs or (region is None and point is None):

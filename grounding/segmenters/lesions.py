@@ -356,10 +356,12 @@ def _neighbourhood(spacing: tuple[float, float, float], planar: bool) -> np.ndar
 @dataclass
 class NoduleSearch:
     """A lung nodule search: the union of what it found, and why it may be wrong (``doubts``,
-    short sentences for the evidence's quality: what it found or rejected that it cannot vouch for)."""
+    short sentences for the evidence's quality: what it found or rejected that it cannot vouch for;
+    ``masses``: masses larger than it counts, named first since they make any "no" wrong)."""
 
     mask: np.ndarray
     doubts: list[str] = field(default_factory=list)
+    masses: list[str] = field(default_factory=list)
 
 
 def lung_nodules(

@@ -1,0 +1,210 @@
+"""Lung masses on CT: soft tissue the lung encloses, too large for the nodule search.
+
+The lung masks leave a large enclosed region of soft tissue out when it touches the pleura on a
+few slices (`grounding.segmenters.chest` keeps a slice hole open when it opens onto more than a
+vessel's section of tissue above or below, which is how the abdomen under a diaphragm dome stays
+out of the lung), and the nodule search (`grounding.segmenters.lesions.lung_nodules`) looks
+inside the masks only. So a 45 mm tumour with lung on nearly every side was "no nodule".
+
+`enclosed_masses` looks at each lung's slice-by-slice holes instead: dense voxels (at least
+`HU_AIR`, below `MASS_MAX_HU`: not bone) that the lung surrounds within a slice, joined across
+slices. A dome opens downward onto the abdomen: its section grows towards its lowest slice and
+lies at the lung's base. A mass narrows again: a component whose largest section lies at least
+`MIN_TAPER` of its height above its lowest slice (and which ends above the lung's lowest slice),
+of `MASS_MIN_DIAMETER_MM` or more, is a mass. On the slices where it touches the pleura it is no
+hole; there it is completed by the dense voxels joined to it inside the lung's own slice-wise
+convex hull (the chest wall lies outside it) and within `GROW_RADIUS` of its largest section's
+radius of its centre (the hull holds the mediastinum beside the hilum).
+
+Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome; a
+mass that the lung does not enclose on any slice (one invading the mediastinum or chest wall
+along its whole height) is not found; both are why a negative lung search is not a proof.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import convex_hull_image
+
+from grounding.segmenters.chest import HU_AIR
+from grounding.segmenters.lesions import MASS_MAX_DIAMETER_MM, NoduleSearch
+from grounding.segmenters.morphology import (
+    CONN6,
+    CONN26,
+    bounding_box,
+    ellipsoid,
+    fill_holes_slicewise,
+    label_components,
+    largest_component,
+)
+
+#: a mass holds at least a sphere of this diameter (smaller ones are the nodule search's)
+MASS_MIN_DIAMETER_MM = 20.0
+#: inside the lung no vessel is thicker than a ball of this radius (a lobar artery is about 12 mm)
+CORE_RADIUS_MM = 8.0
+#: bone and calcified plaque are not tumour
+MASS_MAX_HU = 250.0
+#: the tissue a mass is completed with lies within this many times its largest section's radius
+GROW_RADIUS = 1.3
+GROW_ROUNDS = 3
+#: what the growth took that is thinner than a ball of this radius (vessels, septa) is left out
+OPEN_RADIUS_MM = 4.0
+#: lung covers at least this share of a mass's top or bottom section ...
+MIN_CAP = 0.5
+#: ... and of its surface
+MIN_SURROUND = 0.6
+#: a mass fills at least this share of its bounding box (a ball fills 0.52) ...
+MIN_FILL = 0.25
+#: ... and its median is soft tissue
+MIN_MEDIAN_HU = -100.0
+#: the largest section lies at least this share of the component's height above its lowest slice
+MIN_TAPER = 0.25
+
+
+def enclosed_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
+    """The masses enclosed by each of ``lungs`` (full-resolution boolean masks, one per lung)."""
+    out = np.zeros(data.shape, dtype=bool)
+    voxel_mm3 = float(np.prod(spacing))
+    smallest = math.pi / 6 * MASS_MIN_DIAMETER_MM ** 3 / voxel_mm3
+    largest = math.pi / 6 * MASS_MAX_DIAMETER_MM ** 3 / voxel_mm3
+    for lung in lungs:
+        box = bounding_box(lung)
+        if box is None:
+            continue
+        crop, values = lung[box], data[box]
+        out[box] |= _attached(crop, values, spacing, smallest, largest)
+        dense = (values >= HU_AIR) & (values < MASS_MAX_HU) & ~crop
+        holes = fill_holes_slicewise(crop) & dense
+        if np.count_nonzero(holes) < smallest:
+            continue
+        pieces, n = label_components(holes, CONN6)
+        sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+        lung_bottom = int(np.flatnonzero(crop.reshape(crop.shape[0], -1).any(axis=1))[0])
+        for k in np.flatnonzero(sizes >= smallest):
+            if k == 0:
+                continue
+            piece = pieces == k
+            if not _tapers(piece, lung_bottom):
+                continue
+            grown = _completed(piece, dense, crop, spacing)
+            if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown, lung_bottom)
+                    and _solid(grown, values) and _enclosed(grown, crop)):
+                continue
+            out[box] |= grown
+    return out
+
+
+def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float], smallest: float,
+              largest: float) -> np.ndarray:
+    """Masses inside the (hole-filled) ``lung`` that vessels join into one dense tree, which the
+    nodule search's shape tests reject: the parts of the tree deeper than `CORE_RADIUS_MM`
+    (thicker than any vessel inside the lung), grown back by that radius within the tree, solid
+    and mostly surrounded by aerated lung."""
+    out = np.zeros(lung.shape, dtype=bool)
+    tree = lung & (values >= HU_AIR) & (values < MASS_MAX_HU)
+    if np.count_nonzero(tree) < smallest:
+        return out
+    cores = ndimage.distance_transform_edt(tree, sampling=spacing) > CORE_RADIUS_MM
+    if not cores.any():
+        return out
+    reach = ndimage.distance_transform_edt(~cores, sampling=spacing) <= CORE_RADIUS_MM + max(spacing)
+    pieces, n = label_components(reach & tree, CONN26)
+    aerated = lung & (values < HU_AIR)
+    for k in range(1, n + 1):
+        piece = pieces == k
+        if not smallest <= np.count_nonzero(piece) <= largest or not _solid(piece, values):
+            continue
+        shell = ndimage.binary_dilation(piece, CONN6) & ~piece
+        if np.count_nonzero(shell & aerated) >= MIN_SURROUND * np.count_nonzero(shell):
+            out |= piece
+    return out
+
+
+def with_masses(search: NoduleSearch, masses: np.ndarray, spacing: tuple[float, float, float],
+                largest_mm: float) -> NoduleSearch:
+    """``search`` with the ``masses`` of at most ``largest_mm`` (equivalent diameter) added; a
+    larger one is named in the doubts (a search for nodules up to ``largest_mm`` that answers "no"
+    beside a mass is no negative)."""
+    pieces, n = label_components(masses, CONN26)
+    if n == 0:
+        return search
+    diameters = np.cbrt(6 / math.pi * np.bincount(pieces.ravel(), minlength=n + 1) * math.prod(spacing))
+    keep = diameters <= largest_mm
+    keep[0] = False
+    doubts = [f"a soft-tissue mass of about {d:.0f} mm (the diameter of a ball of its volume) lies inside the lung, "
+              f"larger than the {largest_mm:g} mm this search counts as a nodule: ask about a lung mass"
+              for d in diameters[1:][~keep[1:]]]
+    found = search.mask.copy()
+    big = (pieces > 0) & ~keep[pieces]
+    if big.any():
+        # a candidate touching a larger mass is a piece of it (a cap the lung mask held), not a nodule
+        candidates, _ = label_components(found, CONN26)
+        touching = np.unique(candidates[ndimage.binary_dilation(big, CONN26) & found])
+        found &= ~np.isin(candidates, touching[touching > 0])
+    return NoduleSearch(found | keep[pieces], search.doubts, search.masses + doubts)
+
+
+def _tapers(piece: np.ndarray, lung_bottom: int) -> bool:
+    """The piece narrows below its largest section and ends above the lung's lowest slice."""
+    areas = np.count_nonzero(piece.reshape(piece.shape[0], -1), axis=1)
+    rows = np.flatnonzero(areas)
+    low, high = int(rows[0]), int(rows[-1])
+    widest = int(np.argmax(areas))
+    return low > lung_bottom and widest - low >= MIN_TAPER * (high - low + 1)
+
+
+def _solid(piece: np.ndarray, values: np.ndarray) -> bool:
+    """Soft tissue throughout, filling its bounding box as a ball does, not partial-volume haze
+    spread along a fissure or a streak."""
+    box = bounding_box(piece)
+    voxels = np.count_nonzero(piece)
+    return (voxels >= MIN_FILL * math.prod(s.stop - s.start for s in box)
+            and float(np.median(values[piece])) >= MIN_MEDIAN_HU)
+
+
+def _enclosed(piece: np.ndarray, lung: np.ndarray) -> bool:
+    """The lung goes on beyond both ends of the piece and lies over one of them, and around most
+    of its surface (a vessel leaving the lung at the hilum, or the heart the lung wraps around,
+    goes on in soft tissue)."""
+    rows = np.flatnonzero(piece.reshape(piece.shape[0], -1).any(axis=1))
+    low, high = int(rows[0]), int(rows[-1])
+    if low == 0 or high == piece.shape[0] - 1:
+        return False
+    caps = [np.count_nonzero(lung[z + step] & piece[z]) / np.count_nonzero(piece[z])
+            for z, step in ((low, -1), (high, 1))]
+    shell = ndimage.binary_dilation(piece, CONN6) & ~piece
+    return max(caps) >= MIN_CAP and np.count_nonzero(shell & lung) >= MIN_SURROUND * np.count_nonzero(shell)
+
+
+def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``piece`` and the dense voxels joined to it inside the lung's slice-wise convex hull and a
+    ball about its centre `GROW_RADIUS` times the radius of its largest section (again from what
+    was added, `GROW_ROUNDS` times: the enclosed part of a mass on the pleura may be a small cap)."""
+    grown = piece
+    for _ in range(GROW_ROUNDS):
+        areas = np.count_nonzero(grown.reshape(grown.shape[0], -1), axis=1)
+        radius_mm = GROW_RADIUS * math.sqrt(areas.max() * spacing[1] * spacing[2] / math.pi)
+        centre = np.array(ndimage.center_of_mass(grown))
+        reach = np.ceil(radius_mm / np.asarray(spacing)).astype(int)
+        lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+        hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, piece.shape)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        grid = np.ogrid[box]
+        ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
+        hull = np.zeros(ball.shape, dtype=bool)
+        for i, section in enumerate(lung[box[0]]):
+            if section.any():
+                hull[i] = convex_hull_image(section)[box[1], box[2]]
+        seeds = grown[box]
+        more = np.zeros(piece.shape, dtype=bool)
+        more[box] = ndimage.binary_propagation(seeds, structure=CONN6, mask=(dense[box] & hull & ball) | seeds)
+        more |= grown
+        if np.count_nonzero(more) == np.count_nonzero(grown):
+            break
+        grown = more
+    # vessels and septa the growth followed out of the mass are thinner than it
+    opened = ndimage.binary_opening(grown, ellipsoid(OPEN_RADIUS_MM, spacing))
+    return largest_component(opened) if opened.any() else grown

@@ -1,0 +1,65 @@
+"""Lung masses: a 45-80 mm tumour the lung surrounds was answered "No" as fact.
+
+The lung masks left it out (it touches the pleura on a few slices, so its slice holes "open onto
+tissue" like the abdomen under a dome) or held it merged with the vessel tree (the nodule
+search's shape tests reject the tree), and the nodule search looked inside the masks only.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pytest
+
+from grounding.segmenters.chest import LEFT, RIGHT
+from grounding.segmenters.classical import ClassicalSegmenter
+from grounding.segmenters.masses import enclosed_masses
+from grounding.tools import default_registry
+from imaging.phantoms import NoduleSpec, chest_ct
+from mmreason.backends.rules import RulesBackend
+from mmreason.loop import run_episode
+
+#: (z, y, x) mm: a grid where the mass lies outside the lung masks, one where it lies inside them
+#: merged with vessels
+GRIDS = [(5.0, 2.0, 2.0), (4.0, 2.5, 2.5)]
+
+
+@functools.cache
+def _mass(diameter: float, centre: tuple[float, float, float], spacing: tuple[float, float, float]):
+    return chest_ct(seed=4, spacing=spacing, nodules=[NoduleSpec(center_mm=centre, diameter_mm=diameter)])
+
+
+def _ask(volume, question: str) -> str:
+    return run_episode(volume, question, RulesBackend(), registry=default_registry()).answer
+
+
+@pytest.mark.parametrize("spacing", GRIDS)
+def test_a_mass_the_lung_surrounds_is_found_measured_and_sided(spacing):
+    volume = _mass(45.0, (-70.0, 0.0, 0.0), spacing).volume
+    assert _ask(volume, "Is there a lung mass?").startswith("Yes")
+    size = float(re.match(r"([\d.]+) mm", _ask(volume, "How large is the lung mass?")).group(1))
+    assert 40.0 <= size <= 52.0
+    assert _ask(volume, "Which lung holds the mass?").startswith("right lung")
+
+
+def test_a_nodule_question_beside_a_mass_is_not_answered_no():
+    answer = _ask(_mass(45.0, (-70.0, 0.0, 0.0), GRIDS[1]).volume, "Is there a lung nodule?")
+    assert not answer.startswith("No") and "mass of about 4" in answer, answer
+
+
+@pytest.mark.parametrize("spacing", GRIDS)
+def test_a_mass_along_the_chest_wall_is_completed_where_it_touches_the_wall(spacing):
+    phantom = _mass(70.0, (75.0, 20.0, -10.0), spacing)
+    found = ClassicalSegmenter().segment(phantom.volume, "lesion")
+    truth = phantom.labels["nodule_1"]
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) >= 0.85
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_normal_lungs_hold_no_mass(seed):
+    """The abdomen under the domes, the heart beside the left lung and the hilar vessels are no mass."""
+    volume = chest_ct(seed=seed, spacing=GRIDS[0], nodules=[]).volume
+    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
+    assert not enclosed_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing).any()
