@@ -99,6 +99,9 @@ LEFT_DOME_BELOW_MM = 25.0
 #: a heart border runs at most this many mm sideways per mm down (60 degrees from vertical, an enlarged
 #: heart's oblique left border included); a flatter stretch of the medial contour is a lower border
 HEART_BORDER_MAX_RUN = 1.73
+#: above the right cardiophrenic angle's height the left border may run this oblique (70 degrees from
+#: vertical): an enlarged heart's left ventricle bulges down and out there
+ENLARGED_BORDER_MAX_RUN = 2.75
 #: the contour's run is measured over this height (mm): rib and vessel notches are shorter
 BORDER_SLOPE_MM = 6.0
 #: a silhouette this share of the thoracic width wider for following the left border below the left
@@ -361,6 +364,10 @@ def _heart_borders(
                                                                                  rows.size - 1)
         run = np.abs(edge[hi] - edge[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
         steep = run <= HEART_BORDER_MAX_RUN
+        if medial != medial_right:
+            # above the right cardiophrenic angle's height the left hemidiaphragm is not yet reached
+            # (it lies lower than the right): a more oblique contour there is an enlarged heart's border
+            steep |= (run <= ENLARGED_BORDER_MAX_RUN) & (rows <= right_bottom)
         if medial != medial_right:
             # a flat stretch followed by a contour shorter than `RECESS_MM`: the lower border, the
             # costophrenic recess' tip beyond it is not heart (an oblique heart border goes on longer)
