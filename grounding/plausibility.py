@@ -23,7 +23,9 @@ says when it may be wrong:
   `CTR_DOUBTFUL_BELOW` it is ``doubtful`` (a heart border probably missed).
 * **radiograph shapes** (`radiograph_quality`): lung fields reaching the image's side edge, two
   fields of very different size, a flat-band cardiac silhouette are ``implausible``; lung fields
-  whose lower borders are faint (no diaphragm under them, `XR_DIAPHRAGM_CONTRAST`) are ``doubtful``.
+  whose lower borders are faint (no diaphragm under them, `XR_DIAPHRAGM_CONTRAST`) are ``doubtful``
+  for their area (`XR_FAINT_BORDERS`; what lost lower zones do to the heart's width is the segmenter's
+  own caveat, given only when it changes the cardiothoracic ratio's answer).
 
 * **the image itself** (`image_quality`, on every view): a constant image holds nothing to see
   (``implausible``); a modality guessed from the values other than CT (a photograph, a CT stored
@@ -91,6 +93,8 @@ EXPECTED_HU: dict[str, tuple[float, float]] = {
 #: right/left lung volume ratio: normal about 1.1
 LUNG_RATIO = (0.65, 1.8)
 LUNG_RATIO_FAR = (0.45, 2.6)
+#: the cardiothoracic ratio above which the heart is enlarged (on a PA film)
+CTR_ENLARGED = 0.5
 #: cardiothoracic ratios outside this range mean a mis-found heart or thorax
 CTR_RANGE = (0.25, 0.85)
 #: below this the ratio is doubtful: adult ratios are about 0.45 +- 0.05, so under 0.30 the heart
@@ -106,6 +110,10 @@ HEART_MIN_ASPECT = 0.4
 #: range, is at least this for one of the two fields; fainter borders mean the field ends inside lung
 #: (lower zones under soft tissue lost), so the lung area and a heart width between the fields are short
 XR_DIAPHRAGM_CONTRAST = 0.15
+#: how the faint-lower-border doubt begins. It bears on the lung fields' area only: their widths
+#: (the thorax, at the inner rib margins, traced on down the lateral recesses) and a heart width between
+#: them carry their own doubts (`grounding.segmenters.xray`), so an answer stating no area skips it
+XR_FAINT_BORDERS = "the lung fields' lower borders are faint"
 #: the rise is measured over this share of the image height above and below the border
 XR_BORDER_BAND = 0.03
 #: a mask is cut by the field of view where its section on the edge is this share of its largest
@@ -353,9 +361,9 @@ def radiograph_quality(target: str | None, mask: np.ndarray, image: np.ndarray |
         if image is not None and plane.any():
             contrast = lower_border_contrast(plane, image[0] if image.ndim == 3 else image)
             if contrast < XR_DIAPHRAGM_CONTRAST:
-                q.flag("doubtful", f"the lung fields' lower borders are faint (rise {contrast:.2f} of the film's "
-                                   f"range, a diaphragm gives over {XR_DIAPHRAGM_CONTRAST}): their lower zones may "
-                                   f"be lost, so lung area and a heart width measured between them may be short")
+                q.flag("doubtful", f"{XR_FAINT_BORDERS} (rise {contrast:.2f} of the film's range, a diaphragm gives "
+                                   f"over {XR_DIAPHRAGM_CONTRAST}): their lower zones may be lost, so the lung area "
+                                   f"may be short")
     if target == "heart" and plane.any():
         rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
         height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
