@@ -103,6 +103,9 @@ HEART_BORDER_MAX_RUN = 1.73
 #: above the right cardiophrenic angle's height the left border may run this oblique (70 degrees from
 #: vertical): an enlarged heart's left ventricle bulges down and out there
 ENLARGED_BORDER_MAX_RUN = 2.75
+#: that far (mm) above the right angle at least: near its height the left dome begins, and a contour
+#: running out there is the dome's, towards the lateral recess
+ENLARGED_BORDER_ABOVE_MM = 5.0
 #: the contour's run is measured over this height (mm): rib and vessel notches are shorter
 BORDER_SLOPE_MM = 6.0
 #: a silhouette this share of the thoracic width wider for following the left border below the left
@@ -372,7 +375,7 @@ def _heart_borders(
         if medial != medial_right:
             # above the right cardiophrenic angle's height the left hemidiaphragm is not yet reached
             # (it lies lower than the right): a more oblique contour there is an enlarged heart's border
-            steep |= (run <= ENLARGED_BORDER_MAX_RUN) & (rows <= right_bottom)
+            steep |= (run <= ENLARGED_BORDER_MAX_RUN) & (rows <= right_bottom - ENLARGED_BORDER_ABOVE_MM / spacing[0])
         if medial != medial_right:
             # a flat stretch followed by a contour shorter than `RECESS_MM`: the lower border, the
             # costophrenic recess' tip beyond it is not heart (an oblique heart border goes on longer)
