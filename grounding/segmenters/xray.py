@@ -32,7 +32,9 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
    medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
    right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
-   border) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
+   border; up to `ENLARGED_BORDER_MAX_RUN` is still border more than `ENLARGED_BORDER_ABOVE_MM`
+   above the right angle's height, where the left dome is not yet reached: an enlarged left
+   ventricle bulges down and out there) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
    the field ends early (a lower zone under soft tissue lost), the heart's own edge is followed on
    down (`_follow_edge`). The right lung's lower medial zone (hilar and lower-lobe vessels) is often
    not in the field, so the right border is moved medially to where the film rises halfway from the
@@ -46,8 +48,13 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
    `HEART_BORDER_AMBIGUITY` of the thoracic width beyond where it is at that corner or at the right
    cardiophrenic angle's height (the heart's lower border lies about there), whichever is higher,
-   `RadiographLabels.caveats` says so, with the ratio ending there would give. A silhouette partly as
-   dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was mis-found, also a caveat.
+   `RadiographLabels.caveats` says so, with the ratio ending there would give. When the lung fields'
+   lower borders are faint (lower zones lost) and the right border ends above where a heart is
+   widest (`HEART_WIDEST_DEPTH` thoracic widths below the apex), the widest part may be hidden: a
+   caveat, with the larger ratio it could give. Each of these two is raised only when its other
+   reading changes the answer (by over `HEART_BORDER_AMBIGUITY`, or across `CTR_ENLARGED`). A
+   silhouette partly as dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was
+   mis-found, also a caveat.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
    recesses, behind the domes and under the most soft tissue, are often not in the fields, but
