@@ -477,11 +477,12 @@ def test_a_heart_whose_widest_part_may_hide_below_faint_lung_bases_is_a_caveat()
     assert _hidden_heart_caveats(*_film_masks_for_hidden_heart(204, diaphragm=False), (1.0, 1.0)) == []
 
 
-def test_faint_lung_bases_do_not_hedge_a_ratio_they_do_not_move(monkeypatch):
+def test_faint_lung_bases_hedge_a_ratio_only_on_fields_that_lost_their_lower_zones(monkeypatch):
     """The faint-lower-border doubt on the lung fields said 'a heart width measured between them may be
     short' and hedged every cardiothoracic ratio on such a film (39 of 57 JSRT tuning films, 29 of them
-    right). It bears on the fields' area; the ratio keeps its own, specific caveats. The lung
-    evidence still carries the doubt."""
+    right). On fields as tall as lungs are it bears on their area only; on fields also short for their
+    width (lower zones lost, `XR_FIELDS_MIN_HEIGHT`) the thoracic and heart widths may be short too,
+    and the ratio is hedged. The phantom's fields are 0.84 as tall as wide."""
     import grounding.plausibility as plausibility
     from grounding.tools import default_registry
     from mmreason.backends import get_backend
@@ -489,10 +490,19 @@ def test_faint_lung_bases_do_not_hedge_a_ratio_they_do_not_move(monkeypatch):
 
     monkeypatch.setattr(plausibility, "lower_border_contrast", lambda plane, image: 0.05)
     ph = chest_xray(seed=0, pixel_spacing=2.0, heart_scale=0.9)
-    trace = run_episode(ph.volume, "Is the heart enlarged? What is the cardiothoracic ratio?", get_backend("rules"),
-                        registry=default_registry())
-    lungs = next(ev for ev in trace.evidence if ev.tool == "segment" and ev.arguments.get("target") == "lungs")
-    assert lungs.quality.level == "doubtful"
-    assert any("lower borders are faint" in reason for reason in lungs.quality.reasons)
-    m = re.fullmatch(r"No; CTR ([\d.]+) \[E3, E4, E1, E2\]", trace.answer)
-    assert m and float(m.group(1)) == pytest.approx(ph.truth["ctr"], abs=0.03), trace.answer
+    question = "Is the heart enlarged? What is the cardiothoracic ratio?"
+
+    def ask():
+        trace = run_episode(ph.volume, question, get_backend("rules"), registry=default_registry())
+        lungs = next(ev for ev in trace.evidence if ev.tool == "segment" and ev.arguments.get("target") == "lungs")
+        return trace.answer, lungs.quality
+
+    monkeypatch.setattr(plausibility, "XR_FIELDS_MIN_HEIGHT", 0.8)  # these fields count as whole
+    answer, quality = ask()
+    assert quality.level == "doubtful" and any("lower borders are faint" in r for r in quality.reasons)
+    m = re.fullmatch(r"No; CTR ([\d.]+) \[E3, E4, E1, E2\]", answer)
+    assert m and float(m.group(1)) == pytest.approx(ph.truth["ctr"], abs=0.03), answer
+    monkeypatch.setattr(plausibility, "XR_FIELDS_MIN_HEIGHT", 0.95)
+    answer, quality = ask()
+    assert answer.startswith("No; CTR") and "uncertain: the lung fields' lower zones look lost" in answer, answer
+    assert "0.84 as tall as wide" in answer
