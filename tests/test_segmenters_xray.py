@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -400,3 +402,107 @@ def test_the_right_border_ends_at_the_cardiophrenic_angle_not_a_deep_lateral_rec
     assert found[0] >= 105  # the heart's right edge is at column 113, the recess' tip at 45
     assert (np.ptp(found) + 1) / (np.ptp(np.flatnonzero(labels.thorax.any(axis=0))) + 1) == pytest.approx(
         true_ratio, abs=0.04)
+
+
+def test_an_oblique_left_border_above_the_right_cardiophrenic_angle_is_heart():
+    """JPCNN029 (JSRT tuning film, reference ratio 0.61): the enlarged heart's left ventricle bulges
+    down and out at about 62 degrees from vertical, above the right cardiophrenic angle's height; the
+    border was cut where it ran flatter than 60 degrees (taken for the diaphragm) and the ratio read
+    0.37, a normal heart. Above the right angle's height the left hemidiaphragm is not yet reached,
+    so a contour up to 70 degrees from vertical is heart border there; below it, 60 degrees still
+    ends it."""
+    from grounding.segmenters.xray import _heart_borders
+
+    shape = (300, 300)
+    right, left = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
+    right[60:250, 30:110] = True  # the right cardiophrenic angle at row 249
+    for r in range(60, 235):
+        # vertical at column 190 down to row 180, then 2 columns out per row (63 degrees) to column 290
+        left[r, int(190 + 2.0 * max(0, r - 180)) if r < 230 else 290:295] = True
+    rise = np.ones(shape)  # no edge below the field to follow
+    right_border, left_border = _heart_borders(right, left, (1.0, 1.0), 150.0, rise)
+    assert max(right_border) == 249
+    assert max(left_border.values()) >= 275, max(left_border.values())  # was 190: the oblique stretch dropped
+    # the same contour below the right angle's height is the field's lower border, not heart
+    low_right = right.copy()
+    low_right[:, :] = False
+    low_right[60:170, 30:110] = True  # the right angle now at row 169, above the oblique stretch
+    _, low_left = _heart_borders(low_right, left, (1.0, 1.0), 150.0, rise)
+    assert max(low_left.values()) <= 200, max(low_left.values())
+
+
+def _film_masks_for_hidden_heart(border_end: int, diaphragm: bool) -> tuple:
+    """Two lung fields from row 40 to 200 (thoracic width 241 px), a heart between columns 110 and 190
+    whose right border ends at ``border_end``; the film under the fields either rises sharply (the
+    diaphragm) or only slowly (lower zones under soft tissue lost)."""
+    shape = (300, 300)
+    rows = np.arange(300)[:, None] * np.ones((1, 300))
+    lungs = np.zeros(shape, dtype=bool)
+    lungs[40:200, 30:110] = lungs[40:200, 190:271] = True
+    norm = np.where(lungs, 0.2, 0.8)
+    if diaphragm:
+        norm[200:] = 0.9
+    else:
+        below = (rows >= 200) & (rows < 260) & lungs[199][None, :]
+        norm[below] = (0.2 + 0.004 * (rows - 200))[below]
+    heart = np.zeros(shape, dtype=bool)
+    heart[120:border_end + 1, 110:190] = True
+    thorax = np.zeros(shape, dtype=bool)
+    thorax[40:200, 30:271] = True
+    borders = [{r: 110.0 for r in range(120, border_end + 1)}, {r: 190.0 for r in range(120, border_end + 1)}]
+    return borders, lungs, heart, thorax, norm.astype(np.float32)
+
+
+def test_a_heart_whose_widest_part_may_hide_below_faint_lung_bases_is_a_caveat():
+    """JPCLN132 (JSRT tuning film, reference ratio 0.57): both lower zones were lost under breast
+    tissue, the heart's borders ended 0.61 thoracic widths below the lung apex and the ratio read
+    0.43, a normal heart. The old 'faint lower borders' doubt hedged it, but also 39 of 57 tuning
+    films, most of them right. The heart's own caveat now says it only when the borders end above
+    where a heart is widest (about 0.7 thoracic widths below the apex) and the ratio that hidden
+    height could add changes the answer; a clear diaphragm edge, or borders reaching that deep, say
+    nothing."""
+    import re
+
+    from grounding.segmenters.xray import HEART_WIDEST_DEPTH, _hidden_heart_caveats
+
+    # right border ending at row 160: (160 - 40) / 241 = 0.50 thoracic widths below the apex
+    [caveat] = _hidden_heart_caveats(*_film_masks_for_hidden_heart(160, diaphragm=False), (1.0, 1.0))
+    assert "widest part may be hidden" in caveat and "0.50 thoracic widths" in caveat
+    longer, ratio = map(float, re.search(r"up to about (\d\.\d+) instead of (\d\.\d+)", caveat).groups())
+    assert ratio == pytest.approx(80 / 241, abs=0.005)
+    assert longer == pytest.approx(ratio + HEART_WIDEST_DEPTH - 120 / 241, abs=0.005)
+    # a diaphragm under the fields: the heart ends on it, nothing is hidden
+    assert _hidden_heart_caveats(*_film_masks_for_hidden_heart(160, diaphragm=True), (1.0, 1.0)) == []
+    # borders reaching 0.68 thoracic widths down: 0.02 more would not change the answer
+    assert _hidden_heart_caveats(*_film_masks_for_hidden_heart(204, diaphragm=False), (1.0, 1.0)) == []
+
+
+def test_faint_lung_bases_hedge_a_ratio_only_on_fields_that_lost_their_lower_zones(monkeypatch):
+    """The faint-lower-border doubt on the lung fields said 'a heart width measured between them may be
+    short' and hedged every cardiothoracic ratio on such a film (39 of 57 JSRT tuning films, 29 of them
+    right). On fields as tall as lungs are it bears on their area only; on fields also short for their
+    width (lower zones lost, `XR_FIELDS_MIN_HEIGHT`) the thoracic and heart widths may be short too,
+    and the ratio is hedged. The phantom's fields are 0.84 as tall as wide."""
+    import grounding.plausibility as plausibility
+    from grounding.tools import default_registry
+    from mmreason.backends import get_backend
+    from mmreason.loop import run_episode
+
+    monkeypatch.setattr(plausibility, "lower_border_contrast", lambda plane, image: 0.05)
+    ph = chest_xray(seed=0, pixel_spacing=2.0, heart_scale=0.9)
+    question = "Is the heart enlarged? What is the cardiothoracic ratio?"
+
+    def ask():
+        trace = run_episode(ph.volume, question, get_backend("rules"), registry=default_registry())
+        lungs = next(ev for ev in trace.evidence if ev.tool == "segment" and ev.arguments.get("target") == "lungs")
+        return trace.answer, lungs.quality
+
+    monkeypatch.setattr(plausibility, "XR_FIELDS_MIN_HEIGHT", 0.8, raising=False)  # these fields count as whole
+    answer, quality = ask()
+    assert quality.level == "doubtful" and any("lower borders are faint" in r for r in quality.reasons)
+    m = re.fullmatch(r"No; CTR ([\d.]+) \[E3, E4, E1, E2\]", answer)
+    assert m and float(m.group(1)) == pytest.approx(ph.truth["ctr"], abs=0.03), answer
+    monkeypatch.setattr(plausibility, "XR_FIELDS_MIN_HEIGHT", 0.95)
+    answer, quality = ask()
+    assert answer.startswith("No; CTR") and "uncertain: the lung fields' lower zones look lost" in answer, answer
+    assert "0.84 as tall as wide" in answer

@@ -32,7 +32,9 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    enlarged heart's border runs obliquely down and out, so that corner is ill-defined: the
    medial contour is followed down to the field's base (at most `LEFT_DOME_BELOW_MM` below the
    right angle), skipping stretches flatter than `HEART_BORDER_MAX_RUN` (the field's lower
-   border) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
+   border; up to `ENLARGED_BORDER_MAX_RUN` is still border more than `ENLARGED_BORDER_ABOVE_MM`
+   above the right angle's height, where the left dome is not yet reached: an enlarged left
+   ventricle bulges down and out there) and stopping where only a short tail (`RECESS_MM`, the recess' tip) follows one; where
    the field ends early (a lower zone under soft tissue lost), the heart's own edge is followed on
    down (`_follow_edge`). The right lung's lower medial zone (hilar and lower-lobe vessels) is often
    not in the field, so the right border is moved medially to where the film rises halfway from the
@@ -46,8 +48,13 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
    `HEART_BORDER_AMBIGUITY` of the thoracic width beyond where it is at that corner or at the right
    cardiophrenic angle's height (the heart's lower border lies about there), whichever is higher,
-   `RadiographLabels.caveats` says so, with the ratio ending there would give. A silhouette partly as
-   dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was mis-found, also a caveat.
+   `RadiographLabels.caveats` says so, with the ratio ending there would give. When the lung fields'
+   lower borders are faint (lower zones lost) and the right border ends above where a heart is
+   widest (`HEART_WIDEST_DEPTH` thoracic widths below the apex), the widest part may be hidden: a
+   caveat, with the larger ratio it could give. Each of these two is raised only when its other
+   reading changes the answer (by over `HEART_BORDER_AMBIGUITY`, or across `CTR_ENLARGED`). A
+   silhouette partly as dark as the lung fields (`HEART_AERATED_FRACTION`) holds lung: a field was
+   mis-found, also a caveat.
 5. **thorax**: per row, the span from the outermost lung edge on one side to the other: the
    thoracic cavity between the inner rib margins, lung apex to base. The lateral costophrenic
    recesses, behind the domes and under the most soft tissue, are often not in the fields, but
@@ -69,6 +76,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from grounding.plausibility import CTR_ENLARGED, XR_DIAPHRAGM_CONTRAST, lower_border_contrast
 from grounding.segmenters.base import SegmentationError
 from grounding.segmenters.morphology import CoarseGrid, component_sizes, span_last_axis
 from imaging.volume import Volume
@@ -99,6 +107,12 @@ LEFT_DOME_BELOW_MM = 25.0
 #: a heart border runs at most this many mm sideways per mm down (60 degrees from vertical, an enlarged
 #: heart's oblique left border included); a flatter stretch of the medial contour is a lower border
 HEART_BORDER_MAX_RUN = 1.73
+#: above the right cardiophrenic angle's height the left border may run this oblique (70 degrees from
+#: vertical): an enlarged heart's left ventricle bulges down and out there
+ENLARGED_BORDER_MAX_RUN = 2.75
+#: that far (mm) above the right angle at least: near its height the left dome begins, and a contour
+#: running out there is the dome's, towards the lateral recess
+ENLARGED_BORDER_ABOVE_MM = 5.0
 #: the contour's run is measured over this height (mm): rib and vessel notches are shorter
 BORDER_SLOPE_MM = 6.0
 #: a silhouette this share of the thoracic width wider for following the left border below the left
@@ -111,6 +125,9 @@ RECESS_MM = 20.0
 RECESS_EDGE_FRACTION = 0.3
 #: and for at most this far (mm) below the field
 RECESS_MAX_MM = 60.0
+#: a heart is widest about this many thoracic widths below the lung apex (SCR masks of 57 JSRT tuning
+#: films: 0.61-0.82, 5th-95th percentile, median 0.73)
+HEART_WIDEST_DEPTH = 0.7
 #: the second basin must hold at least this share of the first one's air (depth x area)
 LUNG_CORE_BALANCE = 0.1
 
@@ -209,8 +226,9 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
     left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
     thorax = span_last_axis(left | right)
-    caveats = _heart_border_caveats(borders, left, heart, thorax, spacing) + _aerated_heart_caveats(
-        heart, left | right, smooth)
+    caveats = (_heart_border_caveats(borders, left, heart, thorax, spacing)
+               + _hidden_heart_caveats(borders, left | right, heart, thorax, norm, spacing)
+               + _aerated_heart_caveats(heart, left | right, smooth))
 
     def full(mask: np.ndarray) -> np.ndarray:
         return grid.upsample(mask[None].astype(np.uint8))[0].astype(bool)
@@ -362,6 +380,10 @@ def _heart_borders(
         run = np.abs(edge[hi] - edge[lo]) * spacing[1] / np.maximum((rows[hi] - rows[lo]) * spacing[0], 1e-6)
         steep = run <= HEART_BORDER_MAX_RUN
         if medial != medial_right:
+            # above the right cardiophrenic angle's height the left hemidiaphragm is not yet reached
+            # (it lies lower than the right): a more oblique contour there is an enlarged heart's border
+            steep |= (run <= ENLARGED_BORDER_MAX_RUN) & (rows <= right_bottom - ENLARGED_BORDER_ABOVE_MM / spacing[0])
+        if medial != medial_right:
             # a flat stretch followed by a contour shorter than `RECESS_MM`: the lower border, the
             # costophrenic recess' tip beyond it is not heart (an oblique heart border goes on longer)
             flat, _ = ndimage.label(~steep)
@@ -494,13 +516,47 @@ def _heart_border_caveats(
     above = [c for r, c in out.items() if r <= corner]
     thorax_width = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1)
     narrower = (max(out.values()) - max(above, default=min(out.values()))) / thorax_width
-    if narrower <= HEART_BORDER_AMBIGUITY:
-        return []
     ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax_width
+    if not _ratio_would_change(ratio, ratio - narrower):
+        return []
     return [f"the heart's left border was followed below the left lung field's lower inner corner or the right "
             f"cardiophrenic angle's height (an enlarged heart's oblique border goes on there, but so does the left "
             f"hemidiaphragm under a normal heart): if it ends there, the cardiothoracic ratio is "
             f"{ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _ratio_would_change(ratio: float, other: float) -> bool:
+    """Whether another reading ``other`` of the cardiothoracic ``ratio`` changes the answer: by more than
+    `HEART_BORDER_AMBIGUITY`, or across the enlarged-heart cut-off (`CTR_ENLARGED`)."""
+    return abs(other - ratio) > HEART_BORDER_AMBIGUITY or (ratio > CTR_ENLARGED) != (other > CTR_ENLARGED)
+
+
+def _hidden_heart_caveats(
+    borders: list[dict[int, float]], lungs: np.ndarray, heart: np.ndarray, thorax: np.ndarray, norm: np.ndarray,
+    spacing: tuple[float, float]
+) -> list[str]:
+    """Why the silhouette's width may be too small: the lung fields' lower borders are faint (no
+    diaphragm under them, `grounding.plausibility.XR_DIAPHRAGM_CONTRAST`: lower zones under soft
+    tissue lost) and the right heart border ends less than `HEART_WIDEST_DEPTH` thoracic widths below
+    the lung apex, above where a heart is widest. Its widest part may then lie hidden below the
+    fields (JSRT tuning films: the width was short by 0.1-1.4 of the hidden height, in the same units).
+    The caveat gives the ratio one thoracic width of heart width per thoracic width hidden would make,
+    when that changes the answer (`_ratio_would_change`); with a clear diaphragm edge nothing is hidden.
+    """
+    right_border = borders[0]
+    if not right_border or not heart.any() or lower_border_contrast(lungs, norm) >= XR_DIAPHRAGM_CONTRAST:
+        return []
+    thorax_mm = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1) * spacing[1]
+    apex = int(np.flatnonzero(lungs.any(axis=1))[0])
+    depth = (max(right_border) - apex) * spacing[0] / thorax_mm
+    hidden = HEART_WIDEST_DEPTH - depth
+    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) * spacing[1] / thorax_mm
+    if hidden <= 0 or not _ratio_would_change(ratio, ratio + hidden):
+        return []
+    return [f"the lung fields' lower borders are faint (their lower zones probably lost) and the heart's right "
+            f"border ends {depth:.2f} thoracic widths below the lung apex, above where a heart is usually widest "
+            f"(about {HEART_WIDEST_DEPTH}): its widest part may be hidden below the fields, and the cardiothoracic "
+            f"ratio up to about {ratio + hidden:.2f} instead of {ratio:.2f}"]
 
 
 def _aerated_heart_caveats(heart: np.ndarray, lungs: np.ndarray, smooth: np.ndarray) -> list[str]:

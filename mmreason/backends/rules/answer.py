@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from grounding.plausibility import XR_FAINT_BORDERS
 from grounding.quality import worst
 from mmreason.backends.rules.question import Asked
 from mmreason.backends.rules.state import State
@@ -99,7 +100,8 @@ def hedge(state: State, action: Action, tag: str) -> Action:
     """Qualify an answer by the quality of the evidence it rests on (`grounding.quality`).
 
     Only the caveats that bear on what the answer states count: an assumed spacing on a mm or mL
-    figure, an assumed orientation on a side. An ``implausible`` piece of evidence, or a doubtful
+    figure, an assumed orientation on a side, lung fields' faint lower borders on a lung area
+    (`grounding.plausibility.XR_FAINT_BORDERS`). An ``implausible`` piece of evidence, or a doubtful
     empty search (a "no" is only as good as the region searched: an implausible lung mask makes
     "no nodule" doubtful), turns the answer into a reasoned refusal; a ``doubtful`` one keeps the
     answer and says why it is uncertain.
@@ -109,14 +111,16 @@ def hedge(state: State, action: Action, tag: str) -> Action:
     level, reasons, empty_doubted = "ok", [], False
     cited = set(finding.cites)
     states_size = any(UNITS[unit][0] in _SIZE_DIMENSIONS for _, unit, _ in quantities_in(tag))
+    states_area = any(UNITS[unit][0] == "area" for _, unit, _ in quantities_in(tag))
     states_side = bool(re.search(r"\b(left|right)\b", tag, re.I))
     for result in state.results:
         quality = result.payload.get("quality")
         if result.evidence_id not in cited or not quality:
             continue
         for reason in quality.get("reasons", []):
-            if ("spacing assumed" in reason and not states_size) or ("orientation assumed" in reason
-                                                                     and not states_side):
+            if (("spacing assumed" in reason and not states_size)
+                    or ("orientation assumed" in reason and not states_side)
+                    or (reason.startswith(XR_FAINT_BORDERS) and not states_area)):
                 continue
             if reason not in reasons:
                 # the worst evidence's reasons first: they are the ones the answer tag names

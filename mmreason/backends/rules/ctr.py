@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 
-from grounding.plausibility import ctr_quality
+from grounding.plausibility import CTR_ENLARGED, ctr_quality
 from mmreason.backends.rules.common import cannot, failed, on_volume
 from mmreason.backends.rules.state import State
 from mmreason.backends.rules.turn import Action, Finding
 
-#: the cardiothoracic ratio above which the heart is enlarged
-CTR_ENLARGED = 0.5
 #: a classical ratio this close to `CTR_ENLARGED` cannot decide enlarged or not: its typical error on
 #: real films (benchmarks.real_scans, JSRT with expert masks) is about this large
 CTR_MARGIN = 0.05
