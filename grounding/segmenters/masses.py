@@ -27,13 +27,14 @@ import math
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import convex_hull_image
+from scipy.spatial import ConvexHull
 
 from grounding.segmenters.chest import HU_AIR
 from grounding.segmenters.lesions import MASS_MAX_DIAMETER_MM, NoduleSearch
 from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
+    PLANAR4,
     bounding_box,
     ellipsoid,
     fill_holes_slicewise,
@@ -43,6 +44,8 @@ from grounding.segmenters.morphology import (
 
 #: a mass holds at least a sphere of this diameter (smaller ones are the nodule search's)
 MASS_MIN_DIAMETER_MM = 20.0
+#: the search grid keeps about this spacing (mm; a mass is eight times as wide)
+SEARCH_GRID_MM = 2.5
 #: inside the lung no vessel is thicker than a ball of this radius (a lobar artery is about 12 mm)
 CORE_RADIUS_MM = 8.0
 #: bone and calcified plaque are not tumour
@@ -56,6 +59,10 @@ OPEN_RADIUS_MM = 4.0
 MIN_CAP = 0.5
 #: ... and of its surface
 MIN_SURROUND = 0.6
+#: ... or, for a mass against the chest wall (a bite out of the lung's outline on its lateral side,
+#: `MIN_LATERAL` or further out across the lung: the medial side holds the hilum and the heart)
+MIN_SURROUND_BITE = 0.4
+MIN_LATERAL = 0.5
 #: a mass fills at least this share of its bounding box (a ball fills 0.52) ...
 MIN_FILL = 0.25
 #: ... and its median is soft tissue
@@ -65,12 +72,28 @@ MIN_TAPER = 0.25
 
 
 def enclosed_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
-    """The masses enclosed by each of ``lungs`` (full-resolution boolean masks, one per lung)."""
+    """The masses enclosed by ``lungs`` (full-resolution boolean masks: the left lung, the right).
+
+    A mass is at least `MASS_MIN_DIAMETER_MM` across: it is searched on every voxel that keeps
+    the grid at least `SEARCH_GRID_MM` apart, and its mask taken back to the full grid as the soft
+    tissue inside the search grid's voxels."""
+    steps = tuple(max(1, round(SEARCH_GRID_MM / s)) for s in spacing)
+    if steps == (1, 1, 1):
+        return _masses(data, lungs, spacing)
+    grid = tuple(slice(None, None, f) for f in steps)
+    found = _masses(data[grid], [lung[grid] for lung in lungs], tuple(s * f for s, f in zip(spacing, steps)))
+    for axis, f in enumerate(steps):
+        found = found.repeat(f, axis=axis)
+    found = found[: data.shape[0], : data.shape[1], : data.shape[2]]
+    return found & (data >= HU_AIR) & (data < MASS_MAX_HU)
+
+
+def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
     out = np.zeros(data.shape, dtype=bool)
     voxel_mm3 = float(np.prod(spacing))
     smallest = math.pi / 6 * MASS_MIN_DIAMETER_MM ** 3 / voxel_mm3
     largest = math.pi / 6 * MASS_MAX_DIAMETER_MM ** 3 / voxel_mm3
-    for lung in lungs:
+    for lung, lateral_sign in zip(lungs, (1, -1)):
         box = bounding_box(lung)
         if box is None:
             continue
@@ -78,23 +101,55 @@ def enclosed_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[fl
         out[box] |= _attached(crop, values, spacing, smallest, largest)
         dense = (values >= HU_AIR) & (values < MASS_MAX_HU) & ~crop
         holes = fill_holes_slicewise(crop) & dense
-        if np.count_nonzero(holes) < smallest:
-            continue
-        pieces, n = label_components(holes, CONN6)
-        sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+        hull = _hulls(crop)
+        bites = hull & dense & ~holes
         lung_bottom = int(np.flatnonzero(crop.reshape(crop.shape[0], -1).any(axis=1))[0])
-        for k in np.flatnonzero(sizes >= smallest):
-            if k == 0:
+        xs = np.flatnonzero(crop.any(axis=(0, 1)))
+        for candidates, surround in ((holes, MIN_SURROUND), (bites, MIN_SURROUND_BITE)):
+            if np.count_nonzero(candidates) < smallest:
                 continue
-            piece = pieces == k
-            if not _tapers(piece, lung_bottom):
-                continue
-            grown = _completed(piece, dense, crop, spacing)
-            if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown, lung_bottom)
-                    and _solid(grown, values) and _enclosed(grown, crop)):
-                continue
-            out[box] |= grown
+            pieces, n = label_components(candidates, CONN6)
+            sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+            for k in np.flatnonzero(sizes >= smallest):
+                if k == 0:
+                    continue
+                piece = pieces == k
+                if candidates is bites and _lateral(piece, xs, lateral_sign) < MIN_LATERAL:
+                    continue
+                grown = _completed(piece, dense, crop, spacing, hull)
+                if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown, lung_bottom)
+                        and _solid(grown, values) and _enclosed(grown, crop, surround, candidates is bites)):
+                    continue
+                out[box] |= grown
     return out
+
+
+def _hulls(lung: np.ndarray) -> np.ndarray:
+    """The convex hull of each slice of ``lung``: the pixels on the inner side of every edge of the
+    hull of its outline's points (skimage's `convex_hull_image` and polygon fills test pixels
+    one by one, many times slower on a lung)."""
+    hull = lung.copy()
+    outline = lung & ~ndimage.binary_erosion(lung, structure=PLANAR4)
+    rows, cols = np.indices(lung.shape[1:], dtype=np.float32)
+    for i, section in enumerate(outline):
+        points = np.argwhere(section)
+        if len(points) < 3 or np.linalg.matrix_rank(points - points[0]) < 2:
+            continue
+        # scipy gives a 2-D hull's vertices counter-clockwise: the inside is left of each edge
+        start = points[ConvexHull(points).vertices].astype(np.float32)
+        step = np.roll(start, -1, axis=0) - start
+        side = (step[:, 1, None, None] * (rows - start[:, 0, None, None])
+                - step[:, 0, None, None] * (cols - start[:, 1, None, None]))
+        hull[i] |= (side >= -0.5).all(axis=0) | (side <= 0.5).all(axis=0)
+    return hull
+
+
+def _lateral(piece: np.ndarray, xs: np.ndarray, sign: int) -> float:
+    """Where the piece's centre lies across the lung, 0 at its medial edge, 1 at its lateral one
+    (``sign`` 1: the left lung, whose lateral side is towards larger x; -1: the right lung)."""
+    cx = float(np.mean(np.nonzero(piece.any(axis=(0, 1)))[0]))
+    width = max(float(xs[-1] - xs[0]), 1.0)
+    return (cx - xs[0]) / width if sign > 0 else (xs[-1] - cx) / width
 
 
 def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float], smallest: float,
@@ -165,10 +220,11 @@ def _solid(piece: np.ndarray, values: np.ndarray) -> bool:
             and float(np.median(values[piece])) >= MIN_MEDIAN_HU)
 
 
-def _enclosed(piece: np.ndarray, lung: np.ndarray) -> bool:
-    """The lung goes on beyond both ends of the piece and lies over one of them, and around most
-    of its surface (a vessel leaving the lung at the hilum, or the heart the lung wraps around,
-    goes on in soft tissue)."""
+def _enclosed(piece: np.ndarray, lung: np.ndarray, surround: float, both_ends: bool) -> bool:
+    """The lung goes on beyond both ends of the piece and lies over one of them (``both_ends``:
+    over both: the liver under a dome reaches into the lung's outline from below), and around
+    ``surround`` of its surface (a vessel leaving the lung at the hilum, or the heart the lung wraps
+    around, goes on in soft tissue)."""
     rows = np.flatnonzero(piece.reshape(piece.shape[0], -1).any(axis=1))
     low, high = int(rows[0]), int(rows[-1])
     if low == 0 or high == piece.shape[0] - 1:
@@ -176,11 +232,13 @@ def _enclosed(piece: np.ndarray, lung: np.ndarray) -> bool:
     caps = [np.count_nonzero(lung[z + step] & piece[z]) / np.count_nonzero(piece[z])
             for z, step in ((low, -1), (high, 1))]
     shell = ndimage.binary_dilation(piece, CONN6) & ~piece
-    return max(caps) >= MIN_CAP and np.count_nonzero(shell & lung) >= MIN_SURROUND * np.count_nonzero(shell)
+    capped = min(caps) if both_ends else max(caps)
+    return capped >= MIN_CAP and np.count_nonzero(shell & lung) >= surround * np.count_nonzero(shell)
 
 
-def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """``piece`` and the dense voxels joined to it inside the lung's slice-wise convex hull and a
+def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float],
+               hull: np.ndarray) -> np.ndarray:
+    """``piece`` and the dense voxels joined to it inside the lung's slice-wise convex ``hull`` and a
     ball about its centre `GROW_RADIUS` times the radius of its largest section (again from what
     was added, `GROW_ROUNDS` times: the enclosed part of a mass on the pleura may be a small cap)."""
     grown = piece
@@ -194,13 +252,9 @@ def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: 
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         grid = np.ogrid[box]
         ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
-        hull = np.zeros(ball.shape, dtype=bool)
-        for i, section in enumerate(lung[box[0]]):
-            if section.any():
-                hull[i] = convex_hull_image(section)[box[1], box[2]]
         seeds = grown[box]
         more = np.zeros(piece.shape, dtype=bool)
-        more[box] = ndimage.binary_propagation(seeds, structure=CONN6, mask=(dense[box] & hull & ball) | seeds)
+        more[box] = ndimage.binary_propagation(seeds, structure=CONN6, mask=(dense[box] & hull[box] & ball) | seeds)
         more |= grown
         if np.count_nonzero(more) == np.count_nonzero(grown):
             break
