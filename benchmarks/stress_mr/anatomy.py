@@ -260,8 +260,8 @@ def _lesion_count(rng: np.random.Generator) -> int:
 def _contrast(rng: np.random.Generator) -> tuple[float, float, bool]:
     """(peak contrast over white matter, edge width, faint)."""
     if rng.random() < 0.25:
-        return _u(rng, 0.12, 0.28), _u(rng, 0.05, 0.09), True
-    return _u(rng, 0.3, 1.0), _u(rng, 0.12, 0.3), False
+        return _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.09), True
+    return _u(rng, 0.35, 1.0), _u(rng, 0.12, 0.3), False
 
 
 def _lesions(rng: np.random.Generator, head: Head) -> list[Lesion]:

@@ -8,10 +8,10 @@ its extent (`Lesion`, half-maximum contour); a lesion no voxel of which is half 
 the image and not truth.
 
 Contrast (white matter 1; `CONTRASTS` gives the ranges, drawn per case): FLAIR has suppressed CSF
-(0.05-0.35), grey matter 1.06-1.35 over white matter, lesions brighter by their drawn contrast; T2
+(0.05-0.35), grey matter 1.05-1.3 over white matter, lesions brighter by their drawn contrast; T2
 has bright CSF (2.5-4) and bright lesions; T1 dark CSF, grey matter darker than white matter and
 lesions dark. Then anatomical texture (smoothed noise, 2-5 % of white matter), an in-plane point
-spread (FWHM 0.8-1.5 voxels), a multiplicative bias field (smooth, +-5-30 %), a scanner scale
+spread (FWHM 0.8-1.5 voxels), a multiplicative bias field (smooth, +-3-20 %), a scanner scale
 (white matter at 200-2000) and Rician noise (SD 1.5-7 % of white matter, magnitude of a complex
 Gaussian, so the background is Rayleigh). A third of the scans are skull-stripped: outside the
 brain (and its surrounding CSF) every voxel is 0.
@@ -37,6 +37,7 @@ from scipy import ndimage
 from benchmarks.stress.render import LAYOUTS, Geometry, write_layout
 from benchmarks.stress.shapes import Field
 from benchmarks.stress_mr.anatomy import AIR, CSF, DEEP_GM, GM, LINING, SCALP, SKULL, WM, Head, Lesion, draw_head
+from imaging.io.nifti import MODALITY_NOTE
 
 #: thicknesses (mm) of axial MR slices: 3-D FLAIR (1-1.5 mm) to 2-D FLAIR (3-6 mm)
 THICKNESSES = (1.0, 1.2, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0)
@@ -46,7 +47,7 @@ SEQUENCES = ("FLAIR", "T2", "T1")
 #: per sequence: tissue -> (low, high) intensity relative to white matter, and the sign and scale
 #: of a lesion's contrast
 CONTRASTS: dict[str, dict[Any, tuple[float, float]]] = {
-    "FLAIR": {AIR: (0.0, 0.0), SCALP: (0.5, 1.3), SKULL: (0.03, 0.12), CSF: (0.05, 0.35), GM: (1.06, 1.35),
+    "FLAIR": {AIR: (0.0, 0.0), SCALP: (0.5, 1.3), SKULL: (0.03, 0.12), CSF: (0.05, 0.35), GM: (1.05, 1.3),
               WM: (1.0, 1.0), DEEP_GM: (1.0, 1.2), LINING: (1.1, 1.35), "lesion": (1.0, 1.0)},
     "T2": {AIR: (0.0, 0.0), SCALP: (0.7, 1.2), SKULL: (0.03, 0.12), CSF: (2.5, 4.0), GM: (1.2, 1.6),
            WM: (1.0, 1.0), DEEP_GM: (1.1, 1.4), LINING: (1.3, 1.8), "lesion": (1.2, 1.8)},
@@ -221,7 +222,7 @@ def scanner(image: np.ndarray, strip: np.ndarray, geometry: Geometry, rng: np.ra
     out = image * (1.0 + np.where(strip, texture, 0.0)).astype(np.float32)
     fwhm_px = float(rng.uniform(0.8, 1.5))
     out = ndimage.gaussian_filter(out, (0, fwhm_px / 2.355, fwhm_px / 2.355))
-    bias = params["bias"] = float(rng.uniform(0.05, 0.3))
+    bias = params["bias"] = float(rng.uniform(0.03, 0.2))
     xs, ys, zs = geometry.axes()
     field = Field.random(rng, wavelength_mm=float(rng.uniform(120, 250)), modes=4)
     out *= np.exp(bias * 0.5 * field(xs[None, None, :], ys[None, :, None], zs[:, None, None]))
@@ -257,7 +258,11 @@ def generate_case(seed: int, options: MROptions | None = None) -> GeneratedMR:
     return GeneratedMR(seed, scan, geometry, sequence, named, truth, truths, params)
 
 
-def write_case(case: GeneratedMR, directory: Path) -> Path:
-    """Write the case as NIfTI in its layout, named for its sequence when the case says so."""
+def write_case(case: GeneratedMR, directory: Path, declare_mr: bool = True) -> Path:
+    """Write the case as NIfTI in its layout, named for its sequence when the case says so.
+
+    ``declare_mr`` writes the ``modality=MR`` note of `imaging.writers.write_nifti` (a header fact,
+    as a converter from DICOM keeps it); without it the loader guesses MR from the values and every
+    answer is hedged for that guess, which would hide confidently wrong lesion searches."""
     name = f"case{case.seed}_{case.sequence}.nii.gz" if case.named else f"case{case.seed}.nii.gz"
-    return write_layout(case.image, case.geometry, directory / name)
+    return write_layout(case.image, case.geometry, directory / name, f"{MODALITY_NOTE}MR" if declare_mr else "")
