@@ -10,7 +10,7 @@ the image and not truth.
 Contrast (white matter 1; `CONTRASTS` gives the ranges, drawn per case): FLAIR has suppressed CSF
 (0.05-0.35), grey matter 1.05-1.3 over white matter, lesions brighter by their drawn contrast; T2
 has bright CSF (2.5-4) and bright lesions; T1 dark CSF, grey matter darker than white matter and
-lesions dark. Then anatomical texture (smoothed noise, 2-5 % of white matter), an in-plane point
+lesions dark. Then anatomical texture (smoothed noise, 4-9 % of white matter: real N4-corrected FLAIR white matter spreads about 10 %), an in-plane point
 spread (FWHM 0.8-1.5 voxels), a multiplicative bias field (smooth, +-3-20 %), a scanner scale
 (white matter at 200-2000) and Rician noise (SD 1.5-7 % of white matter, magnitude of a complex
 Gaussian, so the background is Rayleigh). A third of the scans are skull-stripped: outside the
@@ -217,7 +217,7 @@ def scanner(image: np.ndarray, strip: np.ndarray, geometry: Geometry, rng: np.ra
     sp = geometry.spacing
     texture = ndimage.gaussian_filter(rng.standard_normal(image.shape, dtype=np.float32),
                                       [max(1.2 / s, 0.3) for s in sp])
-    amp = params["texture"] = float(rng.uniform(0.02, 0.05))
+    amp = params["texture"] = float(rng.uniform(0.04, 0.09))
     texture *= amp / max(float(texture.std()), 1e-6)
     out = image * (1.0 + np.where(strip, texture, 0.0)).astype(np.float32)
     fwhm_px = float(rng.uniform(0.8, 1.5))
