@@ -12,7 +12,8 @@ Drawn from adult ranges (all in mm):
   brainstem running down from its middle; around it a CSF layer (1-2.5 mm, up to 5 mm with
   atrophy), skull (4-8) and scalp (3-8).
 * **grey matter**: a cortical ribbon 2.2-3.8 mm deep, folded into sulci (CSF sheets 8-22 mm deep,
-  their depth varying, wider with atrophy, where a random field of 5-24 mm wavelengths crosses zero) lined with cortex;
+  their depth varying, where a random field of 5-24 mm wavelengths crosses zero: 5-12 % of the
+  folded zone, more with atrophy) lined with cortex (30-45 % of the folded zone);
   deep grey matter (thalamus, basal ganglia) beside the ventricles.
 * **ventricles**: two lateral ventricles (frontal horn to atrium, with a temporal horn), a third
   and a fourth, their width scaled by an atrophy factor of 1-2.6 (young adult to atrophic); in a
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
 
 from benchmarks.stress.shapes import Capsule, Field
 
@@ -106,7 +108,8 @@ class Head:
     cortex_mm: float
     sulcus_field: Field
     sulcus_depth_mm: float
-    sulcus_halfwidth: float  # field units: |f| below this is sulcal CSF
+    sulcus_halfwidth: float  # field units: |f| below this is sulcal CSF ...
+    cortex_halfwidth: float  # ... and below this (above the CSF's) the cortex lining the sulci
     ventricles: list[Capsule]
     deep_grey: list[tuple[np.ndarray, np.ndarray]]  # (centre, radii)
     lining_mm: float  # 0: none
@@ -159,10 +162,9 @@ class Head:
         # sulci are deeper in some places than others (the same smooth field as the surface's bumps)
         sulcus_depth = self.sulcus_depth_mm * (1.0 + 0.35 * self._bumps / max(self.bump_mm, 1e-6))
         fold = brain & (cerebrum < 0) & (depth < sulcus_depth + self.cortex_mm)
-        # cortex lines each sulcus: the band around the CSF sheet is grey matter (half as wide as the
-        # sheet formula says: gyri keep a white-matter core)
-        gm_halfwidth = self.sulcus_halfwidth + 0.5 * self.cortex_mm * np.pi / self.params["sulcus_wavelength_mm"]
-        out[fold & (sulcal < gm_halfwidth)] = GM
+        # cortex lines each sulcus: the band around the CSF sheet is grey matter, gyri keep a
+        # white-matter core
+        out[fold & (sulcal < self.cortex_halfwidth)] = GM
         out[fold & (depth < sulcus_depth) & (sulcal < self.sulcus_halfwidth)] = CSF
         for c, r in self.deep_grey:
             inside = ((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2 <= 1.0
@@ -190,16 +192,18 @@ def draw_head(rng: np.random.Generator, lesions: bool = True) -> Head:
     cortex = _u(rng, 2.2, 3.8)
     wavelength = _u(rng, 5, 8)
     csf_mm = _u(rng, 1.0, 2.5) * atrophy ** 0.7
-    sulcus_width_mm = _u(rng, 0.8, 1.6) * atrophy
+    # the sulcal field is about a unit normal: |f| < a covers 2 Phi(a) - 1 of the folded zone;
+    # sulcal CSF takes 5-12 % of it (more with atrophy), the cortex lining it 30-45 %
+    csf_share = min(_u(rng, 0.05, 0.12) * atrophy, 0.3)
+    cortex_share = _u(rng, 0.3, 0.45)
     head = Head(
         cerebrum_centre=centre, cerebrum_radii=radii, cerebellum_centre=cb_centre, cerebellum_radii=cb_radii,
         brainstem=stem, surface_bumps=Field.random(rng, wavelength_mm=_u(rng, 25, 45), modes=6), bump_mm=_u(rng, 2, 5),
         csf_mm=csf_mm, skull_mm=_u(rng, 4, 8), scalp_mm=_u(rng, 3, 8), cortex_mm=cortex,
         sulcus_field=Field.random(rng, wavelength_mm=wavelength, modes=10),
         sulcus_depth_mm=_u(rng, 8, 16) + 3.0 * (atrophy - 1.0),
-        # |f| < w is a sheet about 2 w / |grad f| thick; |grad f| is about 2 pi / (2 wavelength)
-        # (the field's wavelengths are 1-3 times the one drawn)
-        sulcus_halfwidth=0.5 * sulcus_width_mm * np.pi / wavelength,
+        sulcus_halfwidth=float(ndtri(0.5 + csf_share / 2)),
+        cortex_halfwidth=float(ndtri(0.5 + (csf_share + cortex_share) / 2)),
         ventricles=_ventricles(rng, centre, radii, atrophy), deep_grey=_deep_grey(rng, centre),
         lining_mm=_u(rng, 0.8, 2.0) if rng.random() < 0.33 else 0.0,
         params={"atrophy": atrophy, "sulcus_wavelength_mm": wavelength, "cortex_mm": cortex, "csf_mm": csf_mm},
