@@ -71,23 +71,26 @@ def test_thick_scalp_and_skull_do_not_swamp_the_brain():
 
 
 def test_bright_cortex_along_deep_sulci_is_not_lesion():
-    """2-D FLAIR with high grey-white contrast: cortex (120, about five white-matter spreads up)
-    lines sulci reaching 15 mm into the brain; lesions are brighter at their centre. The cortex
-    along the sulci's deep ends was found as lesion."""
+    """2-D FLAIR with high grey-white contrast: cortex (110, spread 8: a shoulder about three
+    white-matter SDs up, no peak of its own, its tail as bright as lesion) lines sulci reaching
+    15 mm into the brain; two of the six lesions lie beside it. A lesion there grew into the whole
+    cortical network: fifty times the burden was found."""
     rng = np.random.default_rng(5)
     shape = (80, 104, 92)
-    (z, y, x), r, img, truth = _brain(rng, shape, (56, 70, 52), LESIONS)
+    lesions = LESIONS + [((0, -58, 8), 4.0), ((45, 0, 0), 4.0)]
+    (z, y, x), r, img, truth = _brain(rng, shape, (56, 70, 52), lesions)
     depth = (1.0 - r) * 52.0
     brain = r <= 1.0
     fold = brain & (depth < 15.0)
     wave = np.sin(x / 4.0) * np.cos(y / 5.0) + 0.6 * np.sin((x + z) / 3.3)
-    cortex = (fold & (np.abs(wave) < 0.55)) | (brain & (depth < 2.5))
-    sulci = fold & (depth < 12.0) & (np.abs(wave) < 0.12)
-    img[cortex & ~truth] = 120.0 + rng.normal(0, 4.0, int((cortex & ~truth).sum()))
+    cortex = ((fold & (np.abs(wave) < 0.5)) | (brain & (depth < 2.5))) & ~truth
+    sulci = fold & (depth < 12.0) & (np.abs(wave) < 0.2) & ~truth
+    img[cortex] = 110.0 + rng.normal(0, 8.0, int(cortex.sum()))
     img[sulci] = 20.0 + rng.normal(0, 3.0, int(sulci.sum()))
     img[~brain] = 0.0
     found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+    assert not found.tissue.grey_peak
     assert abs(_burden(found, truth)) <= 0.3
     mask = np.isin(found.labels, found.kept)
     labels, n = ndimage.label(truth)
-    assert all((mask & (labels == k)).any() for k in range(1, n + 1))  # every lesion still found
+    assert sum((mask & (labels == k)).any() for k in range(1, n + 1)) >= 4  # the deep four at least

@@ -262,8 +262,8 @@ MR_CORTEX_CLEAR_K = 6.0
 #: ... where grey matter (`BrainTissue.grey`) lies at least this many white-matter SDs above white
 #: matter (real 3-D FLAIR: about one)
 MR_CORTEX_GM_K = 1.5
-#: a found part with this share of its voxels next to bright cortex-band voxels is a piece of
-#: the cortex the band cut off, not a lesion
+#: a found part with this share of its voxels next to bright cortex-band voxels, its core no
+#: brighter than the band (`MR_CORTEX_CLEAR_K`), is a piece of the cortex the band cut off
 MR_ALONG_CORTEX_SHARE = 0.5
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
@@ -1200,7 +1200,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         edge = (tissue.white + cores[label]) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
-        if along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE:
+        if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
+                and cores[label] < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread):
             continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
                                            or _inscribed_radius(lesion, spacing) >= MR_THICK_MM):
@@ -1220,11 +1221,12 @@ def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
     CSF (dark voxels, `MR_CSF_WM_K`, connected to the CSF or background around the brain region;
     the enclosed ventricles do not count) and less than `MR_CORTEX_CLEAR_K` white-matter SDs above
     white matter. Only where grey matter lies at least `MR_CORTEX_GM_K` SDs above white matter
-    (high grey-white contrast, 2-D FLAIR): there cortex is as bright as a lesion, and a
+    but is no peak of its own (`BrainTissue.grey_peak`, whose levels already clear it): a bright
+    shoulder (high grey-white contrast, 2-D FLAIR) whose tail is as bright as a lesion, and a
     juxtacortical lesion lies mostly in white matter beside it, or is brighter. On FLAIR with
     little grey-white contrast (3-D, N4-corrected) the band is empty: there periventricular
     lesions lie near CSF that reaches the brain's edge through the region's cuts."""
-    if tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
+    if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
         return np.zeros(brain.shape, dtype=bool)
     dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
     parts, _ = ndimage.label(dark, structure=CONN26)
