@@ -51,9 +51,11 @@
   candidates; the largest compact one (at least `NODULE_MIN_DIAMETER_MM` across, not touching
   the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
   between organ and lesion and filled. No candidate gives an empty mask.
-* **Hyperintense MR lesions** (FLAIR/T2): the brain is the head (filled Otsu foreground) minus a
-  `HEAD_MARGIN_MM` shell (scalp and skull), or minus `STRIPPED_MARGIN_MM` when the image is
-  skull-stripped (its background is one exact value, `skull_stripped`). After a `MR_SMOOTH_MM`
+* **Hyperintense MR lesions** (FLAIR/T2): the brain is the head (filled Otsu foreground) minus
+  `STRIPPED_MARGIN_MM` when the image is skull-stripped (its background is one exact value,
+  `skull_stripped`); a head that keeps its scalp and skull is cut from them by opening its bright
+  tissue (`_parenchyma`; scalp and skull are 7-16 mm thick, more than any fixed margin fits), or,
+  when that fails, loses a `HEAD_MARGIN_MM` shell. After a `MR_SMOOTH_MM`
   Gaussian, the brain's histogram gives its levels (`brain_tissue`): white matter is the dominant
   mode, its SD the half width of the mode's lower flank (the upper one holds grey matter and
   lesions); what lies above a mirror image of that flank is grey matter. On real FLAIR grey matter
@@ -67,8 +69,12 @@
   kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
   grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
   sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
-  field of view is anatomy (neck, scalp), not a lesion. Each lesion then gets its faint rim (raters
-  draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
+  field of view is anatomy (neck, scalp), not a lesion. Where grey matter is a bright shoulder
+  above white matter (`MR_CORTEX_GM_K` SDs, no peak of its own: 2-D FLAIR), voxels within
+  `MR_CORTEX_MM` of sulcal CSF (dark, connected to the CSF around the brain) and below
+  `MR_CORTEX_CLEAR_K` SDs are cortex (`_cortex_band`): they neither seed nor grow lesions, and a
+  piece lying along them with a core no brighter is dropped. Each lesion then gets its faint rim
+  (raters draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
   lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
   `MR_RIM_WM_K` SDs (and `MR_RIM_CORE_FRACTION` of its core's contrast), within `MR_RIM_MM` (one
   voxel across thick slices); a rim larger than `MR_RIM_MAX_SHARE` of its lesion means the
@@ -77,9 +83,9 @@
   load; a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`), among them
   rims that are a large share of the burden, with the range the burden then spans. Limits: small
   faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
-  be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
-  lesion joined to the cortex is dropped with it. Lesions are dark on T1: the search does not apply
-  there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
+  be counted; a juxtacortical lesion no brighter than a bright cortex loses the part beside it.
+  The brain-MR stress benchmark (`python -m benchmarks.stress_mr`) measures these limits.
+  Lesions are dark on T1: the search does not apply there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
   when nothing names it, `BrainContrast` (the outer ribbon against the deep white matter) can tell
   a T1 from the image itself.
 """
