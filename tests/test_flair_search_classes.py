@@ -94,3 +94,21 @@ def test_bright_cortex_along_deep_sulci_is_not_lesion():
     mask = np.isin(found.labels, found.kept)
     labels, n = ndimage.label(truth)
     assert sum((mask & (labels == k)).any() for k in range(1, n + 1)) >= 4  # the deep four at least
+
+
+
+def test_bright_gradually_fading_lesion_is_cut_at_half_maximum():
+    """Bright lesions (peak 150 above white matter, about thirty SDs) that fade over a third of
+    their radius: the edge was drawn half way to the median of their cores (every voxel above four
+    SDs, far below the peak), well outside the half-maximum contour."""
+    rng = np.random.default_rng(7)
+    shape = (72, 96, 84)
+    (z, y, x), r, img, _ = _brain(rng, shape, (52, 66, 48), [])
+    img[r > 1.0] = 0.0
+    truth = np.zeros(shape, bool)
+    for (cx, cy, cz), rad in [((0, 35, 22), 8.0), ((-25, -30, 10), 7.0), ((24, 20, -14), 6.0)]:
+        d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / rad
+        img += (150.0 / (1.0 + np.exp((d - 1.0) / 0.3))).astype(np.float32)
+        truth |= d <= 1.0
+    found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+    assert abs(_burden(found, truth)) <= 0.3

@@ -65,7 +65,8 @@
   98th-99th percentile, level with the bright tail of the cortex. Lesion cores exceed
   `MR_SEED_WM_K` SDs above white matter at least `MR_SURFACE_MM` inside the brain's edge (the
   surface and cortical ribbon); a lesion is the connected set of voxels above `MR_GROW_WM_K` SDs
-  (and half way from white matter to its core's median, a half-maximum edge) holding cores. It is
+  (and half way from white matter to its core's median, a half-maximum edge; for a core above
+  `MR_RIM_MAX_CORE_K` SDs, to its `MR_PEAK_PERCENTILE` percentile, its peak) holding cores. It is
   kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
   grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
   sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
@@ -208,6 +209,10 @@ MR_GREY_PEAK_K = 3.0
 #: lesion cores must lie this far (mm) inside the brain region's edge: the brain's surface and
 #: its cortical ribbon are as bright as small lesions on FLAIR
 MR_SURFACE_MM = 3.0
+#: a bright lesion's (cores above `MR_RIM_MAX_CORE_K` SDs) half-maximum edge lies half way from
+#: white matter to this percentile of its component (its peak): on one that fades gradually the
+#: cores' median lies far below the peak, and an edge from it far outside the half-maximum contour
+MR_PEAK_PERCENTILE = 99.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
 #: a lesion is compact (its volume over the sphere spanning its largest extent at least this) or
@@ -1203,7 +1208,11 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         region = labels[obj] == label
         core = region & seeds[obj]
         cores[label] = float(np.median(smoothed[obj][core]))
-        edge = (tissue.white + cores[label]) / 2.0
+        peak = cores[label]
+        if peak > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread:
+            # a bright lesion: its cores' median lies far below its peak when it fades gradually
+            peak = max(peak, float(np.percentile(smoothed[obj][region], MR_PEAK_PERCENTILE)))
+        edge = (tissue.white + peak) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
         if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
