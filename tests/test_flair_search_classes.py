@@ -112,3 +112,18 @@ def test_bright_gradually_fading_lesion_is_cut_at_half_maximum():
         truth |= d <= 1.0
     found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
     assert abs(_burden(found, truth)) <= 0.3
+
+
+def test_bright_csf_that_hides_lesions_is_a_doubt():
+    """On T2 the CSF (ventricles, sulci) is three times as bright as white matter: it becomes the
+    'grey matter' peak the lesions must clear, no lesion can, and 'no lesion' came without a doubt."""
+    rng = np.random.default_rng(11)
+    shape = (72, 96, 84)
+    (z, y, x), r, img, truth = _brain(rng, shape, (52, 66, 48), LESIONS)
+    csf = (img < 40) | ((r > 0.93) & (r <= 1.0))  # ventricles and the CSF around the brain
+    img[csf] = 280.0 + rng.normal(0, 6.0, int(csf.sum()))
+    img[r > 1.0] = 0.0
+    found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+    assert not found.kept  # the lesions (140) lie far below the level bright CSF sets
+    doubt = found.doubt()
+    assert doubt is not None and "fainter lesions are missed" in doubt

@@ -213,6 +213,10 @@ MR_SURFACE_MM = 3.0
 #: white matter to this percentile of its component (its peak): on one that fades gradually the
 #: cores' median lies far below the peak, and an edge from it far outside the half-maximum contour
 MR_PEAK_PERCENTILE = 99.0
+#: lesion cores more than this many white-matter SDs above white matter: the brain's bright
+#: normal tissue set the level (bright CSF on T2: 40-80; FLAIR: 4-14) and the search is blind to
+#: lesions fainter than it (`MRLesions.doubt`)
+MR_BLIND_SEED_K = 20.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
 #: a lesion is compact (its volume over the sphere spanning its largest extent at least this) or
@@ -1127,14 +1131,20 @@ class MRLesions:
     cortical_left_out: int = 0
 
     def doubt(self) -> str | None:
-        """Why the lesions found may be normal tissue or their burden off, or None: grey matter
+        """Why the lesions found (or none) may be wrong, or None: the levels are so high that only
+        lesions brighter than bright normal tissue can count (`MR_BLIND_SEED_K`: T2's CSF); grey matter
         is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
         the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
         out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain)."""
-        if not self.kept or self.lesion_median is None:
-            return None
         reasons = []
+        blind = (self.tissue.seed_level - self.tissue.white) / max(self.tissue.spread, 1e-9)
+        if blind > MR_BLIND_SEED_K:
+            reasons.append(f"lesions had to be {blind:.0f} white-matter SDs brighter than white matter to count (the "
+                           f"brain's bright normal tissue, e.g. CSF on T2, sets the level): fainter lesions are missed, "
+                           f"so the lesion load (or 'no lesion') may be wrong; ask on the FLAIR")
+        if not self.kept or self.lesion_median is None:
+            return "; ".join(reasons) or None
         if not self.tissue.grey_peak:
             reasons.append("no separate grey-matter peak in this scan's histogram (on real FLAIR grey matter is "
                            "about as bright as faint lesion edges): bright grey matter (cortex, hippocampus) may be "
