@@ -124,19 +124,19 @@ class Head:
                      self.cerebellum_centre[2] - self.cerebellum_radii[2]) - pad
         return (c[0] - r[0] - pad, c[0] + r[0] + pad, c[1] - r[1] - pad, c[1] + r[1] + pad, bottom, c[2] + r[2] + pad)
 
-    def surface_distance(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def surface_distance(self, x: np.ndarray, y: np.ndarray,
+                         z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(approximate signed distance in mm to the brain's surface, positive outside; the same
-        for the cerebrum alone), from the normalised radius of each part."""
+        for the cerebrum alone; the surface's bumps in mm), from the normalised radius of each part."""
         def ellipsoid(c: np.ndarray, r: np.ndarray) -> np.ndarray:
             rho = np.sqrt(((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2)
             return (rho - 1.0) * float(r.min())
 
         bumps = self.bump_mm * self.surface_bumps(x, y, z)
-        self._bumps = bumps
         cerebrum = ellipsoid(self.cerebrum_centre, self.cerebrum_radii) - bumps
         below = ellipsoid(self.cerebellum_centre, self.cerebellum_radii) - 0.5 * bumps
         stem = self.brainstem.distance(x, y, z) - self.brainstem.radius
-        return np.minimum(np.minimum(cerebrum, below), stem), cerebrum
+        return np.minimum(np.minimum(cerebrum, below), stem), cerebrum, bumps
 
     def ventricle_distance(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Distance (mm) outside the nearest ventricle's wall (negative inside)."""
@@ -150,7 +150,7 @@ class Head:
         """Tissue class (uint8) at broadcast world coordinates."""
         shape = np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z))
         out = np.full(shape, AIR, dtype=np.uint8)
-        outside, cerebrum = self.surface_distance(x, y, z)
+        outside, cerebrum, bumps = self.surface_distance(x, y, z)
         out[outside < self.csf_mm + self.skull_mm + self.scalp_mm] = SCALP
         out[outside < self.csf_mm + self.skull_mm] = SKULL
         out[outside < self.csf_mm] = CSF
@@ -160,7 +160,7 @@ class Head:
         out[brain & (depth < self.cortex_mm)] = GM
         sulcal = np.abs(self.sulcus_field(x, y, z))
         # sulci are deeper in some places than others (the same smooth field as the surface's bumps)
-        sulcus_depth = self.sulcus_depth_mm * (1.0 + 0.35 * self._bumps / max(self.bump_mm, 1e-6))
+        sulcus_depth = self.sulcus_depth_mm * (1.0 + 0.35 * bumps / max(self.bump_mm, 1e-6))
         fold = brain & (cerebrum < 0) & (depth < sulcus_depth + self.cortex_mm)
         # cortex lines each sulcus: the band around the CSF sheet is grey matter, gyri keep a
         # white-matter core
@@ -284,7 +284,7 @@ def _lesions(rng: np.random.Generator, head: Head) -> list[Lesion]:
 
 def _place(rng: np.random.Generator, head: Head, kind: str) -> Lesion | None:
     contrast, width, faint = _contrast(rng)
-    lateral = [v for v in head.ventricles[:4]]
+    lateral = head.ventricles[:4]  # lateral ventricles and their temporal horns
     if kind in ("periventricular", "confluent"):
         parts = int(rng.integers(3, 7)) if kind == "confluent" else 1
         v = lateral[int(rng.integers(0, len(lateral)))]
