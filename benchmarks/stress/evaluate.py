@@ -77,7 +77,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
-def _verdict(wrong: bool, level: str) -> str:
+def verdict_of(wrong: bool, level: str) -> str:
     if level == "crash":
         return "crashed"
     if not wrong:
@@ -87,7 +87,7 @@ def _verdict(wrong: bool, level: str) -> str:
     return "confident" if level == "ok" else "flagged"
 
 
-def _segment(context: ToolContext, target: str) -> tuple[np.ndarray | None, str, list[str], str]:
+def segment_target(context: ToolContext, target: str) -> tuple[np.ndarray | None, str, list[str], str]:
     """(mask or None, quality level, ``error`` (refused) or ``crash``, reasons, error text)."""
     try:
         ev = default_registry().run(context, "segment", {"target": target})
@@ -107,13 +107,13 @@ def score_structure(structure: str, truth: np.ndarray, mask: np.ndarray | None, 
         why = f"crashed: {error}" if level == "crash" else f"refused: {error}" if present else ""
         # a present structure nobody segmented counts as Dice 0 and -100 % in the figures and goals
         dice_, err = (0.0, -1.0) if present else (None, None)
-        return StructureResult(structure, truth_ml, None, dice_, err, level, _verdict(wrong, level), why, reasons,
+        return StructureResult(structure, truth_ml, None, dice_, err, level, verdict_of(wrong, level), why, reasons,
                                seconds)
     predicted_ml = float(mask.sum()) * voxel_ml
     if not present:
         wrong = predicted_ml >= MIN_TRUTH_ML
         why = f"found {predicted_ml:.0f} mL where the structure is absent" if wrong else ""
-        return StructureResult(structure, truth_ml, predicted_ml, None, None, level, _verdict(wrong, level), why,
+        return StructureResult(structure, truth_ml, predicted_ml, None, None, level, verdict_of(wrong, level), why,
                                reasons, seconds)
     d = dice(mask, truth)
     err = predicted_ml / truth_ml - 1.0
@@ -122,7 +122,7 @@ def score_structure(structure: str, truth: np.ndarray, mask: np.ndarray | None, 
         why.append(f"Dice {d:.2f}")
     if abs(err) > WRONG_VOLUME:
         why.append(f"volume {predicted_ml:.0f} mL vs {truth_ml:.0f} mL ({err:+.0%})")
-    return StructureResult(structure, truth_ml, predicted_ml, d, err, level, _verdict(bool(why), level),
+    return StructureResult(structure, truth_ml, predicted_ml, d, err, level, verdict_of(bool(why), level),
                            "; ".join(why), reasons, seconds)
 
 
@@ -158,7 +158,7 @@ def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reas
         why.append(f"{'crashed' if level == 'crash' else 'refused'}: {error}")
     return {"nodules": [{**n.to_dict(), "detected": f} for n, f in zip(case.nodules, found)],
             "false_positives": false_positives, "level": level, "reasons": reasons,
-            "verdict": _verdict(wrong, level),
+            "verdict": verdict_of(wrong, level),
             "why": "; ".join(why), "seconds": round(seconds, 3)}
 
 
@@ -181,11 +181,11 @@ def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = No
     for structure in STRUCTURES:
         truth = (case.truth["lung_left"] | case.truth["lung_right"]) if structure == "lungs" else case.truth[structure]
         ts = time.perf_counter()
-        mask, level, reasons, error = _segment(context, structure)
+        mask, level, reasons, error = segment_target(context, structure)
         results.append(score_structure(structure, truth, mask, level, reasons, error, voxel_ml,
                                        time.perf_counter() - ts))
     ts = time.perf_counter()
-    mask, level, reasons, error = _segment(context, "nodule")
+    mask, level, reasons, error = segment_target(context, "nodule")
     nodules = score_nodules(case, mask, level, reasons, error, time.perf_counter() - ts)
     t_segment = time.perf_counter() - t2
     return {"case": case.describe(), "modality": volume.modality, "loader_roundtrip": roundtrip,
@@ -195,7 +195,7 @@ def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = No
 
 # -- summary -------------------------------------------------------------------------------------
 
-def _pct(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 4) if values else None
 
 
@@ -210,10 +210,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         structures[name] = {
             "n_present": sum(r["truth_ml"] >= MIN_TRUTH_ML for r in res),
             "n_scored": len(scored),
-            "dice_median": _pct(dices, 50), "dice_p5": _pct(dices, 5),
-            "abs_volume_error_median": _pct([abs(e) for e in errors], 50),
-            "abs_volume_error_p95": _pct([abs(e) for e in errors], 95),
-            "volume_error_median": _pct(errors, 50),
+            "dice_median": percentile(dices, 50), "dice_p5": percentile(dices, 5),
+            "abs_volume_error_median": percentile([abs(e) for e in errors], 50),
+            "abs_volume_error_p95": percentile([abs(e) for e in errors], 95),
+            "volume_error_median": percentile(errors, 50),
             "verdicts": {v: sum(r["verdict"] == v for r in res) for v in VERDICTS},
             # false alarms: right results whose quality is not ok
             "right_but_flagged": sum(r["verdict"] == "right" and r["level"] != "ok" for r in res),
@@ -248,7 +248,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "loader_roundtrip_failures": sum(not row["loader_roundtrip"] for row in rows),
         "modality_not_ct": sum(row["modality"] != "CT" for row in rows),
-        "seconds_median": {k: _pct(v, 50) for k, v in seconds.items()},
+        "seconds_median": {k: percentile(v, 50) for k, v in seconds.items()},
         "seconds_total": round(sum(sum(v) for v in seconds.values()), 1),
     }
 

@@ -349,31 +349,33 @@ def generate_case(seed: int, options: GenerateOptions | None = None) -> Generate
 
 
 def write_case(case: GeneratedCase, path: str | Path, declare_ct: bool = False) -> Path:
-    """Write the scan as NIfTI in the case's layout; `imaging.io.load` must give back ``case.hu``.
+    """Write the scan as NIfTI in the case's layout (`write_layout`); `imaging.io.load` must give
+    back ``case.hu``. ``declare_ct`` writes the ``modality=CT`` note of `imaging.writers.write_nifti`
+    into ``descrip`` (a header fact); without it the loader has to recognise CT from the values."""
+    return write_layout(case.hu, case.geometry, path, f"{MODALITY_NOTE}CT" if declare_ct else "")
 
-    ``declare_ct`` writes the ``modality=CT`` note of `imaging.writers.write_nifti` into
-    ``descrip`` (a header fact); without it the loader has to recognise CT from the values.
 
-    The canonical (z, y, x) LPS array is transposed to (x, y, z) and reoriented to the layout's
-    axis codes (RAS world: ``LPS`` stores i -> patient left, ``RAS`` i -> right, ``LAS`` i -> left
-    with j -> anterior); ``oblique`` keeps the LPS layout with a rotated affine.
+def write_layout(data: np.ndarray, geometry: Geometry, path: str | Path, descrip: str = "") -> Path:
+    """Write a canonical (z, y, x) LPS array as NIfTI in ``geometry``'s layout (its dtype kept).
+
+    The array is transposed to (x, y, z) and reoriented to the layout's axis codes (RAS world:
+    ``LPS`` stores i -> patient left, ``RAS`` i -> right, ``LAS`` i -> left with j -> anterior);
+    ``oblique`` keeps the LPS layout with a rotated affine.
     """
     out = Path(path)
     lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
-    affine = lps_to_ras @ case.geometry.affine()[:, [2, 1, 0, 3]]
-    data = case.hu.transpose(2, 1, 0)
+    affine = lps_to_ras @ geometry.affine()[:, [2, 1, 0, 3]]
+    stored = data.transpose(2, 1, 0)
     codes = {"LPS": ("L", "P", "S"), "RAS": ("R", "A", "S"), "LAS": ("L", "A", "S"), "oblique": ("L", "P", "S")}
-    start = axcodes2ornt(("L", "P", "S"))
-    xform = ornt_transform(start, axcodes2ornt(codes[case.geometry.layout]))
-    data = apply_orientation(data, xform)
-    affine = affine @ inv_ornt_aff(xform, case.hu.transpose(2, 1, 0).shape)
-    img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
-    img.header.set_data_dtype(np.int16)
+    xform = ornt_transform(axcodes2ornt(("L", "P", "S")), axcodes2ornt(codes[geometry.layout]))
+    affine = affine @ inv_ornt_aff(xform, stored.shape)
+    img = nib.Nifti1Image(np.ascontiguousarray(apply_orientation(stored, xform)), affine)
+    img.header.set_data_dtype(data.dtype)
     img.header.set_xyzt_units("mm")
     img.set_sform(affine, code="scanner")
     img.set_qform(affine, code="scanner")
-    if declare_ct:
-        img.header["descrip"] = f"{MODALITY_NOTE}CT".encode()
+    if descrip:
+        img.header["descrip"] = descrip.encode()
     nib.save(img, str(out))
     return out
 

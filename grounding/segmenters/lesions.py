@@ -51,9 +51,11 @@
   candidates; the largest compact one (at least `NODULE_MIN_DIAMETER_MM` across, not touching
   the organ's edge, where partial volume with fat mimics a lesion) is cut at half the contrast
   between organ and lesion and filled. No candidate gives an empty mask.
-* **Hyperintense MR lesions** (FLAIR/T2): the brain is the head (filled Otsu foreground) minus a
-  `HEAD_MARGIN_MM` shell (scalp and skull), or minus `STRIPPED_MARGIN_MM` when the image is
-  skull-stripped (its background is one exact value, `skull_stripped`). After a `MR_SMOOTH_MM`
+* **Hyperintense MR lesions** (FLAIR/T2): the brain is the head (filled Otsu foreground) minus
+  `STRIPPED_MARGIN_MM` when the image is skull-stripped (its background is one exact value,
+  `skull_stripped`); a head that keeps its scalp and skull is cut from them by opening its bright
+  tissue (`_parenchyma`; scalp and skull are 7-16 mm thick, more than any fixed margin fits), or,
+  when that fails, loses a `HEAD_MARGIN_MM` shell. After a `MR_SMOOTH_MM`
   Gaussian, the brain's histogram gives its levels (`brain_tissue`): white matter is the dominant
   mode, its SD the half width of the mode's lower flank (the upper one holds grey matter and
   lesions); what lies above a mirror image of that flank is grey matter. On real FLAIR grey matter
@@ -63,12 +65,17 @@
   98th-99th percentile, level with the bright tail of the cortex. Lesion cores exceed
   `MR_SEED_WM_K` SDs above white matter at least `MR_SURFACE_MM` inside the brain's edge (the
   surface and cortical ribbon); a lesion is the connected set of voxels above `MR_GROW_WM_K` SDs
-  (and half way from white matter to its core's median, a half-maximum edge) holding cores. It is
+  (and half way from white matter to its core's median, a half-maximum edge; for a core above
+  `MR_RIM_MAX_CORE_K` SDs, to its `MR_PEAK_PERCENTILE` percentile, its peak) holding cores. It is
   kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
   grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
   sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
-  field of view is anatomy (neck, scalp), not a lesion. Each lesion then gets its faint rim (raters
-  draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
+  field of view is anatomy (neck, scalp), not a lesion. Where grey matter is a bright shoulder
+  above white matter (`MR_CORTEX_GM_K` SDs, no peak of its own: 2-D FLAIR), voxels within
+  `MR_CORTEX_MM` of sulcal CSF (dark, connected to the CSF around the brain) and below
+  `MR_CORTEX_CLEAR_K` SDs are cortex (`_cortex_band`): they neither seed nor grow lesions, and a
+  piece lying along them with a core no brighter is dropped. Each lesion then gets its faint rim
+  (raters draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
   lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
   `MR_RIM_WM_K` SDs (and `MR_RIM_CORE_FRACTION` of its core's contrast), within `MR_RIM_MM` (one
   voxel across thick slices); a rim larger than `MR_RIM_MAX_SHARE` of its lesion means the
@@ -77,9 +84,9 @@
   load; a point prompt picks one) with the reasons to doubt them (`MRLesions.doubt`), among them
   rims that are a large share of the burden, with the range the burden then spans. Limits: small
   faint lesions without a core are missed; bright grey matter blobs and periventricular caps can
-  be counted; on 2-D FLAIR with a skull, where grey matter is about as bright as the grow level, a
-  lesion joined to the cortex is dropped with it. Lesions are dark on T1: the search does not apply
-  there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
+  be counted; a juxtacortical lesion no brighter than a bright cortex loses the part beside it.
+  The brain-MR stress benchmark (`python -m benchmarks.stress_mr`) measures these limits.
+  Lesions are dark on T1: the search does not apply there (`grounding.plausibility.sequence_quality` holds it against the sequence the files name);
   when nothing names it, `BrainContrast` (the outer ribbon against the deep white matter) can tell
   a T1 from the image itself.
 """
@@ -202,6 +209,14 @@ MR_GREY_PEAK_K = 3.0
 #: lesion cores must lie this far (mm) inside the brain region's edge: the brain's surface and
 #: its cortical ribbon are as bright as small lesions on FLAIR
 MR_SURFACE_MM = 3.0
+#: a bright lesion's (cores above `MR_RIM_MAX_CORE_K` SDs) half-maximum edge lies half way from
+#: white matter to this percentile of its component (its peak): on one that fades gradually the
+#: cores' median lies far below the peak, and an edge from it far outside the half-maximum contour
+MR_PEAK_PERCENTILE = 99.0
+#: lesion cores more than this many white-matter SDs above white matter: the brain's bright
+#: normal tissue set the level (bright CSF on T2: 40-80; FLAIR: 4-14) and the search is blind to
+#: lesions fainter than it (`MRLesions.doubt`)
+MR_BLIND_SEED_K = 20.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
 #: a lesion is compact (its volume over the sphere spanning its largest extent at least this) or
@@ -255,10 +270,25 @@ MR_CSF_WM_K = 3.0
 #: lesions whose rims (kept or left out) add more than this share to the confident burden are
 #: doubtful: their extent, and so the burden, depends on where between the two levels the edge lies
 MR_MAX_RIM_FRACTION = 0.3
+#: `_cortex_band`: voxels within this distance (mm, the cortex's depth) of sulcal CSF, and less
+#: than `MR_CORTEX_CLEAR_K` white-matter SDs above white matter, may be cortex: not lesion
+MR_CORTEX_MM = 3.0
+MR_CORTEX_CLEAR_K = 6.0
+#: ... where grey matter (`BrainTissue.grey`) lies at least this many white-matter SDs above white
+#: matter (real 3-D FLAIR: about one)
+MR_CORTEX_GM_K = 1.5
+#: a found part with this share of its voxels next to bright cortex-band voxels, its core no
+#: brighter than the band (`MR_CORTEX_CLEAR_K`), is a piece of the cortex the band cut off
+MR_ALONG_CORTEX_SHARE = 0.5
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
-#: ... and of the partial-volume edge removed from a skull-stripped brain
+#: ... and of the partial-volume edge removed from a skull-stripped brain, or from the brain
+#: `_parenchyma` separates from its skull
 STRIPPED_MARGIN_MM = 2.0
+#: `_parenchyma`: the opening (mm) that parts brain from scalp through the skull, and the smallest
+#: share of the head a brain takes
+SKULL_OPENING_MM = 4.0
+MIN_PARENCHYMA_FRACTION = 0.2
 #: a background (outside the head) holding one exact value in at least this fraction is masked
 STRIPPED_BACKGROUND_FRACTION = 0.9
 
@@ -888,23 +918,74 @@ def skull_stripped(data: np.ndarray, head: np.ndarray) -> bool:
 
 
 def brain_region(data: np.ndarray, spacing: tuple[float, float, float], inset_mm: float = 0.0) -> np.ndarray:
-    """The head (filled Otsu foreground) minus a `HEAD_MARGIN_MM` shell (scalp and skull): about
-    the brain. A skull-stripped brain (`skull_stripped`) loses only `STRIPPED_MARGIN_MM` (its
-    partial-volume edge): the full margin would take away a third of it, with the lesions there.
-    ``inset_mm`` takes that much more off (the brain's surface)."""
+    """About the brain: the head (filled Otsu foreground) with its scalp and skull taken away
+    (`_parenchyma`: the bright tissue inside the head cut from the scalp by an opening, with what it
+    encloses), or, when that fails, the head minus a `HEAD_MARGIN_MM` shell. A skull-stripped brain
+    (`skull_stripped`) loses only `STRIPPED_MARGIN_MM` (its partial-volume edge): the full margin
+    would take away a third of it, with the lesions there. ``inset_mm`` takes that much more off
+    (the brain's surface)."""
+    return BrainDepth.of(data, spacing).region(inset_mm)
+
+
+@dataclass
+class BrainDepth:
+    """Depth (mm, on a 2 mm grid) inside the head or the brain `brain_region` found, and the margin
+    its surface loses; one computation serves every inset."""
+
+    grid: CoarseGrid
+    head: np.ndarray
+    depth: np.ndarray
+    margin: float
+
+    @classmethod
+    def of(cls, data: np.ndarray, spacing: tuple[float, float, float]) -> "BrainDepth":
+        from skimage.filters import threshold_otsu
+
+        grid = CoarseGrid.for_spacing(data.shape, spacing, 2.0)
+        coarse = grid.sample(data)
+        head = largest_component(fill_holes_slicewise(coarse > threshold_otsu(coarse)))
+        if not head.any():
+            raise SegmentationError("no head found in the image (empty foreground)")
+        sampling = grid.coarse_spacing(spacing)
+        if skull_stripped(coarse, head):
+            region, margin = head, STRIPPED_MARGIN_MM
+        else:
+            parenchyma = _parenchyma(coarse, head, sampling)
+            region, margin = (head, HEAD_MARGIN_MM) if parenchyma is None else (parenchyma, STRIPPED_MARGIN_MM)
+        return cls(grid, head, ndimage.distance_transform_edt(region, sampling=sampling), margin)
+
+    def region(self, inset_mm: float = 0.0) -> np.ndarray:
+        inner = self.depth > self.margin + inset_mm
+        if not inner.any():
+            inner = self.head
+        return self.grid.upsample(inner) if not self.grid.is_identity else inner
+
+
+def _parenchyma(coarse: np.ndarray, head: np.ndarray, sampling: tuple[float, float, float]) -> np.ndarray | None:
+    """The brain inside a head that still has its scalp and skull, or None when it cannot be told.
+
+    A fixed margin does not fit every head: scalp and skull are 7-16 mm thick, and what the margin
+    leaves of them (dark bone, bright scalp) swamps the histogram the lesion levels are read from.
+    The tissue brighter than the head's own Otsu level (brain and scalp on FLAIR and T1; bone and
+    CSF are dark) is opened by `SKULL_OPENING_MM` (cutting the thin bridges to the scalp), its
+    largest component grown back within it and its enclosed CSF and lesions filled in. A result
+    smaller than `MIN_PARENCHYMA_FRACTION` of the head is no brain (a tissue threshold that failed)."""
     from skimage.filters import threshold_otsu
 
-    grid = CoarseGrid.for_spacing(data.shape, spacing, 2.0)
-    coarse = grid.sample(data)
-    head = largest_component(fill_holes_slicewise(coarse > threshold_otsu(coarse)))
-    if not head.any():
-        raise SegmentationError("no head found in the image (empty foreground)")
-    margin = STRIPPED_MARGIN_MM if skull_stripped(coarse, head) else HEAD_MARGIN_MM
-    depth = ndimage.distance_transform_edt(head, sampling=grid.coarse_spacing(spacing))
-    inner = depth > margin + inset_mm
-    if not inner.any():
-        inner = head
-    return grid.upsample(inner) if not grid.is_identity else inner
+    values = coarse[head]
+    if values.size < 1000:
+        return None
+    tissue = head & (coarse > threshold_otsu(values))
+    ball = ellipsoid(SKULL_OPENING_MM, sampling)
+    core = ndimage.binary_erosion(tissue, ball)
+    if not core.any():
+        return None
+    grown = tissue & ndimage.binary_dilation(largest_component(core), ball)
+    closed = ndimage.binary_closing(grown, ball, border_value=0)
+    brain = fill_holes_slicewise(ndimage.binary_fill_holes(closed | grown)) & head
+    if brain.sum() < MIN_PARENCHYMA_FRACTION * head.sum():
+        return None
+    return brain
 
 
 @dataclass(frozen=True)
@@ -1046,16 +1127,24 @@ class MRLesions:
     voxel_ml: float = 0.0
     #: the image's own grey-white contrast (`brain_contrast`), which says T1 or FLAIR/T2 when clear
     contrast: BrainContrast | None = None
+    #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`)
+    cortical_left_out: int = 0
 
     def doubt(self) -> str | None:
-        """Why the lesions found may be normal tissue or their burden off, or None: grey matter
+        """Why the lesions found (or none) may be wrong, or None: the levels are so high that only
+        lesions brighter than bright normal tissue can count (`MR_BLIND_SEED_K`: T2's CSF); grey matter
         is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
         the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
         out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain)."""
-        if not self.kept or self.lesion_median is None:
-            return None
         reasons = []
+        blind = (self.tissue.seed_level - self.tissue.white) / max(self.tissue.spread, 1e-9)
+        if blind > MR_BLIND_SEED_K:
+            reasons.append(f"lesions had to be {blind:.0f} white-matter SDs brighter than white matter to count (the "
+                           f"brain's bright normal tissue, e.g. CSF on T2, sets the level): fainter lesions are missed, "
+                           f"so the lesion load (or 'no lesion') may be wrong; ask on the FLAIR")
+        if not self.kept or self.lesion_median is None:
+            return "; ".join(reasons) or None
         if not self.tissue.grey_peak:
             reasons.append("no separate grey-matter peak in this scan's histogram (on real FLAIR grey matter is "
                            "about as bright as faint lesion edges): bright grey matter (cortex, hippocampus) may be "
@@ -1102,13 +1191,18 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     half-maximum edge for a bright lesion) holding a core, kept from `MR_MIN_LESION_MM3` when
     compact or thick (`MR_MIN_SPHERICITY`, `MR_THICK_MM`) and not cut by the field of view.
     """
-    brain = brain_region(data, spacing)
+    depth = BrainDepth.of(data, spacing)
+    brain = depth.region()
     smoothed = ndimage.gaussian_filter(data.astype(np.float32, copy=False),
                                        [MR_SMOOTH_MM / s for s in spacing])
     tissue = brain_tissue(smoothed[brain])
     allowed = brain & search
-    seeds = (smoothed > tissue.seed_level) & allowed & brain_region(data, spacing, MR_SURFACE_MM)
-    labels, n = ndimage.label((smoothed > tissue.grow_level) & allowed, structure=CONN26)
+    cortex = _cortex_band(smoothed, tissue, brain, spacing)
+    seeds = (smoothed > tissue.seed_level) & allowed & ~cortex & depth.region(MR_SURFACE_MM)
+    grow = (smoothed > tissue.grow_level) & allowed
+    labels, n = ndimage.label(grow & ~cortex, structure=CONN26)
+    # a piece the cortex band cut from a bright cortical network lies along it
+    along_cortex = ndimage.binary_dilation(grow & cortex, CONN26) if cortex.any() else cortex
     out = np.zeros(labels.shape, dtype=np.int32)
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
@@ -1124,9 +1218,16 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         region = labels[obj] == label
         core = region & seeds[obj]
         cores[label] = float(np.median(smoothed[obj][core]))
-        edge = (tissue.white + cores[label]) / 2.0
+        peak = cores[label]
+        if peak > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread:
+            # a bright lesion: its cores' median lies far below its peak when it fades gradually
+            peak = max(peak, float(np.percentile(smoothed[obj][region], MR_PEAK_PERCENTILE)))
+        edge = (tissue.white + peak) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
+        if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
+                and cores[label] < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread):
+            continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
                                            or _inscribed_radius(lesion, spacing) >= MR_THICK_MM):
             kept.append(label)
@@ -1135,7 +1236,31 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     median = float(np.median(smoothed[found])) if found.any() else None
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
-                     float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing))
+                     float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing),
+                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))))
+
+
+def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
+                 spacing: tuple[float, float, float]) -> np.ndarray:
+    """Voxels that may be cortex lining the sulci and not lesion: within `MR_CORTEX_MM` of sulcal
+    CSF (dark voxels, `MR_CSF_WM_K`, connected to the CSF or background around the brain region;
+    the enclosed ventricles do not count) and less than `MR_CORTEX_CLEAR_K` white-matter SDs above
+    white matter. Only where grey matter lies at least `MR_CORTEX_GM_K` SDs above white matter
+    but is no peak of its own (`BrainTissue.grey_peak`, whose levels already clear it): a bright
+    shoulder (high grey-white contrast, 2-D FLAIR) whose tail is as bright as a lesion, and a
+    juxtacortical lesion lies mostly in white matter beside it, or is brighter. On FLAIR with
+    little grey-white contrast (3-D, N4-corrected) the band is empty: there periventricular
+    lesions lie near CSF that reaches the brain's edge through the region's cuts."""
+    if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
+        return np.zeros(brain.shape, dtype=bool)
+    dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
+    parts, _ = ndimage.label(dark, structure=CONN26)
+    outer = np.isin(parts, np.unique(parts[~brain]))
+    outer &= parts > 0
+    if not outer.any():
+        return np.zeros(brain.shape, dtype=bool)
+    near = ndimage.distance_transform_edt(~outer, sampling=spacing) <= MR_CORTEX_MM
+    return near & brain & (smoothed < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread)
 
 
 def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, cores: np.ndarray,
