@@ -159,7 +159,9 @@ def test_block_maximum_matches_the_blockwise_or(shape, strides):
     expected = np.zeros(grid.sample(data).shape, dtype=bool)
     owners = [np.minimum(np.arange(n) // s, c - 1) for n, s, c in zip(shape, strides, expected.shape)]
     np.logical_or.at(expected, np.ix_(*owners), data > 0.9)
-    np.testing.assert_array_equal(grid.any_above(data, 0.9), expected)
+    coarse, above = grid.sample_and_any_above(data, 0.9)
+    np.testing.assert_array_equal(above, expected)
+    np.testing.assert_array_equal(coarse, grid.sample(data))
 
 
 def test_coarse_grid_reaches_its_block_size_only_where_it_costs_little_resolution():

@@ -258,13 +258,14 @@ def test_flair_lesion_load(big_mm):
 
 @pytest.mark.parametrize("shape, strides", [((37, 514, 131), (3, 4, 5)), ((10, 7, 5), (3, 4, 5)), ((1, 64, 64), (1, 2, 2))])
 def test_coarse_block_maximum_keeps_thin_structures(shape, strides):
-    """`CoarseGrid.any_above` marks every block holding a voxel above the threshold, on the same
+    """`CoarseGrid.sample_and_any_above` marks every block holding a voxel above the threshold, on the same
     blocks as `sample` (the last absorbing the remainder)."""
     from grounding.segmenters.morphology import CoarseGrid
 
     data = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
     grid = CoarseGrid(shape, strides)
-    got = grid.any_above(data, 2.5)
+    coarse, got = grid.sample_and_any_above(data, 2.5)
+    assert np.array_equal(coarse, grid.sample(data))
     want = np.zeros(grid.sample(data).shape, bool)
     index = [np.minimum(np.arange(n) // s, m - 1) for n, s, m in zip(shape, strides, want.shape)]
     zz, yy, xx = np.nonzero(data > 2.5)

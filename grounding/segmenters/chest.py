@@ -276,14 +276,15 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     require_ct(volume, "lungs")
     grid = CoarseGrid.for_spacing(volume.shape, volume.spacing, coarse_mm, COARSE_MIN_BLOCK)
     spacing = grid.coarse_spacing(volume.spacing)
-    coarse = grid.sample(volume.data)
+    coarse, dense = grid.sample_and_any_above(volume.data, HU_BODY)
 
     # world x of coarse indices through the affine's x row alone (`world_x` runs on every lung voxel)
     x_row = volume.affine[0, :3] * np.array(grid.strides)
     x_origin = float(volume.affine[0, :3] @ (np.array(grid.strides) // 2) + volume.affine[0, 3])
     world_x = _linear(x_row, x_origin)
 
-    body = body_core(grid.any_above(volume.data, HU_BODY), spacing)
+    body = body_core(dense, spacing)
+    del dense
     inside_air = (coarse < HU_AIR) & body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
     air_box = bounding_box(inside_air)  # airways and lungs lie in it
@@ -1022,12 +1023,13 @@ def refine_labels(
     np.subtract(code, labelled & ~inner, out=code, casting="unsafe")
     if exclude is not None:
         code[exclude[box] & ~inner] = 0
-    fine_box = grid.fine_box(box)
-    part = grid.upsample(code, box)
-    band = np.bitwise_and(part, 1).view(bool)
-    keep = band_keep(fine_box)
-    np.greater_equal(keep, band, out=keep)  # off the band, or kept by the fine threshold
-    part += 1
-    part >>= 1
-    np.multiply(part, keep, out=full[fine_box])
+    for sub in grid.slabs(box):  # slab by slab: the fine temporaries stay in the cache
+        fine_box = grid.fine_box(sub)
+        part = grid.upsample(code[sub[0].start - box[0].start:sub[0].stop - box[0].start], sub)
+        band = np.bitwise_and(part, 1).view(bool)
+        keep = band_keep(fine_box)
+        np.greater_equal(keep, band, out=keep)  # off the band, or kept by the fine threshold
+        part += 1
+        part >>= 1
+        np.multiply(part, keep, out=full[fine_box])
     return full

@@ -17,7 +17,7 @@ elements used here, same results). `bounding_box`, `centroid` and `component_siz
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -69,18 +69,24 @@ def border_connected(background: np.ndarray, frame: np.ndarray | None = None) ->
 
     ``frame`` (nz, ny + 2, nx + 2), optional: which voxels of a one-voxel frame around each slice
     are open (default all; its inner part is ignored): a closed frame voxel keeps the background
-    beside it from reaching the border there. One cc3d pass: the framed slices are stacked into a
-    tall 2-D image, each below an open link row and all between two open link columns, so every
-    open frame voxel and everything reaching one is a single component, the image's first.
+    beside it from reaching the border there. One cc3d pass per slab of slices (about
+    `SLAB_VOXELS` each): the framed slices are stacked into a tall 2-D image, each below an open
+    link row and all between two open link columns, so every open frame voxel and everything
+    reaching one is a single component, the image's first.
     """
     nz, ny, nx = background.shape
-    flat = np.ones((nz * (ny + 3) + 1, nx + 4), dtype=bool)  # a last link row closes the last slice
-    tall = flat[:-1].reshape(nz, ny + 3, nx + 4)
-    if frame is not None:
-        tall[:, 1:, 1:-1] = frame
-    tall[:, 2:-1, 2:-2] = background
-    labels = cc3d.connected_components(flat, connectivity=4)
-    return labels[:-1].reshape(nz, ny + 3, nx + 4)[:, 2:-1, 2:-2] == labels[0, 0]
+    out = np.empty(background.shape, dtype=bool)
+    step = max(1, SLAB_VOXELS // ((ny + 3) * (nx + 4)))
+    for z0 in range(0, nz, step):
+        z1 = min(z0 + step, nz)
+        flat = np.ones(((z1 - z0) * (ny + 3) + 1, nx + 4), dtype=bool)  # a last link row closes the last slice
+        tall = flat[:-1].reshape(z1 - z0, ny + 3, nx + 4)
+        if frame is not None:
+            tall[:, 1:, 1:-1] = frame[z0:z1]
+        tall[:, 2:-1, 2:-2] = background[z0:z1]
+        labels = cc3d.connected_components(flat, connectivity=4)
+        np.equal(labels[:-1].reshape(z1 - z0, ny + 3, nx + 4)[:, 2:-1, 2:-2], labels[0, 0], out=out[z0:z1])
+    return out
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -238,6 +244,8 @@ def span_last_axis(lines: np.ndarray) -> np.ndarray:
     return forward & backward
 
 
+#: full-resolution passes over a volume run on slabs of about this many voxels (`CoarseGrid.slabs`)
+SLAB_VOXELS = 1 << 19
 #: `component_sizes` counts this many voxels at a time: `np.bincount` converts its input to int64,
 #: which for a whole volume's labels would be a temporary of twice a float32 volume
 COUNT_CHUNK = 1 << 20
@@ -391,17 +399,39 @@ class CoarseGrid:
         """The coarse copy of a fine array (block-centre samples, contiguous)."""
         return np.ascontiguousarray(data[tuple(slice(s // 2, None, s) for s in self.strides)])
 
-    def any_above(self, data: np.ndarray, threshold: float) -> np.ndarray:
-        """Coarse mask of the blocks holding any fine voxel above ``threshold``.
+    def slabs(self, box: tuple[slice, ...] | None = None, voxels: int = SLAB_VOXELS) -> Iterator[tuple[slice, ...]]:
+        """The coarse box ``box`` (default the whole grid; slices with explicit starts and stops) cut
+        along z into sub-boxes of whole coarse slices, each holding about ``voxels`` fine voxels (at
+        least one coarse slice): a full-resolution pass run slab by slab keeps its temporaries in
+        the cache and reuses their memory, where whole-volume temporaries are fresh memory each
+        time (on a small volume mapping and zeroing it costs as much as the pass itself)."""
+        box = box or tuple(slice(0, len(range(s // 2, n, s))) for n, s in zip(self.shape, self.strides))
+        fine_slice = int(np.prod([(sl.stop - sl.start) * s for sl, s in zip(box[1:], self.strides[1:])]))
+        step = max(1, voxels // max(1, fine_slice * self.strides[0]))
+        for start in range(box[0].start, box[0].stop, step):
+            yield (slice(start, min(start + step, box[0].stop)),) + tuple(box[1:])
+
+    def sample_and_any_above(self, data: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """`sample` of ``data`` and the coarse mask of the blocks holding any fine voxel above
+        ``threshold``, in one pass over ``data``, slab by slab (`slabs`): the sample is taken from the
+        slab the threshold has just read into the cache (on a large volume reading it twice from
+        memory costs more than both operations).
 
         A block maximum rather than the centre sample: a structure thinner than a block (a thin
         chest wall) is kept wherever it passes.
         """
-        out = data > threshold
-        for axis in (2, 1, 0):  # the last axis first: it shrinks the array the most cheaply
-            if self.strides[axis] > 1:
-                out = _block_any(out, axis, self.strides[axis])
-        return np.ascontiguousarray(out)
+        shape = tuple(len(range(s // 2, n, s)) for n, s in zip(self.shape, self.strides))
+        coarse, above = np.empty(shape, dtype=data.dtype), np.empty(shape, dtype=bool)
+        centres = tuple(slice(s // 2, None, s) for s in self.strides)
+        for sub in self.slabs():
+            slab = data[self.fine_box(sub)]
+            part = slab > threshold
+            for axis in (2, 1, 0):  # the last axis first: it shrinks the array the most cheaply
+                if self.strides[axis] > 1:
+                    part = _block_any(part, axis, self.strides[axis])
+            above[sub[0]] = part
+            coarse[sub[0]] = slab[centres]
+        return coarse, above
 
     def mean(self, data: np.ndarray) -> np.ndarray:
         """The coarse copy of a fine array as block means (float32): less noise than `sample`."""
