@@ -180,28 +180,34 @@ class ChestLabels:
     midline_x_mm: float
     lung_error: str | None = None
     split_doubt: str | None = None
-    _full: dict[str, Any] = field(default_factory=dict, repr=False)  # full-resolution masks, the labels' fine box
+    _full: dict[str, Any] = field(default_factory=dict, repr=False)  # full-resolution masks and labels
 
     def full_labels(self, data: np.ndarray) -> np.ndarray:
         """Full-resolution uint8 labels (`LEFT`, `RIGHT`, `AIRWAY`), computed once."""
         if "labels" not in self._full:
-            self._full["labels"] = refine_labels(self.labels, self.grid, lambda box: data[box] < HU_AIR, ~self.body)
+            full = np.zeros(self.grid.shape, dtype=np.uint8)
+            refined = self._refined(data)
+            if refined is not None:
+                full[refined[0]] = refined[1]
+            self._full["labels"] = full
         return self._full["labels"]
+
+    def _refined(self, data: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray] | None:
+        """The full-resolution labels in their fine box alone (`refine_in_box`), computed once: a lung
+        mask is compared there, without a whole-volume label array."""
+        if "refined" not in self._full:
+            self._full["refined"] = refine_in_box(self.labels, self.grid, lambda box: data[box] < HU_AIR, ~self.body)
+        return self._full["refined"]
 
     def full_mask(self, data: np.ndarray, *values: int) -> np.ndarray:
         """A new full-resolution boolean mask of the voxels labelled one of ``values``, compared in
-        the labels' box alone (the rest of a small volume's grid costs as much as the box)."""
-        labels = self.full_labels(data)
-        out = np.zeros(labels.shape, dtype=bool)
-        if "box" not in self._full:
-            box = bounding_box(self.labels > 0)
-            # the refinement's band reaches one coarse voxel beyond the labels
-            self._full["box"] = box and self.grid.fine_box(tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n))
-                                                                for sl, n in zip(box, self.labels.shape)))
-        box = self._full["box"]
-        if box is None:
+        the labels' fine box alone (the rest of a small volume's grid costs as much as the box)."""
+        out = np.zeros(self.grid.shape, dtype=bool)
+        refined = self._refined(data)
+        if refined is None:
             return out
-        local, inside = labels[box], out[box]
+        box, local = refined
+        inside = out[box]
         np.equal(local, values[0], out=inside)
         for value in values[1:]:
             inside |= local == value
@@ -335,7 +341,16 @@ def split_doubt(labels: np.ndarray, spacing: tuple[float, float, float]) -> str 
     the contact area times that distance moves to the wrong lung; at `SPLIT_DOUBT_FRACTION` of the
     smaller lung or more the split is doubtful.
     """
-    left, right = labels == LEFT, labels == RIGHT
+    # the columns (x) holding each lung, from one pass over the labels (`LEFT` and `RIGHT` are
+    # distinct bits): faces are counted only where both lungs lie within a column of each other,
+    # which separate lungs never do
+    present = np.bitwise_or.reduce(np.bitwise_or.reduce(labels, axis=0), axis=0)
+    near = [dilate(present & side > 0, np.ones(3, dtype=bool)) for side in (LEFT, RIGHT)]
+    columns = np.flatnonzero(near[0] & near[1])
+    if columns.size == 0:
+        return None
+    span = labels[:, :, columns[0]:columns[-1] + 1]
+    left, right = span == LEFT, span == RIGHT
     contact_mm2 = 0.0
     for axis in (1, 2):
         ahead, behind = [slice(None)] * 3, [slice(None)] * 3
@@ -345,6 +360,7 @@ def split_doubt(labels: np.ndarray, spacing: tuple[float, float, float]) -> str 
         contact_mm2 += faces * spacing[0] * spacing[3 - axis]
     if contact_mm2 == 0.0:
         return None
+    left, right = labels == LEFT, labels == RIGHT
     voxel_ml = float(np.prod(spacing)) / 1000.0
     smaller_ml = min(np.count_nonzero(left), np.count_nonzero(right)) * voxel_ml
     at_stake_ml = contact_mm2 * SPLIT_OFFSET_MM / 1000.0
@@ -990,16 +1006,28 @@ def refine_labels(
     is kept whole; its boundary band (one dilation minus the interior, not in ``exclude`` or
     another label) keeps the fine voxels where ``band_keep(box)`` (a new full-resolution boolean
     array of the fine voxels in ``box``; it is overwritten) is True. Only the labels' bounding box is brought to
-    full resolution (lungs and airways fill a fraction of the field of view).
+    full resolution (lungs and airways fill a fraction of the field of view): `refine_in_box`.
     """
-    if grid.is_identity:
-        return labels.copy()
     full = np.zeros(grid.shape, dtype=np.uint8)
+    refined = refine_in_box(labels, grid, band_keep, exclude)
+    if refined is not None:
+        full[refined[0]] = refined[1]
+    return full
+
+
+def refine_in_box(
+    labels: np.ndarray, grid: CoarseGrid, band_keep: Callable[[tuple[slice, ...]], np.ndarray],
+    exclude: np.ndarray | None
+) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """`refine_labels` within the fine box of the labels' coarse bounding box grown by one voxel
+    (the band reaches one voxel out), beyond which all is 0: ``(fine box, its uint8 labels)``, or
+    None without labels."""
     box = bounding_box(labels > 0)
     if box is None:
-        return full
-    # the band reaches one voxel out
+        return None
     box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
+    if grid.is_identity:
+        return box, labels[box].copy()
     labels = labels[box]
     # all labels at once, from their six face neighbours (beyond the array: the same label): a voxel
     # is interior when they all share its label, else it is its label's band; a background voxel
@@ -1023,6 +1051,8 @@ def refine_labels(
     np.subtract(code, labelled & ~inner, out=code, casting="unsafe")
     if exclude is not None:
         code[exclude[box] & ~inner] = 0
+    fine = grid.fine_box(box)
+    local = np.empty(tuple(sl.stop - sl.start for sl in fine), dtype=np.uint8)
     for sub in grid.slabs(box):  # slab by slab: the fine temporaries stay in the cache
         fine_box = grid.fine_box(sub)
         part = grid.upsample(code[sub[0].start - box[0].start:sub[0].stop - box[0].start], sub)
@@ -1031,5 +1061,5 @@ def refine_labels(
         np.greater_equal(keep, band, out=keep)  # off the band, or kept by the fine threshold
         part += 1
         part >>= 1
-        np.multiply(part, keep, out=full[fine_box])
-    return full
+        np.multiply(part, keep, out=local[fine_box[0].start - fine[0].start:fine_box[0].stop - fine[0].start])
+    return fine, local
