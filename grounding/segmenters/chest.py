@@ -303,16 +303,17 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
     lung_error = None
     # the lungs lie in the inside air's bounding box: on a small grid the passes over the whole
-    # field of view would cost more than the analysis (one voxel wider for the airways' dilation and
-    # `LUNG_MIN_DEPTH_MM` for the depth of air under the skin, from even indices as `_middle_x`
-    # samples every second voxel)
-    box = _grown_box(inside_air, margin=1 + int(np.ceil(LUNG_MIN_DEPTH_MM / min(spacing))), align=2, own=air_box)
+    # field of view would cost more than the analysis (one voxel wider for the airways' dilation, the
+    # gas pockets' rim and the slice beyond a lung's holes, from even indices as `_middle_x` samples
+    # every second voxel; the depth of air under the skin is measured in the whole body)
+    box = _grown_box(inside_air, margin=1, align=2, own=air_box)
     box_x = _linear(x_row, x_origin + float(np.array([sl.start for sl in box]) @ x_row))
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
-                                 spacing=spacing, superior_step=superior_step, body=body[box])
+                                 spacing=spacing, superior_step=superior_step, body=body,
+                                 body_origin=tuple(sl.start for sl in box))
         found = np.count_nonzero(labels[box])
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -638,6 +639,7 @@ def find_lungs(
     spacing: tuple[float, float, float] = (COARSE_MM, COARSE_MM, COARSE_MM),
     superior_step: int = 1,
     body: np.ndarray | None = None,
+    body_origin: tuple[int, int, int] = (0, 0, 0),
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
@@ -648,8 +650,9 @@ def find_lungs(
     on a scan of the upper abdomen the colon or stomach can hold more air than the lung bases;
     gas joined to a lung through a thin diaphragm is cut off (`_drop_gas_pockets`). ``spacing``
     is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head;
-    ``body`` the body mask: a lung lies at least `LUNG_MIN_DEPTH_MM` inside it (`_deep_enough`).
-    Further sizeable pieces of a lung join it (`_add_lung_pieces`).
+    ``body`` the body mask: a lung lies at least `LUNG_MIN_DEPTH_MM` inside it (`_deep_enough`); it
+    may reach beyond the other arrays, whose first voxel is ``body_origin`` in it. Further sizeable
+    pieces of a lung join it (`_add_lung_pieces`).
     """
 
     candidates = inside_air.copy()
@@ -737,7 +740,8 @@ def find_lungs(
             if sizes[label] < LUNG_PIECE_FRACTION * sizes[order[0]]:
                 break
             side = LEFT if x_of(label) > midline_x_mm else RIGHT
-            if is_2d or side not in sides and _deep_enough(component(label), body, spacing, box_of(label)):
+            if is_2d or side not in sides and _deep_enough(component(label), body, spacing, box_of(label),
+                                                           body_origin):
                 parts.append(component(label))
                 centroids.append(x_of(label))
                 sides.add(side)
@@ -754,7 +758,7 @@ def find_lungs(
     del parts
     if not is_2d:
         _add_lung_pieces(out, sides_of, sizes, order[: min(n, 12)].tolist(), used, component, x_of, midline_x_mm,
-                         superior_step, body, spacing)
+                         superior_step, body, spacing, body_origin)
     del labels, masks
     for side in (LEFT, RIGHT):
         own = _drop_gas_pockets(out, side, coarse, gas_below_hu, float(np.prod(spacing)))
@@ -764,12 +768,14 @@ def find_lungs(
 
 def _add_lung_pieces(out: np.ndarray, sides_of: list[int], sizes: np.ndarray, candidates: list[int], used: set[int],
                      component: Callable[[int], np.ndarray], x_of: Callable[[int], float], midline_x_mm: float,
-                     superior_step: int, body: np.ndarray | None, spacing: tuple[float, float, float]) -> None:
+                     superior_step: int, body: np.ndarray | None, spacing: tuple[float, float, float],
+                     body_origin: tuple[int, int, int] = (0, 0, 0)) -> None:
     """Join to the lungs in ``out`` (in place; the sides present ``sides_of``) the further pieces of a
     lung: components (``component(label)``: its mask, ``x_of(label)``: its centroid's world x) among
     ``candidates`` (largest first; not ``used``, not gas: size 0) of at least `LUNG_PIECE_FRACTION` of
     the largest, each to the lung on its side of the midline, when it reaches up into the upper
-    half of that lung's height and lies deep enough inside ``body`` (`_deep_enough`). A thin slab
+    half of that lung's height and lies deep enough inside ``body`` (`_deep_enough`; ``out``'s first
+    voxel is ``body_origin`` in it). A thin slab
     of the lung bases cuts a lung's recesses into separate pieces; gas in bowel hangs below the
     lungs (and is no candidate anyway), and air trapped under clothing or a skin fold lies at the
     body's surface, outside the chest wall."""
@@ -787,7 +793,7 @@ def _add_lung_pieces(out: np.ndarray, sides_of: list[int], sizes: np.ndarray, ca
             heights[side] = _z_extent(bounding_box(out == side), superior_step)
         low, high = heights[side]
         z_piece = _z_extent(bounding_box(piece), superior_step)
-        if z_piece[1] >= (low + high) / 2.0 and _deep_enough(piece, body, spacing):
+        if z_piece[1] >= (low + high) / 2.0 and _deep_enough(piece, body, spacing, origin=body_origin):
             out[piece] = side
             heights[side] = (min(low, z_piece[0]), max(high, z_piece[1]))
 
@@ -799,22 +805,28 @@ def _z_extent(box: tuple[slice, ...], superior_step: int) -> tuple[int, int]:
 
 
 def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float, float, float],
-                 own_box: tuple[slice, ...] | None = None) -> bool:
+                 own_box: tuple[slice, ...] | None = None, origin: tuple[int, int, int] = (0, 0, 0)) -> bool:
     """Whether ``mask``'s median voxel lies at least `LUNG_MIN_DEPTH_MM` inside ``body`` (always, without
-    a body), measured in ``mask``'s bounding box (``own_box`` when known) grown by that much."""
+    a body), measured in ``mask``'s bounding box (``own_box`` when known) grown by that much within
+    ``body``, which may be larger than ``mask``: ``origin`` is the index of ``mask``'s first voxel in it."""
     if body is None:
         return True
     grow = [int(np.ceil(LUNG_MIN_DEPTH_MM / s)) + 1 for s in spacing]
-    box = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
-                for sl, g, n in zip(own_box or bounding_box(mask), grow, mask.shape))
+    own = own_box or bounding_box(mask)
+    box = tuple(slice(max(sl.start + o - g, 0), min(sl.stop + o + g, n))
+                for sl, o, g, n in zip(own, origin, grow, body.shape))
     inside = body[box]
     if inside.all():
         return True
-    # on every second voxel along each axis: a few mm of error do not matter against the chest wall,
-    # and a lung's box is most of the grid
+    # on every second voxel of the grown box along each axis: a few mm of error do not matter against
+    # the chest wall, and a lung's box is most of the grid
     step = 2 if min(inside.shape) > 4 else 1
     inside = np.ascontiguousarray(inside[::step, ::step, ::step])
-    sample = mask[box][::step, ::step, ::step]
+    # the sampled voxels within the mask's own box (it is empty beyond), and their place in ``inside``
+    first = [-(-(sl.start + o - b.start) // step) for sl, o, b in zip(own, origin, box)]
+    last = [-(-(sl.stop + o - b.start) // step) for sl, o, b in zip(own, origin, box)]
+    sample = mask[tuple(slice(b.start + step * k - o, sl.stop, step) for b, k, o, sl in zip(box, first, origin, own))]
+    placed = tuple(slice(k, m) for k, m in zip(first, last))
     count = np.count_nonzero(sample)
     if count == 0:
         return True
@@ -824,10 +836,10 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
     sampling = [step * s for s in spacing]
     reach = [2 * (int(np.ceil(LUNG_MIN_DEPTH_MM / h - 1e-9)) - 1) + 1 for h in sampling]
     deep = ndimage.minimum_filter(inside.view(np.uint8), size=reach, mode="constant", cval=1)
-    if 2 * np.count_nonzero(deep.view(bool)[sample]) >= count:
+    if 2 * np.count_nonzero(deep.view(bool)[placed][sample]) >= count:
         return True
     depth = ndimage.distance_transform_edt(inside, sampling=sampling)
-    return 2 * np.count_nonzero(depth[sample] >= LUNG_MIN_DEPTH_MM) >= count
+    return 2 * np.count_nonzero(depth[placed][sample] >= LUNG_MIN_DEPTH_MM) >= count
 
 
 def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_below_hu: float,
