@@ -291,7 +291,8 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
 
     body = body_core(dense, spacing)
     del dense
-    inside_air = (coarse < HU_AIR) & body
+    inside_air = coarse < HU_AIR
+    inside_air &= body
     superior_step = 1 if volume.affine[2, 0] >= 0 else -1
     air_box = bounding_box(inside_air)  # airways and lungs lie in it
     airway, trachea = find_airways(inside_air, body, spacing, superior_step, air_box)
@@ -438,7 +439,9 @@ def border_opening(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
 def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
     """The scan's own air value (HU): the median of the coarse voxels outside ``body`` below
     `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air."""
-    air = coarse[~body & (coarse < AIR_REFERENCE_BELOW_HU)]
+    outside = coarse < AIR_REFERENCE_BELOW_HU
+    np.greater(outside, body, out=outside)  # and not body
+    air = coarse[outside]
     if air.size < AIR_MIN_VOXELS:
         return -1000.0
     # a regular sample of at most AIR_SAMPLE voxels: a large field's outside air is millions of
@@ -1040,13 +1043,13 @@ def refine_in_box(
     box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
     if grid.is_identity:
         return box, labels[box].copy()
-    labels = labels[box]
+    labels = labels[box].astype(np.uint8, copy=False)
     # all labels at once, from their six face neighbours (beyond the array: the same label): a voxel
     # is interior when they all share its label, else it is its label's band; a background voxel
     # beside labels is the band of the lowest of them (`LEFT` before `AIRWAY`)
     labelled = labels > 0
     inner = labelled.copy()
-    lowest = labels.astype(np.uint8) - np.uint8(1)  # background wraps to 255: no label
+    lowest = labels - np.uint8(1)  # background wraps to 255: no label
     nearest = np.full(labels.shape, 255, dtype=np.uint8)
     for axis in range(labels.ndim):
         for dst, src in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
@@ -1055,14 +1058,14 @@ def refine_in_box(
             here, there = tuple(here), tuple(there)
             inner[here] &= labels[here] == labels[there]
             np.minimum(nearest[here], lowest[there], out=nearest[here])
-    # codes: 2 * label inside, 2 * label - 1 on the band, 0 elsewhere
-    code = nearest + np.uint8(1)  # the lowest label beside, 0 for none...
+    # codes: 2 * label inside, 2 * label - 1 on the band (a label's voxels but its interior, and the
+    # background beside labels, as the lowest of them), 0 elsewhere
+    code = np.where(labelled, labels, nearest + np.uint8(1))  # background wraps back to 0: no label beside
+    band = np.greater(code > 0, inner)
     code <<= 1
-    np.subtract(code, code > 0, out=code, casting="unsafe")  # ...as its band
-    np.copyto(code, labels.astype(np.uint8) << 1, where=labelled)
-    np.subtract(code, labelled & ~inner, out=code, casting="unsafe")
+    np.subtract(code, band, out=code, casting="unsafe")
     if exclude is not None:
-        code[exclude[box] & ~inner] = 0
+        code[exclude[box] & band] = 0
     fine = grid.fine_box(box)
     local = np.empty(tuple(sl.stop - sl.start for sl in fine), dtype=np.uint8)
     for sub in grid.slabs(box):  # slab by slab: the fine temporaries stay in the cache
