@@ -497,8 +497,9 @@ def _block_any(mask: np.ndarray, axis: int, stride: int) -> np.ndarray:
         return mask.view(f"u{stride}") != 0
     m = len(range(stride // 2, n, stride))
     full = min(n, m * stride)
+    first: np.ndarray | None = None
     out: np.ndarray | None = None
-    for j in range(stride):
+    for j in range(stride):  # stride >= 2: the first two offsets OR-ed into a new array, the rest into it
         index: list[slice] = [slice(None)] * 3
         index[axis] = slice(j, full, stride)
         part = mask[tuple(index)]
@@ -506,7 +507,10 @@ def _block_any(mask: np.ndarray, axis: int, stride: int) -> np.ndarray:
             pad = [(0, 0)] * 3
             pad[axis] = (0, m - part.shape[axis])
             part = np.pad(part, pad)
-        out = part.copy() if out is None else np.logical_or(out, part, out=out)
+        if first is None:
+            first = part
+        else:
+            out = np.logical_or(first, part) if out is None else np.logical_or(out, part, out=out)
     assert out is not None
     if n > full:
         index = [slice(None)] * 3
