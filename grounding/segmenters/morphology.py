@@ -8,11 +8,15 @@ Speed: `label_components` uses connected-components-3d (cc3d) for face- and corn
 (several times faster than `scipy.ndimage.label`, same numbering), and for in-plane labelling
 (`label_planar`: the slices stacked into one tall 2-D image, a blank row between them);
 `fill_holes_slicewise` and `border_connected` flood from the slice borders the same way, in one
-cc3d pass; `erode` and `dilate` combine shifted views of the mask, one pass per
+cc3d pass per slab of slices; `erode` and `dilate` combine shifted views of the mask, one pass per
 structuring-element offset, instead of scipy's per-voxel loop (7-20x faster for the small
 elements used here, same results). `bounding_box`, `centroid` and `component_sizes` avoid
 `scipy.ndimage.find_objects`, axis-wise `np.count_nonzero` and, for a few labels,
-`np.bincount`'s int64 copy: each costs more than a whole labelling on a small volume.
+`np.bincount`'s int64 copy: each costs more than a whole labelling on a small volume. Passes over
+a full-resolution volume run slab by slab (`CoarseGrid.slabs`, `SLAB_VOXELS`): whole-volume
+temporaries are fresh memory on every call, which the operating system maps and zeroes page by
+page (on the 150 x 256 x 256 lung benchmark that was about a seventh of the time), while a slab's
+temporaries stay in the cache and their memory is reused.
 """
 
 from __future__ import annotations
