@@ -11,6 +11,13 @@ split is seeds 1000 and up (report it; never tune on it). A case is a pure funct
 and `render.GenerateOptions`.
 """
 
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
 TUNING_SEEDS = range(0, 100)
 HELDOUT_START = 1000
 SPLITS = ("tuning", "heldout")
@@ -25,3 +32,35 @@ def split_seeds(split: str, n: int) -> list[int]:
     if split == "heldout":
         return list(range(HELDOUT_START, HELDOUT_START + n))
     raise ValueError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
+
+
+def figure(v: Any, digits: int = 3) -> str:
+    """A figure of a report table ("-" when there is none)."""
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The split, case count, explicit seeds and output folder every stress benchmark takes."""
+    parser.add_argument("--split", choices=SPLITS, default="heldout",
+                        help="tuning (seeds 0-99, for development) or heldout (seeds 1000+, for reporting)")
+    parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
+    parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
+    parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
+
+
+def collect(split: str, seeds: list[int], rows: list[dict[str, Any]], summarize: Callable, goals: Callable,
+            worst_failures: Callable, report_markdown: Callable, out: Path | None) -> dict[str, Any]:
+    """A stress run's result from its per-case ``rows`` (summary, goals, worst failures and the
+    markdown report, by the benchmark's own functions), written to ``out`` as stress.json and
+    stress.md when given."""
+    summary = summarize(rows)
+    goal_rows = goals(summary)
+    failures = worst_failures(rows)
+    markdown = report_markdown(split, seeds, summary, goal_rows, failures)
+    result = {"split": split, "seeds": seeds, "rows": rows, "summary": summary, "goals": goal_rows,
+              "failures": failures, "markdown": markdown}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "stress.json").write_text(json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=1))
+        (out / "stress.md").write_text(markdown)
+    return result

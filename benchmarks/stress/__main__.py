@@ -9,13 +9,12 @@ with PASS/MISS) and, with ``--out``, writes ``stress.json`` (per-case rows and t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stress import SPLITS, split_seeds
+from benchmarks.stress import add_seed_arguments, collect, figure, split_seeds
 from benchmarks.stress.evaluate import (
     STRUCTURES,
     VERDICTS,
@@ -27,10 +26,6 @@ from benchmarks.stress.evaluate import (
     worst_failures,
 )
 from benchmarks.stress.render import GenerateOptions
-
-
-def _f(v: Any, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_rows: list[dict[str, Any]],
@@ -47,28 +42,28 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     for name in STRUCTURES:
         s = summary["structures"][name]
         v = s["verdicts"]
-        lines.append(f"| {name} | {s['n_present']} | {_f(s['dice_median'])} | {_f(s['dice_p5'])} | "
-                     f"{_f(s['abs_volume_error_median'])} | {_f(s['abs_volume_error_p95'])} | "
-                     f"{_f(s['volume_error_median'])} | " + " | ".join(str(v[k]) for k in VERDICTS)
+        lines.append(f"| {name} | {s['n_present']} | {figure(s['dice_median'])} | {figure(s['dice_p5'])} | "
+                     f"{figure(s['abs_volume_error_median'])} | {figure(s['abs_volume_error_p95'])} | "
+                     f"{figure(s['volume_error_median'])} | " + " | ".join(str(v[k]) for k in VERDICTS)
                      + f" | {s['right_but_flagged']} |")
     nod = summary["nodules"]
     v = nod["verdicts"]
     lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS)
                  + f" | {nod['right_but_flagged']} |")
     lines += ["", f"Nodules: {nod['total']} in {summary['cases']} scans; sensitivity for >= 6 mm "
-              f"{_f(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
-              f"{_f(nod['false_positives_per_scan'], 2)}.", "",
+              f"{figure(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
+              f"{figure(nod['false_positives_per_scan'], 2)}.", "",
               "| diameter | slices | detected / total |", "|---|---|---|"]
     for key, cell in nod["by_bin"].items():
         dbin, tbin = key.split(" | ")
         lines.append(f"| {dbin} | {tbin} | {cell['detected']} / {cell['total']} |")
     t = summary["seconds_median"]
-    lines += ["", f"Time per case (median): generate {_f(t['generate'], 1)} s, load {_f(t['load'], 1)} s, "
-              f"segment (all targets) {_f(t['segment'], 1)} s; total {summary['seconds_total']} s. Loader "
+    lines += ["", f"Time per case (median): generate {figure(t['generate'], 1)} s, load {figure(t['load'], 1)} s, "
+              f"segment (all targets) {figure(t['segment'], 1)} s; total {summary['seconds_total']} s. Loader "
               f"round-trip failures: {summary['loader_roundtrip_failures']}; loaded as non-CT: "
               f"{summary['modality_not_ct']}.", "",
               "| goal (held-out) | value | target | status |", "|---|---|---|---|"]
-    lines += [f"| {g['goal']} | {_f(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
+    lines += [f"| {g['goal']} | {figure(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
     if failures:
         lines += ["", "Worst failures:", "", "| case | structure | verdict | quality | what went wrong |",
                   "|---|---|---|---|---|"]
@@ -92,26 +87,12 @@ def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None,
                 print(f"[{i}/{len(seeds)}] seed {seed}: {row['case']['thickness_mm']:g} mm, "
                       f"{row['seconds']['segment']:.1f} s segment; wrong: {', '.join(bad) or 'none'}",
                       file=sys.stderr, flush=True)
-    summary = summarize(rows)
-    goal_rows = goals(summary)
-    failures = worst_failures(rows)
-    markdown = report_markdown(split, seeds, summary, goal_rows, failures)
-    result = {"split": split, "seeds": seeds, "rows": rows, "summary": summary, "goals": goal_rows,
-              "failures": failures, "markdown": markdown}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "stress.json").write_text(json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=1))
-        (out / "stress.md").write_text(markdown)
-    return result
+    return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stress", description=__doc__.split("\n")[0])
-    parser.add_argument("--split", choices=SPLITS, default="heldout",
-                        help="tuning (seeds 0-99, for development) or heldout (seeds 1000+, for reporting)")
-    parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
-    parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
-    parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
+    add_seed_arguments(parser)
     parser.add_argument("--max-voxels", type=int, default=GenerateOptions.max_voxels,
                         help="voxel budget per case (default %(default)s; see benchmarks.stress.render)")
     parser.add_argument("--declare-ct", action="store_true",

@@ -11,13 +11,12 @@ count, and time; with ``--out`` writes ``stress.json`` (per-case rows and the su
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stress import SPLITS, split_seeds
+from benchmarks.stress import add_seed_arguments, collect, figure, split_seeds
 from benchmarks.stress.evaluate import VERDICTS
 from benchmarks.stress_mr.evaluate import (
     BURDEN_SLACK_ML,
@@ -32,10 +31,6 @@ from benchmarks.stress_mr.evaluate import (
 from benchmarks.stress_mr.render import SEQUENCES, MROptions
 
 
-def _f(v: Any, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
 def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_rows: list[dict[str, Any]],
                     failures: list[dict[str, Any]]) -> str:
     """The figures as markdown tables (what the command prints)."""
@@ -46,13 +41,13 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
              "lesion-free one; on T1, any answer at quality ok. Confidently wrong = wrong at quality ok.", "",
              "| figure | value |", "|---|---|",
              f"| lesioned FLAIR/T2 brains | {s['lesioned_cases']} of {s['flair_t2_cases']} |",
-             f"| burden error median (signed) | {_f(s['burden_error_median'])} |",
-             f"| abs burden error median / p95 | {_f(s['abs_burden_error_median'])} / {_f(s['abs_burden_error_p95'])} |",
-             f"| burden within 30 % | {_f(s['burden_within_30pct'])} |",
-             f"| lesion Dice median / p5 | {_f(s['dice_median'])} / {_f(s['dice_p5'])} |",
-             f"| lesion-wise sensitivity >= {MISSED_MM:g} mm | {_f(s['sensitivity_5mm_plus'])} (n={s['n_5mm_plus']}) |",
-             f"| false-positive lesions per scan (mean / median) | {_f(s['false_positives_per_scan'], 2)} / "
-             f"{_f(s['false_positives_median'], 1)} |",
+             f"| burden error median (signed) | {figure(s['burden_error_median'])} |",
+             f"| abs burden error median / p95 | {figure(s['abs_burden_error_median'])} / {figure(s['abs_burden_error_p95'])} |",
+             f"| burden within 30 % | {figure(s['burden_within_30pct'])} |",
+             f"| lesion Dice median / p5 | {figure(s['dice_median'])} / {figure(s['dice_p5'])} |",
+             f"| lesion-wise sensitivity >= {MISSED_MM:g} mm | {figure(s['sensitivity_5mm_plus'])} (n={s['n_5mm_plus']}) |",
+             f"| false-positive lesions per scan (mean / median) | {figure(s['false_positives_per_scan'], 2)} / "
+             f"{figure(s['false_positives_median'], 1)} |",
              "| evidence quality | " + ", ".join(f"{q} {s['quality'][q]}" for q in QUALITY_LEVELS) + " |",
              "| verdicts | " + ", ".join(f"{v} {s['verdicts'][v]}" for v in VERDICTS) + " |",
              f"| confidently wrong | {s['confidently_wrong']} |",
@@ -66,11 +61,11 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
         lines.append(f"| {parts[0]} | {parts[1]} | {parts[2] if len(parts) > 2 else 'all'} | "
                      f"{cell['detected']} / {cell['total']} |")
     t = s["seconds_median"]
-    lines += ["", f"Time per case (median): generate {_f(t['generate'], 1)} s, load {_f(t['load'], 1)} s, "
-              f"segment {_f(t['segment'], 1)} s; total {s['seconds_total']} s. Loader round-trip failures: "
+    lines += ["", f"Time per case (median): generate {figure(t['generate'], 1)} s, load {figure(t['load'], 1)} s, "
+              f"segment {figure(t['segment'], 1)} s; total {s['seconds_total']} s. Loader round-trip failures: "
               f"{s['loader_roundtrip_failures']}; loaded as non-MR: {s['modality_not_mr']}.", "",
               "| goal | value | target | status |", "|---|---|---|---|"]
-    lines += [f"| {g['goal']} | {_f(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
+    lines += [f"| {g['goal']} | {figure(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
     if failures:
         lines += ["", "Worst failures:", "", "| case | verdict | quality | what went wrong |", "|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['verdict']} | {f['level']} | {f['why']} |" for f in failures]
@@ -90,30 +85,16 @@ def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None, op
                 c = row["case"]
                 found = sum(les["detected"] for les in row["lesions"])
                 print(f"[{i}/{len(seeds)}] seed {seed}: {c['sequence']}, {c['thickness_mm']:g} mm, "
-                      f"{row['truth_ml']:.2f} mL truth, {row['found_ml']:.2f} mL found, Dice {_f(row['dice'], 2)}, "
+                      f"{row['truth_ml']:.2f} mL truth, {row['found_ml']:.2f} mL found, Dice {figure(row['dice'], 2)}, "
                       f"lesions {found}/{len(row['lesions'])}, FP {row['false_positives']}, {row['level']}, "
                       f"{row['verdict']}, {row['seconds']['segment']:.1f} s{'; ' + row['why'] if row['why'] else ''}",
                       file=sys.stderr, flush=True)
-    summary = summarize(rows)
-    goal_rows = goals(summary)
-    failures = worst_failures(rows)
-    markdown = report_markdown(split, seeds, summary, goal_rows, failures)
-    result = {"split": split, "seeds": seeds, "rows": rows, "summary": summary, "goals": goal_rows,
-              "failures": failures, "markdown": markdown}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "stress.json").write_text(json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=1))
-        (out / "stress.md").write_text(markdown)
-    return result
+    return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stress_mr", description=__doc__.split("\n")[0])
-    parser.add_argument("--split", choices=SPLITS, default="heldout",
-                        help="tuning (seeds 0-99, for development) or heldout (seeds 1000+, for reporting)")
-    parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
-    parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
-    parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
+    add_seed_arguments(parser)
     parser.add_argument("--sequences", default="FLAIR",
                         help=f"comma-separated sequences drawn per case from {', '.join(SEQUENCES)} (default FLAIR)")
     parser.add_argument("--max-voxels", type=int, default=MROptions.max_voxels,
