@@ -145,6 +145,10 @@ DETACHED_MIN_SPHERICITY = 0.45
 DETACH_MIN_VOXELS = 2.5
 #: what the opening removed around a detached piece may fall into at most this many pieces
 DETACH_MAX_ARMS = 2
+#: ... unless it is this many times as wide as the widest of them (inscribed radii): where vessels
+#: meet, the ball between them is not much wider than they are; a nodule on the pleura's partial-volume
+#: rim, which the opening cuts into several thin pieces, or a large nodule touching several vessels is
+MANY_ARMS_MIN_WIDENING = 2.0
 #: on slices thicker than `THICK_SLICE_MM`, where vessels crossing a slice obliquely blur into
 #: blobs, a detached piece must be rounder than `DETACHED_MIN_SPHERICITY` (its extent across the
 #: slices counts from the first to the last slice centre, `_extent_mm`), hold a ball as wide as two
@@ -666,9 +670,9 @@ def _detached_verdict(
     if level > DETACHED_MAX_HU:
         return None
     arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
-    if arms > DETACH_MAX_ARMS:
-        return None
     widening = radius / max(arm_depth, 1e-6)
+    if arms > DETACH_MAX_ARMS and widening < MANY_ARMS_MIN_WIDENING:
+        return None
     needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
     if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
         return "nodule"
