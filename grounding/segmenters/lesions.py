@@ -20,7 +20,8 @@
   thick slices nodules not much larger than the slice thickness may be missed.
   Nodules touching a vessel are one component with the vessel tree and fail these tests; the
   rejected structures are opened by balls of `DETACH_RADII_MM` and a surviving round, isolated,
-  soft-tissue piece with at most `DETACH_MAX_ARMS` vessel branches, wider than those branches
+  soft-tissue piece with at most `DETACH_MAX_ARMS` vessel branches (any number when it is
+  `MANY_ARMS_MIN_WIDENING` times as wide as all of them), wider than those branches
   (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
   branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
   (`_detached_nodules`). Known limit: on a non-enhanced scan a nodule beside a vessel nearly as
@@ -570,7 +571,8 @@ def _detached_nodules(
     passes the tests of an isolated one (`compact_components`, `plausible_nodule`) and what the
     opening removed around it falls into at most
     `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
-    where vessels converge, has more). Its median must stay below `DETACHED_MAX_HU`: brighter is a
+    where vessels converge, has more), unless it is `MANY_ARMS_MIN_WIDENING` times as wide as all
+    of them (a ball where vessels meet is not). Its median must stay below `DETACHED_MAX_HU`: brighter is a
     contrast-filled vessel (so a calcified nodule on a vessel is missed).
     """
     box = bounding_box(mask)
