@@ -30,7 +30,9 @@
   piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
   than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
   its footprint (its own caps, a slice above and below, are none). Components on the scan's first or last
-  slice are not counted either (a vessel the scan range cuts ends there in a round stump).
+  slice are not counted either (a vessel the scan range cuts ends there in a round stump),
+  unless the range only grazes them: their widest section lies inside the scan and is at least
+  `CUT_MIN_SECTION_MM` across (`_whole_enough`; the search then says their size is less certain).
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
   found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
@@ -178,6 +180,9 @@ MIN_SECTION_COMPACTNESS = 0.5
 #: a structure along the pleura makes the search doubtful when its widest section is at least
 #: `NODULE_MIN_DIAMETER_MM` and this many in-plane pixels across (`_along_the_pleura`)
 PLEURA_DOUBT_MIN_PIXELS = 3.0
+#: a candidate on the scan's first or last slice is a nodule the range only grazes when its widest
+#: section lies inside the scan and is at least this wide (mm; wider than a lung vessel's stump)
+CUT_MIN_SECTION_MM = 10.0
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -444,6 +449,10 @@ def lung_nodules(
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
     stumps = np.unique(labels[cut & dense])
+    objects = ndimage.find_objects(labels)
+    grazed = [label for label in stumps[stumps > 0] if passed[label]
+              and _whole_enough(labels[objects[label - 1]] == label, spacing)]
+    stumps = np.setdiff1d(stumps, grazed)
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
     if passed[stumps].any():
@@ -461,7 +470,10 @@ def lung_nodules(
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
         if at_edge.size:
-            detached &= ~np.isin(pieces, at_edge)
+            objects = ndimage.find_objects(pieces)
+            whole = [label for label in at_edge[at_edge > 0] if _whole_enough(pieces[objects[label - 1]] == label, spacing)]
+            grazed += whole
+            detached &= ~np.isin(pieces, np.setdiff1d(at_edge, whole))
             if cut_doubt not in doubts:
                 doubts.append(cut_doubt)
         found |= detached
@@ -471,8 +483,24 @@ def lung_nodules(
         if borderline:
             doubts.append(f"{borderline} round piece(s) on a vessel nearly as wide as itself not counted as a "
                           f"nodule: one may have been missed")
+    if grazed:
+        doubts.append("a nodule found touches the scan's first or last slice: part of it may lie outside the scan "
+                      "range, so its size is less certain")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _whole_enough(part: np.ndarray, spacing: tuple[float, float, float]) -> bool:
+    """Whether a candidate touching the scan's first or last slice (``part``: its mask) is a nodule
+    the scan range only grazes: its widest section lies strictly between its first and last slice
+    and is at least `CUT_MIN_SECTION_MM` across (equivalent diameter). A vessel the range cuts is
+    about as wide on the edge slice as inside; a nodule cut through its middle is widest there and
+    stays left out."""
+    areas = np.count_nonzero(part, axis=(1, 2))
+    areas = areas[np.flatnonzero(areas)[0]:np.flatnonzero(areas)[-1] + 1]
+    widest = int(np.argmax(areas))
+    section_mm = 2.0 * math.sqrt(areas[widest] * spacing[1] * spacing[2] / math.pi)
+    return 0 < widest < len(areas) - 1 and section_mm >= CUT_MIN_SECTION_MM
 
 
 def _pleural_completions(
