@@ -167,6 +167,10 @@ PLAIN_SPLEEN_LATERAL_MM = 80.0
 SPLEEN_MAX_LUNG_FRACTION = 0.2
 #: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
 CAGE_MARGIN_MM = 25.0
+#: the liver and the spleen lie within this (mm) beyond the lungs' outline per angle (`_Lungs.cage`),
+#: read in this many angle bins
+CAGE_INSIDE_MM = 6.0
+CAGE_BINS = 90
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
@@ -242,6 +246,38 @@ class _Lungs:
             return False
         return not self.x_range[0] - CAGE_MARGIN_MM <= c.centroid[0] <= self.x_range[1] + CAGE_MARGIN_MM
 
+    def cage(self, frame: BodyFrame, body: np.ndarray) -> np.ndarray:
+        """The inside of the rib cage as the lungs outline it (coarse mask; all of the body without
+        lungs): the lungs' costophrenic recesses line the ribs down to the liver and the spleen, and
+        both lie inside the diaphragm within that outline. Per `CAGE_BINS` angle about the body's
+        axis (the midline at the body's centre), the cage reaches `CAGE_INSIDE_MM` beyond the
+        furthest lung voxel of any slice, plus, in each slice, as much as the skin lies further out
+        there than in that lung's slice (the abdomen widens below the chest; an arm beside the chest
+        only makes the lung's slice wider, never the cage narrower). Outside it lies the body wall,
+        whose muscle has the liver's and the spleen's HU on plain CT."""
+        lung = self.left | self.right
+        if not lung.any():
+            return body.copy()
+        dx, dy = frame.x - np.float32(frame.mid_x), frame.y - np.float32(frame.centre_y)
+        radius = np.hypot(dx, dy)
+        bins = ((np.arctan2(dy, dx) + np.pi) * (CAGE_BINS / (2 * np.pi))).astype(np.int32) % CAGE_BINS
+        slices = np.broadcast_to(np.arange(body.shape[0])[:, None, None], body.shape)
+        # the furthest voxel of a bin lies on the structure's surface: only those are read
+        lung_edge = lung & ~ndimage.binary_erosion(lung, CONN6)
+        lung_r = np.full(CAGE_BINS, np.inf, dtype=np.float32)  # a bin without lung is not bounded
+        lung_k = np.zeros(CAGE_BINS, dtype=np.int64)
+        r, b, k = radius[lung_edge], bins[lung_edge], slices[lung_edge]
+        order = np.argsort(r, kind="stable")
+        lung_r[b[order]], lung_k[b[order]] = r[order], k[order]  # the last write per bin is its largest
+        skin_edge = body & ~ndimage.binary_erosion(body, CONN6)
+        skin_r = np.zeros((body.shape[0], CAGE_BINS), dtype=np.float32)
+        np.maximum.at(skin_r, (slices[skin_edge], bins[skin_edge]), radius[skin_edge])
+        widening = np.maximum(skin_r - skin_r[lung_k, np.arange(CAGE_BINS)][None, :], 0.0)
+        reach = lung_r[None, :] + CAGE_INSIDE_MM + widening
+        # neighbouring bins: a rib's bin may hold no lung voxel at its furthest
+        reach = np.maximum(reach, np.maximum(np.roll(reach, 1, axis=1), np.roll(reach, -1, axis=1)))
+        return body & (radius <= np.take_along_axis(reach, bins.reshape(body.shape[0], -1), axis=1).reshape(body.shape))
+
 
 @dataclass
 class _Liver:
@@ -296,7 +332,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     frame = body_frame(volume, grid, hu, body)
     lungs = _Lungs.of(chest.labels, body, frame.x)
     edge = fat_edge(hu, body)
-    zones = _zones(frame, body)
+    # the liver and the spleen lie inside the rib cage; outside it, the body wall's muscle
+    cage = lungs.cage(frame, body)
+    zones = _zones(frame, body, cage)
     liver_mode = histogram_mode(hu[zones["liver"]], (0.0, 250.0))
     aorta = aorta_hu(hu, body, frame)
     phase, source = contrast_phase(aorta, liver_mode)
@@ -325,7 +363,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
             band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
         out.bands[organ] = band
-        allowed = body & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
+        inside = body if organ == "kidney" else cage
+        allowed = inside & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
         # enhanced kidneys: a bright cortex around a darker medulla, solid once its holes are filled
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
@@ -337,7 +376,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # candidates keep a voxel away from organs found before and from the spine (blurred by the
             # smoothing); the grown organ may touch them and the spine's bone
             bone = frame.spine & (hu_edge >= SPINE_HU)
-            grown = _grow(chosen, hu, hu_edge, body & ~taken & ~bone, band, edge, organ, frame.spacing)
+            grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, band, edge, organ, frame.spacing)
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not (c.mask & grown).any()]
@@ -433,8 +472,9 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
     return out
 
 
-def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
-    """Where each organ is expected (coarse masks): its mode is read there, its component reaches there."""
+def _zones(frame: BodyFrame, body: np.ndarray, cage: np.ndarray) -> dict[str, np.ndarray]:
+    """Where each organ is expected (coarse masks): its mode is read there, its component reaches there;
+    the liver's and the spleen's inside the ``cage`` (`_Lungs.cage`)."""
     dx_spine = np.abs(frame.x - frame.spine_x)
     liver = (frame.x <= frame.mid_x - LIVER_ZONE_MM["lateral"]) & (frame.y <= frame.spine_front_y)
     liver &= frame.depth >= LIVER_ZONE_MM["depth"]
@@ -443,7 +483,7 @@ def _zones(frame: BodyFrame, body: np.ndarray) -> dict[str, np.ndarray]:
     kidney = (dx_spine >= KIDNEY_ZONE_MM[0]) & (dx_spine <= KIDNEY_ZONE_MM[1])
     kidney &= (frame.y >= frame.spine_front_y - KIDNEY_FRONT_MM) & (frame.y <= frame.spine_front_y + 40.0)
     kidney &= frame.depth >= 15.0
-    return {"liver": liver & body, "spleen": spleen & body, "kidney": kidney & body}
+    return {"liver": liver & cage, "spleen": spleen & cage, "kidney": kidney & body}
 
 
 def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: float | None = None,
