@@ -318,6 +318,12 @@ class _Candidate:
     similar_shell: float
     depth_mm: float
     slice: int
+    box: tuple[slice, ...]  # the mask's bounding box
+    voxels: int
+
+    def meets(self, other: np.ndarray) -> bool:
+        """Whether its mask overlaps ``other`` (a coarse mask)."""
+        return bool((self.mask[self.box] & other[self.box]).any())
 
 
 def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
@@ -379,7 +385,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, band, edge, organ, frame.spacing)
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
-            candidates = [c for c in candidates if not (c.mask & grown).any()]
+            candidates = [c for c in candidates if not c.meets(grown)]
     # only each organ's own boundary voxels are decided at full resolution: `_grow` already took
     # back its partial-volume rim, and the coarse voxels beyond it hold the neighbours (bowel,
     # muscle, diaphragm) that are above the fat edge too (they added about 10 % to the liver)
@@ -551,19 +557,28 @@ def _candidates(
             basins[component] = 1
         near = ndimage.distance_transform_edt(cores == 0, sampling=spacing) <= REACH_MM[organ]
         core_sizes = component_sizes(cores, k)
-        for c in range(1, k + 1):
-            core = cores == c
-            mask = np.zeros(hu.shape, dtype=bool)
-            mask[box] = (basins == c) & near
-            zyx = tuple(np.round(np.argwhere(core).mean(axis=0) + [s.start for s in box]).astype(int))
+        reached = np.where(near, basins, 0)
+        # each basin and core worked on in its own box (with the shell's margin): a component of a
+        # plain CT's spleen band holds a hundred small basins
+        for c, (core_box, basin_box) in enumerate(zip(ndimage.find_objects(cores, k),
+                                                      ndimage.find_objects(reached, k)), start=1):
+            if basin_box is None:
+                continue
+            core = cores[core_box] == c
+            zyx = tuple(np.round(np.argwhere(core).mean(axis=0) + [s.start + b.start for s, b in zip(core_box, box)]
+                                 ).astype(int))
             centroid = tuple(float(a[zyx]) for a in (frame.x, frame.y, frame.z))
-            level = float(np.median(hu[box][core]))
-            local = mask[box]
+            level = float(np.median(hu[box][core_box][core]))
+            local_box = tuple(slice(max(s.start - 2, 0), min(s.stop + 2, n)) for s, n in zip(basin_box, reached.shape))
+            local = reached[local_box] == c
+            mask = np.zeros(hu.shape, dtype=bool)
+            mask[box][local_box] = local
+            mask_box = tuple(slice(a.start + b.start, a.start + b.stop) for a, b in zip(box, local_box))
             shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
-            similar = float(np.mean(np.abs(hu[box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
+            similar = float(np.mean(np.abs(hu[box][local_box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
             out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx]),
-                                  int(zyx[0])))
-    out.sort(key=lambda c: -int(c.mask.sum()))
+                                  int(zyx[0]), mask_box, int(np.count_nonzero(local))))
+    out.sort(key=lambda c: -c.voxels)
     return out
 
 
@@ -621,7 +636,7 @@ def _choose(
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
                     and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
                     and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c))
-    big = [c for c in candidates if fits(c) and c.mask.sum() * voxel_ml >= MIN_CORE_ML[organ]]
+    big = [c for c in candidates if fits(c) and c.voxels * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
         return None
     main = max(big, key=lambda c: c.core_voxels)
@@ -635,11 +650,11 @@ def _choose(
     mask = main.mask.copy()
     while pending:
         near = ndimage.binary_dilation(mask, CONN6)
-        touching = [c for c in pending if (c.mask & near).any()]
+        touching = [c for c in pending if c.meets(near)]
         if not touching:
             break
         for c in touching:
-            mask |= c.mask
+            mask[c.box] |= c.mask[c.box]
             pending.remove(c)
     return mask
 
