@@ -127,6 +127,8 @@ SPLEEN_FROM_LIVER_HU: dict[str, tuple[float, float]] = {
 KIDNEY_ABOVE_LIVER_GAP_HU = 10.0
 #: enhanced kidneys: the band reaches this far below the mode (medulla) and up to `KIDNEY_TOP_HU`
 KIDNEY_BELOW_HU = 60.0
+#: ... and its core is no more than this below the mode (an enhanced spleen, 90-140 HU, is not core)
+KIDNEY_CORE_BELOW_HU = 35.0
 KIDNEY_TOP_HU = 600.0
 #: radius (mm) of the opening that cuts thin bridges to neighbours of similar HU
 OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
@@ -320,6 +322,7 @@ class _Candidate:
     slice: int
     box: tuple[slice, ...]  # the mask's bounding box
     voxels: int
+    foreign: bool = False  # its core lies below the organ's core HU (`_candidates`' ``core_from``)
 
     def meets(self, other: np.ndarray) -> bool:
         """Whether its mask overlaps ``other`` (a coarse mask)."""
@@ -365,6 +368,11 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if organ == "spleen" and phase == "non-contrast":
             zone &= frame.x >= frame.mid_x + PLAIN_SPLEEN_LATERAL_MM
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
+        core_from = None
+        if organ == "kidney" and phase != "non-contrast":
+            # cortex and medulla are the band; a kidney's core is its bright part (the spleen beside
+            # it, inside the band once enhanced, is not)
+            core_from = band[0] + KIDNEY_BELOW_HU - KIDNEY_CORE_BELOW_HU
         if organ == "kidney" and phase != "non-contrast" and "liver" in out.bands:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
             band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
@@ -373,7 +381,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         allowed = inside & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
         # enhanced kidneys: a bright cortex around a darker medulla, solid once its holes are filled
         fill = organ == "kidney" and phase != "non-contrast"
-        candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ])
+        candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ], core_from)
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver, phase == "non-contrast")
             if chosen is None:
@@ -524,10 +532,13 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
 
 def _candidates(
     hu: np.ndarray, allowed: np.ndarray, band: tuple[float, float], organ: str, frame: BodyFrame, fill: bool,
-    zone: np.ndarray,
+    zone: np.ndarray, core_from: float | None = None,
 ) -> list[_Candidate]:
     """The basins of the opened in-band components that reach into the organ's ``zone`` (module
-    docstring, steps 1-2)."""
+    docstring, steps 1-2). With ``core_from``, the deep voxels below that HU (holes filled as the
+    band's) make cores of their own, marked ``foreign``: a neighbour of a lower HU inside the band
+    (an enhanced spleen touching the left kidney) is parted from the organ where the HU changes,
+    not where the watershed would put it, or nowhere."""
     from skimage.segmentation import watershed
 
     spacing = frame.spacing
@@ -535,6 +546,10 @@ def _candidates(
     if fill:
         inside = fill_holes_slicewise(inside) & allowed
     inside = ndimage.binary_opening(inside, ellipsoid(OPENING_MM[organ], spacing))
+    bright = None
+    if core_from is not None:
+        bright = (hu >= core_from) & allowed
+        bright = fill_holes_slicewise(bright) if fill else bright
     labels, n = ndimage.label(inside, structure=CONN6)
     sizes = component_sizes(labels, n)
     min_voxels = 1000.0 * MIN_CORE_ML[organ] / float(np.prod(spacing))
@@ -549,12 +564,24 @@ def _candidates(
         if not (component & zone[box]).any():
             continue
         depth = ndimage.distance_transform_edt(component, sampling=spacing)
-        cores, k = ndimage.label(depth >= CORE_MM[organ], structure=CONN6)
+        deep = depth >= CORE_MM[organ]
+        cores, k = ndimage.label(deep if bright is None else deep & bright[box], structure=CONN6)
+        own = k
+        if bright is not None:
+            others, k_other = ndimage.label(deep & ~bright[box], structure=CONN6)
+            cores[others > 0] = others[others > 0] + k
+            k += k_other
         if k == 0:
             continue
         basins = watershed(-depth, cores, mask=component) if k > 1 else cores.copy()
         if k == 1:
             basins[component] = 1
+        if own < k and own > 0:
+            # the organ's basins do not cross where the HU drops to the neighbour's
+            light = component & bright[box]
+            inner = watershed(-depth, np.where(cores <= own, cores, 0), mask=light)
+            outer = watershed(-depth, np.where(cores > own, cores, 0), mask=component & ~light)
+            basins = np.where(light, inner, np.where(outer > 0, outer, basins))
         near = ndimage.distance_transform_edt(cores == 0, sampling=spacing) <= REACH_MM[organ]
         core_sizes = component_sizes(cores, k)
         reached = np.where(near, basins, 0)
@@ -577,7 +604,7 @@ def _candidates(
             shell = ndimage.binary_dilation(local, CONN6, iterations=2) & ~local
             similar = float(np.mean(np.abs(hu[box][local_box][shell] - level) <= SIMILAR_HU)) if shell.any() else 0.0
             out.append(_Candidate(mask, centroid, level, int(core_sizes[c]), similar, float(frame.depth[zyx]),
-                                  int(zyx[0]), mask_box, int(np.count_nonzero(local))))
+                                  int(zyx[0]), mask_box, int(np.count_nonzero(local)), c > own))
     out.sort(key=lambda c: -c.voxels)
     return out
 
@@ -635,7 +662,7 @@ def _choose(
             return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_CORE_MAX_MM
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
                     and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
-                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c))
+                    and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c) and not c.foreign)
     big = [c for c in candidates if fits(c) and c.voxels * voxel_ml >= MIN_CORE_ML[organ]]
     if not big:
         return None
