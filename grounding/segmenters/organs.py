@@ -20,9 +20,16 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
 `ct_statistics.body_frame`):
 
 1. the body voxels in the organ's band, opened with a ball of `OPENING_MM` (cuts thin bridges);
+   for the liver and the spleen only inside the rib cage as the lungs outline it (`_Lungs.cage`:
+   per angle about the body's axis, `CAGE_INSIDE_MM` beyond the furthest lung voxel, wider where
+   the skin is wider than at that lung's level): outside it lies the body wall, whose muscle has
+   their HU on plain CT;
 2. each component is split at its constrictions: **cores** (voxels at least `CORE_MM` inside
    it) seed a watershed on the distance map, each core's basin, limited to `REACH_MM` beyond the
    core, is one candidate (thin structures with no core, such as the abdominal wall, drop out);
+   an enhanced kidney's cores are its bright part (at most `KIDNEY_CORE_BELOW_HU` below its mode):
+   deep voxels of its band below that (an enhanced spleen touching it) make cores of their own,
+   which no kidney takes, and the basins part where the HU drops;
 3. candidates are chosen by where their core lies (`_zones`, world LPS mm relative to the
    midline (the spine), the body's centre, the spine and the lungs); the chosen one is joined by
    the touching candidates within `SAME_ORGAN_HU` of its HU that do not lie where another organ
@@ -69,7 +76,8 @@ cut by the field of view is measured as far as it is seen. Known limits: a fatty
 splenomegaly crossing the midline), organs touching broadly at the same HU without a
 constriction (merged, or split where the watershed puts it: an enhanced spleen touching the left
 kidney may be taken into it), plain CT where liver, spleen and the body wall's muscle lie within
-15 HU (the liver leaks into the wall; doubtful when it reaches the skin), noisy plain CT (noise
+15 HU and no lung bases are in the field to outline the cage, or below the lungs' outline where the
+abdomen narrows (the liver leaks into the wall; doubtful when it reaches the skin), noisy plain CT (noise
 SD above about 25 HU: the bands of spleen, kidney, muscle and bowel, 5-15 HU apart, break up; the
 spleen is often missed or mis-found, and said to be doubtful when its kidney is not found), a
 plain spleen and kidney of close HU where one of them is outside the field of view (the other
