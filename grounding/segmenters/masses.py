@@ -6,19 +6,27 @@ vessel's section of tissue above or below, which is how the abdomen under a diap
 out of the lung), and the nodule search (`grounding.segmenters.lesions.lung_nodules`) looks
 inside the masks only. So a 45 mm tumour with lung on nearly every side was "no nodule".
 
-`enclosed_masses` looks at each lung's slice-by-slice holes instead: dense voxels (at least
-`HU_AIR`, below `MASS_MAX_HU`: not bone) that the lung surrounds within a slice, joined across
-slices. A dome opens downward onto the abdomen: its section grows towards its lowest slice and
-lies at the lung's base. A mass narrows again: a component whose largest section lies at least
-`MIN_TAPER` of its height above its lowest slice (and which ends above the lung's lowest slice),
-of `MASS_MIN_DIAMETER_MM` or more, is a mass. On the slices where it touches the pleura it is no
-hole; there it is completed by the dense voxels joined to it inside the lung's own slice-wise
-convex hull (the chest wall lies outside it) and within `GROW_RADIUS` of its largest section's
-radius of its centre (the hull holds the mediastinum beside the hilum).
+`enclosed_masses` finds them three ways, per lung, on a grid of about `SEARCH_GRID_MM`:
+
+* **holes**: dense voxels (at least `HU_AIR`, below `MASS_MAX_HU`: not bone) the lung surrounds
+  within a slice, joined across slices;
+* **bites** out of the lateral half of the lung's slice-wise convex hull (a mass against the chest
+  wall: the wall lies outside the hull; the medial half holds the hilum and the heart);
+* **cores** of the dense tree inside the lung mask deeper than `CORE_RADIUS_MM` (no vessel inside
+  the lung is that thick), grown back by that radius (`_attached`).
+
+A hole or bite is completed where it touches the pleura by the dense voxels joined to it inside
+the hull and within `GROW_RADIUS` of its largest section's radius of its centre, with what is
+thinner than `OPEN_RADIUS_MM` opened away. It is a mass when it holds a ball of
+`MASS_MIN_DIAMETER_MM` to `MASS_MAX_DIAMETER_MM`, is solid (`MIN_FILL`, `MIN_MEDIAN_HU`), narrows
+below its widest section and ends above the lung's base (a diaphragm dome opens downward onto the
+abdomen: its section is widest at its lowest slice; `MIN_TAPER`), and the lung goes on beyond both
+its ends, lies over one of them (over both for a bite: the liver reaches into the hull from below)
+and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
 
 Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome; a
-mass that the lung does not enclose on any slice (one invading the mediastinum or chest wall
-along its whole height) is not found; both are why a negative lung search is not a proof.
+mass growing into the mediastinum or hilum is not found (three real NSCLC tumours of 35-359 mL
+were not); both are why a negative lung search is not a proof.
 """
 
 from __future__ import annotations
