@@ -2,7 +2,8 @@
 the real plain CT, each reproduced by a construction on the independent synthetic abdomen: a
 patient lying at an angle to the scanner's axes (an oblique affine), an enhanced heart taken for
 the spleen when no liver is in the field, a plain spleen darker than the phantom prior (taken for
-the left kidney, or lost), and a noisy plain CT whose spleen was stated without doubt."""
+the left kidney, or lost), a noisy plain CT whose spleen was stated without doubt, and a narrow
+patient whose plain-CT spleen lies closer to the midline than a wide patient's (declined)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,34 @@ def test_enhanced_left_kidney_without_a_spleen_is_doubtful():
     ev = default_registry().run(context, "segment", {"target": "kidney_left"})
     assert ev.quality.level != "ok"
     assert any("it may be the spleen" in r for r in ev.quality.reasons)
+
+
+def _narrowed(volume: Volume, factor: float) -> Volume:
+    """The same voxels with the patient's left-right axis scaled by ``factor``: a narrower patient
+    (body, lungs and organs all closer to the midline)."""
+    affine = volume.affine.copy()
+    affine[0, :] *= factor  # world x of every voxel (LPS: x is the patient's left)
+    spacing = (volume.spacing[0], volume.spacing[1], volume.spacing[2] * factor)
+    return Volume(data=volume.data, spacing=spacing, affine=affine, modality=volume.modality)
+
+
+def test_plain_spleen_of_a_narrow_patient():
+    """Stress seed 0: a narrow patient (torso half-width 137 mm) whose plain-CT spleen lay 77 mm left
+    of the midline, inside the fixed 80 mm that keeps the search lateral to the left kidney: the
+    spleen was declined. Scaled to the patient's left lung, the spleen is found, and the left kidney
+    (medial to it) stays the left kidney."""
+    case = synthetic_abdomen(1, "non-contrast", z_range_mm=(-150.0, 5.0))
+    organs = ClassicalSegmenter().organs(_narrowed(case.volume, 0.8))
+    assert "spleen" in organs.masks, organs.errors.get("spleen")
+    assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
+    assert dice(organs.mask("kidney_left"), case.labels["kidney_left"]) >= 0.8
+
+
+def test_narrow_patient_without_a_spleen_gives_no_confident_spleen():
+    """Closer to the midline the relaxed search reaches where the left kidney lies: with the spleen
+    gone (splenectomy) what is found as the spleen must carry a doubt naming the kidney."""
+    case = synthetic_abdomen(0, "non-contrast", z_range_mm=(-150.0, 5.0))
+    case.volume.data[case.labels["spleen"]] = -100.0
+    organs = ClassicalSegmenter().organs(_narrowed(case.volume, 0.8))
+    if "spleen" in organs.masks:
+        assert any("left kidney" in reason for reason in organs.doubts.get("spleen", []))

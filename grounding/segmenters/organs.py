@@ -41,7 +41,7 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      so the lungs' centroids would put those organs "between" them), not among the back muscles;
      joining cores must not lie where the spleen, a kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM` (on plain CT
-     `PLAIN_SPLEEN_LATERAL_MM`: lateral to the left kidney), behind the body's centre, at least
+     `PLAIN_SPLEEN_LATERAL_MM`, less in a narrow patient: lateral to the left kidney), behind the body's centre, at least
      `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below the found liver's
      top (the heart, with the left lung wrapped behind it, is not "between" the lungs) and no lower
      than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
@@ -172,8 +172,12 @@ SPLEEN_BELOW_LIVER_MM = 20.0
 SPLEEN_BELOW_DOME_MM = 100.0
 #: on plain CT, where HU does not part them, the spleen's core lies at least this far (mm) left of
 #: the midline: lateral to the left kidney's (adult spleens' centres lie 85-120 mm from the
-#: midline, kidneys' 50-80 mm); its mode is read there too
+#: midline, kidneys' 50-80 mm); its mode is read there too. In a narrow patient both lie closer:
+#: the distance is at most this fraction of the left lung's reach from the midline (spleens'
+#: centres lie at 0.53-0.67 of it, left kidneys' at 0.33-0.52), and a spleen taken closer than
+#: the constant carries a doubt unless a left kidney was found medial to it
 PLAIN_SPLEEN_LATERAL_MM = 80.0
+PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.55
 SPLEEN_MAX_LUNG_FRACTION = 0.2
 #: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
 CAGE_MARGIN_MM = 25.0
@@ -374,7 +378,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # HU, on plain CT, would otherwise centre the spleen's band)
             zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
         if organ == "spleen" and phase == "non-contrast":
-            zone &= frame.x >= frame.mid_x + PLAIN_SPLEEN_LATERAL_MM
+            zone &= frame.x >= frame.mid_x + _plain_spleen_lateral(frame, lungs)
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         core_from = None
         if organ == "kidney" and phase != "non-contrast":
@@ -409,7 +413,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
-    out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands)
+    relaxed = phase == "non-contrast" and _plain_spleen_lateral(frame, lungs) < PLAIN_SPLEEN_LATERAL_MM
+    out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands, relaxed)
     wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
@@ -450,7 +455,7 @@ def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
 
 
 def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
-                      bands: dict[str, tuple[float, float]]) -> dict[str, list[str]]:
+                      bands: dict[str, tuple[float, float]], relaxed: bool = False) -> dict[str, list[str]]:
     """Why the spleen or the left kidney found may be the other one (coarse labels of all organs).
 
     On plain CT their bands overlap (spleen about 40-50 HU, kidney 30-40 HU, both beside bowel and
@@ -459,7 +464,9 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
     they touch over more than `CONTACT_FRACTION` of the smaller one's surface (their boundary is a
     guess; also once enhanced where their bands meet); in any phase when the spleen's centre lies
     below the left kidney's (swapped); enhanced, a left kidney without a spleen beside it (the
-    spleen may be what was found)."""
+    spleen may be what was found); ``relaxed``: a plain CT's spleen searched closer to the midline than
+    `PLAIN_SPLEEN_LATERAL_MM` (`_plain_spleen_lateral`): doubtful when it lies there without a left
+    kidney found medial to it."""
     spleen = coarse == 1 + ABDOMEN_TARGETS.index("spleen")
     kidney = coarse == 1 + ABDOMEN_TARGETS.index("kidney_left")
     out: dict[str, list[str]] = {}
@@ -468,6 +475,15 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
         for target in targets:
             out.setdefault(target, []).append(reason)
 
+    if relaxed and spleen.any():
+        # the narrow patient's spleen (`_plain_spleen_lateral`) lies where a wide patient's left
+        # kidney may: it is the spleen only beside a left kidney found medial to it
+        spleen_x = float(frame.x[spleen].mean()) - frame.mid_x
+        medial = kidney.any() and float(frame.x[kidney].mean()) - frame.mid_x < spleen_x
+        if spleen_x < PLAIN_SPLEEN_LATERAL_MM and not medial:
+            add(f"the spleen found lies {spleen_x:.0f} mm left of the midline, where on plain CT the left kidney may "
+                f"lie (its centre 50-80 mm), and no left kidney was found medial to it: it may be the left kidney",
+                "spleen")
     if spleen.any() and kidney.any():
         if float(frame.z[spleen].mean()) < float(frame.z[kidney].mean()):
             add("the spleen's centre lies below the left kidney's: the two may be swapped", "spleen", "kidney_left")
@@ -617,6 +633,15 @@ def _candidates(
     return out
 
 
+def _plain_spleen_lateral(frame: BodyFrame, lungs: _Lungs) -> float:
+    """How far (mm) left of the midline a plain-CT spleen's core lies at least: `PLAIN_SPLEEN_LATERAL_MM`,
+    less in a patient whose left lung reaches less far (`PLAIN_SPLEEN_LATERAL_OF_LUNG`)."""
+    if lungs.x_range is None:
+        return PLAIN_SPLEEN_LATERAL_MM
+    reach = lungs.x_range[1] - frame.mid_x
+    return min(PLAIN_SPLEEN_LATERAL_MM, PLAIN_SPLEEN_LATERAL_OF_LUNG * reach) if reach > 0 else PLAIN_SPLEEN_LATERAL_MM
+
+
 def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) -> bool:
     """Whether a core lies in the chest (the heart): above ``above_z``, between the lungs' medial
     edges in its slice. Not between their centroids: at the bases each lung's posterior recess
@@ -651,7 +676,7 @@ def _choose(
                     and not lungs.beside_cage(c) and not _back_muscle(c, frame))
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
-            lateral = PLAIN_SPLEEN_LATERAL_MM if plain else SPLEEN_LATERAL_MM
+            lateral = _plain_spleen_lateral(frame, lungs) if plain else SPLEEN_LATERAL_MM
             return (c.centroid[0] >= frame.mid_x + lateral and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
                     and not _thoracic(c, frame, lungs, lowest_z)
