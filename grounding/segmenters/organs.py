@@ -41,10 +41,11 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      so the lungs' centroids would put those organs "between" them), not among the back muscles;
      joining cores must not lie where the spleen, a kidney or the heart belongs;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM` (on plain CT
-     `PLAIN_SPLEEN_LATERAL_MM`, less in a narrow patient: lateral to the left kidney), behind the body's centre, at least
-     `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below the found liver's
-     top (the heart, with the left lung wrapped behind it, is not "between" the lungs) and no lower
-     than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
+     `PLAIN_SPLEEN_LATERAL_MM`, less in a narrow patient: lateral to the left kidney; doubtful
+     closer than that constant without a left kidney found medial to it), behind the body's
+     centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below
+     the found liver's top (the heart, with the left lung wrapped behind it, is not "between" the
+     lungs) and no lower than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
      left kidney); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
      heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
      liver's, at the spleen's levels (not the enhanced heart or kidney);
@@ -173,9 +174,10 @@ SPLEEN_BELOW_DOME_MM = 100.0
 #: on plain CT, where HU does not part them, the spleen's core lies at least this far (mm) left of
 #: the midline: lateral to the left kidney's (adult spleens' centres lie 85-120 mm from the
 #: midline, kidneys' 50-80 mm); its mode is read there too. In a narrow patient both lie closer:
-#: the distance is at most this fraction of the left lung's reach from the midline (spleens'
-#: centres lie at 0.53-0.67 of it, left kidneys' at 0.33-0.52), and a spleen taken closer than
-#: the constant carries a doubt unless a left kidney was found medial to it
+#: the distance is at most this fraction of the left lung's reach from the midline (on the stress
+#: generator's plain tuning cases spleens' centres lie at 0.53-0.67 of it, left kidneys' at
+#: 0.33-0.52), and a spleen taken closer than the constant carries a doubt unless a left kidney
+#: was found medial to it
 PLAIN_SPLEEN_LATERAL_MM = 80.0
 PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.55
 SPLEEN_MAX_LUNG_FRACTION = 0.2
