@@ -176,8 +176,8 @@ SPLEEN_BELOW_DOME_MM = 100.0
 #: midline, kidneys' 50-80 mm); its mode is read there too. In a narrow patient both lie closer:
 #: the distance is at most this fraction of the left lung's reach from the midline (on the stress
 #: generator's plain tuning cases spleens' centres lie at 0.53-0.67 of it, left kidneys' at
-#: 0.33-0.52), and a spleen taken closer than the constant carries a doubt unless a left kidney
-#: was found medial to it
+#: 0.33-0.52; other patients' kidneys may reach further): searched there only when no spleen lies
+#: beyond the constant, and then doubtful unless a left kidney was found medial to it
 PLAIN_SPLEEN_LATERAL_MM = 80.0
 PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.55
 SPLEEN_MAX_LUNG_FRACTION = 0.2
@@ -371,7 +371,14 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # bands overlap, and the spleen, placed by the liver's level (`_Liver`), goes first: the kidney's
     # looser prior (beside the spine) also fits a spleen's medial part
     order = (spleen, kidneys) if phase == "non-contrast" else (kidneys, spleen)
-    for organ, targets in (("liver", ("liver",)), *order):
+    # a narrow patient's plain spleen lies closer to the midline: searched there only when not found
+    # lateral to where any left kidney lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
+    narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
+    relaxed = False
+    searches = [("liver", ("liver",)), *order]
+    while searches:
+        organ, targets = searches.pop(0)
+        lateral = narrow if relaxed else PLAIN_SPLEEN_LATERAL_MM
         liver = out.bands.get("liver")
         found_liver = _Liver.of(coarse == 1, frame)
         zone = zones[organ] & ~taken
@@ -380,7 +387,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # HU, on plain CT, would otherwise centre the spleen's band)
             zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
         if organ == "spleen" and phase == "non-contrast":
-            zone &= frame.x >= frame.mid_x + _plain_spleen_lateral(frame, lungs)
+            zone &= frame.x >= frame.mid_x + lateral
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         core_from = None
         if organ == "kidney" and phase != "non-contrast":
@@ -397,7 +404,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         fill = organ == "kidney" and phase != "non-contrast"
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ], core_from)
         for target in targets:
-            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver, phase == "non-contrast")
+            chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver,
+                             lateral if phase == "non-contrast" else None)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -408,6 +416,10 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not c.meets(grown)]
+        if organ == "spleen" and "spleen" in out.errors and not relaxed and narrow < lateral:
+            relaxed = True
+            del out.errors["spleen"]
+            searches.insert(0, (organ, targets))
     # only each organ's own boundary voxels are decided at full resolution: `_grow` already took
     # back its partial-volume rim, and the coarse voxels beyond it hold the neighbours (bowel,
     # muscle, diaphragm) that are above the fat edge too (they added about 10 % to the liver)
@@ -415,7 +427,6 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     for value, target in enumerate(ABDOMEN_TARGETS, start=1):
         if target not in out.errors:
             out.masks[target] = full == value
-    relaxed = phase == "non-contrast" and _plain_spleen_lateral(frame, lungs) < PLAIN_SPLEEN_LATERAL_MM
     out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands, relaxed)
     wall = _wall_doubt(coarse == 1, frame) if phase == "non-contrast" else None
     if wall:
@@ -660,11 +671,12 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float, liver: _Liver | None = None, plain: bool = False,
+    voxel_ml: float, liver: _Liver | None = None, plain_lateral: float | None = None,
 ) -> np.ndarray | None:
     """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver``: where the
-    found liver puts the spleen (`_Liver`); ``plain``: a plain CT (the spleen's core lies lateral to
-    the left kidney's, `PLAIN_SPLEEN_LATERAL_MM`).
+    found liver puts the spleen (`_Liver`); ``plain_lateral``: on a plain CT, how far (mm) left of the
+    midline the spleen's core lies at least (lateral to the left kidney's, `PLAIN_SPLEEN_LATERAL_MM`,
+    less in a narrow patient).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -678,7 +690,7 @@ def _choose(
                     and not lungs.beside_cage(c) and not _back_muscle(c, frame))
     elif target == "spleen":
         def fits(c: _Candidate) -> bool:
-            lateral = _plain_spleen_lateral(frame, lungs) if plain else SPLEEN_LATERAL_MM
+            lateral = SPLEEN_LATERAL_MM if plain_lateral is None else plain_lateral
             return (c.centroid[0] >= frame.mid_x + lateral and c.centroid[1] >= frame.centre_y - 20.0
                     and c.depth_mm >= ORGAN_MIN_DEPTH_MM and not _back_muscle(c, frame)
                     and not _thoracic(c, frame, lungs, lowest_z)
