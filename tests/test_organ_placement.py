@@ -129,13 +129,15 @@ def _narrowed(volume: Volume, factor: float) -> Volume:
 def test_plain_spleen_of_a_narrow_patient():
     """Stress seed 0: a narrow patient (torso half-width 137 mm) whose plain-CT spleen lay 77 mm left
     of the midline, inside the fixed 80 mm that keeps the search lateral to the left kidney: the
-    spleen was declined. Scaled to the patient's left lung, the spleen is found, and the left kidney
-    (medial to it) stays the left kidney."""
+    spleen was declined. Scaled to the patient's left lung, the spleen is found (with a doubt on its
+    extent), and the left kidney (medial to it) stays the left kidney."""
     case = synthetic_abdomen(1, "non-contrast", z_range_mm=(-150.0, 5.0))
     organs = ClassicalSegmenter().organs(_narrowed(case.volume, 0.8))
     assert "spleen" in organs.masks, organs.errors.get("spleen")
     assert dice(organs.mask("spleen"), case.labels["spleen"]) >= 0.8
     assert dice(organs.mask("kidney_left"), case.labels["kidney_left"]) >= 0.8
+    # found by the relaxed search, its extent is doubtful (tuning seed 0 took 23 % of rim and kidney)
+    assert any("closer to the midline" in reason for reason in organs.doubts.get("spleen", []))
 
 
 def test_narrow_patient_without_a_spleen_gives_no_confident_spleen():
