@@ -62,7 +62,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.quality import Quality
-from imaging.io.metadata import CT_STORED_OFFSET, looks_like_ct, shifted_ct_offset
+from imaging.io.metadata import looks_like_ct
 from imaging.provenance import UNKNOWN_SEQUENCE
 from imaging.volume import Volume
 
@@ -466,11 +466,13 @@ def _guessed_modality(q: Quality, volume: Volume, note: str, consequence: str) -
 
 def modality_hint(volume: Volume) -> str:
     """What to tell the user when the modality was guessed as something other than CT for values
-    that look like CT stored without its rescale intercept ("" otherwise)."""
-    if not volume.facts["modality"].assumed or volume.modality == "CT" or shifted_ct_offset(volume.data) is None:
+    that look like CT stored without its rescale intercept (the loader's ``hu_offset_suspected``
+    note, `imaging.io.metadata.shifted_ct_offset`; "" otherwise)."""
+    offset = volume.metadata.get("hu_offset_suspected")
+    if offset is None:
         return ""
     return (f"the values look like CT stored without its rescale intercept (air near 0, water near "
-            f"{CT_STORED_OFFSET:g}): if it is CT, give --modality CT")
+            f"{-offset:g}): if it is CT, give --modality CT")
 
 
 def radiograph_view(volume: Volume) -> str:

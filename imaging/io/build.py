@@ -92,12 +92,16 @@ def build_volume(
     )
     meta = dict(metadata)
     meta["modality_source"] = rule
-    offset = shifted_ct_offset(data) if modality == "CT" and rule != "heuristic" else None
-    if offset is not None:
+    stated_ct, guessed_other = modality == "CT" and rule != "heuristic", modality != "CT" and rule == "heuristic"
+    offset = shifted_ct_offset(data) if stated_ct or guessed_other else None
+    if offset is not None and stated_ct:
         # a CT whose file dropped the rescale intercept (converters, anonymisers): its HU thresholds
         # would find no air and no soft tissue; the intercept is assumed, and says so in the evidence
         data -= np.float32(offset)
         meta["hu_offset_assumed"] = -offset
+    elif offset is not None:
+        # MR magnitudes can look alike: not shifted, the evidence only suggests --modality CT
+        meta["hu_offset_suspected"] = -offset
     if modality == "MR" and options.sequence:
         meta.update(stated_sequence(options.sequence))
     elif modality == "MR" and "sequence" not in meta:

@@ -32,8 +32,9 @@ the floor.
 A CT stated as such (rules 1-3) whose values hold no HU signature but hold it after subtracting
 `CT_STORED_OFFSET` (a converter or anonymiser that dropped RescaleIntercept: air near 0, water near
 1024) is shifted back by the loader, which records ``metadata["hu_offset_assumed"]``; a guessed
-modality is never shifted (MR magnitudes can look the same), the evidence only tells the user to
-give ``--modality CT`` (`shifted_ct_offset`).
+modality is never shifted (MR magnitudes can look the same): the loader notes
+``metadata["hu_offset_suspected"]`` and the evidence only tells the user to give ``--modality CT``
+(`shifted_ct_offset`).
 
 ``metadata["modality_source"]`` records which rule decided.
 """
