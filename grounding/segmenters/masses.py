@@ -111,8 +111,6 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
         holes = fill_holes_slicewise(crop) & dense
         hull = _hulls(crop)
         bites = hull & dense & ~holes
-        lung_bottom = int(np.flatnonzero(crop.reshape(crop.shape[0], -1).any(axis=1))[0])
-        xs = np.flatnonzero(crop.any(axis=(0, 1)))
         for candidates, surround in ((holes, MIN_SURROUND), (bites, MIN_SURROUND_BITE)):
             if np.count_nonzero(candidates) < smallest:
                 continue
@@ -122,10 +120,10 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                 if k == 0:
                     continue
                 piece = pieces == k
-                if candidates is bites and _lateral(piece, xs, lateral_sign) < MIN_LATERAL:
+                if candidates is bites and _lateral(piece, lateral_sign) < MIN_LATERAL:
                     continue
                 grown = _completed(piece, dense, crop, spacing, hull)
-                if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown, lung_bottom)
+                if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown)
                         and _solid(grown, values) and _enclosed(grown, crop, surround, candidates is bites)):
                     continue
                 out[box] |= grown
@@ -152,12 +150,13 @@ def _hulls(lung: np.ndarray) -> np.ndarray:
     return hull
 
 
-def _lateral(piece: np.ndarray, xs: np.ndarray, sign: int) -> float:
-    """Where the piece's centre lies across the lung, 0 at its medial edge, 1 at its lateral one
-    (``sign`` 1: the left lung, whose lateral side is towards larger x; -1: the right lung)."""
+def _lateral(piece: np.ndarray, sign: int) -> float:
+    """Where the piece's centre lies across its lung's bounding box, 0 at the lung's medial edge, 1
+    at its lateral one (``sign`` 1: the left lung, whose lateral side is towards larger x; -1: the
+    right lung)."""
     cx = float(np.mean(np.nonzero(piece.any(axis=(0, 1)))[0]))
-    width = max(float(xs[-1] - xs[0]), 1.0)
-    return (cx - xs[0]) / width if sign > 0 else (xs[-1] - cx) / width
+    last = piece.shape[2] - 1
+    return (cx if sign > 0 else last - cx) / max(float(last), 1.0)
 
 
 def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float], smallest: float,
@@ -210,13 +209,14 @@ def with_masses(search: NoduleSearch, masses: np.ndarray, spacing: tuple[float, 
     return NoduleSearch(found | keep[pieces], search.doubts, search.masses + doubts)
 
 
-def _tapers(piece: np.ndarray, lung_bottom: int) -> bool:
-    """The piece narrows below its largest section and ends above the lung's lowest slice."""
+def _tapers(piece: np.ndarray) -> bool:
+    """The piece (in its lung's bounding box) narrows below its largest section and ends above the
+    lung's lowest slice, the box's first."""
     areas = np.count_nonzero(piece.reshape(piece.shape[0], -1), axis=1)
     rows = np.flatnonzero(areas)
     low, high = int(rows[0]), int(rows[-1])
     widest = int(np.argmax(areas))
-    return low > lung_bottom and widest - low >= MIN_TAPER * (high - low + 1)
+    return low > 0 and widest - low >= MIN_TAPER * (high - low + 1)
 
 
 def _solid(piece: np.ndarray, values: np.ndarray) -> bool:
