@@ -449,9 +449,7 @@ def lung_nodules(
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
     stumps = np.unique(labels[cut & dense])
-    objects = ndimage.find_objects(labels)
-    grazed = [label for label in stumps[stumps > 0] if passed[label]
-              and _whole_enough(labels[objects[label - 1]] == label, spacing)]
+    grazed = _grazed(labels, stumps[passed[stumps]], spacing)
     stumps = np.setdiff1d(stumps, grazed)
     cut_doubt = ("a compact dense structure on the scan's first or last slice was not counted: the scan range cuts "
                  "it, so a nodule there cannot be told from a cut vessel")
@@ -470,8 +468,7 @@ def lung_nodules(
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
         if at_edge.size:
-            objects = ndimage.find_objects(pieces)
-            whole = [label for label in at_edge[at_edge > 0] if _whole_enough(pieces[objects[label - 1]] == label, spacing)]
+            whole = _grazed(pieces, at_edge, spacing)
             grazed += whole
             detached &= ~np.isin(pieces, np.setdiff1d(at_edge, whole))
             if cut_doubt not in doubts:
@@ -488,6 +485,14 @@ def lung_nodules(
                       "range, so its size is less certain")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _grazed(labels: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, float]) -> list[int]:
+    """The ``candidates`` (labels in ``labels`` touching the scan's first or last slice; 0 is
+    skipped) that the scan range only grazes (`_whole_enough`)."""
+    objects = ndimage.find_objects(labels)
+    return [label for label in candidates[candidates > 0]
+            if _whole_enough(labels[objects[label - 1]] == label, spacing)]
 
 
 def _whole_enough(part: np.ndarray, spacing: tuple[float, float, float]) -> bool:
