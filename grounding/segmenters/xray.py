@@ -514,15 +514,20 @@ def _heart_border_caveats(
     corner = min(_extreme_row(left, spacing, -outward), max(right_border))
     out = {r: outward * c for r, c in left_border.items()}
     above = [c for r, c in out.items() if r <= corner]
-    thorax_width = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1)
+    ratio, thorax_width = _silhouette_ratio(heart, thorax)
     narrower = (max(out.values()) - max(above, default=min(out.values()))) / thorax_width
-    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) / thorax_width
     if not _ratio_would_change(ratio, ratio - narrower):
         return []
     return [f"the heart's left border was followed below the left lung field's lower inner corner or the right "
             f"cardiophrenic angle's height (an enlarged heart's oblique border goes on there, but so does the left "
             f"hemidiaphragm under a normal heart): if it ends there, the cardiothoracic ratio is "
             f"{ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _silhouette_ratio(heart: np.ndarray, thorax: np.ndarray) -> tuple[float, int]:
+    """The cardiothoracic ratio of the masks (widest column spans) and the thorax's span in columns."""
+    thorax_width = int(np.ptp(np.flatnonzero(thorax.any(axis=0)))) + 1
+    return (int(np.ptp(np.flatnonzero(heart.any(axis=0)))) + 1) / thorax_width, thorax_width
 
 
 def _ratio_would_change(ratio: float, other: float) -> bool:
@@ -546,11 +551,10 @@ def _hidden_heart_caveats(
     right_border = borders[0]
     if not right_border or not heart.any() or lower_border_contrast(lungs, norm) >= XR_DIAPHRAGM_CONTRAST:
         return []
-    thorax_mm = float(np.ptp(np.flatnonzero(thorax.any(axis=0))) + 1) * spacing[1]
+    ratio, thorax_width = _silhouette_ratio(heart, thorax)
     apex = int(np.flatnonzero(lungs.any(axis=1))[0])
-    depth = (max(right_border) - apex) * spacing[0] / thorax_mm
+    depth = (max(right_border) - apex) * spacing[0] / (thorax_width * spacing[1])
     hidden = HEART_WIDEST_DEPTH - depth
-    ratio = (np.ptp(np.flatnonzero(heart.any(axis=0))) + 1) * spacing[1] / thorax_mm
     if hidden <= 0 or not _ratio_would_change(ratio, ratio + hidden):
         return []
     return [f"the lung fields' lower borders are faint (their lower zones probably lost) and the heart's right "
