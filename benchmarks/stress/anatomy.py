@@ -110,29 +110,30 @@ class Anatomy:
     truth_labels: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One draw from [lo, hi) as a plain float (the generators' every range)."""
     return float(rng.uniform(lo, hi))
 
 
 def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draw one adult chest + upper abdomen (see the module docstring for the ranges)."""
     p: dict[str, Any] = {}
-    apex = p["lung_apex_mm"] = _u(rng, 170, 260)
-    dome_left = p["left_dome_mm"] = -_u(rng, 10, 25)
+    apex = p["lung_apex_mm"] = uniform(rng, 170, 260)
+    dome_left = p["left_dome_mm"] = -uniform(rng, 10, 25)
     z_bottom, z_top = -260.0, apex + 60.0
     # -- torso outline -------------------------------------------------------------------------
-    a_chest, b_chest = _u(rng, 135, 185), _u(rng, 90, 130)
-    a_abd, b_abd = a_chest * _u(rng, 0.9, 1.15), b_chest * _u(rng, 0.95, 1.25)
+    a_chest, b_chest = uniform(rng, 135, 185), uniform(rng, 90, 130)
+    a_abd, b_abd = a_chest * uniform(rng, 0.9, 1.15), b_chest * uniform(rng, 0.95, 1.25)
     zk = np.array([z_bottom, -60.0, 30.0, apex * 0.7, z_top])
-    a = Profile(zk, np.array([a_abd, a_abd, a_chest, a_chest * _u(rng, 0.95, 1.02), a_chest * _u(rng, 0.8, 0.95)]))
-    b = Profile(zk, np.array([b_abd, b_abd, b_chest, b_chest, b_chest * _u(rng, 0.85, 1.0)]))
+    a = Profile(zk, np.array([a_abd, a_abd, a_chest, a_chest * uniform(rng, 0.95, 1.02), a_chest * uniform(rng, 0.8, 0.95)]))
+    b = Profile(zk, np.array([b_abd, b_abd, b_chest, b_chest, b_chest * uniform(rng, 0.85, 1.0)]))
     zero = Profile(zk, np.zeros(5))
     cy = Profile(zk, np.array([b_abd - b_chest, b_abd - b_chest, 0, 0, 0]) * -0.5)  # the belly bulges forward
     n = p["torso_exponent"] = float(rng.choice([2.0, 2.5, 3.0]))
     body_field = Field.random(rng, 80.0)
-    fat = p["fat_mm"] = _u(rng, 3, 40)
-    wall_lat = p["lateral_wall_mm"] = _u(rng, 3, 6) if rng.random() < 0.25 else _u(rng, 6, 22)
-    wall_front, wall_back = _u(rng, 10, 35), _u(rng, 30, 60)
+    fat = p["fat_mm"] = uniform(rng, 3, 40)
+    wall_lat = p["lateral_wall_mm"] = uniform(rng, 3, 6) if rng.random() < 0.25 else uniform(rng, 6, 22)
+    wall_front, wall_back = uniform(rng, 10, 35), uniform(rng, 30, 60)
     fat_lat = min(fat, 0.4 * wall_lat)
 
     def column(sx: float = 0.0, sf: float = 0.0, sb: float = 0.0, depth: float = 0.0) -> SuperEllipseColumn:
@@ -149,20 +150,20 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     back = float(b_abd - 0.5 * (b_abd - b_chest) + 4.0)
     table = p["table"] = bool(rng.random() < 0.8)
     if table:
-        top = back + _u(rng, 0, 12)
-        sag = _u(rng, 0, 4e-4)
-        shell, foam = _u(rng, 2, 4), _u(rng, 10, 30)
+        top = back + uniform(rng, 0, 12)
+        sag = uniform(rng, 0, 4e-4)
+        shell, foam = uniform(rng, 2, 4), uniform(rng, 10, 30)
         layers += [Layer(TABLE_SHELL, Slab(top, top + 2 * shell + foam, sag_per_mm2=sag)),
                    Layer(TABLE_FOAM, Slab(top + shell, top + shell + foam, sag_per_mm2=sag))]
     arms = p["arms"] = "down" if rng.random() < 0.5 else "up"
     arm_extent = 0.0
     if arms == "down":
-        gap = p["arm_gap_mm"] = float(rng.choice([0.0, _u(rng, 0, 25)]))
-        ra, rb = _u(rng, 38, 55), _u(rng, 42, 60)
+        gap = p["arm_gap_mm"] = float(rng.choice([0.0, uniform(rng, 0, 25)]))
+        ra, rb = uniform(rng, 38, 55), uniform(rng, 42, 60)
         for side in (-1, 1):
             cx = side * (a_chest + gap + ra)
             zk2 = np.array([z_bottom, z_top])
-            arm = SuperEllipseColumn(Profile(zk2, np.array([cx, cx])), Profile(zk2, np.array([_u(rng, -15, 25)] * 2)),
+            arm = SuperEllipseColumn(Profile(zk2, np.array([cx, cx])), Profile(zk2, np.array([uniform(rng, -15, 25)] * 2)),
                                      Profile(zk2, np.array([ra, ra])), Profile(zk2, np.array([rb, rb])), 2.0,
                                      -60.0, z_top, bumps=body_field, amp_mm=3.0)
             layers.append(Layer(FAT, arm))
@@ -187,14 +188,14 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
                Layer(DIAPHRAGM, Region(cavity.bbox(), under_domes), over=(MEDIASTINUM,)),
                Layer(ABDOMEN, Region(cavity.bbox(), below_domes), over=(DIAPHRAGM,))]
     # -- skeleton: spine and ribs ----------------------------------------------------------------
-    r_vb = _u(rng, 15, 21)
+    r_vb = uniform(rng, 15, 21)
     cav_back = float(cavity.section(np.array(60.0))[1] + cavity.section(np.array(60.0))[3])
     spine_y = cav_back - 0.3 * r_vb
     spine = Capsule((0.0, spine_y, z_bottom), (0.0, spine_y, z_top), r_vb)
     layers += [Layer(BONE, spine), Layer(MARROW, Capsule(spine.p0, spine.p1, r_vb - 2.5)),
                Layer(BONE, Slab(spine_y + r_vb, spine_y + r_vb + 30, -5, 5, z_bottom, z_top), over=(MUSCLE,))]
     rib_r = float(np.clip((wall_lat - 1.0) / 2.0, 1.5, 5.0))
-    for z_rib in np.arange(apex - 25, -120, -_u(rng, 22, 28)):
+    for z_rib in np.arange(apex - 25, -120, -uniform(rng, 22, 28)):
         for side in (-1, 1):
             pts = []
             for theta in np.linspace(0.15, 0.9, 9) * np.pi:  # posterior (near the spine) to anterior
@@ -208,23 +209,23 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
                        for p0, p1 in zip(pts, pts[1:])]
     # -- mediastinum -----------------------------------------------------------------------------
     cav_front = float(cavity.section(np.array(60.0))[1] - cavity.section(np.array(60.0))[3])
-    heart = Ellipsoid((_u(rng, 15, 40), cav_front + _u(rng, 45, 65), _u(rng, 40, 60)),
-                      (_u(rng, 55, 70), _u(rng, 42, 55), _u(rng, 48, 60)), Field.random(rng, 50.0), 3.0)
-    r_ao = _u(rng, 10, 15)
-    ao_x, ao_y = _u(rng, 12, 28), spine_y - r_vb - r_ao - 2.0
-    arch_z = apex - _u(rng, 55, 80)
-    asc = (_u(rng, -15, 0), heart.centre[1] - 10.0)
+    heart = Ellipsoid((uniform(rng, 15, 40), cav_front + uniform(rng, 45, 65), uniform(rng, 40, 60)),
+                      (uniform(rng, 55, 70), uniform(rng, 42, 55), uniform(rng, 48, 60)), Field.random(rng, 50.0), 3.0)
+    r_ao = uniform(rng, 10, 15)
+    ao_x, ao_y = uniform(rng, 12, 28), spine_y - r_vb - r_ao - 2.0
+    arch_z = apex - uniform(rng, 55, 80)
+    asc = (uniform(rng, -15, 0), heart.centre[1] - 10.0)
     aorta = [Capsule((ao_x, ao_y, z_bottom), (ao_x, ao_y, arch_z), r_ao),
              Capsule((ao_x, ao_y, arch_z), (asc[0], asc[1], arch_z + 10), r_ao),
              Capsule((asc[0], asc[1], arch_z + 10), (asc[0], asc[1], heart.centre[2]), r_ao * 1.1)]
-    great = Ellipsoid((_u(rng, -5, 10), cav_front + _u(rng, 30, 45), arch_z + 40),
-                      (_u(rng, 22, 35), _u(rng, 20, 28), 45.0), Field.random(rng, 40.0), 2.0)
-    r_tr = p["trachea_radius_mm"] = _u(rng, 8, 12)
-    tr_x, tr_y = -_u(rng, 2, 8), ao_y - _u(rng, 0, 10)
-    carina = arch_z - _u(rng, 10, 25)
-    airway_gap = p["airway_to_right_lung_mm"] = _u(rng, 1, 4)
-    bronchus_r = (carina, (tr_x - _u(rng, 22, 30), tr_y + 5, carina - _u(rng, 15, 25)), r_tr * 0.7)
-    bronchus_l = (carina, (tr_x + _u(rng, 40, 50), tr_y + 8, carina - _u(rng, 30, 40)), r_tr * 0.6)
+    great = Ellipsoid((uniform(rng, -5, 10), cav_front + uniform(rng, 30, 45), arch_z + 40),
+                      (uniform(rng, 22, 35), uniform(rng, 20, 28), 45.0), Field.random(rng, 40.0), 2.0)
+    r_tr = p["trachea_radius_mm"] = uniform(rng, 8, 12)
+    tr_x, tr_y = -uniform(rng, 2, 8), ao_y - uniform(rng, 0, 10)
+    carina = arch_z - uniform(rng, 10, 25)
+    airway_gap = p["airway_to_right_lung_mm"] = uniform(rng, 1, 4)
+    bronchus_r = (carina, (tr_x - uniform(rng, 22, 30), tr_y + 5, carina - uniform(rng, 15, 25)), r_tr * 0.7)
+    bronchus_l = (carina, (tr_x + uniform(rng, 40, 50), tr_y + 8, carina - uniform(rng, 30, 40)), r_tr * 0.6)
     airways = [Capsule((tr_x, tr_y, carina), (tr_x, tr_y, z_top), r_tr)]
     airways += [Capsule((tr_x, tr_y, carina), end, r) for _, end, r in (bronchus_r, bronchus_l)]
     oesophagus = Capsule((tr_x + 10, tr_y + r_tr + 8, z_bottom + 150), (tr_x + 10, tr_y + r_tr + 8, z_top), 8.0)
@@ -241,12 +242,12 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     layers += [Layer(AIRWAY, Capsule(c.p0, c.p1, c.radius - 2.0)) for c in airways]
     # -- lungs: the cavity's mediastinal fat above the domes, below the apex, on its own side -----
     touching = p["lungs_touching"] = bool(rng.random() < 0.45)
-    septum = 0.2 if touching else _u(rng, 3, 15)
-    septum_x = _u(rng, -5, 10)
+    septum = 0.2 if touching else uniform(rng, 3, 15)
+    septum_x = uniform(rng, -5, 10)
     apex_field = Field.random(rng, 70.0)
     lungs: dict[str, Region] = {}
     for name, side, dome in (("left", 1, dome_l), ("right", -1, dome_r)):
-        ax = side * _u(rng, 0.4, 0.6) * a_chest
+        ax = side * uniform(rng, 0.4, 0.6) * a_chest
 
         def lung_clip(x, y, z, side=side, dome=dome, ax=ax):
             top = apex - 40.0 * ((x - ax) ** 2 + (y - cav_front - 0.45 * (cav_back - cav_front)) ** 2) / 60.0**2
@@ -263,55 +264,55 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     # -- abdominal organs ------------------------------------------------------------------------
     abd = (ABDOMEN,)
     cav_mid_y = 0.5 * (cav_front + cav_back)
-    liver_ml = p["liver_target_ml"] = _u(rng, 1200, 2200)
+    liver_ml = p["liver_target_ml"] = uniform(rng, 1200, 2200)
     liver = _organ(rng, liver_ml, (-0.45 * a_chest, cav_mid_y - 0.1 * b_chest, -65.0), (1.0, 0.85, 0.75),
                    [lambda x, y, z: z < dome_r(x, y) - 4.0, lambda x, y, z: x < 50.0, cavity.inside])
-    spleen_ml = p["spleen_target_ml"] = _u(rng, 100, 350)
+    spleen_ml = p["spleen_target_ml"] = uniform(rng, 100, 350)
     spleen = _organ(rng, spleen_ml, (0.62 * a_chest, cav_mid_y + 0.45 * b_chest, dome_left - 55.0),
                     (0.8, 0.5, 1.0), [lambda x, y, z: z < dome_l(x, y) - 4.0, lambda x, y, z: x > 0, cavity.inside])
     stomach = Ellipsoid((0.3 * a_chest, cav_front + 50.0, dome_left - 50.0), (45.0, 35.0, 40.0),
                         Field.random(rng, 40.0),
                         4.0, [lambda x, y, z: z < dome_l(x, y) - 4.0])
-    gas_level = stomach.centre[2] + _u(rng, 0, 40)
+    gas_level = stomach.centre[2] + uniform(rng, 0, 40)
     layers += [Layer(STOMACH, stomach, over=abd),
                Layer(STOMACH_GAS, Carved(stomach, clips=[lambda x, y, z: z > gas_level]), over=(STOMACH,)),
                Layer(LIVER, liver, over=abd), Layer(SPLEEN, spleen, over=abd)]
-    z_kid = dome_left - _u(rng, 100, 125)
-    for label, side, drop in ((KIDNEY_LEFT, 1, 0.0), (KIDNEY_RIGHT, -1, _u(rng, 5, 20))):
-        ml = p[f"kidney_{'left' if side > 0 else 'right'}_target_ml"] = _u(rng, 120, 200)
-        kidney = _organ(rng, ml, (side * _u(rng, 55, 75), spine_y - _u(rng, 20, 35), z_kid - drop), (0.5, 0.45, 1.0),
+    z_kid = dome_left - uniform(rng, 100, 125)
+    for label, side, drop in ((KIDNEY_LEFT, 1, 0.0), (KIDNEY_RIGHT, -1, uniform(rng, 5, 20))):
+        ml = p[f"kidney_{'left' if side > 0 else 'right'}_target_ml"] = uniform(rng, 120, 200)
+        kidney = _organ(rng, ml, (side * uniform(rng, 55, 75), spine_y - uniform(rng, 20, 35), z_kid - drop), (0.5, 0.45, 1.0),
                         [cavity.inside], amp=2.0)
         layers.append(Layer(label, kidney, over=abd + (LIVER, SPLEEN)))
     layers.append(Layer(BLOOD, aorta[0], over=abd + (LIVER,)))  # the aorta stays in front of the organs
     # -- lung vessels and nodules ----------------------------------------------------------------
     vessels: list[tuple[str, Capsule]] = []
     for name, side, label in (("left", 1, VESSEL_LEFT), ("right", -1, VESSEL_RIGHT)):
-        hilum = np.array([side * _u(rng, 30, 55) + tr_x, tr_y - 10.0, carina - 30.0])
+        hilum = np.array([side * uniform(rng, 30, 55) + tr_x, tr_y - 10.0, carina - 30.0])
         for _ in range(int(rng.integers(8, 15))):
             direction = rng.normal(size=3) * np.array([1.0, 1.0, 1.4]) + np.array([side * 1.2, 0.0, -0.2])
             direction /= np.linalg.norm(direction)
-            length, r = _u(rng, 40, 90), _u(rng, 2.5, 4.5)
+            length, r = uniform(rng, 40, 90), uniform(rng, 2.5, 4.5)
             mid = hilum + direction * length
-            end = mid + (direction + rng.normal(scale=0.4, size=3)) * _u(rng, 30, 60)
+            end = mid + (direction + rng.normal(scale=0.4, size=3)) * uniform(rng, 30, 60)
             for c in (Capsule(tuple(hilum), tuple(mid), r), Capsule(tuple(mid), tuple(end), max(1.5, 0.55 * r))):
                 vessels.append((name, c))
                 layers.append(Layer(label, c, over=(LUNG_LEFT if side > 0 else LUNG_RIGHT,)))
-    hu = {label: _u(rng, *rng_hu) for label, rng_hu in TISSUE_HU.items()}
+    hu = {label: uniform(rng, *rng_hu) for label, rng_hu in TISSUE_HU.items()}
     phase = p["phase"] = str(rng.choice(list(PHASES)))
-    hu.update({label: _u(rng, *band) for label, band in PHASES[phase].items()})
+    hu.update({label: uniform(rng, *band) for label, band in PHASES[phase].items()})
     hu[VESSEL_LEFT] = hu[VESSEL_RIGHT] = hu[BLOOD]
     nodules = _nodules(rng, lungs, vessels, (cav_front, cav_back), a_chest, apex, phase)
     half_width = max(a_abd, a_chest) + arm_extent
     extent = (-half_width, half_width, -max(b_abd, b_chest) - 20.0, back + 40.0 if table else back, z_bottom, z_top)
     return Anatomy(layers=layers, hu=hu, nodules=nodules, params=p, extent=extent,
-                   abdomen_field=Field.random(rng, 25.0), bowel_gas_level=_u(rng, 1.4, 2.6),
-                   lung_gradient_hu=_u(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
+                   abdomen_field=Field.random(rng, 25.0), bowel_gas_level=uniform(rng, 1.4, 2.6),
+                   lung_gradient_hu=uniform(rng, 0, 80), truth_labels=dict(TRUTH_LABELS))
 
 
 def _dome(rng: np.random.Generator, side: int, a_chest: float, b_chest: float, z0: float):
     """The diaphragm surface under one lung: highest mid-lung, falling 40-70 mm to the recesses."""
-    cx, cy = side * _u(rng, 0.35, 0.5) * a_chest, _u(rng, -0.1, 0.15) * b_chest
-    depth, f = _u(rng, 40, 70), Field.random(rng, 60.0)
+    cx, cy = side * uniform(rng, 0.35, 0.5) * a_chest, uniform(rng, -0.1, 0.15) * b_chest
+    depth, f = uniform(rng, 40, 70), Field.random(rng, 60.0)
 
     def dome(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         r2 = ((x - cx) / (0.55 * a_chest)) ** 2 + ((y - cy) / (0.9 * b_chest)) ** 2
@@ -395,7 +396,7 @@ def _nodules(rng: np.random.Generator, lungs: dict[str, Region], vessels: list[t
         if any(np.linalg.norm(centre - np.asarray(o.centre)) < (diameter + o.diameter_mm) / 2 + 5.0 for o in out):
             continue
         out.append(Nodule(tuple(float(c) for c in centre), diameter, kind, side,
-                          _u(rng, 0, 60) + hu_offset))
+                          uniform(rng, 0, 60) + hu_offset))
     return out[:MAX_NODULES]
 
 

@@ -223,7 +223,7 @@ def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, l
     h = sqrt(r^2 - rho^2); a slice covers [z - t/2, z + t/2]; the overlap over t is the fraction.
     """
     (cx, cy, cz), r = nodule.centre, nodule.diameter_mm / 2
-    ix, iy = _range(xs, cx - r, cx + r), _range(ys, cy - r, cy + r)
+    ix, iy = index_range(xs, cx - r, cx + r), index_range(ys, cy - r, cy + r)
     iz = np.flatnonzero((zs + thickness / 2 >= cz - r) & (zs - thickness / 2 <= cz + r))
     if ix is None or iy is None or not len(iz):
         return 0.0
@@ -245,8 +245,8 @@ def paint(anatomy: Anatomy, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray) -> n
     labels = np.full((len(zs), len(ys), len(xs)), AIR, dtype=np.uint8)
     for layer in anatomy.layers:
         bx0, bx1, by0, by1, bz0, bz1 = layer.shape.bbox()
-        ix = _range(xs, bx0, bx1)
-        iy = _range(ys, by0, by1)
+        ix = index_range(xs, bx0, bx1)
+        iy = index_range(ys, by0, by1)
         iz = np.flatnonzero((zs >= bz0) & (zs <= bz1))
         if ix is None or iy is None or not len(iz):
             continue
@@ -262,7 +262,8 @@ def paint(anatomy: Anatomy, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray) -> n
     return labels
 
 
-def _range(axis: np.ndarray, lo: float, hi: float) -> slice | None:
+def index_range(axis: np.ndarray, lo: float, hi: float) -> slice | None:
+    """The indices of the sorted sample positions ``axis`` within [lo, hi] (None when none are)."""
     i0, i1 = np.searchsorted(axis, lo), np.searchsorted(axis, hi, side="right")
     return slice(int(i0), int(i1)) if i1 > i0 else None
 

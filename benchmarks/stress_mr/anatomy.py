@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from benchmarks.stress.anatomy import uniform
 from benchmarks.stress.shapes import Capsule, Field
 
 #: tissue classes of the label map
@@ -176,36 +177,32 @@ class Head:
         return out
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
 def draw_head(rng: np.random.Generator, lesions: bool = True) -> Head:
     """A random head (see the module docstring); ``lesions`` False draws none."""
-    atrophy = _u(rng, 1.0, 2.6) if rng.random() < 0.6 else _u(rng, 1.0, 1.4)
-    radii = np.array([_u(rng, 56, 70), _u(rng, 74, 90), _u(rng, 50, 62)]) / (1.0 + 0.04 * (atrophy - 1.0))
-    centre = np.array([_u(rng, -4, 4), _u(rng, -6, 6), _u(rng, 10, 20)])
+    atrophy = uniform(rng, 1.0, 2.6) if rng.random() < 0.6 else uniform(rng, 1.0, 1.4)
+    radii = np.array([uniform(rng, 56, 70), uniform(rng, 74, 90), uniform(rng, 50, 62)]) / (1.0 + 0.04 * (atrophy - 1.0))
+    centre = np.array([uniform(rng, -4, 4), uniform(rng, -6, 6), uniform(rng, 10, 20)])
     cb_radii = np.array([0.72 * radii[0], 0.33 * radii[1], 0.36 * radii[2]])
     cb_centre = centre + np.array([0.0, 0.5 * radii[1], -0.78 * radii[2]])
     stem = Capsule((centre[0], centre[1] + 0.12 * radii[1], centre[2] - 0.1 * radii[2]),
-                   (centre[0], centre[1] + 0.22 * radii[1], centre[2] - 1.5 * radii[2]), _u(rng, 9, 12.5))
-    cortex = _u(rng, 2.2, 3.8)
-    wavelength = _u(rng, 5, 8)
-    csf_mm = _u(rng, 1.0, 2.5) * atrophy ** 0.7
+                   (centre[0], centre[1] + 0.22 * radii[1], centre[2] - 1.5 * radii[2]), uniform(rng, 9, 12.5))
+    cortex = uniform(rng, 2.2, 3.8)
+    wavelength = uniform(rng, 5, 8)
+    csf_mm = uniform(rng, 1.0, 2.5) * atrophy ** 0.7
     # the sulcal field is about a unit normal: |f| < a covers 2 Phi(a) - 1 of the folded zone;
     # sulcal CSF takes 5-12 % of it (more with atrophy), the cortex lining it 30-45 %
-    csf_share = min(_u(rng, 0.05, 0.12) * atrophy, 0.3)
-    cortex_share = _u(rng, 0.3, 0.45)
+    csf_share = min(uniform(rng, 0.05, 0.12) * atrophy, 0.3)
+    cortex_share = uniform(rng, 0.3, 0.45)
     head = Head(
         cerebrum_centre=centre, cerebrum_radii=radii, cerebellum_centre=cb_centre, cerebellum_radii=cb_radii,
-        brainstem=stem, surface_bumps=Field.random(rng, wavelength_mm=_u(rng, 25, 45), modes=6), bump_mm=_u(rng, 2, 5),
-        csf_mm=csf_mm, skull_mm=_u(rng, 4, 8), scalp_mm=_u(rng, 3, 8), cortex_mm=cortex,
+        brainstem=stem, surface_bumps=Field.random(rng, wavelength_mm=uniform(rng, 25, 45), modes=6), bump_mm=uniform(rng, 2, 5),
+        csf_mm=csf_mm, skull_mm=uniform(rng, 4, 8), scalp_mm=uniform(rng, 3, 8), cortex_mm=cortex,
         sulcus_field=Field.random(rng, wavelength_mm=wavelength, modes=10),
-        sulcus_depth_mm=_u(rng, 8, 16) + 3.0 * (atrophy - 1.0),
+        sulcus_depth_mm=uniform(rng, 8, 16) + 3.0 * (atrophy - 1.0),
         sulcus_halfwidth=float(ndtri(0.5 + csf_share / 2)),
         cortex_halfwidth=float(ndtri(0.5 + (csf_share + cortex_share) / 2)),
         ventricles=_ventricles(rng, centre, radii, atrophy), deep_grey=_deep_grey(rng, centre),
-        lining_mm=_u(rng, 0.8, 2.0) if rng.random() < 0.33 else 0.0,
+        lining_mm=uniform(rng, 0.8, 2.0) if rng.random() < 0.33 else 0.0,
         params={"atrophy": atrophy, "sulcus_wavelength_mm": wavelength, "cortex_mm": cortex, "csf_mm": csf_mm},
     )
     head.params["lining_mm"] = head.lining_mm
@@ -215,10 +212,10 @@ def draw_head(rng: np.random.Generator, lesions: bool = True) -> Head:
 
 
 def _ventricles(rng: np.random.Generator, c: np.ndarray, r: np.ndarray, atrophy: float) -> list[Capsule]:
-    width = _u(rng, 2.0, 3.5) * atrophy ** 0.8
+    width = uniform(rng, 2.0, 3.5) * atrophy ** 0.8
     out = []
     for side in (-1.0, 1.0):
-        off = side * _u(rng, 5, 9) * (0.8 + 0.2 * atrophy)
+        off = side * uniform(rng, 5, 9) * (0.8 + 0.2 * atrophy)
         front = (c[0] + off, c[1] - 0.32 * r[1], c[2] + 0.2 * r[2])
         atrium = (c[0] + off * 1.9, c[1] + 0.28 * r[1], c[2] + 0.12 * r[2])
         temporal = (c[0] + side * 0.42 * r[0], c[1] - 0.05 * r[1], c[2] - 0.35 * r[2])
@@ -234,8 +231,8 @@ def _ventricles(rng: np.random.Generator, c: np.ndarray, r: np.ndarray, atrophy:
 def _deep_grey(rng: np.random.Generator, c: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for side in (-1.0, 1.0):
-        out.append((c + np.array([side * _u(rng, 14, 18), _u(rng, 2, 8), _u(rng, -4, 2)]), np.array([_u(rng, 6, 8), _u(rng, 10, 14), _u(rng, 7, 9)])))
-        out.append((c + np.array([side * _u(rng, 20, 25), _u(rng, -14, -8), _u(rng, 0, 6)]), np.array([_u(rng, 5, 7), _u(rng, 9, 12), _u(rng, 7, 9)])))
+        out.append((c + np.array([side * uniform(rng, 14, 18), uniform(rng, 2, 8), uniform(rng, -4, 2)]), np.array([uniform(rng, 6, 8), uniform(rng, 10, 14), uniform(rng, 7, 9)])))
+        out.append((c + np.array([side * uniform(rng, 20, 25), uniform(rng, -14, -8), uniform(rng, 0, 6)]), np.array([uniform(rng, 5, 7), uniform(rng, 9, 12), uniform(rng, 7, 9)])))
     return out
 
 
@@ -264,8 +261,8 @@ def _lesion_count(rng: np.random.Generator) -> int:
 def _contrast(rng: np.random.Generator) -> tuple[float, float, bool]:
     """(peak contrast over white matter, edge width, faint)."""
     if rng.random() < 0.25:
-        return _u(rng, 0.15, 0.3), _u(rng, 0.05, 0.09), True
-    return _u(rng, 0.35, 1.0), _u(rng, 0.12, 0.3), False
+        return uniform(rng, 0.15, 0.3), uniform(rng, 0.05, 0.09), True
+    return uniform(rng, 0.35, 1.0), uniform(rng, 0.12, 0.3), False
 
 
 def _lesions(rng: np.random.Generator, head: Head) -> list[Lesion]:
@@ -288,17 +285,17 @@ def _place(rng: np.random.Generator, head: Head, kind: str) -> Lesion | None:
     if kind in ("periventricular", "confluent"):
         parts = int(rng.integers(3, 7)) if kind == "confluent" else 1
         v = lateral[int(rng.integers(0, len(lateral)))]
-        t = _u(rng, 0.05, 0.95)
+        t = uniform(rng, 0.05, 0.95)
         p0, p1 = np.asarray(v.p0), np.asarray(v.p1)
         axis = _random_axes(rng, p1 - p0)
-        angle = _u(rng, 0, 2 * np.pi)
+        angle = uniform(rng, 0, 2 * np.pi)
         normal = np.cos(angle) * axis[1] + np.sin(angle) * axis[2]
         centres, axes, radii = [], [], []
         for k in range(parts):
             d = _diameter(rng, 5.0, 22.0) if kind == "confluent" else _diameter(rng)
-            elong = _u(rng, 1.2, 2.0)
+            elong = uniform(rng, 1.2, 2.0)
             r_short = 0.5 * d / elong ** (1.0 / 3.0)
-            shift = (k - (parts - 1) / 2) * _u(rng, 4, 8) * (p1 - p0) / np.linalg.norm(p1 - p0) if parts > 1 else 0.0
+            shift = (k - (parts - 1) / 2) * uniform(rng, 4, 8) * (p1 - p0) / np.linalg.norm(p1 - p0) if parts > 1 else 0.0
             centre = p0 + t * (p1 - p0) + normal * (v.radius + 0.5 * r_short * elong) + shift
             centres.append(centre)
             axes.append(_random_axes(rng, normal))
@@ -308,13 +305,13 @@ def _place(rng: np.random.Generator, head: Head, kind: str) -> Lesion | None:
         lesion = Lesion(kind, np.array(centres), np.array(axes), np.array(radii), contrast, width, faint)
     else:
         d = _diameter(rng, 2.0, 18.0 if kind != "deep_white_matter" else 30.0)
-        radii3 = 0.5 * d * np.array([_u(rng, 1.0, 1.5), 1.0, _u(rng, 0.75, 1.0)])
+        radii3 = 0.5 * d * np.array([uniform(rng, 1.0, 1.5), 1.0, uniform(rng, 0.75, 1.0)])
         radii3 *= 0.5 * d / float(np.prod(radii3)) ** (1.0 / 3.0)
         c, r = head.cerebrum_centre, head.cerebrum_radii
         if kind == "infratentorial":
             if rng.random() < 0.5:
                 s = head.brainstem
-                centre = np.asarray(s.p0) + _u(rng, 0.1, 0.5) * (np.asarray(s.p1) - np.asarray(s.p0))
+                centre = np.asarray(s.p0) + uniform(rng, 0.1, 0.5) * (np.asarray(s.p1) - np.asarray(s.p0))
                 centre = centre + rng.normal(size=3) * np.array([0.4, 0.4, 0.0]) * s.radius
             else:
                 centre = head.cerebellum_centre + rng.uniform(-0.6, 0.6, 3) * head.cerebellum_radii
@@ -327,7 +324,7 @@ def _place(rng: np.random.Generator, head: Head, kind: str) -> Lesion | None:
                 scale = 1.0 / np.sqrt(np.sum((direction / r) ** 2))
                 centre = c + direction * max(scale - depth - head.bump_mm, 5.0)
             else:
-                centre = c + direction * r * _u(rng, 0.25, 0.65)
+                centre = c + direction * r * uniform(rng, 0.25, 0.65)
         lesion = Lesion(kind, centre[None, :], _random_axes(rng)[None], radii3[None], contrast, width, faint)
     return lesion if _in_white_matter(head, lesion) else None
 

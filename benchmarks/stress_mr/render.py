@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.stress.render import LAYOUTS, Geometry, write_layout
+from benchmarks.stress.render import LAYOUTS, Geometry, index_range, write_layout
 from benchmarks.stress.shapes import Field
 from benchmarks.stress_mr.anatomy import AIR, CSF, DEEP_GM, GM, LINING, SCALP, SKULL, WM, Head, Lesion, draw_head
 from imaging.io.nifti import MODALITY_NOTE
@@ -152,11 +152,6 @@ def draw_geometry(rng: np.random.Generator, head: Head, options: MROptions) -> G
     return Geometry(thickness, inplane, origin, shape, layout, oblique, params)
 
 
-def _index_range(axis: np.ndarray, lo: float, hi: float) -> slice | None:
-    i0, i1 = np.searchsorted(axis, lo), np.searchsorted(axis, hi, side="right")
-    return slice(int(i0), int(i1)) if i1 > i0 else None
-
-
 def render(head: Head, geometry: Geometry, levels: dict[Any, float], lesion_sign: float
            ) -> tuple[np.ndarray, np.ndarray, list[LesionTruth]]:
     """(intensity relative to white matter before the scanner's effects, the skull-strip mask
@@ -179,8 +174,8 @@ def render(head: Head, geometry: Geometry, levels: dict[Any, float], lesion_sign
     boxes = []
     for lesion in head.lesions:
         bx0, bx1, by0, by1, bz0, bz1 = lesion.bbox()
-        ix, iy = _index_range(xs, bx0, bx1), _index_range(ys, by0, by1)
-        iz = _index_range(zs, bz0 - t / 2, bz1 + t / 2)
+        ix, iy = index_range(xs, bx0, bx1), index_range(ys, by0, by1)
+        iz = index_range(zs, bz0 - t / 2, bz1 + t / 2)
         boxes.append(None if ix is None or iy is None or iz is None else (iz, iy, ix))
     coverage = [np.zeros(tuple(s.stop - s.start for s in b), np.float32) if b else None for b in boxes]
     chunk = max(1, int(3_000_000 // max(sub * ny * nx, 1)))
