@@ -227,6 +227,11 @@ MR_PEAK_PERCENTILE = 99.0
 #: normal tissue set the level (bright CSF on T2: 40-80; FLAIR: 4-14) and the search is blind to
 #: lesions fainter than it (`MRLesions.doubt`)
 MR_BLIND_SEED_K = 20.0
+#: where grey matter is a peak of its own, lesion cores more than this many white-matter SDs above
+#: white matter (grey matter set the level): lesions as faint as grey matter are missed
+MR_FAINT_BLIND_K = 8.0
+#: slices thicker than this (mm) partial-volume small lesions: the burden is approximate
+MR_THICK_SLICE_MM = 3.0
 #: smallest hyperintense MR lesion kept (mm^3)
 MR_MIN_LESION_MM3 = 10.0
 #: a lesion is compact (its volume over the sphere spanning its largest extent at least this) or
@@ -1168,6 +1173,8 @@ class MRLesions:
     contrast: BrainContrast | None = None
     #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`)
     cortical_left_out: int = 0
+    #: slice thickness (mm): on thick slices small lesions are partial-volumed
+    slice_mm: float = 0.0
 
     def doubt(self) -> str | None:
         """Why the lesions found (or none) may be wrong, or None: the levels are so high that only
@@ -1175,13 +1182,24 @@ class MRLesions:
         is no peak of its own (`BrainTissue.grey_peak`: real FLAIR), or the lesions are too little
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
         the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
-        out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain)."""
+        out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain);
+        nothing was found where grey matter set the levels above `MR_FAINT_BLIND_K` SDs (lesions as
+        faint as it are missed); or slices are thicker than `MR_THICK_SLICE_MM` (partial volume)."""
         reasons = []
+        found = int(np.isin(self.labels, self.kept).sum())
         blind = (self.tissue.seed_level - self.tissue.white) / max(self.tissue.spread, 1e-9)
         if blind > MR_BLIND_SEED_K:
             reasons.append(f"lesions had to be {blind:.0f} white-matter SDs brighter than white matter to count (the "
                            f"brain's bright normal tissue, e.g. CSF on T2, sets the level): fainter lesions are missed, "
                            f"so the lesion load (or 'no lesion') may be wrong; ask on the FLAIR")
+        elif not self.kept and self.tissue.grey_peak and blind > MR_FAINT_BLIND_K:
+            reasons.append(f"lesions had to be {blind:.0f} white-matter SDs brighter than white matter to count (grey "
+                           f"matter's own level): lesions fainter than grey matter are missed, so the lesion load (or "
+                           f"'no lesion') may be too low")
+        if self.slice_mm > MR_THICK_SLICE_MM:
+            reasons.append(f"on {self.slice_mm:g} mm slices a lesion under two slices ({2 * self.slice_mm:g} mm) thick "
+                           f"shows partial-volumed, fainter than it is: small lesions may be missed and each lesion's "
+                           f"extent across slices is uncertain, so the burden (or 'no lesion') is approximate")
         if not self.kept or self.lesion_median is None:
             return "; ".join(reasons) or None
         if not self.tissue.grey_peak:
@@ -1191,11 +1209,10 @@ class MRLesions:
         elif (contrast := self.tissue.grey_contrast(self.lesion_median)) < MR_MIN_GM_CONTRAST:
             reasons.append(f"the lesions found are only {contrast:.1f} SDs brighter than grey matter (cortex and "
                            f"normal grey matter reach that level)")
-        share = float(np.isin(self.labels, self.kept).sum()) / max(self.brain_voxels, 1)
+        share = found / max(self.brain_voxels, 1)
         if share > MR_MAX_BURDEN_FRACTION:
             reasons.append(f"the lesions found cover {share:.0%} of the brain region (the image may not be a FLAIR "
                            f"or T2, or the region holds scalp)")
-        found = int(np.isin(self.labels, self.kept).sum())
         confident = found - self.rim_voxels
         faint = self.rim_voxels + self.left_out_rim_voxels
         if faint > MR_MAX_RIM_FRACTION * max(confident, 1):
@@ -1276,7 +1293,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
                      float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing),
-                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))))
+                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))),
+                     slice_mm=float(spacing[0]))
 
 
 def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
