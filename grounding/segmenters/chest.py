@@ -18,7 +18,11 @@ on a small grid a pass over the whole field of view costs as much as the analysi
    touches a border line (field of view cutting the patient), the border is sealed between the
    body's first and last voxel on that line, so a lung cut by the field of view is not taken for
    outside air; only tissue that survives the table opening seals, so the foam of a table running
-   off the image's sides stays outside. The body mask is everything that is not outside air.
+   off the image's sides stays outside. Beyond a circular reconstruction field (the corners hold
+   one exact padding value on every slice, `reconstruction_padding`) the image border is the
+   circle: background it cuts open is lung, not outside air, when it is denser than air and
+   continues into air the body encloses on another slice (`exposed_by_circle`). The body mask is
+   everything that is not outside air.
 3. **airways**: per slice, compact air components of tracheal size near the midline are linked
    across slices; the longest vertical chain (at least `TRACHEA_MIN_LENGTH_MM`) centred above the
    lungs' centre that does not open into a lung above and has lungs on both sides is the trachea
@@ -144,6 +148,9 @@ AIR_REFERENCE_BELOW_HU = -900.0
 AIR_MIN_VOXELS = 50
 #: at most this many outside-air voxels are sampled for the scan's air value
 AIR_SAMPLE = 200_000
+#: a scanner writes this value or lower (-1024, -2048, -3024 HU) outside its circular reconstruction
+#: field: the corners of every slice hold exactly the same value there, which noisy air never does
+PADDING_BELOW_HU = -1010.0
 #: gas joined to a lung is cut off when it forms a pocket of at least this volume (mL) whose outer
 #: shell is less than this fraction lung (a bulla lies within lung; stomach gas behind a thin
 #: diaphragm touches it only through a narrow leak)
@@ -289,6 +296,9 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     x_origin = float(volume.affine[0, :3] @ (np.array(grid.strides) // 2) + volume.affine[0, 3])
     world_x = _linear(x_row, x_origin)
 
+    unreconstructed = reconstruction_padding(coarse)
+    if unreconstructed is not None:  # the lung the reconstruction circle exposes is no outside air
+        dense |= exposed_by_circle(dense, coarse, unreconstructed)
     body = body_core(dense, spacing)
     del dense
     inside_air = coarse < HU_AIR
@@ -312,7 +322,7 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     labels = np.zeros(coarse.shape, dtype=np.uint8)
     try:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
-                                 from_trachea, gas_below_hu=outside_air_hu(coarse, body) + GAS_MARGIN_HU,
+                                 from_trachea, gas_below_hu=outside_air_hu(coarse, body, unreconstructed) + GAS_MARGIN_HU,
                                  spacing=spacing, superior_step=superior_step, body=body,
                                  body_origin=tuple(sl.start for sl in box))
         found = np.count_nonzero(labels[box])
@@ -419,6 +429,60 @@ def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndar
     return body
 
 
+def reconstruction_padding(coarse: np.ndarray) -> np.ndarray | None:
+    """The in-plane region outside a circular reconstruction field, or None without one: the voxels
+    connected to the image corners that hold, on every slice, exactly the corners' value, at most
+    `PADDING_BELOW_HU` (noise-free air of -1000 HU is no padding)."""
+    value = coarse[0, 0, 0]
+    corners = coarse[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    if value > PADDING_BELOW_HU or not np.all(corners == value):
+        return None
+    plane = np.logical_and.reduce(coarse == value, axis=0)
+    return border_connected(plane[None])[0]
+
+
+def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np.ndarray) -> np.ndarray:
+    """The background that a circular reconstruction field (``unreconstructed``: the in-plane region
+    beyond it) cuts open and that is not outside air: lung behind a chest wall the circle cuts, which
+    would otherwise reach the image border through the padding.
+
+    A slice's background component touching the circle is such lung when its median HU lies
+    `GAS_MARGIN_HU` or more above the air all of them hold (their voxels below
+    `AIR_REFERENCE_BELOW_HU`: outside air is most of those; aerated lung is denser, as gas is told
+    from lung in `_is_gas`) and it continues, in 3-D, into background that the body encloses on
+    another slice (the lung above the cut): the foam of a table the circle cuts on every slice is as
+    dense as lung, but nothing encloses it."""
+    background = ~dense
+    background[:, unreconstructed] = False
+    exposed = np.zeros(dense.shape, dtype=bool)
+    labels, n = label_planar(background)
+    rim = np.zeros(dense.shape, dtype=bool)
+    rim[:, dilate(unreconstructed[None], PLANAR4)[0]] = True
+    touching = np.unique(labels[rim & background])
+    touching = touching[touching > 0]
+    if touching.size == 0:
+        return exposed
+    open_to = np.zeros(n + 1, dtype=bool)
+    open_to[touching] = True
+    values = coarse[open_to[labels]]
+    air = values[values < AIR_REFERENCE_BELOW_HU]
+    air_hu = _median(air) if air.size >= AIR_MIN_VOXELS else -1000.0
+    medians = np.asarray(ndimage.median(coarse, labels, touching))
+    lung = touching[medians >= air_hu + GAS_MARGIN_HU]
+    if lung.size == 0:
+        return exposed
+    # the background the body encloses on its slice: neither cut by the circle nor at the border
+    open_to[np.unique(labels[border_connected(background)])] = True
+    enclosed = background & ~open_to[labels]
+    volumes, _ = label_components(background, CONN6)
+    continued = np.zeros(int(volumes.max()) + 1, dtype=bool)
+    continued[np.unique(volumes[enclosed])] = True
+    continued[0] = False
+    candidates = np.isin(labels, lung)
+    exposed[candidates] = continued[volumes[candidates]]
+    return exposed
+
+
 def border_opening(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
     """``dilate(erode(mask, se), se)`` (an in-plane ``se``) on the four in-plane border lines of each
     slice alone, False elsewhere: all `outside_air` reads of its seal. A border line's opening
@@ -436,11 +500,15 @@ def border_opening(mask: np.ndarray, se: np.ndarray) -> np.ndarray:
     return out
 
 
-def outside_air_hu(coarse: np.ndarray, body: np.ndarray) -> float:
+def outside_air_hu(coarse: np.ndarray, body: np.ndarray, unreconstructed: np.ndarray | None = None) -> float:
     """The scan's own air value (HU): the median of the coarse voxels outside ``body`` below
-    `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air."""
+    `AIR_REFERENCE_BELOW_HU`, or -1000 when the field of view holds too little outside air. The
+    padding beyond a circular reconstruction field (``unreconstructed``, in-plane) is no air: at
+    -1024 HU it would put the air 24 HU low, and gas 24 HU denser than it would pass for lung."""
     outside = coarse < AIR_REFERENCE_BELOW_HU
     np.greater(outside, body, out=outside)  # and not body
+    if unreconstructed is not None:
+        outside[:, unreconstructed] = False
     air = coarse[outside]
     if air.size < AIR_MIN_VOXELS:
         return -1000.0
