@@ -3,7 +3,9 @@ benchmark (`benchmarks.stress`) showed, each rebuilt here.
 
 * a circular reconstruction field (padding of -1024 to -3024 HU beyond it) cutting the lateral chest
   wall: the lung behind the cut reached the image border through the padding and was taken for
-  outside air (a lung base lost on a stress case; here most of the right lung).
+  outside air (a lung base lost on a stress case; here most of the right lung);
+* lungs touching over a junction too thin to see were split about the trachea, which runs off the
+  midline (to the right, by the aortic arch), so a strip of one lung went to the other.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 
 from grounding.segmenters.chest import LEFT, RIGHT, analyze_chest
 from imaging.phantoms import chest_ct
+from imaging.volume import Volume
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,3 +42,36 @@ def test_a_lung_the_reconstruction_circle_cuts_open_is_not_outside_air(padding):
     # the table the circle cuts stays outside the body
     body = chest.full_body(volume.data)
     assert dice(body, phantom.labels["body"] & ~beyond) > 0.97
+
+
+def touching_lungs(trachea_x_mm: float, nz: int = 36, dz: float = 2.5, n: int = 220, dxy: float = 1.0,
+                   noise: float = 15.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
+    """An axis-aligned LPS chest CT (HU): two lungs meeting over a wide anterior junction at the
+    thoracic cavity's middle (x = 0) with no septum to see, and a trachea (upper half of the slices)
+    centred at ``trachea_x_mm`` (negative: pushed to the patient's right, as the aortic arch does)."""
+    rng = np.random.default_rng(seed)
+    x = (np.arange(n) - n / 2 + 0.5) * dxy  # + is the patient's left
+    y = (np.arange(n) - n / 2 + 0.5) * dxy  # + is posterior
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    body = (xx / 105.0) ** 2 + (yy / 80.0) ** 2 <= 1
+    plane = np.where(body, 40.0, -1000.0).astype(np.float32)
+    plane[body & ((xx / 95.0) ** 2 + (yy / 70.0) ** 2 > 1)] = -100.0  # subcutaneous fat
+    junction = (np.abs(xx) < 25) & (yy > -55) & (yy < -10)  # in front of the heart
+    truth = {}
+    for side, sign in (("lung_left", 1), ("lung_right", -1)):
+        lung = (((xx - sign * 50) / 36) ** 2 + (yy / 58) ** 2 <= 1) & (sign * xx > 4)
+        truth[side] = lung | (junction & (sign * xx > 0))
+        plane[truth[side]] = -850.0
+    hu = np.repeat(plane[None], nz, axis=0)
+    hu[nz // 2:, (xx - trachea_x_mm) ** 2 + (yy - 35) ** 2 <= 8.0**2] = -1000.0
+    hu += rng.normal(0.0, noise, hu.shape).astype(np.float32)
+    volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], y[0], 0.0), modality="CT",
+                               metadata={"modality_source": "dicom"})
+    return volume, {k: np.repeat(v[None], nz, axis=0) for k, v in truth.items()}
+
+
+def test_touching_lungs_are_split_at_the_cavitys_middle_not_at_a_trachea_off_the_midline():
+    volume, truth = touching_lungs(trachea_x_mm=-10.0)
+    labels = analyze_chest(volume).full_labels(volume.data)
+    assert dice(labels == RIGHT, truth["lung_right"]) > 0.98
+    assert dice(labels == LEFT, truth["lung_left"]) > 0.98
