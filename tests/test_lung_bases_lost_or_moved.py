@@ -5,7 +5,10 @@ benchmark (`benchmarks.stress`) showed, each rebuilt here.
   wall: the lung behind the cut reached the image border through the padding and was taken for
   outside air (a lung base lost on a stress case; here most of the right lung);
 * lungs touching over a junction too thin to see were split about the trachea, which runs off the
-  midline (to the right, by the aortic arch), so a strip of one lung went to the other.
+  midline (to the right, by the aortic arch), so a strip of one lung went to the other;
+* bowel gas joined to a lung base through the diaphragm was cut off only where its 3-voxel mean is
+  gas: on thick slices the lung or tissue on the next slice lifts its edges above that, and they
+  stayed in the lung, while the rim taken around the cut-off part ate lung.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 
 from grounding.segmenters.chest import LEFT, RIGHT, analyze_chest
 from imaging.phantoms import chest_ct
+from test_lung_bases_gas_and_domes import build as lung_bases
 from imaging.volume import Volume
 
 
@@ -75,3 +79,10 @@ def test_touching_lungs_are_split_at_the_cavitys_middle_not_at_a_trachea_off_the
     labels = analyze_chest(volume).full_labels(volume.data)
     assert dice(labels == RIGHT, truth["lung_right"]) > 0.98
     assert dice(labels == LEFT, truth["lung_left"]) > 0.98
+
+
+def test_the_edges_of_bowel_gas_joined_to_a_lung_base_are_cut_off_with_it():
+    volume, truth = lung_bases(gas_ml=300.0, gas_top_mm=-7.0, above_mm=30.0, dz=5.0)
+    left = analyze_chest(volume).full_labels(volume.data) == LEFT
+    assert np.count_nonzero(left & truth["gas"]) < 0.002 * np.count_nonzero(truth["gas"])
+    assert dice(left, truth["lung_left"]) > 0.998

@@ -949,13 +949,26 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
         if label == 0:
             continue
         pocket = pockets == label
-        for _ in range(GAS_POCKET_RIM):  # the pocket's own partial-volume rim is air, not lung
-            pocket |= dilate(pocket, CONN6) & lung
-        shell = dilate(pocket, CONN6) & ~pocket
-        if np.count_nonzero(shell & lung) < GAS_POCKET_LUNG_SHELL * np.count_nonzero(shell):
-            crop[pocket] = 0
-            own = None
+        if _within_lung(pocket, lung):
+            continue
+        # with the gas voxels joined to it whose 3-voxel mean the lung or tissue on the next (thick)
+        # slice lifts above the level (the pocket's edges: left behind, they stayed lung), and the
+        # one voxel of partial volume around them
+        pocket = ndimage.binary_propagation(pocket, structure=CONN6, mask=pocket | (lung & low))
+        crop[pocket | (dilate(pocket, CONN6) & lung)] = 0
+        own = None
     return own
+
+
+def _within_lung(pocket: np.ndarray, lung: np.ndarray) -> bool:
+    """Whether gas ``pocket`` lies within ``lung`` (a bulla): its outer shell, beyond its own
+    partial-volume rim of `GAS_POCKET_RIM` voxels (air, not lung), is at least
+    `GAS_POCKET_LUNG_SHELL` lung."""
+    pocket = pocket.copy()
+    for _ in range(GAS_POCKET_RIM):
+        pocket |= dilate(pocket, CONN6) & lung
+    shell = dilate(pocket, CONN6) & ~pocket
+    return np.count_nonzero(shell & lung) >= GAS_POCKET_LUNG_SHELL * np.count_nonzero(shell)
 
 
 def _mean3_below(hu: np.ndarray, low: np.ndarray, level: float, within: np.ndarray) -> np.ndarray:
