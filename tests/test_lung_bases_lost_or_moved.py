@@ -5,7 +5,8 @@ benchmark (`benchmarks.stress`) showed, each rebuilt here.
   wall: the lung behind the cut reached the image border through the padding and was taken for
   outside air (a lung base lost on a stress case; here most of the right lung);
 * lungs touching over a junction too thin to see were split about the trachea, which runs off the
-  midline (to the right, by the aortic arch), so a strip of one lung went to the other;
+  midline (to the right, by the aortic arch), so a strip of one lung went to the other; and a septum
+  one pixel wide between them fell between the coarse grid's samples, so the split missed it;
 * bowel gas joined to a lung base through the diaphragm was cut off only where its 3-voxel mean is
   gas: on thick slices the lung or tissue on the next slice lifts its edges above that, and they
   stayed in the lung, while the rim taken around the cut-off part ate lung.
@@ -48,11 +49,14 @@ def test_a_lung_the_reconstruction_circle_cuts_open_is_not_outside_air(padding):
     assert dice(body, phantom.labels["body"] & ~beyond) > 0.97
 
 
-def touching_lungs(trachea_x_mm: float, nz: int = 36, dz: float = 2.5, n: int = 220, dxy: float = 1.0,
-                   noise: float = 15.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
-    """An axis-aligned LPS chest CT (HU): two lungs meeting over a wide anterior junction at the
-    thoracic cavity's middle (x = 0) with no septum to see, and a trachea (upper half of the slices)
-    centred at ``trachea_x_mm`` (negative: pushed to the patient's right, as the aortic arch does)."""
+def touching_lungs(trachea_x_mm: float, septum_x_mm: float | None = None, nz: int = 36, dz: float = 2.5,
+                   n: int = 220, dxy: float = 1.0, noise: float = 15.0,
+                   seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
+    """An axis-aligned LPS chest CT (HU): two lungs meeting over a wide anterior junction, at the
+    thoracic cavity's middle (x = 0) with no septum to see or, with ``septum_x_mm``, along a septum
+    one pixel wide (-250 HU: pleura and fat in partial volume) there, and a trachea (upper half of the
+    slices) centred at ``trachea_x_mm`` (negative: pushed to the patient's right, as the aortic arch
+    does)."""
     rng = np.random.default_rng(seed)
     x = (np.arange(n) - n / 2 + 0.5) * dxy  # + is the patient's left
     y = (np.arange(n) - n / 2 + 0.5) * dxy  # + is posterior
@@ -61,11 +65,14 @@ def touching_lungs(trachea_x_mm: float, nz: int = 36, dz: float = 2.5, n: int = 
     plane = np.where(body, 40.0, -1000.0).astype(np.float32)
     plane[body & ((xx / 95.0) ** 2 + (yy / 70.0) ** 2 > 1)] = -100.0  # subcutaneous fat
     junction = (np.abs(xx) < 25) & (yy > -55) & (yy < -10)  # in front of the heart
+    meet = 0.0 if septum_x_mm is None else x[np.argmin(np.abs(x - septum_x_mm))]
     truth = {}
     for side, sign in (("lung_left", 1), ("lung_right", -1)):
         lung = (((xx - sign * 50) / 36) ** 2 + (yy / 58) ** 2 <= 1) & (sign * xx > 4)
-        truth[side] = lung | (junction & (sign * xx > 0))
+        truth[side] = lung | (junction & (sign * (xx - meet) > 0))
         plane[truth[side]] = -850.0
+    if septum_x_mm is not None:
+        plane[junction & (xx == meet)] = -250.0
     hu = np.repeat(plane[None], nz, axis=0)
     hu[nz // 2:, (xx - trachea_x_mm) ** 2 + (yy - 35) ** 2 <= 8.0**2] = -1000.0
     hu += rng.normal(0.0, noise, hu.shape).astype(np.float32)
@@ -86,3 +93,10 @@ def test_the_edges_of_bowel_gas_joined_to_a_lung_base_are_cut_off_with_it():
     left = analyze_chest(volume).full_labels(volume.data) == LEFT
     assert np.count_nonzero(left & truth["gas"]) < 0.002 * np.count_nonzero(truth["gas"])
     assert dice(left, truth["lung_left"]) > 0.998
+
+
+def test_touching_lungs_are_split_along_a_septum_one_pixel_wide():
+    volume, truth = touching_lungs(trachea_x_mm=-4.0, septum_x_mm=10.5)
+    labels = analyze_chest(volume).full_labels(volume.data)
+    assert dice(labels == RIGHT, truth["lung_right"]) > 0.99
+    assert dice(labels == LEFT, truth["lung_left"]) > 0.99

@@ -324,7 +324,8 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
         labels[box] = find_lungs(inside_air[box], airway[box], coarse[box], box_x, midline, volume.is_2d,
                                  gas_below_hu=outside_air_hu(coarse, body, unreconstructed) + GAS_MARGIN_HU,
                                  spacing=spacing, superior_step=superior_step, body=body,
-                                 body_origin=tuple(sl.start for sl in box))
+                                 body_origin=tuple(sl.start for sl in box),
+                                 densest=lambda local: block_max(volume.data, grid, _shifted_box(local, box)))
         found = np.count_nonzero(labels[box])
         unit = spacing[1] * spacing[2] if volume.is_2d else float(np.prod(spacing))
         if found < LUNG_MIN_BODY_FRACTION * np.count_nonzero(body) or found * unit < LUNG_MIN_SIZE[volume.is_2d]:
@@ -382,6 +383,20 @@ def split_doubt(labels: np.ndarray, spacing: tuple[float, float, float]) -> str 
             f"the boundary there was placed near the midline, and a junction {SPLIT_OFFSET_MM:.0f} mm away would "
             f"move about {at_stake_ml:.0f} mL ({at_stake_ml / max(smaller_ml, 1e-6):.0%} of the smaller lung) "
             f"to the other side")
+
+
+def block_max(data: np.ndarray, grid: CoarseGrid, box: tuple[slice, ...]) -> np.ndarray:
+    """The maximum of ``data`` (full resolution) over each block of ``grid`` in its coarse ``box``."""
+    part = data[grid.fine_box(box)]
+    for axis, (sl, stride) in enumerate(zip(box, grid.strides)):
+        if stride > 1:
+            part = np.maximum.reduceat(part, np.arange(sl.stop - sl.start) * stride, axis=axis)
+    return part
+
+
+def _shifted_box(box: tuple[slice, ...], origin: tuple[slice, ...]) -> tuple[slice, ...]:
+    """``box`` of an array cut out at ``origin`` (a box) as a box of the whole array."""
+    return tuple(slice(sl.start + o.start, sl.stop + o.start) for sl, o in zip(box, origin))
 
 
 def _linear(row: np.ndarray, offset: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -710,6 +725,7 @@ def find_lungs(
     superior_step: int = 1,
     body: np.ndarray | None = None,
     body_origin: tuple[int, int, int] = (0, 0, 0),
+    densest: Callable[[tuple[slice, ...]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Coarse uint8 labels `LEFT` / `RIGHT` of the lungs (holes filled slice by slice).
 
@@ -725,7 +741,8 @@ def find_lungs(
     is the coarse grid's (mm); ``superior_step`` the index step (+1 or -1) towards the head;
     ``body`` the body mask: a lung lies at least `LUNG_MIN_DEPTH_MM` inside it (`_deep_enough`); it
     may reach beyond the other arrays, whose first voxel is ``body_origin`` in it. Further sizeable
-    pieces of a lung join it (`_add_lung_pieces`).
+    pieces of a lung join it (`_add_lung_pieces`). ``densest(box)``, when given, is the block
+    maximum of the full-resolution HU in a box of the coarse grid, for `split_touching`.
     """
 
     candidates = inside_air.copy()
@@ -803,7 +820,7 @@ def find_lungs(
     centroids: list[float] = []
     used = {int(order[0])}
     if min(left_fraction, 1 - left_fraction) > MERGED_SIDE_FRACTION and not paired:
-        parts = split_touching(largest, coarse, world_x, _middle_x(largest, world_x))
+        parts = split_touching(largest, coarse, world_x, _middle_x(largest, world_x), densest)
         centroids = [float(world_x(centroid(p)[None])[0]) for p in parts]
     if len(parts) < 2:
         # one lung per side: the largest component on each side (2-D: every sizeable piece)
@@ -1054,13 +1071,16 @@ def _fill_label_holes(labels: np.ndarray, value: int, pixel_mm2: float, bbox: tu
 
 
 def split_touching(
-    mask: np.ndarray, coarse: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float
+    mask: np.ndarray, coarse: np.ndarray, world_x: Callable[[np.ndarray], np.ndarray], midline_x_mm: float,
+    densest: Callable[[tuple[slice, ...]], np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Split two touching lungs by a watershed grown from their lateral parts towards the midline.
 
     The markers are the parts of ``mask`` more than `SPLIT_MARKER_MM` either side of the midline
     (each lung's lateral bulk); the flooding runs from far to near the midline (HU divided by
-    `SPLIT_HU_PER_MM` is added, so a visible pleural septum still holds the boundary), so the two floods meet
+    `SPLIT_HU_PER_MM` is added, so a visible pleural septum still holds the boundary: the HU are
+    ``densest(box)``, the block maximum at full resolution, when given, else ``coarse``, whose
+    samples a septum a pixel or two wide falls between), so the two floods meet
     at the midline wherever the lungs touch (an anterior or posterior junction line too thin to
     see) and follow each lung's own connectivity elsewhere: a lung reaching across the midline
     without touching the other keeps its part there. Erosion into two cores, the older way,
@@ -1083,7 +1103,10 @@ def split_touching(
     markers[(distance < -SPLIT_MARKER_MM) & region] = 2
     if not ((markers == 1).any() and (markers == 2).any()):
         return [mask]
-    elevation = coarse[bbox] / np.float32(SPLIT_HU_PER_MM) - np.abs(distance)
+    # a septum a pixel or two thin falls between the coarse grid's samples: the block maximum
+    # (``densest``) keeps it
+    hu = coarse[bbox] if densest is None else densest(bbox)
+    elevation = hu / np.float32(SPLIT_HU_PER_MM) - np.abs(distance)
     grown = watershed(elevation, markers, mask=region)
     parts = []
     for value in (1, 2):
