@@ -479,12 +479,15 @@ def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np
         return exposed
     open_to = np.zeros(n + 1, dtype=bool)
     open_to[touching] = True
-    values = coarse[open_to[labels]]
+    inside = open_to[labels]
+    owners, values = labels[inside], coarse[inside]
     air = values[values < AIR_REFERENCE_BELOW_HU]
     air_hu = _median(air) if air.size >= AIR_MIN_VOXELS else -1000.0
-    medians = np.asarray(ndimage.median(coarse, labels, touching))
-    lung = touching[medians >= air_hu + GAS_MARGIN_HU]
-    if lung.size == 0:
+    # a median at or above the level: at least half the voxels are (counts, not a sort per component)
+    denser = np.bincount(owners[values >= air_hu + GAS_MARGIN_HU], minlength=n + 1)
+    lung = np.zeros(n + 1, dtype=bool)
+    lung[touching] = 2 * denser[touching] >= np.bincount(owners, minlength=n + 1)[touching]
+    if not lung.any():
         return exposed
     # the background the body encloses on its slice: neither cut by the circle nor at the border
     open_to[np.unique(labels[border_connected(background)])] = True
@@ -493,7 +496,7 @@ def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np
     continued = np.zeros(int(volumes.max()) + 1, dtype=bool)
     continued[np.unique(volumes[enclosed])] = True
     continued[0] = False
-    candidates = np.isin(labels, lung)
+    candidates = lung[labels]
     exposed[candidates] = continued[volumes[candidates]]
     return exposed
 
