@@ -51,10 +51,11 @@ on a small grid a pass over the whole field of view costs as much as the analysi
 Assumptions and limits: CT in Hounsfield units; consolidated or collapsed lung (denser than
 `HU_AIR`) is not lung; a nodule touching the pleura is only partly inside the lung mask; the
 midline (for laterality) is the trachea's centroid when found, else the body's; touching lungs are
-split about the middle of their joint extent, so a junction lying off it is missed by up to its
-offset (the split doubt says when that matters); gas inside a lung (a large bulla, a pneumothorax) is cut off when less than a
-quarter of its shell is lung, and a very emphysematous lung (median within 50 HU of air) would be
-taken for gas.
+split about the middle of their joint extent, so a junction lying off it with no septum to see is
+missed by up to its offset (the split doubt says when that matters); gas inside a lung (a large
+bulla, a pneumothorax) is cut off when less than a quarter of its shell is lung, and a very
+emphysematous lung (median within 50 HU of air) would be taken for gas; a lung the circle of a
+circular reconstruction field cuts open on every one of its slices is taken for outside air.
 """
 
 from __future__ import annotations
