@@ -1,5 +1,6 @@
-"""Lung voxels lost to the wrong label, on the project's chest phantom: failure classes the stress
-benchmark (`benchmarks.stress`) showed, each rebuilt here.
+"""Lung voxels lost to the wrong label: failure classes the stress benchmark (`benchmarks.stress`)
+showed, each rebuilt on the project's own phantoms (`imaging.phantoms.chest_ct`, the lung-base
+builder of ``test_lung_bases_gas_and_domes`` and the touching lungs below).
 
 * a circular reconstruction field (padding of -1024 to -3024 HU beyond it) cutting the lateral chest
   wall: the lung behind the cut reached the image border through the padding and was taken for
@@ -19,8 +20,8 @@ import pytest
 
 from grounding.segmenters.chest import LEFT, RIGHT, analyze_chest
 from imaging.phantoms import chest_ct
-from test_lung_bases_gas_and_domes import build as lung_bases
 from imaging.volume import Volume
+from test_lung_bases_gas_and_domes import build as lung_bases
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
