@@ -190,6 +190,12 @@ THICK_SLICE_MM = 3.0
 #: on thick slices the largest section must be at least this wide (mm, equivalent diameter): a
 #: 6 mm nodule centred between two 5 mm slices shows sections of about 3 mm on each
 THICK_SECTION_MM = 3.0
+#: on slices thicker than `THICK_SLICE_MM` a candidate on one or two slices must stay a compact blob
+#: (`MIN_SPHERICITY`) when grown over the voxels this share of the way from the lung's level to
+#: `HU_AIR` (`_compact_in_halo`): a thin vessel crossing thick slices obliquely breaks, at `HU_AIR`,
+#: into blobs a slice tall, which its fainter partial volume joins again into a streak; a nodule's
+#: faint rim is its cap on the slice beside it
+HALO_FRACTION = 0.4
 #: the organ reference level is taken this far (mm) inside the organ's edge
 ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
@@ -440,6 +446,8 @@ def lung_nodules(
     labels, kept = compact_components(dense, spacing, max_diameter_mm=max_diameter_mm, wall=wall, mediastinal=forbidden)
     doubts = []
     passed = _plausible(labels, kept, spacing, planar)
+    if spacing[0] > THICK_SLICE_MM:
+        _drop_streak_pieces(labels, passed, data[bbox], lung, dense, spacing, max_diameter_mm)
     on_mediastinum = np.unique(labels[forbidden & dense])
     if passed[on_mediastinum[on_mediastinum > 0]].any():
         doubts.append("a nodule found sits on the lung's mediastinal surface, where vessels leave the lung: it may "
@@ -490,6 +498,32 @@ def lung_nodules(
                       "range, so its size is less certain")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _drop_streak_pieces(
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, dense: np.ndarray,
+    spacing: tuple[float, float, float], max_diameter_mm: float,
+) -> None:
+    """Clear in ``passed`` the candidates on one or two thick slices that are pieces of a streak:
+    grown over the lung's voxels at least `HALO_FRACTION` of the way from the lung's level (median
+    of its aerated voxels) to `HU_AIR`, they are no compact blob (`_compact_alone`)."""
+    objects = ndimage.find_objects(labels)
+    few = [label for label in np.flatnonzero(passed) if objects[label - 1][0].stop - objects[label - 1][0].start <= 2]
+    if not few:
+        return
+    aerated = data[lung & ~dense]
+    level = float(np.median(aerated[:: max(1, aerated.size // 200_000)]))
+    halo = (data >= level + HALO_FRACTION * (HU_AIR - level)) & lung
+    reach = [int(np.ceil(max_diameter_mm / sp)) for sp in spacing]
+    for label in few:
+        obj = objects[label - 1]
+        window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape))
+        grown, _ = ndimage.label(halo[window], structure=CONN26)
+        ids = np.unique(grown[labels[window] == label])
+        part = np.isin(grown, ids[ids > 0])
+        # the window reaches the largest nodule's diameter beyond the candidate: a streak it cuts stays longer than wide
+        if not _compact_alone(part[bounding_box(part)], spacing, False, max_diameter_mm):
+            passed[label] = False
 
 
 def _grazed(labels: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, float]) -> list[int]:
