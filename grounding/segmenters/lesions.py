@@ -122,6 +122,11 @@ NODULE_MIN_MM3 = 27.0
 NODULE_MAX_DIAMETER_MM = 30.0
 #: largest lung lesion searched: a sphere of this diameter (above 30 mm a nodule is a mass)
 MASS_MAX_DIAMETER_MM = 100.0
+#: the largest diameter searched is measured with this much to spare (a share of it): a nodule of
+#: that size measures larger by up to a voxel (whole voxels counted, the partial-volume rim, a stub
+#: of the vessel it touches), and a 30 mm nodule on a vessel was missed by both the nodule and the
+#: mass search
+SIZE_TOLERANCE = 0.1
 #: a candidate touching the outer lung surface may have at most this share of its voxels on it
 MAX_WALL_CONTACT = 0.3
 #: a candidate touching the mediastinal lung surface (where vessels leave the lung at the hilum) may
@@ -420,7 +425,8 @@ def lung_nodules(
     max_diameter_mm: float = NODULE_MAX_DIAMETER_MM,
 ) -> NoduleSearch:
     """The nodule (or, with ``max_diameter_mm`` up to `MASS_MAX_DIAMETER_MM`, mass) candidates
-    inside the (hole-filled) ``lungs`` mask.
+    inside the (hole-filled) ``lungs`` mask; sizes are measured against ``max_diameter_mm`` with
+    `SIZE_TOLERANCE` to spare.
 
     ``pockets``: the concavities of the lung surface (a closing of each lung minus the lung),
     where nodules sitting on the pleura lie. Candidates may touch the lung's outer surface (the
@@ -439,6 +445,7 @@ def lung_nodules(
     medial = _medial(surface)
     dense = (data[bbox] >= HU_AIR) & lung
     planar = data.shape[0] == 1
+    max_diameter_mm *= 1.0 + SIZE_TOLERANCE
     cut = np.zeros(lung.shape, dtype=bool)
     if not planar:
         cut[0], cut[-1] = bbox[0].start == 0, bbox[0].stop == data.shape[0]
