@@ -535,23 +535,29 @@ def _drop_streak_pieces(
 
 def _grazed(labels: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, float]) -> list[int]:
     """The ``candidates`` (labels in ``labels`` touching the scan's first or last slice; 0 is
-    skipped) that the scan range only grazes (`_whole_enough`)."""
+    skipped) that the scan range only grazes (`_whole_enough`); one spanning every slice of
+    ``labels`` (the lungs' box) runs through the scan or the lungs: no nodule."""
     objects = ndimage.find_objects(labels)
     return [label for label in candidates[candidates > 0]
-            if _whole_enough(labels[objects[label - 1]] == label, spacing)]
+            if objects[label - 1][0].stop - objects[label - 1][0].start < labels.shape[0]
+            and _whole_enough(labels[objects[label - 1]] == label, spacing)]
 
 
 def _whole_enough(part: np.ndarray, spacing: tuple[float, float, float]) -> bool:
     """Whether a candidate touching the scan's first or last slice (``part``: its mask) is a nodule
     the scan range only grazes: its widest section lies strictly between its first and last slice
-    and is at least `CUT_MIN_SECTION_MM` across (equivalent diameter). A vessel the range cuts is
-    about as wide on the edge slice as inside; a nodule cut through its middle is widest there and
-    stays left out."""
+    and is at least `CUT_MIN_SECTION_MM` across (equivalent diameter), and it reaches from there no
+    farther than a ball of that section would (its radius, with `SIZE_TOLERANCE` and a slice to
+    spare). A vessel the range cuts is about as wide on the edge slice as inside; a nodule cut
+    through its middle is widest there and stays left out; a junction of vessels or an airway the
+    range cuts reaches on well beyond its widest section's radius."""
     areas = np.count_nonzero(part, axis=(1, 2))
     areas = areas[np.flatnonzero(areas)[0]:np.flatnonzero(areas)[-1] + 1]
     widest = int(np.argmax(areas))
     section_mm = 2.0 * math.sqrt(areas[widest] * spacing[1] * spacing[2] / math.pi)
-    return 0 < widest < len(areas) - 1 and section_mm >= CUT_MIN_SECTION_MM
+    reach_mm = max(widest, len(areas) - 1 - widest) * spacing[0]
+    return (0 < widest < len(areas) - 1 and section_mm >= CUT_MIN_SECTION_MM
+            and reach_mm <= (1.0 + SIZE_TOLERANCE) * section_mm / 2.0 + spacing[0])
 
 
 def _pleural_completions(
