@@ -16,8 +16,12 @@
   a thin streak); on slices of at most `THIN_SLICE_MM` the candidate spans at least two slices
   (a nodule of 4 mm or more does), and on slices thicker than `THICK_SLICE_MM` its largest
   section is at least as wide (equivalent diameter) as a slice is thick, since a narrower blob
-  seen on one or two thick slices cannot be told from a vessel crossing the slice. Limit: on
-  thick slices nodules not much larger than the slice thickness may be missed.
+  seen on one or two thick slices cannot be told from a vessel crossing the slice; such a blob must
+  also stay compact when grown over its fainter partial volume (`HALO_FRACTION`,
+  `_drop_streak_pieces`: a thin vessel crossing thick slices obliquely breaks into blobs a slice
+  tall that its faint part joins again). Limit: on thick slices nodules not much larger than the
+  slice thickness may be missed. Sizes are compared with the largest diameter searched with
+  `SIZE_TOLERANCE` to spare (a nodule of that size measures up to a voxel more).
   Nodules touching a vessel are one component with the vessel tree and fail these tests; the
   rejected structures are opened by balls of `DETACH_RADII_MM` and a surviving round, isolated,
   soft-tissue piece with at most `DETACH_MAX_ARMS` vessel branches (any number when it is
@@ -32,7 +36,9 @@
   its footprint (its own caps, a slice above and below, are none). Components on the scan's first or last
   slice are not counted either (a vessel the scan range cuts ends there in a round stump),
   unless the range only grazes them: their widest section lies inside the scan and is at least
-  `CUT_MIN_SECTION_MM` across (`_whole_enough`; the search then says their size is less certain).
+  `CUT_MIN_SECTION_MM` across, and they reach from it no farther than a ball that wide would, nor
+  through every slice of the lungs' box (`_whole_enough`, `_grazed`; the search then says their
+  size is less certain).
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
   found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
