@@ -7,6 +7,8 @@ own phantoms (`imaging.phantoms.chest_ct`) or on analytic lung blocks built here
 * On 0.5 mm slices the scan range is short (28-48 mm) and cuts many structures: a junction of
   vessels and an airway the first slice cut were taken for nodules the range only grazes, and so
   was a structure running through every slice (`lesions._whole_enough`, `lesions._grazed`).
+* An airway's wall cut short by the scan range or its branching is a compact ring around air: it was
+  a nodule on 1.5 and 0.5 mm slices (`lesions._rings`).
 """
 
 from __future__ import annotations
@@ -33,24 +35,26 @@ def test_pieces_of_thin_vessels_on_thick_slices_are_no_nodules():
     assert (pieces[phantom.labels["nodule_1"]] == 1).any()
 
 
-def _block_with_ellipsoid(semi_axes_mm: tuple[float, float, float], centre_z_mm: float,
-                          spacing=(1.0, 0.8, 0.8), shape=(30, 60, 60), seed: int = 0):
-    """(HU, lung mask) of a block of aerated lung holding a soft-tissue ellipsoid with ``semi_axes_mm``
-    (z, y, x) centred ``centre_z_mm`` above the block's first slice; HU averaged over sub-slices."""
+def _lung_block(inside, spacing=(1.0, 0.8, 0.8), shape=(30, 60, 60), seed: int = 0):
+    """(HU, lung mask) of a block of aerated lung holding soft tissue where ``inside(z, y, x)`` (mm;
+    z from the block's first slice, y and x from its axis) holds; HU averaged over sub-slices."""
     sub = 4
     y, x = [(np.arange(n) + 0.5) * sp - n * sp / 2 for n, sp in zip(shape[1:], spacing[1:])]
     yy, xx = np.meshgrid(y, x, indexing="ij")
     hu = np.zeros(shape, np.float32)
     for k in range(shape[0]):
         for s in range(sub):
-            z = (k + (s + 0.5) / sub) * spacing[0] - centre_z_mm
-            inside = (z / semi_axes_mm[0]) ** 2 + (yy / semi_axes_mm[1]) ** 2 + (xx / semi_axes_mm[2]) ** 2 <= 1
-            hu[k] += np.where(inside, 40.0, -850.0)
+            hu[k] += np.where(inside((k + (s + 0.5) / sub) * spacing[0], yy, xx), 40.0, -850.0)
     hu /= sub
     hu += np.random.default_rng(seed).normal(0, 15, shape).astype(np.float32)
     lungs = np.zeros(shape, bool)
     lungs[:, 3:-3, 3:-3] = True  # the lung goes on through the scan's first and last slice
     return hu, lungs
+
+
+def _ellipsoid(semi_axes_mm: tuple[float, float, float], centre_z_mm: float):
+    a, b, c = semi_axes_mm
+    return lambda z, y, x: ((z - centre_z_mm) / a) ** 2 + (y / b) ** 2 + (x / c) ** 2 <= 1
 
 
 def test_a_structure_the_range_cuts_reaching_beyond_its_widest_radius_is_no_nodule():
@@ -60,9 +64,31 @@ def test_a_structure_the_range_cuts_reaching_beyond_its_widest_radius_is_no_nodu
     from grounding.segmenters.lesions import lung_nodules
 
     spacing = (1.0, 0.8, 0.8)
-    hu, lungs = _block_with_ellipsoid((11.0, 6.0, 6.0), 29.0)  # the last slice cuts it 1 mm above its widest
+    hu, lungs = _lung_block(_ellipsoid((11.0, 6.0, 6.0), 29.0))  # the last slice cuts it 1 mm above its widest
     found = lung_nodules(hu, lungs, spacing)
     assert not found.mask.any()
     assert any("first or last slice was not counted" in d for d in found.doubts)
-    hu, lungs = _block_with_ellipsoid((6.5, 6.5, 6.5), 26.0)
+    hu, lungs = _lung_block(_ellipsoid((6.5, 6.5, 6.5), 26.0))
     assert lung_nodules(hu, lungs, spacing).mask.any()
+
+
+def test_a_short_airway_wall_is_no_nodule():
+    """A bronchus' wall around its lumen, cut short (12 mm long, 12 mm wide), is as compact as a
+    nodule: a ring on 1.5 mm slices of stress tuning seed 28 (and seed 36 at 0.5 mm) was one. A ball
+    beside it is still found."""
+    from grounding.segmenters.lesions import lung_nodules
+
+    spacing = (1.0, 0.8, 0.8)
+
+    def airway(z, y, x):
+        r2 = y**2 + (x + 10.0) ** 2
+        return (np.abs(z - 15.0) <= 6.0) & (r2 <= 6.0**2) & (r2 > 3.0**2)
+
+    hu, lungs = _lung_block(airway)
+    found = lung_nodules(hu, lungs, spacing)
+    assert not found.mask.any()
+    assert any("ring of dense tissue" in d for d in found.doubts)
+    ball = _ellipsoid((5.0, 5.0, 5.0), 15.0)
+    hu, lungs = _lung_block(lambda z, y, x: airway(z, y, x) | ball(z, y, x - 10.0))
+    found = lung_nodules(hu, lungs, spacing).mask
+    assert ndimage.label(found)[1] == 1 and found[15, 30, 42]

@@ -39,10 +39,14 @@
   `CUT_MIN_SECTION_MM` across, and they reach from it no farther than a ball that wide would, nor
   through every slice of the lungs' box (`_whole_enough`, `_grazed`; the search then says their
   size is less certain).
+  A found candidate that is a ring around air on some slice (`RING_MIN_HOLE_SHARE`, `_rings`) is an
+  airway's wall cut short, not a solid nodule (limit: a cavitating nodule is left out too; the
+  search says so).
   The search says when it may be wrong (`NoduleSearch.doubts`, read by
   `ClassicalSegmenter.search_weakness`, which flags the evidence doubtful): thick slices, a nodule
   found by detaching it from a vessel or on the mediastinal surface, a borderline piece on a vessel
-  left out, a compact candidate cut by the scan range or lying along the pleura left out.
+  left out, a compact candidate cut by the scan range or lying along the pleura left out, a ring
+  left out.
 * **Lesion in a box (any modality)**: the box is compared with its surroundings. After a
   Gaussian smoothing (1 voxel, within the view's plane), the organ level is the median of a ring
   around the box (the box grown by half its size, at least 5 voxels, in the view's plane); on CT
@@ -207,6 +211,9 @@ THICK_SECTION_MM = 3.0
 #: into blobs a slice tall, which its fainter partial volume joins again into a streak; a nodule's
 #: faint rim is its cap on the slice beside it
 HALO_FRACTION = 0.4
+#: a candidate whose in-plane holes (lung or air it encloses) hold at least this share of its filled
+#: section on some slice is a ring, an airway's wall, not a solid nodule (`_rings`)
+RING_MIN_HOLE_SHARE = 0.1
 #: the organ reference level is taken this far (mm) inside the organ's edge
 ORGAN_MARGIN_MM = 5.0
 #: a candidate must be this far (mm, in-plane; and one slice) from other dense lung structures
@@ -509,8 +516,28 @@ def lung_nodules(
     if grazed:
         doubts.append("a nodule found touches the scan's first or last slice: part of it may lie outside the scan "
                       "range, so its size is less certain")
+    rings = _rings(found)
+    if rings.any():
+        found &= ~rings
+        doubts.append("a ring of dense tissue around air (an airway's wall, or a cavitating nodule) was not counted "
+                      "as a nodule")
     out[bbox] = found
     return NoduleSearch(out, doubts)
+
+
+def _rings(found: np.ndarray) -> np.ndarray:
+    """The components of ``found`` that are rings (`RING_MIN_HOLE_SHARE`): an airway's wall around
+    its lumen is as dense and, where the scan range or a branching cuts it short, as compact as a
+    nodule; a solid nodule encloses nothing. Limit: a cavitating nodule is left out too."""
+    pieces, _ = ndimage.label(found, structure=CONN26)
+    out = np.zeros(found.shape, dtype=bool)
+    for label, obj in enumerate(ndimage.find_objects(pieces), start=1):
+        part = pieces[obj] == label
+        filled = np.count_nonzero(fill_holes_slicewise(part), axis=(1, 2))
+        holes = filled - np.count_nonzero(part, axis=(1, 2))
+        if (holes >= RING_MIN_HOLE_SHARE * np.maximum(filled, 1)).any():
+            out[obj] |= part
+    return out
 
 
 def _drop_streak_pieces(
