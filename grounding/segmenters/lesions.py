@@ -207,7 +207,7 @@ THICK_SLICE_MM = 3.0
 THICK_SECTION_MM = 3.0
 #: on slices thicker than `THICK_SLICE_MM` a candidate on one or two slices must stay a compact blob
 #: (`MIN_SPHERICITY`) when grown over the voxels this share of the way from the lung's level to
-#: `HU_AIR` (`_compact_in_halo`): a thin vessel crossing thick slices obliquely breaks, at `HU_AIR`,
+#: `HU_AIR` (`_drop_streak_pieces`): a thin vessel crossing thick slices obliquely breaks, at `HU_AIR`,
 #: into blobs a slice tall, which its fainter partial volume joins again into a streak; a nodule's
 #: faint rim is its cap on the slice beside it
 HALO_FRACTION = 0.4
@@ -548,7 +548,8 @@ def _drop_streak_pieces(
     grown over the lung's voxels at least `HALO_FRACTION` of the way from the lung's level (median
     of its aerated voxels) to `HU_AIR`, they are no compact blob (`_compact_alone`)."""
     objects = ndimage.find_objects(labels)
-    few = [label for label in np.flatnonzero(passed) if objects[label - 1][0].stop - objects[label - 1][0].start <= 2]
+    few = [label for label in np.flatnonzero(passed)
+           if objects[label - 1][0].stop - objects[label - 1][0].start <= 2]
     if not few:
         return
     aerated = data[lung & ~dense]
@@ -561,7 +562,7 @@ def _drop_streak_pieces(
         grown, _ = ndimage.label(halo[window], structure=CONN26)
         ids = np.unique(grown[labels[window] == label])
         part = np.isin(grown, ids[ids > 0])
-        # the window reaches the largest nodule's diameter beyond the candidate: a streak it cuts stays longer than wide
+        # the window reaches a largest nodule's diameter beyond the candidate: a streak it cuts is longer than wide
         if not _compact_alone(part[bounding_box(part)], spacing, False, max_diameter_mm):
             passed[label] = False
 
