@@ -546,7 +546,8 @@ def _drop_streak_pieces(
 ) -> None:
     """Clear in ``passed`` the candidates on one or two thick slices that are pieces of a streak:
     grown over the lung's voxels at least `HALO_FRACTION` of the way from the lung's level (median
-    of its aerated voxels) to `HU_AIR`, they are no compact blob (`_compact_alone`)."""
+    of its aerated voxels) to `HU_AIR`, they are no compact blob (`_compact_alone`) and run on
+    beyond the slices next to them."""
     objects = ndimage.find_objects(labels)
     few = [label for label in np.flatnonzero(passed)
            if objects[label - 1][0].stop - objects[label - 1][0].start <= 2]
@@ -562,8 +563,12 @@ def _drop_streak_pieces(
         grown, _ = ndimage.label(halo[window], structure=CONN26)
         ids = np.unique(grown[labels[window] == label])
         part = np.isin(grown, ids[ids > 0])
+        box = bounding_box(part)
+        # a streak runs on through the slices beyond the candidate's neighbours; a nodule's faint rim
+        # is its caps beside it (with the haze of the lung's apex or base there, a wide sheet)
+        beyond = box[0].stop - box[0].start > obj[0].stop - obj[0].start + 2
         # the window reaches a largest nodule's diameter beyond the candidate: a streak it cuts is longer than wide
-        if not _compact_alone(part[bounding_box(part)], spacing, False, max_diameter_mm):
+        if beyond and not _compact_alone(part[box], spacing, False, max_diameter_mm):
             passed[label] = False
 
 
