@@ -3,7 +3,8 @@ own phantoms (`imaging.phantoms.chest_ct`) or on analytic lung blocks built here
 
 * On 5 mm slices thin vessels crossing the slices obliquely break, at the -400 HU search level, into
   blobs one slice tall and about a slice wide: phantom seed 4 at 5 x 2 x 2 mm gave four such
-  "nodules" of 5-7 voxels beside its one real nodule (`lesions._drop_streak_pieces`).
+  "nodules" of 5-7 voxels beside its one real nodule (`lesions._drop_streak_pieces`); a nodule with
+  the haze of the lung's apex on the slice beside it is no streak.
 * On 0.5 mm slices the scan range is short (28-48 mm) and cuts many structures: a junction of
   vessels and an airway the first slice cut were taken for nodules the range only grazes, and so
   was a structure running through every slice (`lesions._whole_enough`, `lesions._grazed`).
@@ -91,4 +92,22 @@ def test_a_short_airway_wall_is_no_nodule():
     ball = _ellipsoid((5.0, 5.0, 5.0), 15.0)
     hu, lungs = _lung_block(lambda z, y, x: airway(z, y, x) | ball(z, y, x - 10.0))
     found = lung_nodules(hu, lungs, spacing).mask
-    assert ndimage.label(found)[1] == 1 and found[15, 30, 42]
+    assert ndimage.label(found, structure=np.ones((3, 3, 3)))[1] == 1 and found[15, 30, 42]
+
+
+def test_a_nodule_under_the_haze_of_the_lung_apex_on_thick_slices_is_found():
+    """The streak test grows a candidate on one or two thick slices over its faint partial volume; an
+    8 mm nodule on 5 mm slices with the partial-volume haze of the lung's apex on the slice beside
+    it grew into that wide sheet and was dropped (stress tuning seed 62). A streak runs on through
+    further slices; the haze does not."""
+    from grounding.segmenters.lesions import lung_nodules
+
+    spacing = (5.0, 0.8, 0.8)
+    ball = _ellipsoid((4.0, 4.0, 4.0), 20.0)
+
+    def nodule_and_haze(z, y, x):
+        return ball(z, y, x) | ((z >= 25.0) & (z < 26.25) & (x > -15.0))
+
+    hu, lungs = _lung_block(nodule_and_haze, spacing=spacing, shape=(8, 60, 60))
+    found = lung_nodules(hu, lungs, spacing).mask
+    assert ndimage.label(found, structure=np.ones((3, 3, 3)))[1] == 1 and found[3:5, 30, 30].all()
