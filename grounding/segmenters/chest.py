@@ -77,6 +77,7 @@ from grounding.segmenters.morphology import (
     centroid,
     component_sizes,
     dilate,
+    flat_pair,
     ellipsoid,
     erode,
     fill_holes_slicewise,
@@ -1147,7 +1148,7 @@ def refine_in_box(
     box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
     if grid.is_identity:
         return box, labels[box].copy()
-    labels = labels[box].astype(np.uint8, copy=False)
+    labels = np.ascontiguousarray(labels[box], dtype=np.uint8)
     # all labels at once, from their six face neighbours (beyond the array: the same label): a voxel
     # is interior when they all share its label, else it is its label's band; a background voxel
     # beside labels is the band of the lowest of them (`LEFT` before `AIRWAY`)
@@ -1155,13 +1156,19 @@ def refine_in_box(
     inner = labelled.copy()
     lowest = labels - np.uint8(1)  # background wraps to 255: no label
     nearest = np.full(labels.shape, 255, dtype=np.uint8)
+    flat = [a.reshape(-1) for a in (labels, inner, lowest, nearest)]
     for axis in range(labels.ndim):
-        for dst, src in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
-            here, there = [slice(None)] * labels.ndim, [slice(None)] * labels.ndim
-            here[axis], there[axis] = dst, src
-            here, there = tuple(here), tuple(there)
-            inner[here] &= labels[here] == labels[there]
-            np.minimum(nearest[here], lowest[there], out=nearest[here])
+        for step in (-1, 1):
+            # one shift of the flat views (`flat_pair`); but along the first axis it wraps, at the
+            # array's edge, into the next row or slice: the edge is kept as it was
+            dst, src = flat_pair(tuple(step if a == axis else 0 for a in range(labels.ndim)), labels.shape)
+            edge = tuple(slice(0, 1) if a == axis and step < 0 else slice(-1, None) if a == axis else slice(None)
+                         for a in range(labels.ndim))
+            kept = (inner[edge].copy(), nearest[edge].copy()) if axis else None
+            flat[1][dst] &= flat[0][dst] == flat[0][src]
+            np.minimum(flat[3][dst], flat[2][src], out=flat[3][dst])
+            if kept is not None:
+                inner[edge], nearest[edge] = kept
     # codes: 2 * label inside, 2 * label - 1 on the band (a label's voxels but its interior, and the
     # background beside labels, as the lowest of them), 0 elsewhere
     code = np.where(labelled, labels, nearest + np.uint8(1))  # background wraps back to 0: no label beside
