@@ -613,10 +613,16 @@ def _find_airways(
     area = np.bincount(owner, minlength=n + 1) * pixel_mm2
     sized = (area >= TRACHEA_AREA_MM2[0]) & (area <= TRACHEA_AREA_MM2[1])
     sized[0] = False
-    # planar labels number the slices in turn: a label's slice is the first whose last label reaches
-    # it, and the last label up to each slice is the running maximum of the labels in scan order
-    ends = np.searchsorted(where, np.arange(1, inside_air.shape[0] + 1) * inside_air[0].size) - 1
-    last = np.where(ends >= 0, np.maximum.accumulate(owner)[np.maximum(ends, 0)], 0) if owner.size else ends * 0
+    # planar labels number the slices in turn (a slice's labels all above those of the slices before
+    # it): a label's slice is the first whose last label reaches it, and the last label up to each
+    # slice is the running maximum of each slice's own largest (its air voxels are one run of ``owner``)
+    ends = np.searchsorted(where, np.arange(1, inside_air.shape[0] + 1) * inside_air[0].size)
+    starts = np.concatenate(([0], ends[:-1]))
+    filled = ends > starts
+    largest = np.zeros(ends.size, dtype=owner.dtype)
+    if owner.size:
+        largest[filled] = np.maximum.reduceat(owner, starts[filled])
+    last = np.maximum.accumulate(largest)
     slice_of = np.searchsorted(last, np.arange(n + 1))
     # coordinates of the tracheal-sized pockets only: the lungs' own voxels would cost 24 bytes each
     picked = sized[owner]
