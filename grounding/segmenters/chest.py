@@ -310,7 +310,8 @@ def analyze_chest(volume: Volume, coarse_mm: float = COARSE_MM) -> ChestLabels:
     air_box = bounding_box(inside_air)  # airways and lungs lie in it
     airway, trachea = find_airways(inside_air, body, spacing, superior_step, air_box)
     if trachea.any():
-        midline = float(world_x(centroid(trachea)[None])[0])
+        own = bounding_box(trachea)  # its centroid in its own box: the rest of the grid adds nothing
+        midline = float(world_x(centroid(trachea[own], tuple(sl.start for sl in own))[None])[0])
     else:
         midline = float(world_x(centroid(body)[None])[0])
     del trachea  # a quarter of the volume on a full-resolution grid; only the midline needed it
@@ -786,7 +787,8 @@ def find_lungs(
 
     def x_of(label: int) -> float:
         if label not in xs:
-            xs[label] = float(world_x(centroid(component(label))[None])[0])
+            box = box_of(label)  # in the component's own box: the rest of the grid adds nothing
+            xs[label] = float(world_x(centroid(component(label)[box], tuple(sl.start for sl in box))[None])[0])
         return xs[label]
 
     kept, boxes, largest_lung = 0, None, 0

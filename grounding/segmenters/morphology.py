@@ -130,24 +130,28 @@ def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> t
     return lo, hi
 
 
-def centroid(mask: np.ndarray) -> np.ndarray:
+def centroid(mask: np.ndarray, origin: tuple[int, ...] | None = None) -> np.ndarray:
     """Mean (z, y, x) index of a non-empty mask, from its axis profiles (``np.argwhere`` would hold
     24 bytes per voxel of the mask): per-slice counts, and the slices summed as bytes into one
-    plane for the in-plane ones (axis-wise ``np.count_nonzero`` is several times slower)."""
+    plane for the in-plane ones (axis-wise ``np.count_nonzero`` is several times slower).
+
+    ``origin``: the index of ``mask``'s first voxel in a larger array (a box cut from it), whose
+    indices are returned; the sums are of integers, so this is exactly the larger array's centroid."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     nz = mask.shape[0]
+    origin = origin or (0,) * mask.ndim
     if mask.ndim == 1:
-        return np.array([np.flatnonzero(mask).mean()])
+        return np.array([(np.flatnonzero(mask) + origin[0]).mean()])
     # counts in the narrowest integers that cannot overflow: the reduction's cost is its output's writes
     per_slice = mask.view(np.uint8).reshape(nz, -1).sum(axis=1, dtype=np.int32 if mask[0].size < 2**31 else np.int64)
     per_slice = per_slice.astype(np.float64)
     n = per_slice.sum()
     plane = np.add.reduce(mask.view(np.uint8), axis=0,
                           dtype=np.uint16 if nz < 2**16 else np.int32 if nz < 2**31 else np.int64)
-    out = [float(per_slice @ np.arange(mask.shape[0])) / n]
+    out = [float(per_slice @ np.arange(origin[0], origin[0] + nz)) / n]
     for k in range(plane.ndim):
         profile = plane.sum(axis=tuple(a for a in range(plane.ndim) if a != k), dtype=np.float64)
-        out.append(float(profile @ np.arange(plane.shape[k])) / n)
+        out.append(float(profile @ np.arange(origin[k + 1], origin[k + 1] + plane.shape[k])) / n)
     return np.array(out)
 
 
