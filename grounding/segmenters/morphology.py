@@ -118,16 +118,15 @@ def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> t
     voxels (``owner``: the label of each, ``coords``: their indices as `np.nonzero` gives them):
     two (n + 1, ndim) int64 arrays, zeros for a label with none there. Vectorised: on the
     thousands of small air pockets of a noisy scan a per-label loop outweighs the analysis."""
-    lo = np.zeros((n + 1, len(coords)), dtype=np.int64)
-    hi = np.zeros((n + 1, len(coords)), dtype=np.int64)
     present = np.zeros(n + 1, dtype=bool)
     present[owner] = True
-    for axis, c in enumerate(coords):
-        low, high = np.full(n + 1, np.iinfo(np.int64).max), np.full(n + 1, -1, dtype=np.int64)
-        np.minimum.at(low, owner, c)
-        np.maximum.at(high, owner, c)
-        lo[present, axis], hi[present, axis] = low[present], high[present] + 1
-    return lo, hi
+    # all axes in one pass of each ``ufunc.at`` (one per axis costs about three times as much)
+    points = np.stack(coords, axis=1)
+    low = np.full((n + 1, len(coords)), np.iinfo(np.int64).max)
+    high = np.full((n + 1, len(coords)), -1, dtype=np.int64)
+    np.minimum.at(low, owner, points)
+    np.maximum.at(high, owner, points)
+    return np.where(present[:, None], low, 0), np.where(present[:, None], high + 1, 0)
 
 
 def centroid(mask: np.ndarray, origin: tuple[int, ...] | None = None) -> np.ndarray:
