@@ -85,8 +85,9 @@ def border_connected(background: np.ndarray, frame: np.ndarray | None = None) ->
         z1 = min(z0 + step, nz)
         flat = np.ones(((z1 - z0) * (ny + 3) + 1, nx + 4), dtype=bool)  # a last link row closes the last slice
         tall = flat[:-1].reshape(z1 - z0, ny + 3, nx + 4)
-        if frame is not None:
-            tall[:, 1:, 1:-1] = frame[z0:z1]
+        if frame is not None:  # its one-voxel ring (the background fills the rest)
+            tall[:, 1, 1:-1], tall[:, -1, 1:-1] = frame[z0:z1, 0], frame[z0:z1, -1]
+            tall[:, 2:-1, 1], tall[:, 2:-1, -2] = frame[z0:z1, 1:-1, 0], frame[z0:z1, 1:-1, -1]
         tall[:, 2:-1, 2:-2] = background[z0:z1]
         labels = cc3d.connected_components(flat, connectivity=4)
         np.equal(labels[:-1].reshape(z1 - z0, ny + 3, nx + 4)[:, 2:-1, 2:-2], labels[0, 0], out=out[z0:z1])
