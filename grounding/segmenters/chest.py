@@ -539,14 +539,18 @@ def outside_air_hu(coarse: np.ndarray, body: np.ndarray, unreconstructed: np.nda
 
 
 def _median(values: np.ndarray) -> float:
-    """``np.median`` of a 1-D array, its two middle values found among those between two quantiles
-    of a small regular sample when those hold them (a partial sort of a tenth of the values instead of
-    all of them), else by ``np.median`` itself."""
+    """``np.median`` of a 1-D array: the sample median of a small regular sample when the two middle
+    values both equal it (integer Hounsfield units tie by the thousand: two counts), else the two
+    middle values found among those between two quantiles of the sample when those hold them (a
+    partial sort of a tenth of the values instead of all of them), else by ``np.median`` itself."""
     n = values.size
     middle = [(n - 1) // 2, n // 2]
     if n >= 4096:
-        sample = np.sort(values[::32])
-        lo, hi = sample[int(0.45 * sample.size)], sample[int(0.55 * sample.size)]
+        sample = values[::32]
+        ranks = [int(0.45 * sample.size), sample.size // 2, int(0.55 * sample.size)]
+        lo, typical, hi = np.partition(sample, ranks)[ranks]
+        if np.count_nonzero(values < typical) <= middle[0] and middle[1] < np.count_nonzero(values <= typical):
+            return float(typical)
         below = np.count_nonzero(values < lo)
         # `np.compress`: boolean indexing is several times slower on a mask as scattered as this one
         between = np.compress((values >= lo) & (values <= hi), values)
