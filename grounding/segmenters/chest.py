@@ -77,10 +77,10 @@ from grounding.segmenters.morphology import (
     centroid,
     component_sizes,
     dilate,
-    flat_pair,
     ellipsoid,
     erode,
     fill_holes_slicewise,
+    flat_pair,
     label_components,
     label_planar,
     largest_component,
@@ -941,8 +941,8 @@ def _deep_enough(mask: np.ndarray, body: np.ndarray | None, spacing: tuple[float
     # body lies at least that deep (beyond the array counts as body, as for the distance transform)
     sampling = [step * s for s in spacing]
     reach = [2 * (int(np.ceil(LUNG_MIN_DEPTH_MM / h - 1e-9)) - 1) + 1 for h in sampling]
-    # (a box erosion, beyond the array body: the complement of the box dilation of the voxels outside
-    # the body, one line at a time; `scipy.ndimage.minimum_filter` costs several times as much here)
+    # (that box erosion, with body beyond the array, is the complement of the box dilation of the voxels
+    # outside the body, one line at a time: `scipy.ndimage.minimum_filter` costs several times as much)
     shallow = ~inside
     for axis, size in enumerate(reach):
         shallow = dilate(shallow, np.ones(tuple(size if a == axis else 1 for a in range(3)), dtype=bool))
@@ -1175,7 +1175,7 @@ def refine_in_box(
     flat = [a.reshape(-1) for a in (labels, inner, lowest, nearest)]
     for axis in range(labels.ndim):
         for step in (-1, 1):
-            # one shift of the flat views (`flat_pair`); but along the first axis it wraps, at the
+            # one shift of the flat views (`flat_pair`); along any axis but the first it wraps, at the
             # array's edge, into the next row or slice: the edge is kept as it was
             dst, src = flat_pair(tuple(step if a == axis else 0 for a in range(labels.ndim)), labels.shape)
             edge = tuple(slice(0, 1) if a == axis and step < 0 else slice(-1, None) if a == axis else slice(None)
