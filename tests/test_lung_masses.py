@@ -15,7 +15,7 @@ import pytest
 
 from grounding.segmenters.chest import LEFT, RIGHT
 from grounding.segmenters.classical import ClassicalSegmenter
-from grounding.segmenters.masses import enclosed_masses
+from grounding.segmenters.masses import lung_masses
 from grounding.tools import default_registry
 from imaging.phantoms import NoduleSpec, chest_ct
 from mmreason.backends.rules import RulesBackend
@@ -62,4 +62,5 @@ def test_normal_lungs_hold_no_mass(seed):
     """The abdomen under the domes, the heart beside the left lung and the hilar vessels are no mass."""
     volume = chest_ct(seed=seed, spacing=GRIDS[0], nodules=[]).volume
     labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
-    assert not enclosed_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing).any()
+    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    assert not found.mask.any() and not found.doubts

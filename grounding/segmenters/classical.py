@@ -53,7 +53,7 @@ from grounding.segmenters.lesions import (
     mr_hyperintense_lesion,
     organ_lesion,
 )
-from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, enclosed_masses, with_masses
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, lung_masses, with_masses
 from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
 from grounding.segmenters.organs import ABDOMEN_TARGETS, AbdomenOrgans, find_abdominal_organs
 from grounding.segmenters.xray import RadiographLabels, analyze_radiograph, require_radiograph
@@ -182,7 +182,7 @@ class ClassicalSegmenter:
             largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
             found = lung_nodules(volume.data, lungs, volume.spacing, pockets, largest)
             labels = chest.full_labels(volume.data)
-            masses = enclosed_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+            masses = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
             return with_masses(found, masses, volume.spacing, largest)
 
         return self._cached(f"search_{name}", volume, search)

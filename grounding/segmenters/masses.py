@@ -32,6 +32,7 @@ were not); both are why a negative lung search is not a proof.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -77,32 +78,61 @@ MIN_FILL = 0.25
 MIN_MEDIAN_HU = -100.0
 #: the largest section lies at least this share of the component's height above its lowest slice
 MIN_TAPER = 0.25
+#: soft tissue for masses against the mediastinum or the diaphragm (HU, the median of each voxel's
+#: 3-voxel neighbourhood): fat and the lung's partial-volume rim below, bone and contrast-filled
+#: vessels at `MASS_MAX_HU` or above
+SOFT_MIN_HU = -30.0
+#: such a mass holds a ball of soft tissue of the first radius (mm) clear of fat, lung and bone: the
+#: aorta and the hilar arteries (radius up to about 15 mm, less their partial-volume rim) hold none;
+#: the larger radii part a large mass from the heart it touches (the neck between them is narrower)
+ABUT_CORE_MM = (14.0, 22.0, 30.0)
+#: lung within this distance (mm) of a voxel borders it (the partial-volume rim lies between)
+ABUT_NEAR_MM = 5.0
+#: ... at least this share of it lies inside its lung's slice-wise convex hull (the lung wraps it)
+ABUT_MIN_HULL = 0.7
+#: ... lung borders at least this share of its surface ...
+ABUT_MIN_SURROUND = 0.5
+#: ... and the other lung at most this share of what its own lung borders (the heart lies between
+#: both lungs)
+ABUT_MAX_OTHER = 0.05
 
 
-def enclosed_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
-    """The masses enclosed by ``lungs`` (full-resolution boolean masks: the left lung, the right).
+@dataclass
+class LungMasses:
+    """The masses a lung search found (``mask``) and the ones it cannot vouch for (``doubts``: short
+    sentences naming a soft-tissue mass the lung lies over but not under, against the diaphragm or
+    the heart, which may be a lung mass or the organ itself)."""
+
+    mask: np.ndarray
+    doubts: list[str] = field(default_factory=list)
+
+
+def lung_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> LungMasses:
+    """The masses enclosed by or abutting ``lungs`` (full-resolution boolean masks: the left lung,
+    the right).
 
     A mass is at least `MASS_MIN_DIAMETER_MM` across: it is searched on every voxel that keeps
     the grid at least `SEARCH_GRID_MM` apart, and its mask taken back to the full grid as the soft
     tissue inside the search grid's voxels."""
     steps = tuple(max(1, round(SEARCH_GRID_MM / s)) for s in spacing)
-    if steps == (1, 1, 1):
-        return _masses(data, lungs, spacing)
     grid = tuple(slice(None, None, f) for f in steps)
-    found = _masses(data[grid], [lung[grid] for lung in lungs], tuple(s * f for s, f in zip(spacing, steps)))
+    coarse = tuple(s * f for s, f in zip(spacing, steps))
+    found = _masses(data[grid], [lung[grid] for lung in lungs], coarse)
     for axis, f in enumerate(steps):
-        found = found.repeat(f, axis=axis)
-    found = found[: data.shape[0], : data.shape[1], : data.shape[2]]
-    return found & (data >= HU_AIR) & (data < MASS_MAX_HU)
+        found.mask = found.mask.repeat(f, axis=axis)
+    mask = found.mask[: data.shape[0], : data.shape[1], : data.shape[2]]
+    return LungMasses(mask & (data >= HU_AIR) & (data < MASS_MAX_HU), found.doubts)
 
 
-def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
+def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> LungMasses:
     out = np.zeros(data.shape, dtype=bool)
     voxel_mm3 = float(np.prod(spacing))
     smallest = math.pi / 6 * MASS_MIN_DIAMETER_MM ** 3 / voxel_mm3
     largest = math.pi / 6 * MASS_MAX_DIAMETER_MM ** 3 / voxel_mm3
+    hulls = []
     for lung, lateral_sign in zip(lungs, (1, -1)):
         box = bounding_box(lung)
+        hulls.append(np.zeros(data.shape, dtype=bool))
         if box is None:
             continue
         crop, values = lung[box], data[box]
@@ -110,6 +140,7 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
         dense = (values >= HU_AIR) & (values < MASS_MAX_HU) & ~crop
         holes = fill_holes_slicewise(crop) & dense
         hull = _hulls(crop)
+        hulls[-1][box] = hull
         bites = hull & dense & ~holes
         for candidates, surround in ((holes, MIN_SURROUND), (bites, MIN_SURROUND_BITE)):
             if np.count_nonzero(candidates) < smallest:
@@ -127,7 +158,8 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                         and _solid(grown, values) and _enclosed(grown, crop, surround, candidates is bites)):
                     continue
                 out[box] |= grown
-    return out
+    found, doubts = _abutting(data, lungs, hulls, out, spacing, smallest, largest)
+    return LungMasses(out | found, doubts)
 
 
 def _hulls(lung: np.ndarray) -> np.ndarray:
@@ -185,14 +217,83 @@ def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float,
     return out
 
 
-def with_masses(search: NoduleSearch, masses: np.ndarray, spacing: tuple[float, float, float],
+def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray], known: np.ndarray,
+              spacing: tuple[float, float, float], smallest: float, largest: float) -> tuple[np.ndarray, list[str]]:
+    """Masses against the mediastinum, the hilum or the diaphragm, which the lung wraps on one side
+    only: their mask, and doubts (`LungMasses`).
+
+    Soft tissue (`SOFT_MIN_HU` to `MASS_MAX_HU`, outside the lungs) holding a ball of one of the
+    radii `ABUT_CORE_MM` (the core), grown back by that radius, is a mass when one lung's slice-wise
+    ``hulls`` hold `ABUT_MIN_HULL` of it, that lung borders `ABUT_MIN_SURROUND` of its surface and
+    the other lung hardly any (`ABUT_MAX_OTHER`), and the lung lies over both its top and its
+    bottom (`MIN_CAP`). With lung over its top only it may be the heart, the liver under a dome or
+    a mass resting on them: a doubt. One the scan range cuts, or touching a mass already
+    ``known``, is left alone."""
+    found = np.zeros(data.shape, dtype=bool)
+    doubted = np.zeros(data.shape, dtype=bool)
+    doubts: list[str] = []
+    both = lungs[0] | lungs[1]
+    filtered = ndimage.median_filter(data, size=3)
+    soft = (filtered >= SOFT_MIN_HU) & (filtered < MASS_MAX_HU) & ~both
+    depth = ndimage.distance_transform_edt(soft, sampling=spacing)
+    if not (depth > ABUT_CORE_MM[0]).any():
+        return found, doubts
+    near = [ndimage.distance_transform_edt(~lung, sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
+    for radius in ABUT_CORE_MM:
+        reach = radius + max(spacing)
+        pad = [int(math.ceil(reach / s)) + 1 for s in spacing]
+        pieces, _ = label_components(depth > radius, CONN26)
+        for k, where in enumerate(ndimage.find_objects(pieces), start=1):
+            box = tuple(slice(max(0, w.start - p), min(n, w.stop + p)) for w, p, n in zip(where, pad, data.shape))
+            grown = (ndimage.distance_transform_edt(pieces[box] != k, sampling=spacing) <= reach) & soft[box]
+            voxels = np.count_nonzero(grown)
+            if not smallest <= voxels <= largest or (grown & (known | found | doubted)[box]).any():
+                continue
+            side, top, bottom = _abutment(grown, box, near, hulls, data.shape[0])
+            if side is None or top < MIN_CAP:
+                continue
+            if bottom >= MIN_CAP:
+                found[box] |= grown
+                continue
+            doubted[box] |= grown
+            diameter = np.cbrt(6 / math.pi * voxels * math.prod(spacing))
+            doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
+                          f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
+                          f"mass resting on the diaphragm or growing into the mediastinum")
+    return found, doubts
+
+
+def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray], hulls: list[np.ndarray],
+              height: int) -> tuple[int | None, float, float]:
+    """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of a scan of ``height``
+    slices) as a mass against the mediastinum or the diaphragm (None when none does, or the scan
+    range cuts it), and the shares of its top and bottom sections the lung lies over and under.
+    ``near``: each lung grown by `ABUT_NEAR_MM`."""
+    shell = ndimage.binary_dilation(grown, CONN6) & ~grown
+    contact = [np.count_nonzero(shell & lung[box]) for lung in near]
+    side = int(np.argmax(contact))
+    voxels = np.count_nonzero(grown)
+    if (contact[side] < ABUT_MIN_SURROUND * np.count_nonzero(shell) or contact[1 - side] > ABUT_MAX_OTHER * contact[side]
+            or np.count_nonzero(grown & hulls[side][box]) < ABUT_MIN_HULL * voxels):
+        return None, 0.0, 0.0
+    rows = np.flatnonzero(grown.any(axis=(1, 2)))
+    low, high = int(rows[0]), int(rows[-1])
+    if low + box[0].start == 0 or high + box[0].start == height - 1:
+        return None, 0.0, 0.0
+    lung = near[0] | near[1]
+    top, bottom = (np.count_nonzero(lung[z + box[0].start + step][box[1:]] & grown[z]) / np.count_nonzero(grown[z])
+                   for z, step in ((high, 1), (low, -1)))
+    return side, top, bottom
+
+
+def with_masses(search: NoduleSearch, masses: LungMasses, spacing: tuple[float, float, float],
                 largest_mm: float) -> NoduleSearch:
     """``search`` with the ``masses`` of at most ``largest_mm`` (equivalent diameter) added; a
     larger one is named in the doubts (a search for nodules up to ``largest_mm`` that answers "no"
-    beside a mass is no negative)."""
-    pieces, n = label_components(masses, CONN26)
+    beside a mass is no negative), and so are the masses' own doubts."""
+    pieces, n = label_components(masses.mask, CONN26)
     if n == 0:
-        return search
+        return NoduleSearch(search.mask, search.doubts, search.masses + masses.doubts)
     diameters = np.cbrt(6 / math.pi * np.bincount(pieces.ravel(), minlength=n + 1) * math.prod(spacing))
     keep = diameters <= largest_mm
     keep[0] = False
@@ -206,7 +307,7 @@ def with_masses(search: NoduleSearch, masses: np.ndarray, spacing: tuple[float, 
         candidates, _ = label_components(found, CONN26)
         touching = np.unique(candidates[ndimage.binary_dilation(big, CONN26) & found])
         found &= ~np.isin(candidates, touching[touching > 0])
-    return NoduleSearch(found | keep[pieces], search.doubts, search.masses + doubts)
+    return NoduleSearch(found | keep[pieces], search.doubts, search.masses + doubts + masses.doubts)
 
 
 def _tapers(piece: np.ndarray) -> bool:
