@@ -64,3 +64,31 @@ def test_normal_lungs_hold_no_mass(seed):
     labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
     found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
     assert not found.mask.any() and not found.doubts
+
+
+#: (centre mm, diameter mm) of masses the lung wraps on one side only: against the descending aorta
+#: and the mediastinum behind the left hilum; in the right hilum; on the right diaphragm dome
+CENTRAL_LEFT = ((45.0, 0.0, 25.0), 50.0)
+HILAR_RIGHT = ((-35.0, 5.0, 10.0), 45.0)
+ON_RIGHT_DOME = ((-65.0, 10.0, -38.0), 50.0)
+
+
+@pytest.mark.parametrize(("mass", "side"), [(CENTRAL_LEFT, "left"), (HILAR_RIGHT, "right")])
+def test_a_mass_growing_into_the_mediastinum_or_hilum_is_found_and_sided(mass, side):
+    """The lung encloses neither on any slice (its medial side is the mediastinum): they were "not found"."""
+    phantom = _mass(mass[1], mass[0], GRIDS[0])
+    assert _ask(phantom.volume, "Is there a lung mass?").startswith("Yes")
+    assert _ask(phantom.volume, "Which lung holds the mass?").startswith(f"{side} lung")
+    found = ClassicalSegmenter().segment(phantom.volume, "lesion")
+    truth = phantom.labels["nodule_1"]
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) >= 0.8
+
+
+def test_a_mass_on_the_diaphragm_is_named_as_a_doubt():
+    """Merged with the liver under the dome it cannot be told from the liver: the answer says so
+    instead of answering "no mass"."""
+    volume = _mass(ON_RIGHT_DOME[1], ON_RIGHT_DOME[0], GRIDS[0]).volume
+    assert not _ask(volume, "Is there a lung mass?").startswith("No")
+    segmenter = ClassicalSegmenter()
+    segmenter.segment(volume, "nodule")
+    assert any("under the right lung" in doubt for doubt in segmenter.search_weakness(volume, "nodule", None))

@@ -95,6 +95,10 @@ ABUT_MIN_SURROUND = 0.5
 #: ... and the other lung at most this share of what its own lung borders (the heart lies between
 #: both lungs)
 ABUT_MAX_OTHER = 0.05
+#: with lung over its top only, the soft tissue it rests on (on the slice under it) is at least this
+#: many times its widest section for a doubt (the liver, the heart; the aortic arch rests on the
+#: descending aorta, as wide as itself)
+ABUT_MIN_BASE = 2.0
 
 
 @dataclass
@@ -255,12 +259,27 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if bottom >= MIN_CAP:
                 found[box] |= grown
                 continue
+            if _base(grown, box, soft) < ABUT_MIN_BASE:
+                continue
             doubted[box] |= grown
             diameter = np.cbrt(6 / math.pi * voxels * math.prod(spacing))
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
     return found, doubts
+
+
+def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
+    """The area of the soft tissue ``grown`` (a candidate in ``box``) rests on, over its widest
+    section's: the in-plane components of ``soft`` on the slice under its lowest one that lie under it."""
+    areas = np.count_nonzero(grown.reshape(grown.shape[0], -1), axis=1)
+    low = int(np.flatnonzero(areas)[0])
+    under = soft[low + box[0].start - 1]
+    pieces, _ = ndimage.label(under)
+    footprint = np.zeros(under.shape, dtype=bool)
+    footprint[box[1:]] = grown[low]
+    touched = np.unique(pieces[footprint & under])
+    return np.count_nonzero(np.isin(pieces, touched[touched > 0])) / areas.max()
 
 
 def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray], hulls: list[np.ndarray],
