@@ -234,38 +234,51 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     a mass resting on them: a doubt. One the scan range cuts, or touching a mass already
     ``known``, is left alone."""
     found = np.zeros(data.shape, dtype=bool)
-    doubted = np.zeros(data.shape, dtype=bool)
     doubts: list[str] = []
     both = lungs[0] | lungs[1]
-    filtered = ndimage.median_filter(data, size=3)
-    soft = (filtered >= SOFT_MIN_HU) & (filtered < MASS_MAX_HU) & ~both
+    box = bounding_box(both)
+    if box is None:
+        return found, doubts
+    # the masses lie within the lungs' box grown by the largest core's reach (on the diaphragm, below it)
+    margin = [int(math.ceil((ABUT_CORE_MM[-1] + max(spacing)) / s)) + 1 for s in spacing]
+    box = tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, data.shape))
+    lungs, hulls, known = [lung[box] for lung in lungs], [hull[box] for hull in hulls], known[box]
+    tissue = (data[box] >= SOFT_MIN_HU) & (data[box] < MASS_MAX_HU) & ~both[box]
+    # the majority of each voxel's 3-voxel neighbourhood: noise neither pits a mass nor bridges fat
+    soft = ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
     depth = ndimage.distance_transform_edt(soft, sampling=spacing)
-    if not (depth > ABUT_CORE_MM[0]).any():
+    cores = (depth > ABUT_CORE_MM[0]) & (hulls[0] | hulls[1])
+    if not cores.any():
         return found, doubts
     near = [ndimage.distance_transform_edt(~lung, sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
+    inside = np.zeros(soft.shape, dtype=bool)
+    doubted = np.zeros(soft.shape, dtype=bool)
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
         pad = [int(math.ceil(reach / s)) + 1 for s in spacing]
-        pieces, _ = label_components(depth > radius, CONN26)
+        pieces, _ = label_components(cores & (depth > radius), CONN26)
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
-            box = tuple(slice(max(0, w.start - p), min(n, w.stop + p)) for w, p, n in zip(where, pad, data.shape))
-            grown = (ndimage.distance_transform_edt(pieces[box] != k, sampling=spacing) <= reach) & soft[box]
-            voxels = np.count_nonzero(grown)
-            if not smallest <= voxels <= largest or (grown & (known | found | doubted)[box]).any():
+            if where is None:
                 continue
-            side, top, bottom = _abutment(grown, box, near, hulls, data.shape[0])
+            part = tuple(slice(max(0, w.start - p), min(n, w.stop + p)) for w, p, n in zip(where, pad, soft.shape))
+            grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & soft[part]
+            voxels = np.count_nonzero(grown)
+            if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
+                continue
+            side, top, bottom = _abutment(grown, part, near, hulls)
             if side is None or top < MIN_CAP:
                 continue
             if bottom >= MIN_CAP:
-                found[box] |= grown
+                inside[part] |= grown
                 continue
-            if _base(grown, box, soft) < ABUT_MIN_BASE:
+            if _base(grown, part, soft) < ABUT_MIN_BASE:
                 continue
-            doubted[box] |= grown
+            doubted[part] |= grown
             diameter = np.cbrt(6 / math.pi * voxels * math.prod(spacing))
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
+    found[box] = inside
     return found, doubts
 
 
@@ -282,12 +295,13 @@ def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
     return np.count_nonzero(np.isin(pieces, touched[touched > 0])) / areas.max()
 
 
-def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray], hulls: list[np.ndarray],
-              height: int) -> tuple[int | None, float, float]:
-    """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of a scan of ``height``
-    slices) as a mass against the mediastinum or the diaphragm (None when none does, or the scan
-    range cuts it), and the shares of its top and bottom sections the lung lies over and under.
-    ``near``: each lung grown by `ABUT_NEAR_MM`."""
+def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray],
+              hulls: list[np.ndarray]) -> tuple[int | None, float, float]:
+    """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of the searched
+    volume, whose first and last slices are the scan's or lie beyond the lungs) as a mass against
+    the mediastinum or the diaphragm (None when none does, or it reaches the first or last slice:
+    the scan range may cut it), and the shares of its top and bottom sections the lung lies over and
+    under. ``near``: each lung grown by `ABUT_NEAR_MM`."""
     shell = ndimage.binary_dilation(grown, CONN6) & ~grown
     contact = [np.count_nonzero(shell & lung[box]) for lung in near]
     side = int(np.argmax(contact))
@@ -297,7 +311,7 @@ def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray],
         return None, 0.0, 0.0
     rows = np.flatnonzero(grown.any(axis=(1, 2)))
     low, high = int(rows[0]), int(rows[-1])
-    if low + box[0].start == 0 or high + box[0].start == height - 1:
+    if low + box[0].start == 0 or high + box[0].start == near[0].shape[0] - 1:
         return None, 0.0, 0.0
     lung = near[0] | near[1]
     top, bottom = (np.count_nonzero(lung[z + box[0].start + step][box[1:]] & grown[z]) / np.count_nonzero(grown[z])
