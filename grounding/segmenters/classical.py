@@ -130,9 +130,10 @@ class ClassicalSegmenter:
         largest = NODULE_MAX_DIAMETER_MM if target == "nodule" else MASS_MAX_DIAMETER_MM
         return (f"CT: compact soft-tissue lesions of 4-{largest:.0f} mm inside the aerated lung masks or on the "
                 f"pleura, every slice (on the mediastinal side only round ones touching it with a small part of "
-                f"themselves), and masses of {MASS_MIN_DIAMETER_MM:g} mm or more the lung surrounds (not one on the "
-                f"diaphragm or growing into the mediastinum or chest wall; consolidations and ground-glass "
-                f"opacities are not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
+                f"themselves), and masses of {MASS_MIN_DIAMETER_MM:g} mm or more the lung surrounds or wraps against "
+                f"the mediastinum (one on the diaphragm or the heart only as a doubt, one fused with the mediastinum "
+                f"or growing into the chest wall not at all; consolidations and ground-glass opacities are not "
+                f"searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
                 f"white and grey matter (levels from the brain's own histogram), with cores at least "
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 

@@ -6,7 +6,7 @@ vessel's section of tissue above or below, which is how the abdomen under a diap
 out of the lung), and the nodule search (`grounding.segmenters.lesions.lung_nodules`) looks
 inside the masks only. So a 45 mm tumour with lung on nearly every side was "no nodule".
 
-`enclosed_masses` finds them three ways, per lung, on a grid of about `SEARCH_GRID_MM`:
+`lung_masses` finds them four ways, per lung, on a grid of about `SEARCH_GRID_MM`:
 
 * **holes**: dense voxels (at least `HU_AIR`, below `MASS_MAX_HU`: not bone) the lung surrounds
   within a slice, joined across slices;
@@ -24,9 +24,17 @@ abdomen: its section is widest at its lowest slice; `MIN_TAPER`), and the lung g
 its ends, lies over one of them (over both for a bite: the liver reaches into the hull from below)
 and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
 
-Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome; a
-mass growing into the mediastinum or hilum is not found (three real NSCLC tumours of 35-359 mL
-were not); both are why a negative lung search is not a proof.
+* **abutting** masses, which the lung wraps on one side only (growing into the mediastinum or the
+  hilum, resting on the diaphragm: three real NSCLC tumours of 35-359 mL were "not found" before):
+  soft tissue, fat left out, holding a ball of `ABUT_CORE_MM` (`_abutting`) that one lung's hull
+  holds and borders, with lung over and under it. With lung over it only, it cannot be told from
+  the heart or the liver under a dome it rests on: the search names it as a doubt instead.
+
+Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome, and
+merged with the liver or the heart it is only a doubt; a mass fused with the mediastinum without a
+fat plane, or mostly outside its lung's hull, is not found; all are why a negative lung search is
+not a proof. The thresholds were set on phantoms and the stress generator's normal chests, not on
+real masses.
 """
 
 from __future__ import annotations
