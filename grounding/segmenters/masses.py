@@ -258,12 +258,11 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     cores = (depth > ABUT_CORE_MM[0]) & (hulls[0] | hulls[1])
     if not cores.any():
         return found, doubts
-    near = [ndimage.distance_transform_edt(~lung, sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
     inside = np.zeros(soft.shape, dtype=bool)
     doubted = np.zeros(soft.shape, dtype=bool)
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
-        pad = [int(math.ceil(reach / s)) + 1 for s in spacing]
+        pad = [int(math.ceil((reach + ABUT_NEAR_MM) / s)) + 1 for s in spacing]
         pieces, _ = label_components(cores & (depth > radius), CONN26)
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
             if where is None:
@@ -273,7 +272,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             voxels = np.count_nonzero(grown)
             if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
                 continue
-            side, top, bottom = _abutment(grown, part, near, hulls)
+            side, top, bottom = _abutment(grown, part, lungs, hulls, spacing)
             if side is None or top < MIN_CAP:
                 continue
             if bottom >= MIN_CAP:
@@ -303,15 +302,16 @@ def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
     return np.count_nonzero(np.isin(pieces, touched[touched > 0])) / areas.max()
 
 
-def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray],
-              hulls: list[np.ndarray]) -> tuple[int | None, float, float]:
+def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray], hulls: list[np.ndarray],
+              spacing: tuple[float, float, float]) -> tuple[int | None, float, float]:
     """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of the searched
     volume, whose first and last slices are the scan's or lie beyond the lungs) as a mass against
     the mediastinum or the diaphragm (None when none does, or it reaches the first or last slice:
     the scan range may cut it), and the shares of its top and bottom sections the lung lies over and
-    under. ``near``: each lung grown by `ABUT_NEAR_MM`."""
+    under, lung within `ABUT_NEAR_MM` of a voxel counting as bordering it."""
+    near = [ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
     shell = ndimage.binary_dilation(grown, CONN6) & ~grown
-    contact = [np.count_nonzero(shell & lung[box]) for lung in near]
+    contact = [np.count_nonzero(shell & lung) for lung in near]
     side = int(np.argmax(contact))
     voxels = np.count_nonzero(grown)
     if (contact[side] < ABUT_MIN_SURROUND * np.count_nonzero(shell) or contact[1 - side] > ABUT_MAX_OTHER * contact[side]
@@ -319,10 +319,10 @@ def _abutment(grown: np.ndarray, box: tuple[slice, ...], near: list[np.ndarray],
         return None, 0.0, 0.0
     rows = np.flatnonzero(grown.any(axis=(1, 2)))
     low, high = int(rows[0]), int(rows[-1])
-    if low + box[0].start == 0 or high + box[0].start == near[0].shape[0] - 1:
+    if low + box[0].start == 0 or high + box[0].start == lungs[0].shape[0] - 1:
         return None, 0.0, 0.0
     lung = near[0] | near[1]
-    top, bottom = (np.count_nonzero(lung[z + box[0].start + step][box[1:]] & grown[z]) / np.count_nonzero(grown[z])
+    top, bottom = (np.count_nonzero(lung[z + step] & grown[z]) / np.count_nonzero(grown[z])
                    for z, step in ((high, 1), (low, -1)))
     return side, top, bottom
 
