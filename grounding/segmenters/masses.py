@@ -47,7 +47,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from grounding.segmenters.chest import HU_AIR
-from grounding.segmenters.lesions import MASS_MAX_DIAMETER_MM, NoduleSearch
+from grounding.segmenters.lesions import MASS_MAX_DIAMETER_MM, SIZE_TOLERANCE, NoduleSearch
 from grounding.segmenters.morphology import (
     CONN6,
     CONN26,
@@ -329,14 +329,14 @@ def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray]
 
 def with_masses(search: NoduleSearch, masses: LungMasses, spacing: tuple[float, float, float],
                 largest_mm: float) -> NoduleSearch:
-    """``search`` with the ``masses`` of at most ``largest_mm`` (equivalent diameter) added; a
-    larger one is named in the doubts (a search for nodules up to ``largest_mm`` that answers "no"
+    """``search`` with the ``masses`` of at most ``largest_mm`` (equivalent diameter, with the nodule
+    search's `SIZE_TOLERANCE`: a mass of that size measures up to a voxel more) added; a larger one is named in the doubts (a search for nodules up to ``largest_mm`` that answers "no"
     beside a mass is no negative), and so are the masses' own doubts."""
     pieces, n = label_components(masses.mask, CONN26)
     if n == 0:
         return NoduleSearch(search.mask, search.doubts, search.masses + masses.doubts)
     diameters = np.cbrt(6 / math.pi * np.bincount(pieces.ravel(), minlength=n + 1) * math.prod(spacing))
-    keep = diameters <= largest_mm
+    keep = diameters <= largest_mm * (1.0 + SIZE_TOLERANCE)
     keep[0] = False
     doubts = [f"a soft-tissue mass of about {d:.0f} mm (the diameter of a ball of its volume) lies inside the lung, "
               f"larger than the {largest_mm:g} mm this search counts as a nodule: ask about a lung mass"
