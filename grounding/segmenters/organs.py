@@ -58,15 +58,18 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
 4. the chosen basins are grown back through the opening within the band (lower bound on the
    lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
    their surface join it with the organ tissue beyond them (a lesion at the liver's edge), a rim
-   of `RIM_MM` of partial volume with fat is taken back, and holes are filled slice by slice
-   (vessels inside the liver are part of the liver).
+   of `RIM_MM` of partial volume with fat is taken back (for spleen and kidneys only down to halfway
+   between the organ's HU and the darkest tissue beyond: not the muscle beside an enhanced spleen,
+   which added 20-30 % on thick slices), and holes are filled slice by slice (vessels inside the
+   liver are part of the liver).
 
 5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
    `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
    found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
    plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
    enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
-   kidney whose voxels' robust SD is above `NOISY_PLAIN_SD_HU` (noise hides their HU differences).
+   kidney whose noise (`_noise_doubt`) is above `NOISY_PLAIN_SD_HU` (noise hides their HU differences), and a
+   spleen or kidney with much of its outline on tissue of its own band (`_guessed_boundary_doubt`).
 
 No organ's core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent (an arm
 beside the chest).
@@ -201,10 +204,14 @@ WALL_FRACTION = 0.065
 WALL_DEPTH_MM = 15.0
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
 CONTACT_FRACTION = 0.15
-#: plain CT noisier than this (robust SD, HU, in the organ) cannot tell spleen and kidneys from their
-#: neighbours; voxels sampled to estimate it
-NOISY_PLAIN_SD_HU = 22.0
-NOISE_SAMPLE = 200_000
+#: a spleen or kidney with more than this fraction of the voxels around it in its own band, belonging
+#: to no organ found, has a boundary placed by shape (`_guessed_boundary_doubt`)
+SAME_HU_CONTACT = 0.2
+#: plain CT noisier than this (robust SD, HU, of the voxels' difference from their mean over this many
+#: voxels square in-plane: about 0.85 of the noise's SD for a grain a pixel wide) cannot tell spleen and
+#: kidneys from their neighbours
+NOISY_PLAIN_SD_HU = 19.0
+NOISE_WINDOW = 5
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -432,6 +439,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     if wall:
         out.doubts.setdefault("liver", []).append(wall)
     for target in ("spleen", "kidney_left", "kidney_right"):
+        if target in out.masks:
+            organ = target.split("_")[0]
+            guessed = _guessed_boundary_doubt(coarse == 1 + ABDOMEN_TARGETS.index(target), coarse, hu, hu_edge,
+                                              out.bands[organ], body)
+            if guessed:
+                out.doubts.setdefault(target, []).append(guessed)
         plain = phase == "non-contrast" and target in out.masks
         noise = _noise_doubt(volume.data, out.masks[target]) if plain else None
         if noise:
@@ -439,17 +452,39 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     return out
 
 
+def _guessed_boundary_doubt(organ: np.ndarray, coarse: np.ndarray, hu: np.ndarray, hu_edge: np.ndarray,
+                            band: tuple[float, float], body: np.ndarray) -> str | None:
+    """Why a spleen or kidney (coarse mask) may hold a neighbour or miss part of itself, or None: more
+    than `SAME_HU_CONTACT` of the voxels just outside it are body tissue of no organ found but inside
+    its band (bowel, muscle or a neighbouring organ of its HU). There its edge was not found at a
+    change of HU but placed by the opening, the watershed's cut or the basin's reach."""
+    if not organ.any():
+        return None
+    ring = ndimage.binary_dilation(organ, CONN6) & ~organ & body
+    same = ring & (coarse == 0) & (hu_edge >= band[0]) & (hu <= band[1])
+    fraction = float(np.count_nonzero(same)) / max(1, int(np.count_nonzero(ring)))
+    if fraction <= SAME_HU_CONTACT:
+        return None
+    return (f"{fraction:.0%} of its outline borders tissue of its own HU band ({band[0]:.0f} to {band[1]:.0f} HU; "
+            f"bowel, muscle or a neighbouring organ): there its boundary is a guess by shape, not a change of HU, "
+            f"and the mask may include the neighbour or miss part of the organ")
+
+
 def _noise_doubt(data: np.ndarray, organ: np.ndarray) -> str | None:
     """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the robust SD of its
-    voxels (uniform organs on plain CT: their noise, more when the mask holds a neighbour) is above
-    `NOISY_PLAIN_SD_HU`, where the 5-15 HU between spleen, kidney, muscle and bowel is lost even
-    after the smoothing (the bands break up)."""
-    values = data[organ]
-    values = values[:: max(1, values.size // NOISE_SAMPLE)].astype(np.float32)
-    sd = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+    voxels' difference from their in-plane `NOISE_WINDOW` mean, inside it (the noise; not the spread
+    of its voxels, which the band that chose them narrows: a kidney on 26 HU noise read 21 HU once its
+    rim no longer held fat) is above `NOISY_PLAIN_SD_HU`, where the 5-15 HU between spleen, kidney,
+    muscle and bowel is lost even after the smoothing (the bands break up)."""
+    box = tuple(slice(max(s.start - NOISE_WINDOW, 0), s.stop + NOISE_WINDOW) for s in bounding_box(organ))
+    values = data[box].astype(np.float32)
+    residual = values - ndimage.uniform_filter(values, size=(1, NOISE_WINDOW, NOISE_WINDOW))
+    inner = ndimage.binary_erosion(organ[box], np.ones((1, NOISE_WINDOW, NOISE_WINDOW), bool))
+    residual = residual[inner if inner.any() else organ[box]]
+    sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
     if sd <= NOISY_PLAIN_SD_HU:
         return None
-    return (f"noisy plain CT (its voxels' SD about {sd:.0f} HU): spleen, kidneys, muscle and bowel lie within "
+    return (f"noisy plain CT (noise SD about {sd:.0f} HU in it): spleen, kidneys, muscle and bowel lie within "
             f"5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour or miss "
             f"part of the organ")
 
@@ -776,7 +811,13 @@ def _grow(
         # organ tissue beyond an enclosed lesion, darkened by the smoothing, joins with it
         grown |= lesions | (ndimage.binary_dilation(lesions, ball) & in_band)
     reach = max(RIM_MM[organ], max(spacing[1:]) * 1.01)
-    grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & darker
+    rim = darker
+    if organ != "liver":
+        # partial volume lies between the organ's HU and the tissue beyond it: halfway to fat is the
+        # organ's edge, halfway to muscle (50 HU beside an enhanced spleen of 120) is the muscle's
+        beyond = ndimage.grey_erosion(hu_edge, footprint=ellipsoid(2 * reach, spacing, planar=True))
+        rim = darker & (2.0 * hu_edge >= float(np.median(hu[chosen])) + beyond)
+    grown |= ndimage.binary_dilation(grown, ellipsoid(reach, spacing, planar=True)) & rim
     out = np.zeros(full_shape, dtype=bool)
     out[box] = fill_holes_slicewise(grown) & allowed
     return out
