@@ -6,7 +6,8 @@ per organ, the mode of the smoothed HU where that organ is expected within the p
 prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, clipped to the prior
 except for the liver (kidneys once enhanced:
 everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
-the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`). All work is on the coarse grid of the chest
+the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`, and in the arterial phase below halfway to an
+aorta brighter than the mode by `KIDNEY_BELOW_HU` or more; only holes darker than the band are filled). All work is on the coarse grid of the chest
 analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
 take well under a second of CPU after the chest analysis; the result is brought to full
 resolution by deciding the voxels of each organ's coarse boundary layer (inside it: the coarse
