@@ -57,7 +57,7 @@ def test_arterial_aorta_touching_the_left_kidney_is_not_taken_into_it():
     """Arterial CT with a 320 HU vessel of 11 mm radius against the left kidney's medial side: ringed
     by its partial volume inside the kidney's band (which reached up to 600 HU), it was filled in as a
     hole of the kidney and taken with it (+24 %, Dice 0.80; tuning seed 45: the aorta, +97 % at quality
-    ok). The band stops halfway to the aorta's HU, and only darker holes are filled."""
+    ok). The band stops below the aorta's HU, and only holes darker than its top are filled."""
     case = synthetic_abdomen(0, "arterial")
     data, kidney = case.volume.data, case.labels["kidney_left"]
     x, y, _ = _world(case.volume)

@@ -6,8 +6,8 @@ per organ, the mode of the smoothed HU where that organ is expected within the p
 prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, clipped to the prior
 except for the liver (kidneys once enhanced:
 everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
-the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`, and in the arterial phase below halfway to an
-aorta brighter than the mode by `KIDNEY_BELOW_HU` or more; only holes darker than the band are filled). All work is on the coarse grid of the chest
+the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`, and in the arterial phase `KIDNEY_BELOW_AORTA_HU` below the
+aorta's HU; only holes darker than the band's top are filled). All work is on the coarse grid of the chest
 analysis (about 2.5 mm; block means, smoothed in-plane), so the organs of a 512 x 512 x 100 CT
 take well under a second of CPU after the chest analysis; the result is brought to full
 resolution by deciding the voxels of each organ's coarse boundary layer (inside it: the coarse
@@ -143,6 +143,8 @@ KIDNEY_BELOW_HU = 60.0
 #: ... and its core is no more than this below the mode (an enhanced spleen, 90-140 HU, is not core)
 KIDNEY_CORE_BELOW_HU = 35.0
 KIDNEY_TOP_HU = 600.0
+#: ... and, in the arterial phase, below the aorta's HU by this much
+KIDNEY_BELOW_AORTA_HU = 50.0
 #: radius (mm) of the opening that cuts thin bridges to neighbours of similar HU
 OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
 #: a core is the part of a candidate at least this deep (mm); basins reach this far beyond it
@@ -406,12 +408,11 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # enhanced kidneys are brighter than liver and spleen, which touch them at the liver's HU
             band = (max(band[0], out.bands["liver"][1] - KIDNEY_ABOVE_LIVER_GAP_HU), band[1])
         if organ == "kidney" and phase == "arterial" and aorta is not None:
-            # the arterial aorta (250-400 HU) is brighter than the cortex: where it touches a kidney
-            # (or the bright bridge between them), halfway between the two parts them (tuning seed 45:
-            # the aorta taken into the left kidney, +97 % at quality ok)
-            mode = core_from + KIDNEY_CORE_BELOW_HU
-            if aorta >= mode + KIDNEY_BELOW_HU:
-                band = (band[0], min(band[1], (mode + aorta) / 2.0))
+            # the arterial aorta (250-400 HU) is brighter than the cortex (180-250): the band stops
+            # `KIDNEY_BELOW_AORTA_HU` below it, or the aorta touching a kidney (or the bright bridge
+            # between them) is one core with it (tuning seed 45: the aorta in the left kidney, +97 % at
+            # quality ok). Not from the band's mode: in the kidney's zone that may be the spleen's.
+            band = (band[0], max(band[0] + KIDNEY_BELOW_HU, min(band[1], aorta - KIDNEY_BELOW_AORTA_HU)))
         out.bands[organ] = band
         inside = body if organ == "kidney" else cage
         allowed = inside & ~ndimage.binary_dilation(taken | frame.spine, CONN6)
