@@ -4,7 +4,8 @@ HU bands come from the scan itself (`grounding.segmenters.ct_statistics`): the f
 threshold (Otsu inside the body), the contrast phase (aorta in front of the spine, liver HU) and,
 per organ, the mode of the smoothed HU where that organ is expected within the phase's broad
 prior band (`PRIOR_HU`); the organ's band is that mode +- `HALF_WIDTH_HU`, clipped to the prior
-except for the liver (kidneys once enhanced:
+except for the liver (on plain CT reaching only `LIVER_SPREADS_BELOW` of its own smoothed HU's
+spreads below the mode, `_upper_spread`: its neighbours lie 5-15 HU darker; kidneys once enhanced:
 everything above the mode minus `KIDNEY_BELOW_HU`, cortex and medulla, but not below the top of
 the liver's band less `KIDNEY_ABOVE_LIVER_GAP_HU`, and in the arterial phase `KIDNEY_BELOW_AORTA_HU` below the
 aorta's HU; only holes darker than the band's top are filled). All work is on the coarse grid of the chest
@@ -70,8 +71,9 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
    found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
    plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
    enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
-   kidney whose noise (`_noise_doubt`) is above `NOISY_PLAIN_SD_HU` (noise hides their HU differences), and a
-   spleen or kidney with much of its outline on tissue of its own band (`_guessed_boundary_doubt`).
+   kidney whose noise (`_noise_doubt`) is above `NOISY_PLAIN_SD_HU` (a liver's above
+   `NOISY_PLAIN_LIVER_SD_HU`; noise hides their HU differences), and a spleen or kidney with much of
+   its outline on tissue of its own band (`_guessed_boundary_doubt`).
 
 No organ's core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent (an arm
 beside the chest).
@@ -196,6 +198,12 @@ CAGE_INSIDE_MM = 6.0
 CAGE_BINS = 90
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
+#: a plain liver's band reaches this many of its smoothed HU's spreads (`_upper_spread`) below its
+#: mode, at least `LIVER_MIN_BELOW_HU`: bowel, spleen and muscle lie 5-15 HU below it, and a fixed
+#: half width took them with it on a quiet scan (tuning seed 60: +167 % of bowel at 42 HU beside a
+#: liver of 54 HU)
+LIVER_SPREADS_BELOW = 3.5
+LIVER_MIN_BELOW_HU = 8.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
 LIVER_ZONE_MM = {"lateral": 30.0, "depth": 25.0}
 #: how far (mm) the band's mask (on the lightly smoothed HU) is grown back to the organ's edge: the
@@ -216,6 +224,10 @@ SAME_HU_CONTACT = 0.2
 #: kidneys from their neighbours
 NOISY_PLAIN_SD_HU = 19.0
 NOISE_WINDOW = 5
+#: ... and the liver, 5-15 HU brighter than them, from this noise (plain tuning seeds: livers with a
+#: voxel SD above 35 HU, about 30 on this measure, were 15-35 % off in 4 of 5; below 30 HU, about 26,
+#: all but the leaks `LIVER_SPREADS_BELOW` fixed were within 16 %)
+NOISY_PLAIN_LIVER_SD_HU = 28.0
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
 
@@ -462,8 +474,10 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
                                               out.bands[organ], body)
             if guessed:
                 out.doubts.setdefault(target, []).append(guessed)
+    for target in ("liver", "spleen", "kidney_left", "kidney_right"):
         plain = phase == "non-contrast" and target in out.masks
-        noise = _noise_doubt(volume.data, out.masks[target]) if plain else None
+        limit = NOISY_PLAIN_LIVER_SD_HU if target == "liver" else NOISY_PLAIN_SD_HU
+        noise = _noise_doubt(volume.data, out.masks[target], limit) if plain else None
         if noise:
             out.doubts.setdefault(target, []).append(noise)
     return out
@@ -487,11 +501,12 @@ def _guessed_boundary_doubt(organ: np.ndarray, coarse: np.ndarray, hu: np.ndarra
             f"and the mask may include the neighbour or miss part of the organ")
 
 
-def _noise_doubt(data: np.ndarray, organ: np.ndarray) -> str | None:
-    """Why a plain-CT spleen or kidney may be wrong on a noisy scan, or None: the robust SD of its
+def _noise_doubt(data: np.ndarray, organ: np.ndarray, limit: float = NOISY_PLAIN_SD_HU) -> str | None:
+    """Why a plain-CT organ may be wrong on a noisy scan, or None: the robust SD of its
     voxels' difference from their in-plane `NOISE_WINDOW` mean, inside it (the noise; not the spread
     of its voxels, which the band that chose them narrows: a kidney on 26 HU noise read 21 HU once its
-    rim no longer held fat) is above `NOISY_PLAIN_SD_HU`, where the 5-15 HU between spleen, kidney,
+    rim no longer held fat) is above ``limit`` (`NOISY_PLAIN_SD_HU`; the liver, brighter,
+    `NOISY_PLAIN_LIVER_SD_HU`), where the 5-15 HU between liver, spleen, kidney,
     muscle and bowel is lost even after the smoothing (the bands break up)."""
     box = tuple(slice(max(s.start - NOISE_WINDOW, 0), s.stop + NOISE_WINDOW) for s in bounding_box(organ))
     values = data[box].astype(np.float32)
@@ -499,9 +514,9 @@ def _noise_doubt(data: np.ndarray, organ: np.ndarray) -> str | None:
     inner = ndimage.binary_erosion(organ[box], np.ones((1, NOISE_WINDOW, NOISE_WINDOW), bool))
     residual = residual[inner if inner.any() else organ[box]]
     sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    if sd <= NOISY_PLAIN_SD_HU:
+    if sd <= limit:
         return None
-    return (f"noisy plain CT (noise SD about {sd:.0f} HU in it): spleen, kidneys, muscle and bowel lie within "
+    return (f"noisy plain CT (noise SD about {sd:.0f} HU in it): liver, spleen, kidneys, muscle and bowel lie within "
             f"5-15 HU of each other and cannot be told apart reliably by HU; the mask may be a neighbour or miss "
             f"part of the organ")
 
@@ -614,7 +629,10 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
     if organ == "liver":
         # the liver, large and first, is surely there: the prior bounds where its mode is looked
         # for, not the band around it (a plain liver at 47 HU lost its part below 38 HU)
-        return mode - half, mode + half
+        below = half
+        if phase == "non-contrast":
+            below = min(half, max(LIVER_MIN_BELOW_HU, LIVER_SPREADS_BELOW * _upper_spread(hu[zone], mode, half)))
+        return mode - below, mode + half
     if organ == "spleen" and phase == "non-contrast" and liver_hu is not None:
         # placed by the liver's level (`_Liver`), found before the kidneys: the band follows its own
         # mode below the prior (a plain spleen of 35 HU beside a liver of 47 HU lost its lower half)
@@ -622,6 +640,13 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
     # spleen and kidneys: a mode at the prior's edge may be no organ at all (chest wall muscle on
     # a chest CT); plain kidneys lie within 10-15 HU of the spleen beside them
     return max(low, mode - half), min(high, mode + half)
+
+
+def _upper_spread(values: np.ndarray, mode: float, half: float) -> float:
+    """The spread (HU, as a normal SD) of the organ's smoothed HU about its ``mode``, from the values
+    above it within ``half``: below the mode lie its darker neighbours (bowel, spleen, muscle)."""
+    above = values[(values >= mode) & (values <= mode + half)] - mode
+    return 1.4826 * float(np.median(above)) if above.size else half
 
 
 def _candidates(
