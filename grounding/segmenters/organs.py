@@ -263,7 +263,9 @@ class AbdomenOrgans:
 @dataclass
 class _Lungs:
     """The coarse lung masks, per slice the fraction of the body that is lung, and the lungs'
-    widest extent in world x (None without lungs)."""
+    widest extent in world x (None without lungs; with one lung in the field, that lung's and its
+    mirror image's about the midline: the right lung lies above a scan of the bases starting
+    below its dome, the higher one, and the liver beneath it is no arm)."""
 
     left: np.ndarray
     right: np.ndarray
@@ -271,11 +273,14 @@ class _Lungs:
     x_range: tuple[float, float] | None
 
     @classmethod
-    def of(cls, labels: np.ndarray, body: np.ndarray, x: np.ndarray) -> "_Lungs":
+    def of(cls, labels: np.ndarray, body: np.ndarray, x: np.ndarray, mid_x: float) -> "_Lungs":
         left, right = labels == LEFT, labels == RIGHT
         area = np.maximum(body.sum(axis=(1, 2)), 1)
         both = left | right
         x_range = (float(x[both].min()), float(x[both].max())) if both.any() else None
+        if x_range is not None and not (left.any() and right.any()):
+            reach = max(x_range[1] - mid_x, mid_x - x_range[0])
+            x_range = (min(x_range[0], mid_x - reach), max(x_range[1], mid_x + reach))
         return cls(left, right, both.sum(axis=(1, 2)) / area, x_range)
 
     def beside_cage(self, c: "_Candidate") -> bool:
@@ -383,7 +388,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     grid, body = chest.grid, chest.body
     hu, hu_edge = smoothed_coarse_hu(volume, grid)
     frame = body_frame(volume, grid, hu, body)
-    lungs = _Lungs.of(chest.labels, body, frame.x)
+    lungs = _Lungs.of(chest.labels, body, frame.x, frame.mid_x)
     edge = fat_edge(hu, body)
     # the liver and the spleen lie inside the rib cage; outside it, the body wall's muscle
     cage = lungs.cage(frame, body)
