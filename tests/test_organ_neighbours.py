@@ -112,11 +112,15 @@ def test_plain_liver_stays_inside_the_cage_the_lungs_outline():
 
 
 def test_plain_liver_leaking_into_a_lean_body_wall_is_doubtful():
-    """Without the lungs in the field there is no cage: the liver takes the wall with it, and its
-    volume was stated as fact; the evidence says the mask may include the body wall."""
+    """Without the lungs in the field there is no cage: the liver took the wall with it, and its
+    volume was stated as fact. Either the liver keeps off the wall (since the back muscles' basins
+    no longer join it, it does here) or the evidence says the mask may include the body wall."""
     case = _lean_wall_case((-95.0, -20.0))
     context = ToolContext(volumes={"0": case.volume})
     ev = default_registry().run(context, "segment", {"target": "liver"})
+    liver, truth = ev.mask, case.labels["liver"]
+    if dice(liver, truth) >= 0.93 and abs(liver.sum() / truth.sum() - 1.0) <= 0.06:
+        return
     assert any("body wall" in r for r in ev.quality.reasons)
     assert ev.quality.level != "ok"
 
