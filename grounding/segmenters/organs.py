@@ -224,9 +224,9 @@ SAME_HU_CONTACT = 0.2
 #: kidneys from their neighbours
 NOISY_PLAIN_SD_HU = 19.0
 NOISE_WINDOW = 5
-#: ... and the liver, 5-15 HU brighter than them, from this noise (plain tuning seeds: livers with a
-#: voxel SD above 35 HU, about 30 on this measure, were 15-35 % off in 4 of 5; below 30 HU, about 26,
-#: all but the leaks `LIVER_SPREADS_BELOW` fixed were within 16 %)
+#: ... and the liver, 5-15 HU brighter than them, from this noise (plain tuning seeds: 4 of the 5 livers
+#: with a voxel SD above 35 HU, about 30 on this measure, were 15-35 % off; those below 30 HU, about
+#: 26, only where a neighbour of close HU leaked in)
 NOISY_PLAIN_LIVER_SD_HU = 28.0
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
