@@ -453,7 +453,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # candidates keep a voxel away from organs found before and from the spine (blurred by the
             # smoothing); the grown organ may touch them and the spine's bone
             bone = frame.spine & (hu_edge >= SPINE_HU)
-            grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, band, edge, organ, frame.spacing)
+            grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, _grow_band(organ, phase, band), edge, organ,
+                          frame.spacing)
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not c.meets(grown)]
@@ -645,6 +646,18 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
     # spleen and kidneys: a mode at the prior's edge may be no organ at all (chest wall muscle on
     # a chest CT); plain kidneys lie within 10-15 HU of the spleen beside them
     return max(low, mode - half), min(high, mode + half)
+
+
+def _grow_band(organ: str, phase: str, band: tuple[float, float]) -> tuple[float, float]:
+    """The band the chosen basins grow back in (`_grow`): the organ's, for a plain liver the full
+    `HALF_WIDTH_HU` below its mode (its band's top lies that far above it). Its narrowed band
+    (`LIVER_SPREADS_BELOW`) keeps darker neighbours out of its basins; grown only a ball of
+    `OPENING_MM` beyond them, the full width takes back its partial-volume edge, and keeps the
+    darker tissue a hypodense lesion at its edge touches from making one region with the lesion
+    (which then no longer counts as enclosed)."""
+    if organ != "liver" or phase != "non-contrast":
+        return band
+    return min(band[0], band[1] - 2.0 * HALF_WIDTH_HU[phase][organ]), band[1]
 
 
 def _upper_spread(values: np.ndarray, mode: float, half: float) -> float:
