@@ -101,3 +101,31 @@ def test_touching_lungs_are_split_along_a_septum_one_pixel_wide():
     labels = analyze_chest(volume).full_labels(volume.data)
     assert dice(labels == RIGHT, truth["lung_right"]) > 0.99
     assert dice(labels == LEFT, truth["lung_left"]) > 0.99
+
+
+def test_air_under_the_patient_the_circle_cuts_is_not_lung_behind_a_cut_chest_wall():
+    """Air under the patient (between the table and the circle) often reads denser than the air
+    around them (a real NSCLC CT: -930 against -1000 HU), so the circle's slice components there
+    looked like lung behind a cut chest wall; a pocket of it that a pad closes on one slice made it
+    "continue into enclosed background", and 4 L of it were taken as lung. Background joined in 3-D
+    to plain outside air is outside air."""
+    from grounding.segmenters.chest import exposed_by_circle
+
+    nz, n = 6, 40
+    y, x = np.mgrid[0:n, 0:n]
+    unreconstructed = (y - 20) ** 2 + (x - 20) ** 2 > 18**2
+    coarse = np.full((nz, n, n), -1000.0)
+    dense = np.zeros((nz, n, n), dtype=bool)
+    ring = np.abs(np.hypot(y - 15, x - 20) - 9) < 1.5  # the body wall, lung air inside it
+    dense[:, ring] = True
+    coarse[:, np.hypot(y - 15, x - 20) < 7.5] = -850.0
+    dense[:, 29, :] = True  # the table, cutting the circle's bottom off from the air around the body
+    dense[0, 29, 15:25] = False  # ... but for a gap on one slice: there it is the outside air it is
+    coarse[:, 30:, :] = -930.0
+    pad = np.abs(np.maximum(np.abs(y - 33), np.abs(x - 20)) - 2) < 0.5  # a pad closing a pocket
+    dense[3, pad] = True
+    coarse[:, unreconstructed] = -1024.0
+    dense[:, unreconstructed] = False
+
+    exposed = exposed_by_circle(dense, coarse, unreconstructed)
+    assert not exposed[:, 30:, :].any()

@@ -469,7 +469,10 @@ def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np
     `AIR_REFERENCE_BELOW_HU`: outside air is most of those; aerated lung is denser, as gas is told
     from lung in `_is_gas`) and it continues, in 3-D, into background that the body encloses on
     another slice (the lung above the cut): the foam of a table the circle cuts on every slice is as
-    dense as lung, but nothing encloses it."""
+    dense as lung, but nothing encloses it. Background that joins, in 3-D, a slice's outside air (a
+    component on the circle no denser than air, or one open to the image border) is outside air: the
+    air under a patient reads denser than the air around them (a real chest CT: -930 against -1000 HU)
+    and a pad under the table may close a pocket of it on a slice."""
     background = ~dense
     background[:, unreconstructed] = False
     exposed = np.zeros(dense.shape, dtype=bool)
@@ -498,6 +501,12 @@ def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np
     volumes, _ = label_components(background, CONN6)
     continued = np.zeros(int(volumes.max()) + 1, dtype=bool)
     continued[np.unique(volumes[enclosed])] = True
+    # background joined to outside air in 3-D is outside, however dense the air under the patient
+    outside_air = np.zeros(n + 1, dtype=bool)
+    outside_air[touching] = ~lung[touching]
+    outside_air[np.unique(labels[border_connected(background)])] = True
+    outside_air[0] = False
+    continued[np.unique(volumes[outside_air[labels]])] = False
     continued[0] = False
     candidates = lung[labels]
     exposed[candidates] = continued[volumes[candidates]]
