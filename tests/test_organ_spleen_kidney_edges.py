@@ -73,7 +73,7 @@ def test_portal_venous_spleen_beside_the_left_kidney_is_grown_whole():
     """Portal-venous CT: the spleen's lower part, beside the left kidney taken before it, fell into
     watershed basins of its own and was lost beyond the opening's reach (synthetic seed 2: -8 %, Dice
     0.957; stress tuning seeds' portal-venous spleens -5 % median, 25 of 26 small). It grows back
-    through all of its band joined to it."""
+    through its band up to `REACH_MM` beyond its basins, not only the opening's 3.5 mm."""
     venous = synthetic_abdomen(2, "portal-venous")
     found = ClassicalSegmenter().organs(venous.volume).mask("spleen")
     spleen = venous.labels["spleen"]
@@ -84,7 +84,7 @@ def test_portal_venous_spleen_beside_the_left_kidney_is_grown_whole():
 def test_arterial_spleen_keeps_the_short_reach():
     """An arterial spleen's wide band (a mottled spleen, mode +- 45 HU) holds darker neighbours: grown
     through all of its band it came out 8-15 % too large (synthetic seeds 0-3), so it keeps the
-    opening's reach."""
+    opening's reach (a guard: passes before and after the portal-venous change)."""
     arterial = synthetic_abdomen(1, "arterial")
     found = ClassicalSegmenter().organs(arterial.volume).mask("spleen")
     assert abs(found.sum() / arterial.labels["spleen"].sum() - 1.0) <= 0.06

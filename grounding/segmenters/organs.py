@@ -454,7 +454,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # smoothing); the grown organ may touch them and the spine's bone
             bone = frame.spine & (hu_edge >= SPINE_HU)
             grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, _grow_band(organ, phase, band), edge, organ,
-                          frame.spacing, _grows_whole_band(organ, phase))
+                          frame.spacing, _grow_reach(organ, phase))
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not c.meets(grown)]
@@ -660,15 +660,17 @@ def _grow_band(organ: str, phase: str, band: tuple[float, float]) -> tuple[float
     return min(band[0], band[1] - 2.0 * HALF_WIDTH_HU[phase][organ]), band[1]
 
 
-def _grows_whole_band(organ: str, phase: str) -> bool:
-    """Whether ``organ`` grows back through all of its band joined to its chosen basins (`_grow`):
-    an enhanced spleen. Its lower part, beside the left kidney taken before it, falls into basins of
-    its own (the watershed splits it where the kidney's exclusion narrows it) and was lost beyond
-    `OPENING_MM`: tuning seeds' portal-venous spleens came out 5 % small (median, 25 of 26 below their
-    truth). Not on plain CT, where bowel and muscle share the spleen's band, nor arterial, where its
-    wide band (a mottled spleen, mode +- 45 HU) holds darker neighbours: synthetic arterial spleens
-    grew 8-15 % too large with it."""
-    return organ == "spleen" and phase == "portal-venous"
+def _grow_reach(organ: str, phase: str) -> float:
+    """How far (mm) beyond its chosen basins ``organ`` grows back through its band (`_grow`):
+    `REACH_MM` for a portal-venous spleen, else `OPENING_MM`. The spleen's lower part, beside the
+    left kidney taken before it, falls into basins of its own (the watershed splits it where the
+    kidney's exclusion narrows it) and was lost beyond `OPENING_MM`: tuning seeds' portal-venous
+    spleens came out 5 % small (median, 25 of 26 below their truth); grown through all of the band
+    joined to it, one (5 mm slices, 33 HU noise) came out +22 %, +15 % within `REACH_MM`. Not on
+    plain CT, where bowel and muscle share the spleen's band, nor arterial, where its wide band (a
+    mottled spleen, mode +- 45 HU) holds darker neighbours: synthetic arterial spleens grew 8-15 %
+    too large through all of it."""
+    return REACH_MM[organ] if organ == "spleen" and phase == "portal-venous" else OPENING_MM[organ]
 
 
 def _upper_spread(values: np.ndarray, mode: float, half: float) -> float:
@@ -862,12 +864,12 @@ def _elsewhere(c: _Candidate, frame: BodyFrame, lungs: _Lungs, liver_z: float) -
 
 def _grow(
     chosen: np.ndarray, hu: np.ndarray, hu_edge: np.ndarray, allowed: np.ndarray, band: tuple[float, float],
-    edge: float, organ: str, spacing: tuple[float, float, float], whole_band: bool = False,
+    edge: float, organ: str, spacing: tuple[float, float, float], reach_mm: float,
 ) -> np.ndarray:
     """Undo the opening within the band, take back the edge blurred by the smoothing, add the
     hypodense regions the organ encloses, fill holes (step 4). Works in the organ's bounding box.
-    ``whole_band``: grow through all of the band joined to the chosen basins inside that box, not
-    only `OPENING_MM` beyond them (a portal-venous spleen, `_grows_whole_band`)."""
+    ``reach_mm``: how far (mm) beyond the chosen basins the band is grown back into (`_grow_reach`),
+    within the box (the basins' and `OPENING_MM` + `RIM_MM` beyond)."""
     full_shape = chosen.shape
     margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM[organ]) / s)) + 2 for s in spacing]
     box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
@@ -877,7 +879,7 @@ def _grow(
     # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
     in_band = (hu_edge >= band[0]) & (hu <= band[1]) & allowed
     ball = ellipsoid(OPENING_MM[organ], spacing)
-    near = in_band if whole_band else ndimage.binary_dilation(chosen, ball) & in_band
+    near = ndimage.binary_dilation(chosen, ellipsoid(reach_mm, spacing)) & in_band
     grown = ndimage.binary_propagation(chosen, mask=chosen | near, structure=CONN6)
     # towards fat the band's edge lies about 1.2 EDGE_SMOOTH_MM inside the organ's: take back that
     # rim, darker than the band (partial volume with fat) but above fat
