@@ -59,7 +59,8 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      shell around it of its own HU (not a piece cut out of a uniform region by the band);
 
 4. the chosen basins are grown back through the opening within the band (lower bound on the
-   lightly smoothed HU), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
+   lightly smoothed HU; a portal-venous spleen, whose part beside the left kidney falls into basins
+   of its own, up to `REACH_MM` beyond them: `_grow_reach`), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
    their surface join it with the organ tissue beyond them (a lesion at the liver's edge), a rim
    of `RIM_MM` of partial volume with fat is taken back (for spleen and kidneys only down to halfway
    between the organ's HU and the darkest tissue beyond: not the muscle beside an enhanced spleen,
