@@ -60,8 +60,9 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
 
 4. the chosen basins are grown back through the opening within the band (lower bound on the
    lightly smoothed HU; a portal-venous spleen, whose part beside the left kidney falls into basins
-   of its own, up to `REACH_MM` beyond them: `_grow_reach`), hypodense regions the organ covers for at least `ENCLOSED_FRACTION` of
-   their surface join it with the organ tissue beyond them (a lesion at the liver's edge), a rim
+   of its own, up to `REACH_MM` beyond them: `_grow_reach`), hypodense regions the organ covers for
+   at least `ENCLOSED_FRACTION` of their surface join it with the organ tissue beyond them (a lesion
+   at the liver's edge), a rim
    of `RIM_MM` of partial volume with fat is taken back (for spleen and kidneys only down to halfway
    between the organ's HU and the darkest tissue beyond: not the muscle beside an enhanced spleen,
    which added 20-30 % on thick slices), and holes are filled slice by slice (vessels inside the
