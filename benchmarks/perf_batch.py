@@ -19,7 +19,9 @@ Backend alone, on conversations of noise images (``--samples``):
 
 * throughput: the same ``--samples`` conversations (one image each, sizes varying so the batch is
   really left-padded) generated greedily with ``--new-tokens`` tokens and no stop strings, at
-  batch sizes 1, 4 and 16; samples/s is the best of ``--repeats`` after one warm-up batch.
+  batch sizes 1, 4 and 16, timed round-robin ``--repeats`` times after one warm-up batch each;
+  samples/s from the median, with the spread of the batch 16 / batch 1 ratio (one run per figure
+  on a shared machine did not reproduce: 0.66x and 1.41x).
   Goal: batch 16 >= 3x batch 1.
 * image tokens per episode, counted from the processor's ``image_grid_thw`` (tokens =
   t*h*w / merge_size**2) under the published Qwen2.5-VL pixel budget (3136..12845056 pixels):
@@ -39,6 +41,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.core.synthetic import make_synthetic
+from benchmarks.core.timing import Timing, time_round_robin
 from benchmarks.core.tasks import load_task
 from grounding.tools import default_registry
 from mmreason.backends import get_backend
@@ -56,6 +60,7 @@ from mmreason.trace import Trace
 
 #: the published Qwen2.5-VL preprocessor budget, so the token counts are those of the real model
 QWEN25_PIXELS = {"min_pixels": 4 * 28 * 28, "max_pixels": 16384 * 28 * 28}
+BATCH_SIZES = (1, 4, 16)
 
 
 def noise_image(width: int, height: int, seed: int) -> Image.Image:
@@ -75,16 +80,20 @@ def conversations(n: int) -> list[list[dict]]:
     ]
 
 
-def throughput(backend, convs: list[list[dict]], batch_size: int, new_tokens: int, repeats: int) -> float:
-    """Best samples/s over ``repeats`` runs of all ``convs`` at this batch size."""
-    backend.batch_size = batch_size
-    backend.generate(convs[:batch_size], max_new_tokens=new_tokens, stop=())  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        backend.generate(convs, max_new_tokens=new_tokens, stop=())
-        best = min(best, time.perf_counter() - start)
-    return len(convs) / best
+def throughput(backend, convs: list[list[dict]], new_tokens: int, repeats: int) -> dict[int, Timing]:
+    """Seconds to generate all ``convs`` at each of `BATCH_SIZES`, timed round-robin ``repeats`` times
+    after one warm-up batch at each size."""
+    def at(batch_size: int) -> Callable[[], Any]:
+        def generate() -> None:
+            backend.batch_size = batch_size
+            backend.generate(convs, max_new_tokens=new_tokens, stop=())
+        return generate
+
+    for batch_size in BATCH_SIZES:
+        backend.batch_size = batch_size
+        backend.generate(convs[:batch_size], max_new_tokens=new_tokens, stop=())
+    timings = time_round_robin({str(b): at(b) for b in BATCH_SIZES}, repeats, warmup=False)
+    return {b: timings[str(b)] for b in BATCH_SIZES}
 
 
 def image_tokens(backend, images: list[Image.Image]) -> int:
@@ -157,7 +166,7 @@ def episodes(model: str, work: Path, cases: int, new_tokens: int, max_pixels: in
     out: dict[str, Any] = {"episodes": len(requests), "max_turns": 2, "new_tokens": new_tokens,
                            "prefix_cache": prefix_cache, **pixels}
     traces: list[Trace] = []
-    for bs in (1, 4, 16):
+    for bs in BATCH_SIZES:
         backend = ScriptedFirstTurn(get_backend("hf", model=model, device="cpu", batch_size=bs,
                                                 prefix_cache=prefix_cache, **pixels))
         run_episodes(requests[:bs], backend, config=config, registry=registry, seed=0)  # warm-up
@@ -187,7 +196,8 @@ def episodes(model: str, work: Path, cases: int, new_tokens: int, max_pixels: in
 def run(model: str, samples: int, new_tokens: int, repeats: int) -> dict:
     backend = get_backend("hf", model=model, device="cpu")
     convs = conversations(samples)
-    rates = {b: throughput(backend, convs, b, new_tokens, repeats) for b in (1, 4, 16)}
+    timings = throughput(backend, convs, new_tokens, repeats)
+    rates = {b: len(convs) / t.median for b, t in timings.items()}
 
     full = noise_image(512, 512, seed=0)
     crop = full.crop((192, 192, 320, 320))
@@ -201,6 +211,11 @@ def run(model: str, samples: int, new_tokens: int, repeats: int) -> dict:
         "new_tokens": new_tokens,
         "samples_per_s": {str(b): round(r, 2) for b, r in rates.items()},
         "speedup_16_vs_1": round(rates[16] / rates[1], 2),
+        # the ratio's range over the spread of both sizes' repeats
+        "speedup_16_vs_1_range": [round(timings[1].low / timings[16].high, 2),
+                                  round(timings[1].high / timings[16].low, 2)],
+        "repeats": repeats,
+        "seconds": {str(b): t.to_dict() for b, t in timings.items()},
         "image_tokens": {
             "full_512_native": tokens_full,
             "overview_plus_crop_128_native": tokens_overview + tokens_crop,
@@ -220,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="per-image pixel budget in the episodes (default 128 tokens' worth)")
     parser.add_argument("--samples", type=int, default=32, help="conversations for the backend-alone figures")
     parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per batch size (median and spread)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--no-prefix-cache", action="store_true",
                         help="prefill every prompt in full (the hf backend's behaviour before its prefix cache)")
@@ -246,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {result['torch_threads']})")
     print("| batch size | samples/s | model s/sample | imaging+tools s/sample | prompt tokens/sample |")
     print("|---|---|---|---|---|")
-    for bs in (1, 4, 16):
+    for bs in BATCH_SIZES:
         b = ep[f"batch_{bs}"]
         print(f"| {bs} | {b['samples_per_s']} | {b['model_s_per_sample']} | {b['imaging_tools_s_per_sample']} "
               f"| {b['prompt_tokens_per_sample']} |")
@@ -263,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         rates, tokens = be["samples_per_s"], be["image_tokens"]
         print(f"Backend alone ({be['samples']} one-image conversations, {be['new_tokens']} new tokens): "
               + ", ".join(f"batch {b} {r} samples/s" for b, r in rates.items())
-              + f"; batch 16 / batch 1 = {be['speedup_16_vs_1']}x")
+              + f" (medians of {be['repeats']}); batch 16 / batch 1 = {be['speedup_16_vs_1']}x (range "
+              f"{be['speedup_16_vs_1_range'][0]}-{be['speedup_16_vs_1_range'][1]})")
         print(f"image tokens, published Qwen2.5-VL budget: full 512x512 {tokens['full_512_native']} "
               f"(frame {tokens['model_frame_full']}); overview {tokens['overview']} + 128x128 crop "
               f"{tokens['crop_128_native']} (frame {tokens['model_frame_crop']}) = "
