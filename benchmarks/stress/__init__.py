@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +48,28 @@ def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
     parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
     parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")
+
+
+def seeds_from_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[int]:
+    """The seeds `add_seed_arguments` asked for: ``--seeds``, else the split's first ``--n`` (a bad
+    value is a usage error)."""
+    try:
+        return [int(s) for s in args.seeds.split(",")] if args.seeds else split_seeds(args.split, args.n)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def evaluate_seeds(seeds: list[int], prefix: str, evaluate: Callable[[int, Path], dict[str, Any]],
+                   describe: Callable[[dict[str, Any]], str] | None) -> list[dict[str, Any]]:
+    """Each seed's row, ``evaluate(seed, folder)`` with one temporary folder for all cases; with
+    ``describe``, a progress line per case on stderr."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        for i, seed in enumerate(seeds, 1):
+            rows.append(evaluate(seed, Path(tmp)))
+            if describe is not None:
+                print(f"[{i}/{len(seeds)}] seed {seed}: {describe(rows[-1])}", file=sys.stderr, flush=True)
+    return rows
 
 
 def collect(split: str, seeds: list[int], rows: list[dict[str, Any]], summarize: Callable, goals: Callable,

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stress import add_seed_arguments, collect, figure, split_seeds
+from benchmarks.stress import (
+    add_seed_arguments,
+    collect,
+    evaluate_seeds,
+    figure,
+    seeds_from_arguments,
+    split_seeds,
+)
 from benchmarks.stress.evaluate import (
     STRUCTURES,
     VERDICTS,
@@ -71,22 +77,20 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     return "\n".join(lines) + "\n"
 
 
+def _progress(row: dict[str, Any]) -> str:
+    bad = [r["structure"] for r in row["structures"] if r["verdict"] != "right"]
+    if row["nodule_detection"]["verdict"] != "right":
+        bad.append("nodule")
+    return (f"{row['case']['thickness_mm']:g} mm, {row['seconds']['segment']:.1f} s segment; "
+            f"wrong: {', '.join(bad) or 'none'}")
+
+
 def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None,
         options: GenerateOptions | None = None, progress: bool = True, declare_ct: bool = False) -> dict[str, Any]:
     """Evaluate the cases and return ``{"rows", "summary", "goals", "failures", "markdown"}``."""
     seeds = seeds if seeds is not None else split_seeds(split, n)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="stress_") as tmp:
-        for i, seed in enumerate(seeds, 1):
-            row = evaluate_case(seed, Path(tmp), options, declare_ct)
-            rows.append(row)
-            if progress:
-                bad = [r["structure"] for r in row["structures"] if r["verdict"] != "right"]
-                if row["nodule_detection"]["verdict"] != "right":
-                    bad.append("nodule")
-                print(f"[{i}/{len(seeds)}] seed {seed}: {row['case']['thickness_mm']:g} mm, "
-                      f"{row['seconds']['segment']:.1f} s segment; wrong: {', '.join(bad) or 'none'}",
-                      file=sys.stderr, flush=True)
+    rows = evaluate_seeds(seeds, "stress_", lambda seed, tmp: evaluate_case(seed, tmp, options, declare_ct),
+                          _progress if progress else None)
     return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
@@ -99,11 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="write modality=CT in each NIfTI header (default: the loader must recognise CT by its "
                         "values, and evidence quality notes the guess)")
     args = parser.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else split_seeds(args.split, args.n)
-    except ValueError as exc:
-        parser.error(str(exc))
-    result = run(args.split, args.n, args.out, seeds, GenerateOptions(max_voxels=args.max_voxels),
+    result = run(args.split, args.n, args.out, seeds_from_arguments(parser, args),
+                 GenerateOptions(max_voxels=args.max_voxels),
                  declare_ct=args.declare_ct)
     print(result["markdown"])
     return 0

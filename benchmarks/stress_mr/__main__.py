@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stress import add_seed_arguments, collect, figure, split_seeds
+from benchmarks.stress import (
+    add_seed_arguments,
+    collect,
+    evaluate_seeds,
+    figure,
+    seeds_from_arguments,
+    split_seeds,
+)
 from benchmarks.stress.evaluate import VERDICTS
 from benchmarks.stress_mr.evaluate import (
     BURDEN_SLACK_ML,
@@ -72,23 +78,20 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     return "\n".join(lines) + "\n"
 
 
+def _progress(row: dict[str, Any]) -> str:
+    c = row["case"]
+    found = sum(les["detected"] for les in row["lesions"])
+    return (f"{c['sequence']}, {c['thickness_mm']:g} mm, {row['truth_ml']:.2f} mL truth, {row['found_ml']:.2f} mL "
+            f"found, Dice {figure(row['dice'], 2)}, lesions {found}/{len(row['lesions'])}, FP {row['false_positives']}, "
+            f"{row['level']}, {row['verdict']}, {row['seconds']['segment']:.1f} s{'; ' + row['why'] if row['why'] else ''}")
+
+
 def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None, options: MROptions | None = None,
         progress: bool = True) -> dict[str, Any]:
     """Evaluate the cases and return ``{"rows", "summary", "goals", "failures", "markdown"}``."""
     seeds = seeds if seeds is not None else split_seeds(split, n)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="stress_mr_") as tmp:
-        for i, seed in enumerate(seeds, 1):
-            row = evaluate_case(seed, Path(tmp), options)
-            rows.append(row)
-            if progress:
-                c = row["case"]
-                found = sum(les["detected"] for les in row["lesions"])
-                print(f"[{i}/{len(seeds)}] seed {seed}: {c['sequence']}, {c['thickness_mm']:g} mm, "
-                      f"{row['truth_ml']:.2f} mL truth, {row['found_ml']:.2f} mL found, Dice {figure(row['dice'], 2)}, "
-                      f"lesions {found}/{len(row['lesions'])}, FP {row['false_positives']}, {row['level']}, "
-                      f"{row['verdict']}, {row['seconds']['segment']:.1f} s{'; ' + row['why'] if row['why'] else ''}",
-                      file=sys.stderr, flush=True)
+    rows = evaluate_seeds(seeds, "stress_mr_", lambda seed, tmp: evaluate_case(seed, tmp, options),
+                          _progress if progress else None)
     return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
@@ -103,11 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     sequences = tuple(s.strip().upper() for s in args.sequences.split(",") if s.strip())
     if not sequences or any(s not in SEQUENCES for s in sequences):
         parser.error(f"--sequences takes names from {', '.join(SEQUENCES)}")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else split_seeds(args.split, args.n)
-    except ValueError as exc:
-        parser.error(str(exc))
-    result = run(args.split, args.n, args.out, seeds, MROptions(max_voxels=args.max_voxels, sequences=sequences))
+    result = run(args.split, args.n, args.out, seeds_from_arguments(parser, args),
+                 MROptions(max_voxels=args.max_voxels, sequences=sequences))
     print(result["markdown"])
     return 0
 
