@@ -496,15 +496,15 @@ def exposed_by_circle(dense: np.ndarray, coarse: np.ndarray, unreconstructed: np
     if not lung.any():
         return exposed
     # the background the body encloses on its slice: neither cut by the circle nor at the border
-    open_to[np.unique(labels[border_connected(background)])] = True
+    at_border = np.unique(labels[border_connected(background)])
+    open_to[at_border] = True
     enclosed = background & ~open_to[labels]
     volumes, _ = label_components(background, CONN6)
     continued = np.zeros(int(volumes.max()) + 1, dtype=bool)
     continued[np.unique(volumes[enclosed])] = True
     # background joined to outside air in 3-D is outside, however dense the air under the patient
-    outside_air = np.zeros(n + 1, dtype=bool)
-    outside_air[touching] = ~lung[touching]
-    outside_air[np.unique(labels[border_connected(background)])] = True
+    outside_air = open_to & ~lung
+    outside_air[at_border] = True
     outside_air[0] = False
     continued[np.unique(volumes[outside_air[labels]])] = False
     continued[0] = False
