@@ -28,9 +28,9 @@ def cases():
 def test_seed_splits_are_disjoint():
     assert split_seeds("tuning", 3) == [0, 1, 2]
     assert split_seeds("heldout", 2) == [1000, 1001]
-    assert not set(split_seeds("tuning", 100)) & set(split_seeds("heldout", 100))
+    assert not set(split_seeds("tuning", 1000)) & set(split_seeds("heldout", 100))
     with pytest.raises(ValueError, match="at most"):
-        split_seeds("tuning", 101)
+        split_seeds("tuning", 1001)
 
 
 def test_cases_are_deterministic_and_differ_by_seed(cases):
@@ -138,7 +138,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
 
 def test_cli_rejects_an_oversized_tuning_split(capsys):
     with pytest.raises(SystemExit):
-        main(["--split", "tuning", "--n", "500"])
+        main(["--split", "tuning", "--n", "5000"])
     assert "at most" in capsys.readouterr().err
 
 

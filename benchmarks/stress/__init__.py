@@ -6,8 +6,9 @@ upper-abdomen CTs from realistic ranges, writes each as NIfTI in a random layout
 oblique), loads it back through `imaging.io.load` and asks the ``segment`` tool for every
 structure (`benchmarks.stress.evaluate`).
 
-Seeds: the **tuning** split is seeds 0-99 (use it while changing a segmenter); the **held-out**
-split is seeds 1000 and up (report it; never tune on it). A case is a pure function of its seed
+Seeds: the **tuning** split is seeds 0-999 (use it while changing a segmenter: develop on the
+first hundred, then check a change on fresh tuning seeds such as 100-299 before trusting it); the
+**held-out** split is seeds 1000 and up (report it; never tune on it). A case is a pure function of its seed
 and `render.GenerateOptions`.
 """
 
@@ -20,13 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-TUNING_SEEDS = range(0, 100)
+TUNING_SEEDS = range(0, 1000)
 HELDOUT_START = 1000
 SPLITS = ("tuning", "heldout")
 
 
 def split_seeds(split: str, n: int) -> list[int]:
-    """The first ``n`` seeds of ``split`` (``tuning``: 0-99; ``heldout``: 1000 and up)."""
+    """The first ``n`` seeds of ``split`` (``tuning``: 0-999; ``heldout``: 1000 and up)."""
     if split == "tuning":
         if n > len(TUNING_SEEDS):
             raise ValueError(f"the tuning split has {len(TUNING_SEEDS)} seeds; ask for at most that many")
@@ -44,7 +45,7 @@ def figure(v: Any, digits: int = 3) -> str:
 def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
     """The split, case count, explicit seeds and output folder every stress benchmark takes."""
     parser.add_argument("--split", choices=SPLITS, default="heldout",
-                        help="tuning (seeds 0-99, for development) or heldout (seeds 1000+, for reporting)")
+                        help="tuning (seeds 0-999, for development) or heldout (seeds 1000+, for reporting)")
     parser.add_argument("--n", type=int, default=20, help="number of cases (default 20)")
     parser.add_argument("--seeds", help="comma-separated seeds instead of a split's first n")
     parser.add_argument("--out", type=Path, help="directory for stress.json and stress.md")

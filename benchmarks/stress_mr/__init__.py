@@ -7,6 +7,6 @@ loads it back through `imaging.io.load` and asks the ``segment`` tool for ``lesi
 (`benchmarks.stress_mr.evaluate`).
 
 Seeds are split as for the CT stress benchmark (`benchmarks.stress.split_seeds`): **tuning** is
-seeds 0-99 (use it while changing the search); **held-out** is seeds 1000 and up (report it once;
+seeds 0-999 (use it while changing the search); **held-out** is seeds 1000 and up (report it once;
 never tune on it). A case is a pure function of its seed and `render.MROptions`.
 """
