@@ -1,0 +1,47 @@
+"""Failure classes of the classical liver found on fresh stress tuning seeds (100-299), reproduced on
+the independent synthetic abdomen: a noisy plain liver on thin slices declined ("no liver found")
+because noise speckle in its band let the opening erase it, and a plain liver that took bowel of its
+HU stated at quality ok."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.organs import RAGGED_SPHERICITY, _ragged_doubt
+from tests.helpers.abdomen import synthetic_abdomen
+from tests.test_organ_priors_and_stripped_flair import dice
+
+
+def test_noisy_thin_slice_plain_liver_is_found():
+    """Plain CT at a noise SD of 38 HU on 2 mm slices of 1 mm pixels (tuning seeds 201 and 102: 39 and
+    38 HU, declined and -22 %): a few percent of the liver's smoothed voxels fell outside its band at
+    random, the opening's ball nearly always met one, and no core was left. The majority vote before
+    the opening keeps it; it is still said to be noisy."""
+    case = synthetic_abdomen(1, "non-contrast", spacing=(2.0, 1.0, 1.0), noise_hu=38.0)
+    organs = ClassicalSegmenter().organs(case.volume)
+    assert "liver" in organs.masks, organs.errors.get("liver")
+    liver, truth = organs.masks["liver"], case.labels["liver"]
+    assert dice(liver, truth) >= 0.92
+    assert abs(liver.sum() / truth.sum() - 1.0) <= 0.1
+    assert any("noisy plain CT" in r for r in organs.doubts["liver"])
+
+
+def _ellipsoid(shape: tuple[int, int, int], radii: tuple[float, float, float]) -> np.ndarray:
+    z, y, x = np.ogrid[tuple(slice(0, n) for n in shape)]
+    c = [(n - 1) / 2 for n in shape]
+    return ((z - c[0]) / radii[0]) ** 2 + ((y - c[1]) / radii[1]) ** 2 + ((x - c[2]) / radii[2]) ** 2 <= 1.0
+
+
+def test_liver_with_bowel_mixed_with_fat_is_doubtful():
+    """On plain CT bowel of the liver's HU, mixed with fat, joined a liver of its HU (tuning seeds 70
+    and 96: +38 %, +29 %, the latter at quality ok once the field-of-view doubt no longer applied).
+    A liver-shaped mask on a coarse grid of 5 x 2 x 2 mm is not doubtful; the same with a slab of
+    fat-perforated bowel beneath it is."""
+    spacing = (5.0, 2.0, 2.0)
+    liver = _ellipsoid((30, 110, 110), (11.0, 40.0, 48.0))
+    assert _ragged_doubt(liver, spacing) is None
+    bowel = np.zeros_like(liver)
+    bowel[:9, 15:95, 10:100] = np.random.default_rng(0).random((9, 80, 90)) < 0.6  # tissue between fat and gas
+    reason = _ragged_doubt(liver | bowel, spacing)
+    assert reason is not None and "ragged" in reason and f"{RAGGED_SPHERICITY:g}" in reason
