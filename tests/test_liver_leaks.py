@@ -56,7 +56,7 @@ def _bowel_hugging_the_liver(step_hu: float, noise_hu: float):
 def test_plain_liver_does_not_take_bowel_a_little_darker():
     """Bowel 9 HU darker than the liver (the stress generator's bowel is 20-45 HU, its plain liver
     48-65) lay inside the band of mode - 15 HU, and the liver took it (here +34 %, Dice 0.85; tuning
-    seed 60: +167 %). The band reaches 3.5 spreads of the liver's own smoothed HU below its mode."""
+    seed 60: +167 %). The band reaches `LIVER_SPREADS_BELOW` spreads of the liver's own smoothed HU below its mode."""
     case = _bowel_hugging_the_liver(9.0, 10.0)
     liver, truth = ClassicalSegmenter().organs(case.volume).mask("liver"), case.labels["liver"]
     assert dice(liver, truth) >= 0.93

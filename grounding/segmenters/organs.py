@@ -21,7 +21,8 @@ level, goes first). Positions are in world LPS mm with y measured along the spin
 slice so that the spine's front lies at one y: a patient lying at an angle to the scanner's axes,
 `ct_statistics.body_frame`):
 
-1. the body voxels in the organ's band, opened with a ball of `OPENING_MM` (cuts thin bridges);
+1. the body voxels in the organ's band (the liver's after a majority vote over 3 x 3 x 3 voxels:
+   noise speckle), opened with a ball of `OPENING_MM` (cuts thin bridges);
    for the liver and the spleen only inside the rib cage as the lungs outline it (`_Lungs.cage`:
    per angle about the body's axis, `CAGE_INSIDE_MM` beyond the furthest lung voxel, wider where
    the skin is wider than at that lung's level): outside it lies the body wall, whose muscle has
@@ -74,7 +75,8 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
    plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
    enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
    kidney whose noise (`_noise_doubt`) is above `NOISY_PLAIN_SD_HU` (a liver's above
-   `NOISY_PLAIN_LIVER_SD_HU`; noise hides their HU differences), and a spleen or kidney with much of
+   `NOISY_PLAIN_LIVER_SD_HU`; noise hides their HU differences), a plain-CT liver with a ragged
+   outline (`_ragged_doubt`: bowel mixed with fat joined it), and a spleen or kidney with much of
    its outline on tissue of its own band (`_guessed_boundary_doubt`).
 
 No organ's core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent (an arm
@@ -203,7 +205,8 @@ BACK_MUSCLE_MM = 25.0
 #: a plain liver's band reaches this many of its smoothed HU's spreads (`_upper_spread`) below its
 #: mode, at least `LIVER_MIN_BELOW_HU`: bowel, spleen and muscle lie 5-15 HU below it, and a fixed
 #: half width took them with it on a quiet scan (tuning seed 60: +167 % of bowel at 42 HU beside a
-#: liver of 54 HU)
+#: liver of 54 HU); 2.5 spreads since the majority vote (`_candidates`) keeps the liver's voxels
+#: that noise puts beyond it (3.5: tuning seeds 71 and 96 took bowel, +20 % and +46 %)
 LIVER_SPREADS_BELOW = 2.5
 LIVER_MIN_BELOW_HU = 8.0
 #: the liver's mode is read this far (mm) right of the midline and below the skin
