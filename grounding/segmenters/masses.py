@@ -103,6 +103,15 @@ ABUT_MIN_SURROUND = 0.5
 #: ... and the other lung at most this share of what its own lung borders (the heart lies between
 #: both lungs)
 ABUT_MAX_OTHER = 0.05
+#: a found mass against the mediastinum is completed with the tissue joined to it within this many
+#: robust standard deviations of its median HU (at least `EXTENT_MIN_BAND_HU` either side) and within
+#: this many times its equivalent radius of its centre (a lobule reaches about half a radius out)
+EXTENT_BAND_SD = 3.0
+EXTENT_MIN_BAND_HU = 60.0
+EXTENT_RADIUS = 1.5
+#: ... taking only pieces the lung borders on this share of their surface away from the mass (a lobule
+#: pokes into the lung; the heart or the aorta beside the mass goes on in soft tissue)
+EXTENT_MIN_SURROUND = 0.6
 #: with lung over its top only, the soft tissue it rests on (on the slice under it) is at least this
 #: many times its widest section for a doubt (the liver, the heart; the aortic arch rests on the
 #: descending aorta, as wide as itself)
@@ -260,6 +269,8 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
         return found, doubts
     inside = np.zeros(soft.shape, dtype=bool)
     doubted = np.zeros(soft.shape, dtype=bool)
+    # a found mass's lobules reach at most EXTENT_RADIUS times the largest core's reach past it
+    extra = [int(math.ceil(EXTENT_RADIUS * (ABUT_CORE_MM[-1] + max(spacing)) / s)) + 1 for s in spacing]
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
         pad = [int(math.ceil((reach + ABUT_NEAR_MM) / s)) + 1 for s in spacing]
@@ -276,7 +287,12 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if side is None or top < MIN_CAP:
                 continue
             if bottom >= MIN_CAP:
-                inside[part] |= grown
+                wide = tuple(slice(max(0, w.start - p), min(n, w.stop + p))
+                             for w, p, n in zip(part, extra, soft.shape))
+                core = np.zeros(soft[wide].shape, dtype=bool)
+                core[tuple(slice(p.start - w.start, p.stop - w.start) for p, w in zip(part, wide))] = grown
+                near = ndimage.distance_transform_edt(~(lungs[0] | lungs[1])[wide], sampling=spacing) <= ABUT_NEAR_MM
+                inside[wide] |= _extent(core, data[box][wide], soft[wide] & hulls[side][wide] & ~known[wide], near, spacing)
                 continue
             if _base(grown, part, soft) < ABUT_MIN_BASE:
                 continue
@@ -287,6 +303,38 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
                           f"mass resting on the diaphragm or growing into the mediastinum")
     found[box] = inside
     return found, doubts
+
+
+def _extent(core: np.ndarray, values: np.ndarray, allowed: np.ndarray, lung: np.ndarray,
+            spacing: tuple[float, float, float]) -> np.ndarray:
+    """``core`` (a mass against the mediastinum, built from balls about its deepest part, which a
+    lobulated mass overflows) and the ``allowed`` tissue (soft tissue inside its own lung's
+    slice-wise hull: beyond the hull lie the mediastinum and the chest wall) joined to it within
+    `EXTENT_BAND_SD` robust deviations of its own median HU and a ball of `EXTENT_RADIUS` times
+    its equivalent radius about its centre, less what is thinner than `OPEN_RADIUS_MM` (vessels
+    and septa leaving it)."""
+    inner = values[core]
+    median = float(np.median(inner))
+    spread = 1.4826 * float(np.median(np.abs(inner - median)))
+    band = allowed & (np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU))
+    radius_mm = EXTENT_RADIUS * np.cbrt(3 / (4 * math.pi) * np.count_nonzero(core) * math.prod(spacing))
+    centre = ndimage.center_of_mass(core)
+    grid = np.ogrid[tuple(slice(0, n) for n in core.shape)]
+    ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
+    grown = ndimage.binary_propagation(core, structure=CONN6, mask=(band & ball) | core)
+    added = ndimage.binary_opening(grown, ellipsoid(OPEN_RADIUS_MM, spacing)) & ~core
+    out = core.copy()
+    pieces, n = label_components(added, CONN6)
+    for k, where in enumerate(ndimage.find_objects(pieces), start=1):
+        if where is None:
+            continue
+        part = tuple(slice(max(0, w.start - 1), min(m, w.stop + 1)) for w, m in zip(where, core.shape))
+        piece = pieces[part] == k
+        shell = ndimage.binary_dilation(piece, CONN6) & ~piece & ~core[part]
+        touching = np.count_nonzero(shell & lung[part])
+        if (ndimage.binary_dilation(piece, CONN6) & core[part]).any() and touching >= EXTENT_MIN_SURROUND * np.count_nonzero(shell):
+            out[part] |= piece
+    return out
 
 
 def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
