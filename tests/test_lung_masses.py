@@ -92,3 +92,29 @@ def test_a_mass_on_the_diaphragm_is_named_as_a_doubt():
     segmenter = ClassicalSegmenter()
     segmenter.segment(volume, "nodule")
     assert any("under the right lung" in doubt for doubt in segmenter.search_weakness(volume, "nodule", None))
+
+
+def _lobulated_central_mass(spacing):
+    """A 50 mm mass against the mediastinum behind the left hilum with four 26 mm lobules reaching
+    into the lung (laterally, forwards, backwards, upwards): a real tumour's outline is irregular."""
+    lobules = [(24.0, 0.0, 0.0), (12.0, -22.0, 0.0), (12.0, 20.0, 6.0), (8.0, 0.0, 24.0)]
+    centre = CENTRAL_LEFT[0]
+    specs = [NoduleSpec(center_mm=centre, diameter_mm=CENTRAL_LEFT[1])]
+    specs += [NoduleSpec(center_mm=tuple(c + d for c, d in zip(centre, lobule)), diameter_mm=26.0) for lobule in lobules]
+    phantom = chest_ct(seed=4, spacing=spacing, nodules=specs)
+    truth = np.zeros(phantom.volume.shape, dtype=bool)
+    for name, label in phantom.labels.items():
+        if name.startswith("nodule"):
+            truth |= label.astype(bool)
+    return phantom.volume, truth
+
+
+def test_a_lobulated_mass_against_the_mediastinum_keeps_its_lobules():
+    """The mass was built from balls about its deepest part: its lobules were lost (75 of 87 mL,
+    Dice 0.89). Completed with the tissue of its own HU band that the lung borders, the heart and
+    the aorta beside it left out."""
+    volume, truth = _lobulated_central_mass((2.5, 1.25, 1.25))
+    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
+    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing).mask
+    assert abs(np.count_nonzero(found) / np.count_nonzero(truth) - 1.0) <= 0.1
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) >= 0.92
