@@ -15,7 +15,7 @@ import pytest
 
 from grounding.segmenters.chest import LEFT, RIGHT
 from grounding.segmenters.classical import ClassicalSegmenter
-from grounding.segmenters.masses import lung_masses
+from grounding.segmenters.masses import _extent, lung_masses
 from grounding.tools import default_registry
 from imaging.phantoms import NoduleSpec, chest_ct
 from mmreason.backends.rules import RulesBackend
@@ -118,3 +118,23 @@ def test_a_lobulated_mass_against_the_mediastinum_keeps_its_lobules():
     found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing).mask
     assert abs(np.count_nonzero(found) / np.count_nonzero(truth) - 1.0) <= 0.1
     assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) >= 0.92
+
+
+def test_a_mass_is_completed_with_its_lobule_but_not_with_the_mediastinum_beside_it():
+    """The completion takes soft tissue the lung borders (a lobule) and stops at tissue that goes on
+    in soft tissue (a block standing for the heart or the aorta the mass touches)."""
+    spacing = (2.5, 2.5, 2.5)
+    shape = (40, 60, 60)
+    z, y, x = np.indices(shape) * 2.5
+    values = np.full(shape, -850.0, dtype=np.float32)
+    core = (z - 50) ** 2 + (y - 75) ** 2 + (x - 75) ** 2 <= 20 ** 2
+    lobule = ((z - 50) ** 2 + (y - 75) ** 2 + (x - 97) ** 2 <= 10 ** 2) & ~core
+    block = (x < 60) & (np.abs(y - 75) <= 20) & (np.abs(z - 50) <= 25) & ~core
+    values[core | lobule | block] = 35.0
+    lung = values < -500
+    wide, out = _extent(core, tuple(slice(0, n) for n in shape), values, ~lung, [lung, np.zeros(shape, bool)], spacing)
+    completed = np.zeros(shape, dtype=bool)
+    completed[wide] = out
+    assert completed[core].all()
+    assert completed[lobule].mean() >= 0.75  # the opening trims its rim
+    assert not completed[block].any()

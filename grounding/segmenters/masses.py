@@ -112,6 +112,8 @@ EXTENT_RADIUS = 1.5
 #: ... taking only pieces the lung borders on this share of their surface away from the mass (a lobule
 #: pokes into the lung; the heart or the aorta beside the mass goes on in soft tissue)
 EXTENT_MIN_SURROUND = 0.6
+#: ... and named in a doubt when it grew by at least this share of itself
+EXTENT_DOUBT = 0.5
 #: with lung over its top only, the soft tissue it rests on (on the slice under it) is at least this
 #: many times its widest section for a doubt (the liver, the heart; the aortic arch rests on the
 #: descending aorta, as wide as itself)
@@ -269,8 +271,6 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
         return found, doubts
     inside = np.zeros(soft.shape, dtype=bool)
     doubted = np.zeros(soft.shape, dtype=bool)
-    # a found mass's lobules reach at most EXTENT_RADIUS times the largest core's reach past it
-    extra = [int(math.ceil(EXTENT_RADIUS * (ABUT_CORE_MM[-1] + max(spacing)) / s)) + 1 for s in spacing]
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
         pad = [int(math.ceil((reach + ABUT_NEAR_MM) / s)) + 1 for s in spacing]
@@ -287,12 +287,14 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if side is None or top < MIN_CAP:
                 continue
             if bottom >= MIN_CAP:
-                wide = tuple(slice(max(0, w.start - p), min(n, w.stop + p))
-                             for w, p, n in zip(part, extra, soft.shape))
-                core = np.zeros(soft[wide].shape, dtype=bool)
-                core[tuple(slice(p.start - w.start, p.stop - w.start) for p, w in zip(part, wide))] = grown
-                near = ndimage.distance_transform_edt(~(lungs[0] | lungs[1])[wide], sampling=spacing) <= ABUT_NEAR_MM
-                inside[wide] |= _extent(core, data[box][wide], soft[wide] & hulls[side][wide] & ~known[wide], near, spacing)
+                wide, whole = _extent(grown, part, data[box], soft & hulls[side] & ~known, lungs, spacing)
+                inside[wide] |= whole
+                added = np.count_nonzero(whole) - voxels
+                if added >= EXTENT_DOUBT * voxels:
+                    doubts.append(f"the {('left', 'right')[side]} lung mass against the mediastinum was completed with "
+                                  f"{added * math.prod(spacing) / 1000:.0f} mL of soft tissue joined to it that the lung "
+                                  f"borders (its lobules, or collapsed lung or a vessel beside it): its volume may be "
+                                  f"overstated")
                 continue
             if _base(grown, part, soft) < ABUT_MIN_BASE:
                 continue
@@ -305,36 +307,46 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     return found, doubts
 
 
-def _extent(core: np.ndarray, values: np.ndarray, allowed: np.ndarray, lung: np.ndarray,
-            spacing: tuple[float, float, float]) -> np.ndarray:
-    """``core`` (a mass against the mediastinum, built from balls about its deepest part, which a
-    lobulated mass overflows) and the ``allowed`` tissue (soft tissue inside its own lung's
-    slice-wise hull: beyond the hull lie the mediastinum and the chest wall) joined to it within
-    `EXTENT_BAND_SD` robust deviations of its own median HU and a ball of `EXTENT_RADIUS` times
-    its equivalent radius about its centre, less what is thinner than `OPEN_RADIUS_MM` (vessels
-    and septa leaving it)."""
-    inner = values[core]
-    median = float(np.median(inner))
-    spread = 1.4826 * float(np.median(np.abs(inner - median)))
-    band = allowed & (np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU))
-    radius_mm = EXTENT_RADIUS * np.cbrt(3 / (4 * math.pi) * np.count_nonzero(core) * math.prod(spacing))
-    centre = ndimage.center_of_mass(core)
-    grid = np.ogrid[tuple(slice(0, n) for n in core.shape)]
+def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allowed: np.ndarray,
+            lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> tuple[tuple[slice, ...], np.ndarray]:
+    """A found mass against the mediastinum, ``grown`` (in ``box`` of the searched volume) from balls
+    about its deepest part, which a lobulated mass overflows, completed with the ``allowed`` tissue
+    (soft tissue inside its own lung's slice-wise hull: beyond the hull lie the mediastinum and the
+    chest wall) joined to it within `EXTENT_BAND_SD` robust deviations of its own median HU and a
+    ball of `EXTENT_RADIUS` times its equivalent radius about its centre, less what is thinner than
+    `OPEN_RADIUS_MM` (vessels and septa leaving it), piece by piece where the lung borders
+    `EXTENT_MIN_SURROUND` of the piece's surface away from the mass. Returns the box the completed
+    mass lies in and its mask there."""
+    radius_mm = EXTENT_RADIUS * np.cbrt(3 / (4 * math.pi) * np.count_nonzero(grown) * math.prod(spacing))
+    centre = [c + b.start for c, b in zip(ndimage.center_of_mass(grown), box)]
+    wide = tuple(slice(max(0, int(c - radius_mm / s) - 1), min(n, int(c + radius_mm / s) + 2))
+                 for c, s, n in zip(centre, spacing, values.shape))
+    core = np.zeros(tuple(w.stop - w.start for w in wide), dtype=bool)
+    inner = tuple(slice(max(b.start, w.start) - w.start, min(b.stop, w.stop) - w.start) for b, w in zip(box, wide))
+    core[inner] = grown[tuple(slice(max(b.start, w.start) - b.start, min(b.stop, w.stop) - b.start)
+                              for b, w in zip(box, wide))]
+    values = values[wide]
+    inner_hu = values[core]
+    median = float(np.median(inner_hu))
+    spread = 1.4826 * float(np.median(np.abs(inner_hu - median)))
+    band = allowed[wide] & (np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU))
+    grid = np.ogrid[wide]
     ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
-    grown = ndimage.binary_propagation(core, structure=CONN6, mask=(band & ball) | core)
-    added = ndimage.binary_opening(grown, ellipsoid(OPEN_RADIUS_MM, spacing)) & ~core
+    grown_out = ndimage.binary_propagation(core, structure=CONN6, mask=(band & ball) | core)
+    added = ndimage.binary_opening(grown_out, ellipsoid(OPEN_RADIUS_MM, spacing)) & ~core
+    lung = ndimage.distance_transform_edt(~(lungs[0] | lungs[1])[wide], sampling=spacing) <= ABUT_NEAR_MM
     out = core.copy()
-    pieces, n = label_components(added, CONN6)
+    pieces, _ = label_components(added, CONN6)
     for k, where in enumerate(ndimage.find_objects(pieces), start=1):
         if where is None:
             continue
         part = tuple(slice(max(0, w.start - 1), min(m, w.stop + 1)) for w, m in zip(where, core.shape))
         piece = pieces[part] == k
-        shell = ndimage.binary_dilation(piece, CONN6) & ~piece & ~core[part]
-        touching = np.count_nonzero(shell & lung[part])
-        if (ndimage.binary_dilation(piece, CONN6) & core[part]).any() and touching >= EXTENT_MIN_SURROUND * np.count_nonzero(shell):
+        around = ndimage.binary_dilation(piece, CONN6) & ~piece
+        shell = around & ~core[part]
+        if (around & core[part]).any() and np.count_nonzero(shell & lung[part]) >= EXTENT_MIN_SURROUND * np.count_nonzero(shell):
             out[part] |= piece
-    return out
+    return wide, out
 
 
 def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
