@@ -100,7 +100,8 @@ def _lobulated_central_mass(spacing):
     lobules = [(24.0, 0.0, 0.0), (12.0, -22.0, 0.0), (12.0, 20.0, 6.0), (8.0, 0.0, 24.0)]
     centre = CENTRAL_LEFT[0]
     specs = [NoduleSpec(center_mm=centre, diameter_mm=CENTRAL_LEFT[1])]
-    specs += [NoduleSpec(center_mm=tuple(c + d for c, d in zip(centre, lobule)), diameter_mm=26.0) for lobule in lobules]
+    specs += [NoduleSpec(center_mm=tuple(c + d for c, d in zip(centre, lobule)), diameter_mm=26.0)
+              for lobule in lobules]
     phantom = chest_ct(seed=4, spacing=spacing, nodules=specs)
     truth = np.zeros(phantom.volume.shape, dtype=bool)
     for name, label in phantom.labels.items():
