@@ -7,6 +7,7 @@ search's shape tests reject the tree), and the nodule search looked inside the m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
@@ -151,3 +152,17 @@ def test_a_mass_whose_completion_merges_with_the_heart_says_its_volume_is_uncert
     found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
     assert found.mask.any()
     assert any("left lung merges with soft tissue beyond its outline" in doubt for doubt in found.doubts), found.doubts
+
+
+def test_a_dome_the_scan_range_cuts_is_no_mass():
+    """A scan starting 25 mm above the lungs' base: on its first slices the liver dome lies inside the
+    right lung's outline, with no lung under it to show it is not a mass, and was a 36 mL mass (seen
+    on fresh stress seeds as 11-177 mL ones)."""
+    full = chest_ct(seed=3, spacing=GRIDS[0], nodules=[]).volume
+    start = 11  # the lungs begin on slice 6
+    affine = full.affine.copy()
+    affine[:3, 3] = full.affine[:3, :3] @ [start, 0, 0] + full.affine[:3, 3]
+    volume = dataclasses.replace(full, data=full.data[start:].copy(), affine=affine)
+    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
+    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    assert not found.mask.any()

@@ -169,7 +169,8 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
         if box is None:
             continue
         crop, values = lung[box], data[box]
-        out[box] |= _attached(crop, values, spacing, smallest, largest)
+        cut = (box[0].start == 0, box[0].stop == data.shape[0])
+        out[box] |= _attached(crop, values, spacing, smallest, largest, cut)
         dense = (values >= HU_AIR) & (values < MASS_MAX_HU) & ~crop
         holes = fill_holes_slicewise(crop) & dense
         hull = _hulls(crop)
@@ -230,11 +231,14 @@ def _lateral(piece: np.ndarray, sign: int) -> float:
 
 
 def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float], smallest: float,
-              largest: float) -> np.ndarray:
+              largest: float, cut: tuple[bool, bool]) -> np.ndarray:
     """Masses inside the (hole-filled) ``lung`` that vessels join into one dense tree, which the
     nodule search's shape tests reject: the parts of the tree deeper than `CORE_RADIUS_MM`
     (thicker than any vessel inside the lung), grown back by that radius within the tree, solid
-    and mostly surrounded by aerated lung."""
+    and mostly surrounded by aerated lung. A part on the first or last slice of ``lung`` is left
+    out where that slice is the scan's (``cut``: first, last): a liver or stomach dome the scan
+    range cuts lies inside the lung's outline there, with no lung under it that could show it is
+    not a mass."""
     out = np.zeros(lung.shape, dtype=bool)
     tree = lung & (values >= HU_AIR) & (values < MASS_MAX_HU)
     if np.count_nonzero(tree) < smallest:
@@ -248,6 +252,8 @@ def _attached(lung: np.ndarray, values: np.ndarray, spacing: tuple[float, float,
     for k in range(1, n + 1):
         piece = pieces == k
         if not smallest <= np.count_nonzero(piece) <= largest or not _solid(piece, values):
+            continue
+        if (cut[0] and piece[0].any()) or (cut[1] and piece[-1].any()):
             continue
         shell = ndimage.binary_dilation(piece, CONN6) & ~piece
         if np.count_nonzero(shell & aerated) >= MIN_SURROUND * np.count_nonzero(shell):
