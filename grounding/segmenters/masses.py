@@ -13,7 +13,8 @@ inside the masks only. So a 45 mm tumour with lung on nearly every side was "no 
 * **bites** out of the lateral half of the lung's slice-wise convex hull (a mass against the chest
   wall: the wall lies outside the hull; the medial half holds the hilum and the heart);
 * **cores** of the dense tree inside the lung mask deeper than `CORE_RADIUS_MM` (no vessel inside
-  the lung is that thick), grown back by that radius (`_attached`).
+  the lung is that thick), grown back by that radius (`_attached`), unless on the scan's first or
+  last slice (a dome the scan range cuts lies inside the lung's outline there).
 
 A hole or bite is completed where it touches the pleura by the dense voxels joined to it inside
 the hull and within `GROW_RADIUS` of its largest section's radius of its centre, with what is
