@@ -113,7 +113,7 @@ def test_the_user_states_the_sequence_and_a_t1_named_flair_is_caught(phantom, tm
     assert wrong.answer.startswith("I cannot answer reliably"), wrong.answer
     assert "given as FLAIR (argument: sequence option) but the image's contrast is T1-like" in wrong.answer
     flair = load(write_nifti(_unnamed(phantom.volumes["flair"]), tmp_path / "f.nii.gz"), sequence="FLAIR")
-    assert run_episode(flair, QUESTION, rules, registry=registry).evidence[0].quality.level == "ok"
+    assert _only_grey_matter_blind(run_episode(flair, QUESTION, rules, registry=registry).evidence[0].quality)
     with pytest.raises(ValueError, match="unknown MR sequence 'T7'; use one of FLAIR"):
         load(path, sequence="T7")
 
@@ -130,10 +130,17 @@ def test_the_brains_own_contrast(phantom):
     assert weights == {"t1": "T1", "t2": "FLAIR/T2", "flair": "FLAIR/T2"}
 
 
+def _only_grey_matter_blind(quality) -> bool:
+    """The sequence checks pass: the one doubt left on the phantom's FLAIR is that its grey matter, a
+    peak far above white matter, set the lesion levels, so lesions fainter than it would be missed
+    (said whether or not lesions are found: on stress brains the found ones hid the missed faint ones)."""
+    return quality.level == "doubtful" and all("fainter than grey matter are missed" in r for r in quality.reasons)
+
+
 def test_unnamed_flair_still_finds_its_lesion(phantom, rules, registry):
     trace = run_episode(_unnamed(phantom.volumes["flair"]), QUESTION, rules, registry=registry)
     assert trace.answer.startswith("Yes"), trace.answer
-    assert trace.evidence[0].quality.level == "ok"
+    assert _only_grey_matter_blind(trace.evidence[0].quality)
 
 
 def test_sequence_quality_levels():

@@ -80,14 +80,18 @@
   surface and cortical ribbon); a lesion is the connected set of voxels above `MR_GROW_WM_K` SDs
   (and half way from white matter to its core's median, a half-maximum edge; for a core above
   `MR_RIM_MAX_CORE_K` SDs, to its `MR_PEAK_PERCENTILE` percentile, its peak) holding cores. It is
-  kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM`): bright
-  grey matter reaching lesion level (hippocampus, choroid plexus, cortex along a sulcus) forms thin
-  sprawling bands, confluent periventricular lesions sprawl but are thick; a component cut by the
-  field of view is anatomy (neck, scalp), not a lesion. Where grey matter is a bright shoulder
+  kept from `MR_MIN_LESION_MM3` when compact (`MR_MIN_SPHERICITY`) or thick (`MR_THICK_MM` over
+  `MR_THICK_SHARE` of it): bright grey matter reaching lesion level (hippocampus, choroid plexus,
+  cortex along a sulcus) forms thin sprawling bands, confluent periventricular lesions sprawl but
+  are thick; a lesion cut by the field of view is anatomy (neck, scalp), not a lesion (the faint
+  component around it may reach the edge). Where grey matter is a bright shoulder
   above white matter (`MR_CORTEX_GM_K` SDs, no peak of its own: 2-D FLAIR), voxels within
   `MR_CORTEX_MM` of sulcal CSF (dark, connected to the CSF around the brain) and below
   `MR_CORTEX_CLEAR_K` SDs are cortex (`_cortex_band`): they neither seed nor grow lesions, and a
-  piece lying along them with a core no brighter is dropped. Each lesion then gets its faint rim
+  piece lying along them with a core no brighter is dropped; within `MR_CORTEX_REACH_MM` (sulci too
+  thin to show dark) cores must exceed `MR_CORTEX_SEED_K` SDs. There a core brighter than any cortex
+  (`_clear_of_cortex`) seeds a lesion however near the region's edge, which deep sulci cut. Each
+  lesion then gets its faint rim
   (raters draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
   lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
   `MR_RIM_WM_K` SDs (and `MR_RIM_CORE_FRACTION` of its core's contrast), within `MR_RIM_MM` (one
@@ -264,6 +268,11 @@ MR_MIN_LESION_MM3 = 10.0
 #: periventricular lesions sprawl but are thick
 MR_MIN_SPHERICITY = 0.12
 MR_THICK_MM = 3.0
+#: ... over at least this share of its voxels (`_thick_share`): where sulci fold the cortex, a
+#: network of it holds such a ball at its junctions (on thick slices a flat sheet of one slice
+#: does), not along its sheets (stress cortex networks of 5-56 mL: 0.01-0.12; a real confluent
+#: periventricular lesion load before its rim: 0.20 and 0.30)
+MR_THICK_SHARE = 0.15
 #: Gaussian smoothing (mm) before the thresholds: single-voxel noise peaks do not seed lesions
 MR_SMOOTH_MM = 0.7
 #: `BrainContrast`: the outer ribbon is this deep (mm), the deep part starts this far inside (mm)
@@ -321,6 +330,11 @@ MR_CORTEX_GM_K = 1.5
 #: a found part with this share of its voxels next to bright cortex-band voxels, its core no
 #: brighter than the band (`MR_CORTEX_CLEAR_K`), is a piece of the cortex the band cut off
 MR_ALONG_CORTEX_SHARE = 0.5
+#: ... and within this distance (mm) of sulcal CSF, where sulci thinner than a voxel, which do not
+#: show dark, leave cortex farther from the dark CSF the band is measured from, lesion cores must
+#: exceed this many white-matter SDs above white matter (the cortex's tail reaches the seed level)
+MR_CORTEX_REACH_MM = 8.0
+MR_CORTEX_SEED_K = 5.0
 #: `_clear_of_cortex`: a lesion core brighter than the cortex's tail holds at least this much
 #: (mm^3; a ball about 4 mm across) above its level; smaller bright specks are the tail itself
 MR_CLEAR_MIN_MM3 = 40.0
@@ -1324,9 +1338,15 @@ def _sphericity(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
     return float(where[0].size) * float(np.prod(spacing)) / (math.pi / 6.0 * extent**3)
 
 
-def _inscribed_radius(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
-    """Radius (mm) of the largest ball inside ``mask``."""
-    return float(ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing).max())
+def _thick_share(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Share of ``mask`` within balls of `MR_THICK_MM` radius that fit inside it (centred on voxels
+    at least that far from its edge, by voxel centres)."""
+    padded = np.pad(mask, 1)
+    centres = ndimage.distance_transform_edt(padded, sampling=spacing) >= MR_THICK_MM
+    if not centres.any():
+        return 0.0
+    covered = ndimage.distance_transform_edt(~centres, sampling=spacing) <= MR_THICK_MM
+    return float(np.count_nonzero(covered & padded)) / float(np.count_nonzero(mask))
 
 
 def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float], search: np.ndarray) -> MRLesions:
@@ -1344,11 +1364,12 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                                        [MR_SMOOTH_MM / s for s in spacing])
     tissue = brain_tissue(smoothed[brain])
     allowed = brain & search
-    cortex = _cortex_band(smoothed, tissue, brain, spacing)
+    band = _cortex_band(smoothed, tissue, brain, spacing)
+    cortex = band.band
     # where the cortex band applies, cores brighter than any cortex seed lesions however near the
     # region's edge: deep sulci cut it, and a lesion beside one has no core `MR_SURFACE_MM` inside
     clear = _clear_of_cortex(smoothed, tissue, allowed, spacing) if cortex.any() else cortex
-    seeds = ((smoothed > tissue.seed_level) & allowed & ~cortex & depth.region(MR_SURFACE_MM)) | clear
+    seeds = ((smoothed > tissue.seed_level) & allowed & ~cortex & ~band.reach & depth.region(MR_SURFACE_MM)) | clear
     grow = (smoothed > tissue.grow_level) & allowed
     labels, n = ndimage.label(grow & ~cortex, structure=CONN26)
     # a piece the cortex band cut from a bright cortical network lies along it
@@ -1381,7 +1402,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 and not clear[obj][lesion].any()):
             continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
-                                           or _inscribed_radius(lesion, spacing) >= MR_THICK_MM):
+                                           or _thick_share(lesion, spacing) >= MR_THICK_SHARE):
             kept.append(label)
             out[obj][lesion] = label
     found = out > 0
@@ -1416,8 +1437,17 @@ def _on_the_edge(part: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...
     return False
 
 
+@dataclass
+class CortexBand:
+    """`_cortex_band`: voxels that are cortex (``band``) and those near enough to sulcal CSF to be
+    cortex whose tail is too faint to seed a lesion (``reach``)."""
+
+    band: np.ndarray
+    reach: np.ndarray
+
+
 def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
-                 spacing: tuple[float, float, float]) -> np.ndarray:
+                 spacing: tuple[float, float, float]) -> CortexBand:
     """Voxels that may be cortex lining the sulci and not lesion: within `MR_CORTEX_MM` of sulcal
     CSF (dark voxels, `MR_CSF_WM_K`, connected to the CSF or background around the brain region;
     the enclosed ventricles do not count) and less than `MR_CORTEX_CLEAR_K` white-matter SDs above
@@ -1427,16 +1457,19 @@ def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
     juxtacortical lesion lies mostly in white matter beside it, or is brighter. On FLAIR with
     little grey-white contrast (3-D, N4-corrected) the band is empty: there periventricular
     lesions lie near CSF that reaches the brain's edge through the region's cuts."""
+    empty = np.zeros(brain.shape, dtype=bool)
     if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
-        return np.zeros(brain.shape, dtype=bool)
+        return CortexBand(empty, empty)
     dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
     parts, _ = ndimage.label(dark, structure=CONN26)
     outer = np.isin(parts, np.unique(parts[~brain]))
     outer &= parts > 0
     if not outer.any():
-        return np.zeros(brain.shape, dtype=bool)
-    near = ndimage.distance_transform_edt(~outer, sampling=spacing) <= MR_CORTEX_MM
-    return near & brain & (smoothed < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread)
+        return CortexBand(empty, empty)
+    distance = ndimage.distance_transform_edt(~outer, sampling=spacing)
+    band = (distance <= MR_CORTEX_MM) & brain & (smoothed < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread)
+    reach = (distance <= MR_CORTEX_REACH_MM) & brain & (smoothed < tissue.white + MR_CORTEX_SEED_K * tissue.spread)
+    return CortexBand(band, reach)
 
 
 def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, cores: np.ndarray,
