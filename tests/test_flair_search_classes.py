@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from grounding.segmenters.lesions import mr_hyperintense_lesion
+from grounding.segmenters.lesions import MR_THICK_MM, MR_THICK_SHARE, _thick_share, mr_hyperintense_lesion
 
 VOXEL = 1.5
 SPACING = (VOXEL, VOXEL, VOXEL)
@@ -148,3 +148,21 @@ def test_lesion_joined_to_a_structure_cut_by_the_field_of_view_is_kept():
     mask = np.isin(found.labels, found.kept)
     assert (mask & truth).sum() >= 0.7 * truth.sum()
     assert not mask[0].any()  # nothing kept on the cut slice
+
+
+def test_folded_cortex_network_is_not_thick_and_a_confluent_plaque_is():
+    """A lesion is kept though it sprawls when it is thick. The test was a ball of `MR_THICK_MM`
+    fitting anywhere in it, and a cortex network folded by sulci holds one where its sheets meet: on
+    stress brains 5-90 mL of cortex were counted as one lesion. Now such balls must cover
+    `MR_THICK_SHARE` of it: the network's junctions do not, a plaque of overlapping ovoids does."""
+    spacing = (1.0, 1.0, 1.0)
+    z, y, x = np.indices((80, 80, 80)).astype(float) - 40
+    radius = np.sqrt(x**2 + y**2 + z**2)
+    sheets = (np.abs(x % 14 - 7) < 2) | (np.abs(y % 14 - 7) < 2) | (np.abs(z % 14 - 7) < 2)  # 4 mm cortex
+    network = sheets & (radius > 26) & (radius < 36)
+    assert ndimage.distance_transform_edt(np.pad(network, 1)).max() >= MR_THICK_MM  # the old test: thick
+    assert _thick_share(network, spacing) < MR_THICK_SHARE
+    plaque = np.zeros(x.shape, bool)
+    for cx in (-10, -3, 4, 11):
+        plaque |= ((x - cx) / 6) ** 2 + (y / 3.5) ** 2 + (z / 3.5) ** 2 <= 1
+    assert _thick_share(plaque, spacing) >= 0.5
