@@ -166,3 +166,29 @@ def test_folded_cortex_network_is_not_thick_and_a_confluent_plaque_is():
     for cx in (-10, -3, 4, 11):
         plaque |= ((x - cx) / 6) ** 2 + (y / 3.5) ** 2 + (z / 3.5) ** 2 <= 1
     assert _thick_share(plaque, spacing) >= 0.5
+
+
+def test_cortex_specks_beyond_the_dark_sulci_are_not_lesions():
+    """Cortex as a bright shoulder (two white-matter SDs up, textured) lining sulci too thin to be
+    dark along their whole depth: its brightest specks, a few mm from the nearest dark CSF, outside
+    the cortex band, cleared the seed level and were counted as lesions (the stress benchmark's
+    commonest false positive). Near sulcal CSF cores must now clear the cortex's tail; the four deep
+    lesions are still found."""
+    rng = np.random.default_rng(5)
+    shape = (80, 104, 92)
+    (z, y, x), r, img, truth = _brain(rng, shape, (56, 70, 52), LESIONS)
+    depth = (1.0 - r) * 52.0
+    brain = r <= 1.0
+    fold = brain & (depth < 18.0)
+    wave = np.sin(x / 4.0) * np.cos(y / 5.0) + 0.6 * np.sin((x + z) / 3.3)
+    cortex = ((fold & (np.abs(wave) < 0.9)) | (brain & (depth < 2.5))) & ~truth
+    sulci = fold & (depth < 15.0) & (np.abs(wave) < 0.12) & ~truth
+    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.0)
+    img[cortex] = (101.0 + 8.0 * texture / texture.std() + rng.normal(0, 2.0, shape))[cortex]
+    img[sulci] = 20.0 + rng.normal(0, 3.0, int(sulci.sum()))
+    img[~brain] = 0.0
+    found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+    mask = np.isin(found.labels, found.kept)
+    assert not (mask & ~ndimage.binary_dilation(truth, iterations=2)).any()
+    labels, n = ndimage.label(truth)
+    assert all((mask & (labels == k)).any() for k in range(1, n + 1))

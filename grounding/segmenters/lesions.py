@@ -1288,7 +1288,7 @@ class MRLesions:
         brighter than it (`MR_MIN_GM_CONTRAST`), or they cover more than `MR_MAX_BURDEN_FRACTION` of
         the brain (not a FLAIR/T2, or the region holds scalp), or their faint rims (kept or left
         out) are more than `MR_MAX_RIM_FRACTION` of the confident burden (the extent is uncertain);
-        nothing was found where grey matter set the levels above `MR_FAINT_BLIND_K` SDs (lesions as
+        grey matter set the levels above `MR_FAINT_BLIND_K` SDs, lesions found or not (lesions as
         faint as it are missed); or slices are thicker than `MR_THICK_SLICE_MM` (partial volume)."""
         reasons = []
         found = int(np.isin(self.labels, self.kept).sum())
@@ -1369,7 +1369,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     # where the cortex band applies, cores brighter than any cortex seed lesions however near the
     # region's edge: deep sulci cut it, and a lesion beside one has no core `MR_SURFACE_MM` inside
     clear = _clear_of_cortex(smoothed, tissue, allowed, spacing) if cortex.any() else cortex
-    seeds = ((smoothed > tissue.seed_level) & allowed & ~cortex & ~band.reach & depth.region(MR_SURFACE_MM)) | clear
+    seeds = (smoothed > tissue.seed_level) & allowed & ~cortex & ~band.reach & depth.region(MR_SURFACE_MM)
+    seeds |= clear
     grow = (smoothed > tissue.grow_level) & allowed
     labels, n = ndimage.label(grow & ~cortex, structure=CONN26)
     # a piece the cortex band cut from a bright cortical network lies along it
@@ -1456,7 +1457,9 @@ def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
     shoulder (high grey-white contrast, 2-D FLAIR) whose tail is as bright as a lesion, and a
     juxtacortical lesion lies mostly in white matter beside it, or is brighter. On FLAIR with
     little grey-white contrast (3-D, N4-corrected) the band is empty: there periventricular
-    lesions lie near CSF that reaches the brain's edge through the region's cuts."""
+    lesions lie near CSF that reaches the brain's edge through the region's cuts. Within
+    `MR_CORTEX_REACH_MM` of that CSF, voxels below `MR_CORTEX_SEED_K` SDs may be cortex too (beside
+    sulci too thin to show dark): they grow lesions but do not seed them (``reach``)."""
     empty = np.zeros(brain.shape, dtype=bool)
     if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
         return CortexBand(empty, empty)
