@@ -45,6 +45,24 @@ def _brain(rng: np.random.Generator, shape, radii, lesions):
 LESIONS = [((16, -10, 6), 4.5), ((-17, 12, 8), 4.0), ((20, 25, -6), 3.5), ((-8, -30, 14), 4.0)]
 
 
+def _folded(rng: np.random.Generator, lesions, cortex: tuple[float, float], sulci: tuple[float, float],
+            cortex_values) -> tuple[np.ndarray, np.ndarray]:
+    """(image, truth) of a `_brain` (80 x 104 x 92 voxels) folded near its surface: cortex (values
+    from ``cortex_values(mask)``) where a wave field lies within ``cortex[1]`` of zero down to
+    ``cortex[0]`` mm (and the outer 2.5 mm), sulcal CSF (20) within ``sulci[1]`` down to ``sulci[0]``
+    mm, outside 0 (skull-stripped). Depths are normalised radius times 52 mm."""
+    (z, y, x), r, img, truth = _brain(rng, (80, 104, 92), (56, 70, 52), lesions)
+    depth = (1.0 - r) * 52.0
+    brain = r <= 1.0
+    wave = np.abs(np.sin(x / 4.0) * np.cos(y / 5.0) + 0.6 * np.sin((x + z) / 3.3))
+    cortex_mask = ((brain & (depth < cortex[0]) & (wave < cortex[1])) | (brain & (depth < 2.5))) & ~truth
+    sulcal = brain & (depth < min(cortex[0], sulci[0])) & (wave < sulci[1]) & ~truth
+    img[cortex_mask] = cortex_values(cortex_mask)
+    img[sulcal] = 20.0 + rng.normal(0, 3.0, int(sulcal.sum()))
+    img[~brain] = 0.0
+    return img, truth
+
+
 def _burden(found, truth) -> float:
     mask = np.isin(found.labels, found.kept)
     return mask.sum() / truth.sum() - 1.0
@@ -78,19 +96,10 @@ def test_bright_cortex_along_deep_sulci_is_not_lesion():
     that cut the brain region's edge: one had no core far enough inside it, the other was dropped
     as a piece of the cortex; their cores, brighter than any cortex, now find them."""
     rng = np.random.default_rng(5)
-    shape = (80, 104, 92)
     lesions = LESIONS + [((0, -58, 8), 4.0), ((45, 0, 0), 4.0)]
-    (z, y, x), r, img, truth = _brain(rng, shape, (56, 70, 52), lesions)
-    depth = (1.0 - r) * 52.0
-    brain = r <= 1.0
-    fold = brain & (depth < 15.0)
-    wave = np.sin(x / 4.0) * np.cos(y / 5.0) + 0.6 * np.sin((x + z) / 3.3)
-    cortex = ((fold & (np.abs(wave) < 0.5)) | (brain & (depth < 2.5))) & ~truth
-    sulci = fold & (depth < 12.0) & (np.abs(wave) < 0.2) & ~truth
-    img[cortex] = 110.0 + rng.normal(0, 8.0, int(cortex.sum()))
-    img[sulci] = 20.0 + rng.normal(0, 3.0, int(sulci.sum()))
-    img[~brain] = 0.0
-    found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+    img, truth = _folded(rng, lesions, (15.0, 0.5), (12.0, 0.2),
+                         lambda cortex: 110.0 + rng.normal(0, 8.0, int(cortex.sum())))
+    found = mr_hyperintense_lesion(img, SPACING, np.ones(img.shape, bool))
     assert not found.tissue.grey_peak
     assert abs(_burden(found, truth)) <= 0.3
     mask = np.isin(found.labels, found.kept)
@@ -175,19 +184,13 @@ def test_cortex_specks_beyond_the_dark_sulci_are_not_lesions():
     commonest false positive). Near sulcal CSF cores must now clear the cortex's tail; the four deep
     lesions are still found."""
     rng = np.random.default_rng(5)
-    shape = (80, 104, 92)
-    (z, y, x), r, img, truth = _brain(rng, shape, (56, 70, 52), LESIONS)
-    depth = (1.0 - r) * 52.0
-    brain = r <= 1.0
-    fold = brain & (depth < 18.0)
-    wave = np.sin(x / 4.0) * np.cos(y / 5.0) + 0.6 * np.sin((x + z) / 3.3)
-    cortex = ((fold & (np.abs(wave) < 0.9)) | (brain & (depth < 2.5))) & ~truth
-    sulci = fold & (depth < 15.0) & (np.abs(wave) < 0.12) & ~truth
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, shape), 1.0)
-    img[cortex] = (101.0 + 8.0 * texture / texture.std() + rng.normal(0, 2.0, shape))[cortex]
-    img[sulci] = 20.0 + rng.normal(0, 3.0, int(sulci.sum()))
-    img[~brain] = 0.0
-    found = mr_hyperintense_lesion(img, SPACING, np.ones(shape, bool))
+
+    def textured(cortex: np.ndarray) -> np.ndarray:
+        texture = ndimage.gaussian_filter(rng.normal(0, 1, cortex.shape), 1.0)
+        return (101.0 + 8.0 * texture / texture.std() + rng.normal(0, 2.0, cortex.shape))[cortex]
+
+    img, truth = _folded(rng, LESIONS, (18.0, 0.9), (15.0, 0.12), textured)
+    found = mr_hyperintense_lesion(img, SPACING, np.ones(img.shape, bool))
     mask = np.isin(found.labels, found.kept)
     assert not (mask & ~ndimage.binary_dilation(truth, iterations=2)).any()
     labels, n = ndimage.label(truth)
