@@ -52,7 +52,8 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      lungs) and no lower than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
      left kidney); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
      heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
-     liver's, at the spleen's levels (not the enhanced heart or kidney);
+     liver's, at the spleen's levels (not the enhanced heart or kidney), no further out than
+     `CAGE_MARGIN_MM` beyond the lungs' widest extent (not an arm beside the chest);
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
      `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
      anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
