@@ -190,12 +190,16 @@ SPLEEN_BELOW_DOME_MM = 100.0
 #: midline, kidneys' 50-80 mm); its mode is read there too. In a narrow patient both lie closer:
 #: the distance is at most this fraction of the left lung's reach from the midline (on the stress
 #: generator's plain tuning cases 0-99 spleens' centres lie at 0.53-0.72 of it, left kidneys' at
-#: 0.33-0.52, one cut by the field 0.56; the cores of a spleen found whole lie up to 3 mm medial to its
-#: centre: at 0.55, tuning seeds 19, 72 and 98 were declined with their spleen's core 0-3 mm short of
-#: the bound): searched there only when no spleen lies beyond the constant, and then always doubtful
-#: (as possibly the left kidney unless a left kidney was found medial to it)
+#: 0.33-0.52, one cut by the field 0.56): searched there only when no spleen lies beyond the constant,
+#: and then always doubtful (as possibly the left kidney unless a left kidney was found medial to it).
+#: That search reads the spleen's mode beyond the bound but takes cores up to
+#: `PLAIN_SPLEEN_CORE_MARGIN_MM` medial to it: a spleen's core may lie a few mm medial to its centre
+#: (tuning seeds 19, 72 and 98 were declined with their spleen's core 0-3 mm short of the bound), and
+#: the mode read closer to the midline is the left kidney's (a narrow phantom's spleen then fell out
+#: of its band)
 PLAIN_SPLEEN_LATERAL_MM = 80.0
-PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.5
+PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.55
+PLAIN_SPLEEN_CORE_MARGIN_MM = 5.0
 SPLEEN_MAX_LUNG_FRACTION = 0.2
 #: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
 CAGE_MARGIN_MM = 25.0
@@ -426,14 +430,16 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # bands overlap, and the spleen, placed by the liver's level (`_Liver`), goes first: the kidney's
     # looser prior (beside the spine) also fits a spleen's medial part
     order = (spleen, kidneys) if phase == "non-contrast" else (kidneys, spleen)
-    # a narrow patient's plain spleen lies closer to the midline: searched there only when not found
-    # lateral to where any left kidney lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
+    # a narrow patient's plain spleen lies closer to the midline: searched there (its core up to
+    # `PLAIN_SPLEEN_CORE_MARGIN_MM` closer still) only when not found lateral to where any left kidney
+    # lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
     narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
     relaxed = False
     searches = [("liver", ("liver",)), *order]
     while searches:
         organ, targets = searches.pop(0)
         lateral = narrow if relaxed else PLAIN_SPLEEN_LATERAL_MM
+        core_lateral = lateral - PLAIN_SPLEEN_CORE_MARGIN_MM if relaxed else lateral
         liver = out.bands.get("liver")
         found_liver = _Liver.of(coarse == 1, frame)
         if organ == "spleen" and found_liver is not None and phase != "non-contrast":
@@ -473,7 +479,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ], core_from)
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver,
-                             lateral if phase == "non-contrast" else None)
+                             core_lateral if phase == "non-contrast" else None)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -485,7 +491,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not c.meets(grown)]
-        if organ == "spleen" and "spleen" in out.errors and not relaxed and narrow < lateral:
+        if organ == "spleen" and "spleen" in out.errors and phase == "non-contrast" and not relaxed:
             relaxed = True
             del out.errors["spleen"]
             searches.insert(0, (organ, targets))
@@ -619,8 +625,8 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
         else:
             # beside a kidney it is the spleen, but the relaxed search's edge is no surer (tuning
             # seed 0: +23 % of 42 HU rim and kidney taken with it)
-            add("the spleen was found only by a search closer to the midline than usual on plain CT (a narrow "
-                "patient): where it meets the left kidney and bowel of its HU, its extent is uncertain", "spleen")
+            add("the spleen was found only by a search closer to the midline than usual on plain CT: where it meets "
+                "the left kidney and bowel of its HU, its extent is uncertain", "spleen")
     if spleen.any() and kidney.any():
         if float(frame.z[spleen].mean()) < float(frame.z[kidney].mean()):
             add("the spleen's centre lies below the left kidney's: the two may be swapped", "spleen", "kidney_left")
