@@ -1,7 +1,8 @@
-"""Plain-CT spleens the classical organ segmenter declined on the stress benchmark's tuning seeds,
-each reproduced on the independent synthetic abdomen: an arm down beside the chest whose muscle
-(of the spleen's HU on plain CT) centred the spleen's band (seed 93), and a narrow patient's spleen
-whose core lay just medial to the relaxed search's bound (seeds 19, 72, 98)."""
+"""Spleens the classical organ segmenter declined on the stress benchmark's tuning seeds, each
+reproduced on the independent synthetic abdomen: on plain CT an arm down beside the chest whose
+muscle (of the spleen's HU there) centred the spleen's band (seed 93) and a narrow patient's spleen
+whose core lay just medial to the relaxed search's bound (seeds 19, 72, 98); on portal-venous CT a
+large spleen hanging lower than 20 mm below the liver's centre (fresh tuning seeds 116, 172)."""
 
 from __future__ import annotations
 
