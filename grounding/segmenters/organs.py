@@ -50,7 +50,8 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below
      the found liver's top (the heart, with the left lung wrapped behind it, is not "between" the
      lungs) and no lower than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
-     left kidney; on enhanced CT, where the left kidney is found and taken first, down to its centre); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
+     left kidney; on enhanced CT, where the left kidney is found and taken first, down to its
+     centre); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
      heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
      liver's, at the spleen's levels (not the enhanced heart or kidney), no further out than
      `CAGE_MARGIN_MM` beyond the lungs' widest extent (not an arm beside the chest);
