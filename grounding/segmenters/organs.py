@@ -50,9 +50,11 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      centre, at least `ORGAN_MIN_DEPTH_MM` below the skin (not the body wall), not thoracic, below
      the found liver's top (the heart, with the left lung wrapped behind it, is not "between" the
      lungs) and no lower than `SPLEEN_BELOW_LIVER_MM` below its centre or `SPLEEN_BELOW_DOME_MM` below its top (not the
-     left kidney); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
+     left kidney; on enhanced CT, where the left kidney is found and taken first, down to its
+     centre); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
      heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
-     liver's, at the spleen's levels (not the enhanced heart or kidney);
+     liver's, at the spleen's levels (not the enhanced heart or kidney), no further out than
+     `CAGE_MARGIN_MM` beyond the lungs' widest extent (not an arm beside the chest);
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
      `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
      anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
@@ -102,7 +104,7 @@ CT without the abdomen); the message says what was searched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -188,11 +190,17 @@ SPLEEN_BELOW_DOME_MM = 100.0
 #: the midline: lateral to the left kidney's (adult spleens' centres lie 85-120 mm from the
 #: midline, kidneys' 50-80 mm); its mode is read there too. In a narrow patient both lie closer:
 #: the distance is at most this fraction of the left lung's reach from the midline (on the stress
-#: generator's plain tuning cases spleens' centres lie at 0.53-0.67 of it, left kidneys' at
-#: 0.33-0.52; other patients' kidneys may reach further): searched there only when no spleen lies
-#: beyond the constant, and then doubtful unless a left kidney was found medial to it
+#: generator's plain tuning cases 0-99 spleens' centres lie at 0.53-0.72 of it, left kidneys' at
+#: 0.33-0.52, one cut by the field 0.56): searched there only when no spleen lies beyond the constant,
+#: and then always doubtful (as possibly the left kidney unless a left kidney was found medial to it).
+#: That search reads the spleen's mode beyond the bound but takes cores up to
+#: `PLAIN_SPLEEN_CORE_MARGIN_MM` medial to it: a spleen's core may lie a few mm medial to its centre
+#: (tuning seeds 19, 72 and 98 were declined with their spleen's core 0-3 mm short of the bound), and
+#: the mode read closer to the midline is the left kidney's (a narrow phantom's spleen then fell out
+#: of its band)
 PLAIN_SPLEEN_LATERAL_MM = 80.0
 PLAIN_SPLEEN_LATERAL_OF_LUNG = 0.55
+PLAIN_SPLEEN_CORE_MARGIN_MM = 5.0
 SPLEEN_MAX_LUNG_FRACTION = 0.2
 #: organs lie within this (mm) of the lungs' widest extent in x (inside the ribs; arms lie beyond)
 CAGE_MARGIN_MM = 25.0
@@ -360,6 +368,16 @@ class _Liver:
             floor = max(floor, float(z.max()) - SPLEEN_BELOW_DOME_MM)
         return cls(float(z.max()), floor)
 
+    def above_kidney(self, kidney: np.ndarray, frame: BodyFrame) -> "_Liver":
+        """The spleen's core no lower than the found left kidney's centre (coarse mask; enhanced CT,
+        where the kidneys, brighter, are found and taken first) where that lies below
+        ``spleen_floor``: a large spleen hangs lower than `SPLEEN_BELOW_LIVER_MM` below the liver's
+        centre (tuning seeds 116 and 172, 250-300 mL portal-venous spleens whose cores lay 40 mm below
+        it and 30 mm above the left kidney's centre, were declined)."""
+        if not kidney.any():
+            return self
+        return replace(self, spleen_floor=min(self.spleen_floor, float(frame.z[kidney].mean())))
+
 
 @dataclass(eq=False)
 class _Candidate:
@@ -413,16 +431,20 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # bands overlap, and the spleen, placed by the liver's level (`_Liver`), goes first: the kidney's
     # looser prior (beside the spine) also fits a spleen's medial part
     order = (spleen, kidneys) if phase == "non-contrast" else (kidneys, spleen)
-    # a narrow patient's plain spleen lies closer to the midline: searched there only when not found
-    # lateral to where any left kidney lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
+    # a narrow patient's plain spleen lies closer to the midline: searched there (its core up to
+    # `PLAIN_SPLEEN_CORE_MARGIN_MM` closer still) only when not found lateral to where any left kidney
+    # lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
     narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
     relaxed = False
     searches = [("liver", ("liver",)), *order]
     while searches:
         organ, targets = searches.pop(0)
         lateral = narrow if relaxed else PLAIN_SPLEEN_LATERAL_MM
+        core_lateral = lateral - PLAIN_SPLEEN_CORE_MARGIN_MM if relaxed else lateral
         liver = out.bands.get("liver")
         found_liver = _Liver.of(coarse == 1, frame)
+        if organ == "spleen" and found_liver is not None and phase != "non-contrast":
+            found_liver = found_liver.above_kidney(coarse == 1 + ABDOMEN_TARGETS.index("kidney_left"), frame)
         zone = zones[organ] & ~taken
         if organ == "spleen" and found_liver is not None:
             # above the liver's dome lies the heart; low beside the spine, the left kidney (whose
@@ -430,6 +452,11 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
         if organ == "spleen" and phase == "non-contrast":
             zone &= frame.x >= frame.mid_x + lateral
+        if organ == "spleen" and lungs.x_range is not None:
+            # an arm down beside the chest widens the body, and with it the cage; its muscle (of the
+            # spleen's HU on plain CT) then outnumbers the spleen where its mode is read (tuning seed 93:
+            # band centred on the arm's 54 HU, the spleen of 43 HU broken up and declined)
+            zone &= frame.x <= lungs.x_range[1] + CAGE_MARGIN_MM
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         core_from = None
         if organ == "kidney" and phase != "non-contrast":
@@ -453,7 +480,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         candidates = _candidates(hu, allowed, band, organ, frame, fill, zones[organ], core_from)
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver,
-                             lateral if phase == "non-contrast" else None)
+                             core_lateral if phase == "non-contrast" else None)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -465,7 +492,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
             candidates = [c for c in candidates if not c.meets(grown)]
-        if organ == "spleen" and "spleen" in out.errors and not relaxed and narrow < lateral:
+        if organ == "spleen" and "spleen" in out.errors and phase == "non-contrast" and not relaxed:
             relaxed = True
             del out.errors["spleen"]
             searches.insert(0, (organ, targets))
@@ -599,8 +626,8 @@ def _neighbour_doubts(coarse: np.ndarray, frame: BodyFrame, phase: str,
         else:
             # beside a kidney it is the spleen, but the relaxed search's edge is no surer (tuning
             # seed 0: +23 % of 42 HU rim and kidney taken with it)
-            add("the spleen was found only by a search closer to the midline than usual on plain CT (a narrow "
-                "patient): where it meets the left kidney and bowel of its HU, its extent is uncertain", "spleen")
+            add("the spleen was found only by a search closer to the midline than usual on plain CT: where it meets "
+                "the left kidney and bowel of its HU, its extent is uncertain", "spleen")
     if spleen.any() and kidney.any():
         if float(frame.z[spleen].mean()) < float(frame.z[kidney].mean()):
             add("the spleen's centre lies below the left kidney's: the two may be swapped", "spleen", "kidney_left")
