@@ -177,6 +177,11 @@ THICK_DETACHED_MIN_WIDENING = 1.6
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
 ARM_REACH_MM = 3.0
+#: on a scan whose lung vessels hold contrast (at least `ENHANCED_MIN_SHARE` of the dense structures'
+#: voxels at `ENHANCED_SPLIT_HU` or above: portal-venous blood is 150-200 HU, soft-tissue nodules up to
+#: about 100) nodules are searched in the dense structures' soft tissue below it as well (`_unenhanced`)
+ENHANCED_SPLIT_HU = 125.0
+ENHANCED_MIN_SHARE = 0.2
 #: a detached piece's inscribed radius must exceed its branches' by this factor: a ball sitting
 #: on a vessel is wider than the vessel, a bead that an opening leaves on a thick vessel is not
 DETACHED_MIN_WIDENING = 1.3
@@ -198,6 +203,12 @@ PLEURA_DOUBT_MIN_PIXELS = 3.0
 #: a candidate on the scan's first or last slice is a nodule the range only grazes when its widest
 #: section lies inside the scan and is at least this wide (mm; wider than a lung vessel's stump)
 CUT_MIN_SECTION_MM = 10.0
+#: a structure along the costal pleura (`_along_the_pleura`) is a nodule's cap when it reaches this far
+#: (mm) into the lung and this share of its footprint's radius (`_pleural_caps`)
+CAP_MIN_HEIGHT_MM = 3.0
+CAP_MIN_DOME = 0.5
+#: ... and fills at least this share of the dome of its footprint and height (`_pleural_caps`)
+CAP_MIN_FILL = 0.7
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -476,8 +487,13 @@ def lung_nodules(
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
     # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
     # partial volume of the domes and the chest wall makes such blobs on most scans
-    along = 0 if spacing[0] > THICK_SLICE_MM else _along_the_pleura(labels, passed, wall, spacing, planar,
-                                                                      max_diameter_mm)
+    caps = [] if planar else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
+    if caps:
+        passed[caps] = True
+        doubts.append("a nodule found lies on the pleura, which holds it as a dome: it may be a focal pleural "
+                      "thickening or plaque")
+    along = 0 if spacing[0] > THICK_SLICE_MM else len(_along_the_pleura(labels, passed, wall, spacing, planar,
+                                                                          max_diameter_mm))
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
@@ -497,6 +513,11 @@ def lung_nodules(
     # every size after an opening (false positives at junctions): attached nodules are not searched
     if not planar and rejected.any():
         detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+        soft = _unenhanced(rejected, data[bbox])
+        if soft is not None:
+            # contrast-filled vessels part from the soft-tissue nodules on them by their HU alone
+            split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+            detached |= split & ~ndimage.binary_dilation(detached, CONN26)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
@@ -652,16 +673,58 @@ def _along_the_pleura(
     contact = np.bincount(labels[wall], minlength=n + 1)
     heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * component_sizes(labels, n)) & ~passed)
     objects = ndimage.find_objects(labels)
-    count = 0
+    out = []
     for label in heavy[heavy > 0]:
         part = labels[objects[label - 1]] == label
         # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's,
         # and on a coarse grid a few pixels across (one 4 mm pixel is no 4 mm nodule)
         section_mm = 2.0 * math.sqrt(np.count_nonzero(part, axis=(1, 2)).max() * spacing[1] * spacing[2] / math.pi)
         least = max(NODULE_MIN_DIAMETER_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
-        count += (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
-                  and plausible_nodule(part, spacing, planar))
-    return count
+        if (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
+                and plausible_nodule(part, spacing, planar)):
+            out.append(int(label))
+    return out
+
+
+def _pleural_caps(
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray, spacing: tuple[float, float, float],
+    max_diameter_mm: float,
+) -> list[int]:
+    """Label ids of the components of ``labels`` not ``passed`` that lie along the costal pleura (more
+    than `MAX_WALL_CONTACT` of their voxels on ``wall``) as domes: the cap of a nodule sitting on the
+    chest wall, which the lung shows only in part. A cap spans at least two slices, is a nodule's size
+    (`NODULE_MIN_DIAMETER_MM` to ``max_diameter_mm`` across its footprint on the pleura), and reaches at
+    least `CAP_MIN_HEIGHT_MM` from the lung's edge into the lung and `CAP_MIN_DOME` of its footprint's
+    radius (a hemisphere reaches its radius). The partial-volume rim of the wall, pleural thickening
+    and a vessel's end on the pleura lie flat along it or hold little of themselves on it. A cap is
+    flat on the pleura and as wide as its footprint: the shape tests of an isolated nodule (sphericity,
+    section compactness) do not apply."""
+    n = len(passed) - 1
+    sizes = component_sizes(labels, n)
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * sizes) & ~passed)
+    voxel_mm3 = float(np.prod(spacing))
+    objects = ndimage.find_objects(labels)
+    out = []
+    for label in heavy[heavy > 0]:
+        obj = objects[label - 1]
+        if obj[0].stop - obj[0].start < 2 or (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3) < NODULE_MIN_DIAMETER_MM:
+            continue
+        window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, n)) for sl, n in zip(obj, labels.shape))
+        part = labels[window] == label
+        footprint = bounding_box(part & wall[window])
+        width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(footprint, spacing)))
+        if not NODULE_MIN_DIAMETER_MM <= width <= max_diameter_mm:
+            continue
+        height = float(ndimage.distance_transform_edt(lung[window], sampling=spacing)[part].max())
+        # a dome of that footprint and height, (2/3) pi r^2 h, filled as a nodule's cap fills it; a ridge of
+        # the wall's partial volume with a peak on it does not, and a vessel reaching the pleura is taller than wide
+        dome_mm3 = 2.0 / 3.0 * math.pi * (width / 2.0) ** 2 * height
+        level = float(np.median(data[window][part]))
+        if (CAP_MIN_HEIGHT_MM <= height <= width and height >= CAP_MIN_DOME * width / 2.0
+                and sizes[label] * voxel_mm3 >= CAP_MIN_FILL * dome_mm3 and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
+            out.append(int(label))
+    return out
 
 
 def _compact_alone(part: np.ndarray, spacing: tuple[float, float, float], planar: bool, max_diameter_mm: float) -> bool:
@@ -745,6 +808,19 @@ def _detached_nodules(
     # a borderline piece that some other radius detached as a nodule is no doubt
     doubtful = borderline & ~ndimage.binary_dilation(out, CONN26)
     return full, int(ndimage.label(doubtful, structure=CONN26)[1])
+
+
+def _unenhanced(rejected: np.ndarray, data: np.ndarray) -> np.ndarray | None:
+    """The soft tissue of the dense structures ``rejected`` (below `ENHANCED_SPLIT_HU`) when contrast fills
+    their vessels (at least `ENHANCED_MIN_SHARE` of their voxels above it), else None. A nodule on an
+    enhanced vessel is one dense structure with it, however much wider than the vessel it is not; in
+    the soft tissue it is apart from the vessel's lumen, joined only to the vessel's partial-volume rim,
+    which an opening cuts."""
+    values = data[rejected]
+    bright = np.count_nonzero(values >= ENHANCED_SPLIT_HU)
+    if bright < ENHANCED_MIN_SHARE * values.size:
+        return None
+    return rejected & (data < ENHANCED_SPLIT_HU)
 
 
 def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float]) -> tuple[slice, ...] | None:
