@@ -487,13 +487,14 @@ def lung_nodules(
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
     # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
     # partial volume of the domes and the chest wall makes such blobs on most scans
-    caps = [] if planar else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
+    # on thick slices the partial volume of the curving wall and the domes makes domes of its own
+    thick = spacing[0] > THICK_SLICE_MM
+    caps = [] if planar or thick else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
     if caps:
         passed[caps] = True
         doubts.append("a nodule found lies on the pleura, which holds it as a dome: it may be a focal pleural "
                       "thickening or plaque")
-    along = 0 if spacing[0] > THICK_SLICE_MM else len(_along_the_pleura(labels, passed, wall, spacing, planar,
-                                                                          max_diameter_mm))
+    along = 0 if thick else len(_along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm))
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
