@@ -39,6 +39,17 @@
   `CUT_MIN_SECTION_MM` across, and they reach from it no farther than a ball that wide would, nor
   through every slice of the lungs' box (`_whole_enough`, `_grazed`; the search then says their
   size is less certain).
+  A nodule sitting on the chest wall shows the lung only its cap, the rest lying in the wall as
+  dense as the wall: a component failing only for its wall contact is that cap when it is a dome
+  (`_pleural_caps`: it reaches `CAP_MIN_HEIGHT_MM` and `CAP_MIN_DOME` of its footprint's radius into
+  the lung, no farther than it is wide, fills `CAP_MIN_FILL` of the dome of its footprint and height,
+  and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. Only on
+  slices up to `THICK_SLICE_MM` (on thicker ones the curving wall's partial volume makes domes); the
+  search says the dome may be pleural thickening. On a contrast scan (`ENHANCED_MIN_SHARE` of the
+  dense structures at `ENHANCED_SPLIT_HU` or above) a nodule beside an enhanced vessel as thick as
+  itself is one structure with it that no opening parts; the detachment is run again on the
+  structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
+  a scan without contrast a nodule beside a vessel as thick as itself is still missed.
   A found candidate that is a ring around air on some slice (`RING_MIN_HOLE_SHARE`, `_rings`) is an
   airway's wall cut short, not a solid nodule (limit: a cavitating nodule is left out too; the
   search says so).
