@@ -89,14 +89,16 @@ def test_a_nodule_whose_cap_alone_the_lung_shows_is_found_and_hedged():
 
 def test_a_flat_ridge_along_the_wall_is_no_nodule():
     """Pleural thickening: 2.5 mm thick, along the lateral wall over 20 mm in y and 24 mm in z."""
-    ridge = lambda z, yy, xx: (xx < _wall_x(np.clip(yy, 3.5, 52.5)) + 2.5) & (np.abs(yy - 28.0) < 10.0) & (np.abs(z - 24.0) < 12.0)
+    def ridge(z, yy, xx):
+        return (xx < _wall_x(np.clip(yy, 3.5, 52.5)) + 2.5) & (np.abs(yy - 28.0) < 10.0) & (np.abs(z - 24.0) < 12.0)
     hu, lungs, pockets, _ = _on_the_wall(ridge)
     assert not lung_nodules(hu, lungs, WALL_SPACING, pockets).mask.any()
 
 
 def test_a_vessel_reaching_the_wall_is_no_nodule():
     """A vessel of 2 mm radius running from the lateral wall 35 mm into the lung, across x."""
-    vessel = lambda z, yy, xx: ((z - LUNG_CENTRE[0]) ** 2 + (yy - NODULE_Y_MM) ** 2 <= 4.0) & (xx < 50.0)
+    def vessel(z, yy, xx):
+        return ((z - LUNG_CENTRE[0]) ** 2 + (yy - NODULE_Y_MM) ** 2 <= 4.0) & (xx < 50.0)
     hu, lungs, pockets, _ = _on_the_wall(vessel)
     assert not lung_nodules(hu, lungs, WALL_SPACING, pockets).mask.any()
 

@@ -699,42 +699,48 @@ def _along_the_pleura(
 
 
 def _pleural_caps(
-    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray, spacing: tuple[float, float, float],
-    max_diameter_mm: float,
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray,
+    spacing: tuple[float, float, float], max_diameter_mm: float,
 ) -> list[int]:
     """Label ids of the components of ``labels`` not ``passed`` that lie along the costal pleura (more
     than `MAX_WALL_CONTACT` of their voxels on ``wall``) as domes: the cap of a nodule sitting on the
     chest wall, which the lung shows only in part. A cap spans at least two slices, is a nodule's size
     (`NODULE_MIN_DIAMETER_MM` to ``max_diameter_mm`` across its footprint on the pleura), and reaches at
-    least `CAP_MIN_HEIGHT_MM` from the lung's edge into the lung and `CAP_MIN_DOME` of its footprint's
-    radius (a hemisphere reaches its radius). The partial-volume rim of the wall, pleural thickening
-    and a vessel's end on the pleura lie flat along it or hold little of themselves on it. A cap is
-    flat on the pleura and as wide as its footprint: the shape tests of an isolated nodule (sphericity,
-    section compactness) do not apply."""
+    least `CAP_MIN_HEIGHT_MM` (and `PLEURA_DOUBT_MIN_PIXELS` in-plane pixels) from the lung's edge into
+    the lung and `CAP_MIN_DOME` of its footprint's radius (a hemisphere reaches its radius), no farther
+    than it is wide, fills `CAP_MIN_FILL` of the dome of its footprint and height and is soft tissue
+    (`COMPLETED_MIN_HU` to `DETACHED_MAX_HU`). The partial-volume rim of the wall and pleural thickening
+    lie flat along it; a ridge of the rim with a peak on it fills little of its dome; a vessel reaching
+    the pleura is taller than wide. A cap is flat on the pleura and as wide as its footprint: the shape
+    tests of an isolated nodule (sphericity, section compactness) do not apply."""
     n = len(passed) - 1
     sizes = component_sizes(labels, n)
     contact = np.bincount(labels[wall], minlength=n + 1)
     heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * sizes) & ~passed)
     voxel_mm3 = float(np.prod(spacing))
+    # on a coarse grid a cap is a few pixels tall too: one 3 mm pixel of the wall's rim is no cap
+    lowest = max(CAP_MIN_HEIGHT_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
     objects = ndimage.find_objects(labels)
     out = []
     for label in heavy[heavy > 0]:
         obj = objects[label - 1]
-        if obj[0].stop - obj[0].start < 2 or (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3) < NODULE_MIN_DIAMETER_MM:
+        diameter_mm = (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3)
+        if obj[0].stop - obj[0].start < 2 or diameter_mm < NODULE_MIN_DIAMETER_MM:
             continue
         window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, n)) for sl, n in zip(obj, labels.shape))
         part = labels[window] == label
         footprint = bounding_box(part & wall[window])
-        width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0) for axis, (sl, sp) in enumerate(zip(footprint, spacing)))
+        width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0)
+                    for axis, (sl, sp) in enumerate(zip(footprint, spacing)))
         if not NODULE_MIN_DIAMETER_MM <= width <= max_diameter_mm:
             continue
         height = float(ndimage.distance_transform_edt(lung[window], sampling=spacing)[part].max())
-        # a dome of that footprint and height, (2/3) pi r^2 h, filled as a nodule's cap fills it; a ridge of
-        # the wall's partial volume with a peak on it does not, and a vessel reaching the pleura is taller than wide
+        # the dome of that footprint and height, (2/3) pi r^2 h
         dome_mm3 = 2.0 / 3.0 * math.pi * (width / 2.0) ** 2 * height
         level = float(np.median(data[window][part]))
-        if (CAP_MIN_HEIGHT_MM <= height <= width and height >= CAP_MIN_DOME * width / 2.0
-                and sizes[label] * voxel_mm3 >= CAP_MIN_FILL * dome_mm3 and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
+        if (lowest <= height <= width and height >= CAP_MIN_DOME * width / 2.0
+                and sizes[label] * voxel_mm3 >= CAP_MIN_FILL * dome_mm3
+                and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
             out.append(int(label))
     return out
 
