@@ -528,7 +528,7 @@ def lung_nodules(
         soft = _unenhanced(rejected, data[bbox])
         if soft is not None:
             # contrast-filled vessels part from the soft-tissue nodules on them by their HU alone
-            split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+            split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm, few_cores=True)
             detached |= split & ~ndimage.binary_dilation(detached, CONN26)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
@@ -765,7 +765,7 @@ def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float,
 
 def _detached_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
-    wall: np.ndarray, max_diameter_mm: float,
+    wall: np.ndarray, max_diameter_mm: float, few_cores: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole,
     and how many borderline pieces (`_detached_verdict`) were left out.
@@ -782,8 +782,8 @@ def _detached_nodules(
     """
     box = bounding_box(mask)
     pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
-    if spacing[0] > THICK_SLICE_MM:
-        box = _deep_enough(mask, box, spacing)
+    if spacing[0] > THICK_SLICE_MM or few_cores:
+        box = _deep_enough(mask, box, spacing, few_cores)
         if box is None:
             return np.zeros(mask.shape, dtype=bool), 0
     local = mask[box]
@@ -841,22 +841,33 @@ def _unenhanced(rejected: np.ndarray, data: np.ndarray) -> np.ndarray | None:
     return rejected & (data < ENHANCED_SPLIT_HU)
 
 
-def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float]) -> tuple[slice, ...] | None:
+def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float],
+                 few_cores: bool = False) -> tuple[slice, ...] | None:
     """On thick slices a detached nodule holds a ball as wide as two slices (`_detached_verdict`):
     the part of ``box`` (a box of ``mask``) holding the components of ``mask`` that can, with room
     around them for the openings and branches, or None. An in-plane erosion by a diamond that fits
     inside that ball keeps every voxel as deep, so no such component is left out; the distance
-    transforms then cover the few candidates, not every vessel tree in the lungs."""
+    transforms then cover the few candidates, not every vessel tree in the lungs. ``few_cores``: the
+    ball is the smallest opening's (`DETACH_RADII_MM`), and the part is the box of the voxels that
+    deep, with room for the largest opening and its branches (the soft tissue of enhanced vessels
+    is one thin network holding a few nodules: its components span the lungs)."""
     local = mask[box]
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
-    steps = int(np.ceil(spacing[0] / max(spacing[1:]))) - 1
+    ball = spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
+    if few_cores:
+        ball = max(ball, DETACH_RADII_MM[0])
+    steps = int(np.ceil(ball / max(spacing[1:]))) - 1
     deep = ndimage.binary_erosion(local, cross, iterations=steps) if steps > 0 else local
     if not deep.any():
         return None
-    labels, _ = ndimage.label(local, structure=CONN26)
-    inner = bounding_box(np.isin(labels, np.unique(labels[deep])))
-    margin = [int(np.ceil((max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
+    if few_cores:
+        inner = bounding_box(deep)
+        margin = [int(np.ceil((2 * max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
+    else:
+        labels, _ = ndimage.label(local, structure=CONN26)
+        inner = bounding_box(np.isin(labels, np.unique(labels[deep])))
+        margin = [int(np.ceil((max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
     return tuple(slice(max(b.start + i.start - m, b.start), min(b.start + i.stop + m, b.stop))
                  for b, i, m in zip(box, inner, margin))
 
