@@ -193,6 +193,9 @@ ARM_REACH_MM = 3.0
 #: about 100) nodules are searched in the dense structures' soft tissue below it as well (`_unenhanced`)
 ENHANCED_SPLIT_HU = 125.0
 ENHANCED_MIN_SHARE = 0.2
+#: ... where a piece's median must be solid soft tissue, at least this (HU): the fat and partial volume
+#: around the hilum's enhanced vessels make pieces of -100 to -70 HU there
+ENHANCED_PIECE_MIN_HU = -30.0
 #: a detached piece's inscribed radius must exceed its branches' by this factor: a ball sitting
 #: on a vessel is wider than the vessel, a bead that an opening leaves on a thick vessel is not
 DETACHED_MIN_WIDENING = 1.3
@@ -529,6 +532,11 @@ def lung_nodules(
         if soft is not None:
             # contrast-filled vessels part from the soft-tissue nodules on them by their HU alone
             split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm, few_cores=True)
+            # what the soft tissue alone gives is a nodule's when solid: not the fat and partial volume round the hilum
+            pieces, n = ndimage.label(split, structure=CONN26)
+            if n:
+                levels = ndimage.median(data[bbox], pieces, np.arange(1, n + 1))
+                split = np.isin(pieces, 1 + np.flatnonzero(np.asarray(levels) >= ENHANCED_PIECE_MIN_HU))
             detached |= split & ~ndimage.binary_dilation(detached, CONN26)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
