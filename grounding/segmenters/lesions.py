@@ -500,8 +500,7 @@ def lung_nodules(
     if not planar:
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
     # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
-    # partial volume of the domes and the chest wall makes such blobs on most scans
-    # on thick slices the partial volume of the curving wall and the domes makes domes of its own
+    # partial volume of the curving wall and the domes makes blobs and domes along the pleura on most scans
     thick = spacing[0] > THICK_SLICE_MM
     caps = [] if planar or thick else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
     if caps:
@@ -735,7 +734,7 @@ def _pleural_caps(
         diameter_mm = (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3)
         if obj[0].stop - obj[0].start < 2 or diameter_mm < NODULE_MIN_DIAMETER_MM:
             continue
-        window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, n)) for sl, n in zip(obj, labels.shape))
+        window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, size)) for sl, size in zip(obj, labels.shape))
         part = labels[window] == label
         footprint = bounding_box(part & wall[window])
         width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0)
