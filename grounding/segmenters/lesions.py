@@ -534,7 +534,7 @@ def lung_nodules(
             # what the soft tissue alone gives is a nodule's when solid: not the fat and partial volume round the hilum
             pieces, n = ndimage.label(split, structure=CONN26)
             if n:
-                levels = ndimage.median(data[bbox], pieces, np.arange(1, n + 1))
+                levels = ndimage.median(data[bbox][split], pieces[split], np.arange(1, n + 1))
                 split = np.isin(pieces, 1 + np.flatnonzero(np.asarray(levels) >= ENHANCED_PIECE_MIN_HU))
             detached |= split & ~ndimage.binary_dilation(detached, CONN26)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
@@ -739,14 +739,15 @@ def _pleural_caps(
         footprint = bounding_box(part & wall[window])
         width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0)
                     for axis, (sl, sp) in enumerate(zip(footprint, spacing)))
-        if not NODULE_MIN_DIAMETER_MM <= width <= max_diameter_mm:
+        # a cap fills CAP_MIN_FILL of the dome of its footprint and height, (2/3) pi r^2 h: a rim too thin to
+        # fill the lowest dome is left before its height is measured
+        volume_mm3, fill_per_mm = sizes[label] * voxel_mm3, CAP_MIN_FILL * 2.0 / 3.0 * math.pi * (width / 2.0) ** 2
+        least = max(lowest, CAP_MIN_DOME * width / 2.0)
+        if not NODULE_MIN_DIAMETER_MM <= width <= max_diameter_mm or volume_mm3 < fill_per_mm * least:
             continue
         height = float(ndimage.distance_transform_edt(lung[window], sampling=spacing)[part].max())
-        # the dome of that footprint and height, (2/3) pi r^2 h
-        dome_mm3 = 2.0 / 3.0 * math.pi * (width / 2.0) ** 2 * height
         level = float(np.median(data[window][part]))
-        if (lowest <= height <= width and height >= CAP_MIN_DOME * width / 2.0
-                and sizes[label] * voxel_mm3 >= CAP_MIN_FILL * dome_mm3
+        if (least <= height <= width and volume_mm3 >= fill_per_mm * height
                 and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
             out.append(int(label))
     return out
