@@ -39,6 +39,17 @@
   `CUT_MIN_SECTION_MM` across, and they reach from it no farther than a ball that wide would, nor
   through every slice of the lungs' box (`_whole_enough`, `_grazed`; the search then says their
   size is less certain).
+  A nodule sitting on the chest wall shows the lung only its cap, the rest lying in the wall as
+  dense as the wall: a component failing only for its wall contact is that cap when it is a dome
+  (`_pleural_caps`: it reaches `CAP_MIN_HEIGHT_MM` and `CAP_MIN_DOME` of its footprint's radius into
+  the lung, no farther than it is wide, fills `CAP_MIN_FILL` of the dome of its footprint and height,
+  and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. Only on
+  slices up to `THICK_SLICE_MM` (on thicker ones the curving wall's partial volume makes domes); the
+  search says the dome may be pleural thickening. On a contrast scan (`ENHANCED_MIN_SHARE` of the
+  dense structures at `ENHANCED_SPLIT_HU` or above) a nodule beside an enhanced vessel as thick as
+  itself is one structure with it that no opening parts; the detachment is run again on the
+  structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
+  a scan without contrast a nodule beside a vessel as thick as itself is still missed.
   A found candidate that is a ring around air on some slice (`RING_MIN_HOLE_SHARE`, `_rings`) is an
   airway's wall cut short, not a solid nodule (limit: a cavitating nodule is left out too; the
   search says so).
@@ -181,6 +192,14 @@ THICK_DETACHED_MIN_WIDENING = 1.6
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
 ARM_REACH_MM = 3.0
+#: on a scan whose lung vessels hold contrast (at least `ENHANCED_MIN_SHARE` of the dense structures'
+#: voxels at `ENHANCED_SPLIT_HU` or above: portal-venous blood is 150-200 HU, soft-tissue nodules up to
+#: about 100) nodules are searched in the dense structures' soft tissue below it as well (`_unenhanced`)
+ENHANCED_SPLIT_HU = 125.0
+ENHANCED_MIN_SHARE = 0.2
+#: ... where a piece's median must be solid soft tissue, at least this (HU): the fat and partial volume
+#: around the hilum's enhanced vessels make pieces of -100 to -70 HU there
+ENHANCED_PIECE_MIN_HU = -30.0
 #: a detached piece's inscribed radius must exceed its branches' by this factor: a ball sitting
 #: on a vessel is wider than the vessel, a bead that an opening leaves on a thick vessel is not
 DETACHED_MIN_WIDENING = 1.3
@@ -202,6 +221,12 @@ PLEURA_DOUBT_MIN_PIXELS = 3.0
 #: a candidate on the scan's first or last slice is a nodule the range only grazes when its widest
 #: section lies inside the scan and is at least this wide (mm; wider than a lung vessel's stump)
 CUT_MIN_SECTION_MM = 10.0
+#: a structure along the costal pleura (`_along_the_pleura`) is a nodule's cap when it reaches this far
+#: (mm) into the lung and this share of its footprint's radius (`_pleural_caps`)
+CAP_MIN_HEIGHT_MM = 3.0
+CAP_MIN_DOME = 0.5
+#: ... and fills at least this share of the dome of its footprint and height (`_pleural_caps`)
+CAP_MIN_FILL = 0.7
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -494,9 +519,14 @@ def lung_nodules(
     if not planar:
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
     # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
-    # partial volume of the domes and the chest wall makes such blobs on most scans
-    along = 0 if spacing[0] > THICK_SLICE_MM else _along_the_pleura(labels, passed, wall, spacing, planar,
-                                                                      max_diameter_mm)
+    # partial volume of the curving wall and the domes makes blobs and domes along the pleura on most scans
+    thick = spacing[0] > THICK_SLICE_MM
+    caps = [] if planar or thick else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
+    if caps:
+        passed[caps] = True
+        doubts.append("a nodule found lies on the pleura, which holds it as a dome: it may be a focal pleural "
+                      "thickening or plaque")
+    along = 0 if thick else len(_along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm))
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
                       f"thickening, or a nodule sitting on the pleura): one may have been missed")
@@ -516,6 +546,16 @@ def lung_nodules(
     # every size after an opening (false positives at junctions): attached nodules are not searched
     if not planar and rejected.any():
         detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+        soft = _unenhanced(rejected, data[bbox])
+        if soft is not None:
+            # contrast-filled vessels part from the soft-tissue nodules on them by their HU alone
+            split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm, few_cores=True)
+            # what the soft tissue alone gives is a nodule's when solid: not the fat and partial volume round the hilum
+            pieces, n = ndimage.label(split, structure=CONN26)
+            if n:
+                levels = ndimage.median(data[bbox][split], pieces[split], np.arange(1, n + 1))
+                split = np.isin(pieces, 1 + np.flatnonzero(np.asarray(levels) >= ENHANCED_PIECE_MIN_HU))
+            detached |= split & ~ndimage.binary_dilation(detached, CONN26)
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
@@ -671,16 +711,65 @@ def _along_the_pleura(
     contact = np.bincount(labels[wall], minlength=n + 1)
     heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * component_sizes(labels, n)) & ~passed)
     objects = ndimage.find_objects(labels)
-    count = 0
+    out = []
     for label in heavy[heavy > 0]:
         part = labels[objects[label - 1]] == label
         # a speck of the pleura's partial volume is no nodule: the widest section must be a nodule's,
         # and on a coarse grid a few pixels across (one 4 mm pixel is no 4 mm nodule)
         section_mm = 2.0 * math.sqrt(np.count_nonzero(part, axis=(1, 2)).max() * spacing[1] * spacing[2] / math.pi)
         least = max(NODULE_MIN_DIAMETER_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
-        count += (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
-                  and plausible_nodule(part, spacing, planar))
-    return count
+        if (section_mm >= least and _compact_alone(part, spacing, planar, max_diameter_mm)
+                and plausible_nodule(part, spacing, planar)):
+            out.append(int(label))
+    return out
+
+
+def _pleural_caps(
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray,
+    spacing: tuple[float, float, float], max_diameter_mm: float,
+) -> list[int]:
+    """Label ids of the components of ``labels`` not ``passed`` that lie along the costal pleura (more
+    than `MAX_WALL_CONTACT` of their voxels on ``wall``) as domes: the cap of a nodule sitting on the
+    chest wall, which the lung shows only in part. A cap spans at least two slices, is a nodule's size
+    (`NODULE_MIN_DIAMETER_MM` to ``max_diameter_mm`` across its footprint on the pleura), and reaches at
+    least `CAP_MIN_HEIGHT_MM` (and `PLEURA_DOUBT_MIN_PIXELS` in-plane pixels) from the lung's edge into
+    the lung and `CAP_MIN_DOME` of its footprint's radius (a hemisphere reaches its radius), no farther
+    than it is wide, fills `CAP_MIN_FILL` of the dome of its footprint and height and is soft tissue
+    (`COMPLETED_MIN_HU` to `DETACHED_MAX_HU`). The partial-volume rim of the wall and pleural thickening
+    lie flat along it; a ridge of the rim with a peak on it fills little of its dome; a vessel reaching
+    the pleura is taller than wide. A cap is flat on the pleura and as wide as its footprint: the shape
+    tests of an isolated nodule (sphericity, section compactness) do not apply."""
+    n = len(passed) - 1
+    sizes = component_sizes(labels, n)
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    heavy = np.flatnonzero((contact > MAX_WALL_CONTACT * sizes) & ~passed)
+    voxel_mm3 = float(np.prod(spacing))
+    # on a coarse grid a cap is a few pixels tall too: one 3 mm pixel of the wall's rim is no cap
+    lowest = max(CAP_MIN_HEIGHT_MM, PLEURA_DOUBT_MIN_PIXELS * max(spacing[1:]))
+    objects = ndimage.find_objects(labels)
+    out = []
+    for label in heavy[heavy > 0]:
+        obj = objects[label - 1]
+        diameter_mm = (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3)
+        if obj[0].stop - obj[0].start < 2 or diameter_mm < NODULE_MIN_DIAMETER_MM:
+            continue
+        window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, size)) for sl, size in zip(obj, labels.shape))
+        part = labels[window] == label
+        footprint = bounding_box(part & wall[window])
+        width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0)
+                    for axis, (sl, sp) in enumerate(zip(footprint, spacing)))
+        # a cap fills CAP_MIN_FILL of the dome of its footprint and height, (2/3) pi r^2 h: a rim too thin to
+        # fill the lowest dome is left before its height is measured
+        volume_mm3, fill_per_mm = sizes[label] * voxel_mm3, CAP_MIN_FILL * 2.0 / 3.0 * math.pi * (width / 2.0) ** 2
+        least = max(lowest, CAP_MIN_DOME * width / 2.0)
+        if not NODULE_MIN_DIAMETER_MM <= width <= max_diameter_mm or volume_mm3 < fill_per_mm * least:
+            continue
+        height = float(ndimage.distance_transform_edt(lung[window], sampling=spacing)[part].max())
+        level = float(np.median(data[window][part]))
+        if (least <= height <= width and volume_mm3 >= fill_per_mm * height
+                and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
+            out.append(int(label))
+    return out
 
 
 def _compact_alone(part: np.ndarray, spacing: tuple[float, float, float], planar: bool, max_diameter_mm: float) -> bool:
@@ -703,7 +792,7 @@ def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float,
 
 def _detached_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
-    wall: np.ndarray, max_diameter_mm: float,
+    wall: np.ndarray, max_diameter_mm: float, few_cores: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole,
     and how many borderline pieces (`_detached_verdict`) were left out.
@@ -720,8 +809,8 @@ def _detached_nodules(
     """
     box = bounding_box(mask)
     pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
-    if spacing[0] > THICK_SLICE_MM:
-        box = _deep_enough(mask, box, spacing)
+    if spacing[0] > THICK_SLICE_MM or few_cores:
+        box = _deep_enough(mask, box, spacing, few_cores)
         if box is None:
             return np.zeros(mask.shape, dtype=bool), 0
     local = mask[box]
@@ -766,22 +855,46 @@ def _detached_nodules(
     return full, int(ndimage.label(doubtful, structure=CONN26)[1])
 
 
-def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float]) -> tuple[slice, ...] | None:
+def _unenhanced(rejected: np.ndarray, data: np.ndarray) -> np.ndarray | None:
+    """The soft tissue of the dense structures ``rejected`` (below `ENHANCED_SPLIT_HU`) when contrast fills
+    their vessels (at least `ENHANCED_MIN_SHARE` of their voxels above it), else None. A nodule on an
+    enhanced vessel is one dense structure with it, however much wider than the vessel it is not; in
+    the soft tissue it is apart from the vessel's lumen, joined only to the vessel's partial-volume rim,
+    which an opening cuts."""
+    values = data[rejected]
+    bright = np.count_nonzero(values >= ENHANCED_SPLIT_HU)
+    if bright < ENHANCED_MIN_SHARE * values.size:
+        return None
+    return rejected & (data < ENHANCED_SPLIT_HU)
+
+
+def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float, float, float],
+                 few_cores: bool = False) -> tuple[slice, ...] | None:
     """On thick slices a detached nodule holds a ball as wide as two slices (`_detached_verdict`):
     the part of ``box`` (a box of ``mask``) holding the components of ``mask`` that can, with room
     around them for the openings and branches, or None. An in-plane erosion by a diamond that fits
     inside that ball keeps every voxel as deep, so no such component is left out; the distance
-    transforms then cover the few candidates, not every vessel tree in the lungs."""
+    transforms then cover the few candidates, not every vessel tree in the lungs. ``few_cores``: the
+    ball is the smallest opening's (`DETACH_RADII_MM`), and the part is the box of the voxels that
+    deep, with room for the largest opening and its branches (the soft tissue of enhanced vessels
+    is one thin network holding a few nodules: its components span the lungs)."""
     local = mask[box]
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
-    steps = int(np.ceil(spacing[0] / max(spacing[1:]))) - 1
+    ball = spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
+    if few_cores:
+        ball = max(ball, DETACH_RADII_MM[0])
+    steps = int(np.ceil(ball / max(spacing[1:]))) - 1
     deep = ndimage.binary_erosion(local, cross, iterations=steps) if steps > 0 else local
     if not deep.any():
         return None
-    labels, _ = ndimage.label(local, structure=CONN26)
-    inner = bounding_box(np.isin(labels, np.unique(labels[deep])))
-    margin = [int(np.ceil((max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
+    if few_cores:
+        inner = bounding_box(deep)
+        margin = [int(np.ceil((2 * max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
+    else:
+        labels, _ = ndimage.label(local, structure=CONN26)
+        inner = bounding_box(np.isin(labels, np.unique(labels[deep])))
+        margin = [int(np.ceil((max(DETACH_RADII_MM) + 2 * ARM_REACH_MM) / sp)) + 2 for sp in spacing]
     return tuple(slice(max(b.start + i.start - m, b.start), min(b.start + i.stop + m, b.stop))
                  for b, i, m in zip(box, inner, margin))
 
