@@ -209,10 +209,12 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def size_of(mask: np.ndarray, volume: Volume) -> tuple[float, str]:
-    """Volume in mL, or area in cm2 for a 2-D image."""
+    """Volume in mL, or area in cm2 for a 2-D image; the unit says when the spacing is the loader's
+    assumption (a PNG film's 1 mm pixels: its areas are then in those units, not the patient's)."""
+    assumed = " (spacing assumed)" if volume.facts["spacing"].assumed else ""
     if volume.is_2d:
-        return float(mask.sum()) * volume.spacing[1] * volume.spacing[2] / 100.0, "cm2"
-    return float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0, "mL"
+        return float(mask.sum()) * volume.spacing[1] * volume.spacing[2] / 100.0, "cm2" + assumed
+    return float(mask.sum()) * float(np.prod(volume.spacing)) / 1000.0, "mL" + assumed
 
 
 def segment_structures(entry: dict[str, Any], volume: Volume, labels: list[np.ndarray], segmenter: Any) -> list[dict]:

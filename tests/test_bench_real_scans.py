@@ -208,3 +208,18 @@ def test_rt_structure_sets_are_rasterised_on_the_image_grid(tmp_path):
     _structure_set(tmp_path / "off.dcm", {"GTV-1": [square(21.5, 31.5, 6, 13.0)]})  # between two slices
     with pytest.raises(ManifestError, match="does not lie on a slice"):
         load_label(image, tmp_path / "off.dcm", {"file": "off.dcm", "rtstruct_rois": {"1": "GTV-1"}})
+
+
+def test_sizes_on_an_assumed_spacing_say_so(tmp_path):
+    from PIL import Image
+
+    from benchmarks.real_scans import size_of
+    from imaging.io import load
+
+    path = tmp_path / "film.png"
+    Image.fromarray(np.full((40, 50), 128, dtype=np.uint8)).save(path)
+    film = load(path)
+    mask = np.zeros(film.shape, dtype=bool)
+    mask[0, :10, :10] = True
+    # 100 pixels at the loader's assumed 1 mm: 1 cm2 "of pixels", labelled as such
+    assert size_of(mask, film) == (1.0, "cm2 (spacing assumed)")
