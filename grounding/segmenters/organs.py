@@ -298,12 +298,17 @@ class _Lungs:
             x_range = (min(x_range[0], mid_x - reach), max(x_range[1], mid_x + reach))
         return cls(left, right, both.sum(axis=(1, 2)) / area, x_range)
 
-    def beside_cage(self, c: "_Candidate") -> bool:
-        """Whether a core lies further out than `CAGE_MARGIN_MM` beyond the lungs' widest extent:
-        an arm beside the chest (its muscle has the liver's HU), not an organ inside the ribs."""
+    def within_reach(self, x: np.ndarray) -> np.ndarray:
+        """Where ``x`` (mm, world) lies no further out than `CAGE_MARGIN_MM` beyond the lungs' widest
+        extent (everywhere without lungs): inside the ribs, not an arm beside the chest (its muscle has
+        the liver's HU, and on plain CT the spleen's)."""
         if self.x_range is None:
-            return False
-        return not self.x_range[0] - CAGE_MARGIN_MM <= c.centroid[0] <= self.x_range[1] + CAGE_MARGIN_MM
+            return np.ones(np.shape(x), dtype=bool)
+        return (x >= self.x_range[0] - CAGE_MARGIN_MM) & (x <= self.x_range[1] + CAGE_MARGIN_MM)
+
+    def beside_cage(self, c: "_Candidate") -> bool:
+        """Whether a core lies beyond `within_reach`: an arm, not an organ inside the ribs."""
+        return not self.within_reach(np.asarray(c.centroid[0]))
 
     def cage(self, frame: BodyFrame, body: np.ndarray) -> np.ndarray:
         """The inside of the rib cage as the lungs outline it (coarse mask; all of the body without
@@ -452,11 +457,11 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             zone &= (frame.z < found_liver.top) & (frame.z >= found_liver.spleen_floor)
         if organ == "spleen" and phase == "non-contrast":
             zone &= frame.x >= frame.mid_x + lateral
-        if organ == "spleen" and lungs.x_range is not None:
+        if organ == "spleen":
             # an arm down beside the chest widens the body, and with it the cage; its muscle (of the
             # spleen's HU on plain CT) then outnumbers the spleen where its mode is read (tuning seed 93:
             # band centred on the arm's 54 HU, the spleen of 43 HU broken up and declined)
-            zone &= frame.x <= lungs.x_range[1] + CAGE_MARGIN_MM
+            zone &= lungs.within_reach(frame.x)
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
         core_from = None
         if organ == "kidney" and phase != "non-contrast":
