@@ -46,6 +46,7 @@ the stress generator's normal chests; one real tumour (TCIA 4D-Lung, not found) 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -354,8 +355,7 @@ def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allow
     median = float(np.median(inner_hu))
     spread = 1.4826 * float(np.median(np.abs(inner_hu - median)))
     band = allowed[wide] & (np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU))
-    grid = np.ogrid[wide]
-    ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
+    ball = _ball(wide, centre, radius_mm, spacing)
     grown_out = ndimage.binary_propagation(core, structure=CONN6, mask=(band & ball) | core)
     added = ndimage.binary_opening(grown_out, ellipsoid(OPEN_RADIUS_MM, spacing)) & ~core
     lung = ndimage.distance_transform_edt(~(lungs[0] | lungs[1])[wide], sampling=spacing) <= ABUT_NEAR_MM
@@ -471,6 +471,13 @@ def _enclosed(piece: np.ndarray, lung: np.ndarray, surround: float, both_ends: b
     return capped >= MIN_CAP and np.count_nonzero(shell & lung) >= surround * np.count_nonzero(shell)
 
 
+def _ball(box: tuple[slice, ...], centre: Sequence[float], radius_mm: float,
+          spacing: tuple[float, float, float]) -> np.ndarray:
+    """The voxels of ``box`` within ``radius_mm`` of ``centre`` (voxel coordinates of the whole array)."""
+    grid = np.ogrid[box]
+    return sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
+
+
 def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float],
                hull: np.ndarray) -> tuple[np.ndarray, float]:
     """``piece`` and the dense voxels joined to it inside the lung's slice-wise convex ``hull`` and a
@@ -487,16 +494,14 @@ def _completed(piece: np.ndarray, dense: np.ndarray, lung: np.ndarray, spacing: 
         lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
         hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, piece.shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-        grid = np.ogrid[box]
-        ball = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing)) <= radius_mm ** 2
+        ball = _ball(box, centre, radius_mm, spacing)
         seeds = grown[box]
         more = np.zeros(piece.shape, dtype=bool)
         more[box] = ndimage.binary_propagation(seeds, structure=CONN6, mask=(dense[box] & hull[box] & ball) | seeds)
         more |= grown
-        stopped = np.count_nonzero(more) == np.count_nonzero(grown)
-        grown = more
-        if stopped:
+        if np.count_nonzero(more) == np.count_nonzero(grown):
             break
+        grown = more
     # the dense tissue the last ball cut off: a mass's completion closes inside it, one that merges with
     # the heart or the diaphragm goes on
     shell = ndimage.binary_dilation(grown[box], CONN6) & ~grown[box]
