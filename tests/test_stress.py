@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.stress import HELDOUT_START, split_seeds
+from benchmarks.stress import HELDOUT_START, split_of, split_seeds
 from benchmarks.stress.__main__ import main, run
 from benchmarks.stress.evaluate import STRUCTURES, VERDICTS, dice, score_structure
 from benchmarks.stress.render import LAYOUTS, GenerateOptions, generate_case, write_case
@@ -31,6 +31,13 @@ def test_seed_splits_are_disjoint():
     assert not set(split_seeds("tuning", 1000)) & set(split_seeds("heldout", 100))
     with pytest.raises(ValueError, match="at most"):
         split_seeds("tuning", 1001)
+
+
+def test_a_report_names_the_split_of_the_seeds_it_ran():
+    # `--seeds 300,...` with --split's default (heldout) was reported as a held-out run
+    assert split_of([300, 399]) == "tuning"
+    assert split_of([1000, 1005]) == "heldout"
+    assert split_of([5, 1000]) == "mixed tuning and heldout"
 
 
 def test_cases_are_deterministic_and_differ_by_seed(cases):
@@ -118,6 +125,7 @@ def test_benchmark_runs_end_to_end(tmp_path):
     result = run("heldout", 2, tmp_path, seeds=list(SEEDS), options=SMALL, progress=False)
     data = json.loads((tmp_path / "stress.json").read_text())
     assert data["seeds"] == list(SEEDS) and len(data["rows"]) == 2
+    assert data["split"] == split_of(list(SEEDS))
     row = data["rows"][0]
     assert [r["structure"] for r in row["structures"]] == list(STRUCTURES)
     assert row["loader_roundtrip"] is True and row["modality"] == "CT"

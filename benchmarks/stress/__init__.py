@@ -37,6 +37,13 @@ def split_seeds(split: str, n: int) -> list[int]:
     raise ValueError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
 
 
+def split_of(seeds: list[int]) -> str:
+    """The split ``seeds`` belong to, as a report names it: a run given ``--seeds`` is labelled by
+    the seeds it ran, not by ``--split``'s default."""
+    held = [s >= HELDOUT_START for s in seeds]
+    return "heldout" if all(held) else "tuning" if not any(held) else "mixed tuning and heldout"
+
+
 def figure(v: Any, digits: int = 3) -> str:
     """A figure of a report table ("-" when there is none)."""
     return "-" if v is None else f"{v:.{digits}f}"
@@ -73,7 +80,7 @@ def evaluate_seeds(seeds: list[int], prefix: str, evaluate: Callable[[int, Path]
     return rows
 
 
-def collect(split: str, seeds: list[int], rows: list[dict[str, Any]], summarize: Callable, goals: Callable,
+def collect(seeds: list[int], rows: list[dict[str, Any]], summarize: Callable, goals: Callable,
             worst_failures: Callable, report_markdown: Callable, out: Path | None) -> dict[str, Any]:
     """A stress run's result from its per-case ``rows`` (summary, goals, worst failures and the
     markdown report, by the benchmark's own functions), written to ``out`` as stress.json and
@@ -81,6 +88,7 @@ def collect(split: str, seeds: list[int], rows: list[dict[str, Any]], summarize:
     summary = summarize(rows)
     goal_rows = goals(summary)
     failures = worst_failures(rows)
+    split = split_of(seeds)
     markdown = report_markdown(split, seeds, summary, goal_rows, failures)
     result = {"split": split, "seeds": seeds, "rows": rows, "summary": summary, "goals": goal_rows,
               "failures": failures, "markdown": markdown}

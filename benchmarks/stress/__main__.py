@@ -68,7 +68,7 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
               f"segment (all targets) {figure(t['segment'], 1)} s; total {summary['seconds_total']} s. Loader "
               f"round-trip failures: {summary['loader_roundtrip_failures']}; loaded as non-CT: "
               f"{summary['modality_not_ct']}.", "",
-              "| goal (held-out) | value | target | status |", "|---|---|---|---|"]
+              "| goal (judged on held-out seeds) | value | target | status |", "|---|---|---|---|"]
     lines += [f"| {g['goal']} | {figure(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
     if failures:
         lines += ["", "Worst failures:", "", "| case | structure | verdict | quality | what went wrong |",
@@ -91,7 +91,7 @@ def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None,
     seeds = seeds if seeds is not None else split_seeds(split, n)
     rows = evaluate_seeds(seeds, "stress_", lambda seed, tmp: evaluate_case(seed, tmp, options, declare_ct),
                           _progress if progress else None)
-    return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
+    return collect(seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,7 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     lines += ["", f"Time per case (median): generate {figure(t['generate'], 1)} s, load {figure(t['load'], 1)} s, "
               f"segment {figure(t['segment'], 1)} s; total {s['seconds_total']} s. Loader round-trip failures: "
               f"{s['loader_roundtrip_failures']}; loaded as non-MR: {s['modality_not_mr']}.", "",
-              "| goal | value | target | status |", "|---|---|---|---|"]
+              "| goal (judged on held-out seeds) | value | target | status |", "|---|---|---|---|"]
     lines += [f"| {g['goal']} | {figure(g['value'])} | {g['target']} | {g['status']} |" for g in goal_rows]
     if failures:
         lines += ["", "Worst failures:", "", "| case | verdict | quality | what went wrong |", "|---|---|---|---|"]
@@ -92,7 +92,7 @@ def run(split: str, n: int, out: Path | None, seeds: list[int] | None = None, op
     seeds = seeds if seeds is not None else split_seeds(split, n)
     rows = evaluate_seeds(seeds, "stress_mr_", lambda seed, tmp: evaluate_case(seed, tmp, options),
                           _progress if progress else None)
-    return collect(split, seeds, rows, summarize, goals, worst_failures, report_markdown, out)
+    return collect(seeds, rows, summarize, goals, worst_failures, report_markdown, out)
 
 
 def main(argv: list[str] | None = None) -> int:
