@@ -110,7 +110,7 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters.base import SegmentationError
-from grounding.segmenters.chest import LEFT, RIGHT, ChestLabels, refine_labels
+from grounding.segmenters.chest import HU_AIR, LEFT, RIGHT, ChestLabels, refine_labels
 from grounding.segmenters.ct_statistics import (
     EDGE_SMOOTH_MM,
     SPINE_HU,
@@ -245,6 +245,17 @@ NOISE_WINDOW = 5
 NOISY_PLAIN_LIVER_SD_HU = 28.0
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
+#: the liver's dome at the caudal edge of a chest CT (`_cut_dome`): the tissue at least `DIAPHRAGM_MM`
+#: below the right lung's base gives its HU; its candidates are opened with a ball of `DOME_OPENING_MM`,
+#: have cores `DOME_CORE_MM` deep and hold at least `DOME_MIN_ML` (a dome the scan range cuts to a few
+#: slices has no core `CORE_MM` deep, and holds less than `MIN_CORE_ML`)
+DIAPHRAGM_MM = 5.0
+DOME_OPENING_MM = 2.5
+DOME_CORE_MM = 4.0
+DOME_MIN_ML = 3.0
+#: ... and lie mostly (this fraction) under the right lung's aerated base (tuning seeds: the domes 1.0, the
+#: chest wall and crus beside the lung's base, in the liver's band on plain CT, at most 0.13)
+DOME_UNDER_LUNG = 0.7
 
 ABDOMEN_TARGETS = ("liver", "spleen", "kidney_left", "kidney_right")
 
@@ -441,6 +452,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
     narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
     relaxed = False
+    liver_doubts: list[str] = []  # the liver's dome found below a chest CT's lungs (`_cut_dome`)
     searches = [("liver", ("liver",)), *order]
     while searches:
         organ, targets = searches.pop(0)
@@ -486,6 +498,12 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver,
                              core_lateral if phase == "non-contrast" else None)
+            if chosen is None and target == "liver":
+                dome = _cut_dome(hu, allowed, phase, frame, lungs, voxel_ml)
+                if dome is not None:
+                    chosen, band, why = dome
+                    out.bands[organ] = band
+                    liver_doubts.append(why)
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -509,6 +527,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if target not in out.errors:
             out.masks[target] = full == value
     out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands, relaxed)
+    if liver_doubts and "liver" not in out.errors:
+        out.doubts["liver"] = liver_doubts
     if phase == "non-contrast":
         for reason in (_wall_doubt(coarse == 1, frame), _ragged_doubt(coarse == 1, frame.spacing)):
             if reason:
@@ -740,16 +760,19 @@ def _upper_spread(values: np.ndarray, mode: float, half: float) -> float:
 
 def _candidates(
     hu: np.ndarray, allowed: np.ndarray, band: tuple[float, float], organ: str, frame: BodyFrame, fill: bool,
-    zone: np.ndarray, core_from: float | None = None,
+    zone: np.ndarray, core_from: float | None = None, dome: bool = False,
 ) -> list[_Candidate]:
     """The basins of the opened in-band components that reach into the organ's ``zone`` (module
     docstring, steps 1-2). With ``core_from``, the deep voxels below that HU (holes filled as the
     band's) make cores of their own, marked ``foreign``: a neighbour of a lower HU inside the band
     (an enhanced spleen touching the left kidney) is parted from the organ where the HU changes,
-    not where the watershed would put it, or nowhere."""
+    not where the watershed would put it, or nowhere. ``dome``: the liver's dome cut by the scan range
+    (`_cut_dome`): `DOME_OPENING_MM`, `DOME_CORE_MM` and `DOME_MIN_ML` in place of the organ's."""
     from skimage.segmentation import watershed
 
     spacing = frame.spacing
+    opening_mm, core_mm, min_ml = ((DOME_OPENING_MM, DOME_CORE_MM, DOME_MIN_ML) if dome
+                                   else (OPENING_MM[organ], CORE_MM[organ], MIN_CORE_ML[organ]))
     inside = (hu >= band[0]) & (hu <= band[1]) & allowed
     if fill:
         # holes darker than the band (a kidney's medulla and pelvis), not brighter: the arterial
@@ -762,14 +785,14 @@ def _candidates(
         # such isolated voxels, in and out of the band, and moves no edge
         inside = ndimage.uniform_filter(inside.astype(np.float32), size=3, mode="nearest") > 0.5
         inside &= allowed
-    inside = ndimage.binary_opening(inside, ellipsoid(OPENING_MM[organ], spacing))
+    inside = ndimage.binary_opening(inside, ellipsoid(opening_mm, spacing))
     bright = None
     if core_from is not None:
         bright = (hu >= core_from) & allowed
         bright = fill_holes_slicewise(bright) & (hu <= band[1]) if fill else bright
     labels, n = ndimage.label(inside, structure=CONN6)
     sizes = component_sizes(labels, n)
-    min_voxels = 1000.0 * MIN_CORE_ML[organ] / float(np.prod(spacing))
+    min_voxels = 1000.0 * min_ml / float(np.prod(spacing))
     out: list[_Candidate] = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None or sizes[index] < min_voxels:
@@ -781,7 +804,7 @@ def _candidates(
         if not (component & zone[box]).any():
             continue
         depth = ndimage.distance_transform_edt(component, sampling=spacing)
-        deep = depth >= CORE_MM[organ]
+        deep = depth >= core_mm
         cores, k = ndimage.label(deep if bright is None else deep & bright[box], structure=CONN6)
         own = k
         if bright is not None:
@@ -851,12 +874,12 @@ def _thoracic(c: _Candidate, frame: BodyFrame, lungs: _Lungs, above_z: float) ->
 
 def _choose(
     target: str, candidates: list[_Candidate], frame: BodyFrame, lungs: _Lungs,
-    voxel_ml: float, liver: _Liver | None = None, plain_lateral: float | None = None,
+    voxel_ml: float, liver: _Liver | None = None, plain_lateral: float | None = None, min_ml: float | None = None,
 ) -> np.ndarray | None:
     """The chosen basins of ``target`` (module docstring, step 3), or None. ``liver``: where the
     found liver puts the spleen (`_Liver`); ``plain_lateral``: on a plain CT, how far (mm) left of the
     midline the spleen's core lies at least (lateral to the left kidney's, `PLAIN_SPLEEN_LATERAL_MM`,
-    less in a narrow patient).
+    less in a narrow patient); ``min_ml``: the smallest candidate taken (default `MIN_CORE_ML`).
 
     The largest core where the organ belongs, joined by the basins of similar HU that touch it
     (the organ cut by the watershed at a constriction or by noise) and do not lie where another
@@ -890,7 +913,8 @@ def _choose(
                     and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
                     and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
                     and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c) and not c.foreign)
-    big = [c for c in candidates if fits(c) and c.voxels * voxel_ml >= MIN_CORE_ML[organ]]
+    min_ml = MIN_CORE_ML[organ] if min_ml is None else min_ml
+    big = [c for c in candidates if fits(c) and c.voxels * voxel_ml >= min_ml]
     if not big:
         return None
     main = max(big, key=lambda c: c.core_voxels)
@@ -911,6 +935,45 @@ def _choose(
             mask[c.box] |= c.mask[c.box]
             pending.remove(c)
     return mask
+
+
+def _under_right_lung(lungs: _Lungs, hu: np.ndarray, below_mm: float, dz: float) -> np.ndarray:
+    """The coarse voxels at least ``below_mm`` below the right lung's lowest aerated voxel (below
+    `HU_AIR`) in their column (the slice axis; ``dz``: the coarse slice spacing, mm): under the right
+    hemidiaphragm, where the liver lies. Aerated: the lung's label holds the dome the lung's base
+    surrounds in a slice (filled as a hole of the lung)."""
+    right = lungs.right & (hu < HU_AIR)
+    base = np.argmax(right, axis=0)  # the lowest aerated slice of each column
+    skip = int(np.ceil(below_mm / dz - 1e-6))
+    k = np.arange(right.shape[0])[:, None, None]
+    return right.any(axis=0)[None] & (k < base[None] - skip)
+
+
+def _cut_dome(hu: np.ndarray, allowed: np.ndarray, phase: str, frame: BodyFrame, lungs: _Lungs, voxel_ml: float,
+              ) -> tuple[np.ndarray, tuple[float, float], str] | None:
+    """The liver's dome where the scan range cuts the liver below and the usual search found no liver
+    (coarse mask, its band and the doubt to report), or None. At the caudal edge of a chest CT only the
+    dome is in the field, under the right hemidiaphragm beneath the right lung's base: too small for
+    `MIN_CORE_ML` and too thin for `CORE_MM` cores, and where the liver's zone holds more chest wall,
+    heart or muscle than liver its mode is theirs (an arterial chest CT: muscle at 41 HU, the liver at 67
+    was no peak). Its HU is read from the tissue at least `DIAPHRAGM_MM` below the right lung's base in
+    each column, inside the cage; its band is the liver's about that mode (`_band`), its candidates the
+    dome's (`_candidates`), and only those reaching the scan's lowest slice with `DOME_UNDER_LUNG` of
+    themselves under the right lung's base are taken, as the liver is (`_choose`). Always doubtful: the scan range cuts it, so its size is that of the part in view."""
+    under = _under_right_lung(lungs, hu, DIAPHRAGM_MM, frame.spacing[0]) & allowed & (frame.x < frame.mid_x)
+    if histogram_mode(hu[under], PRIOR_HU[phase]["liver"]) is None:
+        return None
+    band = _band("liver", phase, hu, under)
+    near = _under_right_lung(lungs, hu, 0.0, frame.spacing[0])
+    candidates = [c for c in _candidates(hu, allowed, band, "liver", frame, False, near, dome=True)
+                  if c.box[0].start == 0 and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels]
+    chosen = _choose("liver", candidates, frame, lungs, voxel_ml, min_ml=DOME_MIN_ML)
+    if chosen is None:
+        return None
+    why = ("the scan range cuts the liver below: what was found is the part of it in view under the right "
+           f"hemidiaphragm (its HU band, {band[0]:.0f} to {band[1]:.0f} HU, read from the tissue under the right "
+           "lung's base); its size is that of the part shown, not of the liver, and its edges there are less sure")
+    return chosen, band, why
 
 
 def _back_muscle(c: _Candidate, frame: BodyFrame) -> bool:
