@@ -786,7 +786,16 @@ def _candidates(
         # such isolated voxels, in and out of the band, and moves no edge
         inside = ndimage.uniform_filter(inside.astype(np.float32), size=3, mode="nearest") > 0.5
         inside &= allowed
-    inside = ndimage.binary_opening(inside, ellipsoid(opening_mm, spacing))
+    ball = ellipsoid(opening_mm, spacing)
+    if dome:
+        # the scan's lowest slice cuts the dome: beyond it lies more liver, not background (an opening
+        # that erodes from outside the array kept of a dome's widest, lowest slice only the part under
+        # the slice above: tuning seeds 237 and 244, 7 of 11 mL)
+        pad = [(r, r) for r in (np.array(ball.shape) // 2)]
+        inside = ndimage.binary_opening(np.pad(inside, pad, mode="edge"), ball)[
+            tuple(slice(r, r + n) for (r, _), n in zip(pad, inside.shape))]
+    else:
+        inside = ndimage.binary_opening(inside, ball)
     bright = None
     if core_from is not None:
         bright = (hu >= core_from) & allowed
