@@ -43,7 +43,9 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      `THORACIC_LUNG_FRACTION` lung; the basal recesses wrap around liver and spleen laterally,
      so the lungs' centroids would put those organs "between" them), not among the back muscles;
      joining cores must not lie where the spleen, a kidney, the heart or the back muscles belong
-     (on plain CT the paraspinal muscles have the liver's HU and touch its posterior edge);
+     (on plain CT the paraspinal muscles have the liver's HU and touch its posterior edge); without
+     one, the part of the liver the scan's lowest slice cuts under the right lung's base (`_cut_dome`:
+     the dome at the bottom of a chest CT, or a liver whose zone's mode is muscle), always doubtful;
    * spleen: the largest core left of the midline by `SPLEEN_LATERAL_MM` (on plain CT
      `PLAIN_SPLEEN_LATERAL_MM`, less in a narrow patient: lateral to the left kidney; doubtful
      closer than that constant without a left kidney found medial to it), behind the body's
