@@ -789,10 +789,11 @@ def _candidates(
         inside = ndimage.uniform_filter(inside.astype(np.float32), size=3, mode="nearest") > 0.5
         inside &= allowed
     ball = ellipsoid(opening_mm, spacing)
-    if dome:
-        # the scan's lowest slice cuts the dome: beyond it lies more liver, not background (an opening
-        # that erodes from outside the array kept of a dome's widest, lowest slice only the part under
-        # the slice above: tuning seeds 237 and 244, 7 of 11 mL)
+    if organ == "liver":
+        # the scan's range cuts the liver (of a chest CT) below: beyond its lowest slice lies more liver, not
+        # background. An opening that erodes from outside the array kept of the widest, lowest slice only
+        # the part under the slice above (tuning seeds 237 and 244, domes of 11 mL: 7 mL; 48, 56 and 78, livers
+        # of 60-350 mL a chest CT's range cuts: Dice 0.92-0.93, now 0.94-0.95; no liver of seeds 0-99 worse)
         pad = [(r, r) for r in (np.array(ball.shape) // 2)]
         inside = ndimage.binary_opening(np.pad(inside, pad, mode="edge"), ball)[
             tuple(slice(r, r + n) for (r, _), n in zip(pad, inside.shape))]
