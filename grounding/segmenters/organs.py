@@ -992,7 +992,8 @@ def _cut_dome(hu: np.ndarray, allowed: np.ndarray, phase: str, frame: BodyFrame,
     for j in range(1, int(np.ceil((DIAPHRAGM_MM + dz / 2) / dz - 1e-6))):
         below_diaphragm[:-j] &= ~aerated[j:]
     candidates = [c for c in _candidates(hu, allowed & below_diaphragm, band, "liver", frame, False, near, dome=True)
-                  if c.box[0].start == 0 and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels]
+                  if c.box[0].start == 0
+                  and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels]
     chosen = _choose("liver", candidates, frame, lungs, voxel_ml, min_ml=DOME_MIN_ML)
     if chosen is None:
         return None
