@@ -360,6 +360,18 @@ MR_ALONG_CORTEX_SHARE = 0.5
 #: exceed this many white-matter SDs above white matter (the cortex's tail reaches the seed level)
 MR_CORTEX_REACH_MM = 8.0
 MR_CORTEX_SEED_K = 5.0
+#: `_sulcal_csf`: where at least this share of the brain's outer ribbon is brighter than its deep
+#: white matter (`BrainContrast.brighter`: stress brains with cortex 2.7-5 white-matter SDs up
+#: 0.17-0.56; real 3-D FLAIR 0.04-0.06), cortex reaches the level of faint lesions ...
+MR_BRIGHT_CORTEX_SHARE = 0.15
+#: ... and a found part whose median lies less than this many white-matter SDs above white matter
+#: (the level of cortex's textured top on such scans: stress cortex false positives 2.5-3.5) ...
+MR_FAINT_K = 3.5
+#: ... with its median voxel within this distance (mm) past `MR_CORTEX_MM` of sulcal CSF is cortex
+MR_CORTEX_NEAR_MM = 2.0
+#: sulcal CSF lies within this depth (mm) of the brain region's edge; deeper dark voxels joined to it
+#: through the region's cuts are ventricles, whose neighbours are periventricular lesions
+MR_SULCAL_DEPTH_MM = 20.0
 #: `_clear_of_cortex`: a lesion core brighter than the cortex's tail holds at least this much
 #: (mm^3; a ball about 4 mm across) above its level; smaller bright specks are the tail itself
 MR_CLEAR_MIN_MM3 = 40.0
@@ -1489,6 +1501,11 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     # a piece the cortex band cut from a bright cortical network lies along it
     along_cortex = ndimage.binary_dilation(grow & cortex, CONN26) if cortex.any() else cortex
     out = np.zeros(labels.shape, dtype=np.int32)
+    contrast = brain_contrast(smoothed, brain, spacing)
+    faint_level = tissue.white + MR_FAINT_K * tissue.spread
+    bright_cortex = contrast is not None and contrast.brighter >= MR_BRIGHT_CORTEX_SHARE
+    to_sulci: np.ndarray | None = None
+    cortex_like = 0
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
     cores = np.zeros(n + 1)
@@ -1515,6 +1532,12 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 and cores[label] < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
                 and not clear[obj][lesion].any()):
             continue
+        if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
+            if to_sulci is None:
+                to_sulci = ndimage.distance_transform_edt(~_sulcal_csf(smoothed, tissue, brain, depth), sampling=spacing)
+            if float(np.median(to_sulci[obj][lesion])) < MR_CORTEX_MM + MR_CORTEX_NEAR_MM:
+                cortex_like += int(np.count_nonzero(lesion))
+                continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
                                            or _thick_share(lesion, spacing) >= MR_THICK_SHARE):
             kept.append(label)
@@ -1523,8 +1546,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     median = float(np.median(smoothed[found])) if found.any() else None
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
-                     float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing),
-                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))),
+                     float(np.prod(spacing)) / 1000.0, contrast,
+                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
                      slice_mm=float(spacing[0]))
 
 
@@ -1540,6 +1563,17 @@ def _clear_of_cortex(smoothed: np.ndarray, tissue: BrainTissue, allowed: np.ndar
     large = component_sizes(labels, n) * float(np.prod(spacing)) >= MR_CLEAR_MIN_MM3
     large[0] = False
     return large[labels]
+
+
+def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, depth: BrainDepth) -> np.ndarray:
+    """CSF in the sulci: voxels darker than white matter by `MR_CSF_WM_K` of its SDs, connected to
+    the dark surroundings of the brain region (and those surroundings), within `MR_SULCAL_DEPTH_MM`
+    of its edge (the ventricles the region's cuts join to them lie deeper)."""
+    dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
+    parts, _ = ndimage.label(dark, structure=CONN26)
+    outer = np.isin(parts, np.unique(parts[~brain])) & (parts > 0)
+    shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
+    return outer & (depth.grid.upsample(shallow) if not depth.grid.is_identity else shallow)
 
 
 def _on_the_edge(part: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
