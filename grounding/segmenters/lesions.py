@@ -101,7 +101,11 @@
   `MR_CORTEX_CLEAR_K` SDs are cortex (`_cortex_band`): they neither seed nor grow lesions, and a
   piece lying along them with a core no brighter is dropped; within `MR_CORTEX_REACH_MM` (sulci too
   thin to show dark) cores must exceed `MR_CORTEX_SEED_K` SDs. There a core brighter than any cortex
-  (`_clear_of_cortex`) seeds a lesion however near the region's edge, which deep sulci cut. Each
+  (`_clear_of_cortex`) seeds a lesion however near the region's edge, which deep sulci cut. Where
+  that shoulder merges with white matter's mode (the histogram shows no grey matter) but the
+  brain's outer ribbon is bright (`BrainContrast.brighter` at least `MR_BRIGHT_CORTEX_SHARE`), a
+  part fainter than `MR_FAINT_K` SDs whose median voxel lies within `MR_CORTEX_MM` +
+  `MR_CORTEX_NEAR_MM` of sulcal CSF (`_sulcal_csf`) is cortex and dropped. Each
   lesion then gets its faint rim
   (raters draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
   lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
