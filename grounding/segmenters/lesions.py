@@ -1405,7 +1405,8 @@ class MRLesions:
     voxel_ml: float = 0.0
     #: the image's own grey-white contrast (`brain_contrast`), which says T1 or FLAIR/T2 when clear
     contrast: BrainContrast | None = None
-    #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`)
+    #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`, and faint parts
+    #: by sulcal CSF where cortex is bright: `MR_BRIGHT_CORTEX_SHARE`)
     cortical_left_out: int = 0
     #: slice thickness (mm): on thick slices small lesions are partial-volumed
     slice_mm: float = 0.0
@@ -1573,11 +1574,17 @@ def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, de
     """CSF in the sulci: voxels darker than white matter by `MR_CSF_WM_K` of its SDs, connected to
     the dark surroundings of the brain region (and those surroundings), within `MR_SULCAL_DEPTH_MM`
     of its edge (the ventricles the region's cuts join to them lie deeper)."""
+    shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
+    return _outer_csf(smoothed, tissue, brain) & (depth.grid.upsample(shallow) if not depth.grid.is_identity
+                                                  else shallow)
+
+
+def _outer_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray) -> np.ndarray:
+    """Voxels darker than white matter by `MR_CSF_WM_K` of its SDs, or outside ``brain``, connected to
+    the outside (enclosed ventricles do not count)."""
     dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
     parts, _ = ndimage.label(dark, structure=CONN26)
-    outer = np.isin(parts, np.unique(parts[~brain])) & (parts > 0)
-    shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
-    return outer & (depth.grid.upsample(shallow) if not depth.grid.is_identity else shallow)
+    return np.isin(parts, np.unique(parts[~brain])) & (parts > 0)
 
 
 def _on_the_edge(part: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
@@ -1614,10 +1621,7 @@ def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
     empty = np.zeros(brain.shape, dtype=bool)
     if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
         return CortexBand(empty, empty)
-    dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
-    parts, _ = ndimage.label(dark, structure=CONN26)
-    outer = np.isin(parts, np.unique(parts[~brain]))
-    outer &= parts > 0
+    outer = _outer_csf(smoothed, tissue, brain)
     if not outer.any():
         return CortexBand(empty, empty)
     distance = ndimage.distance_transform_edt(~outer, sampling=spacing)
