@@ -1509,7 +1509,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     contrast = brain_contrast(smoothed, brain, spacing)
     faint_level = tissue.white + MR_FAINT_K * tissue.spread
     bright_cortex = contrast is not None and contrast.brighter >= MR_BRIGHT_CORTEX_SHARE
-    to_sulci: np.ndarray | None = None
+    sulci: np.ndarray | None = None
     cortex_like = 0
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
@@ -1538,9 +1538,9 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 and not clear[obj][lesion].any()):
             continue
         if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
-            if to_sulci is None:
-                to_sulci = ndimage.distance_transform_edt(~_sulcal_csf(smoothed, tissue, brain, depth), sampling=spacing)
-            if float(np.median(to_sulci[obj][lesion])) < MR_CORTEX_MM + MR_CORTEX_NEAR_MM:
+            if sulci is None:
+                sulci = _sulcal_csf(smoothed, tissue, brain, depth)
+            if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
                 cortex_like += int(np.count_nonzero(lesion))
                 continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
@@ -1577,6 +1577,17 @@ def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, de
     shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
     return _outer_csf(smoothed, tissue, brain) & (depth.grid.upsample(shallow) if not depth.grid.is_identity
                                                   else shallow)
+
+
+def _near(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],
+          reach_mm: float) -> bool:
+    """Whether the median voxel of ``part`` (a mask within ``box``) lies within ``reach_mm`` of ``target``
+    (a mask of the whole array); the distances are taken in the box grown by that reach."""
+    pad = [math.ceil(reach_mm / s) + 1 for s in spacing]
+    grown = tuple(slice(max(sl.start - p, 0), min(sl.stop + p, n)) for sl, p, n in zip(box, pad, target.shape))
+    distance = ndimage.distance_transform_edt(~target[grown], sampling=spacing)
+    inner = tuple(slice(sl.start - g.start, sl.stop - g.start) for sl, g in zip(box, grown))
+    return float(np.median(distance[inner][part])) < reach_mm
 
 
 def _outer_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray) -> np.ndarray:
