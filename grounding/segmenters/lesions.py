@@ -101,7 +101,11 @@
   `MR_CORTEX_CLEAR_K` SDs are cortex (`_cortex_band`): they neither seed nor grow lesions, and a
   piece lying along them with a core no brighter is dropped; within `MR_CORTEX_REACH_MM` (sulci too
   thin to show dark) cores must exceed `MR_CORTEX_SEED_K` SDs. There a core brighter than any cortex
-  (`_clear_of_cortex`) seeds a lesion however near the region's edge, which deep sulci cut. Each
+  (`_clear_of_cortex`) seeds a lesion however near the region's edge, which deep sulci cut. Where
+  that shoulder merges with white matter's mode (the histogram shows no grey matter) but the
+  brain's outer ribbon is bright (`BrainContrast.brighter` at least `MR_BRIGHT_CORTEX_SHARE`), a
+  part fainter than `MR_FAINT_K` SDs whose median voxel lies within `MR_CORTEX_MM` +
+  `MR_CORTEX_NEAR_MM` of sulcal CSF (`_sulcal_csf`) is cortex and dropped. Each
   lesion then gets its faint rim
   (raters draw MS lesions out to where they fade into white matter, 1-2 SDs above it; a voxel between a
   lesion and a CSF-suppressed ventricle averages the two): a hysteresis from the lesion down to
@@ -360,6 +364,18 @@ MR_ALONG_CORTEX_SHARE = 0.5
 #: exceed this many white-matter SDs above white matter (the cortex's tail reaches the seed level)
 MR_CORTEX_REACH_MM = 8.0
 MR_CORTEX_SEED_K = 5.0
+#: `_sulcal_csf`: where at least this share of the brain's outer ribbon is brighter than its deep
+#: white matter (`BrainContrast.brighter`: stress brains with cortex 2.7-5 white-matter SDs up
+#: 0.17-0.56; real 3-D FLAIR 0.04-0.06), cortex reaches the level of faint lesions ...
+MR_BRIGHT_CORTEX_SHARE = 0.15
+#: ... and a found part whose median lies less than this many white-matter SDs above white matter
+#: (the level of cortex's textured top on such scans: stress cortex false positives 2.5-3.5) ...
+MR_FAINT_K = 3.5
+#: ... with its median voxel within this distance (mm) past `MR_CORTEX_MM` of sulcal CSF is cortex
+MR_CORTEX_NEAR_MM = 2.0
+#: sulcal CSF lies within this depth (mm) of the brain region's edge; deeper dark voxels joined to it
+#: through the region's cuts are ventricles, whose neighbours are periventricular lesions
+MR_SULCAL_DEPTH_MM = 20.0
 #: `_clear_of_cortex`: a lesion core brighter than the cortex's tail holds at least this much
 #: (mm^3; a ball about 4 mm across) above its level; smaller bright specks are the tail itself
 MR_CLEAR_MIN_MM3 = 40.0
@@ -1389,7 +1405,8 @@ class MRLesions:
     voxel_ml: float = 0.0
     #: the image's own grey-white contrast (`brain_contrast`), which says T1 or FLAIR/T2 when clear
     contrast: BrainContrast | None = None
-    #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`)
+    #: voxels above the grow level left out as cortex lining the sulci (`_cortex_band`, and faint parts
+    #: by sulcal CSF where cortex is bright: `MR_BRIGHT_CORTEX_SHARE`)
     cortical_left_out: int = 0
     #: slice thickness (mm): on thick slices small lesions are partial-volumed
     slice_mm: float = 0.0
@@ -1489,6 +1506,11 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     # a piece the cortex band cut from a bright cortical network lies along it
     along_cortex = ndimage.binary_dilation(grow & cortex, CONN26) if cortex.any() else cortex
     out = np.zeros(labels.shape, dtype=np.int32)
+    contrast = brain_contrast(smoothed, brain, spacing)
+    faint_level = tissue.white + MR_FAINT_K * tissue.spread
+    bright_cortex = contrast is not None and contrast.brighter >= MR_BRIGHT_CORTEX_SHARE
+    sulci: np.ndarray | None = None
+    cortex_like = 0
     min_voxels = MR_MIN_LESION_MM3 / float(np.prod(spacing))
     kept: list[int] = []
     cores = np.zeros(n + 1)
@@ -1515,6 +1537,12 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 and cores[label] < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
                 and not clear[obj][lesion].any()):
             continue
+        if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
+            if sulci is None:
+                sulci = _sulcal_csf(smoothed, tissue, brain, depth)
+            if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
+                cortex_like += int(np.count_nonzero(lesion))
+                continue
         if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
                                            or _thick_share(lesion, spacing) >= MR_THICK_SHARE):
             kept.append(label)
@@ -1523,8 +1551,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     median = float(np.median(smoothed[found])) if found.any() else None
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
-                     float(np.prod(spacing)) / 1000.0, brain_contrast(smoothed, brain, spacing),
-                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))),
+                     float(np.prod(spacing)) / 1000.0, contrast,
+                     cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
                      slice_mm=float(spacing[0]))
 
 
@@ -1540,6 +1568,34 @@ def _clear_of_cortex(smoothed: np.ndarray, tissue: BrainTissue, allowed: np.ndar
     large = component_sizes(labels, n) * float(np.prod(spacing)) >= MR_CLEAR_MIN_MM3
     large[0] = False
     return large[labels]
+
+
+def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, depth: BrainDepth) -> np.ndarray:
+    """CSF in the sulci: voxels darker than white matter by `MR_CSF_WM_K` of its SDs, connected to
+    the dark surroundings of the brain region (and those surroundings), within `MR_SULCAL_DEPTH_MM`
+    of its edge (the ventricles the region's cuts join to them lie deeper)."""
+    shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
+    return _outer_csf(smoothed, tissue, brain) & (depth.grid.upsample(shallow) if not depth.grid.is_identity
+                                                  else shallow)
+
+
+def _near(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],
+          reach_mm: float) -> bool:
+    """Whether the median voxel of ``part`` (a mask within ``box``) lies within ``reach_mm`` of ``target``
+    (a mask of the whole array); the distances are taken in the box grown by that reach."""
+    pad = [math.ceil(reach_mm / s) + 1 for s in spacing]
+    grown = tuple(slice(max(sl.start - p, 0), min(sl.stop + p, n)) for sl, p, n in zip(box, pad, target.shape))
+    distance = ndimage.distance_transform_edt(~target[grown], sampling=spacing)
+    inner = tuple(slice(sl.start - g.start, sl.stop - g.start) for sl, g in zip(box, grown))
+    return float(np.median(distance[inner][part])) < reach_mm
+
+
+def _outer_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray) -> np.ndarray:
+    """Voxels darker than white matter by `MR_CSF_WM_K` of its SDs, or outside ``brain``, connected to
+    the outside (enclosed ventricles do not count)."""
+    dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
+    parts, _ = ndimage.label(dark, structure=CONN26)
+    return np.isin(parts, np.unique(parts[~brain])) & (parts > 0)
 
 
 def _on_the_edge(part: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
@@ -1576,10 +1632,7 @@ def _cortex_band(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray,
     empty = np.zeros(brain.shape, dtype=bool)
     if tissue.grey_peak or tissue.grey - tissue.white < MR_CORTEX_GM_K * tissue.spread:
         return CortexBand(empty, empty)
-    dark = (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) | ~brain
-    parts, _ = ndimage.label(dark, structure=CONN26)
-    outer = np.isin(parts, np.unique(parts[~brain]))
-    outer &= parts > 0
+    outer = _outer_csf(smoothed, tissue, brain)
     if not outer.any():
         return CortexBand(empty, empty)
     distance = ndimage.distance_transform_edt(~outer, sampling=spacing)
