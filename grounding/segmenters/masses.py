@@ -125,6 +125,22 @@ EXTENT_RADIUS = 1.5
 EXTENT_MIN_SURROUND = 0.6
 #: ... and named in a doubt when it grew by at least this share of itself
 EXTENT_DOUBT = 0.5
+#: a mass fused with the mediastinum beside the spine (paravertebral: no fat plane, no core clear of the
+#: aorta or the spine) shows as a bulge of the lung's outline: soft tissue where the lung lies both above
+#: and below it within this distance (mm) at the same place (the aorta, the spine and the oesophagus run
+#: on along the whole chest; the lung flows round a bulge only as long as it)
+BULGE_REACH_MM = 60.0
+#: ... holding a ball of this radius (mm; the lung's partial-volume rim and a vessel's stump hold less)
+BULGE_MIN_DEPTH_MM = 8.0
+#: ... lying at least this share of its lung's front-to-back extent from the lung's front (the heart, the
+#: great vessels and the hila, which lung also lies above and below, are further forward)
+BULGE_MIN_POSTERIOR = 0.65
+#: ... not enclosed by its lung within a slice on more than this share of its outline (an enclosed one is
+#: the holes' search's)
+BULGE_MAX_ENCLOSED = 0.8
+#: ... and without such a bulge of the other lung at its mirror place on more than this share of it
+#: (normal anatomy beside the spine is much the same on both sides; a mass is on one)
+BULGE_MAX_MIRROR = 0.3
 #: with lung over its top only, the soft tissue it rests on (on the slice under it) is at least this
 #: many times its widest section for a doubt (the liver, the heart; the aortic arch rests on the
 #: descending aorta, as wide as itself)
@@ -200,7 +216,8 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                                   f"tissue beyond its outline (the heart, the diaphragm or the chest wall): its extent "
                                   f"and volume are uncertain")
     found, more = _abutting(data, lungs, hulls, out, spacing, smallest, largest)
-    return LungMasses(out | found, doubts + more)
+    bulged, bulges = _bulges(data, lungs, out | found, spacing, smallest, largest)
+    return LungMasses(out | found | bulged, doubts + more + bulges)
 
 
 def _hulls(lung: np.ndarray) -> np.ndarray:
@@ -330,6 +347,74 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
                           f"mass resting on the diaphragm or growing into the mediastinum")
     found[box] = inside
     return found, doubts
+
+
+def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacing: tuple[float, float, float],
+            smallest: float, largest: float) -> tuple[np.ndarray, list[str]]:
+    """Masses fused with the mediastinum beside the spine, which the lung masks leave out and which hold
+    no core clear of the aorta, the spine or fat for `_abutting`: soft tissue (as `_abutting` reads it)
+    where its lung lies both above and below within `BULGE_REACH_MM` at the same place, holding a ball
+    of `BULGE_MIN_DEPTH_MM`, at least `BULGE_MIN_POSTERIOR` back across its lung, not enclosed by the
+    lung within a slice (`BULGE_MAX_ENCLOSED`), unmatched by the other lung at its mirror place about
+    the lungs' middle (`BULGE_MAX_MIRROR`) and touching no ``known`` mass: their mask and one doubt
+    each (where the mass ends in the mediastinum cannot be seen, so its volume is uncertain)."""
+    found = np.zeros(data.shape, dtype=bool)
+    doubts: list[str] = []
+    both = lungs[0] | lungs[1]
+    columns = np.flatnonzero(both.any(axis=(0, 1)))
+    if columns.size == 0:
+        return found, doubts
+    tissue = (data >= SOFT_MIN_HU) & (data < MASS_MAX_HU) & ~both
+    soft = ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
+    reach = max(1, int(round(BULGE_REACH_MM / spacing[0])))
+    gaps = [_flowed_round(lung, reach) & soft for lung in lungs]
+    middle = 0.5 * (columns[0] + columns[-1])
+    ring = np.zeros((3, 3, 3), dtype=bool)
+    ring[1] = ndimage.generate_binary_structure(2, 1)
+    for side, (lung, gap) in enumerate(zip(lungs, gaps)):
+        if np.count_nonzero(gap) < smallest:
+            continue
+        rows = np.flatnonzero(lung.any(axis=(0, 2)))
+        pad = [int(math.ceil(ABUT_NEAR_MM / s)) + 1 for s in spacing]
+        pieces, n = label_components(gap, CONN6)
+        sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+        for k, where in enumerate(ndimage.find_objects(pieces), start=1):
+            if where is None or not smallest <= sizes[k] <= largest:
+                continue
+            box = tuple(slice(max(0, w.start - p), min(m, w.stop + p)) for w, p, m in zip(where, pad, data.shape))
+            piece = pieces[box] == k
+            if (ndimage.binary_dilation(piece, CONN6) & known[box]).any():
+                continue
+            if ndimage.distance_transform_edt(piece, sampling=spacing).max() < BULGE_MIN_DEPTH_MM:
+                continue
+            if (ndimage.center_of_mass(piece)[1] + box[1].start - rows[0]) < BULGE_MIN_POSTERIOR * max(rows[-1] - rows[0], 1):
+                continue
+            near = ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM
+            outline = ndimage.binary_dilation(piece, ring) & ~piece
+            if np.count_nonzero(outline & near) > BULGE_MAX_ENCLOSED * np.count_nonzero(outline):
+                continue
+            z, y, x = (c + b.start for c, b in zip(np.nonzero(piece), box))
+            mirrored = np.round(2 * middle - x).astype(int)
+            inside = (mirrored >= 0) & (mirrored < data.shape[2])
+            if np.count_nonzero(gaps[1 - side][z[inside], y[inside], mirrored[inside]]) > BULGE_MAX_MIRROR * sizes[k]:
+                continue
+            found[box] |= piece
+            diameter = np.cbrt(6 / math.pi * sizes[k] * math.prod(spacing))
+            doubts.append(f"a soft-tissue bulge of about {diameter:.0f} mm indents the {('left', 'right')[side]} lung "
+                          f"beside the spine, with lung above and below it and none like it on the other side: "
+                          f"probably a mass fused with the mediastinum, whose extent into the mediastinum cannot be "
+                          f"seen: its volume is uncertain")
+    return found, doubts
+
+
+def _flowed_round(lung: np.ndarray, reach: int) -> np.ndarray:
+    """The voxels outside ``lung`` with lung both within ``reach`` slices above and within ``reach``
+    slices below them (same row and column)."""
+    counts = np.concatenate([np.zeros((1,) + lung.shape[1:], dtype=np.int32), np.cumsum(lung, axis=0, dtype=np.int32)])
+    index = np.arange(lung.shape[0])
+    below = counts[index] - counts[np.maximum(index - reach, 0)] > 0
+    above = counts[np.minimum(index + reach + 1, lung.shape[0])] - counts[index + 1] > 0
+    return below & above & ~lung
 
 
 def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allowed: np.ndarray,
