@@ -40,6 +40,11 @@ says when it may be wrong:
 * **lung scale**: a nodule found in lungs that the scan range does not cut but that measure far
   outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
   (or lung mask) that is probably wrong.
+* **a larger lung mass missed** (`missed_mass_quality`): lesions found in the lungs that are all
+  smaller than a mass, beside one lung markedly smaller than the other (`MISSED_MASS_RATIO`, tighter
+  than `LUNG_RATIO`: a lung search that found only small lesions has no mass to explain it), are
+  ``doubtful``: a mass fused with the mediastinum or the collapse around it, which the lung mask
+  leaves out, may take the missing lung's place.
 * **MR sequence** (`sequence_quality`): the classical lesion search looks for lesions brighter than
   white and grey matter, as they are on FLAIR and T2. On a T1 (named by the files, `imaging.io.sequence`)
   they are dark: the search is ``implausible``; on T1 with contrast only enhancing lesions are
@@ -94,6 +99,10 @@ EXPECTED_HU: dict[str, tuple[float, float]] = {
 #: right/left lung volume ratio: normal about 1.1
 LUNG_RATIO = (0.65, 1.8)
 LUNG_RATIO_FAR = (0.45, 2.6)
+#: right/left lung volume ratios outside this range make lesions found in the lungs that are all smaller
+#: than a mass doubtful (`missed_mass_quality`): adult ratios lie within about 0.9-1.35 (the heart takes
+#: the left's room); a real paravertebral tumour fused with the aorta left its lung at 1.69
+MISSED_MASS_RATIO = (0.75, 1.45)
 #: the cardiothoracic ratio above which the heart is enlarged (on a PA film)
 CTR_ENLARGED = 0.5
 #: cardiothoracic ratios outside this range mean a mis-found heart or thorax
@@ -338,6 +347,27 @@ def lung_scale_quality(lungs_ml: float, cut_at: FieldCut) -> Quality:
         q.flag("doubtful", f"the lungs it lies in measure {lungs_ml:.0f} mL with the scan's spacing, far from the "
                            f"adult {lo:.0f}-{hi:.0f} mL: the spacing (or the lung mask) may be wrong, and this size "
                            f"with it")
+    return q
+
+
+def missed_mass_quality(right_ml: float, left_ml: float, largest_mm: float, mass_mm: float,
+                        cut: bool = False) -> Quality:
+    """Lesions found in the lungs, the largest ``largest_mm`` across (the diameter of a ball of its
+    volume), when a mass is ``mass_mm`` or more: all smaller than a mass beside lungs whose right/left
+    volume ratio lies outside `MISSED_MASS_RATIO` mean a mass (or the collapse around one) that the lung
+    mask left out may take the smaller lung's room. Not judged when the scan range cuts the lungs
+    (``cut``: the parts shown differ with the domes' heights) or when a mass was found (it explains the
+    smaller lung)."""
+    q = Quality(checks=["missed mass"])
+    if cut or largest_mm >= mass_mm or left_ml <= 0 or right_ml <= 0:
+        return q
+    ratio = right_ml / left_ml
+    if not MISSED_MASS_RATIO[0] <= ratio <= MISSED_MASS_RATIO[1]:
+        smaller = "left" if ratio > 1 else "right"
+        q.flag("doubtful", f"a larger mass may have been missed: the {smaller} lung's mask is much smaller than the "
+                           f"other's (right/left {ratio:.2f}: {right_ml:.0f} / {left_ml:.0f} mL, normal about 1.1) and "
+                           f"the largest lesion found is only {largest_mm:.0f} mm, so a mass fused with the "
+                           f"mediastinum, or the collapsed lung around one, may take its room outside the mask")
     return q
 
 

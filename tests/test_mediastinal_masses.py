@@ -13,8 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from grounding.plausibility import missed_mass_quality
 from grounding.segmenters.lesions import NoduleSearch
-from grounding.segmenters.masses import lung_masses, with_masses
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, lung_masses, with_masses
+from grounding.tools import default_registry
+from imaging.volume import Volume
+from mmreason.backends.rules import RulesBackend
+from mmreason.loop import run_episode
 
 #: (z, y, x) mm: thin, middle and thick slices
 THIN, MIDDLE, THICK = (1.0, 2.0, 2.0), (2.5, 1.5, 1.5), (5.0, 2.0, 2.0)
@@ -96,3 +101,31 @@ def test_a_nodule_question_beside_a_fused_mass_names_the_mass():
     assert not search.mask.any()
     assert any("ask about a lung mass" in d for d in search.masses)
     assert any("bulge" in d for d in search.masses)
+
+
+def test_small_findings_beside_a_shrunken_lung_say_a_larger_mass_may_have_been_missed():
+    """Lesions found that are all smaller than a mass beside a lung much smaller than the other (a real
+    paravertebral tumour left its lung at right/left 1.69, and its answer stated the small findings'
+    3 mL with only a vessel caveat) carry the reason that a larger mass may have been missed."""
+    assert missed_mass_quality(1360.0, 804.0, 18.0, MASS_MIN_DIAMETER_MM).level == "doubtful"
+    assert "larger mass may have been missed" in missed_mass_quality(1360.0, 804.0, 18.0, 20.0).reasons[0]
+    assert missed_mass_quality(900.0, 1500.0, 10.0, 20.0).level == "doubtful"  # the right lung the smaller
+    assert missed_mass_quality(1360.0, 804.0, 45.0, 20.0).level == "ok"  # a mass found explains it
+    assert missed_mass_quality(1300.0, 1150.0, 10.0, 20.0).level == "ok"  # a normal pair
+    assert missed_mass_quality(1360.0, 804.0, 10.0, 20.0, cut=True).level == "ok"  # parts shown only
+
+
+def test_a_lung_lesion_answer_from_a_small_nodule_beside_a_collapsed_lung_is_hedged():
+    spacing = (5.0, 2.5, 2.5)
+    hu, lungs, _ = _chest(spacing, None)
+    z, y, x = (np.indices(hu.shape, dtype=np.float32) * np.asarray(spacing, dtype=np.float32)[:, None, None, None])
+    x, y = x - 170.0, y - 120.0
+    # the left lung's back half below 150 mm collapsed to soft tissue; a 12 mm nodule in the right lung
+    collapsed = lungs[0] & (y > -10.0) & (z < 150.0)
+    hu[collapsed] = 35.0 + np.random.default_rng(1).normal(0.0, 12.0, np.count_nonzero(collapsed))
+    hu[(x + 70.0) ** 2 + (y + 10.0) ** 2 + (z - 120.0) ** 2 <= 6.0 ** 2] = 40.0
+    volume = Volume.from_array(hu, spacing=spacing, modality="CT")
+    answer = run_episode(volume, "Is there a nodule or mass in the lungs? Which side is it on and what is its volume?",
+                         RulesBackend(), registry=default_registry()).answer
+    assert answer.startswith("Yes; right lung")
+    assert "(uncertain: a larger mass may have been missed: the left lung's mask is much smaller" in answer

@@ -34,6 +34,7 @@ from grounding.plausibility import (
     fact_quality,
     lung_pair_quality,
     lung_scale_quality,
+    missed_mass_quality,
     negative_quality,
     radiograph_quality,
     radiograph_view_quality,
@@ -44,6 +45,7 @@ from grounding.plausibility import (
 from grounding.quality import Quality
 from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
 from grounding.segmenters.agreement import assess_agreement
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import (
     BBOX_SCHEMA,
@@ -421,6 +423,9 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
         lungs, lungs_cut = _lung_region(context, volume_id, vol)
         if lungs:
             q.merge(lung_scale_quality(sum(lungs.values()), lungs_cut))
+        if len(lungs) == 2:
+            q.merge(missed_mass_quality(lungs["lung_right"], lungs["lung_left"], _largest_mm(sub, vol),
+                                        MASS_MIN_DIAMETER_MM, cut=lungs_cut.through_slices))
     if whole and target in ("lung_left", "lung_right") and volume_ml is not None:
         other_mask = _lung_mask(context, volume_id, vol, "lung_right" if target == "lung_left" else "lung_left")
         if other_mask is not None:
@@ -429,6 +434,13 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
             bases = cut.through_slices and _bases_shown(mask, other_mask, vol.spacing[0])
             q.merge(lung_pair_quality(right, left, cut=bases))
     return q, cut
+
+
+def _largest_mm(mask: np.ndarray, vol: Volume) -> float:
+    """The diameter (mm) of a ball of the volume of ``mask``'s largest 3-D component."""
+    labels, n = ndimage.label(mask)
+    voxels = np.bincount(labels.ravel())[1:].max() if n else 0
+    return float(np.cbrt(6.0 / np.pi * voxels * vol.voxel_volume_mm3))
 
 
 def _bases_shown(mask: np.ndarray, other: np.ndarray, slice_mm: float) -> bool:
