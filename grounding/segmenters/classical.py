@@ -132,8 +132,9 @@ class ClassicalSegmenter:
                 f"pleura, every slice (on the mediastinal side only round ones touching it with a small part of "
                 f"themselves), and masses of {MASS_MIN_DIAMETER_MM:g} mm or more the lung surrounds or wraps against "
                 f"the mediastinum (one on the diaphragm or the heart only as a doubt, one fused with the mediastinum "
-                f"or growing into the chest wall not at all; consolidations and ground-glass opacities are not "
-                f"searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
+                f"beside the spine as a bulge of the lung's outline of uncertain volume, one fused with it further "
+                f"forward or growing into the chest wall not at all; consolidations and ground-glass opacities are "
+                f"not searched); MR: lesions of at least {MR_MIN_LESION_MM3:g} mm3 brighter than normal "
                 f"white and grey matter (levels from the brain's own histogram), with cores at least "
                 f"{MR_SURFACE_MM:g} mm inside the brain's edge")
 
