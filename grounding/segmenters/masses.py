@@ -368,10 +368,13 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
     each (where the mass ends in the mediastinum cannot be seen, so its volume is uncertain)."""
     found = np.zeros(data.shape, dtype=bool)
     doubts: list[str] = []
+    # a bulge has lung above and below it at its place: it lies within the lungs' bounding box
+    region = bounding_box(lungs[0] | lungs[1])
+    if region is None:
+        return found, doubts
+    data, lungs, known = data[region], [lung[region] for lung in lungs], known[region]
     both = lungs[0] | lungs[1]
     columns = np.flatnonzero(both.any(axis=(0, 1)))
-    if columns.size == 0:
-        return found, doubts
     tissue = (data >= SOFT_MIN_HU) & (data < MASS_MAX_HU) & ~both
     soft = ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
     reach = max(1, int(round(BULGE_REACH_MM / spacing[0])))
@@ -406,7 +409,7 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
             inside = (mirrored >= 0) & (mirrored < data.shape[2])
             if np.count_nonzero(gaps[1 - side][z[inside], y[inside], mirrored[inside]]) > BULGE_MAX_MIRROR * sizes[k]:
                 continue
-            found[box] |= piece
+            found[region][box] |= piece
             diameter = np.cbrt(6 / math.pi * sizes[k] * math.prod(spacing))
             doubts.append(f"a soft-tissue bulge of about {diameter:.0f} mm indents the {('left', 'right')[side]} lung "
                           f"beside the spine, with lung above and below it, unmatched on the other side: probably a "
