@@ -353,9 +353,9 @@ def lung_scale_quality(lungs_ml: float, cut_at: FieldCut) -> Quality:
 def missed_mass_quality(right_ml: float, left_ml: float, largest_mm: float, mass_mm: float,
                         cut: bool = False) -> Quality:
     """Lesions found in the lungs, the largest ``largest_mm`` across (the diameter of a ball of its
-    volume), when a mass is ``mass_mm`` or more: all smaller than a mass beside lungs whose right/left
-    volume ratio lies outside `MISSED_MASS_RATIO` mean a mass (or the collapse around one) that the lung
-    mask left out may take the smaller lung's room. Not judged when the scan range cuts the lungs
+    volume; 0 when none was found), when a mass is ``mass_mm`` or more: all smaller than a mass beside
+    lungs whose right/left volume ratio lies outside `MISSED_MASS_RATIO` mean a mass (or the collapse
+    around one) that the lung mask left out may take the smaller lung's room. Not judged when the scan range cuts the lungs
     (``cut``: the parts shown differ with the domes' heights) or when a mass was found (it explains the
     smaller lung)."""
     q = Quality(checks=["missed mass"])
@@ -364,10 +364,11 @@ def missed_mass_quality(right_ml: float, left_ml: float, largest_mm: float, mass
     ratio = right_ml / left_ml
     if not MISSED_MASS_RATIO[0] <= ratio <= MISSED_MASS_RATIO[1]:
         smaller = "left" if ratio > 1 else "right"
+        found = f"the largest lesion found is only {largest_mm:.0f} mm" if largest_mm else "the search found no lesion"
         q.flag("doubtful", f"a larger mass may have been missed: the {smaller} lung's mask is much smaller than the "
                            f"other's (right/left {ratio:.2f}: {right_ml:.0f} / {left_ml:.0f} mL, normal about 1.1) and "
-                           f"the largest lesion found is only {largest_mm:.0f} mm, so a mass fused with the "
-                           f"mediastinum, or the collapsed lung around one, may take its room outside the mask")
+                           f"{found}, so a mass fused with the mediastinum, or the collapsed lung around one, may "
+                           f"take its room outside the mask")
     return q
 
 

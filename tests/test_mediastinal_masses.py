@@ -129,3 +129,16 @@ def test_a_lung_lesion_answer_from_a_small_nodule_beside_a_collapsed_lung_is_hed
                          RulesBackend(), registry=default_registry()).answer
     assert answer.startswith("Yes; right lung")
     assert "(uncertain: a larger mass may have been missed: the left lung's mask is much smaller" in answer
+
+
+def test_no_lesion_beside_a_shrunken_lung_is_not_stated_as_fact():
+    """An empty lung search beside a lung much smaller than the other (right/left 1.6, inside the lung
+    pair's own 0.65-1.8 band) declines rather than answering "No" as fact."""
+    spacing = (3.0, 3.0, 3.0)  # thin enough that "no" is otherwise stated as fact
+    hu, lungs, _ = _chest(spacing, None)
+    z, y, _x = (np.indices(hu.shape, dtype=np.float32) * np.asarray(spacing, dtype=np.float32)[:, None, None, None])
+    collapsed = lungs[0] & (y - 120.0 > 10.0) & (z < 150.0)
+    hu[collapsed] = 35.0 + np.random.default_rng(1).normal(0.0, 12.0, np.count_nonzero(collapsed))
+    volume = Volume.from_array(hu, spacing=spacing, modality="CT")
+    answer = run_episode(volume, "Is there a lung mass?", RulesBackend(), registry=default_registry()).answer
+    assert answer.startswith("I cannot answer reliably: a larger mass may have been missed"), answer

@@ -330,6 +330,9 @@ def _evidence(context: ToolContext, volume_id: str, vol: Volume, mask: np.ndarra
         searched = _searched(context, volume_id, vol, target, prompt)
         data["searched"] = searched
         ev.quality = negative_quality(vol, searched, searched.pop("region_quality", None))
+        if lungs := searched.get("lung_mask_ml"):  # nothing found is smaller than a mass a shrunken lung may hide
+            ev.quality.merge(missed_mass_quality(lungs["lung_right"], lungs["lung_left"], 0.0, MASS_MIN_DIAMETER_MM,
+                                                 cut=bool(searched.get("region_cut"))))
         _check_sequence(ev.quality, context, vol, target, result.segmenter, found=False)
         _flag_weak_search(ev.quality, context, vol, target, prompt)
         if target in ("lung_left", "lung_right") and prompt is None and mode == "3d":
