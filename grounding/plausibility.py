@@ -41,7 +41,7 @@ says when it may be wrong:
   outside the adult range (`lung_scale_quality`) is ``doubtful``: its millimetres rest on a spacing
   (or lung mask) that is probably wrong.
 * **a larger lung mass missed** (`missed_mass_quality`): lesions found in the lungs that are all
-  smaller than a mass, beside one lung markedly smaller than the other (`MISSED_MASS_RATIO`, tighter
+  smaller than a mass (or none), beside one lung markedly smaller than the other (`MISSED_MASS_RATIO`, tighter
   than `LUNG_RATIO`: a lung search that found only small lesions has no mass to explain it), are
   ``doubtful``: a mass fused with the mediastinum or the collapse around it, which the lung mask
   leaves out, may take the missing lung's place.
