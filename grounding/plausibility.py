@@ -355,9 +355,9 @@ def missed_mass_quality(right_ml: float, left_ml: float, largest_mm: float, mass
     """Lesions found in the lungs, the largest ``largest_mm`` across (the diameter of a ball of its
     volume; 0 when none was found), when a mass is ``mass_mm`` or more: all smaller than a mass beside
     lungs whose right/left volume ratio lies outside `MISSED_MASS_RATIO` mean a mass (or the collapse
-    around one) that the lung mask left out may take the smaller lung's room. Not judged when the scan range cuts the lungs
-    (``cut``: the parts shown differ with the domes' heights) or when a mass was found (it explains the
-    smaller lung)."""
+    around one) that the lung mask left out may take the smaller lung's room. Not judged when the scan
+    range cuts the lungs (``cut``: the parts shown differ with the domes' heights) or when a mass was
+    found (it explains the smaller lung)."""
     q = Quality(checks=["missed mass"])
     if cut or largest_mm >= mass_mm or left_ml <= 0 or right_ml <= 0:
         return q

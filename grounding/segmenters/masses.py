@@ -44,8 +44,8 @@ and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
 Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome, and
 merged with the liver or the heart it is only a doubt; a mass fused with the mediastinum without a
 fat plane in front of the lung's back third (hilar, beside the heart), or mostly outside its lung's
-hull, is not found (the heart and hila are bulges with lung above and below too); collapsed lung the lung borders
-may be taken into a completed mass (a doubt says so when the completion added half the mass or
+hull, is not found (the heart and hila are bulges with lung above and below too); collapsed lung the
+lung borders may be taken into a completed mass (a doubt says so when the completion added half the mass or
 more); all are why a negative lung search is not a proof. The thresholds were set on phantoms and
 the stress generator's normal chests; one real tumour (TCIA 4D-Lung, found as a bulge at 43 of 68 mL)
 is in the tuning set.
@@ -310,9 +310,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     margin = [int(math.ceil((ABUT_CORE_MM[-1] + max(spacing)) / s)) + 1 for s in spacing]
     box = tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, data.shape))
     lungs, hulls, known = [lung[box] for lung in lungs], [hull[box] for hull in hulls], known[box]
-    tissue = (data[box] >= SOFT_MIN_HU) & (data[box] < MASS_MAX_HU) & ~both[box]
-    # the majority of each voxel's 3-voxel neighbourhood: noise neither pits a mass nor bridges fat
-    soft = ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
+    soft = _soft(data[box], both[box])
     depth = ndimage.distance_transform_edt(soft, sampling=spacing)
     cores = (depth > ABUT_CORE_MM[0]) & (hulls[0] | hulls[1])
     if not cores.any():
@@ -375,8 +373,7 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
     data, lungs, known = data[region], [lung[region] for lung in lungs], known[region]
     both = lungs[0] | lungs[1]
     columns = np.flatnonzero(both.any(axis=(0, 1)))
-    tissue = (data >= SOFT_MIN_HU) & (data < MASS_MAX_HU) & ~both
-    soft = ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
+    soft = _soft(data, both)
     reach = max(1, int(round(BULGE_REACH_MM / spacing[0])))
     gaps = [_flowed_round(lung, reach) & soft for lung in lungs]
     middle = 0.5 * (columns[0] + columns[-1])
@@ -398,7 +395,8 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
                 continue
             if ndimage.distance_transform_edt(piece, sampling=spacing).max() < BULGE_MIN_DEPTH_MM:
                 continue
-            if (ndimage.center_of_mass(piece)[1] + box[1].start - rows[0]) < BULGE_MIN_POSTERIOR * max(rows[-1] - rows[0], 1):
+            back = (ndimage.center_of_mass(piece)[1] + box[1].start - rows[0]) / max(rows[-1] - rows[0], 1)
+            if back < BULGE_MIN_POSTERIOR:
                 continue
             near = ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM
             outline = ndimage.binary_dilation(piece, ring) & ~piece
@@ -416,6 +414,13 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
                           f"mass fused with the mediastinum; where it ends in the mediastinum is hidden, so its volume "
                           f"is uncertain")
     return found, doubts
+
+
+def _soft(data: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """Soft tissue outside ``lungs``: `SOFT_MIN_HU` to `MASS_MAX_HU` in the majority of each voxel's
+    3-voxel neighbourhood (noise neither pits a mass nor bridges fat)."""
+    tissue = (data >= SOFT_MIN_HU) & (data < MASS_MAX_HU) & ~lungs
+    return ndimage.uniform_filter(tissue.astype(np.float32), size=3) > 0.5
 
 
 def _flowed_round(lung: np.ndarray, reach: int) -> np.ndarray:
