@@ -71,6 +71,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize(("side", "contrast", "spacing", "radius", "bulge"), [
     ("left", False, THICK, 22.0, True), ("left", False, THIN, 20.0, False), ("left", True, THICK, 25.0, True),
     ("right", False, MIDDLE, 25.0, True), ("right", True, THICK, 22.0, True), ("right", False, THIN, 20.0, True),
+    ("right", False, MIDDLE, 15.0, True), ("left", True, MIDDLE, 15.0, True),  # 3 cm
 ])
 def test_a_mass_fused_with_the_mediastinum_beside_the_spine_is_found_on_its_side(side, contrast, spacing, radius,
                                                                                    bulge):

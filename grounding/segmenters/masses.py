@@ -37,8 +37,8 @@ and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
 * **bulges** of the lung's outline beside the spine (`_bulges`): a paravertebral mass fused with the
   aorta, the oesophagus or the spine holds no core clear of them and fat (a real tumour of 68 mL fused
   with the descending aorta did not), but the lung flows round it: soft tissue where the lung lies
-  above and below within `BULGE_REACH_MM`, deep, at the back of the lung and unmatched at its mirror
-  place on the other side. Only the part inside the lung's expected outline is found; its volume is
+  above and below within `BULGE_REACH_MM`, deep, at the back of the lung beside the spine, not
+  enhanced like blood and unmatched at its mirror place on the other side. Only the part inside the lung's expected outline is found; its volume is
   named as uncertain in a doubt.
 
 Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome, and
@@ -143,9 +143,17 @@ BULGE_MIN_DEPTH_MM = 8.0
 #: ... lying at least this share of its lung's front-to-back extent from the lung's front (the heart, the
 #: great vessels and the hila, which lung also lies above and below, are further forward)
 BULGE_MIN_POSTERIOR = 0.65
+#: ... within this distance (mm) of the spine (dense tissue, `MASS_MAX_HU` or more, within `SPINE_HALF_WIDTH_MM`
+#: of the lungs' middle and behind `BULGE_MIN_POSTERIOR` of their front-to-back extent: the vertebrae, and
+#: with contrast the descending aorta beside them); a heart reaching far back is further from it
+BULGE_SPINE_MM = 20.0
+SPINE_HALF_WIDTH_MM = 30.0
+#: ... with a median HU at most this (a contrast-filled heart or aorta reaching back to the spine reads
+#: above; a lung tumour, enhanced or not, below)
+BULGE_MAX_MEDIAN_HU = 100.0
 #: ... not enclosed by its lung within a slice on more than this share of its outline (an enclosed one is
 #: the holes' search's)
-BULGE_MAX_ENCLOSED = 0.8
+BULGE_MAX_ENCLOSED = 0.9
 #: ... and without such a bulge of the other lung at its mirror place on more than this share of it
 #: (normal anatomy beside the spine is much the same on both sides; a mass is on one)
 BULGE_MAX_MIRROR = 0.3
@@ -360,7 +368,8 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
     """Masses fused with the mediastinum beside the spine, which the lung masks leave out and which hold
     no core clear of the aorta, the spine or fat for `_abutting`: soft tissue (as `_abutting` reads it)
     where its lung lies both above and below within `BULGE_REACH_MM` at the same place, holding a ball
-    of `BULGE_MIN_DEPTH_MM`, at least `BULGE_MIN_POSTERIOR` back across its lung, not enclosed by the
+    of `BULGE_MIN_DEPTH_MM`, at least `BULGE_MIN_POSTERIOR` back across its lung and within
+    `BULGE_SPINE_MM` of the spine, of median HU up to `BULGE_MAX_MEDIAN_HU`, not enclosed by the
     lung within a slice (`BULGE_MAX_ENCLOSED`), unmatched by the other lung at its mirror place about
     the lungs' middle (`BULGE_MAX_MIRROR`) and touching no ``known`` mass: their mask and one doubt
     each (where the mass ends in the mediastinum cannot be seen, so its volume is uncertain)."""
@@ -377,6 +386,13 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
     reach = max(1, int(round(BULGE_REACH_MM / spacing[0])))
     gaps = [_flowed_round(lung, reach) & soft for lung in lungs]
     middle = 0.5 * (columns[0] + columns[-1])
+    rows = np.flatnonzero(both.any(axis=(0, 2)))
+    spine = data >= MASS_MAX_HU
+    spine[:, : rows[0] + int(BULGE_MIN_POSTERIOR * (rows[-1] - rows[0]))] = False
+    spine[..., np.abs(np.arange(data.shape[2]) - middle) * spacing[2] > SPINE_HALF_WIDTH_MM] = False
+    if not spine.any():
+        return found, doubts
+    from_spine = ndimage.distance_transform_edt(~spine, sampling=spacing)
     ring = np.zeros((3, 3, 3), dtype=bool)
     ring[1] = ndimage.generate_binary_structure(2, 1)
     for side, (lung, gap) in enumerate(zip(lungs, gaps)):
@@ -397,6 +413,8 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
                 continue
             back = (ndimage.center_of_mass(piece)[1] + box[1].start - rows[0]) / max(rows[-1] - rows[0], 1)
             if back < BULGE_MIN_POSTERIOR:
+                continue
+            if from_spine[box][piece].min() > BULGE_SPINE_MM or np.median(data[box][piece]) > BULGE_MAX_MEDIAN_HU:
                 continue
             near = ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM
             outline = ndimage.binary_dilation(piece, ring) & ~piece
