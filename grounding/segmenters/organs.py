@@ -21,8 +21,9 @@ level, goes first). Positions are in world LPS mm with y measured along the spin
 slice so that the spine's front lies at one y: a patient lying at an angle to the scanner's axes,
 `ct_statistics.body_frame`):
 
-1. the body voxels in the organ's band (the liver's and the spleen's after a majority vote over
-   3 x 3 x 3 voxels: noise speckle; a spleen not found so is searched again without it), opened with a ball of `OPENING_MM` (cuts thin bridges);
+1. the body voxels in the organ's band (the liver's, and on noisy plain CT (`SPLEEN_VOTE_NOISE_SD_HU`)
+   the spleen's, after a majority vote over 3 x 3 x 3 voxels: noise speckle; a spleen not found so is
+   searched again without it), opened with a ball of `OPENING_MM` (cuts thin bridges);
    for the liver and the spleen only inside the rib cage as the lungs outline it (`_Lungs.cage`:
    per angle about the body's axis, `CAGE_INSIDE_MM` beyond the furthest lung voxel, wider where
    the skin is wider than at that lung's level): outside it lies the body wall, whose muscle has
