@@ -799,7 +799,10 @@ def _detached_nodules(
 
     ``mask`` is opened by balls of each of `DETACH_RADII_MM` (through distance transforms in mm, so
     thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
-    the radius exceeds the vessel's, the vessel does not. A surviving piece is a nodule when it
+    the radius exceeds the vessel's, the vessel does not. Where a structure at least as thick as the
+    radius survives too and the opening joins it to the ball (a nodule beside a thick hilar vessel
+    at the largest radius), the piece is the ball's own core opened, and that structure one of its
+    branches (so it must be wider than it as below). A surviving piece is a nodule when it
     passes the tests of an isolated one (`compact_components`, `plausible_nodule`) and what the
     opening removed around it falls into at most
     `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
@@ -838,11 +841,19 @@ def _detached_nodules(
             opened &= local[window]
             parts, _ = ndimage.label(opened, structure=CONN26)
             piece = parts == parts[tuple(np.argwhere(cores[window] == label)[0])]
-            # as for an isolated nodule, nothing else that survived the opening lies close by
+            own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
+            own &= local[window]
             others = opened & ~piece
-            if others.any() and (ndimage.binary_dilation(piece, near) & others).any():
+            if (piece & ~own).any():
+                # the opening left a thicker vessel joined to the ball: the ball is this core's own
+                # opening, and the vessel one of its branches (the widening test weighs it)
+                piece, residue = own, local[window] & ~own
+            elif others.any() and (ndimage.binary_dilation(piece, near) & others).any():
+                # as for an isolated nodule, nothing else that survived the opening lies close by
                 continue
-            verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
+            else:
+                residue = local[window] & ~opened
+            verdict = _detached_verdict(piece, residue, values[window], depth[window], spacing,
                                         forbidden[box][window], wall[box][window], max_diameter_mm)
             if verdict == "nodule":
                 out[window] |= piece
