@@ -28,8 +28,11 @@
   `MANY_ARMS_MIN_WIDENING` times as wide as all of them), wider than those branches
   (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
   branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
-  (`_detached_nodules`). Known limit: on a non-enhanced scan a nodule beside a vessel nearly as
-  thick as itself fails that test and is missed. On slices thicker than `THICK_SLICE_MM` the
+  (`_detached_nodules`); where a vessel thick enough to survive the same opening is joined to the
+  ball, the piece is the ball's own core opened and that vessel one of its branches. Known limits:
+  on a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
+  missed, and so is one whose ball the opening cannot part from the thick hilar structures the
+  search region holds at the hilum. On slices thicker than `THICK_SLICE_MM` the
   partial-volume haze of vessels leaves ball-like pieces at junctions, about a slice wide: there a
   piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
   than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
