@@ -190,7 +190,12 @@ MANY_ARMS_MIN_WIDENING = 2.0
 #: slices counts from the first to the last slice centre, `_extent_mm`), hold a ball as wide as two
 #: slices, and be wider than its branches by this factor (not `DETACHED_MIN_WIDENING`)
 THICK_DETACHED_MIN_SPHERICITY = 0.6
+THICK_BALL_SLICES = 1.0
 THICK_DETACHED_MIN_WIDENING = 1.6
+#: a ball that a vessel surviving the same opening joins (`_detached_nodules`) may have this many
+#: branches: a nodule beside a vessel touches that one vessel, passing it; where vessels fan out side
+#: by side (at the hilum, at a branching) the ball between them has two or more
+BESIDE_MAX_ARMS = 1
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
@@ -844,20 +849,22 @@ def _detached_nodules(
             opened &= local[window]
             parts, _ = ndimage.label(opened, structure=CONN26)
             piece = parts == parts[tuple(np.argwhere(cores[window] == label)[0])]
+            # as for an isolated nodule, nothing else that survived the opening lies close by
+            others = opened & ~piece
+            verdict = None
+            if not (others.any() and (ndimage.binary_dilation(piece, near) & others).any()):
+                verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
+                                            forbidden[box][window], wall[box][window], max_diameter_mm)
             own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
             own &= local[window]
-            others = opened & ~piece
-            if (piece & ~own).any():
+            if verdict != "nodule" and (piece & ~own).any():
                 # the opening left a thicker vessel joined to the ball: the ball is this core's own
                 # opening, and the vessel one of its branches (the widening test weighs it)
-                piece, residue = own, local[window] & ~own
-            elif others.any() and (ndimage.binary_dilation(piece, near) & others).any():
-                # as for an isolated nodule, nothing else that survived the opening lies close by
-                continue
-            else:
-                residue = local[window] & ~opened
-            verdict = _detached_verdict(piece, residue, values[window], depth[window], spacing,
-                                        forbidden[box][window], wall[box][window], max_diameter_mm)
+                alone = _detached_verdict(own, local[window] & ~own, values[window], depth[window], spacing,
+                                          forbidden[box][window], wall[box][window], max_diameter_mm,
+                                          max_arms=BESIDE_MAX_ARMS)
+                if alone is not None:
+                    piece, verdict = own, alone
             if verdict == "nodule":
                 out[window] |= piece
             elif verdict == "borderline":
@@ -895,7 +902,7 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
     local = mask[box]
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
-    ball = spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
+    ball = THICK_BALL_SLICES * spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
     if few_cores:
         ball = max(ball, DETACH_RADII_MM[0])
     steps = int(np.ceil(ball / max(spacing[1:]))) - 1
@@ -916,11 +923,13 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
 def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+    max_arms: int = DETACH_MAX_ARMS,
 ) -> str | None:
     """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
     ``depth``: each voxel's distance, mm, to the outside of the dense structure): ``nodule``,
     ``borderline`` (a round soft-tissue piece failing only the widening test, by less than
-    `BORDERLINE_WIDENING` of it) or None."""
+    `BORDERLINE_WIDENING` of it) or None. More than ``max_arms`` branches make a junction unless the
+    piece is `MANY_ARMS_MIN_WIDENING` times as wide as them."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return None
@@ -936,14 +945,14 @@ def _detached_verdict(
         return None
     radius = float(depth[piece].max())
     # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions
-    if thick and radius < spacing[0]:
+    if thick and radius < THICK_BALL_SLICES * spacing[0]:
         return None
     level = float(np.median(values[piece]))
     if level > DETACHED_MAX_HU:
         return None
     arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
     widening = radius / max(arm_depth, 1e-6)
-    if arms > DETACH_MAX_ARMS and widening < MANY_ARMS_MIN_WIDENING:
+    if arms > max_arms and widening < MANY_ARMS_MIN_WIDENING:
         return None
     needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
     if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
