@@ -190,7 +190,6 @@ MANY_ARMS_MIN_WIDENING = 2.0
 #: slices counts from the first to the last slice centre, `_extent_mm`), hold a ball as wide as two
 #: slices, and be wider than its branches by this factor (not `DETACHED_MIN_WIDENING`)
 THICK_DETACHED_MIN_SPHERICITY = 0.6
-THICK_BALL_SLICES = 1.0
 THICK_DETACHED_MIN_WIDENING = 1.6
 #: a ball that a vessel surviving the same opening joins (`_detached_nodules`) may have this many
 #: branches: a nodule beside a vessel touches that one vessel, passing it; where vessels fan out side
@@ -902,7 +901,7 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
     local = mask[box]
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
-    ball = THICK_BALL_SLICES * spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
+    ball = spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
     if few_cores:
         ball = max(ball, DETACH_RADII_MM[0])
     steps = int(np.ceil(ball / max(spacing[1:]))) - 1
@@ -945,7 +944,7 @@ def _detached_verdict(
         return None
     radius = float(depth[piece].max())
     # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions
-    if thick and radius < THICK_BALL_SLICES * spacing[0]:
+    if thick and radius < spacing[0]:
         return None
     level = float(np.median(values[piece]))
     if level > DETACHED_MAX_HU:
