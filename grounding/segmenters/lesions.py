@@ -29,7 +29,8 @@
   (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
   branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
   (`_detached_nodules`); where a vessel thick enough to survive the same opening is joined to the
-  ball, the piece is the ball's own core opened and that vessel one of its branches. Known limits:
+  ball, the piece is the ball's own core opened and that vessel its one branch (slices up to
+  `THICK_SLICE_MM`). Known limits:
   on a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
   missed, and so is one whose ball the opening cannot part from the thick hilar structures the
   search region holds at the hilum. On slices thicker than `THICK_SLICE_MM` the
@@ -808,8 +809,9 @@ def _detached_nodules(
     thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
     the radius exceeds the vessel's, the vessel does not. Where a structure at least as thick as the
     radius survives too and the opening joins it to the ball (a nodule beside a thick hilar vessel
-    at the largest radius), the piece is the ball's own core opened, and that structure one of its
-    branches (so it must be wider than it as below). A surviving piece is a nodule when it
+    at the largest radius), the piece is the ball's own core opened, and that structure its one
+    branch (`BESIDE_MAX_ARMS`; so it must be wider than it as below; not on slices thicker than
+    `THICK_SLICE_MM`). A surviving piece is a nodule when it
     passes the tests of an isolated one (`compact_components`, `plausible_nodule`) and what the
     opening removed around it falls into at most
     `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
@@ -856,7 +858,8 @@ def _detached_nodules(
                                             forbidden[box][window], wall[box][window], max_diameter_mm)
             own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
             own &= local[window]
-            if verdict != "nodule" and (piece & ~own).any():
+            # (not across thick slices, where the haze of a vessel crossing them lies beside every ball)
+            if verdict != "nodule" and spacing[0] <= THICK_SLICE_MM and (piece & ~own).any():
                 # the opening left a thicker vessel joined to the ball: the ball is this core's own
                 # opening, and the vessel one of its branches (the widening test weighs it)
                 alone = _detached_verdict(own, local[window] & ~own, values[window], depth[window], spacing,
