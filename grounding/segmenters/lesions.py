@@ -30,10 +30,9 @@
   branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
   (`_detached_nodules`); where a vessel thick enough to survive the same opening is joined to the
   ball, the piece is the ball's own core opened and that vessel its one branch (slices up to
-  `THICK_SLICE_MM`). Known limits:
-  on a non-enhanced scan a nodule beside a vessel nearly as thick as itself fails that test and is
-  missed, and so is one whose ball the opening cannot part from the thick hilar structures the
-  search region holds at the hilum. On slices thicker than `THICK_SLICE_MM` the
+  `THICK_SLICE_MM`). Known limits: on a non-enhanced scan a nodule beside a vessel nearly as thick
+  as itself fails that test and is missed, and so is one whose ball the opening cannot part from
+  the thick hilar structures the search region holds at the hilum. On slices thicker than `THICK_SLICE_MM` the
   partial-volume haze of vessels leaves ball-like pieces at junctions, about a slice wide: there a
   piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
   than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
@@ -856,15 +855,17 @@ def _detached_nodules(
             if not (others.any() and (ndimage.binary_dilation(piece, near) & others).any()):
                 verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
                                             forbidden[box][window], wall[box][window], max_diameter_mm)
-            own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
-            own &= local[window]
-            # (not across thick slices, where the haze of a vessel crossing them lies beside every ball)
-            if verdict != "nodule" and spacing[0] <= THICK_SLICE_MM and (piece & ~own).any():
-                # the opening left a thicker vessel joined to the ball: the ball is this core's own
-                # opening, and the vessel one of its branches (the widening test weighs it)
-                alone = _detached_verdict(own, local[window] & ~own, values[window], depth[window], spacing,
-                                          forbidden[box][window], wall[box][window], max_diameter_mm,
-                                          max_arms=BESIDE_MAX_ARMS)
+            # where the opening left a thick vessel joined to the ball, the ball is its core's own opening
+            # and the vessel its branch, which the widening test weighs (not across thick slices, where
+            # the haze of a vessel crossing them lies beside every ball)
+            if verdict != "nodule" and spacing[0] <= THICK_SLICE_MM:
+                own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
+                own &= local[window]
+                alone = None
+                if (piece & ~own).any():
+                    alone = _detached_verdict(own, local[window] & ~own, values[window], depth[window], spacing,
+                                              forbidden[box][window], wall[box][window], max_diameter_mm,
+                                              max_arms=BESIDE_MAX_ARMS)
                 if alone is not None:
                     piece, verdict = own, alone
             if verdict == "nodule":
