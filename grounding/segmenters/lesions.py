@@ -28,8 +28,11 @@
   `MANY_ARMS_MIN_WIDENING` times as wide as all of them), wider than those branches
   (`DETACHED_MIN_WIDENING`: beads that the opening leaves along a thick vessel are not, unless the
   branches are contrast-filled, `ENHANCED_ARMS_HU` brighter than the piece), is a nodule
-  (`_detached_nodules`). Known limit: on a non-enhanced scan a nodule beside a vessel nearly as
-  thick as itself fails that test and is missed. On slices thicker than `THICK_SLICE_MM` the
+  (`_detached_nodules`); where a vessel thick enough to survive the same opening is joined to the
+  ball, the piece is the ball's own core opened and that vessel its one branch (slices up to
+  `THICK_SLICE_MM`). Known limits: on a non-enhanced scan a nodule beside a vessel nearly as thick
+  as itself fails that test and is missed, and so is one whose ball the opening cannot part from
+  the thick hilar structures the search region holds at the hilum. On slices thicker than `THICK_SLICE_MM` the
   partial-volume haze of vessels leaves ball-like pieces at junctions, about a slice wide: there a
   piece must hold a ball two slices wide, be rounder (`THICK_DETACHED_MIN_SPHERICITY`) and wider
   than its branches by `THICK_DETACHED_MIN_WIDENING`, and its branches are counted in-plane around
@@ -192,6 +195,10 @@ MANY_ARMS_MIN_WIDENING = 2.0
 #: slices, and be wider than its branches by this factor (not `DETACHED_MIN_WIDENING`)
 THICK_DETACHED_MIN_SPHERICITY = 0.6
 THICK_DETACHED_MIN_WIDENING = 1.6
+#: a ball that a vessel surviving the same opening joins (`_detached_nodules`) may have this many
+#: branches: a nodule beside a vessel touches that one vessel, passing it; where vessels fan out side
+#: by side (at the hilum, at a branching) the ball between them has two or more
+BESIDE_MAX_ARMS = 1
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
@@ -815,7 +822,11 @@ def _detached_nodules(
 
     ``mask`` is opened by balls of each of `DETACH_RADII_MM` (through distance transforms in mm, so
     thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
-    the radius exceeds the vessel's, the vessel does not. A surviving piece is a nodule when it
+    the radius exceeds the vessel's, the vessel does not. Where a structure at least as thick as the
+    radius survives too and the opening joins it to the ball (a nodule beside a thick hilar vessel
+    at the largest radius), the piece is the ball's own core opened, and that structure its one
+    branch (`BESIDE_MAX_ARMS`; so it must be wider than it as below; not on slices thicker than
+    `THICK_SLICE_MM`). A surviving piece is a nodule when it
     passes the tests of an isolated one (`compact_components`, `plausible_nodule`) and what the
     opening removed around it falls into at most
     `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
@@ -856,10 +867,23 @@ def _detached_nodules(
             piece = parts == parts[tuple(np.argwhere(cores[window] == label)[0])]
             # as for an isolated nodule, nothing else that survived the opening lies close by
             others = opened & ~piece
-            if others.any() and (ndimage.binary_dilation(piece, near) & others).any():
-                continue
-            verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
-                                        forbidden[box][window], wall[box][window], max_diameter_mm)
+            verdict = None
+            if not (others.any() and (ndimage.binary_dilation(piece, near) & others).any()):
+                verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
+                                            forbidden[box][window], wall[box][window], max_diameter_mm)
+            # where the opening left a thick vessel joined to the ball, the ball is its core's own opening
+            # and the vessel its branch, which the widening test weighs (not across thick slices, where
+            # the haze of a vessel crossing them lies beside every ball)
+            if verdict != "nodule" and spacing[0] <= THICK_SLICE_MM:
+                own = ndimage.distance_transform_edt(cores[window] != label, sampling=spacing) <= radius
+                own &= local[window]
+                alone = None
+                if (piece & ~own).any():
+                    alone = _detached_verdict(own, local[window] & ~own, values[window], depth[window], spacing,
+                                              forbidden[box][window], wall[box][window], max_diameter_mm,
+                                              max_arms=BESIDE_MAX_ARMS)
+                if alone is not None:
+                    piece, verdict = own, alone
             if verdict == "nodule":
                 out[window] |= piece
             elif verdict == "borderline":
@@ -918,11 +942,13 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
 def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+    max_arms: int = DETACH_MAX_ARMS,
 ) -> str | None:
     """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
     ``depth``: each voxel's distance, mm, to the outside of the dense structure): ``nodule``,
     ``borderline`` (a round soft-tissue piece failing only the widening test, by less than
-    `BORDERLINE_WIDENING` of it) or None."""
+    `BORDERLINE_WIDENING` of it) or None. More than ``max_arms`` branches make a junction unless the
+    piece is `MANY_ARMS_MIN_WIDENING` times as wide as them."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return None
@@ -945,7 +971,7 @@ def _detached_verdict(
         return None
     arms, arm_depth, arm_hu = _arms(piece, residue, depth, values, spacing)
     widening = radius / max(arm_depth, 1e-6)
-    if arms > DETACH_MAX_ARMS and widening < MANY_ARMS_MIN_WIDENING:
+    if arms > max_arms and widening < MANY_ARMS_MIN_WIDENING:
         return None
     needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
     if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
