@@ -1,4 +1,4 @@
-"""Failure classes of the classical liver found on fresh stress tuning seeds (100-299), reproduced on
+"""Failure classes of the classical liver (and the plain spleen's noise) found on fresh stress tuning seeds (100-299), reproduced on
 the independent synthetic abdomen: a noisy plain liver on thin slices declined ("no liver found")
 because noise speckle in its band let the opening erase it, and a plain liver that took bowel of its
 HU stated at quality ok."""
@@ -6,6 +6,7 @@ HU stated at quality ok."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from grounding.segmenters import ClassicalSegmenter
 from grounding.segmenters.organs import RAGGED_SPHERICITY, _ragged_doubt
@@ -13,18 +14,25 @@ from tests.helpers.abdomen import synthetic_abdomen
 from tests.test_organ_priors_and_stripped_flair import dice
 
 
-def test_noisy_thin_slice_plain_liver_is_found():
-    """Plain CT at a noise SD of 38 HU on 2 mm slices of 1 mm pixels (tuning seeds 201 and 102: 39 and
-    38 HU, declined and -22 %): a few percent of the liver's smoothed voxels fell outside its band at
-    random, the opening's ball nearly always met one, and no core was left. The majority vote before
-    the opening keeps it; it is still said to be noisy."""
-    case = synthetic_abdomen(1, "non-contrast", spacing=(2.0, 1.0, 1.0), noise_hu=38.0)
+@pytest.mark.parametrize(("organ", "seed", "spacing", "noise_hu", "min_dice", "max_volume_error"), [
+    # tuning seeds 201 and 102 (39 and 38 HU, 2 mm slices): declined and -22 %
+    ("liver", 1, (2.0, 1.0, 1.0), 38.0, 0.92, 0.1),
+    # tuning seeds 26, 31, 46 and 58 (30-39 HU): the plain spleen in its mode +- 10 HU band found as a
+    # 4 % sliver of itself (Dice 0.03 here) or declined
+    ("spleen", 3, (3.0, 1.0, 1.0), 28.0, 0.85, 0.25),
+])
+def test_noisy_plain_organ_is_found_and_said_to_be_noisy(organ, seed, spacing, noise_hu, min_dice,
+                                                          max_volume_error):
+    """On noisy plain CT a few percent of an organ's smoothed voxels fell outside its band at random,
+    the opening's ball nearly always met one, and no core (or a sliver) was left. The 3 x 3 x 3
+    majority vote before the opening keeps the organ; it is still said to be noisy."""
+    case = synthetic_abdomen(seed, "non-contrast", spacing=spacing, noise_hu=noise_hu)
     organs = ClassicalSegmenter().organs(case.volume)
-    assert "liver" in organs.masks, organs.errors.get("liver")
-    liver, truth = organs.masks["liver"], case.labels["liver"]
-    assert dice(liver, truth) >= 0.92
-    assert abs(liver.sum() / truth.sum() - 1.0) <= 0.1
-    assert any("noisy plain CT" in r for r in organs.doubts["liver"])
+    assert organ in organs.masks, organs.errors.get(organ)
+    mask, truth = organs.masks[organ], case.labels[organ]
+    assert dice(mask, truth) >= min_dice
+    assert abs(mask.sum() / truth.sum() - 1.0) <= max_volume_error
+    assert any("noisy plain CT" in r for r in organs.doubts[organ])
 
 
 def _ellipsoid(shape: tuple[int, int, int], radii: tuple[float, float, float]) -> np.ndarray:
