@@ -1,7 +1,7 @@
-"""Failure classes of the classical liver (and the plain spleen's noise) found on fresh stress tuning seeds (100-299), reproduced on
-the independent synthetic abdomen: a noisy plain liver on thin slices declined ("no liver found")
-because noise speckle in its band let the opening erase it, and a plain liver that took bowel of its
-HU stated at quality ok."""
+"""Failure classes of the classical liver and spleen found on stress tuning seeds, reproduced on the
+independent synthetic abdomen: a noisy plain liver or spleen declined or cut to a sliver because
+noise speckle in its band let the opening erase it, and a plain liver that took bowel of its HU
+stated at quality ok."""
 
 from __future__ import annotations
 
