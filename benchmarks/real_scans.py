@@ -275,7 +275,8 @@ def check_answer(answer: str, explanation: str, expected: dict[str, Any]) -> tup
     tolerance = {**TOLERANCES, **expected.get("tolerance", {})}
     checks: list[tuple[bool, str]] = []
     if "finding" in expected:
-        negative = bool(_NEGATIVE.search(answer))
+        # the claim, not its caveats: "Yes; 3 mL (uncertain: ... none like it ...)" is a finding
+        negative = bool(_NEGATIVE.search(answer.split("(", 1)[0]))
         present = expected["finding"] == "present"
         checks.append((negative != present, f"finding: expected {expected['finding']}, answered "
                                             f"{'absent' if negative else 'present'}"))

@@ -117,6 +117,13 @@ def test_answer_parsing_units_sides_and_ratios():
                                  "ok   heart enlarged: expected False, answered False"]
     ok, checks = check_answer("Yes; midline", "", {"side": "right"})
     assert not ok and checks == ["FAIL side: expected right, answered midline"]
+    # a caveat's words are not the finding
+    ok, checks = check_answer("Yes; left lung; 42.6 mL (uncertain: none like it on the right; no nodule was found "
+                              "there)", "", {"finding": "present"})
+    assert ok, checks
+    ok, checks = check_answer("No nodule was found (uncertain: on 5 mm slices one may have been missed)", "",
+                              {"finding": "present"})
+    assert not ok and checks == ["FAIL finding: expected present, answered absent"]
 
 
 def test_half_resolution_2d_labels_are_resampled_and_label_lists_united():
