@@ -227,13 +227,19 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                     continue
                 out[box] |= grown
                 if cut >= COMPLETE_MAX_CUT:
-                    diameter = np.cbrt(6 / math.pi * np.count_nonzero(grown) * math.prod(spacing))
+                    diameter = ball_diameter_mm(np.count_nonzero(grown), math.prod(spacing))
                     doubts.append(f"the mass of about {diameter:.0f} mm found in the {side} lung merges with soft "
                                   f"tissue beyond its outline (the heart, the diaphragm or the chest wall): its extent "
                                   f"and volume are uncertain")
     found, more = _abutting(data, lungs, hulls, out, spacing, smallest, largest)
     bulged, bulges = _bulges(data, lungs, out | found, spacing, smallest, largest)
     return LungMasses(out | found | bulged, doubts + more + bulges)
+
+
+def ball_diameter_mm(voxels: float | np.ndarray, voxel_mm3: float) -> float | np.ndarray:
+    """The diameter (mm) of a ball of the volume of ``voxels`` voxels of ``voxel_mm3`` each (a count or
+    an array of counts): the size a lesion's volume is named by."""
+    return np.cbrt(6 / math.pi * voxels * voxel_mm3)
 
 
 def _hulls(lung: np.ndarray) -> np.ndarray:
@@ -355,7 +361,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if _base(grown, part, soft) < ABUT_MIN_BASE:
                 continue
             doubted[part] |= grown
-            diameter = np.cbrt(6 / math.pi * voxels * math.prod(spacing))
+            diameter = ball_diameter_mm(voxels, math.prod(spacing))
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
@@ -395,11 +401,11 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
     from_spine = ndimage.distance_transform_edt(~spine, sampling=spacing)
     ring = np.zeros((3, 3, 3), dtype=bool)
     ring[1] = ndimage.generate_binary_structure(2, 1)
+    pad = [int(math.ceil(ABUT_NEAR_MM / s)) + 1 for s in spacing]
     for side, (lung, gap) in enumerate(zip(lungs, gaps)):
         if np.count_nonzero(gap) < smallest:
             continue
         rows = np.flatnonzero(lung.any(axis=(0, 2)))
-        pad = [int(math.ceil(ABUT_NEAR_MM / s)) + 1 for s in spacing]
         pieces, n = label_components(gap, CONN6)
         sizes = np.bincount(pieces.ravel(), minlength=n + 1)
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
@@ -426,7 +432,7 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
             if np.count_nonzero(gaps[1 - side][z[inside], y[inside], mirrored[inside]]) > BULGE_MAX_MIRROR * sizes[k]:
                 continue
             found[region][box] |= piece
-            diameter = np.cbrt(6 / math.pi * sizes[k] * math.prod(spacing))
+            diameter = ball_diameter_mm(sizes[k], math.prod(spacing))
             doubts.append(f"a soft-tissue bulge of about {diameter:.0f} mm indents the {('left', 'right')[side]} lung "
                           f"beside the spine, with lung above and below it, unmatched on the other side: probably a "
                           f"mass fused with the mediastinum; where it ends in the mediastinum is hidden, so its volume "
@@ -539,7 +545,7 @@ def with_masses(search: NoduleSearch, masses: LungMasses, spacing: tuple[float, 
     pieces, n = label_components(masses.mask, CONN26)
     if n == 0:
         return NoduleSearch(search.mask, search.doubts, search.masses + masses.doubts)
-    diameters = np.cbrt(6 / math.pi * np.bincount(pieces.ravel(), minlength=n + 1) * math.prod(spacing))
+    diameters = ball_diameter_mm(np.bincount(pieces.ravel(), minlength=n + 1), math.prod(spacing))
     keep = diameters <= largest_mm * (1.0 + SIZE_TOLERANCE)
     keep[0] = False
     doubts = [f"a soft-tissue mass of about {d:.0f} mm (the diameter of a ball of its volume) lies inside the lung, "

@@ -45,7 +45,7 @@ from grounding.plausibility import (
 from grounding.quality import Quality
 from grounding.segmenters import TARGETS, Prompt, SegmentationError, Segmenter, get_segmenter
 from grounding.segmenters.agreement import assess_agreement
-from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, ball_diameter_mm
 from grounding.tool import Tool, ToolContext, ToolError
 from grounding.tools.regions import (
     BBOX_SCHEMA,
@@ -443,7 +443,7 @@ def _largest_mm(mask: np.ndarray, vol: Volume) -> float:
     """The diameter (mm) of a ball of the volume of ``mask``'s largest 3-D component."""
     labels, n = ndimage.label(mask)
     voxels = np.bincount(labels.ravel())[1:].max() if n else 0
-    return float(np.cbrt(6.0 / np.pi * voxels * vol.voxel_volume_mm3))
+    return float(ball_diameter_mm(voxels, vol.voxel_volume_mm3))
 
 
 def _bases_shown(mask: np.ndarray, other: np.ndarray, slice_mm: float) -> bool:
