@@ -126,7 +126,14 @@ from grounding.segmenters.ct_statistics import (
     histogram_mode,
     smoothed_coarse_hu,
 )
-from grounding.segmenters.morphology import CONN6, bounding_box, component_sizes, ellipsoid, fill_holes_slicewise
+from grounding.segmenters.morphology import (
+    CONN6,
+    CoarseGrid,
+    bounding_box,
+    component_sizes,
+    ellipsoid,
+    fill_holes_slicewise,
+)
 from imaging.volume import Volume
 
 #: broad HU band of each organ per contrast phase (smoothed HU); the scan's own mode within it
@@ -461,26 +468,13 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
     narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
     liver_doubts: list[str] = []  # the liver's dome found below a chest CT's lungs (`_cut_dome`)
-    # the spleen's searches (relaxed, vote), each tried when those before found none (set once the liver
-    # is found): on plain CT again closer to the midline; on a noisy plain CT (`SPLEEN_VOTE_NOISE_SD_HU`)
-    # with the majority vote (`_candidates`) first, then without it
-    spleen_tries: list[tuple[bool, bool]] | None = None
+    spleen_tries: list[tuple[bool, bool]] | None = None  # set once the liver is found (`_spleen_tries`)
     relaxed = vote = False
     searches = [("liver", ("liver",)), *order]
     while searches:
         organ, targets = searches.pop(0)
         if organ == "spleen" and spleen_tries is None:
-            plain = phase == "non-contrast"
-            # the noise read in the liver's middle three coarse slices: all of it costs half a second
-            levels = np.flatnonzero((coarse == 1).any(axis=(1, 2)))
-            middle = np.zeros_like(taken)
-            if levels.size:
-                mid = slice(max(int(levels[levels.size // 2]) - 1, 0), int(levels[levels.size // 2]) + 2)
-                middle[mid] = coarse[mid] == 1
-            noisy = plain and bool(middle.any()) and \
-                _noise_sd(volume.data, grid.upsample(middle)) > SPLEEN_VOTE_NOISE_SD_HU
-            votes = (True, False) if noisy else (False,)
-            spleen_tries = [(r, v) for r in ((False, True) if plain else (False,)) for v in votes]
+            spleen_tries = _spleen_tries(volume, grid, coarse == 1, phase)
             relaxed, vote = spleen_tries.pop(0)
         lateral = narrow if relaxed else PLAIN_SPLEEN_LATERAL_MM
         core_lateral = lateral - PLAIN_SPLEEN_CORE_MARGIN_MM if relaxed else lateral
@@ -575,6 +569,22 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if noise:
             out.doubts.setdefault(target, []).append(noise)
     return out
+
+
+def _spleen_tries(volume: Volume, grid: CoarseGrid, liver: np.ndarray, phase: str) -> list[tuple[bool, bool]]:
+    """The spleen's searches as (relaxed, vote), each tried when those before found none: on plain CT
+    again closer to the midline (relaxed, `_plain_spleen_lateral`); on a plain CT whose noise, read in
+    the found liver's (coarse mask) middle three coarse slices (all of it costs half a second), is above
+    `SPLEEN_VOTE_NOISE_SD_HU`, each with the majority vote (`_candidates`) first, then without it."""
+    if phase != "non-contrast":
+        return [(False, False)]
+    levels = np.flatnonzero(liver.any(axis=(1, 2)))
+    middle = np.zeros_like(liver)
+    if levels.size:
+        mid = slice(max(int(levels[levels.size // 2]) - 1, 0), int(levels[levels.size // 2]) + 2)
+        middle[mid] = liver[mid]
+    noisy = bool(middle.any()) and _noise_sd(volume.data, grid.upsample(middle)) > SPLEEN_VOTE_NOISE_SD_HU
+    return [(relaxed, vote) for relaxed in (False, True) for vote in ((True, False) if noisy else (False,))]
 
 
 def _guessed_boundary_doubt(organ: np.ndarray, coarse: np.ndarray, hu: np.ndarray, hu_edge: np.ndarray,
