@@ -235,14 +235,11 @@ class ChestLabels:
             lungs = np.isin(self.labels, (LEFT, RIGHT))
             labels = self.full_labels(data)
 
-            def full(mask: np.ndarray) -> np.ndarray:
-                return self.grid.upsample(mask) if not self.grid.is_identity else mask
-
-            outside = full(closed & self.body & ~lungs & (self.labels != AIRWAY)) & (labels == 0)
+            outside = self.grid.upsample(closed & self.body & ~lungs & (self.labels != AIRWAY)) & (labels == 0)
             # the dense fine voxels of the lungs' coarse edge band (refined away from the lungs)
             # hold the parts of nodules and vessels lying there; their outer layer is the chest
             # wall's partial-volume rim, which would join every juxtapleural nodule into one sheet
-            band = full(lungs) & (labels == 0)
+            band = self.grid.upsample(lungs) & (labels == 0)
             band &= erode(band | outside | (labels == LEFT) | (labels == RIGHT), CONN6)
             self._full["pockets"] = outside | band
         return self._full["pockets"]

@@ -1262,7 +1262,7 @@ class BrainDepth:
         inner = self.depth > self.margin + inset_mm
         if not inner.any():
             inner = self.head
-        return self.grid.upsample(inner) if not self.grid.is_identity else inner
+        return self.grid.upsample(inner)
 
 
 def _parenchyma(coarse: np.ndarray, head: np.ndarray, sampling: tuple[float, float, float]) -> np.ndarray | None:
@@ -1601,8 +1601,7 @@ def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, de
     the dark surroundings of the brain region (and those surroundings), within `MR_SULCAL_DEPTH_MM`
     of its edge (the ventricles the region's cuts join to them lie deeper)."""
     shallow = depth.depth <= depth.margin + MR_SULCAL_DEPTH_MM
-    return _outer_csf(smoothed, tissue, brain) & (depth.grid.upsample(shallow) if not depth.grid.is_identity
-                                                  else shallow)
+    return _outer_csf(smoothed, tissue, brain) & depth.grid.upsample(shallow)
 
 
 def _near(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],

@@ -38,8 +38,8 @@ and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
   aorta, the oesophagus or the spine holds no core clear of them and fat (a real tumour of 68 mL fused
   with the descending aorta did not), but the lung flows round it: soft tissue where the lung lies
   above and below within `BULGE_REACH_MM`, deep, at the back of the lung beside the spine, not
-  enhanced like blood and unmatched at its mirror place on the other side. Only the part inside the lung's expected outline is found; its volume is
-  named as uncertain in a doubt.
+  enhanced like blood and unmatched at its mirror place on the other side. Only the part inside the
+  lung's expected outline is found; its volume is named as uncertain in a doubt.
 
 Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome, and
 merged with the liver or the heart it is only a doubt; a mass fused with the mediastinum without a
