@@ -68,6 +68,7 @@ from grounding.segmenters.morphology import (
     CONN26,
     PLANAR4,
     bounding_box,
+    grown_box,
     ellipsoid,
     fill_holes_slicewise,
     label_components,
@@ -322,7 +323,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
         return found, doubts
     # the masses lie within the lungs' box grown by the largest core's reach (on the diaphragm, below it)
     margin = [int(math.ceil((ABUT_CORE_MM[-1] + max(spacing)) / s)) + 1 for s in spacing]
-    box = tuple(slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, data.shape))
+    box = grown_box(box, margin, data.shape)
     lungs, hulls, known = [lung[box] for lung in lungs], [hull[box] for hull in hulls], known[box]
     soft = _soft(data[box], both[box])
     depth = ndimage.distance_transform_edt(soft, sampling=spacing)
@@ -338,7 +339,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
             if where is None:
                 continue
-            part = tuple(slice(max(0, w.start - p), min(n, w.stop + p)) for w, p, n in zip(where, pad, soft.shape))
+            part = grown_box(where, pad, soft.shape)
             grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & soft[part]
             voxels = np.count_nonzero(grown)
             if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
@@ -411,7 +412,7 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
             if where is None or not smallest <= sizes[k] <= largest:
                 continue
-            box = tuple(slice(max(0, w.start - p), min(m, w.stop + p)) for w, p, m in zip(where, pad, data.shape))
+            box = grown_box(where, pad, data.shape)
             piece = pieces[box] == k
             if (ndimage.binary_dilation(piece, CONN6) & known[box]).any():
                 continue
@@ -489,7 +490,7 @@ def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allow
     for k, where in enumerate(ndimage.find_objects(pieces), start=1):
         if where is None:
             continue
-        part = tuple(slice(max(0, w.start - 1), min(m, w.stop + 1)) for w, m in zip(where, core.shape))
+        part = grown_box(where, 1, core.shape)
         piece = pieces[part] == k
         around = ndimage.binary_dilation(piece, CONN6) & ~piece
         shell = around & ~core[part]
