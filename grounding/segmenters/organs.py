@@ -57,7 +57,9 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      centre); without a liver, in a slice less than `SPLEEN_MAX_LUNG_FRACTION` lung (not the
      heart of a chest-only scan); its mode is looked for within `SPLEEN_FROM_LIVER_HU` of the
      liver's, at the spleen's levels (not the enhanced heart or kidney), no further out than
-     `CAGE_MARGIN_MM` beyond the lungs' widest extent (not an arm beside the chest);
+     `CAGE_MARGIN_MM` beyond the lungs' widest extent (not an arm beside the chest); when every
+     search finds none, the spleen's top the scan's lowest slice cuts under the left lung's base
+     (`_cut_dome`, as the liver's dome), always doubtful;
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
      `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
      anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
@@ -262,15 +264,16 @@ NOISE_WINDOW = 5
 NOISY_PLAIN_LIVER_SD_HU = 28.0
 #: smallest core (mL) taken for each organ: less is a fragment of something else
 MIN_CORE_ML: dict[str, float] = {"liver": 40.0, "spleen": 8.0, "kidney": 8.0}
-#: the liver's dome at the caudal edge of a chest CT (`_cut_dome`): the tissue at least `DIAPHRAGM_MM`
-#: below the right lung's base gives its HU; its candidates are opened with a ball of `DOME_OPENING_MM`,
-#: have cores `DOME_CORE_MM` deep and hold at least `DOME_MIN_ML` (a dome the scan range cuts to a few
-#: slices has no core `CORE_MM` deep, and holds less than `MIN_CORE_ML`)
+#: the liver's dome (or the spleen's top) at the caudal edge of a chest CT (`_cut_dome`): the tissue at least
+#: `DIAPHRAGM_MM` below the right (left) lung's base gives its HU; its candidates are opened with a ball of
+#: `DOME_OPENING_MM`, have cores `DOME_CORE_MM` deep and hold at least `DOME_MIN_ML` (a dome the scan range
+#: cuts to a few slices has no core `CORE_MM` deep, and holds less than `MIN_CORE_ML`; tuning seeds 212 and
+#: 409: the spleen's top, 8-9 mL, was declined, now Dice 0.94-0.96)
 DIAPHRAGM_MM = 4.0
 DOME_OPENING_MM = 2.5
 DOME_CORE_MM = 4.0
 DOME_MIN_ML = 3.0
-#: ... and lie mostly (this fraction) under the right lung's aerated base (tuning seeds: the domes 1.0, the
+#: ... and lie mostly (this fraction) under that lung's aerated base (tuning seeds: the domes 1.0, the
 #: chest wall and crus beside the lung's base, in the liver's band on plain CT, at most 0.13)
 DOME_UNDER_LUNG = 0.7
 
@@ -468,7 +471,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     # `PLAIN_SPLEEN_CORE_MARGIN_MM` closer still) only when not found lateral to where any left kidney
     # lies (`_plain_spleen_lateral`; doubtful, `_neighbour_doubts`)
     narrow = _plain_spleen_lateral(frame, lungs) if phase == "non-contrast" else PLAIN_SPLEEN_LATERAL_MM
-    liver_doubts: list[str] = []  # the liver's dome found below a chest CT's lungs (`_cut_dome`)
+    cut_doubts: dict[str, list[str]] = {}  # the liver's dome or spleen's top under a chest CT's lungs (`_cut_dome`)
     spleen_tries: list[tuple[bool, bool]] | None = None  # set once the liver is found (`_spleen_tries`)
     relaxed = vote = False
     searches = [("liver", ("liver",)), *order]
@@ -520,13 +523,16 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         for target in targets:
             chosen = _choose(target, candidates, frame, lungs, voxel_ml, found_liver,
                              core_lateral if phase == "non-contrast" else None)
-            if chosen is None and target == "liver":
-                dome = _cut_dome(hu, allowed, phase, frame, lungs, voxel_ml)
+            # the spleen's top under a chest CT's lowest slice only once every spleen search found none
+            if chosen is None and (target == "liver" or target == "spleen" and not spleen_tries):
+                side = frame.x < frame.mid_x if target == "liver" else zone
+                dome = _cut_dome(target, hu, allowed, side, phase, frame, lungs, voxel_ml, found_liver,
+                                 None if liver is None else (liver[0] + liver[1]) / 2)
                 if dome is not None:
                     chosen, band, why, below_diaphragm = dome
                     out.bands[organ] = band
                     inside = inside & below_diaphragm
-                    liver_doubts.append(why)
+                    cut_doubts[target] = [why]
             if chosen is None:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
@@ -550,8 +556,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if target not in out.errors:
             out.masks[target] = full == value
     out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands, relaxed)
-    if liver_doubts and "liver" not in out.errors:
-        out.doubts["liver"] = liver_doubts
+    for target, why in cut_doubts.items():
+        if target not in out.errors:
+            out.doubts[target] = why + out.doubts.get(target, [])
     if phase == "non-contrast":
         for reason in (_wall_doubt(coarse == 1, frame), _ragged_doubt(coarse == 1, frame.spacing)):
             if reason:
@@ -823,7 +830,7 @@ def _candidates(
         # holes darker than the band (a kidney's medulla and pelvis), not brighter: the arterial
         # aorta ringed by its partial volume in the kidney's band is no hole of the kidney
         inside = fill_holes_slicewise(inside) & allowed & (hu <= band[1])
-    if organ == "liver" or vote:
+    if organ == "liver" or vote or dome:
         # noise speckle: on a noisy scan (tuning seed 201, 39 HU) a few percent of the liver's smoothed
         # voxels fall outside its band at random, and the opening's ball, almost always meeting one,
         # erased the liver (declined); a majority vote over each voxel's 3 x 3 x 3 neighbours drops
@@ -833,15 +840,17 @@ def _candidates(
         # -> 0.64, 102 and 201 declined -> 0.83), with bowel of its HU joining more often (flagged:
         # 18, 70 grew to +170-260 %); on enhanced spleens it changed nothing. Bowel joined by the vote can
         # move the spleen's core below where a spleen lies, and it was declined (tuning seeds 7, 112, 115
-        # and 146, Dice 0.37-0.48 without the vote): the spleen is then searched again without it
+        # and 146, Dice 0.37-0.48 without the vote): the spleen is then searched again without it. The
+        # spleen's top cut by the scan range (``dome``) always votes, as the liver's dome does
         inside = ndimage.uniform_filter(inside.astype(np.float32), size=3, mode="nearest") > 0.5
         inside &= allowed
     ball = ellipsoid(opening_mm, spacing)
-    if organ == "liver":
-        # the scan's range cuts the liver (of a chest CT) below: beyond its lowest slice lies more liver, not
-        # background. An opening that erodes from outside the array kept of the widest, lowest slice only
-        # the part under the slice above (tuning seeds 237 and 244, domes of 11 mL: 7 mL; 48, 56 and 78, livers
-        # of 60-350 mL a chest CT's range cuts: Dice 0.92-0.93, now 0.94-0.95; no liver of seeds 0-99 worse)
+    if organ == "liver" or dome:
+        # the scan's range cuts the liver (of a chest CT; or the spleen's top, `_cut_dome`) below: beyond its
+        # lowest slice lies more organ, not background. An opening that erodes from outside the array kept
+        # of the widest, lowest slice only the part under the slice above (tuning seeds 237 and 244, domes of
+        # 11 mL: 7 mL; 48, 56 and 78, livers of 60-350 mL a chest CT's range cuts: Dice 0.92-0.93, now
+        # 0.94-0.95; no liver of seeds 0-99 worse)
         pad = [(r, r) for r in (np.array(ball.shape) // 2)]
         inside = ndimage.binary_opening(np.pad(inside, pad, mode="edge"), ball)[
             tuple(slice(r, r + n) for (r, _), n in zip(pad, inside.shape))]
@@ -998,39 +1007,47 @@ def _choose(
     return mask
 
 
-def _under_right_lung(lungs: _Lungs, hu: np.ndarray, below_mm: float, dz: float) -> np.ndarray:
-    """The coarse voxels at least ``below_mm`` below the right lung's lowest aerated voxel (below
-    `HU_AIR`) in their column (the slice axis; ``dz``: the coarse slice spacing, mm): under the right
-    hemidiaphragm, where the liver lies. Aerated: the lung's label holds the dome the lung's base
-    surrounds in a slice (filled as a hole of the lung)."""
-    right = lungs.right & (hu < HU_AIR)
-    base = np.argmax(right, axis=0)  # the lowest aerated slice of each column
+def _under_lung(lung: np.ndarray, hu: np.ndarray, below_mm: float, dz: float) -> np.ndarray:
+    """The coarse voxels at least ``below_mm`` below a lung's (coarse mask) lowest aerated voxel (below
+    `HU_AIR`) in their column (the slice axis; ``dz``: the coarse slice spacing, mm): under its
+    hemidiaphragm, where the liver (right) or the spleen (left) lies. Aerated: the lung's label holds the
+    dome the lung's base surrounds in a slice (filled as a hole of the lung)."""
+    aerated = lung & (hu < HU_AIR)
+    base = np.argmax(aerated, axis=0)  # the lowest aerated slice of each column
     skip = int(np.ceil(below_mm / dz - 1e-6))
-    k = np.arange(right.shape[0])[:, None, None]
-    return right.any(axis=0)[None] & (k < base[None] - skip)
+    k = np.arange(aerated.shape[0])[:, None, None]
+    return aerated.any(axis=0)[None] & (k < base[None] - skip)
 
 
-def _cut_dome(hu: np.ndarray, allowed: np.ndarray, phase: str, frame: BodyFrame, lungs: _Lungs, voxel_ml: float,
+def _cut_dome(target: str, hu: np.ndarray, allowed: np.ndarray, side: np.ndarray, phase: str, frame: BodyFrame,
+              lungs: _Lungs, voxel_ml: float, liver: _Liver | None = None, liver_hu: float | None = None,
               ) -> tuple[np.ndarray, tuple[float, float], str, np.ndarray] | None:
-    """The liver where the scan range cuts it below and the usual search found none: (coarse mask, its
-    band, the doubt to report, where it may grow), or None.
+    """The liver or the spleen (``target``) where the scan range cuts it below and the usual search found
+    none: (coarse mask, its band, the doubt to report, where it may grow), or None.
 
-    At the caudal edge of a chest CT only the liver's dome is in the field, under the right
-    hemidiaphragm beneath the right lung's base: too small for `MIN_CORE_ML`, too thin for `CORE_MM`
-    cores, and where the liver's zone holds more chest wall, heart or muscle than liver its mode is
-    theirs (an arterial chest CT: muscle at 41 HU, the liver at 67 no peak). Here its HU is the mode of
-    the tissue at least `DIAPHRAGM_MM` below the right lung's aerated base in each column, inside the
-    cage, and its band the liver's about that mode (`_band`); only the voxels at least `DIAPHRAGM_MM`
-    from aerated lung may hold it (the diaphragm between, of the liver's HU on plain CT, wraps a dome
-    of a few slices: tuning seed 124, +58 % with it; that mask also bounds its growth, `_grow`). Its
-    candidates are the dome's (`_candidates`); only those reaching the scan's lowest slice with
-    `DOME_UNDER_LUNG` of themselves under the right lung's base are taken, as the liver is (`_choose`).
+    At the caudal edge of a chest CT only the liver's dome (under the right hemidiaphragm) or the
+    spleen's top (under the left, lateral and posterior) is in the field, beneath that lung's base: too
+    small for `MIN_CORE_ML`, too thin for `CORE_MM` cores, and where the organ's zone holds more chest
+    wall, heart or muscle than organ its mode is theirs (an arterial chest CT: muscle at 41 HU, the liver
+    at 67 no peak). Here its HU is the mode of the tissue at least `DIAPHRAGM_MM` below that lung's
+    aerated base in each column, inside the cage, in ``side`` (the liver's half of the body; the
+    spleen's search zone), and its band the organ's about that mode (`_band`; the spleen's near the
+    liver's HU, ``liver_hu``); only the voxels at least `DIAPHRAGM_MM` from aerated lung may hold it (the
+    diaphragm between, of the liver's HU on plain CT, wraps a dome of a few slices: tuning seed 124, +58 %
+    with it; that mask also bounds its growth, `_grow`). Its candidates are the dome's (`_candidates`);
+    only those reaching the scan's lowest slice with `DOME_UNDER_LUNG` of themselves under that lung's
+    base are taken, as the organ is (`_choose`, the spleen below the found ``liver``'s top). A plain-CT
+    spleen's core need not lie lateral to where the left kidney's may (`PLAIN_SPLEEN_LATERAL_MM`): the
+    spleen's top, all a chest CT shows of it, lies more medial than its centre, beneath the lung's base,
+    above the kidney (tuning seed 761: a 70 mL top's core 74 mm left of the midline, 5 mm short of the
+    narrow patient's bound, declined).
     Always doubtful: the scan range cuts it, so its size is that of the part in view."""
-    under = _under_right_lung(lungs, hu, DIAPHRAGM_MM, frame.spacing[0]) & allowed & (frame.x < frame.mid_x)
-    if histogram_mode(hu[under], PRIOR_HU[phase]["liver"]) is None:
+    organ, lung, hemi = (("liver", lungs.right, "right") if target == "liver" else ("spleen", lungs.left, "left"))
+    under = _under_lung(lung, hu, DIAPHRAGM_MM, frame.spacing[0]) & allowed & side
+    if histogram_mode(hu[under], PRIOR_HU[phase][organ]) is None:
         return None
-    band = _band("liver", phase, hu, under)
-    near = _under_right_lung(lungs, hu, 0.0, frame.spacing[0])
+    band = _band(organ, phase, hu, under, liver_hu)
+    near = _under_lung(lung, hu, 0.0, frame.spacing[0])
     aerated = (lungs.left | lungs.right) & (hu < HU_AIR)
     below_diaphragm = ndimage.distance_transform_edt(~aerated, sampling=frame.spacing) >= DIAPHRAGM_MM
     # the lung's base lies anywhere within the slice below its last aerated one: a slice's centre less than
@@ -1039,15 +1056,15 @@ def _cut_dome(hu: np.ndarray, allowed: np.ndarray, phase: str, frame: BodyFrame,
     dz = frame.spacing[0]
     for j in range(1, int(np.ceil((DIAPHRAGM_MM + dz / 2) / dz - 1e-6))):
         below_diaphragm[:-j] &= ~aerated[j:]
-    candidates = [c for c in _candidates(hu, allowed & below_diaphragm, band, "liver", frame, False, near, dome=True)
+    candidates = [c for c in _candidates(hu, allowed & below_diaphragm, band, organ, frame, False, near, dome=True)
                   if c.box[0].start == 0
                   and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels]
-    chosen = _choose("liver", candidates, frame, lungs, voxel_ml, min_ml=DOME_MIN_ML)
+    chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver, min_ml=DOME_MIN_ML)
     if chosen is None:
         return None
-    why = ("the scan range cuts the liver below: what was found is the part of it in view under the right "
-           f"hemidiaphragm (its HU band, {band[0]:.0f} to {band[1]:.0f} HU, read from the tissue under the right "
-           "lung's base); its size is that of the part shown, not of the liver, and its edges there are less sure")
+    why = (f"the scan range cuts the {organ} below: what was found is the part of it in view under the {hemi} "
+           f"hemidiaphragm (its HU band, {band[0]:.0f} to {band[1]:.0f} HU, read from the tissue under the {hemi} "
+           f"lung's base); its size is that of the part shown, not of the {organ}, and its edges there are less sure")
     return chosen, band, why, below_diaphragm
 
 
