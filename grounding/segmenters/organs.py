@@ -79,7 +79,7 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
 5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
    `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
    found, the two touching broadly where their bands meet, a spleen below the left kidney, and a
-   plain-CT liver with more than `WALL_FRACTION` of itself near the skin (the body wall), an
+   plain-CT liver or spleen with more than `WALL_FRACTION` of itself near the skin (the body wall), an
    enhanced left kidney without a spleen beside it (it may be the spleen), and a plain-CT spleen or
    kidney whose noise (`_noise_doubt`) is above `NOISY_PLAIN_SD_HU` (a liver's above
    `NOISY_PLAIN_LIVER_SD_HU`; noise hides their HU differences), a plain-CT liver with a ragged
@@ -240,6 +240,11 @@ ENCLOSED_FRACTION = 0.6
 #: a plain-CT liver with more than this fraction within this depth (mm) of the skin holds body wall
 WALL_FRACTION = 0.065
 WALL_DEPTH_MM = 15.0
+#: ... and a plain-CT spleen with more than `WALL_FRACTION` within this depth (mm): it lies deeper behind the
+#: ribs (tuning seeds' coarse masks: right plain spleens 0.02-0.035 of themselves within 20 mm; seeds 26 and
+#: 377, +110 % and +44 % of the posterior wall's muscle, of the spleen's HU, 0.13 and 0.12; seed 377 was
+#: confidently wrong, its ring of in-band tissue 14 %, below `SAME_HU_CONTACT`, its noise low)
+SPLEEN_WALL_DEPTH_MM = 20.0
 #: a plain-CT liver less spherical than this (coarse voxel faces) holds bowel (`_ragged_doubt`)
 RAGGED_SPHERICITY = 0.45
 #: spleen and left kidney touching over more than this fraction of the smaller one's surface
@@ -563,6 +568,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         for reason in (_wall_doubt(coarse == 1, frame), _ragged_doubt(coarse == 1, frame.spacing)):
             if reason:
                 out.doubts.setdefault("liver", []).append(reason)
+        spleen_wall = _wall_doubt(coarse == 1 + ABDOMEN_TARGETS.index("spleen"), frame, "spleen", SPLEEN_WALL_DEPTH_MM)
+        if spleen_wall and "spleen" in out.masks:
+            out.doubts.setdefault("spleen", []).append(spleen_wall)
     for target in ("spleen", "kidney_left", "kidney_right"):
         if target in out.masks:
             organ = target.split("_")[0]
@@ -638,17 +646,19 @@ def _noise_doubt(data: np.ndarray, organ: np.ndarray, limit: float = NOISY_PLAIN
             f"part of the organ")
 
 
-def _wall_doubt(liver: np.ndarray, frame: BodyFrame) -> str | None:
-    """Why a plain-CT liver (coarse mask) may include the body wall, or None: more than
-    `WALL_FRACTION` of it lies within `WALL_DEPTH_MM` of the skin, where the wall's muscle is, of the
-    liver's HU on plain CT (a liver under the wall has a few percent there)."""
-    if not liver.any():
+def _wall_doubt(organ: np.ndarray, frame: BodyFrame, name: str = "liver", depth_mm: float = WALL_DEPTH_MM,
+                ) -> str | None:
+    """Why a plain-CT liver or spleen (``name``; coarse mask) may include the body wall, or None: more
+    than `WALL_FRACTION` of it lies within ``depth_mm`` (`WALL_DEPTH_MM`, the spleen's
+    `SPLEEN_WALL_DEPTH_MM`) of the skin, where the wall's muscle is, of the organ's HU on plain CT (an
+    organ under the wall has a few percent there)."""
+    if not organ.any():
         return None
-    shallow = float(np.mean(frame.depth[liver] < WALL_DEPTH_MM))
+    shallow = float(np.mean(frame.depth[organ] < depth_mm))
     if shallow <= WALL_FRACTION:
         return None
-    return (f"{shallow:.0%} of the liver lies within {WALL_DEPTH_MM:g} mm of the skin, where the body wall's muscle "
-            f"has the liver's HU on plain CT: the mask may include the body wall")
+    return (f"{shallow:.0%} of the {name} lies within {depth_mm:g} mm of the skin, where the body wall's muscle "
+            f"has the {name}'s HU on plain CT: the mask may include the body wall")
 
 
 def _ragged_doubt(liver: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
