@@ -276,3 +276,17 @@ def test_a_small_nodule_lying_along_the_pleura_is_not_a_confident_no():
     assert (ev.mask & truth["nodule"]).sum() >= 0.4 * truth["nodule"].sum()
     assert ev.quality.level == "doubtful"
     assert any("lies on the pleura" in reason for reason in ev.quality.reasons)
+
+
+def test_a_nodule_as_wide_as_the_vessel_it_touches_is_found():
+    """A 9 mm nodule on a 9 mm vessel, plain CT: no wider than its branches, it failed the widening
+    test and was left out. The vessel passes it by, its axis missing the nodule's centre by more than
+    the nodule's radius (`lesions._beside_a_vessel`): it is found, hedged as cut from a vessel."""
+    volume, truth = build(dz=2.5, nz=40, touching=False, nodule_mm=9.0, vessel_mm=4.5, seed=1, supersample=3)
+    ev = _nodule_evidence(volume)
+    labels, n = ndimage.label(ev.mask, np.ones((3, 3, 3)))
+    assert n == 1, f"{n} components"
+    assert (ev.mask & truth["nodule"]).sum() >= 0.5 * truth["nodule"].sum()
+    assert ev.mask.sum() <= 2 * truth["nodule"].sum()  # the nodule, not the vessel with it
+    assert ev.quality.level == "doubtful"
+    assert any("cut from it by an opening" in reason for reason in ev.quality.reasons)

@@ -200,6 +200,18 @@ THICK_DETACHED_MIN_WIDENING = 1.6
 #: branches: a nodule beside a vessel touches that one vessel, passing it; where vessels fan out side
 #: by side (at the hilum, at a branching) the ball between them has two or more
 BESIDE_MAX_ARMS = 1
+#: a ball as wide as the vessel it touches is a nodule beside it (`_beside_a_vessel`) when the vessel
+#: leaves it in at most this many branches (before and after it, or one wrapping round it) whose
+#: axis misses the ball's centre by at least this share of the ball's radius (mm over mm): the centre
+#: of a nodule on a vessel lies its radius and half the vessel's off the vessel's axis, a bead of the
+#: vessel on it
+BESIDE_MAX_BRANCHES = 2
+BESIDE_MIN_OFFSET = 1.0
+#: ... and that lie within this share of the vessel's radius of one line (mm over mm): one straight
+#: vessel passes the ball, not two, nor one the ball continues (a bead of a vessel touching another)
+BESIDE_MAX_SCATTER = 0.45
+#: a ball's or a branch's axis: its voxels at least this share as deep as its deepest (distance, mm)
+BESIDE_CORE_SHARE = 0.8
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
 DETACHED_MAX_HU = 150.0
 #: a removed piece counts when it reaches this far (mm) from the detached one
@@ -831,7 +843,9 @@ def _detached_nodules(
     `DETACH_MAX_ARMS` pieces (the vessel it sits on, perhaps cut in two; a junction or the hilum,
     where vessels converge, has more), unless it is `MANY_ARMS_MIN_WIDENING` times as wide as all
     of them (a ball where vessels meet is not). Its median must stay below `DETACHED_MAX_HU`: brighter is a
-    contrast-filled vessel (so a calcified nodule on a vessel is missed).
+    contrast-filled vessel (so a calcified nodule on a vessel is missed). A core's own opening failing
+    only for branches as wide as itself is a nodule when the one vessel it touches passes it by
+    (`_beside_a_vessel`; not on thick slices).
     """
     box = bounding_box(mask)
     pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
@@ -882,6 +896,11 @@ def _detached_nodules(
                                               max_arms=BESIDE_MAX_ARMS)
                 if alone is not None:
                     piece, verdict = own, alone
+                # a nodule no wider than the vessel it touches fails the widening tests: the vessel passes it by
+                if verdict != "nodule" and _beside_a_vessel(own, local[window] & ~own, values[window], depth[window],
+                                                            spacing, forbidden[box][window], wall[box][window],
+                                                            max_diameter_mm):
+                    piece, verdict = own, "nodule"
             if verdict == "nodule":
                 out[window] |= piece
             elif verdict == "borderline":
@@ -977,6 +996,64 @@ def _detached_verdict(
     return "borderline" if widening >= BORDERLINE_WIDENING * needed else None
 
 
+def _beside_a_vessel(
+    ball: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray, spacing: tuple[float, float, float],
+    forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+) -> bool:
+    """Whether ``ball`` (a core's own opening, all arrays on one window as for `_detached_verdict`),
+    round soft tissue by the tests of `_detached_verdict` but for its branches, sits beside the one
+    vessel it touches rather than on its axis. A nodule as wide as the vessel it touches (or narrower)
+    is no wider than its branches, but the vessel passes it by: its branches (where they cross the
+    shell of `_arms`: at most `BESIDE_MAX_BRANCHES`, before and after it, or one wrapping round it)
+    line up along an axis that misses the ball's centre by at least `BESIDE_MIN_OFFSET` of the ball's
+    radius and runs on at least `ARM_REACH_MM` past it on both sides. A bead of a thick vessel, or a
+    ball where vessels meet, lies on the axis of its branches. Not on slices thicker than
+    `THICK_SLICE_MM` (the caller's condition)."""
+    # without branches the widening tests pass: what is left are the shape, size and HU tests
+    no_branches = np.zeros(residue.shape, dtype=bool)
+    if _detached_verdict(ball, no_branches, values, depth, spacing, forbidden, wall, max_diameter_mm) != "nodule":
+        return False
+    # a ball as bright as contrast-filled blood is a piece of an enhanced vessel
+    if float(np.median(values[ball])) >= ENHANCED_SPLIT_HU:
+        return False
+    count, axis, vessel_mm = _arm_axes(ball, residue, depth, spacing)
+    if not 1 <= count <= BESIDE_MAX_BRANCHES or len(axis) < 2:
+        return False
+    radius = float(depth[ball].max())
+    # the ball's centre: its deepest voxels, in mm
+    centre = np.argwhere(ball & (depth >= BESIDE_CORE_SHARE * radius)).mean(axis=0) * np.asarray(spacing)
+    # the vessel's axis: the principal line of its branches' axis points
+    mean = axis.mean(axis=0)
+    direction = np.linalg.svd(axis - mean, full_matrices=False)[2][0]
+    along = (axis - mean) @ direction
+    at = float((centre - mean) @ direction)
+    offset = float(np.linalg.norm(centre - mean - at * direction))
+    # the vessel runs on past the ball on both sides; one ending on it points at its centre
+    passes = along.min() <= at - ARM_REACH_MM and along.max() >= at + ARM_REACH_MM
+    # one straight vessel: its axis points lie on the line (two vessels, or a vessel beaded by the
+    # slices that the ball belongs to beside another, scatter about it by their radii)
+    scatter = float(np.linalg.norm(axis - mean - np.outer(along, direction), axis=1).max())
+    straight = scatter <= BESIDE_MAX_SCATTER * min(vessel_mm, radius)
+    return passes and straight and offset >= BESIDE_MIN_OFFSET * radius
+
+
+def _arm_axes(
+    piece: np.ndarray, residue: np.ndarray, depth: np.ndarray, spacing: tuple[float, float, float],
+) -> tuple[int, np.ndarray, float]:
+    """How many branches of ``residue`` leave ``piece`` where they cross the shell of `_arms`
+    (`_branch_ring`; the caller's slices are thin), their axis points there (mm, in ``piece``'s
+    frame; one row each): each branch's voxels at least `BESIDE_CORE_SHARE` as deep as
+    its deepest, and the largest inscribed radius among them (mm, from ``depth``)."""
+    window, ring = _branch_ring(piece, residue, spacing)
+    branches, n = ndimage.label(ring, structure=CONN26)
+    if not n:
+        return 0, np.zeros((0, 3)), 0.0
+    deepest = np.asarray(ndimage.maximum(depth[window], branches, np.arange(1, n + 1)))
+    axis = ring & (depth[window] >= BESIDE_CORE_SHARE * deepest[np.maximum(branches, 1) - 1])
+    offset = np.array([sl.start for sl in window])
+    return n, (np.argwhere(axis) + offset) * np.asarray(spacing), float(deepest.max())
+
+
 def _arms(
     piece: np.ndarray, residue: np.ndarray, depth: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float],
 ) -> tuple[int, float, float]:
@@ -985,6 +1062,18 @@ def _arms(
     of the residue that touch it, taken where they cross the shell `ARM_REACH_MM` to twice that
     away from it (slivers of its own rough surface do not reach the shell; branches joined in the
     haze right around it are apart there)."""
+    window, ring = _branch_ring(piece, residue, spacing)
+    _, n = ndimage.label(ring, structure=CONN26)
+    if not n:
+        return 0, 0.0, -math.inf
+    return int(n), float(depth[window][ring].max()), float(np.median(values[window][ring]))
+
+
+def _branch_ring(
+    piece: np.ndarray, residue: np.ndarray, spacing: tuple[float, float, float],
+) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The window around ``piece`` and, on it, the voxels of the pieces of ``residue`` touching it
+    where they cross the shell `ARM_REACH_MM` to twice that away from it (`_arms`)."""
     reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
     obj = bounding_box(piece)
     window = grown_box(obj, reach, piece.shape)
@@ -1000,10 +1089,7 @@ def _arms(
         distance = ndimage.distance_transform_edt(~piece[window], sampling=spacing)
     ring = (distance >= ARM_REACH_MM) & (distance <= 2 * ARM_REACH_MM) & np.isin(near, attached[attached > 0])
     ring &= residue[window]
-    _, n = ndimage.label(ring, structure=CONN26)
-    if not n:
-        return 0, 0.0, -math.inf
-    return int(n), float(depth[window][ring].max()), float(np.median(values[window][ring]))
+    return window, ring
 
 
 def _medial(surface: np.ndarray) -> np.ndarray:
