@@ -13,14 +13,18 @@ import re
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
+from grounding.plausibility import FieldCut, structure_quality
 from grounding.segmenters.chest import LEFT, RIGHT
 from grounding.segmenters.classical import ClassicalSegmenter
 from grounding.segmenters.masses import _extent, lung_masses
 from grounding.tools import default_registry
 from imaging.phantoms import NoduleSpec, chest_ct
+from imaging.volume import Volume
 from mmreason.backends.rules import RulesBackend
 from mmreason.loop import run_episode
+from tests.test_mediastinal_masses import _chest
 
 #: (z, y, x) mm: a grid where the mass lies outside the lung masks, one where it lies inside them
 #: merged with vessels
@@ -166,3 +170,33 @@ def test_a_dome_the_scan_range_cuts_is_no_mass():
     labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
     found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
     assert not found.mask.any()
+
+
+def test_a_part_solid_mass_is_answered_with_a_doubt_not_declined_as_no_tissue():
+    """A real NSCLC mass was declined ("mean -167 HU is not lesion tissue"): a solid core in ground glass
+    or consolidation (or with air in it) is measured with aerated lung at its edge. A 30 mm solid ball in a
+    -340 HU halo reads about -190 HU on average, a third of it solid: answered, its extent named uncertain."""
+    spacing = (5.0, 2.0, 2.0)
+    hu, lungs, _ = _chest(spacing, None)
+    z, y, x = (np.indices(hu.shape, dtype=np.float32) * np.asarray(spacing, dtype=np.float32)[:, None, None, None])
+    distance = np.sqrt((x - 95.0) ** 2 + (y - 115.0) ** 2 + (z - 110.0) ** 2)  # the right lung, mid-height
+    rng = np.random.default_rng(2)
+    halo = (distance <= 23.0) & lungs[1]
+    hu[halo] = -340.0 + rng.normal(0.0, 40.0, np.count_nonzero(halo))
+    hu[distance <= 15.0] = 35.0 + rng.normal(0.0, 12.0, np.count_nonzero(distance <= 15.0))
+    near = distance <= 29.0
+    hu[near] = ndimage.gaussian_filter(hu, 0.8)[near]
+    volume = Volume.from_array(hu, spacing=spacing, modality="CT")
+    answer = _ask(volume, "Is there a nodule or mass in the lungs? Which side is it on and what is its volume?")
+    assert answer.startswith("Yes; right lung"), answer
+    assert re.search(r"\(uncertain: mean -1\d\d HU is below solid lesion tissue .* (3\d|4\d)% of it is solid", answer)
+
+
+def test_lung_haze_with_little_solid_tissue_stays_no_lesion_tissue():
+    volume = Volume.from_array(np.zeros((4, 4, 4), dtype=np.float32), spacing=(1.0, 1.0, 1.0), modality="CT")
+    hazy = structure_quality(volume, "lesion", volume_ml=20.0, side="right", mean_hu=-250.0, cut_at=FieldCut(),
+                             whole_target=True, solid_share=0.15)
+    assert hazy.level == "implausible" and "is not lesion tissue" in hazy.reasons[0]
+    part_solid = structure_quality(volume, "lesion", volume_ml=20.0, side="right", mean_hu=-170.0, cut_at=FieldCut(),
+                                   whole_target=True, solid_share=0.4)
+    assert part_solid.level == "doubtful" and "40% of it is solid" in part_solid.reasons[0]

@@ -74,6 +74,7 @@ from grounding.segmenters.morphology import (
     CoarseGrid,
     border_connected,
     bounding_box,
+    grown_box,
     centroid,
     component_sizes,
     dilate,
@@ -411,8 +412,7 @@ def _grown_box(mask: np.ndarray, margin: int, align: int = 1,
     box = own or bounding_box(mask)
     if box is None:
         return tuple(slice(0, n) for n in mask.shape)
-    starts = [max(sl.start - margin, 0) for sl in box]
-    return tuple(slice(a - a % align, min(sl.stop + margin, n)) for a, sl, n in zip(starts, box, mask.shape))
+    return tuple(slice(sl.start - sl.start % align, sl.stop) for sl in grown_box(box, margin, mask.shape))
 
 
 def body_core(dense: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -972,7 +972,7 @@ def _drop_gas_pockets(labels: np.ndarray, value: int, coarse: np.ndarray, gas_be
     own = bounding_box(mask)
     if own is None:
         return None
-    bbox = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(own, mask.shape))
+    bbox = grown_box(own, 1, mask.shape)
     lung = mask[bbox]
     # each voxel of a pocket has a voxel below the level among its 27 neighbours, so a pocket of
     # the least size needs a 27th of that many such voxels: without them there is nothing to filter
@@ -1167,7 +1167,7 @@ def refine_in_box(
     box = bounding_box(labels > 0)
     if box is None:
         return None
-    box = tuple(slice(max(sl.start - 1, 0), min(sl.stop + 1, n)) for sl, n in zip(box, labels.shape))
+    box = grown_box(box, 1, labels.shape)
     if grid.is_identity:
         return box, labels[box].copy()
     labels = np.ascontiguousarray(labels[box], dtype=np.uint8)

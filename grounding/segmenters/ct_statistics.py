@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from grounding.segmenters.morphology import CONN26, CoarseGrid, bounding_box, component_sizes
+from grounding.segmenters.morphology import CONN26, CoarseGrid, bounding_box, component_sizes, grown_box
 from imaging.volume import Volume
 
 #: Gaussian smoothing (mm) of the coarse block means, for bands and cores, and for edges
@@ -203,8 +203,7 @@ def _without_vessel_in_front(spine: np.ndarray, y: np.ndarray, spacing: tuple[fl
 
     out = spine.copy()
     # a voxel of margin in-plane: the component's own edge is background
-    box = tuple(slice(max(s.start - (a > 0), 0), s.stop + (a > 0))
-                for a, s in enumerate(bounding_box(spine)))
+    box = grown_box(bounding_box(spine), (0, 1, 1), spine.shape)
     planar = np.zeros((3, 3), dtype=bool)
     planar[1, :] = planar[:, 1] = True
     for k in range(box[0].start, box[0].stop):

@@ -141,6 +141,7 @@ from grounding.segmenters.morphology import (
     CONN26,
     CoarseGrid,
     bounding_box,
+    grown_box,
     component_sizes,
     ellipsoid,
     fill_holes_slicewise,
@@ -464,9 +465,7 @@ def compact_components(
         reference = math.pi / 4 * extent**2 if planar else math.pi / 6 * extent**3
         if size / reference < min_sphericity[label]:
             continue
-        window = tuple(
-            slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape)
-        )
+        window = grown_box(obj, reach, labels.shape)
         local = labels[window]
         around = ndimage.binary_dilation(local == label, near)
         # partial-volume specks of the pleura next to a nodule on it do not make it part of a structure
@@ -656,7 +655,7 @@ def _drop_streak_pieces(
     reach = [int(np.ceil(max_diameter_mm / sp)) for sp in spacing]
     for label in few:
         obj = objects[label - 1]
-        window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, labels.shape))
+        window = grown_box(obj, reach, labels.shape)
         grown, _ = ndimage.label(halo[window], structure=CONN26)
         ids = np.unique(grown[labels[window] == label])
         part = np.isin(grown, ids[ids > 0])
@@ -791,7 +790,7 @@ def _pleural_caps(
         diameter_mm = (6.0 * sizes[label] * voxel_mm3 / math.pi) ** (1 / 3)
         if obj[0].stop - obj[0].start < 2 or diameter_mm < NODULE_MIN_DIAMETER_MM:
             continue
-        window = tuple(slice(max(sl.start - 2, 0), min(sl.stop + 2, size)) for sl, size in zip(obj, labels.shape))
+        window = grown_box(obj, 2, labels.shape)
         part = labels[window] == label
         footprint = bounding_box(part & wall[window])
         width = max(_extent_mm(sl.stop - sl.start, sp, axis == 0)
@@ -874,8 +873,7 @@ def _detached_nodules(
             # a core longer than the largest nodule is a vessel's axis (the ball's is a small blob)
             if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
                 continue
-            window = tuple(slice(max(sl.start - g, 0), min(sl.stop + g, n))
-                           for sl, g, n in zip(obj, grow, local.shape))
+            window = grown_box(obj, grow, local.shape)
             opened = ndimage.distance_transform_edt(~core[window], sampling=spacing) <= radius
             opened &= local[window]
             parts, _ = ndimage.label(opened, structure=CONN26)
@@ -1004,7 +1002,7 @@ def _arms(
     haze right around it are apart there)."""
     reach = [max(1, int(np.ceil(2 * ARM_REACH_MM / sp))) for sp in spacing]
     obj = bounding_box(piece)
-    window = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(obj, reach, piece.shape))
+    window = grown_box(obj, reach, piece.shape)
     near, _ = ndimage.label(residue[window], structure=CONN26)
     attached = np.unique(near[ndimage.binary_dilation(piece[window], CONN26)])
     if spacing[0] > THICK_SLICE_MM:
@@ -1666,7 +1664,7 @@ def _near(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing:
     """Whether the median voxel of ``part`` (a mask within ``box``) lies within ``reach_mm`` of ``target``
     (a mask of the whole array); the distances are taken in the box grown by that reach."""
     pad = [math.ceil(reach_mm / s) + 1 for s in spacing]
-    grown = tuple(slice(max(sl.start - p, 0), min(sl.stop + p, n)) for sl, p, n in zip(box, pad, target.shape))
+    grown = grown_box(box, pad, target.shape)
     distance = ndimage.distance_transform_edt(~target[grown], sampling=spacing)
     inner = tuple(slice(sl.start - g.start, sl.stop - g.start) for sl, g in zip(box, grown))
     return float(np.median(distance[inner][part])) < reach_mm
@@ -1737,7 +1735,7 @@ def _grow_rims(labels: np.ndarray, smoothed: np.ndarray, tissue: BrainTissue, co
     if box is None:
         return 0, 0
     reach = [max(1, math.ceil(MR_RIM_MM / s)) + 1 for s in spacing]
-    box = tuple(slice(max(sl.start - r, 0), min(sl.stop + r, n)) for sl, r, n in zip(box, reach, labels.shape))
+    box = grown_box(box, reach, labels.shape)
     sub, values, inside = labels[box], smoothed[box], allowed[box]
     lesion = sub > 0
     # one step along a thick axis counts as `MR_RIM_MM`, so the neighbouring slice is reached

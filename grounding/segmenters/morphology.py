@@ -21,7 +21,7 @@ temporaries stay in the cache and their memory is reused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -112,6 +112,13 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
         profile = np.flatnonzero(plane.any(axis=tuple(a for a in range(plane.ndim) if a != axis)))
         box.append(slice(int(profile[0]), int(profile[-1]) + 1))
     return tuple(box)
+
+
+def grown_box(box: tuple[slice, ...], margin: int | Sequence[int], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``margin`` voxels on each side (one margin for every axis, or one per axis),
+    clipped to an array of ``shape``."""
+    margins = [margin] * len(box) if isinstance(margin, (int, np.integer)) else margin
+    return tuple(slice(max(s.start - m, 0), min(s.stop + m, n)) for s, m, n in zip(box, margins, shape))
 
 
 def voxel_bounds(owner: np.ndarray, coords: tuple[np.ndarray, ...], n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -130,6 +130,7 @@ from grounding.segmenters.morphology import (
     CONN6,
     CoarseGrid,
     bounding_box,
+    grown_box,
     component_sizes,
     ellipsoid,
     fill_holes_slicewise,
@@ -609,7 +610,7 @@ def _noise_sd(data: np.ndarray, organ: np.ndarray) -> float:
     """The noise (HU) inside an organ (full-resolution mask): the robust SD of its voxels' difference
     from their in-plane `NOISE_WINDOW` mean (not the spread of its voxels, which the band that chose
     them narrows: a kidney on 26 HU noise read 21 HU once its rim no longer held fat)."""
-    box = tuple(slice(max(s.start - NOISE_WINDOW, 0), s.stop + NOISE_WINDOW) for s in bounding_box(organ))
+    box = grown_box(bounding_box(organ), NOISE_WINDOW, organ.shape)
     values = data[box].astype(np.float32)
     residual = values - ndimage.uniform_filter(values, size=(1, NOISE_WINDOW, NOISE_WINDOW))
     inner = ndimage.binary_erosion(organ[box], np.ones((1, NOISE_WINDOW, NOISE_WINDOW), bool))
@@ -859,7 +860,7 @@ def _candidates(
             continue
         # one voxel of margin: the component's own edge is background, the volume's edge (a
         # field-of-view cut) is not, so an organ cut by the field of view keeps its depth
-        box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, hu.shape))
+        box = grown_box(box, 1, hu.shape)
         component = labels[box] == index
         if not (component & zone[box]).any():
             continue
@@ -896,7 +897,7 @@ def _candidates(
                                  ).astype(int))
             centroid = tuple(float(a[zyx]) for a in (frame.x, frame.y, frame.z))
             level = float(np.median(hu[box][core_box][core]))
-            local_box = tuple(slice(max(s.start - 2, 0), min(s.stop + 2, n)) for s, n in zip(basin_box, reached.shape))
+            local_box = grown_box(basin_box, 2, reached.shape)
             local = reached[local_box] == c
             mask = np.zeros(hu.shape, dtype=bool)
             mask[box][local_box] = local
@@ -1074,8 +1075,7 @@ def _grow(
     within the box (the basins' and `OPENING_MM` + `RIM_MM` beyond)."""
     full_shape = chosen.shape
     margin = [int(np.ceil((OPENING_MM[organ] + RIM_MM[organ]) / s)) + 2 for s in spacing]
-    box = tuple(slice(max(sl.start - m, 0), min(sl.stop + m, n))
-                for sl, m, n in zip(bounding_box(chosen), margin, chosen.shape))
+    box = grown_box(bounding_box(chosen), margin, chosen.shape)
     chosen, hu, hu_edge, allowed = chosen[box], hu[box], hu_edge[box], allowed[box]
     # the lower bound on the lightly smoothed HU: the heavily smoothed one gives the seams between
     # muscle and fat next to an organ the organ's HU; the upper on the heavily smoothed (less noise)
@@ -1123,7 +1123,7 @@ def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
     out = organ.copy()
     boxes = ndimage.find_objects(labels)
     for index in touching[touching > 0]:
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[index - 1])
+        box = grown_box(boxes[index - 1], 1, labels.shape)
         part = labels[box] == index
         ring = ndimage.binary_dilation(part, CONN6) & ~part
         if np.count_nonzero(ring & organ[box]) >= ENCLOSED_FRACTION * np.count_nonzero(ring):

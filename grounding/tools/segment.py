@@ -30,6 +30,7 @@ from grounding.measurements import (
 from grounding.plausibility import (
     BRIGHT_LESION_SEQUENCES,
     CT_TARGETS,
+    SOLID_MIN_HU,
     FieldCut,
     fact_quality,
     lung_pair_quality,
@@ -415,10 +416,11 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     step = max(1, int(round((sub.size / 2_000_000) ** (1 / 3))))  # sampled mean: lungs are large
     values = vol.data[bbox][::step, ::step, ::step][sub[::step, ::step, ::step]]
     mean_hu = float(values.mean()) if values.size else None
+    solid_share = float(np.mean(values >= SOLID_MIN_HU)) if values.size else None
     volume_ml = _mask_ml(sub, vol) if mode == "3d" else None
     cut = touches_field_edge(mask, bbox, vol) if whole else FieldCut()
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
-                              mean_hu=mean_hu, cut_at=cut, whole_target=whole))
+                              mean_hu=mean_hu, cut_at=cut, whole_target=whole, solid_share=solid_share))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
         q.merge(radiograph_view_quality(vol, target))
