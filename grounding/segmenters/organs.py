@@ -281,6 +281,11 @@ DOME_MIN_ML = 3.0
 #: ... and lie mostly (this fraction) under that lung's aerated base (tuning seeds: the domes 1.0, the
 #: chest wall and crus beside the lung's base, in the liver's band on plain CT, at most 0.13)
 DOME_UNDER_LUNG = 0.7
+#: ... and the spleen's top lies wholly at least this far (mm) left of the midline: it rests on the left
+#: lateral and posterior wall, while what reaches the midline under the left dome is the stomach or the
+#: liver's left lobe (tuning seeds' cut spleen tops: 42-84 mm; a chest phantom's upper abdomen under the
+#: left dome, no spleen in it, 3 mm and 457 mL)
+SPLEEN_TOP_MEDIAL_MM = 25.0
 
 ABDOMEN_TARGETS = ("liver", "spleen", "kidney_left", "kidney_right")
 
@@ -1046,7 +1051,8 @@ def _cut_dome(target: str, hu: np.ndarray, allowed: np.ndarray, side: np.ndarray
     diaphragm between, of the liver's HU on plain CT, wraps a dome of a few slices: tuning seed 124, +58 %
     with it; that mask also bounds its growth, `_grow`). Its candidates are the dome's (`_candidates`);
     only those reaching the scan's lowest slice with `DOME_UNDER_LUNG` of themselves under that lung's
-    base are taken, as the organ is (`_choose`, the spleen below the found ``liver``'s top). A plain-CT
+    base are taken, as the organ is (`_choose`, the spleen below the found ``liver``'s top), the spleen's
+    only when clear of the midline (`SPLEEN_TOP_MEDIAL_MM`). A plain-CT
     spleen's core need not lie lateral to where the left kidney's may (`PLAIN_SPLEEN_LATERAL_MM`): the
     spleen's top, all a chest CT shows of it, lies more medial than its centre, beneath the lung's base,
     above the kidney (tuning seed 761: a 70 mL top's core 74 mm left of the midline, 5 mm short of the
@@ -1068,7 +1074,8 @@ def _cut_dome(target: str, hu: np.ndarray, allowed: np.ndarray, side: np.ndarray
         below_diaphragm[:-j] &= ~aerated[j:]
     candidates = [c for c in _candidates(hu, allowed & below_diaphragm, band, organ, frame, False, near, dome=True)
                   if c.box[0].start == 0
-                  and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels]
+                  and np.count_nonzero(c.mask[c.box] & near[c.box]) >= DOME_UNDER_LUNG * c.voxels
+                  and (organ == "liver" or frame.x[c.box][c.mask[c.box]].min() - frame.mid_x >= SPLEEN_TOP_MEDIAL_MM)]
     chosen = _choose(target, candidates, frame, lungs, voxel_ml, liver, min_ml=DOME_MIN_ML)
     if chosen is None:
         return None
