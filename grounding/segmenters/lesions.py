@@ -141,10 +141,10 @@ from grounding.segmenters.morphology import (
     CONN26,
     CoarseGrid,
     bounding_box,
-    grown_box,
     component_sizes,
     ellipsoid,
     fill_holes_slicewise,
+    grown_box,
     largest_component,
     nearest_component,
 )

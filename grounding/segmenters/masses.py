@@ -69,9 +69,9 @@ from grounding.segmenters.morphology import (
     CONN26,
     PLANAR4,
     bounding_box,
-    grown_box,
     ellipsoid,
     fill_holes_slicewise,
+    grown_box,
     label_components,
     largest_component,
 )
@@ -481,14 +481,19 @@ def _rounded(piece: np.ndarray, box: tuple[slice, ...], data: np.ndarray, allowe
                  for b, c, s, n in zip(box, centre, spacing, data.shape))
     seed = np.zeros(tuple(w.stop - w.start for w in wide), dtype=bool)
     seed[tuple(slice(b.start - w.start, b.stop - w.start) for b, w in zip(box, wide))] = piece
-    values = data[wide]
-    median = float(np.median(values[seed]))
-    spread = 1.4826 * float(np.median(np.abs(values[seed] - median)))
-    band = np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU)
+    band = _own_band(data[wide], seed)
     ball = _ball(wide, centre, radius_mm, spacing)
     within = ndimage.distance_transform_edt(~seed, sampling=spacing) <= BULGE_COMPLETE_REACH * equivalent_mm
     whole = ndimage.binary_propagation(seed, structure=CONN6, mask=(ball & band & allowed[wide] & within) | seed)
     return wide, whole
+
+
+def _own_band(values: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """Where ``values`` lie within `EXTENT_BAND_SD` robust deviations (at least `EXTENT_MIN_BAND_HU`) of
+    the median over ``seed``: the tissue of a found mass's own HU band."""
+    median = float(np.median(values[seed]))
+    spread = 1.4826 * float(np.median(np.abs(values[seed] - median)))
+    return np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU)
 
 
 def _soft(data: np.ndarray, lungs: np.ndarray) -> np.ndarray:
@@ -526,11 +531,7 @@ def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allow
     inner = tuple(slice(max(b.start, w.start) - w.start, min(b.stop, w.stop) - w.start) for b, w in zip(box, wide))
     core[inner] = grown[tuple(slice(max(b.start, w.start) - b.start, min(b.stop, w.stop) - b.start)
                               for b, w in zip(box, wide))]
-    values = values[wide]
-    inner_hu = values[core]
-    median = float(np.median(inner_hu))
-    spread = 1.4826 * float(np.median(np.abs(inner_hu - median)))
-    band = allowed[wide] & (np.abs(values - median) <= max(EXTENT_BAND_SD * spread, EXTENT_MIN_BAND_HU))
+    band = allowed[wide] & _own_band(values[wide], core)
     ball = _ball(wide, centre, radius_mm, spacing)
     grown_out = ndimage.binary_propagation(core, structure=CONN6, mask=(band & ball) | core)
     added = ndimage.binary_opening(grown_out, ellipsoid(OPEN_RADIUS_MM, spacing)) & ~core

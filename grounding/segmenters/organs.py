@@ -132,10 +132,10 @@ from grounding.segmenters.morphology import (
     CONN6,
     CoarseGrid,
     bounding_box,
-    grown_box,
     component_sizes,
     ellipsoid,
     fill_holes_slicewise,
+    grown_box,
 )
 from imaging.volume import Volume
 
