@@ -139,7 +139,7 @@ def test_a_mass_search_component_matching_no_nodule_is_a_false_mass():
     big = (x - 28) ** 2 + (y - 28) ** 2 + (z - 10) ** 2 <= 49  # 14 mm where there is no nodule
     small = (x - 10) ** 2 + (y - 32) ** 2 + (z - 10) ** 2 <= 4  # 4 mm: a false finding, not a false mass
     scored = score_masses(case, on_nodule | big | small, "ok", [], "", 0.001, 0.5)
-    assert scored["false_masses"] == 2 and scored["false_masses_10mm"] == 1
+    assert scored["false_masses"] == 2 and scored["large_false_masses"] == 1
     assert scored["largest_false_ml"] == round(np.count_nonzero(big) * 0.001, 2)
     assert FALSE_MASS_MM <= scored["largest_false_mm"] < 15.0
     assert scored["verdict"] == "confident" and "1 false mass(es) of 14 mm" in scored["why"]
@@ -166,8 +166,8 @@ def test_benchmark_runs_end_to_end(tmp_path):
     for s in summary["structures"].values():
         assert sum(s["verdicts"].values()) == 2
     assert summary["nodules"]["total"] == sum(len(r["nodule_detection"]["nodules"]) for r in data["rows"])
-    assert set(row["mass_search"]) >= {"false_masses_10mm", "largest_false_mm", "level", "verdict"}
-    assert summary["masses"]["scans_with_false_mass_10mm"] >= summary["masses"]["confident"] >= 0
+    assert set(row["mass_search"]) >= {"large_false_masses", "largest_false_mm", "level", "verdict"}
+    assert summary["masses"]["scans_with_large_false_mass"] >= summary["masses"]["confident"] >= 0
     assert len(data["goals"]) == 10 and {g["status"] for g in data["goals"]} <= {"PASS", "MISS"}
     markdown = (tmp_path / "stress.md").read_text()
     assert markdown == result["markdown"]

@@ -65,8 +65,8 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
               f"{figure(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
               f"{figure(nod['false_positives_per_scan'], 2)}.", "",
               f"Masses (target '{MASS_TARGET}', as a model asks for a mass; the generator draws none, so what "
-              f"matches no nodule is false): a false mass >= {FALSE_MASS_MM:g} mm on {mass['scans_with_false_mass_10mm']} "
-              f"of {summary['cases']} scans, {mass['confident']} of them with quality ok (confidently wrong); largest "
+              f"matches no nodule is false): a false mass >= {FALSE_MASS_MM:g} mm on "
+              f"{mass['scans_with_large_false_mass']} of {summary['cases']} scans, {mass['confident']} of them with quality ok (confidently wrong); largest "
               f"{figure(mass['largest_false_mm'], 0)} mm; the search took {figure(mass['seconds_median'], 1)} s per "
               "scan (median).", "",
               "| diameter | slices | detected / total |", "|---|---|---|"]

@@ -180,8 +180,9 @@ def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reas
 def score_masses(case: GeneratedCase, mask: np.ndarray | None, level: str, reasons: list[str], error: str,
                  voxel_ml: float, seconds: float) -> dict[str, Any]:
     """The false masses of the `MASS_TARGET` search (components matching no truth nodule; the generator
-    draws no masses): each one's diameter (a ball of its volume) and volume, largest first, and the
-    scan's verdict (wrong when one reaches `FALSE_MASS_MM`; a refusal is no error: there is no mass)."""
+    draws no masses): how many, how many are large (at least `FALSE_MASS_MM` across, as a ball of their
+    volume), the largest one's diameter and volume, and the scan's verdict (wrong when one is large; a
+    refusal is no error: there is no mass)."""
     labels, matches = _matches(case, mask)
     sizes = np.bincount(labels.ravel(), minlength=len(matches) + 1)[1:]
     false_ml = sorted((float(sizes[i]) * voxel_ml for i, hits in enumerate(matches) if not hits), reverse=True)
@@ -190,7 +191,7 @@ def score_masses(case: GeneratedCase, mask: np.ndarray | None, level: str, reaso
     why = f"{len(large)} false mass(es) of {', '.join(f'{d:.0f}' for d in large)} mm" if large else ""
     if level == "crash":
         why = f"crashed: {error}"
-    return {"false_masses": len(false_ml), "false_masses_10mm": len(large),
+    return {"false_masses": len(false_ml), "large_false_masses": len(large),
             "largest_false_mm": round(false_mm[0], 1) if false_mm else None,
             "largest_false_ml": round(false_ml[0], 2) if false_ml else None,
             "level": level, "reasons": reasons, "verdict": verdict_of(bool(large), level), "why": why,
@@ -273,7 +274,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                               for row in rows)
     seconds = {k: [row["seconds"][k] for row in rows] for k in ("generate", "load", "segment")}
     masses = [row["mass_search"] for row in rows]
-    false_large = [m for m in masses if m["false_masses_10mm"]]
+    false_large = [m for m in masses if m["large_false_masses"]]
     return {
         "cases": len(rows),
         "structures": structures,
@@ -287,7 +288,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "right_but_flagged": nodule_false_alarms,
         },
         "masses": {
-            "scans_with_false_mass_10mm": len(false_large),
+            "scans_with_large_false_mass": len(false_large),
             "confident": sum(m["level"] == "ok" for m in false_large),
             "largest_false_mm": max((m["largest_false_mm"] for m in false_large), default=None),
             "verdicts": {v: sum(m["verdict"] == v for m in masses) for v in VERDICTS},
