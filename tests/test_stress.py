@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from benchmarks.stress import HELDOUT_START, split_of, split_seeds
 from benchmarks.stress.__main__ import main, run
-from benchmarks.stress.evaluate import STRUCTURES, VERDICTS, dice, score_structure
+from benchmarks.stress.evaluate import FALSE_MASS_MM, STRUCTURES, VERDICTS, dice, score_masses, score_structure
 from benchmarks.stress.render import LAYOUTS, GenerateOptions, generate_case, write_case
 from imaging.io import load
 
@@ -121,6 +122,34 @@ def test_scoring_defines_wrong_and_confidently_wrong():
     assert crashed.verdict == "crashed" and "crashed: ValueError" in crashed.why
 
 
+def _one_nodule_case():
+    """A 20 x 40 x 40 grid of 1 mm voxels (world mm = index) holding one 8 mm truth nodule at (10, 10, 10)."""
+    axes = tuple(np.arange(n, dtype=float) for n in (40, 40, 20))  # x, y, z
+    geometry = SimpleNamespace(axes=lambda: axes, thickness_mm=1.0)
+    z, y, x = np.indices((20, 40, 40))
+    truth = ((x - 10) ** 2 + (y - 10) ** 2 + (z - 10) ** 2 <= 16).astype(np.int8)
+    nodule = SimpleNamespace(centre=(10.0, 10.0, 10.0), diameter_mm=8.0)
+    return SimpleNamespace(hu=np.zeros((20, 40, 40), np.int16), geometry=geometry, truth={"nodules": truth},
+                           nodules=[nodule]), (z, y, x)
+
+
+def test_a_mass_search_component_matching_no_nodule_is_a_false_mass():
+    case, (z, y, x) = _one_nodule_case()
+    on_nodule = (x - 10) ** 2 + (y - 10) ** 2 + (z - 10) ** 2 <= 36  # 12 mm over the 8 mm nodule: a match
+    big = (x - 28) ** 2 + (y - 28) ** 2 + (z - 10) ** 2 <= 49  # 14 mm where there is no nodule
+    small = (x - 10) ** 2 + (y - 32) ** 2 + (z - 10) ** 2 <= 4  # 4 mm: a false finding, not a false mass
+    scored = score_masses(case, on_nodule | big | small, "ok", [], "", 0.001, 0.5)
+    assert scored["false_masses"] == 2 and scored["large_false_masses"] == 1
+    assert scored["largest_false_ml"] == round(np.count_nonzero(big) * 0.001, 2)
+    assert FALSE_MASS_MM <= scored["largest_false_mm"] < 15.0
+    assert scored["verdict"] == "confident" and "1 false mass(es) of 14 mm" in scored["why"]
+    assert score_masses(case, on_nodule | big, "doubtful", ["heart?"], "", 0.001, 0.5)["verdict"] == "flagged"
+    assert score_masses(case, on_nodule | small, "ok", [], "", 0.001, 0.5)["verdict"] == "right"
+    # nothing found (or a refusal) is right: there is no mass
+    assert score_masses(case, None, "error", [], "no lungs", 0.001, 0.5)["verdict"] == "right"
+    assert score_masses(case, None, "crash", [], "ValueError", 0.001, 0.5)["verdict"] == "crashed"
+
+
 def test_benchmark_runs_end_to_end(tmp_path):
     result = run("heldout", 2, tmp_path, seeds=list(SEEDS), options=SMALL, progress=False)
     data = json.loads((tmp_path / "stress.json").read_text())
@@ -137,10 +166,13 @@ def test_benchmark_runs_end_to_end(tmp_path):
     for s in summary["structures"].values():
         assert sum(s["verdicts"].values()) == 2
     assert summary["nodules"]["total"] == sum(len(r["nodule_detection"]["nodules"]) for r in data["rows"])
-    assert len(data["goals"]) == 9 and {g["status"] for g in data["goals"]} <= {"PASS", "MISS"}
+    assert set(row["mass_search"]) >= {"large_false_masses", "largest_false_mm", "level", "verdict"}
+    assert summary["masses"]["scans_with_large_false_mass"] >= summary["masses"]["confident"] >= 0
+    assert len(data["goals"]) == 10 and {g["status"] for g in data["goals"]} <= {"PASS", "MISS"}
     markdown = (tmp_path / "stress.md").read_text()
     assert markdown == result["markdown"]
-    for text in ("| lungs |", "| liver |", "| nodule (per scan) |", "lungs Dice p5", "false positives per scan"):
+    for text in ("| lungs |", "| liver |", "| nodule (per scan) |", "lungs Dice p5", "false positives per scan",
+                 "| mass ('lesion', per scan) |", "false masses >= 10 mm stated with quality ok"):
         assert text in markdown
 
 

@@ -1,7 +1,7 @@
 """Command line: ``python -m benchmarks.stress [--split heldout] [--n 20] [--out DIR] [--seeds 3,7]``.
 
 Prints the figures (Dice and volume error per structure, nodule sensitivity by diameter x slice
-thickness, false positives per scan, verdicts by evidence quality, time, and the issue's goals
+thickness, false positives per scan, false lung masses, verdicts by evidence quality, time, and the issue's goals
 with PASS/MISS) and, with ``--out``, writes ``stress.json`` (per-case rows and the summary) and
 ``stress.md`` (the printed tables).
 """
@@ -22,6 +22,8 @@ from benchmarks.stress import (
     split_seeds,
 )
 from benchmarks.stress.evaluate import (
+    FALSE_MASS_MM,
+    MASS_TARGET,
     STRUCTURES,
     VERDICTS,
     WRONG_DICE,
@@ -56,9 +58,17 @@ def report_markdown(split: str, seeds: list[int], summary: dict[str, Any], goal_
     v = nod["verdicts"]
     lines.append("| nodule (per scan) | - | - | - | - | - | - | " + " | ".join(str(v[k]) for k in VERDICTS)
                  + f" | {nod['right_but_flagged']} |")
+    mass = summary["masses"]
+    lines.append(f"| mass ('{MASS_TARGET}', per scan) | - | - | - | - | - | - | "
+                 + " | ".join(str(mass["verdicts"][k]) for k in VERDICTS) + " | - |")
     lines += ["", f"Nodules: {nod['total']} in {summary['cases']} scans; sensitivity for >= 6 mm "
               f"{figure(nod['sensitivity_6mm_plus'], 2)} (n={nod['n_6mm_plus']}); false positives per scan "
               f"{figure(nod['false_positives_per_scan'], 2)}.", "",
+              f"Masses (target '{MASS_TARGET}', as a model asks for a mass; the generator draws none, so what "
+              f"matches no nodule is false): a false mass >= {FALSE_MASS_MM:g} mm on "
+              f"{mass['scans_with_large_false_mass']} of {summary['cases']} scans, {mass['confident']} of them with quality ok (confidently wrong); largest "
+              f"{figure(mass['largest_false_mm'], 0)} mm; the search took {figure(mass['seconds_median'], 1)} s per "
+              "scan (median).", "",
               "| diameter | slices | detected / total |", "|---|---|---|"]
     for key, cell in nod["by_bin"].items():
         dbin, tbin = key.split(" | ")
@@ -81,6 +91,8 @@ def _progress(row: dict[str, Any]) -> str:
     bad = [r["structure"] for r in row["structures"] if r["verdict"] != "right"]
     if row["nodule_detection"]["verdict"] != "right":
         bad.append("nodule")
+    if row["mass_search"]["verdict"] != "right":
+        bad.append(f"mass ({row['mass_search']['why']}, {row['mass_search']['level']})")
     return (f"{row['case']['thickness_mm']:g} mm, {row['seconds']['segment']:.1f} s segment; "
             f"wrong: {', '.join(bad) or 'none'}")
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from benchmarks.stress.render import GeneratedCase, GenerateOptions, generate_case, write_case
+from grounding.segmenters.masses import ball_diameter_mm
 from grounding.tool import ToolContext, ToolError
 from grounding.tools import default_registry
 from imaging.io import load
@@ -44,6 +45,10 @@ WRONG_VOLUME = 0.2
 #: structures with less truth than this (mL) count as absent
 MIN_TRUTH_ML = 1.0
 NODULE_MATCH_MM = 3.0
+#: the target a model asks for a lung mass (``mass`` and ``tumour`` are its aliases)
+MASS_TARGET = "lesion"
+#: a false mass at least this wide (mm, the diameter of a ball of its volume) makes the mass search wrong
+FALSE_MASS_MM = 10.0
 #: nodule diameter bins (mm, lower edges inclusive) and slice thickness bins (mm, upper edges inclusive)
 DIAMETER_BINS = ((4.0, 6.0), (6.0, 10.0), (10.0, 20.0), (20.0, 30.01))
 THICKNESS_BINS = ((0.0, 1.25), (1.25, 2.5), (2.5, 5.0))
@@ -126,32 +131,42 @@ def score_structure(structure: str, truth: np.ndarray, mask: np.ndarray | None, 
                            "; ".join(why), reasons, seconds)
 
 
+def _matches(case: GeneratedCase, mask: np.ndarray | None) -> tuple[np.ndarray, list[set[int]]]:
+    """The 26-connected components of ``mask`` (a label map) and, for each, the truth nodules (indices
+    into ``case.nodules``) it overlaps or whose centre its centroid lies within the nodule's radius +
+    `NODULE_MATCH_MM` of."""
+    if mask is None or not mask.any():
+        return np.zeros(case.hu.shape, dtype=np.int32), []
+    xs, ys, zs = case.geometry.axes()
+    truth = case.truth["nodules"]
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    centroids = ndimage.center_of_mass(mask, labels, range(1, n + 1))
+    out = []
+    for comp, (cz, cy, cx) in enumerate(centroids, start=1):
+        world = np.array([np.interp(cx, np.arange(len(xs)), xs), np.interp(cy, np.arange(len(ys)), ys),
+                          np.interp(cz, np.arange(len(zs)), zs)])
+        hits = set(int(v) - 1 for v in np.unique(truth[labels == comp]) if v > 0)
+        for k, nod in enumerate(case.nodules):
+            if np.linalg.norm(world - np.asarray(nod.centre)) <= nod.diameter_mm / 2 + NODULE_MATCH_MM:
+                hits.add(k)
+        out.append(hits)
+    return labels, out
+
+
 def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reasons: list[str], error: str,
                   seconds: float) -> dict[str, Any]:
     """Detections per truth nodule, false positives, and the scan's verdict."""
-    g = case.geometry
-    xs, ys, zs = g.axes()
-    truth = case.truth["nodules"]
     found = [False] * len(case.nodules)
-    false_positives = 0
-    if mask is not None and mask.any():
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-        centroids = ndimage.center_of_mass(mask, labels, range(1, n + 1))
-        for comp, (cz, cy, cx) in enumerate(centroids, start=1):
-            world = np.array([np.interp(cx, np.arange(len(xs)), xs), np.interp(cy, np.arange(len(ys)), ys),
-                              np.interp(cz, np.arange(len(zs)), zs)])
-            hits = set(int(v) - 1 for v in np.unique(truth[labels == comp]) if v > 0)
-            for k, nod in enumerate(case.nodules):
-                if np.linalg.norm(world - np.asarray(nod.centre)) <= nod.diameter_mm / 2 + NODULE_MATCH_MM:
-                    hits.add(k)
-            for k in hits:
-                found[k] = True
-            false_positives += not hits
+    _, matches = _matches(case, mask)
+    for hits in matches:
+        for k in hits:
+            found[k] = True
+    false_positives = sum(not hits for hits in matches)
     wrong = not all(found) or false_positives > 0
     why = []
     missed = [f"{n.diameter_mm:.0f} mm {n.kind}" for n, f in zip(case.nodules, found) if not f]
     if missed:
-        why.append(f"missed {', '.join(missed)} on {g.thickness_mm:g} mm slices")
+        why.append(f"missed {', '.join(missed)} on {case.geometry.thickness_mm:g} mm slices")
     if false_positives:
         why.append(f"{false_positives} false positive(s)")
     if mask is None and error:
@@ -160,6 +175,27 @@ def score_nodules(case: GeneratedCase, mask: np.ndarray | None, level: str, reas
             "false_positives": false_positives, "level": level, "reasons": reasons,
             "verdict": verdict_of(wrong, level),
             "why": "; ".join(why), "seconds": round(seconds, 3)}
+
+
+def score_masses(case: GeneratedCase, mask: np.ndarray | None, level: str, reasons: list[str], error: str,
+                 voxel_ml: float, seconds: float) -> dict[str, Any]:
+    """The false masses of the `MASS_TARGET` search (components matching no truth nodule; the generator
+    draws no masses): how many, how many are large (at least `FALSE_MASS_MM` across, as a ball of their
+    volume), the largest one's diameter and volume, and the scan's verdict (wrong when one is large; a
+    refusal is no error: there is no mass)."""
+    labels, matches = _matches(case, mask)
+    sizes = np.bincount(labels.ravel(), minlength=len(matches) + 1)[1:]
+    false_ml = sorted((float(sizes[i]) * voxel_ml for i, hits in enumerate(matches) if not hits), reverse=True)
+    false_mm = [float(ball_diameter_mm(ml, 1000.0)) for ml in false_ml]
+    large = [d for d in false_mm if d >= FALSE_MASS_MM]
+    why = f"{len(large)} false mass(es) of {', '.join(f'{d:.0f}' for d in large)} mm" if large else ""
+    if level == "crash":
+        why = f"crashed: {error}"
+    return {"false_masses": len(false_ml), "large_false_masses": len(large),
+            "largest_false_mm": round(false_mm[0], 1) if false_mm else None,
+            "largest_false_ml": round(false_ml[0], 2) if false_ml else None,
+            "level": level, "reasons": reasons, "verdict": verdict_of(bool(large), level), "why": why,
+            "seconds": round(seconds, 3)}
 
 
 def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = None,
@@ -187,9 +223,12 @@ def evaluate_case(seed: int, workdir: Path, options: GenerateOptions | None = No
     ts = time.perf_counter()
     mask, level, reasons, error = segment_target(context, "nodule")
     nodules = score_nodules(case, mask, level, reasons, error, time.perf_counter() - ts)
+    ts = time.perf_counter()
+    mask, level, reasons, error = segment_target(context, MASS_TARGET)
+    masses = score_masses(case, mask, level, reasons, error, voxel_ml, time.perf_counter() - ts)
     t_segment = time.perf_counter() - t2
     return {"case": case.describe(), "modality": volume.modality, "loader_roundtrip": roundtrip,
-            "structures": [r.to_dict() for r in results], "nodule_detection": nodules,
+            "structures": [r.to_dict() for r in results], "nodule_detection": nodules, "mass_search": masses,
             "seconds": {"generate": round(t_generate, 2), "load": round(t_load, 2), "segment": round(t_segment, 2)}}
 
 
@@ -234,6 +273,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     nodule_false_alarms = sum(row["nodule_detection"]["verdict"] == "right" and row["nodule_detection"]["level"] != "ok"
                               for row in rows)
     seconds = {k: [row["seconds"][k] for row in rows] for k in ("generate", "load", "segment")}
+    masses = [row["mass_search"] for row in rows]
+    false_large = [m for m in masses if m["large_false_masses"]]
     return {
         "cases": len(rows),
         "structures": structures,
@@ -245,6 +286,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "false_positives_per_scan": round(float(np.mean(fps)), 3) if fps else None,
             "verdicts": nodule_verdicts,
             "right_but_flagged": nodule_false_alarms,
+        },
+        "masses": {
+            "scans_with_large_false_mass": len(false_large),
+            "confident": sum(m["level"] == "ok" for m in false_large),
+            "largest_false_mm": max((m["largest_false_mm"] for m in false_large), default=None),
+            "verdicts": {v: sum(m["verdict"] == v for m in masses) for v in VERDICTS},
+            "seconds_median": percentile([m["seconds"] for m in masses], 50),
         },
         "loader_roundtrip_failures": sum(not row["loader_roundtrip"] for row in rows),
         "modality_not_ct": sum(row["modality"] != "CT" for row in rows),
@@ -267,6 +315,9 @@ def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
     sens, fp = nod["sensitivity_6mm_plus"], nod["false_positives_per_scan"]
     goal("nodule sensitivity (>= 6 mm, <= 5 mm slices)", sens, ">= 0.90", sens is not None and sens >= 0.90)
     goal("nodule false positives per scan", fp, "<= 1", fp is not None and fp <= 1.0)
+    confident = summary["masses"]["confident"]
+    goal(f"false masses >= {FALSE_MASS_MM:g} mm stated with quality ok (confidently wrong), scans", confident, "0",
+         confident == 0)
     for organ in ("liver", "spleen"):
         v = s[organ]["abs_volume_error_median"]
         goal(f"{organ} |volume error| median", v, "<= 0.10", v is not None and v <= 0.10)
@@ -289,6 +340,10 @@ def worst_failures(rows: list[dict[str, Any]], limit: int = 15) -> list[dict[str
         if nd["verdict"] != "right":
             failures.append({"case": where, "structure": "nodule", "verdict": nd["verdict"], "why": nd["why"],
                              "level": nd["level"], "dice": None})
+        ms = row["mass_search"]
+        if ms["verdict"] != "right":
+            failures.append({"case": where, "structure": f"mass ('{MASS_TARGET}')", "verdict": ms["verdict"],
+                             "why": ms["why"], "level": ms["level"], "dice": None})
     order = {"confident": 0, "crashed": 1, "flagged": 2, "declined": 3}
     failures.sort(key=lambda f: (order[f["verdict"]], f["dice"] if f["dice"] is not None else 0.5))
     return failures[:limit]

@@ -53,7 +53,7 @@ from grounding.segmenters.lesions import (
     mr_hyperintense_lesion,
     organ_lesion,
 )
-from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, lung_masses, with_masses
+from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, LungMasses, lung_masses, with_masses
 from grounding.segmenters.morphology import nearest_component, restrict_to_prompt
 from grounding.segmenters.organs import ABDOMEN_TARGETS, AbdomenOrgans, find_abdominal_organs
 from grounding.segmenters.xray import RadiographLabels, analyze_radiograph, require_radiograph
@@ -183,11 +183,18 @@ class ClassicalSegmenter:
             pockets = chest.pleural_pockets(volume.data, PLEURA_POCKET_MM, volume.spacing)
             largest = NODULE_MAX_DIAMETER_MM if name == "nodule" else MASS_MAX_DIAMETER_MM
             found = lung_nodules(volume.data, lungs, volume.spacing, pockets, largest)
-            labels = chest.full_labels(volume.data)
-            masses = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
-            return with_masses(found, masses, volume.spacing, largest)
+            return with_masses(found, self.masses(volume), volume.spacing, largest)
 
         return self._cached(f"search_{name}", volume, search)
+
+    def masses(self, volume: Volume) -> LungMasses:
+        """The (cached) lung masses of a CT volume (`grounding.segmenters.masses`): the same for the
+        ``nodule`` and the ``lesion`` search, which differ only in what they keep of them."""
+        def search() -> LungMasses:
+            labels = self.analysis(volume).full_labels(volume.data)
+            return lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+
+        return self._cached("masses", volume, search)
 
     def analysis(self, volume: Volume) -> ChestLabels:
         """The (cached) coarse chest analysis of a CT volume."""

@@ -605,17 +605,23 @@ def lung_nodules(
     # on thicker slices the partial-volume haze of vessels crossing them obliquely leaves balls of
     # every size after an opening (false positives at junctions): attached nodules are not searched
     if not planar and rejected.any():
-        detached, borderline = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+        detached, borderline, _ = _detached_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
         soft = _unenhanced(rejected, data[bbox])
         if soft is not None:
             # contrast-filled vessels part from the soft-tissue nodules on them by their HU alone
-            split, _ = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm, few_cores=True)
+            split, _, narrow = _detached_nodules(soft, data[bbox], spacing, forbidden, wall, max_diameter_mm,
+                                                 few_cores=True)
             # what the soft tissue alone gives is a nodule's when solid: not the fat and partial volume round the hilum
             pieces, n = ndimage.label(split, structure=CONN26)
             if n:
                 levels = ndimage.median(data[bbox][split], pieces[split], np.arange(1, n + 1))
                 split = np.isin(pieces, 1 + np.flatnonzero(np.asarray(levels) >= ENHANCED_PIECE_MIN_HU))
-            detached |= split & ~ndimage.binary_dilation(detached, CONN26)
+            split &= ~ndimage.binary_dilation(detached, CONN26)
+            detached |= split
+            if (split & narrow).any():
+                doubts.append(f"a nodule found beside contrast-filled vessels is narrower than two {spacing[0]:g} mm "
+                              f"slices: it was told from the vessels by its soft-tissue HU alone and may be a vessel's "
+                              f"partial volume")
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
@@ -891,9 +897,10 @@ def _plausible(labels: np.ndarray, kept: list[int], spacing: tuple[float, float,
 def _detached_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
     wall: np.ndarray, max_diameter_mm: float, few_cores: bool = False,
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, np.ndarray]:
     """Nodules attached to vessels, from the dense lung structures ``mask`` that failed as a whole,
-    and how many borderline pieces (`_detached_verdict`) were left out.
+    how many borderline pieces (`_detached_verdict`) were left out, and the narrow ones found (on
+    thick slices with ``few_cores``: no wider opening found them).
 
     ``mask`` is opened by balls of each of `DETACH_RADII_MM` (through distance transforms in mm, so
     thick slices count as the millimetres they are): a nodule on a vessel survives as a ball once
@@ -916,7 +923,7 @@ def _detached_nodules(
     if spacing[0] > THICK_SLICE_MM or few_cores:
         box = _deep_enough(mask, box, spacing, few_cores)
         if box is None:
-            return np.zeros(mask.shape, dtype=bool), 0
+            return np.zeros(mask.shape, dtype=bool), 0, np.zeros(mask.shape, dtype=bool)
     local = mask[box]
     depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
     depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
@@ -924,6 +931,8 @@ def _detached_nodules(
     near = _neighbourhood(spacing, False)
     out = np.zeros(local.shape, dtype=bool)
     borderline = np.zeros(local.shape, dtype=bool)
+    narrow = np.zeros(local.shape, dtype=bool)
+    thick_soft = few_cores and spacing[0] > THICK_SLICE_MM
     for radius in DETACH_RADII_MM:
         if radius < DETACH_MIN_VOXELS * max(spacing[1:]):
             continue  # a ball a voxel or two across is any junction of vessels on a coarse grid
@@ -932,12 +941,15 @@ def _detached_nodules(
             break
         cores, _ = ndimage.label(core, structure=CONN26)
         grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+        # in the soft tissue of enhanced vessels a ball narrower than a thick slice still reaches the
+        # slices beside its core (a nodule's caps there), else every narrow nodule is one slice tall
+        reach = (min(spacing[0], radius), *spacing[1:]) if thick_soft else spacing
         for label, obj in enumerate(ndimage.find_objects(cores), start=1):
             # a core longer than the largest nodule is a vessel's axis (the ball's is a small blob)
             if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
                 continue
             window = grown_box(obj, grow, local.shape)
-            opened = ndimage.distance_transform_edt(~core[window], sampling=spacing) <= radius
+            opened = ndimage.distance_transform_edt(~core[window], sampling=reach) <= radius
             opened &= local[window]
             parts, _ = ndimage.label(opened, structure=CONN26)
             piece = parts == parts[tuple(np.argwhere(cores[window] == label)[0])]
@@ -946,7 +958,8 @@ def _detached_nodules(
             verdict = None
             if not (others.any() and (ndimage.binary_dilation(piece, near) & others).any()):
                 verdict = _detached_verdict(piece, local[window] & ~opened, values[window], depth[window], spacing,
-                                            forbidden[box][window], wall[box][window], max_diameter_mm)
+                                            forbidden[box][window], wall[box][window], max_diameter_mm,
+                                            soft=few_cores)
             # where the opening left a thick vessel joined to the ball, the ball is its core's own opening
             # and the vessel its branch, which the widening test weighs (not across thick slices, where
             # the haze of a vessel crossing them lies beside every ball)
@@ -965,15 +978,23 @@ def _detached_nodules(
                                                             spacing, forbidden[box][window], wall[box][window],
                                                             max_diameter_mm):
                     piece, verdict = own, "nodule"
-            if verdict == "nodule":
+            if verdict in ("nodule", "narrow"):
                 out[window] |= piece
+                if verdict == "narrow":
+                    narrow[window] |= piece
             elif verdict == "borderline":
                 borderline[window] |= piece
     full = np.zeros(mask.shape, dtype=bool)
     full[box] = out
     # a borderline piece that some other radius detached as a nodule is no doubt
     doubtful = borderline & ~ndimage.binary_dilation(out, CONN26)
-    return full, int(ndimage.label(doubtful, structure=CONN26)[1])
+    # a narrow piece is a find of its own only where no wider opening took the same nodule
+    pieces, _ = ndimage.label(out, structure=CONN26)
+    thin = np.unique(pieces[narrow])
+    wide = np.unique(pieces[out & ~narrow])
+    full_narrow = np.zeros(mask.shape, dtype=bool)
+    full_narrow[box] = np.isin(pieces, np.setdiff1d(thin[thin > 0], wide))
+    return full, int(ndimage.label(doubtful, structure=CONN26)[1]), full_narrow
 
 
 def _unenhanced(rejected: np.ndarray, data: np.ndarray) -> np.ndarray | None:
@@ -996,15 +1017,17 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
     around them for the openings and branches, or None. An in-plane erosion by a diamond that fits
     inside that ball keeps every voxel as deep, so no such component is left out; the distance
     transforms then cover the few candidates, not every vessel tree in the lungs. ``few_cores``: the
-    ball is the smallest opening's (`DETACH_RADII_MM`), and the part is the box of the voxels that
-    deep, with room for the largest opening and its branches (the soft tissue of enhanced vessels
-    is one thin network holding a few nodules: its components span the lungs)."""
+    ball is the smallest opening's (`DETACH_RADII_MM`) on slices of any thickness, and the part is
+    the box of the voxels that deep, with room for the largest opening and its branches (the soft
+    tissue of enhanced vessels is one thin network holding a few nodules: its components span the
+    lungs)."""
     local = mask[box]
     cross = np.zeros((3, 3, 3), dtype=bool)
     cross[1] = ndimage.generate_binary_structure(2, 1)
     ball = spacing[0] if spacing[0] > THICK_SLICE_MM else 0.0
     if few_cores:
-        ball = max(ball, DETACH_RADII_MM[0])
+        # the soft tissue of enhanced vessels keeps narrow nodules on thick slices too (`_detached_verdict`)
+        ball = DETACH_RADII_MM[0]
     steps = int(np.ceil(ball / max(spacing[1:]))) - 1
     deep = ndimage.binary_erosion(local, cross, iterations=steps) if steps > 0 else local
     if not deep.any():
@@ -1023,13 +1046,15 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
 def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
-    max_arms: int = DETACH_MAX_ARMS,
+    max_arms: int = DETACH_MAX_ARMS, soft: bool = False,
 ) -> str | None:
     """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
     ``depth``: each voxel's distance, mm, to the outside of the dense structure): ``nodule``,
     ``borderline`` (a round soft-tissue piece failing only the widening test, by less than
     `BORDERLINE_WIDENING` of it) or None. More than ``max_arms`` branches make a junction unless the
-    piece is `MANY_ARMS_MIN_WIDENING` times as wide as them."""
+    piece is `MANY_ARMS_MIN_WIDENING` times as wide as them. ``soft``: the piece is from the soft tissue
+    of enhanced vessels (`_unenhanced`), where on thick slices a nodule narrower than two slices passes
+    as ``narrow`` (never borderline)."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return None
@@ -1044,8 +1069,12 @@ def _detached_verdict(
     if np.count_nonzero(piece) * float(np.prod(spacing)) < roundness * math.pi / 6 * extent**3:
         return None
     radius = float(depth[piece].max())
-    # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions
-    if thick and radius < spacing[0]:
+    # across thick slices vessels crossing one slice blur into blobs about a slice wide at junctions;
+    # in the soft tissue beside contrast-filled vessels (``soft``) those blobs are the vessels' lumen,
+    # split off by HU, and a nodule narrower than two slices is told from their partial-volume rims by
+    # its solid HU (the caller's `ENHANCED_PIECE_MIN_HU`): it passes, as a narrow find
+    narrow = thick and radius < spacing[0]
+    if narrow and not soft:
         return None
     level = float(np.median(values[piece]))
     if level > DETACHED_MAX_HU:
@@ -1056,8 +1085,8 @@ def _detached_verdict(
         return None
     needed = THICK_DETACHED_MIN_WIDENING if thick else DETACHED_MIN_WIDENING
     if widening >= needed or arm_hu - level >= ENHANCED_ARMS_HU:
-        return "nodule"
-    return "borderline" if widening >= BORDERLINE_WIDENING * needed else None
+        return "narrow" if narrow else "nodule"
+    return "borderline" if widening >= BORDERLINE_WIDENING * needed and not narrow else None
 
 
 def _beside_a_vessel(
