@@ -231,6 +231,8 @@ def segment_structures(entry: dict[str, Any], volume: Volume, labels: list[np.nd
             mask = np.asarray(segmenter.segment(volume, spec["target"]), dtype=bool)
         except SegmentationError as exc:
             row.update(error=str(exc), dice=0.0, found=None, volume_error=None)
+        except Exception as exc:  # a segmenter bug: recorded as a failure, the other scans still run
+            row.update(error=f"crashed: {type(exc).__name__}: {exc}", dice=0.0, found=None, volume_error=None)
         else:
             found, _ = size_of(mask, volume)
             row.update(dice=round(dice(mask, reference), 4), found=round(found, 2),

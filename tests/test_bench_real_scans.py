@@ -16,6 +16,7 @@ from benchmarks.real_scans import (
     load_label,
     main,
     missing_or_changed,
+    segment_structures,
     sha256_of,
 )
 from grounding.evidence import Evidence
@@ -230,3 +231,16 @@ def test_sizes_on_an_assumed_spacing_say_so(tmp_path):
     mask[0, :10, :10] = True
     # 100 pixels at the loader's assumed 1 mm: 1 cm2 "of pixels", labelled as such
     assert size_of(mask, film) == (1.0, "cm2 (spacing assumed)")
+
+
+def test_a_segmenter_crash_is_scored_as_a_failure_and_the_run_goes_on():
+    """A bug in a segmenter on one real scan (an IndexError on an empty part) stopped the whole
+    benchmark; it is now that structure's failure, with the error named."""
+    class Crashing:
+        def segment(self, volume, target):
+            raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+
+    volume = Volume.from_array(np.zeros((4, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0))
+    entry = {"id": "scan", "kind": "mr_flair", "segment": [{"target": "lesion", "label": 0}]}
+    [row] = segment_structures(entry, volume, [np.ones((4, 8, 8), bool)], Crashing())
+    assert row["error"].startswith("crashed: IndexError") and row["dice"] == 0.0 and row["found"] is None

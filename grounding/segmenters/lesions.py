@@ -1764,6 +1764,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         edge = (tissue.white + peak) / 2.0
         parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
         lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
+        if not lesion.any():  # its cores all lie at or below the half-maximum edge: nothing of it is kept
+            continue
         # a lesion on the field of view's edge is cut anatomy (neck, scalp) in the head region; the
         # faint component around it may reach the edge along a periventricular lining or cortex
         if _on_the_edge(lesion, obj, labels.shape):
