@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from benchmarks.stress.render import GeneratedCase, GenerateOptions, generate_case, write_case
 from grounding.segmenters.masses import ball_diameter_mm
+from grounding.segmenters.morphology import component_sizes
 from grounding.tool import ToolContext, ToolError
 from grounding.tools import default_registry
 from imaging.io import load
@@ -184,9 +185,10 @@ def score_masses(case: GeneratedCase, mask: np.ndarray | None, level: str, reaso
     volume), the largest one's diameter and volume, and the scan's verdict (wrong when one is large; a
     refusal is no error: there is no mass)."""
     labels, matches = _matches(case, mask)
-    sizes = np.bincount(labels.ravel(), minlength=len(matches) + 1)[1:]
-    false_ml = sorted((float(sizes[i]) * voxel_ml for i, hits in enumerate(matches) if not hits), reverse=True)
-    false_mm = [float(ball_diameter_mm(ml, 1000.0)) for ml in false_ml]
+    sizes = component_sizes(labels, len(matches))[1:]
+    false_voxels = sorted((int(sizes[i]) for i, hits in enumerate(matches) if not hits), reverse=True)
+    false_ml = [v * voxel_ml for v in false_voxels]
+    false_mm = [float(ball_diameter_mm(v, voxel_ml * 1000.0)) for v in false_voxels]
     large = [d for d in false_mm if d >= FALSE_MASS_MM]
     why = f"{len(large)} false mass(es) of {', '.join(f'{d:.0f}' for d in large)} mm" if large else ""
     if level == "crash":

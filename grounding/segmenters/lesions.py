@@ -733,17 +733,16 @@ def _pleural_streak_pieces(
         return []
     sizes = component_sizes(labels, labels.max()) * float(np.prod(spacing))
     least_mm3 = math.pi / 6.0 * PLEURA_STREAK_MIN_MM**3
-    touching = [label for label in dropped if sizes[label] >= least_mm3 and wall[labels == label].any()]
+    objects = ndimage.find_objects(labels)
+    touching = [label for label in dropped
+                if sizes[label] >= least_mm3 and wall[objects[label - 1]][labels[objects[label - 1]] == label].any()]
     if not touching:
         return []
     rim = ndimage.binary_dilation(wall, ellipsoid(PLEURA_RIM_MM, spacing, planar=True))
-    objects = ndimage.find_objects(labels)
-    out = []
-    for label in touching:
-        own = labels == label
-        if not _streak_piece(labels, label, objects[label - 1], (halo & ~rim) | own, spacing, max_diameter_mm):
-            out.append(label)
-    return out
+    trimmed = halo & ~rim
+    return [label for label in touching
+            if not _streak_piece(labels, label, objects[label - 1], trimmed | (labels == label), spacing,
+                                 max_diameter_mm)]
 
 
 def _grazed(labels: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, float]) -> list[int]:

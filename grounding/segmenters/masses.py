@@ -69,6 +69,7 @@ from grounding.segmenters.morphology import (
     CONN26,
     PLANAR4,
     bounding_box,
+    component_sizes,
     ellipsoid,
     fill_holes_slicewise,
     grown_box,
@@ -271,7 +272,7 @@ def _heart_sized(mask: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float
     if n == 0 or left.size == 0:
         return []
     voxel_ml = math.prod(spacing) / 1000.0
-    sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+    sizes = component_sizes(pieces, n)
     doubts = []
     for k, where in enumerate(ndimage.find_objects(pieces), start=1):
         if where is None or sizes[k] * voxel_ml < HEART_SIZED_ML:

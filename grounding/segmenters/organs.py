@@ -573,8 +573,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         for reason in (_wall_doubt(coarse == 1, frame), _ragged_doubt(coarse == 1, frame.spacing)):
             if reason:
                 out.doubts.setdefault("liver", []).append(reason)
-        spleen_wall = _wall_doubt(coarse == 1 + ABDOMEN_TARGETS.index("spleen"), frame, "spleen", SPLEEN_WALL_DEPTH_MM)
-        if spleen_wall and "spleen" in out.masks:
+        if "spleen" in out.masks and (spleen_wall := _wall_doubt(coarse == 1 + ABDOMEN_TARGETS.index("spleen"), frame,
+                                                                   "spleen", SPLEEN_WALL_DEPTH_MM)):
             out.doubts.setdefault("spleen", []).append(spleen_wall)
     for target in ("spleen", "kidney_left", "kidney_right"):
         if target in out.masks:
