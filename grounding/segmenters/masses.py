@@ -16,14 +16,17 @@ inside the masks only. So a 45 mm tumour with lung on nearly every side was "no 
   the lung is that thick), grown back by that radius (`_attached`), unless on the scan's first or
   last slice (a dome the scan range cuts lies inside the lung's outline there).
 
-A hole or bite is completed where it touches the pleura by the dense voxels joined to it inside
-the hull and within `GROW_RADIUS` of its largest section's radius of its centre, with what is
-thinner than `OPEN_RADIUS_MM` opened away. It is a mass when it holds a ball of
-`MASS_MIN_DIAMETER_MM` to `MASS_MAX_DIAMETER_MM`, is solid (`MIN_FILL`, `MIN_MEDIAN_HU`), narrows
-below its widest section and ends above the lung's base (a diaphragm dome opens downward onto the
-abdomen: its section is widest at its lowest slice; `MIN_TAPER`), and the lung goes on beyond both
-its ends, lies over one of them (over both for a bite: the liver reaches into the hull from below)
-and around `MIN_SURROUND` (bites `MIN_SURROUND_BITE`) of its surface.
+A hole or bite joined by a vessel to another (a mass and a diaphragm dome the lung encloses on the
+same slices) is parted where it narrows below `OPEN_RADIUS_MM` (`_split`), and each part tested. A
+hole or bite is completed where it touches the pleura by the dense voxels joined to it inside the
+hull and within `GROW_RADIUS` of its largest section's radius of its centre, with what is thinner
+than `OPEN_RADIUS_MM` opened away. It is a mass when it holds a ball of `MASS_MIN_DIAMETER_MM` to
+`MASS_MAX_DIAMETER_MM`, is solid (`MIN_FILL`, `MIN_MEDIAN_HU`), narrows below its widest section and
+ends above the lung's base (a diaphragm dome opens downward onto the abdomen: its section is widest
+at its lowest slice; `MIN_TAPER`), and the lung goes on beyond both its ends, lies over one of them
+(over both for a bite: the liver reaches into the hull from below) and around `MIN_SURROUND` (bites
+`MIN_SURROUND_BITE`) of its surface, the air its wall encloses (a cavitating mass) counting as part
+of it (`_with_cavity`).
 
 * **abutting** masses, which the lung wraps on one side only (growing into the mediastinum or the
   hilum, resting on the diaphragm: three real NSCLC tumours of 35-359 mL were "not found" before):
@@ -212,7 +215,9 @@ def lung_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float,
     for axis, f in enumerate(steps):
         found.mask = found.mask.repeat(f, axis=axis)
     mask = found.mask[: data.shape[0], : data.shape[1], : data.shape[2]]
-    return LungMasses(mask & (data >= HU_AIR) & (data < MASS_MAX_HU), found.doubts)
+    tissue = mask & (data >= HU_AIR) & (data < MASS_MAX_HU)
+    # a cavitating mass keeps the air its wall encloses (`_with_cavity`)
+    return LungMasses(tissue | (mask & fill_holes_slicewise(tissue) & (data < HU_AIR)), found.doubts)
 
 
 def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> LungMasses:
@@ -240,13 +245,12 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                 continue
             pieces, n = label_components(candidates, CONN6)
             sizes = np.bincount(pieces.ravel(), minlength=n + 1)
-            for k in np.flatnonzero(sizes >= smallest):
-                if k == 0:
-                    continue
-                piece = pieces == k
+            for piece in (part for k in np.flatnonzero(sizes >= smallest) if k > 0
+                          for part in _split(pieces == k, spacing, smallest)):
                 if candidates is bites and _lateral(piece, lateral_sign) < MIN_LATERAL:
                     continue
                 grown, cut = _completed(piece, dense, crop, spacing, hull)
+                grown = _with_cavity(grown, values)
                 if not (smallest <= np.count_nonzero(grown) <= largest and _tapers(grown)
                         and _solid(grown, values) and _enclosed(grown, crop, surround, candidates is bites)):
                     continue
@@ -667,6 +671,25 @@ def _tapers(piece: np.ndarray) -> bool:
     low, high = int(rows[0]), int(rows[-1])
     widest = int(np.argmax(areas))
     return low > 0 and widest - low >= MIN_TAPER * (high - low + 1)
+
+
+def _split(piece: np.ndarray, spacing: tuple[float, float, float], smallest: float) -> list[np.ndarray]:
+    """``piece`` parted where it narrows below `OPEN_RADIUS_MM` into the parts of at least ``smallest``
+    voxels, or whole when it holds fewer than two: a mass and a diaphragm dome the lung encloses on
+    the same slices, joined by a vessel, are one candidate, whose completion kept the larger (the dome)."""
+    opened = ndimage.binary_opening(piece, ellipsoid(OPEN_RADIUS_MM, spacing))
+    parts, n = label_components(opened, CONN6)
+    sizes = component_sizes(parts, n)
+    big = [k for k in range(1, n + 1) if sizes[k] >= smallest]
+    return [parts == k for k in big] if len(big) >= 2 else [piece]
+
+
+def _with_cavity(piece: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``piece`` with the air its wall encloses within a slice: a cavitating mass (a thick wall of soft
+    tissue about air, which the lung masks leave out when no bronchus joins it to the lung) is measured
+    with its cavity, as a tumour's contour is, and the lung tests (`_enclosed`) see the wall's outer
+    surface only (a 54 mm mass with a 28 mm cavity was "not found": its inner surface faced no lung)."""
+    return piece | (fill_holes_slicewise(piece) & (values < HU_AIR))
 
 
 def _solid(piece: np.ndarray, values: np.ndarray) -> bool:
