@@ -132,6 +132,16 @@ ABUT_NEAR_MM = 5.0
 ABUT_MIN_HULL = 0.7
 #: ... lung borders at least this share of its surface ...
 ABUT_MIN_SURROUND = 0.5
+#: ... or, filling the lung's recess between the front chest wall and the mediastinum (whose corners lie
+#: outside the hull: 0.63 of a 55 mm anterior mass on synthetic chests), at least the first share inside the
+#: hull when the lung borders at least the second share of its surface (that mass 0.68; the heart, which the
+#: left lung borders on its side only, 0.54-0.55 at a hull share of 0.60-0.62), its centre in the front
+#: `ABUT_RECESS_FRONT` of its lung's front-to-back extent (a paravertebral mass fused with the aorta is the
+#: bulges' search's, which estimates its part in the mediastinum); its part outside the hull is not completed
+#: (`_extent`), so its extent is named uncertain; one of `HEART_SIZED_ML` or more there is the heart (a 468 mL
+#: one, bordered on 0.66 of its surface, on a stress chest)
+ABUT_RECESS = (0.6, 0.65)
+ABUT_RECESS_FRONT = 0.5
 #: ... and the other lung at most this share of what its own lung borders (the heart lies between
 #: both lungs)
 ABUT_MAX_OTHER = 0.05
@@ -404,7 +414,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             voxels = np.count_nonzero(grown)
             if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
                 continue
-            side, top, bottom = _abutment(grown, part, lungs, hulls, spacing)
+            side, top, bottom, hulled = _abutment(grown, part, lungs, hulls, spacing)
             if side is None or top < MIN_CAP:
                 continue
             if bottom >= MIN_CAP:
@@ -413,6 +423,11 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
                 before = np.count_nonzero(inside)
                 inside[wide] |= whole
                 added = np.count_nonzero(inside) - before
+                if hulled < ABUT_MIN_HULL:
+                    doubts.append(f"the {('left', 'right')[side]} lung mass found against the mediastinum lies "
+                                  f"{100 * (1 - hulled):.0f}% outside its lung's outline (against the chest wall or "
+                                  f"in the mediastinum), where it cannot be told from the tissue beside it: its "
+                                  f"extent and volume are uncertain")
                 if added >= EXTENT_DOUBT * voxels:
                     extra_ml = added * math.prod(spacing) / 1000
                     doubts.append(f"the {('left', 'right')[side]} lung mass against the mediastinum was completed with "
@@ -615,28 +630,34 @@ def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
 
 
 def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray], hulls: list[np.ndarray],
-              spacing: tuple[float, float, float]) -> tuple[int | None, float, float]:
+              spacing: tuple[float, float, float]) -> tuple[int | None, float, float, float]:
     """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of the searched
     volume, whose first and last slices are the scan's or lie beyond the lungs) as a mass against
     the mediastinum or the diaphragm (None when none does, or it reaches the first or last slice:
-    the scan range may cut it), and the shares of its top and bottom sections the lung lies over and
-    under, lung within `ABUT_NEAR_MM` of a voxel counting as bordering it."""
+    the scan range may cut it), the shares of its top and bottom sections the lung lies over and
+    under, lung within `ABUT_NEAR_MM` of a voxel counting as bordering it, and the share of it inside
+    that lung's hull."""
     near = [ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
     shell = ndimage.binary_dilation(grown, CONN6) & ~grown
     contact = [np.count_nonzero(shell & lung) for lung in near]
     side = int(np.argmax(contact))
-    voxels = np.count_nonzero(grown)
-    if (contact[side] < ABUT_MIN_SURROUND * np.count_nonzero(shell) or contact[1 - side] > ABUT_MAX_OTHER * contact[side]
-            or np.count_nonzero(grown & hulls[side][box]) < ABUT_MIN_HULL * voxels):
-        return None, 0.0, 0.0
+    hulled = np.count_nonzero(grown & hulls[side][box]) / np.count_nonzero(grown)
+    bordered = contact[side] / np.count_nonzero(shell)
+    lung_rows = np.flatnonzero(lungs[side].any(axis=(0, 2)))
+    front = (ndimage.center_of_mass(grown)[1] + box[1].start - lung_rows[0]) / max(lung_rows[-1] - lung_rows[0], 1)
+    small = np.count_nonzero(grown) * math.prod(spacing) / 1000.0 < HEART_SIZED_ML
+    wrapped = hulled >= ABUT_MIN_HULL or (hulled >= ABUT_RECESS[0] and bordered >= ABUT_RECESS[1]
+                                          and front < ABUT_RECESS_FRONT and small)
+    if bordered < ABUT_MIN_SURROUND or contact[1 - side] > ABUT_MAX_OTHER * contact[side] or not wrapped:
+        return None, 0.0, 0.0, hulled
     rows = np.flatnonzero(grown.any(axis=(1, 2)))
     low, high = int(rows[0]), int(rows[-1])
     if low + box[0].start == 0 or high + box[0].start == lungs[0].shape[0] - 1:
-        return None, 0.0, 0.0
+        return None, 0.0, 0.0, hulled
     lung = near[0] | near[1]
     top, bottom = (np.count_nonzero(lung[z + step] & grown[z]) / np.count_nonzero(grown[z])
                    for z, step in ((high, 1), (low, -1)))
-    return side, top, bottom
+    return side, top, bottom, hulled
 
 
 def with_masses(search: NoduleSearch, masses: LungMasses, spacing: tuple[float, float, float],
