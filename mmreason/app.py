@@ -12,7 +12,10 @@ table with quality levels are drawn by `mmreason.render`, the renderer of ``repo
 the episode ends, ``trace.json`` and ``report.html`` can be downloaded.
 
 Each browser session keeps its own study in a `gr.State` and writes into its own temporary
-folder: a second user never sees the first one's study. The server binds to 127.0.0.1 unless told
+folder: a second user never sees the first one's study. A study's folder (extracted uploads,
+answers) is deleted when the study is replaced by the next one opened, when its session ends,
+and at the latest when the server exits; Gradio's copies of uploaded files are deleted after
+`UPLOAD_TTL_S`, so a long-running server does not keep patients' scans on disk. The server binds to 127.0.0.1 unless told
 otherwise; ``share`` (a public gradio.live link) is the user's explicit choice.
 
 Gradio is an optional dependency (``pip install 'mmreason[app]'``), imported when the app is built.
@@ -25,6 +28,7 @@ import json
 import re
 import shutil
 import tempfile
+import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,8 @@ CUSTOM_WINDOW = "custom (level/width)"
 PLANES = ("axial", "coronal", "sagittal")
 BACKEND_CHOICES = ("rules", "hf", "openai")
 APP_TITLE = "mmreason: grounded reasoning over CT, MRI and X-ray"
+#: how long (seconds) Gradio keeps an uploaded file, and how often it looks for old ones
+UPLOAD_TTL_S = 3600
 
 
 class AppError(MMReasonError, ValueError):
@@ -51,6 +57,15 @@ class Study:
 
     volumes: dict[str, Volume] = field(default_factory=dict)
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mmreason-app-")))
+
+    def __post_init__(self) -> None:
+        # The folder holds copies of patient scans: it must not outlive the study, even when a
+        # session ends without a goodbye or a test forgets it.
+        self._remove = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the study's folder and everything in it (idempotent)."""
+        self._remove()
 
 
 def parse_spacing(text: str | None) -> tuple[float, float] | None:
@@ -115,8 +130,12 @@ def load_study(paths: list[str], spacing_text: str | None = None) -> Study:
         raise AppError("open a study first: a NIfTI, a zipped DICOM folder, DICOM files or a PNG/JPEG")
     spacing = parse_spacing(spacing_text)
     study = Study()
-    for i, path in enumerate(study_inputs(paths, study.folder)):
-        study.volumes[str(i)] = load(path, spacing=spacing)
+    try:
+        for i, path in enumerate(study_inputs(paths, study.folder)):
+            study.volumes[str(i)] = load(path, spacing=spacing)
+    except BaseException:
+        study.close()
+        raise
     return study
 
 
@@ -234,6 +253,11 @@ def _panels(trace: Any) -> tuple[str, str, str]:
     return report.summary_html(trace), report.steps_html(trace), evidence
 
 
+def _close_study(study: Study | None) -> None:
+    if study is not None:
+        study.close()
+
+
 def build_app(base: RunSpec | None = None) -> Any:
     """The Gradio Blocks of the app (not launched); ``base``: the run settings its controls start
     from and every question runs with (``mmreason app --config FILE`` ...)."""
@@ -248,8 +272,8 @@ def build_app(base: RunSpec | None = None) -> Any:
     base = base or RunSpec()
     start_backend = base.backend.name or ("hf" if base.backend.model else "rules")
 
-    with gr.Blocks(title="mmreason") as demo:
-        state = gr.State(None)
+    with gr.Blocks(title="mmreason", delete_cache=(UPLOAD_TTL_S, UPLOAD_TTL_S)) as demo:
+        state = gr.State(None, delete_callback=_close_study)
         gr.Markdown(f"## {APP_TITLE}")
         with gr.Row():
             with gr.Column(scale=2):
@@ -290,11 +314,12 @@ def build_app(base: RunSpec | None = None) -> Any:
                     evidence = gr.HTML(elem_id="evidence")
                 downloads = gr.File(label="trace.json and report.html", file_count="multiple", interactive=False)
 
-        def on_open(paths: list[str] | None, spacing_text: str) -> tuple:
+        def on_open(old: Study | None, paths: list[str] | None, spacing_text: str) -> tuple:
             try:
                 study = load_study(list(paths or []), spacing_text)
             except MMReasonError as exc:
                 raise gr.Error(str(exc)) from None
+            _close_study(old)
             vol = study.volumes["0"]
             return (study, study_markdown(study), gr.update(choices=list(study.volumes), value="0"),
                     *_viewer_controls(vol))
@@ -334,7 +359,7 @@ def build_app(base: RunSpec | None = None) -> Any:
 
         view_inputs = [state, volume, plane, index, window, level, width]
         hidden: dict[str, Any] = {"api_visibility": "private"}
-        opened = open_btn.click(on_open, [files, spacing],
+        opened = open_btn.click(on_open, [state, files, spacing],
                                 [state, study_md, volume, plane, index, window], api_name="open")
         opened.then(slice_image, view_inputs, viewer, api_name="slice")
         volume.change(on_volume, [state, volume], [plane, index, window], **hidden).then(

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from PIL import Image
 gradio = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from imaging.errors import MMReasonError  # noqa: E402
 from mmreason.app import AppError, load_study, parse_spacing, study_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +120,30 @@ def test_zip_is_extracted_inside_the_session_folder(tmp_path):
         z.writestr("../escape.dcm", b"x")
     with pytest.raises(AppError, match="unsafe path"):
         study_inputs([str(bad)], tmp_path / "session")
+
+
+def test_a_study_folder_with_patient_data_does_not_outlive_the_study(tmp_path):
+    import gc
+
+    from mmreason.app import Ask, ask
+
+    study = load_study([str(EXAMPLE)])
+    *_, (trace, finished) = ask(study, Ask(QUESTION))
+    assert finished and all(Path(f).is_file() for f in trace.meta["files"])
+    study.close()
+    assert not study.folder.exists()
+    study.close()  # twice is harmless
+    forgotten = load_study([str(EXAMPLE)])
+    folder = forgotten.folder
+    del forgotten
+    gc.collect()
+    assert not folder.exists()  # a session that ends without closing its study leaves nothing behind
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti")
+    before = set(Path(tempfile.gettempdir()).glob("mmreason-app-*"))
+    with pytest.raises(MMReasonError, match="NIfTI"):
+        load_study([str(EXAMPLE), str(broken)])
+    assert set(Path(tempfile.gettempdir()).glob("mmreason-app-*")) == before  # a failed upload keeps nothing
 
 
 def test_ask_over_the_api_and_sessions_are_isolated(app_url):

@@ -74,7 +74,9 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
    of `RIM_MM` of partial volume with fat is taken back (for spleen and kidneys only down to halfway
    between the organ's HU and the darkest tissue beyond: not the muscle beside an enhanced spleen,
    which added 20-30 % on thick slices), and holes are filled slice by slice (vessels inside the
-   liver are part of the liver).
+   liver are part of the liver). A plain spleen loses what it grew into the body wall's muscle (of its
+   HU), shallower below the skin than the wall's inner surface where the lungs touch it at that angle
+   (`_Lungs.beneath_wall`); that part stays out of the organs searched after it.
 
 5. what cannot be told apart is said (`AbdomenOrgans.doubts`, reported through the segmenter's
    `search_weakness` as doubtful evidence): a spleen or left kidney on plain CT without the other
@@ -221,6 +223,14 @@ CAGE_MARGIN_MM = 25.0
 #: read in this many angle bins
 CAGE_INSIDE_MM = 6.0
 CAGE_BINS = 90
+#: a plain-CT spleen lies no more than this (mm; about a coarse voxel's depth step) shallower than the lungs
+#: reach below the skin at its angle (`_Lungs.beneath_wall`): inside the body wall, whose muscle has its HU
+WALL_SLACK_MM = 2.0
+#: ... and the wall's thickness (mm) changes by at most this much per angle bin (4 degrees) from the bins where
+#: the lungs touch it (the generator's wall thickens from 3-22 mm laterally to 30-60 mm at the back over about
+#: 60 degrees; tuning seed 239, a short scan at the spleen's level, had no lung against its posterolateral wall in
+#: any slice, and the lung beyond the spleen gave a wall 40-58 mm deep there: the spleen lost 40 %)
+WALL_SLOPE_MM = 3.0
 #: cores this far (mm) behind the vertebral bodies' front, beside the spine, are back muscles
 BACK_MUSCLE_MM = 25.0
 #: a plain liver's band reaches this many of its smoothed HU's spreads (`_upper_spread`) below its
@@ -390,6 +400,50 @@ class _Lungs:
         reach = np.maximum(reach, np.maximum(np.roll(reach, 1, axis=1), np.roll(reach, -1, axis=1)))
         return body & (radius <= np.take_along_axis(reach, bins.reshape(body.shape[0], -1), axis=1).reshape(body.shape))
 
+    def beneath_wall(self, frame: BodyFrame, body: np.ndarray) -> np.ndarray:
+        """Where the body lies at least as deep below the skin as the body wall's inner surface at its
+        angle (coarse mask; all of the body without lungs). The lungs touch that surface (the parietal
+        pleura): per `CAGE_BINS` angle about each slice's body centre (its axes scaled to that slice's
+        half width and depth, so one direction of the wall keeps its bin where the abdomen is wider or
+        deeper than the chest), the least depth (`BodyFrame.depth`) of a lung voxel in any slice is the
+        wall's thickness there (skin, fat and muscle), less `WALL_SLACK_MM`; the wall keeps about that
+        thickness below the lungs. The least over all slices, not per slice: bowel gas below the lungs'
+        bases, labelled lung, lies deeper. A bin takes its mirror image's about the midline where that is
+        thinner, and no more than `WALL_SLOPE_MM` per bin more than any other bin's (a bin no lung touches;
+        one no lung reaches in any bin is not bounded). The cage (`cage`), a radius from the lungs'
+        widest slice, leaves the lateral and posterior wall's muscle inside where the abdomen is wider
+        or deeper than the chest: a plain spleen (of that muscle's HU, touching it) grew into it (tuning
+        seeds 377, 720 and 734: +33-94 mL of muscle)."""
+        lung = self.left | self.right
+        if not lung.any():
+            return body.copy()
+        n = body.shape[0]
+        flat, empty = body.reshape(n, -1), ~body.reshape(n, -1).any(axis=1)
+
+        def centre_and_half(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lo = np.where(flat, c.reshape(n, -1), np.inf).min(axis=1)
+            hi = np.where(flat, c.reshape(n, -1), -np.inf).max(axis=1)
+            lo[empty], hi[empty] = 0.0, 1.0
+            return ((lo + hi) / 2)[:, None, None], np.maximum((hi - lo) / 2, 1.0)[:, None, None]
+
+        (cx, hx), (cy, hy) = centre_and_half(frame.x), centre_and_half(frame.y)
+        dx, dy = (frame.x - cx) / hx, (frame.y - cy) / hy
+        bins = ((np.arctan2(dy, dx) + np.pi) * (CAGE_BINS / (2 * np.pi))).astype(np.int32) % CAGE_BINS
+        wall = np.full(CAGE_BINS, np.inf, dtype=np.float32)
+        np.minimum.at(wall, bins[lung], frame.depth[lung])
+        # the wall is about symmetric about the midline: the thinner of a bin and its mirror image's
+        mirror = (3 * CAGE_BINS // 2 - 1 - np.arange(CAGE_BINS)) % CAGE_BINS
+        wall = np.minimum(wall, wall[mirror])
+        # where the spleen (or the liver) lies against the wall in every slice, no lung touches it, and the
+        # least lung depth there is that of the lung beyond the organ: the wall's thickness changes by at
+        # most `WALL_SLOPE_MM` per bin from where the lung measured it
+        steps = np.arange(CAGE_BINS)
+        apart = np.abs(steps[:, None] - steps[None, :])
+        apart = np.minimum(apart, CAGE_BINS - apart)
+        wall = np.min(wall[None, :] + WALL_SLOPE_MM * apart, axis=1)
+        wall = np.where(np.isfinite(wall), wall - WALL_SLACK_MM, 0.0)
+        return body & (frame.depth >= wall[bins])
+
 
 @dataclass
 class _Liver:
@@ -469,6 +523,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     phase, source = contrast_phase(aorta, liver_mode)
     stats = ScanStatistics(fat_edge_hu=edge, aorta_hu=aorta, liver_hu=liver_mode, phase=phase, phase_source=source)
     out = AbdomenOrgans(statistics=stats)
+    # a plain spleen, of the body wall's muscle's HU, lies no shallower than the wall's inside
+    beneath_wall = lungs.beneath_wall(frame, body) if phase == "non-contrast" else body
     voxel_ml = float(np.prod(frame.spacing)) / 1000.0
     coarse = np.zeros(hu.shape, dtype=np.uint8)
     taken = np.zeros(hu.shape, dtype=bool)
@@ -551,8 +607,14 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             bone = frame.spine & (hu_edge >= SPINE_HU)
             grown = _grow(chosen, hu, hu_edge, inside & ~taken & ~bone, _grow_band(organ, phase, band), edge, organ,
                           frame.spacing, _grow_reach(organ, phase))
-            coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             taken |= grown
+            if organ == "spleen" and phase == "non-contrast":
+                # a plain spleen grows into the body wall's muscle of its HU where they touch: that part is
+                # left out of the spleen (`_Lungs.beneath_wall`), and, body wall, of the organs searched after it
+                # (its basins, searched again, made a kidney's shell look uniform: tuning seed 0's left kidney,
+                # 0.62, was declined when the wall was left to the kidney's search)
+                grown &= beneath_wall
+            coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             candidates = [c for c in candidates if not c.meets(grown)]
         if organ == "spleen" and "spleen" in out.errors and spleen_tries:
             relaxed, vote = spleen_tries.pop(0)
