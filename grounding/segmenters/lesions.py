@@ -46,9 +46,10 @@
   dense as the wall: a component failing only for its wall contact is that cap when it is a dome
   (`_pleural_caps`: it reaches `CAP_MIN_HEIGHT_MM` and `CAP_MIN_DOME` of its footprint's radius into
   the lung, no farther than it is wide, fills `CAP_MIN_FILL` of the dome of its footprint and height,
-  and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. Only on
-  slices up to `THICK_SLICE_MM` (on thicker ones the curving wall's partial volume makes domes); the
-  search says the dome may be pleural thickening. On a contrast scan (`ENHANCED_MIN_SHARE` of the
+  and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. On slices
+  over `THICK_SLICE_MM`, where the curving wall's partial volume makes domes too, a cap must also hold
+  no bone, keep a core off the pleura and have aerated lung on the slice beside it on each side
+  (`_thick_pleural_caps`); the search says the dome may be pleural thickening or partial volume. On a contrast scan (`ENHANCED_MIN_SHARE` of the
   dense structures at `ENHANCED_SPLIT_HU` or above) a nodule beside an enhanced vessel as thick as
   itself is one structure with it that no opening parts; the detachment is run again on the
   structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
@@ -251,6 +252,19 @@ CAP_MIN_HEIGHT_MM = 3.0
 CAP_MIN_DOME = 0.5
 #: ... and fills at least this share of the dome of its footprint and height (`_pleural_caps`)
 CAP_MIN_FILL = 0.7
+#: on slices thicker than `THICK_SLICE_MM` a cap (`_thick_pleural_caps`) holds no bone: the `CAP_BONE_PERCENTILE`
+#: percentile of its HU stays below `CAP_MAX_HU` (soft-tissue nodules are 0-100 HU; a rib curving across
+#: a thick slice lays domes of its partial volume on the pleura, 300-600 HU at their core)
+CAP_BONE_PERCENTILE = 90.0
+CAP_MAX_HU = 200.0
+#: ... and bulges into the lung: at most this share of its voxels lies on the pleura (a nodule's cap keeps
+#: a core off it; where the lung's apex or a dome ends across a thick slice its partial volume is a sheet
+#: lying on the pleura, nearly all of it surface)
+THICK_CAP_MAX_CONTACT = 0.7
+#: ... and is a bump on the pleura: on the slice beside it on each side, aerated lung fills at least this share
+#: of its in-plane outline (the union of its sections): the lung runs on past a nodule; where the lung's apex
+#: or base ends across thick slices, the wall itself lies there
+THICK_CAP_MIN_LUNG_BESIDE = 0.5
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -372,6 +386,9 @@ MR_RIM_MAX_SHARE = 0.7
 #: level between them, often white matter's): CSF is darker than white matter by this many
 #: white-matter SDs
 MR_CSF_WM_K = 3.0
+#: `_lesion_basins`: a brightness summit this many white-matter SDs above the saddle to a brighter one
+#: is a lesion of its own, with its own half-maximum edge (lower summits are texture within a lesion)
+MR_BASIN_K = 2.0
 #: lesions whose rims (kept or left out) add more than this share to the confident burden are
 #: doubtful: their extent, and so the burden, depends on where between the two levels the edge lies
 MR_MAX_RIM_FRACTION = 0.3
@@ -589,14 +606,18 @@ def lung_nodules(
                       "be a vessel's stump")
     if not planar:
         passed, labels = _pleural_completions(labels, passed, wall, data[bbox], spacing, max_diameter_mm)
-    # on thick slices the search is doubtful anyway (`ClassicalSegmenter.search_weakness`), and the
-    # partial volume of the curving wall and the domes makes blobs and domes along the pleura on most scans
     thick = spacing[0] > THICK_SLICE_MM
     caps = [] if planar or thick else _pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm)
     if caps:
         passed[caps] = True
         doubts.append("a nodule found lies on the pleura, which holds it as a dome: it may be a focal pleural "
                       "thickening or plaque")
+    # on thick slices the wall curving across a slice makes domes of its partial volume too: stricter tests
+    thick_caps = _thick_pleural_caps(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm) if thick else []
+    if thick_caps:
+        passed[thick_caps] = True
+        doubts.append(f"a nodule found lies on the pleura as a dome on {spacing[0]:g} mm slices: it may be the partial "
+                      f"volume of the chest wall curving across a thick slice, or a focal pleural thickening")
     along = 0 if thick else len(_along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm))
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
@@ -883,6 +904,34 @@ def _pleural_caps(
         if (least <= height <= width and volume_mm3 >= fill_per_mm * height
                 and COMPLETED_MIN_HU <= level <= DETACHED_MAX_HU):
             out.append(int(label))
+    return out
+
+
+def _thick_pleural_caps(
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray,
+    spacing: tuple[float, float, float], max_diameter_mm: float,
+) -> list[int]:
+    """The caps (`_pleural_caps`) of nodules on the costal pleura on slices thicker than `THICK_SLICE_MM`,
+    where the chest wall's partial volume makes domes too: a cap must hold no bone (its `CAP_BONE_PERCENTILE`
+    percentile under `CAP_MAX_HU`: a rib curving across the slice) and bulge into the lung (at most
+    `THICK_CAP_MAX_CONTACT` of its voxels on ``wall``: the lung's apex or a dome ending across a slice
+    leaves a sheet on the pleura) as a bump: aerated lung fills `THICK_CAP_MIN_LUNG_BESIDE` of its
+    in-plane outline on the slice beside it on each side. Stress tuning seeds 1, 7, 77, 104, 514, 522, 548 on
+    4-5 mm slices: 9-17 mm juxtapleural nodules that the lung shows as a dome on two to four slices."""
+    caps = _pleural_caps(labels, passed, data, lung, wall, spacing, max_diameter_mm)
+    objects = ndimage.find_objects(labels)
+    out = []
+    for label in caps:
+        obj = objects[label - 1]
+        part = labels[obj] == label
+        contact = np.count_nonzero(part & wall[obj]) / np.count_nonzero(part)
+        outline = part.any(axis=0)
+        beside = [k for k in (obj[0].start - 1, obj[0].stop) if 0 <= k < labels.shape[0]]
+        aerated = [np.count_nonzero(outline & lung[(k,) + obj[1:]] & (data[(k,) + obj[1:]] < HU_AIR))
+                   / np.count_nonzero(outline) for k in beside]
+        if (contact <= THICK_CAP_MAX_CONTACT and len(beside) == 2 and min(aerated) >= THICK_CAP_MIN_LUNG_BESIDE
+                and np.percentile(data[obj][part], CAP_BONE_PERCENTILE) < CAP_MAX_HU):
+            out.append(label)
     return out
 
 
@@ -1626,7 +1675,8 @@ class MRLesions:
     #: voxels of faint parts left out because their mirror image across the midline is as bright
     #: (`MR_MIRROR_K`: deep grey nuclei, cortex)
     mirrored_left_out: int = 0
-    #: voxels of faint thin parts left out as grey matter's noise tail (`MR_FAINT_PEAK_K`)
+    #: voxels of faint thin parts left out as grey matter's noise tail (`MR_FAINT_PEAK_K`), and of faint
+    #: summits split from a brighter lesion (`_half_maximum_parts`, below `MR_FAINT_K`)
     faint_left_out: int = 0
 
     def doubt(self) -> str | None:
@@ -1661,8 +1711,9 @@ class MRLesions:
                            f"nuclei, cortex): a faint lesion there would be missed")
         if self.faint_left_out * self.voxel_ml * 1000.0 >= MR_FAINT_REPORT_MM3:
             reasons.append(f"{self.faint_left_out * self.voxel_ml:.2f} mL of faint, thin bright "
-                           f"tissue (barely above the lesion threshold) was left out as grey matter (cortex, deep "
-                           f"grey nuclei): a faint lesion of that kind would be missed")
+                           f"tissue (or faint tissue beside a brighter lesion; barely above the lesion threshold) "
+                           f"was left out as grey matter (cortex, deep grey nuclei): a faint lesion of that kind "
+                           f"would be missed")
         if not self.kept or self.lesion_median is None:
             return "; ".join(reasons) or None
         if not self.tissue.grey_peak:
@@ -1713,7 +1764,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     After a `MR_SMOOTH_MM` Gaussian, cores exceed `BrainTissue.seed_level` at least
     `MR_SURFACE_MM` inside the brain region; each lesion is the connected set of voxels above
     `BrainTissue.grow_level` and above half way from white matter to its core's median (a
-    half-maximum edge for a bright lesion) holding a core, kept from `MR_MIN_LESION_MM3` when
+    half-maximum edge for a bright lesion) holding a core, each brightness summit of a component its
+    own lesion with its own edge (`_half_maximum_parts`), kept from `MR_MIN_LESION_MM3` when
     compact or thick (`MR_MIN_SPHERICITY`, `MR_THICK_MM`) and not cut by the field of view, nor
     faint with a mirror image as bright across the brain's midline (`MR_MIRROR_K`: deep grey nuclei),
     nor barely brighter than the seeds and thin (`MR_FAINT_PEAK_K`: grey matter).
@@ -1756,42 +1808,42 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
         region = labels[obj] == label
         core = region & seeds[obj]
         cores[label] = float(np.median(smoothed[obj][core]))
-        peak = cores[label]
-        if peak > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread:
-            # a bright lesion: its cores' median lies far below its peak when it fades gradually
-            peak = max(peak, float(np.percentile(smoothed[obj][region], MR_PEAK_PERCENTILE)))
-        edge = (tissue.white + peak) / 2.0
-        parts, _ = ndimage.label(region & (smoothed[obj] > edge), structure=CONN26)
-        lesion = np.isin(parts, np.unique(parts[core & (parts > 0)]))
-        if not lesion.any():  # its cores all lie at or below the half-maximum edge: nothing of it is kept
-            continue
-        # a lesion on the field of view's edge is cut anatomy (neck, scalp) in the head region; the
-        # faint component around it may reach the edge along a periventricular lining or cortex
-        if _on_the_edge(lesion, obj, labels.shape):
-            continue
-        if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
-                and cores[label] < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
-                and not clear[obj][lesion].any()):
-            continue
-        if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
-            if sulci is None:
-                sulci = _sulcal_csf(smoothed, tissue, brain, depth)
-            if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
-                cortex_like += int(np.count_nonzero(lesion))
+        for lesion, level, split in _half_maximum_parts(smoothed[obj], region, core, tissue):
+            # a lesion on the field of view's edge is cut anatomy (neck, scalp) in the head region; the
+            # faint component around it may reach the edge along a periventricular lining or cortex
+            if _on_the_edge(lesion, obj, labels.shape):
                 continue
-        if (float(np.median(smoothed[obj][lesion])) < faint_level and lesion.sum() >= mirror_min_voxels
-                and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
-                and _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
-            mirrored += int(np.count_nonzero(lesion))
-            continue
-        if (float(np.percentile(smoothed[obj][lesion], 90)) < tissue.white + MR_FAINT_PEAK_K * tissue.spread
-                and ndimage.distance_transform_edt(np.pad(lesion, 1), sampling=spacing).max() < MR_FAINT_MIN_DEPTH_MM):
-            faint += int(np.count_nonzero(lesion))
-            continue
-        if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
-                                           or _thick_share(lesion, spacing) >= MR_THICK_SHARE):
-            kept.append(label)
-            out[obj][lesion] = label
+            # a faint summit split from a brighter lesion is grey matter beside it more often than a
+            # lesion (cortex, a deep grey nucleus; tuning seeds 0-59: 2.2-3.7 SDs), as faint parts are
+            if split and float(np.median(smoothed[obj][lesion])) < faint_level:
+                faint += int(np.count_nonzero(lesion))
+                continue
+            if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
+                    and level < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
+                    and not clear[obj][lesion].any()):
+                continue
+            if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
+                if sulci is None:
+                    sulci = _sulcal_csf(smoothed, tissue, brain, depth)
+                if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
+                    cortex_like += int(np.count_nonzero(lesion))
+                    continue
+            # a summit split from a brighter lesion is tested for a twin at any level: a deep grey nucleus
+            # beside a bright periventricular lesion is as bright as moderate lesions (4 SDs)
+            if ((split or float(np.median(smoothed[obj][lesion])) < faint_level) and lesion.sum() >= mirror_min_voxels
+                    and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
+                    and _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
+                mirrored += int(np.count_nonzero(lesion))
+                continue
+            if (float(np.percentile(smoothed[obj][lesion], 90)) < tissue.white + MR_FAINT_PEAK_K * tissue.spread
+                    and ndimage.distance_transform_edt(np.pad(lesion, 1), sampling=spacing).max() < MR_FAINT_MIN_DEPTH_MM):
+                faint += int(np.count_nonzero(lesion))
+                continue
+            if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
+                                               or _thick_share(lesion, spacing) >= MR_THICK_SHARE):
+                if label not in kept:
+                    kept.append(label)
+                out[obj][lesion] = label
     found = out > 0
     median = float(np.median(smoothed[found])) if found.any() else None
     rim, left_out = _grow_rims(out, smoothed, tissue, cores, spacing, allowed)
@@ -1799,6 +1851,72 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                      float(np.prod(spacing)) / 1000.0, contrast,
                      cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
                      slice_mm=float(spacing[0]), mirrored_left_out=mirrored, faint_left_out=faint)
+
+
+def _half_maximum_parts(values: np.ndarray, region: np.ndarray, core: np.ndarray,
+                        tissue: BrainTissue) -> list[tuple[np.ndarray, float, bool]]:
+    """The lesions within one grown component ``region`` (a mask over ``values``, the smoothed scan in
+    its box), each as its voxels above its half-maximum edge connected to its ``core`` voxels, its
+    cores' median level and whether it was split from a brighter lesion; none when all cores lie at
+    or below their edge.
+
+    A component above the grow level often joins several lesions through their faint surroundings
+    (a confluent periventricular load, a moderate plaque beside a bright one). Cut at one edge, half
+    way from white matter to its brightest lesion's peak, its fainter lesions lay below that edge and
+    were lost: on tuning brain-MR seeds 0-59 and 300-339 the largest share of the lesion volume
+    missed. So a brightness summit standing `MR_BASIN_K` white-matter SDs above the saddle to a
+    brighter one, most of whose cores lie below the component's edge, is a lesion of its own: its
+    watershed basin is cut half way to its own peak and tested on its own (cortex, mirror, faint and
+    shape rules: bright cortex joined to a lesion is not let in with it), and left out when its median
+    lies below `MR_FAINT_K` (grey matter beside the lesion). The rest of the component
+    is one lesion cut at the component's edge, as before: summits of similar height are texture
+    within one lesion or one structure (a deep grey nucleus, tested whole by the mirror rule)."""
+    edge = _half_maximum_edge(values, region, core, tissue)
+    basins = _lesion_basins(values, region, core, tissue)
+    rest = region.copy()
+    found = []
+    for basin in range(1, int(basins.max()) + 1):
+        part = basins == basin
+        own = part & core
+        if not own.any():
+            continue
+        if float(np.median(values[own])) <= edge:  # most of its cores lie below the component's edge
+            rest &= ~part
+            found.append((part, own, _half_maximum_edge(values, part, own, tissue), True))
+    if (rest & core).any():
+        found.append((rest, rest & core, edge, False))
+    lesions = []
+    for part, own, level, split in found:
+        pieces, _ = ndimage.label(part & (values > level), structure=CONN26)
+        lesion = np.isin(pieces, np.unique(pieces[own & (pieces > 0)])) & (pieces > 0)
+        if lesion.any():
+            lesions.append((lesion, float(np.median(values[own])), split))
+    return lesions
+
+
+def _half_maximum_edge(values: np.ndarray, region: np.ndarray, core: np.ndarray, tissue: BrainTissue) -> float:
+    """Half way from white matter to the peak of the lesion ``region`` (its ``core`` voxels' median; of a
+    bright one, above `MR_RIM_MAX_CORE_K` SDs, its `MR_PEAK_PERCENTILE` percentile when higher: its
+    cores' median lies far below its peak when it fades gradually)."""
+    peak = float(np.median(values[core]))
+    if peak > tissue.white + MR_RIM_MAX_CORE_K * tissue.spread:
+        peak = max(peak, float(np.percentile(values[region], MR_PEAK_PERCENTILE)))
+    return (tissue.white + peak) / 2.0
+
+
+def _lesion_basins(values: np.ndarray, region: np.ndarray, core: np.ndarray, tissue: BrainTissue) -> np.ndarray:
+    """Watershed basins (labels from 1) of ``region`` around its summits: regional maxima of ``values``
+    `MR_BASIN_K` white-matter SDs high (lower ones are texture within a lesion) that lie in ``core``;
+    a region with one such summit is one basin."""
+    from skimage.morphology import h_maxima  # here: importing skimage costs a second
+    from skimage.segmentation import watershed
+
+    inside = np.where(region, values, float(values[region].min()))
+    summits = h_maxima(inside, MR_BASIN_K * tissue.spread).astype(bool) & core
+    markers, count = ndimage.label(summits, structure=CONN26)
+    if count <= 1:
+        return region.astype(np.int32)
+    return watershed(-inside, markers, mask=region)
 
 
 def _midline(brain: np.ndarray) -> float:
