@@ -49,10 +49,10 @@
   and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. On slices
   over `THICK_SLICE_MM`, where the curving wall's partial volume makes domes too, a cap must also hold
   no bone, keep a core off the pleura and have aerated lung on the slice beside it on each side
-  (`_thick_pleural_caps`); the search says the dome may be pleural thickening or partial volume. On a contrast scan (`ENHANCED_MIN_SHARE` of the
-  dense structures at `ENHANCED_SPLIT_HU` or above) a nodule beside an enhanced vessel as thick as
-  itself is one structure with it that no opening parts; the detachment is run again on the
-  structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
+  (`_thick_pleural_caps`); the search says the dome may be pleural thickening or partial volume. On
+  a contrast scan (`ENHANCED_MIN_SHARE` of the dense structures at `ENHANCED_SPLIT_HU` or above) a
+  nodule beside an enhanced vessel as thick as itself is one structure with it that no opening
+  parts; the detachment is run again on the structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
   a scan without contrast a nodule beside a vessel as thick as itself is still missed.
   A found candidate that is a ring around air on some slice (`RING_MIN_HOLE_SHARE`, `_rings`) is an
   airway's wall cut short, not a solid nodule (limit: a cavitating nodule is left out too; the

@@ -621,9 +621,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
                 out.errors[target] = _not_found(target, band, phase, organ)
                 continue
             if organ == "spleen" and phase == "non-contrast" and target not in cut_doubts:
-                chosen, cut_ml = _thick_part(chosen, frame.depth, frame.spacing, voxel_ml)
-                if cut_ml * voxel_ml >= THICK_CUT_DOUBT_ML:
-                    thin_doubts[target] = [_thin_cut_doubt(cut_ml * voxel_ml)]
+                chosen, cut_voxels = _thick_part(chosen, frame.depth, frame.spacing, voxel_ml)
+                if cut_voxels * voxel_ml >= THICK_CUT_DOUBT_ML:
+                    thin_doubts[target] = [_thin_cut_doubt(cut_voxels * voxel_ml)]
             # candidates keep a voxel away from organs found before and from the spine (blurred by the
             # smoothing); the grown organ may touch them and the spine's bone
             bone = frame.spine & (hu_edge >= SPINE_HU)
@@ -1179,8 +1179,8 @@ def _thick_part(chosen: np.ndarray, depth_below_skin: np.ndarray, spacing: tuple
     noise holes closed; the scan's ends are no edge) that holds its deepest voxel, with what lies within
     `SPLEEN_EDGE_MM` of it; of the rest, the pieces of at least `OUTGROWTH_ML` are left out (a bowel loop; the
     spleen's own tips and corners, where no ball fits, come in pieces of a few mL) that lie deeper below the skin
-    (``depth_below_skin``, mm) on average than the body, by `OUTGROWTH_DEEPER_MM`: away from the posterolateral wall the spleen rests on, towards the
-    bowel in front of and medial to it (a thin spleen's own edge, tuning seed 607's 16 mL on the wall, or the
+    (``depth_below_skin``, mm) on average than the body, by `OUTGROWTH_DEEPER_MM`: away from the posterolateral
+    wall the spleen rests on, towards the bowel in front of and medial to it (a thin spleen's own edge, tuning seed 607's 16 mL on the wall, or the
     synthetic abdomen's seed 2 moved medially, 21 mL of 50, lies no deeper). Unchanged when no ball fits
     (a small spleen, or a thin one the field cuts)."""
     box = grown_box(bounding_box(chosen), 1, chosen.shape)
