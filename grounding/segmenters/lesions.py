@@ -1815,14 +1815,15 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 continue
             # a faint summit split from a brighter lesion is grey matter beside it more often than a
             # lesion (cortex, a deep grey nucleus; tuning seeds 0-59: 2.2-3.7 SDs), as faint parts are
-            if split and float(np.median(smoothed[obj][lesion])) < faint_level:
+            below_faint = float(np.median(smoothed[obj][lesion])) < faint_level
+            if split and below_faint:
                 faint += int(np.count_nonzero(lesion))
                 continue
             if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
                     and level < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
                     and not clear[obj][lesion].any()):
                 continue
-            if bright_cortex and float(np.median(smoothed[obj][lesion])) < faint_level:
+            if bright_cortex and below_faint:
                 if sulci is None:
                     sulci = _sulcal_csf(smoothed, tissue, brain, depth)
                 if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
@@ -1830,7 +1831,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                     continue
             # a summit split from a brighter lesion is tested for a twin at any level: a deep grey nucleus
             # beside a bright periventricular lesion is as bright as moderate lesions (4 SDs)
-            if ((split or float(np.median(smoothed[obj][lesion])) < faint_level) and lesion.sum() >= mirror_min_voxels
+            if ((split or below_faint) and lesion.sum() >= mirror_min_voxels
                     and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
                     and _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
                 mirrored += int(np.count_nonzero(lesion))

@@ -225,9 +225,8 @@ def lung_masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float,
     for axis, f in enumerate(steps):
         found.mask = found.mask.repeat(f, axis=axis)
     mask = found.mask[: data.shape[0], : data.shape[1], : data.shape[2]]
-    tissue = mask & (data >= HU_AIR) & (data < MASS_MAX_HU)
-    # a cavitating mass keeps the air its wall encloses (`_with_cavity`)
-    return LungMasses(tissue | (mask & fill_holes_slicewise(tissue) & (data < HU_AIR)), found.doubts)
+    # a cavitating mass keeps the air its wall encloses
+    return LungMasses(mask & _with_cavity(mask & (data >= HU_AIR) & (data < MASS_MAX_HU), data), found.doubts)
 
 
 def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, float, float]) -> LungMasses:
