@@ -286,7 +286,7 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
             if np.count_nonzero(candidates) < smallest:
                 continue
             pieces, n = label_components(candidates, CONN6)
-            sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+            sizes = component_sizes(pieces, n)
             for piece in (part for k in np.flatnonzero(sizes >= smallest) if k > 0
                           for part in _split(pieces == k, spacing, smallest)):
                 if candidates is bites and _lateral(piece, lateral_sign) < MIN_LATERAL:
@@ -580,7 +580,7 @@ def _bulges(data: np.ndarray, lungs: list[np.ndarray], known: np.ndarray, spacin
             continue
         rows = np.flatnonzero(lung.any(axis=(0, 2)))
         pieces, n = label_components(gap, CONN6)
-        sizes = np.bincount(pieces.ravel(), minlength=n + 1)
+        sizes = component_sizes(pieces, n)
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
             if where is None or not smallest <= sizes[k] <= largest:
                 continue
@@ -764,7 +764,7 @@ def with_masses(search: NoduleSearch, masses: LungMasses, spacing: tuple[float, 
     pieces, n = label_components(masses.mask, CONN26)
     if n == 0:
         return NoduleSearch(search.mask, search.doubts, search.masses + masses.doubts)
-    diameters = ball_diameter_mm(np.bincount(pieces.ravel(), minlength=n + 1), math.prod(spacing))
+    diameters = ball_diameter_mm(component_sizes(pieces, n), math.prod(spacing))
     keep = diameters <= largest_mm * (1.0 + SIZE_TOLERANCE)
     keep[0] = False
     doubts = [f"a soft-tissue mass of about {d:.0f} mm (the diameter of a ball of its volume) lies inside the lung, "
