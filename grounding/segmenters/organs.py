@@ -1228,7 +1228,7 @@ def _contact_mm2(labels: np.ndarray, n: int, other: np.ndarray, spacing: tuple[f
         lo = tuple(slice(0, -1) if k == axis else slice(None) for k in range(3))
         hi = tuple(slice(1, None) if k == axis else slice(None) for k in range(3))
         for mine, theirs in ((labels[lo], other[hi]), (labels[hi], other[lo])):
-            area += face_mm2 * np.bincount(mine[theirs], minlength=n + 1)
+            area += face_mm2 * component_sizes(mine[theirs], n)
     return area[1:]
 
 
