@@ -105,6 +105,11 @@ EXPECTED_HU: dict[str, tuple[float, float]] = {
 #: 7 mm -340 HU halo reads -167 HU with 0.41 solid). Its extent is unsure, not its being tissue: ``doubtful``
 LESION_MIN_SOLID_SHARE = 0.3
 SOLID_MIN_HU = -100.0
+#: ... or, ground glass about a small solid core (a part-solid mass the lung-mass search grew into its ground glass:
+#: mean -480 HU, 0.07-0.11 solid on synthetic chests), at least the first share of its voxels at
+#: `GROUND_GLASS_MIN_HU` or more (not aerated lung, about -850 HU) and at least the second solid
+LESION_MIN_OPAQUE_SHARE = (0.8, 0.03)
+GROUND_GLASS_MIN_HU = -750.0
 #: right/left lung volume ratio: normal about 1.1
 LUNG_RATIO = (0.65, 1.8)
 LUNG_RATIO_FAR = (0.45, 2.6)
@@ -287,12 +292,14 @@ def structure_quality(
     cut_at: FieldCut,
     whole_target: bool,
     solid_share: float | None = None,
+    opaque_share: float | None = None,
 ) -> Quality:
     """Plausibility of one segmented structure (see the module docstring).
 
     ``whole_target``: the mask is meant to be the whole named structure (a 3-D segmentation by
     name, not a prompted piece or a single slice), so its volume can be held against the range.
     ``solid_share``: the share of its voxels of `SOLID_MIN_HU` or more (see `LESION_MIN_SOLID_SHARE`).
+    ``opaque_share``: the share of its voxels of `GROUND_GLASS_MIN_HU` or more (see `LESION_MIN_OPAQUE_SHARE`).
     """
     q = Quality(checks=["volume range", "side", "HU"])
     if target is None:
@@ -319,11 +326,13 @@ def structure_quality(
         q.flag("implausible", f"{target.replace('_', ' ')} found on the patient's {side}, expected {expected}")
     if mean_hu is not None and volume.modality == "CT" and target in EXPECTED_HU:
         lo, hi = EXPECTED_HU[target]
-        part_solid = (target == "lesion" and EXPECTED_HU["nodule"][0] <= mean_hu < lo
-                      and solid_share is not None and solid_share >= LESION_MIN_SOLID_SHARE)
+        solid = solid_share or 0.0
+        part_solid = target == "lesion" and mean_hu < lo and (
+            EXPECTED_HU["nodule"][0] <= mean_hu and solid >= LESION_MIN_SOLID_SHARE
+            or (opaque_share or 0.0) >= LESION_MIN_OPAQUE_SHARE[0] and solid >= LESION_MIN_OPAQUE_SHARE[1])
         if part_solid:
             q.flag("doubtful", f"mean {mean_hu:.0f} HU is below solid lesion tissue ({lo:.0f} to {hi:.0f} HU) but "
-                               f"{100 * solid_share:.0f}% of it is solid: a part-solid mass (ground glass or "
+                               f"{100 * solid:.0f}% of it is solid: a part-solid mass (ground glass or "
                                f"consolidation around it, or air in it) whose mask may hold aerated lung, so its "
                                f"extent and volume are uncertain")
         elif not lo <= mean_hu <= hi:

@@ -175,7 +175,9 @@ def test_a_dome_the_scan_range_cuts_is_no_mass():
 def test_a_part_solid_mass_is_answered_with_a_doubt_not_declined_as_no_tissue():
     """A real NSCLC mass was declined ("mean -167 HU is not lesion tissue"): a solid core in ground glass
     or consolidation (or with air in it) is measured with aerated lung at its edge. A 30 mm solid ball in a
-    -340 HU halo reads about -190 HU on average, a third of it solid: answered, its extent named uncertain."""
+    -340 HU halo reads about -190 HU on average, a third of it solid: answered, its extent named uncertain.
+    The lung-mass search grows it into its ground glass (the 46 mm halo, 51 mL, and the phantom's blur about it
+    on 5 mm slices), whose mean is lower still: the answer names it part-solid."""
     spacing = (5.0, 2.0, 2.0)
     hu, lungs, _ = _chest(spacing, None)
     z, y, x = (np.indices(hu.shape, dtype=np.float32) * np.asarray(spacing, dtype=np.float32)[:, None, None, None])
@@ -189,7 +191,9 @@ def test_a_part_solid_mass_is_answered_with_a_doubt_not_declined_as_no_tissue():
     volume = Volume.from_array(hu, spacing=spacing, modality="CT")
     answer = _ask(volume, "Is there a nodule or mass in the lungs? Which side is it on and what is its volume?")
     assert answer.startswith("Yes; right lung"), answer
-    assert re.search(r"\(uncertain: mean -1\d\d HU is below solid lesion tissue .* (3\d|4\d)% of it is solid", answer)
+    assert re.search(r"\(uncertain: mean -[1-4]\d\d HU is below solid lesion tissue .* of it is solid: "
+                     r"a part-solid", answer)
+    assert 45.0 <= float(re.search(r"right lung; ([\d.]+) mL", answer).group(1)) <= 70.0, answer
 
 
 def test_lung_haze_with_little_solid_tissue_stays_no_lesion_tissue():

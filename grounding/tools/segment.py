@@ -30,6 +30,7 @@ from grounding.measurements import (
 from grounding.plausibility import (
     BRIGHT_LESION_SEQUENCES,
     CT_TARGETS,
+    GROUND_GLASS_MIN_HU,
     SOLID_MIN_HU,
     FieldCut,
     fact_quality,
@@ -417,10 +418,12 @@ def _assess(context: ToolContext, volume_id: str, vol: Volume, target: str | Non
     values = vol.data[bbox][::step, ::step, ::step][sub[::step, ::step, ::step]]
     mean_hu = float(values.mean()) if values.size else None
     solid_share = float(np.mean(values >= SOLID_MIN_HU)) if values.size else None
+    opaque_share = float(np.mean(values >= GROUND_GLASS_MIN_HU)) if values.size else None
     volume_ml = _mask_ml(sub, vol) if mode == "3d" else None
     cut = touches_field_edge(mask, bbox, vol) if whole else FieldCut()
     q.merge(structure_quality(vol, target, volume_ml=volume_ml, side=side if not vol.is_2d else None,
-                              mean_hu=mean_hu, cut_at=cut, whole_target=whole, solid_share=solid_share))
+                              mean_hu=mean_hu, cut_at=cut, whole_target=whole, solid_share=solid_share,
+                              opaque_share=opaque_share))
     if vol.is_2d and vol.modality == "XR" and prompt is None:
         q.merge(radiograph_quality(target, mask, vol.data))
         q.merge(radiograph_view_quality(vol, target))
