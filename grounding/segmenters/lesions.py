@@ -211,6 +211,21 @@ BESIDE_MIN_OFFSET = 1.0
 #: ... and that lie within this share of the vessel's radius of one line (mm over mm): one straight
 #: vessel passes the ball, not two, nor one the ball continues (a bead of a vessel touching another)
 BESIDE_MAX_SCATTER = 0.45
+#: on slices thicker than `THICK_SLICE_MM` (`_thick_beside_nodules`) the cores of openings by balls of these radii
+#: (mm; those narrower than a slice) are searched for nodules beside a vessel: finer steps than
+#: `DETACH_RADII_MM`, since a nodule as thick as its vessel parts from the vessel's core only at a radius
+#: between the vessel's and its own
+THICK_BESIDE_RADII_MM = (2.5, 3.0, 3.5, 4.0, 4.5)
+#: ... where the ball must be at least this many times as wide as the vessel passing it (inscribed radii):
+#: a vessel crossing thick slices obliquely stair-steps, each slice's section a ball beside the vessel's
+#: course on the next slices and exactly as wide as it; a nodule beside a vessel is at least as wide as
+#: it and the two together wider still
+THICK_BESIDE_MIN_WIDENING = 1.1
+#: ... and its centre lie off the vessel's axis by `BESIDE_MIN_OFFSET` of its radius, and by at most the
+#: sum of the two radii (further off, the ball does not touch the vessel: the haze of another joins them);
+#: the vessel's axis points may scatter about one line by this share of the vessel's radius (more than
+#: `BESIDE_MAX_SCATTER`: the deepest voxels of a vessel across thick slices lie a slice's haze apart)
+THICK_BESIDE_MAX_SCATTER = 0.8
 #: a ball's or a branch's axis: its voxels at least this share as deep as its deepest (distance, mm)
 BESIDE_CORE_SHARE = 0.8
 #: a detached piece brighter than this (median HU) is a contrast-filled vessel, not soft tissue
@@ -677,6 +692,14 @@ def lung_nodules(
                 doubts.append(f"a nodule found beside contrast-filled vessels is narrower than two {spacing[0]:g} mm "
                               f"slices: it was told from the vessels by its soft-tissue HU alone and may be a vessel's "
                               f"partial volume")
+        if spacing[0] > THICK_SLICE_MM:
+            beside = _thick_beside_nodules(rejected, data[bbox], spacing, forbidden, wall, max_diameter_mm)
+            beside &= ~ndimage.binary_dilation(detached, CONN26)
+            detached |= beside
+            if beside.any():
+                doubts.append(f"a nodule found beside a vessel on {spacing[0]:g} mm slices is barely wider than the "
+                              f"vessel: it was told from it by lying off the vessel's axis and may be a bend or a "
+                              f"branching of the vessel")
         # a piece cut from a vessel on the first or last slice is as ambiguous as an isolated one there
         pieces, _ = ndimage.label(detached, structure=CONN26)
         at_edge = np.unique(pieces[cut & detached])
@@ -1128,7 +1151,7 @@ def _deep_enough(mask: np.ndarray, box: tuple[slice, ...], spacing: tuple[float,
 def _detached_verdict(
     piece: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray,
     spacing: tuple[float, float, float], forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
-    max_arms: int = DETACH_MAX_ARMS, soft: bool = False,
+    max_arms: int = DETACH_MAX_ARMS, soft: bool = False, one_slice: bool = False,
 ) -> str | None:
     """The tests of `_detached_nodules` for one opened ``piece`` (all arrays on one window;
     ``depth``: each voxel's distance, mm, to the outside of the dense structure): ``nodule``,
@@ -1136,13 +1159,14 @@ def _detached_verdict(
     `BORDERLINE_WIDENING` of it) or None. More than ``max_arms`` branches make a junction unless the
     piece is `MANY_ARMS_MIN_WIDENING` times as wide as them. ``soft``: the piece is from the soft tissue
     of enhanced vessels (`_unenhanced`), where on thick slices a nodule narrower than two slices passes
-    as ``narrow`` (never borderline)."""
+    as ``narrow`` (never borderline). ``one_slice``: a piece one slice tall may pass (the caller has other
+    evidence that it is no vessel's oblique smear: `_beside_a_vessel` on thick slices)."""
     _, kept = compact_components(piece, spacing, forbidden=forbidden, max_diameter_mm=max_diameter_mm, wall=wall)
     if not kept:
         return None
     obj = bounding_box(piece)
     # a vessel crossing one thick slice obliquely smears into a blob of that slice alone
-    if obj[0].stop - obj[0].start < 2 or not plausible_nodule(piece[obj], spacing):
+    if (obj[0].stop - obj[0].start < 2 and not one_slice) or not plausible_nodule(piece[obj], spacing):
         return None
     # the thick stub of a tapering vessel survives the opening too, but is no ball
     thick = spacing[0] > THICK_SLICE_MM
@@ -1173,7 +1197,7 @@ def _detached_verdict(
 
 def _beside_a_vessel(
     ball: np.ndarray, residue: np.ndarray, values: np.ndarray, depth: np.ndarray, spacing: tuple[float, float, float],
-    forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float,
+    forbidden: np.ndarray, wall: np.ndarray, max_diameter_mm: float, soft: bool = False,
 ) -> bool:
     """Whether ``ball`` (a core's own opening, all arrays on one window as for `_detached_verdict`),
     round soft tissue by the tests of `_detached_verdict` but for its branches, sits beside the one
@@ -1182,11 +1206,15 @@ def _beside_a_vessel(
     shell of `_arms`: at most `BESIDE_MAX_BRANCHES`, before and after it, or one wrapping round it)
     line up along an axis that misses the ball's centre by at least `BESIDE_MIN_OFFSET` of the ball's
     radius and runs on at least `ARM_REACH_MM` past it on both sides. A bead of a thick vessel, or a
-    ball where vessels meet, lies on the axis of its branches. Not on slices thicker than
-    `THICK_SLICE_MM` (the caller's condition)."""
+    ball where vessels meet, lies on the axis of its branches. ``soft``: the slices are thicker than
+    `THICK_SLICE_MM` (`_thick_beside_nodules`): the ball may be narrower than two slices and one slice
+    tall (the tests of `_detached_verdict` for soft pieces), must touch the vessel and be wider than it
+    (`THICK_BESIDE_MIN_WIDENING`), and the vessel's axis points may scatter more
+    (`THICK_BESIDE_MAX_SCATTER`)."""
     # without branches the widening tests pass: what is left are the shape, size and HU tests
     no_branches = np.zeros(residue.shape, dtype=bool)
-    if _detached_verdict(ball, no_branches, values, depth, spacing, forbidden, wall, max_diameter_mm) != "nodule":
+    if _detached_verdict(ball, no_branches, values, depth, spacing, forbidden, wall, max_diameter_mm,
+                         soft=soft, one_slice=soft) not in ("nodule", "narrow"):
         return False
     # a ball as bright as contrast-filled blood is a piece of an enhanced vessel
     if float(np.median(values[ball])) >= ENHANCED_SPLIT_HU:
@@ -1208,8 +1236,56 @@ def _beside_a_vessel(
     # one straight vessel: its axis points lie on the line (two vessels, or a vessel beaded by the
     # slices that the ball belongs to beside another, scatter about it by their radii)
     scatter = float(np.linalg.norm(axis - mean - np.outer(along, direction), axis=1).max())
-    straight = scatter <= BESIDE_MAX_SCATTER * min(vessel_mm, radius)
-    return passes and straight and offset >= BESIDE_MIN_OFFSET * radius
+    straight = scatter <= (THICK_BESIDE_MAX_SCATTER if soft else BESIDE_MAX_SCATTER) * min(vessel_mm, radius)
+    # on thick slices (``soft``) the ball touches the vessel and is wider than it (`THICK_BESIDE_MIN_WIDENING`)
+    touches = offset <= radius + vessel_mm or not soft
+    wider = radius >= THICK_BESIDE_MIN_WIDENING * vessel_mm or not soft
+    return passes and straight and touches and wider and offset >= BESIDE_MIN_OFFSET * radius
+
+
+def _thick_beside_nodules(
+    mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
+    wall: np.ndarray, max_diameter_mm: float,
+) -> np.ndarray:
+    """On slices thicker than `THICK_SLICE_MM`: nodules narrower than two slices beside the one vessel
+    they touch, from the dense lung structures ``mask`` that failed as a whole. `_detached_nodules`
+    asks there for a ball as wide as two slices, since the haze of vessels crossing thick slices
+    obliquely leaves narrower balls at every junction; a 6-10 mm nodule on 4-5 mm slices holds no
+    such ball. What tells it from a junction is where it lies: a vessel is a tube of about constant
+    radius, a nodule on it a bulge whose centre lies off the tube's axis, and the vessel passes it by
+    (`_beside_a_vessel`). Each core of the openings narrower than a slice (`THICK_BESIDE_RADII_MM`) is
+    opened on its own, reaching the slice beside it on each side (a nodule's caps there: else every
+    such piece is one slice tall), and kept when `_beside_a_vessel` holds for it."""
+    out = np.zeros(mask.shape, dtype=bool)
+    radii = [r for r in THICK_BESIDE_RADII_MM if DETACH_MIN_VOXELS * max(spacing[1:]) <= r < spacing[0]]
+    if not radii or not mask.any():
+        return out
+    box = bounding_box(mask)
+    pad = [int(np.ceil(max(radii) / sp)) + 1 for sp in spacing]
+    local = mask[box]
+    depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
+    depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
+    values = data[box]
+    found = np.zeros(local.shape, dtype=bool)
+    for radius in radii:
+        core = depth > radius
+        if not core.any():
+            break
+        cores, _ = ndimage.label(core, structure=CONN26)
+        grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+        reach = (min(spacing[0], radius), *spacing[1:])
+        for label, obj in enumerate(ndimage.find_objects(cores), start=1):
+            # a core longer than the largest nodule is a vessel's axis
+            if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
+                continue
+            window = grown_box(obj, grow, local.shape)
+            own = ndimage.distance_transform_edt(cores[window] != label, sampling=reach) <= radius
+            own &= local[window]
+            if _beside_a_vessel(own, local[window] & ~own, values[window], depth[window], spacing,
+                                forbidden[box][window], wall[box][window], max_diameter_mm, soft=True):
+                found[window] |= own
+    out[box] = found
+    return out
 
 
 def _arm_axes(
