@@ -463,6 +463,29 @@ MR_FAINT_PEAK_K = 4.5
 MR_FAINT_MIN_DEPTH_MM = 2.5
 #: ... and named in the doubt from this total (mm^3): less is a few specks
 MR_FAINT_REPORT_MM3 = 100.0
+#: `_flatten_bias`: the white-matter level is followed across the brain on a grid of this spacing (mm):
+#: a scanner's receive-coil bias varies over 100-250 mm, lesions and sulci over a few mm (a confluent
+#: periventricular load, brighter than the band below, is left out of the estimate)
+MR_BIAS_GRID_MM = 4.0
+#: ... from voxels within this many white-matter SDs of white matter (first pass; the bias moves white
+#: matter by up to 2-3 SDs), then, on the image flattened so far, within this band below and above it
+#: (about white matter's peak: grey matter, lesions and CSF left out)
+MR_BIAS_WIDE_K = 3.0
+MR_BIAS_LOW_K = 1.0
+MR_BIAS_HIGH_K = 1.0
+#: ... at least this deep (mm) in the brain region: nearer its edge cortex and sulcal CSF, averaged
+#: with white matter on thick slices, fall in the band and would pull the level down there (lifting
+#: the cortex to lesion level); the polynomial carries the field out to the edge
+MR_BIAS_DEPTH_MM = 10.0
+#: ... in this many passes (each narrows the band to the white matter left by the last)
+MR_BIAS_PASSES = 4
+#: ... as a polynomial of this degree in x, y, z (mm over `MR_BIAS_SCALE_MM`, which keeps its terms near
+#: one), from at least this many coarse voxels (fewer: the image is left as it is)
+MR_BIAS_DEGREE = 2
+MR_BIAS_SCALE_MM = 50.0
+MR_BIAS_MIN_VOXELS = 200
+#: ... and divided out only where it brightens white matter by more than this many of its SDs
+MR_BIAS_TOLERANCE_K = 1.0
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 #: ... and of the partial-volume edge removed from a skull-stripped brain, or from the brain
@@ -1851,6 +1874,9 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     smoothed = ndimage.gaussian_filter(data.astype(np.float32, copy=False),
                                        [MR_SMOOTH_MM / s for s in spacing])
     tissue = brain_tissue(smoothed[brain])
+    # the levels stay those of the brain as scanned (`_flatten_bias` only darkens its bright side down
+    # to them): its SD multiples were set on scans whose bias widened that SD
+    smoothed = _flatten_bias(smoothed, brain, tissue, spacing)
     allowed = brain & search
     band = _cortex_band(smoothed, tissue, brain, spacing)
     cortex = band.band
@@ -1928,6 +1954,64 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                      float(np.prod(spacing)) / 1000.0, contrast,
                      cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
                      slice_mm=float(spacing[0]), mirrored_left_out=mirrored, faint_left_out=faint)
+
+
+def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
+                  spacing: tuple[float, float, float]) -> np.ndarray:
+    """``smoothed`` divided by its smooth white-matter level relative to ``tissue.white`` (a receive-coil
+    bias field) where that level lies more than `MR_BIAS_TOLERANCE_K` white-matter SDs above it (down to
+    that), so that one set of levels fits the brain's bright side too.
+
+    An uncorrected 2-D FLAIR (real scans as acquired, brain-MR stress scans with a 15-20 % bias) has
+    white matter on its bright side 2-3 SDs above the histogram's white matter: the grow level
+    (`MR_GROW_WM_K`) then takes whole lobes of normal tissue, cortex first, as one faint lesion
+    (dev stress seeds 262 and 302: 85 mL found for 1-3 mL of lesion), while faint lesions on the dark
+    side fall below the levels. The level is a polynomial of degree `MR_BIAS_DEGREE` in x, y, z fitted
+    to the logarithm of white-matter-like brain voxels on a `MR_BIAS_GRID_MM` grid (`MR_BIAS_WIDE_K`,
+    then `MR_BIAS_LOW_K`/`MR_BIAS_HIGH_K` about white matter of the image flattened so far, for
+    `MR_BIAS_PASSES` passes): a polynomial follows the field to the brain's edge, where a local mean
+    would be pulled towards the inside. An N4-corrected FLAIR is left as it was (the real tuning FLAIRs'
+    lesions found are unchanged)."""
+    grid = CoarseGrid.for_spacing(smoothed.shape, spacing, MR_BIAS_GRID_MM)
+    values = grid.sample(smoothed)
+    coarse = grid.coarse_spacing(spacing)
+    inside = ((ndimage.distance_transform_edt(grid.sample(brain), sampling=coarse) > MR_BIAS_DEPTH_MM)
+              & (values > 0))
+    if np.count_nonzero(inside) < MR_BIAS_MIN_VOXELS:
+        return smoothed
+    where = np.nonzero(inside)
+    centre = [float(np.mean(w)) for w in where]
+    powers = [(i, j, k) for i in range(MR_BIAS_DEGREE + 1) for j in range(MR_BIAS_DEGREE + 1 - i)
+              for k in range(MR_BIAS_DEGREE + 1 - i - j)]
+
+    def axes(index: list[np.ndarray]) -> list[np.ndarray]:
+        # coarse voxel indices as mm about the brain's centre, in units of `MR_BIAS_SCALE_MM`
+        return [((w - c) * s / MR_BIAS_SCALE_MM).astype(np.float32) for w, c, s in zip(index, centre, coarse)]
+
+    at = axes(list(where))
+    design = np.stack([at[0] ** i * at[1] ** j * at[2] ** k for i, j, k in powers], axis=-1).astype(np.float64)
+    logs = np.log(values[where].astype(np.float64) / tissue.white)
+    fit = np.zeros(len(powers))
+    for npass in range(MR_BIAS_PASSES):
+        flat = tissue.white * np.exp(logs - design @ fit)
+        # levels of the image flattened so far: the bias widens white matter's histogram peak
+        now = brain_tissue(flat) if npass else tissue
+        low, high = (MR_BIAS_WIDE_K, MR_BIAS_WIDE_K) if npass == 0 else (MR_BIAS_LOW_K, MR_BIAS_HIGH_K)
+        chosen = (flat > now.white - low * now.spread) & (flat < now.white + high * now.spread)
+        if np.count_nonzero(chosen) < MR_BIAS_MIN_VOXELS:
+            return smoothed
+        fit = np.linalg.lstsq(design[chosen], logs[chosen], rcond=None)[0]
+    # the field on the fine grid: fine voxel v lies at coarse index (v - stride // 2) / stride
+    fine = axes(list(np.meshgrid(*[(np.arange(n) - st // 2) / st for n, st in zip(smoothed.shape, grid.strides)],
+                                 indexing="ij", sparse=True)))
+    log_field = np.zeros(smoothed.shape, dtype=np.float32)
+    for (i, j, k), c in zip(powers, fit):
+        log_field += np.float32(c) * (fine[0] ** i * fine[1] ** j * fine[2] ** k)
+    # only taken away where the field brightens white matter by more than `MR_BIAS_TOLERANCE_K` of its SDs
+    # (down to that): lifting the dark side lifted its cortex to lesion level (dev stress seeds 1, 4, 7
+    # on 3-5 mm slices: +1-2 mL of cortex each), and the levels were set on scans with milder fields
+    tolerance = math.log1p(MR_BIAS_TOLERANCE_K * tissue.spread / tissue.white)
+    return (smoothed * np.exp(-np.maximum(log_field - tolerance, 0.0))).astype(np.float32)
 
 
 def _half_maximum_parts(values: np.ndarray, region: np.ndarray, core: np.ndarray,
