@@ -44,8 +44,12 @@ def _biased(amplitude: float, thick: bool):
             (VOXEL * THICK, VOXEL, VOXEL))
 
 
+def _search(img, spacing):
+    return mr_hyperintense_lesion(img, spacing, np.ones(img.shape, bool))
+
+
 def _found(img, spacing):
-    found = mr_hyperintense_lesion(img, spacing, np.ones(img.shape, bool))
+    found = _search(img, spacing)
     return np.isin(found.labels, found.kept)
 
 
@@ -62,7 +66,11 @@ def test_a_strong_bias_field_does_not_turn_the_bright_side_into_lesion(thick, mo
     assert (mask & ~truth).sum() <= 0.25 * truth.sum()
     assert mask.sum() <= 1.3 * truth.sum()
 
-    monkeypatch.setattr(lesions, "_flatten_bias", lambda smoothed, *rest: smoothed)
+    # the answer says the level was estimated on the bright side
+    doubt = _search(img, spacing).doubt() or ""
+    assert "bias field" in doubt and "darkened by up to" in doubt
+
+    monkeypatch.setattr(lesions, "_flatten_bias", lambda smoothed, *rest: (smoothed, 0.0))
     assert _found(img, spacing).sum() > 10 * truth.sum()
 
 
@@ -71,8 +79,10 @@ def test_without_a_field_the_lesions_found_are_unchanged(thick, monkeypatch):
     """No field (an N4-corrected FLAIR): nothing brightens white matter by a whole SD, so the
     lesions found are the same voxels as before, the faint one included."""
     img, truth, faint, spacing = _biased(0.0, thick)
-    mask = _found(img, spacing)
-    monkeypatch.setattr(lesions, "_flatten_bias", lambda smoothed, *rest: smoothed)
+    found = _search(img, spacing)
+    mask = np.isin(found.labels, found.kept)
+    assert "bias field" not in (found.doubt() or "")
+    monkeypatch.setattr(lesions, "_flatten_bias", lambda smoothed, *rest: (smoothed, 0.0))
     assert np.array_equal(mask, _found(img, spacing))
     assert (mask & faint).sum() >= 0.5 * faint.sum()
     assert abs(mask.sum() / truth.sum() - 1.0) <= 0.3

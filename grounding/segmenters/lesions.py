@@ -486,6 +486,8 @@ MR_BIAS_SCALE_MM = 50.0
 MR_BIAS_MIN_VOXELS = 200
 #: ... and divided out only where it brightens white matter by more than this many of its SDs
 MR_BIAS_TOLERANCE_K = 1.0
+#: ... and said in the doubt when it darkened some brain voxel by this share or more (less is within noise)
+MR_BIAS_REPORT_SHARE = 0.03
 #: thickness (mm) of scalp and skull removed from the head to approximate the brain
 HEAD_MARGIN_MM = 10.0
 #: ... and of the partial-volume edge removed from a skull-stripped brain, or from the brain
@@ -1777,6 +1779,9 @@ class MRLesions:
     #: voxels of faint thin parts left out as grey matter's noise tail (`MR_FAINT_PEAK_K`), and of faint
     #: summits split from a brighter lesion (`_half_maximum_parts`, below `MR_FAINT_K`)
     faint_left_out: int = 0
+    #: the largest share (0-1) by which `_flatten_bias` darkened the brain's bright side (an uncorrected
+    #: coil bias field): its lesions were measured against an estimated level
+    bias_darkened: float = 0.0
 
     def doubt(self) -> str | None:
         """Why the lesions found (or none) may be wrong, or None: the levels are so high that only
@@ -1813,6 +1818,12 @@ class MRLesions:
                            f"tissue (or faint tissue beside a brighter lesion; barely above the lesion threshold) "
                            f"was left out as grey matter (cortex, deep grey nuclei): a faint lesion of that kind "
                            f"would be missed")
+        if self.bias_darkened >= MR_BIAS_REPORT_SHARE:
+            reasons.append(f"the image brightens across the brain (an uncorrected coil bias field): its bright side "
+                           f"was darkened by up to {100 * self.bias_darkened:.0f}% to the rest's white-matter level "
+                           f"before the search, so lesions there are measured against an estimated level and the "
+                           f"burden (or 'no lesion') is approximate; a bias-corrected (e.g. N4) scan gives a firmer "
+                           f"answer")
         if not self.kept or self.lesion_median is None:
             return "; ".join(reasons) or None
         if not self.tissue.grey_peak:
@@ -1876,7 +1887,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     tissue = brain_tissue(smoothed[brain])
     # the levels stay those of the brain as scanned (`_flatten_bias` only darkens its bright side down
     # to them): its SD multiples were set on scans whose bias widened that SD
-    smoothed = _flatten_bias(smoothed, brain, tissue, spacing)
+    smoothed, darkened = _flatten_bias(smoothed, brain, tissue, spacing)
     allowed = brain & search
     band = _cortex_band(smoothed, tissue, brain, spacing)
     cortex = band.band
@@ -1953,11 +1964,12 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     return MRLesions(out, kept, tissue, int(np.count_nonzero(brain)), median, rim, left_out,
                      float(np.prod(spacing)) / 1000.0, contrast,
                      cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
-                     slice_mm=float(spacing[0]), mirrored_left_out=mirrored, faint_left_out=faint)
+                     slice_mm=float(spacing[0]), mirrored_left_out=mirrored, faint_left_out=faint,
+                     bias_darkened=darkened)
 
 
 def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
-                  spacing: tuple[float, float, float]) -> np.ndarray:
+                  spacing: tuple[float, float, float]) -> tuple[np.ndarray, float]:
     """``smoothed`` divided by its smooth white-matter level relative to ``tissue.white`` (a receive-coil
     bias field) where that level lies more than `MR_BIAS_TOLERANCE_K` white-matter SDs above it (down to
     that), so that one set of levels fits the brain's bright side too.
@@ -1971,14 +1983,14 @@ def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
     then `MR_BIAS_LOW_K`/`MR_BIAS_HIGH_K` about white matter of the image flattened so far, for
     `MR_BIAS_PASSES` passes): a polynomial follows the field to the brain's edge, where a local mean
     would be pulled towards the inside. An N4-corrected FLAIR is left as it was (the real tuning FLAIRs'
-    lesions found are unchanged)."""
+    lesions found are unchanged). Also returns the largest share by which a brain voxel was darkened."""
     grid = CoarseGrid.for_spacing(smoothed.shape, spacing, MR_BIAS_GRID_MM)
     values = grid.sample(smoothed)
     coarse = grid.coarse_spacing(spacing)
     inside = ((ndimage.distance_transform_edt(grid.sample(brain), sampling=coarse) > MR_BIAS_DEPTH_MM)
               & (values > 0))
     if np.count_nonzero(inside) < MR_BIAS_MIN_VOXELS:
-        return smoothed
+        return smoothed, 0.0
     where = np.nonzero(inside)
     centre = [float(np.mean(w)) for w in where]
     powers = [(i, j, k) for i in range(MR_BIAS_DEGREE + 1) for j in range(MR_BIAS_DEGREE + 1 - i)
@@ -1999,7 +2011,7 @@ def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
         low, high = (MR_BIAS_WIDE_K, MR_BIAS_WIDE_K) if npass == 0 else (MR_BIAS_LOW_K, MR_BIAS_HIGH_K)
         chosen = (flat > now.white - low * now.spread) & (flat < now.white + high * now.spread)
         if np.count_nonzero(chosen) < MR_BIAS_MIN_VOXELS:
-            return smoothed
+            return smoothed, 0.0
         fit = np.linalg.lstsq(design[chosen], logs[chosen], rcond=None)[0]
     # the field on the fine grid: fine voxel v lies at coarse index (v - stride // 2) / stride
     fine = axes(list(np.meshgrid(*[(np.arange(n) - st // 2) / st for n, st in zip(smoothed.shape, grid.strides)],
@@ -2011,7 +2023,9 @@ def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
     # (down to that): lifting the dark side lifted its cortex to lesion level (dev stress seeds 1, 4, 7
     # on 3-5 mm slices: +1-2 mL of cortex each), and the levels were set on scans with milder fields
     tolerance = math.log1p(MR_BIAS_TOLERANCE_K * tissue.spread / tissue.white)
-    return (smoothed * np.exp(-np.maximum(log_field - tolerance, 0.0))).astype(np.float32)
+    excess = np.maximum(log_field - tolerance, 0.0)
+    darkened = 1.0 - math.exp(-float(excess[brain].max())) if brain.any() else 0.0
+    return (smoothed * np.exp(-excess)).astype(np.float32), darkened
 
 
 def _half_maximum_parts(values: np.ndarray, region: np.ndarray, core: np.ndarray,
