@@ -49,7 +49,11 @@
   and is soft tissue); the partial-volume rim of the wall and pleural thickening lie flat. On slices
   over `THICK_SLICE_MM`, where the curving wall's partial volume makes domes too, a cap must also hold
   no bone, keep a core off the pleura and have aerated lung on the slice beside it on each side
-  (`_thick_pleural_caps`); the search says the dome may be pleural thickening or partial volume. On
+  (`_thick_pleural_caps`); the search says the dome may be pleural thickening or partial volume. A
+  nodule lighting up one thick slice where the wall curves across the slice beside it touches the
+  pleura through that slice with most of its voxels: it is kept when it passes the tests of an
+  isolated nodule, bulges into the lung in-plane as a round section of soft tissue whose core fills the
+  slice, and the lung runs on past it on one side (`_one_slice_domes`; hedged the same way). On
   a contrast scan (`ENHANCED_MIN_SHARE` of the dense structures at `ENHANCED_SPLIT_HU` or above) a
   nodule beside an enhanced vessel as thick as itself is one structure with it that no opening
   parts; the detachment is run again on the structures' soft tissue, where the nodule is apart from the vessel's lumen (`_unenhanced`). Limit: on
@@ -280,6 +284,19 @@ THICK_CAP_MAX_CONTACT = 0.7
 #: of its in-plane outline (the union of its sections): the lung runs on past a nodule; where the lung's apex
 #: or base ends across thick slices, the wall itself lies there
 THICK_CAP_MIN_LUNG_BESIDE = 0.5
+#: on slices thicker than `THICK_SLICE_MM` a nodule of 6-8 mm on the costal pleura may light up one slice only,
+#: where the wall curving across the slice beside it makes most of its voxels touch the pleura through that
+#: slice (`_one_slice_domes`): it is one when its section bulges into the lung, at most this share of its pixels
+#: on the lung's in-plane edge (a rim or plaque lies along it) ...
+ONE_SLICE_MAX_EDGE_SHARE = 0.4
+#: ... its section is round: its area at least this share of the circle spanning its longest extent (stricter
+#: than `MIN_SECTION_COMPACTNESS`: one slice tall, it has no height of its own to vouch for it)
+ONE_SLICE_MIN_COMPACTNESS = 0.6
+#: ... and the lung runs on past it: aerated lung fills at least this share of its outline on one slice beside it
+ONE_SLICE_MIN_LUNG_BESIDE = 0.9
+#: ... and it fills the slice's thickness at its core: its `CAP_BONE_PERCENTILE` percentile is at least this (HU;
+#: solid nodules are 0-100 HU; the wall's partial-volume scallops stay below it, stress tuning seed 546 at 5 mm: 16 HU)
+ONE_SLICE_MIN_CORE_HU = 30.0
 #: on slices this thin (mm) or thinner a nodule spans at least two slices
 THIN_SLICE_MM = 2.5
 #: on slices thicker than this (mm) the largest section must be as wide as a slice is thick
@@ -658,6 +675,11 @@ def lung_nodules(
         passed[thick_caps] = True
         doubts.append(f"a nodule found lies on the pleura as a dome on {spacing[0]:g} mm slices: it may be the partial "
                       f"volume of the chest wall curving across a thick slice, or a focal pleural thickening")
+    domes = _one_slice_domes(labels, passed, data[bbox], lung, wall, spacing, max_diameter_mm) if thick else []
+    if domes:
+        passed[domes] = True
+        doubts.append(f"a nodule found on the pleura shows on one {spacing[0]:g} mm slice only: it may be the partial "
+                      f"volume of the chest wall curving across the slice, or a focal pleural thickening")
     along = 0 if thick else len(_along_the_pleura(labels, passed, wall, spacing, planar, max_diameter_mm))
     if along:
         doubts.append(f"{along} compact dense structure(s) lying along the pleura not counted as nodules (pleural "
@@ -980,6 +1002,51 @@ def _thick_pleural_caps(
         if (contact <= THICK_CAP_MAX_CONTACT and len(beside) == 2 and min(aerated) >= THICK_CAP_MIN_LUNG_BESIDE
                 and np.percentile(data[obj][part], CAP_BONE_PERCENTILE) < CAP_MAX_HU):
             out.append(label)
+    return out
+
+
+def _one_slice_domes(
+    labels: np.ndarray, passed: np.ndarray, data: np.ndarray, lung: np.ndarray, wall: np.ndarray,
+    spacing: tuple[float, float, float], max_diameter_mm: float,
+) -> list[int]:
+    """Label ids of the components of ``labels`` not ``passed`` that are nodules on the costal pleura
+    lighting up one slice thicker than `THICK_SLICE_MM`: a 6-8 mm nodule centred in a 5 mm slice. Where
+    the chest wall curves across the slice, the slice beside it is wall over the nodule, so most of its
+    voxels touch the pleura and it fails `MAX_WALL_CONTACT` (and, one slice tall, `_pleural_caps`). It
+    passes the tests of an isolated nodule (`_compact_alone`, `plausible_nodule`: as wide as a slice is
+    thick), bulges into the lung in-plane (at most `ONE_SLICE_MAX_EDGE_SHARE` of its section on the lung's
+    in-plane edge, and `CAP_MIN_HEIGHT_MM` deep), is round (`ONE_SLICE_MIN_COMPACTNESS`), soft tissue
+    filling the slice at its core and without bone (median `COMPLETED_MIN_HU` to `DETACHED_MAX_HU`,
+    `CAP_BONE_PERCENTILE` percentile from `ONE_SLICE_MIN_CORE_HU` to under `CAP_MAX_HU`: a rib's partial
+    volume) and has the lung running on past it on one side (`ONE_SLICE_MIN_LUNG_BESIDE`: where the apex
+    or base ends across the slice, the wall lies on both sides).
+    Stress tuning seed 30 on 5 mm slices: a 7 mm juxtapleural nodule on one slice."""
+    n = len(passed) - 1
+    contact = np.bincount(labels[wall], minlength=n + 1)
+    objects = ndimage.find_objects(labels)
+    out = []
+    for label in np.flatnonzero(contact[1:]) + 1:
+        obj = objects[label - 1]
+        if passed[label] or obj[0].stop - obj[0].start != 1:
+            continue
+        window = grown_box(obj, [0, 3, 3], labels.shape)
+        part = labels[window] == label
+        if not (_compact_alone(part, spacing, False, max_diameter_mm) and plausible_nodule(part, spacing)):
+            continue
+        section, aerated = part[0], lung[window][0]
+        edge = aerated & ~ndimage.binary_erosion(aerated, border_value=1)
+        height = float(ndimage.distance_transform_edt(aerated, sampling=spacing[1:])[section].max())
+        values = data[window][part]
+        if (np.count_nonzero(section & edge) > ONE_SLICE_MAX_EDGE_SHARE * np.count_nonzero(section)
+                or height < CAP_MIN_HEIGHT_MM or _section_compactness(section, spacing) < ONE_SLICE_MIN_COMPACTNESS
+                or not COMPLETED_MIN_HU <= np.median(values) <= DETACHED_MAX_HU
+                or not ONE_SLICE_MIN_CORE_HU <= np.percentile(values, CAP_BONE_PERCENTILE) < CAP_MAX_HU):
+            continue
+        beside = [k for k in (obj[0].start - 1, obj[0].stop) if 0 <= k < labels.shape[0]]
+        lung_beside = [np.count_nonzero(section & lung[(k,) + window[1:]] & (data[(k,) + window[1:]] < HU_AIR))
+                       for k in beside]
+        if max(lung_beside, default=0) >= ONE_SLICE_MIN_LUNG_BESIDE * np.count_nonzero(section):
+            out.append(int(label))
     return out
 
 
@@ -1372,9 +1439,7 @@ def plausible_nodule(component: np.ndarray, spacing: tuple[float, float, float],
     areas = np.count_nonzero(component, axis=(1, 2))
     section = component[int(np.argmax(areas))]
     area_mm2 = float(areas.max() * spacing[1] * spacing[2])
-    rows, cols = np.flatnonzero(section.any(axis=1)), np.flatnonzero(section.any(axis=0))
-    extent = max((rows[-1] - rows[0] + 1) * spacing[1], (cols[-1] - cols[0] + 1) * spacing[2])
-    if area_mm2 < MIN_SECTION_COMPACTNESS * math.pi / 4.0 * extent**2:
+    if _section_compactness(section, spacing) < MIN_SECTION_COMPACTNESS:
         return False
     if planar:
         return 2.0 * math.sqrt(area_mm2 / math.pi) >= NODULE_MIN_DIAMETER_MM
@@ -1387,6 +1452,14 @@ def plausible_nodule(component: np.ndarray, spacing: tuple[float, float, float],
     # slice is thick; on two or more slices the blob's own height vouches for it
     needed = spacing[0] if np.count_nonzero(areas) < 2 else THICK_SECTION_MM
     return not (spacing[0] > THICK_SLICE_MM and 2.0 * math.sqrt(area_mm2 / math.pi) < needed)
+
+
+def _section_compactness(section: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """Area of one axial ``section`` (boolean, cropped or not) over the area of the circle spanning its
+    longest in-plane extent (rows or columns, mm)."""
+    rows, cols = np.flatnonzero(section.any(axis=1)), np.flatnonzero(section.any(axis=0))
+    extent = max((rows[-1] - rows[0] + 1) * spacing[1], (cols[-1] - cols[0] + 1) * spacing[2])
+    return float(np.count_nonzero(section) * spacing[1] * spacing[2] / (math.pi / 4.0 * extent**2))
 
 
 def organ_lesion(
