@@ -141,7 +141,7 @@ def test_nodule_touching_a_vessel(diameter):
 
 def test_a_nodule_search_on_thick_slices_is_not_confident():
     """On 5 mm slices nodules touching a vessel are found only when two slices wide and clearly wider
-    than the vessel: whatever the search returns (here nothing), its quality says so instead of a
+    than the vessel, or beside one straight vessel they are wider than: whatever the search returns (here nothing), its quality says so instead of a
     confident "no nodule"."""
     from grounding.tool import ToolContext
     from grounding.tools import default_registry

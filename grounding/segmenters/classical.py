@@ -169,7 +169,7 @@ class ClassicalSegmenter:
         if volume.spacing[0] > THICK_SLICE_MM:
             out.append(f"on {volume.spacing[0]:g} mm slices (thicker than {THICK_SLICE_MM:g} mm) nodules touching a "
                        f"vessel are found only when at least two slices ({2 * volume.spacing[0]:g} mm) wide and clearly "
-                       f"wider than the vessel: one may have been missed")
+                       f"wider than the vessel, or beside one straight vessel they are wider than: one may have been missed")
         if search is not None:
             out.extend(search.doubts)
         return out
