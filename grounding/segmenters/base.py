@@ -34,8 +34,8 @@ TARGETS: dict[str, str] = {
     "lung_right": "the patient's right lung",
     "airways": "trachea and main bronchi (air inside the body but outside the lungs)",
     "bone": "bone (CT voxels of at least 200 HU inside the body)",
-    "lesion": "focal lesion candidates (also 'mass', 'tumor'): lung nodules and masses up to 100 mm on CT, a "
-    "lesion inside a prompted box or inside an organ given with 'within', hyperintense lesions on MR (FLAIR/T2)",
+    "lesion": "focal lesion candidates (also 'mass', 'tumor'): lung nodules and masses up to 100 mm on CT (a part-solid "
+    "mass with its ground glass), a lesion inside a prompted box or inside an organ given with 'within', hyperintense lesions on MR (FLAIR/T2)",
     "nodule": "lung nodule candidates of 4-30 mm (compact soft-tissue blobs inside the lungs or on the pleura)",
     "heart": "the heart; on a chest radiograph the cardiac silhouette between the lungs (its width is the "
     "cardiac diameter of the cardiothoracic ratio)",

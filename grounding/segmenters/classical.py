@@ -141,7 +141,7 @@ class ClassicalSegmenter:
     def search_weakness(self, volume: Volume, target: str | None, prompt: Prompt | None) -> list[str]:
         """Why a search of ``volume`` may be wrong (a prompt that selects from it keeps its doubts,
         except a CT nodule's: the missed-nodule caveats are about the rest of the lungs): on CT slices thicker than
-        `THICK_SLICE_MM` nodules touching a vessel are found only when two slices wide, and the lung search's own
+        `THICK_SLICE_MM` nodules touching a vessel are found only when two slices wide or beside one straight vessel, and the lung search's own
         doubts (`lesions.NoduleSearch`, a mass larger than it counts first) once it has run on this volume; on MR the lesions found
         may be normal tissue (`MRLesions.doubt`); on a radiograph, the analysis' caveats on the
         heart (`RadiographLabels.caveats`); one lung's mask may hold part of the other where the
