@@ -8,6 +8,7 @@ with type hints and Google-style docstrings (what TRL's ``GRPOTrainer`` expects 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -96,9 +97,8 @@ class Tool:
     def validate(self, arguments: Any) -> dict[str, Any]:
         if not isinstance(arguments, dict):
             raise ToolError(f"arguments of '{self.name}' must be a JSON object, got {type(arguments).__name__}")
-        try:
-            jsonschema.validate(arguments, self.parameters)
-        except jsonschema.ValidationError as exc:
+        exc = jsonschema.exceptions.best_match(self._validator.iter_errors(arguments))
+        if exc is not None:
             where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
             allowed = ", ".join(self.parameters.get("properties", {}))
             raise ToolError(f"bad arguments for '{self.name}' at {where}: {clip(exc.message)}. "
@@ -108,6 +108,13 @@ class Tool:
             raise ToolError(f"bad arguments for '{self.name}' at {where}: NaN and Infinity are not numbers a tool "
                             "can use; give a finite value")
         return arguments
+
+    @functools.cached_property
+    def _validator(self) -> jsonschema.protocols.Validator:
+        # `jsonschema.validate` checks the schema itself on every call: a tenth of a rules episode's time
+        cls = jsonschema.validators.validator_for(self.parameters)
+        cls.check_schema(self.parameters)
+        return cls(self.parameters)
 
     def run(self, context: ToolContext, **arguments: Any) -> Evidence:
         """Validate, run, and put the evidence on the board. Raises `ToolError` on bad input."""
