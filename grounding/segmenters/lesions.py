@@ -292,7 +292,8 @@ ONE_SLICE_MAX_EDGE_SHARE = 0.4
 #: ... its section is round: its area at least this share of the circle spanning its longest extent (stricter
 #: than `MIN_SECTION_COMPACTNESS`: one slice tall, it has no height of its own to vouch for it)
 ONE_SLICE_MIN_COMPACTNESS = 0.6
-#: ... and the lung runs on past it: aerated lung fills at least this share of its outline on one slice beside it
+#: ... and the lung runs on past it: aerated lung fills at least this share of its footprint (the pixels under its
+#: section) on one slice beside it
 ONE_SLICE_MIN_LUNG_BESIDE = 0.9
 #: ... and it fills the slice's thickness at its core: its `CAP_BONE_PERCENTILE` percentile is at least this (HU;
 #: solid nodules are 0-100 HU; the wall's partial-volume scallops stay below it, stress tuning seed 546 at 5 mm: 16 HU)
