@@ -66,6 +66,8 @@ PROBES = [
     ("Is there a mediastinal mass?", CT, "asks about the mediastinal"),
     ("Is there a lesion in the liver?", MR, "asks about the liver, and the lesion search covers the brain"),
     ("Is there a nodule on this radiograph?", XR, "3-D CT and MR only"),
+    # a lesion question on a 2-D image is declined for that, whatever else it asks ("hyperintense")
+    ("Are there hyperintense lesions on this image? What is their total volume?", XR, "3-D CT and MR only"),
     # organ lesion
     ("Is there a focal lesion in the liver on this abdominal CT?", CT, "segment liver"),
     ("Is there a hepatic lesion?", CT, "segment liver"),

@@ -73,8 +73,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("organ lesion", _organ_lesion, plan_organ_lesion, frozenset({"bright"}), searched_region),
     Family("lesion", lambda s: s.q.lesion and s.modality() in ("CT", "MR"), plan_lesion, frozenset({"bright"}),
            searched_region),
+    # it declines whatever is asked beyond presence: its reason, not a "does not measure" one, is the answer
     Family("lesion elsewhere", lambda s: s.q.lesion,
-           lambda s: cannot("lesion questions are answered on 3-D CT and MR only")),
+           lambda s: cannot("lesion questions are answered on 3-D CT and MR only"), frozenset(BEYOND)),
     Family("organ volume", lambda s: bool(s.q.organs) and s.q.organ_size, plan_organ),
     # the header gives the modality, not the body region: "Is this a CT of the abdomen?" is not answered
     Family("modality/plane", lambda s: s.q.modality or s.q.plane, plan_modality,
