@@ -1094,14 +1094,12 @@ def _detached_nodules(
     (`_beside_a_vessel`; not on thick slices).
     """
     box = bounding_box(mask)
-    pad = [int(np.ceil(max(DETACH_RADII_MM) / sp)) + 1 for sp in spacing]
     if spacing[0] > THICK_SLICE_MM or few_cores:
         box = _deep_enough(mask, box, spacing, few_cores)
         if box is None:
             return np.zeros(mask.shape, dtype=bool), 0, np.zeros(mask.shape, dtype=bool)
     local = mask[box]
-    depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
-    depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
+    depth = _depth_in_box(local, spacing)
     values = data[box]
     near = _neighbourhood(spacing, False)
     out = np.zeros(local.shape, dtype=bool)
@@ -1111,19 +1109,14 @@ def _detached_nodules(
     for radius in DETACH_RADII_MM:
         if radius < DETACH_MIN_VOXELS * max(spacing[1:]):
             continue  # a ball a voxel or two across is any junction of vessels on a coarse grid
-        core = depth > radius
-        if not core.any():
+        cored = _nodule_sized_cores(depth, radius, spacing, max_diameter_mm)
+        if cored is None:
             break
-        cores, _ = ndimage.label(core, structure=CONN26)
-        grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+        core, cores, windows = cored
         # in the soft tissue of enhanced vessels a ball narrower than a thick slice still reaches the
         # slices beside its core (a nodule's caps there), else every narrow nodule is one slice tall
         reach = (min(spacing[0], radius), *spacing[1:]) if thick_soft else spacing
-        for label, obj in enumerate(ndimage.find_objects(cores), start=1):
-            # a core longer than the largest nodule is a vessel's axis (the ball's is a small blob)
-            if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
-                continue
-            window = grown_box(obj, grow, local.shape)
+        for label, window in windows:
             opened = ndimage.distance_transform_edt(~core[window], sampling=reach) <= radius
             opened &= local[window]
             parts, _ = ndimage.label(opened, structure=CONN26)
@@ -1313,6 +1306,30 @@ def _beside_a_vessel(
     return passes and straight and touches and wider and offset >= BESIDE_MIN_OFFSET * radius
 
 
+
+def _depth_in_box(local: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Each voxel's distance (mm) to the outside of the dense structure ``local``, the box's edge counting
+    as outside (a structure the box cuts ends there)."""
+    return ndimage.distance_transform_edt(np.pad(local, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+
+
+def _nodule_sized_cores(
+    depth: np.ndarray, radius: float, spacing: tuple[float, float, float], max_diameter_mm: float,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[slice, ...]]]] | None:
+    """The cores of an opening by a ball of ``radius`` (mm): the voxels deeper than it (``depth``, mm), their
+    labels (26-connected), and each core's label and window (its box grown by the ball and `ARM_REACH_MM` on
+    each side, for its arms) when it is short enough for a nodule (a core longer than the largest, less the
+    ball's diameter, is a vessel's axis); None when no voxel is that deep."""
+    core = depth > radius
+    if not core.any():
+        return None
+    cores, _ = ndimage.label(core, structure=CONN26)
+    grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+    windows = [(label, grown_box(obj, grow, depth.shape))
+               for label, obj in enumerate(ndimage.find_objects(cores), start=1)
+               if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius <= max_diameter_mm]
+    return core, cores, windows
+
 def _thick_beside_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
     wall: np.ndarray, max_diameter_mm: float,
@@ -1331,24 +1348,17 @@ def _thick_beside_nodules(
     if not radii or not mask.any():
         return out
     box = bounding_box(mask)
-    pad = [int(np.ceil(max(radii) / sp)) + 1 for sp in spacing]
     local = mask[box]
-    depth = ndimage.distance_transform_edt(np.pad(local, [(p, p) for p in pad]), sampling=spacing)
-    depth = depth[tuple(slice(p, n - p) for p, n in zip(pad, depth.shape))]
+    depth = _depth_in_box(local, spacing)
     values = data[box]
     found = np.zeros(local.shape, dtype=bool)
     for radius in radii:
-        core = depth > radius
-        if not core.any():
+        cored = _nodule_sized_cores(depth, radius, spacing, max_diameter_mm)
+        if cored is None:
             break
-        cores, _ = ndimage.label(core, structure=CONN26)
-        grow = [int(np.ceil((radius + 2 * ARM_REACH_MM) / sp)) + 1 for sp in spacing]
+        _, cores, windows = cored
         reach = (min(spacing[0], radius), *spacing[1:])
-        for label, obj in enumerate(ndimage.find_objects(cores), start=1):
-            # a core longer than the largest nodule is a vessel's axis
-            if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius > max_diameter_mm:
-                continue
-            window = grown_box(obj, grow, local.shape)
+        for label, window in windows:
             own = ndimage.distance_transform_edt(cores[window] != label, sampling=reach) <= radius
             own &= local[window]
             if _beside_a_vessel(own, local[window] & ~own, values[window], depth[window], spacing,
