@@ -1157,16 +1157,16 @@ def _spleen_beyond_prior(candidates: list[_Candidate], frame: BodyFrame, lungs: 
     return chosen, why
 
 
-def _under_lung(lung: np.ndarray, hu: np.ndarray, below_mm: float, dz: float) -> np.ndarray:
-    """The coarse voxels at least ``below_mm`` below a lung's (coarse mask) lowest aerated voxel (below
-    `HU_AIR`) in their column (the slice axis; ``dz``: the coarse slice spacing, mm): under its
-    hemidiaphragm, where the liver (right) or the spleen (left) lies. Aerated: the lung's label holds the
+def _under_lung(lung: np.ndarray, hu: np.ndarray, below_mm: tuple[float, ...], dz: float) -> list[np.ndarray]:
+    """For each depth of ``below_mm``: the coarse voxels at least that far below a lung's (coarse mask) lowest
+    aerated voxel (below `HU_AIR`) in their column (the slice axis; ``dz``: the coarse slice spacing, mm): under
+    its hemidiaphragm, where the liver (right) or the spleen (left) lies. Aerated: the lung's label holds the
     dome the lung's base surrounds in a slice (filled as a hole of the lung)."""
     aerated = lung & (hu < HU_AIR)
     base = np.argmax(aerated, axis=0)  # the lowest aerated slice of each column
-    skip = int(np.ceil(below_mm / dz - 1e-6))
+    columns = aerated.any(axis=0)[None]
     k = np.arange(aerated.shape[0])[:, None, None]
-    return aerated.any(axis=0)[None] & (k < base[None] - skip)
+    return [columns & (k < base[None] - int(np.ceil(mm / dz - 1e-6))) for mm in below_mm]
 
 
 def _cut_dome(target: str, hu: np.ndarray, allowed: np.ndarray, side: np.ndarray, phase: str, frame: BodyFrame,
@@ -1194,11 +1194,11 @@ def _cut_dome(target: str, hu: np.ndarray, allowed: np.ndarray, side: np.ndarray
     narrow patient's bound, declined).
     Always doubtful: the scan range cuts it, so its size is that of the part in view."""
     organ, lung, hemi = (("liver", lungs.right, "right") if target == "liver" else ("spleen", lungs.left, "left"))
-    under = _under_lung(lung, hu, DIAPHRAGM_MM, frame.spacing[0]) & allowed & side
+    under, near = _under_lung(lung, hu, (DIAPHRAGM_MM, 0.0), frame.spacing[0])
+    under &= allowed & side
     if histogram_mode(hu[under], PRIOR_HU[phase][organ]) is None:
         return None
     band = _band(organ, phase, hu, under, liver_hu)
-    near = _under_lung(lung, hu, 0.0, frame.spacing[0])
     aerated = (lungs.left | lungs.right) & (hu < HU_AIR)
     below_diaphragm = ndimage.distance_transform_edt(~aerated, sampling=frame.spacing) >= DIAPHRAGM_MM
     # the lung's base lies anywhere within the slice below its last aerated one: a slice's centre less than
