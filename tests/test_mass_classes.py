@@ -70,3 +70,19 @@ def test_a_part_solid_mass_is_grown_into_its_ground_glass_and_answered_with_a_do
                                 solid_share=float(np.mean(values >= SOLID_MIN_HU)),
                                 opaque_share=float(np.mean(values >= GROUND_GLASS_MIN_HU)))
     assert quality.level == "doubtful" and "a part-solid mass" in quality.reasons[0], quality.reasons
+
+
+def test_a_large_upper_lobe_mass_reaching_the_apex_is_found_and_its_extent_named_uncertain():
+    """A 380 mL mass spanning the left upper lobe from the mediastinum to the lateral wall up to the apex: the
+    apex narrows to nothing over it, so the lung lies under it only, and the search, which asked for lung over
+    it as well, found nothing (real NSCLC tumours of this size were missed). Found from the lung under its
+    footprint, where it ends towards the thoracic inlet is named uncertain."""
+    case = mass_chest("wall_mediastinum", "left", slice_mm=2.5, seed=CLASSES.index("wall_mediastinum") * 2, size=1.3)
+    volume = case.volume
+    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
+    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    assert _side(found.mask) == "left"
+    assert 0.8 <= np.count_nonzero(found.mask) / np.count_nonzero(case.truth) <= 1.2
+    assert np.count_nonzero(found.mask & case.truth) >= 0.8 * np.count_nonzero(case.truth)
+    assert any("left lung mass found at the lung's apex" in d and "volume are uncertain" in d
+               for d in found.doubts), found.doubts

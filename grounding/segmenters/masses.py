@@ -31,7 +31,9 @@ of it (`_with_cavity`).
 * **abutting** masses, which the lung wraps on one side only (growing into the mediastinum or the
   hilum, resting on the diaphragm: three real NSCLC tumours of 35-359 mL were "not found" before):
   soft tissue, fat left out, holding a ball of `ABUT_CORE_MM` (`_abutting`) that one lung's hull
-  holds and borders, with lung over and under it. With lung over it only, it cannot be told from
+  holds and borders, with lung over and under it, or, reaching the lung's apex (`APEX_REACH`), under
+  most of its footprint only (the apex narrows to nothing over an upper-lobe mass: named uncertain in
+  extent). With lung over it only, it cannot be told from
   the heart or the liver under a dome it rests on: the search names it as a doubt instead. Built
   from balls about its deepest part, a found one loses a lobulated outline: it is completed with
   the tissue of its own HU band inside its lung's hull that the lung borders (`_extent`: lobules
@@ -135,6 +137,11 @@ SOFT_MIN_HU = -30.0
 ABUT_CORE_MM = (14.0, 22.0, 30.0)
 #: lung within this distance (mm) of a voxel borders it (the partial-volume rim lies between)
 ABUT_NEAR_MM = 5.0
+#: a mass whose top reaches within this share of its lung's height of the lung's top needs lung under it
+#: only, not over it too: an upper-lobe mass reaching the apex (a 380 mL one from the mediastinum to the
+#: lateral wall on synthetic chests, lung over 0 % of its top section) was missed. Lung lies under `MIN_CAP`
+#: of its footprint (`_lung_under`)
+APEX_REACH = 0.15
 #: ... at least this share of it lies inside its lung's slice-wise convex hull (the lung wraps it)
 ABUT_MIN_HULL = 0.7
 #: ... lung borders at least this share of its surface ...
@@ -478,7 +485,8 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     radii `ABUT_CORE_MM` (the core), grown back by that radius, is a mass when one lung's slice-wise
     ``hulls`` hold `ABUT_MIN_HULL` of it, that lung borders `ABUT_MIN_SURROUND` of its surface and
     the other lung hardly any (`ABUT_MAX_OTHER`), and the lung lies over both its top and its
-    bottom (`MIN_CAP`). With lung over its top only it may be the heart, the liver under a dome or
+    bottom (`MIN_CAP`), or, at the lung's apex (`_at_apex`), under `MIN_CAP` of its footprint (`_lung_under`:
+    a doubt names its extent uncertain). With lung over its top only it may be the heart, the liver under a dome or
     a mass resting on them: a doubt. One the scan range cuts, or touching a mass already
     ``known``, is left alone."""
     found = np.zeros(data.shape, dtype=bool)
@@ -511,14 +519,22 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
                 continue
             side, top, bottom, hulled = _abutment(grown, part, lungs, hulls, spacing)
-            if side is None or top < MIN_CAP:
+            if side is None:
                 continue
-            if bottom >= MIN_CAP:
+            apical = (top < MIN_CAP and _at_apex(grown, part, lungs[side])
+                      and _lung_under(grown, lungs[side][part], spacing) >= MIN_CAP)
+            if top < MIN_CAP and not apical:
+                continue
+            if bottom >= MIN_CAP or apical:
                 wide, whole = _extent(grown, part, data[box], soft & hulls[side] & ~known, lungs, spacing)
                 inside[part] |= grown
                 before = np.count_nonzero(inside)
                 inside[wide] |= whole
                 added = np.count_nonzero(inside) - before
+                if apical:
+                    doubts.append(f"the {('left', 'right')[side]} lung mass found at the lung's apex has lung under it "
+                                  f"but not over it: where it ends towards the thoracic inlet and the mediastinum "
+                                  f"cannot be seen, so its extent and volume are uncertain")
                 if hulled < ABUT_MIN_HULL:
                     doubts.append(f"the {('left', 'right')[side]} lung mass found against the mediastinum lies "
                                   f"{100 * (1 - hulled):.0f}% outside its lung's outline (against the chest wall or "
@@ -710,6 +726,27 @@ def _extent(grown: np.ndarray, box: tuple[slice, ...], values: np.ndarray, allow
         if bordered and (around & core[part]).any():
             out[part] |= piece
     return wide, out
+
+
+def _at_apex(grown: np.ndarray, box: tuple[slice, ...], lung: np.ndarray) -> bool:
+    """``grown`` (a candidate in ``box`` of ``lung``'s array) reaches within `APEX_REACH` of its lung's
+    height of the lung's top: there a mass may have lung under it only (the apex narrows to nothing over
+    it), where elsewhere lung over and under a soft-tissue mass is what tells it from the mediastinum."""
+    slices = np.flatnonzero(lung.any(axis=(1, 2)))
+    top = int(np.flatnonzero(grown.any(axis=(1, 2)))[-1]) + box[0].start
+    return slices[-1] - top <= APEX_REACH * (slices[-1] - slices[0] + 1)
+
+
+def _lung_under(grown: np.ndarray, lung: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """The share of ``grown``'s footprint (its voxel columns along z) whose lowest voxel has ``lung`` (within
+    `ABUT_NEAR_MM`) on the slice under it: an apical mass's lowest slice may be a lobe of it against the
+    mediastinum (lung under 29 % of it, under 89 % of the mass's footprint on a synthetic chest)."""
+    near = ndimage.distance_transform_edt(~lung, sampling=spacing) <= ABUT_NEAR_MM
+    lowest = np.argmax(grown, axis=0)
+    footprint = grown.any(axis=0) & (lowest > 0)
+    rows, cols = np.indices(lowest.shape)
+    under = near[np.maximum(lowest - 1, 0), rows, cols] & footprint
+    return np.count_nonzero(under) / max(np.count_nonzero(grown.any(axis=0)), 1)
 
 
 def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
