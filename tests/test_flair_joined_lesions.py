@@ -23,8 +23,10 @@ BRIGHT_CENTRE = np.array([-20.0, -10.0, 0.0])  # x, y, z (mm)
 MODERATE_CENTRE = np.array([-20.0, 3.0, 0.0])
 
 
-def _joined_pair():
-    """(image, truth of all lesions, the moderate lesion's truth, the bright lesion's truth)."""
+def bright_beside_moderate(bright_peak: float, moderate_radius: float, band: bool):
+    """(image, truth of all lesions, the moderate lesion's truth, the bright lesion's truth): a bright lesion
+    (``bright_peak`` above white matter, 5 mm radius) and a moderate plateau 30 above it of ``moderate_radius``
+    (mm), centred 13 mm apart, joined by a ``band`` as bright as the grow level when asked for."""
     img, truth, _ = _brain(1, False)
     shape = img.shape
     z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * VOXEL
@@ -33,17 +35,25 @@ def _joined_pair():
         return np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
 
     bright_d = distance(BRIGHT_CENTRE) / 5.0
-    bright_gain = 75.0 / (1.0 + np.exp((bright_d - 1.0) / 0.25))  # half its peak on its 5 mm surface
-    moderate_d = distance(MODERATE_CENTRE) / 6.0
-    moderate_gain = 30.0 / (1.0 + np.exp((moderate_d - 1.0) / 0.06))  # a plateau, half on its 6 mm surface
-    # the band between them: 14 above white matter (the grow level is about 2.25 SDs, 13.5)
-    t = np.clip(y - BRIGHT_CENTRE[1], 0.0, MODERATE_CENTRE[1] - BRIGHT_CENTRE[1])
-    band = ((x - BRIGHT_CENTRE[0]) ** 2 + (y - BRIGHT_CENTRE[1] - t) ** 2 + (z - BRIGHT_CENTRE[2]) ** 2) <= 3.0 ** 2
-    gain = np.maximum.reduce([bright_gain, moderate_gain, np.where(band, 14.0, 0.0)]).astype(np.float32)
+    bright_gain = bright_peak / (1.0 + np.exp((bright_d - 1.0) / 0.25))  # half its peak on its 5 mm surface
+    moderate_d = distance(MODERATE_CENTRE) / moderate_radius
+    moderate_gain = 30.0 / (1.0 + np.exp((moderate_d - 1.0) / 0.06))  # a plateau, half on its surface
+    gains = [bright_gain, moderate_gain]
+    if band:  # 14 above white matter (the grow level is about 2.25 SDs, 13.5)
+        t = np.clip(y - BRIGHT_CENTRE[1], 0.0, MODERATE_CENTRE[1] - BRIGHT_CENTRE[1])
+        joining = ((x - BRIGHT_CENTRE[0]) ** 2 + (y - BRIGHT_CENTRE[1] - t) ** 2 + (z - BRIGHT_CENTRE[2]) ** 2) <= 3.0 ** 2
+        gains.append(np.where(joining, 14.0, 0.0))
+    gain = np.maximum.reduce(gains).astype(np.float32)
     inside = img > 0
     img[inside] += gain[inside]
-    bright, moderate = (bright_d <= 1.0) & inside, (moderate_d <= 1.0) & inside
+    bright = (bright_d <= 1.0) & inside
+    moderate = (moderate_d <= 1.0) & inside & ~bright
     return img, truth | bright | moderate, moderate, bright
+
+
+def _joined_pair():
+    """The bright lesion (peak 75) and a moderate one of 6 mm radius, joined by a band."""
+    return bright_beside_moderate(75.0, 6.0, band=True)
 
 
 def test_a_moderate_lesion_joined_to_a_bright_one_is_cut_at_its_own_edge(monkeypatch):

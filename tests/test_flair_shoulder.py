@@ -15,31 +15,13 @@ import numpy as np
 from grounding.segmenters import lesions
 from grounding.segmenters.lesions import mr_hyperintense_lesion
 
-from test_flair_deep_grey import SPACING, VOXEL, _brain
-
-BRIGHT_CENTRE = np.array([-20.0, -10.0, 0.0])  # x, y, z (mm)
-PLAQUE_CENTRE = np.array([-20.0, 3.0, 0.0])
-
+from test_flair_deep_grey import SPACING, _brain
+from test_flair_joined_lesions import bright_beside_moderate
 
 def _plaque_on_a_flank():
-    """(image, truth of all lesions, the plaque's truth, the bright lesion's truth)."""
-    img, truth, _ = _brain(1, False)
-    shape = img.shape
-    z, y, x = (np.indices(shape).astype(np.float32) - np.array(shape, np.float32)[:, None, None, None] / 2) * VOXEL
-
-    def distance(c):
-        return np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
-
-    bright_d = distance(BRIGHT_CENTRE) / 5.0
-    bright_gain = 100.0 / (1.0 + np.exp((bright_d - 1.0) / 0.25))  # half its peak on its 5 mm surface
-    plaque_d = distance(PLAQUE_CENTRE) / 10.0
-    plaque_gain = 30.0 / (1.0 + np.exp((plaque_d - 1.0) / 0.06))  # a plateau, half on its 10 mm surface
-    gain = np.maximum(bright_gain, plaque_gain).astype(np.float32)
-    inside = img > 0
-    img[inside] += gain[inside]
-    bright = (bright_d <= 1.0) & inside
-    plaque = (plaque_d <= 1.0) & inside & ~bright
-    return img, truth | bright | plaque, plaque, bright
+    """(image, truth of all lesions, the plaque's truth, the bright lesion's truth): a 10 mm plaque
+    overlapping the bright lesion (peak 100), with no band between them."""
+    return bright_beside_moderate(100.0, 10.0, band=False)
 
 
 def test_a_plaque_on_a_bright_lesions_flank_gets_its_own_edge(monkeypatch):
