@@ -458,6 +458,15 @@ MR_BRIGHT_CORTEX_SHARE = 0.15
 #: ... and a found part whose median lies less than this many white-matter SDs above white matter
 #: (the level of cortex's textured top on such scans: stress cortex false positives 2.5-3.5) ...
 MR_FAINT_K = 3.5
+#: ... unless it lies on the ventricles' lining (`_ventricles`; a voxel within this distance, mm, of
+#: ventricular CSF): a confluent periventricular load at 3-3.5 SDs is split off the same way (dev stress
+#: seeds 43, 51: 1-3.5 mL missed each) ...
+MR_LINING_MM = 3.0
+#: ... with its median voxel farther than this (mm) from sulcal CSF, deeper than cortex lies (grey
+#: matter split from lesions on dev stress seeds: medians 4-15 mm from it; periventricular loads 28-31
+#: mm), and its mirror image across the midline no brighter than `MR_MIRROR_K` SDs (deep grey matter
+#: and the ependymal lining along both ventricles are mirrored: dev seed 7, 3.3 mL at 4.2 SDs)
+MR_LINING_CLEAR_MM = 20.0
 #: ... with its median voxel within this distance (mm) past `MR_CORTEX_MM` of sulcal CSF is cortex
 MR_CORTEX_NEAR_MM = 2.0
 #: sulcal CSF lies within this depth (mm) of the brain region's edge; deeper dark voxels joined to it
@@ -1879,6 +1888,8 @@ class MRLesions:
     bias_darkened: float = 0.0
     #: voxels of the ``kept`` lesions found as plaques on a brighter lesion's flank (`_shoulders`)
     shoulder_voxels: int = 0
+    #: voxels of faint split parts kept for lying on the ventricles' lining (`MR_LINING_MM`)
+    lining_voxels: int = 0
 
     def doubt(self) -> str | None:
         """Why the lesions found (or none) may be wrong, or None: the levels are so high that only
@@ -1916,6 +1927,10 @@ class MRLesions:
                            f"tissue (or faint tissue beside a brighter lesion; barely above the lesion threshold) "
                            f"was left out as grey matter (cortex, deep grey nuclei): a faint lesion of that kind "
                            f"would be missed")
+        if self.lining_voxels and self.lining_voxels >= MR_SHOULDER_REPORT_SHARE * max(found, 1):
+            reasons.append(f"{self.lining_voxels * self.voxel_ml:.2f} mL of the lesions found is faint tissue along the "
+                           f"ventricles, no brighter than grey matter can be: counted as a periventricular lesion load, "
+                           f"but it may be normal periventricular tissue, so the burden may be too high")
         if self.shoulder_voxels and self.shoulder_voxels >= MR_SHOULDER_REPORT_SHARE * max(found, 1):
             reasons.append(f"{self.shoulder_voxels * self.voxel_ml:.2f} mL of the lesions found is fainter plaque on the "
                            f"flank of a brighter lesion, with no bright centre of its own, cut at its own half-maximum "
@@ -1981,7 +1996,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     own lesion with its own edge (`_half_maximum_parts`), kept from `MR_MIN_LESION_MM3` when
     compact or thick (`MR_MIN_SPHERICITY`, `MR_THICK_MM`) and not cut by the field of view, nor
     faint with a mirror image as bright across the brain's midline (`MR_MIRROR_K`: deep grey nuclei),
-    nor barely brighter than the seeds and thin (`MR_FAINT_PEAK_K`: grey matter).
+    nor barely brighter than the seeds and thin (`MR_FAINT_PEAK_K`: grey matter), nor split from a
+    brighter lesion and fainter than `MR_FAINT_K` unless on the ventricles' lining (`MR_LINING_MM`).
     """
     depth = BrainDepth.of(data, spacing)
     brain = depth.region()
@@ -2008,6 +2024,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     faint_level = tissue.white + MR_FAINT_K * tissue.spread
     bright_cortex = contrast is not None and contrast.brighter >= MR_BRIGHT_CORTEX_SHARE
     sulci: np.ndarray | None = None
+    ventricles: np.ndarray | None = None
     cortex_like = 0
     midline = _midline(brain)
     mirrored = 0
@@ -2016,6 +2033,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     mirror_min_voxels = MR_MIRROR_MIN_MM3 / float(np.prod(spacing))
     kept: list[int] = []
     shouldered = np.zeros(labels.shape, dtype=bool)
+    lined = np.zeros(labels.shape, dtype=bool)
     cores = np.zeros(n + 1)
     seeded = np.zeros(n + 1, dtype=bool)
     seeded[np.unique(labels[seeds])] = True
@@ -2031,11 +2049,20 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             if _on_the_edge(lesion, obj, labels.shape):
                 continue
             # a faint summit split from a brighter lesion is grey matter beside it more often than a
-            # lesion (cortex, a deep grey nucleus; tuning seeds 0-59: 2.2-3.7 SDs), as faint parts are
+            # lesion (cortex, a deep grey nucleus; tuning seeds 0-59: 2.2-3.7 SDs), unless it lies on the
+            # ventricles' lining far from sulcal CSF with no bright mirror image (a periventricular load)
             below_faint = float(np.median(smoothed[obj][lesion])) < faint_level
             if split and below_faint:
-                faint += int(np.count_nonzero(lesion))
-                continue
+                if sulci is None:
+                    sulci = _sulcal_csf(smoothed, tissue, brain, depth)
+                if ventricles is None:
+                    ventricles = _ventricles(smoothed, tissue, brain, depth, sulci)
+                if (_near(lesion, obj, sulci, spacing, MR_LINING_CLEAR_MM)
+                        or not _touches(lesion, obj, ventricles, spacing, MR_LINING_MM)
+                        or _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
+                    faint += int(np.count_nonzero(lesion))
+                    continue
+                lined[obj] |= lesion
             if (along_cortex[obj][lesion].mean() >= MR_ALONG_CORTEX_SHARE
                     and level < tissue.white + MR_CORTEX_CLEAR_K * tissue.spread
                     and not clear[obj][lesion].any()):
@@ -2071,7 +2098,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                      float(np.prod(spacing)) / 1000.0, contrast,
                      cortical_left_out=int(np.count_nonzero(cortex & (smoothed > tissue.grow_level))) + cortex_like,
                      slice_mm=float(spacing[0]), mirrored_left_out=mirrored, faint_left_out=faint,
-                     bias_darkened=darkened, shoulder_voxels=int(np.count_nonzero(shouldered & found)))
+                     bias_darkened=darkened, shoulder_voxels=int(np.count_nonzero(shouldered & found)),
+                     lining_voxels=int(np.count_nonzero(lined & found)))
 
 
 def _flatten_bias(smoothed: np.ndarray, brain: np.ndarray, tissue: BrainTissue,
@@ -2149,7 +2177,8 @@ def _half_maximum_parts(values: np.ndarray, region: np.ndarray, core: np.ndarray
     brighter one, most of whose cores lie below the component's edge, is a lesion of its own: its
     watershed basin is cut half way to its own peak and tested on its own (cortex, mirror, faint and
     shape rules: bright cortex joined to a lesion is not let in with it), and left out when its median
-    lies below `MR_FAINT_K` (grey matter beside the lesion). The rest of the component
+    lies below `MR_FAINT_K` (grey matter beside the lesion; `mr_hyperintense_lesion` keeps those on
+    the ventricles' lining, `MR_LINING_MM`). The rest of the component
     is one lesion cut at the component's edge, as before: summits of similar height are texture
     within one lesion or one structure (a deep grey nucleus, tested whole by the mirror rule). Cores
     each lesion leaves below its edge may be a plaque on its flank with no summit (`_shoulders`)."""
@@ -2290,15 +2319,37 @@ def _sulcal_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, de
     return _outer_csf(smoothed, tissue, brain) & depth.grid.upsample(shallow)
 
 
+def _ventricles(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray, depth: BrainDepth,
+                sulci: np.ndarray) -> np.ndarray:
+    """The ventricles: brain voxels darker than white matter by `MR_CSF_WM_K` of its SDs, deeper than
+    `MR_SULCAL_DEPTH_MM` inside the brain region and not sulcal CSF (``sulci``)."""
+    deep = depth.grid.upsample(depth.depth > depth.margin + MR_SULCAL_DEPTH_MM)
+    return (smoothed < tissue.white - MR_CSF_WM_K * tissue.spread) & brain & deep & ~sulci
+
+
+def _touches(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],
+             reach_mm: float) -> bool:
+    """Whether some voxel of ``part`` (a mask within ``box``) lies within ``reach_mm`` of ``target`` (a mask
+    of the whole array)."""
+    return float(_distances(part, box, target, spacing, reach_mm).min()) <= reach_mm
+
+
+def _distances(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],
+               reach_mm: float) -> np.ndarray:
+    """The distances (mm) of the voxels of ``part`` (a mask within ``box``) from ``target`` (a mask of the
+    whole array), taken in the box grown by ``reach_mm`` (farther ones are at least that far)."""
+    pad = [math.ceil(max(reach_mm, 0.0) / s) + 1 for s in spacing]
+    grown = grown_box(box, pad, target.shape)
+    distance = ndimage.distance_transform_edt(~target[grown], sampling=spacing)
+    inner = tuple(slice(sl.start - g.start, sl.stop - g.start) for sl, g in zip(box, grown))
+    return distance[inner][part]
+
+
 def _near(part: np.ndarray, box: tuple[slice, ...], target: np.ndarray, spacing: tuple[float, float, float],
           reach_mm: float) -> bool:
     """Whether the median voxel of ``part`` (a mask within ``box``) lies within ``reach_mm`` of ``target``
     (a mask of the whole array); the distances are taken in the box grown by that reach."""
-    pad = [math.ceil(reach_mm / s) + 1 for s in spacing]
-    grown = grown_box(box, pad, target.shape)
-    distance = ndimage.distance_transform_edt(~target[grown], sampling=spacing)
-    inner = tuple(slice(sl.start - g.start, sl.stop - g.start) for sl, g in zip(box, grown))
-    return float(np.median(distance[inner][part])) < reach_mm
+    return float(np.median(_distances(part, box, target, spacing, reach_mm))) < reach_mm
 
 
 def _outer_csf(smoothed: np.ndarray, tissue: BrainTissue, brain: np.ndarray) -> np.ndarray:
