@@ -133,6 +133,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -1326,7 +1327,6 @@ def _beside_a_vessel(
     return passes and straight and touches and wider and offset >= BESIDE_MIN_OFFSET * radius
 
 
-
 def _depth_in_box(local: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
     """Each voxel's distance (mm) to the outside of the dense structure ``local``, the box's edge counting
     as outside (a structure the box cuts ends there)."""
@@ -1349,6 +1349,7 @@ def _nodule_sized_cores(
                for label, obj in enumerate(ndimage.find_objects(cores), start=1)
                if max((sl.stop - sl.start) * sp for sl, sp in zip(obj, spacing)) + 2 * radius <= max_diameter_mm]
     return core, cores, windows
+
 
 def _thick_beside_nodules(
     mask: np.ndarray, data: np.ndarray, spacing: tuple[float, float, float], forbidden: np.ndarray,
@@ -2023,8 +2024,16 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
     contrast = brain_contrast(smoothed, brain, spacing)
     faint_level = tissue.white + MR_FAINT_K * tissue.spread
     bright_cortex = contrast is not None and contrast.brighter >= MR_BRIGHT_CORTEX_SHARE
-    sulci: np.ndarray | None = None
-    ventricles: np.ndarray | None = None
+
+    # sulcal CSF and the ventricles are read only when a faint part needs them, once
+    @functools.cache
+    def sulci() -> np.ndarray:
+        return _sulcal_csf(smoothed, tissue, brain, depth)
+
+    @functools.cache
+    def ventricles() -> np.ndarray:
+        return _ventricles(smoothed, tissue, brain, depth, sulci())
+
     cortex_like = 0
     midline = _midline(brain)
     mirrored = 0
@@ -2053,12 +2062,8 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             # ventricles' lining far from sulcal CSF with no bright mirror image (a periventricular load)
             below_faint = float(np.median(smoothed[obj][lesion])) < faint_level
             if split and below_faint:
-                if sulci is None:
-                    sulci = _sulcal_csf(smoothed, tissue, brain, depth)
-                if ventricles is None:
-                    ventricles = _ventricles(smoothed, tissue, brain, depth, sulci)
-                if (_near(lesion, obj, sulci, spacing, MR_LINING_CLEAR_MM)
-                        or not _touches(lesion, obj, ventricles, spacing, MR_LINING_MM)
+                if (_near(lesion, obj, sulci(), spacing, MR_LINING_CLEAR_MM)
+                        or not _touches(lesion, obj, ventricles(), spacing, MR_LINING_MM)
                         or _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
                     faint += int(np.count_nonzero(lesion))
                     continue
@@ -2068,9 +2073,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                     and not clear[obj][lesion].any()):
                 continue
             if bright_cortex and below_faint:
-                if sulci is None:
-                    sulci = _sulcal_csf(smoothed, tissue, brain, depth)
-                if _near(lesion, obj, sulci, spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
+                if _near(lesion, obj, sulci(), spacing, MR_CORTEX_MM + MR_CORTEX_NEAR_MM):
                     cortex_like += int(np.count_nonzero(lesion))
                     continue
             # a summit split from a brighter lesion is tested for a twin at any level: a deep grey nucleus
@@ -2081,7 +2084,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
                 mirrored += int(np.count_nonzero(lesion))
                 continue
             if (float(np.percentile(smoothed[obj][lesion], 90)) < tissue.white + MR_FAINT_PEAK_K * tissue.spread
-                    and ndimage.distance_transform_edt(np.pad(lesion, 1), sampling=spacing).max() < MR_FAINT_MIN_DEPTH_MM):
+                    and _depth_in_box(lesion, spacing).max() < MR_FAINT_MIN_DEPTH_MM):
                 faint += int(np.count_nonzero(lesion))
                 continue
             if lesion.sum() >= min_voxels and (_sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
@@ -2221,7 +2224,7 @@ def _shoulders(values: np.ndarray, part: np.ndarray, core: np.ndarray, lesion: n
     left = core & ~lesion
     if not left.any():
         return []
-    deep = ndimage.distance_transform_edt(np.pad(left, 1), sampling=spacing)[1:-1, 1:-1, 1:-1] >= MR_THICK_MM
+    deep = _depth_in_box(left, spacing) >= MR_THICK_MM
     if not deep.any():
         return []
     pieces, _ = ndimage.label(left, structure=CONN26)
