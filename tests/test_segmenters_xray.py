@@ -285,6 +285,12 @@ def test_the_left_hemidiaphragm_continuing_a_normal_hearts_border_is_not_heart()
     trace = run_episode(film, "What is the cardiothoracic ratio? Is the heart enlarged?", get_backend("rules"),
                         registry=default_registry())
     assert trace.answer.startswith("No") and "uncertain" in trace.answer, trace.answer
+    # the patient's left on the image left: the same reading
+    flipped = analyze_radiograph(mirror(film))
+    assert (np.ptp(np.flatnonzero(flipped.heart.any(axis=0))) + 1) / (
+        np.ptp(np.flatnonzero(flipped.thorax.any(axis=0))) + 1) == pytest.approx(found, abs=0.01)
+    [flipped_caveat] = flipped.caveats
+    assert "taken for the left hemidiaphragm's slope" in flipped_caveat
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
