@@ -195,3 +195,27 @@ def test_a_nodule_the_scan_does_not_show_is_not_truth():
     lung = case.truth["lung_left"] | case.truth["lung_right"]
     assert (case.truth["nodules"] == 1).any() and np.median(case.hu[case.truth["nodules"] == 1]) > -900
     assert not (case.truth["nodules"].astype(bool) & ~case.truth["body"]).any() and lung.any()
+
+
+def test_a_nodule_over_a_vessel_replaces_the_vessel_instead_of_adding_to_it():
+    # a juxtavascular nodule overlapping its vessel showed 200-750 HU spots (the lung-to-nodule step
+    # added on top of blood), which no CT shows and which trip the nodule search's bone and contrast tests
+    from benchmarks.stress.anatomy import LUNG_LEFT, VESSEL_LEFT, Nodule
+    from benchmarks.stress.render import _add_nodule
+
+    axis = np.arange(-10.0, 10.5, 0.5)
+    zs = np.arange(-10.0, 12.5, 2.5)
+    label_hu = {LUNG_LEFT: -850.0, VESSEL_LEFT: 180.0}
+    shape = (len(zs), len(axis), len(axis))
+    vessel = np.zeros(shape, dtype=np.float32)
+    vessel[:, :, 18:23] = 1.0  # a 2.5 mm vessel along y through the nodule's centre
+    hu = np.where(vessel > 0, label_hu[VESSEL_LEFT], label_hu[LUNG_LEFT]).astype(np.float32)
+    truth = np.zeros(shape, dtype=np.int8)
+    nodule = Nodule((0.0, 0.0, 0.0), 10.0, "juxtavascular", "left", 40.0)
+    _add_nodule(nodule, 1, hu, truth, np.ones(shape, dtype=np.float32), vessel, label_hu, axis, axis, zs, 2.5)
+    inside = truth == 1
+    assert inside.any() and (inside & (vessel > 0)).any()
+    centre = (int(np.argmin(np.abs(zs))), 20, 20)
+    assert vessel[centre] == 1.0 and hu[centre] == pytest.approx(40.0, abs=1.0)  # covered: the nodule's own HU
+    assert hu.max() <= label_hu[VESSEL_LEFT] + 1.0  # nothing brighter than the vessel or the nodule
+    assert hu[inside & (vessel == 0)].max() == pytest.approx(40.0, abs=1.0)

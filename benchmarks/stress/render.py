@@ -190,8 +190,8 @@ def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, 
     for label, value in anatomy.hu.items():
         lut[label] = value
     members = {}
-    for name, labels_of in list(anatomy.truth_labels.items()) + [("lung", (LUNG_LEFT, LUNG_RIGHT, VESSEL_LEFT,
-                                                                             VESSEL_RIGHT))]:
+    for name, labels_of in list(anatomy.truth_labels.items()) + [
+            ("lung", (LUNG_LEFT, LUNG_RIGHT, VESSEL_LEFT, VESSEL_RIGHT)), ("vessel", (VESSEL_LEFT, VESSEL_RIGHT))]:
         members[name] = np.zeros(256, dtype=np.float32)
         members[name][list(labels_of)] = 1.0
     y_front = anatomy.extent[2]
@@ -208,19 +208,24 @@ def render(anatomy: Anatomy, geometry: Geometry) -> tuple[np.ndarray, dict[str, 
         for name in anatomy.truth_labels:
             truth[name][k0:k1] = members[name][labels].reshape(shape).mean(axis=1) > 0.5
         lung_fraction = members["lung"][labels].reshape(shape).mean(axis=1)
+        vessel_fraction = members["vessel"][labels].reshape(shape).mean(axis=1)
         for k, nodule in enumerate(anatomy.nodules):
             painted[k] += _add_nodule(nodule, k + 1, hu[k0:k1], truth["nodules"][k0:k1], lung_fraction,
-                                      anatomy.hu[LUNG_LEFT], xs, ys, zs[k0:k1], geometry.thickness_mm)
+                                      vessel_fraction, anatomy.hu, xs, ys, zs[k0:k1], geometry.thickness_mm)
     return hu, truth, painted
 
 
 def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, lung_fraction: np.ndarray,
-                lung_hu: float, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, thickness: float) -> float:
-    """Blend a spherical nodule into the lung part of a slab, with its exact fraction of each slice;
-    return the volume painted (mm3).
+                vessel_fraction: np.ndarray, label_hu: dict[int, float], xs: np.ndarray, ys: np.ndarray,
+                zs: np.ndarray, thickness: float) -> float:
+    """Blend a spherical nodule into the lung part (aerated lung and its vessels) of a slab, with its
+    exact fraction of each slice; return the volume painted (mm3).
 
     At in-plane distance rho from the centre the sphere spans z in [cz - h, cz + h],
     h = sqrt(r^2 - rho^2); a slice covers [z - t/2, z + t/2]; the overlap over t is the fraction.
+    The nodule replaces what it covers: aerated lung by its HU difference to lung, a vessel's share
+    by its difference to blood (adding the lung difference there too painted 200-750 HU spots where
+    a juxtavascular nodule overlaps its vessel, which no CT shows).
     """
     (cx, cy, cz), r = nodule.centre, nodule.diameter_mm / 2
     ix, iy = index_range(xs, cx - r, cx + r), index_range(ys, cy - r, cy + r)
@@ -235,7 +240,9 @@ def _add_nodule(nodule: Nodule, index: int, hu: np.ndarray, truth: np.ndarray, l
     fraction = (np.clip(overlap, 0.0, None) / thickness).astype(np.float32)
     region = (zsel, iy, ix)
     shown = fraction * lung_fraction[region]
-    hu[region] += shown * np.float32(nodule.hu - lung_hu)
+    vessel = vessel_fraction[region]
+    hu[region] += fraction * ((lung_fraction[region] - vessel) * np.float32(nodule.hu - label_hu[LUNG_LEFT])
+                              + vessel * np.float32(nodule.hu - label_hu[VESSEL_LEFT]))
     truth[region][shown > 0.5] = index
     return float(shown.sum()) * abs(xs[1] - xs[0]) * abs(ys[1] - ys[0]) * thickness
 
