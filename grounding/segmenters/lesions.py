@@ -2061,10 +2061,13 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             # lesion (cortex, a deep grey nucleus; tuning seeds 0-59: 2.2-3.7 SDs), unless it lies on the
             # ventricles' lining far from sulcal CSF with no bright mirror image (a periventricular load)
             below_faint = float(np.median(smoothed[obj][lesion])) < faint_level
+            # a bright twin across the midline: grey matter is symmetric, lesions seldom are (asked at most once)
+            twinned = functools.cache(lambda lesion=lesion, obj=obj: _mirrored_level(lesion, obj, smoothed, midline)
+                                      > tissue.white + MR_MIRROR_K * tissue.spread)
             if split and below_faint:
                 if (_near(lesion, obj, sulci(), spacing, MR_LINING_CLEAR_MM)
                         or not _touches(lesion, obj, ventricles(), spacing, MR_LINING_MM)
-                        or _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
+                        or twinned()):
                     faint += int(np.count_nonzero(lesion))
                     continue
                 lined[obj] |= lesion
@@ -2080,7 +2083,7 @@ def mr_hyperintense_lesion(data: np.ndarray, spacing: tuple[float, float, float]
             # beside a bright periventricular lesion is as bright as moderate lesions (4 SDs)
             if ((split or below_faint) and lesion.sum() >= mirror_min_voxels
                     and _sphericity(lesion, spacing) >= MR_MIN_SPHERICITY
-                    and _mirrored_level(lesion, obj, smoothed, midline) > tissue.white + MR_MIRROR_K * tissue.spread):
+                    and twinned()):
                 mirrored += int(np.count_nonzero(lesion))
                 continue
             if (float(np.percentile(smoothed[obj][lesion], 90)) < tissue.white + MR_FAINT_PEAK_K * tissue.spread
