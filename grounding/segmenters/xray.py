@@ -48,7 +48,11 @@ film is the chest by design), because an assumed 1.0 mm would make a 2048-pixel 
    the left hemidiaphragm under a normal one look alike): when it widens the silhouette by over
    `HEART_BORDER_AMBIGUITY` of the thoracic width beyond where it is at that corner or at the right
    cardiophrenic angle's height (the heart's lower border lies about there), whichever is higher,
-   `RadiographLabels.caveats` says so, with the ratio ending there would give. When the lung fields'
+   `RadiographLabels.caveats` says so, with the ratio ending there would give. One case is settled:
+   below that corner (under a normal heart the cardiophrenic angle) a contour running out for less
+   than `DOME_SLOPE_MM` is the dome's slope towards the lateral recess, not heart (`_dome_slope`: an
+   enlarged heart's oblique border runs on for several cm there), again with a caveat giving the
+   wider ratio when it changes the answer. When the lung fields'
    lower borders are faint (lower zones lost) and the right border ends above where a heart is
    widest (`HEART_WIDEST_DEPTH` thoracic widths below the apex), the widest part may be hidden: a
    caveat, with the larger ratio it could give. Each of these two is raised only when its other
@@ -121,6 +125,12 @@ HEART_BORDER_AMBIGUITY = 0.05
 #: a medial contour beyond the silhouette shorter (mm, top to bottom) than this is the costophrenic
 #: recess' tip, not a heart border
 RECESS_MM = 20.0
+#: the left border's stretch below the left field's lower inner corner (its extreme point towards
+#: feet-and-midline) running outward is the left hemidiaphragm's medial slope when it is shorter (mm, top
+#: to bottom) than this: under a normal heart the corner is the cardiophrenic angle and the contour goes
+#: on down the dome towards the lateral recess, which lies about 2 cm lower (`RECESS_MM`); an enlarged
+#: heart's oblique border reaching below that corner runs on for several cm (JSRT tuning films: 5-6 cm)
+DOME_SLOPE_MM = 20.0
 #: the lateral recess' edge is followed while it rises at least this share of the field's lateral edge
 RECESS_EDGE_FRACTION = 0.3
 #: and for at most this far (mm) below the field
@@ -222,11 +232,12 @@ def analyze_radiograph(volume: Volume, work_pixels: int = WORK_PIXELS) -> Radiog
     left, right = (first, second) if x_first > x_second else (second, first)
     edges = ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(norm, EDGE_SIGMA_MM / spacing[0], axis=0),
                                       EDGE_SIGMA_MM / spacing[1], axis=1, order=1)
-    heart, borders = _cardiac_silhouette(right, left, spacing, edges, smooth)
+    heart, borders, slope = _cardiac_silhouette(right, left, spacing, edges, smooth)
     # the lung fields take in the recesses behind the domes: their lateral extent is the thorax's
     left, right = (_with_recess(field, _lateral_recess(field, edges, spacing), spacing) for field in (left, right))
     thorax = span_last_axis(left | right)
     caveats = (_heart_border_caveats(borders, left, heart, thorax, spacing)
+               + _dome_slope_caveats(slope, borders, heart, thorax, spacing)
                + _hidden_heart_caveats(borders, left | right, heart, thorax, norm, spacing)
                + _aerated_heart_caveats(heart, left | right, smooth))
 
@@ -314,6 +325,10 @@ def _cardiac_silhouette(
     rows = np.flatnonzero(lungs.any(axis=1))
     mid = (rows[0] + rows[-1]) / 2.0
     borders = _heart_borders(right, left, spacing, mid, column_rise)
+    # below the left field's lower inner corner a short outward contour is the dome's slope, not heart
+    to_right = 1 if np.nonzero(right)[1].mean() > np.nonzero(left)[1].mean() else -1  # the left field's midline side
+    slope = _dome_slope(borders[1], left, spacing, to_right)
+    borders[1] = {r: c for r, c in borders[1].items() if r not in slope}
     if borders[0] and borders[1]:
         borders[0] = _aerated_edge(smooth, right, borders[0], borders[1], spacing)
     band = _cardiac_band(borders, lungs.shape)
@@ -336,7 +351,35 @@ def _cardiac_silhouette(
         sizes = component_sizes(labels, n)
         sizes[0] = 0
         heart = labels == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(heart), borders
+    return ndimage.binary_fill_holes(heart), borders, slope
+
+
+def _dome_slope(border: dict[int, float], field: np.ndarray, spacing: tuple[float, float],
+                medial: int) -> dict[int, float]:
+    """The rows of the left heart ``border`` (`_heart_borders`) that are the left hemidiaphragm's
+    medial slope: those below the ``field``'s lower inner corner (its extreme point towards feet and
+    ``medial``, the column direction to the midline) when they run outward beyond the border above
+    that corner and span less than `DOME_SLOPE_MM` from the corner down; else none.
+
+    Under a normal heart the corner is the cardiophrenic angle and the field's medial contour goes
+    on below it down the dome towards the lateral recess, as obliquely as an enlarged heart's border
+    (45-60 degrees from vertical), so the direction alone cannot tell them apart (nor, on tuning films,
+    whether the border above the corner has turned vertical: a normal heart's apex region may do so
+    too). Their height does: the dome's slope ends within about the dome's height (the recess lies
+    about 2 cm lower), while an enlarged heart whose border reaches below the corner bulges out over
+    several cm. A heart whose apex truly meets the dome keeps its width when its widest point is at
+    or above the corner; an oblique apex ending less than `DOME_SLOPE_MM` below it is cut short, and
+    `_dome_slope_caveats` then gives the wider ratio when it changes the answer.
+    """
+    if not border:
+        return {}
+    corner = _extreme_row(field, spacing, medial)
+    tail = {r: c for r, c in border.items() if r > corner}
+    above = [-medial * c for r, c in border.items() if r <= corner]
+    if (not tail or not above or (max(tail) - corner) * spacing[0] >= DOME_SLOPE_MM
+            or max(-medial * c for c in tail.values()) <= max(above)):
+        return {}
+    return tail
 
 
 def _heart_borders(
@@ -522,6 +565,29 @@ def _heart_border_caveats(
             f"cardiophrenic angle's height (an enlarged heart's oblique border goes on there, but so does the left "
             f"hemidiaphragm under a normal heart): if it ends there, the cardiothoracic ratio is "
             f"{ratio - narrower:.2f} instead of {ratio:.2f}"]
+
+
+def _dome_slope_caveats(
+    slope: dict[int, float], borders: list[dict[int, float]], heart: np.ndarray, thorax: np.ndarray,
+    spacing: tuple[float, float]
+) -> list[str]:
+    """Why the silhouette's width may be too small: the left border's ``slope`` (`_dome_slope`) was
+    taken for the left hemidiaphragm, and an enlarged heart's oblique border could also end that
+    way; when counting it as heart changes the answer (`_ratio_would_change`), the evidence says so,
+    with the ratio it would give."""
+    right_border, left_border = borders
+    if not slope or not right_border or not left_border:
+        return []
+    outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
+    ratio, thorax_width = _silhouette_ratio(heart, thorax)
+    wider = (max(outward * c for c in slope.values()) - max(outward * c for c in left_border.values())) / thorax_width
+    if not _ratio_would_change(ratio, ratio + wider):
+        return []
+    height = (max(slope) - min(slope) + 1) * spacing[0]
+    return [f"the heart's left border was ended at the left lung field's lower inner corner: the {height:.0f} mm of "
+            f"contour running out below it were taken for the left hemidiaphragm's slope (under a normal heart the "
+            f"dome goes on there; an enlarged heart's oblique border usually runs on longer): if they are heart, the "
+            f"cardiothoracic ratio is {ratio + wider:.2f} instead of {ratio:.2f}"]
 
 
 def _silhouette_ratio(heart: np.ndarray, thorax: np.ndarray) -> tuple[float, int]:
