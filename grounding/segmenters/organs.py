@@ -62,9 +62,12 @@ slice so that the spine's front lies at one y: a patient lying at an angle to th
      (`_cut_dome`, as the liver's dome), always doubtful;
    * kidneys: per side the largest core beside the spine (`KIDNEY_ZONE_MM[0]` to
      `KIDNEY_CORE_MAX_MM` from its centre, no further forward than `KIDNEY_FRONT_MM` of its
-     anterior edge, `ORGAN_MIN_DEPTH_MM` deep), below the chest (in a slice less than
+     anterior edge and no further back than `KIDNEY_CORE_BEHIND_MM` (the back muscles), `ORGAN_MIN_DEPTH_MM`
+     deep), below the chest (in a slice less than
      `KIDNEY_MAX_LUNG_FRACTION` lung), and delineated: at most `KIDNEY_MAX_SIMILAR_SHELL` of the
-     shell around it of its own HU (not a piece cut out of a uniform region by the band);
+     shell around it of its own HU (not a piece cut out of a uniform region by the band). On plain CT
+     whose kidneys read darker than the prior (its floor cut their band) those not found are searched
+     again in a band read from the scan below the liver's HU (`_plain_kidney_band`), doubtful;
 
 4. the chosen basins are grown back through the opening within the band (lower bound on the
    lightly smoothed HU; a portal-venous spleen, whose part beside the left kidney falls into basins
@@ -171,6 +174,19 @@ KIDNEY_CORE_BELOW_HU = 35.0
 KIDNEY_TOP_HU = 600.0
 #: ... and, in the arterial phase, below the aorta's HU by this much
 KIDNEY_BELOW_AORTA_HU = 50.0
+#: plain-CT kidneys not found in the `PRIOR_HU` band, where the prior's floor cut that band, are searched again in a
+#: band read from the scan (`_plain_kidney_band`): the mode of the kidneys' zone between these (below, above) HU below
+#: the liver's mode, +- `KIDNEY_RELATIVE_HALF_HU`, never into the liver's band. Real plain CT can read darker than the
+#: prior: the TotalSegmentator example (3 mm) has liver 47, spleen 35, back muscles 25, kidneys 14-20 HU (their
+#: smoothed HU -2 to 24 from the 5th to the 95th percentile: cortex, medulla and sinus fat); the stress generator's
+#: kidneys lie 10-37 HU below its livers. What that search finds is doubtful (`_plain_kidney_doubt`)
+KIDNEY_PLAIN_BELOW_LIVER_HU = (10.0, 45.0)
+KIDNEY_RELATIVE_HALF_HU = 15.0
+#: a kidney's core lies no more than this (mm) behind the vertebral bodies' front: kidneys' centres lie at the
+#: depth of the vertebral body (the real example's 6-8 mm behind its front, the stress generator's 13 mm in front
+#: to 1 mm behind); further back lie the quadratus lumborum and the paraspinal muscles, whose plain HU may be the
+#: kidneys' (the real example's back muscles, 60 mm behind, were taken for the right kidney once its band widened)
+KIDNEY_CORE_BEHIND_MM = 30.0
 #: radius (mm) of the opening that cuts thin bridges to neighbours of similar HU
 OPENING_MM = {"liver": 4.0, "spleen": 3.5, "kidney": 3.0}
 #: a core is the part of a candidate at least this deep (mm); basins reach this far beyond it
@@ -583,6 +599,9 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     beyond_doubts: dict[str, list[str]] = {}  # a plain spleen found beyond where one lies (`_spleen_beyond_prior`)
     spleen_tries: list[tuple[bool, bool]] | None = None  # set once the liver is found (`_spleen_tries`)
     relaxed = vote = False
+    plain_kidney_band: tuple[float, float] | None = None  # the second plain kidney search's (`_plain_kidney_band`)
+    kidney_doubts: dict[str, list[str]] = {}  # kidneys found by that search
+    first_kidney_band: tuple[float, float] | None = None  # the prior's band, kept for the kidneys found in it
     searches = [("liver", ("liver",)), *order]
     while searches:
         organ, targets = searches.pop(0)
@@ -608,6 +627,8 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
             # band centred on the arm's 54 HU, the spleen of 43 HU broken up and declined)
             zone &= lungs.within_reach(frame.x)
         band = _band(organ, phase, hu, zone, None if liver is None else (liver[0] + liver[1]) / 2)
+        if organ == "kidney" and plain_kidney_band is not None:
+            band = plain_kidney_band
         core_from = None
         if organ == "kidney" and phase != "non-contrast":
             # cortex and medulla are the band; a kidney's core is its bright part (the spleen beside
@@ -669,6 +690,23 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
                 grown &= beneath_wall
             coarse[grown] = 1 + ABDOMEN_TARGETS.index(target)
             candidates = [c for c in candidates if not c.meets(grown)]
+            if organ == "kidney" and plain_kidney_band is not None:
+                kidney_doubts[target] = [_plain_kidney_doubt(band, liver_mode)]
+        missing = tuple(t for t in targets if t in out.errors)
+        if organ == "kidney" and plain_kidney_band is not None and first_kidney_band is not None:
+            for target in missing:  # a negative finding says both bands searched
+                out.errors[target] = _not_found(target, first_kidney_band, phase, organ, plain_kidney_band)
+            if not kidney_doubts:  # the second search found none: the kidneys found before keep their band
+                out.bands["kidney"] = first_kidney_band
+        if (organ == "kidney" and phase == "non-contrast" and missing and plain_kidney_band is None
+                and liver_mode is not None and liver is not None):
+            # the kidneys darker than the prior (a real plain CT): searched again in the band read from the scan
+            plain_kidney_band = _plain_kidney_band(hu, zone, liver_mode, liver[0])
+            first_kidney_band = out.bands["kidney"]
+            if plain_kidney_band is not None:
+                for target in missing:
+                    del out.errors[target]
+                searches.insert(0, (organ, missing))
         if organ == "spleen" and "spleen" in out.errors and spleen_tries:
             relaxed, vote = spleen_tries.pop(0)
             del out.errors["spleen"]
@@ -681,7 +719,7 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
         if target not in out.errors:
             out.masks[target] = full == value
     out.doubts = _neighbour_doubts(coarse, frame, phase, out.bands, relaxed)
-    for target, why in (*cut_doubts.items(), *thin_doubts.items(), *beyond_doubts.items()):
+    for target, why in (*cut_doubts.items(), *thin_doubts.items(), *beyond_doubts.items(), *kidney_doubts.items()):
         if target not in out.errors:
             out.doubts[target] = why + out.doubts.get(target, [])
     if phase == "non-contrast":
@@ -694,8 +732,10 @@ def find_abdominal_organs(volume: Volume, chest: ChestLabels) -> AbdomenOrgans:
     for target in ("spleen", "kidney_left", "kidney_right"):
         if target in out.masks:
             organ = target.split("_")[0]
+            band = first_kidney_band if organ == "kidney" and first_kidney_band and target not in kidney_doubts else \
+                out.bands[organ]
             guessed = _guessed_boundary_doubt(coarse == 1 + ABDOMEN_TARGETS.index(target), coarse, hu, hu_edge,
-                                              out.bands[organ], body)
+                                              band, body)
             if guessed:
                 out.doubts.setdefault(target, []).append(guessed)
     for target in ("liver", "spleen", "kidney_left", "kidney_right"):
@@ -907,6 +947,27 @@ def _band(organ: str, phase: str, hu: np.ndarray, zone: np.ndarray, liver_hu: fl
     return max(low, mode - half), min(high, mode + half)
 
 
+def _plain_kidney_band(hu: np.ndarray, zone: np.ndarray, liver_hu: float, liver_floor: float,
+                       ) -> tuple[float, float] | None:
+    """The second plain-CT kidney band (`KIDNEY_PLAIN_BELOW_LIVER_HU`): the mode of the kidneys' ``zone``
+    between those HU below the liver's mode ``liver_hu``, +- `KIDNEY_RELATIVE_HALF_HU`, below the liver's band
+    (``liver_floor``); None without such a mode, or where the prior's floor did not cut the first band (the
+    mode no lower than that floor plus the band's half width): the first search then saw what lies there (a
+    chest CT's upper abdomen at 37 HU, no kidney in it, was taken as a 477 mL left kidney)."""
+    below, above = KIDNEY_PLAIN_BELOW_LIVER_HU
+    mode = histogram_mode(hu[zone], (liver_hu - above, liver_hu - below))
+    if mode is None or mode - HALF_WIDTH_HU["non-contrast"]["kidney"] >= PRIOR_HU["non-contrast"]["kidney"][0]:
+        return None
+    return mode - KIDNEY_RELATIVE_HALF_HU, min(mode + KIDNEY_RELATIVE_HALF_HU, liver_floor)
+
+
+def _plain_kidney_doubt(band: tuple[float, float], liver_hu: float) -> str:
+    low, high = PRIOR_HU["non-contrast"]["kidney"]
+    return (f"found only in a band read from this scan ({band[0]:.0f} to {band[1]:.0f} HU, up to "
+            f"{liver_hu - band[0]:.0f} HU below the liver), not in plain-CT kidneys' usual {low:.0f} to {high:.0f} HU: "
+            "muscle, bowel or renal vessels of that HU may be part of it, or taken for the kidney")
+
+
 def _grow_band(organ: str, phase: str, band: tuple[float, float]) -> tuple[float, float]:
     """The band the chosen basins grow back in (`_grow`): the organ's, for a plain liver the full
     `HALF_WIDTH_HU` below its mode (its band's top lies that far above it). Its narrowed band
@@ -1110,7 +1171,8 @@ def _choose(
 
         def fits(c: _Candidate) -> bool:
             return (KIDNEY_ZONE_MM[0] <= side * (c.centroid[0] - frame.spine_x) <= KIDNEY_CORE_MAX_MM
-                    and c.centroid[1] >= frame.spine_front_y - KIDNEY_FRONT_MM and c.depth_mm >= ORGAN_MIN_DEPTH_MM
+                    and -KIDNEY_FRONT_MM <= c.centroid[1] - frame.spine_front_y <= KIDNEY_CORE_BEHIND_MM
+                    and c.depth_mm >= ORGAN_MIN_DEPTH_MM
                     and lungs.fraction[c.slice] < KIDNEY_MAX_LUNG_FRACTION
                     and c.similar_shell <= KIDNEY_MAX_SIMILAR_SHELL and not lungs.beside_cage(c) and not c.foreign)
     min_ml = MIN_CORE_ML[organ] if min_ml is None else min_ml
@@ -1362,10 +1424,13 @@ def _add_enclosed(organ: np.ndarray, darker: np.ndarray) -> np.ndarray:
     return out
 
 
-def _not_found(target: str, band: tuple[float, float], phase: str, organ: str) -> str:
+def _not_found(target: str, band: tuple[float, float], phase: str, organ: str,
+               second: tuple[float, float] | None = None) -> str:
+    """Why ``target`` was not found; ``second``: the band a second search used (`_plain_kidney_band`)."""
     name = " ".join(reversed(target.split("_")))  # kidney_left -> left kidney
+    again = f", then of {second[0]:.0f} to {second[1]:.0f} HU (read from this scan)" if second else ""
     return (
-        f"no {name} found: searched for a soft-tissue component of {band[0]:.0f} to {band[1]:.0f} HU "
+        f"no {name} found: searched for a soft-tissue component of {band[0]:.0f} to {band[1]:.0f} HU{again} "
         f"(estimated phase {phase}) and at least {MIN_CORE_ML[organ]:g} mL where it should lie; is the upper "
         "abdomen in the field of view? (the classical organ segmenter is a heuristic; use --segmenter "
         "totalseg --weights DIR on real scans)"
