@@ -321,12 +321,13 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                     doubts.append(f"the mass of about {diameter:.0f} mm found in the {side} lung merges with soft "
                                   f"tissue beyond its outline (the heart, the diaphragm or the chest wall): its extent "
                                   f"and volume are uncertain")
-                if _overgrown(piece, grown, crop):
-                    doubts.append(f"the {side} lung mass of about {diameter:.0f} mm was completed to "
-                                  f"{np.count_nonzero(grown) / np.count_nonzero(piece):.0f} times the part of it the "
-                                  f"lung encloses, and the lung borders only {100 * _bordered(grown, crop):.0f}% of "
-                                  f"its outline: the mass may include collapsed lung (or fluid) beside it, so its "
-                                  f"extent and volume are uncertain")
+                overgrown = _overgrown(piece, grown, crop)
+                if overgrown is not None:
+                    growth, bordered = overgrown
+                    doubts.append(f"the {side} lung mass of about {diameter:.0f} mm was completed to {growth:.0f} "
+                                  f"times the part of it the lung encloses, and the lung borders only "
+                                  f"{100 * bordered:.0f}% of its outline: the mass may include collapsed lung (or "
+                                  f"fluid) beside it, so its extent and volume are uncertain")
     found, more = _abutting(data, lungs, hulls, out, spacing, smallest, largest)
     bulged, bulges = _bulges(data, lungs, out | found, spacing, smallest, largest)
     mask = out | found | bulged
@@ -897,12 +898,16 @@ def _bordered(piece: np.ndarray, lung: np.ndarray) -> float:
     return np.count_nonzero(shell & lung) / max(np.count_nonzero(shell), 1)
 
 
-def _overgrown(seed: np.ndarray, grown: np.ndarray, lung: np.ndarray) -> bool:
-    """``grown``, completed from the hole or bite ``seed``, is at least `COMPLETE_GROWTH_DOUBT` times it and
-    ``lung`` borders less than `OVERGROWN_MAX_SURROUND` of its outline: most of it is tissue joined to the
-    part the lung encloses whose own boundary is unseen (collapsed lung or fluid beside a mass)."""
-    return (np.count_nonzero(grown) >= COMPLETE_GROWTH_DOUBT * np.count_nonzero(seed)
-            and _bordered(grown, lung) < OVERGROWN_MAX_SURROUND)
+def _overgrown(seed: np.ndarray, grown: np.ndarray, lung: np.ndarray) -> tuple[float, float] | None:
+    """(how many times ``seed`` ``grown`` is, the share of its outline ``lung`` borders) when ``grown``,
+    completed from the hole or bite ``seed``, is at least `COMPLETE_GROWTH_DOUBT` times it and ``lung``
+    borders less than `OVERGROWN_MAX_SURROUND` of its outline: most of it is tissue joined to the part the
+    lung encloses whose own boundary is unseen (collapsed lung or fluid beside a mass); else None."""
+    growth = np.count_nonzero(grown) / np.count_nonzero(seed)
+    if growth < COMPLETE_GROWTH_DOUBT:
+        return None
+    bordered = _bordered(grown, lung)
+    return (growth, bordered) if bordered < OVERGROWN_MAX_SURROUND else None
 
 
 def _ball(box: tuple[slice, ...], centre: Sequence[float], radius_mm: float,

@@ -553,7 +553,7 @@ def _heart_border_caveats(
     right_border, left_border = borders
     if not right_border or not left_border:
         return []
-    outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
+    outward = _left_outward(borders)
     corner = min(_extreme_row(left, spacing, -outward), max(right_border))
     out = {r: outward * c for r, c in left_border.items()}
     above = [c for r, c in out.items() if r <= corner]
@@ -578,7 +578,7 @@ def _dome_slope_caveats(
     right_border, left_border = borders
     if not slope or not right_border or not left_border:
         return []
-    outward = 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
+    outward = _left_outward(borders)
     ratio, thorax_width = _silhouette_ratio(heart, thorax)
     wider = (max(outward * c for c in slope.values()) - max(outward * c for c in left_border.values())) / thorax_width
     if not _ratio_would_change(ratio, ratio + wider):
@@ -588,6 +588,12 @@ def _dome_slope_caveats(
             f"contour running out below it were taken for the left hemidiaphragm's slope (under a normal heart the "
             f"dome goes on there; an enlarged heart's oblique border usually runs on longer): if they are heart, the "
             f"cardiothoracic ratio is {ratio + wider:.2f} instead of {ratio:.2f}"]
+
+
+def _left_outward(borders: list[dict[int, float]]) -> int:
+    """The column direction (+1 or -1) from the right heart border towards the left one (both non-empty)."""
+    right_border, left_border = borders
+    return 1 if np.mean(list(left_border.values())) > np.mean(list(right_border.values())) else -1
 
 
 def _silhouette_ratio(heart: np.ndarray, thorax: np.ndarray) -> tuple[float, int]:
