@@ -335,6 +335,10 @@ OUTGROWTH_DEEPER_MM = 2.0
 #: over a contact narrower than itself reaches far (tuning seeds 937's 338 mL: 63 mm, 662's 60 mL: 68 mm, 601's
 #: 49 mL: 25 mm). Bowel joined all along (734, 26: 5-11 mm) is not told from a pole this way and stays
 OUTGROWTH_REACH_MM = 20.0
+#: ... or, whatever its depth, reaching at least this far (mm): three times the spleen's own pieces' reach (above);
+#: bowel hanging below the spleen's lower pole along the wall lies no deeper than its body (tuning seed 965: 123 mL
+#: of bowel reaching 41 mm beyond a contact narrower than itself, 1 mm shallower)
+OUTGROWTH_FAR_REACH_MM = 30.0
 THICK_CUT_DOUBT_ML = 10.0
 #: a plain-CT spleen search (`_choose`) that finds no core where a spleen lies takes, doubtful, a solid one (a core of
 #: at least `SPLEEN_SOLID_CORE_ML`) up to `SPLEEN_PRIOR_SLACK_MM` beyond those bounds, medial to the lateral bound or
@@ -1298,8 +1302,9 @@ def _thick_part(chosen: np.ndarray, depth_below_skin: np.ndarray, spacing: tuple
     deeper), and that reach on average
     `OUTGROWTH_REACH_MM` beyond their contact with the body (volume over contact area): bowel joined over a neck
     narrower than itself, where a thin spleen's own pole or rim, joined to its body all along its length, reaches
-    a few mm past it (the synthetic abdomen's noisy plain spleens' thin part under the dome). Unchanged when no
-    ball fits (a small spleen, or a thin one the field cuts)."""
+    a few mm past it (the synthetic abdomen's noisy plain spleens' thin part under the dome). A piece reaching
+    `OUTGROWTH_FAR_REACH_MM` is left out at any depth: bowel hanging below the lower pole along the wall lies no
+    deeper than the body. Unchanged when no ball fits (a small spleen, or a thin one the field cuts)."""
     box = grown_box(bounding_box(chosen), 1, chosen.shape)
     part = chosen[box]
     ball = ellipsoid(SPLEEN_THICK_MM, spacing)
@@ -1316,11 +1321,11 @@ def _thick_part(chosen: np.ndarray, depth_below_skin: np.ndarray, spacing: tuple
     body = ndimage.binary_propagation(body, mask=near, structure=CONN6)
     pieces, n = ndimage.label(part & ~body, structure=CONN6)
     index = np.arange(1, n + 1)
-    deeper = np.asarray(ndimage.mean(depth_below_skin[box], pieces, index)) > (
-        float(depth_below_skin[box][body].mean()) + OUTGROWTH_DEEPER_MM)
+    deeper_mm = np.asarray(ndimage.mean(depth_below_skin[box], pieces, index)) - float(depth_below_skin[box][body].mean())
     ml = component_sizes(pieces, n)[1:] * voxel_ml
     reach = ml * 1000.0 / np.maximum(_contact_mm2(pieces, n, body, spacing), 1.0)
-    big = index[(ml >= OUTGROWTH_ML) & deeper & (reach >= OUTGROWTH_REACH_MM)]
+    far = (reach >= OUTGROWTH_FAR_REACH_MM) | (deeper_mm > OUTGROWTH_DEEPER_MM) & (reach >= OUTGROWTH_REACH_MM)
+    big = index[(ml >= OUTGROWTH_ML) & far]
     out = chosen.copy()
     out[box] &= ~np.isin(pieces, big)
     return out, int(np.count_nonzero(chosen) - np.count_nonzero(out))
