@@ -56,7 +56,9 @@ of it (`_with_cavity`).
 Limits: a mass on the diaphragm (its section largest at the lung base) is taken for a dome, and
 merged with the liver or the heart it is only a doubt; a mass fused with the mediastinum without a
 fat plane in front of the lung's back third (hilar, beside the heart), or mostly outside its lung's
-hull, is not found (the heart and hila are bulges with lung above and below too); collapsed lung the
+hull, is not found (the heart and hila are bulges with lung above and below too), unless it pushed the lung
+back so far that the lung's hull leaves its core out (`_pushed`: a large mass in the front recess against the
+heart, with lung over and under it, named uncertain in extent); collapsed lung the
 lung borders may be taken into a completed mass (a doubt says so when the completion added half the mass
 or more against the mediastinum, or grew a hole or bite `COMPLETE_GROWTH_DOUBT`-fold with an outline the
 lung borders little: `_overgrown`); all are why a negative lung search is not a proof. The thresholds were
@@ -171,6 +173,11 @@ ABUT_RECESS_FRONT = 0.5
 #: ... and the other lung at most this share of what its own lung borders (the heart lies between
 #: both lungs)
 ABUT_MAX_OTHER = 0.05
+#: a large mass that pushed its lung back (`_pushed`), the lung's hull leaving it out, is bordered by the lung on
+#: at least this share of its surface (a 310 mL mass in the front recess against the heart and the chest wall 0.38)
+PUSHED_MIN_SURROUND = 0.3
+#: ... and read below this HU (a 3-voxel mean): blood enhanced by contrast (150 HU or more) is not tumour
+PUSHED_MAX_HU = 120.0
 #: a found mass against the mediastinum is completed with the tissue joined to it within this many
 #: robust standard deviations of its median HU (at least `EXTENT_MIN_BAND_HU` either side) and within
 #: this many times its equivalent radius of its centre (a lobule reaches about half a radius out)
@@ -572,7 +579,58 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
-    found[box] = inside
+    pushed, more = _pushed(data[box], soft, lungs, hulls, known | inside | doubted, spacing, smallest, largest)
+    found[box] = inside | pushed
+    return found, doubts + more
+
+
+def _pushed(values: np.ndarray, soft: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
+            taken: np.ndarray, spacing: tuple[float, float, float], smallest: float,
+            largest: float) -> tuple[np.ndarray, list[str]]:
+    """Large masses that push their lung back, so that its slice-wise hull leaves them out (masses of 180 and
+    310 mL in the right lung's front recess against the heart, 0.17-0.3 of them inside the hull, were "not found"
+    on synthetic chests): soft tissue (``soft`` less contrast-enhanced blood, `PUSHED_MAX_HU`) holding a ball of
+    one of the `ABUT_CORE_MM` radii whose core reaches outside both ``hulls``, grown back by that radius, that one
+    lung borders on at least `PUSHED_MIN_SURROUND` of its surface (the other hardly any, `ABUT_MAX_OTHER`) and
+    lies over and under (`MIN_CAP`: the heart rests on the diaphragm, the liver and the spleen lie under it, the
+    great vessels go on upward), in front of `BULGE_MIN_POSTERIOR` of its lung's front-to-back extent (beside
+    the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 140 stress
+    chests).
+    Joined to the mediastinum, where it ends there cannot be seen: each comes with a doubt naming its extent
+    uncertain. Returns their mask (on ``soft``'s grid) and the doubts."""
+    found = np.zeros(soft.shape, dtype=bool)
+    doubts: list[str] = []
+    # blood enhanced by contrast is not tumour: the heart's chambers part from a mass against them
+    soft = soft & (ndimage.uniform_filter(values, 3) < PUSHED_MAX_HU)
+    depth = ndimage.distance_transform_edt(soft, sampling=spacing)
+    outside = ~(hulls[0] | hulls[1])
+    for radius in ABUT_CORE_MM:
+        reach = radius + max(spacing)
+        pad = [int(math.ceil((reach + ABUT_NEAR_MM) / s)) + 1 for s in spacing]
+        # whole cores, not their parts outside the hulls: a corner of the heart the hull leaves out is no mass
+        pieces, _ = label_components(depth > radius, CONN26)
+        for k, where in enumerate(ndimage.find_objects(pieces), start=1):
+            if where is None or not (outside[where] & (pieces[where] == k)).any():
+                continue
+            part = grown_box(where, pad, soft.shape)
+            grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & soft[part]
+            voxels = np.count_nonzero(grown)
+            if not smallest <= voxels <= largest or (grown & (taken | found)[part]).any():
+                continue
+            side, top, bottom, _ = _abutment(grown, part, lungs, hulls, spacing, PUSHED_MIN_SURROUND)
+            if side is None or min(top, bottom) < MIN_CAP:
+                continue
+            # one beside the spine is the bulges' search's, which estimates its part in the mediastinum
+            rows = np.flatnonzero(lungs[side].any(axis=(0, 2)))
+            back = (ndimage.center_of_mass(grown)[1] + part[1].start - rows[0]) / max(rows[-1] - rows[0], 1)
+            if back >= BULGE_MIN_POSTERIOR:
+                continue
+            found[part] |= grown
+            diameter = ball_diameter_mm(voxels, math.prod(spacing))
+            doubts.append(f"the {('left', 'right')[side]} lung mass of about {diameter:.0f} mm found against the "
+                          f"mediastinum has pushed the lung back around it and is joined to the mediastinum (or the "
+                          f"heart) with no boundary in between: where it ends there cannot be seen, so its extent and "
+                          f"volume are uncertain")
     return found, doubts
 
 
@@ -782,7 +840,8 @@ def _base(grown: np.ndarray, box: tuple[slice, ...], soft: np.ndarray) -> float:
 
 
 def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray], hulls: list[np.ndarray],
-              spacing: tuple[float, float, float]) -> tuple[int | None, float, float, float]:
+              spacing: tuple[float, float, float],
+              pushed: float | None = None) -> tuple[int | None, float, float, float]:
     """Which lung (0: left, 1: right) wraps ``grown`` (a candidate in ``box`` of the searched
     volume, whose first and last slices are the scan's or lie beyond the lungs) as a mass against
     the mediastinum or the diaphragm (None when none does, or it reaches the first or last slice:
@@ -800,7 +859,12 @@ def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray]
     small = np.count_nonzero(grown) * math.prod(spacing) / 1000.0 < HEART_SIZED_ML
     wrapped = hulled >= ABUT_MIN_HULL or (hulled >= ABUT_RECESS[0] and bordered >= ABUT_RECESS[1]
                                           and front < ABUT_RECESS_FRONT and small)
-    if bordered < ABUT_MIN_SURROUND or contact[1 - side] > ABUT_MAX_OTHER * contact[side] or not wrapped:
+    if pushed is not None:
+        # a mass that pushed the lung back: the lung borders less of it and its hull leaves it out
+        wrapped, least = True, pushed
+    else:
+        least = ABUT_MIN_SURROUND
+    if bordered < least or contact[1 - side] > ABUT_MAX_OTHER * contact[side] or not wrapped:
         return None, 0.0, 0.0, hulled
     rows = np.flatnonzero(grown.any(axis=(1, 2)))
     low, high = int(rows[0]), int(rows[-1])
