@@ -579,12 +579,12 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
-    pushed, more = _pushed(data[box], soft, lungs, hulls, known | inside | doubted, spacing, smallest, largest)
+    pushed, more = _pushed(data[box], soft, depth, lungs, hulls, known | inside | doubted, spacing, smallest, largest)
     found[box] = inside | pushed
     return found, doubts + more
 
 
-def _pushed(values: np.ndarray, soft: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
+def _pushed(values: np.ndarray, soft: np.ndarray, depth: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
             taken: np.ndarray, spacing: tuple[float, float, float], smallest: float,
             largest: float) -> tuple[np.ndarray, list[str]]:
     """Large masses that push their lung back, so that its slice-wise hull leaves them out (masses of 180 and
@@ -597,20 +597,24 @@ def _pushed(values: np.ndarray, soft: np.ndarray, lungs: list[np.ndarray], hulls
     the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 140 stress
     chests).
     Joined to the mediastinum, where it ends there cannot be seen: each comes with a doubt naming its extent
-    uncertain. Returns their mask (on ``soft``'s grid) and the doubts."""
+    uncertain. ``depth`` is ``soft``'s depth (mm), measured again only where blood is left out. Returns their mask
+    (on ``soft``'s grid) and the doubts."""
     found = np.zeros(soft.shape, dtype=bool)
     doubts: list[str] = []
     # blood enhanced by contrast is not tumour: the heart's chambers part from a mass against them
-    soft = soft & (ndimage.uniform_filter(values, 3) < PUSHED_MAX_HU)
-    depth = ndimage.distance_transform_edt(soft, sampling=spacing)
+    tumour = soft & (ndimage.uniform_filter(values, 3) < PUSHED_MAX_HU)
+    if np.count_nonzero(tumour) < np.count_nonzero(soft):
+        soft, depth = tumour, ndimage.distance_transform_edt(tumour, sampling=spacing)
     outside = ~(hulls[0] | hulls[1])
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
         pad = [int(math.ceil((reach + ABUT_NEAR_MM) / s)) + 1 for s in spacing]
         # whole cores, not their parts outside the hulls: a corner of the heart the hull leaves out is no mass
-        pieces, _ = label_components(depth > radius, CONN26)
+        pieces, n = label_components(depth > radius, CONN26)
+        # a core is soft tissue, so one larger than the largest mass grows no smaller (the heart's, the liver's)
+        sizes = component_sizes(pieces, n)
         for k, where in enumerate(ndimage.find_objects(pieces), start=1):
-            if where is None or not (outside[where] & (pieces[where] == k)).any():
+            if where is None or sizes[k] > largest or not (outside[where] & (pieces[where] == k)).any():
                 continue
             part = grown_box(where, pad, soft.shape)
             grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & soft[part]
