@@ -19,12 +19,17 @@ from grounding.segmenters.masses import lung_masses
 from tests.helpers.mass_chests import CLASSES, mass_chest
 
 
+def _search(case):
+    """`lung_masses` on a synthetic mass chest, with the classical lungs."""
+    volume = case.volume
+    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
+    return lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+
+
 @functools.cache
 def _found(kind: str, side: str):
     case = mass_chest(kind, side, slice_mm=2.5, seed=CLASSES.index(kind) * 2 + (side == "right"))
-    volume = case.volume
-    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
-    return case, lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    return case, _search(case)
 
 
 def _side(mask: np.ndarray) -> str:
@@ -78,9 +83,7 @@ def test_a_large_upper_lobe_mass_reaching_the_apex_is_found_and_its_extent_named
     it as well, found nothing (real NSCLC tumours of this size were missed). Found from the lung under its
     footprint, where it ends towards the thoracic inlet is named uncertain."""
     case = mass_chest("wall_mediastinum", "left", slice_mm=2.5, seed=CLASSES.index("wall_mediastinum") * 2, size=1.3)
-    volume = case.volume
-    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
-    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    found = _search(case)
     assert _side(found.mask) == "left"
     assert 0.8 <= np.count_nonzero(found.mask) / np.count_nonzero(case.truth) <= 1.2
     assert np.count_nonzero(found.mask & case.truth) >= 0.8 * np.count_nonzero(case.truth)
@@ -103,9 +106,7 @@ def test_a_hilar_mass_completed_as_much_but_bordered_by_lung_is_not_named_as_hol
     """A contrast-enhanced hilar mass is completed 8.5-fold from the part the lung encloses too, but the lung borders
     0.82 of its outline (the collapsed lung's completions 0.60-0.62): its extent is seen."""
     case = mass_chest("hilar", "right", slice_mm=2.5, seed=CLASSES.index("hilar") * 2 + 1, contrast=True)
-    volume = case.volume
-    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
-    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    found = _search(case)
     assert np.count_nonzero(found.mask & case.truth) >= 0.85 * np.count_nonzero(case.truth)
     assert not any("collapsed lung" in d for d in found.doubts), found.doubts
 
@@ -117,9 +118,7 @@ def test_a_large_mass_that_pushed_the_lung_back_against_the_heart_is_found_and_n
     under it and on a third of its surface, it is measured within 10 % and named uncertain in extent (joined to the
     mediastinum with no boundary in between)."""
     case = mass_chest("anterior", "right", slice_mm=5.0, seed=CLASSES.index("anterior") * 2 + 1, size=1.3)
-    volume = case.volume
-    labels = ClassicalSegmenter().analysis(volume).full_labels(volume.data)
-    found = lung_masses(volume.data, [labels == LEFT, labels == RIGHT], volume.spacing)
+    found = _search(case)
     assert _side(found.mask) == "right"
     assert 0.85 <= np.count_nonzero(found.mask) / np.count_nonzero(case.truth) <= 1.15
     assert np.count_nonzero(found.mask & case.truth) >= 0.85 * np.count_nonzero(case.truth)
