@@ -594,7 +594,7 @@ def _pushed(values: np.ndarray, soft: np.ndarray, depth: np.ndarray, lungs: list
     lung borders on at least `PUSHED_MIN_SURROUND` of its surface (the other hardly any, `ABUT_MAX_OTHER`) and
     lies over and under (`MIN_CAP`: the heart rests on the diaphragm, the liver and the spleen lie under it, the
     great vessels go on upward), in front of `BULGE_MIN_POSTERIOR` of its lung's front-to-back extent (beside
-    the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 140 stress
+    the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 200 tuning stress
     chests).
     Joined to the mediastinum, where it ends there cannot be seen: each comes with a doubt naming its extent
     uncertain. ``depth`` is ``soft``'s depth (mm), measured again only where blood is left out. Returns their mask
@@ -851,7 +851,8 @@ def _abutment(grown: np.ndarray, box: tuple[slice, ...], lungs: list[np.ndarray]
     the mediastinum or the diaphragm (None when none does, or it reaches the first or last slice:
     the scan range may cut it), the shares of its top and bottom sections the lung lies over and
     under, lung within `ABUT_NEAR_MM` of a voxel counting as bordering it, and the share of it inside
-    that lung's hull."""
+    that lung's hull. With ``pushed`` (`_pushed`'s share), no share inside the hull is asked for and the lung need
+    border only that share of its surface: a mass that pushed its lung back lies outside the hull."""
     near = [ndimage.distance_transform_edt(~lung[box], sampling=spacing) <= ABUT_NEAR_MM for lung in lungs]
     shell = ndimage.binary_dilation(grown, CONN6) & ~grown
     contact = [np.count_nonzero(shell & lung) for lung in near]
