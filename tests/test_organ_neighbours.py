@@ -11,10 +11,11 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
 def test_arterial_aorta_touching_the_spine_is_read_as_arterial():

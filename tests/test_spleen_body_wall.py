@@ -7,11 +7,8 @@ spleen against the wall in every slice) by `WALL_SLOPE_MM` per bin, not read fro
 import numpy as np
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from tests.helpers.abdomen import synthetic_abdomen
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / max(1, int(a.sum() + b.sum()))
 
 
 def test_plain_spleen_leaves_the_body_wall_out():
@@ -23,10 +20,10 @@ def test_plain_spleen_leaves_the_body_wall_out():
     organs = ClassicalSegmenter().organs(case.volume)
     found, truth = organs.masks["spleen"], case.labels["spleen"]
     assert abs(found.sum() / truth.sum() - 1.0) <= 0.20
-    assert _dice(found, truth) >= 0.88
+    assert dice(found, truth) >= 0.88
     assert organs.doubts.get("spleen")
     # the kidney, searched after the spleen, is found as before
-    assert _dice(organs.masks["kidney_left"], case.labels["kidney_left"]) >= 0.9
+    assert dice(organs.masks["kidney_left"], case.labels["kidney_left"]) >= 0.9
 
 
 def test_wall_is_carried_around_where_no_lung_touches_it():
