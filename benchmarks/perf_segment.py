@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.core.timing import Timing, ratio_line, time_round_robin, traced_peak
+from grounding.segmenters.agreement import dice
 
 TARGET_MEMORY_RATIO = 3.0
 #: the three sizes: name -> (phantom spacing mm, in-plane upsampling factor)
@@ -130,10 +131,6 @@ def scipy_lungs(volume) -> tuple[np.ndarray, np.ndarray]:
 
 
 CONTENDERS = {"classical": classical_lungs, "cc3d": cc3d_lungs, "scipy": scipy_lungs}
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 def measure_size(size: str, repeats: int) -> dict:

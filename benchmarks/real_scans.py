@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from grounding.segmenters.agreement import dice
 from imaging.io import load
 from imaging.volume import Volume
 from mmreason.quantities import quantities_in
@@ -201,11 +202,6 @@ def label_mask(labels: list[np.ndarray], spec: dict[str, Any]) -> np.ndarray:
         else:
             mask |= data >= float(spec.get("min_value", 0.5))
     return mask
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def size_of(mask: np.ndarray, volume: Volume) -> tuple[float, str]:

@@ -141,7 +141,8 @@ def test_round_robin_timing_and_scaling_plot(tmp_path):
 
 
 def test_peer_lung_pipelines_find_both_lungs():
-    from benchmarks.perf_segment import cc3d_lungs, classical_lungs, dice, scipy_lungs
+    from benchmarks.perf_segment import cc3d_lungs, classical_lungs, scipy_lungs
+    from grounding.segmenters.agreement import dice
     from imaging.phantoms import chest_ct
 
     phantom = chest_ct(seed=0, spacing=(6.0, 6.0, 6.0), vessels=False)

@@ -14,6 +14,7 @@ import pytest
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.lesions import BrainTissue, MRLesions
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
@@ -138,10 +139,6 @@ def rimmed_flair(seed: int = 0, slice_mm: float = 1.0, lesions: int = 5) -> tupl
     volume = Volume.from_array(img.astype(np.float32), spacing=spacing, origin=(0.0, 0.0, 0.0), modality="MR",
                                metadata={"modality_source": "dicom"})
     return volume, truth
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 def test_lesions_as_faint_as_real_ones_are_found_and_the_cortex_is_not():

@@ -14,6 +14,7 @@ import pytest
 from scipy import ndimage
 
 from grounding.quality import Quality
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.classical import ClassicalSegmenter
 from grounding.tools import default_registry
 from imaging.volume import Volume
@@ -68,10 +69,6 @@ def build_chest(*, n: int = 320, dxy: float = 0.7, dz: float = 5.0, nz: int = 24
     volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(coords[0], coords[0], 0.0), modality="CT",
                                metadata={"modality_source": "dicom"})
     return volume, masks
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from tests.helpers.abdomen import synthetic_abdomen
 from tests.test_organ_neighbours import _lean_wall_case
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
 def test_plain_liver_keeps_off_the_wall_without_the_right_lung():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.organs import RAGGED_SPHERICITY, _ragged_doubt
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import dice
 
 
 @pytest.mark.parametrize(("organ", "seed", "spacing", "noise_hu", "min_dice", "max_volume_error"), [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.chest import analyze_chest
 from grounding.segmenters.classical import ClassicalSegmenter
 from imaging.volume import Volume
@@ -71,10 +72,6 @@ def build(*, gas_ml: float = 0.0, gas_top_mm: float = -25.0, ridge: bool = False
     volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], y[0], z[0]), modality="CT",
                                metadata={"modality_source": "dicom"})
     return volume, truth
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 def test_bowel_gas_under_a_lung_base_is_not_lung():

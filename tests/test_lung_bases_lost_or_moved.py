@@ -18,14 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.chest import LEFT, RIGHT, analyze_chest
 from imaging.phantoms import chest_ct
 from imaging.volume import Volume
 from test_lung_bases_gas_and_domes import build as lung_bases
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / max(float(a.sum() + b.sum()), 1.0)
 
 
 @pytest.mark.parametrize("padding", [-1024.0, -3024.0])

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.classical import ClassicalSegmenter
 from imaging.volume import Volume
 
@@ -105,10 +106,6 @@ def build(*, dz: float = 2.5, nz: int = 40, n: int = 300, dxy: float = 0.8, touc
     volume = Volume.from_array(hu, spacing=(dz, dxy, dxy), origin=(x[0], y[0], 0.0), modality="CT",
                                metadata={"modality_source": "dicom"})
     return volume, truth
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 @pytest.mark.parametrize("trachea", [True, False])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from grounding.plausibility import missed_mass_quality
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.lesions import NoduleSearch
 from grounding.segmenters.masses import MASS_MIN_DIAMETER_MM, lung_masses, with_masses
 from grounding.tools import default_registry
@@ -64,10 +65,6 @@ def _chest(spacing: tuple[float, float, float], side: str | None, contrast: bool
     return hu, lungs, mass
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
-
-
 @pytest.mark.parametrize(("side", "contrast", "spacing", "radius", "bulge"), [
     ("left", False, THICK, 22.0, True), ("left", False, THIN, 20.0, False), ("left", True, THICK, 25.0, True),
     ("right", False, MIDDLE, 25.0, True), ("right", True, THICK, 22.0, True), ("right", False, THIN, 20.0, True),
@@ -79,7 +76,7 @@ def test_a_mass_fused_with_the_mediastinum_beside_the_spine_is_found_on_its_side
     aorta's fat margin, which the search against the mediastinum finds whole)."""
     hu, lungs, mass = _chest(spacing, side, contrast, radius)
     found = lung_masses(hu, lungs, spacing)
-    assert _dice(found.mask, mass) >= 0.7
+    assert dice(found.mask, mass) >= 0.7
     xs = np.flatnonzero(found.mask.any(axis=(0, 1)))
     assert (xs.mean() > hu.shape[2] / 2) == (side == "left")  # x grows to the patient's left
     # found as a bulge, its size is a guess: the search says so, on the right side

@@ -14,14 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.organs import MIN_CORE_ML
 from grounding.tool import ToolContext, ToolError
 from grounding.tools import default_registry
 from tests.helpers.abdomen import synthetic_abdomen
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 @pytest.mark.parametrize("phase", ["non-contrast", "arterial"])

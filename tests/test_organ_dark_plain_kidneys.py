@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import dice
 
 ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
 

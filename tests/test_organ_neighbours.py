@@ -8,18 +8,24 @@ stated without doubt)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
-def test_arterial_aorta_touching_the_spine_is_read_as_arterial():
-    """The aorta (300 HU) pressed against the vertebral body: after the coarse grid's smoothing both
-    are one bone component; the scan is still read as arterial and the enhanced spleen found."""
+@pytest.mark.parametrize("left_mm, ahead_mm, radius_mm", [(14.0, 11.0, 12.0), (8.0, 12.0, 12.0), (18.0, 5.0, 13.0)])
+def test_arterial_aorta_touching_the_spine_is_read_as_arterial(left_mm, ahead_mm, radius_mm):
+    """The aorta (300 HU) pressed against the vertebral body (its centre ``left_mm`` left of the
+    vertebra's and ``ahead_mm`` in front of its front): after the coarse grid's smoothing both are one
+    bone component; the scan is still read as arterial and the enhanced spleen found. Straight in front
+    or beside it over a broad contact, the two were one core 5 mm deep: the aorta was taken for
+    part of the vertebra and read as plain (the spleen then declined)."""
     case = synthetic_abdomen(2, "arterial")
     data = case.volume.data
     x, y, _ = _world(case.volume)
@@ -28,7 +34,7 @@ def test_arterial_aorta_touching_the_spine_is_read_as_arterial():
     xs, front = float(x[0, 0][ring.any(axis=0)].mean()), float(y[0, :, 0][ring.any(axis=1)].min())
     kidneys = case.labels["kidney_left"] | case.labels["kidney_right"]
     data[(data > 200) & (np.abs(x - xs) < 40) & (y < front) & (y > front - 60) & ~kidneys] = -90.0  # old aorta
-    aorta = np.broadcast_to((x - xs - 14.0) ** 2 + (y - front + 11.0) ** 2 <= 12.0**2, data.shape)
+    aorta = np.broadcast_to((x - xs - left_mm) ** 2 + (y - front + ahead_mm) ** 2 <= radius_mm**2, data.shape)
     data[aorta & (data > -200) & (data < 450)] = 300.0
     organs = ClassicalSegmenter().organs(case.volume)
     assert organs.statistics.phase == "arterial"

@@ -11,11 +11,12 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from imaging.volume import Volume
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
 def _tilted(volume: Volume, degrees: float) -> Volume:

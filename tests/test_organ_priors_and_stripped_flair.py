@@ -10,14 +10,11 @@ import pytest
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from imaging.volume import Volume
 from tests.helpers.abdomen import synthetic_abdomen
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 def _world(volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

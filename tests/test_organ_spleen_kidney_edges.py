@@ -9,10 +9,11 @@ import numpy as np
 from scipy import ndimage
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.tool import ToolContext
 from grounding.tools import default_registry
 from tests.helpers.abdomen import _tube, synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
 def test_enhanced_spleen_rim_stops_at_the_muscle_beside_it():

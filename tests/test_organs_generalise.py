@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from tests.helpers.abdomen import synthetic_abdomen
 
 ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 #: measured misses of the goal (liver volume within 10 %, Dice >= 0.85; spleen Dice >= 0.75;

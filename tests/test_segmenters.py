@@ -20,15 +20,12 @@ from grounding.segmenters import (
     get_segmenter,
     normalize_target,
 )
+from grounding.segmenters.agreement import dice
 from imaging.phantoms import NoduleSpec, abdomen_ct, brain_mr, chest_ct
 from imaging.volume import Volume
 
 NODULES = [NoduleSpec(diameter_mm=10.0, side="right"), NoduleSpec(diameter_mm=8.0, side="left")]
 STRUCTURES = ("body", "lungs", "lung_left", "lung_right")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 def centroid_world_x(volume: Volume, mask: np.ndarray) -> float:

@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 
 from grounding.segmenters import ClassicalSegmenter, Prompt, SegmentationError
+from grounding.segmenters.agreement import dice
 from imaging.phantoms import abdomen_ct, chest_ct
 
 ORGANS = ("liver", "spleen", "kidney_left", "kidney_right")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 @pytest.mark.parametrize("seed, spacing", [(0, (3.0, 2.0, 2.0)), (2, (2.0, 1.5, 1.5))])

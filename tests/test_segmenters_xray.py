@@ -9,12 +9,9 @@ import pytest
 
 from grounding.measurements import measure_region
 from grounding.segmenters import ClassicalSegmenter, SegmentationError
+from grounding.segmenters.agreement import dice
 from imaging.phantoms import chest_xray
 from imaging.volume import Volume
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1))
 
 
 def mirror(volume: Volume) -> Volume:

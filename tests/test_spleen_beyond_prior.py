@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.organs import SPLEEN_BELOW_LIVER_MM
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 SLICES_DOWN = 9  # of 5 mm: the spleen's centre 33 mm below the liver's
 

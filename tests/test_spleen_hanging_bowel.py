@@ -6,14 +6,11 @@ the spleen's own thin pole joined all along (tests/test_spleen_thin_outgrowth.py
 
 import numpy as np
 
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.organs import OUTGROWTH_ML, SPLEEN_THICK_MM, _thick_part
 
 SPACING = (2.5, 2.5, 2.5)
 VOXEL_ML = float(np.prod(SPACING)) / 1000.0
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / max(1, int(a.sum() + b.sum()))
 
 
 def test_a_bowel_loop_hanging_below_the_spleen_at_its_depth_is_left_out():
@@ -25,8 +22,8 @@ def test_a_bowel_loop_hanging_below_the_spleen_at_its_depth_is_left_out():
     loop = (np.abs(x - 130.0) <= 10.0) & (np.abs(y - 100.0) <= 15.0) & (z <= 90.0) & ~spleen
     assert 20.0 < 2 * SPLEEN_THICK_MM and loop.sum() * VOXEL_ML > 3 * OUTGROWTH_ML
     joined = spleen | loop
-    assert _dice(joined, spleen) < 0.85
+    assert dice(joined, spleen) < 0.85
     kept, cut = _thick_part(joined, 140.0 - y, SPACING, VOXEL_ML)
     assert cut * VOXEL_ML >= 2 * OUTGROWTH_ML and not (kept & ~joined).any()
-    assert _dice(kept, spleen) >= 0.95
+    assert dice(kept, spleen) >= 0.95
     assert np.count_nonzero(kept & spleen) >= 0.99 * spleen.sum()

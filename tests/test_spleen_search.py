@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from tests.helpers.abdomen import synthetic_abdomen
-from tests.test_organ_priors_and_stripped_flair import _world, dice
+from tests.test_organ_priors_and_stripped_flair import _world
 
 
 def test_plain_spleen_band_is_not_centred_on_an_arm_beside_the_chest():

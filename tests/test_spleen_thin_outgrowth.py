@@ -5,6 +5,7 @@ when it comes in pieces of at least `OUTGROWTH_ML` (`_thick_part`); the spleen's
 import numpy as np
 
 from grounding.segmenters import ClassicalSegmenter
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.organs import OUTGROWTH_ML, SPLEEN_THICK_MM, _thick_part
 from tests.helpers.abdomen import synthetic_abdomen
 
@@ -26,10 +27,6 @@ def _depth(y):
     return 140.0 - y
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float(np.count_nonzero(a & b)) / max(1, int(a.sum() + b.sum()))
-
-
 def test_bowel_loops_joined_broadly_are_left_out():
     z, y, x = _grid()
     spleen = _spleen(z, y, x)
@@ -41,10 +38,10 @@ def test_bowel_loops_joined_broadly_are_left_out():
     bowel &= ~spleen
     assert bowel.sum() * VOXEL_ML > 3 * OUTGROWTH_ML
     joined = spleen | bowel
-    assert _dice(joined, spleen) < 0.85
+    assert dice(joined, spleen) < 0.85
     kept, cut = _thick_part(joined, _depth(y), SPACING, VOXEL_ML)
     assert cut > 0 and not (kept & ~joined).any()
-    assert _dice(kept, spleen) >= 0.93
+    assert dice(kept, spleen) >= 0.93
     assert np.count_nonzero(kept & spleen) >= 0.97 * spleen.sum()
 
 
@@ -79,5 +76,5 @@ def test_the_synthetic_abdomens_plain_spleen_keeps_its_thin_part():
     case = synthetic_abdomen(3, "non-contrast", spacing=(3.0, 1.0, 1.0), noise_hu=15.0)
     organs = ClassicalSegmenter().organs(case.volume)
     assert "spleen" in organs.masks, organs.errors.get("spleen")
-    assert _dice(organs.masks["spleen"], case.labels["spleen"]) >= 0.85
+    assert dice(organs.masks["spleen"], case.labels["spleen"]) >= 0.85
     assert not any("reaching over" in r for r in organs.doubts.get("spleen", []))

@@ -12,7 +12,8 @@ import pytest
 
 from benchmarks.stress import HELDOUT_START, split_of, split_seeds
 from benchmarks.stress.__main__ import main, run
-from benchmarks.stress.evaluate import FALSE_MASS_MM, STRUCTURES, VERDICTS, dice, score_masses, score_structure
+from benchmarks.stress.evaluate import FALSE_MASS_MM, STRUCTURES, VERDICTS, score_masses, score_structure
+from grounding.segmenters.agreement import dice
 from benchmarks.stress.render import LAYOUTS, GenerateOptions, generate_case, write_case
 from imaging.io import load
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from grounding.segmenters.agreement import dice
 from tests.helpers.tools import RecordingSegmenter, context_with, small_chest, small_xray
 
 import grounding.tools.segment as segment_module
@@ -172,10 +173,6 @@ def chest_phantom():
     from imaging.phantoms import NoduleSpec, chest_ct
 
     return chest_ct(seed=1, nodules=[NoduleSpec(diameter_mm=14.0, side="right")])
-
-
-def dice(a, b):
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
 
 
 def test_classical_lungs_and_nodule_on_phantom(chest_phantom):

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from benchmarks.stress.render import GeneratedCase, GenerateOptions, generate_case, write_case
+from grounding.segmenters.agreement import dice
 from grounding.segmenters.masses import ball_diameter_mm
 from grounding.segmenters.morphology import component_sizes
 from grounding.tool import ToolContext, ToolError
@@ -76,11 +77,6 @@ class StructureResult:
         return {"structure": self.structure, "truth_ml": r(self.truth_ml), "predicted_ml": r(self.predicted_ml),
                 "dice": r(self.dice), "volume_error": r(self.volume_error), "level": self.level,
                 "verdict": self.verdict, "why": self.why, "reasons": self.reasons, "seconds": r(self.seconds)}
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
 def verdict_of(wrong: bool, level: str) -> str:

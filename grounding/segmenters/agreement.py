@@ -20,6 +20,12 @@ MIN_DICE = 0.7
 MAX_VOLUME_DIFFERENCE = 0.25
 
 
+def dice(mask: np.ndarray, other: np.ndarray) -> float:
+    """Dice overlap of two boolean masks on one grid; two empty masks agree (1.0)."""
+    total = int(np.count_nonzero(mask)) + int(np.count_nonzero(other))
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(mask & other)) / total
+
+
 def segmenter_agreement(mask: np.ndarray, other: np.ndarray, voxel_volume_mm3: float = 1.0) -> dict[str, Any]:
     """Dice, volume ratio (``mask`` / ``other``) and both volumes in mL of two masks on one grid.
 
@@ -32,8 +38,7 @@ def segmenter_agreement(mask: np.ndarray, other: np.ndarray, voxel_volume_mm3: f
     if a.shape != b.shape:
         raise ValueError(f"masks on different grids: {a.shape} and {b.shape}")
     na, nb = int(np.count_nonzero(a)), int(np.count_nonzero(b))
-    dice = 1.0 if na + nb == 0 else 2.0 * int(np.count_nonzero(a & b)) / (na + nb)
-    return {"dice": round(dice, 4), "volume_ratio": round(na / nb, 4) if nb else (1.0 if na == 0 else None),
+    return {"dice": round(dice(a, b), 4), "volume_ratio": round(na / nb, 4) if nb else (1.0 if na == 0 else None),
             "volume_ml": round(na * voxel_volume_mm3 / 1000, 3), "other_volume_ml": round(nb * voxel_volume_mm3 / 1000, 3)}
 
 

@@ -46,6 +46,10 @@ SPINE_MIDLINE_MM = 40.0
 #: core at least this deep (mm) whose core lies this far (mm) in front of the vertebral body's is
 #: parted from the spine (an adult aorta is 10-15 mm in radius, a vertebral body 15-25 mm)
 VESSEL_CORE_MM = 5.0
+#: ... tried at these depths (mm) in turn, for an aorta pressed against the vertebra over a contact
+#: so broad that both are one core at the first (10 mm is still inside an adult aorta after the coarse
+#: grid's smoothing)
+VESSEL_CORE_LEVELS_MM = (VESSEL_CORE_MM, 7.5, 10.0)
 VESSEL_AHEAD_MM = 10.0
 #: ... and only a piece at least this thick (inscribed radius, mm): the abdominal aorta is 8-15 mm
 VESSEL_MIN_MM = 7.5
@@ -194,7 +198,8 @@ def _along_spine(y: np.ndarray, z: np.ndarray, front_by_slice: np.ndarray,
 def _without_vessel_in_front(spine: np.ndarray, y: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
     """The spine's bone component less an enhanced vessel merged with it in front (see the module
     docstring): per slice, the component is split at its constrictions (cores at least
-    `VESSEL_CORE_MM` inside it seed a watershed on the in-plane distance map); the vertebral body is
+    `VESSEL_CORE_MM` inside it seed a watershed on the in-plane distance map; where no vessel parts at
+    that depth, the deeper `VESSEL_CORE_LEVELS_MM` are tried in turn); the vertebral body is
     the core with the largest inscribed radius, and the basins of cores at least `VESSEL_MIN_MM` in
     inscribed radius lying more than `VESSEL_AHEAD_MM` in front of it are dropped (the aorta may
     meet the vertebra only across slices on an oblique scan). Posterior elements lie behind the vertebral body,
@@ -209,18 +214,23 @@ def _without_vessel_in_front(spine: np.ndarray, y: np.ndarray, spacing: tuple[fl
     for k in range(box[0].start, box[0].stop):
         piece = spine[k][box[1:]]
         depth = ndimage.distance_transform_edt(piece, sampling=spacing[1:])
-        cores, n = ndimage.label(depth >= VESSEL_CORE_MM, structure=planar)
-        if n < 2:
-            continue
-        radius = ndimage.maximum(depth, cores, range(1, n + 1))
-        front = ndimage.mean(y[k][box[1:]], cores, range(1, n + 1))
-        body = int(np.argmax(radius))
-        # a vessel is thick and round; the thin cortical fragments of a vertebra whose cancellous
-        # body is fainter than `SPINE_HU` (seen on real CT) are not
-        ahead = [c + 1 for c in range(n) if front[c] < front[body] - VESSEL_AHEAD_MM and radius[c] >= VESSEL_MIN_MM]
-        if ahead:
-            basins = watershed(-depth, cores, mask=piece)
-            out[k][box[1:]] &= ~np.isin(basins, ahead)
+        # an aorta pressed against the vertebra over a broad contact joins it in one core at the shallow
+        # level: the deeper levels part them
+        for level in VESSEL_CORE_LEVELS_MM:
+            cores, n = ndimage.label(depth >= level, structure=planar)
+            if n < 2:
+                continue
+            radius = ndimage.maximum(depth, cores, range(1, n + 1))
+            front = ndimage.mean(y[k][box[1:]], cores, range(1, n + 1))
+            body = int(np.argmax(radius))
+            # a vessel is thick and round; the thin cortical fragments of a vertebra whose cancellous
+            # body is fainter than `SPINE_HU` (seen on real CT) are not
+            ahead = [c + 1 for c in range(n)
+                     if front[c] < front[body] - VESSEL_AHEAD_MM and radius[c] >= VESSEL_MIN_MM]
+            if ahead:
+                basins = watershed(-depth, cores, mask=piece)
+                out[k][box[1:]] &= ~np.isin(basins, ahead)
+                break
     return out
 
 
