@@ -30,10 +30,10 @@ of it (`_with_cavity`).
 
 * **abutting** masses, which the lung wraps on one side only (growing into the mediastinum or the
   hilum, resting on the diaphragm: three real NSCLC tumours of 35-359 mL were "not found" before):
-  soft tissue, fat left out, holding a ball of `ABUT_CORE_MM` (`_abutting`) that one lung's hull
-  holds and borders, with lung over and under it, or, reaching the lung's apex (`APEX_REACH`), under
-  most of its footprint only (the apex narrows to nothing over an upper-lobe mass: named uncertain in
-  extent). With lung over it only, it cannot be told from
+  soft tissue, fat and contrast-enhanced blood left out, holding a ball of `ABUT_CORE_MM` (`_abutting`)
+  that one lung's hull holds and borders, with lung over and under it, or, reaching the lung's apex
+  (`APEX_REACH`), under most of its footprint only (the apex narrows to nothing over an upper-lobe mass:
+  named uncertain in extent). With lung over it only, it cannot be told from
   the heart or the liver under a dome it rests on: the search names it as a doubt instead. Built
   from balls about its deepest part, a found one loses a lobulated outline: it is completed with
   the tissue of its own HU band inside its lung's hull that the lung borders (`_extent`: lobules
@@ -176,8 +176,10 @@ ABUT_MAX_OTHER = 0.05
 #: a large mass that pushed its lung back (`_pushed`), the lung's hull leaving it out, is bordered by the lung on
 #: at least this share of its surface (a 310 mL mass in the front recess against the heart and the chest wall 0.38)
 PUSHED_MIN_SURROUND = 0.3
-#: ... and read below this HU (a 3-voxel mean): blood enhanced by contrast (150 HU or more) is not tumour
-PUSHED_MAX_HU = 120.0
+#: blood enhanced by contrast (150 HU or more in the heart and the arteries) reads at least this HU (a 3-voxel
+#: mean): it is not tumour, so the soft tissue `_abutting` and `_pushed` read leaves it out, parting a mass from
+#: the heart's chambers or a hilar artery it touches
+BLOOD_MIN_HU = 120.0
 #: a found mass against the mediastinum is completed with the tissue joined to it within this many
 #: robust standard deviations of its median HU (at least `EXTENT_MIN_BAND_HU` either side) and within
 #: this many times its equivalent radius of its centre (a lobule reaches about half a radius out)
@@ -526,7 +528,10 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
     box = grown_box(box, margin, data.shape)
     lungs, hulls, known = [lung[box] for lung in lungs], [hull[box] for hull in hulls], known[box]
     soft = _soft(data[box], both[box])
-    depth = ndimage.distance_transform_edt(soft, sampling=spacing)
+    # blood enhanced by contrast is not tumour: the heart's chambers and the arteries part from a mass against them
+    # (on contrast chests, left hilar masses of 33-51 mL were corners of one core of the mediastinum: "not found")
+    tumour = soft & (ndimage.uniform_filter(data[box], 3) < BLOOD_MIN_HU)
+    depth = ndimage.distance_transform_edt(tumour, sampling=spacing)
     cores = (depth > ABUT_CORE_MM[0]) & (hulls[0] | hulls[1])
     if not cores.any():
         return found, doubts
@@ -540,7 +545,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if where is None:
                 continue
             part = grown_box(where, pad, soft.shape)
-            grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & soft[part]
+            grown = (ndimage.distance_transform_edt(pieces[part] != k, sampling=spacing) <= reach) & tumour[part]
             voxels = np.count_nonzero(grown)
             if not smallest <= voxels <= largest or (grown & (known | inside | doubted)[part]).any():
                 continue
@@ -552,7 +557,7 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             if top < MIN_CAP and not apical:
                 continue
             if bottom >= MIN_CAP or apical:
-                wide, whole = _extent(grown, part, data[box], soft & hulls[side] & ~known, lungs, spacing)
+                wide, whole = _extent(grown, part, data[box], tumour & hulls[side] & ~known, lungs, spacing)
                 inside[part] |= grown
                 before = np.count_nonzero(inside)
                 inside[wide] |= whole
@@ -579,17 +584,17 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
             doubts.append(f"a soft-tissue mass of about {diameter:.0f} mm lies under the {('left', 'right')[side]} "
                           f"lung, which covers its top but not its bottom: it may be the heart or the liver, or a lung "
                           f"mass resting on the diaphragm or growing into the mediastinum")
-    pushed, more = _pushed(data[box], soft, depth, lungs, hulls, known | inside | doubted, spacing, smallest, largest)
+    pushed, more = _pushed(tumour, depth, lungs, hulls, known | inside | doubted, spacing, smallest, largest)
     found[box] = inside | pushed
     return found, doubts + more
 
 
-def _pushed(values: np.ndarray, soft: np.ndarray, depth: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
+def _pushed(soft: np.ndarray, depth: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
             taken: np.ndarray, spacing: tuple[float, float, float], smallest: float,
             largest: float) -> tuple[np.ndarray, list[str]]:
     """Large masses that push their lung back, so that its slice-wise hull leaves them out (masses of 180 and
     310 mL in the right lung's front recess against the heart, 0.17-0.3 of them inside the hull, were "not found"
-    on synthetic chests): soft tissue (``soft`` less contrast-enhanced blood, `PUSHED_MAX_HU`) holding a ball of
+    on synthetic chests): soft tissue (``soft`` less contrast-enhanced blood, `BLOOD_MIN_HU`) holding a ball of
     one of the `ABUT_CORE_MM` radii whose core reaches outside both ``hulls``, grown back by that radius, that one
     lung borders on at least `PUSHED_MIN_SURROUND` of its surface (the other hardly any, `ABUT_MAX_OTHER`) and
     lies over and under (`MIN_CAP`: the heart rests on the diaphragm, the liver and the spleen lie under it, the
@@ -597,14 +602,10 @@ def _pushed(values: np.ndarray, soft: np.ndarray, depth: np.ndarray, lungs: list
     the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 200 tuning stress
     chests).
     Joined to the mediastinum, where it ends there cannot be seen: each comes with a doubt naming its extent
-    uncertain. ``depth`` is ``soft``'s depth (mm), measured again only where blood is left out. Returns their mask
+    uncertain. ``depth`` is ``soft``'s depth (mm). Returns their mask
     (on ``soft``'s grid) and the doubts."""
     found = np.zeros(soft.shape, dtype=bool)
     doubts: list[str] = []
-    # blood enhanced by contrast is not tumour: the heart's chambers part from a mass against them
-    tumour = soft & (ndimage.uniform_filter(values, 3) < PUSHED_MAX_HU)
-    if np.count_nonzero(tumour) < np.count_nonzero(soft):
-        soft, depth = tumour, ndimage.distance_transform_edt(tumour, sampling=spacing)
     outside = ~(hulls[0] | hulls[1])
     for radius in ABUT_CORE_MM:
         reach = radius + max(spacing)
