@@ -592,15 +592,14 @@ def _abutting(data: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray]
 def _pushed(soft: np.ndarray, depth: np.ndarray, lungs: list[np.ndarray], hulls: list[np.ndarray],
             taken: np.ndarray, spacing: tuple[float, float, float], smallest: float,
             largest: float) -> tuple[np.ndarray, list[str]]:
-    """Large masses that push their lung back, so that its slice-wise hull leaves them out (masses of 180 and
-    310 mL in the right lung's front recess against the heart, 0.17-0.3 of them inside the hull, were "not found"
-    on synthetic chests): soft tissue (``soft`` less contrast-enhanced blood, `BLOOD_MIN_HU`) holding a ball of
-    one of the `ABUT_CORE_MM` radii whose core reaches outside both ``hulls``, grown back by that radius, that one
-    lung borders on at least `PUSHED_MIN_SURROUND` of its surface (the other hardly any, `ABUT_MAX_OTHER`) and
-    lies over and under (`MIN_CAP`: the heart rests on the diaphragm, the liver and the spleen lie under it, the
-    great vessels go on upward), in front of `BULGE_MIN_POSTERIOR` of its lung's front-to-back extent (beside
-    the spine it is the bulges' search's), touching none of the ``taken`` voxels (fired on none of 200 tuning stress
-    chests).
+    """Large masses that push their lung back, so that its slice-wise hull leaves them out (masses of 180 and 310 mL in
+    the right lung's front recess against the heart, 0.17-0.3 of them inside the hull, were "not found" on synthetic
+    chests): soft tissue (``soft``: fat and contrast-enhanced blood, `BLOOD_MIN_HU`, left out) holding a ball of one
+    of the `ABUT_CORE_MM` radii whose core reaches outside both ``hulls``, grown back by that radius, that one lung
+    borders on at least `PUSHED_MIN_SURROUND` of its surface (the other hardly any, `ABUT_MAX_OTHER`) and lies over
+    and under (`MIN_CAP`: the heart rests on the diaphragm, the liver and the spleen lie under it, the great vessels
+    go on upward), in front of `BULGE_MIN_POSTERIOR` of its lung's front-to-back extent (beside the spine it is the
+    bulges' search's), touching none of the ``taken`` voxels (fired on none of 200 tuning stress chests).
     Joined to the mediastinum, where it ends there cannot be seen: each comes with a doubt naming its extent
     uncertain. ``depth`` is ``soft``'s depth (mm). Returns their mask
     (on ``soft``'s grid) and the doubts."""

@@ -458,9 +458,9 @@ class _Lungs:
         half width and depth, so one direction of the wall keeps its bin where the abdomen is wider or
         deeper than the chest), the least depth (`BodyFrame.depth`) of a lung voxel in any slice is the
         wall's thickness there (skin, fat and muscle): the lung's shallowest coarse voxel holds the wall's
-        inner surface, and what lies no deeper is wall (kept down to one coarse step shallower, 2 mm of slack,
-        the plain spleens of the stress generator's tuning seeds 668, 693, 734 and 989 held 28-133 mL of the
-        wall's inner layer, Dice 0.67-0.78; now 0.69-0.81). The wall keeps at least that thickness below the
+        inner surface, and what lies no deeper is wall (with 2 mm of slack, one coarse step, the plain spleens
+        of the stress generator's tuning seeds 668, 693, 734 and 989 held 28-133 mL of the wall's inner layer,
+        Dice 0.67-0.78; without it 0.69-0.81). The wall keeps at least that thickness below the
         lungs, thicker where the abdomen widens (tuning seed 965: 4-16 mm more at the spleen's levels). The
         least over all slices, not per slice: bowel gas below the lungs'
         bases, labelled lung, lies deeper. A bin takes its mirror image's about the midline where that is
