@@ -121,7 +121,11 @@ MIN_FILL = 0.25
 #: of its box and was found at 16 mL); haze along a fissure or a streak that large would be a thin sheet
 IRREGULAR_MIN_DIAMETER_MM = 50.0
 ENCLOSED_MIN_FILL = 0.2
-#: ... and its median is soft tissue
+#: ... and its median is soft tissue (and below `BLOOD_MIN_HU`: a "mass" most of which reads as contrast-filled blood
+#: is a knot of enhanced vessels; on synthetic contrast chests of 5 mm slices the hilar branches of the right lung,
+#: a hole the lung encloses within a slice, were a 16 mL mass of median 158 HU beside a true left one, and read
+#: as tissue only because contrast lifts their partial-volume rim out of fat's band; tumours, enhanced or
+#: necrotic, read 35-75 HU there. A strongly enhancing tumour, a carcinoid, may read above and is missed)
 MIN_MEDIAN_HU = -100.0
 #: ... and at most this share of its tissue (the voxels at least fat's lower bound, `FAT_HU`: not aerated
 #: lung or its partial-volume rim) is fat: the mediastinal fat about a bronchus at the hilum, with the
@@ -952,12 +956,13 @@ def _fill(piece: np.ndarray) -> float:
 
 def _solid(piece: np.ndarray, values: np.ndarray, min_fill: float = MIN_FILL) -> bool:
     """Soft tissue throughout, filling ``min_fill`` of its bounding box as a ball does, not
-    partial-volume haze spread along a fissure or a streak, nor mostly fat (`MAX_FAT_SHARE`)."""
+    partial-volume haze spread along a fissure or a streak, nor mostly fat (`MAX_FAT_SHARE`), nor mostly
+    contrast-enhanced blood (`MIN_MEDIAN_HU`)."""
     inside = values[piece]
     tissue = inside >= FAT_HU[0]
     fat = np.count_nonzero(tissue & (inside <= FAT_HU[1]))
-    return (_fill(piece) >= min_fill
-            and float(np.median(inside)) >= MIN_MEDIAN_HU and fat <= MAX_FAT_SHARE * np.count_nonzero(tissue))
+    return (_fill(piece) >= min_fill and MIN_MEDIAN_HU <= float(np.median(inside)) < BLOOD_MIN_HU
+            and fat <= MAX_FAT_SHARE * np.count_nonzero(tissue))
 
 
 def _enclosed(piece: np.ndarray, lung: np.ndarray, surround: float, both_ends: bool) -> bool:
