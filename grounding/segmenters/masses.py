@@ -337,9 +337,10 @@ def _masses(data: np.ndarray, lungs: list[np.ndarray], spacing: tuple[float, flo
                         and _solid(grown, values, min_fill) and _enclosed(grown, crop, surround, candidates is bites)):
                     continue
                 out[box] |= grown
-                if _fill(grown) < MIN_FILL:
+                fill = _fill(grown)
+                if fill < MIN_FILL:
                     doubts.append(f"the {side} lung mass of about {diameter:.0f} mm is irregular (it fills "
-                                  f"{100 * _fill(grown):.0f}% of its bounding box, a ball about half): it may hold "
+                                  f"{100 * fill:.0f}% of its bounding box, a ball about half): it may hold "
                                   f"tissue beside the tumour, so its extent and volume are uncertain")
                 if cut >= COMPLETE_MAX_CUT:
                     doubts.append(f"the mass of about {diameter:.0f} mm found in the {side} lung merges with soft "
@@ -957,7 +958,7 @@ def _fill(piece: np.ndarray) -> float:
 def _solid(piece: np.ndarray, values: np.ndarray, min_fill: float = MIN_FILL) -> bool:
     """Soft tissue throughout, filling ``min_fill`` of its bounding box as a ball does, not
     partial-volume haze spread along a fissure or a streak, nor mostly fat (`MAX_FAT_SHARE`), nor mostly
-    contrast-enhanced blood (`MIN_MEDIAN_HU`)."""
+    contrast-enhanced blood (`BLOOD_MIN_HU`)."""
     inside = values[piece]
     tissue = inside >= FAT_HU[0]
     fat = np.count_nonzero(tissue & (inside <= FAT_HU[1]))

@@ -1305,11 +1305,10 @@ def _thick_part(chosen: np.ndarray, depth_below_skin: np.ndarray, spacing: tuple
     (``depth_below_skin``, mm) on average than the body, by `OUTGROWTH_DEEPER_MM`: away from the posterolateral
     wall the spleen rests on, towards the bowel in front of and medial to it (a thin spleen's own edge, tuning
     seed 607's 16 mL on the wall, or the synthetic abdomen's seed 2 moved medially, 21 mL of 50, lies no
-    deeper), and that reach on average
-    `OUTGROWTH_REACH_MM` beyond their contact with the body (volume over contact area): bowel joined over a neck
-    narrower than itself or lying along the spleen's front, where a thin spleen's own pole or rim, joined to its body all along its length, reaches
-    a few mm past it (the synthetic abdomen's noisy plain spleens' thin part under the dome). A piece reaching
-    `OUTGROWTH_FAR_REACH_MM` is left out at any depth: bowel hanging below the lower pole along the wall lies no
+    deeper), and that reach on average `OUTGROWTH_REACH_MM` beyond their contact with the body (volume over
+    contact area): bowel joined over a neck narrower than itself or lying along the spleen's front, where a thin
+    spleen's own pole or rim, joined to its body all along its length, reaches a few mm past it (the synthetic
+    abdomen's noisy plain spleens' thin part under the dome). A piece reaching `OUTGROWTH_FAR_REACH_MM` is left out at any depth: bowel hanging below the lower pole along the wall lies no
     deeper than the body. Unchanged when no ball fits (a small spleen, or a thin one the field cuts)."""
     box = grown_box(bounding_box(chosen), 1, chosen.shape)
     part = chosen[box]
