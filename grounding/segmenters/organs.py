@@ -1308,8 +1308,9 @@ def _thick_part(chosen: np.ndarray, depth_below_skin: np.ndarray, spacing: tuple
     deeper), and that reach on average `OUTGROWTH_REACH_MM` beyond their contact with the body (volume over
     contact area): bowel joined over a neck narrower than itself or lying along the spleen's front, where a thin
     spleen's own pole or rim, joined to its body all along its length, reaches a few mm past it (the synthetic
-    abdomen's noisy plain spleens' thin part under the dome). A piece reaching `OUTGROWTH_FAR_REACH_MM` is left out at any depth: bowel hanging below the lower pole along the wall lies no
-    deeper than the body. Unchanged when no ball fits (a small spleen, or a thin one the field cuts)."""
+    abdomen's noisy plain spleens' thin part under the dome). A piece reaching `OUTGROWTH_FAR_REACH_MM` is left
+    out at any depth: bowel hanging below the lower pole along the wall lies no deeper than the body. Unchanged
+    when no ball fits (a small spleen, or a thin one the field cuts)."""
     box = grown_box(bounding_box(chosen), 1, chosen.shape)
     part = chosen[box]
     ball = ellipsoid(SPLEEN_THICK_MM, spacing)
